@@ -1,0 +1,272 @@
+/// A parsed, validated and resolved configuration: the value a generation is built from.
+/// Times are milliseconds, sizes bytes.
+public struct Config: Hashable, Sendable {
+    public var global: GlobalSettings
+    /// Every `frontend`, `backend` and `listen` section, in file order.
+    public var proxies: [Proxy]
+
+    public init(global: GlobalSettings = GlobalSettings(), proxies: [Proxy] = []) {
+        self.global = global
+        self.proxies = proxies
+    }
+
+    public var frontends: [Proxy] { proxies.filter(\.isFrontend) }
+    public var backends: [Proxy] { proxies.filter(\.isBackend) }
+
+    public func proxy(named name: String) -> Proxy? { proxies.first { $0.name == name } }
+    public func backend(named name: String) -> Proxy? { proxies.first { $0.isBackend && $0.name == name } }
+}
+
+public enum ProxyMode: String, Hashable, Sendable {
+    case tcp
+    case http
+}
+
+/// `frontend`, `backend` or `listen` (both at once), HAProxy's proxy capabilities.
+public enum ProxyKind: String, Hashable, Sendable {
+    case frontend
+    case backend
+    case listen
+}
+
+public struct Proxy: Hashable, Sendable {
+    public var name: String
+    public var kind: ProxyKind
+    public var location: SourceLocation
+    /// HAProxy's proxy id (`id` keyword, else position among proxies from 1).
+    public var id: Int
+    public var mode: ProxyMode = .tcp
+    public var description: String?
+    public var disabled = false
+
+    // Frontend side.
+    public var binds: [Bind] = []
+    public var defaultBackend: String?
+    public var defaultBackendLocation: SourceLocation?
+    public var maxconn: Int?
+
+    // Backend side.
+    public var servers: [Server] = []
+    public var balance: BalanceAlgorithm = .roundRobin
+    public var fullconn: Int?
+    public var retries = 3
+    /// `option redispatch [interval]`: nil when off; -1 (HAProxy's default) redispatches on the last retry.
+    public var redispatch: Int?
+
+    public var timeouts = Timeouts()
+    public var tcpKeepAlive = TCPKeepAlive()
+    public var log = ProxyLog()
+
+    public init(name: String, kind: ProxyKind, location: SourceLocation, id: Int) {
+        self.name = name
+        self.kind = kind
+        self.location = location
+        self.id = id
+    }
+
+    public var isFrontend: Bool { kind != .backend }
+    public var isBackend: Bool { kind != .frontend }
+}
+
+public struct TCPKeepAlive: Hashable, Sendable {
+    /// `option clitcpka` (or `option tcpka`): SO_KEEPALIVE on client connections.
+    public var client = false
+    /// `option srvtcpka` (or `option tcpka`): SO_KEEPALIVE on server connections.
+    public var server = false
+    public init() {}
+}
+
+public struct Timeouts: Hashable, Sendable {
+    public var connect: Int?
+    public var client: Int?
+    public var server: Int?
+    public var queue: Int?
+    public var tunnel: Int?
+    public var clientFin: Int?
+    public var serverFin: Int?
+    public init() {}
+}
+
+public enum BalanceAlgorithm: Hashable, Sendable, CustomStringConvertible {
+    case roundRobin
+    case staticRoundRobin
+    case leastConnections
+    case first
+    case source
+
+    public var description: String {
+        switch self {
+        case .roundRobin: "roundrobin"
+        case .staticRoundRobin: "static-rr"
+        case .leastConnections: "leastconn"
+        case .first: "first"
+        case .source: "source"
+        }
+    }
+}
+
+/// One address a frontend listens on. `bind a:1,b:2 opts` gives one `Bind` per address.
+public struct Bind: Hashable, Sendable {
+    public var location: SourceLocation
+    public var endpoint: SocketEndpoint
+    /// `v6only`: the IPv6 socket refuses IPv4-mapped connections; `v4v6` forces dual stack.
+    public var v6only = false
+    public var backlog: Int?
+    public var name: String?
+    public var interface: String?
+    /// False with the global `noreuseport`.
+    public var reusePort = true
+
+    public init(location: SourceLocation, endpoint: SocketEndpoint) {
+        self.location = location
+        self.endpoint = endpoint
+    }
+}
+
+/// The options a `server` line (and `default-server`) may carry.
+public struct ServerOptions: Hashable, Sendable {
+    public var weight = 1
+    public var maxconn: Int?
+    public var backup = false
+    public var disabled = false
+    public init() {}
+}
+
+public struct Server: Hashable, Sendable {
+    public var name: String
+    public var location: SourceLocation
+    /// HAProxy's server id: position in its backend from 1.
+    public var id: Int
+    /// The address as written (a host name stays readable in logs and `show servers state`).
+    public var host: String
+    public var address: IPAddress
+    /// nil when the line gives no port: the connection goes to the client's destination port.
+    public var port: UInt16?
+    public var options: ServerOptions
+
+    public init(name: String, location: SourceLocation, id: Int, host: String, address: IPAddress, port: UInt16?,
+                options: ServerOptions) {
+        self.name = name
+        self.location = location
+        self.id = id
+        self.host = host
+        self.address = address
+        self.port = port
+        self.options = options
+    }
+}
+
+/// What a proxy logs and where.
+public struct ProxyLog: Hashable, Sendable {
+    public enum Format: Hashable, Sendable {
+        /// No `option tcplog`: HAProxy's short "Connect from … to …" line.
+        case connect
+        case tcplog
+    }
+    public var format: Format = .connect
+    public var targets: [LogTarget] = []
+    public var dontLogNull = false
+    public init() {}
+}
+
+/// `log TARGET [len N] [format F] FACILITY [LEVEL [MINLEVEL]]`.
+public struct LogTarget: Hashable, Sendable {
+    public enum Destination: Hashable, Sendable {
+        case stdout
+        case stderr
+        case udp(SocketEndpoint)
+        case unixDatagram(path: String)
+    }
+    public enum Format: String, Hashable, Sendable {
+        case raw
+        case rfc3164
+        case rfc5424
+        case short
+    }
+    public var location: SourceLocation
+    public var destination: Destination
+    public var maxLength = 1024
+    public var format: Format = .rfc3164
+    /// Syslog facility number (local0 = 16).
+    public var facility: Int
+    /// The most verbose level sent (syslog numbering: emerg 0 … debug 7).
+    public var level = 7
+    public var minLevel = 0
+
+    public init(location: SourceLocation, destination: Destination, facility: Int) {
+        self.location = location
+        self.destination = destination
+        self.facility = facility
+    }
+}
+
+public enum AccessLevel: Int, Hashable, Sendable, Comparable, CustomStringConvertible {
+    case user = 0
+    case operator_ = 1
+    case admin = 2
+
+    public static func < (a: AccessLevel, b: AccessLevel) -> Bool { a.rawValue < b.rawValue }
+
+    public var description: String {
+        switch self {
+        case .user: "user"
+        case .operator_: "operator"
+        case .admin: "admin"
+        }
+    }
+}
+
+/// `stats socket PATH|ipv4@ADDR:PORT [mode OCTAL] [level L]`.
+public struct StatsSocket: Hashable, Sendable {
+    public enum Address: Hashable, Sendable {
+        case unix(path: String)
+        case tcp(SocketEndpoint)
+    }
+    public var location: SourceLocation
+    public var address: Address
+    public var mode: UInt32?
+    public var level: AccessLevel = .operator_
+
+    public init(location: SourceLocation, address: Address) {
+        self.location = location
+        self.address = address
+    }
+}
+
+public struct GlobalSettings: Hashable, Sendable {
+    public var maxconn: Int?
+    public var daemon = false
+    public var pidfile: String?
+    public var logTargets: [LogTarget] = []
+    public var nbthread = 1
+    public var description: String?
+    public var uid: UInt32?
+    public var gid: UInt32?
+    public var hardStopAfter: Int?
+    /// strata's own: how many generations may be alive at once (default 8).
+    public var maxGenerations = 8
+    public var statsSockets: [StatsSocket] = []
+    /// `stats timeout`: idle admin connections are closed after it (HAProxy's default 10s).
+    public var statsTimeout = 10_000
+    public var noReusePort = false
+    public var tls = GlobalTLS()
+    /// Where each global keyword was written, for "cannot change on reload" errors.
+    public var locations: [String: SourceLocation] = [:]
+
+    public init() {}
+}
+
+/// Global TLS defaults, parsed and validated now, used by the TLS issue.
+public struct GlobalTLS: Hashable, Sendable {
+    public var bindCiphers: String?
+    public var bindCiphersuites: String?
+    public var bindOptions: [String] = []
+    public var serverCiphers: String?
+    public var serverCiphersuites: String?
+    public var serverOptions: [String] = []
+    public var serverVerify: String?
+    public var defaultDHParam: Int?
+    public var crtBase: String?
+    public var caBase: String?
+    public init() {}
+}
