@@ -270,3 +270,35 @@ public struct GlobalTLS: Hashable, Sendable {
     public var caBase: String?
     public init() {}
 }
+
+/// What identifies a listening socket: everything the kernel cannot change on a live socket.
+/// Two binds with equal keys share one socket across generations; any difference binds anew.
+public struct ListenerKey: Hashable, Sendable, CustomStringConvertible {
+    public var endpoint: SocketEndpoint
+    public var v6only: Bool
+    public var interface: String?
+    public var backlog: Int
+    public var reusePort: Bool
+
+    public init(endpoint: SocketEndpoint, v6only: Bool, interface: String?, backlog: Int, reusePort: Bool) {
+        self.endpoint = endpoint
+        self.v6only = v6only
+        self.interface = interface
+        self.backlog = backlog
+        self.reusePort = reusePort
+    }
+
+    public init(_ bind: Bind, defaultBacklog: Int) {
+        self.init(endpoint: bind.endpoint, v6only: bind.v6only, interface: bind.interface,
+                  backlog: bind.backlog ?? defaultBacklog, reusePort: bind.reusePort)
+    }
+
+    public var description: String {
+        var s = endpoint.description
+        if v6only { s += " v6only" }
+        if let interface { s += " interface \(interface)" }
+        s += " backlog \(backlog)"
+        if !reusePort { s += " noreuseport" }
+        return s
+    }
+}

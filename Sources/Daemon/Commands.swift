@@ -1,0 +1,121 @@
+import ArgumentParser
+import Foundation
+
+let strataVersion = "0.1.0"
+
+/// `strata [run] -f FILE…`, `strata -c -f FILE…`, `strata check`, `strata reload`, `strata cli`.
+struct StrataCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "strata",
+        abstract: "A TCP and HTTP/1.1 reverse proxy that reloads its configuration in place.",
+        subcommands: [Run.self, Check.self, Reload.self, Cli.self],
+        defaultSubcommand: Run.self
+    )
+
+    /// HAProxy exits 1 on a bad command line; so does strata (help and version exit 0).
+    static func main() {
+        do {
+            var command = try parseAsRoot()
+            try command.run()
+        } catch {
+            let code = exitCode(for: error)
+            let message = fullMessage(for: error)
+            if code == .success {
+                if !message.isEmpty { print(message) }
+                Foundation.exit(0)
+            }
+            if !message.isEmpty { FileHandle.standardError.write(Data((message + "\n").utf8)) }
+            Foundation.exit(code == .validationFailure ? 1 : code.rawValue)
+        }
+    }
+}
+
+struct ConfigFiles: ParsableArguments {
+    @Option(name: .customShort("f"), help: ArgumentHelp("A configuration file, or a directory whose *.cfg files load in lexical order.", valueName: "FILE"))
+    var files: [String] = []
+
+    func requireFiles() throws {
+        if files.isEmpty { throw ValidationError("no configuration file: give at least one -f FILE") }
+    }
+}
+
+struct Run: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Run in the foreground (or as a daemon with 'daemon' in global).")
+
+    @OptionGroup var config: ConfigFiles
+    @Flag(name: .customShort("c"), help: "Check the configuration only, then exit (0 valid, 1 invalid).")
+    var checkOnly = false
+    @Option(name: .customShort("p"), help: ArgumentHelp("Write the pid to this file.", valueName: "PIDFILE"))
+    var pidfile: String?
+    @Flag(name: .customLong("db", withSingleDash: true), help: "Stay in the foreground even with 'daemon' in global.")
+    var foreground = false
+    @Flag(name: .customShort("v"), help: "Print the version and exit.")
+    var version = false
+    @Option(name: .customLong("sf", withSingleDash: true), parsing: .upToNextOption,
+            help: ArgumentHelp("Replace these strata processes: they finish their sessions (SIGUSR1) once this one listens.", valueName: "PID"))
+    var softFinish: [Int32] = []
+    @Option(name: .customLong("st", withSingleDash: true), parsing: .upToNextOption,
+            help: ArgumentHelp("Replace these strata processes: they stop at once (SIGTERM) once this one listens.", valueName: "PID"))
+    var softTerminate: [Int32] = []
+
+    func validate() throws {
+        if version { return }
+        try config.requireFiles()
+        if !softFinish.isEmpty && !softTerminate.isEmpty { throw ValidationError("-sf and -st cannot be used together") }
+    }
+
+    func run() throws {
+        if version {
+            print("strata version \(strataVersion)")
+            return
+        }
+        if checkOnly {
+            Foundation.exit(Checker(files: config.files).run())
+        }
+        let options = DaemonOptions(files: config.files, pidfile: pidfile, foreground: foreground,
+                                    replace: softFinish.isEmpty ? softTerminate : softFinish,
+                                    replaceSignal: softFinish.isEmpty ? SIGTERM : SIGUSR1)
+        Foundation.exit(Daemon(options: options).run())
+    }
+}
+
+struct Check: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Check the configuration: print every error as file:line: message.")
+    @OptionGroup var config: ConfigFiles
+
+    func validate() throws { try config.requireFiles() }
+
+    func run() throws {
+        Foundation.exit(Checker(files: config.files).run())
+    }
+}
+
+struct Reload: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Ask a running strata to reload; print its answer (exit 0 on success, 1 on failure).")
+    @Option(name: .customShort("S"), help: ArgumentHelp("The admin socket ('stats socket' in global).", valueName: "SOCKET"))
+    var socket: String
+
+    func run() throws {
+        let answer = try AdminClient.send("reload", to: socket)
+        print(answer, terminator: answer.hasSuffix("\n") ? "" : "\n")
+        Foundation.exit(answer.hasPrefix("Success=1") ? 0 : 1)
+    }
+}
+
+struct Cli: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Send one admin command and print the answer.")
+    @Option(name: .customShort("S"), help: ArgumentHelp("The admin socket.", valueName: "SOCKET"))
+    var socket: String
+    @Argument(parsing: .captureForPassthrough, help: "The command and its words.")
+    var command: [String] = []
+
+    func validate() throws {
+        if command.isEmpty { throw ValidationError("no command given (try: strata cli -S SOCKET help)") }
+    }
+
+    func run() throws {
+        let answer = try AdminClient.send(command.joined(separator: " "), to: socket)
+        print(answer, terminator: answer.hasSuffix("\n") ? "" : "\n")
+        Foundation.exit(AdminAnswer.isError(answer) ? 1 : 0)
+    }
+}

@@ -1,0 +1,198 @@
+import ConfigModel
+import Engine
+import Foundation
+import Loader
+
+/// What a reload answers to everyone who asked for it.
+struct ReloadOutcome: Sendable {
+    var success: Bool
+    var generationID: Int
+    /// Success: what changed. Failure: every error as `file:line: message`.
+    var messages: [String]
+}
+
+/// Serialises reloads. One builds at a time, on a thread of its own (reading, parsing, resolving
+/// and binding never run on the event loop); requests that arrive meanwhile are coalesced into
+/// one more reload, which reads the files again, so no request is lost and none is answered with
+/// a configuration older than the request. Everything but the builder runs on the loop's thread.
+final class ReloadCoordinator: @unchecked Sendable {
+    typealias Reply = (ReloadOutcome) -> Void
+
+    let engine: Engine
+    let cache: ListenerCache
+    let files: [String]
+    let loader: ConfigLoader
+    private var nextID: Int
+    private var running = false
+    private var answering: [Reply] = []
+    private var queued: [Reply] = []
+    private(set) var succeeded = 0
+    private(set) var failed = 0
+    private(set) var lastReloadSeconds: Double?
+    /// Called on the loop after every reload attempt (systemd status, logs).
+    var finished: (ReloadOutcome) -> Void = { _ in }
+    var started: () -> Void = {}
+
+    init(engine: Engine, cache: ListenerCache, files: [String], loader: ConfigLoader, firstID: Int) {
+        self.engine = engine
+        self.cache = cache
+        self.files = files
+        self.loader = loader
+        self.nextID = firstID
+    }
+
+    var isRunning: Bool { running }
+
+    /// Asks for a reload; `reply` is called on the loop when it is done.
+    func request(_ reply: @escaping Reply) {
+        if running {
+            queued.append(reply)
+        } else {
+            start([reply])
+        }
+    }
+
+    private func start(_ replies: [Reply]) {
+        running = true
+        answering = replies
+        let id = nextID
+        nextID += 1
+        started()
+        let previous = engine.current?.config.config
+        let job = ReloadJob(id: id, files: files, loader: loader, cache: cache, previous: previous)
+        let loop = engine.loop
+        let thread = Thread { [self] in
+            let result = job.build()
+            loop.post { [self] in self.finish(result) }
+        }
+        thread.name = "strata-reload-\(id)"
+        thread.start()
+    }
+
+    private func finish(_ result: ReloadJob.Result) {
+        let outcome: ReloadOutcome
+        switch result.built {
+        case .success(let built):
+            let generation = built.generation.value
+            let before = Set(engine.generations.map(\.id))
+            let dropped = engine.activate(generation, listenerFDs: built.listenerFDs)
+            cache.release(dropped)
+            succeeded += 1
+            lastReloadSeconds = result.seconds
+            let kept = built.listenerFDs.count - built.newListeners
+            var messages = ["generation \(generation.id) active (hash \(generation.config.hash)): \(built.listenerFDs.count) listeners, \(kept) kept, \(built.newListeners) new, \(dropped.count) closed; built in \(Int((result.seconds * 1000).rounded())) ms"]
+            let draining = before.sorted().map(String.init).joined(separator: ",")
+            if !draining.isEmpty { messages.append("generations draining: \(draining)") }
+            outcome = ReloadOutcome(success: true, generationID: result.id, messages: messages)
+        case .failure(let errors):
+            failed += 1
+            outcome = ReloadOutcome(success: false, generationID: result.id,
+                                    messages: errors.map(\.description) + ["generation \(result.id) failed: nothing was changed"])
+        }
+        finished(outcome)
+        for reply in answering { reply(outcome) }
+        answering = []
+        running = false
+        if !queued.isEmpty {
+            let next = queued
+            queued = []
+            start(next)
+        }
+    }
+}
+
+/// Lets a value built on the reload thread travel to the loop that takes it over.
+struct Handoff<T>: @unchecked Sendable {
+    let value: T
+}
+
+/// One reload's build: load, check what cannot change, bind, build the engine's generation.
+struct ReloadJob: Sendable {
+    struct Built: Sendable {
+        var generation: Handoff<Generation>
+        var listenerFDs: [ListenerKey: Int32]
+        var newListeners: Int
+    }
+    struct Result: Sendable {
+        var id: Int
+        var built: Swift.Result<Built, ConfigErrors>
+        var seconds: Double
+    }
+
+    var id: Int
+    var files: [String]
+    var loader: ConfigLoader
+    var cache: ListenerCache
+    var previous: Config?
+
+    func build() -> Result {
+        let start = ConfigGeneration.monotonicNow()
+        let built = buildGeneration()
+        return Result(id: id, built: built, seconds: ConfigGeneration.monotonicNow() - start)
+    }
+
+    private func buildGeneration() -> Swift.Result<Built, ConfigErrors> {
+        let loaded: LoadedConfig
+        switch loader.load(paths: files) {
+        case .success(let l): loaded = l
+        case .failure(let e): return .failure(e)
+        }
+        if let previous {
+            let fixed = GlobalInvariants.changes(from: previous.global, to: loaded.config.global)
+            if !fixed.isEmpty { return .failure(ConfigErrors(fixed)) }
+        }
+        let keys = ListenerPlan.keys(of: loaded.config)
+        let before = Set(cache.openKeys)
+        switch cache.acquire(keys) {
+        case .failure(let bindErrors):
+            return .failure(ConfigErrors(bindErrors.errors.map { ListenerPlan.error(for: $0, in: loaded.config) }))
+        case .success(let fds):
+            let config = ConfigGeneration(id: id, hash: loaded.hash, config: loaded.config, files: loaded.files)
+            let generation = Engine.makeGeneration(config)
+            let fresh = keys.filter { !before.contains($0) }.count
+            return .success(Built(generation: Handoff(value: generation), listenerFDs: fds, newListeners: fresh))
+        }
+    }
+}
+
+/// Listener keys of a configuration, and bind errors as `file:line`.
+enum ListenerPlan {
+    static func keys(of config: Config) -> [ListenerKey] {
+        var keys: [ListenerKey] = []
+        for proxy in config.proxies where proxy.isFrontend && !proxy.disabled {
+            for bind in proxy.binds { keys.append(ListenerKey(bind, defaultBacklog: 1024)) }
+        }
+        return keys
+    }
+
+    static func error(for failure: ListenerBindError, in config: Config) -> ConfigError {
+        for proxy in config.proxies where proxy.isFrontend {
+            for bind in proxy.binds where ListenerKey(bind, defaultBacklog: 1024) == failure.key {
+                return ConfigError(bind.location, "cannot bind \(bind.endpoint) for \(proxy.kind.rawValue) '\(proxy.name)': \(String(cString: strerror(failure.errno))) (\(failure.call))")
+            }
+        }
+        return ConfigError(nil, failure.description)
+    }
+}
+
+/// Global settings that size or shape the running process: a reload that changes one fails
+/// rather than half-applies it.
+enum GlobalInvariants {
+    static func changes(from old: GlobalSettings, to new: GlobalSettings) -> [ConfigError] {
+        var errors: [ConfigError] = []
+        func check(_ keyword: String, _ changed: Bool) {
+            guard changed else { return }
+            errors.append(ConfigError(new.locations[keyword] ?? old.locations[keyword],
+                                      "'\(keyword)' cannot change on reload, restart to apply it"))
+        }
+        check("nbthread", old.nbthread != new.nbthread)
+        check(new.locations["user"] != nil || old.locations["user"] != nil ? "user" : "uid", old.uid != new.uid)
+        check(new.locations["group"] != nil || old.locations["group"] != nil ? "group" : "gid", old.gid != new.gid)
+        check("daemon", old.daemon != new.daemon)
+        check("pidfile", old.pidfile != new.pidfile)
+        check("stats socket", old.statsSockets.map(\.address) != new.statsSockets.map(\.address)
+              || old.statsSockets.map(\.level) != new.statsSockets.map(\.level)
+              || old.statsSockets.map(\.mode) != new.statsSockets.map(\.mode))
+        return errors.sorted { ($0.location?.line ?? 0) < ($1.location?.line ?? 0) }
+    }
+}

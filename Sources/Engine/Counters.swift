@@ -1,0 +1,65 @@
+import ConfigModel
+
+/// A proxy's counters, HAProxy's names. One object per proxy name and side, carried from
+/// generation to generation so a reload never resets them; plain integers owned by the loop.
+public final class ProxyCounters {
+    public internal(set) var currentSessions = 0  // scur
+    public internal(set) var maxSessions = 0  // smax
+    public internal(set) var totalSessions = 0  // stot
+    public internal(set) var bytesIn: UInt64 = 0  // bin: from clients
+    public internal(set) var bytesOut: UInt64 = 0  // bout: to clients
+    public internal(set) var connectionErrors = 0  // econ
+    public internal(set) var responseErrors = 0  // eresp
+    public internal(set) var retries = 0  // wretr
+    public internal(set) var redispatches = 0  // wredis
+    public internal(set) var requestErrors = 0  // ereq
+    public internal(set) var deniedConnections = 0  // dcon
+    public internal(set) var queueMax = 0  // qmax
+
+    init() {}
+
+    func sessionStarted() {
+        currentSessions += 1
+        totalSessions += 1
+        if currentSessions > maxSessions { maxSessions = currentSessions }
+    }
+
+    func sessionEnded() { currentSessions -= 1 }
+
+    /// `clear counters`: maxima only, as HAProxy's non-"all" variant does.
+    public func clearMaxima() {
+        maxSessions = currentSessions
+        queueMax = 0
+    }
+}
+
+/// The server behind a name: backend name, server name, address and port. What a reload keeps
+/// for an unchanged identity: its counters, and (with health checks) its states.
+public struct ServerIdentity: Hashable, Sendable {
+    public var backend: String
+    public var server: String
+    public var address: IPAddress
+    public var port: UInt16?
+}
+
+/// Per-server state shared by every generation that has the same server identity.
+public final class ServerState {
+    public let identity: ServerIdentity
+    public internal(set) var currentSessions = 0  // scur: across every generation, what the server sees
+    public internal(set) var maxSessions = 0
+    public internal(set) var totalSessions = 0
+    public internal(set) var bytesIn: UInt64 = 0
+    public internal(set) var bytesOut: UInt64 = 0
+    public internal(set) var connectionErrors = 0
+    public internal(set) var retries = 0
+    public internal(set) var redispatches = 0
+    public internal(set) var queueMax = 0
+    /// Times this server was chosen by the load balancer (lbtot).
+    public internal(set) var selected = 0
+    /// Runtime admin state set from the admin socket; nil follows the configuration.
+    public internal(set) var adminMaintenance = false
+    /// The backend of the newest generation using this server: freed slots wake its queue too.
+    weak var newestBackend: Backend?
+
+    init(identity: ServerIdentity) { self.identity = identity }
+}

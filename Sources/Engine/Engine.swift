@@ -1,0 +1,287 @@
+import CLibEV
+import ConfigModel
+import Glibc
+
+/// A live generation as the admin socket and the exporter show it.
+public struct GenerationInfo: Sendable {
+    public var id: Int
+    public var state: GenerationState
+    public var ageSeconds: Double
+    public var sessions: Int
+    public var sessionsAccepted: Int
+    public var sessionsKilled: Int
+    public var listeners: Int
+    public var hash: String
+}
+
+/// The data plane on one event loop: listeners, sessions, the generations they run under, and
+/// the current-generation pointer. Every method is called on the loop's thread, except
+/// `makeGeneration` (pure: called by the reload builder) and `loop.post`.
+public final class Engine: EventHandler {
+    public let loop: EventLoop
+    /// The generation new sessions start under.
+    public private(set) var current: Generation?
+    /// Active and draining generations, oldest first. Dropped when retired.
+    private var live: [Generation] = []
+    private var listeners: [ListenerKey: Listener] = [:]
+    private var starved: [Listener] = []
+    private var limited: [Listener] = []
+    private var frontendCounters: [String: ProxyCounters] = [:]
+    private var backendCounters: [String: ProxyCounters] = [:]
+    private var serverStates: [ServerIdentity: ServerState] = [:]
+    private var deadlines: [Int: DrainDeadline] = [:]
+    private var signalWatchers: [UnsafeMutablePointer<ev_signal>] = []
+    private var signalHandler: ((Int32) -> Void)?
+    private var starvedRetry: TimerWatcher!
+    private var stopping: (() -> Void)?
+    private(set) var currentSessions = 0
+    /// The process-wide `maxconn` (global), or what the fd limit allows.
+    private var globalMaxconn: Int
+    /// Where lifecycle events are reported (reload, drain, kill, retire): set by the daemon.
+    public var notice: (String) -> Void = { _ in }
+
+    public init(bufferSize: Int = 16384) {
+        loop = EventLoop(bufferSize: bufferSize)
+        var limit = rlimit()
+        getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+        // Each session needs two fds; keep some for listeners, logs and the admin socket.
+        globalMaxconn = max(16, Int(min(limit.rlim_cur, 1 << 20)) / 2 - 32)
+        super.init()
+        starvedRetry = TimerWatcher(handler: self)
+    }
+
+    /// Builds the runtime objects of a generation. Pure: runs on the reload builder's thread.
+    public static func makeGeneration(_ config: ConfigGeneration) -> Generation {
+        Generation(config: config)
+    }
+
+    public func run() { loop.run() }
+
+    // MARK: activation, drain and retire
+
+    /// Makes `generation` current: listeners whose key it keeps are pointed at it (their backlog
+    /// included), new keys start listening, the previous generation drains. Returns the keys no
+    /// generation serves any more, their backlog already accepted: the caller releases them.
+    @discardableResult
+    public func activate(_ generation: Generation, listenerFDs: [ListenerKey: Int32]) -> [ListenerKey] {
+        if let maxconn = generation.config.config.global.maxconn { globalMaxconn = maxconn }
+        adoptCounters(generation)
+        let previous = current
+        current = generation
+        generation.state = .active
+        live.append(generation)
+
+        var dropped: [ListenerKey] = []
+        for (key, listener) in listeners where generation.listenerFrontends[key] == nil {
+            // Serve what is already queued on the old generation, then stop.
+            listener.acceptPending(limit: nil)
+            listener.release()
+            listeners[key] = nil
+            dropped.append(key)
+        }
+        for (key, frontend) in generation.listenerFrontends {
+            let listener: Listener
+            if let existing = listeners[key] {
+                listener = existing
+            } else {
+                guard let fd = listenerFDs[key] else { continue }
+                listener = Listener(key: key, fd: fd, engine: self)
+                listeners[key] = listener
+            }
+            listener.serve(frontend)
+        }
+        if let previous {
+            startDraining(previous)
+        }
+        enforceMaxGenerations()
+        return dropped
+    }
+
+    private func startDraining(_ generation: Generation) {
+        guard generation.state == .active else { return }
+        generation.state = .draining
+        generation.config.drainingSince = ConfigGeneration.monotonicNow()
+        notice("generation \(generation.id) draining: \(generation.config.sessions) sessions left")
+        if let ms = current?.config.config.global.hardStopAfter ?? generation.config.config.global.hardStopAfter {
+            let deadline = DrainDeadline(engine: self, generation: generation)
+            deadlines[generation.id] = deadline
+            deadline.timer.arm(after: Double(ms) / 1000, on: loop)
+        }
+        retireIfIdle(generation)
+    }
+
+    /// `max-generations`: the oldest draining generations are closed first.
+    private func enforceMaxGenerations() {
+        let cap = current?.config.config.global.maxGenerations ?? 8
+        while live.count > cap, let oldest = live.first(where: { $0.state == .draining }) {
+            kill(oldest, reason: "max-generations \(cap) exceeded")
+        }
+    }
+
+    /// Closes every session of a draining generation (counted as killed), then retires it.
+    func kill(_ generation: Generation, reason: String) {
+        let sessions = generation.sessionList.members
+        notice("generation \(generation.id): \(reason), killing \(sessions.count) sessions")
+        for s in sessions { s.kill() }
+        retireIfIdle(generation)
+    }
+
+    func retireIfIdle(_ generation: Generation) {
+        guard generation.state == .draining, generation.isIdle else { return }
+        generation.state = .retired
+        live.removeAll { $0 === generation }
+        if let d = deadlines.removeValue(forKey: generation.id) { d.timer.release(on: loop) }
+        notice("generation \(generation.id) retired")
+        pruneCarriedState()
+        if live.isEmpty, let stopping {
+            self.stopping = nil
+            stopping()
+        }
+    }
+
+    /// Gives each proxy and server of the new generation the counters and state its identity
+    /// already has, so a reload resets nothing.
+    private func adoptCounters(_ generation: Generation) {
+        for f in generation.frontends.values {
+            if let c = frontendCounters[f.name] { f.counters = c } else { frontendCounters[f.name] = f.counters }
+        }
+        for b in generation.backends.values {
+            if let c = backendCounters[b.name] { b.counters = c } else { backendCounters[b.name] = b.counters }
+            for s in b.servers {
+                if let existing = serverStates[s.state.identity] { s.state = existing } else { serverStates[s.state.identity] = s.state }
+                s.state.newestBackend = b
+            }
+        }
+    }
+
+    /// Forgets carried state that no live generation uses.
+    private func pruneCarriedState() {
+        var frontends = Set<String>(), backends = Set<String>(), servers = Set<ServerIdentity>()
+        for g in live {
+            frontends.formUnion(g.frontends.keys)
+            for b in g.backends.values {
+                backends.insert(b.name)
+                for s in b.servers { servers.insert(s.state.identity) }
+            }
+        }
+        frontendCounters = frontendCounters.filter { frontends.contains($0.key) }
+        backendCounters = backendCounters.filter { backends.contains($0.key) }
+        serverStates = serverStates.filter { servers.contains($0.key) }
+    }
+
+    public var generations: [GenerationInfo] {
+        let now = ConfigGeneration.monotonicNow()
+        return live.map { g in
+            GenerationInfo(id: g.id, state: g.state, ageSeconds: now - g.config.builtAt, sessions: g.config.sessions,
+                           sessionsAccepted: g.config.sessionsAccepted, sessionsKilled: g.config.sessionsKilled,
+                           listeners: g.listenerRefs, hash: g.config.hash)
+        }
+    }
+
+    // MARK: sessions and admission
+
+    func sessionStarted() { currentSessions += 1 }
+
+    func sessionEnded(in generation: Generation) {
+        currentSessions -= 1
+        if !limited.isEmpty {
+            let waiting = limited
+            limited.removeAll()
+            for l in waiting { l.resume(.limit) }
+        }
+        if !starved.isEmpty { resumeStarved() }
+        if generation.state == .draining { retireIfIdle(generation) }
+    }
+
+    /// Why a listener may not accept now, or nil.
+    func admissionBlock(for frontend: Frontend) -> Listener.Pause? {
+        if currentSessions >= globalMaxconn { return .limit }
+        if let m = frontend.proxy.maxconn, m > 0, frontend.counters.currentSessions >= m { return .limit }
+        return nil
+    }
+
+    func listenerLimited(_ listener: Listener) {
+        if !limited.contains(where: { $0 === listener }) { limited.append(listener) }
+    }
+
+    func listenerStarved(_ listener: Listener) {
+        if !starved.contains(where: { $0 === listener }) { starved.append(listener) }
+        // Also retry later: fds may be freed outside the engine (another thread, a log socket).
+        starvedRetry.arm(after: 0.1, on: loop)
+    }
+
+    private func resumeStarved() {
+        let waiting = starved
+        starved.removeAll()
+        starvedRetry.stop(on: loop)
+        for l in waiting { l.resume(.fdExhausted) }
+    }
+
+    override func timerEvent(_ watcher: UnsafeMutablePointer<ev_timer>) {
+        if watcher == starvedRetry.raw { resumeStarved() }
+    }
+
+    // MARK: signals, pause, stop
+
+    /// Calls `handler` on the loop's thread when one of `signals` arrives.
+    public func onSignals(_ signals: [Int32], _ handler: @escaping (Int32) -> Void) {
+        signalHandler = handler
+        for s in signals { signalWatchers.append(loop.makeSignalWatcher(s, handler: self)) }
+    }
+
+    override func signalEvent(_ signal: Int32) { signalHandler?(signal) }
+
+    /// SIGTTOU: stop accepting on every listener (HAProxy's pause); queued connections wait.
+    public func pauseListeners() {
+        for l in listeners.values { l.pause(.signal) }
+        notice("listeners paused")
+    }
+
+    /// SIGTTIN: accept again.
+    public func resumeListeners() {
+        for l in listeners.values { l.resume(.signal) }
+        notice("listeners resumed")
+    }
+
+    /// SIGUSR1: stop listening (what is queued is served first), let every generation drain,
+    /// then call `done`. Returns the listener keys to release.
+    public func softStop(done: @escaping () -> Void) -> [ListenerKey] {
+        var keys: [ListenerKey] = []
+        for (key, l) in listeners {
+            l.acceptPending(limit: nil)
+            l.release()
+            keys.append(key)
+        }
+        listeners.removeAll()
+        stopping = done
+        for g in live where g.state == .active { startDraining(g) }
+        current = nil
+        if live.isEmpty {
+            stopping = nil
+            done()
+        }
+        return keys
+    }
+
+    /// Stops the loop at once (SIGTERM/SIGINT): sessions are closed with the process.
+    public func stop() { loop.stop() }
+}
+
+/// `hard-stop-after`: fires once when a draining generation's time is up.
+final class DrainDeadline: EventHandler {
+    unowned(unsafe) let engine: Engine
+    weak var generation: Generation?
+    var timer: TimerWatcher!
+
+    init(engine: Engine, generation: Generation) {
+        self.engine = engine
+        self.generation = generation
+        super.init()
+        timer = TimerWatcher(handler: self)
+    }
+
+    override func timerEvent(_ watcher: UnsafeMutablePointer<ev_timer>) {
+        guard let generation, generation.state == .draining else { return }
+        engine.kill(generation, reason: "hard-stop-after reached")
+    }
+}

@@ -1,0 +1,220 @@
+import CLibEV
+import Glibc
+import Synchronization
+
+/// Something a libev watcher calls back. Watchers keep an unretained pointer to their handler in
+/// their `data` field; the handler keeps itself alive while any of its watchers is started.
+/// Subclasses override only the kinds of watchers they own.
+open class EventHandler {
+    public init() {}
+    func ioEvent(_ watcher: UnsafeMutablePointer<ev_io>, _ revents: Int32) {}
+    func timerEvent(_ watcher: UnsafeMutablePointer<ev_timer>) {}
+    func asyncEvent() {}
+    func signalEvent(_ signal: Int32) {}
+}
+
+// Static C callbacks: each finds its handler through the watcher's data field.
+private let ioCallback: CLibEV_io_cb = { _, watcher, revents in
+    guard let watcher, let data = watcher.pointee.data else { return }
+    Unmanaged<EventHandler>.fromOpaque(data).takeUnretainedValue().ioEvent(watcher, revents)
+}
+private let timerCallback: CLibEV_timer_cb = { _, watcher, _ in
+    guard let watcher, let data = watcher.pointee.data else { return }
+    Unmanaged<EventHandler>.fromOpaque(data).takeUnretainedValue().timerEvent(watcher)
+}
+private let asyncCallback: CLibEV_async_cb = { _, watcher, _ in
+    guard let watcher, let data = watcher.pointee.data else { return }
+    Unmanaged<EventHandler>.fromOpaque(data).takeUnretainedValue().asyncEvent()
+}
+private let signalCallback: CLibEV_signal_cb = { _, watcher, _ in
+    guard let watcher, let data = watcher.pointee.data else { return }
+    Unmanaged<EventHandler>.fromOpaque(data).takeUnretainedValue().signalEvent(watcher.pointee.signum)
+}
+
+let EV_READ_MASK: Int32 = 0x01
+let EV_WRITE_MASK: Int32 = 0x02
+
+/// An `ev_io` at a stable heap address, with the event mask it is started with.
+struct IOWatcher {
+    let raw: UnsafeMutablePointer<ev_io>
+    private(set) var events: Int32 = 0
+
+    init(fd: Int32, handler: EventHandler) {
+        raw = .allocate(capacity: 1)
+        CLibEV_io_init(raw, ioCallback, fd, 0)
+        raw.pointee.data = Unmanaged.passUnretained(handler).toOpaque()
+    }
+
+    var fd: Int32 { raw.pointee.fd }
+
+    /// Starts, stops or changes the watcher so it waits for exactly `events`; nothing when unchanged.
+    mutating func watch(_ events: Int32, on loop: EventLoop) {
+        if events == self.events { return }
+        if self.events != 0 { ev_io_stop(loop.raw, raw) }
+        self.events = events
+        if events != 0 {
+            CLibEV_io_set(raw, raw.pointee.fd, events)
+            ev_io_start(loop.raw, raw)
+        }
+    }
+
+    /// Points the (stopped) watcher at another fd.
+    mutating func setFD(_ fd: Int32, on loop: EventLoop) {
+        watch(0, on: loop)
+        CLibEV_io_set(raw, fd, 0)
+    }
+
+    mutating func release(on loop: EventLoop) {
+        watch(0, on: loop)
+        raw.deallocate()
+    }
+}
+
+/// An `ev_timer` at a stable heap address.
+struct TimerWatcher {
+    let raw: UnsafeMutablePointer<ev_timer>
+
+    init(handler: EventHandler) {
+        raw = .allocate(capacity: 1)
+        CLibEV_timer_init(raw, timerCallback, 0, 0)
+        raw.pointee.data = Unmanaged.passUnretained(handler).toOpaque()
+    }
+
+    var isActive: Bool { CLibEV_is_active(raw) != 0 }
+
+    /// (Re)arms the timer to fire once after `seconds`.
+    func arm(after seconds: Double, on loop: EventLoop) {
+        if isActive { ev_timer_stop(loop.raw, raw) }
+        CLibEV_timer_set(raw, max(seconds, 0), 0)
+        ev_timer_start(loop.raw, raw)
+    }
+
+    /// Arms a repeating timer.
+    func arm(every seconds: Double, on loop: EventLoop) {
+        if isActive { ev_timer_stop(loop.raw, raw) }
+        CLibEV_timer_set(raw, seconds, seconds)
+        ev_timer_start(loop.raw, raw)
+    }
+
+    func stop(on loop: EventLoop) {
+        if isActive { ev_timer_stop(loop.raw, raw) }
+    }
+
+    func release(on loop: EventLoop) {
+        stop(on: loop)
+        raw.deallocate()
+    }
+}
+
+/// One libev loop and what its thread owns: the buffer and pipe pools, and an inbox other
+/// threads post work to (woken through `ev_async`). Everything else of the loop is touched on
+/// its own thread only.
+public final class EventLoop: EventHandler, @unchecked Sendable {
+    let raw: OpaquePointer
+    private let wakeup: UnsafeMutablePointer<ev_async>
+    private let inbox = Mutex<[@Sendable () -> Void]>([])
+    let buffers: BufferPool
+    let pipes = PipePool()
+
+    /// The default loop: the one that may also watch signals.
+    public init(bufferSize: Int = 16384) {
+        raw = CLibEV_default_loop(0)
+        wakeup = .allocate(capacity: 1)
+        buffers = BufferPool(size: bufferSize)
+        super.init()
+        CLibEV_async_init(wakeup, asyncCallback)
+        wakeup.pointee.data = Unmanaged.passUnretained(self).toOpaque()
+        ev_async_start(raw, wakeup)
+        // The wakeup watcher alone must not keep ev_run from returning once everything else stops.
+        ev_unref(raw)
+    }
+
+    /// Loop time in seconds (updated once per iteration: cheap to read on the hot path).
+    var now: Double { ev_now(raw) }
+
+    /// Runs until `stop()` or until no watcher is left.
+    public func run() { ev_run(raw, 0) }
+
+    public func stop() { ev_break(raw, 2 /* EVBREAK_ALL */) }
+
+    /// Runs `work` on this loop's thread. Safe from any thread.
+    public func post(_ work: @escaping @Sendable () -> Void) {
+        inbox.withLock { $0.append(work) }
+        ev_async_send(raw, wakeup)
+    }
+
+    override func asyncEvent() {
+        let work = inbox.withLock { queue -> [@Sendable () -> Void] in
+            let taken = queue
+            queue.removeAll(keepingCapacity: true)
+            return taken
+        }
+        for item in work { item() }
+    }
+
+    func makeSignalWatcher(_ signal: Int32, handler: EventHandler) -> UnsafeMutablePointer<ev_signal> {
+        let w = UnsafeMutablePointer<ev_signal>.allocate(capacity: 1)
+        CLibEV_signal_init(w, signalCallback, signal)
+        w.pointee.data = Unmanaged.passUnretained(handler).toOpaque()
+        ev_signal_start(raw, w)
+        ev_unref(raw)
+        return w
+    }
+}
+
+/// Fixed-size I/O buffers reused across sessions: a session takes one while it has bytes in
+/// flight and gives it back when it is empty, so idle connections hold none.
+final class BufferPool {
+    let size: Int
+    private var free: [UnsafeMutableRawPointer] = []
+
+    init(size: Int) {
+        self.size = size
+        free.reserveCapacity(1024)
+    }
+
+    func take() -> UnsafeMutableRawPointer {
+        if let b = free.popLast() { return b }
+        return .allocate(byteCount: size, alignment: 16)
+    }
+
+    func give(_ buffer: UnsafeMutableRawPointer) {
+        if free.count < 4096 { free.append(buffer) } else { buffer.deallocate() }
+    }
+}
+
+/// A pipe used to splice between two sockets, owned by one session at a time.
+struct PipePair {
+    var readFD: Int32
+    var writeFD: Int32
+}
+
+/// Pipes reused across sessions: a session holds one only while it splices.
+final class PipePool {
+    private var free: [PipePair] = []
+    static let capacity = 65536
+
+    func take() -> PipePair? {
+        if let p = free.popLast() { return p }
+        var fds: [Int32] = [0, 0]
+        guard CLibEV_pipe2(&fds, CLibEV_O_NONBLOCK | O_CLOEXEC) == 0 else { return nil }
+        _ = CLibEV_pipe_set_size(fds[1], Int32(PipePool.capacity))
+        return PipePair(readFD: fds[0], writeFD: fds[1])
+    }
+
+    /// Takes back an empty pipe; a pipe with bytes left in it is closed instead.
+    func give(_ pipe: PipePair, empty: Bool) {
+        if empty && free.count < 256 {
+            free.append(pipe)
+        } else {
+            close(pipe.readFD)
+            close(pipe.writeFD)
+        }
+    }
+
+    /// Closes pooled pipes (when fds run out, they are the first to give back).
+    func drain() {
+        for p in free { close(p.readFD); close(p.writeFD) }
+        free.removeAll()
+    }
+}

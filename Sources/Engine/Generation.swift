@@ -1,0 +1,167 @@
+import ConfigModel
+
+/// The engine's side of a configuration generation: the configuration's proxies as runtime
+/// objects (balancers, queues, log sinks). Sessions hold it strongly for their whole life;
+/// listeners hold it while they serve it. Built off the loop by `Engine.makeGeneration`.
+public final class Generation {
+    public let config: ConfigGeneration
+    public var id: Int { config.id }
+    let frontends: [String: Frontend]
+    let backends: [String: Backend]
+    /// The listener keys this generation serves, with the frontend behind each.
+    let listenerFrontends: [ListenerKey: Frontend]
+    let globalLog: LogSinks
+
+    /// Sessions alive in this generation (intrusive list: the kill path walks it).
+    var sessionList = SessionList()
+    /// Listeners still pointing at this generation.
+    var listenerRefs = 0
+
+    init(config: ConfigGeneration) {
+        self.config = config
+        let global = config.config.global
+        globalLog = LogSinks(global.logTargets)
+        var backends: [String: Backend] = [:]
+        for proxy in config.config.proxies where proxy.isBackend {
+            backends[proxy.name] = Backend(proxy: proxy)
+        }
+        var frontends: [String: Frontend] = [:]
+        var keys: [ListenerKey: Frontend] = [:]
+        for proxy in config.config.proxies where proxy.isFrontend && !proxy.disabled {
+            let target = proxy.defaultBackend.flatMap { backends[$0] } ?? (proxy.kind == .listen ? backends[proxy.name] : nil)
+            let frontend = Frontend(proxy: proxy, defaultBackend: target)
+            frontends[proxy.name] = frontend
+            for bind in proxy.binds {
+                keys[ListenerKey(bind, defaultBacklog: Frontend.defaultBacklog)] = frontend
+            }
+        }
+        self.frontends = frontends
+        self.backends = backends
+        self.listenerFrontends = keys
+        for f in frontends.values { f.generation = self }
+        for b in backends.values { b.generation = self }
+    }
+
+    var state: GenerationState {
+        get { config.state }
+        set { config.state = newValue }
+    }
+
+    /// Nothing holds the generation for service any more: it may retire.
+    var isIdle: Bool { config.sessions == 0 && listenerRefs == 0 }
+}
+
+/// A frontend (or the front half of a `listen`) in one generation.
+final class Frontend {
+    static let defaultBacklog = 1024
+    let proxy: Proxy
+    unowned(unsafe) var generation: Generation!
+    let defaultBackend: Backend?
+    /// Shared with the same-named frontend of every generation (set when the generation activates).
+    var counters = ProxyCounters()
+    let log: LogSinks
+
+    init(proxy: Proxy, defaultBackend: Backend?) {
+        self.proxy = proxy
+        self.defaultBackend = defaultBackend
+        log = LogSinks(proxy.log.targets)
+    }
+
+    var name: String { proxy.name }
+}
+
+/// A backend (or the back half of a `listen`) in one generation: its servers, balancer and queue.
+final class Backend {
+    let proxy: Proxy
+    unowned(unsafe) var generation: Generation!
+    let servers: [BackendServer]
+    var counters = ProxyCounters()
+    /// Sessions waiting for a server slot (maxconn), oldest first.
+    var queue = SessionQueue()
+    var balancer: Balancer
+
+    init(proxy: Proxy) {
+        self.proxy = proxy
+        servers = proxy.servers.map { BackendServer(config: $0, backendName: proxy.name) }
+        balancer = Balancer(algorithm: proxy.balance)
+        for s in servers { s.backend = self }
+    }
+
+    var name: String { proxy.name }
+
+    /// Servers with free slots first; nil when every usable server is full (queue) or none is usable.
+    /// Active servers when one is usable, else the first usable backup (HAProxy's rule without
+    /// `option allbackups`). `excluding` (redispatch) is skipped unless it is the only choice.
+    func pickServer(excluding: BackendServer?, source: IPAddress?) -> ServerPick {
+        var usableActives = 0
+        var firstBackup: BackendServer?
+        var excludedIsUsable = false
+        for s in servers where s.isUsable {
+            if s.config.options.backup {
+                if firstBackup == nil { firstBackup = s }
+            } else {
+                usableActives += 1
+                if s === excluding { excludedIsUsable = true }
+            }
+        }
+        let picked: BackendServer?
+        if usableActives > 0 {
+            let skip = excludedIsUsable && usableActives > 1 ? excluding : nil
+            picked = balancer.pick(servers, source: source) { $0.isUsable && !$0.config.options.backup && $0 !== skip }
+        } else if let firstBackup {
+            picked = balancer.pick(servers, source: source) { $0 === firstBackup }
+        } else {
+            return .noServer
+        }
+        guard let picked else { return .full }
+        picked.state.selected += 1
+        return .server(picked)
+    }
+
+    /// A slot freed on one of this backend's servers: hand it to the oldest queued session.
+    func serveQueue() {
+        while let session = queue.first {
+            guard case .server(let s) = pickServer(excluding: nil, source: session.clientAddress?.address) else { return }
+            queue.remove(session)
+            session.leftQueue(assigned: s)
+        }
+    }
+}
+
+enum ServerPick {
+    case server(BackendServer)
+    /// Every usable server is at its maxconn: wait in the queue.
+    case full
+    /// No server is usable.
+    case noServer
+}
+
+/// A `server` line in one generation, bound to the state its identity carries.
+final class BackendServer {
+    let config: ConfigModel.Server
+    unowned(unsafe) var backend: Backend!
+    var state: ServerState
+    /// Smooth weighted round-robin's running weight.
+    var currentWeight = 0
+
+    init(config: ConfigModel.Server, backendName: String) {
+        self.config = config
+        state = ServerState(identity: ServerIdentity(backend: backendName, server: config.name,
+                                                     address: config.address, port: config.port))
+    }
+
+    var name: String { config.name }
+    var weight: Int { config.options.weight }
+    var isUsable: Bool { !config.options.disabled && !state.adminMaintenance && weight > 0 }
+    var isFull: Bool {
+        guard let maxconn = config.options.maxconn, maxconn > 0 else { return false }
+        return state.currentSessions >= maxconn
+    }
+}
+
+extension Generation {
+    /// Sends a lifecycle message to this generation's global log targets.
+    public func logNotice(_ message: String) {
+        globalLog.send(message, level: .notice)
+    }
+}

@@ -1,0 +1,104 @@
+import CLibEV
+import ConfigModel
+import Glibc
+
+/// A listening socket and the frontend it serves now. The socket outlives generations: a reload
+/// that keeps its key points it at the new generation's frontend, so what is queued in its
+/// backlog is served by the new generation. The fd itself belongs to the listener cache.
+final class Listener: EventHandler {
+    struct Pause: OptionSet {
+        let rawValue: Int
+        /// SIGTTOU (or soft stop), until SIGTTIN.
+        static let signal = Pause(rawValue: 1)
+        /// The frontend or the process is at its maxconn.
+        static let limit = Pause(rawValue: 2)
+        /// accept() failed with EMFILE/ENFILE: waits for an fd to be freed.
+        static let fdExhausted = Pause(rawValue: 4)
+    }
+
+    let key: ListenerKey
+    let fd: Int32
+    unowned(unsafe) let engine: Engine
+    private var io: IOWatcher
+    private(set) var frontend: Frontend?
+    private(set) var paused: Pause = []
+
+    init(key: ListenerKey, fd: Int32, engine: Engine) {
+        self.key = key
+        self.fd = fd
+        self.engine = engine
+        io = IOWatcher(fd: fd, handler: EventHandler())
+        super.init()
+        io.raw.pointee.data = Unmanaged.passUnretained(self).toOpaque()
+    }
+
+    /// Points the listener at `frontend` (nil: serves nothing), moving its generation reference.
+    func serve(_ frontend: Frontend?) {
+        if let old = self.frontend { old.generation.listenerRefs -= 1 }
+        self.frontend = frontend
+        if let frontend { frontend.generation.listenerRefs += 1 }
+        updateWatch()
+    }
+
+    func pause(_ reason: Pause) {
+        paused.insert(reason)
+        updateWatch()
+    }
+
+    func resume(_ reason: Pause) {
+        guard paused.contains(reason) else { return }
+        paused.remove(reason)
+        updateWatch()
+    }
+
+    private func updateWatch() {
+        io.watch(frontend != nil && paused.isEmpty ? EV_READ_MASK : 0, on: engine.loop)
+    }
+
+    override func ioEvent(_ watcher: UnsafeMutablePointer<ev_io>, _ revents: Int32) {
+        acceptPending(limit: 64)
+    }
+
+    /// Accepts up to `limit` queued connections (all of them when nil) for the current frontend.
+    func acceptPending(limit: Int?) {
+        var accepted = 0
+        while limit.map({ accepted < $0 }) ?? true {
+            guard let frontend else { return }
+            if let reason = engine.admissionBlock(for: frontend) {
+                pause(reason)
+                engine.listenerLimited(self)
+                return
+            }
+            var storage = sockaddr_storage()
+            var len = socklen_t(MemoryLayout<sockaddr_storage>.size)
+            let client = withUnsafeMutablePointer(to: &storage) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    CLibEV_accept4(fd, $0, &len, CLibEV_SOCK_NONBLOCK | CLibEV_SOCK_CLOEXEC)
+                }
+            }
+            if client < 0 {
+                switch errno {
+                case EINTR, ECONNABORTED, EPROTO, EPERM:
+                    continue
+                case EMFILE, ENFILE, ENOBUFS, ENOMEM:
+                    // No fd to accept with: wait until a session closes one, no busy loop.
+                    engine.loop.pipes.drain()
+                    pause(.fdExhausted)
+                    engine.listenerStarved(self)
+                    return
+                default:
+                    return  // EAGAIN: the backlog is empty
+                }
+            }
+            accepted += 1
+            let session = TCPSession(engine: engine, listener: frontend, clientFD: client,
+                                     clientAddress: SocketEndpoint(storage))
+            session.start()
+        }
+    }
+
+    func release() {
+        serve(nil)
+        io.release(on: engine.loop)
+    }
+}

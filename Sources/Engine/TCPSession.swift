@@ -1,0 +1,551 @@
+import CLibEV
+import ConfigModel
+import Glibc
+
+/// One direction of a TCP session: bytes read from one socket and not yet written to the other,
+/// in a pooled buffer, or in a pooled pipe once the direction carries bulk data (splice).
+struct Flow {
+    var buffer: UnsafeMutableRawPointer?
+    var head = 0
+    var tail = 0
+    var pipe: PipePair?
+    var inPipe = 0
+    /// A read filled a whole buffer: further reads splice through a pipe.
+    var splice = false
+    /// The source sent its FIN.
+    var eof = false
+    /// The FIN was passed on: shutdown(SHUT_WR) on the destination.
+    var shutdownSent = false
+    var bytes: UInt64 = 0
+
+    var pending: Int { tail - head + inPipe }
+    var isDone: Bool { eof && shutdownSent && pending == 0 }
+}
+
+/// How a session ended, HAProxy's two-character termination state (`%ts`).
+struct TerminationState {
+    var cause: UInt8 = UInt8(ascii: "-")
+    var phase: UInt8 = UInt8(ascii: "-")
+    var text: String { String(decoding: [cause, phase], as: UTF8.self) }
+}
+
+/// A TCP session: a client connection, the server connection made for it, and the bytes between
+/// them. It holds its generation for its whole life. State machine:
+/// queued? -> connecting (-> turnaround -> connecting)* -> established -> closed.
+final class TCPSession: ListedSession {
+    enum Phase { case waiting, queued, connecting, turnaround, established, closed }
+
+    unowned(unsafe) let engine: Engine
+    let loop: EventLoop
+    let generation: Generation
+    let frontend: Frontend
+    let backend: Backend?
+    private(set) var server: BackendServer?
+    private var holdsSlot = false
+    let clientFD: Int32
+    private var serverFD: Int32 = -1
+    private var clientIO: IOWatcher
+    private var serverIO: IOWatcher
+    private var timer: TimerWatcher
+    private var c2s = Flow()
+    private var s2c = Flow()
+    private(set) var phase = Phase.waiting
+    let clientAddress: SocketEndpoint?
+    private let acceptedWall: Double
+    private let acceptedAt: Double
+    private var queueTime = -1.0
+    private var connectStartedAt = 0.0
+    private var connectTime = -1.0
+    private var retryAt = 0.0
+    private var retriesDone = 0
+    private var redispatched = false
+    private var termination = TerminationState()
+    private var lastClientActivity: Double
+    private var lastServerActivity: Double
+    private var selfRetain: Unmanaged<TCPSession>?
+
+    init(engine: Engine, listener frontend: Frontend, clientFD: Int32, clientAddress: SocketEndpoint?) {
+        self.engine = engine
+        self.loop = engine.loop
+        self.generation = frontend.generation
+        self.frontend = frontend
+        self.backend = frontend.defaultBackend
+        self.clientFD = clientFD
+        self.clientAddress = clientAddress
+        acceptedWall = wallClock()
+        acceptedAt = engine.loop.now
+        lastClientActivity = acceptedAt
+        lastServerActivity = acceptedAt
+        // Placeholders until self exists; replaced below.
+        clientIO = IOWatcher(fd: clientFD, handler: EventHandler())
+        serverIO = IOWatcher(fd: -1, handler: EventHandler())
+        timer = TimerWatcher(handler: EventHandler())
+        super.init()
+        clientIO.raw.pointee.data = Unmanaged.passUnretained(self).toOpaque()
+        serverIO.raw.pointee.data = Unmanaged.passUnretained(self).toOpaque()
+        timer.raw.pointee.data = Unmanaged.passUnretained(self).toOpaque()
+    }
+
+    private var proxyTimeouts: Timeouts { backend?.proxy.timeouts ?? frontend.proxy.timeouts }
+
+    // MARK: start
+
+    /// Counts the session and routes it to a server (or the queue).
+    func start() {
+        selfRetain = Unmanaged.passRetained(self)
+        generation.config.sessions += 1
+        generation.config.sessionsAccepted += 1
+        generation.sessionList.insert(self)
+        frontend.counters.sessionStarted()
+        engine.sessionStarted()
+        setTCPOptions(clientFD, keepAlive: frontend.proxy.tcpKeepAlive.client)
+        if frontend.proxy.log.format == .connect, !frontend.log.isEmpty, let clientAddress {
+            frontend.log.send("Connect from \(clientAddress) to \(localEndpoint(clientFD).map(\.description) ?? "-") (\(frontend.name)/TCP)")
+        }
+        guard let backend else {
+            termination = TerminationState(cause: UInt8(ascii: "P"), phase: UInt8(ascii: "R"))
+            finish()
+            return
+        }
+        backend.counters.sessionStarted()
+        assignServer(excluding: nil)
+    }
+
+    private func assignServer(excluding: BackendServer?) {
+        guard let backend else { return }
+        switch backend.pickServer(excluding: excluding, source: clientAddress?.address) {
+        case .server(let s):
+            takeSlot(on: s)
+            connect()
+        case .full:
+            phase = .queued
+            queueTime = loop.now
+            backend.queue.append(self)
+            backend.counters.queueMax = max(backend.counters.queueMax, backend.queue.count)
+            armTimer()
+        case .noServer:
+            termination = TerminationState(cause: UInt8(ascii: "S"), phase: UInt8(ascii: "C"))
+            finish()
+        }
+    }
+
+    /// Called by the backend when a slot frees for this queued session.
+    func leftQueue(assigned s: BackendServer) {
+        queueTime = loop.now - queueTime
+        takeSlot(on: s)
+        connect()
+    }
+
+    private func takeSlot(on s: BackendServer) {
+        server = s
+        holdsSlot = true
+        s.state.currentSessions += 1
+        s.state.totalSessions += 1
+        if s.state.currentSessions > s.state.maxSessions { s.state.maxSessions = s.state.currentSessions }
+    }
+
+    /// Gives the server slot back and wakes the queues waiting for it. `server` stays for the log.
+    private func releaseSlot() {
+        guard holdsSlot, let s = server else { return }
+        holdsSlot = false
+        s.state.currentSessions -= 1
+        s.backend.serveQueue()
+        if let newest = s.state.newestBackend, newest !== s.backend { newest.serveQueue() }
+    }
+
+    // MARK: connect
+
+    private func connect() {
+        guard let s = server else { return }
+        let port = s.config.port ?? localEndpoint(clientFD)?.port ?? 0
+        let endpoint = SocketEndpoint(address: s.config.address, port: port)
+        let family = endpoint.address.isV6 ? AF_INET6 : AF_INET
+        let fd = socket(family, Int32(SOCK_STREAM.rawValue) | CLibEV_SOCK_NONBLOCK | CLibEV_SOCK_CLOEXEC, 0)
+        if fd < 0 {
+            // Out of fds (EMFILE/ENFILE) or memory: a resource error, not the server's fault.
+            termination = TerminationState(cause: UInt8(ascii: "R"), phase: UInt8(ascii: "C"))
+            releaseSlot()
+            finish()
+            return
+        }
+        serverFD = fd
+        setTCPOptions(fd, keepAlive: (backend?.proxy.tcpKeepAlive.server ?? false))
+        phase = .connecting
+        connectStartedAt = loop.now
+        var (addr, len) = endpoint.sockaddr
+        let r = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, len) }
+        }
+        if r == 0 || errno == EINPROGRESS {
+            serverIO.setFD(fd, on: loop)
+            serverIO.watch(EV_WRITE_MASK, on: loop)
+            armTimer()
+        } else {
+            connectFailed(timedOut: false)
+        }
+    }
+
+    private func connectCompleted() {
+        var err: Int32 = 0
+        var len = socklen_t(MemoryLayout<Int32>.size)
+        getsockopt(serverFD, SOL_SOCKET, SO_ERROR, &err, &len)
+        if err != 0 {
+            connectFailed(timedOut: false)
+            return
+        }
+        phase = .established
+        connectTime = loop.now - connectStartedAt
+        lastClientActivity = loop.now
+        lastServerActivity = loop.now
+        updateInterest()
+        armTimer()
+    }
+
+    private func connectFailed(timedOut: Bool) {
+        serverIO.watch(0, on: loop)
+        if serverFD >= 0 { close(serverFD); serverFD = -1 }
+        guard let s = server, let backend else { return }
+        let retries = backend.proxy.retries
+        if retriesDone < retries {
+            retriesDone += 1
+            s.state.retries += 1
+            backend.counters.retries += 1
+            if shouldRedispatch(retry: retriesDone, of: retries) {
+                redispatched = true
+                s.state.redispatches += 1
+                backend.counters.redispatches += 1
+                releaseSlot()
+                assignServer(excluding: s)
+            } else if timedOut {
+                connect()
+            } else {
+                // HAProxy's turn-around: do not hammer a server that refused at once.
+                phase = .turnaround
+                retryAt = loop.now + min(Double(proxyTimeouts.connect ?? 1000) / 1000, 1)
+                armTimer()
+            }
+            return
+        }
+        s.state.connectionErrors += 1
+        backend.counters.connectionErrors += 1
+        termination = TerminationState(cause: UInt8(ascii: timedOut ? "s" : "S"), phase: UInt8(ascii: "C"))
+        releaseSlot()
+        finish()
+    }
+
+    /// `option redispatch N`: every Nth retry when N > 0; the |N|th retry before the last when N < 0.
+    private func shouldRedispatch(retry: Int, of retries: Int) -> Bool {
+        guard let interval = backend?.proxy.redispatch, interval != 0 else { return false }
+        if interval > 0 { return retry % interval == 0 }
+        return retry == retries + interval + 1
+    }
+
+    // MARK: events
+
+    override func ioEvent(_ watcher: UnsafeMutablePointer<ev_io>, _ revents: Int32) {
+        if watcher == serverIO.raw {
+            if phase == .connecting {
+                connectCompleted()
+                return
+            }
+            if revents & EV_READ_MASK != 0 { pump(server: true) }
+            if phase == .established, revents & EV_WRITE_MASK != 0 { pump(server: false) }
+        } else {
+            if revents & EV_READ_MASK != 0 { pump(server: false) }
+            if phase == .established, revents & EV_WRITE_MASK != 0 { pump(server: true) }
+        }
+        guard phase == .established else { return }
+        if c2s.isDone && s2c.isDone {
+            finish()
+        } else {
+            updateInterest()
+        }
+    }
+
+    /// Moves one direction: `server` true moves server->client, false client->server.
+    private func pump(server fromServer: Bool) {
+        let outcome: PumpOutcome
+        if fromServer {
+            outcome = move(&s2c, from: serverFD, to: clientFD, fromServer: true)
+        } else {
+            outcome = move(&c2s, from: clientFD, to: serverFD, fromServer: false)
+        }
+        switch outcome {
+        case .ok:
+            break
+        case .sourceFailed:
+            termination = TerminationState(cause: UInt8(ascii: fromServer ? "S" : "C"), phase: UInt8(ascii: "D"))
+            finish()
+        case .destinationFailed:
+            termination = TerminationState(cause: UInt8(ascii: fromServer ? "C" : "S"), phase: UInt8(ascii: "D"))
+            finish()
+        }
+    }
+
+    enum PumpOutcome { case ok, sourceFailed, destinationFailed }
+
+    /// Writes what is pending, then reads and writes until a side would block, the source ends,
+    /// or a fairness bound is reached (the level-triggered loop calls again). A read happens only
+    /// into an empty flow, so a slow destination stops the source being read: backpressure.
+    private func move(_ flow: inout Flow, from src: Int32, to dst: Int32, fromServer: Bool) -> PumpOutcome {
+        var budget = 256 * 1024
+        let now = loop.now
+        while true {
+            if flow.pending > 0 {
+                let written: IOResult
+                do {
+                    if flow.tail > flow.head {
+                        let base = flow.buffer! + flow.head
+                        let count = flow.tail - flow.head
+                        written = try syscall("send") { Glibc.send(dst, base, count, Int32(MSG_NOSIGNAL | MSG_DONTWAIT)) }
+                    } else {
+                        let count = flow.inPipe
+                        let pipeFD = flow.pipe!.readFD
+                        written = try syscall("splice") {
+                            CLibEV_splice(pipeFD, dst, count, CLibEV_SPLICE_F_MOVE | CLibEV_SPLICE_F_NONBLOCK)
+                        }
+                    }
+                } catch {
+                    return .destinationFailed
+                }
+                guard case .processed(let n) = written else { return .ok }
+                if fromServer { lastClientActivity = now } else { lastServerActivity = now }
+                if flow.tail > flow.head {
+                    flow.head += n
+                    if flow.head == flow.tail {
+                        loop.buffers.give(flow.buffer!)
+                        flow.buffer = nil
+                        flow.head = 0
+                        flow.tail = 0
+                    }
+                } else {
+                    flow.inPipe -= n
+                    if flow.inPipe == 0 {
+                        loop.pipes.give(flow.pipe!, empty: true)
+                        flow.pipe = nil
+                    }
+                }
+                continue
+            }
+            if flow.eof || budget <= 0 { break }
+            let read: IOResult
+            do {
+                if flow.splice, let pipe = flow.pipe ?? loop.pipes.take() {
+                    flow.pipe = pipe
+                    read = try syscall("splice") {
+                        CLibEV_splice(src, pipe.writeFD, PipePool.capacity, CLibEV_SPLICE_F_MOVE | CLibEV_SPLICE_F_NONBLOCK)
+                    }
+                    if case .processed(let n) = read, n > 0 { flow.inPipe = n }
+                    if case .processed(0) = read {
+                        loop.pipes.give(pipe, empty: true)
+                        flow.pipe = nil
+                    }
+                    if case .wouldBlock = read {
+                        loop.pipes.give(pipe, empty: true)
+                        flow.pipe = nil
+                    }
+                } else {
+                    let buffer = flow.buffer ?? loop.buffers.take()
+                    flow.buffer = buffer
+                    let size = loop.buffers.size
+                    read = try syscall("recv") { Glibc.recv(src, buffer, size, Int32(MSG_DONTWAIT)) }
+                    if case .processed(let n) = read, n > 0 {
+                        flow.tail = n
+                        // A full buffer means bulk data: splice from now on (both ends are sockets).
+                        if n == size { flow.splice = true }
+                    } else {
+                        loop.buffers.give(buffer)
+                        flow.buffer = nil
+                    }
+                }
+            } catch {
+                return .sourceFailed
+            }
+            switch read {
+            case .wouldBlock:
+                break
+            case .processed(0):
+                flow.eof = true
+            case .processed(let n):
+                flow.bytes += UInt64(n)
+                budget -= n
+                if fromServer { lastServerActivity = now } else { lastClientActivity = now }
+                countBytes(n, fromServer: fromServer)
+                continue
+            }
+            break
+        }
+        if flow.eof && flow.pending == 0 && !flow.shutdownSent {
+            flow.shutdownSent = true
+            shutdown(dst, Int32(SHUT_WR))
+        }
+        return .ok
+    }
+
+    private func countBytes(_ n: Int, fromServer: Bool) {
+        if fromServer {
+            frontend.counters.bytesOut += UInt64(n)
+            backend?.counters.bytesOut += UInt64(n)
+            server?.state.bytesOut += UInt64(n)
+        } else {
+            frontend.counters.bytesIn += UInt64(n)
+            backend?.counters.bytesIn += UInt64(n)
+            server?.state.bytesIn += UInt64(n)
+        }
+    }
+
+    private func updateInterest() {
+        var clientEvents: Int32 = 0
+        var serverEvents: Int32 = 0
+        if !c2s.eof && c2s.pending == 0 { clientEvents |= EV_READ_MASK }
+        if s2c.pending > 0 { clientEvents |= EV_WRITE_MASK }
+        if !s2c.eof && s2c.pending == 0 { serverEvents |= EV_READ_MASK }
+        if c2s.pending > 0 { serverEvents |= EV_WRITE_MASK }
+        clientIO.watch(clientEvents, on: loop)
+        serverIO.watch(serverEvents, on: loop)
+    }
+
+    // MARK: timeouts
+
+    /// The deadline of the current phase; nil when no timeout applies.
+    private func deadline() -> Double? {
+        let t = proxyTimeouts
+        func seconds(_ ms: Int?) -> Double? { ms.map { Double($0) / 1000 } }
+        switch phase {
+        case .queued:
+            return seconds(t.queue ?? t.connect).map { queueTime + $0 }
+        case .connecting:
+            return seconds(t.connect).map { connectStartedAt + $0 }
+        case .turnaround:
+            return retryAt
+        case .established:
+            let f = frontend.proxy.timeouts
+            let clientLimit = seconds(c2s.eof ? (f.clientFin ?? f.tunnel ?? f.client) : (t.tunnel ?? f.client))
+            let serverLimit = seconds(s2c.eof ? (t.serverFin ?? t.tunnel ?? t.server) : (t.tunnel ?? t.server))
+            let a = clientLimit.map { lastClientActivity + $0 }
+            let b = serverLimit.map { lastServerActivity + $0 }
+            switch (a, b) {
+            case let (x?, y?): return min(x, y)
+            case let (x?, nil): return x
+            case let (nil, y?): return y
+            default: return nil
+            }
+        case .waiting, .closed:
+            return nil
+        }
+    }
+
+    private func armTimer() {
+        if let d = deadline() {
+            timer.arm(after: d - loop.now, on: loop)
+        } else {
+            timer.stop(on: loop)
+        }
+    }
+
+    override func timerEvent(_ watcher: UnsafeMutablePointer<ev_timer>) {
+        guard let d = deadline() else { return }
+        let now = loop.now
+        if d > now + 0.0005 {
+            // Activity moved the deadline since the timer was armed (lazy re-arming).
+            timer.arm(after: d - now, on: loop)
+            return
+        }
+        switch phase {
+        case .queued:
+            backend?.queue.remove(self)
+            queueTime = now - queueTime
+            termination = TerminationState(cause: UInt8(ascii: "s"), phase: UInt8(ascii: "Q"))
+            finish()
+        case .connecting:
+            connectFailed(timedOut: true)
+        case .turnaround:
+            connect()
+        case .established:
+            let f = frontend.proxy.timeouts
+            let t = proxyTimeouts
+            let clientMS = c2s.eof ? (f.clientFin ?? f.tunnel ?? f.client) : (t.tunnel ?? f.client)
+            let clientExpired = clientMS.map { lastClientActivity + Double($0) / 1000 <= now + 0.0005 } ?? false
+            termination = TerminationState(cause: UInt8(ascii: clientExpired ? "c" : "s"), phase: UInt8(ascii: "D"))
+            finish()
+        case .waiting, .closed:
+            break
+        }
+    }
+
+    // MARK: end
+
+    override func kill() {
+        guard phase != .closed else { return }
+        let phaseCode: UInt8
+        switch phase {
+        case .queued: phaseCode = UInt8(ascii: "Q")
+        case .connecting, .turnaround: phaseCode = UInt8(ascii: "C")
+        default: phaseCode = UInt8(ascii: "D")
+        }
+        if isQueued { backend?.queue.remove(self) }
+        generation.config.sessionsKilled += 1
+        termination = TerminationState(cause: UInt8(ascii: "K"), phase: phaseCode)
+        finish()
+    }
+
+    /// Closes both sides, gives back pooled resources, logs and releases the generation.
+    private func finish() {
+        guard phase != .closed else { return }
+        phase = .closed
+        clientIO.release(on: loop)
+        serverIO.release(on: loop)
+        timer.release(on: loop)
+        close(clientFD)
+        if serverFD >= 0 { close(serverFD); serverFD = -1 }
+        for flow in [c2s, s2c] {
+            if let b = flow.buffer { loop.buffers.give(b) }
+            if let p = flow.pipe { loop.pipes.give(p, empty: flow.inPipe == 0) }
+        }
+        c2s.buffer = nil; s2c.buffer = nil; c2s.pipe = nil; s2c.pipe = nil
+        log()
+        releaseSlot()
+        frontend.counters.sessionEnded()
+        backend?.counters.sessionEnded()
+        generation.sessionList.remove(self)
+        generation.config.sessions -= 1
+        engine.sessionEnded(in: generation)
+        selfRetain?.release()
+        selfRetain = nil
+    }
+
+    /// HAProxy's tcplog line:
+    /// `%ci:%cp [%t] %ft %b/%s %Tw/%Tc/%Tt %B %ts %ac/%fc/%bc/%sc/%rc %sq/%bq`.
+    private func log() {
+        guard frontend.proxy.log.format == .tcplog, !frontend.log.isEmpty else { return }
+        if frontend.proxy.log.dontLogNull && c2s.bytes == 0 && s2c.bytes == 0 && termination.cause == UInt8(ascii: "-") { return }
+        let ms = { (v: Double) -> Int in Int((v * 1000).rounded()) }
+        let client = clientAddress.map { "\($0.address):\($0.port)" } ?? "-:-"
+        let tw = queueTime < 0 ? (phase == .closed && termination.phase == UInt8(ascii: "Q") ? -1 : 0) : ms(queueTime)
+        let tc = connectTime < 0 ? -1 : ms(connectTime)
+        let tt = ms(loop.now - acceptedAt)
+        let backendName = backend?.name ?? frontend.name
+        let serverName = server?.name ?? "<NOSRV>"
+        let retries = redispatched ? "+\(retriesDone)" : "\(retriesDone)"
+        let line = "\(client) [\(logDate(acceptedWall))] \(frontend.name) \(backendName)/\(serverName) \(tw)/\(tc)/\(tt) \(s2c.bytes) \(termination.text) \(engine.currentSessions)/\(frontend.counters.currentSessions)/\(backend?.counters.currentSessions ?? 0)/\(lastServerSessions)/\(retries) 0/\(backend?.queue.count ?? 0)"
+        frontend.log.send(line)
+    }
+
+    private var lastServerSessions: Int { server?.state.currentSessions ?? 0 }
+}
+
+/// TCP_NODELAY (a proxy must not add Nagle's delay to small exchanges) and SO_KEEPALIVE when asked.
+func setTCPOptions(_ fd: Int32, keepAlive: Bool) {
+    var one: Int32 = 1
+    setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+    if keepAlive { setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, socklen_t(MemoryLayout<Int32>.size)) }
+}
+
+func localEndpoint(_ fd: Int32) -> SocketEndpoint? {
+    var storage = sockaddr_storage()
+    var len = socklen_t(MemoryLayout<sockaddr_storage>.size)
+    let ok = withUnsafeMutablePointer(to: &storage) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) == 0 }
+    }
+    return ok ? SocketEndpoint(storage) : nil
+}
