@@ -1,0 +1,129 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import ConfigModel
+
+/// A configuration read, parsed and validated: what a generation is built from.
+public struct LoadedConfig: Sendable {
+    public var config: Config
+    /// Hex digest of the effective configuration (words of the section and keyword lines).
+    public var hash: String
+    /// The files read, in the order they were read.
+    public var files: [String]
+
+    public init(config: Config, hash: String, files: [String]) {
+        self.config = config
+        self.hash = hash
+        self.files = files
+    }
+}
+
+/// Reads `-f` paths into a validated Config, or every error found, each as `file:line: message`,
+/// in file order and then line order.
+public struct ConfigLoader: Sendable {
+    public var environment: [String: String]
+    public var resolver: HostResolver
+
+    public init(environment: [String: String] = ProcessInfo.processInfo.environment) {
+        self.init(environment: environment, resolver: .system)
+    }
+
+    public init(environment: [String: String], resolver: HostResolver) {
+        self.environment = environment
+        self.resolver = resolver
+    }
+
+    /// `-f` arguments: a file, or a directory whose `*.cfg` files load in lexical order (HAProxy's
+    /// behaviour). Several paths concatenate in order, as if they were one file.
+    public func load(paths: [String]) -> Result<LoadedConfig, ConfigErrors> {
+        var sources: [(file: String, text: String)] = []
+        var readErrors: [ConfigError] = []
+        if paths.isEmpty { readErrors.append(ConfigError(nil, "no configuration file given")) }
+        for path in paths {
+            switch ConfigLoader.files(at: path) {
+            case .failure(let error):
+                readErrors.append(error)
+            case .success(let files):
+                for file in files {
+                    switch ConfigLoader.readFile(file) {
+                    case .success(let text): sources.append((file, text))
+                    case .failure(let error): readErrors.append(error)
+                    }
+                }
+            }
+        }
+        // A file that cannot be read stops the load: the rest would be judged without part of it.
+        guard readErrors.isEmpty else { return .failure(ConfigErrors(readErrors)) }
+        return load(sources)
+    }
+
+    /// For tests: parse text as if read from `file`.
+    public func load(text: String, file: String) -> Result<LoadedConfig, ConfigErrors> {
+        load([(file, text)])
+    }
+
+    private func load(_ sources: [(file: String, text: String)]) -> Result<LoadedConfig, ConfigErrors> {
+        var parser = ConfigParser(environment: environment, resolver: resolver)
+        for source in sources { parser.parse(text: source.text, file: source.file) }
+        let (config, failed, dropped) = parser.build()
+        // The validator knows which lines failed, so that it does not repeat them as absences.
+        let errors = parser.errors + ConfigValidator.validate(config, failedKeywords: failed, droppedNames: dropped)
+        guard errors.isEmpty else {
+            let order = Dictionary(sources.enumerated().map { ($1.file, $0) }, uniquingKeysWith: { first, _ in first })
+            let sorted = errors.enumerated().sorted { a, b in
+                let ka = (order[a.element.location?.file ?? ""] ?? -1, a.element.location?.line ?? 0, a.offset)
+                let kb = (order[b.element.location?.file ?? ""] ?? -1, b.element.location?.line ?? 0, b.offset)
+                return ka < kb
+            }
+            return .failure(ConfigErrors(sorted.map(\.element)))
+        }
+        return .success(LoadedConfig(config: config, hash: parser.hash.hex, files: sources.map(\.file)))
+    }
+
+    /// The files a `-f` argument names: itself, or a directory's regular `*.cfg` files in byte order.
+    static func files(at path: String) -> Result<[String], ConfigError> {
+        var info = stat()
+        guard stat(path, &info) == 0 else {
+            return .failure(ConfigError(nil, "cannot read configuration file '\(path)': \(String(cString: strerror(errno)))"))
+        }
+        guard info.st_mode & S_IFMT == S_IFDIR else { return .success([path]) }
+        let names: [String]
+        do {
+            names = try FileManager.default.contentsOfDirectory(atPath: path)
+        } catch {
+            return .failure(ConfigError(nil, "cannot list configuration directory '\(path)'"))
+        }
+        let directory = path.hasSuffix("/") ? String(path.dropLast()) : path
+        let files = names
+            .filter { $0.hasSuffix(".cfg") }
+            .sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
+            .map { directory + "/" + $0 }
+            .filter { file in
+                var entry = stat()
+                return stat(file, &entry) == 0 && entry.st_mode & S_IFMT == S_IFREG
+            }
+        return .success(files)
+    }
+
+    /// The file's text; bytes that are not UTF-8 become U+FFFD rather than failing the load.
+    static func readFile(_ file: String) -> Result<String, ConfigError> {
+        let fd = open(file, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else {
+            return .failure(ConfigError(nil, "cannot read configuration file '\(file)': \(String(cString: strerror(errno)))"))
+        }
+        defer { close(fd) }
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 65_536)
+        while true {
+            let count = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+            if count < 0 {
+                if errno == EINTR { continue }
+                return .failure(ConfigError(nil, "cannot read configuration file '\(file)': \(String(cString: strerror(errno)))"))
+            }
+            if count == 0 { break }
+            bytes.append(contentsOf: chunk[..<count])
+        }
+        return .success(String(decoding: bytes, as: UTF8.self))
+    }
+}

@@ -1,0 +1,218 @@
+import ConfigModel
+
+/// Reads configuration text line by line into the model: sections, keywords and their arguments.
+/// Every error is collected with its line and reading goes on, so that one run reports them all.
+/// Checks that need the whole configuration (names referenced across sections, duplicates) are
+/// ConfigValidator's.
+struct ConfigParser {
+    let environment: [String: String]
+    /// Reads keyword lines; kept apart from the parser's state so that a proxy being filled can be
+    /// passed `inout` without copying the parser.
+    let reader: KeywordReader
+
+    private(set) var hash = ConfigHash()
+    var errors: [ConfigError] = []
+    var global = GlobalSettings()
+    var defaults: [DefaultsSection] = []
+    var drafts: [ProxyDraft] = []
+    private var section = Section.none
+
+    private enum Section {
+        case none
+        case global
+        case defaults(Int)
+        case proxy(Int)
+        /// A section HAProxy has and strata does not: reported once at its header, its lines skipped.
+        case unsupported
+    }
+
+    static let proxySections: [String: SectionKind] = [
+        "frontend": .frontend, "backend": .backend, "listen": .listen,
+    ]
+    /// HAProxy's other sections: recognized so that their lines are not each reported as unknown.
+    static let unsupportedSections: Set<String> = [
+        "resolvers", "peers", "userlist", "program", "http-errors", "ring", "mailers", "cache",
+        "log-forward", "fcgi-app",
+    ]
+
+    init(environment: [String: String], resolver: HostResolver) {
+        self.environment = environment
+        self.reader = KeywordReader(addresses: AddressParser(resolver: resolver))
+    }
+
+    /// Reads one file's text. `file` is the name errors carry.
+    mutating func parse(text: String, file: String) {
+        var number = 0
+        for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
+            number += 1
+            let location = SourceLocation(file: file, line: number)
+            let words: [String]
+            do throws(ConfigTokenizer.Failure) {
+                words = try ConfigTokenizer.tokenize(line, environment: environment)
+            } catch {
+                errors.append(ConfigError(location, error.message))
+                continue
+            }
+            guard !words.isEmpty else { continue }
+            hash.add(line: words)
+            parse(words: words, location: location)
+        }
+    }
+
+    private mutating func parse(words: [String], location: SourceLocation) {
+        let first = words[0]
+        if first == "global" || first == "defaults" || ConfigParser.proxySections[first] != nil {
+            startSection(words, location: location)
+            return
+        }
+        if ConfigParser.unsupportedSections.contains(first) {
+            errors.append(ConfigError(location, "section '\(first)' is not supported yet"))
+            section = .unsupported
+            return
+        }
+        let line = KeywordLine(words: words, location: location)
+        do throws(ConfigError) {
+            switch section {
+            case .none:
+                throw line.error("'\(line.keyword)' is outside any section")
+            case .unsupported:
+                return
+            case .global:
+                try reader.globalKeyword(line, global: &global)
+            case .defaults(let index):
+                do throws(ConfigError) {
+                    try reader.proxyKeyword(line, draft: &defaults[index].draft)
+                } catch {
+                    defaults[index].draft.failedKeywords.insert(line.keyword)
+                    throw error
+                }
+            case .proxy(let index):
+                do throws(ConfigError) {
+                    try reader.proxyKeyword(line, draft: &drafts[index])
+                } catch {
+                    drafts[index].failedKeywords.insert(line.keyword)
+                    throw error
+                }
+            }
+        } catch {
+            errors.append(error)
+        }
+    }
+
+    // MARK: Section headers
+
+    private mutating func startSection(_ words: [String], location: SourceLocation) {
+        let kind = words[0]
+        if kind == "global" {
+            section = .global
+            if words.count > 1 { errors.append(ConfigError(location, "unexpected argument '\(words[1])' to 'global'")) }
+            return
+        }
+
+        // `defaults [NAME] [from NAME]`, `frontend|backend|listen NAME [from NAME]`.
+        var args = words.dropFirst()
+        var name: String?
+        var from: String?
+        var valid = true
+        if let next = args.first, !(kind == "defaults" && next == "from") {
+            name = next
+            args = args.dropFirst()
+        }
+        if args.first == "from" {
+            if args.count < 2 {
+                errors.append(ConfigError(location, "'from' expects the name of a defaults section"))
+                valid = false
+            } else {
+                from = args[args.startIndex + 1]
+            }
+            args = args.dropFirst(2)
+        }
+        if let extra = args.first {
+            let hint = kind == "defaults" ? "" : " (listening addresses go on 'bind' lines)"
+            errors.append(ConfigError(location,
+                "unexpected argument '\(extra)' to '\(kind)': expected \(kind == "defaults" ? "[NAME]" : "NAME") [from DEFAULTS]\(hint)"))
+            valid = false
+        }
+
+        let sectionKind = ConfigParser.proxySections[kind] ?? .defaults
+        if sectionKind != .defaults {
+            if let proxyName = name {
+                if let bad = proxyName.first(where: { !KeywordReader.isNameCharacter($0) }) {
+                    errors.append(ConfigError(location,
+                        "character '\(bad)' is not permitted in \(kind) name '\(proxyName)' (use letters, digits, '-', '_', '.' and ':')"))
+                    valid = false
+                }
+            } else {
+                errors.append(ConfigError(location, "'\(kind)' expects a name"))
+                valid = false
+            }
+        }
+
+        var draft = ProxyDraft(name: name ?? "", section: sectionKind, location: location)
+        draft.valid = valid
+        let what = sectionKind == .defaults ? "defaults section '\(name ?? "")'" : "\(kind) '\(name ?? "")'"
+        if let from {
+            let matches = defaults.filter { $0.name == from }
+            if matches.isEmpty {
+                errors.append(ConfigError(location, "unable to find defaults section '\(from)' for \(what)"))
+            } else if matches.count > 1 {
+                errors.append(ConfigError(location,
+                    "defaults section name '\(from)' is ambiguous: declared at \(matches[0].location) and \(matches[1].location)"))
+            } else {
+                draft.inherit(from: matches[0].draft)
+            }
+        } else if sectionKind != .defaults, let last = defaults.last {
+            // A proxy starts from the latest defaults section before it; a defaults section starts afresh.
+            draft.inherit(from: last.draft)
+        }
+
+        if sectionKind == .defaults {
+            defaults.append(DefaultsSection(name: name, location: location, draft: draft))
+            section = .defaults(defaults.count - 1)
+        } else {
+            drafts.append(draft)
+            section = .proxy(drafts.count - 1)
+        }
+    }
+
+    // MARK: Result
+
+    /// The configuration read so far, with `log global` expanded, proxy ids assigned and the global
+    /// `noreuseport` applied. Proxies whose header was wrong are left out (their error is reported).
+    func configuration() -> Config {
+        build().config
+    }
+
+    /// The configuration with, per proxy, the keywords whose line failed, and the names of the
+    /// proxies left out: what the validator needs to report nothing twice.
+    func build() -> (config: Config, failedKeywords: [Set<String>], droppedNames: Set<String>) {
+        var config = Config(global: global)
+        var failed: [Set<String>] = []
+        var used = Set(drafts.compactMap(\.explicitID))
+        var nextID = 1
+        for draft in drafts where draft.valid {
+            var proxy = draft.proxy
+            if let id = draft.explicitID {
+                proxy.id = id
+            } else {
+                // HAProxy numbers the proxies without `id` with the lowest ids still free.
+                while used.contains(nextID) { nextID += 1 }
+                proxy.id = nextID
+                used.insert(nextID)
+            }
+            proxy.log.targets = draft.logs.flatMap { entry -> [LogTarget] in
+                switch entry {
+                case .global: global.logTargets
+                case .target(let target): [target]
+                }
+            }
+            if global.noReusePort {
+                for i in proxy.binds.indices { proxy.binds[i].reusePort = false }
+            }
+            config.proxies.append(proxy)
+            failed.append(draft.failedKeywords)
+        }
+        let dropped = Set(drafts.filter { !$0.valid }.map(\.proxy.name))
+        return (config, failed, dropped)
+    }
+}

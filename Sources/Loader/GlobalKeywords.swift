@@ -1,0 +1,214 @@
+import ConfigModel
+
+/// The keywords of the `global` section that strata supports, and how each lands in GlobalSettings.
+extension KeywordReader {
+    static let globalKeywords = [
+        "ca-base", "crt-base", "daemon", "description", "gid", "group", "hard-stop-after", "log", "max-generations",
+        "maxconn", "nbthread", "noreuseport", "pidfile", "ssl-default-bind-ciphers", "ssl-default-bind-ciphersuites",
+        "ssl-default-bind-options", "ssl-default-server-ciphers", "ssl-default-server-ciphersuites",
+        "ssl-default-server-options", "ssl-server-verify", "stats socket", "stats timeout",
+        "tune.ssl.default-dh-param", "uid", "user",
+    ]
+
+    static let tlsVersions = ["SSLv3", "TLSv1.0", "TLSv1.1", "TLSv1.2", "TLSv1.3"]
+    static let tlsServerFlags = ["no-sslv3", "no-tlsv10", "no-tlsv11", "no-tlsv12", "no-tlsv13", "no-tls-tickets"]
+    /// `prefer-client-ciphers` chooses among the ciphers a client offers: a listener's option only.
+    static let tlsBindFlags = tlsServerFlags + ["prefer-client-ciphers"]
+
+    func globalKeyword(_ line: KeywordLine, global: inout GlobalSettings) throws(ConfigError) {
+        if line.keyword == "chroot" {
+            throw line.error("'chroot' is not supported (strata reads its configuration files again on every reload)")
+        }
+        guard KeywordReader.globalKeywords.contains(line.keyword) else {
+            if let entry = KeywordReader.proxyKeywords.first(where: { $0.name == line.keyword }) {
+                let elsewhere = SectionKind.allCases.filter { entry.sections.contains($0) }
+                throw unsupported(line, in: .global, supported: KeywordReader.globalKeywords, elsewhere: elsewhere)
+            }
+            throw unsupported(line, in: .global, supported: KeywordReader.globalKeywords)
+        }
+        if line.negated { throw line.error("'no' cannot be used with '\(line.keyword)'") }
+
+        switch line.keyword {
+        case "maxconn":
+            global.maxconn = try line.integer(0, range: 1...Int(Int32.max))
+            try line.noArguments(after: 1)
+        case "daemon":
+            try line.noArguments()
+            global.daemon = true
+        case "pidfile":
+            global.pidfile = try line.argument(0, expecting: "a file path")
+            try line.noArguments(after: 1)
+        case "log":
+            if line.args.first == "global" {
+                throw line.error("'log global' belongs in a proxy or defaults section: it refers to the global 'log' lines")
+            }
+            global.logTargets.append(try logTarget(line))
+        case "nbthread":
+            let threads = try line.integer(0, range: 1...Int.max)
+            try line.noArguments(after: 1)
+            guard threads == 1 else { throw line.error("'nbthread' must be 1: strata runs one event loop for now") }
+            global.nbthread = threads
+        case "description":
+            global.description = try line.text(expecting: "a text")
+        case "user":
+            let name = try line.argument(0, expecting: "a user name")
+            try line.noArguments(after: 1)
+            guard let uid = SystemAccounts.uid(ofUser: name) else { throw line.error("'user': unknown user '\(name)'") }
+            global.uid = uid
+        case "group":
+            let name = try line.argument(0, expecting: "a group name")
+            try line.noArguments(after: 1)
+            guard let gid = SystemAccounts.gid(ofGroup: name) else {
+                throw line.error("'group': unknown group '\(name)'")
+            }
+            global.gid = gid
+        case "uid":
+            global.uid = UInt32(try line.integer(0, range: 0...Int(UInt32.max - 1)))
+            try line.noArguments(after: 1)
+        case "gid":
+            global.gid = UInt32(try line.integer(0, range: 0...Int(UInt32.max - 1)))
+            try line.noArguments(after: 1)
+        case "hard-stop-after":
+            global.hardStopAfter = try line.time(0)
+            try line.noArguments(after: 1)
+        case "max-generations":
+            // Two at least: the active generation and one draining beside it.
+            global.maxGenerations = try line.integer(0, range: 2...Int(Int32.max))
+            try line.noArguments(after: 1)
+        case "noreuseport":
+            try line.noArguments()
+            global.noReusePort = true
+        case "stats socket":
+            global.statsSockets.append(try statsSocket(line))
+        case "stats timeout":
+            let ms = try line.time(0)
+            try line.noArguments(after: 1)
+            guard ms > 0 else { throw line.error("'stats timeout' expects a time greater than 0") }
+            global.statsTimeout = ms
+
+        case "ssl-default-bind-ciphers": global.tls.bindCiphers = try cipherList(line)
+        case "ssl-default-bind-ciphersuites": global.tls.bindCiphersuites = try cipherList(line)
+        case "ssl-default-server-ciphers": global.tls.serverCiphers = try cipherList(line)
+        case "ssl-default-server-ciphersuites": global.tls.serverCiphersuites = try cipherList(line)
+        case "ssl-default-bind-options":
+            global.tls.bindOptions += try tlsOptions(line, flags: KeywordReader.tlsBindFlags)
+        case "ssl-default-server-options":
+            global.tls.serverOptions += try tlsOptions(line, flags: KeywordReader.tlsServerFlags)
+        case "ssl-server-verify":
+            global.tls.serverVerify = try line.choice(0, among: ["none", "required"])
+            try line.noArguments(after: 1)
+        case "tune.ssl.default-dh-param":
+            global.tls.defaultDHParam = try line.integer(0, range: 1024...Int(Int32.max))
+            try line.noArguments(after: 1)
+        case "crt-base":
+            global.tls.crtBase = try line.argument(0, expecting: "a directory")
+            try line.noArguments(after: 1)
+        case "ca-base":
+            global.tls.caBase = try line.argument(0, expecting: "a directory")
+            try line.noArguments(after: 1)
+        default:
+            throw unsupported(line, in: .global, supported: KeywordReader.globalKeywords)
+        }
+        global.locations[line.keyword] = line.location
+    }
+
+    /// An OpenSSL cipher list or TLS 1.3 suite list: one word of the characters OpenSSL uses there.
+    private func cipherList(_ line: KeywordLine) throws(ConfigError) -> String {
+        let list = try line.argument(0, expecting: "an OpenSSL cipher list (for example ECDHE+AESGCM:!aNULL)")
+        try line.noArguments(after: 1)
+        let allowed = list.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || "-_+:!@=,.".contains($0)) }
+        guard !list.isEmpty, allowed else {
+            throw line.error("'\(line.keyword)' expects an OpenSSL cipher list, got '\(list)'")
+        }
+        return list
+    }
+
+    /// Options of `ssl-default-bind-options` / `ssl-default-server-options`, one element per
+    /// option: `no-sslv3`, or `ssl-min-ver TLSv1.2` with its version.
+    private func tlsOptions(_ line: KeywordLine, flags: [String]) throws(ConfigError) -> [String] {
+        var options: [String] = []
+        var minimum: Int?
+        var maximum: Int?
+        var i = 0
+        while let word = line.optionalArgument(i) {
+            if word == "ssl-min-ver" || word == "ssl-max-ver" {
+                let versions = KeywordLine.list(KeywordReader.tlsVersions)
+                guard let version = line.optionalArgument(i + 1) else {
+                    throw line.error("'\(word)' in '\(line.keyword)' expects \(versions)")
+                }
+                guard let rank = KeywordReader.tlsVersions.firstIndex(of: version) else {
+                    throw line.error("'\(word)' in '\(line.keyword)' expects \(versions), got '\(version)'")
+                }
+                if word == "ssl-min-ver" { minimum = rank } else { maximum = rank }
+                options.append("\(word) \(version)")
+                i += 2
+                continue
+            }
+            guard flags.contains(word) else {
+                let known = flags + ["ssl-min-ver", "ssl-max-ver"]
+                throw line.error("'\(word)' is not an option of '\(line.keyword)'"
+                    + KeywordSuggestion.clause(for: word, among: known))
+            }
+            options.append(word)
+            i += 1
+        }
+        if let minimum, let maximum, minimum > maximum {
+            throw line.error("'\(line.keyword)': ssl-min-ver \(KeywordReader.tlsVersions[minimum]) is above ssl-max-ver \(KeywordReader.tlsVersions[maximum])")
+        }
+        return options
+    }
+
+    static let statsSocketOptions = ["level", "mode"]
+
+    /// `stats socket PATH|ipv4@ADDR:PORT|ipv6@ADDR:PORT [mode OCTAL] [level user|operator|admin]`.
+    private func statsSocket(_ line: KeywordLine) throws(ConfigError) -> StatsSocket {
+        let text = try line.argument(0, expecting: "a UNIX socket path or ipv4@ADDR:PORT")
+        let address: StatsSocket.Address
+        if text.hasPrefix("unix@") {
+            address = .unix(path: String(text.dropFirst(5)))
+        } else if text.hasPrefix("/") || !(text.contains(":") || text.contains("@")) {
+            address = .unix(path: text)
+        } else {
+            switch addresses.endpoint(text, allowAny: true) {
+            case .success(let endpoint): address = .tcp(endpoint)
+            case .failure(let message): throw line.error("'stats socket': \(message)")
+            }
+        }
+        guard !text.isEmpty, address != .unix(path: "") else {
+            throw line.error("'stats socket' expects a UNIX socket path or ipv4@ADDR:PORT")
+        }
+        var socket = StatsSocket(location: line.location, address: address)
+        var i = 1
+        while let option = line.optionalArgument(i) {
+            switch option {
+            case "mode":
+                guard let text = line.optionalArgument(i + 1) else {
+                    throw line.error("'mode' on stats socket expects an octal mode (for example 600)")
+                }
+                guard !text.isEmpty, let mode = UInt32(text, radix: 8), mode <= 0o7777 else {
+                    throw line.error("'mode' on stats socket expects an octal mode (for example 600), got '\(text)'")
+                }
+                socket.mode = mode
+                i += 2
+            case "level":
+                guard let text = line.optionalArgument(i + 1) else {
+                    throw line.error("'level' on stats socket expects user, operator or admin")
+                }
+                switch text {
+                case "user": socket.level = .user
+                case "operator": socket.level = .operator_
+                case "admin": socket.level = .admin
+                default: throw line.error("'level' on stats socket expects user, operator or admin, got '\(text)'")
+                }
+                i += 2
+            default:
+                if KeywordReader.otherBindOptions.contains(option) {
+                    throw line.error("'\(option)' on stats socket is not supported yet")
+                }
+                throw line.error("'\(option)' is not a stats socket option"
+                    + KeywordSuggestion.clause(for: option, among: KeywordReader.statsSocketOptions))
+            }
+        }
+        return socket
+    }
+}

@@ -1,0 +1,110 @@
+import ConfigModel
+
+/// One keyword line of a section, split into the keyword as people name it (`maxconn`,
+/// `option redispatch`, `timeout connect`, `stats socket`) and its arguments, with helpers that
+/// read arguments and fail with a message naming the keyword and what it expected.
+struct KeywordLine {
+    var location: SourceLocation
+    /// The line began with `no`.
+    var negated: Bool
+    /// As shown in messages.
+    var keyword: String
+    var args: ArraySlice<String>
+
+    /// Keywords whose second word selects the real keyword.
+    static let families: Set<String> = ["option", "timeout", "stats"]
+
+    init(words: [String], location: SourceLocation) {
+        self.location = location
+        var words = words[...]
+        negated = words.first == "no" && words.count > 1
+        if negated { words = words.dropFirst() }
+        let first = words.first ?? ""
+        if KeywordLine.families.contains(first), words.count > 1 {
+            keyword = first + " " + words[words.startIndex + 1]
+            args = words.dropFirst(2)
+        } else {
+            keyword = first
+            args = words.dropFirst()
+        }
+    }
+
+    func error(_ message: String) -> ConfigError { ConfigError(location, message) }
+
+    /// The argument at `index` (0 is the first after the keyword), or an error saying what was expected.
+    func argument(_ index: Int, expecting what: String) throws(ConfigError) -> String {
+        guard index < args.count else { throw error("'\(keyword)' expects \(what)") }
+        return args[args.startIndex + index]
+    }
+
+    func optionalArgument(_ index: Int) -> String? {
+        index < args.count ? args[args.startIndex + index] : nil
+    }
+
+    /// Refuses arguments past the first `count`.
+    func noArguments(after count: Int = 0) throws(ConfigError) {
+        guard args.count > count else { return }
+        throw error("unexpected argument '\(args[args.startIndex + count])' to '\(keyword)'")
+    }
+
+    /// Everything after the keyword as one text (`description`), words joined by a space as HAProxy does.
+    func text(expecting what: String) throws(ConfigError) -> String {
+        guard !args.isEmpty else { throw error("'\(keyword)' expects \(what)") }
+        return args.joined(separator: " ")
+    }
+
+    func integer(_ index: Int, range: ClosedRange<Int> = 0...Int.max, name: String? = nil) throws(ConfigError) -> Int {
+        let name = name ?? keyword
+        let expected = KeywordLine.describe(range)
+        guard index < args.count else { throw error("'\(name)' expects \(expected)") }
+        return try KeywordLine.integer(args[args.startIndex + index], range: range, name: name, location: location)
+    }
+
+    static func integer(_ text: String, range: ClosedRange<Int>, name: String, location: SourceLocation)
+        throws(ConfigError) -> Int
+    {
+        let expected = describe(range)
+        let digits = text.first == "-" ? text.dropFirst() : Substring(text)
+        // Not a number at all: say so plainly; the range is for numbers out of it.
+        guard !digits.isEmpty, digits.allSatisfy({ $0.isASCII && $0.isNumber }), let value = Int(text) else {
+            throw ConfigError(location, "'\(name)' expects an integer, got '\(text)'")
+        }
+        guard range.contains(value) else { throw ConfigError(location, "'\(name)' expects \(expected), got '\(text)'") }
+        return value
+    }
+
+    static func describe(_ range: ClosedRange<Int>) -> String {
+        switch (range.lowerBound, range.upperBound) {
+        case (Int.min, Int.max): "an integer"
+        case (0, Int.max): "a non-negative integer"
+        case (1, Int.max): "a positive integer"
+        case (let low, Int.max): "an integer of at least \(low)"
+        case (let low, let high): "an integer from \(low) to \(high)"
+        }
+    }
+
+    /// A time in milliseconds (a bare number is milliseconds).
+    func time(_ index: Int) throws(ConfigError) -> Int {
+        guard index < args.count else { throw error("'\(keyword)' expects a time (for example 5s)") }
+        let text = args[args.startIndex + index]
+        switch ConfigUnits.parseTime(text) {
+        case .success(let ms): return ms
+        case .failure(let failure): throw error("'\(keyword)' expects a time, got '\(text)' (\(failure))")
+        }
+    }
+
+    /// One of `choices`, or an error listing them.
+    func choice(_ index: Int, among choices: [String]) throws(ConfigError) -> String {
+        let list = KeywordLine.list(choices)
+        guard index < args.count else { throw error("'\(keyword)' expects \(list)") }
+        let value = args[args.startIndex + index]
+        guard choices.contains(value) else { throw error("'\(keyword)' expects \(list), got '\(value)'") }
+        return value
+    }
+
+    /// "a, b or c".
+    static func list(_ items: [String]) -> String {
+        guard items.count > 1 else { return items.first ?? "" }
+        return items.dropLast().joined(separator: ", ") + " or " + items.last!
+    }
+}

@@ -1,0 +1,24 @@
+import ConfigModel
+
+/// Reads the keyword lines of each section into the model (GlobalKeywords, ProxyKeywords,
+/// LogTargetParser); holds only what those need, the address parser and its resolver.
+struct KeywordReader {
+    let addresses: AddressParser
+
+    /// HAProxy's proxy (and server) name characters.
+    static func isNameCharacter(_ c: Character) -> Bool {
+        c.isASCII && (c.isLetter || c.isNumber || c == "-" || c == "_" || c == "." || c == ":")
+    }
+
+    /// `'KEYWORD' is not supported in section 'S'`, with the nearest supported keyword of that
+    /// section, or where the keyword belongs when strata supports it in other sections.
+    func unsupported(_ line: KeywordLine, in section: SectionKind, supported: [String],
+                     elsewhere: [SectionKind] = []) -> ConfigError
+    {
+        let base = "'\(line.keyword)' is not supported in section '\(section.rawValue)'"
+        if !elsewhere.isEmpty {
+            return line.error(base + " (only in \(elsewhere.map(\.rawValue).joined(separator: ", ")))")
+        }
+        return line.error(base + KeywordSuggestion.clause(for: line.keyword, among: supported))
+    }
+}

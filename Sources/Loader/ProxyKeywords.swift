@@ -1,0 +1,333 @@
+import ConfigModel
+
+/// The keywords of `defaults`, `frontend`, `backend` and `listen` sections that strata supports,
+/// where each is allowed (HAProxy's keyword matrix, configuration.txt §4.1), and how each lands in
+/// the model.
+extension KeywordReader {
+    private static let all: Set<SectionKind> = [.defaults, .frontend, .listen, .backend]
+    private static let frontSide: Set<SectionKind> = [.defaults, .frontend, .listen]
+    private static let backSide: Set<SectionKind> = [.defaults, .listen, .backend]
+
+    /// Keyword -> sections allowing it, in the order of the documentation table.
+    static let proxyKeywords: [(name: String, sections: Set<SectionKind>)] = [
+        ("balance", backSide),
+        ("bind", [.frontend, .listen]),
+        ("default-server", backSide),
+        ("default_backend", frontSide),
+        ("description", [.frontend, .listen, .backend]),
+        ("disabled", all),
+        ("enabled", all),
+        ("fullconn", backSide),
+        ("id", [.frontend, .listen, .backend]),
+        ("log", all),
+        ("maxconn", frontSide),
+        ("mode", all),
+        ("option clitcpka", frontSide),
+        ("option dontlognull", frontSide),
+        ("option redispatch", backSide),
+        ("option srvtcpka", backSide),
+        ("option tcpka", all),
+        ("option tcplog", all),
+        ("retries", backSide),
+        ("server", [.listen, .backend]),
+        ("timeout client", frontSide),
+        ("timeout client-fin", frontSide),
+        ("timeout connect", backSide),
+        ("timeout queue", backSide),
+        ("timeout server", backSide),
+        ("timeout server-fin", backSide),
+        ("timeout tunnel", backSide),
+    ]
+
+    /// Keywords that take HAProxy's `no` prefix.
+    static let negatableProxyKeywords: Set<String> = [
+        "log", "option clitcpka", "option dontlognull", "option redispatch", "option srvtcpka", "option tcpka",
+    ]
+
+    static let balanceAlgorithms: [String: BalanceAlgorithm] = [
+        "roundrobin": .roundRobin, "static-rr": .staticRoundRobin, "leastconn": .leastConnections,
+        "first": .first, "source": .source,
+    ]
+    /// HAProxy's other algorithms (most need HTTP): named as not supported yet rather than unknown.
+    static let otherBalanceAlgorithms: Set<String> = [
+        "random", "uri", "url_param", "hdr", "rdp-cookie", "hash",
+    ]
+
+    func proxyKeyword(_ line: KeywordLine, draft: inout ProxyDraft) throws(ConfigError) {
+        let section = draft.section
+        let names = KeywordReader.proxyKeywords.filter { $0.sections.contains(section) }.map(\.name)
+        guard let entry = KeywordReader.proxyKeywords.first(where: { $0.name == line.keyword }) else {
+            throw unsupported(line, in: section, supported: names)
+        }
+        guard entry.sections.contains(section) else {
+            let elsewhere = SectionKind.allCases.filter { entry.sections.contains($0) }
+            throw unsupported(line, in: section, supported: names, elsewhere: elsewhere)
+        }
+        if line.negated && !KeywordReader.negatableProxyKeywords.contains(line.keyword) {
+            throw line.error("'no' cannot be used with '\(line.keyword)'")
+        }
+
+        switch line.keyword {
+        case "mode":
+            let mode = try line.argument(0, expecting: "tcp")
+            try line.noArguments(after: 1)
+            switch mode {
+            case "tcp": draft.proxy.mode = .tcp
+            case "http": throw line.error("'mode http' is not supported yet (strata serves mode tcp for now)")
+            default: throw line.error("'mode' expects tcp, got '\(mode)'")
+            }
+
+        case "bind":
+            try bind(line, draft: &draft)
+
+        case "server":
+            let name = try line.argument(0, expecting: "a name and an address (server NAME ADDR[:PORT] [options])")
+            let address = try line.argument(1, expecting: "an address after the name (server NAME ADDR[:PORT])")
+            if let bad = name.first(where: { !KeywordReader.isNameCharacter($0) }) {
+                throw line.error("character '\(bad)' is not permitted in server name '\(name)'")
+            }
+            let (host, ip, port) = try serverAddress(address, line: line, context: "'server \(name)'")
+            let options = try serverOptions(line, from: 2, base: draft.defaultServer)
+            draft.proxy.servers.append(
+                Server(name: name, location: line.location, id: draft.proxy.servers.count + 1, host: host,
+                       address: ip, port: port, options: options))
+
+        case "default-server":
+            draft.defaultServer = try serverOptions(line, from: 0, base: draft.defaultServer)
+
+        case "default_backend":
+            let name = try line.argument(0, expecting: "a backend name")
+            try line.noArguments(after: 1)
+            draft.proxy.defaultBackend = name
+            draft.proxy.defaultBackendLocation = line.location
+
+        case "balance":
+            let names = ["roundrobin", "static-rr", "leastconn", "first", "source"]
+            let algorithm = try line.argument(0, expecting: KeywordLine.list(names))
+            let base = String(algorithm.prefix { $0 != "(" })
+            if KeywordReader.otherBalanceAlgorithms.contains(base) {
+                throw line.error("'balance \(base)' is not supported yet (strata has \(KeywordLine.list(names)))")
+            }
+            guard let value = KeywordReader.balanceAlgorithms[algorithm] else {
+                throw line.error("'balance' expects \(KeywordLine.list(names)), got '\(algorithm)'")
+            }
+            try line.noArguments(after: 1)
+            draft.proxy.balance = value
+
+        case "maxconn":
+            draft.proxy.maxconn = try line.integer(0)
+            try line.noArguments(after: 1)
+
+        case "fullconn":
+            draft.proxy.fullconn = try line.integer(0)
+            try line.noArguments(after: 1)
+
+        case "retries":
+            draft.proxy.retries = try line.integer(0)
+            try line.noArguments(after: 1)
+
+        case "option redispatch":
+            if line.negated {
+                try line.noArguments()
+                draft.proxy.redispatch = nil
+            } else {
+                // Without an interval, HAProxy redispatches on the last retry (-1).
+                draft.proxy.redispatch = -1
+                if !line.args.isEmpty { draft.proxy.redispatch = try line.integer(0, range: Int.min...Int.max) }
+                try line.noArguments(after: 1)
+            }
+
+        case "option tcpka":
+            try line.noArguments()
+            draft.proxy.tcpKeepAlive.client = !line.negated
+            draft.proxy.tcpKeepAlive.server = !line.negated
+
+        case "option clitcpka":
+            try line.noArguments()
+            draft.proxy.tcpKeepAlive.client = !line.negated
+
+        case "option srvtcpka":
+            try line.noArguments()
+            draft.proxy.tcpKeepAlive.server = !line.negated
+
+        case "option tcplog":
+            try line.noArguments()
+            draft.proxy.log.format = .tcplog
+
+        case "option dontlognull":
+            try line.noArguments()
+            draft.proxy.log.dontLogNull = !line.negated
+
+        case "timeout client": draft.proxy.timeouts.client = try timeout(line)
+        case "timeout client-fin": draft.proxy.timeouts.clientFin = try timeout(line)
+        case "timeout connect": draft.proxy.timeouts.connect = try timeout(line)
+        case "timeout queue": draft.proxy.timeouts.queue = try timeout(line)
+        case "timeout server": draft.proxy.timeouts.server = try timeout(line)
+        case "timeout server-fin": draft.proxy.timeouts.serverFin = try timeout(line)
+        case "timeout tunnel": draft.proxy.timeouts.tunnel = try timeout(line)
+
+        case "log":
+            if line.negated {
+                try line.noArguments()
+                draft.logs = []
+            } else if line.args.first == "global" {
+                try line.noArguments(after: 1)
+                draft.logs.append(.global)
+            } else {
+                draft.logs.append(.target(try logTarget(line)))
+            }
+
+        case "description":
+            draft.proxy.description = try line.text(expecting: "a text")
+
+        case "disabled":
+            try line.noArguments()
+            draft.proxy.disabled = true
+
+        case "enabled":
+            try line.noArguments()
+            draft.proxy.disabled = false
+
+        case "id":
+            draft.explicitID = try line.integer(0, range: 1...Int(Int32.max))
+            try line.noArguments(after: 1)
+
+        default:
+            throw unsupported(line, in: section, supported: names)
+        }
+    }
+
+    private func timeout(_ line: KeywordLine) throws(ConfigError) -> Int {
+        let ms = try line.time(0)
+        try line.noArguments(after: 1)
+        return ms
+    }
+
+    // MARK: bind
+
+    static let bindOptions = ["backlog", "interface", "name", "v4v6", "v6only"]
+    /// HAProxy's other `bind` options: "not supported yet" rather than "unknown".
+    static let otherBindOptions: Set<String> = [
+        "accept-netscaler-cip", "accept-proxy", "allow-0rtt", "alpn", "ca-file", "ca-ignore-err",
+        "ca-sign-file", "ca-sign-pass", "ca-verify-file", "ciphers", "ciphersuites", "crl-file", "crt",
+        "crt-ignore-err", "crt-list", "curves", "defer-accept", "ecdhe", "expose-fd", "force-sslv3",
+        "force-tlsv10", "force-tlsv11", "force-tlsv12", "force-tlsv13", "generate-certificates", "gid",
+        "group", "id", "level", "maxconn", "mode", "mss", "namespace", "nice", "no-ca-names", "no-sslv3",
+        "no-tls-tickets", "no-tlsv10", "no-tlsv11", "no-tlsv12", "no-tlsv13", "npn", "prefer-client-ciphers",
+        "proto", "process", "quic-cc-algo", "quic-force-retry", "severity-output", "shards", "ssl",
+        "ssl-max-ver", "ssl-min-ver", "strict-sni", "tcp-ut", "tfo", "thread", "tls-ticket-keys",
+        "transparent", "uid", "user", "verify",
+    ]
+
+    private func bind(_ line: KeywordLine, draft: inout ProxyDraft) throws(ConfigError) {
+        let list = try line.argument(0, expecting: "an address (bind ADDR:PORT[,ADDR:PORT...] [options])")
+        var endpoints: [SocketEndpoint] = []
+        for text in list.split(separator: ",", omittingEmptySubsequences: false).map(String.init) {
+            switch addresses.endpoint(text, allowAny: true) {
+            case .success(let endpoint): endpoints.append(endpoint)
+            case .failure(let message): throw line.error("'bind': \(message)")
+            }
+        }
+        var template = Bind(location: line.location, endpoint: endpoints[0])
+        var i = 1
+        while let option = line.optionalArgument(i) {
+            func value() throws(ConfigError) -> String {
+                guard let v = line.optionalArgument(i + 1) else { throw line.error("'\(option)' on bind expects a value") }
+                return v
+            }
+            switch option {
+            case "v4v6": template.v6only = false
+            case "v6only": template.v6only = true
+            case "backlog":
+                template.backlog = try KeywordLine.integer(try value(), range: 1...Int(Int32.max), name: "backlog",
+                                                           location: line.location)
+                i += 1
+            case "name": template.name = try value(); i += 1
+            case "interface": template.interface = try value(); i += 1
+            case "ssl": throw line.error("'ssl' on bind is not supported yet")
+            default:
+                if KeywordReader.otherBindOptions.contains(option) {
+                    throw line.error("'\(option)' on bind is not supported yet")
+                }
+                throw line.error("'\(option)' is not a bind option"
+                    + KeywordSuggestion.clause(for: option, among: KeywordReader.bindOptions))
+            }
+            i += 1
+        }
+        for endpoint in endpoints {
+            var bind = template
+            bind.endpoint = endpoint
+            draft.proxy.binds.append(bind)
+        }
+    }
+
+    // MARK: server
+
+    static let serverOptionNames = ["backup", "disabled", "maxconn", "weight"]
+    /// HAProxy's other `server` options: "not supported yet" rather than "unknown".
+    static let otherServerOptions: Set<String> = [
+        "addr", "agent-addr", "agent-check", "agent-inter", "agent-port", "agent-send", "allow-0rtt", "alpn",
+        "ca-file", "check", "check-alpn", "check-proto", "check-send-proxy", "check-sni", "check-ssl",
+        "check-via-socks4", "ciphers", "ciphersuites", "cookie", "crl-file", "crt", "downinter", "enabled",
+        "error-limit", "fall", "fastinter", "force-sslv3", "force-tlsv10", "force-tlsv11", "force-tlsv12",
+        "force-tlsv13", "id", "init-addr", "inter", "log-proto", "max-reuse", "maxqueue", "minconn",
+        "namespace", "no-agent-check", "no-backup", "no-check", "no-check-ssl", "no-send-proxy",
+        "no-send-proxy-v2", "no-ssl", "no-ssl-reuse", "no-sslv3", "no-tfo", "no-tls-tickets", "no-tlsv10",
+        "no-tlsv11", "no-tlsv12", "no-tlsv13", "no-verifyhost", "non-stick", "npn", "observe", "on-error",
+        "on-marked-down", "on-marked-up", "pool-low-conn", "pool-max-conn", "pool-purge-delay", "port",
+        "proto", "redir", "resolve-net", "resolve-opts", "resolve-prefer", "resolvers", "rise",
+        "send-proxy", "send-proxy-v2", "send-proxy-v2-ssl", "send-proxy-v2-ssl-cn", "set-proxy-v2-tlv-fmt",
+        "slowstart", "sni", "socks4", "source", "ssl", "ssl-max-ver", "ssl-min-ver", "ssl-reuse", "stick",
+        "tcp-ut", "tfo", "track", "verify", "verifyhost", "ws",
+    ]
+
+    /// `ADDR[:PORT]`: no port means the client's destination port. A host name is resolved now.
+    private func serverAddress(_ text: String, line: KeywordLine, context: String) throws(ConfigError)
+        -> (host: String, address: IPAddress, port: UInt16?)
+    {
+        let parts: AddressParser.Parts
+        switch AddressParser.split(text) {
+        case .success(let p): parts = p
+        case .failure(let message): throw line.error("\(context): \(message)")
+        }
+        var port: UInt16?
+        if let portText = parts.port {
+            switch AddressParser.port(portText, in: text) {
+            case .success(let p): port = p
+            case .failure(let message): throw line.error("\(context): \(message)")
+            }
+        }
+        switch addresses.address(parts.host, family: parts.family, in: text, allowAny: false) {
+        case .success(let address): return (parts.host, address, port)
+        case .failure(let message): throw line.error("\(context): \(message)")
+        }
+    }
+
+    /// The options of a `server` (from its third word) or `default-server` line, over `base`.
+    private func serverOptions(_ line: KeywordLine, from start: Int, base: ServerOptions) throws(ConfigError)
+        -> ServerOptions
+    {
+        var options = base
+        var i = start
+        while let option = line.optionalArgument(i) {
+            switch option {
+            case "weight":
+                options.weight = try line.integer(i + 1, range: 0...256, name: "weight")
+                i += 1
+            case "maxconn":
+                options.maxconn = try line.integer(i + 1, name: "maxconn")
+                i += 1
+            case "backup": options.backup = true
+            case "disabled": options.disabled = true
+            default:
+                if KeywordReader.otherServerOptions.contains(option) {
+                    throw line.error("'\(option)' on server is not supported yet")
+                }
+                throw line.error("'\(option)' is not a server option"
+                    + KeywordSuggestion.clause(for: option, among: KeywordReader.serverOptionNames))
+            }
+            i += 1
+        }
+        return options
+    }
+}
