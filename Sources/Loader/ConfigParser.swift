@@ -159,11 +159,20 @@ struct ConfigParser {
                 errors.append(ConfigError(location,
                     "defaults section name '\(from)' is ambiguous: declared at \(matches[0].location) and \(matches[1].location)"))
             } else {
-                draft.inherit(from: matches[0].draft)
+                let index = defaults.firstIndex { $0.name == from }!
+                if let implicit = defaults[index].implicitUse {
+                    errors.append(ConfigError(location, "defaults section '\(from)' (declared at \(defaults[index].location)) is used implicitly at \(implicit) and referenced with 'from' here: use 'from' everywhere, or add a last defaults section for the implicit uses"))
+                }
+                if defaults[index].explicitUse == nil { defaults[index].explicitUse = location }
+                draft.inherit(from: defaults[index].draft)
             }
-        } else if sectionKind != .defaults, let last = defaults.last {
+        } else if sectionKind != .defaults, let index = defaults.indices.last {
             // A proxy starts from the latest defaults section before it; a defaults section starts afresh.
-            draft.inherit(from: last.draft)
+            if let explicit = defaults[index].explicitUse {
+                errors.append(ConfigError(location, "defaults section '\(defaults[index].name ?? "")' (declared at \(defaults[index].location)) is referenced with 'from' at \(explicit) and used implicitly here: use 'from' everywhere, or add a last defaults section for the implicit uses"))
+            }
+            if defaults[index].implicitUse == nil { defaults[index].implicitUse = location }
+            draft.inherit(from: defaults[index].draft)
         }
 
         if sectionKind == .defaults {

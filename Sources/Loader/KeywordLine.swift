@@ -74,13 +74,16 @@ struct KeywordLine {
     }
 
     static func describe(_ range: ClosedRange<Int>) -> String {
-        switch (range.lowerBound, range.upperBound) {
-        case (Int.min, Int.max): "an integer"
-        case (0, Int.max): "a non-negative integer"
-        case (1, Int.max): "a positive integer"
-        case (let low, Int.max): "an integer of at least \(low)"
-        case (let low, let high): "an integer from \(low) to \(high)"
+        // Limits at the 32-bit maximum are HAProxy's storage, not something to tell people.
+        guard range.upperBound < Int(Int32.max) else {
+            switch range.lowerBound {
+            case ..<(-Int(Int32.max)): return "an integer"
+            case 0: return "a non-negative integer"
+            case 1: return "a positive integer"
+            case let low: return "an integer of at least \(low)"
+            }
         }
+        return "an integer from \(range.lowerBound) to \(range.upperBound)"
     }
 
     /// A time in milliseconds (a bare number is milliseconds).

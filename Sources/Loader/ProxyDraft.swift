@@ -88,4 +88,8 @@ struct DefaultsSection {
     var name: String?
     var location: SourceLocation
     var draft: ProxyDraft
+    /// The first proxy that took this section as the latest one, and the first that named it with
+    /// `from`: HAProxy refuses a section used both ways, since editing it for one surprises the other.
+    var implicitUse: SourceLocation?
+    var explicitUse: SourceLocation?
 }

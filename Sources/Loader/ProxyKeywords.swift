@@ -41,7 +41,7 @@ extension KeywordReader {
 
     /// Keywords that take HAProxy's `no` prefix.
     static let negatableProxyKeywords: Set<String> = [
-        "log", "option clitcpka", "option dontlognull", "option redispatch", "option srvtcpka", "option tcpka",
+        "log", "option clitcpka", "option dontlognull", "option redispatch", "option srvtcpka",
     ]
 
     static let balanceAlgorithms: [String: BalanceAlgorithm] = [
@@ -64,7 +64,9 @@ extension KeywordReader {
             throw unsupported(line, in: section, supported: names, elsewhere: elsewhere)
         }
         if line.negated && !KeywordReader.negatableProxyKeywords.contains(line.keyword) {
-            throw line.error("'no' cannot be used with '\(line.keyword)'")
+            // HAProxy refuses `no option tcpka` too: its two halves are what can be turned off.
+            let hint = line.keyword == "option tcpka" ? " (use 'no option clitcpka' and 'no option srvtcpka')" : ""
+            throw line.error("'no' cannot be used with '\(line.keyword)'\(hint)")
         }
 
         switch line.keyword {
@@ -139,8 +141,8 @@ extension KeywordReader {
 
         case "option tcpka":
             try line.noArguments()
-            draft.proxy.tcpKeepAlive.client = !line.negated
-            draft.proxy.tcpKeepAlive.server = !line.negated
+            draft.proxy.tcpKeepAlive.client = true
+            draft.proxy.tcpKeepAlive.server = true
 
         case "option clitcpka":
             try line.noArguments()
