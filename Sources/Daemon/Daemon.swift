@@ -36,6 +36,11 @@ final class Daemon: @unchecked Sendable {
     }
 
     func run() -> Int32 {
+        // A signal mask inherited from the parent (a supervisor, a test harness) must not hide
+        // reload and stop signals: start from an empty mask, as HAProxy does.
+        var none = sigset_t()
+        sigemptyset(&none)
+        sigprocmask(SIG_SETMASK, &none, nil)
         signal(SIGPIPE, SIG_IGN)
         let loaded: LoadedConfig
         switch loader.load(paths: options.files) {

@@ -87,7 +87,7 @@ final class ReloadCoordinator: @unchecked Sendable {
         case .failure(let errors):
             failed += 1
             outcome = ReloadOutcome(success: false, generationID: result.id,
-                                    messages: errors.map(\.description) + ["generation \(result.id) failed: nothing was changed"])
+                                    messages: errors.errors.map(\.description) + ["generation \(result.id) failed: nothing was changed"])
         }
         finished(outcome)
         for reply in answering { reply(outcome) }

@@ -226,7 +226,12 @@ public final class Engine: EventHandler {
     /// Calls `handler` on the loop's thread when one of `signals` arrives.
     public func onSignals(_ signals: [Int32], _ handler: @escaping (Int32) -> Void) {
         signalHandler = handler
-        for s in signals { signalWatchers.append(loop.makeSignalWatcher(s, handler: self)) }
+        for s in signals {
+            // An ignored disposition is inherited across exec and would discard the signal
+            // before libev's signalfd sees it.
+            Glibc.signal(s, SIG_DFL)
+            signalWatchers.append(loop.makeSignalWatcher(s, handler: self))
+        }
     }
 
     override func signalEvent(_ signal: Int32) { signalHandler?(signal) }
