@@ -63,7 +63,7 @@ import Testing
         #expect(logs[3].minLevel == 7)  // debug
         #expect(logs[4].destination == .udp(SocketEndpoint(address: IPAddress("::1")!, port: 1514)))
         #expect(logs[5].destination == .unixDatagram(path: "/dev/log"))
-        #expect(logs[5].location == SourceLocation(file: packageRoot + "/fixtures/valid/global.cfg", line: 10))
+        #expect(logs[5].location == SourceLocation(file: packageRoot + "/fixtures/valid/global.cfg", line: 11))
 
         #expect(global.locations["maxconn"]?.line == 3)
         #expect(global.locations["stats socket"]?.line == 32)
@@ -111,7 +111,7 @@ import Testing
         #expect(!binds[3].v6only)
         #expect(binds[3].interface == "lo")
         #expect(binds[4].endpoint == SocketEndpoint(address: .anyV4, port: 9445))
-        #expect(binds.allSatisfy(\.reusePort))
+        #expect(binds.allSatisfy { $0.reusePort })
 
         let pool = try #require(config.backend(named: "pool"))
         #expect(pool.balance == .roundRobin)
