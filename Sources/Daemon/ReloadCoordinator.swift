@@ -24,6 +24,7 @@ final class ReloadCoordinator: @unchecked Sendable {
     let loader: ConfigLoader
     private var nextID: Int
     private var running = false
+    private var startPosted = false
     private var answering: [Reply] = []
     private var queued: [Reply] = []
     private(set) var succeeded = 0
@@ -45,11 +46,21 @@ final class ReloadCoordinator: @unchecked Sendable {
 
     /// Asks for a reload; `reply` is called on the loop when it is done.
     func request(_ reply: @escaping Reply) {
-        if running {
-            queued.append(reply)
-        } else {
-            start([reply])
+        queued.append(reply)
+        guard !running && !startPosted else { return }
+        // Start after the events already read in this loop iteration: requests that arrived
+        // together (a storm) share one reload.
+        startPosted = true
+        engine.loop.post { [self] in
+            startPosted = false
+            if !running { startQueued() }
         }
+    }
+
+    private func startQueued() {
+        let next = queued
+        queued = []
+        start(next)
     }
 
     private func start(_ replies: [Reply]) {
@@ -74,15 +85,16 @@ final class ReloadCoordinator: @unchecked Sendable {
         switch result.built {
         case .success(let built):
             let generation = built.generation.value
-            let before = Set(engine.generations.map(\.id))
             let dropped = engine.activate(generation, listenerFDs: built.listenerFDs)
             cache.release(dropped)
             succeeded += 1
             lastReloadSeconds = result.seconds
             let kept = built.listenerFDs.count - built.newListeners
             var messages = ["generation \(generation.id) active (hash \(generation.config.hash)): \(built.listenerFDs.count) listeners, \(kept) kept, \(built.newListeners) new, \(dropped.count) closed; built in \(Int((result.seconds * 1000).rounded())) ms"]
-            let draining = before.sorted().map(String.init).joined(separator: ",")
-            if !draining.isEmpty { messages.append("generations draining: \(draining)") }
+            let draining = engine.generations.filter { $0.state == .draining }
+            if !draining.isEmpty {
+                messages.append("draining: " + draining.map { "generation \($0.id) (\($0.sessions) sessions)" }.joined(separator: ", "))
+            }
             outcome = ReloadOutcome(success: true, generationID: result.id, messages: messages)
         case .failure(let errors):
             failed += 1
@@ -93,11 +105,7 @@ final class ReloadCoordinator: @unchecked Sendable {
         for reply in answering { reply(outcome) }
         answering = []
         running = false
-        if !queued.isEmpty {
-            let next = queued
-            queued = []
-            start(next)
-        }
+        if !queued.isEmpty { startQueued() }
     }
 }
 

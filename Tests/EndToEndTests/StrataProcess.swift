@@ -90,17 +90,25 @@ final class StrataProcess: @unchecked Sendable {
         return false
     }
 
-    /// Sends one admin command and returns the answer (without the closing empty line).
-    func admin(_ command: String, socket: String? = nil) throws -> String {
+    /// A connected unix stream socket (30 s timeouts), or nil.
+    static func connectUnix(_ path: String) -> Int32? {
         let fd = Glibc.socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
         var addr = sockaddr_un()
         addr.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array((socket ?? adminSocket).utf8)
+        let bytes = Array(path.utf8)
         withUnsafeMutableBytes(of: &addr.sun_path) { dst in for (i, b) in bytes.enumerated() { dst[i] = b } }
         TestSocket.setTimeout(fd, seconds: 30)
         let r = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) } }
-        guard r == 0 else { throw TestSocket.Failure(description: "admin connect: \(String(cString: strerror(errno)))") }
+        if r != 0 { close(fd); return nil }
+        return fd
+    }
+
+    /// Sends one admin command and returns the answer (without the closing empty line).
+    func admin(_ command: String, socket: String? = nil) throws -> String {
+        guard let fd = StrataProcess.connectUnix(socket ?? adminSocket) else {
+            throw TestSocket.Failure(description: "admin connect: \(String(cString: strerror(errno)))")
+        }
+        defer { close(fd) }
         _ = TestSocket.sendAll(fd, command + "\n")
         var text = String(decoding: TestSocket.readToEnd(fd), as: UTF8.self)
         while text.hasSuffix("\n") { text.removeLast() }
