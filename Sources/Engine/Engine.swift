@@ -16,8 +16,9 @@ public struct GenerationInfo: Sendable {
 
 /// The data plane on one event loop: listeners, sessions, the generations they run under, and
 /// the current-generation pointer. Every method is called on the loop's thread, except
-/// `makeGeneration` (pure: called by the reload builder) and `loop.post`.
-public final class Engine: EventHandler {
+/// `makeGeneration` (pure: called by the reload builder) and `loop.post`: it is Sendable only so
+/// that work can be posted to its loop.
+public final class Engine: EventHandler, @unchecked Sendable {
     public let loop: EventLoop
     /// The generation new sessions start under.
     public private(set) var current: Generation?
@@ -40,8 +41,8 @@ public final class Engine: EventHandler {
     /// Where lifecycle events are reported (reload, drain, kill, retire): set by the daemon.
     public var notice: (String) -> Void = { _ in }
 
-    public init(bufferSize: Int = 16384) {
-        loop = EventLoop(bufferSize: bufferSize)
+    public init(bufferSize: Int = 16384, defaultLoop: Bool = true) {
+        loop = EventLoop(bufferSize: bufferSize, isDefault: defaultLoop)
         var limit = rlimit()
         getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
         // Each session needs two fds; keep some for listeners, logs and the admin socket.

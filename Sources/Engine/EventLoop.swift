@@ -116,9 +116,9 @@ public final class EventLoop: EventHandler, @unchecked Sendable {
     let buffers: BufferPool
     let pipes = PipePool()
 
-    /// The default loop: the one that may also watch signals.
-    public init(bufferSize: Int = 16384) {
-        raw = CLibEV_default_loop(0)
+    /// `isDefault`: libev's default loop, the one that may also watch signals (one a process).
+    public init(bufferSize: Int = 16384, isDefault: Bool = true) {
+        raw = isDefault ? CLibEV_default_loop(0) : CLibEV_loop_new(0)
         wakeup = .allocate(capacity: 1)
         buffers = BufferPool(size: bufferSize)
         super.init()

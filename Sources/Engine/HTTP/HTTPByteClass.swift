@@ -80,6 +80,8 @@ enum HTTPByte {
     static let closeBracket: UInt8 = 0x5D
     static let asterisk: UInt8 = 0x2A
 
+    /// field-vchar / SP / HTAB / obs-text (the `fieldValue` class, as comparisons).
+    @inline(__always) static func isFieldContent(_ b: UInt8) -> Bool { b >= 0x20 ? b != 0x7F : b == tab }
     @inline(__always) static func isDigit(_ b: UInt8) -> Bool { b &- zero < 10 }
     @inline(__always) static func lowercased(_ b: UInt8) -> UInt8 { b &- 0x41 < 26 ? b | 0x20 : b }
     @inline(__always) static func isWhitespace(_ b: UInt8) -> Bool { b == space || b == tab }
@@ -134,5 +136,33 @@ extension UnsafeRawBufferPointer {
             i &+= 1
         }
         return true
+    }
+}
+
+extension UnsafeRawBufferPointer {
+    /// The first offset in `from..<to` holding a byte that field content may not hold (a CTL other
+    /// than HTAB, or DEL), or `to`. Eight bytes at a time while none is below 0x20 or equal to 0x7F:
+    /// field values are most of a head's bytes.
+    @inline(__always)
+    func httpFieldContentEnd(from: Int, to: Int) -> Int {
+        guard let base = baseAddress else { return from }
+        let ones: UInt64 = 0x0101_0101_0101_0101
+        let highs: UInt64 = 0x8080_8080_8080_8080
+        var p = from
+        while p &+ 8 <= to {
+            let word = UInt64(littleEndian: base.loadUnaligned(fromByteOffset: p, as: UInt64.self))
+            let control = (word &- ones &* 0x20) & ~word & highs      // some byte < 0x20
+            let flipped = word ^ (ones &* 0x7F)
+            let delete = (flipped &- ones) & ~flipped & highs         // some byte == 0x7F
+            if control | delete != 0 {
+                // An HTAB, or the end of the content: look at these eight bytes one by one.
+                for i in 0..<8 where !HTTPByte.isFieldContent(base.load(fromByteOffset: p &+ i, as: UInt8.self)) {
+                    return p &+ i
+                }
+            }
+            p &+= 8
+        }
+        while p < to && HTTPByte.isFieldContent(base.load(fromByteOffset: p, as: UInt8.self)) { p &+= 1 }
+        return p
     }
 }

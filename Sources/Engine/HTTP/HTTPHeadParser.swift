@@ -192,9 +192,7 @@ struct HTTPHeadParser {
         var reason = end..<end
         if line.count > 12 {
             guard input[p &+ 12] == HTTPByte.space else { return lineFailure(.invalidStatusLine, at: p &+ 12, input, line) }
-            let valueClass = HTTPByteClass.fieldValue
-            var r = p &+ 13
-            while r < end && valueClass.contains(input[r]) { r &+= 1 }
+            let r = input.httpFieldContentEnd(from: p &+ 13, to: end)
             guard r == end else { return lineFailure(.invalidStatusLine, at: r, input, line) }
             reason = (p &+ 13)..<end
         }
@@ -222,9 +220,7 @@ struct HTTPHeadParser {
         guard nameEnd > start else { return .error(.invalidFieldName, offset: start) }
 
         let valueStart = HTTPFieldValue.skipWhitespace(input, nameEnd &+ 1, end)
-        let valueClass = HTTPByteClass.fieldValue
-        var p = valueStart
-        while p < end && valueClass.contains(input[p]) { p &+= 1 }
+        let p = input.httpFieldContentEnd(from: valueStart, to: end)
         guard p == end else { return .error(.invalidFieldValue, offset: p) }
         var valueEnd = end
         while valueEnd > valueStart && HTTPByte.isWhitespace(input[valueEnd &- 1]) { valueEnd &-= 1 }

@@ -49,11 +49,11 @@ public struct HTTPRequestParser: Sendable {
 
     /// The head of the current message: valid from `.headersComplete` until the next call after
     /// `.messageComplete`. Its ranges point into the input of the call that completed it.
-    public var head: HTTPHead { core.headParser.head }
+    public var head: HTTPHead { _read { yield core.headParser.head } }
 
     /// The trailer fields of the chunked message just completed (ranges into the input of the call
     /// that returned `.messageComplete`).
-    public var trailerFields: [HTTPField] { core.bodyParser.trailerFields }
+    public var trailerFields: [HTTPField] { _read { yield core.bodyParser.trailerFields } }
     /// The trailer field lines, CRLFs included, without the last chunk's line and the final CRLF: what
     /// to write between `0\r\n` and `\r\n` when re-chunking.
     public var trailerSection: Range<Int> { core.bodyParser.trailerSection }

@@ -28,10 +28,10 @@ public struct HTTPResponseParser: Sendable {
 
     /// The head of the current response: valid from `.headersComplete` until the next call after
     /// `.messageComplete`. Its ranges point into the input of the call that completed it.
-    public var head: HTTPHead { core.headParser.head }
+    public var head: HTTPHead { _read { yield core.headParser.head } }
 
     /// The trailer fields of the chunked response just completed.
-    public var trailerFields: [HTTPField] { core.bodyParser.trailerFields }
+    public var trailerFields: [HTTPField] { _read { yield core.bodyParser.trailerFields } }
     /// The trailer field lines, CRLFs included (see `HTTPRequestParser.trailerSection`).
     public var trailerSection: Range<Int> { core.bodyParser.trailerSection }
 
