@@ -72,6 +72,15 @@ struct ConfigParser {
         }
         let line = KeywordLine(words: words, location: location)
         do throws(ConfigError) {
+            let inSection: Bool
+            switch section {
+            case .none, .unsupported: inSection = false
+            default: inSection = true
+            }
+            if inSection, let example = KeywordLine.familyExamples[line.keyword] {
+                // `option`, `timeout` or `stats` alone: say what follows rather than guess a keyword.
+                throw line.error("'\(line.keyword)' expects a name after it (for example '\(example)')")
+            }
             switch section {
             case .none:
                 throw line.error("'\(line.keyword)' is outside any section")

@@ -13,6 +13,10 @@ struct KeywordLine {
 
     /// Keywords whose second word selects the real keyword.
     static let families: Set<String> = ["option", "timeout", "stats"]
+    static let familyExamples = [
+        "option": "option tcplog", "timeout": "timeout connect 5s", "stats": "stats socket PATH",
+        "no": "no option redispatch",
+    ]
 
     init(words: [String], location: SourceLocation) {
         self.location = location
