@@ -43,7 +43,9 @@ struct ConfigParser {
     /// Reads one file's text. `file` is the name errors carry.
     mutating func parse(text: String, file: String) {
         var number = 0
-        for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
+        // Split on bytes: as Characters, "\r\n" is one grapheme that never equals "\n".
+        for bytes in text.utf8.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false) {
+            let line = Substring(bytes)
             number += 1
             let location = SourceLocation(file: file, line: number)
             let words: [String]

@@ -54,6 +54,7 @@ enum ConfigValidator {
     private static func routes(_ config: Config, failedKeywords: [Set<String>], droppedNames: Set<String>,
                                _ errors: inout [ConfigError])
     {
+        let backends = Set(config.proxies.filter(\.isBackend).map(\.name))
         for (index, proxy) in config.proxies.enumerated() where proxy.isFrontend {
             let failed = index < failedKeywords.count ? failedKeywords[index] : []
             if proxy.binds.isEmpty && !failed.contains("bind") {
@@ -61,7 +62,7 @@ enum ConfigValidator {
                     "\(describe(proxy)) has no 'bind' line (declare it as a backend if it should not listen)"))
             }
             if let name = proxy.defaultBackend {
-                if config.backend(named: name) == nil && !droppedNames.contains(name) {
+                if !backends.contains(name) && !droppedNames.contains(name) {
                     errors.append(ConfigError(proxy.defaultBackendLocation ?? proxy.location,
                         "\(describe(proxy)): unable to find required default_backend: '\(name)'"))
                 }

@@ -55,7 +55,8 @@ extension KeywordReader {
 
     func proxyKeyword(_ line: KeywordLine, draft: inout ProxyDraft) throws(ConfigError) {
         let section = draft.section
-        let names = KeywordReader.proxyKeywords.filter { $0.sections.contains(section) }.map(\.name)
+        // Only an error needs the section's keyword list (for "did you mean").
+        var names: [String] { KeywordReader.proxyKeywords.filter { $0.sections.contains(section) }.map(\.name) }
         guard let entry = KeywordReader.proxyKeywords.first(where: { $0.name == line.keyword }) else {
             throw unsupported(line, in: section, supported: names)
         }

@@ -114,6 +114,13 @@ import Testing
         #expect(try load("backend b\n").hash == "\(ConfigHashVectors.backendB)")
     }
 
+    @Test func windowsLineEndings() throws {
+        let loaded = try load("global\r\n    maxconn 5\r\n\r\nbackend b\r\n    retries 1\r\n")
+        #expect(loaded.config.global.maxconn == 5)
+        #expect(loaded.config.backend(named: "b")?.location.line == 4)
+        #expect(loaded.hash == (try load("global\n    maxconn 5\n\nbackend b\n    retries 1\n").hash))
+    }
+
     @Test func hashSeesExpandedValues() throws {
         let text = "listen l\n    bind \"127.0.0.1:${PORT}\"\n    server s 127.0.0.1:1\n"
         #expect(try load(text, environment: ["PORT": "1000"]).hash != (try load(text, environment: ["PORT": "2000"]).hash))
