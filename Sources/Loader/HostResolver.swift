@@ -16,6 +16,10 @@ public struct HostResolver: Sendable {
     /// getaddrinfo. An IPv4 answer is preferred when there is one, because HAProxy's libc path asks
     /// gethostbyname (IPv4) first: `localhost` is then 127.0.0.1 in both, not ::1.
     public static let system = HostResolver { name in
+        // RFC 6761: resolvers should answer names under .invalid negatively at once, so a check
+        // never waits on DNS for them (the fixtures use such names).
+        let lowered = name.lowercased()
+        if lowered == "invalid" || lowered.hasSuffix(".invalid") || lowered.hasSuffix(".invalid.") { return nil }
         var hints = addrinfo()
         hints.ai_family = AF_UNSPEC
         hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
