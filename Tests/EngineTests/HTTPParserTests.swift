@@ -550,3 +550,43 @@ let h1Rejections: [H1Rejection] = [
         #expect(h1Run(&after, h1Message("GET / HTTP/1.1", "Host: a"), close: true).count == 2)
     }
 }
+
+@Suite struct HTTPParserByteClassTests {
+    /// The generated table against the RFC definitions, byte by byte.
+    @Test func tableMatchesTheGrammar() {
+        #expect(HTTPByteClass.table.utf8CodeUnitCount == 256)
+        func isAlpha(_ b: Int) -> Bool { (65...90).contains(b) || (97...122).contains(b) }
+        func isDigit(_ b: Int) -> Bool { (48...57).contains(b) }
+        func among(_ b: Int, _ set: String) -> Bool { b < 128 && set.utf8.contains(UInt8(b)) }
+        let definitions: [(String, HTTPByteClass, (Int) -> Bool)] = [
+            ("token", .token, { isAlpha($0) || isDigit($0) || among($0, "!#$%&'*+-.^_`|~") }),
+            ("target", .target, { (0x21...0x7E).contains($0) && $0 != 0x23 }),
+            ("regName", .regName, { isAlpha($0) || isDigit($0) || among($0, "-._~!$&'()*+,;=%") }),
+            ("ipFuture", .ipFuture, { isAlpha($0) || isDigit($0) || among($0, "-._~!$&'()*+,;=:") }),
+            ("scheme", .scheme, { isAlpha($0) || isDigit($0) || among($0, "+-.") }),
+            ("hex", .hex, { isDigit($0) || among($0, "abcdefABCDEF") }),
+            ("quotedText", .quotedText, { $0 == 9 || $0 == 0x20 || $0 == 0x21 || (0x23...0x5B).contains($0)
+                || (0x5D...0x7E).contains($0) || $0 >= 0x80 }),
+        ]
+        for (name, byteClass, definition) in definitions {
+            for b in 0..<256 where byteClass.contains(UInt8(b)) != definition(b) {
+                Issue.record("\(name) is wrong for byte \(b)")
+            }
+        }
+        for b in 0..<256 {
+            #expect(HTTPByte.isFieldContent(UInt8(b)) == (b == 9 || (b >= 0x20 && b != 0x7F)))
+        }
+    }
+
+    @Test func fieldContentScanFindsTheFirstInvalidByte() {
+        for length in 0..<40 {
+            for bad in [-1] + Array(0..<length) {
+                var bytes = [UInt8](repeating: 0x61, count: length)
+                if length > 3 { bytes[length / 2] = 0x09 }  // HTAB is content
+                if bad >= 0 { bytes[bad] = [0x00, 0x0D, 0x1F, 0x7F][bad % 4] }
+                let found = bytes.withUnsafeBytes { $0.httpFieldContentEnd(from: 0, to: length) }
+                #expect(found == (bad >= 0 ? bad : length), "length \(length), bad \(bad)")
+            }
+        }
+    }
+}

@@ -31,12 +31,11 @@ enum HTTPFieldValue {
     static func quotedStringEnd(_ input: UnsafeRawBufferPointer, _ from: Int, _ end: Int) -> Int? {
         var p = from &+ 1
         let text = HTTPByteClass.quotedText
-        let pairable = HTTPByteClass.fieldValue
         while p < end {
             let b = input[p]
             if b == HTTPByte.quote { return p &+ 1 }
             if b == HTTPByte.backslash {
-                guard p &+ 1 < end, pairable.contains(input[p &+ 1]) else { return nil }
+                guard p &+ 1 < end, HTTPByte.isFieldContent(input[p &+ 1]) else { return nil }
                 p &+= 2
             } else {
                 guard text.contains(b) else { return nil }

@@ -151,13 +151,33 @@ public struct HTTPHeadWriter {
 
     /// Every field of `head` as `name: value\r\n`, in order, except those `removing` selects and
     /// those `exclude` returns true for.
+    /// Field lines already written `name: value\r\n` and next to each other in the input are copied
+    /// together, with one copy per run of kept lines.
     public mutating func writeFields(_ head: HTTPHead, from input: UnsafeRawBufferPointer,
                                      removing: Removal = .hopByHop,
                                      excluding exclude: (HTTPField) -> Bool = { _ in false }) {
+        var run = 0..<0
         for field in head.fields {
             if HTTPHeadWriter.isRemoved(field, head, input, removing) || exclude(field) { continue }
-            writeField(field, from: input)
+            let name = field.name
+            let value = field.value
+            if value.lowerBound == name.upperBound &+ 2 && input[name.upperBound &+ 1] == HTTPByte.space
+                && input[value.upperBound] == HTTPByte.cr {
+                // The line is exactly `name: value\r\n`.
+                let line = name.lowerBound..<(value.upperBound &+ 2)
+                if line.lowerBound == run.upperBound {
+                    run = run.lowerBound..<line.upperBound
+                    continue
+                }
+                write(input, run)
+                run = line
+            } else {
+                write(input, run)
+                run = 0..<0
+                writeField(field, from: input)
+            }
         }
+        write(input, run)
     }
 
     /// Fields (trailers, say) as `name: value\r\n`, except those `exclude` returns true for.
