@@ -432,6 +432,7 @@ let h1Rejections: [H1Rejection] = [
     H1Rejection("TE in HTTP/1.0", fields: ["Transfer-Encoding: chunked"], .transferEncodingInHTTP10, line: "POST / HTTP/1.0"),
     // Field syntax.
     H1Rejection("obs-fold", fields: ["X-A: a", " continued"], .obsFold),
+    H1Rejection("whitespace line after the request line", Array("GET / HTTP/1.1\r\n Host: a\r\n\r\n".utf8), .obsFold),
     H1Rejection("obs-fold tab", fields: ["X-A: a", "\tcontinued"], .obsFold),
     H1Rejection("space before colon", fields: ["Content-Length : 5"], .whitespaceBeforeColon),
     H1Rejection("tab before colon", fields: ["X-A\t: 5"], .whitespaceBeforeColon),
@@ -495,6 +496,7 @@ let h1Rejections: [H1Rejection] = [
     H1Rejection("relative target", h1Message("GET a/b HTTP/1.1", "Host: a"), .invalidRequestTarget),
     // Versions.
     H1Rejection("HTTP/2.0", h1Message("GET / HTTP/2.0", "Host: a"), .unsupportedVersion, status: 505),
+    H1Rejection("HTTP/2 preface", Array("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".utf8), .unsupportedVersion, status: 505),
     H1Rejection("HTTP/1.2", h1Message("GET / HTTP/1.2", "Host: a"), .unsupportedVersion, status: 505),
     H1Rejection("HTTP/0.9 version", h1Message("GET / HTTP/0.9", "Host: a"), .unsupportedVersion, status: 505),
     H1Rejection("lowercase http", h1Message("GET / http/1.1", "Host: a"), .invalidVersion),

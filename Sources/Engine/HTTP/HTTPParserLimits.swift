@@ -1,4 +1,9 @@
 /// Limits a parser enforces, from the configuration.
+///
+/// A head is parsed in place, so the caller's buffer must hold `maxHeadSize` contiguous bytes:
+/// with a smaller buffer, a head that does not fit makes the parser ask for more forever. (HAProxy
+/// keeps `tune.maxrewrite` of its buffer free for rewriting; pass `bufsize - maxrewrite` here to do
+/// the same.)
 public struct HTTPParserLimits: Hashable, Sendable {
     /// The largest head (request or status line, field lines, final CRLF, and any empty lines before
     /// the start line) in bytes: `tune.bufsize`, because a head has to fit in one buffer to be parsed
