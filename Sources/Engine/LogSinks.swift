@@ -1,3 +1,4 @@
+import CLibEV
 import ConfigModel
 import Glibc
 
