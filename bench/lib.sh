@@ -4,6 +4,7 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 WORK=${WORK:-$(mktemp -d /tmp/strata-bench.XXXXXX)}
+chmod 755 "$WORK"  # nginx workers read the files as their own user
 STRATA=$ROOT/.build/release/strata
 PIDS=()
 

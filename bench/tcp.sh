@@ -9,6 +9,7 @@ source "$(dirname "$0")/lib.sh"
 DURATION=${1:-10}
 ROUNDS=${2:-2}
 need haproxy nginx wrk curl
+ulimit -n 65536 2>/dev/null || true
 build_strata
 
 NGINX_PORT=$(free_port); S_PORT=$(free_port); H_PORT=$(free_port)
@@ -16,7 +17,7 @@ start_nginx "$NGINX_PORT"
 
 cat > "$WORK/strata.cfg" <<CFG
 global
-    maxconn 20000
+    maxconn 4000
 defaults
     mode tcp
     timeout connect 5s

@@ -289,6 +289,8 @@ final class TCPSession: ListedSession {
     /// into an empty flow, so a slow destination stops the source being read: backpressure.
     private func move(_ flow: inout Flow, from src: Int32, to dst: Int32, fromServer: Bool) -> PumpOutcome {
         var budget = 256 * 1024
+        var drained = false
+        var readSize = 0
         let now = loop.now
         while true {
             if flow.pending > 0 {
@@ -327,11 +329,12 @@ final class TCPSession: ListedSession {
                 }
                 continue
             }
-            if flow.eof || budget <= 0 { break }
+            if flow.eof || budget <= 0 || drained { break }
             let read: IOResult
             do {
                 if flow.splice, let pipe = flow.pipe ?? loop.pipes.take() {
                     flow.pipe = pipe
+                    readSize = PipePool.capacity
                     read = try syscall("splice") {
                         CLibEV_splice(src, pipe.writeFD, PipePool.capacity, CLibEV_SPLICE_F_MOVE | CLibEV_SPLICE_F_NONBLOCK)
                     }
@@ -348,6 +351,7 @@ final class TCPSession: ListedSession {
                     let buffer = flow.buffer ?? loop.buffers.take()
                     flow.buffer = buffer
                     let size = loop.buffers.size
+                    readSize = size
                     read = try syscall("recv") { Glibc.recv(src, buffer, size, Int32(MSG_DONTWAIT)) }
                     if case .processed(let n) = read, n > 0 {
                         flow.tail = n
@@ -371,6 +375,9 @@ final class TCPSession: ListedSession {
                 budget -= n
                 if fromServer { lastServerActivity = now } else { lastClientActivity = now }
                 countBytes(n, fromServer: fromServer)
+                // A short read drained the socket: write it, then wait for the next event rather
+                // than pay a recv() that would only say EAGAIN.
+                if n < readSize { drained = true }
                 continue
             }
             break
