@@ -56,6 +56,8 @@ public struct Proxy: Hashable, Sendable {
     public var timeouts = Timeouts()
     public var tcpKeepAlive = TCPKeepAlive()
     public var log = ProxyLog()
+    /// `mode http`: routing, rules and options (empty in TCP mode).
+    public var http = HTTPSettings()
 
     public init(name: String, kind: ProxyKind, location: SourceLocation, id: Int) {
         self.name = name
@@ -84,6 +86,11 @@ public struct Timeouts: Hashable, Sendable {
     public var tunnel: Int?
     public var clientFin: Int?
     public var serverFin: Int?
+    /// `timeout http-request`: the whole request head must arrive within it.
+    public var httpRequest: Int?
+    /// `timeout http-keep-alive`: how long an idle keep-alive client connection waits for the
+    /// next request (`timeout http-request`, then `timeout client`, when unset).
+    public var httpKeepAlive: Int?
     public init() {}
 }
 
@@ -93,6 +100,12 @@ public enum BalanceAlgorithm: Hashable, Sendable, CustomStringConvertible {
     case leastConnections
     case first
     case source
+    /// `balance uri [whole]`: a hash of the path (or the whole URI).
+    case uri(whole: Bool)
+    /// `balance url_param NAME`: a hash of a query parameter; round robin without it.
+    case urlParameter(String)
+    /// `balance hdr(NAME)`: a hash of a header's value; round robin without it.
+    case header(String)
 
     public var description: String {
         switch self {
@@ -101,6 +114,9 @@ public enum BalanceAlgorithm: Hashable, Sendable, CustomStringConvertible {
         case .leastConnections: "leastconn"
         case .first: "first"
         case .source: "source"
+        case .uri(let whole): whole ? "uri whole" : "uri"
+        case .urlParameter(let name): "url_param \(name)"
+        case .header(let name): "hdr(\(name))"
         }
     }
 }
@@ -129,6 +145,8 @@ public struct ServerOptions: Hashable, Sendable {
     public var maxconn: Int?
     public var backup = false
     public var disabled = false
+    /// `cookie VALUE`: the value cookie persistence gives this server.
+    public var cookie: String?
     public init() {}
 }
 
@@ -250,6 +268,10 @@ public struct GlobalSettings: Hashable, Sendable {
     public var statsTimeout = 10_000
     public var noReusePort = false
     public var tls = GlobalTLS()
+    /// `tune.bufsize`: the size of an I/O buffer, and so the largest request or response head.
+    public var bufferSize = 16384
+    /// `tune.http.maxhdr`: the most header lines a message may have.
+    public var maxHeaders = 101
     /// Where each global keyword was written, for "cannot change on reload" errors.
     public var locations: [String: SourceLocation] = [:]
 

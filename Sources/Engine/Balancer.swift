@@ -10,9 +10,14 @@ struct Balancer {
 
     init(algorithm: BalanceAlgorithm) { self.algorithm = algorithm }
 
-    mutating func pick(_ servers: [BackendServer], source: IPAddress?,
+    /// `hashKey`: the request's hash for `uri`, `url_param` and `hdr` (nil when the request lacks
+    /// the parameter or header: those fall back to round robin, as HAProxy does).
+    mutating func pick(_ servers: [BackendServer], source: IPAddress?, hashKey: UInt64? = nil,
                        eligible: (BackendServer) -> Bool) -> BackendServer? {
         switch algorithm {
+        case .uri, .urlParameter, .header:
+            guard let hashKey else { return smoothWeighted(servers, eligible) }
+            return mapBased(servers, hashKey, eligible)
         case .roundRobin, .staticRoundRobin:
             return smoothWeighted(servers, eligible)
         case .leastConnections:
@@ -67,10 +72,15 @@ struct Balancer {
     /// Map-based hash of the client address over the eligible servers' weights: the same client
     /// reaches the same server while the set of servers does not change.
     private func sourceHash(_ servers: [BackendServer], _ source: IPAddress?, _ eligible: (BackendServer) -> Bool) -> BackendServer? {
+        mapBased(servers, Balancer.hash(source), eligible)
+    }
+
+    /// HAProxy's map-based hashing: the key modulo the eligible servers' total weight.
+    private func mapBased(_ servers: [BackendServer], _ key: UInt64, _ eligible: (BackendServer) -> Bool) -> BackendServer? {
         var total = 0
         for s in servers where eligible(s) { total += s.weight }
         guard total > 0 else { return nil }
-        var point = Int(Balancer.hash(source) % UInt64(total))
+        var point = Int(key % UInt64(total))
         for s in servers where eligible(s) {
             if point < s.weight { return s.isFull ? nil : s }
             point -= s.weight

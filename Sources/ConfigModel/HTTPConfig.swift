@@ -1,0 +1,418 @@
+/// The HTTP side of a proxy's configuration: ACLs, conditions, rules and options, with HAProxy's
+/// semantics (doc/configuration.txt). Resolved by the Loader: every named ACL a condition uses
+/// exists, predefined ACLs (`METH_GET`, `HTTP_1.1`, `TRUE`, …) are expanded into criteria.
+
+/// What a sample fetch reads from a request (or its connection).
+public enum SampleFetch: Hashable, Sendable {
+    /// `path`: the path part of the URI, without the query.
+    case path
+    /// `url`: the request target as received.
+    case url
+    /// `query`: the part after `?` (empty without one).
+    case query
+    /// `url_param(NAME)`: the value of a query parameter.
+    case urlParameter(String)
+    /// `hdr(NAME)` / `req.hdr(NAME)`: the values of a request header (each comma-separated value,
+    /// HAProxy's `hdr`); `occurrence` picks one (-1: the last, as HAProxy's default for `hdr()` in
+    /// a sample expression; nil: every occurrence, as ACLs match).
+    case header(String, occurrence: Int?)
+    /// `req.fhdr(NAME)`: whole header lines (not split on commas).
+    case fullHeader(String)
+    /// `hdr_cnt(NAME)` / `req.hdr_cnt(NAME)`: how many values the header has (integer).
+    case headerCount(String)
+    /// `method`
+    case method
+    /// `src`: the client's address.
+    case source
+    /// `src_port`, `dst` and `dst_port`: the connection's ports and local address.
+    case sourcePort
+    case destination
+    case destinationPort
+    /// `base`: Host header value followed by the path.
+    case base
+    /// `req.ver` / `req_ver`: "1.0" or "1.1".
+    case requestVersion
+    /// `ssl_fc`: whether the client connection is TLS (boolean).
+    case sslFrontend
+    /// A constant boolean (the predefined `TRUE` and `FALSE`).
+    case constant(Bool)
+    /// `status` (response rules): the response status (integer).
+    case status
+    /// `res.hdr(NAME)`: a response header's values.
+    case responseHeader(String, occurrence: Int?)
+}
+
+/// `,lower`, `,upper` and the other converters applied to a fetched sample, in order.
+public enum SampleConverter: String, Hashable, Sendable {
+    case lower
+    case upper
+}
+
+/// A fetch and its converters: `hdr(host),lower`.
+public struct SampleExpression: Hashable, Sendable {
+    public var fetch: SampleFetch
+    public var converters: [SampleConverter]
+
+    public init(fetch: SampleFetch, converters: [SampleConverter] = []) {
+        self.fetch = fetch
+        self.converters = converters
+    }
+}
+
+/// How an ACL compares a sample with its patterns (`-m`), the suffix of a fetch (`path_beg`) or the
+/// fetch's default.
+public enum MatchMethod: Hashable, Sendable {
+    /// `-m str`: equal.
+    case exact
+    /// `-m beg`, `-m end`, `-m sub`: prefix, suffix, substring.
+    case prefix
+    case suffix
+    case substring
+    /// `-m reg`: POSIX extended regular expression.
+    case regex
+    /// `-m dom`: equal to a dot- or slash-delimited word of the sample.
+    case domain
+    /// `-m dir`: equal to a slash-delimited word.
+    case directory
+    /// `-m found`: the sample exists (no pattern).
+    case found
+    /// `-m len`: the sample's length compared as an integer.
+    case length
+    /// Integers: `eq`, `ge`, … or ranges `A:B` in the patterns.
+    case integer
+    /// IPv4/IPv6 addresses and networks (`src`).
+    case ip
+    /// The sample is a boolean (`ssl_fc`, constants): true matches.
+    case boolean
+}
+
+/// An integer pattern: a value compared with an operator, or a range.
+public enum IntegerPattern: Hashable, Sendable {
+    case equal(Int)
+    case greaterOrEqual(Int)
+    case greater(Int)
+    case lessOrEqual(Int)
+    case less(Int)
+    /// `A:B`, either end open (`:B`, `A:`).
+    case range(Int?, Int?)
+}
+
+/// A network: an address and a prefix length.
+public struct IPNetwork: Hashable, Sendable, CustomStringConvertible {
+    public var address: IPAddress
+    public var prefixLength: Int
+
+    public init(address: IPAddress, prefixLength: Int) {
+        self.address = address
+        self.prefixLength = prefixLength
+    }
+
+    public var description: String { "\(address)/\(prefixLength)" }
+}
+
+/// The patterns of one criterion, already parsed for its match method.
+public enum ACLPatterns: Hashable, Sendable {
+    /// Strings (exact, prefix, suffix, substring, domain, directory, regex source).
+    case strings([String])
+    case integers([IntegerPattern])
+    case networks([IPNetwork])
+    /// `found` and booleans take none.
+    case none
+}
+
+/// One `acl` line's test, or an anonymous `{ … }` ACL.
+public struct ACLCriterion: Hashable, Sendable {
+    public var location: SourceLocation
+    public var sample: SampleExpression
+    public var match: MatchMethod
+    /// `-i`: case-insensitive string matching.
+    public var ignoreCase: Bool
+    public var patterns: ACLPatterns
+
+    public init(location: SourceLocation, sample: SampleExpression, match: MatchMethod, ignoreCase: Bool, patterns: ACLPatterns) {
+        self.location = location
+        self.sample = sample
+        self.match = match
+        self.ignoreCase = ignoreCase
+        self.patterns = patterns
+    }
+}
+
+/// A named ACL: several `acl NAME …` lines with the same name are ORed (HAProxy's rule).
+public struct ACLDefinition: Hashable, Sendable {
+    public var name: String
+    public var criteria: [ACLCriterion]
+
+    public init(name: String, criteria: [ACLCriterion]) {
+        self.name = name
+        self.criteria = criteria
+    }
+}
+
+/// One term of a condition: an ACL (named, predefined or anonymous, resolved to its criteria),
+/// possibly negated with `!`.
+public struct ConditionTerm: Hashable, Sendable {
+    /// The name as written (`METH_GET`, `is_api`), or the anonymous ACL's text.
+    public var name: String
+    /// The criteria, ORed.
+    public var criteria: [ACLCriterion]
+    public var negated: Bool
+
+    public init(name: String, criteria: [ACLCriterion], negated: Bool) {
+        self.name = name
+        self.criteria = criteria
+        self.negated = negated
+    }
+}
+
+/// `if|unless TERM [TERM …] [|| TERM …]`: terms side by side are ANDed, `||` ORs the groups.
+public struct Condition: Hashable, Sendable {
+    /// `unless`: the whole result is inverted.
+    public var inverted: Bool
+    /// Groups ORed together; the terms of a group are ANDed.
+    public var alternatives: [[ConditionTerm]]
+
+    public init(inverted: Bool, alternatives: [[ConditionTerm]]) {
+        self.inverted = inverted
+        self.alternatives = alternatives
+    }
+}
+
+/// A log-format string as `set-header` and friends take it: literal text, `%[expr]` samples and
+/// `%xx` log variables (`%ci`, `%fi`, …).
+public struct FormatString: Hashable, Sendable {
+    public enum Part: Hashable, Sendable {
+        case literal(String)
+        case sample(SampleExpression)
+        /// A log variable by its name without `%` (`ci`, `cp`, `fi`, `gen`, …).
+        case variable(String)
+    }
+    public var parts: [Part]
+    /// The text as written, for messages.
+    public var source: String
+
+    public init(parts: [Part], source: String) {
+        self.parts = parts
+        self.source = source
+    }
+
+    public var isLiteral: Bool { parts.allSatisfy { if case .literal = $0 { true } else { false } } }
+}
+
+/// `use_backend NAME [if|unless COND]`.
+public struct BackendSwitchRule: Hashable, Sendable {
+    public var location: SourceLocation
+    public var backend: String
+    public var condition: Condition?
+
+    public init(location: SourceLocation, backend: String, condition: Condition?) {
+        self.location = location
+        self.backend = backend
+        self.condition = condition
+    }
+}
+
+/// `redirect location|prefix|scheme TARGET [code N] [drop-query] [append-slash] [set-cookie C] [clear-cookie C]`.
+public struct Redirect: Hashable, Sendable {
+    public enum Kind: Hashable, Sendable {
+        case location(FormatString)
+        case prefix(FormatString)
+        case scheme(FormatString)
+    }
+    public var kind: Kind
+    /// 301, 302 (default), 303, 307 or 308.
+    public var code = 302
+    public var dropQuery = false
+    public var appendSlash = false
+    public var setCookie: String?
+    public var clearCookie: String?
+
+    public init(kind: Kind) { self.kind = kind }
+}
+
+/// What `http-request return` and `http-request deny` answer.
+public enum ResponseBody: Hashable, Sendable {
+    case none
+    case string(FormatString)
+    /// `file PATH` (read when the configuration loads: the bytes belong to the generation).
+    case file(path: String, contents: [UInt8])
+    /// `errorfile`-style raw HTTP message read from a file.
+    case rawMessage(path: String, contents: [UInt8])
+}
+
+public enum HTTPRequestAction: Hashable, Sendable {
+    case setHeader(name: String, value: FormatString)
+    case addHeader(name: String, value: FormatString)
+    case delHeader(name: String)
+    /// `replace-header NAME REGEX REPLACEMENT` (`\1` back-references).
+    case replaceHeader(name: String, regex: String, replacement: FormatString)
+    /// `replace-value`: like replace-header, on each comma-separated value.
+    case replaceValue(name: String, regex: String, replacement: FormatString)
+    case setPath(FormatString)
+    case setQuery(FormatString)
+    case setURI(FormatString)
+    case setMethod(FormatString)
+    /// `deny [deny_status N]`.
+    case deny(status: Int)
+    /// `return [status N] [content-type T] [string S | lf-string S | file F] [hdr N V]…`.
+    case returnResponse(status: Int, contentType: String?, body: ResponseBody, headers: [Header])
+    case redirect(Redirect)
+    /// `allow`: stop evaluating http-request rules.
+    case allow
+    /// `use-service prometheus-exporter`.
+    case useService(String)
+
+    public struct Header: Hashable, Sendable {
+        public var name: String
+        public var value: FormatString
+        public init(name: String, value: FormatString) {
+            self.name = name
+            self.value = value
+        }
+    }
+}
+
+public struct HTTPRequestRule: Hashable, Sendable {
+    public var location: SourceLocation
+    public var action: HTTPRequestAction
+    public var condition: Condition?
+
+    public init(location: SourceLocation, action: HTTPRequestAction, condition: Condition?) {
+        self.location = location
+        self.action = action
+        self.condition = condition
+    }
+}
+
+public enum HTTPResponseAction: Hashable, Sendable {
+    case setHeader(name: String, value: FormatString)
+    case addHeader(name: String, value: FormatString)
+    case delHeader(name: String)
+    case replaceHeader(name: String, regex: String, replacement: FormatString)
+    case replaceValue(name: String, regex: String, replacement: FormatString)
+    case setStatus(Int, reason: String?)
+    case deny(status: Int)
+    case allow
+}
+
+public struct HTTPResponseRule: Hashable, Sendable {
+    public var location: SourceLocation
+    public var action: HTTPResponseAction
+    public var condition: Condition?
+
+    public init(location: SourceLocation, action: HTTPResponseAction, condition: Condition?) {
+        self.location = location
+        self.action = action
+        self.condition = condition
+    }
+}
+
+/// `option forwardfor [except NET] [header NAME] [if-none]` and `option originalto [except NET] [header NAME]`.
+public struct ForwardedHeader: Hashable, Sendable {
+    public var header: String
+    public var except: IPNetwork?
+    public var ifNone = false
+
+    public init(header: String, except: IPNetwork? = nil, ifNone: Bool = false) {
+        self.header = header
+        self.except = except
+        self.ifNone = ifNone
+    }
+}
+
+/// How the proxy treats connections between requests (HAProxy's `option http-keep-alive`,
+/// `http-server-close`, `httpclose`).
+public enum HTTPConnectionMode: Hashable, Sendable {
+    /// Both sides stay open between requests (default).
+    case keepAlive
+    /// The server side closes after each response; the client side stays open.
+    case serverClose
+    /// Both sides close after each response.
+    case close
+}
+
+/// `http-reuse`: when an idle server connection may serve another client's request.
+public enum HTTPReuse: String, Hashable, Sendable {
+    case never
+    case safe
+    case aggressive
+    case always
+}
+
+/// `hash-type map-based|consistent` for hash-based balancing.
+public enum HashType: String, Hashable, Sendable {
+    case mapBased = "map-based"
+    case consistent
+}
+
+/// `cookie NAME insert|rewrite|prefix [indirect] [nocache] [httponly] [secure] [maxidle T] [maxlife T]`.
+public struct CookiePersistence: Hashable, Sendable {
+    public enum Mode: String, Hashable, Sendable {
+        case insert
+        case rewrite
+        case prefix
+    }
+    public var name: String
+    public var mode: Mode
+    public var indirect = false
+    public var nocache = false
+    public var httpOnly = false
+    public var secure = false
+    public var maxIdle: Int?
+    public var maxLife: Int?
+
+    public init(name: String, mode: Mode) {
+        self.name = name
+        self.mode = mode
+    }
+}
+
+/// `capture request header NAME len N`.
+public struct HeaderCapture: Hashable, Sendable {
+    public var name: String
+    public var length: Int
+
+    public init(name: String, length: Int) {
+        self.name = name
+        self.length = length
+    }
+}
+
+/// The HTTP settings of a proxy (frontend side and backend side together, as HAProxy keeps them).
+public struct HTTPSettings: Hashable, Sendable {
+    public var acls: [ACLDefinition] = []
+    public var backendRules: [BackendSwitchRule] = []
+    public var requestRules: [HTTPRequestRule] = []
+    public var responseRules: [HTTPResponseRule] = []
+    /// `redirect …` lines (evaluated after http-request rules, before use_backend, HAProxy's order).
+    public var redirectRules: [RedirectRule] = []
+    public var forwardFor: ForwardedHeader?
+    public var originalTo: ForwardedHeader?
+    public var connectionMode: HTTPConnectionMode = .keepAlive
+    public var reuse: HTTPReuse = .safe
+    public var captures: [HeaderCapture] = []
+    /// `option httplog` (or `option httplog clf`).
+    public var httpLog = false
+    public var httpLogCLF = false
+    /// `option http-buffer-request`: wait for the whole body before connecting.
+    public var bufferRequest = false
+    /// `errorfile CODE PATH`: raw HTTP messages replacing the built-in error answers.
+    public var errorFiles: [Int: [UInt8]] = [:]
+    /// `cookie …` on the backend side; the servers' `cookie VALUE` is in `ServerOptions`.
+    public var cookie: CookiePersistence?
+    public var hashType: HashType = .mapBased
+
+    public init() {}
+}
+
+public struct RedirectRule: Hashable, Sendable {
+    public var location: SourceLocation
+    public var redirect: Redirect
+    public var condition: Condition?
+
+    public init(location: SourceLocation, redirect: Redirect, condition: Condition?) {
+        self.location = location
+        self.redirect = redirect
+        self.condition = condition
+    }
+}
