@@ -92,7 +92,7 @@ final class Backend {
     /// Servers with free slots first; nil when every usable server is full (queue) or none is usable.
     /// Active servers when one is usable, else the first usable backup (HAProxy's rule without
     /// `option allbackups`). `excluding` (redispatch) is skipped unless it is the only choice.
-    func pickServer(excluding: BackendServer?, source: IPAddress?) -> ServerPick {
+    func pickServer(excluding: BackendServer?, source: IPAddress?, hashKey: UInt64? = nil) -> ServerPick {
         var usableActives = 0
         var firstBackup: BackendServer?
         var excludedIsUsable = false
@@ -107,9 +107,9 @@ final class Backend {
         let picked: BackendServer?
         if usableActives > 0 {
             let skip = excludedIsUsable && usableActives > 1 ? excluding : nil
-            picked = balancer.pick(servers, source: source) { $0.isUsable && !$0.config.options.backup && $0 !== skip }
+            picked = balancer.pick(servers, source: source, hashKey: hashKey) { $0.isUsable && !$0.config.options.backup && $0 !== skip }
         } else if let firstBackup {
-            picked = balancer.pick(servers, source: source) { $0 === firstBackup }
+            picked = balancer.pick(servers, source: source, hashKey: hashKey) { $0 === firstBackup }
         } else {
             return .noServer
         }
@@ -121,7 +121,7 @@ final class Backend {
     /// A slot freed on one of this backend's servers: hand it to the oldest queued session.
     func serveQueue() {
         while let session = queue.first {
-            guard case .server(let s) = pickServer(excluding: nil, source: session.clientAddress?.address) else { return }
+            guard case .server(let s) = pickServer(excluding: nil, source: session.balanceSource, hashKey: session.balanceKey) else { return }
             queue.remove(session)
             session.leftQueue(assigned: s)
         }

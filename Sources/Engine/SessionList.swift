@@ -1,3 +1,5 @@
+import ConfigModel
+
 /// A session's membership in its generation's list and in a backend queue: intrusive links, so
 /// joining and leaving cost no allocation. The links are unowned: a session unlinks itself before
 /// it releases its own retain.
@@ -7,9 +9,15 @@ class ListedSession: EventHandler {
     unowned(unsafe) var queuePrev: ListedSession?
     unowned(unsafe) var queueNext: ListedSession?
     var isQueued = false
+    /// What the balancer hashes for this session while it waits in a queue.
+    var balanceSource: IPAddress? { nil }
+    var balanceKey: UInt64? { nil }
 
     /// Closes the session at once (hard-stop-after, max-generations, shutdown).
     func kill() {}
+
+    /// A server slot was found for this queued session.
+    func leftQueue(assigned server: BackendServer) {}
 }
 
 struct SessionList {
@@ -47,11 +55,11 @@ struct SessionList {
 
 /// First-in first-out sessions waiting for a server slot.
 struct SessionQueue {
-    private(set) unowned(unsafe) var first: TCPSession?
-    private unowned(unsafe) var last: TCPSession?
+    private(set) unowned(unsafe) var first: ListedSession?
+    private unowned(unsafe) var last: ListedSession?
     private(set) var count = 0
 
-    mutating func append(_ s: TCPSession) {
+    mutating func append(_ s: ListedSession) {
         s.isQueued = true
         s.queueNext = nil
         s.queuePrev = last
@@ -60,11 +68,11 @@ struct SessionQueue {
         count += 1
     }
 
-    mutating func remove(_ s: TCPSession) {
+    mutating func remove(_ s: ListedSession) {
         guard s.isQueued else { return }
         s.isQueued = false
-        if let p = s.queuePrev { p.queueNext = s.queueNext } else { first = s.queueNext as? TCPSession }
-        if let n = s.queueNext { n.queuePrev = s.queuePrev } else { last = s.queuePrev as? TCPSession }
+        if let p = s.queuePrev { p.queueNext = s.queueNext } else { first = s.queueNext }
+        if let n = s.queueNext { n.queuePrev = s.queuePrev } else { last = s.queuePrev }
         s.queuePrev = nil
         s.queueNext = nil
         count -= 1

@@ -129,8 +129,10 @@ final class TCPSession: ListedSession {
         }
     }
 
+    override var balanceSource: IPAddress? { clientAddress?.address }
+
     /// Called by the backend when a slot frees for this queued session.
-    func leftQueue(assigned s: BackendServer) {
+    override func leftQueue(assigned s: BackendServer) {
         queueTime = loop.now - queueTime
         takeSlot(on: s)
         connect()
