@@ -15,8 +15,17 @@ public final class ProxyCounters {
     public internal(set) var requestErrors = 0  // ereq
     public internal(set) var deniedConnections = 0  // dcon
     public internal(set) var queueMax = 0  // qmax
+    /// HTTP requests (req_tot) and responses by status class (hrsp_1xx … hrsp_5xx, hrsp_other).
+    public internal(set) var requests = 0
+    public internal(set) var responsesByClass = [Int](repeating: 0, count: 6)
+    public internal(set) var deniedRequests = 0  // dreq
 
     init() {}
+
+    func countResponse(status: Int) {
+        let c = status / 100
+        responsesByClass[(1...5).contains(c) ? c - 1 : 5] += 1
+    }
 
     func sessionStarted() {
         currentSessions += 1
@@ -60,6 +69,8 @@ public final class ServerState {
     public internal(set) var adminMaintenance = false
     /// The backend of the newest generation using this server: freed slots wake its queue too.
     weak var newestBackend: Backend?
+    /// HTTP connections to this server waiting for a next request (oldest first).
+    var idleConnections: [ServerConnection] = []
 
     init(identity: ServerIdentity) { self.identity = identity }
 }

@@ -183,14 +183,29 @@ public final class Engine: EventHandler, @unchecked Sendable {
 
     func sessionStarted() { currentSessions += 1 }
 
-    func sessionEnded(in generation: Generation) {
+    /// An HTTP client connection closed (its requests end separately).
+    func connectionEnded() {
         currentSessions -= 1
+        resumeWaitingListeners()
+    }
+
+    /// An HTTP request ended: its generation may retire.
+    func requestEnded(in generation: Generation) {
+        if generation.state == .draining { retireIfIdle(generation) }
+    }
+
+    private func resumeWaitingListeners() {
         if !limited.isEmpty {
             let waiting = limited
             limited.removeAll()
             for l in waiting { l.resume(.limit) }
         }
         if !starved.isEmpty { resumeStarved() }
+    }
+
+    func sessionEnded(in generation: Generation) {
+        currentSessions -= 1
+        resumeWaitingListeners()
         if generation.state == .draining { retireIfIdle(generation) }
     }
 

@@ -22,6 +22,8 @@ final class Listener: EventHandler {
     private var io: IOWatcher
     private(set) var frontend: Frontend?
     private(set) var paused: Pause = []
+    /// HTTP client connections accepted here (they outlive generations, not their listener).
+    private unowned(unsafe) var firstConnection: HTTPSession?
 
     init(key: ListenerKey, fd: Int32, engine: Engine) {
         self.key = key
@@ -91,14 +93,38 @@ final class Listener: EventHandler {
                 }
             }
             accepted += 1
-            let session = TCPSession(engine: engine, listener: frontend, clientFD: client,
-                                     clientAddress: SocketEndpoint(storage))
-            session.start()
+            if frontend.proxy.mode == .http {
+                HTTPSession(engine: engine, listener: self, frontend: frontend, clientFD: client,
+                            clientAddress: SocketEndpoint(storage)).start()
+            } else {
+                TCPSession(engine: engine, listener: frontend, clientFD: client,
+                           clientAddress: SocketEndpoint(storage)).start()
+            }
         }
     }
 
+    /// Stops serving: idle HTTP connections close, busy ones close after their answer.
     func release() {
         serve(nil)
         io.release(on: engine.loop)
+        var cursor = firstConnection
+        while let c = cursor {
+            cursor = c.listenerNext
+            c.listenerReleased()
+        }
+    }
+
+    func attach(_ c: HTTPSession) {
+        c.listenerPrev = nil
+        c.listenerNext = firstConnection
+        firstConnection?.listenerPrev = c
+        firstConnection = c
+    }
+
+    func detach(_ c: HTTPSession) {
+        if let p = c.listenerPrev { p.listenerNext = c.listenerNext } else if firstConnection === c { firstConnection = c.listenerNext }
+        c.listenerNext?.listenerPrev = c.listenerPrev
+        c.listenerPrev = nil
+        c.listenerNext = nil
     }
 }

@@ -1,0 +1,1178 @@
+import CLibEV
+import ConfigModel
+import Glibc
+
+/// Bytes in a pooled buffer: `[start, end)` are held. Buffers are taken when bytes arrive and
+/// given back when empty, so an idle keep-alive connection holds none.
+struct SessionBuffer {
+    var base: UnsafeMutableRawPointer?
+    var start = 0
+    var end = 0
+
+    var count: Int { end - start }
+    var isEmpty: Bool { start == end }
+
+    mutating func take(_ pool: BufferPool) -> UnsafeMutableRawPointer {
+        if let base { return base }
+        let b = pool.take()
+        base = b
+        return b
+    }
+
+    mutating func releaseIfEmpty(_ pool: BufferPool) {
+        guard start == end, let b = base else { return }
+        pool.give(b)
+        base = nil
+        start = 0
+        end = 0
+    }
+
+    mutating func release(_ pool: BufferPool) {
+        if let b = base { pool.give(b) }
+        base = nil
+        start = 0
+        end = 0
+    }
+
+    /// Appends bytes (the caller made sure they fit).
+    mutating func append(_ bytes: UnsafeRawBufferPointer, pool: BufferPool) {
+        let b = take(pool)
+        guard bytes.count > 0 else { return }
+        (b + end).copyMemory(from: bytes.baseAddress!, byteCount: bytes.count)
+        end += bytes.count
+    }
+}
+
+/// An HTTP client connection and the requests it carries, one at a time (pipelined requests wait
+/// in the buffer). The connection belongs to its listener, not to a generation: each request is a
+/// session of the generation current when its head is complete, and holds that generation until
+/// its response is sent. Between requests the connection holds no generation, so a reload never
+/// closes it; only when the listener stops serving (the new generation dropped it, or a soft stop)
+/// does an idle connection close, and a busy one answer with `Connection: close`.
+final class HTTPSession: ListedSession {
+    enum Phase: Equatable {
+        /// Between requests: no generation held.
+        case idle
+        /// A request head is arriving.
+        case head
+        /// Routed: waiting for a server slot, a connection, or a retry.
+        case waitingServer
+        /// The request and its response are flowing.
+        case exchange
+        /// After 101 Switching Protocols: bytes both ways until both sides close.
+        case tunnel
+        /// The last answer is being written; the connection closes after it.
+        case closing
+        case closed
+    }
+
+    unowned(unsafe) let engine: Engine
+    let loop: EventLoop
+    /// The listener the connection came through: it says which frontend serves the next request.
+    let listener: Listener
+    let clientFD: Int32
+    let clientAddress: SocketEndpoint?
+    private(set) var phase = Phase.idle
+    private var clientIO: IOWatcher
+    private var timer: TimerWatcher
+    /// Counted against this frontend's connections since accept (counters carry across reloads).
+    private let connectionCounters: ProxyCounters
+
+    // Client side: request bytes in, response bytes out.
+    private var clientIn = SessionBuffer()
+    /// End of what the request parser consumed in `clientIn`; `[clientIn.start, requestParsed)` is
+    /// request body to forward.
+    private var requestParsed = 0
+    private var requestParser: HTTPRequestParser
+    private var clientOut = SessionBuffer()
+    private var clientEOF = false
+
+    // The request in flight (a session of `generation`).
+    private(set) var generation: Generation?
+    private var frontend: Frontend?
+    private var backend: Backend?
+    private var server: BackendServer?
+    private var holdsSlot = false
+    private var serverConnection: ServerConnection?
+    private var serverReused = false
+    private var serverIn = SessionBuffer()
+    private var responseParsed = 0
+    private var responseParser: HTTPResponseParser
+    /// The rewritten request head, kept until the response starts so a failed reused connection
+    /// can be retried on a fresh one.
+    private var serverOut = SessionBuffer()
+    private var serverOutSent = 0
+    private var requestMethod = HTTPMethod.get
+    private var requestVersion = HTTPVersion.http11
+    private var requestKeepAlive = true
+    private var requestHasBody = false
+    private var requestComplete = false
+    private var responseStarted = false
+    private var responseComplete = false
+    private var responseStatus = 0
+    private var localResponse = false
+    private var interimResponse = false
+    private var upgradeRequested = false
+    /// The connection closes after this response.
+    private var closeAfterResponse = false
+    /// The listener no longer serves: close at the end of the request in flight.
+    private var mustClose = false
+    private var serverEOF = false
+    private var requests = 0
+    private var retriesDone = 0
+    private var redispatched = false
+    private var termination = TerminationState()
+    private var requestLine = ""
+    private var bytesToClient: UInt64 = 0
+
+    // Timing (loop seconds) for timeouts and the log.
+    private var idleSince: Double
+    private var headStartedAt = 0.0
+    private var requestAt = 0.0
+    private var requestWall = 0.0
+    private var queuedAt = -1.0
+    private var queueTime = -1.0
+    private var connectStartedAt = 0.0
+    private var connectTime = -1.0
+    private var responseTime = -1.0
+    private var retryAt = 0.0
+    private var lastClientActivity: Double
+    private var lastServerActivity: Double
+    private var selfRetain: Unmanaged<HTTPSession>?
+    unowned(unsafe) var listenerPrev: HTTPSession?
+    unowned(unsafe) var listenerNext: HTTPSession?
+
+    init(engine: Engine, listener: Listener, frontend: Frontend, clientFD: Int32, clientAddress: SocketEndpoint?) {
+        self.engine = engine
+        self.loop = engine.loop
+        self.listener = listener
+        self.clientFD = clientFD
+        self.clientAddress = clientAddress
+        self.connectionCounters = frontend.counters
+        let global = frontend.generation.config.config.global
+        let limits = HTTPParserLimits(maxHeadSize: min(global.bufferSize, engine.loop.buffers.size),
+                                      maxFieldCount: global.maxHeaders, maxChunkLineSize: 4096)
+        requestParser = HTTPRequestParser(limits: limits)
+        responseParser = HTTPResponseParser(limits: HTTPParserLimits(maxHeadSize: engine.loop.buffers.size,
+                                                                    maxFieldCount: global.maxHeaders, maxChunkLineSize: 4096))
+        idleSince = engine.loop.now
+        lastClientActivity = idleSince
+        lastServerActivity = idleSince
+        clientIO = IOWatcher(fd: clientFD, handler: EventHandler())
+        timer = TimerWatcher(handler: EventHandler())
+        super.init()
+        clientIO.raw.pointee.data = Unmanaged.passUnretained(self).toOpaque()
+        timer.raw.pointee.data = Unmanaged.passUnretained(self).toOpaque()
+    }
+
+    override var balanceSource: IPAddress? { clientAddress?.address }
+
+    func start() {
+        selfRetain = Unmanaged.passRetained(self)
+        connectionCounters.sessionStarted()
+        engine.sessionStarted()
+        listener.attach(self)
+        if let f = listener.frontend { setTCPOptions(clientFD, keepAlive: f.proxy.tcpKeepAlive.client) }
+        updateInterest()
+        armTimer()
+    }
+
+    // MARK: events
+
+    override func ioEvent(_ watcher: UnsafeMutablePointer<ev_io>, _ revents: Int32) {
+        if revents & EV_READ_MASK != 0 { clientReadable() }
+        if phase != .closed, revents & EV_WRITE_MASK != 0 { flushToClient() }
+        afterEvent()
+    }
+
+    /// Events of the server connection this session owns.
+    func serverEvent(_ revents: Int32) {
+        if phase == .waitingServer {
+            if revents & (EV_WRITE_MASK | EV_READ_MASK) != 0 { serverConnected() }
+        } else {
+            if revents & EV_READ_MASK != 0 { serverReadable() }
+            if phase != .closed, revents & EV_WRITE_MASK != 0 { flushToServer() }
+        }
+        afterEvent()
+    }
+
+    private func afterEvent() {
+        guard phase != .closed else { return }
+        checkTransactionEnd()
+        guard phase != .closed else { return }
+        updateInterest()
+    }
+
+    // MARK: client input
+
+    private func clientReadable() {
+        guard !clientEOF else { return }
+        let pool = loop.buffers
+        let buffer = clientIn.take(pool)
+        if clientIn.end == pool.size { compactClientIn() }
+        let space = pool.size - clientIn.end
+        guard space > 0 else { return }
+        let n = recv(clientFD, buffer + clientIn.end, space, Int32(MSG_DONTWAIT))
+        if n > 0 {
+            clientIn.end += n
+            lastClientActivity = loop.now
+            countIn(n)
+        } else if n == 0 || (errno != EAGAIN && errno != EINTR) {
+            clientInputEnded(error: n < 0)
+            return
+        } else {
+            clientIn.releaseIfEmpty(pool)
+            return
+        }
+        switch phase {
+        case .idle, .head:
+            parseRequestHead()
+        case .exchange, .waitingServer:
+            if !requestComplete { parseRequestBody() }
+            if phase == .exchange { flushToServer() }
+        case .tunnel:
+            requestParsed = clientIn.end
+            flushToServer()
+        case .closing, .closed:
+            // Nothing more is read from a closing connection.
+            clientIn.start = clientIn.end
+            requestParsed = clientIn.end
+        }
+    }
+
+    private func clientInputEnded(error: Bool) {
+        clientEOF = true
+        switch phase {
+        case .idle:
+            close()
+        case .head:
+            // A request cut short before its head ended: nothing to answer (HAProxy logs CR).
+            if generation == nil { close() }
+        case .waitingServer, .exchange:
+            if !requestComplete {
+                termination = TerminationState(cause: UInt8(ascii: "C"), phase: UInt8(ascii: responseStarted ? "D" : "H"))
+                abortTransaction()
+            } else if phase == .exchange {
+                // A client that half-closed after its request still gets the response.
+                closeAfterResponse = true
+            }
+        case .tunnel:
+            if clientIn.isEmpty { shutdown(serverConnection?.fd ?? -1, Int32(SHUT_WR)) }
+            tunnelMaybeDone()
+        case .closing:
+            close()
+        case .closed:
+            break
+        }
+    }
+
+    /// Moves unsent bytes to the front of the client buffer (keeping the parser's view relative).
+    private func compactClientIn() {
+        guard clientIn.start > 0, let base = clientIn.base else { return }
+        let count = clientIn.count
+        if count > 0 { memmove(base, base + clientIn.start, count) }
+        requestParsed -= clientIn.start
+        clientIn.end = count
+        clientIn.start = 0
+    }
+
+    private func parseRequestHead() {
+        guard let base = clientIn.base, requestParsed < clientIn.end else {
+            clientIn.releaseIfEmpty(loop.buffers)
+            return
+        }
+        if phase == .idle {
+            phase = .head
+            headStartedAt = loop.now
+            armTimer()
+        }
+        let input = UnsafeRawBufferPointer(start: base + requestParsed, count: clientIn.end - requestParsed)
+        let action = requestParser.parse(input)
+        switch action {
+        case .needMore:
+            if clientIn.start > 0 && clientIn.end == loop.buffers.size { compactClientIn() }
+        case .error(let error):
+            requestFailed(error)
+        case .headersComplete(let headLength):
+            startTransaction(head: UnsafeRawBufferPointer(start: base + requestParsed, count: headLength))
+        default:
+            // Between messages the parser returns a head first.
+            break
+        }
+    }
+
+    private func requestFailed(_ error: HTTPParseError) {
+        // The request could not be understood: answer and close, as HAProxy does.
+        let frontend = listener.frontend
+        if generation == nil, let frontend { begin(frontend) }
+        termination = TerminationState(cause: UInt8(ascii: "P"), phase: UInt8(ascii: "R"))
+        frontend?.counters.requestErrors += 1
+        requestLine = "<BADREQ>"
+        closeAfterResponse = true
+        respondLocally(status: error.status)
+    }
+
+    /// Counts a request in flight on the current generation of this listener's frontend.
+    private func begin(_ frontend: Frontend) {
+        self.frontend = frontend
+        let g = frontend.generation!
+        generation = g
+        g.config.sessions += 1
+        g.config.sessionsAccepted += 1
+        g.sessionList.insert(self)
+        requestAt = loop.now
+        requestWall = wallClock()
+        requests += 1
+        frontend.counters.requests += 1
+    }
+
+    // MARK: a request
+
+    private func startTransaction(head input: UnsafeRawBufferPointer) {
+        guard let frontend = listener.frontend, frontend.proxy.mode == .http else {
+            // The listener stopped serving HTTP while this head arrived: nothing will answer it.
+            close()
+            return
+        }
+        begin(frontend)
+        startRequest(input, frontend: frontend)
+    }
+
+    private func startRequest(_ input: UnsafeRawBufferPointer, frontend: Frontend) {
+        let head = requestParser.head
+        requestMethod = head.method
+        requestVersion = head.version
+        requestKeepAlive = head.keepAlive
+        requestHasBody = head.framing != .noBody
+        upgradeRequested = head.isUpgradeRequest
+        requestLine = String(decoding: UnsafeRawBufferPointer(rebasing: input[head.startLine]), as: UTF8.self)
+        requestComplete = false
+        responseStarted = false
+        responseComplete = false
+        localResponse = false
+        interimResponse = false
+        serverEOF = false
+        retriesDone = 0
+        redispatched = false
+        queueTime = -1
+        connectTime = -1
+        responseTime = -1
+        responseStatus = 0
+        bytesToClient = 0
+        termination = TerminationState()
+        closeAfterResponse = !requestKeepAlive || mustClose || clientEOF
+            || frontend.proxy.http.connectionMode == .close
+
+        // The head is replaced by its rewritten copy; the body follows it verbatim.
+        requestParsed += input.count
+        clientIn.start = requestParsed
+
+        let backend = frontend.defaultBackend
+        guard let backend else {
+            respondLocally(status: 503)
+            return
+        }
+        self.backend = backend
+        backend.counters.sessionStarted()
+        backend.counters.requests += 1
+        writeRequestHead(head, input, backend: backend)
+        phase = .waitingServer
+        parseRequestBody()
+        assignServer(excluding: nil)
+    }
+
+    /// The request head as the server receives it: hop-by-hop fields removed, the proxy's own
+    /// fields added.
+    private func writeRequestHead(_ head: HTTPHead, _ input: UnsafeRawBufferPointer, backend: Backend) {
+        let pool = loop.buffers
+        serverOut.release(pool)
+        let out = serverOut.take(pool)
+        var writer = HTTPHeadWriter(into: UnsafeMutableRawBufferPointer(start: out, count: pool.size))
+        writer.writeStartLine(head, from: input, version: .http11)
+        writer.writeFields(head, from: input, removing: upgradeRequested ? .connectionOptions : .hopByHop)
+        if let ff = frontend?.proxy.http.forwardFor ?? backend.proxy.http.forwardFor, let client = clientAddress {
+            let text = client.address.description
+            writer.writeField(name: ff.header, value: text)
+        }
+        if upgradeRequested {
+            writer.writeField(name: "Connection", value: "upgrade")
+        } else if backend.proxy.http.connectionMode != .keepAlive || frontend?.proxy.http.connectionMode != .keepAlive {
+            writer.writeField(name: "Connection", value: "close")
+        }
+        writer.writeEndOfHead()
+        if writer.overflowed {
+            // The rewritten head does not fit a buffer: HAProxy answers 500 here.
+            serverOut.release(pool)
+            respondLocally(status: 500)
+            return
+        }
+        serverOut.start = 0
+        serverOut.end = writer.count
+        serverOutSent = 0
+    }
+
+    /// Parses request body bytes that arrived: what the parser consumed is forwarded verbatim.
+    private func parseRequestBody() {
+        guard !requestComplete else { return }
+        // An empty input still lets the parser report the end of a body it has fully counted.
+        let base = clientIn.base ?? UnsafeMutableRawPointer(bitPattern: 1)!
+        while true {
+            let input = UnsafeRawBufferPointer(start: base + requestParsed, count: clientIn.end - requestParsed)
+            let action = requestParser.parse(input)
+            switch action {
+            case .needMore:
+                return
+            case .error(let error):
+                termination = TerminationState(cause: UInt8(ascii: "P"), phase: UInt8(ascii: "D"))
+                frontend?.counters.requestErrors += 1
+                if responseStarted {
+                    abortTransaction()
+                } else {
+                    closeAfterResponse = true
+                    respondLocally(status: error.status)
+                }
+                return
+            case .messageComplete(let framing):
+                requestParsed += framing
+                requestComplete = true
+                return
+            case .headersComplete:
+                return
+            default:
+                requestParsed += action.consumed
+            }
+        }
+    }
+
+    // MARK: the server
+
+    private func assignServer(excluding: BackendServer?) {
+        guard let backend else { return }
+        switch backend.pickServer(excluding: excluding, source: clientAddress?.address) {
+        case .server(let s):
+            takeSlot(s)
+            obtainConnection()
+        case .full:
+            queuedAt = loop.now
+            backend.queue.append(self)
+            backend.counters.queueMax = max(backend.counters.queueMax, backend.queue.count)
+            armTimer()
+        case .noServer:
+            termination = TerminationState(cause: UInt8(ascii: "S"), phase: UInt8(ascii: "C"))
+            respondLocally(status: 503)
+        }
+    }
+
+    override func leftQueue(assigned s: BackendServer) {
+        queueTime = loop.now - queuedAt
+        queuedAt = -1
+        takeSlot(s)
+        obtainConnection()
+        afterEvent()
+    }
+
+    private func takeSlot(_ s: BackendServer) {
+        server = s
+        holdsSlot = true
+        s.state.currentSessions += 1
+        s.state.totalSessions += 1
+        if s.state.currentSessions > s.state.maxSessions { s.state.maxSessions = s.state.currentSessions }
+    }
+
+    private func releaseSlot() {
+        guard holdsSlot, let s = server else { return }
+        holdsSlot = false
+        s.state.currentSessions -= 1
+        s.backend.serveQueue()
+        if let newest = s.state.newestBackend, newest !== s.backend { newest.serveQueue() }
+    }
+
+    /// An idle pooled connection when `http-reuse` allows it, else a new one.
+    private func obtainConnection() {
+        guard let s = server, let backend else { return }
+        connectStartedAt = loop.now
+        let reuse = backend.proxy.http.reuse
+        // safe: a client's first request never rides an idle connection another client used
+        // (a failure there could not be told apart from the server refusing this client).
+        let mayReuse = reuse == .always || reuse == .aggressive || (reuse == .safe && requests > 1)
+        if mayReuse && backend.proxy.http.connectionMode == .keepAlive, let pooled = s.state.takeIdle() {
+            attach(pooled, reused: true)
+            connectTime = 0
+            phase = .exchange
+            flushToServer()
+            return
+        }
+        let port = s.config.port ?? localEndpoint(clientFD)?.port ?? 80
+        let endpoint = SocketEndpoint(address: s.config.address, port: port)
+        let (connection, started) = ServerConnection.connect(engine: engine, to: endpoint, server: s.state,
+                                                             keepAlive: backend.proxy.tcpKeepAlive.server)
+        guard let connection else {
+            termination = TerminationState(cause: UInt8(ascii: "R"), phase: UInt8(ascii: "C"))
+            respondLocally(status: 503)
+            return
+        }
+        attach(connection, reused: false)
+        phase = .waitingServer
+        if started {
+            connection.watch(EV_WRITE_MASK)
+            armTimer()
+        } else {
+            connectFailed(timedOut: false)
+        }
+    }
+
+    private func attach(_ c: ServerConnection, reused: Bool) {
+        serverConnection = c
+        serverReused = reused
+        c.owner = self
+        c.requests += 1
+        lastServerActivity = loop.now
+    }
+
+    private func detachServer(close closeIt: Bool) {
+        guard let c = serverConnection else { return }
+        serverConnection = nil
+        if closeIt { c.close() } else { c.watch(0) }
+    }
+
+    private func serverConnected() {
+        guard let c = serverConnection else { return }
+        if c.connectError != 0 {
+            connectFailed(timedOut: false)
+            return
+        }
+        connectTime = loop.now - connectStartedAt
+        phase = .exchange
+        lastServerActivity = loop.now
+        flushToServer()
+        armTimer()
+    }
+
+    private func connectFailed(timedOut: Bool) {
+        detachServer(close: true)
+        guard let s = server, let backend else { return }
+        let retries = backend.proxy.retries
+        if retriesDone < retries {
+            retriesDone += 1
+            s.state.retries += 1
+            backend.counters.retries += 1
+            if let interval = backend.proxy.redispatch, interval != 0,
+               interval > 0 ? retriesDone % interval == 0 : retriesDone == retries + interval + 1 {
+                redispatched = true
+                s.state.redispatches += 1
+                backend.counters.redispatches += 1
+                releaseSlot()
+                assignServer(excluding: s)
+            } else if timedOut {
+                obtainConnection()
+            } else {
+                phase = .waitingServer
+                retryAt = loop.now + min(Double(backend.proxy.timeouts.connect ?? 1000) / 1000, 1)
+                armTimer()
+            }
+            return
+        }
+        s.state.connectionErrors += 1
+        backend.counters.connectionErrors += 1
+        termination = TerminationState(cause: UInt8(ascii: timedOut ? "s" : "S"), phase: UInt8(ascii: "C"))
+        releaseSlot()
+        respondLocally(status: 503)
+    }
+
+    /// Request bytes to the server: the rewritten head, then the body as it was received.
+    private func flushToServer() {
+        guard let c = serverConnection, phase == .exchange || phase == .tunnel else { return }
+        while serverOutSent < serverOut.end, let base = serverOut.base {
+            let n = send(c.fd, base + serverOutSent, serverOut.end - serverOutSent, Int32(MSG_NOSIGNAL | MSG_DONTWAIT))
+            if n > 0 {
+                serverOutSent += n
+                lastServerActivity = loop.now
+            } else if n < 0 && (errno == EAGAIN || errno == EINTR) {
+                return
+            } else {
+                serverWriteFailed()
+                return
+            }
+        }
+        while requestParsed > clientIn.start, let base = clientIn.base {
+            let n = send(c.fd, base + clientIn.start, requestParsed - clientIn.start, Int32(MSG_NOSIGNAL | MSG_DONTWAIT))
+            if n > 0 {
+                clientIn.start += n
+                lastServerActivity = loop.now
+            } else if n < 0 && (errno == EAGAIN || errno == EINTR) {
+                return
+            } else {
+                serverWriteFailed()
+                return
+            }
+        }
+        if clientIn.isEmpty { clientIn.releaseIfEmpty(loop.buffers); requestParsed = clientIn.end }
+        if phase == .tunnel && clientEOF && clientIn.isEmpty { shutdown(c.fd, Int32(SHUT_WR)) }
+    }
+
+    private func serverWriteFailed() {
+        if retryReusedConnection() { return }
+        termination = TerminationState(cause: UInt8(ascii: "S"), phase: UInt8(ascii: responseStarted ? "D" : "H"))
+        server?.state.connectionErrors += 1
+        if responseStarted { abortTransaction() } else { respondLocally(status: 502) }
+    }
+
+    /// A reused idle connection the server closed just as we sent on it: nothing of the response
+    /// came, the request is fully in our hands (no body streamed), so send it on a new connection.
+    private func retryReusedConnection() -> Bool {
+        guard serverReused, !responseStarted, serverIn.isEmpty, !requestHasBody else { return false }
+        detachServer(close: true)
+        serverReused = false
+        serverOutSent = 0
+        guard server != nil else { return false }
+        openFreshConnection()
+        return true
+    }
+
+    private func openFreshConnection() {
+        guard let s = server, let backend else { return }
+        let port = s.config.port ?? localEndpoint(clientFD)?.port ?? 80
+        let (connection, started) = ServerConnection.connect(engine: engine, to: SocketEndpoint(address: s.config.address, port: port),
+                                                             server: s.state, keepAlive: backend.proxy.tcpKeepAlive.server)
+        guard let connection else {
+            respondLocally(status: 503)
+            return
+        }
+        attach(connection, reused: false)
+        phase = .waitingServer
+        connectStartedAt = loop.now
+        if started {
+            connection.watch(EV_WRITE_MASK)
+            armTimer()
+        } else {
+            connectFailed(timedOut: false)
+        }
+    }
+
+    // MARK: the response
+
+    private func serverReadable() {
+        guard let c = serverConnection else { return }
+        let pool = loop.buffers
+        let base = serverIn.take(pool)
+        if serverIn.end == pool.size, serverIn.start > 0 {
+            let count = serverIn.count
+            memmove(base, base + serverIn.start, count)
+            responseParsed -= serverIn.start
+            serverIn.end = count
+            serverIn.start = 0
+        }
+        let space = pool.size - serverIn.end
+        guard space > 0 else { return }
+        let n = recv(c.fd, base + serverIn.end, space, Int32(MSG_DONTWAIT))
+        if n > 0 {
+            serverIn.end += n
+            lastServerActivity = loop.now
+            if phase == .tunnel {
+                responseParsed = serverIn.end
+                countOut(n)
+            } else {
+                parseResponse()
+            }
+            flushToClient()
+        } else if n == 0 || (errno != EAGAIN && errno != EINTR) {
+            serverIn.releaseIfEmpty(pool)
+            serverInputEnded(error: n < 0)
+        } else {
+            serverIn.releaseIfEmpty(pool)
+        }
+    }
+
+    private func serverInputEnded(error: Bool) {
+        serverEOF = true
+        if phase == .tunnel {
+            if serverIn.isEmpty { shutdown(clientFD, Int32(SHUT_WR)) }
+            tunnelMaybeDone()
+            return
+        }
+        if !responseStarted && retryReusedConnection() { return }
+        if let action = responseParser.inputEnded(), case .messageComplete = action, responseStarted {
+            responseComplete = true
+            closeAfterResponse = true
+            detachServer(close: true)
+            return
+        }
+        termination = TerminationState(cause: UInt8(ascii: "S"), phase: UInt8(ascii: responseStarted ? "D" : "H"))
+        server?.state.connectionErrors += 1
+        backend?.counters.responseErrors += 1
+        detachServer(close: true)
+        if responseStarted { abortTransaction() } else { respondLocally(status: 502) }
+    }
+
+    private func parseResponse() {
+        guard let base = serverIn.base else { return }
+        while !responseComplete {
+            let input = UnsafeRawBufferPointer(start: base + responseParsed, count: serverIn.end - responseParsed)
+            let action = responseParser.parse(input, requestMethod: requestMethod)
+            switch action {
+            case .needMore:
+                return
+            case .error:
+                termination = TerminationState(cause: UInt8(ascii: "P"), phase: UInt8(ascii: responseStarted ? "D" : "H"))
+                backend?.counters.responseErrors += 1
+                detachServer(close: true)
+                if responseStarted { abortTransaction() } else { serverIn.release(loop.buffers); respondLocally(status: 502) }
+                return
+            case .headersComplete(let headLength):
+                responseHead(UnsafeRawBufferPointer(start: base + responseParsed, count: headLength))
+                if phase == .closed || localResponse { return }
+            case .messageComplete(let framing):
+                responseParsed += framing
+                if interimResponse {
+                    interimResponse = false
+                } else {
+                    responseComplete = true
+                }
+            default:
+                responseParsed += action.consumed
+            }
+        }
+    }
+
+    private func responseHead(_ input: UnsafeRawBufferPointer) {
+        let head = responseParser.head
+        if responseTime < 0 { responseTime = loop.now - requestAt }
+        serverOut.release(loop.buffers)  // the request can no longer be retried
+        if head.isInformational {
+            // 100 Continue and friends go to the client as they are; the final answer follows.
+            interimResponse = true
+            appendToClient(input)
+            responseParsed += input.count
+            serverIn.start = responseParsed
+            return
+        }
+        responseStarted = true
+        responseStatus = head.status
+        if head.status == 101 && upgradeRequested {
+            appendToClient(input)
+            responseParsed += input.count
+            serverIn.start = responseParsed
+            enterTunnel()
+            return
+        }
+        if head.framing == .untilClose || !head.keepAlive && head.framing == .untilClose { closeAfterResponse = true }
+        if mustClose { closeAfterResponse = true }
+        let pool = loop.buffers
+        let out = clientOut.take(pool)
+        var writer = HTTPHeadWriter(into: UnsafeMutableRawBufferPointer(start: out + clientOut.end, count: pool.size - clientOut.end))
+        writer.writeStartLine(head, from: input, version: .http11)
+        writer.writeFields(head, from: input, removing: .hopByHop)
+        if closeAfterResponse {
+            writer.writeField(name: "Connection", value: "close")
+        } else if requestVersion == .http10 {
+            writer.writeField(name: "Connection", value: "keep-alive")
+        }
+        writer.writeEndOfHead()
+        guard !writer.overflowed else {
+            termination = TerminationState(cause: UInt8(ascii: "P"), phase: UInt8(ascii: "H"))
+            detachServer(close: true)
+            respondLocally(status: 502)
+            return
+        }
+        clientOut.end += writer.count
+        bytesToClient += UInt64(writer.count)
+        responseParsed += input.count
+        serverIn.start = responseParsed
+    }
+
+    private func appendToClient(_ bytes: UnsafeRawBufferPointer) {
+        let pool = loop.buffers
+        _ = clientOut.take(pool)
+        if clientOut.end + bytes.count > pool.size { return }
+        clientOut.append(bytes, pool: pool)
+    }
+
+    /// Response bytes to the client: heads the proxy wrote, then the body as the server sent it.
+    private func flushToClient() {
+        let pool = loop.buffers
+        while !clientOut.isEmpty, let base = clientOut.base {
+            let n = send(clientFD, base + clientOut.start, clientOut.count, Int32(MSG_NOSIGNAL | MSG_DONTWAIT))
+            if n > 0 {
+                clientOut.start += n
+                lastClientActivity = loop.now
+            } else if n < 0 && (errno == EAGAIN || errno == EINTR) {
+                return
+            } else {
+                clientWriteFailed()
+                return
+            }
+        }
+        clientOut.releaseIfEmpty(pool)
+        while responseParsed > serverIn.start, let base = serverIn.base {
+            let n = send(clientFD, base + serverIn.start, responseParsed - serverIn.start, Int32(MSG_NOSIGNAL | MSG_DONTWAIT))
+            if n > 0 {
+                serverIn.start += n
+                bytesToClient += UInt64(n)
+                countOut(n)
+                lastClientActivity = loop.now
+            } else if n < 0 && (errno == EAGAIN || errno == EINTR) {
+                return
+            } else {
+                clientWriteFailed()
+                return
+            }
+        }
+        if serverIn.isEmpty {
+            serverIn.releaseIfEmpty(pool)
+            responseParsed = serverIn.end
+        }
+        if phase == .tunnel && serverEOF && serverIn.isEmpty { shutdown(clientFD, Int32(SHUT_WR)) }
+        if phase == .closing && clientOut.isEmpty { close() }
+    }
+
+    private func clientWriteFailed() {
+        termination = TerminationState(cause: UInt8(ascii: "C"), phase: UInt8(ascii: "D"))
+        if generation != nil { abortTransaction() } else { close() }
+    }
+
+    // MARK: tunnels (Upgrade)
+
+    private func enterTunnel() {
+        phase = .tunnel
+        requestParser.enterTunnel()
+        requestComplete = true
+        // Whatever the client sent after its head is already tunnel data.
+        requestParsed = clientIn.end
+        armTimer()
+        flushToServer()
+    }
+
+    private func tunnelMaybeDone() {
+        guard phase == .tunnel, clientEOF, serverEOF, clientIn.isEmpty, serverIn.isEmpty, clientOut.isEmpty else { return }
+        detachServer(close: true)
+        endTransaction()
+        close()
+    }
+
+    // MARK: answers strata writes itself
+
+    /// Answers with HAProxy's page for `status` (or the frontend's errorfile). The request's body
+    /// is not read, so the connection closes after it when one was coming.
+    func respondLocally(status: Int) {
+        let frontend = frontend ?? listener.frontend
+        if generation == nil, let frontend { begin(frontend) }
+        detachServer(close: true)
+        releaseSlot()
+        if isQueued { backend?.queue.remove(self) }
+        localResponse = true
+        responseStarted = true
+        responseComplete = true
+        responseStatus = status
+        if requestHasBody && !requestComplete { closeAfterResponse = true }
+        if status >= 500 || status == 400 || status == 408 { closeAfterResponse = true }
+        let page = frontend?.proxy.http.errorFiles[status] ?? HTTPSession.errorPage(status: status)
+        clientOut.release(loop.buffers)
+        page.withUnsafeBytes { clientOut.append($0, pool: loop.buffers) }
+        bytesToClient = UInt64(page.count)
+        serverIn.release(loop.buffers)
+        responseParsed = 0
+        serverOut.release(loop.buffers)
+        phase = .exchange
+        flushToClient()
+    }
+
+    // MARK: end of a request
+
+    private func checkTransactionEnd() {
+        guard generation != nil, phase == .exchange, responseComplete else { return }
+        guard clientOut.isEmpty, serverIn.start >= responseParsed else { return }
+        if !requestComplete { closeAfterResponse = true }
+        // The server connection goes back to the pool when it can carry another request.
+        let reusable = !localResponse && requestComplete && !serverEOF && !closeAfterResponse
+            && responseParser.head.keepAlive && serverIn.end == responseParsed
+            && backend?.proxy.http.connectionMode == .keepAlive && frontend?.proxy.http.connectionMode == .keepAlive
+        if let c = serverConnection {
+            serverConnection = nil
+            if reusable { c.park() } else { c.close() }
+        }
+        serverIn.release(loop.buffers)
+        responseParsed = 0
+        endTransaction()
+        if closeAfterResponse || mustClose || clientEOF {
+            close()
+            return
+        }
+        phase = .idle
+        idleSince = loop.now
+        // A pipelined request may already be waiting.
+        if requestParsed < clientIn.end {
+            parseRequestHead()
+        } else {
+            clientIn.releaseIfEmpty(loop.buffers)
+            if clientIn.isEmpty { requestParsed = 0 }
+            armTimer()
+        }
+    }
+
+    /// Logs the request and releases its generation.
+    private func endTransaction() {
+        guard let generation else { return }
+        releaseSlot()
+        if isQueued { backend?.queue.remove(self) }
+        if responseStatus > 0 {
+            frontend?.counters.countResponse(status: responseStatus)
+            backend?.counters.countResponse(status: responseStatus)
+        }
+        log()
+        backend?.counters.sessionEnded()
+        self.generation = nil
+        frontend = nil
+        backend = nil
+        server = nil
+        serverOut.release(loop.buffers)
+        generation.sessionList.remove(self)
+        generation.config.sessions -= 1
+        engine.requestEnded(in: generation)
+    }
+
+    /// Closes the client (and server) side mid-request.
+    private func abortTransaction() {
+        detachServer(close: true)
+        endTransaction()
+        close()
+    }
+
+    override func kill() {
+        guard generation != nil else { return }
+        generation?.config.sessionsKilled += 1
+        termination = TerminationState(cause: UInt8(ascii: "K"), phase: termination.phase == UInt8(ascii: "-") ? UInt8(ascii: "D") : termination.phase)
+        abortTransaction()
+    }
+
+    /// The listener stopped serving (the new generation dropped it, or a soft stop): an idle
+    /// connection closes now, a busy one after its answer, which says `Connection: close`.
+    func listenerReleased() {
+        mustClose = true
+        if phase == .idle || (phase == .head && generation == nil) {
+            close()
+        } else {
+            closeAfterResponse = true
+        }
+    }
+
+    func close() {
+        guard phase != .closed else { return }
+        if generation != nil { endTransaction() }
+        phase = .closed
+        detachServer(close: true)
+        clientIO.release(on: loop)
+        timer.release(on: loop)
+        Glibc.close(clientFD)
+        clientIn.release(loop.buffers)
+        clientOut.release(loop.buffers)
+        serverIn.release(loop.buffers)
+        serverOut.release(loop.buffers)
+        listener.detach(self)
+        connectionCounters.sessionEnded()
+        engine.connectionEnded()
+        selfRetain?.release()
+        selfRetain = nil
+    }
+
+    // MARK: interest and timeouts
+
+    private func updateInterest() {
+        guard phase != .closed else { return }
+        let size = loop.buffers.size
+        var client: Int32 = 0
+        let roomIn = clientIn.end < size || clientIn.start > 0
+        switch phase {
+        case .idle, .head:
+            if !clientEOF && roomIn { client |= EV_READ_MASK }
+        case .waitingServer, .exchange:
+            if !clientEOF && !requestComplete && roomIn { client |= EV_READ_MASK }
+        case .tunnel:
+            if !clientEOF && clientIn.isEmpty { client |= EV_READ_MASK }
+        case .closing, .closed:
+            break
+        }
+        if !clientOut.isEmpty || responseParsed > serverIn.start { client |= EV_WRITE_MASK }
+        clientIO.watch(client, on: loop)
+
+        guard let c = serverConnection else { return }
+        var serverEvents: Int32 = 0
+        if phase == .waitingServer {
+            serverEvents = EV_WRITE_MASK
+        } else if phase == .exchange || phase == .tunnel {
+            let roomServerIn = phase == .tunnel ? serverIn.isEmpty : (serverIn.end < size || serverIn.start > 0)
+            if !serverEOF && !responseComplete && roomServerIn { serverEvents |= EV_READ_MASK }
+            if phase == .tunnel && !serverEOF && serverIn.isEmpty { serverEvents |= EV_READ_MASK }
+            if serverOutSent < serverOut.end || requestParsed > clientIn.start { serverEvents |= EV_WRITE_MASK }
+        }
+        c.watch(serverEvents)
+    }
+
+    private var proxy: Proxy? { listener.frontend?.proxy }
+
+    private func deadline() -> Double? {
+        func s(_ ms: Int?) -> Double? { ms.map { Double($0) / 1000 } }
+        let f = (frontend ?? listener.frontend)?.proxy.timeouts ?? Timeouts()
+        let b = backend?.proxy.timeouts ?? f
+        switch phase {
+        case .idle:
+            let limit = requests == 0 ? (f.httpRequest ?? f.client) : (f.httpKeepAlive ?? f.httpRequest ?? f.client)
+            return s(limit).map { idleSince + $0 }
+        case .head:
+            return s(f.httpRequest ?? f.client).map { headStartedAt + $0 }
+        case .waitingServer:
+            if queuedAt >= 0 { return s(b.queue ?? b.connect).map { queuedAt + $0 } }
+            if serverConnection == nil { return retryAt }
+            return s(b.connect).map { connectStartedAt + $0 }
+        case .exchange:
+            var d: Double?
+            if !requestComplete || !clientOut.isEmpty || responseParsed > serverIn.start {
+                d = s(f.client).map { lastClientActivity + $0 }
+            }
+            if serverConnection != nil, !responseComplete, let sv = s(b.server) {
+                let t = lastServerActivity + sv
+                d = d.map { min($0, t) } ?? t
+            }
+            return d
+        case .tunnel:
+            let limit = s(b.tunnel ?? min(f.client ?? Int.max, b.server ?? Int.max))
+            return limit.map { max(lastClientActivity, lastServerActivity) + $0 }
+        case .closing:
+            return s(f.client).map { lastClientActivity + $0 } ?? loop.now + 10
+        case .closed:
+            return nil
+        }
+    }
+
+    private func armTimer() {
+        if let d = deadline() {
+            timer.arm(after: d - loop.now, on: loop)
+        } else {
+            timer.stop(on: loop)
+        }
+    }
+
+    override func timerEvent(_ watcher: UnsafeMutablePointer<ev_timer>) {
+        guard let d = deadline() else { return }
+        let now = loop.now
+        if d > now + 0.0005 {
+            timer.arm(after: d - now, on: loop)
+            return
+        }
+        switch phase {
+        case .idle:
+            close()
+        case .head:
+            termination = TerminationState(cause: UInt8(ascii: "c"), phase: UInt8(ascii: "R"))
+            requestLine = "<BADREQ>"
+            closeAfterResponse = true
+            respondLocally(status: 408)
+        case .waitingServer:
+            if queuedAt >= 0 {
+                backend?.queue.remove(self)
+                queueTime = now - queuedAt
+                queuedAt = -1
+                termination = TerminationState(cause: UInt8(ascii: "s"), phase: UInt8(ascii: "Q"))
+                respondLocally(status: 503)
+            } else if serverConnection == nil {
+                openFreshConnectionForRetry()
+            } else {
+                connectFailed(timedOut: true)
+            }
+        case .exchange:
+            let f = (frontend ?? listener.frontend)?.proxy.timeouts ?? Timeouts()
+            let clientExpired = f.client.map { lastClientActivity + Double($0) / 1000 <= now + 0.0005 } ?? false
+            if !clientExpired && !responseStarted {
+                termination = TerminationState(cause: UInt8(ascii: "s"), phase: UInt8(ascii: "H"))
+                detachServer(close: true)
+                respondLocally(status: 504)
+            } else {
+                termination = TerminationState(cause: UInt8(ascii: clientExpired ? "c" : "s"), phase: UInt8(ascii: "D"))
+                abortTransaction()
+            }
+        case .tunnel:
+            termination = TerminationState(cause: UInt8(ascii: "c"), phase: UInt8(ascii: "D"))
+            abortTransaction()
+        case .closing:
+            close()
+        case .closed:
+            break
+        }
+        if phase != .closed {
+            armTimer()
+            updateInterest()
+        }
+    }
+
+    private func openFreshConnectionForRetry() { obtainConnection() }
+
+    // MARK: counters and log
+
+    private func countIn(_ n: Int) {
+        frontend?.counters.bytesIn += UInt64(n)
+        backend?.counters.bytesIn += UInt64(n)
+        server?.state.bytesIn += UInt64(n)
+    }
+
+    private func countOut(_ n: Int) {
+        frontend?.counters.bytesOut += UInt64(n)
+        backend?.counters.bytesOut += UInt64(n)
+        server?.state.bytesOut += UInt64(n)
+    }
+
+    /// HAProxy's httplog line (`option httplog`), or the tcplog-like connect line otherwise.
+    /// `%ci:%cp [%tr] %ft %b/%s %TR/%Tw/%Tc/%Tr/%Ta %ST %B %CC %CS %tsc %ac/%fc/%bc/%sc/%rc %sq/%bq %hr %hs %{+Q}r`
+    private func log() {
+        guard let frontend, !frontend.log.isEmpty, frontend.proxy.http.httpLog || frontend.proxy.log.format == .tcplog else { return }
+        let ms = { (v: Double) -> Int in v < 0 ? -1 : Int((v * 1000).rounded()) }
+        let client = clientAddress.map { "\($0.address):\($0.port)" } ?? "-:-"
+        let tr = ms(requestAt - headStartedAt)
+        let tw = queueTime < 0 ? (termination.phase == UInt8(ascii: "Q") ? -1 : 0) : ms(queueTime)
+        let tc = connectTime < 0 ? -1 : ms(connectTime)
+        let trs = responseTime < 0 ? -1 : ms(responseTime - max(connectTime, 0) - max(queueTime, 0))
+        let ta = ms(loop.now - requestAt)
+        let backendName = backend?.name ?? "<NOSRV>"
+        let serverName = server?.name ?? "<NOSRV>"
+        let status = responseStatus > 0 ? "\(responseStatus)" : "-1"
+        let retries = redispatched ? "+\(retriesDone)" : "\(retriesDone)"
+        let line = "\(client) [\(logDate(requestWall))] \(frontend.name) \(backendName)/\(serverName) \(tr)/\(tw)/\(tc)/\(trs)/\(ta) \(status) \(bytesToClient) - - \(termination.text)-- \(engine.currentSessions)/\(frontend.counters.currentSessions)/\(backend?.counters.currentSessions ?? 0)/\(server?.state.currentSessions ?? 0)/\(retries) 0/\(backend?.queue.count ?? 0) \"\(requestLine)\""
+        frontend.log.send(line)
+    }
+}
+
+extension HTTPSession {
+    /// The answer strata writes itself for `status`: HAProxy's reason phrases and short pages.
+    static func errorPage(status: Int) -> [UInt8] {
+        let (reason, text): (String, String) = switch status {
+        case 400: ("Bad request", "Your browser sent an invalid request.")
+        case 403: ("Forbidden", "Request forbidden by administrative rules.")
+        case 408: ("Request Time-out", "Your browser didn't send a complete request in time.")
+        case 414: ("Request-URI Too Long", "Your browser sent a request with a too long URI.")
+        case 431: ("Request Header Fields Too Large", "Your browser sent a request with too large header fields.")
+        case 500: ("Internal Server Error", "An internal server error occurred.")
+        case 502: ("Bad Gateway", "The server returned an invalid or incomplete response.")
+        case 503: ("Service Unavailable", "No server is available to handle this request.")
+        case 504: ("Gateway Time-out", "The server didn't respond in time.")
+        case 505: ("HTTP Version Not Supported", "Your browser sent a request with an unsupported HTTP version.")
+        default: ("Error", "An error occurred.")
+        }
+        let body = "<html><body><h1>\(status) \(reason)</h1>\n\(text)\n</body></html>\n"
+        let head = "HTTP/1.1 \(status) \(reason)\r\ncontent-length: \(body.utf8.count)\r\ncache-control: no-cache\r\ncontent-type: text/html\r\nconnection: close\r\n\r\n"
+        return Array((head + body).utf8)
+    }
+}
+
+extension HTTPHeadWriter {
+    /// `name: value\r\n` with a name and value known only at run time (configured header names).
+    mutating func writeField(name: String, value: String) {
+        var name = name
+        var value = value
+        name.withUTF8 { n in
+            value.withUTF8 { v in
+                write(UnsafeRawBufferPointer(n))
+                write(": ")
+                write(UnsafeRawBufferPointer(v))
+                write("\r\n")
+            }
+        }
+    }
+}

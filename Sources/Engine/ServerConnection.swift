@@ -1,0 +1,116 @@
+import CLibEV
+import ConfigModel
+import Glibc
+
+/// A connection to a server in HTTP mode. While it carries a request it belongs to one
+/// `HTTPSession`, which receives its events; between requests it waits in its server's idle pool.
+/// The pool belongs to the server's carried state, so an unchanged server's pooled connections
+/// serve the next generation too.
+final class ServerConnection: EventHandler {
+    unowned(unsafe) let engine: Engine
+    let fd: Int32
+    private(set) var io: IOWatcher
+    let server: ServerState
+    /// The session using the connection now; nil while it waits in the pool.
+    unowned(unsafe) var owner: HTTPSession?
+    private(set) var idleSince = 0.0
+    /// Requests this connection has carried (reuse makes it more than one).
+    var requests = 0
+    private(set) var isClosed = false
+
+    init(engine: Engine, fd: Int32, server: ServerState) {
+        self.engine = engine
+        self.fd = fd
+        self.server = server
+        io = IOWatcher(fd: fd, handler: EventHandler())
+        super.init()
+        io.raw.pointee.data = Unmanaged.passUnretained(self).toOpaque()
+    }
+
+    /// Opens a non-blocking connection to `endpoint`; nil when no socket can be made (fds, memory).
+    static func connect(engine: Engine, to endpoint: SocketEndpoint, server: ServerState, keepAlive: Bool) -> (ServerConnection?, Bool) {
+        let family = endpoint.address.isV6 ? AF_INET6 : AF_INET
+        let fd = socket(family, Int32(SOCK_STREAM.rawValue) | CLibEV_SOCK_NONBLOCK | CLibEV_SOCK_CLOEXEC, 0)
+        guard fd >= 0 else { return (nil, false) }
+        setTCPOptions(fd, keepAlive: keepAlive)
+        var (addr, len) = endpoint.sockaddr
+        let r = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, len) } }
+        let connection = ServerConnection(engine: engine, fd: fd, server: server)
+        return (connection, r == 0 || errno == EINPROGRESS)
+    }
+
+    func watch(_ events: Int32) { io.watch(events, on: engine.loop) }
+
+    override func ioEvent(_ watcher: UnsafeMutablePointer<ev_io>, _ revents: Int32) {
+        if let owner {
+            owner.serverEvent(revents)
+        } else {
+            // Idle: the server closed it, or sent what nobody asked for. Either way it is done.
+            server.removeIdle(self)
+            close()
+        }
+    }
+
+    /// Parks the connection in its server's pool, watching for the server closing it.
+    func park() {
+        owner = nil
+        idleSince = engine.loop.now
+        io.watch(EV_READ_MASK, on: engine.loop)
+        server.addIdle(self, limit: 1000)
+    }
+
+    func close() {
+        guard !isClosed else { return }
+        isClosed = true
+        owner = nil
+        io.release(on: engine.loop)
+        Glibc.close(fd)
+    }
+
+    /// SO_ERROR after a non-blocking connect.
+    var connectError: Int32 {
+        var err: Int32 = 0
+        var len = socklen_t(MemoryLayout<Int32>.size)
+        getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len)
+        return err
+    }
+}
+
+extension ServerState {
+    /// The most recently parked idle connection (warmest first), if any.
+    func takeIdle() -> ServerConnection? {
+        while let c = idleConnections.popLast() {
+            if !c.isClosed { return c }
+        }
+        return nil
+    }
+
+    func addIdle(_ c: ServerConnection, limit: Int) {
+        if idleConnections.count >= limit {
+            let oldest = idleConnections.removeFirst()
+            oldest.close()
+        }
+        idleConnections.append(c)
+    }
+
+    func removeIdle(_ c: ServerConnection) {
+        idleConnections.removeAll { $0 === c }
+    }
+
+    /// Closes idle connections older than `maxIdle` seconds.
+    func purgeIdle(now: Double, maxIdle: Double) {
+        guard !idleConnections.isEmpty else { return }
+        idleConnections.removeAll { c in
+            if now - c.idleSince > maxIdle {
+                c.close()
+                return true
+            }
+            return false
+        }
+    }
+
+    func closeIdle() {
+        for c in idleConnections { c.close() }
+        idleConnections.removeAll()
+    }
+}

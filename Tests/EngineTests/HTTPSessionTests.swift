@@ -1,0 +1,233 @@
+import ConfigModel
+import Dispatch
+import Foundation
+import Glibc
+import Loader
+import Synchronization
+import Testing
+
+@testable import Engine
+
+/// A small HTTP/1.1 origin for in-process tests: answers each request with `200` and a body naming
+/// the request, keeps connections alive, and records the heads it received.
+final class TinyOrigin: @unchecked Sendable {
+    let fd: Int32
+    let port: UInt16
+    private let heads = Mutex<[String]>([])
+    private let accepted = Mutex<Int>(0)
+
+    init() {
+        let l = GenerationLifetimeTests.listeningSocket()
+        fd = l.fd
+        port = l.port
+        Thread { [self] in
+            while true {
+                let c = accept(fd, nil, nil)
+                if c < 0 { return }
+                accepted.withLock { $0 += 1 }
+                Thread { [self] in self.serve(c) }.start()
+            }
+        }.start()
+    }
+
+    var receivedHeads: [String] { heads.withLock { $0 } }
+    var connections: Int { accepted.withLock { $0 } }
+
+    func stop() { shutdown(fd, Int32(SHUT_RDWR)); close(fd) }
+
+    private func serve(_ c: Int32) {
+        defer { close(c) }
+        var buffer: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        while true {
+            // One head, then Content-Length body bytes.
+            while !buffer.containsSubsequence([13, 10, 13, 10]) {
+                let n = recv(c, &chunk, chunk.count, 0)
+                if n <= 0 { return }
+                buffer += chunk[0..<n]
+            }
+            let end = buffer.indexOfSubsequence([13, 10, 13, 10])! + 4
+            let head = String(decoding: buffer[0..<end], as: UTF8.self)
+            buffer.removeFirst(end)
+            heads.withLock { $0.append(head) }
+            var length = 0
+            for line in head.split(separator: "\r\n") where line.lowercased().hasPrefix("content-length:") {
+                length = Int(line.split(separator: ":")[1].trimmingCharacters(in: .whitespaces)) ?? 0
+            }
+            while buffer.count < length {
+                let n = recv(c, &chunk, chunk.count, 0)
+                if n <= 0 { return }
+                buffer += chunk[0..<n]
+            }
+            buffer.removeFirst(length)
+            let requestLine = head.split(separator: "\r\n").first.map(String.init) ?? ""
+            let body = "saw \(requestLine) body \(length)\n"
+            let response = "HTTP/1.1 200 OK\r\nContent-Length: \(body.utf8.count)\r\nX-Origin: tiny\r\n\r\n\(body)"
+            _ = Array(response.utf8).withUnsafeBytes { send(c, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+        }
+    }
+}
+
+extension Array where Element == UInt8 {
+    func indexOfSubsequence(_ s: [UInt8]) -> Int? {
+        guard count >= s.count else { return nil }
+        for i in 0...(count - s.count) where self[i..<i + s.count].elementsEqual(s) { return i }
+        return nil
+    }
+    func containsSubsequence(_ s: [UInt8]) -> Bool { indexOfSubsequence(s) != nil }
+}
+
+/// An engine on its own thread serving one HTTP listen section built as values.
+final class HTTPTestProxy: @unchecked Sendable {
+    let engine = Engine(defaultLoop: false)
+    let cache = ListenerCache()
+    let port: UInt16
+    let keys: [ListenerKey]
+    private var thread: Thread?
+
+    init(origin: UInt16, configure: (inout Proxy) -> Void = { _ in }) throws {
+        let probe = GenerationLifetimeTests.listeningSocket()
+        close(probe.fd)
+        port = probe.port
+        let here = SourceLocation(file: "test", line: 1)
+        var proxy = Proxy(name: "web", kind: .listen, location: here, id: 1)
+        proxy.mode = .http
+        proxy.binds = [Bind(location: here, endpoint: SocketEndpoint(address: .v4(0x7f00_0001), port: port))]
+        proxy.servers = [ConfigModel.Server(name: "origin", location: here, id: 1, host: "127.0.0.1",
+                                            address: .v4(0x7f00_0001), port: origin, options: ServerOptions())]
+        proxy.timeouts.connect = 2000
+        proxy.timeouts.client = 5000
+        proxy.timeouts.server = 5000
+        configure(&proxy)
+        let config = Config(global: GlobalSettings(), proxies: [proxy])
+        keys = proxy.binds.map { ListenerKey($0, defaultBacklog: 1024) }
+        let fds = try cache.acquire(keys).get()
+        let generation = Engine.makeGeneration(ConfigGeneration(id: 1, hash: "test", config: config, files: []))
+        engine.activate(generation, listenerFDs: fds)
+        let engine = self.engine
+        thread = Thread { engine.run() }
+        thread?.start()
+    }
+
+    func stop() {
+        _ = GenerationLifetimeTests.onLoop(engine) { self.engine.stop() }
+        cache.release(keys)
+    }
+}
+
+/// Reads one HTTP response (head and Content-Length body) from a blocking socket.
+func readResponse(_ fd: Int32, pending: inout [UInt8]) -> (head: String, body: String)? {
+    var chunk = [UInt8](repeating: 0, count: 65536)
+    while !pending.containsSubsequence([13, 10, 13, 10]) {
+        let n = recv(fd, &chunk, chunk.count, 0)
+        if n <= 0 { return nil }
+        pending += chunk[0..<n]
+    }
+    let end = pending.indexOfSubsequence([13, 10, 13, 10])! + 4
+    let head = String(decoding: pending[0..<end], as: UTF8.self)
+    pending.removeFirst(end)
+    var length = 0
+    for line in head.split(separator: "\r\n") where line.lowercased().hasPrefix("content-length:") {
+        length = Int(line.split(separator: ":")[1].trimmingCharacters(in: .whitespaces)) ?? 0
+    }
+    while pending.count < length {
+        let n = recv(fd, &chunk, chunk.count, 0)
+        if n <= 0 { return nil }
+        pending += chunk[0..<n]
+    }
+    let body = String(decoding: pending[0..<length], as: UTF8.self)
+    pending.removeFirst(length)
+    return (head, body)
+}
+
+@Suite(.serialized) struct HTTPSessionTests {
+    static func send(_ fd: Int32, _ text: String) {
+        _ = Array(text.utf8).withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+    }
+
+    static func connect(_ port: UInt16) -> Int32 {
+        let fd = GenerationLifetimeTests.connect(port)
+        var tv = timeval(tv_sec: 5, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        return fd
+    }
+
+    @Test func keepAliveRequestsShareOneServerConnection() throws {
+        let origin = TinyOrigin()
+        defer { origin.stop() }
+        let proxy = try HTTPTestProxy(origin: origin.port) { $0.http.forwardFor = ForwardedHeader(header: "X-Forwarded-For") }
+        defer { proxy.stop() }
+        let fd = Self.connect(proxy.port)
+        defer { close(fd) }
+        var pending: [UInt8] = []
+        for i in 0..<3 {
+            Self.send(fd, "GET /item/\(i) HTTP/1.1\r\nHost: example.test\r\nConnection: keep-alive\r\n\r\n")
+            let response = try #require(readResponse(fd, pending: &pending))
+            #expect(response.head.hasPrefix("HTTP/1.1 200 OK\r\n"))
+            #expect(response.body == "saw GET /item/\(i) HTTP/1.1 body 0\n")
+            #expect(!response.head.lowercased().contains("connection: close"))
+        }
+        #expect(origin.connections == 1)
+        let heads = origin.receivedHeads
+        #expect(heads.count == 3)
+        #expect(heads.allSatisfy { $0.contains("X-Forwarded-For: 127.0.0.1\r\n") })
+        // Hop-by-hop fields do not reach the server.
+        #expect(heads.allSatisfy { !$0.lowercased().contains("connection: keep-alive") })
+    }
+
+    @Test func pipelinedRequestsAreAnsweredInOrder() throws {
+        let origin = TinyOrigin()
+        defer { origin.stop() }
+        let proxy = try HTTPTestProxy(origin: origin.port)
+        defer { proxy.stop() }
+        let fd = Self.connect(proxy.port)
+        defer { close(fd) }
+        Self.send(fd, (0..<5).map { "GET /p\($0) HTTP/1.1\r\nHost: x\r\n\r\n" }.joined())
+        var pending: [UInt8] = []
+        for i in 0..<5 {
+            let response = try #require(readResponse(fd, pending: &pending))
+            #expect(response.body == "saw GET /p\(i) HTTP/1.1 body 0\n")
+        }
+    }
+
+    @Test func requestBodyIsForwarded() throws {
+        let origin = TinyOrigin()
+        defer { origin.stop() }
+        let proxy = try HTTPTestProxy(origin: origin.port)
+        defer { proxy.stop() }
+        let fd = Self.connect(proxy.port)
+        defer { close(fd) }
+        let body = String(repeating: "x", count: 100_000)
+        Self.send(fd, "POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)")
+        var pending: [UInt8] = []
+        let response = try #require(readResponse(fd, pending: &pending))
+        #expect(response.body == "saw POST /upload HTTP/1.1 body 100000\n")
+    }
+
+    @Test func badRequestGets400AndClose() throws {
+        let origin = TinyOrigin()
+        defer { origin.stop() }
+        let proxy = try HTTPTestProxy(origin: origin.port)
+        defer { proxy.stop() }
+        let fd = Self.connect(proxy.port)
+        defer { close(fd) }
+        Self.send(fd, "GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n")
+        var pending: [UInt8] = []
+        let response = try #require(readResponse(fd, pending: &pending))
+        #expect(response.head.hasPrefix("HTTP/1.1 400 Bad request\r\n"))
+        #expect(origin.connections == 0)
+    }
+
+    @Test func noServerGives503() throws {
+        let closed = GenerationLifetimeTests.listeningSocket()
+        close(closed.fd)
+        let proxy = try HTTPTestProxy(origin: closed.port) { $0.retries = 1; $0.timeouts.connect = 100 }
+        defer { proxy.stop() }
+        let fd = Self.connect(proxy.port)
+        defer { close(fd) }
+        Self.send(fd, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        var pending: [UInt8] = []
+        let response = try #require(readResponse(fd, pending: &pending))
+        #expect(response.head.hasPrefix("HTTP/1.1 503 Service Unavailable\r\n"))
+    }
+}
