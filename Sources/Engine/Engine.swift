@@ -34,6 +34,9 @@ public final class Engine: EventHandler, @unchecked Sendable {
     private var signalWatchers: [UnsafeMutablePointer<ev_signal>] = []
     private var signalHandler: ((Int32) -> Void)?
     private var starvedRetry: TimerWatcher!
+    /// Closes idle pooled server connections (HAProxy's pool-purge-delay, 5 s).
+    private var poolPurge: TimerWatcher!
+    static let idleServerConnectionLifetime = 5.0
     private var stopping: (() -> Void)?
     private(set) var currentSessions = 0
     /// The process-wide `maxconn` (global), or what the fd limit allows.
@@ -49,6 +52,10 @@ public final class Engine: EventHandler, @unchecked Sendable {
         globalMaxconn = max(16, Int(min(limit.rlim_cur, 1 << 20)) / 2 - 32)
         super.init()
         starvedRetry = TimerWatcher(handler: self)
+        poolPurge = TimerWatcher(handler: self)
+        poolPurge.arm(every: 1, on: loop)
+        // Housekeeping alone must not keep the loop running (a soft stop ends when sessions do).
+        ev_unref(loop.raw)
     }
 
     /// Builds the runtime objects of a generation. Pure: runs on the reload builder's thread.
@@ -167,6 +174,7 @@ public final class Engine: EventHandler, @unchecked Sendable {
         }
         frontendCounters = frontendCounters.filter { frontends.contains($0.key) }
         backendCounters = backendCounters.filter { backends.contains($0.key) }
+        for (identity, state) in serverStates where !servers.contains(identity) { state.closeIdle() }
         serverStates = serverStates.filter { servers.contains($0.key) }
     }
 
@@ -234,7 +242,12 @@ public final class Engine: EventHandler, @unchecked Sendable {
     }
 
     override func timerEvent(_ watcher: UnsafeMutablePointer<ev_timer>) {
-        if watcher == starvedRetry.raw { resumeStarved() }
+        if watcher == starvedRetry.raw {
+            resumeStarved()
+        } else if watcher == poolPurge.raw {
+            let now = loop.now
+            for state in serverStates.values { state.purgeIdle(now: now, maxIdle: Engine.idleServerConnectionLifetime) }
+        }
     }
 
     // MARK: signals, pause, stop

@@ -329,12 +329,15 @@ final class HTTPSession: ListedSession {
     // MARK: a request
 
     private func startTransaction(head input: UnsafeRawBufferPointer) {
-        guard let frontend = listener.frontend, frontend.proxy.mode == .http else {
-            // The listener stopped serving HTTP while this head arrived: nothing will answer it.
-            close()
-            return
+        if generation == nil {
+            guard let frontend = listener.frontend, frontend.proxy.mode == .http else {
+                // The listener now serves TCP: this connection's HTTP has nowhere to go.
+                close()
+                return
+            }
+            begin(frontend)
         }
-        begin(frontend)
+        guard let frontend else { return }
         startRequest(input, frontend: frontend)
     }
 
@@ -946,10 +949,14 @@ final class HTTPSession: ListedSession {
 
     /// The listener stopped serving (the new generation dropped it, or a soft stop): an idle
     /// connection closes now, a busy one after its answer, which says `Connection: close`.
-    func listenerReleased() {
+    func listenerReleased(previous: Frontend?) {
         mustClose = true
-        if phase == .idle || (phase == .head && generation == nil) {
+        if phase == .idle {
             close()
+        } else if phase == .head && generation == nil, let previous, previous.proxy.mode == .http {
+            // A head already arriving is served by the generation it started under, which
+            // therefore holds on until the answer is sent.
+            begin(previous)
         } else {
             closeAfterResponse = true
         }

@@ -105,13 +105,14 @@ final class Listener: EventHandler {
 
     /// Stops serving: idle HTTP connections close, busy ones close after their answer.
     func release() {
-        serve(nil)
-        io.release(on: engine.loop)
+        let previous = frontend
         var cursor = firstConnection
         while let c = cursor {
             cursor = c.listenerNext
-            c.listenerReleased()
+            c.listenerReleased(previous: previous)
         }
+        serve(nil)
+        io.release(on: engine.loop)
     }
 
     func attach(_ c: HTTPSession) {

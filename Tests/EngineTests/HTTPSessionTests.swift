@@ -85,10 +85,23 @@ final class HTTPTestProxy: @unchecked Sendable {
     let keys: [ListenerKey]
     private var thread: Thread?
 
+    private var nextID = 1
+
     init(origin: UInt16, configure: (inout Proxy) -> Void = { _ in }) throws {
         let probe = GenerationLifetimeTests.listeningSocket()
         close(probe.fd)
         port = probe.port
+        keys = [ListenerKey(endpoint: SocketEndpoint(address: .v4(0x7f00_0001), port: port), v6only: false,
+                            interface: nil, backlog: 1024, reusePort: true)]
+        let generation = try makeGeneration(origin: origin, port: port, configure: configure)
+        engine.activate(generation, listenerFDs: try cache.acquire(keys).get())
+        let engine = self.engine
+        thread = Thread { engine.run() }
+        thread?.start()
+    }
+
+    /// A generation serving `port` with one server.
+    func makeGeneration(origin: UInt16, port: UInt16, configure: (inout Proxy) -> Void = { _ in }) throws -> Generation {
         let here = SourceLocation(file: "test", line: 1)
         var proxy = Proxy(name: "web", kind: .listen, location: here, id: 1)
         proxy.mode = .http
@@ -100,13 +113,27 @@ final class HTTPTestProxy: @unchecked Sendable {
         proxy.timeouts.server = 5000
         configure(&proxy)
         let config = Config(global: GlobalSettings(), proxies: [proxy])
-        keys = proxy.binds.map { ListenerKey($0, defaultBacklog: 1024) }
-        let fds = try cache.acquire(keys).get()
-        let generation = Engine.makeGeneration(ConfigGeneration(id: 1, hash: "test", config: config, files: []))
-        engine.activate(generation, listenerFDs: fds)
+        defer { nextID += 1 }
+        return Engine.makeGeneration(ConfigGeneration(id: nextID, hash: "test\(nextID)", config: config, files: []))
+    }
+
+    /// Activates a new generation on the loop (as a reload does); returns the listener keys dropped.
+    @discardableResult
+    func reload(origin: UInt16, port: UInt16? = nil, configure: (inout Proxy) -> Void = { _ in }) throws -> [ListenerKey] {
+        let port = port ?? self.port
+        let generation = UncheckedBox(try makeGeneration(origin: origin, port: port, configure: configure))
+        let newKeys = [ListenerKey(endpoint: SocketEndpoint(address: .v4(0x7f00_0001), port: port), v6only: false,
+                                   interface: nil, backlog: 1024, reusePort: true)]
+        let fds = try cache.acquire(newKeys).get()
         let engine = self.engine
-        thread = Thread { engine.run() }
-        thread?.start()
+        let dropped = GenerationLifetimeTests.onLoop(engine) { engine.activate(generation.value, listenerFDs: fds) }
+        cache.release(dropped)
+        return dropped
+    }
+
+    func generations() -> [String] {
+        let engine = self.engine
+        return GenerationLifetimeTests.onLoop(engine) { engine.generations.map { "\($0.id) \($0.state.rawValue) \($0.sessions)" } }
     }
 
     func stop() {
@@ -202,6 +229,59 @@ func readResponse(_ fd: Int32, pending: inout [UInt8]) -> (head: String, body: S
         var pending: [UInt8] = []
         let response = try #require(readResponse(fd, pending: &pending))
         #expect(response.body == "saw POST /upload HTTP/1.1 body 100000\n")
+    }
+
+    @Test func keepAliveConnectionFollowsTheNewGenerationAndStaysOpen() throws {
+        let a = TinyOrigin(), b = TinyOrigin()
+        defer { a.stop(); b.stop() }
+        let proxy = try HTTPTestProxy(origin: a.port)
+        defer { proxy.stop() }
+        let fd = Self.connect(proxy.port)
+        defer { close(fd) }
+        var pending: [UInt8] = []
+        Self.send(fd, "GET /one HTTP/1.1\r\nHost: x\r\n\r\n")
+        #expect(try #require(readResponse(fd, pending: &pending)).body.hasPrefix("saw GET /one"))
+        #expect(a.receivedHeads.count == 1)
+        try proxy.reload(origin: b.port)
+        // Idle between requests: the connection held no generation, so 1 retired at once.
+        #expect(proxy.generations() == ["2 active 0"])
+        Self.send(fd, "GET /two HTTP/1.1\r\nHost: x\r\n\r\n")
+        let second = try #require(readResponse(fd, pending: &pending))
+        #expect(second.body.hasPrefix("saw GET /two"))
+        #expect(!second.head.lowercased().contains("connection: close"))
+        #expect(a.receivedHeads.count == 1)
+        #expect(b.receivedHeads.count == 1)
+    }
+
+    @Test func droppedListenerClosesIdleConnectionsAndAnswersBusyOnesWithClose() throws {
+        let a = TinyOrigin()
+        defer { a.stop() }
+        let proxy = try HTTPTestProxy(origin: a.port)
+        defer { proxy.stop() }
+        let idle = Self.connect(proxy.port)
+        defer { close(idle) }
+        var pending: [UInt8] = []
+        Self.send(idle, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        #expect(readResponse(idle, pending: &pending) != nil)
+        // A second connection is mid-request (head incomplete) when the listener goes away.
+        let busy = Self.connect(proxy.port)
+        defer { close(busy) }
+        Self.send(busy, "GET /late HTTP/1.1\r\nHost: x\r\n")
+        usleep(100_000)
+        let other = GenerationLifetimeTests.listeningSocket()
+        close(other.fd)
+        let dropped = try proxy.reload(origin: a.port, port: other.port)
+        #expect(dropped.count == 1)
+        // The idle connection is closed.
+        var byte: UInt8 = 0
+        #expect(recv(idle, &byte, 1, 0) == 0)
+        // The busy one is answered, with Connection: close, then closed.
+        Self.send(busy, "\r\n")
+        var busyPending: [UInt8] = []
+        let answer = try #require(readResponse(busy, pending: &busyPending))
+        #expect(answer.body.hasPrefix("saw GET /late"))
+        #expect(answer.head.lowercased().contains("connection: close"))
+        #expect(recv(busy, &byte, 1, 0) == 0)
     }
 
     @Test func badRequestGets400AndClose() throws {
