@@ -58,6 +58,14 @@ public struct Proxy: Hashable, Sendable {
     public var log = ProxyLog()
     /// `mode http`: routing, rules and options (empty in TCP mode).
     public var http = HTTPSettings()
+    /// Health checks of the backend side.
+    public var checks = BackendChecks()
+    /// `load-server-state-from-file` in a backend (or from `defaults`).
+    public var serverStateFile: ServerStateFileMode?
+    /// `server-state-file NAME` in a backend (for `local`).
+    public var serverStateFileName: String?
+    /// `stats enable` and friends: the stats page this proxy serves.
+    public var stats: StatsPage?
 
     public init(name: String, kind: ProxyKind, location: SourceLocation, id: Int) {
         self.name = name
@@ -132,6 +140,8 @@ public struct Bind: Hashable, Sendable {
     public var interface: String?
     /// False with the global `noreuseport`.
     public var reusePort = true
+    /// `ssl crt …`: the listener terminates TLS.
+    public var tls: BindTLS?
 
     public init(location: SourceLocation, endpoint: SocketEndpoint) {
         self.location = location
@@ -147,6 +157,10 @@ public struct ServerOptions: Hashable, Sendable {
     public var disabled = false
     /// `cookie VALUE`: the value cookie persistence gives this server.
     public var cookie: String?
+    /// `check`, `inter`, `rise`, `fall`, … (health checks).
+    public var check = ServerCheck()
+    /// `ssl …`: connections to the server use TLS.
+    public var tls: ServerTLS?
     public init() {}
 }
 
@@ -272,6 +286,14 @@ public struct GlobalSettings: Hashable, Sendable {
     public var bufferSize = 16384
     /// `tune.http.maxhdr`: the most header lines a message may have.
     public var maxHeaders = 101
+    /// `spread-checks N`: a random ±N% on check intervals (0-50).
+    public var spreadChecks = 0
+    /// `server-state-file PATH` and `server-state-base DIR` (global).
+    public var serverStateFile: String?
+    public var serverStateBase: String?
+    /// `tune.ssl.cachesize` (sessions) and `tune.ssl.lifetime` (ms).
+    public var sslCacheSize = 20000
+    public var sslLifetime = 300_000
     /// Where each global keyword was written, for "cannot change on reload" errors.
     public var locations: [String: SourceLocation] = [:]
 
