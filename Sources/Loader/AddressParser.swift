@@ -21,66 +21,139 @@ struct AddressParser {
     static let familyPrefixes: [String: Family] = ["ipv4@": .v4, "ipv6@": .v6]
 
     static func split(_ text: String, prefixes: [String: Family] = familyPrefixes) -> Result<Parts, AddressProblem> {
-        var rest = Substring(text)
-        var family = Family.unspecified
-        if let at = rest.firstIndex(of: "@") {
-            let prefix = String(rest[...at])
-            guard let known = prefixes[prefix] else {
-                return .failure("'\(prefix)' addresses are not supported yet")
+        // On UTF-8 bytes: every separator is ASCII, so byte offsets cut the text on scalar
+        // boundaries and each part is the same String as a Substring of the text would give.
+        withBytes(text) { bytes -> Result<Parts, AddressProblem> in
+            func string(_ range: Range<Int>) -> String {
+                String(decoding: UnsafeBufferPointer(rebasing: bytes[range]), as: UTF8.self)
             }
-            family = known
-            rest = rest[rest.index(after: at)...]
-        }
-        if rest.hasPrefix("/") { return .failure("UNIX socket paths are not supported yet ('\(text)')") }
-        if rest.hasPrefix("[") {
-            guard let close = rest.firstIndex(of: "]") else {
-                return .failure("missing ']' in '\(text)'")
+            var start = 0
+            let end = bytes.count
+            var family = Family.unspecified
+            if let at = bytes.firstIndex(of: UInt8(ascii: "@")) {
+                let prefix = string(0..<(at + 1))
+                guard let known = prefixes[prefix] else {
+                    return .failure("'\(prefix)' addresses are not supported yet")
+                }
+                family = known
+                start = at + 1
             }
-            let host = String(rest[rest.index(after: rest.startIndex)..<close])
-            let after = rest[rest.index(after: close)...]
-            if after.isEmpty { return .success(Parts(host: host, port: nil, family: family == .unspecified ? .v6 : family)) }
-            guard after.hasPrefix(":") else { return .failure("unexpected '\(after)' after ']' in '\(text)'") }
-            return .success(Parts(host: host, port: String(after.dropFirst()), family: family == .unspecified ? .v6 : family))
+            let first = start < end ? bytes[start] : 0
+            if first == UInt8(ascii: "/") { return .failure("UNIX socket paths are not supported yet ('\(text)')") }
+            if first == UInt8(ascii: "[") {
+                guard let close = bytes[start...].firstIndex(of: UInt8(ascii: "]")) else {
+                    return .failure("missing ']' in '\(text)'")
+                }
+                let host = string((start + 1)..<close)
+                let v6 = family == .unspecified ? Family.v6 : family
+                if close + 1 == end { return .success(Parts(host: host, port: nil, family: v6)) }
+                guard bytes[close + 1] == UInt8(ascii: ":") else {
+                    return .failure("unexpected '\(string((close + 1)..<end))' after ']' in '\(text)'")
+                }
+                return .success(Parts(host: host, port: string((close + 2)..<end), family: v6))
+            }
+            guard let colon = bytes[start...].lastIndex(of: UInt8(ascii: ":")) else {
+                return .success(Parts(host: start == 0 ? text : string(start..<end), port: nil, family: family))
+            }
+            return .success(Parts(host: string(start..<colon), port: string((colon + 1)..<end), family: family))
         }
-        guard let colon = rest.lastIndex(of: ":") else {
-            return .success(Parts(host: String(rest), port: nil, family: family))
-        }
-        return .success(Parts(host: String(rest[..<colon]), port: String(rest[rest.index(after: colon)...]),
-                              family: family))
     }
 
     static func port(_ text: String, in address: String) -> Result<UInt16, AddressProblem> {
-        if text.isEmpty { return .failure("missing port after ':' in '\(address)'") }
-        if text.contains("-") && text.first != "-" {
-            return .failure("port ranges are not supported yet ('\(text)' in '\(address)')")
+        let value = withBytes(text) { bytes -> Int? in
+            // nil: a range or an offset, told apart below; 0: not a port.
+            guard let first = bytes.first else { return 0 }
+            if first == UInt8(ascii: "+") || first == UInt8(ascii: "-") || bytes.contains(UInt8(ascii: "-")) {
+                return nil
+            }
+            var value = 0
+            for c in bytes {
+                let digit = c &- UInt8(ascii: "0")
+                guard digit < 10 else { return 0 }
+                value = value * 10 + Int(digit)
+                if value > 65535 { return 0 }
+            }
+            return value
         }
-        if text.first == "+" || text.first == "-" {
+        guard let value else {
+            if text.utf8.first != UInt8(ascii: "-") && text.utf8.contains(UInt8(ascii: "-")) {
+                return .failure("port ranges are not supported yet ('\(text)' in '\(address)')")
+            }
             return .failure("port offsets are not supported yet ('\(text)' in '\(address)')")
         }
-        guard text.allSatisfy({ $0.isASCII && $0.isNumber }), let value = Int(text), (1...65535).contains(value)
-        else {
+        if text.isEmpty { return .failure("missing port after ':' in '\(address)'") }
+        guard (1...65535).contains(value) else {
             return .failure("invalid port '\(text)' in '\(address)' (expected 1 to 65535)")
         }
         return .success(UInt16(value))
     }
 
+    /// `A.B.C.D` or `A.B.C.D:PORT`, the form of nearly every `server` and `bind` line, read on
+    /// bytes with one String made (the host). nil for anything else, which the general path
+    /// (split, port, address) then reads and words the errors of.
+    static func plainIPv4(_ text: String) -> (host: String, address: IPAddress, port: UInt16?)? {
+        withBytes(text) { bytes -> (host: String, address: IPAddress, port: UInt16?)? in
+            let colon = bytes.lastIndex(of: UInt8(ascii: ":"))
+            let host = UnsafeBufferPointer(rebasing: bytes[..<(colon ?? bytes.count)])
+            guard let v4 = IPAddress.parseV4(utf8: host) else { return nil }
+            var port: UInt16?
+            if let colon {
+                guard colon + 1 < bytes.count else { return nil }
+                var value = 0
+                for c in bytes[(colon + 1)...] {
+                    let digit = c &- UInt8(ascii: "0")
+                    guard digit < 10 else { return nil }
+                    value = value * 10 + Int(digit)
+                    guard value <= 65535 else { return nil }
+                }
+                guard value > 0 else { return nil }
+                port = UInt16(value)
+            }
+            return (String(decoding: host, as: UTF8.self), .v4(v4), port)
+        }
+    }
+
+    private static func isDigit(_ c: UInt8) -> Bool { c &- UInt8(ascii: "0") < 10 }
+
+    private static func isNameByte(_ c: UInt8) -> Bool {
+        switch c {
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
+            UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"):
+            true
+        default: false
+        }
+    }
+
     /// The address of `host`: a literal, the any address when `allowAny` and the host is empty or
-    /// `*`, or what the resolver answers for a name.
+    /// `*`, or what the resolver answers for a name. A literal never goes to the resolver.
     func address(_ host: String, family: Family, in address: String, allowAny: Bool) -> Result<IPAddress, AddressProblem> {
         if host.isEmpty || host == "*" {
             guard allowAny else { return .failure("missing address in '\(address)'") }
             return .success(family == .v6 ? IPAddress.anyV6 : IPAddress.anyV4)
         }
+        enum Kind { case v6, v4, name, invalid }
+        let (kind, literal) = withBytes(host) { bytes -> (Kind, IPAddress?) in
+            var digitsAndDots = true
+            var nameBytes = true
+            for c in bytes {
+                if c == UInt8(ascii: ":") { return (.v6, IPAddress(utf8: bytes).flatMap { $0.isV6 ? $0 : nil }) }
+                if c != UInt8(ascii: ".") && !AddressParser.isDigit(c) { digitsAndDots = false }
+                if !AddressParser.isNameByte(c) { nameBytes = false }
+            }
+            if digitsAndDots { return (.v4, IPAddress(utf8: bytes)) }
+            return (nameBytes ? .name : .invalid, nil)
+        }
         let parsed: IPAddress?
-        if host.contains(":") {
-            parsed = IPAddress(host).flatMap { $0.isV6 ? $0 : nil }
+        switch kind {
+        case .v6:
+            parsed = literal
             guard parsed != nil else { return .failure("invalid IPv6 address '\(host)' in '\(address)'") }
-        } else if host.allSatisfy({ $0 == "." || ($0.isASCII && $0.isNumber) }) {
-            parsed = IPAddress(host)
+        case .v4:
+            parsed = literal
             guard parsed != nil else { return .failure("invalid IPv4 address '\(host)' in '\(address)'") }
-        } else {
-            let nameCharacters = host.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || "-._".contains($0)) }
-            guard nameCharacters else { return .failure("invalid address '\(host)' in '\(address)'") }
+        case .invalid:
+            return .failure("invalid address '\(host)' in '\(address)'")
+        case .name:
             guard let resolved = resolver.resolve(host) else {
                 return .failure("could not resolve host name '\(host)'")
             }
@@ -98,6 +171,9 @@ struct AddressParser {
 
     /// `ADDR:PORT` with a mandatory port (`bind`, `stats socket`).
     func endpoint(_ text: String, allowAny: Bool) -> Result<SocketEndpoint, AddressProblem> {
+        if let plain = AddressParser.plainIPv4(text), let port = plain.port {
+            return .success(SocketEndpoint(address: plain.address, port: port))
+        }
         let parts: Parts
         switch AddressParser.split(text) {
         case .failure(let message): return .failure(message)
@@ -113,6 +189,14 @@ struct AddressParser {
             SocketEndpoint(address: $0, port: port)
         }
     }
+}
+
+/// The UTF-8 bytes of `text` without copying them (a small string is spilled to the stack).
+@inline(__always)
+func withBytes<R>(_ text: String, _ body: (UnsafeBufferPointer<UInt8>) throws -> R) rethrows -> R {
+    if let result = try text.utf8.withContiguousStorageIfAvailable(body) { return result }
+    var copy = text
+    return try copy.withUTF8(body)
 }
 
 /// Why an address was refused; interpolated into the caller's message.

@@ -11,8 +11,6 @@ struct KeywordLine {
     var keyword: String
     var args: ArraySlice<String>
 
-    /// Keywords whose second word selects the real keyword.
-    static let families: Set<String> = ["option", "timeout", "stats"]
     static let familyExamples = [
         "option": "option tcplog", "timeout": "timeout connect 5s", "stats": "stats socket PATH",
         "no": "no option redispatch",
@@ -21,15 +19,24 @@ struct KeywordLine {
     init(words: [String], location: SourceLocation) {
         self.location = location
         var words = words[...]
-        negated = words.first == "no" && words.count > 1
+        negated = words.count > 1 && words[words.startIndex] == "no"
         if negated { words = words.dropFirst() }
         let first = words.first ?? ""
-        if KeywordLine.families.contains(first), words.count > 1 {
+        if words.count > 1 && KeywordLine.isFamily(first) {
             keyword = first + " " + words[words.startIndex + 1]
             args = words.dropFirst(2)
         } else {
             keyword = first
             args = words.dropFirst()
+        }
+    }
+
+    /// Keywords whose second word selects the real keyword (a switch, not a set: no hashing on
+    /// every line).
+    static func isFamily(_ word: String) -> Bool {
+        switch word {
+        case "option", "timeout", "stats": true
+        default: false
         }
     }
 
@@ -58,23 +65,52 @@ struct KeywordLine {
     }
 
     func integer(_ index: Int, range: ClosedRange<Int> = 0...Int.max, name: String? = nil) throws(ConfigError) -> Int {
-        let name = name ?? keyword
-        let expected = KeywordLine.describe(range)
-        guard index < args.count else { throw error("'\(name)' expects \(expected)") }
-        return try KeywordLine.integer(args[args.startIndex + index], range: range, name: name, location: location)
+        guard index < args.count else {
+            throw error("'\(name ?? keyword)' expects \(KeywordLine.describe(range))")
+        }
+        return try KeywordLine.integer(args[args.startIndex + index], range: range, name: name ?? keyword,
+                                       location: location)
     }
 
     static func integer(_ text: String, range: ClosedRange<Int>, name: String, location: SourceLocation)
         throws(ConfigError) -> Int
     {
-        let expected = describe(range)
-        let digits = text.first == "-" ? text.dropFirst() : Substring(text)
         // Not a number at all: say so plainly; the range is for numbers out of it.
-        guard !digits.isEmpty, digits.allSatisfy({ $0.isASCII && $0.isNumber }), let value = Int(text) else {
+        guard let value = decimal(text) else {
             throw ConfigError(location, "'\(name)' expects an integer, got '\(text)'")
         }
-        guard range.contains(value) else { throw ConfigError(location, "'\(name)' expects \(expected), got '\(text)'") }
+        guard range.contains(value) else {
+            throw ConfigError(location, "'\(name)' expects \(describe(range)), got '\(text)'")
+        }
         return value
+    }
+
+    /// `-`? then ASCII digits, as an Int; nil when it is not that or does not fit (`Int(text)`
+    /// would also take a leading `+`).
+    static func decimal(_ text: String) -> Int? {
+        let parsed = withBytes(text) { bytes -> (negative: Bool, magnitude: UInt)? in
+            let negative = bytes.first == UInt8(ascii: "-")
+            let digits = negative ? UnsafeBufferPointer(rebasing: bytes.dropFirst()) : bytes
+            guard !digits.isEmpty else { return nil }
+            // The magnitude, negated at the end: Int.min has no positive counterpart.
+            var magnitude: UInt = 0
+            for c in digits {
+                let digit = c &- UInt8(ascii: "0")
+                guard digit < 10 else { return nil }
+                let (times10, o1) = magnitude.multipliedReportingOverflow(by: 10)
+                let (sum, o2) = times10.addingReportingOverflow(UInt(digit))
+                guard !o1, !o2 else { return nil }
+                magnitude = sum
+            }
+            return (negative, magnitude)
+        }
+        guard let (negative, magnitude) = parsed else { return nil }
+        if negative {
+            guard magnitude <= UInt(Int.max) + 1 else { return nil }
+            return magnitude == UInt(Int.max) + 1 ? Int.min : -Int(magnitude)
+        }
+        guard magnitude <= UInt(Int.max) else { return nil }
+        return Int(magnitude)
     }
 
     static func describe(_ range: ClosedRange<Int>) -> String {

@@ -10,6 +10,20 @@ struct KeywordReader {
         c.isASCII && (c.isLetter || c.isNumber || c == "-" || c == "_" || c == "." || c == ":")
     }
 
+    /// True when every character of `name` is a name character, on bytes (only ASCII ones are):
+    /// the common case, before the Character search that names the offending one.
+    static func isName(_ name: String) -> Bool {
+        name.utf8.allSatisfy { c in
+            switch c {
+            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
+                UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "_"), UInt8(ascii: "."),
+                UInt8(ascii: ":"):
+                true
+            default: false
+            }
+        }
+    }
+
     /// `'KEYWORD' is not supported in section 'S'`, with the nearest supported keyword of that
     /// section, or where the keyword belongs when strata supports it in other sections.
     func unsupported(_ line: KeywordLine, in section: SectionKind, supported: [String],

@@ -8,6 +8,17 @@ enum SectionKind: String, Hashable, Sendable, CaseIterable {
     case listen
     case backend
 
+    /// One bit per kind, for sets of sections tested on every line.
+    var bit: UInt8 {
+        switch self {
+        case .global: 1
+        case .defaults: 2
+        case .frontend: 4
+        case .listen: 8
+        case .backend: 16
+        }
+    }
+
     init(_ kind: ProxyKind) {
         switch kind {
         case .frontend: self = .frontend

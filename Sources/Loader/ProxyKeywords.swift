@@ -39,6 +39,11 @@ extension KeywordReader {
         ("timeout tunnel", backSide),
     ]
 
+    /// `proxyKeywords` by name, their sections as a bit mask: one lookup per line rather than a
+    /// scan of the list, and no hashing of the section.
+    static let proxyKeywordSections: [String: UInt8] = Dictionary(
+        uniqueKeysWithValues: proxyKeywords.map { ($0.name, $0.sections.reduce(0) { $0 | $1.bit }) })
+
     /// Keywords that take HAProxy's `no` prefix.
     static let negatableProxyKeywords: Set<String> = [
         "log", "option clitcpka", "option dontlognull", "option redispatch", "option srvtcpka",
@@ -57,11 +62,11 @@ extension KeywordReader {
         let section = draft.section
         // Only an error needs the section's keyword list (for "did you mean").
         var names: [String] { KeywordReader.proxyKeywords.filter { $0.sections.contains(section) }.map(\.name) }
-        guard let entry = KeywordReader.proxyKeywords.first(where: { $0.name == line.keyword }) else {
+        guard let sections = KeywordReader.proxyKeywordSections[line.keyword] else {
             throw unsupported(line, in: section, supported: names)
         }
-        guard entry.sections.contains(section) else {
-            let elsewhere = SectionKind.allCases.filter { entry.sections.contains($0) }
+        guard sections & section.bit != 0 else {
+            let elsewhere = SectionKind.allCases.filter { sections & $0.bit != 0 }
             throw unsupported(line, in: section, supported: names, elsewhere: elsewhere)
         }
         if line.negated && !KeywordReader.negatableProxyKeywords.contains(line.keyword) {
@@ -86,7 +91,7 @@ extension KeywordReader {
         case "server":
             let name = try line.argument(0, expecting: "a name and an address (server NAME ADDR[:PORT] [options])")
             let address = try line.argument(1, expecting: "an address after the name (server NAME ADDR[:PORT])")
-            if let bad = name.first(where: { !KeywordReader.isNameCharacter($0) }) {
+            if !KeywordReader.isName(name), let bad = name.first(where: { !KeywordReader.isNameCharacter($0) }) {
                 throw line.error("character '\(bad)' is not permitted in server name '\(name)'")
             }
             let (host, ip, port) = try serverAddress(address, line: line, context: "'server \(name)'")
@@ -106,8 +111,10 @@ extension KeywordReader {
 
         case "balance":
             let names = ["roundrobin", "static-rr", "leastconn", "first", "source"]
-            let algorithm = try line.argument(0, expecting: KeywordLine.list(names))
-            let base = String(algorithm.prefix { $0 != "(" })
+            guard let algorithm = line.optionalArgument(0) else {
+                throw line.error("'\(line.keyword)' expects \(KeywordLine.list(names))")
+            }
+            let base = algorithm.utf8.firstIndex(of: UInt8(ascii: "(")).map { String(algorithm[..<$0]) } ?? algorithm
             if KeywordReader.otherBalanceAlgorithms.contains(base) {
                 throw line.error("'balance \(base)' is not supported yet (strata has \(KeywordLine.list(names)))")
             }
@@ -225,7 +232,9 @@ extension KeywordReader {
     private func bind(_ line: KeywordLine, draft: inout ProxyDraft) throws(ConfigError) {
         let list = try line.argument(0, expecting: "an address (bind ADDR:PORT[,ADDR:PORT...] [options])")
         var endpoints: [SocketEndpoint] = []
-        for text in list.split(separator: ",", omittingEmptySubsequences: false).map(String.init) {
+        let texts = list.utf8.contains(UInt8(ascii: ","))
+            ? list.split(separator: ",", omittingEmptySubsequences: false).map(String.init) : [list]
+        for text in texts {
             switch addresses.endpoint(text, allowAny: true) {
             case .success(let endpoint): endpoints.append(endpoint)
             case .failure(let message): throw line.error("'bind': \(message)")
@@ -285,24 +294,26 @@ extension KeywordReader {
     ]
 
     /// `ADDR[:PORT]`: no port means the client's destination port. A host name is resolved now.
-    private func serverAddress(_ text: String, line: KeywordLine, context: String) throws(ConfigError)
+    private func serverAddress(_ text: String, line: KeywordLine, context: @autoclosure () -> String)
+        throws(ConfigError)
         -> (host: String, address: IPAddress, port: UInt16?)
     {
+        if let plain = AddressParser.plainIPv4(text) { return plain }
         let parts: AddressParser.Parts
         switch AddressParser.split(text) {
         case .success(let p): parts = p
-        case .failure(let message): throw line.error("\(context): \(message)")
+        case .failure(let message): throw line.error("\(context()): \(message)")
         }
         var port: UInt16?
         if let portText = parts.port {
             switch AddressParser.port(portText, in: text) {
             case .success(let p): port = p
-            case .failure(let message): throw line.error("\(context): \(message)")
+            case .failure(let message): throw line.error("\(context()): \(message)")
             }
         }
         switch addresses.address(parts.host, family: parts.family, in: text, allowAny: false) {
         case .success(let address): return (parts.host, address, port)
-        case .failure(let message): throw line.error("\(context): \(message)")
+        case .failure(let message): throw line.error("\(context()): \(message)")
         }
     }
 
