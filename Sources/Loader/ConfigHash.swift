@@ -12,10 +12,17 @@ struct ConfigHash {
     /// Each word ends with a 0 byte and each line with a newline, so that `a b` and `ab` differ and
     /// so do two lines and one.
     mutating func add(line words: [String]) {
+        var state = self.state
         for word in words {
-            for byte in word.utf8 { add(byte) }
-            add(0)
+            withBytes(word) { bytes in
+                for byte in bytes {
+                    state ^= UInt64(byte)
+                    state = state &* 0x0000_0100_0000_01b3
+                }
+            }
+            state = state &* 0x0000_0100_0000_01b3  // the 0 byte: xor with 0 changes nothing
         }
+        self.state = state
         add(0x0a)
     }
 

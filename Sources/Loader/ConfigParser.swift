@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import ConfigModel
 
 /// Reads configuration text line by line into the model: sections, keywords and their arguments.
@@ -29,11 +32,35 @@ struct ConfigParser {
     static let proxySections: [String: SectionKind] = [
         "frontend": .frontend, "backend": .backend, "listen": .listen,
     ]
+    /// `global`, `defaults` or a key of `proxySections`, without hashing: this runs for every line.
+    static func isSectionHeader(_ word: String) -> Bool {
+        // The first byte rules out most keywords before any comparison.
+        switch word.utf8.first {
+        case UInt8(ascii: "g"), UInt8(ascii: "d"), UInt8(ascii: "f"), UInt8(ascii: "b"), UInt8(ascii: "l"): break
+        default: return false
+        }
+        switch word {
+        case "global", "defaults", "frontend", "backend", "listen": return true
+        default: return false
+        }
+    }
+
     /// HAProxy's other sections: recognized so that their lines are not each reported as unknown.
-    static let unsupportedSections: Set<String> = [
-        "resolvers", "peers", "userlist", "program", "http-errors", "ring", "mailers", "cache",
-        "log-forward", "fcgi-app",
-    ]
+    /// A switch rather than a set: no hashing on every line.
+    static func isUnsupportedSection(_ word: String) -> Bool {
+        switch word.utf8.first {
+        case UInt8(ascii: "r"), UInt8(ascii: "p"), UInt8(ascii: "u"), UInt8(ascii: "h"), UInt8(ascii: "m"),
+            UInt8(ascii: "c"), UInt8(ascii: "l"), UInt8(ascii: "f"):
+            break
+        default: return false
+        }
+        switch word {
+        case "resolvers", "peers", "userlist", "program", "http-errors", "ring", "mailers", "cache", "log-forward",
+            "fcgi-app":
+            return true
+        default: return false
+        }
+    }
 
     init(environment: [String: String], resolver: HostResolver) {
         self.environment = environment
@@ -42,32 +69,49 @@ struct ConfigParser {
 
     /// Reads one file's text. `file` is the name errors carry.
     mutating func parse(text: String, file: String) {
-        var number = 0
-        // Split on bytes: as Characters, "\r\n" is one grapheme that never equals "\n".
-        for bytes in text.utf8.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false) {
-            let line = Substring(bytes)
-            number += 1
-            let location = SourceLocation(file: file, line: number)
-            let words: [String]
-            do throws(ConfigTokenizer.Failure) {
-                words = try ConfigTokenizer.tokenize(line, environment: environment)
-            } catch {
-                errors.append(ConfigError(location, error.message))
-                continue
+        var text = text
+        text.withUTF8 { bytes in
+            // Split on bytes: as Characters, "\r\n" is one grapheme that never equals "\n". A
+            // last line without its newline counts, as does the empty one after a final newline.
+            var number = 0
+            var start = 0
+            var words: [String] = []
+            words.reserveCapacity(16)
+            while true {
+                var end = bytes.count
+                if start < end, let base = bytes.baseAddress,
+                   let newline = memchr(base + start, Int32(UInt8(ascii: "\n")), end - start)
+                {
+                    end = base.distance(to: newline.assumingMemoryBound(to: UInt8.self))
+                }
+                number += 1
+                words.removeAll(keepingCapacity: true)
+                parse(line: UnsafeBufferPointer(rebasing: bytes[start..<end]), words: &words, number: number, file: file)
+                if end == bytes.count { break }
+                start = end + 1
             }
-            guard !words.isEmpty else { continue }
-            hash.add(line: words)
-            parse(words: words, location: location)
         }
+    }
+
+    private mutating func parse(line: UnsafeBufferPointer<UInt8>, words: inout [String], number: Int, file: String) {
+        do throws(ConfigTokenizer.Failure) {
+            try ConfigTokenizer.tokenize(bytes: line, environment: environment, into: &words)
+        } catch {
+            errors.append(ConfigError(SourceLocation(file: file, line: number), error.message))
+            return
+        }
+        guard !words.isEmpty else { return }
+        hash.add(line: words)
+        parse(words: words, location: SourceLocation(file: file, line: number))
     }
 
     private mutating func parse(words: [String], location: SourceLocation) {
         let first = words[0]
-        if first == "global" || first == "defaults" || ConfigParser.proxySections[first] != nil {
+        if ConfigParser.isSectionHeader(first) {
             startSection(words, location: location)
             return
         }
-        if ConfigParser.unsupportedSections.contains(first) {
+        if ConfigParser.isUnsupportedSection(first) {
             errors.append(ConfigError(location, "section '\(first)' is not supported yet"))
             section = .unsupported
             return
@@ -79,7 +123,8 @@ struct ConfigParser {
             case .none, .unsupported: inSection = false
             default: inSection = true
             }
-            if inSection, let example = KeywordLine.familyExamples[line.keyword] {
+            // The keyword is a family's first word alone only when nothing follows it.
+            if inSection, line.args.isEmpty, let example = KeywordLine.familyExamples[line.keyword] {
                 // `option`, `timeout` or `stats` alone: say what follows rather than guess a keyword.
                 throw line.error("'\(line.keyword)' expects a name after it (for example '\(example)')")
             }
@@ -148,7 +193,7 @@ struct ConfigParser {
         let sectionKind = ConfigParser.proxySections[kind] ?? .defaults
         if sectionKind != .defaults {
             if let proxyName = name {
-                if let bad = proxyName.first(where: { !KeywordReader.isNameCharacter($0) }) {
+                if !KeywordReader.isName(proxyName), let bad = proxyName.first(where: { !KeywordReader.isNameCharacter($0) }) {
                     errors.append(ConfigError(location,
                         "character '\(bad)' is not permitted in \(kind) name '\(proxyName)' (use letters, digits, '-', '_', '.' and ':')"))
                     valid = false
@@ -161,7 +206,7 @@ struct ConfigParser {
 
         var draft = ProxyDraft(name: name ?? "", section: sectionKind, location: location)
         draft.valid = valid
-        let what = sectionKind == .defaults ? "defaults section '\(name ?? "")'" : "\(kind) '\(name ?? "")'"
+        var what: String { sectionKind == .defaults ? "defaults section '\(name ?? "")'" : "\(kind) '\(name ?? "")'" }
         if let from {
             let matches = defaults.filter { $0.name == from }
             if matches.isEmpty {
@@ -206,33 +251,43 @@ struct ConfigParser {
     /// The configuration with, per proxy, the keywords whose line failed, and the names of the
     /// proxies left out: what the validator needs to report nothing twice.
     func build() -> (config: Config, failedKeywords: [Set<String>], droppedNames: Set<String>) {
+        // Indexed access throughout: `for draft in drafts` would copy every draft and its proxy.
         var config = Config(global: global)
+        config.proxies.reserveCapacity(drafts.count)
         var failed: [Set<String>] = []
-        var used = Set(drafts.compactMap(\.explicitID))
+        failed.reserveCapacity(drafts.count)
+        var explicitIDs = Set<Int>()
+        for i in drafts.indices { if let id = drafts[i].explicitID { explicitIDs.insert(id) } }
+        var dropped = Set<String>()
         var nextID = 1
-        for draft in drafts where draft.valid {
-            var proxy = draft.proxy
-            if let id = draft.explicitID {
-                proxy.id = id
+        for i in drafts.indices {
+            guard drafts[i].valid else {
+                dropped.insert(drafts[i].proxy.name)
+                continue
+            }
+            config.proxies.append(drafts[i].proxy)
+            let p = config.proxies.count - 1
+            if let id = drafts[i].explicitID {
+                config.proxies[p].id = id
             } else {
                 // HAProxy numbers the proxies without `id` with the lowest ids still free.
-                while used.contains(nextID) { nextID += 1 }
-                proxy.id = nextID
-                used.insert(nextID)
+                while !explicitIDs.isEmpty && explicitIDs.contains(nextID) { nextID += 1 }
+                config.proxies[p].id = nextID
+                nextID += 1
             }
-            proxy.log.targets = draft.logs.flatMap { entry -> [LogTarget] in
-                switch entry {
-                case .global: global.logTargets
-                case .target(let target): [target]
+            if !drafts[i].logs.isEmpty {
+                config.proxies[p].log.targets = drafts[i].logs.flatMap { entry -> [LogTarget] in
+                    switch entry {
+                    case .global: global.logTargets
+                    case .target(let target): [target]
+                    }
                 }
             }
             if global.noReusePort {
-                for i in proxy.binds.indices { proxy.binds[i].reusePort = false }
+                for b in config.proxies[p].binds.indices { config.proxies[p].binds[b].reusePort = false }
             }
-            config.proxies.append(proxy)
-            failed.append(draft.failedKeywords)
+            failed.append(drafts[i].failedKeywords)
         }
-        let dropped = Set(drafts.filter { !$0.valid }.map(\.proxy.name))
         return (config, failed, dropped)
     }
 }

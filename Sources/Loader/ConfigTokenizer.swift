@@ -25,7 +25,74 @@ public enum ConfigTokenizer {
     public static func tokenize(_ line: some StringProtocol, environment: [String: String])
         throws(Failure) -> [String]
     {
-        let bytes = Array(line.utf8)
+        let result = line.utf8.withContiguousStorageIfAvailable { bytes in
+            Result { () throws(Failure) in try tokenize(bytes: bytes, environment: environment) }
+        } ?? Array(line.utf8).withUnsafeBufferPointer { bytes in
+            Result { () throws(Failure) in try tokenize(bytes: bytes, environment: environment) }
+        }
+        return try result.get()
+    }
+
+    /// The same on the line's UTF-8 bytes (without its newline).
+    static func tokenize(bytes: UnsafeBufferPointer<UInt8>, environment: [String: String])
+        throws(Failure) -> [String]
+    {
+        var words: [String] = []
+        try tokenize(bytes: bytes, environment: environment, into: &words)
+        return words
+    }
+
+    /// The loader's path: the words are appended to `words`, an array the caller empties and
+    /// reuses from line to line (one allocation for the whole file rather than one per line).
+    static func tokenize(bytes: UnsafeBufferPointer<UInt8>, environment: [String: String],
+                         into words: inout [String]) throws(Failure)
+    {
+        // Most lines have no quote and no backslash: their words are the runs between spaces,
+        // made into Strings straight from the file's bytes.
+        let base = words.count
+        if plainWords(bytes, into: &words) { return }
+        words.removeSubrange(base...)
+        words += try quotedWords(bytes, environment: environment)
+    }
+
+    /// Words of a line without quotes or backslashes before its comment: `$` is ordinary there,
+    /// `#` ends the line. False when a quote or a backslash needs the full tokenizer.
+    private static func plainWords(_ bytes: UnsafeBufferPointer<UInt8>, into words: inout [String]) -> Bool {
+        var start = -1
+        var i = 0
+        let count = bytes.count
+        while i < count {
+            let c = bytes[i]
+            // Letters, digits and most punctuation are above the quote (0x27); test those first.
+            if c > UInt8(ascii: "'") {
+                if c == UInt8(ascii: "\\") { return false }
+                if start < 0 { start = i }
+                i += 1
+                continue
+            }
+            switch c {
+            case UInt8(ascii: " "), UInt8(ascii: "\t"), UInt8(ascii: "\r"), UInt8(ascii: "\n"), UInt8(ascii: "#"):
+                if start >= 0 {
+                    words.append(String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<i]), as: UTF8.self))
+                    start = -1
+                }
+                if c == UInt8(ascii: "#") { return true }
+            case UInt8(ascii: "'"), UInt8(ascii: "\""):
+                return false
+            default:
+                if start < 0 { start = i }
+            }
+            i += 1
+        }
+        if start >= 0 {
+            words.append(String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<i]), as: UTF8.self))
+        }
+        return true
+    }
+
+    private static func quotedWords(_ bytes: UnsafeBufferPointer<UInt8>, environment: [String: String])
+        throws(Failure) -> [String]
+    {
         var words: [String] = []
         var word: [UInt8] = []
         var inWord = false
@@ -96,7 +163,7 @@ public enum ConfigTokenizer {
     }
 
     /// Handles the backslash at `i`; returns the index after the sequence.
-    private static func escape(_ bytes: [UInt8], at i: Int, into word: inout [UInt8]) throws(Failure) -> Int {
+    private static func escape(_ bytes: UnsafeBufferPointer<UInt8>, at i: Int, into word: inout [UInt8]) throws(Failure) -> Int {
         guard i + 1 < bytes.count else { return i + 1 }  // a lone trailing backslash is dropped, as HAProxy does
         let next = bytes[i + 1]
         switch next {
@@ -142,7 +209,7 @@ public enum ConfigTokenizer {
 
     /// Expands the variable whose `$` is at `i` (inside double quotes). Returns the words it
     /// yields (one, or several with `[*]`) and the index after it.
-    private static func variable(_ bytes: [UInt8], at i: Int, environment: [String: String])
+    private static func variable(_ bytes: UnsafeBufferPointer<UInt8>, at i: Int, environment: [String: String])
         throws(Failure) -> ([String], Int)
     {
         var j = i + 1

@@ -10,9 +10,9 @@ enum ConfigValidator {
         -> [ConfigError]
     {
         var errors: [ConfigError] = []
-        proxyNames(config, &errors)
+        let backends = proxyNames(config, &errors)
         proxyIDs(config, &errors)
-        routes(config, failedKeywords: failedKeywords, droppedNames: droppedNames, &errors)
+        routes(config, backends: backends, failedKeywords: failedKeywords, droppedNames: droppedNames, &errors)
         serverNames(config, &errors)
         bindAddresses(config, &errors)
         return errors
@@ -20,73 +20,113 @@ enum ConfigValidator {
 
     private static func describe(_ proxy: Proxy) -> String { "\(proxy.kind.rawValue) '\(proxy.name)'" }
 
+    // The checks read stored fields as `config.proxies[i].field` rather than `for proxy in
+    // config.proxies` or `proxies[i].isBackend`: either makes a copy of the whole Proxy (every
+    // array and string in it retained and released), which costs more than the check itself on a
+    // configuration of thousands of proxies.
+
+    /// The first frontend-capable and backend-capable proxy of a name, as indices (-1: none),
+    /// and whether any backend-capable proxy has it (a duplicate one included).
+    struct NameUse {
+        var frontend: Int32 = -1
+        var backend: Int32 = -1
+        var anyBackend = false
+    }
+
     /// Two proxies with a capability in common may not share a name; a frontend and a backend may
-    /// (HAProxy keeps that for old configurations).
-    private static func proxyNames(_ config: Config, _ errors: inout [ConfigError]) {
-        var frontends: [String: Proxy] = [:]
-        var backends: [String: Proxy] = [:]
-        for proxy in config.proxies {
-            let earlier = (proxy.isFrontend ? frontends[proxy.name] : nil) ?? (proxy.isBackend ? backends[proxy.name] : nil)
+    /// (HAProxy keeps that for old configurations). Returns the names in use, for `routes`.
+    private static func proxyNames(_ config: Config, _ errors: inout [ConfigError]) -> [String: NameUse] {
+        let proxies = config.proxies
+        var names: [String: NameUse] = [:]
+        names.reserveCapacity(proxies.count)
+        for index in proxies.indices {
+            let kind = proxies[index].kind
+            // One lookup per proxy: the entry is read and updated in place.
+            let earlier: Int32? = { (use: inout NameUse) -> Int32? in
+                let isFrontend = kind != .backend, isBackend = kind != .frontend
+                if isBackend { use.anyBackend = true }
+                if isFrontend && use.frontend >= 0 { return use.frontend }
+                if isBackend && use.backend >= 0 { return use.backend }
+                if isFrontend { use.frontend = Int32(index) }
+                if isBackend { use.backend = Int32(index) }
+                return nil
+            }(&names[proxies[index].name, default: NameUse()])
             if let earlier {
-                errors.append(ConfigError(proxy.location,
-                    "\(describe(proxy)) has the same name as \(describe(earlier)) declared at \(earlier.location)"))
-                continue
+                let earlier = Int(earlier)
+                errors.append(ConfigError(proxies[index].location,
+                    "\(describe(proxies[index])) has the same name as \(describe(proxies[earlier])) declared at \(proxies[earlier].location)"))
             }
-            if proxy.isFrontend { frontends[proxy.name] = proxy }
-            if proxy.isBackend { backends[proxy.name] = proxy }
         }
+        return names
     }
 
     private static func proxyIDs(_ config: Config, _ errors: inout [ConfigError]) {
-        var seen: [Int: Proxy] = [:]
-        for proxy in config.proxies {
-            if let earlier = seen[proxy.id] {
-                errors.append(ConfigError(proxy.location,
-                    "\(describe(proxy)) has the same id \(proxy.id) as \(describe(earlier)) declared at \(earlier.location)"))
+        let proxies = config.proxies
+        var seen: [Int: Int] = [:]
+        seen.reserveCapacity(proxies.count)
+        for index in proxies.indices {
+            let id = proxies[index].id
+            if let earlier = seen[id] {
+                errors.append(ConfigError(proxies[index].location,
+                    "\(describe(proxies[index])) has the same id \(id) as \(describe(proxies[earlier])) declared at \(proxies[earlier].location)"))
             } else {
-                seen[proxy.id] = proxy
+                seen[id] = index
             }
         }
     }
 
     /// A frontend needs a `bind` to receive connections and somewhere to send them: strata routes
     /// by `default_backend` (content switching comes with `use_backend`), or a listen's own servers.
-    private static func routes(_ config: Config, failedKeywords: [Set<String>], droppedNames: Set<String>,
-                               _ errors: inout [ConfigError])
+    private static func routes(_ config: Config, backends: [String: NameUse], failedKeywords: [Set<String>],
+                               droppedNames: Set<String>, _ errors: inout [ConfigError])
     {
-        let backends = Set(config.proxies.filter(\.isBackend).map(\.name))
-        for (index, proxy) in config.proxies.enumerated() where proxy.isFrontend {
+        let proxies = config.proxies
+        for index in proxies.indices where proxies[index].kind != .backend {
             let failed = index < failedKeywords.count ? failedKeywords[index] : []
-            if proxy.binds.isEmpty && !failed.contains("bind") {
-                errors.append(ConfigError(proxy.location,
-                    "\(describe(proxy)) has no 'bind' line (declare it as a backend if it should not listen)"))
+            if proxies[index].binds.isEmpty && !failed.contains("bind") {
+                errors.append(ConfigError(proxies[index].location,
+                    "\(describe(proxies[index])) has no 'bind' line (declare it as a backend if it should not listen)"))
             }
-            if let name = proxy.defaultBackend {
-                if !backends.contains(name) && !droppedNames.contains(name) {
-                    errors.append(ConfigError(proxy.defaultBackendLocation ?? proxy.location,
-                        "\(describe(proxy)): unable to find required default_backend: '\(name)'"))
+            if let name = proxies[index].defaultBackend {
+                if backends[name]?.anyBackend != true && !droppedNames.contains(name) {
+                    errors.append(ConfigError(proxies[index].defaultBackendLocation ?? proxies[index].location,
+                        "\(describe(proxies[index])): unable to find required default_backend: '\(name)'"))
                 }
-            } else if failed.contains("default_backend") || (proxy.kind == .listen && failed.contains("server")) {
+            } else if failed.contains("default_backend") || (proxies[index].kind == .listen && failed.contains("server")) {
                 // The line that would have routed was refused and reported.
-            } else if proxy.kind == .frontend {
-                errors.append(ConfigError(proxy.location,
-                    "\(describe(proxy)) has no default_backend: its connections would have nowhere to go"))
-            } else if proxy.servers.isEmpty {
-                errors.append(ConfigError(proxy.location,
-                    "\(describe(proxy)) has no server and no default_backend: its connections would have nowhere to go"))
+            } else if proxies[index].kind == .frontend {
+                errors.append(ConfigError(proxies[index].location,
+                    "\(describe(proxies[index])) has no default_backend: its connections would have nowhere to go"))
+            } else if proxies[index].servers.isEmpty {
+                errors.append(ConfigError(proxies[index].location,
+                    "\(describe(proxies[index])) has no server and no default_backend: its connections would have nowhere to go"))
             }
         }
     }
 
     private static func serverNames(_ config: Config, _ errors: inout [ConfigError]) {
-        for proxy in config.proxies where proxy.isBackend {
-            var seen: [String: Server] = [:]
-            for server in proxy.servers {
-                if let earlier = seen[server.name] {
-                    errors.append(ConfigError(server.location,
-                        "\(describe(proxy)) already has a server named '\(server.name)' declared at \(earlier.location)"))
-                } else {
-                    seen[server.name] = server
+        let proxies = config.proxies
+        var seen: [String: SourceLocation] = [:]
+        for index in proxies.indices where proxies[index].kind != .frontend {
+            let servers = proxies[index].servers
+            func duplicate(_ s: Int, of earlier: SourceLocation) {
+                errors.append(ConfigError(servers[s].location,
+                    "\(describe(proxies[index])) already has a server named '\(servers[s].name)' declared at \(earlier)"))
+            }
+            if servers.count <= 16 {
+                // A few servers: comparing names pairwise is cheaper than hashing them.
+                for s in servers.indices {
+                    var earlier = 0
+                    while earlier < s && servers[earlier].name != servers[s].name { earlier += 1 }
+                    if earlier < s { duplicate(s, of: servers[earlier].location) }
+                }
+                continue
+            }
+            seen.removeAll(keepingCapacity: true)
+            for s in servers.indices {
+                if let earlier = seen.updateValue(servers[s].location, forKey: servers[s].name) {
+                    seen[servers[s].name] = earlier  // the first declaration stays the one named
+                    duplicate(s, of: earlier)
                 }
             }
         }
@@ -99,15 +139,17 @@ enum ConfigValidator {
             var endpoint: SocketEndpoint
             var interface: String?
         }
-        var seen: [Key: Bind] = [:]
-        for proxy in config.proxies where !proxy.disabled {
-            for bind in proxy.binds {
-                let key = Key(endpoint: bind.endpoint, interface: bind.interface)
+        let proxies = config.proxies
+        var seen: [Key: SourceLocation] = [:]
+        seen.reserveCapacity(proxies.count)
+        for index in proxies.indices where !proxies[index].disabled {
+            let binds = proxies[index].binds
+            for b in binds.indices {
+                let key = Key(endpoint: binds[b].endpoint, interface: binds[b].interface)
                 if let earlier = seen[key] {
-                    errors.append(ConfigError(bind.location,
-                        "\(bind.endpoint) is already bound at \(earlier.location)"))
+                    errors.append(ConfigError(binds[b].location, "\(binds[b].endpoint) is already bound at \(earlier)"))
                 } else {
-                    seen[key] = bind
+                    seen[key] = binds[b].location
                 }
             }
         }
