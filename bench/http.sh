@@ -1,0 +1,158 @@
+#!/usr/bin/env bash
+# HTTP mode, strata beside HAProxy (Debian's package, nbthread 1, the same configuration), in one
+# run, alternating A B A B. One line per figure: strata, HAProxy, the ratio.
+#   keep-alive small requests to nginx (wrk -t1 -c50): requests/s, proxy CPU µs/request, p99 latency
+#   the same through a host/path ACL table of 100 rules (every request falls through all of them)
+#   the same with Connection: close from the client
+#   failed requests (wrk's socket errors + non-2xx) during 200 reloads at 10/s under keep-alive load,
+#   beside HAProxy master-worker (-W, SIGUSR2 to the master)
+# Usage: bench/http.sh [seconds per run, default 10] [rounds, default 2] [reloads, default 200]
+source "$(dirname "$0")/lib.sh"
+DURATION=${1:-10}
+ROUNDS=${2:-2}
+RELOADS=${3:-200}
+need haproxy nginx wrk curl
+ulimit -n 65536 2>/dev/null || true
+build_strata
+
+NGINX_PORT=$(free_port)
+start_nginx "$NGINX_PORT"
+
+# config NAME PORT ACLS(0|1) SOCKET: the same configuration for both proxies.
+config() {
+    local port=$2 acls=$3 sock=$4
+    cat <<CFG
+global
+    maxconn 4000
+    stats socket $sock level admin
+defaults
+    mode http
+    timeout connect 5s
+    timeout client 60s
+    timeout server 60s
+    timeout http-keep-alive 60s
+frontend fe
+    bind 127.0.0.1:$port
+CFG
+    if [ "$acls" = 1 ]; then
+        for i in $(seq 1 100); do
+            echo "    acl host_$i hdr(host) -i site$i.example"
+            echo "    acl path_$i path_beg /app$i/"
+            echo "    use_backend be if host_$i path_$i"
+        done
+    fi
+    cat <<CFG
+    default_backend be
+backend be
+    server nginx 127.0.0.1:$NGINX_PORT
+CFG
+}
+
+S_PORT=$(free_port); H_PORT=$(free_port); SA_PORT=$(free_port); HA_PORT=$(free_port)
+config strata "$S_PORT" 0 "$WORK/s.sock" > "$WORK/strata.cfg"
+config haproxy "$H_PORT" 0 "$WORK/h.sock" | sed 's/^global/global\n    nbthread 1/' > "$WORK/haproxy.cfg"
+config strata "$SA_PORT" 1 "$WORK/sa.sock" > "$WORK/strata-acl.cfg"
+config haproxy "$HA_PORT" 1 "$WORK/ha.sock" | sed 's/^global/global\n    nbthread 1/' > "$WORK/haproxy-acl.cfg"
+
+start() { # start strata|haproxy CFG -> pid
+    if [ "$1" = strata ]; then "$STRATA" -f "$2" 2>>"$WORK/strata.log" & else haproxy -db -f "$2" 2>>"$WORK/haproxy.log" & fi
+    local pid=$!
+    PIDS+=("$pid")
+    echo "$pid"
+}
+
+S_PID=$(start strata "$WORK/strata.cfg"); H_PID=$(start haproxy "$WORK/haproxy.cfg")
+SA_PID=$(start strata "$WORK/strata-acl.cfg"); HA_PID=$(start haproxy "$WORK/haproxy-acl.cfg")
+for p in $S_PORT $H_PORT $SA_PORT $HA_PORT; do wait_port "$p"; done
+
+# run_wrk PORT PID [wrk args]: "requests/s cpu_us/request p99_ms non2xx_plus_errors"
+run_wrk() {
+    local port=$1 pid=$2; shift 2
+    local before after out
+    before=$(cpu_ticks "$pid")
+    out=$(wrk -t1 -c50 -d"${DURATION}s" --latency "$@" "http://127.0.0.1:$port/" 2>&1)
+    after=$(cpu_ticks "$pid")
+    python3 - "$out" "$((after - before))" "$(clk_tck)" <<'PY'
+import re, sys
+out, ticks, hz = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+total = int(re.search(r"(\d+) requests in", out).group(1))
+m = re.search(r"99%\s+([\d.]+)(us|ms|s)\b", out)
+p99 = float(m.group(1)) * {"us": 0.001, "ms": 1, "s": 1000}[m.group(2)] if m else float("nan")
+print(f"{rps:.0f} {ticks * 1e6 / hz / max(total, 1):.2f} {p99:.3f}")
+PY
+}
+
+declare -A sum
+add() { sum[$1]=$(python3 -c "print(${sum[$1]:-0} + $2)"); }
+for round in $(seq 1 "$ROUNDS"); do
+    for who in strata haproxy; do
+        if [ $who = strata ]; then port=$S_PORT pid=$S_PID aport=$SA_PORT apid=$SA_PID; else port=$H_PORT pid=$H_PID aport=$HA_PORT apid=$HA_PID; fi
+        read -r rps cpu p99 < <(run_wrk "$port" "$pid")
+        add "$who.ka" "$rps"; add "$who.kacpu" "$cpu"; add "$who.kap99" "$p99"
+        read -r rps cpu p99 < <(run_wrk "$aport" "$apid")
+        add "$who.acl" "$rps"; add "$who.aclcpu" "$cpu"; add "$who.aclp99" "$p99"
+        read -r rps cpu p99 < <(run_wrk "$port" "$pid" -H "Connection: close")
+        add "$who.cc" "$rps"; add "$who.cccpu" "$cpu"; add "$who.ccp99" "$p99"
+        echo "# round $round $who done" >&2
+    done
+done
+
+avg() { python3 -c "print(f'{${sum[$1]} / $ROUNDS:.2f}')"; }
+line() {
+    local s h; s=$(avg "strata.$3"); h=$(avg "haproxy.$3")
+    printf '%-44s strata %11s  haproxy %11s  ratio %s %s\n' "$1" "$s" "$h" "$(ratio "$s" "$h")" "$2"
+}
+echo "http.sh: ${ROUNDS} rounds x ${DURATION}s, wrk -t1 -c50, nginx backend, $(nproc) cores"
+line "keep-alive requests/s" "(higher is better)" ka
+line "keep-alive proxy CPU us/request" "(lower is better)" kacpu
+line "keep-alive p99 latency ms" "(lower is better)" kap99
+line "100-rule ACL table requests/s" "(higher is better)" acl
+line "100-rule ACL table proxy CPU us/request" "(lower is better)" aclcpu
+line "100-rule ACL table p99 latency ms" "(lower is better)" aclp99
+line "Connection: close requests/s" "(higher is better)" cc
+line "Connection: close proxy CPU us/request" "(lower is better)" cccpu
+line "Connection: close p99 latency ms" "(lower is better)" ccp99
+
+# Failed requests during reloads under keep-alive load.
+reload_failures() { # who -> "failed total"
+    local who=$1 port out
+    port=$(free_port)
+    config x "$port" 0 "$WORK/r-$who.sock" > "$WORK/reload-$who.cfg"
+    local pid
+    if [ "$who" = strata ]; then
+        "$STRATA" -f "$WORK/reload-$who.cfg" 2>>"$WORK/strata.log" &
+        pid=$!
+    else
+        sed -i 's/^global/global\n    nbthread 1/' "$WORK/reload-$who.cfg"
+        haproxy -W -db -f "$WORK/reload-$who.cfg" 2>>"$WORK/haproxy.log" &
+        pid=$!
+    fi
+    PIDS+=("$pid")
+    wait_port "$port"
+    local seconds=$(( RELOADS / 10 + 4 ))
+    wrk -t1 -c50 -d"${seconds}s" "http://127.0.0.1:$port/" > "$WORK/wrk-$who.out" 2>&1 &
+    local wrk_pid=$!
+    sleep 2
+    for _ in $(seq 1 "$RELOADS"); do
+        if [ "$who" = strata ]; then
+            "$STRATA" reload -S "$WORK/r-$who.sock" > /dev/null || echo "# strata reload failed" >&2
+        else
+            kill -USR2 "$pid"
+        fi
+        sleep 0.1
+    done
+    wait "$wrk_pid" || true
+    kill "$pid" 2>/dev/null || true
+    python3 - "$(cat "$WORK/wrk-$who.out")" <<'PY'
+import re, sys
+out = sys.argv[1]
+errors = sum(int(x) for x in re.findall(r"(?:connect|read|write|timeout) (\d+)", out))
+non2xx = int(m.group(1)) if (m := re.search(r"Non-2xx or 3xx responses: (\d+)", out)) else 0
+total = int(re.search(r"(\d+) requests in", out).group(1))
+print(errors + non2xx, total)
+PY
+}
+read -r s_failed s_total < <(reload_failures strata)
+read -r h_failed h_total < <(reload_failures haproxy)
+printf '%-44s strata %11s  haproxy %11s  (of %s and %s requests; target 0)\n' "failed requests during $RELOADS reloads" "$s_failed" "$h_failed" "$s_total" "$h_total"
