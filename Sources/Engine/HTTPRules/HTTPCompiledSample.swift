@@ -1,0 +1,73 @@
+import ConfigModel
+
+/// A fetched value: bytes of the message (or of the session's scratch), an integer, a boolean
+/// or an address. HAProxy's sample types, minus the ones strata does not fetch.
+enum HTTPSample {
+    case bytes(UnsafeRawBufferPointer)
+    case integer(Int)
+    case boolean(Bool)
+    case address(HTTPAddressBits)
+}
+
+/// A sample expression ready to evaluate: the fetch with its names as bytes, and the case
+/// mapping its converters amount to (`lower` and `upper` compose into the last one).
+struct HTTPCompiledSample {
+    enum Fetch {
+        case path
+        case url
+        case query
+        case urlParameter(UnsafeRawBufferPointer)
+        /// Lowercase name; occurrence as in `SampleFetch.header`.
+        case header(UnsafeRawBufferPointer, occurrence: Int?)
+        case fullHeader(UnsafeRawBufferPointer)
+        case headerCount(UnsafeRawBufferPointer)
+        case method
+        case source
+        case sourcePort
+        case destination
+        case destinationPort
+        case base
+        case requestVersion
+        case sslFrontend
+        case constant(Bool)
+        case status
+        case responseHeader(UnsafeRawBufferPointer, occurrence: Int?)
+    }
+
+    enum CaseMapping {
+        case none, lower, upper
+    }
+
+    var fetch: Fetch
+    var caseMapping: CaseMapping
+
+    init(_ expression: SampleExpression, constants: HTTPRuleConstants) {
+        switch expression.fetch {
+        case .path: fetch = .path
+        case .url: fetch = .url
+        case .query: fetch = .query
+        case .urlParameter(let name): fetch = .urlParameter(constants.bytes(name))
+        case .header(let name, let occurrence):
+            fetch = .header(constants.bytes(name, lowercased: true), occurrence: occurrence == 0 ? nil : occurrence)
+        case .fullHeader(let name): fetch = .fullHeader(constants.bytes(name, lowercased: true))
+        case .headerCount(let name): fetch = .headerCount(constants.bytes(name, lowercased: true))
+        case .method: fetch = .method
+        case .source: fetch = .source
+        case .sourcePort: fetch = .sourcePort
+        case .destination: fetch = .destination
+        case .destinationPort: fetch = .destinationPort
+        case .base: fetch = .base
+        case .requestVersion: fetch = .requestVersion
+        case .sslFrontend: fetch = .sslFrontend
+        case .constant(let value): fetch = .constant(value)
+        case .status: fetch = .status
+        case .responseHeader(let name, let occurrence):
+            fetch = .responseHeader(constants.bytes(name, lowercased: true), occurrence: occurrence == 0 ? nil : occurrence)
+        }
+        switch expression.converters.last {
+        case .lower?: caseMapping = .lower
+        case .upper?: caseMapping = .upper
+        case nil: caseMapping = .none
+        }
+    }
+}

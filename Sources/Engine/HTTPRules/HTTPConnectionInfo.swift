@@ -1,0 +1,27 @@
+import ConfigModel
+
+/// The client connection a request came on, as fetches see it (`src`, `dst`, `ssl_fc`, `%ci`).
+public struct HTTPConnectionInfo: Hashable, Sendable {
+    /// The client's address and port (`src`, `src_port`); nil for a UNIX socket.
+    public var client: SocketEndpoint?
+    /// The local address and port the client reached (`dst`, `dst_port`).
+    public var local: SocketEndpoint?
+    /// Whether the client connection is TLS (`ssl_fc`).
+    public var isTLS: Bool
+
+    public init(client: SocketEndpoint?, local: SocketEndpoint?, isTLS: Bool = false) {
+        self.client = client
+        self.local = local
+        self.isTLS = isTLS
+    }
+}
+
+/// The `Connection` field the session wants on a head it forwards.
+public enum HTTPConnectionHeader: Hashable, Sendable {
+    /// The connection stays open: nothing for HTTP/1.1, `Connection: keep-alive` for HTTP/1.0.
+    case keepAlive
+    /// `Connection: close`.
+    case close
+    /// `Connection: upgrade`, and the `Upgrade` field is kept.
+    case upgrade
+}

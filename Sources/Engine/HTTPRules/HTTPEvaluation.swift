@@ -1,0 +1,189 @@
+import ConfigModel
+
+/// Everything a fetch may read during one call: the request and/or the response as the rules see
+/// them, the connection, the proxies involved, and where computed values go.
+struct HTTPEvaluation {
+    var request: HTTPMessageView?
+    var response: HTTPMessageView?
+    let connection: HTTPConnectionInfo
+    /// The session's scratch (unowned: every call that builds an evaluation holds it).
+    unowned(unsafe) let scratch: HTTPRuleScratch
+    /// The frontend (`%f`) and the backend once known (`%b`).
+    unowned(unsafe) let frontend: HTTPRuleSet
+    unowned(unsafe) var backend: HTTPRuleSet?
+
+    // MARK: Fetches
+
+    /// Calls `body` with each value of `sample`: all of them (`all`, how ACLs test multi-valued
+    /// fetches) or the one a sample expression takes (the last header value, the first
+    /// `url_param`). Returns true when `body` stopped the walk by returning false.
+    @inline(__always)
+    func forEachValue(_ sample: HTTPCompiledSample, all: Bool, _ body: (HTTPSample) -> Bool) -> Bool {
+        if sample.caseMapping == .none {
+            return !forEachFetched(sample.fetch, all: all, body)
+        }
+        let mapping = sample.caseMapping
+        return !forEachFetched(sample.fetch, all: all) { value in
+            guard let mapped = self.mapCase(value, mapping) else { return true }
+            return body(mapped)
+        }
+    }
+
+    /// The single value of `sample` (as a sample expression in a format string takes it).
+    func value(_ sample: HTTPCompiledSample) -> HTTPSample? {
+        var found: HTTPSample?
+        _ = forEachValue(sample, all: false) { value in
+            found = value
+            return false
+        }
+        return found
+    }
+
+    private func mapCase(_ value: HTTPSample, _ mapping: HTTPCompiledSample.CaseMapping) -> HTTPSample? {
+        guard let text = bytes(of: value) else { return nil }
+        let mark = scratch.samples.count
+        let ok = mapping == .lower
+            ? scratch.samples.append(text, mapping: HTTPByte.lowercased)
+            : scratch.samples.append(text, mapping: HTTPRuleBytes.upper)
+        return ok ? .bytes(scratch.samples.bytes(from: mark)) : nil
+    }
+
+    /// Returns false when `body` stopped the walk.
+    private func forEachFetched(_ fetch: HTTPCompiledSample.Fetch, all: Bool, _ body: (HTTPSample) -> Bool) -> Bool {
+        switch fetch {
+        case .path:
+            guard let request else { return true }
+            let target = request.target
+            guard let path = HTTPTargetParts(target).path else { return true }
+            return body(.bytes(HTTPRuleBytes.slice(target, path)))
+        case .url:
+            guard let request else { return true }
+            return body(.bytes(request.target))
+        case .query:
+            guard let request else { return true }
+            let target = request.target
+            guard let query = HTTPTargetParts(target).query else { return true }
+            return body(.bytes(HTTPRuleBytes.slice(target, query)))
+        case .urlParameter(let name):
+            guard let request else { return true }
+            let target = request.target
+            guard let query = HTTPTargetParts(target).query else { return true }
+            let q = HTTPRuleBytes.slice(target, query)
+            if all {
+                return HTTPQueryParameters.forEachValue(named: name, in: q) { body(.bytes($0)) }
+            }
+            guard let value = HTTPQueryParameters.firstValue(named: name, in: q) else { return true }
+            return body(.bytes(value))
+        case .header(let name, let occurrence):
+            guard let request else { return true }
+            return forEachHeaderValue(request, name, occurrence: occurrence, split: true, all: all, body)
+        case .responseHeader(let name, let occurrence):
+            guard let response else { return true }
+            return forEachHeaderValue(response, name, occurrence: occurrence, split: true, all: all, body)
+        case .fullHeader(let name):
+            guard let request else { return true }
+            return forEachHeaderValue(request, name, occurrence: nil, split: false, all: all, body)
+        case .headerCount(let name):
+            guard let request else { return true }
+            return body(.integer(request.valueCount(of: name, split: true)))
+        case .method:
+            guard let request else { return true }
+            return body(.bytes(request.method))
+        case .source:
+            guard let client = connection.client else { return true }
+            return body(.address(HTTPAddressBits(client.address)))
+        case .sourcePort:
+            guard let client = connection.client else { return true }
+            return body(.integer(Int(client.port)))
+        case .destination:
+            guard let local = connection.local else { return true }
+            return body(.address(HTTPAddressBits(local.address)))
+        case .destinationPort:
+            guard let local = connection.local else { return true }
+            return body(.integer(Int(local.port)))
+        case .base:
+            guard let request else { return true }
+            guard let base = base(request) else { return true }
+            return body(.bytes(base))
+        case .requestVersion:
+            guard let request else { return true }
+            return body(.bytes(HTTPRuleBytes.literal(request.version == .http11 ? "1.1" : "1.0")))
+        case .sslFrontend:
+            return body(.boolean(connection.isTLS))
+        case .constant(let value):
+            return body(.boolean(value))
+        case .status:
+            guard let response else { return true }
+            return body(.integer(response.status))
+        }
+    }
+
+    private func forEachHeaderValue(_ message: HTTPMessageView, _ name: UnsafeRawBufferPointer, occurrence: Int?,
+                                    split: Bool, all: Bool, _ body: (HTTPSample) -> Bool) -> Bool {
+        if let occurrence {
+            guard let value = message.value(of: name, split: split, occurrence: occurrence) else { return true }
+            return body(.bytes(value))
+        }
+        if all {
+            return message.forEachValue(of: name, split: split) { body(.bytes($0)) }
+        }
+        guard let value = message.lastValue(of: name, split: split) else { return true }
+        return body(.bytes(value))
+    }
+
+    /// `base`: the first Host value followed by the path (only the path without Host).
+    private func base(_ request: HTTPMessageView) -> UnsafeRawBufferPointer? {
+        let target = request.target
+        let path = HTTPTargetParts(target).path.map { HTTPRuleBytes.slice(target, $0) }
+        guard let host = request.firstValue(of: HTTPRuleBytes.literal("host"), split: true) else { return path }
+        let mark = scratch.samples.count
+        scratch.samples.append(host)
+        if let path { scratch.samples.append(path) }
+        return scratch.samples.overflowed ? nil : scratch.samples.bytes(from: mark)
+    }
+
+    // MARK: Casts
+
+    /// A sample as text (HAProxy's cast to string): integers in decimal, booleans 1/0, addresses
+    /// as written. Computed text goes to the scratch.
+    func bytes(of value: HTTPSample) -> UnsafeRawBufferPointer? {
+        switch value {
+        case .bytes(let b):
+            return b
+        case .integer(let n):
+            let mark = scratch.samples.count
+            return scratch.samples.appendDecimal(n) ? scratch.samples.bytes(from: mark) : nil
+        case .boolean(let b):
+            return HTTPRuleBytes.literal(b ? "1" : "0")
+        case .address(let a):
+            let mark = scratch.samples.count
+            return scratch.samples.appendAddress(a) ? scratch.samples.bytes(from: mark) : nil
+        }
+    }
+
+    func integer(of value: HTTPSample) -> Int? {
+        switch value {
+        case .integer(let n): return n
+        case .boolean(let b): return b ? 1 : 0
+        case .bytes(let b): return HTTPRuleBytes.integer(b)
+        case .address: return nil
+        }
+    }
+
+    func address(of value: HTTPSample) -> HTTPAddressBits? {
+        switch value {
+        case .address(let a): return a
+        case .bytes(let b): return HTTPAddressBits.parse(b)
+        case .integer, .boolean: return nil
+        }
+    }
+
+    func boolean(of value: HTTPSample) -> Bool {
+        switch value {
+        case .boolean(let b): return b
+        case .integer(let n): return n != 0
+        case .bytes(let b): return (HTTPRuleBytes.integer(b) ?? 0) != 0
+        case .address: return false
+        }
+    }
+}

@@ -1,0 +1,21 @@
+/// What `HTTPRuleSet.processRequest` decided.
+public enum HTTPRequestDecision {
+    /// Forward to the backend `use_backend` named, or nil for the default one (`default_backend`,
+    /// or the proxy itself for a `listen`). The backend's rules already ran.
+    case forward(backend: String?)
+    /// Answer locally (deny, return, redirect, a failed rewrite's 500, no backend's 503), and
+    /// forward nothing.
+    case respond(HTTPLocalResponse)
+    /// `http-request use-service NAME`: hand the request to that service (e.g.
+    /// `prometheus-exporter`).
+    case useService(String)
+}
+
+/// What `HTTPRuleSet.processResponse` decided.
+public enum HTTPResponseDecision {
+    /// Forward the response, written with `writeResponseHead`.
+    case forward
+    /// Drop the server's response and answer this instead (`http-response deny`: 502; a failed
+    /// rewrite: 500).
+    case respond(HTTPLocalResponse)
+}

@@ -1,0 +1,70 @@
+/// What one client connection's HTTP sessions need for the rules, kept from one request to the
+/// next so that steady-state requests allocate nothing: buffers for computed samples, rendered
+/// format strings, local responses and captures (each allocated once, on first use, with the
+/// capacity given here), the request's and the response's `HTTPHeadEdits`, and the few facts
+/// that go from the request to its response (the server the persistence cookie named, whether the
+/// answer may be cached).
+///
+/// One request at a time: `HTTPRuleSet.processRequest` starts a new request and invalidates what
+/// the previous one left here (its local response and captures included).
+public final class HTTPRuleScratch {
+    /// Samples computed while evaluating one rule (converters, `base`, numbers as text).
+    let samples: HTTPScratchBuffer
+    /// Format strings rendered while evaluating one rule.
+    let text: HTTPScratchBuffer
+    /// The local response of the current request (redirect, return).
+    let reply: HTTPScratchBuffer
+    /// `%hr`: `{value|value}`.
+    let captures: HTTPScratchBuffer
+    /// The request's rewrites.
+    public let request: HTTPHeadEdits
+    /// The response's rewrites.
+    public let response: HTTPHeadEdits
+
+    /// The index (in the backend's `servers`) of the first server whose `cookie` value the
+    /// request's persistence cookie carried, if any.
+    var cookieServer: Int?
+    /// Whether the response may be cached, as far as the request says (HAProxy's TX_CACHEABLE
+    /// after the request): a safe method.
+    var requestCacheable = false
+
+    /// `capacity`: the size of each buffer; `tune.bufsize` (a rewritten head must fit in one
+    /// anyway).
+    public init(capacity: Int = 16384) {
+        samples = HTTPScratchBuffer(capacity: capacity)
+        text = HTTPScratchBuffer(capacity: capacity)
+        reply = HTTPScratchBuffer(capacity: capacity)
+        captures = HTTPScratchBuffer(capacity: capacity)
+        request = HTTPHeadEdits(capacity: capacity)
+        response = HTTPHeadEdits(capacity: capacity)
+    }
+
+    /// `capture request header` values of the current request, formatted for the log's `%hr`:
+    /// `{v1|v2}`, each truncated to its `len` and with `"#{|}` and non-printable bytes written
+    /// `#XX`. Empty when the frontend captures nothing.
+    public var capturedRequestHeaders: UnsafeRawBufferPointer { captures.bytes(from: 0) }
+
+    func beginRequest() {
+        samples.reset()
+        text.reset()
+        reply.reset()
+        captures.reset()
+        request.reset()
+        response.reset()
+        cookieServer = nil
+        requestCacheable = false
+    }
+
+    func beginResponse() {
+        samples.reset()
+        text.reset()
+        response.reset()
+    }
+
+    /// Forgets the samples and texts of the previous rule.
+    @inline(__always)
+    func beginRule() {
+        samples.reset()
+        text.reset()
+    }
+}

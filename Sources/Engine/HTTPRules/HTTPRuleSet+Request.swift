@@ -1,0 +1,354 @@
+import ConfigModel
+
+struct HTTPCompiledRequestRule {
+    let action: HTTPCompiledRequestAction
+    let condition: HTTPCompiledCondition?
+}
+
+enum HTTPCompiledRequestAction {
+    case setHeader(HTTPCompiledFieldName, HTTPCompiledFormat)
+    case addHeader(HTTPCompiledFieldName, HTTPCompiledFormat)
+    case delHeader(HTTPCompiledFieldName)
+    /// `replace-header` (whole values) or `replace-value` (each comma-separated value).
+    case replaceHeader(HTTPCompiledFieldName, HTTPRegex, HTTPCompiledFormat, eachValue: Bool)
+    case setPath(HTTPCompiledFormat)
+    case setQuery(HTTPCompiledFormat)
+    case setURI(HTTPCompiledFormat)
+    case setMethod(HTTPCompiledFormat)
+    case deny(status: Int)
+    case returnResponse(HTTPCompiledReturn)
+    case redirect(HTTPCompiledRedirect)
+    case allow
+    case useService(String)
+
+    init(_ action: HTTPRequestAction, location: SourceLocation, constants: HTTPRuleConstants) throws(ConfigError) {
+        func format(_ f: FormatString) -> HTTPCompiledFormat { HTTPCompiledFormat(f, constants: constants) }
+        func name(_ n: String) -> HTTPCompiledFieldName { HTTPCompiledFieldName(n, constants: constants) }
+        switch action {
+        case .setHeader(let n, let value): self = .setHeader(name(n), format(value))
+        case .addHeader(let n, let value): self = .addHeader(name(n), format(value))
+        case .delHeader(let n): self = .delHeader(name(n))
+        case .replaceHeader(let n, let regex, let replacement):
+            self = .replaceHeader(name(n), try HTTPCompiledRequestAction.regex(regex, location), format(replacement),
+                                  eachValue: false)
+        case .replaceValue(let n, let regex, let replacement):
+            self = .replaceHeader(name(n), try HTTPCompiledRequestAction.regex(regex, location), format(replacement),
+                                  eachValue: true)
+        case .setPath(let f): self = .setPath(format(f))
+        case .setQuery(let f): self = .setQuery(format(f))
+        case .setURI(let f): self = .setURI(format(f))
+        case .setMethod(let f): self = .setMethod(format(f))
+        case .deny(let status): self = .deny(status: status)
+        case .returnResponse(let status, let contentType, let body, let headers):
+            self = .returnResponse(HTTPCompiledReturn(status: status, contentType: contentType, body: body,
+                                                      headers: headers, constants: constants))
+        case .redirect(let redirect): self = .redirect(HTTPCompiledRedirect(redirect, constants: constants))
+        case .allow: self = .allow
+        case .useService(let service): self = .useService(service)
+        }
+    }
+
+    /// `replace-header` and `replace-value` match case-sensitively, as HAProxy.
+    static func regex(_ pattern: String, _ location: SourceLocation) throws(ConfigError) -> HTTPRegex {
+        do {
+            return try HTTPRegex(pattern, ignoreCase: false)
+        } catch {
+            throw ConfigError(location, "invalid regex '\(pattern)': \(error.message)")
+        }
+    }
+}
+
+/// `http-request return`, compiled.
+struct HTTPCompiledReturn {
+    enum Body {
+        case none
+        case format(HTTPCompiledFormat)
+        case bytes(UnsafeRawBufferPointer)
+        case raw(UnsafeRawBufferPointer)
+    }
+
+    let status: Int
+    let contentType: UnsafeRawBufferPointer?
+    let body: Body
+    /// `hdr NAME VALUE`, names lowercase as HAProxy sends them.
+    let headers: [(name: UnsafeRawBufferPointer, value: HTTPCompiledFormat)]
+
+    init(status: Int, contentType: String?, body: ResponseBody, headers: [HTTPRequestAction.Header],
+         constants: HTTPRuleConstants) {
+        self.status = status
+        self.contentType = contentType.map { constants.bytes($0) }
+        switch body {
+        case .none: self.body = .none
+        case .string(let f): self.body = .format(HTTPCompiledFormat(f, constants: constants))
+        case .file(_, let contents): self.body = .bytes(constants.bytes(contents))
+        case .rawMessage(_, let contents): self.body = .raw(constants.bytes(contents))
+        }
+        self.headers = headers.map { (constants.bytes($0.name, lowercased: true), HTTPCompiledFormat($0.value, constants: constants)) }
+    }
+}
+
+/// `redirect` and `http-request redirect`, compiled.
+struct HTTPCompiledRedirect {
+    enum Kind {
+        case location, prefix, scheme
+    }
+
+    let kind: Kind
+    let target: HTTPCompiledFormat
+    /// `redirect prefix /`: adds nothing before the path (a self-redirection), as HAProxy.
+    let prefixIsSlash: Bool
+    let code: Int
+    let dropQuery: Bool
+    let appendSlash: Bool
+    /// The whole `Set-Cookie` value (`NAME=VALUE; path=/;` or `NAME=; path=/; Max-Age=0;`).
+    let cookie: UnsafeRawBufferPointer?
+
+    init(_ redirect: Redirect, constants: HTTPRuleConstants) {
+        let format: FormatString
+        switch redirect.kind {
+        case .location(let f): kind = .location; format = f
+        case .prefix(let f): kind = .prefix; format = f
+        case .scheme(let f): kind = .scheme; format = f
+        }
+        target = HTTPCompiledFormat(format, constants: constants)
+        prefixIsSlash = kind == .prefix && format.isLiteral && format.parts == [.literal("/")]
+        code = redirect.code
+        dropQuery = redirect.dropQuery
+        appendSlash = redirect.appendSlash
+        if let set = redirect.setCookie {
+            cookie = constants.bytes(set + "; path=/;")
+        } else if let clear = redirect.clearCookie {
+            cookie = constants.bytes(clear + "; path=/; Max-Age=0;")
+        } else {
+            cookie = nil
+        }
+    }
+}
+
+extension HTTPRuleSet {
+    /// Runs the request side for a frontend (see the top of HTTPRuleSet.swift): captures, this
+    /// proxy's `http-request`, `redirect` and `use_backend` rules, then the backend's
+    /// `http-request` and `redirect` rules. `backend` maps the `use_backend` name (nil: the
+    /// default) to its rule set, or nil when there is no such backend (answered with 503).
+    /// Starts a new request on `scratch`.
+    public func processRequest(_ head: borrowing HTTPHead, input: UnsafeRawBufferPointer,
+                               connection: HTTPConnectionInfo, scratch: HTTPRuleScratch,
+                               backend resolve: (String?) -> HTTPRuleSet?) -> HTTPRequestDecision {
+        scratch.beginRequest()
+        return withUnsafePointer(to: head) { head -> HTTPRequestDecision in
+            var ev = HTTPEvaluation(request: HTTPMessageView(input: input, head: head, edits: scratch.request),
+                                    response: nil, connection: connection, scratch: scratch, frontend: self,
+                                    backend: nil)
+            capture(ev)
+            if let decision = runRequestRules(ev) { return decision }
+            if let decision = runRedirectRules(ev) { return decision }
+            var chosen: String?
+            for rule in backendRules {
+                scratch.beginRule()
+                if rule.condition.evaluate(ev) {
+                    chosen = rule.backend
+                    break
+                }
+            }
+            guard let backend = resolve(chosen) else { return .respond(errorResponse(503)) }
+            ev.backend = backend
+            if backend !== self {
+                if let decision = backend.runRequestRules(ev) { return decision }
+                if let decision = backend.runRedirectRules(ev) { return decision }
+            }
+            if backend.cookie?.nocache == true {
+                scratch.requestCacheable = HTTPRuleSet.isCacheable(request: ev.request!)
+            }
+            return .forward(backend: chosen)
+        }
+    }
+
+    /// This proxy's `http-request` rules, in order, until a final one. Nil: go on.
+    func runRequestRules(_ ev: HTTPEvaluation) -> HTTPRequestDecision? {
+        let request = ev.request!
+        for rule in requestRules {
+            ev.scratch.beginRule()
+            guard rule.condition.evaluate(ev) else { continue }
+            switch rule.action {
+            case .allow:
+                return nil
+            case .deny(let status):
+                return .respond(ev.frontend.errorResponse(status, backend: ev.backend))
+            case .useService(let service):
+                return .useService(service)
+            case .returnResponse(let r):
+                return .respond(localResponse(r, ev) ?? ev.frontend.errorResponse(500, backend: ev.backend))
+            case .redirect(let r):
+                return .respond(redirectResponse(r, ev) ?? ev.frontend.errorResponse(500, backend: ev.backend))
+            case .setHeader(let name, let value):
+                ev.setHeader(request, name, value, replacing: true)
+            case .addHeader(let name, let value):
+                ev.setHeader(request, name, value, replacing: false)
+            case .delHeader(let name):
+                ev.deleteHeader(request, name)
+            case .replaceHeader(let name, let regex, let replacement, let eachValue):
+                ev.replaceHeader(request, name, regex, replacement, eachValue: eachValue)
+            case .setPath(let f):
+                ev.rewriteTarget(request, .path, f)
+            case .setQuery(let f):
+                ev.rewriteTarget(request, .query, f)
+            case .setURI(let f):
+                ev.rewriteTarget(request, .uri, f)
+            case .setMethod(let f):
+                ev.rewriteMethod(request, f)
+            }
+            if request.edits.failed { return .respond(ev.frontend.errorResponse(500, backend: ev.backend)) }
+        }
+        return nil
+    }
+
+    /// The first `redirect` rule that applies, if any.
+    func runRedirectRules(_ ev: HTTPEvaluation) -> HTTPRequestDecision? {
+        for rule in redirectRules {
+            ev.scratch.beginRule()
+            guard rule.condition.evaluate(ev) else { continue }
+            return .respond(redirectResponse(rule.redirect, ev) ?? ev.frontend.errorResponse(500, backend: ev.backend))
+        }
+        return nil
+    }
+
+    /// `capture request header NAME len N`: the last occurrence's whole value, truncated.
+    private func capture(_ ev: HTTPEvaluation) {
+        guard !captures.isEmpty, let request = ev.request else { return }
+        let out = ev.scratch.captures
+        out.append(byte: 0x7B)
+        for (i, capture) in captures.enumerated() {
+            if i > 0 { out.append(byte: 0x7C) }
+            guard let value = request.lastValue(of: capture.name, split: false) else { continue }
+            let kept = HTTPRuleBytes.slice(value, 0..<min(value.count, max(capture.length, 0)))
+            for b in kept {
+                if b < 0x20 || b >= 0x7F || b == 0x22 || b == 0x23 || b == 0x7B || b == 0x7C || b == 0x7D {
+                    out.append(byte: 0x23)
+                    out.append(byte: HTTPRules.hexDigit(b >> 4))
+                    out.append(byte: HTTPRules.hexDigit(b & 0xF))
+                } else {
+                    out.append(byte: b)
+                }
+            }
+        }
+        out.append(byte: 0x7D)
+    }
+
+    /// HAProxy's request side of cacheability (for `cookie … nocache`): a safe method, no
+    /// Authorization, no `Cache-Control: no-store`.
+    static func isCacheable(request: HTTPMessageView) -> Bool {
+        switch request.head.pointee.method {
+        case .get, .head, .options, .trace: break
+        default: return false
+        }
+        if request.edits.method != nil {
+            let m = request.method
+            guard HTTPRuleBytes.equals(m, HTTPRuleBytes.literal("GET"))
+                || HTTPRuleBytes.equals(m, HTTPRuleBytes.literal("HEAD")) else { return false }
+        }
+        if request.hasField(HTTPRuleBytes.literal("authorization")) { return false }
+        let noStore = !request.forEachValue(of: HTTPRuleBytes.literal("cache-control"), split: true) { value in
+            !HTTPRuleBytes.hasPrefix(value, HTTPRuleBytes.literal("no-store"), ignoreCase: true)
+        }
+        return !noStore
+    }
+
+    // MARK: Local responses
+
+    /// `http-request return`.
+    func localResponse(_ r: HTTPCompiledReturn, _ ev: HTTPEvaluation) -> HTTPLocalResponse? {
+        if case .raw(let message) = r.body { return .raw(status: r.status, message) }
+        let out = ev.scratch.reply
+        out.reset()
+        out.append("HTTP/1.1 ")
+        out.appendDecimal(r.status)
+        out.append(byte: HTTPByte.space)
+        out.append(HTTPRuleBytes.literal(HTTPErrorPages.reason(r.status)))
+        out.append("\r\n")
+        for header in r.headers {
+            guard let value = ev.render(header.value, .fieldValue), !value.isEmpty else { continue }
+            out.append(header.name)
+            out.append(": ")
+            out.append(value)
+            out.append("\r\n")
+        }
+        var body = HTTPRuleBytes.empty
+        switch r.body {
+        case .none, .raw: break
+        case .bytes(let bytes): body = bytes
+        case .format(let f):
+            guard let text = ev.render(f, .raw) else { return nil }
+            body = text
+        }
+        out.append("content-length: ")
+        out.appendDecimal(body.count)
+        out.append("\r\n")
+        if !body.isEmpty, let type = r.contentType {
+            out.append("content-type: ")
+            out.append(type)
+            out.append("\r\n")
+        }
+        let headEnd = out.count
+        if case .format = r.body { out.append(body) }
+        guard !out.overflowed else { return nil }
+        let head = out.bytes(0..<headEnd)
+        if case .format = r.body { body = out.bytes(headEnd..<out.count) }
+        return HTTPLocalResponse(status: r.status, head: head, body: body)
+    }
+
+    /// `redirect` / `http-request redirect`: the Location built as HAProxy builds it.
+    func redirectResponse(_ r: HTTPCompiledRedirect, _ ev: HTTPEvaluation) -> HTTPLocalResponse? {
+        guard let request = ev.request else { return nil }
+        let out = ev.scratch.reply
+        out.reset()
+        let code: Int
+        switch r.code {
+        case 301: out.append("HTTP/1.1 301 Moved Permanently\r\n"); code = 301
+        case 303: out.append("HTTP/1.1 303 See Other\r\n"); code = 303
+        case 307: out.append("HTTP/1.1 307 Temporary Redirect\r\n"); code = 307
+        case 308: out.append("HTTP/1.1 308 Permanent Redirect\r\n"); code = 308
+        default: out.append("HTTP/1.1 302 Found\r\n"); code = 302
+        }
+        out.append("content-length: 0\r\nlocation: ")
+        let locationStart = out.count
+        switch r.kind {
+        case .location:
+            guard let text = ev.render(r.target, .fieldValue) else { return nil }
+            out.append(text)
+        case .prefix, .scheme:
+            if r.kind == .scheme {
+                guard let scheme = ev.render(r.target, .fieldValue) else { return nil }
+                out.append(scheme)
+                out.append("://")
+                if let host = request.firstValue(of: HTTPRuleBytes.literal("host"), split: true) { out.append(host) }
+            } else if !r.prefixIsSlash {
+                guard let prefix = ev.render(r.target, .fieldValue) else { return nil }
+                out.append(prefix)
+            }
+            let target = request.target
+            let parts = HTTPTargetParts(target)
+            if let range = parts.pathAndQuery {
+                var path = HTTPRuleBytes.slice(target, range)
+                if r.dropQuery, let q = HTTPRuleBytes.firstIndex(of: HTTPByte.questionMark, in: path) {
+                    path = HTTPRuleBytes.slice(path, 0..<q)
+                }
+                out.append(path)
+            } else {
+                out.append(byte: HTTPByte.slash)
+            }
+            if r.appendSlash, out.count > locationStart,
+               out.bytes((out.count - 1)..<out.count)[0] != HTTPByte.slash {
+                out.append(byte: HTTPByte.slash)
+            }
+        }
+        out.append("\r\n")
+        if code == 302 || code == 303 || code == 307 { out.append("cache-control: no-cache\r\n") }
+        if let cookie = r.cookie {
+            out.append("set-cookie: ")
+            out.append(cookie)
+            out.append("\r\n")
+        }
+        guard !out.overflowed else { return nil }
+        return HTTPLocalResponse(status: code, head: out.bytes(from: 0), body: HTTPRuleBytes.empty)
+    }
+}

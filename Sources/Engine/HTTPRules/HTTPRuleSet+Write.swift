@@ -1,0 +1,167 @@
+import ConfigModel
+
+extension HTTPRuleSet {
+    /// Writes the request head to send to the server (call it on the frontend's rule set, with the
+    /// backend's): the request line (the method and target the rules set; the request's own HTTP
+    /// version, see below), the fields with the rules' rewrites, without hop-by-hop fields
+    /// (Connection, Keep-Alive, Proxy-Connection, TE, Upgrade unless `connectionHeader` is
+    /// `.upgrade`, and what Connection names), then `X-Forwarded-For` (`option forwardfor`, the
+    /// frontend's or the backend's) and `X-Original-To` (`option originalto`), then the
+    /// `Connection` field `connectionHeader` asks for, then the empty line.
+    ///
+    /// The version stays the client's (as HAProxy does): an HTTP/1.1 request to the server would let
+    /// it answer with chunked framing (or 1xx) that an HTTP/1.0 client cannot read, and the
+    /// response's framing is forwarded untouched. So an HTTP/1.0 request kept alive gets
+    /// `Connection: keep-alive`.
+    public func writeRequestHead(into writer: inout HTTPHeadWriter, _ head: borrowing HTTPHead,
+                                 input: UnsafeRawBufferPointer, connection: HTTPConnectionInfo,
+                                 scratch: HTTPRuleScratch, backend: HTTPRuleSet?,
+                                 connectionHeader: HTTPConnectionHeader) {
+        scratch.beginRule()
+        withUnsafePointer(to: head) { head in
+            let request = HTTPMessageView(input: input, head: head, edits: scratch.request)
+            let edits = scratch.request
+            if edits.method == nil && edits.target == nil {
+                writer.writeStartLine(head.pointee, from: input)
+            } else {
+                writer.write(request.method)
+                writer.write(byte: HTTPByte.space)
+                writer.write(request.target)
+                writer.write(head.pointee.version == .http11 ? " HTTP/1.1\r\n" : " HTTP/1.0\r\n")
+            }
+            HTTPRuleSet.writeFields(&writer, request, upgrade: connectionHeader == .upgrade)
+
+            let be = backend === self ? nil : backend
+            if let header = be?.forwardFor ?? forwardFor, let client = connection.client {
+                let front = forwardFor
+                let back = be?.forwardFor
+                let ifNone = (front?.ifNone ?? true) && (back?.ifNone ?? true)
+                let address = HTTPAddressBits(client.address)
+                let excluded = (front?.except.map { address.isIn($0) } ?? false)
+                    || (back?.except.map { address.isIn($0) } ?? false)
+                if !(ifNone && request.hasField(header.lowercaseName)) && !excluded {
+                    HTTPRuleSet.writeAddressField(&writer, header.name, address, scratch)
+                }
+            }
+            if let header = be?.originalTo ?? originalTo, let local = connection.local {
+                let address = HTTPAddressBits(local.address)
+                let excluded = (originalTo?.except.map { address.isIn($0) } ?? false)
+                    || (be?.originalTo?.except.map { address.isIn($0) } ?? false)
+                if !excluded { HTTPRuleSet.writeAddressField(&writer, header.name, address, scratch) }
+            }
+            HTTPRuleSet.writeConnection(&writer, connectionHeader, version: head.pointee.version)
+            writer.writeEndOfHead()
+        }
+    }
+
+    /// Writes the response head to send to the client: the status line (with the status
+    /// `set-status` gave, and its reason), the fields with the rules' and the persistence cookie's
+    /// rewrites, without hop-by-hop fields (Upgrade stays for `.upgrade`, a 101), then the
+    /// `Connection` field `connectionHeader` asks for (for `.keepAlive`, `Connection: keep-alive`
+    /// to an HTTP/1.0 client), then the empty line. Framing fields (Content-Length,
+    /// Transfer-Encoding) are left as the server sent them.
+    public func writeResponseHead(into writer: inout HTTPHeadWriter, _ head: borrowing HTTPHead,
+                                  input: UnsafeRawBufferPointer, scratch: HTTPRuleScratch,
+                                  connectionHeader: HTTPConnectionHeader, clientVersion: HTTPVersion) {
+        withUnsafePointer(to: head) { head in
+            let response = HTTPMessageView(input: input, head: head, edits: scratch.response)
+            let edits = scratch.response
+            if let status = edits.status {
+                writer.write(head.pointee.version == .http11 ? "HTTP/1.1 " : "HTTP/1.0 ")
+                writer.writeDecimal(UInt64(max(status, 0)))
+                writer.write(byte: HTTPByte.space)
+                if let reason = edits.reason {
+                    writer.write(edits.resolve(reason, input))
+                } else {
+                    writer.write(HTTPErrorPages.reason(status))
+                }
+                writer.write("\r\n")
+            } else {
+                writer.writeStartLine(head.pointee, from: input)
+            }
+            HTTPRuleSet.writeFields(&writer, response, upgrade: connectionHeader == .upgrade)
+            HTTPRuleSet.writeConnection(&writer, connectionHeader, version: clientVersion)
+            writer.writeEndOfHead()
+        }
+    }
+
+    static func writeConnection(_ writer: inout HTTPHeadWriter, _ header: HTTPConnectionHeader, version: HTTPVersion) {
+        switch header {
+        case .keepAlive: if version == .http10 { writer.writeField(name: "Connection", value: "keep-alive") }
+        case .close: writer.writeField(name: "Connection", value: "close")
+        case .upgrade: writer.writeField(name: "Connection", value: "upgrade")
+        }
+    }
+
+    static func writeAddressField(_ writer: inout HTTPHeadWriter, _ name: UnsafeRawBufferPointer,
+                                  _ address: HTTPAddressBits, _ scratch: HTTPRuleScratch) {
+        let mark = scratch.samples.count
+        guard scratch.samples.appendAddress(address) else { return }
+        writer.write(name)
+        writer.write(": ")
+        writer.write(scratch.samples.bytes(from: mark))
+        writer.write("\r\n")
+        scratch.samples.rewind(to: mark)
+    }
+
+    /// The fields of `message` with its edits, hop-by-hop ones left out. Unchanged received lines
+    /// written `name: value\r\n` and next to each other are copied together.
+    static func writeFields(_ writer: inout HTTPHeadWriter, _ message: HTTPMessageView, upgrade: Bool) {
+        let removal: HTTPHeadWriter.Removal = upgrade ? .connectionOptions : .hopByHop
+        let edits = message.edits
+        let input = message.input
+        guard edits.fieldsEdited else {
+            writer.writeFields(message.head.pointee, from: input, removing: removal)
+            return
+        }
+        let head = message.head
+        var run = 0..<0
+        for field in edits.fields where !field.deleted {
+            let name = edits.resolve(field.name, input)
+            if isHopByHop(field.knownName, name, head, input, upgrade: upgrade) { continue }
+            if let original = field.original {
+                let f = head.pointee.fields[Int(original)]
+                let n = f.name
+                let v = f.value
+                if v.lowerBound == n.upperBound &+ 2 && input[n.upperBound &+ 1] == HTTPByte.space
+                    && input[v.upperBound] == HTTPByte.cr {
+                    let line = n.lowerBound..<(v.upperBound &+ 2)
+                    if line.lowerBound == run.upperBound {
+                        run = run.lowerBound..<line.upperBound
+                    } else {
+                        writer.write(input, run)
+                        run = line
+                    }
+                    continue
+                }
+            }
+            writer.write(input, run)
+            run = 0..<0
+            writer.write(name)
+            writer.write(": ")
+            writer.write(edits.resolve(field.value, input))
+            writer.write("\r\n")
+        }
+        writer.write(input, run)
+    }
+
+    private static func isHopByHop(_ known: HTTPFieldName, _ name: UnsafeRawBufferPointer, _ head: UnsafePointer<HTTPHead>,
+                                   _ input: UnsafeRawBufferPointer, upgrade: Bool) -> Bool {
+        switch known {
+        case .connection, .keepAlive, .proxyConnection, .te: return true
+        case .upgrade: return !upgrade
+        default:
+            for token in head.pointee.connectionTokens {
+                let t = HTTPRuleBytes.slice(input, token)
+                guard t.count == name.count else { continue }
+                var same = true
+                for i in 0..<t.count where HTTPByte.lowercased(t[i]) != HTTPByte.lowercased(name[i]) {
+                    same = false
+                    break
+                }
+                if same { return true }
+            }
+            return false
+        }
+    }
+}
