@@ -20,6 +20,15 @@ final class AdminCommands: @unchecked Sendable {
           quit                                    : disconnect
           show info                               : report information about the running process
           show generations                        : one row per live generation (id state age_s sessions listeners hash)
+          show servers state [<backend>]          : dump volatile server information (all or for a single backend)
+          show backend                            : list backends in the current running config
+          get weight <bk>/<srv>                   : report a server's current weight
+          disable server <bk>/<srv>               : disable a server for maintenance (use 'set server' instead)
+          enable server <bk>/<srv>                : enable a disabled server (use 'set server' instead)
+          disable health <bk>/<srv>               : disable health checks
+          enable health <bk>/<srv>                : enable health checks
+          set server <bk>/<srv> [opts]            : change a server's state (ready|drain|maint), health (up|stopping|down), weight or addr
+          set weight <bk>/<srv> <weight>[%]       : change a server's weight (use 'set server' instead)
           reload                                  : reload the configuration in place (admin level)
         """
 
@@ -38,6 +47,7 @@ final class AdminCommands: @unchecked Sendable {
                 reply((outcome.success ? "Success=1" : "Success=0") + "\n--\n" + outcome.messages.joined(separator: "\n"))
             }
         default:
+            if let answer = engine.serverAdminCommand(words, level: level) { return reply(answer) }
             reply("Unknown command: '\(command)'\n" + AdminCommands.help)
         }
     }

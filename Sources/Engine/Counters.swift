@@ -65,8 +65,15 @@ public final class ServerState {
     public internal(set) var queueMax = 0
     /// Times this server was chosen by the load balancer (lbtot).
     public internal(set) var selected = 0
-    /// Runtime admin state set from the admin socket; nil follows the configuration.
-    public internal(set) var adminMaintenance = false
+    /// Operational and admin state (UP/DOWN with the rise/fall counter, MAINT, DRAIN), runtime
+    /// weight and last check: what the balancer reads and what a reload carries.
+    public internal(set) var health = ServerHealth(options: ServerOptions())
+    public var adminMaintenance: Bool { health.inMaintenance }
+    /// `set server … addr`: where the admin socket moved the server (the identity keeps the
+    /// configured address, so the move survives reloads that leave the server unchanged).
+    public internal(set) var runtimeAddress: ServerAddress?
+    /// The one checker running for this identity, whatever generation it checks for.
+    weak var checker: HealthChecker?
     /// The backend of the newest generation using this server: freed slots wake its queue too.
     weak var newestBackend: Backend?
     /// HTTP connections to this server waiting for a next request (oldest first).

@@ -43,6 +43,8 @@ public final class Engine: EventHandler, @unchecked Sendable {
     private var globalMaxconn: Int
     /// Where lifecycle events are reported (reload, drain, kill, retire): set by the daemon.
     public var notice: (String) -> Void = { _ in }
+    /// Health checks (owned by the current generation) and server state changes.
+    lazy var healthMonitor = HealthMonitor(engine: self)
 
     public init(bufferSize: Int = 16384, defaultLoop: Bool = true) {
         loop = EventLoop(bufferSize: bufferSize, isDefault: defaultLoop)
@@ -98,6 +100,8 @@ public final class Engine: EventHandler, @unchecked Sendable {
             }
             listener.serve(frontend)
         }
+        // The new generation's checkers take over before the previous one drains without any.
+        healthMonitor.activate(generation)
         if let previous {
             startDraining(previous)
         }
@@ -156,8 +160,14 @@ public final class Engine: EventHandler, @unchecked Sendable {
         for b in generation.backends.values {
             if let c = backendCounters[b.name] { b.counters = c } else { backendCounters[b.name] = b.counters }
             for s in b.servers {
-                if let existing = serverStates[s.state.identity] { s.state = existing } else { serverStates[s.state.identity] = s.state }
-                s.state.newestBackend = b
+                if let existing = serverStates[s.state.identity] {
+                    s.state = existing
+                    s.state.newestBackend = b
+                    healthMonitor.carry(s)
+                } else {
+                    serverStates[s.state.identity] = s.state
+                    s.state.newestBackend = b
+                }
             }
         }
     }
@@ -177,6 +187,9 @@ public final class Engine: EventHandler, @unchecked Sendable {
         for (identity, state) in serverStates where !servers.contains(identity) { state.closeIdle() }
         serverStates = serverStates.filter { servers.contains($0.key) }
     }
+
+    /// Active and draining generations, oldest first.
+    var liveGenerations: [Generation] { live }
 
     public var generations: [GenerationInfo] {
         let now = ConfigGeneration.monotonicNow()
@@ -287,6 +300,7 @@ public final class Engine: EventHandler, @unchecked Sendable {
             keys.append(key)
         }
         listeners.removeAll()
+        healthMonitor.stopAll()
         stopping = done
         for g in live where g.state == .active { startDraining(g) }
         current = nil

@@ -29,7 +29,7 @@ public final class Generation {
         var keys: [ListenerKey: Frontend] = [:]
         for proxy in config.config.proxies where proxy.isFrontend && !proxy.disabled {
             let target = proxy.defaultBackend.flatMap { backends[$0] } ?? (proxy.kind == .listen ? backends[proxy.name] : nil)
-            let frontend = Frontend(proxy: proxy, defaultBackend: target)
+            let frontend = Frontend(proxy: proxy, defaultBackend: target, log: proxy.kind == .listen ? backends[proxy.name]?.log : nil)
             frontends[proxy.name] = frontend
             for bind in proxy.binds {
                 keys[ListenerKey(bind, defaultBacklog: Frontend.defaultBacklog)] = frontend
@@ -61,10 +61,10 @@ final class Frontend {
     var counters = ProxyCounters()
     let log: LogSinks
 
-    init(proxy: Proxy, defaultBackend: Backend?) {
+    init(proxy: Proxy, defaultBackend: Backend?, log: LogSinks? = nil) {
         self.proxy = proxy
         self.defaultBackend = defaultBackend
-        log = LogSinks(proxy.log.targets)
+        self.log = log ?? LogSinks(proxy.log.targets)
     }
 
     var name: String { proxy.name }
@@ -79,19 +79,22 @@ final class Backend {
     /// Sessions waiting for a server slot (maxconn), oldest first.
     var queue = SessionQueue()
     var balancer: Balancer
+    /// The proxy's `log` targets: server state changes go there (a `listen` shares them with its frontend).
+    let log: LogSinks
 
     init(proxy: Proxy) {
         self.proxy = proxy
         servers = proxy.servers.map { BackendServer(config: $0, backendName: proxy.name) }
         balancer = Balancer(algorithm: proxy.balance)
+        log = LogSinks(proxy.log.targets)
         for s in servers { s.backend = self }
     }
 
     var name: String { proxy.name }
 
     /// Servers with free slots first; nil when every usable server is full (queue) or none is usable.
-    /// Active servers when one is usable, else the first usable backup (HAProxy's rule without
-    /// `option allbackups`). `excluding` (redispatch) is skipped unless it is the only choice.
+    /// Active servers when one is usable, else the first usable backup, or every usable backup
+    /// with `option allbackups`. `excluding` (redispatch) is skipped unless it is the only choice.
     func pickServer(excluding: BackendServer?, source: IPAddress?, hashKey: UInt64? = nil) -> ServerPick {
         var usableActives = 0
         var firstBackup: BackendServer?
@@ -108,6 +111,8 @@ final class Backend {
         if usableActives > 0 {
             let skip = excludedIsUsable && usableActives > 1 ? excluding : nil
             picked = balancer.pick(servers, source: source, hashKey: hashKey) { $0.isUsable && !$0.config.options.backup && $0 !== skip }
+        } else if firstBackup != nil && proxy.checks.allBackups {
+            picked = balancer.pick(servers, source: source, hashKey: hashKey) { $0.isUsable && $0.config.options.backup }
         } else if let firstBackup {
             picked = balancer.pick(servers, source: source, hashKey: hashKey) { $0 === firstBackup }
         } else {
@@ -138,7 +143,9 @@ enum ServerPick {
 
 /// A `server` line in one generation, bound to the state its identity carries.
 final class BackendServer {
-    let config: ConfigModel.Server
+    /// The server line; `set server … addr` rewrites its address and port (the identity keeps
+    /// the configured ones).
+    var config: ConfigModel.Server
     unowned(unsafe) var backend: Backend!
     var state: ServerState
     /// Smooth weighted round-robin's running weight.
@@ -148,11 +155,16 @@ final class BackendServer {
         self.config = config
         state = ServerState(identity: ServerIdentity(backend: backendName, server: config.name,
                                                      address: config.address, port: config.port))
+        state.health = ServerHealth(options: config.options, now: ConfigGeneration.monotonicNow())
     }
 
     var name: String { config.name }
-    var weight: Int { config.options.weight }
-    var isUsable: Bool { !config.options.disabled && !state.adminMaintenance && weight > 0 }
+    /// The weight in effect (`set weight` changes it at runtime).
+    var weight: Int { state.health.weight }
+    /// UP (or starting), not in maintenance or drain, weight above 0.
+    var isUsable: Bool { state.health.isUsable }
+    /// A persistence cookie may still choose it (DRAIN and stopping servers included).
+    var acceptsPersistentTraffic: Bool { state.health.acceptsPersistentTraffic }
     var isFull: Bool {
         guard let maxconn = config.options.maxconn, maxconn > 0 else { return false }
         return state.currentSessions >= maxconn

@@ -91,7 +91,7 @@ final class HTTPSession: ListedSession {
     private(set) var generation: Generation?
     private var frontend: Frontend?
     private var backend: Backend?
-    private var server: BackendServer?
+    private(set) var server: BackendServer?
     private var holdsSlot = false
     private var serverConnection: ServerConnection?
     private var serverReused = false
@@ -544,6 +544,7 @@ final class HTTPSession: ListedSession {
             connectFailed(timedOut: false)
             return
         }
+        engine.observe(server, .connected)
         connectTime = loop.now - connectStartedAt
         phase = .exchange
         lastServerActivity = loop.now
@@ -554,6 +555,7 @@ final class HTTPSession: ListedSession {
     private func connectFailed(timedOut: Bool) {
         detachServer(close: true)
         guard let s = server, let backend else { return }
+        engine.observe(s, .connectFailed)
         let retries = backend.proxy.retries
         if retriesDone < retries {
             retriesDone += 1
@@ -701,6 +703,7 @@ final class HTTPSession: ListedSession {
             return
         }
         termination = TerminationState(cause: UInt8(ascii: "S"), phase: UInt8(ascii: responseStarted ? "D" : "H"))
+        engine.observe(server, .responseBroken)
         server?.state.connectionErrors += 1
         backend?.counters.responseErrors += 1
         detachServer(close: true)
@@ -751,6 +754,7 @@ final class HTTPSession: ListedSession {
         }
         responseStarted = true
         responseStatus = head.status
+        engine.observe(server, .httpStatus(head.status))
         if head.status == 101 && upgradeRequested {
             appendToClient(input)
             responseParsed += input.count

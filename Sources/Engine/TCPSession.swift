@@ -195,6 +195,7 @@ final class TCPSession: ListedSession {
             connectFailed(timedOut: false)
             return
         }
+        engine.observe(server, .connected)
         phase = .established
         connectTime = loop.now - connectStartedAt
         lastClientActivity = loop.now
@@ -207,6 +208,7 @@ final class TCPSession: ListedSession {
         serverIO.watch(0, on: loop)
         if serverFD >= 0 { close(serverFD); serverFD = -1 }
         guard let s = server, let backend else { return }
+        engine.observe(s, .connectFailed)
         let retries = backend.proxy.retries
         if retriesDone < retries {
             retriesDone += 1

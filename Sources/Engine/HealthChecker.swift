@@ -1,0 +1,316 @@
+import CLibEV
+import ConfigModel
+import Glibc
+
+/// The checks of one server identity, on the engine's loop: a timer to the next check, then a
+/// non-blocking connect, send and read driven by a `HealthCheckProbe`, each bounded by the check's
+/// timeouts. It holds the generation it checks for (always the newest one with this identity), as
+/// a session holds its own; on a reload the engine hands it the new generation's server, so the
+/// interval's phase and a check in flight carry over and no identity ever has two checkers.
+final class HealthChecker: EventHandler {
+    enum Phase { case waiting, connecting, exchanging, stopped }
+
+    unowned(unsafe) let monitor: HealthMonitor
+    private(set) var generation: Generation?
+    private(set) var server: BackendServer
+    let state: ServerState
+    private var io: IOWatcher
+    private var timer: TimerWatcher
+    private var fd: Int32 = -1
+    private(set) var phase = Phase.waiting
+    private var probe: HealthCheckProbe?
+    private var output: [UInt8] = []
+    private var outputSent = 0
+    /// Loop seconds: when the check in flight started, when its time runs out, when the next starts.
+    private var startedAt = 0.0
+    private var deadline = 0.0
+    private(set) var nextCheckAt = 0.0
+    /// The settings the check in flight started with (a reload may change them under it).
+    private var readTimeout: Double?
+    /// Checks started (tests count them).
+    private(set) var checksStarted = 0
+
+    init(monitor: HealthMonitor, generation: Generation, server: BackendServer) {
+        self.monitor = monitor
+        self.generation = generation
+        self.server = server
+        self.state = server.state
+        io = IOWatcher(fd: -1, handler: EventHandler())
+        timer = TimerWatcher(handler: EventHandler())
+        super.init()
+        io.raw.pointee.data = Unmanaged.passUnretained(self).toOpaque()
+        timer.raw.pointee.data = Unmanaged.passUnretained(self).toOpaque()
+        state.checker = self
+    }
+
+    private var loop: EventLoop { monitor.engine.loop }
+    private var settings: ServerCheck { server.config.options.check }
+
+    /// The first check after `delay` seconds.
+    func start(after delay: Double) {
+        nextCheckAt = loop.now + delay
+        timer.arm(after: delay, on: loop)
+    }
+
+    /// A reload kept the identity: check for the new generation's server from now on. The check in
+    /// flight finishes with the settings it started with; a shorter `inter` applies at once.
+    func rebind(_ generation: Generation, server: BackendServer) {
+        self.generation = generation
+        self.server = server
+        if phase == .waiting {
+            let sooner = loop.now + interval()
+            if sooner < nextCheckAt { schedule(at: sooner) }
+        }
+    }
+
+    /// Stops for good: the check in flight is dropped, the generation let go.
+    func stop() {
+        guard phase != .stopped else { return }
+        closeConnection()
+        phase = .stopped
+        io.release(on: loop)
+        timer.release(on: loop)
+        probe = nil
+        generation = nil
+        if state.checker === self { state.checker = nil }
+    }
+
+    /// `observe` asked for `fastinter`: the next check comes no later than that.
+    func hurry() {
+        guard phase == .waiting, let fast = settings.fastInterval else { return }
+        let at = loop.now + Double(fast) / 1000
+        if at < nextCheckAt { schedule(at: at) }
+    }
+
+    /// Leaving maintenance: HAProxy checks the server at once.
+    func checkSoon() {
+        guard phase == .waiting else { return }
+        schedule(at: loop.now)
+    }
+
+    // MARK: scheduling
+
+    /// HAProxy's srv_getinter: `inter` at full health, `downinter` while DOWN, `fastinter` while
+    /// going up or down; `spread-checks` adds up to ±N%.
+    private func interval() -> Double {
+        let h = state.health
+        let c = settings
+        var ms: Int
+        if h.checkConfigured && h.health == h.fullHealth {
+            ms = c.interval
+        } else if h.operational == .stopped && h.health == 0 {
+            ms = c.downInterval ?? c.interval
+        } else {
+            ms = c.fastInterval ?? c.interval
+        }
+        let spread = generation?.config.config.global.spreadChecks ?? 0
+        if spread > 0 {
+            let delta = ms * min(spread, 50) / 100
+            ms += delta - Int.random(in: 0...(2 * delta))
+        }
+        return Double(max(ms, 1)) / 1000
+    }
+
+    private func schedule(at time: Double) {
+        nextCheckAt = time
+        timer.arm(after: time - loop.now, on: loop)
+    }
+
+    override func timerEvent(_ watcher: UnsafeMutablePointer<ev_timer>) {
+        switch phase {
+        case .waiting:
+            runCheck()
+        case .connecting, .exchanging:
+            if loop.now + 0.0005 < deadline {
+                timer.arm(after: deadline - loop.now, on: loop)
+                return
+            }
+            finish(probe?.timedOut(connecting: phase == .connecting) ?? HealthCheckOutcome(.layer4Timeout))
+        case .stopped:
+            break
+        }
+    }
+
+    // MARK: a check
+
+    private func runCheck() {
+        guard let generation, state.health.checksRun else {
+            // Paused (maintenance, `disable health`): look again after an interval.
+            schedule(at: loop.now + interval())
+            return
+        }
+        checksStarted += 1
+        let backend = server.backend.proxy
+        var p = HealthCheckProbe(kind: backend.checks.kind, capacity: generation.config.config.global.bufferSize)
+        startedAt = loop.now
+        // HAProxy: without `timeout check`, the whole check must end within `inter`; with it, the
+        // connect gets min(`timeout connect`, `inter`) and the answer `timeout check` after that.
+        let inter = Double(settings.interval) / 1000
+        if let check = backend.checks.timeout {
+            readTimeout = Double(check) / 1000
+            deadline = startedAt + min(backend.timeouts.connect.map { Double($0) / 1000 } ?? inter, inter)
+        } else {
+            readTimeout = nil
+            deadline = startedAt + inter
+        }
+        let first = p.start()
+        probe = p
+        perform(first)
+    }
+
+    private func perform(_ first: HealthCheckProbe.Action) {
+        var action = first
+        while phase != .stopped {
+            switch action {
+            case .connect(let port):
+                connect(port: port)
+                return
+            case .send(let bytes):
+                output = bytes
+                outputSent = 0
+                guard let next = flush() else { return }
+                action = next
+            case .receive:
+                phase = .exchanging
+                io.watch(EV_READ_MASK, on: loop)
+                armDeadline()
+                return
+            case .done(let outcome):
+                finish(outcome)
+                return
+            }
+        }
+    }
+
+    private func connect(port: UInt16?) {
+        closeConnection()
+        let check = settings
+        let address = check.address ?? server.config.address
+        guard let target = port ?? check.port ?? server.config.port else {
+            finish(HealthCheckOutcome(.socketError, info: "No port available for the TCP connection"))
+            return
+        }
+        let endpoint = SocketEndpoint(address: address, port: target)
+        let family = address.isV6 ? AF_INET6 : AF_INET
+        let s = socket(family, Int32(SOCK_STREAM.rawValue) | CLibEV_SOCK_NONBLOCK | CLibEV_SOCK_CLOEXEC, 0)
+        guard s >= 0 else {
+            finish(HealthCheckOutcome(.socketError, info: HealthCheckProbe.errorText(errno)))
+            return
+        }
+        fd = s
+        setTCPOptions(s, keepAlive: false)
+        var (addr, len) = endpoint.sockaddr
+        let r = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(s, $0, len) } }
+        if r != 0 && errno != EINPROGRESS {
+            let e = errno
+            finish(probe?.connectFailed(errno: e) ?? HealthCheckOutcome(.layer4Connection))
+            return
+        }
+        phase = .connecting
+        io.setFD(s, on: loop)
+        io.watch(EV_WRITE_MASK, on: loop)
+        armDeadline()
+    }
+
+    private func armDeadline() {
+        timer.arm(after: deadline - loop.now, on: loop)
+    }
+
+    override func ioEvent(_ watcher: UnsafeMutablePointer<ev_io>, _ revents: Int32) {
+        switch phase {
+        case .connecting:
+            var err: Int32 = 0
+            var len = socklen_t(MemoryLayout<Int32>.size)
+            getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len)
+            if err != 0 {
+                finish(probe?.connectFailed(errno: err) ?? HealthCheckOutcome(.layer4Connection))
+                return
+            }
+            phase = .exchanging
+            io.watch(0, on: loop)
+            if let r = readTimeout { deadline = loop.now + r }
+            guard var p = probe else { return }
+            let next = p.connected()
+            probe = p
+            perform(next)
+        case .exchanging:
+            if !output.isEmpty, revents & EV_WRITE_MASK != 0 {
+                guard let next = flush() else { return }
+                perform(next)
+            } else if revents & EV_READ_MASK != 0 {
+                read()
+            }
+        case .waiting, .stopped:
+            break
+        }
+    }
+
+    /// Writes what is left of `output`: the probe's next action once all is sent, nil while the
+    /// socket is full (or the check ended on an error).
+    private func flush() -> HealthCheckProbe.Action? {
+        phase = .exchanging
+        while outputSent < output.count {
+            let n = output.withUnsafeBytes { send(fd, $0.baseAddress! + outputSent, $0.count - outputSent, Int32(MSG_NOSIGNAL | MSG_DONTWAIT)) }
+            if n > 0 {
+                outputSent += n
+            } else if n < 0 && (errno == EAGAIN || errno == EINTR) {
+                io.watch(EV_WRITE_MASK, on: loop)
+                armDeadline()
+                return nil
+            } else {
+                let e = errno
+                finish(probe?.socketError(errno: e) ?? HealthCheckOutcome(.socketError))
+                return nil
+            }
+        }
+        output = []
+        io.watch(0, on: loop)
+        guard var p = probe else { return nil }
+        let next = p.sent()
+        probe = p
+        return next
+    }
+
+    private func read() {
+        guard var p = probe else { return }
+        let buffer = loop.buffers.take()
+        defer { loop.buffers.give(buffer) }
+        let n = recv(fd, buffer, loop.buffers.size, Int32(MSG_DONTWAIT))
+        let next: HealthCheckProbe.Action
+        if n > 0 {
+            next = p.received(UnsafeRawBufferPointer(start: buffer, count: n))
+        } else if n == 0 {
+            next = p.inputEnded()
+        } else if errno == EAGAIN || errno == EINTR {
+            return
+        } else {
+            let e = errno
+            finish(p.socketError(errno: e))
+            return
+        }
+        probe = p
+        if case .receive = next { return }
+        perform(next)
+    }
+
+    private func closeConnection() {
+        guard fd >= 0 else { return }
+        io.watch(0, on: loop)
+        close(fd)
+        fd = -1
+    }
+
+    /// The check is over: its result goes to the server's state, the next one is scheduled.
+    private func finish(_ result: HealthCheckOutcome) {
+        guard phase != .stopped else { return }
+        closeConnection()
+        probe = nil
+        output = []
+        var outcome = result
+        outcome.duration = max(0, Int(((loop.now - startedAt) * 1000).rounded()))
+        phase = .waiting
+        monitor.record(outcome, for: self)
+        guard phase == .waiting else { return }
+        schedule(at: loop.now + interval())
+    }
+}

@@ -1,0 +1,261 @@
+import CLibEV
+import ConfigModel
+import Glibc
+
+/// The engine's health checking: one checker per server identity, owned by the newest
+/// generation (a draining generation runs none), and every change of a server's state with its
+/// consequences: the transition log line in HAProxy's words, `backend … has no server
+/// available!`, queued sessions served when a server comes back, `on-marked-down
+/// shutdown-sessions`, and `observe` errors from live traffic.
+final class HealthMonitor: EventHandler {
+    unowned(unsafe) let engine: Engine
+    private(set) var checkers: [ServerIdentity: HealthChecker] = [:]
+    /// Work that must not run inside the caller (a session reporting an error must not be
+    /// killed under its own feet): done on the next loop iteration.
+    private var deferred: TimerWatcher!
+    private var pendingShutdowns: [ServerState] = []
+    private var pendingQueues: [Backend] = []
+
+    init(engine: Engine) {
+        self.engine = engine
+        super.init()
+        deferred = TimerWatcher(handler: self)
+    }
+
+    var checkerCount: Int { checkers.count }
+    func checker(for identity: ServerIdentity) -> HealthChecker? { checkers[identity] }
+
+    private var now: Double { ConfigGeneration.monotonicNow() }
+
+    // MARK: generations
+
+    /// `generation` became current: checkers of identities it keeps check for it from now on
+    /// (same phase, same counters), new ones start spread over the smallest `inter`, the others
+    /// stop. Called before the previous generation drains, so it holds no checker.
+    func activate(_ generation: Generation) {
+        var wanted: [ServerIdentity: BackendServer] = [:]
+        var order: [BackendServer] = []
+        for proxy in generation.config.config.proxies where proxy.isBackend {
+            guard let backend = generation.backends[proxy.name] else { continue }
+            for s in backend.servers where s.config.options.check.enabled {
+                wanted[s.state.identity] = s
+                order.append(s)
+            }
+        }
+        for (identity, checker) in checkers where wanted[identity] == nil {
+            checker.stop()
+            checkers[identity] = nil
+        }
+        let fresh = order.filter { checkers[$0.state.identity] == nil }
+        let minInter = fresh.map { Double(max($0.config.options.check.interval, 1)) / 1000 }.min() ?? 0
+        var position = 0
+        for s in order {
+            if let existing = checkers[s.state.identity] {
+                existing.rebind(generation, server: s)
+            } else {
+                let checker = HealthChecker(monitor: self, generation: generation, server: s)
+                checkers[s.state.identity] = checker
+                // HAProxy spreads the first checks: server k of n starts after k/n of the smallest inter.
+                checker.start(after: minInter * Double(position) / Double(max(fresh.count, 1)))
+                position += 1
+            }
+        }
+    }
+
+    /// A reload kept `server`'s identity: the carried state meets the new configuration (a
+    /// setting the configuration changed wins over the runtime one), and the address the admin
+    /// socket set still applies.
+    func carry(_ server: BackendServer) {
+        if let moved = server.state.runtimeAddress {
+            server.config.address = moved.address
+            server.config.port = moved.port
+        }
+        if let transition = server.state.health.reconcile(with: server.config.options, now: now) {
+            log(transition, server: server, in: server.backend)
+        }
+    }
+
+    /// Soft stop: no generation is current, no check runs.
+    func stopAll() {
+        for c in checkers.values { c.stop() }
+        checkers.removeAll()
+    }
+
+    // MARK: changes
+
+    /// A check ended.
+    func record(_ outcome: HealthCheckOutcome, for checker: HealthChecker) {
+        let server = checker.server
+        change(server) { $0.record(outcome, now: now) }
+    }
+
+    /// Applies a change to `server`'s state and does what follows from it: the log line, the
+    /// backend's alert when nothing is left, queued sessions when the server can take them,
+    /// sessions closed when it goes DOWN with `on-marked-down shutdown-sessions`.
+    @discardableResult
+    func change(_ server: BackendServer, _ body: (inout ServerHealth) -> HealthTransition?) -> HealthTransition? {
+        let backend = server.state.newestBackend ?? server.backend!
+        let usableBefore = backend.servers.contains { $0.isUsable }
+        let wasUsable = server.isUsable
+        let transition = body(&server.state.health)
+        if let transition { log(transition, server: server, in: backend) }
+        if usableBefore && !backend.servers.contains(where: { $0.isUsable }) {
+            let text = "backend \(backend.name) has no server available!"
+            engine.notice(text)
+            backend.log.send(text, level: .emerg)
+        }
+        if !wasUsable && server.isUsable {
+            later { $0.pendingQueues.append(backend) }
+            if server.backend !== backend { later { $0.pendingQueues.append(server.backend) } }
+        }
+        if let transition, transition.goesDown {
+            server.state.closeIdle()
+            if server.config.options.check.shutdownSessionsOnDown, case .down = transition {
+                let state = server.state
+                later { $0.pendingShutdowns.append(state) }
+            }
+        }
+        if case .leavingMaintenance? = transition { server.state.checker?.checkSoon() }
+        return transition
+    }
+
+    private func later(_ add: (HealthMonitor) -> Void) {
+        add(self)
+        if !deferred.isActive { deferred.arm(after: 0, on: engine.loop) }
+    }
+
+    override func timerEvent(_ watcher: UnsafeMutablePointer<ev_timer>) {
+        let shutdowns = pendingShutdowns
+        let queues = pendingQueues
+        pendingShutdowns.removeAll()
+        pendingQueues.removeAll()
+        for state in shutdowns { engine.shutdownSessions(of: state) }
+        for backend in queues { backend.serveQueue() }
+    }
+
+    // MARK: observe
+
+    /// What a session saw of a server (`observe layer4|layer7`).
+    enum Observation {
+        case connected
+        case connectFailed
+        case httpStatus(Int)
+        /// The server closed or failed before a complete response.
+        case responseBroken
+
+        /// HAProxy's analyze statuses: nil is ignored in that mode, true an error, false a success.
+        func isError(in mode: ServerCheck.ObserveMode) -> Bool? {
+            switch (self, mode) {
+            case (.connected, .layer4): false
+            case (.connected, .layer7): nil
+            case (.connectFailed, _): true
+            case (.httpStatus, .layer4), (.responseBroken, .layer4): nil
+            case (.httpStatus(let s), .layer7): (500...599).contains(s) && s != 501 && s != 505
+            case (.responseBroken, .layer7): true
+            }
+        }
+
+        var text: String {
+            switch self {
+            case .connected: "L4 successful connection"
+            case .connectFailed: "L4 unsuccessful connection"
+            case .httpStatus(let s): (500...599).contains(s) && s != 501 && s != 505 ? "Wrong http response" : "Correct http response"
+            case .responseBroken: "Close from server (http)"
+            }
+        }
+    }
+
+    func observe(_ server: BackendServer, _ event: Observation, mode: ServerCheck.ObserveMode) {
+        guard let error = event.isError(in: mode) else { return }
+        let check = server.config.options.check
+        guard server.state.health.observe(error: error, limit: check.errorLimit) else { return }
+        let count = server.state.health.consecutiveErrors
+        server.state.health.resetObserved()
+        let outcome = HealthCheckOutcome(.healthAnalyze, info: "Detected \(count) consecutive errors, last one was: \(event.text)")
+        switch check.onError {
+        case .fastInterval:
+            break
+        case .failCheck:
+            change(server) { $0.record(outcome, now: now) }
+        case .suddenDeath:
+            change(server) { h in
+                h.prepareSuddenDeath()
+                return h.record(outcome, now: now)
+            }
+        case .markDown:
+            change(server) { h in
+                h.prepareMarkDown()
+                return h.record(outcome, now: now)
+            }
+        }
+        server.state.checker?.hurry()
+    }
+
+    // MARK: log lines
+
+    /// HAProxy's transition line (`Server be/s1 is DOWN, reason: …`), to the engine's notices and
+    /// the backend's log targets.
+    private func log(_ transition: HealthTransition, server: BackendServer, in backend: Backend) {
+        let text = HealthMonitor.message(transition, server: server, in: backend)
+        engine.notice(text)
+        let level: LogLevel
+        if case .down = transition { level = .alert } else { level = .notice }
+        backend.log.send(text, level: level)
+    }
+
+    static func message(_ transition: HealthTransition, server: BackendServer, in backend: Backend) -> String {
+        let who = (server.config.options.backup ? "Backup " : "") + "Server \(backend.name)/\(server.name)"
+        var active = 0, backup = 0
+        for s in backend.servers where s.isUsable {
+            if s.config.options.backup { backup += 1 } else { active += 1 }
+        }
+        let onBackup = backup > 0 && active == 0 ? " Running on backup." : ""
+        let left = ". \(active) active and \(backup) backup servers left.\(onBackup) \(server.state.currentSessions) sessions active, 0 requeued, 0 remaining in queue."
+        let online = ". \(active) active and \(backup) backup servers online.\(onBackup) 0 sessions requeued, 0 total in queue."
+        func cause(_ c: HealthCause) -> String {
+            switch c {
+            case .check(let outcome): outcome.logText
+            case .adminSocket: ", changed from CLI"
+            }
+        }
+        switch transition {
+        case .down(let c):
+            return "\(who) is DOWN\(cause(c))\(left)"
+        case .up(let c):
+            return "\(who) is UP\(cause(c))\(online)"
+        case .stopping(let c):
+            return "\(who) is stopping\(cause(c))\(online)"
+        case .enteringMaintenance(let wasDown):
+            return wasDown ? "\(who) was DOWN and now enters maintenance." : "\(who) is going DOWN for maintenance\(left)"
+        case .leavingMaintenance(let drain):
+            return "\(who) is UP/\(drain ? "DRAIN" : "READY") (leaving forced maintenance)."
+        case .enteringDrain:
+            return "\(who) enters drain state\(server.state.health.operational == .stopped ? left : online)"
+        case .leavingDrain(let down):
+            return "\(who) is \(down ? "DOWN" : "UP") (leaving forced drain)."
+        }
+    }
+}
+
+extension Engine {
+    /// `observe layer4|layer7`: what a session saw of its server. One load and a branch when the
+    /// server does not observe.
+    @inline(__always)
+    func observe(_ server: BackendServer?, _ event: HealthMonitor.Observation) {
+        guard let server, let mode = server.config.options.check.observe else { return }
+        healthMonitor.observe(server, event, mode: mode)
+    }
+
+    /// `on-marked-down shutdown-sessions`: closes the sessions using the server, in every generation.
+    func shutdownSessions(of state: ServerState) {
+        for g in liveGenerations {
+            for s in g.sessionList.members {
+                if let t = s as? TCPSession, t.server?.state === state {
+                    t.kill()
+                } else if let h = s as? HTTPSession, h.server?.state === state {
+                    h.kill()
+                }
+            }
+        }
+    }
+}

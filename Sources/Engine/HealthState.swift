@@ -1,0 +1,313 @@
+import ConfigModel
+
+/// HAProxy's operational state of a server (`srv_op_state`).
+public enum ServerOperationalState: Int, Sendable {
+    case stopped = 0
+    case starting = 1
+    case running = 2
+    case stopping = 3
+}
+
+/// HAProxy's administrative flags (`srv_admin_state`).
+public struct ServerAdminFlags: OptionSet, Hashable, Sendable {
+    public let rawValue: Int
+    public init(rawValue: Int) { self.rawValue = rawValue }
+
+    /// Maintenance forced from the admin socket, or by `disabled` in the configuration.
+    public static let forcedMaintenance = ServerAdminFlags(rawValue: 0x01)
+    /// The configuration says `disabled` (a marker: maintenance itself is `forcedMaintenance`).
+    public static let configMaintenance = ServerAdminFlags(rawValue: 0x04)
+    /// Drain forced from the admin socket: no new traffic, persistence still allowed.
+    public static let forcedDrain = ServerAdminFlags(rawValue: 0x08)
+}
+
+/// Why a server's operational state changed, for the transition log line.
+enum HealthCause: Equatable {
+    case check(HealthCheckOutcome)
+    /// `set server … health …`.
+    case adminSocket
+}
+
+/// A change worth a log line, as HAProxy words them.
+enum HealthTransition: Equatable {
+    case down(HealthCause)
+    case up(HealthCause)
+    case stopping(HealthCause)
+    case enteringMaintenance(wasDown: Bool)
+    case leavingMaintenance(drain: Bool)
+    case enteringDrain
+    case leavingDrain(down: Bool)
+
+    /// The server may no longer take traffic because of this change.
+    var goesDown: Bool {
+        switch self {
+        case .down, .enteringMaintenance: true
+        default: false
+        }
+    }
+}
+
+/// A server's health and administrative state, what the balancer reads and what a reload
+/// carries: operational state with HAProxy's rise/fall counter, admin flags (MAINT, DRAIN),
+/// the configured and runtime weights, and the last check's result. A plain value: every change
+/// is a `mutating` method that returns the transition to log, if any.
+public struct ServerHealth: Sendable {
+    public internal(set) var operational = ServerOperationalState.running
+    public internal(set) var admin: ServerAdminFlags = []
+    /// HAProxy's check health: 0 … rise+fall-1; the server is UP from `rise` on.
+    public internal(set) var health: Int
+    public internal(set) var rise: Int
+    public internal(set) var fall: Int
+    /// `check` on the server line.
+    public internal(set) var checkConfigured: Bool
+    /// False after `disable health`.
+    public internal(set) var checkEnabled = true
+    public internal(set) var lastCheck = HealthCheckOutcome(.initializing)
+    /// `srv_iweight`: the configured weight; `srv_uweight`: the weight in effect.
+    public internal(set) var initialWeight: Int
+    public internal(set) var weight: Int
+    /// `observe`: errors in a row seen in live traffic.
+    public internal(set) var consecutiveErrors = 0
+    /// The stats page's `chkfail` (failed checks while not yet DOWN) and `chkdown` (UP to DOWN).
+    public internal(set) var failedChecks = 0
+    public internal(set) var downTransitions = 0
+    /// Monotonic seconds of the last operational or admin change.
+    public internal(set) var lastChange: Double
+    /// What the balancer reads (kept in step with every change: one load on the hot path).
+    public private(set) var isUsable = true
+    /// The options this state was last reconciled with (a reload compares against them).
+    var configured: ServerOptions
+
+    /// A server as HAProxy starts one: UP (with checks: one failure away from DOWN), in
+    /// maintenance when the configuration says `disabled`.
+    public init(options: ServerOptions, now: Double = 0) {
+        configured = options
+        rise = max(1, options.check.rise)
+        fall = max(1, options.check.fall)
+        checkConfigured = options.check.enabled
+        health = rise
+        initialWeight = options.weight
+        weight = options.weight
+        lastChange = now
+        if options.disabled {
+            admin = [.forcedMaintenance, .configMaintenance]
+            operational = .stopped
+            health = 0
+        }
+        refresh()
+    }
+
+    public var inMaintenance: Bool { admin.contains(.forcedMaintenance) }
+    public var inDrain: Bool { admin.contains(.forcedDrain) }
+    var fullHealth: Int { rise + fall - 1 }
+    /// Checks run now: configured, not disabled from the socket, not paused by maintenance.
+    var checksRun: Bool { checkConfigured && checkEnabled && !inMaintenance }
+
+    /// `srv_check_state`: configured 0x02, enabled 0x04, paused (maintenance) 0x08.
+    public var checkStateFlags: Int {
+        (checkConfigured ? 0x02 : 0) | (checkConfigured && checkEnabled ? 0x04 : 0) | (inMaintenance ? 0x08 : 0)
+    }
+
+    /// Persistence (a cookie naming the server) may still reach a draining or stopping server.
+    public var acceptsPersistentTraffic: Bool { !inMaintenance && operational != .stopped }
+
+    /// The stats page's status column: UP, DOWN, MAINT, DRAIN, NOLB, `UP 1/3`, `DOWN 1/2`, `no check`.
+    public var statusText: String {
+        if inMaintenance { return "MAINT" }
+        if inDrain && operational != .stopped { return "DRAIN" }
+        if !checkConfigured || !checkEnabled {
+            switch operational {
+            case .stopped: return "DOWN"
+            case .stopping: return "NOLB"
+            default: return weight == 0 ? "DRAIN" : "no check"
+            }
+        }
+        switch operational {
+        case .stopped:
+            return health > 0 ? "DOWN \(health)/\(rise)" : "DOWN"
+        case .stopping:
+            return health == fullHealth ? "NOLB" : "NOLB \(health - rise + 1)/\(fall)"
+        default:
+            if health == fullHealth { return weight == 0 ? "DRAIN" : "UP" }
+            return "UP \(health - rise + 1)/\(fall)"
+        }
+    }
+
+    private mutating func refresh() {
+        isUsable = weight > 0 && !inMaintenance && !inDrain && (operational == .running || operational == .starting)
+    }
+
+    private mutating func setOperational(_ state: ServerOperationalState, now: Double) {
+        if state == .stopped && operational != .stopped { downTransitions += 1 }
+        operational = state
+        lastChange = now
+        refresh()
+    }
+
+    // MARK: checks
+
+    /// Records a check's result (HAProxy's health counter): a failure counts down and falls to 0
+    /// below `rise`; a success counts up and jumps to full health at `rise`.
+    mutating func record(_ outcome: HealthCheckOutcome, now: Double) -> HealthTransition? {
+        lastCheck = outcome
+        if outcome.failed {
+            if health > 0 {
+                failedChecks += 1
+                health -= 1
+                if health < rise { health = 0 }
+            }
+            if health == 0, operational != .stopped, !inMaintenance {
+                setOperational(.stopped, now: now)
+                return .down(.check(outcome))
+            }
+        } else if outcome.passed {
+            if health < fullHealth {
+                health += 1
+                if health >= rise { health = fullHealth }
+            }
+            if health >= rise, operational != .running, !inMaintenance {
+                setOperational(.running, now: now)
+                return .up(.check(outcome))
+            }
+        }
+        return nil
+    }
+
+    /// `observe` … `on-error sudden-death`: one more failed check marks the server DOWN.
+    mutating func prepareSuddenDeath() {
+        if health > rise { health = rise + 1 }
+    }
+
+    /// `observe` … `on-error mark-down`: the next failure marks the server DOWN.
+    mutating func prepareMarkDown() {
+        health = rise
+    }
+
+    /// Counts an error (true) or a success seen in live traffic; true when the limit is reached
+    /// (the counter starts again).
+    mutating func observe(error: Bool, limit: Int) -> Bool {
+        guard error else {
+            consecutiveErrors = 0
+            return false
+        }
+        consecutiveErrors += 1
+        guard consecutiveErrors >= max(1, limit) else { return false }
+        return true
+    }
+
+    mutating func resetObserved() { consecutiveErrors = 0 }
+
+    // MARK: admin
+
+    /// `disable server`, `set server … state maint`.
+    mutating func enterMaintenance(now: Double) -> HealthTransition? {
+        guard !inMaintenance else { return nil }
+        let wasDown = operational == .stopped
+        admin.insert(.forcedMaintenance)
+        health = 0
+        operational = .stopped
+        if !wasDown { lastChange = now }
+        refresh()
+        return .enteringMaintenance(wasDown: wasDown)
+    }
+
+    /// `enable server`, `set server … state ready|drain`: UP again, with checks one failure away
+    /// from DOWN (HAProxy checks it at once).
+    mutating func leaveMaintenance(now: Double) -> HealthTransition? {
+        guard inMaintenance else { return nil }
+        admin.remove(.forcedMaintenance)
+        if checkConfigured && checkEnabled { health = rise }
+        setOperational(.running, now: now)
+        return .leavingMaintenance(drain: inDrain)
+    }
+
+    mutating func enterDrain(now: Double) -> HealthTransition? {
+        guard !inDrain else { return nil }
+        admin.insert(.forcedDrain)
+        lastChange = now
+        refresh()
+        return inMaintenance ? nil : .enteringDrain
+    }
+
+    mutating func leaveDrain(now: Double) -> HealthTransition? {
+        guard inDrain else { return nil }
+        admin.remove(.forcedDrain)
+        lastChange = now
+        refresh()
+        return inMaintenance ? nil : .leavingDrain(down: operational == .stopped)
+    }
+
+    /// `set server … health up|stopping|down`.
+    mutating func force(_ state: ServerOperationalState, now: Double) -> HealthTransition? {
+        switch state {
+        case .running, .starting:
+            health = fullHealth
+            guard operational != .running, !inMaintenance else { return nil }
+            setOperational(.running, now: now)
+            return .up(.adminSocket)
+        case .stopped:
+            health = 0
+            guard operational != .stopped, !inMaintenance else { return nil }
+            setOperational(.stopped, now: now)
+            return .down(.adminSocket)
+        case .stopping:
+            guard operational != .stopping, !inMaintenance else { return nil }
+            setOperational(.stopping, now: now)
+            return .stopping(.adminSocket)
+        }
+    }
+
+    mutating func setWeight(_ w: Int) {
+        weight = w
+        refresh()
+    }
+
+    mutating func setChecksEnabled(_ on: Bool) { checkEnabled = on }
+
+    // MARK: reload
+
+    /// A reload kept this server's identity: keep what the runtime set, except where the new
+    /// configuration changed the setting (HAProxy's server-state rules: a configuration change
+    /// wins over a socket change). Returns the transition to log when `disabled` changed.
+    mutating func reconcile(with options: ServerOptions, now: Double) -> HealthTransition? {
+        let previous = configured
+        configured = options
+        var transition: HealthTransition?
+        if options.weight != previous.weight {
+            initialWeight = options.weight
+            weight = options.weight
+        }
+        if options.disabled != previous.disabled {
+            if options.disabled {
+                transition = enterMaintenance(now: now)
+                admin.insert(.configMaintenance)
+            } else {
+                admin.remove(.configMaintenance)
+                transition = leaveMaintenance(now: now)
+            }
+        }
+        let check = options.check
+        let wasConfigured = checkConfigured
+        rise = max(1, check.rise)
+        fall = max(1, check.fall)
+        checkConfigured = check.enabled
+        if check.enabled && !wasConfigured {
+            // Checks added: as HAProxy starts a checked server (UP, one failure away), or DOWN
+            // where the socket put it.
+            checkEnabled = true
+            if operational != .stopped { health = rise }
+        } else if !check.enabled && wasConfigured {
+            // Checks removed: nothing could bring a DOWN server back; it starts as an unchecked one.
+            lastCheck = HealthCheckOutcome(.initializing)
+            health = rise
+            if operational == .stopped && !inMaintenance { setOperational(.running, now: now) }
+        } else if operational == .stopped {
+            health = min(health, rise - 1)
+        } else {
+            health = max(rise, min(health, fullHealth))
+        }
+        if inMaintenance { health = 0 }
+        refresh()
+        return transition
+    }
+}

@@ -1,0 +1,297 @@
+import ConfigModel
+
+/// Where `set server … addr` moved a server.
+public struct ServerAddress: Hashable, Sendable {
+    public var address: IPAddress
+    public var port: UInt16?
+}
+
+/// The runtime API's server commands (HAProxy's names, arguments and answers), parsed into a
+/// plain value so that parsing and levels are tested without an engine.
+enum ServerAdminCommand: Equatable {
+    struct Target: Equatable {
+        var backend: String
+        var server: String
+    }
+
+    enum AdminState: Equatable { case ready, drain, maint }
+
+    case showServersState(backend: String?)
+    case showBackends
+    case getWeight(Target)
+    case setState(Target, AdminState)
+    /// `enable server` (= `set server … state ready`).
+    case enableServer(Target)
+    case setHealth(Target, ServerOperationalState)
+    /// `set server … weight W` and `set weight … W`: `W` or `W%` of the configured weight.
+    case setWeight(Target, String)
+    case setAddress(Target, address: String, port: String?)
+    case setChecks(Target, enabled: Bool)
+
+    /// Reading is for every level (HAProxy: `show servers state` is a user command); changing
+    /// needs `admin`.
+    var requiredLevel: AccessLevel {
+        switch self {
+        case .showServersState, .showBackends, .getWeight: .user
+        default: .admin
+        }
+    }
+
+    static let usage = "usage: set server <backend>/<server> addr | health | state | weight"
+
+    /// The command `words` name, or the answer explaining why they are wrong; nil when the words
+    /// are not a server command at all.
+    static func parse(_ words: [String]) -> Result<ServerAdminCommand, ServerAdminError>? {
+        func target(_ i: Int) -> Result<Target, ServerAdminError> {
+            guard i < words.count, let slash = words[i].firstIndex(of: "/") else {
+                return .failure(ServerAdminError("Require 'backend/server'."))
+            }
+            let text = words[i]
+            return .success(Target(backend: String(text[..<slash]), server: String(text[text.index(after: slash)...])))
+        }
+        func with(_ i: Int, _ make: (Target) -> Result<ServerAdminCommand, ServerAdminError>) -> Result<ServerAdminCommand, ServerAdminError> {
+            switch target(i) {
+            case .success(let t): make(t)
+            case .failure(let e): .failure(e)
+            }
+        }
+        switch (words.first, words.dropFirst().first) {
+        case ("show", "servers"):
+            guard words.count >= 3, words[2] == "state" else { return nil }
+            return .success(.showServersState(backend: words.count > 3 ? words[3] : nil))
+        case ("show", "backend"):
+            return .success(.showBackends)
+        case ("get", "weight"):
+            return with(2) { .success(.getWeight($0)) }
+        case ("disable", "server"):
+            return with(2) { .success(.setState($0, .maint)) }
+        case ("enable", "server"):
+            return with(2) { .success(.enableServer($0)) }
+        case ("disable", "health"):
+            return with(2) { .success(.setChecks($0, enabled: false)) }
+        case ("enable", "health"):
+            return with(2) { .success(.setChecks($0, enabled: true)) }
+        case ("set", "weight"):
+            return with(2) { t in
+                guard words.count > 3 else { return .failure(ServerAdminError("Require <weight> or <weight%>.")) }
+                return .success(.setWeight(t, words[3]))
+            }
+        case ("set", "server"):
+            return with(2) { t in
+                let value = words.count > 4 ? words[4] : nil
+                switch words.count > 3 ? words[3] : "" {
+                case "state":
+                    switch value {
+                    case "ready": return .success(.setState(t, .ready))
+                    case "drain": return .success(.setState(t, .drain))
+                    case "maint": return .success(.setState(t, .maint))
+                    default: return .failure(ServerAdminError("'set server <srv> state' expects 'ready', 'drain' and 'maint'."))
+                    }
+                case "health":
+                    switch value {
+                    case "up": return .success(.setHealth(t, .running))
+                    case "stopping": return .success(.setHealth(t, .stopping))
+                    case "down": return .success(.setHealth(t, .stopped))
+                    default: return .failure(ServerAdminError("'set server <srv> health' expects 'up', 'stopping', or 'down'."))
+                    }
+                case "weight":
+                    guard let value else { return .failure(ServerAdminError("Require <weight> or <weight%>.")) }
+                    return .success(.setWeight(t, value))
+                case "addr":
+                    guard let value else {
+                        return .failure(ServerAdminError("set server <b>/<s> addr requires an address and optionally a port."))
+                    }
+                    var port: String?
+                    if words.count > 5 && words[5] == "port" { port = words.count > 6 ? words[6] : "" }
+                    return .success(.setAddress(t, address: value, port: port))
+                default:
+                    return .failure(ServerAdminError(usage))
+                }
+            }
+        default:
+            return nil
+        }
+    }
+
+    /// HAProxy's weight argument: `N` (0-256) or `N%` of the configured weight; a static
+    /// algorithm (map-based hashing, static-rr) accepts only 0 and the configured weight.
+    static func weight(_ text: String, initial: Int, algorithm: BalanceAlgorithm) -> Result<Int, ServerAdminError> {
+        let digits = text.prefix { $0.isNumber || $0 == "-" || $0 == "+" }
+        guard !digits.isEmpty, var w = Int(digits) else {
+            return .failure(ServerAdminError("Empty weight string empty or preceded by garbage"))
+        }
+        let rest = text.dropFirst(digits.count)
+        if rest == "%" {
+            guard w >= 0 else { return .failure(ServerAdminError("Relative weight must be positive.")) }
+            w = min(initial * min(w, 25600) / 100, 256)
+        } else if w < 0 || w > 256 {
+            return .failure(ServerAdminError("Absolute weight can only be between 0 and 256 inclusive."))
+        } else if !rest.isEmpty {
+            return .failure(ServerAdminError("Trailing garbage in weight string"))
+        }
+        let dynamic: Bool
+        switch algorithm {
+        case .roundRobin, .leastConnections, .first: dynamic = true
+        default: dynamic = false
+        }
+        if w != 0 && w != initial && !dynamic {
+            return .failure(ServerAdminError("Backend is using a static LB algorithm and only accepts weights '0%' and '100%'."))
+        }
+        return .success(w)
+    }
+}
+
+/// An answer explaining why a command was refused (HAProxy's wording).
+struct ServerAdminError: Error, Equatable {
+    var message: String
+    init(_ message: String) { self.message = message }
+}
+
+extension Engine {
+    /// Runs a server command of the runtime API (`show servers state`, `show backend`,
+    /// `get weight`, `disable|enable server`, `set server … state|health|weight|addr`,
+    /// `set weight`, `disable|enable health`) and returns its answer; nil when `words` are not one
+    /// of them. Runs on the loop's thread.
+    public func serverAdminCommand(_ words: [String], level: AccessLevel) -> String? {
+        guard let parsed = ServerAdminCommand.parse(words) else { return nil }
+        switch parsed {
+        case .failure(let e):
+            return e.message
+        case .success(let command):
+            guard level >= command.requiredLevel else { return "Permission denied" }
+            switch execute(command) {
+            case .success(let text): return text
+            case .failure(let e): return e.message
+            }
+        }
+    }
+
+    func execute(_ command: ServerAdminCommand) -> Result<String, ServerAdminError> {
+        switch command {
+        case .showServersState(let name):
+            return showServersState(backend: name)
+        case .showBackends:
+            return .success((["# name"] + backendsInOrder.map(\.name)).joined(separator: "\n"))
+        case .getWeight(let t):
+            return find(t).map { "\($0.state.health.weight) (initial \($0.state.health.initialWeight))" }
+        case .setState(let t, let wanted):
+            return find(t).map { s in
+                switch wanted {
+                case .ready:
+                    healthMonitor.change(s) { $0.leaveDrain(now: ConfigGeneration.monotonicNow()) }
+                    healthMonitor.change(s) { $0.leaveMaintenance(now: ConfigGeneration.monotonicNow()) }
+                case .drain:
+                    healthMonitor.change(s) { $0.enterDrain(now: ConfigGeneration.monotonicNow()) }
+                    healthMonitor.change(s) { $0.leaveMaintenance(now: ConfigGeneration.monotonicNow()) }
+                case .maint:
+                    healthMonitor.change(s) { $0.enterMaintenance(now: ConfigGeneration.monotonicNow()) }
+                    healthMonitor.change(s) { $0.leaveDrain(now: ConfigGeneration.monotonicNow()) }
+                }
+                return ""
+            }
+        case .enableServer(let t):
+            return execute(.setState(t, .ready))
+        case .setHealth(let t, let state):
+            return find(t).map { s in
+                healthMonitor.change(s) { $0.force(state, now: ConfigGeneration.monotonicNow()) }
+                return ""
+            }
+        case .setWeight(let t, let text):
+            return find(t).flatMap { s in
+                ServerAdminCommand.weight(text, initial: s.state.health.initialWeight, algorithm: s.backend.proxy.balance).map { w in
+                    healthMonitor.change(s) { h in
+                        h.setWeight(w)
+                        return nil
+                    }
+                    return ""
+                }
+            }
+        case .setAddress(let t, let addressText, let portText):
+            return find(t).flatMap { s in setAddress(s, addressText, portText) }
+        case .setChecks(let t, let enabled):
+            return find(t).map { s in
+                s.state.health.setChecksEnabled(enabled)
+                return ""
+            }
+        }
+    }
+
+    /// The current generation's backends in configuration order (`listen` sections included).
+    private var backendsInOrder: [Backend] {
+        guard let current else { return [] }
+        return current.config.config.proxies.compactMap { $0.isBackend ? current.backends[$0.name] : nil }
+    }
+
+    private func find(_ t: ServerAdminCommand.Target) -> Result<BackendServer, ServerAdminError> {
+        guard let backend = current?.backends[t.backend] else { return .failure(ServerAdminError("No such backend.")) }
+        guard let server = backend.servers.first(where: { $0.name == t.server }) else {
+            return .failure(ServerAdminError("No such server."))
+        }
+        return .success(server)
+    }
+
+    static let serversStateHeader = "1\n# be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state srv_uweight srv_iweight srv_time_since_last_change srv_check_status srv_check_result srv_check_health srv_check_state srv_agent_state bk_f_forced_id srv_f_forced_id srv_fqdn srv_port srvrecord srv_use_ssl srv_check_port srv_check_addr srv_agent_addr srv_agent_port"
+
+    /// HAProxy's `show servers state` (version 1), what `server-state-file` holds.
+    func showServersState(backend name: String?) -> Result<String, ServerAdminError> {
+        var backends = backendsInOrder
+        if let name {
+            guard let b = backends.first(where: { $0.name == name }) else { return .failure(ServerAdminError("Can't find backend.")) }
+            backends = [b]
+        }
+        let now = ConfigGeneration.monotonicNow()
+        var lines = [Engine.serversStateHeader]
+        for b in backends {
+            for s in b.servers {
+                let h = s.state.health
+                let c = s.config
+                let fqdn = IPAddress(c.host) == nil && !c.host.isEmpty ? c.host : "-"
+                let fields: [String] = [
+                    "\(b.proxy.id)", b.name, "\(c.id)", c.name, "\(c.address)",
+                    "\(h.operational.rawValue)", "\(h.admin.rawValue)", "\(h.weight)", "\(h.initialWeight)",
+                    "\(max(0, Int(now - h.lastChange)))",
+                    "\(h.lastCheck.status.rawValue)", "\(h.lastCheck.status.result.rawValue)", "\(h.health)", "\(h.checkStateFlags)",
+                    "0", "0", "0", fqdn, "\(c.port ?? 0)", "-", c.options.tls == nil ? "0" : "1",
+                    "\(c.options.check.port ?? 0)", c.options.check.address.map { "\($0)" } ?? "-", "-", "0",
+                ]
+                lines.append(fields.joined(separator: " "))
+            }
+        }
+        return .success(lines.joined(separator: "\n"))
+    }
+
+    /// `set server B/S addr IP [port P]`: new connections and checks go there; every generation
+    /// with this identity follows, and a reload that leaves the server unchanged keeps it.
+    private func setAddress(_ s: BackendServer, _ addressText: String, _ portText: String?) -> Result<String, ServerAdminError> {
+        let by = " by 'stats socket command'"
+        guard let address = IPAddress(addressText) else {
+            return .failure(ServerAdminError("Invalid addr '\(addressText)'\(by)"))
+        }
+        let old = ServerAddress(address: s.config.address, port: s.config.port)
+        var new = ServerAddress(address: address, port: old.port)
+        var answer = address == old.address ? "no need to change the addr" : "IP changed from '\(old.address)' to '\(address)'"
+        if let portText {
+            if let p = UInt16(portText), p > 0 {
+                new.port = p
+                answer += p == old.port ? ", no need to change the port" : ", port changed from '\(old.port ?? 0)' to '\(p)'"
+            } else {
+                answer += ", problem converting port '\(portText)' to an int"
+            }
+        }
+        if new != old {
+            let state = s.state
+            state.runtimeAddress = new
+            for g in liveGenerations {
+                for b in g.backends.values {
+                    for other in b.servers where other.state === state {
+                        other.config.address = new.address
+                        other.config.port = new.port
+                    }
+                }
+            }
+            // Pooled connections go to the old address.
+            state.closeIdle()
+        }
+        return .success(answer + by)
+    }
+}
