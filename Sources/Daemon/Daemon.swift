@@ -97,7 +97,14 @@ final class Daemon: @unchecked Sendable {
             engine.current?.logNotice(message)
         }
         let first = ConfigGeneration(id: 1, hash: loaded.hash, config: loaded.config, files: loaded.files)
-        let generation = Engine.makeGeneration(first)
+        let generation: Generation
+        do {
+            generation = try Engine.makeGeneration(first)
+        } catch {
+            cache.release(keys)
+            for pid in options.replace { kill(pid, SIGTTIN) }
+            return fail(error.errors.map(\.description))
+        }
         engine.activate(generation, listenerFDs: fds)
 
         let reloads = ReloadCoordinator(engine: engine, cache: cache, files: options.files, loader: loader, firstID: 2)

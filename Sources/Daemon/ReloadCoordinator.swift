@@ -156,7 +156,13 @@ struct ReloadJob: Sendable {
             return .failure(ConfigErrors(bindErrors.errors.map { ListenerPlan.error(for: $0, in: loaded.config) }))
         case .success(let fds):
             let config = ConfigGeneration(id: id, hash: loaded.hash, config: loaded.config, files: loaded.files)
-            let generation = Engine.makeGeneration(config)
+            let generation: Generation
+            do {
+                generation = try Engine.makeGeneration(config)
+            } catch {
+                cache.release(keys.filter { !before.contains($0) })
+                return .failure(error)
+            }
             let fresh = keys.filter { !before.contains($0) }.count
             return .success(Built(generation: Handoff(value: generation), listenerFDs: fds, newListeners: fresh))
         }

@@ -61,8 +61,8 @@ public final class Engine: EventHandler, @unchecked Sendable {
     }
 
     /// Builds the runtime objects of a generation. Pure: runs on the reload builder's thread.
-    public static func makeGeneration(_ config: ConfigGeneration) -> Generation {
-        Generation(config: config)
+    public static func makeGeneration(_ config: ConfigGeneration) throws(ConfigErrors) -> Generation {
+        try Generation(config: config)
     }
 
     public func run() { loop.run() }
@@ -174,6 +174,15 @@ public final class Engine: EventHandler, @unchecked Sendable {
 
     /// Forgets carried state that no live generation uses.
     private func pruneCarriedState() {
+        // adoptCounters put every identity of `current` in the tables, so when their sizes are
+        // the current generation's nothing else is in them: the common reload (same servers)
+        // skips hashing every server identity twice (44 M instructions at 10,000 servers).
+        if let current, frontendCounters.count == current.frontends.count,
+           backendCounters.count == current.backends.count,
+           serverStates.count == current.backends.values.reduce(0, { $0 + $1.servers.count })
+        {
+            return
+        }
         var frontends = Set<String>(), backends = Set<String>(), servers = Set<ServerIdentity>()
         for g in live {
             frontends.formUnion(g.frontends.keys)

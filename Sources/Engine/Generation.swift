@@ -17,19 +17,29 @@ public final class Generation {
     /// Listeners still pointing at this generation.
     var listenerRefs = 0
 
-    init(config: ConfigGeneration) {
+    /// Throws the errors of what only the engine can check (an HTTP rule's regular expression).
+    init(config: ConfigGeneration) throws(ConfigErrors) {
         self.config = config
         let global = config.config.global
         globalLog = LogSinks(global.logTargets)
+        // One rule set per HTTP proxy: a `listen`'s front and back halves share it.
+        var rules: [String: HTTPRuleSet] = [:]
+        var errors: [ConfigError] = []
+        for proxy in config.config.proxies where proxy.mode == .http {
+            do { rules[proxy.name + (proxy.isBackend ? "/b" : "/f")] = try HTTPRuleSet(proxy) } catch { errors.append(error) }
+        }
+        if !errors.isEmpty { throw ConfigErrors(errors) }
+        func ruleSet(_ proxy: Proxy) -> HTTPRuleSet? { rules[proxy.name + (proxy.isBackend ? "/b" : "/f")] }
         var backends: [String: Backend] = [:]
         for proxy in config.config.proxies where proxy.isBackend {
-            backends[proxy.name] = Backend(proxy: proxy)
+            backends[proxy.name] = Backend(proxy: proxy, rules: ruleSet(proxy))
         }
         var frontends: [String: Frontend] = [:]
         var keys: [ListenerKey: Frontend] = [:]
         for proxy in config.config.proxies where proxy.isFrontend && !proxy.disabled {
             let target = proxy.defaultBackend.flatMap { backends[$0] } ?? (proxy.kind == .listen ? backends[proxy.name] : nil)
-            let frontend = Frontend(proxy: proxy, defaultBackend: target, log: proxy.kind == .listen ? backends[proxy.name]?.log : nil)
+            let frontend = Frontend(proxy: proxy, defaultBackend: target, rules: ruleSet(proxy),
+                                    log: proxy.kind == .listen ? backends[proxy.name]?.log : nil)
             frontends[proxy.name] = frontend
             for bind in proxy.binds {
                 keys[ListenerKey(bind, defaultBacklog: Frontend.defaultBacklog)] = frontend
@@ -60,10 +70,13 @@ final class Frontend {
     /// Shared with the same-named frontend of every generation (set when the generation activates).
     var counters = ProxyCounters()
     let log: LogSinks
+    /// HTTP mode: the compiled rules (shared with the backend half of a `listen`).
+    let rules: HTTPRuleSet?
 
-    init(proxy: Proxy, defaultBackend: Backend?, log: LogSinks? = nil) {
+    init(proxy: Proxy, defaultBackend: Backend?, rules: HTTPRuleSet? = nil, log: LogSinks? = nil) {
         self.proxy = proxy
         self.defaultBackend = defaultBackend
+        self.rules = rules
         self.log = log ?? LogSinks(proxy.log.targets)
     }
 
@@ -82,8 +95,12 @@ final class Backend {
     /// The proxy's `log` targets: server state changes go there (a `listen` shares them with its frontend).
     let log: LogSinks
 
-    init(proxy: Proxy) {
+    /// HTTP mode: the compiled rules.
+    let rules: HTTPRuleSet?
+
+    init(proxy: Proxy, rules: HTTPRuleSet? = nil) {
         self.proxy = proxy
+        self.rules = rules
         servers = proxy.servers.map { BackendServer(config: $0, backendName: proxy.name) }
         balancer = Balancer(algorithm: proxy.balance)
         log = LogSinks(proxy.log.targets)

@@ -124,6 +124,15 @@ final class HTTPSession: ListedSession {
     private var termination = TerminationState()
     private var requestLine = ""
     private var bytesToClient: UInt64 = 0
+    /// The rules' per-request storage, kept for the connection's life (allocated at its first request).
+    private var scratch: HTTPRuleScratch?
+    private var localAddress: SocketEndpoint?
+    /// The body of a local answer, sent after `clientOut` (owned by the generation or the scratch).
+    private var pendingBody: UnsafeRawBufferPointer?
+    /// What `balance uri|url_param|hdr` hashes for this request.
+    private var requestHashKey: UInt64?
+    /// The server cookie persistence designated for this request.
+    private var persistentServer: BackendServer?
 
     // Timing (loop seconds) for timeouts and the log.
     private var idleSince: Double
@@ -166,6 +175,7 @@ final class HTTPSession: ListedSession {
     }
 
     override var balanceSource: IPAddress? { clientAddress?.address }
+    override var balanceKey: UInt64? { requestHashKey }
 
     func start() {
         selfRetain = Unmanaged.passRetained(self)
@@ -366,43 +376,96 @@ final class HTTPSession: ListedSession {
         closeAfterResponse = !requestKeepAlive || mustClose || clientEOF
             || frontend.proxy.http.connectionMode == .close
 
-        // The head is replaced by its rewritten copy; the body follows it verbatim.
-        requestParsed += input.count
-        clientIn.start = requestParsed
-
-        let backend = frontend.defaultBackend
+        let scratch = self.scratch ?? HTTPRuleScratch(capacity: loop.buffers.size)
+        self.scratch = scratch
+        let info = connectionInfo
+        var backend: Backend?
+        if let rules = frontend.rules {
+            let generation = frontend.generation!
+            let decision = rules.processRequest(requestParser.head, input: input, connection: info, scratch: scratch) { name in
+                let chosen = name.map { generation.backends[$0] } ?? frontend.defaultBackend
+                backend = chosen
+                return chosen?.rules
+            }
+            switch decision {
+            case .respond(let answer):
+                consumeHead(input)
+                if answer.status == 403 { frontend.counters.deniedRequests += 1 }
+                sendLocal(answer)
+                return
+            case .useService:
+                // No service is registered yet: the Loader refuses `use-service` until one is.
+                consumeHead(input)
+                respondLocally(status: 503)
+                return
+            case .forward:
+                break
+            }
+        } else {
+            backend = frontend.defaultBackend
+        }
         guard let backend else {
+            consumeHead(input)
             respondLocally(status: 503)
             return
         }
         self.backend = backend
         backend.counters.sessionStarted()
         backend.counters.requests += 1
-        writeRequestHead(head, input, backend: backend)
+        requestHashKey = nil
+        persistentServer = nil
+        if let rules = backend.rules {
+            if let index = rules.persistentServer(requestParser.head, input: input, scratch: scratch,
+                                                  isUsable: { i in backend.servers[i].isUsable }) {
+                persistentServer = backend.servers[index]
+            } else {
+                requestHashKey = rules.balanceKey(for: backend.proxy.balance, requestParser.head, input: input, scratch: scratch)
+            }
+        }
+        writeRequestHead(input, backend: backend, scratch: scratch, info: info)
+        // The head was replaced by its rewritten copy; the body follows it verbatim.
+        consumeHead(input)
+        guard !localResponse else { return }
         phase = .waitingServer
         parseRequestBody()
         assignServer(excluding: nil)
     }
 
-    /// The request head as the server receives it: hop-by-hop fields removed, the proxy's own
-    /// fields added.
-    private func writeRequestHead(_ head: HTTPHead, _ input: UnsafeRawBufferPointer, backend: Backend) {
+    private func consumeHead(_ input: UnsafeRawBufferPointer) {
+        requestParsed += input.count
+        clientIn.start = requestParsed
+    }
+
+    private var connectionInfo: HTTPConnectionInfo {
+        if localAddress == nil { localAddress = localEndpoint(clientFD) }
+        return HTTPConnectionInfo(client: clientAddress, local: localAddress, isTLS: false)
+    }
+
+    /// The request head as the server receives it: the rules' rewrites applied, hop-by-hop fields
+    /// removed, the proxy's own fields added, and the Connection field this session needs.
+    private func writeRequestHead(_ input: UnsafeRawBufferPointer, backend: Backend, scratch: HTTPRuleScratch,
+                                  info: HTTPConnectionInfo) {
         let pool = loop.buffers
         serverOut.release(pool)
         let out = serverOut.take(pool)
         var writer = HTTPHeadWriter(into: UnsafeMutableRawBufferPointer(start: out, count: pool.size))
-        writer.writeStartLine(head, from: input, version: .http11)
-        writer.writeFields(head, from: input, removing: upgradeRequested ? .connectionOptions : .hopByHop)
-        if let ff = frontend?.proxy.http.forwardFor ?? backend.proxy.http.forwardFor, let client = clientAddress {
-            let text = client.address.description
-            writer.writeField(name: ff.header, value: text)
-        }
+        let connectionHeader: HTTPConnectionHeader
         if upgradeRequested {
-            writer.writeField(name: "Connection", value: "upgrade")
+            connectionHeader = .upgrade
         } else if backend.proxy.http.connectionMode != .keepAlive || frontend?.proxy.http.connectionMode != .keepAlive {
-            writer.writeField(name: "Connection", value: "close")
+            connectionHeader = .close
+        } else {
+            connectionHeader = .keepAlive
         }
-        writer.writeEndOfHead()
+        if let rules = frontend?.rules {
+            rules.writeRequestHead(into: &writer, requestParser.head, input: input, connection: info, scratch: scratch,
+                                   backend: backend.rules, connectionHeader: connectionHeader)
+        } else {
+            writer.writeStartLine(requestParser.head, from: input)
+            writer.writeFields(requestParser.head, from: input, removing: upgradeRequested ? .connectionOptions : .hopByHop)
+            if connectionHeader == .close { writer.writeField(name: "Connection", value: "close") }
+            writer.writeEndOfHead()
+        }
         if writer.overflowed {
             // The rewritten head does not fit a buffer: HAProxy answers 500 here.
             serverOut.release(pool)
@@ -451,7 +514,15 @@ final class HTTPSession: ListedSession {
 
     private func assignServer(excluding: BackendServer?) {
         guard let backend else { return }
-        switch backend.pickServer(excluding: excluding, source: clientAddress?.address) {
+        // Cookie persistence first: the designated server, while it is usable and has room.
+        if let s = persistentServer, s !== excluding, s.isUsable, !s.isFull {
+            persistentServer = nil
+            takeSlot(s)
+            obtainConnection()
+            return
+        }
+        persistentServer = nil
+        switch backend.pickServer(excluding: excluding, source: clientAddress?.address, hashKey: requestHashKey) {
         case .server(let s):
             takeSlot(s)
             obtainConnection()
@@ -762,19 +833,36 @@ final class HTTPSession: ListedSession {
             enterTunnel()
             return
         }
-        if head.framing == .untilClose || !head.keepAlive && head.framing == .untilClose { closeAfterResponse = true }
+        if head.framing == .untilClose { closeAfterResponse = true }
         if mustClose { closeAfterResponse = true }
+        let connectionHeader: HTTPConnectionHeader = closeAfterResponse ? .close : .keepAlive
+        if let rules = frontend?.rules, let scratch {
+            let serverIndex = server.flatMap { s in backend?.servers.firstIndex { $0 === s } }
+            switch rules.processResponse(responseParser.head, input: input, connection: connectionInfo, scratch: scratch,
+                                         backend: backend?.rules, server: serverIndex) {
+            case .forward:
+                break
+            case .respond(let answer):
+                // The server's answer is dropped (http-response deny): the connection to it too.
+                detachServer(close: true)
+                serverIn.release(loop.buffers)
+                responseParsed = 0
+                sendLocal(answer)
+                return
+            }
+        }
         let pool = loop.buffers
         let out = clientOut.take(pool)
         var writer = HTTPHeadWriter(into: UnsafeMutableRawBufferPointer(start: out + clientOut.end, count: pool.size - clientOut.end))
-        writer.writeStartLine(head, from: input, version: .http11)
-        writer.writeFields(head, from: input, removing: .hopByHop)
-        if closeAfterResponse {
-            writer.writeField(name: "Connection", value: "close")
-        } else if requestVersion == .http10 {
-            writer.writeField(name: "Connection", value: "keep-alive")
+        if let rules = frontend?.rules, let scratch {
+            rules.writeResponseHead(into: &writer, responseParser.head, input: input, scratch: scratch,
+                                    connectionHeader: connectionHeader, clientVersion: requestVersion)
+        } else {
+            writer.writeStartLine(head, from: input)
+            writer.writeFields(head, from: input, removing: .hopByHop)
+            if closeAfterResponse { writer.writeField(name: "Connection", value: "close") }
+            writer.writeEndOfHead()
         }
-        writer.writeEndOfHead()
         guard !writer.overflowed else {
             termination = TerminationState(cause: UInt8(ascii: "P"), phase: UInt8(ascii: "H"))
             detachServer(close: true)
@@ -810,6 +898,19 @@ final class HTTPSession: ListedSession {
             }
         }
         clientOut.releaseIfEmpty(pool)
+        while let body = pendingBody, body.count > 0 {
+            let n = send(clientFD, body.baseAddress, body.count, Int32(MSG_NOSIGNAL | MSG_DONTWAIT))
+            if n > 0 {
+                pendingBody = n == body.count ? nil : UnsafeRawBufferPointer(rebasing: body[n...])
+                lastClientActivity = loop.now
+            } else if n < 0 && (errno == EAGAIN || errno == EINTR) {
+                return
+            } else {
+                clientWriteFailed()
+                return
+            }
+        }
+        pendingBody = nil
         while responseParsed > serverIn.start, let base = serverIn.base {
             let n = send(clientFD, base + serverIn.start, responseParsed - serverIn.start, Int32(MSG_NOSIGNAL | MSG_DONTWAIT))
             if n > 0 {
@@ -858,27 +959,37 @@ final class HTTPSession: ListedSession {
 
     // MARK: answers strata writes itself
 
-    /// Answers with HAProxy's page for `status` (or the frontend's errorfile). The request's body
-    /// is not read, so the connection closes after it when one was coming.
+    /// Answers with the `errorfile` for `status`, or HAProxy's page. The request's body is not
+    /// read, so the connection closes after it when one was coming.
     func respondLocally(status: Int) {
-        let frontend = frontend ?? listener.frontend
-        if generation == nil, let frontend { begin(frontend) }
+        let frontend = self.frontend ?? listener.frontend
+        let answer = frontend?.rules?.errorResponse(status, backend: backend?.rules) ?? HTTPLocalResponse.errorPage(status)
+        sendLocal(answer)
+    }
+
+    /// Sends an answer strata makes itself (an error, a deny, a return, a redirect) instead of
+    /// anything from a server.
+    private func sendLocal(_ answer: HTTPLocalResponse) {
+        if generation == nil, let frontend = frontend ?? listener.frontend { begin(frontend) }
         detachServer(close: true)
         releaseSlot()
         if isQueued { backend?.queue.remove(self) }
         localResponse = true
         responseStarted = true
         responseComplete = true
-        responseStatus = status
-        if requestHasBody && !requestComplete { closeAfterResponse = true }
-        if status >= 500 || status == 400 || status == 408 { closeAfterResponse = true }
-        let page = frontend?.proxy.http.errorFiles[status] ?? HTTPSession.errorPage(status: status)
-        clientOut.release(loop.buffers)
-        page.withUnsafeBytes { clientOut.append($0, pool: loop.buffers) }
-        bytesToClient = UInt64(page.count)
-        serverIn.release(loop.buffers)
+        responseStatus = answer.status
+        if (requestHasBody && !requestComplete) || answer.closesConnection || answer.status >= 500 { closeAfterResponse = true }
+        let pool = loop.buffers
+        clientOut.release(pool)
+        let out = clientOut.take(pool)
+        var writer = HTTPHeadWriter(into: UnsafeMutableRawBufferPointer(start: out, count: pool.size))
+        answer.writeHead(into: &writer, close: closeAfterResponse || mustClose, clientVersion: requestVersion)
+        clientOut.end = writer.overflowed ? 0 : writer.count
+        pendingBody = answer.body.count > 0 ? answer.body : nil
+        bytesToClient = UInt64(clientOut.end + answer.body.count)
+        serverIn.release(pool)
         responseParsed = 0
-        serverOut.release(loop.buffers)
+        serverOut.release(pool)
         phase = .exchange
         flushToClient()
     }
@@ -887,7 +998,7 @@ final class HTTPSession: ListedSession {
 
     private func checkTransactionEnd() {
         guard generation != nil, phase == .exchange, responseComplete else { return }
-        guard clientOut.isEmpty, serverIn.start >= responseParsed else { return }
+        guard clientOut.isEmpty, pendingBody == nil, serverIn.start >= responseParsed else { return }
         if !requestComplete { closeAfterResponse = true }
         // The server connection goes back to the pool when it can carry another request.
         let reusable = !localResponse && requestComplete && !serverEOF && !closeAfterResponse
@@ -1002,7 +1113,7 @@ final class HTTPSession: ListedSession {
         case .closing, .closed:
             break
         }
-        if !clientOut.isEmpty || responseParsed > serverIn.start { client |= EV_WRITE_MASK }
+        if !clientOut.isEmpty || pendingBody != nil || responseParsed > serverIn.start { client |= EV_WRITE_MASK }
         clientIO.watch(client, on: loop)
 
         guard let c = serverConnection else { return }
@@ -1147,28 +1258,6 @@ final class HTTPSession: ListedSession {
         let retries = redispatched ? "+\(retriesDone)" : "\(retriesDone)"
         let line = "\(client) [\(logDate(requestWall))] \(frontend.name) \(backendName)/\(serverName) \(tr)/\(tw)/\(tc)/\(trs)/\(ta) \(status) \(bytesToClient) - - \(termination.text)-- \(engine.currentSessions)/\(frontend.counters.currentSessions)/\(backend?.counters.currentSessions ?? 0)/\(server?.state.currentSessions ?? 0)/\(retries) 0/\(backend?.queue.count ?? 0) \"\(requestLine)\""
         frontend.log.send(line)
-    }
-}
-
-extension HTTPSession {
-    /// The answer strata writes itself for `status`: HAProxy's reason phrases and short pages.
-    static func errorPage(status: Int) -> [UInt8] {
-        let (reason, text): (String, String) = switch status {
-        case 400: ("Bad request", "Your browser sent an invalid request.")
-        case 403: ("Forbidden", "Request forbidden by administrative rules.")
-        case 408: ("Request Time-out", "Your browser didn't send a complete request in time.")
-        case 414: ("Request-URI Too Long", "Your browser sent a request with a too long URI.")
-        case 431: ("Request Header Fields Too Large", "Your browser sent a request with too large header fields.")
-        case 500: ("Internal Server Error", "An internal server error occurred.")
-        case 502: ("Bad Gateway", "The server returned an invalid or incomplete response.")
-        case 503: ("Service Unavailable", "No server is available to handle this request.")
-        case 504: ("Gateway Time-out", "The server didn't respond in time.")
-        case 505: ("HTTP Version Not Supported", "Your browser sent a request with an unsupported HTTP version.")
-        default: ("Error", "An error occurred.")
-        }
-        let body = "<html><body><h1>\(status) \(reason)</h1>\n\(text)\n</body></html>\n"
-        let head = "HTTP/1.1 \(status) \(reason)\r\ncontent-length: \(body.utf8.count)\r\ncache-control: no-cache\r\ncontent-type: text/html\r\nconnection: close\r\n\r\n"
-        return Array((head + body).utf8)
     }
 }
 

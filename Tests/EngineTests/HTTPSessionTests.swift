@@ -114,7 +114,7 @@ final class HTTPTestProxy: @unchecked Sendable {
         configure(&proxy)
         let config = Config(global: GlobalSettings(), proxies: [proxy])
         defer { nextID += 1 }
-        return Engine.makeGeneration(ConfigGeneration(id: nextID, hash: "test\(nextID)", config: config, files: []))
+        return try Engine.makeGeneration(ConfigGeneration(id: nextID, hash: "test\(nextID)", config: config, files: []))
     }
 
     /// Activates a new generation on the loop (as a reload does); returns the listener keys dropped.
