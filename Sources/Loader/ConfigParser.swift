@@ -206,6 +206,7 @@ struct ConfigParser {
 
         var draft = ProxyDraft(name: name ?? "", section: sectionKind, location: location)
         draft.valid = valid
+        var base: Int?  // the defaults section to inherit from
         var what: String { sectionKind == .defaults ? "defaults section '\(name ?? "")'" : "\(kind) '\(name ?? "")'" }
         if let from {
             let matches = defaults.filter { $0.name == from }
@@ -220,7 +221,7 @@ struct ConfigParser {
                     errors.append(ConfigError(location, "defaults section '\(from)' (declared at \(defaults[index].location)) is used implicitly at \(implicit) and referenced with 'from' here: use 'from' everywhere, or add a last defaults section for the implicit uses"))
                 }
                 if defaults[index].explicitUse == nil { defaults[index].explicitUse = location }
-                draft.inherit(from: defaults[index].draft)
+                base = index
             }
         } else if sectionKind != .defaults, let index = defaults.indices.last {
             // A proxy starts from the latest defaults section before it; a defaults section starts afresh.
@@ -228,14 +229,19 @@ struct ConfigParser {
                 errors.append(ConfigError(location, "defaults section '\(defaults[index].name ?? "")' (declared at \(defaults[index].location)) is referenced with 'from' at \(explicit) and used implicitly here: use 'from' everywhere, or add a last defaults section for the implicit uses"))
             }
             if defaults[index].implicitUse == nil { defaults[index].implicitUse = location }
-            draft.inherit(from: defaults[index].draft)
+            base = index
         }
 
+        // A ProxyDraft is over a kilobyte with dozens of references in it: it is moved into its
+        // array (`consume`) and inherits there, from the defaults read in place (the argument is
+        // the array, not a copy of the draft), so no section copies a whole draft.
         if sectionKind == .defaults {
-            defaults.append(DefaultsSection(name: name, location: location, draft: draft))
+            if let base { draft.inherit(from: defaults, base) }
+            defaults.append(DefaultsSection(name: name, location: location, draft: consume draft))
             section = .defaults(defaults.count - 1)
         } else {
-            drafts.append(draft)
+            drafts.append(consume draft)
+            if let base { drafts[drafts.count - 1].inherit(from: defaults, base) }
             section = .proxy(drafts.count - 1)
         }
     }

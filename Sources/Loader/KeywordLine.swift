@@ -72,15 +72,16 @@ struct KeywordLine {
                                        location: location)
     }
 
-    static func integer(_ text: String, range: ClosedRange<Int>, name: String, location: SourceLocation)
-        throws(ConfigError) -> Int
+    /// `name` is only needed for a message: evaluated on error alone.
+    static func integer(_ text: String, range: ClosedRange<Int>, name: @autoclosure () -> String,
+                        location: SourceLocation) throws(ConfigError) -> Int
     {
         // Not a number at all: say so plainly; the range is for numbers out of it.
         guard let value = decimal(text) else {
-            throw ConfigError(location, "'\(name)' expects an integer, got '\(text)'")
+            throw ConfigError(location, "'\(name())' expects an integer, got '\(text)'")
         }
         guard range.contains(value) else {
-            throw ConfigError(location, "'\(name)' expects \(describe(range)), got '\(text)'")
+            throw ConfigError(location, "'\(name())' expects \(describe(range)), got '\(text)'")
         }
         return value
     }

@@ -64,32 +64,33 @@ struct ProxyDraft {
 
     /// Starts from a `defaults` section's settings, copying only what the proxy's capabilities use
     /// (HAProxy's rule): a backend takes no `default_backend`, a frontend no `balance`.
-    mutating func inherit(from base: ProxyDraft) {
-        let from = base.proxy
-        proxy.mode = from.mode
-        proxy.disabled = from.disabled
-        logs = base.logs
-        failedKeywords = base.failedKeywords
-        proxy.log = from.log
-        proxy.tcpKeepAlive = from.tcpKeepAlive
-        if proxy.isFrontend {
-            proxy.defaultBackend = from.defaultBackend
-            proxy.defaultBackendLocation = from.defaultBackendLocation
-            proxy.maxconn = from.maxconn
-            proxy.timeouts.client = from.timeouts.client
-            proxy.timeouts.clientFin = from.timeouts.clientFin
+    mutating func inherit(from sections: [DefaultsSection], _ index: Int) {
+        // Field by field through the array: `let base = sections[index].draft` (or passing it as
+        // an argument) would copy the whole draft, `let from = base.proxy` the whole Proxy.
+        proxy.mode = sections[index].draft.proxy.mode
+        proxy.disabled = sections[index].draft.proxy.disabled
+        logs = sections[index].draft.logs
+        failedKeywords = sections[index].draft.failedKeywords
+        proxy.log = sections[index].draft.proxy.log
+        proxy.tcpKeepAlive = sections[index].draft.proxy.tcpKeepAlive
+        if proxy.kind != .backend {  // isFrontend, without copying the proxy to call it
+            proxy.defaultBackend = sections[index].draft.proxy.defaultBackend
+            proxy.defaultBackendLocation = sections[index].draft.proxy.defaultBackendLocation
+            proxy.maxconn = sections[index].draft.proxy.maxconn
+            proxy.timeouts.client = sections[index].draft.proxy.timeouts.client
+            proxy.timeouts.clientFin = sections[index].draft.proxy.timeouts.clientFin
         }
-        if proxy.isBackend {
-            proxy.balance = from.balance
-            proxy.fullconn = from.fullconn
-            proxy.retries = from.retries
-            proxy.redispatch = from.redispatch
-            proxy.timeouts.connect = from.timeouts.connect
-            proxy.timeouts.server = from.timeouts.server
-            proxy.timeouts.queue = from.timeouts.queue
-            proxy.timeouts.tunnel = from.timeouts.tunnel
-            proxy.timeouts.serverFin = from.timeouts.serverFin
-            defaultServer = base.defaultServer
+        if proxy.kind != .frontend {  // isBackend
+            proxy.balance = sections[index].draft.proxy.balance
+            proxy.fullconn = sections[index].draft.proxy.fullconn
+            proxy.retries = sections[index].draft.proxy.retries
+            proxy.redispatch = sections[index].draft.proxy.redispatch
+            proxy.timeouts.connect = sections[index].draft.proxy.timeouts.connect
+            proxy.timeouts.server = sections[index].draft.proxy.timeouts.server
+            proxy.timeouts.queue = sections[index].draft.proxy.timeouts.queue
+            proxy.timeouts.tunnel = sections[index].draft.proxy.timeouts.tunnel
+            proxy.timeouts.serverFin = sections[index].draft.proxy.timeouts.serverFin
+            defaultServer = sections[index].draft.defaultServer
         }
     }
 }

@@ -41,8 +41,8 @@ extension KeywordReader {
 
     /// `proxyKeywords` by name, their sections as a bit mask: one lookup per line rather than a
     /// scan of the list, and no hashing of the section.
-    static let proxyKeywordSections: [String: UInt8] = Dictionary(
-        uniqueKeysWithValues: proxyKeywords.map { ($0.name, $0.sections.reduce(0) { $0 | $1.bit }) })
+    static let proxyKeywordSections = KeywordTable<UInt8>(
+        proxyKeywords.map { ($0.name, $0.sections.reduce(0) { $0 | $1.bit }) })
 
     /// Keywords that take HAProxy's `no` prefix.
     static let negatableProxyKeywords: Set<String> = [
@@ -95,13 +95,22 @@ extension KeywordReader {
                 throw line.error("character '\(bad)' is not permitted in server name '\(name)'")
             }
             let (host, ip, port) = try serverAddress(address, line: line, context: "'server \(name)'")
-            let options = try serverOptions(line, from: 2, base: draft.defaultServer)
+            // Built in place in the array (a Server is large); a refused line leaves no server.
             draft.proxy.servers.append(
                 Server(name: name, location: line.location, id: draft.proxy.servers.count + 1, host: host,
-                       address: ip, port: port, options: options))
+                       address: ip, port: port, options: draft.defaultServer))
+            do throws(ConfigError) {
+                try serverOptions(line, from: 2, into: &draft.proxy.servers[draft.proxy.servers.count - 1].options)
+            } catch {
+                draft.proxy.servers.removeLast()
+                throw error
+            }
 
         case "default-server":
-            draft.defaultServer = try serverOptions(line, from: 0, base: draft.defaultServer)
+            // A refused line leaves the defaults as they were.
+            var options = draft.defaultServer
+            try serverOptions(line, from: 0, into: &options)
+            draft.defaultServer = options
 
         case "default_backend":
             let name = try line.argument(0, expecting: "a backend name")
@@ -317,11 +326,11 @@ extension KeywordReader {
         }
     }
 
-    /// The options of a `server` (from its third word) or `default-server` line, over `base`.
-    private func serverOptions(_ line: KeywordLine, from start: Int, base: ServerOptions) throws(ConfigError)
-        -> ServerOptions
+    /// The options of a `server` (from its third word) or `default-server` line, over those in
+    /// `options` (the defaults), in place: ServerOptions is large enough for copies to show.
+    private func serverOptions(_ line: KeywordLine, from start: Int, into options: inout ServerOptions)
+        throws(ConfigError)
     {
-        var options = base
         var i = start
         while let option = line.optionalArgument(i) {
             switch option {
@@ -342,6 +351,5 @@ extension KeywordReader {
             }
             i += 1
         }
-        return options
     }
 }
