@@ -54,7 +54,11 @@ struct ExitCodeError: Error, CustomStringConvertible {
 
 /// How the CLI tells an error answer from a normal one (HAProxy's own wordings).
 enum AdminAnswer {
-    static let errorPrefixes = ["Unknown command", "Permission denied", "Success=0", "No such", "Require ", "Invalid ", "'"]
+    static let errorPrefixes = [
+        "Unknown command", "Permission denied", "Success=0", "No such", "Require ", "Invalid ", "'",
+        "Absolute weight", "Relative weight", "Empty weight", "Trailing garbage", "Backend is using a static",
+        "Can't find backend", "usage: ", "set server <b>/<s> addr requires",
+    ]
 
     static func isError(_ answer: String) -> Bool {
         errorPrefixes.contains { answer.hasPrefix($0) }

@@ -416,7 +416,7 @@ final class HTTPSession: ListedSession {
         persistentServer = nil
         if let rules = backend.rules {
             if let index = rules.persistentServer(requestParser.head, input: input, scratch: scratch,
-                                                  isUsable: { i in backend.servers[i].isUsable }) {
+                                                  isUsable: { i in backend.servers[i].acceptsPersistentTraffic }) {
                 persistentServer = backend.servers[index]
             } else {
                 requestHashKey = rules.balanceKey(for: backend.proxy.balance, requestParser.head, input: input, scratch: scratch)
@@ -515,7 +515,7 @@ final class HTTPSession: ListedSession {
     private func assignServer(excluding: BackendServer?) {
         guard let backend else { return }
         // Cookie persistence first: the designated server, while it is usable and has room.
-        if let s = persistentServer, s !== excluding, s.isUsable, !s.isFull {
+        if let s = persistentServer, s !== excluding, s.acceptsPersistentTraffic, !s.isFull {
             persistentServer = nil
             takeSlot(s)
             obtainConnection()
