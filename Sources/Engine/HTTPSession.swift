@@ -213,6 +213,26 @@ final class HTTPSession: ListedSession {
         updateInterest()
     }
 
+    // MARK: the client's transport
+
+    // The client connection's bytes go through these three calls only, with recv/send's results
+    // (a count, 0 at EOF, or -1 with errno, EAGAIN when it would block): the seam where a TLS
+    // transport takes the socket's place.
+
+    @inline(__always)
+    private func clientRead(_ buffer: UnsafeMutableRawPointer, _ count: Int) -> Int {
+        recv(clientFD, buffer, count, Int32(MSG_DONTWAIT))
+    }
+
+    @inline(__always)
+    private func clientWrite(_ bytes: UnsafeRawPointer, _ count: Int) -> Int {
+        send(clientFD, bytes, count, Int32(MSG_NOSIGNAL | MSG_DONTWAIT))
+    }
+
+    private func clientShutdownWrite() {
+        shutdown(clientFD, Int32(SHUT_WR))
+    }
+
     // MARK: client input
 
     private func clientReadable() {
@@ -222,7 +242,7 @@ final class HTTPSession: ListedSession {
         if clientIn.end == pool.size { compactClientIn() }
         let space = pool.size - clientIn.end
         guard space > 0 else { return }
-        let n = recv(clientFD, buffer + clientIn.end, space, Int32(MSG_DONTWAIT))
+        let n = clientRead(buffer + clientIn.end, space)
         if n > 0 {
             clientIn.end += n
             lastClientActivity = loop.now
@@ -762,7 +782,7 @@ final class HTTPSession: ListedSession {
     private func serverInputEnded(error: Bool) {
         serverEOF = true
         if phase == .tunnel {
-            if serverIn.isEmpty { shutdown(clientFD, Int32(SHUT_WR)) }
+            if serverIn.isEmpty { clientShutdownWrite() }
             tunnelMaybeDone()
             return
         }
@@ -886,7 +906,7 @@ final class HTTPSession: ListedSession {
     private func flushToClient() {
         let pool = loop.buffers
         while !clientOut.isEmpty, let base = clientOut.base {
-            let n = send(clientFD, base + clientOut.start, clientOut.count, Int32(MSG_NOSIGNAL | MSG_DONTWAIT))
+            let n = clientWrite(base + clientOut.start, clientOut.count)
             if n > 0 {
                 clientOut.start += n
                 lastClientActivity = loop.now
@@ -899,7 +919,7 @@ final class HTTPSession: ListedSession {
         }
         clientOut.releaseIfEmpty(pool)
         while let body = pendingBody, body.count > 0 {
-            let n = send(clientFD, body.baseAddress, body.count, Int32(MSG_NOSIGNAL | MSG_DONTWAIT))
+            let n = clientWrite(body.baseAddress!, body.count)
             if n > 0 {
                 pendingBody = n == body.count ? nil : UnsafeRawBufferPointer(rebasing: body[n...])
                 lastClientActivity = loop.now
@@ -912,7 +932,7 @@ final class HTTPSession: ListedSession {
         }
         pendingBody = nil
         while responseParsed > serverIn.start, let base = serverIn.base {
-            let n = send(clientFD, base + serverIn.start, responseParsed - serverIn.start, Int32(MSG_NOSIGNAL | MSG_DONTWAIT))
+            let n = clientWrite(base + serverIn.start, responseParsed - serverIn.start)
             if n > 0 {
                 serverIn.start += n
                 bytesToClient += UInt64(n)
@@ -929,7 +949,7 @@ final class HTTPSession: ListedSession {
             serverIn.releaseIfEmpty(pool)
             responseParsed = serverIn.end
         }
-        if phase == .tunnel && serverEOF && serverIn.isEmpty { shutdown(clientFD, Int32(SHUT_WR)) }
+        if phase == .tunnel && serverEOF && serverIn.isEmpty { clientShutdownWrite() }
         if phase == .closing && clientOut.isEmpty { close() }
     }
 
