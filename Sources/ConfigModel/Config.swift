@@ -194,10 +194,25 @@ public struct ProxyLog: Hashable, Sendable {
         /// No `option tcplog`: HAProxy's short "Connect from … to …" line.
         case connect
         case tcplog
+        /// `log-format FORMAT` (the last of `log-format`, `option tcplog` and `option httplog`
+        /// wins, as in HAProxy; `option httplog` is `HTTPSettings.httpLog`).
+        case custom(LogFormatSpec)
     }
     public var format: Format = .connect
     public var targets: [LogTarget] = []
     public var dontLogNull = false
+    /// `log-format-sd FORMAT`: the structured-data part of an RFC 5424 line.
+    public var structuredDataFormat: LogFormatSpec?
+    /// `error-log-format FORMAT`: the line of a connection that failed before carrying a request
+    /// (handshake errors); the proxy's format otherwise.
+    public var errorFormat: LogFormatSpec?
+    /// `option log-separate-errors`: a session with an error logs at `err` instead of `info`.
+    public var separateErrors = false
+    /// `option logasap`: log when the response starts (HTTP) or the connection is established
+    /// (TCP), timers and byte counts then prefixed with `+`.
+    public var logAsap = false
+    /// `option dontlog-normal`: only sessions with an error are logged.
+    public var dontLogNormal = false
     public init() {}
 }
 
