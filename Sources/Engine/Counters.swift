@@ -19,6 +19,15 @@ public final class ProxyCounters {
     public internal(set) var requests = 0
     public internal(set) var responsesByClass = [Int](repeating: 0, count: 6)
     public internal(set) var deniedRequests = 0  // dreq
+    /// Requests answered by strata itself: the stats page, `use-service` (intercepted).
+    public internal(set) var intercepted = 0
+    /// Sessions the client (cli_abrt) or the server (srv_abrt) cut in their data phase.
+    public internal(set) var clientAborts = 0
+    public internal(set) var serverAborts = 0
+    /// Backends: qtime/ctime/rtime/ttime averages and maxima (`Engine.account`).
+    public internal(set) var times = StatsTimes()
+    /// Loop seconds (`loop.now`) of the last session that ended here (lastsess); 0: none yet.
+    public internal(set) var lastSession = 0.0
 
     init() {}
 
@@ -39,6 +48,18 @@ public final class ProxyCounters {
     public func clearMaxima() {
         maxSessions = currentSessions
         queueMax = 0
+        times.clearMaxima()
+    }
+
+    /// `clear counters all`: every counter but the gauges (current sessions).
+    public func clearAll() {
+        clearMaxima()
+        totalSessions = 0; bytesIn = 0; bytesOut = 0
+        connectionErrors = 0; responseErrors = 0; retries = 0; redispatches = 0
+        requestErrors = 0; deniedConnections = 0; requests = 0; deniedRequests = 0
+        responsesByClass = [Int](repeating: 0, count: 6)
+        intercepted = 0; clientAborts = 0; serverAborts = 0
+        times = StatsTimes()
     }
 }
 
@@ -65,6 +86,16 @@ public final class ServerState {
     public internal(set) var queueMax = 0
     /// Times this server was chosen by the load balancer (lbtot).
     public internal(set) var selected = 0
+    /// HTTP responses by status class (hrsp_1xx … hrsp_5xx, hrsp_other), invalid responses
+    /// (eresp), and sessions cut by the client or the server in their data phase.
+    public internal(set) var responsesByClass = [Int](repeating: 0, count: 6)
+    public internal(set) var responseErrors = 0
+    public internal(set) var clientAborts = 0
+    public internal(set) var serverAborts = 0
+    /// qtime/ctime/rtime/ttime averages and maxima (`Engine.account`).
+    public internal(set) var times = StatsTimes()
+    /// Loop seconds (`loop.now`) of the last session that ended on this server (lastsess); 0: none.
+    public internal(set) var lastSession = 0.0
     /// Operational and admin state (UP/DOWN with the rise/fall counter, MAINT, DRAIN), runtime
     /// weight and last check: what the balancer reads and what a reload carries.
     public internal(set) var health = ServerHealth(options: ServerOptions())
@@ -80,4 +111,27 @@ public final class ServerState {
     var idleConnections: [ServerConnection] = []
 
     init(identity: ServerIdentity) { self.identity = identity }
+
+    /// Connect and response times of one session on this server (ms, -1: not reached).
+    @inline(__always)
+    func recordTimes(queue: Int, connect: Int, response: Int, total: Int) {
+        times.add(queue: queue, connect: connect, response: response, total: total)
+    }
+
+    /// `clear counters`: maxima only.
+    public func clearMaxima() {
+        maxSessions = currentSessions
+        queueMax = 0
+        times.clearMaxima()
+    }
+
+    /// `clear counters all`: every counter but the gauges.
+    public func clearAll() {
+        clearMaxima()
+        totalSessions = 0; bytesIn = 0; bytesOut = 0
+        connectionErrors = 0; retries = 0; redispatches = 0; selected = 0
+        responsesByClass = [Int](repeating: 0, count: 6)
+        responseErrors = 0; clientAborts = 0; serverAborts = 0
+        times = StatsTimes()
+    }
 }
