@@ -39,11 +39,11 @@ public struct LogFormatSpec: Hashable, Sendable {
 
     /// The variables strata knows (HAProxy's names where strata has the value, and `gen`).
     public static let variables: Set<String> = [
-        "ci", "cp", "fi", "fp", "bi", "bp", "si", "sp", "f", "ft", "fn", "b", "s",
+        "ci", "cp", "fi", "fp", "bi", "bp", "si", "sp", "f", "ft", "b", "s",
         "t", "tr", "trg", "trl", "T", "Tl", "Ts", "ms", "pid", "H",
         "Th", "Ti", "TR", "Tq", "Tw", "Tc", "Tr", "Td", "Ta", "Tt",
         "ST", "B", "U", "ts", "tsc", "CC", "CS",
-        "ac", "fc", "bc", "sc", "rc", "sq", "bq", "lc", "rt",
+        "ac", "fc", "bc", "sc", "rc", "sq", "bq",
         "hr", "hrl", "hs", "hsl", "r", "HM", "HU", "HP", "HQ", "HV", "ID",
         "sslc", "sslv", "gen",
     ]
