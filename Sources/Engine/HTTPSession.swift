@@ -277,7 +277,8 @@ final class HTTPSession: ListedSession {
             close()
         case .head:
             // A request cut short before its head ended: nothing to answer (HAProxy logs CR).
-            if generation == nil { close() }
+            termination = TerminationState(cause: UInt8(ascii: "C"), phase: UInt8(ascii: "R"))
+            close()
         case .waitingServer, .exchange:
             if !requestComplete {
                 termination = TerminationState(cause: UInt8(ascii: "C"), phase: UInt8(ascii: responseStarted ? "D" : "H"))
