@@ -108,6 +108,11 @@ final class ReloadCoordinator: @unchecked Sendable {
         finished(outcome)
         for reply in answering { reply(outcome) }
         answering = []
+        // The exporter's reload counts and duration histogram, the stats page's last reloads, and
+        // the global log: every reload and rollback with its generation id.
+        engine.metrics.recordReload(success: outcome.success, generation: outcome.generationID,
+                                    seconds: result.seconds, messages: outcome.messages)
+        for m in outcome.messages { engine.current?.logNotice(m) }
         withExtendedLifetime(replaced) {}
         running = false
         if !queued.isEmpty { startQueued() }

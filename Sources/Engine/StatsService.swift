@@ -1,0 +1,300 @@
+import ConfigModel
+
+// HOW HTTPSession CALLS THE STATS PAGE AND THE EXPORTER
+//
+// Both answer with a `StatsServiceAnswer` (head and body owned by the answer): keep it in a stored
+// property of the session until the body is sent, and send `answer.response` as any local answer.
+// Count `frontend.counters.intercepted += 1` for either.
+//
+// 1. `http-request use-service NAME` (`.useService(name)` from `processRequest`):
+//        consumeHead(input)
+//        if let answer = engine.serviceAnswer(name, requestParser.head, input: input) { keep & send }
+//        else { respondLocally(status: 503) }     // an unknown service (the Loader refuses them)
+//
+// 2. The stats page (`stats uri`), after `processRequest` returned `.forward(backendName)` and the
+//    backend is known (`frontend`, then the chosen backend, may serve the page: HAProxy checks the
+//    frontend's and the backend's `stats` settings), before choosing a server:
+//        if let page = engine.statsPageRequest(requestParser.head, input: input, frontend: frontend, backend: backend) {
+//            // A POST (admin form) carries a small body: answer once `page.bodyLength` bytes have
+//            // arrived after the head (pass them), or at once with an empty body for GET/HEAD.
+//            let answer = engine.statsPageAnswer(page, requestParser.head, input: input, connection: info,
+//                                                scratch: scratch, frontend: frontend, body: bodyBytes)
+//            consumeHead(input) (and the body); keep & send
+//        }
+//    `statsPageRequest` is a prefix compare and returns nil at once for every other request.
+
+/// What a request for the stats page asks: which page (the proxy's `stats` settings), which
+/// form (`;csv`, `;json`, `;typed`), and HAProxy's other URI options (`;up`, `;no-maint`,
+/// `;norefresh`, `;st=…`).
+struct StatsPageRequest {
+    enum Format { case html, csv, json, typed }
+
+    let page: StatsPage
+    /// The proxy whose `stats` settings these are.
+    let proxyName: String
+    let format: Format
+    let refresh: Bool
+    let onlyUp: Bool
+    let noMaint: Bool
+    /// `;st=DONE` and friends: the outcome of the last admin action, shown on the page.
+    let actionStatus: String?
+    let method: HTTPMethod
+    /// The request body's length (a POST's form).
+    let bodyLength: Int
+}
+
+extension Engine {
+    /// `http-request use-service NAME`: `prometheus-exporter`'s answer (the query's `scope`
+    /// parameters honoured), or nil for a service strata does not have. Loop thread.
+    func serviceAnswer(_ name: String, _ head: borrowing HTTPHead, input: UnsafeRawBufferPointer) -> StatsServiceAnswer? {
+        guard name == "prometheus-exporter" else { return nil }
+        let target = HTTPRuleBytes.slice(input, head.target)
+        var query: Substring = ""
+        if let mark = target.firstIndex(of: UInt8(ascii: "?")) {
+            query = Substring(String(decoding: target[(mark + 1)...], as: UTF8.self))
+        }
+        let (scope, noMaint) = PrometheusScope.parse(query: query)
+        let body = prometheusMetrics(scope: scope, noMaint: noMaint)
+        return StatsServiceAnswer(status: 200, headers: [("content-type", "text/plain; version=0.0.4; charset=utf-8")],
+                                  body: body, headOnly: head.method == .head)
+    }
+
+    /// The stats page this request asks for, or nil: the frontend's or the backend's `stats uri`
+    /// is a prefix of the request's path (HAProxy's test), for GET, HEAD and POST. Loop thread.
+    func statsPageRequest(_ head: borrowing HTTPHead, input: UnsafeRawBufferPointer, frontend: Frontend,
+                          backend: Backend?) -> StatsPageRequest? {
+        let method = head.method
+        guard method == .get || method == .head || method == .post else { return nil }
+        var target = HTTPRuleBytes.slice(input, head.target)
+        if head.targetForm == .absolute, let path = HTTPTargetParts(target).path {
+            target = UnsafeRawBufferPointer(rebasing: target[path.lowerBound...])
+        }
+        for proxy in [frontend.proxy, backend?.proxy] {
+            guard let proxy, let page = proxy.stats else { continue }
+            var prefix = page.uri
+            let matched = prefix.withUTF8 { p in
+                p.count <= target.count && memcmpEqual(UnsafeRawBufferPointer(p), UnsafeRawBufferPointer(rebasing: target[0..<p.count]))
+            }
+            guard matched else { continue }
+            let rest = String(decoding: target[page.uri.utf8.count...], as: UTF8.self)
+            var format = StatsPageRequest.Format.html
+            if rest.contains(";csv") { format = .csv }
+            if rest.contains(";typed") { format = .typed }
+            if rest.contains(";json") { format = .json }
+            var status: String?
+            if let r = rest.firstRange(of: ";st=") {
+                status = String(rest[r.upperBound...].prefix { $0.isLetter })
+            }
+            return StatsPageRequest(page: page, proxyName: proxy.name, format: format, refresh: !rest.contains(";norefresh"),
+                                    onlyUp: rest.contains(";up"), noMaint: rest.contains(";no-maint"), actionStatus: status,
+                                    method: method, bodyLength: Int(head.contentLength ?? 0))
+        }
+        return nil
+    }
+
+    /// The stats page's answer: 401 without the right `stats auth` credentials, the outcome of an
+    /// admin POST (303 to `;st=…`, HAProxy's), else the page in the form asked. Loop thread.
+    func statsPageAnswer(_ request: StatsPageRequest, _ head: borrowing HTTPHead, input: UnsafeRawBufferPointer,
+                         connection: HTTPConnectionInfo, scratch: HTTPRuleScratch, frontend: Frontend,
+                         body: UnsafeRawBufferPointer) -> StatsServiceAnswer {
+        let page = request.page
+        let headOnly = request.method == .head
+        if !page.credentials.isEmpty {
+            var authorized = false
+            if let i = head.firstIndex(ofField: "authorization", in: input) {
+                let value = HTTPRuleBytes.slice(input, head.fields[i].value)
+                authorized = StatsAuth.check(value, page.credentials)
+            }
+            if !authorized { return StatsAuth.challenge(realm: page.realm, headOnly: headOnly) }
+        }
+        let admin = withUnsafePointer(to: head) { pointer in
+            statsAdminAllowed(page, head: pointer, input: input, connection: connection, scratch: scratch, frontend: frontend)
+        }
+        if request.method == .post {
+            let status = admin ? statsAdminAction(String(decoding: body, as: UTF8.self)) : "DENY"
+            return StatsServiceAnswer(status: 303, headers: [("content-type", "text/plain"), ("location", "\(page.uri);st=\(status)")],
+                                      body: [])
+        }
+        switch request.format {
+        case .csv:
+            return StatsServiceAnswer(status: 200, headers: [("content-type", "text/plain")],
+                                      body: Array(Engine.statsCSV(statsPageRows(request)).utf8), headOnly: headOnly)
+        case .typed:
+            return StatsServiceAnswer(status: 200, headers: [("content-type", "text/plain")],
+                                      body: Array(Engine.statsTyped(statsPageRows(request)).utf8), headOnly: headOnly)
+        case .json:
+            return StatsServiceAnswer(status: 200, headers: [("content-type", "application/json")],
+                                      body: Array(Engine.statsJSON(statsPageRows(request)).utf8), headOnly: headOnly)
+        case .html:
+            var headers = [("content-type", "text/html")]
+            if request.refresh, let ms = page.refresh, ms > 0 { headers.append(("refresh", "\(max(1, ms / 1000))")) }
+            return StatsServiceAnswer(status: 200, headers: headers,
+                                      body: Array(statsPageHTML(request, admin: admin).utf8), headOnly: headOnly)
+        }
+    }
+
+    func statsPageRows(_ request: StatsPageRequest) -> [StatsRow] {
+        var rows = statsRows()
+        if request.onlyUp || request.noMaint {
+            rows.removeAll { row in
+                guard row.type == .server else { return false }
+                let status = row.string(.status)
+                if request.noMaint && status == "MAINT" { return true }
+                return request.onlyUp && !(status.hasPrefix("UP") || status == "no check")
+            }
+        }
+        return rows
+    }
+
+    /// `stats admin if COND`, evaluated on this request.
+    private func statsAdminAllowed(_ page: StatsPage, head: UnsafePointer<HTTPHead>, input: UnsafeRawBufferPointer,
+                                   connection: HTTPConnectionInfo, scratch: HTTPRuleScratch, frontend: Frontend) -> Bool {
+        guard let condition = page.admin else { return false }
+        let constants = HTTPRuleConstants()
+        guard let compiled = try? HTTPCompiledCondition(condition, constants: constants),
+              let rules = frontend.rules ?? (try? HTTPRuleSet(frontend.proxy)) else { return false }
+        scratch.beginRule()
+        let ev = HTTPEvaluation(request: HTTPMessageView(input: input, head: head, edits: scratch.request), response: nil,
+                                connection: connection, scratch: scratch, frontend: rules, backend: nil)
+        let result = compiled.evaluate(ev)
+        withExtendedLifetime(constants) {}
+        return result
+    }
+
+    /// The admin form (HAProxy's fields: `b=#IID` or a name, `s=SERVER` repeated,
+    /// `action=ready|drain|maint|dhlth|ehlth|hrunn|hnolb|hdown|shutdown`): HAProxy's `st` code.
+    func statsAdminAction(_ form: String) -> String {
+        var backend: String?
+        var servers: [String] = []
+        var action: String?
+        for pair in form.split(separator: "&") {
+            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            guard parts.count == 2 else { continue }
+            let value = StatsAuth.formDecode(parts[1])
+            switch parts[0] {
+            case "b": backend = value
+            case "s": servers.append(value)
+            case "action": action = value
+            default: continue
+            }
+        }
+        guard var backendName = backend, let action, !servers.isEmpty else { return servers.isEmpty && action != nil ? "NONE" : "ERRP" }
+        if backendName.hasPrefix("#"), let id = Int(backendName.dropFirst()),
+           let view = statsProxies().first(where: { $0.proxy.id == id && $0.backend != nil }) {
+            backendName = view.name
+        }
+        var done = 0
+        for server in servers {
+            let t = ServerAdminCommand.Target(backend: backendName, server: server)
+            let command: ServerAdminCommand
+            switch action {
+            case "ready", "enable": command = .setState(t, .ready)
+            case "drain": command = .setState(t, .drain)
+            case "maint", "disable": command = .setState(t, .maint)
+            case "dhlth": command = .setChecks(t, enabled: false)
+            case "ehlth": command = .setChecks(t, enabled: true)
+            case "hrunn": command = .setHealth(t, .running)
+            case "hnolb": command = .setHealth(t, .stopping)
+            case "hdown": command = .setHealth(t, .stopped)
+            case "shutdown":
+                if let s = current?.backends[backendName]?.servers.first(where: { $0.name == server }) {
+                    shutdownSessions(of: s.state)
+                    done += 1
+                }
+                continue
+            default:
+                return "ERRP"
+            }
+            if case .success = execute(command) { done += 1 }
+        }
+        if done == servers.count { return "DONE" }
+        return done == 0 ? "ERRP" : "PART"
+    }
+}
+
+/// Byte equality of two buffers of the same length.
+@inline(__always)
+func memcmpEqual(_ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer) -> Bool {
+    guard a.count == b.count else { return false }
+    var i = 0
+    while i < a.count {
+        if a[i] != b[i] { return false }
+        i += 1
+    }
+    return true
+}
+
+/// `stats auth USER:PASS`: HTTP basic authentication (RFC 7617), and the form decoding of the
+/// admin POST.
+enum StatsAuth {
+    /// Whether an Authorization value (`Basic BASE64`) names one of the credentials.
+    static func check(_ value: UnsafeRawBufferPointer, _ credentials: [StatsPage.Credential]) -> Bool {
+        let text = String(decoding: value, as: UTF8.self)
+        let words = text.split(separator: " ", omittingEmptySubsequences: true)
+        guard words.count == 2, words[0].lowercased() == "basic", let decoded = base64Decode(words[1]) else { return false }
+        let pair = String(decoding: decoded, as: UTF8.self)
+        return credentials.contains { "\($0.user):\($0.password)" == pair }
+    }
+
+    /// 401 with `WWW-Authenticate: Basic realm="…"` and HAProxy's page.
+    static func challenge(realm: String, headOnly: Bool) -> StatsServiceAnswer {
+        let page = HTTPErrorPages.page(401)!
+        let body = Array(UnsafeRawBufferPointer(start: page.body.utf8Start, count: page.body.utf8CodeUnitCount))
+        let escaped = realm.replacingAll("\\", with: "\\\\").replacingAll("\"", with: "\\\"")
+        return StatsServiceAnswer(status: 401, headers: [("content-type", "text/html"),
+                                                         ("www-authenticate", "Basic realm=\"\(escaped)\"")],
+                                  body: body, headOnly: headOnly)
+    }
+
+    static func base64Decode(_ text: Substring) -> [UInt8]? {
+        var out: [UInt8] = []
+        var buffer: UInt32 = 0
+        var bits = 0
+        for c in text.utf8 {
+            let v: UInt32
+            switch c {
+            case UInt8(ascii: "A")...UInt8(ascii: "Z"): v = UInt32(c - UInt8(ascii: "A"))
+            case UInt8(ascii: "a")...UInt8(ascii: "z"): v = UInt32(c - UInt8(ascii: "a")) + 26
+            case UInt8(ascii: "0")...UInt8(ascii: "9"): v = UInt32(c - UInt8(ascii: "0")) + 52
+            case UInt8(ascii: "+"), UInt8(ascii: "-"): v = 62
+            case UInt8(ascii: "/"), UInt8(ascii: "_"): v = 63
+            case UInt8(ascii: "="): continue
+            default: return nil
+            }
+            buffer = buffer << 6 | v
+            bits += 6
+            if bits >= 8 {
+                bits -= 8
+                out.append(UInt8(truncatingIfNeeded: buffer >> UInt32(bits)))
+            }
+        }
+        return out
+    }
+
+    /// `application/x-www-form-urlencoded` value: `+` is a space, `%XX` a byte.
+    static func formDecode(_ text: Substring) -> String {
+        var out: [UInt8] = []
+        var bytes = Array(text.utf8)[...]
+        while let b = bytes.popFirst() {
+            if b == UInt8(ascii: "+") {
+                out.append(0x20)
+            } else if b == UInt8(ascii: "%"), bytes.count >= 2,
+                      let hi = hexValue(bytes[bytes.startIndex]), let lo = hexValue(bytes[bytes.startIndex + 1]) {
+                out.append(hi << 4 | lo)
+                bytes = bytes.dropFirst(2)
+            } else {
+                out.append(b)
+            }
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    private static func hexValue(_ b: UInt8) -> UInt8? {
+        switch b {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): b - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): b - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): b - UInt8(ascii: "A") + 10
+        default: nil
+        }
+    }
+}

@@ -1,0 +1,230 @@
+import ConfigModel
+
+/// A proxy as the statistics show it across live generations: the newest generation's objects
+/// for a name (counters and server state are carried by name and identity, so every generation's
+/// object for the name counts into the same ones), and every live generation's backend of that
+/// name for what is per generation (queues). A proxy that only a draining generation still has is
+/// shown until that generation retires.
+struct StatsProxyView {
+    let proxy: Proxy
+    /// The frontend side (nil for a `backend`).
+    let frontend: Frontend?
+    /// The backend side, newest generation first (empty for a `frontend`).
+    let backends: [Backend]
+    /// The generation the objects come from is the current one.
+    let current: Bool
+
+    var name: String { proxy.name }
+    var backend: Backend? { backends.first }
+    /// Sessions waiting in this backend's queues, every generation.
+    var queued: Int { backends.reduce(0) { $0 + $1.queue.count } }
+}
+
+extension Engine {
+    /// Every proxy of the live generations: the current generation's in configuration order,
+    /// then those only older generations still have (newest first). Loop thread.
+    func statsProxies() -> [StatsProxyView] {
+        var views: [StatsProxyView] = []
+        // A frontend and a backend may share a name (HAProxy allows it): seen per side.
+        var seenFrontends = Set<String>(), seenBackends = Set<String>()
+        let generations = liveGenerations.reversed()
+        for g in generations {
+            for proxy in g.config.config.proxies {
+                var frontend: Frontend?
+                if proxy.isFrontend, !seenFrontends.contains(proxy.name), let f = g.frontends[proxy.name] {
+                    frontend = f
+                    seenFrontends.insert(proxy.name)
+                }
+                var backends: [Backend] = []
+                if proxy.isBackend, !seenBackends.contains(proxy.name) {
+                    seenBackends.insert(proxy.name)
+                    for other in generations {
+                        if let b = other.backends[proxy.name] { backends.append(b) }
+                    }
+                }
+                guard frontend != nil || !backends.isEmpty else { continue }
+                views.append(StatsProxyView(proxy: proxy, frontend: frontend, backends: backends, current: g === current))
+            }
+        }
+        return views
+    }
+
+    /// HAProxy's rows for `show stat` and the stats page: per proxy its FRONTEND row, its servers,
+    /// its BACKEND row. `proxyID` (iid), `types` (1 frontends, 2 backends, 4 servers) and
+    /// `serverID` filter as `show stat IID TYPE SID` does (-1: all). Loop thread.
+    func statsRows(proxyID: Int = -1, types: Int = -1, serverID: Int = -1) -> [StatsRow] {
+        let now = loop.now
+        let monotonic = ConfigGeneration.monotonicNow()
+        let maxconn = current?.config.config.global.maxconn
+        var rows: [StatsRow] = []
+        for view in statsProxies() where proxyID == -1 || view.proxy.id == proxyID {
+            if let f = view.frontend, types & 1 != 0 {
+                rows.append(frontendRow(view, f, maxconn: maxconn))
+            }
+            if let b = view.backend {
+                if types & 4 != 0 {
+                    for s in b.servers where serverID == -1 || s.config.id == serverID {
+                        rows.append(serverRow(view, s, now: now, monotonic: monotonic))
+                    }
+                }
+                if types & 2 != 0 { rows.append(backendRow(view, b, now: now, monotonic: monotonic)) }
+            }
+        }
+        return rows
+    }
+
+    private func common(_ row: inout StatsRow, _ view: StatsProxyView, _ svname: String) {
+        row[.pxname] = .string(view.name)
+        row[.svname] = .string(svname)
+        row[.pid] = .int(1)
+        row[.iid] = .int(view.proxy.id)
+        row[.sid] = .int(row.serverID)
+        row[.type] = .int(row.type.rawValue)
+        row[.mode] = .string(view.proxy.mode.rawValue)
+    }
+
+    private static func responses(_ row: inout StatsRow, _ classes: [Int]) {
+        row[.hrsp_1xx] = .int(classes[0])
+        row[.hrsp_2xx] = .int(classes[1])
+        row[.hrsp_3xx] = .int(classes[2])
+        row[.hrsp_4xx] = .int(classes[3])
+        row[.hrsp_5xx] = .int(classes[4])
+        row[.hrsp_other] = .int(classes[5])
+    }
+
+    private static func times(_ row: inout StatsRow, _ t: StatsTimes) {
+        row[.qtime] = .int(t.queueAverage)
+        row[.ctime] = .int(t.connectAverage)
+        row[.rtime] = .int(t.responseAverage)
+        row[.ttime] = .int(t.totalAverage)
+        row[.qtime_max] = .int(t.queueMax)
+        row[.ctime_max] = .int(t.connectMax)
+        row[.rtime_max] = .int(t.responseMax)
+        row[.ttime_max] = .int(t.totalMax)
+    }
+
+    private func frontendRow(_ view: StatsProxyView, _ f: Frontend, maxconn: Int?) -> StatsRow {
+        var row = StatsRow(type: .frontend, proxyID: view.proxy.id, serverID: 0)
+        common(&row, view, "FRONTEND")
+        let c = f.counters
+        row[.scur] = .int(c.currentSessions)
+        row[.smax] = .int(c.maxSessions)
+        if let limit = view.proxy.maxconn ?? maxconn { row[.slim] = .int(limit) }
+        row[.stot] = .int(c.totalSessions)
+        row[.bin] = .uint(c.bytesIn)
+        row[.bout] = .uint(c.bytesOut)
+        row[.dreq] = .int(c.deniedRequests)
+        row[.dresp] = .int(0)
+        row[.ereq] = .int(c.requestErrors)
+        let full = view.proxy.maxconn.map { $0 > 0 && c.currentSessions >= $0 } ?? false
+        row[.status] = .string(!view.current ? "STOP" : full ? "FULL" : "OPEN")
+        if view.proxy.mode == .http {
+            Engine.responses(&row, c.responsesByClass)
+            row[.req_tot] = .int(c.requests)
+            row[.intercepted] = .int(c.intercepted)
+        }
+        row[.conn_tot] = .int(c.totalSessions)
+        row[.dcon] = .int(c.deniedConnections)
+        return row
+    }
+
+    private func backendRow(_ view: StatsProxyView, _ b: Backend, now: Double, monotonic: Double) -> StatsRow {
+        var row = StatsRow(type: .backend, proxyID: view.proxy.id, serverID: 0)
+        common(&row, view, "BACKEND")
+        let c = b.counters
+        row[.qcur] = .int(view.queued)
+        row[.qmax] = .int(c.queueMax)
+        row[.scur] = .int(c.currentSessions)
+        row[.smax] = .int(c.maxSessions)
+        if let fullconn = view.proxy.fullconn { row[.slim] = .int(fullconn) }
+        row[.stot] = .int(c.totalSessions)
+        row[.bin] = .uint(c.bytesIn)
+        row[.bout] = .uint(c.bytesOut)
+        row[.dreq] = .int(c.deniedRequests)
+        row[.dresp] = .int(0)
+        row[.econ] = .int(c.connectionErrors)
+        row[.eresp] = .int(c.responseErrors)
+        row[.wretr] = .int(c.retries)
+        row[.wredis] = .int(c.redispatches)
+        var active = 0, backup = 0, weight = 0, userWeight = 0, lbtot = 0
+        var lastChange = -Double.infinity
+        for s in b.servers {
+            lbtot += s.state.selected
+            lastChange = max(lastChange, s.state.health.lastChange)
+            guard s.isUsable else { continue }
+            if s.config.options.backup { backup += 1 } else { active += 1 }
+        }
+        // HAProxy's backend weight: the usable active servers', or the backups' when none is.
+        for s in b.servers where s.isUsable && s.config.options.backup == (active == 0) {
+            weight += s.weight
+            userWeight += s.state.health.weight
+        }
+        row[.status] = .string(active + backup > 0 ? "UP" : "DOWN")
+        row[.weight] = .int(weight)
+        row[.uweight] = .int(userWeight)
+        row[.act] = .int(active)
+        row[.bck] = .int(backup)
+        if lastChange > -Double.infinity { row[.lastchg] = .int(max(0, Int(monotonic - lastChange))) }
+        row[.lbtot] = .int(lbtot)
+        row[.cli_abrt] = .int(c.clientAborts)
+        row[.srv_abrt] = .int(c.serverAborts)
+        row[.lastsess] = .int(c.lastSession > 0 ? Int(now - c.lastSession) : -1)
+        Engine.times(&row, c.times)
+        if view.proxy.mode == .http {
+            Engine.responses(&row, c.responsesByClass)
+            row[.req_tot] = .int(c.requests)
+        }
+        row[.algo] = .string(view.proxy.balance.description)
+        return row
+    }
+
+    private func serverRow(_ view: StatsProxyView, _ s: BackendServer, now: Double, monotonic: Double) -> StatsRow {
+        var row = StatsRow(type: .server, proxyID: view.proxy.id, serverID: s.config.id)
+        common(&row, view, s.name)
+        let st = s.state
+        let h = st.health
+        row[.qcur] = .int(0)
+        row[.qmax] = .int(st.queueMax)
+        row[.scur] = .int(st.currentSessions)
+        row[.smax] = .int(st.maxSessions)
+        if let maxconn = s.config.options.maxconn { row[.slim] = .int(maxconn) }
+        row[.stot] = .int(st.totalSessions)
+        row[.bin] = .uint(st.bytesIn)
+        row[.bout] = .uint(st.bytesOut)
+        row[.dresp] = .int(0)
+        row[.econ] = .int(st.connectionErrors)
+        row[.eresp] = .int(st.responseErrors)
+        row[.wretr] = .int(st.retries)
+        row[.wredis] = .int(st.redispatches)
+        row[.status] = .string(h.statusText)
+        row[.weight] = .int(h.weight)
+        row[.uweight] = .int(h.weight)
+        row[.act] = .int(s.config.options.backup ? 0 : 1)
+        row[.bck] = .int(s.config.options.backup ? 1 : 0)
+        if h.checkConfigured {
+            row[.chkfail] = .int(h.failedChecks)
+            row[.chkdown] = .int(h.downTransitions)
+            let running = st.checker.map { $0.phase == .connecting || $0.phase == .exchanging } ?? false
+            row[.check_status] = .string((running ? "* " : "") + h.lastCheck.status.name)
+            if h.lastCheck.status.rawValue > 14 { row[.check_code] = .int(h.lastCheck.code) }
+            if h.lastCheck.duration >= 0 { row[.check_duration] = .int(h.lastCheck.duration) }
+            row[.last_chk] = .string(h.lastCheck.info)
+            row[.check_desc] = .string(h.lastCheck.status.description)
+            row[.check_rise] = .int(h.rise)
+            row[.check_fall] = .int(h.fall)
+            row[.check_health] = .int(h.health)
+        }
+        row[.lastchg] = .int(max(0, Int(monotonic - h.lastChange)))
+        row[.lbtot] = .int(st.selected)
+        if view.proxy.mode == .http { Engine.responses(&row, st.responsesByClass) }
+        row[.cli_abrt] = .int(st.clientAborts)
+        row[.srv_abrt] = .int(st.serverAborts)
+        row[.lastsess] = .int(st.lastSession > 0 ? Int(now - st.lastSession) : -1)
+        Engine.times(&row, st.times)
+        let address = SocketEndpoint(address: s.config.address, port: s.config.port ?? 0)
+        row[.addr] = .string(s.config.port == nil ? (address.address.isV6 ? "[\(address.address)]" : "\(address.address)") : address.description)
+        if let cookie = s.config.options.cookie { row[.cookie] = .string(cookie) }
+        row[.srv_icur] = .int(st.idleConnections.count)
+        return row
+    }
+}
