@@ -25,7 +25,7 @@ extension Engine {
             h2{font-size:14px;margin:12px 0 4px 0}
             table{border-collapse:collapse;margin-bottom:10px}
             th,td{border:1px solid #999;padding:1px 4px;text-align:right;white-space:nowrap}
-            th{background:#a0a0a0}
+            th{background:#a0a0a0;text-align:center}
             td.n,th.n{text-align:left}
             tr.frontend td{background:#e0e0ff} tr.backend td{background:#c0c0ff;font-weight:bold}
             tr.up td{background:#c0ffc0} tr.down td{background:#ff9090} tr.maint td{background:#c07820}
@@ -108,7 +108,9 @@ extension Engine {
     /// where the generation was alive.
     func sessionsChart(_ history: [MetricsRegistry.Sample], now: Double) -> String {
         let width = 640.0, height = 180.0, left = 40.0, right = 110.0, top = 10.0, bottom = 24.0
-        let window = Double(MetricsRegistry.historyLength)
+        // The last five minutes, or less while the history is shorter (at least one minute).
+        let span = history.first.map { now - $0.time } ?? 0
+        let window = min(Double(MetricsRegistry.historyLength), max(60, span.rounded(.up)))
         let plotW = width - left - right, plotH = height - top - bottom
         var peak = 1
         var ids: [Int] = []
@@ -125,7 +127,7 @@ extension Engine {
         svg += "<rect x=\"\(f(left))\" y=\"\(f(top))\" width=\"\(f(plotW))\" height=\"\(f(plotH))\" fill=\"#fafafa\" stroke=\"#999\"/>\n"
         svg += "<text x=\"\(f(left - 4))\" y=\"\(f(top + 8))\" text-anchor=\"end\">\(peak)</text>\n"
         svg += "<text x=\"\(f(left - 4))\" y=\"\(f(top + plotH))\" text-anchor=\"end\">0</text>\n"
-        svg += "<text x=\"\(f(left))\" y=\"\(f(height - 8))\">-\(Int(window / 60)) min</text>\n"
+        svg += "<text x=\"\(f(left))\" y=\"\(f(height - 8))\">-\(window >= 120 ? "\(Int(window / 60)) min" : "\(Int(window)) s")</text>\n"
         svg += "<text x=\"\(f(left + plotW))\" y=\"\(f(height - 8))\" text-anchor=\"end\">now</text>\n"
         svg += "<text x=\"\(f(left + plotW / 2))\" y=\"\(f(height - 8))\" text-anchor=\"middle\">sessions per generation</text>\n"
         for (index, id) in ids.enumerated() {
@@ -141,6 +143,9 @@ extension Engine {
             for run in runs where !run.isEmpty {
                 let points = run.count == 1 ? [run[0], run[0]] : run
                 svg += "<polyline class=\"generation-line\" data-generation=\"\(id)\" fill=\"none\" stroke=\"\(color)\" stroke-width=\"2\" points=\"\(points.joined(separator: " "))\"/>\n"
+                // The run's last point: where the generation is now, or where it retired.
+                let end = run[run.count - 1].split(separator: ",")
+                svg += "<circle cx=\"\(end[0])\" cy=\"\(end[1])\" r=\"3\" fill=\"\(color)\"/>\n"
             }
             let ly = top + 12 + Double(index) * 14
             svg += "<rect x=\"\(f(width - right + 8))\" y=\"\(f(ly - 8))\" width=\"10\" height=\"10\" fill=\"\(color)\"/>"
@@ -173,7 +178,7 @@ extension Engine {
             h += "<form method=\"post\" action=\"\(html(request.page.uri))\"><input type=\"hidden\" name=\"b\" value=\"#\(view.proxy.id)\">\n"
         }
         h += "<table class=\"tbl\" id=\"proxy-\(html(view.name))\">\n"
-        h += "<tr><th class=\"px\" colspan=\"\(backendAdmin ? 30 : 29)\">\(html(view.name))</th></tr>\n"
+        h += "<tr><th class=\"px\" colspan=\"\(backendAdmin ? 31 : 30)\">\(html(view.name))</th></tr>\n"
         h += "<tr>\(backendAdmin ? "<th rowspan=\"2\"></th>" : "")<th rowspan=\"2\" class=\"n\"></th><th colspan=\"3\">Queue</th><th colspan=\"6\">Sessions</th><th colspan=\"2\">Bytes</th><th colspan=\"2\">Denied</th><th colspan=\"3\">Errors</th><th colspan=\"2\">Warnings</th><th colspan=\"11\">Server</th></tr>\n"
         h += "<tr><th>Cur</th><th>Max</th><th>Limit</th><th>Cur</th><th>Max</th><th>Limit</th><th>Total</th><th>LbTot</th><th>Last</th><th>In</th><th>Out</th><th>Req</th><th>Resp</th><th>Req</th><th>Conn</th><th>Resp</th><th>Retr</th><th>Redis</th><th>Status</th><th>LastChk</th><th>Wght</th><th>Act</th><th>Bck</th><th>Chk</th><th>Dwn</th><th>Addr</th><th>Qtime</th><th>Ctime</th><th>Rtime</th></tr>\n"
         for row in filtered {

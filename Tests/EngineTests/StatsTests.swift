@@ -183,6 +183,43 @@ enum StatsTestSupport {
         #expect((4...6).contains(t.connectAverage))
     }
 
+    @Test func accountFeedsTimesResponseClassesAbortsAndLastSession() throws {
+        let (engine, g) = try StatsTestSupport.engine(StatsTestSupport.proxies())
+        let b = try #require(g.backends["web"])
+        let s1 = b.servers[0]
+        var r = LogRecord(mode: .http, frontend: g.frontends["web"]!, generation: 1, acceptDate: 0)
+        r.backend = b
+        r.server = s1
+        r.queue = 0
+        r.connect = 4
+        r.response = 10
+        r.active = 30
+        r.status = 404
+        engine.account(r)
+        r.status = 200
+        r.termination = TerminationState(cause: UInt8(ascii: "C"), phase: UInt8(ascii: "D"))
+        engine.account(r)
+        #expect(s1.state.responsesByClass == [0, 1, 0, 1, 0, 0])
+        #expect(s1.state.times.connectAverage == 4)
+        #expect(s1.state.times.totalMax == 30)
+        #expect(s1.state.clientAborts == 1)
+        #expect(b.counters.clientAborts == 1)
+        #expect(b.counters.times.responseAverage == 10)
+        #expect(s1.state.lastSession == engine.loop.now)
+        // A local answer after a failed connect: no server response, no times.
+        r.connect = -1
+        r.response = -1
+        r.status = 503
+        r.termination = TerminationState(cause: UInt8(ascii: "S"), phase: UInt8(ascii: "C"))
+        engine.account(r)
+        #expect(s1.state.responsesByClass[4] == 0)
+        #expect(s1.state.serverAborts == 0)
+        let row = try #require(engine.statsRows().first { $0.string(.svname) == "s1" })
+        #expect(row.string(.hrsp_2xx) == "1")
+        #expect(row.string(.ctime) == "4")
+        #expect(row.string(.cli_abrt) == "1")
+    }
+
     // MARK: the stats page
 
     @Test func statsURIMatchesAsAPrefixWithHAProxysOptions() throws {
