@@ -14,7 +14,7 @@ let package = Package(
         .target(
             name: "CLibEV",
             cSettings: [.define("_GNU_SOURCE")],
-            linkerSettings: [.linkedLibrary("ev")]
+            linkerSettings: [.linkedLibrary("ev"), .linkedLibrary("ssl"), .linkedLibrary("crypto")]
         ),
         .target(name: "ConfigModel"),
         .target(name: "Loader", dependencies: ["ConfigModel", "CLibEV"]),

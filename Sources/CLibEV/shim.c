@@ -11,7 +11,9 @@
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
+#include <string.h>
 #include <unistd.h>
+#include <openssl/core_names.h>
 
 _Static_assert(sizeof(ev_tstamp) == sizeof(double), "ev_tstamp is a double");
 
@@ -76,3 +78,79 @@ uint64_t CLibEV_effective_caps(void) {
     if (syscall(SYS_capget, &hdr, data) < 0) return 0;
     return ((uint64_t)data[1].effective << 32) | data[0].effective;
 }
+
+// MARK: OpenSSL
+
+long CLibEV_SSL_CTX_set_mode(SSL_CTX *ctx, long mode) { return SSL_CTX_set_mode(ctx, mode); }
+long CLibEV_SSL_CTX_clear_mode(SSL_CTX *ctx, long mode) { return SSL_CTX_clear_mode(ctx, mode); }
+int CLibEV_SSL_CTX_set_min_proto_version(SSL_CTX *ctx, int version) { return (int)SSL_CTX_set_min_proto_version(ctx, version); }
+int CLibEV_SSL_CTX_set_max_proto_version(SSL_CTX *ctx, int version) { return (int)SSL_CTX_set_max_proto_version(ctx, version); }
+long CLibEV_SSL_CTX_set_servername_callback(SSL_CTX *ctx, CLibEV_servername_cb cb, void *arg) { SSL_CTX_set_tlsext_servername_arg(ctx, arg); return SSL_CTX_set_tlsext_servername_callback(ctx, cb); }
+long CLibEV_SSL_CTX_set_session_cache_mode(SSL_CTX *ctx, long mode) { return SSL_CTX_set_session_cache_mode(ctx, mode); }
+long CLibEV_SSL_CTX_sess_set_cache_size(SSL_CTX *ctx, long size) { return SSL_CTX_sess_set_cache_size(ctx, size); }
+int CLibEV_SSL_CTX_set1_groups_list(SSL_CTX *ctx, const char *list) { return (int)SSL_CTX_set1_groups_list(ctx, list); }
+long CLibEV_SSL_CTX_set_dh_auto(SSL_CTX *ctx, int on) { return SSL_CTX_set_dh_auto(ctx, on); }
+void CLibEV_SSL_CTX_set_read_ahead(SSL_CTX *ctx, int yes) { SSL_CTX_set_read_ahead(ctx, yes); }
+int CLibEV_SSL_CTX_add1_chain_cert(SSL_CTX *ctx, X509 *x) { return (int)SSL_CTX_add1_chain_cert(ctx, x); }
+int CLibEV_SSL_CTX_set_ticket_key_cb(SSL_CTX *ctx, CLibEV_ticket_key_cb cb) { return SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, cb); }
+long CLibEV_SSL_CTX_set_num_tickets(SSL_CTX *ctx, size_t n) { return SSL_CTX_set_num_tickets(ctx, n); }
+int CLibEV_SSL_set_tlsext_host_name(SSL *ssl, const char *name) { return (int)SSL_set_tlsext_host_name(ssl, name); }
+const char *CLibEV_SSL_get_cipher_name(const SSL *ssl) { return SSL_get_cipher_name(ssl); }
+void CLibEV_OPENSSL_free(void *p) { OPENSSL_free(p); }
+int CLibEV_SSL_CTX_set0_tmp_dh_pkey(SSL_CTX *ctx, EVP_PKEY *dh) { return SSL_CTX_set0_tmp_dh_pkey(ctx, dh); }
+
+int CLibEV_ticket_key_init(EVP_CIPHER_CTX *cipher, EVP_MAC_CTX *mac, const unsigned char *hmac_key, size_t hmac_len,
+                           const unsigned char *aes_key, size_t aes_len, const unsigned char *iv, int enc) {
+    // Fetched once: an implicit fetch per ticket would look the algorithm up each time.
+    static EVP_CIPHER *aes128, *aes256;
+    if (!aes128) aes128 = EVP_CIPHER_fetch(NULL, "AES-128-CBC", NULL);
+    if (!aes256) aes256 = EVP_CIPHER_fetch(NULL, "AES-256-CBC", NULL);
+    OSSL_PARAM params[3];
+    params[0] = OSSL_PARAM_construct_octet_string("key", (void *)hmac_key, hmac_len);
+    params[1] = OSSL_PARAM_construct_utf8_string("digest", "SHA256", 0);
+    params[2] = OSSL_PARAM_construct_end();
+    if (EVP_CipherInit_ex(cipher, aes_len == 16 ? aes128 : aes256, NULL, aes_key, iv, enc) != 1) return 0;
+    return EVP_MAC_CTX_set_params(mac, params);
+}
+
+int CLibEV_SSL_CTX_set_ffdhe(SSL_CTX *ctx, int bits) {
+    const char *group = bits <= 2048 ? "ffdhe2048" : bits <= 3072 ? "ffdhe3072" : bits <= 4096 ? "ffdhe4096"
+        : bits <= 6144 ? "ffdhe6144" : "ffdhe8192";
+    EVP_PKEY_CTX *pctx = EVP_PKEY_CTX_new_from_name(NULL, "DH", NULL);
+    EVP_PKEY *pkey = NULL;
+    OSSL_PARAM params[2];
+    params[0] = OSSL_PARAM_construct_utf8_string("group", (char *)group, 0);
+    params[1] = OSSL_PARAM_construct_end();
+    int ok = pctx && EVP_PKEY_paramgen_init(pctx) == 1 && EVP_PKEY_CTX_set_params(pctx, params) == 1
+        && EVP_PKEY_paramgen(pctx, &pkey) == 1;
+    EVP_PKEY_CTX_free(pctx);
+    if (!ok) { EVP_PKEY_free(pkey); return 0; }
+    if (SSL_CTX_set0_tmp_dh_pkey(ctx, pkey) != 1) { EVP_PKEY_free(pkey); return 0; }
+    return 1;
+}
+
+EVP_PKEY *CLibEV_read_dh_params(const void *pem, int len) {
+    BIO *bio = BIO_new_mem_buf(pem, len);
+    if (!bio) return NULL;
+    // Each call reads the next `… PARAMETERS` block (an EC key's parameters are skipped).
+    EVP_PKEY *params = PEM_read_bio_Parameters_ex(bio, NULL, NULL, NULL);
+    while (params && EVP_PKEY_get_base_id(params) != EVP_PKEY_DH) {
+        EVP_PKEY_free(params);
+        params = PEM_read_bio_Parameters_ex(bio, NULL, NULL, NULL);
+    }
+    BIO_free(bio);
+    ERR_clear_error();
+    return params;
+}
+
+const uint64_t CLibEV_SSL_OP_NO_SSLv3 = SSL_OP_NO_SSLv3;
+const uint64_t CLibEV_SSL_OP_NO_TLSv1 = SSL_OP_NO_TLSv1;
+const uint64_t CLibEV_SSL_OP_NO_TLSv1_1 = SSL_OP_NO_TLSv1_1;
+const uint64_t CLibEV_SSL_OP_NO_TLSv1_2 = SSL_OP_NO_TLSv1_2;
+const uint64_t CLibEV_SSL_OP_NO_TLSv1_3 = SSL_OP_NO_TLSv1_3;
+const uint64_t CLibEV_SSL_OP_NO_TICKET = SSL_OP_NO_TICKET;
+const uint64_t CLibEV_SSL_OP_NO_COMPRESSION = SSL_OP_NO_COMPRESSION;
+const uint64_t CLibEV_SSL_OP_NO_RENEGOTIATION = SSL_OP_NO_RENEGOTIATION;
+const uint64_t CLibEV_SSL_OP_CIPHER_SERVER_PREFERENCE = SSL_OP_CIPHER_SERVER_PREFERENCE;
+const uint64_t CLibEV_SSL_OP_ALL = SSL_OP_ALL;
+const uint64_t CLibEV_SSL_OP_IGNORE_UNEXPECTED_EOF = SSL_OP_IGNORE_UNEXPECTED_EOF;

@@ -30,6 +30,8 @@ public final class Engine: EventHandler, @unchecked Sendable {
     private var frontendCounters: [String: ProxyCounters] = [:]
     private var backendCounters: [String: ProxyCounters] = [:]
     private var serverStates: [ServerIdentity: ServerState] = [:]
+    /// TLS session ticket keys and session caches by listener, carried across generations.
+    var tlsStores: [ListenerKey: TLSSessionStore] = [:]
     private var deadlines: [Int: DrainDeadline] = [:]
     private var signalWatchers: [UnsafeMutablePointer<ev_signal>] = []
     private var signalHandler: ((Int32) -> Void)?
@@ -76,6 +78,7 @@ public final class Engine: EventHandler, @unchecked Sendable {
     public func activate(_ generation: Generation, listenerFDs: [ListenerKey: Int32]) -> [ListenerKey] {
         if let maxconn = generation.config.config.global.maxconn { globalMaxconn = maxconn }
         adoptCounters(generation)
+        adoptTLSStores(generation)
         let previous = current
         current = generation
         generation.state = .active

@@ -10,6 +10,8 @@ public final class Generation {
     let backends: [String: Backend]
     /// The listener keys this generation serves, with the frontend behind each.
     let listenerFrontends: [ListenerKey: Frontend]
+    /// `bind … ssl`: the TLS context of each listener key that terminates TLS.
+    let tlsContexts: [ListenerKey: TLSServerContext]
     let globalLog: LogSinks
 
     /// Sessions alive in this generation (intrusive list: the kill path walks it).
@@ -36,15 +38,24 @@ public final class Generation {
         }
         var frontends: [String: Frontend] = [:]
         var keys: [ListenerKey: Frontend] = [:]
+        var tlsContexts: [ListenerKey: TLSServerContext] = [:]
         for proxy in config.config.proxies where proxy.isFrontend && !proxy.disabled {
             let target = proxy.defaultBackend.flatMap { backends[$0] } ?? (proxy.kind == .listen ? backends[proxy.name] : nil)
             let frontend = Frontend(proxy: proxy, defaultBackend: target, rules: ruleSet(proxy),
                                     log: proxy.kind == .listen ? backends[proxy.name]?.log : nil)
             frontends[proxy.name] = frontend
             for bind in proxy.binds {
-                keys[ListenerKey(bind, defaultBacklog: Frontend.defaultBacklog)] = frontend
+                let key = ListenerKey(bind, defaultBacklog: Frontend.defaultBacklog)
+                keys[key] = frontend
+                // TLS: certificates are decoded now, so a bad one fails the reload (rollback).
+                if bind.tls != nil {
+                    do { tlsContexts[key] = try TLSServerContext(bind: bind, proxy: proxy, global: global) } catch { errors.append(error) }
+                }
             }
         }
+        for backend in backends.values { errors += backend.makeTLSContexts(global: global) }
+        if !errors.isEmpty { throw ConfigErrors(errors.sorted { ($0.location?.line ?? 0) < ($1.location?.line ?? 0) }) }
+        self.tlsContexts = tlsContexts
         self.frontends = frontends
         self.backends = backends
         self.listenerFrontends = keys
@@ -165,6 +176,8 @@ final class BackendServer {
     var config: ConfigModel.Server
     unowned(unsafe) var backend: Backend!
     var state: ServerState
+    /// `ssl`: connections to the server use TLS.
+    var tls: TLSClientContext?
     /// Smooth weighted round-robin's running weight.
     var currentWeight = 0
 

@@ -72,6 +72,9 @@ final class HTTPSession: ListedSession {
     let listener: Listener
     let clientFD: Int32
     let clientAddress: SocketEndpoint?
+    /// `bind … ssl`: the client connection's TLS (nil: a plain socket), with the listener's
+    /// context of the generation current at accept, kept for the connection's life.
+    let clientTLS: TLSConnection?
     private(set) var phase = Phase.idle
     private var clientIO: IOWatcher
     private var timer: TimerWatcher
@@ -151,12 +154,14 @@ final class HTTPSession: ListedSession {
     unowned(unsafe) var listenerPrev: HTTPSession?
     unowned(unsafe) var listenerNext: HTTPSession?
 
-    init(engine: Engine, listener: Listener, frontend: Frontend, clientFD: Int32, clientAddress: SocketEndpoint?) {
+    init(engine: Engine, listener: Listener, frontend: Frontend, clientFD: Int32, clientAddress: SocketEndpoint?,
+         tls: TLSConnection? = nil) {
         self.engine = engine
         self.loop = engine.loop
         self.listener = listener
         self.clientFD = clientFD
         self.clientAddress = clientAddress
+        self.clientTLS = tls
         self.connectionCounters = frontend.counters
         let global = frontend.generation.config.config.global
         let limits = HTTPParserLimits(maxHeadSize: min(global.bufferSize, engine.loop.buffers.size),
@@ -185,11 +190,18 @@ final class HTTPSession: ListedSession {
         if let f = listener.frontend { setTCPOptions(clientFD, keepAlive: f.proxy.tcpKeepAlive.client) }
         updateInterest()
         armTimer()
+        // TLS: the ClientHello has usually arrived with the connection; try it in this loop turn.
+        if clientTLS != nil { ev_feed_event(loop.raw, clientIO.raw, EV_READ_MASK) }
     }
 
     // MARK: events
 
     override func ioEvent(_ watcher: UnsafeMutablePointer<ev_io>, _ revents: Int32) {
+        var revents = revents
+        if let tls = clientTLS {
+            guard tls.isEstablished else { return clientHandshake(tls) }
+            revents = tls.events(revents)
+        }
         if revents & EV_READ_MASK != 0 { clientReadable() }
         if phase != .closed, revents & EV_WRITE_MASK != 0 { flushToClient() }
         afterEvent()
@@ -197,6 +209,8 @@ final class HTTPSession: ListedSession {
 
     /// Events of the server connection this session owns.
     func serverEvent(_ revents: Int32) {
+        var revents = revents
+        if let tls = serverConnection?.tls, tls.isEstablished { revents = tls.events(revents) }
         if phase == .waitingServer {
             if revents & (EV_WRITE_MASK | EV_READ_MASK) != 0 { serverConnected() }
         } else {
@@ -221,16 +235,57 @@ final class HTTPSession: ListedSession {
 
     @inline(__always)
     private func clientRead(_ buffer: UnsafeMutableRawPointer, _ count: Int) -> Int {
-        recv(clientFD, buffer, count, Int32(MSG_DONTWAIT))
+        if let tls = clientTLS { return tls.read(buffer, count) }
+        return recv(clientFD, buffer, count, Int32(MSG_DONTWAIT))
     }
 
     @inline(__always)
     private func clientWrite(_ bytes: UnsafeRawPointer, _ count: Int) -> Int {
-        send(clientFD, bytes, count, Int32(MSG_NOSIGNAL | MSG_DONTWAIT))
+        if let tls = clientTLS { return tls.write(bytes, count) }
+        return send(clientFD, bytes, count, Int32(MSG_NOSIGNAL | MSG_DONTWAIT))
     }
 
     private func clientShutdownWrite() {
+        if let tls = clientTLS { return tls.shutdownWrite(fd: clientFD) }
         shutdown(clientFD, Int32(SHUT_WR))
+    }
+
+    /// TLS: the handshake before the first request (no generation is held meanwhile; the idle
+    /// deadline bounds it). The request may come with the handshake's last flight: read it now.
+    private func clientHandshake(_ tls: TLSConnection) {
+        switch tls.handshake() {
+        case .inProgress:
+            updateInterest()
+        case .failed:
+            if let frontend = listener.frontend, !frontend.log.isEmpty {
+                let client = clientAddress.map { "\($0.address):\($0.port)" } ?? "-:-"
+                frontend.log.send("\(client) [\(logDate(wallClock()))] \(frontend.name)/\(listener.key.endpoint): SSL handshake failure")
+            }
+            close()
+        case .done:
+            lastClientActivity = loop.now
+            clientReadable()
+            afterEvent()
+        }
+    }
+
+    // The server connection's bytes, the same way (`ServerConnection.tls` for `server … ssl`).
+
+    @inline(__always)
+    private func serverRead(_ c: ServerConnection, _ buffer: UnsafeMutableRawPointer, _ count: Int) -> Int {
+        if let tls = c.tls { return tls.read(buffer, count) }
+        return recv(c.fd, buffer, count, Int32(MSG_DONTWAIT))
+    }
+
+    @inline(__always)
+    private func serverWrite(_ c: ServerConnection, _ bytes: UnsafeRawPointer, _ count: Int) -> Int {
+        if let tls = c.tls { return tls.write(bytes, count) }
+        return send(c.fd, bytes, count, Int32(MSG_NOSIGNAL | MSG_DONTWAIT))
+    }
+
+    private func serverShutdownWrite(_ c: ServerConnection) {
+        if let tls = c.tls { return tls.shutdownWrite(fd: c.fd) }
+        shutdown(c.fd, Int32(SHUT_WR))
     }
 
     // MARK: client input
@@ -288,7 +343,7 @@ final class HTTPSession: ListedSession {
                 closeAfterResponse = true
             }
         case .tunnel:
-            if clientIn.isEmpty { shutdown(serverConnection?.fd ?? -1, Int32(SHUT_WR)) }
+            if clientIn.isEmpty, let c = serverConnection { serverShutdownWrite(c) }
             tunnelMaybeDone()
         case .closing:
             close()
@@ -459,7 +514,7 @@ final class HTTPSession: ListedSession {
 
     private var connectionInfo: HTTPConnectionInfo {
         if localAddress == nil { localAddress = localEndpoint(clientFD) }
-        return HTTPConnectionInfo(client: clientAddress, local: localAddress, isTLS: false)
+        return HTTPConnectionInfo(client: clientAddress, local: localAddress, tls: clientTLS)
     }
 
     /// The request head as the server receives it: the rules' rewrites applied, hop-by-hop fields
@@ -590,7 +645,7 @@ final class HTTPSession: ListedSession {
         // safe: a client's first request never rides an idle connection another client used
         // (a failure there could not be told apart from the server refusing this client).
         let mayReuse = reuse == .always || reuse == .aggressive || (reuse == .safe && requests > 1)
-        if mayReuse && backend.proxy.http.connectionMode == .keepAlive, let pooled = s.state.takeIdle() {
+        if mayReuse && backend.proxy.http.connectionMode == .keepAlive, let pooled = s.state.takeIdle(tls: s.tls?.fingerprint) {
             attach(pooled, reused: true)
             connectTime = 0
             phase = .exchange
@@ -632,9 +687,32 @@ final class HTTPSession: ListedSession {
 
     private func serverConnected() {
         guard let c = serverConnection else { return }
-        if c.connectError != 0 {
-            connectFailed(timedOut: false)
-            return
+        if c.tls == nil {
+            if c.connectError != 0 {
+                connectFailed(timedOut: false)
+                return
+            }
+            if let context = server?.tls {
+                guard let tls = TLSConnection(connected: c.fd, context: context, serverName: nil) else {
+                    connectFailed(timedOut: false)
+                    return
+                }
+                c.tls = tls
+            }
+        }
+        if let tls = c.tls, !tls.isEstablished {
+            switch tls.handshake() {
+            case .inProgress:
+                return
+            case .failed:
+                // A refused session must not be offered again; verification failures count as
+                // connection errors, as HAProxy's.
+                server?.tls?.forgetSession()
+                connectFailed(timedOut: false)
+                return
+            case .done:
+                break
+            }
         }
         engine.observe(server, .connected)
         connectTime = loop.now - connectStartedAt
@@ -680,7 +758,7 @@ final class HTTPSession: ListedSession {
     private func flushToServer() {
         guard let c = serverConnection, phase == .exchange || phase == .tunnel else { return }
         while serverOutSent < serverOut.end, let base = serverOut.base {
-            let n = send(c.fd, base + serverOutSent, serverOut.end - serverOutSent, Int32(MSG_NOSIGNAL | MSG_DONTWAIT))
+            let n = serverWrite(c, base + serverOutSent, serverOut.end - serverOutSent)
             if n > 0 {
                 serverOutSent += n
                 lastServerActivity = loop.now
@@ -692,7 +770,7 @@ final class HTTPSession: ListedSession {
             }
         }
         while requestParsed > clientIn.start, let base = clientIn.base {
-            let n = send(c.fd, base + clientIn.start, requestParsed - clientIn.start, Int32(MSG_NOSIGNAL | MSG_DONTWAIT))
+            let n = serverWrite(c, base + clientIn.start, requestParsed - clientIn.start)
             if n > 0 {
                 clientIn.start += n
                 lastServerActivity = loop.now
@@ -704,7 +782,7 @@ final class HTTPSession: ListedSession {
             }
         }
         if clientIn.isEmpty { clientIn.releaseIfEmpty(loop.buffers); requestParsed = clientIn.end }
-        if phase == .tunnel && clientEOF && clientIn.isEmpty { shutdown(c.fd, Int32(SHUT_WR)) }
+        if phase == .tunnel && clientEOF && clientIn.isEmpty { serverShutdownWrite(c) }
     }
 
     private func serverWriteFailed() {
@@ -761,7 +839,7 @@ final class HTTPSession: ListedSession {
         }
         let space = pool.size - serverIn.end
         guard space > 0 else { return }
-        let n = recv(c.fd, base + serverIn.end, space, Int32(MSG_DONTWAIT))
+        let n = serverRead(c, base + serverIn.end, space)
         if n > 0 {
             serverIn.end += n
             lastServerActivity = loop.now
@@ -1105,6 +1183,7 @@ final class HTTPSession: ListedSession {
         detachServer(close: true)
         clientIO.release(on: loop)
         timer.release(on: loop)
+        clientTLS?.sendCloseNotify()
         Glibc.close(clientFD)
         clientIn.release(loop.buffers)
         clientOut.release(loop.buffers)
@@ -1135,17 +1214,29 @@ final class HTTPSession: ListedSession {
             break
         }
         if !clientOut.isEmpty || pendingBody != nil || responseParsed > serverIn.start { client |= EV_WRITE_MASK }
-        clientIO.watch(client, on: loop)
+        if let tls = clientTLS {
+            client = tls.interest(client)
+            clientIO.watch(client, on: loop)
+            // Bytes OpenSSL already holds announce themselves through no socket event.
+            if client & EV_READ_MASK != 0 && tls.hasBufferedInput { ev_feed_event(loop.raw, clientIO.raw, EV_READ_MASK) }
+        } else {
+            clientIO.watch(client, on: loop)
+        }
 
         guard let c = serverConnection else { return }
         var serverEvents: Int32 = 0
         if phase == .waitingServer {
-            serverEvents = EV_WRITE_MASK
+            // Connecting, then the TLS handshake.
+            serverEvents = c.tls?.interest(0) ?? EV_WRITE_MASK
         } else if phase == .exchange || phase == .tunnel {
             let roomServerIn = phase == .tunnel ? serverIn.isEmpty : (serverIn.end < size || serverIn.start > 0)
             if !serverEOF && !responseComplete && roomServerIn { serverEvents |= EV_READ_MASK }
             if phase == .tunnel && !serverEOF && serverIn.isEmpty { serverEvents |= EV_READ_MASK }
             if serverOutSent < serverOut.end || requestParsed > clientIn.start { serverEvents |= EV_WRITE_MASK }
+            if let tls = c.tls {
+                serverEvents = tls.interest(serverEvents)
+                if serverEvents & EV_READ_MASK != 0 && tls.hasBufferedInput { c.feed(EV_READ_MASK) }
+            }
         }
         c.watch(serverEvents)
     }

@@ -21,6 +21,9 @@ final class Listener: EventHandler {
     unowned(unsafe) let engine: Engine
     private var io: IOWatcher
     private(set) var frontend: Frontend?
+    /// `bind … ssl`: the TLS context of the frontend's generation; a connection takes the one
+    /// current when it is accepted and keeps it.
+    private(set) var tlsContext: TLSServerContext?
     private(set) var paused: Pause = []
     /// HTTP client connections accepted here (they outlive generations, not their listener).
     private unowned(unsafe) var firstConnection: HTTPSession?
@@ -38,6 +41,7 @@ final class Listener: EventHandler {
     func serve(_ frontend: Frontend?) {
         if let old = self.frontend { old.generation.listenerRefs -= 1 }
         self.frontend = frontend
+        tlsContext = frontend?.generation.tlsContexts[key]
         if let frontend { frontend.generation.listenerRefs += 1 }
         updateWatch()
     }
@@ -93,12 +97,20 @@ final class Listener: EventHandler {
                 }
             }
             accepted += 1
+            var tls: TLSConnection?
+            if let tlsContext {
+                guard let connection = TLSConnection(accepted: client, context: tlsContext) else {
+                    close(client)
+                    continue
+                }
+                tls = connection
+            }
             if frontend.proxy.mode == .http {
                 HTTPSession(engine: engine, listener: self, frontend: frontend, clientFD: client,
-                            clientAddress: SocketEndpoint(storage)).start()
+                            clientAddress: SocketEndpoint(storage), tls: tls).start()
             } else {
                 TCPSession(engine: engine, listener: frontend, clientFD: client,
-                           clientAddress: SocketEndpoint(storage)).start()
+                           clientAddress: SocketEndpoint(storage), tls: tls).start()
             }
         }
     }

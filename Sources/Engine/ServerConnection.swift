@@ -17,6 +17,8 @@ final class ServerConnection: EventHandler {
     /// Requests this connection has carried (reuse makes it more than one).
     var requests = 0
     private(set) var isClosed = false
+    /// `server … ssl`: the connection's TLS, set once the TCP connection is up.
+    var tls: TLSConnection?
 
     init(engine: Engine, fd: Int32, server: ServerState) {
         self.engine = engine
@@ -41,9 +43,14 @@ final class ServerConnection: EventHandler {
 
     func watch(_ events: Int32) { io.watch(events, on: engine.loop) }
 
+    /// Reports `events` to the owner in this loop turn (TLS bytes OpenSSL already holds).
+    func feed(_ events: Int32) { ev_feed_event(engine.loop.raw, io.raw, events) }
+
     override func ioEvent(_ watcher: UnsafeMutablePointer<ev_io>, _ revents: Int32) {
         if let owner {
             owner.serverEvent(revents)
+        } else if let tls, tls.isEstablished, idleRecordOnly(tls) {
+            // TLS 1.3: a session ticket after the handshake, nothing for the application.
         } else {
             // Idle: the server closed it, or sent what nobody asked for. Either way it is done.
             server.removeIdle(self)
@@ -64,8 +71,19 @@ final class ServerConnection: EventHandler {
         isClosed = true
         owner = nil
         io.release(on: engine.loop)
+        tls?.sendCloseNotify()
         Glibc.close(fd)
     }
+
+    /// An idle TLS connection became readable: true when OpenSSL consumed only protocol
+    /// records (tickets) and the connection may stay pooled.
+    private func idleRecordOnly(_ tls: TLSConnection) -> Bool {
+        var byte: UInt8 = 0
+        return tls.read(&byte, 1) < 0 && errno == EAGAIN && !tls.failed
+    }
+
+    /// The TLS settings the connection was made under (nil: plain), for reuse.
+    var tlsFingerprint: Int? { tls?.clientContext?.fingerprint }
 
     /// SO_ERROR after a non-blocking connect.
     var connectError: Int32 {
@@ -77,10 +95,14 @@ final class ServerConnection: EventHandler {
 }
 
 extension ServerState {
-    /// The most recently parked idle connection (warmest first), if any.
-    func takeIdle() -> ServerConnection? {
+    /// The most recently parked idle connection (warmest first) made under the same TLS settings
+    /// (`tls`: the server's context fingerprint, nil for plain), if any.
+    func takeIdle(tls: Int? = nil) -> ServerConnection? {
         while let c = idleConnections.popLast() {
-            if !c.isClosed { return c }
+            if c.isClosed { continue }
+            if c.tlsFingerprint == tls { return c }
+            // The server's TLS settings changed with a reload: this connection cannot serve them.
+            c.close()
         }
         return nil
     }

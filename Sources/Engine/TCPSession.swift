@@ -31,9 +31,11 @@ struct TerminationState {
 
 /// A TCP session: a client connection, the server connection made for it, and the bytes between
 /// them. It holds its generation for its whole life. State machine:
-/// queued? -> connecting (-> turnaround -> connecting)* -> established -> closed.
+/// handshake? -> queued? -> connecting (-> turnaround -> connecting)* -> established -> closed.
+/// With TLS on either side (`bind … ssl`, `server … ssl`) bytes go through OpenSSL and never
+/// through splice; `handshake` is the client's TLS handshake, the server's is part of `connecting`.
 final class TCPSession: ListedSession {
-    enum Phase { case waiting, queued, connecting, turnaround, established, closed }
+    enum Phase { case waiting, handshake, queued, connecting, turnaround, established, closed }
 
     unowned(unsafe) let engine: Engine
     let loop: EventLoop
@@ -44,6 +46,9 @@ final class TCPSession: ListedSession {
     private var holdsSlot = false
     let clientFD: Int32
     private var serverFD: Int32 = -1
+    /// The client connection's TLS, and the server connection's (nil: plain sockets).
+    private let clientTLS: TLSConnection?
+    private var serverTLS: TLSConnection?
     private var clientIO: IOWatcher
     private var serverIO: IOWatcher
     private var timer: TimerWatcher
@@ -64,7 +69,9 @@ final class TCPSession: ListedSession {
     private var lastServerActivity: Double
     private var selfRetain: Unmanaged<TCPSession>?
 
-    init(engine: Engine, listener frontend: Frontend, clientFD: Int32, clientAddress: SocketEndpoint?) {
+    init(engine: Engine, listener frontend: Frontend, clientFD: Int32, clientAddress: SocketEndpoint?,
+         tls: TLSConnection? = nil) {
+        self.clientTLS = tls
         self.engine = engine
         self.loop = engine.loop
         self.generation = frontend.generation
@@ -102,6 +109,34 @@ final class TCPSession: ListedSession {
         if frontend.proxy.log.format == .connect, !frontend.log.isEmpty, let clientAddress {
             frontend.log.send("Connect from \(clientAddress) to \(localEndpoint(clientFD).map(\.description) ?? "-") (\(frontend.name)/TCP)")
         }
+        if clientTLS != nil {
+            // The client's TLS handshake comes first; the ClientHello is usually there already.
+            phase = .handshake
+            clientIO.watch(EV_READ_MASK, on: loop)
+            armTimer()
+            ev_feed_event(loop.raw, clientIO.raw, EV_READ_MASK)
+            return
+        }
+        route()
+    }
+
+    /// TLS: advances the client's handshake; routes the session once it is done.
+    private func clientHandshake(_ tls: TLSConnection) {
+        switch tls.handshake() {
+        case .inProgress:
+            clientIO.watch(tls.interest(0), on: loop)
+        case .failed:
+            termination = TerminationState(cause: UInt8(ascii: "C"), phase: UInt8(ascii: "R"))
+            finish()
+        case .done:
+            clientIO.watch(0, on: loop)
+            lastClientActivity = loop.now
+            phase = .waiting
+            route()
+        }
+    }
+
+    private func route() {
         guard let backend else {
             termination = TerminationState(cause: UInt8(ascii: "P"), phase: UInt8(ascii: "R"))
             finish()
@@ -188,12 +223,34 @@ final class TCPSession: ListedSession {
     }
 
     private func connectCompleted() {
-        var err: Int32 = 0
-        var len = socklen_t(MemoryLayout<Int32>.size)
-        getsockopt(serverFD, SOL_SOCKET, SO_ERROR, &err, &len)
-        if err != 0 {
-            connectFailed(timedOut: false)
-            return
+        if serverTLS == nil {
+            var err: Int32 = 0
+            var len = socklen_t(MemoryLayout<Int32>.size)
+            getsockopt(serverFD, SOL_SOCKET, SO_ERROR, &err, &len)
+            if err != 0 {
+                connectFailed(timedOut: false)
+                return
+            }
+            if let context = server?.tls {
+                guard let tls = TLSConnection(connected: serverFD, context: context, serverName: nil) else {
+                    connectFailed(timedOut: false)
+                    return
+                }
+                serverTLS = tls
+            }
+        }
+        if let tls = serverTLS, !tls.isEstablished {
+            switch tls.handshake() {
+            case .inProgress:
+                serverIO.watch(tls.interest(0), on: loop)
+                return
+            case .failed:
+                server?.tls?.forgetSession()
+                connectFailed(timedOut: false)
+                return
+            case .done:
+                break
+            }
         }
         engine.observe(server, .connected)
         phase = .established
@@ -206,6 +263,7 @@ final class TCPSession: ListedSession {
 
     private func connectFailed(timedOut: Bool) {
         serverIO.watch(0, on: loop)
+        serverTLS = nil
         if serverFD >= 0 { close(serverFD); serverFD = -1 }
         guard let s = server, let backend else { return }
         engine.observe(s, .connectFailed)
@@ -247,14 +305,20 @@ final class TCPSession: ListedSession {
     // MARK: events
 
     override func ioEvent(_ watcher: UnsafeMutablePointer<ev_io>, _ revents: Int32) {
+        var revents = revents
         if watcher == serverIO.raw {
             if phase == .connecting {
                 connectCompleted()
                 return
             }
+            if let tls = serverTLS { revents = tls.events(revents) }
             if revents & EV_READ_MASK != 0 { pump(server: true) }
             if phase == .established, revents & EV_WRITE_MASK != 0 { pump(server: false) }
         } else {
+            if let tls = clientTLS {
+                if phase == .handshake { return clientHandshake(tls) }
+                revents = tls.events(revents)
+            }
             if revents & EV_READ_MASK != 0 { pump(server: false) }
             if phase == .established, revents & EV_WRITE_MASK != 0 { pump(server: true) }
         }
@@ -296,6 +360,8 @@ final class TCPSession: ListedSession {
         var drained = false
         var readSize = 0
         let now = loop.now
+        let sourceTLS = fromServer ? serverTLS : clientTLS
+        let destinationTLS = fromServer ? clientTLS : serverTLS
         while true {
             if flow.pending > 0 {
                 let written: IOResult
@@ -303,7 +369,11 @@ final class TCPSession: ListedSession {
                     if flow.tail > flow.head {
                         let base = flow.buffer! + flow.head
                         let count = flow.tail - flow.head
-                        written = try syscall("send") { Glibc.send(dst, base, count, Int32(MSG_NOSIGNAL | MSG_DONTWAIT)) }
+                        if let destinationTLS {
+                            written = try syscall("SSL_write") { destinationTLS.write(base, count) }
+                        } else {
+                            written = try syscall("send") { Glibc.send(dst, base, count, Int32(MSG_NOSIGNAL | MSG_DONTWAIT)) }
+                        }
                     } else {
                         let count = flow.inPipe
                         let pipeFD = flow.pipe!.readFD
@@ -356,11 +426,15 @@ final class TCPSession: ListedSession {
                     flow.buffer = buffer
                     let size = loop.buffers.size
                     readSize = size
-                    read = try syscall("recv") { Glibc.recv(src, buffer, size, Int32(MSG_DONTWAIT)) }
+                    if let sourceTLS {
+                        read = try syscall("SSL_read") { sourceTLS.read(buffer, size) }
+                    } else {
+                        read = try syscall("recv") { Glibc.recv(src, buffer, size, Int32(MSG_DONTWAIT)) }
+                    }
                     if case .processed(let n) = read, n > 0 {
                         flow.tail = n
-                        // A full buffer means bulk data: splice from now on (both ends are sockets).
-                        if n == size { flow.splice = true }
+                        // A full buffer means bulk data: splice from now on (both ends are plain sockets).
+                        if n == size && sourceTLS == nil && destinationTLS == nil { flow.splice = true }
                     } else {
                         loop.buffers.give(buffer)
                         flow.buffer = nil
@@ -388,7 +462,7 @@ final class TCPSession: ListedSession {
         }
         if flow.eof && flow.pending == 0 && !flow.shutdownSent {
             flow.shutdownSent = true
-            shutdown(dst, Int32(SHUT_WR))
+            if let destinationTLS { destinationTLS.shutdownWrite(fd: dst) } else { shutdown(dst, Int32(SHUT_WR)) }
         }
         return .ok
     }
@@ -412,8 +486,17 @@ final class TCPSession: ListedSession {
         if s2c.pending > 0 { clientEvents |= EV_WRITE_MASK }
         if !s2c.eof && s2c.pending == 0 { serverEvents |= EV_READ_MASK }
         if c2s.pending > 0 { serverEvents |= EV_WRITE_MASK }
+        if let tls = clientTLS { clientEvents = tls.interest(clientEvents) }
+        if let tls = serverTLS { serverEvents = tls.interest(serverEvents) }
         clientIO.watch(clientEvents, on: loop)
         serverIO.watch(serverEvents, on: loop)
+        // Bytes OpenSSL already holds announce themselves through no socket event.
+        if let tls = clientTLS, clientEvents & EV_READ_MASK != 0, tls.hasBufferedInput {
+            ev_feed_event(loop.raw, clientIO.raw, EV_READ_MASK)
+        }
+        if let tls = serverTLS, serverEvents & EV_READ_MASK != 0, tls.hasBufferedInput {
+            ev_feed_event(loop.raw, serverIO.raw, EV_READ_MASK)
+        }
     }
 
     // MARK: timeouts
@@ -423,6 +506,8 @@ final class TCPSession: ListedSession {
         let t = proxyTimeouts
         func seconds(_ ms: Int?) -> Double? { ms.map { Double($0) / 1000 } }
         switch phase {
+        case .handshake:
+            return seconds(frontend.proxy.timeouts.client).map { acceptedAt + $0 }
         case .queued:
             return seconds(t.queue ?? t.connect).map { queueTime + $0 }
         case .connecting:
@@ -463,6 +548,9 @@ final class TCPSession: ListedSession {
             return
         }
         switch phase {
+        case .handshake:
+            termination = TerminationState(cause: UInt8(ascii: "c"), phase: UInt8(ascii: "R"))
+            finish()
         case .queued:
             backend?.queue.remove(self)
             queueTime = now - queueTime
@@ -507,6 +595,10 @@ final class TCPSession: ListedSession {
         clientIO.release(on: loop)
         serverIO.release(on: loop)
         timer.release(on: loop)
+        if termination.cause == UInt8(ascii: "-") {
+            clientTLS?.sendCloseNotify()
+            serverTLS?.sendCloseNotify()
+        }
         close(clientFD)
         if serverFD >= 0 { close(serverFD); serverFD = -1 }
         for flow in [c2s, s2c] {

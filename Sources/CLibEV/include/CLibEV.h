@@ -9,6 +9,13 @@
 #include <sys/types.h>
 #include <sys/socket.h>
 
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/rand.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
 typedef void (*CLibEV_io_cb)(struct ev_loop *loop, ev_io *w, int revents);
 typedef void (*CLibEV_timer_cb)(struct ev_loop *loop, ev_timer *w, int revents);
 typedef void (*CLibEV_async_cb)(struct ev_loop *loop, ev_async *w, int revents);
@@ -52,5 +59,49 @@ int CLibEV_detach(void);
 int CLibEV_drop_privileges(uid_t uid, gid_t gid, int keep_bind_cap, const char **step);
 /// Effective capability set, low 64 bits.
 uint64_t CLibEV_effective_caps(void);
+
+
+// MARK: OpenSSL: real functions for the macros the TLS transport uses.
+
+typedef int (*CLibEV_servername_cb)(SSL *ssl, int *alert, void *arg);
+typedef int (*CLibEV_ticket_key_cb)(SSL *ssl, unsigned char *key_name, unsigned char *iv,
+                                    EVP_CIPHER_CTX *cipher, EVP_MAC_CTX *mac, int enc);
+
+long CLibEV_SSL_CTX_set_mode(SSL_CTX *ctx, long mode);
+long CLibEV_SSL_CTX_clear_mode(SSL_CTX *ctx, long mode);
+int CLibEV_SSL_CTX_set_min_proto_version(SSL_CTX *ctx, int version);
+int CLibEV_SSL_CTX_set_max_proto_version(SSL_CTX *ctx, int version);
+long CLibEV_SSL_CTX_set_servername_callback(SSL_CTX *ctx, CLibEV_servername_cb cb, void *arg);
+long CLibEV_SSL_CTX_set_session_cache_mode(SSL_CTX *ctx, long mode);
+long CLibEV_SSL_CTX_sess_set_cache_size(SSL_CTX *ctx, long size);
+int CLibEV_SSL_CTX_set1_groups_list(SSL_CTX *ctx, const char *list);
+long CLibEV_SSL_CTX_set_dh_auto(SSL_CTX *ctx, int on);
+void CLibEV_SSL_CTX_set_read_ahead(SSL_CTX *ctx, int yes);
+int CLibEV_SSL_CTX_add1_chain_cert(SSL_CTX *ctx, X509 *x);
+int CLibEV_SSL_CTX_set_ticket_key_cb(SSL_CTX *ctx, CLibEV_ticket_key_cb cb);
+long CLibEV_SSL_CTX_set_num_tickets(SSL_CTX *ctx, size_t n);
+int CLibEV_SSL_set_tlsext_host_name(SSL *ssl, const char *name);
+const char *CLibEV_SSL_get_cipher_name(const SSL *ssl);
+void CLibEV_OPENSSL_free(void *p);
+/// Sets up a session ticket's cipher (AES-128/256-CBC by the key's length) and HMAC-SHA256 key.
+int CLibEV_ticket_key_init(EVP_CIPHER_CTX *cipher, EVP_MAC_CTX *mac, const unsigned char *hmac_key, size_t hmac_len,
+                           const unsigned char *aes_key, size_t aes_len, const unsigned char *iv, int enc);
+/// Uses RFC 7919's ffdhe group of `bits` (2048, 3072, 4096, 6144, 8192) for DHE; 0 when unknown.
+int CLibEV_SSL_CTX_set_ffdhe(SSL_CTX *ctx, int bits);
+/// The DH parameters of a PEM block (`-----BEGIN DH PARAMETERS-----`), or NULL.
+EVP_PKEY *CLibEV_read_dh_params(const void *pem, int len);
+int CLibEV_SSL_CTX_set0_tmp_dh_pkey(SSL_CTX *ctx, EVP_PKEY *dh);
+
+extern const uint64_t CLibEV_SSL_OP_NO_SSLv3;
+extern const uint64_t CLibEV_SSL_OP_NO_TLSv1;
+extern const uint64_t CLibEV_SSL_OP_NO_TLSv1_1;
+extern const uint64_t CLibEV_SSL_OP_NO_TLSv1_2;
+extern const uint64_t CLibEV_SSL_OP_NO_TLSv1_3;
+extern const uint64_t CLibEV_SSL_OP_NO_TICKET;
+extern const uint64_t CLibEV_SSL_OP_NO_COMPRESSION;
+extern const uint64_t CLibEV_SSL_OP_NO_RENEGOTIATION;
+extern const uint64_t CLibEV_SSL_OP_CIPHER_SERVER_PREFERENCE;
+extern const uint64_t CLibEV_SSL_OP_ALL;
+extern const uint64_t CLibEV_SSL_OP_IGNORE_UNEXPECTED_EOF;
 
 #endif

@@ -8,11 +8,18 @@ public struct HTTPConnectionInfo: Hashable, Sendable {
     public var local: SocketEndpoint?
     /// Whether the client connection is TLS (`ssl_fc`).
     public var isTLS: Bool
+    /// The client connection's TLS, for `ssl_fc_*` and `ssl_c_*` (nil: plain, or a test's value).
+    var tls: TLSConnection?
 
     public init(client: SocketEndpoint?, local: SocketEndpoint?, isTLS: Bool = false) {
         self.client = client
         self.local = local
         self.isTLS = isTLS
+    }
+
+    init(client: SocketEndpoint?, local: SocketEndpoint?, tls: TLSConnection?) {
+        self.init(client: client, local: local, isTLS: tls != nil)
+        self.tls = tls
     }
 }
 

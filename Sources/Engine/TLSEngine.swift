@@ -1,0 +1,63 @@
+import ConfigModel
+import Glibc
+
+extension Backend {
+    /// Builds the TLS context of every `server … ssl` line; returns what OpenSSL refused.
+    func makeTLSContexts(global: GlobalSettings) -> [ConfigError] {
+        var errors: [ConfigError] = []
+        for server in servers where server.config.options.tls != nil {
+            do {
+                server.tls = try TLSClientContext(server: server.config, backend: name, global: global)
+            } catch {
+                errors.append(error)
+            }
+        }
+        return errors
+    }
+}
+
+extension Engine {
+    /// Gives each TLS listener of `generation` the ticket keys and session cache its listener
+    /// already has, so a client resumes its session after a reload; forgets the stores of
+    /// listeners no live generation serves with TLS.
+    func adoptTLSStores(_ generation: Generation) {
+        let loop = self.loop
+        for (key, context) in generation.tlsContexts {
+            let global = generation.config.config.global
+            let store = tlsStores[key] ?? context.store
+            store.configure(ticketKeys: context.settings.ticketKeys, capacity: global.sslCacheSize, lifetimeMS: global.sslLifetime)
+            tlsStores[key] = store
+            context.store = store
+            context.clock = { loop.now }
+        }
+        guard tlsStores.count > generation.tlsContexts.count else { return }
+        var used = Set(generation.tlsContexts.keys)
+        for g in liveGenerations { used.formUnion(g.tlsContexts.keys) }
+        tlsStores = tlsStores.filter { used.contains($0.key) }
+    }
+
+    /// `show ssl cert [NAME]`: the certificates of the live generations (NAME: only the ones
+    /// whose path is NAME), each with the generations using it, newest generation's first.
+    public func certificates(named name: String? = nil) -> [TLSCertificateInfo] {
+        var byPath: [String: TLSCertificateInfo] = [:]
+        var order: [String] = []
+        for g in liveGenerations.reversed() {
+            var contexts = Array(g.tlsContexts.values).map { $0.certificates }
+            for b in g.backends.values {
+                for s in b.servers {
+                    if let c = s.tls?.certificate { contexts.append([c]) }
+                }
+            }
+            for certificate in contexts.joined() {
+                let path = certificate.info.path
+                if let name, name != path { continue }
+                if byPath[path] == nil {
+                    byPath[path] = certificate.info
+                    order.append(path)
+                }
+                if !byPath[path]!.generations.contains(g.id) { byPath[path]!.generations.insert(g.id, at: 0) }
+            }
+        }
+        return order.map { byPath[$0]! }
+    }
+}

@@ -1,0 +1,228 @@
+import CLibEV
+import ConfigModel
+import Foundation
+import Glibc
+import Testing
+
+@testable import Engine
+
+/// TLS termination and origination in process: generations built from configuration values,
+/// certificates made by the `openssl` command, clients `openssl s_client` and OpenSSL itself.
+@Suite(.serialized) struct TLSSessionTests {
+    let pki = TLSTestPKI.shared
+
+    /// A TLS `listen` section in front of `origin`.
+    func proxy(_ origin: TinyOrigin, certificates: [String] = ["default", "a", "wild"],
+               configure: @escaping (inout BindTLS) -> Void = { _ in }, proxy more: (inout Proxy) -> Void = { _ in }) throws -> HTTPTestProxy {
+        let tls = pki.bindTLS(certificates, configure: configure)
+        return try HTTPTestProxy(origin: origin.port) {
+            $0.binds[0].tls = tls
+            more(&$0)
+        }
+    }
+
+    @Test func sniPicksTheCertificateAndTheFirstIsTheDefault() throws {
+        let origin = TinyOrigin()
+        defer { origin.stop() }
+        let p = try proxy(origin)
+        defer { p.stop() }
+        let none = sClient(port: p.port)
+        #expect(none.subject == "CN = default.test")
+        #expect(none.output.contains("saw GET /tls HTTP/1.1"))
+        #expect(sClient(port: p.port, serverName: "a.test").subject == "CN = a.test")
+        #expect(sClient(port: p.port, serverName: "ALT-A.test").subject == "CN = a.test")
+        #expect(sClient(port: p.port, serverName: "x.wild.test").subject == "CN = *.wild.test")
+        // A wildcard covers one label only.
+        #expect(sClient(port: p.port, serverName: "y.x.wild.test").subject == "CN = default.test")
+        #expect(sClient(port: p.port, serverName: "unknown.test").subject == "CN = default.test")
+    }
+
+    @Test func strictSNIRefusesAnUnknownName() throws {
+        let origin = TinyOrigin()
+        defer { origin.stop() }
+        let p = try proxy(origin, configure: { $0.strictSNI = true })
+        defer { p.stop() }
+        let known = sClient(port: p.port, serverName: "a.test")
+        #expect(known.subject == "CN = a.test")
+        #expect(known.output.contains("saw GET /tls"))
+        let unknown = sClient(port: p.port, serverName: "unknown.test")
+        #expect(!unknown.completed)
+        #expect(!unknown.output.contains("saw GET"))
+        #expect(!sClient(port: p.port).completed)
+    }
+
+    @Test func alpnSelectsHTTP11() throws {
+        let origin = TinyOrigin()
+        defer { origin.stop() }
+        let p = try proxy(origin, configure: { $0.alpn = ["http/1.1"] })
+        defer { p.stop() }
+        #expect(sClient(port: p.port, extra: ["-alpn", "h2,http/1.1"]).alpn == "http/1.1")
+        let h2Only = sClient(port: p.port, extra: ["-alpn", "h2"])
+        #expect(h2Only.alpn == nil)
+        #expect(h2Only.output.contains("No ALPN negotiated"))
+    }
+
+    @Test func clientCertificateRequired() throws {
+        let origin = TinyOrigin()
+        defer { origin.stop() }
+        let p = try proxy(origin, configure: {
+            $0.verify = .required
+            $0.caFile = self.pki.bytes("ca.pem")
+            $0.caFilePath = self.pki.path("ca.pem")
+        })
+        defer { p.stop() }
+        #expect(!sClient(port: p.port).output.contains("saw GET"))
+        let trusted = sClient(port: p.port, extra: ["-cert", pki.path("client.crt"), "-key", pki.path("client.key")])
+        #expect(trusted.output.contains("saw GET /tls"))
+        let stranger = sClient(port: p.port, extra: ["-cert", pki.path("stranger.crt"), "-key", pki.path("stranger.key")])
+        #expect(!stranger.output.contains("saw GET"))
+    }
+
+    @Test func clientCertificateOptional() throws {
+        let origin = TinyOrigin()
+        defer { origin.stop() }
+        let p = try proxy(origin, configure: {
+            $0.verify = .optional
+            $0.caFile = self.pki.bytes("ca.pem")
+        })
+        defer { p.stop() }
+        #expect(sClient(port: p.port).output.contains("saw GET /tls"))
+        #expect(sClient(port: p.port, extra: ["-cert", pki.path("client.crt"), "-key", pki.path("client.key")]).output.contains("saw GET /tls"))
+        #expect(!sClient(port: p.port, extra: ["-cert", pki.path("stranger.crt"), "-key", pki.path("stranger.key")]).output.contains("saw GET"))
+    }
+
+    @Test func keepAliveRequestsAndALargeBodyOverTLS() throws {
+        let origin = TinyOrigin()
+        defer { origin.stop() }
+        let p = try proxy(origin)
+        defer { p.stop() }
+        let client = try #require(TLSTestClient(port: p.port, serverName: "a.test"))
+        for i in 0..<5 {
+            #expect(client.get("/k\(i)") == "saw GET /k\(i) HTTP/1.1 body 0\n")
+        }
+        let body = String(repeating: "b", count: 200_000)
+        client.send("POST /big HTTP/1.1\r\nHost: x\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)")
+        #expect(client.response()?.body == "saw POST /big HTTP/1.1 body 200000\n")
+        // Pipelined requests in one TLS record.
+        client.send((0..<4).map { "GET /p\($0) HTTP/1.1\r\nHost: x\r\n\r\n" }.joined())
+        for i in 0..<4 { #expect(client.response()?.body == "saw GET /p\(i) HTTP/1.1 body 0\n") }
+        #expect(origin.connections == 1)
+    }
+
+    @Test func aBrokenKeyFailsTheGenerationWithFileAndLine() throws {
+        let origin = TinyOrigin()
+        defer { origin.stop() }
+        let p = try proxy(origin)
+        defer { p.stop() }
+        var broken = pki.certificate("a", line: 7)
+        broken.pem = pki.bytes("a.crt") + pki.bytes("default.key")
+        var garbage = pki.certificate("wild", line: 8)
+        garbage.pem = Array("-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n".utf8)
+        for (file, expected) in [(broken, "inconsistencies between private key and certificate"), (garbage, "unable to load SSL certificate")] {
+            do {
+                _ = try p.makeGeneration(origin: origin.port, port: p.port) { proxy in
+                    var tls = self.pki.bindTLS(["default"])
+                    tls.certificates.append(file)
+                    proxy.binds[0].tls = tls
+                }
+                Issue.record("the generation was built")
+            } catch let errors as ConfigErrors {
+                let text = errors.description
+                #expect(text.hasPrefix("test.cfg:\(file.location.line): bind 127.0.0.1:\(p.port): '\(file.path)': "), "\(text)")
+                #expect(text.contains(expected), "\(text)")
+            }
+        }
+        // Nothing changed: the running generation still serves its certificate.
+        #expect(sClient(port: p.port, serverName: "a.test").subject == "CN = a.test")
+    }
+
+    @Test func aReloadServesTheNewCertificateWhileAnOpenConnectionKeepsWorking() throws {
+        let origin = TinyOrigin()
+        defer { origin.stop() }
+        let p = try proxy(origin, certificates: ["default"])
+        defer { p.stop() }
+        let open = try #require(TLSTestClient(port: p.port, serverName: "default.test"))
+        #expect(open.peerSubject == "/CN=default.test")
+        #expect(open.get("/before") == "saw GET /before HTTP/1.1 body 0\n")
+        try p.reload(origin: origin.port) { $0.binds[0].tls = self.pki.bindTLS(["next"]) }
+        #expect(sClient(port: p.port, serverName: "default.test").subject == "CN = next.test")
+        #expect(open.get("/after") == "saw GET /after HTTP/1.1 body 0\n")
+        #expect(open.peerSubject == "/CN=default.test")
+    }
+
+    @Test(arguments: [TLS1_3_VERSION, TLS1_2_VERSION])
+    func aSessionResumesAfterAReload(version: Int32) throws {
+        let origin = TinyOrigin()
+        defer { origin.stop() }
+        let p = try proxy(origin, certificates: ["default"])
+        defer { p.stop() }
+        let first = try #require(TLSTestClient(port: p.port, serverName: "default.test", maxVersion: version))
+        #expect(first.get("/one") != nil)
+        let session = try #require(first.session())
+        defer { SSL_SESSION_free(session) }
+        try p.reload(origin: origin.port) { $0.binds[0].tls = self.pki.bindTLS(["next"]) }
+        let second = try #require(TLSTestClient(port: p.port, serverName: "default.test", session: session, maxVersion: version))
+        #expect(second.reused)
+        #expect(second.get("/two") != nil)
+    }
+
+    @Test func aSessionIDResumesAfterAReloadWithoutTickets() throws {
+        let origin = TinyOrigin()
+        defer { origin.stop() }
+        let p = try proxy(origin, certificates: ["default"], configure: { $0.noTickets = true })
+        defer { p.stop() }
+        let first = try #require(TLSTestClient(port: p.port, serverName: "default.test", maxVersion: TLS1_2_VERSION))
+        #expect(first.get("/one") != nil)
+        let session = try #require(first.session())
+        defer { SSL_SESSION_free(session) }
+        try p.reload(origin: origin.port) { $0.binds[0].tls = self.pki.bindTLS(["default"]) { $0.noTickets = true } }
+        let second = try #require(TLSTestClient(port: p.port, serverName: "default.test", session: session, maxVersion: TLS1_2_VERSION))
+        #expect(second.reused)
+    }
+
+    @Test func sClientSessionFileResumesAfterAReload() throws {
+        let origin = TinyOrigin()
+        defer { origin.stop() }
+        let p = try proxy(origin, certificates: ["default"])
+        defer { p.stop() }
+        let file = pki.path("session-\(UInt32.random(in: 0...UInt32.max)).pem")
+        #expect(sClient(port: p.port, serverName: "default.test", extra: ["-sess_out", file]).output.contains("saw GET"))
+        try p.reload(origin: origin.port) { $0.binds[0].tls = self.pki.bindTLS(["default"]) }
+        let again = sClient(port: p.port, serverName: "default.test", extra: ["-sess_in", file])
+        #expect(again.reused, "\(again.output)")
+        #expect(again.output.contains("saw GET"))
+    }
+
+    @Test func redirectSchemeHTTPSUnlessTLSAndForwardedProto() throws {
+        let origin = TinyOrigin()
+        defer { origin.stop() }
+        let notTLS = term(criterion(.sslFrontend, .boolean, .none), negated: true)
+        let isTLS = term(criterion(.sslFrontend, .boolean, .none))
+        let rules: (inout Proxy) -> Void = {
+            $0.http.redirectRules = [RedirectRule(location: SourceLocation(file: "test.cfg", line: 3),
+                                                  redirect: Redirect(kind: .scheme(text("https"))), condition: condition([notTLS]))]
+            $0.http.requestRules = [requestRule(.setHeader(name: "X-Forwarded-Proto", value: text("https")), condition([isTLS]))]
+        }
+        let tls = pki.bindTLS(["default"])
+        let secure = try HTTPTestProxy(origin: origin.port) {
+            rules(&$0)
+            $0.binds[0].tls = tls
+        }
+        defer { secure.stop() }
+        let plain = try HTTPTestProxy(origin: origin.port, configure: rules)
+        defer { plain.stop() }
+
+        let fd = HTTPSessionTests.connect(plain.port)
+        defer { close(fd) }
+        HTTPSessionTests.send(fd, "GET /page?x=1 HTTP/1.1\r\nHost: shop.test\r\n\r\n")
+        var pending: [UInt8] = []
+        let redirect = try #require(readResponse(fd, pending: &pending))
+        #expect(redirect.head.hasPrefix("HTTP/1.1 302 "))
+        #expect(redirect.head.contains("location: https://shop.test/page?x=1\r\n"))
+        #expect(origin.receivedHeads.isEmpty)
+
+        let answer = sClient(port: secure.port)
+        #expect(answer.output.contains("saw GET /tls"))
+        #expect(origin.receivedHeads.last?.contains("X-Forwarded-Proto: https\r\n") == true)
+    }
+}
