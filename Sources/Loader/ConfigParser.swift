@@ -77,6 +77,7 @@ struct ConfigParser {
             var start = 0
             var words: [String] = []
             words.reserveCapacity(16)
+            var cache = WordCache()
             while true {
                 var end = bytes.count
                 if start < end, let base = bytes.baseAddress,
@@ -86,16 +87,19 @@ struct ConfigParser {
                 }
                 number += 1
                 words.removeAll(keepingCapacity: true)
-                parse(line: UnsafeBufferPointer(rebasing: bytes[start..<end]), words: &words, number: number, file: file)
+                parse(line: UnsafeBufferPointer(rebasing: bytes[start..<end]), words: &words, cache: &cache,
+                      number: number, file: file)
                 if end == bytes.count { break }
                 start = end + 1
             }
         }
     }
 
-    private mutating func parse(line: UnsafeBufferPointer<UInt8>, words: inout [String], number: Int, file: String) {
+    private mutating func parse(line: UnsafeBufferPointer<UInt8>, words: inout [String], cache: inout WordCache,
+                                number: Int, file: String)
+    {
         do throws(ConfigTokenizer.Failure) {
-            try ConfigTokenizer.tokenize(bytes: line, environment: environment, into: &words)
+            try ConfigTokenizer.tokenize(bytes: line, environment: environment, into: &words, cache: &cache)
         } catch {
             errors.append(ConfigError(SourceLocation(file: file, line: number), error.message))
             return

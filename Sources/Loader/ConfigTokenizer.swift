@@ -38,26 +38,30 @@ public enum ConfigTokenizer {
         throws(Failure) -> [String]
     {
         var words: [String] = []
-        try tokenize(bytes: bytes, environment: environment, into: &words)
+        var cache = WordCache(enabled: false)
+        try tokenize(bytes: bytes, environment: environment, into: &words, cache: &cache)
         return words
     }
 
     /// The loader's path: the words are appended to `words`, an array the caller empties and
-    /// reuses from line to line (one allocation for the whole file rather than one per line).
+    /// reuses from line to line (one allocation for the whole file rather than one per line),
+    /// and plain words already seen come from `cache`.
     static func tokenize(bytes: UnsafeBufferPointer<UInt8>, environment: [String: String],
-                         into words: inout [String]) throws(Failure)
+                         into words: inout [String], cache: inout WordCache) throws(Failure)
     {
         // Most lines have no quote and no backslash: their words are the runs between spaces,
         // made into Strings straight from the file's bytes.
         let base = words.count
-        if plainWords(bytes, into: &words) { return }
+        if plainWords(bytes, into: &words, cache: &cache) { return }
         words.removeSubrange(base...)
         words += try quotedWords(bytes, environment: environment)
     }
 
     /// Words of a line without quotes or backslashes before its comment: `$` is ordinary there,
     /// `#` ends the line. False when a quote or a backslash needs the full tokenizer.
-    private static func plainWords(_ bytes: UnsafeBufferPointer<UInt8>, into words: inout [String]) -> Bool {
+    private static func plainWords(_ bytes: UnsafeBufferPointer<UInt8>, into words: inout [String],
+                                   cache: inout WordCache) -> Bool
+    {
         var start = -1
         var i = 0
         let count = bytes.count
@@ -73,7 +77,7 @@ public enum ConfigTokenizer {
             switch c {
             case UInt8(ascii: " "), UInt8(ascii: "\t"), UInt8(ascii: "\r"), UInt8(ascii: "\n"), UInt8(ascii: "#"):
                 if start >= 0 {
-                    words.append(String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<i]), as: UTF8.self))
+                    words.append(cache.word(UnsafeBufferPointer(rebasing: bytes[start..<i])))
                     start = -1
                 }
                 if c == UInt8(ascii: "#") { return true }
@@ -85,7 +89,7 @@ public enum ConfigTokenizer {
             i += 1
         }
         if start >= 0 {
-            words.append(String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<i]), as: UTF8.self))
+            words.append(cache.word(UnsafeBufferPointer(rebasing: bytes[start..<i])))
         }
         return true
     }
