@@ -11,6 +11,7 @@
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
+#include <pthread.h>
 #include <string.h>
 #include <unistd.h>
 #include <openssl/core_names.h>
@@ -141,6 +142,61 @@ EVP_PKEY *CLibEV_read_dh_params(const void *pem, int len) {
     BIO_free(bio);
     ERR_clear_error();
     return params;
+}
+
+// A socket BIO with send(MSG_NOSIGNAL)/recv(MSG_DONTWAIT): OpenSSL's own writes with write(),
+// which raises SIGPIPE when the peer is gone.
+static int strata_bio_write(BIO *b, const char *buf, int len) {
+    BIO_clear_retry_flags(b);
+    ssize_t n = send((int)(intptr_t)BIO_get_data(b), buf, (size_t)len, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) BIO_set_retry_write(b);
+    return (int)n;
+}
+
+static int strata_bio_read(BIO *b, char *buf, int len) {
+    BIO_clear_retry_flags(b);
+    ssize_t n = recv((int)(intptr_t)BIO_get_data(b), buf, (size_t)len, MSG_DONTWAIT);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) BIO_set_retry_read(b);
+    else if (n == 0) BIO_set_flags(b, BIO_FLAGS_IN_EOF);
+    return (int)n;
+}
+
+static int strata_bio_puts(BIO *b, const char *s) { return strata_bio_write(b, s, (int)strlen(s)); }
+
+static long strata_bio_ctrl(BIO *b, int cmd, long num, void *ptr) {
+    (void)num; (void)ptr;
+    switch (cmd) {
+    case BIO_CTRL_FLUSH: return 1;
+    case BIO_CTRL_EOF: return BIO_test_flags(b, BIO_FLAGS_IN_EOF) != 0;
+    case BIO_C_GET_FD: if (ptr) *(int *)ptr = (int)(intptr_t)BIO_get_data(b); return (long)(intptr_t)BIO_get_data(b);
+    default: return 0;
+    }
+}
+
+static int strata_bio_create(BIO *b) { BIO_set_init(b, 1); return 1; }
+
+static BIO_METHOD *strata_bio_method;
+static pthread_once_t strata_bio_once = PTHREAD_ONCE_INIT;
+
+static void strata_bio_make(void) {
+    BIO_METHOD *m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK | BIO_TYPE_DESCRIPTOR, "strata socket");
+    if (!m) return;
+    BIO_meth_set_write(m, strata_bio_write);
+    BIO_meth_set_read(m, strata_bio_read);
+    BIO_meth_set_puts(m, strata_bio_puts);
+    BIO_meth_set_ctrl(m, strata_bio_ctrl);
+    BIO_meth_set_create(m, strata_bio_create);
+    strata_bio_method = m;
+}
+
+int CLibEV_SSL_set_socket(SSL *ssl, int fd) {
+    pthread_once(&strata_bio_once, strata_bio_make);
+    if (!strata_bio_method) return 0;
+    BIO *bio = BIO_new(strata_bio_method);
+    if (!bio) return 0;
+    BIO_set_data(bio, (void *)(intptr_t)fd);
+    SSL_set_bio(ssl, bio, bio);
+    return 1;
 }
 
 const uint64_t CLibEV_SSL_OP_NO_SSLv3 = SSL_OP_NO_SSLv3;

@@ -244,7 +244,7 @@ final class TLSServerContext {
             return nil
         }
         SSL_set_accept_state(ssl)
-        guard SSL_set_fd(ssl, fd) == 1 else {
+        guard CLibEV_SSL_set_socket(ssl, fd) == 1 else {
             SSL_free(ssl)
             TLSError.discard()
             return nil
@@ -377,8 +377,10 @@ final class TLSClientContext {
     /// The SNI name when `sni` is a constant string (the common case); otherwise the session
     /// renders the expression per connection.
     let constantSNI: String?
-    /// The last session the server gave (`SSL_SESSION *`), offered on the next connection.
-    private var session: OpaquePointer?
+    /// The last session the server gave, DER-encoded, offered on the next connection. Kept as
+    /// bytes (HAProxy does the same): OpenSSL marks a TLS 1.3 session object used once as not
+    /// resumable, while a server that does not renew its ticket accepts it again.
+    private var session: [UInt8]?
     /// Identifies the settings: a pooled connection is reused only under equal settings.
     let fingerprint: Int
     /// `crt FILE`: the client certificate presented to the server.
@@ -442,7 +444,6 @@ final class TLSClientContext {
     }
 
     deinit {
-        if let session { SSL_SESSION_free(session) }
         SSL_CTX_free(ctx)
     }
 
@@ -453,7 +454,7 @@ final class TLSClientContext {
             return nil
         }
         SSL_set_connect_state(ssl)
-        guard SSL_set_fd(ssl, fd) == 1 else {
+        guard CLibEV_SSL_set_socket(ssl, fd) == 1 else {
             SSL_free(ssl)
             TLSError.discard()
             return nil
@@ -464,27 +465,38 @@ final class TLSClientContext {
             if settings.verify == .required { _ = SSL_set1_host(ssl, name) }
         }
         if !alpn.isEmpty { _ = alpn.withUnsafeBufferPointer { SSL_set_alpn_protos(ssl, $0.baseAddress, UInt32($0.count)) } }
-        if let session { _ = SSL_set_session(ssl, session) }
+        if let session {
+            let decoded = session.withUnsafeBufferPointer { buffer -> OpaquePointer? in
+                var p: UnsafePointer<UInt8>? = buffer.baseAddress
+                return d2i_SSL_SESSION(nil, &p, buffer.count)
+            }
+            if let decoded {
+                _ = SSL_set_session(ssl, decoded)
+                SSL_SESSION_free(decoded)
+            }
+        }
         TLSError.discard()
         return ssl
     }
 
     fileprivate func remember(_ new: OpaquePointer) {
-        if let session { SSL_SESSION_free(session) }
-        session = new
+        let size = i2d_SSL_SESSION(new, nil)
+        guard size > 0 else { return }
+        var der = [UInt8](repeating: 0, count: Int(size))
+        der.withUnsafeMutableBufferPointer { buffer in
+            var p: UnsafeMutablePointer<UInt8>? = buffer.baseAddress
+            _ = i2d_SSL_SESSION(new, &p)
+        }
+        session = der
     }
 
-    /// Forgets the session (the server refused it, or a handshake failed).
-    func forgetSession() {
-        if let session { SSL_SESSION_free(session) }
-        session = nil
-    }
+    /// Forgets the session (a handshake failed: it must not be offered again).
+    func forgetSession() { session = nil }
 }
 
 private let clientNewSessionCallback: @convention(c) (OpaquePointer?, OpaquePointer?) -> Int32 = { ssl, session in
     guard let ssl, let session, let ctx = SSL_get_SSL_CTX(ssl), let data = SSL_CTX_get_ex_data(ctx, 0) else { return 0 }
     guard SSL_SESSION_is_resumable(session) == 1 else { return 0 }
-    // Keeps the reference OpenSSL handed over (return 1).
     Unmanaged<TLSClientContext>.fromOpaque(data).takeUnretainedValue().remember(session)
-    return 1
+    return 0
 }

@@ -225,4 +225,131 @@ import Testing
         #expect(answer.output.contains("saw GET /tls"))
         #expect(origin.receivedHeads.last?.contains("X-Forwarded-Proto: https\r\n") == true)
     }
+
+    /// A proxy terminating TLS with the `origin` certificate (names origin.test, localhost) in
+    /// front of a plain origin: the TLS server the origination tests talk to.
+    func tlsOrigin(_ origin: TinyOrigin) throws -> HTTPTestProxy {
+        let tls = pki.bindTLS(["origin"])
+        return try HTTPTestProxy(origin: origin.port) { $0.binds[0].tls = tls }
+    }
+
+    func serverTLS(verify: TLSVerify = .required, ca: String = "ca.pem", sni: String? = "origin.test") -> ServerTLS {
+        var tls = ServerTLS()
+        tls.verify = verify
+        tls.caFile = pki.bytes(ca)
+        tls.caFilePath = pki.path(ca)
+        tls.sni = sni.map { text($0) }
+        return tls
+    }
+
+    func resumed(_ p: HTTPTestProxy) -> Int {
+        let engine = p.engine
+        return GenerationLifetimeTests.onLoop(engine) { engine.tlsStores.values.reduce(0) { $0 + $1.resumed } }
+    }
+
+    @Test func httpToATLSServerWithVerificationAndSessionReuse() throws {
+        let origin = TinyOrigin()
+        defer { origin.stop() }
+        let b = try tlsOrigin(origin)
+        defer { b.stop() }
+        let tls = serverTLS()
+        let a = try HTTPTestProxy(origin: b.port) {
+            $0.servers[0].options.tls = tls
+            // A new server connection per request: the second one resumes the first's session.
+            $0.http.connectionMode = .serverClose
+        }
+        defer { a.stop() }
+        let fd = HTTPSessionTests.connect(a.port)
+        defer { close(fd) }
+        var pending: [UInt8] = []
+        for i in 0..<3 {
+            HTTPSessionTests.send(fd, "GET /over-tls/\(i) HTTP/1.1\r\nHost: x\r\n\r\n")
+            let response = try #require(readResponse(fd, pending: &pending))
+            #expect(response.body == "saw GET /over-tls/\(i) HTTP/1.1 body 0\n")
+        }
+        #expect(resumed(b) >= 2)
+    }
+
+    @Test func aServerCertificateThatDoesNotVerifyGives503() throws {
+        let origin = TinyOrigin()
+        defer { origin.stop() }
+        let b = try tlsOrigin(origin)
+        defer { b.stop() }
+        for tls in [serverTLS(ca: "otherca.pem"), serverTLS(sni: "wrong-name.test")] {
+            let a = try HTTPTestProxy(origin: b.port) {
+                $0.servers[0].options.tls = tls
+                $0.retries = 0
+            }
+            defer { a.stop() }
+            let fd = HTTPSessionTests.connect(a.port)
+            defer { close(fd) }
+            HTTPSessionTests.send(fd, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            var pending: [UInt8] = []
+            let response = try #require(readResponse(fd, pending: &pending))
+            #expect(response.head.hasPrefix("HTTP/1.1 503 "))
+        }
+        #expect(origin.receivedHeads.isEmpty)
+        // verify none accepts any certificate.
+        let none = serverTLS(verify: .none, ca: "otherca.pem")
+        let a = try HTTPTestProxy(origin: b.port) { $0.servers[0].options.tls = none }
+        defer { a.stop() }
+        let fd = HTTPSessionTests.connect(a.port)
+        defer { close(fd) }
+        HTTPSessionTests.send(fd, "GET /any HTTP/1.1\r\nHost: x\r\n\r\n")
+        var pending: [UInt8] = []
+        #expect(try #require(readResponse(fd, pending: &pending)).body == "saw GET /any HTTP/1.1 body 0\n")
+    }
+
+    @Test func verifyRequiredWithoutACAFileIsAConfigurationError() throws {
+        let origin = TinyOrigin()
+        defer { origin.stop() }
+        var tls = ServerTLS()
+        tls.verify = .required
+        #expect(throws: ConfigErrors.self) {
+            _ = try HTTPTestProxy(origin: origin.port) { $0.servers[0].options.tls = tls }
+        }
+    }
+
+    @Test func tcpModeTerminatesAndOriginatesTLS() throws {
+        let origin = TinyOrigin()
+        defer { origin.stop() }
+        let b = try tlsOrigin(origin)
+        defer { b.stop() }
+        let front = pki.bindTLS(["default"])
+        let back = serverTLS()
+        let a = try HTTPTestProxy(origin: b.port) {
+            $0.mode = .tcp
+            $0.binds[0].tls = front
+            $0.servers[0].options.tls = back
+        }
+        defer { a.stop() }
+        let client = try #require(TLSTestClient(port: a.port, serverName: "default.test"))
+        #expect(client.peerSubject == "/CN=default.test")
+        for i in 0..<3 { #expect(client.get("/tcp\(i)") == "saw GET /tcp\(i) HTTP/1.1 body 0\n") }
+        let body = String(repeating: "z", count: 300_000)
+        client.send("POST /bulk HTTP/1.1\r\nHost: x\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)")
+        #expect(client.response()?.body == "saw POST /bulk HTTP/1.1 body 300000\n")
+    }
+
+    @Test func ticketKeysFromAFileAreRotatedByAppending() throws {
+        let origin = TinyOrigin()
+        defer { origin.stop() }
+        func key() -> [UInt8] { (0..<80).map { _ in UInt8.random(in: 0...255) } }
+        let k1 = key(), k2 = key(), k3 = key()
+        let p = try proxy(origin, certificates: ["default"], configure: { $0.ticketKeys = [k1, k2] })
+        defer { p.stop() }
+        // Encrypted with the key before the last (k1); a file with k3 appended still decrypts it
+        // and now encrypts with k2.
+        let first = try #require(TLSTestClient(port: p.port, serverName: "default.test"))
+        #expect(first.get("/a") != nil)
+        let session = try #require(first.session())
+        defer { SSL_SESSION_free(session) }
+        try p.reload(origin: origin.port) { $0.binds[0].tls = self.pki.bindTLS(["default"]) { $0.ticketKeys = [k1, k2, k3] } }
+        let second = try #require(TLSTestClient(port: p.port, serverName: "default.test", session: session))
+        #expect(second.reused)
+        // A file without k1 any more: the session cannot resume.
+        try p.reload(origin: origin.port) { $0.binds[0].tls = self.pki.bindTLS(["default"]) { $0.ticketKeys = [key(), key(), key()] } }
+        let third = try #require(TLSTestClient(port: p.port, serverName: "default.test", session: session))
+        #expect(!third.reused)
+    }
 }

@@ -42,6 +42,8 @@ final class TLSTestPKI: @unchecked Sendable {
     static let shared = TLSTestPKI()
 
     private init() {
+        // The test clients write with write(): a server that closed must not kill the run.
+        signal(SIGPIPE, SIG_IGN)
         directory = NSTemporaryDirectory() + "strata-tls-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         makeCA("ca", subject: "/CN=strata test CA")

@@ -91,6 +91,9 @@ int CLibEV_SSL_CTX_set_ffdhe(SSL_CTX *ctx, int bits);
 /// The DH parameters of a PEM block (`-----BEGIN DH PARAMETERS-----`), or NULL.
 EVP_PKEY *CLibEV_read_dh_params(const void *pem, int len);
 int CLibEV_SSL_CTX_set0_tmp_dh_pkey(SSL_CTX *ctx, EVP_PKEY *dh);
+/// Puts `ssl` on the non-blocking socket `fd` through a BIO that sends with MSG_NOSIGNAL (a peer
+/// that went away is EPIPE, never SIGPIPE). Returns 1, or 0 when OpenSSL is out of memory.
+int CLibEV_SSL_set_socket(SSL *ssl, int fd);
 
 extern const uint64_t CLibEV_SSL_OP_NO_SSLv3;
 extern const uint64_t CLibEV_SSL_OP_NO_TLSv1;
