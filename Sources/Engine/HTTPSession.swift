@@ -1333,7 +1333,7 @@ final class HTTPSession: ListedSession {
         }
         if phase != .closed {
             armTimer()
-            updateInterest()
+            afterEvent()
         }
     }
 
