@@ -31,6 +31,7 @@ final class AdminCommands: @unchecked Sendable {
           show stat [{<iid>|<proxy>} <type> <sid>] [typed|json] [up|no-maint] : report counters for each proxy and server
           show sess                               : report the list of current sessions (and their generation)
           show generations                        : one row per live generation (id state age_s sessions listeners hash)
+          show ssl cert [<certfile>]              : display the SSL certificates used in memory, or the details of a file's
           clear counters [all]                    : clear max statistics counters (or all counters)
           show servers state [<backend>]          : dump volatile server information (all or for a single backend)
           show backend                            : list backends in the current running config
@@ -72,6 +73,8 @@ final class AdminCommands: @unchecked Sendable {
             reloads.request { outcome in
                 reply((outcome.success ? "Success=1" : "Success=0") + "\n--\n" + outcome.messages.joined(separator: "\n"))
             }
+        case ["show", "ssl", "cert"], _ where words.count == 4 && words[0...2] == ["show", "ssl", "cert"]:
+            reply(engine.showSSLCertificates(words.count == 4 ? words[3] : nil))
         default:
             if words.count >= 2, words[0] == "show", words[1] == "stat" {
                 return reply(engine.showStat(Array(words.dropFirst(2))))

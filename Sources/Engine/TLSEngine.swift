@@ -61,3 +61,28 @@ extension Engine {
         return order.map { byPath[$0]! }
     }
 }
+
+extension Engine {
+    /// `show ssl cert [NAME]`: without NAME the certificate files of the live generations
+    /// (HAProxy's list); with NAME its subject, names, validity and the generations using it.
+    public func showSSLCertificates(_ name: String?) -> String {
+        guard let name else {
+            return (["# filename"] + certificates().map(\.path)).joined(separator: "\n")
+        }
+        guard let c = certificates(named: name).first else {
+            return "Can't display the certificate: Not found or the certificate is a bundle!"
+        }
+        var lines = [
+            "Filename: \(c.path)",
+            "Status: Used",
+            "Serial: \(c.serial)",
+            "notBefore: \(c.notBefore)",
+            "notAfter: \(c.notAfter)",
+        ]
+        if !c.dnsNames.isEmpty { lines.append("Subject Alternative Name: " + c.dnsNames.map { "DNS:\($0)" }.joined(separator: ", ")) }
+        lines.append("Subject: \(c.subject)")
+        lines.append("Issuer: \(c.issuer)")
+        lines.append("Generations: " + c.generations.map(String.init).joined(separator: " "))
+        return lines.joined(separator: "\n")
+    }
+}

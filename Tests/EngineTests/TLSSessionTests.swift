@@ -352,4 +352,31 @@ import Testing
         let third = try #require(TLSTestClient(port: p.port, serverName: "default.test", session: session))
         #expect(!third.reused)
     }
+
+    @Test func showSSLCertListsTheCertificatesAndTheirGenerations() throws {
+        let origin = TinyOrigin()
+        defer { origin.stop() }
+        let p = try proxy(origin, certificates: ["default", "a"])
+        defer { p.stop() }
+        let engine = p.engine
+        let show = { (name: String?) in GenerationLifetimeTests.onLoop(engine) { engine.showSSLCertificates(name) } }
+        #expect(show(nil) == "# filename\n\(pki.path("default.pem"))\n\(pki.path("a.pem"))")
+        let a = show(pki.path("a.pem"))
+        #expect(a.contains("Filename: \(pki.path("a.pem"))\n"))
+        #expect(a.contains("Subject Alternative Name: DNS:a.test, DNS:alt-a.test\n"))
+        #expect(a.contains("Subject: /CN=a.test\n"))
+        #expect(a.contains("Issuer: /CN=strata test CA\n"))
+        #expect(a.contains("notAfter: "))
+        #expect(a.hasSuffix("Generations: 1"))
+        // A request in flight holds generation 1 while 2 is current.
+        let held = try #require(TLSTestClient(port: p.port, serverName: "a.test"))
+        held.send("POST /slow HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nab")
+        usleep(100_000)
+        try p.reload(origin: origin.port) { $0.binds[0].tls = self.pki.bindTLS(["default"]) }
+        #expect(show(pki.path("default.pem")).hasSuffix("Generations: 1 2"))
+        #expect(show(pki.path("a.pem")).hasSuffix("Generations: 1"))
+        held.send("cde")
+        #expect(held.response()?.body == "saw POST /slow HTTP/1.1 body 5\n")
+        #expect(show(pki.path("a.pem")) == "Can't display the certificate: Not found or the certificate is a bundle!")
+    }
 }
