@@ -66,9 +66,10 @@ public struct ConfigLoader: Sendable {
     private func load(_ sources: [(file: String, text: String)]) -> Result<LoadedConfig, ConfigErrors> {
         var parser = ConfigParser(environment: environment, resolver: resolver)
         for source in sources { parser.parse(text: source.text, file: source.file) }
-        let (config, failed, dropped) = parser.build()
+        var (config, failed, dropped) = parser.build()
+        let late = parser.finishHTTP(&config)
         // The validator knows which lines failed, so that it does not repeat them as absences.
-        let errors = parser.errors + ConfigValidator.validate(config, failedKeywords: failed, droppedNames: dropped)
+        let errors = parser.errors + late + ConfigValidator.validate(config, failedKeywords: failed, droppedNames: dropped)
         guard errors.isEmpty else {
             let order = Dictionary(sources.enumerated().map { ($1.file, $0) }, uniquingKeysWith: { first, _ in first })
             let sorted = errors.enumerated().sorted { a, b in

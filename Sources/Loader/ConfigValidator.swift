@@ -88,11 +88,32 @@ enum ConfigValidator {
                     "\(describe(proxies[index])) has no 'bind' line (declare it as a backend if it should not listen)"))
             }
             if let name = proxies[index].defaultBackend {
+                let location = proxies[index].defaultBackendLocation ?? proxies[index].location
                 if backends[name]?.anyBackend != true && !droppedNames.contains(name) {
-                    errors.append(ConfigError(proxies[index].defaultBackendLocation ?? proxies[index].location,
+                    errors.append(ConfigError(location,
                         "\(describe(proxies[index])): unable to find required default_backend: '\(name)'"))
+                } else if let b = backends[name], b.backend >= 0 {
+                    modes(config, index, Int(b.backend), as: "as its default backend", at: location, &errors)
                 }
-            } else if failed.contains("default_backend") || (proxies[index].kind == .listen && failed.contains("server")) {
+            }
+            if proxies[index].mode == .http {
+                for r in proxies[index].http.backendRules.indices {
+                    let name = proxies[index].http.backendRules[r].backend
+                    let location = proxies[index].http.backendRules[r].location
+                    if backends[name]?.anyBackend != true && !droppedNames.contains(name) {
+                        errors.append(ConfigError(location,
+                            "\(describe(proxies[index])): unable to find required use_backend: '\(name)'"))
+                    } else if let b = backends[name], b.backend >= 0 {
+                        modes(config, index, Int(b.backend), as: "in a 'use_backend' rule", at: location, &errors)
+                    }
+                }
+            }
+            if proxies[index].defaultBackend != nil {
+                // Routed.
+            } else if proxies[index].mode == .http && answersItself(proxies[index].http) {
+                // HTTP rules route or answer; a request none of them takes is answered 503.
+            } else if failed.contains("default_backend") || failed.contains("use_backend")
+                || failed.contains("http-request") || (proxies[index].kind == .listen && failed.contains("server")) {
                 // The line that would have routed was refused and reported.
             } else if proxies[index].kind == .frontend {
                 errors.append(ConfigError(proxies[index].location,
@@ -102,6 +123,25 @@ enum ConfigValidator {
                     "\(describe(proxies[index])) has no server and no default_backend: its connections would have nowhere to go"))
             }
         }
+    }
+
+    /// `use_backend` rules, `http-request` rules (return, redirect, deny, use-service) or
+    /// `redirect` rules: a frontend without default_backend still has somewhere to send requests.
+    private static func answersItself(_ http: HTTPSettings) -> Bool {
+        !http.backendRules.isEmpty || !http.requestRules.isEmpty || !http.redirectRules.isEmpty
+    }
+
+    /// An HTTP frontend cannot hand its requests to a TCP backend (HAProxy refuses it), and strata
+    /// does not upgrade a TCP connection to HTTP when a TCP frontend names an HTTP backend.
+    private static func modes(_ config: Config, _ frontend: Int, _ backend: Int, as use: String, at location: SourceLocation,
+                              _ errors: inout [ConfigError])
+    {
+        let f = config.proxies[frontend].mode, b = config.proxies[backend].mode
+        guard f != b else { return }
+        let backendText = "\(b.rawValue) backend '\(config.proxies[backend].name)' (declared at \(config.proxies[backend].location))"
+        let upgrade = f == .tcp ? ": strata does not upgrade TCP connections to HTTP" : ""
+        errors.append(ConfigError(location,
+            "\(f.rawValue) \(describe(config.proxies[frontend])) cannot use \(backendText) \(use)\(upgrade) (see 'mode')"))
     }
 
     private static func serverNames(_ config: Config, _ errors: inout [ConfigError]) {

@@ -3,11 +3,11 @@ import ConfigModel
 /// The keywords of the `global` section that strata supports, and how each lands in GlobalSettings.
 extension KeywordReader {
     static let globalKeywords = [
-        "ca-base", "crt-base", "daemon", "description", "gid", "group", "hard-stop-after", "log", "max-generations",
-        "maxconn", "nbthread", "noreuseport", "pidfile", "ssl-default-bind-ciphers", "ssl-default-bind-ciphersuites",
-        "ssl-default-bind-options", "ssl-default-server-ciphers", "ssl-default-server-ciphersuites",
-        "ssl-default-server-options", "ssl-server-verify", "stats socket", "stats timeout",
-        "tune.ssl.default-dh-param", "uid", "user",
+        "ca-base", "crt-base", "daemon", "default-path", "description", "gid", "group", "hard-stop-after", "log",
+        "max-generations", "maxconn", "nbthread", "noreuseport", "pidfile", "ssl-default-bind-ciphers",
+        "ssl-default-bind-ciphersuites", "ssl-default-bind-options", "ssl-default-server-ciphers",
+        "ssl-default-server-ciphersuites", "ssl-default-server-options", "ssl-server-verify", "stats socket",
+        "stats timeout", "tune.bufsize", "tune.http.maxhdr", "tune.ssl.default-dh-param", "uid", "user",
     ]
 
     static let tlsVersions = ["SSLv3", "TLSv1.0", "TLSv1.1", "TLSv1.2", "TLSv1.3"]
@@ -105,6 +105,32 @@ extension KeywordReader {
             try line.noArguments(after: 1)
         case "ca-base":
             global.tls.caBase = try line.argument(0, expecting: "a directory")
+            try line.noArguments(after: 1)
+        case "default-path":
+            let kind = try line.choice(0, among: ["current", "config", "parent", "origin"])
+            switch kind {
+            case "origin":
+                let path = try line.argument(1, expecting: "a directory after 'origin'")
+                guard path.hasPrefix("/") else { throw line.error("'default-path origin' expects an absolute directory, got '\(path)'") }
+                try line.noArguments(after: 2)
+                paths.base = .origin(path)
+            default:
+                try line.noArguments(after: 1)
+                paths.base = kind == "config" ? .config : kind == "parent" ? .parent : .current
+            }
+        case "tune.bufsize":
+            let text = try line.argument(0, expecting: "a size in bytes (for example 16384)")
+            try line.noArguments(after: 1)
+            switch ConfigUnits.parseSize(text) {
+            case .success(let size):
+                guard (1024...(1 << 30)).contains(size) else {
+                    throw line.error("'tune.bufsize' expects a size from 1024 bytes to 1g, got '\(text)'")
+                }
+                global.bufferSize = size
+            case .failure(let failure): throw line.error("'tune.bufsize' expects a size, got '\(text)' (\(failure))")
+            }
+        case "tune.http.maxhdr":
+            global.maxHeaders = try line.integer(0, range: 1...32767)
             try line.noArguments(after: 1)
         default:
             throw unsupported(line, in: .global, supported: KeywordReader.globalKeywords)

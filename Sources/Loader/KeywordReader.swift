@@ -4,6 +4,8 @@ import ConfigModel
 /// LogTargetParser); holds only what those need, the address parser and its resolver.
 struct KeywordReader {
     let addresses: AddressParser
+    /// `default-path`, shared by every line of the load.
+    var paths = LoadPaths()
 
     /// HAProxy's proxy (and server) name characters.
     static func isNameCharacter(_ c: Character) -> Bool {

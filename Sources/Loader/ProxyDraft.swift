@@ -50,6 +50,17 @@ struct ProxyDraft {
     /// Keywords whose line was refused (here or in the defaults inherited): the validator does not
     /// then also report their absence ("no bind" after a wrong `bind` line).
     var failedKeywords: Set<String> = []
+    /// HTTP-only keywords written in this section (not inherited): each is refused when the
+    /// proxy ends up in `mode tcp` (HAProxy ignores them with a warning).
+    var httpOnlyLines: [(keyword: String, location: SourceLocation)] = []
+    /// `proxy.http.acls` by name.
+    var aclIndex: [String: Int] = [:]
+    /// ACL names a condition has used: an `acl` line adding to one after that makes the rules
+    /// take the final definition once the section is read (HAProxy shares the ACL).
+    var usedACLs: Set<String> = []
+    /// ACL names whose `acl` line was refused (and reported).
+    var failedACLs: Set<String> = []
+    var rebindACLs = false
 
     init(name: String, section: SectionKind, location: SourceLocation) {
         let kind: ProxyKind =
@@ -60,6 +71,21 @@ struct ProxyDraft {
             }
         proxy = Proxy(name: name, kind: kind, location: location, id: 0)
         self.section = section
+    }
+
+    mutating func noteHTTPOnly(_ keyword: String, _ location: SourceLocation) {
+        httpOnlyLines.append((keyword, location))
+    }
+
+    /// `acl NAME …`: a new ACL, or one more criterion ORed into an existing one.
+    mutating func addACL(_ name: String, _ criterion: ACLCriterion) {
+        if let index = aclIndex[name] {
+            proxy.http.acls[index].criteria.append(criterion)
+            if usedACLs.contains(name) { rebindACLs = true }
+        } else {
+            aclIndex[name] = proxy.http.acls.count
+            proxy.http.acls.append(ACLDefinition(name: name, criteria: [criterion]))
+        }
     }
 
     /// Starts from a `defaults` section's settings, copying only what the proxy's capabilities use
@@ -73,6 +99,10 @@ struct ProxyDraft {
         failedKeywords = sections[index].draft.failedKeywords
         proxy.log = sections[index].draft.proxy.log
         proxy.tcpKeepAlive = sections[index].draft.proxy.tcpKeepAlive
+        // HTTP options, errorfiles, cookie and hash type (a defaults section has no ACL or rule).
+        proxy.http = sections[index].draft.proxy.http
+        proxy.timeouts.httpRequest = sections[index].draft.proxy.timeouts.httpRequest
+        proxy.timeouts.httpKeepAlive = sections[index].draft.proxy.timeouts.httpKeepAlive
         if proxy.kind != .backend {  // isFrontend, without copying the proxy to call it
             proxy.defaultBackend = sections[index].draft.proxy.defaultBackend
             proxy.defaultBackendLocation = sections[index].draft.proxy.defaultBackendLocation
@@ -91,6 +121,8 @@ struct ProxyDraft {
             proxy.timeouts.tunnel = sections[index].draft.proxy.timeouts.tunnel
             proxy.timeouts.serverFin = sections[index].draft.proxy.timeouts.serverFin
             defaultServer = sections[index].draft.defaultServer
+        } else {
+            proxy.http.cookie = nil
         }
     }
 }

@@ -10,33 +10,52 @@ extension KeywordReader {
 
     /// Keyword -> sections allowing it, in the order of the documentation table.
     static let proxyKeywords: [(name: String, sections: Set<SectionKind>)] = [
+        ("acl", [.frontend, .listen, .backend]),
         ("balance", backSide),
         ("bind", [.frontend, .listen]),
+        ("capture", [.frontend, .listen]),
+        ("cookie", backSide),
         ("default-server", backSide),
         ("default_backend", frontSide),
         ("description", [.frontend, .listen, .backend]),
         ("disabled", all),
         ("enabled", all),
+        ("errorfile", all),
         ("fullconn", backSide),
+        ("hash-type", backSide),
+        ("http-request", [.frontend, .listen, .backend]),
+        ("http-response", [.frontend, .listen, .backend]),
+        ("http-reuse", backSide),
         ("id", [.frontend, .listen, .backend]),
         ("log", all),
         ("maxconn", frontSide),
         ("mode", all),
         ("option clitcpka", frontSide),
         ("option dontlognull", frontSide),
+        ("option forwardfor", all),
+        ("option http-buffer-request", all),
+        ("option http-keep-alive", all),
+        ("option http-server-close", all),
+        ("option httpclose", all),
+        ("option httplog", frontSide),
+        ("option originalto", all),
         ("option redispatch", backSide),
         ("option srvtcpka", backSide),
         ("option tcpka", all),
         ("option tcplog", all),
+        ("redirect", [.frontend, .listen, .backend]),
         ("retries", backSide),
         ("server", [.listen, .backend]),
         ("timeout client", frontSide),
         ("timeout client-fin", frontSide),
         ("timeout connect", backSide),
+        ("timeout http-keep-alive", all),
+        ("timeout http-request", all),
         ("timeout queue", backSide),
         ("timeout server", backSide),
         ("timeout server-fin", backSide),
         ("timeout tunnel", backSide),
+        ("use_backend", [.frontend, .listen]),
     ]
 
     /// `proxyKeywords` by name, their sections as a bit mask: one lookup per line rather than a
@@ -47,15 +66,16 @@ extension KeywordReader {
     /// Keywords that take HAProxy's `no` prefix.
     static let negatableProxyKeywords: Set<String> = [
         "log", "option clitcpka", "option dontlognull", "option redispatch", "option srvtcpka",
+        "option http-buffer-request", "option http-keep-alive", "option http-server-close", "option httpclose",
     ]
 
     static let balanceAlgorithms: [String: BalanceAlgorithm] = [
         "roundrobin": .roundRobin, "static-rr": .staticRoundRobin, "leastconn": .leastConnections,
         "first": .first, "source": .source,
     ]
-    /// HAProxy's other algorithms (most need HTTP): named as not supported yet rather than unknown.
+    /// HAProxy's other algorithms: named as not supported yet rather than unknown.
     static let otherBalanceAlgorithms: Set<String> = [
-        "random", "uri", "url_param", "hdr", "rdp-cookie", "hash",
+        "random", "rdp-cookie", "hash",
     ]
 
     func proxyKeyword(_ line: KeywordLine, draft: inout ProxyDraft) throws(ConfigError) {
@@ -77,12 +97,12 @@ extension KeywordReader {
 
         switch line.keyword {
         case "mode":
-            let mode = try line.argument(0, expecting: "tcp")
+            let mode = try line.argument(0, expecting: "tcp or http")
             try line.noArguments(after: 1)
             switch mode {
             case "tcp": draft.proxy.mode = .tcp
-            case "http": throw line.error("'mode http' is not supported yet (strata serves mode tcp for now)")
-            default: throw line.error("'mode' expects tcp, got '\(mode)'")
+            case "http": draft.proxy.mode = .http
+            default: throw line.error("'mode' expects tcp or http, got '\(mode)'")
             }
 
         case "bind":
@@ -119,13 +139,18 @@ extension KeywordReader {
             draft.proxy.defaultBackendLocation = line.location
 
         case "balance":
-            let names = ["roundrobin", "static-rr", "leastconn", "first", "source"]
+            let names = ["roundrobin", "static-rr", "leastconn", "first", "source", "uri", "url_param", "hdr(NAME)"]
             guard let algorithm = line.optionalArgument(0) else {
                 throw line.error("'\(line.keyword)' expects \(KeywordLine.list(names))")
             }
             let base = algorithm.utf8.firstIndex(of: UInt8(ascii: "(")).map { String(algorithm[..<$0]) } ?? algorithm
             if KeywordReader.otherBalanceAlgorithms.contains(base) {
                 throw line.error("'balance \(base)' is not supported yet (strata has \(KeywordLine.list(names)))")
+            }
+            if base == "uri" || base == "url_param" || base == "hdr" {
+                draft.proxy.balance = try hashBalance(line, base: base)
+                draft.noteHTTPOnly("balance \(base)", line.location)
+                return
             }
             guard let value = KeywordReader.balanceAlgorithms[algorithm] else {
                 throw line.error("'balance' expects \(KeywordLine.list(names)), got '\(algorithm)'")
@@ -172,6 +197,7 @@ extension KeywordReader {
         case "option tcplog":
             try line.noArguments()
             draft.proxy.log.format = .tcplog
+            draft.proxy.http.httpLog = false
 
         case "option dontlognull":
             try line.noArguments()
@@ -212,7 +238,46 @@ extension KeywordReader {
             try line.noArguments(after: 1)
 
         default:
-            throw unsupported(line, in: section, supported: names)
+            // The rarer keywords, in their own files.
+            guard try httpKeyword(line, draft: &draft) else { throw unsupported(line, in: section, supported: names) }
+        }
+    }
+
+    /// `balance uri [whole]`, `balance url_param NAME`, `balance hdr(NAME)`.
+    private func hashBalance(_ line: KeywordLine, base: String) throws(ConfigError) -> BalanceAlgorithm {
+        let algorithm = line.args[line.args.startIndex]
+        switch base {
+        case "uri":
+            guard algorithm == "uri" else { throw line.error("'balance' expects uri, got '\(algorithm)'") }
+            var whole = false
+            var i = 1
+            while let option = line.optionalArgument(i) {
+                switch option {
+                case "whole": whole = true
+                case "len", "depth", "path-only":
+                    throw line.error("'balance uri \(option)' is not supported yet (strata has 'whole')")
+                default: throw line.error("unexpected argument '\(option)' to 'balance uri' (expected 'whole')")
+                }
+                i += 1
+            }
+            return .uri(whole: whole)
+        case "url_param":
+            guard algorithm == "url_param" else { throw line.error("'balance' expects url_param NAME, got '\(algorithm)'") }
+            let name = try line.argument(1, expecting: "a parameter name (balance url_param NAME)")
+            if line.optionalArgument(2) == "check_post" {
+                throw line.error("'balance url_param \(name) check_post' is not supported yet")
+            }
+            try line.noArguments(after: 2)
+            return .urlParameter(name)
+        default:
+            guard algorithm.hasPrefix("hdr("), algorithm.hasSuffix(")"), algorithm.count > 5 else {
+                throw line.error("'balance' expects hdr(NAME), got '\(algorithm)'")
+            }
+            if line.optionalArgument(1) == "use_domain_only" {
+                throw line.error("'balance hdr use_domain_only' is not supported yet")
+            }
+            try line.noArguments(after: 1)
+            return .header(String(algorithm.dropFirst(4).dropLast()))
         }
     }
 
@@ -284,12 +349,12 @@ extension KeywordReader {
 
     // MARK: server
 
-    static let serverOptionNames = ["backup", "disabled", "maxconn", "weight"]
+    static let serverOptionNames = ["backup", "cookie", "disabled", "maxconn", "weight"]
     /// HAProxy's other `server` options: "not supported yet" rather than "unknown".
     static let otherServerOptions: Set<String> = [
         "addr", "agent-addr", "agent-check", "agent-inter", "agent-port", "agent-send", "allow-0rtt", "alpn",
         "ca-file", "check", "check-alpn", "check-proto", "check-send-proxy", "check-sni", "check-ssl",
-        "check-via-socks4", "ciphers", "ciphersuites", "cookie", "crl-file", "crt", "downinter", "enabled",
+        "check-via-socks4", "ciphers", "ciphersuites", "crl-file", "crt", "downinter", "enabled",
         "error-limit", "fall", "fastinter", "force-sslv3", "force-tlsv10", "force-tlsv11", "force-tlsv12",
         "force-tlsv13", "id", "init-addr", "inter", "log-proto", "max-reuse", "maxqueue", "minconn",
         "namespace", "no-agent-check", "no-backup", "no-check", "no-check-ssl", "no-send-proxy",
@@ -342,6 +407,12 @@ extension KeywordReader {
                 i += 1
             case "backup": options.backup = true
             case "disabled": options.disabled = true
+            case "cookie":
+                guard let value = line.optionalArgument(i + 1), !value.isEmpty else {
+                    throw line.error("'cookie' on server expects a value")
+                }
+                options.cookie = value
+                i += 1
             default:
                 if KeywordReader.otherServerOptions.contains(option) {
                     throw line.error("'\(option)' on server is not supported yet")

@@ -161,10 +161,18 @@ import Testing
 
     @Test func quickstart() throws {
         let loaded = try loadFixture("fixtures/quickstart.cfg")
-        let app = try #require(loaded.config.proxy(named: "app"))
-        #expect(app.kind == .listen)
-        #expect(app.binds.map(\.endpoint) == [SocketEndpoint(address: .v4(0x7f00_0001), port: 8080)])
-        #expect(app.servers.map(\.port) == [8081])
+        let web = try #require(loaded.config.proxy(named: "web"))
+        #expect(web.kind == .frontend && web.mode == .http)
+        #expect(web.binds.map(\.endpoint) == [SocketEndpoint(address: .v4(0x7f00_0001), port: 8080)])
+        #expect(web.defaultBackend == nil)
+        #expect(web.http.backendRules.map(\.backend) == ["api"])
+        #expect(web.http.requestRules.count == 2)
+        // The backend routes to the listen inside strata, which answers itself.
+        let api = try #require(loaded.config.backend(named: "api"))
+        #expect(api.servers.map(\.port) == [8081])
+        let server = try #require(loaded.config.proxy(named: "api-server"))
+        #expect(server.binds.map(\.endpoint) == [SocketEndpoint(address: .v4(0x7f00_0001), port: 8081)])
+        #expect(server.servers.isEmpty && server.http.requestRules.count == 1)
         #expect(loaded.config.global.statsSockets.first?.address == .unix(path: "/tmp/strata-quickstart.sock"))
     }
 

@@ -1,0 +1,627 @@
+import ConfigModel
+
+/// The keywords of `mode http` (issue 4): ACLs and conditions, `use_backend`, `redirect`,
+/// `http-request` and `http-response` rules, the HTTP options, errorfiles, captures, hash
+/// balancing and cookie persistence, with HAProxy's semantics (configuration.txt §4.2, §7).
+/// Rare lines next to `server` and `bind`: reached from ProxyKeywords' switch once the common
+/// keywords have been compared.
+extension KeywordReader {
+    /// The status codes HAProxy can answer with an errorfile or `deny_status`.
+    static let errorCodes = [200, 400, 401, 403, 404, 405, 407, 408, 410, 413, 425, 429, 500, 501, 502, 503, 504]
+
+    static let httpRequestActions = [
+        "add-header", "allow", "del-header", "deny", "redirect", "replace-header", "replace-value", "return",
+        "set-header", "set-method", "set-path", "set-query", "set-uri", "use-service",
+    ]
+    /// HAProxy's other http-request actions: "not supported yet" rather than unknown.
+    static let otherHTTPRequestActions: Set<String> = [
+        "add-acl", "auth", "cache-use", "capture", "del-acl", "del-map", "disable-l7-retry", "do-resolve",
+        "early-hint", "normalize-uri", "reject", "replace-path", "replace-pathq", "replace-uri", "sc-inc-gpc",
+        "sc-inc-gpc0", "sc-inc-gpc1", "sc-set-gpt0", "send-spoe-group", "set-bandwidth-limit", "set-dst",
+        "set-dst-port", "set-log-level", "set-map", "set-mark", "set-nice", "set-pathq", "set-priority-class",
+        "set-priority-offset", "set-src", "set-src-port", "set-timeout", "set-tos", "set-var", "set-var-fmt",
+        "silent-drop", "strict-mode", "tarpit", "track-sc0", "track-sc1", "track-sc2", "unset-var", "wait-for-body",
+        "wait-for-handshake",
+    ]
+    static let httpResponseActions = [
+        "add-header", "allow", "del-header", "deny", "replace-header", "replace-value", "set-header", "set-status",
+    ]
+    static let otherHTTPResponseActions: Set<String> = [
+        "add-acl", "cache-store", "capture", "del-acl", "del-map", "redirect", "return", "sc-inc-gpc",
+        "sc-inc-gpc0", "sc-inc-gpc1", "sc-set-gpt0", "send-spoe-group", "set-bandwidth-limit", "set-log-level",
+        "set-map", "set-mark", "set-nice", "set-timeout", "set-tos", "set-var", "set-var-fmt", "silent-drop",
+        "strict-mode", "track-sc0", "track-sc1", "track-sc2", "unset-var", "wait-for-body",
+    ]
+
+    /// The keywords of this file; false when `line` is none of them.
+    func httpKeyword(_ line: KeywordLine, draft: inout ProxyDraft) throws(ConfigError) -> Bool {
+        switch line.keyword {
+        case "acl": try acl(line, draft: &draft)
+        case "use_backend": try useBackend(line, draft: &draft)
+        case "redirect":
+            var i = 0
+            let redirect = try self.redirect(line, at: &i, context: .redirect)
+            let condition = try finishRule(line, at: i, draft: &draft, context: .redirect)
+            draft.proxy.http.redirectRules.append(RedirectRule(location: line.location, redirect: redirect, condition: condition))
+        case "http-request": try httpRequest(line, draft: &draft)
+        case "http-response": try httpResponse(line, draft: &draft)
+
+        case "option forwardfor":
+            draft.proxy.http.forwardFor = try forwardedHeader(line, defaultHeader: "X-Forwarded-For", ifNone: true)
+        case "option originalto":
+            draft.proxy.http.originalTo = try forwardedHeader(line, defaultHeader: "X-Original-To", ifNone: false)
+        case "option http-keep-alive": try connectionMode(line, .keepAlive, draft: &draft)
+        case "option http-server-close": try connectionMode(line, .serverClose, draft: &draft)
+        case "option httpclose": try connectionMode(line, .close, draft: &draft)
+        case "option http-buffer-request":
+            try line.noArguments()
+            draft.proxy.http.bufferRequest = !line.negated
+        case "option httplog":
+            if let format = line.optionalArgument(0), format != "clf" {
+                throw line.error("'option httplog' expects nothing or 'clf', got '\(format)'")
+            }
+            try line.noArguments(after: 1)
+            draft.proxy.http.httpLog = true
+            draft.proxy.http.httpLogCLF = line.optionalArgument(0) == "clf"
+            // The last of log-format, option tcplog and option httplog wins.
+            draft.proxy.log.format = .connect
+        case "http-reuse":
+            let value = try line.choice(0, among: ["never", "safe", "aggressive", "always"])
+            try line.noArguments(after: 1)
+            draft.proxy.http.reuse = HTTPReuse(rawValue: value)!
+        case "timeout http-request":
+            draft.proxy.timeouts.httpRequest = try line.time(0)
+            try line.noArguments(after: 1)
+        case "timeout http-keep-alive":
+            draft.proxy.timeouts.httpKeepAlive = try line.time(0)
+            try line.noArguments(after: 1)
+        case "errorfile":
+            let code = try line.integer(0, range: 0...999)
+            guard KeywordReader.errorCodes.contains(code) else {
+                throw line.error("'errorfile': status code \(code) is not one strata answers (\(KeywordLine.list(KeywordReader.errorCodes.map(String.init))))")
+            }
+            let path = try line.argument(1, expecting: "a status code and a file (errorfile CODE PATH)")
+            try line.noArguments(after: 2)
+            draft.proxy.http.errorFiles[code] = try httpMessageFile(path, line: line, what: "'errorfile'")
+        case "capture":
+            try capture(line, draft: &draft)
+        case "hash-type":
+            let value = try line.choice(0, among: ["map-based", "consistent"])
+            if let function = line.optionalArgument(1) {
+                throw line.error("'hash-type \(value) \(function)': hash functions are not supported yet (strata has the default one)")
+            }
+            draft.proxy.http.hashType = HashType(rawValue: value)!
+            return true  // also used by `balance source`: not HTTP-only
+        case "cookie":
+            draft.proxy.http.cookie = try cookie(line)
+        default:
+            return false
+        }
+        draft.noteHTTPOnly(line.keyword, line.location)
+        return true
+    }
+
+    // MARK: ACLs and conditions
+
+    private func acl(_ line: KeywordLine, draft: inout ProxyDraft) throws(ConfigError) {
+        let name = try line.argument(0, expecting: "a name, a fetch and patterns (acl NAME FETCH [flags] [patterns])")
+        if !KeywordReader.isName(name), let bad = name.first(where: { !KeywordReader.isNameCharacter($0) }) {
+            throw line.error("character '\(bad)' is not permitted in acl name '\(name)'")
+        }
+        do throws(ConfigError) {
+            guard line.args.count > 1 else {
+                throw line.error("acl '\(name)' expects a fetch and patterns (acl NAME FETCH [flags] [patterns])")
+            }
+            let (criterion, _) = try SampleParser.criterion(line.args.dropFirst(), location: line.location,
+                                                            what: "acl '\(name)'", resolver: addresses.resolver, paths: paths)
+            draft.addACL(name, criterion)
+        } catch {
+            // Reported once here: the rules naming it are not reported again as unknown.
+            draft.failedACLs.insert(name)
+            throw error
+        }
+    }
+
+    /// Reads `if|unless COND` from `args[i]` to the end, or nothing: any other word is refused.
+    func finishRule(_ line: KeywordLine, at i: Int, draft: inout ProxyDraft, context: RuleContext,
+                    rule: String? = nil) throws(ConfigError) -> Condition?
+    {
+        guard let word = line.optionalArgument(i) else { return nil }
+        guard word == "if" || word == "unless" else {
+            throw line.error("unexpected argument '\(word)' to '\(rule ?? line.keyword)' (a condition starts with 'if' or 'unless')")
+        }
+        return try condition(line, from: i, draft: &draft, context: context)
+    }
+
+    /// `if|unless TERM…` with `!`, `||` (or `or`), implicit AND and `{ … }` anonymous ACLs.
+    func condition(_ line: KeywordLine, from start: Int, draft: inout ProxyDraft, context: RuleContext)
+        throws(ConfigError) -> Condition
+    {
+        let words = line.args.dropFirst(start)
+        let inverted = words.first == "unless"
+        var alternatives: [[ConditionTerm]] = [[]]
+        var negated = false
+        var i = words.startIndex + 1
+        guard i < words.endIndex else { throw line.error("'\(words.first!)' expects a condition") }
+        while i < words.endIndex {
+            var word = words[i]
+            i += 1
+            if word == "||" || word == "or" {
+                guard !alternatives[alternatives.count - 1].isEmpty, !negated else {
+                    throw line.error("'\(word)' in a condition needs a term on each side")
+                }
+                alternatives.append([])
+                continue
+            }
+            while word.hasPrefix("!") {
+                negated.toggle()
+                word.removeFirst()
+            }
+            if word.isEmpty { continue }
+            if word == "{" {
+                guard let close = words[i...].firstIndex(of: "}") else {
+                    throw line.error("missing '}' after '{' in the condition")
+                }
+                let inner = words[i..<close]
+                guard !inner.isEmpty else { throw line.error("empty anonymous ACL '{ }' in the condition") }
+                let (criterion, fetch) = try SampleParser.criterion(inner, location: line.location, what: "anonymous ACL",
+                                                                    resolver: addresses.resolver, paths: paths)
+                do throws(ConfigError) {
+                    try SampleParser.check(fetch, in: context)
+                } catch {
+                    throw line.error(error.message)
+                }
+                let text = "{ " + inner.joined(separator: " ") + " }"
+                alternatives[alternatives.count - 1].append(ConditionTerm(name: text, criteria: [criterion], negated: negated))
+                negated = false
+                i = close + 1
+                continue
+            }
+            if word == "}" { throw line.error("unexpected '}' in the condition (no '{' before it)") }
+            if word == "if" || word == "unless" { throw line.error("unexpected '\(word)' inside the condition") }
+            let criteria: [ACLCriterion]
+            if let index = draft.aclIndex[word] {
+                criteria = draft.proxy.http.acls[index].criteria
+                draft.usedACLs.insert(word)
+            } else if let predefined = try SampleParser.predefined(word, location: line.location) {
+                criteria = predefined
+            } else if draft.failedACLs.contains(word) {
+                criteria = []  // its line was refused and reported; the load fails anyway
+            } else {
+                let names = draft.proxy.http.acls.map(\.name)
+                let hint = KeywordSuggestion.nearest(to: word, among: names).map { " (did you mean '\($0)'?)" }
+                    ?? " (declare it with 'acl' before the rules that use it)"
+                throw line.error("unknown ACL '\(word)'\(hint)")
+            }
+            for criterion in criteria {
+                if let missing = context.refusal(of: SampleParser.phase(of: criterion.sample.fetch)) {
+                    let fetch = SampleParser.name(of: criterion.sample.fetch)
+                    throw line.error("acl '\(word)' uses '\(fetch)', which needs \(missing): it cannot be used in \(context.rule)")
+                }
+            }
+            alternatives[alternatives.count - 1].append(ConditionTerm(name: word, criteria: criteria, negated: negated))
+            negated = false
+        }
+        guard !alternatives[alternatives.count - 1].isEmpty, !negated else {
+            throw line.error("the condition ends with '\(words.last!)': a term is missing")
+        }
+        return Condition(inverted: inverted, alternatives: alternatives)
+    }
+
+    // MARK: use_backend, redirect
+
+    private func useBackend(_ line: KeywordLine, draft: inout ProxyDraft) throws(ConfigError) {
+        let name = try line.argument(0, expecting: "a backend name (use_backend NAME [if|unless COND])")
+        if name.contains("%") {
+            throw line.error("'use_backend': dynamic backend names ('\(name)') are not supported yet")
+        }
+        let condition = try finishRule(line, at: 1, draft: &draft, context: .useBackend)
+        draft.proxy.http.backendRules.append(BackendSwitchRule(location: line.location, backend: name, condition: condition))
+    }
+
+    /// `location|prefix|scheme TARGET [code N] [drop-query] [append-slash] [set-cookie C] [clear-cookie C]`
+    /// from `args[i]`; `i` ends on the first word after it.
+    func redirect(_ line: KeywordLine, at i: inout Int, context: RuleContext) throws(ConfigError) -> Redirect {
+        let what = line.keyword == "redirect" ? "'redirect'" : "'\(line.keyword) redirect'"
+        guard let kindWord = line.optionalArgument(i) else {
+            throw line.error("\(what) expects location, prefix or scheme and a target")
+        }
+        guard let target = line.optionalArgument(i + 1) else {
+            throw line.error("\(what) expects a target after '\(kindWord)'")
+        }
+        let format = try formatString(target, line: line, what: what, context: context)
+        var redirect: Redirect
+        switch kindWord {
+        case "location": redirect = Redirect(kind: .location(format))
+        case "prefix": redirect = Redirect(kind: .prefix(format))
+        case "scheme": redirect = Redirect(kind: .scheme(format))
+        default: throw line.error("\(what) expects location, prefix or scheme, got '\(kindWord)'")
+        }
+        i += 2
+        while let option = line.optionalArgument(i), option != "if" && option != "unless" {
+            switch option {
+            case "code":
+                let code = try line.integer(i + 1, range: 0...999, name: "code")
+                guard [301, 302, 303, 307, 308].contains(code) else {
+                    throw line.error("\(what): 'code' expects 301, 302, 303, 307 or 308, got '\(code)'")
+                }
+                redirect.code = code
+                i += 1
+            case "drop-query": redirect.dropQuery = true
+            case "append-slash": redirect.appendSlash = true
+            case "set-cookie", "clear-cookie":
+                guard let cookie = line.optionalArgument(i + 1), !cookie.isEmpty else {
+                    throw line.error("\(what): '\(option)' expects a cookie (NAME[=VALUE])")
+                }
+                if option == "set-cookie" { redirect.setCookie = cookie } else { redirect.clearCookie = cookie }
+                i += 1
+            case "ignore-empty":
+                throw line.error("\(what): 'ignore-empty' is not supported yet")
+            default:
+                throw line.error("unexpected argument '\(option)' to \(what)"
+                    + KeywordSuggestion.clause(for: option, among: ["code", "drop-query", "append-slash", "set-cookie", "clear-cookie"]))
+            }
+            i += 1
+        }
+        return redirect
+    }
+
+    /// A log-format value, its errors prefixed with the rule.
+    func formatString(_ text: String, line: KeywordLine, what: String, context: RuleContext) throws(ConfigError) -> FormatString {
+        do throws(ConfigError) {
+            return try SampleParser.format(text, context: context)
+        } catch {
+            throw line.error("\(what): \(error.message)")
+        }
+    }
+
+    // MARK: http-request, http-response
+
+    private func httpRequest(_ line: KeywordLine, draft: inout ProxyDraft) throws(ConfigError) {
+        let action = try line.argument(0, expecting: "an action (\(KeywordLine.list(KeywordReader.httpRequestActions)))")
+        let rule = "http-request \(action)"
+        let what = "'\(rule)'"
+        let context = RuleContext.httpRequest
+        var i = 1
+        func format(_ index: Int, _ expecting: String) throws(ConfigError) -> FormatString {
+            guard let text = line.optionalArgument(index) else { throw line.error("\(what) expects \(expecting)") }
+            return try formatString(text, line: line, what: what, context: context)
+        }
+        func word(_ index: Int, _ expecting: String) throws(ConfigError) -> String {
+            guard let text = line.optionalArgument(index) else { throw line.error("\(what) expects \(expecting)") }
+            return text
+        }
+        let result: HTTPRequestAction
+        switch action {
+        case "set-header", "add-header":
+            let name = try word(1, "a header name and a value")
+            let value = try format(2, "a value after the header name")
+            result = action == "set-header" ? .setHeader(name: name, value: value) : .addHeader(name: name, value: value)
+            i = 3
+        case "del-header":
+            result = .delHeader(name: try word(1, "a header name"))
+            if line.optionalArgument(2) == "-m" { throw line.error("\(what): '-m' is not supported yet (the name is matched exactly)") }
+            i = 2
+        case "replace-header", "replace-value":
+            let name = try word(1, "a header name, a regex and a replacement")
+            let regex = try word(2, "a regex and a replacement after the header name")
+            let replacement = try format(3, "a replacement after the regex")
+            if let problem = SampleParser.regexProblem(regex) { throw line.error("invalid regex '\(regex)': \(problem)") }
+            result = action == "replace-header"
+                ? .replaceHeader(name: name, regex: regex, replacement: replacement)
+                : .replaceValue(name: name, regex: regex, replacement: replacement)
+            i = 4
+        case "set-path": result = .setPath(try format(1, "a path")); i = 2
+        case "set-query": result = .setQuery(try format(1, "a query")); i = 2
+        case "set-uri": result = .setURI(try format(1, "a URI")); i = 2
+        case "set-method": result = .setMethod(try format(1, "a method")); i = 2
+        case "deny":
+            result = .deny(status: try denyStatus(line, at: &i, default: 403, what: what))
+        case "return":
+            result = try returnAction(line, at: &i, what: what)
+        case "redirect":
+            result = .redirect(try redirect(line, at: &i, context: context))
+        case "allow":
+            result = .allow
+        case "use-service":
+            let service = try word(1, "a service (prometheus-exporter)")
+            guard service == "prometheus-exporter" else {
+                throw line.error("\(what): service '\(service)' is not supported (strata has prometheus-exporter)")
+            }
+            result = .useService(service)
+            i = 2
+        default:
+            if KeywordReader.otherHTTPRequestActions.contains(action) || action.hasPrefix("lua.") {
+                throw line.error("\(what) is not supported yet")
+            }
+            throw line.error("'\(action)' is not an http-request action"
+                + KeywordSuggestion.clause(for: action, among: KeywordReader.httpRequestActions))
+        }
+        let condition = try finishRule(line, at: i, draft: &draft, context: context, rule: rule)
+        draft.proxy.http.requestRules.append(HTTPRequestRule(location: line.location, action: result, condition: condition))
+    }
+
+    private func httpResponse(_ line: KeywordLine, draft: inout ProxyDraft) throws(ConfigError) {
+        let action = try line.argument(0, expecting: "an action (\(KeywordLine.list(KeywordReader.httpResponseActions)))")
+        let rule = "http-response \(action)"
+        let what = "'\(rule)'"
+        let context = RuleContext.httpResponse
+        var i = 1
+        func format(_ index: Int, _ expecting: String) throws(ConfigError) -> FormatString {
+            guard let text = line.optionalArgument(index) else { throw line.error("\(what) expects \(expecting)") }
+            return try formatString(text, line: line, what: what, context: context)
+        }
+        func word(_ index: Int, _ expecting: String) throws(ConfigError) -> String {
+            guard let text = line.optionalArgument(index) else { throw line.error("\(what) expects \(expecting)") }
+            return text
+        }
+        let result: HTTPResponseAction
+        switch action {
+        case "set-header", "add-header":
+            let name = try word(1, "a header name and a value")
+            let value = try format(2, "a value after the header name")
+            result = action == "set-header" ? .setHeader(name: name, value: value) : .addHeader(name: name, value: value)
+            i = 3
+        case "del-header":
+            result = .delHeader(name: try word(1, "a header name"))
+            if line.optionalArgument(2) == "-m" { throw line.error("\(what): '-m' is not supported yet (the name is matched exactly)") }
+            i = 2
+        case "replace-header", "replace-value":
+            let name = try word(1, "a header name, a regex and a replacement")
+            let regex = try word(2, "a regex and a replacement after the header name")
+            let replacement = try format(3, "a replacement after the regex")
+            if let problem = SampleParser.regexProblem(regex) { throw line.error("invalid regex '\(regex)': \(problem)") }
+            result = action == "replace-header"
+                ? .replaceHeader(name: name, regex: regex, replacement: replacement)
+                : .replaceValue(name: name, regex: regex, replacement: replacement)
+            i = 4
+        case "set-status":
+            guard line.optionalArgument(1) != nil else { throw line.error("\(what) expects a status code from 100 to 999") }
+            let status = try line.integer(1, range: 100...999, name: rule)
+            i = 2
+            var reason: String?
+            if line.optionalArgument(2) == "reason" {
+                reason = try word(3, "a reason phrase after 'reason'")
+                i = 4
+            }
+            result = .setStatus(status, reason: reason)
+        case "deny":
+            result = .deny(status: try denyStatus(line, at: &i, default: 502, what: what))
+        case "allow":
+            result = .allow
+        default:
+            if KeywordReader.otherHTTPResponseActions.contains(action) || action.hasPrefix("lua.") {
+                throw line.error("\(what) is not supported yet")
+            }
+            throw line.error("'\(action)' is not an http-response action"
+                + KeywordSuggestion.clause(for: action, among: KeywordReader.httpResponseActions))
+        }
+        let condition = try finishRule(line, at: i, draft: &draft, context: context, rule: rule)
+        draft.proxy.http.responseRules.append(HTTPResponseRule(location: line.location, action: result, condition: condition))
+    }
+
+    /// `deny [deny_status N]` (HAProxy 2.2's `status N` too): one of the errorfile codes.
+    private func denyStatus(_ line: KeywordLine, at i: inout Int, default status: Int, what: String) throws(ConfigError) -> Int {
+        var status = status
+        while let option = line.optionalArgument(i), option != "if" && option != "unless" {
+            switch option {
+            case "deny_status", "status":
+                let code = try line.integer(i + 1, range: 0...999, name: option)
+                guard KeywordReader.errorCodes.contains(code) else {
+                    throw line.error("\(what): status code \(code) is not one strata answers (\(KeywordLine.list(KeywordReader.errorCodes.map(String.init))))")
+                }
+                status = code
+                i += 2
+            case "content-type", "string", "lf-string", "file", "lf-file", "errorfile", "errorfiles", "hdr", "default-errorfiles":
+                throw line.error("\(what): '\(option)' is not supported yet (use 'http-request return' for a custom answer)")
+            default:
+                throw line.error("unexpected argument '\(option)' to \(what)"
+                    + KeywordSuggestion.clause(for: option, among: ["deny_status"]))
+            }
+        }
+        return status
+    }
+
+    /// `return [status N] [content-type T] [string S | lf-string S | file F | errorfile F] [hdr N V]…`.
+    private func returnAction(_ line: KeywordLine, at i: inout Int, what: String) throws(ConfigError) -> HTTPRequestAction {
+        var status = 200
+        var contentType: String?
+        var body = ResponseBody.none
+        var bodyWord: String?
+        var headers: [HTTPRequestAction.Header] = []
+        while let option = line.optionalArgument(i), option != "if" && option != "unless" {
+            func value() throws(ConfigError) -> String {
+                guard let v = line.optionalArgument(i + 1) else { throw line.error("\(what): '\(option)' expects a value") }
+                return v
+            }
+            switch option {
+            case "status":
+                status = try line.integer(i + 1, range: 0...999, name: "status")
+                guard (200...599).contains(status) else {
+                    throw line.error("\(what): 'status' expects a code from 200 to 599, got '\(status)'")
+                }
+            case "content-type":
+                contentType = try value()
+            case "string", "lf-string", "file", "errorfile":
+                if let bodyWord { throw line.error("\(what): '\(option)' and '\(bodyWord)' both give a body") }
+                bodyWord = option
+                let text = try value()
+                switch option {
+                case "string": body = .string(SampleParser.literal(text))
+                case "lf-string": body = .string(try formatString(text, line: line, what: what, context: .httpRequest))
+                case "file":
+                    let path = paths.resolve(text, from: line.location)
+                    switch FileReader.read(path) {
+                    case .success(let bytes): body = .file(path: text, contents: bytes)
+                    case .failure(let reason): throw line.error("\(what): cannot read file '\(text)': \(reason)")
+                    }
+                default:
+                    body = .rawMessage(path: text, contents: try httpMessageFile(text, line: line, what: what))
+                }
+            case "hdr":
+                let name = try value()
+                guard let text = line.optionalArgument(i + 2) else {
+                    throw line.error("\(what): 'hdr' expects a name and a value")
+                }
+                headers.append(.init(name: name, value: try formatString(text, line: line, what: what, context: .httpRequest)))
+                i += 1
+            case "lf-file", "errorfiles", "default-errorfiles":
+                throw line.error("\(what): '\(option)' is not supported yet")
+            default:
+                throw line.error("unexpected argument '\(option)' to \(what)"
+                    + KeywordSuggestion.clause(for: option, among: ["status", "content-type", "string", "lf-string", "file", "errorfile", "hdr"]))
+            }
+            i += 2
+        }
+        let hasBody: Bool
+        switch body {
+        case .none: hasBody = false
+        case .string(let format): hasBody = !(format.isLiteral && format.source.isEmpty)
+        case .file(_, let contents): hasBody = !contents.isEmpty
+        case .rawMessage:
+            if let contentType { throw line.error("\(what): 'content-type \(contentType)' cannot go with 'errorfile' (the file is the whole answer)") }
+            if !headers.isEmpty { throw line.error("\(what): 'hdr' cannot go with 'errorfile' (the file is the whole answer)") }
+            hasBody = false
+        }
+        if hasBody && contentType == nil {
+            throw line.error("\(what): a body needs 'content-type' (for example content-type text/plain)")
+        }
+        if !hasBody, let contentType, bodyWord == nil {
+            throw line.error("\(what): 'content-type \(contentType)' without a body (add 'string', 'lf-string' or 'file')")
+        }
+        if hasBody && (status == 204 || status == 304) {
+            throw line.error("\(what): a \(status) answer has no body")
+        }
+        return .returnResponse(status: status, contentType: contentType, body: body, headers: headers)
+    }
+
+    /// A whole HTTP response read from a file (`errorfile`): a status line, headers and the empty
+    /// line that ends them.
+    func httpMessageFile(_ text: String, line: KeywordLine, what: String) throws(ConfigError) -> [UInt8] {
+        let path = paths.resolve(text, from: line.location)
+        let bytes: [UInt8]
+        switch FileReader.read(path) {
+        case .success(let b): bytes = b
+        case .failure(let reason): throw line.error("\(what): cannot read '\(text)': \(reason)")
+        }
+        let statusLine = bytes.starts(with: Array("HTTP/1.0 ".utf8)) || bytes.starts(with: Array("HTTP/1.1 ".utf8))
+        let digits = bytes.count >= 12 && bytes[9...11].allSatisfy { $0 &- UInt8(ascii: "0") < 10 }
+        var endOfHead = false
+        if bytes.count >= 2 {
+            for j in 0..<(bytes.count - 1) where bytes[j] == 0x0A {
+                if bytes[j + 1] == 0x0A || (bytes[j + 1] == 0x0D && j + 2 < bytes.count && bytes[j + 2] == 0x0A) {
+                    endOfHead = true
+                    break
+                }
+            }
+        }
+        guard statusLine && digits && endOfHead else {
+            throw line.error("\(what): '\(text)' is not an HTTP response (a status line such as 'HTTP/1.1 503 Service Unavailable', headers, then an empty line)")
+        }
+        return bytes
+    }
+
+    // MARK: Options
+
+    /// `option forwardfor [except NET] [header NAME] [if-none]`, `option originalto [except NET] [header NAME]`.
+    private func forwardedHeader(_ line: KeywordLine, defaultHeader: String, ifNone allowsIfNone: Bool)
+        throws(ConfigError) -> ForwardedHeader
+    {
+        var result = ForwardedHeader(header: defaultHeader)
+        var i = 0
+        let options = allowsIfNone ? ["except", "header", "if-none"] : ["except", "header"]
+        while let option = line.optionalArgument(i) {
+            switch option {
+            case "except":
+                guard let text = line.optionalArgument(i + 1) else { throw line.error("'except' expects a network (for example 10.0.0.0/8)") }
+                switch SampleParser.network(text, noDNS: true, resolver: addresses.resolver) {
+                case .success(let network): result.except = network
+                case .failure(let problem): throw line.error("'\(line.keyword)': \(problem)")
+                }
+                i += 2
+            case "header":
+                guard let name = line.optionalArgument(i + 1), !name.isEmpty else { throw line.error("'header' expects a header name") }
+                result.header = name
+                i += 2
+            case "if-none" where allowsIfNone:
+                result.ifNone = true
+                i += 1
+            default:
+                throw line.error("unexpected argument '\(option)' to '\(line.keyword)' (expected \(KeywordLine.list(options)))")
+            }
+        }
+        return result
+    }
+
+    private func connectionMode(_ line: KeywordLine, _ mode: HTTPConnectionMode, draft: inout ProxyDraft) throws(ConfigError) {
+        try line.noArguments()
+        if !line.negated {
+            draft.proxy.http.connectionMode = mode
+        } else if draft.proxy.http.connectionMode == mode {
+            draft.proxy.http.connectionMode = .keepAlive
+        }
+    }
+
+    /// `capture request header NAME len N`.
+    private func capture(_ line: KeywordLine, draft: inout ProxyDraft) throws(ConfigError) {
+        let kind = try line.argument(0, expecting: "'request header NAME len N'")
+        let second = line.optionalArgument(1)
+        if kind == "cookie" || (kind == "response" && second == "header") {
+            throw line.error("'capture \(kind)\(kind == "response" ? " header" : "")' is not supported yet")
+        }
+        guard kind == "request", second == "header" else {
+            throw line.error("'capture' expects 'request header NAME len N'")
+        }
+        guard let name = line.optionalArgument(2), !name.isEmpty else {
+            throw line.error("'capture request header' expects a header name and 'len N'")
+        }
+        guard line.optionalArgument(3) == "len" else {
+            throw line.error("'capture request header \(name)' expects 'len N' after the name")
+        }
+        let length = try line.integer(4, range: 0...Int(Int32.max), name: "len")
+        try line.noArguments(after: 5)
+        draft.proxy.http.captures.append(HeaderCapture(name: name, length: length))
+    }
+
+    /// `cookie NAME insert|rewrite|prefix [indirect] [nocache] [httponly] [secure] [maxidle T] [maxlife T]`.
+    private func cookie(_ line: KeywordLine) throws(ConfigError) -> CookiePersistence {
+        let name = try line.argument(0, expecting: "a cookie name and insert, rewrite or prefix")
+        var mode: CookiePersistence.Mode?
+        var result = CookiePersistence(name: name, mode: .insert)
+        var i = 1
+        while let option = line.optionalArgument(i) {
+            switch option {
+            case "insert", "rewrite", "prefix":
+                if let mode, mode.rawValue != option {
+                    throw line.error("'cookie': '\(mode.rawValue)' and '\(option)' cannot be used together")
+                }
+                mode = CookiePersistence.Mode(rawValue: option)
+            case "indirect": result.indirect = true
+            case "nocache": result.nocache = true
+            case "httponly": result.httpOnly = true
+            case "secure": result.secure = true
+            case "maxidle", "maxlife":
+                guard let text = line.optionalArgument(i + 1) else { throw line.error("'\(option)' expects a time (for example 30m)") }
+                let ms: Int
+                switch ConfigUnits.parseTime(text, defaultUnitMilliseconds: 1000) {
+                case .success(let value): ms = value
+                case .failure(let failure): throw line.error("'\(option)' expects a time, got '\(text)' (\(failure))")
+                }
+                if option == "maxidle" { result.maxIdle = ms } else { result.maxLife = ms }
+                i += 1
+            case "postonly", "preserve", "domain", "dynamic", "attr":
+                throw line.error("'cookie': '\(option)' is not supported yet")
+            default:
+                throw line.error("unexpected argument '\(option)' to 'cookie'"
+                    + KeywordSuggestion.clause(for: option, among: ["insert", "rewrite", "prefix", "indirect", "nocache",
+                                                                    "httponly", "secure", "maxidle", "maxlife"]))
+            }
+            i += 1
+        }
+        guard let mode else {
+            throw line.error("'cookie \(name)' expects insert, rewrite or prefix (passive persistence is not supported yet)")
+        }
+        result.mode = mode
+        return result
+    }
+}

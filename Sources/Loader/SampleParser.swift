@@ -1,0 +1,571 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import ConfigModel
+
+/// HAProxy's sample expressions (`hdr(host),lower`), ACL criteria (`path_beg -i /api /v2`), the
+/// predefined ACLs, and log-format strings as rule values take them (`X-Client %[src]`). These
+/// are rare lines: plain Swift, off the fast path of `server` and `bind`.
+
+/// What a fetch returns, which decides the match method an ACL uses by default.
+enum SampleOutput {
+    case string
+    case integer
+    case address
+    case boolean
+
+    var defaultMatch: MatchMethod {
+        switch self {
+        case .string: .exact
+        case .integer: .integer
+        case .address: .ip
+        case .boolean: .boolean
+        }
+    }
+}
+
+/// When a fetch has its value: from the connection (any rule), or only once the request headers
+/// or the response headers are there.
+enum SamplePhase {
+    case connection
+    case request
+    case response
+}
+
+/// Where a sample or a condition is evaluated, for the phase check and messages.
+struct RuleContext {
+    /// `.request` or `.response`; `.connection` accepts anything (an `acl` line itself).
+    var phase: SamplePhase
+    /// The rule as messages name it: `'http-request' rule`.
+    var rule: String
+
+    static let definition = RuleContext(phase: .connection, rule: "an 'acl' line")
+    static let httpRequest = RuleContext(phase: .request, rule: "an 'http-request' rule")
+    static let httpResponse = RuleContext(phase: .response, rule: "an 'http-response' rule")
+    static let useBackend = RuleContext(phase: .request, rule: "a 'use_backend' rule")
+    static let redirect = RuleContext(phase: .request, rule: "a 'redirect' rule")
+    static let statsAdmin = RuleContext(phase: .request, rule: "a 'stats admin' rule")
+
+    /// Whether a fetch of `phase` has its value here; otherwise what it waits for.
+    func refusal(of phase: SamplePhase) -> String? {
+        switch (self.phase, phase) {
+        case (.request, .response): "the HTTP response"
+        case (.response, .request): "the HTTP request headers"
+        default: nil
+        }
+    }
+}
+
+/// A fetch as the Loader read it: the model value and what the checks need.
+struct ParsedFetch {
+    var fetch: SampleFetch
+    var output: SampleOutput
+    var phase: SamplePhase
+    /// The match method an ACL keyword's suffix implies (`path_beg`).
+    var implied: MatchMethod?
+    /// The keyword as written, without arguments (`hdr_beg`), for messages.
+    var name: String
+}
+
+enum SampleParser {
+    /// The fetches strata has, for "did you mean".
+    static let fetchNames = [
+        "base", "dst", "dst_port", "hdr", "hdr_cnt", "method", "path", "query", "req.fhdr", "req.hdr",
+        "req.hdr_cnt", "req.ver", "req_ver", "res.hdr", "shdr", "src", "src_port", "ssl_fc", "status", "url",
+        "url_param", "urlp", "always_true", "always_false",
+    ]
+
+    /// ACL keywords derived from a fetch by a suffix that fixes the match method.
+    static let derivedSuffixes: [(suffix: String, match: MatchMethod)] = [
+        ("_beg", .prefix), ("_end", .suffix), ("_sub", .substring), ("_reg", .regex), ("_dir", .directory),
+        ("_dom", .domain), ("_len", .length),
+    ]
+    static let derivableFetches: Set<String> = ["path", "url", "hdr", "base", "shdr"]
+
+    static let matchMethods: [String: MatchMethod] = [
+        "str": .exact, "beg": .prefix, "end": .suffix, "sub": .substring, "reg": .regex, "dom": .domain,
+        "dir": .directory, "found": .found, "len": .length, "int": .integer, "ip": .ip, "bool": .boolean,
+    ]
+
+    // MARK: Sample expressions
+
+    /// `FETCH[(ARGS)][,CONVERTER]…`. `acl` allows the derived keywords (`path_beg`) and gives
+    /// `hdr()` every occurrence; in a sample expression `hdr()` is the last one (HAProxy's rule).
+    static func expression(_ text: String, acl: Bool) throws(ConfigError) -> (SampleExpression, ParsedFetch) {
+        let bytes = Array(text.utf8)
+        var i = 0
+        while i < bytes.count && bytes[i] != UInt8(ascii: "(") && bytes[i] != UInt8(ascii: ",") { i += 1 }
+        let name = String(decoding: bytes[..<i], as: UTF8.self)
+        guard !name.isEmpty else { throw ConfigError(nil, "missing fetch name in sample expression '\(text)'") }
+        var arguments: [String]?
+        if i < bytes.count && bytes[i] == UInt8(ascii: "(") {
+            guard let close = bytes[i...].firstIndex(of: UInt8(ascii: ")")) else {
+                throw ConfigError(nil, "missing ')' after the arguments of '\(name)' in '\(text)'")
+            }
+            arguments = String(decoding: bytes[(i + 1)..<close], as: UTF8.self)
+                .split(separator: ",", omittingEmptySubsequences: false).map(String.init)
+            i = close + 1
+        }
+        let fetch = try self.fetch(name, arguments: arguments, acl: acl)
+        var converters: [SampleConverter] = []
+        while i < bytes.count {
+            guard bytes[i] == UInt8(ascii: ",") else {
+                throw ConfigError(nil, "unexpected '\(String(decoding: bytes[i...], as: UTF8.self))' in sample expression '\(text)'")
+            }
+            i += 1
+            var j = i
+            var depth = 0
+            while j < bytes.count {
+                if bytes[j] == UInt8(ascii: "(") { depth += 1 }
+                if bytes[j] == UInt8(ascii: ")") { depth -= 1 }
+                if bytes[j] == UInt8(ascii: ",") && depth == 0 { break }
+                j += 1
+            }
+            let word = String(decoding: bytes[i..<j], as: UTF8.self)
+            switch word {
+            case "lower": converters.append(.lower)
+            case "upper": converters.append(.upper)
+            case "":
+                throw ConfigError(nil, "empty converter in sample expression '\(text)'")
+            default:
+                throw ConfigError(nil, "converter '\(word)' is not supported yet (strata has lower and upper)")
+            }
+            i = j
+        }
+        return (SampleExpression(fetch: fetch.fetch, converters: converters), fetch)
+    }
+
+    private static func fetch(_ name: String, arguments: [String]?, acl: Bool) throws(ConfigError) -> ParsedFetch {
+        func none(_ fetch: SampleFetch, _ output: SampleOutput, _ phase: SamplePhase) throws(ConfigError) -> ParsedFetch {
+            if let arguments, !(arguments.count == 1 && arguments[0].isEmpty) {
+                throw ConfigError(nil, "fetch '\(name)' takes no argument, got '\(name)(\(arguments.joined(separator: ",")))'")
+            }
+            return ParsedFetch(fetch: fetch, output: output, phase: phase, name: name)
+        }
+        func headerName() throws(ConfigError) -> String {
+            guard let arguments, let first = arguments.first, !first.isEmpty else {
+                throw ConfigError(nil, "fetch '\(name)' expects a header name: \(name)(NAME)")
+            }
+            return first
+        }
+        /// `hdr(NAME[,OCC])`: nil for every occurrence in ACLs, -1 (the last) in expressions.
+        func occurrence(maximumArguments: Int = 2) throws(ConfigError) -> Int? {
+            guard let arguments else { return nil }
+            guard arguments.count <= maximumArguments else {
+                throw ConfigError(nil, "fetch '\(name)' takes at most \(maximumArguments) arguments, got \(arguments.count)")
+            }
+            guard arguments.count == 2 else { return acl ? nil : -1 }
+            guard let value = KeywordLine.decimal(arguments[1]) else {
+                throw ConfigError(nil, "fetch '\(name)' expects an occurrence number after the header name, got '\(arguments[1])'")
+            }
+            return value
+        }
+        switch name {
+        case "path": return try none(.path, .string, .request)
+        case "url": return try none(.url, .string, .request)
+        case "query": return try none(.query, .string, .request)
+        case "method": return try none(.method, .string, .connection)
+        case "src": return try none(.source, .address, .connection)
+        case "src_port": return try none(.sourcePort, .integer, .connection)
+        case "dst": return try none(.destination, .address, .connection)
+        case "dst_port": return try none(.destinationPort, .integer, .connection)
+        case "base": return try none(.base, .string, .request)
+        case "req.ver", "req_ver": return try none(.requestVersion, .string, .request)
+        case "ssl_fc": return try none(.sslFrontend, .boolean, .connection)
+        case "status": return try none(.status, .integer, .response)
+        case "always_true": return try none(.constant(true), .boolean, .connection)
+        case "always_false": return try none(.constant(false), .boolean, .connection)
+        case "url_param", "urlp":
+            guard let arguments, let first = arguments.first, !first.isEmpty else {
+                throw ConfigError(nil, "fetch '\(name)' expects a parameter name: \(name)(NAME)")
+            }
+            guard arguments.count == 1 else {
+                throw ConfigError(nil, "fetch '\(name)' takes one argument (a delimiter is not supported yet)")
+            }
+            return ParsedFetch(fetch: .urlParameter(first), output: .string, phase: .request, name: name)
+        case "hdr", "req.hdr":
+            let header = try headerName()
+            let occ = try occurrence()
+            return ParsedFetch(fetch: .header(header, occurrence: occ ?? (acl ? nil : -1)), output: .string,
+                               phase: .request, name: name)
+        case "req.fhdr":
+            let header = try headerName()
+            guard (arguments?.count ?? 0) <= 1 else {
+                throw ConfigError(nil, "fetch 'req.fhdr' takes one argument (an occurrence is not supported yet)")
+            }
+            return ParsedFetch(fetch: .fullHeader(header), output: .string, phase: .request, name: name)
+        case "hdr_cnt", "req.hdr_cnt":
+            let header = try headerName()
+            guard (arguments?.count ?? 0) <= 1 else { throw ConfigError(nil, "fetch '\(name)' takes one argument") }
+            return ParsedFetch(fetch: .headerCount(header), output: .integer, phase: .request, name: name)
+        case "res.hdr", "shdr":
+            let header = try headerName()
+            let occ = try occurrence()
+            return ParsedFetch(fetch: .responseHeader(header, occurrence: occ ?? (acl ? nil : -1)), output: .string,
+                               phase: .response, name: name)
+        default:
+            break
+        }
+        if acl {
+            for (suffix, match) in derivedSuffixes where name.hasSuffix(suffix) {
+                let base = String(name.dropLast(suffix.count))
+                guard derivableFetches.contains(base) else { continue }
+                var parsed = try fetch(base, arguments: arguments, acl: true)
+                parsed.implied = match
+                parsed.name = name
+                return parsed
+            }
+        }
+        let derived = derivableFetches.flatMap { base in derivedSuffixes.map { base + $0.suffix } }
+        let isDerived = derived.contains(name)
+        if isDerived {
+            throw ConfigError(nil, "'\(name)' is an ACL keyword, not a sample fetch (use '\(name.prefix { $0 != "_" })' here)")
+        }
+        throw ConfigError(nil, "fetch '\(name)' is not supported"
+            + KeywordSuggestion.clause(for: name, among: fetchNames + (acl ? derived : [])))
+    }
+
+    /// Refuses a fetch that has no value where it is used.
+    static func check(_ fetch: ParsedFetch, in context: RuleContext) throws(ConfigError) {
+        if let missing = context.refusal(of: fetch.phase) {
+            throw ConfigError(nil, "'\(fetch.name)' needs \(missing): it cannot be used in \(context.rule)")
+        }
+    }
+
+    // MARK: ACL criteria
+
+    /// An `acl` line's words after the name, or an anonymous ACL's between braces:
+    /// `FETCH [flags] [patterns]`. `what` names the ACL in messages (`acl 'is_api'`).
+    static func criterion(_ words: ArraySlice<String>, location: SourceLocation, what: String,
+                          resolver: HostResolver, paths: LoadPaths) throws(ConfigError) -> (ACLCriterion, ParsedFetch)
+    {
+        guard let first = words.first else { throw ConfigError(location, "\(what) expects a fetch and patterns") }
+        let sample: SampleExpression
+        let fetch: ParsedFetch
+        do throws(ConfigError) {
+            (sample, fetch) = try expression(first, acl: true)
+        } catch {
+            throw ConfigError(location, "\(what): \(error.message)")
+        }
+        var match: MatchMethod?
+        var ignoreCase = false
+        var noDNS = false
+        var endOfFlags = false
+        var patterns: [String] = []
+        var i = words.startIndex + 1
+        while i < words.endIndex {
+            let word = words[i]
+            guard word.hasPrefix("-") && word.count > 1 && !endOfFlags else { break }
+            switch word {
+            case "-i": ignoreCase = true
+            case "-n": noDNS = true
+            case "--": endOfFlags = true
+            case "-m":
+                guard i + 1 < words.endIndex else {
+                    throw ConfigError(location, "\(what): '-m' expects a match method (\(KeywordLine.list(matchMethodNames)))")
+                }
+                let name = words[i + 1]
+                guard let method = matchMethods[name] else {
+                    throw ConfigError(location, "\(what): unknown match method '\(name)' (expected \(KeywordLine.list(matchMethodNames)))")
+                }
+                match = method
+                i += 1
+            case "-f":
+                guard i + 1 < words.endIndex else { throw ConfigError(location, "\(what): '-f' expects a file of patterns") }
+                patterns += try patternFile(words[i + 1], resolved: paths.resolve(words[i + 1], from: location),
+                                            location: location, what: what)
+                i += 1
+            case "-u", "-M":
+                throw ConfigError(location, "\(what): flag '\(word)' is not supported yet")
+            default:
+                throw ConfigError(location, "\(what): unknown flag '\(word)' (expected -i, -m, -n, -f or --)")
+            }
+            i += 1
+        }
+        patterns += words[i...]
+        let method = match ?? fetch.implied ?? fetch.output.defaultMatch
+        let parsed: ACLPatterns
+        switch method {
+        case .found, .boolean:
+            if let extra = patterns.first {
+                let flag = method == .found ? "-m found" : "a boolean fetch"
+                throw ConfigError(location, "\(what): \(flag) takes no pattern, got '\(extra)'")
+            }
+            parsed = .none
+        case .integer, .length:
+            parsed = .integers(try integerPatterns(patterns, location: location, what: what))
+        case .ip:
+            parsed = .networks(try networks(patterns, noDNS: noDNS, resolver: resolver, location: location, what: what))
+        case .regex:
+            for pattern in patterns {
+                if let problem = regexProblem(pattern, ignoreCase: ignoreCase) {
+                    throw ConfigError(location, "invalid regex '\(pattern)': \(problem)")
+                }
+            }
+            parsed = .strings(patterns)
+        case .exact, .prefix, .suffix, .substring, .domain, .directory:
+            parsed = .strings(patterns)
+        }
+        if patterns.isEmpty && !endOfFlags && method != .found && method != .boolean {
+            throw ConfigError(location,
+                "\(what): no pattern after '\(first)' (add '-m found' to test presence, or '--' for an ACL that never matches)")
+        }
+        let criterion = ACLCriterion(location: location, sample: sample, match: method, ignoreCase: ignoreCase,
+                                     patterns: parsed)
+        return (criterion, fetch)
+    }
+
+    static let matchMethodNames = ["str", "beg", "end", "sub", "reg", "dom", "dir", "found", "len", "int", "ip", "bool"]
+
+    /// `-f FILE`: one pattern per line, blank lines and `#` comments skipped, leading spaces trimmed.
+    private static func patternFile(_ path: String, resolved: String, location: SourceLocation, what: String)
+        throws(ConfigError) -> [String]
+    {
+        let contents: [UInt8]
+        switch FileReader.read(resolved) {
+        case .success(let bytes): contents = bytes
+        case .failure(let reason): throw ConfigError(location, "\(what): cannot read pattern file '\(path)': \(reason)")
+        }
+        var patterns: [String] = []
+        for line in contents.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: true) {
+            var slice = line[...]
+            while let b = slice.first, b == 0x20 || b == 0x09 { slice = slice.dropFirst() }
+            while let b = slice.last, b == 0x0D || b == 0x20 || b == 0x09 { slice = slice.dropLast() }
+            if slice.isEmpty || slice.first == UInt8(ascii: "#") { continue }
+            patterns.append(String(decoding: slice, as: UTF8.self))
+        }
+        return patterns
+    }
+
+    /// `eq|ge|gt|le|lt N`, `N`, `A:B`, `:B`, `A:`.
+    static func integerPatterns(_ words: [String], location: SourceLocation, what: String) throws(ConfigError)
+        -> [IntegerPattern]
+    {
+        var result: [IntegerPattern] = []
+        var pending: String?
+        for word in words {
+            switch word {
+            case "eq", "ge", "gt", "le", "lt":
+                if let pending { throw ConfigError(location, "\(what): operator '\(pending)' expects an integer, got '\(word)'") }
+                pending = word
+                continue
+            default: break
+            }
+            func integer(_ text: Substring) throws(ConfigError) -> Int {
+                guard let value = KeywordLine.decimal(String(text)) else {
+                    throw ConfigError(location, "\(what) expects integer patterns, got '\(word)'")
+                }
+                return value
+            }
+            if let colon = word.firstIndex(of: ":") {
+                if let pending { throw ConfigError(location, "\(what): operator '\(pending)' cannot apply to the range '\(word)'") }
+                let low = word[..<colon], high = word[word.index(after: colon)...]
+                guard !(low.isEmpty && high.isEmpty) else { throw ConfigError(location, "\(what) expects integer patterns, got '\(word)'") }
+                result.append(.range(low.isEmpty ? nil : try integer(low), high.isEmpty ? nil : try integer(high)))
+                continue
+            }
+            let value = try integer(word[...])
+            switch pending {
+            case "ge": result.append(.greaterOrEqual(value))
+            case "gt": result.append(.greater(value))
+            case "le": result.append(.lessOrEqual(value))
+            case "lt": result.append(.less(value))
+            default: result.append(.equal(value))
+            }
+            pending = nil
+        }
+        if let pending { throw ConfigError(location, "\(what): operator '\(pending)' expects an integer after it") }
+        return result
+    }
+
+    /// `ADDR[/PREFIX]` or `A.B.C.D/A.B.C.D`; a host name is resolved now unless `-n`.
+    static func network(_ text: String, noDNS: Bool = false, resolver: HostResolver) -> Result<IPNetwork, AddressProblem> {
+        let parts = text.split(separator: "/", maxSplits: 1, omittingEmptySubsequences: false)
+        let host = String(parts[0])
+        var address = IPAddress(host)
+        if address == nil && !noDNS && !host.isEmpty
+            && host.utf8.allSatisfy({ $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: "_")
+                || ($0 | 0x20 >= UInt8(ascii: "a") && $0 | 0x20 <= UInt8(ascii: "z")) || ($0 &- UInt8(ascii: "0")) < 10 })
+        {
+            guard let resolved = resolver.resolve(host) else { return .failure("could not resolve host name '\(host)'") }
+            address = resolved
+        }
+        guard let address else { return .failure("invalid address '\(text)' (expected an IPv4 or IPv6 address or network)") }
+        let maximum = address.isV6 ? 128 : 32
+        guard parts.count == 2 else { return .success(IPNetwork(address: address, prefixLength: maximum)) }
+        let prefixText = String(parts[1])
+        if let prefix = KeywordLine.decimal(prefixText), prefixText.first != "-" {
+            guard prefix <= maximum else { return .failure("invalid prefix length '\(prefixText)' in '\(text)' (0 to \(maximum))") }
+            return .success(IPNetwork(address: address, prefixLength: prefix))
+        }
+        // A dotted IPv4 mask: contiguous ones only.
+        if !address.isV6, case .v4(let mask)? = IPAddress(prefixText) {
+            let ones = mask.leadingZeroBitCount == 0 ? (~mask).leadingZeroBitCount : 0
+            if mask == 0 { return .success(IPNetwork(address: address, prefixLength: 0)) }
+            if ones > 0 && (ones == 32 || mask << UInt32(ones) == 0) {
+                return .success(IPNetwork(address: address, prefixLength: ones))
+            }
+        }
+        return .failure("invalid network mask '\(prefixText)' in '\(text)'")
+    }
+
+    private static func networks(_ words: [String], noDNS: Bool, resolver: HostResolver, location: SourceLocation,
+                                 what: String) throws(ConfigError) -> [IPNetwork]
+    {
+        var result: [IPNetwork] = []
+        for word in words {
+            switch network(word, noDNS: noDNS, resolver: resolver) {
+            case .success(let n): result.append(n)
+            case .failure(let problem): throw ConfigError(location, "\(what): \(problem)")
+            }
+        }
+        return result
+    }
+
+    /// regcomp's complaint about `pattern` (POSIX extended, as the engine compiles it), or nil.
+    static func regexProblem(_ pattern: String, ignoreCase: Bool = false) -> String? {
+        var regex = regex_t()
+        let rc = regcomp(&regex, pattern, REG_EXTENDED | (ignoreCase ? REG_ICASE : 0))
+        guard rc != 0 else {
+            regfree(&regex)
+            return nil
+        }
+        var message = [CChar](repeating: 0, count: 256)
+        regerror(rc, &regex, &message, message.count)
+        let bytes = message.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    // MARK: Predefined ACLs
+
+    /// HAProxy's predefined ACLs strata can express with its fetches; nil for another name.
+    /// Throws for the ones it cannot (`REQ_CONTENT`, `WAIT_END`, `RDP_COOKIE`).
+    static func predefined(_ name: String, location: SourceLocation) throws(ConfigError) -> [ACLCriterion]? {
+        func c(_ fetch: SampleFetch, _ match: MatchMethod, _ patterns: ACLPatterns) -> ACLCriterion {
+            ACLCriterion(location: location, sample: SampleExpression(fetch: fetch), match: match, ignoreCase: false,
+                         patterns: patterns)
+        }
+        switch name {
+        case "TRUE", "HTTP": return [c(.constant(true), .boolean, .none)]
+        case "FALSE": return [c(.constant(false), .boolean, .none)]
+        case "HTTP_1.0": return [c(.requestVersion, .exact, .strings(["1.0"]))]
+        case "HTTP_1.1": return [c(.requestVersion, .exact, .strings(["1.1"]))]
+        case "HTTP_2.0": return [c(.requestVersion, .exact, .strings(["2.0"]))]
+        // `req.hdr_val(content-length) gt 0`: a Content-Length value with a non-zero digit.
+        case "HTTP_CONTENT": return [c(.header("content-length", occurrence: nil), .regex, .strings(["^[[:space:]]*0*[1-9]"]))]
+        case "HTTP_URL_ABS": return [c(.url, .regex, .strings(["^[^/:]*://"]))]
+        case "HTTP_URL_SLASH": return [c(.url, .prefix, .strings(["/"]))]
+        case "HTTP_URL_STAR": return [c(.url, .exact, .strings(["*"]))]
+        case "LOCALHOST":
+            return [c(.source, .ip, .networks([IPNetwork(address: .v4(0x7f00_0000), prefixLength: 8),
+                                               IPNetwork(address: IPAddress("::1")!, prefixLength: 128)]))]
+        case "METH_CONNECT": return [c(.method, .exact, .strings(["CONNECT"]))]
+        case "METH_DELETE": return [c(.method, .exact, .strings(["DELETE"]))]
+        case "METH_GET": return [c(.method, .exact, .strings(["GET", "HEAD"]))]
+        case "METH_HEAD": return [c(.method, .exact, .strings(["HEAD"]))]
+        case "METH_OPTIONS": return [c(.method, .exact, .strings(["OPTIONS"]))]
+        case "METH_POST": return [c(.method, .exact, .strings(["POST"]))]
+        case "METH_PUT": return [c(.method, .exact, .strings(["PUT"]))]
+        case "METH_TRACE": return [c(.method, .exact, .strings(["TRACE"]))]
+        case "REQ_CONTENT", "WAIT_END", "RDP_COOKIE":
+            throw ConfigError(location, "predefined ACL '\(name)' is not supported (strata has no request buffer inspection)")
+        default: return nil
+        }
+    }
+
+    /// When a fetch has its value, and its HAProxy name, for checking criteria already built.
+    static func phase(of fetch: SampleFetch) -> SamplePhase {
+        switch fetch {
+        case .path, .url, .query, .urlParameter, .header, .fullHeader, .headerCount, .base, .requestVersion: .request
+        case .status, .responseHeader: .response
+        case .method, .source, .sourcePort, .destination, .destinationPort, .sslFrontend, .constant: .connection
+        }
+    }
+
+    static func name(of fetch: SampleFetch) -> String {
+        switch fetch {
+        case .path: "path"
+        case .url: "url"
+        case .query: "query"
+        case .urlParameter: "url_param"
+        case .header: "hdr"
+        case .fullHeader: "req.fhdr"
+        case .headerCount: "hdr_cnt"
+        case .method: "method"
+        case .source: "src"
+        case .sourcePort: "src_port"
+        case .destination: "dst"
+        case .destinationPort: "dst_port"
+        case .base: "base"
+        case .requestVersion: "req.ver"
+        case .sslFrontend: "ssl_fc"
+        case .constant(let value): value ? "always_true" : "always_false"
+        case .status: "status"
+        case .responseHeader: "res.hdr"
+        }
+    }
+
+    // MARK: Format strings
+
+    /// A log-format string as rule values take it: literal text, `%[expr]` samples and `%xx`
+    /// variables (HAProxy's syntax; spaces kept as they are).
+    static func format(_ text: String, context: RuleContext) throws(ConfigError) -> FormatString {
+        let spec = try LogFormatSpec(parsing: text, mergeSpaces: false) { expression throws(ConfigError) in
+            try sampleForFormat(expression, context: context)
+        }
+        var parts: [FormatString.Part] = []
+        for node in spec.nodes {
+            switch node {
+            case .literal(let s):
+                if case .literal(let previous)? = parts.last {
+                    parts[parts.count - 1] = .literal(previous + s)
+                } else {
+                    parts.append(.literal(s))
+                }
+            case .separator:
+                parts.append(.literal(" "))
+            case .variable(let name, let flags):
+                guard flags.isEmpty else { throw ConfigError(nil, "flags on '%\(name)' are only supported in log-format lines") }
+                parts.append(.variable(name))
+            case .sample(let expression, let flags):
+                guard flags.isEmpty else { throw ConfigError(nil, "flags on '%[…]' are only supported in log-format lines") }
+                parts.append(.sample(expression))
+            }
+        }
+        return FormatString(parts: parts, source: text)
+    }
+
+    /// The text between `%[` and `]`, checked for the context.
+    static func sampleForFormat(_ text: String, context: RuleContext) throws(ConfigError) -> SampleExpression {
+        let (expression, fetch) = try expression(text, acl: false)
+        try check(fetch, in: context)
+        return expression
+    }
+
+    /// A literal format string (`string S`).
+    static func literal(_ text: String) -> FormatString { FormatString(parts: [.literal(text)], source: text) }
+}
+
+/// Reads files the configuration names (errorfiles, certificates, pattern files) whole.
+enum FileReader {
+    /// The bytes, or strerror's reason.
+    static func read(_ path: String) -> Result<[UInt8], AddressProblem> {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return .failure("\(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        var info = stat()
+        if fstat(fd, &info) == 0 && info.st_mode & S_IFMT == S_IFDIR { return .failure("Is a directory") }
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 65_536)
+        while true {
+            let count = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+            if count < 0 {
+                if errno == EINTR { continue }
+                return .failure("\(String(cString: strerror(errno)))")
+            }
+            if count == 0 { break }
+            bytes.append(contentsOf: chunk[..<count])
+        }
+        return .success(bytes)
+    }
+}

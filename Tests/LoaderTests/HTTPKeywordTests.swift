@@ -1,0 +1,397 @@
+import ConfigModel
+import Testing
+@testable import Loader
+
+/// The keywords of `mode http` land where the engine reads them (fixtures/valid/http.cfg and
+/// snippets).
+@Suite struct HTTPKeywordTests {
+    static let fixture = "fixtures/valid/http.cfg"
+
+    func proxy(_ name: String) throws -> Proxy {
+        try #require(try loadFixture(HTTPKeywordTests.fixture).config.proxy(named: name))
+    }
+
+    func acl(_ proxy: Proxy, _ name: String) throws -> [ACLCriterion] {
+        try #require(proxy.http.acls.first { $0.name == name }).criteria
+    }
+
+    @Test func globalTuning() throws {
+        let global = try loadFixture(HTTPKeywordTests.fixture).config.global
+        #expect(global.bufferSize == 32768)
+        #expect(global.maxHeaders == 200)
+        #expect(GlobalSettings().bufferSize == 16384 && GlobalSettings().maxHeaders == 101)
+    }
+
+    @Test func defaultsReachEveryProxy() throws {
+        let www = try proxy("www")
+        #expect(www.mode == .http)
+        #expect(www.http.httpLog && !www.http.httpLogCLF)
+        #expect(www.http.forwardFor == ForwardedHeader(header: "X-Forwarded-For",
+                                                       except: IPNetwork(address: .v4(0x7f00_0000), prefixLength: 8),
+                                                       ifNone: true))
+        #expect(www.timeouts.httpRequest == 10_000)
+        #expect(www.timeouts.httpKeepAlive == 2000)
+        let page = try #require(www.http.errorFiles[503])
+        #expect(String(decoding: page, as: UTF8.self).hasPrefix("HTTP/1.1 503 Service Unavailable\r\n"))
+        #expect(www.http.reuse == .aggressive)
+        // A backend of its own errorfile for 503 replaces the inherited one.
+        let api = try proxy("api")
+        #expect(String(decoding: try #require(api.http.errorFiles[503]), as: UTF8.self).hasPrefix("HTTP/1.1 403"))
+        #expect(api.http.reuse == .never)
+        #expect(try proxy("metrics").http.httpLogCLF)
+    }
+
+    @Test func aclsWithTheirMatchMethodsAndPatterns() throws {
+        let www = try proxy("www")
+        let isAPI = try acl(www, "is_api")
+        try #require(isAPI.count == 2)  // two lines, ORed
+        #expect(isAPI[0].sample == SampleExpression(fetch: .path))
+        #expect(isAPI[0].match == .prefix && isAPI[0].ignoreCase)
+        #expect(isAPI[0].patterns == .strings(["/api/", "/v2/"]))
+        #expect(isAPI[1].sample.fetch == .header("host", occurrence: nil))
+        #expect(isAPI[1].match == .exact && isAPI[1].patterns == .strings(["api.example.com"]))
+
+        #expect(try acl(www, "static")[0].match == .suffix)
+        #expect(try acl(www, "static_dir")[0].match == .directory)
+        #expect(try acl(www, "host_dom")[0].match == .domain)
+        #expect(try acl(www, "host_dom")[0].sample.fetch == .header("host", occurrence: nil))
+        #expect(try acl(www, "admin_net")[0].patterns == .networks([
+            IPNetwork(address: .v4(0x0a00_0000), prefixLength: 8),
+            IPNetwork(address: .v4(0xc0a8_0000), prefixLength: 16),
+            IPNetwork(address: IPAddress("::1")!, prefixLength: 128),
+        ]))
+        #expect(try acl(www, "admin_net")[0].match == .ip)
+        #expect(try acl(www, "high_port")[0].patterns == .integers([.greaterOrEqual(1024)]))
+        #expect(try acl(www, "high_port")[0].match == .integer)
+        #expect(try acl(www, "small")[0].patterns == .integers([.range(80, 90), .equal(443)]))
+        #expect(try acl(www, "has_auth")[0].match == .found && acl(www, "has_auth")[0].patterns == ACLPatterns.none)
+        #expect(try acl(www, "many_cookies")[0].sample.fetch == .headerCount("cookie"))
+        #expect(try acl(www, "many_cookies")[0].patterns == .integers([.greater(3)]))
+        #expect(try acl(www, "short_ua")[0].match == .length)
+        #expect(try acl(www, "short_ua")[0].patterns == .integers([.lessOrEqual(10)]))
+        #expect(try acl(www, "old_http")[0].sample.fetch == .requestVersion)
+        #expect(try acl(www, "uid")[0].sample.fetch == .urlParameter("uid"))
+        #expect(try acl(www, "uid")[0].match == .regex && acl(www, "uid")[0].patterns == .strings(["^[0-9]+$"]))
+        // `-f`: one pattern per line, comments and blank lines skipped.
+        #expect(try acl(www, "blocked")[0].patterns == .strings(["/admin", "/internal"]))
+        #expect(try acl(www, "lower_host")[0].sample == SampleExpression(fetch: .header("host", occurrence: nil), converters: [.lower]))
+        #expect(try acl(www, "tls")[0].sample.fetch == .sslFrontend && acl(www, "tls")[0].match == .boolean)
+        #expect(try acl(www, "method_post")[0].sample.fetch == .method)
+        #expect(try acl(www, "q")[0].sample.fetch == .query && acl(www, "q")[0].match == .substring)
+        #expect(try acl(www, "base_shop")[0].sample.fetch == .base && acl(www, "base_shop")[0].match == .prefix)
+        #expect(try acl(www, "url_abs")[0].sample.fetch == .url && acl(www, "url_abs")[0].match == .regex)
+        #expect(try acl(www, "first_xff")[0].sample.fetch == .header("x-forwarded-for", occurrence: 1))
+        #expect(try acl(www, "whole_line")[0].sample.fetch == .fullHeader("accept"))
+        #expect(try acl(www, "is_api")[0].location.line == 26)
+    }
+
+    @Test func conditionsResolveNamedPredefinedAndAnonymousACLs() throws {
+        let www = try proxy("www")
+        let rules = www.http.requestRules
+        // `deny … if blocked || { path_beg /private/ } !admin_net`
+        let deny = try #require(rules.first)
+        #expect(deny.action == .deny(status: 403))
+        let condition = try #require(deny.condition)
+        #expect(!condition.inverted)
+        try #require(condition.alternatives.count == 2)
+        #expect(condition.alternatives[0].map(\.name) == ["blocked"])
+        #expect(condition.alternatives[0][0].criteria == (try acl(www, "blocked")))
+        #expect(condition.alternatives[1].map(\.name) == ["{ path_beg /private/ }", "admin_net"])
+        #expect(condition.alternatives[1].map(\.negated) == [false, true])
+        #expect(condition.alternatives[1][0].criteria.first?.match == .prefix)
+
+        // Predefined ACLs expand into criteria.
+        let setURI = try #require(rules.first { if case .setURI = $0.action { true } else { false } })
+        let methGet = try #require(setURI.condition?.alternatives.first?.last)
+        #expect(methGet.name == "METH_GET")
+        #expect(methGet.criteria.first?.sample.fetch == .method)
+        #expect(methGet.criteria.first?.patterns == .strings(["GET", "HEAD"]))
+        let allow = try #require(rules.last)
+        #expect(allow.action == .allow)
+        #expect(allow.condition?.alternatives.first?.first?.criteria.first?.patterns == .networks([
+            IPNetwork(address: .v4(0x7f00_0000), prefixLength: 8), IPNetwork(address: IPAddress("::1")!, prefixLength: 128),
+        ]))
+
+        // `unless !base_shop`, `or`.
+        let backends = www.http.backendRules
+        #expect(backends.map(\.backend) == ["api", "static", "shop"])
+        #expect(backends[0].condition?.alternatives.map { $0.map(\.name) } == [["is_api", "method_post"], ["is_api"]])
+        #expect(backends[1].condition?.alternatives.map { $0.map(\.name) } == [["static"], ["static_dir"]])
+        #expect(backends[2].condition?.inverted == true)
+        #expect(backends[2].condition?.alternatives.first?.first?.negated == true)
+        #expect(backends[0].location.line == 74)
+    }
+
+    @Test func requestRules() throws {
+        let rules = try proxy("www").http.requestRules.map(\.action)
+        #expect(rules.count == 15)
+        guard case .returnResponse(200, "text/plain", .file(let path, let contents), []) = rules[1] else {
+            Issue.record("\(rules[1])"); return
+        }
+        #expect(path == "../files/robots.txt" && String(decoding: contents, as: UTF8.self).hasPrefix("User-agent"))
+        guard case .returnResponse(200, "application/json", .string(let body), let headers) = rules[2] else {
+            Issue.record("\(rules[2])"); return
+        }
+        #expect(body.parts == [.literal("{\"client\":\""), .sample(SampleExpression(fetch: .source)), .literal("\"}")])
+        #expect(headers == [.init(name: "X-Served-By", value: FormatString(parts: [.literal("strata")], source: "strata"))])
+        guard case .returnResponse(200, nil, .rawMessage(_, let message), []) = rules[3] else { Issue.record("\(rules[3])"); return }
+        #expect(String(decoding: message, as: UTF8.self).hasPrefix("HTTP/1.1 403 Forbidden"))
+        #expect(rules[4] == .setHeader(name: "X-Client-IP", value: FormatString(parts: [.sample(SampleExpression(fetch: .source))], source: "%[src]")))
+        #expect(rules[5] == .addHeader(name: "X-Request-Line",
+                                       value: FormatString(parts: [.variable("HM"), .literal(" "), .variable("HU")], source: "%HM %HU")))
+        #expect(rules[6] == .delHeader(name: "X-Debug"))
+        #expect(rules[7] == .replaceHeader(name: "User-Agent", regex: "^curl/(.*)$",
+                                           replacement: FormatString(parts: [.literal("curl-\\1")], source: "curl-\\1")))
+        #expect(rules[8] == .replaceValue(name: "Accept-Encoding", regex: "^gzip$",
+                                          replacement: FormatString(parts: [.literal("identity")], source: "identity")))
+        #expect(rules[9] == .setPath(FormatString(parts: [.literal("/v2"), .sample(SampleExpression(fetch: .path))], source: "/v2%[path]")))
+        #expect(rules[10] == .setQuery(FormatString(parts: [.literal("lang=en")], source: "lang=en")))
+        #expect(rules[11] == .setURI(FormatString(parts: [.literal("/index.html")], source: "/index.html")))
+        #expect(rules[12] == .setMethod(FormatString(parts: [.literal("GET")], source: "GET")))
+        var https = Redirect(kind: .scheme(FormatString(parts: [.literal("https")], source: "https")))
+        https.code = 301
+        #expect(rules[13] == .redirect(https))
+        #expect(rules[14] == .allow)
+        // In a backend.
+        #expect(try proxy("app").http.requestRules.map(\.action)
+            == [.setHeader(name: "X-Backend", value: FormatString(parts: [.literal("app")], source: "app"))])
+        // use-service, then a catch-all answer.
+        let metrics = try proxy("metrics").http.requestRules
+        #expect(metrics.map(\.action).first == .useService("prometheus-exporter"))
+        #expect(metrics.last?.condition == nil)
+    }
+
+    @Test func redirectRules() throws {
+        let redirects = try proxy("www").http.redirectRules
+        try #require(redirects.count == 3)
+        var first = Redirect(kind: .prefix(FormatString(parts: [.literal("https://www.example.com")], source: "https://www.example.com")))
+        first.code = 308
+        first.dropQuery = true
+        #expect(redirects[0].redirect == first)
+        #expect(redirects[1].redirect.setCookie == "SEEN=1" && redirects[1].redirect.code == 302)
+        #expect(redirects[1].condition?.alternatives.count == 2)
+        #expect(redirects[2].redirect.clearCookie == "SEEN=" && redirects[2].redirect.appendSlash)
+    }
+
+    @Test func responseRules() throws {
+        let rules = try proxy("www").http.responseRules
+        #expect(rules.map(\.action) == [
+            .setHeader(name: "X-Frame-Options", value: FormatString(parts: [.literal("DENY")], source: "DENY")),
+            .addHeader(name: "Via", value: FormatString(parts: [.literal("strata")], source: "strata")),
+            .delHeader(name: "Server"),
+            .replaceHeader(name: "Location", regex: "^http://(.*)$", replacement: FormatString(parts: [.literal("https://\\1")], source: "https://\\1")),
+            .replaceValue(name: "Cache-Control", regex: "^private$", replacement: FormatString(parts: [.literal("no-store")], source: "no-store")),
+            .setStatus(503, reason: "Try Later"),
+            .deny(status: 502),
+            .allow,
+        ])
+        #expect(rules[5].condition?.alternatives.first?.first?.criteria.first?.sample.fetch == .status)
+        #expect(rules[6].condition?.alternatives.first?.first?.criteria.first?.sample.fetch == .responseHeader("x-leak", occurrence: nil))
+        #expect(rules[7].condition?.alternatives.first?.first?.criteria.first?.patterns == .integers([.range(200, 299)]))
+    }
+
+    @Test func frontendOptions() throws {
+        let www = try proxy("www")
+        #expect(www.http.captures == [HeaderCapture(name: "Host", length: 64), HeaderCapture(name: "User-Agent", length: 128)])
+        #expect(www.http.bufferRequest)
+        #expect(www.http.connectionMode == .keepAlive)
+        #expect(www.defaultBackend == "app")
+    }
+
+    @Test func backendOptions() throws {
+        let app = try proxy("app")
+        #expect(app.balance == .uri(whole: true))
+        #expect(app.http.hashType == .consistent)
+        var cookie = CookiePersistence(name: "SRV", mode: .insert)
+        cookie.indirect = true
+        cookie.nocache = true
+        cookie.httpOnly = true
+        cookie.secure = true
+        cookie.maxIdle = 1_800_000
+        cookie.maxLife = 28_800_000
+        #expect(app.http.cookie == cookie)
+        #expect(app.servers.map(\.options.cookie) == ["a1", "a2"])
+        #expect(app.http.connectionMode == .serverClose)
+        #expect(app.http.originalTo == ForwardedHeader(header: "X-Orig-Dst", except: IPNetwork(address: .v4(0x0a00_0000), prefixLength: 8)))
+
+        let api = try proxy("api")
+        #expect(api.balance == .urlParameter("uid"))
+        #expect(api.http.connectionMode == .close)
+        #expect(api.http.hashType == .mapBased)
+
+        let statics = try proxy("static")
+        #expect(statics.balance == .header("host"))
+        #expect(!statics.http.bufferRequest)
+        #expect(statics.http.cookie?.mode == .rewrite)
+
+        let shop = try proxy("shop")
+        #expect(shop.http.forwardFor == ForwardedHeader(header: "X-Real-IP"))
+        #expect(shop.http.connectionMode == .keepAlive)
+        #expect(shop.http.cookie?.mode == .prefix)
+    }
+
+    // MARK: Snippets
+
+    @Test func aclLinesAfterARuleStillCount() throws {
+        // The rule refers to the ACL itself (HAProxy): a later line with the same name adds to it.
+        let loaded = try load("""
+            listen l
+                mode http
+                bind 127.0.0.1:1
+                acl a path /one
+                http-request deny if a
+                acl a path /two
+                server s 127.0.0.1:2
+            """)
+        let rule = try #require(loaded.config.proxies.first?.http.requestRules.first)
+        #expect(rule.condition?.alternatives.first?.first?.criteria.map(\.patterns) == [.strings(["/one"]), .strings(["/two"])])
+    }
+
+    @Test func samplesInFormatsTakeTheLastOccurrence() throws {
+        let loaded = try load("""
+            listen l
+                mode http
+                bind 127.0.0.1:1
+                http-request set-header X-Host %[hdr(host),lower]
+                http-request set-header X-Second %[req.hdr(x-list,2)]
+                http-response set-header X-Status "%[status] %[res.hdr(server)] %ci:%cp %%"
+                server s 127.0.0.1:2
+            """)
+        let proxy = try #require(loaded.config.proxies.first)
+        #expect(proxy.http.requestRules.map(\.action) == [
+            .setHeader(name: "X-Host", value: FormatString(parts: [.sample(SampleExpression(fetch: .header("host", occurrence: -1), converters: [.lower]))],
+                                                           source: "%[hdr(host),lower]")),
+            .setHeader(name: "X-Second", value: FormatString(parts: [.sample(SampleExpression(fetch: .header("x-list", occurrence: 2)))],
+                                                             source: "%[req.hdr(x-list,2)]")),
+        ])
+        #expect(proxy.http.responseRules.first?.action == .setHeader(name: "X-Status", value: FormatString(parts: [
+            .sample(SampleExpression(fetch: .status)), .literal(" "), .sample(SampleExpression(fetch: .responseHeader("server", occurrence: -1))),
+            .literal(" "), .variable("ci"), .literal(":"), .variable("cp"), .literal(" %"),
+        ], source: "%[status] %[res.hdr(server)] %ci:%cp %%")))
+    }
+
+    @Test func predefinedACLs() throws {
+        let names = ["TRUE", "FALSE", "HTTP", "HTTP_1.0", "HTTP_1.1", "HTTP_CONTENT", "HTTP_URL_ABS", "HTTP_URL_SLASH",
+                     "HTTP_URL_STAR", "LOCALHOST", "METH_CONNECT", "METH_DELETE", "METH_GET", "METH_HEAD", "METH_OPTIONS",
+                     "METH_POST", "METH_PUT", "METH_TRACE"]
+        let text = "listen l\n    mode http\n    bind 127.0.0.1:1\n    server s 127.0.0.1:2\n"
+            + names.map { "    http-request deny if \($0)\n" }.joined()
+        let rules = try #require(try load(text).config.proxies.first).http.requestRules
+        let terms = rules.compactMap { $0.condition?.alternatives.first?.first }
+        #expect(terms.map(\.name) == names)
+        #expect(terms.allSatisfy { !$0.criteria.isEmpty })
+        #expect(terms[0].criteria.first?.sample.fetch == .constant(true))
+        #expect(terms[1].criteria.first?.sample.fetch == .constant(false))
+        #expect(terms[4].criteria.first?.patterns == .strings(["1.1"]))
+        #expect(terms[8].criteria.first?.patterns == .strings(["*"]))
+        #expect(terms[17].criteria.first?.patterns == .strings(["TRACE"]))
+        // A user ACL of the same name wins.
+        let own = try load(text.replacingOccurrences(of: "    server s", with: "    acl TRUE path /x\n    server s"))
+        #expect(own.config.proxies.first?.http.requestRules.first?.condition?.alternatives.first?.first?.criteria.first?.sample.fetch == .path)
+    }
+
+    @Test func aFrontendWithRulesNeedsNoDefaultBackend() throws {
+        let loaded = try load("""
+            frontend f
+                mode http
+                bind 127.0.0.1:1
+                use_backend b if { path_beg /b }
+            frontend g
+                mode http
+                bind 127.0.0.1:2
+                http-request return status 200
+            backend b
+                mode http
+                server s 127.0.0.1:3
+            """)
+        #expect(loaded.config.proxies.count == 3)
+        #expect(errors("frontend f\n    mode http\n    bind 127.0.0.1:1\n")
+            == ["test.cfg:1: frontend 'f' has no default_backend: its connections would have nowhere to go"])
+    }
+
+    @Test func connectionModesAndNoOption() throws {
+        let loaded = try load("""
+            defaults
+                mode http
+                option httpclose
+            listen a
+                bind 127.0.0.1:1
+                server s 127.0.0.1:2
+            listen b
+                bind 127.0.0.1:3
+                no option httpclose
+                server s 127.0.0.1:4
+            listen c
+                bind 127.0.0.1:5
+                no option http-server-close
+                option http-buffer-request
+                no option http-buffer-request
+                server s 127.0.0.1:6
+            """)
+        let modes = loaded.config.proxies.map(\.http.connectionMode)
+        #expect(modes == [.close, .keepAlive, .close])
+        #expect(loaded.config.proxies[2].http.bufferRequest == false)
+    }
+
+    @Test func theLastLogFormatKeywordWins() throws {
+        let loaded = try load("""
+            listen a
+                mode http
+                bind 127.0.0.1:1
+                option tcplog
+                option httplog
+                server s 127.0.0.1:2
+            listen b
+                mode http
+                bind 127.0.0.1:3
+                option httplog
+                option tcplog
+                server s 127.0.0.1:4
+            """)
+        #expect(loaded.config.proxies[0].http.httpLog && loaded.config.proxies[0].log.format == .connect)
+        #expect(!loaded.config.proxies[1].http.httpLog && loaded.config.proxies[1].log.format == .tcplog)
+    }
+
+    @Test func httpKeywordsFromDefaultsAreNotErrorsInTCPProxies() throws {
+        let loaded = try load("""
+            defaults
+                mode http
+                option forwardfor
+                timeout http-request 5s
+            listen tcp
+                mode tcp
+                bind 127.0.0.1:1
+                server s 127.0.0.1:2
+            """)
+        #expect(loaded.config.proxies.first?.mode == .tcp)
+    }
+
+    @Test func keywordsInTheWrongSection() {
+        #expect(errors("defaults\n    acl a path /\n") == [
+            "test.cfg:2: 'acl' is not supported in section 'defaults' (only in frontend, listen, backend)",
+        ])
+        #expect(errors("backend b\n    mode http\n    use_backend c\n    server s 127.0.0.1:1\n") == [
+            "test.cfg:3: 'use_backend' is not supported in section 'backend' (only in frontend, listen)",
+        ])
+        #expect(errors("backend b\n    mode http\n    capture request header Host len 10\n    server s 127.0.0.1:1\n") == [
+            "test.cfg:3: 'capture' is not supported in section 'backend' (only in frontend, listen)",
+        ])
+    }
+
+    @Test(arguments: [
+        ("acl a src 10.0.0.0/255.255.0.0", IPNetwork(address: .v4(0x0a00_0000), prefixLength: 16)),
+        ("acl a src 2001:db8::/32", IPNetwork(address: IPAddress("2001:db8::")!, prefixLength: 32)),
+        ("acl a src localhost", IPNetwork(address: .v4(0x7f00_0001), prefixLength: 32)),
+        ("acl a dst 192.0.2.1", IPNetwork(address: .v4(0xc000_0201), prefixLength: 32)),
+    ])
+    func networks(_ line: String, _ network: IPNetwork) throws {
+        let loaded = try load("listen l\n    mode http\n    bind 127.0.0.1:1\n    \(line)\n    server s 127.0.0.1:2\n")
+        #expect(loaded.config.proxies.first?.http.acls.first?.criteria.first?.patterns == .networks([network]))
+    }
+
+    @Test func integerPatterns() throws {
+        let loaded = try load("listen l\n    mode http\n    bind 127.0.0.1:1\n    acl a dst_port -- eq 80 lt 10 le 11 gt 12 :20 30: -5\n    server s 127.0.0.1:2\n")
+        #expect(loaded.config.proxies.first?.http.acls.first?.criteria.first?.patterns
+            == .integers([.equal(80), .less(10), .lessOrEqual(11), .greater(12), .range(nil, 20), .range(30, nil), .equal(-5)]))
+    }
+}
