@@ -1,7 +1,8 @@
 import ConfigModel
 
-/// What only the end of the configuration can tell about the HTTP keywords: an HTTP keyword in a
-/// proxy that ends in `mode tcp`, and ACLs that lines added to after a rule used them.
+/// What only the end of the configuration can tell about the HTTP keywords and the checks: an
+/// HTTP keyword in a proxy that ends in `mode tcp`, ACLs that lines added to after a rule used
+/// them, `http-check` / `tcp-check` rules and the option that turns them on.
 extension ConfigParser {
     /// Errors for HTTP keywords in TCP proxies, and the final ACL definitions in the conditions of
     /// `config` (built by `build()`: the valid drafts, in order).
@@ -11,6 +12,10 @@ extension ConfigParser {
         for i in drafts.indices where drafts[i].valid {
             defer { p += 1 }
             if drafts[i].proxy.mode == .tcp { ConfigParser.httpInTCPMode(drafts[i], &errors) }
+            if drafts[i].proxy.kind != .frontend { ConfigParser.checkRules(drafts[i], &errors) }
+            if case .tcpCheck = drafts[i].proxy.checks.kind, p < config.proxies.count {
+                config.proxies[p].checks.kind = .tcpCheck(drafts[i].tcpCheckSteps)
+            }
             if drafts[i].rebindACLs, p < config.proxies.count { ConfigParser.rebindACLs(&config.proxies[p].http) }
         }
         return errors
@@ -27,6 +32,30 @@ extension ConfigParser {
         for s in draft.proxy.servers.indices where draft.proxy.servers[s].options.cookie != nil {
             errors.append(ConfigError(draft.proxy.servers[s].location,
                 "'cookie' on server needs 'mode http' (\(what) is in mode tcp)"))
+        }
+        for s in draft.proxy.servers.indices where draft.proxy.servers[s].options.check.observe == .layer7 {
+            errors.append(ConfigError(draft.proxy.servers[s].location,
+                "'observe layer7' on server needs 'mode http' (\(what) is in mode tcp)"))
+        }
+    }
+
+    /// HAProxy ignores `http-check` rules without `option httpchk` (and `tcp-check` rules without
+    /// `option tcp-check`) with a warning; strata refuses them.
+    private static func checkRules(_ draft: borrowing ProxyDraft, _ errors: inout [ConfigError]) {
+        guard !draft.checkRuleLines.isEmpty else { return }
+        let what = "\(draft.proxy.kind.rawValue) '\(draft.proxy.name)'"
+        var http = false, tcp = false
+        switch draft.proxy.checks.kind {
+        case .http: http = true
+        case .tcpCheck: tcp = true
+        case .connect: break
+        }
+        for (keyword, location) in draft.checkRuleLines {
+            if keyword == "http-check" && !http {
+                errors.append(ConfigError(location, "'http-check' needs 'option httpchk' (\(what) has none)"))
+            } else if keyword == "tcp-check" && !tcp {
+                errors.append(ConfigError(location, "'tcp-check' needs 'option tcp-check' (\(what) has none)"))
+            }
         }
     }
 

@@ -4,7 +4,7 @@ import ConfigModel
 extension KeywordReader {
     static let globalKeywords = [
         "ca-base", "crt-base", "daemon", "default-path", "description", "gid", "group", "hard-stop-after", "log",
-        "max-generations", "maxconn", "nbthread", "noreuseport", "pidfile", "ssl-default-bind-ciphers",
+        "max-generations", "maxconn", "nbthread", "noreuseport", "pidfile", "server-state-base", "server-state-file", "spread-checks", "ssl-default-bind-ciphers",
         "ssl-default-bind-ciphersuites", "ssl-default-bind-options", "ssl-default-server-ciphers",
         "ssl-default-server-ciphersuites", "ssl-default-server-options", "ssl-server-verify", "stats socket",
         "stats timeout", "tune.bufsize", "tune.http.maxhdr", "tune.ssl.default-dh-param", "uid", "user",
@@ -129,6 +129,15 @@ extension KeywordReader {
                 global.bufferSize = size
             case .failure(let failure): throw line.error("'tune.bufsize' expects a size, got '\(text)' (\(failure))")
             }
+        case "spread-checks":
+            global.spreadChecks = try line.integer(0, range: 0...50)
+            try line.noArguments(after: 1)
+        case "server-state-file":
+            global.serverStateFile = try line.argument(0, expecting: "a file path")
+            try line.noArguments(after: 1)
+        case "server-state-base":
+            global.serverStateBase = try line.argument(0, expecting: "a directory")
+            try line.noArguments(after: 1)
         case "tune.http.maxhdr":
             global.maxHeaders = try line.integer(0, range: 1...32767)
             try line.noArguments(after: 1)

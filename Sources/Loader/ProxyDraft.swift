@@ -61,6 +61,18 @@ struct ProxyDraft {
     /// ACL names whose `acl` line was refused (and reported).
     var failedACLs: Set<String> = []
     var rebindACLs = false
+    /// `http-check` lines read before `option httpchk` (or without it: refused at the end).
+    var pendingHTTPCheck: HTTPCheck?
+    /// The proxy has `http-check` / `tcp-check` lines of its own: those of its defaults section
+    /// were dropped at the first one (HAProxy's rule).
+    var ownHTTPCheck = false
+    var ownTCPCheck = false
+    /// `tcp-check` rules, in order; they become the check once the section is read when
+    /// `option tcp-check` is on.
+    var tcpCheckSteps: [TCPCheckStep] = []
+    /// The proxy's own `http-check` lines without `option httpchk` yet, and its `tcp-check` lines,
+    /// for the end-of-section check that their option is on.
+    var checkRuleLines: [(keyword: String, location: SourceLocation)] = []
 
     init(name: String, section: SectionKind, location: SourceLocation) {
         let kind: ProxyKind =
@@ -121,6 +133,11 @@ struct ProxyDraft {
             proxy.timeouts.tunnel = sections[index].draft.proxy.timeouts.tunnel
             proxy.timeouts.serverFin = sections[index].draft.proxy.timeouts.serverFin
             defaultServer = sections[index].draft.defaultServer
+            proxy.checks = sections[index].draft.proxy.checks
+            pendingHTTPCheck = sections[index].draft.pendingHTTPCheck
+            tcpCheckSteps = sections[index].draft.tcpCheckSteps
+            proxy.serverStateFile = sections[index].draft.proxy.serverStateFile
+            proxy.serverStateFileName = sections[index].draft.proxy.serverStateFileName
         } else {
             proxy.http.cookie = nil
         }

@@ -23,29 +23,37 @@ extension KeywordReader {
         ("errorfile", all),
         ("fullconn", backSide),
         ("hash-type", backSide),
+        ("http-check", backSide),
         ("http-request", [.frontend, .listen, .backend]),
         ("http-response", [.frontend, .listen, .backend]),
         ("http-reuse", backSide),
         ("id", [.frontend, .listen, .backend]),
+        ("load-server-state-from-file", backSide),
         ("log", all),
         ("maxconn", frontSide),
         ("mode", all),
+        ("option allbackups", backSide),
         ("option clitcpka", frontSide),
         ("option dontlognull", frontSide),
         ("option forwardfor", all),
         ("option http-buffer-request", all),
         ("option http-keep-alive", all),
         ("option http-server-close", all),
+        ("option httpchk", backSide),
         ("option httpclose", all),
         ("option httplog", frontSide),
         ("option originalto", all),
         ("option redispatch", backSide),
         ("option srvtcpka", backSide),
+        ("option tcp-check", backSide),
         ("option tcpka", all),
         ("option tcplog", all),
         ("redirect", [.frontend, .listen, .backend]),
         ("retries", backSide),
         ("server", [.listen, .backend]),
+        ("server-state-file-name", backSide),
+        ("tcp-check", backSide),
+        ("timeout check", backSide),
         ("timeout client", frontSide),
         ("timeout client-fin", frontSide),
         ("timeout connect", backSide),
@@ -67,6 +75,7 @@ extension KeywordReader {
     static let negatableProxyKeywords: Set<String> = [
         "log", "option clitcpka", "option dontlognull", "option redispatch", "option srvtcpka",
         "option http-buffer-request", "option http-keep-alive", "option http-server-close", "option httpclose",
+        "option allbackups",
     ]
 
     static let balanceAlgorithms: [String: BalanceAlgorithm] = [
@@ -239,7 +248,9 @@ extension KeywordReader {
 
         default:
             // The rarer keywords, in their own files.
-            guard try httpKeyword(line, draft: &draft) else { throw unsupported(line, in: section, supported: names) }
+            if try httpKeyword(line, draft: &draft) { return }
+            if try checkKeyword(line, draft: &draft) { return }
+            throw unsupported(line, in: section, supported: names)
         }
     }
 
@@ -349,19 +360,22 @@ extension KeywordReader {
 
     // MARK: server
 
-    static let serverOptionNames = ["backup", "cookie", "disabled", "maxconn", "weight"]
+    static let serverOptionNames = [
+        "addr", "backup", "check", "cookie", "disabled", "downinter", "error-limit", "fall", "fastinter", "inter",
+        "maxconn", "no-check", "observe", "on-error", "on-marked-down", "port", "rise", "weight",
+    ]
     /// HAProxy's other `server` options: "not supported yet" rather than "unknown".
     static let otherServerOptions: Set<String> = [
-        "addr", "agent-addr", "agent-check", "agent-inter", "agent-port", "agent-send", "allow-0rtt", "alpn",
-        "ca-file", "check", "check-alpn", "check-proto", "check-send-proxy", "check-sni", "check-ssl",
-        "check-via-socks4", "ciphers", "ciphersuites", "crl-file", "crt", "downinter", "enabled",
-        "error-limit", "fall", "fastinter", "force-sslv3", "force-tlsv10", "force-tlsv11", "force-tlsv12",
-        "force-tlsv13", "id", "init-addr", "inter", "log-proto", "max-reuse", "maxqueue", "minconn",
-        "namespace", "no-agent-check", "no-backup", "no-check", "no-check-ssl", "no-send-proxy",
+        "agent-addr", "agent-check", "agent-inter", "agent-port", "agent-send", "allow-0rtt", "alpn",
+        "ca-file", "check-alpn", "check-proto", "check-send-proxy", "check-sni", "check-ssl",
+        "check-via-socks4", "ciphers", "ciphersuites", "crl-file", "crt", "enabled",
+        "force-sslv3", "force-tlsv10", "force-tlsv11", "force-tlsv12",
+        "force-tlsv13", "id", "init-addr", "log-proto", "max-reuse", "maxqueue", "minconn",
+        "namespace", "no-agent-check", "no-backup", "no-check-ssl", "no-send-proxy",
         "no-send-proxy-v2", "no-ssl", "no-ssl-reuse", "no-sslv3", "no-tfo", "no-tls-tickets", "no-tlsv10",
-        "no-tlsv11", "no-tlsv12", "no-tlsv13", "no-verifyhost", "non-stick", "npn", "observe", "on-error",
-        "on-marked-down", "on-marked-up", "pool-low-conn", "pool-max-conn", "pool-purge-delay", "port",
-        "proto", "redir", "resolve-net", "resolve-opts", "resolve-prefer", "resolvers", "rise",
+        "no-tlsv11", "no-tlsv12", "no-tlsv13", "no-verifyhost", "non-stick", "npn",
+        "on-marked-up", "pool-low-conn", "pool-max-conn", "pool-purge-delay",
+        "proto", "redir", "resolve-net", "resolve-opts", "resolve-prefer", "resolvers",
         "send-proxy", "send-proxy-v2", "send-proxy-v2-ssl", "send-proxy-v2-ssl-cn", "set-proxy-v2-tlv-fmt",
         "slowstart", "sni", "socks4", "source", "ssl", "ssl-max-ver", "ssl-min-ver", "ssl-reuse", "stick",
         "tcp-ut", "tfo", "track", "verify", "verifyhost", "ws",
@@ -414,6 +428,7 @@ extension KeywordReader {
                 options.cookie = value
                 i += 1
             default:
+                if try serverCheckOption(option, line, at: &i, into: &options.check) { break }
                 if KeywordReader.otherServerOptions.contains(option) {
                     throw line.error("'\(option)' on server is not supported yet")
                 }

@@ -1,0 +1,137 @@
+import ConfigModel
+import Testing
+@testable import Loader
+
+/// Health-check keywords land where the checkers read them (fixtures/valid/checks.cfg and snippets).
+@Suite struct CheckKeywordTests {
+    static let fixture = "fixtures/valid/checks.cfg"
+
+    func backend(_ name: String) throws -> Proxy {
+        try #require(try loadFixture(CheckKeywordTests.fixture).config.backend(named: name))
+    }
+
+    @Test func globalSettings() throws {
+        let global = try loadFixture(CheckKeywordTests.fixture).config.global
+        #expect(global.spreadChecks == 5)
+        #expect(global.serverStateFile == "/var/lib/strata/state")
+        #expect(global.serverStateBase == "/var/lib/strata")
+    }
+
+    @Test func serverCheckOptions() throws {
+        let servers = try backend("web").servers
+        try #require(servers.count == 3)
+        // `default-server inter 3s fall 2` from defaults.
+        var first = ServerCheck()
+        first.enabled = true
+        first.interval = 3000
+        first.fall = 2
+        #expect(servers[0].options.check == first)
+
+        var second = ServerCheck()
+        second.enabled = true
+        second.interval = 1000
+        second.fastInterval = 500
+        second.downInterval = 10_000
+        second.rise = 3
+        second.fall = 5
+        second.port = 9102
+        second.address = .v4(0x7f00_0002)
+        #expect(servers[1].options.check == second)
+
+        let third = servers[2].options.check
+        #expect(third.observe == .layer7 && third.errorLimit == 5 && third.onError == .markDown)
+        #expect(third.shutdownSessionsOnDown)
+
+        let api = try backend("api").servers
+        #expect(api[0].options.check.onError == .suddenDeath && api[0].options.check.observe == .layer4)
+        #expect(api[1].options.check.enabled == false)  // `check no-check`
+        #expect(try backend("redis").servers[0].options.check.onError == .fastInterval)
+    }
+
+    @Test func httpchkOldFormAndExpect() throws {
+        let web = try backend("web")
+        guard case .http(let check) = web.checks.kind else { Issue.record("\(web.checks.kind)"); return }
+        #expect(check.method == "GET" && check.uri == "/health" && check.version == "HTTP/1.1")
+        #expect(check.headerList == [.init(name: "Host", value: "www.example.com")])
+        #expect(check.expectations == [HTTPCheckExpectation(kind: .status, pattern: "200-399", negated: false)])
+        #expect(web.checks.timeout == 3000)  // from defaults
+    }
+
+    @Test func httpCheckSend() throws {
+        let api = try backend("api")
+        guard case .http(let check) = api.checks.kind else { Issue.record("\(api.checks.kind)"); return }
+        #expect(check.method == "HEAD" && check.uri == "/ping" && check.version == "HTTP/1.1")
+        #expect(check.headerList == [.init(name: "Host", value: "api.example.com"), .init(name: "X-Check", value: "strata")])
+        #expect(check.body == nil)
+        #expect(check.expectations == [
+            HTTPCheckExpectation(kind: .stringRegex, pattern: "^ERR", negated: true),
+            HTTPCheckExpectation(kind: .string, pattern: "OK", negated: false),
+        ])
+        #expect(api.checks.timeout == 1000)
+    }
+
+    @Test func tcpCheckRulesInOrder() throws {
+        let redis = try backend("redis")
+        #expect(redis.checks.kind == .tcpCheck([
+            .connect(port: 6379),
+            .send(Array("PING\r\n".utf8)),
+            .expectString("+PONG", negated: false),
+            .sendBinary([0x0d, 0x0a]),
+            .expectBinary([0x2b, 0x4f, 0x4b], negated: false),
+            .expectRegex("^-ERR", negated: true),
+        ]))
+    }
+
+    @Test func backupsAndServerState() throws {
+        let pool = try backend("pool")
+        #expect(pool.checks.allBackups)
+        #expect(pool.checks.kind == .connect)
+        #expect(pool.serverStateFile == .local)
+        #expect(pool.serverStateFileName == "pool")
+        let named = try backend("named")
+        #expect(!named.checks.allBackups)
+        #expect(named.serverStateFile == ServerStateFileMode.none)
+        #expect(named.serverStateFileName == "pool-state")
+        #expect(try backend("web").serverStateFile == .global)  // from defaults
+    }
+
+    @Test func checkRulesFromDefaultsAndTheirReplacement() throws {
+        let loaded = try load("""
+            defaults
+                option tcp-check
+                tcp-check send PING
+                tcp-check expect string PONG
+            backend inherits
+                server s 127.0.0.1:1 check
+            backend own
+                tcp-check send HELLO
+                server s 127.0.0.1:2 check
+            backend http
+                option httpchk GET /
+                server s 127.0.0.1:3 check
+            """)
+        let proxies = loaded.config.proxies
+        #expect(proxies[0].checks.kind == .tcpCheck([.send(Array("PING".utf8)), .expectString("PONG", negated: false)]))
+        #expect(proxies[1].checks.kind == .tcpCheck([.send(Array("HELLO".utf8))]))
+        guard case .http(let check) = proxies[2].checks.kind else { Issue.record("\(proxies[2].checks.kind)"); return }
+        #expect(check.method == "GET" && check.uri == "/" && check.version == "HTTP/1.0")
+    }
+
+    @Test func httpCheckLinesBeforeTheOption() throws {
+        let loaded = try load("""
+            backend b
+                http-check expect status 204
+                option httpchk /ready
+                server s 127.0.0.1:1 check
+            """)
+        guard case .http(let check) = loaded.config.proxies[0].checks.kind else { Issue.record("not http"); return }
+        #expect(check.method == "OPTIONS" && check.uri == "/ready")
+        #expect(check.expectations == [HTTPCheckExpectation(kind: .status, pattern: "204", negated: false)])
+    }
+
+    @Test func checkKeywordsBelongToTheBackendSide() {
+        #expect(errors("frontend f\n    bind 127.0.0.1:1\n    option httpchk\n    default_backend b\nbackend b\n    server s 127.0.0.1:2\n")
+            == ["test.cfg:3: 'option httpchk' is not supported in section 'frontend' (only in defaults, listen, backend)"])
+        #expect(errors("global\n    spread-checks 5x\n") == ["test.cfg:2: 'spread-checks' expects an integer, got '5x'"])
+    }
+}
