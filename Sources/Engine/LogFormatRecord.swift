@@ -12,14 +12,17 @@ struct LogRecord {
     unowned(unsafe) var frontend: Frontend
     /// nil: no backend was chosen (`%b` prints the frontend's name, as HAProxy's).
     unowned(unsafe) var backend: Backend?
-    /// nil: no server (`%s` prints `<NOSRV>`).
+    /// nil: no server (`%s` prints `<NOSRV>`, or `applet`).
     unowned(unsafe) var server: BackendServer?
+    /// An answer strata made itself: `%s` prints HAProxy's applet name (`<STATS>`, `<PROMEX>`).
+    var applet: StaticString?
     /// `%gen`: the generation the session ran under.
     var generation: Int
     /// `%ci:%cp`.
     var client: SocketEndpoint?
     /// `%fi:%fp`: the address the client connected to. Left nil, it is read from `clientFD`
-    /// (getsockname) only when the format prints it.
+    /// (getsockname) only when the format prints it: fill it (or keep the fd open) when
+    /// `LogFormatPlan.needsLocalAddress`.
     var local: SocketEndpoint?
     var clientFD: Int32 = -1
     /// `%ft`'s `~`: the client connection is TLS.
@@ -103,6 +106,9 @@ final class LogFormatPlan {
     let logAsap: Bool
     let dontLogNull: Bool
     let dontLogNormal: Bool
+    /// A format prints the local address (`%fi`, `%fp`, `%[dst]`…): the session must fill
+    /// `LogRecord.local` (or log before closing the client's fd).
+    let needsLocalAddress: Bool
 
     init(_ proxy: Proxy) {
         line = LogFormatPlan.effectiveFormat(proxy).map(LogFormatter.init)
@@ -112,6 +118,7 @@ final class LogFormatPlan {
         logAsap = proxy.log.logAsap
         dontLogNull = proxy.log.dontLogNull
         dontLogNormal = proxy.log.dontLogNormal
+        needsLocalAddress = [line, structuredData, error].contains { $0?.needsLocalAddress ?? false }
     }
 
     /// `log-format`, else `option httplog [clf]` in HTTP mode, else `option tcplog`, else none.

@@ -107,6 +107,9 @@ final class LogFormatter {
 
     let ops: [Op]
     let source: String
+    /// The format prints the address the client reached (`%fi`, `%fp`, `%[dst]`, `%[dst_port]`,
+    /// or `%sp` of a server without a port).
+    let needsLocalAddress: Bool
     private var out: [UInt8] = []
 
     init(_ spec: LogFormatSpec) {
@@ -117,6 +120,13 @@ final class LogFormatter {
             case .separator: .separator
             case .variable(let name, let flags): .variable(Variable(name), flags)
             case .sample(let expression, let flags): .sample(LogFormatter.sample(expression.fetch), expression.converters, flags)
+            }
+        }
+        needsLocalAddress = ops.contains { op in
+            switch op {
+            case .variable(.frontendIP, _), .variable(.frontendPort, _), .variable(.serverPort, _),
+                 .sample(.destination, _, _), .sample(.destinationPort, _, _): true
+            default: false
             }
         }
         out.reserveCapacity(1024)
@@ -342,7 +352,9 @@ final class LogFormatter {
         case .frontendName: return text(r.frontend.name, flags)
         case .frontendTransport: return text(r.isTLS ? r.frontend.name + "~" : r.frontend.name, flags)
         case .backendName: return text(r.backend?.name ?? r.frontend.name, flags)
-        case .serverName: return text(r.server?.name ?? "<NOSRV>", flags)
+        case .serverName:
+            if r.server == nil, let applet = r.applet { return text(String(describing: applet), flags) }
+            return text(r.server?.name ?? "<NOSRV>", flags)
         case .acceptDate: return raw(logDate(r.acceptDate))
         case .requestDate: return raw(logDate(r.requestDate))
         case .requestDateGMT: return raw(LogFormatter.zonedDate(r.requestDate, gmt: true))

@@ -68,6 +68,12 @@ extension Engine {
 
     /// The exposition text of a scrape. Loop thread.
     public func prometheusMetrics(scope: PrometheusScope = .all, noMaint: Bool = false) -> [UInt8] {
+        var w = prometheusWriter(scope: scope, noMaint: noMaint)
+        return w.finish()
+    }
+
+    /// The same, in a writer whose buffer the caller takes over (`takeBuffer`).
+    func prometheusWriter(scope: PrometheusScope, noMaint: Bool) -> PrometheusWriter {
         let views = statsProxies()
         let serverCount = views.reduce(0) { $0 + ($1.backend?.servers.count ?? 0) }
         var w = PrometheusWriter(capacity: 16384 + serverCount * (scope.contains(.server) ? 4096 : 0) + views.count * 4096)
@@ -76,7 +82,7 @@ extension Engine {
         if scope.contains(.frontend) { writeFrontends(&w, views) }
         if scope.contains(.backend) { writeBackends(&w, views) }
         if scope.contains(.server) { writeServers(&w, views, noMaint: noMaint) }
-        return w.bytes
+        return w
     }
 
     // MARK: process
@@ -292,29 +298,57 @@ extension Engine {
     private func writeServers(_ w: inout PrometheusWriter, _ views: [StatsProxyView], noMaint: Bool) {
         let now = loop.now
         let monotonic = ConfigGeneration.monotonicNow()
-        // Each server's `proxy="…",server="…"`, escaped once per scrape.
-        var servers: [(server: BackendServer, view: StatsProxyView, labels: [UInt8])] = []
+        // Each server's `{proxy="…",server="…"`, escaped once per scrape into one buffer.
+        struct Entry {
+            unowned(unsafe) let server: BackendServer
+            unowned(unsafe) let state: ServerState
+            let start: Int
+            let count: Int
+            let http: Bool
+        }
+        var labelWriter = PrometheusWriter(capacity: 64 * 1024)
+        var servers: [Entry] = []
         for view in views {
             guard let b = view.backend else { continue }
             for s in b.servers {
                 if noMaint && s.state.health.inMaintenance { continue }
-                var l = PrometheusWriter(capacity: view.name.utf8.count + s.name.utf8.count + 20)
-                l.append("{proxy=\""); l.labelValue(view.name); l.append("\",server=\""); l.labelValue(s.name); l.append("\"")
-                servers.append((s, view, l.bytes))
+                let start = labelWriter.count
+                labelWriter.append("{proxy=\""); labelWriter.labelValue(view.name)
+                labelWriter.append("\",server=\""); labelWriter.labelValue(s.name); labelWriter.byte(0x22)
+                servers.append(Entry(server: s, state: s.state, start: start, count: labelWriter.count - start, http: view.proxy.mode == .http))
             }
         }
+        let labelBytes = labelWriter.finish()
         guard !servers.isEmpty else { return }
+        labelBytes.withUnsafeBytes { lb in
+            writeServerFamilies(&w, servers.map {
+                ServerEntry(server: $0.server, state: $0.state, labels: UnsafeRawBufferPointer(rebasing: lb[$0.start..<($0.start + $0.count)]), http: $0.http)
+            },
+                                now: now, monotonic: monotonic)
+        }
+    }
+
+    /// A server's objects without reference counting (the scrape holds the generations), and its
+    /// label text.
+    private struct ServerEntry {
+        unowned(unsafe) let server: BackendServer
+        unowned(unsafe) let state: ServerState
+        let labels: UnsafeRawBufferPointer
+        let http: Bool
+    }
+
+    private func writeServerFamilies(_ w: inout PrometheusWriter, _ servers: [ServerEntry], now: Double, monotonic: Double) {
         func family(_ name: StaticString, _ kind: PrometheusWriter.Kind, _ help: StaticString, _ value: ServerGetter) {
             w.family(name, kind, help)
             for entry in servers {
-                guard let v = value(entry.server, entry.server.state) else { continue }
-                w.append(name); w.bytes.append(contentsOf: entry.labels); w.append("} "); w.int(v); w.end()
+                guard let v = value(entry.server, entry.state) else { continue }
+                w.append(name); w.append(entry.labels); w.append("} "); w.int(v); w.end()
             }
         }
         func time(_ name: StaticString, _ help: StaticString, _ value: (StatsTimes) -> Int) {
             w.family(name, .gauge, help)
             for entry in servers {
-                w.append(name); w.bytes.append(contentsOf: entry.labels); w.append("} "); w.milliseconds(value(entry.server.state.times)); w.end()
+                w.append(name); w.append(entry.labels); w.append("} "); w.milliseconds(value(entry.state.times)); w.end()
             }
         }
         family("strata_server_current_queue", .gauge, "Number of current queued connections") { _, _ in 0 }
@@ -331,9 +365,9 @@ extension Engine {
         family("strata_server_redispatch_warnings_total", .counter, "Total number of server redispatches due to connection failures since the worker process started") { $1.redispatches }
         w.family("strata_server_status", .gauge, "Current status of the service, per state label value.")
         for entry in servers {
-            let state = Engine.prometheusState(entry.server.state.health)
+            let state = Engine.prometheusState(entry.state.health)
             for (i, name) in Engine.serverStates.enumerated() {
-                w.append("strata_server_status"); w.bytes.append(contentsOf: entry.labels); w.append(",state=\""); w.append(name)
+                w.append("strata_server_status"); w.append(entry.labels); w.append(",state=\""); w.append(name)
                 w.append("\"} "); w.int(i == state ? 1 : 0); w.end()
             }
         }
@@ -353,30 +387,30 @@ extension Engine {
         if !checked.isEmpty {
             w.family("strata_server_check_status", .gauge, "Status of last health check, per state label value.")
             for entry in checked {
-                let status = entry.server.state.health.lastCheck.status
+                let status = entry.state.health.lastCheck.status
                 for (name, s) in Engine.checkStates {
-                    w.append("strata_server_check_status"); w.bytes.append(contentsOf: entry.labels); w.append(",state=\""); w.append(name)
+                    w.append("strata_server_check_status"); w.append(entry.labels); w.append(",state=\""); w.append(name)
                     w.append("\"} "); w.int(s == status ? 1 : 0); w.end()
                 }
             }
             w.family("strata_server_check_code", .gauge, "layer5-7 code, if available of the last health check.")
-            for entry in checked where entry.server.state.health.lastCheck.status.rawValue > 14 {
-                w.append("strata_server_check_code"); w.bytes.append(contentsOf: entry.labels); w.append("} ")
-                w.int(entry.server.state.health.lastCheck.code); w.end()
+            for entry in checked where entry.state.health.lastCheck.status.rawValue > 14 {
+                w.append("strata_server_check_code"); w.append(entry.labels); w.append("} ")
+                w.int(entry.state.health.lastCheck.code); w.end()
             }
             w.family("strata_server_check_duration_seconds", .gauge, "Total duration of the latest server health check, in seconds.")
-            for entry in checked where entry.server.state.health.lastCheck.duration >= 0 {
-                w.append("strata_server_check_duration_seconds"); w.bytes.append(contentsOf: entry.labels); w.append("} ")
-                w.milliseconds(entry.server.state.health.lastCheck.duration); w.end()
+            for entry in checked where entry.state.health.lastCheck.duration >= 0 {
+                w.append("strata_server_check_duration_seconds"); w.append(entry.labels); w.append("} ")
+                w.milliseconds(entry.state.health.lastCheck.duration); w.end()
             }
         }
-        let http = servers.filter { $0.view.proxy.mode == .http }
+        let http = servers.filter { $0.http }
         if !http.isEmpty {
             w.family("strata_server_http_responses_total", .counter, "Total number of HTTP responses, per status class")
             for entry in http {
                 for (i, code) in Engine.codeClasses.enumerated() {
-                    w.append("strata_server_http_responses_total"); w.bytes.append(contentsOf: entry.labels); w.append(",code=\""); w.append(code)
-                    w.append("\"} "); w.int(entry.server.state.responsesByClass[i]); w.end()
+                    w.append("strata_server_http_responses_total"); w.append(entry.labels); w.append(",code=\""); w.append(code)
+                    w.append("\"} "); w.int(entry.state.responsesByClass[i]); w.end()
                 }
             }
         }

@@ -54,9 +54,9 @@ extension Engine {
             query = Substring(String(decoding: target[(mark + 1)...], as: UTF8.self))
         }
         let (scope, noMaint) = PrometheusScope.parse(query: query)
-        let body = prometheusMetrics(scope: scope, noMaint: noMaint)
+        var writer = prometheusWriter(scope: scope, noMaint: noMaint)
         return StatsServiceAnswer(status: 200, headers: [("content-type", "text/plain; version=0.0.4; charset=utf-8")],
-                                  body: body, headOnly: head.method == .head)
+                                  taking: writer.takeBuffer(), headOnly: head.method == .head)
     }
 
     /// The stats page this request asks for, or nil: the frontend's or the backend's `stats uri`

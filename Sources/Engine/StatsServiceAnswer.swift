@@ -11,12 +11,15 @@ final class StatsServiceAnswer {
     let status: Int
     let response: HTTPLocalResponse
     private let storage: UnsafeMutableRawBufferPointer
+    /// A body handed over by its writer (a scrape), freed with the answer.
+    private let ownedBody: UnsafeMutableRawBufferPointer?
 
     /// `headers` are written as given (lowercase names, as HAProxy's own answers);
     /// `content-length` and `cache-control: no-cache` are added. `headOnly` (a HEAD request)
     /// keeps the length and sends no body.
     init(status: Int, headers: [(String, String)], body: [UInt8], headOnly: Bool = false) {
         self.status = status
+        ownedBody = nil
         var head = "HTTP/1.1 \(status) \(StatsServiceAnswer.reason(status))\r\ncontent-length: \(body.count)\r\ncache-control: no-cache\r\n"
         for (name, value) in headers { head += "\(name): \(value)\r\n" }
         let headBytes = Array(head.utf8)
@@ -30,7 +33,24 @@ final class StatsServiceAnswer {
                                      body: UnsafeRawBufferPointer(rebasing: base[headBytes.count..<(headBytes.count + sent.count)]))
     }
 
-    deinit { storage.deallocate() }
+    /// An answer whose body is `body`, taken over (deallocated with the answer): no copy.
+    init(status: Int, headers: [(String, String)], taking body: UnsafeMutableRawBufferPointer, headOnly: Bool = false) {
+        self.status = status
+        var head = "HTTP/1.1 \(status) \(StatsServiceAnswer.reason(status))\r\ncontent-length: \(body.count)\r\ncache-control: no-cache\r\n"
+        for (name, value) in headers { head += "\(name): \(value)\r\n" }
+        let headBytes = Array(head.utf8)
+        storage = .allocate(byteCount: max(headBytes.count, 1), alignment: 1)
+        storage.copyBytes(from: headBytes)
+        ownedBody = body
+        response = HTTPLocalResponse(status: status,
+                                     head: UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(storage)[0..<headBytes.count]),
+                                     body: headOnly ? UnsafeRawBufferPointer(start: nil, count: 0) : UnsafeRawBufferPointer(body))
+    }
+
+    deinit {
+        storage.deallocate()
+        if let b = ownedBody?.baseAddress { b.deallocate() }
+    }
 
     /// The whole answer as text (tests).
     var text: String {

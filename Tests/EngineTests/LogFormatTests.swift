@@ -225,6 +225,15 @@ import Testing
         #expect(LogFormatter(try LogFormatSpec(parsing: "%pid")).format(r) == "\(getpid())")
     }
 
+    @Test func appletsAndLocalAddressNeeds() throws {
+        let g = try Self.generation()
+        var r = LogRecord(mode: .http, frontend: g.frontends["web"]!, generation: 7, acceptDate: Self.date)
+        r.applet = "<PROMEX>"
+        #expect(LogFormatter(try LogFormatSpec(parsing: "%b/%s")).format(r) == "web/<PROMEX>")
+        #expect(!LogFormatter(.httpLog).needsLocalAddress)
+        #expect(LogFormatter(try LogFormatSpec(parsing: "%fi:%fp")).needsLocalAddress)
+    }
+
     @Test func logasapMarksUnfinishedFigures() throws {
         let g = try Self.generation()
         var r = Self.httpRecord(g)

@@ -84,13 +84,34 @@ import Testing
         #expect(servers.contains("strata_server_current_sessions{proxy=\"web\",server=\"s1\"} 0\n"))
     }
 
+    @Test func useServiceAnswersWithTheExpositionOfTheScopeAsked() throws {
+        let (engine, _) = try StatsTestSupport.engine(StatsTestSupport.proxies())
+        let answer = try #require(StatsTestSupport.withHead("GET /metrics?scope=generation HTTP/1.1\r\nHost: x\r\n\r\n") { head, input in
+            engine.serviceAnswer("prometheus-exporter", head, input: input)
+        })
+        #expect(answer.status == 200)
+        #expect(answer.text.hasPrefix("HTTP/1.1 200 OK\r\ncontent-length: \(answer.body.count)\r\n"))
+        #expect(answer.text.contains("content-type: text/plain; version=0.0.4; charset=utf-8\r\n"))
+        let body = String(decoding: answer.body, as: UTF8.self)
+        #expect(body.contains("strata_generation_info{generation=\"1\",state=\"active\",hash=\"hash1\"} 1\n"))
+        #expect(!body.contains("strata_server_"))
+        let head = try #require(StatsTestSupport.withHead("HEAD /metrics HTTP/1.1\r\nHost: x\r\n\r\n") { head, input in
+            engine.serviceAnswer("prometheus-exporter", head, input: input)
+        })
+        #expect(head.body.isEmpty)
+        let unknown = StatsTestSupport.withHead("GET / HTTP/1.1\r\nHost: x\r\n\r\n") { head, input in
+            engine.serviceAnswer("nosuch", head, input: input)
+        }
+        #expect(unknown == nil)
+    }
+
     @Test func labelValuesAreEscaped() {
         var w = PrometheusWriter(capacity: 64)
         w.labelValue("a\"b\\c\nd")
-        #expect(String(decoding: w.bytes, as: UTF8.self) == "a\\\"b\\\\c\\nd")
+        #expect(String(decoding: w.finish(), as: UTF8.self) == "a\\\"b\\\\c\\nd")
         var n = PrometheusWriter(capacity: 64)
         n.milliseconds(1234); n.end(); n.double(0.5); n.end(); n.int(-7); n.end(); n.unsigned(0)
-        #expect(String(decoding: n.bytes, as: UTF8.self) == "1.234\n0.500000\n-7\n0")
+        #expect(String(decoding: n.finish(), as: UTF8.self) == "1.234\n0.500000\n-7\n0")
     }
 
     @Test(.enabled(if: StatsTestSupport.inCI || StatsTestSupport.pythonHas("prometheus_client")))
@@ -115,6 +136,36 @@ import Testing
             """
         let (status, output) = try StatsTestSupport.python(script, input: text)
         #expect(status == 0, "\(output)")
+    }
+
+    /// A scrape of 10,000 servers, timed (`STRATA_PERF=1`; meaningful in a release build:
+    /// `swift test -c release -Xswiftc -enable-testing --filter scrapeOfTenThousandServers`).
+    /// bench/scrape.sh compares the whole HTTP round trip with HAProxy's exporter.
+    @Test(.enabled(if: ProcessInfo.processInfo.environment["STRATA_PERF"] != nil))
+    func scrapeOfTenThousandServers() throws {
+        let here = SourceLocation(file: "test", line: 1)
+        var many = Proxy(name: "many", kind: .backend, location: here, id: 2)
+        many.mode = .http
+        many.servers = (0..<10_000).map { i in
+            ConfigModel.Server(name: "s\(i)", location: here, id: i + 1, host: "10.0.0.1",
+                               address: .v4(0x0a00_0000 | UInt32(i)), port: 8080, options: ServerOptions())
+        }
+        let (engine, _) = try StatsTestSupport.engine([many])
+        var best = Double.infinity
+        var size = 0
+        for _ in 0..<5 {
+            let start = ConfigGeneration.monotonicNow()
+            size = engine.prometheusMetrics().count
+            best = min(best, ConfigGeneration.monotonicNow() - start)
+        }
+        print("scrape of 10,000 servers: \(Int(best * 1000)) ms, \(size) bytes")
+        var csvBest = Double.infinity
+        for _ in 0..<3 {
+            let start = ConfigGeneration.monotonicNow()
+            _ = engine.showStat([])
+            csvBest = min(csvBest, ConfigGeneration.monotonicNow() - start)
+        }
+        print("show stat of 10,000 servers: \(Int(csvBest * 1000)) ms")
     }
 
     @Test func seriesFollowASessionThroughADrainAndDisappearAtRetire() throws {
