@@ -114,7 +114,7 @@ final class AdminCommands: @unchecked Sendable {
             ("Uptime_sec", "\(uptime)", "MDP", "u32"),
             ("Ulimit-n", "\(process.fdLimit)", "CLP", "u32"),
             ("Maxsock", "\(process.fdLimit)", "CLP", "u32"),
-            ("Maxconn", "\(current?.config.config.global.maxconn ?? 0)", "CLP", "u32"),
+            ("Maxconn", "\(process.maxconn)", "CLP", "u32"),
             ("Hard_maxconn", "\(process.maxconn)", "CLP", "u32"),
             ("CurrConns", "\(process.currentConnections)", "MGP", "u32"),
             ("CumConns", "\(process.cumulativeConnections)", "MCP", "u32"),

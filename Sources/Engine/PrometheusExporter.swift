@@ -210,7 +210,7 @@ extension Engine {
     }
 
     private func writeFrontends(_ w: inout PrometheusWriter, _ views: [StatsProxyView]) {
-        let maxconn = current?.config.config.global.maxconn
+        let maxconn = statsProcessInfo.maxconn
         func family(_ name: StaticString, _ kind: PrometheusWriter.Kind, _ help: StaticString, httpOnly: Bool = false, _ value: ProxyGetter) {
             proxyFamily(&w, views, backend: false, name, kind, help, httpOnly: httpOnly, value)
         }

@@ -235,7 +235,7 @@ extension Engine {
                     frontend = d.statsFrontend ?? frontend
                     backend = d.statsBackend ?? backend
                 }
-                let id = "0x" + String(UInt(bitPattern: ObjectIdentifier(s).hashValue), radix: 16)
+                let id = "0x" + String(UInt(bitPattern: ObjectIdentifier(s)), radix: 16)
                 let proto = client.map { $0.address.isV6 ? "tcpv6" : "tcpv4" } ?? "unix_stream"
                 let src = client.map(\.description) ?? "unix"
                 let age = (s as? StatsSessionDescribing).map { "\(max(0, Int(now - $0.statsStartedAt)))s" } ?? "?"

@@ -55,7 +55,8 @@ extension Engine {
     func statsRows(proxyID: Int = -1, types: Int = -1, serverID: Int = -1) -> [StatsRow] {
         let now = loop.now
         let monotonic = ConfigGeneration.monotonicNow()
-        let maxconn = current?.config.config.global.maxconn
+        // A frontend's limit: its maxconn, else the process's (HAProxy's default).
+        let maxconn = statsProcessInfo.maxconn
         var rows: [StatsRow] = []
         for view in statsProxies() where proxyID == -1 || view.proxy.id == proxyID {
             if let f = view.frontend, types & 1 != 0 {
@@ -103,13 +104,13 @@ extension Engine {
         row[.ttime_max] = .int(t.totalMax)
     }
 
-    private func frontendRow(_ view: StatsProxyView, _ f: Frontend, maxconn: Int?) -> StatsRow {
+    private func frontendRow(_ view: StatsProxyView, _ f: Frontend, maxconn: Int) -> StatsRow {
         var row = StatsRow(type: .frontend, proxyID: view.proxy.id, serverID: 0)
         common(&row, view, "FRONTEND")
         let c = f.counters
         row[.scur] = .int(c.currentSessions)
         row[.smax] = .int(c.maxSessions)
-        if let limit = view.proxy.maxconn ?? maxconn { row[.slim] = .int(limit) }
+        row[.slim] = .int(view.proxy.maxconn ?? maxconn)
         row[.stot] = .int(c.totalSessions)
         row[.bin] = .uint(c.bytesIn)
         row[.bout] = .uint(c.bytesOut)

@@ -58,7 +58,7 @@ import Testing
                              "--user-data-dir=\(profile.path)", "--enable-logging=stderr", "--v=0"] + arguments + [url]
         // Standard error to a file (chromium writes a lot there): no second reader thread.
         let errPath = profile.path + ".log"
-        FileManager.default.createFile(atPath: errPath, contents: nil)
+        _ = FileManager.default.createFile(atPath: errPath, contents: nil)
         defer { try? FileManager.default.removeItem(atPath: errPath) }
         let err = try FileHandle(forWritingTo: URL(fileURLWithPath: errPath))
         let out = Pipe()
