@@ -16,7 +16,7 @@ extension ConfigParser {
             if case .tcpCheck = drafts[i].proxy.checks.kind, p < config.proxies.count {
                 config.proxies[p].checks.kind = .tcpCheck(drafts[i].tcpCheckSteps)
             }
-            if drafts[i].rebindACLs, p < config.proxies.count { ConfigParser.rebindACLs(&config.proxies[p].http) }
+            if drafts[i].rebindACLs, p < config.proxies.count { ConfigParser.rebindACLs(&config.proxies[p]) }
         }
         return errors
     }
@@ -77,5 +77,15 @@ extension ConfigParser {
         for r in http.responseRules.indices { rebind(&http.responseRules[r].condition) }
         for r in http.redirectRules.indices { rebind(&http.redirectRules[r].condition) }
         for r in http.backendRules.indices { rebind(&http.backendRules[r].condition) }
+    }
+
+    private static func rebindACLs(_ proxy: inout Proxy) {
+        rebindACLs(&proxy.http)
+        guard proxy.stats?.admin != nil else { return }
+        var settings = HTTPSettings()
+        settings.acls = proxy.http.acls
+        settings.requestRules = [HTTPRequestRule(location: proxy.location, action: .allow, condition: proxy.stats?.admin)]
+        rebindACLs(&settings)
+        proxy.stats?.admin = settings.requestRules[0].condition
     }
 }

@@ -110,7 +110,7 @@ enum ConfigValidator {
             }
             if proxies[index].defaultBackend != nil {
                 // Routed.
-            } else if proxies[index].mode == .http && answersItself(proxies[index].http) {
+            } else if proxies[index].mode == .http && answersItself(proxies[index]) {
                 // HTTP rules route or answer; a request none of them takes is answered 503.
             } else if failed.contains("default_backend") || failed.contains("use_backend")
                 || failed.contains("http-request") || (proxies[index].kind == .listen && failed.contains("server")) {
@@ -125,10 +125,12 @@ enum ConfigValidator {
         }
     }
 
-    /// `use_backend` rules, `http-request` rules (return, redirect, deny, use-service) or
-    /// `redirect` rules: a frontend without default_backend still has somewhere to send requests.
-    private static func answersItself(_ http: HTTPSettings) -> Bool {
-        !http.backendRules.isEmpty || !http.requestRules.isEmpty || !http.redirectRules.isEmpty
+    /// `use_backend` rules, `http-request` rules (return, redirect, deny, use-service),
+    /// `redirect` rules or a stats page: a frontend without default_backend still has somewhere
+    /// to send requests.
+    private static func answersItself(_ proxy: Proxy) -> Bool {
+        !proxy.http.backendRules.isEmpty || !proxy.http.requestRules.isEmpty || !proxy.http.redirectRules.isEmpty
+            || proxy.stats != nil
     }
 
     /// An HTTP frontend cannot hand its requests to a TCP backend (HAProxy refuses it), and strata

@@ -115,6 +115,7 @@ struct ProxyDraft {
         proxy.http = sections[index].draft.proxy.http
         proxy.timeouts.httpRequest = sections[index].draft.proxy.timeouts.httpRequest
         proxy.timeouts.httpKeepAlive = sections[index].draft.proxy.timeouts.httpKeepAlive
+        proxy.stats = sections[index].draft.proxy.stats
         if proxy.kind != .backend {  // isFrontend, without copying the proxy to call it
             proxy.defaultBackend = sections[index].draft.proxy.defaultBackend
             proxy.defaultBackendLocation = sections[index].draft.proxy.defaultBackendLocation

@@ -20,6 +20,7 @@ extension KeywordReader {
         ("description", [.frontend, .listen, .backend]),
         ("disabled", all),
         ("enabled", all),
+        ("error-log-format", frontSide),
         ("errorfile", all),
         ("fullconn", backSide),
         ("hash-type", backSide),
@@ -30,10 +31,13 @@ extension KeywordReader {
         ("id", [.frontend, .listen, .backend]),
         ("load-server-state-from-file", backSide),
         ("log", all),
+        ("log-format", frontSide),
+        ("log-format-sd", frontSide),
         ("maxconn", frontSide),
         ("mode", all),
         ("option allbackups", backSide),
         ("option clitcpka", frontSide),
+        ("option dontlog-normal", frontSide),
         ("option dontlognull", frontSide),
         ("option forwardfor", all),
         ("option http-buffer-request", all),
@@ -42,6 +46,8 @@ extension KeywordReader {
         ("option httpchk", backSide),
         ("option httpclose", all),
         ("option httplog", frontSide),
+        ("option log-separate-errors", frontSide),
+        ("option logasap", frontSide),
         ("option originalto", all),
         ("option redispatch", backSide),
         ("option srvtcpka", backSide),
@@ -52,6 +58,13 @@ extension KeywordReader {
         ("retries", backSide),
         ("server", [.listen, .backend]),
         ("server-state-file-name", backSide),
+        ("stats admin", [.frontend, .listen, .backend]),
+        ("stats auth", all),
+        ("stats enable", all),
+        ("stats hide-version", all),
+        ("stats realm", all),
+        ("stats refresh", all),
+        ("stats uri", all),
         ("tcp-check", backSide),
         ("timeout check", backSide),
         ("timeout client", frontSide),
@@ -75,7 +88,7 @@ extension KeywordReader {
     static let negatableProxyKeywords: Set<String> = [
         "log", "option clitcpka", "option dontlognull", "option redispatch", "option srvtcpka",
         "option http-buffer-request", "option http-keep-alive", "option http-server-close", "option httpclose",
-        "option allbackups",
+        "option allbackups", "option dontlog-normal", "option log-separate-errors", "option logasap",
     ]
 
     static let balanceAlgorithms: [String: BalanceAlgorithm] = [
@@ -250,6 +263,7 @@ extension KeywordReader {
             // The rarer keywords, in their own files.
             if try httpKeyword(line, draft: &draft) { return }
             if try checkKeyword(line, draft: &draft) { return }
+            if try observabilityKeyword(line, draft: &draft) { return }
             throw unsupported(line, in: section, supported: names)
         }
     }

@@ -1,0 +1,107 @@
+import ConfigModel
+
+/// Observability (issue 6): the stats page a proxy serves (`stats enable`, `uri`, `refresh`,
+/// `auth`, `realm`, `hide-version`, `admin`) and the log formats and options (`log-format`,
+/// `log-format-sd`, `error-log-format`, `option log-separate-errors|logasap|dontlog-normal`).
+extension KeywordReader {
+    /// The samples a log line can print (the logger has the connection and the request line).
+    static let loggedFetches = "src, src_port, dst, dst_port, method, path, url, query, req.ver and status"
+
+    /// The keywords of this file; false when `line` is none of them.
+    func observabilityKeyword(_ line: KeywordLine, draft: inout ProxyDraft) throws(ConfigError) -> Bool {
+        switch line.keyword {
+        case "stats enable", "stats uri", "stats refresh", "stats auth", "stats realm", "stats hide-version", "stats admin":
+            var page = draft.proxy.stats ?? StatsPage(location: line.location)
+            try stats(line, page: &page, draft: &draft)
+            draft.proxy.stats = page
+            draft.noteHTTPOnly(line.keyword, line.location)
+
+        case "log-format", "log-format-sd", "error-log-format":
+            let text = try line.argument(0, expecting: "a log format (quote it, or escape its spaces)")
+            if line.args.count > 1 {
+                throw line.error("'\(line.keyword)' expects one argument: quote the format or escape its spaces")
+            }
+            let spec: LogFormatSpec
+            do throws(ConfigError) {
+                spec = try LogFormatSpec(parsing: text) { expression throws(ConfigError) in
+                    try KeywordReader.loggedSample(expression)
+                }
+            } catch {
+                throw line.error(line.keyword == "log-format" ? error.message : "'\(line.keyword)': \(error.message)")
+            }
+            switch line.keyword {
+            case "log-format":
+                // The last of log-format, option tcplog and option httplog wins.
+                draft.proxy.log.format = .custom(spec)
+            case "log-format-sd": draft.proxy.log.structuredDataFormat = spec
+            default: draft.proxy.log.errorFormat = spec
+            }
+
+        case "option log-separate-errors":
+            try line.noArguments()
+            draft.proxy.log.separateErrors = !line.negated
+        case "option logasap":
+            try line.noArguments()
+            draft.proxy.log.logAsap = !line.negated
+        case "option dontlog-normal":
+            try line.noArguments()
+            draft.proxy.log.dontLogNormal = !line.negated
+
+        default:
+            return false
+        }
+        return true
+    }
+
+    /// A `%[…]` of a log format: a fetch the log line has.
+    static func loggedSample(_ text: String) throws(ConfigError) -> SampleExpression {
+        let (expression, fetch) = try SampleParser.expression(text, acl: false)
+        switch expression.fetch {
+        case .source, .sourcePort, .destination, .destinationPort, .method, .path, .url, .query, .requestVersion,
+            .status, .constant:
+            return expression
+        default:
+            throw ConfigError(nil, "'\(fetch.name)' cannot be logged (a log line has \(loggedFetches))")
+        }
+    }
+
+    private func stats(_ line: KeywordLine, page: inout StatsPage, draft: inout ProxyDraft) throws(ConfigError) {
+        switch line.keyword {
+        case "stats enable":
+            try line.noArguments()
+        case "stats uri":
+            let uri = try line.argument(0, expecting: "a URI prefix (for example /stats)")
+            try line.noArguments(after: 1)
+            page.uri = uri
+        case "stats refresh":
+            let text = try line.argument(0, expecting: "a delay (for example 10s)")
+            try line.noArguments(after: 1)
+            // HAProxy counts a bare number in seconds here.
+            switch ConfigUnits.parseTime(text, defaultUnitMilliseconds: 1000) {
+            case .success(let ms): page.refresh = ms
+            case .failure(let failure): throw line.error("'stats refresh' expects a delay, got '\(text)' (\(failure))")
+            }
+        case "stats auth":
+            let text = try line.argument(0, expecting: "USER:PASSWORD")
+            try line.noArguments(after: 1)
+            guard let colon = text.firstIndex(of: ":"), colon != text.startIndex else {
+                throw line.error("'stats auth' expects USER:PASSWORD, got '\(text)'")
+            }
+            page.credentials.append(.init(user: String(text[..<colon]), password: String(text[text.index(after: colon)...])))
+        case "stats realm":
+            let realm = try line.argument(0, expecting: "a realm (escape its spaces: My\\ Realm)")
+            if line.args.count > 1 {
+                throw line.error("'stats realm' expects one argument: quote the realm or escape its spaces")
+            }
+            page.realm = realm
+        case "stats hide-version":
+            try line.noArguments()
+            page.hideVersion = true
+        default:  // stats admin
+            guard let word = line.optionalArgument(0), word == "if" || word == "unless" else {
+                throw line.error("'stats admin' expects 'if' or 'unless' and a condition")
+            }
+            page.admin = try condition(line, from: 0, draft: &draft, context: .statsAdmin)
+        }
+    }
+}
