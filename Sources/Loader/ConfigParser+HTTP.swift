@@ -17,8 +17,83 @@ extension ConfigParser {
                 config.proxies[p].checks.kind = .tcpCheck(drafts[i].tcpCheckSteps)
             }
             if drafts[i].rebindACLs, p < config.proxies.count { ConfigParser.rebindACLs(&config.proxies[p]) }
+            if p < config.proxies.count {
+                applyTLSDefaults(&config.proxies[p], verifyDefaulted: drafts[i].serverVerifyDefaulted, &errors)
+            }
         }
         return errors
+    }
+
+    /// The global `ssl-default-bind-*`, `ssl-default-server-*` and `ssl-server-verify` as the
+    /// defaults of every TLS bind and server (applied once everything is read, so the global
+    /// section may be anywhere), then what they must agree on.
+    private func applyTLSDefaults(_ proxy: inout Proxy, verifyDefaulted: [Int], _ errors: inout [ConfigError]) {
+        let g = global.tls
+        for b in proxy.binds.indices where proxy.binds[b].tls != nil {
+            var tls = proxy.binds[b].tls!
+            let first = b == 0 || proxy.binds[b - 1].location != proxy.binds[b].location
+            if let version = tls.disabledVersions.min(), first,
+               tls.minVersion != nil || tls.maxVersion != nil || g.bindOptions.contains(where: { $0.hasPrefix("ssl-m") })
+            {
+                let flag = version == .sslv3 ? "no-sslv3" : "no-tlsv1\(version.rawValue.last!)"
+                errors.append(ConfigError(proxy.binds[b].location,
+                    "'\(flag)' would be ignored beside ssl-min-ver/ssl-max-ver (here or in ssl-default-bind-options): set the versions with those only"))
+            }
+            tls.ciphers = tls.ciphers ?? g.bindCiphers
+            tls.ciphersuites = tls.ciphersuites ?? g.bindCiphersuites
+            ConfigParser.apply(g.bindOptions, min: &tls.minVersion, max: &tls.maxVersion, disabled: &tls.disabledVersions,
+                               noTickets: &tls.noTickets)
+            if let min = tls.minVersion, let max = tls.maxVersion, min > max, first {
+                errors.append(ConfigError(proxy.binds[b].location,
+                    "'ssl-min-ver \(min.rawValue)' is above 'ssl-max-ver \(max.rawValue)' (with the global ssl-default-bind-options)"))
+            }
+            proxy.binds[b].tls = tls
+        }
+        let verify: TLSVerify = g.serverVerify == "none" ? .none : .required
+        for s in verifyDefaulted where s < proxy.servers.count { proxy.servers[s].options.tls?.verify = verify }
+        for s in proxy.servers.indices where proxy.servers[s].options.tls != nil {
+            var tls = proxy.servers[s].options.tls!
+            tls.ciphers = tls.ciphers ?? g.serverCiphers
+            tls.ciphersuites = tls.ciphersuites ?? g.serverCiphersuites
+            var disabled = Set<TLSVersion>(), noTickets = false
+            ConfigParser.apply(g.serverOptions, min: &tls.minVersion, max: &tls.maxVersion, disabled: &disabled,
+                               noTickets: &noTickets)
+            let what = "server '\(proxy.name)/\(proxy.servers[s].name)'"
+            if let min = tls.minVersion, let max = tls.maxVersion, min > max {
+                errors.append(ConfigError(proxy.servers[s].location,
+                    "\(what): 'ssl-min-ver \(min.rawValue)' is above 'ssl-max-ver \(max.rawValue)'"))
+            }
+            if tls.verify == .required && tls.caFile == nil {
+                errors.append(ConfigError(proxy.servers[s].location,
+                    "\(what): 'verify required' needs 'ca-file' (or 'verify none' on the line, or 'ssl-server-verify none' in global)"))
+            }
+            proxy.servers[s].options.tls = tls
+        }
+    }
+
+    /// `ssl-min-ver V`, `ssl-max-ver V`, `no-tlsv1x`, `no-tls-tickets` of a global options list,
+    /// where the line did not set them.
+    private static func apply(_ options: [String], min: inout TLSVersion?, max: inout TLSVersion?,
+                              disabled: inout Set<TLSVersion>, noTickets: inout Bool)
+    {
+        let lineMin = min, lineMax = max
+        var flags = Set<TLSVersion>()
+        for option in options {
+            let words = option.split(separator: " ")
+            switch words.first {
+            case "ssl-min-ver": if lineMin == nil, words.count == 2 { min = TLSVersion(rawValue: String(words[1])) }
+            case "ssl-max-ver": if lineMax == nil, words.count == 2 { max = TLSVersion(rawValue: String(words[1])) }
+            case "no-sslv3": flags.insert(.sslv3)
+            case "no-tlsv10": flags.insert(.tlsv10)
+            case "no-tlsv11": flags.insert(.tlsv11)
+            case "no-tlsv12": flags.insert(.tlsv12)
+            case "no-tlsv13": flags.insert(.tlsv13)
+            case "no-tls-tickets": noTickets = true
+            default: break
+            }
+        }
+        // HAProxy ignores the no-* flags once a minimum or maximum version is set.
+        if min == nil && max == nil { disabled.formUnion(flags) }
     }
 
     /// HAProxy ignores HTTP keywords in a TCP proxy with a warning; strata refuses them. Those a

@@ -7,7 +7,8 @@ extension KeywordReader {
         "max-generations", "maxconn", "nbthread", "noreuseport", "pidfile", "server-state-base", "server-state-file", "spread-checks", "ssl-default-bind-ciphers",
         "ssl-default-bind-ciphersuites", "ssl-default-bind-options", "ssl-default-server-ciphers",
         "ssl-default-server-ciphersuites", "ssl-default-server-options", "ssl-server-verify", "stats socket",
-        "stats timeout", "tune.bufsize", "tune.http.maxhdr", "tune.ssl.default-dh-param", "uid", "user",
+        "stats timeout", "tune.bufsize", "tune.http.maxhdr", "tune.ssl.cachesize", "tune.ssl.default-dh-param",
+        "tune.ssl.lifetime", "uid", "user",
     ]
 
     static let tlsVersions = ["SSLv3", "TLSv1.0", "TLSv1.1", "TLSv1.2", "TLSv1.3"]
@@ -103,9 +104,24 @@ extension KeywordReader {
         case "crt-base":
             global.tls.crtBase = try line.argument(0, expecting: "a directory")
             try line.noArguments(after: 1)
+            paths.crtBase = global.tls.crtBase
         case "ca-base":
             global.tls.caBase = try line.argument(0, expecting: "a directory")
             try line.noArguments(after: 1)
+            paths.caBase = global.tls.caBase
+        case "tune.ssl.cachesize":
+            global.sslCacheSize = try line.integer(0, range: 0...Int(Int32.max))
+            try line.noArguments(after: 1)
+        case "tune.ssl.lifetime":
+            let text = try line.argument(0, expecting: "a time (for example 300s)")
+            try line.noArguments(after: 1)
+            // HAProxy counts a bare number in seconds here.
+            switch ConfigUnits.parseTime(text, defaultUnitMilliseconds: 1000) {
+            case .success(let ms):
+                guard ms >= 1000 else { throw line.error("'tune.ssl.lifetime' expects at least 1s, got '\(text)'") }
+                global.sslLifetime = ms
+            case .failure(let failure): throw line.error("'tune.ssl.lifetime' expects a time, got '\(text)' (\(failure))")
+            }
         case "default-path":
             let kind = try line.choice(0, among: ["current", "config", "parent", "origin"])
             switch kind {

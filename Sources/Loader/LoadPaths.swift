@@ -15,6 +15,9 @@ final class LoadPaths {
     }
 
     var base = Base.current
+    /// The global `crt-base` and `ca-base`, for the certificate and CA paths of the lines after them.
+    var crtBase: String?
+    var caBase: String?
 
     /// `path` as the file system should open it.
     func resolve(_ path: String, from location: SourceLocation) -> String {

@@ -73,6 +73,10 @@ struct ProxyDraft {
     /// The proxy's own `http-check` lines without `option httpchk` yet, and its `tcp-check` lines,
     /// for the end-of-section check that their option is on.
     var checkRuleLines: [(keyword: String, location: SourceLocation)] = []
+    /// `default-server` TLS settings, kept even without `ssl` (a server line may turn it on).
+    var defaultServerTLS: ServerTLSDraft?
+    /// Servers with TLS whose `verify` comes from the global `ssl-server-verify` (indices).
+    var serverVerifyDefaulted: [Int] = []
 
     init(name: String, section: SectionKind, location: SourceLocation) {
         let kind: ProxyKind =
@@ -134,6 +138,7 @@ struct ProxyDraft {
             proxy.timeouts.tunnel = sections[index].draft.proxy.timeouts.tunnel
             proxy.timeouts.serverFin = sections[index].draft.proxy.timeouts.serverFin
             defaultServer = sections[index].draft.defaultServer
+            defaultServerTLS = sections[index].draft.defaultServerTLS
             proxy.checks = sections[index].draft.proxy.checks
             pendingHTTPCheck = sections[index].draft.pendingHTTPCheck
             tcpCheckSteps = sections[index].draft.tcpCheckSteps
@@ -143,6 +148,14 @@ struct ProxyDraft {
             proxy.http.cookie = nil
         }
     }
+}
+
+/// A server line's TLS settings while its options are read: `ssl` turns them on, and `verify`
+/// may be left to the global `ssl-server-verify`.
+struct ServerTLSDraft {
+    var settings: ServerTLS
+    var enabled: Bool
+    var verifySet: Bool
 }
 
 /// A `defaults` section, named or anonymous.

@@ -141,18 +141,29 @@ extension KeywordReader {
             draft.proxy.servers.append(
                 Server(name: name, location: line.location, id: draft.proxy.servers.count + 1, host: host,
                        address: ip, port: port, options: draft.defaultServer))
+            let tlsDefaults = draft.defaultServerTLS
+            var tls: ServerTLSDraft?
             do throws(ConfigError) {
-                try serverOptions(line, from: 2, into: &draft.proxy.servers[draft.proxy.servers.count - 1].options)
+                try serverOptions(line, from: 2, into: &draft.proxy.servers[draft.proxy.servers.count - 1].options,
+                                  tls: &tls, tlsDefaults: tlsDefaults)
             } catch {
                 draft.proxy.servers.removeLast()
                 throw error
+            }
+            if draft.proxy.servers[draft.proxy.servers.count - 1].options.tls != nil
+                && !(tls?.verifySet ?? tlsDefaults?.verifySet ?? false)
+            {
+                // `ssl-server-verify` decides, once the whole configuration is read.
+                draft.serverVerifyDefaulted.append(draft.proxy.servers.count - 1)
             }
 
         case "default-server":
             // A refused line leaves the defaults as they were.
             var options = draft.defaultServer
-            try serverOptions(line, from: 0, into: &options)
+            var tls: ServerTLSDraft?
+            try serverOptions(line, from: 0, into: &options, tls: &tls, tlsDefaults: draft.defaultServerTLS)
             draft.defaultServer = options
+            if let tls { draft.defaultServerTLS = tls }
 
         case "default_backend":
             let name = try line.argument(0, expecting: "a backend name")
@@ -314,7 +325,7 @@ extension KeywordReader {
 
     // MARK: bind
 
-    static let bindOptions = ["backlog", "interface", "name", "v4v6", "v6only"]
+    static let bindOptions = ["backlog", "interface", "name", "v4v6", "v6only"] + bindTLSOptions.sorted()
     /// HAProxy's other `bind` options: "not supported yet" rather than "unknown".
     static let otherBindOptions: Set<String> = [
         "accept-netscaler-cip", "accept-proxy", "allow-0rtt", "alpn", "ca-file", "ca-ignore-err",
@@ -340,6 +351,9 @@ extension KeywordReader {
             }
         }
         var template = Bind(location: line.location, endpoint: endpoints[0])
+        // Made at the first TLS option: a plain bind line never builds one.
+        var tls: BindTLS?
+        var tlsEnabled = false
         var i = 1
         while let option = line.optionalArgument(i) {
             func value() throws(ConfigError) -> String {
@@ -355,8 +369,13 @@ extension KeywordReader {
                 i += 1
             case "name": template.name = try value(); i += 1
             case "interface": template.interface = try value(); i += 1
-            case "ssl": throw line.error("'ssl' on bind is not supported yet")
             default:
+                if KeywordReader.bindTLSOptions.contains(option) {
+                    var settings = tls ?? BindTLS()
+                    try bindTLSOption(option, line, at: &i, tls: &settings, enabled: &tlsEnabled)
+                    tls = settings
+                    break
+                }
                 if KeywordReader.otherBindOptions.contains(option) {
                     throw line.error("'\(option)' on bind is not supported yet")
                 }
@@ -364,6 +383,10 @@ extension KeywordReader {
                     + KeywordSuggestion.clause(for: option, among: KeywordReader.bindOptions))
             }
             i += 1
+        }
+        if let tls {
+            try finishBindTLS(tls, enabled: tlsEnabled, line: line)
+            template.tls = tls
         }
         for endpoint in endpoints {
             var bind = template
@@ -421,8 +444,8 @@ extension KeywordReader {
 
     /// The options of a `server` (from its third word) or `default-server` line, over those in
     /// `options` (the defaults), in place: ServerOptions is large enough for copies to show.
-    private func serverOptions(_ line: KeywordLine, from start: Int, into options: inout ServerOptions)
-        throws(ConfigError)
+    private func serverOptions(_ line: KeywordLine, from start: Int, into options: inout ServerOptions,
+                               tls: inout ServerTLSDraft?, tlsDefaults: ServerTLSDraft?) throws(ConfigError)
     {
         var i = start
         while let option = line.optionalArgument(i) {
@@ -443,6 +466,15 @@ extension KeywordReader {
                 i += 1
             default:
                 if try serverCheckOption(option, line, at: &i, into: &options.check) { break }
+                if KeywordReader.serverTLSOptions.contains(option) {
+                    // Made at the first TLS option, from the default-server's TLS settings.
+                    var draft = tls ?? tlsDefaults
+                        ?? ServerTLSDraft(settings: options.tls ?? ServerTLS(), enabled: options.tls != nil, verifySet: false)
+                    try serverTLSOption(option, line, at: &i, tls: &draft.settings, enabled: &draft.enabled,
+                                        verifySet: &draft.verifySet)
+                    tls = draft
+                    break
+                }
                 if KeywordReader.otherServerOptions.contains(option) {
                     throw line.error("'\(option)' on server is not supported yet")
                 }
@@ -450,6 +482,12 @@ extension KeywordReader {
                     + KeywordSuggestion.clause(for: option, among: KeywordReader.serverOptionNames))
             }
             i += 1
+        }
+        if let tls {
+            if tls.settings.checkSSL && !tls.enabled && start > 0 {
+                throw line.error("'check-ssl' on a server without 'ssl' is not supported yet")
+            }
+            options.tls = tls.enabled ? tls.settings : nil
         }
     }
 }

@@ -548,6 +548,24 @@ enum SampleParser {
 
 /// Reads files the configuration names (errorfiles, certificates, pattern files) whole.
 enum FileReader {
+    /// The names in `path` when it is a directory, else nil.
+    static func directoryEntries(_ path: String) -> [String]? {
+        var info = stat()
+        guard stat(path, &info) == 0, info.st_mode & S_IFMT == S_IFDIR, let dir = opendir(path) else { return nil }
+        defer { closedir(dir) }
+        var names: [String] = []
+        while let entry = readdir(dir) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+            }
+            if name == "." || name == ".." { continue }
+            var entryInfo = stat()
+            let full = LoadPaths.join(path, name)
+            if stat(full, &entryInfo) == 0 && entryInfo.st_mode & S_IFMT == S_IFREG { names.append(name) }
+        }
+        return names
+    }
+
     /// The bytes, or strerror's reason.
     static func read(_ path: String) -> Result<[UInt8], AddressProblem> {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
