@@ -984,6 +984,7 @@ final class HTTPSession: ListedSession {
     /// Response bytes to the client: heads the proxy wrote, then the body as the server sent it.
     private func flushToClient() {
         let pool = loop.buffers
+        if clientTLS != nil { coalesceForTLS() }
         while !clientOut.isEmpty, let base = clientOut.base {
             let n = clientWrite(base + clientOut.start, clientOut.count)
             if n > 0 {
@@ -1030,6 +1031,28 @@ final class HTTPSession: ListedSession {
         }
         if phase == .tunnel && serverEOF && serverIn.isEmpty { clientShutdownWrite() }
         if phase == .closing && clientOut.isEmpty { close() }
+    }
+
+    /// TLS: what follows the head strata wrote (a local answer's body, the response body bytes
+    /// already here) joins it in `clientOut`, so they leave as one record and one send rather
+    /// than two. Only appends: a write OpenSSL is retrying stays a prefix of the next one.
+    private func coalesceForTLS() {
+        guard !clientOut.isEmpty, let out = clientOut.base else { return }
+        var room = loop.buffers.size - clientOut.end
+        if let body = pendingBody {
+            guard body.count <= room else { return }
+            if body.count > 0 { (out + clientOut.end).copyMemory(from: body.baseAddress!, byteCount: body.count) }
+            clientOut.end += body.count
+            room -= body.count
+            pendingBody = nil
+        }
+        guard room > 0, responseParsed > serverIn.start, let source = serverIn.base else { return }
+        let n = min(room, responseParsed - serverIn.start)
+        (out + clientOut.end).copyMemory(from: source + serverIn.start, byteCount: n)
+        clientOut.end += n
+        serverIn.start += n
+        bytesToClient += UInt64(n)
+        countOut(n)
     }
 
     private func clientWriteFailed() {
@@ -1207,7 +1230,10 @@ final class HTTPSession: ListedSession {
         case .idle, .head:
             if !clientEOF && roomIn { client |= EV_READ_MASK }
         case .waitingServer, .exchange:
-            if !clientEOF && !requestComplete && roomIn { client |= EV_READ_MASK }
+            // TLS keeps reading while the answer comes (what arrives waits in the buffer, as a
+            // pipelined request does): the watcher then stays as it is, where dropping READ and
+            // taking it back costs an epoll_ctl per request.
+            if !clientEOF && (!requestComplete || clientTLS != nil) && roomIn { client |= EV_READ_MASK }
         case .tunnel:
             if !clientEOF && clientIn.isEmpty { client |= EV_READ_MASK }
         case .closing, .closed:

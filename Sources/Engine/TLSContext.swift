@@ -344,7 +344,8 @@ private let alpnSelectCallback: @convention(c) (OpaquePointer?, UnsafeMutablePoi
 
 private let ticketKeyCallback: CLibEV_ticket_key_cb = { ssl, name, iv, cipher, mac, enc in
     guard let context = serverContext(ssl), let name, let iv, let cipher, let mac else { return -1 }
-    return context.store.ticketKey(name: name, iv: iv, cipher: cipher, mac: mac, encrypt: enc == 1)
+    return context.store.ticketKey(name: name, iv: iv, cipher: cipher, mac: mac, encrypt: enc == 1,
+                                   renew: SSL_version(ssl) == TLS1_3_VERSION)
 }
 
 private let newSessionCallback: @convention(c) (OpaquePointer?, OpaquePointer?) -> Int32 = { ssl, session in

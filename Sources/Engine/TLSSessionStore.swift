@@ -71,8 +71,10 @@ final class TLSSessionStore {
 
     /// OpenSSL's ticket key callback: `enc` 1 sets up a new ticket (returns 1), 0 finds the key a
     /// ticket names (0: unknown, full handshake; 1: fine; 2: fine, but issue a fresh ticket).
+    /// `renew`: ask for a fresh ticket even when the key is current (TLS 1.3, where a client is
+    /// expected to use a ticket once: without a new one its next connection is a full handshake).
     func ticketKey(name: UnsafeMutablePointer<UInt8>, iv: UnsafeMutablePointer<UInt8>, cipher: OpaquePointer,
-                   mac: OpaquePointer, encrypt: Bool) -> Int32 {
+                   mac: OpaquePointer, encrypt: Bool, renew: Bool = false) -> Int32 {
         if encrypt {
             let key = encryptionKey
             guard RAND_bytes(iv, 16) == 1 else { return -1 }
@@ -86,7 +88,7 @@ final class TLSSessionStore {
             guard matches else { continue }
             guard setUp(key, iv: iv, cipher: cipher, mac: mac, encrypt: false) else { return -1 }
             resumed += 1
-            return key == encryptionKey ? 1 : 2
+            return key == encryptionKey && !renew ? 1 : 2
         }
         return 0
     }
