@@ -49,7 +49,9 @@ PY
 }
 
 start() { # start strata|haproxy CFG -> pid
-    if [ "$1" = strata ]; then "$STRATA" -f "$2" 2>>"$WORK/strata.log" & else haproxy -db -f "$2" 2>>"$WORK/haproxy.log" & fi
+    # Standard output away from the caller's $(…), which would otherwise wait for the process to end.
+    if [ "$1" = strata ]; then "$STRATA" -f "$2" >/dev/null 2>>"$WORK/strata.log" &
+    else haproxy -db -f "$2" >/dev/null 2>>"$WORK/haproxy.log" & fi
     local pid=$!
     PIDS+=("$pid")
     echo "$pid"
@@ -79,11 +81,13 @@ scraper() {
     python3 - "$1" <<'PY' &
 import sys, time, http.client
 port = int(sys.argv[1])
-conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
 next_at = time.monotonic()
 while True:
+    # A connection per scrape, as a scraper restarting its pool would (robust to either side closing).
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     conn.request("GET", "/metrics")
     conn.getresponse().read()
+    conn.close()
     next_at += 0.1
     time.sleep(max(0, next_at - time.monotonic()))
 PY

@@ -1,5 +1,32 @@
 import ConfigModel
 
+// HOW THE SESSIONS CALL IT
+//
+// Per generation: each Frontend keeps `let logPlan = LogFormatPlan(proxy)` (built in its init,
+// off the loop like the rest of the generation).
+//
+// When a TCP session ends (TCPSession.finish, where `log()` is called today, before the client fd
+// is closed when `frontend.logPlan.needsLocalAddress`), and when an HTTP request ends
+// (HTTPSession.endTransaction, where `log()` is called today):
+//     var r = LogRecord(mode: .tcp|.http, frontend: frontend, generation: generation.id, acceptDate: wall)
+//     r.backend = backend; r.server = server; r.client = clientAddress; r.local = localAddress
+//     r.queue = Tw; r.connect = Tc; r.total = Tt (TCP)   |   r.requestDate, r.request = TR, r.queue,
+//     r.connect, r.response = Tr, r.active = Ta, r.total = Ta (+ Ti + Th), r.status (HTTP)
+//     r.bytesOut = bytes to the client; r.bytesIn = bytes from it; r.termination = termination
+//     r.activeConnections/frontendConnections/backendConnections/serverConnections, r.retries,
+//     r.redispatched, r.backendQueue; HTTP: r.requestLine, r.requestCaptures = scratch.capturedRequestHeaders
+//     engine.account(r)                                  // statistics: always, logged or not
+//     frontend.logPlan.emit(r, to: frontend.log)         // the line, when the proxy has a format
+// These are the values the sessions' `log()` interpolate today, computed the same way: the
+// `option httplog` and `option tcplog` lines come out byte for byte as before, except that a
+// request answered before a backend was chosen shows `fe/<NOSRV>` (HAProxy's) where the HTTP
+// session wrote `<NOSRV>/<NOSRV>`. A stats page or exporter answer sets `r.applet`
+// (`<STATS>`, `<PROMEX>`) and HAProxy's `LR` termination.
+//
+// `option logasap` (`frontend.logPlan.logAsap`): emit when the response head has been forwarded
+// (HTTP) or the server connection is established (TCP), with `r.early = true` and the figures
+// known then, and not again at the end (`engine.account` still runs at the end).
+
 /// What a session knows when it logs: the values of HAProxy's log variables, filled by the session
 /// (TCP when it ends; HTTP when a request ends, or when its response starts with
 /// `option logasap`), read by `LogFormatter` (the line) and `Engine.account` (the statistics).
