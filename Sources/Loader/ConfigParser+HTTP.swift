@@ -17,7 +17,7 @@ extension ConfigParser {
                 config.proxies[p].checks.kind = .tcpCheck(drafts[i].tcpCheckSteps)
             }
             if drafts[i].rebindACLs, p < config.proxies.count { ConfigParser.rebindACLs(&config.proxies[p]) }
-            if p < config.proxies.count {
+            if p < config.proxies.count && (drafts[i].bindTLS || drafts[i].serverNotes.contains(.tls)) {
                 applyTLSDefaults(&config.proxies[p], verifyDefaulted: drafts[i].serverVerifyDefaulted, &errors)
             }
         }
@@ -43,6 +43,10 @@ extension ConfigParser {
             tls.ciphersuites = tls.ciphersuites ?? g.bindCiphersuites
             ConfigParser.apply(g.bindOptions, min: &tls.minVersion, max: &tls.maxVersion, disabled: &tls.disabledVersions,
                                noTickets: &tls.noTickets)
+            if proxy.mode == .http, tls.alpn.contains("h2"), first {
+                errors.append(ConfigError(proxy.binds[b].location,
+                    "'alpn' offers h2, which strata does not speak: a client that picks it would fail (offer http/1.1)"))
+            }
             if let min = tls.minVersion, let max = tls.maxVersion, min > max, first {
                 errors.append(ConfigError(proxy.binds[b].location,
                     "'ssl-min-ver \(min.rawValue)' is above 'ssl-max-ver \(max.rawValue)' (with the global ssl-default-bind-options)"))
@@ -59,6 +63,10 @@ extension ConfigParser {
             ConfigParser.apply(g.serverOptions, min: &tls.minVersion, max: &tls.maxVersion, disabled: &disabled,
                                noTickets: &noTickets)
             let what = "server '\(proxy.name)/\(proxy.servers[s].name)'"
+            if proxy.mode == .http && tls.alpn.contains("h2") {
+                errors.append(ConfigError(proxy.servers[s].location,
+                    "\(what): 'alpn' offers h2, which strata does not speak to servers (offer http/1.1)"))
+            }
             if let min = tls.minVersion, let max = tls.maxVersion, min > max {
                 errors.append(ConfigError(proxy.servers[s].location,
                     "\(what): 'ssl-min-ver \(min.rawValue)' is above 'ssl-max-ver \(max.rawValue)'"))
@@ -99,11 +107,12 @@ extension ConfigParser {
     /// HAProxy ignores HTTP keywords in a TCP proxy with a warning; strata refuses them. Those a
     /// proxy inherits from a `defaults` section are not its lines: the engine ignores them in TCP.
     private static func httpInTCPMode(_ draft: borrowing ProxyDraft, _ errors: inout [ConfigError]) {
-        guard !draft.httpOnlyLines.isEmpty || draft.proxy.kind != .frontend else { return }
+        guard !draft.httpOnlyLines.isEmpty || !draft.serverNotes.isDisjoint(with: [.cookie, .observeLayer7]) else { return }
         let what = "\(draft.proxy.kind.rawValue) '\(draft.proxy.name)'"
         for (keyword, location) in draft.httpOnlyLines {
             errors.append(ConfigError(location, "'\(keyword)' needs 'mode http' (\(what) is in mode tcp)"))
         }
+        guard !draft.serverNotes.isDisjoint(with: [.cookie, .observeLayer7]) else { return }
         for s in draft.proxy.servers.indices where draft.proxy.servers[s].options.cookie != nil {
             errors.append(ConfigError(draft.proxy.servers[s].location,
                 "'cookie' on server needs 'mode http' (\(what) is in mode tcp)"))

@@ -77,6 +77,9 @@ struct ProxyDraft {
     var defaultServerTLS: ServerTLSDraft?
     /// Servers with TLS whose `verify` comes from the global `ssl-server-verify` (indices).
     var serverVerifyDefaulted: [Int] = []
+    /// What the server lines had (see ServerNotes), and whether a bind has TLS.
+    var serverNotes: ServerNotes = []
+    var bindTLS = false
 
     init(name: String, section: SectionKind, location: SourceLocation) {
         let kind: ProxyKind =

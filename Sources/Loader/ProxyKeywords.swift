@@ -142,26 +142,28 @@ extension KeywordReader {
                 Server(name: name, location: line.location, id: draft.proxy.servers.count + 1, host: host,
                        address: ip, port: port, options: draft.defaultServer))
             let tlsDefaults = draft.defaultServerTLS
-            var tls: ServerTLSDraft?
+            let notes: ServerNotes
             do throws(ConfigError) {
-                try serverOptions(line, from: 2, into: &draft.proxy.servers[draft.proxy.servers.count - 1].options,
-                                  tls: &tls, tlsDefaults: tlsDefaults)
+                notes = try serverOptions(line, from: 2, into: &draft.proxy.servers[draft.proxy.servers.count - 1].options,
+                                          tlsDefaults: tlsDefaults)
             } catch {
                 draft.proxy.servers.removeLast()
                 throw error
             }
-            if draft.proxy.servers[draft.proxy.servers.count - 1].options.tls != nil
-                && !(tls?.verifySet ?? tlsDefaults?.verifySet ?? false)
-            {
-                // `ssl-server-verify` decides, once the whole configuration is read.
-                draft.serverVerifyDefaulted.append(draft.proxy.servers.count - 1)
+            if !notes.isEmpty {
+                // What the end of the section checks, noted here so that it need not look at every server.
+                draft.serverNotes.formUnion(notes)
+                if notes.contains(.tls) && !notes.contains(.verifySet) {
+                    // `ssl-server-verify` decides, once the whole configuration is read.
+                    draft.serverVerifyDefaulted.append(draft.proxy.servers.count - 1)
+                }
             }
 
         case "default-server":
             // A refused line leaves the defaults as they were.
             var options = draft.defaultServer
             var tls: ServerTLSDraft?
-            try serverOptions(line, from: 0, into: &options, tls: &tls, tlsDefaults: draft.defaultServerTLS)
+            _ = try serverOptions(line, from: 0, into: &options, tlsDefaults: draft.defaultServerTLS, settings: &tls)
             draft.defaultServer = options
             if let tls { draft.defaultServerTLS = tls }
 
@@ -387,6 +389,7 @@ extension KeywordReader {
         if let tls {
             try finishBindTLS(tls, enabled: tlsEnabled, line: line)
             template.tls = tls
+            draft.bindTLS = true
         }
         for endpoint in endpoints {
             var bind = template
@@ -445,7 +448,17 @@ extension KeywordReader {
     /// The options of a `server` (from its third word) or `default-server` line, over those in
     /// `options` (the defaults), in place: ServerOptions is large enough for copies to show.
     private func serverOptions(_ line: KeywordLine, from start: Int, into options: inout ServerOptions,
-                               tls: inout ServerTLSDraft?, tlsDefaults: ServerTLSDraft?) throws(ConfigError)
+                               tlsDefaults: ServerTLSDraft?) throws(ConfigError) -> ServerNotes
+    {
+        var tls: ServerTLSDraft?
+        return try serverOptions(line, from: start, into: &options, tlsDefaults: tlsDefaults, settings: &tls)
+    }
+
+    /// The same, giving the line's TLS settings (made at its first TLS option, from the
+    /// default-server's) for `default-server` to keep.
+    private func serverOptions(_ line: KeywordLine, from start: Int, into options: inout ServerOptions,
+                               tlsDefaults: ServerTLSDraft?, settings tls: inout ServerTLSDraft?)
+        throws(ConfigError) -> ServerNotes
     {
         var i = start
         while let option = line.optionalArgument(i) {
@@ -489,5 +502,23 @@ extension KeywordReader {
             }
             options.tls = tls.enabled ? tls.settings : nil
         }
+        var notes: ServerNotes = []
+        if options.cookie != nil { notes.insert(.cookie) }
+        if options.check.observe == .layer7 { notes.insert(.observeLayer7) }
+        if options.tls != nil {
+            notes.insert(.tls)
+            if tls?.verifySet ?? tlsDefaults?.verifySet ?? false { notes.insert(.verifySet) }
+        }
+        return notes
     }
+}
+
+/// What a server line had that the end of the section checks (so that it looks at every server
+/// only when one of them has it).
+struct ServerNotes: OptionSet {
+    let rawValue: UInt8
+    static let cookie = ServerNotes(rawValue: 1)
+    static let observeLayer7 = ServerNotes(rawValue: 2)
+    static let tls = ServerNotes(rawValue: 4)
+    static let verifySet = ServerNotes(rawValue: 8)
 }

@@ -34,7 +34,7 @@ import Testing
         #expect(tls.certificates[1].keyPEM == (try file("split.pem.key")))
         #expect(tls.certificates[0].location.line == 22)
         #expect(tls.strictSNI)
-        #expect(tls.alpn == ["h2", "http/1.1"])
+        #expect(tls.alpn == ["http/1.1", "http/1.0"])
         #expect(tls.curves == "X25519:P-256")
         #expect(tls.maxVersion == .tlsv13)
         #expect(tls.ticketKeys?.count == 3 && tls.ticketKeys?.allSatisfy { $0.count == 48 } == true)
