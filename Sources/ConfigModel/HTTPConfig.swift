@@ -34,12 +34,39 @@ public enum SampleFetch: Hashable, Sendable {
     case requestVersion
     /// `ssl_fc`: whether the client connection is TLS (boolean).
     case sslFrontend
+    /// `ssl_fc_sni`, `ssl_c_used`, …: what the client connection's TLS negotiated.
+    case tls(TLSSampleFetch)
     /// A constant boolean (the predefined `TRUE` and `FALSE`).
     case constant(Bool)
     /// `status` (response rules): the response status (integer).
     case status
     /// `res.hdr(NAME)`: a response header's values.
     case responseHeader(String, occurrence: Int?)
+}
+
+/// The TLS fetches of the client connection, by their HAProxy names. On a plain connection the
+/// booleans are false and the others have no value.
+public enum TLSSampleFetch: String, Hashable, Sendable, CaseIterable {
+    /// The server name the client sent (SNI).
+    case serverName = "ssl_fc_sni"
+    /// `TLSv1.3`, `TLSv1.2`, …
+    case protocolVersion = "ssl_fc_protocol"
+    /// OpenSSL's name of the cipher (`TLS_AES_256_GCM_SHA384`).
+    case cipher = "ssl_fc_cipher"
+    /// The protocol ALPN selected.
+    case alpn = "ssl_fc_alpn"
+    /// The session was resumed (boolean).
+    case resumed = "ssl_fc_is_resumed"
+    /// The client presented a certificate (boolean).
+    case clientCertificateUsed = "ssl_c_used"
+    /// The verification result of the client certificate: 0 when it verified (integer).
+    case clientCertificateVerify = "ssl_c_verify"
+    /// The client certificate's subject and issuer, `/C=…/CN=…`.
+    case clientSubjectDN = "ssl_c_s_dn"
+    case clientIssuerDN = "ssl_c_i_dn"
+
+    public var isBoolean: Bool { self == .resumed || self == .clientCertificateUsed }
+    public var isInteger: Bool { self == .clientCertificateVerify }
 }
 
 /// `,lower`, `,upper` and the other converters applied to a fetched sample, in order.

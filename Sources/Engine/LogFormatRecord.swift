@@ -10,6 +10,7 @@ import ConfigModel
 // (HTTPSession.endTransaction, where `log()` is called today):
 //     var r = LogRecord(mode: .tcp|.http, frontend: frontend, generation: generation.id, acceptDate: wall)
 //     r.backend = backend; r.server = server; r.client = clientAddress; r.local = localAddress
+//     r.isTLS = clientTLS != nil; r.tls = clientTLS        (`%ft`'s `~`, `%sslv`, `%sslc`)
 //     r.queue = Tw; r.connect = Tc; r.total = Tt (TCP)   |   r.requestDate, r.request = TR, r.queue,
 //     r.connect, r.response = Tr, r.active = Ta, r.total = Ta (+ Ti + Th), r.status (HTTP)
 //     r.bytesOut = bytes to the client; r.bytesIn = bytes from it; r.termination = termination
@@ -54,6 +55,9 @@ struct LogRecord {
     var clientFD: Int32 = -1
     /// `%ft`'s `~`: the client connection is TLS.
     var isTLS = false
+    /// `%sslv`, `%sslc` and `%[ssl_fc_*]`: the client connection's TLS (the session holds it;
+    /// set it with `isTLS`).
+    unowned(unsafe) var tls: TLSConnection?
 
     /// Wall-clock seconds of the accept (`%t`, `%T`, `%Ts`, `%ms`) and of the request's first byte
     /// (`%tr`, `%trg`, `%trl`; TCP: the accept).

@@ -95,6 +95,8 @@ final class LogFormatter {
         case source, sourcePort, destination, destinationPort
         case method, path, url, query, version, status
         case constant(Bool)
+        case sslFrontend
+        case tls(TLSSampleFetch)
         case unavailable
     }
 
@@ -145,6 +147,8 @@ final class LogFormatter {
         case .requestVersion: .version
         case .status: .status
         case .constant(let b): .constant(b)
+        case .sslFrontend: .sslFrontend
+        case .tls(let f): .tls(f)
         default: .unavailable
         }
     }
@@ -200,6 +204,13 @@ final class LogFormatter {
 
     /// A string value with HAProxy's `lf_text`: quoted with `+Q`, escaped with `+E`, `-` (or `""`)
     /// when absent. Returns false for an absent `+M` value.
+    /// A C string OpenSSL keeps (`%sslv`, `%sslc`), written without making a String.
+    private func cText(_ s: UnsafePointer<CChar>?, _ flags: LogFormatSpec.Flags) -> Bool {
+        guard let s else { return text(nil, flags) }
+        textBytes(UnsafeRawBufferPointer(start: s, count: strlen(s)), flags)
+        return true
+    }
+
     private func text(_ s: String?, _ flags: LogFormatSpec.Flags) -> Bool {
         guard let s else {
             if flags.contains(.mandatory) { return false }
@@ -410,7 +421,9 @@ final class LogFormatter {
             out.append(r.cookieFlags.0)
             out.append(r.cookieFlags.1)
             printed()
-        case .requestCookie, .responseCookie, .uniqueID, .sslCipher, .sslVersion:
+        case .sslCipher: return cText(r.tls?.cipherName, flags)
+        case .sslVersion: return cText(r.tls?.protocolName, flags)
+        case .requestCookie, .responseCookie, .uniqueID:
             return text(nil, flags)
         case .activeConnections: integer(r.activeConnections)
         case .frontendConnections: integer(r.frontendConnections)
@@ -455,6 +468,8 @@ final class LogFormatter {
         case .version: value = requestWord(r, 2).map { $0.hasPrefix("HTTP/") ? String($0.dropFirst(5)) : String($0) }
         case .status: value = r.mode == .http && r.status > 0 ? String(r.status) : nil
         case .constant(let b): value = b ? "1" : "0"
+        case .sslFrontend: value = r.isTLS ? "1" : "0"
+        case .tls(let f): value = LogFormatter.tlsValue(f, r)
         case .unavailable: value = nil
         }
         if var v = value {
@@ -467,6 +482,23 @@ final class LogFormatter {
             value = v
         }
         return text(value, flags)
+    }
+
+    /// `%[ssl_fc_*]`, `%[ssl_c_*]`.
+    static func tlsValue(_ f: TLSSampleFetch, _ r: LogRecord) -> String? {
+        guard let tls = r.tls else { return f.isBoolean ? "0" : nil }
+        func string(_ p: UnsafePointer<CChar>?) -> String? { p.map { String(cString: $0) } }
+        switch f {
+        case .serverName: return string(tls.serverName)
+        case .protocolVersion: return string(tls.protocolName)
+        case .cipher: return string(tls.cipherName)
+        case .alpn: return tls.alpn.map { String(decoding: $0, as: UTF8.self) }
+        case .resumed: return tls.sessionReused ? "1" : "0"
+        case .clientCertificateUsed: return tls.hasPeerCertificate ? "1" : "0"
+        case .clientCertificateVerify: return String(tls.peerVerifyResult)
+        case .clientSubjectDN, .clientIssuerDN:
+            return tls.peerName(issuer: f == .clientIssuerDN).map { String(decoding: $0, as: UTF8.self) }
+        }
     }
 
     // MARK: dates

@@ -73,7 +73,7 @@ enum SampleParser {
         "base", "dst", "dst_port", "hdr", "hdr_cnt", "method", "path", "query", "req.fhdr", "req.hdr",
         "req.hdr_cnt", "req.ver", "req_ver", "res.hdr", "shdr", "src", "src_port", "ssl_fc", "status", "url",
         "url_param", "urlp", "always_true", "always_false",
-    ]
+    ] + TLSSampleFetch.allCases.map(\.rawValue)
 
     /// ACL keywords derived from a fetch by a suffix that fixes the match method.
     static let derivedSuffixes: [(suffix: String, match: MatchMethod)] = [
@@ -172,6 +172,9 @@ enum SampleParser {
         case "base": return try none(.base, .string, .request)
         case "req.ver", "req_ver": return try none(.requestVersion, .string, .request)
         case "ssl_fc": return try none(.sslFrontend, .boolean, .connection)
+        case _ where TLSSampleFetch(rawValue: name) != nil:
+            let tls = TLSSampleFetch(rawValue: name)!
+            return try none(.tls(tls), tls.isBoolean ? .boolean : tls.isInteger ? .integer : .string, .connection)
         case "status": return try none(.status, .integer, .response)
         case "always_true": return try none(.constant(true), .boolean, .connection)
         case "always_false": return try none(.constant(false), .boolean, .connection)
@@ -478,7 +481,7 @@ enum SampleParser {
         switch fetch {
         case .path, .url, .query, .urlParameter, .header, .fullHeader, .headerCount, .base, .requestVersion: .request
         case .status, .responseHeader: .response
-        case .method, .source, .sourcePort, .destination, .destinationPort, .sslFrontend, .constant: .connection
+        case .method, .source, .sourcePort, .destination, .destinationPort, .sslFrontend, .tls, .constant: .connection
         }
     }
 
@@ -499,6 +502,7 @@ enum SampleParser {
         case .base: "base"
         case .requestVersion: "req.ver"
         case .sslFrontend: "ssl_fc"
+        case .tls(let fetch): fetch.rawValue
         case .constant(let value): value ? "always_true" : "always_false"
         case .status: "status"
         case .responseHeader: "res.hdr"

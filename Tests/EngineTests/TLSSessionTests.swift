@@ -379,4 +379,64 @@ import Testing
         #expect(held.response()?.body == "saw POST /slow HTTP/1.1 body 5\n")
         #expect(show(pki.path("a.pem")) == "Can't display the certificate: Not found or the certificate is a bundle!")
     }
+
+    /// A server-side `TLSConnection` whose handshake with an OpenSSL client completed over a
+    /// socketpair (the client sends `serverName` and presents `clientCertificate`).
+    func handshaken(_ context: TLSServerContext, serverName: String, clientCertificate: String? = nil) throws -> (TLSConnection, Int32) {
+        var fds: [Int32] = [0, 0]
+        #expect(socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &fds) == 0)
+        _ = CLibEV_fcntl_setfl_nonblock(fds[0])
+        let server = try #require(TLSConnection(accepted: fds[0], context: context))
+        let clientFD = fds[1]
+        let pki = self.pki
+        let client = Thread {
+            let ctx = SSL_CTX_new(TLS_client_method())
+            if let clientCertificate {
+                _ = SSL_CTX_use_certificate_chain_file(ctx, pki.path("\(clientCertificate).crt"))
+                _ = SSL_CTX_use_PrivateKey_file(ctx, pki.path("\(clientCertificate).key"), SSL_FILETYPE_PEM)
+            }
+            let ssl = SSL_new(ctx)
+            _ = SSL_set_fd(ssl, clientFD)
+            _ = CLibEV_SSL_set_tlsext_host_name(ssl, serverName)
+            _ = SSL_connect(ssl)
+            var byte: UInt8 = 0
+            _ = SSL_read(ssl, &byte, 1)  // until the server closes
+            SSL_free(ssl)
+            SSL_CTX_free(ctx)
+        }
+        client.start()
+        let deadline = Date().addingTimeInterval(5)
+        while server.handshake() == .inProgress && Date() < deadline { usleep(1000) }
+        #expect(server.isEstablished)
+        return (server, fds[0])
+    }
+
+    @Test func logFormatsAndSamplesReadTheClientTLS() throws {
+        let here = SourceLocation(file: "test", line: 1)
+        var bind = Bind(location: here, endpoint: SocketEndpoint(address: .v4(0x7f00_0001), port: 1))
+        bind.tls = pki.bindTLS(["default", "a"]) {
+            $0.verify = .optional
+            $0.caFile = self.pki.bytes("ca.pem")
+        }
+        var proxy = Proxy(name: "web", kind: .listen, location: here, id: 1)
+        proxy.mode = .http
+        proxy.binds = [bind]
+        let g = try Engine.makeGeneration(ConfigGeneration(id: 3, hash: "h", config: Config(proxies: [proxy]), files: []))
+        let context = try #require(g.tlsContexts.values.first)
+        let (tls, fd) = try handshaken(context, serverName: "a.test", clientCertificate: "client")
+        defer { close(fd) }
+        var r = LogRecord(mode: .http, frontend: g.frontends["web"]!, generation: 3, acceptDate: 0)
+        r.isTLS = true
+        r.tls = tls
+        let spec = try LogFormatSpec(parsing: "%ft %sslv %sslc %[ssl_fc] %[ssl_fc_sni] %[ssl_c_used] %[ssl_c_verify] %{+Q}[ssl_c_s_dn]") { text throws(ConfigError) in
+            let fetch = TLSSampleFetch(rawValue: text).map { SampleFetch.tls($0) } ?? (text == "ssl_fc" ? .sslFrontend : .method)
+            return SampleExpression(fetch: fetch)
+        }
+        #expect(LogFormatter(spec).format(r) == "web~ TLSv1.3 TLS_AES_256_GCM_SHA384 1 a.test 1 0 \"/CN=client one/O=strata\"")
+        // On a plain connection: no protocol, booleans false.
+        r.isTLS = false
+        r.tls = nil
+        #expect(LogFormatter(spec).format(r) == "web - - 0 - 0 - \"\"")
+        withExtendedLifetime(tls) {}
+    }
 }

@@ -29,6 +29,7 @@ struct HTTPCompiledSample {
         case base
         case requestVersion
         case sslFrontend
+        case tls(TLSSampleFetch)
         case constant(Bool)
         case status
         case responseHeader(UnsafeRawBufferPointer, occurrence: Int?)
@@ -59,6 +60,7 @@ struct HTTPCompiledSample {
         case .base: fetch = .base
         case .requestVersion: fetch = .requestVersion
         case .sslFrontend: fetch = .sslFrontend
+        case .tls(let f): fetch = .tls(f)
         case .constant(let value): fetch = .constant(value)
         case .status: fetch = .status
         case .responseHeader(let name, let occurrence):

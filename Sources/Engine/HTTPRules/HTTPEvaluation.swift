@@ -1,4 +1,5 @@
 import ConfigModel
+import Glibc
 
 /// Everything a fetch may read during one call: the request and/or the response as the rules see
 /// them, the connection, the proxies involved, and where computed values go.
@@ -110,11 +111,39 @@ struct HTTPEvaluation {
             return body(.bytes(HTTPRuleBytes.literal(request.version == .http11 ? "1.1" : "1.0")))
         case .sslFrontend:
             return body(.boolean(connection.isTLS))
+        case .tls(let fetch):
+            return forEachTLSValue(fetch, body)
         case .constant(let value):
             return body(.boolean(value))
         case .status:
             guard let response else { return true }
             return body(.integer(response.status))
+        }
+    }
+
+    /// `ssl_fc_*`, `ssl_c_*`: strings OpenSSL keeps (static, or the connection's) and values
+    /// the connection renders once; booleans are false and the others absent on a plain connection.
+    private func forEachTLSValue(_ fetch: TLSSampleFetch, _ body: (HTTPSample) -> Bool) -> Bool {
+        guard let tls = connection.tls else {
+            return fetch.isBoolean ? body(.boolean(false)) : true
+        }
+        func text(_ p: UnsafePointer<CChar>?) -> Bool {
+            guard let p else { return true }
+            return body(.bytes(UnsafeRawBufferPointer(start: p, count: strlen(p))))
+        }
+        switch fetch {
+        case .serverName: return text(tls.serverName)
+        case .protocolVersion: return text(tls.protocolName)
+        case .cipher: return text(tls.cipherName)
+        case .alpn:
+            guard let alpn = tls.alpn else { return true }
+            return body(.bytes(alpn))
+        case .resumed: return body(.boolean(tls.sessionReused))
+        case .clientCertificateUsed: return body(.boolean(tls.hasPeerCertificate))
+        case .clientCertificateVerify: return body(.integer(tls.peerVerifyResult))
+        case .clientSubjectDN, .clientIssuerDN:
+            guard let name = tls.peerName(issuer: fetch == .clientIssuerDN) else { return true }
+            return body(.bytes(name))
         }
     }
 
