@@ -66,6 +66,7 @@ config "$SB_PORT" 10000 > "$WORK/strata-big.cfg"
 config "$HB_PORT" 10000 | haproxy_cfg > "$WORK/haproxy-big.cfg"
 S_PID=$(start strata "$WORK/strata.cfg"); H_PID=$(start haproxy "$WORK/haproxy.cfg")
 SB_PID=$(start strata "$WORK/strata-big.cfg"); HB_PID=$(start haproxy "$WORK/haproxy-big.cfg")
+PIDS+=("$S_PID" "$H_PID" "$SB_PID" "$HB_PID")  # start() ran in $(…): its PIDS+= did not reach here
 for p in $S_PORT $H_PORT $SB_PORT $HB_PORT; do wait_port "$p"; done
 for p in $S_PORT $H_PORT $SB_PORT $HB_PORT; do
     curl -sf -o /dev/null "http://127.0.0.1:$p/metrics" || { echo "no /metrics on port $p" >&2; exit 1; }
@@ -76,9 +77,9 @@ rps() {
     wrk -t1 -c50 -d"${DURATION}s" "http://127.0.0.1:$1/" 2>&1 | awk '/Requests\/sec/ {print $2}'
 }
 
-# scraper PORT: fetches /metrics 10 times a second until killed.
+# scraper PORT: fetches /metrics 10 times a second until killed (its output away from $(…)).
 scraper() {
-    python3 - "$1" <<'PY' &
+    python3 - "$1" >/dev/null 2>&1 <<'PY' &
 import sys, time, http.client
 port = int(sys.argv[1])
 next_at = time.monotonic()
@@ -101,8 +102,9 @@ for round in $(seq 1 "$ROUNDS"); do
         if [ $who = strata ]; then port=$S_PORT; else port=$H_PORT; fi
         add "$who.plain" "$(rps "$port")"
         spid=$(scraper "$port")
+        PIDS+=("$spid")
         add "$who.scraped" "$(rps "$port")"
-        kill "$spid" 2>/dev/null; wait "$spid" 2>/dev/null || true
+        kill "$spid" 2>/dev/null || true
         echo "# round $round $who done" >&2
     done
 done
