@@ -90,7 +90,7 @@ import Testing
         defer { close(fd) }
         HTTPSessionTests.send(fd, "GET /slow HTTP/1.1\r\nHost: t\r\n\r\n")
         _ = PrometheusTests.eventually(engine) { $0["strata_generation_sessions{generation=\"1\"}"] == 1 }
-        _ = GenerationLifetimeTests.onLoop(engine) { engine.metrics.sample() }
+        GenerationLifetimeTests.onLoop(engine) { engine.metrics.sample() }
         try proxy.reload(origin: silent.port)
         let page: [UInt8] = GenerationLifetimeTests.onLoop(engine) {
             engine.metrics.recordReload(success: true, generation: 2, seconds: 0.004, messages: ["generation 2 active"])
