@@ -108,6 +108,8 @@ final class Backend {
 
     /// HTTP mode: the compiled rules.
     let rules: HTTPRuleSet?
+    /// `server … ssl sni EXPR` with a fetch: rendered per request.
+    var serverName: HTTPServerName?
 
     init(proxy: Proxy, rules: HTTPRuleSet? = nil) {
         self.proxy = proxy

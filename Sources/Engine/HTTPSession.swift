@@ -110,6 +110,9 @@ final class HTTPSession: ListedSession {
     private var requestKeepAlive = true
     private var requestHasBody = false
     private var requestComplete = false
+    /// The current request's head was parsed (an answer to a broken or late head cannot keep the
+    /// connection).
+    private var headReceived = false
     private var responseStarted = false
     private var responseComplete = false
     private var responseStatus = 0
@@ -136,6 +139,8 @@ final class HTTPSession: ListedSession {
     private var requestHashKey: UInt64?
     /// The server cookie persistence designated for this request.
     private var persistentServer: BackendServer?
+    /// TLS towards the server with `sni EXPR` from a fetch: this request's name.
+    private var requestServerName: String?
 
     // Timing (loop seconds) for timeouts and the log.
     private var idleSince: Double
@@ -428,6 +433,7 @@ final class HTTPSession: ListedSession {
     }
 
     private func startRequest(_ input: UnsafeRawBufferPointer, frontend: Frontend) {
+        headReceived = true
         let head = requestParser.head
         requestMethod = head.method
         requestVersion = head.version
@@ -499,6 +505,10 @@ final class HTTPSession: ListedSession {
             }
         }
         writeRequestHead(input, backend: backend, scratch: scratch, info: info)
+        // `server … ssl sni EXPR`: rendered now, while the head is at hand.
+        if let name = backend.serverName, let rules = frontend.rules {
+            requestServerName = rules.render(name, requestParser.head, input: input, connection: info, scratch: scratch)
+        }
         // The head was replaced by its rewritten copy; the body follows it verbatim.
         consumeHead(input)
         guard !localResponse else { return }
@@ -693,11 +703,13 @@ final class HTTPSession: ListedSession {
                 return
             }
             if let context = server?.tls {
-                guard let tls = TLSConnection(connected: c.fd, context: context, serverName: nil) else {
+                let dynamic = context.constantSNI == nil && context.settings.sni != nil
+                guard let tls = TLSConnection(connected: c.fd, context: context, serverName: dynamic ? requestServerName : nil) else {
                     connectFailed(timedOut: false)
                     return
                 }
                 c.tls = tls
+                c.poolable = !dynamic
             }
         }
         if let tls = c.tls, !tls.isEstablished {
@@ -1100,7 +1112,10 @@ final class HTTPSession: ListedSession {
         responseStarted = true
         responseComplete = true
         responseStatus = answer.status
-        if (requestHasBody && !requestComplete) || answer.closesConnection || answer.status >= 500 { closeAfterResponse = true }
+        // A request without a body is complete with its head: the parser is told so and the
+        // connection stays usable. One whose body was not read cannot be followed by another.
+        if headReceived && !requestHasBody && !requestComplete { parseRequestBody() }
+        if !headReceived || (requestHasBody && !requestComplete) || answer.closesConnection { closeAfterResponse = true }
         let pool = loop.buffers
         clientOut.release(pool)
         let out = clientOut.take(pool)
@@ -1152,6 +1167,7 @@ final class HTTPSession: ListedSession {
     /// Logs the request and releases its generation.
     private func endTransaction() {
         guard let generation else { return }
+        headReceived = false
         releaseSlot()
         if isQueued { backend?.queue.remove(self) }
         if responseStatus > 0 {

@@ -19,6 +19,8 @@ final class ServerConnection: EventHandler {
     private(set) var isClosed = false
     /// `server … ssl`: the connection's TLS, set once the TCP connection is up.
     var tls: TLSConnection?
+    /// False when its TLS server name came from its request: it then serves that request only.
+    var poolable = true
 
     init(engine: Engine, fd: Int32, server: ServerState) {
         self.engine = engine
@@ -60,6 +62,11 @@ final class ServerConnection: EventHandler {
 
     /// Parks the connection in its server's pool, watching for the server closing it.
     func park() {
+        // TLS with a server name of its request's (`sni` from a fetch): not for another request.
+        if tls != nil && !poolable {
+            close()
+            return
+        }
         owner = nil
         idleSince = engine.loop.now
         io.watch(EV_READ_MASK, on: engine.loop)

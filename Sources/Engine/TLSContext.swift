@@ -382,6 +382,9 @@ final class TLSClientContext {
     /// bytes (HAProxy does the same): OpenSSL marks a TLS 1.3 session object used once as not
     /// resumable, while a server that does not renew its ticket accepts it again.
     private var session: [UInt8]?
+    /// The server name `session` was made under: it is offered only under the same name (a
+    /// resumption skips certificate verification, so another name must not ride it).
+    private var sessionName: String?
     /// Identifies the settings: a pooled connection is reused only under equal settings.
     let fingerprint: Int
     /// `crt FILE`: the client certificate presented to the server.
@@ -466,7 +469,7 @@ final class TLSClientContext {
             if settings.verify == .required { _ = SSL_set1_host(ssl, name) }
         }
         if !alpn.isEmpty { _ = alpn.withUnsafeBufferPointer { SSL_set_alpn_protos(ssl, $0.baseAddress, UInt32($0.count)) } }
-        if let session {
+        if let session, sessionName == (serverName ?? constantSNI) {
             let decoded = session.withUnsafeBufferPointer { buffer -> OpaquePointer? in
                 var p: UnsafePointer<UInt8>? = buffer.baseAddress
                 return d2i_SSL_SESSION(nil, &p, buffer.count)
@@ -480,7 +483,7 @@ final class TLSClientContext {
         return ssl
     }
 
-    fileprivate func remember(_ new: OpaquePointer) {
+    fileprivate func remember(_ new: OpaquePointer, serverName: UnsafePointer<CChar>?) {
         let size = i2d_SSL_SESSION(new, nil)
         guard size > 0 else { return }
         var der = [UInt8](repeating: 0, count: Int(size))
@@ -489,6 +492,7 @@ final class TLSClientContext {
             _ = i2d_SSL_SESSION(new, &p)
         }
         session = der
+        sessionName = serverName.map { String(cString: $0) }
     }
 
     /// Forgets the session (a handshake failed: it must not be offered again).
@@ -498,6 +502,7 @@ final class TLSClientContext {
 private let clientNewSessionCallback: @convention(c) (OpaquePointer?, OpaquePointer?) -> Int32 = { ssl, session in
     guard let ssl, let session, let ctx = SSL_get_SSL_CTX(ssl), let data = SSL_CTX_get_ex_data(ctx, 0) else { return 0 }
     guard SSL_SESSION_is_resumable(session) == 1 else { return 0 }
-    Unmanaged<TLSClientContext>.fromOpaque(data).takeUnretainedValue().remember(session)
+    Unmanaged<TLSClientContext>.fromOpaque(data).takeUnretainedValue()
+        .remember(session, serverName: SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name))
     return 0
 }

@@ -439,4 +439,27 @@ import Testing
         #expect(LogFormatter(spec).format(r) == "web - - 0 - 0 - \"\"")
         withExtendedLifetime(tls) {}
     }
+
+    @Test func serverNameFromTheRequestsHostIsSentAndVerified() throws {
+        let origin = TinyOrigin()
+        defer { origin.stop() }
+        let b = try tlsOrigin(origin)
+        defer { b.stop() }
+        var tls = serverTLS(sni: nil)
+        tls.sni = FormatString(parts: [.sample(SampleExpression(fetch: .header("host", occurrence: -1)))], source: "req.hdr(host)")
+        let a = try HTTPTestProxy(origin: b.port) {
+            $0.servers[0].options.tls = tls
+            $0.retries = 0
+        }
+        defer { a.stop() }
+        let fd = HTTPSessionTests.connect(a.port)
+        defer { close(fd) }
+        var pending: [UInt8] = []
+        HTTPSessionTests.send(fd, "GET /named HTTP/1.1\r\nHost: origin.test\r\n\r\n")
+        #expect(try #require(readResponse(fd, pending: &pending)).body == "saw GET /named HTTP/1.1 body 0\n")
+        // A name the server's certificate does not have fails verification.
+        HTTPSessionTests.send(fd, "GET /other HTTP/1.1\r\nHost: elsewhere.test\r\n\r\n")
+        #expect(try #require(readResponse(fd, pending: &pending)).head.hasPrefix("HTTP/1.1 503 "))
+        #expect(origin.receivedHeads.count == 1)
+    }
 }
