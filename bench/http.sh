@@ -54,15 +54,21 @@ config haproxy "$H_PORT" 0 "$WORK/h.sock" | sed 's/^global/global\n    nbthread 
 config strata "$SA_PORT" 1 "$WORK/sa.sock" > "$WORK/strata-acl.cfg"
 config haproxy "$HA_PORT" 1 "$WORK/ha.sock" | sed 's/^global/global\n    nbthread 1/' > "$WORK/haproxy-acl.cfg"
 
-start() { # start strata|haproxy CFG -> pid
-    if [ "$1" = strata ]; then "$STRATA" -f "$2" 2>>"$WORK/strata.log" & else haproxy -db -f "$2" 2>>"$WORK/haproxy.log" & fi
-    local pid=$!
-    PIDS+=("$pid")
-    echo "$pid"
+# start strata|haproxy CFG: sets STARTED to the pid (no $(…): the proxy would hold its pipe open).
+start() {
+    if [ "$1" = strata ]; then
+        "$STRATA" -f "$2" >>"$WORK/strata.log" 2>&1 &
+    else
+        haproxy -db -f "$2" >>"$WORK/haproxy.log" 2>&1 &
+    fi
+    STARTED=$!
+    PIDS+=("$STARTED")
 }
 
-S_PID=$(start strata "$WORK/strata.cfg"); H_PID=$(start haproxy "$WORK/haproxy.cfg")
-SA_PID=$(start strata "$WORK/strata-acl.cfg"); HA_PID=$(start haproxy "$WORK/haproxy-acl.cfg")
+start strata "$WORK/strata.cfg"; S_PID=$STARTED
+start haproxy "$WORK/haproxy.cfg"; H_PID=$STARTED
+start strata "$WORK/strata-acl.cfg"; SA_PID=$STARTED
+start haproxy "$WORK/haproxy-acl.cfg"; HA_PID=$STARTED
 for p in $S_PORT $H_PORT $SA_PORT $HA_PORT; do wait_port "$p"; done
 
 # run_wrk PORT PID [wrk args]: "requests/s cpu_us/request p99_ms non2xx_plus_errors"
@@ -121,11 +127,11 @@ reload_failures() { # who -> "failed total"
     config x "$port" 0 "$WORK/r-$who.sock" > "$WORK/reload-$who.cfg"
     local pid
     if [ "$who" = strata ]; then
-        "$STRATA" -f "$WORK/reload-$who.cfg" 2>>"$WORK/strata.log" &
+        "$STRATA" -f "$WORK/reload-$who.cfg" >>"$WORK/strata.log" 2>&1 &
         pid=$!
     else
         sed -i 's/^global/global\n    nbthread 1/' "$WORK/reload-$who.cfg"
-        haproxy -W -db -f "$WORK/reload-$who.cfg" 2>>"$WORK/haproxy.log" &
+        haproxy -W -db -f "$WORK/reload-$who.cfg" >>"$WORK/haproxy.log" 2>&1 &
         pid=$!
     fi
     PIDS+=("$pid")

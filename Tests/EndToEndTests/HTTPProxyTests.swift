@@ -249,3 +249,25 @@ import Testing
         #expect(slow.get("/api/slow")?.status == 504)
     }
 }
+
+extension HTTPProxyTests {
+    @Test func localAnswersKeepTheConnectionAlive() throws {
+        let o = try Origins()
+        let port = TestSocket.freePort()
+        let strata = try StrataProcess(config: Self.config(port: port, o, extraFrontend: """
+                http-request return status 200 content-type text/plain string "local answer" if { path /local }
+                http-request deny if { path /denied }
+            """))
+        #expect(strata.waitForAdmin())
+        let client = try #require(TestHTTPClient(port: port))
+        let local = try #require(client.get("/local"))
+        #expect(local.status == 200)
+        #expect(local.body == "local answer")
+        #expect(!local.head.lowercased().contains("connection: close"))
+        #expect(client.get("/denied")?.status == 403)
+        // Same connection, still usable, now forwarded.
+        #expect(try #require(client.get("/after")).body.contains("origin=main"))
+        #expect(try #require(client.get("/old/x")).status == 301)
+        #expect(client.get("/again")?.status == 200)
+    }
+}
