@@ -7,12 +7,18 @@ extension ConfigParser {
     /// Errors for HTTP keywords in TCP proxies, and the final ACL definitions in the conditions of
     /// `config` (built by `build()`: the valid drafts, in order).
     func finishHTTP(_ config: inout Config) -> [ConfigError] {
+        // Drafts are read field by field through the array: passing `drafts[i]` to a function
+        // copies the whole draft, which costs more than these checks on thousands of proxies.
         var errors: [ConfigError] = []
         var p = 0
         for i in drafts.indices where drafts[i].valid {
             defer { p += 1 }
-            if drafts[i].proxy.mode == .tcp { ConfigParser.httpInTCPMode(drafts[i], &errors) }
-            if drafts[i].proxy.kind != .frontend { ConfigParser.checkRules(drafts[i], &errors) }
+            if drafts[i].proxy.mode == .tcp
+                && (!drafts[i].httpOnlyLines.isEmpty || !drafts[i].serverNotes.isDisjoint(with: [.cookie, .observeLayer7]))
+            {
+                httpInTCPMode(i, &errors)
+            }
+            if !drafts[i].checkRuleLines.isEmpty { checkRules(i, &errors) }
             if case .tcpCheck = drafts[i].proxy.checks.kind, p < config.proxies.count {
                 config.proxies[p].checks.kind = .tcpCheck(drafts[i].tcpCheckSteps)
             }
@@ -106,35 +112,34 @@ extension ConfigParser {
 
     /// HAProxy ignores HTTP keywords in a TCP proxy with a warning; strata refuses them. Those a
     /// proxy inherits from a `defaults` section are not its lines: the engine ignores them in TCP.
-    private static func httpInTCPMode(_ draft: borrowing ProxyDraft, _ errors: inout [ConfigError]) {
-        guard !draft.httpOnlyLines.isEmpty || !draft.serverNotes.isDisjoint(with: [.cookie, .observeLayer7]) else { return }
-        let what = "\(draft.proxy.kind.rawValue) '\(draft.proxy.name)'"
-        for (keyword, location) in draft.httpOnlyLines {
+    private func httpInTCPMode(_ i: Int, _ errors: inout [ConfigError]) {
+        let what = "\(drafts[i].proxy.kind.rawValue) '\(drafts[i].proxy.name)'"
+        for (keyword, location) in drafts[i].httpOnlyLines {
             errors.append(ConfigError(location, "'\(keyword)' needs 'mode http' (\(what) is in mode tcp)"))
         }
-        guard !draft.serverNotes.isDisjoint(with: [.cookie, .observeLayer7]) else { return }
-        for s in draft.proxy.servers.indices where draft.proxy.servers[s].options.cookie != nil {
-            errors.append(ConfigError(draft.proxy.servers[s].location,
+        guard !drafts[i].serverNotes.isDisjoint(with: [.cookie, .observeLayer7]) else { return }
+        let servers = drafts[i].proxy.servers
+        for s in servers.indices where servers[s].options.cookie != nil {
+            errors.append(ConfigError(servers[s].location,
                 "'cookie' on server needs 'mode http' (\(what) is in mode tcp)"))
         }
-        for s in draft.proxy.servers.indices where draft.proxy.servers[s].options.check.observe == .layer7 {
-            errors.append(ConfigError(draft.proxy.servers[s].location,
+        for s in servers.indices where servers[s].options.check.observe == .layer7 {
+            errors.append(ConfigError(servers[s].location,
                 "'observe layer7' on server needs 'mode http' (\(what) is in mode tcp)"))
         }
     }
 
     /// HAProxy ignores `http-check` rules without `option httpchk` (and `tcp-check` rules without
     /// `option tcp-check`) with a warning; strata refuses them.
-    private static func checkRules(_ draft: borrowing ProxyDraft, _ errors: inout [ConfigError]) {
-        guard !draft.checkRuleLines.isEmpty else { return }
-        let what = "\(draft.proxy.kind.rawValue) '\(draft.proxy.name)'"
+    private func checkRules(_ i: Int, _ errors: inout [ConfigError]) {
+        let what = "\(drafts[i].proxy.kind.rawValue) '\(drafts[i].proxy.name)'"
         var http = false, tcp = false
-        switch draft.proxy.checks.kind {
+        switch drafts[i].proxy.checks.kind {
         case .http: http = true
         case .tcpCheck: tcp = true
         case .connect: break
         }
-        for (keyword, location) in draft.checkRuleLines {
+        for (keyword, location) in drafts[i].checkRuleLines {
             if keyword == "http-check" && !http {
                 errors.append(ConfigError(location, "'http-check' needs 'option httpchk' (\(what) has none)"))
             } else if keyword == "tcp-check" && !tcp {

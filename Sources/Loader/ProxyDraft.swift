@@ -62,7 +62,13 @@ struct ProxyDraft {
     var failedACLs: Set<String> = []
     var rebindACLs = false
     /// `http-check` lines read before `option httpchk` (or without it: refused at the end).
-    var pendingHTTPCheck: HTTPCheck?
+    /// Stored as zero or one element: 8 bytes in every draft rather than the whole value
+    /// (a draft is moved as a whole; most never have one).
+    var pendingHTTPCheckStorage: [HTTPCheck] = []
+    var pendingHTTPCheck: HTTPCheck? {
+        get { pendingHTTPCheckStorage.first }
+        set { pendingHTTPCheckStorage = newValue.map { [$0] } ?? [] }
+    }
     /// The proxy has `http-check` / `tcp-check` lines of its own: those of its defaults section
     /// were dropped at the first one (HAProxy's rule).
     var ownHTTPCheck = false
@@ -73,8 +79,13 @@ struct ProxyDraft {
     /// The proxy's own `http-check` lines without `option httpchk` yet, and its `tcp-check` lines,
     /// for the end-of-section check that their option is on.
     var checkRuleLines: [(keyword: String, location: SourceLocation)] = []
-    /// `default-server` TLS settings, kept even without `ssl` (a server line may turn it on).
-    var defaultServerTLS: ServerTLSDraft?
+    /// `default-server` TLS settings, kept even without `ssl` (a server line may turn it on);
+    /// zero or one element, as `pendingHTTPCheckStorage`, and passed to every server line as it is.
+    var defaultServerTLSStorage: [ServerTLSDraft] = []
+    var defaultServerTLS: ServerTLSDraft? {
+        get { defaultServerTLSStorage.first }
+        set { defaultServerTLSStorage = newValue.map { [$0] } ?? [] }
+    }
     /// Servers with TLS whose `verify` comes from the global `ssl-server-verify` (indices).
     var serverVerifyDefaulted: [Int] = []
     /// What the server lines had (see ServerNotes), and whether a bind has TLS.
@@ -141,9 +152,9 @@ struct ProxyDraft {
             proxy.timeouts.tunnel = sections[index].draft.proxy.timeouts.tunnel
             proxy.timeouts.serverFin = sections[index].draft.proxy.timeouts.serverFin
             defaultServer = sections[index].draft.defaultServer
-            defaultServerTLS = sections[index].draft.defaultServerTLS
+            defaultServerTLSStorage = sections[index].draft.defaultServerTLSStorage
             proxy.checks = sections[index].draft.proxy.checks
-            pendingHTTPCheck = sections[index].draft.pendingHTTPCheck
+            pendingHTTPCheckStorage = sections[index].draft.pendingHTTPCheckStorage
             tcpCheckSteps = sections[index].draft.tcpCheckSteps
             proxy.serverStateFile = sections[index].draft.proxy.serverStateFile
             proxy.serverStateFileName = sections[index].draft.proxy.serverStateFileName

@@ -141,7 +141,7 @@ extension KeywordReader {
             draft.proxy.servers.append(
                 Server(name: name, location: line.location, id: draft.proxy.servers.count + 1, host: host,
                        address: ip, port: port, options: draft.defaultServer))
-            let tlsDefaults = draft.defaultServerTLS
+            let tlsDefaults = draft.defaultServerTLSStorage
             let notes: ServerNotes
             do throws(ConfigError) {
                 notes = try serverOptions(line, from: 2, into: &draft.proxy.servers[draft.proxy.servers.count - 1].options,
@@ -163,7 +163,7 @@ extension KeywordReader {
             // A refused line leaves the defaults as they were.
             var options = draft.defaultServer
             var tls: ServerTLSDraft?
-            _ = try serverOptions(line, from: 0, into: &options, tlsDefaults: draft.defaultServerTLS, settings: &tls)
+            _ = try serverOptions(line, from: 0, into: &options, tlsDefaults: draft.defaultServerTLSStorage, settings: &tls)
             draft.defaultServer = options
             if let tls { draft.defaultServerTLS = tls }
 
@@ -448,7 +448,7 @@ extension KeywordReader {
     /// The options of a `server` (from its third word) or `default-server` line, over those in
     /// `options` (the defaults), in place: ServerOptions is large enough for copies to show.
     private func serverOptions(_ line: KeywordLine, from start: Int, into options: inout ServerOptions,
-                               tlsDefaults: ServerTLSDraft?) throws(ConfigError) -> ServerNotes
+                               tlsDefaults: [ServerTLSDraft]) throws(ConfigError) -> ServerNotes
     {
         var tls: ServerTLSDraft?
         return try serverOptions(line, from: start, into: &options, tlsDefaults: tlsDefaults, settings: &tls)
@@ -456,8 +456,9 @@ extension KeywordReader {
 
     /// The same, giving the line's TLS settings (made at its first TLS option, from the
     /// default-server's) for `default-server` to keep.
+    /// `tlsDefaults` is the default-server's TLS settings, zero or one element.
     private func serverOptions(_ line: KeywordLine, from start: Int, into options: inout ServerOptions,
-                               tlsDefaults: ServerTLSDraft?, settings tls: inout ServerTLSDraft?)
+                               tlsDefaults: [ServerTLSDraft], settings tls: inout ServerTLSDraft?)
         throws(ConfigError) -> ServerNotes
     {
         var i = start
@@ -481,7 +482,7 @@ extension KeywordReader {
                 if try serverCheckOption(option, line, at: &i, into: &options.check) { break }
                 if KeywordReader.serverTLSOptions.contains(option) {
                     // Made at the first TLS option, from the default-server's TLS settings.
-                    var draft = tls ?? tlsDefaults
+                    var draft = tls ?? tlsDefaults.first
                         ?? ServerTLSDraft(settings: options.tls ?? ServerTLS(), enabled: options.tls != nil, verifySet: false)
                     try serverTLSOption(option, line, at: &i, tls: &draft.settings, enabled: &draft.enabled,
                                         verifySet: &draft.verifySet)
@@ -502,12 +503,15 @@ extension KeywordReader {
             }
             options.tls = tls.enabled ? tls.settings : nil
         }
+        // Told from the settings read, not by comparing `options.tls` with nil: that would copy
+        // the large optional on every server line.
         var notes: ServerNotes = []
         if options.cookie != nil { notes.insert(.cookie) }
         if options.check.observe == .layer7 { notes.insert(.observeLayer7) }
-        if options.tls != nil {
+        let defaults = tlsDefaults.first
+        if tls?.enabled ?? defaults?.enabled ?? false {
             notes.insert(.tls)
-            if tls?.verifySet ?? tlsDefaults?.verifySet ?? false { notes.insert(.verifySet) }
+            if tls?.verifySet ?? defaults?.verifySet ?? false { notes.insert(.verifySet) }
         }
         return notes
     }
