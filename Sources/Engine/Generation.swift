@@ -81,6 +81,8 @@ final class Frontend {
     /// Shared with the same-named frontend of every generation (set when the generation activates).
     var counters = ProxyCounters()
     let log: LogSinks
+    /// The log line's format and options (`log-format`, `option httplog|tcplog`, …), compiled once.
+    let logPlan: LogFormatPlan
     /// HTTP mode: the compiled rules (shared with the backend half of a `listen`).
     let rules: HTTPRuleSet?
 
@@ -89,6 +91,7 @@ final class Frontend {
         self.defaultBackend = defaultBackend
         self.rules = rules
         self.log = log ?? LogSinks(proxy.log.targets)
+        logPlan = LogFormatPlan(proxy)
     }
 
     var name: String { proxy.name }

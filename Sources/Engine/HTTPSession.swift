@@ -135,6 +135,10 @@ final class HTTPSession: ListedSession {
     private var localAddress: SocketEndpoint?
     /// The body of a local answer, sent after `clientOut` (owned by the generation or the scratch).
     private var pendingBody: UnsafeRawBufferPointer?
+    /// An answer from strata's own services (stats page, exporter): its bytes, and the applet name
+    /// the log shows (`<STATS>`, `<PROMEX>`).
+    private var serviceAnswer: StatsServiceAnswer?
+    private var applet: StaticString?
     /// What `balance uri|url_param|hdr` hashes for this request.
     private var requestHashKey: UInt64?
     /// The server cookie persistence designated for this request.
@@ -475,16 +479,36 @@ final class HTTPSession: ListedSession {
                 if answer.status == 403 { frontend.counters.deniedRequests += 1 }
                 sendLocal(answer)
                 return
-            case .useService:
-                // No service is registered yet: the Loader refuses `use-service` until one is.
+            case .useService(let name):
+                let answer = engine.serviceAnswer(name, requestParser.head, input: input)
                 consumeHead(input)
-                respondLocally(status: 503)
+                if let answer {
+                    frontend.counters.intercepted += 1
+                    sendService(answer, applet: "<PROMEX>")
+                } else {
+                    respondLocally(status: 503)
+                }
                 return
             case .forward:
                 break
             }
         } else {
             backend = frontend.defaultBackend
+        }
+        // The stats page (`stats uri` on the frontend or the chosen backend) answers here.
+        if let page = engine.statsPageRequest(requestParser.head, input: input, frontend: frontend, backend: backend) {
+            let bodyStart = requestParsed + input.count
+            let available = min(page.bodyLength, clientIn.end - bodyStart)
+            let body = UnsafeRawBufferPointer(start: clientIn.base.map { $0 + bodyStart }, count: max(available, 0))
+            let answer = engine.statsPageAnswer(page, requestParser.head, input: input, connection: info,
+                                                scratch: scratch, frontend: frontend, body: body)
+            consumeHead(input)
+            // The form's body is read and dropped: nothing is forwarded.
+            parseRequestBody()
+            clientIn.start = requestParsed
+            frontend.counters.intercepted += 1
+            sendService(answer, applet: "<STATS>")
+            return
         }
         guard let backend else {
             consumeHead(input)
@@ -1101,6 +1125,14 @@ final class HTTPSession: ListedSession {
         sendLocal(answer)
     }
 
+    /// Sends an answer of strata's own services (kept until its last byte is sent).
+    private func sendService(_ answer: StatsServiceAnswer, applet: StaticString) {
+        serviceAnswer = answer
+        self.applet = applet
+        termination = TerminationState(cause: UInt8(ascii: "L"), phase: UInt8(ascii: "R"))
+        sendLocal(answer.response)
+    }
+
     /// Sends an answer strata makes itself (an error, a deny, a return, a redirect) instead of
     /// anything from a server.
     private func sendLocal(_ answer: HTTPLocalResponse) {
@@ -1175,6 +1207,8 @@ final class HTTPSession: ListedSession {
             backend?.counters.countResponse(status: responseStatus)
         }
         log()
+        serviceAnswer = nil
+        applet = nil
         backend?.counters.sessionEnded()
         self.generation = nil
         frontend = nil
@@ -1395,23 +1429,40 @@ final class HTTPSession: ListedSession {
         server?.state.bytesOut += UInt64(n)
     }
 
-    /// HAProxy's httplog line (`option httplog`), or the tcplog-like connect line otherwise.
-    /// `%ci:%cp [%tr] %ft %b/%s %TR/%Tw/%Tc/%Tr/%Ta %ST %B %CC %CS %tsc %ac/%fc/%bc/%sc/%rc %sq/%bq %hr %hs %{+Q}r`
+    /// The request's record for the statistics and the log line (`option httplog` is HAProxy's
+    /// `%ci:%cp [%tr] %ft %b/%s %TR/%Tw/%Tc/%Tr/%Ta %ST %B %CC %CS %tsc %ac/%fc/%bc/%sc/%rc %sq/%bq %hr %hs %{+Q}r`).
     private func log() {
-        guard let frontend, !frontend.log.isEmpty, frontend.proxy.http.httpLog || frontend.proxy.log.format == .tcplog else { return }
+        guard let frontend, let generation else { return }
         let ms = { (v: Double) -> Int in v < 0 ? -1 : Int((v * 1000).rounded()) }
-        let client = clientAddress.map { "\($0.address):\($0.port)" } ?? "-:-"
-        let tr = ms(requestAt - headStartedAt)
-        let tw = queueTime < 0 ? (termination.phase == UInt8(ascii: "Q") ? -1 : 0) : ms(queueTime)
-        let tc = connectTime < 0 ? -1 : ms(connectTime)
-        let trs = responseTime < 0 ? -1 : ms(responseTime - max(connectTime, 0) - max(queueTime, 0))
-        let ta = ms(loop.now - requestAt)
-        let backendName = backend?.name ?? "<NOSRV>"
-        let serverName = server?.name ?? "<NOSRV>"
-        let status = responseStatus > 0 ? "\(responseStatus)" : "-1"
-        let retries = redispatched ? "+\(retriesDone)" : "\(retriesDone)"
-        let line = "\(client) [\(logDate(requestWall))] \(frontend.name) \(backendName)/\(serverName) \(tr)/\(tw)/\(tc)/\(trs)/\(ta) \(status) \(bytesToClient) - - \(termination.text)-- \(engine.currentSessions)/\(frontend.counters.currentSessions)/\(backend?.counters.currentSessions ?? 0)/\(server?.state.currentSessions ?? 0)/\(retries) 0/\(backend?.queue.count ?? 0) \"\(requestLine)\""
-        frontend.log.send(line)
+        var r = LogRecord(mode: .http, frontend: frontend, generation: generation.id, acceptDate: requestWall)
+        r.backend = backend
+        r.server = server
+        r.applet = applet
+        r.client = clientAddress
+        r.local = localAddress ?? (frontend.logPlan.needsLocalAddress ? localEndpoint(clientFD) : nil)
+        r.isTLS = clientTLS != nil
+        r.tls = clientTLS
+        r.requestDate = requestWall
+        r.request = ms(requestAt - headStartedAt)
+        r.queue = queueTime < 0 ? (termination.phase == UInt8(ascii: "Q") ? -1 : 0) : ms(queueTime)
+        r.connect = connectTime < 0 ? -1 : ms(connectTime)
+        r.response = responseTime < 0 ? -1 : ms(responseTime - max(connectTime, 0) - max(queueTime, 0))
+        r.active = ms(loop.now - requestAt)
+        r.total = r.active
+        r.status = responseStatus > 0 ? responseStatus : -1
+        r.bytesOut = bytesToClient
+        r.termination = termination
+        r.activeConnections = engine.currentSessions
+        r.frontendConnections = frontend.counters.currentSessions
+        r.backendConnections = backend?.counters.currentSessions ?? 0
+        r.serverConnections = server?.state.currentSessions ?? 0
+        r.retries = retriesDone
+        r.redispatched = redispatched
+        r.backendQueue = backend?.queue.count ?? 0
+        r.requestLine = requestLine
+        r.requestCaptures = scratch?.capturedRequestHeaders
+        engine.account(r)
+        frontend.logPlan.emit(r, to: frontend.log)
     }
 }
 
@@ -1429,4 +1480,10 @@ extension HTTPHeadWriter {
             }
         }
     }
+}
+
+extension HTTPSession: StatsSessionDescribing {
+    var statsStartedAt: Double { requestAt }
+    var statsFrontend: Frontend? { frontend }
+    var statsBackend: Backend? { backend }
 }

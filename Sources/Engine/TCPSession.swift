@@ -44,6 +44,8 @@ final class TCPSession: ListedSession {
     let backend: Backend?
     private(set) var server: BackendServer?
     private var holdsSlot = false
+    /// The address the client connected to (`%fi:%fp`), read only when a log format prints it.
+    private var localAddress: SocketEndpoint?
     let clientFD: Int32
     private var serverFD: Int32 = -1
     /// The client connection's TLS, and the server connection's (nil: plain sockets).
@@ -599,6 +601,7 @@ final class TCPSession: ListedSession {
             clientTLS?.sendCloseNotify()
             serverTLS?.sendCloseNotify()
         }
+        if localAddress == nil && frontend.logPlan.needsLocalAddress { localAddress = localEndpoint(clientFD) }
         close(clientFD)
         if serverFD >= 0 { close(serverFD); serverFD = -1 }
         for flow in [c2s, s2c] {
@@ -617,21 +620,34 @@ final class TCPSession: ListedSession {
         selfRetain = nil
     }
 
-    /// HAProxy's tcplog line:
-    /// `%ci:%cp [%t] %ft %b/%s %Tw/%Tc/%Tt %B %ts %ac/%fc/%bc/%sc/%rc %sq/%bq`.
+    /// The session's record for the statistics and the log line (`option tcplog` is HAProxy's
+    /// `%ci:%cp [%t] %ft %b/%s %Tw/%Tc/%Tt %B %ts %ac/%fc/%bc/%sc/%rc %sq/%bq`).
     private func log() {
-        guard frontend.proxy.log.format == .tcplog, !frontend.log.isEmpty else { return }
-        if frontend.proxy.log.dontLogNull && c2s.bytes == 0 && s2c.bytes == 0 && termination.cause == UInt8(ascii: "-") { return }
         let ms = { (v: Double) -> Int in Int((v * 1000).rounded()) }
-        let client = clientAddress.map { "\($0.address):\($0.port)" } ?? "-:-"
-        let tw = queueTime < 0 ? (phase == .closed && termination.phase == UInt8(ascii: "Q") ? -1 : 0) : ms(queueTime)
-        let tc = connectTime < 0 ? -1 : ms(connectTime)
-        let tt = ms(loop.now - acceptedAt)
-        let backendName = backend?.name ?? frontend.name
-        let serverName = server?.name ?? "<NOSRV>"
-        let retries = redispatched ? "+\(retriesDone)" : "\(retriesDone)"
-        let line = "\(client) [\(logDate(acceptedWall))] \(frontend.name) \(backendName)/\(serverName) \(tw)/\(tc)/\(tt) \(s2c.bytes) \(termination.text) \(engine.currentSessions)/\(frontend.counters.currentSessions)/\(backend?.counters.currentSessions ?? 0)/\(lastServerSessions)/\(retries) 0/\(backend?.queue.count ?? 0)"
-        frontend.log.send(line)
+        var r = LogRecord(mode: .tcp, frontend: frontend, generation: generation.id, acceptDate: acceptedWall)
+        r.backend = backend
+        r.server = server
+        r.client = clientAddress
+        r.local = localAddress
+        r.isTLS = clientTLS != nil
+        r.tls = clientTLS
+        r.queue = queueTime < 0 ? (termination.phase == UInt8(ascii: "Q") ? -1 : 0) : ms(queueTime)
+        r.connect = connectTime < 0 ? -1 : ms(connectTime)
+        r.total = ms(loop.now - acceptedAt)
+        r.active = r.total
+        r.status = 0
+        r.bytesOut = s2c.bytes
+        r.bytesIn = c2s.bytes
+        r.termination = termination
+        r.activeConnections = engine.currentSessions
+        r.frontendConnections = frontend.counters.currentSessions
+        r.backendConnections = backend?.counters.currentSessions ?? 0
+        r.serverConnections = lastServerSessions
+        r.retries = retriesDone
+        r.redispatched = redispatched
+        r.backendQueue = backend?.queue.count ?? 0
+        engine.account(r)
+        frontend.logPlan.emit(r, to: frontend.log)
     }
 
     private var lastServerSessions: Int { server?.state.currentSessions ?? 0 }
@@ -651,4 +667,10 @@ func localEndpoint(_ fd: Int32) -> SocketEndpoint? {
         $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) == 0 }
     }
     return ok ? SocketEndpoint(storage) : nil
+}
+
+extension TCPSession: StatsSessionDescribing {
+    var statsStartedAt: Double { acceptedAt }
+    var statsFrontend: Frontend? { frontend }
+    var statsBackend: Backend? { backend }
 }
