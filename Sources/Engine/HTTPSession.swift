@@ -113,6 +113,9 @@ final class HTTPSession: ListedSession {
     /// The current request's head was parsed (an answer to a broken or late head cannot keep the
     /// connection).
     private var headReceived = false
+    /// `option http-buffer-request`: the server is chosen once the body is in.
+    private var waitingForBody = false
+    private var expectsContinue = false
     private var responseStarted = false
     private var responseComplete = false
     private var responseStatus = 0
@@ -323,6 +326,7 @@ final class HTTPSession: ListedSession {
             parseRequestHead()
         case .exchange, .waitingServer:
             if !requestComplete { parseRequestBody() }
+            if waitingForBody { bodyBuffered() }
             if phase == .exchange { flushToServer() }
         case .tunnel:
             requestParsed = clientIn.end
@@ -444,6 +448,8 @@ final class HTTPSession: ListedSession {
         requestKeepAlive = head.keepAlive
         requestHasBody = head.framing != .noBody
         upgradeRequested = head.isUpgradeRequest
+        expectsContinue = head.expectsContinue
+        waitingForBody = false
         requestLine = String(decoding: UnsafeRawBufferPointer(rebasing: input[head.startLine]), as: UTF8.self)
         requestComplete = false
         responseStarted = false
@@ -538,6 +544,24 @@ final class HTTPSession: ListedSession {
         guard !localResponse else { return }
         phase = .waitingServer
         parseRequestBody()
+        // `option http-buffer-request`: the body arrives (or fills the buffer) before a server is
+        // chosen, within `timeout http-request`; an `Expect: 100-continue` is answered here.
+        if (frontend.proxy.http.bufferRequest || backend.proxy.http.bufferRequest) && !requestComplete {
+            waitingForBody = true
+            if expectsContinue { appendToClient(HTTPSession.continueResponse); flushToClient() }
+            armTimer()
+            return
+        }
+        assignServer(excluding: nil)
+    }
+
+    /// A literal's bytes live in the binary: safe to share.
+    nonisolated(unsafe) private static let continueResponse = UnsafeRawBufferPointer(StaticString("HTTP/1.1 100 Continue\r\n\r\n").withUTF8Buffer { $0 })
+
+    /// The buffered body is complete, or fills the buffer: now the server is chosen.
+    private func bodyBuffered() {
+        guard waitingForBody, requestComplete || clientIn.end == loop.buffers.size else { return }
+        waitingForBody = false
         assignServer(excluding: nil)
     }
 
@@ -1330,6 +1354,7 @@ final class HTTPSession: ListedSession {
         case .head:
             return s(f.httpRequest ?? f.client).map { headStartedAt + $0 }
         case .waitingServer:
+            if waitingForBody { return s(f.httpRequest ?? f.client).map { headStartedAt + $0 } }
             if queuedAt >= 0 { return s(b.queue ?? b.connect).map { queuedAt + $0 } }
             if serverConnection == nil { return retryAt }
             return s(b.connect).map { connectStartedAt + $0 }
@@ -1377,7 +1402,12 @@ final class HTTPSession: ListedSession {
             closeAfterResponse = true
             respondLocally(status: 408)
         case .waitingServer:
-            if queuedAt >= 0 {
+            if waitingForBody {
+                waitingForBody = false
+                termination = TerminationState(cause: UInt8(ascii: "c"), phase: UInt8(ascii: "R"))
+                closeAfterResponse = true
+                respondLocally(status: 408)
+            } else if queuedAt >= 0 {
                 backend?.queue.remove(self)
                 queueTime = now - queuedAt
                 queuedAt = -1

@@ -271,3 +271,25 @@ extension HTTPProxyTests {
         #expect(client.get("/again")?.status == 200)
     }
 }
+
+extension HTTPProxyTests {
+    @Test func bufferRequestWaitsForTheBodyAndAnswersContinue() throws {
+        let o = try Origins()
+        let port = TestSocket.freePort()
+        let strata = try StrataProcess(config: Self.config(port: port, o, extraFrontend: "    option http-buffer-request"))
+        #expect(strata.waitForAdmin())
+        let client = try #require(TestHTTPClient(port: port))
+        client.send("POST /form HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\nExpect: 100-continue\r\n\r\n")
+        // strata answers 100 itself and connects to no server before the body is in.
+        #expect(client.readResponse()?.status == 100)
+        usleep(200_000)
+        #expect(o.main.connections == 0)
+        client.send("0123456789")
+        var final = try #require(client.readResponse())
+        // The server's own 100 Continue may come first: skip interim answers.
+        while final.status == 100 { final = try #require(client.readResponse()) }
+        #expect(final.status == 200)
+        #expect(final.body.contains("body=10\n"))
+        #expect(o.main.connections == 1)
+    }
+}
