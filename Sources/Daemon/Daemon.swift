@@ -48,6 +48,10 @@ final class Daemon: @unchecked Sendable {
         case .failure(let errors): return fail(errors.errors.map(\.description))
         }
         let global = loaded.config.global
+        // `load-server-state-from-file`: read now, applied to generation 1 before any traffic;
+        // later generations carry server state in the process.
+        let savedStates = ServerStateFile.restore(for: loaded.config)
+        for m in savedStates.messages { Daemon.say(m.level.rawValue, m.text) }
 
         // HAProxy's soft-restart: the old process stops accepting while this one binds.
         for pid in options.replace { kill(pid, SIGTTOU) }
@@ -106,6 +110,7 @@ final class Daemon: @unchecked Sendable {
             return fail(error.errors.map(\.description))
         }
         engine.activate(generation, listenerFDs: fds)
+        engine.restoreServerStates(savedStates.states)
 
         let reloads = ReloadCoordinator(engine: engine, cache: cache, files: options.files, loader: loader, firstID: 2)
         let systemd = self.systemd

@@ -119,6 +119,25 @@ final class HealthMonitor: EventHandler {
         return transition
     }
 
+    /// `load-server-state-from-file`: a saved state meets this server at start (before any
+    /// traffic), with the log lines HAProxy writes then. The saved port (and the saved address of
+    /// a server given by name) apply as `set server … addr` would.
+    func restore(_ server: BackendServer, _ saved: SavedServerState) {
+        let current = ServerAddress(address: server.config.address, port: server.config.port)
+        let wanted = ServerAddress(address: saved.address ?? current.address, port: saved.port)
+        if wanted != current { engine.move(server, to: wanted) }
+        let backend = server.state.newestBackend ?? server.backend!
+        let usableBefore = backend.servers.contains { $0.isUsable }
+        for transition in server.state.health.restore(saved, now: now) {
+            log(transition, server: server, in: backend)
+        }
+        if usableBefore && !backend.servers.contains(where: { $0.isUsable }) {
+            let text = "backend \(backend.name) has no server available!"
+            engine.notice(text)
+            backend.log.send(text, level: .emerg)
+        }
+    }
+
     private func later(_ add: (HealthMonitor) -> Void) {
         add(self)
         if !deferred.isActive { deferred.arm(after: 0, on: engine.loop) }
@@ -216,6 +235,7 @@ final class HealthMonitor: EventHandler {
             switch c {
             case .check(let outcome): outcome.logText
             case .adminSocket: ", changed from CLI"
+            case .stateFile: ", changed from server-state after a reload"
             }
         }
         switch transition {

@@ -26,6 +26,8 @@ enum HealthCause: Equatable {
     case check(HealthCheckOutcome)
     /// `set server … health …`.
     case adminSocket
+    /// `load-server-state-from-file` at start.
+    case stateFile
 }
 
 /// A change worth a log line, as HAProxy words them.
@@ -263,6 +265,82 @@ public struct ServerHealth: Sendable {
     }
 
     mutating func setChecksEnabled(_ on: Bool) { checkEnabled = on }
+
+    // MARK: server-state file
+
+    /// A process starts with `load-server-state-from-file`: the saved operational state (with its
+    /// check health), admin state, weight and check state meet this fresh server's configuration,
+    /// by HAProxy's rules (its srv_state_srv_update): the operational state is taken as saved;
+    /// maintenance set from the socket is kept, and a `disabled` server that the socket had
+    /// enabled stays enabled, unless `disabled` itself changed in the configuration since; a drain
+    /// is kept unless it came from a weight of 0 that the configuration has raised since; the
+    /// runtime weight is kept while the configured weight is the same; `disable health` is kept.
+    /// Returns the transitions to log, in order.
+    mutating func restore(_ saved: SavedServerState, now: Double) -> [HealthTransition] {
+        var transitions: [HealthTransition] = []
+        func note(_ t: HealthTransition?) { if let t { transitions.append(t) } }
+        func go(_ state: ServerOperationalState) -> HealthTransition? {
+            // In maintenance the server stays stopped; leaving it sets the state again.
+            guard operational != state, !inMaintenance else { return nil }
+            setOperational(state, now: now)
+            switch state {
+            case .stopped: return .down(.stateFile)
+            case .stopping: return .stopping(.stateFile)
+            case .running, .starting: return nil
+            }
+        }
+        health = saved.checkHealth
+        switch ServerOperationalState(rawValue: saved.operationalState) ?? .running {
+        case .stopped:
+            health = 0
+            note(go(.stopped))
+        case .starting:
+            if rise == 1 {
+                health = fullHealth
+                note(go(.running))
+            } else {
+                if health < 1 || health >= rise { health = rise - 1 }
+                if !inMaintenance { operational = .starting }
+            }
+        case .stopping:
+            if fall == 1 {
+                health = 0
+                note(go(.stopped))
+            } else {
+                if health < rise || health > rise + fall - 2 { health = rise }
+                note(go(.stopping))
+            }
+        case .running:
+            health = fullHealth
+            note(go(.running))
+        }
+
+        let savedForced = saved.adminState & ServerAdminFlags.forcedMaintenance.rawValue != 0
+        let savedConfig = saved.adminState & ServerAdminFlags.configMaintenance.rawValue != 0
+        let config = admin.contains(.configMaintenance)
+        // A fresh server is in maintenance exactly when its configuration says `disabled`: when
+        // `disabled` changed since the file was written, the configuration is what it already is.
+        if savedConfig == config {
+            if savedForced && !config {
+                note(enterMaintenance(now: now))
+            } else if !savedForced && config {
+                note(leaveMaintenance(now: now))
+            }
+        }
+        if !inMaintenance, saved.adminState & ServerAdminFlags.forcedDrain.rawValue != 0,
+           saved.initialWeight > 0 || initialWeight == 0 {
+            note(enterDrain(now: now))
+        }
+
+        lastChange = now - Double(saved.secondsSinceLastChange)
+        lastCheck = HealthCheckOutcome(HealthCheckStatus(rawValue: saved.checkStatus) ?? .unknown)
+        // Only `disable health` is taken from the saved check state.
+        if checkConfigured, saved.checkState & 0x02 != 0, saved.checkState & 0x04 == 0 { checkEnabled = false }
+        if saved.initialWeight == initialWeight { weight = saved.userWeight }
+        if inMaintenance { health = 0 }
+        refresh()
+        return transitions
+    }
 
     // MARK: reload
 

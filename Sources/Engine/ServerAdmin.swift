@@ -278,20 +278,24 @@ extension Engine {
                 answer += ", problem converting port '\(portText)' to an int"
             }
         }
-        if new != old {
-            let state = s.state
-            state.runtimeAddress = new
-            for g in liveGenerations {
-                for b in g.backends.values {
-                    for other in b.servers where other.state === state {
-                        other.config.address = new.address
-                        other.config.port = new.port
-                    }
+        if new != old { move(s, to: new) }
+        return .success(answer + by)
+    }
+
+    /// New connections and checks of `s`'s identity go to `new`, in every generation; a reload
+    /// that keeps the identity keeps the move.
+    func move(_ s: BackendServer, to new: ServerAddress) {
+        let state = s.state
+        state.runtimeAddress = new
+        for g in liveGenerations {
+            for b in g.backends.values {
+                for other in b.servers where other.state === state {
+                    other.config.address = new.address
+                    other.config.port = new.port
                 }
             }
-            // Pooled connections go to the old address.
-            state.closeIdle()
         }
-        return .success(answer + by)
+        // Pooled connections go to the old address.
+        state.closeIdle()
     }
 }

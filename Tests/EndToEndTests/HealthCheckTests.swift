@@ -1,0 +1,364 @@
+import Foundation
+import Glibc
+import Synchronization
+import Testing
+
+/// A server for health-check tests, run by the test process (a thread per connection). It tells
+/// checks from traffic by what a connection sends first:
+///   `GET /health …`   an HTTP check: answered with `checkStatus` and `checkBody`, then closed;
+///                     when `gated`, each check waits for `release(status:)` before its answer
+///   `PING\r\n`        a tcp-check: `+PONG` when `healthy`, `-ERR` otherwise, then closed
+///   nothing (EOF)     a connect-only check
+///   any other HTTP    traffic: `200` with the server's name, keep-alive; counted in `requests`
+final class HealthOrigin: @unchecked Sendable {
+    let name: String
+    let port: UInt16
+    private let fd: Int32
+    private struct State {
+        var healthy = true
+        var body = "OK"
+        var gated = false
+        var permits: [Int] = []
+        var checks = 0
+        var checkAnswers: [Int] = []
+        var requests = 0
+        var stopped = false
+    }
+    private let state = Mutex(State())
+
+    init(_ name: String) throws {
+        self.name = name
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        self.fd = fd
+        var one: Int32 = 1
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let r = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        guard r == 0, listen(fd, 512) == 0 else { throw TestSocket.Failure(description: "health origin bind") }
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
+        port = UInt16(bigEndian: addr.sin_port)
+        Thread { [self] in
+            while true {
+                let c = accept(fd, nil, nil)
+                if c < 0 { if errno == EINTR { continue } else { return } }
+                TestSocket.setTimeout(c, seconds: 10)
+                Thread { [self] in self.serve(c) }.start()
+            }
+        }.start()
+    }
+
+    deinit {
+        state.withLock { $0.stopped = true }
+        shutdown(fd, Int32(SHUT_RDWR))
+        close(fd)
+    }
+
+    /// Checks pass (HTTP 200, `+PONG`) or fail (HTTP 503, `-ERR`).
+    var healthy: Bool {
+        get { state.withLock { $0.healthy } }
+        set { state.withLock { $0.healthy = newValue } }
+    }
+    /// The body of a check's answer.
+    var body: String {
+        get { state.withLock { $0.body } }
+        set { state.withLock { $0.body = newValue } }
+    }
+    /// Each HTTP check waits for a `release` and answers its status.
+    var gated: Bool {
+        get { state.withLock { $0.gated } }
+        set { state.withLock { $0.gated = newValue } }
+    }
+    func release(status: Int) { state.withLock { $0.permits.append(status) } }
+
+    /// Check connections (HTTP checks and tcp-checks) and the statuses HTTP checks got.
+    var checks: Int { state.withLock { $0.checks } }
+    var checkAnswers: [Int] { state.withLock { $0.checkAnswers } }
+    /// Requests of traffic (not checks).
+    var requests: Int { state.withLock { $0.requests } }
+
+    private func serve(_ c: Int32) {
+        defer { close(c) }
+        var pending: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 16384)
+        func fill() -> Bool {
+            let n = chunk.withUnsafeMutableBytes { recv(c, $0.baseAddress, $0.count, 0) }
+            if n <= 0 { return false }
+            pending += chunk[0..<n]
+            return true
+        }
+        while true {
+            // A whole head, or a tcp-check line.
+            var headEnd: Int?
+            while true {
+                if pending.starts(with: Array("PING".utf8)), pending.contains(10) { break }
+                if let end = Self.find(pending, [13, 10, 13, 10]) { headEnd = end; break }
+                if !fill() { return }
+            }
+            guard let end = headEnd else {
+                let answer = state.withLock { s -> String in
+                    s.checks += 1
+                    return s.healthy ? "+PONG\r\n" : "-ERR\r\n"
+                }
+                _ = TestSocket.sendAll(c, answer)
+                return
+            }
+            let head = String(decoding: pending[0..<end], as: UTF8.self)
+            pending.removeFirst(end + 4)
+            if head.hasPrefix("GET /health ") {
+                state.withLock { $0.checks += 1 }
+                var status = 0
+                while status == 0 {
+                    status = state.withLock { s -> Int in
+                        if s.stopped { return 503 }
+                        if !s.gated { return s.healthy ? 200 : 503 }
+                        return s.permits.isEmpty ? 0 : s.permits.removeFirst()
+                    }
+                    if status == 0 { usleep(2000) }
+                }
+                let body = self.body
+                state.withLock { $0.checkAnswers.append(status) }
+                _ = TestSocket.sendAll(c, "HTTP/1.0 \(status) \(status == 200 ? "OK" : "Service Unavailable")\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)")
+                return
+            }
+            state.withLock { $0.requests += 1 }
+            guard TestSocket.sendAll(c, "HTTP/1.1 200 OK\r\nContent-Length: \(name.utf8.count)\r\n\r\n\(name)") else { return }
+        }
+    }
+
+    private static func find(_ bytes: [UInt8], _ s: [UInt8]) -> Int? {
+        guard bytes.count >= s.count else { return nil }
+        for i in 0...(bytes.count - s.count) where bytes[i] == s[0] && Array(bytes[i..<i + s.count]) == s { return i }
+        return nil
+    }
+}
+
+/// One row of `show servers state`.
+struct ServerStateRow {
+    var fields: [String]
+    var name: String { fields[3] }
+    var operational: Int { Int(fields[5]) ?? -1 }
+    var admin: Int { Int(fields[6]) ?? -1 }
+    var weight: Int { Int(fields[7]) ?? -1 }
+    var checkHealth: Int { Int(fields[12]) ?? -1 }
+}
+
+extension StrataProcess {
+    /// `show servers state [BACKEND]` by server name.
+    func serversState(_ backend: String? = nil) throws -> [String: ServerStateRow] {
+        let text = try admin("show servers state" + (backend.map { " " + $0 } ?? ""))
+        var rows: [String: ServerStateRow] = [:]
+        for line in text.split(separator: "\n") where !line.hasPrefix("#") {
+            let f = line.split(separator: " ").map(String.init)
+            if f.count >= 20 { rows[f[3]] = ServerStateRow(fields: f) }
+        }
+        return rows
+    }
+}
+
+/// Health checks with the real binary: DOWN after `fall`, UP after `rise`, HTTP and TCP check
+/// expectations, backups, maintenance and DOWN servers across reloads, one check stream per
+/// server whatever the reloads.
+@Suite(.serialized) struct HealthCheckTests {
+    static func config(port: UInt16, servers: [(String, HealthOrigin, String)], backend: String = "", global: String = "",
+                       defaults: String = "", check: String = "check inter 100ms rise 2 fall 2") -> String {
+        """
+        global
+            stats socket @ADMIN@ level admin
+        \(global)
+        defaults
+            mode http
+            timeout connect 1s
+            timeout client 10s
+            timeout server 10s
+        \(defaults)
+        frontend fe
+            bind 127.0.0.1:\(port)
+            default_backend be
+
+        backend be
+            option httpchk GET /health
+            http-check expect status 200
+            default-server \(check)
+        \(backend)
+        \(servers.map { "    server \($0.0) 127.0.0.1:\($0.1.port) \($0.2)" }.joined(separator: "\n"))
+        """
+    }
+
+    /// Sends one request on a connection of its own; the name of the server that answered.
+    static func request(_ port: UInt16) -> String? {
+        guard let client = TestHTTPClient(port: port), let r = client.get("/traffic"), r.status == 200 else { return nil }
+        return r.body
+    }
+
+    @Test func failingServerGoesDownAfterFallChecksAndUpAfterRise() throws {
+        let s1 = try HealthOrigin("s1")
+        s1.gated = true
+        let port = TestSocket.freePort()
+        let strata = try StrataProcess(config: Self.config(port: port, servers: [("s1", s1, "")], backend: "    timeout check 10s"))
+        #expect(strata.waitForAdmin())
+        // A checked server starts UP with a health of `rise` (2): one passed check makes it full (3).
+        s1.release(status: 200)
+        #expect(try StrataProcess.eventually { try strata.serversState()["s1"]?.checkHealth == 3 })
+        // fall 2: the first failure leaves it UP (health 2), the second takes it DOWN.
+        s1.release(status: 503)
+        #expect(try StrataProcess.eventually { try strata.serversState()["s1"]?.checkHealth == 2 })
+        #expect(try strata.serversState()["s1"]?.operational == 2)
+        #expect(!strata.output.contains { $0.contains("Server be/s1 is DOWN") })
+        s1.release(status: 503)
+        #expect(try StrataProcess.eventually { try strata.serversState()["s1"]?.operational == 0 })
+        #expect(strata.waitForOutput("Server be/s1 is DOWN, reason: Layer7 wrong status, code: 503"))
+        #expect(strata.waitForOutput("backend be has no server available!"))
+        #expect(s1.checkAnswers == [200, 503, 503])
+        #expect(Self.request(port) == nil)
+        // rise 2: one pass leaves it DOWN, the second brings it UP.
+        s1.release(status: 200)
+        #expect(try StrataProcess.eventually { try strata.serversState()["s1"]?.checkHealth == 1 })
+        #expect(try strata.serversState()["s1"]?.operational == 0)
+        s1.release(status: 200)
+        #expect(try StrataProcess.eventually { try strata.serversState()["s1"]?.operational == 2 })
+        #expect(strata.waitForOutput("Server be/s1 is UP, reason: Layer7 check passed, code: 200"))
+        #expect(s1.checkAnswers == [200, 503, 503, 200, 200])
+        s1.gated = false
+        #expect(Self.request(port) == "s1")
+    }
+
+    @Test func httpCheckExpectsAStringInTheBody() throws {
+        let s1 = try HealthOrigin("s1"), s2 = try HealthOrigin("s2")
+        s1.body = "state: READY"
+        s2.body = "state: starting"
+        let port = TestSocket.freePort()
+        let strata = try StrataProcess(config: Self.config(port: port, servers: [("s1", s1, ""), ("s2", s2, "")],
+                                                           backend: "    http-check expect string READY"))
+        #expect(strata.waitForAdmin())
+        #expect(try StrataProcess.eventually { try strata.serversState()["s2"]?.operational == 0 })
+        #expect(strata.waitForOutput("Server be/s2 is DOWN, reason: Layer7 invalid response"))
+        #expect(try strata.serversState()["s1"]?.operational == 2)
+        s2.body = "state: READY"
+        #expect(try StrataProcess.eventually { try strata.serversState()["s2"]?.operational == 2 })
+        // A 200 with the string is needed: a 503 with it fails too (`status 200` comes first).
+        s1.healthy = false
+        #expect(try StrataProcess.eventually { try strata.serversState()["s1"]?.operational == 0 })
+    }
+
+    @Test func tcpCheckSendsAndExpectsAndAConnectCheckSeesARefusal() throws {
+        let r1 = try HealthOrigin("r1")
+        let port = TestSocket.freePort(), closed = TestSocket.freePort()
+        let strata = try StrataProcess(config: """
+            global
+                stats socket @ADMIN@ level admin
+            defaults
+                mode tcp
+                timeout connect 1s
+                timeout client 10s
+                timeout server 10s
+            listen redis
+                bind 127.0.0.1:\(port)
+                option tcp-check
+                tcp-check send PING\\r\\n
+                tcp-check expect string +PONG
+                server r1 127.0.0.1:\(r1.port) check inter 100ms rise 2 fall 2
+            listen plain
+                bind 127.0.0.1:\(TestSocket.freePort())
+                server gone 127.0.0.1:\(closed) check inter 100ms rise 2 fall 2
+            """)
+        #expect(strata.waitForAdmin())
+        #expect(try StrataProcess.eventually { try strata.serversState("plain")["gone"]?.operational == 0 })
+        #expect(strata.waitForOutput("Server plain/gone is DOWN, reason: Layer4 connection problem"))
+        #expect(try StrataProcess.eventually { r1.checks >= 2 })
+        #expect(try strata.serversState("redis")["r1"]?.operational == 2)
+        r1.healthy = false
+        #expect(try StrataProcess.eventually { try strata.serversState("redis")["r1"]?.operational == 0 })
+        #expect(strata.waitForOutput("Server redis/r1 is DOWN"))
+        r1.healthy = true
+        #expect(try StrataProcess.eventually { try strata.serversState("redis")["r1"]?.operational == 2 })
+        #expect(strata.waitForOutput("Server redis/r1 is UP"))
+    }
+
+    @Test func backupTakesOverAndHandsBack() throws {
+        let s1 = try HealthOrigin("s1"), b1 = try HealthOrigin("b1")
+        let port = TestSocket.freePort()
+        let strata = try StrataProcess(config: Self.config(port: port, servers: [("s1", s1, ""), ("b1", b1, "backup")]))
+        #expect(strata.waitForAdmin())
+        #expect(try StrataProcess.eventually { s1.checks >= 1 && b1.checks >= 1 })
+        for _ in 0..<4 { #expect(Self.request(port) == "s1") }
+        s1.healthy = false
+        #expect(try StrataProcess.eventually { try strata.serversState()["s1"]?.operational == 0 })
+        #expect(strata.waitForOutput("Running on backup."))
+        for _ in 0..<4 { #expect(Self.request(port) == "b1") }
+        s1.healthy = true
+        #expect(try StrataProcess.eventually { try strata.serversState()["s1"]?.operational == 2 })
+        let before = b1.requests
+        for _ in 0..<4 { #expect(Self.request(port) == "s1") }
+        #expect(b1.requests == before)
+    }
+
+    @Test func maintenanceStopsNewTrafficAndSurvivesFiveReloads() throws {
+        let s1 = try HealthOrigin("s1"), s2 = try HealthOrigin("s2")
+        let port = TestSocket.freePort()
+        let config = Self.config(port: port, servers: [("s1", s1, ""), ("s2", s2, "")])
+        let strata = try StrataProcess(config: config)
+        #expect(strata.waitForAdmin())
+        #expect(try StrataProcess.eventually { Set((0..<4).compactMap { _ in Self.request(port) }) == ["s1", "s2"] })
+        #expect(try strata.admin("set server be/s1 state maint") == "")
+        #expect(strata.waitForOutput("Server be/s1 is going DOWN for maintenance"))
+        let before = s1.requests
+        for _ in 0..<6 { #expect(Self.request(port) == "s2") }
+        for i in 1...5 {
+            // A change elsewhere in the file: s1's identity is the same, so its state carries.
+            try strata.write(config + "\n# reload \(i)\n")
+            #expect(try strata.admin("reload").hasPrefix("Success=1"))
+            #expect(try strata.serversState()["s1"]?.admin == 1)
+            for _ in 0..<4 { #expect(Self.request(port) == "s2") }
+        }
+        #expect(s1.requests == before)
+        #expect(try strata.admin("set server be/s1 state ready") == "")
+        #expect(try StrataProcess.eventually { Self.request(port) == "s1" })
+    }
+
+    @Test func noRequestReachesADownServerRightAfterEachOfTwentyReloads() throws {
+        let s1 = try HealthOrigin("s1"), s2 = try HealthOrigin("s2")
+        s2.healthy = false  // fails its checks, yet would answer traffic: every request it gets is counted
+        let port = TestSocket.freePort()
+        let config = Self.config(port: port, servers: [("s1", s1, ""), ("s2", s2, "")])
+        let strata = try StrataProcess(config: config)
+        #expect(strata.waitForAdmin())
+        #expect(try StrataProcess.eventually { try strata.serversState()["s2"]?.operational == 0 })
+        // Down before any traffic was sent (a new server starts UP, as in HAProxy).
+        for i in 1...20 {
+            try strata.write(config + "\n# reload \(i)\n")
+            #expect(try strata.admin("reload").hasPrefix("Success=1"))
+            for _ in 0..<5 { #expect(Self.request(port) == "s1") }
+            #expect(try strata.serversState()["s2"]?.operational == 0)
+        }
+        #expect(s2.requests == 0)
+        #expect(!strata.output.contains { $0.contains("Server be/s2 is UP") })
+    }
+
+    @Test func oneCheckStreamPerServerAcrossReloads() throws {
+        let s1 = try HealthOrigin("s1"), s2 = try HealthOrigin("s2")
+        let port = TestSocket.freePort()
+        let config = Self.config(port: port, servers: [("s1", s1, ""), ("s2", s2, "")])
+        let strata = try StrataProcess(config: config)
+        #expect(strata.waitForAdmin())
+        #expect(try StrataProcess.eventually { s1.checks >= 1 && s2.checks >= 1 })
+        // Reload continuously for two seconds; count the checks each server got meanwhile.
+        let start = Date(), c1 = s1.checks, c2 = s2.checks
+        var reloads = 0
+        while Date().timeIntervalSince(start) < 2 {
+            reloads += 1
+            try strata.write(config + "\n# reload \(reloads)\n")
+            #expect(try strata.admin("reload").hasPrefix("Success=1"))
+        }
+        let seconds = Date().timeIntervalSince(start)
+        let n1 = s1.checks - c1, n2 = s2.checks - c2
+        // One checker per server: at most one check per `inter` (100 ms) and the time a check
+        // takes; two checkers would double it. A slow machine gives fewer, never more.
+        let most = Int(seconds / 0.1 * 1.3) + 2
+        #expect(reloads >= 5)
+        #expect(n1 <= most && n2 <= most, "\(n1) and \(n2) checks in \(seconds) s over \(reloads) reloads (at most \(most))")
+        #expect(n1 >= 3 && n2 >= 3, "checks stopped: \(n1) and \(n2) in \(seconds) s")
+    }
+}
