@@ -17,6 +17,9 @@ final class HealthChecker: EventHandler {
     private var io: IOWatcher
     private var timer: TimerWatcher
     private var fd: Int32 = -1
+    /// TLS checks (`ssl` on the server without a check port or address, or `check-ssl`): the
+    /// handshake is part of connecting, then the probe's bytes go through it.
+    private var tls: TLSConnection?
     private(set) var phase = Phase.waiting
     private var probe: HealthCheckProbe?
     private var output: [UInt8] = []
@@ -45,6 +48,12 @@ final class HealthChecker: EventHandler {
 
     private var loop: EventLoop { monitor.engine.loop }
     private var settings: ServerCheck { server.config.options.check }
+    /// The TLS context checks use: the server's, when it has `ssl` and the check goes to its own
+    /// address and port, or with `check-ssl`.
+    private var checkTLS: TLSClientContext? {
+        guard let context = server.tls else { return nil }
+        return context.settings.checkSSL || (settings.port == nil && settings.address == nil) ? context : nil
+    }
 
     /// The first check after `delay` seconds.
     func start(after delay: Double) {
@@ -125,6 +134,7 @@ final class HealthChecker: EventHandler {
                 timer.arm(after: deadline - loop.now, on: loop)
                 return
             }
+            if let tls, !tls.isEstablished { return finish(HealthCheckOutcome(.layer6Timeout)) }
             finish(probe?.timedOut(connecting: phase == .connecting) ?? HealthCheckOutcome(.layer4Timeout))
         case .stopped:
             break
@@ -172,7 +182,7 @@ final class HealthChecker: EventHandler {
                 action = next
             case .receive:
                 phase = .exchanging
-                io.watch(EV_READ_MASK, on: loop)
+                io.watch(tls?.interest(EV_READ_MASK) ?? EV_READ_MASK, on: loop)
                 armDeadline()
                 return
             case .done(let outcome):
@@ -219,12 +229,31 @@ final class HealthChecker: EventHandler {
     override func ioEvent(_ watcher: UnsafeMutablePointer<ev_io>, _ revents: Int32) {
         switch phase {
         case .connecting:
-            var err: Int32 = 0
-            var len = socklen_t(MemoryLayout<Int32>.size)
-            getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len)
-            if err != 0 {
-                finish(probe?.connectFailed(errno: err) ?? HealthCheckOutcome(.layer4Connection))
-                return
+            if tls == nil {
+                var err: Int32 = 0
+                var len = socklen_t(MemoryLayout<Int32>.size)
+                getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len)
+                if err != 0 {
+                    finish(probe?.connectFailed(errno: err) ?? HealthCheckOutcome(.layer4Connection))
+                    return
+                }
+                if let context = checkTLS {
+                    guard let t = TLSConnection(connected: fd, context: context, serverName: nil) else {
+                        return finish(HealthCheckOutcome(.socketError, info: "SSL allocation failure"))
+                    }
+                    tls = t
+                }
+            }
+            if let t = tls, !t.isEstablished {
+                switch t.handshake() {
+                case .inProgress:
+                    io.watch(t.interest(0), on: loop)
+                    return
+                case .failed:
+                    return finish(HealthCheckOutcome(.layer6Response, info: "SSL handshake failure"))
+                case .done:
+                    break
+                }
             }
             phase = .exchanging
             io.watch(0, on: loop)
@@ -234,6 +263,7 @@ final class HealthChecker: EventHandler {
             probe = p
             perform(next)
         case .exchanging:
+            let revents = tls?.events(revents) ?? revents
             if !output.isEmpty, revents & EV_WRITE_MASK != 0 {
                 guard let next = flush() else { return }
                 perform(next)
@@ -250,11 +280,14 @@ final class HealthChecker: EventHandler {
     private func flush() -> HealthCheckProbe.Action? {
         phase = .exchanging
         while outputSent < output.count {
-            let n = output.withUnsafeBytes { send(fd, $0.baseAddress! + outputSent, $0.count - outputSent, Int32(MSG_NOSIGNAL | MSG_DONTWAIT)) }
+            let n = output.withUnsafeBytes { bytes in
+                if let tls { return tls.write(bytes.baseAddress! + outputSent, bytes.count - outputSent) }
+                return send(fd, bytes.baseAddress! + outputSent, bytes.count - outputSent, Int32(MSG_NOSIGNAL | MSG_DONTWAIT))
+            }
             if n > 0 {
                 outputSent += n
             } else if n < 0 && (errno == EAGAIN || errno == EINTR) {
-                io.watch(EV_WRITE_MASK, on: loop)
+                io.watch(tls?.interest(EV_WRITE_MASK) ?? EV_WRITE_MASK, on: loop)
                 armDeadline()
                 return nil
             } else {
@@ -272,10 +305,16 @@ final class HealthChecker: EventHandler {
     }
 
     private func read() {
+        readOnce()
+        // TLS: records OpenSSL already holds announce themselves through no socket event.
+        while phase == .exchanging, probe != nil, let tls, tls.hasBufferedInput { readOnce() }
+    }
+
+    private func readOnce() {
         guard var p = probe else { return }
         let buffer = loop.buffers.take()
         defer { loop.buffers.give(buffer) }
-        let n = recv(fd, buffer, loop.buffers.size, Int32(MSG_DONTWAIT))
+        let n = tls.map { $0.read(buffer, loop.buffers.size) } ?? recv(fd, buffer, loop.buffers.size, Int32(MSG_DONTWAIT))
         let next: HealthCheckProbe.Action
         if n > 0 {
             next = p.received(UnsafeRawBufferPointer(start: buffer, count: n))
@@ -296,6 +335,8 @@ final class HealthChecker: EventHandler {
     private func closeConnection() {
         guard fd >= 0 else { return }
         io.watch(0, on: loop)
+        tls?.sendCloseNotify()
+        tls = nil
         close(fd)
         fd = -1
     }
@@ -307,6 +348,8 @@ final class HealthChecker: EventHandler {
         probe = nil
         output = []
         var outcome = result
+        // A connect-only check over TLS passed the handshake too (HAProxy's L6OK).
+        if outcome.status == .layer4OK && checkTLS != nil { outcome.status = .layer6OK }
         outcome.duration = max(0, Int(((loop.now - startedAt) * 1000).rounded()))
         phase = .waiting
         monitor.record(outcome, for: self)

@@ -77,8 +77,11 @@ private func makeSSLContext(_ method: OpaquePointer?, location: SourceLocation, 
         throw ConfigError(location, "\(context): unable to allocate SSL context (\(TLSError.drain() ?? "out of memory"))")
     }
     // Partial writes and moving buffers: a session retries a write with what it has then, from
-    // wherever its buffer is (HAProxy's modes too). No SSL_MODE_AUTO_RETRY: the loop retries.
-    _ = CLibEV_SSL_CTX_set_mode(ctx, Int(SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER))
+    // wherever its buffer is (HAProxy's modes too). Released buffers: an idle connection holds
+    // none of OpenSSL's (2 x 16 KB otherwise), as it holds none of the loop's. No
+    // SSL_MODE_AUTO_RETRY: the loop retries.
+    _ = CLibEV_SSL_CTX_set_mode(ctx, Int(SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER
+        | SSL_MODE_RELEASE_BUFFERS))
     _ = CLibEV_SSL_CTX_clear_mode(ctx, Int(SSL_MODE_AUTO_RETRY))
     return ctx
 }

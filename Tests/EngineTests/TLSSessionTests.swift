@@ -462,4 +462,35 @@ import Testing
         #expect(try #require(readResponse(fd, pending: &pending)).head.hasPrefix("HTTP/1.1 503 "))
         #expect(origin.receivedHeads.count == 1)
     }
+
+    @Test func healthChecksOfATLSServerUseTLS() throws {
+        let origin = TinyOrigin()
+        defer { origin.stop() }
+        let b = try tlsOrigin(origin)
+        defer { b.stop() }
+        let tls = serverTLS()
+        // An HTTP check over TLS: passes (L7OK) where the same bytes in clear would not.
+        let http = try HealthTestProxy(mode: .http, servers: [HealthTestProxy.server("s1", b.port) {
+            HealthTestProxy.checked(&$0)
+            $0.tls = tls
+        }], configure: HealthCheckEngineTests.httpCheck([]))
+        defer { http.stop() }
+        #expect(http.wait { $0.health("s1").lastCheck.status == .layer7OK }, "\(http.health("s1").lastCheck)")
+        #expect(origin.receivedHeads.contains { $0.hasPrefix("GET /health HTTP/1.1\r\n") })
+        // A connect check completes the handshake: L6OK; a certificate that does not verify: L6RSP.
+        let connect = try HealthTestProxy(mode: .http, servers: [HealthTestProxy.server("s1", b.port) {
+            HealthTestProxy.checked(&$0)
+            $0.tls = tls
+        }])
+        defer { connect.stop() }
+        #expect(connect.wait { $0.health("s1").lastCheck.status == .layer6OK })
+        let untrusted = serverTLS(ca: "otherca.pem")
+        let refused = try HealthTestProxy(mode: .http, servers: [HealthTestProxy.server("s1", b.port) {
+            HealthTestProxy.checked(&$0)
+            $0.tls = untrusted
+        }])
+        defer { refused.stop() }
+        #expect(refused.wait { $0.health("s1").lastCheck.status == .layer6Response })
+        #expect(refused.health("s1").operational == .stopped)
+    }
 }
