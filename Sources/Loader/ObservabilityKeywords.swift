@@ -58,7 +58,7 @@ extension KeywordReader {
         let (expression, fetch) = try SampleParser.expression(text, acl: false)
         switch expression.fetch {
         case .source, .sourcePort, .destination, .destinationPort, .method, .path, .url, .query, .requestVersion,
-            .status, .constant:
+            .status, .constant, .sslFrontend, .tls:
             return expression
         default:
             throw ConfigError(nil, "'\(fetch.name)' cannot be logged (a log line has \(loggedFetches))")

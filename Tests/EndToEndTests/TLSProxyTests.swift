@@ -28,6 +28,7 @@ import Testing
         frontend fe
             bind 127.0.0.1:\(plain)
             bind 127.0.0.1:\(tls) ssl \(certificates ?? "crt default.pem crt a.pem crt wild.pem") \(bindOptions)
+            log-format "%ci %ft %sslv %sslc %ST %{+Q}r %[ssl_fc_sni]"
             redirect scheme https if !{ ssl_fc }
             http-request set-header X-Forwarded-Proto https if { ssl_fc }
             http-request set-header X-SNI %[ssl_fc_sni]
@@ -72,6 +73,9 @@ import Testing
         #expect(answer.output.contains("h=X-SNI: a.test"))
         #expect(answer.output.contains("h=X-Forwarded-Proto: https"))
         #expect(answer.output.contains("h=X-TLS: TLSv1.3 TLS_AES_256_GCM_SHA384 used=0 verify=0"))
+        // The log line names the protocol and cipher (%sslv %sslc) and the frontend with `~`.
+        #expect(s.strata.waitForOutput("fe~ TLSv1.3 TLS_AES_256_GCM_SHA384 200 \"GET /tls HTTP/1.1\" a.test"),
+                "\(s.strata.output.joined(separator: "\n"))")
     }
 
     @Test func strictSNIRefusesAnUnknownName() throws {
