@@ -270,8 +270,21 @@ final class HTTPSession: ListedSession {
             updateInterest()
         case .failed:
             if let frontend = listener.frontend, !frontend.log.isEmpty {
-                let client = clientAddress.map { "\($0.address):\($0.port)" } ?? "-:-"
-                frontend.log.send("\(client) [\(logDate(wallClock()))] \(frontend.name)/\(listener.key.endpoint): SSL handshake failure")
+                if frontend.logPlan.error != nil {
+                    // `error-log-format`: the connection's record, ended by the client at the
+                    // handshake (HAProxy's CR), with what TLS had negotiated.
+                    var r = LogRecord(mode: .http, frontend: frontend, generation: frontend.generation.id, acceptDate: wallClock())
+                    r.client = clientAddress
+                    r.local = frontend.logPlan.needsLocalAddress ? localEndpoint(clientFD) : nil
+                    r.isTLS = true
+                    r.tls = tls
+                    r.termination = TerminationState(cause: UInt8(ascii: "C"), phase: UInt8(ascii: "R"))
+                    frontend.logPlan.emitConnectionError(r, to: frontend.log)
+                } else {
+                    // HAProxy's line for a connection that failed before its first request.
+                    let client = clientAddress.map { "\($0.address):\($0.port)" } ?? "-:-"
+                    frontend.log.send("\(client) [\(logDate(wallClock()))] \(frontend.name)/\(listener.key.endpoint): SSL handshake failure")
+                }
             }
             close()
         case .done:
