@@ -118,7 +118,7 @@ final class Backend {
         self.proxy = proxy
         self.rules = rules
         servers = proxy.servers.map { BackendServer(config: $0, backendName: proxy.name) }
-        balancer = Balancer(algorithm: proxy.balance)
+        balancer = Balancer(algorithm: proxy.balance, hashType: proxy.http.hashType, servers: servers)
         log = LogSinks(proxy.log.targets)
         for s in servers { s.backend = self }
     }
