@@ -621,6 +621,11 @@ extension KeywordReader {
         guard let mode else {
             throw line.error("'cookie \(name)' expects insert, rewrite or prefix (passive persistence is not supported yet)")
         }
+        // The dates live in the value strata inserts: HAProxy accepts them in the other modes and
+        // does nothing with them.
+        if mode != .insert, result.maxIdle != nil || result.maxLife != nil {
+            throw line.error("'cookie': '\(result.maxIdle != nil ? "maxidle" : "maxlife")' works in insert mode only, not with '\(mode.rawValue)'")
+        }
         result.mode = mode
         return result
     }

@@ -24,6 +24,12 @@ public final class HTTPRuleScratch {
     /// The index (in the backend's `servers`) of the first server whose `cookie` value the
     /// request's persistence cookie carried, if any.
     var cookieServer: Int?
+    /// That cookie's last-seen and first-seen dates (`maxidle`/`maxlife`, seconds; 0 when absent).
+    var cookieLastDate = 0
+    var cookieFirstDate = 0
+    /// The wall clock persistence cookies' dates are read against (seconds); nil: the system's.
+    /// Tests set it.
+    var clock: (() -> Int)?
     /// Whether the response may be cached, as far as the request says (HAProxy's TX_CACHEABLE
     /// after the request): a safe method.
     var requestCacheable = false
@@ -52,6 +58,8 @@ public final class HTTPRuleScratch {
         request.reset()
         response.reset()
         cookieServer = nil
+        cookieLastDate = 0
+        cookieFirstDate = 0
         requestCacheable = false
     }
 

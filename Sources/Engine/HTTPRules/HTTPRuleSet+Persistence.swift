@@ -1,6 +1,12 @@
 import ConfigModel
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
-/// `cookie NAME insert|rewrite|prefix [indirect] [nocache] [httponly] [secure]`, compiled.
+/// `cookie NAME insert|rewrite|prefix [indirect] [nocache] [httponly] [secure] [maxidle T]
+/// [maxlife T]`, compiled.
 struct HTTPCompiledCookie {
     let name: UnsafeRawBufferPointer
     let mode: CookiePersistence.Mode
@@ -8,6 +14,10 @@ struct HTTPCompiledCookie {
     let nocache: Bool
     let httpOnly: Bool
     let secure: Bool
+    /// `maxidle` and `maxlife` in seconds (0: not set). Insert mode only (the Loader refuses them
+    /// elsewhere): the inserted value carries dates, `NAME=VALUE|LAST[|FIRST]`, see `HTTPCookieDate`.
+    let maxIdle: Int
+    let maxLife: Int
 
     init(_ cookie: CookiePersistence, constants: HTTPRuleConstants) {
         name = constants.bytes(cookie.name)
@@ -16,7 +26,74 @@ struct HTTPCompiledCookie {
         nocache = cookie.nocache
         httpOnly = cookie.httpOnly
         secure = cookie.secure
+        // HAProxy keeps them in seconds; a time below a second is a second.
+        let dated = cookie.mode == .insert
+        maxIdle = dated ? cookie.maxIdle.map { max(1, ($0 + 999) / 1000) } ?? 0 : 0
+        maxLife = dated ? cookie.maxLife.map { max(1, ($0 + 999) / 1000) } ?? 0 : 0
     }
+
+    var hasDates: Bool { maxIdle > 0 || maxLife > 0 }
+}
+
+/// The dates of a persistence cookie with `maxidle`/`maxlife`, as HAProxy writes them: after the
+/// server's value, `|` and the last-seen date, then (with `maxlife`) `|` and the first-seen date.
+/// A date is a UNIX time in 4-second units, 30 bits as 5 base64 characters, most significant first
+/// (HAProxy's `s30tob64`/`b64tos30`), so cookies stay valid across HAProxy and strata.
+enum HTTPCookieDate {
+    static let alphabet: StaticString = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+
+    /// The 5 characters of `seconds`, rounded up to the next 4-second step as HAProxy does.
+    static func encode(_ seconds: Int, into out: HTTPScratchBuffer) {
+        encodeUnits((seconds + 3) >> 2, into: out)
+    }
+
+    /// The 5 characters of a date already in 4-second units.
+    static func encodeUnits(_ units: Int, into out: HTTPScratchBuffer) {
+        var v = units
+        let table = alphabet.utf8Start
+        for _ in 0..<5 {
+            out.append(byte: table[(v >> 24) & 0x3F])
+            v <<= 6
+        }
+    }
+
+    /// The date in seconds of the 5 characters at the start of `bytes`, or nil if they are not
+    /// base64 (or there are fewer than 5).
+    static func decode(_ bytes: UnsafeRawBufferPointer) -> Int? {
+        guard bytes.count >= 5 else { return nil }
+        var v = 0
+        for i in 0..<5 {
+            let b = bytes[i]
+            let d: Int
+            switch b {
+            case 0x41...0x5A: d = Int(b - 0x41)
+            case 0x61...0x7A: d = Int(b - 0x61) + 26
+            case 0x30...0x39: d = Int(b - 0x30) + 52
+            case 0x2B: d = 62
+            case 0x2F: d = 63
+            default: return nil
+            }
+            v = v << 6 | d
+        }
+        return v << 2
+    }
+
+    /// The last-seen and first-seen dates (seconds, 0 when absent) after the server's value in
+    /// `value`, whose first `|` is at `bar`.
+    static func parse(_ value: UnsafeRawBufferPointer, bar: Int) -> (last: Int, first: Int) {
+        var last = 0
+        var first = 0
+        let rest = HTTPRuleBytes.slice(value, (bar + 1)..<value.count)
+        if let date = decode(rest), date > 0 { last = date }
+        if let second = HTTPRuleBytes.firstIndex(of: 0x7C, in: rest), rest.count - second > 5,
+           let date = decode(HTTPRuleBytes.slice(rest, (second + 1)..<rest.count)), date > 0 {
+            first = date
+        }
+        return (last, first)
+    }
+
+    /// The wall clock in seconds.
+    static func now() -> Int { Int(time(nil)) }
 }
 
 extension HTTPRuleSet {
@@ -36,6 +113,8 @@ extension HTTPRuleSet {
             let removes = cookie.mode == .insert && cookie.indirect
             var designated: Int?
             var needsEdit = false
+            var dates = (last: 0, first: 0)
+            let now = cookie.hasDates ? scratch.clock?() ?? HTTPCookieDate.now() : 0
             request.forEachValue(of: cookieName, split: false) { value in
                 HTTPCookieItem.forEach(in: value) { item in
                     guard HTTPRuleBytes.equals(HTTPRuleBytes.slice(value, item.name), cookie.name) else { return }
@@ -47,9 +126,20 @@ extension HTTPRuleSet {
                     guard designated == nil else { return }
                     let serverValue = HTTPRuleBytes.slice(v, 0..<serverEnd)
                     guard !serverValue.isEmpty else { return }
+                    var found = (last: 0, first: 0)
+                    if cookie.hasDates, serverEnd < v.count {
+                        found = HTTPCookieDate.parse(v, bar: serverEnd)
+                        // Too old (maxlife), then idle too long (maxidle); a date more than a day
+                        // ahead is ignored too (a clock fixed since). The cookie is then as absent.
+                        if found.first != 0, cookie.maxLife > 0,
+                           now - found.first > cookie.maxLife || found.first - now > 86400 { return }
+                        if found.last != 0, cookie.maxIdle > 0,
+                           now - found.last > cookie.maxIdle || found.last - now > 86400 { return }
+                    }
                     for (i, candidate) in serverCookies.enumerated() {
                         if let candidate, HTTPRuleBytes.equals(candidate, serverValue), isUsable(i) {
                             designated = i
+                            dates = found
                             break
                         }
                     }
@@ -57,6 +147,8 @@ extension HTTPRuleSet {
                 return true
             }
             scratch.cookieServer = designated
+            scratch.cookieLastDate = dates.last
+            scratch.cookieFirstDate = dates.first
             if needsEdit { editRequestCookies(request, cookie, scratch) }
             return designated
         }
@@ -142,7 +234,10 @@ extension HTTPRuleSet {
     /// persistence cookie is deleted (insert, or indirect on a direct hit), rewritten (rewrite) or
     /// prefixed (prefix); in insert mode a `Set-Cookie: NAME=VALUE; path=/` is added when the request
     /// did not come with this server's cookie, with `Cache-control: private` for `nocache` when the
-    /// response would otherwise be cacheable.
+    /// response would otherwise be cacheable. With `maxidle`/`maxlife` the value carries its dates
+    /// (`VALUE|LAST[|FIRST]`), and a cookie that came with this server's value is set again when
+    /// its last-seen date is past (so at most every 4 seconds), when it lacks the dates the
+    /// settings want, or carries a first date `maxlife` no longer wants (HAProxy's rules).
     func manageServerCookies(_ ev: HTTPEvaluation, server: Int?) {
         guard let cookie, let response = ev.response else { return }
         let scratch = ev.scratch
@@ -183,13 +278,32 @@ extension HTTPRuleSet {
             }
         }
 
-        guard cookie.mode == .insert, server != nil, !direct else { return }
+        guard cookie.mode == .insert, server != nil else { return }
+        let lastDate = direct ? scratch.cookieLastDate : 0
+        let firstDate = direct ? scratch.cookieFirstDate : 0
+        let now = cookie.hasDates ? scratch.clock?() ?? HTTPCookieDate.now() : 0
+        let refresh = (cookie.maxIdle > 0 || lastDate != 0) && (lastDate == 0 || lastDate < now)
+            || (cookie.maxLife > 0 && firstDate == 0)
+            || (cookie.maxLife == 0 && firstDate != 0)
+        guard !direct || refresh else { return }
         let out = scratch.text
         let mark = out.count
         out.append(cookie.name)
         if let serverCookie {
             out.append(byte: HTTPByte.equals)
             out.append(serverCookie)
+            if cookie.hasDates {
+                out.append(byte: 0x7C)
+                HTTPCookieDate.encode(now, into: out)
+                if cookie.maxLife > 0 {
+                    out.append(byte: 0x7C)
+                    if firstDate != 0 {
+                        HTTPCookieDate.encodeUnits(firstDate >> 2, into: out)
+                    } else {
+                        HTTPCookieDate.encode(now, into: out)
+                    }
+                }
+            }
             out.append("; path=/")
         } else {
             out.append("=; Expires=Thu, 01-Jan-1970 00:00:01 GMT; path=/")
