@@ -95,7 +95,9 @@ final class Daemon: @unchecked Sendable {
         }
         if let failure = dropPrivileges(global) { return fail([failure]) }
 
-        let engine = Engine()
+        // `tune.bufsize` sizes the loop's buffer pool: fixed for the process (a reload that changes it
+        // fails, see GlobalInvariants).
+        let engine = Engine(bufferSize: global.bufferSize)
         engine.notice = { message in
             Daemon.say("NOTICE", message)
             engine.current?.logNotice(message)

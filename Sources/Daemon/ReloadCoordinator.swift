@@ -214,6 +214,9 @@ enum GlobalInvariants {
         check(new.locations["group"] != nil || old.locations["group"] != nil ? "group" : "gid", old.gid != new.gid)
         check("daemon", old.daemon != new.daemon)
         check("pidfile", old.pidfile != new.pidfile)
+        // The event loop's buffers are allocated at this size for the process's life (a head has
+        // to fit in one). `tune.http.maxhdr` and `maxconn` are read per generation: they may change.
+        check("tune.bufsize", old.bufferSize != new.bufferSize)
         check("stats socket", old.statsSockets.map(\.address) != new.statsSockets.map(\.address)
               || old.statsSockets.map(\.level) != new.statsSockets.map(\.level)
               || old.statsSockets.map(\.mode) != new.statsSockets.map(\.mode))

@@ -43,6 +43,8 @@ public final class Engine: EventHandler, @unchecked Sendable {
     private(set) var currentSessions = 0
     /// The process-wide `maxconn` (global), or what the fd limit allows.
     private var globalMaxconn: Int
+    /// What the fd limit allows: the process-wide limit of a generation without a global `maxconn`.
+    private let defaultMaxconn: Int
     /// Where lifecycle events are reported (reload, drain, kill, retire): set by the daemon.
     public var notice: (String) -> Void = { _ in }
     /// Health checks (owned by the current generation) and server state changes.
@@ -53,7 +55,8 @@ public final class Engine: EventHandler, @unchecked Sendable {
         var limit = rlimit()
         getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
         // Each session needs two fds; keep some for listeners, logs and the admin socket.
-        globalMaxconn = max(16, Int(min(limit.rlim_cur, 1 << 20)) / 2 - 32)
+        defaultMaxconn = max(16, Int(min(limit.rlim_cur, 1 << 20)) / 2 - 32)
+        globalMaxconn = defaultMaxconn
         super.init()
         starvedRetry = TimerWatcher(handler: self)
         poolPurge = TimerWatcher(handler: self)
@@ -76,7 +79,8 @@ public final class Engine: EventHandler, @unchecked Sendable {
     /// generation serves any more, their backlog already accepted: the caller releases them.
     @discardableResult
     public func activate(_ generation: Generation, listenerFDs: [ListenerKey: Int32]) -> [ListenerKey] {
-        if let maxconn = generation.config.config.global.maxconn { globalMaxconn = maxconn }
+        // Per generation: a reload may raise, lower or remove it (nothing is sized by it).
+        globalMaxconn = generation.config.config.global.maxconn ?? defaultMaxconn
         adoptCounters(generation)
         adoptTLSStores(generation)
         let previous = current

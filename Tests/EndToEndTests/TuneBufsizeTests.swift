@@ -1,0 +1,48 @@
+import Foundation
+import Glibc
+import Testing
+
+/// `tune.bufsize` sizes the process's I/O buffers: a head larger than the default 16 KB passes with
+/// a larger setting, and a reload that changes it fails (restart to apply it).
+@Suite(.serialized) struct TuneBufsizeTests {
+    static func config(port: UInt16, bufsize: String) -> String {
+        """
+        global
+            stats socket @ADMIN@ level admin
+            tune.bufsize \(bufsize)
+        defaults
+            mode http
+            timeout connect 2s
+            timeout client 30s
+            timeout server 30s
+
+        frontend web
+            bind 127.0.0.1:\(port)
+            http-request return status 200 content-type text/plain string "ok"
+        """
+    }
+
+    static func status(_ port: UInt16, headerBytes: Int) -> Int? {
+        guard let client = TestHTTPClient(port: port) else { return nil }
+        client.send("GET / HTTP/1.1\r\nHost: x\r\nX-Big: \(String(repeating: "a", count: headerBytes))\r\n\r\n")
+        return client.readResponse()?.status
+    }
+
+    @Test func theBufferSizeIsTheProcesssAndCannotChangeOnReload() throws {
+        let port = TestSocket.freePort()
+        let strata = try StrataProcess(config: Self.config(port: port, bufsize: "32k"))
+        #expect(strata.waitForAdmin())
+        // 20 KB of head: more than the default buffers hold, within 32 KB.
+        #expect(Self.status(port, headerBytes: 20_000) == 200)
+
+        try strata.write(Self.config(port: port, bufsize: "16384"))
+        let answer = try strata.admin("reload")
+        #expect(answer.hasPrefix("Success=0"))
+        #expect(answer.contains("\(strata.configPath):3: 'tune.bufsize' cannot change on reload, restart to apply it"))
+        #expect(Self.status(port, headerBytes: 20_000) == 200)
+        // The same size written another way is no change.
+        try strata.write(Self.config(port: port, bufsize: "32768"))
+        #expect(try strata.admin("reload").hasPrefix("Success=1"))
+        #expect(Self.status(port, headerBytes: 20_000) == 200)
+    }
+}
