@@ -493,4 +493,23 @@ import Testing
         #expect(refused.wait { $0.health("s1").lastCheck.status == .layer6Response })
         #expect(refused.health("s1").operational == .stopped)
     }
+
+    @Test func aSlowHandshakeNeverBlocksTheLoopAndTimesOut() throws {
+        let origin = TinyOrigin()
+        defer { origin.stop() }
+        let p = try proxy(origin, certificates: ["default"], proxy: { $0.timeouts.httpRequest = 500 })
+        defer { p.stop() }
+        // A client that sends the first bytes of a ClientHello and stops.
+        let slow = HTTPSessionTests.connect(p.port)
+        defer { close(slow) }
+        _ = [UInt8]([0x16, 0x03, 0x01, 0x02]).withUnsafeBytes { Glibc.send(slow, $0.baseAddress, $0.count, 0) }
+        let started = Date()
+        let client = try #require(TLSTestClient(port: p.port, serverName: "default.test"))
+        #expect(client.get("/meanwhile") == "saw GET /meanwhile HTTP/1.1 body 0\n")
+        #expect(Date().timeIntervalSince(started) < 0.4)
+        // The slow one is closed once its time for a first request is up.
+        var byte: UInt8 = 0
+        #expect(recv(slow, &byte, 1, 0) <= 0)
+        #expect(Date().timeIntervalSince(started) < 3)
+    }
 }
