@@ -7,8 +7,19 @@ enum TestSocket {
         var description: String
     }
 
+    /// The test process's soft fd limit raised to its hard limit, once. Every test runs in one
+    /// process and at once on a machine with many cores: a default soft limit of 1024 runs out,
+    /// and a backend's accept or a read of /proc then fails with EMFILE.
+    static let fileLimitRaised: Bool = {
+        var limit = rlimit()
+        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return false }
+        limit.rlim_cur = limit.rlim_max
+        return setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0
+    }()
+
     /// A port free on 127.0.0.1 now (bound to port 0, read back, closed).
     static func freePort() -> UInt16 {
+        _ = fileLimitRaised
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         defer { close(fd) }
         var addr = sockaddr_in()

@@ -33,6 +33,7 @@ final class StrataProcess: @unchecked Sendable {
 
     /// Writes `config` (with `@ADMIN@` replaced by the admin socket path) and starts strata on it.
     init(config: String, arguments: [String] = [], environment: [String: String] = [:], ulimitFiles: Int? = nil) throws {
+        _ = TestSocket.fileLimitRaised
         directory = StrataProcess.makeDirectory()
         adminSocket = directory.appendingPathComponent("admin.sock").path
         configPath = directory.appendingPathComponent("strata.cfg").path

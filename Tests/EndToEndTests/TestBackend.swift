@@ -23,6 +23,7 @@ final class TestBackend: @unchecked Sendable {
     private let state = Mutex<(connections: Int, stopped: Bool)>((0, false))
 
     init(_ behavior: Behavior, port: UInt16? = nil) throws {
+        _ = TestSocket.fileLimitRaised
         self.behavior = behavior
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         self.fd = fd
@@ -56,7 +57,9 @@ final class TestBackend: @unchecked Sendable {
         while true {
             let client = accept(fd, nil, nil)
             if client < 0 {
-                if errno == EINTR { continue }
+                if errno == EINTR || errno == ECONNABORTED { continue }
+                // Out of fds for a moment (the whole suite shares one process): wait, never quit.
+                if (errno == EMFILE || errno == ENFILE) && !state.withLock({ $0.stopped }) { usleep(10_000); continue }
                 return
             }
             if state.withLock({ $0.stopped }) { close(client); return }

@@ -17,6 +17,7 @@ final class TestHTTPOrigin: @unchecked Sendable {
     private let log = Mutex<(connections: Int, heads: [String])>((0, []))
 
     init(_ name: String) throws {
+        _ = TestSocket.fileLimitRaised
         self.name = name
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         self.fd = fd
@@ -33,7 +34,12 @@ final class TestHTTPOrigin: @unchecked Sendable {
         Thread { [self] in
             while true {
                 let c = accept(fd, nil, nil)
-                if c < 0 { if errno == EINTR { continue } else { return } }
+                if c < 0 {
+                    if errno == EINTR || errno == ECONNABORTED { continue }
+                    // Out of fds for a moment (the whole suite shares one process): wait, never quit.
+                    if errno == EMFILE || errno == ENFILE { usleep(10_000); continue }
+                    return
+                }
                 log.withLock { $0.connections += 1 }
                 TestSocket.setTimeout(c, seconds: 30)
                 Thread { [self] in self.serve(c) }.start()
