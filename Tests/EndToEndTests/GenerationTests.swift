@@ -136,8 +136,12 @@ import Testing
     }
 
     /// The listening socket's inode in /proc/PID/fd, by matching the port in /proc/net/tcp.
+    /// Read to its end through a file handle: `String(contentsOfFile:)` stops after the first
+    /// page of a /proc file, and while the suite runs the table is many pages long.
     static func listenerInode(pid: Int32, port: UInt16) -> String? {
-        guard let table = try? String(contentsOfFile: "/proc/\(pid)/net/tcp", encoding: .utf8) else { return nil }
+        guard let handle = FileHandle(forReadingAtPath: "/proc/\(pid)/net/tcp"),
+              let data = try? handle.readToEnd() else { return nil }
+        let table = String(decoding: data, as: UTF8.self)
         let hexPort = String(format: ":%04X", port)
         for line in table.split(separator: "\n").dropFirst() {
             let f = line.split(separator: " ", omittingEmptySubsequences: true)
