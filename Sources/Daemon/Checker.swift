@@ -9,6 +9,11 @@ struct Checker {
     func run() -> Int32 {
         switch ConfigLoader().load(paths: files) {
         case .success(let loaded):
+            // As `haproxy -c`: the server-state files `load-server-state-from-file` names are read
+            // and their problems reported (a warning does not make the configuration invalid).
+            for m in ServerStateFile.restore(for: loaded.config).messages {
+                FileHandle.standardError.write(Data("[\(m.level.rawValue)] \(m.text)\n".utf8))
+            }
             print("Configuration file is valid (\(loaded.config.proxies.count) proxies, hash \(loaded.hash))")
             return 0
         case .failure(let errors):

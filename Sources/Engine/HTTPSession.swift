@@ -133,6 +133,8 @@ final class HTTPSession: ListedSession {
     private var termination = TerminationState()
     private var requestLine = ""
     private var bytesToClient: UInt64 = 0
+    /// `option logasap`: this request's line left when its response head did.
+    private var loggedEarly = false
     /// The rules' per-request storage, kept for the connection's life (allocated at its first request).
     private var scratch: HTTPRuleScratch?
     private var localAddress: SocketEndpoint?
@@ -1045,6 +1047,7 @@ final class HTTPSession: ListedSession {
         bytesToClient += UInt64(writer.count)
         responseParsed += input.count
         serverIn.start = responseParsed
+        if frontend?.logPlan.logAsap == true { log(early: true) }
     }
 
     private func appendToClient(_ bytes: UnsafeRawBufferPointer) {
@@ -1474,7 +1477,8 @@ final class HTTPSession: ListedSession {
 
     /// The request's record for the statistics and the log line (`option httplog` is HAProxy's
     /// `%ci:%cp [%tr] %ft %b/%s %TR/%Tw/%Tc/%Tr/%Ta %ST %B %CC %CS %tsc %ac/%fc/%bc/%sc/%rc %sq/%bq %hr %hs %{+Q}r`).
-    private func log() {
+    /// `early`: `option logasap`'s line when the response head has been forwarded (not counted).
+    private func log(early: Bool = false) {
         guard let frontend, let generation else { return }
         let ms = { (v: Double) -> Int in v < 0 ? -1 : Int((v * 1000).rounded()) }
         var r = LogRecord(mode: .http, frontend: frontend, generation: generation.id, acceptDate: requestWall)
@@ -1504,8 +1508,13 @@ final class HTTPSession: ListedSession {
         r.backendQueue = backend?.queue.count ?? 0
         r.requestLine = requestLine
         r.requestCaptures = scratch?.capturedRequestHeaders
+        if early {
+            loggedEarly = frontend.logPlan.emitEarly(r, to: frontend.log)
+            return
+        }
         engine.account(r)
-        frontend.logPlan.emit(r, to: frontend.log)
+        if !loggedEarly { frontend.logPlan.emit(r, to: frontend.log) }
+        loggedEarly = false
     }
 }
 

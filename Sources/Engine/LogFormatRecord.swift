@@ -24,9 +24,11 @@ import ConfigModel
 // session wrote `<NOSRV>/<NOSRV>`. A stats page or exporter answer sets `r.applet`
 // (`<STATS>`, `<PROMEX>`) and HAProxy's `LR` termination.
 //
-// `option logasap` (`frontend.logPlan.logAsap`): emit when the response head has been forwarded
-// (HTTP) or the server connection is established (TCP), with `r.early = true` and the figures
-// known then, and not again at the end (`engine.account` still runs at the end).
+// `option logasap` (`frontend.logPlan.logAsap`): when the response head has been forwarded
+// (HTTP, end of `responseHead`) or the server connection is established (TCP,
+// `connectCompleted`), the session builds the record with the figures known then and calls
+//     loggedEarly = frontend.logPlan.emitEarly(r, to: frontend.log)      // sets r.early
+// and at its end still calls `engine.account(r)` but emits only `if !loggedEarly`.
 
 /// What a session knows when it logs: the values of HAProxy's log variables, filled by the session
 /// (TCP when it ends; HTTP when a request ends, or when its response starts with
@@ -174,16 +176,36 @@ final class LogFormatPlan {
         return (text, separateErrors && error ? .err : .info)
     }
 
-    /// Sends the line for `record` to `sinks` (see `render`).
+    /// Sends the line for `record` to `sinks` (see `render`), with its `log-format-sd` structured
+    /// data for the RFC 5424 targets.
     func emit(_ record: LogRecord, to sinks: LogSinks) {
         guard !sinks.isEmpty, let (text, level) = render(record) else { return }
-        sinks.send(text, level: level)
+        sinks.send(text, level: level, structuredData: structuredData(record, sinks))
+    }
+
+    /// `option logasap`: the line for a session still running (the HTTP response head has been
+    /// forwarded; the TCP server connection is established), `%Tt`, `%Ta` and `%B` marked with
+    /// `+`. Returns true when the proxy logs early (`logAsap`), whether or not the options let
+    /// this line out: the session then does not log again at its end (it still counts it).
+    @discardableResult
+    func emitEarly(_ record: LogRecord, to sinks: LogSinks) -> Bool {
+        guard logAsap else { return false }
+        var early = record
+        early.early = true
+        emit(early, to: sinks)
+        return true
     }
 
     /// `error-log-format` (else the line format): a connection that failed before a request
     /// (a TLS handshake), logged at `err` with `log-separate-errors`.
     func emitConnectionError(_ record: LogRecord, to sinks: LogSinks) {
         guard !sinks.isEmpty, let formatter = error ?? line, let text = formatter.format(record) else { return }
-        sinks.send(text, level: separateErrors ? .err : .info)
+        sinks.send(text, level: separateErrors ? .err : .info, structuredData: structuredData(record, sinks))
+    }
+
+    /// `log-format-sd` for `record`, made only when a target writes RFC 5424.
+    private func structuredData(_ record: LogRecord, _ sinks: LogSinks) -> String? {
+        guard let structuredData, sinks.wantsStructuredData else { return nil }
+        return structuredData.format(record)
     }
 }

@@ -19,6 +19,8 @@ final class LogSinks {
     static let tag = "strata"
 
     var isEmpty: Bool { sinks.isEmpty }
+    /// A target writes RFC 5424 (the only format with a place for `log-format-sd`).
+    private(set) var wantsStructuredData = false
 
     init(_ targets: [LogTarget]) {
         var sinks: [Sink] = []
@@ -58,16 +60,19 @@ final class LogSinks {
             }
         }
         self.sinks = sinks
+        wantsStructuredData = sinks.contains { $0.target.format == .rfc5424 }
     }
 
     deinit {
         for s in sinks where s.ownsFD { close(s.fd) }
     }
 
-    /// Sends one message to every target whose level admits it.
-    func send(_ message: String, level: LogLevel = .info) {
+    /// Sends one message to every target whose level admits it. `structuredData` (a
+    /// `log-format-sd` line, `[id key="value"…]`) goes where RFC 5424 puts it, after the message
+    /// id; the other formats have no place for it and leave it out, as HAProxy does.
+    func send(_ message: String, level: LogLevel = .info, structuredData: String? = nil) {
         for sink in sinks where level.rawValue <= sink.target.level && level.rawValue >= sink.target.minLevel {
-            var line = LogSinks.header(sink.target, level: level) + message
+            var line = LogSinks.header(sink.target, level: level, structuredData: structuredData) + message
             if line.utf8.count > sink.target.maxLength {
                 line = String(decoding: line.utf8.prefix(sink.target.maxLength), as: UTF8.self)
             }
@@ -83,8 +88,9 @@ final class LogSinks {
 
     private static let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
 
-    /// The syslog header HAProxy writes for each format (`raw` has none).
-    static func header(_ target: LogTarget, level: LogLevel) -> String {
+    /// The syslog header HAProxy writes for each format (`raw` has none). RFC 5424's ends with
+    /// the message id (`-`) and the structured data (`-` when there is none).
+    static func header(_ target: LogTarget, level: LogLevel, structuredData: String? = nil) -> String {
         let pri = target.facility * 8 + level.rawValue
         var now = timespec()
         clock_gettime(CLOCK_REALTIME, &now)
@@ -106,7 +112,8 @@ final class LogSinks {
             gethostname(&host, 255)
             let hostname = String(decoding: host.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
             let stamp = "\(tm.tm_year + 1900)-\(two(tm.tm_mon + 1))-\(two(tm.tm_mday))T\(two(tm.tm_hour)):\(two(tm.tm_min)):\(two(tm.tm_sec)).\(six(Int(micros)))+00:00"
-            return "<\(pri)>1 \(stamp) \(hostname) \(tag) \(getpid()) - - "
+            let sd = structuredData.flatMap { $0.isEmpty ? nil : $0 } ?? "-"
+            return "<\(pri)>1 \(stamp) \(hostname) \(tag) \(getpid()) - \(sd) "
         }
     }
 

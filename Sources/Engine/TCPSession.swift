@@ -67,6 +67,8 @@ final class TCPSession: ListedSession {
     private var retriesDone = 0
     private var redispatched = false
     private var termination = TerminationState()
+    /// `option logasap`: the line left when the server connection was established.
+    private var loggedEarly = false
     private var lastClientActivity: Double
     private var lastServerActivity: Double
     private var selfRetain: Unmanaged<TCPSession>?
@@ -259,6 +261,7 @@ final class TCPSession: ListedSession {
         connectTime = loop.now - connectStartedAt
         lastClientActivity = loop.now
         lastServerActivity = loop.now
+        if frontend.logPlan.logAsap { log(early: true) }
         updateInterest()
         armTimer()
     }
@@ -622,7 +625,8 @@ final class TCPSession: ListedSession {
 
     /// The session's record for the statistics and the log line (`option tcplog` is HAProxy's
     /// `%ci:%cp [%t] %ft %b/%s %Tw/%Tc/%Tt %B %ts %ac/%fc/%bc/%sc/%rc %sq/%bq`).
-    private func log() {
+    /// `early`: `option logasap`'s line when the server connection is established (not counted).
+    private func log(early: Bool = false) {
         let ms = { (v: Double) -> Int in Int((v * 1000).rounded()) }
         var r = LogRecord(mode: .tcp, frontend: frontend, generation: generation.id, acceptDate: acceptedWall)
         r.backend = backend
@@ -646,8 +650,13 @@ final class TCPSession: ListedSession {
         r.retries = retriesDone
         r.redispatched = redispatched
         r.backendQueue = backend?.queue.count ?? 0
+        if early {
+            r.clientFD = clientFD  // open still: `%fi`/`%fp` read it
+            loggedEarly = frontend.logPlan.emitEarly(r, to: frontend.log)
+            return
+        }
         engine.account(r)
-        frontend.logPlan.emit(r, to: frontend.log)
+        if !loggedEarly { frontend.logPlan.emit(r, to: frontend.log) }
     }
 
     private var lastServerSessions: Int { server?.state.currentSessions ?? 0 }

@@ -73,6 +73,18 @@ import Testing
         first.signal(SIGTERM)
         #expect(first.waitForExit() != nil)
 
+        // `strata -c` reads it as `haproxy -c` does: nothing to say about it.
+        let strataConfig = dir.appendingPathComponent("strata.cfg").path
+        try (config.replacingOccurrences(of: "@ADMIN@", with: dir.appendingPathComponent("check.sock").path) + "\n")
+            .write(toFile: strataConfig, atomically: true, encoding: .utf8)
+        let strataCheck = runTool(StrataProcess.binary, ["-c", "-f", strataConfig])
+        #expect(strataCheck.status == 0 && !strataCheck.stderr.contains("["), "strata -c: \(strataCheck.stderr)")
+        try "1\n# nothing\nbroken line\n".write(toFile: statePath + ".bad", atomically: true, encoding: .utf8)
+        try (config.replacingOccurrences(of: "@ADMIN@", with: dir.appendingPathComponent("check.sock").path)
+            .replacingOccurrences(of: statePath, with: statePath + ".bad") + "\n").write(toFile: strataConfig, atomically: true, encoding: .utf8)
+        let badCheck = runTool(StrataProcess.binary, ["-c", "-f", strataConfig])
+        #expect(badCheck.status == 0 && badCheck.stderr.contains("[WARNING] config: corrupted global server state file '\(statePath).bad' at line 2."), "\(badCheck.stderr)")
+
         // HAProxy reads it: no complaint about the file, and it applies it (s3 DOWN at start).
         if FileManager.default.isExecutableFile(atPath: Self.haproxy) {
             let configPath = dir.appendingPathComponent("haproxy.cfg").path

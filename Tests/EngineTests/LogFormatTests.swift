@@ -241,6 +241,103 @@ import Testing
         #expect(LogFormatter(try LogFormatSpec(parsing: "%Ta %Tt %B %U")).format(r) == "+9 +9 +217 78")
     }
 
+    // MARK: log-format-sd and option logasap through the plan
+
+    /// A unix datagram socket bound in a temporary directory, and a `log` target to it.
+    static func datagramSink(format: LogTarget.Format) -> (fd: Int32, path: String, target: LogTarget) {
+        let path = "/tmp/strata-log-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).sock"
+        let fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue), 0)
+        var addr = sockaddr_un()
+        addr.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &addr.sun_path) { dst in for (i, b) in path.utf8.enumerated() { dst[i] = b } }
+        _ = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        var tv = timeval(tv_sec: 2, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        var target = LogTarget(location: SourceLocation(file: "t", line: 1), destination: .unixDatagram(path: path), facility: 16)
+        target.format = format
+        return (fd, path, target)
+    }
+
+    static func receive(_ fd: Int32) -> String? {
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        let n = recv(fd, &buffer, buffer.count, Int32(MSG_DONTWAIT))
+        return n > 0 ? String(decoding: buffer[0..<n], as: UTF8.self) : nil
+    }
+
+    @Test func structuredDataGoesWhereRFC5424PutsIt() throws {
+        let g = try Self.generation()
+        var proxy = g.frontends["web"]!.proxy
+        proxy.http.httpLog = true
+        proxy.log.structuredDataFormat = try LogFormatSpec(parsing: "[strata@32473 gen=\"%gen\" fe=\"%{+E}f\"]")
+        let plan = LogFormatPlan(proxy)
+        let r = Self.httpRecord(g)
+        let sd = "[strata@32473 gen=\"7\" fe=\"web\"]"
+        #expect(plan.structuredData?.format(r) == sd)
+
+        let rfc5424 = Self.datagramSink(format: .rfc5424)
+        let rfc3164 = Self.datagramSink(format: .rfc3164)
+        defer {
+            close(rfc5424.fd); close(rfc3164.fd)
+            unlink(rfc5424.path); unlink(rfc3164.path)
+        }
+        let sinks = LogSinks([rfc5424.target, rfc3164.target])
+        plan.emit(r, to: sinks)
+        // `<134>1 TIMESTAMP HOST strata PID - [sd] message`: the message id, then the structured data.
+        let line = try #require(Self.receive(rfc5424.fd))
+        let words = line.split(separator: " ", maxSplits: 7, omittingEmptySubsequences: false).map(String.init)
+        #expect(words.count == 8)
+        #expect(words[0] == "<134>1")
+        #expect(words[3] == "strata" && words[4] == String(getpid()) && words[5] == "-")
+        #expect(line.contains(" - \(sd) 127.0.0.1:35280 ["), "\(line)")
+        #expect(line.hasSuffix(Self.sessionHTTPLine(r)))
+        // RFC 3164 has no place for it.
+        let old = try #require(Self.receive(rfc3164.fd))
+        #expect(!old.contains("strata@32473"))
+        #expect(old.hasSuffix(": " + Self.sessionHTTPLine(r)))
+
+        // Without log-format-sd: `-`.
+        proxy.log.structuredDataFormat = nil
+        LogFormatPlan(proxy).emit(r, to: sinks)
+        let plain = try #require(Self.receive(rfc5424.fd))
+        #expect(plain.contains(" strata \(getpid()) - - 127.0.0.1:35280 ["), "\(plain)")
+        _ = Self.receive(rfc3164.fd)
+        // A connection error line carries it too.
+        proxy.log.structuredDataFormat = try LogFormatSpec(parsing: "[e@1 x=\"%ci\"]")
+        LogFormatPlan(proxy).emitConnectionError(r, to: sinks)
+        #expect(try #require(Self.receive(rfc5424.fd)).contains(" - [e@1 x=\"127.0.0.1\"] "))
+        #expect(LogSinks.header(rfc5424.target, level: .info, structuredData: "").hasSuffix(" - - "))
+    }
+
+    @Test func logasapSendsOneEarlyLineAndNothingAtTheEnd() throws {
+        let g = try Self.generation()
+        var proxy = g.frontends["tin"]!.proxy
+        proxy.log.format = .tcplog
+        let sink = Self.datagramSink(format: .raw)
+        defer { close(sink.fd); unlink(sink.path) }
+        let sinks = LogSinks([sink.target])
+        var r = LogRecord(mode: .tcp, frontend: g.frontends["tin"]!, generation: 7, acceptDate: Self.date)
+        r.backend = g.backends["tout"]
+        r.server = g.backends["tout"]!.servers[0]
+        r.client = SocketEndpoint(address: .v4(0x7f00_0001), port: 40000)
+        r.queue = 0; r.connect = 1; r.total = 1; r.active = 1
+
+        // Without logasap: no early line, the caller logs at the end.
+        #expect(LogFormatPlan(proxy).emitEarly(r, to: sinks) == false)
+        #expect(Self.receive(sink.fd) == nil)
+
+        proxy.log.logAsap = true
+        let plan = LogFormatPlan(proxy)
+        #expect(plan.emitEarly(r, to: sinks))
+        let early = try #require(Self.receive(sink.fd))
+        #expect(early.hasSuffix("tin tout/t1 0/1/+1 +0 -- 0/0/0/0/0 0/0"), "\(early)")
+        // dontlog-normal still decides for the early line (it is not an error yet).
+        proxy.log.dontLogNormal = true
+        #expect(LogFormatPlan(proxy).emitEarly(r, to: sinks))
+        #expect(Self.receive(sink.fd) == nil)
+    }
+
     // MARK: the plan: which format, whether to log, at which level
 
     @Test func planChoosesTheEffectiveFormat() throws {

@@ -114,7 +114,8 @@ import Testing
         #expect(String(decoding: n.finish(), as: UTF8.self) == "1.234\n0.500000\n-7\n0")
     }
 
-    @Test(.enabled(if: StatsTestSupport.inCI || StatsTestSupport.pythonHas("prometheus_client")))
+    @Test(.enabled(if: StatsTestSupport.inCI || StatsTestSupport.pythonHas("prometheus_client"),
+                   "python3 with prometheus_client is not installed (pip install prometheus_client)"))
     func prometheusClientParsesTheExposition() throws {
         let (engine, g) = try StatsTestSupport.engine(StatsTestSupport.proxies())
         g.backends["web"]!.servers[0].state.recordTimes(queue: 0, connect: 3, response: 12, total: 20)

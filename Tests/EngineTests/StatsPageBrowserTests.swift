@@ -72,7 +72,8 @@ import Testing
         return (String(decoding: outText, as: UTF8.self), String(decoding: errText, as: UTF8.self))
     }
 
-    @Test(.enabled(if: StatsPageBrowserTests.chromium != nil || StatsTestSupport.inCI), .timeLimit(.minutes(2)))
+    @Test(.enabled(if: StatsPageBrowserTests.chromium != nil || StatsTestSupport.inCI, "chromium is not installed"),
+          .timeLimit(.minutes(2)))
     func pageLoadsWithoutConsoleErrorsListsGenerationsAndIsScreenshotted() throws {
         // A drain in progress: a request in flight on generation 1 (its origin never answers),
         // generation 2 active. The chart gets a sample before and after the reload.

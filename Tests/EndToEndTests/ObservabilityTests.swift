@@ -1,0 +1,374 @@
+import Foundation
+import Glibc
+import Synchronization
+import Testing
+
+/// What the observability tests run beside strata: Python 3 (with `prometheus_client` for the
+/// exporter, its `csv` and `json` modules for `show stat`), HAProxy 2.6 (its `show stat` header
+/// and its log lines, to compare with), and a headless chromium (the stats page). CI installs
+/// them all (`.ci/run`): there, with `CI` set, a missing tool fails its test; elsewhere the test is
+/// skipped with a message.
+enum ObservabilityTools {
+    static var inCI: Bool { ProcessInfo.processInfo.environment["CI"] != nil }
+
+    /// Runs `python3 -c script` with `input` on its standard input; (exit status, stdout + stderr).
+    static func python(_ script: String, input: String = "", arguments: [String] = []) throws -> (status: Int32, output: String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["python3", "-c", script] + arguments
+        let stdin = Pipe(), stdout = Pipe()
+        process.standardInput = stdin
+        process.standardOutput = stdout
+        process.standardError = stdout
+        try process.run()
+        let data = Data(input.utf8)
+        let writer = Thread {
+            stdin.fileHandleForWriting.write(data)
+            try? stdin.fileHandleForWriting.close()
+        }
+        writer.start()
+        let out = stdout.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: out, as: UTF8.self))
+    }
+
+    static func pythonHas(_ module: String) -> Bool {
+        (try? python("import \(module)"))?.status == 0
+    }
+
+    static let hasPrometheusClient = pythonHas("prometheus_client")
+    static let hasPython = pythonHas("csv")
+    static let haproxy: String? = ["/usr/sbin/haproxy", "/usr/bin/haproxy", "/usr/local/sbin/haproxy"].first {
+        FileManager.default.isExecutableFile(atPath: $0)
+    }
+    static let chromium: String? = ["/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome"].first {
+        FileManager.default.isExecutableFile(atPath: $0)
+    }
+
+    /// A test that needs a tool runs when the tool is there, or in CI (where its absence fails it).
+    static func available(_ present: Bool) -> Bool { present || inCI }
+
+    /// Fails the test (in CI) when a tool it needs is missing.
+    static func require(_ present: Bool, _ what: String) throws {
+        if !present { throw TestSocket.Failure(description: "\(what) is missing (CI installs it: see .ci/run)") }
+    }
+
+    /// `.build/screenshots` at the package root (or `$STRATA_SCREENSHOTS`).
+    static var screenshotDirectory: URL {
+        if let dir = ProcessInfo.processInfo.environment["STRATA_SCREENSHOTS"] { return URL(fileURLWithPath: dir) }
+        return StrataProcess.packageRoot.appendingPathComponent(".build/screenshots")
+    }
+
+    /// Runs headless chromium with `arguments` then `url`; (stdout, stderr). The same invocation as
+    /// the engine's `StatsPageBrowserTests`: `:CONSOLE` lines on stderr are console messages.
+    static func browse(_ url: String, _ arguments: [String]) throws -> (String, String) {
+        let profile = FileManager.default.temporaryDirectory.appendingPathComponent("strata-chromium-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
+        defer { try? FileManager.default.removeItem(at: profile) }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: chromium!)
+        process.arguments = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
+                             "--user-data-dir=\(profile.path)", "--enable-logging=stderr", "--v=0"] + arguments + [url]
+        let errPath = profile.path + ".log"
+        _ = FileManager.default.createFile(atPath: errPath, contents: nil)
+        defer { try? FileManager.default.removeItem(atPath: errPath) }
+        let err = try FileHandle(forWritingTo: URL(fileURLWithPath: errPath))
+        let out = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        let outText = out.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        try err.close()
+        let errText = (try? Data(contentsOf: URL(fileURLWithPath: errPath))) ?? Data()
+        return (String(decoding: outText, as: UTF8.self), String(decoding: errText, as: UTF8.self))
+    }
+
+    /// A field's shape: every run of digits becomes `9` (`127.0.0.1:35280` → `9.9.9.9:9`), so
+    /// two log lines of the same format compare field by field whatever their figures.
+    static func shape(_ field: Substring) -> String {
+        var out = ""
+        var inDigits = false
+        for c in field {
+            if c.isASCII && c.isNumber {
+                if !inDigits { out.append("9") }
+                inDigits = true
+            } else {
+                out.append(c)
+                inDigits = false
+            }
+        }
+        return out
+    }
+}
+
+/// One scrape of strata's `/metrics`, parsed by Python's `prometheus_client` (the reference
+/// parser: a line it refuses fails the scrape).
+struct PrometheusScrape {
+    struct Sample {
+        var name: String
+        var labels: [String: String]
+        var value: Double
+    }
+
+    /// Family name -> type (`prometheus_client` names a counter family without `_total`).
+    var types: [String: String] = [:]
+    var samples: [Sample] = []
+
+    static let parser = """
+        import sys, json
+        from prometheus_client.parser import text_string_to_metric_families
+        out = {"types": {}, "samples": []}
+        for family in text_string_to_metric_families(sys.stdin.read()):
+            out["types"][family.name] = family.type
+            for s in family.samples:
+                out["samples"].append([s.name, s.labels, s.value])
+        print(json.dumps(out))
+        """
+
+    /// Parses exposition text; throws with the parser's complaint.
+    init(text: String) throws {
+        let (status, output) = try ObservabilityTools.python(Self.parser, input: text)
+        guard status == 0, let data = output.data(using: .utf8),
+              let json = try JSONSerialization.jsonObject(with: data) as? [String: Any] else {
+            throw TestSocket.Failure(description: "prometheus_client refused the scrape: \(output)")
+        }
+        types = json["types"] as? [String: String] ?? [:]
+        for item in json["samples"] as? [[Any]] ?? [] {
+            guard item.count == 3, let name = item[0] as? String, let labels = item[1] as? [String: String] else { continue }
+            let value = (item[2] as? NSNumber)?.doubleValue ?? .nan
+            samples.append(Sample(name: name, labels: labels, value: value))
+        }
+    }
+
+    /// Scrapes `http://127.0.0.1:port/metrics` (a connection of its own) and parses it.
+    static func scrape(_ port: UInt16, path: String = "/metrics") throws -> PrometheusScrape {
+        guard let client = TestHTTPClient(port: port) else { throw TestSocket.Failure(description: "cannot connect to \(port)") }
+        guard let answer = client.get(path), answer.status == 200 else {
+            throw TestSocket.Failure(description: "no scrape from \(port)")
+        }
+        guard answer.head.lowercased().contains("content-type: text/plain; version=0.0.4") else {
+            throw TestSocket.Failure(description: "not Prometheus' content type: \(answer.head)")
+        }
+        return try PrometheusScrape(text: answer.body)
+    }
+
+    /// The value of the sample `name` with exactly these labels (nil: no such series).
+    func value(_ name: String, _ labels: [String: String] = [:]) -> Double? {
+        samples.first { $0.name == name && $0.labels == labels }?.value
+    }
+
+    /// Every sample of `name`.
+    func series(_ name: String) -> [Sample] { samples.filter { $0.name == name } }
+
+    /// The samples that carry `generation="id"`.
+    func samples(ofGeneration id: Int) -> [Sample] { samples.filter { $0.labels["generation"] == String(id) } }
+}
+
+/// An HTTP origin whose answers wait until the test releases them: a request stays in flight as
+/// long as the test needs (a session that holds its generation through a drain). `headFirst`:
+/// the response head leaves at once and only the body waits (`option logasap`).
+final class HeldOrigin: @unchecked Sendable {
+    let port: UInt16
+    private let fd: Int32
+    private let headFirst: Bool
+    private let state = Mutex<(waiting: Int, released: Int, connections: [Int32])>((0, 0, []))
+
+    init(headFirst: Bool = false) throws {
+        self.headFirst = headFirst
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        self.fd = fd
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let r = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        guard r == 0, listen(fd, 64) == 0 else { throw TestSocket.Failure(description: "held origin bind") }
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
+        port = UInt16(bigEndian: addr.sin_port)
+        Thread { [self] in
+            while true {
+                let c = accept(fd, nil, nil)
+                if c < 0 { if errno == EINTR { continue } else { return } }
+                TestSocket.setTimeout(c, seconds: 30)
+                state.withLock { $0.connections.append(c) }
+                Thread { [self] in self.serve(c) }.start()
+            }
+        }.start()
+    }
+
+    deinit {
+        shutdown(fd, Int32(SHUT_RDWR))
+        close(fd)
+        release()
+    }
+
+    /// Requests received and not yet answered.
+    var waiting: Int { state.withLock { $0.waiting } }
+
+    /// Lets every waiting answer (and the ones to come) go.
+    func release() { state.withLock { $0.released = Int.max } }
+
+    private func serve(_ c: Int32) {
+        defer { close(c) }
+        var reader = HTTPTestReader(fd: c)
+        while reader.readHead() != nil {
+            let body = "held\n"
+            if headFirst { _ = TestSocket.sendAll(c, "HTTP/1.1 200 OK\r\nContent-Length: \(body.utf8.count)\r\n\r\n") }
+            state.withLock { $0.waiting += 1 }
+            while state.withLock({ $0.released == 0 }) { usleep(10_000) }
+            state.withLock { $0.waiting -= 1 }
+            let answer = headFirst ? body : "HTTP/1.1 200 OK\r\nContent-Length: \(body.utf8.count)\r\n\r\n" + body
+            guard TestSocket.sendAll(c, answer) else { return }
+        }
+    }
+}
+
+/// HAProxy 2.6 run by a test on a configuration of its own (its log lines on standard output,
+/// its `show stat` on a stats socket), stopped by its pid when the test releases it.
+final class HAProxyProcess: @unchecked Sendable {
+    let directory: URL
+    let socket: String
+    let process = Process()
+    private let lines = LineBuffer()
+    private let pipe = Pipe()
+
+    /// Starts `haproxy -db -f` on `config` (`@SOCKET@` is replaced by a stats socket path).
+    init(config: String) throws {
+        directory = StrataProcess.makeDirectory()
+        socket = directory.appendingPathComponent("haproxy.sock").path
+        let path = directory.appendingPathComponent("haproxy.cfg").path
+        // HAProxy refuses a last line without its LF.
+        try (config.replacingOccurrences(of: "@SOCKET@", with: socket) + "\n").write(toFile: path, atomically: true, encoding: .utf8)
+        process.executableURL = URL(fileURLWithPath: ObservabilityTools.haproxy!)
+        process.arguments = ["-db", "-f", path]
+        process.standardOutput = pipe
+        process.standardError = pipe
+        let lines = self.lines
+        pipe.fileHandleForReading.readabilityHandler = { handle in
+            let data = handle.availableData
+            guard !data.isEmpty else { handle.readabilityHandler = nil; return }
+            lines.append(String(decoding: data, as: UTF8.self))
+        }
+        try process.run()
+    }
+
+    var output: [String] { lines.lines }
+
+    /// Waits until HAProxy answers on its stats socket (its listeners are bound by then), without
+    /// connecting to a proxy (which would log a line of its own).
+    func waitUntilReady() throws {
+        _ = try command("show info")
+    }
+
+    /// Sends one command on the stats socket, returns the answer.
+    func command(_ text: String) throws -> String {
+        guard StrataProcess.eventually(seconds: 10, { FileManager.default.fileExists(atPath: socket) }),
+              let fd = StrataProcess.connectUnix(socket) else {
+            throw TestSocket.Failure(description: "haproxy stats socket: \(output.joined(separator: "\n"))")
+        }
+        defer { close(fd) }
+        _ = TestSocket.sendAll(fd, text + "\n")
+        return String(decoding: TestSocket.readToEnd(fd), as: UTF8.self)
+    }
+
+    func stop() {
+        if process.isRunning {
+            kill(process.processIdentifier, SIGTERM)
+            let deadline = Date().addingTimeInterval(5)
+            while process.isRunning && Date() < deadline { usleep(20_000) }
+            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        }
+        try? FileManager.default.removeItem(at: directory)
+    }
+
+    deinit { stop() }
+}
+
+/// Every reload, rollback, drain start, deadline kill and retire reaches the global `log`
+/// targets with its generation id (`log stdout format raw`: the message alone on its line, where
+/// the daemon's own notices on standard error start with `[NOTICE]`).
+@Suite(.serialized) struct ObservabilityLifecycleTests {
+    static func config(port: UInt16, server: UInt16, extra: String = "") -> String {
+        """
+        global
+            stats socket @ADMIN@ level admin
+            log stdout format raw local0
+            hard-stop-after 1s
+        defaults
+            mode tcp
+            timeout connect 2s
+            timeout client 30s
+            timeout server 30s
+        listen app
+            bind 127.0.0.1:\(port)
+            server s1 127.0.0.1:\(server)
+        \(extra)
+        """
+    }
+
+    /// The lines strata's log targets wrote (raw: no `[LEVEL]` prefix).
+    static func logLines(_ strata: StrataProcess) -> [String] {
+        strata.output.filter { !$0.hasPrefix("[") }
+    }
+
+    static func waitForLog(_ strata: StrataProcess, seconds: Double = 10, _ matches: (String) -> Bool) -> Bool {
+        StrataProcess.eventually(seconds: seconds) { logLines(strata).contains(where: matches) }
+    }
+
+    @Test func reloadRollbackDrainDeadlineKillAndRetireAreLoggedWithTheirGeneration() throws {
+        let echo = try TestBackend(.nameThenEcho("e"))
+        let port = TestSocket.freePort()
+        let strata = try StrataProcess(config: Self.config(port: port, server: echo.port))
+        #expect(strata.waitForAdmin())
+        // A session holds generation 1 through the reload; the deadline (1 s) kills it.
+        let fd = try #require(TestSocket.connect(port))
+        defer { close(fd) }
+        #expect(TestSocket.readLine(fd) == "e")
+        #expect(try strata.admin("reload").hasPrefix("Success=1"))
+        #expect(Self.waitForLog(strata) { $0.hasPrefix("generation 2 active (hash ") })
+        #expect(Self.waitForLog(strata) { $0 == "generation 1 draining: 1 sessions left" })
+        #expect(Self.waitForLog(strata) { $0 == "generation 1: hard-stop-after reached, killing 1 sessions" })
+        #expect(Self.waitForLog(strata) { $0 == "generation 1 retired" })
+
+        // A rollback: the new configuration binds a port another socket holds.
+        let blocker = try TestBackend(.name("blocker"))
+        try strata.write(Self.config(port: port, server: echo.port, extra: """
+            listen clash
+                bind 127.0.0.1:\(blocker.port)
+                server s1 127.0.0.1:\(echo.port)
+            """))
+        #expect(try strata.admin("reload").hasPrefix("Success=0"))
+        #expect(Self.waitForLog(strata) { $0 == "generation 3 failed: nothing was changed" })
+        #expect(Self.waitForLog(strata) { $0.hasPrefix("\(strata.configPath):14: cannot bind 127.0.0.1:\(blocker.port)") })
+
+        // The next reload replaces generation 2, which had no session left: drained and retired at once.
+        try strata.write(Self.config(port: port, server: echo.port))
+        #expect(try strata.admin("reload").hasPrefix("Success=1"))
+        #expect(Self.waitForLog(strata) { $0.hasPrefix("generation 4 active (hash ") })
+        #expect(Self.waitForLog(strata) { $0 == "generation 2 draining: 0 sessions left" })
+        #expect(Self.waitForLog(strata) { $0 == "generation 2 retired" })
+
+        // Every lifecycle line names its generation.
+        let lifecycle = Self.logLines(strata).filter { $0.hasPrefix("generation ") }
+        #expect(lifecycle.count >= 8, "\(lifecycle)")
+        #expect(lifecycle.allSatisfy { $0.split(separator: " ")[1].allSatisfy { $0.isNumber || $0 == ":" } })
+    }
+
+    @Test func maxGenerationsKillIsLogged() throws {
+        let echo = try TestBackend(.nameThenEcho("e"))
+        let port = TestSocket.freePort()
+        let strata = try StrataProcess(config: Self.config(port: port, server: echo.port).replacingOccurrences(
+            of: "hard-stop-after 1s", with: "max-generations 2"))
+        #expect(strata.waitForAdmin())
+        var held: [Int32] = []
+        defer { held.forEach { close($0) } }
+        for _ in 0..<2 {
+            let fd = try #require(TestSocket.connect(port))
+            #expect(TestSocket.readLine(fd) == "e")
+            held.append(fd)
+            #expect(try strata.admin("reload").hasPrefix("Success=1"))
+        }
+        #expect(Self.waitForLog(strata) { $0 == "generation 1: max-generations 2 exceeded, killing 1 sessions" })
+        #expect(Self.waitForLog(strata) { $0 == "generation 1 retired" })
+    }
+}
