@@ -26,6 +26,8 @@ final class ReloadCoordinator: @unchecked Sendable {
     private var running = false
     private var startPosted = false
     private var answering: [Reply] = []
+    /// The generation current when the running reload started (see `start`).
+    private var carrying: Generation?
     private var queued: [Reply] = []
     private(set) var succeeded = 0
     private(set) var failed = 0
@@ -69,8 +71,12 @@ final class ReloadCoordinator: @unchecked Sendable {
         let id = nextID
         nextID += 1
         started()
+        // The builder reads the current generation (counters and server states to carry) without
+        // owning it: this reference keeps it alive until `finish`, so it is never freed off the loop.
+        carrying = engine.current
         let previous = engine.current?.config.config
-        let job = ReloadJob(id: id, files: files, loader: loader, cache: cache, previous: previous)
+        let job = ReloadJob(id: id, files: files, loader: loader, cache: cache, previous: previous,
+                            carrying: Handoff(value: carrying.map { Unmanaged.passUnretained($0) }))
         let loop = engine.loop
         let thread = Thread { [self] in
             let result = job.build()
@@ -114,6 +120,7 @@ final class ReloadCoordinator: @unchecked Sendable {
                                     seconds: result.seconds, messages: outcome.messages)
         for m in outcome.messages { engine.current?.logNotice(m) }
         withExtendedLifetime(replaced) {}
+        carrying = nil
         running = false
         if !queued.isEmpty { startQueued() }
     }
@@ -142,6 +149,9 @@ struct ReloadJob: Sendable {
     var loader: ConfigLoader
     var cache: ListenerCache
     var previous: Config?
+    /// The generation serving when the reload started, owned by the coordinator until the
+    /// result is back on the loop.
+    var carrying: Handoff<Unmanaged<Generation>?>
 
     func build() -> Result {
         let start = ConfigGeneration.monotonicNow()
@@ -168,7 +178,7 @@ struct ReloadJob: Sendable {
             let config = ConfigGeneration(id: id, hash: loaded.hash, config: loaded.config, files: loaded.files)
             let generation: Generation
             do {
-                generation = try Engine.makeGeneration(config)
+                generation = try Engine.makeGeneration(config, carryingFrom: carrying.value?.takeUnretainedValue())
             } catch {
                 cache.release(keys.filter { !before.contains($0) })
                 return .failure(error)

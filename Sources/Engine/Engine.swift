@@ -66,8 +66,12 @@ public final class Engine: EventHandler, @unchecked Sendable {
     }
 
     /// Builds the runtime objects of a generation. Pure: runs on the reload builder's thread.
-    public static func makeGeneration(_ config: ConfigGeneration) throws(ConfigErrors) -> Generation {
-        try Generation(config: config)
+    /// `previous` (the generation current when the reload started, kept alive by the caller and
+    /// only read) gives its counters and server states to what it has in common with the new
+    /// one, so that activation on the loop looks up only what it does not have.
+    public static func makeGeneration(_ config: ConfigGeneration,
+                                      carryingFrom previous: Generation? = nil) throws(ConfigErrors) -> Generation {
+        try Generation(config: config, carryingFrom: previous)
     }
 
     public func run() { loop.run() }
@@ -159,24 +163,50 @@ public final class Engine: EventHandler, @unchecked Sendable {
     }
 
     /// Gives each proxy and server of the new generation the counters and state its identity
-    /// already has, so a reload resets nothing.
+    /// already has, so a reload resets nothing. A generation built from the current one
+    /// (`Generation(config:carryingFrom:)`, off the loop) took them already: only what it did not
+    /// find there is looked up here.
     private func adoptCounters(_ generation: Generation) {
-        for f in generation.frontends.values {
-            if let c = frontendCounters[f.name] { f.counters = c } else { frontendCounters[f.name] = f.counters }
-        }
-        for b in generation.backends.values {
-            if let c = backendCounters[b.name] { b.counters = c } else { backendCounters[b.name] = b.counters }
-            for s in b.servers {
-                if let existing = serverStates[s.state.identity] {
-                    s.state = existing
-                    s.state.newestBackend = b
-                    healthMonitor.carry(s)
-                } else {
-                    serverStates[s.state.identity] = s.state
-                    s.state.newestBackend = b
-                }
+        // Servers that start with a fresh state: the carried ones meet their new line below.
+        var fresh = Set<ObjectIdentifier>()
+        if let from = generation.carriedFrom, let current, ObjectIdentifier(current) == from {
+            for f in generation.unresolvedFrontends { adoptCounters(of: f) }
+            for b in generation.unresolvedBackends { adoptCounters(of: b) }
+            for s in generation.unresolvedServers where !adoptState(of: s) { fresh.insert(ObjectIdentifier(s)) }
+        } else {
+            for f in generation.frontends.values { adoptCounters(of: f) }
+            for b in generation.backends.values {
+                adoptCounters(of: b)
+                for s in b.servers where !adoptState(of: s) { fresh.insert(ObjectIdentifier(s)) }
             }
         }
+        generation.unresolvedFrontends = []
+        generation.unresolvedBackends = []
+        generation.unresolvedServers = []
+        for b in generation.backends.values {
+            for s in b.servers {
+                s.state.newestBackend = b
+                if !fresh.contains(ObjectIdentifier(s)) { healthMonitor.carry(s) }
+            }
+        }
+    }
+
+    private func adoptCounters(of f: Frontend) {
+        if let c = frontendCounters[f.name] { f.counters = c } else { frontendCounters[f.name] = f.counters }
+    }
+
+    private func adoptCounters(of b: Backend) {
+        if let c = backendCounters[b.name] { b.counters = c } else { backendCounters[b.name] = b.counters }
+    }
+
+    /// Gives `s` the state its identity already has; false when it has none (a new server).
+    private func adoptState(of s: BackendServer) -> Bool {
+        if let existing = serverStates[s.state.identity] {
+            s.state = existing
+            return true
+        }
+        serverStates[s.state.identity] = s.state
+        return false
     }
 
     /// Forgets carried state that no live generation uses.

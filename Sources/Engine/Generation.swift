@@ -19,46 +19,79 @@ public final class Generation {
     /// Listeners still pointing at this generation.
     var listenerRefs = 0
 
+    /// What activation still has to look up in the engine's tables (on the loop): frontends,
+    /// backends and servers whose counters and state were not found in the generation this one
+    /// was built from (`carryingFrom`). Empty when everything was carried.
+    var unresolvedFrontends: [Frontend] = []
+    var unresolvedBackends: [Backend] = []
+    var unresolvedServers: [BackendServer] = []
+    /// The generation whose counters and server states this one took while it was built; nil
+    /// when it took none (then activation looks every name and identity up).
+    let carriedFrom: ObjectIdentifier?
+
     /// Throws the errors of what only the engine can check (an HTTP rule's regular expression).
-    init(config: ConfigGeneration) throws(ConfigErrors) {
+    /// `previous`: the generation serving now, read (never changed) off the loop so that every
+    /// proxy and server whose name and identity it already has takes its counters and state now,
+    /// and activation does no lookup for them. The caller keeps `previous` alive meanwhile.
+    init(config: ConfigGeneration, carryingFrom previous: Generation? = nil) throws(ConfigErrors) {
         self.config = config
+        carriedFrom = previous.map(ObjectIdentifier.init)
         let global = config.config.global
         globalLog = LogSinks(global.logTargets)
+        // Indexed access throughout: `for proxy in proxies` copies every Proxy (dozens of references).
+        let proxies = config.config.proxies
         // One rule set per HTTP proxy: a `listen`'s front and back halves share it.
         var rules: [String: HTTPRuleSet] = [:]
         var errors: [ConfigError] = []
-        for proxy in config.config.proxies where proxy.mode == .http {
-            do { rules[proxy.name + (proxy.isBackend ? "/b" : "/f")] = try HTTPRuleSet(proxy) } catch { errors.append(error) }
+        for i in proxies.indices where proxies[i].mode == .http {
+            do { rules[proxies[i].name + (proxies[i].kind != .frontend ? "/b" : "/f")] = try HTTPRuleSet(proxies[i]) } catch { errors.append(error) }
         }
         if !errors.isEmpty { throw ConfigErrors(errors) }
-        func ruleSet(_ proxy: Proxy) -> HTTPRuleSet? { rules[proxy.name + (proxy.isBackend ? "/b" : "/f")] }
         var backends: [String: Backend] = [:]
-        for proxy in config.config.proxies where proxy.isBackend {
-            backends[proxy.name] = Backend(proxy: proxy, rules: ruleSet(proxy))
+        backends.reserveCapacity(proxies.count)
+        var unresolvedBackends: [Backend] = []
+        var unresolvedServers: [BackendServer] = []
+        for i in proxies.indices where proxies[i].kind != .frontend {
+            let name = proxies[i].name
+            let rules = proxies[i].mode == .http ? rules[name + "/b"] : nil
+            let old = previous?.backends[name]
+            let backend = Backend(proxy: proxies[i], rules: rules, previous: old, unresolved: &unresolvedServers)
+            if let old { backend.counters = old.counters } else { unresolvedBackends.append(backend) }
+            backends[name] = backend
         }
         var frontends: [String: Frontend] = [:]
+        frontends.reserveCapacity(proxies.count)
+        var unresolvedFrontends: [Frontend] = []
         var keys: [ListenerKey: Frontend] = [:]
         var tlsContexts: [ListenerKey: TLSServerContext] = [:]
-        for proxy in config.config.proxies where proxy.isFrontend && !proxy.disabled {
-            let target = proxy.defaultBackend.flatMap { backends[$0] } ?? (proxy.kind == .listen ? backends[proxy.name] : nil)
-            let frontend = Frontend(proxy: proxy, defaultBackend: target, rules: ruleSet(proxy),
-                                    log: proxy.kind == .listen ? backends[proxy.name]?.log : nil)
-            frontends[proxy.name] = frontend
-            for bind in proxy.binds {
-                let key = ListenerKey(bind, defaultBacklog: Frontend.defaultBacklog)
+        for i in proxies.indices where proxies[i].kind != .backend && !proxies[i].disabled {
+            let name = proxies[i].name
+            let listen = proxies[i].kind == .listen
+            let target = proxies[i].defaultBackend.flatMap { backends[$0] } ?? (listen ? backends[name] : nil)
+            let frontend = Frontend(proxy: proxies[i], defaultBackend: target,
+                                    rules: proxies[i].mode == .http ? rules[name + (listen ? "/b" : "/f")] : nil,
+                                    log: listen ? backends[name]?.log : nil)
+            if let old = previous?.frontends[name] { frontend.counters = old.counters } else { unresolvedFrontends.append(frontend) }
+            frontends[name] = frontend
+            keys.reserveCapacity(keys.count + proxies[i].binds.count)
+            for b in proxies[i].binds.indices {
+                let key = ListenerKey(proxies[i].binds[b], defaultBacklog: Frontend.defaultBacklog)
                 keys[key] = frontend
                 // TLS: certificates are decoded now, so a bad one fails the reload (rollback).
-                if bind.tls != nil {
-                    do { tlsContexts[key] = try TLSServerContext(bind: bind, proxy: proxy, global: global) } catch { errors.append(error) }
+                if case .some = proxies[i].binds[b].tls {
+                    do { tlsContexts[key] = try TLSServerContext(bind: proxies[i].binds[b], proxy: proxies[i], global: global) } catch { errors.append(error) }
                 }
             }
         }
-        for backend in backends.values { errors += backend.makeTLSContexts(global: global) }
+        for backend in backends.values where backend.hasTLSServers { errors += backend.makeTLSContexts(global: global) }
         if !errors.isEmpty { throw ConfigErrors(errors.sorted { ($0.location?.line ?? 0) < ($1.location?.line ?? 0) }) }
         self.tlsContexts = tlsContexts
         self.frontends = frontends
         self.backends = backends
         self.listenerFrontends = keys
+        self.unresolvedFrontends = unresolvedFrontends
+        self.unresolvedBackends = unresolvedBackends
+        self.unresolvedServers = unresolvedServers
         for f in frontends.values { f.generation = self }
         for b in backends.values { b.generation = self }
     }
@@ -113,11 +146,54 @@ final class Backend {
     let rules: HTTPRuleSet?
     /// `server … ssl sni EXPR` with a fetch: rendered per request.
     var serverName: HTTPServerName?
+    /// A server line has `ssl` (its TLS context is made with the generation).
+    let hasTLSServers: Bool
 
-    init(proxy: Proxy, rules: HTTPRuleSet? = nil) {
+    convenience init(proxy: Proxy, rules: HTTPRuleSet? = nil) {
+        var unresolved: [BackendServer] = []
+        self.init(proxy: proxy, rules: rules, previous: nil, unresolved: &unresolved)
+    }
+
+    /// `previous`: the same-named backend of the generation serving now (read off the loop). A
+    /// server whose identity it has takes its state; the others get a fresh one and are added to
+    /// `unresolved` (activation looks them up among every live generation's servers).
+    init(proxy: Proxy, rules: HTTPRuleSet?, previous: Backend?, unresolved: inout [BackendServer]) {
         self.proxy = proxy
         self.rules = rules
-        servers = proxy.servers.map { BackendServer(config: $0, backendName: proxy.name) }
+        let configured = proxy.servers
+        let old = previous?.servers ?? []
+        var servers: [BackendServer] = []
+        servers.reserveCapacity(configured.count)
+        // Servers usually keep their place: compare with the one at the same index first, then by
+        // name (the names are hashed only once a server moved).
+        var byName: [String: Int]?
+        var tls = false
+        for i in configured.indices {
+            if case .some = configured[i].options.tls { tls = true }
+            var carried: ServerState?
+            if !old.isEmpty {
+                var j = i
+                if j >= old.count || old[j].state.identity.server != configured[i].name {
+                    if byName == nil {
+                        var names: [String: Int] = [:]
+                        names.reserveCapacity(old.count)
+                        for k in old.indices { names[old[k].state.identity.server] = k }
+                        byName = names
+                    }
+                    j = byName![configured[i].name] ?? -1
+                }
+                if j >= 0, old[j].state.identity.address == configured[i].address,
+                   old[j].state.identity.port == configured[i].port
+                {
+                    carried = old[j].state
+                }
+            }
+            let server = BackendServer(config: configured[i], backendName: proxy.name, carried: carried)
+            if carried == nil { unresolved.append(server) }
+            servers.append(server)
+        }
+        self.servers = servers
+        hasTLSServers = tls
         balancer = Balancer(algorithm: proxy.balance, hashType: proxy.http.hashType, servers: servers)
         log = LogSinks(proxy.log.targets)
         for s in servers { s.backend = self }
@@ -186,11 +262,16 @@ final class BackendServer {
     /// Smooth weighted round-robin's running weight.
     var currentWeight = 0
 
-    init(config: ConfigModel.Server, backendName: String) {
+    /// `carried`: the state of the same identity in the generation serving now; nil for a new one.
+    init(config: ConfigModel.Server, backendName: String, carried: ServerState? = nil) {
         self.config = config
-        state = ServerState(identity: ServerIdentity(backend: backendName, server: config.name,
-                                                     address: config.address, port: config.port))
-        state.health = ServerHealth(options: config.options, now: ConfigGeneration.monotonicNow())
+        if let carried {
+            state = carried
+        } else {
+            state = ServerState(identity: ServerIdentity(backend: backendName, server: config.name,
+                                                         address: config.address, port: config.port))
+            state.health = ServerHealth(options: config.options, now: ConfigGeneration.monotonicNow())
+        }
     }
 
     var name: String { config.name }
