@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <malloc.h>
 #include <linux/capability.h>
 #include <stdlib.h>
 #include <sys/ioctl.h>
@@ -36,6 +37,7 @@ int CLibEV_io_fd(const ev_io *w) { return w->fd; }
 int CLibEV_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags) { return accept4(fd, addr, len, flags); }
 ssize_t CLibEV_splice(int fd_in, int fd_out, size_t len, unsigned int flags) { return splice(fd_in, NULL, fd_out, NULL, len, flags); }
 int CLibEV_pipe2(int fds[2], int flags) { return pipe2(fds, flags); }
+int CLibEV_malloc_trim(size_t pad) { return malloc_trim(pad); }
 int CLibEV_pipe_set_size(int fd, int size) { return fcntl(fd, F_SETPIPE_SZ, size); }
 int CLibEV_fcntl_setfl_nonblock(int fd) { int f = fcntl(fd, F_GETFL); return f < 0 ? f : fcntl(fd, F_SETFL, f | O_NONBLOCK); }
 int CLibEV_fcntl_setfd_cloexec(int fd) { int f = fcntl(fd, F_GETFD); return f < 0 ? f : fcntl(fd, F_SETFD, f | FD_CLOEXEC); }

@@ -96,6 +96,8 @@ public final class Generation {
         for b in backends.values { b.generation = self }
     }
 
+    deinit { MemoryTrim.request() }
+
     var state: GenerationState {
         get { config.state }
         set { config.state = newValue }

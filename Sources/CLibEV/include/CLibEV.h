@@ -43,6 +43,8 @@ int CLibEV_pipe_set_size(int fd, int size);
 int CLibEV_fcntl_setfl_nonblock(int fd);
 int CLibEV_fcntl_setfd_cloexec(int fd);
 int CLibEV_fionread(int fd);
+/// glibc's malloc_trim: gives the free pages of every arena back to the kernel.
+int CLibEV_malloc_trim(size_t pad);
 
 extern const unsigned int CLibEV_SPLICE_F_MOVE;
 extern const unsigned int CLibEV_SPLICE_F_NONBLOCK;
