@@ -166,7 +166,8 @@ public final class EventLoop: EventHandler, @unchecked Sendable {
 /// flight and gives it back when it is empty, so idle connections hold none.
 final class BufferPool {
     let size: Int
-    private var free: [UnsafeMutableRawPointer] = []
+    /// The loop's thread only: no runtime exclusivity checks (a take and a give per buffer use).
+    @exclusivity(unchecked) private var free: [UnsafeMutableRawPointer] = []
 
     init(size: Int) {
         self.size = size

@@ -75,98 +75,101 @@ final class HTTPSession: ListedSession {
     /// `bind … ssl`: the client connection's TLS (nil: a plain socket), with the listener's
     /// context of the generation current at accept, kept for the connection's life.
     let clientTLS: TLSConnection?
-    private(set) var phase = Phase.idle
-    private var clientIO: IOWatcher
-    private var timer: TimerWatcher
+    // The session's state is touched by its own loop's thread only, one event at a time: its
+    // stored properties skip the runtime's exclusivity bookkeeping (swift_beginAccess), which
+    // cost about a hundred calls per request.
+    @exclusivity(unchecked) private(set) var phase = Phase.idle
+    @exclusivity(unchecked) private var clientIO: IOWatcher
+    @exclusivity(unchecked) private var timer: TimerWatcher
     /// Counted against this frontend's connections since accept (counters carry across reloads).
     private let connectionCounters: ProxyCounters
 
     // Client side: request bytes in, response bytes out.
-    private var clientIn = SessionBuffer()
+    @exclusivity(unchecked) private var clientIn = SessionBuffer()
     /// End of what the request parser consumed in `clientIn`; `[clientIn.start, requestParsed)` is
     /// request body to forward.
-    private var requestParsed = 0
-    private var requestParser: HTTPRequestParser
-    private var clientOut = SessionBuffer()
-    private var clientEOF = false
+    @exclusivity(unchecked) private var requestParsed = 0
+    @exclusivity(unchecked) private var requestParser: HTTPRequestParser
+    @exclusivity(unchecked) private var clientOut = SessionBuffer()
+    @exclusivity(unchecked) private var clientEOF = false
 
     // The request in flight (a session of `generation`).
-    private(set) var generation: Generation?
-    private var frontend: Frontend?
-    private var backend: Backend?
-    private(set) var server: BackendServer?
-    private var holdsSlot = false
-    private var serverConnection: ServerConnection?
-    private var serverReused = false
-    private var serverIn = SessionBuffer()
-    private var responseParsed = 0
-    private var responseParser: HTTPResponseParser
+    @exclusivity(unchecked) private(set) var generation: Generation?
+    @exclusivity(unchecked) private var frontend: Frontend?
+    @exclusivity(unchecked) private var backend: Backend?
+    @exclusivity(unchecked) private(set) var server: BackendServer?
+    @exclusivity(unchecked) private var holdsSlot = false
+    @exclusivity(unchecked) private var serverConnection: ServerConnection?
+    @exclusivity(unchecked) private var serverReused = false
+    @exclusivity(unchecked) private var serverIn = SessionBuffer()
+    @exclusivity(unchecked) private var responseParsed = 0
+    @exclusivity(unchecked) private var responseParser: HTTPResponseParser
     /// The rewritten request head, kept until the response starts so a failed reused connection
     /// can be retried on a fresh one.
-    private var serverOut = SessionBuffer()
-    private var serverOutSent = 0
-    private var requestMethod = HTTPMethod.get
-    private var requestVersion = HTTPVersion.http11
-    private var requestKeepAlive = true
-    private var requestHasBody = false
-    private var requestComplete = false
+    @exclusivity(unchecked) private var serverOut = SessionBuffer()
+    @exclusivity(unchecked) private var serverOutSent = 0
+    @exclusivity(unchecked) private var requestMethod = HTTPMethod.get
+    @exclusivity(unchecked) private var requestVersion = HTTPVersion.http11
+    @exclusivity(unchecked) private var requestKeepAlive = true
+    @exclusivity(unchecked) private var requestHasBody = false
+    @exclusivity(unchecked) private var requestComplete = false
     /// The current request's head was parsed (an answer to a broken or late head cannot keep the
     /// connection).
-    private var headReceived = false
+    @exclusivity(unchecked) private var headReceived = false
     /// `option http-buffer-request`: the server is chosen once the body is in.
-    private var waitingForBody = false
-    private var expectsContinue = false
-    private var responseStarted = false
-    private var responseComplete = false
-    private var responseStatus = 0
-    private var localResponse = false
-    private var interimResponse = false
-    private var upgradeRequested = false
+    @exclusivity(unchecked) private var waitingForBody = false
+    @exclusivity(unchecked) private var expectsContinue = false
+    @exclusivity(unchecked) private var responseStarted = false
+    @exclusivity(unchecked) private var responseComplete = false
+    @exclusivity(unchecked) private var responseStatus = 0
+    @exclusivity(unchecked) private var localResponse = false
+    @exclusivity(unchecked) private var interimResponse = false
+    @exclusivity(unchecked) private var upgradeRequested = false
     /// The connection closes after this response.
-    private var closeAfterResponse = false
+    @exclusivity(unchecked) private var closeAfterResponse = false
     /// The listener no longer serves: close at the end of the request in flight.
-    private var mustClose = false
-    private var serverEOF = false
-    private var requests = 0
-    private var retriesDone = 0
-    private var redispatched = false
-    private var termination = TerminationState()
-    private var requestLine = ""
-    private var bytesToClient: UInt64 = 0
+    @exclusivity(unchecked) private var mustClose = false
+    @exclusivity(unchecked) private var serverEOF = false
+    @exclusivity(unchecked) private var requests = 0
+    @exclusivity(unchecked) private var retriesDone = 0
+    @exclusivity(unchecked) private var redispatched = false
+    @exclusivity(unchecked) private var termination = TerminationState()
+    @exclusivity(unchecked) private var requestLine = ""
+    @exclusivity(unchecked) private var bytesToClient: UInt64 = 0
     /// `option logasap`: this request's line left when its response head did.
-    private var loggedEarly = false
+    @exclusivity(unchecked) private var loggedEarly = false
     /// The rules' per-request storage, kept for the connection's life (allocated at its first request).
-    private var scratch: HTTPRuleScratch?
-    private var localAddress: SocketEndpoint?
+    @exclusivity(unchecked) private var scratch: HTTPRuleScratch?
+    @exclusivity(unchecked) private var localAddress: SocketEndpoint?
     /// The body of a local answer, sent after `clientOut` (owned by the generation or the scratch).
-    private var pendingBody: UnsafeRawBufferPointer?
+    @exclusivity(unchecked) private var pendingBody: UnsafeRawBufferPointer?
     /// An answer from strata's own services (stats page, exporter): its bytes, and the applet name
     /// the log shows (`<STATS>`, `<PROMEX>`).
-    private var serviceAnswer: StatsServiceAnswer?
-    private var applet: StaticString?
+    @exclusivity(unchecked) private var serviceAnswer: StatsServiceAnswer?
+    @exclusivity(unchecked) private var applet: StaticString?
     /// What `balance uri|url_param|hdr` hashes for this request.
-    private var requestHashKey: UInt64?
+    @exclusivity(unchecked) private var requestHashKey: UInt64?
     /// The server cookie persistence designated for this request.
-    private var persistentServer: BackendServer?
+    @exclusivity(unchecked) private var persistentServer: BackendServer?
     /// TLS towards the server with `sni EXPR` from a fetch: this request's name.
-    private var requestServerName: String?
+    @exclusivity(unchecked) private var requestServerName: String?
 
     // Timing (loop seconds) for timeouts and the log.
-    private var idleSince: Double
-    private var headStartedAt = 0.0
-    private var requestAt = 0.0
-    private var requestWall = 0.0
-    private var queuedAt = -1.0
-    private var queueTime = -1.0
-    private var connectStartedAt = 0.0
-    private var connectTime = -1.0
-    private var responseTime = -1.0
-    private var retryAt = 0.0
+    @exclusivity(unchecked) private var idleSince: Double
+    @exclusivity(unchecked) private var headStartedAt = 0.0
+    @exclusivity(unchecked) private var requestAt = 0.0
+    @exclusivity(unchecked) private var requestWall = 0.0
+    @exclusivity(unchecked) private var queuedAt = -1.0
+    @exclusivity(unchecked) private var queueTime = -1.0
+    @exclusivity(unchecked) private var connectStartedAt = 0.0
+    @exclusivity(unchecked) private var connectTime = -1.0
+    @exclusivity(unchecked) private var responseTime = -1.0
+    @exclusivity(unchecked) private var retryAt = 0.0
     /// When the first attempt to get a server socket failed for want of fds; -1 when none did.
-    private var resourceWaitSince = -1.0
-    private var lastClientActivity: Double
-    private var lastServerActivity: Double
-    private var selfRetain: Unmanaged<HTTPSession>?
+    @exclusivity(unchecked) private var resourceWaitSince = -1.0
+    @exclusivity(unchecked) private var lastClientActivity: Double
+    @exclusivity(unchecked) private var lastServerActivity: Double
+    @exclusivity(unchecked) private var selfRetain: Unmanaged<HTTPSession>?
     unowned(unsafe) var listenerPrev: HTTPSession?
     unowned(unsafe) var listenerNext: HTTPSession?
 
@@ -459,15 +462,17 @@ final class HTTPSession: ListedSession {
 
     private func startRequest(_ input: UnsafeRawBufferPointer, frontend: Frontend) {
         headReceived = true
-        let head = requestParser.head
-        requestMethod = head.method
-        requestVersion = head.version
-        requestKeepAlive = head.keepAlive
-        requestHasBody = head.framing != .noBody
-        upgradeRequested = head.isUpgradeRequest
-        expectsContinue = head.expectsContinue
+        // The head's facts read in place (a copy of the head costs its arrays' reference counts).
+        requestMethod = requestParser.head.method
+        requestVersion = requestParser.head.version
+        requestKeepAlive = requestParser.head.keepAlive
+        requestHasBody = requestParser.head.framing != .noBody
+        upgradeRequested = requestParser.head.isUpgradeRequest
+        expectsContinue = requestParser.head.expectsContinue
         waitingForBody = false
-        requestLine = String(decoding: UnsafeRawBufferPointer(rebasing: input[head.startLine]), as: UTF8.self)
+        // Only a log line prints it: no String per request when the frontend logs nothing.
+        requestLine = frontend.log.isEmpty
+            ? "" : String(decoding: UnsafeRawBufferPointer(rebasing: input[requestParser.head.startLine]), as: UTF8.self)
         requestComplete = false
         responseStarted = false
         responseComplete = false
@@ -519,7 +524,8 @@ final class HTTPSession: ListedSession {
             backend = frontend.defaultBackend
         }
         // The stats page (`stats uri` on the frontend or the chosen backend) answers here.
-        if let page = engine.statsPageRequest(requestParser.head, input: input, frontend: frontend, backend: backend) {
+        if frontend.proxy.stats != nil || backend?.proxy.stats != nil,
+           let page = engine.statsPageRequest(requestParser.head, input: input, frontend: frontend, backend: backend) {
             let bodyStart = requestParsed + input.count
             let available = min(page.bodyLength, clientIn.end - bodyStart)
             let body = UnsafeRawBufferPointer(start: clientIn.base.map { $0 + bodyStart }, count: max(available, 0))
@@ -587,9 +593,9 @@ final class HTTPSession: ListedSession {
         clientIn.start = requestParsed
     }
 
+    /// The local address is read (getsockname) only by the rules that use it.
     private var connectionInfo: HTTPConnectionInfo {
-        if localAddress == nil { localAddress = localEndpoint(clientFD) }
-        return HTTPConnectionInfo(client: clientAddress, local: localAddress, tls: clientTLS)
+        HTTPConnectionInfo(client: clientAddress, local: localAddress, tls: clientTLS, localFD: clientFD)
     }
 
     /// The request head as the server receives it: the rules' rewrites applied, hop-by-hop fields
@@ -999,10 +1005,9 @@ final class HTTPSession: ListedSession {
     }
 
     private func responseHead(_ input: UnsafeRawBufferPointer) {
-        let head = responseParser.head
         if responseTime < 0 { responseTime = loop.now - requestAt }
         serverOut.release(loop.buffers)  // the request can no longer be retried
-        if head.isInformational {
+        if responseParser.head.isInformational {
             // 100 Continue and friends go to the client as they are; the final answer follows.
             interimResponse = true
             appendToClient(input)
@@ -1011,16 +1016,16 @@ final class HTTPSession: ListedSession {
             return
         }
         responseStarted = true
-        responseStatus = head.status
-        engine.observe(server, .httpStatus(head.status))
-        if head.status == 101 && upgradeRequested {
+        responseStatus = responseParser.head.status
+        engine.observe(server, .httpStatus(responseStatus))
+        if responseStatus == 101 && upgradeRequested {
             appendToClient(input)
             responseParsed += input.count
             serverIn.start = responseParsed
             enterTunnel()
             return
         }
-        if head.framing == .untilClose { closeAfterResponse = true }
+        if responseParser.head.framing == .untilClose { closeAfterResponse = true }
         if mustClose { closeAfterResponse = true }
         let connectionHeader: HTTPConnectionHeader = closeAfterResponse ? .close : .keepAlive
         if let rules = frontend?.rules, let scratch {
@@ -1045,8 +1050,8 @@ final class HTTPSession: ListedSession {
             rules.writeResponseHead(into: &writer, responseParser.head, input: input, scratch: scratch,
                                     connectionHeader: connectionHeader, clientVersion: requestVersion)
         } else {
-            writer.writeStartLine(head, from: input)
-            writer.writeFields(head, from: input, removing: .hopByHop)
+            writer.writeStartLine(responseParser.head, from: input)
+            writer.writeFields(responseParser.head, from: input, removing: .hopByHop)
             if closeAfterResponse { writer.writeField(name: "Connection", value: "close") }
             writer.writeEndOfHead()
         }
@@ -1073,7 +1078,7 @@ final class HTTPSession: ListedSession {
     /// Response bytes to the client: heads the proxy wrote, then the body as the server sent it.
     private func flushToClient() {
         let pool = loop.buffers
-        if clientTLS != nil { coalesceForTLS() }
+        coalesceOutput()
         while !clientOut.isEmpty, let base = clientOut.base {
             let n = clientWrite(base + clientOut.start, clientOut.count)
             if n > 0 {
@@ -1122,10 +1127,10 @@ final class HTTPSession: ListedSession {
         if phase == .closing && clientOut.isEmpty { close() }
     }
 
-    /// TLS: what follows the head strata wrote (a local answer's body, the response body bytes
-    /// already here) joins it in `clientOut`, so they leave as one record and one send rather
-    /// than two. Only appends: a write OpenSSL is retrying stays a prefix of the next one.
-    private func coalesceForTLS() {
+    /// What follows the head strata wrote (a local answer's body, the response body bytes already
+    /// here) joins it in `clientOut`, so they leave in one send (with TLS, one record) rather than
+    /// two. Only appends: a write OpenSSL is retrying stays a prefix of the next one.
+    private func coalesceOutput() {
         guard !clientOut.isEmpty, let out = clientOut.base else { return }
         var room = loop.buffers.size - clientOut.end
         if let body = pendingBody {
@@ -1333,10 +1338,10 @@ final class HTTPSession: ListedSession {
         case .idle, .head:
             if !clientEOF && roomIn { client |= EV_READ_MASK }
         case .waitingServer, .exchange:
-            // TLS keeps reading while the answer comes (what arrives waits in the buffer, as a
-            // pipelined request does): the watcher then stays as it is, where dropping READ and
-            // taking it back costs an epoll_ctl per request.
-            if !clientEOF && (!requestComplete || clientTLS != nil) && roomIn { client |= EV_READ_MASK }
+            // The connection keeps reading while the answer comes (what arrives waits in the
+            // buffer, as a pipelined request does): the watcher then stays as it is, where dropping
+            // READ and taking it back costs an epoll_ctl per request.
+            if !clientEOF && roomIn { client |= EV_READ_MASK }
         case .tunnel:
             if !clientEOF && clientIn.isEmpty { client |= EV_READ_MASK }
         case .closing, .closed:
@@ -1499,7 +1504,8 @@ final class HTTPSession: ListedSession {
         r.server = server
         r.applet = applet
         r.client = clientAddress
-        r.local = localAddress ?? (frontend.logPlan.needsLocalAddress ? localEndpoint(clientFD) : nil)
+        if localAddress == nil && frontend.logPlan.needsLocalAddress { localAddress = localEndpoint(clientFD) }
+        r.local = localAddress
         r.isTLS = clientTLS != nil
         r.tls = clientTLS
         r.requestDate = requestWall

@@ -9,18 +9,19 @@ import Glibc
 final class ServerConnection: EventHandler {
     unowned(unsafe) let engine: Engine
     let fd: Int32
-    private(set) var io: IOWatcher
+    // Touched by its loop's thread only: no runtime exclusivity checks on the hot path.
+    @exclusivity(unchecked) private(set) var io: IOWatcher
     let server: ServerState
     /// The session using the connection now; nil while it waits in the pool.
-    unowned(unsafe) var owner: HTTPSession?
-    private(set) var idleSince = 0.0
+    @exclusivity(unchecked) unowned(unsafe) var owner: HTTPSession?
+    @exclusivity(unchecked) private(set) var idleSince = 0.0
     /// Requests this connection has carried (reuse makes it more than one).
-    var requests = 0
-    private(set) var isClosed = false
+    @exclusivity(unchecked) var requests = 0
+    @exclusivity(unchecked) private(set) var isClosed = false
     /// `server … ssl`: the connection's TLS, set once the TCP connection is up.
-    var tls: TLSConnection?
+    @exclusivity(unchecked) var tls: TLSConnection?
     /// False when its TLS server name came from its request: it then serves that request only.
-    var poolable = true
+    @exclusivity(unchecked) var poolable = true
 
     init(engine: Engine, fd: Int32, server: ServerState) {
         self.engine = engine

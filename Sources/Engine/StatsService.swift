@@ -154,9 +154,11 @@ extension Engine {
         guard let compiled = try? HTTPCompiledCondition(condition, constants: constants),
               let rules = frontend.rules ?? (try? HTTPRuleSet(frontend.proxy)) else { return false }
         scratch.beginRule()
-        let ev = HTTPEvaluation(request: HTTPMessageView(input: input, head: head, edits: scratch.request), response: nil,
-                                connection: connection, scratch: scratch, frontend: rules, backend: nil)
-        let result = compiled.evaluate(ev)
+        let result = withUnsafePointer(to: connection) { connection in
+            compiled.evaluate(HTTPEvaluation(request: HTTPMessageView(input: input, head: head, edits: scratch.request),
+                                             response: nil, connection: connection, scratch: scratch, frontend: rules,
+                                             backend: nil))
+        }
         withExtendedLifetime(constants) {}
         return result
     }

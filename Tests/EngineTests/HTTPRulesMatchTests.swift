@@ -22,6 +22,21 @@ import Testing
         #expect(try !matches(host(.exact, "WWW.Example.COM")))
     }
 
+    /// Eight patterns or more go through a hash table: the same answers as the scan.
+    @Test func exactAgainstManyPatterns() throws {
+        let others = (0..<40).map { "host\($0).example.com:8080" }
+        #expect(others.count >= HTTPStringTable.threshold)
+        func h(_ p: [String], i: Bool = false) -> ACLCriterion { criterion(.header("host", occurrence: nil), .exact, .strings(p), ignoreCase: i) }
+        #expect(try matches(h(others + ["WWW.Example.COM:8080"])))
+        #expect(try matches(h(["WWW.Example.COM:8080"] + others)))
+        #expect(try !matches(h(others + ["www.example.com:8080"])))
+        #expect(try matches(h(others + ["www.example.com:8080"], i: true)))
+        #expect(try matches(h(others.map { $0.uppercased() } + ["WWW.EXAMPLE.com:8080"], i: true)))
+        #expect(try !matches(h(others + ["WWW.Example.COM"])))
+        #expect(try !matches(h(others + ["WWW.Example.COM:80800"])))
+        #expect(try !matches(h(others, i: true)))
+    }
+
     @Test func prefixSuffixSubstring() throws {
         #expect(try matches(criterion(.path, .prefix, strings("/Static/"))))
         #expect(try !matches(criterion(.path, .prefix, strings("/static/"))))

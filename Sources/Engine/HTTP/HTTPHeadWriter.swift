@@ -123,7 +123,8 @@ public struct HTTPHeadWriter {
 
     /// The request line (`method SP target SP version`) or status line (`version SP status SP reason`),
     /// with CRLF, rebuilt from the parsed parts (the version as received unless given).
-    public mutating func writeStartLine(_ head: HTTPHead, from input: UnsafeRawBufferPointer,
+    @inline(__always)
+    public mutating func writeStartLine(_ head: borrowing HTTPHead, from input: UnsafeRawBufferPointer,
                                         version: HTTPVersion? = nil) {
         let v = version ?? head.version
         if head.isRequest {
@@ -153,7 +154,7 @@ public struct HTTPHeadWriter {
     /// those `exclude` returns true for.
     /// Field lines already written `name: value\r\n` and next to each other in the input are copied
     /// together, with one copy per run of kept lines.
-    public mutating func writeFields(_ head: HTTPHead, from input: UnsafeRawBufferPointer,
+    public mutating func writeFields(_ head: borrowing HTTPHead, from input: UnsafeRawBufferPointer,
                                      removing: Removal = .hopByHop,
                                      excluding exclude: (HTTPField) -> Bool = { _ in false }) {
         var run = 0..<0

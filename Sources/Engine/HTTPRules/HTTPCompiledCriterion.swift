@@ -1,13 +1,14 @@
 import ConfigModel
 
 /// One ACL criterion ready to evaluate: its sample, its match method and its patterns in the form
-/// the method tests them (lowercased for `-i`, regexes compiled, networks as masks).
+/// the method tests them (lowercased for `-i`, regexes compiled, networks as masks). A plain value:
+/// its tables live in the rule set's constants, so evaluating it copies no reference.
 struct HTTPCompiledCriterion {
     enum Patterns {
-        case strings([UnsafeRawBufferPointer])
-        case regexes([HTTPRegex])
-        case integers([IntegerPattern])
-        case networks([HTTPCompiledNetwork])
+        case strings(UnsafeBufferPointer<UnsafeRawBufferPointer>)
+        case regexes(UnsafeBufferPointer<Unmanaged<HTTPRegex>>)
+        case integers(UnsafeBufferPointer<IntegerPattern>)
+        case networks(UnsafeBufferPointer<HTTPCompiledNetwork>)
         case none
     }
 
@@ -15,36 +16,44 @@ struct HTTPCompiledCriterion {
     let match: MatchMethod
     let ignoreCase: Bool
     let patterns: Patterns
+    /// `-m str` with many patterns: a hash table of them.
+    let exactTable: HTTPStringTable?
 
     init(_ criterion: ACLCriterion, constants: HTTPRuleConstants) throws(ConfigError) {
         sample = HTTPCompiledSample(criterion.sample, constants: constants)
         match = criterion.match
         ignoreCase = criterion.ignoreCase
+        var exactTable: HTTPStringTable?
         switch criterion.patterns {
         case .strings(let strings):
             if criterion.match == .regex {
-                var regexes: [HTTPRegex] = []
+                var regexes: [Unmanaged<HTTPRegex>] = []
                 for s in strings {
                     do {
-                        regexes.append(try HTTPRegex(s, ignoreCase: criterion.ignoreCase))
+                        regexes.append(constants.keep(try HTTPRegex(s, ignoreCase: criterion.ignoreCase)))
                     } catch {
                         throw ConfigError(criterion.location, "invalid regex '\(s)': \(error.message)")
                     }
                 }
-                patterns = .regexes(regexes)
+                patterns = .regexes(constants.buffer(regexes))
             } else if criterion.match == .integer || criterion.match == .length {
                 // Integers written as strings (the Loader normally parses them).
-                patterns = .integers(strings.compactMap { Int($0).map(IntegerPattern.equal) })
+                patterns = .integers(constants.buffer(strings.compactMap { Int($0).map(IntegerPattern.equal) }))
             } else {
-                patterns = .strings(strings.map { constants.bytes($0, lowercased: criterion.ignoreCase) })
+                let list = constants.buffer(strings.map { constants.bytes($0, lowercased: criterion.ignoreCase) })
+                patterns = .strings(list)
+                if criterion.match == .exact && list.count >= HTTPStringTable.threshold {
+                    exactTable = HTTPStringTable(list, ignoreCase: criterion.ignoreCase, constants: constants)
+                }
             }
         case .integers(let integers):
-            patterns = .integers(integers)
+            patterns = .integers(constants.buffer(integers))
         case .networks(let networks):
-            patterns = .networks(networks.map(HTTPCompiledNetwork.init))
+            patterns = .networks(constants.buffer(networks.map(HTTPCompiledNetwork.init)))
         case .none:
             patterns = .none
         }
+        self.exactTable = exactTable
     }
 
     /// Whether any value of the sample matches any pattern.
@@ -56,6 +65,7 @@ struct HTTPCompiledCriterion {
         }
     }
 
+    @inline(__always)
     private func matches(_ value: HTTPSample, _ ev: HTTPEvaluation) -> Bool {
         switch match {
         case .found:
@@ -64,32 +74,63 @@ struct HTTPCompiledCriterion {
             return ev.boolean(of: value)
         case .integer:
             guard let n = ev.integer(of: value), case .integers(let list) = patterns else { return false }
-            return list.contains { HTTPCompiledCriterion.integer(n, matches: $0) }
+            for pattern in list where HTTPCompiledCriterion.integer(n, matches: pattern) { return true }
+            return false
         case .length:
             guard let text = ev.bytes(of: value), case .integers(let list) = patterns else { return false }
-            return list.contains { HTTPCompiledCriterion.integer(text.count, matches: $0) }
+            for pattern in list where HTTPCompiledCriterion.integer(text.count, matches: pattern) { return true }
+            return false
         case .ip:
             guard let address = ev.address(of: value), case .networks(let list) = patterns else { return false }
-            return list.contains { address.isIn($0) }
+            for network in list where address.isIn(network) { return true }
+            return false
         case .regex:
             guard let text = ev.bytes(of: value), case .regexes(let list) = patterns else { return false }
-            return list.contains { $0.matches(text) }
+            for regex in list where regex._withUnsafeGuaranteedRef({ $0.matches(text) }) { return true }
+            return false
         case .exact, .prefix, .suffix, .substring, .domain, .directory:
             guard let text = ev.bytes(of: value), case .strings(let list) = patterns else { return false }
-            for pattern in list where stringMatches(text, pattern) { return true }
-            return false
+            return stringMatches(text, list)
         }
     }
 
-    private func stringMatches(_ text: UnsafeRawBufferPointer, _ pattern: UnsafeRawBufferPointer) -> Bool {
+    /// Whether `text` matches one of `list` by this criterion's string method. Each loop checks
+    /// the lengths first: most patterns are refused without reading a byte.
+    @inline(__always)
+    private func stringMatches(_ text: UnsafeRawBufferPointer, _ list: UnsafeBufferPointer<UnsafeRawBufferPointer>) -> Bool {
+        let n = text.count
         switch match {
-        case .exact: return HTTPRuleBytes.equals(text, pattern, ignoreCase: ignoreCase)
-        case .prefix: return HTTPRuleBytes.hasPrefix(text, pattern, ignoreCase: ignoreCase)
-        case .suffix: return HTTPRuleBytes.hasSuffix(text, pattern, ignoreCase: ignoreCase)
-        case .substring: return HTTPRuleBytes.contains(text, pattern, ignoreCase: ignoreCase)
-        case .domain: return HTTPCompiledCriterion.word(pattern, in: text, ignoreCase: ignoreCase, domain: true)
-        case .directory: return HTTPCompiledCriterion.word(pattern, in: text, ignoreCase: ignoreCase, domain: false)
-        default: return false
+        case .exact:
+            if let exactTable { return exactTable.contains(text, list) }
+            for pattern in list where pattern.count == n {
+                if HTTPRuleBytes.matches(text, at: 0, pattern, ignoreCase: ignoreCase) { return true }
+            }
+            return false
+        case .prefix:
+            for pattern in list where pattern.count <= n {
+                if HTTPRuleBytes.matches(text, at: 0, pattern, ignoreCase: ignoreCase) { return true }
+            }
+            return false
+        case .suffix:
+            for pattern in list where pattern.count <= n {
+                if HTTPRuleBytes.matches(text, at: n &- pattern.count, pattern, ignoreCase: ignoreCase) { return true }
+            }
+            return false
+        case .substring:
+            for pattern in list where HTTPRuleBytes.contains(text, pattern, ignoreCase: ignoreCase) { return true }
+            return false
+        case .domain:
+            for pattern in list where HTTPCompiledCriterion.word(pattern, in: text, ignoreCase: ignoreCase, domain: true) {
+                return true
+            }
+            return false
+        case .directory:
+            for pattern in list where HTTPCompiledCriterion.word(pattern, in: text, ignoreCase: ignoreCase, domain: false) {
+                return true
+            }
+            return false
+        default:
+            return false
         }
     }
 
@@ -135,5 +176,58 @@ struct HTTPCompiledCriterion {
             i += 1
         }
         return false
+    }
+}
+
+/// `-m str` against many patterns: an open-addressing table of the patterns' indices, keyed by a
+/// hash of their bytes (lowercase for `-i`, as the patterns are stored), so a sample is hashed once
+/// and compared with the patterns of its slot only. Lives in the rule set's constants.
+struct HTTPStringTable {
+    /// Fewer patterns than this are scanned (lengths first), which costs less than hashing.
+    static let threshold = 8
+
+    private let slots: UnsafeBufferPointer<Int32>
+    private let mask: Int
+    private let ignoreCase: Bool
+
+    init(_ patterns: UnsafeBufferPointer<UnsafeRawBufferPointer>, ignoreCase: Bool, constants: HTTPRuleConstants) {
+        var size = 16
+        while size < patterns.count * 2 { size <<= 1 }
+        var slots = [Int32](repeating: -1, count: size)
+        for (i, pattern) in patterns.enumerated() {
+            var slot = HTTPStringTable.hash(pattern, ignoreCase: false) & (size - 1)
+            while slots[slot] >= 0 { slot = (slot + 1) & (size - 1) }
+            slots[slot] = Int32(i)
+        }
+        self.slots = constants.buffer(slots)
+        mask = size - 1
+        self.ignoreCase = ignoreCase
+    }
+
+    /// FNV-1a over the bytes (lowercased with `ignoreCase`).
+    @inline(__always)
+    static func hash(_ bytes: UnsafeRawBufferPointer, ignoreCase: Bool) -> Int {
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325
+        var i = 0
+        while i < bytes.count {
+            let b = ignoreCase ? HTTPByte.lowercased(bytes[i]) : bytes[i]
+            h = (h ^ UInt64(b)) &* 0x100_0000_01b3
+            i &+= 1
+        }
+        return Int(truncatingIfNeeded: h ^ (h >> 29))
+    }
+
+    /// Whether `text` equals one of `patterns` (the ones the table was built from).
+    func contains(_ text: UnsafeRawBufferPointer, _ patterns: UnsafeBufferPointer<UnsafeRawBufferPointer>) -> Bool {
+        var slot = HTTPStringTable.hash(text, ignoreCase: ignoreCase) & mask
+        while true {
+            let index = slots[slot]
+            if index < 0 { return false }
+            let pattern = patterns[Int(index)]
+            if pattern.count == text.count && HTTPRuleBytes.matches(text, at: 0, pattern, ignoreCase: ignoreCase) {
+                return true
+            }
+            slot = (slot &+ 1) & mask
+        }
     }
 }

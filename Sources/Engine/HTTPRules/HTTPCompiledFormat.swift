@@ -128,13 +128,13 @@ extension HTTPEvaluation {
         let out = scratch.text
         switch variable {
         case .clientIP:
-            if let client = connection.client { out.appendAddress(HTTPAddressBits(client.address)) }
+            if let client = connection.pointee.client { out.appendAddress(HTTPAddressBits(client.address)) }
         case .clientPort:
-            if let client = connection.client { out.appendDecimal(Int(client.port)) }
+            if let client = connection.pointee.client { out.appendDecimal(Int(client.port)) }
         case .frontendIP:
-            if let local = connection.local { out.appendAddress(HTTPAddressBits(local.address)) }
+            if let local = connection.pointee.localEndpoint { out.appendAddress(HTTPAddressBits(local.address)) }
         case .frontendPort:
-            if let local = connection.local { out.appendDecimal(Int(local.port)) }
+            if let local = connection.pointee.localEndpoint { out.appendDecimal(Int(local.port)) }
         case .frontendName:
             out.append(frontend.nameBytes)
         case .backendName:

@@ -10,6 +10,9 @@ public struct HTTPConnectionInfo: Hashable, Sendable {
     public var isTLS: Bool
     /// The client connection's TLS, for `ssl_fc_*` and `ssl_c_*` (nil: plain, or a test's value).
     var tls: TLSConnection?
+    /// The client socket, read (getsockname) for `localEndpoint` when `local` is nil: only the
+    /// few rules that print or test the local address pay for the system call.
+    var localFD: Int32 = -1
 
     public init(client: SocketEndpoint?, local: SocketEndpoint?, isTLS: Bool = false) {
         self.client = client
@@ -17,11 +20,21 @@ public struct HTTPConnectionInfo: Hashable, Sendable {
         self.isTLS = isTLS
     }
 
-    init(client: SocketEndpoint?, local: SocketEndpoint?, tls: TLSConnection?) {
+    init(client: SocketEndpoint?, local: SocketEndpoint?, tls: TLSConnection?, localFD: Int32 = -1) {
         self.init(client: client, local: local, isTLS: tls != nil)
         self.tls = tls
+        self.localFD = localFD
+    }
+
+    /// `local`, else the client socket's local address (`dst`, `%fi`, `option originalto`).
+    var localEndpoint: SocketEndpoint? {
+        if let local { return local }
+        return localFD >= 0 ? socketLocalEndpoint(localFD) : nil
     }
 }
+
+/// The global `localEndpoint(_:)`, which the property of the same name hides.
+private func socketLocalEndpoint(_ fd: Int32) -> SocketEndpoint? { localEndpoint(fd) }
 
 /// The `Connection` field the session wants on a head it forwards.
 public enum HTTPConnectionHeader: Hashable, Sendable {

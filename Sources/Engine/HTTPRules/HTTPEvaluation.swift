@@ -2,11 +2,14 @@ import ConfigModel
 import Glibc
 
 /// Everything a fetch may read during one call: the request and/or the response as the rules see
-/// them, the connection, the proxies involved, and where computed values go.
+/// them, the connection, the proxies involved, and where computed values go. A plain value
+/// (pointers and unowned references): passing and capturing it copies a few words, no reference
+/// count.
 struct HTTPEvaluation {
     var request: HTTPMessageView?
     var response: HTTPMessageView?
-    let connection: HTTPConnectionInfo
+    /// The caller's, for the duration of the call that made the evaluation.
+    let connection: UnsafePointer<HTTPConnectionInfo>
     /// The session's scratch (unowned: every call that builds an evaluation holds it).
     unowned(unsafe) let scratch: HTTPRuleScratch
     /// The frontend (`%f`) and the backend once known (`%b`).
@@ -91,16 +94,16 @@ struct HTTPEvaluation {
             guard let request else { return true }
             return body(.bytes(request.method))
         case .source:
-            guard let client = connection.client else { return true }
+            guard let client = connection.pointee.client else { return true }
             return body(.address(HTTPAddressBits(client.address)))
         case .sourcePort:
-            guard let client = connection.client else { return true }
+            guard let client = connection.pointee.client else { return true }
             return body(.integer(Int(client.port)))
         case .destination:
-            guard let local = connection.local else { return true }
+            guard let local = connection.pointee.localEndpoint else { return true }
             return body(.address(HTTPAddressBits(local.address)))
         case .destinationPort:
-            guard let local = connection.local else { return true }
+            guard let local = connection.pointee.localEndpoint else { return true }
             return body(.integer(Int(local.port)))
         case .base:
             guard let request else { return true }
@@ -110,7 +113,7 @@ struct HTTPEvaluation {
             guard let request else { return true }
             return body(.bytes(HTTPRuleBytes.literal(request.version == .http11 ? "1.1" : "1.0")))
         case .sslFrontend:
-            return body(.boolean(connection.isTLS))
+            return body(.boolean(connection.pointee.isTLS))
         case .tls(let fetch):
             return forEachTLSValue(fetch, body)
         case .constant(let value):
@@ -124,7 +127,7 @@ struct HTTPEvaluation {
     /// `ssl_fc_*`, `ssl_c_*`: strings OpenSSL keeps (static, or the connection's) and values
     /// the connection renders once; booleans are false and the others absent on a plain connection.
     private func forEachTLSValue(_ fetch: TLSSampleFetch, _ body: (HTTPSample) -> Bool) -> Bool {
-        guard let tls = connection.tls else {
+        guard let tls = connection.pointee.tls else {
             return fetch.isBoolean ? body(.boolean(false)) : true
         }
         func text(_ p: UnsafePointer<CChar>?) -> Bool {
@@ -175,7 +178,13 @@ struct HTTPEvaluation {
 
     /// A sample as text (HAProxy's cast to string): integers in decimal, booleans 1/0, addresses
     /// as written. Computed text goes to the scratch.
+    @inline(__always)
     func bytes(of value: HTTPSample) -> UnsafeRawBufferPointer? {
+        if case .bytes(let b) = value { return b }
+        return computedBytes(of: value)
+    }
+
+    private func computedBytes(of value: HTTPSample) -> UnsafeRawBufferPointer? {
         switch value {
         case .bytes(let b):
             return b

@@ -36,17 +36,17 @@ public final class HTTPHeadEdits {
 
     let storage: HTTPScratchBuffer
     /// `set-method`.
-    var method: Bytes?
+    @exclusivity(unchecked) var method: Bytes?
     /// `set-path`, `set-query`, `set-uri`: the whole new target.
-    var target: Bytes?
+    @exclusivity(unchecked) var target: Bytes?
     /// `set-status` (responses).
-    var status: Int?
-    var reason: Bytes?
+    @exclusivity(unchecked) var status: Int?
+    @exclusivity(unchecked) var reason: Bytes?
     /// The field lines, once a rule touched them (`fieldsEdited`); before that, the head's.
-    private(set) var fields: [Field] = []
-    private(set) var fieldsEdited = false
+    @exclusivity(unchecked) private(set) var fields: [Field] = []
+    @exclusivity(unchecked) private(set) var fieldsEdited = false
     /// A rewrite did not fit in `storage`.
-    var failed = false
+    @exclusivity(unchecked) var failed = false
 
     init(capacity: Int) {
         storage = HTTPScratchBuffer(capacity: capacity)

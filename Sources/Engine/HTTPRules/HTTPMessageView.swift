@@ -1,3 +1,5 @@
+import Glibc
+
 /// A request or response head as the rules see it: the received bytes with the rewrites of
 /// earlier rules applied. Lives for one call; holds no copy of the head.
 struct HTTPMessageView {
@@ -43,12 +45,38 @@ struct HTTPMessageView {
     @discardableResult
     func forEachValue(of lowercaseName: UnsafeRawBufferPointer, split: Bool,
                       _ body: (UnsafeRawBufferPointer) -> Bool) -> Bool {
-        forEachField { name, value in
-            guard HTTPRuleBytes.equalsIgnoringCase(name, lowercase: lowercaseName) else { return true }
-            if !split { return body(value) }
-            return HTTPFieldValue.forEachElement(value, 0..<value.count) { element in
-                body(HTTPRuleBytes.slice(value, element))
+        if edits.fieldsEdited {
+            return forEachField { name, value in
+                guard HTTPRuleBytes.equalsIgnoringCase(name, lowercase: lowercaseName) else { return true }
+                return HTTPMessageView.forEachElement(value, split: split, body)
             }
+        }
+        // The received fields, read in place: lengths first, then the name's bytes.
+        let nameCount = lowercaseName.count
+        return head.pointee.fields.withUnsafeBufferPointer { fields -> Bool in
+            for field in fields where Int(field.nameCount) == nameCount {
+                guard HTTPRuleBytes.equalsIgnoringCase(HTTPRuleBytes.slice(input, field.name), lowercase: lowercaseName) else {
+                    continue
+                }
+                if !HTTPMessageView.forEachElement(HTTPRuleBytes.slice(input, field.value), split: split, body) {
+                    return false
+                }
+            }
+            return true
+        }
+    }
+
+    /// `body` with `value` (trimmed already), or with `split` each of its comma-separated elements.
+    @inline(__always)
+    private static func forEachElement(_ value: UnsafeRawBufferPointer, split: Bool,
+                                       _ body: (UnsafeRawBufferPointer) -> Bool) -> Bool {
+        if !split { return body(value) }
+        // Without a comma, the value (trimmed) is its only element.
+        if value.isEmpty || memchr(value.baseAddress!, Int32(HTTPByte.comma), value.count) == nil {
+            return body(HTTPRuleBytes.slice(value, HTTPFieldValue.trim(value, 0..<value.count)))
+        }
+        return HTTPFieldValue.forEachElement(value, 0..<value.count) { element in
+            body(HTTPRuleBytes.slice(value, element))
         }
     }
 

@@ -1,8 +1,12 @@
 /// Bytes that live as long as a rule set: header names, patterns, literals, bodies, error pages.
 /// Each is its own allocation at a stable address, freed with the set; never mutated after
-/// the set is built.
+/// the set is built. Also the compiled conditions' tables (`buffer`), so that evaluating them
+/// copies plain values and touches no reference count.
 final class HTTPRuleConstants {
     private var blocks: [UnsafeMutableRawBufferPointer] = []
+    private var tables: [UnsafeMutableRawPointer] = []
+    /// Objects the tables point at without retaining them (compiled regexes).
+    private var objects: [AnyObject] = []
 
     func bytes(_ source: some Collection<UInt8>, lowercased: Bool = false) -> UnsafeRawBufferPointer {
         let block = UnsafeMutableRawBufferPointer.allocate(byteCount: max(source.count, 1), alignment: 1)
@@ -19,7 +23,23 @@ final class HTTPRuleConstants {
         bytes(Array(string.utf8), lowercased: lowercased)
     }
 
+    /// `elements` in a buffer that lives as long as the set. Plain values only (no references).
+    func buffer<T>(_ elements: [T]) -> UnsafeBufferPointer<T> {
+        precondition(_isPOD(T.self), "HTTPRuleConstants.buffer holds plain values only")
+        let p = UnsafeMutablePointer<T>.allocate(capacity: max(elements.count, 1))
+        p.initialize(from: elements, count: elements.count)
+        tables.append(UnsafeMutableRawPointer(p))
+        return UnsafeBufferPointer(start: p, count: elements.count)
+    }
+
+    /// `object`, kept alive as long as the set (a table points at it unretained).
+    func keep<T: AnyObject>(_ object: T) -> Unmanaged<T> {
+        objects.append(object)
+        return Unmanaged.passUnretained(object)
+    }
+
     deinit {
         for block in blocks { block.deallocate() }
+        for table in tables { table.deallocate() }
     }
 }

@@ -136,30 +136,40 @@ extension HTTPRuleSet {
                                backend resolve: (String?) -> HTTPRuleSet?) -> HTTPRequestDecision {
         scratch.beginRequest()
         return withUnsafePointer(to: head) { head -> HTTPRequestDecision in
-            var ev = HTTPEvaluation(request: HTTPMessageView(input: input, head: head, edits: scratch.request),
-                                    response: nil, connection: connection, scratch: scratch, frontend: self,
-                                    backend: nil)
-            capture(ev)
-            if let decision = runRequestRules(ev) { return decision }
-            if let decision = runRedirectRules(ev) { return decision }
-            var chosen: String?
-            for rule in backendRules {
-                scratch.beginRule()
-                if rule.condition.evaluate(ev) {
-                    chosen = rule.backend
-                    break
+            withUnsafePointer(to: connection) { connection -> HTTPRequestDecision in
+                var ev = HTTPEvaluation(request: HTTPMessageView(input: input, head: head, edits: scratch.request),
+                                        response: nil, connection: connection, scratch: scratch, frontend: self,
+                                        backend: nil)
+                capture(ev)
+                if let decision = runRequestRules(ev) { return decision }
+                if let decision = runRedirectRules(ev) { return decision }
+                var chosen: String?
+                if let index = firstBackendRule(ev) { chosen = backendRules[index].backend }
+                guard let backend = resolve(chosen) else { return .respond(errorResponse(503)) }
+                ev.backend = backend
+                if backend !== self {
+                    if let decision = backend.runRequestRules(ev) { return decision }
+                    if let decision = backend.runRedirectRules(ev) { return decision }
                 }
+                if backend.cookie?.nocache == true {
+                    scratch.requestCacheable = HTTPRuleSet.isCacheable(request: ev.request!)
+                }
+                return .forward(backend: chosen)
             }
-            guard let backend = resolve(chosen) else { return .respond(errorResponse(503)) }
-            ev.backend = backend
-            if backend !== self {
-                if let decision = backend.runRequestRules(ev) { return decision }
-                if let decision = backend.runRedirectRules(ev) { return decision }
+        }
+    }
+
+    /// The index of the first `use_backend` rule whose condition holds. The rules are read in
+    /// place: the backend names are not copied (nor retained) along the way.
+    private func firstBackendRule(_ ev: HTTPEvaluation) -> Int? {
+        backendRules.withUnsafeBufferPointer { rules -> Int? in
+            var i = 0
+            while i < rules.count {
+                ev.scratch.beginRule()
+                if rules[i].condition.evaluate(ev) { return i }
+                i &+= 1
             }
-            if backend.cookie?.nocache == true {
-                scratch.requestCacheable = HTTPRuleSet.isCacheable(request: ev.request!)
-            }
-            return .forward(backend: chosen)
+            return nil
         }
     }
 

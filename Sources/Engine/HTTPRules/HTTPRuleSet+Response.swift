@@ -44,16 +44,18 @@ extension HTTPRuleSet {
                                 backend: HTTPRuleSet?, server: Int?) -> HTTPResponseDecision {
         scratch.beginResponse()
         return withUnsafePointer(to: head) { head -> HTTPResponseDecision in
-            if head.pointee.isInformational { return .forward }
-            let ev = HTTPEvaluation(request: nil, response: HTTPMessageView(input: input, head: head, edits: scratch.response),
-                                    connection: connection, scratch: scratch, frontend: self, backend: backend)
-            let backend = backend ?? self
-            if let decision = backend.runResponseRules(ev) { return decision }
-            if backend !== self, let decision = runResponseRules(ev) { return decision }
-            scratch.beginRule()
-            backend.manageServerCookies(ev, server: server)
-            if scratch.response.failed { return .respond(errorResponse(500, backend: backend)) }
-            return .forward
+            withUnsafePointer(to: connection) { connection -> HTTPResponseDecision in
+                if head.pointee.isInformational { return .forward }
+                let ev = HTTPEvaluation(request: nil, response: HTTPMessageView(input: input, head: head, edits: scratch.response),
+                                        connection: connection, scratch: scratch, frontend: self, backend: backend)
+                let backend = backend ?? self
+                if let decision = backend.runResponseRules(ev) { return decision }
+                if backend !== self, let decision = runResponseRules(ev) { return decision }
+                scratch.beginRule()
+                backend.manageServerCookies(ev, server: server)
+                if scratch.response.failed { return .respond(errorResponse(500, backend: backend)) }
+                return .forward
+            }
         }
     }
 

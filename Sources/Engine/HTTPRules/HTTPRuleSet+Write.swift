@@ -43,7 +43,7 @@ extension HTTPRuleSet {
                     HTTPRuleSet.writeAddressField(&writer, header.name, address, scratch)
                 }
             }
-            if let header = be?.originalTo ?? originalTo, let local = connection.local {
+            if let header = be?.originalTo ?? originalTo, let local = connection.localEndpoint {
                 let address = HTTPAddressBits(local.address)
                 let excluded = (originalTo?.except.map { address.isIn($0) } ?? false)
                     || (be?.originalTo?.except.map { address.isIn($0) } ?? false)

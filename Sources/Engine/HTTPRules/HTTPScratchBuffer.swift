@@ -4,11 +4,11 @@ import Glibc
 /// Allocated on first use, once; when full, appends fail (`overflowed`) rather than move bytes
 /// that samples point at.
 final class HTTPScratchBuffer {
-    private var base: UnsafeMutableRawPointer?
+    @exclusivity(unchecked) private var base: UnsafeMutableRawPointer?
     let capacity: Int
-    private(set) var count = 0
+    @exclusivity(unchecked) private(set) var count = 0
     /// Something did not fit since the last reset.
-    private(set) var overflowed = false
+    @exclusivity(unchecked) private(set) var overflowed = false
 
     init(capacity: Int) {
         self.capacity = capacity

@@ -17,10 +17,12 @@ extension HTTPRuleSet {
     func render(_ name: HTTPServerName, _ head: HTTPHead, input: UnsafeRawBufferPointer, connection: HTTPConnectionInfo,
                 scratch: HTTPRuleScratch) -> String? {
         withUnsafePointer(to: head) { head in
-            let ev = HTTPEvaluation(request: HTTPMessageView(input: input, head: head, edits: scratch.request), response: nil,
-                                    connection: connection, scratch: scratch, frontend: self, backend: nil)
-            guard let bytes = ev.render(name.format, .raw), bytes.count > 0 else { return nil }
-            return String(decoding: bytes, as: UTF8.self)
+            withUnsafePointer(to: connection) { connection in
+                let ev = HTTPEvaluation(request: HTTPMessageView(input: input, head: head, edits: scratch.request), response: nil,
+                                        connection: connection, scratch: scratch, frontend: self, backend: nil)
+                guard let bytes = ev.render(name.format, .raw), bytes.count > 0 else { return nil }
+                return String(decoding: bytes, as: UTF8.self)
+            }
         }
     }
 }
