@@ -183,7 +183,7 @@ extension Engine {
             let up: Bool
             if backend {
                 guard let b = view.backend else { continue }
-                up = b.servers.contains { $0.isUsable }
+                up = b.servers.isEmpty || b.servers.contains { $0.isUsable }
             } else {
                 guard view.frontend != nil else { continue }
                 up = view.current

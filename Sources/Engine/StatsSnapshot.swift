@@ -160,7 +160,8 @@ extension Engine {
             weight += s.weight
             userWeight += s.state.health.weight
         }
-        row[.status] = .string(active + backup > 0 ? "UP" : "DOWN")
+        // As HAProxy: a backend without servers (a `listen stats`) is UP, not DOWN.
+        row[.status] = .string(active + backup > 0 || b.servers.isEmpty ? "UP" : "DOWN")
         row[.weight] = .int(weight)
         row[.uweight] = .int(userWeight)
         row[.act] = .int(active)

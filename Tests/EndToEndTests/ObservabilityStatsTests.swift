@@ -156,6 +156,8 @@ import Testing
         #expect(main["algo"] == "roundrobin")
         #expect(Int(main["bout"] ?? "") ?? 0 > 0)
         #expect(row("db", "FRONTEND") != nil && row("db", "pg") != nil && row("db", "BACKEND") != nil)
+        // A backend without servers (`listen stats`) is UP, as HAProxy reports it.
+        #expect(row("stats", "BACKEND")?["status"] == "UP")
         #expect(row("db", "FRONTEND")?["mode"] == "tcp")
         // HAProxy's row order: a proxy's FRONTEND, its servers, its BACKEND.
         let order = rows.filter { $0["pxname"] == "main" }.map { $0["svname"]! }
