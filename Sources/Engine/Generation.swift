@@ -277,6 +277,21 @@ final class BackendServer {
     }
 
     var name: String { config.name }
+
+    /// A session takes a slot on this server (HAProxy's scur, stot, smax).
+    func takeSlot() {
+        state.currentSessions += 1
+        state.totalSessions += 1
+        if state.currentSessions > state.maxSessions { state.maxSessions = state.currentSessions }
+    }
+
+    /// A session gives its slot back: the queues waiting for this server (its generation's and the
+    /// newest one's) are served.
+    func releaseSlot() {
+        state.currentSessions -= 1
+        backend.serveQueue()
+        if let newest = state.newestBackend, newest !== backend { newest.serveQueue() }
+    }
     /// The weight in effect (`set weight` changes it at runtime).
     var weight: Int { state.health.weight }
     /// UP (or starting), not in maintenance or drain, weight above 0.

@@ -705,17 +705,13 @@ final class HTTPSession: ListedSession {
     private func takeSlot(_ s: BackendServer) {
         server = s
         holdsSlot = true
-        s.state.currentSessions += 1
-        s.state.totalSessions += 1
-        if s.state.currentSessions > s.state.maxSessions { s.state.maxSessions = s.state.currentSessions }
+        s.takeSlot()
     }
 
     private func releaseSlot() {
         guard holdsSlot, let s = server else { return }
         holdsSlot = false
-        s.state.currentSessions -= 1
-        s.backend.serveQueue()
-        if let newest = s.state.newestBackend, newest !== s.backend { newest.serveQueue() }
+        s.releaseSlot()
     }
 
     /// An idle pooled connection when `http-reuse` allows it, else a new one.

@@ -182,18 +182,14 @@ final class TCPSession: ListedSession {
     private func takeSlot(on s: BackendServer) {
         server = s
         holdsSlot = true
-        s.state.currentSessions += 1
-        s.state.totalSessions += 1
-        if s.state.currentSessions > s.state.maxSessions { s.state.maxSessions = s.state.currentSessions }
+        s.takeSlot()
     }
 
     /// Gives the server slot back and wakes the queues waiting for it. `server` stays for the log.
     private func releaseSlot() {
         guard holdsSlot, let s = server else { return }
         holdsSlot = false
-        s.state.currentSessions -= 1
-        s.backend.serveQueue()
-        if let newest = s.state.newestBackend, newest !== s.backend { newest.serveQueue() }
+        s.releaseSlot()
     }
 
     // MARK: connect
