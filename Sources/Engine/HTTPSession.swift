@@ -1229,7 +1229,13 @@ final class HTTPSession: ListedSession {
             && backend?.proxy.http.connectionMode == .keepAlive && frontend?.proxy.http.connectionMode == .keepAlive
         if let c = serverConnection {
             serverConnection = nil
-            if reusable { c.park() } else { c.close() }
+            if reusable {
+                c.park()
+            } else if requestComplete && !serverEOF && serverIn.end == responseParsed {
+                c.abort()
+            } else {
+                c.close()
+            }
         }
         serverIn.release(loop.buffers)
         responseParsed = 0
