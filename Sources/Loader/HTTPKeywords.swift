@@ -293,24 +293,9 @@ extension KeywordReader {
         }
         let result: HTTPRequestAction
         switch action {
-        case "set-header", "add-header":
-            let name = try word(1, "a header name and a value")
-            let value = try format(2, "a value after the header name")
-            result = action == "set-header" ? .setHeader(name: name, value: value) : .addHeader(name: name, value: value)
-            i = 3
-        case "del-header":
-            result = .delHeader(name: try word(1, "a header name"))
-            if line.optionalArgument(2) == "-m" { throw line.error("\(what): '-m' is not supported yet (the name is matched exactly)") }
-            i = 2
-        case "replace-header", "replace-value":
-            let name = try word(1, "a header name, a regex and a replacement")
-            let regex = try word(2, "a regex and a replacement after the header name")
-            let replacement = try format(3, "a replacement after the regex")
-            if let problem = SampleParser.regexProblem(regex) { throw line.error("invalid regex '\(regex)': \(problem)") }
-            result = action == "replace-header"
-                ? .replaceHeader(name: name, regex: regex, replacement: replacement)
-                : .replaceValue(name: name, regex: regex, replacement: replacement)
-            i = 4
+        case "set-header", "add-header", "del-header", "replace-header", "replace-value":
+            let edit = try headerEdit(action, line, what: what, context: context, next: &i)
+            result = HTTPRequestAction(edit)
         case "set-path": result = .setPath(try format(1, "a path")); i = 2
         case "set-query": result = .setQuery(try format(1, "a query")); i = 2
         case "set-uri": result = .setURI(try format(1, "a URI")); i = 2
@@ -347,34 +332,15 @@ extension KeywordReader {
         let what = "'\(rule)'"
         let context = RuleContext.httpResponse
         var i = 1
-        func format(_ index: Int, _ expecting: String) throws(ConfigError) -> FormatString {
-            guard let text = line.optionalArgument(index) else { throw line.error("\(what) expects \(expecting)") }
-            return try formatString(text, line: line, what: what, context: context)
-        }
         func word(_ index: Int, _ expecting: String) throws(ConfigError) -> String {
             guard let text = line.optionalArgument(index) else { throw line.error("\(what) expects \(expecting)") }
             return text
         }
         let result: HTTPResponseAction
         switch action {
-        case "set-header", "add-header":
-            let name = try word(1, "a header name and a value")
-            let value = try format(2, "a value after the header name")
-            result = action == "set-header" ? .setHeader(name: name, value: value) : .addHeader(name: name, value: value)
-            i = 3
-        case "del-header":
-            result = .delHeader(name: try word(1, "a header name"))
-            if line.optionalArgument(2) == "-m" { throw line.error("\(what): '-m' is not supported yet (the name is matched exactly)") }
-            i = 2
-        case "replace-header", "replace-value":
-            let name = try word(1, "a header name, a regex and a replacement")
-            let regex = try word(2, "a regex and a replacement after the header name")
-            let replacement = try format(3, "a replacement after the regex")
-            if let problem = SampleParser.regexProblem(regex) { throw line.error("invalid regex '\(regex)': \(problem)") }
-            result = action == "replace-header"
-                ? .replaceHeader(name: name, regex: regex, replacement: replacement)
-                : .replaceValue(name: name, regex: regex, replacement: replacement)
-            i = 4
+        case "set-header", "add-header", "del-header", "replace-header", "replace-value":
+            let edit = try headerEdit(action, line, what: what, context: context, next: &i)
+            result = HTTPResponseAction(edit)
         case "set-status":
             guard line.optionalArgument(1) != nil else { throw line.error("\(what) expects a status code from 100 to 999") }
             let status = try line.integer(1, range: 100...999, name: rule)
@@ -398,6 +364,39 @@ extension KeywordReader {
         }
         let condition = try finishRule(line, at: i, draft: &draft, context: context, rule: rule)
         draft.proxy.http.responseRules.append(HTTPResponseRule(location: line.location, action: result, condition: condition))
+    }
+
+    /// The header actions http-request and http-response share, read alike for both.
+    private func headerEdit(_ action: String, _ line: KeywordLine, what: String, context: RuleContext,
+                            next i: inout Int) throws(ConfigError) -> HeaderEdit {
+        func word(_ index: Int, _ expecting: String) throws(ConfigError) -> String {
+            guard let text = line.optionalArgument(index) else { throw line.error("\(what) expects \(expecting)") }
+            return text
+        }
+        func format(_ index: Int, _ expecting: String) throws(ConfigError) -> FormatString {
+            try formatString(try word(index, expecting), line: line, what: what, context: context)
+        }
+        switch action {
+        case "set-header", "add-header":
+            let name = try word(1, "a header name and a value")
+            let value = try format(2, "a value after the header name")
+            i = 3
+            return action == "set-header" ? .set(name: name, value: value) : .add(name: name, value: value)
+        case "del-header":
+            let name = try word(1, "a header name")
+            if line.optionalArgument(2) == "-m" { throw line.error("\(what): '-m' is not supported yet (the name is matched exactly)") }
+            i = 2
+            return .delete(name: name)
+        default:  // replace-header, replace-value
+            let name = try word(1, "a header name, a regex and a replacement")
+            let regex = try word(2, "a regex and a replacement after the header name")
+            let replacement = try format(3, "a replacement after the regex")
+            if let problem = SampleParser.regexProblem(regex) { throw line.error("invalid regex '\(regex)': \(problem)") }
+            i = 4
+            return action == "replace-header"
+                ? .replaceHeader(name: name, regex: regex, replacement: replacement)
+                : .replaceValue(name: name, regex: regex, replacement: replacement)
+        }
     }
 
     /// `deny [deny_status N]` (HAProxy 2.2's `status N` too): one of the errorfile codes.
@@ -628,5 +627,38 @@ extension KeywordReader {
         }
         result.mode = mode
         return result
+    }
+}
+
+/// A header action as http-request and http-response both write it.
+enum HeaderEdit {
+    case set(name: String, value: FormatString)
+    case add(name: String, value: FormatString)
+    case delete(name: String)
+    case replaceHeader(name: String, regex: String, replacement: FormatString)
+    case replaceValue(name: String, regex: String, replacement: FormatString)
+}
+
+extension HTTPRequestAction {
+    init(_ edit: HeaderEdit) {
+        switch edit {
+        case .set(let name, let value): self = .setHeader(name: name, value: value)
+        case .add(let name, let value): self = .addHeader(name: name, value: value)
+        case .delete(let name): self = .delHeader(name: name)
+        case .replaceHeader(let name, let regex, let replacement): self = .replaceHeader(name: name, regex: regex, replacement: replacement)
+        case .replaceValue(let name, let regex, let replacement): self = .replaceValue(name: name, regex: regex, replacement: replacement)
+        }
+    }
+}
+
+extension HTTPResponseAction {
+    init(_ edit: HeaderEdit) {
+        switch edit {
+        case .set(let name, let value): self = .setHeader(name: name, value: value)
+        case .add(let name, let value): self = .addHeader(name: name, value: value)
+        case .delete(let name): self = .delHeader(name: name)
+        case .replaceHeader(let name, let regex, let replacement): self = .replaceHeader(name: name, regex: regex, replacement: replacement)
+        case .replaceValue(let name, let regex, let replacement): self = .replaceValue(name: name, regex: regex, replacement: replacement)
+        }
     }
 }
