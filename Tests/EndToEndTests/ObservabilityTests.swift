@@ -175,25 +175,12 @@ final class HeldOrigin: @unchecked Sendable {
 
     init(headFirst: Bool = false) throws {
         self.headFirst = headFirst
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        self.fd = fd
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let r = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-        guard r == 0, listen(fd, 64) == 0 else { throw TestSocket.Failure(description: "held origin bind") }
-        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
-        port = UInt16(bigEndian: addr.sin_port)
-        Thread { [self] in
-            while true {
-                let c = accept(fd, nil, nil)
-                if c < 0 { if errno == EINTR { continue } else { return } }
-                TestSocket.setTimeout(c, seconds: 30)
-                state.withLock { $0.connections.append(c) }
-                Thread { [self] in self.serve(c) }.start()
-            }
-        }.start()
+        (fd, port) = try TestSocket.listen(backlog: 64, what: "held origin")
+        TestSocket.acceptLoop(fd, timeout: 30) { [self] c in
+            state.withLock { $0.connections.append(c) }
+            Thread { [self] in self.serve(c) }.start()
+            return true
+        }
     }
 
     deinit {

@@ -17,6 +17,46 @@ enum TestSocket {
         return setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0
     }()
 
+    /// A listening socket on 127.0.0.1 for a server the test process runs (`port` nil: one the
+    /// kernel picks), and its port. `what` names the server in the error.
+    static func listen(port: UInt16? = nil, backlog: Int32 = 512, what: String) throws -> (fd: Int32, port: UInt16) {
+        _ = fileLimitRaised
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        var one: Int32 = 1
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        addr.sin_port = (port ?? 0).bigEndian
+        let r = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        guard r == 0, Glibc.listen(fd, backlog) == 0 else {
+            let reason = String(cString: strerror(errno))
+            close(fd)
+            throw Failure(description: "\(what) bind: \(reason)")
+        }
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
+        return (fd, UInt16(bigEndian: addr.sin_port))
+    }
+
+    /// Accepts on `fd` on a thread of its own until `fd` is closed, giving each client (with
+    /// send and receive timeouts of `seconds`) to `client`, which returns false to stop. Out of fds
+    /// for a moment (the whole suite shares one process), it waits rather than quits.
+    static func acceptLoop(_ fd: Int32, timeout seconds: Double, _ client: @escaping @Sendable (Int32) -> Bool) {
+        Thread {
+            while true {
+                let c = accept(fd, nil, nil)
+                if c < 0 {
+                    if errno == EINTR || errno == ECONNABORTED { continue }
+                    if errno == EMFILE || errno == ENFILE { usleep(10_000); continue }
+                    return
+                }
+                setTimeout(c, seconds: seconds)
+                if !client(c) { return }
+            }
+        }.start()
+    }
+
     /// A port free on 127.0.0.1 now (bound to port 0, read back, closed).
     static func freePort() -> UInt16 {
         _ = fileLimitRaised

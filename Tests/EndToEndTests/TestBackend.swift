@@ -23,23 +23,15 @@ final class TestBackend: @unchecked Sendable {
     private let state = Mutex<(connections: Int, stopped: Bool)>((0, false))
 
     init(_ behavior: Behavior, port: UInt16? = nil) throws {
-        _ = TestSocket.fileLimitRaised
         self.behavior = behavior
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        self.fd = fd
-        var one: Int32 = 1
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        addr.sin_port = (port ?? 0).bigEndian
-        let r = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-        guard r == 0, listen(fd, 512) == 0 else { throw TestSocket.Failure(description: "backend bind: \(String(cString: strerror(errno)))") }
-        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
-        self.port = UInt16(bigEndian: addr.sin_port)
-        let thread = Thread { [self] in self.acceptLoop() }
-        thread.start()
+        (fd, self.port) = try TestSocket.listen(port: port, what: "backend")
+        TestSocket.acceptLoop(fd, timeout: 30) { [self] client in
+            if state.withLock({ $0.stopped }) { close(client); return false }
+            state.withLock { $0.connections += 1 }
+            let behavior = self.behavior
+            Thread { TestBackend.serve(client, behavior) }.start()
+            return true
+        }
     }
 
     /// Connections accepted so far.
@@ -52,23 +44,6 @@ final class TestBackend: @unchecked Sendable {
     }
 
     deinit { stop() }
-
-    private func acceptLoop() {
-        while true {
-            let client = accept(fd, nil, nil)
-            if client < 0 {
-                if errno == EINTR || errno == ECONNABORTED { continue }
-                // Out of fds for a moment (the whole suite shares one process): wait, never quit.
-                if (errno == EMFILE || errno == ENFILE) && !state.withLock({ $0.stopped }) { usleep(10_000); continue }
-                return
-            }
-            if state.withLock({ $0.stopped }) { close(client); return }
-            state.withLock { $0.connections += 1 }
-            TestSocket.setTimeout(client, seconds: 30)
-            let behavior = self.behavior
-            Thread { TestBackend.serve(client, behavior) }.start()
-        }
-    }
 
     static func pattern(_ i: Int) -> UInt8 { UInt8(truncatingIfNeeded: i &* 31 &+ i >> 8) }
 

@@ -17,34 +17,13 @@ final class TestHTTPOrigin: @unchecked Sendable {
     private let log = Mutex<(connections: Int, heads: [String])>((0, []))
 
     init(_ name: String) throws {
-        _ = TestSocket.fileLimitRaised
         self.name = name
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        self.fd = fd
-        var one: Int32 = 1
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let r = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-        guard r == 0, listen(fd, 512) == 0 else { throw TestSocket.Failure(description: "origin bind") }
-        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
-        port = UInt16(bigEndian: addr.sin_port)
-        Thread { [self] in
-            while true {
-                let c = accept(fd, nil, nil)
-                if c < 0 {
-                    if errno == EINTR || errno == ECONNABORTED { continue }
-                    // Out of fds for a moment (the whole suite shares one process): wait, never quit.
-                    if errno == EMFILE || errno == ENFILE { usleep(10_000); continue }
-                    return
-                }
-                log.withLock { $0.connections += 1 }
-                TestSocket.setTimeout(c, seconds: 30)
-                Thread { [self] in self.serve(c) }.start()
-            }
-        }.start()
+        (fd, port) = try TestSocket.listen(what: "origin")
+        TestSocket.acceptLoop(fd, timeout: 30) { [self] c in
+            log.withLock { $0.connections += 1 }
+            Thread { [self] in self.serve(c) }.start()
+            return true
+        }
     }
 
     deinit {
