@@ -165,8 +165,7 @@ final class HTTPSession: ListedSession {
     @exclusivity(unchecked) private var connectTime = -1.0
     @exclusivity(unchecked) private var responseTime = -1.0
     @exclusivity(unchecked) private var retryAt = 0.0
-    /// When the first attempt to get a server socket failed for want of fds; -1 when none did.
-    @exclusivity(unchecked) private var resourceWaitSince = -1.0
+    @exclusivity(unchecked) private var socketWait = ServerSocketWait()
     @exclusivity(unchecked) private var lastClientActivity: Double
     @exclusivity(unchecked) private var lastServerActivity: Double
     @exclusivity(unchecked) private var selfRetain: Unmanaged<HTTPSession>?
@@ -734,21 +733,18 @@ final class HTTPSession: ListedSession {
         let (connection, started) = ServerConnection.connect(engine: engine, to: endpoint, server: s.state,
                                                              keepAlive: backend.proxy.tcpKeepAlive.server)
         guard let connection else {
-            // Out of fds or memory: wait for a session to free one (every 50 ms, up to `timeout
-            // connect`) rather than answer 503 to a request that a moment later could be served.
-            if resourceWaitSince < 0 { resourceWaitSince = loop.now }
-            if loop.now - resourceWaitSince < Double(backend.proxy.timeouts.connect ?? 5000) / 1000 {
+            // Out of fds or memory: wait for one rather than answer 503 (ServerSocketWait).
+            if let at = socketWait.retryTime(now: loop.now, limit: Double(backend.proxy.timeouts.connect ?? 5000) / 1000) {
                 phase = .waitingServer
-                retryAt = loop.now + 0.05
+                retryAt = at
                 armTimer()
                 return
             }
-            resourceWaitSince = -1
             termination = TerminationState(cause: UInt8(ascii: "R"), phase: UInt8(ascii: "C"))
             respondLocally(status: 503)
             return
         }
-        resourceWaitSince = -1
+        socketWait.end()
         attach(connection, reused: false)
         phase = .waitingServer
         if started {

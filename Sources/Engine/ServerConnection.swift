@@ -156,3 +156,23 @@ extension ServerState {
         idleConnections.removeAll()
     }
 }
+
+/// A session that found no fd for its server socket (EMFILE/ENFILE, or no memory). Sessions ending
+/// free fds at any moment, so it tries again every 50 ms, up to its `timeout connect`, rather than
+/// give up on a client that a moment later could be served.
+struct ServerSocketWait {
+    private var since = -1.0
+
+    /// When to try again, or nil once `limit` seconds have passed since the first failure.
+    mutating func retryTime(now: Double, limit: Double) -> Double? {
+        if since < 0 { since = now }
+        guard now - since < limit else {
+            since = -1
+            return nil
+        }
+        return now + 0.05
+    }
+
+    /// A socket was had: a later failure starts a new wait.
+    mutating func end() { since = -1 }
+}

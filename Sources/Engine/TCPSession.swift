@@ -64,8 +64,7 @@ final class TCPSession: ListedSession {
     private var connectStartedAt = 0.0
     private var connectTime = -1.0
     private var retryAt = 0.0
-    /// When the first attempt to get a server socket failed for want of fds; -1 when none did.
-    private var resourceWaitSince = -1.0
+    private var socketWait = ServerSocketWait()
     private var retriesDone = 0
     private var redispatched = false
     private var termination = TerminationState()
@@ -201,13 +200,10 @@ final class TCPSession: ListedSession {
         let family = endpoint.address.isV6 ? AF_INET6 : AF_INET
         let fd = socket(family, Int32(SOCK_STREAM.rawValue) | CLibEV_SOCK_NONBLOCK | CLibEV_SOCK_CLOEXEC, 0)
         if fd < 0 {
-            // Out of fds (EMFILE/ENFILE) or memory: a resource error, not the server's fault. Sessions
-            // ending free fds at any moment, so wait for one (every 50 ms, up to `timeout connect`)
-            // rather than drop a client that a moment later could be served.
-            if resourceWaitSince < 0 { resourceWaitSince = loop.now }
-            if loop.now - resourceWaitSince < Double(proxyTimeouts.connect ?? 5000) / 1000 {
+            // Out of fds (EMFILE/ENFILE) or memory: a resource error, not the server's fault.
+            if let at = socketWait.retryTime(now: loop.now, limit: Double(proxyTimeouts.connect ?? 5000) / 1000) {
                 phase = .turnaround
-                retryAt = loop.now + 0.05
+                retryAt = at
                 armTimer()
                 return
             }
@@ -216,7 +212,7 @@ final class TCPSession: ListedSession {
             finish()
             return
         }
-        resourceWaitSince = -1
+        socketWait.end()
         serverFD = fd
         setTCPOptions(fd, keepAlive: (backend?.proxy.tcpKeepAlive.server ?? false))
         phase = .connecting
