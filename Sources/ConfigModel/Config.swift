@@ -115,6 +115,15 @@ public enum BalanceAlgorithm: Hashable, Sendable, CustomStringConvertible {
     /// `balance hdr(NAME)`: a hash of a header's value; round robin without it.
     case header(String)
 
+    /// A hash of the request or the source chooses the server (HAProxy's "hash" kind): the same
+    /// key always goes to the same server while the farm is unchanged.
+    public var isHash: Bool {
+        switch self {
+        case .source, .uri, .urlParameter, .header: true
+        case .roundRobin, .staticRoundRobin, .leastConnections, .first: false
+        }
+    }
+
     public var description: String {
         switch self {
         case .roundRobin: "roundrobin"

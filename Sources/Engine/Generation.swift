@@ -234,6 +234,24 @@ final class Backend {
         return .server(picked)
     }
 
+    /// After a failed connection attempt (`retry` of `retries` now counted): whether to redispatch
+    /// at once rather than retry the same server, as HAProxy decides with `option redispatch`: the
+    /// server is no longer usable, or the interval says so (every Nth retry when N > 0, the |N|th
+    /// before the last when N < 0), or the server was a balancing choice (not persistence) among
+    /// several active ones by an algorithm that is not a hash, so any other server will do.
+    func redispatchesAfterFailure(of server: BackendServer, retry: Int, of retries: Int, persistent: Bool) -> Bool {
+        guard let interval = proxy.redispatch, interval != 0 else { return false }
+        if !server.isUsable { return true }
+        if interval > 0 ? retry % interval == 0 : retry == retries + interval + 1 { return true }
+        guard !persistent, !proxy.balance.isHash else { return false }
+        var actives = 0
+        for s in servers where s.isUsable && !s.config.options.backup {
+            actives += 1
+            if actives > 1 { return true }
+        }
+        return false
+    }
+
     /// A slot freed on one of this backend's servers: hand it to the oldest queued session.
     func serveQueue() {
         while let session = queue.first {

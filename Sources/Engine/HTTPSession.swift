@@ -129,6 +129,12 @@ final class HTTPSession: ListedSession {
     @exclusivity(unchecked) private var closeAfterResponse = false
     /// The listener no longer serves: close at the end of the request in flight.
     @exclusivity(unchecked) private var mustClose = false
+    /// An idle connection whose listener stopped serving (a soft stop, or a reload that dropped
+    /// it): the frontend that served it, held until the connection is idle past its keep-alive
+    /// timeout, so a request already on its way is answered (with `Connection: close`) rather
+    /// than met by a close. Its generation counts the connection as a session meanwhile, so it
+    /// drains for it (and `hard-stop-after` ends it).
+    @exclusivity(unchecked) private var lingeringFrontend: Frontend?
     @exclusivity(unchecked) private var serverEOF = false
     @exclusivity(unchecked) private var requests = 0
     @exclusivity(unchecked) private var retriesDone = 0
@@ -151,6 +157,8 @@ final class HTTPSession: ListedSession {
     @exclusivity(unchecked) private var requestHashKey: UInt64?
     /// The server cookie persistence designated for this request.
     @exclusivity(unchecked) private var persistentServer: BackendServer?
+    /// The server in use was chosen by persistence, not balancing (a redispatch then waits its turn).
+    @exclusivity(unchecked) private var serverIsPersistent = false
     /// TLS towards the server with `sni EXPR` from a fetch: this request's name.
     @exclusivity(unchecked) private var requestServerName: String?
 
@@ -169,6 +177,8 @@ final class HTTPSession: ListedSession {
     @exclusivity(unchecked) private var lastClientActivity: Double
     @exclusivity(unchecked) private var lastServerActivity: Double
     @exclusivity(unchecked) private var selfRetain: Unmanaged<HTTPSession>?
+    /// When the timer fires (infinity: stopped); a deadline that comes earlier re-arms it.
+    @exclusivity(unchecked) private var armedDeadline = Double.infinity
     unowned(unsafe) var listenerPrev: HTTPSession?
     unowned(unsafe) var listenerNext: HTTPSession?
 
@@ -243,6 +253,7 @@ final class HTTPSession: ListedSession {
         checkTransactionEnd()
         guard phase != .closed else { return }
         updateInterest()
+        tightenTimer()
     }
 
     // MARK: the client's transport
@@ -330,6 +341,8 @@ final class HTTPSession: ListedSession {
         guard space > 0 else { return }
         let n = clientRead(buffer + clientIn.end, space)
         if n > 0 {
+            // Request bytes for a server that had nothing to read: its timeout starts now.
+            if phase == .exchange && requestParsed == clientIn.start && serverOutSent >= serverOut.end { lastServerActivity = loop.now }
             clientIn.end += n
             lastClientActivity = loop.now
             countIn(n)
@@ -421,7 +434,7 @@ final class HTTPSession: ListedSession {
 
     private func requestFailed(_ error: HTTPParseError) {
         // The request could not be understood: answer and close, as HAProxy does.
-        let frontend = listener.frontend
+        let frontend = servingFrontend
         if generation == nil, let frontend { begin(frontend) }
         termination = TerminationState(cause: UInt8(ascii: "P"), phase: UInt8(ascii: "R"))
         frontend?.counters.requestErrors += 1
@@ -430,8 +443,15 @@ final class HTTPSession: ListedSession {
         respondLocally(status: error.status)
     }
 
+    /// The frontend a request arriving now is served by: the listener's, or the one a released
+    /// listener left this connection with.
+    private var servingFrontend: Frontend? { listener.frontend ?? lingeringFrontend }
+
     /// Counts a request in flight on the current generation of this listener's frontend.
     private func begin(_ frontend: Frontend) {
+        // A lingering connection's hold becomes this request's (no loop turn in between: the
+        // generation cannot retire meanwhile).
+        endLingering(notify: false)
         self.frontend = frontend
         let g = frontend.generation!
         generation = g
@@ -448,7 +468,7 @@ final class HTTPSession: ListedSession {
 
     private func startTransaction(head input: UnsafeRawBufferPointer) {
         if generation == nil {
-            guard let frontend = listener.frontend, frontend.proxy.mode == .http else {
+            guard let frontend = servingFrontend, frontend.proxy.mode == .http else {
                 // The listener now serves TCP: this connection's HTTP has nowhere to go.
                 close()
                 return
@@ -566,6 +586,8 @@ final class HTTPSession: ListedSession {
         guard !localResponse else { return }
         phase = .waitingServer
         parseRequestBody()
+        // A body refused in the bytes that came with the head was answered: nothing goes to a server.
+        guard !localResponse, phase != .closed else { return }
         // `option http-buffer-request`: the body arrives (or fills the buffer) before a server is
         // chosen, within `timeout http-request`; an `Expect: 100-continue` is answered here.
         if (frontend.proxy.http.bufferRequest || backend.proxy.http.bufferRequest) && !requestComplete {
@@ -582,7 +604,7 @@ final class HTTPSession: ListedSession {
 
     /// The buffered body is complete, or fills the buffer: now the server is chosen.
     private func bodyBuffered() {
-        guard waitingForBody, requestComplete || clientIn.end == loop.buffers.size else { return }
+        guard waitingForBody, !localResponse, requestComplete || clientIn.end == loop.buffers.size else { return }
         waitingForBody = false
         assignServer(excluding: nil)
     }
@@ -673,11 +695,13 @@ final class HTTPSession: ListedSession {
         // Cookie persistence first: the designated server, while it is usable and has room.
         if let s = persistentServer, s !== excluding, s.acceptsPersistentTraffic, !s.isFull {
             persistentServer = nil
+            serverIsPersistent = true
             takeSlot(s)
             obtainConnection()
             return
         }
         persistentServer = nil
+        serverIsPersistent = false
         switch backend.pickServer(excluding: excluding, source: clientAddress?.address, hashKey: requestHashKey) {
         case .server(let s):
             takeSlot(s)
@@ -758,6 +782,11 @@ final class HTTPSession: ListedSession {
     private func attach(_ c: ServerConnection, reused: Bool) {
         serverConnection = c
         serverReused = reused
+        // A new connection's bytes start a new response; the last one's end (EOF) is behind us.
+        serverEOF = false
+        responseParser.reset()
+        serverIn.release(loop.buffers)
+        responseParsed = 0
         c.owner = self
         c.requests += 1
         lastServerActivity = loop.now
@@ -817,8 +846,7 @@ final class HTTPSession: ListedSession {
             retriesDone += 1
             s.state.retries += 1
             backend.counters.retries += 1
-            if let interval = backend.proxy.redispatch, interval != 0,
-               interval > 0 ? retriesDone % interval == 0 : retriesDone == retries + interval + 1 {
+            if backend.redispatchesAfterFailure(of: s, retry: retriesDone, of: retries, persistent: serverIsPersistent) {
                 redispatched = true
                 s.state.redispatches += 1
                 backend.counters.redispatches += 1
@@ -840,9 +868,13 @@ final class HTTPSession: ListedSession {
         respondLocally(status: 503)
     }
 
-    /// Request bytes to the server: the rewritten head, then the body as it was received.
+    /// Request bytes to the server: the rewritten head, then the body as the parser validated it.
+    /// Nothing of a request strata answered itself (refused, denied) is ever sent.
     private func flushToServer() {
-        guard let c = serverConnection, phase == .exchange || phase == .tunnel else { return }
+        guard let c = serverConnection, !localResponse, phase == .exchange || phase == .tunnel else { return }
+        // A client held back by a full buffer: its timeout starts again once there is room.
+        let clientInWasFull = clientIn.end == loop.buffers.size && clientIn.start == 0
+        defer { if clientInWasFull && !(clientIn.end == loop.buffers.size && clientIn.start == 0) { lastClientActivity = loop.now } }
         while serverOutSent < serverOut.end, let base = serverOut.base {
             let n = serverWrite(c, base + serverOutSent, serverOut.end - serverOutSent)
             if n > 0 {
@@ -872,16 +904,19 @@ final class HTTPSession: ListedSession {
     }
 
     private func serverWriteFailed() {
-        if retryReusedConnection() { return }
+        if retryReusedConnection(neverReached: serverOutSent == 0) { return }
         termination = TerminationState(cause: UInt8(ascii: "S"), phase: UInt8(ascii: responseStarted ? "D" : "H"))
         server?.state.connectionErrors += 1
         if responseStarted { abortTransaction() } else { respondLocally(status: 502) }
     }
 
-    /// A reused idle connection the server closed just as we sent on it: nothing of the response
-    /// came, the request is fully in our hands (no body streamed), so send it on a new connection.
-    private func retryReusedConnection() -> Bool {
-        guard serverReused, !responseStarted, serverIn.isEmpty, !requestHasBody else { return false }
+    /// A reused idle connection the server closed as we sent on it: nothing of the response came
+    /// and the request is fully in our hands (no body streamed). It is sent again on a new
+    /// connection when that is safe: the server cannot have read it (`neverReached`: the first
+    /// write failed), or its method is idempotent.
+    private func retryReusedConnection(neverReached: Bool = false) -> Bool {
+        guard serverReused, !responseStarted, serverIn.isEmpty, !requestHasBody,
+              neverReached || requestMethod.isIdempotent else { return false }
         detachServer(close: true)
         serverReused = false
         serverOutSent = 0
@@ -927,6 +962,8 @@ final class HTTPSession: ListedSession {
         guard space > 0 else { return }
         let n = serverRead(c, base + serverIn.end, space)
         if n > 0 {
+            // Answer bytes for a client that had nothing to read: its timeout starts now.
+            if clientOut.isEmpty && pendingBody == nil && responseParsed == serverIn.start { lastClientActivity = loop.now }
             serverIn.end += n
             lastServerActivity = loop.now
             if phase == .tunnel {
@@ -1070,6 +1107,9 @@ final class HTTPSession: ListedSession {
     /// Response bytes to the client: heads the proxy wrote, then the body as the server sent it.
     private func flushToClient() {
         let pool = loop.buffers
+        // A server held back by a full buffer: its timeout starts again once there is room.
+        let serverInWasFull = serverIn.end == pool.size && serverIn.start == 0
+        defer { if serverInWasFull && !(serverIn.end == pool.size && serverIn.start == 0) { lastServerActivity = loop.now } }
         coalesceOutput()
         while !clientOut.isEmpty, let base = clientOut.base {
             let n = clientWrite(base + clientOut.start, clientOut.count)
@@ -1170,7 +1210,7 @@ final class HTTPSession: ListedSession {
     /// Answers with the `errorfile` for `status`, or HAProxy's page. The request's body is not
     /// read, so the connection closes after it when one was coming.
     func respondLocally(status: Int) {
-        let frontend = self.frontend ?? listener.frontend
+        let frontend = self.frontend ?? servingFrontend
         let answer = frontend?.rules?.errorResponse(status, backend: backend?.rules) ?? HTTPLocalResponse.errorPage(status)
         sendLocal(answer)
     }
@@ -1186,7 +1226,7 @@ final class HTTPSession: ListedSession {
     /// Sends an answer strata makes itself (an error, a deny, a return, a redirect) instead of
     /// anything from a server.
     private func sendLocal(_ answer: HTTPLocalResponse) {
-        if generation == nil, let frontend = frontend ?? listener.frontend { begin(frontend) }
+        if generation == nil, let frontend = frontend ?? servingFrontend { begin(frontend) }
         detachServer(close: true)
         releaseSlot()
         if isQueued { backend?.queue.remove(self) }
@@ -1284,6 +1324,7 @@ final class HTTPSession: ListedSession {
     }
 
     override func kill() {
+        if lingeringFrontend != nil { return close() }
         guard generation != nil else { return }
         generation?.config.sessionsKilled += 1
         termination = TerminationState(cause: UInt8(ascii: "K"), phase: termination.phase == UInt8(ascii: "-") ? UInt8(ascii: "D") : termination.phase)
@@ -1295,7 +1336,15 @@ final class HTTPSession: ListedSession {
     func listenerReleased(previous: Frontend?) {
         mustClose = true
         if phase == .idle {
-            close()
+            // A request may be on its way: the connection lingers, held by the frontend that
+            // served it, and closes when idle past its keep-alive timeout.
+            guard let previous, previous.proxy.mode == .http, let g = previous.generation, lingeringFrontend == nil else {
+                return close()
+            }
+            lingeringFrontend = previous
+            g.config.sessions += 1
+            g.sessionList.insert(self)
+            armTimer()
         } else if phase == .head && generation == nil, let previous, previous.proxy.mode == .http {
             // A head already arriving is served by the generation it started under, which
             // therefore holds on until the answer is sent.
@@ -1305,9 +1354,20 @@ final class HTTPSession: ListedSession {
         }
     }
 
+    /// Gives up a lingering connection's hold on its generation (`notify`: the generation may
+    /// retire now).
+    private func endLingering(notify: Bool) {
+        guard let f = lingeringFrontend, let g = f.generation else { return }
+        lingeringFrontend = nil
+        g.sessionList.remove(self)
+        g.config.sessions -= 1
+        if notify { engine.requestEnded(in: g) }
+    }
+
     func close() {
         guard phase != .closed else { return }
         if generation != nil { endTransaction() }
+        endLingering(notify: true)
         phase = .closed
         detachServer(close: true)
         clientIO.release(on: loop)
@@ -1373,15 +1433,16 @@ final class HTTPSession: ListedSession {
         c.watch(serverEvents)
     }
 
-    private var proxy: Proxy? { listener.frontend?.proxy }
 
     private func deadline() -> Double? {
         func s(_ ms: Int?) -> Double? { ms.map { Double($0) / 1000 } }
-        let f = (frontend ?? listener.frontend)?.proxy.timeouts ?? Timeouts()
+        let f = (frontend ?? servingFrontend)?.proxy.timeouts ?? Timeouts()
         let b = backend?.proxy.timeouts ?? f
         switch phase {
         case .idle:
             let limit = requests == 0 ? (f.httpRequest ?? f.client) : (f.httpKeepAlive ?? f.httpRequest ?? f.client)
+            // Lingering without any timeout set: a few seconds for a request on its way.
+            if lingeringFrontend != nil { return idleSince + (s(limit) ?? HTTPSession.lingerWithoutTimeout) }
             return s(limit).map { idleSince + $0 }
         case .head:
             return s(f.httpRequest ?? f.client).map { headStartedAt + $0 }
@@ -1391,13 +1452,24 @@ final class HTTPSession: ListedSession {
             if serverConnection == nil { return retryAt }
             return s(b.connect).map { connectStartedAt + $0 }
         case .exchange:
+            // Each side's timeout runs while strata waits for that side: the client's while its
+            // request is coming (and there is room for it) or an answer waits for it to read; the
+            // server's while it owes request bytes a read or an answer strata has room for. A side
+            // held back by the other one is not late (a client that stops reading a large answer
+            // is governed by `timeout client`, not `timeout server`).
+            let size = loop.buffers.size
             var d: Double?
-            if !requestComplete || !clientOut.isEmpty || responseParsed > serverIn.start {
+            let clientRoom = clientIn.end < size || clientIn.start > 0
+            if (!requestComplete && clientRoom) || !clientOut.isEmpty || pendingBody != nil || responseParsed > serverIn.start {
                 d = s(f.client).map { lastClientActivity + $0 }
             }
-            if serverConnection != nil, !responseComplete, let sv = s(b.server) {
-                let t = lastServerActivity + sv
-                d = d.map { min($0, t) } ?? t
+            if serverConnection != nil, let sv = s(b.server) {
+                let serverRoom = serverIn.end < size || serverIn.start > 0
+                let requestPending = serverOutSent < serverOut.end || requestParsed > clientIn.start
+                if (!responseComplete && serverRoom) || requestPending {
+                    let t = lastServerActivity + sv
+                    d = d.map { min($0, t) } ?? t
+                }
             }
             return d
         case .tunnel:
@@ -1410,20 +1482,67 @@ final class HTTPSession: ListedSession {
         }
     }
 
+    /// A connection with no timeout at all lingers this long after its listener stopped serving.
+    static let lingerWithoutTimeout = 5.0
+
     private func armTimer() {
         if let d = deadline() {
+            armedDeadline = d
             timer.arm(after: d - loop.now, on: loop)
         } else {
+            armedDeadline = .infinity
             timer.stop(on: loop)
         }
     }
 
+    /// After an event: a deadline that moved earlier than the armed one re-arms the timer (a
+    /// later one waits for the timer to fire and re-arm).
+    @inline(__always)
+    private func tightenTimer() {
+        guard let d = deadline(), d < armedDeadline - 0.001 else { return }
+        armedDeadline = d
+        timer.arm(after: d - loop.now, on: loop)
+    }
+
+    /// Before a timeout is declared, what the kernel already holds for either side is taken: the
+    /// process may have been stopped for longer than a timeout, and the loop runs expired timers
+    /// in the same turn as socket events it has not collected yet. True when something moved.
+    private func collectReadyEvents() -> Bool {
+        var fds = (pollfd(fd: -1, events: 0, revents: 0), pollfd(fd: -1, events: 0, revents: 0))
+        let clientOutPending = !clientOut.isEmpty || pendingBody != nil || responseParsed > serverIn.start
+        if phase != .closing {
+            fds.0 = pollfd(fd: clientFD, events: Int16(POLLIN) | (clientOutPending ? Int16(POLLOUT) : 0), revents: 0)
+        }
+        if let c = serverConnection { fds.1 = pollfd(fd: c.fd, events: Int16(POLLIN | POLLOUT), revents: 0) }
+        let ready = withUnsafeMutablePointer(to: &fds) {
+            $0.withMemoryRebound(to: pollfd.self, capacity: 2) { poll($0, 2, 0) }
+        }
+        guard ready > 0 else { return false }
+        let before = (lastClientActivity, lastServerActivity, phase)
+        func mask(_ revents: Int16) -> Int32 {
+            var m: Int32 = 0
+            if revents & Int16(POLLIN | POLLHUP | POLLERR) != 0 { m |= EV_READ_MASK }
+            if revents & Int16(POLLOUT) != 0 { m |= EV_WRITE_MASK }
+            return m
+        }
+        if fds.1.revents != 0, let c = serverConnection, c.fd == fds.1.fd {
+            serverEvent(mask(fds.1.revents))
+        }
+        if phase != .closed, fds.0.revents != 0 { ioEvent(clientIO.raw, mask(fds.0.revents)) }
+        return phase == .closed || before != (lastClientActivity, lastServerActivity, phase)
+    }
+
     override func timerEvent(_ watcher: UnsafeMutablePointer<ev_timer>) {
+        armedDeadline = .infinity
         guard let d = deadline() else { return }
         let now = loop.now
         if d > now + 0.0005 {
-            timer.arm(after: d - now, on: loop)
+            armTimer()
             return
+        }
+        if collectReadyEvents() {
+            guard phase != .closed else { return }
+            if let d = deadline(), d > now + 0.0005 { return armTimer() }
         }
         switch phase {
         case .idle:
@@ -1451,7 +1570,7 @@ final class HTTPSession: ListedSession {
                 connectFailed(timedOut: true)
             }
         case .exchange:
-            let f = (frontend ?? listener.frontend)?.proxy.timeouts ?? Timeouts()
+            let f = (frontend ?? servingFrontend)?.proxy.timeouts ?? Timeouts()
             let clientExpired = f.client.map { lastClientActivity + Double($0) / 1000 <= now + 0.0005 } ?? false
             if !clientExpired && !responseStarted {
                 termination = TerminationState(cause: UInt8(ascii: "s"), phase: UInt8(ascii: "H"))

@@ -281,7 +281,7 @@ final class TCPSession: ListedSession {
             retriesDone += 1
             s.state.retries += 1
             backend.counters.retries += 1
-            if shouldRedispatch(retry: retriesDone, of: retries) {
+            if backend.redispatchesAfterFailure(of: s, retry: retriesDone, of: retries, persistent: false) {
                 redispatched = true
                 s.state.redispatches += 1
                 backend.counters.redispatches += 1
@@ -302,13 +302,6 @@ final class TCPSession: ListedSession {
         termination = TerminationState(cause: UInt8(ascii: timedOut ? "s" : "S"), phase: UInt8(ascii: "C"))
         releaseSlot()
         finish()
-    }
-
-    /// `option redispatch N`: every Nth retry when N > 0; the |N|th retry before the last when N < 0.
-    private func shouldRedispatch(retry: Int, of retries: Int) -> Bool {
-        guard let interval = backend?.proxy.redispatch, interval != 0 else { return false }
-        if interval > 0 { return retry % interval == 0 }
-        return retry == retries + interval + 1
     }
 
     // MARK: events

@@ -209,7 +209,9 @@ func crlf(_ text: String) -> [UInt8] {
 }
 
 /// A request or response whose lines are joined with CRLF, ending with the empty line.
-func h1Message(_ lines: String...) -> [UInt8] {
+func h1Message(_ lines: String...) -> [UInt8] { h1Message(lines) }
+
+func h1Message(_ lines: [String]) -> [UInt8] {
     Array((lines.joined(separator: "\r\n") + "\r\n\r\n").utf8)
 }
 
@@ -317,9 +319,13 @@ func h1RequestError(_ bytes: [UInt8], limits: HTTPParserLimits = .default,
     }
 
     @Test func targetForms() throws {
-        let absolute = try #require(h1RequestHead(h1Message("GET http://example.com:8080/a?b=c HTTP/1.1", "Host: other")))
-        #expect(absolute.targetForm == .absolute && absolute.authority == "example.com:8080" && absolute.host == "other")
-        let https = try #require(h1RequestHead(h1Message("GET HTTPS://[2001:db8::1]?q HTTP/1.1", "Host: x")))
+        let absolute = try #require(h1RequestHead(h1Message("GET http://example.com:8080/a?b=c HTTP/1.1", "Host: EXAMPLE.com:8080")))
+        #expect(absolute.targetForm == .absolute && absolute.authority == "example.com:8080" && absolute.host == "EXAMPLE.com:8080")
+        // The scheme's own port is the same authority as none.
+        let defaultPort = try #require(h1RequestHead(h1Message("GET http://a.test:80/ HTTP/1.1", "Host: a.test")))
+        #expect(defaultPort.authority == "a.test:80")
+        #expect(h1RequestHead(h1Message("GET https://a.test/ HTTP/1.1", "Host: a.test:443")) != nil)
+        let https = try #require(h1RequestHead(h1Message("GET HTTPS://[2001:db8::1]?q HTTP/1.1", "Host: [2001:db8::1]")))
         #expect(https.targetForm == .absolute && https.authority == "[2001:db8::1]")
         let asterisk = try #require(h1RequestHead(h1Message("OPTIONS * HTTP/1.1", "Host: a")))
         #expect(asterisk.targetForm == .asterisk && asterisk.target == "*")
@@ -497,7 +503,9 @@ let h1Rejections: [H1Rejection] = [
     // Versions.
     H1Rejection("HTTP/2.0", h1Message("GET / HTTP/2.0", "Host: a"), .unsupportedVersion, status: 505),
     H1Rejection("HTTP/2 preface", Array("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".utf8), .unsupportedVersion, status: 505),
-    H1Rejection("HTTP/1.2", h1Message("GET / HTTP/1.2", "Host: a"), .unsupportedVersion, status: 505),
+    H1Rejection("absolute-form and Host disagree", h1Message("GET http://other.test/abs HTTP/1.1", "Host: a.test"), .hostMismatch, status: 400),
+    H1Rejection("absolute-form and Host disagree on the port", h1Message("GET http://a.test:8080/ HTTP/1.1", "Host: a.test"), .hostMismatch, status: 400),
+    H1Rejection("HTTP/2.0 over HTTP/1", h1Message("GET / HTTP/2.0", "Host: a"), .unsupportedVersion, status: 505),
     H1Rejection("HTTP/0.9 version", h1Message("GET / HTTP/0.9", "Host: a"), .unsupportedVersion, status: 505),
     H1Rejection("lowercase http", h1Message("GET / http/1.1", "Host: a"), .invalidVersion),
     H1Rejection("HTTP/1", h1Message("GET / HTTP/1", "Host: a"), .invalidVersion),

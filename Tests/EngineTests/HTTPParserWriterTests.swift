@@ -33,6 +33,31 @@ import Testing
             + "X-Forwarded-For: 192.0.2.1\r\nConnection: keep-alive\r\n\r\n")
     }
 
+    @Test func equalContentLengthsLeaveAsOneField() throws {
+        for lines in [["Content-Length: 5, 5"], ["Content-Length: 5", "X-A: 1", "content-length: 5"]] {
+            let bytes = h1Message(["POST /x HTTP/1.1", "Host: a"] + lines)
+            let out = try #require(rewrite(bytes) { writer, head, input in
+                writer.writeStartLine(head, from: input)
+                writer.writeFields(head, from: input, removing: .hopByHop)
+                writer.writeEndOfHead()
+            })
+            #expect(out.components(separatedBy: "\r\n").filter { $0.lowercased().hasPrefix("content-length") } == ["content-length: 5"])
+        }
+        // A single field is written as it came.
+        let one = try #require(rewrite(h1Message("POST /x HTTP/1.1", "Host: a", "Content-Length: 5")) { writer, head, input in
+            writer.writeFields(head, from: input, removing: .hopByHop)
+        })
+        #expect(one == "Host: a\r\nContent-Length: 5\r\n")
+    }
+
+    @Test func anUnknownMinorVersionIsForwardedAsHTTP11() throws {
+        let out = try #require(rewrite(h1Message("GET / HTTP/1.2", "Host: a")) { writer, head, input in
+            #expect(head.version == .http11)
+            writer.writeStartLine(head, from: input)
+        })
+        #expect(out == "GET / HTTP/1.1\r\n")
+    }
+
     @Test func keepsUpgradeWhenAsked() throws {
         let bytes = h1Message("GET /ws HTTP/1.1", "Host: a", "Connection: Upgrade", "Upgrade: websocket", "Sec-WebSocket-Key: k")
         let out = try #require(rewrite(bytes) { writer, head, input in

@@ -38,6 +38,8 @@ public struct HTTPHead: Sendable {
     public internal(set) var framing: HTTPFraming = .noBody
     /// The Content-Length value, when the field is present (also when framing ignores it: HEAD, 304…).
     public internal(set) var contentLength: UInt64?
+    /// Content-Length came as a list or in several field lines (all equal): written as one field.
+    public internal(set) var contentLengthRepeated = false
     /// Whether a Transfer-Encoding field is present.
     public internal(set) var hasTransferEncoding = false
     /// Whether `chunked` is the final transfer coding.
@@ -81,6 +83,7 @@ public struct HTTPHead: Sendable {
         fields.removeAll(keepingCapacity: true)
         framing = .noBody
         contentLength = nil
+        contentLengthRepeated = false
         hasTransferEncoding = false
         isChunked = false
         connection = []

@@ -99,7 +99,7 @@ struct HTTPHeadParser {
             }
             if line.isEmpty {
                 head.length = lineStart
-                if let error = finish(requestMethod: requestMethod) { return .error(error) }
+                if let error = finish(input, requestMethod: requestMethod) { return .error(error) }
                 return .complete(headLength: lineStart)
             }
             guard head.fields.count < limits.maxFieldCount else {
@@ -117,7 +117,8 @@ struct HTTPHeadParser {
 
     // MARK: Start lines
 
-    /// `HTTP/` DIGIT `.` DIGIT, 1.0 or 1.1.
+    /// `HTTP/` DIGIT `.` DIGIT: 1.0, or 1.1 for any minor version above 0 (RFC 9112 §2.3: an
+    /// unknown minor version of HTTP/1 is processed as the highest one the recipient knows).
     private static func parseVersion(_ input: UnsafeRawBufferPointer, _ range: Range<Int>)
         -> (version: HTTPVersion?, error: HTTPParseError.Code?)
     {
@@ -126,11 +127,7 @@ struct HTTPHeadParser {
               HTTPByte.isDigit(input[p &+ 5]), input[p &+ 6] == HTTPByte.dot, HTTPByte.isDigit(input[p &+ 7])
         else { return (nil, .invalidVersion) }
         guard input[p &+ 5] == 0x31 else { return (nil, .unsupportedVersion) }
-        switch input[p &+ 7] {
-        case 0x30: return (.http10, nil)
-        case 0x31: return (.http11, nil)
-        default: return (nil, .unsupportedVersion)
-        }
+        return (input[p &+ 7] == 0x30 ? .http10 : .http11, nil)
     }
 
     /// request-line = method SP request-target SP HTTP-version (single spaces, RFC 9112 §3).
@@ -247,7 +244,9 @@ struct HTTPHeadParser {
             // RFC 9110 §8.6: a list of identical values may be taken as that one value.
             var error: HTTPParseError.Code?
             var length = head.contentLength
+            var elements = 0
             _ = HTTPFieldValue.forEachElement(input, value) { element in
+                elements += 1
                 guard let n = HTTPFieldValue.contentLength(input, element) else {
                     error = .invalidContentLength
                     return false
@@ -260,6 +259,8 @@ struct HTTPHeadParser {
                 return true
             }
             if let error { return failure(error, at: value.lowerBound) }
+            // A second value (equal, or it failed above): forwarded as one field (HAProxy merges them).
+            if head.contentLength != nil || elements > 1 { head.contentLengthRepeated = true }
             head.contentLength = length
 
         case .transferEncoding:
@@ -343,12 +344,19 @@ struct HTTPHeadParser {
     // MARK: Framing
 
     /// Decides framing and connection persistence once every field is known (RFC 9112 §6.3, §9.3).
-    private mutating func finish(requestMethod: HTTPMethod) -> HTTPParseError? {
+    private mutating func finish(_ input: UnsafeRawBufferPointer, requestMethod: HTTPMethod) -> HTTPParseError? {
         let at = head.startLine.lowerBound
         if head.hasTransferEncoding && codingCount == 0 { return failure(.invalidTransferEncoding, at: at) }
         let isHTTP11 = head.version == .http11
         if head.isRequest {
             guard hostCount > 0 || !isHTTP11 else { return failure(.missingHost, at: at) }
+            // RFC 9112 §3.2.2: an absolute-form target's authority is the request's host. A Host
+            // that names another would let rules and logs see one host and the server serve another:
+            // refused, as HAProxy does.
+            if head.targetForm == .absolute, let authority = head.targetAuthority, let host = head.host,
+               !HTTPRequestTarget.sameAuthority(input, authority, host, scheme: head.target) {
+                return failure(.hostMismatch, at: host.lowerBound)
+            }
             if head.hasTransferEncoding {
                 guard head.contentLength == nil else { return failure(.contentLengthWithTransferEncoding, at: at) }
                 guard head.isChunked else { return failure(.chunkedNotFinal, at: at) }

@@ -158,8 +158,17 @@ public struct HTTPHeadWriter {
                                      removing: Removal = .hopByHop,
                                      excluding exclude: (HTTPField) -> Bool = { _ in false }) {
         var run = 0..<0
+        var contentLengthWritten = false
         for field in head.fields {
             if HTTPHeadWriter.isRemoved(field, head, input, removing) || exclude(field) { continue }
+            if head.contentLengthRepeated && field.knownName == .contentLength {
+                // `Content-Length: 5, 5` or two equal lines leave as one field, as HAProxy does.
+                write(input, run)
+                run = 0..<0
+                if !contentLengthWritten, let length = head.contentLength { writeField(name: "content-length", decimal: length) }
+                contentLengthWritten = true
+                continue
+            }
             let name = field.name
             let value = field.value
             if value.lowerBound == name.upperBound &+ 2 && input[name.upperBound &+ 1] == HTTPByte.space

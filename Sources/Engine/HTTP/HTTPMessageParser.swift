@@ -56,6 +56,12 @@ struct HTTPMessageParser {
         }
     }
 
+    /// Forgets the message in progress, and a failure: the next bytes start a new message (a
+    /// response parser meets a new server connection).
+    mutating func reset() {
+        state = .idle
+    }
+
     mutating func skipBody(_ count: Int) {
         guard case .body = state else { preconditionFailure("skipBody outside a body") }
         bodyParser.skip(count)

@@ -4,6 +4,15 @@
 public enum HTTPMethod: UInt8, Hashable, Sendable {
     case get, head, post, put, delete, connect, options, trace, patch, other
 
+    /// RFC 9110 §9.2.2: sending the request again has the effect of sending it once, so a proxy
+    /// may retry it when the connection failed before an answer.
+    public var isIdempotent: Bool {
+        switch self {
+        case .get, .head, .put, .delete, .options, .trace: true
+        case .post, .connect, .patch, .other: false
+        }
+    }
+
     /// Names the method in `input[range]` (already known to be a token).
     @inline(__always)
     static func identify(_ input: UnsafeRawBufferPointer, _ range: Range<Int>) -> HTTPMethod {

@@ -49,6 +49,8 @@ public struct HTTPParseError: Error, Hashable, Sendable, CustomStringConvertible
         case multipleHost
         /// A Host value that is not uri-host [":" port] per RFC 3986.
         case invalidHost
+        /// An absolute-form target whose authority is not the Host field's value (RFC 9112 §3.2.2).
+        case hostMismatch
 
         // Framing fields.
         /// Both Content-Length and Transfer-Encoding (RFC 9112 §6.3 point 3: smuggling).

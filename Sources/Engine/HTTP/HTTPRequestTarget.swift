@@ -48,6 +48,30 @@ enum HTTPRequestTarget {
         return (.absolute, authority)
     }
 
+    /// Whether an absolute-form's authority and the Host value name the same host and port:
+    /// compared without case, a port the scheme implies (80 for http, 443 for https) being the same
+    /// as none.
+    static func sameAuthority(_ input: UnsafeRawBufferPointer, _ authority: Range<Int>, _ host: Range<Int>,
+                              scheme target: Range<Int>) -> Bool {
+        let https = HTTPByte.lowercased(input[target.lowerBound + 4]) == 0x73  // `https://`
+        let a = withoutDefaultPort(input, authority, https: https)
+        let h = withoutDefaultPort(input, host, https: https)
+        guard a.count == h.count else { return false }
+        var i = 0
+        while i < a.count {
+            if HTTPByte.lowercased(input[a.lowerBound + i]) != HTTPByte.lowercased(input[h.lowerBound + i]) { return false }
+            i += 1
+        }
+        return true
+    }
+
+    private static func withoutDefaultPort(_ input: UnsafeRawBufferPointer, _ range: Range<Int>, https: Bool) -> Range<Int> {
+        let suffix: StaticString = https ? ":443" : ":80"
+        let n = suffix.utf8CodeUnitCount
+        guard range.count > n, input.httpEqualsLowercase(range.upperBound - n..<range.upperBound, suffix) else { return range }
+        return range.lowerBound..<range.upperBound - n
+    }
+
     /// Whether `input[range]` is `uri-host [":" port]` (RFC 3986), with a non-empty host. An empty
     /// range is valid only when `allowEmpty` (a Host field may be empty, RFC 9112 §3.2).
     static func isValidAuthority(_ input: UnsafeRawBufferPointer, _ range: Range<Int>,

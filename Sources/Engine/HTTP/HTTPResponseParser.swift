@@ -49,6 +49,13 @@ public struct HTTPResponseParser: Sendable {
         core.parse(input, requestMethod: requestMethod)
     }
 
+    /// Starts afresh, failed or not: a new server connection's bytes begin a new response. (An
+    /// invalid answer fails the parser for good; without this every later exchange of the client
+    /// connection would be refused too.)
+    public mutating func reset() {
+        core.reset()
+    }
+
     /// Accounts for `count` payload bytes forwarded without passing them to `parse` (spliced).
     public mutating func skipBody(_ count: Int) {
         core.skipBody(count)

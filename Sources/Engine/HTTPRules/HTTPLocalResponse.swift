@@ -51,7 +51,7 @@ public struct HTTPLocalResponse {
     public static func errorPage(_ status: Int) -> HTTPLocalResponse {
         let page = HTTPErrorPages.page(status) ?? HTTPErrorPages.page(500)!
         let head = HTTPRuleBytes.literal(page.head)
-        let close = status == 400 || status == 408
+        let close = status == 400 || status == 408 || status == 505
         return HTTPLocalResponse(status: page.status, head: head, body: HTTPRuleBytes.literal(page.body),
                                  closesConnection: close, headHasConnectionClose: close)
     }
@@ -109,6 +109,8 @@ enum HTTPErrorPages {
                           "<html><body><h1>503 Service Unavailable</h1>\nNo server is available to handle this request.\n</body></html>\n")
         case 504: return ("HTTP/1.1 504 Gateway Time-out\r\ncontent-length: 92\r\ncache-control: no-cache\r\ncontent-type: text/html\r\n",
                           "<html><body><h1>504 Gateway Time-out</h1>\nThe server didn't respond in time.\n</body></html>\n")
+        case 505: return ("HTTP/1.1 505 HTTP Version Not Supported\r\ncontent-length: 128\r\ncache-control: no-cache\r\nconnection: close\r\ncontent-type: text/html\r\n",
+                          "<html><body><h1>505 HTTP Version Not Supported</h1>\nThe server does not support the HTTP version of the request.\n</body></html>\n")
         default: return nil
         }
     }

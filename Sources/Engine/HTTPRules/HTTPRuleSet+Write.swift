@@ -116,9 +116,20 @@ extension HTTPRuleSet {
         }
         let head = message.head
         var run = 0..<0
+        var contentLengthWritten = false
         for field in edits.fields where !field.deleted {
             let name = edits.resolve(field.name, input)
             if isHopByHop(field.knownName, name, head, input, upgrade: upgrade) { continue }
+            if head.pointee.contentLengthRepeated && field.knownName == .contentLength && field.original != nil {
+                // Equal Content-Length values leave as one field (see HTTPHeadWriter.writeFields).
+                writer.write(input, run)
+                run = 0..<0
+                if !contentLengthWritten, let length = head.pointee.contentLength {
+                    writer.writeField(name: "content-length", decimal: length)
+                }
+                contentLengthWritten = true
+                continue
+            }
             if let original = field.original {
                 let f = head.pointee.fields[Int(original)]
                 let n = f.name
