@@ -15,6 +15,8 @@ final class RecordingServer: @unchecked Sendable {
         case sendAndClose(String)
         /// Answer nothing, read nothing more, close after this many seconds.
         case silentThenClose(Double)
+        /// Wait this many seconds, then send the bytes and go on.
+        case delayThenSend(Double, String)
     }
 
     /// How a connection's byte stream parsed.
@@ -126,6 +128,10 @@ final class RecordingServer: @unchecked Sendable {
                     case .silentThenClose(let seconds):
                         usleep(UInt32(seconds * 1_000_000))
                         return
+                    case .delayThenSend(let seconds, let text):
+                        usleep(UInt32(seconds * 1_000_000))
+                        _ = TestSocket.sendAll(c, text)
+                        continue
                     }
                 }
                 break
