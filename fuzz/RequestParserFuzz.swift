@@ -17,6 +17,11 @@
 //   Transfer-Encoding, no Transfer-Encoding in HTTP/1.0, chunked framing only with chunked last);
 // - the transcripts (heads, payload bytes, chunk framing, trailers, the error code, the end) of the
 //   three ways differ;
+// - what the parser consumed before refusing a request (the bytes a proxy streams to a server as
+//   they are parsed) is not itself a valid start of the stream: parsed again alone, it must not
+//   fail. A refused request then never puts bytes on a server connection that the parser did not
+//   accept as a request's;
+// - an absolute-form target is accepted with a Host that names another authority;
 // and of course on any crash, overflow trap or sanitizer report.
 
 #if canImport(Glibc)
@@ -124,6 +129,9 @@ struct FuzzDriver {
         var random = FuzzRandom(state: UInt64(bytes.count) &* 0x2545_F491_4F6C_DD1D)
         var wantsTunnel = false
         var inTunnel = false
+        var everTunnelled = false
+        /// Every byte an action consumed or a skip passed on, in order: what a proxy forwards.
+        var consumedBytes: [UInt8] = []
         // Every call must consume a byte, read a byte, or be one of the few that do neither: a
         // message that ends with nothing left to consume, one per message (a message is at least
         // 16 bytes), and the `.needMore` that asks for the next piece.
@@ -148,6 +156,7 @@ struct FuzzDriver {
                 let n = 1 + random.next(Int(min(remaining, UInt64(pending.count))))
                 record(.body(Array(pending[0..<n])))
                 parser.skipBody(n)
+                consumedBytes += pending[0..<n]
                 pending.removeFirst(n)
                 idleInARow = 0
                 continue
@@ -202,6 +211,7 @@ struct FuzzDriver {
                     if tunnels && wantsTunnel {
                         parser.enterTunnel()
                         inTunnel = true
+                        everTunnelled = true
                         record(.tunnel)
                     }
                     wantsTunnel = false
@@ -224,6 +234,7 @@ struct FuzzDriver {
                 }
             }
             if failed {
+                if !everTunnelled { checkConsumedIsValid(consumedBytes) }
                 let end = parser.inputEnded()
                 if case .error(let code)? = events.last {
                     fuzzCheck(end.map { if case .error(let e) = $0 { e.code == code } else { false } } ?? false,
@@ -231,6 +242,7 @@ struct FuzzDriver {
                 }
                 return events
             }
+            consumedBytes += pending[0..<consumed]
             pending.removeFirst(consumed)
             guard stop else { continue }
             if next < bytes.count {
@@ -260,6 +272,24 @@ struct FuzzDriver {
         }
     }
 
+    /// The bytes consumed before an error, parsed again alone and in one piece, must not fail.
+    private func checkConsumedIsValid(_ bytes: [UInt8]) {
+        var parser = HTTPRequestParser(limits: limits)
+        bytes.withUnsafeBytes { all in
+            var offset = 0
+            while true {
+                let input = UnsafeRawBufferPointer(rebasing: all[offset...])
+                let action = parser.parse(input)
+                if case .error(let e) = action {
+                    fuzzCheck(false, "bytes consumed before a refusal fail alone: \(e) at \(offset + e.offset) of \(bytes.count)")
+                    return
+                }
+                if case .needMore = action { return }
+                offset += action.consumed
+            }
+        }
+    }
+
     /// What an accepted head promises, checked from its bytes rather than from the parser's facts.
     private func checkHead(_ head: HTTPHead, _ input: UnsafeRawBufferPointer, _ limits: HTTPParserLimits) {
         let length = head.length
@@ -277,6 +307,17 @@ struct FuzzDriver {
         for p in head.target {
             let b = input[p]
             fuzzCheck(b > 0x20 && b < 0x7F && b != 0x23, "target byte \(b)")
+        }
+        if head.targetForm == .absolute, let authority = head.targetAuthority, let host = head.host {
+            // RFC 9112 §3.2.2: the same host and port (case aside, the scheme's port implied).
+            let https = input[head.target.lowerBound + 4] | 0x20 == 0x73
+            func normalized(_ r: Range<Int>) -> String {
+                var text = String(decoding: input[r], as: UTF8.self).lowercased()
+                let port = https ? ":443" : ":80"
+                if text.hasSuffix(port) { text.removeLast(port.count) }
+                return text
+            }
+            fuzzCheck(normalized(authority) == normalized(host), "absolute-form authority and Host disagree")
         }
         if let authority = head.targetAuthority {
             inside(authority, "authority")
