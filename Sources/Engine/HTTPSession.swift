@@ -518,12 +518,18 @@ final class HTTPSession: ListedSession {
             let decision = rules.processRequest(requestParser.head, input: input, connection: info, scratch: scratch) { name in
                 let chosen = name.map { generation.backends[$0] } ?? frontend.defaultBackend
                 backend = chosen
-                return chosen?.rules
+                // A frontend that serves the stats page needs no backend (HAProxy checks `stats uri`
+                // before switching): its own rules stand in, and a request the page does not take
+                // is answered 503 below.
+                return chosen?.rules ?? (frontend.proxy.stats != nil ? rules : nil)
             }
             switch decision {
             case .respond(let answer):
                 consumeHead(input)
-                if answer.status == 403 { frontend.counters.deniedRequests += 1 }
+                if answer.isDenial { frontend.counters.deniedRequests += 1 }
+                // HAProxy's flags: a deny is the proxy refusing (PR), a return or redirect a local
+                // answer (LR).
+                termination = TerminationState(cause: UInt8(ascii: answer.isDenial ? "P" : "L"), phase: UInt8(ascii: "R"))
                 sendLocal(answer)
                 return
             case .useService(let name):
@@ -1627,7 +1633,9 @@ final class HTTPSession: ListedSession {
         r.tls = clientTLS
         r.requestDate = requestWall
         r.request = ms(requestAt - headStartedAt)
-        r.queue = queueTime < 0 ? (termination.phase == UInt8(ascii: "Q") ? -1 : 0) : ms(queueTime)
+        // Tw: -1 for a request that never reached a queue (answered before a server was chosen,
+        // or given up while queued).
+        r.queue = queueTime >= 0 ? ms(queueTime) : (server == nil || termination.phase == UInt8(ascii: "Q") ? -1 : 0)
         r.connect = connectTime < 0 ? -1 : ms(connectTime)
         r.response = responseTime < 0 ? -1 : ms(responseTime - max(connectTime, 0) - max(queueTime, 0))
         r.active = ms(loop.now - requestAt)

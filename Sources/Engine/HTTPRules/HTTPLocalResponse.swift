@@ -14,6 +14,8 @@ public struct HTTPLocalResponse {
     /// An `errorfile` message, sent as it is.
     public let isRawMessage: Bool
     let headHasConnectionClose: Bool
+    /// An `http-request deny` (logged `PR`, a refusal by the proxy; other local answers are `LR`).
+    public internal(set) var isDenial = false
 
     init(status: Int, head: UnsafeRawBufferPointer, body: UnsafeRawBufferPointer, closesConnection: Bool = false,
          isRawMessage: Bool = false, headHasConnectionClose: Bool = false) {

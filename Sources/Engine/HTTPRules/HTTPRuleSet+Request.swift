@@ -183,7 +183,9 @@ extension HTTPRuleSet {
             case .allow:
                 return nil
             case .deny(let status):
-                return .respond(ev.frontend.errorResponse(status, backend: ev.backend))
+                var answer = ev.frontend.errorResponse(status, backend: ev.backend)
+                answer.isDenial = true
+                return .respond(answer)
             case .useService(let service):
                 return .useService(service)
             case .returnResponse(let r):

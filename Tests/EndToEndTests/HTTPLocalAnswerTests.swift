@@ -1,0 +1,65 @@
+import Foundation
+import Glibc
+import Testing
+
+/// Answers strata makes itself: the stats page of a frontend that has no backend (the most common
+/// stats setup in the wild), and how such answers are logged (HAProxy's timers and flags).
+@Suite(.serialized) struct HTTPLocalAnswerTests {
+    @Test func aStatsFrontendWithoutBackendServesThePage() throws {
+        let port = TestSocket.freePort()
+        let strata = try StrataProcess(config: """
+            global
+                stats socket @ADMIN@ level admin
+            frontend stats
+                mode http
+                bind 127.0.0.1:\(port)
+                stats enable
+                stats uri /stats
+                stats refresh 10s
+            """)
+        #expect(strata.waitForAdmin())
+        let client = try #require(TestHTTPClient(port: port))
+        let page = try #require(client.get("/stats"))
+        #expect(page.status == 200)
+        #expect(page.body.contains("<html"))
+        #expect(try #require(client.get("/stats;csv")).body.hasPrefix("# pxname,svname,"))
+        // What the page does not take has nowhere to go.
+        #expect(client.get("/other")?.status == 503)
+    }
+
+    @Test func aReturnIsLoggedAsALocalAnswerAndADenyAsARefusal() throws {
+        let port = TestSocket.freePort()
+        let strata = try StrataProcess(config: """
+            global
+                stats socket @ADMIN@ level admin
+                log stdout format raw local0
+            defaults
+                mode http
+                log global
+                option httplog
+                timeout client 5s
+                timeout server 5s
+                timeout connect 1s
+            frontend web
+                bind 127.0.0.1:\(port)
+                http-request deny if { path /deny }
+                http-request return status 200 content-type text/plain string ok
+            """)
+        #expect(strata.waitForAdmin())
+        let client = try #require(TestHTTPClient(port: port))
+        #expect(client.get("/ret")?.status == 200)
+        #expect(client.get("/deny")?.status == 403)
+        // HAProxy: `0/-1/-1/-1/0 200 … LR--` and `0/-1/-1/-1/0 403 … PR--`.
+        #expect(strata.waitForOutput("\"GET /deny HTTP/1.1\""))
+        let lines = strata.output.joined(separator: "\n").split(separator: "\n").map(String.init)
+        let ret = try #require(lines.first { $0.contains("GET /ret ") })
+        let deny = try #require(lines.first { $0.contains("GET /deny ") })
+        #expect(ret.contains(" 0/-1/-1/-1/0 200 ") && ret.contains(" LR-- "), "\(ret)")
+        #expect(deny.contains("/-1/-1/-1/") && deny.contains(" 403 ") && deny.contains(" PR-- "), "\(deny)")
+        let stat = try strata.admin("show stat")
+        let web = try #require(stat.split(separator: "\n").first { $0.hasPrefix("web,FRONTEND,") })
+        let header = try #require(stat.split(separator: "\n").first).dropFirst(2).split(separator: ",", omittingEmptySubsequences: false)
+        let dreq = try #require(header.firstIndex(of: "dreq"))
+        #expect(web.split(separator: ",", omittingEmptySubsequences: false)[dreq] == "1")
+    }
+}
