@@ -130,11 +130,13 @@ final class Daemon: @unchecked Sendable {
         // `tune.bufsize` sizes the loop's buffer pool: fixed for the process (a reload that changes it
         // fails, see GlobalInvariants).
         let engine = Engine(bufferSize: global.bufferSize)
-        engine.notice = { message in
-            Daemon.say("NOTICE", message)
-            engine.current?.logNotice(message)
+        // Standard error shows what the log targets did not already write to the terminal.
+        engine.notice = { message, level, logged in
+            if !logged { Daemon.say(level.rawValue <= LogLevel.err.rawValue ? "ALERT" : level == .warning ? "WARNING" : "NOTICE", message) }
         }
-        engine.activate(generation, listenerFDs: fds)
+        engine.activate(generation, listenerFDs: fds) { _ in
+            engine.report("generation 1 active (hash \(loaded.hash)): \(Daemon.listening(loaded.config))")
+        }
         engine.restoreServerStates(savedStates.states)
 
         let reloads = ReloadCoordinator(engine: engine, cache: cache, files: options.files, loader: loader, firstID: 2)
@@ -143,7 +145,6 @@ final class Daemon: @unchecked Sendable {
             systemd.notify("RELOADING=1\nMONOTONIC_USEC=\(SystemdNotifier.monotonicMicroseconds())\nSTATUS=reloading")
         }
         reloads.finished = { outcome in
-            for m in outcome.messages { Daemon.say(outcome.success ? "NOTICE" : "ALERT", m) }
             let status = outcome.success ? "generation \(outcome.generationID) active" : "reload to generation \(outcome.generationID) failed; generation \(engine.current?.id ?? 0) active"
             systemd.notify("READY=1\nSTATUS=\(status)")
         }
@@ -159,7 +160,7 @@ final class Daemon: @unchecked Sendable {
             case SIGHUP, SIGUSR2:
                 reloads.request { _ in }
             case SIGUSR1:
-                Daemon.say("NOTICE", "soft stop: every generation drains, then the process exits")
+                engine.report("soft stop: every generation drains, then the process exits")
                 let keys = engine.softStop { engine.stop() }
                 cache.release(keys)
             case SIGTTOU:
@@ -173,7 +174,6 @@ final class Daemon: @unchecked Sendable {
 
         for pid in options.replace { kill(pid, options.replaceSignal) }
         systemd.notify("READY=1\nMAINPID=\(getpid())\nSTATUS=generation 1 active")
-        Daemon.say("NOTICE", "generation 1 active (hash \(loaded.hash)), \(fds.count) listeners")
         engine.run()
 
         systemd.notify("STOPPING=1")
@@ -189,6 +189,18 @@ final class Daemon: @unchecked Sendable {
             if let now = UnixSocketFile.identity(path), now == identity { unlink(path) }
         }
         adminPaths = []
+    }
+
+    /// What the first generation listens on: `listening on 127.0.0.1:8080 (web), …`, the first
+    /// few addresses of a large configuration.
+    static func listening(_ config: Config, shown: Int = 8) -> String {
+        var addresses: [String] = []
+        for proxy in config.proxies where proxy.isFrontend && !proxy.disabled {
+            for bind in proxy.binds { addresses.append("\(bind.endpoint)\(bind.tls == nil ? "" : " ssl") (\(proxy.name))") }
+        }
+        guard !addresses.isEmpty else { return "no listener" }
+        let more = addresses.count > shown ? " and \(addresses.count - shown) more" : ""
+        return "listening on " + addresses.prefix(shown).joined(separator: ", ") + more
     }
 
     /// `user`/`group`/`uid`/`gid`: after the first binds, keeping CAP_NET_BIND_SERVICE so a
