@@ -22,4 +22,23 @@ import Testing
             #expect(lines.contains { $0.hasPrefix(prefix) }, "\(prefix): \(run.stdout)")
         }
     }
+
+    @Test func systemdUnitSaysWhichAdminSocketItsReloadNeeds() throws {
+        let root = StrataProcess.packageRoot
+        let unit = try String(contentsOf: root.appendingPathComponent("contrib/systemd/strata.service"), encoding: .utf8)
+        let reload = try #require(unit.split(separator: "\n").first { $0.hasPrefix("ExecReload=") })
+        let words = reload.split(separator: " ")
+        let socket = try #require(words.firstIndex(of: "-S").map { String(words[$0 + 1]) })
+        // The unit and the README give the line the configuration needs, and strata accepts it.
+        let line = "stats socket \(socket) mode 600 level admin"
+        #expect(unit.contains("#       \(line)\n"))
+        let readme = try String(contentsOf: root.appendingPathComponent("README.md"), encoding: .utf8)
+        #expect(readme.contains("    \(line)\n"))
+        let directory = StrataProcess.makeDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let config = directory.appendingPathComponent("strata.cfg").path
+        try "global\n    \(line)\nlisten l\n    bind 127.0.0.1:1\n    server s 127.0.0.1:2\n".write(toFile: config, atomically: true, encoding: .utf8)
+        let check = runTool(StrataProcess.binary, ["-c", "-f", config])
+        #expect(check.status == 0, "\(check.stderr)")
+    }
 }
