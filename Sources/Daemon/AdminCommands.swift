@@ -15,8 +15,8 @@ final class AdminCommands: @unchecked Sendable {
         let metrics = engine.metrics
         metrics.productVersion = strataVersion
         let notice = engine.notice
-        engine.notice = { message in
-            notice(message)
+        engine.notice = { message, level, logged in
+            notice(message, level, logged)
             metrics.recordEvent(message)
         }
         metrics.startSampling()

@@ -49,8 +49,9 @@ struct Run: ParsableCommand {
     var pidfile: String?
     @Flag(name: .customLong("db", withSingleDash: true), help: "Stay in the foreground even with 'daemon' in global.")
     var foreground = false
-    @Flag(name: .customShort("v"), help: "Print the version and exit.")
-    var version = false
+    /// Counted: `-v` (or `--version`) prints the version, `-vv` the build options too (HAProxy's).
+    @Flag(name: [.customShort("v"), .customLong("version")], help: "Print the version and exit (-vv: with the build options and libraries).")
+    var version: Int
     @Option(name: .customLong("sf", withSingleDash: true), parsing: .upToNextOption,
             help: ArgumentHelp("Replace these strata processes: they finish their sessions (SIGUSR1) once this one listens.", valueName: "PID"))
     var softFinish: [Int32] = []
@@ -59,14 +60,14 @@ struct Run: ParsableCommand {
     var softTerminate: [Int32] = []
 
     func validate() throws {
-        if version { return }
+        if version > 0 { return }
         try config.requireFiles()
         if !softFinish.isEmpty && !softTerminate.isEmpty { throw ValidationError("-sf and -st cannot be used together") }
     }
 
     func run() throws {
-        if version {
-            print("strata version \(strataVersion)")
+        if version > 0 {
+            print(version > 1 ? BuildInfo.text : "strata version \(strataVersion)")
             return
         }
         if checkOnly {

@@ -22,7 +22,8 @@ final class Daemon: @unchecked Sendable {
     let loader = ConfigLoader()
     let systemd = SystemdNotifier()
     private var adminServers: [AdminServer] = []
-    private var adminPaths: [String] = []
+    /// Unix admin socket paths bound by this process, with the file's identity then.
+    private var adminPaths: [(path: String, identity: (device: UInt64, inode: UInt64))] = []
 
     init(options: DaemonOptions) { self.options = options }
 
@@ -53,6 +54,36 @@ final class Daemon: @unchecked Sendable {
         let savedStates = ServerStateFile.restore(for: loaded.config)
         for m in savedStates.messages { Daemon.say(m.level.rawValue, m.text) }
 
+        // A strata already running with this configuration answers on its admin socket: stop
+        // here, before binding anything, so that it keeps its socket file and its connections (a
+        // listener bound with SO_REUSEPORT would share its port until this process exits).
+        let replacing = !options.replace.isEmpty
+        for socket in global.statsSockets {
+            guard case .unix(let path) = socket.address, !replacing,
+                  case .live(let pid) = UnixSocketFile.probe(path) else { continue }
+            let who = pid.map { "process \($0)" } ?? "another process"
+            let hint = pid.map { "stop it first, or replace it with -sf \($0)" } ?? "stop it first"
+            return fail(["\(socket.location): cannot bind stats socket \(path): \(who) answers on it (a strata already running with this configuration? \(hint))"])
+        }
+        var adminFDs: [(StatsSocket, Int32)] = []
+        // Anything that fails from here on undoes what this process did, and only that.
+        func abandon(_ lines: [String], listeners: [ListenerKey] = []) -> Int32 {
+            for (_, fd) in adminFDs { close(fd) }
+            removeAdminSocketFiles()
+            self.cache.release(listeners)
+            for pid in options.replace { kill(pid, SIGTTIN) }
+            return fail(lines)
+        }
+        // TCP admin sockets first: a port in use fails without touching anything.
+        for socket in global.statsSockets {
+            guard case .tcp(let endpoint) = socket.address else { continue }
+            do {
+                adminFDs.append((socket, try AdminServer.bindTCP(endpoint)))
+            } catch {
+                return abandon(["\(socket.location): cannot bind stats socket: \(error)"])
+            }
+        }
+
         // HAProxy's soft-restart: the old process stops accepting while this one binds.
         for pid in options.replace { kill(pid, SIGTTOU) }
         let keys = ListenerPlan.keys(of: loaded.config)
@@ -60,29 +91,30 @@ final class Daemon: @unchecked Sendable {
         switch cache.acquire(keys) {
         case .success(let f): fds = f
         case .failure(let errors):
-            for pid in options.replace { kill(pid, SIGTTIN) }
-            return fail(errors.errors.map { ListenerPlan.error(for: $0, in: loaded.config).description })
+            return abandon(errors.errors.map { ListenerPlan.error(for: $0, in: loaded.config).description })
         }
-        var adminFDs: [(StatsSocket, Int32)] = []
+        let first = ConfigGeneration(id: 1, hash: loaded.hash, config: loaded.config, files: loaded.files)
+        let generation: Generation
+        do {
+            generation = try Engine.makeGeneration(first)
+        } catch {
+            return abandon(error.errors.map(\.description), listeners: keys)
+        }
+        // Unix admin sockets last, once nothing else can refuse the configuration: a socket file
+        // is replaced only when stale, or when it is the replaced process's (-sf/-st).
         for socket in global.statsSockets {
+            guard case .unix(let path) = socket.address else { continue }
             do {
-                switch socket.address {
-                case .unix(let path):
-                    adminFDs.append((socket, try AdminServer.bindUnix(path: path, mode: socket.mode)))
-                    adminPaths.append(path)
-                case .tcp(let endpoint):
-                    adminFDs.append((socket, try AdminServer.bindTCP(endpoint)))
-                }
+                adminFDs.append((socket, try AdminServer.bindUnix(path: path, mode: socket.mode, replacingLive: replacing)))
+                if let identity = UnixSocketFile.identity(path) { adminPaths.append((path, identity)) }
             } catch {
-                cache.release(keys)
-                for pid in options.replace { kill(pid, SIGTTIN) }
-                return fail(["\(socket.location): cannot bind stats socket: \(error)"])
+                return abandon(["\(socket.location): cannot bind stats socket: \(error)"], listeners: keys)
             }
         }
 
         if global.daemon && !options.foreground {
             let pid = CLibEV_fork()
-            if pid < 0 { return fail(["fork: \(String(cString: strerror(errno)))"]) }
+            if pid < 0 { return abandon(["fork: \(String(cString: strerror(errno)))"], listeners: keys) }
             if pid > 0 { _exit(0) }
             _ = CLibEV_detach()
         }
@@ -90,28 +122,21 @@ final class Daemon: @unchecked Sendable {
             do {
                 try "\(getpid())\n".write(toFile: path, atomically: false, encoding: .utf8)
             } catch {
-                return fail(["cannot write pidfile \(path): \(error.localizedDescription)"])
+                return abandon(["cannot write pidfile \(path): \(error.localizedDescription)"], listeners: keys)
             }
         }
-        if let failure = dropPrivileges(global) { return fail([failure]) }
+        if let failure = dropPrivileges(global) { return abandon([failure], listeners: keys) }
 
         // `tune.bufsize` sizes the loop's buffer pool: fixed for the process (a reload that changes it
         // fails, see GlobalInvariants).
         let engine = Engine(bufferSize: global.bufferSize)
-        engine.notice = { message in
-            Daemon.say("NOTICE", message)
-            engine.current?.logNotice(message)
+        // Standard error shows what the log targets did not already write to the terminal.
+        engine.notice = { message, level, logged in
+            if !logged { Daemon.say(level.rawValue <= LogLevel.err.rawValue ? "ALERT" : level == .warning ? "WARNING" : "NOTICE", message) }
         }
-        let first = ConfigGeneration(id: 1, hash: loaded.hash, config: loaded.config, files: loaded.files)
-        let generation: Generation
-        do {
-            generation = try Engine.makeGeneration(first)
-        } catch {
-            cache.release(keys)
-            for pid in options.replace { kill(pid, SIGTTIN) }
-            return fail(error.errors.map(\.description))
+        engine.activate(generation, listenerFDs: fds) { _ in
+            engine.report("generation 1 active (hash \(loaded.hash)): \(Daemon.listening(loaded.config))")
         }
-        engine.activate(generation, listenerFDs: fds)
         engine.restoreServerStates(savedStates.states)
 
         let reloads = ReloadCoordinator(engine: engine, cache: cache, files: options.files, loader: loader, firstID: 2)
@@ -120,7 +145,6 @@ final class Daemon: @unchecked Sendable {
             systemd.notify("RELOADING=1\nMONOTONIC_USEC=\(SystemdNotifier.monotonicMicroseconds())\nSTATUS=reloading")
         }
         reloads.finished = { outcome in
-            for m in outcome.messages { Daemon.say(outcome.success ? "NOTICE" : "ALERT", m) }
             let status = outcome.success ? "generation \(outcome.generationID) active" : "reload to generation \(outcome.generationID) failed; generation \(engine.current?.id ?? 0) active"
             systemd.notify("READY=1\nSTATUS=\(status)")
         }
@@ -136,7 +160,7 @@ final class Daemon: @unchecked Sendable {
             case SIGHUP, SIGUSR2:
                 reloads.request { _ in }
             case SIGUSR1:
-                Daemon.say("NOTICE", "soft stop: every generation drains, then the process exits")
+                engine.report("soft stop: every generation drains, then the process exits")
                 let keys = engine.softStop { engine.stop() }
                 cache.release(keys)
             case SIGTTOU:
@@ -150,13 +174,33 @@ final class Daemon: @unchecked Sendable {
 
         for pid in options.replace { kill(pid, options.replaceSignal) }
         systemd.notify("READY=1\nMAINPID=\(getpid())\nSTATUS=generation 1 active")
-        Daemon.say("NOTICE", "generation 1 active (hash \(loaded.hash)), \(fds.count) listeners")
         engine.run()
 
         systemd.notify("STOPPING=1")
         for s in adminServers { s.close() }
-        for p in adminPaths { unlink(p) }
+        removeAdminSocketFiles()
         return 0
+    }
+
+    /// Removes the admin socket files this process bound, unless another process (a strata
+    /// started with -sf) has bound its own at the same path since.
+    private func removeAdminSocketFiles() {
+        for (path, identity) in adminPaths {
+            if let now = UnixSocketFile.identity(path), now == identity { unlink(path) }
+        }
+        adminPaths = []
+    }
+
+    /// What the first generation listens on: `listening on 127.0.0.1:8080 (web), …`, the first
+    /// few addresses of a large configuration.
+    static func listening(_ config: Config, shown: Int = 8) -> String {
+        var addresses: [String] = []
+        for proxy in config.proxies where proxy.isFrontend && !proxy.disabled {
+            for bind in proxy.binds { addresses.append("\(bind.endpoint)\(bind.tls == nil ? "" : " ssl") (\(proxy.name))") }
+        }
+        guard !addresses.isEmpty else { return "no listener" }
+        let more = addresses.count > shown ? " and \(addresses.count - shown) more" : ""
+        return "listening on " + addresses.prefix(shown).joined(separator: ", ") + more
     }
 
     /// `user`/`group`/`uid`/`gid`: after the first binds, keeping CAP_NET_BIND_SERVICE so a

@@ -95,12 +95,18 @@ final class ReloadCoordinator: @unchecked Sendable {
         switch result.built {
         case .success(let built):
             let generation = built.generation.value
-            let dropped = engine.activate(generation, listenerFDs: built.listenerFDs)
+            var messages: [String] = []
+            let engine = self.engine
+            let dropped = engine.activate(generation, listenerFDs: built.listenerFDs) { closed in
+                let kept = built.listenerFDs.count - built.newListeners
+                let active = "generation \(generation.id) active (hash \(generation.config.hash)): \(built.listenerFDs.count) listeners, \(kept) kept, \(built.newListeners) new, \(closed.count) closed; built in \(Int((result.seconds * 1000).rounded())) ms"
+                messages.append(active)
+                engine.report(active)
+            }
             cache.release(dropped)
             succeeded += 1
             lastReloadSeconds = result.seconds
-            let kept = built.listenerFDs.count - built.newListeners
-            var messages = ["generation \(generation.id) active (hash \(generation.config.hash)): \(built.listenerFDs.count) listeners, \(kept) kept, \(built.newListeners) new, \(dropped.count) closed; built in \(Int((result.seconds * 1000).rounded())) ms"]
+            // For the caller's answer: the drain itself was reported as it started.
             let draining = engine.generations.filter { $0.state == .draining }
             if !draining.isEmpty {
                 messages.append("draining: " + draining.map { "generation \($0.id) (\($0.sessions) sessions)" }.joined(separator: ", "))
@@ -110,15 +116,16 @@ final class ReloadCoordinator: @unchecked Sendable {
             failed += 1
             outcome = ReloadOutcome(success: false, generationID: result.id,
                                     messages: errors.errors.map(\.description) + ["generation \(result.id) failed: nothing was changed"])
+            for m in outcome.messages { engine.report(m, level: .alert) }
         }
         finished(outcome)
         for reply in answering { reply(outcome) }
         answering = []
-        // The exporter's reload counts and duration histogram, the stats page's last reloads, and
-        // the global log: every reload and rollback with its generation id.
+        // The exporter's reload counts and duration histogram, the stats page's last reloads (the
+        // events themselves were reported as they happened: every reload and rollback with its
+        // generation id).
         engine.metrics.recordReload(success: outcome.success, generation: outcome.generationID,
                                     seconds: result.seconds, messages: outcome.messages)
-        for m in outcome.messages { engine.current?.logNotice(m) }
         withExtendedLifetime(replaced) {}
         carrying = nil
         running = false

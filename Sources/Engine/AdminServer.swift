@@ -48,19 +48,29 @@ public final class AdminServer: EventHandler {
         Glibc.close(fd)
     }
 
-    /// Binds a unix stream socket at `path` (replacing a stale one) with `mode`, listening.
-    public static func bindUnix(path: String, mode: UInt32?) throws(SystemError) -> Int32 {
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | CLibEV_SOCK_NONBLOCK | CLibEV_SOCK_CLOEXEC, 0)
-        guard fd >= 0 else { throw SystemError("socket", errno: errno) }
+    /// Binds a unix stream socket at `path` with `mode`, listening. A socket file there is
+    /// replaced only when nobody answers on it, or with `replacingLive` (`-sf`/`-st`: the
+    /// process being replaced answers on it): another process's live socket is never unlinked.
+    public static func bindUnix(path: String, mode: UInt32?, replacingLive: Bool = false) throws(SystemError) -> Int32 {
         var addr = sockaddr_un()
         addr.sun_family = sa_family_t(AF_UNIX)
         let bytes = Array(path.utf8)
-        guard bytes.count < MemoryLayout.size(ofValue: addr.sun_path) else {
-            Glibc.close(fd)
-            throw SystemError("bind \(path)", errno: ENAMETOOLONG)
-        }
+        guard bytes.count < MemoryLayout.size(ofValue: addr.sun_path) else { throw SystemError("bind \(path)", errno: ENAMETOOLONG) }
         withUnsafeMutableBytes(of: &addr.sun_path) { dst in for (i, b) in bytes.enumerated() { dst[i] = b } }
-        unlink(path)
+        switch UnixSocketFile.probe(path) {
+        case .absent:
+            break
+        case .stale:
+            unlink(path)
+        case .live where replacingLive:
+            unlink(path)
+        case .live(let pid):
+            throw SystemError("bind \(path) (\(pid.map { "process \($0)" } ?? "another process") answers on it)", errno: EADDRINUSE)
+        case .notASocket:
+            throw SystemError("bind \(path) (not a socket)", errno: EEXIST)
+        }
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | CLibEV_SOCK_NONBLOCK | CLibEV_SOCK_CLOEXEC, 0)
+        guard fd >= 0 else { throw SystemError("socket", errno: errno) }
         let r = withUnsafePointer(to: &addr) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
         }

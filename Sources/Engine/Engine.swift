@@ -45,8 +45,10 @@ public final class Engine: EventHandler, @unchecked Sendable {
     private var globalMaxconn: Int
     /// What the fd limit allows: the process-wide limit of a generation without a global `maxconn`.
     private let defaultMaxconn: Int
-    /// Where lifecycle events are reported (reload, drain, kill, retire): set by the daemon.
-    public var notice: (String) -> Void = { _ in }
+    /// Where events are shown besides the log targets (the daemon's standard error, the stats
+    /// page's event list): the message, its level, and whether a `log stdout|stderr` target
+    /// already wrote it (then the terminal has it once already). Set by the daemon.
+    public var notice: (_ message: String, _ level: LogLevel, _ logged: Bool) -> Void = { _, _, _ in }
     /// Health checks (owned by the current generation) and server state changes.
     lazy var healthMonitor = HealthMonitor(engine: self)
 
@@ -82,7 +84,8 @@ public final class Engine: EventHandler, @unchecked Sendable {
     /// included), new keys start listening, the previous generation drains. Returns the keys no
     /// generation serves any more, their backlog already accepted: the caller releases them.
     @discardableResult
-    public func activate(_ generation: Generation, listenerFDs: [ListenerKey: Int32]) -> [ListenerKey] {
+    public func activate(_ generation: Generation, listenerFDs: [ListenerKey: Int32],
+                         announce: (_ closed: [ListenerKey]) -> Void = { _ in }) -> [ListenerKey] {
         // Per generation: a reload may raise, lower or remove it (nothing is sized by it).
         globalMaxconn = generation.config.config.global.maxconn ?? defaultMaxconn
         adoptCounters(generation)
@@ -113,6 +116,9 @@ public final class Engine: EventHandler, @unchecked Sendable {
         }
         // The new generation's checkers take over before the previous one drains without any.
         healthMonitor.activate(generation)
+        // Between the swap and the drain: events read in order, the new generation's "active"
+        // before the previous one's "draining".
+        announce(dropped)
         if let previous {
             startDraining(previous)
         }
@@ -124,7 +130,7 @@ public final class Engine: EventHandler, @unchecked Sendable {
         guard generation.state == .active else { return }
         generation.state = .draining
         generation.config.drainingSince = ConfigGeneration.monotonicNow()
-        notice("generation \(generation.id) draining: \(generation.config.sessions) sessions left")
+        report("generation \(generation.id) draining: \(generation.config.sessions) sessions left", about: generation)
         if let ms = current?.config.config.global.hardStopAfter ?? generation.config.config.global.hardStopAfter {
             let deadline = DrainDeadline(engine: self, generation: generation)
             deadlines[generation.id] = deadline
@@ -144,7 +150,7 @@ public final class Engine: EventHandler, @unchecked Sendable {
     /// Closes every session of a draining generation (counted as killed), then retires it.
     func kill(_ generation: Generation, reason: String) {
         let sessions = generation.sessionList.members
-        notice("generation \(generation.id): \(reason), killing \(sessions.count) sessions")
+        report("generation \(generation.id): \(reason), killing \(sessions.count) sessions", about: generation)
         for s in sessions { s.kill() }
         retireIfIdle(generation)
     }
@@ -154,7 +160,7 @@ public final class Engine: EventHandler, @unchecked Sendable {
         generation.state = .retired
         live.removeAll { $0 === generation }
         if let d = deadlines.removeValue(forKey: generation.id) { d.timer.release(on: loop) }
-        notice("generation \(generation.id) retired")
+        report("generation \(generation.id) retired", about: generation)
         pruneCarriedState()
         if live.isEmpty, let stopping {
             self.stopping = nil
@@ -324,16 +330,33 @@ public final class Engine: EventHandler, @unchecked Sendable {
 
     override func signalEvent(_ signal: Int32) { signalHandler?(signal) }
 
+    /// Reports an event once: to the current generation's global `log` targets, then to `notice`.
+    public func report(_ message: String, level: LogLevel = .notice) {
+        report(message, level: level, to: current?.globalLog)
+    }
+
+    /// A generation's event goes to its own log targets once no generation is current (the last
+    /// one retiring after a soft stop).
+    func report(_ message: String, about generation: Generation) {
+        report(message, level: .notice, to: (current ?? generation).globalLog)
+    }
+
+    /// Reports an event to `log` (a backend's, for its servers' state), then to `notice`.
+    func report(_ message: String, level: LogLevel, to log: LogSinks?) {
+        let logged = log?.send(message, level: level) ?? false
+        notice(message, level, logged)
+    }
+
     /// SIGTTOU: stop accepting on every listener (HAProxy's pause); queued connections wait.
     public func pauseListeners() {
         for l in listeners.values { l.pause(.signal) }
-        notice("listeners paused")
+        report("listeners paused")
     }
 
     /// SIGTTIN: accept again.
     public func resumeListeners() {
         for l in listeners.values { l.resume(.signal) }
-        notice("listeners resumed")
+        report("listeners resumed")
     }
 
     /// SIGUSR1: stop listening (what is queued is served first), let every generation drain,

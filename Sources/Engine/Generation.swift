@@ -321,10 +321,3 @@ final class BackendServer {
         return state.currentSessions >= maxconn
     }
 }
-
-extension Generation {
-    /// Sends a lifecycle message to this generation's global log targets.
-    public func logNotice(_ message: String) {
-        globalLog.send(message, level: .notice)
-    }
-}

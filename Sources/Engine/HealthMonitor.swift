@@ -100,9 +100,7 @@ final class HealthMonitor: EventHandler {
         let transition = body(&server.state.health)
         if let transition { log(transition, server: server, in: backend) }
         if usableBefore && !backend.servers.contains(where: { $0.isUsable }) {
-            let text = "backend \(backend.name) has no server available!"
-            engine.notice(text)
-            backend.log.send(text, level: .emerg)
+            engine.report("backend \(backend.name) has no server available!", level: .emerg, to: backend.log)
         }
         if !wasUsable && server.isUsable {
             later { $0.pendingQueues.append(backend) }
@@ -132,9 +130,7 @@ final class HealthMonitor: EventHandler {
             log(transition, server: server, in: backend)
         }
         if usableBefore && !backend.servers.contains(where: { $0.isUsable }) {
-            let text = "backend \(backend.name) has no server available!"
-            engine.notice(text)
-            backend.log.send(text, level: .emerg)
+            engine.report("backend \(backend.name) has no server available!", level: .emerg, to: backend.log)
         }
     }
 
@@ -215,11 +211,10 @@ final class HealthMonitor: EventHandler {
     /// HAProxy's transition line (`Server be/s1 is DOWN, reason: …`), to the engine's notices and
     /// the backend's log targets.
     private func log(_ transition: HealthTransition, server: BackendServer, in backend: Backend) {
-        let text = HealthMonitor.message(transition, server: server, in: backend)
-        engine.notice(text)
         let level: LogLevel
         if case .down = transition { level = .alert } else { level = .notice }
-        backend.log.send(text, level: level)
+        // The backend's log alone, as HAProxy: with `log global` the global targets get it once.
+        engine.report(HealthMonitor.message(transition, server: server, in: backend), level: level, to: backend.log)
     }
 
     static func message(_ transition: HealthTransition, server: BackendServer, in backend: Backend) -> String {

@@ -3,7 +3,7 @@ import ConfigModel
 import Glibc
 
 /// Syslog levels, HAProxy's (and syslog's) numbering.
-enum LogLevel: Int {
+public enum LogLevel: Int, Sendable {
     case emerg = 0, alert, crit, err, warning, notice, info, debug
 }
 
@@ -70,7 +70,10 @@ final class LogSinks {
     /// Sends one message to every target whose level admits it. `structuredData` (a
     /// `log-format-sd` line, `[id key="value"…]`) goes where RFC 5424 puts it, after the message
     /// id; the other formats have no place for it and leave it out, as HAProxy does.
-    func send(_ message: String, level: LogLevel = .info, structuredData: String? = nil) {
+    /// True when a `stdout` or `stderr` target wrote it.
+    @discardableResult
+    func send(_ message: String, level: LogLevel = .info, structuredData: String? = nil) -> Bool {
+        var onStandardStream = false
         for sink in sinks where level.rawValue <= sink.target.level && level.rawValue >= sink.target.minLevel {
             var line = LogSinks.header(sink.target, level: level, structuredData: structuredData) + message
             if line.utf8.count > sink.target.maxLength {
@@ -80,10 +83,12 @@ final class LogSinks {
             case .stdout, .stderr:
                 line += "\n"
                 line.withCString { p in _ = write(sink.fd, p, strlen(p)) }
+                onStandardStream = true
             case .udp, .unixDatagram:
                 line.withCString { p in _ = Glibc.send(sink.fd, p, strlen(p), Int32(MSG_DONTWAIT | MSG_NOSIGNAL)) }
             }
         }
+        return onStandardStream
     }
 
     private static let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]

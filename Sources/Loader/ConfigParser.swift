@@ -151,6 +151,8 @@ struct ConfigParser {
                     try reader.proxyKeyword(line, draft: &drafts[index])
                 } catch {
                     drafts[index].failedKeywords.insert(line.keyword)
+                    errors += drafts[index].lineErrors
+                    drafts[index].lineErrors = []
                     throw error
                 }
             }

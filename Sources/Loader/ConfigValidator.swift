@@ -113,7 +113,7 @@ enum ConfigValidator {
             } else if proxies[index].mode == .http && answersItself(proxies[index]) {
                 // HTTP rules route or answer; a request none of them takes is answered 503.
             } else if failed.contains("default_backend") || failed.contains("use_backend")
-                || failed.contains("http-request") || (proxies[index].kind == .listen && failed.contains("server")) {
+                || failed.contains("http-request") || failed.contains("redirect") || (proxies[index].kind == .listen && failed.contains("server")) {
                 // The line that would have routed was refused and reported.
             } else if proxies[index].kind == .frontend {
                 errors.append(ConfigError(proxies[index].location,

@@ -167,8 +167,7 @@ extension KeywordReader {
     private func cipherList(_ line: KeywordLine) throws(ConfigError) -> String {
         let list = try line.argument(0, expecting: "an OpenSSL cipher list (for example ECDHE+AESGCM:!aNULL)")
         try line.noArguments(after: 1)
-        let allowed = list.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || "-_+:!@=,.".contains($0)) }
-        guard !list.isEmpty, allowed else {
+        guard KeywordReader.isOpenSSLList(list, cipherList: line.keyword.hasSuffix("-ciphers")) else {
             throw line.error("'\(line.keyword)' expects an OpenSSL cipher list, got '\(list)'")
         }
         return list

@@ -219,49 +219,56 @@ extension KeywordReader {
         draft.proxy.http.backendRules.append(BackendSwitchRule(location: line.location, backend: name, condition: condition))
     }
 
-    /// `location|prefix|scheme TARGET [code N] [drop-query] [append-slash] [set-cookie C] [clear-cookie C]`
-    /// from `args[i]`; `i` ends on the first word after it.
+    /// `location|prefix|scheme TARGET`, `code N`, `drop-query`, `append-slash`, `set-cookie C`,
+    /// `clear-cookie C` from `args[i]`, in any order as HAProxy reads them (`code 302 location /x`
+    /// is valid); `i` ends on `if`, `unless` or past the last word. A repeated kind or cookie
+    /// replaces the earlier one, as in HAProxy (a rule sets or clears one cookie).
     func redirect(_ line: KeywordLine, at i: inout Int, context: RuleContext) throws(ConfigError) -> Redirect {
         let what = line.keyword == "redirect" ? "'redirect'" : "'\(line.keyword) redirect'"
-        guard let kindWord = line.optionalArgument(i) else {
-            throw line.error("\(what) expects location, prefix or scheme and a target")
-        }
-        guard let target = line.optionalArgument(i + 1) else {
-            throw line.error("\(what) expects a target after '\(kindWord)'")
-        }
-        let format = try formatString(target, line: line, what: what, context: context)
-        var redirect: Redirect
-        switch kindWord {
-        case "location": redirect = Redirect(kind: .location(format))
-        case "prefix": redirect = Redirect(kind: .prefix(format))
-        case "scheme": redirect = Redirect(kind: .scheme(format))
-        default: throw line.error("\(what) expects location, prefix or scheme, got '\(kindWord)'")
-        }
-        i += 2
+        var kind: Redirect.Kind?
+        var code = 302
+        var dropQuery = false, appendSlash = false
+        var cookie: (value: String, set: Bool)?
         while let option = line.optionalArgument(i), option != "if" && option != "unless" {
             switch option {
-            case "code":
-                let code = try line.integer(i + 1, range: 0...999, name: "code")
-                guard [301, 302, 303, 307, 308].contains(code) else {
-                    throw line.error("\(what): 'code' expects 301, 302, 303, 307 or 308, got '\(code)'")
+            case "location", "prefix", "scheme":
+                guard let target = line.optionalArgument(i + 1) else {
+                    throw line.error("\(what) expects a target after '\(option)'")
                 }
-                redirect.code = code
+                let format = try formatString(target, line: line, what: what, context: context)
+                kind = option == "location" ? .location(format) : option == "prefix" ? .prefix(format) : .scheme(format)
                 i += 1
-            case "drop-query": redirect.dropQuery = true
-            case "append-slash": redirect.appendSlash = true
+            case "code":
+                let value = try line.integer(i + 1, range: 0...999, name: "code")
+                guard [301, 302, 303, 307, 308].contains(value) else {
+                    throw line.error("\(what): 'code' expects 301, 302, 303, 307 or 308, got '\(value)'")
+                }
+                code = value
+                i += 1
+            case "drop-query": dropQuery = true
+            case "append-slash": appendSlash = true
             case "set-cookie", "clear-cookie":
-                guard let cookie = line.optionalArgument(i + 1), !cookie.isEmpty else {
+                guard let value = line.optionalArgument(i + 1), !value.isEmpty else {
                     throw line.error("\(what): '\(option)' expects a cookie (NAME[=VALUE])")
                 }
-                if option == "set-cookie" { redirect.setCookie = cookie } else { redirect.clearCookie = cookie }
+                cookie = (value, option == "set-cookie")
                 i += 1
             case "ignore-empty":
                 throw line.error("\(what): 'ignore-empty' is not supported yet")
             default:
+                if kind == nil { throw line.error("\(what) expects location, prefix or scheme, got '\(option)'") }
                 throw line.error("unexpected argument '\(option)' to \(what)"
                     + KeywordSuggestion.clause(for: option, among: ["code", "drop-query", "append-slash", "set-cookie", "clear-cookie"]))
             }
             i += 1
+        }
+        guard let kind else { throw line.error("\(what) expects location, prefix or scheme and a target") }
+        var redirect = Redirect(kind: kind)
+        redirect.code = code
+        redirect.dropQuery = dropQuery
+        redirect.appendSlash = appendSlash
+        if let cookie {
+            if cookie.set { redirect.setCookie = cookie.value } else { redirect.clearCookie = cookie.value }
         }
         return redirect
     }

@@ -91,6 +91,9 @@ struct ProxyDraft {
     /// What the server lines had (see ServerNotes), and whether a bind has TLS.
     var serverNotes: ServerNotes = []
     var bindTLS = false
+    /// Errors of the line being read before the one it throws (a `server` line reports its
+    /// address and its options): the parser takes them after each line.
+    var lineErrors: [ConfigError] = []
 
     init(name: String, section: SectionKind, location: SourceLocation) {
         let kind: ProxyKind =

@@ -133,10 +133,30 @@ extension KeywordReader {
         case "server":
             let name = try line.argument(0, expecting: "a name and an address (server NAME ADDR[:PORT] [options])")
             let address = try line.argument(1, expecting: "an address after the name (server NAME ADDR[:PORT])")
+            // A bad name or an address that does not resolve must not hide the line's other
+            // errors: the options are read anyway (into a copy), and every error is reported.
+            var lineErrors: [ConfigError] = []
             if !KeywordReader.isName(name), let bad = name.first(where: { !KeywordReader.isNameCharacter($0) }) {
-                throw line.error("character '\(bad)' is not permitted in server name '\(name)'")
+                lineErrors.append(line.error("character '\(bad)' is not permitted in server name '\(name)'"))
             }
-            let (host, ip, port) = try serverAddress(address, line: line, context: "'server \(name)'")
+            var resolved: (host: String, address: IPAddress, port: UInt16?)?
+            do throws(ConfigError) {
+                resolved = try serverAddress(address, line: line, context: "'server \(name)'")
+            } catch {
+                lineErrors.append(error)
+            }
+            guard let resolved, lineErrors.isEmpty else {
+                var options = draft.defaultServer
+                do throws(ConfigError) {
+                    _ = try serverOptions(line, from: 2, into: &options, tlsDefaults: draft.defaultServerTLSStorage)
+                } catch {
+                    lineErrors.append(error)
+                }
+                let last = lineErrors.removeLast()
+                draft.lineErrors += lineErrors
+                throw last
+            }
+            let (host, ip, port) = resolved
             // Built in place in the array (a Server is large); a refused line leaves no server.
             draft.proxy.servers.append(
                 Server(name: name, location: line.location, id: draft.proxy.servers.count + 1, host: host,
@@ -175,9 +195,8 @@ extension KeywordReader {
 
         case "balance":
             let names = ["roundrobin", "static-rr", "leastconn", "first", "source", "uri", "url_param", "hdr(NAME)"]
-            guard let algorithm = line.optionalArgument(0) else {
-                throw line.error("'\(line.keyword)' expects \(KeywordLine.list(names))")
-            }
+            // A bare `balance` is roundrobin, as in HAProxy.
+            let algorithm = line.optionalArgument(0) ?? "roundrobin"
             let base = algorithm.utf8.firstIndex(of: UInt8(ascii: "(")).map { String(algorithm[..<$0]) } ?? algorithm
             if KeywordReader.otherBalanceAlgorithms.contains(base) {
                 throw line.error("'balance \(base)' is not supported yet (strata has \(KeywordLine.list(names)))")

@@ -278,9 +278,18 @@ extension KeywordReader {
     }
 
     private func cipherText(_ text: String, option: String, line: KeywordLine) throws(ConfigError) -> String {
-        let allowed = text.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || "-_+:!@=,.".contains($0)) }
-        guard !text.isEmpty, allowed else { throw line.error("'\(option)' expects an OpenSSL list, got '\(text)'") }
+        guard KeywordReader.isOpenSSLList(text, cipherList: option == "ciphers") else {
+            throw line.error("'\(option)' expects an OpenSSL list, got '\(text)'")
+        }
         return text
+    }
+
+    /// A word OpenSSL may read as a list. A TLS 1.2 cipher list also separates its items with `;`
+    /// and spaces (OpenSSL accepts `ECDHE+AESGCM;`, as HAProxy passes it on); TLS 1.3 suites and
+    /// curves are split on `:` only, and refuse the others.
+    static func isOpenSSLList(_ text: String, cipherList: Bool) -> Bool {
+        let separators = cipherList ? "-_+:!@=,.; " : "-_+:!@=,."
+        return !text.isEmpty && text.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || separators.contains($0)) }
     }
 
     private func tlsVersion(_ text: String, option: String, line: KeywordLine) throws(ConfigError) -> TLSVersion {

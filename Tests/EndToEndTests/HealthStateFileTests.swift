@@ -86,7 +86,8 @@ import Testing
         #expect(badCheck.status == 0 && badCheck.stderr.contains("[WARNING] config: corrupted global server state file '\(statePath).bad' at line 2."), "\(badCheck.stderr)")
 
         // HAProxy reads it: no complaint about the file, and it applies it (s3 DOWN at start).
-        if FileManager.default.isExecutableFile(atPath: Self.haproxy) {
+        if FileManager.default.isExecutableFile(atPath: Self.haproxy) || ObservabilityTools.inCI {
+            try ObservabilityTools.require(FileManager.default.isExecutableFile(atPath: Self.haproxy), "haproxy")
             let configPath = dir.appendingPathComponent("haproxy.cfg").path
             let adminPath = dir.appendingPathComponent("haproxy.sock").path
             try (config.replacingOccurrences(of: "@ADMIN@", with: adminPath) + "\n").write(toFile: configPath, atomically: true, encoding: .utf8)

@@ -358,4 +358,44 @@ final class HAProxyProcess: @unchecked Sendable {
         #expect(Self.waitForLog(strata) { $0 == "generation 1: max-generations 2 exceeded, killing 1 sessions" })
         #expect(Self.waitForLog(strata) { $0 == "generation 1 retired" })
     }
+
+    @Test func everyEventShowsOnceAndTheNewGenerationComesFirst() throws {
+        let echo = try TestBackend(.nameThenEcho("e"))
+        let port = TestSocket.freePort(), downPort = TestSocket.freePort(), closed = TestSocket.freePort()
+        let down = "\n    listen down\n        bind 127.0.0.1:\(downPort)\n        server s1 127.0.0.1:\(closed) check inter 100ms fall 1\n"
+        /// How many printed lines (stdout and stderr) contain `text`, and the first one's index.
+        func count(_ text: String, in lines: [String]) -> Int { lines.filter { $0.contains(text) }.count }
+        func index(_ text: String, in lines: [String]) -> Int? { lines.firstIndex { $0.contains(text) } }
+
+        // `log stdout`: the log line is the event; standard error does not repeat it.
+        let logged = try StrataProcess(config: Self.config(port: port, server: echo.port, extra: down))
+        #expect(logged.waitForAdmin())
+        #expect(logged.waitForOutput("Server down/s1 is DOWN"))
+        let fd = try #require(TestSocket.connect(port))
+        defer { close(fd) }
+        #expect(TestSocket.readLine(fd) == "e")
+        #expect(try logged.admin("reload").hasPrefix("Success=1"))
+        #expect(Self.waitForLog(logged) { $0 == "generation 1 draining: 1 sessions left" })
+        var lines = logged.output
+        #expect(Self.logLines(logged).contains {
+            $0.hasPrefix("generation 1 active (hash ") && $0.hasSuffix("): listening on 127.0.0.1:\(port) (app), 127.0.0.1:\(downPort) (down)")
+        }, "\(lines)")
+        for event in ["generation 1 active", "Server down/s1 is DOWN", "backend down has no server available!",
+                      "generation 2 active", "generation 1 draining"] {
+            #expect(count(event, in: lines) == 1, "\(event): \(lines)")
+        }
+        #expect(index("generation 2 active", in: lines) ?? .max < index("generation 1 draining", in: lines) ?? -1, "\(lines)")
+
+        // Without a log target, standard error shows each event once, with its level.
+        let quiet = try StrataProcess(config: GenerationTests.config(port: TestSocket.freePort(), server: echo.port, extraListen: down))
+        #expect(quiet.waitForAdmin())
+        #expect(quiet.waitForOutput("[ALERT] (\(quiet.pid)) : backend down has no server available!"))
+        #expect(try quiet.admin("reload").hasPrefix("Success=1"))
+        #expect(quiet.waitForOutput("[NOTICE] (\(quiet.pid)) : generation 1 retired"))
+        lines = quiet.output
+        for event in ["generation 1 active", "Server down/s1 is DOWN", "generation 2 active", "generation 1 draining"] {
+            #expect(count(event, in: lines) == 1, "\(event): \(lines)")
+        }
+        #expect(index("generation 2 active", in: lines) ?? .max < index("generation 1 draining", in: lines) ?? -1, "\(lines)")
+    }
 }

@@ -5,7 +5,8 @@ import Testing
 
 /// TLS with the real binary: certificates made by the `openssl` command, clients `openssl
 /// s_client`, curl and OpenSSL itself.
-@Suite(.serialized) struct TLSProxyTests {
+@Suite(.serialized, .enabled(if: ObservabilityTools.available(TLSTools.hasOpenSSL), "openssl is not installed (apt-get install openssl)"))
+struct TLSProxyTests {
     let pki = TLSCertificates.shared
 
     /// One process: `fe` terminates TLS on `tls` (and listens in clear on `plain`), `origin_tls`
@@ -87,7 +88,8 @@ import Testing
         #expect(!sClient(s.tls).handshakeCompleted)
     }
 
-    @Test func alpnOffersHTTP11() throws {
+    @Test(.enabled(if: ObservabilityTools.available(TLSTools.hasCurl), "curl is not installed"))
+    func alpnOffersHTTP11() throws {
         let s = try start(bindOptions: "alpn http/1.1")
         #expect(sClient(s.tls, extra: ["-alpn", "h2,http/1.1"]).output.contains("ALPN protocol: http/1.1"))
         #expect(sClient(s.tls, extra: ["-alpn", "h2"]).output.contains("No ALPN negotiated"))
@@ -115,7 +117,8 @@ import Testing
         #expect(!sClient(optional.tls, extra: stranger).output.contains("origin=main"))
     }
 
-    @Test func httpOverTLSToTheClientAndToAVerifiedServer() throws {
+    @Test(.enabled(if: ObservabilityTools.available(TLSTools.hasCurl), "curl is not installed"))
+    func httpOverTLSToTheClientAndToAVerifiedServer() throws {
         let s = try start()
         let curl = curlGet(s.tls, name: "a.test", path: "/both-ways")
         #expect(curl.status == 0, "\(curl.stderr)")
@@ -235,6 +238,12 @@ import Testing
 
 // MARK: helpers
 
+/// The command-line tools the TLS tests run (CI installs them: see .ci/run and ObservabilityTools).
+enum TLSTools {
+    static let hasOpenSSL = FileManager.default.isExecutableFile(atPath: "/usr/bin/openssl")
+    static let hasCurl = FileManager.default.isExecutableFile(atPath: "/usr/bin/curl")
+}
+
 /// Certificates made once per test run with the `openssl` command: a CA, server certificates
 /// (one with a wildcard), a client certificate signed by the CA and one that is not.
 final class TLSCertificates: @unchecked Sendable {
@@ -265,7 +274,8 @@ final class TLSCertificates: @unchecked Sendable {
 
     private func openssl(_ args: [String]) {
         let r = runTool("/usr/bin/openssl", args)
-        precondition(r.status == 0, "openssl \(args.joined(separator: " ")): \(r.stderr)")
+        // Recorded in the test that first needs the certificates (in CI, where openssl must be).
+        if r.status != 0 { Issue.record("openssl \(args.joined(separator: " ")): \(r.stderr)") }
     }
 
     private func ca(_ name: String, _ subject: String) {

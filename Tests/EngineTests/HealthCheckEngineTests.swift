@@ -128,7 +128,7 @@ final class HealthTestProxy: @unchecked Sendable {
         port = probe.port
         keys = [ListenerKey(endpoint: SocketEndpoint(address: .v4(0x7f00_0001), port: port), v6only: false,
                             interface: nil, backlog: 1024, reusePort: true)]
-        engine.notice = { [noticeLog] line in noticeLog.lines.withLock { $0.append(line) } }
+        engine.notice = { [noticeLog] line, _, _ in noticeLog.lines.withLock { $0.append(line) } }
         let generation = makeGeneration(mode: mode, servers: servers, configure: configure)
         let fds = try cache.acquire(keys).get()
         engine.activate(generation, listenerFDs: fds)

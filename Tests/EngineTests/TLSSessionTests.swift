@@ -8,7 +8,8 @@ import Testing
 
 /// TLS termination and origination in process: generations built from configuration values,
 /// certificates made by the `openssl` command, clients `openssl s_client` and OpenSSL itself.
-@Suite(.serialized) struct TLSSessionTests {
+@Suite(.serialized, .enabled(if: TLSTools.available, "openssl is not installed (apt-get install openssl)"))
+struct TLSSessionTests {
     let pki = TLSTestPKI.shared
 
     /// A TLS `listen` section in front of `origin`.

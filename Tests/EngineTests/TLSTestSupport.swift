@@ -2,6 +2,7 @@ import CLibEV
 import ConfigModel
 import Foundation
 import Glibc
+import Testing
 
 @testable import Engine
 
@@ -31,6 +32,14 @@ func runTool(_ arguments: [String], input: String? = nil, timeout: Double = 20) 
     process.waitUntilExit()
     group.wait()
     return (process.terminationStatus, String(decoding: outData, as: UTF8.self), String(decoding: errData, as: UTF8.self))
+}
+
+/// The TLS tests make their certificates and run their clients with the `openssl` command. CI
+/// installs it (.ci/run): there, with `CI` set, its absence fails them; elsewhere they are
+/// skipped with a message instead of stopping the whole run.
+enum TLSTools {
+    static let hasOpenSSL = runTool(["openssl", "version"]).status == 0
+    static var available: Bool { hasOpenSSL || StatsTestSupport.inCI }
 }
 
 /// Certificates made with the `openssl` command for the TLS tests: a CA, server certificates for
@@ -63,7 +72,8 @@ final class TLSTestPKI: @unchecked Sendable {
 
     private func openssl(_ args: [String]) {
         let r = runTool(["openssl"] + args)
-        if r.status != 0 { fatalError("openssl \(args.joined(separator: " ")): \(r.err)") }
+        // Recorded in the test that first needs the certificates; the next ones fail on their own.
+        if r.status != 0 { Issue.record("openssl \(args.joined(separator: " ")): \(r.err)") }
     }
 
     private func makeCA(_ name: String, subject: String) {

@@ -173,6 +173,39 @@ import Testing
         #expect(redirects[2].redirect.clearCookie == "SEEN=" && redirects[2].redirect.appendSlash)
     }
 
+    @Test func redirectOptionsComeInAnyOrder() throws {
+        // HAProxy reads every redirect option anywhere before the condition, the kind included.
+        let loaded = try load("""
+            frontend f
+                mode http
+                bind 127.0.0.1:1
+                http-request redirect code 302 location /x
+                http-request redirect drop-query code 301 set-cookie A=1 prefix /p if { path /old }
+                redirect code 303 scheme https clear-cookie A= append-slash
+                redirect set-cookie A=1 location /a clear-cookie B= location /b
+            """)
+        let proxy = try #require(loaded.config.proxies.first)
+        let location = Redirect(kind: .location(FormatString(parts: [.literal("/x")], source: "/x")))
+        var prefix = Redirect(kind: .prefix(FormatString(parts: [.literal("/p")], source: "/p")))
+        prefix.code = 301
+        prefix.dropQuery = true
+        prefix.setCookie = "A=1"
+        #expect(proxy.http.requestRules.map(\.action) == [.redirect(location), .redirect(prefix)])
+        #expect(proxy.http.requestRules[1].condition != nil)
+        var scheme = Redirect(kind: .scheme(FormatString(parts: [.literal("https")], source: "https")))
+        scheme.code = 303
+        scheme.clearCookie = "A="
+        scheme.appendSlash = true
+        // A later kind or cookie replaces the earlier one, as in HAProxy.
+        var last = Redirect(kind: .location(FormatString(parts: [.literal("/b")], source: "/b")))
+        last.clearCookie = "B="
+        #expect(proxy.http.redirectRules.map(\.redirect) == [scheme, last])
+        #expect(errors("frontend f\n    mode http\n    bind 127.0.0.1:1\n    redirect code 302 drop-query\n")
+            == ["test.cfg:4: 'redirect' expects location, prefix or scheme and a target"])
+        #expect(errors("frontend f\n    mode http\n    bind 127.0.0.1:1\n    http-request redirect code 302 location\n")
+            == ["test.cfg:4: 'http-request redirect' expects a target after 'location'"])
+    }
+
     @Test func responseRules() throws {
         let rules = try proxy("www").http.responseRules
         #expect(rules.map(\.action) == [

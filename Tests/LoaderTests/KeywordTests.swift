@@ -219,6 +219,34 @@ import Testing
             == ["test.cfg:2: 'server a': could not resolve host name 'nowhere.internal'"])
     }
 
+    @Test func serverLineReportsEveryErrorBesidesAnUnresolvedName() {
+        // The name that does not resolve used to be the only error of its line.
+        #expect(errors("backend b\n    server a nowhere.internal:80 wieght 2\n") == [
+            "test.cfg:2: 'server a': could not resolve host name 'nowhere.internal'",
+            "test.cfg:2: 'wieght' is not a server option (did you mean 'weight'?)",
+        ])
+        #expect(errors("backend b\n    server a/b nowhere.internal:80 inter 0\n") == [
+            "test.cfg:2: character '/' is not permitted in server name 'a/b'",
+            "test.cfg:2: 'server a/b': could not resolve host name 'nowhere.internal'",
+            "test.cfg:2: 'inter' expects a time greater than 0, got '0'",
+        ])
+        // Nothing else wrong: the one error.
+        #expect(errors("backend b\n    server a nowhere.internal:80 weight 2\n")
+            == ["test.cfg:2: 'server a': could not resolve host name 'nowhere.internal'"])
+    }
+
+    @Test func bareBalanceIsRoundRobin() throws {
+        // HAProxy: `balance` without an algorithm is roundrobin, also over a defaults section's.
+        let loaded = try load("""
+            defaults
+                balance leastconn
+            backend b
+                balance
+                server s 127.0.0.1:1
+            """)
+        #expect(loaded.config.backend(named: "b")?.balance == .roundRobin)
+    }
+
     @Test func systemResolverPrefersIPv4() {
         #expect(HostResolver.system.resolve("localhost") == .v4(0x7f00_0001))
         #expect(HostResolver.system.resolve("name.example.invalid") == nil)

@@ -106,6 +106,23 @@ import Testing
             == ["test.cfg:2: 'ssl' on bind needs a certificate ('crt PEM', 'crt DIR' or 'crt-list FILE')"])
     }
 
+    @Test func cipherListsMayEndWithASemicolon() throws {
+        // OpenSSL separates a TLS 1.2 cipher list with ':', ';', ',' or spaces; TLS 1.3 suites
+        // with ':' alone (it refuses `TLS_AES_128_GCM_SHA256;`).
+        let loaded = try load("""
+            global
+                ssl-default-bind-ciphers ECDHE+AESGCM:ECDHE+CHACHA20;
+                ssl-default-server-ciphers "ECDHE+AESGCM ECDHE+CHACHA20"
+            backend b
+                server s 127.0.0.1:1 ssl verify none ciphers ECDHE+AESGCM;
+            """)
+        #expect(loaded.config.global.tls.bindCiphers == "ECDHE+AESGCM:ECDHE+CHACHA20;")
+        #expect(loaded.config.global.tls.serverCiphers == "ECDHE+AESGCM ECDHE+CHACHA20")
+        #expect(loaded.config.proxies[0].servers[0].options.tls?.ciphers == "ECDHE+AESGCM;")
+        #expect(errors("global\n    ssl-default-bind-ciphersuites TLS_AES_128_GCM_SHA256;\n")
+            == ["test.cfg:2: 'ssl-default-bind-ciphersuites' expects an OpenSSL cipher list, got 'TLS_AES_128_GCM_SHA256;'"])
+    }
+
     @Test func base64() {
         #expect(KeywordReader.base64(Array("aGVsbG8=".utf8)) == Array("hello".utf8))
         #expect(KeywordReader.base64(Array("aGVsbG8".utf8)) == nil)

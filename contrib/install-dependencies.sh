@@ -1,0 +1,15 @@
+#!/bin/sh
+# Installs what strata's build and its tests need on Debian (12 or later), as root (a container
+# has no sudo) or through sudo. The README's quick start and .ci/run both start here.
+#   libev-dev, libssl-dev       the event loop and OpenSSL 3 strata links
+#   openssl, curl               the TLS tests make certificates and talk HTTPS
+#   haproxy                     tests compare strata's files and log lines with HAProxy's
+#   chromium                    the stats page is tested in a real headless browser
+#   python3-prometheus-client   the exporter's output is read by a real Prometheus parser
+# Without one of the test tools, `swift test` skips the tests that need it (and says so).
+set -eu
+SUDO=""
+[ "$(id -u)" = 0 ] || SUDO=sudo
+$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update
+$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y \
+    libev-dev libssl-dev openssl curl haproxy chromium python3-prometheus-client
