@@ -62,9 +62,9 @@ struct ConfigParser {
         }
     }
 
-    init(environment: [String: String], resolver: HostResolver) {
+    init(environment: [String: String], resolver: HostResolver, paths: LoadPaths = LoadPaths()) {
         self.environment = environment
-        self.reader = KeywordReader(addresses: AddressParser(resolver: resolver))
+        self.reader = KeywordReader(addresses: AddressParser(resolver: resolver), paths: paths)
     }
 
     /// Reads one file's text. `file` is the name errors carry.

@@ -143,6 +143,7 @@ extension KeywordReader {
                     throw line.error("'tune.bufsize' expects a size from 1024 bytes to 1g, got '\(text)'")
                 }
                 global.bufferSize = size
+                paths.bufferSize = size
             case .failure(let failure): throw line.error("'tune.bufsize' expects a size, got '\(text)' (\(failure))")
             }
         case "spread-checks":
