@@ -2,6 +2,8 @@
 /// person reads points at a line they can edit.
 public struct SourceLocation: Hashable, Sendable, CustomStringConvertible {
     public var file: String
+    /// 0: the file as a whole (what a message is about has no line: the file is empty, or a
+    /// keyword it had was removed).
     public var line: Int
 
     public init(file: String, line: Int) {
@@ -9,7 +11,12 @@ public struct SourceLocation: Hashable, Sendable, CustomStringConvertible {
         self.line = line
     }
 
-    public var description: String { "\(file):\(line)" }
+    /// The file as a whole, written `file` rather than `file:line`.
+    public init(file: String) {
+        self.init(file: file, line: 0)
+    }
+
+    public var description: String { line > 0 ? "\(file):\(line)" : file }
 }
 
 /// One configuration error: `file:line: message`.

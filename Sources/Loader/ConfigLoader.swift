@@ -24,6 +24,9 @@ public struct LoadedConfig: Sendable {
 public struct ConfigLoader: Sendable {
     public var environment: [String: String]
     public var resolver: HostResolver
+    /// A configuration that would listen nowhere is refused (`ConfigValidator.listenerProblem`);
+    /// tests that load a fragment (a backend alone) turn this off.
+    public var requiresListener = true
 
     public init(environment: [String: String] = ProcessInfo.processInfo.environment) {
         self.init(environment: environment, resolver: .system)
@@ -75,7 +78,13 @@ public struct ConfigLoader: Sendable {
         var (config, failed, dropped) = parser.build()
         let late = parser.finishHTTP(&config)
         // The validator knows which lines failed, so that it does not repeat them as absences.
-        let errors = parser.errors + late + ConfigValidator.validate(config, failedKeywords: failed, droppedNames: dropped)
+        var errors = parser.errors + late + ConfigValidator.validate(config, failedKeywords: failed, droppedNames: dropped)
+        // As HAProxy, only a configuration without other errors is judged as a whole (it "has no
+        // error but will not start"): a frontend refused for a wrong line is not an absence.
+        if errors.isEmpty, requiresListener, let problem = ConfigValidator.listenerProblem(config, empty: parser.wordLines == 0) {
+            // About the whole configuration: its `-f` arguments (one, usually) without a line.
+            errors.append(ConfigError(SourceLocation(file: arguments.joined(separator: ", ")), problem))
+        }
         guard errors.isEmpty else {
             let order = Dictionary(sources.enumerated().map { ($1.file, $0) }, uniquingKeysWith: { first, _ in first })
             let sorted = errors.enumerated().sorted { a, b in
