@@ -169,6 +169,8 @@ struct ReloadJob: Sendable {
             let fixed = GlobalInvariants.changes(from: previous.global, to: loaded.config.global)
             if !fixed.isEmpty { return .failure(ConfigErrors(fixed)) }
         }
+        let limitErrors = FileDescriptorLimit.apply(loaded.config, atStart: false)
+        if !limitErrors.isEmpty { return .failure(ConfigErrors(limitErrors)) }
         let keys = ListenerPlan.keys(of: loaded.config)
         let before = Set(cache.openKeys)
         switch cache.acquire(keys) {
