@@ -43,9 +43,13 @@ enum FileDescriptorLimit {
         return []
     }
 
-    /// Sets the soft limit to `value`, and the hard one too when `value` is above it (root only).
+    /// Sets the soft limit to `value`, and the hard one too when `value` is above it (root only);
+    /// a hard limit at or above it is left as it is ("unlimited" included).
     private static func raise(to value: Int, hard: Int) -> Bool {
-        var limit = rlimit(rlim_cur: rlim_t(value), rlim_max: rlim_t(max(value, hard)))
+        var limit = rlimit()
+        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return false }
+        limit.rlim_cur = rlim_t(value)
+        if value > hard { limit.rlim_max = rlim_t(value) }
         return setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0
     }
 }
