@@ -291,6 +291,8 @@ public struct StatsSocket: Hashable, Sendable {
 
 public struct GlobalSettings: Hashable, Sendable {
     public var maxconn: Int?
+    /// `ulimit-n N`: the file descriptor limit strata raises its soft limit to (never lowers it).
+    public var fileLimit: Int?
     public var daemon = false
     public var pidfile: String?
     public var logTargets: [LogTarget] = []

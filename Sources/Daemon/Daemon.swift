@@ -49,6 +49,9 @@ final class Daemon: @unchecked Sendable {
         case .failure(let errors): return fail(errors.errors.map(\.description))
         }
         let global = loaded.config.global
+        // Before the engine exists: it derives its default maxconn from the limit.
+        let limitErrors = FileDescriptorLimit.apply(loaded.config, atStart: true)
+        if !limitErrors.isEmpty { return fail(limitErrors.map(\.description)) }
         // `load-server-state-from-file`: read now, applied to generation 1 before any traffic;
         // later generations carry server state in the process.
         let savedStates = ServerStateFile.restore(for: loaded.config)

@@ -176,6 +176,8 @@ struct ReloadJob: Sendable {
             let fixed = GlobalInvariants.changes(from: previous.global, to: loaded.config.global)
             if !fixed.isEmpty { return .failure(ConfigErrors(fixed)) }
         }
+        let limitErrors = FileDescriptorLimit.apply(loaded.config, atStart: false)
+        if !limitErrors.isEmpty { return .failure(ConfigErrors(limitErrors)) }
         let keys = ListenerPlan.keys(of: loaded.config)
         let before = Set(cache.openKeys)
         switch cache.acquire(keys) {
@@ -223,8 +225,15 @@ enum GlobalInvariants {
         var errors: [ConfigError] = []
         func check(_ keyword: String, _ changed: Bool) {
             guard changed else { return }
-            errors.append(ConfigError(new.locations[keyword] ?? old.locations[keyword],
-                                      "'\(keyword)' cannot change on reload, restart to apply it"))
+            if let location = new.locations[keyword] {
+                errors.append(ConfigError(location, "'\(keyword)' cannot change on reload, restart to apply it"))
+            } else if let location = old.locations[keyword] {
+                // The line it was on is gone (or now says something else): name the file alone.
+                errors.append(ConfigError(SourceLocation(file: location.file),
+                                          "'\(keyword)' was removed; it cannot change on reload, restart to apply it"))
+            } else {
+                errors.append(ConfigError(nil, "'\(keyword)' cannot change on reload, restart to apply it"))
+            }
         }
         check("nbthread", old.nbthread != new.nbthread)
         check(new.locations["user"] != nil || old.locations["user"] != nil ? "user" : "uid", old.uid != new.uid)

@@ -42,7 +42,7 @@ public final class Engine: EventHandler, @unchecked Sendable {
     private var stopping: (() -> Void)?
     private(set) var currentSessions = 0
     /// The process-wide `maxconn` (global), or what the fd limit allows.
-    private var globalMaxconn: Int
+    private(set) var globalMaxconn: Int
     /// What the fd limit allows: the process-wide limit of a generation without a global `maxconn`.
     private let defaultMaxconn: Int
     /// Where events are shown besides the log targets (the daemon's standard error, the stats

@@ -198,7 +198,9 @@ extension Engine {
             bytesIn += f.counters.bytesIn
             bytesOut += f.counters.bytesOut
         }
-        let maxconn = current?.config.config.global.maxconn ?? max(16, fdLimit / 2 - 32)
+        // The engine's: a default derived from the limit when the process started, which a
+        // limit raised since (by a reload's maxconn) does not change.
+        let maxconn = globalMaxconn
         return StatsProcessInfo(currentConnections: currentSessions, cumulativeConnections: connections,
                                 cumulativeRequests: requests,
                                 sessions: liveGenerations.reduce(0) { $0 + $1.config.sessions },

@@ -24,6 +24,9 @@ public struct LoadedConfig: Sendable {
 public struct ConfigLoader: Sendable {
     public var environment: [String: String]
     public var resolver: HostResolver
+    /// A configuration that would listen nowhere is refused (`ConfigValidator.listenerProblem`);
+    /// tests that load a fragment (a backend alone) turn this off.
+    public var requiresListener = true
 
     public init(environment: [String: String] = ProcessInfo.processInfo.environment) {
         self.init(environment: environment, resolver: .system)
@@ -40,36 +43,48 @@ public struct ConfigLoader: Sendable {
         var sources: [(file: String, text: String)] = []
         var readErrors: [ConfigError] = []
         if paths.isEmpty { readErrors.append(ConfigError(nil, "no configuration file given")) }
+        let files = LoadPaths()
         for path in paths {
             switch ConfigLoader.files(at: path) {
             case .failure(let error):
                 readErrors.append(error)
-            case .success(let files):
-                for file in files {
-                    switch ConfigLoader.readFile(file) {
-                    case .success(let text): sources.append((file, text))
-                    case .failure(let error): readErrors.append(error)
+            case .success(let names):
+                for file in names {
+                    switch files.read(file, .configuration) {
+                    // Bytes that are not UTF-8 become U+FFFD rather than failing the load.
+                    case .success(let bytes): sources.append((file, String(decoding: bytes, as: UTF8.self)))
+                    case .failure(let problem):
+                        readErrors.append(ConfigError(nil, "cannot read configuration file '\(file)': \(problem)"))
                     }
                 }
             }
         }
         // A file that cannot be read stops the load: the rest would be judged without part of it.
         guard readErrors.isEmpty else { return .failure(ConfigErrors(readErrors)) }
-        return load(sources)
+        return load(sources, arguments: paths, files: files)
     }
 
     /// For tests: parse text as if read from `file`.
     public func load(text: String, file: String) -> Result<LoadedConfig, ConfigErrors> {
-        load([(file, text)])
+        load([(file, text)], arguments: [file], files: LoadPaths())
     }
 
-    private func load(_ sources: [(file: String, text: String)]) -> Result<LoadedConfig, ConfigErrors> {
-        var parser = ConfigParser(environment: environment, resolver: resolver)
+    /// `arguments` are the `-f` paths, for an error about the configuration as a whole.
+    private func load(_ sources: [(file: String, text: String)], arguments: [String], files: LoadPaths)
+        -> Result<LoadedConfig, ConfigErrors>
+    {
+        var parser = ConfigParser(environment: environment, resolver: resolver, paths: files)
         for source in sources { parser.parse(text: source.text, file: source.file) }
         var (config, failed, dropped) = parser.build()
         let late = parser.finishHTTP(&config)
         // The validator knows which lines failed, so that it does not repeat them as absences.
-        let errors = parser.errors + late + ConfigValidator.validate(config, failedKeywords: failed, droppedNames: dropped)
+        var errors = parser.errors + late + ConfigValidator.validate(config, failedKeywords: failed, droppedNames: dropped)
+        // As HAProxy, only a configuration without other errors is judged as a whole (it "has no
+        // error but will not start"): a frontend refused for a wrong line is not an absence.
+        if errors.isEmpty, requiresListener, let problem = ConfigValidator.listenerProblem(config, empty: parser.wordLines == 0) {
+            // About the whole configuration: its `-f` arguments (one, usually) without a line.
+            errors.append(ConfigError(SourceLocation(file: arguments.joined(separator: ", ")), problem))
+        }
         guard errors.isEmpty else {
             let order = Dictionary(sources.enumerated().map { ($1.file, $0) }, uniquingKeysWith: { first, _ in first })
             let sorted = errors.enumerated().sorted { a, b in
@@ -105,26 +120,5 @@ public struct ConfigLoader: Sendable {
                 return stat(file, &entry) == 0 && entry.st_mode & S_IFMT == S_IFREG
             }
         return .success(files)
-    }
-
-    /// The file's text; bytes that are not UTF-8 become U+FFFD rather than failing the load.
-    static func readFile(_ file: String) -> Result<String, ConfigError> {
-        let fd = open(file, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else {
-            return .failure(ConfigError(nil, "cannot read configuration file '\(file)': \(String(cString: strerror(errno)))"))
-        }
-        defer { close(fd) }
-        var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 65_536)
-        while true {
-            let count = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
-            if count < 0 {
-                if errno == EINTR { continue }
-                return .failure(ConfigError(nil, "cannot read configuration file '\(file)': \(String(cString: strerror(errno)))"))
-            }
-            if count == 0 { break }
-            bytes.append(contentsOf: chunk[..<count])
-        }
-        return .success(String(decoding: bytes, as: UTF8.self))
     }
 }

@@ -14,6 +14,8 @@ struct ConfigParser {
     let reader: KeywordReader
 
     private(set) var hash = ConfigHash()
+    /// Lines with at least one word (not blank, not only a comment), in every file.
+    private(set) var wordLines = 0
     var errors: [ConfigError] = []
     var global = GlobalSettings()
     var defaults: [DefaultsSection] = []
@@ -62,9 +64,9 @@ struct ConfigParser {
         }
     }
 
-    init(environment: [String: String], resolver: HostResolver) {
+    init(environment: [String: String], resolver: HostResolver, paths: LoadPaths = LoadPaths()) {
         self.environment = environment
-        self.reader = KeywordReader(addresses: AddressParser(resolver: resolver))
+        self.reader = KeywordReader(addresses: AddressParser(resolver: resolver), paths: paths)
     }
 
     /// Reads one file's text. `file` is the name errors carry.
@@ -105,6 +107,7 @@ struct ConfigParser {
             return
         }
         guard !words.isEmpty else { return }
+        wordLines += 1
         hash.add(line: words)
         parse(words: words, location: SourceLocation(file: file, line: number))
     }

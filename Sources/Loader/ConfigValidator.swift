@@ -18,6 +18,26 @@ enum ConfigValidator {
         return errors
     }
 
+    /// A configuration that would listen nowhere: HAProxy refuses it ("no listener") and so does
+    /// strata, at start and on reload, so that a file emptied by mistake cannot take the service
+    /// away. Unlike HAProxy, a `stats socket` does not count as a listener: it serves no traffic,
+    /// and it is what a configuration reduced to its `global` section (a directory whose proxy
+    /// files were removed) would keep.
+    static func listenerProblem(_ config: Config, empty: Bool) -> String? {
+        let proxies = config.proxies
+        for index in proxies.indices where proxies[index].kind != .backend && !proxies[index].disabled {
+            if !proxies[index].binds.isEmpty { return nil }
+        }
+        let why = if empty {
+            "the configuration is empty"
+        } else if proxies.contains(where: { $0.kind != .backend }) {
+            "every frontend and listen section is disabled"
+        } else {
+            "there is no frontend or listen section"
+        }
+        return "no listener: \(why), so strata would serve nothing (a configuration needs a frontend or listen section with a 'bind' line)"
+    }
+
     private static func describe(_ proxy: Proxy) -> String { "\(proxy.kind.rawValue) '\(proxy.name)'" }
 
     // The checks read stored fields as `config.proxies[i].field` rather than `for proxy in

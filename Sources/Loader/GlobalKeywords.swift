@@ -8,7 +8,7 @@ extension KeywordReader {
         "ssl-default-bind-ciphersuites", "ssl-default-bind-options", "ssl-default-server-ciphers",
         "ssl-default-server-ciphersuites", "ssl-default-server-options", "ssl-server-verify", "stats socket",
         "stats timeout", "tune.bufsize", "tune.http.maxhdr", "tune.ssl.cachesize", "tune.ssl.default-dh-param",
-        "tune.ssl.lifetime", "uid", "user",
+        "tune.ssl.lifetime", "uid", "ulimit-n", "user",
     ]
 
     static let tlsVersions = ["SSLv3", "TLSv1.0", "TLSv1.1", "TLSv1.2", "TLSv1.3"]
@@ -32,6 +32,9 @@ extension KeywordReader {
         switch line.keyword {
         case "maxconn":
             global.maxconn = try line.integer(0, range: 1...Int(Int32.max))
+            try line.noArguments(after: 1)
+        case "ulimit-n":
+            global.fileLimit = try line.integer(0, range: 1...Int(Int32.max))
             try line.noArguments(after: 1)
         case "daemon":
             try line.noArguments()
@@ -143,6 +146,7 @@ extension KeywordReader {
                     throw line.error("'tune.bufsize' expects a size from 1024 bytes to 1g, got '\(text)'")
                 }
                 global.bufferSize = size
+                paths.bufferSize = size
             case .failure(let failure): throw line.error("'tune.bufsize' expects a size, got '\(text)' (\(failure))")
             }
         case "spread-checks":

@@ -457,7 +457,7 @@ extension KeywordReader {
                 case "lf-string": body = .string(try formatString(text, line: line, what: what, context: .httpRequest))
                 case "file":
                     let path = paths.resolve(text, from: line.location)
-                    switch FileReader.read(path) {
+                    switch paths.read(path, .httpMessage(bufferSize: paths.bufferSize)) {
                     case .success(let bytes): body = .file(path: text, contents: bytes)
                     case .failure(let reason): throw line.error("\(what): cannot read file '\(text)': \(reason)")
                     }
@@ -506,9 +506,12 @@ extension KeywordReader {
     func httpMessageFile(_ text: String, line: KeywordLine, what: String) throws(ConfigError) -> [UInt8] {
         let path = paths.resolve(text, from: line.location)
         let bytes: [UInt8]
-        switch FileReader.read(path) {
+        switch paths.read(path, .httpMessage(bufferSize: paths.bufferSize)) {
         case .success(let b): bytes = b
         case .failure(let reason): throw line.error("\(what): cannot read '\(text)': \(reason)")
+        }
+        if bytes.isEmpty {
+            throw line.error("\(what): '\(text)' is empty: closing without an answer (HAProxy's 'errorfile 408 /dev/null') is not supported yet")
         }
         let statusLine = bytes.starts(with: Array("HTTP/1.0 ".utf8)) || bytes.starts(with: Array("HTTP/1.1 ".utf8))
         let digits = bytes.count >= 12 && bytes[9...11].allSatisfy { $0 &- UInt8(ascii: "0") < 10 }

@@ -1,8 +1,9 @@
 import ConfigModel
 
-/// How relative file paths in the configuration resolve (errorfiles, certificates, pattern files):
-/// HAProxy's global `default-path current|config|parent|origin PATH`. A reference shared by the
-/// keyword readers of one load, changed by the `default-path` line and read by the lines after it.
+/// How one load finds and reads the files the configuration names. Relative paths (errorfiles,
+/// certificates, pattern files) resolve by HAProxy's global `default-path current|config|parent|
+/// origin PATH`. A reference shared by the keyword readers of one load, changed by the
+/// `default-path` line and read by the lines after it.
 final class LoadPaths {
     enum Base: Equatable {
         /// The process's working directory (HAProxy's default).
@@ -18,6 +19,34 @@ final class LoadPaths {
     /// The global `crt-base` and `ca-base`, for the certificate and CA paths of the lines after them.
     var crtBase: String?
     var caBase: String?
+    /// The global `tune.bufsize` as read so far: the most an errorfile may hold.
+    var bufferSize = 16384
+
+    /// What one load may read in all. Each file has its kind's limit, but a configuration names
+    /// as many files as it has lines: the sum is bounded too, so that no configuration makes a
+    /// reload's build (inside the serving process) allocate without bound.
+    static let defaultBudget = 256 << 20
+    let budget: Int
+    private var spent = 0
+    /// Files already read by this load, by resolved path: a file named by a thousand proxies is
+    /// read, held and counted once.
+    private var read: [String: [UInt8]] = [:]
+
+    init(budget: Int = LoadPaths.defaultBudget) { self.budget = budget }
+
+    /// The bytes of the file at `resolved` (a path as `resolve` gives it), within `kind`'s limit
+    /// and the load's budget.
+    func read(_ resolved: String, _ kind: FileKind) -> Result<[UInt8], FileProblem> {
+        if let bytes = read[resolved], bytes.count <= kind.limit { return .success(bytes) }
+        switch FileReader.read(resolved, kind) {
+        case .failure(let problem): return .failure(problem)
+        case .success(let bytes):
+            spent += bytes.count
+            guard spent <= budget else { return .failure(.overBudget(budget)) }
+            read[resolved] = bytes
+            return .success(bytes)
+        }
+    }
 
     /// `path` as the file system should open it.
     func resolve(_ path: String, from location: SourceLocation) -> String {

@@ -276,7 +276,7 @@ enum SampleParser {
             case "-f":
                 guard i + 1 < words.endIndex else { throw ConfigError(location, "\(what): '-f' expects a file of patterns") }
                 patterns += try patternFile(words[i + 1], resolved: paths.resolve(words[i + 1], from: location),
-                                            location: location, what: what)
+                                            paths: paths, location: location, what: what)
                 i += 1
             case "-u", "-M":
                 throw ConfigError(location, "\(what): flag '\(word)' is not supported yet")
@@ -321,11 +321,11 @@ enum SampleParser {
     static let matchMethodNames = ["str", "beg", "end", "sub", "reg", "dom", "dir", "found", "len", "int", "ip", "bool"]
 
     /// `-f FILE`: one pattern per line, blank lines and `#` comments skipped, leading spaces trimmed.
-    private static func patternFile(_ path: String, resolved: String, location: SourceLocation, what: String)
-        throws(ConfigError) -> [String]
+    private static func patternFile(_ path: String, resolved: String, paths: LoadPaths, location: SourceLocation,
+                                    what: String) throws(ConfigError) -> [String]
     {
         let contents: [UInt8]
-        switch FileReader.read(resolved) {
+        switch paths.read(resolved, .patterns) {
         case .success(let bytes): contents = bytes
         case .failure(let reason): throw ConfigError(location, "\(what): cannot read pattern file '\(path)': \(reason)")
         }
@@ -548,46 +548,4 @@ enum SampleParser {
 
     /// A literal format string (`string S`).
     static func literal(_ text: String) -> FormatString { FormatString(parts: [.literal(text)], source: text) }
-}
-
-/// Reads files the configuration names (errorfiles, certificates, pattern files) whole.
-enum FileReader {
-    /// The names in `path` when it is a directory, else nil.
-    static func directoryEntries(_ path: String) -> [String]? {
-        var info = stat()
-        guard stat(path, &info) == 0, info.st_mode & S_IFMT == S_IFDIR, let dir = opendir(path) else { return nil }
-        defer { closedir(dir) }
-        var names: [String] = []
-        while let entry = readdir(dir) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-                String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
-            }
-            if name == "." || name == ".." { continue }
-            var entryInfo = stat()
-            let full = LoadPaths.join(path, name)
-            if stat(full, &entryInfo) == 0 && entryInfo.st_mode & S_IFMT == S_IFREG { names.append(name) }
-        }
-        return names
-    }
-
-    /// The bytes, or strerror's reason.
-    static func read(_ path: String) -> Result<[UInt8], AddressProblem> {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return .failure("\(String(cString: strerror(errno)))") }
-        defer { close(fd) }
-        var info = stat()
-        if fstat(fd, &info) == 0 && info.st_mode & S_IFMT == S_IFDIR { return .failure("Is a directory") }
-        var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 65_536)
-        while true {
-            let count = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
-            if count < 0 {
-                if errno == EINTR { continue }
-                return .failure("\(String(cString: strerror(errno)))")
-            }
-            if count == 0 { break }
-            bytes.append(contentsOf: chunk[..<count])
-        }
-        return .success(bytes)
-    }
 }

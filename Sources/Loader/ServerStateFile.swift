@@ -183,13 +183,13 @@ public struct ServerStateFile: Hashable, Sendable {
 
     private static func load(_ file: String, read: (String) -> Result<[UInt8], ReadError>) -> Result<ServerStateFile, LoadFailure> {
         switch read(file) {
-        case .failure(let e): return .failure(.unreadable(e.errno))
+        case .failure(let e): return .failure(.unreadable(e.problem))
         case .success(let bytes): return parse(bytes).mapError { .parse($0) }
         }
     }
 
     private enum LoadFailure: Error {
-        case unreadable(Int32)
+        case unreadable(FileProblem)
         case parse(Failure)
     }
 
@@ -198,9 +198,9 @@ public struct ServerStateFile: Hashable, Sendable {
         let kind = proxy == nil ? "global server state file" : "server state file"
         let stop = proxy == nil ? "" : "."
         switch problem {
-        case .unreadable(let e):
-            return Message(level: e == ENOENT ? .notice : .warning,
-                           text: "\(who)Can't open \(kind) '\(file)': \(String(cString: strerror(e)))\(stop)")
+        case .unreadable(let problem):
+            return Message(level: problem.errno == ENOENT ? .notice : .warning,
+                           text: "\(who)Can't open \(kind) '\(file)': \(problem)\(stop)")
         case .parse(.empty):
             return Message(level: .notice, text: "\(who)Empty \(kind) '\(file)'.")
         case .parse(.noVersion):
@@ -302,27 +302,15 @@ public struct ServerStateFile: Hashable, Sendable {
         return negative ? -value : value
     }
 
-    /// Why a file could not be read: its errno.
+    /// Why a file could not be read.
     public struct ReadError: Error, Equatable, Sendable {
-        public var errno: Int32
-        public init(errno: Int32) { self.errno = errno }
+        public var problem: FileProblem
+        public init(_ problem: FileProblem) { self.problem = problem }
+        public init(errno: Int32) { self.problem = .system(errno) }
     }
 
-    /// A whole file's bytes, or the errno of the failure.
+    /// A whole file's bytes (a regular file, within the server state file's limit), or why not.
     public static func readFile(_ path: String) -> Result<[UInt8], ReadError> {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return .failure(ReadError(errno: errno)) }
-        defer { close(fd) }
-        var out: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 65536)
-        while true {
-            let n = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                return .failure(ReadError(errno: errno))
-            }
-            if n == 0 { return .success(out) }
-            out += chunk[0..<n]
-        }
+        FileReader.read(path, .serverState).mapError(ReadError.init)
     }
 }

@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import ConfigModel
 
 /// TLS (issue 7): `bind … ssl crt …` into `Bind.tls` and `server … ssl …` into
@@ -170,7 +173,7 @@ extension KeywordReader {
         -> CertificateFile
     {
         let pem: [UInt8]
-        switch FileReader.read(resolved) {
+        switch paths.read(resolved, .tls) {
         case .success(let bytes): pem = bytes
         case .failure(let reason): throw line.error("\(what): cannot read '\(path)': \(reason)")
         }
@@ -179,14 +182,16 @@ extension KeywordReader {
         }
         var keyPEM: [UInt8]?
         if !KeywordReader.hasPrivateKey(pem) {
-            switch FileReader.read(resolved + ".key") {
+            switch paths.read(resolved + ".key", .tls) {
             case .success(let bytes):
                 guard KeywordReader.hasPrivateKey(bytes) else {
                     throw line.error("\(what): '\(path).key' has no private key")
                 }
                 keyPEM = bytes
-            case .failure:
+            case .failure(let problem) where problem.errno == ENOENT:
                 throw line.error("\(what): '\(path)' has no private key (put it in the same file, or in '\(path).key')")
+            case .failure(let problem):
+                throw line.error("\(what): cannot read '\(path).key': \(problem)")
             }
         }
         return CertificateFile(path: path, location: line.location, pem: pem, keyPEM: keyPEM)
@@ -198,7 +203,7 @@ extension KeywordReader {
         // The list itself is not under crt-base (HAProxy's rule); the certificates it names are.
         let resolved = resolve(path, base: nil, line: line)
         let text: [UInt8]
-        switch FileReader.read(resolved) {
+        switch paths.read(resolved, .tls) {
         case .success(let bytes): text = bytes
         case .failure(let reason): throw line.error("'crt-list': cannot read '\(path)': \(reason)")
         }
@@ -228,7 +233,7 @@ extension KeywordReader {
         throws(ConfigError) -> [UInt8]
     {
         if path.hasPrefix("@") { throw line.error("\(what): '\(path)' is not supported yet (name a PEM file)") }
-        switch FileReader.read(resolve(path, base: base, line: line)) {
+        switch paths.read(resolve(path, base: base, line: line), .tls) {
         case .success(let bytes):
             guard KeywordReader.contains(bytes, "-----BEGIN \(marker)-----") else {
                 throw line.error("\(what): '\(path)' has \(missing) (expected a PEM '-----BEGIN \(marker)-----' block)")
@@ -243,7 +248,7 @@ extension KeywordReader {
     /// at least 3 (HAProxy's rule: the last three decrypt, the one before the last encrypts).
     private func ticketKeys(_ path: String, line: KeywordLine) throws(ConfigError) -> [[UInt8]] {
         let text: [UInt8]
-        switch FileReader.read(resolve(path, base: nil, line: line)) {
+        switch paths.read(resolve(path, base: nil, line: line), .ticketKeys) {
         case .success(let bytes): text = bytes
         case .failure(let reason): throw line.error("'tls-ticket-keys': cannot read '\(path)': \(reason)")
         }

@@ -32,15 +32,20 @@ final class StrataProcess: @unchecked Sendable {
     }
 
     /// Writes `config` (with `@ADMIN@` replaced by the admin socket path) and starts strata on it.
-    init(config: String, arguments: [String] = [], environment: [String: String] = [:], ulimitFiles: Int? = nil) throws {
+    /// `ulimitFiles` sets both fd limits (`ulimit -n`); `limits` are more `ulimit` arguments
+    /// (`-Sn 256` for the soft fd limit alone, `-v KB` for the address space).
+    init(config: String, arguments: [String] = [], environment: [String: String] = [:], ulimitFiles: Int? = nil,
+         limits: [String] = []) throws {
         _ = TestSocket.fileLimitRaised
         directory = StrataProcess.makeDirectory()
         adminSocket = directory.appendingPathComponent("admin.sock").path
         configPath = directory.appendingPathComponent("strata.cfg").path
         try write(config)
-        if let ulimitFiles {
+        let limits = (ulimitFiles.map { ["-n \($0)"] } ?? []) + limits
+        if !limits.isEmpty {
+            let script = limits.map { "ulimit \($0) && " }.joined() + "exec \"$0\" \"$@\""
             process.executableURL = URL(fileURLWithPath: "/bin/sh")
-            process.arguments = ["-c", "ulimit -n \(ulimitFiles) && exec \"$0\" \"$@\"", StrataProcess.binary, "-f", configPath] + arguments
+            process.arguments = ["-c", script, StrataProcess.binary, "-f", configPath] + arguments
         } else {
             process.executableURL = URL(fileURLWithPath: StrataProcess.binary)
             process.arguments = ["-f", configPath] + arguments

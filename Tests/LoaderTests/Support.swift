@@ -33,11 +33,18 @@ let testResolver = HostResolver.table([
     "v6.internal": IPAddress("2001:db8::5")!,
 ])
 
-let loader = ConfigLoader(environment: [:], resolver: testResolver)
+/// For fragments (a backend alone, a global section): the rule that a configuration must listen
+/// somewhere is tested on its own.
+let loader: ConfigLoader = {
+    var loader = ConfigLoader(environment: [:], resolver: testResolver)
+    loader.requiresListener = false
+    return loader
+}()
 
 /// Loads `text`, expecting success.
 func load(_ text: String, environment: [String: String] = [:]) throws -> LoadedConfig {
-    let loader = ConfigLoader(environment: environment, resolver: testResolver)
+    var loader = ConfigLoader(environment: environment, resolver: testResolver)
+    loader.requiresListener = false
     switch loader.load(text: text, file: "test.cfg") {
     case .success(let loaded): return loaded
     case .failure(let errors): throw errors

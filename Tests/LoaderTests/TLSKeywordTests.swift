@@ -10,7 +10,7 @@ import Testing
     func config() throws -> Config { try loadFixture(TLSKeywordTests.fixture).config }
 
     func file(_ path: String) throws -> [UInt8] {
-        guard case .success(let bytes) = FileReader.read(packageRoot + "/fixtures/certs/" + path) else {
+        guard case .success(let bytes) = FileReader.read(packageRoot + "/fixtures/certs/" + path, .tls) else {
             throw ConfigError(nil, "cannot read \(path)")
         }
         return bytes
