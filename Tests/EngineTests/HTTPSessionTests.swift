@@ -253,17 +253,24 @@ func readResponse(_ fd: Int32, pending: inout [UInt8]) -> (head: String, body: S
         #expect(b.receivedHeads.count == 1)
     }
 
-    @Test func droppedListenerClosesIdleConnectionsAndAnswersBusyOnesWithClose() throws {
+    @Test func droppedListenerLetsIdleConnectionsLingerAndAnswersEveryRequestWithClose() throws {
         let a = TinyOrigin()
         defer { a.stop() }
-        let proxy = try HTTPTestProxy(origin: a.port)
+        let proxy = try HTTPTestProxy(origin: a.port) { $0.timeouts.httpKeepAlive = 300 }
         defer { proxy.stop() }
+        var pending: [UInt8] = []
+        // Two idle keep-alive connections: one will send a request after the listener is gone,
+        // the other nothing.
         let idle = Self.connect(proxy.port)
         defer { close(idle) }
-        var pending: [UInt8] = []
         Self.send(idle, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
         #expect(readResponse(idle, pending: &pending) != nil)
-        // A second connection is mid-request (head incomplete) when the listener goes away.
+        let silent = Self.connect(proxy.port)
+        defer { close(silent) }
+        var silentPending: [UInt8] = []
+        Self.send(silent, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        #expect(readResponse(silent, pending: &silentPending) != nil)
+        // A third connection is mid-request (head incomplete) when the listener goes away.
         let busy = Self.connect(proxy.port)
         defer { close(busy) }
         Self.send(busy, "GET /late HTTP/1.1\r\nHost: x\r\n")
@@ -272,16 +279,23 @@ func readResponse(_ fd: Int32, pending: inout [UInt8]) -> (head: String, body: S
         close(other.fd)
         let dropped = try proxy.reload(origin: a.port, port: other.port)
         #expect(dropped.count == 1)
-        // The idle connection is closed.
-        var byte: UInt8 = 0
-        #expect(recv(idle, &byte, 1, 0) == 0)
         // The busy one is answered, with Connection: close, then closed.
         Self.send(busy, "\r\n")
         var busyPending: [UInt8] = []
         let answer = try #require(readResponse(busy, pending: &busyPending))
         #expect(answer.body.hasPrefix("saw GET /late"))
         #expect(answer.head.lowercased().contains("connection: close"))
+        var byte: UInt8 = 0
         #expect(recv(busy, &byte, 1, 0) == 0)
+        // A request on an idle connection (it may have been on its way) is still answered, with
+        // Connection: close, by the generation that served the connection.
+        Self.send(idle, "GET /after HTTP/1.1\r\nHost: x\r\n\r\n")
+        let late = try #require(readResponse(idle, pending: &pending))
+        #expect(late.body.hasPrefix("saw GET /after"))
+        #expect(late.head.lowercased().contains("connection: close"))
+        #expect(recv(idle, &byte, 1, 0) == 0)
+        // A connection that stays idle is closed past its keep-alive timeout.
+        #expect(recv(silent, &byte, 1, 0) == 0)
     }
 
     @Test func badRequestGets400AndClose() throws {
