@@ -17,7 +17,7 @@ let package = Package(
             linkerSettings: [.linkedLibrary("ev"), .linkedLibrary("ssl"), .linkedLibrary("crypto")]
         ),
         .target(name: "ConfigModel"),
-        .target(name: "Loader", dependencies: ["ConfigModel", "CLibEV"]),
+        .target(name: "Loader", dependencies: ["ConfigModel"]),
         .target(name: "Engine", dependencies: ["ConfigModel", "CLibEV"]),
         .executableTarget(
             name: "Daemon",

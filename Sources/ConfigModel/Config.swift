@@ -358,9 +358,15 @@ public struct ListenerKey: Hashable, Sendable, CustomStringConvertible {
         self.reusePort = reusePort
     }
 
-    public init(_ bind: Bind, defaultBacklog: Int) {
+    /// A listener's backlog when its `bind` names none (HAProxy's default is maxconn; strata
+    /// uses a fixed one so that changing maxconn does not rebind every socket).
+    public static let defaultBacklog = 1024
+
+    /// The key of a `bind` line: the one place it is derived, so the reload builder, the engine and
+    /// the rollback agree on it (keys that differ would rebind every socket on every reload).
+    public init(_ bind: Bind) {
         self.init(endpoint: bind.endpoint, v6only: bind.v6only, interface: bind.interface,
-                  backlog: bind.backlog ?? defaultBacklog, reusePort: bind.reusePort)
+                  backlog: bind.backlog ?? ListenerKey.defaultBacklog, reusePort: bind.reusePort)
     }
 
     public var description: String {

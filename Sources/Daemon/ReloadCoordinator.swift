@@ -203,14 +203,14 @@ enum ListenerPlan {
     static func keys(of config: Config) -> [ListenerKey] {
         var keys: [ListenerKey] = []
         for proxy in config.proxies where proxy.isFrontend && !proxy.disabled {
-            for bind in proxy.binds { keys.append(ListenerKey(bind, defaultBacklog: 1024)) }
+            for bind in proxy.binds { keys.append(ListenerKey(bind)) }
         }
         return keys
     }
 
     static func error(for failure: ListenerBindError, in config: Config) -> ConfigError {
         for proxy in config.proxies where proxy.isFrontend {
-            for bind in proxy.binds where ListenerKey(bind, defaultBacklog: 1024) == failure.key {
+            for bind in proxy.binds where ListenerKey(bind) == failure.key {
                 return ConfigError(bind.location, "cannot bind \(bind.endpoint) for \(proxy.kind.rawValue) '\(proxy.name)': \(String(cString: strerror(failure.errno))) (\(failure.call))")
             }
         }

@@ -59,7 +59,7 @@ import Testing
             """
         let loaded = try ConfigLoader().load(text: text, file: "test.cfg").get()
         let cache = ListenerCache()
-        let keys = loaded.config.proxies.flatMap { p in p.binds.map { ListenerKey($0, defaultBacklog: 1024) } }
+        let keys = loaded.config.proxies.flatMap { p in p.binds.map { ListenerKey($0) } }
         let fds = try cache.acquire(keys).get()
         let engine = Engine(defaultLoop: false)
         weak var firstConfig: ConfigGeneration?

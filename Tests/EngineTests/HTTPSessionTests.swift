@@ -92,7 +92,7 @@ final class HTTPTestProxy: @unchecked Sendable {
         close(probe.fd)
         port = probe.port
         keys = [ListenerKey(endpoint: SocketEndpoint(address: .v4(0x7f00_0001), port: port), v6only: false,
-                            interface: nil, backlog: 1024, reusePort: true)]
+                            interface: nil, backlog: ListenerKey.defaultBacklog, reusePort: true)]
         let generation = try makeGeneration(origin: origin, port: port, configure: configure)
         engine.activate(generation, listenerFDs: try cache.acquire(keys).get())
         let engine = self.engine
@@ -123,7 +123,7 @@ final class HTTPTestProxy: @unchecked Sendable {
         let port = port ?? self.port
         let generation = UncheckedBox(try makeGeneration(origin: origin, port: port, configure: configure))
         let newKeys = [ListenerKey(endpoint: SocketEndpoint(address: .v4(0x7f00_0001), port: port), v6only: false,
-                                   interface: nil, backlog: 1024, reusePort: true)]
+                                   interface: nil, backlog: ListenerKey.defaultBacklog, reusePort: true)]
         let fds = try cache.acquire(newKeys).get()
         let engine = self.engine
         let dropped = GenerationLifetimeTests.onLoop(engine) { engine.activate(generation.value, listenerFDs: fds) }

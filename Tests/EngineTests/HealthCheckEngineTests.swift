@@ -127,7 +127,7 @@ final class HealthTestProxy: @unchecked Sendable {
         close(probe.fd)
         port = probe.port
         keys = [ListenerKey(endpoint: SocketEndpoint(address: .v4(0x7f00_0001), port: port), v6only: false,
-                            interface: nil, backlog: 1024, reusePort: true)]
+                            interface: nil, backlog: ListenerKey.defaultBacklog, reusePort: true)]
         engine.notice = { [noticeLog] line, _, _ in noticeLog.lines.withLock { $0.append(line) } }
         let generation = makeGeneration(mode: mode, servers: servers, configure: configure)
         let fds = try cache.acquire(keys).get()

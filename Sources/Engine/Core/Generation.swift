@@ -1,0 +1,108 @@
+import ConfigModel
+
+/// The engine's side of a configuration generation: the configuration's proxies as runtime
+/// objects (balancers, queues, log sinks). Sessions hold it strongly for their whole life;
+/// listeners hold it while they serve it. Built off the loop by `Engine.makeGeneration`.
+public final class Generation {
+    public let config: ConfigGeneration
+    public var id: Int { config.id }
+    let frontends: [String: Frontend]
+    let backends: [String: Backend]
+    /// The listener keys this generation serves, with the frontend behind each.
+    let listenerFrontends: [ListenerKey: Frontend]
+    /// `bind … ssl`: the TLS context of each listener key that terminates TLS.
+    let tlsContexts: [ListenerKey: TLSServerContext]
+    let globalLog: LogSinks
+
+    /// Sessions alive in this generation (intrusive list: the kill path walks it).
+    var sessionList = SessionList()
+    /// Listeners still pointing at this generation.
+    var listenerRefs = 0
+
+    /// What activation still has to look up in the engine's tables (on the loop): frontends,
+    /// backends and servers whose counters and state were not found in the generation this one
+    /// was built from (`carryingFrom`). Empty when everything was carried.
+    var unresolvedFrontends: [Frontend] = []
+    var unresolvedBackends: [Backend] = []
+    var unresolvedServers: [BackendServer] = []
+    /// The generation whose counters and server states this one took while it was built; nil
+    /// when it took none (then activation looks every name and identity up).
+    let carriedFrom: ObjectIdentifier?
+
+    /// Throws the errors of what only the engine can check (an HTTP rule's regular expression).
+    /// `previous`: the generation serving now, read (never changed) off the loop so that every
+    /// proxy and server whose name and identity it already has takes its counters and state now,
+    /// and activation does no lookup for them. The caller keeps `previous` alive meanwhile.
+    init(config: ConfigGeneration, carryingFrom previous: Generation? = nil) throws(ConfigErrors) {
+        self.config = config
+        carriedFrom = previous.map(ObjectIdentifier.init)
+        let global = config.config.global
+        globalLog = LogSinks(global.logTargets)
+        // Indexed access throughout: `for proxy in proxies` copies every Proxy (dozens of references).
+        let proxies = config.config.proxies
+        // One rule set per HTTP proxy: a `listen`'s front and back halves share it.
+        var rules: [String: HTTPRuleSet] = [:]
+        var errors: [ConfigError] = []
+        for i in proxies.indices where proxies[i].mode == .http {
+            do { rules[proxies[i].name + (proxies[i].kind != .frontend ? "/b" : "/f")] = try HTTPRuleSet(proxies[i]) } catch { errors.append(error) }
+        }
+        if !errors.isEmpty { throw ConfigErrors(errors) }
+        var backends: [String: Backend] = [:]
+        backends.reserveCapacity(proxies.count)
+        var unresolvedBackends: [Backend] = []
+        var unresolvedServers: [BackendServer] = []
+        for i in proxies.indices where proxies[i].kind != .frontend {
+            let name = proxies[i].name
+            let rules = proxies[i].mode == .http ? rules[name + "/b"] : nil
+            let old = previous?.backends[name]
+            let backend = Backend(proxy: proxies[i], rules: rules, previous: old, unresolved: &unresolvedServers)
+            if let old { backend.counters = old.counters } else { unresolvedBackends.append(backend) }
+            backends[name] = backend
+        }
+        var frontends: [String: Frontend] = [:]
+        frontends.reserveCapacity(proxies.count)
+        var unresolvedFrontends: [Frontend] = []
+        var keys: [ListenerKey: Frontend] = [:]
+        var tlsContexts: [ListenerKey: TLSServerContext] = [:]
+        for i in proxies.indices where proxies[i].kind != .backend && !proxies[i].disabled {
+            let name = proxies[i].name
+            let listen = proxies[i].kind == .listen
+            let target = proxies[i].defaultBackend.flatMap { backends[$0] } ?? (listen ? backends[name] : nil)
+            let frontend = Frontend(proxy: proxies[i], defaultBackend: target,
+                                    rules: proxies[i].mode == .http ? rules[name + (listen ? "/b" : "/f")] : nil,
+                                    log: listen ? backends[name]?.log : nil)
+            if let old = previous?.frontends[name] { frontend.counters = old.counters } else { unresolvedFrontends.append(frontend) }
+            frontends[name] = frontend
+            keys.reserveCapacity(keys.count + proxies[i].binds.count)
+            for b in proxies[i].binds.indices {
+                let key = ListenerKey(proxies[i].binds[b])
+                keys[key] = frontend
+                // TLS: certificates are decoded now, so a bad one fails the reload (rollback).
+                if case .some = proxies[i].binds[b].tls {
+                    do { tlsContexts[key] = try TLSServerContext(bind: proxies[i].binds[b], proxy: proxies[i], global: global) } catch { errors.append(error) }
+                }
+            }
+        }
+        for backend in backends.values where backend.hasTLSServers { errors += backend.makeTLSContexts(global: global) }
+        if !errors.isEmpty { throw ConfigErrors(errors.sorted { ($0.location?.line ?? 0) < ($1.location?.line ?? 0) }) }
+        self.tlsContexts = tlsContexts
+        self.frontends = frontends
+        self.backends = backends
+        self.listenerFrontends = keys
+        self.unresolvedFrontends = unresolvedFrontends
+        self.unresolvedBackends = unresolvedBackends
+        self.unresolvedServers = unresolvedServers
+        for f in frontends.values { f.generation = self }
+        for b in backends.values { b.generation = self }
+    }
+
+    deinit { MemoryTrim.request() }
+
+    var state: GenerationState {
+        get { config.state }
+        set { config.state = newValue }
+    }
+
+    /// Nothing holds the generation for service any more: it may retire.
+    var isIdle: Bool { config.sessions == 0 && listenerRefs == 0 }
+}

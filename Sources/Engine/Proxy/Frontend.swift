@@ -1,0 +1,25 @@
+import ConfigModel
+
+/// A frontend (or the front half of a `listen`) in one generation.
+final class Frontend {
+    let proxy: Proxy
+    unowned(unsafe) var generation: Generation!
+    let defaultBackend: Backend?
+    /// Shared with the same-named frontend of every generation (set when the generation activates).
+    var counters = ProxyCounters()
+    let log: LogSinks
+    /// The log line's format and options (`log-format`, `option httplog|tcplog`, …), compiled once.
+    let logPlan: LogFormatPlan
+    /// HTTP mode: the compiled rules (shared with the backend half of a `listen`).
+    let rules: HTTPRuleSet?
+
+    init(proxy: Proxy, defaultBackend: Backend?, rules: HTTPRuleSet? = nil, log: LogSinks? = nil) {
+        self.proxy = proxy
+        self.defaultBackend = defaultBackend
+        self.rules = rules
+        self.log = log ?? LogSinks(proxy.log.targets)
+        logPlan = LogFormatPlan(proxy)
+    }
+
+    var name: String { proxy.name }
+}
