@@ -18,7 +18,9 @@ let package = Package(
         ),
         .target(name: "ConfigModel"),
         .target(name: "Loader", dependencies: ["ConfigModel"]),
-        .target(name: "Engine", dependencies: ["ConfigModel", "CLibEV"]),
+        // The HTTP/1 parser and writer: pure values, no I/O (the fuzz target builds it alone).
+        .target(name: "HTTP1"),
+        .target(name: "Engine", dependencies: ["ConfigModel", "HTTP1", "CLibEV"]),
         .executableTarget(
             name: "Daemon",
             dependencies: [
@@ -26,8 +28,11 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
-        .testTarget(name: "LoaderTests", dependencies: ["Loader", "ConfigModel"]),
-        .testTarget(name: "EngineTests", dependencies: ["Engine", "ConfigModel", "Loader"]),
-        .testTarget(name: "EndToEndTests", dependencies: ["CLibEV"]),
+        // What the test targets share (sockets, servers, processes, message builders).
+        .target(name: "StrataTestSupport", path: "Tests/StrataTestSupport"),
+        .testTarget(name: "LoaderTests", dependencies: ["Loader", "ConfigModel", "StrataTestSupport"]),
+        .testTarget(name: "HTTP1Tests", dependencies: ["HTTP1", "StrataTestSupport"]),
+        .testTarget(name: "EngineTests", dependencies: ["Engine", "HTTP1", "ConfigModel", "Loader", "StrataTestSupport"]),
+        .testTarget(name: "EndToEndTests", dependencies: ["CLibEV", "StrataTestSupport"]),
     ]
 )

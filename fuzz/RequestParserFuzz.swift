@@ -1,4 +1,4 @@
-// libFuzzer target for `HTTPRequestParser` (Sources/Engine/HTTP). Built by fuzz/build.sh together
+// libFuzzer target for `HTTPRequestParser` (Sources/HTTP1). Built by fuzz/build.sh together
 // with the parser's own source files into one module, so `internal` is visible here; see
 // bench/README.md ("Fuzzing the request parser") for how to run it.
 //

@@ -1,6 +1,6 @@
 #!/bin/sh
 # Builds the libFuzzer target for the HTTP request parser: the parser's own source files
-# (Sources/Engine/HTTP, which need nothing else of the Engine module) and fuzz/RequestParserFuzz.swift
+# (Sources/HTTP1, a module of its own) and fuzz/RequestParserFuzz.swift
 # compiled together as one module, with libFuzzer and AddressSanitizer. Linux, Swift 5.9 or later.
 #
 #   fuzz/build.sh                     # -> fuzz/.build/request-parser-fuzz
@@ -12,9 +12,9 @@ cd "$(dirname "$0")/.."
 out=fuzz/.build
 mkdir -p "$out"
 sanitizers=${SANITIZERS:-fuzzer,address}
-swiftc -parse-as-library -module-name RequestParserFuzz -O -g \
+swiftc -parse-as-library -module-name RequestParserFuzz -package-name strata -O -g \
     -sanitize="$sanitizers" -use-ld=lld \
     -module-cache-path "$out/module-cache" \
-    Sources/Engine/HTTP/*.swift fuzz/RequestParserFuzz.swift \
+    Sources/HTTP1/*.swift fuzz/RequestParserFuzz.swift \
     -o "$out/request-parser-fuzz"
 echo "built $out/request-parser-fuzz"

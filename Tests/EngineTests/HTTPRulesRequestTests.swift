@@ -1,4 +1,5 @@
 import ConfigModel
+import StrataTestSupport
 import Testing
 @testable import Engine
 

@@ -1,6 +1,8 @@
 import ConfigModel
+import StrataTestSupport
 import Testing
 @testable import Engine
+@testable import HTTP1
 
 @Suite struct HTTPRulesResponseTests {
     // MARK: http-response rules

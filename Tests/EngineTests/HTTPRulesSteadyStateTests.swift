@@ -1,7 +1,9 @@
 import ConfigModel
 import Glibc
+import StrataTestSupport
 import Testing
 @testable import Engine
+@testable import HTTP1
 
 /// A request and its response through every step a session takes, repeated: the steps must give
 /// the same bytes every time (and, checked under heaptrack with STRATA_RULES_ITERATIONS set,

@@ -1,6 +1,8 @@
 import ConfigModel
+import StrataTestSupport
 import Testing
 @testable import Engine
+@testable import HTTP1
 
 // Helpers shared by the HTTPRules*Tests files, and the local answers' tests.
 

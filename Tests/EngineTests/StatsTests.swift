@@ -4,6 +4,7 @@ import Glibc
 import Testing
 
 @testable import Engine
+@testable import HTTP1
 
 /// Helpers: a request head parsed as the session parses it, Python for the real parsers.
 enum StatsTestSupport {

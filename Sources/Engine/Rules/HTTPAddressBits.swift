@@ -1,3 +1,4 @@
+import HTTP1
 import ConfigModel
 
 /// An IPv4 or IPv6 address as plain integers (an `IPAddress` without its array), for matching

@@ -1,3 +1,4 @@
+import HTTP1
 import ConfigModel
 
 /// One ACL criterion ready to evaluate: its sample, its match method and its patterns in the form

@@ -1,3 +1,4 @@
+import HTTP1
 import ConfigModel
 
 /// A log-format string (`set-header` values, redirect targets, `lf-string` bodies) ready to

@@ -1,3 +1,4 @@
+import HTTP1
 import ConfigModel
 
 /// A fetched value: bytes of the message (or of the session's scratch), an integer, a boolean

@@ -1,3 +1,4 @@
+import HTTP1
 /// One `name=value` of a Cookie or Set-Cookie field, as offsets into the field value.
 struct HTTPCookieItem {
     /// The whole item, trimmed.

@@ -1,3 +1,4 @@
+import HTTP1
 /// The rewrites the rules made to one message head (the method, the target, the status, the
 /// fields), kept apart from the received bytes, which are never modified. Fetches read through it
 /// (a rule sees what earlier rules rewrote, as in HAProxy), and the head writers apply it.

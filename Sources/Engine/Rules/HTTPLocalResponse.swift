@@ -1,3 +1,4 @@
+import HTTP1
 /// An answer the proxy makes itself: an error page, a `deny`, a `return`, a redirect. Its bytes
 /// are the generation's (error pages, files) or the session's `HTTPRuleScratch` (valid until the
 /// next request on that scratch).

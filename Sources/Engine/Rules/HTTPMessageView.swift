@@ -1,3 +1,4 @@
+import HTTP1
 import Glibc
 
 /// A request or response head as the rules see it: the received bytes with the rewrites of

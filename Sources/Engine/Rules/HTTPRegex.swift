@@ -1,3 +1,4 @@
+import HTTP1
 import Glibc
 
 /// A POSIX extended regular expression compiled once with `regcomp` (`REG_ICASE` for `-i`), run

@@ -1,3 +1,4 @@
+import HTTP1
 import Glibc
 
 /// Byte-string operations the rules need (ASCII case folding only, as HAProxy's `-i`), over

@@ -1,3 +1,4 @@
+import HTTP1
 /// Bytes that live as long as a rule set: header names, patterns, literals, bodies, error pages.
 /// Each is its own allocation at a stable address, freed with the set; never mutated after
 /// the set is built. Also the compiled conditions' tables (`buffer`), so that evaluating them

@@ -1,3 +1,4 @@
+import HTTP1
 import Glibc
 
 /// The rewrites `http-request` and `http-response` rules make, recorded in the message's

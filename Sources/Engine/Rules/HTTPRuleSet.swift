@@ -1,3 +1,4 @@
+import HTTP1
 import ConfigModel
 
 // The per-request HTTP logic of one proxy: ACLs and conditions, `http-request` and

@@ -1,3 +1,4 @@
+import HTTP1
 import Glibc
 
 /// A bump buffer at a fixed address: bytes appended to it stay where they are until `reset()`.

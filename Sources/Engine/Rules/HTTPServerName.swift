@@ -1,3 +1,4 @@
+import HTTP1
 import ConfigModel
 
 /// `server … ssl sni EXPR` with a fetch (`req.hdr(host)`): the expression compiled once per

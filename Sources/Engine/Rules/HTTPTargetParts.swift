@@ -1,3 +1,4 @@
+import HTTP1
 /// The parts of a request target, as offsets into it (HAProxy's `http_parse_path`).
 struct HTTPTargetParts {
     /// Where the path starts: the first `/` of an origin-form target, or the one after an

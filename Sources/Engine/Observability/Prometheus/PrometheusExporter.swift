@@ -1,3 +1,4 @@
+import HTTP1
 import ConfigModel
 
 /// Which series a scrape asks for: HAProxy's `scope` parameters (`/metrics?scope=server`), plus

@@ -1,3 +1,4 @@
+import HTTP1
 import ConfigModel
 
 // HOW HTTPSession CALLS THE STATS PAGE AND THE EXPORTER

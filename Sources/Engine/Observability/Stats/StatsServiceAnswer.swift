@@ -1,3 +1,4 @@
+import HTTP1
 import ConfigModel
 
 /// An answer strata's own services make (the stats page, `use-service prometheus-exporter`):

@@ -2,11 +2,11 @@
 // StaticString literal: no initialisation, no bounds check, one load per byte tested).
 
 /// A set of byte values: one bit of `HTTPByteClass.table`.
-struct HTTPByteClass {
+package struct HTTPByteClass {
     let bit: UInt8
 
     @inline(__always)
-    func contains(_ byte: UInt8) -> Bool {
+    package func contains(_ byte: UInt8) -> Bool {
         HTTPByteClass.table.utf8Start[Int(byte)] & bit != 0
     }
 
@@ -19,7 +19,7 @@ struct HTTPByteClass {
     /// unreserved / sub-delims / `:` (RFC 3986 IPvFuture tail).
     @inline(__always) static var ipFuture: HTTPByteClass { HTTPByteClass(bit: 1 << 3) }
     /// ALPHA / DIGIT / `+` / `-` / `.` (RFC 3986 scheme).
-    @inline(__always) static var scheme: HTTPByteClass { HTTPByteClass(bit: 1 << 4) }
+    @inline(__always) package static var scheme: HTTPByteClass { HTTPByteClass(bit: 1 << 4) }
     /// HEXDIG, either case.
     @inline(__always) static var hex: HTTPByteClass { HTTPByteClass(bit: 1 << 5) }
     /// qdtext (RFC 9110 §5.6.4).
@@ -49,36 +49,36 @@ struct HTTPByteClass {
 }
 
 /// Byte values the parsers name.
-enum HTTPByte {
+package enum HTTPByte {
     static let tab: UInt8 = 0x09
     static let lf: UInt8 = 0x0A
-    static let cr: UInt8 = 0x0D
-    static let space: UInt8 = 0x20
-    static let quote: UInt8 = 0x22
+    package static let cr: UInt8 = 0x0D
+    package static let space: UInt8 = 0x20
+    package static let quote: UInt8 = 0x22
     static let percent: UInt8 = 0x25
-    static let comma: UInt8 = 0x2C
-    static let dot: UInt8 = 0x2E
-    static let slash: UInt8 = 0x2F
-    static let zero: UInt8 = 0x30
+    package static let comma: UInt8 = 0x2C
+    package static let dot: UInt8 = 0x2E
+    package static let slash: UInt8 = 0x2F
+    package static let zero: UInt8 = 0x30
     static let nine: UInt8 = 0x39
-    static let colon: UInt8 = 0x3A
-    static let semicolon: UInt8 = 0x3B
-    static let equals: UInt8 = 0x3D
-    static let questionMark: UInt8 = 0x3F
+    package static let colon: UInt8 = 0x3A
+    package static let semicolon: UInt8 = 0x3B
+    package static let equals: UInt8 = 0x3D
+    package static let questionMark: UInt8 = 0x3F
     static let at: UInt8 = 0x40
     static let openBracket: UInt8 = 0x5B
-    static let backslash: UInt8 = 0x5C
+    package static let backslash: UInt8 = 0x5C
     static let closeBracket: UInt8 = 0x5D
-    static let asterisk: UInt8 = 0x2A
+    package static let asterisk: UInt8 = 0x2A
 
     /// field-vchar / SP / HTAB / obs-text (the `fieldValue` class, as comparisons).
-    @inline(__always) static func isFieldContent(_ b: UInt8) -> Bool { b >= 0x20 ? b != 0x7F : b == tab }
-    @inline(__always) static func isDigit(_ b: UInt8) -> Bool { b &- zero < 10 }
-    @inline(__always) static func lowercased(_ b: UInt8) -> UInt8 { b &- 0x41 < 26 ? b | 0x20 : b }
-    @inline(__always) static func isWhitespace(_ b: UInt8) -> Bool { b == space || b == tab }
+    @inline(__always) package static func isFieldContent(_ b: UInt8) -> Bool { b >= 0x20 ? b != 0x7F : b == tab }
+    @inline(__always) package static func isDigit(_ b: UInt8) -> Bool { b &- zero < 10 }
+    @inline(__always) package static func lowercased(_ b: UInt8) -> UInt8 { b &- 0x41 < 26 ? b | 0x20 : b }
+    @inline(__always) package static func isWhitespace(_ b: UInt8) -> Bool { b == space || b == tab }
 
     /// The value of a hex digit, or nil.
-    @inline(__always) static func hexValue(_ b: UInt8) -> UInt8? {
+    @inline(__always) package static func hexValue(_ b: UInt8) -> UInt8? {
         if b &- zero < 10 { return b &- zero }
         let lower = b | 0x20
         if lower &- 0x61 < 6 { return lower &- 0x61 &+ 10 }

@@ -1,5 +1,7 @@
+import Foundation
+import StrataTestSupport
 import Testing
-@testable import Engine
+@testable import HTTP1
 
 @Suite struct HTTPParserWriterTests {
     /// Parses `bytes` as a request head and writes it back with `write`.

@@ -1,5 +1,6 @@
+import StrataTestSupport
 import Testing
-@testable import Engine
+@testable import HTTP1
 
 // MARK: - Driver shared by the HTTPParser* tests
 
@@ -208,12 +209,6 @@ func crlf(_ text: String) -> [UInt8] {
     return out
 }
 
-/// A request or response whose lines are joined with CRLF, ending with the empty line.
-func h1Message(_ lines: String...) -> [UInt8] { h1Message(lines) }
-
-func h1Message(_ lines: [String]) -> [UInt8] {
-    Array((lines.joined(separator: "\r\n") + "\r\n\r\n").utf8)
-}
 
 /// The single head a request produces, or nil (after recording why) if something else came.
 func h1RequestHead(_ bytes: [UInt8], limits: HTTPParserLimits = .default,

@@ -1,6 +1,6 @@
 /// Grammar pieces of field values (RFC 9110 §5.6): lists, tokens, parameters, quoted strings,
 /// and the Content-Length number. All work on ranges of the caller's bytes.
-enum HTTPFieldValue {
+package enum HTTPFieldValue {
     /// The first offset in `from..<end` that is not SP or HTAB.
     @inline(__always)
     static func skipWhitespace(_ input: UnsafeRawBufferPointer, _ from: Int, _ end: Int) -> Int {
@@ -20,7 +20,7 @@ enum HTTPFieldValue {
 
     /// `range` without leading and trailing SP/HTAB.
     @inline(__always)
-    static func trim(_ input: UnsafeRawBufferPointer, _ range: Range<Int>) -> Range<Int> {
+    package static func trim(_ input: UnsafeRawBufferPointer, _ range: Range<Int>) -> Range<Int> {
         let start = skipWhitespace(input, range.lowerBound, range.upperBound)
         var end = range.upperBound
         while end > start && HTTPByte.isWhitespace(input[end &- 1]) { end &-= 1 }
@@ -49,7 +49,7 @@ enum HTTPFieldValue {
     /// included (RFC 9110 §5.6.1 has recipients skip them; callers decide). Commas inside quoted
     /// strings do not split. Stops and returns false as soon as `body` does.
     @inline(__always)
-    static func forEachElement(_ input: UnsafeRawBufferPointer, _ range: Range<Int>,
+    package static func forEachElement(_ input: UnsafeRawBufferPointer, _ range: Range<Int>,
                                _ body: (Range<Int>) -> Bool) -> Bool {
         var start = range.lowerBound
         var p = start

@@ -1,5 +1,5 @@
 /// The state machine both parsers share: head, then body, then the next message.
-struct HTTPMessageParser {
+package struct HTTPMessageParser {
     enum State {
         /// Between messages; the previous head stays readable until the next parse.
         case idle

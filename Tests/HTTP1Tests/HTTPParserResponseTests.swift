@@ -1,5 +1,6 @@
+import StrataTestSupport
 import Testing
-@testable import Engine
+@testable import HTTP1
 
 @Suite struct HTTPParserResponseTests {
     func events(_ bytes: [UInt8], _ methods: [HTTPMethod] = [.get], close: Bool = false,

@@ -2,7 +2,7 @@
 /// The value is trimmed of leading and trailing whitespace. 20 bytes, no references.
 public struct HTTPField: Hashable, Sendable {
     var nameStart: UInt32
-    var nameCount: UInt32
+    package var nameCount: UInt32
     var valueStart: UInt32
     var valueCount: UInt32
     /// The field's name when it is one the proxy interprets or removes.
@@ -51,7 +51,7 @@ public enum HTTPFieldName: UInt8, Hashable, Sendable {
 
     /// Names the field in `input[range]` (already known to be a token).
     @inline(__always)
-    static func identify(_ input: UnsafeRawBufferPointer, _ range: Range<Int>) -> HTTPFieldName {
+    package static func identify(_ input: UnsafeRawBufferPointer, _ range: Range<Int>) -> HTTPFieldName {
         switch range.count {
         case 2:
             if input.httpEqualsLowercase(range, "te") { return .te }

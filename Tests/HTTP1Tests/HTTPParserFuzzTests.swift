@@ -1,5 +1,6 @@
+import StrataTestSupport
 import Testing
-@testable import Engine
+@testable import HTTP1
 
 /// Mutated messages: whatever the bytes, the parser must not trap, and must report the same thing
 /// however the bytes are split.

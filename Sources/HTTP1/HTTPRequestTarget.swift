@@ -6,7 +6,7 @@
 /// harmless to a proxy that does not decode them; HAProxy does the same), but the authority parts
 /// (Host, an authority-form target, an absolute-form's authority) are held to RFC 3986 exactly,
 /// because the proxy routes on them.
-enum HTTPRequestTarget {
+package enum HTTPRequestTarget {
     /// The form of `input[target]` for `method`, and its authority, or nil when invalid.
     static func classify(_ input: UnsafeRawBufferPointer, _ target: Range<Int>, method: HTTPMethod)
         -> (form: HTTPRequestTargetForm, authority: Range<Int>?)?

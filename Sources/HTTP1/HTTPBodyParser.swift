@@ -1,7 +1,7 @@
 /// Delimits a body once the head is known: Content-Length, chunked (with extensions and trailers),
 /// until close. Reports payload as ranges of the input, and chunked framing as actions of its own,
 /// so that the proxy can pass the framing through untouched or drop it and re-chunk.
-struct HTTPBodyParser {
+package struct HTTPBodyParser {
     enum State: Equatable {
         /// Content-Length body (or no body: 0), that many bytes left.
         case contentLength(UInt64)

@@ -12,7 +12,7 @@ import Darwin
 /// between calls, so bytes presented again after `.needMore` are not examined again (a client
 /// dribbling a 16 KB head a byte at a time costs 16 KB of work, not 16 KB squared), except that the
 /// line in progress is validated once it is complete.
-struct HTTPHeadParser {
+package struct HTTPHeadParser {
     enum Result {
         case needMore
         case complete(headLength: Int)

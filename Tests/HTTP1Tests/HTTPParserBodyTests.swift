@@ -1,5 +1,6 @@
+import StrataTestSupport
 import Testing
-@testable import Engine
+@testable import HTTP1
 
 @Suite struct HTTPParserBodyTests {
     @Test func contentLengthBody() {
