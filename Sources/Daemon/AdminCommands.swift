@@ -45,8 +45,8 @@ final class AdminCommands: @unchecked Sendable {
           reload                                  : reload the configuration in place (admin level)
         """
 
-    func handle(_ command: String, level: AccessLevel, reply: @escaping (String) -> Void) {
-        let words = command.split(separator: " ", omittingEmptySubsequences: true).map(String.init)
+    /// Runs the command `words` (escapes already resolved) at `level`.
+    func handle(_ words: [String], level: AccessLevel, reply: @escaping (String) -> Void) {
         switch words {
         case ["help"]:
             reply(AdminCommands.help)
@@ -80,7 +80,7 @@ final class AdminCommands: @unchecked Sendable {
                 return reply(engine.showStat(Array(words.dropFirst(2))))
             }
             if let answer = engine.serverAdminCommand(words, level: level) { return reply(answer) }
-            reply("Unknown command: '\(command)'\n" + AdminCommands.help)
+            reply("Unknown command: '\(words.joined(separator: " "))'\n" + AdminCommands.help)
         }
     }
 
