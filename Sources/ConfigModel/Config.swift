@@ -272,7 +272,7 @@ public enum AccessLevel: Int, Hashable, Sendable, Comparable, CustomStringConver
     }
 }
 
-/// `stats socket PATH|ipv4@ADDR:PORT [mode OCTAL] [level L]`.
+/// `stats socket PATH|ipv4@ADDR:PORT [mode OCTAL] [level L] [maxconn N]`.
 public struct StatsSocket: Hashable, Sendable {
     public enum Address: Hashable, Sendable {
         case unix(path: String)
@@ -282,6 +282,14 @@ public struct StatsSocket: Hashable, Sendable {
     public var address: Address
     public var mode: UInt32?
     public var level: AccessLevel = .operator_
+    /// `maxconn N`: connections served at once; 0 or unset is HAProxy's limit of its stats
+    /// frontend, 10. Past it the socket stops accepting until one closes.
+    public var maxconn = 0
+
+    /// HAProxy's `maxconn` of the frontend that serves its stats sockets.
+    public static let defaultMaxconn = 10
+
+    public var connectionLimit: Int { maxconn > 0 ? maxconn : StatsSocket.defaultMaxconn }
 
     public init(location: SourceLocation, address: Address) {
         self.location = location

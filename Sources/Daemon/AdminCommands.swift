@@ -45,8 +45,10 @@ final class AdminCommands: @unchecked Sendable {
           reload                                  : reload the configuration in place (admin level)
         """
 
-    func handle(_ command: String, level: AccessLevel, reply: @escaping (String) -> Void) {
-        let words = command.split(separator: " ", omittingEmptySubsequences: true).map(String.init)
+    /// Runs the command `words` (escapes already resolved) at `level`: HAProxy's level of each
+    /// command (AdminAccess) is checked before its arguments, as HAProxy does.
+    func handle(_ words: [String], level: AccessLevel, reply: @escaping (String) -> Void) {
+        if let needed = AdminAccess.requiredLevel(for: words), level < needed { return reply(AdminAccess.denied) }
         switch words {
         case ["help"]:
             reply(AdminCommands.help)
@@ -59,17 +61,14 @@ final class AdminCommands: @unchecked Sendable {
         case ["show", "sess"]:
             reply(engine.showSessions())
         case ["clear", "counters"]:
-            guard level >= .operator_ else { return reply("Permission denied") }
             engine.clearCounters(all: false)
             reply("")
         case ["clear", "counters", "all"]:
-            guard level >= .admin else { return reply("Permission denied") }
             engine.clearCounters(all: true)
             reply("")
         case ["show", "generations"]:
             reply(showGenerations())
         case ["reload"]:
-            guard level >= .admin else { return reply("Permission denied") }
             reloads.request { outcome in
                 reply((outcome.success ? "Success=1" : "Success=0") + "\n--\n" + outcome.messages.joined(separator: "\n"))
             }
@@ -77,10 +76,10 @@ final class AdminCommands: @unchecked Sendable {
             reply(engine.showSSLCertificates(words.count == 4 ? words[3] : nil))
         default:
             if words.count >= 2, words[0] == "show", words[1] == "stat" {
-                return reply(engine.showStat(Array(words.dropFirst(2))))
+                return reply(engine.showStat(Array(words.dropFirst(2)), legends: level >= .operator_))
             }
             if let answer = engine.serverAdminCommand(words, level: level) { return reply(answer) }
-            reply("Unknown command: '\(command)'\n" + AdminCommands.help)
+            reply("Unknown command: '\(words.joined(separator: " "))'\n" + AdminCommands.help)
         }
     }
 

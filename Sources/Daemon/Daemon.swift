@@ -153,8 +153,9 @@ final class Daemon: @unchecked Sendable {
         }
         let commands = AdminCommands(engine: engine, reloads: reloads)
         for (socket, fd) in adminFDs {
-            adminServers.append(AdminServer(engine: engine, fd: fd, level: socket.level, timeoutMilliseconds: global.statsTimeout) { command, level, reply in
-                commands.handle(command, level: level, reply: reply)
+            adminServers.append(AdminServer(engine: engine, fd: fd, level: socket.level, maxconn: socket.connectionLimit,
+                                            timeoutMilliseconds: global.statsTimeout) { words, level, reply in
+                commands.handle(words, level: level, reply: reply)
             })
         }
         let cache = self.cache

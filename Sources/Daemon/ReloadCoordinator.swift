@@ -245,7 +245,8 @@ enum GlobalInvariants {
         check("tune.bufsize", old.bufferSize != new.bufferSize)
         check("stats socket", old.statsSockets.map(\.address) != new.statsSockets.map(\.address)
               || old.statsSockets.map(\.level) != new.statsSockets.map(\.level)
-              || old.statsSockets.map(\.mode) != new.statsSockets.map(\.mode))
+              || old.statsSockets.map(\.mode) != new.statsSockets.map(\.mode)
+              || old.statsSockets.map(\.maxconn) != new.statsSockets.map(\.maxconn))
         return errors.sorted { ($0.location?.line ?? 0) < ($1.location?.line ?? 0) }
     }
 }

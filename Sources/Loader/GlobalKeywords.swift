@@ -212,9 +212,9 @@ extension KeywordReader {
         return options
     }
 
-    static let statsSocketOptions = ["level", "mode"]
+    static let statsSocketOptions = ["level", "maxconn", "mode"]
 
-    /// `stats socket PATH|ipv4@ADDR:PORT|ipv6@ADDR:PORT [mode OCTAL] [level user|operator|admin]`.
+    /// `stats socket PATH|ipv4@ADDR:PORT|ipv6@ADDR:PORT [mode OCTAL] [level user|operator|admin] [maxconn N]`.
     private func statsSocket(_ line: KeywordLine) throws(ConfigError) -> StatsSocket {
         let text = try line.argument(0, expecting: "a UNIX socket path or ipv4@ADDR:PORT")
         let address: StatsSocket.Address
@@ -254,6 +254,10 @@ extension KeywordReader {
                 case "admin": socket.level = .admin
                 default: throw line.error("'level' on stats socket expects user, operator or admin, got '\(text)'")
                 }
+                i += 2
+            case "maxconn":
+                // HAProxy's bind option: 0 leaves the stats frontend's limit; a negative value is refused.
+                socket.maxconn = try line.integer(i + 1, range: 0...Int(Int32.max), name: "maxconn")
                 i += 2
             default:
                 if KeywordReader.otherBindOptions.contains(option) {

@@ -243,7 +243,9 @@ import Testing
     @Test func reloadStormIsCoalescedAndEveryCallerIsAnswered() throws {
         let a = try TestBackend(.name("a"))
         let port = TestSocket.freePort()
-        let strata = try StrataProcess(config: Self.config(port: port, server: a.port))
+        // All fifty served at once (a socket serves 10 by default, the rest would wait their turn
+        // and reload after the first answers).
+        let strata = try StrataProcess(config: Self.config(port: port, server: a.port, level: "admin maxconn 50"))
         #expect(strata.waitForAdmin())
         // Fifty clients connect, then each sends "reload" as close together as one thread can.
         let clients = try (0..<50).map { _ in try #require(StrataProcess.connectUnix(strata.adminSocket)) }

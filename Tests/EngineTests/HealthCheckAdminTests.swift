@@ -40,13 +40,6 @@ import Testing
             == .failure(ServerAdminError("set server <b>/<s> addr requires an address and optionally a port.")))
     }
 
-    @Test func levels() {
-        #expect(C.showServersState(backend: nil).requiredLevel == .user)
-        #expect(C.showBackends.requiredLevel == .user)
-        #expect(C.setState(Self.t, .maint).requiredLevel == .admin)
-        #expect(C.setWeight(Self.t, "1").requiredLevel == .admin)
-    }
-
     @Test func weights() {
         #expect(C.weight("7", initial: 2, algorithm: .roundRobin) == .success(7))
         #expect(C.weight("50%", initial: 4, algorithm: .roundRobin) == .success(2))

@@ -39,6 +39,9 @@ import Testing
         #expect(sockets[1].address == .tcp(SocketEndpoint(address: .v4(0x7f00_0001), port: 9999)))
         #expect(sockets[1].mode == nil)
         #expect(sockets[1].level == .operator_)
+        #expect(sockets[1].connectionLimit == 3)
+        // Without `maxconn`, HAProxy's limit of its stats frontend.
+        #expect(sockets[0].maxconn == 0 && sockets[0].connectionLimit == 10)
         #expect(sockets[2].address == .tcp(SocketEndpoint(address: IPAddress("::1")!, port: 9998)))
         #expect(sockets[2].level == .user)
 

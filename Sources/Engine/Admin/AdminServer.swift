@@ -2,49 +2,97 @@ import CLibEV
 import ConfigModel
 import Glibc
 
-/// Answers one admin command. `reply` may be called later (a reload answers when it is done),
-/// exactly once, on the loop's thread, with the whole answer (without the closing empty line).
-public typealias AdminCommandHandler = (_ command: String, _ level: AccessLevel, _ reply: @escaping (String) -> Void) -> Void
+/// Answers one admin command (its words, escapes resolved). `reply` may be called later (a reload
+/// answers when it is done), exactly once, on the loop's thread, with the whole answer (without
+/// the closing empty line).
+public typealias AdminCommandHandler = (_ words: [String], _ level: AccessLevel, _ reply: @escaping (String) -> Void) -> Void
 
 /// The runtime API socket (`stats socket`): HAProxy's text protocol. One command a line (or
 /// several separated by `;`); every answer ends with an empty line. Without `prompt` the
 /// connection closes after the first line's answers; with it, a `> ` prompt follows each answer
-/// until `quit`. Idle connections close after `stats timeout`.
+/// until `quit`. A connection idle for `stats timeout` in both directions closes.
+///
+/// What a client can make strata hold is bounded, as HAProxy bounds it: at most `maxconn`
+/// connections (then the socket stops accepting until one closes), and per connection one
+/// buffer of answers the client has not taken (then strata stops reading its commands).
 public final class AdminServer: EventHandler {
     let engine: Engine
     let fd: Int32
     let level: AccessLevel
+    let maxconn: Int
     let timeout: Double
+    /// Answers not yet taken by a client past which strata runs none of its commands and reads
+    /// no more of them (HAProxy: its response buffer); also the longest command.
+    let outputLimit: Int
     let handler: AdminCommandHandler
     private var io: IOWatcher
+    /// Retries accepting after accept() found no fd (EMFILE/ENFILE): no busy loop meanwhile.
+    private var retry: TimerWatcher
+    private var starved = false
+    private var listening = true
     private var connections: [ObjectIdentifier: AdminConnection] = [:]
 
-    public init(engine: Engine, fd: Int32, level: AccessLevel, timeoutMilliseconds: Int, handler: @escaping AdminCommandHandler) {
+    public init(engine: Engine, fd: Int32, level: AccessLevel, maxconn: Int = StatsSocket.defaultMaxconn,
+                timeoutMilliseconds: Int, handler: @escaping AdminCommandHandler) {
         self.engine = engine
         self.fd = fd
         self.level = level
+        self.maxconn = max(1, maxconn)
         self.timeout = Double(timeoutMilliseconds) / 1000
+        self.outputLimit = engine.loop.buffers.size
         self.handler = handler
         io = IOWatcher(fd: fd, handler: EventHandler())
+        retry = TimerWatcher(handler: EventHandler())
         super.init()
         io.raw.pointee.data = Unmanaged.passUnretained(self).toOpaque()
-        io.watch(EV_READ_MASK, on: engine.loop)
+        retry.raw.pointee.data = Unmanaged.passUnretained(self).toOpaque()
+        updateWatch()
+    }
+
+    /// Accepts while under `maxconn`; at it the watcher stops, so the kernel's backlog holds
+    /// the others (HAProxy's full listener) until a connection closes.
+    private func updateWatch() {
+        guard listening else { return }
+        io.watch(!starved && connections.count < maxconn ? EV_READ_MASK : 0, on: engine.loop)
     }
 
     override func ioEvent(_ watcher: UnsafeMutablePointer<ev_io>, _ revents: Int32) {
-        while true {
+        while listening && connections.count < maxconn {
             let client = CLibEV_accept4(fd, nil, nil, CLibEV_SOCK_NONBLOCK | CLibEV_SOCK_CLOEXEC)
-            if client < 0 { return }
+            if client < 0 {
+                switch errno {
+                case EINTR, ECONNABORTED, EPROTO:
+                    continue
+                case EMFILE, ENFILE, ENOBUFS, ENOMEM:
+                    starved = true
+                    retry.arm(after: 0.1, on: engine.loop)
+                default:
+                    break  // EAGAIN: the backlog is empty
+                }
+                break
+            }
             let c = AdminConnection(server: self, fd: client)
             connections[ObjectIdentifier(c)] = c
         }
+        updateWatch()
     }
 
-    func closed(_ c: AdminConnection) { connections[ObjectIdentifier(c)] = nil }
+    override func timerEvent(_ watcher: UnsafeMutablePointer<ev_timer>) {
+        starved = false
+        updateWatch()
+    }
+
+    func closed(_ c: AdminConnection) {
+        connections[ObjectIdentifier(c)] = nil
+        updateWatch()
+    }
 
     /// Stops accepting and closes the socket (its path is removed by the caller).
     public func close() {
+        guard listening else { return }
+        listening = false
         io.release(on: engine.loop)
+        retry.release(on: engine.loop)
         Glibc.close(fd)
     }
 
@@ -106,124 +154,156 @@ public final class AdminServer: EventHandler {
     }
 }
 
+/// One client of the admin socket. Commands run one at a time in the order sent; while a reload
+/// is answering, or while the answers the client has not taken reach the server's bound, its
+/// next commands stay unread in the kernel's buffers (so the client's own sends block).
 final class AdminConnection: EventHandler {
     unowned let server: AdminServer
     let fd: Int32
     private var io: IOWatcher
     private var timer: TimerWatcher
-    private var input: [UInt8] = []
+    private var input: AdminInput
+    private var scratch = [UInt8](repeating: 0, count: 4096)
     private var output: [UInt8] = []
-    private var commands: [String] = []
+    /// Bytes of `output` already sent.
+    private var sent = 0
+    /// A command's answer is awaited (a reload answers when it is done).
     private var busy = false
     private var interactive = false
-    private var closeWhenFlushed = false
+    /// The last command taken ended its line (without `prompt`, the connection's last).
+    private var lineEnded = false
+    /// The client shut its side: what it sent before is still answered.
+    private var inputClosed = false
+    /// Closes once the answers are written.
+    private var ending = false
     private var closed = false
+    /// Inside `advance()`: an answer given at once must not re-enter it.
+    private var advancing = false
 
     init(server: AdminServer, fd: Int32) {
         self.server = server
         self.fd = fd
+        input = AdminInput(limit: server.outputLimit)
         io = IOWatcher(fd: fd, handler: EventHandler())
         timer = TimerWatcher(handler: EventHandler())
         super.init()
         io.raw.pointee.data = Unmanaged.passUnretained(self).toOpaque()
         timer.raw.pointee.data = Unmanaged.passUnretained(self).toOpaque()
-        io.watch(EV_READ_MASK, on: server.engine.loop)
-        timer.arm(after: server.timeout, on: server.engine.loop)
+        timer.arm(after: server.timeout, on: loop)
+        advance()
     }
 
     private var loop: EventLoop { server.engine.loop }
+    private var unsent: Int { output.count - sent }
 
     override func ioEvent(_ watcher: UnsafeMutablePointer<ev_io>, _ revents: Int32) {
-        if revents & EV_READ_MASK != 0 { readInput() }
-        if revents & EV_WRITE_MASK != 0 { flush() }
+        // shut() drops the server's reference: stay alive to the end of this call.
+        withExtendedLifetime(self) {
+            if revents & EV_READ_MASK != 0 { readInput() }
+            advance()
+        }
     }
 
+    /// `stats timeout` without progress either way: nothing read (strata reads nothing from a
+    /// client that does not take its answers) and nothing written. A reload being answered is
+    /// not idleness.
     override func timerEvent(_ watcher: UnsafeMutablePointer<ev_timer>) {
-        if busy {
-            timer.arm(after: server.timeout, on: loop)  // a reload in progress is not idleness
-        } else {
+        if busy { timer.arm(after: server.timeout, on: loop) } else { shut() }
+    }
+
+    private func readInput() {
+        let n = scratch.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+        if n > 0 {
+            timer.arm(after: server.timeout, on: loop)
+            scratch.withUnsafeBytes { input.append(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
+        } else if n == 0 {
+            inputClosed = true
+        } else if errno != EAGAIN && errno != EINTR {
             shut()
         }
     }
 
-    private func readInput() {
-        var chunk = [UInt8](repeating: 0, count: 4096)
-        let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, 4096, 0) }
-        if n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR) {
-            // The client closed its side; answers still owed are written first when possible.
-            if busy || !commands.isEmpty { closeWhenFlushed = true; io.watch(0, on: loop) } else { shut() }
-            return
-        }
-        guard n > 0 else { return }
-        timer.arm(after: server.timeout, on: loop)
-        input += chunk[0..<n]
-        while let nl = input.firstIndex(of: UInt8(ascii: "\n")) {
-            var line = String(decoding: input[..<nl], as: UTF8.self)
-            input.removeSubrange(...nl)
-            if line.hasSuffix("\r") { line.removeLast() }
-            // Several commands on one line are separated by ';' (HAProxy), a "\;" keeps one.
-            for command in line.split(separator: ";", omittingEmptySubsequences: false) {
-                commands.append(command.trimmingSpaces)
+    /// Runs the commands that can run now, writes, then waits for what unblocks the rest.
+    private func advance() {
+        advancing = true
+        while !closed && !busy && !ending {
+            if lineEnded && !interactive {
+                ending = true
+                break
             }
-            if !interactive { commands.append("\u{0}end-of-batch") }
-        }
-        if input.count > 65536 { shut() }
-        runNext()
-    }
-
-    private func runNext() {
-        while !busy, !commands.isEmpty, !closed {
-            let command = commands.removeFirst()
-            switch command {
-            case "\u{0}end-of-batch":
-                if !interactive { closeWhenFlushed = true; commands.removeAll(); flush() }
-                return
-            case "prompt":
-                interactive.toggle()
-                if interactive { write("\n> ") }
-                // Leaving the batch open: an interactive session continues after this line.
-                commands.removeAll { $0 == "\u{0}end-of-batch" }
-            case "quit":
-                closeWhenFlushed = true
-                commands.removeAll()
-                flush()
-                return
-            case "":
-                if interactive { write("> ") }
-            default:
-                busy = true
-                server.handler(command, server.level) { [weak self] answer in
-                    guard let self, !self.closed else { return }
-                    self.busy = false
-                    var text = answer
-                    if !text.isEmpty && !text.hasSuffix("\n") { text += "\n" }
-                    self.write(text + "\n" + (self.interactive ? "> " : ""))
-                    self.runNext()
-                }
+            guard unsent < server.outputLimit else { break }
+            guard let item = input.next() else {
+                if inputClosed { ending = true }  // a partial last line is dropped, as HAProxy does
+                break
             }
+            run(item)
         }
-        if closeWhenFlushed && !busy { flush() }
-    }
-
-    private func write(_ text: String) {
-        output += Array(text.utf8)
+        advancing = false
         flush()
     }
 
+    private func run(_ item: AdminInput.Item) {
+        guard case .command(let words, let endsLine) = item else {
+            ending = true  // no end of command within the bound: HAProxy closes too
+            return
+        }
+        lineEnded = endsLine
+        switch words {
+        case ["prompt"]:
+            interactive.toggle()
+            if interactive { write("\n> ") }
+        case ["quit"]:
+            ending = true
+        case []:
+            if interactive { write("> ") }
+        default:
+            busy = true
+            server.handler(words, server.level) { [weak self] answer in self?.answered(answer) }
+        }
+    }
+
+    private func answered(_ answer: String) {
+        guard !closed, busy else { return }
+        busy = false
+        var text = answer
+        if !text.isEmpty && !text.hasSuffix("\n") { text += "\n" }
+        write(text + "\n" + (interactive ? "> " : ""))
+        if !advancing { advance() }
+    }
+
+    private func write(_ text: String) {
+        if sent == output.count {
+            // Keep a buffer of the usual size, not the one a huge answer needed.
+            output.removeAll(keepingCapacity: output.capacity <= server.outputLimit * 2)
+            sent = 0
+        }
+        output += text.utf8
+    }
+
     private func flush() {
-        while !output.isEmpty {
-            let n = output.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL | MSG_DONTWAIT)) }
+        guard !closed else { return }
+        while sent < output.count {
+            let n = output[sent...].withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL | MSG_DONTWAIT)) }
             if n > 0 {
-                output.removeFirst(n)
-            } else if n < 0 && (errno == EAGAIN || errno == EINTR) {
-                io.watch(EV_READ_MASK | EV_WRITE_MASK, on: loop)
-                return
+                sent += n
+                timer.arm(after: server.timeout, on: loop)
+            } else if n < 0 && errno == EINTR {
+                continue
+            } else if n < 0 && errno == EAGAIN {
+                break
             } else {
                 shut()
                 return
             }
         }
-        if closeWhenFlushed && !busy { shut() } else if !closed { io.watch(closeWhenFlushed ? 0 : EV_READ_MASK, on: loop) }
+        if ending && !busy && unsent == 0 {
+            shut()
+            return
+        }
+        // Reading only when a command could run: never while a reload answers, while the client
+        // leaves its answers untaken, or after the last line of a connection without prompt.
+        let wantsInput = !busy && !ending && !inputClosed && unsent < server.outputLimit && !(lineEnded && !interactive)
+        io.watch((wantsInput ? EV_READ_MASK : 0) | (unsent > 0 ? EV_WRITE_MASK : 0), on: loop)
     }
 
     private func shut() {

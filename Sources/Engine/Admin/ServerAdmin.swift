@@ -28,15 +28,6 @@ enum ServerAdminCommand: Equatable {
     case setAddress(Target, address: String, port: String?)
     case setChecks(Target, enabled: Bool)
 
-    /// Reading is for every level (HAProxy: `show servers state` is a user command); changing
-    /// needs `admin`.
-    var requiredLevel: AccessLevel {
-        switch self {
-        case .showServersState, .showBackends, .getWeight: .user
-        default: .admin
-        }
-    }
-
     static let usage = "usage: set server <backend>/<server> addr | health | state | weight"
 
     /// The command `words` name, or the answer explaining why they are wrong; nil when the words
@@ -154,11 +145,13 @@ extension Engine {
     /// of them. Runs on the loop's thread.
     public func serverAdminCommand(_ words: [String], level: AccessLevel) -> String? {
         guard let parsed = ServerAdminCommand.parse(words) else { return nil }
+        // The level first, as HAProxy checks it before the arguments; a command missing from the
+        // table is admin's.
+        guard level >= AdminAccess.requiredLevel(for: words) ?? .admin else { return AdminAccess.denied }
         switch parsed {
         case .failure(let e):
             return e.message
         case .success(let command):
-            guard level >= command.requiredLevel else { return "Permission denied" }
             switch execute(command) {
             case .success(let text): return text
             case .failure(let e): return e.message

@@ -32,8 +32,10 @@ extension Engine {
     // MARK: show stat
 
     /// `show stat [IID|PROXY TYPE SID] [typed|json] [up|no-maint]`: HAProxy's CSV (header and
-    /// column order), typed lines or JSON. Loop thread.
-    public func showStat(_ arguments: [String]) -> String {
+    /// column order), typed lines or JSON. Without `legends` (a `level user` socket) the server
+    /// addresses, cookies and balancing algorithms are left empty, as HAProxy leaves them below
+    /// operator. Loop thread.
+    public func showStat(_ arguments: [String], legends: Bool = true) -> String {
         var words = arguments[...]
         var proxyID = -1, types = -1, serverID = -1
         var format = "csv"
@@ -62,6 +64,13 @@ extension Engine {
             }
         }
         var rows = statsRows(proxyID: proxyID, types: types, serverID: serverID)
+        if !legends {
+            for i in rows.indices {
+                rows[i][.addr] = nil
+                rows[i][.cookie] = nil
+                rows[i][.algo] = nil
+            }
+        }
         if onlyUp || noMaint {
             rows.removeAll { row in
                 guard row.type == .server else { return false }

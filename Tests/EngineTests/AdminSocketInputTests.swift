@@ -1,0 +1,91 @@
+import ConfigModel
+import Testing
+
+@testable import Engine
+
+/// The runtime API's input cut into commands as HAProxy's CLI cuts it, and the level of every
+/// command strata has.
+@Suite struct AdminSocketInputTests {
+    /// Every item `text` holds, in order.
+    static func items(_ text: String, limit: Int = 16384) -> [AdminInput.Item] {
+        var input = AdminInput(limit: limit)
+        input.append(text)
+        var out: [AdminInput.Item] = []
+        while let item = input.next() {
+            out.append(item)
+            if item == .tooLong { break }  // the connection closes there
+        }
+        return out
+    }
+
+    static func command(_ words: [String], endsLine: Bool = true) -> AdminInput.Item {
+        .command(words, endsLine: endsLine)
+    }
+
+    @Test func semicolonsAndLinesSeparateCommands() {
+        #expect(Self.items("show info;show stat\nhelp\n") == [
+            Self.command(["show", "info"], endsLine: false), Self.command(["show", "stat"]), Self.command(["help"]),
+        ])
+        #expect(Self.items("show  info\t typed\r\n") == [Self.command(["show", "info", "typed"])])
+        #expect(Self.items("show info;\n") == [Self.command(["show", "info"], endsLine: false), Self.command([])])
+        // No end yet: nothing to run.
+        #expect(Self.items("show in").isEmpty)
+    }
+
+    @Test func anEscapedSemicolonIsPartOfItsWord() {
+        #expect(Self.items("set server web/s1 addr 127.0.0.1\\; reload\n") == [
+            Self.command(["set", "server", "web/s1", "addr", "127.0.0.1;", "reload"]),
+        ])
+        #expect(Self.items("a\\;b;c\n") == [Self.command(["a;b"], endsLine: false), Self.command(["c"])])
+    }
+
+    @Test func backslashesEscapeAsHAProxysDo() {
+        // `\ ` keeps a space in the word, `\\` is one backslash, `\x` is `x`, a last `\` is dropped.
+        #expect(Self.items("set a\\ b c\\\\d e\\x\n") == [Self.command(["set", "a b", "c\\d", "ex"])])
+        #expect(Self.items("x\\\\;y\n") == [Self.command(["x\\"], endsLine: false), Self.command(["y"])])
+        #expect(Self.items("x y\\\r\n") == [Self.command(["x", "y"])])
+        // An escaped line feed does not end the command.
+        #expect(Self.items("a\\\nb\n") == [Self.command(["a\nb"])])
+    }
+
+    @Test func commandsAreTakenOneAtATime() {
+        var input = AdminInput(limit: 64)
+        input.append("show info\nshow st")
+        #expect(input.next() == Self.command(["show", "info"]))
+        #expect(input.next() == nil)
+        #expect(input.count == 7)
+        input.append("at\n")
+        #expect(input.next() == Self.command(["show", "stat"]))
+        #expect(input.count == 0)
+    }
+
+    @Test func aCommandLongerThanTheBoundIsRefused() {
+        var input = AdminInput(limit: 16)
+        input.append(String(repeating: "x", count: 16))
+        #expect(input.next() == nil)
+        input.append("x")
+        #expect(input.next() == .tooLong)
+        // Complete commands before it still run.
+        #expect(Self.items("help\n" + String(repeating: "y", count: 40), limit: 16) == [Self.command(["help"]), .tooLong])
+    }
+
+    /// HAProxy 2.6's levels: cli.c, stats.c, stream.c, proxy.c, server.c, ssl_ckch.c.
+    @Test func everyCommandHasHAProxysLevel() {
+        func level(_ line: String) -> AccessLevel? {
+            AdminAccess.requiredLevel(for: line.split(separator: " ").map(String.init))
+        }
+        for line in ["help", "prompt", "quit", "show info", "show info json", "show stat", "show stat typed",
+                     "show servers state", "show servers state be", "show backend", "get weight be/s1", "show generations"] {
+            #expect(level(line) == .user, "\(line)")
+        }
+        for line in ["show sess", "show ssl cert", "show ssl cert /x.pem", "clear counters"] {
+            #expect(level(line) == .operator_, "\(line)")
+        }
+        for line in ["clear counters all", "reload", "disable server be/s1", "enable server be/s1", "disable health be/s1",
+                     "enable health be/s1", "set server be/s1 state maint", "set server be/s1 addr 1.2.3.4", "set weight be/s1 2"] {
+            #expect(level(line) == .admin, "\(line)")
+        }
+        #expect(level("frobnicate") == nil)
+        #expect(level("show") == nil)
+    }
+}
