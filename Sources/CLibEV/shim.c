@@ -37,6 +37,14 @@ int CLibEV_io_fd(const ev_io *w) { return w->fd; }
 int CLibEV_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags) { return accept4(fd, addr, len, flags); }
 ssize_t CLibEV_splice(int fd_in, int fd_out, size_t len, unsigned int flags) { return splice(fd_in, NULL, fd_out, NULL, len, flags); }
 int CLibEV_pipe2(int fds[2], int flags) { return pipe2(fds, flags); }
+int CLibEV_pin_thread(const int *cpus, int count) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    for (int i = 0; i < count; i++) if (cpus[i] >= 0 && cpus[i] < CPU_SETSIZE) CPU_SET(cpus[i], &set);
+    return pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+}
+int CLibEV_allowed_cpus(void) { cpu_set_t set; return sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set) > 0 ? CPU_COUNT(&set) : 1; }
+int CLibEV_name_thread(const char *name) { return pthread_setname_np(pthread_self(), name); }
 int CLibEV_malloc_trim(size_t pad) { return malloc_trim(pad); }
 int CLibEV_pipe_set_size(int fd, int size) { return fcntl(fd, F_SETPIPE_SZ, size); }
 int CLibEV_fcntl_setfl_nonblock(int fd) { int f = fcntl(fd, F_GETFL); return f < 0 ? f : fcntl(fd, F_SETFL, f | O_NONBLOCK); }

@@ -304,7 +304,10 @@ public struct GlobalSettings: Hashable, Sendable {
     public var daemon = false
     public var pidfile: String?
     public var logTargets: [LogTarget] = []
-    public var nbthread = 1
+    /// `nbthread N`: event loops (threads). Nil: one per CPU the process may run on.
+    public var nbthread: Int?
+    /// `cpu-map` lines, in order: which CPUs each loop may run on.
+    public var cpuMaps: [CPUMap] = []
     public var description: String?
     public var uid: UInt32?
     public var gid: UInt32?
@@ -384,5 +387,67 @@ public struct ListenerKey: Hashable, Sendable, CustomStringConvertible {
         s += " backlog \(backlog)"
         if !reusePort { s += " noreuseport" }
         return s
+    }
+}
+
+/// `cpu-map [auto:]PROCESS[/THREADS] CPUS…` (HAProxy's): pins event loops to CPUs. strata is one
+/// process, so the process set is 1 (or all/odd/even, which contain it).
+public struct CPUMap: Hashable, Sendable {
+    /// A set of thread (loop) numbers, counted from 1.
+    public enum ThreadSet: Hashable, Sendable {
+        case all, odd, even
+        case ranges([ClosedRange<Int>])
+
+        public func contains(_ thread: Int) -> Bool {
+            switch self {
+            case .all: true
+            case .odd: thread % 2 == 1
+            case .even: thread % 2 == 0
+            case .ranges(let r): r.contains { $0.contains(thread) }
+            }
+        }
+    }
+
+    public var location: SourceLocation
+    /// `auto:`: the threads and the CPUs are paired one to one, in order.
+    public var auto: Bool
+    public var threads: ThreadSet
+    /// The CPU numbers, in order.
+    public var cpus: [Int]
+
+    public init(location: SourceLocation, auto: Bool, threads: ThreadSet, cpus: [Int]) {
+        self.location = location
+        self.auto = auto
+        self.threads = threads
+        self.cpus = cpus
+    }
+
+    /// The CPUs each of `threads` loops may run on (empty: not pinned), the later lines winning
+    /// for a thread as in HAProxy; or the first line that pairs a different number of threads
+    /// and CPUs with `auto:`.
+    public static func cpuSets(_ maps: [CPUMap], threads: Int) -> Result<[[Int]], CPUMapError> {
+        var sets = [[Int]](repeating: [], count: threads)
+        for map in maps {
+            let chosen = (1...max(threads, 1)).filter { $0 <= threads && map.threads.contains($0) }
+            if map.auto {
+                guard chosen.count == map.cpus.count else {
+                    return .failure(CPUMapError(location: map.location, threads: chosen.count, cpus: map.cpus.count))
+                }
+                for (t, cpu) in zip(chosen, map.cpus) { sets[t - 1] = [cpu] }
+            } else {
+                for t in chosen { sets[t - 1] = map.cpus }
+            }
+        }
+        return .success(sets)
+    }
+}
+
+public struct CPUMapError: Error, Hashable, Sendable, CustomStringConvertible {
+    public var location: SourceLocation
+    public var threads: Int
+    public var cpus: Int
+
+    public var description: String {
+        "\(location): 'cpu-map auto:' pairs threads and CPUs one to one, but it names \(threads) thread\(threads == 1 ? "" : "s") and \(cpus) CPU\(cpus == 1 ? "" : "s")"
     }
 }

@@ -132,6 +132,16 @@ final class Daemon: @unchecked Sendable {
 
         // `tune.bufsize` sizes the loop's buffer pool: fixed for the process (a reload that changes it
         // fails, see GlobalInvariants).
+        // `cpu-map`: the loop's thread runs on the CPUs it names.
+        switch CPUMap.cpuSets(global.cpuMaps, threads: 1) {
+        case .failure(let error):
+            return abandon([error.description], listeners: keys)
+        case .success(let sets):
+            if let cpus = sets.first, !cpus.isEmpty {
+                let e = cpus.withUnsafeBufferPointer { b in b.map(Int32.init).withUnsafeBufferPointer { CLibEV_pin_thread($0.baseAddress, Int32($0.count)) } }
+                if e != 0 { return abandon(["cpu-map: cannot pin the event loop to CPUs \(cpus): \(String(cString: strerror(e)))"], listeners: keys) }
+            }
+        }
         let engine = Engine(bufferSize: global.bufferSize)
         // Standard error shows what the log targets did not already write to the terminal.
         engine.notice = { message, level, logged in

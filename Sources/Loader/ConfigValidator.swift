@@ -15,7 +15,22 @@ enum ConfigValidator {
         routes(config, backends: backends, failedKeywords: failedKeywords, droppedNames: droppedNames, &errors)
         serverNames(config, &errors)
         bindAddresses(config, &errors)
+        cpuMaps(config.global, &errors)
         return errors
+    }
+
+    /// `cpu-map` against an explicit `nbthread` (without one, the loops are one per CPU and the
+    /// daemon checks the same at start): threads that do not exist, `auto:` pairs that do not pair.
+    private static func cpuMaps(_ global: GlobalSettings, _ errors: inout [ConfigError]) {
+        guard let threads = global.nbthread else { return }
+        for map in global.cpuMaps {
+            if case .ranges(let ranges) = map.threads, let high = ranges.map(\.upperBound).max(), high > threads {
+                errors.append(ConfigError(map.location, "'cpu-map': thread \(high) is above nbthread \(threads)"))
+            }
+        }
+        if case .failure(let e) = CPUMap.cpuSets(global.cpuMaps, threads: threads) {
+            errors.append(ConfigError(e.location, String(e.description.dropFirst("\(e.location): ".count))))
+        }
     }
 
     /// A configuration that would listen nowhere: HAProxy refuses it ("no listener") and so does

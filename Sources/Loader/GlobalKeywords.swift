@@ -3,12 +3,12 @@ import ConfigModel
 /// The keywords of the `global` section that strata supports, and how each lands in GlobalSettings.
 extension KeywordReader {
     static let globalKeywords = [
-        "ca-base", "crt-base", "daemon", "default-path", "description", "gid", "group", "hard-stop-after", "log",
+        "ca-base", "cpu-map", "crt-base", "daemon", "default-path", "description", "gid", "group", "hard-stop-after", "log",
         "max-generations", "maxconn", "nbthread", "noreuseport", "pidfile", "server-state-base", "server-state-file", "spread-checks", "ssl-default-bind-ciphers",
         "ssl-default-bind-ciphersuites", "ssl-default-bind-options", "ssl-default-server-ciphers",
         "ssl-default-server-ciphersuites", "ssl-default-server-options", "ssl-server-verify", "stats socket",
         "stats timeout", "tune.bufsize", "tune.http.maxhdr", "tune.ssl.cachesize", "tune.ssl.default-dh-param",
-        "tune.ssl.lifetime", "uid", "ulimit-n", "user",
+        "thread-groups", "tune.ssl.lifetime", "uid", "ulimit-n", "user",
     ]
 
     static let tlsVersions = ["SSLv3", "TLSv1.0", "TLSv1.1", "TLSv1.2", "TLSv1.3"]
@@ -48,10 +48,16 @@ extension KeywordReader {
             }
             global.logTargets.append(try logTarget(line))
         case "nbthread":
-            let threads = try line.integer(0, range: 1...Int.max)
+            global.nbthread = try line.integer(0, range: 1...KeywordReader.maxThreads)
             try line.noArguments(after: 1)
-            guard threads == 1 else { throw line.error("'nbthread' must be 1: strata runs one event loop for now") }
-            global.nbthread = threads
+            // Until the engine runs a loop per thread.
+            guard global.nbthread == 1 else { throw line.error("'nbthread' must be 1: strata runs one event loop for now") }
+        case "thread-groups":
+            // One group: every loop shares the listeners and the state (HAProxy's default).
+            _ = try line.integer(0, range: 1...1, name: "'thread-groups' (strata runs one group)")
+            try line.noArguments(after: 1)
+        case "cpu-map":
+            global.cpuMaps.append(try cpuMap(line))
         case "description":
             global.description = try line.text(expecting: "a text")
         case "user":
@@ -268,5 +274,60 @@ extension KeywordReader {
             }
         }
         return socket
+    }
+
+    /// The most loops `nbthread` may ask for.
+    static let maxThreads = 1024
+
+    /// `cpu-map [auto:]PROCESS[/THREADS] CPU…`: PROCESS is 1, `all`, `odd` or `even` (strata is
+    /// one process); THREADS a number, a range, or all/odd/even; CPUs numbers and ranges.
+    func cpuMap(_ line: KeywordLine) throws(ConfigError) -> CPUMap {
+        var target = try line.argument(0, expecting: "[auto:]PROCESS[/THREADS]")
+        let auto = target.hasPrefix("auto:")
+        if auto { target.removeFirst(5) }
+        let parts = target.split(separator: "/", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
+        guard let process = try? KeywordReader.numberSet(parts[0], limit: 64), process.contains(1) else {
+            throw line.error("'cpu-map': '\(parts[0])' is not a process set that contains process 1 (strata is one process; use 1 or all)")
+        }
+        let threads: CPUMap.ThreadSet
+        if parts.count == 2 {
+            guard let set = try? KeywordReader.numberSet(parts[1], limit: KeywordReader.maxThreads) else {
+                throw line.error("'cpu-map': '\(parts[1])' is not a thread set (a number, a range like 1-4, all, odd or even)")
+            }
+            threads = set
+        } else {
+            threads = .all
+        }
+        guard line.args.count > 1 else { throw line.error("'cpu-map' needs at least one CPU set after '\(target)'") }
+        var cpus: [Int] = []
+        for word in line.args.dropFirst() {
+            for part in word.split(separator: ",") {
+                guard case .ranges(let ranges)? = try? KeywordReader.numberSet(String(part), limit: 4095, named: false) else {
+                    throw line.error("'cpu-map': '\(part)' is not a CPU number or range")
+                }
+                for r in ranges { cpus.append(contentsOf: r) }
+            }
+        }
+        return CPUMap(location: line.location, auto: auto, threads: threads, cpus: cpus)
+    }
+
+    struct NotANumberSet: Error {}
+
+    /// `N`, `N-M`, or (when `named`) `all`, `odd`, `even`, with numbers from 1 (CPUs from 0) up to `limit`.
+    static func numberSet(_ text: String, limit: Int, named: Bool = true) throws(NotANumberSet) -> CPUMap.ThreadSet {
+        if named {
+            switch text {
+            case "all": return .all
+            case "odd": return .odd
+            case "even": return .even
+            default: break
+            }
+        }
+        let low = named ? 1 : 0
+        let bounds = text.split(separator: "-", maxSplits: 1, omittingEmptySubsequences: false)
+        guard let a = Int(bounds[0]), a >= low, a <= limit else { throw NotANumberSet() }
+        guard bounds.count == 2 else { return .ranges([a...a]) }
+        guard let b = Int(bounds[1]), b >= a, b <= limit else { throw NotANumberSet() }
+        return .ranges([a...b])
     }
 }

@@ -43,6 +43,12 @@ int CLibEV_pipe_set_size(int fd, int size);
 int CLibEV_fcntl_setfl_nonblock(int fd);
 int CLibEV_fcntl_setfd_cloexec(int fd);
 int CLibEV_fionread(int fd);
+/// The calling thread may run only on `cpus[0..<count]` (pthread_setaffinity_np); 0 or an errno.
+int CLibEV_pin_thread(const int *cpus, int count);
+/// The number of CPUs this process may run on (sched_getaffinity), at least 1.
+int CLibEV_allowed_cpus(void);
+/// Names the calling thread (pthread_setname_np: 15 bytes at most), as `top -H` shows it.
+int CLibEV_name_thread(const char *name);
 /// glibc's malloc_trim: gives the free pages of every arena back to the kernel.
 int CLibEV_malloc_trim(size_t pad);
 
