@@ -173,6 +173,17 @@ enum StatsTestSupport {
         #expect(f.counters.currentSessions == 1)
     }
 
+    /// The one JSON escaper: what JSON forbids raw in a string is escaped, the rest kept.
+    @Test func jsonQuotedEscapesEveryControlCharacter() {
+        let all = String(String.UnicodeScalarView((0..<0x20).compactMap(Unicode.Scalar.init)))
+        let quoted = (all + "\"\\/").jsonQuoted
+        #expect(quoted.hasPrefix("\"\\u0000\\u0001"))
+        #expect(quoted.hasSuffix("\\u001e\\u001f\\\"\\\\/\""))
+        #expect(!quoted.unicodeScalars.dropFirst().dropLast().contains { $0.value < 0x20 })
+        let decoded = try? JSONSerialization.jsonObject(with: Data(quoted.utf8), options: .fragmentsAllowed) as? String
+        #expect(decoded == all + "\"\\/")
+    }
+
     @Test func timesAverageOverTheLastSessions() {
         var t = StatsTimes()
         #expect(t.connectAverage == 0)

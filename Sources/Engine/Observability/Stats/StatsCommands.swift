@@ -80,115 +80,10 @@ extension Engine {
             }
         }
         switch format {
-        case "typed": return Engine.statsTyped(rows)
-        case "json": return Engine.statsJSON(rows)
-        default: return Engine.statsCSV(rows)
+        case "typed": return StatsFormat.typed(rows)
+        case "json": return StatsFormat.json(rows)
+        default: return StatsFormat.csv(rows)
         }
-    }
-
-    /// HAProxy's CSV: the header, a line per row, every line ending with a comma.
-    static func statsCSV(_ rows: [StatsRow]) -> String {
-        var out = StatsField.csvHeader + "\n"
-        for row in rows {
-            for value in row.values {
-                if let value { out += csvField(value.text) }
-                out += ","
-            }
-            out += "\n"
-        }
-        return out
-    }
-
-    /// A CSV field: quoted when it holds a comma, a quote or a line break (HAProxy's csv_enc).
-    static func csvField(_ text: String) -> String {
-        guard text.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" }) else { return text }
-        return "\"" + text.replacingAll("\"", with: "\"\"") + "\""
-    }
-
-    /// `show stat typed`: `F.IID.SID.POS.NAME.1:TAGS:TYPE:VALUE`, the fields that have a value.
-    static func statsTyped(_ rows: [StatsRow]) -> String {
-        var out = ""
-        for row in rows {
-            for field in StatsField.allCases {
-                guard let value = row[field] else { continue }
-                let d = StatsField.descriptions[field.rawValue]
-                out += "\(row.type.letter).\(row.proxyID).\(row.serverID).\(field.rawValue).\(d.name).1:\(field.tags(for: row.type)):\(d.type):\(value.text)\n"
-            }
-        }
-        return out
-    }
-
-    private static func tagWords(_ tags: String) -> (String, String, String) {
-        let t = Array(tags)
-        let origin: String = switch t[0] {
-        case "K": "Key"
-        case "C": "Config"
-        case "P": "Product"
-        case "M": "Metric"
-        default: "Status"
-        }
-        let nature: String = switch t[1] {
-        case "A": "Age"
-        case "a": "Avg"
-        case "C": "Counter"
-        case "D": "Duration"
-        case "G": "Gauge"
-        case "L": "Limit"
-        case "M": "Max"
-        case "N": "Name"
-        case "O": "Output"
-        case "R": "Rate"
-        default: "Time"
-        }
-        let scope: String = switch t[2] {
-        case "P": "Process"
-        case "S": "Service"
-        case "s": "System"
-        default: "Cluster"
-        }
-        return (origin, nature, scope)
-    }
-
-    /// `show stat json`: HAProxy's array (one array of fields per row).
-    static func statsJSON(_ rows: [StatsRow]) -> String {
-        var objects: [String] = []
-        for row in rows {
-            var fields: [String] = []
-            for field in StatsField.allCases {
-                guard let value = row[field] else { continue }
-                let d = StatsField.descriptions[field.rawValue]
-                let (origin, nature, scope) = tagWords(field.tags(for: row.type))
-                let json: String
-                switch value {
-                case .string(let s): json = "\"\(jsonEscaped(s))\""
-                default: json = value.text
-                }
-                fields.append("{\"objType\":\"\(row.type.jsonName)\",\"proxyId\":\(row.proxyID),\"id\":\(row.serverID),\"field\":{\"pos\":\(field.rawValue),\"name\":\"\(d.name)\"},\"processNum\":1,\"tags\":{\"origin\":\"\(origin)\",\"nature\":\"\(nature)\",\"scope\":\"\(scope)\"},\"value\":{\"type\":\"\(d.type)\",\"value\":\(json)}}")
-            }
-            objects.append("[" + fields.joined(separator: ",") + "]")
-        }
-        return "[" + objects.joined(separator: ",") + "]"
-    }
-
-    static func jsonEscaped(_ s: String) -> String {
-        var out = ""
-        for u in s.unicodeScalars {
-            switch u {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            default:
-                if u.value < 0x20 {
-                    let hex = Array("0123456789abcdef")
-                    out += "\\u00" + String(hex[Int(u.value >> 4)]) + String(hex[Int(u.value & 15)])
-                } else {
-                    out.unicodeScalars.append(u)
-                }
-            }
-        }
-        return out
     }
 
     // MARK: show info
@@ -274,21 +169,5 @@ extension Engine {
                 }
             }
         }
-    }
-}
-
-extension String {
-    /// Every occurrence of `target` replaced (Foundation's replacingOccurrences, without Foundation).
-    func replacingAll(_ target: String, with replacement: String) -> String {
-        guard !target.isEmpty else { return self }
-        var out = ""
-        var rest = self[...]
-        while let r = rest.firstRange(of: target) {
-            out += rest[..<r.lowerBound]
-            out += replacement
-            rest = rest[r.upperBound...]
-        }
-        out += rest
-        return out
     }
 }
