@@ -208,7 +208,7 @@ extension Engine {
             default:
                 return "ERRP"
             }
-            if case .success = execute(command) { done += 1 }
+            if case .success = command.execute(on: self) { done += 1 }
         }
         if done == servers.count { return "DONE" }
         return done == 0 ? "ERRP" : "PART"
