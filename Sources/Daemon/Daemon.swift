@@ -161,12 +161,20 @@ final class Daemon: @unchecked Sendable {
             let status = outcome.success ? "generation \(outcome.generationID) active" : "reload to generation \(outcome.generationID) failed; generation \(engine.current?.id ?? 0) active"
             systemd.notify("READY=1\nSTATUS=\(status)")
         }
-        let commands = AdminCommands(engine: engine, reloads: reloads)
+        // The stats page's and `show info`'s version, event list and sessions chart (one sample a second).
+        let metrics = engine.metrics
+        metrics.productVersion = strataVersion
+        let notice = engine.notice
+        engine.notice = { message, level, logged in
+            notice(message, level, logged)
+            metrics.recordEvent(message)
+        }
+        metrics.startSampling()
+        var commands = AdminCommandTable.engine
+        commands.register([reloads.adminCommand])
         for (socket, fd) in adminFDs {
             adminServers.append(AdminServer(engine: engine, fd: fd, level: socket.level, maxconn: socket.connectionLimit,
-                                            timeoutMilliseconds: global.statsTimeout) { words, level, reply in
-                commands.handle(words, level: level, reply: reply)
-            })
+                                            timeoutMilliseconds: global.statsTimeout, commands: commands))
         }
         let cache = self.cache
         engine.onSignals([SIGHUP, SIGUSR2, SIGUSR1, SIGTERM, SIGINT, SIGTTOU, SIGTTIN]) { signal in

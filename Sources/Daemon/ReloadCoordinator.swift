@@ -29,9 +29,6 @@ final class ReloadCoordinator: @unchecked Sendable {
     /// The generation current when the running reload started (see `start`).
     private var carrying: Generation?
     private var queued: [Reply] = []
-    private(set) var succeeded = 0
-    private(set) var failed = 0
-    private(set) var lastReloadSeconds: Double?
     /// Called on the loop after every reload attempt (systemd status, logs).
     var finished: (ReloadOutcome) -> Void = { _ in }
     var started: () -> Void = {}
@@ -45,6 +42,19 @@ final class ReloadCoordinator: @unchecked Sendable {
     }
 
     var isRunning: Bool { running }
+
+    /// The runtime API's `reload` (HAProxy 2.7 master CLI's, an admin command): answers when the
+    /// reload is done, `Success=1` or `Success=0`, a line `--`, then its messages or errors.
+    var adminCommand: AdminCommand {
+        AdminCommand(["reload"], usage: ("reload", "reload the configuration in place (admin level)"), level: .admin) { [weak self] c in
+            guard c.arguments.isEmpty, let self else { return .unknown }
+            return .later { answer in
+                self.request { outcome in
+                    answer((outcome.success ? "Success=1" : "Success=0") + "\n--\n" + outcome.messages.joined(separator: "\n"))
+                }
+            }
+        }
+    }
 
     /// Asks for a reload; `reply` is called on the loop when it is done.
     func request(_ reply: @escaping Reply) {
@@ -104,8 +114,6 @@ final class ReloadCoordinator: @unchecked Sendable {
                 engine.report(active)
             }
             cache.release(dropped)
-            succeeded += 1
-            lastReloadSeconds = result.seconds
             // For the caller's answer: the drain itself was reported as it started.
             let draining = engine.generations.filter { $0.state == .draining }
             if !draining.isEmpty {
@@ -113,19 +121,18 @@ final class ReloadCoordinator: @unchecked Sendable {
             }
             outcome = ReloadOutcome(success: true, generationID: result.id, messages: messages)
         case .failure(let errors):
-            failed += 1
             outcome = ReloadOutcome(success: false, generationID: result.id,
                                     messages: errors.errors.map(\.description) + ["generation \(result.id) failed: nothing was changed"])
             for m in outcome.messages { engine.report(m, level: .alert) }
         }
+        // The reload counts of `show info` and the exporter, the duration histogram, the stats
+        // page's last reloads (the events themselves were reported as they happened: every reload
+        // and rollback with its generation id). Before the answers: whoever has one sees it counted.
+        engine.metrics.recordReload(success: outcome.success, generation: outcome.generationID,
+                                    seconds: result.seconds, messages: outcome.messages)
         finished(outcome)
         for reply in answering { reply(outcome) }
         answering = []
-        // The exporter's reload counts and duration histogram, the stats page's last reloads (the
-        // events themselves were reported as they happened: every reload and rollback with its
-        // generation id).
-        engine.metrics.recordReload(success: outcome.success, generation: outcome.generationID,
-                                    seconds: result.seconds, messages: outcome.messages)
         withExtendedLifetime(replaced) {}
         carrying = nil
         running = false

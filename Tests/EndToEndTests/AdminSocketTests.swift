@@ -230,4 +230,38 @@ import Testing
         #expect(Self.adminTCP(operatorPort, "show stat")?.contains("127.0.0.1:\(echo.port)") == true)
         #expect(try strata.serversState()["s1"]?.admin == 0)
     }
+
+    /// `help` lists the engine's commands and the daemon's `reload`; an unknown command gets
+    /// HAProxy's answer; `show info json` reads back with Python's json module whatever the
+    /// `description` holds (the configuration's `\n` and `\x01` escapes included).
+    @Test(.enabled(if: ObservabilityTools.available(ObservabilityTools.hasPython), "python3 is not installed"))
+    func helpUnknownCommandsAndJSONComeFromTheCommandTable() throws {
+        try ObservabilityTools.require(ObservabilityTools.hasPython, "python3")
+        let origin = try TestHTTPOrigin("o")
+        let port = TestSocket.freePort()
+        let config = Self.config(port: port, origin: origin.port, tcpAdmin: TestSocket.freePort())
+            .replacingOccurrences(of: "global\n", with: "global\n    description \"two\\nlines \\\"quoted\\\" back\\\\slash \\x01\"\n")
+        let strata = try StrataProcess(config: config)
+        #expect(strata.waitForAdmin())
+
+        let help = try strata.admin("help")
+        #expect(help.hasPrefix("The following commands are valid at this level:\n  clear counters [all] "))
+        #expect(help.contains("\n  reload                                  : reload the configuration in place (admin level)\n"))
+        #expect(help.hasSuffix("\n  quit                                    : disconnect"))
+        #expect(try strata.admin("relaod") == """
+            Unknown command, but maybe one of the following ones is a better match:
+              reload                                  : reload the configuration in place (admin level)
+              help [<command>]                        : list matching or all commands
+              prompt                                  : toggle interactive mode with prompt
+              quit                                    : disconnect
+            """)
+
+        let (status, output) = try ObservabilityTools.python("""
+            import json, sys
+            fields = json.load(sys.stdin)
+            print(json.dumps(next(f["value"]["value"] for f in fields if f["field"]["name"] == "description")))
+            """, input: try strata.admin("show info json"))
+        #expect(status == 0, "\(output)")
+        #expect(output == #""two\nlines \"quoted\" back\\slash \u0001""# + "\n")
+    }
 }

@@ -3,8 +3,7 @@ import Testing
 
 @testable import Engine
 
-/// The runtime API's input cut into commands as HAProxy's CLI cuts it, and the level of every
-/// command strata has.
+/// The runtime API's input cut into commands as HAProxy's CLI cuts it.
 @Suite struct AdminSocketInputTests {
     /// Every item `text` holds, in order.
     static func items(_ text: String, limit: Int = 16384) -> [AdminInput.Item] {
@@ -67,25 +66,5 @@ import Testing
         #expect(input.next() == .tooLong)
         // Complete commands before it still run.
         #expect(Self.items("help\n" + String(repeating: "y", count: 40), limit: 16) == [Self.command(["help"]), .tooLong])
-    }
-
-    /// HAProxy 2.6's levels: cli.c, stats.c, stream.c, proxy.c, server.c, ssl_ckch.c.
-    @Test func everyCommandHasHAProxysLevel() {
-        func level(_ line: String) -> AccessLevel? {
-            AdminAccess.requiredLevel(for: line.split(separator: " ").map(String.init))
-        }
-        for line in ["help", "prompt", "quit", "show info", "show info json", "show stat", "show stat typed",
-                     "show servers state", "show servers state be", "show backend", "get weight be/s1", "show generations"] {
-            #expect(level(line) == .user, "\(line)")
-        }
-        for line in ["show sess", "show ssl cert", "show ssl cert /x.pem", "clear counters"] {
-            #expect(level(line) == .operator_, "\(line)")
-        }
-        for line in ["clear counters all", "reload", "disable server be/s1", "enable server be/s1", "disable health be/s1",
-                     "enable health be/s1", "set server be/s1 state maint", "set server be/s1 addr 1.2.3.4", "set weight be/s1 2"] {
-            #expect(level(line) == .admin, "\(line)")
-        }
-        #expect(level("frobnicate") == nil)
-        #expect(level("show") == nil)
     }
 }

@@ -200,7 +200,7 @@ final class HealthTestProxy: @unchecked Sendable {
 
     func command(_ line: String, level: AccessLevel = .admin) -> String {
         let words = line.split(separator: " ").map(String.init)
-        return onLoop { $0.serverAdminCommand(words, level: level) ?? "unknown" }
+        return onLoop { $0.admin(words, level: level) }
     }
 
     var notices: [String] { noticeLog.lines.withLock { $0 } }

@@ -163,7 +163,7 @@ import Testing
         var csvBest = Double.infinity
         for _ in 0..<3 {
             let start = ConfigGeneration.monotonicNow()
-            _ = engine.showStat([])
+            _ = engine.admin("show stat")
             csvBest = min(csvBest, ConfigGeneration.monotonicNow() - start)
         }
         print("show stat of 10,000 servers: \(Int(csvBest * 1000)) ms")

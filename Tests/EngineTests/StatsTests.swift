@@ -91,7 +91,7 @@ enum StatsTestSupport {
 
     @Test func showStatHasAFrontendServersAndABackendPerProxy() throws {
         let (engine, _) = try StatsTestSupport.engine(StatsTestSupport.proxies())
-        let csv = engine.showStat([])
+        let csv = engine.admin("show stat")
         let lines = csv.split(separator: "\n").map(String.init)
         #expect(lines[0] == StatsField.csvHeader)
         let names = lines.dropFirst().map { $0.split(separator: ",", maxSplits: 2).prefix(2).joined(separator: ",") }
@@ -117,14 +117,14 @@ enum StatsTestSupport {
         // Filters: proxy 3, servers only.
         let filtered = engine.statsRows(proxyID: 3, types: 4, serverID: -1)
         #expect(filtered.map { $0.string(.svname) } == ["pg,1"])
-        #expect(engine.showStat(["db", "4", "-1"]).split(separator: "\n").count == 2)
-        #expect(engine.showStat(["nosuch", "4", "-1"]) == "No such proxy.")
+        #expect(engine.admin("show stat db 4 -1").split(separator: "\n").count == 2)
+        #expect(engine.admin("show stat nosuch 4 -1") == "No such proxy.")
     }
 
     @Test(.enabled(if: StatsTestSupport.inCI || StatsTestSupport.pythonHas("csv"), "python3 is not installed"))
     func showStatParsesWithPythonsCSVModule() throws {
         let (engine, _) = try StatsTestSupport.engine(StatsTestSupport.proxies())
-        let csv = engine.showStat([])
+        let csv = engine.admin("show stat")
         let script = """
             import csv, sys
             text = sys.stdin.read()
@@ -143,12 +143,12 @@ enum StatsTestSupport {
 
     @Test func typedAndJSONUseHAProxysPositionsAndTags() throws {
         let (engine, _) = try StatsTestSupport.engine(StatsTestSupport.proxies())
-        let typed = engine.showStat(["typed"]).split(separator: "\n")
+        let typed = engine.admin("show stat typed").split(separator: "\n")
         #expect(typed.contains("F.2.0.0.pxname.1:KNS:str:web"))
         #expect(typed.contains("F.2.0.4.scur.1:MGP:u32:0"))
         #expect(typed.contains("S.2.1.17.status.1:SGP:str:no check"))
         #expect(typed.contains("B.2.0.19.act.1:MGP:u32:1"))
-        let json = engine.showStat(["json"])
+        let json = engine.admin("show stat json")
         let parsed = try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [[[String: Any]]]
         let rows = try #require(parsed)
         #expect(rows.count == 7)
@@ -165,12 +165,25 @@ enum StatsTestSupport {
         f.counters.sessionStarted()
         f.counters.sessionEnded()
         #expect(f.counters.maxSessions == 2)
-        engine.clearCounters(all: false)
+        #expect(engine.admin("clear counters", level: .operator_) == "")
         #expect(f.counters.maxSessions == 1)
         #expect(f.counters.totalSessions == 2)
-        engine.clearCounters(all: true)
+        #expect(engine.admin("clear counters all", level: .operator_) == "Permission denied")
+        #expect(f.counters.totalSessions == 2)
+        #expect(engine.admin("clear counters all") == "")
         #expect(f.counters.totalSessions == 0)
         #expect(f.counters.currentSessions == 1)
+    }
+
+    /// The one JSON escaper: what JSON forbids raw in a string is escaped, the rest kept.
+    @Test func jsonQuotedEscapesEveryControlCharacter() {
+        let all = String(String.UnicodeScalarView((0..<0x20).compactMap(Unicode.Scalar.init)))
+        let quoted = (all + "\"\\/").jsonQuoted
+        #expect(quoted.hasPrefix("\"\\u0000\\u0001"))
+        #expect(quoted.hasSuffix("\\u001e\\u001f\\\"\\\\/\""))
+        #expect(!quoted.unicodeScalars.dropFirst().dropLast().contains { $0.value < 0x20 })
+        let decoded = try? JSONSerialization.jsonObject(with: Data(quoted.utf8), options: .fragmentsAllowed) as? String
+        #expect(decoded == all + "\"\\/")
     }
 
     @Test func timesAverageOverTheLastSessions() {

@@ -360,7 +360,7 @@ struct TLSSessionTests {
         let p = try proxy(origin, certificates: ["default", "a"])
         defer { p.stop() }
         let engine = p.engine
-        let show = { (name: String?) in GenerationLifetimeTests.onLoop(engine) { engine.showSSLCertificates(name) } }
+        let show = { (name: String?) in GenerationLifetimeTests.onLoop(engine) { engine.admin(["show", "ssl", "cert"] + (name.map { [$0] } ?? [])) } }
         #expect(show(nil) == "# filename\n\(pki.path("default.pem"))\n\(pki.path("a.pem"))")
         let a = show(pki.path("a.pem"))
         #expect(a.contains("Filename: \(pki.path("a.pem"))\n"))

@@ -2,11 +2,6 @@ import CLibEV
 import ConfigModel
 import Glibc
 
-/// Answers one admin command (its words, escapes resolved). `reply` may be called later (a reload
-/// answers when it is done), exactly once, on the loop's thread, with the whole answer (without
-/// the closing empty line).
-public typealias AdminCommandHandler = (_ words: [String], _ level: AccessLevel, _ reply: @escaping (String) -> Void) -> Void
-
 /// The runtime API socket (`stats socket`): HAProxy's text protocol. One command a line (or
 /// several separated by `;`); every answer ends with an empty line. Without `prompt` the
 /// connection closes after the first line's answers; with it, a `> ` prompt follows each answer
@@ -24,7 +19,7 @@ public final class AdminServer: EventHandler {
     /// Answers not yet taken by a client past which strata runs none of its commands and reads
     /// no more of them (HAProxy: its response buffer); also the longest command.
     let outputLimit: Int
-    let handler: AdminCommandHandler
+    let commands: AdminCommandTable
     private var io: IOWatcher
     /// Retries accepting after accept() found no fd (EMFILE/ENFILE): no busy loop meanwhile.
     private var retry: TimerWatcher
@@ -33,14 +28,14 @@ public final class AdminServer: EventHandler {
     private var connections: [ObjectIdentifier: AdminConnection] = [:]
 
     public init(engine: Engine, fd: Int32, level: AccessLevel, maxconn: Int = StatsSocket.defaultMaxconn,
-                timeoutMilliseconds: Int, handler: @escaping AdminCommandHandler) {
+                timeoutMilliseconds: Int, commands: AdminCommandTable) {
         self.engine = engine
         self.fd = fd
         self.level = level
         self.maxconn = max(1, maxconn)
         self.timeout = Double(timeoutMilliseconds) / 1000
         self.outputLimit = engine.loop.buffers.size
-        self.handler = handler
+        self.commands = commands
         io = IOWatcher(fd: fd, handler: EventHandler())
         retry = TimerWatcher(handler: EventHandler())
         super.init()
@@ -258,7 +253,7 @@ final class AdminConnection: EventHandler {
             if interactive { write("> ") }
         default:
             busy = true
-            server.handler(words, server.level) { [weak self] answer in self?.answered(answer) }
+            server.commands.run(words, level: server.level, engine: server.engine) { [weak self] answer in self?.answered(answer) }
         }
     }
 

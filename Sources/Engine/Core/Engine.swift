@@ -2,18 +2,6 @@ import CLibEV
 import ConfigModel
 import Glibc
 
-/// A live generation as the admin socket and the exporter show it.
-public struct GenerationInfo: Sendable {
-    public var id: Int
-    public var state: GenerationState
-    public var ageSeconds: Double
-    public var sessions: Int
-    public var sessionsAccepted: Int
-    public var sessionsKilled: Int
-    public var listeners: Int
-    public var hash: String
-}
-
 /// The data plane on one event loop: listeners, sessions, the generations they run under, and
 /// the current-generation pointer. Every method is called on the loop's thread, except
 /// `makeGeneration` (pure: called by the reload builder) and `loop.post`: it is Sendable only so
@@ -238,6 +226,23 @@ public final class Engine: EventHandler, @unchecked Sendable {
         backendCounters = backendCounters.filter { backends.contains($0.key) }
         for (identity, state) in serverStates where !servers.contains(identity) { state.closeIdle() }
         serverStates = serverStates.filter { servers.contains($0.key) }
+    }
+
+    /// New connections and checks of `s`'s identity go to `new`, in every generation; a reload
+    /// that keeps the identity keeps the move (`set server … addr`, a restored server state).
+    func move(_ s: BackendServer, to new: ServerAddress) {
+        let state = s.state
+        state.runtimeAddress = new
+        for g in liveGenerations {
+            for b in g.backends.values {
+                for other in b.servers where other.state === state {
+                    other.config.address = new.address
+                    other.config.port = new.port
+                }
+            }
+        }
+        // Pooled connections go to the old address.
+        state.closeIdle()
     }
 
     /// Active and draining generations, oldest first.

@@ -118,7 +118,7 @@ public struct TLSCertificateInfo: Sendable, Hashable {
     public var notBefore: String
     public var notAfter: String
     public var serial: String
-    /// Which live generations use this certificate (filled by `Engine.certificates`).
+    /// Which live generations use this certificate (filled by `inUse`).
     public var generations: [Int] = []
 
     init(path: String, leaf: OpaquePointer) {
@@ -203,4 +203,67 @@ enum TLSError {
     }
 
     static func discard() { ERR_clear_error() }
+}
+
+extension TLSCertificateInfo {
+    /// HAProxy's ssl_ckch.c command, an operator's.
+    static let adminCommands = [
+        AdminCommand(["show", "ssl", "cert"],
+                     usage: ("show ssl cert [<certfile>]", "display the SSL certificates used in memory, or the details of a file's"),
+                     level: .operator_) { c in
+            switch c.arguments.count {
+            case 0: .text(show(c.engine, nil))
+            case 1: .text(show(c.engine, c.arguments.first))
+            default: .unknown
+            }
+        },
+    ]
+
+    /// The certificates of the live generations (NAME: only the ones whose path is NAME), each
+    /// with the generations using it, newest generation's first. Loop thread.
+    static func inUse(_ engine: Engine, named name: String? = nil) -> [TLSCertificateInfo] {
+        var byPath: [String: TLSCertificateInfo] = [:]
+        var order: [String] = []
+        for g in engine.liveGenerations.reversed() {
+            var contexts = Array(g.tlsContexts.values).map { $0.certificates }
+            for b in g.backends.values {
+                for s in b.servers {
+                    if let c = s.tls?.certificate { contexts.append([c]) }
+                }
+            }
+            for certificate in contexts.joined() {
+                let path = certificate.info.path
+                if let name, name != path { continue }
+                if byPath[path] == nil {
+                    byPath[path] = certificate.info
+                    order.append(path)
+                }
+                if !byPath[path]!.generations.contains(g.id) { byPath[path]!.generations.insert(g.id, at: 0) }
+            }
+        }
+        return order.map { byPath[$0]! }
+    }
+
+    /// `show ssl cert [NAME]`: without NAME the certificate files of the live generations
+    /// (HAProxy's list); with NAME its subject, names, validity and the generations using it.
+    static func show(_ engine: Engine, _ name: String?) -> String {
+        guard let name else {
+            return (["# filename"] + inUse(engine).map(\.path)).joined(separator: "\n")
+        }
+        guard let c = inUse(engine, named: name).first else {
+            return "Can't display the certificate: Not found or the certificate is a bundle!"
+        }
+        var lines = [
+            "Filename: \(c.path)",
+            "Status: Used",
+            "Serial: \(c.serial)",
+            "notBefore: \(c.notBefore)",
+            "notAfter: \(c.notAfter)",
+        ]
+        if !c.dnsNames.isEmpty { lines.append("Subject Alternative Name: " + c.dnsNames.map { "DNS:\($0)" }.joined(separator: ", ")) }
+        lines.append("Subject: \(c.subject)")
+        lines.append("Issuer: \(c.issuer)")
+        lines.append("Generations: " + c.generations.map(String.init).joined(separator: " "))
+        return lines.joined(separator: "\n")
+    }
 }

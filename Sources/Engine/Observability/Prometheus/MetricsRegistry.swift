@@ -44,6 +44,8 @@ public final class MetricsRegistry: EventHandler {
     /// Per bucket (same order as `reloadBuckets`, then +Inf), not cumulative.
     public private(set) var reloadBucketCounts = [Int](repeating: 0, count: MetricsRegistry.reloadBuckets.count + 1)
     public private(set) var reloadSecondsSum = 0.0
+    /// How long the last reload that succeeded took to build (`show info`'s LastReloadMs).
+    public private(set) var lastSuccessfulReloadSeconds: Double?
     public private(set) var lastReloads: [ReloadRecord] = []
     public private(set) var events: [Event] = []
     public private(set) var history: [Sample] = []
@@ -73,7 +75,12 @@ public final class MetricsRegistry: EventHandler {
 
     /// A reload finished (loop thread): counts, the duration histogram, the last 20 outcomes.
     public func recordReload(success: Bool, generation: Int, seconds: Double, messages: [String]) {
-        if success { reloadsSucceeded += 1 } else { reloadsFailed += 1 }
+        if success {
+            reloadsSucceeded += 1
+            lastSuccessfulReloadSeconds = seconds
+        } else {
+            reloadsFailed += 1
+        }
         let bucket = MetricsRegistry.reloadBuckets.firstIndex { seconds <= $0 } ?? MetricsRegistry.reloadBuckets.count
         reloadBucketCounts[bucket] += 1
         reloadSecondsSum += seconds

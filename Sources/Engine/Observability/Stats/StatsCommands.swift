@@ -10,33 +10,153 @@ protocol StatsSessionDescribing: AnyObject {
     var statsBackend: Backend? { get }
 }
 
-/// Process-wide figures for `show info` and the exporter.
-public struct StatsProcessInfo: Sendable {
-    /// Client connections open now (HAProxy's CurrConns), and since start (CumConns: the
-    /// frontends' carried totals).
-    public var currentConnections: Int
-    public var cumulativeConnections: Int
-    /// HTTP requests since start (CumReq).
-    public var cumulativeRequests: Int
-    /// Sessions in flight in every live generation (TCP connections; HTTP requests).
-    public var sessions: Int
-    public var maxconn: Int
-    public var listeners: Int
-    public var bytesIn: UInt64
-    public var bytesOut: UInt64
-    public var fdLimit: Int
-    public var stopping: Bool
-}
+/// HAProxy's stats.c commands of the runtime API (`show info`, `show stat`, `clear counters`)
+/// and stream.c's `show sess`, with HAProxy's levels. Each runs on the engine's loop thread.
+enum StatsCommands {
+    static let adminCommands = [
+        AdminCommand(["show", "info"], usage: ("show info [typed|json]", "report information about the running process"),
+                     level: .user) { c in
+            switch Array(c.arguments) {
+            case []: .text(showInfo(c.engine))
+            case ["typed"]: .text(showInfoTyped(c.engine))
+            case ["json"]: .text(showInfoJSON(c.engine))
+            default: .unknown
+            }
+        },
+        // Every level reads it; the addresses, cookies and algorithms from operator on.
+        AdminCommand(["show", "stat"],
+                     usage: ("show stat [{<iid>|<proxy>} <type> <sid>] [typed|json] [up|no-maint]",
+                             "report counters for each proxy and server"),
+                     level: .user) { c in
+            .text(showStat(c.engine, c.arguments, legends: c.level >= .operator_))
+        },
+        // Sessions show client addresses.
+        AdminCommand(["show", "sess"], usage: ("show sess", "report the list of current sessions (and their generation)"),
+                     level: .operator_) { c in
+            c.arguments.isEmpty ? .text(showSessions(c.engine)) : .unknown
+        },
+        AdminCommand(["clear", "counters"], usage: ("clear counters [all]", "clear max statistics counters (or all counters)"),
+                     level: .operator_) { c in
+            guard c.arguments.isEmpty else { return .unknown }
+            clearCounters(c.engine, all: false)
+            return .text("")
+        },
+        AdminCommand(["clear", "counters", "all"], usage: nil, level: .admin) { c in
+            guard c.arguments.isEmpty else { return .unknown }
+            clearCounters(c.engine, all: true)
+            return .text("")
+        },
+    ]
 
-extension Engine {
-    // MARK: show stat
+    // MARK: show info
+
+    /// One line of `show info`: HAProxy's name, tags (origin, nature, scope) and type.
+    struct InfoField {
+        var name: String
+        var value: String
+        var tags: String
+        var type: String
+    }
+
+    /// `show info`'s fields: HAProxy's names where they mean the same, then strata's own. The
+    /// product's version is the daemon's (`metrics.productVersion`); the reload figures are the
+    /// ones the exporter reports.
+    static func infoFields(_ engine: Engine) -> [InfoField] {
+        let metrics = engine.metrics
+        let uptime = max(0, Int(wallClock() - metrics.startedAt))
+        let gens = engine.generations
+        let current = engine.current
+        let process = engine.statsProcessInfo
+        var host = [CChar](repeating: 0, count: 256)
+        gethostname(&host, 255)
+        let node = String(decoding: host.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        var fields = [
+            InfoField(name: "Name", value: "strata", tags: "POS", type: "str"),
+            InfoField(name: "Version", value: metrics.productVersion, tags: "POS", type: "str"),
+            InfoField(name: "Nbthread", value: "1", tags: "CGS", type: "u32"),
+            InfoField(name: "Nbproc", value: "1", tags: "CGS", type: "u32"),
+            InfoField(name: "Process_num", value: "1", tags: "KGP", type: "u32"),
+            InfoField(name: "Pid", value: "\(getpid())", tags: "SGP", type: "u32"),
+            InfoField(name: "Uptime", value: "\(uptime / 86400)d \(uptime / 3600 % 24)h\(uptime / 60 % 60)m\(uptime % 60)s",
+                      tags: "MDP", type: "str"),
+            InfoField(name: "Uptime_sec", value: "\(uptime)", tags: "MDP", type: "u32"),
+            InfoField(name: "Ulimit-n", value: "\(process.fdLimit)", tags: "CLP", type: "u32"),
+            InfoField(name: "Maxsock", value: "\(process.fdLimit)", tags: "CLP", type: "u32"),
+            InfoField(name: "Maxconn", value: "\(process.maxconn)", tags: "CLP", type: "u32"),
+            InfoField(name: "Hard_maxconn", value: "\(process.maxconn)", tags: "CLP", type: "u32"),
+            InfoField(name: "CurrConns", value: "\(process.currentConnections)", tags: "MGP", type: "u32"),
+            InfoField(name: "CumConns", value: "\(process.cumulativeConnections)", tags: "MCP", type: "u32"),
+            InfoField(name: "CumReq", value: "\(process.cumulativeRequests)", tags: "MCP", type: "u32"),
+            InfoField(name: "node", value: node, tags: "COS", type: "str"),
+        ]
+        if let description = current?.config.config.global.description {
+            fields.append(InfoField(name: "description", value: description, tags: "COS", type: "str"))
+        }
+        fields += [
+            InfoField(name: "Stopping", value: process.stopping ? "1" : "0", tags: "MGP", type: "u32"),
+            InfoField(name: "Jobs", value: "\(process.currentConnections + process.listeners)", tags: "MGP", type: "u32"),
+            InfoField(name: "Listeners", value: "\(process.listeners)", tags: "MGP", type: "u32"),
+            InfoField(name: "TotalBytesOut", value: "\(process.bytesOut)", tags: "MGP", type: "u64"),
+            InfoField(name: "Start_time_sec", value: "\(Int(metrics.startedAt))", tags: "MDP", type: "u32"),
+            // strata's own.
+            InfoField(name: "CurrSessions", value: "\(process.sessions)", tags: "MGP", type: "u32"),
+            InfoField(name: "Generation", value: "\(current?.id ?? 0)", tags: "SGP", type: "u32"),
+            InfoField(name: "GenerationHash", value: current?.config.hash ?? "", tags: "SGP", type: "str"),
+            InfoField(name: "Generations", value: "\(gens.count)", tags: "MGP", type: "u32"),
+            InfoField(name: "DrainingGenerations", value: "\(gens.filter { $0.state == .draining }.count)", tags: "MGP", type: "u32"),
+            InfoField(name: "Reloads", value: "\(metrics.reloadsSucceeded)", tags: "MCP", type: "u32"),
+            InfoField(name: "FailedReloads", value: "\(metrics.reloadsFailed)", tags: "MCP", type: "u32"),
+            InfoField(name: "LastReloadMs", value: metrics.lastSuccessfulReloadSeconds.map { "\(Int(($0 * 1000).rounded()))" } ?? "",
+                      tags: "MDP", type: "u32"),
+        ]
+        return fields
+    }
+
+    static func showInfo(_ engine: Engine) -> String {
+        infoFields(engine).map { "\($0.name): \($0.value)" }.joined(separator: "\n")
+    }
+
+    /// HAProxy 2.6's positions of the `show info` fields strata has; strata's own follow from 200.
+    static let infoPositions: [String: Int] = [
+        "Name": 0, "Version": 1, "Nbthread": 3, "Nbproc": 4, "Process_num": 5, "Pid": 6, "Uptime": 7, "Uptime_sec": 8,
+        "Ulimit-n": 13, "Maxsock": 14, "Maxconn": 15, "Hard_maxconn": 16, "CurrConns": 17, "CumConns": 18, "CumReq": 19,
+        "node": 50, "description": 51, "Stopping": 52, "Jobs": 53, "Listeners": 55, "TotalBytesOut": 61, "Start_time_sec": 70,
+    ]
+
+    /// Each field with its position: HAProxy's, else 200 and up in order.
+    static func positioned(_ fields: [InfoField]) -> [(position: Int, field: InfoField)] {
+        var next = 200
+        return fields.map { f in
+            if let p = infoPositions[f.name] { return (p, f) }
+            defer { next += 1 }
+            return (next, f)
+        }
+    }
+
+    /// `show info typed`: `POS.NAME.1:TAGS:TYPE:VALUE`, HAProxy's.
+    static func showInfoTyped(_ engine: Engine) -> String {
+        positioned(infoFields(engine)).map { p, f in "\(p).\(f.name).1:\(f.tags):\(f.type):\(f.value)" }.joined(separator: "\n")
+    }
+
+    /// `show info json`: HAProxy's array of fields. A number field without a value (LastReloadMs
+    /// before any reload) is a string, as JSON has no empty number.
+    static func showInfoJSON(_ engine: Engine) -> String {
+        let items = positioned(infoFields(engine)).map { p, f -> String in
+            let isString = f.type == "str" || Int(f.value) == nil
+            let value = isString ? f.value.jsonQuoted : f.value
+            return "{\"field\":{\"pos\":\(p),\"name\":\"\(f.name)\"},\"processNum\":1,\"tags\":\(StatsFormat.tagsJSON(f.tags)),\"value\":{\"type\":\"\(isString ? "str" : f.type)\",\"value\":\(value)}}"
+        }
+        return "[" + items.joined(separator: ",") + "]"
+    }
+
+    // MARK: show stat, show sess, clear counters
 
     /// `show stat [IID|PROXY TYPE SID] [typed|json] [up|no-maint]`: HAProxy's CSV (header and
     /// column order), typed lines or JSON. Without `legends` (a `level user` socket) the server
     /// addresses, cookies and balancing algorithms are left empty, as HAProxy leaves them below
-    /// operator. Loop thread.
-    public func showStat(_ arguments: [String], legends: Bool = true) -> String {
-        var words = arguments[...]
+    /// operator.
+    static func showStat(_ engine: Engine, _ arguments: ArraySlice<String>, legends: Bool) -> String {
+        var words = arguments
         var proxyID = -1, types = -1, serverID = -1
         var format = "csv"
         var onlyUp = false, noMaint = false
@@ -44,7 +164,7 @@ extension Engine {
             let p = words[words.startIndex]
             if let id = Int(p) {
                 proxyID = id
-            } else if let view = statsProxies().first(where: { $0.name == p }) {
+            } else if let view = engine.statsProxies().first(where: { $0.name == p }) {
                 proxyID = view.proxy.id
             } else {
                 return "No such proxy."
@@ -63,7 +183,7 @@ extension Engine {
             default: return "show stat: unexpected argument '\(w)'"
             }
         }
-        var rows = statsRows(proxyID: proxyID, types: types, serverID: serverID)
+        var rows = engine.statsRows(proxyID: proxyID, types: types, serverID: serverID)
         if !legends {
             for i in rows.indices {
                 rows[i][.addr] = nil
@@ -80,152 +200,19 @@ extension Engine {
             }
         }
         switch format {
-        case "typed": return Engine.statsTyped(rows)
-        case "json": return Engine.statsJSON(rows)
-        default: return Engine.statsCSV(rows)
+        case "typed": return StatsFormat.typed(rows)
+        case "json": return StatsFormat.json(rows)
+        default: return StatsFormat.csv(rows)
         }
     }
-
-    /// HAProxy's CSV: the header, a line per row, every line ending with a comma.
-    static func statsCSV(_ rows: [StatsRow]) -> String {
-        var out = StatsField.csvHeader + "\n"
-        for row in rows {
-            for value in row.values {
-                if let value { out += csvField(value.text) }
-                out += ","
-            }
-            out += "\n"
-        }
-        return out
-    }
-
-    /// A CSV field: quoted when it holds a comma, a quote or a line break (HAProxy's csv_enc).
-    static func csvField(_ text: String) -> String {
-        guard text.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" }) else { return text }
-        return "\"" + text.replacingAll("\"", with: "\"\"") + "\""
-    }
-
-    /// `show stat typed`: `F.IID.SID.POS.NAME.1:TAGS:TYPE:VALUE`, the fields that have a value.
-    static func statsTyped(_ rows: [StatsRow]) -> String {
-        var out = ""
-        for row in rows {
-            for field in StatsField.allCases {
-                guard let value = row[field] else { continue }
-                let d = StatsField.descriptions[field.rawValue]
-                out += "\(row.type.letter).\(row.proxyID).\(row.serverID).\(field.rawValue).\(d.name).1:\(field.tags(for: row.type)):\(d.type):\(value.text)\n"
-            }
-        }
-        return out
-    }
-
-    private static func tagWords(_ tags: String) -> (String, String, String) {
-        let t = Array(tags)
-        let origin: String = switch t[0] {
-        case "K": "Key"
-        case "C": "Config"
-        case "P": "Product"
-        case "M": "Metric"
-        default: "Status"
-        }
-        let nature: String = switch t[1] {
-        case "A": "Age"
-        case "a": "Avg"
-        case "C": "Counter"
-        case "D": "Duration"
-        case "G": "Gauge"
-        case "L": "Limit"
-        case "M": "Max"
-        case "N": "Name"
-        case "O": "Output"
-        case "R": "Rate"
-        default: "Time"
-        }
-        let scope: String = switch t[2] {
-        case "P": "Process"
-        case "S": "Service"
-        case "s": "System"
-        default: "Cluster"
-        }
-        return (origin, nature, scope)
-    }
-
-    /// `show stat json`: HAProxy's array (one array of fields per row).
-    static func statsJSON(_ rows: [StatsRow]) -> String {
-        var objects: [String] = []
-        for row in rows {
-            var fields: [String] = []
-            for field in StatsField.allCases {
-                guard let value = row[field] else { continue }
-                let d = StatsField.descriptions[field.rawValue]
-                let (origin, nature, scope) = tagWords(field.tags(for: row.type))
-                let json: String
-                switch value {
-                case .string(let s): json = "\"\(jsonEscaped(s))\""
-                default: json = value.text
-                }
-                fields.append("{\"objType\":\"\(row.type.jsonName)\",\"proxyId\":\(row.proxyID),\"id\":\(row.serverID),\"field\":{\"pos\":\(field.rawValue),\"name\":\"\(d.name)\"},\"processNum\":1,\"tags\":{\"origin\":\"\(origin)\",\"nature\":\"\(nature)\",\"scope\":\"\(scope)\"},\"value\":{\"type\":\"\(d.type)\",\"value\":\(json)}}")
-            }
-            objects.append("[" + fields.joined(separator: ",") + "]")
-        }
-        return "[" + objects.joined(separator: ",") + "]"
-    }
-
-    static func jsonEscaped(_ s: String) -> String {
-        var out = ""
-        for u in s.unicodeScalars {
-            switch u {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            default:
-                if u.value < 0x20 {
-                    let hex = Array("0123456789abcdef")
-                    out += "\\u00" + String(hex[Int(u.value >> 4)]) + String(hex[Int(u.value & 15)])
-                } else {
-                    out.unicodeScalars.append(u)
-                }
-            }
-        }
-        return out
-    }
-
-    // MARK: show info
-
-    /// Process-wide figures (loop thread).
-    public var statsProcessInfo: StatsProcessInfo {
-        var limit = rlimit()
-        getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
-        let fdLimit = Int(min(limit.rlim_cur, 1 << 20))
-        var connections = 0, requests = 0
-        var bytesIn: UInt64 = 0, bytesOut: UInt64 = 0
-        for view in statsProxies() {
-            guard let f = view.frontend else { continue }
-            connections += f.counters.totalSessions
-            requests += f.counters.requests
-            bytesIn += f.counters.bytesIn
-            bytesOut += f.counters.bytesOut
-        }
-        // The engine's: a default derived from the limit when the process started, which a
-        // limit raised since (by a reload's maxconn) does not change.
-        let maxconn = globalMaxconn
-        return StatsProcessInfo(currentConnections: currentSessions, cumulativeConnections: connections,
-                                cumulativeRequests: requests,
-                                sessions: liveGenerations.reduce(0) { $0 + $1.config.sessions },
-                                maxconn: maxconn, listeners: current?.listenerRefs ?? 0, bytesIn: bytesIn,
-                                bytesOut: bytesOut, fdLimit: fdLimit, stopping: current == nil && !liveGenerations.isEmpty)
-    }
-
-    // MARK: show sess
 
     /// `show sess`: one line per session of every live generation (HTTP: requests in flight),
     /// HAProxy's first fields, and the generation: `0x…: proto=tcpv4 src=IP:PORT fe=F be=B
-    /// srv=S gen=N age=Ts`. Loop thread.
-    public func showSessions() -> String {
-        let now = loop.now
+    /// srv=S gen=N age=Ts`.
+    static func showSessions(_ engine: Engine) -> String {
+        let now = engine.loop.now
         var lines: [String] = []
-        for g in liveGenerations.reversed() {
+        for g in engine.liveGenerations.reversed() {
             for s in g.sessionList.members {
                 var client: SocketEndpoint?
                 var frontend: Frontend?
@@ -256,14 +243,12 @@ extension Engine {
         return lines.joined(separator: "\n")
     }
 
-    // MARK: clear counters
-
     /// `clear counters` (maxima) and `clear counters all` (every counter but the gauges), on every
-    /// proxy and server of the live generations. Loop thread.
-    public func clearCounters(all: Bool) {
+    /// proxy and server of the live generations.
+    static func clearCounters(_ engine: Engine, all: Bool) {
         var proxies = Set<ObjectIdentifier>()
         var servers = Set<ObjectIdentifier>()
-        for g in liveGenerations {
+        for g in engine.liveGenerations {
             for c in g.frontends.values.map(\.counters) + g.backends.values.map(\.counters)
             where proxies.insert(ObjectIdentifier(c)).inserted {
                 if all { c.clearAll() } else { c.clearMaxima() }
@@ -274,21 +259,5 @@ extension Engine {
                 }
             }
         }
-    }
-}
-
-extension String {
-    /// Every occurrence of `target` replaced (Foundation's replacingOccurrences, without Foundation).
-    func replacingAll(_ target: String, with replacement: String) -> String {
-        guard !target.isEmpty else { return self }
-        var out = ""
-        var rest = self[...]
-        while let r = rest.firstRange(of: target) {
-            out += rest[..<r.lowerBound]
-            out += replacement
-            rest = rest[r.upperBound...]
-        }
-        out += rest
-        return out
     }
 }

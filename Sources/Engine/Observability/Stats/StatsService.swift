@@ -119,13 +119,13 @@ extension Engine {
         switch request.format {
         case .csv:
             return StatsServiceAnswer(status: 200, headers: [("content-type", "text/plain")],
-                                      body: Array(Engine.statsCSV(statsPageRows(request)).utf8), headOnly: headOnly)
+                                      body: Array(StatsFormat.csv(statsPageRows(request)).utf8), headOnly: headOnly)
         case .typed:
             return StatsServiceAnswer(status: 200, headers: [("content-type", "text/plain")],
-                                      body: Array(Engine.statsTyped(statsPageRows(request)).utf8), headOnly: headOnly)
+                                      body: Array(StatsFormat.typed(statsPageRows(request)).utf8), headOnly: headOnly)
         case .json:
             return StatsServiceAnswer(status: 200, headers: [("content-type", "application/json")],
-                                      body: Array(Engine.statsJSON(statsPageRows(request)).utf8), headOnly: headOnly)
+                                      body: Array(StatsFormat.json(statsPageRows(request)).utf8), headOnly: headOnly)
         case .html:
             var headers = [("content-type", "text/html")]
             if request.refresh, let ms = page.refresh, ms > 0 { headers.append(("refresh", "\(max(1, ms / 1000))")) }
@@ -208,7 +208,7 @@ extension Engine {
             default:
                 return "ERRP"
             }
-            if case .success = execute(command) { done += 1 }
+            if case .success = command.execute(on: self) { done += 1 }
         }
         if done == servers.count { return "DONE" }
         return done == 0 ? "ERRP" : "PART"

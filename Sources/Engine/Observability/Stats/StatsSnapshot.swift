@@ -1,4 +1,5 @@
 import ConfigModel
+import Glibc
 
 /// A proxy as the statistics show it across live generations: the newest generation's objects
 /// for a name (counters and server state are carried by name and identity, so every generation's
@@ -20,7 +21,49 @@ struct StatsProxyView {
     var queued: Int { backends.reduce(0) { $0 + $1.queue.count } }
 }
 
+/// Process-wide figures for `show info` and the exporter.
+public struct StatsProcessInfo: Sendable {
+    /// Client connections open now (HAProxy's CurrConns), and since start (CumConns: the
+    /// frontends' carried totals).
+    public var currentConnections: Int
+    public var cumulativeConnections: Int
+    /// HTTP requests since start (CumReq).
+    public var cumulativeRequests: Int
+    /// Sessions in flight in every live generation (TCP connections; HTTP requests).
+    public var sessions: Int
+    public var maxconn: Int
+    public var listeners: Int
+    public var bytesIn: UInt64
+    public var bytesOut: UInt64
+    public var fdLimit: Int
+    public var stopping: Bool
+}
+
 extension Engine {
+    /// Process-wide figures (loop thread).
+    public var statsProcessInfo: StatsProcessInfo {
+        var limit = rlimit()
+        getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+        let fdLimit = Int(min(limit.rlim_cur, 1 << 20))
+        var connections = 0, requests = 0
+        var bytesIn: UInt64 = 0, bytesOut: UInt64 = 0
+        for view in statsProxies() {
+            guard let f = view.frontend else { continue }
+            connections += f.counters.totalSessions
+            requests += f.counters.requests
+            bytesIn += f.counters.bytesIn
+            bytesOut += f.counters.bytesOut
+        }
+        // The engine's: a default derived from the limit when the process started, which a
+        // limit raised since (by a reload's maxconn) does not change.
+        let maxconn = globalMaxconn
+        return StatsProcessInfo(currentConnections: currentSessions, cumulativeConnections: connections,
+                                cumulativeRequests: requests,
+                                sessions: liveGenerations.reduce(0) { $0 + $1.config.sessions },
+                                maxconn: maxconn, listeners: current?.listenerRefs ?? 0, bytesIn: bytesIn,
+                                bytesOut: bytesOut, fdLimit: fdLimit, stopping: current == nil && !liveGenerations.isEmpty)
+    }
+
     /// Every proxy of the live generations: the current generation's in configuration order,
     /// then those only older generations still have (newest first). Loop thread.
     func statsProxies() -> [StatsProxyView] {

@@ -6,12 +6,19 @@ public struct ServerAddress: Hashable, Sendable {
     public var port: UInt16?
 }
 
-/// The runtime API's server commands (HAProxy's names, arguments and answers), parsed into a
-/// plain value so that parsing and levels are tested without an engine.
+/// The runtime API's server commands (HAProxy's server.c and proxy.c: names, arguments, answers
+/// and levels), parsed into a plain value so that parsing is tested without an engine.
 enum ServerAdminCommand: Equatable {
     struct Target: Equatable {
         var backend: String
         var server: String
+
+        /// The server in the current generation, or HAProxy's answer when there is none.
+        func find(_ engine: Engine) -> Result<BackendServer, ServerAdminError> {
+            guard let b = engine.current?.backends[backend] else { return .failure(ServerAdminError("No such backend.")) }
+            guard let s = b.servers.first(where: { $0.name == server }) else { return .failure(ServerAdminError("No such server.")) }
+            return .success(s)
+        }
     }
 
     enum AdminState: Equatable { case ready, drain, maint }
@@ -138,61 +145,73 @@ struct ServerAdminError: Error, Equatable {
     init(_ message: String) { self.message = message }
 }
 
-extension Engine {
-    /// Runs a server command of the runtime API (`show servers state`, `show backend`,
-    /// `get weight`, `disable|enable server`, `set server … state|health|weight|addr`,
-    /// `set weight`, `disable|enable health`) and returns its answer; nil when `words` are not one
-    /// of them. Runs on the loop's thread.
-    public func serverAdminCommand(_ words: [String], level: AccessLevel) -> String? {
-        guard let parsed = ServerAdminCommand.parse(words) else { return nil }
-        // The level first, as HAProxy checks it before the arguments; a command missing from the
-        // table is admin's.
-        guard level >= AdminAccess.requiredLevel(for: words) ?? .admin else { return AdminAccess.denied }
-        switch parsed {
-        case .failure(let e):
-            return e.message
-        case .success(let command):
-            switch execute(command) {
-            case .success(let text): return text
-            case .failure(let e): return e.message
+extension ServerAdminCommand {
+    /// Reading is free, every change is admin's.
+    static let adminCommands = [
+        command(["show", "servers", "state"], "show servers state [<backend>]",
+                "dump volatile server information (all or for a single backend)", level: .user),
+        command(["show", "backend"], "show backend", "list backends in the current running config", level: .user),
+        command(["get", "weight"], "get weight <bk>/<srv>", "report a server's current weight", level: .user),
+        command(["disable", "server"], "disable server <bk>/<srv>", "disable a server for maintenance (use 'set server' instead)"),
+        command(["enable", "server"], "enable server <bk>/<srv>", "enable a disabled server (use 'set server' instead)"),
+        command(["disable", "health"], "disable health <bk>/<srv>", "disable health checks"),
+        command(["enable", "health"], "enable health <bk>/<srv>", "enable health checks"),
+        command(["set", "server"], "set server <bk>/<srv> [opts]",
+                "change a server's state (ready|drain|maint), health (up|stopping|down), weight or addr"),
+        command(["set", "weight"], "set weight <bk>/<srv> <weight>[%]", "change a server's weight (use 'set server' instead)"),
+    ]
+
+    private static func command(_ words: [String], _ syntax: String, _ summary: String, level: AccessLevel = .admin) -> AdminCommand {
+        AdminCommand(words, usage: (syntax, summary), level: level) { c in
+            switch parse(c.words) {
+            case nil: .unknown
+            case .failure(let e)?: .text(e.message)
+            case .success(let command)?:
+                switch command.execute(on: c.engine) {
+                case .success(let text): .text(text)
+                case .failure(let e): .text(e.message)
+                }
             }
         }
     }
 
-    func execute(_ command: ServerAdminCommand) -> Result<String, ServerAdminError> {
-        switch command {
+    /// Runs the command on `engine`'s current generation (the stats page's admin form runs these
+    /// too). Loop thread.
+    func execute(on engine: Engine) -> Result<String, ServerAdminError> {
+        switch self {
         case .showServersState(let name):
-            return showServersState(backend: name)
+            return ServerAdminCommand.showServersState(engine, backend: name)
         case .showBackends:
-            return .success((["# name"] + backendsInOrder.map(\.name)).joined(separator: "\n"))
+            return .success((["# name"] + ServerAdminCommand.backendsInOrder(engine).map(\.name)).joined(separator: "\n"))
         case .getWeight(let t):
-            return find(t).map { "\($0.state.health.weight) (initial \($0.state.health.initialWeight))" }
+            return t.find(engine).map { "\($0.state.health.weight) (initial \($0.state.health.initialWeight))" }
         case .setState(let t, let wanted):
-            return find(t).map { s in
+            return t.find(engine).map { s in
+                let health = engine.healthMonitor
                 switch wanted {
                 case .ready:
-                    healthMonitor.change(s) { $0.leaveDrain(now: ConfigGeneration.monotonicNow()) }
-                    healthMonitor.change(s) { $0.leaveMaintenance(now: ConfigGeneration.monotonicNow()) }
+                    health.change(s) { $0.leaveDrain(now: ConfigGeneration.monotonicNow()) }
+                    health.change(s) { $0.leaveMaintenance(now: ConfigGeneration.monotonicNow()) }
                 case .drain:
-                    healthMonitor.change(s) { $0.enterDrain(now: ConfigGeneration.monotonicNow()) }
-                    healthMonitor.change(s) { $0.leaveMaintenance(now: ConfigGeneration.monotonicNow()) }
+                    health.change(s) { $0.enterDrain(now: ConfigGeneration.monotonicNow()) }
+                    health.change(s) { $0.leaveMaintenance(now: ConfigGeneration.monotonicNow()) }
                 case .maint:
-                    healthMonitor.change(s) { $0.enterMaintenance(now: ConfigGeneration.monotonicNow()) }
-                    healthMonitor.change(s) { $0.leaveDrain(now: ConfigGeneration.monotonicNow()) }
+                    health.change(s) { $0.enterMaintenance(now: ConfigGeneration.monotonicNow()) }
+                    health.change(s) { $0.leaveDrain(now: ConfigGeneration.monotonicNow()) }
                 }
                 return ""
             }
         case .enableServer(let t):
-            return execute(.setState(t, .ready))
+            return ServerAdminCommand.setState(t, .ready).execute(on: engine)
         case .setHealth(let t, let state):
-            return find(t).map { s in
-                healthMonitor.change(s) { $0.force(state, now: ConfigGeneration.monotonicNow()) }
+            return t.find(engine).map { s in
+                engine.healthMonitor.change(s) { $0.force(state, now: ConfigGeneration.monotonicNow()) }
                 return ""
             }
         case .setWeight(let t, let text):
-            return find(t).flatMap { s in
+            return t.find(engine).flatMap { s in
                 ServerAdminCommand.weight(text, initial: s.state.health.initialWeight, algorithm: s.backend.proxy.balance).map { w in
-                    healthMonitor.change(s) { h in
+                    engine.healthMonitor.change(s) { h in
                         h.setWeight(w)
                         return nil
                     }
@@ -200,9 +219,9 @@ extension Engine {
                 }
             }
         case .setAddress(let t, let addressText, let portText):
-            return find(t).flatMap { s in setAddress(s, addressText, portText) }
+            return t.find(engine).flatMap { s in ServerAdminCommand.setAddress(engine, s, addressText, portText) }
         case .setChecks(let t, let enabled):
-            return find(t).map { s in
+            return t.find(engine).map { s in
                 s.state.health.setChecksEnabled(enabled)
                 return ""
             }
@@ -210,30 +229,22 @@ extension Engine {
     }
 
     /// The current generation's backends in configuration order (`listen` sections included).
-    private var backendsInOrder: [Backend] {
-        guard let current else { return [] }
+    private static func backendsInOrder(_ engine: Engine) -> [Backend] {
+        guard let current = engine.current else { return [] }
         return current.config.config.proxies.compactMap { $0.isBackend ? current.backends[$0.name] : nil }
-    }
-
-    private func find(_ t: ServerAdminCommand.Target) -> Result<BackendServer, ServerAdminError> {
-        guard let backend = current?.backends[t.backend] else { return .failure(ServerAdminError("No such backend.")) }
-        guard let server = backend.servers.first(where: { $0.name == t.server }) else {
-            return .failure(ServerAdminError("No such server."))
-        }
-        return .success(server)
     }
 
     static let serversStateHeader = "1\n# be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state srv_uweight srv_iweight srv_time_since_last_change srv_check_status srv_check_result srv_check_health srv_check_state srv_agent_state bk_f_forced_id srv_f_forced_id srv_fqdn srv_port srvrecord srv_use_ssl srv_check_port srv_check_addr srv_agent_addr srv_agent_port"
 
     /// HAProxy's `show servers state` (version 1), what `server-state-file` holds.
-    func showServersState(backend name: String?) -> Result<String, ServerAdminError> {
-        var backends = backendsInOrder
+    private static func showServersState(_ engine: Engine, backend name: String?) -> Result<String, ServerAdminError> {
+        var backends = backendsInOrder(engine)
         if let name {
             guard let b = backends.first(where: { $0.name == name }) else { return .failure(ServerAdminError("Can't find backend.")) }
             backends = [b]
         }
         let now = ConfigGeneration.monotonicNow()
-        var lines = [Engine.serversStateHeader]
+        var lines = [serversStateHeader]
         for b in backends {
             for s in b.servers {
                 let h = s.state.health
@@ -255,7 +266,8 @@ extension Engine {
 
     /// `set server B/S addr IP [port P]`: new connections and checks go there; every generation
     /// with this identity follows, and a reload that leaves the server unchanged keeps it.
-    private func setAddress(_ s: BackendServer, _ addressText: String, _ portText: String?) -> Result<String, ServerAdminError> {
+    private static func setAddress(_ engine: Engine, _ s: BackendServer, _ addressText: String,
+                                   _ portText: String?) -> Result<String, ServerAdminError> {
         let by = " by 'stats socket command'"
         guard let address = IPAddress(addressText) else {
             return .failure(ServerAdminError("Invalid addr '\(addressText)'\(by)"))
@@ -271,24 +283,7 @@ extension Engine {
                 answer += ", problem converting port '\(portText)' to an int"
             }
         }
-        if new != old { move(s, to: new) }
+        if new != old { engine.move(s, to: new) }
         return .success(answer + by)
-    }
-
-    /// New connections and checks of `s`'s identity go to `new`, in every generation; a reload
-    /// that keeps the identity keeps the move.
-    func move(_ s: BackendServer, to new: ServerAddress) {
-        let state = s.state
-        state.runtimeAddress = new
-        for g in liveGenerations {
-            for b in g.backends.values {
-                for other in b.servers where other.state === state {
-                    other.config.address = new.address
-                    other.config.port = new.port
-                }
-            }
-        }
-        // Pooled connections go to the old address.
-        state.closeIdle()
     }
 }

@@ -1,0 +1,55 @@
+import ConfigModel
+
+/// One command of the runtime API, as HAProxy's `cli_kw`: the words that name it, the line
+/// `help` shows, the level it needs, and what it answers. Each concern declares its own next to
+/// its code (`StatsCommands.adminCommands`, `ServerAdminCommand.adminCommands` …) and
+/// `AdminCommandTable` puts them together.
+public struct AdminCommand: Sendable {
+    /// The leading words that select it (`["set", "server"]`); what follows are its arguments.
+    public let words: [String]
+    /// `help`'s line: the syntax and what it does; nil keeps it out of `help` (a variant another
+    /// line already shows, such as `clear counters all`).
+    public let usage: (syntax: String, summary: String)?
+    /// Checked before the arguments, as HAProxy's `cli_has_level` is.
+    public let level: AccessLevel
+    let handler: @Sendable (AdminCommandContext) -> AdminReply
+
+    public init(_ words: [String], usage: (syntax: String, summary: String)?, level: AccessLevel,
+                handler: @escaping @Sendable (AdminCommandContext) -> AdminReply) {
+        self.words = words
+        self.usage = usage
+        self.level = level
+        self.handler = handler
+    }
+
+    /// `help`'s line for it, HAProxy's layout: the syntax in 40 columns (at least one
+    /// space after it), then `: ` and the summary.
+    var usageLine: String? {
+        guard let (syntax, summary) = usage else { return nil }
+        return syntax + String(repeating: " ", count: max(1, 40 - syntax.count)) + ": " + summary
+    }
+}
+
+/// What a command runs with. Runs on the engine's loop thread.
+public struct AdminCommandContext: Sendable {
+    public let engine: Engine
+    /// Everything the client sent, escapes resolved.
+    public let words: [String]
+    /// The words after the command's own (`show stat typed` → `["typed"]`).
+    public let arguments: ArraySlice<String>
+    /// The socket's level: some answers depend on it (`show stat` shows addresses from operator on).
+    public let level: AccessLevel
+    /// The table the command was found in (`help` lists it).
+    public let table: AdminCommandTable
+}
+
+/// A command's answer.
+public enum AdminReply {
+    /// The whole answer, without the closing empty line.
+    case text(String)
+    /// Answered later (a reload answers when it is done): `start` gets the function to call,
+    /// exactly once, on the loop's thread, with the whole answer.
+    case later(_ start: (_ answer: @escaping (String) -> Void) -> Void)
+    /// The arguments make no command this one knows: answered as an unknown command.
+    case unknown
+}
