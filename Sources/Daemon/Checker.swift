@@ -1,4 +1,5 @@
 import ConfigModel
+import Engine
 import Foundation
 import Loader
 
@@ -9,6 +10,15 @@ struct Checker {
     func run() -> Int32 {
         switch ConfigLoader().load(paths: files) {
         case .success(let loaded):
+            // What only the engine checks (TLS contexts: certificates, ciphers, curves; the rules'
+            // regular expressions) is checked too, as a start or a reload would: `-c` must not
+            // pass a file that `-f` refuses.
+            do {
+                _ = try Engine.makeGeneration(ConfigGeneration(id: 1, hash: loaded.hash, config: loaded.config, files: loaded.files))
+            } catch {
+                for e in error.errors { FileHandle.standardError.write(Data((e.description + "\n").utf8)) }
+                return 1
+            }
             // As `haproxy -c`: the server-state files `load-server-state-from-file` names are read
             // and their problems reported (a warning does not make the configuration invalid).
             for m in ServerStateFile.restore(for: loaded.config).messages {

@@ -16,6 +16,35 @@ struct AddressParser {
     }
 
     var resolver: HostResolver
+    /// `$NAME` and `${NAME}` in an address are expanded from it, quoted or not (HAProxy's rule
+    /// for addresses: unlike other words, they need no double quotes).
+    var environment: [String: String] = [:]
+
+    /// `text` with its environment variables expanded (an unset one is empty, as in HAProxy).
+    func expanded(_ text: String) -> String {
+        guard text.utf8.contains(UInt8(ascii: "$")) else { return text }
+        var out = ""
+        var i = text.startIndex
+        while i < text.endIndex {
+            let c = text[i]
+            guard c == "$" else { out.append(c); i = text.index(after: i); continue }
+            var j = text.index(after: i)
+            var name = ""
+            if j < text.endIndex && text[j] == "{" {
+                guard let close = text[j...].firstIndex(of: "}") else { out.append(contentsOf: text[i...]); break }
+                name = String(text[text.index(after: j)..<close])
+                j = text.index(after: close)
+            } else {
+                while j < text.endIndex, text[j] == "_" || text[j].isASCII && (text[j].isLetter || text[j].isNumber) {
+                    name.append(text[j])
+                    j = text.index(after: j)
+                }
+            }
+            if name.isEmpty { out.append(c) } else { out += environment[name] ?? "" }
+            i = j
+        }
+        return out
+    }
 
     /// Prefixes other than these name kinds of sockets strata does not open yet.
     static let familyPrefixes: [String: Family] = ["ipv4@": .v4, "ipv6@": .v6]
@@ -171,6 +200,7 @@ struct AddressParser {
 
     /// `ADDR:PORT` with a mandatory port (`bind`, `stats socket`).
     func endpoint(_ text: String, allowAny: Bool) -> Result<SocketEndpoint, AddressProblem> {
+        let text = expanded(text)
         if let plain = AddressParser.plainIPv4(text), let port = plain.port {
             return .success(SocketEndpoint(address: plain.address, port: port))
         }

@@ -66,7 +66,7 @@ struct ConfigParser {
 
     init(environment: [String: String], resolver: HostResolver, paths: LoadPaths = LoadPaths()) {
         self.environment = environment
-        self.reader = KeywordReader(addresses: AddressParser(resolver: resolver), paths: paths)
+        self.reader = KeywordReader(addresses: AddressParser(resolver: resolver, environment: environment), paths: paths)
     }
 
     /// Reads one file's text. `file` is the name errors carry.

@@ -146,7 +146,7 @@ extension KeywordReader {
         while i < words.endIndex {
             var word = words[i]
             i += 1
-            if word == "||" || word == "or" {
+            if word == "||" || word.lowercased() == "or" {  // HAProxy reads `or` without case
                 guard !alternatives[alternatives.count - 1].isEmpty, !negated else {
                     throw line.error("'\(word)' in a condition needs a term on each side")
                 }

@@ -70,6 +70,7 @@ extension KeywordReader {
     }
 
     private func logDestination(_ text: String, line: KeywordLine) throws(ConfigError) -> LogTarget.Destination {
+        let text = addresses.expanded(text)
         switch text {
         case "stdout": return .stdout
         case "stderr": return .stderr

@@ -445,6 +445,7 @@ extension KeywordReader {
         throws(ConfigError)
         -> (host: String, address: IPAddress, port: UInt16?)
     {
+        let text = addresses.expanded(text)
         if let plain = AddressParser.plainIPv4(text) { return plain }
         let parts: AddressParser.Parts
         switch AddressParser.split(text) {

@@ -41,4 +41,25 @@ import Testing
         let check = runTool(StrataProcess.binary, ["-c", "-f", config])
         #expect(check.status == 0, "\(check.stderr)")
     }
+
+    /// `-c` checks what the engine checks at start (TLS ciphers, certificates, regexes): a file
+    /// that `-f` refuses is never called valid.
+    @Test func checkRefusesWhatAStartRefuses() throws {
+        let directory = StrataProcess.makeDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let config = directory.appendingPathComponent("strata.cfg").path
+        let cert = StrataProcess.packageRoot.appendingPathComponent("fixtures/certs/site.pem").path
+        try """
+            frontend f
+                mode http
+                bind 127.0.0.1:1 ssl crt \(cert) ciphers NO-SUCH-CIPHER
+                default_backend b
+            backend b
+                mode http
+                server s 127.0.0.1:2
+            """.write(toFile: config, atomically: true, encoding: .utf8)
+        let check = runTool(StrataProcess.binary, ["-c", "-f", config])
+        #expect(check.status == 1)
+        #expect(check.stderr.contains("strata.cfg:3: bind 127.0.0.1:1: unable to set SSL cipher list to 'NO-SUCH-CIPHER'"), "\(check.stderr)")
+    }
 }
