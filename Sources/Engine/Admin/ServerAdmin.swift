@@ -171,14 +171,14 @@ extension Engine {
             return find(t).map { s in
                 switch wanted {
                 case .ready:
-                    healthMonitor.change(s) { $0.leaveDrain(now: ConfigGeneration.monotonicNow()) }
-                    healthMonitor.change(s) { $0.leaveMaintenance(now: ConfigGeneration.monotonicNow()) }
+                    healthMonitor.change(s) { $0.leaveDrain(now: MonotonicClock.now()) }
+                    healthMonitor.change(s) { $0.leaveMaintenance(now: MonotonicClock.now()) }
                 case .drain:
-                    healthMonitor.change(s) { $0.enterDrain(now: ConfigGeneration.monotonicNow()) }
-                    healthMonitor.change(s) { $0.leaveMaintenance(now: ConfigGeneration.monotonicNow()) }
+                    healthMonitor.change(s) { $0.enterDrain(now: MonotonicClock.now()) }
+                    healthMonitor.change(s) { $0.leaveMaintenance(now: MonotonicClock.now()) }
                 case .maint:
-                    healthMonitor.change(s) { $0.enterMaintenance(now: ConfigGeneration.monotonicNow()) }
-                    healthMonitor.change(s) { $0.leaveDrain(now: ConfigGeneration.monotonicNow()) }
+                    healthMonitor.change(s) { $0.enterMaintenance(now: MonotonicClock.now()) }
+                    healthMonitor.change(s) { $0.leaveDrain(now: MonotonicClock.now()) }
                 }
                 return ""
             }
@@ -186,7 +186,7 @@ extension Engine {
             return execute(.setState(t, .ready))
         case .setHealth(let t, let state):
             return find(t).map { s in
-                healthMonitor.change(s) { $0.force(state, now: ConfigGeneration.monotonicNow()) }
+                healthMonitor.change(s) { $0.force(state, now: MonotonicClock.now()) }
                 return ""
             }
         case .setWeight(let t, let text):
@@ -232,7 +232,7 @@ extension Engine {
             guard let b = backends.first(where: { $0.name == name }) else { return .failure(ServerAdminError("Can't find backend.")) }
             backends = [b]
         }
-        let now = ConfigGeneration.monotonicNow()
+        let now = MonotonicClock.now()
         var lines = [Engine.serversStateHeader]
         for b in backends {
             for s in b.servers {

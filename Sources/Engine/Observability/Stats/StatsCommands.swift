@@ -212,7 +212,7 @@ extension Engine {
         let maxconn = globalMaxconn
         return StatsProcessInfo(currentConnections: currentSessions, cumulativeConnections: connections,
                                 cumulativeRequests: requests,
-                                sessions: liveGenerations.reduce(0) { $0 + $1.config.sessions },
+                                sessions: liveGenerations.reduce(0) { $0 + $1.sessions },
                                 maxconn: maxconn, listeners: current?.listenerRefs ?? 0, bytesIn: bytesIn,
                                 bytesOut: bytesOut, fdLimit: fdLimit, stopping: current == nil && !liveGenerations.isEmpty)
     }

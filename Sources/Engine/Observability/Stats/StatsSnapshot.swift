@@ -54,7 +54,7 @@ extension Engine {
     /// `serverID` filter as `show stat IID TYPE SID` does (-1: all). Loop thread.
     func statsRows(proxyID: Int = -1, types: Int = -1, serverID: Int = -1) -> [StatsRow] {
         let now = loop.now
-        let monotonic = ConfigGeneration.monotonicNow()
+        let monotonic = MonotonicClock.now()
         // A frontend's limit: its maxconn, else the process's (HAProxy's default).
         let maxconn = statsProcessInfo.maxconn
         var rows: [StatsRow] = []
