@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import StrataTestSupport
 import Synchronization
 import Testing
 
@@ -63,7 +64,7 @@ import Testing
 
         // In interactive mode, command after command as fast as the socket takes them; the
         // answers are never read. The thread reports when strata closed the connection.
-        let fd = try #require(StrataProcess.connectUnix(strata.adminSocket))
+        let fd = try #require(TestSocket.connectUnix(strata.adminSocket))
         defer { close(fd) }
         _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
         let closedAfter = Mutex<Double?>(nil)
@@ -102,7 +103,7 @@ import Testing
         #expect(sent.withLock { $0 } < 8 << 20)
 
         // No progress either way for `stats timeout` (3 s): closed, though the client still sends.
-        #expect(StrataProcess.eventually(seconds: 9) { done.withLock { $0 } })
+        #expect(eventually(seconds: 9) { done.withLock { $0 } })
         let closed = try #require(closedAfter.withLock { $0 })
         #expect(closed > 2.5 && closed < 6, "closed after \(closed) s")
         #expect(try strata.admin("show info").contains("Name: strata"))
@@ -138,8 +139,8 @@ import Testing
 
         idle.forEach { close($0) }
         idle.removeAll()
-        #expect(StrataProcess.eventually(seconds: 15) { Self.adminTCP(tcpAdmin, "show info", seconds: 2)?.contains("Name: strata") == true })
-        #expect(try StrataProcess.eventually { strata.fds().count <= baseline })
+        #expect(eventually(seconds: 15) { Self.adminTCP(tcpAdmin, "show info", seconds: 2)?.contains("Name: strata") == true })
+        #expect(try eventually { strata.fds().count <= baseline })
     }
 
     @Test func aSocketAtItsMaxconnAcceptsAgainWhenOneCloses() throws {
