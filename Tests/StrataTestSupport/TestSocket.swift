@@ -1,7 +1,7 @@
 import Foundation
 import Glibc
 
-/// Blocking loopback sockets with timeouts, for tests: nothing here can hang a test run.
+/// Blocking loopback and unix sockets with timeouts, for tests: nothing here can hang a test run.
 public enum TestSocket {
     public struct Failure: Error, CustomStringConvertible {
         public var description: String
