@@ -28,8 +28,9 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
-        // What the test targets share (sockets, servers, processes, message builders).
-        .target(name: "StrataTestSupport", path: "Tests/StrataTestSupport"),
+        // What the test targets share: sockets, HTTP and TLS clients, certificates, the tools tests
+        // run (openssl, python, chromium), message builders. The C shim gives the TLS client OpenSSL.
+        .target(name: "StrataTestSupport", dependencies: ["CLibEV"], path: "Tests/StrataTestSupport"),
         .testTarget(name: "LoaderTests", dependencies: ["Loader", "ConfigModel", "StrataTestSupport"]),
         .testTarget(name: "HTTP1Tests", dependencies: ["HTTP1", "StrataTestSupport"]),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "HTTP1", "ConfigModel", "Loader", "StrataTestSupport"]),

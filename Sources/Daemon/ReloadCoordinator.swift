@@ -168,9 +168,9 @@ struct ReloadJob: Sendable {
     var carrying: Handoff<Unmanaged<Generation>?>
 
     func build() -> Result {
-        let start = ConfigGeneration.monotonicNow()
+        let start = MonotonicClock.now()
         let built = buildGeneration()
-        return Result(id: id, built: built, seconds: ConfigGeneration.monotonicNow() - start)
+        return Result(id: id, built: built, seconds: MonotonicClock.now() - start)
     }
 
     private func buildGeneration() -> Swift.Result<Built, ConfigErrors> {

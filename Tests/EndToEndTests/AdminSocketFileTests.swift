@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import StrataTestSupport
 import Testing
 
 /// A unix admin socket's file belongs to the process that answers on it: a second strata on the
@@ -37,17 +38,11 @@ import Testing
         defer { try? FileManager.default.removeItem(at: directory) }
         let path = directory.appendingPathComponent("stale.sock").path
         // Bound and closed without listening: what a process killed with SIGKILL leaves behind.
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-        var addr = sockaddr_un()
-        addr.sun_family = sa_family_t(AF_UNIX)
-        withUnsafeMutableBytes(of: &addr.sun_path) { dst in for (i, b) in path.utf8.enumerated() { dst[i] = b } }
-        let bound = withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
+        let fd = try #require(TestSocket.bindUnix(path))
         close(fd)
-        try #require(bound == 0 && FileManager.default.fileExists(atPath: path))
+        try #require(FileManager.default.fileExists(atPath: path))
         let strata = try StrataProcess(config: Self.config(port: TestSocket.freePort(), server: a.port, admin: path))
-        #expect(try StrataProcess.eventually { Self.pid(answeringOn: path, via: strata) == strata.pid })
+        #expect(try eventually { Self.pid(answeringOn: path, via: strata) == strata.pid })
     }
 
     @Test func softRestartHandsTheSocketOverAndTheOldProcessLeavesItInPlace() throws {
@@ -57,7 +52,7 @@ import Testing
         #expect(old.waitForAdmin())
         let path = old.adminSocket
         let new = try StrataProcess(config: Self.config(port: port, server: a.port, admin: path), arguments: ["-sf", "\(old.pid)"])
-        #expect(try StrataProcess.eventually { Self.pid(answeringOn: path, via: new) == new.pid })
+        #expect(try eventually { Self.pid(answeringOn: path, via: new) == new.pid })
         #expect(old.waitForExit(seconds: 10) == 0)
         // The old process removed no file at exit: the path is the new one's.
         #expect(Self.pid(answeringOn: path, via: new) == new.pid)

@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import StrataTestSupport
 import Synchronization
 import Testing
 
@@ -63,7 +64,7 @@ import Testing
 
         // In interactive mode, command after command as fast as the socket takes them; the
         // answers are never read. The thread reports when strata closed the connection.
-        let fd = try #require(StrataProcess.connectUnix(strata.adminSocket))
+        let fd = try #require(TestSocket.connectUnix(strata.adminSocket))
         defer { close(fd) }
         _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
         let closedAfter = Mutex<Double?>(nil)
@@ -102,7 +103,7 @@ import Testing
         #expect(sent.withLock { $0 } < 8 << 20)
 
         // No progress either way for `stats timeout` (3 s): closed, though the client still sends.
-        #expect(StrataProcess.eventually(seconds: 9) { done.withLock { $0 } })
+        #expect(eventually(seconds: 9) { done.withLock { $0 } })
         let closed = try #require(closedAfter.withLock { $0 })
         #expect(closed > 2.5 && closed < 6, "closed after \(closed) s")
         #expect(try strata.admin("show info").contains("Name: strata"))
@@ -138,8 +139,8 @@ import Testing
 
         idle.forEach { close($0) }
         idle.removeAll()
-        #expect(StrataProcess.eventually(seconds: 15) { Self.adminTCP(tcpAdmin, "show info", seconds: 2)?.contains("Name: strata") == true })
-        #expect(try StrataProcess.eventually { strata.fds().count <= baseline })
+        #expect(eventually(seconds: 15) { Self.adminTCP(tcpAdmin, "show info", seconds: 2)?.contains("Name: strata") == true })
+        #expect(try eventually { strata.fds().count <= baseline })
     }
 
     @Test func aSocketAtItsMaxconnAcceptsAgainWhenOneCloses() throws {
@@ -234,9 +235,9 @@ import Testing
     /// `help` lists the engine's commands and the daemon's `reload`; an unknown command gets
     /// HAProxy's answer; `show info json` reads back with Python's json module whatever the
     /// `description` holds (the configuration's `\n` and `\x01` escapes included).
-    @Test(.enabled(if: ObservabilityTools.available(ObservabilityTools.hasPython), "python3 is not installed"))
+    @Test(.enabled(if: TestTools.available(TestTools.hasPython), "python3 is not installed"))
     func helpUnknownCommandsAndJSONComeFromTheCommandTable() throws {
-        try ObservabilityTools.require(ObservabilityTools.hasPython, "python3")
+        try TestTools.require(TestTools.hasPython, "python3")
         let origin = try TestHTTPOrigin("o")
         let port = TestSocket.freePort()
         let config = Self.config(port: port, origin: origin.port, tcpAdmin: TestSocket.freePort())
@@ -256,7 +257,7 @@ import Testing
               quit                                    : disconnect
             """)
 
-        let (status, output) = try ObservabilityTools.python("""
+        let (status, output) = try TestTools.python("""
             import json, sys
             fields = json.load(sys.stdin)
             print(json.dumps(next(f["value"]["value"] for f in fields if f["field"]["name"] == "description")))

@@ -1,4 +1,5 @@
 import Foundation
+import StrataTestSupport
 import Testing
 
 /// The command line a new user tries first.
@@ -24,7 +25,7 @@ import Testing
     }
 
     @Test func systemdUnitSaysWhichAdminSocketItsReloadNeeds() throws {
-        let root = StrataProcess.packageRoot
+        let root = TestTools.packageRoot
         let unit = try String(contentsOf: root.appendingPathComponent("contrib/systemd/strata.service"), encoding: .utf8)
         let reload = try #require(unit.split(separator: "\n").first { $0.hasPrefix("ExecReload=") })
         let words = reload.split(separator: " ")
@@ -48,7 +49,7 @@ import Testing
         let directory = StrataProcess.makeDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
         let config = directory.appendingPathComponent("strata.cfg").path
-        let cert = StrataProcess.packageRoot.appendingPathComponent("fixtures/certs/site.pem").path
+        let cert = TestTools.packageRoot.appendingPathComponent("fixtures/certs/site.pem").path
         try """
             frontend f
                 mode http

@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import StrataTestSupport
 import Testing
 
 /// In-place reloads: reused listeners, swap, rollback, drain and retire, with the real binary.
@@ -66,7 +67,7 @@ import Testing
         #expect(TestSocket.readLine(fd) == "ping")
         #expect(Self.name(port) == "new")
         close(fd)
-        #expect(try StrataProcess.eventually { try strata.generations().map(\.id) == [6] })
+        #expect(try eventually { try strata.generations().map(\.id) == [6] })
         #expect(strata.waitForOutput("generation 1 retired"))
     }
 
@@ -179,10 +180,10 @@ import Testing
         #expect(strata.waitForAdmin())
         try strata.write(Self.config(port: port, server: b.port))
         strata.signal(SIGHUP)
-        #expect(try StrataProcess.eventually { try strata.admin("show info").contains("Reloads: 1") })
+        #expect(try eventually { try strata.admin("show info").contains("Reloads: 1") })
         #expect(Self.name(port) == "b")
         strata.signal(SIGUSR2)
-        #expect(try StrataProcess.eventually { try strata.admin("show info").contains("Reloads: 2") })
+        #expect(try eventually { try strata.admin("show info").contains("Reloads: 2") })
         #expect(try strata.admin("reload").contains("generation 4 active"))
         #expect(try strata.admin("show info").contains("Generation: 4"))
     }
@@ -204,7 +205,7 @@ import Testing
         #expect(elapsed >= 0.9)
         #expect(elapsed < 8)
         #expect(strata.waitForOutput("generation 1: hard-stop-after reached, killing 1 sessions"))
-        #expect(try StrataProcess.eventually { try strata.generations().map(\.id) == [2] })
+        #expect(try eventually { try strata.generations().map(\.id) == [2] })
     }
 
     @Test func maxGenerationsCapsTheLiveCount() throws {
@@ -248,7 +249,7 @@ import Testing
         let strata = try StrataProcess(config: Self.config(port: port, server: a.port, level: "admin maxconn 50"))
         #expect(strata.waitForAdmin())
         // Fifty clients connect, then each sends "reload" as close together as one thread can.
-        let clients = try (0..<50).map { _ in try #require(StrataProcess.connectUnix(strata.adminSocket)) }
+        let clients = try (0..<50).map { _ in try #require(TestSocket.connectUnix(strata.adminSocket)) }
         for fd in clients { #expect(TestSocket.sendAll(fd, "reload\n")) }
         var answers: [String] = []
         for fd in clients {
@@ -302,7 +303,7 @@ import Testing
         // No new connections, the old one still works, and the process waits for it.
         // A connection that still makes it (before the listener closes) is drained like the
         // first: closed here, or the process would wait for it.
-        #expect(try StrataProcess.eventually {
+        #expect(try eventually {
             guard let late = TestSocket.connect(port, timeout: 0.5) else { return true }
             close(late)
             return false
@@ -337,12 +338,8 @@ import Testing
         let port = TestSocket.freePort()
         let dir = StrataProcess.makeDirectory()
         let notifyPath = dir.appendingPathComponent("notify").path
-        let notify = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue), 0)
+        let notify = try #require(TestSocket.bindUnix(notifyPath, type: Int32(SOCK_DGRAM.rawValue)))
         defer { close(notify) }
-        var addr = sockaddr_un()
-        addr.sun_family = sa_family_t(AF_UNIX)
-        withUnsafeMutableBytes(of: &addr.sun_path) { dst in for (i, b) in notifyPath.utf8.enumerated() { dst[i] = b } }
-        _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(notify, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) } }
         TestSocket.setTimeout(notify, seconds: 10)
         let strata = try StrataProcess(config: Self.config(port: port, server: a.port), environment: ["NOTIFY_SOCKET": notifyPath])
         #expect(strata.waitForAdmin())

@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import StrataTestSupport
 import Synchronization
 import Testing
 
@@ -118,7 +119,7 @@ import Testing
             TestSocket.acceptLoop(fd, timeout: 60) { [self] c in
                 Thread { [self] in
                     defer { close(c) }
-                    var reader = HTTPTestReader(fd: c)
+                    let reader = HTTPTestReader(fd: c)
                     guard reader.readHead() != nil else { return }
                     var ok = TestSocket.sendAll(c, "HTTP/1.1 200 OK\r\nContent-Length: 1000000000\r\n\r\n")
                     let chunk = [UInt8](repeating: 0x61, count: 65536)

@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import StrataTestSupport
 import Testing
 
 /// What a server may receive through strata, checked byte for byte on a raw recording server:

@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import StrataTestSupport
 import Testing
 
 /// Answers strata makes itself: the stats page of a frontend that has no backend (the most common

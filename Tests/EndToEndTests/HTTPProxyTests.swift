@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import StrataTestSupport
 import Testing
 
 /// HTTP mode with the real binary over real sockets: routing, header actions, keep-alive both
@@ -160,7 +161,7 @@ import Testing
         let rows = try strata.generations()
         #expect(rows.first?.id == 1 && rows.first?.state == "draining" && rows.first?.sessions == 1)
         shutdown(client.fd, Int32(SHUT_RDWR))
-        #expect(try StrataProcess.eventually { try strata.generations().map(\.id) == [2] })
+        #expect(try eventually { try strata.generations().map(\.id) == [2] })
     }
 
     @Test func keepAliveConnectionFollowsTheNewGenerationAndStaysOpen() throws {

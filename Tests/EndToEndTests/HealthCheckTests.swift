@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import StrataTestSupport
 import Synchronization
 import Testing
 
@@ -79,7 +80,7 @@ final class HealthOrigin: @unchecked Sendable {
             var headEnd: Int?
             while true {
                 if pending.starts(with: Array("PING".utf8)), pending.contains(10) { break }
-                if let end = Self.find(pending, [13, 10, 13, 10]) { headEnd = end; break }
+                if let end = pending.indexOfSubsequence([13, 10, 13, 10]) { headEnd = end; break }
                 if !fill() { return }
             }
             guard let end = headEnd else {
@@ -111,12 +112,6 @@ final class HealthOrigin: @unchecked Sendable {
             state.withLock { $0.requests += 1 }
             guard TestSocket.sendAll(c, "HTTP/1.1 200 OK\r\nContent-Length: \(name.utf8.count)\r\n\r\n\(name)") else { return }
         }
-    }
-
-    private static func find(_ bytes: [UInt8], _ s: [UInt8]) -> Int? {
-        guard bytes.count >= s.count else { return nil }
-        for i in 0...(bytes.count - s.count) where bytes[i] == s[0] && Array(bytes[i..<i + s.count]) == s { return i }
-        return nil
     }
 }
 
@@ -186,24 +181,24 @@ extension StrataProcess {
         #expect(strata.waitForAdmin())
         // A checked server starts UP with a health of `rise` (2): one passed check makes it full (3).
         s1.release(status: 200)
-        #expect(try StrataProcess.eventually { try strata.serversState()["s1"]?.checkHealth == 3 })
+        #expect(try eventually { try strata.serversState()["s1"]?.checkHealth == 3 })
         // fall 2: the first failure leaves it UP (health 2), the second takes it DOWN.
         s1.release(status: 503)
-        #expect(try StrataProcess.eventually { try strata.serversState()["s1"]?.checkHealth == 2 })
+        #expect(try eventually { try strata.serversState()["s1"]?.checkHealth == 2 })
         #expect(try strata.serversState()["s1"]?.operational == 2)
         #expect(!strata.output.contains { $0.contains("Server be/s1 is DOWN") })
         s1.release(status: 503)
-        #expect(try StrataProcess.eventually { try strata.serversState()["s1"]?.operational == 0 })
+        #expect(try eventually { try strata.serversState()["s1"]?.operational == 0 })
         #expect(strata.waitForOutput("Server be/s1 is DOWN, reason: Layer7 wrong status, code: 503"))
         #expect(strata.waitForOutput("backend be has no server available!"))
         #expect(s1.checkAnswers == [200, 503, 503])
         #expect(Self.request(port) == nil)
         // rise 2: one pass leaves it DOWN, the second brings it UP.
         s1.release(status: 200)
-        #expect(try StrataProcess.eventually { try strata.serversState()["s1"]?.checkHealth == 1 })
+        #expect(try eventually { try strata.serversState()["s1"]?.checkHealth == 1 })
         #expect(try strata.serversState()["s1"]?.operational == 0)
         s1.release(status: 200)
-        #expect(try StrataProcess.eventually { try strata.serversState()["s1"]?.operational == 2 })
+        #expect(try eventually { try strata.serversState()["s1"]?.operational == 2 })
         #expect(strata.waitForOutput("Server be/s1 is UP, reason: Layer7 check passed, code: 200"))
         #expect(s1.checkAnswers == [200, 503, 503, 200, 200])
         s1.gated = false
@@ -218,14 +213,14 @@ extension StrataProcess {
         let strata = try StrataProcess(config: Self.config(port: port, servers: [("s1", s1, ""), ("s2", s2, "")],
                                                            backend: "    http-check expect string READY"))
         #expect(strata.waitForAdmin())
-        #expect(try StrataProcess.eventually { try strata.serversState()["s2"]?.operational == 0 })
+        #expect(try eventually { try strata.serversState()["s2"]?.operational == 0 })
         #expect(strata.waitForOutput("Server be/s2 is DOWN, reason: Layer7 invalid response"))
         #expect(try strata.serversState()["s1"]?.operational == 2)
         s2.body = "state: READY"
-        #expect(try StrataProcess.eventually { try strata.serversState()["s2"]?.operational == 2 })
+        #expect(try eventually { try strata.serversState()["s2"]?.operational == 2 })
         // A 200 with the string is needed: a 503 with it fails too (`status 200` comes first).
         s1.healthy = false
-        #expect(try StrataProcess.eventually { try strata.serversState()["s1"]?.operational == 0 })
+        #expect(try eventually { try strata.serversState()["s1"]?.operational == 0 })
     }
 
     @Test func tcpCheckSendsAndExpectsAndAConnectCheckSeesARefusal() throws {
@@ -250,15 +245,15 @@ extension StrataProcess {
                 server gone 127.0.0.1:\(closed) check inter 100ms rise 2 fall 2
             """)
         #expect(strata.waitForAdmin())
-        #expect(try StrataProcess.eventually { try strata.serversState("plain")["gone"]?.operational == 0 })
+        #expect(try eventually { try strata.serversState("plain")["gone"]?.operational == 0 })
         #expect(strata.waitForOutput("Server plain/gone is DOWN, reason: Layer4 connection problem"))
-        #expect(try StrataProcess.eventually { r1.checks >= 2 })
+        #expect(try eventually { r1.checks >= 2 })
         #expect(try strata.serversState("redis")["r1"]?.operational == 2)
         r1.healthy = false
-        #expect(try StrataProcess.eventually { try strata.serversState("redis")["r1"]?.operational == 0 })
+        #expect(try eventually { try strata.serversState("redis")["r1"]?.operational == 0 })
         #expect(strata.waitForOutput("Server redis/r1 is DOWN"))
         r1.healthy = true
-        #expect(try StrataProcess.eventually { try strata.serversState("redis")["r1"]?.operational == 2 })
+        #expect(try eventually { try strata.serversState("redis")["r1"]?.operational == 2 })
         #expect(strata.waitForOutput("Server redis/r1 is UP"))
     }
 
@@ -267,14 +262,14 @@ extension StrataProcess {
         let port = TestSocket.freePort()
         let strata = try StrataProcess(config: Self.config(port: port, servers: [("s1", s1, ""), ("b1", b1, "backup")]))
         #expect(strata.waitForAdmin())
-        #expect(try StrataProcess.eventually { s1.checks >= 1 && b1.checks >= 1 })
+        #expect(try eventually { s1.checks >= 1 && b1.checks >= 1 })
         for _ in 0..<4 { #expect(Self.request(port) == "s1") }
         s1.healthy = false
-        #expect(try StrataProcess.eventually { try strata.serversState()["s1"]?.operational == 0 })
+        #expect(try eventually { try strata.serversState()["s1"]?.operational == 0 })
         #expect(strata.waitForOutput("Running on backup."))
         for _ in 0..<4 { #expect(Self.request(port) == "b1") }
         s1.healthy = true
-        #expect(try StrataProcess.eventually { try strata.serversState()["s1"]?.operational == 2 })
+        #expect(try eventually { try strata.serversState()["s1"]?.operational == 2 })
         let before = b1.requests
         for _ in 0..<4 { #expect(Self.request(port) == "s1") }
         #expect(b1.requests == before)
@@ -286,7 +281,7 @@ extension StrataProcess {
         let config = Self.config(port: port, servers: [("s1", s1, ""), ("s2", s2, "")])
         let strata = try StrataProcess(config: config)
         #expect(strata.waitForAdmin())
-        #expect(try StrataProcess.eventually { Set((0..<4).compactMap { _ in Self.request(port) }) == ["s1", "s2"] })
+        #expect(try eventually { Set((0..<4).compactMap { _ in Self.request(port) }) == ["s1", "s2"] })
         #expect(try strata.admin("set server be/s1 state maint") == "")
         #expect(strata.waitForOutput("Server be/s1 is going DOWN for maintenance"))
         let before = s1.requests
@@ -300,7 +295,7 @@ extension StrataProcess {
         }
         #expect(s1.requests == before)
         #expect(try strata.admin("set server be/s1 state ready") == "")
-        #expect(try StrataProcess.eventually { Self.request(port) == "s1" })
+        #expect(try eventually { Self.request(port) == "s1" })
     }
 
     @Test func noRequestReachesADownServerRightAfterEachOfTwentyReloads() throws {
@@ -310,7 +305,7 @@ extension StrataProcess {
         let config = Self.config(port: port, servers: [("s1", s1, ""), ("s2", s2, "")])
         let strata = try StrataProcess(config: config)
         #expect(strata.waitForAdmin())
-        #expect(try StrataProcess.eventually { try strata.serversState()["s2"]?.operational == 0 })
+        #expect(try eventually { try strata.serversState()["s2"]?.operational == 0 })
         // Down before any traffic was sent (a new server starts UP, as in HAProxy).
         for i in 1...20 {
             try strata.write(config + "\n# reload \(i)\n")
@@ -328,7 +323,7 @@ extension StrataProcess {
         let config = Self.config(port: port, servers: [("s1", s1, ""), ("s2", s2, "")])
         let strata = try StrataProcess(config: config)
         #expect(strata.waitForAdmin())
-        #expect(try StrataProcess.eventually { s1.checks >= 1 && s2.checks >= 1 })
+        #expect(try eventually { s1.checks >= 1 && s2.checks >= 1 })
         // Reload continuously for two seconds; count the checks each server got meanwhile.
         let start = Date(), c1 = s1.checks, c2 = s2.checks
         var reloads = 0

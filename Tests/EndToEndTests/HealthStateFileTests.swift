@@ -1,11 +1,11 @@
 import Foundation
 import Glibc
+import StrataTestSupport
 import Testing
 
 /// `server-state-file` with `load-server-state-from-file global`: strata's `show servers state`
 /// is a file HAProxy reads (and applies), and a new strata process starts from it.
 @Suite(.serialized) struct HealthStateFileTests {
-    static let haproxy = "/usr/sbin/haproxy"
 
     static func config(port: UInt16, state: String, _ s: [HealthOrigin]) -> String {
         """
@@ -31,14 +31,6 @@ import Testing
         """
     }
 
-    /// One command on a HAProxy-style admin socket; the answer.
-    static func ask(_ socket: String, _ command: String) -> String? {
-        guard let fd = StrataProcess.connectUnix(socket) else { return nil }
-        defer { close(fd) }
-        _ = TestSocket.sendAll(fd, command + "\n")
-        return String(decoding: TestSocket.readToEnd(fd), as: UTF8.self)
-    }
-
     static func rows(_ text: String) -> [String: [String]] {
         var out: [String: [String]] = [:]
         for line in text.split(separator: "\n") where !line.hasPrefix("#") {
@@ -61,7 +53,9 @@ import Testing
         let first = try StrataProcess(config: config)
         #expect(first.waitForAdmin())
         #expect(first.waitForOutput("config: Can't open global server state file '\(statePath)': No such file or directory"))
-        #expect(try StrataProcess.eventually { try first.serversState()["s3"]?.operational == 0 })
+        // DOWN, and its health counter run down to 0 (it goes on falling after the transition):
+        // the state then stays as dumped while the checks go on failing.
+        #expect(try eventually { try first.serversState()["s3"].map { $0.operational == 0 && $0.fields[12] == "0" } == true })
         #expect(try first.admin("set server be/s1 state maint") == "")
         #expect(try first.admin("set server be/s2 weight 10") == "")
         #expect(try first.admin("disable health be/s2") == "")
@@ -86,12 +80,13 @@ import Testing
         #expect(badCheck.status == 0 && badCheck.stderr.contains("[WARNING] config: corrupted global server state file '\(statePath).bad' at line 2."), "\(badCheck.stderr)")
 
         // HAProxy reads it: no complaint about the file, and it applies it (s3 DOWN at start).
-        if FileManager.default.isExecutableFile(atPath: Self.haproxy) || ObservabilityTools.inCI {
-            try ObservabilityTools.require(FileManager.default.isExecutableFile(atPath: Self.haproxy), "haproxy")
+        if TestTools.haproxy != nil || TestTools.inCI {
+            try TestTools.require(TestTools.haproxy != nil, "haproxy")
+            let haproxy = try #require(TestTools.haproxy)
             let configPath = dir.appendingPathComponent("haproxy.cfg").path
             let adminPath = dir.appendingPathComponent("haproxy.sock").path
             try (config.replacingOccurrences(of: "@ADMIN@", with: adminPath) + "\n").write(toFile: configPath, atomically: true, encoding: .utf8)
-            let check = runTool(Self.haproxy, ["-c", "-f", configPath])
+            let check = runTool(haproxy, ["-c", "-f", configPath])
             #expect(check.status == 0, "\(check.stderr)")
             for bad in ["corrupted", "Can't get version", "application failed", "invalid", "mismatch", "can't find", "Can't open"] {
                 #expect(!check.stderr.contains(bad), "haproxy -c: \(check.stderr)")
@@ -99,14 +94,14 @@ import Testing
             #expect(check.stderr.contains("Server be/s3 is DOWN, changed from server-state after a reload"), "\(check.stderr)")
             // And a running HAProxy shows the state it took from strata's file.
             let ha = Process()
-            ha.executableURL = URL(fileURLWithPath: Self.haproxy)
+            ha.executableURL = URL(fileURLWithPath: haproxy)
             ha.arguments = ["-db", "-f", configPath]
             ha.standardOutput = FileHandle.nullDevice
             ha.standardError = FileHandle.nullDevice
             try ha.run()
             defer { if ha.isRunning { kill(ha.processIdentifier, SIGKILL) }; ha.waitUntilExit() }
-            #expect(try StrataProcess.eventually { Self.ask(adminPath, "show servers state be") != nil })
-            let theirs = Self.rows(Self.ask(adminPath, "show servers state be") ?? "")
+            #expect(try eventually { TestSocket.command("show servers state be", unixSocket: adminPath) != nil })
+            let theirs = Self.rows(TestSocket.command("show servers state be", unixSocket: adminPath) ?? "")
             #expect(theirs["s1"]?[6] == "1", "HAProxy's s1: \(theirs["s1"] ?? [])")
             #expect(theirs["s2"]?[7] == "10" && theirs["s2"]?[8] == "20", "HAProxy's s2: \(theirs["s2"] ?? [])")
             #expect(theirs["s2"].map { (Int($0[13]) ?? 0) & 0x04 == 0 } == true, "HAProxy's s2 checks: \(theirs["s2"] ?? [])")

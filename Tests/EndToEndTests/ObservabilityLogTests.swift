@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import StrataTestSupport
 import Testing
 
 /// Session log lines of the real binary (`log stdout format raw` and `rfc5424`): `option httplog`
@@ -97,7 +98,7 @@ import Testing
     /// The first line of `lines` that contains `marker`, waiting for it.
     static func line(_ lines: () -> [String], containing marker: String, seconds: Double = 10) -> String? {
         var found: String?
-        _ = StrataProcess.eventually(seconds: seconds) {
+        _ = eventually(seconds: seconds) {
             found = lines().first { $0.contains(marker) }
             return found != nil
         }
@@ -133,6 +134,23 @@ import Testing
         return e
     }
 
+    /// A field's shape: every run of digits becomes `9` (`127.0.0.1:35280` → `9.9.9.9:9`), so
+    /// two log lines of the same format compare field by field whatever their figures.
+    static func shape(_ field: Substring) -> String {
+        var out = ""
+        var inDigits = false
+        for c in field {
+            if c.isASCII && c.isNumber {
+                if !inDigits { out.append("9") }
+                inDigits = true
+            } else {
+                out.append(c)
+                inDigits = false
+            }
+        }
+        return out
+    }
+
     /// The two lines compare field by field: the same number of fields, each of the same shape
     /// (digits aside), `skip` excepted.
     static func expectSameShape(_ strata: String, _ haproxy: String, skip: Set<Int> = [], sourceLocation: SourceLocation = #_sourceLocation) {
@@ -140,7 +158,7 @@ import Testing
         let b = haproxy.split(separator: " ", omittingEmptySubsequences: false)
         #expect(a.count == b.count, "strata: \(strata)\nhaproxy: \(haproxy)", sourceLocation: sourceLocation)
         for (i, (x, y)) in zip(a, b).enumerated() where !skip.contains(i) {
-            #expect(ObservabilityTools.shape(x) == ObservabilityTools.shape(y),
+            #expect(Self.shape(x) == Self.shape(y),
                     "field \(i): strata '\(x)' haproxy '\(y)'\nstrata: \(strata)\nhaproxy: \(haproxy)", sourceLocation: sourceLocation)
         }
     }
@@ -198,8 +216,8 @@ import Testing
         #expect(Int(t[6])! >= 0 && Int(t[7])! >= 0 && Int(t[8])! >= Int(t[7])!)
 
         // HAProxy's lines for the same exchanges on the same configuration.
-        if ObservabilityTools.haproxy != nil || ObservabilityTools.inCI {
-            try ObservabilityTools.require(ObservabilityTools.haproxy != nil, "haproxy")
+        if TestTools.haproxy != nil || TestTools.inCI {
+            try TestTools.require(TestTools.haproxy != nil, "haproxy")
             let hp = Ports()
             let haproxy = try HAProxyProcess(config: backends.config(hp, strata: false))
             defer { haproxy.stop() }
@@ -221,8 +239,8 @@ import Testing
         let p = Ports()
         let strata = try StrataProcess(config: backends.config(p, strata: true))
         #expect(strata.waitForAdmin())
-        let compare = ObservabilityTools.haproxy != nil || ObservabilityTools.inCI
-        if compare { try ObservabilityTools.require(ObservabilityTools.haproxy != nil, "haproxy") }
+        let compare = TestTools.haproxy != nil || TestTools.inCI
+        if compare { try TestTools.require(TestTools.haproxy != nil, "haproxy") }
         let hp = Ports()
         let haproxy = compare ? try HAProxyProcess(config: backends.config(hp, strata: false)) : nil
         defer { haproxy?.stop() }
@@ -243,7 +261,7 @@ import Testing
         #expect(t[8].hasPrefix("+") && t[9].hasPrefix("+"), "\(early)")
         #expect(t[10] == "--")
         // Closed: nothing more (the session ended: the generation holds none).
-        #expect(try StrataProcess.eventually { try strata.generations().first?.sessions == 0 })
+        #expect(try eventually { try strata.generations().first?.sessions == 0 })
         usleep(200_000)
         #expect(strata.output.filter { $0.contains(" tasap tasap/e ") }.count == 1)
 
@@ -272,7 +290,7 @@ import Testing
         backends.held.release()
         #expect(client.read(count: 5).map { String(decoding: $0, as: UTF8.self) } == "held\n")
         // The response ended: no second line.
-        #expect(try StrataProcess.eventually { try strata.generations().first?.sessions == 0 })
+        #expect(try eventually { try strata.generations().first?.sessions == 0 })
         usleep(200_000)
         #expect(strata.output.filter { $0.contains(" hasap hasap/h ") }.count == 1)
     }
@@ -294,8 +312,8 @@ import Testing
         #expect(Self.groups(Self.httplog, g[3]) != nil, "\(g[3])")
         #expect(g[3].contains(" sd main/m "))
 
-        if ObservabilityTools.haproxy != nil || ObservabilityTools.inCI {
-            try ObservabilityTools.require(ObservabilityTools.haproxy != nil, "haproxy")
+        if TestTools.haproxy != nil || TestTools.inCI {
+            try TestTools.require(TestTools.haproxy != nil, "haproxy")
             let hp = Ports()
             let haproxy = try HAProxyProcess(config: backends.config(hp, strata: false))
             defer { haproxy.stop() }

@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import StrataTestSupport
 import Testing
 
 /// `http-request use-service prometheus-exporter` with the real binary, scraped over HTTP and
@@ -55,10 +56,10 @@ import Testing
         }
     }
 
-    @Test(.enabled(if: ObservabilityTools.available(ObservabilityTools.hasPrometheusClient),
+    @Test(.enabled(if: TestTools.available(TestTools.hasPrometheusClient),
                    "python3 with prometheus_client is not installed (pip install prometheus_client)"))
     func seriesFollowASessionThroughADrainAndDisappearAtRetire() throws {
-        try ObservabilityTools.require(ObservabilityTools.hasPrometheusClient, "python3 prometheus_client")
+        try TestTools.require(TestTools.hasPrometheusClient, "python3 prometheus_client")
         let origin = try TestHTTPOrigin("main")
         let held = try HeldOrigin()
         let port = TestSocket.freePort()
@@ -76,7 +77,7 @@ import Testing
         // A request held in flight by its origin.
         let client = try #require(TestHTTPClient(port: port))
         client.send("GET /hold HTTP/1.1\r\nHost: t\r\n\r\n")
-        #expect(StrataProcess.eventually { held.waiting == 1 })
+        #expect(eventually { held.waiting == 1 })
         #expect(try PrometheusScrape.scrape(port).value("strata_generation_sessions", ["generation": "1"]) == 2)
 
         // The reload: generation 1 drains with that one request, the scrape runs on generation 2.
@@ -101,7 +102,7 @@ import Testing
         let answer = try #require(client.readResponse())
         #expect(answer.status == 200)
         #expect(answer.body == "held\n")
-        #expect(try StrataProcess.eventually { try strata.generations().map(\.id) == [2] })
+        #expect(try eventually { try strata.generations().map(\.id) == [2] })
         let retired = try PrometheusScrape.scrape(port)
         #expect(retired.samples(ofGeneration: 1).isEmpty, "\(retired.samples(ofGeneration: 1).map(\.name))")
         #expect(retired.value("strata_generation_sessions", ["generation": "2"]) == 1)
@@ -147,10 +148,10 @@ import Testing
         }
     }
 
-    @Test(.enabled(if: ObservabilityTools.available(ObservabilityTools.hasPrometheusClient),
+    @Test(.enabled(if: TestTools.available(TestTools.hasPrometheusClient),
                    "python3 with prometheus_client is not installed (pip install prometheus_client)"))
     func countersDoNotResetAcrossReloadsAndReloadSeriesMatchShowGenerations() throws {
-        try ObservabilityTools.require(ObservabilityTools.hasPrometheusClient, "python3 prometheus_client")
+        try TestTools.require(TestTools.hasPrometheusClient, "python3 prometheus_client")
         let origin = try TestHTTPOrigin("main")
         let held = try HeldOrigin()
         held.release()

@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import StrataTestSupport
 import Testing
 
 /// The runtime API's `show stat` and the stats page with the real binary: the CSV parses with
@@ -7,11 +8,6 @@ import Testing
 /// auth` refuses a wrong password, and the page loads in headless chromium, listing the live
 /// generations while one drains.
 @Suite(.serialized) struct ObservabilityStatsTests {
-    /// HAProxy 2.6's `show stat` header up to `agg_check_status` (what `echo "show stat" | socat
-    /// stdio haproxy.sock` printed with haproxy 2.6.12; HAProxy goes on with `-` and its per-module
-    /// counters, which strata does not have). Used when HAProxy is not installed.
-    static let haproxyHeader = "# pxname,svname,qcur,qmax,scur,smax,slim,stot,bin,bout,dreq,dresp,ereq,econ,eresp,wretr,wredis,status,weight,act,bck,chkfail,chkdown,lastchg,downtime,qlimit,pid,iid,sid,throttle,lbtot,tracked,type,rate,rate_lim,rate_max,check_status,check_code,check_duration,hrsp_1xx,hrsp_2xx,hrsp_3xx,hrsp_4xx,hrsp_5xx,hrsp_other,hanafail,req_rate,req_rate_max,req_tot,cli_abrt,srv_abrt,comp_in,comp_out,comp_byp,comp_rsp,lastsess,last_chk,last_agt,qtime,ctime,rtime,ttime,agent_status,agent_code,agent_duration,check_desc,agent_desc,check_rise,check_fall,check_health,agent_rise,agent_fall,agent_health,addr,cookie,mode,algo,conn_rate,conn_rate_max,conn_tot,intercepted,dcon,dses,wrew,connect,reuse,cache_lookups,cache_hits,srv_icur,src_ilim,qtime_max,ctime_max,rtime_max,ttime_max,eint,idle_conn_cur,safe_conn_cur,used_conn_cur,need_conn_est,uweight,agg_server_status,agg_server_check_status,agg_check_status,"
-
     static func config(port: UInt16, statsPort: UInt16, origin: UInt16, held: UInt16, tcpServer: UInt16) -> String {
         """
         global
@@ -66,7 +62,7 @@ import Testing
         """
 
     static func parseCSV(_ text: String) throws -> (header: [String], rows: [[String: String]]) {
-        let (status, output) = try ObservabilityTools.python(csvParser, input: text)
+        let (status, output) = try TestTools.python(csvParser, input: text)
         guard status == 0, let json = try JSONSerialization.jsonObject(with: Data(output.utf8)) as? [String: Any] else {
             throw TestSocket.Failure(description: "csv refused show stat: \(output)")
         }
@@ -113,9 +109,9 @@ import Testing
         }
     }
 
-    @Test(.enabled(if: ObservabilityTools.available(ObservabilityTools.hasPython), "python3 is not installed"))
+    @Test(.enabled(if: TestTools.available(TestTools.hasPython), "python3 is not installed"))
     func showStatParsesAsCSVInHAProxysColumnOrder() throws {
-        try ObservabilityTools.require(ObservabilityTools.hasPython, "python3")
+        try TestTools.require(TestTools.hasPython, "python3")
         let f = try Fixture()
         #expect(f.strata.waitForAdmin())
         let client = try #require(TestHTTPClient(port: f.port))
@@ -125,9 +121,9 @@ import Testing
         let (header, rows) = try Self.parseCSV(text)
 
         // HAProxy's header, read from HAProxy when it is installed (CI installs it).
-        var reference = Self.haproxyHeader
-        if ObservabilityTools.haproxy != nil || ObservabilityTools.inCI {
-            try ObservabilityTools.require(ObservabilityTools.haproxy != nil, "haproxy")
+        var reference = HAProxyReference.showStatHeader
+        if TestTools.haproxy != nil || TestTools.inCI {
+            try TestTools.require(TestTools.haproxy != nil, "haproxy")
             reference = try Self.haproxyShowStatHeader()
         }
         let haproxyColumns = reference.dropFirst(2).split(separator: ",", omittingEmptySubsequences: false).map(String.init)
@@ -173,7 +169,7 @@ import Testing
 
         // `show stat json` is JSON (Python's json module reads it).
         let json = try f.strata.admin("show stat json")
-        let (status, output) = try ObservabilityTools.python("""
+        let (status, output) = try TestTools.python("""
             import sys, json
             rows = json.load(sys.stdin)
             names = {f["field"]["name"] for r in rows for f in r}
@@ -184,16 +180,13 @@ import Testing
         #expect(Int(output.trimmingCharacters(in: .whitespacesAndNewlines)) == rows.count)
     }
 
-    static func basic(_ credentials: String) -> String {
-        "Authorization: Basic " + Data(credentials.utf8).base64EncodedString()
-    }
 
     @Test func statsAuthRefusesAWrongPasswordAndAcceptsTheRightOne() throws {
         let f = try Fixture()
         #expect(f.strata.waitForAdmin())
         let client = try #require(TestHTTPClient(port: f.port))
         // No credentials, a wrong password, an unknown user: 401 with the realm.
-        for headers in [[], [Self.basic("admin:wrong")], [Self.basic("nobody:s3cret")], [Self.basic("admin")],
+        for headers in [[], [basicAuthorization("admin:wrong")], [basicAuthorization("nobody:s3cret")], [basicAuthorization("admin")],
                         ["Authorization: Bearer s3cret"]] {
             let answer = try #require(client.get("/admin/stats", headers: headers))
             #expect(answer.status == 401, "\(headers)")
@@ -201,34 +194,34 @@ import Testing
             #expect(!answer.body.contains("pxname"))
         }
         // The right password (either user), on the same keep-alive connection.
-        let page = try #require(client.get("/admin/stats", headers: [Self.basic("admin:s3cret")]))
+        let page = try #require(client.get("/admin/stats", headers: [basicAuthorization("admin:s3cret")]))
         #expect(page.status == 200)
         #expect(page.head.lowercased().contains("content-type: text/html"))
         #expect(page.body.contains("generations-table"))
-        let csv = try #require(client.get("/admin/stats;csv", headers: [Self.basic("ops:also-good")]))
+        let csv = try #require(client.get("/admin/stats;csv", headers: [basicAuthorization("ops:also-good")]))
         #expect(csv.status == 200)
         #expect(csv.body.hasPrefix("# pxname,svname,"))
         // A path outside the stats URI is proxied as usual.
         #expect(client.get("/other")?.body.contains("origin=main") == true)
     }
 
-    @Test(.enabled(if: ObservabilityTools.available(ObservabilityTools.chromium != nil), "chromium is not installed"),
+    @Test(.enabled(if: TestTools.available(TestTools.chromium != nil), "chromium is not installed"),
           .timeLimit(.minutes(3)))
     func statsPageLoadsInChromiumAndListsTheGenerations() throws {
-        try ObservabilityTools.require(ObservabilityTools.chromium != nil, "chromium")
+        try TestTools.require(TestTools.chromium != nil, "chromium")
         let f = try Fixture()
         #expect(f.strata.waitForAdmin())
         // A drain in progress: a request held on generation 1, generation 2 active.
         let client = try #require(TestHTTPClient(port: f.port))
         client.send("GET /hold HTTP/1.1\r\nHost: t\r\n\r\n")
-        #expect(StrataProcess.eventually { f.held.waiting == 1 })
+        #expect(eventually { f.held.waiting == 1 })
         usleep(1_100_000)  // a sample of the chart before the reload (one a second)
         #expect(try f.strata.admin("reload").hasPrefix("Success=1"))
         usleep(1_100_000)  // and one after
         #expect(try f.strata.generations().map(\.state) == ["draining", "active"])
 
         let url = "http://127.0.0.1:\(f.statsPort)/"
-        let (dom, log) = try ObservabilityTools.browse(url, ["--dump-dom"])
+        let (dom, log) = try TestTools.browse(url, ["--dump-dom"])
         let console = log.split(separator: "\n").filter { $0.contains(":CONSOLE") }
         #expect(console.isEmpty, "console messages: \(console)")
         #expect(dom.contains("id=\"generations-table\""))
@@ -238,11 +231,11 @@ import Testing
         #expect(dom.contains("id=\"proxy-web\""))
         #expect(dom.contains("id=\"proxy-main\""))
 
-        let directory = ObservabilityTools.screenshotDirectory
+        let directory = TestTools.screenshotDirectory
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let shot = directory.appendingPathComponent("stats-page-e2e.png")
         try? FileManager.default.removeItem(at: shot)
-        let (_, shotLog) = try ObservabilityTools.browse(url, ["--screenshot=\(shot.path)", "--window-size=1280,1600", "--hide-scrollbars"])
+        let (_, shotLog) = try TestTools.browse(url, ["--screenshot=\(shot.path)", "--window-size=1280,1600", "--hide-scrollbars"])
         #expect(shotLog.split(separator: "\n").filter { $0.contains(":CONSOLE") }.isEmpty)
         let png = try Data(contentsOf: shot)
         #expect(png.count > 10_000)
@@ -251,6 +244,6 @@ import Testing
 
         f.held.release()
         #expect(client.readResponse()?.status == 200)
-        #expect(try StrataProcess.eventually { try f.strata.generations().map(\.id) == [2] })
+        #expect(try eventually { try f.strata.generations().map(\.id) == [2] })
     }
 }

@@ -1,105 +1,8 @@
 import Foundation
 import Glibc
+import StrataTestSupport
 import Synchronization
 import Testing
-
-/// What the observability tests run beside strata: Python 3 (with `prometheus_client` for the
-/// exporter, its `csv` and `json` modules for `show stat`), HAProxy 2.6 (its `show stat` header
-/// and its log lines, to compare with), and a headless chromium (the stats page). CI installs
-/// them all (`.ci/run`): there, with `CI` set, a missing tool fails its test; elsewhere the test is
-/// skipped with a message.
-enum ObservabilityTools {
-    static var inCI: Bool { ProcessInfo.processInfo.environment["CI"] != nil }
-
-    /// Runs `python3 -c script` with `input` on its standard input; (exit status, stdout + stderr).
-    static func python(_ script: String, input: String = "", arguments: [String] = []) throws -> (status: Int32, output: String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", "-c", script] + arguments
-        let stdin = Pipe(), stdout = Pipe()
-        process.standardInput = stdin
-        process.standardOutput = stdout
-        process.standardError = stdout
-        try process.run()
-        let data = Data(input.utf8)
-        let writer = Thread {
-            stdin.fileHandleForWriting.write(data)
-            try? stdin.fileHandleForWriting.close()
-        }
-        writer.start()
-        let out = stdout.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: out, as: UTF8.self))
-    }
-
-    static func pythonHas(_ module: String) -> Bool {
-        (try? python("import \(module)"))?.status == 0
-    }
-
-    static let hasPrometheusClient = pythonHas("prometheus_client")
-    static let hasPython = pythonHas("csv")
-    static let haproxy: String? = ["/usr/sbin/haproxy", "/usr/bin/haproxy", "/usr/local/sbin/haproxy"].first {
-        FileManager.default.isExecutableFile(atPath: $0)
-    }
-    static let chromium: String? = ["/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome"].first {
-        FileManager.default.isExecutableFile(atPath: $0)
-    }
-
-    /// A test that needs a tool runs when the tool is there, or in CI (where its absence fails it).
-    static func available(_ present: Bool) -> Bool { present || inCI }
-
-    /// Fails the test (in CI) when a tool it needs is missing.
-    static func require(_ present: Bool, _ what: String) throws {
-        if !present { throw TestSocket.Failure(description: "\(what) is missing (CI installs it: see .ci/run)") }
-    }
-
-    /// `.build/screenshots` at the package root (or `$STRATA_SCREENSHOTS`).
-    static var screenshotDirectory: URL {
-        if let dir = ProcessInfo.processInfo.environment["STRATA_SCREENSHOTS"] { return URL(fileURLWithPath: dir) }
-        return StrataProcess.packageRoot.appendingPathComponent(".build/screenshots")
-    }
-
-    /// Runs headless chromium with `arguments` then `url`; (stdout, stderr). The same invocation as
-    /// the engine's `StatsPageBrowserTests`: `:CONSOLE` lines on stderr are console messages.
-    static func browse(_ url: String, _ arguments: [String]) throws -> (String, String) {
-        let profile = FileManager.default.temporaryDirectory.appendingPathComponent("strata-chromium-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
-        defer { try? FileManager.default.removeItem(at: profile) }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: chromium!)
-        process.arguments = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
-                             "--user-data-dir=\(profile.path)", "--enable-logging=stderr", "--v=0"] + arguments + [url]
-        let errPath = profile.path + ".log"
-        _ = FileManager.default.createFile(atPath: errPath, contents: nil)
-        defer { try? FileManager.default.removeItem(atPath: errPath) }
-        let err = try FileHandle(forWritingTo: URL(fileURLWithPath: errPath))
-        let out = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        let outText = out.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        try err.close()
-        let errText = (try? Data(contentsOf: URL(fileURLWithPath: errPath))) ?? Data()
-        return (String(decoding: outText, as: UTF8.self), String(decoding: errText, as: UTF8.self))
-    }
-
-    /// A field's shape: every run of digits becomes `9` (`127.0.0.1:35280` → `9.9.9.9:9`), so
-    /// two log lines of the same format compare field by field whatever their figures.
-    static func shape(_ field: Substring) -> String {
-        var out = ""
-        var inDigits = false
-        for c in field {
-            if c.isASCII && c.isNumber {
-                if !inDigits { out.append("9") }
-                inDigits = true
-            } else {
-                out.append(c)
-                inDigits = false
-            }
-        }
-        return out
-    }
-}
 
 /// One scrape of strata's `/metrics`, parsed by Python's `prometheus_client` (the reference
 /// parser: a line it refuses fails the scrape).
@@ -127,7 +30,7 @@ struct PrometheusScrape {
 
     /// Parses exposition text; throws with the parser's complaint.
     init(text: String) throws {
-        let (status, output) = try ObservabilityTools.python(Self.parser, input: text)
+        let (status, output) = try TestTools.python(Self.parser, input: text)
         guard status == 0, let data = output.data(using: .utf8),
               let json = try JSONSerialization.jsonObject(with: data) as? [String: Any] else {
             throw TestSocket.Failure(description: "prometheus_client refused the scrape: \(output)")
@@ -197,7 +100,7 @@ final class HeldOrigin: @unchecked Sendable {
 
     private func serve(_ c: Int32) {
         defer { close(c) }
-        var reader = HTTPTestReader(fd: c)
+        let reader = HTTPTestReader(fd: c)
         while reader.readHead() != nil {
             let body = "held\n"
             if headFirst { _ = TestSocket.sendAll(c, "HTTP/1.1 200 OK\r\nContent-Length: \(body.utf8.count)\r\n\r\n") }
@@ -226,7 +129,7 @@ final class HAProxyProcess: @unchecked Sendable {
         let path = directory.appendingPathComponent("haproxy.cfg").path
         // HAProxy refuses a last line without its LF.
         try (config.replacingOccurrences(of: "@SOCKET@", with: socket) + "\n").write(toFile: path, atomically: true, encoding: .utf8)
-        process.executableURL = URL(fileURLWithPath: ObservabilityTools.haproxy!)
+        process.executableURL = URL(fileURLWithPath: TestTools.haproxy!)
         process.arguments = ["-db", "-f", path]
         process.standardOutput = pipe
         process.standardError = pipe
@@ -249,13 +152,11 @@ final class HAProxyProcess: @unchecked Sendable {
 
     /// Sends one command on the stats socket, returns the answer.
     func command(_ text: String) throws -> String {
-        guard StrataProcess.eventually(seconds: 10, { FileManager.default.fileExists(atPath: socket) }),
-              let fd = StrataProcess.connectUnix(socket) else {
+        guard eventually(seconds: 10, { FileManager.default.fileExists(atPath: socket) }),
+              let answer = TestSocket.command(text, unixSocket: socket) else {
             throw TestSocket.Failure(description: "haproxy stats socket: \(output.joined(separator: "\n"))")
         }
-        defer { close(fd) }
-        _ = TestSocket.sendAll(fd, text + "\n")
-        return String(decoding: TestSocket.readToEnd(fd), as: UTF8.self)
+        return answer
     }
 
     func stop() {
@@ -299,7 +200,7 @@ final class HAProxyProcess: @unchecked Sendable {
     }
 
     static func waitForLog(_ strata: StrataProcess, seconds: Double = 10, _ matches: (String) -> Bool) -> Bool {
-        StrataProcess.eventually(seconds: seconds) { logLines(strata).contains(where: matches) }
+        eventually(seconds: seconds) { logLines(strata).contains(where: matches) }
     }
 
     @Test func reloadRollbackDrainDeadlineKillAndRetireAreLoggedWithTheirGeneration() throws {

@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import StrataTestSupport
 import Synchronization
 
 /// A raw HTTP server for the hardening tests: it records every byte each connection brings,

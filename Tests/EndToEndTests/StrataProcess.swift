@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import StrataTestSupport
 import Synchronization
 
 /// The built `strata` binary, started on a configuration written to a temporary directory.
@@ -12,9 +13,6 @@ final class StrataProcess: @unchecked Sendable {
     private let stderrLines = LineBuffer()
     private let stderrPipe = Pipe()
 
-    /// The package root, found from this file's path.
-    static let packageRoot: URL = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-
     /// The binary built beside this test bundle (swift build / swift test build it first).
     static var binary: String {
         let bundleDir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
@@ -22,7 +20,7 @@ final class StrataProcess: @unchecked Sendable {
                           bundleDir.deletingLastPathComponent().appendingPathComponent("strata")] {
             if FileManager.default.isExecutableFile(atPath: candidate.path) { return candidate.path }
         }
-        return packageRoot.appendingPathComponent(".build/debug/strata").path
+        return TestTools.packageRoot.appendingPathComponent(".build/debug/strata").path
     }
 
     static func makeDirectory() -> URL {
@@ -78,12 +76,7 @@ final class StrataProcess: @unchecked Sendable {
 
     /// Waits until a printed line contains `text`.
     func waitForOutput(_ text: String, seconds: Double = 10) -> Bool {
-        let deadline = Date().addingTimeInterval(seconds)
-        while Date() < deadline {
-            if output.contains(where: { $0.contains(text) }) { return true }
-            usleep(20_000)
-        }
-        return false
+        eventually(seconds: seconds) { output.contains(where: { $0.contains(text) }) }
     }
 
     func waitForAdmin(seconds: Double = 20) -> Bool {
@@ -96,27 +89,11 @@ final class StrataProcess: @unchecked Sendable {
         return false
     }
 
-    /// A connected unix stream socket (30 s timeouts), or nil.
-    static func connectUnix(_ path: String) -> Int32? {
-        let fd = Glibc.socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-        var addr = sockaddr_un()
-        addr.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(path.utf8)
-        withUnsafeMutableBytes(of: &addr.sun_path) { dst in for (i, b) in bytes.enumerated() { dst[i] = b } }
-        TestSocket.setTimeout(fd, seconds: 30)
-        let r = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) } }
-        if r != 0 { close(fd); return nil }
-        return fd
-    }
-
     /// Sends one admin command and returns the answer (without the closing empty line).
     func admin(_ command: String, socket: String? = nil) throws -> String {
-        guard let fd = StrataProcess.connectUnix(socket ?? adminSocket) else {
+        guard var text = TestSocket.command(command, unixSocket: socket ?? adminSocket) else {
             throw TestSocket.Failure(description: "admin connect: \(String(cString: strerror(errno)))")
         }
-        defer { close(fd) }
-        _ = TestSocket.sendAll(fd, command + "\n")
-        var text = String(decoding: TestSocket.readToEnd(fd), as: UTF8.self)
         while text.hasSuffix("\n") { text.removeLast() }
         return text
     }
@@ -127,16 +104,6 @@ final class StrataProcess: @unchecked Sendable {
             let f = line.split(separator: " ")
             return (Int(f[0])!, String(f[1]), Int(f[3])!, Int(f[4])!)
         }
-    }
-
-    /// Waits until `condition` holds, polling.
-    static func eventually(seconds: Double = 10, _ condition: () throws -> Bool) rethrows -> Bool {
-        let deadline = Date().addingTimeInterval(seconds)
-        while Date() < deadline {
-            if try condition() { return true }
-            usleep(20_000)
-        }
-        return try condition()
     }
 
     func signal(_ sig: Int32) { kill(pid, sig) }
@@ -169,21 +136,6 @@ final class StrataProcess: @unchecked Sendable {
     }
 
     deinit { stop() }
-}
-
-/// Runs a command-line tool and returns its exit status and output.
-func runTool(_ path: String, _ arguments: [String], seconds: Double = 30) -> (status: Int32, stdout: String, stderr: String) {
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: path)
-    p.arguments = arguments
-    let out = Pipe(), err = Pipe()
-    p.standardOutput = out
-    p.standardError = err
-    do { try p.run() } catch { return (-1, "", "\(error)") }
-    let o = out.fileHandleForReading.readDataToEndOfFile()
-    let e = err.fileHandleForReading.readDataToEndOfFile()
-    p.waitUntilExit()
-    return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
 }
 
 /// Output lines collected from a pipe's reader thread.

@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import StrataTestSupport
 import Synchronization
 
 /// A server on 127.0.0.1 run by the test process, one thread per connection.
@@ -51,12 +52,12 @@ final class TestBackend: @unchecked Sendable {
         defer { close(fd) }
         switch behavior {
         case .echo:
-            echo(fd)
+            TestSocket.echo(fd)
         case .name(let name):
             _ = TestSocket.sendAll(fd, name + "\n")
         case .nameThenEcho(let name):
             _ = TestSocket.sendAll(fd, name + "\n")
-            echo(fd)
+            TestSocket.echo(fd)
         case .countUntilEOF:
             let data = TestSocket.readToEnd(fd)
             _ = TestSocket.sendAll(fd, "\(data.count)\n")
@@ -69,16 +70,6 @@ final class TestBackend: @unchecked Sendable {
                 guard TestSocket.sendAll(fd, Array(chunk[0..<n])) else { return }
                 sent += n
             }
-        }
-    }
-
-    private static func echo(_ fd: Int32) {
-        var chunk = [UInt8](repeating: 0, count: 65536)
-        while true {
-            let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-            if n < 0 && errno == EINTR { continue }
-            if n <= 0 { return }
-            guard TestSocket.sendAll(fd, Array(chunk[0..<n])) else { return }
         }
     }
 }

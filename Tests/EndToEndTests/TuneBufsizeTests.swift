@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import StrataTestSupport
 import Testing
 
 /// `tune.bufsize` sizes the process's I/O buffers: a head larger than the default 16 KB passes with

@@ -1,5 +1,6 @@
 import ConfigModel
 import Foundation
+import StrataTestSupport
 import Testing
 
 @testable import Engine
@@ -158,7 +159,7 @@ extension Engine {
 
     /// `show info json` and `show stat json` escape what JSON forbids raw in a string, so a value
     /// with a line feed, a quote, a backslash and control bytes reads back as it was.
-    @Test(.enabled(if: StatsTestSupport.inCI || StatsTestSupport.pythonHas("json"), "python3 is not installed"))
+    @Test(.enabled(if: TestTools.inCI || TestTools.pythonHas("json"), "python3 is not installed"))
     func jsonAnswersReadBackWithPythonsJSONModule() throws {
         let odd = "line one\nsays \"hi\" \\ tab\t bell\u{7} nul\u{0} esc\u{1b} del\u{7f} é"
         var global = GlobalSettings()
@@ -173,7 +174,7 @@ extension Engine {
             fields = json.load(sys.stdin)
             print(next(f["value"]["value"] for f in fields if f["field"]["name"] == "description").encode().hex())
             """
-        let (status, output) = try StatsTestSupport.python(info, input: engine.admin("show info json"))
+        let (status, output) = try TestTools.python(info, input: engine.admin("show info json"))
         #expect(status == 0, "\(output)")
         #expect(output.trimmingCharacters(in: .whitespacesAndNewlines) == expected)
 
@@ -183,7 +184,7 @@ extension Engine {
             names = [f["value"]["value"] for row in rows for f in row if f["field"]["name"] == "svname"]
             print(names[1].encode().hex())
             """
-        let (statStatus, statOutput) = try StatsTestSupport.python(stat, input: engine.admin("show stat json"))
+        let (statStatus, statOutput) = try TestTools.python(stat, input: engine.admin("show stat json"))
         #expect(statStatus == 0, "\(statOutput)")
         #expect(statOutput.trimmingCharacters(in: .whitespacesAndNewlines) == expected)
     }

@@ -3,6 +3,7 @@ import Dispatch
 import Foundation
 import Glibc
 import Loader
+import StrataTestSupport
 import Testing
 
 @testable import Engine
@@ -22,39 +23,16 @@ import Testing
         return box.value!
     }
 
-    static func listeningSocket() -> (fd: Int32, port: UInt16) {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-        listen(fd, 16)
-        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
-        return (fd, UInt16(bigEndian: addr.sin_port))
-    }
-
-    static func connect(_ port: UInt16) -> Int32 {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        addr.sin_port = port.bigEndian
-        _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-        return fd
-    }
-
     @Test func retiredGenerationIsFreed() throws {
-        let server = Self.listeningSocket()
+        let server = try TestSocket.listen(what: "server")
         defer { close(server.fd) }
-        let probe = Self.listeningSocket()
-        close(probe.fd)  // a free port for strata's listener
+        let port = TestSocket.freePort()  // for strata's listener
         let text = """
             defaults
                 mode tcp
                 timeout connect 2s
             listen app
-                bind 127.0.0.1:\(probe.port)
+                bind 127.0.0.1:\(port)
                 server s1 127.0.0.1:\(server.port)
             """
         let loaded = try ConfigLoader().load(text: text, file: "test.cfg").get()
@@ -76,7 +54,7 @@ import Testing
         thread.start()
 
         // A session on generation 1, established with the server.
-        let client = Self.connect(probe.port)
+        let client = try #require(TestSocket.connect(port))
         let accepted = accept(server.fd, nil, nil)
         #expect(accepted >= 0)
         #expect(Self.onLoop(engine) { engine.generations.map(\.sessions) } == [1])
@@ -91,12 +69,7 @@ import Testing
         // Both ends close: the session ends, generation 1 retires and is freed.
         close(client)
         close(accepted)
-        var retired = false
-        for _ in 0..<200 where !retired {
-            retired = Self.onLoop(engine) { engine.generations.map(\.id) } == [2]
-            if !retired { usleep(10_000) }
-        }
-        #expect(retired)
+        #expect(eventually(seconds: 2, every: 0.01) { Self.onLoop(engine) { engine.generations.map(\.id) } == [2] })
         #expect(Self.onLoop(engine) { firstRuntime.value == nil })
         #expect(firstConfig == nil)
 

@@ -3,6 +3,7 @@ import Dispatch
 import Foundation
 import Glibc
 import Loader
+import StrataTestSupport
 import Synchronization
 import Testing
 
@@ -16,18 +17,13 @@ final class TinyOrigin: @unchecked Sendable {
     private let heads = Mutex<[String]>([])
     private let accepted = Mutex<Int>(0)
 
-    init() {
-        let l = GenerationLifetimeTests.listeningSocket()
-        fd = l.fd
-        port = l.port
-        Thread { [self] in
-            while true {
-                let c = accept(fd, nil, nil)
-                if c < 0 { return }
-                accepted.withLock { $0 += 1 }
-                Thread { [self] in self.serve(c) }.start()
-            }
-        }.start()
+    init() throws {
+        (fd, port) = try TestSocket.listen(what: "origin")
+        TestSocket.acceptLoop(fd, timeout: 30) { [self] c in
+            accepted.withLock { $0 += 1 }
+            Thread { [self] in self.serve(c) }.start()
+            return true
+        }
     }
 
     var receivedHeads: [String] { heads.withLock { $0 } }
@@ -37,44 +33,18 @@ final class TinyOrigin: @unchecked Sendable {
 
     private func serve(_ c: Int32) {
         defer { close(c) }
-        var buffer: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 65536)
-        while true {
-            // One head, then Content-Length body bytes.
-            while !buffer.containsSubsequence([13, 10, 13, 10]) {
-                let n = recv(c, &chunk, chunk.count, 0)
-                if n <= 0 { return }
-                buffer += chunk[0..<n]
-            }
-            let end = buffer.indexOfSubsequence([13, 10, 13, 10])! + 4
-            let head = String(decoding: buffer[0..<end], as: UTF8.self)
-            buffer.removeFirst(end)
+        let reader = HTTPTestReader(fd: c)
+        // One head, then Content-Length body bytes.
+        while let head = reader.readHead() {
             heads.withLock { $0.append(head) }
-            var length = 0
-            for line in head.split(separator: "\r\n") where line.lowercased().hasPrefix("content-length:") {
-                length = Int(line.split(separator: ":")[1].trimmingCharacters(in: .whitespaces)) ?? 0
-            }
-            while buffer.count < length {
-                let n = recv(c, &chunk, chunk.count, 0)
-                if n <= 0 { return }
-                buffer += chunk[0..<n]
-            }
-            buffer.removeFirst(length)
-            let requestLine = head.split(separator: "\r\n").first.map(String.init) ?? ""
-            let body = "saw \(requestLine) body \(length)\n"
+            let lines = head.split(separator: "\r\n").map(String.init)
+            let length = HTTPTestReader.fields(lines)["content-length"].flatMap { Int($0) } ?? 0
+            guard reader.read(count: length) != nil else { return }
+            let body = "saw \(lines.first ?? "") body \(length)\n"
             let response = "HTTP/1.1 200 OK\r\nContent-Length: \(body.utf8.count)\r\nX-Origin: tiny\r\n\r\n\(body)"
-            _ = Array(response.utf8).withUnsafeBytes { send(c, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            guard TestSocket.sendAll(c, response) else { return }
         }
     }
-}
-
-extension Array where Element == UInt8 {
-    func indexOfSubsequence(_ s: [UInt8]) -> Int? {
-        guard count >= s.count else { return nil }
-        for i in 0...(count - s.count) where self[i..<i + s.count].elementsEqual(s) { return i }
-        return nil
-    }
-    func containsSubsequence(_ s: [UInt8]) -> Bool { indexOfSubsequence(s) != nil }
 }
 
 /// An engine on its own thread serving one HTTP listen section built as values.
@@ -88,9 +58,7 @@ final class HTTPTestProxy: @unchecked Sendable {
     private var nextID = 1
 
     init(origin: UInt16, configure: (inout Proxy) -> Void = { _ in }) throws {
-        let probe = GenerationLifetimeTests.listeningSocket()
-        close(probe.fd)
-        port = probe.port
+        port = TestSocket.freePort()
         keys = [ListenerKey(endpoint: SocketEndpoint(address: .v4(0x7f00_0001), port: port), v6only: false,
                             interface: nil, backlog: ListenerKey.defaultBacklog, reusePort: true)]
         let generation = try makeGeneration(origin: origin, port: port, configure: configure)
@@ -142,54 +110,18 @@ final class HTTPTestProxy: @unchecked Sendable {
     }
 }
 
-/// Reads one HTTP response (head and Content-Length body) from a blocking socket.
-func readResponse(_ fd: Int32, pending: inout [UInt8]) -> (head: String, body: String)? {
-    var chunk = [UInt8](repeating: 0, count: 65536)
-    while !pending.containsSubsequence([13, 10, 13, 10]) {
-        let n = recv(fd, &chunk, chunk.count, 0)
-        if n <= 0 { return nil }
-        pending += chunk[0..<n]
-    }
-    let end = pending.indexOfSubsequence([13, 10, 13, 10])! + 4
-    let head = String(decoding: pending[0..<end], as: UTF8.self)
-    pending.removeFirst(end)
-    var length = 0
-    for line in head.split(separator: "\r\n") where line.lowercased().hasPrefix("content-length:") {
-        length = Int(line.split(separator: ":")[1].trimmingCharacters(in: .whitespaces)) ?? 0
-    }
-    while pending.count < length {
-        let n = recv(fd, &chunk, chunk.count, 0)
-        if n <= 0 { return nil }
-        pending += chunk[0..<n]
-    }
-    let body = String(decoding: pending[0..<length], as: UTF8.self)
-    pending.removeFirst(length)
-    return (head, body)
-}
-
 @Suite(.serialized) struct HTTPSessionTests {
-    static func send(_ fd: Int32, _ text: String) {
-        _ = Array(text.utf8).withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-    }
-
-    static func connect(_ port: UInt16) -> Int32 {
-        let fd = GenerationLifetimeTests.connect(port)
-        var tv = timeval(tv_sec: 5, tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-        return fd
-    }
-
     @Test func keepAliveRequestsShareOneServerConnection() throws {
-        let origin = TinyOrigin()
+        let origin = try TinyOrigin()
         defer { origin.stop() }
         let proxy = try HTTPTestProxy(origin: origin.port) { $0.http.forwardFor = ForwardedHeader(header: "X-Forwarded-For") }
         defer { proxy.stop() }
-        let fd = Self.connect(proxy.port)
+        let fd = try #require(TestSocket.connect(proxy.port))
         defer { close(fd) }
-        var pending: [UInt8] = []
+        let reader = HTTPTestReader(fd: fd)
         for i in 0..<3 {
-            Self.send(fd, "GET /item/\(i) HTTP/1.1\r\nHost: example.test\r\nConnection: keep-alive\r\n\r\n")
-            let response = try #require(readResponse(fd, pending: &pending))
+            TestSocket.sendAll(fd, "GET /item/\(i) HTTP/1.1\r\nHost: example.test\r\nConnection: keep-alive\r\n\r\n")
+            let response = try #require(reader.readResponse())
             #expect(response.head.hasPrefix("HTTP/1.1 200 OK\r\n"))
             #expect(response.body == "saw GET /item/\(i) HTTP/1.1 body 0\n")
             #expect(!response.head.lowercased().contains("connection: close"))
@@ -203,50 +135,50 @@ func readResponse(_ fd: Int32, pending: inout [UInt8]) -> (head: String, body: S
     }
 
     @Test func pipelinedRequestsAreAnsweredInOrder() throws {
-        let origin = TinyOrigin()
+        let origin = try TinyOrigin()
         defer { origin.stop() }
         let proxy = try HTTPTestProxy(origin: origin.port)
         defer { proxy.stop() }
-        let fd = Self.connect(proxy.port)
+        let fd = try #require(TestSocket.connect(proxy.port))
         defer { close(fd) }
-        Self.send(fd, (0..<5).map { "GET /p\($0) HTTP/1.1\r\nHost: x\r\n\r\n" }.joined())
-        var pending: [UInt8] = []
+        TestSocket.sendAll(fd, (0..<5).map { "GET /p\($0) HTTP/1.1\r\nHost: x\r\n\r\n" }.joined())
+        let reader = HTTPTestReader(fd: fd)
         for i in 0..<5 {
-            let response = try #require(readResponse(fd, pending: &pending))
+            let response = try #require(reader.readResponse())
             #expect(response.body == "saw GET /p\(i) HTTP/1.1 body 0\n")
         }
     }
 
     @Test func requestBodyIsForwarded() throws {
-        let origin = TinyOrigin()
+        let origin = try TinyOrigin()
         defer { origin.stop() }
         let proxy = try HTTPTestProxy(origin: origin.port)
         defer { proxy.stop() }
-        let fd = Self.connect(proxy.port)
+        let fd = try #require(TestSocket.connect(proxy.port))
         defer { close(fd) }
         let body = String(repeating: "x", count: 100_000)
-        Self.send(fd, "POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)")
-        var pending: [UInt8] = []
-        let response = try #require(readResponse(fd, pending: &pending))
+        TestSocket.sendAll(fd, "POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)")
+        let reader = HTTPTestReader(fd: fd)
+        let response = try #require(reader.readResponse())
         #expect(response.body == "saw POST /upload HTTP/1.1 body 100000\n")
     }
 
     @Test func keepAliveConnectionFollowsTheNewGenerationAndStaysOpen() throws {
-        let a = TinyOrigin(), b = TinyOrigin()
+        let a = try TinyOrigin(), b = try TinyOrigin()
         defer { a.stop(); b.stop() }
         let proxy = try HTTPTestProxy(origin: a.port)
         defer { proxy.stop() }
-        let fd = Self.connect(proxy.port)
+        let fd = try #require(TestSocket.connect(proxy.port))
         defer { close(fd) }
-        var pending: [UInt8] = []
-        Self.send(fd, "GET /one HTTP/1.1\r\nHost: x\r\n\r\n")
-        #expect(try #require(readResponse(fd, pending: &pending)).body.hasPrefix("saw GET /one"))
+        let reader = HTTPTestReader(fd: fd)
+        TestSocket.sendAll(fd, "GET /one HTTP/1.1\r\nHost: x\r\n\r\n")
+        #expect(try #require(reader.readResponse()).body.hasPrefix("saw GET /one"))
         #expect(a.receivedHeads.count == 1)
         try proxy.reload(origin: b.port)
         // Idle between requests: the connection held no generation, so 1 retired at once.
         #expect(proxy.generations() == ["2 active 0"])
-        Self.send(fd, "GET /two HTTP/1.1\r\nHost: x\r\n\r\n")
-        let second = try #require(readResponse(fd, pending: &pending))
+        TestSocket.sendAll(fd, "GET /two HTTP/1.1\r\nHost: x\r\n\r\n")
+        let second = try #require(reader.readResponse())
         #expect(second.body.hasPrefix("saw GET /two"))
         #expect(!second.head.lowercased().contains("connection: close"))
         #expect(a.receivedHeads.count == 1)
@@ -254,43 +186,41 @@ func readResponse(_ fd: Int32, pending: inout [UInt8]) -> (head: String, body: S
     }
 
     @Test func droppedListenerLetsIdleConnectionsLingerAndAnswersEveryRequestWithClose() throws {
-        let a = TinyOrigin()
+        let a = try TinyOrigin()
         defer { a.stop() }
         let proxy = try HTTPTestProxy(origin: a.port) { $0.timeouts.httpKeepAlive = 300 }
         defer { proxy.stop() }
-        var pending: [UInt8] = []
         // Two idle keep-alive connections: one will send a request after the listener is gone,
         // the other nothing.
-        let idle = Self.connect(proxy.port)
+        let idle = try #require(TestSocket.connect(proxy.port))
         defer { close(idle) }
-        Self.send(idle, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-        #expect(readResponse(idle, pending: &pending) != nil)
-        let silent = Self.connect(proxy.port)
+        let idleReader = HTTPTestReader(fd: idle)
+        TestSocket.sendAll(idle, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        #expect(idleReader.readResponse() != nil)
+        let silent = try #require(TestSocket.connect(proxy.port))
         defer { close(silent) }
-        var silentPending: [UInt8] = []
-        Self.send(silent, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-        #expect(readResponse(silent, pending: &silentPending) != nil)
+        let silentReader = HTTPTestReader(fd: silent)
+        TestSocket.sendAll(silent, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        #expect(silentReader.readResponse() != nil)
         // A third connection is mid-request (head incomplete) when the listener goes away.
-        let busy = Self.connect(proxy.port)
+        let busy = try #require(TestSocket.connect(proxy.port))
         defer { close(busy) }
-        Self.send(busy, "GET /late HTTP/1.1\r\nHost: x\r\n")
+        TestSocket.sendAll(busy, "GET /late HTTP/1.1\r\nHost: x\r\n")
         usleep(100_000)
-        let other = GenerationLifetimeTests.listeningSocket()
-        close(other.fd)
-        let dropped = try proxy.reload(origin: a.port, port: other.port)
+        let dropped = try proxy.reload(origin: a.port, port: TestSocket.freePort())
         #expect(dropped.count == 1)
         // The busy one is answered, with Connection: close, then closed.
-        Self.send(busy, "\r\n")
-        var busyPending: [UInt8] = []
-        let answer = try #require(readResponse(busy, pending: &busyPending))
+        TestSocket.sendAll(busy, "\r\n")
+        let busyReader = HTTPTestReader(fd: busy)
+        let answer = try #require(busyReader.readResponse())
         #expect(answer.body.hasPrefix("saw GET /late"))
         #expect(answer.head.lowercased().contains("connection: close"))
         var byte: UInt8 = 0
         #expect(recv(busy, &byte, 1, 0) == 0)
         // A request on an idle connection (it may have been on its way) is still answered, with
         // Connection: close, by the generation that served the connection.
-        Self.send(idle, "GET /after HTTP/1.1\r\nHost: x\r\n\r\n")
-        let late = try #require(readResponse(idle, pending: &pending))
+        TestSocket.sendAll(idle, "GET /after HTTP/1.1\r\nHost: x\r\n\r\n")
+        let late = try #require(idleReader.readResponse())
         #expect(late.body.hasPrefix("saw GET /after"))
         #expect(late.head.lowercased().contains("connection: close"))
         #expect(recv(idle, &byte, 1, 0) == 0)
@@ -299,29 +229,27 @@ func readResponse(_ fd: Int32, pending: inout [UInt8]) -> (head: String, body: S
     }
 
     @Test func badRequestGets400AndClose() throws {
-        let origin = TinyOrigin()
+        let origin = try TinyOrigin()
         defer { origin.stop() }
         let proxy = try HTTPTestProxy(origin: origin.port)
         defer { proxy.stop() }
-        let fd = Self.connect(proxy.port)
+        let fd = try #require(TestSocket.connect(proxy.port))
         defer { close(fd) }
-        Self.send(fd, "GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n")
-        var pending: [UInt8] = []
-        let response = try #require(readResponse(fd, pending: &pending))
+        TestSocket.sendAll(fd, "GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n")
+        let reader = HTTPTestReader(fd: fd)
+        let response = try #require(reader.readResponse())
         #expect(response.head.hasPrefix("HTTP/1.1 400 Bad request\r\n"))
         #expect(origin.connections == 0)
     }
 
     @Test func noServerGives503() throws {
-        let closed = GenerationLifetimeTests.listeningSocket()
-        close(closed.fd)
-        let proxy = try HTTPTestProxy(origin: closed.port) { $0.retries = 1; $0.timeouts.connect = 100 }
+        let proxy = try HTTPTestProxy(origin: TestSocket.freePort()) { $0.retries = 1; $0.timeouts.connect = 100 }
         defer { proxy.stop() }
-        let fd = Self.connect(proxy.port)
+        let fd = try #require(TestSocket.connect(proxy.port))
         defer { close(fd) }
-        Self.send(fd, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-        var pending: [UInt8] = []
-        let response = try #require(readResponse(fd, pending: &pending))
+        TestSocket.sendAll(fd, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        let reader = HTTPTestReader(fd: fd)
+        let response = try #require(reader.readResponse())
         #expect(response.head.hasPrefix("HTTP/1.1 503 Service Unavailable\r\n"))
     }
 }

@@ -3,6 +3,7 @@ import Dispatch
 import Foundation
 import Glibc
 import Loader
+import StrataTestSupport
 import Synchronization
 import Testing
 
@@ -30,8 +31,8 @@ final class CheckTarget: @unchecked Sendable {
     }
     private let state: Mutex<State>
 
-    init(_ mode: Mode) {
-        let l = GenerationLifetimeTests.listeningSocket()
+    init(_ mode: Mode) throws {
+        let l = try TestSocket.listen(backlog: 64, what: "check target")
         port = l.port
         state = Mutex(State(fd: l.fd, mode: mode))
         serve(l.fd)
@@ -57,36 +58,22 @@ final class CheckTarget: @unchecked Sendable {
     }
 
     /// Listens again on the same port.
-    func restart() {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        var one: Int32 = 1
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        addr.sin_port = port.bigEndian
-        let r = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-        precondition(r == 0, "rebind \(port): \(errno)")
-        listen(fd, 64)
+    func restart() throws {
+        let fd = try TestSocket.listen(port: port, backlog: 64, what: "check target").fd
         state.withLock { $0.fd = fd }
         serve(fd)
     }
 
     private func serve(_ fd: Int32) {
-        Thread { [self] in
-            while true {
-                let c = accept(fd, nil, nil)
-                if c < 0 { return }
-                state.withLock { $0.accepted += 1 }
-                Thread { [self] in self.handle(c) }.start()
-            }
-        }.start()
+        TestSocket.acceptLoop(fd, timeout: 3) { [self] c in
+            state.withLock { $0.accepted += 1 }
+            Thread { [self] in self.handle(c) }.start()
+            return true
+        }
     }
 
     private func handle(_ c: Int32) {
         defer { close(c) }
-        var tv = timeval(tv_sec: 3, tv_usec: 0)
-        setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
         var chunk = [UInt8](repeating: 0, count: 4096)
         var input: [UInt8] = []
         switch mode {
@@ -97,12 +84,12 @@ final class CheckTarget: @unchecked Sendable {
                 input += chunk[0..<n]
             }
             state.withLock { $0.received.append(String(decoding: input, as: UTF8.self)) }
-            _ = Array(response.utf8).withUnsafeBytes { send(c, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            TestSocket.sendAll(c, response)
         case .reply(let text):
             let n = recv(c, &chunk, chunk.count, 0)
             if n <= 0 { return }
             state.withLock { $0.received.append(String(decoding: chunk[0..<n], as: UTF8.self)) }
-            _ = Array(text.utf8).withUnsafeBytes { send(c, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            TestSocket.sendAll(c, text)
         case .silent:
             while recv(c, &chunk, chunk.count, 0) > 0 {}
         }
@@ -123,9 +110,7 @@ final class HealthTestProxy: @unchecked Sendable {
     private var nextID = 1
 
     init(mode: ProxyMode = .tcp, servers: [ConfigModel.Server], configure: (inout Proxy) -> Void = { _ in }) throws {
-        let probe = GenerationLifetimeTests.listeningSocket()
-        close(probe.fd)
-        port = probe.port
+        port = TestSocket.freePort()
         keys = [ListenerKey(endpoint: SocketEndpoint(address: .v4(0x7f00_0001), port: port), v6only: false,
                             interface: nil, backlog: ListenerKey.defaultBacklog, reusePort: true)]
         engine.notice = { [noticeLog] line, _, _ in noticeLog.lines.withLock { $0.append(line) } }
@@ -207,12 +192,7 @@ final class HealthTestProxy: @unchecked Sendable {
 
     /// Polls `condition` every 5 ms for up to `seconds`.
     func wait(_ seconds: Double = 3, _ condition: (HealthTestProxy) -> Bool) -> Bool {
-        let end = Date().addingTimeInterval(seconds)
-        while Date() < end {
-            if condition(self) { return true }
-            usleep(5000)
-        }
-        return condition(self)
+        eventually(seconds: seconds, every: 0.005) { condition(self) }
     }
 
     func stop() {
@@ -233,16 +213,16 @@ final class HealthTestProxy: @unchecked Sendable {
 
     /// Connects through the proxy, sends a byte, returns what comes back ("" when closed at once).
     static func exchange(_ port: UInt16, send text: String = "x") -> String {
-        let fd = HTTPSessionTests.connect(port)
+        guard let fd = TestSocket.connect(port) else { return "" }
         defer { close(fd) }
-        HTTPSessionTests.send(fd, text)
+        TestSocket.sendAll(fd, text)
         var chunk = [UInt8](repeating: 0, count: 4096)
         let n = recv(fd, &chunk, chunk.count, 0)
         return n > 0 ? String(decoding: chunk[0..<n], as: UTF8.self) : ""
     }
 
     @Test func failingServerGoesDownAfterFallAndBackUpAfterRise() throws {
-        let target = CheckTarget(.silent)
+        let target = try CheckTarget(.silent)
         defer { target.stop() }
         let proxy = try P(servers: [P.server("s1", target.port) {
             P.checked(&$0, inter: 100, rise: 2, fall: 3)
@@ -264,7 +244,7 @@ final class HealthTestProxy: @unchecked Sendable {
         #expect(proxy.notices.contains("backend be has no server available!"))
         #expect(proxy.pick() == "-")
 
-        target.restart()
+        try target.restart()
         // One success is not enough (rise 2): going up, still DOWN.
         #expect(proxy.wait { $0.health("s1").health == 1 })
         #expect(proxy.health("s1").operational == .stopped)
@@ -293,7 +273,7 @@ final class HealthTestProxy: @unchecked Sendable {
     }
 
     @Test func httpCheckExpectations() throws {
-        let target = CheckTarget(.http("HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"))
+        let target = try CheckTarget(.http("HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"))
         defer { target.stop() }
         let proxy = try P(mode: .http, servers: [Self.httpChecked(target)], configure: Self.httpCheck([]))
         defer { proxy.stop() }
@@ -329,7 +309,7 @@ final class HealthTestProxy: @unchecked Sendable {
     }
 
     @Test func tcpCheckSendAndExpect() throws {
-        let target = CheckTarget(.reply("+PONG\r\n"))
+        let target = try CheckTarget(.reply("+PONG\r\n"))
         defer { target.stop() }
         func rules(_ expected: String) -> (inout Proxy) -> Void {
             { $0.checks.kind = .tcpCheck([.send(Array("PING\r\n".utf8)), .expectString(expected, negated: false)]) }
@@ -356,7 +336,7 @@ final class HealthTestProxy: @unchecked Sendable {
     }
 
     @Test func backupsTakeOverAndHandBack() throws {
-        let a = CheckTarget(.reply("a")), b = CheckTarget(.reply("b")), c = CheckTarget(.reply("c"))
+        let a = try CheckTarget(.reply("a")), b = try CheckTarget(.reply("b")), c = try CheckTarget(.reply("c"))
         defer { a.stop(); b.stop(); c.stop() }
         let proxy = try P(servers: Self.backupServers(a, b, c))
         defer { proxy.stop() }
@@ -377,14 +357,14 @@ final class HealthTestProxy: @unchecked Sendable {
         try proxy.reload(servers: Self.backupServers(a, b, c)) { $0.checks.allBackups = true }
         #expect(Set((0..<4).map { _ in proxy.pick() }) == ["b1", "b2"])
 
-        a.restart()
+        try a.restart()
         #expect(proxy.wait { $0.health("s1").operational == .running })
         #expect(Set((0..<4).map { _ in proxy.pick() }) == ["s1"])
         #expect(Self.exchange(proxy.port) == "a")
     }
 
     @Test func noUsableServerClosesTCPAndAnswers503() throws {
-        let target = CheckTarget(.reply("hi"))
+        let target = try CheckTarget(.reply("hi"))
         defer { target.stop() }
         let tcp = try P(servers: [P.server("s1", target.port)])
         #expect(Self.exchange(tcp.port) == "hi")
@@ -402,9 +382,9 @@ final class HealthTestProxy: @unchecked Sendable {
     }
 
     @Test func downAndMaintenanceCarriedAcrossReloadWithoutFlap() throws {
-        let dead = CheckTarget(.silent)
+        let dead = try CheckTarget(.silent)
         dead.stop()
-        let alive = CheckTarget(.silent)
+        let alive = try CheckTarget(.silent)
         defer { alive.stop() }
         func servers(s2Weight: Int = 1) -> [ConfigModel.Server] {
             [P.server("s1", dead.port, id: 1) { P.checked(&$0, inter: 300, rise: 2, fall: 2) },
@@ -453,7 +433,7 @@ final class HealthTestProxy: @unchecked Sendable {
     }
 
     @Test func oneCheckerPerIdentityAcrossReloads() throws {
-        let target = CheckTarget(.silent)
+        let target = try CheckTarget(.silent)
         defer { target.stop() }
         let servers = [P.server("s1", target.port) { P.checked(&$0, inter: 100) }]
         let proxy = try P(servers: servers)
@@ -479,7 +459,7 @@ final class HealthTestProxy: @unchecked Sendable {
     }
 
     @Test func observeLayer4MarksServerDown() throws {
-        let target = CheckTarget(.silent)
+        let target = try CheckTarget(.silent)
         target.stop()
         let proxy = try P(servers: [P.server("s1", target.port) {
             $0.check.observe = .layer4
@@ -496,13 +476,13 @@ final class HealthTestProxy: @unchecked Sendable {
     }
 
     @Test func markedDownShutsDownSessions() throws {
-        let target = CheckTarget(.silent)
+        let target = try CheckTarget(.silent)
         defer { target.stop() }
         let proxy = try P(servers: [P.server("s1", target.port) { $0.check.shutdownSessionsOnDown = true }])
         defer { proxy.stop() }
-        let client = HTTPSessionTests.connect(proxy.port)
+        let client = try #require(TestSocket.connect(proxy.port))
         defer { close(client) }
-        HTTPSessionTests.send(client, "x")
+        TestSocket.sendAll(client, "x")
         #expect(proxy.wait { _ in target.accepted == 1 })
         #expect(proxy.command("set server be/s1 health down") == "")
         var byte: UInt8 = 0
@@ -511,7 +491,7 @@ final class HealthTestProxy: @unchecked Sendable {
     }
 
     @Test func adminCommandsOnARunningEngine() throws {
-        let a = CheckTarget(.reply("a")), b = CheckTarget(.reply("b"))
+        let a = try CheckTarget(.reply("a")), b = try CheckTarget(.reply("b"))
         defer { a.stop(); b.stop() }
         let proxy = try P(servers: [P.server("s1", a.port, id: 1), P.server("s2", a.port, id: 2) { P.checked(&$0, inter: 5000) }])
         defer { proxy.stop() }

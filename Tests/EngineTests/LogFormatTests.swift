@@ -1,5 +1,6 @@
 import ConfigModel
 import Glibc
+import StrataTestSupport
 import Testing
 
 @testable import Engine
@@ -244,17 +245,10 @@ import Testing
     // MARK: log-format-sd and option logasap through the plan
 
     /// A unix datagram socket bound in a temporary directory, and a `log` target to it.
-    static func datagramSink(format: LogTarget.Format) -> (fd: Int32, path: String, target: LogTarget) {
+    static func datagramSink(format: LogTarget.Format) throws -> (fd: Int32, path: String, target: LogTarget) {
         let path = "/tmp/strata-log-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).sock"
-        let fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue), 0)
-        var addr = sockaddr_un()
-        addr.sun_family = sa_family_t(AF_UNIX)
-        withUnsafeMutableBytes(of: &addr.sun_path) { dst in for (i, b) in path.utf8.enumerated() { dst[i] = b } }
-        _ = withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-        var tv = timeval(tv_sec: 2, tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        let fd = try #require(TestSocket.bindUnix(path, type: Int32(SOCK_DGRAM.rawValue)))
+        TestSocket.setTimeout(fd, seconds: 2)
         var target = LogTarget(location: SourceLocation(file: "t", line: 1), destination: .unixDatagram(path: path), facility: 16)
         target.format = format
         return (fd, path, target)
@@ -276,8 +270,8 @@ import Testing
         let sd = "[strata@32473 gen=\"7\" fe=\"web\"]"
         #expect(plan.structuredData?.format(r) == sd)
 
-        let rfc5424 = Self.datagramSink(format: .rfc5424)
-        let rfc3164 = Self.datagramSink(format: .rfc3164)
+        let rfc5424 = try Self.datagramSink(format: .rfc5424)
+        let rfc3164 = try Self.datagramSink(format: .rfc3164)
         defer {
             close(rfc5424.fd); close(rfc3164.fd)
             unlink(rfc5424.path); unlink(rfc3164.path)
@@ -314,7 +308,7 @@ import Testing
         let g = try Self.generation()
         var proxy = g.frontends["tin"]!.proxy
         proxy.log.format = .tcplog
-        let sink = Self.datagramSink(format: .raw)
+        let sink = try Self.datagramSink(format: .raw)
         defer { close(sink.fd); unlink(sink.path) }
         let sinks = LogSinks([sink.target])
         var r = LogRecord(mode: .tcp, frontend: g.frontends["tin"]!, generation: 7, acceptDate: Self.date)

@@ -1,6 +1,7 @@
 import ConfigModel
 import Foundation
 import Glibc
+import StrataTestSupport
 import Testing
 
 @testable import Engine
@@ -26,10 +27,9 @@ import Testing
     /// Waits (up to 5 s) until `check` holds for a scrape.
     static func eventually(_ engine: Engine, _ check: ([String: Double]) -> Bool) -> [String: Double] {
         var last: [String: Double] = [:]
-        for _ in 0..<100 {
+        _ = StrataTestSupport.eventually(seconds: 5, every: 0.05) {
             last = samples(scrape(engine))
-            if check(last) { return last }
-            usleep(50_000)
+            return check(last)
         }
         return last
     }
@@ -114,7 +114,7 @@ import Testing
         #expect(String(decoding: n.finish(), as: UTF8.self) == "1.234\n0.500000\n-7\n0")
     }
 
-    @Test(.enabled(if: StatsTestSupport.inCI || StatsTestSupport.pythonHas("prometheus_client"),
+    @Test(.enabled(if: TestTools.available(TestTools.hasPrometheusClient),
                    "python3 with prometheus_client is not installed (pip install prometheus_client)"))
     func prometheusClientParsesTheExposition() throws {
         let (engine, g) = try StatsTestSupport.engine(StatsTestSupport.proxies())
@@ -135,7 +135,7 @@ import Testing
             assert any(f.name.startswith("strata_server_sessions") and f.type == "counter" for f in families)
             print(len(families), sum(len(f.samples) for f in families))
             """
-        let (status, output) = try StatsTestSupport.python(script, input: text)
+        let (status, output) = try TestTools.python(script, input: text)
         #expect(status == 0, "\(output)")
     }
 
@@ -155,29 +155,29 @@ import Testing
         var best = Double.infinity
         var size = 0
         for _ in 0..<5 {
-            let start = ConfigGeneration.monotonicNow()
+            let start = MonotonicClock.now()
             size = engine.prometheusMetrics().count
-            best = min(best, ConfigGeneration.monotonicNow() - start)
+            best = min(best, MonotonicClock.now() - start)
         }
         print("scrape of 10,000 servers: \(Int(best * 1000)) ms, \(size) bytes")
         var csvBest = Double.infinity
         for _ in 0..<3 {
-            let start = ConfigGeneration.monotonicNow()
+            let start = MonotonicClock.now()
             _ = engine.admin("show stat")
-            csvBest = min(csvBest, ConfigGeneration.monotonicNow() - start)
+            csvBest = min(csvBest, MonotonicClock.now() - start)
         }
         print("show stat of 10,000 servers: \(Int(csvBest * 1000)) ms")
     }
 
     @Test func seriesFollowASessionThroughADrainAndDisappearAtRetire() throws {
         // An origin that accepts and never answers: the request stays in flight.
-        let silent = GenerationLifetimeTests.listeningSocket()
+        let silent = try TestSocket.listen(what: "silent origin")
         defer { close(silent.fd) }
         // A short server timeout ends the abandoned request soon after the client leaves.
         let proxy = try HTTPTestProxy(origin: silent.port) { $0.timeouts.server = 300 }
         defer { proxy.stop() }
-        let fd = HTTPSessionTests.connect(proxy.port)
-        HTTPSessionTests.send(fd, "GET /slow HTTP/1.1\r\nHost: t\r\n\r\n")
+        let fd = try #require(TestSocket.connect(proxy.port))
+        TestSocket.sendAll(fd, "GET /slow HTTP/1.1\r\nHost: t\r\n\r\n")
         var s = Self.eventually(proxy.engine) { $0["strata_generation_sessions{generation=\"1\"}"] == 1 }
         #expect(s["strata_generation_sessions{generation=\"1\"}"] == 1)
         #expect(s["strata_generation_info{generation=\"1\",state=\"active\",hash=\"test1\"}"] == 1)
@@ -200,16 +200,16 @@ import Testing
     }
 
     @Test func countersDoNotResetOnReload() throws {
-        let origin = TinyOrigin()
+        let origin = try TinyOrigin()
         defer { origin.stop() }
         let proxy = try HTTPTestProxy(origin: origin.port)
         defer { proxy.stop() }
-        let fd = HTTPSessionTests.connect(proxy.port)
+        let fd = try #require(TestSocket.connect(proxy.port))
         defer { close(fd) }
-        var pending: [UInt8] = []
+        let reader = HTTPTestReader(fd: fd)
         for i in 0..<3 {
-            HTTPSessionTests.send(fd, "GET /c/\(i) HTTP/1.1\r\nHost: t\r\n\r\n")
-            _ = try #require(readResponse(fd, pending: &pending))
+            TestSocket.sendAll(fd, "GET /c/\(i) HTTP/1.1\r\nHost: t\r\n\r\n")
+            _ = try #require(reader.readResponse())
         }
         let keys = ["strata_frontend_http_requests_total{proxy=\"web\"}", "strata_frontend_bytes_in_total{proxy=\"web\"}",
                     "strata_frontend_bytes_out_total{proxy=\"web\"}", "strata_backend_http_requests_total{proxy=\"web\"}",
@@ -228,8 +228,8 @@ import Testing
             }
         }
         // The same connection's next request counts on the same series.
-        HTTPSessionTests.send(fd, "GET /c/after HTTP/1.1\r\nHost: t\r\n\r\n")
-        _ = try #require(readResponse(fd, pending: &pending))
+        TestSocket.sendAll(fd, "GET /c/after HTTP/1.1\r\nHost: t\r\n\r\n")
+        _ = try #require(reader.readResponse())
         let later = Self.eventually(proxy.engine) { $0["strata_frontend_http_responses_total{proxy=\"web\",code=\"2xx\"}"] == 4 }
         #expect(later["strata_frontend_http_requests_total{proxy=\"web\"}"] == 4)
         #expect(later["strata_server_sessions_total{proxy=\"web\",server=\"origin\"}"] == 4)

@@ -1,16 +1,14 @@
 import ConfigModel
 import Foundation
 import Glibc
+import StrataTestSupport
 import Testing
 
 @testable import Engine
 @testable import HTTP1
 
-/// Helpers: a request head parsed as the session parses it, Python for the real parsers.
+/// Helpers: a request head parsed as the session parses it, an engine with one generation.
 enum StatsTestSupport {
-    /// HAProxy 2.6's `show stat` header up to `agg_check_status` (`echo "show stat" | socat …`).
-    static let haproxyHeader = "# pxname,svname,qcur,qmax,scur,smax,slim,stot,bin,bout,dreq,dresp,ereq,econ,eresp,wretr,wredis,status,weight,act,bck,chkfail,chkdown,lastchg,downtime,qlimit,pid,iid,sid,throttle,lbtot,tracked,type,rate,rate_lim,rate_max,check_status,check_code,check_duration,hrsp_1xx,hrsp_2xx,hrsp_3xx,hrsp_4xx,hrsp_5xx,hrsp_other,hanafail,req_rate,req_rate_max,req_tot,cli_abrt,srv_abrt,comp_in,comp_out,comp_byp,comp_rsp,lastsess,last_chk,last_agt,qtime,ctime,rtime,ttime,agent_status,agent_code,agent_duration,check_desc,agent_desc,check_rise,check_fall,check_health,agent_rise,agent_fall,agent_health,addr,cookie,mode,algo,conn_rate,conn_rate_max,conn_tot,intercepted,dcon,dses,wrew,connect,reuse,cache_lookups,cache_hits,srv_icur,src_ilim,qtime_max,ctime_max,rtime_max,ttime_max,eint,idle_conn_cur,safe_conn_cur,used_conn_cur,need_conn_est,uweight,agg_server_status,agg_server_check_status,agg_check_status"
-
     /// Calls `body` with the parsed head of `request` and the bytes it points into.
     static func withHead<T>(_ request: String, _ body: (borrowing HTTPHead, UnsafeRawBufferPointer) -> T) -> T {
         var parser = HTTPRequestParser()
@@ -20,34 +18,6 @@ enum StatsTestSupport {
             return body(parser.head, input)
         }
     }
-
-    /// Runs a Python 3 script with `input` on its standard input; (exit status, output).
-    static func python(_ script: String, input: String) throws -> (Int32, String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", "-c", script]
-        let stdin = Pipe(), stdout = Pipe()
-        process.standardInput = stdin
-        process.standardOutput = stdout
-        process.standardError = stdout
-        try process.run()
-        let data = Data(input.utf8)
-        DispatchQueue.global().async {
-            stdin.fileHandleForWriting.write(data)
-            try? stdin.fileHandleForWriting.close()
-        }
-        let out = stdout.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: out, as: UTF8.self))
-    }
-
-    static func pythonHas(_ module: String) -> Bool {
-        (try? python("import \(module)", input: ""))?.0 == 0
-    }
-
-    /// CI installs python3 (with prometheus_client) and chromium: there a missing tool fails the
-    /// test; elsewhere the test is skipped with a message.
-    static var inCI: Bool { ProcessInfo.processInfo.environment["CI"] != nil }
 
     /// An engine (not running) with one generation of `proxies` activated, nothing listening.
     static func engine(_ proxies: [Proxy], global: GlobalSettings = GlobalSettings(), id: Int = 1) throws -> (Engine, Generation) {
@@ -85,7 +55,7 @@ enum StatsTestSupport {
 
 @Suite struct StatsTests {
     @Test func fieldTableIsHAProxysOrder() {
-        #expect(StatsField.csvHeader == StatsTestSupport.haproxyHeader + ",")
+        #expect(StatsField.csvHeader == HAProxyReference.showStatHeader + ",")
         for field in StatsField.allCases { #expect(field.name == "\(field)") }
     }
 
@@ -121,7 +91,7 @@ enum StatsTestSupport {
         #expect(engine.admin("show stat nosuch 4 -1") == "No such proxy.")
     }
 
-    @Test(.enabled(if: StatsTestSupport.inCI || StatsTestSupport.pythonHas("csv"), "python3 is not installed"))
+    @Test(.enabled(if: TestTools.available(TestTools.hasPython), "python3 is not installed"))
     func showStatParsesWithPythonsCSVModule() throws {
         let (engine, _) = try StatsTestSupport.engine(StatsTestSupport.proxies())
         let csv = engine.admin("show stat")
@@ -135,7 +105,7 @@ enum StatsTestSupport {
             assert all(len(r) == len(header) for r in rows), [len(r) for r in rows]
             print(len(rows), "|".join(r["pxname"] + "/" + r["svname"] + "/" + r["status"] for r in rows))
             """
-        let (status, output) = try StatsTestSupport.python(script, input: csv)
+        let (status, output) = try TestTools.python(script, input: csv)
         #expect(status == 0, "\(output)")
         #expect(output.trimmingCharacters(in: .whitespacesAndNewlines)
                 == "7 web/FRONTEND/OPEN|web/s1/no check|web/s2/no check|web/BACKEND/UP|db/FRONTEND/OPEN|db/pg,1/no check|db/BACKEND/UP")
@@ -267,18 +237,17 @@ enum StatsTestSupport {
         }
     }
 
-    static func basic(_ userPass: String) -> String { "Basic " + Data(userPass.utf8).base64EncodedString() }
 
     @Test func basicAuthRefusesAWrongPassword() throws {
         let (engine, g) = try StatsTestSupport.engine(StatsTestSupport.proxies())
         let none = try #require(Self.answer(engine, g, "GET /stats HTTP/1.1\r\nHost: x\r\n\r\n"))
         #expect(none.status == 401)
         #expect(none.text.contains("www-authenticate: Basic realm=\"strata \\\"stats\\\"\"\r\n"))
-        let wrong = try #require(Self.answer(engine, g, "GET /stats HTTP/1.1\r\nHost: x\r\nAuthorization: \(Self.basic("admin:wrong"))\r\n\r\n"))
+        let wrong = try #require(Self.answer(engine, g, "GET /stats HTTP/1.1\r\nHost: x\r\n\(basicAuthorization("admin:wrong"))\r\n\r\n"))
         #expect(wrong.status == 401)
         let garbage = try #require(Self.answer(engine, g, "GET /stats HTTP/1.1\r\nHost: x\r\nAuthorization: Basic !!!\r\n\r\n"))
         #expect(garbage.status == 401)
-        let right = try #require(Self.answer(engine, g, "GET /stats HTTP/1.1\r\nHost: x\r\nAuthorization: \(Self.basic("admin:s3cret"))\r\n\r\n"))
+        let right = try #require(Self.answer(engine, g, "GET /stats HTTP/1.1\r\nHost: x\r\n\(basicAuthorization("admin:s3cret"))\r\n\r\n"))
         #expect(right.status == 200)
         #expect(right.text.contains("content-type: text/html\r\n"))
         #expect(right.text.contains("refresh: 5\r\n"))
@@ -287,7 +256,7 @@ enum StatsTestSupport {
     @Test func pageListsGenerationsAndProxies() throws {
         let (engine, g) = try StatsTestSupport.engine(StatsTestSupport.proxies())
         engine.metrics.sample()
-        let auth = "Authorization: \(Self.basic("admin:s3cret"))\r\n"
+        let auth = basicAuthorization("admin:s3cret") + "\r\n"
         let page = try #require(Self.answer(engine, g, "GET /stats HTTP/1.1\r\nHost: x\r\n\(auth)\r\n"))
         let body = String(decoding: page.body, as: UTF8.self)
         #expect(body.contains("<section id=\"generations\">"))
@@ -308,7 +277,7 @@ enum StatsTestSupport {
     @Test func adminFormDrainsAServerAndIsDeniedWithoutAdmin() throws {
         var proxies = StatsTestSupport.proxies()
         let (engine, g) = try StatsTestSupport.engine(proxies)
-        let auth = "Authorization: \(Self.basic("admin:s3cret"))\r\n"
+        let auth = basicAuthorization("admin:s3cret") + "\r\n"
         let form = "s=s1&action=drain&b=%232"
         let post = try #require(Self.answer(engine, g, "POST /stats HTTP/1.1\r\nHost: x\r\n\(auth)Content-Type: application/x-www-form-urlencoded\r\nContent-Length: \(form.utf8.count)\r\n\r\n", body: form))
         #expect(post.status == 303)

@@ -2,13 +2,14 @@ import CLibEV
 import ConfigModel
 import Foundation
 import Glibc
+import StrataTestSupport
 import Testing
 
 @testable import Engine
 
 /// TLS termination and origination in process: generations built from configuration values,
 /// certificates made by the `openssl` command, clients `openssl s_client` and OpenSSL itself.
-@Suite(.serialized, .enabled(if: TLSTools.available, "openssl is not installed (apt-get install openssl)"))
+@Suite(.serialized, .enabled(if: TestTools.available(TestTools.hasOpenSSL), "openssl is not installed (apt-get install openssl)"))
 struct TLSSessionTests {
     let pki = TLSTestPKI.shared
 
@@ -23,7 +24,7 @@ struct TLSSessionTests {
     }
 
     @Test func sniPicksTheCertificateAndTheFirstIsTheDefault() throws {
-        let origin = TinyOrigin()
+        let origin = try TinyOrigin()
         defer { origin.stop() }
         let p = try proxy(origin)
         defer { p.stop() }
@@ -39,7 +40,7 @@ struct TLSSessionTests {
     }
 
     @Test func strictSNIRefusesAnUnknownName() throws {
-        let origin = TinyOrigin()
+        let origin = try TinyOrigin()
         defer { origin.stop() }
         let p = try proxy(origin, configure: { $0.strictSNI = true })
         defer { p.stop() }
@@ -53,7 +54,7 @@ struct TLSSessionTests {
     }
 
     @Test func alpnSelectsHTTP11() throws {
-        let origin = TinyOrigin()
+        let origin = try TinyOrigin()
         defer { origin.stop() }
         let p = try proxy(origin, configure: { $0.alpn = ["http/1.1"] })
         defer { p.stop() }
@@ -64,7 +65,7 @@ struct TLSSessionTests {
     }
 
     @Test func clientCertificateRequired() throws {
-        let origin = TinyOrigin()
+        let origin = try TinyOrigin()
         defer { origin.stop() }
         let p = try proxy(origin, configure: {
             $0.verify = .required
@@ -80,7 +81,7 @@ struct TLSSessionTests {
     }
 
     @Test func clientCertificateOptional() throws {
-        let origin = TinyOrigin()
+        let origin = try TinyOrigin()
         defer { origin.stop() }
         let p = try proxy(origin, configure: {
             $0.verify = .optional
@@ -93,7 +94,7 @@ struct TLSSessionTests {
     }
 
     @Test func keepAliveRequestsAndALargeBodyOverTLS() throws {
-        let origin = TinyOrigin()
+        let origin = try TinyOrigin()
         defer { origin.stop() }
         let p = try proxy(origin)
         defer { p.stop() }
@@ -111,7 +112,7 @@ struct TLSSessionTests {
     }
 
     @Test func aBrokenKeyFailsTheGenerationWithFileAndLine() throws {
-        let origin = TinyOrigin()
+        let origin = try TinyOrigin()
         defer { origin.stop() }
         let p = try proxy(origin)
         defer { p.stop() }
@@ -138,7 +139,7 @@ struct TLSSessionTests {
     }
 
     @Test func aReloadServesTheNewCertificateWhileAnOpenConnectionKeepsWorking() throws {
-        let origin = TinyOrigin()
+        let origin = try TinyOrigin()
         defer { origin.stop() }
         let p = try proxy(origin, certificates: ["default"])
         defer { p.stop() }
@@ -153,7 +154,7 @@ struct TLSSessionTests {
 
     @Test(arguments: [TLS1_3_VERSION, TLS1_2_VERSION])
     func aSessionResumesAfterAReload(version: Int32) throws {
-        let origin = TinyOrigin()
+        let origin = try TinyOrigin()
         defer { origin.stop() }
         let p = try proxy(origin, certificates: ["default"])
         defer { p.stop() }
@@ -168,7 +169,7 @@ struct TLSSessionTests {
     }
 
     @Test func aSessionIDResumesAfterAReloadWithoutTickets() throws {
-        let origin = TinyOrigin()
+        let origin = try TinyOrigin()
         defer { origin.stop() }
         let p = try proxy(origin, certificates: ["default"], configure: { $0.noTickets = true })
         defer { p.stop() }
@@ -182,7 +183,7 @@ struct TLSSessionTests {
     }
 
     @Test func sClientSessionFileResumesAfterAReload() throws {
-        let origin = TinyOrigin()
+        let origin = try TinyOrigin()
         defer { origin.stop() }
         let p = try proxy(origin, certificates: ["default"])
         defer { p.stop() }
@@ -195,7 +196,7 @@ struct TLSSessionTests {
     }
 
     @Test func redirectSchemeHTTPSUnlessTLSAndForwardedProto() throws {
-        let origin = TinyOrigin()
+        let origin = try TinyOrigin()
         defer { origin.stop() }
         let notTLS = term(criterion(.sslFrontend, .boolean, .none), negated: true)
         let isTLS = term(criterion(.sslFrontend, .boolean, .none))
@@ -213,11 +214,11 @@ struct TLSSessionTests {
         let plain = try HTTPTestProxy(origin: origin.port, configure: rules)
         defer { plain.stop() }
 
-        let fd = HTTPSessionTests.connect(plain.port)
+        let fd = try #require(TestSocket.connect(plain.port))
         defer { close(fd) }
-        HTTPSessionTests.send(fd, "GET /page?x=1 HTTP/1.1\r\nHost: shop.test\r\n\r\n")
-        var pending: [UInt8] = []
-        let redirect = try #require(readResponse(fd, pending: &pending))
+        TestSocket.sendAll(fd, "GET /page?x=1 HTTP/1.1\r\nHost: shop.test\r\n\r\n")
+        let reader = HTTPTestReader(fd: fd)
+        let redirect = try #require(reader.readResponse())
         #expect(redirect.head.hasPrefix("HTTP/1.1 302 "))
         #expect(redirect.head.contains("location: https://shop.test/page?x=1\r\n"))
         #expect(origin.receivedHeads.isEmpty)
@@ -249,7 +250,7 @@ struct TLSSessionTests {
     }
 
     @Test func httpToATLSServerWithVerificationAndSessionReuse() throws {
-        let origin = TinyOrigin()
+        let origin = try TinyOrigin()
         defer { origin.stop() }
         let b = try tlsOrigin(origin)
         defer { b.stop() }
@@ -260,19 +261,19 @@ struct TLSSessionTests {
             $0.http.connectionMode = .serverClose
         }
         defer { a.stop() }
-        let fd = HTTPSessionTests.connect(a.port)
+        let fd = try #require(TestSocket.connect(a.port))
         defer { close(fd) }
-        var pending: [UInt8] = []
+        let reader = HTTPTestReader(fd: fd)
         for i in 0..<3 {
-            HTTPSessionTests.send(fd, "GET /over-tls/\(i) HTTP/1.1\r\nHost: x\r\n\r\n")
-            let response = try #require(readResponse(fd, pending: &pending))
+            TestSocket.sendAll(fd, "GET /over-tls/\(i) HTTP/1.1\r\nHost: x\r\n\r\n")
+            let response = try #require(reader.readResponse())
             #expect(response.body == "saw GET /over-tls/\(i) HTTP/1.1 body 0\n")
         }
         #expect(resumed(b) >= 2)
     }
 
     @Test func aServerCertificateThatDoesNotVerifyGives503() throws {
-        let origin = TinyOrigin()
+        let origin = try TinyOrigin()
         defer { origin.stop() }
         let b = try tlsOrigin(origin)
         defer { b.stop() }
@@ -282,11 +283,11 @@ struct TLSSessionTests {
                 $0.retries = 0
             }
             defer { a.stop() }
-            let fd = HTTPSessionTests.connect(a.port)
+            let fd = try #require(TestSocket.connect(a.port))
             defer { close(fd) }
-            HTTPSessionTests.send(fd, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-            var pending: [UInt8] = []
-            let response = try #require(readResponse(fd, pending: &pending))
+            TestSocket.sendAll(fd, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            let reader = HTTPTestReader(fd: fd)
+            let response = try #require(reader.readResponse())
             #expect(response.head.hasPrefix("HTTP/1.1 503 "))
         }
         #expect(origin.receivedHeads.isEmpty)
@@ -294,15 +295,15 @@ struct TLSSessionTests {
         let none = serverTLS(verify: .none, ca: "otherca.pem")
         let a = try HTTPTestProxy(origin: b.port) { $0.servers[0].options.tls = none }
         defer { a.stop() }
-        let fd = HTTPSessionTests.connect(a.port)
+        let fd = try #require(TestSocket.connect(a.port))
         defer { close(fd) }
-        HTTPSessionTests.send(fd, "GET /any HTTP/1.1\r\nHost: x\r\n\r\n")
-        var pending: [UInt8] = []
-        #expect(try #require(readResponse(fd, pending: &pending)).body == "saw GET /any HTTP/1.1 body 0\n")
+        TestSocket.sendAll(fd, "GET /any HTTP/1.1\r\nHost: x\r\n\r\n")
+        let reader = HTTPTestReader(fd: fd)
+        #expect(try #require(reader.readResponse()).body == "saw GET /any HTTP/1.1 body 0\n")
     }
 
     @Test func verifyRequiredWithoutACAFileIsAConfigurationError() throws {
-        let origin = TinyOrigin()
+        let origin = try TinyOrigin()
         defer { origin.stop() }
         var tls = ServerTLS()
         tls.verify = .required
@@ -312,7 +313,7 @@ struct TLSSessionTests {
     }
 
     @Test func tcpModeTerminatesAndOriginatesTLS() throws {
-        let origin = TinyOrigin()
+        let origin = try TinyOrigin()
         defer { origin.stop() }
         let b = try tlsOrigin(origin)
         defer { b.stop() }
@@ -333,7 +334,7 @@ struct TLSSessionTests {
     }
 
     @Test func ticketKeysFromAFileAreRotatedByAppending() throws {
-        let origin = TinyOrigin()
+        let origin = try TinyOrigin()
         defer { origin.stop() }
         func key() -> [UInt8] { (0..<80).map { _ in UInt8.random(in: 0...255) } }
         let k1 = key(), k2 = key(), k3 = key()
@@ -355,7 +356,7 @@ struct TLSSessionTests {
     }
 
     @Test func showSSLCertListsTheCertificatesAndTheirGenerations() throws {
-        let origin = TinyOrigin()
+        let origin = try TinyOrigin()
         defer { origin.stop() }
         let p = try proxy(origin, certificates: ["default", "a"])
         defer { p.stop() }
@@ -442,7 +443,7 @@ struct TLSSessionTests {
     }
 
     @Test func serverNameFromTheRequestsHostIsSentAndVerified() throws {
-        let origin = TinyOrigin()
+        let origin = try TinyOrigin()
         defer { origin.stop() }
         let b = try tlsOrigin(origin)
         defer { b.stop() }
@@ -453,19 +454,19 @@ struct TLSSessionTests {
             $0.retries = 0
         }
         defer { a.stop() }
-        let fd = HTTPSessionTests.connect(a.port)
+        let fd = try #require(TestSocket.connect(a.port))
         defer { close(fd) }
-        var pending: [UInt8] = []
-        HTTPSessionTests.send(fd, "GET /named HTTP/1.1\r\nHost: origin.test\r\n\r\n")
-        #expect(try #require(readResponse(fd, pending: &pending)).body == "saw GET /named HTTP/1.1 body 0\n")
+        let reader = HTTPTestReader(fd: fd)
+        TestSocket.sendAll(fd, "GET /named HTTP/1.1\r\nHost: origin.test\r\n\r\n")
+        #expect(try #require(reader.readResponse()).body == "saw GET /named HTTP/1.1 body 0\n")
         // A name the server's certificate does not have fails verification.
-        HTTPSessionTests.send(fd, "GET /other HTTP/1.1\r\nHost: elsewhere.test\r\n\r\n")
-        #expect(try #require(readResponse(fd, pending: &pending)).head.hasPrefix("HTTP/1.1 503 "))
+        TestSocket.sendAll(fd, "GET /other HTTP/1.1\r\nHost: elsewhere.test\r\n\r\n")
+        #expect(try #require(reader.readResponse()).head.hasPrefix("HTTP/1.1 503 "))
         #expect(origin.receivedHeads.count == 1)
     }
 
     @Test func healthChecksOfATLSServerUseTLS() throws {
-        let origin = TinyOrigin()
+        let origin = try TinyOrigin()
         defer { origin.stop() }
         let b = try tlsOrigin(origin)
         defer { b.stop() }
@@ -496,12 +497,12 @@ struct TLSSessionTests {
     }
 
     @Test func aSlowHandshakeNeverBlocksTheLoopAndTimesOut() throws {
-        let origin = TinyOrigin()
+        let origin = try TinyOrigin()
         defer { origin.stop() }
         let p = try proxy(origin, certificates: ["default"], proxy: { $0.timeouts.httpRequest = 500 })
         defer { p.stop() }
         // A client that sends the first bytes of a ClientHello and stops.
-        let slow = HTTPSessionTests.connect(p.port)
+        let slow = try #require(TestSocket.connect(p.port))
         defer { close(slow) }
         _ = [UInt8]([0x16, 0x03, 0x01, 0x02]).withUnsafeBytes { Glibc.send(slow, $0.baseAddress, $0.count, 0) }
         let started = Date()

@@ -117,8 +117,8 @@ public final class Engine: EventHandler, @unchecked Sendable {
     private func startDraining(_ generation: Generation) {
         guard generation.state == .active else { return }
         generation.state = .draining
-        generation.config.drainingSince = ConfigGeneration.monotonicNow()
-        report("generation \(generation.id) draining: \(generation.config.sessions) sessions left", about: generation)
+        generation.drainingSince = MonotonicClock.now()
+        report("generation \(generation.id) draining: \(generation.sessions) sessions left", about: generation)
         if let ms = current?.config.config.global.hardStopAfter ?? generation.config.config.global.hardStopAfter {
             let deadline = DrainDeadline(engine: self, generation: generation)
             deadlines[generation.id] = deadline
@@ -249,10 +249,10 @@ public final class Engine: EventHandler, @unchecked Sendable {
     var liveGenerations: [Generation] { live }
 
     public var generations: [GenerationInfo] {
-        let now = ConfigGeneration.monotonicNow()
+        let now = MonotonicClock.now()
         return live.map { g in
-            GenerationInfo(id: g.id, state: g.state, ageSeconds: now - g.config.builtAt, sessions: g.config.sessions,
-                           sessionsAccepted: g.config.sessionsAccepted, sessionsKilled: g.config.sessionsKilled,
+            GenerationInfo(id: g.id, state: g.state, ageSeconds: now - g.builtAt, sessions: g.sessions,
+                           sessionsAccepted: g.sessionsAccepted, sessionsKilled: g.sessionsKilled,
                            listeners: g.listenerRefs, hash: g.config.hash)
         }
     }

@@ -1,11 +1,26 @@
 import ConfigModel
 
 /// The engine's side of a configuration generation: the configuration's proxies as runtime
-/// objects (balancers, queues, log sinks). Sessions hold it strongly for their whole life;
-/// listeners hold it while they serve it. Built off the loop by `Engine.makeGeneration`.
+/// objects (balancers, queues, log sinks), and the generation's live state. Sessions hold it
+/// strongly for their whole life; listeners hold it while they serve it. Built off the loop by
+/// `Engine.makeGeneration`.
 public final class Generation {
     public let config: ConfigGeneration
     public var id: Int { config.id }
+    /// CLOCK_MONOTONIC seconds when the engine took the loaded configuration: what its age counts from.
+    let builtAt: Double
+
+    // Bookkeeping owned by the loop that runs the generation: written and read on its thread
+    // only (admin socket, exporter, stats page).
+    var state: GenerationState = .loading
+    /// Monotonic seconds when the generation started draining.
+    var drainingSince: Double?
+    /// Sessions alive now (TCP connections; in HTTP, requests in flight).
+    var sessions = 0
+    var sessionsAccepted = 0
+    /// Sessions closed at the `hard-stop-after` deadline or by `max-generations`.
+    var sessionsKilled = 0
+
     let frontends: [String: Frontend]
     let backends: [String: Backend]
     /// The listener keys this generation serves, with the frontend behind each.
@@ -35,6 +50,7 @@ public final class Generation {
     /// and activation does no lookup for them. The caller keeps `previous` alive meanwhile.
     init(config: ConfigGeneration, carryingFrom previous: Generation? = nil) throws(ConfigErrors) {
         self.config = config
+        builtAt = MonotonicClock.now()
         carriedFrom = previous.map(ObjectIdentifier.init)
         let global = config.config.global
         globalLog = LogSinks(global.logTargets)
@@ -98,11 +114,6 @@ public final class Generation {
 
     deinit { MemoryTrim.request() }
 
-    var state: GenerationState {
-        get { config.state }
-        set { config.state = newValue }
-    }
-
     /// Nothing holds the generation for service any more: it may retire.
-    var isIdle: Bool { config.sessions == 0 && listenerRefs == 0 }
+    var isIdle: Bool { sessions == 0 && listenerRefs == 0 }
 }

@@ -25,7 +25,7 @@ final class HealthMonitor: EventHandler {
     var checkerCount: Int { checkers.count }
     func checker(for identity: ServerIdentity) -> HealthChecker? { checkers[identity] }
 
-    private var now: Double { ConfigGeneration.monotonicNow() }
+    private var now: Double { MonotonicClock.now() }
 
     // MARK: generations
 

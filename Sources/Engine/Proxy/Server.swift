@@ -20,7 +20,7 @@ final class BackendServer {
         } else {
             state = ServerState(identity: ServerIdentity(backend: backendName, server: config.name,
                                                          address: config.address, port: config.port))
-            state.health = ServerHealth(options: config.options, now: ConfigGeneration.monotonicNow())
+            state.health = ServerHealth(options: config.options, now: MonotonicClock.now())
         }
     }
 

@@ -190,14 +190,14 @@ extension ServerAdminCommand {
                 let health = engine.healthMonitor
                 switch wanted {
                 case .ready:
-                    health.change(s) { $0.leaveDrain(now: ConfigGeneration.monotonicNow()) }
-                    health.change(s) { $0.leaveMaintenance(now: ConfigGeneration.monotonicNow()) }
+                    health.change(s) { $0.leaveDrain(now: MonotonicClock.now()) }
+                    health.change(s) { $0.leaveMaintenance(now: MonotonicClock.now()) }
                 case .drain:
-                    health.change(s) { $0.enterDrain(now: ConfigGeneration.monotonicNow()) }
-                    health.change(s) { $0.leaveMaintenance(now: ConfigGeneration.monotonicNow()) }
+                    health.change(s) { $0.enterDrain(now: MonotonicClock.now()) }
+                    health.change(s) { $0.leaveMaintenance(now: MonotonicClock.now()) }
                 case .maint:
-                    health.change(s) { $0.enterMaintenance(now: ConfigGeneration.monotonicNow()) }
-                    health.change(s) { $0.leaveDrain(now: ConfigGeneration.monotonicNow()) }
+                    health.change(s) { $0.enterMaintenance(now: MonotonicClock.now()) }
+                    health.change(s) { $0.leaveDrain(now: MonotonicClock.now()) }
                 }
                 return ""
             }
@@ -205,7 +205,7 @@ extension ServerAdminCommand {
             return ServerAdminCommand.setState(t, .ready).execute(on: engine)
         case .setHealth(let t, let state):
             return t.find(engine).map { s in
-                engine.healthMonitor.change(s) { $0.force(state, now: ConfigGeneration.monotonicNow()) }
+                engine.healthMonitor.change(s) { $0.force(state, now: MonotonicClock.now()) }
                 return ""
             }
         case .setWeight(let t, let text):
@@ -243,7 +243,7 @@ extension ServerAdminCommand {
             guard let b = backends.first(where: { $0.name == name }) else { return .failure(ServerAdminError("Can't find backend.")) }
             backends = [b]
         }
-        let now = ConfigGeneration.monotonicNow()
+        let now = MonotonicClock.now()
         var lines = [serversStateHeader]
         for b in backends {
             for s in b.servers {

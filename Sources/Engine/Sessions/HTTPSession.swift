@@ -456,8 +456,8 @@ final class HTTPSession: ListedSession {
         self.frontend = frontend
         let g = frontend.generation!
         generation = g
-        g.config.sessions += 1
-        g.config.sessionsAccepted += 1
+        g.sessions += 1
+        g.sessionsAccepted += 1
         g.sessionList.insert(self)
         requestAt = loop.now
         requestWall = wallClock()
@@ -1319,7 +1319,7 @@ final class HTTPSession: ListedSession {
         server = nil
         serverOut.release(loop.buffers)
         generation.sessionList.remove(self)
-        generation.config.sessions -= 1
+        generation.sessions -= 1
         engine.requestEnded(in: generation)
     }
 
@@ -1333,7 +1333,7 @@ final class HTTPSession: ListedSession {
     override func kill() {
         if lingeringFrontend != nil { return close() }
         guard generation != nil else { return }
-        generation?.config.sessionsKilled += 1
+        generation?.sessionsKilled += 1
         termination = TerminationState(cause: UInt8(ascii: "K"), phase: termination.phase == UInt8(ascii: "-") ? UInt8(ascii: "D") : termination.phase)
         abortTransaction()
     }
@@ -1349,7 +1349,7 @@ final class HTTPSession: ListedSession {
                 return close()
             }
             lingeringFrontend = previous
-            g.config.sessions += 1
+            g.sessions += 1
             g.sessionList.insert(self)
             armTimer()
         } else if phase == .head && generation == nil, let previous, previous.proxy.mode == .http {
@@ -1367,7 +1367,7 @@ final class HTTPSession: ListedSession {
         guard let f = lingeringFrontend, let g = f.generation else { return }
         lingeringFrontend = nil
         g.sessionList.remove(self)
-        g.config.sessions -= 1
+        g.sessions -= 1
         if notify { engine.requestEnded(in: g) }
     }
 

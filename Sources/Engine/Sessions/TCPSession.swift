@@ -105,8 +105,8 @@ final class TCPSession: ListedSession {
     /// Counts the session and routes it to a server (or the queue).
     func start() {
         selfRetain = Unmanaged.passRetained(self)
-        generation.config.sessions += 1
-        generation.config.sessionsAccepted += 1
+        generation.sessions += 1
+        generation.sessionsAccepted += 1
         generation.sessionList.insert(self)
         frontend.counters.sessionStarted()
         engine.sessionStarted()
@@ -585,7 +585,7 @@ final class TCPSession: ListedSession {
         default: phaseCode = UInt8(ascii: "D")
         }
         if isQueued { backend?.queue.remove(self) }
-        generation.config.sessionsKilled += 1
+        generation.sessionsKilled += 1
         termination = TerminationState(cause: UInt8(ascii: "K"), phase: phaseCode)
         finish()
     }
@@ -614,7 +614,7 @@ final class TCPSession: ListedSession {
         frontend.counters.sessionEnded()
         backend?.counters.sessionEnded()
         generation.sessionList.remove(self)
-        generation.config.sessions -= 1
+        generation.sessions -= 1
         engine.sessionEnded(in: generation)
         selfRetain?.release()
         selfRetain = nil

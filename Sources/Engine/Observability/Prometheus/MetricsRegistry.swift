@@ -112,7 +112,7 @@ public final class MetricsRegistry: EventHandler {
     /// Records the sessions of every live generation now.
     func sample() {
         guard let engine else { return }
-        let gens = engine.liveGenerations.map { ($0.id, $0.state, $0.config.sessions) }
+        let gens = engine.liveGenerations.map { ($0.id, $0.state, $0.sessions) }
         history.append(Sample(time: wallClock(), generations: gens))
         if history.count > MetricsRegistry.historyLength { history.removeFirst(history.count - MetricsRegistry.historyLength) }
     }

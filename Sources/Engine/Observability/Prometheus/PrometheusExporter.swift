@@ -115,7 +115,7 @@ extension Engine {
     // MARK: generations and reloads
 
     private func writeGenerations(_ w: inout PrometheusWriter) {
-        let now = ConfigGeneration.monotonicNow()
+        let now = MonotonicClock.now()
         let gens = liveGenerations
         let registry = metrics
         func perGeneration(_ name: StaticString, _ kind: PrometheusWriter.Kind, _ help: StaticString,
@@ -138,14 +138,14 @@ extension Engine {
             w.append("\",state=\""); w.append(g.state.rawValue)
             w.append("\",hash=\""); w.labelValue(g.config.hash); w.append("\"} 1"); w.end()
         }
-        perGeneration("strata_generation_sessions", .gauge, "Sessions the generation holds now (TCP connections, HTTP requests)") { g, w in w.int(g.config.sessions) }
-        perGeneration("strata_generation_sessions_total", .counter, "Sessions started under the generation") { g, w in w.int(g.config.sessionsAccepted) }
-        perGeneration("strata_generation_sessions_killed_total", .counter, "Sessions closed at the generation's drain deadline or by max-generations") { g, w in w.int(g.config.sessionsKilled) }
+        perGeneration("strata_generation_sessions", .gauge, "Sessions the generation holds now (TCP connections, HTTP requests)") { g, w in w.int(g.sessions) }
+        perGeneration("strata_generation_sessions_total", .counter, "Sessions started under the generation") { g, w in w.int(g.sessionsAccepted) }
+        perGeneration("strata_generation_sessions_killed_total", .counter, "Sessions closed at the generation's drain deadline or by max-generations") { g, w in w.int(g.sessionsKilled) }
         perGeneration("strata_generation_listeners", .gauge, "Listeners serving the generation") { g, w in w.int(g.listenerRefs) }
-        perGeneration("strata_generation_age_seconds", .gauge, "Seconds since the generation was built") { g, w in w.double(max(0, now - g.config.builtAt)) }
+        perGeneration("strata_generation_age_seconds", .gauge, "Seconds since the generation was built") { g, w in w.double(max(0, now - g.builtAt)) }
         perGeneration("strata_generation_draining_seconds", .gauge, "Seconds since the generation started draining",
-                      where: { $0.state == .draining && $0.config.drainingSince != nil }) { g, w in
-            w.double(max(0, now - (g.config.drainingSince ?? now)))
+                      where: { $0.state == .draining && $0.drainingSince != nil }) { g, w in
+            w.double(max(0, now - (g.drainingSince ?? now)))
         }
         w.family("strata_reloads_total", .counter, "Reloads, per result (a failed reload changed nothing)")
         w.append("strata_reloads_total{result=\"success\"} "); w.int(registry.reloadsSucceeded); w.end()
@@ -233,7 +233,7 @@ extension Engine {
 
     private func writeBackends(_ w: inout PrometheusWriter, _ views: [StatsProxyView]) {
         let now = loop.now
-        let monotonic = ConfigGeneration.monotonicNow()
+        let monotonic = MonotonicClock.now()
         func family(_ name: StaticString, _ kind: PrometheusWriter.Kind, _ help: StaticString, httpOnly: Bool = false, _ value: ProxyGetter) {
             proxyFamily(&w, views, backend: true, name, kind, help, httpOnly: httpOnly, value)
         }
@@ -298,7 +298,7 @@ extension Engine {
 
     private func writeServers(_ w: inout PrometheusWriter, _ views: [StatsProxyView], noMaint: Bool) {
         let now = loop.now
-        let monotonic = ConfigGeneration.monotonicNow()
+        let monotonic = MonotonicClock.now()
         // Each server's `{proxy="…",server="…"`, escaped once per scrape into one buffer.
         struct Entry {
             unowned(unsafe) let server: BackendServer

@@ -70,11 +70,11 @@ extension Engine {
         let registry = metrics
         var h = "<section id=\"generations\"><h2>Generations</h2>\n"
         h += "<table id=\"generations-table\"><tr><th>id</th><th class=\"n\">state</th><th>age</th><th>draining for</th><th>sessions</th><th>accepted</th><th>killed</th><th>listeners</th><th class=\"n\">hash</th></tr>\n"
-        let now = ConfigGeneration.monotonicNow()
+        let now = MonotonicClock.now()
         for g in liveGenerations.reversed() {
-            let age = Engine.duration(now - g.config.builtAt)
-            let draining = g.config.drainingSince.map { Engine.duration(now - $0) } ?? "-"
-            h += "<tr class=\"\(g.state.rawValue)\" data-generation=\"\(g.id)\"><td>\(g.id)</td><td class=\"n\">\(g.state.rawValue)</td><td>\(age)</td><td>\(draining)</td><td>\(g.config.sessions)</td><td>\(g.config.sessionsAccepted)</td><td>\(g.config.sessionsKilled)</td><td>\(g.listenerRefs)</td><td class=\"n\"><code>\(html(g.config.hash))</code></td></tr>\n"
+            let age = Engine.duration(now - g.builtAt)
+            let draining = g.drainingSince.map { Engine.duration(now - $0) } ?? "-"
+            h += "<tr class=\"\(g.state.rawValue)\" data-generation=\"\(g.id)\"><td>\(g.id)</td><td class=\"n\">\(g.state.rawValue)</td><td>\(age)</td><td>\(draining)</td><td>\(g.sessions)</td><td>\(g.sessionsAccepted)</td><td>\(g.sessionsKilled)</td><td>\(g.listenerRefs)</td><td class=\"n\"><code>\(html(g.config.hash))</code></td></tr>\n"
         }
         h += "</table>\n"
         h += sessionsChart(registry.history, now: wallClock())

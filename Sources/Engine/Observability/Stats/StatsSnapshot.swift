@@ -59,7 +59,7 @@ extension Engine {
         let maxconn = globalMaxconn
         return StatsProcessInfo(currentConnections: currentSessions, cumulativeConnections: connections,
                                 cumulativeRequests: requests,
-                                sessions: liveGenerations.reduce(0) { $0 + $1.config.sessions },
+                                sessions: liveGenerations.reduce(0) { $0 + $1.sessions },
                                 maxconn: maxconn, listeners: current?.listenerRefs ?? 0, bytesIn: bytesIn,
                                 bytesOut: bytesOut, fdLimit: fdLimit, stopping: current == nil && !liveGenerations.isEmpty)
     }
@@ -97,7 +97,7 @@ extension Engine {
     /// `serverID` filter as `show stat IID TYPE SID` does (-1: all). Loop thread.
     func statsRows(proxyID: Int = -1, types: Int = -1, serverID: Int = -1) -> [StatsRow] {
         let now = loop.now
-        let monotonic = ConfigGeneration.monotonicNow()
+        let monotonic = MonotonicClock.now()
         // A frontend's limit: its maxconn, else the process's (HAProxy's default).
         let maxconn = statsProcessInfo.maxconn
         var rows: [StatsRow] = []
