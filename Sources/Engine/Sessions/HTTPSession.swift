@@ -237,7 +237,7 @@ final class HTTPSession: ListedSession {
     }
 
     /// Events of the server connection this session owns.
-    func serverEvent(_ revents: Int32) {
+    override func serverEvent(_ revents: Int32) {
         var revents = revents
         if let tls = serverConnection?.tls, tls.isEstablished { revents = tls.events(revents) }
         if phase == .waitingServer {
@@ -761,9 +761,8 @@ final class HTTPSession: ListedSession {
         }
         let port = s.config.port ?? localEndpoint(clientFD)?.port ?? 80
         let endpoint = SocketEndpoint(address: s.config.address, port: port)
-        let (connection, started) = ServerConnection.connect(engine: engine, to: endpoint, server: s.state,
-                                                             keepAlive: backend.proxy.tcpKeepAlive.server)
-        guard let connection else {
+        switch ServerConnection.open(on: loop, to: endpoint, server: s.state, keepAlive: backend.proxy.tcpKeepAlive.server) {
+        case .noSocket:
             // Out of fds or memory: wait for one rather than answer 503 (ServerSocketWait).
             if let at = socketWait.retryTime(now: loop.now, limit: Double(backend.proxy.timeouts.connect ?? 5000) / 1000) {
                 phase = .waitingServer
@@ -773,16 +772,16 @@ final class HTTPSession: ListedSession {
             }
             termination = TerminationState(cause: UInt8(ascii: "R"), phase: UInt8(ascii: "C"))
             respondLocally(status: 503)
-            return
-        }
-        socketWait.end()
-        attach(connection, reused: false)
-        phase = .waitingServer
-        if started {
+        case .refused:
+            socketWait.end()
+            phase = .waitingServer
+            connectFailed(timedOut: false)
+        case .opened(let connection):
+            socketWait.end()
+            attach(connection, reused: false)
+            phase = .waitingServer
             connection.watch(EV_WRITE_MASK)
             armTimer()
-        } else {
-            connectFailed(timedOut: false)
         }
     }
 
@@ -807,34 +806,19 @@ final class HTTPSession: ListedSession {
 
     private func serverConnected() {
         guard let c = serverConnection else { return }
-        if c.tls == nil {
-            if c.connectError != 0 {
-                connectFailed(timedOut: false)
-                return
-            }
-            if let context = server?.tls {
-                let dynamic = context.constantSNI == nil && context.settings.sni != nil
-                guard let tls = TLSConnection(connected: c.fd, context: context, serverName: dynamic ? requestServerName : nil) else {
-                    connectFailed(timedOut: false)
-                    return
-                }
-                c.tls = tls
-                c.poolable = !dynamic
-            }
-        }
-        if let tls = c.tls, !tls.isEstablished {
-            switch tls.handshake() {
-            case .inProgress:
-                return
-            case .failed:
-                // A refused session must not be offered again; verification failures count as
-                // connection errors, as HAProxy's.
-                server?.tls?.forgetSession()
-                connectFailed(timedOut: false)
-                return
-            case .done:
-                break
-            }
+        // `sni` from a fetch: the TLS connection is named after this request and serves it only.
+        let context = server?.tls
+        let dynamic = context.map { $0.constantSNI == nil && $0.settings.sni != nil } ?? false
+        c.poolable = !dynamic
+        switch c.advanceConnect(tls: context, serverName: dynamic ? requestServerName : nil) {
+        case .inProgress:
+            return
+        case .failed:
+            // Verification failures count as connection errors, as HAProxy's.
+            connectFailed(timedOut: false)
+            return
+        case .established:
+            break
         }
         engine.observe(server, .connected)
         connectTime = loop.now - connectStartedAt
@@ -935,20 +919,20 @@ final class HTTPSession: ListedSession {
     private func openFreshConnection() {
         guard let s = server, let backend else { return }
         let port = s.config.port ?? localEndpoint(clientFD)?.port ?? 80
-        let (connection, started) = ServerConnection.connect(engine: engine, to: SocketEndpoint(address: s.config.address, port: port),
-                                                             server: s.state, keepAlive: backend.proxy.tcpKeepAlive.server)
-        guard let connection else {
+        switch ServerConnection.open(on: loop, to: SocketEndpoint(address: s.config.address, port: port),
+                                     server: s.state, keepAlive: backend.proxy.tcpKeepAlive.server) {
+        case .noSocket:
             respondLocally(status: 503)
-            return
-        }
-        attach(connection, reused: false)
-        phase = .waitingServer
-        connectStartedAt = loop.now
-        if started {
+        case .refused:
+            phase = .waitingServer
+            connectStartedAt = loop.now
+            connectFailed(timedOut: false)
+        case .opened(let connection):
+            attach(connection, reused: false)
+            phase = .waitingServer
+            connectStartedAt = loop.now
             connection.watch(EV_WRITE_MASK)
             armTimer()
-        } else {
-            connectFailed(timedOut: false)
         }
     }
 
