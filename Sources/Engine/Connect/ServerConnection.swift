@@ -3,7 +3,8 @@ import ConfigModel
 import Glibc
 
 /// A connection to a server: the socket, its TLS (`server … ssl`) and its watcher, made the one
-/// way every user of a server makes it (a session, a health check). While in use it belongs to its `owner`, which receives its events; in HTTP it
+/// way every user of a server makes it (a TCP or HTTP session through its `ServerConnector`, a
+/// health check). While in use it belongs to its `owner`, which receives its events; in HTTP it
 /// waits in its server's idle pool between requests. The pool belongs to the server's carried
 /// state, so an unchanged server's pooled connections serve the next generation too.
 final class ServerConnection: EventHandler {
@@ -217,24 +218,4 @@ extension ServerState {
         for c in idleConnections { c.close() }
         idleConnections.removeAll()
     }
-}
-
-/// A session that found no fd for its server socket (EMFILE/ENFILE, or no memory). Sessions ending
-/// free fds at any moment, so it tries again every 50 ms, up to its `timeout connect`, rather than
-/// give up on a client that a moment later could be served.
-struct ServerSocketWait {
-    private var since = -1.0
-
-    /// When to try again, or nil once `limit` seconds have passed since the first failure.
-    mutating func retryTime(now: Double, limit: Double) -> Double? {
-        if since < 0 { since = now }
-        guard now - since < limit else {
-            since = -1
-            return nil
-        }
-        return now + 0.05
-    }
-
-    /// A socket was had: a later failure starts a new wait.
-    mutating func end() { since = -1 }
 }
