@@ -35,29 +35,31 @@ final class TCPSession: ListedSession {
     let generation: Generation
     let frontend: Frontend
     let backend: Backend?
-    /// The server side: the server, its slot, the connection and its retries. Touched by the
-    /// loop's thread only and read on every pump: no runtime exclusivity checks.
+    // The session's state is touched by its own loop's thread only, one event at a time: its
+    // stored properties skip the runtime's exclusivity bookkeeping (swift_beginAccess), as
+    // HTTPSession's do (a few thousand instructions a connection).
+    /// The server side: the server, its slot, the connection and its retries.
     @exclusivity(unchecked) private var connector = ServerConnector()
     var server: BackendServer? { connector.server }
     /// The address the client connected to (`%fi:%fp`), read only when a log format prints it.
-    private var localAddress: SocketEndpoint?
+    @exclusivity(unchecked) private var localAddress: SocketEndpoint?
     let clientFD: Int32
     /// The client connection's TLS (nil: a plain socket).
     private let clientTLS: TLSConnection?
-    private var clientIO: IOWatcher
-    private var timer: TimerWatcher
-    private var c2s = Flow()
-    private var s2c = Flow()
-    private(set) var phase = Phase.waiting
+    @exclusivity(unchecked) private var clientIO: IOWatcher
+    @exclusivity(unchecked) private var timer: TimerWatcher
+    @exclusivity(unchecked) private var c2s = Flow()
+    @exclusivity(unchecked) private var s2c = Flow()
+    @exclusivity(unchecked) private(set) var phase = Phase.waiting
     let clientAddress: SocketEndpoint?
     private let acceptedWall: Double
     private let acceptedAt: Double
-    private var termination = TerminationState()
+    @exclusivity(unchecked) private var termination = TerminationState()
     /// `option logasap`: the line left when the server connection was established.
-    private var loggedEarly = false
-    private var lastClientActivity: Double
-    private var lastServerActivity: Double
-    private var selfRetain: Unmanaged<TCPSession>?
+    @exclusivity(unchecked) private var loggedEarly = false
+    @exclusivity(unchecked) private var lastClientActivity: Double
+    @exclusivity(unchecked) private var lastServerActivity: Double
+    @exclusivity(unchecked) private var selfRetain: Unmanaged<TCPSession>?
 
     init(engine: Engine, listener frontend: Frontend, clientFD: Int32, clientAddress: SocketEndpoint?,
          tls: TLSConnection? = nil) {
