@@ -11,6 +11,8 @@ open class EventHandler {
     func timerEvent(_ watcher: UnsafeMutablePointer<ev_timer>) {}
     func asyncEvent() {}
     func signalEvent(_ signal: Int32) {}
+    /// Events of a server connection this handler owns (`ServerConnection.owner`).
+    func serverEvent(_ revents: Int32) {}
 }
 
 // Static C callbacks: each finds its handler through the watcher's data field.
