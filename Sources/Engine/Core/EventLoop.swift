@@ -6,7 +6,7 @@ import Synchronization
 /// their `data` field; the handler keeps itself alive while any of its watchers is started.
 /// Subclasses override only the kinds of watchers they own.
 open class EventHandler {
-    public init() {}
+    init() {}
     func ioEvent(_ watcher: UnsafeMutablePointer<ev_io>, _ revents: Int32) {}
     func timerEvent(_ watcher: UnsafeMutablePointer<ev_timer>) {}
     func asyncEvent() {}
@@ -119,7 +119,7 @@ public final class EventLoop: EventHandler, @unchecked Sendable {
     let pipes = PipePool()
 
     /// `isDefault`: libev's default loop, the one that may also watch signals (one a process).
-    public init(bufferSize: Int = 16384, isDefault: Bool = true) {
+    init(bufferSize: Int = 16384, isDefault: Bool = true) {
         raw = isDefault ? CLibEV_default_loop(0) : CLibEV_loop_new(0)
         wakeup = .allocate(capacity: 1)
         buffers = BufferPool(size: bufferSize)
@@ -135,9 +135,9 @@ public final class EventLoop: EventHandler, @unchecked Sendable {
     var now: Double { ev_now(raw) }
 
     /// Runs until `stop()` or until no watcher is left.
-    public func run() { ev_run(raw, 0) }
+    func run() { ev_run(raw, 0) }
 
-    public func stop() { ev_break(raw, 2 /* EVBREAK_ALL */) }
+    func stop() { ev_break(raw, 2 /* EVBREAK_ALL */) }
 
     /// Runs `work` on this loop's thread. Safe from any thread.
     public func post(_ work: @escaping @Sendable () -> Void) {
