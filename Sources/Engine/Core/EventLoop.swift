@@ -37,7 +37,7 @@ let EV_READ_MASK: Int32 = 0x01
 let EV_WRITE_MASK: Int32 = 0x02
 
 /// An `ev_io` at a stable heap address, with the event mask it is started with.
-struct IOWatcher {
+struct IOWatcher: ~Copyable {
     let raw: UnsafeMutablePointer<ev_io>
     private(set) var events: Int32 = 0
 
@@ -73,7 +73,7 @@ struct IOWatcher {
 }
 
 /// An `ev_timer` at a stable heap address.
-struct TimerWatcher {
+struct TimerWatcher: ~Copyable {
     let raw: UnsafeMutablePointer<ev_timer>
 
     init(handler: EventHandler) {
@@ -83,6 +83,11 @@ struct TimerWatcher {
     }
 
     var isActive: Bool { CLibEV_is_active(raw) != 0 }
+
+    /// Points the timer at the object whose `timerEvent` it calls (one made before its owner).
+    func setHandler(_ handler: EventHandler) {
+        raw.pointee.data = Unmanaged.passUnretained(handler).toOpaque()
+    }
 
     /// (Re)arms the timer to fire once after `seconds`.
     func arm(after seconds: Double, on loop: EventLoop) {

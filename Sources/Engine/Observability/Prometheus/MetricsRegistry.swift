@@ -49,7 +49,8 @@ public final class MetricsRegistry: EventHandler {
     private(set) var lastReloads: [ReloadRecord] = []
     private(set) var events: [Event] = []
     private(set) var history: [Sample] = []
-    private var sampler: TimerWatcher?
+    private let sampler = TimerWatcher(handler: EventHandler())
+    private var sampling = false
 
     init(engine: Engine) {
         self.engine = engine
@@ -99,10 +100,10 @@ public final class MetricsRegistry: EventHandler {
     /// Starts sampling every second (idempotent; loop thread). The timer does not keep the loop
     /// running on its own.
     public func startSampling() {
-        guard sampler == nil, let engine else { return }
-        let timer = TimerWatcher(handler: self)
-        sampler = timer
-        timer.arm(every: 1, on: engine.loop)
+        guard !sampling, let engine else { return }
+        sampling = true
+        sampler.setHandler(self)
+        sampler.arm(every: 1, on: engine.loop)
         ev_unref(engine.loop.raw)
         sample()
     }
