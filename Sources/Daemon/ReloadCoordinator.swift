@@ -85,7 +85,7 @@ final class ReloadCoordinator: @unchecked Sendable {
         // owning it: this reference keeps it alive until `finish`, so it is never freed off the loop.
         carrying = engine.current
         let previous = engine.current?.config.config
-        let job = ReloadJob(id: id, files: files, loader: loader, cache: cache, previous: previous,
+        let job = ReloadJob(id: id, files: files, loader: loader, cache: cache, engine: Handoff(value: engine), previous: previous,
                             carrying: Handoff(value: carrying.map { Unmanaged.passUnretained($0) }))
         let loop = engine.loop
         let thread = Thread { [self] in
@@ -108,8 +108,9 @@ final class ReloadCoordinator: @unchecked Sendable {
             var messages: [String] = []
             let engine = self.engine
             let dropped = engine.activate(generation, listenerFDs: built.listenerFDs) { closed in
-                let kept = built.listenerFDs.count - built.newListeners
-                let active = "generation \(generation.id) active (hash \(generation.config.hash)): \(built.listenerFDs.count) listeners, \(kept) kept, \(built.newListeners) new, \(closed.count) closed; built in \(Int((result.seconds * 1000).rounded())) ms"
+                let listeners = Set(built.listenerFDs.keys.map(\.bind)).count
+                let kept = listeners - built.newListeners
+                let active = "generation \(generation.id) active (hash \(generation.config.hash)): \(listeners) listeners, \(kept) kept, \(built.newListeners) new, \(closed.count) closed; built in \(Int((result.seconds * 1000).rounded())) ms"
                 messages.append(active)
                 engine.report(active)
             }
@@ -149,7 +150,7 @@ struct Handoff<T>: @unchecked Sendable {
 struct ReloadJob: Sendable {
     struct Built: Sendable {
         var generation: Handoff<Generation>
-        var listenerFDs: [ListenerKey: Int32]
+        var listenerFDs: [ListenerSocketKey: Int32]
         var newListeners: Int
     }
     struct Result: Sendable {
@@ -162,6 +163,8 @@ struct ReloadJob: Sendable {
     var files: [String]
     var loader: ConfigLoader
     var cache: ListenerCache
+    /// Builds the generation for the engine's data loops (reads only immutable engine state).
+    var engine: Handoff<Engine>
     var previous: Config?
     /// The generation serving when the reload started, owned by the coordinator until the
     /// result is back on the loop.
@@ -194,7 +197,7 @@ struct ReloadJob: Sendable {
             let config = ConfigGeneration(id: id, hash: loaded.hash, config: loaded.config, files: loaded.files)
             let generation: Generation
             do {
-                generation = try Engine.makeGeneration(config, carryingFrom: carrying.value?.takeUnretainedValue())
+                generation = try engine.value.makeGeneration(config, carryingFrom: carrying.value?.takeUnretainedValue())
             } catch {
                 cache.release(keys.filter { !before.contains($0) })
                 return .failure(error)

@@ -44,7 +44,7 @@ import Testing
         let firstRuntime = WeakBox<Generation>()
         do {
             let config = ConfigGeneration(id: 1, hash: loaded.hash, config: loaded.config, files: [])
-            let generation = try Engine.makeGeneration(config)
+            let generation = try engine.makeGeneration(config)
             firstConfig = config
             firstRuntime.value = generation
             let handoff = UncheckedBox(generation)
@@ -59,7 +59,7 @@ import Testing
         #expect(accepted >= 0)
         #expect(Self.onLoop(engine) { engine.generations.map(\.sessions) } == [1])
 
-        let second = UncheckedBox(try Engine.makeGeneration(ConfigGeneration(id: 2, hash: loaded.hash, config: loaded.config, files: [])))
+        let second = UncheckedBox(try engine.makeGeneration(ConfigGeneration(id: 2, hash: loaded.hash, config: loaded.config, files: [])))
         let dropped = Self.onLoop(engine) { engine.activate(second.value, listenerFDs: fds) }
         #expect(dropped.isEmpty)
         let draining = Self.onLoop(engine) { engine.generations.map { "\($0.id) \($0.state.rawValue) \($0.sessions)" } }

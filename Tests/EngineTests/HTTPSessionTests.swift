@@ -82,7 +82,7 @@ final class HTTPTestProxy: @unchecked Sendable {
         configure(&proxy)
         let config = Config(global: GlobalSettings(), proxies: [proxy])
         defer { nextID += 1 }
-        return try Engine.makeGeneration(ConfigGeneration(id: nextID, hash: "test\(nextID)", config: config, files: []))
+        return try engine.makeGeneration(ConfigGeneration(id: nextID, hash: "test\(nextID)", config: config, files: []))
     }
 
     /// Activates a new generation on the loop (as a reload does); returns the listener keys dropped.

@@ -56,42 +56,68 @@ public struct KernelBinder: ListenerBinder {
     }
 }
 
-/// The process's listening sockets, by key. A reload asks for every key it binds: an open socket
-/// with the same key is reused (the same fd, so its backlog is kept), a new key is bound. If any
-/// bind fails, the sockets bound for that reload are closed before the error returns: nothing
-/// that serves traffic is touched. Sockets no generation serves any more are released by the
-/// engine after their backlog was accepted. Safe to call from the reload thread and the loop.
-public final class ListenerCache: Sendable {
-    private let binder: any ListenerBinder
-    private let open = Mutex<[ListenerKey: Int32]>([:])
+/// A listening socket: a bind's key and the data loop that accepts on it. Each loop has a socket
+/// of its own per bind, with SO_REUSEPORT (the kernel spreads connections between them); with
+/// `noreuseport` one socket per bind (the one of loop 0) is shared by every loop.
+public struct ListenerSocketKey: Hashable, Sendable, CustomStringConvertible {
+    public var bind: ListenerKey
+    public var loop: Int
 
-    public init(binder: any ListenerBinder = KernelBinder()) {
-        self.binder = binder
+    public init(bind: ListenerKey, loop: Int) {
+        self.bind = bind
+        self.loop = loop
     }
 
-    /// Returns an fd for every key, binding the missing ones; on failure closes what this call
-    /// bound and returns every bind error.
-    public func acquire(_ keys: [ListenerKey]) -> Result<[ListenerKey: Int32], ListenerBindFailure> {
+    /// The sockets `bind` needs on `loops` data loops.
+    static func all(_ bind: ListenerKey, loops: Int) -> [ListenerSocketKey] {
+        (0..<(bind.reusePort ? max(loops, 1) : 1)).map { ListenerSocketKey(bind: bind, loop: $0) }
+    }
+
+    public var description: String { "\(bind) (loop \(loop + 1))" }
+}
+
+/// The process's listening sockets, by key and loop. A reload asks for every key it binds: open
+/// sockets with the same key are reused (the same fds, so their backlogs are kept), a new key is
+/// bound once per data loop. If any bind fails, every socket bound for that reload (every loop's)
+/// is closed before the error returns: nothing that serves traffic is touched. Sockets no
+/// generation serves any more are released after their backlog was accepted. Safe to call from
+/// the reload thread and the loops.
+public final class ListenerCache: Sendable {
+    private let binder: any ListenerBinder
+    /// Data loops: how many sockets a bind with SO_REUSEPORT gets.
+    public let loops: Int
+    private let open = Mutex<[ListenerSocketKey: Int32]>([:])
+
+    public init(binder: any ListenerBinder = KernelBinder(), loops: Int = 1) {
+        self.binder = binder
+        self.loops = max(loops, 1)
+    }
+
+    /// Returns an fd for every socket of every key, binding the missing ones; on failure closes
+    /// what this call bound and returns every bind error (one per key).
+    public func acquire(_ keys: [ListenerKey]) -> Result<[ListenerSocketKey: Int32], ListenerBindFailure> {
         open.withLock { open in
-            var result: [ListenerKey: Int32] = [:]
-            var fresh: [ListenerKey] = []
+            var result: [ListenerSocketKey: Int32] = [:]
+            var fresh: [ListenerSocketKey] = []
             var errors: [ListenerBindError] = []
-            for key in keys where result[key] == nil {
-                if let fd = open[key] {
-                    result[key] = fd
-                    continue
-                }
-                switch binder.bindListener(key) {
-                case .success(let fd):
-                    open[key] = fd
-                    result[key] = fd
-                    fresh.append(key)
-                case .failure(let error):
-                    errors.append(error)
+            for bind in keys {
+                for key in ListenerSocketKey.all(bind, loops: loops) where result[key] == nil {
+                    if let fd = open[key] {
+                        result[key] = fd
+                        continue
+                    }
+                    switch binder.bindListener(bind) {
+                    case .success(let fd):
+                        open[key] = fd
+                        result[key] = fd
+                        fresh.append(key)
+                    case .failure(let error):
+                        if !errors.contains(where: { $0.key == bind }) { errors.append(error) }
+                    }
                 }
             }
             if !errors.isEmpty {
-                // The rollback: only what this reload bound is closed.
+                // The rollback: only what this reload bound is closed, on every loop.
                 for key in fresh {
                     if let fd = open.removeValue(forKey: key) { close(fd) }
                 }
@@ -101,24 +127,20 @@ public final class ListenerCache: Sendable {
         }
     }
 
-    /// Closes sockets that no generation uses any more.
+    /// Closes the sockets (every loop's) of binds that no generation uses any more.
     public func release(_ keys: [ListenerKey]) {
+        let binds = Set(keys)
         open.withLock { open in
-            for key in keys {
-                if let fd = open.removeValue(forKey: key) { close(fd) }
-            }
-        }
-    }
-
-    /// Closes every socket whose key is not in `keep` (the keys a failed first load left).
-    func releaseAll(except keep: Set<ListenerKey>) {
-        open.withLock { open in
-            for (key, fd) in open where !keep.contains(key) {
+            for (key, fd) in open where binds.contains(key.bind) {
                 close(fd)
                 open[key] = nil
             }
         }
     }
 
-    public var openKeys: [ListenerKey] { open.withLock { Array($0.keys) } }
+    /// The binds that have sockets open.
+    public var openKeys: [ListenerKey] { open.withLock { Array(Set($0.keys.map(\.bind))) } }
+
+    /// Every open socket (tests count them).
+    var openSockets: [ListenerSocketKey: Int32] { open.withLock { $0 } }
 }

@@ -1,14 +1,15 @@
+import CLibEV
 import ConfigModel
 
 /// A backend (or the back half of a `listen`) in one generation: its servers, balancer and queue.
-final class Backend {
+final class Backend: @unchecked Sendable {
     let proxy: Proxy
     unowned(unsafe) var generation: Generation!
     let servers: [BackendServer]
-    var counters = ProxyCounters()
-    /// Sessions waiting for a server slot (maxconn), oldest first.
-    var queue = SessionQueue()
-    var balancer: Balancer
+    /// Per-loop counters, shared with the same-named backend of every generation.
+    var counters: CounterSet
+    /// What each loop keeps of the backend for itself: its queue and its balancer.
+    let shards: [BackendShard]
     /// The proxy's `log` targets: server state changes go there (a `listen` shares them with its frontend).
     let log: LogSinks
 
@@ -19,15 +20,15 @@ final class Backend {
     /// A server line has `ssl` (its TLS context is made with the generation).
     let hasTLSServers: Bool
 
-    convenience init(proxy: Proxy, rules: HTTPRuleSet? = nil) {
+    convenience init(proxy: Proxy, rules: HTTPRuleSet? = nil, loops: Int = 1) {
         var unresolved: [BackendServer] = []
-        self.init(proxy: proxy, rules: rules, previous: nil, unresolved: &unresolved)
+        self.init(proxy: proxy, rules: rules, previous: nil, unresolved: &unresolved, loops: loops)
     }
 
     /// `previous`: the same-named backend of the generation serving now (read off the loop). A
     /// server whose identity it has takes its state; the others get a fresh one and are added to
     /// `unresolved` (activation looks them up among every live generation's servers).
-    init(proxy: Proxy, rules: HTTPRuleSet?, previous: Backend?, unresolved: inout [BackendServer]) {
+    init(proxy: Proxy, rules: HTTPRuleSet?, previous: Backend?, unresolved: inout [BackendServer], loops: Int = 1) {
         self.proxy = proxy
         self.rules = rules
         let configured = proxy.servers
@@ -58,13 +59,17 @@ final class Backend {
                     carried = old[j].state
                 }
             }
-            let server = BackendServer(config: configured[i], backendName: proxy.name, carried: carried)
+            let server = BackendServer(config: configured[i], backendName: proxy.name, carried: carried, loops: loops)
+            server.index = i
             if carried == nil { unresolved.append(server) }
             servers.append(server)
         }
         self.servers = servers
         hasTLSServers = tls
-        balancer = Balancer(algorithm: proxy.balance, hashType: proxy.http.hashType, servers: servers)
+        counters = CounterSet(loops: loops)
+        shards = (0..<max(loops, 1)).map { _ in
+            BackendShard(balancer: Balancer(algorithm: proxy.balance, hashType: proxy.http.hashType, servers: servers))
+        }
         log = LogSinks(proxy.log.targets)
         for s in servers { s.backend = self }
     }
@@ -74,7 +79,9 @@ final class Backend {
     /// Servers with free slots first; nil when every usable server is full (queue) or none is usable.
     /// Active servers when one is usable, else the first usable backup, or every usable backup
     /// with `option allbackups`. `excluding` (redispatch) is skipped unless it is the only choice.
-    func pickServer(excluding: BackendServer?, source: IPAddress?, hashKey: UInt64? = nil) -> ServerPick {
+    /// `loop`'s balancer chooses (each loop balances on its own: roundrobin on every loop is
+    /// roundrobin overall; leastconn reads every loop's sessions).
+    func pickServer(on loop: EventLoop, excluding: BackendServer?, source: IPAddress?, hashKey: UInt64? = nil) -> ServerPick {
         var usableActives = 0
         var firstBackup: BackendServer?
         var excludedIsUsable = false
@@ -86,19 +93,20 @@ final class Backend {
                 if s === excluding { excludedIsUsable = true }
             }
         }
+        let shard = shards[loop.index]
         let picked: BackendServer?
         if usableActives > 0 {
             let skip = excludedIsUsable && usableActives > 1 ? excluding : nil
-            picked = balancer.pick(servers, source: source, hashKey: hashKey) { $0.isUsable && !$0.config.options.backup && $0 !== skip }
+            picked = shard.balancer.pick(servers, source: source, hashKey: hashKey) { $0.isUsable && !$0.config.options.backup && $0 !== skip }
         } else if firstBackup != nil && proxy.checks.allBackups {
-            picked = balancer.pick(servers, source: source, hashKey: hashKey) { $0.isUsable && $0.config.options.backup }
+            picked = shard.balancer.pick(servers, source: source, hashKey: hashKey) { $0.isUsable && $0.config.options.backup }
         } else if let firstBackup {
-            picked = balancer.pick(servers, source: source, hashKey: hashKey) { $0 === firstBackup }
+            picked = shard.balancer.pick(servers, source: source, hashKey: hashKey) { $0 === firstBackup }
         } else {
             return .noServer
         }
         guard let picked else { return .full }
-        picked.state.selected += 1
+        picked.state.counters[loop].selected += 1
         return .server(picked)
     }
 
@@ -120,14 +128,66 @@ final class Backend {
         return false
     }
 
-    /// A slot freed on one of this backend's servers: hand it to the oldest queued session.
-    func serveQueue() {
-        while let session = queue.first {
-            guard case .server(let s) = pickServer(excluding: nil, source: session.balanceSource, hashKey: session.balanceKey) else { return }
-            queue.remove(session)
+    /// Sessions waiting in every loop's queue (qcur).
+    var queued: Int { shards.reduce(0) { $0 + $1.queuedCount } }
+
+    /// Queues `session` on its loop (`timeout queue`), noting the backend's qmax.
+    func enqueue(_ session: ListedSession, on loop: EventLoop) {
+        let shard = shards[loop.index]
+        shard.queue.append(session)
+        shard.published()
+        let total = queued
+        if total > counters[loop].queueMax { counters[loop].queueMax = total }
+    }
+
+    func dequeue(_ session: ListedSession, on loop: EventLoop) {
+        let shard = shards[loop.index]
+        shard.queue.remove(session)
+        shard.published()
+    }
+
+    /// A slot freed on one of this backend's servers, on `loop`: that loop's queue is served,
+    /// and so are other loops' when sessions wait there (told through their loop).
+    func slotFreed(on loop: EventLoop) {
+        serveQueue(on: loop)
+        guard shards.count > 1, let loops = generation?.loops else { return }
+        for i in shards.indices where i != loop.index && shards[i].queuedCount > 0 {
+            loops[i].post { [self] in self.serveQueue(on: loops[i]) }
+        }
+    }
+
+    /// Hands free slots to `loop`'s oldest queued sessions. A slot is taken before the session
+    /// leaves the queue: another loop may have taken the last one since the pick.
+    func serveQueue(on loop: EventLoop) {
+        let shard = shards[loop.index]
+        while let session = shard.queue.first {
+            guard case .server(let s) = pickServer(on: loop, excluding: nil, source: session.balanceSource, hashKey: session.balanceKey),
+                  s.takeSlot(on: loop) else { return }
+            shard.queue.remove(session)
+            shard.published()
             session.leftQueue(assigned: s)
         }
     }
+}
+
+/// What one loop keeps of a backend: its queue of sessions waiting for a slot, and its balancer.
+/// Touched by that loop alone; the queue's length is published for the others.
+final class BackendShard: @unchecked Sendable {
+    @exclusivity(unchecked) var queue = SessionQueue()
+    @exclusivity(unchecked) var balancer: Balancer
+    private let count = UnsafeMutablePointer<Int>.allocate(capacity: 1)
+
+    init(balancer: Balancer) {
+        self.balancer = balancer
+        count.initialize(to: 0)
+    }
+
+    deinit { count.deallocate() }
+
+    /// The queue's length, from any thread.
+    var queuedCount: Int { CLibEV_load(count) }
+
+    func published() { CLibEV_store(count, queue.count) }
 }
 
 enum ServerPick {

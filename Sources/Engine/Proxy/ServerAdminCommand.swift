@@ -272,7 +272,7 @@ extension ServerAdminCommand {
         guard let address = IPAddress(addressText) else {
             return .failure(ServerAdminError("Invalid addr '\(addressText)'\(by)"))
         }
-        let old = ServerAddress(address: s.config.address, port: s.config.port)
+        let old = s.address
         var new = ServerAddress(address: address, port: old.port)
         var answer = address == old.address ? "no need to change the addr" : "IP changed from '\(old.address)' to '\(address)'"
         if let portText {

@@ -356,10 +356,11 @@ final class LogFormatter {
         case .backendSourceIP, .backendSourcePort: return text(nil, flags)
         case .serverIP:
             guard let s = r.server else { return text(nil, flags) }
-            return address(SocketEndpoint(address: s.config.address, port: s.config.port ?? 0), flags)
+            let moved = s.address
+            return address(SocketEndpoint(address: moved.address, port: moved.port ?? 0), flags)
         case .serverPort:
             guard let s = r.server else { return text(nil, flags) }
-            if let p = s.config.port { integer(Int(p), flags); return true }
+            if let p = s.address.port { integer(Int(p), flags); return true }
             return port(localEndpointOf(r), flags)
         case .frontendName: return text(r.frontend.name, flags)
         case .frontendTransport: return text(r.isTLS ? r.frontend.name + "~" : r.frontend.name, flags)

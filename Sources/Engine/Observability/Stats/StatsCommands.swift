@@ -208,39 +208,44 @@ enum StatsCommands {
 
     /// `show sess`: one line per session of every live generation (HTTP: requests in flight),
     /// HAProxy's first fields, and the generation: `0x…: proto=tcpv4 src=IP:PORT fe=F be=B
-    /// srv=S gen=N age=Ts`.
+    /// srv=S gen=N age=Ts`. Every data loop describes its own sessions.
     static func showSessions(_ engine: Engine) -> String {
-        let now = engine.loop.now
+        let described = engine.onEveryLoop { $0.describeSessions() }.joined()
         var lines: [String] = []
         for g in engine.liveGenerations.reversed() {
-            for s in g.sessionList.members {
-                var client: SocketEndpoint?
-                var frontend: Frontend?
-                var backend: Backend?
-                var server: BackendServer?
-                var mode = "tcp"
-                if let t = s as? TCPSession {
-                    client = t.clientAddress
-                    frontend = t.frontend
-                    backend = t.backend
-                    server = t.server
-                } else if let h = s as? HTTPSession {
-                    client = h.clientAddress
-                    server = h.server
-                    mode = "http"
-                }
-                if let d = s as? StatsSessionDescribing {
-                    frontend = d.statsFrontend ?? frontend
-                    backend = d.statsBackend ?? backend
-                }
-                let id = "0x" + String(UInt(bitPattern: ObjectIdentifier(s)), radix: 16)
-                let proto = client.map { $0.address.isV6 ? "tcpv6" : "tcpv4" } ?? "unix_stream"
-                let src = client.map(\.description) ?? "unix"
-                let age = (s as? StatsSessionDescribing).map { "\(max(0, Int(now - $0.statsStartedAt)))s" } ?? "?"
-                lines.append("\(id): proto=\(proto) src=\(src) fe=\(frontend?.name ?? "<NONE>") be=\(backend?.name ?? "<NONE>") srv=\(server?.name ?? "<none>") gen=\(g.id) state=\(g.state.rawValue) mode=\(mode) age=\(age)")
+            for (generation, text) in described where generation == g.id {
+                lines.append(text.replacingAll("state=?", with: "state=\(g.state.rawValue)"))
             }
         }
         return lines.joined(separator: "\n")
+    }
+
+    /// A session's `show sess` line, on its loop (`state=?` is filled by the control loop).
+    static func describe(_ s: ListedSession, generation: Int, now: Double) -> String {
+        var client: SocketEndpoint?
+        var frontend: Frontend?
+        var backend: Backend?
+        var server: BackendServer?
+        var mode = "tcp"
+        if let t = s as? TCPSession {
+            client = t.clientAddress
+            frontend = t.frontend
+            backend = t.backend
+            server = t.server
+        } else if let h = s as? HTTPSession {
+            client = h.clientAddress
+            server = h.server
+            mode = "http"
+        }
+        if let d = s as? StatsSessionDescribing {
+            frontend = d.statsFrontend ?? frontend
+            backend = d.statsBackend ?? backend
+        }
+        let id = "0x" + String(UInt(bitPattern: ObjectIdentifier(s)), radix: 16)
+        let proto = client.map { $0.address.isV6 ? "tcpv6" : "tcpv4" } ?? "unix_stream"
+        let src = client.map(\.description) ?? "unix"
+        let age = (s as? StatsSessionDescribing).map { "\(max(0, Int(now - $0.statsStartedAt)))s" } ?? "?"
+        return "\(id): proto=\(proto) src=\(src) fe=\(frontend?.name ?? "<NONE>") be=\(backend?.name ?? "<NONE>") srv=\(server?.name ?? "<none>") gen=\(generation) state=? mode=\(mode) age=\(age)"
     }
 
     /// `clear counters` (maxima) and `clear counters all` (every counter but the gauges), on every
