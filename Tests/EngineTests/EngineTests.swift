@@ -23,7 +23,10 @@ import Testing
         return box.value!
     }
 
-    @Test func retiredGenerationIsFreed() throws {
+    /// With one loop and with several: a generation every loop swapped away from is freed once
+    /// the last loop lets it go.
+    @Test(arguments: [1, 2, 4])
+    func retiredGenerationIsFreed(loops: Int) throws {
         let server = try TestSocket.listen(what: "server")
         defer { close(server.fd) }
         let port = TestSocket.freePort()  // for strata's listener
@@ -36,10 +39,11 @@ import Testing
                 server s1 127.0.0.1:\(server.port)
             """
         let loaded = try ConfigLoader().load(text: text, file: "test.cfg").get()
-        let cache = ListenerCache()
+        let cache = ListenerCache(loops: loops)
         let keys = loaded.config.proxies.flatMap { p in p.binds.map { ListenerKey($0) } }
         let fds = try cache.acquire(keys).get()
-        let engine = Engine(defaultLoop: false)
+        #expect(fds.count == loops)
+        let engine = Engine(loops: loops, defaultLoop: false)
         weak var firstConfig: ConfigGeneration?
         let firstRuntime = WeakBox<Generation>()
         do {

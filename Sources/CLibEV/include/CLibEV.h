@@ -47,6 +47,8 @@ int CLibEV_fionread(int fd);
 int CLibEV_pin_thread(const int *cpus, int count);
 /// The number of CPUs this process may run on (sched_getaffinity), at least 1.
 int CLibEV_allowed_cpus(void);
+/// The calling thread's kernel id (/proc/PID/task/TID).
+int CLibEV_gettid(void);
 /// Names the calling thread (pthread_setname_np: 15 bytes at most), as `top -H` shows it.
 int CLibEV_name_thread(const char *name);
 /// glibc's malloc_trim: gives the free pages of every arena back to the kernel.

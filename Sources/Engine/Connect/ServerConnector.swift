@@ -335,7 +335,7 @@ struct ServerConnector {
     private mutating func releaseSlot() {
         guard holdsSlot, let s = server, let worker else { return }
         holdsSlot = false
-        s.releaseSlot(on: worker.loop)
+        s.releaseSlot(on: worker)
     }
 
     // MARK: rules

@@ -414,6 +414,7 @@ private final class WorkerStart {
 
     func run() {
         _ = "strata-loop-\(worker.index + 1)".withCString { CLibEV_name_thread($0) }
+        worker.threadID = Int(CLibEV_gettid())
         if !cpus.isEmpty {
             let list = cpus.map(Int32.init)
             _ = list.withUnsafeBufferPointer { CLibEV_pin_thread($0.baseAddress, Int32($0.count)) }

@@ -25,12 +25,23 @@ final class Worker: EventHandler, @unchecked Sendable {
     /// Closes idle pooled server connections (HAProxy's pool-purge-delay, 5 s).
     private let poolPurge = TimerWatcher(handler: EventHandler())
     static let idleServerConnectionLifetime = 5.0
-    /// Connections on this loop now (its share of the process's `actconn`).
-    @exclusivity(unchecked) private(set) var currentSessions = 0
+    /// Connections on this loop now (its share of the process's `actconn`), and the kernel id of
+    /// its thread, published for `show threads` (the control loop reads them).
+    private let published = UnsafeMutablePointer<Int>.allocate(capacity: 2)
+    var currentSessions: Int {
+        get { CLibEV_load(published) }
+        set { CLibEV_store(published, newValue) }
+    }
+    var connectionsNow: Int { currentSessions }
+    var threadID: Int {
+        get { CLibEV_load(published + 1) }
+        set { CLibEV_store(published + 1, newValue) }
+    }
 
     init(engine: Engine, loop: EventLoop) {
         self.engine = engine
         self.loop = loop
+        published.initialize(repeating: 0, count: 2)
         super.init()
         starvedRetry.setHandler(self)
         limitRetry.setHandler(self)

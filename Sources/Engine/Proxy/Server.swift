@@ -42,11 +42,14 @@ final class BackendServer: @unchecked Sendable {
     }
 
     /// A session gives its slot back: the queues waiting for this server (its generation's and the
-    /// newest one's, on every loop) are served.
-    func releaseSlot(on loop: EventLoop) {
+    /// one `worker` serves now, on every loop) are served.
+    func releaseSlot(on worker: Worker) {
         state.releaseSlot()
-        backend.slotFreed(on: loop)
-        if let newest = state.newestBackend, newest !== backend { newest.slotFreed(on: loop) }
+        backend.slotFreed(on: worker.loop)
+        // A slot of a draining generation frees room for the current one's queue too.
+        if let current = worker.current, current !== backend.generation, let newest = current.backends[backend.name] {
+            newest.slotFreed(on: worker.loop)
+        }
     }
     /// The weight in effect (`set weight` changes it at runtime).
     @inline(__always) var weight: Int { state.weight }

@@ -48,7 +48,8 @@ final class ServerState: @unchecked Sendable {
     private let address = Mutex<ServerAddress?>(nil)
     /// The one checker running for this identity, whatever generation it checks for.
     weak var checker: HealthChecker?
-    /// The backend of the newest generation using this server: freed slots wake its queue too.
+    /// The backend of the newest generation using this server (the control loop's: health and
+    /// saved-state messages name it).
     weak var newestBackend: Backend?
 
     init(identity: ServerIdentity, loops: Int = 1) {

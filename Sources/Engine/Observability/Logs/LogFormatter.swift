@@ -1,6 +1,7 @@
 import HTTP1
 import ConfigModel
 import Glibc
+import Synchronization
 
 /// A `log-format` compiled once (per proxy, per generation): literals as bytes, variables and
 /// samples as cases, rendered into a buffer the formatter keeps (one loop uses a generation's
@@ -154,12 +155,16 @@ final class LogFormatter {
         }
     }
 
-    /// The line for `record`; nil when a `+M` (mandatory) value is absent.
+    /// The line for `record`; nil when a `+M` (mandatory) value is absent. Every data loop logs
+    /// through the same formatter (one per proxy): its line buffer is taken under a lock.
     func format(_ record: LogRecord) -> String? {
-        out.removeAll(keepingCapacity: true)
-        guard write(record) else { return nil }
-        return String(decoding: out, as: UTF8.self)
+        lock.withLock { _ in
+            out.removeAll(keepingCapacity: true)
+            guard write(record) else { return nil }
+            return String(decoding: out, as: UTF8.self)
+        }
     }
+    private let lock = Mutex<Void>(())
 
     // MARK: rendering
 
