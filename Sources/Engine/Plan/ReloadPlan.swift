@@ -1,0 +1,410 @@
+import ConfigModel
+
+/// What a reload would change, told before it is done (`reload plan`): the proxies, servers,
+/// settings, rules and listeners added, removed or changed between the configuration serving now
+/// and a candidate, and what the swap would do to live state (health states that reset, sessions
+/// left draining). A value computed from two `Config`s and the engine's live facts, so it is
+/// tested without sockets. Proxies and servers meet their counterparts by name through
+/// dictionaries: a plan is linear in the configuration's size, as a reload is.
+///
+/// Lines are grouped, each group in file order: global settings; each proxy of the candidate
+/// with its settings, rules and servers, then the proxies removed; listeners; what the swap does
+/// to live state (`!`); the generations (`=`).
+public struct ReloadPlan: Sendable {
+    /// One line of the plan: `+ server app/s3`, `~ proxy web: timeout server 10s -> 30s`.
+    public struct Change: Hashable, Sendable {
+        public enum Mark: String, Hashable, Sendable {
+            case added = "+"
+            case removed = "-"
+            case changed = "~"
+            case kept = "="
+            /// A consequence of the swap to know about (a state that resets, sessions draining).
+            case notice = "!"
+        }
+
+        /// What a line is about, for tools.
+        public enum Kind: String, Hashable, Sendable {
+            case proxy, server, listener, rules, settings, health, drain, generation
+        }
+
+        public var mark: Mark
+        public var kind: Kind
+        /// The line after its mark.
+        public var text: String
+        /// The line's facts by name, in order: what `reload plan json` gives beside the line.
+        public var fields: [Field]
+
+        public init(_ mark: Mark, _ kind: Kind, _ text: String, _ fields: [Field] = []) {
+            self.mark = mark
+            self.kind = kind
+            self.text = text
+            self.fields = fields
+        }
+
+        public var line: String { mark.rawValue + " " + text }
+
+        /// A line about the configuration rather than about live state or the generations.
+        var isConfigurationChange: Bool {
+            (mark == .added || mark == .removed || mark == .changed)
+        }
+    }
+
+    public struct Field: Hashable, Sendable {
+        public enum Value: Hashable, Sendable {
+            case string(String)
+            case number(Int)
+            case list([String])
+        }
+        public var name: String
+        public var value: Value
+
+        public init(_ name: String, _ value: String) { self.init(name, .string(value)) }
+        public init(_ name: String, _ value: Int) { self.init(name, .number(value)) }
+        public init(_ name: String, _ value: [String]) { self.init(name, .list(value)) }
+        public init(_ name: String, _ value: Value) {
+            self.name = name
+            self.value = value
+        }
+    }
+
+    /// What the engine knows that the configuration does not: which listening sockets are open
+    /// (a reload keeps them), which generations are alive and how many sessions each still runs.
+    public struct Facts: Sendable {
+        public struct LiveGeneration: Hashable, Sendable {
+            public var id: Int
+            public var state: GenerationState
+            public var sessions: Int
+            public var hash: String
+
+            public init(id: Int, state: GenerationState, sessions: Int, hash: String) {
+                self.id = id
+                self.state = state
+                self.sessions = sessions
+                self.hash = hash
+            }
+        }
+
+        /// The generations alive now, oldest first; the active one is the current one.
+        public var generations: [LiveGeneration]
+        /// The listener keys the process holds open: a reload reuses them instead of binding.
+        public var heldListeners: Set<ListenerKey>
+
+        public init(generations: [LiveGeneration], heldListeners: Set<ListenerKey>) {
+            self.generations = generations
+            self.heldListeners = heldListeners
+        }
+
+        /// The engine's facts now. On the loop's thread.
+        public init(engine: Engine, heldListeners: [ListenerKey]) {
+            self.init(generations: engine.generations.map {
+                LiveGeneration(id: $0.id, state: $0.state, sessions: $0.sessions, hash: $0.hash)
+            }, heldListeners: Set(heldListeners))
+        }
+
+        public var current: LiveGeneration? { generations.last { $0.state == .active } }
+    }
+
+    /// Every line, in order. Empty when the candidate is refused.
+    public let changes: [Change]
+    /// Why a reload would fail, each as a reload prints it (`file:line: message`). Empty when it
+    /// would succeed.
+    public let errors: [ConfigError]
+    public let current: Facts.LiveGeneration?
+    /// The candidate's content hash; nil when it was refused before it was hashed.
+    public let candidateHash: String?
+
+    public var succeeds: Bool { errors.isEmpty }
+
+    /// A candidate a reload would refuse: its errors, nothing else.
+    public init(refusing errors: [ConfigError], candidateHash: String? = nil, facts: Facts) {
+        self.changes = []
+        self.errors = errors
+        self.current = facts.current
+        self.candidateHash = candidateHash
+    }
+
+    /// What a reload from `old` (nil: nothing serves) to `new` would change.
+    public init(from old: Config?, to new: Config, candidateHash: String, facts: Facts) {
+        var differ = ConfigDiffer(facts: facts)
+        differ.compare(old ?? Config(), new)
+        var changes = differ.proxyLines + differ.listenerLines + differ.notices
+        if !changes.contains(where: \.isConfigurationChange) {
+            changes.append(Change(.kept, .generation, "no change"))
+        }
+        let current = facts.current
+        let from = current.map { "generation \($0.id) (hash \($0.hash))" } ?? "no generation"
+        var fields: [Field] = []
+        if let current { fields += [Field("generation", current.id), Field("hash", current.hash)] }
+        fields.append(Field("candidate_hash", candidateHash))
+        changes.append(Change(.kept, .generation, "\(from) -> candidate (hash \(candidateHash))", fields))
+        self.changes = changes
+        self.errors = []
+        self.current = current
+        self.candidateHash = candidateHash
+    }
+
+    /// The answer's lines: the changes, or the errors a reload would print and a last line.
+    public var lines: [String] {
+        guard succeeds else {
+            let from = current.map { "generation \($0.id) (hash \($0.hash))" } ?? "no generation"
+            return errors.map(\.description) + ["= \(from) -> candidate refused: a reload would fail and change nothing"]
+        }
+        return changes.map(\.line)
+    }
+
+    public var text: String { lines.joined(separator: "\n") }
+}
+
+/// Walks two configurations side by side and writes the plan's lines. Matching is by identity:
+/// a proxy by its kind and name, a server by its name in its backend, a listener by its key.
+struct ConfigDiffer {
+    let facts: ReloadPlan.Facts
+    var proxyLines: [ReloadPlan.Change] = []
+    var listenerLines: [ReloadPlan.Change] = []
+    var notices: [ReloadPlan.Change] = []
+    /// Built once per plan: a table of key paths and closures.
+    private let proxySettings = PlanSetting<Proxy>.proxy
+    private let serverSettings = PlanSetting<Server>.server
+    /// Names that a frontend and a backend share: their lines say which one they are about.
+    private var sharedNames: Set<String> = []
+
+    init(facts: ReloadPlan.Facts) {
+        self.facts = facts
+    }
+
+    private struct ProxyKey: Hashable {
+        var kind: ProxyKind
+        var name: String
+    }
+
+    mutating func compare(_ old: Config, _ new: Config) {
+        compareGlobal(old.global, new.global)
+        var names: [String: Int] = [:]
+        for i in new.proxies.indices { names[new.proxies[i].name, default: 0] += 1 }
+        sharedNames = Set(names.filter { $0.value > 1 }.keys)
+
+        var oldIndex: [ProxyKey: Int] = [:]
+        oldIndex.reserveCapacity(old.proxies.count)
+        for i in old.proxies.indices {
+            let key = ProxyKey(kind: old.proxies[i].kind, name: old.proxies[i].name)
+            if oldIndex[key] == nil { oldIndex[key] = i }
+        }
+        var matched = [Bool](repeating: false, count: old.proxies.count)
+        for i in new.proxies.indices {
+            let proxy = new.proxies[i]
+            if let j = oldIndex[ProxyKey(kind: proxy.kind, name: proxy.name)], !matched[j] {
+                matched[j] = true
+                // The common case, a proxy nobody touched (not even moved): nothing to look at.
+                if old.proxies[j] != proxy { compareProxy(old.proxies[j], proxy) }
+            } else {
+                proxyLines.append(.init(.added, .proxy, "\(proxy.kind.rawValue) \(proxy.name)", proxyFields(proxy)))
+            }
+        }
+        for j in old.proxies.indices where !matched[j] {
+            let proxy = old.proxies[j]
+            proxyLines.append(.init(.removed, .proxy, "\(proxy.kind.rawValue) \(proxy.name)", proxyFields(proxy)))
+        }
+        compareListeners(old, new)
+        noteDrains(new.global)
+    }
+
+    // MARK: global
+
+    private mutating func compareGlobal(_ old: GlobalSettings, _ new: GlobalSettings) {
+        guard old != new else { return }
+        let (named, rest) = PlanSetting.compare(old.planView, new.planView, PlanSetting<GlobalSettings>.global)
+        for (name, from, to) in named {
+            let what = from == to ? "\(name) changed" : "\(name) \(from) -> \(to)"
+            proxyLines.append(.init(.changed, .settings, "global: \(what)",
+                                    [Field("section", "global"), Field("setting", name), Field("from", from), Field("to", to)]))
+        }
+        if rest {
+            // Keywords that appeared or disappeared say where to look; else the section's file.
+            let keywords = Set(old.locations.keys).symmetricDifference(new.locations.keys)
+            var places = keywords.compactMap { new.locations[$0] ?? old.locations[$0] }
+            if places.isEmpty, let any = (new.locations.values.min { $0.line < $1.line }) {
+                places = [SourceLocation(file: any.file)]
+            }
+            let locations = places.sorted { ($0.file, $0.line) < ($1.file, $1.line) }.map(\.description)
+            proxyLines.append(.init(.changed, .settings, "settings global" + ConfigDiffer.parenthesized(locations),
+                                    [Field("section", "global"), Field("locations", locations)]))
+        }
+    }
+
+    // MARK: proxies
+
+    private func proxyName(_ proxy: Proxy) -> String {
+        sharedNames.contains(proxy.name) ? "\(proxy.name) (\(proxy.kind.rawValue))" : proxy.name
+    }
+
+    private func proxyFields(_ proxy: Proxy) -> [Field] {
+        [Field("proxy", proxy.name), Field("proxy_kind", proxy.kind.rawValue)]
+    }
+
+    private mutating func compareProxy(_ old: Proxy, _ new: Proxy) {
+        let (named, rest) = PlanSetting.compare(old.planView, new.planView, proxySettings)
+        for (name, from, to) in named {
+            let what = from == to ? "\(name) changed" : "\(name) \(from) -> \(to)"
+            proxyLines.append(.init(.changed, .settings, "proxy \(proxyName(new)): \(what)",
+                                    proxyFields(new) + [Field("setting", name), Field("from", from), Field("to", to)]))
+        }
+        if rest {
+            proxyLines.append(.init(.changed, .settings, "settings \(new.kind.rawValue) \(new.name) (\(new.location))",
+                                    proxyFields(new) + [Field("locations", [new.location.description])]))
+        }
+        if old.http != new.http, let rules = RuleLines.difference(from: RuleLines(old.http), to: RuleLines(new.http)) {
+            let lines = rules.changed.map(\.description), removed = rules.removed.map(\.description)
+            let list = lines + removed.map { "removed \($0)" }
+            proxyLines.append(.init(.changed, .rules, "rules \(new.kind.rawValue) \(new.name)" + ConfigDiffer.parenthesized(list),
+                                    proxyFields(new) + [Field("lines", lines), Field("removed", removed)]))
+        }
+        if new.isBackend && old.servers != new.servers { compareServers(old, new) }
+    }
+
+    private static func parenthesized(_ items: [String]) -> String {
+        items.isEmpty ? "" : " (" + items.joined(separator: ", ") + ")"
+    }
+
+    // MARK: servers
+
+    private mutating func compareServers(_ oldProxy: Proxy, _ newProxy: Proxy) {
+        let backend = newProxy.name
+        var oldIndex: [String: Int] = [:]
+        oldIndex.reserveCapacity(oldProxy.servers.count)
+        for i in oldProxy.servers.indices where oldIndex[oldProxy.servers[i].name] == nil {
+            oldIndex[oldProxy.servers[i].name] = i
+        }
+        var matched = [Bool](repeating: false, count: oldProxy.servers.count)
+        for server in newProxy.servers {
+            let fields = [Field("backend", backend), Field("server", server.name)]
+            guard let j = oldIndex[server.name], !matched[j] else {
+                proxyLines.append(.init(.added, .server, "server \(backend)/\(server.name)", fields))
+                continue
+            }
+            matched[j] = true
+            let old = oldProxy.servers[j]
+            guard old != server else { continue }
+            let (named, rest) = PlanSetting.compare(old.planView, server.planView, serverSettings)
+            for (name, from, to) in named {
+                let what = from == to ? "\(name) changed" : "\(name) \(from) -> \(to)"
+                proxyLines.append(.init(.changed, .server, "server \(backend)/\(server.name) \(what)",
+                                        fields + [Field("setting", name), Field("from", from), Field("to", to)]))
+            }
+            if rest {
+                proxyLines.append(.init(.changed, .server, "server \(backend)/\(server.name) settings (\(server.location))",
+                                        fields + [Field("locations", [server.location.description])]))
+            }
+            // A server's state (health, admin state, runtime weight, counters) is carried by its
+            // identity: backend, name, address and port (`ServerIdentity`). "address" is both, as
+            // in the `address` line above.
+            if old.address != server.address || old.port != server.port {
+                notices.append(.init(.notice, .health, "health state of \(backend)/\(server.name) resets (address changed)",
+                                     fields + [Field("reason", "address changed")]))
+            }
+        }
+        for j in oldProxy.servers.indices where !matched[j] {
+            let name = oldProxy.servers[j].name
+            proxyLines.append(.init(.removed, .server, "server \(backend)/\(name)",
+                                    [Field("backend", backend), Field("server", name)]))
+        }
+    }
+
+    // MARK: listeners
+
+    /// The listening sockets of a configuration's enabled frontends, in bind order, each key once.
+    private static func listeners(of config: Config) -> [(key: ListenerKey, frontend: String, bind: Bind)] {
+        var seen = Set<ListenerKey>()
+        var out: [(key: ListenerKey, frontend: String, bind: Bind)] = []
+        for i in config.proxies.indices where config.proxies[i].isFrontend && !config.proxies[i].disabled {
+            for bind in config.proxies[i].binds {
+                let key = ListenerKey(bind)
+                if seen.insert(key).inserted { out.append((key, config.proxies[i].name, bind)) }
+            }
+        }
+        return out
+    }
+
+    /// The address as written, with the options that make it another socket when they differ.
+    static func listenerName(_ key: ListenerKey) -> String {
+        var s = key.endpoint.description
+        if key.v6only { s += " v6only" }
+        if let interface = key.interface { s += " interface \(interface)" }
+        if key.backlog != ListenerKey.defaultBacklog { s += " backlog \(key.backlog)" }
+        if !key.reusePort { s += " noreuseport" }
+        return s
+    }
+
+    private mutating func compareListeners(_ old: Config, _ new: Config) {
+        let before = ConfigDiffer.listeners(of: old)
+        var oldByKey: [ListenerKey: (frontend: String, bind: Bind)] = [:]
+        oldByKey.reserveCapacity(before.count)
+        for l in before { oldByKey[l.key] = (l.frontend, l.bind) }
+        let after = ConfigDiffer.listeners(of: new)
+        var serving = Set<ListenerKey>()
+        serving.reserveCapacity(after.count)
+        for l in after {
+            serving.insert(l.key)
+            let name = ConfigDiffer.listenerName(l.key)
+            let fields = [Field("address", name), Field("frontend", l.frontend)]
+            guard facts.heldListeners.contains(l.key) else {
+                listenerLines.append(.init(.added, .listener, "listener \(name) (frontend \(l.frontend)) will bind", fields))
+                continue
+            }
+            listenerLines.append(.init(.kept, .listener, "listener \(name) kept", fields))
+            guard let was = oldByKey[l.key] else { continue }
+            if was.frontend != l.frontend {
+                listenerLines.append(.init(.changed, .listener, "listener \(name) frontend \(was.frontend) -> \(l.frontend)",
+                                           fields + [Field("setting", "frontend"), Field("from", was.frontend), Field("to", l.frontend)]))
+            }
+            let (a, b) = (was.bind.planView, l.bind.planView)
+            if a == b { continue }
+            if (a.tls == nil) != (b.tls == nil) {
+                let (from, to) = a.tls == nil ? ("off", "on") : ("on", "off")
+                listenerLines.append(.init(.changed, .listener, "listener \(name) ssl \(from) -> \(to)",
+                                           fields + [Field("setting", "ssl"), Field("from", from), Field("to", to)]))
+            } else {
+                // Certificates are read again on every load: a renewed one shows here.
+                let what = a.tls != b.tls ? "ssl settings" : "settings"
+                listenerLines.append(.init(.changed, .listener, "listener \(name) \(what) (\(l.bind.location))",
+                                           fields + [Field("setting", what), Field("locations", [l.bind.location.description])]))
+            }
+        }
+        // Held sockets the candidate does not serve: those of the configuration serving now in its
+        // order, then any other (none, unless a listener outlived its configuration) by name.
+        var closing: [(key: ListenerKey, frontend: String?)] = []
+        var listed = Set<ListenerKey>()
+        for l in before where facts.heldListeners.contains(l.key) && !serving.contains(l.key) {
+            closing.append((l.key, l.frontend))
+            listed.insert(l.key)
+        }
+        let others = facts.heldListeners.filter { !serving.contains($0) && !listed.contains($0) }
+            .sorted { ConfigDiffer.listenerName($0) < ConfigDiffer.listenerName($1) }
+        closing += others.map { ($0, nil) }
+        for (key, frontend) in closing {
+            let name = ConfigDiffer.listenerName(key)
+            listenerLines.append(.init(.removed, .listener, "listener \(name) will close after its queue",
+                                       [Field("address", name)] + (frontend.map { [Field("frontend", $0)] } ?? [])))
+        }
+    }
+
+    // MARK: live state
+
+    /// After the swap every live generation drains; `max-generations` (the candidate's) closes
+    /// the oldest at once when there would be too many, as `Engine.activate` does.
+    private mutating func noteDrains(_ global: GlobalSettings) {
+        let live = facts.generations.filter { $0.state == .active || $0.state == .draining }
+        let killed = max(0, live.count + 1 - global.maxGenerations)
+        for (i, g) in live.enumerated() {
+            let fields = [Field("generation", g.id), Field("sessions", g.sessions)]
+            if i < killed {
+                notices.append(.init(.notice, .drain,
+                                     "generation \(g.id) closes at once (max-generations \(global.maxGenerations)): \(g.sessions) sessions killed",
+                                     fields + [Field("max_generations", global.maxGenerations)]))
+            } else if g.sessions > 0 {
+                notices.append(.init(.notice, .drain, "sessions draining: \(g.sessions) on generation \(g.id)", fields))
+            }
+        }
+    }
+}
+
+private typealias Field = ReloadPlan.Field
