@@ -77,7 +77,7 @@ import Testing
                               facts: Self.facts(held: [80, 81], generations: [(4, .draining, 3), (5, .active, 842)]))
         #expect(plan.succeeds)
         #expect(plan.lines == [
-            "~ rules frontend web (t.cfg:13, removed t.cfg:12)",
+            "~ rules frontend web (t.cfg:13)",
             "~ proxy app: timeout server 10s -> 30s",
             "~ server app/s1 address 127.0.0.1:8080 -> 127.0.0.1:9090",
             "~ server app/s2 weight 1 -> 5",
@@ -127,7 +127,7 @@ import Testing
         ])
     }
 
-    @Test func rulesInAnotherOrderAreAChangeOfEachMovedLine() throws {
+    @Test func ruleLinesAddedMovedOrDeletedByTheirLines() throws {
         let old = try Self.config(Self.running)
         let new = try Self.config(Self.running.replacingOccurrences(
             of: "    http-request deny if { path /admin }\n    use_backend api if is_api",
@@ -146,6 +146,11 @@ import Testing
             .replacingOccurrences(of: "    http-request deny if { path /admin }\n    use_backend", with: "    http-request allow if is_x\n    use_backend"))
         let moved = ReloadPlan(from: swapped, to: reordered, candidateHash: "c", facts: Self.facts(held: [80, 81]))
         #expect(moved.lines.first == "~ rules frontend web (t.cfg:13, t.cfg:14)")
+
+        // A line deleted is named by where it was in the running configuration.
+        let deleted = try Self.config(Self.running.replacingOccurrences(of: "    http-request deny if { path /admin }\n", with: ""))
+        let shorter = ReloadPlan(from: old, to: deleted, candidateHash: "c", facts: Self.facts(held: [80, 81]))
+        #expect(shorter.lines.first == "~ rules frontend web (removed t.cfg:12)")
     }
 
     @Test func liveStateOfTheSwap() throws {
@@ -184,7 +189,8 @@ import Testing
         #expect(address["to"] as? String == "127.0.0.1:9090")
         let rules = try #require(changes.first { $0["kind"] as? String == "rules" })
         #expect(rules["lines"] as? [String] == ["t.cfg:13"])
-        #expect(rules["removed"] as? [String] == ["t.cfg:12"])
+        #expect(rules["replaced"] as? [String] == ["t.cfg:12"])
+        #expect(rules["removed"] as? [String] == [])
         let drain = try #require(changes.first { $0["kind"] as? String == "drain" })
         #expect(drain["sessions"] as? Int == 842)
 

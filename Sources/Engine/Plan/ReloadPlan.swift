@@ -256,7 +256,8 @@ struct ConfigDiffer {
             let lines = rules.changed.map(\.description), removed = rules.removed.map(\.description)
             let list = lines + removed.map { "removed \($0)" }
             proxyLines.append(.init(.changed, .rules, "rules \(new.kind.rawValue) \(new.name)" + ConfigDiffer.parenthesized(list),
-                                    proxyFields(new) + [Field("lines", lines), Field("removed", removed)]))
+                                    proxyFields(new) + [Field("lines", lines), Field("replaced", rules.replaced.map(\.description)),
+                                                        Field("removed", removed)]))
         }
         if new.isBackend && old.servers != new.servers { compareServers(old, new) }
     }

@@ -31,13 +31,23 @@ struct RuleLines {
         locations.append(location)
     }
 
+    struct Difference: Equatable {
+        /// The candidate's lines the running configuration does not have: added or edited.
+        var changed: [SourceLocation]
+        /// The running configuration's lines that an edit replaced, one for each changed line in order.
+        var replaced: [SourceLocation]
+        /// The running configuration's lines the candidate no longer has, beyond those replaced.
+        var removed: [SourceLocation]
+    }
+
     /// Where `new` differs from `old`, or nil when they say the same in the same order. The
-    /// stretch between their common first and last lines holds the edit: in it, `changed` are the
-    /// candidate's lines that the running configuration does not have (added or edited), and
-    /// `removed` the running configuration's lines the candidate no longer has. When the stretch
-    /// holds the same lines in another order, every line of it in the candidate is `changed`.
-    /// Linear: lines are counted in a dictionary, never compared pairwise.
-    static func difference(from old: RuleLines, to new: RuleLines) -> (changed: [SourceLocation], removed: [SourceLocation])? {
+    /// stretch between their common first and last lines holds the edit: in it, the candidate's
+    /// lines that the running configuration does not have are changed, and the running
+    /// configuration's lines the candidate does not have were replaced by them in order, or
+    /// removed when there are more of them. When the stretch holds the same lines in another
+    /// order, every line of it in the candidate is changed. Linear: lines are counted in a
+    /// dictionary, never compared pairwise.
+    static func difference(from old: RuleLines, to new: RuleLines) -> Difference? {
         guard old.lines != new.lines else { return nil }
         let a = old.lines, b = new.lines
         var head = 0
@@ -59,7 +69,8 @@ struct RuleLines {
             if let n = newCounts[a[i]], n > 0 { newCounts[a[i]] = n - 1 } else { removed.append(old.locations[i]) }
         }
         if changed.isEmpty && removed.isEmpty { changed = newRange.map { new.locations[$0] } }
-        return (changed, removed)
+        let replaced = Array(removed.prefix(changed.count))
+        return Difference(changed: changed, replaced: replaced, removed: Array(removed.dropFirst(replaced.count)))
     }
 }
 
