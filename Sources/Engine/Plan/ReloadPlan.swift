@@ -242,7 +242,9 @@ struct ConfigDiffer {
     }
 
     private mutating func compareProxy(_ old: Proxy, _ new: Proxy) {
-        let (named, rest) = PlanSetting.compare(old.planView, new.planView, proxySettings)
+        let (a, b) = (old.planView, new.planView)
+        // Settings that only moved with their lines are equal here: the table is not walked.
+        let (named, rest) = a == b ? ([], false) : PlanSetting.compare(a, b, proxySettings)
         for (name, from, to) in named {
             let what = from == to ? "\(name) changed" : "\(name) \(from) -> \(to)"
             proxyLines.append(.init(.changed, .settings, "proxy \(proxyName(new)): \(what)",
@@ -285,7 +287,9 @@ struct ConfigDiffer {
             matched[j] = true
             let old = oldProxy.servers[j]
             guard old != server else { continue }
-            let (named, rest) = PlanSetting.compare(old.planView, server.planView, serverSettings)
+            let (a, b) = (old.planView, server.planView)
+            guard a != b else { continue }
+            let (named, rest) = PlanSetting.compare(a, b, serverSettings)
             for (name, from, to) in named {
                 let what = from == to ? "\(name) changed" : "\(name) \(from) -> \(to)"
                 proxyLines.append(.init(.changed, .server, "server \(backend)/\(server.name) \(what)",
