@@ -37,7 +37,7 @@ final class ReloadCoordinator: @unchecked Sendable {
     private var startPosted = false
     private var answering: [Reply] = []
     private var answeringPlans: [PlanReply] = []
-    /// The generation current when the running reload started (see `start`).
+    /// The generation current when the running reload or plan started (see `start`).
     private var carrying: Generation?
     private var queued: [Request] = []
     /// Called on the loop after every reload attempt (systemd status, logs).
@@ -124,20 +124,31 @@ final class ReloadCoordinator: @unchecked Sendable {
         // Read on the loop now, taken to the builder as values: the configuration serving, the
         // listeners held, the generations alive with their sessions.
         let facts = ReloadPlan.Facts(engine: engine, heldListeners: cache.openKeys)
+        // The candidate is built as a reload builds it, carrying from the generation serving
+        // (held here, as `start` holds it).
+        carrying = engine.current
         let job = ReloadJob(id: nextID, files: files, loader: loader, cache: cache, previous: engine.current?.config.config,
-                            carrying: Handoff(value: nil))
+                            carrying: Handoff(value: carrying.map { Unmanaged.passUnretained($0) }))
         let loop = engine.loop
         let thread = Thread { [self] in
-            let plan = job.plan(facts: facts)
-            loop.post { [self] in finishPlan(plan) }
+            job.plan(facts: facts) { plan in
+                loop.post { [self] in answerPlans(plan) }
+            }
+            // Only once the candidate is freed: it holds server states of the generation serving,
+            // and no reload may start (and retire some of them) while this thread releases them.
+            loop.post { [self] in finishPlan() }
         }
         thread.name = "strata-plan"
         thread.start()
     }
 
-    private func finishPlan(_ plan: ReloadPlan) {
+    private func answerPlans(_ plan: ReloadPlan) {
         for reply in answeringPlans { reply(plan) }
         answeringPlans = []
+    }
+
+    private func finishPlan() {
+        carrying = nil
         running = false
         if !queued.isEmpty { startQueued() }
     }
@@ -243,25 +254,36 @@ struct ReloadJob: Sendable {
 
     /// What a reload of the files would change, found by the same steps as `build` with nothing
     /// kept: the fd limits are checked, not raised; new listener keys are test-bound and closed;
-    /// the engine's generation is built (TLS contexts, regular expressions) and dropped. It is
-    /// built without carrying state from the serving one: what it would carry is not checked.
-    func plan(facts: ReloadPlan.Facts) -> ReloadPlan {
+    /// the engine's generation is built (TLS contexts, regular expressions), carrying from the
+    /// serving one as a reload's does, and dropped. It is built on a second thread while this one
+    /// test-binds and compares, so a plan answers in about the time a reload takes to build.
+    /// `answer` is called once, with the plan; what the plan built is freed after it, on this thread.
+    func plan(facts: ReloadPlan.Facts, answer: (ReloadPlan) -> Void) {
         let loaded: LoadedConfig
         switch candidate(changingLimits: false) {
         case .success(let l): loaded = l
-        case .failure(let e): return ReloadPlan(refusing: e.errors, facts: facts)
+        case .failure(let e): return answer(ReloadPlan(refusing: e.errors, facts: facts))
         }
+        let build = BackgroundBuild(ConfigGeneration(id: id, hash: loaded.hash, config: loaded.config, files: loaded.files),
+                                    carrying: carrying)
         let bindErrors = cache.probe(ListenerPlan.keys(of: loaded.config))
-        if !bindErrors.isEmpty {
-            return ReloadPlan(refusing: bindErrors.map { ListenerPlan.error(for: $0, in: loaded.config) },
-                              candidateHash: loaded.hash, facts: facts)
+        guard bindErrors.isEmpty else {
+            // A reload binds before it builds: the bind errors are the ones it gives.
+            let built = build.wait()
+            return withExtendedLifetime(built) {
+                answer(ReloadPlan(refusing: bindErrors.map { ListenerPlan.error(for: $0, in: loaded.config) },
+                                  candidateHash: loaded.hash, facts: facts))
+            }
         }
-        do {
-            _ = try Engine.makeGeneration(ConfigGeneration(id: id, hash: loaded.hash, config: loaded.config, files: loaded.files))
-        } catch {
-            return ReloadPlan(refusing: error.errors, candidateHash: loaded.hash, facts: facts)
+        let plan = ReloadPlan(from: previous, to: loaded.config, candidateHash: loaded.hash, facts: facts)
+        let built = build.wait()
+        // Freed once the answer is on its way: 10,000 servers take milliseconds to free.
+        withExtendedLifetime(built) {
+            switch built {
+            case .success: answer(plan)
+            case .failure(let errors): answer(ReloadPlan(refusing: errors.errors, candidateHash: loaded.hash, facts: facts))
+            }
         }
-        return ReloadPlan(from: previous, to: loaded.config, candidateHash: loaded.hash, facts: facts)
     }
 
     /// Reads and checks the files as a reload does before it binds: load, what cannot change in
@@ -304,6 +326,29 @@ struct ReloadJob: Sendable {
             let fresh = keys.filter { !before.contains($0) }.count
             return .success(Built(generation: Handoff(value: generation), listenerFDs: fds, newListeners: fresh))
         }
+    }
+}
+
+/// `Engine.makeGeneration` on a thread of its own; `wait` returns what it built.
+private final class BackgroundBuild: @unchecked Sendable {
+    private var result: Result<Generation, ConfigErrors>?
+    private let done = DispatchSemaphore(value: 0)
+
+    init(_ config: ConfigGeneration, carrying: Handoff<Unmanaged<Generation>?>) {
+        let thread = Thread { [self] in
+            result = Result { () throws(ConfigErrors) in
+                try Engine.makeGeneration(config, carryingFrom: carrying.value?.takeUnretainedValue())
+            }
+            done.signal()
+        }
+        thread.name = "strata-plan-build"
+        thread.start()
+    }
+
+    /// Written by the build's thread before it signals; read here after the wait.
+    func wait() -> Result<Generation, ConfigErrors> {
+        done.wait()
+        return result!
     }
 }
 

@@ -104,6 +104,59 @@ import Testing
         ])
     }
 
+    /// Every item with a place of its own (log targets, the stats page and its condition, rule
+    /// lines, servers, binds) one line further down: no change.
+    @Test func aConfigurationMovedDownALineIsNoChange() throws {
+        let text = Self.running.replacingOccurrences(of: "frontend web\n", with: """
+            frontend web
+                log 127.0.0.1:514 local0
+                stats enable
+                stats admin if { src 127.0.0.1 }
+
+            """)
+        let plan = ReloadPlan(from: try Self.config(text), to: try Self.config("# moved\n" + text), candidateHash: "h1",
+                              facts: Self.facts(held: [80, 81]))
+        #expect(plan.lines == [
+            "= listener 127.0.0.1:80 kept",
+            "= listener 127.0.0.1:81 kept",
+            "= no change",
+            "= generation 1 (hash h1) -> candidate (hash h1)",
+        ])
+        // And what the places hide is still seen.
+        let edited = try Self.config("# moved\n" + text.replacingOccurrences(of: "src 127.0.0.1", with: "src 10.0.0.1")
+            .replacingOccurrences(of: "local0", with: "local1"))
+        let seen = ReloadPlan(from: try Self.config(text), to: edited, candidateHash: "c", facts: Self.facts(held: [80, 81]))
+        #expect(seen.lines.first == "~ proxy web: stats changed")
+        #expect(seen.lines.dropFirst().first == "~ settings frontend web (t.cfg:9)")
+    }
+
+    /// The copy-free comparisons name every stored property of what they compare: a field added
+    /// to the model fails here until a plan knows whether to compare it.
+    @Test func planContentKnowsEveryFieldOfTheModel() throws {
+        func fields(_ value: Any) -> [String] { Mirror(reflecting: value).children.compactMap(\.label) }
+        let proxy = try #require(try Self.config(Self.running).proxies.first { $0.name == "app" })
+        #expect(fields(proxy) == PlanContent.proxyFields)
+        #expect(fields(proxy.log) == PlanContent.logFields)
+        #expect(fields(proxy.http) == PlanContent.httpFields)
+        #expect(fields(proxy.servers[0]) == PlanContent.serverFields)
+        #expect(fields(proxy.servers[0].options) == PlanContent.serverOptionFields)
+        let web = try #require(try Self.config(Self.running).proxies.first { $0.name == "web" })
+        #expect(fields(web.binds[0]) == PlanContent.bindFields)
+    }
+
+    @Test func identitiesMeetWhereverTheyMoved() {
+        func match(_ old: [String], _ new: [String]) -> (counterpart: [Int], matched: [Bool]) {
+            let m = IdentityMatch(old: old.count, new: new.count, oldKey: { old[$0] }, newKey: { new[$0] })
+            return (m.counterpart, m.matched)
+        }
+        #expect(match(["a", "b", "c"], ["a", "b", "c"]) == ([0, 1, 2], [true, true, true]))
+        // One added in front: every other one moved, and is still found.
+        #expect(match(["a", "b", "c"], ["z", "a", "b", "c"]) == ([-1, 0, 1, 2], [true, true, true]))
+        #expect(match(["a", "b", "c"], ["c", "a"]) == ([2, 0], [true, false, true]))
+        #expect(match([], ["a"]) == ([-1], []))
+        #expect(match(["a"], []) == ([], [false]))
+    }
+
     @Test func addedAndRemovedProxiesAndSettingsWithoutANameSayWhere() throws {
         let old = try Self.config(Self.running)
         let new = try Self.config(Self.running.replacingOccurrences(of: "backend old\n    server o1 127.0.0.1:7001", with: """

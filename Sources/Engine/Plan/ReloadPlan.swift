@@ -165,8 +165,11 @@ struct ConfigDiffer {
     /// Built once per plan: a table of key paths and closures.
     private let proxySettings = PlanSetting<Proxy>.proxy
     private let serverSettings = PlanSetting<Server>.server
+    /// The candidate's proxies, for `sharedNames`.
+    private var candidateProxies: [Proxy] = []
     /// Names that a frontend and a backend share: their lines say which one they are about.
-    private var sharedNames: Set<String> = []
+    /// Found the first time a line needs it.
+    private var sharedNames: Set<String>?
 
     init(facts: ReloadPlan.Facts) {
         self.facts = facts
@@ -179,33 +182,33 @@ struct ConfigDiffer {
 
     mutating func compare(_ old: Config, _ new: Config) {
         compareGlobal(old.global, new.global)
-        var names: [String: Int] = [:]
-        for i in new.proxies.indices { names[new.proxies[i].name, default: 0] += 1 }
-        sharedNames = Set(names.filter { $0.value > 1 }.keys)
-
-        var oldIndex: [ProxyKey: Int] = [:]
-        oldIndex.reserveCapacity(old.proxies.count)
-        for i in old.proxies.indices {
-            let key = ProxyKey(kind: old.proxies[i].kind, name: old.proxies[i].name)
-            if oldIndex[key] == nil { oldIndex[key] = i }
-        }
-        var matched = [Bool](repeating: false, count: old.proxies.count)
-        for i in new.proxies.indices {
-            let proxy = new.proxies[i]
-            if let j = oldIndex[ProxyKey(kind: proxy.kind, name: proxy.name)], !matched[j] {
-                matched[j] = true
-                // The common case, a proxy nobody touched (not even moved): nothing to look at.
-                if old.proxies[j] != proxy { compareProxy(old.proxies[j], proxy) }
-            } else {
-                proxyLines.append(.init(.added, .proxy, "\(proxy.kind.rawValue) \(proxy.name)", proxyFields(proxy)))
+        candidateProxies = new.proxies
+        // Proxies are read through buffer pointers: reading a field through an array's subscript
+        // may copy the whole Proxy (dozens of references), and a plan reads every one.
+        old.proxies.withUnsafeBufferPointer { olds in
+            new.proxies.withUnsafeBufferPointer { news in
+                compareProxies(olds, news)
+                compareListeners(olds, news)
             }
         }
-        for j in old.proxies.indices where !matched[j] {
-            let proxy = old.proxies[j]
-            proxyLines.append(.init(.removed, .proxy, "\(proxy.kind.rawValue) \(proxy.name)", proxyFields(proxy)))
-        }
-        compareListeners(old, new)
         noteDrains(new.global)
+    }
+
+    private mutating func compareProxies(_ olds: UnsafeBufferPointer<Proxy>, _ news: UnsafeBufferPointer<Proxy>) {
+        let match = IdentityMatch(old: olds.count, new: news.count,
+                                  oldKey: { ProxyKey(kind: olds[$0].kind, name: olds[$0].name) },
+                                  newKey: { ProxyKey(kind: news[$0].kind, name: news[$0].name) })
+        for i in news.indices {
+            let j = match.counterpart[i]
+            if j < 0 {
+                proxyLines.append(.init(.added, .proxy, "\(news[i].kind.rawValue) \(news[i].name)", proxyFields(news[i])))
+            } else {
+                compareProxy(olds.baseAddress! + j, news.baseAddress! + i)
+            }
+        }
+        for j in olds.indices where !match.matched[j] {
+            proxyLines.append(.init(.removed, .proxy, "\(olds[j].kind.rawValue) \(olds[j].name)", proxyFields(olds[j])))
+        }
     }
 
     // MARK: global
@@ -233,18 +236,33 @@ struct ConfigDiffer {
 
     // MARK: proxies
 
-    private func proxyName(_ proxy: Proxy) -> String {
-        sharedNames.contains(proxy.name) ? "\(proxy.name) (\(proxy.kind.rawValue))" : proxy.name
+    private mutating func proxyName(_ proxy: Proxy) -> String {
+        if sharedNames == nil {
+            var names: [String: Int] = [:]
+            for i in candidateProxies.indices { names[candidateProxies[i].name, default: 0] += 1 }
+            sharedNames = Set(names.filter { $0.value > 1 }.keys)
+        }
+        return sharedNames!.contains(proxy.name) ? "\(proxy.name) (\(proxy.kind.rawValue))" : proxy.name
     }
 
     private func proxyFields(_ proxy: Proxy) -> [Field] {
         [Field("proxy", proxy.name), Field("proxy_kind", proxy.kind.rawValue)]
     }
 
-    private mutating func compareProxy(_ old: Proxy, _ new: Proxy) {
-        let (a, b) = (old.planView, new.planView)
-        // Settings that only moved with their lines are equal here: the table is not walked.
-        let (named, rest) = a == b ? ([], false) : PlanSetting.compare(a, b, proxySettings)
+    /// Through pointers: what is the same (nearly everything, in a plan) is read, never copied.
+    private mutating func compareProxy(_ oldProxy: UnsafePointer<Proxy>, _ newProxy: UnsafePointer<Proxy>) {
+        if !PlanContent.sameSettings(oldProxy, newProxy) { compareSettings(oldProxy.pointee, newProxy.pointee) }
+        if !PlanContent.sameRuleLines(oldProxy, newProxy) { compareRules(oldProxy.pointee, newProxy.pointee) }
+        if newProxy.pointee.isBackend {
+            oldProxy.pointee.servers.withUnsafeBufferPointer { olds in
+                newProxy.pointee.servers.withUnsafeBufferPointer { news in compareServers(olds, news, backend: newProxy.pointee.name) }
+            }
+        }
+    }
+
+    @inline(never)
+    private mutating func compareSettings(_ old: Proxy, _ new: Proxy) {
+        let (named, rest) = PlanSetting.compare(old.planView, new.planView, proxySettings)
         for (name, from, to) in named {
             let what = from == to ? "\(name) changed" : "\(name) \(from) -> \(to)"
             proxyLines.append(.init(.changed, .settings, "proxy \(proxyName(new)): \(what)",
@@ -254,14 +272,17 @@ struct ConfigDiffer {
             proxyLines.append(.init(.changed, .settings, "settings \(new.kind.rawValue) \(new.name) (\(new.location))",
                                     proxyFields(new) + [Field("locations", [new.location.description])]))
         }
-        if old.http != new.http, let rules = RuleLines.difference(from: RuleLines(old.http), to: RuleLines(new.http)) {
+    }
+
+    @inline(never)
+    private mutating func compareRules(_ old: Proxy, _ new: Proxy) {
+        if let rules = RuleLines.difference(from: RuleLines(old.http), to: RuleLines(new.http)) {
             let lines = rules.changed.map(\.description), removed = rules.removed.map(\.description)
             let list = lines + removed.map { "removed \($0)" }
             proxyLines.append(.init(.changed, .rules, "rules \(new.kind.rawValue) \(new.name)" + ConfigDiffer.parenthesized(list),
                                     proxyFields(new) + [Field("lines", lines), Field("replaced", rules.replaced.map(\.description)),
                                                         Field("removed", removed)]))
         }
-        if new.isBackend && old.servers != new.servers { compareServers(old, new) }
     }
 
     private static func parenthesized(_ items: [String]) -> String {
@@ -270,60 +291,64 @@ struct ConfigDiffer {
 
     // MARK: servers
 
-    private mutating func compareServers(_ oldProxy: Proxy, _ newProxy: Proxy) {
-        let backend = newProxy.name
-        var oldIndex: [String: Int] = [:]
-        oldIndex.reserveCapacity(oldProxy.servers.count)
-        for i in oldProxy.servers.indices where oldIndex[oldProxy.servers[i].name] == nil {
-            oldIndex[oldProxy.servers[i].name] = i
-        }
-        var matched = [Bool](repeating: false, count: oldProxy.servers.count)
-        for server in newProxy.servers {
-            let fields = [Field("backend", backend), Field("server", server.name)]
-            guard let j = oldIndex[server.name], !matched[j] else {
-                proxyLines.append(.init(.added, .server, "server \(backend)/\(server.name)", fields))
+    private mutating func compareServers(_ olds: UnsafeBufferPointer<Server>, _ news: UnsafeBufferPointer<Server>, backend: String) {
+        let match = IdentityMatch(old: olds.count, new: news.count, oldKey: { olds[$0].name }, newKey: { news[$0].name })
+        for i in news.indices {
+            let j = match.counterpart[i]
+            guard j >= 0 else {
+                proxyLines.append(.init(.added, .server, "server \(backend)/\(news[i].name)",
+                                        [Field("backend", backend), Field("server", news[i].name)]))
                 continue
             }
-            matched[j] = true
-            let old = oldProxy.servers[j]
-            guard old != server else { continue }
-            let (a, b) = (old.planView, server.planView)
-            guard a != b else { continue }
-            let (named, rest) = PlanSetting.compare(a, b, serverSettings)
-            for (name, from, to) in named {
-                let what = from == to ? "\(name) changed" : "\(name) \(from) -> \(to)"
-                proxyLines.append(.init(.changed, .server, "server \(backend)/\(server.name) \(what)",
-                                        fields + [Field("setting", name), Field("from", from), Field("to", to)]))
-            }
-            if rest {
-                proxyLines.append(.init(.changed, .server, "server \(backend)/\(server.name) settings (\(server.location))",
-                                        fields + [Field("locations", [server.location.description])]))
-            }
-            // A server's state (health, admin state, runtime weight, counters) is carried by its
-            // identity: backend, name, address and port (`ServerIdentity`). "address" is both, as
-            // in the `address` line above.
-            if old.address != server.address || old.port != server.port {
-                notices.append(.init(.notice, .health, "health state of \(backend)/\(server.name) resets (address changed)",
-                                     fields + [Field("reason", "address changed")]))
-            }
+            if !PlanContent.same(olds.baseAddress! + j, news.baseAddress! + i) { compareServer(olds[j], news[i], backend: backend) }
         }
-        for j in oldProxy.servers.indices where !matched[j] {
-            let name = oldProxy.servers[j].name
+        for j in olds.indices where !match.matched[j] {
+            let name = olds[j].name
             proxyLines.append(.init(.removed, .server, "server \(backend)/\(name)",
                                     [Field("backend", backend), Field("server", name)]))
         }
     }
 
+    /// A server line that changed. Kept out of the loop above, which would otherwise copy every
+    /// server on its way to here.
+    @inline(never)
+    private mutating func compareServer(_ old: Server, _ server: Server, backend: String) {
+        let fields = [Field("backend", backend), Field("server", server.name)]
+        let (named, rest) = PlanSetting.compare(old.planView, server.planView, serverSettings)
+        for (name, from, to) in named {
+            let what = from == to ? "\(name) changed" : "\(name) \(from) -> \(to)"
+            proxyLines.append(.init(.changed, .server, "server \(backend)/\(server.name) \(what)",
+                                    fields + [Field("setting", name), Field("from", from), Field("to", to)]))
+        }
+        if rest {
+            proxyLines.append(.init(.changed, .server, "server \(backend)/\(server.name) settings (\(server.location))",
+                                    fields + [Field("locations", [server.location.description])]))
+        }
+        // A server's state (health, admin state, runtime weight, counters) is carried by its
+        // identity: backend, name, address and port (`ServerIdentity`). "address" is both, as
+        // in the `address` line above.
+        if old.address != server.address || old.port != server.port {
+            notices.append(.init(.notice, .health, "health state of \(backend)/\(server.name) resets (address changed)",
+                                 fields + [Field("reason", "address changed")]))
+        }
+    }
+
     // MARK: listeners
 
-    /// The listening sockets of a configuration's enabled frontends, in bind order, each key once.
-    private static func listeners(of config: Config) -> [(key: ListenerKey, frontend: String, bind: Bind)] {
-        var seen = Set<ListenerKey>()
-        var out: [(key: ListenerKey, frontend: String, bind: Bind)] = []
-        for i in config.proxies.indices where config.proxies[i].isFrontend && !config.proxies[i].disabled {
-            for bind in config.proxies[i].binds {
-                let key = ListenerKey(bind)
-                if seen.insert(key).inserted { out.append((key, config.proxies[i].name, bind)) }
+    /// A `bind` line of an enabled frontend: its listener key, and where it is in the configuration.
+    private struct ListenerLine {
+        var key: ListenerKey
+        var proxy: Int
+        var bind: Int
+    }
+
+    /// The listening sockets of a configuration's enabled frontends, in bind order. Each key once:
+    /// the loader refuses an address bound twice.
+    private static func listeners(of proxies: UnsafeBufferPointer<Proxy>) -> [ListenerLine] {
+        var out: [ListenerLine] = []
+        for i in proxies.indices where proxies[i].kind != .backend && !proxies[i].disabled {
+            for b in proxies[i].binds.indices {
+                out.append(ListenerLine(key: ListenerKey(proxies[i].binds[b]), proxy: i, bind: b))
             }
         }
         return out
@@ -339,30 +364,32 @@ struct ConfigDiffer {
         return s
     }
 
-    private mutating func compareListeners(_ old: Config, _ new: Config) {
-        let before = ConfigDiffer.listeners(of: old)
-        var oldByKey: [ListenerKey: (frontend: String, bind: Bind)] = [:]
-        oldByKey.reserveCapacity(before.count)
-        for l in before { oldByKey[l.key] = (l.frontend, l.bind) }
-        let after = ConfigDiffer.listeners(of: new)
-        var serving = Set<ListenerKey>()
-        serving.reserveCapacity(after.count)
-        for l in after {
-            serving.insert(l.key)
+    private mutating func compareListeners(_ olds: UnsafeBufferPointer<Proxy>, _ news: UnsafeBufferPointer<Proxy>) {
+        let before = ConfigDiffer.listeners(of: olds), after = ConfigDiffer.listeners(of: news)
+        let match = IdentityMatch(old: before.count, new: after.count, oldKey: { before[$0].key }, newKey: { after[$0].key })
+        let held = facts.heldListeners
+        var kept = 0
+        for i in after.indices {
+            let l = after[i]
+            let frontend = news[l.proxy].name
             let name = ConfigDiffer.listenerName(l.key)
-            let fields = [Field("address", name), Field("frontend", l.frontend)]
-            guard facts.heldListeners.contains(l.key) else {
-                listenerLines.append(.init(.added, .listener, "listener \(name) (frontend \(l.frontend)) will bind", fields))
+            let fields = [Field("address", name), Field("frontend", frontend)]
+            guard held.contains(l.key) else {
+                listenerLines.append(.init(.added, .listener, "listener \(name) (frontend \(frontend)) will bind", fields))
                 continue
             }
+            kept += 1
             listenerLines.append(.init(.kept, .listener, "listener \(name) kept", fields))
-            guard let was = oldByKey[l.key] else { continue }
-            if was.frontend != l.frontend {
-                listenerLines.append(.init(.changed, .listener, "listener \(name) frontend \(was.frontend) -> \(l.frontend)",
-                                           fields + [Field("setting", "frontend"), Field("from", was.frontend), Field("to", l.frontend)]))
+            let j = match.counterpart[i]
+            guard j >= 0 else { continue }
+            let was = olds[before[j].proxy].name
+            if was != frontend {
+                listenerLines.append(.init(.changed, .listener, "listener \(name) frontend \(was) -> \(frontend)",
+                                           fields + [Field("setting", "frontend"), Field("from", was), Field("to", frontend)]))
             }
-            let (a, b) = (was.bind.planView, l.bind.planView)
-            if a == b { continue }
+            let oldBind = olds[before[j].proxy].binds[before[j].bind], newBind = news[l.proxy].binds[l.bind]
+            if PlanContent.same(oldBind, newBind) { continue }
+            let (a, b) = (oldBind.planView, newBind.planView)
             if (a.tls == nil) != (b.tls == nil) {
                 let (from, to) = a.tls == nil ? ("off", "on") : ("on", "off")
                 listenerLines.append(.init(.changed, .listener, "listener \(name) ssl \(from) -> \(to)",
@@ -370,19 +397,23 @@ struct ConfigDiffer {
             } else {
                 // Certificates are read again on every load: a renewed one shows here.
                 let what = a.tls != b.tls ? "ssl settings" : "settings"
-                listenerLines.append(.init(.changed, .listener, "listener \(name) \(what) (\(l.bind.location))",
-                                           fields + [Field("setting", what), Field("locations", [l.bind.location.description])]))
+                listenerLines.append(.init(.changed, .listener, "listener \(name) \(what) (\(newBind.location))",
+                                           fields + [Field("setting", what), Field("locations", [newBind.location.description])]))
             }
         }
-        // Held sockets the candidate does not serve: those of the configuration serving now in its
-        // order, then any other (none, unless a listener outlived its configuration) by name.
+        // Every held socket is served by the candidate: none closes (the common case).
+        guard kept < held.count else { return }
+        // The others close: those of the configuration serving now in its order, then any other
+        // (none, unless a listener outlived its configuration) by name.
+        var serving = Set<ListenerKey>()
+        serving.reserveCapacity(after.count)
+        for l in after { serving.insert(l.key) }
         var closing: [(key: ListenerKey, frontend: String?)] = []
-        var listed = Set<ListenerKey>()
-        for l in before where facts.heldListeners.contains(l.key) && !serving.contains(l.key) {
-            closing.append((l.key, l.frontend))
-            listed.insert(l.key)
+        for j in before.indices where held.contains(before[j].key) && !serving.contains(before[j].key) {
+            closing.append((before[j].key, olds[before[j].proxy].name))
         }
-        let others = facts.heldListeners.filter { !serving.contains($0) && !listed.contains($0) }
+        let listed = Set(closing.map(\.key))
+        let others = held.filter { !serving.contains($0) && !listed.contains($0) }
             .sorted { ConfigDiffer.listenerName($0) < ConfigDiffer.listenerName($1) }
         closing += others.map { ($0, nil) }
         for (key, frontend) in closing {
