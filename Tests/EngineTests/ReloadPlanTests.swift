@@ -140,6 +140,7 @@ import Testing
         #expect(fields(proxy.http) == PlanContent.httpFields)
         #expect(fields(proxy.servers[0]) == PlanContent.serverFields)
         #expect(fields(proxy.servers[0].options) == PlanContent.serverOptionFields)
+        #expect(fields(proxy.servers[0].options.check) == PlanContent.serverCheckFields)
         let web = try #require(try Self.config(Self.running).proxies.first { $0.name == "web" })
         #expect(fields(web.binds[0]) == PlanContent.bindFields)
     }
@@ -147,12 +148,14 @@ import Testing
     @Test func identitiesMeetWhereverTheyMoved() {
         func match(_ old: [String], _ new: [String]) -> (counterpart: [Int], matched: [Bool]) {
             let m = IdentityMatch(old: old.count, new: new.count, oldKey: { old[$0] }, newKey: { new[$0] })
-            return (m.counterpart, m.matched)
+            return (new.indices.map { m.counterpart(of: $0) }, old.indices.map { m.isMatched($0) })
         }
         #expect(match(["a", "b", "c"], ["a", "b", "c"]) == ([0, 1, 2], [true, true, true]))
         // One added in front: every other one moved, and is still found.
         #expect(match(["a", "b", "c"], ["z", "a", "b", "c"]) == ([-1, 0, 1, 2], [true, true, true]))
         #expect(match(["a", "b", "c"], ["c", "a"]) == ([2, 0], [true, false, true]))
+        #expect(match(["a", "b", "c"], ["a", "b", "d"]) == ([0, 1, -1], [true, true, false]))
+        #expect(match(["a", "b"], ["a", "b", "c"]) == ([0, 1, -1], [true, true]))
         #expect(match([], ["a"]) == ([-1], []))
         #expect(match(["a"], []) == ([], [false]))
     }

@@ -1,18 +1,28 @@
 /// Pairs the items of two lists by identity (a proxy's kind and name, a server's name). Items
 /// usually keep their place, so the item at the same index is tried first, and the identities
 /// are hashed into a dictionary only once one did not match there (as `Backend.init` carries
-/// server state): linear, and without hashing at all when nothing moved.
+/// server state): linear, and without hashing or allocating when nothing moved.
 struct IdentityMatch {
-    /// For each new item, the index of its old counterpart, or -1 (added).
-    private(set) var counterpart: [Int]
-    /// For each old item, whether a new one took it (false: removed).
-    private(set) var matched: [Bool]
+    /// For each new item, the index of its old counterpart, or -1 (added); nil when every item
+    /// has its counterpart at its own index.
+    private var counterparts: [Int]?
+    /// For each old item, whether a new one took it (false: removed); nil as above.
+    private var matches: [Bool]?
 
     init<Key: Hashable>(old oldCount: Int, new newCount: Int, oldKey: (Int) -> Key, newKey: (Int) -> Key) {
-        counterpart = [Int](repeating: -1, count: newCount)
-        matched = [Bool](repeating: false, count: oldCount)
+        var aligned = 0
+        if oldCount == newCount {
+            while aligned < newCount && oldKey(aligned) == newKey(aligned) { aligned += 1 }
+            if aligned == newCount { return }
+        }
+        var counterpart = [Int](repeating: -1, count: newCount)
+        var matched = [Bool](repeating: false, count: oldCount)
+        for i in 0..<aligned {
+            counterpart[i] = i
+            matched[i] = true
+        }
         var byKey: [Key: Int]?
-        for i in 0..<newCount {
+        for i in aligned..<newCount {
             let key = newKey(i)
             var j = i
             if j >= oldCount || matched[j] || oldKey(j) != key {
@@ -31,5 +41,13 @@ struct IdentityMatch {
                 matched[j] = true
             }
         }
+        counterparts = counterpart
+        matches = matched
     }
+
+    /// The index of new item `i`'s old counterpart, or -1 (added).
+    func counterpart(of i: Int) -> Int { counterparts?[i] ?? i }
+
+    /// Whether a new item took old item `j` (false: removed).
+    func isMatched(_ j: Int) -> Bool { matches?[j] ?? true }
 }

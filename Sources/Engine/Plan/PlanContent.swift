@@ -25,6 +25,10 @@ enum PlanContent {
     ]
     static let serverFields = ["name", "location", "id", "host", "address", "port", "options"]
     static let serverOptionFields = ["weight", "maxconn", "backup", "disabled", "cookie", "check", "tls"]
+    static let serverCheckFields = [
+        "enabled", "interval", "fastInterval", "downInterval", "rise", "fall", "port", "address", "observe",
+        "errorLimit", "onError", "shutdownSessionsOnDown",
+    ]
     static let bindFields = ["location", "endpoint", "v6only", "backlog", "name", "interface", "reusePort", "tls"]
 
     /// The proxy's own settings: what `Proxy.planView` keeps. Its place and id, binds, servers and
@@ -80,9 +84,21 @@ enum PlanContent {
               a.pointee.port == b.pointee.port, a.pointee.options.weight == b.pointee.options.weight,
               a.pointee.options.maxconn == b.pointee.options.maxconn, a.pointee.options.backup == b.pointee.options.backup,
               a.pointee.options.disabled == b.pointee.options.disabled, a.pointee.options.cookie == b.pointee.options.cookie,
-              a.pointee.options.check == b.pointee.options.check
+              a.pointee.options.check.enabled == b.pointee.options.check.enabled,
+              a.pointee.options.check.interval == b.pointee.options.check.interval,
+              a.pointee.options.check.fastInterval == b.pointee.options.check.fastInterval,
+              a.pointee.options.check.downInterval == b.pointee.options.check.downInterval,
+              a.pointee.options.check.rise == b.pointee.options.check.rise,
+              a.pointee.options.check.fall == b.pointee.options.check.fall,
+              a.pointee.options.check.port == b.pointee.options.check.port,
+              a.pointee.options.check.address == b.pointee.options.check.address,
+              a.pointee.options.check.observe == b.pointee.options.check.observe,
+              a.pointee.options.check.errorLimit == b.pointee.options.check.errorLimit,
+              a.pointee.options.check.onError == b.pointee.options.check.onError,
+              a.pointee.options.check.shutdownSessionsOnDown == b.pointee.options.check.shutdownSessionsOnDown
         else { return false }
-        if a.pointee.options.tls == nil && b.pointee.options.tls == nil { return true }
+        // The TLS options' tags are read in place (`== nil` would copy them out first).
+        if case .none = a.pointee.options.tls, case .none = b.pointee.options.tls { return true }
         // A client certificate (`ssl crt`) carries its place.
         return a.pointee.planView == b.pointee.planView
     }

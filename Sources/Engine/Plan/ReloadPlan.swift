@@ -199,14 +199,14 @@ struct ConfigDiffer {
                                   oldKey: { ProxyKey(kind: olds[$0].kind, name: olds[$0].name) },
                                   newKey: { ProxyKey(kind: news[$0].kind, name: news[$0].name) })
         for i in news.indices {
-            let j = match.counterpart[i]
+            let j = match.counterpart(of: i)
             if j < 0 {
                 proxyLines.append(.init(.added, .proxy, "\(news[i].kind.rawValue) \(news[i].name)", proxyFields(news[i])))
             } else {
                 compareProxy(olds.baseAddress! + j, news.baseAddress! + i)
             }
         }
-        for j in olds.indices where !match.matched[j] {
+        for j in olds.indices where !match.isMatched(j) {
             proxyLines.append(.init(.removed, .proxy, "\(olds[j].kind.rawValue) \(olds[j].name)", proxyFields(olds[j])))
         }
     }
@@ -294,7 +294,7 @@ struct ConfigDiffer {
     private mutating func compareServers(_ olds: UnsafeBufferPointer<Server>, _ news: UnsafeBufferPointer<Server>, backend: String) {
         let match = IdentityMatch(old: olds.count, new: news.count, oldKey: { olds[$0].name }, newKey: { news[$0].name })
         for i in news.indices {
-            let j = match.counterpart[i]
+            let j = match.counterpart(of: i)
             guard j >= 0 else {
                 proxyLines.append(.init(.added, .server, "server \(backend)/\(news[i].name)",
                                         [Field("backend", backend), Field("server", news[i].name)]))
@@ -302,7 +302,7 @@ struct ConfigDiffer {
             }
             if !PlanContent.same(olds.baseAddress! + j, news.baseAddress! + i) { compareServer(olds[j], news[i], backend: backend) }
         }
-        for j in olds.indices where !match.matched[j] {
+        for j in olds.indices where !match.isMatched(j) {
             let name = olds[j].name
             proxyLines.append(.init(.removed, .server, "server \(backend)/\(name)",
                                     [Field("backend", backend), Field("server", name)]))
@@ -380,7 +380,7 @@ struct ConfigDiffer {
             }
             kept += 1
             listenerLines.append(.init(.kept, .listener, "listener \(name) kept", fields))
-            let j = match.counterpart[i]
+            let j = match.counterpart(of: i)
             guard j >= 0 else { continue }
             let was = olds[before[j].proxy].name
             if was != frontend {
