@@ -4,8 +4,9 @@ import ConfigModel
 /// settings, rules and listeners added, removed or changed between the configuration serving now
 /// and a candidate, and what the swap would do to live state (health states that reset, sessions
 /// left draining). A value computed from two `Config`s and the engine's live facts, so it is
-/// tested without sockets. Proxies and servers meet their counterparts by name through
-/// dictionaries: a plan is linear in the configuration's size, as a reload is.
+/// tested without sockets. Proxies and servers meet their counterparts by name (`IdentityMatch`:
+/// at the same place, else through a dictionary): a plan is linear in the configuration's size,
+/// as a reload is.
 ///
 /// Lines are grouped, each group in file order: global settings; each proxy of the candidate
 /// with its settings, rules and servers, then the proxies removed; listeners; what the swap does
@@ -255,11 +256,15 @@ struct ConfigDiffer {
         if !PlanContent.sameRuleLines(oldProxy, newProxy) { compareRules(oldProxy.pointee, newProxy.pointee) }
         if newProxy.pointee.isBackend {
             oldProxy.pointee.servers.withUnsafeBufferPointer { olds in
-                newProxy.pointee.servers.withUnsafeBufferPointer { news in compareServers(olds, news, backend: newProxy.pointee.name) }
+                newProxy.pointee.servers.withUnsafeBufferPointer { news in
+                    compareServers(olds, news, backend: newProxy.pointee.name)
+                }
             }
         }
     }
 
+    /// Settings that changed. Out of line, as `compareServer` is: inlined, the caller would copy
+    /// both proxies on every call.
     @inline(never)
     private mutating func compareSettings(_ old: Proxy, _ new: Proxy) {
         let (named, rest) = PlanSetting.compare(old.planView, new.planView, proxySettings)
@@ -274,6 +279,7 @@ struct ConfigDiffer {
         }
     }
 
+    /// Rule lines that changed, or only moved (then nothing is said). Out of line, as above.
     @inline(never)
     private mutating func compareRules(_ old: Proxy, _ new: Proxy) {
         if let rules = RuleLines.difference(from: RuleLines(old.http), to: RuleLines(new.http)) {
