@@ -13,8 +13,8 @@ import ConfigModel
 /// to live state (`!`); the generations (`=`).
 public struct ReloadPlan: Sendable {
     /// One line of the plan: `+ server app/s3`, `~ proxy web: timeout server 10s -> 30s`.
-    public struct Change: Hashable, Sendable {
-        public enum Mark: String, Hashable, Sendable {
+    struct Change: Hashable, Sendable {
+        enum Mark: String, Hashable, Sendable {
             case added = "+"
             case removed = "-"
             case changed = "~"
@@ -24,25 +24,25 @@ public struct ReloadPlan: Sendable {
         }
 
         /// What a line is about, for tools.
-        public enum Kind: String, Hashable, Sendable {
+        enum Kind: String, Hashable, Sendable {
             case proxy, server, listener, rules, settings, health, drain, generation
         }
 
-        public var mark: Mark
-        public var kind: Kind
+        var mark: Mark
+        var kind: Kind
         /// The line after its mark.
-        public var text: String
+        var text: String
         /// The line's facts by name, in order: what `reload plan json` gives beside the line.
-        public var fields: [Field]
+        var fields: [Field]
 
-        public init(_ mark: Mark, _ kind: Kind, _ text: String, _ fields: [Field] = []) {
+        init(_ mark: Mark, _ kind: Kind, _ text: String, _ fields: [Field] = []) {
             self.mark = mark
             self.kind = kind
             self.text = text
             self.fields = fields
         }
 
-        public var line: String { mark.rawValue + " " + text }
+        var line: String { mark.rawValue + " " + text }
 
         /// A line about the configuration rather than about live state or the generations.
         var isConfigurationChange: Bool {
@@ -50,19 +50,19 @@ public struct ReloadPlan: Sendable {
         }
     }
 
-    public struct Field: Hashable, Sendable {
-        public enum Value: Hashable, Sendable {
+    struct Field: Hashable, Sendable {
+        enum Value: Hashable, Sendable {
             case string(String)
             case number(Int)
             case list([String])
         }
-        public var name: String
-        public var value: Value
+        var name: String
+        var value: Value
 
-        public init(_ name: String, _ value: String) { self.init(name, .string(value)) }
-        public init(_ name: String, _ value: Int) { self.init(name, .number(value)) }
-        public init(_ name: String, _ value: [String]) { self.init(name, .list(value)) }
-        public init(_ name: String, _ value: Value) {
+        init(_ name: String, _ value: String) { self.init(name, .string(value)) }
+        init(_ name: String, _ value: Int) { self.init(name, .number(value)) }
+        init(_ name: String, _ value: [String]) { self.init(name, .list(value)) }
+        init(_ name: String, _ value: Value) {
             self.name = name
             self.value = value
         }
@@ -71,13 +71,13 @@ public struct ReloadPlan: Sendable {
     /// What the engine knows that the configuration does not: which listening sockets are open
     /// (a reload keeps them), which generations are alive and how many sessions each still runs.
     public struct Facts: Sendable {
-        public struct LiveGeneration: Hashable, Sendable {
-            public var id: Int
-            public var state: GenerationState
-            public var sessions: Int
-            public var hash: String
+        struct LiveGeneration: Hashable, Sendable {
+            var id: Int
+            var state: GenerationState
+            var sessions: Int
+            var hash: String
 
-            public init(id: Int, state: GenerationState, sessions: Int, hash: String) {
+            init(id: Int, state: GenerationState, sessions: Int, hash: String) {
                 self.id = id
                 self.state = state
                 self.sessions = sessions
@@ -86,11 +86,11 @@ public struct ReloadPlan: Sendable {
         }
 
         /// The generations alive now, oldest first; the active one is the current one.
-        public var generations: [LiveGeneration]
+        var generations: [LiveGeneration]
         /// The listener keys the process holds open: a reload reuses them instead of binding.
-        public var heldListeners: Set<ListenerKey>
+        var heldListeners: Set<ListenerKey>
 
-        public init(generations: [LiveGeneration], heldListeners: Set<ListenerKey>) {
+        init(generations: [LiveGeneration], heldListeners: Set<ListenerKey>) {
             self.generations = generations
             self.heldListeners = heldListeners
         }
@@ -102,17 +102,17 @@ public struct ReloadPlan: Sendable {
             }, heldListeners: Set(heldListeners))
         }
 
-        public var current: LiveGeneration? { generations.last { $0.state == .active } }
+        var current: LiveGeneration? { generations.last { $0.state == .active } }
     }
 
     /// Every line, in order. Empty when the candidate is refused.
-    public let changes: [Change]
+    let changes: [Change]
     /// Why a reload would fail, each as a reload prints it (`file:line: message`). Empty when it
     /// would succeed.
-    public let errors: [ConfigError]
-    public let current: Facts.LiveGeneration?
+    let errors: [ConfigError]
+    let current: Facts.LiveGeneration?
     /// The candidate's content hash; nil when it was refused before it was hashed.
-    public let candidateHash: String?
+    let candidateHash: String?
 
     public var succeeds: Bool { errors.isEmpty }
 
@@ -145,7 +145,7 @@ public struct ReloadPlan: Sendable {
     }
 
     /// The answer's lines: the changes, or the errors a reload would print and a last line.
-    public var lines: [String] {
+    var lines: [String] {
         guard succeeds else {
             let from = current.map { "generation \($0.id) (hash \($0.hash))" } ?? "no generation"
             return errors.map(\.description) + ["= \(from) -> candidate refused: a reload would fail and change nothing"]
