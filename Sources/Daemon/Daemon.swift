@@ -178,7 +178,7 @@ final class Daemon: @unchecked Sendable {
         }
         metrics.startSampling()
         var commands = AdminCommandTable.engine
-        commands.register([reloads.adminCommand])
+        commands.register(reloads.adminCommands)
         for (socket, fd) in adminFDs {
             adminServers.append(AdminServer(engine: engine, fd: fd, level: socket.level, maxconn: socket.connectionLimit,
                                             timeoutMilliseconds: global.statsTimeout, commands: commands))

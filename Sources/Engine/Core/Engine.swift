@@ -325,10 +325,11 @@ public final class Engine: EventHandler, @unchecked Sendable {
 
     public var generations: [GenerationInfo] {
         let now = MonotonicClock.now()
+        // Listeners are counted per bind: every loop has its own of each.
         return live.map { g in
             GenerationInfo(id: g.id, state: g.state, ageSeconds: now - g.builtAt, sessions: g.sessions,
                            sessionsAccepted: g.sessionsAccepted, sessionsKilled: g.sessionsKilled,
-                           listeners: g.listenerRefs, hash: g.config.hash)
+                           listeners: g.listenerRefs / max(workers.count, 1), hash: g.config.hash)
         }
     }
 

@@ -7,6 +7,21 @@ import Synchronization
 /// non-blocking fd or an errno out. A privileged helper process can serve it later.
 public protocol ListenerBinder: Sendable {
     func bindListener(_ key: ListenerKey) -> Result<Int32, ListenerBindError>
+    /// Whether `key` could be bound now, keeping nothing: the error `bindListener` would give, or nil.
+    func probeListener(_ key: ListenerKey) -> ListenerBindError?
+}
+
+extension ListenerBinder {
+    /// For a binder that can only hand out listening sockets: bind, then close at once.
+    public func probeListener(_ key: ListenerKey) -> ListenerBindError? {
+        switch bindListener(key) {
+        case .success(let fd):
+            close(fd)
+            return nil
+        case .failure(let error):
+            return error
+        }
+    }
 }
 
 public struct ListenerBindError: Error, Sendable, CustomStringConvertible {
@@ -27,6 +42,24 @@ public struct KernelBinder: ListenerBinder {
     public init() {}
 
     public func bindListener(_ key: ListenerKey) -> Result<Int32, ListenerBindError> {
+        makeSocket(key, listening: true)
+    }
+
+    /// Binds without listening, then closes: a socket that never listens is never given a
+    /// connection, where one that listened for a moment beside a kept SO_REUSEPORT listener on
+    /// the same port could take a client's connection and reset it on close. The errors a reload
+    /// meets (EADDRINUSE, EACCES, EADDRNOTAVAIL, ENODEV) all come from bind or the options before it.
+    public func probeListener(_ key: ListenerKey) -> ListenerBindError? {
+        switch makeSocket(key, listening: false) {
+        case .success(let fd):
+            close(fd)
+            return nil
+        case .failure(let error):
+            return error
+        }
+    }
+
+    private func makeSocket(_ key: ListenerKey, listening: Bool) -> Result<Int32, ListenerBindError> {
         let family = key.endpoint.address.isV6 ? AF_INET6 : AF_INET
         let fd = socket(family, Int32(SOCK_STREAM.rawValue) | CLibEV_SOCK_NONBLOCK | CLibEV_SOCK_CLOEXEC, 0)
         guard fd >= 0 else { return .failure(ListenerBindError(key: key, call: "socket", errno: errno)) }
@@ -51,6 +84,7 @@ public struct KernelBinder: ListenerBinder {
         var (addr, len) = key.endpoint.sockaddr
         let bound = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) } }
         guard bound == 0 else { return fail("bind") }
+        guard listening else { return .success(fd) }
         guard listen(fd, Int32(key.backlog)) == 0 else { return fail("listen") }
         return .success(fd)
     }
@@ -124,6 +158,22 @@ public final class ListenerCache: Sendable {
                 return .failure(ListenerBindFailure(errors: errors))
             }
             return .success(result)
+        }
+    }
+
+    /// Test-binds every key the cache does not hold and keeps none of them (a held key is reused
+    /// by a reload, not bound again): the errors `acquire` would return now, with nothing bound
+    /// after it returns. Under the cache's lock, so no acquire runs in between. One test bind per
+    /// key stands for every loop's (they bind the same address with SO_REUSEPORT).
+    public func probe(_ keys: [ListenerKey]) -> [ListenerBindError] {
+        open.withLock { open in
+            let held = Set(open.keys.map(\.bind))
+            var tried = Set<ListenerKey>()
+            var errors: [ListenerBindError] = []
+            for key in keys where !held.contains(key) && tried.insert(key).inserted {
+                if let error = binder.probeListener(key) { errors.append(error) }
+            }
+            return errors
         }
     }
 
