@@ -159,6 +159,7 @@ BIG=$WORK/big.cfg
 SOCK=$WORK/admin.sock
 tool generate "$BIG" "$SOCK" 1000 10
 cp "$BIG" "$WORK/big.orig.cfg"
+threads_cfg "$BIG"
 "$STRATA" -f "$BIG" 2>"$WORK/strata-big.log" &
 S_PID=$!; PIDS+=($S_PID)
 tool wait-socket "$SOCK"
@@ -215,9 +216,10 @@ reload_failures() { # strata|haproxy -> "failed total"
     port=$(free_port)
     proxy_config "$port" "$WORK/load-$who.sock" > "$WORK/load-$who.cfg"
     if [ "$who" = strata ]; then
+        threads_cfg "$WORK/load-$who.cfg"
         "$STRATA" -f "$WORK/load-$who.cfg" 2>>"$WORK/strata-load.log" &
     else
-        sed -i 's/^global/global\n    nbthread 1/' "$WORK/load-$who.cfg"
+        sed -i "s/^global/global\n    nbthread $THREADS/" "$WORK/load-$who.cfg"
         haproxy -W -db -f "$WORK/load-$who.cfg" 2>>"$WORK/haproxy-load.log" &
     fi
     pid=$!; PIDS+=($pid)
