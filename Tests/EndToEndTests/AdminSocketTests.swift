@@ -67,9 +67,9 @@ import Testing
         let fd = try #require(TestSocket.connectUnix(strata.adminSocket))
         defer { close(fd) }
         _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
-        let closedAfter = Mutex<Double?>(nil)
-        let sent = Mutex(0)
-        let done = Mutex(false)
+        let closedAfter = Guarded<Double?>(nil)
+        let sent = Guarded(0)
+        let done = Guarded(false)
         let start = Date()
         Thread {
             let flood = Array(("prompt\n" + String(repeating: "show stat\nshow info\nshow sess\n", count: 50)).utf8)

@@ -87,7 +87,7 @@ import Testing
     final class CountingServer: @unchecked Sendable {
         let port: UInt16
         private let fd: Int32
-        private let counts = Mutex<(now: Int, most: Int, served: Int)>((0, 0, 0))
+        private let counts = Guarded<(now: Int, most: Int, served: Int)>((0, 0, 0))
 
         init(hold seconds: Double) throws {
             (fd, port) = try TestSocket.listen(what: "counting server")
@@ -113,7 +113,7 @@ import Testing
         let port = TestSocket.freePort()
         let strata = try StrataProcess(config: Self.tcpConfig(port: port, server: server.port, threads: 4, serverOptions: "maxconn 5"))
         #expect(strata.waitForAdmin())
-        let done = Mutex(0)
+        let done = Guarded(0)
         for _ in 0..<20 {
             Thread {
                 if let fd = TestSocket.connect(port, timeout: 20) {

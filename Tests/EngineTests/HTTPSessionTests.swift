@@ -14,8 +14,8 @@ import Testing
 final class TinyOrigin: @unchecked Sendable {
     let fd: Int32
     let port: UInt16
-    private let heads = Mutex<[String]>([])
-    private let accepted = Mutex<Int>(0)
+    private let heads = Guarded<[String]>([])
+    private let accepted = Guarded<Int>(0)
 
     init() throws {
         (fd, port) = try TestSocket.listen(what: "origin")

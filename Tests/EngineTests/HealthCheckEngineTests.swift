@@ -29,12 +29,12 @@ final class CheckTarget: @unchecked Sendable {
         var accepted = 0
         var received: [String] = []
     }
-    private let state: Mutex<State>
+    private let state: Guarded<State>
 
     init(_ mode: Mode) throws {
         let l = try TestSocket.listen(backlog: 64, what: "check target")
         port = l.port
-        state = Mutex(State(fd: l.fd, mode: mode))
+        state = Guarded(State(fd: l.fd, mode: mode))
         serve(l.fd)
     }
 
@@ -104,7 +104,7 @@ final class HealthTestProxy: @unchecked Sendable {
     let port: UInt16
     let keys: [ListenerKey]
     private final class Lines: Sendable {
-        let lines = Mutex<[String]>([])
+        let lines = Guarded<[String]>([])
     }
     private let noticeLog = Lines()
     private var nextID = 1

@@ -434,12 +434,12 @@ struct UncheckedSendable<T>: @unchecked Sendable {
 /// The answers of every loop to `onEveryLoop`, each loop writing its own slot.
 private final class ResultSlots<T>: @unchecked Sendable {
     private var slots: [T?]
-    private let lock = Mutex<Void>(())
+    private let lock = Lock()
 
     init(count: Int) { slots = [T?](repeating: nil, count: count) }
 
-    func set(_ i: Int, _ value: T) { lock.withLock { _ in slots[i] = value } }
-    var values: [T] { lock.withLock { _ in slots.map { $0! } } }
+    func set(_ i: Int, _ value: T) { lock.withLock { slots[i] = value } }
+    var values: [T] { lock.withLock { slots.map { $0! } } }
 }
 
 private final class Semaphore: @unchecked Sendable {

@@ -119,7 +119,7 @@ struct TimerWatcher: ~Copyable {
 public final class EventLoop: EventHandler, @unchecked Sendable {
     let raw: OpaquePointer
     private let wakeup: UnsafeMutablePointer<ev_async>
-    private let inbox = Mutex<[@Sendable () -> Void]>([])
+    private let inbox = Locked<[@Sendable () -> Void]>([])
     let buffers: BufferPool
     let pipes = PipePool()
 

@@ -120,7 +120,7 @@ public final class ListenerCache: Sendable {
     private let binder: any ListenerBinder
     /// Data loops: how many sockets a bind with SO_REUSEPORT gets.
     public let loops: Int
-    private let open = Mutex<[ListenerSocketKey: Int32]>([:])
+    private let open = Locked<[ListenerSocketKey: Int32]>([:])
 
     public init(binder: any ListenerBinder = KernelBinder(), loops: Int = 1) {
         self.binder = binder

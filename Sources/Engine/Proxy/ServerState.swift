@@ -45,7 +45,7 @@ final class ServerState: @unchecked Sendable {
         get { address.withLock { $0 } }
         set { address.withLock { $0 = newValue } }
     }
-    private let address = Mutex<ServerAddress?>(nil)
+    private let address = Locked<ServerAddress?>(nil)
     /// The one checker running for this identity, whatever generation it checks for.
     weak var checker: HealthChecker?
     /// The backend of the newest generation using this server (the control loop's: health and

@@ -389,7 +389,7 @@ final class TLSClientContext {
     /// The server name it was made under: it is offered only under the same name (a resumption
     /// skips certificate verification, so another name must not ride it). Every data loop offers
     /// and renews it: a lock guards the pair.
-    private let lastSession = Mutex<(der: [UInt8], name: String?)?>(nil)
+    private let lastSession = Locked<(der: [UInt8], name: String?)?>(nil)
     /// Identifies the settings: a pooled connection is reused only under equal settings.
     let fingerprint: Int
     /// `crt FILE`: the client certificate presented to the server.

@@ -10,7 +10,7 @@ import Synchronization
 /// Shared by the data loops (OpenSSL calls back during their handshakes) and configured by the
 /// control loop: one lock guards it (held for a lookup or an insert, once per handshake).
 final class TLSSessionStore: @unchecked Sendable {
-    private let lock = Mutex<Void>(())
+    private let lock = Lock()
     /// A ticket key: 16 bytes of name, then the HMAC key, then the AES key (HAProxy's 48-byte
     /// keys: AES-128 and a 16-byte HMAC key; 80-byte keys: AES-256 and a 32-byte HMAC key).
     struct TicketKey: Equatable {
@@ -57,7 +57,7 @@ final class TLSSessionStore: @unchecked Sendable {
 
     /// Takes the settings of the generation now serving the listener.
     func configure(ticketKeys: [[UInt8]]?, capacity: Int, lifetimeMS: Int) {
-        lock.withLock { _ in
+        lock.withLock {
             self.capacity = max(capacity, 0)
             self.lifetime = Double(lifetimeMS) / 1000
             let keys = (ticketKeys ?? []).filter { $0.count == 48 || $0.count == 80 }.map(TicketKey.init)
@@ -81,7 +81,7 @@ final class TLSSessionStore: @unchecked Sendable {
     /// expected to use a ticket once: without a new one its next connection is a full handshake).
     func ticketKey(name: UnsafeMutablePointer<UInt8>, iv: UnsafeMutablePointer<UInt8>, cipher: OpaquePointer,
                    mac: OpaquePointer, encrypt: Bool, renew: Bool = false) -> Int32 {
-        lock.withLock { _ in
+        lock.withLock {
             if encrypt {
                 let key = encryptionKey
                 guard RAND_bytes(iv, 16) == 1 else { return -1 }
@@ -114,7 +114,7 @@ final class TLSSessionStore: @unchecked Sendable {
 
     /// Stores a session OpenSSL just made (`SSL_SESSION *`).
     func add(_ session: OpaquePointer, now: Double) {
-        lock.withLock { _ in
+        lock.withLock {
             guard capacity > 0 else { return }
             var idLength: UInt32 = 0
             guard let idPointer = SSL_SESSION_get_id(session, &idLength), idLength > 0 else { return }
@@ -134,7 +134,7 @@ final class TLSSessionStore: @unchecked Sendable {
 
     /// The session with `id`, decoded (the caller owns the reference), or nil.
     func find(_ id: UnsafeRawBufferPointer, now: Double) -> OpaquePointer? {
-        lock.withLock { _ in
+        lock.withLock {
             let key = Array(id.bindMemory(to: UInt8.self))
             guard let entry = sessions[key] else { return nil }
             guard entry.expires > now else {
@@ -151,14 +151,14 @@ final class TLSSessionStore: @unchecked Sendable {
     }
 
     func remove(_ session: OpaquePointer) {
-        lock.withLock { _ in
+        lock.withLock {
             var idLength: UInt32 = 0
             guard let idPointer = SSL_SESSION_get_id(session, &idLength), idLength > 0 else { return }
             sessions[Array(UnsafeBufferPointer(start: idPointer, count: Int(idLength)))] = nil
             }
     }
 
-    var cachedSessions: Int { lock.withLock { _ in sessions.count } }
+    var cachedSessions: Int { lock.withLock { sessions.count } }
 
     /// Evicts the oldest sessions beyond the capacity (and forgets IDs already removed).
     private func trim() {

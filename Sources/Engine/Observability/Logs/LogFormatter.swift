@@ -158,13 +158,13 @@ final class LogFormatter {
     /// The line for `record`; nil when a `+M` (mandatory) value is absent. Every data loop logs
     /// through the same formatter (one per proxy): its line buffer is taken under a lock.
     func format(_ record: LogRecord) -> String? {
-        lock.withLock { _ in
+        lock.withLock {
             out.removeAll(keepingCapacity: true)
             guard write(record) else { return nil }
             return String(decoding: out, as: UTF8.self)
         }
     }
-    private let lock = Mutex<Void>(())
+    private let lock = Lock()
 
     // MARK: rendering
 
