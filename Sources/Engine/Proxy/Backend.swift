@@ -175,14 +175,13 @@ final class Backend: @unchecked Sendable {
 final class BackendShard: @unchecked Sendable {
     @exclusivity(unchecked) var queue = SessionQueue()
     @exclusivity(unchecked) var balancer: Balancer
-    private let count = UnsafeMutablePointer<Int>.allocate(capacity: 1)
+    private let count = LoopLocalInts.allocate(1)
 
     init(balancer: Balancer) {
         self.balancer = balancer
-        count.initialize(to: 0)
     }
 
-    deinit { count.deallocate() }
+    deinit { LoopLocalInts.deallocate(count) }
 
     /// The queue's length, from any thread.
     var queuedCount: Int { CLibEV_load(count) }
