@@ -267,6 +267,16 @@ public enum ResponseBody: Hashable, Sendable {
     case rawMessage(path: String, contents: [UInt8])
 }
 
+/// The part of a request target a rewrite works on.
+public enum RequestTargetPart: Hashable, Sendable {
+    /// The path (without the query).
+    case path
+    /// The path and the query.
+    case pathQuery
+    /// The whole target, as it came (an absolute-form with its scheme and authority).
+    case uri
+}
+
 public enum HTTPRequestAction: Hashable, Sendable {
     case setHeader(name: String, value: FormatString)
     case addHeader(name: String, value: FormatString)
@@ -279,6 +289,9 @@ public enum HTTPRequestAction: Hashable, Sendable {
     case setQuery(FormatString)
     case setURI(FormatString)
     case setMethod(FormatString)
+    /// `replace-path|replace-pathq|replace-uri REGEX REPLACEMENT`: when the regex matches the
+    /// part, the part becomes the replacement (`\1` back-references), as HAProxy.
+    case replaceTarget(part: RequestTargetPart, regex: String, replacement: FormatString)
     /// `deny [deny_status N]`.
     case deny(status: Int)
     /// `return [status N] [content-type T] [string S | lf-string S | file F] [hdr N V]…`.

@@ -10,13 +10,14 @@ extension KeywordReader {
     static let errorCodes = [200, 400, 401, 403, 404, 405, 407, 408, 410, 413, 425, 429, 500, 501, 502, 503, 504]
 
     static let httpRequestActions = [
-        "add-header", "allow", "del-header", "deny", "redirect", "replace-header", "replace-value", "return",
-        "set-header", "set-method", "set-path", "set-query", "set-uri", "use-service",
+        "add-header", "allow", "del-header", "deny", "redirect", "replace-header", "replace-path", "replace-pathq",
+        "replace-uri", "replace-value", "return", "set-header", "set-method", "set-path", "set-query", "set-uri",
+        "use-service",
     ]
     /// HAProxy's other http-request actions: "not supported yet" rather than unknown.
     static let otherHTTPRequestActions: Set<String> = [
         "add-acl", "auth", "cache-use", "capture", "del-acl", "del-map", "disable-l7-retry", "do-resolve",
-        "early-hint", "normalize-uri", "reject", "replace-path", "replace-pathq", "replace-uri", "sc-inc-gpc",
+        "early-hint", "normalize-uri", "reject", "sc-inc-gpc",
         "sc-inc-gpc0", "sc-inc-gpc1", "sc-set-gpt0", "send-spoe-group", "set-bandwidth-limit", "set-dst",
         "set-dst-port", "set-log-level", "set-map", "set-mark", "set-nice", "set-pathq", "set-priority-class",
         "set-priority-offset", "set-src", "set-src-port", "set-timeout", "set-tos", "set-var", "set-var-fmt",
@@ -304,6 +305,13 @@ extension KeywordReader {
             let edit = try headerEdit(action, line, what: what, context: context, next: &i)
             result = HTTPRequestAction(edit)
         case "set-path": result = .setPath(try format(1, "a path")); i = 2
+        case "replace-path", "replace-pathq", "replace-uri":
+            let regex = try word(1, "a regex and a replacement")
+            let replacement = try format(2, "a replacement after the regex")
+            if let problem = SampleParser.regexProblem(regex) { throw line.error("invalid regex '\(regex)': \(problem)") }
+            let part: RequestTargetPart = action == "replace-uri" ? .uri : action == "replace-path" ? .path : .pathQuery
+            result = .replaceTarget(part: part, regex: regex, replacement: replacement)
+            i = 3
         case "set-query": result = .setQuery(try format(1, "a query")); i = 2
         case "set-uri": result = .setURI(try format(1, "a URI")); i = 2
         case "set-method": result = .setMethod(try format(1, "a method")); i = 2

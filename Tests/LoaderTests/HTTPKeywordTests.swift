@@ -161,6 +161,32 @@ import Testing
         #expect(metrics.last?.condition == nil)
     }
 
+    @Test func replacePathPathqAndURIRules() throws {
+        let config = try load("""
+            frontend f
+                mode http
+                bind 127.0.0.1:1
+                http-request replace-path /_api(/)?(.*) /\\2
+                http-request replace-pathq ^/p\\?id=(.*) /item/\\1 if { path_beg /p }
+                http-request replace-uri ^http://[^/]*(/.*) \\1
+                default_backend b
+            backend b
+                mode http
+                server s 127.0.0.1:2
+            """).config
+        let rules = try #require(config.proxies.first { $0.name == "f" }).http.requestRules
+        #expect(rules.map(\.action) == [
+            .replaceTarget(part: .path, regex: "/_api(/)?(.*)", replacement: FormatString(parts: [.literal("/\\2")], source: "/\\2")),
+            .replaceTarget(part: .pathQuery, regex: "^/p\\?id=(.*)", replacement: FormatString(parts: [.literal("/item/\\1")], source: "/item/\\1")),
+            .replaceTarget(part: .uri, regex: "^http://[^/]*(/.*)", replacement: FormatString(parts: [.literal("\\1")], source: "\\1")),
+        ])
+        #expect(rules[1].condition != nil)
+        #expect(errors("frontend f\n    mode http\n    bind 127.0.0.1:1\n    http-request replace-path (x /y\n    default_backend b\nbackend b\n    mode http\n    server s 127.0.0.1:2\n").first?
+            .hasPrefix("test.cfg:4: invalid regex '(x'") == true)
+        #expect(errors("frontend f\n    mode http\n    bind 127.0.0.1:1\n    http-request replace-uri ^/x\n    default_backend b\nbackend b\n    mode http\n    server s 127.0.0.1:2\n")
+            == ["test.cfg:4: 'http-request replace-uri' expects a replacement after the regex"])
+    }
+
     @Test func redirectRules() throws {
         let redirects = try proxy("www").http.redirectRules
         try #require(redirects.count == 3)

@@ -16,6 +16,7 @@ enum HTTPCompiledRequestAction {
     case setQuery(HTTPCompiledFormat)
     case setURI(HTTPCompiledFormat)
     case setMethod(HTTPCompiledFormat)
+    case replaceTarget(RequestTargetPart, HTTPRegex, HTTPCompiledFormat)
     case deny(status: Int)
     case returnResponse(HTTPCompiledReturn)
     case redirect(HTTPCompiledRedirect)
@@ -39,6 +40,8 @@ enum HTTPCompiledRequestAction {
         case .setQuery(let f): self = .setQuery(format(f))
         case .setURI(let f): self = .setURI(format(f))
         case .setMethod(let f): self = .setMethod(format(f))
+        case .replaceTarget(let part, let regex, let replacement):
+            self = .replaceTarget(part, try HTTPCompiledRequestAction.regex(regex, location), format(replacement))
         case .deny(let status): self = .deny(status: status)
         case .returnResponse(let status, let contentType, let body, let headers):
             self = .returnResponse(HTTPCompiledReturn(status: status, contentType: contentType, body: body,
@@ -209,6 +212,8 @@ extension HTTPRuleSet {
                 ev.rewriteTarget(request, .uri, f)
             case .setMethod(let f):
                 ev.rewriteMethod(request, f)
+            case .replaceTarget(let part, let regex, let replacement):
+                ev.replaceTarget(request, part, regex, replacement)
             }
             if request.edits.failed { return .respond(ev.frontend.errorResponse(500, backend: ev.backend)) }
         }
