@@ -337,6 +337,17 @@ public struct GlobalSettings: Hashable, Sendable {
     public init() {}
 }
 
+public struct DHParamFile: Hashable, Sendable {
+    public var path: String
+    public var contents: [UInt8]
+    public var location: SourceLocation
+    public init(path: String, contents: [UInt8], location: SourceLocation) {
+        self.path = path
+        self.contents = contents
+        self.location = location
+    }
+}
+
 /// Global TLS defaults, parsed and validated now, used by the TLS issue.
 public struct GlobalTLS: Hashable, Sendable {
     public var bindCiphers: String?
@@ -347,6 +358,9 @@ public struct GlobalTLS: Hashable, Sendable {
     public var serverOptions: [String] = []
     public var serverVerify: String?
     public var defaultDHParam: Int?
+    /// `ssl-dh-param-file`: DH parameters for every bind whose certificate has none of its own
+    /// (read when the configuration loads: the bytes belong to the generation).
+    public var dhParamFile: DHParamFile?
     public var crtBase: String?
     public var caBase: String?
     public init() {}
