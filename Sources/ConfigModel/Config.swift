@@ -4,11 +4,16 @@ public struct Config: Hashable, Sendable {
     public var global: GlobalSettings
     /// Every `frontend`, `backend` and `listen` section, in file order.
     public var proxies: [Proxy]
+    /// Every `resolvers` section, in file order.
+    public var resolvers: [ResolversSection]
 
-    public init(global: GlobalSettings = GlobalSettings(), proxies: [Proxy] = []) {
+    public init(global: GlobalSettings = GlobalSettings(), proxies: [Proxy] = [], resolvers: [ResolversSection] = []) {
         self.global = global
         self.proxies = proxies
+        self.resolvers = resolvers
     }
+
+    public func resolvers(named name: String) -> ResolversSection? { resolvers.first { $0.name == name } }
 
     public var frontends: [Proxy] { proxies.filter(\.isFrontend) }
     public var backends: [Proxy] { proxies.filter(\.isBackend) }
@@ -170,6 +175,8 @@ public struct ServerOptions: Hashable, Sendable {
     public var check = ServerCheck()
     /// `ssl …`: connections to the server use TLS.
     public var tls: ServerTLS?
+    /// `resolvers`, `resolve-*`, `init-addr`: how the server's name is resolved.
+    public var resolution = ServerResolution()
     public init() {}
 }
 
@@ -184,6 +191,16 @@ public struct Server: Hashable, Sendable {
     /// nil when the line gives no port: the connection goes to the client's destination port.
     public var port: UInt16?
     public var options: ServerOptions
+    /// The name the server follows when it is known by name rather than by address: it resolves
+    /// at runtime (`resolvers`), may start without an address (`init-addr`, `-dr`), or comes from
+    /// a template. An SRV label (`_http._tcp.app`) for a template filled from SRV records. nil
+    /// for a server given by address, or by a name resolved once at load.
+    public var fqdn: String?
+    /// False when no `init-addr` method found an address: the server starts in resolution
+    /// maintenance and `address` means nothing until the resolver or the admin socket gives one.
+    public var hasAddress = true
+    /// The `server-template` line the server comes from.
+    public var template: ServerTemplate?
 
     public init(name: String, location: SourceLocation, id: Int, host: String, address: IPAddress, port: UInt16?,
                 options: ServerOptions) {

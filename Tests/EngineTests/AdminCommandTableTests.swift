@@ -61,7 +61,7 @@ extension Engine {
     @Test func theLevelIsCheckedBeforeTheArguments() throws {
         let (engine, _) = try StatsTestSupport.engine(StatsTestSupport.proxies())
         #expect(engine.admin("set server web/s1 bogus", level: .operator_) == "Permission denied")
-        #expect(engine.admin("set server web/s1 bogus") == "usage: set server <backend>/<server> addr | health | state | weight")
+        #expect(engine.admin("set server web/s1 bogus") == "usage: set server <backend>/<server> addr | fqdn | health | state | weight")
         #expect(engine.admin("clear counters all", level: .operator_) == "Permission denied")
         #expect(engine.admin("show sess now", level: .user) == "Permission denied")
         #expect(engine.admin("show sess now", level: .operator_).hasPrefix("Unknown command, but maybe"))

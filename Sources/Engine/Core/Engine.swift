@@ -17,7 +17,8 @@ public final class Engine: EventHandler, @unchecked Sendable {
     private var limited: [Listener] = []
     private var frontendCounters: [String: ProxyCounters] = [:]
     private var backendCounters: [String: ProxyCounters] = [:]
-    private var serverStates: [ServerIdentity: ServerState] = [:]
+    /// Internal: a server added at runtime registers its state here (ServiceDiscovery).
+    var serverStates: [ServerIdentity: ServerState] = [:]
     /// TLS session ticket keys and session caches by listener, carried across generations.
     var tlsStores: [ListenerKey: TLSSessionStore] = [:]
     private var deadlines: [Int: DrainDeadline] = [:]
@@ -39,6 +40,8 @@ public final class Engine: EventHandler, @unchecked Sendable {
     public var notice: (_ message: String, _ level: LogLevel, _ logged: Bool) -> Void = { _, _, _ in }
     /// Health checks (owned by the current generation) and server state changes.
     lazy var healthMonitor = HealthMonitor(engine: self)
+    /// Servers that change at runtime: `resolvers`, templates, `add server` / `del server`.
+    lazy var serviceDiscovery = ServiceDiscovery(engine: self)
 
     public init(bufferSize: Int = 16384, defaultLoop: Bool = true) {
         loop = EventLoop(bufferSize: bufferSize, isDefault: defaultLoop)
@@ -76,6 +79,7 @@ public final class Engine: EventHandler, @unchecked Sendable {
                          announce: (_ closed: [ListenerKey]) -> Void = { _ in }) -> [ListenerKey] {
         // Per generation: a reload may raise, lower or remove it (nothing is sized by it).
         globalMaxconn = generation.config.config.global.maxconn ?? defaultMaxconn
+        serviceDiscovery.prepare(generation)
         adoptCounters(generation)
         adoptTLSStores(generation)
         let previous = current
@@ -104,6 +108,7 @@ public final class Engine: EventHandler, @unchecked Sendable {
         }
         // The new generation's checkers take over before the previous one drains without any.
         healthMonitor.activate(generation)
+        serviceDiscovery.activate(generation, previous: previous)
         // Between the swap and the drain: events read in order, the new generation's "active"
         // before the previous one's "draining".
         announce(dropped)

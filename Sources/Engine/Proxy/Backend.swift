@@ -4,7 +4,10 @@ import ConfigModel
 final class Backend {
     let proxy: Proxy
     unowned(unsafe) var generation: Generation!
-    let servers: [BackendServer]
+    /// The configuration's servers in order, then those added at runtime (`add server`), in the
+    /// order they were added: a configuration server keeps its index (cookie persistence finds it
+    /// by index).
+    private(set) var servers: [BackendServer]
     var counters = ProxyCounters()
     /// Sessions waiting for a server slot (maxconn), oldest first.
     var queue = SessionQueue()
@@ -52,9 +55,7 @@ final class Backend {
                     }
                     j = byName![configured[i].name] ?? -1
                 }
-                if j >= 0, old[j].state.identity.address == configured[i].address,
-                   old[j].state.identity.port == configured[i].port
-                {
+                if j >= 0, old[j].state.identity == ServerIdentity(backend: proxy.name, server: configured[i]) {
                     carried = old[j].state
                 }
             }
@@ -70,6 +71,21 @@ final class Backend {
     }
 
     var name: String { proxy.name }
+
+    /// `add server` (or a runtime server joining a new generation): the balancer starts afresh
+    /// with it (a consistent-hash ring is made again).
+    func add(_ server: BackendServer) {
+        server.backend = self
+        servers.append(server)
+        balancer = Balancer(algorithm: proxy.balance, hashType: proxy.http.hashType, servers: servers)
+    }
+
+    /// `del server`, for a server added at runtime (after every configuration server).
+    func remove(_ server: BackendServer) {
+        guard let i = servers.firstIndex(where: { $0 === server }), i >= proxy.servers.count else { return }
+        servers.remove(at: i)
+        balancer = Balancer(algorithm: proxy.balance, hashType: proxy.http.hashType, servers: servers)
+    }
 
     /// Servers with free slots first; nil when every usable server is full (queue) or none is usable.
     /// Active servers when one is usable, else the first usable backup, or every usable backup

@@ -18,9 +18,13 @@ final class BackendServer {
         if let carried {
             state = carried
         } else {
-            state = ServerState(identity: ServerIdentity(backend: backendName, server: config.name,
-                                                         address: config.address, port: config.port))
+            state = ServerState(identity: ServerIdentity(backend: backendName, server: config))
             state.health = ServerHealth(options: config.options, now: MonotonicClock.now())
+            if !config.hasAddress {
+                // `init-addr none` (or no method found one): in maintenance until an address comes.
+                state.hasAddress = false
+                _ = state.health.enterResolutionMaintenance(reason: "no address", now: MonotonicClock.now())
+            }
         }
     }
 

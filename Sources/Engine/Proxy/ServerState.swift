@@ -1,12 +1,28 @@
 import ConfigModel
 
-/// The server behind a name: backend name, server name, address and port. What a reload keeps
-/// for an unchanged identity: its counters, and (with health checks) its states.
+/// The server behind a name: backend name, server name, what it points at and port. What a
+/// reload keeps for an unchanged identity: its counters, and (with health checks) its states.
 public struct ServerIdentity: Hashable, Sendable {
+    /// A server given by address is that address; a server known by name (`Server.fqdn`: it
+    /// resolves at runtime, may start without an address, or comes from a template) is its
+    /// name, so that the address DNS gives it at runtime is not part of what it is.
+    public enum Target: Hashable, Sendable {
+        case address(IPAddress)
+        case name(String)
+    }
+
     public var backend: String
     public var server: String
-    public var address: IPAddress
+    public var target: Target
     public var port: UInt16?
+
+    /// The one place an identity is derived from a server line.
+    public init(backend: String, server: ConfigModel.Server) {
+        self.backend = backend
+        self.server = server.name
+        target = server.fqdn.map(Target.name) ?? .address(server.address)
+        port = server.port
+    }
 }
 
 /// Per-server state shared by every generation that has the same server identity.
@@ -37,9 +53,16 @@ public final class ServerState {
     /// weight and last check: what the balancer reads and what a reload carries.
     public internal(set) var health = ServerHealth(options: ServerOptions())
     public var adminMaintenance: Bool { health.inMaintenance }
-    /// `set server … addr`: where the admin socket moved the server (the identity keeps the
-    /// configured address, so the move survives reloads that leave the server unchanged).
+    /// `set server … addr`, the resolver: where the server was moved at runtime (the identity
+    /// keeps the configured address or name, so the move survives reloads that leave the server
+    /// unchanged).
     public internal(set) var runtimeAddress: ServerAddress?
+    /// False while the server has no address (resolution maintenance): what `show servers state`
+    /// and the stats show instead of an address.
+    public internal(set) var hasAddress = true
+    /// `set server … fqdn`, an SRV record's target: the name the resolver follows instead of the
+    /// configured one (nil: the configured one).
+    public internal(set) var runtimeFQDN: String?
     /// The one checker running for this identity, whatever generation it checks for.
     weak var checker: HealthChecker?
     /// The backend of the newest generation using this server: freed slots wake its queue too.

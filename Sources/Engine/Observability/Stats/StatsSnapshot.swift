@@ -267,7 +267,10 @@ extension Engine {
         row[.lastsess] = .int(st.lastSession > 0 ? Int(now - st.lastSession) : -1)
         Engine.times(&row, st.times)
         let address = SocketEndpoint(address: s.config.address, port: s.config.port ?? 0)
-        row[.addr] = .string(s.config.port == nil ? (address.address.isV6 ? "[\(address.address)]" : "\(address.address)") : address.description)
+        // A server without an address (resolution maintenance) has none to show.
+        if st.hasAddress {
+            row[.addr] = .string(s.config.port == nil ? (address.address.isV6 ? "[\(address.address)]" : "\(address.address)") : address.description)
+        }
         if let cookie = s.config.options.cookie { row[.cookie] = .string(cookie) }
         row[.srv_icur] = .int(st.idleConnections.count)
         return row
