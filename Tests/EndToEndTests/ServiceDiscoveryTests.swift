@@ -109,6 +109,14 @@ import Testing
         let exported = try #require(client.get("/metrics")).body
         #expect(exported.contains("strata_resolver_valid{resolver=\"dns\",nameserver=\"ns1\"} "))
         #expect(exported.contains("strata_resolver_update{resolver=\"dns\",nameserver=\"ns1\"} 3"))
+
+        // A reload keeps what DNS gave each server (identified by its name, not its address):
+        // no server goes back to resolution maintenance, no counter starts again.
+        let statBeforeReload = try strata.admin("show stat")
+        #expect(try strata.admin("reload").hasPrefix("Success=1"))
+        #expect(try Self.servers(strata).mapValues(\.address) == after.mapValues(\.address))
+        #expect(sessions(try strata.admin("show stat"), keeper) >= sessions(statBeforeReload, keeper))
+        #expect(Set(Self.answers(port, count: 4)) == ["127.0.0.12", "127.0.0.13"])
     }
 
     @Test(.enabled(if: TestTools.available(hasDNS)))
