@@ -98,8 +98,10 @@ int CLibEV_ares_channel_new(ares_channel *channel, int timeout_ms, int tries, in
                             CLibEV_ares_sock_state_cb cb, void *data) {
     struct ares_options options;
     memset(&options, 0, sizeof(options));
-    options.flags = ARES_FLAG_NOCHECKRESP | ARES_FLAG_NOSEARCH | ARES_FLAG_STAYOPEN
-        | (use_tcp ? ARES_FLAG_USEVC : 0) | (payload_size > 512 ? ARES_FLAG_EDNS : 0);
+    // UDP keeps its socket between queries; a TCP connection closes once idle (HAProxy drops
+    // idle ones too), so a server that answers each connection from a snapshot is asked afresh.
+    options.flags = ARES_FLAG_NOCHECKRESP | ARES_FLAG_NOSEARCH
+        | (use_tcp ? ARES_FLAG_USEVC : ARES_FLAG_STAYOPEN) | (payload_size > 512 ? ARES_FLAG_EDNS : 0);
     options.timeout = timeout_ms;
     options.tries = tries;
     options.ednspsz = payload_size;

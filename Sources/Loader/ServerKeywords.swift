@@ -66,7 +66,9 @@ extension KeywordReader {
         }
 
         var pendingLast: String?
-        if target.literal == nil {
+        // A wrong option after `init-addr` leaves the methods unknown: nothing to try.
+        let methodsUnknown = optionError != nil && line.args.contains("init-addr")
+        if target.literal == nil && !methodsUnknown {
             let resolution = draft.proxy.servers[first].options.resolution
             let srv = target.host.hasPrefix("_")
             if srv && resolution.resolvers == nil {

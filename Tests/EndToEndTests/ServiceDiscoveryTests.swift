@@ -11,12 +11,12 @@ import Testing
 
     /// `resolvers dns` asking `dns`, quick to follow changes; an HTTP frontend on `port` with the
     /// exporter on /metrics; `backend` is the `backend app` section's body.
-    static func config(dns: TestDNSServer, port: UInt16, backend: String, hold: String = "") -> String {
+    static func config(dns: TestDNSServer, port: UInt16, backend: String, hold: String = "", tcp: Bool = false) -> String {
         """
         global
             stats socket @ADMIN@ level admin
         resolvers dns
-            nameserver ns1 127.0.0.1:\(dns.port)
+            nameserver ns1 \(tcp ? "tcp@" : "")127.0.0.1:\(dns.port)
             timeout resolve 200ms
             timeout retry 200ms
             hold valid 1s
@@ -120,6 +120,7 @@ import Testing
     }
 
     @Test(.enabled(if: TestTools.available(hasDNS)))
+    /// Over TCP (`tcp@`) this time.
     func aNameThatAppearsAfterStartBringsItsServerUp() throws {
         try TestTools.require(Self.hasDNS, "dnsmasq")
         let dns = try TestDNSServer()
@@ -127,7 +128,7 @@ import Testing
         let port = TestSocket.freePort()
         let strata = try StrataProcess(config: Self.config(dns: dns, port: port, backend: """
                 server s1 late.strata.test:\(origin.port) resolvers dns init-addr none resolve-prefer ipv4
-            """))
+            """, tcp: true))
         #expect(strata.waitForAdmin())
         // No address yet: in maintenance, no traffic.
         #expect(try Self.servers(strata)["s1"]?.admin == 0x20)

@@ -79,7 +79,8 @@ typedef void (*CLibEV_ares_sock_state_cb)(void *data, int fd, int readable, int 
 /// ares_library_init(ARES_LIB_INIT_ALL): once a process, before the first channel.
 int CLibEV_ares_library_init(void);
 /// A channel that asks one nameserver (set with CLibEV_ares_set_server), each query once (`tries`
-/// 1: the resolver retries itself), waiting `timeout_ms`; over TCP when `use_tcp`; announcing
+/// 1: the resolver retries itself), waiting `timeout_ms`; over TCP when `use_tcp` (a connection
+/// closed once idle; a UDP socket is kept); announcing
 /// `payload_size` with EDNS0 when above 512; raw answers (NOCHECKRESP: a REFUSED or SERVFAIL is
 /// the query's answer, not a reason to try another server). Returns an ARES_ status.
 int CLibEV_ares_channel_new(ares_channel *channel, int timeout_ms, int tries, int use_tcp, int payload_size,
