@@ -64,10 +64,17 @@ final class ServiceDiscovery {
     private func carryAddresses(_ generation: Generation, from previous: Generation) {
         var before: [ObjectIdentifier: BackendServer] = [:]
         for b in previous.backends.values { for s in b.servers where s.config.fqdn != nil { before[ObjectIdentifier(s.state)] = s } }
-        guard !before.isEmpty else { return }
         for b in generation.backends.values {
             for s in b.servers where s.config.fqdn != nil && s.state.runtimeAddress == nil {
-                guard let old = before[ObjectIdentifier(s.state)] else { continue }
+                guard let old = before[ObjectIdentifier(s.state)] else {
+                    // A server this reload adds without an address (`init-addr none`, `-dr`): said
+                    // once, as the start's warnings say it.
+                    if !s.state.hasAddress && s.config.options.resolution.resolvers == nil {
+                        engine.report("Server \(b.name)/\(s.name) starts in maintenance: no address for '\(s.config.fqdn!)'",
+                                      level: .warning, to: b.log)
+                    }
+                    continue
+                }
                 let follows = s.config.options.resolution.resolvers != nil
                 let had = ServerAddress(address: old.config.address, port: old.config.port)
                 if s.state.hasAddress {
