@@ -71,6 +71,8 @@ public struct Proxy: Hashable, Sendable {
     public var serverStateFileName: String?
     /// `stats enable` and friends: the stats page this proxy serves.
     public var stats: StatsPage?
+    /// `server-template` lines, in order (their servers are in `servers`, at the line's location).
+    public var serverTemplates: [ServerTemplate] = []
 
     public init(name: String, kind: ProxyKind, location: SourceLocation, id: Int) {
         self.name = name
@@ -176,7 +178,15 @@ public struct ServerOptions: Hashable, Sendable {
     /// `ssl …`: connections to the server use TLS.
     public var tls: ServerTLS?
     /// `resolvers`, `resolve-*`, `init-addr`: how the server's name is resolved.
-    public var resolution = ServerResolution()
+    public var resolution: ServerResolution {
+        get { resolutionStorage.first ?? ServerResolution() }
+        set { resolutionStorage = newValue == ServerResolution() ? [] : [newValue] }
+    }
+    /// Zero or one element: 8 bytes in every server line (copied several times per server on
+    /// each reload) rather than the whole value, which most servers never set.
+    private var resolutionStorage: [ServerResolution] = []
+    /// `resolvers NAME`, read without making the default resolution (checks of every server).
+    public var resolvers: String? { resolutionStorage.first?.resolvers }
     public init() {}
 }
 
@@ -199,8 +209,6 @@ public struct Server: Hashable, Sendable {
     /// False when no `init-addr` method found an address: the server starts in resolution
     /// maintenance and `address` means nothing until the resolver or the admin socket gives one.
     public var hasAddress = true
-    /// The `server-template` line the server comes from.
-    public var template: ServerTemplate?
 
     public init(name: String, location: SourceLocation, id: Int, host: String, address: IPAddress, port: UInt16?,
                 options: ServerOptions) {

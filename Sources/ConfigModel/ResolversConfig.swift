@@ -105,11 +105,13 @@ public struct ServerTemplate: Hashable, Sendable {
     public var prefix: String
     public var first: Int
     public var last: Int
+    public var location: SourceLocation
 
-    public init(prefix: String, first: Int, last: Int) {
+    public init(prefix: String, first: Int, last: Int, location: SourceLocation) {
         self.prefix = prefix
         self.first = first
         self.last = last
+        self.location = location
     }
 }
 

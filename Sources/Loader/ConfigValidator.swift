@@ -193,10 +193,13 @@ enum ConfigValidator {
         let proxies = config.proxies
         for index in proxies.indices where proxies[index].kind != .frontend {
             var reported: SourceLocation?
-            for server in proxies[index].servers {
-                guard let name = server.options.resolution.resolvers, !names.contains(name), reported != server.location else { continue }
+            for s in proxies[index].servers.indices {
+                guard let name = proxies[index].servers[s].options.resolvers, !names.contains(name) else { continue }
+                let server = proxies[index].servers[s]
+                guard reported != server.location else { continue }
                 reported = server.location
-                let what = server.template.map { "server-template '\($0.prefix)'" } ?? "server '\(server.name)'"
+                let template = proxies[index].serverTemplates.first { $0.location == server.location }
+                let what = template.map { "server-template '\($0.prefix)'" } ?? "server '\(server.name)'"
                 errors.append(ConfigError(server.location, "\(describe(proxies[index])), \(what): unable to find resolvers section '\(name)'"))
             }
         }

@@ -15,18 +15,21 @@ extension KeywordReader {
     /// [options]` (servers PREFIX<FIRST> … PREFIX<LAST>, or PREFIX1 … PREFIX<NUM>).
     func server(_ line: KeywordLine, draft: inout ProxyDraft) throws(ConfigError) {
         let isTemplate = line.keyword == "server-template"
-        let usage = isTemplate ? "server-template PREFIX NUM|FIRST-LAST FQDN[:PORT] [options]" : "server NAME ADDR[:PORT] [options]"
-        let name = try line.argument(0, expecting: isTemplate ? "a prefix, a number of servers and an address (\(usage))"
-                                                              : "a name and an address (server NAME ADDR[:PORT] [options])")
+        let name = try line.argument(0, expecting: isTemplate
+            ? "a prefix, a number of servers and an address (server-template PREFIX NUM|FIRST-LAST FQDN[:PORT] [options])"
+            : "a name and an address (server NAME ADDR[:PORT] [options])")
         var range = 1...1
         if isTemplate {
-            let text = try line.argument(1, expecting: "a number of servers or a range FIRST-LAST after the prefix (\(usage))")
+            let text = try line.argument(1, expecting: "a number of servers or a range FIRST-LAST after the prefix (server-template PREFIX NUM|FIRST-LAST FQDN[:PORT] [options])")
             range = try KeywordReader.templateRange(text, line: line)
         }
         let optionsStart = isTemplate ? 3 : 2
-        let short = isTemplate ? "server-template PREFIX NUM|FIRST-LAST FQDN[:PORT]" : "server NAME ADDR[:PORT]"
-        let addressText = try line.argument(optionsStart - 1, expecting: "an address after the \(isTemplate ? "range" : "name") (\(short))")
-        let context = isTemplate ? "'server-template \(name)'" : "'server \(name)'"
+        // Literals: a message is made for every line that reads `expecting:`, error or not.
+        let addressText = try line.argument(optionsStart - 1, expecting: isTemplate
+            ? "an address after the range (server-template PREFIX NUM|FIRST-LAST FQDN[:PORT])"
+            : "an address after the name (server NAME ADDR[:PORT])")
+        // Made for a message only: most lines have none.
+        func context() -> String { isTemplate ? "'server-template \(name)'" : "'server \(name)'" }
         // A bad name or an address that does not resolve must not hide the line's other errors:
         // the options are read anyway, and every error is reported.
         var lineErrors: [ConfigError] = []
@@ -35,7 +38,7 @@ extension KeywordReader {
         }
         var target: (host: String, literal: IPAddress?, port: UInt16?)?
         do throws(ConfigError) {
-            target = try serverTarget(addressText, line: line, context: context)
+            target = try serverTarget(addressText, line: line, context: context())
         } catch {
             lineErrors.append(error)
         }
@@ -72,21 +75,21 @@ extension KeywordReader {
             let resolution = draft.proxy.servers[first].options.resolution
             let srv = target.host.hasPrefix("_")
             if srv && resolution.resolvers == nil {
-                lineErrors.append(line.error("\(context): an SRV label ('\(target.host)') is resolved at runtime and needs 'resolvers'"))
+                lineErrors.append(line.error("\(context()): an SRV label ('\(target.host)') is resolved at runtime and needs 'resolvers'"))
             }
             switch initialAddress(target.host, resolution: resolution, srvLabel: srv) {
             case .address(let address, let warning):
                 draft.proxy.servers[first].address = address
-                if let warning { draft.lineWarnings.append(line.error("\(context): \(warning)")) }
+                if let warning { draft.lineWarnings.append(line.error("\(context()): \(warning)")) }
             case .none(let warning):
                 draft.proxy.servers[first].hasAddress = false
-                if let warning { draft.lineWarnings.append(line.error("\(context): \(warning)")) }
+                if let warning { draft.lineWarnings.append(line.error("\(context()): \(warning)")) }
             case .pendingLast(let message):
                 // `last` may still find one in the server-state file, once the whole configuration is read.
                 draft.proxy.servers[first].hasAddress = false
-                pendingLast = "\(context): \(message)"
+                pendingLast = "\(context()): \(message)"
             case .failed(let message):
-                lineErrors.append(line.error("\(context): \(message)"))
+                lineErrors.append(line.error("\(context()): \(message)"))
             }
             let followsName = resolution.resolvers != nil || resolution.initAddr != nil || isTemplate
                 || !draft.proxy.servers[first].hasAddress
@@ -106,7 +109,8 @@ extension KeywordReader {
         }
         if let pending { draft.pendingLast.append((first, pending)) }
         if isTemplate {
-            draft.proxy.servers[first].template = ServerTemplate(prefix: name, first: range.lowerBound, last: range.upperBound)
+            draft.proxy.serverTemplates.append(ServerTemplate(prefix: name, first: range.lowerBound, last: range.upperBound,
+                                                              location: line.location))
             draft.proxy.servers.reserveCapacity(draft.proxy.servers.count + range.count - 1)
             for number in range.dropFirst() {
                 var server = draft.proxy.servers[first]

@@ -238,7 +238,10 @@ import Testing
         #expect(servers.map(\.name) == ["first", "web1", "web2", "web3", "api5", "api6"])
         #expect(servers.map(\.id) == [1, 2, 3, 4, 5, 6])
         #expect(servers[1...3].allSatisfy { $0.fqdn == "app.internal" && $0.port == 8080 && !$0.hasAddress && $0.options.weight == 7
-            && $0.options.check.enabled && $0.template == ServerTemplate(prefix: "web", first: 1, last: 3) })
+            && $0.options.check.enabled })
+        #expect(try #require(loaded.config.backend(named: "b")).serverTemplates
+            == [ServerTemplate(prefix: "web", first: 1, last: 3, location: SourceLocation(file: "test.cfg", line: 5)),
+                ServerTemplate(prefix: "api", first: 5, last: 6, location: SourceLocation(file: "test.cfg", line: 6))])
         // An SRV label: no address until the records come, no port of its own.
         #expect(servers[4...].allSatisfy { $0.fqdn == "_http._tcp.api.internal" && !$0.hasAddress && $0.port == nil })
         #expect(servers[4].location == SourceLocation(file: "test.cfg", line: 6))

@@ -55,7 +55,7 @@ final class Backend {
                     }
                     j = byName![configured[i].name] ?? -1
                 }
-                if j >= 0, old[j].state.identity == ServerIdentity(backend: proxy.name, server: configured[i]) {
+                if j >= 0, old[j].state.identity.matches(configured[i]) {
                     carried = old[j].state
                 }
             }

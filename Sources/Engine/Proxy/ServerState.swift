@@ -23,6 +23,17 @@ public struct ServerIdentity: Hashable, Sendable {
         target = server.fqdn.map(Target.name) ?? .address(server.address)
         port = server.port
     }
+
+    /// Whether the line `server` of this identity's backend has this identity (the same as
+    /// comparing with `init(backend:server:)`'s, without making one: a reload asks it of every
+    /// server).
+    func matches(_ server: borrowing ConfigModel.Server) -> Bool {
+        guard port == server.port, self.server == server.name else { return false }
+        switch target {
+        case .address(let a): return server.fqdn == nil && a == server.address
+        case .name(let n): return server.fqdn == n
+        }
+    }
 }
 
 /// Per-server state shared by every generation that has the same server identity.

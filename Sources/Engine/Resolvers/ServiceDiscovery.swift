@@ -52,8 +52,14 @@ final class ServiceDiscovery {
         refreshRequesters()
     }
 
+    /// Read from the configuration value by index: no server line is copied (a reload of 10,000
+    /// servers asks it).
     private func hasNamedServers(_ generation: Generation) -> Bool {
-        generation.backends.values.contains { $0.servers.contains { $0.config.fqdn != nil } }
+        let proxies = generation.config.config.proxies
+        for p in proxies.indices {
+            for s in proxies[p].servers.indices where proxies[p].servers[s].fqdn != nil { return true }
+        }
+        return !runtimeServers.isEmpty
     }
 
     /// A reload kept these servers' identities. The address the runtime gave one (the resolver,
