@@ -14,14 +14,13 @@
 # Usage: bench/health.sh
 #   RELOADS=100 RATE=10 INTER=1s: the counts and the check interval
 #   STRATA=/path/to/strata: use this binary instead of building with `swift build -c release`
-STRATA_GIVEN=${STRATA:-}
 source "$(dirname "$0")/lib.sh"
 RELOADS=${RELOADS:-100}
 RATE=${RATE:-10}
 INTER=${INTER:-1s}
 need haproxy nginx wrk
 ulimit -n 65536 2>/dev/null || true
-if [ -n "$STRATA_GIVEN" ]; then STRATA=$STRATA_GIVEN; else build_strata; fi
+build_strata
 
 cat > "$WORK/tool.py" <<'PY'
 import os, signal, socket, sys, time

@@ -5,7 +5,9 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 WORK=${WORK:-$(mktemp -d /tmp/strata-bench.XXXXXX)}
 chmod 755 "$WORK"  # nginx workers read the files as their own user
-STRATA=$ROOT/.build/release/strata
+# STRATA=/path/to/strata: measure that binary (another commit's build) instead of this tree's.
+STRATA_GIVEN=${STRATA:-}
+STRATA=${STRATA:-$ROOT/.build/release/strata}
 PIDS=()
 
 cleanup() {
@@ -33,7 +35,7 @@ need() {
 }
 
 build_strata() {
-    (cd "$ROOT" && swift build -c release >&2)
+    [ -n "$STRATA_GIVEN" ] || (cd "$ROOT" && swift build -c release >&2)
 }
 
 free_port() {

@@ -13,7 +13,6 @@
 #   MODE=tcp (default) or MODE=http: the proxies' mode in figure 2 (`mode http` in both configs)
 #   RELOADS=200 TIMED=20 RSS_RELOADS=1000 FAILED=100: the counts
 #   STRATA=/path/to/strata: use this binary instead of building with `swift build -c release`
-STRATA_GIVEN=${STRATA:-}
 source "$(dirname "$0")/lib.sh"
 MODE=${MODE:-tcp}
 RELOADS=${RELOADS:-200}
@@ -22,7 +21,7 @@ RSS_RELOADS=${RSS_RELOADS:-1000}
 FAILED=${FAILED:-100}
 need haproxy nginx wrk
 ulimit -n 65536 2>/dev/null || true
-if [ -n "$STRATA_GIVEN" ]; then STRATA=$STRATA_GIVEN; else build_strata; fi
+build_strata
 
 # The admin socket client, the configuration generator, the port holder, the reload pacer.
 cat > "$WORK/tool.py" <<'PY'

@@ -11,14 +11,13 @@
 #      scrapes each, alternating (target: ratio <= 1.0). Also the size of each answer.
 # Usage: bench/scrape.sh [seconds per run, default 10] [rounds, default 2] [scrapes, default 20]
 #   STRATA=/path/to/strata: use this binary instead of building with `swift build -c release`
-STRATA_GIVEN=${STRATA:-}
 source "$(dirname "$0")/lib.sh"
 DURATION=${1:-10}
 ROUNDS=${2:-2}
 SCRAPES=${3:-20}
 need haproxy nginx wrk curl
 ulimit -n 65536 2>/dev/null || true
-if [ -n "$STRATA_GIVEN" ]; then STRATA=$STRATA_GIVEN; else build_strata; fi
+build_strata
 
 NGINX_PORT=$(free_port)
 start_nginx "$NGINX_PORT"

@@ -179,7 +179,7 @@ final class Daemon: @unchecked Sendable {
         }
         metrics.startSampling()
         var commands = AdminCommandTable.engine
-        commands.register([reloads.adminCommand, AddServerCommand.adminCommand(parser: RuntimeServerParser(environment: loader.environment))])
+        commands.register([reloads.adminCommand, AddServerCommand.adminCommand(parser: RuntimeServerParser(environment: loader.environment), engine: engine)])
         for (socket, fd) in adminFDs {
             adminServers.append(AdminServer(engine: engine, fd: fd, level: socket.level, maxconn: socket.connectionLimit,
                                             timeoutMilliseconds: global.statsTimeout, commands: commands))

@@ -278,4 +278,45 @@ import Testing
         let ticks = Double(fields[11])! + Double(fields[12])!
         return ticks / Double(sysconf(Int32(_SC_CLK_TCK)))
     }
+
+    /// A server line without a port is reached on the port the client connected to, by the one
+    /// connector both modes use (HAProxy's port mapping): strata listens on 127.0.0.2 and the
+    /// server, on 127.0.0.1, on the same port.
+    @Test(arguments: ["tcp", "http"]) func aServerWithoutAPortIsReachedOnTheClientsDestinationPort(mode: String) throws {
+        let port = TestSocket.freePort()
+        let answer = mode == "tcp" ? "mapped" : "HTTP/1.1 200 OK\r\nContent-Length: 7\r\nConnection: close\r\n\r\nmapped"
+        let server = try TestBackend(.name(answer), port: port)
+        let strata = try StrataProcess(config: """
+            global
+                stats socket @ADMIN@ level admin
+            defaults
+                mode \(mode)
+                timeout connect 2s
+                timeout client 30s
+                timeout server 30s
+            listen app
+                bind 127.0.0.2:\(port)
+                server s1 127.0.0.1
+            """)
+        #expect(strata.waitForAdmin())
+        let fd = try #require(Self.connect(to: "127.0.0.2", port))
+        defer { close(fd) }
+        if mode == "http" { #expect(TestSocket.sendAll(fd, "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")) }
+        let received = String(decoding: TestSocket.readToEnd(fd), as: UTF8.self)
+        #expect(received.hasSuffix("mapped\n"))
+        #expect(server.connections == 1)
+    }
+
+    /// Connects to `address:port` (another loopback address than TestSocket's).
+    static func connect(to address: String, _ port: UInt16) -> Int32? {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_addr.s_addr = inet_addr(address)
+        addr.sin_port = port.bigEndian
+        TestSocket.setTimeout(fd, seconds: 10)
+        let r = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        if r != 0 { close(fd); return nil }
+        return fd
+    }
 }

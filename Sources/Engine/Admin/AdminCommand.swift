@@ -6,12 +6,12 @@ import ConfigModel
 /// `AdminCommandTable` puts them together.
 public struct AdminCommand: Sendable {
     /// The leading words that select it (`["set", "server"]`); what follows are its arguments.
-    public let words: [String]
+    let words: [String]
     /// `help`'s line: the syntax and what it does; nil keeps it out of `help` (a variant another
     /// line already shows, such as `clear counters all`).
-    public let usage: (syntax: String, summary: String)?
+    let usage: (syntax: String, summary: String)?
     /// Checked before the arguments, as HAProxy's `cli_has_level` is.
-    public let level: AccessLevel
+    let level: AccessLevel
     let handler: @Sendable (AdminCommandContext) -> AdminReply
 
     public init(_ words: [String], usage: (syntax: String, summary: String)?, level: AccessLevel,
@@ -32,15 +32,15 @@ public struct AdminCommand: Sendable {
 
 /// What a command runs with. Runs on the engine's loop thread.
 public struct AdminCommandContext: Sendable {
-    public let engine: Engine
+    let engine: Engine
     /// Everything the client sent, escapes resolved.
-    public let words: [String]
+    let words: [String]
     /// The words after the command's own (`show stat typed` → `["typed"]`).
     public let arguments: ArraySlice<String>
     /// The socket's level: some answers depend on it (`show stat` shows addresses from operator on).
-    public let level: AccessLevel
+    let level: AccessLevel
     /// The table the command was found in (`help` lists it).
-    public let table: AdminCommandTable
+    let table: AdminCommandTable
 }
 
 /// A command's answer.

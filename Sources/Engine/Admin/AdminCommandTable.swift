@@ -8,7 +8,7 @@ public struct AdminCommandTable: Sendable {
     /// Longest words first: `clear counters all` is found before `clear counters`.
     private var commands: [AdminCommand] = []
 
-    public init(_ commands: [AdminCommand] = []) {
+    init(_ commands: [AdminCommand] = []) {
         register(commands)
     }
 
@@ -22,7 +22,7 @@ public struct AdminCommandTable: Sendable {
         .text(context.table.usage(for: Array(context.arguments), help: true))
     }
 
-    public static let denied = "Permission denied"
+    static let denied = "Permission denied"
 
     /// Adds `commands`; a command with the same words as one already there replaces it.
     public mutating func register(_ commands: [AdminCommand]) {
@@ -34,13 +34,13 @@ public struct AdminCommandTable: Sendable {
     }
 
     /// The command `words` run: the one with the most leading words in common (nil: none).
-    public func command(for words: [String]) -> AdminCommand? {
+    func command(for words: [String]) -> AdminCommand? {
         commands.first { words.starts(with: $0.words) }
     }
 
     /// Runs `words` at `level` on `engine`'s loop thread; `reply` gets the whole answer (without
     /// the closing empty line), at once or, for a command that answers later, when it is done.
-    public func run(_ words: [String], level: AccessLevel, engine: Engine, reply: @escaping (String) -> Void) {
+    func run(_ words: [String], level: AccessLevel, engine: Engine, reply: @escaping (String) -> Void) {
         guard let command = command(for: words) else { return reply(usage(for: words, help: false)) }
         guard level >= command.level else { return reply(AdminCommandTable.denied) }
         let context = AdminCommandContext(engine: engine, words: words, arguments: words.dropFirst(command.words.count),

@@ -2,18 +2,19 @@ import CLibEV
 import ConfigModel
 import Glibc
 
-/// A connection to a server in HTTP mode. While it carries a request it belongs to one
-/// `HTTPSession`, which receives its events; between requests it waits in its server's idle pool.
-/// The pool belongs to the server's carried state, so an unchanged server's pooled connections
-/// serve the next generation too.
+/// A connection to a server: the socket, its TLS (`server … ssl`) and its watcher, made the one
+/// way every user of a server makes it (a TCP or HTTP session through its `ServerConnector`, a
+/// health check). While in use it belongs to its `owner`, which receives its events; in HTTP it
+/// waits in its server's idle pool between requests. The pool belongs to the server's carried
+/// state, so an unchanged server's pooled connections serve the next generation too.
 final class ServerConnection: EventHandler {
-    unowned(unsafe) let engine: Engine
+    let loop: EventLoop
     let fd: Int32
     // Touched by its loop's thread only: no runtime exclusivity checks on the hot path.
     @exclusivity(unchecked) private(set) var io: IOWatcher
     let server: ServerState
-    /// The session using the connection now; nil while it waits in the pool.
-    @exclusivity(unchecked) unowned(unsafe) var owner: HTTPSession?
+    /// What uses the connection now (a session, a health checker); nil while it waits in the pool.
+    @exclusivity(unchecked) unowned(unsafe) var owner: EventHandler?
     @exclusivity(unchecked) private(set) var idleSince = 0.0
     /// Requests this connection has carried (reuse makes it more than one).
     @exclusivity(unchecked) var requests = 0
@@ -23,8 +24,8 @@ final class ServerConnection: EventHandler {
     /// False when its TLS server name came from its request: it then serves that request only.
     @exclusivity(unchecked) var poolable = true
 
-    init(engine: Engine, fd: Int32, server: ServerState) {
-        self.engine = engine
+    init(loop: EventLoop, fd: Int32, server: ServerState) {
+        self.loop = loop
         self.fd = fd
         self.server = server
         io = IOWatcher(fd: fd, handler: EventHandler())
@@ -32,24 +33,85 @@ final class ServerConnection: EventHandler {
         io.raw.pointee.data = Unmanaged.passUnretained(self).toOpaque()
     }
 
-    /// Opens a non-blocking connection to `endpoint`; nil when no socket can be made (fds, memory).
-    static func connect(engine: Engine, to endpoint: SocketEndpoint, server: ServerState, keepAlive: Bool) -> (ServerConnection?, Bool) {
+    /// What `open` made of a connect.
+    enum Opening {
+        /// The connect is under way (or done): watch for `connectInterest`, then `advanceConnect`.
+        case opened(ServerConnection)
+        /// No socket: out of fds (EMFILE, ENFILE) or memory, a resource error and not the server's.
+        case noSocket(errno: Int32)
+        /// connect() failed at once (the socket is closed).
+        case refused(errno: Int32)
+    }
+
+    /// Opens a non-blocking TCP connection to `endpoint` (TCP_NODELAY, SO_KEEPALIVE when asked).
+    static func open(on loop: EventLoop, to endpoint: SocketEndpoint, server: ServerState, keepAlive: Bool) -> Opening {
         let family = endpoint.address.isV6 ? AF_INET6 : AF_INET
         let fd = socket(family, Int32(SOCK_STREAM.rawValue) | CLibEV_SOCK_NONBLOCK | CLibEV_SOCK_CLOEXEC, 0)
-        guard fd >= 0 else { return (nil, false) }
+        guard fd >= 0 else { return .noSocket(errno: errno) }
         setTCPOptions(fd, keepAlive: keepAlive)
         var (addr, len) = endpoint.sockaddr
         let r = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, len) } }
-        let connection = ServerConnection(engine: engine, fd: fd, server: server)
-        return (connection, r == 0 || errno == EINPROGRESS)
+        if r != 0 && errno != EINPROGRESS {
+            let e = errno
+            Glibc.close(fd)
+            return .refused(errno: e)
+        }
+        return .opened(ServerConnection(loop: loop, fd: fd, server: server))
     }
 
-    func watch(_ events: Int32) { io.watch(events, on: engine.loop) }
+    /// How far a connect got after an event on its socket.
+    enum ConnectProgress {
+        case established
+        /// The TLS handshake goes on: watch for `connectInterest` again.
+        case inProgress
+        case failed(ConnectFailure)
+    }
+
+    enum ConnectFailure {
+        /// The TCP connect failed (SO_ERROR: refused, unreachable, reset…).
+        case socket(errno: Int32)
+        /// OpenSSL could not make a connection object.
+        case tlsSetup
+        case tlsHandshake
+    }
+
+    /// The connect's next step once its socket reported an event: the TCP connect's result, then
+    /// with `context` the TLS handshake (`serverName`: a name for this connection rather than the
+    /// context's own).
+    func advanceConnect(tls context: TLSClientContext?, serverName: String?) -> ConnectProgress {
+        if tls == nil {
+            let err = connectError
+            if err != 0 { return .failed(.socket(errno: err)) }
+            guard let context else { return .established }
+            guard let t = TLSConnection(connected: fd, context: context, serverName: serverName) else {
+                return .failed(.tlsSetup)
+            }
+            tls = t
+        }
+        guard let tls, !tls.isEstablished else { return .established }
+        switch tls.handshake() {
+        case .inProgress:
+            return .inProgress
+        case .failed:
+            // A refused session must not be offered again.
+            context?.forgetSession()
+            return .failed(.tlsHandshake)
+        case .done:
+            return .established
+        }
+    }
+
+    /// The socket events a connect in progress waits for: writable for TCP, then the handshake's.
+    var connectInterest: Int32 { tls?.interest(0) ?? EV_WRITE_MASK }
+
+    @inline(__always)
+    func watch(_ events: Int32) { io.watch(events, on: loop) }
 
     /// Reports `events` to the owner in this loop turn (TLS bytes OpenSSL already holds).
-    func feed(_ events: Int32) { ev_feed_event(engine.loop.raw, io.raw, events) }
+    func feed(_ events: Int32) { ev_feed_event(loop.raw, io.raw, events) }
 
     override func ioEvent(_ watcher: UnsafeMutablePointer<ev_io>, _ revents: Int32) {
+        // The strong reference keeps an owner that ends itself in this event alive until it returns.
         if let owner {
             owner.serverEvent(revents)
         } else if let tls, tls.isEstablished, idleRecordOnly(tls) {
@@ -69,17 +131,18 @@ final class ServerConnection: EventHandler {
             return
         }
         owner = nil
-        idleSince = engine.loop.now
-        io.watch(EV_READ_MASK, on: engine.loop)
+        idleSince = loop.now
+        io.watch(EV_READ_MASK, on: loop)
         server.addIdle(self, limit: 1000)
     }
 
-    func close() {
+    /// `notify`: TLS says close_notify first (a clean end; a failed connection sends nothing anyway).
+    func close(notify: Bool = true) {
         guard !isClosed else { return }
         isClosed = true
         owner = nil
-        io.release(on: engine.loop)
-        tls?.sendCloseNotify()
+        io.release(on: loop)
+        if notify { tls?.sendCloseNotify() }
         Glibc.close(fd)
     }
 
@@ -106,7 +169,7 @@ final class ServerConnection: EventHandler {
     var tlsFingerprint: Int? { tls?.clientContext?.fingerprint }
 
     /// SO_ERROR after a non-blocking connect.
-    var connectError: Int32 {
+    private var connectError: Int32 {
         var err: Int32 = 0
         var len = socklen_t(MemoryLayout<Int32>.size)
         getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len)
@@ -155,24 +218,4 @@ extension ServerState {
         for c in idleConnections { c.close() }
         idleConnections.removeAll()
     }
-}
-
-/// A session that found no fd for its server socket (EMFILE/ENFILE, or no memory). Sessions ending
-/// free fds at any moment, so it tries again every 50 ms, up to its `timeout connect`, rather than
-/// give up on a client that a moment later could be served.
-struct ServerSocketWait {
-    private var since = -1.0
-
-    /// When to try again, or nil once `limit` seconds have passed since the first failure.
-    mutating func retryTime(now: Double, limit: Double) -> Double? {
-        if since < 0 { since = now }
-        guard now - since < limit else {
-            since = -1
-            return nil
-        }
-        return now + 0.05
-    }
-
-    /// A socket was had: a later failure starts a new wait.
-    mutating func end() { since = -1 }
 }

@@ -24,9 +24,9 @@ public final class Engine: EventHandler, @unchecked Sendable {
     private var deadlines: [Int: DrainDeadline] = [:]
     private var signalWatchers: [UnsafeMutablePointer<ev_signal>] = []
     private var signalHandler: ((Int32) -> Void)?
-    private var starvedRetry: TimerWatcher!
+    private let starvedRetry = TimerWatcher(handler: EventHandler())
     /// Closes idle pooled server connections (HAProxy's pool-purge-delay, 5 s).
-    private var poolPurge: TimerWatcher!
+    private let poolPurge = TimerWatcher(handler: EventHandler())
     static let idleServerConnectionLifetime = 5.0
     private var stopping: (() -> Void)?
     private(set) var currentSessions = 0
@@ -51,8 +51,8 @@ public final class Engine: EventHandler, @unchecked Sendable {
         defaultMaxconn = max(16, Int(min(limit.rlim_cur, 1 << 20)) / 2 - 32)
         globalMaxconn = defaultMaxconn
         super.init()
-        starvedRetry = TimerWatcher(handler: self)
-        poolPurge = TimerWatcher(handler: self)
+        starvedRetry.setHandler(self)
+        poolPurge.setHandler(self)
         poolPurge.arm(every: 1, on: loop)
         // Housekeeping alone must not keep the loop running (a soft stop ends when sessions do).
         ev_unref(loop.raw)

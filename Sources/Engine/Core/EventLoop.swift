@@ -6,11 +6,13 @@ import Synchronization
 /// their `data` field; the handler keeps itself alive while any of its watchers is started.
 /// Subclasses override only the kinds of watchers they own.
 open class EventHandler {
-    public init() {}
+    init() {}
     func ioEvent(_ watcher: UnsafeMutablePointer<ev_io>, _ revents: Int32) {}
     func timerEvent(_ watcher: UnsafeMutablePointer<ev_timer>) {}
     func asyncEvent() {}
     func signalEvent(_ signal: Int32) {}
+    /// Events of a server connection this handler owns (`ServerConnection.owner`).
+    func serverEvent(_ revents: Int32) {}
 }
 
 // Static C callbacks: each finds its handler through the watcher's data field.
@@ -35,7 +37,7 @@ let EV_READ_MASK: Int32 = 0x01
 let EV_WRITE_MASK: Int32 = 0x02
 
 /// An `ev_io` at a stable heap address, with the event mask it is started with.
-struct IOWatcher {
+struct IOWatcher: ~Copyable {
     let raw: UnsafeMutablePointer<ev_io>
     private(set) var events: Int32 = 0
 
@@ -71,7 +73,7 @@ struct IOWatcher {
 }
 
 /// An `ev_timer` at a stable heap address.
-struct TimerWatcher {
+struct TimerWatcher: ~Copyable {
     let raw: UnsafeMutablePointer<ev_timer>
 
     init(handler: EventHandler) {
@@ -81,6 +83,11 @@ struct TimerWatcher {
     }
 
     var isActive: Bool { CLibEV_is_active(raw) != 0 }
+
+    /// Points the timer at the object whose `timerEvent` it calls (one made before its owner).
+    func setHandler(_ handler: EventHandler) {
+        raw.pointee.data = Unmanaged.passUnretained(handler).toOpaque()
+    }
 
     /// (Re)arms the timer to fire once after `seconds`.
     func arm(after seconds: Double, on loop: EventLoop) {
@@ -117,7 +124,7 @@ public final class EventLoop: EventHandler, @unchecked Sendable {
     let pipes = PipePool()
 
     /// `isDefault`: libev's default loop, the one that may also watch signals (one a process).
-    public init(bufferSize: Int = 16384, isDefault: Bool = true) {
+    init(bufferSize: Int = 16384, isDefault: Bool = true) {
         raw = isDefault ? CLibEV_default_loop(0) : CLibEV_loop_new(0)
         wakeup = .allocate(capacity: 1)
         buffers = BufferPool(size: bufferSize)
@@ -133,9 +140,9 @@ public final class EventLoop: EventHandler, @unchecked Sendable {
     var now: Double { ev_now(raw) }
 
     /// Runs until `stop()` or until no watcher is left.
-    public func run() { ev_run(raw, 0) }
+    func run() { ev_run(raw, 0) }
 
-    public func stop() { ev_break(raw, 2 /* EVBREAK_ALL */) }
+    func stop() { ev_break(raw, 2 /* EVBREAK_ALL */) }
 
     /// Runs `work` on this loop's thread. Safe from any thread.
     public func post(_ work: @escaping @Sendable () -> Void) {

@@ -4,15 +4,15 @@ import ConfigModel
 public struct GenerationInfo: Sendable {
     public var id: Int
     public var state: GenerationState
-    public var ageSeconds: Double
+    var ageSeconds: Double
     public var sessions: Int
-    public var sessionsAccepted: Int
-    public var sessionsKilled: Int
-    public var listeners: Int
-    public var hash: String
+    var sessionsAccepted: Int
+    var sessionsKilled: Int
+    var listeners: Int
+    var hash: String
 
     /// strata's own runtime API command: the generations `show info` counts, one row each.
-    public static let adminCommands = [
+    static let adminCommands = [
         AdminCommand(["show", "generations"],
                      usage: ("show generations", "one row per live generation (id state age_s sessions listeners hash)"),
                      level: .user) { context in

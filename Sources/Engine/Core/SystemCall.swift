@@ -6,7 +6,8 @@ public struct SystemError: Error, Sendable, CustomStringConvertible {
     public var call: String
     public var errno: Int32
 
-    public init(_ call: String, errno: Int32) {
+    @usableFromInline
+    init(_ call: String, errno: Int32) {
         self.call = call
         self.errno = errno
     }

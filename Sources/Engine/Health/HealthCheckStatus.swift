@@ -1,6 +1,6 @@
 /// HAProxy's check statuses, numbered as `show servers state` prints them (`srv_check_status`),
 /// with the short name of the stats page and the description of the transition log lines.
-public enum HealthCheckStatus: Int, Sendable, CustomStringConvertible {
+enum HealthCheckStatus: Int, Sendable, CustomStringConvertible {
     case unknown = 0
     case initializing = 1
     case started = 2
@@ -21,7 +21,7 @@ public enum HealthCheckStatus: Int, Sendable, CustomStringConvertible {
     case layer7Status = 17
 
     /// `srv_check_result`: HAProxy's CHK_RES_* for each status.
-    public var result: HealthCheckResult {
+    var result: HealthCheckResult {
         switch self {
         case .unknown, .initializing, .started: .unknown
         case .checked: .neutral
@@ -32,7 +32,7 @@ public enum HealthCheckStatus: Int, Sendable, CustomStringConvertible {
     }
 
     /// The stats page's `check_status` (`L4CON`, `L7OK` …).
-    public var name: String {
+    var name: String {
         switch self {
         case .unknown: "UNK"
         case .initializing: "INI"
@@ -55,7 +55,7 @@ public enum HealthCheckStatus: Int, Sendable, CustomStringConvertible {
     }
 
     /// What the transition log says after `reason:`.
-    public var description: String {
+    var description: String {
         switch self {
         case .unknown: "Unknown"
         case .initializing: "Initializing"
@@ -82,7 +82,7 @@ public enum HealthCheckStatus: Int, Sendable, CustomStringConvertible {
 }
 
 /// HAProxy's CHK_RES_* (`srv_check_result`).
-public enum HealthCheckResult: Int, Sendable {
+enum HealthCheckResult: Int, Sendable {
     case unknown = 0
     case neutral = 1
     case failed = 2
@@ -92,21 +92,21 @@ public enum HealthCheckResult: Int, Sendable {
 
 /// What one check found: the status, the response code (layer 7), a detail for the log line, and
 /// how long the check took in milliseconds (-1: not a timed check, as after `observe`).
-public struct HealthCheckOutcome: Hashable, Sendable {
-    public var status: HealthCheckStatus
-    public var code: Int
-    public var info: String
-    public var duration: Int
+struct HealthCheckOutcome: Hashable, Sendable {
+    var status: HealthCheckStatus
+    var code: Int
+    var info: String
+    var duration: Int
 
-    public init(_ status: HealthCheckStatus, code: Int = 0, info: String = "", duration: Int = -1) {
+    init(_ status: HealthCheckStatus, code: Int = 0, info: String = "", duration: Int = -1) {
         self.status = status
         self.code = code
         self.info = info
         self.duration = duration
     }
 
-    public var passed: Bool { status.result == .passed || status.result == .conditionalPass }
-    public var failed: Bool { status.result == .failed }
+    var passed: Bool { status.result == .passed || status.result == .conditionalPass }
+    var failed: Bool { status.result == .failed }
 
     /// `, reason: …, code: …, info: "…", check duration: …ms`: HAProxy's srv_append_status part.
     var logText: String {

@@ -4,8 +4,8 @@ import ConfigModel
 import Glibc
 
 /// The checks of one server identity, on the engine's loop: a timer to the next check, then a
-/// non-blocking connect, send and read driven by a `HealthCheckProbe`, each bounded by the check's
-/// timeouts. It holds the generation it checks for (always the newest one with this identity), as
+/// connect (a `ServerConnection`, made as a session makes one), send and read driven by a
+/// `HealthCheckProbe`, each bounded by the check's timeouts. It holds the generation it checks for (always the newest one with this identity), as
 /// a session holds its own; on a reload the engine hands it the new generation's server, so the
 /// interval's phase and a check in flight carry over and no identity ever has two checkers.
 final class HealthChecker: EventHandler {
@@ -15,12 +15,10 @@ final class HealthChecker: EventHandler {
     private(set) var generation: Generation?
     private(set) var server: BackendServer
     let state: ServerState
-    private var io: IOWatcher
     private var timer: TimerWatcher
-    private var fd: Int32 = -1
-    /// TLS checks (`ssl` on the server without a check port or address, or `check-ssl`): the
-    /// handshake is part of connecting, then the probe's bytes go through it.
-    private var tls: TLSConnection?
+    /// The check's connection; with TLS (`ssl` on the server without a check port or address, or
+    /// `check-ssl`) the handshake is part of connecting, then the probe's bytes go through it.
+    private var connection: ServerConnection?
     private(set) var phase = Phase.waiting
     private var probe: HealthCheckProbe?
     private var output: [UInt8] = []
@@ -39,15 +37,14 @@ final class HealthChecker: EventHandler {
         self.generation = generation
         self.server = server
         self.state = server.state
-        io = IOWatcher(fd: -1, handler: EventHandler())
         timer = TimerWatcher(handler: EventHandler())
         super.init()
-        io.raw.pointee.data = Unmanaged.passUnretained(self).toOpaque()
         timer.raw.pointee.data = Unmanaged.passUnretained(self).toOpaque()
         state.checker = self
     }
 
     private var loop: EventLoop { monitor.engine.loop }
+    private var tls: TLSConnection? { connection?.tls }
     private var settings: ServerCheck { server.config.options.check }
     /// The TLS context checks use: the server's, when it has `ssl` and the check goes to its own
     /// address and port, or with `check-ssl`.
@@ -78,7 +75,6 @@ final class HealthChecker: EventHandler {
         guard phase != .stopped else { return }
         closeConnection()
         phase = .stopped
-        io.release(on: loop)
         timer.release(on: loop)
         probe = nil
         generation = nil
@@ -183,7 +179,7 @@ final class HealthChecker: EventHandler {
                 action = next
             case .receive:
                 phase = .exchanging
-                io.watch(tls?.interest(EV_READ_MASK) ?? EV_READ_MASK, on: loop)
+                connection?.watch(tls?.interest(EV_READ_MASK) ?? EV_READ_MASK)
                 armDeadline()
                 return
             case .done(let outcome):
@@ -197,67 +193,49 @@ final class HealthChecker: EventHandler {
         closeConnection()
         let check = settings
         let address = check.address ?? server.config.address
+        // A check has no client whose port a server without one could take.
         guard let target = port ?? check.port ?? server.config.port else {
             finish(HealthCheckOutcome(.socketError, info: "No port available for the TCP connection"))
             return
         }
-        let endpoint = SocketEndpoint(address: address, port: target)
-        let family = address.isV6 ? AF_INET6 : AF_INET
-        let s = socket(family, Int32(SOCK_STREAM.rawValue) | CLibEV_SOCK_NONBLOCK | CLibEV_SOCK_CLOEXEC, 0)
-        guard s >= 0 else {
-            finish(HealthCheckOutcome(.socketError, info: HealthCheckProbe.errorText(errno)))
-            return
-        }
-        fd = s
-        setTCPOptions(s, keepAlive: false)
-        var (addr, len) = endpoint.sockaddr
-        let r = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(s, $0, len) } }
-        if r != 0 && errno != EINPROGRESS {
-            let e = errno
+        switch ServerConnection.open(on: loop, to: SocketEndpoint(address: address, port: target),
+                                     server: state, keepAlive: false) {
+        case .noSocket(let e):
+            finish(HealthCheckOutcome(.socketError, info: HealthCheckProbe.errorText(e)))
+        case .refused(let e):
             finish(probe?.connectFailed(errno: e) ?? HealthCheckOutcome(.layer4Connection))
-            return
+        case .opened(let c):
+            c.owner = self
+            connection = c
+            phase = .connecting
+            c.watch(c.connectInterest)
+            armDeadline()
         }
-        phase = .connecting
-        io.setFD(s, on: loop)
-        io.watch(EV_WRITE_MASK, on: loop)
-        armDeadline()
     }
 
     private func armDeadline() {
         timer.arm(after: deadline - loop.now, on: loop)
     }
 
-    override func ioEvent(_ watcher: UnsafeMutablePointer<ev_io>, _ revents: Int32) {
+    override func serverEvent(_ revents: Int32) {
+        guard let c = connection else { return }
         switch phase {
         case .connecting:
-            if tls == nil {
-                var err: Int32 = 0
-                var len = socklen_t(MemoryLayout<Int32>.size)
-                getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len)
-                if err != 0 {
-                    finish(probe?.connectFailed(errno: err) ?? HealthCheckOutcome(.layer4Connection))
-                    return
-                }
-                if let context = checkTLS {
-                    guard let t = TLSConnection(connected: fd, context: context, serverName: nil) else {
-                        return finish(HealthCheckOutcome(.socketError, info: "SSL allocation failure"))
-                    }
-                    tls = t
-                }
-            }
-            if let t = tls, !t.isEstablished {
-                switch t.handshake() {
-                case .inProgress:
-                    io.watch(t.interest(0), on: loop)
-                    return
-                case .failed:
-                    return finish(HealthCheckOutcome(.layer6Response, info: "SSL handshake failure"))
-                case .done:
-                    break
-                }
+            switch c.advanceConnect(tls: checkTLS, serverName: nil) {
+            case .inProgress:
+                c.watch(c.connectInterest)
+                return
+            case .failed(.socket(let err)):
+                return finish(probe?.connectFailed(errno: err) ?? HealthCheckOutcome(.layer4Connection))
+            case .failed(.tlsSetup):
+                return finish(HealthCheckOutcome(.socketError, info: "SSL allocation failure"))
+            case .failed(.tlsHandshake):
+                return finish(HealthCheckOutcome(.layer6Response, info: "SSL handshake failure"))
+            case .established:
+                break
             }
             phase = .exchanging
-            io.watch(0, on: loop)
+            c.watch(0)
             if let r = readTimeout { deadline = loop.now + r }
             guard var p = probe else { return }
             let next = p.connected()
@@ -280,6 +258,8 @@ final class HealthChecker: EventHandler {
     /// socket is full (or the check ended on an error).
     private func flush() -> HealthCheckProbe.Action? {
         phase = .exchanging
+        guard let c = connection else { return nil }
+        let fd = c.fd
         while outputSent < output.count {
             let n = output.withUnsafeBytes { bytes in
                 if let tls { return tls.write(bytes.baseAddress! + outputSent, bytes.count - outputSent) }
@@ -288,7 +268,7 @@ final class HealthChecker: EventHandler {
             if n > 0 {
                 outputSent += n
             } else if n < 0 && (errno == EAGAIN || errno == EINTR) {
-                io.watch(tls?.interest(EV_WRITE_MASK) ?? EV_WRITE_MASK, on: loop)
+                c.watch(tls?.interest(EV_WRITE_MASK) ?? EV_WRITE_MASK)
                 armDeadline()
                 return nil
             } else {
@@ -298,7 +278,7 @@ final class HealthChecker: EventHandler {
             }
         }
         output = []
-        io.watch(0, on: loop)
+        c.watch(0)
         guard var p = probe else { return nil }
         let next = p.sent()
         probe = p
@@ -312,7 +292,7 @@ final class HealthChecker: EventHandler {
     }
 
     private func readOnce() {
-        guard var p = probe else { return }
+        guard var p = probe, let fd = connection?.fd else { return }
         let buffer = loop.buffers.take()
         defer { loop.buffers.give(buffer) }
         let n = tls.map { $0.read(buffer, loop.buffers.size) } ?? recv(fd, buffer, loop.buffers.size, Int32(MSG_DONTWAIT))
@@ -334,12 +314,8 @@ final class HealthChecker: EventHandler {
     }
 
     private func closeConnection() {
-        guard fd >= 0 else { return }
-        io.watch(0, on: loop)
-        tls?.sendCloseNotify()
-        tls = nil
-        close(fd)
-        fd = -1
+        connection?.close()
+        connection = nil
     }
 
     /// The check is over: its result goes to the server's state, the next one is scheduled.

@@ -12,14 +12,14 @@ final class HealthMonitor: EventHandler {
     private(set) var checkers: [ServerIdentity: HealthChecker] = [:]
     /// Work that must not run inside the caller (a session reporting an error must not be
     /// killed under its own feet): done on the next loop iteration.
-    private var deferred: TimerWatcher!
+    private let deferred = TimerWatcher(handler: EventHandler())
     private var pendingShutdowns: [ServerState] = []
     private var pendingQueues: [Backend] = []
 
     init(engine: Engine) {
         self.engine = engine
         super.init()
-        deferred = TimerWatcher(handler: self)
+        deferred.setHandler(self)
     }
 
     var checkerCount: Int { checkers.count }

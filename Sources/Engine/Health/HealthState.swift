@@ -1,7 +1,7 @@
 import ConfigModel
 
 /// HAProxy's operational state of a server (`srv_op_state`).
-public enum ServerOperationalState: Int, Sendable {
+enum ServerOperationalState: Int, Sendable {
     case stopped = 0
     case starting = 1
     case running = 2
@@ -9,22 +9,22 @@ public enum ServerOperationalState: Int, Sendable {
 }
 
 /// HAProxy's administrative flags (`srv_admin_state`).
-public struct ServerAdminFlags: OptionSet, Hashable, Sendable {
-    public let rawValue: Int
-    public init(rawValue: Int) { self.rawValue = rawValue }
+struct ServerAdminFlags: OptionSet, Hashable, Sendable {
+    let rawValue: Int
+    init(rawValue: Int) { self.rawValue = rawValue }
 
     /// Maintenance forced from the admin socket, or by `disabled` in the configuration.
-    public static let forcedMaintenance = ServerAdminFlags(rawValue: 0x01)
+    static let forcedMaintenance = ServerAdminFlags(rawValue: 0x01)
     /// The configuration says `disabled` (a marker: maintenance itself is `forcedMaintenance`).
-    public static let configMaintenance = ServerAdminFlags(rawValue: 0x04)
+    static let configMaintenance = ServerAdminFlags(rawValue: 0x04)
     /// Drain forced from the admin socket: no new traffic, persistence still allowed.
-    public static let forcedDrain = ServerAdminFlags(rawValue: 0x08)
+    static let forcedDrain = ServerAdminFlags(rawValue: 0x08)
     /// No address for the server's name (HAProxy's RMAINT): `init-addr none`, a template's free
     /// slot, an answer without an address for it, an error past its `hold`. Set and cleared by
     /// the resolver (and cleared by `set server … addr`), independently of forced maintenance.
-    public static let resolutionMaintenance = ServerAdminFlags(rawValue: 0x20)
+    static let resolutionMaintenance = ServerAdminFlags(rawValue: 0x20)
     /// Either kind of maintenance.
-    public static let maintenance: ServerAdminFlags = [.forcedMaintenance, .resolutionMaintenance]
+    static let maintenance: ServerAdminFlags = [.forcedMaintenance, .resolutionMaintenance]
 }
 
 /// Why a server's operational state changed, for the transition log line.
@@ -61,36 +61,36 @@ enum HealthTransition: Equatable {
 /// carries: operational state with HAProxy's rise/fall counter, admin flags (MAINT, DRAIN),
 /// the configured and runtime weights, and the last check's result. A plain value: every change
 /// is a `mutating` method that returns the transition to log, if any.
-public struct ServerHealth: Sendable {
-    public internal(set) var operational = ServerOperationalState.running
-    public internal(set) var admin: ServerAdminFlags = []
+struct ServerHealth: Sendable {
+    var operational = ServerOperationalState.running
+    var admin: ServerAdminFlags = []
     /// HAProxy's check health: 0 … rise+fall-1; the server is UP from `rise` on.
-    public internal(set) var health: Int
-    public internal(set) var rise: Int
-    public internal(set) var fall: Int
+    var health: Int
+    var rise: Int
+    var fall: Int
     /// `check` on the server line.
-    public internal(set) var checkConfigured: Bool
+    var checkConfigured: Bool
     /// False after `disable health`.
-    public internal(set) var checkEnabled = true
-    public internal(set) var lastCheck = HealthCheckOutcome(.initializing)
+    var checkEnabled = true
+    var lastCheck = HealthCheckOutcome(.initializing)
     /// `srv_iweight`: the configured weight; `srv_uweight`: the weight in effect.
-    public internal(set) var initialWeight: Int
-    public internal(set) var weight: Int
+    var initialWeight: Int
+    var weight: Int
     /// `observe`: errors in a row seen in live traffic.
-    public internal(set) var consecutiveErrors = 0
+    var consecutiveErrors = 0
     /// The stats page's `chkfail` (failed checks while not yet DOWN) and `chkdown` (UP to DOWN).
-    public internal(set) var failedChecks = 0
-    public internal(set) var downTransitions = 0
+    var failedChecks = 0
+    var downTransitions = 0
     /// Monotonic seconds of the last operational or admin change.
-    public internal(set) var lastChange: Double
+    var lastChange: Double
     /// What the balancer reads (kept in step with every change: one load on the hot path).
-    public private(set) var isUsable = true
+    private(set) var isUsable = true
     /// The options this state was last reconciled with (a reload compares against them).
     var configured: ServerOptions
 
     /// A server as HAProxy starts one: UP (with checks: one failure away from DOWN), in
     /// maintenance when the configuration says `disabled`.
-    public init(options: ServerOptions, now: Double = 0) {
+    init(options: ServerOptions, now: Double = 0) {
         configured = options
         rise = max(1, options.check.rise)
         fall = max(1, options.check.fall)
@@ -107,24 +107,24 @@ public struct ServerHealth: Sendable {
         refresh()
     }
 
-    public var inMaintenance: Bool { !admin.isDisjoint(with: .maintenance) }
+    var inMaintenance: Bool { !admin.isDisjoint(with: .maintenance) }
     /// In maintenance for want of an address.
-    public var inResolutionMaintenance: Bool { admin.contains(.resolutionMaintenance) }
-    public var inDrain: Bool { admin.contains(.forcedDrain) }
+    var inResolutionMaintenance: Bool { admin.contains(.resolutionMaintenance) }
+    var inDrain: Bool { admin.contains(.forcedDrain) }
     var fullHealth: Int { rise + fall - 1 }
     /// Checks run now: configured, not disabled from the socket, not paused by maintenance.
     var checksRun: Bool { checkConfigured && checkEnabled && !inMaintenance }
 
     /// `srv_check_state`: configured 0x02, enabled 0x04, paused (maintenance) 0x08.
-    public var checkStateFlags: Int {
+    var checkStateFlags: Int {
         (checkConfigured ? 0x02 : 0) | (checkConfigured && checkEnabled ? 0x04 : 0) | (inMaintenance ? 0x08 : 0)
     }
 
     /// Persistence (a cookie naming the server) may still reach a draining or stopping server.
-    public var acceptsPersistentTraffic: Bool { !inMaintenance && operational != .stopped }
+    var acceptsPersistentTraffic: Bool { !inMaintenance && operational != .stopped }
 
     /// The stats page's status column: UP, DOWN, MAINT, DRAIN, NOLB, `UP 1/3`, `DOWN 1/2`, `no check`.
-    public var statusText: String {
+    var statusText: String {
         if inMaintenance { return "MAINT" }
         if inDrain && operational != .stopped { return "DRAIN" }
         if !checkConfigured || !checkEnabled {

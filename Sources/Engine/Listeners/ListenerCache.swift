@@ -111,7 +111,7 @@ public final class ListenerCache: Sendable {
     }
 
     /// Closes every socket whose key is not in `keep` (the keys a failed first load left).
-    public func releaseAll(except keep: Set<ListenerKey>) {
+    func releaseAll(except keep: Set<ListenerKey>) {
         open.withLock { open in
             for (key, fd) in open where !keep.contains(key) {
                 close(fd)

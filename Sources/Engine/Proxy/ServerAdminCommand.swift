@@ -1,9 +1,9 @@
 import ConfigModel
 
 /// Where `set server … addr` moved a server.
-public struct ServerAddress: Hashable, Sendable {
-    public var address: IPAddress
-    public var port: UInt16?
+struct ServerAddress: Hashable, Sendable {
+    var address: IPAddress
+    var port: UInt16?
 }
 
 /// The runtime API's server commands (HAProxy's server.c and proxy.c: names, arguments, answers

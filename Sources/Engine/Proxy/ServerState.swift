@@ -2,22 +2,22 @@ import ConfigModel
 
 /// The server behind a name: backend name, server name, what it points at and port. What a
 /// reload keeps for an unchanged identity: its counters, and (with health checks) its states.
-public struct ServerIdentity: Hashable, Sendable {
+struct ServerIdentity: Hashable, Sendable {
     /// A server given by address is that address; a server known by name (`Server.fqdn`: it
     /// resolves at runtime, may start without an address, or comes from a template) is its
     /// name, so that the address DNS gives it at runtime is not part of what it is.
-    public enum Target: Hashable, Sendable {
+    enum Target: Hashable, Sendable {
         case address(IPAddress)
         case name(String)
     }
 
-    public var backend: String
-    public var server: String
-    public var target: Target
-    public var port: UInt16?
+    var backend: String
+    var server: String
+    var target: Target
+    var port: UInt16?
 
     /// The one place an identity is derived from a server line.
-    public init(backend: String, server: ConfigModel.Server) {
+    init(backend: String, server: ConfigModel.Server) {
         self.backend = backend
         self.server = server.name
         target = server.fqdn.map(Target.name) ?? .address(server.address)
@@ -37,43 +37,43 @@ public struct ServerIdentity: Hashable, Sendable {
 }
 
 /// Per-server state shared by every generation that has the same server identity.
-public final class ServerState {
-    public let identity: ServerIdentity
-    public internal(set) var currentSessions = 0  // scur: across every generation, what the server sees
-    public internal(set) var maxSessions = 0
-    public internal(set) var totalSessions = 0
-    public internal(set) var bytesIn: UInt64 = 0
-    public internal(set) var bytesOut: UInt64 = 0
-    public internal(set) var connectionErrors = 0
-    public internal(set) var retries = 0
-    public internal(set) var redispatches = 0
-    public internal(set) var queueMax = 0
+final class ServerState {
+    let identity: ServerIdentity
+    var currentSessions = 0  // scur: across every generation, what the server sees
+    var maxSessions = 0
+    var totalSessions = 0
+    var bytesIn: UInt64 = 0
+    var bytesOut: UInt64 = 0
+    var connectionErrors = 0
+    var retries = 0
+    var redispatches = 0
+    var queueMax = 0
     /// Times this server was chosen by the load balancer (lbtot).
-    public internal(set) var selected = 0
+    var selected = 0
     /// HTTP responses by status class (hrsp_1xx … hrsp_5xx, hrsp_other), invalid responses
     /// (eresp), and sessions cut by the client or the server in their data phase.
-    public internal(set) var responsesByClass = [Int](repeating: 0, count: 6)
-    public internal(set) var responseErrors = 0
-    public internal(set) var clientAborts = 0
-    public internal(set) var serverAborts = 0
+    var responsesByClass = [Int](repeating: 0, count: 6)
+    var responseErrors = 0
+    var clientAborts = 0
+    var serverAborts = 0
     /// qtime/ctime/rtime/ttime averages and maxima (`Engine.account`).
-    public internal(set) var times = StatsTimes()
+    var times = StatsTimes()
     /// Loop seconds (`loop.now`) of the last session that ended on this server (lastsess); 0: none.
-    public internal(set) var lastSession = 0.0
+    var lastSession = 0.0
     /// Operational and admin state (UP/DOWN with the rise/fall counter, MAINT, DRAIN), runtime
     /// weight and last check: what the balancer reads and what a reload carries.
-    public internal(set) var health = ServerHealth(options: ServerOptions())
-    public var adminMaintenance: Bool { health.inMaintenance }
+    var health = ServerHealth(options: ServerOptions())
+    var adminMaintenance: Bool { health.inMaintenance }
     /// `set server … addr`, the resolver: where the server was moved at runtime (the identity
     /// keeps the configured address or name, so the move survives reloads that leave the server
     /// unchanged).
-    public internal(set) var runtimeAddress: ServerAddress?
+    var runtimeAddress: ServerAddress?
     /// False while the server has no address (resolution maintenance): what `show servers state`
     /// and the stats show instead of an address.
-    public internal(set) var hasAddress = true
+    var hasAddress = true
     /// `set server … fqdn`, an SRV record's target: the name the resolver follows instead of the
     /// configured one (nil: the configured one).
-    public internal(set) var runtimeFQDN: String?
+    var runtimeFQDN: String?
     /// The one checker running for this identity, whatever generation it checks for.
     weak var checker: HealthChecker?
     /// The backend of the newest generation using this server: freed slots wake its queue too.
@@ -90,14 +90,14 @@ public final class ServerState {
     }
 
     /// `clear counters`: maxima only.
-    public func clearMaxima() {
+    func clearMaxima() {
         maxSessions = currentSessions
         queueMax = 0
         times.clearMaxima()
     }
 
     /// `clear counters all`: every counter but the gauges.
-    public func clearAll() {
+    func clearAll() {
         clearMaxima()
         totalSessions = 0; bytesIn = 0; bytesOut = 0
         connectionErrors = 0; retries = 0; redispatches = 0; selected = 0

@@ -45,8 +45,13 @@ final class NameserverChannel: EventHandler {
     var counters = NameserverCounters()
     private unowned(unsafe) let loop: EventLoop
     private var channel: OpaquePointer?
-    private var sockets: [Int32: IOWatcher] = [:]
-    private var timer: TimerWatcher!
+    /// The sockets c-ares asked to watch (one a transport, usually), each with its watcher.
+    private final class Socket {
+        var watcher: IOWatcher
+        init(fd: Int32, handler: EventHandler) { watcher = IOWatcher(fd: fd, handler: handler) }
+    }
+    private var sockets: [Int32: Socket] = [:]
+    private let timer = TimerWatcher(handler: EventHandler())
     /// Answers waiting for c-ares to return.
     private var deferred: [(PendingQuery, DNSAnswer)] = []
     private var depth = 0
@@ -58,6 +63,7 @@ final class NameserverChannel: EventHandler {
         self.nameserver = nameserver
         self.loop = loop
         super.init()
+        timer.setHandler(self)
         guard NameserverChannel.libraryInitialized else { return nil }
         var made: OpaquePointer?
         let status = CLibEV_ares_channel_new(&made, Int32(section.timeoutRetry), 1, nameserver.tcp ? 1 : 0,
@@ -77,7 +83,6 @@ final class NameserverChannel: EventHandler {
             channel = nil
             return nil
         }
-        timer = TimerWatcher(handler: self)
     }
 
     /// Asks `name` for `type` records; `completion` gets the answer on the loop, after c-ares returns.
@@ -94,7 +99,7 @@ final class NameserverChannel: EventHandler {
         self.channel = nil
         ares_destroy(channel)
         deferred.removeAll()
-        for (_, var w) in sockets { w.release(on: loop) }
+        for socket in sockets.values { socket.watcher.release(on: loop) }
         sockets.removeAll()
         timer.release(on: loop)
     }
@@ -121,11 +126,12 @@ final class NameserverChannel: EventHandler {
         let events = (read ? EV_READ_MASK : 0) | (write ? EV_WRITE_MASK : 0)
         if events == 0 {
             // c-ares closes the socket after this: the watcher goes first.
-            if var w = sockets.removeValue(forKey: fd) { w.release(on: loop) }
+            sockets.removeValue(forKey: fd)?.watcher.release(on: loop)
             return
         }
-        if sockets[fd] == nil { sockets[fd] = IOWatcher(fd: fd, handler: self) }
-        sockets[fd]!.watch(events, on: loop)
+        let socket = sockets[fd] ?? Socket(fd: fd, handler: self)
+        sockets[fd] = socket
+        socket.watcher.watch(events, on: loop)
     }
 
     override func ioEvent(_ watcher: UnsafeMutablePointer<ev_io>, _ revents: Int32) {

@@ -47,7 +47,7 @@ final class Resolution: EventHandler {
     private var fellBack = false
     private var lastError: DNSFailure?
     private var roundStart = 0.0
-    private var timer: TimerWatcher!
+    private let timer = TimerWatcher(handler: EventHandler())
 
     init(key: Key, section: ResolverSection) {
         self.key = key
@@ -55,7 +55,7 @@ final class Resolution: EventHandler {
         queryType = key.type
         lastValid = MonotonicClock.now()
         super.init()
-        timer = TimerWatcher(handler: self)
+        timer.setHandler(self)
     }
 
     var isSRV: Bool { key.type == .srv }

@@ -1,20 +1,20 @@
 import ConfigModel
 
 /// The client connection a request came on, as fetches see it (`src`, `dst`, `ssl_fc`, `%ci`).
-public struct HTTPConnectionInfo: Hashable, Sendable {
+struct HTTPConnectionInfo: Hashable, Sendable {
     /// The client's address and port (`src`, `src_port`); nil for a UNIX socket.
-    public var client: SocketEndpoint?
+    var client: SocketEndpoint?
     /// The local address and port the client reached (`dst`, `dst_port`).
-    public var local: SocketEndpoint?
+    var local: SocketEndpoint?
     /// Whether the client connection is TLS (`ssl_fc`).
-    public var isTLS: Bool
+    var isTLS: Bool
     /// The client connection's TLS, for `ssl_fc_*` and `ssl_c_*` (nil: plain, or a test's value).
     var tls: TLSConnection?
     /// The client socket, read (getsockname) for `localEndpoint` when `local` is nil: only the
     /// few rules that print or test the local address pay for the system call.
     var localFD: Int32 = -1
 
-    public init(client: SocketEndpoint?, local: SocketEndpoint?, isTLS: Bool = false) {
+    init(client: SocketEndpoint?, local: SocketEndpoint?, isTLS: Bool = false) {
         self.client = client
         self.local = local
         self.isTLS = isTLS
@@ -37,7 +37,7 @@ public struct HTTPConnectionInfo: Hashable, Sendable {
 private func socketLocalEndpoint(_ fd: Int32) -> SocketEndpoint? { localEndpoint(fd) }
 
 /// The `Connection` field the session wants on a head it forwards.
-public enum HTTPConnectionHeader: Hashable, Sendable {
+enum HTTPConnectionHeader: Hashable, Sendable {
     /// The connection stays open: nothing for HTTP/1.1, `Connection: keep-alive` for HTTP/1.0.
     case keepAlive
     /// `Connection: close`.

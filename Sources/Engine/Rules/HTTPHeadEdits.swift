@@ -6,7 +6,7 @@ import HTTP1
 /// Reusable storage, owned by a session's `HTTPRuleScratch`: the field list keeps its capacity and
 /// rewritten bytes go to a fixed buffer allocated once. A rewrite that does not fit sets `failed`
 /// (HAProxy's failed rewrite: the request is answered with a 500).
-public final class HTTPHeadEdits {
+final class HTTPHeadEdits {
     /// Bytes either in the received input or in `storage`, as offsets (the input may be presented
     /// at another address between calls, offsets stay right).
     struct Bytes: Hashable {

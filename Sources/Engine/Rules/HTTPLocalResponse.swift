@@ -2,21 +2,21 @@ import HTTP1
 /// An answer the proxy makes itself: an error page, a `deny`, a `return`, a redirect. Its bytes
 /// are the generation's (error pages, files) or the session's `HTTPRuleScratch` (valid until the
 /// next request on that scratch).
-public struct HTTPLocalResponse {
-    public let status: Int
+struct HTTPLocalResponse {
+    let status: Int
     /// The status line and the field lines, each with its CRLF, without the empty line ending the
     /// head (empty for a raw message).
-    public let head: UnsafeRawBufferPointer
+    let head: UnsafeRawBufferPointer
     /// The body; for a raw message, the whole message.
-    public let body: UnsafeRawBufferPointer
+    let body: UnsafeRawBufferPointer
     /// HAProxy closes the connection after this answer: its 400 and 408 pages, and raw `errorfile`
     /// messages, whose framing strata does not check.
-    public let closesConnection: Bool
+    let closesConnection: Bool
     /// An `errorfile` message, sent as it is.
-    public let isRawMessage: Bool
+    let isRawMessage: Bool
     let headHasConnectionClose: Bool
     /// An `http-request deny` (logged `PR`, a refusal by the proxy; other local answers are `LR`).
-    public internal(set) var isDenial = false
+    var isDenial = false
 
     init(status: Int, head: UnsafeRawBufferPointer, body: UnsafeRawBufferPointer, closesConnection: Bool = false,
          isRawMessage: Bool = false, headHasConnectionClose: Bool = false) {
@@ -37,7 +37,7 @@ public struct HTTPLocalResponse {
     /// Writes the head: its lines, then `connection: close` when `close` (unless the page has it),
     /// or `connection: keep-alive` for an HTTP/1.0 client kept alive, then the empty line. Nothing
     /// for a raw message (send `body`, then close). Send `body` after the head.
-    public func writeHead(into writer: inout HTTPHeadWriter, close: Bool, clientVersion: HTTPVersion = .http11) {
+    func writeHead(into writer: inout HTTPHeadWriter, close: Bool, clientVersion: HTTPVersion = .http11) {
         guard !isRawMessage else { return }
         writer.write(head)
         if close || closesConnection {
@@ -51,7 +51,7 @@ public struct HTTPLocalResponse {
     /// HAProxy's built-in page for `status` (400, 401, 403, 404, 405, 407, 408, 410, 413, 414, 421,
     /// 422, 425, 429, 431, 500, 501, 502, 503, 504; 200 for monitor answers); a status without a page
     /// gets the 500 page, as in HAProxy.
-    public static func errorPage(_ status: Int) -> HTTPLocalResponse {
+    static func errorPage(_ status: Int) -> HTTPLocalResponse {
         let page = HTTPErrorPages.page(status) ?? HTTPErrorPages.page(500)!
         let head = HTTPRuleBytes.literal(page.head)
         let close = status == 400 || status == 408 || status == 505

@@ -1,5 +1,5 @@
 /// What `HTTPRuleSet.processRequest` decided.
-public enum HTTPRequestDecision {
+enum HTTPRequestDecision {
     /// Forward to the backend `use_backend` named, or nil for the default one (`default_backend`,
     /// or the proxy itself for a `listen`). The backend's rules already ran.
     case forward(backend: String?)
@@ -12,7 +12,7 @@ public enum HTTPRequestDecision {
 }
 
 /// What `HTTPRuleSet.processResponse` decided.
-public enum HTTPResponseDecision {
+enum HTTPResponseDecision {
     /// Forward the response, written with `writeResponseHead`.
     case forward
     /// Drop the server's response and answer this instead (`http-response deny`: 502; a failed

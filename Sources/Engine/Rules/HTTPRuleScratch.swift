@@ -7,7 +7,7 @@
 ///
 /// One request at a time: `HTTPRuleSet.processRequest` starts a new request and invalidates what
 /// the previous one left here (its local response and captures included).
-public final class HTTPRuleScratch {
+final class HTTPRuleScratch {
     /// Samples computed while evaluating one rule (converters, `base`, numbers as text).
     let samples: HTTPScratchBuffer
     /// Format strings rendered while evaluating one rule.
@@ -17,9 +17,9 @@ public final class HTTPRuleScratch {
     /// `%hr`: `{value|value}`.
     let captures: HTTPScratchBuffer
     /// The request's rewrites.
-    public let request: HTTPHeadEdits
+    let request: HTTPHeadEdits
     /// The response's rewrites.
-    public let response: HTTPHeadEdits
+    let response: HTTPHeadEdits
 
     /// The index (in the backend's `servers`) of the first server whose `cookie` value the
     /// request's persistence cookie carried, if any.
@@ -36,7 +36,7 @@ public final class HTTPRuleScratch {
 
     /// `capacity`: the size of each buffer; `tune.bufsize` (a rewritten head must fit in one
     /// anyway).
-    public init(capacity: Int = 16384) {
+    init(capacity: Int = 16384) {
         samples = HTTPScratchBuffer(capacity: capacity)
         text = HTTPScratchBuffer(capacity: capacity)
         reply = HTTPScratchBuffer(capacity: capacity)
@@ -48,7 +48,7 @@ public final class HTTPRuleScratch {
     /// `capture request header` values of the current request, formatted for the log's `%hr`:
     /// `{v1|v2}`, each truncated to its `len` and with `"#{|}` and non-printable bytes written
     /// `#XX`. Empty when the frontend captures nothing.
-    public var capturedRequestHeaders: UnsafeRawBufferPointer { captures.bytes(from: 0) }
+    var capturedRequestHeaders: UnsafeRawBufferPointer { captures.bytes(from: 0) }
 
     func beginRequest() {
         samples.reset()

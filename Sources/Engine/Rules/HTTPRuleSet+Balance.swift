@@ -12,7 +12,7 @@ extension HTTPRuleSet {
     /// - `hdr(NAME)`: the first non-empty value of that field.
     ///
     /// The hash is HAProxy's default, SDBM, on 32 bits.
-    public func balanceKey(for algorithm: BalanceAlgorithm, _ head: borrowing HTTPHead, input: UnsafeRawBufferPointer,
+    func balanceKey(for algorithm: BalanceAlgorithm, _ head: borrowing HTTPHead, input: UnsafeRawBufferPointer,
                            scratch: HTTPRuleScratch) -> UInt64? {
         scratch.beginRule()
         return withUnsafePointer(to: head) { head -> UInt64? in

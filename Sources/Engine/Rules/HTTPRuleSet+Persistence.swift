@@ -104,7 +104,7 @@ extension HTTPRuleSet {
     /// (then balance as usual). Also edits the forwarded request as HAProxy does: in `insert`
     /// mode with `indirect` the persistence cookie is removed; in `prefix` mode the `VALUE~` prefix
     /// is stripped from it. The answer's `Set-Cookie` follows from `processResponse(server:)`.
-    public func persistentServer(_ head: borrowing HTTPHead, input: UnsafeRawBufferPointer, scratch: HTTPRuleScratch,
+    func persistentServer(_ head: borrowing HTTPHead, input: UnsafeRawBufferPointer, scratch: HTTPRuleScratch,
                                  isUsable: (Int) -> Bool) -> Int? {
         guard let cookie else { return nil }
         scratch.beginRule()

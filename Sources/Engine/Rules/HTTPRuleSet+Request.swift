@@ -132,7 +132,7 @@ extension HTTPRuleSet {
     /// `http-request` and `redirect` rules. `backend` maps the `use_backend` name (nil: the
     /// default) to its rule set, or nil when there is no such backend (answered with 503).
     /// Starts a new request on `scratch`.
-    public func processRequest(_ head: borrowing HTTPHead, input: UnsafeRawBufferPointer,
+    func processRequest(_ head: borrowing HTTPHead, input: UnsafeRawBufferPointer,
                                connection: HTTPConnectionInfo, scratch: HTTPRuleScratch,
                                backend resolve: (String?) -> HTTPRuleSet?) -> HTTPRequestDecision {
         scratch.beginRequest()

@@ -40,7 +40,7 @@ extension HTTPRuleSet {
     /// frontend's `http-response` rules (once for a `listen`), then the backend's cookie
     /// persistence. `server`: the index in the backend's `servers` of the server that answered.
     /// Interim (1xx) responses are not processed: forward them as they are.
-    public func processResponse(_ head: borrowing HTTPHead, input: UnsafeRawBufferPointer,
+    func processResponse(_ head: borrowing HTTPHead, input: UnsafeRawBufferPointer,
                                 connection: HTTPConnectionInfo, scratch: HTTPRuleScratch,
                                 backend: HTTPRuleSet?, server: Int?) -> HTTPResponseDecision {
         scratch.beginResponse()

@@ -14,7 +14,7 @@ extension HTTPRuleSet {
     /// it answer with chunked framing (or 1xx) that an HTTP/1.0 client cannot read, and the
     /// response's framing is forwarded untouched. So an HTTP/1.0 request kept alive gets
     /// `Connection: keep-alive`.
-    public func writeRequestHead(into writer: inout HTTPHeadWriter, _ head: borrowing HTTPHead,
+    func writeRequestHead(into writer: inout HTTPHeadWriter, _ head: borrowing HTTPHead,
                                  input: UnsafeRawBufferPointer, connection: HTTPConnectionInfo,
                                  scratch: HTTPRuleScratch, backend: HTTPRuleSet?,
                                  connectionHeader: HTTPConnectionHeader) {
@@ -61,7 +61,7 @@ extension HTTPRuleSet {
     /// `Connection` field `connectionHeader` asks for (for `.keepAlive`, `Connection: keep-alive`
     /// to an HTTP/1.0 client), then the empty line. Framing fields (Content-Length,
     /// Transfer-Encoding) are left as the server sent them.
-    public func writeResponseHead(into writer: inout HTTPHeadWriter, _ head: borrowing HTTPHead,
+    func writeResponseHead(into writer: inout HTTPHeadWriter, _ head: borrowing HTTPHead,
                                   input: UnsafeRawBufferPointer, scratch: HTTPRuleScratch,
                                   connectionHeader: HTTPConnectionHeader, clientVersion: HTTPVersion) {
         withUnsafePointer(to: head) { head in

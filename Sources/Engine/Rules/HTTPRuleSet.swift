@@ -65,9 +65,9 @@ import ConfigModel
 
 /// The HTTP rules of one proxy, compiled: see the comment at the top of this file for the calls a
 /// session makes.
-public final class HTTPRuleSet: @unchecked Sendable {
+final class HTTPRuleSet: @unchecked Sendable {
     /// The proxy's name.
-    public let name: String
+    let name: String
     let nameBytes: UnsafeRawBufferPointer
 
     let requestRules: [HTTPCompiledRequestRule]
@@ -87,7 +87,7 @@ public final class HTTPRuleSet: @unchecked Sendable {
 
     /// Compiles `proxy.http` (and the server cookies and balancing parameter). Throws the first
     /// invalid regular expression, with its location.
-    public init(_ proxy: Proxy) throws(ConfigError) {
+    init(_ proxy: Proxy) throws(ConfigError) {
         let constants = HTTPRuleConstants()
         self.constants = constants
         name = proxy.name
@@ -144,7 +144,7 @@ public final class HTTPRuleSet: @unchecked Sendable {
 
     /// The answer for `status`: this proxy's `errorfile` for it (the backend's first, when given),
     /// else HAProxy's page.
-    public func errorResponse(_ status: Int, backend: HTTPRuleSet? = nil) -> HTTPLocalResponse {
+    func errorResponse(_ status: Int, backend: HTTPRuleSet? = nil) -> HTTPLocalResponse {
         if let backend, backend !== self, let message = backend.errorFiles[status] {
             return .raw(status: status, message)
         }

@@ -22,57 +22,44 @@ struct Flow {
     var isDone: Bool { eof && shutdownSent && pending == 0 }
 }
 
-/// How a session ended, HAProxy's two-character termination state (`%ts`).
-struct TerminationState {
-    var cause: UInt8 = UInt8(ascii: "-")
-    var phase: UInt8 = UInt8(ascii: "-")
-    var text: String { String(decoding: [cause, phase], as: UTF8.self) }
-}
-
 /// A TCP session: a client connection, the server connection made for it, and the bytes between
 /// them. It holds its generation for its whole life. State machine:
-/// handshake? -> queued? -> connecting (-> turnaround -> connecting)* -> established -> closed.
+/// handshake? -> connecting (its `ServerConnector`: queue, connect, retries) -> established -> closed.
 /// With TLS on either side (`bind … ssl`, `server … ssl`) bytes go through OpenSSL and never
 /// through splice; `handshake` is the client's TLS handshake, the server's is part of `connecting`.
 final class TCPSession: ListedSession {
-    enum Phase { case waiting, handshake, queued, connecting, turnaround, established, closed }
+    enum Phase { case waiting, handshake, connecting, established, closed }
 
     unowned(unsafe) let engine: Engine
     let loop: EventLoop
     let generation: Generation
     let frontend: Frontend
     let backend: Backend?
-    private(set) var server: BackendServer?
-    private var holdsSlot = false
+    // The session's state is touched by its own loop's thread only, one event at a time: its
+    // stored properties skip the runtime's exclusivity bookkeeping (swift_beginAccess), as
+    // HTTPSession's do (a few thousand instructions a connection).
+    /// The server side: the server, its slot, the connection and its retries.
+    @exclusivity(unchecked) private var connector = ServerConnector()
+    var server: BackendServer? { connector.server }
     /// The address the client connected to (`%fi:%fp`), read only when a log format prints it.
-    private var localAddress: SocketEndpoint?
+    @exclusivity(unchecked) private var localAddress: SocketEndpoint?
     let clientFD: Int32
-    private var serverFD: Int32 = -1
-    /// The client connection's TLS, and the server connection's (nil: plain sockets).
+    /// The client connection's TLS (nil: a plain socket).
     private let clientTLS: TLSConnection?
-    private var serverTLS: TLSConnection?
-    private var clientIO: IOWatcher
-    private var serverIO: IOWatcher
-    private var timer: TimerWatcher
-    private var c2s = Flow()
-    private var s2c = Flow()
-    private(set) var phase = Phase.waiting
+    @exclusivity(unchecked) private var clientIO: IOWatcher
+    @exclusivity(unchecked) private var timer: TimerWatcher
+    @exclusivity(unchecked) private var c2s = Flow()
+    @exclusivity(unchecked) private var s2c = Flow()
+    @exclusivity(unchecked) private(set) var phase = Phase.waiting
     let clientAddress: SocketEndpoint?
     private let acceptedWall: Double
     private let acceptedAt: Double
-    private var queueTime = -1.0
-    private var connectStartedAt = 0.0
-    private var connectTime = -1.0
-    private var retryAt = 0.0
-    private var socketWait = ServerSocketWait()
-    private var retriesDone = 0
-    private var redispatched = false
-    private var termination = TerminationState()
+    @exclusivity(unchecked) private var termination = TerminationState()
     /// `option logasap`: the line left when the server connection was established.
-    private var loggedEarly = false
-    private var lastClientActivity: Double
-    private var lastServerActivity: Double
-    private var selfRetain: Unmanaged<TCPSession>?
+    @exclusivity(unchecked) private var loggedEarly = false
+    @exclusivity(unchecked) private var lastClientActivity: Double
+    @exclusivity(unchecked) private var lastServerActivity: Double
+    @exclusivity(unchecked) private var selfRetain: Unmanaged<TCPSession>?
 
     init(engine: Engine, listener frontend: Frontend, clientFD: Int32, clientAddress: SocketEndpoint?,
          tls: TLSConnection? = nil) {
@@ -90,15 +77,15 @@ final class TCPSession: ListedSession {
         lastServerActivity = acceptedAt
         // Placeholders until self exists; replaced below.
         clientIO = IOWatcher(fd: clientFD, handler: EventHandler())
-        serverIO = IOWatcher(fd: -1, handler: EventHandler())
         timer = TimerWatcher(handler: EventHandler())
         super.init()
         clientIO.raw.pointee.data = Unmanaged.passUnretained(self).toOpaque()
-        serverIO.raw.pointee.data = Unmanaged.passUnretained(self).toOpaque()
         timer.raw.pointee.data = Unmanaged.passUnretained(self).toOpaque()
     }
 
     private var proxyTimeouts: Timeouts { backend?.proxy.timeouts ?? frontend.proxy.timeouts }
+    /// The server connection's TLS, once the connector made it.
+    private var serverTLS: TLSConnection? { connector.connection?.tls }
 
     // MARK: start
 
@@ -148,182 +135,61 @@ final class TCPSession: ListedSession {
             return
         }
         backend.counters.sessionStarted()
-        assignServer(excluding: nil)
-    }
-
-    private func assignServer(excluding: BackendServer?) {
-        guard let backend else { return }
-        switch backend.pickServer(excluding: excluding, source: clientAddress?.address) {
-        case .server(let s):
-            takeSlot(on: s)
-            connect()
-        case .full:
-            phase = .queued
-            queueTime = loop.now
-            backend.queue.append(self)
-            backend.counters.queueMax = max(backend.counters.queueMax, backend.queue.count)
-            armTimer()
-        case .noServer:
-            termination = TerminationState(cause: UInt8(ascii: "S"), phase: UInt8(ascii: "C"))
-            finish()
-        }
+        phase = .connecting
+        perform(connector.start(for: self, backend: backend, engine: engine, clientFD: clientFD,
+                                source: clientAddress?.address, now: loop.now))
     }
 
     override var balanceSource: IPAddress? { clientAddress?.address }
 
     /// Called by the backend when a slot frees for this queued session.
     override func leftQueue(assigned s: BackendServer) {
-        queueTime = loop.now - queueTime
-        takeSlot(on: s)
-        connect()
+        perform(connector.leftQueue(assigned: s, now: loop.now))
     }
 
-    private func takeSlot(on s: BackendServer) {
-        server = s
-        holdsSlot = true
-        s.takeSlot()
-    }
-
-    /// Gives the server slot back and wakes the queues waiting for it. `server` stays for the log.
-    private func releaseSlot() {
-        guard holdsSlot, let s = server else { return }
-        holdsSlot = false
-        s.releaseSlot()
-    }
-
-    // MARK: connect
-
-    private func connect() {
-        guard let s = server else { return }
-        let port = s.config.port ?? localEndpoint(clientFD)?.port ?? 0
-        let endpoint = SocketEndpoint(address: s.config.address, port: port)
-        let family = endpoint.address.isV6 ? AF_INET6 : AF_INET
-        let fd = socket(family, Int32(SOCK_STREAM.rawValue) | CLibEV_SOCK_NONBLOCK | CLibEV_SOCK_CLOEXEC, 0)
-        if fd < 0 {
-            // Out of fds (EMFILE/ENFILE) or memory: a resource error, not the server's fault.
-            if let at = socketWait.retryTime(now: loop.now, limit: Double(proxyTimeouts.connect ?? 5000) / 1000) {
-                phase = .turnaround
-                retryAt = at
-                armTimer()
-                return
-            }
-            termination = TerminationState(cause: UInt8(ascii: "R"), phase: UInt8(ascii: "C"))
-            releaseSlot()
-            finish()
-            return
-        }
-        socketWait.end()
-        serverFD = fd
-        setTCPOptions(fd, keepAlive: (backend?.proxy.tcpKeepAlive.server ?? false))
-        phase = .connecting
-        connectStartedAt = loop.now
-        var (addr, len) = endpoint.sockaddr
-        let r = withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, len) }
-        }
-        if r == 0 || errno == EINPROGRESS {
-            serverIO.setFD(fd, on: loop)
-            serverIO.watch(EV_WRITE_MASK, on: loop)
+    /// Carries out what the connector asks for.
+    private func perform(_ action: ServerConnector.Action) {
+        switch action {
+        case .connecting, .waiting:
+            if let c = connector.connection { c.watch(c.connectInterest) }
             armTimer()
-        } else {
-            connectFailed(timedOut: false)
+        case .connected, .reused:
+            phase = .established
+            lastClientActivity = loop.now
+            lastServerActivity = loop.now
+            if frontend.logPlan.logAsap { log(early: true) }
+            updateInterest()
+            armTimer()
+        case .failed(let t):
+            termination = t
+            finish()
         }
-    }
-
-    private func connectCompleted() {
-        if serverTLS == nil {
-            var err: Int32 = 0
-            var len = socklen_t(MemoryLayout<Int32>.size)
-            getsockopt(serverFD, SOL_SOCKET, SO_ERROR, &err, &len)
-            if err != 0 {
-                connectFailed(timedOut: false)
-                return
-            }
-            if let context = server?.tls {
-                guard let tls = TLSConnection(connected: serverFD, context: context, serverName: nil) else {
-                    connectFailed(timedOut: false)
-                    return
-                }
-                serverTLS = tls
-            }
-        }
-        if let tls = serverTLS, !tls.isEstablished {
-            switch tls.handshake() {
-            case .inProgress:
-                serverIO.watch(tls.interest(0), on: loop)
-                return
-            case .failed:
-                server?.tls?.forgetSession()
-                connectFailed(timedOut: false)
-                return
-            case .done:
-                break
-            }
-        }
-        engine.observe(server, .connected)
-        phase = .established
-        connectTime = loop.now - connectStartedAt
-        lastClientActivity = loop.now
-        lastServerActivity = loop.now
-        if frontend.logPlan.logAsap { log(early: true) }
-        updateInterest()
-        armTimer()
-    }
-
-    private func connectFailed(timedOut: Bool) {
-        serverIO.watch(0, on: loop)
-        serverTLS = nil
-        if serverFD >= 0 { close(serverFD); serverFD = -1 }
-        guard let s = server, let backend else { return }
-        engine.observe(s, .connectFailed)
-        let retries = backend.proxy.retries
-        if retriesDone < retries {
-            retriesDone += 1
-            s.state.retries += 1
-            backend.counters.retries += 1
-            if backend.redispatchesAfterFailure(of: s, retry: retriesDone, of: retries, persistent: false) {
-                redispatched = true
-                s.state.redispatches += 1
-                backend.counters.redispatches += 1
-                releaseSlot()
-                assignServer(excluding: s)
-            } else if timedOut {
-                connect()
-            } else {
-                // HAProxy's turn-around: do not hammer a server that refused at once.
-                phase = .turnaround
-                retryAt = loop.now + min(Double(proxyTimeouts.connect ?? 1000) / 1000, 1)
-                armTimer()
-            }
-            return
-        }
-        s.state.connectionErrors += 1
-        backend.counters.connectionErrors += 1
-        termination = TerminationState(cause: UInt8(ascii: timedOut ? "s" : "S"), phase: UInt8(ascii: "C"))
-        releaseSlot()
-        finish()
     }
 
     // MARK: events
 
     override func ioEvent(_ watcher: UnsafeMutablePointer<ev_io>, _ revents: Int32) {
         var revents = revents
-        if watcher == serverIO.raw {
-            if phase == .connecting {
-                connectCompleted()
-                return
-            }
-            if let tls = serverTLS { revents = tls.events(revents) }
-            if revents & EV_READ_MASK != 0 { pump(server: true) }
-            if phase == .established, revents & EV_WRITE_MASK != 0 { pump(server: false) }
-        } else {
-            if let tls = clientTLS {
-                if phase == .handshake { return clientHandshake(tls) }
-                revents = tls.events(revents)
-            }
-            if revents & EV_READ_MASK != 0 { pump(server: false) }
-            if phase == .established, revents & EV_WRITE_MASK != 0 { pump(server: true) }
+        if let tls = clientTLS {
+            if phase == .handshake { return clientHandshake(tls) }
+            revents = tls.events(revents)
         }
+        if revents & EV_READ_MASK != 0 { pump(server: false) }
+        if phase == .established, revents & EV_WRITE_MASK != 0 { pump(server: true) }
+        afterPump()
+    }
+
+    /// Events of the server connection (its connect while `connecting`).
+    override func serverEvent(_ revents: Int32) {
+        if phase == .connecting { return perform(connector.connectEvent(now: loop.now)) }
+        var revents = revents
+        if let tls = serverTLS { revents = tls.events(revents) }
+        if revents & EV_READ_MASK != 0 { pump(server: true) }
+        if phase == .established, revents & EV_WRITE_MASK != 0 { pump(server: false) }
+        afterPump()
+    }
+
+    private func afterPump() {
         guard phase == .established else { return }
         if c2s.isDone && s2c.isDone {
             finish()
@@ -334,11 +200,12 @@ final class TCPSession: ListedSession {
 
     /// Moves one direction: `server` true moves server->client, false client->server.
     private func pump(server fromServer: Bool) {
+        guard let c = connector.connection else { return }
         let outcome: PumpOutcome
         if fromServer {
-            outcome = move(&s2c, from: serverFD, to: clientFD, fromServer: true)
+            outcome = move(&s2c, from: c.fd, to: clientFD, fromServer: true, serverTLS: c.tls)
         } else {
-            outcome = move(&c2s, from: clientFD, to: serverFD, fromServer: false)
+            outcome = move(&c2s, from: clientFD, to: c.fd, fromServer: false, serverTLS: c.tls)
         }
         switch outcome {
         case .ok:
@@ -357,7 +224,8 @@ final class TCPSession: ListedSession {
     /// Writes what is pending, then reads and writes until a side would block, the source ends,
     /// or a fairness bound is reached (the level-triggered loop calls again). A read happens only
     /// into an empty flow, so a slow destination stops the source being read: backpressure.
-    private func move(_ flow: inout Flow, from src: Int32, to dst: Int32, fromServer: Bool) -> PumpOutcome {
+    private func move(_ flow: inout Flow, from src: Int32, to dst: Int32, fromServer: Bool,
+                      serverTLS: TLSConnection?) -> PumpOutcome {
         var budget = 256 * 1024
         var drained = false
         var readSize = 0
@@ -488,17 +356,16 @@ final class TCPSession: ListedSession {
         if s2c.pending > 0 { clientEvents |= EV_WRITE_MASK }
         if !s2c.eof && s2c.pending == 0 { serverEvents |= EV_READ_MASK }
         if c2s.pending > 0 { serverEvents |= EV_WRITE_MASK }
+        let c = connector.connection
         if let tls = clientTLS { clientEvents = tls.interest(clientEvents) }
-        if let tls = serverTLS { serverEvents = tls.interest(serverEvents) }
+        if let tls = c?.tls { serverEvents = tls.interest(serverEvents) }
         clientIO.watch(clientEvents, on: loop)
-        serverIO.watch(serverEvents, on: loop)
+        c?.watch(serverEvents)
         // Bytes OpenSSL already holds announce themselves through no socket event.
         if let tls = clientTLS, clientEvents & EV_READ_MASK != 0, tls.hasBufferedInput {
             ev_feed_event(loop.raw, clientIO.raw, EV_READ_MASK)
         }
-        if let tls = serverTLS, serverEvents & EV_READ_MASK != 0, tls.hasBufferedInput {
-            ev_feed_event(loop.raw, serverIO.raw, EV_READ_MASK)
-        }
+        if let c, let tls = c.tls, serverEvents & EV_READ_MASK != 0, tls.hasBufferedInput { c.feed(EV_READ_MASK) }
     }
 
     // MARK: timeouts
@@ -510,12 +377,8 @@ final class TCPSession: ListedSession {
         switch phase {
         case .handshake:
             return seconds(frontend.proxy.timeouts.client).map { acceptedAt + $0 }
-        case .queued:
-            return seconds(t.queue ?? t.connect).map { queueTime + $0 }
         case .connecting:
-            return seconds(t.connect).map { connectStartedAt + $0 }
-        case .turnaround:
-            return retryAt
+            return connector.deadline
         case .established:
             let f = frontend.proxy.timeouts
             let clientLimit = seconds(c2s.eof ? (f.clientFin ?? f.tunnel ?? f.client) : (t.tunnel ?? f.client))
@@ -553,15 +416,8 @@ final class TCPSession: ListedSession {
         case .handshake:
             termination = TerminationState(cause: UInt8(ascii: "c"), phase: UInt8(ascii: "R"))
             finish()
-        case .queued:
-            backend?.queue.remove(self)
-            queueTime = now - queueTime
-            termination = TerminationState(cause: UInt8(ascii: "s"), phase: UInt8(ascii: "Q"))
-            finish()
         case .connecting:
-            connectFailed(timedOut: true)
-        case .turnaround:
-            connect()
+            perform(connector.timerExpired(now: now))
         case .established:
             let f = frontend.proxy.timeouts
             let t = proxyTimeouts
@@ -580,11 +436,10 @@ final class TCPSession: ListedSession {
         guard phase != .closed else { return }
         let phaseCode: UInt8
         switch phase {
-        case .queued: phaseCode = UInt8(ascii: "Q")
-        case .connecting, .turnaround: phaseCode = UInt8(ascii: "C")
+        case .connecting: phaseCode = UInt8(ascii: connector.state == .queued ? "Q" : "C")
         default: phaseCode = UInt8(ascii: "D")
         }
-        if isQueued { backend?.queue.remove(self) }
+        connector.leaveQueue()
         generation.sessionsKilled += 1
         termination = TerminationState(cause: UInt8(ascii: "K"), phase: phaseCode)
         finish()
@@ -595,22 +450,19 @@ final class TCPSession: ListedSession {
         guard phase != .closed else { return }
         phase = .closed
         clientIO.release(on: loop)
-        serverIO.release(on: loop)
         timer.release(on: loop)
-        if termination.cause == UInt8(ascii: "-") {
-            clientTLS?.sendCloseNotify()
-            serverTLS?.sendCloseNotify()
-        }
+        let clean = termination.cause == UInt8(ascii: "-")
+        if clean { clientTLS?.sendCloseNotify() }
         if localAddress == nil && frontend.logPlan.needsLocalAddress { localAddress = localEndpoint(clientFD) }
         close(clientFD)
-        if serverFD >= 0 { close(serverFD); serverFD = -1 }
+        connector.closeConnection(notify: clean)
         for flow in [c2s, s2c] {
             if let b = flow.buffer { loop.buffers.give(b) }
             if let p = flow.pipe { loop.pipes.give(p, empty: flow.inPipe == 0) }
         }
         c2s.buffer = nil; s2c.buffer = nil; c2s.pipe = nil; s2c.pipe = nil
         log()
-        releaseSlot()
+        connector.release()
         frontend.counters.sessionEnded()
         backend?.counters.sessionEnded()
         generation.sessionList.remove(self)
@@ -632,8 +484,8 @@ final class TCPSession: ListedSession {
         r.local = localAddress
         r.isTLS = clientTLS != nil
         r.tls = clientTLS
-        r.queue = queueTime < 0 ? (termination.phase == UInt8(ascii: "Q") ? -1 : 0) : ms(queueTime)
-        r.connect = connectTime < 0 ? -1 : ms(connectTime)
+        r.queue = connector.queueTime < 0 ? (termination.phase == UInt8(ascii: "Q") ? -1 : 0) : ms(connector.queueTime)
+        r.connect = connector.connectTime < 0 ? -1 : ms(connector.connectTime)
         r.total = ms(loop.now - acceptedAt)
         r.active = r.total
         r.status = 0
@@ -644,8 +496,8 @@ final class TCPSession: ListedSession {
         r.frontendConnections = frontend.counters.currentSessions
         r.backendConnections = backend?.counters.currentSessions ?? 0
         r.serverConnections = lastServerSessions
-        r.retries = retriesDone
-        r.redispatched = redispatched
+        r.retries = connector.retries
+        r.redispatched = connector.redispatched
         r.backendQueue = backend?.queue.count ?? 0
         if early {
             r.clientFD = clientFD  // open still: `%fi`/`%fp` read it

@@ -108,18 +108,18 @@ final class TLSCertificate {
 }
 
 /// What `show ssl cert` prints about a certificate, read once when it is decoded.
-public struct TLSCertificateInfo: Sendable, Hashable {
-    public var path: String
+struct TLSCertificateInfo: Sendable, Hashable {
+    var path: String
     /// `/CN=…` (OpenSSL's one-line form, as HAProxy prints it).
-    public var subject: String
-    public var issuer: String
-    public var commonName: String?
-    public var dnsNames: [String]
-    public var notBefore: String
-    public var notAfter: String
-    public var serial: String
+    var subject: String
+    var issuer: String
+    var commonName: String?
+    var dnsNames: [String]
+    var notBefore: String
+    var notAfter: String
+    var serial: String
     /// Which live generations use this certificate (filled by `inUse`).
-    public var generations: [Int] = []
+    var generations: [Int] = []
 
     init(path: String, leaf: OpaquePointer) {
         self.path = path

@@ -10,46 +10,47 @@ import Synchronization
 /// reads the generations' session counts (no work on the data path).
 public final class MetricsRegistry: EventHandler {
     /// Upper bounds of `strata_reload_duration_seconds`'s buckets.
-    public static let reloadBuckets: [Double] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30]
+    static let reloadBuckets: [Double] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30]
     /// Samples kept for the chart (one a second).
-    public static let historyLength = 300
+    static let historyLength = 300
 
-    public struct ReloadRecord: Sendable {
+    struct ReloadRecord: Sendable {
         /// Wall-clock seconds.
-        public var time: Double
-        public var success: Bool
-        public var generation: Int
-        public var seconds: Double
-        public var messages: [String]
+        var time: Double
+        var success: Bool
+        var generation: Int
+        var seconds: Double
+        var messages: [String]
     }
 
-    public struct Event: Sendable {
-        public var time: Double
-        public var message: String
+    struct Event: Sendable {
+        var time: Double
+        var message: String
     }
 
     /// One second of the chart: the sessions of each live generation.
-    public struct Sample: Sendable {
-        public var time: Double
-        public var generations: [(id: Int, state: GenerationState, sessions: Int)]
+    struct Sample: Sendable {
+        var time: Double
+        var generations: [(id: Int, state: GenerationState, sessions: Int)]
     }
 
     weak var engine: Engine?
     /// What the stats page names itself (set by the daemon; `stats hide-version` hides the version).
     public var productVersion = ""
     /// Wall-clock seconds when the registry (the process's engine) started.
-    public let startedAt: Double
-    public private(set) var reloadsSucceeded = 0
-    public private(set) var reloadsFailed = 0
+    let startedAt: Double
+    private(set) var reloadsSucceeded = 0
+    private(set) var reloadsFailed = 0
     /// Per bucket (same order as `reloadBuckets`, then +Inf), not cumulative.
-    public private(set) var reloadBucketCounts = [Int](repeating: 0, count: MetricsRegistry.reloadBuckets.count + 1)
-    public private(set) var reloadSecondsSum = 0.0
+    private(set) var reloadBucketCounts = [Int](repeating: 0, count: MetricsRegistry.reloadBuckets.count + 1)
+    private(set) var reloadSecondsSum = 0.0
     /// How long the last reload that succeeded took to build (`show info`'s LastReloadMs).
-    public private(set) var lastSuccessfulReloadSeconds: Double?
-    public private(set) var lastReloads: [ReloadRecord] = []
-    public private(set) var events: [Event] = []
-    public private(set) var history: [Sample] = []
-    private var sampler: TimerWatcher?
+    private(set) var lastSuccessfulReloadSeconds: Double?
+    private(set) var lastReloads: [ReloadRecord] = []
+    private(set) var events: [Event] = []
+    private(set) var history: [Sample] = []
+    private let sampler = TimerWatcher(handler: EventHandler())
+    private var sampling = false
 
     init(engine: Engine) {
         self.engine = engine
@@ -99,10 +100,10 @@ public final class MetricsRegistry: EventHandler {
     /// Starts sampling every second (idempotent; loop thread). The timer does not keep the loop
     /// running on its own.
     public func startSampling() {
-        guard sampler == nil, let engine else { return }
-        let timer = TimerWatcher(handler: self)
-        sampler = timer
-        timer.arm(every: 1, on: engine.loop)
+        guard !sampling, let engine else { return }
+        sampling = true
+        sampler.setHandler(self)
+        sampler.arm(every: 1, on: engine.loop)
         ev_unref(engine.loop.raw)
         sample()
     }

@@ -3,21 +3,21 @@ import ConfigModel
 
 /// Which series a scrape asks for: HAProxy's `scope` parameters (`/metrics?scope=server`), plus
 /// strata's `generation` (generations and reloads). No parameter: everything.
-public struct PrometheusScope: OptionSet, Sendable {
-    public let rawValue: Int
-    public init(rawValue: Int) { self.rawValue = rawValue }
-    public static let process = PrometheusScope(rawValue: 1)
-    public static let frontend = PrometheusScope(rawValue: 2)
-    public static let backend = PrometheusScope(rawValue: 4)
-    public static let server = PrometheusScope(rawValue: 8)
-    public static let generation = PrometheusScope(rawValue: 16)
+struct PrometheusScope: OptionSet, Sendable {
+    let rawValue: Int
+    init(rawValue: Int) { self.rawValue = rawValue }
+    static let process = PrometheusScope(rawValue: 1)
+    static let frontend = PrometheusScope(rawValue: 2)
+    static let backend = PrometheusScope(rawValue: 4)
+    static let server = PrometheusScope(rawValue: 8)
+    static let generation = PrometheusScope(rawValue: 16)
     /// Each `resolvers` section's nameservers (HAProxy's `resolver` module).
-    public static let resolver = PrometheusScope(rawValue: 32)
-    public static let all: PrometheusScope = [.process, .frontend, .backend, .server, .generation, .resolver]
+    static let resolver = PrometheusScope(rawValue: 32)
+    static let all: PrometheusScope = [.process, .frontend, .backend, .server, .generation, .resolver]
 
     /// The scope a request's query asks for (`scope=frontend&scope=server`, `scope=*`,
     /// `scope=global` for the process, `no-maint`), HAProxy's parameters.
-    public static func parse(query: Substring) -> (scope: PrometheusScope, noMaint: Bool) {
+    static func parse(query: Substring) -> (scope: PrometheusScope, noMaint: Bool) {
         var scope: PrometheusScope = []
         var any = false
         var noMaint = false
@@ -71,7 +71,7 @@ extension Engine {
     }
 
     /// The exposition text of a scrape. Loop thread.
-    public func prometheusMetrics(scope: PrometheusScope = .all, noMaint: Bool = false) -> [UInt8] {
+    func prometheusMetrics(scope: PrometheusScope = .all, noMaint: Bool = false) -> [UInt8] {
         var w = prometheusWriter(scope: scope, noMaint: noMaint)
         return w.finish()
     }

@@ -22,26 +22,26 @@ struct StatsProxyView {
 }
 
 /// Process-wide figures for `show info` and the exporter.
-public struct StatsProcessInfo: Sendable {
+struct StatsProcessInfo: Sendable {
     /// Client connections open now (HAProxy's CurrConns), and since start (CumConns: the
     /// frontends' carried totals).
-    public var currentConnections: Int
-    public var cumulativeConnections: Int
+    var currentConnections: Int
+    var cumulativeConnections: Int
     /// HTTP requests since start (CumReq).
-    public var cumulativeRequests: Int
+    var cumulativeRequests: Int
     /// Sessions in flight in every live generation (TCP connections; HTTP requests).
-    public var sessions: Int
-    public var maxconn: Int
-    public var listeners: Int
-    public var bytesIn: UInt64
-    public var bytesOut: UInt64
-    public var fdLimit: Int
-    public var stopping: Bool
+    var sessions: Int
+    var maxconn: Int
+    var listeners: Int
+    var bytesIn: UInt64
+    var bytesOut: UInt64
+    var fdLimit: Int
+    var stopping: Bool
 }
 
 extension Engine {
     /// Process-wide figures (loop thread).
-    public var statsProcessInfo: StatsProcessInfo {
+    var statsProcessInfo: StatsProcessInfo {
         var limit = rlimit()
         getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
         let fdLimit = Int(min(limit.rlim_cur, 1 << 20))

@@ -2,22 +2,22 @@
 /// maxima): averages over the last 1024 sessions, kept as HAProxy's sliding window sum (`swrate`:
 /// each sample adds itself and removes an average one), so adding is three integer operations and
 /// no history is kept. Milliseconds. Plain integers owned by the loop.
-public struct StatsTimes: Sendable {
+struct StatsTimes: Sendable {
     /// HAProxy's TIME_STATS_SAMPLES.
-    public static let window = 1024
+    static let window = 1024
 
-    public private(set) var queueSum = 0
-    public private(set) var connectSum = 0
-    public private(set) var responseSum = 0
-    public private(set) var totalSum = 0
+    private(set) var queueSum = 0
+    private(set) var connectSum = 0
+    private(set) var responseSum = 0
+    private(set) var totalSum = 0
     /// Sessions counted (the averages divide by this until it reaches `window`).
-    public private(set) var samples = 0
-    public private(set) var queueMax = 0
-    public private(set) var connectMax = 0
-    public private(set) var responseMax = 0
-    public private(set) var totalMax = 0
+    private(set) var samples = 0
+    private(set) var queueMax = 0
+    private(set) var connectMax = 0
+    private(set) var responseMax = 0
+    private(set) var totalMax = 0
 
-    public init() {}
+    init() {}
 
     @inline(__always)
     private static func add(_ sum: inout Int, _ value: Int) {
@@ -48,10 +48,10 @@ public struct StatsTimes: Sendable {
         return (sum + n - 1) / n
     }
 
-    public var queueAverage: Int { average(queueSum) }
-    public var connectAverage: Int { average(connectSum) }
-    public var responseAverage: Int { average(responseSum) }
-    public var totalAverage: Int { average(totalSum) }
+    var queueAverage: Int { average(queueSum) }
+    var connectAverage: Int { average(connectSum) }
+    var responseAverage: Int { average(responseSum) }
+    var totalAverage: Int { average(totalSum) }
 
     /// `clear counters`: the maxima.
     mutating func clearMaxima() {

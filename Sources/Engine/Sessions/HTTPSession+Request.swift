@@ -1,0 +1,354 @@
+import HTTP1
+import CLibEV
+import ConfigModel
+import Glibc
+
+extension HTTPSession {
+    // MARK: client input
+
+    func clientReadable() {
+        guard !clientEOF else { return }
+        let pool = loop.buffers
+        let buffer = clientIn.take(pool)
+        if clientIn.end == pool.size { compactClientIn() }
+        let space = pool.size - clientIn.end
+        guard space > 0 else { return }
+        let n = clientRead(buffer + clientIn.end, space)
+        if n > 0 {
+            // Request bytes for a server that had nothing to read: its timeout starts now.
+            if phase == .exchange && requestParsed == clientIn.start && serverOutSent >= serverOut.end { lastServerActivity = loop.now }
+            clientIn.end += n
+            lastClientActivity = loop.now
+            countIn(n)
+        } else if n == 0 || (errno != EAGAIN && errno != EINTR) {
+            clientInputEnded(error: n < 0)
+            return
+        } else {
+            clientIn.releaseIfEmpty(pool)
+            return
+        }
+        switch phase {
+        case .idle, .head:
+            parseRequestHead()
+        case .exchange, .waitingServer:
+            if !transaction.requestComplete { parseRequestBody() }
+            if transaction.waitingForBody { bodyBuffered() }
+            if phase == .exchange { flushToServer() }
+        case .tunnel:
+            requestParsed = clientIn.end
+            flushToServer()
+        case .closing, .closed:
+            // Nothing more is read from a closing connection.
+            clientIn.start = clientIn.end
+            requestParsed = clientIn.end
+        }
+    }
+
+    private func clientInputEnded(error: Bool) {
+        clientEOF = true
+        switch phase {
+        case .idle:
+            close()
+        case .head:
+            // A request cut short before its head ended: nothing to answer (HAProxy logs CR).
+            transaction.termination = TerminationState(cause: UInt8(ascii: "C"), phase: UInt8(ascii: "R"))
+            close()
+        case .waitingServer, .exchange:
+            if !transaction.requestComplete {
+                transaction.termination = TerminationState(cause: UInt8(ascii: "C"), phase: UInt8(ascii: transaction.responseStarted ? "D" : "H"))
+                abortTransaction()
+            } else if phase == .exchange {
+                // A client that half-closed after its request still gets the response.
+                transaction.closeAfterResponse = true
+            }
+        case .tunnel:
+            if clientIn.isEmpty, let c = serverConnection { serverShutdownWrite(c) }
+            tunnelMaybeDone()
+        case .closing:
+            close()
+        case .closed:
+            break
+        }
+    }
+
+    /// Moves unsent bytes to the front of the client buffer (keeping the parser's view relative).
+    private func compactClientIn() {
+        guard clientIn.start > 0, let base = clientIn.base else { return }
+        let count = clientIn.count
+        if count > 0 { memmove(base, base + clientIn.start, count) }
+        requestParsed -= clientIn.start
+        clientIn.end = count
+        clientIn.start = 0
+    }
+
+    func parseRequestHead() {
+        guard let base = clientIn.base, requestParsed < clientIn.end else {
+            clientIn.releaseIfEmpty(loop.buffers)
+            return
+        }
+        if phase == .idle {
+            // A request starts: everything of the last one is gone.
+            phase = .head
+            transaction = HTTPTransaction(headStartedAt: loop.now)
+            armTimer()
+        }
+        let input = UnsafeRawBufferPointer(start: base + requestParsed, count: clientIn.end - requestParsed)
+        let action = requestParser.parse(input)
+        switch action {
+        case .needMore:
+            if clientIn.start > 0 && clientIn.end == loop.buffers.size { compactClientIn() }
+        case .error(let error):
+            requestFailed(error)
+        case .headersComplete(let headLength):
+            startTransaction(head: UnsafeRawBufferPointer(start: base + requestParsed, count: headLength))
+        default:
+            // Between messages the parser returns a head first.
+            break
+        }
+    }
+
+    private func requestFailed(_ error: HTTPParseError) {
+        // The request could not be understood: answer and close, as HAProxy does.
+        let frontend = servingFrontend
+        if generation == nil, let frontend { begin(frontend) }
+        transaction.termination = TerminationState(cause: UInt8(ascii: "P"), phase: UInt8(ascii: "R"))
+        frontend?.counters.requestErrors += 1
+        transaction.requestLine = "<BADREQ>"
+        transaction.closeAfterResponse = true
+        respondLocally(status: error.status)
+    }
+
+    /// The frontend a request arriving now is served by: the listener's, or the one a released
+    /// listener left this connection with.
+    var servingFrontend: Frontend? { listener.frontend ?? lingeringFrontend }
+
+    // MARK: a request
+
+    private func startTransaction(head input: UnsafeRawBufferPointer) {
+        if generation == nil {
+            guard let frontend = servingFrontend, frontend.proxy.mode == .http else {
+                // The listener now serves TCP: this connection's HTTP has nowhere to go.
+                close()
+                return
+            }
+            begin(frontend)
+        }
+        guard let frontend else { return }
+        startRequest(input, frontend: frontend)
+    }
+
+    private func startRequest(_ input: UnsafeRawBufferPointer, frontend: Frontend) {
+        transaction.headReceived = true
+        // The head's facts read in place (a copy of the head costs its arrays' reference counts).
+        transaction.method = requestParser.head.method
+        transaction.version = requestParser.head.version
+        transaction.keepAlive = requestParser.head.keepAlive
+        transaction.hasBody = requestParser.head.framing != .noBody
+        transaction.upgradeRequested = requestParser.head.isUpgradeRequest
+        transaction.expectsContinue = requestParser.head.expectsContinue
+        // Only a log line prints it: no String per request when the frontend logs nothing.
+        transaction.requestLine = frontend.log.isEmpty
+            ? "" : String(decoding: UnsafeRawBufferPointer(rebasing: input[requestParser.head.startLine]), as: UTF8.self)
+        transaction.closeAfterResponse = !transaction.keepAlive || mustClose || clientEOF
+            || frontend.proxy.http.connectionMode == .close
+
+        let scratch = self.scratch ?? HTTPRuleScratch(capacity: loop.buffers.size)
+        self.scratch = scratch
+        let info = connectionInfo
+        var backend: Backend?
+        if let rules = frontend.rules {
+            let generation = frontend.generation!
+            let decision = rules.processRequest(requestParser.head, input: input, connection: info, scratch: scratch) { name in
+                let chosen = name.map { generation.backends[$0] } ?? frontend.defaultBackend
+                backend = chosen
+                // A frontend that serves the stats page needs no backend (HAProxy checks `stats uri`
+                // before switching): its own rules stand in, and a request the page does not take
+                // is answered 503 below.
+                return chosen?.rules ?? (frontend.proxy.stats != nil ? rules : nil)
+            }
+            switch decision {
+            case .respond(let answer):
+                consumeHead(input)
+                if answer.isDenial { frontend.counters.deniedRequests += 1 }
+                // HAProxy's flags: a deny is the proxy refusing (PR), a return or redirect a local
+                // answer (LR).
+                transaction.termination = TerminationState(cause: UInt8(ascii: answer.isDenial ? "P" : "L"), phase: UInt8(ascii: "R"))
+                sendLocal(answer)
+                return
+            case .useService(let name):
+                let answer = engine.serviceAnswer(name, requestParser.head, input: input)
+                consumeHead(input)
+                if let answer {
+                    frontend.counters.intercepted += 1
+                    sendService(answer, applet: "<PROMEX>")
+                } else {
+                    respondLocally(status: 503)
+                }
+                return
+            case .forward:
+                break
+            }
+        } else {
+            backend = frontend.defaultBackend
+        }
+        // The stats page (`stats uri` on the frontend or the chosen backend) answers here.
+        if frontend.proxy.stats != nil || backend?.proxy.stats != nil,
+           let page = engine.statsPageRequest(requestParser.head, input: input, frontend: frontend, backend: backend) {
+            let bodyStart = requestParsed + input.count
+            let available = min(page.bodyLength, clientIn.end - bodyStart)
+            let body = UnsafeRawBufferPointer(start: clientIn.base.map { $0 + bodyStart }, count: max(available, 0))
+            let answer = engine.statsPageAnswer(page, requestParser.head, input: input, connection: info,
+                                                scratch: scratch, frontend: frontend, body: body)
+            consumeHead(input)
+            // The form's body is read and dropped: nothing is forwarded.
+            parseRequestBody()
+            clientIn.start = requestParsed
+            frontend.counters.intercepted += 1
+            sendService(answer, applet: "<STATS>")
+            return
+        }
+        guard let backend else {
+            consumeHead(input)
+            respondLocally(status: 503)
+            return
+        }
+        transaction.backend = backend
+        backend.counters.sessionStarted()
+        backend.counters.requests += 1
+        if let rules = backend.rules {
+            if let index = rules.persistentServer(requestParser.head, input: input, scratch: scratch,
+                                                  isUsable: { i in backend.servers[i].acceptsPersistentTraffic }) {
+                transaction.connector.persistentServer = backend.servers[index]
+            } else {
+                transaction.connector.hashKey = rules.balanceKey(for: backend.proxy.balance, requestParser.head, input: input, scratch: scratch)
+            }
+        }
+        writeRequestHead(input, backend: backend, scratch: scratch, info: info)
+        // `server … ssl sni EXPR`: rendered now, while the head is at hand.
+        if let name = backend.serverName, let rules = frontend.rules {
+            transaction.connector.serverName = rules.render(name, requestParser.head, input: input, connection: info, scratch: scratch)
+        }
+        // The head was replaced by its rewritten copy; the body follows it verbatim.
+        consumeHead(input)
+        guard !transaction.localResponse else { return }
+        phase = .waitingServer
+        parseRequestBody()
+        // A body refused in the bytes that came with the head was answered: nothing goes to a server.
+        guard !transaction.localResponse, phase != .closed else { return }
+        // `option http-buffer-request`: the body arrives (or fills the buffer) before a server is
+        // chosen, within `timeout http-request`; an `Expect: 100-continue` is answered here.
+        if (frontend.proxy.http.bufferRequest || backend.proxy.http.bufferRequest) && !transaction.requestComplete {
+            transaction.waitingForBody = true
+            if transaction.expectsContinue { appendToClient(HTTPSession.continueResponse); flushToClient() }
+            armTimer()
+            return
+        }
+        connectToServer()
+    }
+
+    /// A literal's bytes live in the binary: safe to share.
+    nonisolated(unsafe) private static let continueResponse = UnsafeRawBufferPointer(StaticString("HTTP/1.1 100 Continue\r\n\r\n").withUTF8Buffer { $0 })
+
+    /// The buffered body is complete, or fills the buffer: now the server is chosen.
+    private func bodyBuffered() {
+        guard transaction.waitingForBody, !transaction.localResponse, transaction.requestComplete || clientIn.end == loop.buffers.size else { return }
+        transaction.waitingForBody = false
+        connectToServer()
+    }
+
+    func consumeHead(_ input: UnsafeRawBufferPointer) {
+        requestParsed += input.count
+        clientIn.start = requestParsed
+    }
+
+    /// The local address is read (getsockname) only by the rules that use it.
+    var connectionInfo: HTTPConnectionInfo {
+        HTTPConnectionInfo(client: clientAddress, local: localAddress, tls: clientTLS, localFD: clientFD)
+    }
+
+    /// The request head as the server receives it: the rules' rewrites applied, hop-by-hop fields
+    /// removed, the proxy's own fields added, and the Connection field this session needs.
+    func writeRequestHead(_ input: UnsafeRawBufferPointer, backend: Backend, scratch: HTTPRuleScratch,
+                                  info: HTTPConnectionInfo) {
+        let pool = loop.buffers
+        serverOut.release(pool)
+        let out = serverOut.take(pool)
+        var writer = HTTPHeadWriter(into: UnsafeMutableRawBufferPointer(start: out, count: pool.size))
+        let connectionHeader: HTTPConnectionHeader
+        if transaction.upgradeRequested {
+            connectionHeader = .upgrade
+        } else if backend.proxy.http.connectionMode != .keepAlive || frontend?.proxy.http.connectionMode != .keepAlive {
+            connectionHeader = .close
+        } else {
+            connectionHeader = .keepAlive
+        }
+        if let rules = frontend?.rules {
+            rules.writeRequestHead(into: &writer, requestParser.head, input: input, connection: info, scratch: scratch,
+                                   backend: backend.rules, connectionHeader: connectionHeader)
+        } else {
+            writer.writeStartLine(requestParser.head, from: input)
+            writer.writeFields(requestParser.head, from: input, removing: transaction.upgradeRequested ? .connectionOptions : .hopByHop)
+            if connectionHeader == .close { writer.writeField(name: "Connection", value: "close") }
+            writer.writeEndOfHead()
+        }
+        if writer.overflowed {
+            // The rewritten head does not fit a buffer: HAProxy answers 500 here.
+            serverOut.release(pool)
+            respondLocally(status: 500)
+            return
+        }
+        serverOut.start = 0
+        serverOut.end = writer.count
+        serverOutSent = 0
+    }
+
+    /// Parses request body bytes that arrived: what the parser consumed is forwarded verbatim.
+    func parseRequestBody() {
+        guard !transaction.requestComplete else { return }
+        // An empty input still lets the parser report the end of a body it has fully counted.
+        let base = clientIn.base ?? UnsafeMutableRawPointer(bitPattern: 1)!
+        while true {
+            let input = UnsafeRawBufferPointer(start: base + requestParsed, count: clientIn.end - requestParsed)
+            let action = requestParser.parse(input)
+            switch action {
+            case .needMore:
+                return
+            case .error(let error):
+                transaction.termination = TerminationState(cause: UInt8(ascii: "P"), phase: UInt8(ascii: "D"))
+                frontend?.counters.requestErrors += 1
+                if transaction.responseStarted {
+                    abortTransaction()
+                } else {
+                    transaction.closeAfterResponse = true
+                    respondLocally(status: error.status)
+                }
+                return
+            case .messageComplete(let framing):
+                requestParsed += framing
+                transaction.requestComplete = true
+                return
+            case .headersComplete:
+                return
+            default:
+                requestParsed += action.consumed
+            }
+        }
+    }
+}
+
+extension HTTPHeadWriter {
+    /// `name: value\r\n` with a name and value known only at run time (configured header names).
+    mutating func writeField(name: String, value: String) {
+        var name = name
+        var value = value
+        name.withUTF8 { n in
+            value.withUTF8 { v in
+                write(UnsafeRawBufferPointer(n))
+                write(": ")
+                write(UnsafeRawBufferPointer(v))
+                write("\r\n")
+            }
+        }
+    }
+}
+
