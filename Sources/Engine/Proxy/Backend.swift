@@ -8,6 +8,9 @@ final class Backend {
     /// order they were added: a configuration server keeps its index (cookie persistence finds it
     /// by index).
     private(set) var servers: [BackendServer]
+    /// The configuration's servers alone, never changed: what a reload's builder reads off the
+    /// loop (`servers` changes on the loop with `add server` and `del server`).
+    let configuredServers: [BackendServer]
     var counters = ProxyCounters()
     /// Sessions waiting for a server slot (maxconn), oldest first.
     var queue = SessionQueue()
@@ -27,14 +30,15 @@ final class Backend {
         self.init(proxy: proxy, rules: rules, previous: nil, unresolved: &unresolved)
     }
 
-    /// `previous`: the same-named backend of the generation serving now (read off the loop). A
+    /// `previous`: the same-named backend of the generation serving now (read off the loop: its
+    /// configuration's servers only, which nothing changes). A
     /// server whose identity it has takes its state; the others get a fresh one and are added to
     /// `unresolved` (activation looks them up among every live generation's servers).
     init(proxy: Proxy, rules: HTTPRuleSet?, previous: Backend?, unresolved: inout [BackendServer]) {
         self.proxy = proxy
         self.rules = rules
         let configured = proxy.servers
-        let old = previous?.servers ?? []
+        let old = previous?.configuredServers ?? []
         var servers: [BackendServer] = []
         servers.reserveCapacity(configured.count)
         // Servers usually keep their place: compare with the one at the same index first, then by
@@ -64,6 +68,7 @@ final class Backend {
             servers.append(server)
         }
         self.servers = servers
+        configuredServers = servers
         hasTLSServers = tls
         balancer = Balancer(algorithm: proxy.balance, hashType: proxy.http.hashType, servers: servers)
         log = LogSinks(proxy.log.targets)
