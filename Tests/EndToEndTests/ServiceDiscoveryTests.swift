@@ -70,6 +70,9 @@ import Testing
             let s = (try? Self.servers(strata)) ?? [:]
             return Set([s["web1"]?.address, s["web2"]?.address]) == ["127.0.0.11", "127.0.0.12"] && s["web3"]?.address == "-"
         })
+        // The stats show it as HAProxy does, without an address.
+        let web3 = try strata.admin("show stat").split(separator: "\n").first { $0.hasPrefix("app,web3,") }
+        #expect(web3?.contains(",MAINT (resolution),") == true, "\(web3 ?? "")")
         let before = try Self.servers(strata)
         #expect(before["web3"]?.admin == 0x20 && before["web1"]?.admin == 0 && before["web1"]?.fqdn == "app.strata.test")
         #expect(Set(Self.answers(port, count: 8)) == ["127.0.0.11", "127.0.0.12"])

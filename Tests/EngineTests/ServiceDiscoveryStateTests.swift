@@ -72,7 +72,7 @@ import Testing
     @Test func resolutionMaintenanceIsAFlagOfItsOwn() {
         var h = ServerHealth(options: ServerOptions())
         #expect(h.enterResolutionMaintenance(reason: "DNS NX status", now: 1) == .enteringMaintenance(wasDown: false, reason: "DNS NX status"))
-        #expect(h.admin == [.resolutionMaintenance] && h.admin.rawValue == 0x20 && !h.isUsable && h.statusText == "MAINT")
+        #expect(h.admin == [.resolutionMaintenance] && h.admin.rawValue == 0x20 && !h.isUsable && h.statusText == "MAINT (resolution)")
         // Forced maintenance on top says nothing more; leaving one of the two is not enough.
         #expect(h.enterMaintenance(now: 2) == nil)
         #expect(h.leaveResolutionMaintenance(name: "app.internal", now: 3) == nil)

@@ -123,8 +123,10 @@ struct ServerHealth: Sendable {
     /// Persistence (a cookie naming the server) may still reach a draining or stopping server.
     var acceptsPersistentTraffic: Bool { !inMaintenance && operational != .stopped }
 
-    /// The stats page's status column: UP, DOWN, MAINT, DRAIN, NOLB, `UP 1/3`, `DOWN 1/2`, `no check`.
+    /// The stats page's status column: UP, DOWN, MAINT, `MAINT (resolution)`, DRAIN, NOLB,
+    /// `UP 1/3`, `DOWN 1/2`, `no check`.
     var statusText: String {
+        if inResolutionMaintenance { return "MAINT (resolution)" }
         if inMaintenance { return "MAINT" }
         if inDrain && operational != .stopped { return "DRAIN" }
         if !checkConfigured || !checkEnabled {
