@@ -55,7 +55,7 @@ import Testing
         try strata.admin("show info").split(separator: "\n").first { $0.hasPrefix(field + ": ") }.map { String($0.dropFirst(field.count + 2)) }
     }
 
-    @Test(.enabled(if: TestTools.available(hasDNS)))
+    @Test(.enabled(if: TestTools.available(hasDNS), "dnsmasq is not installed"))
     func templateIsFilledFromDNSAndFollowsAChangeWithoutReload() throws {
         try TestTools.require(Self.hasDNS, "dnsmasq")
         let dns = try TestDNSServer(hosts: [("127.0.0.11", "app.strata.test"), ("127.0.0.12", "app.strata.test")])
@@ -122,7 +122,7 @@ import Testing
         #expect(Set(Self.answers(port, count: 4)) == ["127.0.0.12", "127.0.0.13"])
     }
 
-    @Test(.enabled(if: TestTools.available(hasDNS)))
+    @Test(.enabled(if: TestTools.available(hasDNS), "dnsmasq is not installed"))
     /// Over TCP (`tcp@`) this time.
     func aNameThatAppearsAfterStartBringsItsServerUp() throws {
         try TestTools.require(Self.hasDNS, "dnsmasq")
@@ -143,7 +143,7 @@ import Testing
         #expect(strata.waitForOutput("Server app/s1 ('late.strata.test') is UP/READY (resolves again)."))
     }
 
-    @Test(.enabled(if: TestTools.available(hasDNS)))
+    @Test(.enabled(if: TestTools.available(hasDNS), "dnsmasq is not installed"))
     func srvRecordsFillATemplateWithTheirTargetsPortsAndWeights() throws {
         try TestTools.require(Self.hasDNS, "dnsmasq")
         let first = try AddressOrigin(), second = try AddressOrigin()
@@ -173,7 +173,7 @@ import Testing
         #expect(first.requests["127.0.0.31", default: 0] == 2 && second.requests["127.0.0.32", default: 0] == 6)
     }
 
-    @Test(.enabled(if: TestTools.available(hasDNS)))
+    @Test(.enabled(if: TestTools.available(hasDNS), "dnsmasq is not installed"))
     func nxdomainPutsTheServerInMaintenanceOnceItsHoldIsOver() throws {
         try TestTools.require(Self.hasDNS, "dnsmasq")
         let dns = try TestDNSServer(hosts: [("127.0.0.41", "gone.strata.test")])
