@@ -6,16 +6,17 @@
 # nginx answers on every address of its port. Each proxy runs alone: started, its 1,000 servers
 # seen on their first addresses, then
 #   steady state: wrk -t1 -c50 for WINDOW seconds -> requests/s
-#   a change: wrk again; 1 s in, every name moves to 100 new addresses (hosts file rewritten,
-#   SIGHUP to dnsmasq) -> seconds until all 1,000 servers have their new address (polling
-#   `show servers state` every 100 ms), and requests/s of that window
+#   a change: wrk again; 1 to 2 s in (at random), every name moves to 100 new addresses (hosts
+#   file rewritten, SIGHUP to dnsmasq) -> seconds from the SIGHUP until all 1,000 servers have
+#   their new address (polling `show servers state` every 100 ms), and requests/s of that window
 # One line per figure: strata, HAProxy, the ratio; then each proxy's change window beside its
 # steady state (target >= 0.95).
-# Usage: bench/dns.sh [rounds, default 2]
-#   WINDOW=4: seconds of each wrk run; STRATA=/path/to/strata: this binary, no swift build
+# Usage: bench/dns.sh [rounds, default 4]
+#   WINDOW=4: seconds of each wrk run; STRATA=/path/to/strata: this binary, no swift build;
+#   DNS_LOG_QUERIES=1 KEEP_WORK=1: dnsmasq logs every query to WORK/dnsmasq.log, kept
 STRATA_GIVEN=${STRATA:-}
 source "$(dirname "$0")/lib.sh"
-ROUNDS=${1:-2}
+ROUNDS=${1:-4}
 WINDOW=${WINDOW:-4}
 NAMES=10
 PER_NAME=100
@@ -59,7 +60,7 @@ hosts 1
 DNS_PORT=$(free_port)
 "$(command -v dnsmasq || echo /usr/sbin/dnsmasq)" --keep-in-foreground --conf-file=/dev/null --pid-file= --user=root \
     --no-resolv --no-hosts --listen-address=127.0.0.1 --bind-interfaces --port="$DNS_PORT" --local=/bench.test/ \
-    --addn-hosts="$WORK/hosts" --local-ttl=0 --edns-packet-max=8192 --log-facility="$WORK/dnsmasq.log" &
+    --addn-hosts="$WORK/hosts" --local-ttl=0 --edns-packet-max=8192 ${DNS_LOG_QUERIES:+--log-queries} --log-facility="$WORK/dnsmasq.log" &
 DNS_PID=$!
 PIDS+=("$DNS_PID")
 sleep 0.5
@@ -109,15 +110,17 @@ def ask(path, command):
     s.close()
     return data.decode(errors="replace")
 
-# wait-all SOCKET PREFIX COUNT: until COUNT servers of `be` have an address starting with PREFIX;
-# prints the seconds it took (polling every 100 ms), or fails after 60 s.
+# wait-all SOCKET PREFIX COUNT [SINCE]: until COUNT servers of `be` have an address starting with
+# PREFIX; prints the seconds since SINCE (wall clock, default now), polling every 100 ms, or fails
+# after 60 s.
 path, prefix, count = sys.argv[2], sys.argv[3], int(sys.argv[4])
+since = float(sys.argv[5]) if len(sys.argv) > 5 else time.time()
 start = time.monotonic()
 while time.monotonic() - start < 60:
     try:
         rows = [l.split() for l in ask(path, "show servers state be").splitlines() if l and not l.startswith("#")]
         if sum(1 for f in rows if len(f) > 4 and f[4].startswith(prefix)) >= count:
-            print(f"{time.monotonic() - start:.2f}")
+            print(f"{time.time() - since:.2f}")
             sys.exit(0)
     except OSError:
         pass
@@ -151,9 +154,13 @@ for round in $(seq 1 "$ROUNDS"); do
         # The change, inside a wrk window.
         run_wrk "$port" > "$WORK/change.rps" &
         wrk_pid=$!
-        sleep 1
-        hosts 2; kill -HUP "$DNS_PID"
-        seconds=$(python3 "$WORK/tool.py" wait-all "$sock" 127.2. "$TOTAL") || { echo "# $who never followed the change" >&2; exit 1; }
+        # Somewhere in the second second: where the change falls in the resolution period is
+        # chance, the same for both proxies over the rounds.
+        sleep "$(python3 -c 'import random; print(random.uniform(1, 2))')"
+        hosts 2
+        changed=$(date +%s.%N)
+        kill -HUP "$DNS_PID"
+        seconds=$(python3 "$WORK/tool.py" wait-all "$sock" 127.2. "$TOTAL" "$changed") || { echo "# $who never followed the change" >&2; exit 1; }
         wait "$wrk_pid"
         add "$who.follow" "$seconds"
         add "$who.change" "$(cat "$WORK/change.rps")"
