@@ -171,14 +171,15 @@ final class ServiceDiscovery {
                     // Two SRV records may name one host on two ports: each is a server.
                     allowDuplicate: s.config.options.resolution.allowDuplicateAddress || s.state.runtimeFQDN != nil && s.config.fqdn?.hasPrefix("_") == true)
             }
+            var changes: [Engine.AddressChange] = []
             for (s, choice) in zip(group, AddressAssignment.assign(records: resolution.addresses, servers: servers)) {
                 let id = ObjectIdentifier(s.state)
                 switch choice {
                 case .keep(let address), .take(let address):
                     resolution.heldAddresses[id] = address
                     if !s.state.hasAddress || s.config.address != address {
-                        engine.setAddress(of: s, to: ServerAddress(address: address, port: s.config.port), by: updater,
-                                          resolved: resolution.key.name)
+                        changes.append(Engine.AddressChange(server: s, address: ServerAddress(address: address, port: s.config.port),
+                                                            name: resolution.key.name))
                         channel?.counters.update += 1
                     }
                 case .none:
@@ -186,6 +187,7 @@ final class ServiceDiscovery {
                     engine.clearAddress(of: s, reason: "No IP for server")
                 }
             }
+            if !changes.isEmpty { engine.setAddresses(changes, by: updater) }
         }
     }
 
