@@ -139,7 +139,7 @@ config() {
     echo "global"
     echo "    maxconn 4000"
     echo "    stats socket $sock level admin"
-    [ "$who" = strata ] || echo "    nbthread 1"
+    [ "$who" = strata ] || echo "    nbthread $THREADS"
     [ "$who" = haproxy-state ] && echo "    server-state-file $WORK/haproxy.state"
     cat <<CFG
 defaults
@@ -172,6 +172,7 @@ run() {
     config "$who" "$port" "$sock" > "$WORK/$who.cfg"
     rm -f "$WORK/haproxy.state"
     if [ "$who" = strata ]; then
+        threads_cfg "$WORK/$who.cfg"
         "$STRATA" -f "$WORK/$who.cfg" >>"$WORK/strata.log" 2>&1 &
     else
         haproxy -W -db -f "$WORK/$who.cfg" >>"$WORK/$who.log" 2>&1 &

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# HTTP mode, strata beside HAProxy (Debian's package, nbthread 1, the same configuration), in one
+# HTTP mode, strata beside HAProxy (Debian's package, nbthread $THREADS (1 unless THREADS is set) for both, the same configuration), in one
 # run, alternating A B A B. One line per figure: strata, HAProxy, the ratio.
 #   keep-alive small requests to nginx (wrk -t1 -c50): requests/s, proxy CPU µs/request, p99 latency
 #   the same through a host/path ACL table of 100 rules (every request falls through all of them)
@@ -50,13 +50,14 @@ CFG
 
 S_PORT=$(free_port); H_PORT=$(free_port); SA_PORT=$(free_port); HA_PORT=$(free_port)
 config strata "$S_PORT" 0 "$WORK/s.sock" > "$WORK/strata.cfg"
-config haproxy "$H_PORT" 0 "$WORK/h.sock" | sed 's/^global/global\n    nbthread 1/' > "$WORK/haproxy.cfg"
+config haproxy "$H_PORT" 0 "$WORK/h.sock" | sed "s/^global/global\n    nbthread $THREADS/" > "$WORK/haproxy.cfg"
 config strata "$SA_PORT" 1 "$WORK/sa.sock" > "$WORK/strata-acl.cfg"
-config haproxy "$HA_PORT" 1 "$WORK/ha.sock" | sed 's/^global/global\n    nbthread 1/' > "$WORK/haproxy-acl.cfg"
+config haproxy "$HA_PORT" 1 "$WORK/ha.sock" | sed "s/^global/global\n    nbthread $THREADS/" > "$WORK/haproxy-acl.cfg"
 
 # start strata|haproxy CFG: sets STARTED to the pid (no $(…): the proxy would hold its pipe open).
 start() {
     if [ "$1" = strata ]; then
+        threads_cfg "$2"
         "$STRATA" -f "$2" >>"$WORK/strata.log" 2>&1 &
     else
         haproxy -db -f "$2" >>"$WORK/haproxy.log" 2>&1 &
@@ -127,10 +128,11 @@ reload_failures() { # who -> "failed total"
     config x "$port" 0 "$WORK/r-$who.sock" > "$WORK/reload-$who.cfg"
     local pid
     if [ "$who" = strata ]; then
+        threads_cfg "$WORK/reload-$who.cfg"
         "$STRATA" -f "$WORK/reload-$who.cfg" >>"$WORK/strata.log" 2>&1 &
         pid=$!
     else
-        sed -i 's/^global/global\n    nbthread 1/' "$WORK/reload-$who.cfg"
+        sed -i "s/^global/global\n    nbthread $THREADS/" "$WORK/reload-$who.cfg"
         haproxy -W -db -f "$WORK/reload-$who.cfg" >>"$WORK/haproxy.log" 2>&1 &
         pid=$!
     fi

@@ -9,6 +9,13 @@ chmod 755 "$WORK"  # nginx workers read the files as their own user
 STRATA_GIVEN=${STRATA:-}
 STRATA=${STRATA:-$ROOT/.build/release/strata}
 PIDS=()
+# THREADS=N: strata and HAProxy both run N event loops (nbthread N); 1 by default.
+THREADS=${THREADS:-1}
+
+# threads_cfg FILE: gives the configuration in FILE `nbthread $THREADS` (once).
+threads_cfg() {
+    grep -q '^    nbthread ' "$1" || sed -i "s/^global/global\n    nbthread $THREADS/" "$1"
+}
 
 cleanup() {
     for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done

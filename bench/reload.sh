@@ -3,6 +3,10 @@
 #   1. time from the admin socket's `reload` to `Success=1` on a generated configuration of
 #      1,000 frontends and 10,000 servers (median of 20), beside `haproxy -c -f` on the same file
 #      (median of 5), and the ratio; targets <= 50 ms and <= 0.25x
+#   1b. time from `reload plan` to its answer on the same configuration with a comment line
+#      more or less on top than the one running (every item moved: the plan compares each one
+#      in full), beside `reload` of that file, alternating plan and reload (median of 20 each);
+#      target ratio <= 1
 #   2. failed requests (wrk's socket errors + non-2xx responses) during 200 reloads at 10 per
 #      second under wrk -t1 -c50 through a MODE proxy to nginx, beside HAProxy master-worker
 #      (-W, SIGUSR2 to the master) under the same load; target 0 for strata
@@ -95,6 +99,20 @@ elif cmd == "reloads":  # reloads SOCKET COUNT [success|failure]: prints the med
             sys.exit("reload answered, expecting %s:\n%s" % (expected, answer))
         times.append(ms)
     print(f"{statistics.median(times):.1f} {min(times):.1f}")
+elif cmd == "plan-vs-reload":  # plan-vs-reload SOCKET COUNT FILE ORIGINAL: median ms of `reload plan`, then of `reload`
+    # Each round writes FILE as ORIGINAL with one comment line more or less on top than the one
+    # running: every item of the candidate moved, so the plan compares each in full.
+    path, count, file, original = sys.argv[2], int(sys.argv[3]), sys.argv[4], open(sys.argv[5]).read()
+    plans, reloads = [], []
+    for k in range(count):
+        open(file + ".new", "w").write("# moved\n" * (k % 2 + 1) + original)
+        os.replace(file + ".new", file)
+        for command, times in (("reload plan", plans), ("reload", reloads)):
+            ms, answer = ask(path, command)
+            if not answer.startswith("Success=1"):
+                sys.exit("%s answered:\n%s" % (command, answer))
+            times.append(ms)
+    print(f"{statistics.median(plans):.1f} {statistics.median(reloads):.1f}")
 elif cmd == "check-time":  # check-time COUNT haproxy -c -f FILE: prints the median ms
     count, argv = int(sys.argv[2]), sys.argv[3:]
     times = []
@@ -141,6 +159,7 @@ BIG=$WORK/big.cfg
 SOCK=$WORK/admin.sock
 tool generate "$BIG" "$SOCK" 1000 10
 cp "$BIG" "$WORK/big.orig.cfg"
+threads_cfg "$BIG"
 "$STRATA" -f "$BIG" 2>"$WORK/strata-big.log" &
 S_PID=$!; PIDS+=($S_PID)
 tool wait-socket "$SOCK"
@@ -157,6 +176,9 @@ echo "# timed $TIMED reloads; $((RSS_RELOADS - 1 - TIMED)) more for the RSS figu
 tool reloads "$SOCK" $((RSS_RELOADS - 1 - TIMED)) > /dev/null
 sleep 0.5
 rss_last=$(rss_kib "$S_PID")
+
+# Figure 1b: plans of the running configuration with every line moved, beside reloads of it.
+read -r plan_ms plan_reload_ms < <(tool plan-vs-reload "$SOCK" "$TIMED" "$BIG" "$WORK/big.orig.cfg")
 
 # A configuration that cannot bind: one more frontend on a port another socket holds.
 BLOCKED_PORT=$(free_port)
@@ -194,9 +216,10 @@ reload_failures() { # strata|haproxy -> "failed total"
     port=$(free_port)
     proxy_config "$port" "$WORK/load-$who.sock" > "$WORK/load-$who.cfg"
     if [ "$who" = strata ]; then
+        threads_cfg "$WORK/load-$who.cfg"
         "$STRATA" -f "$WORK/load-$who.cfg" 2>>"$WORK/strata-load.log" &
     else
-        sed -i 's/^global/global\n    nbthread 1/' "$WORK/load-$who.cfg"
+        sed -i "s/^global/global\n    nbthread $THREADS/" "$WORK/load-$who.cfg"
         haproxy -W -db -f "$WORK/load-$who.cfg" 2>>"$WORK/haproxy-load.log" &
     fi
     pid=$!; PIDS+=($pid)
@@ -220,6 +243,8 @@ read -r h_failed h_total < <(reload_failures haproxy)
 echo "reload.sh: $(nproc) cores, $(haproxy -v | head -1 | awk '{print "haproxy", $3}')"
 printf '%-48s strata %9s  haproxy -c %9s  ratio %s (targets <= 50 ms and <= 0.25; strata min %s)\n' \
     "reload to Success=1, 1,000 fe/10,000 srv, ms" "$strata_ms" "$haproxy_ms" "$(ratio "$strata_ms" "$haproxy_ms")" "$strata_min"
+printf '%-48s plan   %9s  reload     %9s  ratio %s (target <= 1)\n' \
+    "reload plan to Success=1, 1,000 fe/10,000 srv, ms" "$plan_ms" "$plan_reload_ms" "$(ratio "$plan_ms" "$plan_reload_ms")"
 printf '%-48s strata %9s  haproxy    %9s  of %s and %s requests (target 0)\n' \
     "failed requests, $RELOADS reloads at 10/s, mode $MODE" "$s_failed" "$h_failed" "$s_total" "$h_total"
 mib() { python3 -c "print(f'{$1 / 1024:.1f}')"; }

@@ -61,7 +61,7 @@ start() { # start strata|haproxy CFG -> pid
     echo "$pid"
 }
 
-haproxy_cfg() { sed 's/^global/global\n    nbthread 1/'; }
+haproxy_cfg() { sed "s/^global/global\n    nbthread $THREADS/"; }
 
 S_PORT=$(free_port); H_PORT=$(free_port); SB_PORT=$(free_port); HB_PORT=$(free_port)
 config "$S_PORT" 0 > "$WORK/strata.cfg"

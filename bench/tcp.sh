@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# TCP mode, strata beside HAProxy (Debian's package, nbthread 1, the same configuration), in one
+# TCP mode, strata beside HAProxy (Debian's package, nbthread $THREADS (1 unless THREADS is set) for both, the same configuration), in one
 # run, alternating A B A B. Prints one line per figure: strata's value, HAProxy's, the ratio.
 #   keep-alive requests/s through the TCP proxy to nginx (wrk), and proxy CPU µs per request
 #   new connections/s (wrk with Connection: close)
@@ -27,8 +27,9 @@ listen bench
     bind 127.0.0.1:$S_PORT
     server nginx 127.0.0.1:$NGINX_PORT
 CFG
-sed "s/^global/global\n    nbthread 1/; s/127.0.0.1:$S_PORT/127.0.0.1:$H_PORT/" "$WORK/strata.cfg" > "$WORK/haproxy.cfg"
+sed "s/^global/global\n    nbthread $THREADS/; s/127.0.0.1:$S_PORT/127.0.0.1:$H_PORT/" "$WORK/strata.cfg" > "$WORK/haproxy.cfg"
 
+threads_cfg "$WORK/strata.cfg"
 "$STRATA" -f "$WORK/strata.cfg" 2>"$WORK/strata.log" &
 S_PID=$!; PIDS+=($S_PID)
 haproxy -db -f "$WORK/haproxy.cfg" 2>"$WORK/haproxy.log" &

@@ -60,7 +60,8 @@ CFG
 
 S_PORT=$(free_port); H_PORT=$(free_port)
 config "$S_PORT" "$WORK/s.sock" > "$WORK/strata.cfg"
-config "$H_PORT" "$WORK/h.sock" | sed 's/^global/global\n    nbthread 1/' > "$WORK/haproxy.cfg"
+config "$H_PORT" "$WORK/h.sock" | sed "s/^global/global\n    nbthread $THREADS/" > "$WORK/haproxy.cfg"
+threads_cfg "$WORK/strata.cfg"
 "$STRATA" -f "$WORK/strata.cfg" 2>>"$WORK/strata.log" & S_PID=$!; PIDS+=("$S_PID")
 haproxy -db -f "$WORK/haproxy.cfg" 2>>"$WORK/haproxy.log" & H_PID=$!; PIDS+=("$H_PID")
 wait_port "$S_PORT"; wait_port "$H_PORT"
@@ -124,9 +125,10 @@ resumed_across_reload() { # who -> percent
     port=$(free_port)
     config "$port" "$WORK/r-$who.sock" > "$WORK/reload-$who.cfg"
     if [ "$who" = strata ]; then
+        threads_cfg "$WORK/reload-$who.cfg"
         "$STRATA" -f "$WORK/reload-$who.cfg" 2>>"$WORK/strata.log" &
     else
-        sed -i 's/^global/global\n    nbthread 1/' "$WORK/reload-$who.cfg"
+        sed -i "s/^global/global\n    nbthread $THREADS/" "$WORK/reload-$who.cfg"
         haproxy -W -db -f "$WORK/reload-$who.cfg" 2>>"$WORK/haproxy.log" &
     fi
     pid=$!
@@ -167,7 +169,7 @@ instructions() { # who -> "per_request per_handshake"
         objcopy --strip-debug "$STRATA" "$WORK/strata.nodebug"
         valgrind --tool=callgrind --callgrind-out-file="$out" "$WORK/strata.nodebug" -f "$WORK/cg-$who.cfg" 2>>"$WORK/cg.log" &
     else
-        sed -i 's/^global/global\n    nbthread 1/' "$WORK/cg-$who.cfg"
+        sed -i "s/^global/global\n    nbthread $THREADS/" "$WORK/cg-$who.cfg"
         valgrind --tool=callgrind --callgrind-out-file="$out" haproxy -db -f "$WORK/cg-$who.cfg" 2>>"$WORK/cg.log" &
     fi
     pid=$!

@@ -44,6 +44,7 @@ int CLibEV_pin_thread(const int *cpus, int count) {
     return pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
 }
 int CLibEV_allowed_cpus(void) { cpu_set_t set; return sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set) > 0 ? CPU_COUNT(&set) : 1; }
+int CLibEV_gettid(void) { return (int)syscall(SYS_gettid); }
 int CLibEV_name_thread(const char *name) { return pthread_setname_np(pthread_self(), name); }
 int CLibEV_malloc_trim(size_t pad) { return malloc_trim(pad); }
 int CLibEV_pipe_set_size(int fd, int size) { return fcntl(fd, F_SETPIPE_SZ, size); }

@@ -19,7 +19,7 @@ enum BuildInfo {
               CONFIG  = \(configuration)
 
             Default settings :
-              bufsize = \(GlobalSettings().bufferSize), maxhdr = \(GlobalSettings().maxHeaders), nbthread = 1
+              bufsize = \(GlobalSettings().bufferSize), maxhdr = \(GlobalSettings().maxHeaders), nbthread = one per CPU
 
             Built with libev version : \(EV_VERSION_MAJOR).\(EV_VERSION_MINOR)
             Running on libev version : \(ev_version_major()).\(ev_version_minor())

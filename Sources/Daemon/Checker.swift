@@ -19,7 +19,7 @@ struct Checker {
             // regular expressions) is checked too, as a start or a reload would: `-c` must not
             // pass a file that `-f` refuses.
             do {
-                _ = try Engine.makeGeneration(ConfigGeneration(id: 1, hash: loaded.hash, config: loaded.config, files: loaded.files))
+                try Engine.checkGeneration(ConfigGeneration(id: 1, hash: loaded.hash, config: loaded.config, files: loaded.files))
             } catch {
                 for e in error.errors { FileHandle.standardError.write(Data((e.description + "\n").utf8)) }
                 return 1

@@ -102,11 +102,23 @@ struct Reload: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Ask a running strata to reload; print its answer (exit 0 on success, 1 on failure).")
     @Option(name: .customShort("S"), help: ArgumentHelp("The admin socket ('stats socket' in global).", valueName: "SOCKET"))
     var socket: String
+    @Flag(help: "Print what a reload would change, and change nothing (exit 0 when it would succeed, 1 when it would fail).")
+    var plan = false
+    @Flag(help: "With --plan: the plan as one JSON document, without the Success= lines.")
+    var json = false
+
+    func validate() throws {
+        if json && !plan { throw ValidationError("--json goes with --plan") }
+    }
 
     func run() throws {
-        let answer = try AdminClient.send("reload", to: socket)
-        print(answer, terminator: answer.hasSuffix("\n") ? "" : "\n")
-        Foundation.exit(answer.hasPrefix("Success=1") ? 0 : 1)
+        let answer = try AdminClient.send(plan ? (json ? "reload plan json" : "reload plan") : "reload", to: socket)
+        let success = answer.hasPrefix("Success=1")
+        // A tool reading JSON gets JSON alone; the exit status says whether the reload would succeed.
+        var shown = Substring(answer)
+        if json, let body = answer.range(of: "\n--\n"), answer.hasPrefix("Success=") { shown = answer[body.upperBound...] }
+        print(shown, terminator: shown.hasSuffix("\n") ? "" : "\n")
+        Foundation.exit(success ? 0 : 1)
     }
 }
 

@@ -20,7 +20,8 @@ struct DaemonOptions {
 /// its signals, admin sockets and reload coordinator.
 final class Daemon: @unchecked Sendable {
     let options: DaemonOptions
-    let cache = ListenerCache()
+    /// The listening sockets: made once the configuration says how many data loops there are.
+    private(set) var cache = ListenerCache()
     let loader: ConfigLoader
     let systemd = SystemdNotifier()
     private var adminServers: [AdminServer] = []
@@ -95,19 +96,29 @@ final class Daemon: @unchecked Sendable {
             }
         }
 
+        // `nbthread` data loops (without it, one per CPU the process may run on, as HAProxy), each
+        // pinned where `cpu-map` says.
+        let loops = global.nbthread ?? Int(CLibEV_allowed_cpus())
+        let cpuSets: [[Int]]
+        switch CPUMap.cpuSets(global.cpuMaps, threads: loops) {
+        case .failure(let error): return abandon([error.description])
+        case .success(let sets): cpuSets = sets
+        }
+        cache = ListenerCache(loops: loops)
         // HAProxy's soft-restart: the old process stops accepting while this one binds.
         for pid in options.replace { kill(pid, SIGTTOU) }
         let keys = ListenerPlan.keys(of: loaded.config)
-        let fds: [ListenerKey: Int32]
+        let fds: [ListenerSocketKey: Int32]
         switch cache.acquire(keys) {
         case .success(let f): fds = f
         case .failure(let errors):
             return abandon(errors.errors.map { ListenerPlan.error(for: $0, in: loaded.config).description })
         }
         let first = ConfigGeneration(id: 1, hash: loaded.hash, config: loaded.config, files: loaded.files)
-        let generation: Generation
+        // What only the engine checks (certificates, ciphers, regexes), before anything is
+        // replaced or forked; the generation that serves is built once the loops exist.
         do {
-            generation = try Engine.makeGeneration(first)
+            try Engine.checkGeneration(first)
         } catch {
             return abandon(error.errors.map(\.description), listeners: keys)
         }
@@ -138,19 +149,15 @@ final class Daemon: @unchecked Sendable {
         }
         if let failure = dropPrivileges(global) { return abandon([failure], listeners: keys) }
 
-        // `tune.bufsize` sizes the loop's buffer pool: fixed for the process (a reload that changes it
-        // fails, see GlobalInvariants).
-        // `cpu-map`: the loop's thread runs on the CPUs it names.
-        switch CPUMap.cpuSets(global.cpuMaps, threads: 1) {
-        case .failure(let error):
-            return abandon([error.description], listeners: keys)
-        case .success(let sets):
-            if let cpus = sets.first, !cpus.isEmpty {
-                let e = cpus.withUnsafeBufferPointer { b in b.map(Int32.init).withUnsafeBufferPointer { CLibEV_pin_thread($0.baseAddress, Int32($0.count)) } }
-                if e != 0 { return abandon(["cpu-map: cannot pin the event loop to CPUs \(cpus): \(String(cString: strerror(e)))"], listeners: keys) }
-            }
+        // `tune.bufsize` sizes the loops' buffer pools: fixed for the process (a reload that changes
+        // it fails, see GlobalInvariants), and so is `nbthread`.
+        let engine = Engine(bufferSize: global.bufferSize, loops: loops, cpuSets: cpuSets)
+        let generation: Generation
+        do {
+            generation = try engine.makeGeneration(first)
+        } catch {
+            return abandon(error.errors.map(\.description), listeners: keys)
         }
-        let engine = Engine(bufferSize: global.bufferSize)
         // Standard error shows what the log targets did not already write to the terminal.
         engine.notice = { message, level, logged in
             if !logged { Daemon.say(level.rawValue <= LogLevel.err.rawValue ? "ALERT" : level == .warning ? "WARNING" : "NOTICE", message) }
@@ -179,7 +186,7 @@ final class Daemon: @unchecked Sendable {
         }
         metrics.startSampling()
         var commands = AdminCommandTable.engine
-        commands.register([reloads.adminCommand, AddServerCommand.adminCommand(parser: RuntimeServerParser(environment: loader.environment), engine: engine)])
+        commands.register(reloads.adminCommands + [AddServerCommand.adminCommand(parser: RuntimeServerParser(environment: loader.environment), engine: engine)])
         for (socket, fd) in adminFDs {
             adminServers.append(AdminServer(engine: engine, fd: fd, level: socket.level, maxconn: socket.connectionLimit,
                                             timeoutMilliseconds: global.statsTimeout, commands: commands))

@@ -11,12 +11,22 @@ struct ReloadOutcome: Sendable {
     var messages: [String]
 }
 
-/// Serialises reloads. One builds at a time, on a thread of its own (reading, parsing, resolving
-/// and binding never run on the event loop); requests that arrive meanwhile are coalesced into
-/// one more reload, which reads the files again, so no request is lost and none is answered with
-/// a configuration older than the request. Everything but the builder runs on the loop's thread.
+/// Serialises reloads and reload plans. One builds at a time, on a thread of its own (reading,
+/// parsing, resolving and binding never run on the event loop); reloads asked for meanwhile are
+/// coalesced into one more reload, which reads the files again, so no request is lost and none
+/// is answered with a configuration older than the request. A plan waits its turn the same way:
+/// it is then compared with the generation a reload before it made, and its test binds never
+/// meet a reload's binds. Everything but the builder runs on the loop's thread.
 final class ReloadCoordinator: @unchecked Sendable {
     typealias Reply = (ReloadOutcome) -> Void
+    typealias PlanReply = (ReloadPlan) -> Void
+
+    private enum Request {
+        case reload(Reply)
+        case plan(PlanReply)
+
+        var isReload: Bool { if case .reload = self { true } else { false } }
+    }
 
     let engine: Engine
     let cache: ListenerCache
@@ -26,9 +36,10 @@ final class ReloadCoordinator: @unchecked Sendable {
     private var running = false
     private var startPosted = false
     private var answering: [Reply] = []
-    /// The generation current when the running reload started (see `start`).
+    private var answeringPlans: [PlanReply] = []
+    /// The generation current when the running reload or plan started (see `start`).
     private var carrying: Generation?
-    private var queued: [Reply] = []
+    private var queued: [Request] = []
     /// Called on the loop after every reload attempt (systemd status, logs).
     var finished: (ReloadOutcome) -> Void = { _ in }
     var started: () -> Void = {}
@@ -44,21 +55,45 @@ final class ReloadCoordinator: @unchecked Sendable {
     var isRunning: Bool { running }
 
     /// The runtime API's `reload` (HAProxy 2.7 master CLI's, an admin command): answers when the
-    /// reload is done, `Success=1` or `Success=0`, a line `--`, then its messages or errors.
-    var adminCommand: AdminCommand {
-        AdminCommand(["reload"], usage: ("reload", "reload the configuration in place (admin level)"), level: .admin) { [weak self] c in
-            guard c.arguments.isEmpty, let self else { return .unknown }
-            return .later { answer in
-                self.request { outcome in
-                    answer((outcome.success ? "Success=1" : "Success=0") + "\n--\n" + outcome.messages.joined(separator: "\n"))
+    /// reload is done, `Success=1` or `Success=0`, a line `--`, then its messages or errors. And
+    /// strata's `reload plan [json]`: what that reload would change, answered the same way
+    /// (`Success=1` when it would succeed) so that a client reads both alike.
+    var adminCommands: [AdminCommand] {
+        [
+            AdminCommand(["reload"], usage: ("reload", "reload the configuration in place (admin level)"), level: .admin) { [weak self] c in
+                guard c.arguments.isEmpty, let self else { return .unknown }
+                return .later { answer in
+                    self.request { outcome in
+                        answer((outcome.success ? "Success=1" : "Success=0") + "\n--\n" + outcome.messages.joined(separator: "\n"))
+                    }
                 }
-            }
-        }
+            },
+            AdminCommand(["reload", "plan"], usage: ("reload plan [json]", "what a reload would change; changes nothing (admin level)"),
+                         level: .admin) { [weak self] c in
+                guard let self, c.arguments.isEmpty || c.arguments.elementsEqual(["json"]) else { return .unknown }
+                let json = !c.arguments.isEmpty
+                return .later { answer in
+                    self.plan { plan in
+                        answer((plan.succeeds ? "Success=1" : "Success=0") + "\n--\n" + (json ? plan.json : plan.text))
+                    }
+                }
+            },
+        ]
     }
 
     /// Asks for a reload; `reply` is called on the loop when it is done.
     func request(_ reply: @escaping Reply) {
-        queued.append(reply)
+        enqueue(.reload(reply))
+    }
+
+    /// Asks what a reload would change; `reply` is called on the loop with the plan. Nothing is
+    /// bound, activated or counted, and no generation id is used.
+    func plan(_ reply: @escaping PlanReply) {
+        enqueue(.plan(reply))
+    }
+
+    private func enqueue(_ request: Request) {
+        queued.append(request)
         guard !running && !startPosted else { return }
         // Start after the events already read in this loop iteration: requests that arrived
         // together (a storm) share one reload.
@@ -69,10 +104,53 @@ final class ReloadCoordinator: @unchecked Sendable {
         }
     }
 
+    /// Starts the requests at the head of the queue that are of one kind, in the order asked:
+    /// reloads asked together share one reload, plans asked together one plan.
     private func startQueued() {
-        let next = queued
-        queued = []
-        start(next)
+        guard let head = queued.first else { return }
+        let count = queued.prefix { $0.isReload == head.isReload }.count
+        let next = queued.prefix(count)
+        queued.removeFirst(count)
+        if head.isReload {
+            start(next.compactMap { if case .reload(let r) = $0 { r } else { nil } })
+        } else {
+            startPlan(next.compactMap { if case .plan(let r) = $0 { r } else { nil } })
+        }
+    }
+
+    private func startPlan(_ replies: [PlanReply]) {
+        running = true
+        answeringPlans = replies
+        // Read on the loop now, taken to the builder as values: the configuration serving, the
+        // listeners held, the generations alive with their sessions.
+        let facts = ReloadPlan.Facts(engine: engine, heldListeners: cache.openKeys)
+        // The candidate is built as a reload builds it, carrying from the generation serving
+        // (held here, as `start` holds it).
+        carrying = engine.current
+        let job = ReloadJob(id: nextID, files: files, loader: loader, cache: cache, engine: Handoff(value: engine),
+                            previous: engine.current?.config.config, carrying: Handoff(value: carrying.map { Unmanaged.passUnretained($0) }))
+        let loop = engine.loop
+        let thread = Thread { [self] in
+            job.plan(facts: facts) { plan in
+                loop.post { [self] in answerPlans(plan) }
+            }
+            // Only once the candidate is freed: it holds server states of the generation serving,
+            // and no reload may start (and retire some of them) while this thread releases them.
+            loop.post { [self] in finishPlan() }
+        }
+        thread.name = "strata-plan"
+        thread.start()
+    }
+
+    private func answerPlans(_ plan: ReloadPlan) {
+        for reply in answeringPlans { reply(plan) }
+        answeringPlans = []
+    }
+
+    private func finishPlan() {
+        carrying = nil
+        running = false
+        if !queued.isEmpty { startQueued() }
     }
 
     private func start(_ replies: [Reply]) {
@@ -85,7 +163,7 @@ final class ReloadCoordinator: @unchecked Sendable {
         // owning it: this reference keeps it alive until `finish`, so it is never freed off the loop.
         carrying = engine.current
         let previous = engine.current?.config.config
-        let job = ReloadJob(id: id, files: files, loader: loader, cache: cache, previous: previous,
+        let job = ReloadJob(id: id, files: files, loader: loader, cache: cache, engine: Handoff(value: engine), previous: previous,
                             carrying: Handoff(value: carrying.map { Unmanaged.passUnretained($0) }))
         let loop = engine.loop
         let thread = Thread { [self] in
@@ -108,8 +186,9 @@ final class ReloadCoordinator: @unchecked Sendable {
             var messages: [String] = []
             let engine = self.engine
             let dropped = engine.activate(generation, listenerFDs: built.listenerFDs) { closed in
-                let kept = built.listenerFDs.count - built.newListeners
-                let active = "generation \(generation.id) active (hash \(generation.config.hash)): \(built.listenerFDs.count) listeners, \(kept) kept, \(built.newListeners) new, \(closed.count) closed; built in \(Int((result.seconds * 1000).rounded())) ms"
+                let listeners = Set(built.listenerFDs.keys.map(\.bind)).count
+                let kept = listeners - built.newListeners
+                let active = "generation \(generation.id) active (hash \(generation.config.hash)): \(listeners) listeners, \(kept) kept, \(built.newListeners) new, \(closed.count) closed; built in \(Int((result.seconds * 1000).rounded())) ms"
                 messages.append(active)
                 engine.report(active)
             }
@@ -145,11 +224,12 @@ struct Handoff<T>: @unchecked Sendable {
     let value: T
 }
 
-/// One reload's build: load, check what cannot change, bind, build the engine's generation.
+/// One reload's build: load, check what cannot change, bind, build the engine's generation; or
+/// a plan of it (`plan(facts:)`).
 struct ReloadJob: Sendable {
     struct Built: Sendable {
         var generation: Handoff<Generation>
-        var listenerFDs: [ListenerKey: Int32]
+        var listenerFDs: [ListenerSocketKey: Int32]
         var newListeners: Int
     }
     struct Result: Sendable {
@@ -162,6 +242,8 @@ struct ReloadJob: Sendable {
     var files: [String]
     var loader: ConfigLoader
     var cache: ListenerCache
+    /// Builds the generation for the engine's data loops (reads only immutable engine state).
+    var engine: Handoff<Engine>
     var previous: Config?
     /// The generation serving when the reload started, owned by the coordinator until the
     /// result is back on the loop.
@@ -173,7 +255,43 @@ struct ReloadJob: Sendable {
         return Result(id: id, built: built, seconds: MonotonicClock.now() - start)
     }
 
-    private func buildGeneration() -> Swift.Result<Built, ConfigErrors> {
+    /// What a reload of the files would change, found by the same steps as `build` with nothing
+    /// kept: the fd limits are checked, not raised; new listener keys are test-bound and closed;
+    /// the engine's generation is built (TLS contexts, regular expressions), carrying from the
+    /// serving one as a reload's does, and dropped. It is built on a second thread while this one
+    /// test-binds and compares, so a plan answers in about the time a reload takes to build.
+    /// `answer` is called once, with the plan; what the plan built is freed after it, on this thread.
+    func plan(facts: ReloadPlan.Facts, answer: (ReloadPlan) -> Void) {
+        let loaded: LoadedConfig
+        switch candidate(changingLimits: false) {
+        case .success(let l): loaded = l
+        case .failure(let e): return answer(ReloadPlan(refusing: e.errors, facts: facts))
+        }
+        let build = BackgroundBuild(ConfigGeneration(id: id, hash: loaded.hash, config: loaded.config, files: loaded.files),
+                                    engine: engine, carrying: carrying)
+        let bindErrors = cache.probe(ListenerPlan.keys(of: loaded.config))
+        guard bindErrors.isEmpty else {
+            // A reload binds before it builds: the bind errors are the ones it gives.
+            let built = build.wait()
+            return withExtendedLifetime(built) {
+                answer(ReloadPlan(refusing: bindErrors.map { ListenerPlan.error(for: $0, in: loaded.config) },
+                                  candidateHash: loaded.hash, facts: facts))
+            }
+        }
+        let plan = ReloadPlan(from: previous, to: loaded.config, candidateHash: loaded.hash, facts: facts)
+        let built = build.wait()
+        // Freed once the answer is on its way: 10,000 servers take milliseconds to free.
+        withExtendedLifetime(built) {
+            switch built {
+            case .success: answer(plan)
+            case .failure(let errors): answer(ReloadPlan(refusing: errors.errors, candidateHash: loaded.hash, facts: facts))
+            }
+        }
+    }
+
+    /// Reads and checks the files as a reload does before it binds: load, what cannot change in
+    /// a running process, file descriptor limits (`changingLimits`: raised to what it needs).
+    private func candidate(changingLimits: Bool) -> Swift.Result<LoadedConfig, ConfigErrors> {
         let loaded: LoadedConfig
         switch loader.load(paths: files) {
         case .success(let l): loaded = l
@@ -183,8 +301,17 @@ struct ReloadJob: Sendable {
             let fixed = GlobalInvariants.changes(from: previous.global, to: loaded.config.global)
             if !fixed.isEmpty { return .failure(ConfigErrors(fixed)) }
         }
-        let limitErrors = FileDescriptorLimit.apply(loaded.config, atStart: false)
+        let limitErrors = FileDescriptorLimit.apply(loaded.config, atStart: false, changing: changingLimits)
         if !limitErrors.isEmpty { return .failure(ConfigErrors(limitErrors)) }
+        return .success(loaded)
+    }
+
+    private func buildGeneration() -> Swift.Result<Built, ConfigErrors> {
+        let loaded: LoadedConfig
+        switch candidate(changingLimits: true) {
+        case .success(let l): loaded = l
+        case .failure(let e): return .failure(e)
+        }
         let keys = ListenerPlan.keys(of: loaded.config)
         let before = Set(cache.openKeys)
         switch cache.acquire(keys) {
@@ -194,7 +321,7 @@ struct ReloadJob: Sendable {
             let config = ConfigGeneration(id: id, hash: loaded.hash, config: loaded.config, files: loaded.files)
             let generation: Generation
             do {
-                generation = try Engine.makeGeneration(config, carryingFrom: carrying.value?.takeUnretainedValue())
+                generation = try engine.value.makeGeneration(config, carryingFrom: carrying.value?.takeUnretainedValue())
             } catch {
                 cache.release(keys.filter { !before.contains($0) })
                 return .failure(error)
@@ -202,6 +329,29 @@ struct ReloadJob: Sendable {
             let fresh = keys.filter { !before.contains($0) }.count
             return .success(Built(generation: Handoff(value: generation), listenerFDs: fds, newListeners: fresh))
         }
+    }
+}
+
+/// `Engine.makeGeneration` on a thread of its own; `wait` returns what it built.
+private final class BackgroundBuild: @unchecked Sendable {
+    private var result: Result<Generation, ConfigErrors>?
+    private let done = DispatchSemaphore(value: 0)
+
+    init(_ config: ConfigGeneration, engine: Handoff<Engine>, carrying: Handoff<Unmanaged<Generation>?>) {
+        let thread = Thread { [self] in
+            result = Result { () throws(ConfigErrors) in
+                try engine.value.makeGeneration(config, carryingFrom: carrying.value?.takeUnretainedValue())
+            }
+            done.signal()
+        }
+        thread.name = "strata-plan-build"
+        thread.start()
+    }
+
+    /// Written by the build's thread before it signals; read here after the wait.
+    func wait() -> Result<Generation, ConfigErrors> {
+        done.wait()
+        return result!
     }
 }
 

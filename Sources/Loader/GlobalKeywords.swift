@@ -50,12 +50,11 @@ extension KeywordReader {
         case "nbthread":
             global.nbthread = try line.integer(0, range: 1...KeywordReader.maxThreads)
             try line.noArguments(after: 1)
-            // Until the engine runs a loop per thread.
-            guard global.nbthread == 1 else { throw line.error("'nbthread' must be 1: strata runs one event loop for now") }
         case "thread-groups":
             // One group: every loop shares the listeners and the state (HAProxy's default).
-            _ = try line.integer(0, range: 1...1, name: "'thread-groups' (strata runs one group)")
+            let groups = try line.integer(0, range: 1...Int(Int32.max))
             try line.noArguments(after: 1)
+            guard groups == 1 else { throw line.error("'thread-groups \(groups)': strata runs its loops as one group (thread-groups 1)") }
         case "cpu-map":
             global.cpuMaps.append(try cpuMap(line))
         case "description":

@@ -67,9 +67,9 @@ import Testing
         let fd = try #require(TestSocket.connectUnix(strata.adminSocket))
         defer { close(fd) }
         _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
-        let closedAfter = Mutex<Double?>(nil)
-        let sent = Mutex(0)
-        let done = Mutex(false)
+        let closedAfter = Guarded<Double?>(nil)
+        let sent = Guarded(0)
+        let done = Guarded(false)
         let start = Date()
         Thread {
             let flood = Array(("prompt\n" + String(repeating: "show stat\nshow info\nshow sess\n", count: 50)).utf8)
@@ -232,9 +232,9 @@ import Testing
         #expect(try strata.serversState()["s1"]?.admin == 0)
     }
 
-    /// `help` lists the engine's commands and the daemon's `reload`; an unknown command gets
-    /// HAProxy's answer; `show info json` reads back with Python's json module whatever the
-    /// `description` holds (the configuration's `\n` and `\x01` escapes included).
+    /// `help` lists the engine's commands and the daemon's `reload` and `reload plan`; an unknown
+    /// command gets HAProxy's answer; `show info json` reads back with Python's json module
+    /// whatever the `description` holds (the configuration's `\n` and `\x01` escapes included).
     @Test(.enabled(if: TestTools.available(TestTools.hasPython), "python3 is not installed"))
     func helpUnknownCommandsAndJSONComeFromTheCommandTable() throws {
         try TestTools.require(TestTools.hasPython, "python3")
@@ -252,6 +252,7 @@ import Testing
         #expect(try strata.admin("relaod") == """
             Unknown command, but maybe one of the following ones is a better match:
               reload                                  : reload the configuration in place (admin level)
+              reload plan [json]                      : what a reload would change; changes nothing (admin level)
               help [<command>]                        : list matching or all commands
               prompt                                  : toggle interactive mode with prompt
               quit                                    : disconnect

@@ -12,7 +12,7 @@ import Testing
     /// answer says `Connection: close` (then it checks the close) or `stop()`. A request sent that
     /// gets no answer is a failure.
     final class KeepAliveClients: @unchecked Sendable {
-        private let counts = Mutex<(answered: Int, failed: Int, closedByAnswer: Int, finished: Int)>((0, 0, 0, 0))
+        private let counts = Guarded<(answered: Int, failed: Int, closedByAnswer: Int, finished: Int)>((0, 0, 0, 0))
         private let stopping = Atomic<Bool>(false)
         let count: Int
 
@@ -111,7 +111,7 @@ import Testing
     final class BulkAnswerServer: @unchecked Sendable {
         let port: UInt16
         private let fd: Int32
-        private let failedAt = Mutex<Date?>(nil)
+        private let failedAt = Guarded<Date?>(nil)
 
         init() throws {
             (fd, port) = try TestSocket.listen(what: "bulk server")

@@ -25,7 +25,7 @@ final class HealthOrigin: @unchecked Sendable {
         var requests = 0
         var stopped = false
     }
-    private let state = Mutex(State())
+    private let state = Guarded(State())
 
     init(_ name: String) throws {
         self.name = name

@@ -116,6 +116,9 @@ import Testing
         #expect(f.strata.waitForAdmin())
         let client = try #require(TestHTTPClient(port: f.port))
         for i in 0..<4 { #expect(client.get("/r\(i)")?.status == 200) }
+        // A request is counted on its loop as it ends, just after its answer left: wait for the
+        // count rather than race the loop.
+        #expect(try eventually { try f.strata.admin("show stat").contains("web,FRONTEND,") && Self.parseCSV(f.strata.admin("show stat")).1.first { $0["pxname"] == "web" && $0["svname"] == "FRONTEND" }.map { Int($0["hrsp_2xx"] ?? "") ?? 0 >= 4 } == true })
 
         let text = try f.strata.admin("show stat")
         let (header, rows) = try Self.parseCSV(text)

@@ -74,7 +74,7 @@ final class HeldOrigin: @unchecked Sendable {
     let port: UInt16
     private let fd: Int32
     private let headFirst: Bool
-    private let state = Mutex<(waiting: Int, released: Int, connections: [Int32])>((0, 0, []))
+    private let state = Guarded<(waiting: Int, released: Int, connections: [Int32])>((0, 0, []))
 
     init(headFirst: Bool = false) throws {
         self.headFirst = headFirst

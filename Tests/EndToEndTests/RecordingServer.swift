@@ -41,7 +41,7 @@ final class RecordingServer: @unchecked Sendable {
     let port: UInt16
     private let fd: Int32
     private let answer: @Sendable (_ connection: Int, _ request: Int, _ head: String) -> Reply
-    private let state = Mutex<(streams: [[UInt8]], ended: [Bool], verdicts: [Verdict?])>(([], [], []))
+    private let state = Guarded<(streams: [[UInt8]], ended: [Bool], verdicts: [Verdict?])>(([], [], []))
 
     /// `answer(connection, request, head)`: connection and request numbers count from 0.
     init(answer: @escaping @Sendable (_ connection: Int, _ request: Int, _ head: String) -> Reply = { _, _, _ in .send(RecordingServer.ok) }) throws {

@@ -11,10 +11,11 @@ import Testing
 
     /// `resolvers dns` asking `dns`, quick to follow changes; an HTTP frontend on `port` with the
     /// exporter on /metrics; `backend` is the `backend app` section's body.
-    static func config(dns: TestDNSServer, port: UInt16, backend: String, hold: String = "", tcp: Bool = false) -> String {
+    static func config(dns: TestDNSServer, port: UInt16, backend: String, hold: String = "", tcp: Bool = false, threads: Int? = nil) -> String {
         """
         global
             stats socket @ADMIN@ level admin
+        \(threads.map { "    nbthread \($0)" } ?? "")
         resolvers dns
             nameserver ns1 \(tcp ? "tcp@" : "")127.0.0.1:\(dns.port)
             timeout resolve 200ms
@@ -202,6 +203,115 @@ import Testing
         try dns.restart(hosts: [("127.0.0.42", "gone.strata.test")])
         #expect(eventually(seconds: 10) { (try? Self.servers(strata))?["s1"]?.admin == 0 })
         #expect(Self.answers(port, count: 1) == ["127.0.0.42"])
+    }
+
+    /// `count` new connections held open together, one request each: the kernel spreads them
+    /// over the data loops' sockets. The bodies (the address that answered), and each loop's
+    /// connections while they were open (`show threads`).
+    static func spread(_ strata: StrataProcess, _ port: UInt16, count: Int) throws -> (answers: [String], perLoop: [Int]) {
+        var held: [TestHTTPClient] = []
+        var answers: [String] = []
+        for _ in 0..<count {
+            let client = try #require(TestHTTPClient(port: port))
+            answers.append(client.get("/").map { $0.status == 200 ? $0.body : "status \($0.status)" } ?? "no answer")
+            held.append(client)
+        }
+        let perLoop = try strata.admin("show threads").split(separator: "\n").compactMap { line in
+            line.split(separator: " ").first { $0.hasPrefix("conns=") }.flatMap { Int($0.dropFirst(6)) }
+        }
+        return (answers, perLoop)
+    }
+
+    /// `show servers conn app` rows by server name: (address, idle connections on each loop).
+    static func connections(_ strata: StrataProcess) throws -> [String: (address: String, idlePerLoop: [Int])] {
+        var out: [String: (address: String, idlePerLoop: [Int])] = [:]
+        for line in try strata.admin("show servers conn app").split(separator: "\n").dropFirst() {
+            let f = line.split(separator: " ").map(String.init)
+            guard f.count > 9, let slash = f[0].firstIndex(of: "/") else { continue }
+            out[String(f[0][f[0].index(after: slash)...])] = (f[2], f[9...].compactMap { Int($0) })
+        }
+        return out
+    }
+
+    /// With two data loops, a DNS change and a server added at runtime reach both: every loop's
+    /// new connections go to the new address (its pooled connections to the old one closed, each
+    /// on its loop), and every loop's balancer picks the new server. No reload, no new generation.
+    @Test(.enabled(if: TestTools.available(hasDNS), "dnsmasq is not installed"))
+    func everyLoopFollowsADNSChangeAndAServerAddedAtRuntime() throws {
+        try TestTools.require(Self.hasDNS, "dnsmasq")
+        let dns = try TestDNSServer(hosts: [("127.0.0.71", "loops.strata.test")])
+        let origin = try AddressOrigin()
+        let port = TestSocket.freePort()
+        let strata = try StrataProcess(config: Self.config(dns: dns, port: port, backend: """
+                http-reuse always
+                server s1 loops.strata.test:\(origin.port) resolvers dns init-addr none resolve-prefer ipv4
+            """, threads: 2))
+        #expect(strata.waitForAdmin())
+        #expect(try strata.admin("show info").contains("Nbthread: 2\n"))
+        #expect(eventually(seconds: 10) { (try? Self.servers(strata))?["s1"].map { $0.address == "127.0.0.71" && $0.admin == 0 } == true })
+
+        // Forty connections over both loops, each served at the first address; each loop keeps
+        // its server connection in its own pool (`http-reuse always`: a first request rides it).
+        let first = try Self.spread(strata, port, count: 40)
+        #expect(first.answers == Array(repeating: "127.0.0.71", count: 40))
+        #expect(first.perLoop.count == 2 && first.perLoop.allSatisfy { $0 >= 2 }, "\(first.perLoop)")
+        #expect(eventually(seconds: 5) { (try? Self.connections(strata))?["s1"]?.idlePerLoop.allSatisfy { $0 > 0 } == true },
+                "\((try? strata.admin("show servers conn app")) ?? "")")
+        let stotBefore = Self.stat(try strata.admin("show stat"), "s1", "stot") ?? -1
+
+        // The name moves: the resolver (on the control loop) sets the address every loop reads,
+        // and each loop closes its pooled connections to the old one.
+        try dns.setHosts([("127.0.0.72", "loops.strata.test")])
+        #expect(eventually(seconds: 10) { (try? Self.servers(strata))?["s1"]?.address == "127.0.0.72" })
+        #expect(eventually(seconds: 5) { (try? Self.connections(strata))?["s1"]?.idlePerLoop == [0, 0] },
+                "\((try? strata.admin("show servers conn app")) ?? "")")
+        let second = try Self.spread(strata, port, count: 40)
+        #expect(second.answers == Array(repeating: "127.0.0.72", count: 40))
+        #expect(second.perLoop.count == 2 && second.perLoop.allSatisfy { $0 >= 2 }, "\(second.perLoop)")
+        #expect(origin.requests["127.0.0.72"] == 40)
+        // The same server, its counters carried on; the stats show the new address.
+        let stat = try strata.admin("show stat")
+        #expect(Self.stat(stat, "s1", "stot") == stotBefore + 40)
+        #expect(Self.field(stat, "s1", "addr") == "127.0.0.72:\(origin.port)")
+        let row = try Self.connections(strata)["s1"]
+        #expect(row?.address == "127.0.0.72" && row?.idlePerLoop.allSatisfy { $0 > 0 } == true)
+
+        // A server added at runtime and enabled: every loop's balancer has it.
+        #expect(try strata.admin("add server app/dyn 127.0.0.73:\(origin.port)") == "New server registered.")
+        #expect(try strata.admin("enable server app/dyn") == "")
+        let third = try Self.spread(strata, port, count: 40)
+        #expect(third.perLoop.count == 2 && third.perLoop.allSatisfy { $0 >= 2 }, "\(third.perLoop)")
+        #expect(Set(third.answers) == ["127.0.0.72", "127.0.0.73"], "\(third.answers)")
+        // Round robin on each loop alternates over both servers: half each, give or take one a loop.
+        #expect(abs(third.answers.filter { $0 == "127.0.0.73" }.count - 20) <= 1, "\(third.answers)")
+        #expect(origin.requests["127.0.0.73"] == third.answers.filter { $0 == "127.0.0.73" }.count)
+        // Each loop connected to it (and pooled the connection in its own pool).
+        #expect(eventually(seconds: 5) { (try? Self.connections(strata))?["dyn"]?.idlePerLoop.allSatisfy { $0 > 0 } == true },
+                "\((try? strata.admin("show servers conn app")) ?? "")")
+        let withDyn = try strata.admin("show stat")
+        #expect(Self.field(withDyn, "dyn", "addr") == "127.0.0.73:\(origin.port)")
+        #expect(Self.stat(withDyn, "dyn", "stot") == third.answers.filter { $0 == "127.0.0.73" }.count)
+        #expect(try Self.servers(strata)["dyn"].map { $0.address == "127.0.0.73" && $0.admin == 0 } == true)
+
+        // Deleted: no loop picks it any more.
+        #expect(try strata.admin("disable server app/dyn") == "")
+        #expect(try strata.admin("del server app/dyn") == "Server deleted.")
+        let fourth = try Self.spread(strata, port, count: 20)
+        #expect(fourth.answers == Array(repeating: "127.0.0.72", count: 20))
+        #expect(try Self.connections(strata)["dyn"] == nil)
+        #expect(try Self.showInfo(strata, "Reloads") == "0")
+        #expect(try strata.generations().map(\.id) == [1])
+    }
+
+    /// One field of a server's `show stat` row, by column name.
+    static func field(_ stat: String, _ server: String, _ column: String) -> String? {
+        let rows = stat.split(separator: "\n").map { $0.split(separator: ",", omittingEmptySubsequences: false) }
+        guard let header = rows.first, let i = header.firstIndex(of: Substring(column)) else { return nil }
+        return rows.first { $0.count > i && $0[0] == "app" && $0[1] == Substring(server) }.map { String($0[i]) }
+    }
+
+    static func stat(_ stat: String, _ server: String, _ column: String) -> Int? {
+        field(stat, server, column).flatMap { Int($0) }
     }
 
     @Test func serverAddedAtRuntimeTakesTrafficIsKeptAcrossAReloadThenIsDeleted() throws {

@@ -140,7 +140,7 @@ final class StrataProcess: @unchecked Sendable {
 
 /// Output lines collected from a pipe's reader thread.
 final class LineBuffer: Sendable {
-    private let storage = Mutex<(lines: [String], partial: String)>(([], ""))
+    private let storage = Guarded<(lines: [String], partial: String)>(([], ""))
 
     func append(_ text: String) {
         storage.withLock { s in

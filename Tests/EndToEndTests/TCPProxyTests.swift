@@ -89,7 +89,9 @@ import Testing
         let port = TestSocket.freePort()
         let strata = try StrataProcess(config: Self.config(listen: port, servers: [
             "server a 127.0.0.1:\(a.port) weight 1", "server b 127.0.0.1:\(b.port) weight 3",
-        ], extra: "    balance \(algorithm)"))
+        ], extra: "    balance \(algorithm)", global: "    nbthread 1"))
+        // One loop: its exact sequence is the algorithm's (each loop balances on its own, so with
+        // several the sequences interleave; their sum keeps the weights, see the loop tests).
         #expect(strata.waitForAdmin())
         let names = Self.names(port, count: 40)
         #expect(names.filter { $0 == "a" }.count == 10)

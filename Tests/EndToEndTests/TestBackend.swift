@@ -21,7 +21,7 @@ final class TestBackend: @unchecked Sendable {
     let port: UInt16
     let behavior: Behavior
     private let fd: Int32
-    private let state = Mutex<(connections: Int, stopped: Bool)>((0, false))
+    private let state = Guarded<(connections: Int, stopped: Bool)>((0, false))
 
     init(_ behavior: Behavior, port: UInt16? = nil) throws {
         self.behavior = behavior

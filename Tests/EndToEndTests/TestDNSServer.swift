@@ -1,7 +1,6 @@
 import Foundation
 import Glibc
 import StrataTestSupport
-import Synchronization
 
 /// A real DNS server for the service discovery tests: Debian's dnsmasq on 127.0.0.1 and a free
 /// port, authoritative for `strata.test` (a name it does not know is NXDOMAIN, never forwarded),
@@ -139,7 +138,7 @@ final class TestDNSServer: @unchecked Sendable {
 final class AddressOrigin: @unchecked Sendable {
     let port: UInt16
     private let fd: Int32
-    private let seen = Mutex<[String: Int]>([:])
+    private let seen = Guarded<[String: Int]>([:])
 
     init(port: UInt16? = nil) throws {
         _ = TestSocket.fileLimitRaised

@@ -15,7 +15,7 @@ final class TestHTTPOrigin: @unchecked Sendable {
     let name: String
     let port: UInt16
     private let fd: Int32
-    private let log = Mutex<(connections: Int, heads: [String])>((0, []))
+    private let log = Guarded<(connections: Int, heads: [String])>((0, []))
 
     init(_ name: String) throws {
         self.name = name

@@ -31,7 +31,7 @@ import Testing
 
     static func assign(_ backend: Backend, _ keys: [UInt64]) -> [String] {
         keys.map { key in
-            if case .server(let s) = backend.pickServer(excluding: nil, source: nil, hashKey: key) { return s.name }
+            if case .server(let s) = backend.pickServer(on: testLoop, excluding: nil, source: nil, hashKey: key) { return s.name }
             return "-"
         }
     }
@@ -102,7 +102,7 @@ import Testing
         let picks = Self.assign(backend, keys)
         let b = Double(picks.filter { $0 == "b" }.count) / Double(keys.count)
         #expect(b > 0.65 && b < 0.85, "b holds \(b)")
-        #expect(backend.balancer.ringPointCount == 4 * ConsistentHashRing.pointsPerWeight)
+        #expect(backend.shards[0].balancer.ringPointCount == 4 * ConsistentHashRing.pointsPerWeight)
     }
 
     @Test func aWeightChangeRebuildsTheRingAndMovesOnlyThatServersShare() {
@@ -112,7 +112,7 @@ import Testing
         // s2 weighs 3 now (`set weight be/s2 3`): it gains keys, from everyone, and loses none.
         Self.server(backend, "s2").state.health.setWeight(3)
         let after = Self.assign(backend, keys)
-        #expect(backend.balancer.ringPointCount == 12 * ConsistentHashRing.pointsPerWeight)
+        #expect(backend.shards[0].balancer.ringPointCount == 12 * ConsistentHashRing.pointsPerWeight)
         let moved = keys.indices.filter { before[$0] != after[$0] }
         #expect(moved.allSatisfy { after[$0] == "s2" })
         let share = Double(after.filter { $0 == "s2" }.count) / Double(keys.count)
@@ -143,17 +143,17 @@ import Testing
     @Test func redispatchAvoidsTheServerItLeaves() {
         let backend = Self.backend(Self.names)
         let key = Self.keys(1)[0]
-        guard case .server(let first) = backend.pickServer(excluding: nil, source: nil, hashKey: key) else {
+        guard case .server(let first) = backend.pickServer(on: testLoop, excluding: nil, source: nil, hashKey: key) else {
             Issue.record("no server")
             return
         }
-        guard case .server(let second) = backend.pickServer(excluding: first, source: nil, hashKey: key) else {
+        guard case .server(let second) = backend.pickServer(on: testLoop, excluding: first, source: nil, hashKey: key) else {
             Issue.record("no server")
             return
         }
         #expect(second !== first)
         // The same key goes where it did once the server is back in the running.
-        guard case .server(let third) = backend.pickServer(excluding: nil, source: nil, hashKey: key) else { return }
+        guard case .server(let third) = backend.pickServer(on: testLoop, excluding: nil, source: nil, hashKey: key) else { return }
         #expect(third === first)
     }
 
@@ -162,7 +162,7 @@ import Testing
         let clients = (0..<5_000).map { IPAddress.v4(0x0A00_0000 + UInt32($0)) }
         func assign() -> [String] {
             clients.map { c in
-                if case .server(let s) = backend.pickServer(excluding: nil, source: c) { return s.name }
+                if case .server(let s) = backend.pickServer(on: testLoop, excluding: nil, source: c) { return s.name }
                 return "-"
             }
         }
@@ -181,16 +181,16 @@ import Testing
         let before = Self.assign(backend, keys)
         let a = Self.server(backend, "a")
         a.config.options.maxconn = 1
-        a.state.currentSessions = 1
+        #expect(a.takeSlot(on: testLoop))
         for (i, key) in keys.enumerated() {
-            let pick = backend.pickServer(excluding: nil, source: nil, hashKey: key)
+            let pick = backend.pickServer(on: testLoop, excluding: nil, source: nil, hashKey: key)
             switch pick {
             case .full: #expect(before[i] == "a")
             case .server(let s): #expect(s.name == "b" && before[i] == "b")
             case .noServer: Issue.record("no server")
             }
         }
-        a.state.currentSessions = 0
+        a.state.releaseSlot()
     }
 
     @Test func theRingHasSixteenPointsPerUnitOfWeightInOrder() {

@@ -23,7 +23,10 @@ import Testing
         return box.value!
     }
 
-    @Test func retiredGenerationIsFreed() throws {
+    /// With one loop and with several: a generation every loop swapped away from is freed once
+    /// the last loop lets it go.
+    @Test(arguments: [1, 2, 4])
+    func retiredGenerationIsFreed(loops: Int) throws {
         let server = try TestSocket.listen(what: "server")
         defer { close(server.fd) }
         let port = TestSocket.freePort()  // for strata's listener
@@ -36,15 +39,16 @@ import Testing
                 server s1 127.0.0.1:\(server.port)
             """
         let loaded = try ConfigLoader().load(text: text, file: "test.cfg").get()
-        let cache = ListenerCache()
+        let cache = ListenerCache(loops: loops)
         let keys = loaded.config.proxies.flatMap { p in p.binds.map { ListenerKey($0) } }
         let fds = try cache.acquire(keys).get()
-        let engine = Engine(defaultLoop: false)
+        #expect(fds.count == loops)
+        let engine = Engine(loops: loops, defaultLoop: false)
         weak var firstConfig: ConfigGeneration?
         let firstRuntime = WeakBox<Generation>()
         do {
             let config = ConfigGeneration(id: 1, hash: loaded.hash, config: loaded.config, files: [])
-            let generation = try Engine.makeGeneration(config)
+            let generation = try engine.makeGeneration(config)
             firstConfig = config
             firstRuntime.value = generation
             let handoff = UncheckedBox(generation)
@@ -59,7 +63,7 @@ import Testing
         #expect(accepted >= 0)
         #expect(Self.onLoop(engine) { engine.generations.map(\.sessions) } == [1])
 
-        let second = UncheckedBox(try Engine.makeGeneration(ConfigGeneration(id: 2, hash: loaded.hash, config: loaded.config, files: [])))
+        let second = UncheckedBox(try engine.makeGeneration(ConfigGeneration(id: 2, hash: loaded.hash, config: loaded.config, files: [])))
         let dropped = Self.onLoop(engine) { engine.activate(second.value, listenerFDs: fds) }
         #expect(dropped.isEmpty)
         let draining = Self.onLoop(engine) { engine.generations.map { "\($0.id) \($0.state.rawValue) \($0.sessions)" } }

@@ -14,8 +14,8 @@ import Testing
 final class TinyOrigin: @unchecked Sendable {
     let fd: Int32
     let port: UInt16
-    private let heads = Mutex<[String]>([])
-    private let accepted = Mutex<Int>(0)
+    private let heads = Guarded<[String]>([])
+    private let accepted = Guarded<Int>(0)
 
     init() throws {
         (fd, port) = try TestSocket.listen(what: "origin")
@@ -82,7 +82,7 @@ final class HTTPTestProxy: @unchecked Sendable {
         configure(&proxy)
         let config = Config(global: GlobalSettings(), proxies: [proxy])
         defer { nextID += 1 }
-        return try Engine.makeGeneration(ConfigGeneration(id: nextID, hash: "test\(nextID)", config: config, files: []))
+        return try engine.makeGeneration(ConfigGeneration(id: nextID, hash: "test\(nextID)", config: config, files: []))
     }
 
     /// Activates a new generation on the loop (as a reload does); returns the listener keys dropped.

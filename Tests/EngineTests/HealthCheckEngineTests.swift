@@ -29,12 +29,12 @@ final class CheckTarget: @unchecked Sendable {
         var accepted = 0
         var received: [String] = []
     }
-    private let state: Mutex<State>
+    private let state: Guarded<State>
 
     init(_ mode: Mode) throws {
         let l = try TestSocket.listen(backlog: 64, what: "check target")
         port = l.port
-        state = Mutex(State(fd: l.fd, mode: mode))
+        state = Guarded(State(fd: l.fd, mode: mode))
         serve(l.fd)
     }
 
@@ -104,7 +104,7 @@ final class HealthTestProxy: @unchecked Sendable {
     let port: UInt16
     let keys: [ListenerKey]
     private final class Lines: Sendable {
-        let lines = Mutex<[String]>([])
+        let lines = Guarded<[String]>([])
     }
     private let noticeLog = Lines()
     private var nextID = 1
@@ -148,7 +148,7 @@ final class HealthTestProxy: @unchecked Sendable {
         configure(&proxy)
         defer { nextID += 1 }
         let config = Config(global: GlobalSettings(), proxies: [proxy])
-        return try! Engine.makeGeneration(ConfigGeneration(id: nextID, hash: "h\(nextID)", config: config, files: []))
+        return try! engine.makeGeneration(ConfigGeneration(id: nextID, hash: "h\(nextID)", config: config, files: []))
     }
 
     /// Activates a new generation on the loop (a reload); `inspect` runs right after, in the same
@@ -178,7 +178,7 @@ final class HealthTestProxy: @unchecked Sendable {
     /// The server the balancer picks now, by name ("-" when none is usable).
     func pick() -> String {
         onLoop { engine in
-            if case .server(let s) = engine.current!.backends["be"]!.pickServer(excluding: nil, source: nil) { return s.name }
+            if case .server(let s) = engine.current!.backends["be"]!.pickServer(on: engine.workerLoops[0], excluding: nil, source: nil) { return s.name }
             return "-"
         }
     }
@@ -404,7 +404,7 @@ final class HealthTestProxy: @unchecked Sendable {
             let b = engine.current!.backends["be"]!
             var picks: [String] = []
             for _ in 0..<6 {
-                if case .server(let s) = b.pickServer(excluding: nil, source: nil) { picks.append(s.name) }
+                if case .server(let s) = b.pickServer(on: engine.workerLoops[0], excluding: nil, source: nil) { picks.append(s.name) }
             }
             return picks
         })
@@ -471,7 +471,9 @@ final class HealthTestProxy: @unchecked Sendable {
         #expect(proxy.health("s1").operational == .running)
         #expect(Self.exchange(proxy.port) == "")
         #expect(proxy.wait { $0.health("s1").operational == .stopped })
-        #expect(proxy.notices.contains("Server be/s1 is DOWN, reason: Health analyze, info: \"Detected 2 consecutive errors, last one was: L4 unsuccessful connection\". 0 active and 0 backup servers left. 1 sessions active, 0 requeued, 0 remaining in queue."))
+        // The data loop tells the control loop what it saw; the session that saw it may have
+        // ended by then (0 or 1 sessions active).
+        #expect(proxy.notices.contains { $0.hasPrefix("Server be/s1 is DOWN, reason: Health analyze, info: \"Detected 2 consecutive errors, last one was: L4 unsuccessful connection\". 0 active and 0 backup servers left.") })
         #expect(proxy.health("s1").lastCheck.status == .healthAnalyze)
     }
 

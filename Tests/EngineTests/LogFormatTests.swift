@@ -22,7 +22,7 @@ import Testing
         tout.servers = [ConfigModel.Server(name: "t1", location: here, id: 1, host: "10.0.0.9",
                                            address: .v4(0x0a00_0009), port: 9000, options: ServerOptions())]
         let config = Config(global: GlobalSettings(), proxies: [web, tin, tout])
-        return try Engine.makeGeneration(ConfigGeneration(id: 7, hash: "h", config: config, files: []))
+        return try testGeneration(ConfigGeneration(id: 7, hash: "h", config: config, files: []))
     }
 
     /// 25/Nov/2026:17:13:35.250 (exact in binary, so the milliseconds print the same everywhere).

@@ -36,7 +36,7 @@ import Testing
 
     @Test func expositionIsWellFormedWithUniqueSeries() throws {
         let (engine, g) = try StatsTestSupport.engine(StatsTestSupport.proxies())
-        g.frontends["web"]!.counters.countResponse(status: 200)
+        g.frontends["web"]!.counters[testLoop].countResponse(status: 200)
         engine.metrics.recordReload(success: true, generation: 2, seconds: 0.02, messages: ["ok"])
         engine.metrics.recordReload(success: false, generation: 3, seconds: 0.3, messages: ["bad"])
         let text = String(decoding: engine.prometheusMetrics(), as: UTF8.self)
@@ -87,7 +87,7 @@ import Testing
     @Test func useServiceAnswersWithTheExpositionOfTheScopeAsked() throws {
         let (engine, _) = try StatsTestSupport.engine(StatsTestSupport.proxies())
         let answer = try #require(StatsTestSupport.withHead("GET /metrics?scope=generation HTTP/1.1\r\nHost: x\r\n\r\n") { head, input in
-            engine.serviceAnswer("prometheus-exporter", head, input: input)
+            Engine.serviceCall("prometheus-exporter", head, input: input).map { engine.answer($0) }
         })
         #expect(answer.status == 200)
         #expect(answer.text.hasPrefix("HTTP/1.1 200 OK\r\ncontent-length: \(answer.body.count)\r\n"))
@@ -96,11 +96,11 @@ import Testing
         #expect(body.contains("strata_generation_info{generation=\"1\",state=\"active\",hash=\"hash1\"} 1\n"))
         #expect(!body.contains("strata_server_"))
         let head = try #require(StatsTestSupport.withHead("HEAD /metrics HTTP/1.1\r\nHost: x\r\n\r\n") { head, input in
-            engine.serviceAnswer("prometheus-exporter", head, input: input)
+            Engine.serviceCall("prometheus-exporter", head, input: input).map { engine.answer($0) }
         })
         #expect(head.body.isEmpty)
         let unknown = StatsTestSupport.withHead("GET / HTTP/1.1\r\nHost: x\r\n\r\n") { head, input in
-            engine.serviceAnswer("nosuch", head, input: input)
+            Engine.serviceCall("nosuch", head, input: input).map { engine.answer($0) }
         }
         #expect(unknown == nil)
     }
@@ -118,7 +118,10 @@ import Testing
                    "python3 with prometheus_client is not installed (pip install prometheus_client)"))
     func prometheusClientParsesTheExposition() throws {
         let (engine, g) = try StatsTestSupport.engine(StatsTestSupport.proxies())
-        g.backends["web"]!.servers[0].state.recordTimes(queue: 0, connect: 3, response: 12, total: 20)
+        let loopCounters = g.backends["web"]!.servers[0].state.counters[testLoop]
+        var times = loopCounters.times
+        times.add(queue: 0, connect: 3, response: 12, total: 20)
+        loopCounters.times = times
         engine.metrics.recordReload(success: true, generation: 2, seconds: 0.02, messages: [])
         let text = String(decoding: engine.prometheusMetrics(), as: UTF8.self)
         let script = """

@@ -22,7 +22,7 @@ enum StatsTestSupport {
     /// An engine (not running) with one generation of `proxies` activated, nothing listening.
     static func engine(_ proxies: [Proxy], global: GlobalSettings = GlobalSettings(), id: Int = 1) throws -> (Engine, Generation) {
         let engine = Engine(defaultLoop: false)
-        let g = try Engine.makeGeneration(ConfigGeneration(id: id, hash: "hash\(id)", config: Config(global: global, proxies: proxies), files: []))
+        let g = try engine.makeGeneration(ConfigGeneration(id: id, hash: "hash\(id)", config: Config(global: global, proxies: proxies), files: []))
         engine.activate(g, listenerFDs: [:])
         return (engine, g)
     }
@@ -131,9 +131,9 @@ enum StatsTestSupport {
     @Test func clearCountersKeepsTotalsUnlessAll() throws {
         let (engine, g) = try StatsTestSupport.engine(StatsTestSupport.proxies())
         let f = try #require(g.frontends["web"])
-        f.counters.sessionStarted()
-        f.counters.sessionStarted()
-        f.counters.sessionEnded()
+        f.counters.sessionStarted(on: testLoop)
+        f.counters.sessionStarted(on: testLoop)
+        f.counters.sessionEnded(on: testLoop)
         #expect(f.counters.maxSessions == 2)
         #expect(engine.admin("clear counters", level: .operator_) == "")
         #expect(f.counters.maxSessions == 1)
@@ -181,23 +181,23 @@ enum StatsTestSupport {
         r.response = 10
         r.active = 30
         r.status = 404
-        engine.account(r)
+        engine.workers[0].account(r)
         r.status = 200
         r.termination = TerminationState(cause: UInt8(ascii: "C"), phase: UInt8(ascii: "D"))
-        engine.account(r)
+        engine.workers[0].account(r)
         #expect(s1.state.responsesByClass == [0, 1, 0, 1, 0, 0])
         #expect(s1.state.times.connectAverage == 4)
         #expect(s1.state.times.totalMax == 30)
         #expect(s1.state.clientAborts == 1)
         #expect(b.counters.clientAborts == 1)
         #expect(b.counters.times.responseAverage == 10)
-        #expect(s1.state.lastSession == engine.loop.now)
+        #expect(s1.state.lastSession == engine.workers[0].loop.now)
         // A local answer after a failed connect: no server response, no times.
         r.connect = -1
         r.response = -1
         r.status = 503
         r.termination = TerminationState(cause: UInt8(ascii: "S"), phase: UInt8(ascii: "C"))
-        engine.account(r)
+        engine.workers[0].account(r)
         #expect(s1.state.responsesByClass[4] == 0)
         #expect(s1.state.serverAborts == 0)
         let row = try #require(engine.statsRows().first { $0.string(.svname) == "s1" })
@@ -212,16 +212,16 @@ enum StatsTestSupport {
         let (engine, g) = try StatsTestSupport.engine(StatsTestSupport.proxies())
         let f = try #require(g.frontends["web"])
         let page = StatsTestSupport.withHead("GET /stats;csv;norefresh HTTP/1.1\r\nHost: x\r\n\r\n") { head, input in
-            engine.statsPageRequest(head, input: input, frontend: f, backend: nil)
+            Engine.statsPageRequest(head, input: input, frontend: f, backend: nil)
         }
         #expect(page?.format == .csv)
         #expect(page?.refresh == false)
         let other = StatsTestSupport.withHead("GET /app HTTP/1.1\r\nHost: x\r\n\r\n") { head, input in
-            engine.statsPageRequest(head, input: input, frontend: f, backend: nil)
+            Engine.statsPageRequest(head, input: input, frontend: f, backend: nil)
         }
         #expect(other == nil)
         let put = StatsTestSupport.withHead("PUT /stats HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n") { head, input in
-            engine.statsPageRequest(head, input: input, frontend: f, backend: nil)
+            Engine.statsPageRequest(head, input: input, frontend: f, backend: nil)
         }
         #expect(put == nil)
     }
@@ -229,10 +229,10 @@ enum StatsTestSupport {
     static func answer(_ engine: Engine, _ g: Generation, _ request: String, body: String = "") -> StatsServiceAnswer? {
         let f = g.frontends["web"]!
         return StatsTestSupport.withHead(request) { head, input in
-            guard let page = engine.statsPageRequest(head, input: input, frontend: f, backend: g.backends["web"]) else { return nil }
+            guard let page = Engine.statsPageRequest(head, input: input, frontend: f, backend: g.backends["web"]) else { return nil }
             let info = HTTPConnectionInfo(client: SocketEndpoint(address: .v4(0x7f00_0001), port: 5000), local: nil)
             return Array(body.utf8).withUnsafeBytes { b in
-                engine.statsPageAnswer(page, head, input: input, connection: info, scratch: HTTPRuleScratch(), frontend: f, body: b)
+                engine.answer(Engine.statsPageCall(page, head, input: input, connection: info, scratch: HTTPRuleScratch(), frontend: f, body: b))
             }
         }
     }

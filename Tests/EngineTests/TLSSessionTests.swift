@@ -423,7 +423,7 @@ struct TLSSessionTests {
         var proxy = Proxy(name: "web", kind: .listen, location: here, id: 1)
         proxy.mode = .http
         proxy.binds = [bind]
-        let g = try Engine.makeGeneration(ConfigGeneration(id: 3, hash: "h", config: Config(proxies: [proxy]), files: []))
+        let g = try testGeneration(ConfigGeneration(id: 3, hash: "h", config: Config(proxies: [proxy]), files: []))
         let context = try #require(g.tlsContexts.values.first)
         let (tls, fd) = try handshaken(context, serverName: "a.test", clientCertificate: "client")
         defer { close(fd) }

@@ -6,9 +6,9 @@ import Testing
 @Suite struct ThreadKeywordTests {
     @Test func nbthreadIsOptionalAndBounded() throws {
         #expect(try load("global\n").config.global.nbthread == nil)
-        #expect(try load("global\n    nbthread 1\n    thread-groups 1\n").config.global.nbthread == 1)
+        #expect(try load("global\n    nbthread 4\n    thread-groups 1\n").config.global.nbthread == 4)
         #expect(errors("global\n    nbthread 0\n").first?.contains("test.cfg:2:") == true)
-        #expect(errors("global\n    thread-groups 2\n").first?.contains("strata runs one group") == true)
+        #expect(errors("global\n    thread-groups 2\n").first?.contains("as one group") == true)
     }
 
     @Test func cpuMapForms() throws {
@@ -34,8 +34,8 @@ import Testing
         #expect(errors("global\n    cpu-map 1/x 0\n").first?.contains("not a thread set") == true)
         #expect(errors("global\n    cpu-map 1/1\n").first?.contains("needs at least one CPU set") == true)
         #expect(errors("global\n    cpu-map 1/1 a\n").first?.contains("not a CPU number") == true)
-        #expect(errors("global\n    nbthread 1\n    cpu-map 1/3 0\n").first == "test.cfg:3: 'cpu-map': thread 3 is above nbthread 1")
-        #expect(errors("global\n    nbthread 1\n    cpu-map auto:1/1 0-2\n").first
-            == "test.cfg:3: 'cpu-map auto:' pairs threads and CPUs one to one, but it names 1 thread and 3 CPUs")
+        #expect(errors("global\n    nbthread 2\n    cpu-map 1/3 0\n").first == "test.cfg:3: 'cpu-map': thread 3 is above nbthread 2")
+        #expect(errors("global\n    nbthread 2\n    cpu-map auto:1/1-2 0-2\n").first
+            == "test.cfg:3: 'cpu-map auto:' pairs threads and CPUs one to one, but it names 2 threads and 3 CPUs")
     }
 }

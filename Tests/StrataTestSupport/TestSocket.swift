@@ -1,3 +1,4 @@
+import StrataTestSupport
 import Foundation
 import Glibc
 import Synchronization
@@ -84,7 +85,7 @@ public enum TestSocket {
         }
     }
 
-    private static let nextPort = Mutex<UInt16>(UInt16(20000 + Int.random(in: 0..<12000)))
+    private static let nextPort = Guarded<UInt16>(UInt16(20000 + Int.random(in: 0..<12000)))
 
     public static func setTimeout(_ fd: Int32, seconds: Double) {
         var tv = timeval(tv_sec: Int(seconds), tv_usec: Int((seconds - Double(Int(seconds))) * 1_000_000))

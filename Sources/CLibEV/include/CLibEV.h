@@ -49,6 +49,8 @@ int CLibEV_fionread(int fd);
 int CLibEV_pin_thread(const int *cpus, int count);
 /// The number of CPUs this process may run on (sched_getaffinity), at least 1.
 int CLibEV_allowed_cpus(void);
+/// The calling thread's kernel id (/proc/PID/task/TID).
+int CLibEV_gettid(void);
 /// Names the calling thread (pthread_setname_np: 15 bytes at most), as `top -H` shows it.
 int CLibEV_name_thread(const char *name);
 /// glibc's malloc_trim: gives the free pages of every arena back to the kernel.
@@ -134,5 +136,19 @@ extern const uint64_t CLibEV_SSL_OP_NO_RENEGOTIATION;
 extern const uint64_t CLibEV_SSL_OP_CIPHER_SERVER_PREFERENCE;
 extern const uint64_t CLibEV_SSL_OP_ALL;
 extern const uint64_t CLibEV_SSL_OP_IGNORE_UNEXPECTED_EOF;
+
+
+// MARK: Counters shared between event loops (static inline: Swift inlines them, and
+// ThreadSanitizer sees C11 atomics). A loop's own counter is read by other threads through a
+// relaxed load and written by its loop alone through a relaxed store: a plain move on x86-64,
+// no lock prefix. The read-modify-write forms are for the few gauges every loop changes.
+
+static inline long CLibEV_load(const long *p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
+static inline void CLibEV_store(long *p, long v) { __atomic_store_n(p, v, __ATOMIC_RELAXED); }
+static inline long CLibEV_fetch_add(long *p, long v) { return __atomic_fetch_add(p, v, __ATOMIC_RELAXED); }
+/// Stores `desired` if `*p` is still `expected`; true when it did.
+static inline int CLibEV_compare_exchange(long *p, long expected, long desired) {
+    return __atomic_compare_exchange_n(p, &expected, desired, 0, __ATOMIC_RELAXED, __ATOMIC_RELAXED);
+}
 
 #endif

@@ -178,10 +178,11 @@ final class ServerConnection: EventHandler {
 }
 
 extension ServerState {
-    /// The most recently parked idle connection (warmest first) made under the same TLS settings
-    /// (`tls`: the server's context fingerprint, nil for plain), if any.
-    func takeIdle(tls: Int? = nil) -> ServerConnection? {
-        while let c = idleConnections.popLast() {
+    /// The most recently parked idle connection of `loop` (warmest first) made under the same TLS
+    /// settings (`tls`: the server's context fingerprint, nil for plain), if any.
+    func takeIdle(on loop: EventLoop, tls: Int? = nil) -> ServerConnection? {
+        let pool = pools[loop.index]
+        while let c = pool.connections.popLast() {
             if c.isClosed { continue }
             if c.tlsFingerprint == tls { return c }
             // The server's TLS settings changed with a reload: this connection cannot serve them.
@@ -191,21 +192,23 @@ extension ServerState {
     }
 
     func addIdle(_ c: ServerConnection, limit: Int) {
-        if idleConnections.count >= limit {
-            let oldest = idleConnections.removeFirst()
+        let pool = pools[c.loop.index]
+        if pool.connections.count >= limit {
+            let oldest = pool.connections.removeFirst()
             oldest.close()
         }
-        idleConnections.append(c)
+        pool.connections.append(c)
     }
 
     func removeIdle(_ c: ServerConnection) {
-        idleConnections.removeAll { $0 === c }
+        pools[c.loop.index].connections.removeAll { $0 === c }
     }
 
-    /// Closes idle connections older than `maxIdle` seconds.
-    func purgeIdle(now: Double, maxIdle: Double) {
-        guard !idleConnections.isEmpty else { return }
-        idleConnections.removeAll { c in
+    /// Closes `loop`'s idle connections older than `maxIdle` seconds.
+    func purgeIdle(on loop: EventLoop, now: Double, maxIdle: Double) {
+        let pool = pools[loop.index]
+        guard !pool.connections.isEmpty else { return }
+        pool.connections.removeAll { c in
             if now - c.idleSince > maxIdle {
                 c.close()
                 return true
@@ -214,8 +217,13 @@ extension ServerState {
         }
     }
 
-    func closeIdle() {
-        for c in idleConnections { c.close() }
-        idleConnections.removeAll()
+    /// Closes `loop`'s idle connections (on that loop's thread).
+    func closeIdle(on loop: EventLoop) {
+        let pool = pools[loop.index]
+        for c in pool.connections { c.close() }
+        pool.connections.removeAll()
     }
+
+    /// Idle connections on every loop (a reader's count).
+    var idleCount: Int { pools.reduce(0) { $0 + $1.count } }
 }

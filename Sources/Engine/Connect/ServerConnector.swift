@@ -82,7 +82,7 @@ struct ServerConnector {
     // Set by `start`: they outlive the stream (the session holds its generation, which owns
     // the backend).
     private unowned(unsafe) var session: ListedSession?
-    private unowned(unsafe) var engine: Engine?
+    private unowned(unsafe) var worker: Worker?
     private unowned(unsafe) var backend: Backend?
     private var clientFD: Int32 = -1
 
@@ -93,20 +93,21 @@ struct ServerConnector {
     /// Starts the way to a server of `backend`: `session` waits in the queue and gets the
     /// connection's events; `clientFD` says which port a server without one is reached on, and
     /// `source` is the client's address.
-    mutating func start(for session: ListedSession, backend: Backend, engine: Engine, clientFD: Int32,
+    mutating func start(for session: ListedSession, backend: Backend, worker: Worker, clientFD: Int32,
                         source: IPAddress?, now: Double) -> Action {
         self.session = session
         self.backend = backend
-        self.engine = engine
+        self.worker = worker
         self.clientFD = clientFD
         return assign(excluding: nil, backend: backend, session: session, source: source, now: now)
     }
 
-    /// The backend found a slot on `server` for this queued stream.
+    /// The backend took a slot on `server` for this queued stream.
     mutating func leftQueue(assigned server: BackendServer, now: Double) -> Action {
         queueTime = now - queuedAt
         queuedAt = -1
-        takeSlot(server)
+        self.server = server
+        holdsSlot = true
         guard let backend else { return fail(serverUnavailable) }
         return open(backend: backend, now: now)
     }
@@ -120,7 +121,7 @@ struct ServerConnector {
         case .failed:
             return connectFailed(timedOut: false, now: now)
         case .established:
-            engine?.observe(s, .connected)
+            worker?.observe(s, .connected)
             connectTime = now - connectStartedAt
             enter(.established)
             return .connected
@@ -174,7 +175,7 @@ struct ServerConnector {
     @inline(__always)
     mutating func leaveQueue() {
         guard state == .queued else { return }
-        if let session { backend?.queue.remove(session) }
+        if let session, let worker { backend?.dequeue(session, on: worker.loop) }
         queuedAt = -1
         enter(.idle)
     }
@@ -203,24 +204,26 @@ struct ServerConnector {
     /// client's address, for `balance source`); else the queue.
     private mutating func assign(excluding: BackendServer?, backend: Backend, session: ListedSession, source: IPAddress?,
                                  now: Double) -> Action {
-        if let s = persistentServer, s !== excluding, s.acceptsPersistentTraffic, !s.isFull {
+        guard let worker else { return fail(serverUnavailable) }
+        let loop = worker.loop
+        if let s = persistentServer, s !== excluding, s.acceptsPersistentTraffic, !s.isFull, takeSlot(s) {
             persistentServer = nil
             persistent = true
-            takeSlot(s)
             return open(backend: backend, now: now)
         }
         persistentServer = nil
         persistent = false
-        switch backend.pickServer(excluding: excluding, source: source, hashKey: hashKey) {
-        case .server(let s):
-            takeSlot(s)
+        var pick = backend.pickServer(on: loop, excluding: excluding, source: source, hashKey: hashKey)
+        // Another loop may take the last slot between the pick and the take: then the queue.
+        if case .server(let s) = pick, !takeSlot(s) { pick = .full }
+        switch pick {
+        case .server:
             return open(backend: backend, now: now)
         case .full:
             let t = backend.proxy.timeouts
             enter(.queued, until: ServerConnector.seconds(t.queue ?? t.connect).map { now + $0 })
             queuedAt = now
-            backend.queue.append(session)
-            backend.counters.queueMax = max(backend.counters.queueMax, backend.queue.count)
+            backend.enqueue(session, on: loop)
             return .waiting
         case .noServer:
             return fail(serverUnavailable)
@@ -232,14 +235,14 @@ struct ServerConnector {
     private mutating func open(backend: Backend, now: Double) -> Action {
         guard let s = server else { return fail(serverUnavailable) }
         connectStartedAt = now
-        if mayReuse, let pooled = s.state.takeIdle(tls: s.tls?.fingerprint) {
+        guard let worker else { return fail(serverUnavailable) }
+        if mayReuse, let pooled = s.state.takeIdle(on: worker.loop, tls: s.tls?.fingerprint) {
             adopt(pooled, reused: true)
             connectTime = 0
             enter(.established)
             return .reused
         }
-        guard let engine else { return fail(serverUnavailable) }
-        switch ServerConnection.open(on: engine.loop, to: ServerConnector.endpoint(of: s, clientFD: clientFD),
+        switch ServerConnection.open(on: worker.loop, to: ServerConnector.endpoint(of: s, clientFD: clientFD),
                                      server: s.state, keepAlive: backend.proxy.tcpKeepAlive.server) {
         case .opened(let c):
             socketWait.end()
@@ -273,16 +276,18 @@ struct ServerConnector {
     private mutating func connectFailed(timedOut: Bool, backend: Backend, now: Double) -> Action {
         closeConnection()
         guard let s = server, let session else { return fail(serverUnavailable) }
-        engine?.observe(s, .connectFailed)
+        guard let worker else { return fail(serverUnavailable) }
+        let loop = worker.loop
+        worker.observe(s, .connectFailed)
         let allowed = backend.proxy.retries
         if retries < allowed {
             retries += 1
-            s.state.retries += 1
-            backend.counters.retries += 1
-            if backend.redispatchesAfterFailure(of: s, retry: retries, of: allowed, persistent: persistent) {
+            s.state.counters[loop].retries += 1
+            backend.counters[loop].retries += 1
+            if backend.redispatchesAfterFailure(of: s, retry: retries, of: allowed, persistent: persistent, on: loop) {
                 redispatched = true
-                s.state.redispatches += 1
-                backend.counters.redispatches += 1
+                s.state.counters[loop].redispatches += 1
+                backend.counters[loop].redispatches += 1
                 releaseSlot()
                 enter(.idle)
                 return assign(excluding: s, backend: backend, session: session, source: session.balanceSource, now: now)
@@ -292,8 +297,8 @@ struct ServerConnector {
             enter(.turnaround, until: now + ServerConnector.turnaroundDelay(connectTimeout: backend.proxy.timeouts.connect))
             return .waiting
         }
-        s.state.connectionErrors += 1
-        backend.counters.connectionErrors += 1
+        s.state.counters[loop].connectionErrors += 1
+        backend.counters[loop].connectionErrors += 1
         return fail(TerminationState(cause: UInt8(ascii: timedOut ? "s" : "S"), phase: UInt8(ascii: "C")))
     }
 
@@ -319,16 +324,18 @@ struct ServerConnector {
         self.reused = reused
     }
 
-    private mutating func takeSlot(_ s: BackendServer) {
+    /// Takes a slot on `s`: false when another loop took its last one first.
+    private mutating func takeSlot(_ s: BackendServer) -> Bool {
+        guard let worker, s.takeSlot(on: worker.loop) else { return false }
         server = s
         holdsSlot = true
-        s.takeSlot()
+        return true
     }
 
     private mutating func releaseSlot() {
-        guard holdsSlot, let s = server else { return }
+        guard holdsSlot, let s = server, let worker else { return }
         holdsSlot = false
-        s.releaseSlot()
+        s.releaseSlot(on: worker)
     }
 
     // MARK: rules
@@ -337,7 +344,8 @@ struct ServerConnector {
     /// client connected to (HAProxy's port mapping), and 0 when that cannot be read, as HAProxy
     /// leaves it (the connect then fails like any refused one).
     static func endpoint(of server: BackendServer, clientFD: Int32) -> SocketEndpoint {
-        SocketEndpoint(address: server.config.address, port: server.config.port ?? localEndpoint(clientFD)?.port ?? 0)
+        let moved = server.address
+        return SocketEndpoint(address: moved.address, port: moved.port ?? localEndpoint(clientFD)?.port ?? 0)
     }
 
     private static func seconds(_ ms: Int?) -> Double? { ms.map { Double($0) / 1000 } }

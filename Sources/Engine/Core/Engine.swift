@@ -1,22 +1,29 @@
 import CLibEV
 import ConfigModel
+import Dispatch
 import Glibc
+import Synchronization
 
-/// The data plane on one event loop: listeners, sessions, the generations they run under, and
-/// the current-generation pointer. Every method is called on the loop's thread, except
-/// `makeGeneration` (pure: called by the reload builder) and `loop.post`: it is Sendable only so
-/// that work can be posted to its loop.
+/// The process's proxy: the control loop (this object's `loop`, on the thread that calls `run`)
+/// and the data loops (`workers`, a thread each). The control loop owns what is global: the live
+/// generations and the current pointer as the admin socket sees them, the counters and server
+/// states carried across reloads, health checks, the admin sockets, signals and reloads. Each
+/// data loop owns its listeners and sessions and swaps its own reference to the current
+/// generation when the control loop posts a new one (`onEveryLoop`). Every method runs on the
+/// control loop's thread, except `makeGeneration` (pure: the reload builder's thread) and
+/// `loop.post`; the few values the data loops read of it are shared as relaxed atomics.
 public final class Engine: EventHandler, @unchecked Sendable {
     public let loop: EventLoop
-    /// The generation new sessions start under.
+    /// The data loops, `strata-loop-1` … `strata-loop-N` (set once, in `init`).
+    private(set) var workers: [Worker] = []
+    /// Their event loops, in order (what generations and per-loop state are sharded by).
+    let workerLoops: [EventLoop]
+    /// The generation new sessions start under (each data loop holds its own reference to it).
     public private(set) var current: Generation?
     /// Active and draining generations, oldest first. Dropped when retired.
     private var live: [Generation] = []
-    private var listeners: [ListenerKey: Listener] = [:]
-    private var starved: [Listener] = []
-    private var limited: [Listener] = []
-    private var frontendCounters: [String: ProxyCounters] = [:]
-    private var backendCounters: [String: ProxyCounters] = [:]
+    private var frontendCounters: [String: CounterSet] = [:]
+    private var backendCounters: [String: CounterSet] = [:]
     /// Internal: a server added at runtime registers its state here (ServiceDiscovery).
     var serverStates: [ServerIdentity: ServerState] = [:]
     /// TLS session ticket keys and session caches by listener, carried across generations.
@@ -24,16 +31,17 @@ public final class Engine: EventHandler, @unchecked Sendable {
     private var deadlines: [Int: DrainDeadline] = [:]
     private var signalWatchers: [UnsafeMutablePointer<ev_signal>] = []
     private var signalHandler: ((Int32) -> Void)?
-    private let starvedRetry = TimerWatcher(handler: EventHandler())
-    /// Closes idle pooled server connections (HAProxy's pool-purge-delay, 5 s).
-    private let poolPurge = TimerWatcher(handler: EventHandler())
-    static let idleServerConnectionLifetime = 5.0
     private var stopping: (() -> Void)?
-    private(set) var currentSessions = 0
-    /// The process-wide `maxconn` (global), or what the fd limit allows.
-    private(set) var globalMaxconn: Int
+    /// Shared with the data loops: the connections of every loop (actconn, one read-modify-write
+    /// per connection), then the process-wide `maxconn` (the control loop sets it per generation).
+    private let shared = UnsafeMutablePointer<Int>.allocate(capacity: 2)
     /// What the fd limit allows: the process-wide limit of a generation without a global `maxconn`.
     private let defaultMaxconn: Int
+    /// The CPUs each data loop may run on (`cpu-map`; empty: not pinned).
+    private let cpuSets: [[Int]]
+    private var threads: [pthread_t] = []
+    /// The data loops run (before, `onEveryLoop` runs their part inline).
+    private var running = false
     /// Where events are shown besides the log targets (the daemon's standard error, the stats
     /// page's event list): the message, its level, and whether a `log stdout|stderr` target
     /// already wrote it (then the terminal has it once already). Set by the daemon.
@@ -43,42 +51,107 @@ public final class Engine: EventHandler, @unchecked Sendable {
     /// Servers that change at runtime: `resolvers`, templates, `add server` / `del server`.
     lazy var serviceDiscovery = ServiceDiscovery(engine: self)
 
-    public init(bufferSize: Int = 16384, defaultLoop: Bool = true) {
+    /// `loops`: the data loops (`nbthread`); `cpuSets[i]`: the CPUs loop i+1 is pinned to.
+    public init(bufferSize: Int = 16384, loops: Int = 1, cpuSets: [[Int]] = [], defaultLoop: Bool = true) {
         loop = EventLoop(bufferSize: bufferSize, isDefault: defaultLoop)
+        workerLoops = (0..<max(loops, 1)).map { EventLoop(bufferSize: bufferSize, isDefault: false, index: $0) }
+        self.cpuSets = cpuSets
         var limit = rlimit()
         getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
         // Each session needs two fds; keep some for listeners, logs and the admin socket.
         defaultMaxconn = max(16, Int(min(limit.rlim_cur, 1 << 20)) / 2 - 32)
-        globalMaxconn = defaultMaxconn
+        shared.initialize(repeating: 0, count: 2)
         super.init()
-        starvedRetry.setHandler(self)
-        poolPurge.setHandler(self)
-        poolPurge.arm(every: 1, on: loop)
-        // Housekeeping alone must not keep the loop running (a soft stop ends when sessions do).
-        ev_unref(loop.raw)
+        CLibEV_store(shared + 1, defaultMaxconn)
+        workers = workerLoops.map { Worker(engine: self, loop: $0) }
+        // Every loop runs until `stop()`: the control loop with nothing to watch still answers
+        // posts, and a data loop with no listener left still ends its sessions.
+        ev_ref(loop.raw)
+        for l in workerLoops { ev_ref(l.raw) }
     }
 
-    /// Builds the runtime objects of a generation. Pure: runs on the reload builder's thread.
-    /// `previous` (the generation current when the reload started, kept alive by the caller and
-    /// only read) gives its counters and server states to what it has in common with the new
-    /// one, so that activation on the loop looks up only what it does not have.
-    public static func makeGeneration(_ config: ConfigGeneration,
-                                      carryingFrom previous: Generation? = nil) throws(ConfigErrors) -> Generation {
-        try Generation(config: config, carryingFrom: previous)
+    deinit { shared.deallocate() }
+
+    /// Builds the runtime objects of a generation for this engine's data loops. Pure: runs on the
+    /// reload builder's thread. `previous` (the generation current when the reload started, kept
+    /// alive by the caller and only read) gives its counters and server states to what it has in
+    /// common with the new one, so that activation looks up only what it does not have.
+    public func makeGeneration(_ config: ConfigGeneration, carryingFrom previous: Generation? = nil) throws(ConfigErrors) -> Generation {
+        try Generation(config: config, carryingFrom: previous, loops: workerLoops)
     }
 
-    public func run() { loop.run() }
+    /// A generation to check, not to serve (`strata -c`): what only the engine checks is checked.
+    public static func checkGeneration(_ config: ConfigGeneration) throws(ConfigErrors) {
+        _ = try Generation(config: config, loops: [])
+    }
+
+    /// The data loops' connections now (actconn).
+    var connections: Int { CLibEV_load(shared) }
+    /// The process-wide `maxconn` (global), or what the fd limit allows.
+    var globalMaxconn: Int { CLibEV_load(shared + 1) }
+    func connectionStarted() { _ = CLibEV_fetch_add(shared, 1) }
+    func connectionEnded() { _ = CLibEV_fetch_add(shared, -1) }
+    /// Connections now, every loop counted (the log's %ac, `show info`'s CurrConns).
+    var currentSessions: Int { connections }
+
+    // MARK: the data loops
+
+    /// Runs the data loops on their threads and the control loop on this one, until `stop()`.
+    public func run() {
+        startWorkers()
+        loop.run()
+        for w in workers { w.loop.post { w.loop.stop() } }
+        for t in threads { pthread_join(t, nil) }
+        threads = []
+        running = false
+    }
+
+    private func startWorkers() {
+        guard !running else { return }
+        running = true
+        for w in workers {
+            let cpus = w.index < cpuSets.count ? cpuSets[w.index] : []
+            let context = Unmanaged.passRetained(WorkerStart(worker: w, cpus: cpus)).toOpaque()
+            var thread = pthread_t()
+            pthread_create(&thread, nil, { raw in
+                let start = Unmanaged<WorkerStart>.fromOpaque(raw!).takeRetainedValue()
+                start.run()
+                return nil
+            }, context)
+            threads.append(thread)
+        }
+    }
+
+    /// Runs `body` on every data loop's thread, one loop after the other being free to run, and
+    /// waits for all of them (the control loop stops meanwhile; a data loop never waits for the
+    /// control loop, so this cannot deadlock). Before the loops run, inline.
+    func onEveryLoop<T>(_ body: @escaping (Worker) -> T) -> [T] {
+        guard running else { return workers.map(body) }
+        let results = ResultSlots<T>(count: workers.count)
+        let done = Semaphore()
+        let box = UncheckedSendable(body)
+        for (i, w) in workers.enumerated() {
+            w.loop.post {
+                results.set(i, box.value(w))
+                done.signal()
+            }
+        }
+        for _ in workers { done.wait() }
+        return results.values
+    }
+
 
     // MARK: activation, drain and retire
 
-    /// Makes `generation` current: listeners whose key it keeps are pointed at it (their backlog
-    /// included), new keys start listening, the previous generation drains. Returns the keys no
-    /// generation serves any more, their backlog already accepted: the caller releases them.
+    /// Makes `generation` current on every data loop: listeners whose key it keeps are pointed at
+    /// it (their backlog included), new keys start listening on `listenerFDs` (each loop's own
+    /// sockets), the previous generation drains. Returns the bind keys no generation serves any
+    /// more (on any loop), their backlog already accepted: the caller releases their sockets.
     @discardableResult
-    public func activate(_ generation: Generation, listenerFDs: [ListenerKey: Int32],
+    public func activate(_ generation: Generation, listenerFDs: [ListenerSocketKey: Int32],
                          announce: (_ closed: [ListenerKey]) -> Void = { _ in }) -> [ListenerKey] {
         // Per generation: a reload may raise, lower or remove it (nothing is sized by it).
-        globalMaxconn = generation.config.config.global.maxconn ?? defaultMaxconn
+        CLibEV_store(shared + 1, generation.config.config.global.maxconn ?? defaultMaxconn)
         serviceDiscovery.prepare(generation)
         adoptCounters(generation)
         adoptTLSStores(generation)
@@ -86,37 +159,27 @@ public final class Engine: EventHandler, @unchecked Sendable {
         current = generation
         generation.state = .active
         live.append(generation)
-
-        var dropped: [ListenerKey] = []
-        for (key, listener) in listeners where generation.listenerFrontends[key] == nil {
-            // Serve what is already queued on the old generation, then stop.
-            listener.acceptPending(limit: nil)
-            listener.release()
-            listeners[key] = nil
-            dropped.append(key)
-        }
-        for (key, frontend) in generation.listenerFrontends {
-            let listener: Listener
-            if let existing = listeners[key] {
-                listener = existing
-            } else {
-                guard let fd = listenerFDs[key] else { continue }
-                listener = Listener(key: key, fd: fd, engine: self)
-                listeners[key] = listener
-            }
-            listener.serve(frontend)
+        let fds = UncheckedSendable(listenerFDs)
+        let target = UncheckedSendable(generation)
+        let dropped = onEveryLoop { worker -> [ListenerKey] in
+            // Each loop its own socket per bind; with `noreuseport`, loop 0's for every loop
+            // (libev cannot ask for EPOLLEXCLUSIVE: every loop wakes, one accept wins).
+            var sockets: [ListenerKey: Int32] = [:]
+            for (key, fd) in fds.value where key.loop == (key.bind.reusePort ? worker.index : 0) { sockets[key.bind] = fd }
+            return worker.activate(target.value, sockets: sockets)
         }
         // The new generation's checkers take over before the previous one drains without any.
         healthMonitor.activate(generation)
         serviceDiscovery.activate(generation, previous: previous)
         // Between the swap and the drain: events read in order, the new generation's "active"
         // before the previous one's "draining".
-        announce(dropped)
+        let closed = Array(Set(dropped.joined()))
+        announce(closed)
         if let previous {
             startDraining(previous)
         }
         enforceMaxGenerations()
-        return dropped
+        return closed
     }
 
     private func startDraining(_ generation: Generation) {
@@ -132,24 +195,37 @@ public final class Engine: EventHandler, @unchecked Sendable {
         retireIfIdle(generation)
     }
 
+    /// A data loop has nothing of `generation` left (no session, no listener, not current).
+    func loopReleased(_ generation: Generation, loop index: Int) {
+        generation.releasedLoops.insert(index)
+        retireIfIdle(generation)
+    }
+
     /// `max-generations`: the oldest draining generations are closed first.
     private func enforceMaxGenerations() {
         let cap = current?.config.config.global.maxGenerations ?? 8
         while live.count > cap, let oldest = live.first(where: { $0.state == .draining }) {
             kill(oldest, reason: "max-generations \(cap) exceeded")
+            // A loop that could not let it go yet (a session that lingers in its close) tells
+            // the control loop later: never spin here waiting for it.
+            if oldest.state != .retired { break }
         }
     }
 
-    /// Closes every session of a draining generation (counted as killed), then retires it.
+    /// Closes every session of a draining generation on every loop (counted as killed), then
+    /// retires it.
     func kill(_ generation: Generation, reason: String) {
-        let sessions = generation.sessionList.members
-        report("generation \(generation.id): \(reason), killing \(sessions.count) sessions", about: generation)
-        for s in sessions { s.kill() }
+        report("generation \(generation.id): \(reason), killing \(generation.sessions) sessions", about: generation)
+        let target = UncheckedSendable(generation)
+        for (i, released) in onEveryLoop({ $0.kill(target.value) }).enumerated() where released {
+            generation.releasedLoops.insert(i)
+        }
         retireIfIdle(generation)
     }
 
+    /// Retires a draining generation once every data loop let it go.
     func retireIfIdle(_ generation: Generation) {
-        guard generation.state == .draining, generation.isIdle else { return }
+        guard generation.state == .draining, generation.releasedLoops.count == workers.count else { return }
         generation.state = .retired
         live.removeAll { $0 === generation }
         if let d = deadlines.removeValue(forKey: generation.id) { d.timer.release(on: loop) }
@@ -229,25 +305,24 @@ public final class Engine: EventHandler, @unchecked Sendable {
         }
         frontendCounters = frontendCounters.filter { frontends.contains($0.key) }
         backendCounters = backendCounters.filter { backends.contains($0.key) }
-        for (identity, state) in serverStates where !servers.contains(identity) { state.closeIdle() }
+        for (identity, state) in serverStates where !servers.contains(identity) { closeIdle(of: state) }
         serverStates = serverStates.filter { servers.contains($0.key) }
     }
 
     /// New connections and checks of `s`'s identity go to `new`, in every generation; a reload
     /// that keeps the identity keeps the move (`set server … addr`, a restored server state).
     func move(_ s: BackendServer, to new: ServerAddress) {
-        let state = s.state
-        state.runtimeAddress = new
-        for g in liveGenerations {
-            for b in g.backends.values {
-                for other in b.servers where other.state === state {
-                    other.config.address = new.address
-                    other.config.port = new.port
-                }
-            }
-        }
+        s.state.runtimeAddress = new
         // Pooled connections go to the old address.
-        state.closeIdle()
+        closeIdle(of: s.state)
+    }
+
+    /// Closes `state`'s pooled connections, each loop its own.
+    func closeIdle(of state: ServerState) {
+        for w in workers {
+            let target = UncheckedSendable(state)
+            w.loop.post { target.value.closeIdle(on: w.loop) }
+        }
     }
 
     /// Active and draining generations, oldest first.
@@ -255,73 +330,11 @@ public final class Engine: EventHandler, @unchecked Sendable {
 
     public var generations: [GenerationInfo] {
         let now = MonotonicClock.now()
+        // Listeners are counted per bind: every loop has its own of each.
         return live.map { g in
             GenerationInfo(id: g.id, state: g.state, ageSeconds: now - g.builtAt, sessions: g.sessions,
                            sessionsAccepted: g.sessionsAccepted, sessionsKilled: g.sessionsKilled,
-                           listeners: g.listenerRefs, hash: g.config.hash)
-        }
-    }
-
-    // MARK: sessions and admission
-
-    func sessionStarted() { currentSessions += 1 }
-
-    /// An HTTP client connection closed (its requests end separately).
-    func connectionEnded() {
-        currentSessions -= 1
-        resumeWaitingListeners()
-    }
-
-    /// An HTTP request ended: its generation may retire.
-    func requestEnded(in generation: Generation) {
-        if generation.state == .draining { retireIfIdle(generation) }
-    }
-
-    private func resumeWaitingListeners() {
-        if !limited.isEmpty {
-            let waiting = limited
-            limited.removeAll()
-            for l in waiting { l.resume(.limit) }
-        }
-        if !starved.isEmpty { resumeStarved() }
-    }
-
-    func sessionEnded(in generation: Generation) {
-        currentSessions -= 1
-        resumeWaitingListeners()
-        if generation.state == .draining { retireIfIdle(generation) }
-    }
-
-    /// Why a listener may not accept now, or nil.
-    func admissionBlock(for frontend: Frontend) -> Listener.Pause? {
-        if currentSessions >= globalMaxconn { return .limit }
-        if let m = frontend.proxy.maxconn, m > 0, frontend.counters.currentSessions >= m { return .limit }
-        return nil
-    }
-
-    func listenerLimited(_ listener: Listener) {
-        if !limited.contains(where: { $0 === listener }) { limited.append(listener) }
-    }
-
-    func listenerStarved(_ listener: Listener) {
-        if !starved.contains(where: { $0 === listener }) { starved.append(listener) }
-        // Also retry later: fds may be freed outside the engine (another thread, a log socket).
-        starvedRetry.arm(after: 0.1, on: loop)
-    }
-
-    private func resumeStarved() {
-        let waiting = starved
-        starved.removeAll()
-        starvedRetry.stop(on: loop)
-        for l in waiting { l.resume(.fdExhausted) }
-    }
-
-    override func timerEvent(_ watcher: UnsafeMutablePointer<ev_timer>) {
-        if watcher == starvedRetry.raw {
-            resumeStarved()
-        } else if watcher == poolPurge.raw {
-            let now = loop.now
-            for state in serverStates.values { state.purgeIdle(now: now, maxIdle: Engine.idleServerConnectionLifetime) }
+                           listeners: g.listenerRefs / max(workers.count, 1), hash: g.config.hash)
         }
     }
 
@@ -357,28 +370,29 @@ public final class Engine: EventHandler, @unchecked Sendable {
         notice(message, level, logged)
     }
 
-    /// SIGTTOU: stop accepting on every listener (HAProxy's pause); queued connections wait.
+    /// SIGTTOU: stop accepting on every listener of every loop (HAProxy's pause); queued
+    /// connections wait.
     public func pauseListeners() {
-        for l in listeners.values { l.pause(.signal) }
+        _ = onEveryLoop { $0.pauseListeners() }
         report("listeners paused")
     }
 
     /// SIGTTIN: accept again.
     public func resumeListeners() {
-        for l in listeners.values { l.resume(.signal) }
+        _ = onEveryLoop { $0.resumeListeners() }
         report("listeners resumed")
     }
 
+    /// `on-marked-down shutdown-sessions`: closes the sessions using the server, on every loop.
+    func shutdownSessions(of state: ServerState) {
+        let target = UncheckedSendable(state)
+        _ = onEveryLoop { $0.shutdownSessions(of: target.value) }
+    }
+
     /// SIGUSR1: stop listening (what is queued is served first), let every generation drain,
-    /// then call `done`. Returns the listener keys to release.
+    /// then call `done`. Returns the bind keys whose sockets to release.
     public func softStop(done: @escaping () -> Void) -> [ListenerKey] {
-        var keys: [ListenerKey] = []
-        for (key, l) in listeners {
-            l.acceptPending(limit: nil)
-            l.release()
-            keys.append(key)
-        }
-        listeners.removeAll()
+        let keys = Array(Set(onEveryLoop { $0.stopListening() }.joined()))
         healthMonitor.stopAll()
         stopping = done
         for g in live where g.state == .active { startDraining(g) }
@@ -390,8 +404,53 @@ public final class Engine: EventHandler, @unchecked Sendable {
         return keys
     }
 
-    /// Stops the loop at once (SIGTERM/SIGINT): sessions are closed with the process.
+    /// Stops the loops at once (SIGTERM/SIGINT): sessions are closed with the process.
     public func stop() { loop.stop() }
+}
+
+/// What a data loop's thread starts with.
+private final class WorkerStart {
+    let worker: Worker
+    let cpus: [Int]
+
+    init(worker: Worker, cpus: [Int]) {
+        self.worker = worker
+        self.cpus = cpus
+    }
+
+    func run() {
+        _ = "strata-loop-\(worker.index + 1)".withCString { CLibEV_name_thread($0) }
+        worker.threadID = Int(CLibEV_gettid())
+        if !cpus.isEmpty {
+            let list = cpus.map(Int32.init)
+            _ = list.withUnsafeBufferPointer { CLibEV_pin_thread($0.baseAddress, Int32($0.count)) }
+        }
+        worker.loop.run()
+    }
+}
+
+/// A value crossing to another loop's thread whose owner guarantees the access is safe (the
+/// receiving loop is the only one to touch it meanwhile).
+struct UncheckedSendable<T>: @unchecked Sendable {
+    let value: T
+    init(_ value: T) { self.value = value }
+}
+
+/// The answers of every loop to `onEveryLoop`, each loop writing its own slot.
+private final class ResultSlots<T>: @unchecked Sendable {
+    private var slots: [T?]
+    private let lock = Lock()
+
+    init(count: Int) { slots = [T?](repeating: nil, count: count) }
+
+    func set(_ i: Int, _ value: T) { lock.withLock { slots[i] = value } }
+    var values: [T] { lock.withLock { slots.map { $0! } } }
+}
+
+private final class Semaphore: @unchecked Sendable {
+    private let semaphore = DispatchSemaphore(value: 0)
+    func signal() { semaphore.signal() }
+    func wait() { semaphore.wait() }
 }
 
 /// `hard-stop-after`: fires once when a draining generation's time is up.

@@ -119,12 +119,19 @@ struct TimerWatcher: ~Copyable {
 public final class EventLoop: EventHandler, @unchecked Sendable {
     let raw: OpaquePointer
     private let wakeup: UnsafeMutablePointer<ev_async>
-    private let inbox = Mutex<[@Sendable () -> Void]>([])
+    private let inbox = Locked<[@Sendable () -> Void]>([])
     let buffers: BufferPool
     let pipes = PipePool()
 
+    /// Which data loop this is (0 for `strata-loop-1`): what the per-loop shards of generations,
+    /// backends, servers and counters are indexed by. The control loop has `EventLoop.control`,
+    /// an index no shard has (it owns none).
+    let index: Int
+    static let control = Int.max
+
     /// `isDefault`: libev's default loop, the one that may also watch signals (one a process).
-    init(bufferSize: Int = 16384, isDefault: Bool = true) {
+    init(bufferSize: Int = 16384, isDefault: Bool = true, index: Int = EventLoop.control) {
+        self.index = index
         raw = isDefault ? CLibEV_default_loop(0) : CLibEV_loop_new(0)
         wakeup = .allocate(capacity: 1)
         buffers = BufferPool(size: bufferSize)

@@ -1,25 +1,27 @@
+import CLibEV
 import ConfigModel
 
 /// The engine's side of a configuration generation: the configuration's proxies as runtime
 /// objects (balancers, queues, log sinks), and the generation's live state. Sessions hold it
 /// strongly for their whole life; listeners hold it while they serve it. Built off the loop by
 /// `Engine.makeGeneration`.
-public final class Generation {
+public final class Generation: @unchecked Sendable {
     public let config: ConfigGeneration
     public var id: Int { config.id }
     /// CLOCK_MONOTONIC seconds when the engine took the loaded configuration: what its age counts from.
     let builtAt: Double
 
-    // Bookkeeping owned by the loop that runs the generation: written and read on its thread
-    // only (admin socket, exporter, stats page).
+    // Bookkeeping owned by the control loop (admin socket, exporter, stats page read it there).
     var state: GenerationState = .loading
     /// Monotonic seconds when the generation started draining.
     var drainingSince: Double?
-    /// Sessions alive now (TCP connections; in HTTP, requests in flight).
-    var sessions = 0
-    var sessionsAccepted = 0
-    /// Sessions closed at the `hard-stop-after` deadline or by `max-generations`.
-    var sessionsKilled = 0
+    /// The data loops that have nothing of it left (it retires when every loop is in).
+    var releasedLoops = Set<Int>()
+
+    /// The event loops the generation runs on, and what each of them keeps of it (its sessions,
+    /// its listeners): a loop touches only its own shard.
+    let loops: [EventLoop]
+    let shards: [GenerationShard]
 
     let frontends: [String: Frontend]
     let backends: [String: Backend]
@@ -28,11 +30,6 @@ public final class Generation {
     /// `bind … ssl`: the TLS context of each listener key that terminates TLS.
     let tlsContexts: [ListenerKey: TLSServerContext]
     let globalLog: LogSinks
-
-    /// Sessions alive in this generation (intrusive list: the kill path walks it).
-    var sessionList = SessionList()
-    /// Listeners still pointing at this generation.
-    var listenerRefs = 0
 
     /// What activation still has to look up in the engine's tables (on the loop): frontends,
     /// backends and servers whose counters and state were not found in the generation this one
@@ -48,8 +45,11 @@ public final class Generation {
     /// `previous`: the generation serving now, read (never changed) off the loop so that every
     /// proxy and server whose name and identity it already has takes its counters and state now,
     /// and activation does no lookup for them. The caller keeps `previous` alive meanwhile.
-    init(config: ConfigGeneration, carryingFrom previous: Generation? = nil) throws(ConfigErrors) {
+    init(config: ConfigGeneration, carryingFrom previous: Generation? = nil, loops: [EventLoop]) throws(ConfigErrors) {
         self.config = config
+        self.loops = loops
+        shards = loops.map { _ in GenerationShard() }
+        let n = loops.count
         builtAt = MonotonicClock.now()
         carriedFrom = previous.map(ObjectIdentifier.init)
         let global = config.config.global
@@ -71,7 +71,7 @@ public final class Generation {
             let name = proxies[i].name
             let rules = proxies[i].mode == .http ? rules[name + "/b"] : nil
             let old = previous?.backends[name]
-            let backend = Backend(proxy: proxies[i], rules: rules, previous: old, unresolved: &unresolvedServers)
+            let backend = Backend(proxy: proxies[i], rules: rules, previous: old, unresolved: &unresolvedServers, loops: n)
             if let old { backend.counters = old.counters } else { unresolvedBackends.append(backend) }
             backends[name] = backend
         }
@@ -86,7 +86,7 @@ public final class Generation {
             let target = proxies[i].defaultBackend.flatMap { backends[$0] } ?? (listen ? backends[name] : nil)
             let frontend = Frontend(proxy: proxies[i], defaultBackend: target,
                                     rules: proxies[i].mode == .http ? rules[name + (listen ? "/b" : "/f")] : nil,
-                                    log: listen ? backends[name]?.log : nil)
+                                    log: listen ? backends[name]?.log : nil, loops: n)
             if let old = previous?.frontends[name] { frontend.counters = old.counters } else { unresolvedFrontends.append(frontend) }
             frontends[name] = frontend
             keys.reserveCapacity(keys.count + proxies[i].binds.count)
@@ -114,6 +114,59 @@ public final class Generation {
 
     deinit { MemoryTrim.request() }
 
-    /// Nothing holds the generation for service any more: it may retire.
+    /// Sessions alive now, every loop counted (TCP connections; in HTTP, requests in flight).
+    var sessions: Int { shards.reduce(0) { $0 + $1.sessions } }
+    var sessionsAccepted: Int { shards.reduce(0) { $0 + $1.sessionsAccepted } }
+    /// Sessions closed at the `hard-stop-after` deadline or by `max-generations`.
+    var sessionsKilled: Int { shards.reduce(0) { $0 + $1.sessionsKilled } }
+    /// Listeners still pointing at this generation, every loop counted.
+    var listenerRefs: Int { shards.reduce(0) { $0 + $1.listenerRefs } }
+
+    /// `loop`'s shard.
+    @inline(__always) func shard(_ loop: EventLoop) -> GenerationShard { shards[loop.index] }
+}
+
+/// What one event loop keeps of a generation: its sessions (an intrusive list for the kill path,
+/// and counts) and the listeners pointing at it. Written by that loop alone; the counts are
+/// published for the control loop (`show generations`, the exporter).
+final class GenerationShard: @unchecked Sendable {
+    @exclusivity(unchecked) var sessionList = SessionList()
+    private let counts = UnsafeMutablePointer<Int>.allocate(capacity: 4)
+
+    init() { counts.initialize(repeating: 0, count: 4) }
+    deinit { counts.deallocate() }
+
+    var sessions: Int {
+        get { CLibEV_load(counts) }
+        set { CLibEV_store(counts, newValue) }
+    }
+    var sessionsAccepted: Int {
+        get { CLibEV_load(counts + 1) }
+        set { CLibEV_store(counts + 1, newValue) }
+    }
+    var sessionsKilled: Int {
+        get { CLibEV_load(counts + 2) }
+        set { CLibEV_store(counts + 2, newValue) }
+    }
+    var listenerRefs: Int {
+        get { CLibEV_load(counts + 3) }
+        set { CLibEV_store(counts + 3, newValue) }
+    }
+
+    /// Nothing on this loop holds the generation any more.
     var isIdle: Bool { sessions == 0 && listenerRefs == 0 }
+
+    /// A session of this loop starts under the generation.
+    @inline(__always)
+    func begin(_ s: ListedSession) {
+        sessions += 1
+        sessionsAccepted += 1
+        sessionList.insert(s)
+    }
+
+    @inline(__always)
+    func end(_ s: ListedSession) {
+        sessionList.remove(s)
+        sessions -= 1
+    }
 }

@@ -192,9 +192,10 @@ final class HealthChecker: EventHandler {
     private func connect(port: UInt16?) {
         closeConnection()
         let check = settings
-        let address = check.address ?? server.config.address
+        let moved = server.address
+        let address = check.address ?? moved.address
         // A check has no client whose port a server without one could take.
-        guard let target = port ?? check.port ?? server.config.port else {
+        guard let target = port ?? check.port ?? moved.port else {
             finish(HealthCheckOutcome(.socketError, info: "No port available for the TCP connection"))
             return
         }

@@ -80,10 +80,6 @@ final class HealthMonitor: EventHandler {
     /// setting the configuration changed wins over the runtime one), and the address the admin
     /// socket set still applies.
     func carry(_ server: BackendServer) {
-        if let moved = server.state.runtimeAddress {
-            server.config.address = moved.address
-            server.config.port = moved.port
-        }
         if let transition = server.state.health.reconcile(with: server.config.options, now: now) {
             log(transition, server: server, in: server.backend)
         }
@@ -121,7 +117,7 @@ final class HealthMonitor: EventHandler {
             if server.backend !== backend { later { $0.pendingQueues.append(server.backend) } }
         }
         if let transition, transition.goesDown {
-            server.state.closeIdle()
+            engine.closeIdle(of: server.state)
             if server.config.options.check.shutdownSessionsOnDown, case .down = transition {
                 let state = server.state
                 later { $0.pendingShutdowns.append(state) }
@@ -135,7 +131,7 @@ final class HealthMonitor: EventHandler {
     /// traffic), with the log lines HAProxy writes then. The saved port (and the saved address of
     /// a server given by name) apply as `set server … addr` would.
     func restore(_ server: BackendServer, _ saved: SavedServerState) {
-        let current = ServerAddress(address: server.config.address, port: server.config.port)
+        let current = server.address
         let wanted = ServerAddress(address: saved.address ?? current.address, port: saved.port)
         if saved.address != nil && !server.state.hasAddress {
             // `init-addr last`: the saved address ends the resolution maintenance of `none`.
@@ -164,7 +160,13 @@ final class HealthMonitor: EventHandler {
         pendingShutdowns.removeAll()
         pendingQueues.removeAll()
         for state in shutdowns { engine.shutdownSessions(of: state) }
-        for backend in queues { backend.serveQueue() }
+        // Each loop serves its own queue of the backend.
+        for backend in queues {
+            for loop in backend.generation.loops {
+                let target = UncheckedSendable(backend)
+                loop.post { target.value.serveQueue(on: loop) }
+            }
+        }
     }
 
     // MARK: observe
@@ -271,29 +273,6 @@ final class HealthMonitor: EventHandler {
             return "\(who) enters drain state\(server.state.health.operational == .stopped ? left : online)"
         case .leavingDrain(let down):
             return "\(who) is \(down ? "DOWN" : "UP") (leaving forced drain)."
-        }
-    }
-}
-
-extension Engine {
-    /// `observe layer4|layer7`: what a session saw of its server. One load and a branch when the
-    /// server does not observe.
-    @inline(__always)
-    func observe(_ server: BackendServer?, _ event: HealthMonitor.Observation) {
-        guard let server, let mode = server.config.options.check.observe else { return }
-        healthMonitor.observe(server, event, mode: mode)
-    }
-
-    /// `on-marked-down shutdown-sessions`: closes the sessions using the server, in every generation.
-    func shutdownSessions(of state: ServerState) {
-        for g in liveGenerations {
-            for s in g.sessionList.members {
-                if let t = s as? TCPSession, t.server?.state === state {
-                    t.kill()
-                } else if let h = s as? HTTPSession, h.server?.state === state {
-                    h.kill()
-                }
-            }
         }
     }
 }

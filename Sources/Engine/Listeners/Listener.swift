@@ -18,7 +18,7 @@ final class Listener: EventHandler {
 
     let key: ListenerKey
     let fd: Int32
-    unowned(unsafe) let engine: Engine
+    unowned(unsafe) let worker: Worker
     private var io: IOWatcher
     private(set) var frontend: Frontend?
     /// `bind … ssl`: the TLS context of the frontend's generation; a connection takes the one
@@ -28,10 +28,10 @@ final class Listener: EventHandler {
     /// HTTP client connections accepted here (they outlive generations, not their listener).
     private unowned(unsafe) var firstConnection: HTTPSession?
 
-    init(key: ListenerKey, fd: Int32, engine: Engine) {
+    init(key: ListenerKey, fd: Int32, worker: Worker) {
         self.key = key
         self.fd = fd
-        self.engine = engine
+        self.worker = worker
         io = IOWatcher(fd: fd, handler: EventHandler())
         super.init()
         io.raw.pointee.data = Unmanaged.passUnretained(self).toOpaque()
@@ -39,10 +39,10 @@ final class Listener: EventHandler {
 
     /// Points the listener at `frontend` (nil: serves nothing), moving its generation reference.
     func serve(_ frontend: Frontend?) {
-        if let old = self.frontend { old.generation.listenerRefs -= 1 }
+        if let old = self.frontend { old.generation.shard(worker.loop).listenerRefs -= 1 }
         self.frontend = frontend
         tlsContext = frontend?.generation.tlsContexts[key]
-        if let frontend { frontend.generation.listenerRefs += 1 }
+        if let frontend { frontend.generation.shard(worker.loop).listenerRefs += 1 }
         updateWatch()
     }
 
@@ -58,7 +58,7 @@ final class Listener: EventHandler {
     }
 
     private func updateWatch() {
-        io.watch(frontend != nil && paused.isEmpty ? EV_READ_MASK : 0, on: engine.loop)
+        io.watch(frontend != nil && paused.isEmpty ? EV_READ_MASK : 0, on: worker.loop)
     }
 
     override func ioEvent(_ watcher: UnsafeMutablePointer<ev_io>, _ revents: Int32) {
@@ -70,9 +70,9 @@ final class Listener: EventHandler {
         var accepted = 0
         while limit.map({ accepted < $0 }) ?? true {
             guard let frontend else { return }
-            if let reason = engine.admissionBlock(for: frontend) {
+            if let reason = worker.admissionBlock(for: frontend) {
                 pause(reason)
-                engine.listenerLimited(self)
+                worker.listenerLimited(self)
                 return
             }
             var storage = sockaddr_storage()
@@ -88,9 +88,9 @@ final class Listener: EventHandler {
                     continue
                 case EMFILE, ENFILE, ENOBUFS, ENOMEM:
                     // No fd to accept with: wait until a session closes one, no busy loop.
-                    engine.loop.pipes.drain()
+                    worker.loop.pipes.drain()
                     pause(.fdExhausted)
-                    engine.listenerStarved(self)
+                    worker.listenerStarved(self)
                     return
                 default:
                     return  // EAGAIN: the backlog is empty
@@ -106,10 +106,10 @@ final class Listener: EventHandler {
                 tls = connection
             }
             if frontend.proxy.mode == .http {
-                HTTPSession(engine: engine, listener: self, frontend: frontend, clientFD: client,
+                HTTPSession(worker: worker, listener: self, frontend: frontend, clientFD: client,
                             clientAddress: SocketEndpoint(storage), tls: tls).start()
             } else {
-                TCPSession(engine: engine, listener: frontend, clientFD: client,
+                TCPSession(worker: worker, listener: frontend, clientFD: client,
                            clientAddress: SocketEndpoint(storage), tls: tls).start()
             }
         }
@@ -124,7 +124,7 @@ final class Listener: EventHandler {
             c.listenerReleased(previous: previous)
         }
         serve(nil)
-        io.release(on: engine.loop)
+        io.release(on: worker.loop)
     }
 
     func attach(_ c: HTTPSession) {

@@ -7,6 +7,21 @@ import Synchronization
 /// non-blocking fd or an errno out. A privileged helper process can serve it later.
 public protocol ListenerBinder: Sendable {
     func bindListener(_ key: ListenerKey) -> Result<Int32, ListenerBindError>
+    /// Whether `key` could be bound now, keeping nothing: the error `bindListener` would give, or nil.
+    func probeListener(_ key: ListenerKey) -> ListenerBindError?
+}
+
+extension ListenerBinder {
+    /// For a binder that can only hand out listening sockets: bind, then close at once.
+    public func probeListener(_ key: ListenerKey) -> ListenerBindError? {
+        switch bindListener(key) {
+        case .success(let fd):
+            close(fd)
+            return nil
+        case .failure(let error):
+            return error
+        }
+    }
 }
 
 public struct ListenerBindError: Error, Sendable, CustomStringConvertible {
@@ -27,6 +42,24 @@ public struct KernelBinder: ListenerBinder {
     public init() {}
 
     public func bindListener(_ key: ListenerKey) -> Result<Int32, ListenerBindError> {
+        makeSocket(key, listening: true)
+    }
+
+    /// Binds without listening, then closes: a socket that never listens is never given a
+    /// connection, where one that listened for a moment beside a kept SO_REUSEPORT listener on
+    /// the same port could take a client's connection and reset it on close. The errors a reload
+    /// meets (EADDRINUSE, EACCES, EADDRNOTAVAIL, ENODEV) all come from bind or the options before it.
+    public func probeListener(_ key: ListenerKey) -> ListenerBindError? {
+        switch makeSocket(key, listening: false) {
+        case .success(let fd):
+            close(fd)
+            return nil
+        case .failure(let error):
+            return error
+        }
+    }
+
+    private func makeSocket(_ key: ListenerKey, listening: Bool) -> Result<Int32, ListenerBindError> {
         let family = key.endpoint.address.isV6 ? AF_INET6 : AF_INET
         let fd = socket(family, Int32(SOCK_STREAM.rawValue) | CLibEV_SOCK_NONBLOCK | CLibEV_SOCK_CLOEXEC, 0)
         guard fd >= 0 else { return .failure(ListenerBindError(key: key, call: "socket", errno: errno)) }
@@ -51,47 +84,74 @@ public struct KernelBinder: ListenerBinder {
         var (addr, len) = key.endpoint.sockaddr
         let bound = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) } }
         guard bound == 0 else { return fail("bind") }
+        guard listening else { return .success(fd) }
         guard listen(fd, Int32(key.backlog)) == 0 else { return fail("listen") }
         return .success(fd)
     }
 }
 
-/// The process's listening sockets, by key. A reload asks for every key it binds: an open socket
-/// with the same key is reused (the same fd, so its backlog is kept), a new key is bound. If any
-/// bind fails, the sockets bound for that reload are closed before the error returns: nothing
-/// that serves traffic is touched. Sockets no generation serves any more are released by the
-/// engine after their backlog was accepted. Safe to call from the reload thread and the loop.
-public final class ListenerCache: Sendable {
-    private let binder: any ListenerBinder
-    private let open = Mutex<[ListenerKey: Int32]>([:])
+/// A listening socket: a bind's key and the data loop that accepts on it. Each loop has a socket
+/// of its own per bind, with SO_REUSEPORT (the kernel spreads connections between them); with
+/// `noreuseport` one socket per bind (the one of loop 0) is shared by every loop.
+public struct ListenerSocketKey: Hashable, Sendable, CustomStringConvertible {
+    public var bind: ListenerKey
+    public var loop: Int
 
-    public init(binder: any ListenerBinder = KernelBinder()) {
-        self.binder = binder
+    public init(bind: ListenerKey, loop: Int) {
+        self.bind = bind
+        self.loop = loop
     }
 
-    /// Returns an fd for every key, binding the missing ones; on failure closes what this call
-    /// bound and returns every bind error.
-    public func acquire(_ keys: [ListenerKey]) -> Result<[ListenerKey: Int32], ListenerBindFailure> {
+    /// The sockets `bind` needs on `loops` data loops.
+    static func all(_ bind: ListenerKey, loops: Int) -> [ListenerSocketKey] {
+        (0..<(bind.reusePort ? max(loops, 1) : 1)).map { ListenerSocketKey(bind: bind, loop: $0) }
+    }
+
+    public var description: String { "\(bind) (loop \(loop + 1))" }
+}
+
+/// The process's listening sockets, by key and loop. A reload asks for every key it binds: open
+/// sockets with the same key are reused (the same fds, so their backlogs are kept), a new key is
+/// bound once per data loop. If any bind fails, every socket bound for that reload (every loop's)
+/// is closed before the error returns: nothing that serves traffic is touched. Sockets no
+/// generation serves any more are released after their backlog was accepted. Safe to call from
+/// the reload thread and the loops.
+public final class ListenerCache: Sendable {
+    private let binder: any ListenerBinder
+    /// Data loops: how many sockets a bind with SO_REUSEPORT gets.
+    public let loops: Int
+    private let open = Locked<[ListenerSocketKey: Int32]>([:])
+
+    public init(binder: any ListenerBinder = KernelBinder(), loops: Int = 1) {
+        self.binder = binder
+        self.loops = max(loops, 1)
+    }
+
+    /// Returns an fd for every socket of every key, binding the missing ones; on failure closes
+    /// what this call bound and returns every bind error (one per key).
+    public func acquire(_ keys: [ListenerKey]) -> Result<[ListenerSocketKey: Int32], ListenerBindFailure> {
         open.withLock { open in
-            var result: [ListenerKey: Int32] = [:]
-            var fresh: [ListenerKey] = []
+            var result: [ListenerSocketKey: Int32] = [:]
+            var fresh: [ListenerSocketKey] = []
             var errors: [ListenerBindError] = []
-            for key in keys where result[key] == nil {
-                if let fd = open[key] {
-                    result[key] = fd
-                    continue
-                }
-                switch binder.bindListener(key) {
-                case .success(let fd):
-                    open[key] = fd
-                    result[key] = fd
-                    fresh.append(key)
-                case .failure(let error):
-                    errors.append(error)
+            for bind in keys {
+                for key in ListenerSocketKey.all(bind, loops: loops) where result[key] == nil {
+                    if let fd = open[key] {
+                        result[key] = fd
+                        continue
+                    }
+                    switch binder.bindListener(bind) {
+                    case .success(let fd):
+                        open[key] = fd
+                        result[key] = fd
+                        fresh.append(key)
+                    case .failure(let error):
+                        if !errors.contains(where: { $0.key == bind }) { errors.append(error) }
+                    }
                 }
             }
             if !errors.isEmpty {
-                // The rollback: only what this reload bound is closed.
+                // The rollback: only what this reload bound is closed, on every loop.
                 for key in fresh {
                     if let fd = open.removeValue(forKey: key) { close(fd) }
                 }
@@ -101,24 +161,36 @@ public final class ListenerCache: Sendable {
         }
     }
 
-    /// Closes sockets that no generation uses any more.
-    public func release(_ keys: [ListenerKey]) {
+    /// Test-binds every key the cache does not hold and keeps none of them (a held key is reused
+    /// by a reload, not bound again): the errors `acquire` would return now, with nothing bound
+    /// after it returns. Under the cache's lock, so no acquire runs in between. One test bind per
+    /// key stands for every loop's (they bind the same address with SO_REUSEPORT).
+    public func probe(_ keys: [ListenerKey]) -> [ListenerBindError] {
         open.withLock { open in
-            for key in keys {
-                if let fd = open.removeValue(forKey: key) { close(fd) }
+            let held = Set(open.keys.map(\.bind))
+            var tried = Set<ListenerKey>()
+            var errors: [ListenerBindError] = []
+            for key in keys where !held.contains(key) && tried.insert(key).inserted {
+                if let error = binder.probeListener(key) { errors.append(error) }
             }
+            return errors
         }
     }
 
-    /// Closes every socket whose key is not in `keep` (the keys a failed first load left).
-    func releaseAll(except keep: Set<ListenerKey>) {
+    /// Closes the sockets (every loop's) of binds that no generation uses any more.
+    public func release(_ keys: [ListenerKey]) {
+        let binds = Set(keys)
         open.withLock { open in
-            for (key, fd) in open where !keep.contains(key) {
+            for (key, fd) in open where binds.contains(key.bind) {
                 close(fd)
                 open[key] = nil
             }
         }
     }
 
-    public var openKeys: [ListenerKey] { open.withLock { Array($0.keys) } }
+    /// The binds that have sockets open.
+    public var openKeys: [ListenerKey] { open.withLock { Array(Set($0.keys.map(\.bind))) } }
+
+    /// Every open socket (tests count them).
+    var openSockets: [ListenerSocketKey: Int32] { open.withLock { $0 } }
 }

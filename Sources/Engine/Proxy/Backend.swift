@@ -1,20 +1,23 @@
+import CLibEV
 import ConfigModel
 
 /// A backend (or the back half of a `listen`) in one generation: its servers, balancer and queue.
-final class Backend {
+final class Backend: @unchecked Sendable {
     let proxy: Proxy
     unowned(unsafe) var generation: Generation!
     /// The configuration's servers in order, then those added at runtime (`add server`), in the
     /// order they were added: a configuration server keeps its index (cookie persistence finds it
-    /// by index).
+    /// by index). This is the control loop's list (admin commands, checks, the resolvers, the
+    /// stats and the exporter read it); each data loop reads its own copy, `servers(on:)`.
     private(set) var servers: [BackendServer]
     /// The configuration's servers alone, never changed: what a reload's builder reads off the
-    /// loop (`servers` changes on the loop with `add server` and `del server`).
+    /// loop, and what a cookie's index names on any loop (`servers` changes on the control loop
+    /// with `add server` and `del server`).
     let configuredServers: [BackendServer]
-    var counters = ProxyCounters()
-    /// Sessions waiting for a server slot (maxconn), oldest first.
-    var queue = SessionQueue()
-    var balancer: Balancer
+    /// Per-loop counters, shared with the same-named backend of every generation.
+    var counters: CounterSet
+    /// What each loop keeps of the backend for itself: its servers, its queue and its balancer.
+    let shards: [BackendShard]
     /// The proxy's `log` targets: server state changes go there (a `listen` shares them with its frontend).
     let log: LogSinks
 
@@ -25,16 +28,16 @@ final class Backend {
     /// A server line has `ssl` (its TLS context is made with the generation).
     let hasTLSServers: Bool
 
-    convenience init(proxy: Proxy, rules: HTTPRuleSet? = nil) {
+    convenience init(proxy: Proxy, rules: HTTPRuleSet? = nil, loops: Int = 1) {
         var unresolved: [BackendServer] = []
-        self.init(proxy: proxy, rules: rules, previous: nil, unresolved: &unresolved)
+        self.init(proxy: proxy, rules: rules, previous: nil, unresolved: &unresolved, loops: loops)
     }
 
     /// `previous`: the same-named backend of the generation serving now (read off the loop: its
     /// configuration's servers only, which nothing changes). A
     /// server whose identity it has takes its state; the others get a fresh one and are added to
     /// `unresolved` (activation looks them up among every live generation's servers).
-    init(proxy: Proxy, rules: HTTPRuleSet?, previous: Backend?, unresolved: inout [BackendServer]) {
+    init(proxy: Proxy, rules: HTTPRuleSet?, previous: Backend?, unresolved: inout [BackendServer], loops: Int = 1) {
         self.proxy = proxy
         self.rules = rules
         let configured = proxy.servers
@@ -63,42 +66,81 @@ final class Backend {
                     carried = old[j].state
                 }
             }
-            let server = BackendServer(config: configured[i], backendName: proxy.name, carried: carried)
+            let server = BackendServer(config: configured[i], backendName: proxy.name, carried: carried, loops: loops)
+            server.index = i
             if carried == nil { unresolved.append(server) }
             servers.append(server)
         }
         self.servers = servers
         configuredServers = servers
         hasTLSServers = tls
-        balancer = Balancer(algorithm: proxy.balance, hashType: proxy.http.hashType, servers: servers)
+        counters = CounterSet(loops: loops)
+        shards = (0..<max(loops, 1)).map { _ in
+            BackendShard(servers: servers, balancer: Balancer(algorithm: proxy.balance, hashType: proxy.http.hashType, servers: servers))
+        }
         log = LogSinks(proxy.log.targets)
         for s in servers { s.backend = self }
     }
 
     var name: String { proxy.name }
 
-    /// `add server` (or a runtime server joining a new generation): the balancer starts afresh
-    /// with it (a consistent-hash ring is made again).
-    func add(_ server: BackendServer) {
+    /// The servers `loop` picks from (its own copy of `servers`, changed on its own thread).
+    @inline(__always)
+    func servers(on loop: EventLoop) -> [BackendServer] { shards[loop.index].servers }
+
+    // `add server` and `del server` change `servers` on the control loop while every data loop
+    // picks from it: each loop has its own copy in its shard, with the balancer made over it, and
+    // the control loop hands the new list to every loop (`Engine.onEveryLoop`), each taking it
+    // and making its balancer again on its own thread. Not one array swapped under the loops (an
+    // atomic pointer): a loop's balancer keeps per-server state by index (smooth round robin's
+    // running weights, leastconn's last pick, the consistent-hash ring's points), so the list and
+    // the balancer over it must change together, at one point of that loop's events, and a loop
+    // must never walk a list that another thread frees. Nothing on the hot path changes: a pick
+    // reads its loop's shard, as it did. And `onEveryLoop` waits for every loop: `add server`
+    // answers once every loop may pick the server, `del server` once none may.
+
+    /// A runtime server joins a generation no loop serves yet (a reload's, before activation):
+    /// every shard takes the new list here, on the control loop, before the generation is posted.
+    func join(_ server: BackendServer) {
         server.backend = self
+        server.index = servers.count
         servers.append(server)
-        balancer = Balancer(algorithm: proxy.balance, hashType: proxy.http.hashType, servers: servers)
+        for shard in shards { shard.serve(servers, proxy: proxy) }
+    }
+
+    /// `add server` on a backend the loops serve: a new list on every loop (the balancer starts
+    /// afresh with it: a consistent-hash ring is made again).
+    func add(_ server: BackendServer, engine: Engine) {
+        server.backend = self
+        server.index = servers.count
+        servers.append(server)
+        publishServers(engine)
     }
 
     /// `del server`, for a server added at runtime (after every configuration server).
-    func remove(_ server: BackendServer) {
-        guard let i = servers.firstIndex(where: { $0 === server }), i >= proxy.servers.count else { return }
+    func remove(_ server: BackendServer, engine: Engine) {
+        guard let i = servers.firstIndex(where: { $0 === server }), i >= configuredServers.count else { return }
         servers.remove(at: i)
-        balancer = Balancer(algorithm: proxy.balance, hashType: proxy.http.hashType, servers: servers)
+        for j in i..<servers.count { servers[j].index = j }
+        publishServers(engine)
+    }
+
+    private func publishServers(_ engine: Engine) {
+        let list = UncheckedSendable(servers)
+        _ = engine.onEveryLoop { [self] worker in shards[worker.index].serve(list.value, proxy: proxy) }
     }
 
     /// Servers with free slots first; nil when every usable server is full (queue) or none is usable.
     /// Active servers when one is usable, else the first usable backup, or every usable backup
     /// with `option allbackups`. `excluding` (redispatch) is skipped unless it is the only choice.
-    func pickServer(excluding: BackendServer?, source: IPAddress?, hashKey: UInt64? = nil) -> ServerPick {
+    /// `loop`'s balancer chooses (each loop balances on its own: roundrobin on every loop is
+    /// roundrobin overall; leastconn reads every loop's sessions).
+    func pickServer(on loop: EventLoop, excluding: BackendServer?, source: IPAddress?, hashKey: UInt64? = nil) -> ServerPick {
         var usableActives = 0
         var firstBackup: BackendServer?
         var excludedIsUsable = false
+        let shard = shards[loop.index]
+        let servers = shard.servers
         for s in servers where s.isUsable {
             if s.config.options.backup {
                 if firstBackup == nil { firstBackup = s }
@@ -110,16 +152,16 @@ final class Backend {
         let picked: BackendServer?
         if usableActives > 0 {
             let skip = excludedIsUsable && usableActives > 1 ? excluding : nil
-            picked = balancer.pick(servers, source: source, hashKey: hashKey) { $0.isUsable && !$0.config.options.backup && $0 !== skip }
+            picked = shard.balancer.pick(servers, source: source, hashKey: hashKey) { $0.isUsable && !$0.config.options.backup && $0 !== skip }
         } else if firstBackup != nil && proxy.checks.allBackups {
-            picked = balancer.pick(servers, source: source, hashKey: hashKey) { $0.isUsable && $0.config.options.backup }
+            picked = shard.balancer.pick(servers, source: source, hashKey: hashKey) { $0.isUsable && $0.config.options.backup }
         } else if let firstBackup {
-            picked = balancer.pick(servers, source: source, hashKey: hashKey) { $0 === firstBackup }
+            picked = shard.balancer.pick(servers, source: source, hashKey: hashKey) { $0 === firstBackup }
         } else {
             return .noServer
         }
         guard let picked else { return .full }
-        picked.state.selected += 1
+        picked.state.counters[loop].selected += 1
         return .server(picked)
     }
 
@@ -128,27 +170,88 @@ final class Backend {
     /// server is no longer usable, or the interval says so (every Nth retry when N > 0, the |N|th
     /// before the last when N < 0), or the server was a balancing choice (not persistence) among
     /// several active ones by an algorithm that is not a hash, so any other server will do.
-    func redispatchesAfterFailure(of server: BackendServer, retry: Int, of retries: Int, persistent: Bool) -> Bool {
+    func redispatchesAfterFailure(of server: BackendServer, retry: Int, of retries: Int, persistent: Bool, on loop: EventLoop) -> Bool {
         guard let interval = proxy.redispatch, interval != 0 else { return false }
         if !server.isUsable { return true }
         if interval > 0 ? retry % interval == 0 : retry == retries + interval + 1 { return true }
         guard !persistent, !proxy.balance.isHash else { return false }
         var actives = 0
-        for s in servers where s.isUsable && !s.config.options.backup {
+        for s in servers(on: loop) where s.isUsable && !s.config.options.backup {
             actives += 1
             if actives > 1 { return true }
         }
         return false
     }
 
-    /// A slot freed on one of this backend's servers: hand it to the oldest queued session.
-    func serveQueue() {
-        while let session = queue.first {
-            guard case .server(let s) = pickServer(excluding: nil, source: session.balanceSource, hashKey: session.balanceKey) else { return }
-            queue.remove(session)
+    /// Sessions waiting in every loop's queue (qcur).
+    var queued: Int { shards.reduce(0) { $0 + $1.queuedCount } }
+
+    /// Queues `session` on its loop (`timeout queue`), noting the backend's qmax.
+    func enqueue(_ session: ListedSession, on loop: EventLoop) {
+        let shard = shards[loop.index]
+        shard.queue.append(session)
+        shard.published()
+        let total = queued
+        if total > counters[loop].queueMax { counters[loop].queueMax = total }
+    }
+
+    func dequeue(_ session: ListedSession, on loop: EventLoop) {
+        let shard = shards[loop.index]
+        shard.queue.remove(session)
+        shard.published()
+    }
+
+    /// A slot freed on one of this backend's servers, on `loop`: that loop's queue is served,
+    /// and so are other loops' when sessions wait there (told through their loop).
+    func slotFreed(on loop: EventLoop) {
+        serveQueue(on: loop)
+        guard shards.count > 1, let loops = generation?.loops else { return }
+        for i in shards.indices where i != loop.index && shards[i].queuedCount > 0 {
+            loops[i].post { [self] in self.serveQueue(on: loops[i]) }
+        }
+    }
+
+    /// Hands free slots to `loop`'s oldest queued sessions. A slot is taken before the session
+    /// leaves the queue: another loop may have taken the last one since the pick.
+    func serveQueue(on loop: EventLoop) {
+        let shard = shards[loop.index]
+        while let session = shard.queue.first {
+            guard case .server(let s) = pickServer(on: loop, excluding: nil, source: session.balanceSource, hashKey: session.balanceKey),
+                  s.takeSlot(on: loop) else { return }
+            shard.queue.remove(session)
+            shard.published()
             session.leftQueue(assigned: s)
         }
     }
+}
+
+/// What one loop keeps of a backend: the servers it picks from, its balancer over them, and its
+/// queue of sessions waiting for a slot. Touched by that loop alone (the servers and balancer are
+/// replaced on its thread: see `Backend.add`); the queue's length is published for the others.
+final class BackendShard: @unchecked Sendable {
+    @exclusivity(unchecked) private(set) var servers: [BackendServer]
+    @exclusivity(unchecked) var queue = SessionQueue()
+    @exclusivity(unchecked) var balancer: Balancer
+    private let count = UnsafeMutablePointer<Int>.allocate(capacity: 1)
+
+    init(servers: [BackendServer], balancer: Balancer) {
+        self.servers = servers
+        self.balancer = balancer
+        count.initialize(to: 0)
+    }
+
+    /// Takes a new list of servers and a balancer made over it (on this shard's loop).
+    func serve(_ servers: [BackendServer], proxy: Proxy) {
+        self.servers = servers
+        balancer = Balancer(algorithm: proxy.balance, hashType: proxy.http.hashType, servers: servers)
+    }
+
+    deinit { count.deallocate() }
+
+    /// The queue's length, from any thread.
+    var queuedCount: Int { CLibEV_load(count) }
+
+    func published() { CLibEV_store(count, queue.count) }
 }
 
 enum ServerPick {

@@ -7,6 +7,8 @@ struct Balancer {
     let algorithm: BalanceAlgorithm
     /// leastconn breaks ties by rotating from the last pick, as HAProxy's tree does.
     private var lastPick = -1
+    /// Smooth weighted round-robin's running weight of each server (by index).
+    private var currentWeights: [Int] = []
     /// `hash-type consistent` with a hashing algorithm (`source`, `uri`, `url_param`, `hdr`).
     private var ring: ConsistentHashRing?
 
@@ -54,17 +56,24 @@ struct Balancer {
     }
 
     /// Smooth weighted round robin: each eligible server gains its weight, the richest is chosen
-    /// and pays the total. Weights 1 and 2 give s2 s1 s2 …, spread rather than in bursts.
-    private func smoothWeighted(_ servers: [BackendServer], _ eligible: (BackendServer) -> Bool) -> BackendServer? {
+    /// and pays the total. Weights 1 and 2 give s2 s1 s2 …, spread rather than in bursts. The
+    /// running weights are this balancer's (one per loop): each loop's sequence is the same fair
+    /// one, so their sum is too.
+    private mutating func smoothWeighted(_ servers: [BackendServer], _ eligible: (BackendServer) -> Bool) -> BackendServer? {
+        if currentWeights.count != servers.count { currentWeights = [Int](repeating: 0, count: servers.count) }
         var total = 0
-        var best: BackendServer?
-        for s in servers where eligible(s) && !s.isFull {
-            s.currentWeight += s.weight
-            total += s.weight
-            if best == nil || s.currentWeight > best!.currentWeight { best = s }
+        var best = -1
+        for i in servers.indices {
+            let s = servers[i]
+            guard eligible(s) && !s.isFull else { continue }
+            let w = s.weight
+            currentWeights[i] += w
+            total += w
+            if best < 0 || currentWeights[i] > currentWeights[best] { best = i }
         }
-        best?.currentWeight -= total
-        return best
+        guard best >= 0 else { return nil }
+        currentWeights[best] -= total
+        return servers[best]
     }
 
     /// Fewest current sessions per unit of weight; ties go round robin.

@@ -1,20 +1,22 @@
 import ConfigModel
 
 /// A frontend (or the front half of a `listen`) in one generation.
-final class Frontend {
+final class Frontend: @unchecked Sendable {
     let proxy: Proxy
     unowned(unsafe) var generation: Generation!
     let defaultBackend: Backend?
-    /// Shared with the same-named frontend of every generation (set when the generation activates).
-    var counters = ProxyCounters()
+    /// Per-loop counters, shared with the same-named frontend of every generation (set when the
+    /// generation activates).
+    var counters: CounterSet
     let log: LogSinks
     /// The log line's format and options (`log-format`, `option httplog|tcplog`, …), compiled once.
     let logPlan: LogFormatPlan
     /// HTTP mode: the compiled rules (shared with the backend half of a `listen`).
     let rules: HTTPRuleSet?
 
-    init(proxy: Proxy, defaultBackend: Backend?, rules: HTTPRuleSet? = nil, log: LogSinks? = nil) {
+    init(proxy: Proxy, defaultBackend: Backend?, rules: HTTPRuleSet? = nil, log: LogSinks? = nil, loops: Int = 1) {
         self.proxy = proxy
+        counters = CounterSet(loops: loops)
         self.defaultBackend = defaultBackend
         self.rules = rules
         self.log = log ?? LogSinks(proxy.log.targets)

@@ -51,7 +51,7 @@ struct RuntimeServers {
                     config.id = RuntimeServers.freeID(in: backend)
                 }
                 let server = BackendServer(config: config, backendName: name, carried: entry.state)
-                backend.add(server)
+                backend.join(server)
                 generation.unresolvedServers.append(server)
                 kept.append(Entry(config: config, state: entry.state))
             }

@@ -1,24 +1,26 @@
 import ConfigModel
 
-/// A `server` line in one generation, bound to the state its identity carries.
-final class BackendServer {
-    /// The server line; `set server … addr` rewrites its address and port (the identity keeps
-    /// the configured ones).
+/// A `server` line in one generation, bound to the state its identity carries (shared by every
+/// generation and every loop that has the identity: see `ServerState`).
+final class BackendServer: @unchecked Sendable {
+    /// The server line, as the configuration (or `add server`) gave it, never changed once the
+    /// loops have it. Where the server is now is `address`: a runtime move (`set server … addr`,
+    /// DNS) goes to the state, never here, so every loop reads the line without a lock.
     var config: ConfigModel.Server
     unowned(unsafe) var backend: Backend!
     var state: ServerState
     /// `ssl`: connections to the server use TLS.
     var tls: TLSClientContext?
-    /// Smooth weighted round-robin's running weight.
-    var currentWeight = 0
+    /// Its place in its backend's `servers` (the balancers keep per-server state by it).
+    var index = 0
 
     /// `carried`: the state of the same identity in the generation serving now; nil for a new one.
-    init(config: ConfigModel.Server, backendName: String, carried: ServerState? = nil) {
+    init(config: ConfigModel.Server, backendName: String, carried: ServerState? = nil, loops: Int = 1) {
         self.config = config
         if let carried {
             state = carried
         } else {
-            state = ServerState(identity: ServerIdentity(backend: backendName, server: config))
+            state = ServerState(identity: ServerIdentity(backend: backendName, server: config), loops: loops)
             state.health = ServerHealth(options: config.options, now: MonotonicClock.now())
             if !config.hasAddress {
                 // `init-addr none` (or no method found one): in maintenance until an address comes.
@@ -30,28 +32,34 @@ final class BackendServer {
 
     var name: String { config.name }
 
-    /// A session takes a slot on this server (HAProxy's scur, stot, smax).
-    func takeSlot() {
-        state.currentSessions += 1
-        state.totalSessions += 1
-        if state.currentSessions > state.maxSessions { state.maxSessions = state.currentSessions }
+    /// Where the server is now: the address and port `set server … addr` (or a saved state) moved
+    /// it to, else its line's. Read by any loop (one lock, per new connection).
+    var address: ServerAddress { state.runtimeAddress ?? ServerAddress(address: config.address, port: config.port) }
+
+    /// A session takes a slot on this server (HAProxy's scur, stot, smax): false when the server
+    /// is at its maxconn (another loop took the last slot first).
+    @inline(__always)
+    func takeSlot(on loop: EventLoop) -> Bool {
+        guard state.takeSlot(limit: config.options.maxconn) else { return false }
+        state.counters[loop].totalSessions += 1
+        return true
     }
 
     /// A session gives its slot back: the queues waiting for this server (its generation's and the
-    /// newest one's) are served.
-    func releaseSlot() {
-        state.currentSessions -= 1
-        backend.serveQueue()
-        if let newest = state.newestBackend, newest !== backend { newest.serveQueue() }
+    /// one `worker` serves now, on every loop) are served.
+    func releaseSlot(on worker: Worker) {
+        state.releaseSlot()
+        backend.slotFreed(on: worker.loop)
+        // A slot of a draining generation frees room for the current one's queue too.
+        if let current = worker.current, current !== backend.generation, let newest = current.backends[backend.name] {
+            newest.slotFreed(on: worker.loop)
+        }
     }
     /// The weight in effect (`set weight` changes it at runtime).
-    var weight: Int { state.health.weight }
+    @inline(__always) var weight: Int { state.weight }
     /// UP (or starting), not in maintenance or drain, weight above 0.
-    var isUsable: Bool { state.health.isUsable }
+    @inline(__always) var isUsable: Bool { state.isUsable }
     /// A persistence cookie may still choose it (DRAIN and stopping servers included).
-    var acceptsPersistentTraffic: Bool { state.health.acceptsPersistentTraffic }
-    var isFull: Bool {
-        guard let maxconn = config.options.maxconn, maxconn > 0 else { return false }
-        return state.currentSessions >= maxconn
-    }
+    @inline(__always) var acceptsPersistentTraffic: Bool { state.acceptsPersistentTraffic }
+    @inline(__always) var isFull: Bool { state.isFull(limit: config.options.maxconn) }
 }

@@ -273,17 +273,18 @@ extension ServerAdminCommand {
             for s in b.servers {
                 let h = s.state.health
                 let c = s.config
+                let moved = s.address
                 // The name it follows now (an SRV record's target, `set server … fqdn`), and the
                 // SRV label of a template's server.
                 let srv = c.fqdn?.hasPrefix("_") == true ? c.fqdn : nil
                 let name = srv != nil ? s.state.runtimeFQDN ?? "" : s.state.runtimeFQDN ?? c.fqdn ?? (IPAddress(c.host) == nil ? c.host : "")
                 let fqdn = name.isEmpty ? "-" : name
                 let fields: [String] = [
-                    "\(b.proxy.id)", b.name, "\(c.id)", c.name, s.state.hasAddress ? "\(c.address)" : "-",
+                    "\(b.proxy.id)", b.name, "\(c.id)", c.name, s.state.hasAddress ? "\(moved.address)" : "-",
                     "\(h.operational.rawValue)", "\(h.admin.rawValue)", "\(h.weight)", "\(h.initialWeight)",
                     "\(max(0, Int(now - h.lastChange)))",
                     "\(h.lastCheck.status.rawValue)", "\(h.lastCheck.status.result.rawValue)", "\(h.health)", "\(h.checkStateFlags)",
-                    "0", "0", "0", fqdn, "\(c.port ?? 0)", srv ?? "-", c.options.tls == nil ? "0" : "1",
+                    "0", "0", "0", fqdn, "\(moved.port ?? 0)", srv ?? "-", c.options.tls == nil ? "0" : "1",
                     "\(c.options.check.port ?? 0)", c.options.check.address.map { "\($0)" } ?? "-", "-", "0",
                 ]
                 lines.append(fields.joined(separator: " "))
@@ -294,7 +295,8 @@ extension ServerAdminCommand {
 
     /// HAProxy's `show servers conn` columns that strata keeps: each server's sessions now and at
     /// most (`used_cur`, `used_max`), its pooled idle connections, and how long one may idle
-    /// (`purge_delay`, ms). One loop: one `idle_per_thr` column.
+    /// (`purge_delay`, ms), and each data loop's (`idle_per_thr[N]`: a column per loop, as
+    /// HAProxy has one per thread), from the counts each loop publishes of its pool.
     private static func showServersConnections(_ engine: Engine, backend name: String?) -> Result<String, ServerAdminError> {
         var backends = backendsInOrder(engine)
         if let name {
@@ -303,13 +305,15 @@ extension ServerAdminCommand {
             }
             backends = [b]
         }
-        var lines = ["# bkname/svname bkid/svid addr port - purge_delay used_cur used_max idle_cur idle_per_thr[1]"]
-        let purge = Int(Engine.idleServerConnectionLifetime * 1000)
+        var lines = ["# bkname/svname bkid/svid addr port - purge_delay used_cur used_max idle_cur idle_per_thr[\(engine.workerLoops.count)]"]
+        let purge = Int(Worker.idleServerConnectionLifetime * 1000)
         for b in backends {
             for s in b.servers {
                 let st = s.state
-                let idle = st.idleConnections.count
-                lines.append("\(b.name)/\(s.name) \(b.proxy.id)/\(s.config.id) \(st.hasAddress ? "\(s.config.address)" : "-") \(s.config.port ?? 0) - \(purge) \(st.currentSessions) \(st.maxSessions) \(idle) \(idle)")
+                let moved = s.address
+                let perLoop = st.pools.map(\.count)
+                let idle = perLoop.reduce(0, +)
+                lines.append("\(b.name)/\(s.name) \(b.proxy.id)/\(s.config.id) \(st.hasAddress ? "\(moved.address)" : "-") \(moved.port ?? 0) - \(purge) \(st.currentSessions) \(st.maxSessions) \(idle) " + perLoop.map(String.init).joined(separator: " "))
             }
         }
         return .success(lines.joined(separator: "\n"))
@@ -323,7 +327,7 @@ extension ServerAdminCommand {
         guard let address = IPAddress(addressText) else {
             return .failure(ServerAdminError("Invalid addr '\(addressText)'\(by)"))
         }
-        let old = ServerAddress(address: s.config.address, port: s.config.port)
+        let old = s.address
         var new = ServerAddress(address: address, port: old.port)
         var answer = address == old.address ? "no need to change the addr" : "IP changed from '\(old.address)' to '\(address)'"
         if let portText {

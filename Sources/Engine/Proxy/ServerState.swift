@@ -1,4 +1,6 @@
+import CLibEV
 import ConfigModel
+import Synchronization
 
 /// The server behind a name: backend name, server name, what it points at and port. What a
 /// reload keeps for an unchanged identity: its counters, and (with health checks) its states.
@@ -36,73 +38,157 @@ struct ServerIdentity: Hashable, Sendable {
     }
 }
 
-/// Per-server state shared by every generation that has the same server identity.
-final class ServerState {
+/// Per-server state shared by every generation that has the same server identity, and by every
+/// event loop. What the loops share is few and deliberate:
+/// - the sessions on the server now (`currentSessions`, with `maxSessions`): one gauge every loop
+///   changes with an atomic read-modify-write, so that `maxconn` holds across loops and
+///   leastconn sees every loop's sessions;
+/// - what the balancer reads of the health (usable, weight, persistence), published by the
+///   control loop that owns `health` (checks and admin commands run there) and read with relaxed
+///   loads;
+/// - the runtime address (`set server … addr`, DNS), behind a lock taken once per new connection.
+/// Traffic counters are per loop (`counters`), and so are the idle connection pools.
+final class ServerState: @unchecked Sendable {
     let identity: ServerIdentity
-    var currentSessions = 0  // scur: across every generation, what the server sees
-    var maxSessions = 0
-    var totalSessions = 0
-    var bytesIn: UInt64 = 0
-    var bytesOut: UInt64 = 0
-    var connectionErrors = 0
-    var retries = 0
-    var redispatches = 0
-    var queueMax = 0
-    /// Times this server was chosen by the load balancer (lbtot).
-    var selected = 0
-    /// HTTP responses by status class (hrsp_1xx … hrsp_5xx, hrsp_other), invalid responses
-    /// (eresp), and sessions cut by the client or the server in their data phase.
-    var responsesByClass = [Int](repeating: 0, count: 6)
-    var responseErrors = 0
-    var clientAborts = 0
-    var serverAborts = 0
-    /// qtime/ctime/rtime/ttime averages and maxima (`Engine.account`).
-    var times = StatsTimes()
-    /// Loop seconds (`loop.now`) of the last session that ended on this server (lastsess); 0: none.
-    var lastSession = 0.0
+    /// Per-loop traffic counters (stot, bin, bout, econ, wretr, wredis, lbtot, hrsp_*, eresp,
+    /// aborts, times, lastsess).
+    let counters: CounterSet
+    /// HTTP connections to this server waiting for a next request, one pool per loop (a
+    /// connection belongs to the loop that opened it).
+    let pools: [IdlePool]
+    /// currentSessions, maxSessions, then the published health: usable, weight, persistence.
+    private let shared: UnsafeMutablePointer<Int>
+
     /// Operational and admin state (UP/DOWN with the rise/fall counter, MAINT, DRAIN), runtime
-    /// weight and last check: what the balancer reads and what a reload carries.
-    var health = ServerHealth(options: ServerOptions())
+    /// weight and last check: owned by the control loop; what the balancer needs of it is
+    /// published to the other loops at every change.
+    var health = ServerHealth(options: ServerOptions()) {
+        didSet { publishHealth() }
+    }
     var adminMaintenance: Bool { health.inMaintenance }
-    /// `set server … addr`, the resolver: where the server was moved at runtime (the identity
-    /// keeps the configured address or name, so the move survives reloads that leave the server
-    /// unchanged).
-    var runtimeAddress: ServerAddress?
+    /// `set server … addr`, the resolver, an SRV record's port: where the server was moved at
+    /// runtime (the identity keeps the configured address or name, so the move survives reloads
+    /// that leave the server unchanged). Set by the control loop, read by every loop's new
+    /// connections (`BackendServer.address`), hence the lock.
+    var runtimeAddress: ServerAddress? {
+        get { address.withLock { $0 } }
+        set { address.withLock { $0 = newValue } }
+    }
+    private let address = Locked<ServerAddress?>(nil)
     /// False while the server has no address (resolution maintenance): what `show servers state`
-    /// and the stats show instead of an address.
+    /// and the stats show instead of an address. The data loops never read it: what keeps them
+    /// off a server without address is its health (resolution maintenance), published with it.
+    /// Owned by the control loop, as the resolvers, the admin commands and the stats are.
     var hasAddress = true
     /// `set server … fqdn`, an SRV record's target: the name the resolver follows instead of the
-    /// configured one (nil: the configured one).
+    /// configured one (nil: the configured one). The control loop's, as `hasAddress`.
     var runtimeFQDN: String?
     /// The one checker running for this identity, whatever generation it checks for.
     weak var checker: HealthChecker?
-    /// The backend of the newest generation using this server: freed slots wake its queue too.
+    /// The backend of the newest generation using this server (the control loop's: health and
+    /// saved-state messages name it).
     weak var newestBackend: Backend?
-    /// HTTP connections to this server waiting for a next request (oldest first).
-    var idleConnections: [ServerConnection] = []
 
-    init(identity: ServerIdentity) { self.identity = identity }
-
-    /// Connect and response times of one session on this server (ms, -1: not reached).
-    @inline(__always)
-    func recordTimes(queue: Int, connect: Int, response: Int, total: Int) {
-        times.add(queue: queue, connect: connect, response: response, total: total)
+    init(identity: ServerIdentity, loops: Int = 1) {
+        self.identity = identity
+        counters = CounterSet(loops: loops)
+        pools = (0..<max(loops, 1)).map { _ in IdlePool() }
+        shared = .allocate(capacity: 5)
+        shared.initialize(repeating: 0, count: 5)
+        publishHealth()
     }
+
+    deinit { shared.deallocate() }
+
+    /// scur: across every generation and loop, what the server sees.
+    var currentSessions: Int { CLibEV_load(shared) }
+    var maxSessions: Int { CLibEV_load(shared + 1) }
+
+    /// Takes a slot: true unless `limit` (maxconn) sessions are on the server already, every loop
+    /// counted.
+    @inline(__always)
+    func takeSlot(limit: Int?) -> Bool {
+        var current = CLibEV_load(shared)
+        if let limit, limit > 0 {
+            while true {
+                guard current < limit else { return false }
+                if CLibEV_compare_exchange(shared, current, current + 1) != 0 { break }
+                current = CLibEV_load(shared)
+            }
+            current += 1
+        } else {
+            current = CLibEV_fetch_add(shared, 1) + 1
+        }
+        var max = CLibEV_load(shared + 1)
+        while current > max {
+            if CLibEV_compare_exchange(shared + 1, max, current) != 0 { break }
+            max = CLibEV_load(shared + 1)
+        }
+        return true
+    }
+
+    @inline(__always)
+    func releaseSlot() { _ = CLibEV_fetch_add(shared, -1) }
+
+    /// Whether every slot is taken (`limit`: the server's maxconn).
+    @inline(__always)
+    func isFull(limit: Int?) -> Bool {
+        guard let limit, limit > 0 else { return false }
+        return CLibEV_load(shared) >= limit
+    }
+
+    /// What the balancer reads, from any loop.
+    var isUsable: Bool { CLibEV_load(shared + 2) != 0 }
+    var weight: Int { CLibEV_load(shared + 3) }
+    var acceptsPersistentTraffic: Bool { CLibEV_load(shared + 4) != 0 }
+
+    private func publishHealth() {
+        CLibEV_store(shared + 2, health.isUsable ? 1 : 0)
+        CLibEV_store(shared + 3, health.weight)
+        CLibEV_store(shared + 4, health.acceptsPersistentTraffic ? 1 : 0)
+    }
+
+    // Every loop's traffic, for readers (the statistics, the exporter).
+    var totalSessions: Int { counters.totalSessions }
+    var bytesIn: UInt64 { counters.bytesIn }
+    var bytesOut: UInt64 { counters.bytesOut }
+    var connectionErrors: Int { counters.connectionErrors }
+    var responseErrors: Int { counters.responseErrors }
+    var retries: Int { counters.retries }
+    var redispatches: Int { counters.redispatches }
+    var selected: Int { counters.selected }
+    var clientAborts: Int { counters.clientAborts }
+    var serverAborts: Int { counters.serverAborts }
+    var queueMax: Int { counters.queueMax }
+    var lastSession: Double { counters.lastSession }
+    var responsesByClass: [Int] { counters.responsesByClass }
+    var times: StatsTimes { counters.times }
+    var idleConnections: Int { pools.reduce(0) { $0 + $1.count } }
 
     /// `clear counters`: maxima only.
     func clearMaxima() {
-        maxSessions = currentSessions
-        queueMax = 0
-        times.clearMaxima()
+        CLibEV_store(shared + 1, currentSessions)
+        counters.clearMaxima()
     }
 
     /// `clear counters all`: every counter but the gauges.
     func clearAll() {
         clearMaxima()
-        totalSessions = 0; bytesIn = 0; bytesOut = 0
-        connectionErrors = 0; retries = 0; redispatches = 0; selected = 0
-        responsesByClass = [Int](repeating: 0, count: 6)
-        responseErrors = 0; clientAborts = 0; serverAborts = 0
-        times = StatsTimes()
+        counters.clearAll()
     }
+}
+
+/// One loop's idle connections to a server (oldest first). Touched by that loop alone; its size
+/// is published for readers on other threads (srv_icur).
+final class IdlePool: @unchecked Sendable {
+    @exclusivity(unchecked) var connections: [ServerConnection] = [] {
+        didSet { CLibEV_store(published, connections.count) }
+    }
+    private let published = UnsafeMutablePointer<Int>.allocate(capacity: 1)
+
+    init() { published.initialize(to: 0) }
+    deinit { published.deallocate() }
+
+    /// The pool's size, from any thread.
+    var count: Int { CLibEV_load(published) }
 }

@@ -4,10 +4,12 @@ import ConfigModel
 /// that follow a name through a `resolvers` section (a name, or an SRV label filling a
 /// template's servers), and the ones added and deleted with `add server` / `del server`.
 ///
-/// It runs on the engine's loop (the control loop once data loops are apart), and changes a
-/// server only through the engine's address entry points (`Engine.setAddress`, `clearAddress`),
-/// which move the server in every live generation at once: no reload, no new generation, the
-/// server's identity, counters and health carry on.
+/// It runs on the control loop, and changes a server only through the engine's address entry
+/// points (`Engine.setAddress`, `clearAddress`), which move the server's state (every live
+/// generation and every loop reads the address through it) and its health (published to every
+/// loop): no reload, no new generation, the server's identity, counters and health carry on.
+/// `add server` and `del server` hand each data loop its backend's new list of servers
+/// (`Backend.add`, `remove`).
 final class ServiceDiscovery {
     unowned(unsafe) let engine: Engine
     /// Runtime `resolvers` sections by name, and their names in configuration order.
@@ -82,9 +84,9 @@ final class ServiceDiscovery {
                     continue
                 }
                 let follows = s.config.options.resolution.resolvers != nil
-                let had = ServerAddress(address: old.config.address, port: old.config.port)
+                let had = old.address
                 if s.state.hasAddress {
-                    if follows || !s.config.hasAddress, had != ServerAddress(address: s.config.address, port: s.config.port) {
+                    if follows || !s.config.hasAddress, had != s.address {
                         engine.move(s, to: had)
                     }
                 } else if s.config.hasAddress && !follows {
@@ -165,7 +167,7 @@ final class ServiceDiscovery {
         for group in byBackend(resolution.requesters) {
             let servers = group.map { s in
                 AddressAssignment.Server(
-                    current: s.state.hasAddress ? s.config.address : nil,
+                    current: s.state.hasAddress ? s.address.address : nil,
                     held: resolution.heldAddresses[ObjectIdentifier(s.state)],
                     prefer: s.config.options.resolution.prefer, networks: s.config.options.resolution.networks,
                     // Two SRV records may name one host on two ports: each is a server.
@@ -177,8 +179,9 @@ final class ServiceDiscovery {
                 switch choice {
                 case .keep(let address), .take(let address):
                     resolution.heldAddresses[id] = address
-                    if !s.state.hasAddress || s.config.address != address {
-                        changes.append(Engine.AddressChange(server: s, address: ServerAddress(address: address, port: s.config.port),
+                    let now = s.address
+                    if !s.state.hasAddress || now.address != address {
+                        changes.append(Engine.AddressChange(server: s, address: ServerAddress(address: address, port: now.port),
                                                             name: resolution.key.name))
                         channel?.counters.update += 1
                     }
@@ -210,8 +213,9 @@ final class ServiceDiscovery {
                     s.state.runtimeFQDN = record.target
                     engine.report("\(s.backend.name)/\(s.name) changed its FQDN from \(old ?? "(null)") to \(record.target) by 'SRV record'",
                                   level: .notice, to: (s.state.newestBackend ?? s.backend).log)
-                    if s.config.port != record.port {
-                        engine.move(s, to: ServerAddress(address: s.config.address, port: record.port))
+                    let now = s.address
+                    if now.port != record.port {
+                        engine.move(s, to: ServerAddress(address: now.address, port: record.port))
                     }
                     applyWeight(record, to: s)
                     changed = true
@@ -314,11 +318,11 @@ final class ServiceDiscovery {
         }
         var config = config
         if config.id == 0 { config.id = RuntimeServers.freeID(in: backend) }
-        let server = BackendServer(config: config, backendName: name)
+        let server = BackendServer(config: config, backendName: name, loops: engine.workerLoops.count)
         // HAProxy starts a dynamic server in maintenance, its checks off until `enable health`.
         _ = server.state.health.enterMaintenance(now: MonotonicClock.now())
         server.state.health.setChecksEnabled(false)
-        backend.add(server)
+        backend.add(server, engine: engine)
         server.state.newestBackend = backend
         engine.serverStates[server.state.identity] = server.state
         runtimeServers.add(config, state: server.state, backend: name)
@@ -338,11 +342,15 @@ final class ServiceDiscovery {
         guard s.state.health.inMaintenance else {
             return .failure(ServerAdminError("Only servers in maintenance mode can be deleted."))
         }
-        guard s.state.currentSessions == 0, s.state.idleConnections.isEmpty else {
+        // Each loop's own count of its pooled connections, read on its thread: the ones the
+        // maintenance closed (posted to every loop before this command) are gone by then.
+        let state = UncheckedSendable(s.state)
+        let idle = engine.onEveryLoop { worker in state.value.pools[worker.index].connections.count }.reduce(0, +)
+        guard s.state.currentSessions == 0, idle == 0 else {
             return .failure(ServerAdminError("Server still has connections attached to it, cannot remove it."))
         }
         engine.healthMonitor.stopChecking(s.state.identity)
-        backend.remove(s)
+        backend.remove(s, engine: engine)
         runtimeServers.remove(s.name, backend: backend.name)
         if engine.serverStates[s.state.identity] === s.state { engine.serverStates[s.state.identity] = nil }
         if s.config.fqdn != nil { refreshRequesters() }

@@ -112,7 +112,7 @@ extension HTTPSession {
         let frontend = servingFrontend
         if generation == nil, let frontend { begin(frontend) }
         transaction.termination = TerminationState(cause: UInt8(ascii: "P"), phase: UInt8(ascii: "R"))
-        frontend?.counters.requestErrors += 1
+        frontend?.counters[loop].requestErrors += 1
         transaction.requestLine = "<BADREQ>"
         transaction.closeAfterResponse = true
         respondLocally(status: error.status)
@@ -169,18 +169,18 @@ extension HTTPSession {
             switch decision {
             case .respond(let answer):
                 consumeHead(input)
-                if answer.isDenial { frontend.counters.deniedRequests += 1 }
+                if answer.isDenial { frontend.counters[loop].deniedRequests += 1 }
                 // HAProxy's flags: a deny is the proxy refusing (PR), a return or redirect a local
                 // answer (LR).
                 transaction.termination = TerminationState(cause: UInt8(ascii: answer.isDenial ? "P" : "L"), phase: UInt8(ascii: "R"))
                 sendLocal(answer)
                 return
             case .useService(let name):
-                let answer = engine.serviceAnswer(name, requestParser.head, input: input)
+                let call = Engine.serviceCall(name, requestParser.head, input: input)
                 consumeHead(input)
-                if let answer {
-                    frontend.counters.intercepted += 1
-                    sendService(answer, applet: "<PROMEX>")
+                if let call {
+                    frontend.counters[loop].intercepted += 1
+                    awaitService(call, applet: "<PROMEX>")
                 } else {
                     respondLocally(status: 503)
                 }
@@ -193,18 +193,18 @@ extension HTTPSession {
         }
         // The stats page (`stats uri` on the frontend or the chosen backend) answers here.
         if frontend.proxy.stats != nil || backend?.proxy.stats != nil,
-           let page = engine.statsPageRequest(requestParser.head, input: input, frontend: frontend, backend: backend) {
+           let page = Engine.statsPageRequest(requestParser.head, input: input, frontend: frontend, backend: backend) {
             let bodyStart = requestParsed + input.count
             let available = min(page.bodyLength, clientIn.end - bodyStart)
             let body = UnsafeRawBufferPointer(start: clientIn.base.map { $0 + bodyStart }, count: max(available, 0))
-            let answer = engine.statsPageAnswer(page, requestParser.head, input: input, connection: info,
-                                                scratch: scratch, frontend: frontend, body: body)
+            let call = Engine.statsPageCall(page, requestParser.head, input: input, connection: info,
+                                            scratch: scratch, frontend: frontend, body: body)
             consumeHead(input)
             // The form's body is read and dropped: nothing is forwarded.
             parseRequestBody()
             clientIn.start = requestParsed
-            frontend.counters.intercepted += 1
-            sendService(answer, applet: "<STATS>")
+            frontend.counters[loop].intercepted += 1
+            awaitService(call, applet: "<STATS>")
             return
         }
         guard let backend else {
@@ -213,12 +213,13 @@ extension HTTPSession {
             return
         }
         transaction.backend = backend
-        backend.counters.sessionStarted()
-        backend.counters.requests += 1
+        backend.counters.sessionStarted(on: loop)
+        backend.counters[loop].requests += 1
         if let rules = backend.rules {
             if let index = rules.persistentServer(requestParser.head, input: input, scratch: scratch,
-                                                  isUsable: { i in backend.servers[i].acceptsPersistentTraffic }) {
-                transaction.connector.persistentServer = backend.servers[index]
+                                                  isUsable: { i in backend.configuredServers[i].acceptsPersistentTraffic }) {
+                // The cookie's index is among the configuration's servers (never changed).
+                transaction.connector.persistentServer = backend.configuredServers[index]
             } else {
                 transaction.connector.hashKey = rules.balanceKey(for: backend.proxy.balance, requestParser.head, input: input, scratch: scratch)
             }
@@ -315,7 +316,7 @@ extension HTTPSession {
                 return
             case .error(let error):
                 transaction.termination = TerminationState(cause: UInt8(ascii: "P"), phase: UInt8(ascii: "D"))
-                frontend?.counters.requestErrors += 1
+                frontend?.counters[loop].requestErrors += 1
                 if transaction.responseStarted {
                     abortTransaction()
                 } else {

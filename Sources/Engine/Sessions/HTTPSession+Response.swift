@@ -55,9 +55,9 @@ extension HTTPSession {
             return
         }
         transaction.termination = TerminationState(cause: UInt8(ascii: "S"), phase: UInt8(ascii: transaction.responseStarted ? "D" : "H"))
-        engine.observe(server, .responseBroken)
-        server?.state.connectionErrors += 1
-        backend?.counters.responseErrors += 1
+        worker.observe(server, .responseBroken)
+        server?.state.counters[loop].connectionErrors += 1
+        backend?.counters[loop].responseErrors += 1
         closeServerConnection()
         if transaction.responseStarted { abortTransaction() } else { respondLocally(status: 502) }
     }
@@ -72,7 +72,7 @@ extension HTTPSession {
                 return
             case .error:
                 transaction.termination = TerminationState(cause: UInt8(ascii: "P"), phase: UInt8(ascii: transaction.responseStarted ? "D" : "H"))
-                backend?.counters.responseErrors += 1
+                backend?.counters[loop].responseErrors += 1
                 closeServerConnection()
                 if transaction.responseStarted { abortTransaction() } else { serverIn.release(loop.buffers); respondLocally(status: 502) }
                 return
@@ -105,7 +105,7 @@ extension HTTPSession {
         }
         transaction.responseStarted = true
         transaction.responseStatus = responseParser.head.status
-        engine.observe(server, .httpStatus(transaction.responseStatus))
+        worker.observe(server, .httpStatus(transaction.responseStatus))
         if transaction.responseStatus == 101 && transaction.upgradeRequested {
             appendToClient(input)
             responseParsed += input.count
@@ -117,7 +117,9 @@ extension HTTPSession {
         if mustClose { transaction.closeAfterResponse = true }
         let connectionHeader: HTTPConnectionHeader = transaction.closeAfterResponse ? .close : .keepAlive
         if let rules = frontend?.rules, let scratch {
-            let serverIndex = server.flatMap { s in backend?.servers.firstIndex { $0 === s } }
+            // A cookie names a configuration server (a runtime one has none): the immutable list,
+            // read on this loop without a copy.
+            let serverIndex = server.flatMap { s in backend?.configuredServers.firstIndex { $0 === s } }
             switch rules.processResponse(responseParser.head, input: input, connection: connectionInfo, scratch: scratch,
                                          backend: backend?.rules, server: serverIndex) {
             case .forward:
@@ -275,6 +277,27 @@ extension HTTPSession {
     }
 
     /// Sends an answer of strata's own services (kept until its last byte is sent).
+    /// Asks the control loop for a stats service's answer (it reads every loop's counters and
+    /// the state it owns), then sends it here. The request waits meanwhile, holding its
+    /// generation; the session stays alive for the answer, which a closed session drops.
+    func awaitService(_ call: StatsServiceCall, applet: StaticString) {
+        transaction.localResponse = true
+        phase = .exchange
+        let engine = worker.engine
+        let loop = self.loop
+        let me = UncheckedSendable(self)
+        let request = requests
+        engine.loop.post {
+            let answer = UncheckedSendable(engine.answer(call))
+            loop.post {
+                let session = me.value
+                guard session.phase != .closed, session.requests == request, session.generation != nil else { return }
+                session.sendService(answer.value, applet: applet)
+                session.afterEvent()
+            }
+        }
+    }
+
     func sendService(_ answer: StatsServiceAnswer, applet: StaticString) {
         transaction.serviceAnswer = answer
         transaction.applet = applet

@@ -36,7 +36,7 @@ extension HTTPSession {
         // (a failure there could not be told apart from the server refusing this client).
         transaction.connector.mayReuse = backend.proxy.http.connectionMode == .keepAlive
             && (reuse == .always || reuse == .aggressive || (reuse == .safe && requests > 1))
-        perform(transaction.connector.start(for: self, backend: backend, engine: engine, clientFD: clientFD,
+        perform(transaction.connector.start(for: self, backend: backend, worker: worker, clientFD: clientFD,
                                             source: clientAddress?.address, now: loop.now))
     }
 
@@ -119,7 +119,7 @@ extension HTTPSession {
     private func serverWriteFailed() {
         if retryReusedConnection(neverReached: serverOutSent == 0) { return }
         transaction.termination = TerminationState(cause: UInt8(ascii: "S"), phase: UInt8(ascii: transaction.responseStarted ? "D" : "H"))
-        server?.state.connectionErrors += 1
+        server?.state.counters[loop].connectionErrors += 1
         if transaction.responseStarted { abortTransaction() } else { respondLocally(status: 502) }
     }
 

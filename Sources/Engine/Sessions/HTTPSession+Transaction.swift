@@ -14,13 +14,11 @@ extension HTTPSession {
         transaction.frontend = frontend
         let g = frontend.generation!
         transaction.generation = g
-        g.sessions += 1
-        g.sessionsAccepted += 1
-        g.sessionList.insert(self)
+        g.shard(loop).begin(self)
         transaction.requestAt = loop.now
         transaction.requestWall = wallClock()
         requests += 1
-        frontend.counters.requests += 1
+        frontend.counters[loop].requests += 1
     }
 
     /// The answer is sent: the server connection is pooled (or closed), the request logged, and
@@ -67,16 +65,15 @@ extension HTTPSession {
         guard let generation else { return }
         transaction.connector.release()
         if transaction.responseStatus > 0 {
-            frontend?.counters.countResponse(status: transaction.responseStatus)
-            backend?.counters.countResponse(status: transaction.responseStatus)
+            frontend?.counters[loop].countResponse(status: transaction.responseStatus)
+            backend?.counters[loop].countResponse(status: transaction.responseStatus)
         }
         log()
-        backend?.counters.sessionEnded()
+        backend?.counters.sessionEnded(on: loop)
         transaction.end()
         serverOut.release(loop.buffers)
-        generation.sessionList.remove(self)
-        generation.sessions -= 1
-        engine.requestEnded(in: generation)
+        generation.shard(loop).end(self)
+        worker.requestEnded(in: generation)
     }
 
     /// Closes the client (and server) side mid-request.
@@ -89,15 +86,15 @@ extension HTTPSession {
     // MARK: counters and log
 
     func countIn(_ n: Int) {
-        frontend?.counters.bytesIn += UInt64(n)
-        backend?.counters.bytesIn += UInt64(n)
-        server?.state.bytesIn += UInt64(n)
+        frontend?.counters[loop].bytesIn += UInt64(n)
+        backend?.counters[loop].bytesIn += UInt64(n)
+        server?.state.counters[loop].bytesIn += UInt64(n)
     }
 
     func countOut(_ n: Int) {
-        frontend?.counters.bytesOut += UInt64(n)
-        backend?.counters.bytesOut += UInt64(n)
-        server?.state.bytesOut += UInt64(n)
+        frontend?.counters[loop].bytesOut += UInt64(n)
+        backend?.counters[loop].bytesOut += UInt64(n)
+        server?.state.counters[loop].bytesOut += UInt64(n)
     }
 
     /// The request's record for the statistics and the log line (`option httplog` is HAProxy's
@@ -127,20 +124,20 @@ extension HTTPSession {
         r.status = transaction.responseStatus > 0 ? transaction.responseStatus : -1
         r.bytesOut = transaction.bytesToClient
         r.termination = transaction.termination
-        r.activeConnections = engine.currentSessions
+        r.activeConnections = worker.engine.currentSessions
         r.frontendConnections = frontend.counters.currentSessions
         r.backendConnections = backend?.counters.currentSessions ?? 0
         r.serverConnections = server?.state.currentSessions ?? 0
         r.retries = transaction.connector.retries
         r.redispatched = transaction.connector.redispatched
-        r.backendQueue = backend?.queue.count ?? 0
+        r.backendQueue = backend?.queued ?? 0
         r.requestLine = transaction.requestLine
         r.requestCaptures = scratch?.capturedRequestHeaders
         if early {
             transaction.loggedEarly = frontend.logPlan.emitEarly(r, to: frontend.log)
             return
         }
-        engine.account(r)
+        worker.account(r)
         if !transaction.loggedEarly { frontend.logPlan.emit(r, to: frontend.log) }
         transaction.loggedEarly = false
     }

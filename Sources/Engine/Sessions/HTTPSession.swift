@@ -32,7 +32,7 @@ final class HTTPSession: ListedSession {
         case closed
     }
 
-    unowned(unsafe) let engine: Engine
+    unowned(unsafe) let worker: Worker
     let loop: EventLoop
     /// The listener the connection came through: it says which frontend serves the next request.
     let listener: Listener
@@ -48,7 +48,7 @@ final class HTTPSession: ListedSession {
     @exclusivity(unchecked) var clientIO: IOWatcher
     @exclusivity(unchecked) var timer: TimerWatcher
     /// Counted against this frontend's connections since accept (counters carry across reloads).
-    private let connectionCounters: ProxyCounters
+    private let connectionCounters: CounterSet
 
     /// The request in flight, from its first byte to its log line (HTTPTransaction.swift).
     @exclusivity(unchecked) var transaction = HTTPTransaction()
@@ -100,22 +100,22 @@ final class HTTPSession: ListedSession {
     unowned(unsafe) var listenerPrev: HTTPSession?
     unowned(unsafe) var listenerNext: HTTPSession?
 
-    init(engine: Engine, listener: Listener, frontend: Frontend, clientFD: Int32, clientAddress: SocketEndpoint?,
+    init(worker: Worker, listener: Listener, frontend: Frontend, clientFD: Int32, clientAddress: SocketEndpoint?,
          tls: TLSConnection? = nil) {
-        self.engine = engine
-        self.loop = engine.loop
+        self.worker = worker
+        self.loop = worker.loop
         self.listener = listener
         self.clientFD = clientFD
         self.clientAddress = clientAddress
         self.clientTLS = tls
         self.connectionCounters = frontend.counters
         let global = frontend.generation.config.config.global
-        let limits = HTTPParserLimits(maxHeadSize: min(global.bufferSize, engine.loop.buffers.size),
+        let limits = HTTPParserLimits(maxHeadSize: min(global.bufferSize, worker.loop.buffers.size),
                                       maxFieldCount: global.maxHeaders, maxChunkLineSize: 4096)
         requestParser = HTTPRequestParser(limits: limits)
-        responseParser = HTTPResponseParser(limits: HTTPParserLimits(maxHeadSize: engine.loop.buffers.size,
+        responseParser = HTTPResponseParser(limits: HTTPParserLimits(maxHeadSize: worker.loop.buffers.size,
                                                                     maxFieldCount: global.maxHeaders, maxChunkLineSize: 4096))
-        idleSince = engine.loop.now
+        idleSince = worker.loop.now
         lastClientActivity = idleSince
         lastServerActivity = idleSince
         clientIO = IOWatcher(fd: clientFD, handler: EventHandler())
@@ -137,8 +137,8 @@ final class HTTPSession: ListedSession {
 
     func start() {
         selfRetain = Unmanaged.passRetained(self)
-        connectionCounters.sessionStarted()
-        engine.sessionStarted()
+        connectionCounters.sessionStarted(on: loop)
+        worker.sessionStarted()
         listener.attach(self)
         if let f = listener.frontend { setTCPOptions(clientFD, keepAlive: f.proxy.tcpKeepAlive.client) }
         updateInterest()
@@ -247,7 +247,7 @@ final class HTTPSession: ListedSession {
     override func kill() {
         if lingeringFrontend != nil { return close() }
         guard generation != nil else { return }
-        generation?.sessionsKilled += 1
+        generation?.shard(loop).sessionsKilled += 1
         transaction.termination = TerminationState(cause: UInt8(ascii: "K"), phase: transaction.termination.phase == UInt8(ascii: "-") ? UInt8(ascii: "D") : transaction.termination.phase)
         abortTransaction()
     }
@@ -263,8 +263,10 @@ final class HTTPSession: ListedSession {
                 return close()
             }
             lingeringFrontend = previous
-            g.sessions += 1
-            g.sessionList.insert(self)
+            // Counted as a session of its generation on this loop (not as accepted: no request).
+            let shard = g.shard(loop)
+            shard.sessions += 1
+            shard.sessionList.insert(self)
             armTimer()
         } else if phase == .head && generation == nil, let previous, previous.proxy.mode == .http {
             // A head already arriving is served by the generation it started under, which
@@ -280,9 +282,8 @@ final class HTTPSession: ListedSession {
     func endLingering(notify: Bool) {
         guard let f = lingeringFrontend, let g = f.generation else { return }
         lingeringFrontend = nil
-        g.sessionList.remove(self)
-        g.sessions -= 1
-        if notify { engine.requestEnded(in: g) }
+        g.shard(loop).end(self)
+        if notify { worker.requestEnded(in: g) }
     }
 
     func close() {
@@ -300,8 +301,8 @@ final class HTTPSession: ListedSession {
         serverIn.release(loop.buffers)
         serverOut.release(loop.buffers)
         listener.detach(self)
-        connectionCounters.sessionEnded()
-        engine.connectionEnded()
+        connectionCounters.sessionEnded(on: loop)
+        worker.connectionEnded()
         selfRetain?.release()
         selfRetain = nil
     }

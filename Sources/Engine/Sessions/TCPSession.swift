@@ -30,7 +30,7 @@ struct Flow {
 final class TCPSession: ListedSession {
     enum Phase { case waiting, handshake, connecting, established, closed }
 
-    unowned(unsafe) let engine: Engine
+    unowned(unsafe) let worker: Worker
     let loop: EventLoop
     let generation: Generation
     let frontend: Frontend
@@ -61,18 +61,18 @@ final class TCPSession: ListedSession {
     @exclusivity(unchecked) private var lastServerActivity: Double
     @exclusivity(unchecked) private var selfRetain: Unmanaged<TCPSession>?
 
-    init(engine: Engine, listener frontend: Frontend, clientFD: Int32, clientAddress: SocketEndpoint?,
+    init(worker: Worker, listener frontend: Frontend, clientFD: Int32, clientAddress: SocketEndpoint?,
          tls: TLSConnection? = nil) {
         self.clientTLS = tls
-        self.engine = engine
-        self.loop = engine.loop
+        self.worker = worker
+        self.loop = worker.loop
         self.generation = frontend.generation
         self.frontend = frontend
         self.backend = frontend.defaultBackend
         self.clientFD = clientFD
         self.clientAddress = clientAddress
         acceptedWall = wallClock()
-        acceptedAt = engine.loop.now
+        acceptedAt = worker.loop.now
         lastClientActivity = acceptedAt
         lastServerActivity = acceptedAt
         // Placeholders until self exists; replaced below.
@@ -92,11 +92,9 @@ final class TCPSession: ListedSession {
     /// Counts the session and routes it to a server (or the queue).
     func start() {
         selfRetain = Unmanaged.passRetained(self)
-        generation.sessions += 1
-        generation.sessionsAccepted += 1
-        generation.sessionList.insert(self)
-        frontend.counters.sessionStarted()
-        engine.sessionStarted()
+        generation.shard(loop).begin(self)
+        frontend.counters.sessionStarted(on: loop)
+        worker.sessionStarted()
         setTCPOptions(clientFD, keepAlive: frontend.proxy.tcpKeepAlive.client)
         if frontend.proxy.log.format == .connect, !frontend.log.isEmpty, let clientAddress {
             frontend.log.send("Connect from \(clientAddress) to \(localEndpoint(clientFD).map(\.description) ?? "-") (\(frontend.name)/TCP)")
@@ -134,9 +132,9 @@ final class TCPSession: ListedSession {
             finish()
             return
         }
-        backend.counters.sessionStarted()
+        backend.counters.sessionStarted(on: loop)
         phase = .connecting
-        perform(connector.start(for: self, backend: backend, engine: engine, clientFD: clientFD,
+        perform(connector.start(for: self, backend: backend, worker: worker, clientFD: clientFD,
                                 source: clientAddress?.address, now: loop.now))
     }
 
@@ -339,13 +337,13 @@ final class TCPSession: ListedSession {
 
     private func countBytes(_ n: Int, fromServer: Bool) {
         if fromServer {
-            frontend.counters.bytesOut += UInt64(n)
-            backend?.counters.bytesOut += UInt64(n)
-            server?.state.bytesOut += UInt64(n)
+            frontend.counters[loop].bytesOut += UInt64(n)
+            backend?.counters[loop].bytesOut += UInt64(n)
+            server?.state.counters[loop].bytesOut += UInt64(n)
         } else {
-            frontend.counters.bytesIn += UInt64(n)
-            backend?.counters.bytesIn += UInt64(n)
-            server?.state.bytesIn += UInt64(n)
+            frontend.counters[loop].bytesIn += UInt64(n)
+            backend?.counters[loop].bytesIn += UInt64(n)
+            server?.state.counters[loop].bytesIn += UInt64(n)
         }
     }
 
@@ -440,7 +438,7 @@ final class TCPSession: ListedSession {
         default: phaseCode = UInt8(ascii: "D")
         }
         connector.leaveQueue()
-        generation.sessionsKilled += 1
+        generation.shard(loop).sessionsKilled += 1
         termination = TerminationState(cause: UInt8(ascii: "K"), phase: phaseCode)
         finish()
     }
@@ -463,11 +461,10 @@ final class TCPSession: ListedSession {
         c2s.buffer = nil; s2c.buffer = nil; c2s.pipe = nil; s2c.pipe = nil
         log()
         connector.release()
-        frontend.counters.sessionEnded()
-        backend?.counters.sessionEnded()
-        generation.sessionList.remove(self)
-        generation.sessions -= 1
-        engine.sessionEnded(in: generation)
+        frontend.counters.sessionEnded(on: loop)
+        backend?.counters.sessionEnded(on: loop)
+        generation.shard(loop).end(self)
+        worker.sessionEnded(in: generation)
         selfRetain?.release()
         selfRetain = nil
     }
@@ -492,19 +489,19 @@ final class TCPSession: ListedSession {
         r.bytesOut = s2c.bytes
         r.bytesIn = c2s.bytes
         r.termination = termination
-        r.activeConnections = engine.currentSessions
+        r.activeConnections = worker.engine.currentSessions
         r.frontendConnections = frontend.counters.currentSessions
         r.backendConnections = backend?.counters.currentSessions ?? 0
         r.serverConnections = lastServerSessions
         r.retries = connector.retries
         r.redispatched = connector.redispatched
-        r.backendQueue = backend?.queue.count ?? 0
+        r.backendQueue = backend?.queued ?? 0
         if early {
             r.clientFD = clientFD  // open still: `%fi`/`%fp` read it
             loggedEarly = frontend.logPlan.emitEarly(r, to: frontend.log)
             return
         }
-        engine.account(r)
+        worker.account(r)
         if !loggedEarly { frontend.logPlan.emit(r, to: frontend.log) }
     }
 

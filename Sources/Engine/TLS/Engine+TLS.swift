@@ -6,14 +6,14 @@ extension Engine {
     /// already has, so a client resumes its session after a reload; forgets the stores of
     /// listeners no live generation serves with TLS.
     func adoptTLSStores(_ generation: Generation) {
-        let loop = self.loop
         for (key, context) in generation.tlsContexts {
             let global = generation.config.config.global
             let store = tlsStores[key] ?? context.store
             store.configure(ticketKeys: context.settings.ticketKeys, capacity: global.sslCacheSize, lifetimeMS: global.sslLifetime)
             tlsStores[key] = store
             context.store = store
-            context.clock = { loop.now }
+            // Any loop's thread asks: the monotonic clock, not a loop's cached time.
+            context.clock = { MonotonicClock.now() }
         }
         guard tlsStores.count > generation.tlsContexts.count else { return }
         var used = Set(generation.tlsContexts.keys)

@@ -2,6 +2,7 @@ import HTTP1
 import CLibEV
 import ConfigModel
 import Glibc
+import Synchronization
 
 /// Settings both sides of TLS share: versions, ciphers, groups.
 private struct TLSProtocolSettings {
@@ -385,10 +386,10 @@ final class TLSClientContext {
     /// The last session the server gave, DER-encoded, offered on the next connection. Kept as
     /// bytes (HAProxy does the same): OpenSSL marks a TLS 1.3 session object used once as not
     /// resumable, while a server that does not renew its ticket accepts it again.
-    private var session: [UInt8]?
-    /// The server name `session` was made under: it is offered only under the same name (a
-    /// resumption skips certificate verification, so another name must not ride it).
-    private var sessionName: String?
+    /// The server name it was made under: it is offered only under the same name (a resumption
+    /// skips certificate verification, so another name must not ride it). Every data loop offers
+    /// and renews it: a lock guards the pair.
+    private let lastSession = Locked<(der: [UInt8], name: String?)?>(nil)
     /// Identifies the settings: a pooled connection is reused only under equal settings.
     let fingerprint: Int
     /// `crt FILE`: the client certificate presented to the server.
@@ -473,7 +474,7 @@ final class TLSClientContext {
             if settings.verify == .required { _ = SSL_set1_host(ssl, name) }
         }
         if !alpn.isEmpty { _ = alpn.withUnsafeBufferPointer { SSL_set_alpn_protos(ssl, $0.baseAddress, UInt32($0.count)) } }
-        if let session, sessionName == (serverName ?? constantSNI) {
+        if let (session, name) = lastSession.withLock({ $0 }), name == (serverName ?? constantSNI) {
             let decoded = session.withUnsafeBufferPointer { buffer -> OpaquePointer? in
                 var p: UnsafePointer<UInt8>? = buffer.baseAddress
                 return d2i_SSL_SESSION(nil, &p, buffer.count)
@@ -495,12 +496,12 @@ final class TLSClientContext {
             var p: UnsafeMutablePointer<UInt8>? = buffer.baseAddress
             _ = i2d_SSL_SESSION(new, &p)
         }
-        session = der
-        sessionName = serverName.map { String(cString: $0) }
+        let name = serverName.map { String(cString: $0) }
+        lastSession.withLock { $0 = (der, name) }
     }
 
     /// Forgets the session (a handshake failed: it must not be offered again).
-    func forgetSession() { session = nil }
+    func forgetSession() { lastSession.withLock { $0 = nil } }
 }
 
 private let clientNewSessionCallback: @convention(c) (OpaquePointer?, OpaquePointer?) -> Int32 = { ssl, session in

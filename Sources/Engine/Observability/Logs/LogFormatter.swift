@@ -1,6 +1,7 @@
 import HTTP1
 import ConfigModel
 import Glibc
+import Synchronization
 
 /// A `log-format` compiled once (per proxy, per generation): literals as bytes, variables and
 /// samples as cases, rendered into a buffer the formatter keeps (one loop uses a generation's
@@ -154,12 +155,16 @@ final class LogFormatter {
         }
     }
 
-    /// The line for `record`; nil when a `+M` (mandatory) value is absent.
+    /// The line for `record`; nil when a `+M` (mandatory) value is absent. Every data loop logs
+    /// through the same formatter (one per proxy): its line buffer is taken under a lock.
     func format(_ record: LogRecord) -> String? {
-        out.removeAll(keepingCapacity: true)
-        guard write(record) else { return nil }
-        return String(decoding: out, as: UTF8.self)
+        lock.withLock {
+            out.removeAll(keepingCapacity: true)
+            guard write(record) else { return nil }
+            return String(decoding: out, as: UTF8.self)
+        }
     }
+    private let lock = Lock()
 
     // MARK: rendering
 
@@ -356,10 +361,11 @@ final class LogFormatter {
         case .backendSourceIP, .backendSourcePort: return text(nil, flags)
         case .serverIP:
             guard let s = r.server else { return text(nil, flags) }
-            return address(SocketEndpoint(address: s.config.address, port: s.config.port ?? 0), flags)
+            let moved = s.address
+            return address(SocketEndpoint(address: moved.address, port: moved.port ?? 0), flags)
         case .serverPort:
             guard let s = r.server else { return text(nil, flags) }
-            if let p = s.config.port { integer(Int(p), flags); return true }
+            if let p = s.address.port { integer(Int(p), flags); return true }
             return port(localEndpointOf(r), flags)
         case .frontendName: return text(r.frontend.name, flags)
         case .frontendTransport: return text(r.isTLS ? r.frontend.name + "~" : r.frontend.name, flags)

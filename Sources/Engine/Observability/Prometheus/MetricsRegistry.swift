@@ -60,7 +60,7 @@ public final class MetricsRegistry: EventHandler {
 
     // MARK: one per engine
 
-    private static let registries = Mutex<[ObjectIdentifier: MetricsRegistry]>([:])
+    private static let registries = Locked<[ObjectIdentifier: MetricsRegistry]>([:])
 
     static func of(_ engine: Engine) -> MetricsRegistry {
         registries.withLock { table in

@@ -46,7 +46,7 @@ struct PrometheusScope: OptionSet, Sendable {
 /// series. A generation's series disappear when it retires; carried counters never go back on a
 /// reload (the same objects count across generations).
 extension Engine {
-    private typealias ProxyGetter = (StatsProxyView, ProxyCounters) -> Int?
+    private typealias ProxyGetter = (StatsProxyView, CounterSet) -> Int?
     private typealias ServerGetter = (BackendServer, ServerState) -> Int?
 
     private static let serverStates: [StaticString] = ["DOWN", "UP", "MAINT", "DRAIN", "NOLB"]
@@ -428,7 +428,7 @@ extension Engine {
         time("strata_server_connect_time_average_seconds", "Avg. connect time for last 1024 successful connections.") { $0.connectAverage }
         time("strata_server_response_time_average_seconds", "Avg. response time for last 1024 successful connections.") { $0.responseAverage }
         time("strata_server_total_time_average_seconds", "Avg. total time for last 1024 successful connections.") { $0.totalAverage }
-        family("strata_server_idle_connections_current", .gauge, "Current number of idle connections available for reuse on this server") { $1.idleConnections.count }
+        family("strata_server_idle_connections_current", .gauge, "Current number of idle connections available for reuse on this server") { $1.idleConnections }
         time("strata_server_max_queue_time_seconds", "Maximum observed time spent in the queue") { $0.queueMax }
         time("strata_server_max_connect_time_seconds", "Maximum observed time spent waiting for a connection to complete") { $0.connectMax }
         time("strata_server_max_response_time_seconds", "Maximum observed time spent waiting for a server response") { $0.responseMax }

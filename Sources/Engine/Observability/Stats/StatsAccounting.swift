@@ -1,6 +1,6 @@
 import ConfigModel
 
-extension Engine {
+extension Worker {
     /// What the statistics take from a finished session's (TCP) or request's (HTTP) record: the
     /// queue/connect/response/total time averages and maxima of its backend and server, the
     /// server's HTTP response classes, client and server aborts, and `lastsess`. Call it once per
@@ -18,26 +18,29 @@ extension Engine {
         let total = r.mode == .http ? r.active : r.total
         let response = r.mode == .http ? r.response : 0
         if let b = r.backend {
-            let c = b.counters
+            let c = b.counters[loop]
             c.lastSession = now
             if clientAbort { c.clientAborts += 1 }
             if serverAbort { c.serverAborts += 1 }
             // Times of sessions that reached a server (HAProxy: no figures for local answers or
             // connections that never established).
             if r.server != nil && r.connect >= 0 {
-                c.times.add(queue: r.queue, connect: r.connect, response: response, total: total)
+                var t = c.times
+                t.add(queue: r.queue, connect: r.connect, response: response, total: total)
+                c.times = t
             }
         }
         guard let s = r.server else { return }
-        let st = s.state
+        let st = s.state.counters[loop]
         st.lastSession = now
         if clientAbort { st.clientAborts += 1 }
         if serverAbort { st.serverAborts += 1 }
-        if r.connect >= 0 { st.recordTimes(queue: r.queue, connect: r.connect, response: response, total: total) }
-        // The server's own answers (a response head arrived from it).
-        if r.mode == .http && r.status > 0 && r.response >= 0 {
-            let k = r.status / 100
-            st.responsesByClass[(1...5).contains(k) ? k - 1 : 5] += 1
+        if r.connect >= 0 {
+            var t = st.times
+            t.add(queue: r.queue, connect: r.connect, response: response, total: total)
+            st.times = t
         }
+        // The server's own answers (a response head arrived from it).
+        if r.mode == .http && r.status > 0 && r.response >= 0 { st.countResponse(status: r.status) }
     }
 }

@@ -35,6 +35,10 @@ enum StatsCommands {
                      level: .operator_) { c in
             c.arguments.isEmpty ? .text(showSessions(c.engine)) : .unknown
         },
+        AdminCommand(["show", "threads"], usage: ("show threads", "show each event loop's thread, sessions and CPU time"),
+                     level: .operator_) { c in
+            c.arguments.isEmpty ? .text(showThreads(c.engine)) : .unknown
+        },
         AdminCommand(["clear", "counters"], usage: ("clear counters [all]", "clear max statistics counters (or all counters)"),
                      level: .operator_) { c in
             guard c.arguments.isEmpty else { return .unknown }
@@ -73,7 +77,7 @@ enum StatsCommands {
         var fields = [
             InfoField(name: "Name", value: "strata", tags: "POS", type: "str"),
             InfoField(name: "Version", value: metrics.productVersion, tags: "POS", type: "str"),
-            InfoField(name: "Nbthread", value: "1", tags: "CGS", type: "u32"),
+            InfoField(name: "Nbthread", value: "\(engine.workers.count)", tags: "CGS", type: "u32"),
             InfoField(name: "Nbproc", value: "1", tags: "CGS", type: "u32"),
             InfoField(name: "Process_num", value: "1", tags: "KGP", type: "u32"),
             InfoField(name: "Pid", value: "\(getpid())", tags: "SGP", type: "u32"),
@@ -208,39 +212,80 @@ enum StatsCommands {
 
     /// `show sess`: one line per session of every live generation (HTTP: requests in flight),
     /// HAProxy's first fields, and the generation: `0x…: proto=tcpv4 src=IP:PORT fe=F be=B
-    /// srv=S gen=N age=Ts`.
+    /// srv=S gen=N age=Ts`. Every data loop describes its own sessions.
     static func showSessions(_ engine: Engine) -> String {
-        let now = engine.loop.now
+        let described = engine.onEveryLoop { $0.describeSessions() }.joined()
         var lines: [String] = []
         for g in engine.liveGenerations.reversed() {
-            for s in g.sessionList.members {
-                var client: SocketEndpoint?
-                var frontend: Frontend?
-                var backend: Backend?
-                var server: BackendServer?
-                var mode = "tcp"
-                if let t = s as? TCPSession {
-                    client = t.clientAddress
-                    frontend = t.frontend
-                    backend = t.backend
-                    server = t.server
-                } else if let h = s as? HTTPSession {
-                    client = h.clientAddress
-                    server = h.server
-                    mode = "http"
-                }
-                if let d = s as? StatsSessionDescribing {
-                    frontend = d.statsFrontend ?? frontend
-                    backend = d.statsBackend ?? backend
-                }
-                let id = "0x" + String(UInt(bitPattern: ObjectIdentifier(s)), radix: 16)
-                let proto = client.map { $0.address.isV6 ? "tcpv6" : "tcpv4" } ?? "unix_stream"
-                let src = client.map(\.description) ?? "unix"
-                let age = (s as? StatsSessionDescribing).map { "\(max(0, Int(now - $0.statsStartedAt)))s" } ?? "?"
-                lines.append("\(id): proto=\(proto) src=\(src) fe=\(frontend?.name ?? "<NONE>") be=\(backend?.name ?? "<NONE>") srv=\(server?.name ?? "<none>") gen=\(g.id) state=\(g.state.rawValue) mode=\(mode) age=\(age)")
+            for (generation, text) in described where generation == g.id {
+                lines.append(text.replacingAll("state=?", with: "state=\(g.state.rawValue)"))
             }
         }
         return lines.joined(separator: "\n")
+    }
+
+    /// A session's `show sess` line, on its loop (`state=?` is filled by the control loop).
+    static func describe(_ s: ListedSession, generation: Int, now: Double) -> String {
+        var client: SocketEndpoint?
+        var frontend: Frontend?
+        var backend: Backend?
+        var server: BackendServer?
+        var mode = "tcp"
+        if let t = s as? TCPSession {
+            client = t.clientAddress
+            frontend = t.frontend
+            backend = t.backend
+            server = t.server
+        } else if let h = s as? HTTPSession {
+            client = h.clientAddress
+            server = h.server
+            mode = "http"
+        }
+        if let d = s as? StatsSessionDescribing {
+            frontend = d.statsFrontend ?? frontend
+            backend = d.statsBackend ?? backend
+        }
+        let id = "0x" + String(UInt(bitPattern: ObjectIdentifier(s)), radix: 16)
+        let proto = client.map { $0.address.isV6 ? "tcpv6" : "tcpv4" } ?? "unix_stream"
+        let src = client.map(\.description) ?? "unix"
+        let age = (s as? StatsSessionDescribing).map { "\(max(0, Int(now - $0.statsStartedAt)))s" } ?? "?"
+        return "\(id): proto=\(proto) src=\(src) fe=\(frontend?.name ?? "<NONE>") be=\(backend?.name ?? "<NONE>") srv=\(server?.name ?? "<none>") gen=\(generation) state=? mode=\(mode) age=\(age)"
+    }
+
+    /// `show threads`: a line per data loop (HAProxy's `Thread N :` lines): its kernel thread id,
+    /// the connections it serves now, the sessions of the live generations on it, and the CPU
+    /// time its thread used.
+    static func showThreads(_ engine: Engine) -> String {
+        let sessions = engine.liveGenerations.reduce(into: [Int](repeating: 0, count: engine.workers.count)) { counts, g in
+            for (i, shard) in g.shards.enumerated() where i < counts.count { counts[i] += shard.sessions }
+        }
+        let ticks = Double(sysconf(Int32(_SC_CLK_TCK)))
+        return engine.workers.map { w in
+            let tid = w.threadID
+            var cpu = "?"
+            if tid > 0, let stat = try? procStat("/proc/self/task/\(tid)/stat") {
+                let fields = stat.split(separator: " ")
+                if fields.count > 14, let user = Double(fields[13]), let system = Double(fields[14]) {
+                    let ms = Int(((user + system) / ticks * 1000).rounded())
+                    cpu = "\(ms / 1000).\(String(repeating: "0", count: 3 - String(ms % 1000).count))\(ms % 1000)"
+                }
+            }
+            return "Thread \(w.index + 1) : name=strata-loop-\(w.index + 1) tid=\(tid) conns=\(w.connectionsNow) sessions=\(sessions[w.index]) cpu_s=\(cpu)"
+        }.joined(separator: "\n")
+    }
+
+    /// A /proc file's text (read in one call: these are a line long).
+    private static func procStat(_ path: String) throws -> String {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw SystemError("open", errno: errno) }
+        defer { close(fd) }
+        var buffer = [UInt8](repeating: 0, count: 1024)
+        let n = read(fd, &buffer, buffer.count)
+        guard n > 0 else { throw SystemError("read", errno: errno) }
+        // The command name may hold spaces: fields are counted after its closing parenthesis.
+        let text = String(decoding: buffer[0..<n], as: UTF8.self)
+        guard let close = text.lastIndex(of: ")") else { return text }
+        return "x x" + text[text.index(after: close)...]
     }
 
     /// `clear counters` (maxima) and `clear counters all` (every counter but the gauges), on every

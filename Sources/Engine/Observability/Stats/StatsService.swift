@@ -3,26 +3,27 @@ import ConfigModel
 
 // HOW HTTPSession CALLS THE STATS PAGE AND THE EXPORTER
 //
-// Both answer with a `StatsServiceAnswer` (head and body owned by the answer): keep it in a stored
-// property of the session until the body is sent, and send `answer.response` as any local answer.
-// Count `frontend.counters.intercepted += 1` for either.
+// Both read what the control loop owns (every loop's counters, health, generations), so each is
+// answered in two halves: the data loop that has the request reads what it needs of it (the
+// query, the credentials, `stats admin if`, a POST's form) into a `StatsServiceCall`, the control
+// loop computes the `StatsServiceAnswer` from it, and the data loop sends it
+// (`HTTPSession.awaitService`). Count `frontend.counters[loop].intercepted += 1` for either.
 //
-// 1. `http-request use-service NAME` (`.useService(name)` from `processRequest`):
-//        consumeHead(input)
-//        if let answer = engine.serviceAnswer(name, requestParser.head, input: input) { keep & send }
-//        else { respondLocally(status: 503) }     // an unknown service (the Loader refuses them)
-//
-// 2. The stats page (`stats uri`), after `processRequest` returned `.forward(backendName)` and the
-//    backend is known (`frontend`, then the chosen backend, may serve the page: HAProxy checks the
-//    frontend's and the backend's `stats` settings), before choosing a server:
-//        if let page = engine.statsPageRequest(requestParser.head, input: input, frontend: frontend, backend: backend) {
-//            // A POST (admin form) carries a small body: answer once `page.bodyLength` bytes have
-//            // arrived after the head (pass them), or at once with an empty body for GET/HEAD.
-//            let answer = engine.statsPageAnswer(page, requestParser.head, input: input, connection: info,
-//                                                scratch: scratch, frontend: frontend, body: bodyBytes)
-//            consumeHead(input) (and the body); keep & send
-//        }
-//    `statsPageRequest` is a prefix compare and returns nil at once for every other request.
+// 1. `http-request use-service NAME`: `Engine.serviceCall(name, head, input)` (nil: an unknown
+//    service, answered 503), then `engine.answer(call)`.
+// 2. The stats page (`stats uri`), after `processRequest` returned `.forward(backendName)`:
+//    `Engine.statsPageRequest(head, input, frontend, backend)` (a prefix compare, nil at once for
+//    every other request), `Engine.statsPageCall(page, head, input, connection, scratch, frontend,
+//    body)`, then `engine.answer(call)`.
+
+/// What the control loop needs to answer a stats page or exporter request, read off the request
+/// on its data loop.
+enum StatsServiceCall: @unchecked Sendable {
+    case prometheus(scope: PrometheusScope, noMaint: Bool, headOnly: Bool)
+    /// `authorized`: `stats auth` passed (else the 401); `admin`: `stats admin if` holds; `form`: a
+    /// POST's body.
+    case statsPage(StatsPageRequest, authorized: Bool, admin: Bool, form: String?)
+}
 
 /// What a request for the stats page asks: which page (the proxy's `stats` settings), which
 /// form (`;csv`, `;json`, `;typed`), and HAProxy's other URI options (`;up`, `;no-maint`,
@@ -45,9 +46,9 @@ struct StatsPageRequest {
 }
 
 extension Engine {
-    /// `http-request use-service NAME`: `prometheus-exporter`'s answer (the query's `scope`
-    /// parameters honoured), or nil for a service strata does not have. Loop thread.
-    func serviceAnswer(_ name: String, _ head: borrowing HTTPHead, input: UnsafeRawBufferPointer) -> StatsServiceAnswer? {
+    /// `http-request use-service NAME`: what `prometheus-exporter` needs of the request (the
+    /// query's `scope` parameters), or nil for a service strata does not have. Data loop.
+    static func serviceCall(_ name: String, _ head: borrowing HTTPHead, input: UnsafeRawBufferPointer) -> StatsServiceCall? {
         guard name == "prometheus-exporter" else { return nil }
         let target = HTTPRuleBytes.slice(input, head.target)
         var query: Substring = ""
@@ -55,15 +56,25 @@ extension Engine {
             query = Substring(String(decoding: target[(mark + 1)...], as: UTF8.self))
         }
         let (scope, noMaint) = PrometheusScope.parse(query: query)
-        var writer = prometheusWriter(scope: scope, noMaint: noMaint)
-        return StatsServiceAnswer(status: 200, headers: [("content-type", "text/plain; version=0.0.4; charset=utf-8")],
-                                  taking: writer.takeBuffer(), headOnly: head.method == .head)
+        return .prometheus(scope: scope, noMaint: noMaint, headOnly: head.method == .head)
+    }
+
+    /// The answer to a stats service call. Control loop.
+    func answer(_ call: StatsServiceCall) -> StatsServiceAnswer {
+        switch call {
+        case .prometheus(let scope, let noMaint, let headOnly):
+            var writer = prometheusWriter(scope: scope, noMaint: noMaint)
+            return StatsServiceAnswer(status: 200, headers: [("content-type", "text/plain; version=0.0.4; charset=utf-8")],
+                                      taking: writer.takeBuffer(), headOnly: headOnly)
+        case .statsPage(let request, let authorized, let admin, let form):
+            return statsPageAnswer(request, authorized: authorized, admin: admin, form: form)
+        }
     }
 
     /// The stats page this request asks for, or nil: the frontend's or the backend's `stats uri`
     /// is a prefix of the request's path (HAProxy's test), for GET, HEAD and POST. Loop thread.
-    func statsPageRequest(_ head: borrowing HTTPHead, input: UnsafeRawBufferPointer, frontend: Frontend,
-                          backend: Backend?) -> StatsPageRequest? {
+    static func statsPageRequest(_ head: borrowing HTTPHead, input: UnsafeRawBufferPointer, frontend: Frontend,
+                                 backend: Backend?) -> StatsPageRequest? {
         let method = head.method
         guard method == .get || method == .head || method == .post else { return nil }
         var target = HTTPRuleBytes.slice(input, head.target)
@@ -93,26 +104,31 @@ extension Engine {
         return nil
     }
 
-    /// The stats page's answer: 401 without the right `stats auth` credentials, the outcome of an
-    /// admin POST (303 to `;st=…`, HAProxy's), else the page in the form asked. Loop thread.
-    func statsPageAnswer(_ request: StatsPageRequest, _ head: borrowing HTTPHead, input: UnsafeRawBufferPointer,
-                         connection: HTTPConnectionInfo, scratch: HTTPRuleScratch, frontend: Frontend,
-                         body: UnsafeRawBufferPointer) -> StatsServiceAnswer {
+    /// What the stats page needs of its request: whether `stats auth` passed, whether `stats
+    /// admin if` holds, a POST's form. Data loop.
+    static func statsPageCall(_ request: StatsPageRequest, _ head: borrowing HTTPHead, input: UnsafeRawBufferPointer,
+                              connection: HTTPConnectionInfo, scratch: HTTPRuleScratch, frontend: Frontend,
+                              body: UnsafeRawBufferPointer) -> StatsServiceCall {
         let page = request.page
-        let headOnly = request.method == .head
-        if !page.credentials.isEmpty {
-            var authorized = false
-            if let i = head.firstIndex(ofField: "authorization", in: input) {
-                let value = HTTPRuleBytes.slice(input, head.fields[i].value)
-                authorized = StatsAuth.check(value, page.credentials)
-            }
-            if !authorized { return StatsAuth.challenge(realm: page.realm, headOnly: headOnly) }
+        var authorized = page.credentials.isEmpty
+        if !authorized, let i = head.firstIndex(ofField: "authorization", in: input) {
+            authorized = StatsAuth.check(HTTPRuleBytes.slice(input, head.fields[i].value), page.credentials)
         }
-        let admin = withUnsafePointer(to: head) { pointer in
+        let admin = authorized && withUnsafePointer(to: head) { pointer in
             statsAdminAllowed(page, head: pointer, input: input, connection: connection, scratch: scratch, frontend: frontend)
         }
+        let form = request.method == .post ? String(decoding: body, as: UTF8.self) : nil
+        return .statsPage(request, authorized: authorized, admin: admin, form: form)
+    }
+
+    /// The stats page's answer: 401 without the right `stats auth` credentials, the outcome of an
+    /// admin POST (303 to `;st=…`, HAProxy's), else the page in the form asked. Control loop.
+    func statsPageAnswer(_ request: StatsPageRequest, authorized: Bool, admin: Bool, form: String?) -> StatsServiceAnswer {
+        let page = request.page
+        let headOnly = request.method == .head
+        if !authorized { return StatsAuth.challenge(realm: page.realm, headOnly: headOnly) }
         if request.method == .post {
-            let status = admin ? statsAdminAction(String(decoding: body, as: UTF8.self)) : "DENY"
+            let status = admin ? statsAdminAction(form ?? "") : "DENY"
             return StatsServiceAnswer(status: 303, headers: [("content-type", "text/plain"), ("location", "\(page.uri);st=\(status)")],
                                       body: [])
         }
@@ -148,7 +164,7 @@ extension Engine {
     }
 
     /// `stats admin if COND`, evaluated on this request.
-    private func statsAdminAllowed(_ page: StatsPage, head: UnsafePointer<HTTPHead>, input: UnsafeRawBufferPointer,
+    private static func statsAdminAllowed(_ page: StatsPage, head: UnsafePointer<HTTPHead>, input: UnsafeRawBufferPointer,
                                    connection: HTTPConnectionInfo, scratch: HTTPRuleScratch, frontend: Frontend) -> Bool {
         guard let condition = page.admin else { return false }
         let constants = HTTPRuleConstants()

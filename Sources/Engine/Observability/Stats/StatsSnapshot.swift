@@ -18,7 +18,7 @@ struct StatsProxyView {
     var name: String { proxy.name }
     var backend: Backend? { backends.first }
     /// Sessions waiting in this backend's queues, every generation.
-    var queued: Int { backends.reduce(0) { $0 + $1.queue.count } }
+    var queued: Int { backends.reduce(0) { $0 + $1.queued } }
 }
 
 /// Process-wide figures for `show info` and the exporter.
@@ -266,13 +266,14 @@ extension Engine {
         row[.srv_abrt] = .int(st.serverAborts)
         row[.lastsess] = .int(st.lastSession > 0 ? Int(now - st.lastSession) : -1)
         Engine.times(&row, st.times)
-        let address = SocketEndpoint(address: s.config.address, port: s.config.port ?? 0)
+        let moved = s.address
+        let address = SocketEndpoint(address: moved.address, port: moved.port ?? 0)
         // A server without an address (resolution maintenance) has none to show.
         if st.hasAddress {
-            row[.addr] = .string(s.config.port == nil ? (address.address.isV6 ? "[\(address.address)]" : "\(address.address)") : address.description)
+            row[.addr] = .string(moved.port == nil ? (address.address.isV6 ? "[\(address.address)]" : "\(address.address)") : address.description)
         }
         if let cookie = s.config.options.cookie { row[.cookie] = .string(cookie) }
-        row[.srv_icur] = .int(st.idleConnections.count)
+        row[.srv_icur] = .int(st.idleConnections)
         return row
     }
 }

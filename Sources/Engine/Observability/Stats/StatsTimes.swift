@@ -19,6 +19,25 @@ struct StatsTimes: Sendable {
 
     init() {}
 
+    init(queueSum: Int, connectSum: Int, responseSum: Int, totalSum: Int, samples: Int,
+         queueMax: Int, connectMax: Int, responseMax: Int, totalMax: Int) {
+        self.queueSum = queueSum; self.connectSum = connectSum; self.responseSum = responseSum
+        self.totalSum = totalSum; self.samples = samples
+        self.queueMax = queueMax; self.connectMax = connectMax; self.responseMax = responseMax; self.totalMax = totalMax
+    }
+
+    /// Two loops' windows as one (a reader's total): each sum is its window's average times its
+    /// samples, so the merged sums keep the average over all the samples, within one window.
+    func merged(with other: StatsTimes) -> StatsTimes {
+        let a = min(samples, StatsTimes.window), b = min(other.samples, StatsTimes.window)
+        let n = min(a + b, StatsTimes.window)
+        func sum(_ x: Int, _ y: Int) -> Int { a + b == 0 ? 0 : (x + y) * n / (a + b) }
+        return StatsTimes(queueSum: sum(queueSum, other.queueSum), connectSum: sum(connectSum, other.connectSum),
+                          responseSum: sum(responseSum, other.responseSum), totalSum: sum(totalSum, other.totalSum),
+                          samples: n, queueMax: max(queueMax, other.queueMax), connectMax: max(connectMax, other.connectMax),
+                          responseMax: max(responseMax, other.responseMax), totalMax: max(totalMax, other.totalMax))
+    }
+
     @inline(__always)
     private static func add(_ sum: inout Int, _ value: Int) {
         // swrate_add: sum = sum - sum/n + v (rounded up, as HAProxy's).

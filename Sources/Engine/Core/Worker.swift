@@ -1,0 +1,239 @@
+import CLibEV
+import ConfigModel
+import Glibc
+
+/// One event loop of the data plane, on a thread of its own (`strata-loop-N`): its listeners
+/// (a socket of its own per `bind`, SO_REUSEPORT spreading connections between loops), the
+/// sessions it accepted — they never move to another loop — and its own strong reference to the
+/// generation new sessions start under, swapped on its own thread when the control loop posts a
+/// new one. Its methods run on its thread; the control loop reaches it through `Engine.onEveryLoop`.
+final class Worker: EventHandler, @unchecked Sendable {
+    let loop: EventLoop
+    unowned(unsafe) let engine: Engine
+    /// The generation new sessions on this loop start under.
+    @exclusivity(unchecked) private(set) var current: Generation?
+    /// Generations this loop still has sessions or listeners of (`current` and draining ones): it
+    /// tells the control loop when one of them has nothing left here.
+    @exclusivity(unchecked) private var held: [Generation] = []
+    @exclusivity(unchecked) private var listeners: [ListenerKey: Listener] = [:]
+    @exclusivity(unchecked) private var starved: [Listener] = []
+    @exclusivity(unchecked) private var limited: [Listener] = []
+    private let starvedRetry = TimerWatcher(handler: EventHandler())
+    /// A listener paused by the process-wide `maxconn`: a connection ending on another loop frees
+    /// room too, so the pause is retried on a timer besides this loop's own connection ends.
+    private let limitRetry = TimerWatcher(handler: EventHandler())
+    /// Closes idle pooled server connections (HAProxy's pool-purge-delay, 5 s).
+    private let poolPurge = TimerWatcher(handler: EventHandler())
+    static let idleServerConnectionLifetime = 5.0
+    /// Connections on this loop now (its share of the process's `actconn`), and the kernel id of
+    /// its thread, published for `show threads` (the control loop reads them).
+    private let published = UnsafeMutablePointer<Int>.allocate(capacity: 2)
+    var currentSessions: Int {
+        get { CLibEV_load(published) }
+        set { CLibEV_store(published, newValue) }
+    }
+    var connectionsNow: Int { currentSessions }
+    var threadID: Int {
+        get { CLibEV_load(published + 1) }
+        set { CLibEV_store(published + 1, newValue) }
+    }
+
+    init(engine: Engine, loop: EventLoop) {
+        self.engine = engine
+        self.loop = loop
+        published.initialize(repeating: 0, count: 2)
+        super.init()
+        starvedRetry.setHandler(self)
+        limitRetry.setHandler(self)
+        poolPurge.setHandler(self)
+        poolPurge.arm(every: 1, on: loop)
+        // Housekeeping alone must not keep the loop running.
+        ev_unref(loop.raw)
+    }
+
+    var index: Int { loop.index }
+
+    // MARK: generations (posted by the control loop)
+
+    /// Makes `generation` current on this loop: listeners whose key it keeps point at it (their
+    /// backlog included), new keys start listening on `sockets` (this loop's fds), keys it dropped
+    /// accept what is queued and stop. Returns the dropped keys.
+    func activate(_ generation: Generation, sockets: [ListenerKey: Int32]) -> [ListenerKey] {
+        let previous = current
+        current = generation
+        if !held.contains(where: { $0 === generation }) { held.append(generation) }
+        var dropped: [ListenerKey] = []
+        for (key, listener) in listeners where generation.listenerFrontends[key] == nil {
+            // Serve what is already queued on the old generation, then stop.
+            listener.acceptPending(limit: nil)
+            listener.release()
+            listeners[key] = nil
+            dropped.append(key)
+        }
+        for (key, frontend) in generation.listenerFrontends {
+            let listener: Listener
+            if let existing = listeners[key] {
+                listener = existing
+            } else {
+                guard let fd = sockets[key] else { continue }
+                listener = Listener(key: key, fd: fd, worker: self)
+                listeners[key] = listener
+            }
+            listener.serve(frontend)
+        }
+        if let previous { releaseIfIdle(previous) }
+        return dropped
+    }
+
+    /// Soft stop: every listener accepts what is queued and stops; nothing is current any more.
+    func stopListening() -> [ListenerKey] {
+        var keys: [ListenerKey] = []
+        for (key, l) in listeners {
+            l.acceptPending(limit: nil)
+            l.release()
+            keys.append(key)
+        }
+        listeners.removeAll()
+        let previous = current
+        current = nil
+        if let previous { releaseIfIdle(previous) }
+        return keys
+    }
+
+    func pauseListeners() { for l in listeners.values { l.pause(.signal) } }
+    func resumeListeners() { for l in listeners.values { l.resume(.signal) } }
+
+    /// Closes this loop's sessions of `generation` (counted as killed). True when the loop has
+    /// nothing of it left.
+    func kill(_ generation: Generation) -> Bool {
+        for s in generation.shard(loop).sessionList.members { s.kill() }
+        releaseIfIdle(generation)
+        return generation !== current && generation.shard(loop).isIdle
+    }
+
+    /// Closes this loop's sessions that use `state`'s server (`on-marked-down shutdown-sessions`).
+    func shutdownSessions(of state: ServerState) {
+        for g in held {
+            for s in g.shard(loop).sessionList.members {
+                if let t = s as? TCPSession, t.server?.state === state {
+                    t.kill()
+                } else if let h = s as? HTTPSession, h.server?.state === state {
+                    h.kill()
+                }
+            }
+        }
+    }
+
+    /// Describes this loop's sessions (`show sess`): the generation's id and the line.
+    func describeSessions() -> [(Int, String)] {
+        var lines: [(Int, String)] = []
+        for g in held {
+            for s in g.shard(loop).sessionList.members {
+                lines.append((g.id, StatsCommands.describe(s, generation: g.id, now: loop.now)))
+            }
+        }
+        return lines
+    }
+
+    /// A generation that is not current here and has no session or listener left on this loop
+    /// is let go, and the control loop told (it retires once every loop has let it go).
+    private func releaseIfIdle(_ generation: Generation) {
+        guard generation !== current, generation.shard(loop).isIdle,
+              let i = held.firstIndex(where: { $0 === generation }) else { return }
+        held.remove(at: i)
+        let engine = self.engine
+        let index = self.index
+        engine.loop.post { engine.loopReleased(generation, loop: index) }
+    }
+
+    // MARK: sessions and admission (the hot path)
+
+    func sessionStarted() {
+        currentSessions += 1
+        engine.connectionStarted()
+    }
+
+    /// An HTTP client connection closed (its requests end separately).
+    func connectionEnded() {
+        currentSessions -= 1
+        engine.connectionEnded()
+        resumeWaitingListeners()
+    }
+
+    /// A TCP session ended: its generation may be done on this loop.
+    func sessionEnded(in generation: Generation) {
+        connectionEnded()
+        if generation !== current { releaseIfIdle(generation) }
+    }
+
+    /// An HTTP request ended: its generation may be done on this loop.
+    @inline(__always)
+    func requestEnded(in generation: Generation) {
+        if generation !== current { releaseIfIdle(generation) }
+    }
+
+    /// Why a listener may not accept now, or nil: the process's `maxconn` (every loop's
+    /// connections), the frontend's (every loop's sessions of it).
+    func admissionBlock(for frontend: Frontend) -> Listener.Pause? {
+        if engine.connections >= engine.globalMaxconn { return .limit }
+        if let m = frontend.proxy.maxconn, m > 0, frontend.counters.currentSessions >= m { return .limit }
+        return nil
+    }
+
+    func listenerLimited(_ listener: Listener) {
+        if !limited.contains(where: { $0 === listener }) { limited.append(listener) }
+        if !limitRetry.isActive { limitRetry.arm(after: 0.05, on: loop) }
+    }
+
+    func listenerStarved(_ listener: Listener) {
+        if !starved.contains(where: { $0 === listener }) { starved.append(listener) }
+        // Also retry later: fds may be freed outside this loop (another loop, a log socket).
+        starvedRetry.arm(after: 0.1, on: loop)
+    }
+
+    private func resumeWaitingListeners() {
+        if !limited.isEmpty { resumeLimited() }
+        if !starved.isEmpty { resumeStarved() }
+    }
+
+    private func resumeLimited() {
+        let waiting = limited
+        limited.removeAll()
+        limitRetry.stop(on: loop)
+        for l in waiting { l.resume(.limit) }
+    }
+
+    private func resumeStarved() {
+        let waiting = starved
+        starved.removeAll()
+        starvedRetry.stop(on: loop)
+        for l in waiting { l.resume(.fdExhausted) }
+    }
+
+    /// A server's traffic tells its health (`observe layer4|layer7`): the control loop, which
+    /// owns health, hears of it. Nothing is posted for a server without `observe`.
+    @inline(__always)
+    func observe(_ server: BackendServer?, _ event: HealthMonitor.Observation) {
+        guard let server, let mode = server.config.options.check.observe else { return }
+        let engine = self.engine
+        engine.loop.post { engine.healthMonitor.observe(server, event, mode: mode) }
+    }
+
+    override func timerEvent(_ watcher: UnsafeMutablePointer<ev_timer>) {
+        if watcher == starvedRetry.raw {
+            resumeStarved()
+        } else if watcher == limitRetry.raw {
+            resumeLimited()
+        } else if watcher == poolPurge.raw {
+            let now = loop.now
+            var seen = Set<ObjectIdentifier>()
+            for g in held {
+                for b in g.backends.values {
+                    for s in b.servers(on: loop) where seen.insert(ObjectIdentifier(s.state)).inserted {
+                        s.state.purgeIdle(on: loop, now: now, maxIdle: Worker.idleServerConnectionLifetime)
+                    }
+                }
+            }
+        }
+    }
+}
