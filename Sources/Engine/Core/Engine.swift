@@ -34,7 +34,7 @@ public final class Engine: EventHandler, @unchecked Sendable {
     private var stopping: (() -> Void)?
     /// Shared with the data loops: the connections of every loop (actconn, one read-modify-write
     /// per connection), then the process-wide `maxconn` (the control loop sets it per generation).
-    private let shared = UnsafeMutablePointer<Int>.allocate(capacity: 2)
+    private let shared = LoopLocalInts.allocate(2)
     /// What the fd limit allows: the process-wide limit of a generation without a global `maxconn`.
     private let defaultMaxconn: Int
     /// The CPUs each data loop may run on (`cpu-map`; empty: not pinned).
@@ -60,7 +60,6 @@ public final class Engine: EventHandler, @unchecked Sendable {
         getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
         // Each session needs two fds; keep some for listeners, logs and the admin socket.
         defaultMaxconn = max(16, Int(min(limit.rlim_cur, 1 << 20)) / 2 - 32)
-        shared.initialize(repeating: 0, count: 2)
         super.init()
         CLibEV_store(shared + 1, defaultMaxconn)
         workers = workerLoops.map { Worker(engine: self, loop: $0) }
@@ -70,7 +69,7 @@ public final class Engine: EventHandler, @unchecked Sendable {
         for l in workerLoops { ev_ref(l.raw) }
     }
 
-    deinit { shared.deallocate() }
+    deinit { LoopLocalInts.deallocate(shared) }
 
     /// Builds the runtime objects of a generation for this engine's data loops. Pure: runs on the
     /// reload builder's thread. `previous` (the generation current when the reload started, kept

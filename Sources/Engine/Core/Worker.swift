@@ -27,7 +27,7 @@ final class Worker: EventHandler, @unchecked Sendable {
     static let idleServerConnectionLifetime = 5.0
     /// Connections on this loop now (its share of the process's `actconn`), and the kernel id of
     /// its thread, published for `show threads` (the control loop reads them).
-    private let published = UnsafeMutablePointer<Int>.allocate(capacity: 2)
+    private let published = LoopLocalInts.allocate(2)
     var currentSessions: Int {
         get { CLibEV_load(published) }
         set { CLibEV_store(published, newValue) }
@@ -41,7 +41,6 @@ final class Worker: EventHandler, @unchecked Sendable {
     init(engine: Engine, loop: EventLoop) {
         self.engine = engine
         self.loop = loop
-        published.initialize(repeating: 0, count: 2)
         super.init()
         starvedRetry.setHandler(self)
         limitRetry.setHandler(self)

@@ -232,12 +232,11 @@ final class BackendShard: @unchecked Sendable {
     @exclusivity(unchecked) private(set) var servers: [BackendServer]
     @exclusivity(unchecked) var queue = SessionQueue()
     @exclusivity(unchecked) var balancer: Balancer
-    private let count = UnsafeMutablePointer<Int>.allocate(capacity: 1)
+    private let count = LoopLocalInts.allocate(1)
 
     init(servers: [BackendServer], balancer: Balancer) {
         self.servers = servers
         self.balancer = balancer
-        count.initialize(to: 0)
     }
 
     /// Takes a new list of servers and a balancer made over it (on this shard's loop).
@@ -246,7 +245,7 @@ final class BackendShard: @unchecked Sendable {
         balancer = Balancer(algorithm: proxy.balance, hashType: proxy.http.hashType, servers: servers)
     }
 
-    deinit { count.deallocate() }
+    deinit { LoopLocalInts.deallocate(count) }
 
     /// The queue's length, from any thread.
     var queuedCount: Int { CLibEV_load(count) }

@@ -56,8 +56,11 @@ final class ServerState: @unchecked Sendable {
     /// HTTP connections to this server waiting for a next request, one pool per loop (a
     /// connection belongs to the loop that opened it).
     let pools: [IdlePool]
-    /// currentSessions, maxSessions, then the published health: usable, weight, persistence.
+    /// currentSessions and maxSessions, written by every loop per session; on the next cache line
+    /// the published health (usable, weight, persistence), read by every loop per pick and written
+    /// only when health changes — apart, so that the slot writes do not evict what picks read.
     private let shared: UnsafeMutablePointer<Int>
+    private static let health = LoopLocalInts.perLine
 
     /// Operational and admin state (UP/DOWN with the rise/fall counter, MAINT, DRAIN), runtime
     /// weight and last check: owned by the control loop; what the balancer needs of it is
@@ -93,12 +96,11 @@ final class ServerState: @unchecked Sendable {
         self.identity = identity
         counters = CounterSet(loops: loops)
         pools = (0..<max(loops, 1)).map { _ in IdlePool() }
-        shared = .allocate(capacity: 5)
-        shared.initialize(repeating: 0, count: 5)
+        shared = LoopLocalInts.allocate(Self.health + 3)
         publishHealth()
     }
 
-    deinit { shared.deallocate() }
+    deinit { LoopLocalInts.deallocate(shared) }
 
     /// scur: across every generation and loop, what the server sees.
     var currentSessions: Int { CLibEV_load(shared) }
@@ -138,14 +140,14 @@ final class ServerState: @unchecked Sendable {
     }
 
     /// What the balancer reads, from any loop.
-    var isUsable: Bool { CLibEV_load(shared + 2) != 0 }
-    var weight: Int { CLibEV_load(shared + 3) }
-    var acceptsPersistentTraffic: Bool { CLibEV_load(shared + 4) != 0 }
+    var isUsable: Bool { CLibEV_load(shared + Self.health) != 0 }
+    var weight: Int { CLibEV_load(shared + Self.health + 1) }
+    var acceptsPersistentTraffic: Bool { CLibEV_load(shared + Self.health + 2) != 0 }
 
     private func publishHealth() {
-        CLibEV_store(shared + 2, health.isUsable ? 1 : 0)
-        CLibEV_store(shared + 3, health.weight)
-        CLibEV_store(shared + 4, health.acceptsPersistentTraffic ? 1 : 0)
+        CLibEV_store(shared + Self.health, health.isUsable ? 1 : 0)
+        CLibEV_store(shared + Self.health + 1, health.weight)
+        CLibEV_store(shared + Self.health + 2, health.acceptsPersistentTraffic ? 1 : 0)
     }
 
     // Every loop's traffic, for readers (the statistics, the exporter).
@@ -184,10 +186,9 @@ final class IdlePool: @unchecked Sendable {
     @exclusivity(unchecked) var connections: [ServerConnection] = [] {
         didSet { CLibEV_store(published, connections.count) }
     }
-    private let published = UnsafeMutablePointer<Int>.allocate(capacity: 1)
+    private let published = LoopLocalInts.allocate(1)
 
-    init() { published.initialize(to: 0) }
-    deinit { published.deallocate() }
+    deinit { LoopLocalInts.deallocate(published) }
 
     /// The pool's size, from any thread.
     var count: Int { CLibEV_load(published) }
