@@ -303,6 +303,36 @@ import Testing
         #expect(try strata.generations().map(\.id) == [1])
     }
 
+    /// A request in flight when its server's address changes finishes at the old address, and
+    /// its server connection is not pooled for the next request (which goes to the new one), even
+    /// though it ends after every loop closed its pooled connections to the old address.
+    @Test(.enabled(if: TestTools.available(hasDNS), "dnsmasq is not installed"))
+    func aSessionInFlightFinishesAtTheOldAddressAndItsConnectionIsNotReused() throws {
+        try TestTools.require(Self.hasDNS, "dnsmasq")
+        let dns = try TestDNSServer(hosts: [("127.0.0.81", "flight.strata.test")])
+        let origin = try AddressOrigin()
+        let port = TestSocket.freePort()
+        let strata = try StrataProcess(config: Self.config(dns: dns, port: port, backend: """
+                http-reuse always
+                server s1 flight.strata.test:\(origin.port) resolvers dns init-addr none resolve-prefer ipv4
+            """, threads: 2))
+        #expect(strata.waitForAdmin())
+        #expect(eventually(seconds: 10) { (try? Self.servers(strata))?["s1"].map { $0.address == "127.0.0.81" && $0.admin == 0 } == true })
+        let client = try #require(TestHTTPClient(port: port))
+        client.send("GET /held HTTP/1.1\r\nHost: x\r\n\r\n")
+        #expect(eventually(seconds: 5) { (try? Self.servers(strata))?["s1"] != nil && (try? strata.admin("show servers conn app"))?.contains(" 1 1 0 ") == true },
+                "\((try? strata.admin("show servers conn app")) ?? "")")
+        try dns.setHosts([("127.0.0.82", "flight.strata.test")])
+        #expect(eventually(seconds: 10) { (try? Self.servers(strata))?["s1"]?.address == "127.0.0.82" })
+        // The loops have closed their pools to .81 by now; the held request ends after that.
+        origin.releaseHeld()
+        #expect(client.readResponse()?.body == "127.0.0.81")
+        // Its next request, on the same loop (a reused connection would be the one to .81).
+        #expect(client.get("/")?.body == "127.0.0.82")
+        #expect(client.get("/")?.body == "127.0.0.82")
+        #expect(origin.requests["127.0.0.81"] == 1)
+    }
+
     /// One field of a server's `show stat` row, by column name.
     static func field(_ stat: String, _ server: String, _ column: String) -> String? {
         let rows = stat.split(separator: "\n").map { $0.split(separator: ",", omittingEmptySubsequences: false) }

@@ -171,6 +171,10 @@ final class AddressOrigin: @unchecked Sendable {
     /// Requests served, by the local address they reached.
     var requests: [String: Int] { seen.withLock { $0 } }
 
+    /// `GET /held` is answered once `releaseHeld()` is called (a request kept in flight).
+    private let held = Guarded(false)
+    func releaseHeld() { held.withLock { $0 = true } }
+
     private func serve(_ c: Int32) {
         defer { close(c) }
         var local = sockaddr_in()
@@ -178,7 +182,10 @@ final class AddressOrigin: @unchecked Sendable {
         _ = withUnsafeMutablePointer(to: &local) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(c, $0, &len) } }
         let address = String(cString: inet_ntoa(local.sin_addr))
         let reader = HTTPTestReader(fd: c)
-        while reader.readHead() != nil {
+        while let head = reader.readHead() {
+            if head.hasPrefix("GET /held ") {
+                while !held.withLock({ $0 }) { usleep(10_000) }
+            }
             seen.withLock { $0[address, default: 0] += 1 }
             guard TestSocket.sendAll(c, "HTTP/1.1 200 OK\r\nContent-Length: \(address.utf8.count)\r\n\r\n\(address)") else { return }
         }

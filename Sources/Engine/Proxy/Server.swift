@@ -36,6 +36,12 @@ final class BackendServer: @unchecked Sendable {
     /// it to, else its line's. Read by any loop (one lock, per new connection).
     var address: ServerAddress { state.runtimeAddress ?? ServerAddress(address: config.address, port: config.port) }
 
+    /// `address` with the epoch of the runtime address it was read at (see `ServerState.addressEpoch`).
+    var addressAndEpoch: (address: ServerAddress, epoch: Int) {
+        let (moved, epoch) = state.runtimeAddressAndEpoch()
+        return (moved ?? ServerAddress(address: config.address, port: config.port), epoch)
+    }
+
     /// A session takes a slot on this server (HAProxy's scur, stot, smax): false when the server
     /// is at its maxconn (another loop took the last slot first).
     @inline(__always)

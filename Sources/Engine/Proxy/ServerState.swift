@@ -61,6 +61,7 @@ final class ServerState: @unchecked Sendable {
     /// only when health changes — apart, so that the slot writes do not evict what picks read.
     private let shared: UnsafeMutablePointer<Int>
     private static let health = LoopLocalInts.perLine
+    private static let epoch = health + 3
 
     /// Operational and admin state (UP/DOWN with the rise/fall counter, MAINT, DRAIN), runtime
     /// weight and last check: owned by the control loop; what the balancer needs of it is
@@ -75,9 +76,28 @@ final class ServerState: @unchecked Sendable {
     /// connections (`BackendServer.address`), hence the lock.
     var runtimeAddress: ServerAddress? {
         get { address.withLock { $0 } }
-        set { address.withLock { $0 = newValue } }
+        set {
+            address.withLock {
+                guard $0 != newValue else { return }
+                $0 = newValue
+                CLibEV_store(shared + Self.epoch, CLibEV_load(shared + Self.epoch) + 1)
+            }
+        }
     }
     private let address = Locked<ServerAddress?>(nil)
+
+    /// The runtime address with its epoch, read together (a new connection's).
+    func runtimeAddressAndEpoch() -> (address: ServerAddress?, epoch: Int) {
+        address.withLock { ($0, CLibEV_load(shared + Self.epoch)) }
+    }
+
+    /// Counts the runtime address's changes: a connection made before the latest one goes to an
+    /// address the server no longer has, and is closed rather than pooled when its session ends
+    /// (`ServerConnection.park`). Closing the pools on every loop (`Engine.closeIdle(of:)`) is not
+    /// enough alone: a session in flight at the old address may end, and park its connection,
+    /// after its loop closed its pool. Written by the control loop inside the address's lock,
+    /// read with a relaxed load per park, on the health's line (written as rarely).
+    var addressEpoch: Int { CLibEV_load(shared + Self.epoch) }
     /// False while the server has no address (resolution maintenance): what `show servers state`
     /// and the stats show instead of an address. The data loops never read it: what keeps them
     /// off a server without address is its health (resolution maintenance), published with it.
@@ -96,7 +116,7 @@ final class ServerState: @unchecked Sendable {
         self.identity = identity
         counters = CounterSet(loops: loops)
         pools = (0..<max(loops, 1)).map { _ in IdlePool() }
-        shared = LoopLocalInts.allocate(Self.health + 3)
+        shared = LoopLocalInts.allocate(Self.epoch + 1)
         publishHealth()
     }
 
