@@ -12,6 +12,8 @@ struct DaemonOptions {
     /// `-sf`/`-st`: strata processes this one replaces.
     var replace: [Int32]
     var replaceSignal: Int32
+    /// `-dr`: an address that does not resolve is a warning, its server starts in maintenance.
+    var resolutionFailuresWarn = false
 }
 
 /// The running process: first load and bind, daemon and privileges, then the engine's loop with
@@ -20,13 +22,18 @@ final class Daemon: @unchecked Sendable {
     let options: DaemonOptions
     /// The listening sockets: made once the configuration says how many data loops there are.
     private(set) var cache = ListenerCache()
-    let loader = ConfigLoader()
+    let loader: ConfigLoader
     let systemd = SystemdNotifier()
     private var adminServers: [AdminServer] = []
     /// Unix admin socket paths bound by this process, with the file's identity then.
     private var adminPaths: [(path: String, identity: (device: UInt64, inode: UInt64))] = []
 
-    init(options: DaemonOptions) { self.options = options }
+    init(options: DaemonOptions) {
+        self.options = options
+        var loader = ConfigLoader()
+        loader.resolutionFailuresWarn = options.resolutionFailuresWarn
+        self.loader = loader
+    }
 
     static func say(_ level: String, _ message: String) {
         FileHandle.standardError.write(Data("[\(level)] (\(getpid())) : \(message)\n".utf8))
@@ -49,6 +56,7 @@ final class Daemon: @unchecked Sendable {
         case .success(let l): loaded = l
         case .failure(let errors): return fail(errors.errors.map(\.description))
         }
+        for w in loaded.warnings { Daemon.say("WARNING", w.description) }
         let global = loaded.config.global
         // Before the engine exists: it derives its default maxconn from the limit.
         let limitErrors = FileDescriptorLimit.apply(loaded.config, atStart: true)
@@ -178,7 +186,7 @@ final class Daemon: @unchecked Sendable {
         }
         metrics.startSampling()
         var commands = AdminCommandTable.engine
-        commands.register(reloads.adminCommands)
+        commands.register(reloads.adminCommands + [AddServerCommand.adminCommand(parser: RuntimeServerParser(environment: loader.environment), engine: engine)])
         for (socket, fd) in adminFDs {
             adminServers.append(AdminServer(engine: engine, fd: fd, level: socket.level, maxconn: socket.connectionLimit,
                                             timeoutMilliseconds: global.statsTimeout, commands: commands))

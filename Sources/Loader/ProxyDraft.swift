@@ -94,6 +94,11 @@ struct ProxyDraft {
     /// Errors of the line being read before the one it throws (a `server` line reports its
     /// address and its options): the parser takes them after each line.
     var lineErrors: [ConfigError] = []
+    /// Warnings of the line being read (`-dr`), taken by the parser after each line.
+    var lineWarnings: [ConfigError] = []
+    /// Servers (indices) whose address only `init-addr last` may still give: the server-state
+    /// file is read once the whole configuration is, and `error` is reported if it has none.
+    var pendingLast: [(server: Int, error: ConfigError)] = []
 
     init(name: String, section: SectionKind, location: SourceLocation) {
         let kind: ProxyKind =

@@ -16,7 +16,7 @@ public struct AdminCommandTable: Sendable {
     /// process's own (`reload`).
     public static let engine = AdminCommandTable(
         [help] + GenerationInfo.adminCommands + StatsCommands.adminCommands + ServerAdminCommand.adminCommands
-            + TLSCertificateInfo.adminCommands)
+            + TLSCertificateInfo.adminCommands + ResolverCommands.adminCommands)
 
     static let help = AdminCommand(["help"], usage: nil, level: .user) { context in
         .text(context.table.usage(for: Array(context.arguments), help: true))

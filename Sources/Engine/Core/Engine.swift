@@ -24,7 +24,8 @@ public final class Engine: EventHandler, @unchecked Sendable {
     private var live: [Generation] = []
     private var frontendCounters: [String: CounterSet] = [:]
     private var backendCounters: [String: CounterSet] = [:]
-    private var serverStates: [ServerIdentity: ServerState] = [:]
+    /// Internal: a server added at runtime registers its state here (ServiceDiscovery).
+    var serverStates: [ServerIdentity: ServerState] = [:]
     /// TLS session ticket keys and session caches by listener, carried across generations.
     var tlsStores: [ListenerKey: TLSSessionStore] = [:]
     private var deadlines: [Int: DrainDeadline] = [:]
@@ -47,6 +48,8 @@ public final class Engine: EventHandler, @unchecked Sendable {
     public var notice: (_ message: String, _ level: LogLevel, _ logged: Bool) -> Void = { _, _, _ in }
     /// Health checks (owned by the current generation) and server state changes.
     lazy var healthMonitor = HealthMonitor(engine: self)
+    /// Servers that change at runtime: `resolvers`, templates, `add server` / `del server`.
+    lazy var serviceDiscovery = ServiceDiscovery(engine: self)
 
     /// `loops`: the data loops (`nbthread`); `cpuSets[i]`: the CPUs loop i+1 is pinned to.
     public init(bufferSize: Int = 16384, loops: Int = 1, cpuSets: [[Int]] = [], defaultLoop: Bool = true) {
@@ -148,6 +151,7 @@ public final class Engine: EventHandler, @unchecked Sendable {
                          announce: (_ closed: [ListenerKey]) -> Void = { _ in }) -> [ListenerKey] {
         // Per generation: a reload may raise, lower or remove it (nothing is sized by it).
         CLibEV_store(shared + 1, generation.config.config.global.maxconn ?? defaultMaxconn)
+        serviceDiscovery.prepare(generation)
         adoptCounters(generation)
         adoptTLSStores(generation)
         let previous = current
@@ -165,6 +169,7 @@ public final class Engine: EventHandler, @unchecked Sendable {
         }
         // The new generation's checkers take over before the previous one drains without any.
         healthMonitor.activate(generation)
+        serviceDiscovery.activate(generation, previous: previous)
         // Between the swap and the drain: events read in order, the new generation's "active"
         // before the previous one's "draining".
         let closed = Array(Set(dropped.joined()))

@@ -228,7 +228,7 @@ final class Worker: EventHandler, @unchecked Sendable {
             var seen = Set<ObjectIdentifier>()
             for g in held {
                 for b in g.backends.values {
-                    for s in b.servers where seen.insert(ObjectIdentifier(s.state)).inserted {
+                    for s in b.servers(on: loop) where seen.insert(ObjectIdentifier(s.state)).inserted {
                         s.state.purgeIdle(on: loop, now: now, maxIdle: Worker.idleServerConnectionLifetime)
                     }
                 }

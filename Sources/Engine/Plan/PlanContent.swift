@@ -13,6 +13,8 @@ enum PlanContent {
         "name", "kind", "location", "id", "mode", "description", "disabled", "binds", "defaultBackend",
         "defaultBackendLocation", "maxconn", "servers", "balance", "fullconn", "retries", "redispatch", "timeouts",
         "tcpKeepAlive", "log", "http", "checks", "serverStateFile", "serverStateFileName", "stats",
+        // Left out: a template line's servers are in `servers`, compared one by one.
+        "serverTemplates",
     ]
     static let logFields = [
         "format", "targets", "dontLogNull", "structuredDataFormat", "errorFormat", "separateErrors", "logAsap",
@@ -23,8 +25,9 @@ enum PlanContent {
         "connectionMode", "reuse", "captures", "httpLog", "httpLogCLF", "bufferRequest", "errorFiles", "cookie",
         "hashType",
     ]
-    static let serverFields = ["name", "location", "id", "host", "address", "port", "options"]
-    static let serverOptionFields = ["weight", "maxconn", "backup", "disabled", "cookie", "check", "tls"]
+    static let serverFields = ["name", "location", "id", "host", "address", "port", "options", "fqdn", "hasAddress"]
+    /// `resolutionStorage`: `resolution` (resolvers, resolve-*, init-addr), compared as a value.
+    static let serverOptionFields = ["weight", "maxconn", "backup", "disabled", "cookie", "check", "tls", "resolutionStorage"]
     static let serverCheckFields = [
         "enabled", "interval", "fastInterval", "downInterval", "rise", "fall", "port", "address", "observe",
         "errorLimit", "onError", "shutdownSessionsOnDown",
@@ -81,7 +84,9 @@ enum PlanContent {
     /// What `Server.planView` keeps: all but its place and id (its position in the backend).
     static func same(_ a: UnsafePointer<Server>, _ b: UnsafePointer<Server>) -> Bool {
         guard a.pointee.name == b.pointee.name, a.pointee.host == b.pointee.host, a.pointee.address == b.pointee.address,
-              a.pointee.port == b.pointee.port, a.pointee.options.weight == b.pointee.options.weight,
+              a.pointee.port == b.pointee.port, a.pointee.fqdn == b.pointee.fqdn, a.pointee.hasAddress == b.pointee.hasAddress,
+              a.pointee.options.resolution == b.pointee.options.resolution,
+              a.pointee.options.weight == b.pointee.options.weight,
               a.pointee.options.maxconn == b.pointee.options.maxconn, a.pointee.options.backup == b.pointee.options.backup,
               a.pointee.options.disabled == b.pointee.options.disabled, a.pointee.options.cookie == b.pointee.options.cookie,
               a.pointee.options.check.enabled == b.pointee.options.check.enabled,

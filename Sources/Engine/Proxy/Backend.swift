@@ -5,10 +5,18 @@ import ConfigModel
 final class Backend: @unchecked Sendable {
     let proxy: Proxy
     unowned(unsafe) var generation: Generation!
-    let servers: [BackendServer]
+    /// The configuration's servers in order, then those added at runtime (`add server`), in the
+    /// order they were added: a configuration server keeps its index (cookie persistence finds it
+    /// by index). This is the control loop's list (admin commands, checks, the resolvers, the
+    /// stats and the exporter read it); each data loop reads its own copy, `servers(on:)`.
+    private(set) var servers: [BackendServer]
+    /// The configuration's servers alone, never changed: what a reload's builder reads off the
+    /// loop, and what a cookie's index names on any loop (`servers` changes on the control loop
+    /// with `add server` and `del server`).
+    let configuredServers: [BackendServer]
     /// Per-loop counters, shared with the same-named backend of every generation.
     var counters: CounterSet
-    /// What each loop keeps of the backend for itself: its queue and its balancer.
+    /// What each loop keeps of the backend for itself: its servers, its queue and its balancer.
     let shards: [BackendShard]
     /// The proxy's `log` targets: server state changes go there (a `listen` shares them with its frontend).
     let log: LogSinks
@@ -25,14 +33,15 @@ final class Backend: @unchecked Sendable {
         self.init(proxy: proxy, rules: rules, previous: nil, unresolved: &unresolved, loops: loops)
     }
 
-    /// `previous`: the same-named backend of the generation serving now (read off the loop). A
+    /// `previous`: the same-named backend of the generation serving now (read off the loop: its
+    /// configuration's servers only, which nothing changes). A
     /// server whose identity it has takes its state; the others get a fresh one and are added to
     /// `unresolved` (activation looks them up among every live generation's servers).
     init(proxy: Proxy, rules: HTTPRuleSet?, previous: Backend?, unresolved: inout [BackendServer], loops: Int = 1) {
         self.proxy = proxy
         self.rules = rules
         let configured = proxy.servers
-        let old = previous?.servers ?? []
+        let old = previous?.configuredServers ?? []
         var servers: [BackendServer] = []
         servers.reserveCapacity(configured.count)
         // Servers usually keep their place: compare with the one at the same index first, then by
@@ -53,9 +62,7 @@ final class Backend: @unchecked Sendable {
                     }
                     j = byName![configured[i].name] ?? -1
                 }
-                if j >= 0, old[j].state.identity.address == configured[i].address,
-                   old[j].state.identity.port == configured[i].port
-                {
+                if j >= 0, old[j].state.identity.matches(configured[i]) {
                     carried = old[j].state
                 }
             }
@@ -65,16 +72,63 @@ final class Backend: @unchecked Sendable {
             servers.append(server)
         }
         self.servers = servers
+        configuredServers = servers
         hasTLSServers = tls
         counters = CounterSet(loops: loops)
         shards = (0..<max(loops, 1)).map { _ in
-            BackendShard(balancer: Balancer(algorithm: proxy.balance, hashType: proxy.http.hashType, servers: servers))
+            BackendShard(servers: servers, balancer: Balancer(algorithm: proxy.balance, hashType: proxy.http.hashType, servers: servers))
         }
         log = LogSinks(proxy.log.targets)
         for s in servers { s.backend = self }
     }
 
     var name: String { proxy.name }
+
+    /// The servers `loop` picks from (its own copy of `servers`, changed on its own thread).
+    @inline(__always)
+    func servers(on loop: EventLoop) -> [BackendServer] { shards[loop.index].servers }
+
+    // `add server` and `del server` change `servers` on the control loop while every data loop
+    // picks from it: each loop has its own copy in its shard, with the balancer made over it, and
+    // the control loop hands the new list to every loop (`Engine.onEveryLoop`), each taking it
+    // and making its balancer again on its own thread. Not one array swapped under the loops (an
+    // atomic pointer): a loop's balancer keeps per-server state by index (smooth round robin's
+    // running weights, leastconn's last pick, the consistent-hash ring's points), so the list and
+    // the balancer over it must change together, at one point of that loop's events, and a loop
+    // must never walk a list that another thread frees. Nothing on the hot path changes: a pick
+    // reads its loop's shard, as it did. And `onEveryLoop` waits for every loop: `add server`
+    // answers once every loop may pick the server, `del server` once none may.
+
+    /// A runtime server joins a generation no loop serves yet (a reload's, before activation):
+    /// every shard takes the new list here, on the control loop, before the generation is posted.
+    func join(_ server: BackendServer) {
+        server.backend = self
+        server.index = servers.count
+        servers.append(server)
+        for shard in shards { shard.serve(servers, proxy: proxy) }
+    }
+
+    /// `add server` on a backend the loops serve: a new list on every loop (the balancer starts
+    /// afresh with it: a consistent-hash ring is made again).
+    func add(_ server: BackendServer, engine: Engine) {
+        server.backend = self
+        server.index = servers.count
+        servers.append(server)
+        publishServers(engine)
+    }
+
+    /// `del server`, for a server added at runtime (after every configuration server).
+    func remove(_ server: BackendServer, engine: Engine) {
+        guard let i = servers.firstIndex(where: { $0 === server }), i >= configuredServers.count else { return }
+        servers.remove(at: i)
+        for j in i..<servers.count { servers[j].index = j }
+        publishServers(engine)
+    }
+
+    private func publishServers(_ engine: Engine) {
+        let list = UncheckedSendable(servers)
+        _ = engine.onEveryLoop { [self] worker in shards[worker.index].serve(list.value, proxy: proxy) }
+    }
 
     /// Servers with free slots first; nil when every usable server is full (queue) or none is usable.
     /// Active servers when one is usable, else the first usable backup, or every usable backup
@@ -85,6 +139,8 @@ final class Backend: @unchecked Sendable {
         var usableActives = 0
         var firstBackup: BackendServer?
         var excludedIsUsable = false
+        let shard = shards[loop.index]
+        let servers = shard.servers
         for s in servers where s.isUsable {
             if s.config.options.backup {
                 if firstBackup == nil { firstBackup = s }
@@ -93,7 +149,6 @@ final class Backend: @unchecked Sendable {
                 if s === excluding { excludedIsUsable = true }
             }
         }
-        let shard = shards[loop.index]
         let picked: BackendServer?
         if usableActives > 0 {
             let skip = excludedIsUsable && usableActives > 1 ? excluding : nil
@@ -115,13 +170,13 @@ final class Backend: @unchecked Sendable {
     /// server is no longer usable, or the interval says so (every Nth retry when N > 0, the |N|th
     /// before the last when N < 0), or the server was a balancing choice (not persistence) among
     /// several active ones by an algorithm that is not a hash, so any other server will do.
-    func redispatchesAfterFailure(of server: BackendServer, retry: Int, of retries: Int, persistent: Bool) -> Bool {
+    func redispatchesAfterFailure(of server: BackendServer, retry: Int, of retries: Int, persistent: Bool, on loop: EventLoop) -> Bool {
         guard let interval = proxy.redispatch, interval != 0 else { return false }
         if !server.isUsable { return true }
         if interval > 0 ? retry % interval == 0 : retry == retries + interval + 1 { return true }
         guard !persistent, !proxy.balance.isHash else { return false }
         var actives = 0
-        for s in servers where s.isUsable && !s.config.options.backup {
+        for s in servers(on: loop) where s.isUsable && !s.config.options.backup {
             actives += 1
             if actives > 1 { return true }
         }
@@ -170,15 +225,24 @@ final class Backend: @unchecked Sendable {
     }
 }
 
-/// What one loop keeps of a backend: its queue of sessions waiting for a slot, and its balancer.
-/// Touched by that loop alone; the queue's length is published for the others.
+/// What one loop keeps of a backend: the servers it picks from, its balancer over them, and its
+/// queue of sessions waiting for a slot. Touched by that loop alone (the servers and balancer are
+/// replaced on its thread: see `Backend.add`); the queue's length is published for the others.
 final class BackendShard: @unchecked Sendable {
+    @exclusivity(unchecked) private(set) var servers: [BackendServer]
     @exclusivity(unchecked) var queue = SessionQueue()
     @exclusivity(unchecked) var balancer: Balancer
     private let count = LoopLocalInts.allocate(1)
 
-    init(balancer: Balancer) {
+    init(servers: [BackendServer], balancer: Balancer) {
+        self.servers = servers
         self.balancer = balancer
+    }
+
+    /// Takes a new list of servers and a balancer made over it (on this shard's loop).
+    func serve(_ servers: [BackendServer], proxy: Proxy) {
+        self.servers = servers
+        balancer = Balancer(algorithm: proxy.balance, hashType: proxy.http.hashType, servers: servers)
     }
 
     deinit { LoopLocalInts.deallocate(count) }

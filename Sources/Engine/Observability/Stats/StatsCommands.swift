@@ -199,7 +199,7 @@ enum StatsCommands {
             rows.removeAll { row in
                 guard row.type == .server else { return false }
                 let status = row.string(.status)
-                if noMaint && status == "MAINT" { return true }
+                if noMaint && status.hasPrefix("MAINT") { return true }
                 return onlyUp && !(status.hasPrefix("UP") || status == "no check")
             }
         }
