@@ -146,6 +146,10 @@ extern const uint64_t CLibEV_SSL_OP_IGNORE_UNEXPECTED_EOF;
 static inline long CLibEV_load(const long *p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
 static inline void CLibEV_store(long *p, long v) { __atomic_store_n(p, v, __ATOMIC_RELAXED); }
 static inline long CLibEV_fetch_add(long *p, long v) { return __atomic_fetch_add(p, v, __ATOMIC_RELAXED); }
+/// A version number published after the values it stands for (release) and read before them
+/// (acquire): a reader that sees the new version sees the new values.
+static inline long CLibEV_load_acquire(const long *p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
+static inline long CLibEV_fetch_add_release(long *p, long v) { return __atomic_fetch_add(p, v, __ATOMIC_RELEASE); }
 /// Stores `desired` if `*p` is still `expected`; true when it did.
 static inline int CLibEV_compare_exchange(long *p, long expected, long desired) {
     return __atomic_compare_exchange_n(p, &expected, desired, 0, __ATOMIC_RELAXED, __ATOMIC_RELAXED);

@@ -165,10 +165,22 @@ final class ServerState: @unchecked Sendable {
     var acceptsPersistentTraffic: Bool { CLibEV_load(shared + Self.health + 2) != 0 }
 
     private func publishHealth() {
-        CLibEV_store(shared + Self.health, health.isUsable ? 1 : 0)
-        CLibEV_store(shared + Self.health + 1, health.weight)
-        CLibEV_store(shared + Self.health + 2, health.acceptsPersistentTraffic ? 1 : 0)
+        let usable = health.isUsable ? 1 : 0, weight = health.weight, persistent = health.acceptsPersistentTraffic ? 1 : 0
+        guard usable != CLibEV_load(shared + Self.health) || weight != CLibEV_load(shared + Self.health + 1)
+            || persistent != CLibEV_load(shared + Self.health + 2) else { return }
+        CLibEV_store(shared + Self.health, usable)
+        CLibEV_store(shared + Self.health + 1, weight)
+        CLibEV_store(shared + Self.health + 2, persistent)
+        ServerState.bumpHealthVersion()
     }
+
+    /// Bumped after any server's published health changed (release: a loop that reads the new
+    /// number reads the new health). A loop's balancing cache (`BackendShard.refresh`) is valid
+    /// while the number it was built at is current: the picks of a steady farm read one integer
+    /// instead of every server's health.
+    nonisolated(unsafe) private static let healthVersion = LoopLocalInts.allocate(1)
+    static func bumpHealthVersion() { _ = CLibEV_fetch_add_release(healthVersion, 1) }
+    @inline(__always) static var currentHealthVersion: Int { CLibEV_load_acquire(healthVersion) }
 
     // Every loop's traffic, for readers (the statistics, the exporter).
     var totalSessions: Int { counters.totalSessions }
