@@ -187,6 +187,14 @@ import Testing
             == ["test.cfg:4: 'http-request replace-uri' expects a replacement after the regex"])
     }
 
+    @Test func aRealmOfSeveralWordsKeepsTheFirstWithAWarning() throws {
+        let loaded = try load("listen stats\n    mode http\n    bind 127.0.0.1:1\n    stats enable\n    stats realm HAProxy Statistics\n")
+        #expect(loaded.config.proxies.first?.stats?.realm == "HAProxy")
+        #expect(loaded.warnings.map(\.description) == [
+            "test.cfg:5: 'stats realm': only 'HAProxy' is the realm, as in HAProxy ('Statistics' ignored): quote the realm or escape its spaces",
+        ])
+    }
+
     @Test func redirectRules() throws {
         let redirects = try proxy("www").http.redirectRules
         try #require(redirects.count == 3)
