@@ -3,6 +3,7 @@
 #endif
 #include "CLibEV.h"
 
+#include <crypt.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -260,3 +261,15 @@ const uint64_t CLibEV_SSL_OP_NO_RENEGOTIATION = SSL_OP_NO_RENEGOTIATION;
 const uint64_t CLibEV_SSL_OP_CIPHER_SERVER_PREFERENCE = SSL_OP_CIPHER_SERVER_PREFERENCE;
 const uint64_t CLibEV_SSL_OP_ALL = SSL_OP_ALL;
 const uint64_t CLibEV_SSL_OP_IGNORE_UNEXPECTED_EOF = SSL_OP_IGNORE_UNEXPECTED_EOF;
+
+// `userlist` passwords: crypt(3) of `password` with the salt and method of `hash` equals `hash`.
+// crypt_r's state is about 32 KiB: on the heap, not a data loop's stack.
+int CLibEV_password_matches(const char *password, const char *hash) {
+    struct crypt_data *data = calloc(1, sizeof *data);
+    if (!data) return 0;
+    const char *out = crypt_r(password, hash, data);
+    size_t n = strlen(hash);
+    int ok = out && out[0] != '*' && strlen(out) == n && CRYPTO_memcmp(out, hash, n) == 0;
+    free(data);
+    return ok;
+}

@@ -42,6 +42,11 @@ public enum SampleFetch: Hashable, Sendable {
     case status
     /// `res.hdr(NAME)`: a response header's values.
     case responseHeader(String, occurrence: Int?)
+    /// `http_auth(USERLIST)`: the request's Basic credentials are a user of the list (boolean).
+    case httpAuth(userlist: String)
+    /// `http_auth_group(USERLIST)`: the groups of the user the credentials name, when they are
+    /// valid (strings; an ACL matches a group name, as HAProxy's).
+    case httpAuthGroup(userlist: String)
 }
 
 /// The TLS fetches of the client connection, by their HAProxy names. On a plain connection the
@@ -301,6 +306,9 @@ public enum HTTPRequestAction: Hashable, Sendable {
     case allow
     /// `use-service prometheus-exporter`.
     case useService(String)
+    /// `auth [realm REALM]`: 401 with `WWW-Authenticate: Basic realm="REALM"` (the proxy's name
+    /// without one).
+    case auth(realm: String?)
 
     public struct Header: Hashable, Sendable {
         public var name: String
@@ -441,6 +449,9 @@ public struct HTTPSettings: Hashable, Sendable {
     /// `cookie …` on the backend side; the servers' `cookie VALUE` is in `ServerOptions`.
     public var cookie: CookiePersistence?
     public var hashType: HashType = .mapBased
+    /// The `userlist` sections `http_auth` fetches of this proxy name (by name; the Loader
+    /// checks each exists).
+    public var userlists: [String: Userlist] = [:]
 
     public init() {}
 }

@@ -162,11 +162,6 @@ final class Daemon: @unchecked Sendable {
         engine.notice = { message, level, logged in
             if !logged { Daemon.say(level.rawValue <= LogLevel.err.rawValue ? "ALERT" : level == .warning ? "WARNING" : "NOTICE", message) }
         }
-        engine.activate(generation, listenerFDs: fds) { _ in
-            engine.report("generation 1 active (hash \(loaded.hash)): \(Daemon.listening(loaded.config))")
-        }
-        engine.restoreServerStates(savedStates.states)
-
         let reloads = ReloadCoordinator(engine: engine, cache: cache, files: options.files, loader: loader, firstID: 2)
         let systemd = self.systemd
         reloads.started = {
@@ -176,21 +171,8 @@ final class Daemon: @unchecked Sendable {
             let status = outcome.success ? "generation \(outcome.generationID) active" : "reload to generation \(outcome.generationID) failed; generation \(engine.current?.id ?? 0) active"
             systemd.notify("READY=1\nSTATUS=\(status)")
         }
-        // The stats page's and `show info`'s version, event list and sessions chart (one sample a second).
-        let metrics = engine.metrics
-        metrics.productVersion = strataVersion
-        let notice = engine.notice
-        engine.notice = { message, level, logged in
-            notice(message, level, logged)
-            metrics.recordEvent(message)
-        }
-        metrics.startSampling()
-        var commands = AdminCommandTable.engine
-        commands.register(reloads.adminCommands + [AddServerCommand.adminCommand(parser: RuntimeServerParser(environment: loader.environment), engine: engine)])
-        for (socket, fd) in adminFDs {
-            adminServers.append(AdminServer(engine: engine, fd: fd, level: socket.level, maxconn: socket.connectionLimit,
-                                            timeoutMilliseconds: global.statsTimeout, commands: commands))
-        }
+        // Before the first generation is announced: a SIGHUP sent on seeing "generation 1 active"
+        // must find its handler, not the default action (which ends the process).
         let cache = self.cache
         engine.onSignals([SIGHUP, SIGUSR2, SIGUSR1, SIGTERM, SIGINT, SIGTTOU, SIGTTIN]) { signal in
             switch signal {
@@ -209,6 +191,26 @@ final class Daemon: @unchecked Sendable {
             }
         }
 
+        engine.activate(generation, listenerFDs: fds) { _ in
+            engine.report("generation 1 active (hash \(loaded.hash)): \(Daemon.listening(loaded.config))")
+        }
+        engine.restoreServerStates(savedStates.states)
+
+        // The stats page's and `show info`'s version, event list and sessions chart (one sample a second).
+        let metrics = engine.metrics
+        metrics.productVersion = strataVersion
+        let notice = engine.notice
+        engine.notice = { message, level, logged in
+            notice(message, level, logged)
+            metrics.recordEvent(message)
+        }
+        metrics.startSampling()
+        var commands = AdminCommandTable.engine
+        commands.register(reloads.adminCommands + [AddServerCommand.adminCommand(parser: RuntimeServerParser(environment: loader.environment), engine: engine)])
+        for (socket, fd) in adminFDs {
+            adminServers.append(AdminServer(engine: engine, fd: fd, level: socket.level, maxconn: socket.connectionLimit,
+                                            timeoutMilliseconds: global.statsTimeout, commands: commands))
+        }
         for pid in options.replace { kill(pid, options.replaceSignal) }
         systemd.notify("READY=1\nMAINPID=\(getpid())\nSTATUS=generation 1 active")
         engine.run()

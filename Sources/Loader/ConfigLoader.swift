@@ -87,6 +87,7 @@ public struct ConfigLoader: Sendable {
         var (config, failed, dropped) = parser.build()
         var late = parser.finishHTTP(&config)
         late += ConfigLoader.applyLastAddresses(parser.pendingLastAddresses(), to: &config)
+        late += parser.applyUserlists(to: &config)
         // The validator knows which lines failed, so that it does not repeat them as absences.
         var errors = parser.errors + late + ConfigValidator.validate(config, failedKeywords: failed, droppedNames: dropped)
         // As HAProxy, only a configuration without other errors is judged as a whole (it "has no

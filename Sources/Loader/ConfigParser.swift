@@ -21,6 +21,7 @@ struct ConfigParser {
     var defaults: [DefaultsSection] = []
     var drafts: [ProxyDraft] = []
     var resolvers: [ResolversSection] = []
+    var userlists: [UserlistDraft] = []
     /// What does not stop the load (`-dr`, `parse-resolv-conf`), as `file:line: message`.
     var warnings: [ConfigError] = []
     private var section = Section.none
@@ -31,6 +32,7 @@ struct ConfigParser {
         case defaults(Int)
         case proxy(Int)
         case resolvers(Int)
+        case userlist(Int)
         /// A section HAProxy has and strata does not: reported once at its header, its lines skipped.
         case unsupported
     }
@@ -43,12 +45,12 @@ struct ConfigParser {
         // The first byte rules out most keywords before any comparison.
         switch word.utf8.first {
         case UInt8(ascii: "g"), UInt8(ascii: "d"), UInt8(ascii: "f"), UInt8(ascii: "b"), UInt8(ascii: "l"),
-            UInt8(ascii: "r"):
+            UInt8(ascii: "r"), UInt8(ascii: "u"):
             break
         default: return false
         }
         switch word {
-        case "global", "defaults", "frontend", "backend", "listen", "resolvers": return true
+        case "global", "defaults", "frontend", "backend", "listen", "resolvers", "userlist": return true
         default: return false
         }
     }
@@ -63,7 +65,7 @@ struct ConfigParser {
         default: return false
         }
         switch word {
-        case "peers", "userlist", "program", "http-errors", "ring", "mailers", "cache", "log-forward",
+        case "peers", "program", "http-errors", "ring", "mailers", "cache", "log-forward",
             "fcgi-app":
             return true
         default: return false
@@ -152,6 +154,8 @@ struct ConfigParser {
                 try reader.globalKeyword(line, global: &global)
             case .resolvers(let index):
                 try reader.resolversKeyword(line, section: &resolvers[index], warnings: &warnings)
+            case .userlist(let index):
+                try KeywordReader.userlistKeyword(line, draft: &userlists[index])
             case .defaults(let index):
                 do throws(ConfigError) {
                     try reader.proxyKeyword(line, draft: &defaults[index].draft)
@@ -189,6 +193,10 @@ struct ConfigParser {
         }
         if kind == "resolvers" {
             startResolvers(words, location: location)
+            return
+        }
+        if kind == "userlist" {
+            startUserlist(words, location: location)
             return
         }
 
@@ -298,6 +306,27 @@ struct ConfigParser {
         }
         resolvers.append(ResolversSection(name: valid ? name : "", location: location))
         section = .resolvers(resolvers.count - 1)
+    }
+
+    /// `userlist NAME`: checked as `resolvers NAME` is.
+    private mutating func startUserlist(_ words: [String], location: SourceLocation) {
+        guard words.count > 1 else {
+            errors.append(ConfigError(location, "'userlist' expects a name"))
+            section = .unsupported
+            return
+        }
+        let name = words[1]
+        var valid = true
+        if words.count > 2 {
+            errors.append(ConfigError(location, "unexpected argument '\(words[2])' to 'userlist': expected NAME"))
+            valid = false
+        }
+        if let earlier = userlists.first(where: { $0.userlist.name == name }) {
+            errors.append(ConfigError(location, "userlist '\(name)' has the same name as another userlist declared at \(earlier.userlist.location)"))
+            valid = false
+        }
+        userlists.append(UserlistDraft(userlist: Userlist(name: valid ? name : "", location: location)))
+        section = .userlist(userlists.count - 1)
     }
 
     // MARK: Result

@@ -10,13 +10,13 @@ extension KeywordReader {
     static let errorCodes = [200, 400, 401, 403, 404, 405, 407, 408, 410, 413, 425, 429, 500, 501, 502, 503, 504]
 
     static let httpRequestActions = [
-        "add-header", "allow", "del-header", "deny", "redirect", "replace-header", "replace-path", "replace-pathq",
+        "add-header", "allow", "auth", "del-header", "deny", "redirect", "replace-header", "replace-path", "replace-pathq",
         "replace-uri", "replace-value", "return", "set-header", "set-method", "set-path", "set-query", "set-uri",
         "use-service",
     ]
     /// HAProxy's other http-request actions: "not supported yet" rather than unknown.
     static let otherHTTPRequestActions: Set<String> = [
-        "add-acl", "auth", "cache-use", "capture", "del-acl", "del-map", "disable-l7-retry", "do-resolve",
+        "add-acl", "cache-use", "capture", "del-acl", "del-map", "disable-l7-retry", "do-resolve",
         "early-hint", "normalize-uri", "reject", "sc-inc-gpc",
         "sc-inc-gpc0", "sc-inc-gpc1", "sc-set-gpt0", "send-spoe-group", "set-bandwidth-limit", "set-dst",
         "set-dst-port", "set-log-level", "set-map", "set-mark", "set-nice", "set-pathq", "set-priority-class",
@@ -323,6 +323,13 @@ extension KeywordReader {
             result = .redirect(try redirect(line, at: &i, context: context))
         case "allow":
             result = .allow
+        case "auth":
+            var realm: String?
+            if line.optionalArgument(1) == "realm" {
+                realm = try word(2, "a realm after 'realm'")
+                i = 3
+            }
+            result = .auth(realm: realm)
         case "use-service":
             let service = try word(1, "a service (prometheus-exporter)")
             guard service == "prometheus-exporter" else {

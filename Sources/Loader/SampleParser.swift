@@ -72,7 +72,7 @@ enum SampleParser {
     static let fetchNames = [
         "base", "dst", "dst_port", "hdr", "hdr_cnt", "method", "path", "query", "req.fhdr", "req.hdr",
         "req.hdr_cnt", "req.ver", "req_ver", "res.hdr", "shdr", "src", "src_port", "ssl_fc", "status", "url",
-        "url_param", "urlp", "always_true", "always_false",
+        "url_param", "urlp", "always_true", "always_false", "http_auth", "http_auth_group",
     ] + TLSSampleFetch.allCases.map(\.rawValue)
 
     /// ACL keywords derived from a fetch by a suffix that fixes the match method.
@@ -176,6 +176,13 @@ enum SampleParser {
             let tls = TLSSampleFetch(rawValue: name)!
             return try none(.tls(tls), tls.isBoolean ? .boolean : tls.isInteger ? .integer : .string, .connection)
         case "status": return try none(.status, .integer, .response)
+        case "http_auth", "http_auth_group":
+            guard let arguments, arguments.count == 1, !arguments[0].isEmpty else {
+                throw ConfigError(nil, "fetch '\(name)' expects a userlist: \(name)(USERLIST)")
+            }
+            let group = name == "http_auth_group"
+            return ParsedFetch(fetch: group ? .httpAuthGroup(userlist: arguments[0]) : .httpAuth(userlist: arguments[0]),
+                               output: group ? .string : .boolean, phase: .request, name: name)
         case "always_true": return try none(.constant(true), .boolean, .connection)
         case "always_false": return try none(.constant(false), .boolean, .connection)
         case "url_param", "urlp":
@@ -479,7 +486,8 @@ enum SampleParser {
     /// When a fetch has its value, and its HAProxy name, for checking criteria already built.
     static func phase(of fetch: SampleFetch) -> SamplePhase {
         switch fetch {
-        case .path, .url, .query, .urlParameter, .header, .fullHeader, .headerCount, .base, .requestVersion: .request
+        case .path, .url, .query, .urlParameter, .header, .fullHeader, .headerCount, .base, .requestVersion, .httpAuth,
+             .httpAuthGroup: .request
         case .status, .responseHeader: .response
         case .method, .source, .sourcePort, .destination, .destinationPort, .sslFrontend, .tls, .constant: .connection
         }
@@ -506,6 +514,8 @@ enum SampleParser {
         case .constant(let value): value ? "always_true" : "always_false"
         case .status: "status"
         case .responseHeader: "res.hdr"
+        case .httpAuth: "http_auth"
+        case .httpAuthGroup: "http_auth_group"
         }
     }
 

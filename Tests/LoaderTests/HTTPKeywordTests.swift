@@ -195,6 +195,43 @@ import Testing
         ])
     }
 
+    @Test func userlistsWithGroupsOnEitherSide() throws {
+        let text = """
+            frontend f
+                mode http
+                bind 127.0.0.1:1
+                acl ok http_auth(L1)
+                acl admins http_auth_group(L1) G1
+                http-request auth realm Zone if !ok
+                http-request auth if !admins
+                default_backend b
+            backend b
+                mode http
+                server s 127.0.0.1:2
+            userlist L1
+                group G1 users tiger,scott
+                group G2
+                user tiger password $6$k6y3o.eP$JlKBx9za9667qe4xHSwRv6J.C0/D7cV91
+                user scott insecure-password elgato groups G2
+            """
+        let config = try load(text).config
+        let http = try #require(config.proxies.first { $0.name == "f" }).http
+        let list = try #require(http.userlists["L1"])
+        #expect(list.users.map(\.name) == ["tiger", "scott"])
+        #expect(list.users[0].groups == ["G1"])
+        #expect(list.users[1].groups == ["G2", "G1"])
+        #expect(list.users[1].password == .clear("elgato"))
+        #expect(http.requestRules.map(\.action) == [.auth(realm: "Zone"), .auth(realm: nil)])
+        #expect(errors(text.replacingOccurrences(of: "http_auth(L1)", with: "http_auth(L2)"))
+            == ["test.cfg:4: unable to find userlist 'L2'"])
+        #expect(errors(text.replacingOccurrences(of: "groups G2", with: "groups G3"))
+            == ["test.cfg:16: user 'scott': no group 'G3' in userlist 'L1'"])
+        #expect(errors(text.replacingOccurrences(of: "users tiger,scott", with: "users tiger,lion"))
+            == ["test.cfg:13: group 'G1': no user 'lion' in userlist 'L1'"])
+        #expect(errors(text.replacingOccurrences(of: "insecure-password elgato", with: "password elgato"))
+            == ["test.cfg:16: 'user scott': 'elgato' is not a crypt(3) hash ($5$…, $6$…, $y$…)"])
+    }
+
     @Test func redirectRules() throws {
         let redirects = try proxy("www").http.redirectRules
         try #require(redirects.count == 3)

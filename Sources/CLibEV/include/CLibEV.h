@@ -155,4 +155,8 @@ static inline int CLibEV_compare_exchange(long *p, long expected, long desired) 
     return __atomic_compare_exchange_n(p, &expected, desired, 0, __ATOMIC_RELAXED, __ATOMIC_RELAXED);
 }
 
+/// Whether crypt(3) of `password` with `hash`'s method and salt gives `hash` (compared in
+/// constant time); 0 for a hash crypt cannot use.
+int CLibEV_password_matches(const char *password, const char *hash);
+
 #endif

@@ -23,7 +23,7 @@ enum PlanContent {
     static let httpFields = [
         "acls", "backendRules", "requestRules", "responseRules", "redirectRules", "forwardFor", "originalTo",
         "connectionMode", "reuse", "captures", "httpLog", "httpLogCLF", "bufferRequest", "errorFiles", "cookie",
-        "hashType",
+        "hashType", "userlists",
     ]
     static let serverFields = ["name", "location", "id", "host", "address", "port", "options", "fqdn", "hasAddress"]
     /// `resolutionStorage`: `resolution` (resolvers, resolve-*, init-addr), compared as a value.
@@ -60,6 +60,13 @@ enum PlanContent {
               a.pointee.http.errorFiles == b.pointee.http.errorFiles, a.pointee.http.cookie == b.pointee.http.cookie,
               a.pointee.http.hashType == b.pointee.http.hashType
         else { return false }
+        // A userlist's users, passwords and groups; where its section is written is not a change.
+        if !(a.pointee.http.userlists == b.pointee.http.userlists) {
+            func placeless(_ lists: [String: Userlist]) -> [String: Userlist] {
+                lists.mapValues { var l = $0; l.location = .anywhere; return l }
+            }
+            if !(placeless(a.pointee.http.userlists) == placeless(b.pointee.http.userlists)) { return false }
+        }
         // Items that carry their place: equal as they are, or once their places are set aside.
         if !(a.pointee.log.targets == b.pointee.log.targets)
             && !(a.pointee.log.targets.map(\.planView) == b.pointee.log.targets.map(\.planView)) { return false }

@@ -34,6 +34,9 @@ struct HTTPCompiledSample {
         case constant(Bool)
         case status
         case responseHeader(UnsafeRawBufferPointer, occurrence: Int?)
+        /// `http_auth(L)` and `http_auth_group(L)`: the list lives in the rule set's constants.
+        case httpAuth(Unmanaged<HTTPUserlist>)
+        case httpAuthGroup(Unmanaged<HTTPUserlist>)
     }
 
     enum CaseMapping {
@@ -66,6 +69,8 @@ struct HTTPCompiledSample {
         case .status: fetch = .status
         case .responseHeader(let name, let occurrence):
             fetch = .responseHeader(constants.bytes(name, lowercased: true), occurrence: occurrence == 0 ? nil : occurrence)
+        case .httpAuth(let name): fetch = .httpAuth(constants.userlist(name))
+        case .httpAuthGroup(let name): fetch = .httpAuthGroup(constants.userlist(name))
         }
         switch expression.converters.last {
         case .lower?: caseMapping = .lower

@@ -22,6 +22,8 @@ enum HTTPCompiledRequestAction {
     case redirect(HTTPCompiledRedirect)
     case allow
     case useService(String)
+    /// `auth`: the 401 page with its `WWW-Authenticate` line, made when the set is built.
+    case auth(HTTPLocalResponse)
 
     init(_ action: HTTPRequestAction, location: SourceLocation, constants: HTTPRuleConstants) throws(ConfigError) {
         func format(_ f: FormatString) -> HTTPCompiledFormat { HTTPCompiledFormat(f, constants: constants) }
@@ -49,7 +51,19 @@ enum HTTPCompiledRequestAction {
         case .redirect(let redirect): self = .redirect(HTTPCompiledRedirect(redirect, constants: constants))
         case .allow: self = .allow
         case .useService(let service): self = .useService(service)
+        case .auth(let realm):
+            self = .auth(HTTPCompiledRequestAction.challenge(realm: realm, constants: constants))
         }
+    }
+
+    /// HAProxy's 401 page with `WWW-Authenticate: Basic realm="REALM"` (the proxy's name without
+    /// a realm is filled in by the rule set: `realm` is nil here only for that).
+    static func challenge(realm: String?, constants: HTTPRuleConstants) -> HTTPLocalResponse {
+        let page = HTTPErrorPages.page(401)!
+        let escaped = (realm ?? constants.proxyName).replacingAll("\\", with: "\\\\").replacingAll("\"", with: "\\\"")
+        var head = Array(UnsafeRawBufferPointer(start: page.head.utf8Start, count: page.head.utf8CodeUnitCount))
+        head += Array("www-authenticate: Basic realm=\"\(escaped)\"\r\n".utf8)
+        return HTTPLocalResponse(status: 401, head: constants.bytes(head), body: HTTPRuleBytes.literal(page.body))
     }
 
     /// `replace-header` and `replace-value` match case-sensitively, as HAProxy.
@@ -192,6 +206,8 @@ extension HTTPRuleSet {
                 return .respond(answer)
             case .useService(let service):
                 return .useService(service)
+            case .auth(let challenge):
+                return .respond(challenge)
             case .returnResponse(let r):
                 return .respond(localResponse(r, ev) ?? ev.frontend.errorResponse(500, backend: ev.backend))
             case .redirect(let r):
