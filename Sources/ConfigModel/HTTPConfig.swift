@@ -47,6 +47,8 @@ public enum SampleFetch: Hashable, Sendable {
     /// `http_auth_group(USERLIST)`: the groups of the user the credentials name, when they are
     /// valid (strings; an ACL matches a group name, as HAProxy's).
     case httpAuthGroup(userlist: String)
+    /// `var(SCOPE.NAME)`: a variable's value (`proc`, `sess`, `txn`, `req` or `res` scope).
+    case variable(String)
 }
 
 /// The TLS fetches of the client connection, by their HAProxy names. On a plain connection the
@@ -309,6 +311,10 @@ public enum HTTPRequestAction: Hashable, Sendable {
     /// `auth [realm REALM]`: 401 with `WWW-Authenticate: Basic realm="REALM"` (the proxy's name
     /// without one).
     case auth(realm: String?)
+    /// `set-var(SCOPE.NAME) EXPR`, `set-var-fmt(SCOPE.NAME) FMT`, `unset-var(SCOPE.NAME)`.
+    case setVariable(name: String, value: SampleExpression)
+    case setVariableFormat(name: String, value: FormatString)
+    case unsetVariable(name: String)
 
     public struct Header: Hashable, Sendable {
         public var name: String
@@ -341,6 +347,9 @@ public enum HTTPResponseAction: Hashable, Sendable {
     case setStatus(Int, reason: String?)
     case deny(status: Int)
     case allow
+    case setVariable(name: String, value: SampleExpression)
+    case setVariableFormat(name: String, value: FormatString)
+    case unsetVariable(name: String)
 }
 
 public struct HTTPResponseRule: Hashable, Sendable {

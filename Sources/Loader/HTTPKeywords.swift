@@ -300,6 +300,16 @@ extension KeywordReader {
             return text
         }
         let result: HTTPRequestAction
+        if let variable = try variableRule(action, line, what: what, context: context, next: &i) {
+            switch variable {
+            case .set(let name, let value): result = .setVariable(name: name, value: value)
+            case .setFormat(let name, let value): result = .setVariableFormat(name: name, value: value)
+            case .unset(let name): result = .unsetVariable(name: name)
+            }
+            let condition = try finishRule(line, at: i, draft: &draft, context: context, rule: rule)
+            draft.proxy.http.requestRules.append(HTTPRequestRule(location: line.location, action: result, condition: condition))
+            return
+        }
         switch action {
         case "set-header", "add-header", "del-header", "replace-header", "replace-value":
             let edit = try headerEdit(action, line, what: what, context: context, next: &i)
@@ -359,6 +369,16 @@ extension KeywordReader {
             return text
         }
         let result: HTTPResponseAction
+        if let variable = try variableRule(action, line, what: what, context: context, next: &i) {
+            switch variable {
+            case .set(let name, let value): result = .setVariable(name: name, value: value)
+            case .setFormat(let name, let value): result = .setVariableFormat(name: name, value: value)
+            case .unset(let name): result = .unsetVariable(name: name)
+            }
+            let condition = try finishRule(line, at: i, draft: &draft, context: context, rule: rule)
+            draft.proxy.http.responseRules.append(HTTPResponseRule(location: line.location, action: result, condition: condition))
+            return
+        }
         switch action {
         case "set-header", "add-header", "del-header", "replace-header", "replace-value":
             let edit = try headerEdit(action, line, what: what, context: context, next: &i)
@@ -389,6 +409,43 @@ extension KeywordReader {
     }
 
     /// The header actions http-request and http-response share, read alike for both.
+    enum VariableRule {
+        case set(String, SampleExpression)
+        case setFormat(String, FormatString)
+        case unset(String)
+    }
+
+    /// `set-var(SCOPE.NAME) EXPR`, `set-var-fmt(SCOPE.NAME) FMT` and `unset-var(SCOPE.NAME)`;
+    /// nil for another action.
+    private func variableRule(_ action: String, _ line: KeywordLine, what: String, context: RuleContext,
+                              next i: inout Int) throws(ConfigError) -> VariableRule? {
+        let kinds = ["set-var(", "set-var-fmt(", "unset-var("]
+        guard let kind = kinds.first(where: { action.hasPrefix($0) }) else { return nil }
+        guard action.hasSuffix(")") else { throw line.error("\(what): expected '\(kind)SCOPE.NAME)'") }
+        let inner = String(action.dropFirst(kind.count).dropLast())
+        if inner.contains(",") {
+            throw line.error("\(what): conditions after the variable name (ifexists, ifnotexists, …) are not supported yet")
+        }
+        let name = try SampleParser.variableName(inner).get(line)
+        switch kind {
+        case "unset-var(":
+            i = 1
+            return .unset(name)
+        case "set-var-fmt(":
+            guard let text = line.optionalArgument(1) else { throw line.error("\(what) expects a format string") }
+            i = 2
+            return .setFormat(name, try formatString(text, line: line, what: what, context: context))
+        default:
+            guard let text = line.optionalArgument(1) else { throw line.error("\(what) expects a sample expression") }
+            i = 2
+            do throws(ConfigError) {
+                return .set(name, try SampleParser.sampleForFormat(text, context: context))
+            } catch {
+                throw line.error("\(what): \(error.message)")
+            }
+        }
+    }
+
     private func headerEdit(_ action: String, _ line: KeywordLine, what: String, context: RuleContext,
                             next i: inout Int) throws(ConfigError) -> HeaderEdit {
         func word(_ index: Int, _ expecting: String) throws(ConfigError) -> String {

@@ -37,6 +37,7 @@ struct HTTPCompiledSample {
         /// `http_auth(L)` and `http_auth_group(L)`: the list lives in the rule set's constants.
         case httpAuth(Unmanaged<HTTPUserlist>)
         case httpAuthGroup(Unmanaged<HTTPUserlist>)
+        case variable(HTTPVariableKey)
     }
 
     enum CaseMapping {
@@ -71,6 +72,7 @@ struct HTTPCompiledSample {
             fetch = .responseHeader(constants.bytes(name, lowercased: true), occurrence: occurrence == 0 ? nil : occurrence)
         case .httpAuth(let name): fetch = .httpAuth(constants.userlist(name))
         case .httpAuthGroup(let name): fetch = .httpAuthGroup(constants.userlist(name))
+        case .variable(let name): fetch = .variable(HTTPVariableKey(name))
         }
         switch expression.converters.last {
         case .lower?: caseMapping = .lower

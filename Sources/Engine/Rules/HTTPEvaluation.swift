@@ -124,6 +124,9 @@ struct HTTPEvaluation {
         case .status:
             guard let response else { return true }
             return body(.integer(response.status))
+        case .variable(let key):
+            guard let value = variableSample(key) else { return true }
+            return body(value)
         case .httpAuth(let list):
             guard let request else { return true }
             return body(.boolean(authenticatedUser(request, list) != nil))

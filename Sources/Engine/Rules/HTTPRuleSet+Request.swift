@@ -24,6 +24,9 @@ enum HTTPCompiledRequestAction {
     case useService(String)
     /// `auth`: the 401 page with its `WWW-Authenticate` line, made when the set is built.
     case auth(HTTPLocalResponse)
+    case setVariable(HTTPVariableKey, HTTPCompiledSample)
+    case setVariableFormat(HTTPVariableKey, HTTPCompiledFormat)
+    case unsetVariable(HTTPVariableKey)
 
     init(_ action: HTTPRequestAction, location: SourceLocation, constants: HTTPRuleConstants) throws(ConfigError) {
         func format(_ f: FormatString) -> HTTPCompiledFormat { HTTPCompiledFormat(f, constants: constants) }
@@ -53,6 +56,9 @@ enum HTTPCompiledRequestAction {
         case .useService(let service): self = .useService(service)
         case .auth(let realm):
             self = .auth(HTTPCompiledRequestAction.challenge(realm: realm, constants: constants))
+        case .setVariable(let name, let value): self = .setVariable(HTTPVariableKey(name), HTTPCompiledSample(value, constants: constants))
+        case .setVariableFormat(let name, let value): self = .setVariableFormat(HTTPVariableKey(name), format(value))
+        case .unsetVariable(let name): self = .unsetVariable(HTTPVariableKey(name))
         }
     }
 
@@ -208,6 +214,12 @@ extension HTTPRuleSet {
                 return .useService(service)
             case .auth(let challenge):
                 return .respond(challenge)
+            case .setVariable(let key, let sample):
+                ev.setVariable(key, sample)
+            case .setVariableFormat(let key, let format):
+                ev.setVariable(key, format)
+            case .unsetVariable(let key):
+                ev.scratch.setVariable(key, nil)
             case .returnResponse(let r):
                 return .respond(localResponse(r, ev) ?? ev.frontend.errorResponse(500, backend: ev.backend))
             case .redirect(let r):
