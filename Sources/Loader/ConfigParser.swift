@@ -355,6 +355,12 @@ struct ConfigParser {
         // Indexed access throughout: `for draft in drafts` would copy every draft and its proxy.
         var config = Config(global: global)
         config.resolvers = resolvers.filter { !$0.name.isEmpty }
+        // HAProxy 2.6 has a `default` section from resolv.conf unless the file declares one.
+        if !config.resolvers.contains(where: { $0.name == "default" }),
+           drafts.contains(where: { $0.proxy.servers.contains { $0.options.resolvers == "default" } }),
+           let section = reader.defaultResolvers() {
+            config.resolvers.append(section)
+        }
         config.proxies.reserveCapacity(drafts.count)
         var failed: [Set<String>] = []
         failed.reserveCapacity(drafts.count)

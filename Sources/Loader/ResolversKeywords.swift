@@ -94,6 +94,19 @@ extension KeywordReader {
     /// The `nameserver` lines of resolv.conf, each named after its address (HAProxy's rule), on
     /// port 53. A line without an address, with one that is not an IP address, or naming one
     /// already in the section is skipped with a warning, as HAProxy skips it.
+    /// HAProxy 2.6's `default` resolvers section, made when no section has that name: the
+    /// nameservers of resolv.conf (nil when it names none or cannot be read, as HAProxy then has
+    /// no such section).
+    func defaultResolvers() -> ResolversSection? {
+        let location = SourceLocation(file: resolvConfPath)
+        var section = ResolversSection(name: "default", location: location)
+        var ignored: [ConfigError] = []
+        guard let found = try? resolvConfNameservers(KeywordLine(words: ["parse-resolv-conf"], location: location),
+                                                     section: section, warnings: &ignored), !found.isEmpty else { return nil }
+        section.nameservers = found
+        return section
+    }
+
     private func resolvConfNameservers(_ line: KeywordLine, section: ResolversSection,
                                        warnings: inout [ConfigError]) throws(ConfigError) -> [ResolversSection.Nameserver]
     {

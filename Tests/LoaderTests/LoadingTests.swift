@@ -140,3 +140,12 @@ enum ConfigHashVectors {
         return String(repeating: "0", count: 16 - digits.count) + digits
     }()
 }
+
+@Suite struct StrictLimitsTests {
+    @Test func strictLimitsIsWhatStrataDoesAndItsNegationIsRefused() throws {
+        let ok = try load("global\n    strict-limits\n" + minimalListen)
+        #expect(ok.config.proxies.count == 1)
+        #expect(errors("global\n    no strict-limits\n" + minimalListen)
+            == ["test.cfg:2: 'no strict-limits' is not supported: strata does not start with fewer file descriptors than maxconn needs (lower maxconn or raise the hard limit)"])
+    }
+}

@@ -123,6 +123,29 @@ import Testing
                 "test.cfg:2: 'parse-resolv-conf': cannot read \(loader.resolvConfPath): No such file or directory"])
     }
 
+    /// HAProxy 2.6 has a `default` section made from resolv.conf: a server may name it without
+    /// declaring it (docker-compose files do); a declared one wins.
+    @Test func theDefaultSectionComesFromResolvConf() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("strata-default-resolvers-\(getpid())")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let path = directory.appendingPathComponent("resolv.conf").path
+        try "nameserver 10.0.0.53\n".write(toFile: path, atomically: true, encoding: .utf8)
+        var loader = ConfigLoader(environment: [:], resolver: testResolver)
+        loader.requiresListener = false
+        loader.resolvConfPath = path
+        let text = "backend b\n    server-template app 3 app.internal:80 resolvers default init-addr none\n"
+        let loaded = try loader.load(text: text, file: "test.cfg").get()
+        let section = try #require(loaded.config.resolvers(named: "default"))
+        #expect(section.nameservers.map(\.endpoint.description) == ["10.0.0.53:53"])
+        let declared = try loader.load(text: "resolvers default\n    nameserver ns 10.1.1.1:53\n" + text, file: "test.cfg").get()
+        #expect(declared.config.resolvers(named: "default")?.nameservers.map(\.id) == ["ns"])
+        // Without a usable resolv.conf there is no such section, as in HAProxy.
+        loader.resolvConfPath = directory.appendingPathComponent("missing").path
+        #expect(loader.load(text: text, file: "test.cfg").failureMessages
+            == ["test.cfg:2: backend 'b', server-template 'app': unable to find resolvers section 'default'"])
+    }
+
     @Test func serverResolutionOptions() throws {
         let loaded = try load(Self.section + """
 
