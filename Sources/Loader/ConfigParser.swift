@@ -22,6 +22,8 @@ struct ConfigParser {
     var drafts: [ProxyDraft] = []
     var resolvers: [ResolversSection] = []
     var userlists: [UserlistDraft] = []
+    /// `http-errors NAME` sections: their `errorfile` messages by status, where declared.
+    var httpErrors: [(name: String, files: [Int: [UInt8]], location: SourceLocation)] = []
     /// What does not stop the load (`-dr`, `parse-resolv-conf`), as `file:line: message`.
     var warnings: [ConfigError] = []
     private var section = Section.none
@@ -33,6 +35,7 @@ struct ConfigParser {
         case proxy(Int)
         case resolvers(Int)
         case userlist(Int)
+        case httpErrors(Int)
         /// A section HAProxy has and strata does not: reported once at its header, its lines skipped.
         case unsupported
     }
@@ -45,12 +48,12 @@ struct ConfigParser {
         // The first byte rules out most keywords before any comparison.
         switch word.utf8.first {
         case UInt8(ascii: "g"), UInt8(ascii: "d"), UInt8(ascii: "f"), UInt8(ascii: "b"), UInt8(ascii: "l"),
-            UInt8(ascii: "r"), UInt8(ascii: "u"):
+            UInt8(ascii: "r"), UInt8(ascii: "u"), UInt8(ascii: "h"):
             break
         default: return false
         }
         switch word {
-        case "global", "defaults", "frontend", "backend", "listen", "resolvers", "userlist": return true
+        case "global", "defaults", "frontend", "backend", "listen", "resolvers", "userlist", "http-errors": return true
         default: return false
         }
     }
@@ -65,7 +68,7 @@ struct ConfigParser {
         default: return false
         }
         switch word {
-        case "peers", "program", "http-errors", "ring", "mailers", "cache", "log-forward",
+        case "peers", "program", "ring", "mailers", "cache", "log-forward",
             "fcgi-app":
             return true
         default: return false
@@ -156,6 +159,12 @@ struct ConfigParser {
                 try reader.resolversKeyword(line, section: &resolvers[index], warnings: &warnings)
             case .userlist(let index):
                 try KeywordReader.userlistKeyword(line, draft: &userlists[index])
+            case .httpErrors(let index):
+                guard line.keyword == "errorfile" else {
+                    throw line.error("'\(line.keyword)' is not an http-errors keyword (the section has 'errorfile CODE FILE' lines)")
+                }
+                let (code, message) = try reader.errorFile(line)
+                httpErrors[index].files[code] = message
             case .defaults(let index):
                 do throws(ConfigError) {
                     try reader.proxyKeyword(line, draft: &defaults[index].draft)
@@ -197,6 +206,19 @@ struct ConfigParser {
         }
         if kind == "userlist" {
             startUserlist(words, location: location)
+            return
+        }
+        if kind == "http-errors" {
+            if words.count != 2 {
+                errors.append(ConfigError(location, "'http-errors' expects a name"))
+                section = .unsupported
+            } else if let earlier = httpErrors.first(where: { $0.name == words[1] }) {
+                errors.append(ConfigError(location, "http-errors '\(words[1])' has the same name as another http-errors section declared at \(earlier.location)"))
+                section = .unsupported
+            } else {
+                httpErrors.append((words[1], [:], location))
+                section = .httpErrors(httpErrors.count - 1)
+            }
             return
         }
 
@@ -329,6 +351,25 @@ struct ConfigParser {
         section = .userlist(userlists.count - 1)
     }
 
+    /// `errorfiles` lines naming a section no `http-errors` has, or a code it does not define.
+    func errorFileImportProblems() -> [ConfigError] {
+        var problems: [ConfigError] = []
+        for d in (drafts.indices.map { drafts[$0].errorFileImports } + defaults.map(\.draft.errorFileImports)) {
+            for entry in d {
+                guard let section = httpErrors.first(where: { $0.name == entry.name }) else {
+                    problems.append(ConfigError(entry.location, "'errorfiles': unknown http-errors section '\(entry.name)'"))
+                    continue
+                }
+                for code in entry.codes ?? [] where section.files[code] == nil {
+                    problems.append(ConfigError(entry.location, "'errorfiles': http-errors '\(entry.name)' has no errorfile for \(code)"))
+                }
+            }
+        }
+        // A line inherited by several proxies is reported once.
+        var seen = Set<String>()
+        return problems.filter { seen.insert($0.description).inserted }
+    }
+
     // MARK: Result
 
     /// The configuration read so far, with `log global` expanded, proxy ids assigned and the global
@@ -375,6 +416,14 @@ struct ConfigParser {
             }
             config.proxies.append(drafts[i].proxy)
             let p = config.proxies.count - 1
+            // `errorfiles NAME [CODE…]`: the section's messages, under the proxy's own `errorfile` lines.
+            for entry in drafts[i].errorFileImports {
+                guard let section = httpErrors.first(where: { $0.name == entry.name }) else { continue }
+                for (code, message) in section.files where entry.codes?.contains(code) ?? true {
+                    if drafts[i].ownErrorFiles.contains(code) { continue }
+                    config.proxies[p].http.errorFiles[code] = message
+                }
+            }
             if let id = drafts[i].explicitID {
                 config.proxies[p].id = id
             } else {

@@ -77,13 +77,23 @@ extension KeywordReader {
             draft.proxy.timeouts.httpKeepAlive = try line.time(0)
             try line.noArguments(after: 1)
         case "errorfile":
-            let code = try line.integer(0, range: 0...999)
-            guard KeywordReader.errorCodes.contains(code) else {
-                throw line.error("'errorfile': status code \(code) is not one strata answers (\(KeywordLine.list(KeywordReader.errorCodes.map(String.init))))")
+            let (code, message) = try errorFile(line)
+            draft.proxy.http.errorFiles[code] = message
+            draft.ownErrorFiles.insert(code)
+        case "errorfiles":
+            let name = try line.argument(0, expecting: "an http-errors section name")
+            var codes: [Int]?
+            if line.args.count > 1 {
+                codes = []
+                for i in 1..<line.args.count {
+                    let code = try line.integer(i, range: 0...999)
+                    guard KeywordReader.errorCodes.contains(code) else {
+                        throw line.error("'errorfiles': status code \(code) is not one strata answers (\(KeywordLine.list(KeywordReader.errorCodes.map(String.init))))")
+                    }
+                    codes!.append(code)
+                }
             }
-            let path = try line.argument(1, expecting: "a status code and a file (errorfile CODE PATH)")
-            try line.noArguments(after: 2)
-            draft.proxy.http.errorFiles[code] = try httpMessageFile(path, line: line, what: "'errorfile'")
+            draft.errorFileImports.append((name, codes, line.location))
         case "capture":
             try capture(line, draft: &draft)
         case "hash-type":
@@ -100,6 +110,17 @@ extension KeywordReader {
         }
         draft.noteHTTPOnly(line.keyword, line.location)
         return true
+    }
+
+    /// `errorfile CODE PATH`, in a proxy or an `http-errors` section: the code and the message.
+    func errorFile(_ line: KeywordLine) throws(ConfigError) -> (Int, [UInt8]) {
+        let code = try line.integer(0, range: 0...999)
+        guard KeywordReader.errorCodes.contains(code) else {
+            throw line.error("'errorfile': status code \(code) is not one strata answers (\(KeywordLine.list(KeywordReader.errorCodes.map(String.init))))")
+        }
+        let path = try line.argument(1, expecting: "a status code and a file (errorfile CODE PATH)")
+        try line.noArguments(after: 2)
+        return (code, try httpMessageFile(path, line: line, what: "'errorfile'"))
     }
 
     // MARK: ACLs and conditions

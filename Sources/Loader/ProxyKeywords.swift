@@ -22,6 +22,7 @@ extension KeywordReader {
         ("enabled", all),
         ("error-log-format", frontSide),
         ("errorfile", all),
+        ("errorfiles", all),
         ("fullconn", backSide),
         ("hash-type", backSide),
         ("http-check", backSide),
