@@ -106,6 +106,8 @@ public struct Timeouts: Hashable, Sendable {
     /// `timeout http-keep-alive`: how long an idle keep-alive client connection waits for the
     /// next request (`timeout http-request`, then `timeout client`, when unset).
     public var httpKeepAlive: Int?
+    /// `timeout tarpit`: how long `http-request tarpit` holds a request (`timeout connect` when unset).
+    public var tarpit: Int?
     public init() {}
 }
 

@@ -301,6 +301,8 @@ public enum HTTPRequestAction: Hashable, Sendable {
     case replaceTarget(part: RequestTargetPart, regex: String, replacement: FormatString)
     /// `deny [deny_status N]`.
     case deny(status: Int)
+    /// `tarpit [deny_status N]`: hold the request for `timeout tarpit`, then answer N (500).
+    case tarpit(status: Int)
     /// `return [status N] [content-type T] [string S | lf-string S | file F] [hdr N V]…`.
     case returnResponse(status: Int, contentType: String?, body: ResponseBody, headers: [Header])
     case redirect(Redirect)

@@ -10,7 +10,7 @@ extension KeywordReader {
     static let errorCodes = [200, 400, 401, 403, 404, 405, 407, 408, 410, 413, 425, 429, 500, 501, 502, 503, 504]
 
     static let httpRequestActions = [
-        "add-header", "allow", "auth", "del-header", "deny", "redirect", "replace-header", "replace-path", "replace-pathq",
+        "add-header", "allow", "auth", "del-header", "deny", "redirect", "tarpit", "replace-header", "replace-path", "replace-pathq",
         "replace-uri", "replace-value", "return", "set-header", "set-method", "set-path", "set-query", "set-uri",
         "use-service",
     ]
@@ -21,7 +21,7 @@ extension KeywordReader {
         "sc-inc-gpc0", "sc-inc-gpc1", "sc-set-gpt0", "send-spoe-group", "set-bandwidth-limit", "set-dst",
         "set-dst-port", "set-log-level", "set-map", "set-mark", "set-nice", "set-pathq", "set-priority-class",
         "set-priority-offset", "set-src", "set-src-port", "set-timeout", "set-tos", "set-var", "set-var-fmt",
-        "silent-drop", "strict-mode", "tarpit", "track-sc0", "track-sc1", "track-sc2", "unset-var", "wait-for-body",
+        "silent-drop", "strict-mode", "track-sc0", "track-sc1", "track-sc2", "unset-var", "wait-for-body",
         "wait-for-handshake",
     ]
     static let httpResponseActions = [
@@ -348,6 +348,8 @@ extension KeywordReader {
         case "set-method": result = .setMethod(try format(1, "a method")); i = 2
         case "deny":
             result = .deny(status: try denyStatus(line, at: &i, default: 403, what: what))
+        case "tarpit":
+            result = .tarpit(status: try denyStatus(line, at: &i, default: 500, what: what))
         case "return":
             result = try returnAction(line, at: &i, what: what)
         case "redirect":

@@ -148,6 +148,7 @@ struct ProxyDraft {
         errorFileImports = sections[index].draft.errorFileImports
         proxy.timeouts.httpRequest = sections[index].draft.proxy.timeouts.httpRequest
         proxy.timeouts.httpKeepAlive = sections[index].draft.proxy.timeouts.httpKeepAlive
+        proxy.timeouts.tarpit = sections[index].draft.proxy.timeouts.tarpit
         proxy.stats = sections[index].draft.proxy.stats
         if proxy.kind != .backend {  // isFrontend, without copying the proxy to call it
             proxy.defaultBackend = sections[index].draft.proxy.defaultBackend

@@ -77,6 +77,7 @@ extension KeywordReader {
         ("timeout queue", backSide),
         ("timeout server", backSide),
         ("timeout server-fin", backSide),
+        ("timeout tarpit", all),
         ("timeout tunnel", backSide),
         ("use_backend", [.frontend, .listen]),
     ]
@@ -220,6 +221,7 @@ extension KeywordReader {
         case "timeout server": draft.proxy.timeouts.server = try timeout(line)
         case "timeout server-fin": draft.proxy.timeouts.serverFin = try timeout(line)
         case "timeout tunnel": draft.proxy.timeouts.tunnel = try timeout(line)
+        case "timeout tarpit": draft.proxy.timeouts.tarpit = try timeout(line)
 
         case "log":
             if line.negated {

@@ -122,3 +122,46 @@ import Testing
         #expect(try #require(TestHTTPClient(port: other)?.get("/deny")).body == "section-403")
     }
 }
+
+/// `http-request tarpit`: the refusal comes after `timeout tarpit`, nothing reaches a server, the
+/// connection closes, the log says PT.
+@Suite(.serialized) struct HTTPTarpitTests {
+    @Test func aTarpittedRequestWaitsItsTimeoutThenIsRefused() throws {
+        let origin = try TestHTTPOrigin("app")
+        let port = TestSocket.freePort()
+        let strata = try StrataProcess(config: """
+            global
+                stats socket @ADMIN@ level admin
+                log stdout format raw local0
+            defaults
+                mode http
+                log global
+                option httplog
+                timeout connect 3s
+                timeout client 10s
+                timeout server 10s
+            frontend fe
+                bind 127.0.0.1:\(port)
+                timeout tarpit 1s
+                http-request tarpit if { path_beg /bot }
+                http-request tarpit deny_status 403 if { path_beg /scan }
+                default_backend app
+            backend app
+                server o 127.0.0.1:\(origin.port)
+            """)
+        #expect(strata.waitForAdmin(), "\(strata.output.joined(separator: "\n"))")
+        let client = try #require(TestHTTPClient(port: port))
+        let started = Date()
+        let held = try #require(client.get("/bot/x"))
+        let waited = Date().timeIntervalSince(started)
+        #expect(held.status == 500)
+        #expect(waited >= 0.9, "answered after \(waited) s")
+        #expect(held.head.lowercased().contains("connection: close"))
+        #expect(client.isClosedByPeer())
+        #expect(try #require(TestHTTPClient(port: port)?.get("/scan")).status == 403)
+        // Nothing of either reached the server; other requests do.
+        #expect(try #require(TestHTTPClient(port: port)?.get("/ok")).status == 200)
+        #expect(origin.heads.count == 1 && origin.heads.allSatisfy { !$0.contains("/bot") && !$0.contains("/scan") }, "\(origin.heads)")
+        #expect(strata.waitForOutput(" PT-- "), "\(strata.output.joined(separator: "\n"))")
+    }
+}

@@ -136,7 +136,7 @@ final class RulesHarness {
             }
             lastBackend = chosen
             switch decision {
-            case .respond(let r):
+            case .respond(let r), .tarpit(let r):
                 return RulesOutcome(decision: decision, answer: r.rendered(close: r.closesConnection))
             case .useService:
                 return RulesOutcome(decision: decision)

@@ -130,6 +130,7 @@ extension PlanSetting where Root == Proxy {
             PlanSetting("timeout server-fin", \.timeouts.serverFin, PlanText.time),
             PlanSetting("timeout http-request", \.timeouts.httpRequest, PlanText.time),
             PlanSetting("timeout http-keep-alive", \.timeouts.httpKeepAlive, PlanText.time),
+            PlanSetting("timeout tarpit", \.timeouts.tarpit, PlanText.time),
             PlanSetting("timeout check", \.checks.timeout, PlanText.time),
             PlanSetting("default_backend", \.defaultBackend, PlanText.word),
             PlanSetting("description", \.description, PlanText.word),

@@ -6,6 +6,8 @@ enum HTTPRequestDecision {
     /// Answer locally (deny, return, redirect, a failed rewrite's 500, no backend's 503), and
     /// forward nothing.
     case respond(HTTPLocalResponse)
+    /// `http-request tarpit`: answer this after `timeout tarpit`, forwarding nothing.
+    case tarpit(HTTPLocalResponse)
     /// `http-request use-service NAME`: hand the request to that service (e.g.
     /// `prometheus-exporter`).
     case useService(String)

@@ -18,6 +18,7 @@ enum HTTPCompiledRequestAction {
     case setMethod(HTTPCompiledFormat)
     case replaceTarget(RequestTargetPart, HTTPRegex, HTTPCompiledFormat)
     case deny(status: Int)
+    case tarpit(status: Int)
     case returnResponse(HTTPCompiledReturn)
     case redirect(HTTPCompiledRedirect)
     case allow
@@ -48,6 +49,7 @@ enum HTTPCompiledRequestAction {
         case .replaceTarget(let part, let regex, let replacement):
             self = .replaceTarget(part, try HTTPCompiledRequestAction.regex(regex, location), format(replacement))
         case .deny(let status): self = .deny(status: status)
+        case .tarpit(let status): self = .tarpit(status: status)
         case .returnResponse(let status, let contentType, let body, let headers):
             self = .returnResponse(HTTPCompiledReturn(status: status, contentType: contentType, body: body,
                                                       headers: headers, constants: constants))
@@ -212,6 +214,10 @@ extension HTTPRuleSet {
                 return .respond(answer)
             case .useService(let service):
                 return .useService(service)
+            case .tarpit(let status):
+                var answer = ev.frontend.errorResponse(status, backend: ev.backend)
+                answer.isDenial = true
+                return .tarpit(answer)
             case .auth(let challenge):
                 return .respond(challenge)
             case .setVariable(let key, let sample):

@@ -175,6 +175,20 @@ extension HTTPSession {
                 transaction.termination = TerminationState(cause: UInt8(ascii: answer.isDenial ? "P" : "L"), phase: UInt8(ascii: "R"))
                 sendLocal(answer)
                 return
+            case .tarpit(let answer):
+                // HAProxy's tarpit: the client waits `timeout tarpit` (else `timeout connect`) for
+                // its refusal, nothing is forwarded, the connection closes after it (logged PT).
+                consumeHead(input)
+                frontend.counters[loop].deniedRequests += 1
+                transaction.termination = TerminationState(cause: UInt8(ascii: "P"), phase: UInt8(ascii: "T"))
+                transaction.closeAfterResponse = true
+                let t = backend?.proxy.timeouts ?? frontend.proxy.timeouts
+                let delay = Double(t.tarpit ?? frontend.proxy.timeouts.tarpit ?? t.connect ?? 0) / 1000
+                transaction.tarpitAnswer = answer
+                transaction.tarpitUntil = loop.now + delay
+                phase = .waitingServer
+                tightenTimer()
+                return
             case .useService(let name):
                 let call = Engine.serviceCall(name, requestParser.head, input: input)
                 consumeHead(input)

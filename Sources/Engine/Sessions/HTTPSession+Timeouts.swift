@@ -19,6 +19,7 @@ extension HTTPSession {
         case .head:
             return s(f.httpRequest ?? f.client).map { transaction.headStartedAt + $0 }
         case .waitingServer:
+            if transaction.tarpitAnswer != nil { return transaction.tarpitUntil }
             if transaction.waitingForBody { return s(f.httpRequest ?? f.client).map { transaction.headStartedAt + $0 } }
             return transaction.connector.deadline
         case .exchange:
@@ -124,7 +125,10 @@ extension HTTPSession {
             transaction.closeAfterResponse = true
             respondLocally(status: 408)
         case .waitingServer:
-            if transaction.waitingForBody {
+            if let answer = transaction.tarpitAnswer {
+                transaction.tarpitAnswer = nil
+                sendLocal(answer)
+            } else if transaction.waitingForBody {
                 transaction.waitingForBody = false
                 transaction.termination = TerminationState(cause: UInt8(ascii: "c"), phase: UInt8(ascii: "R"))
                 transaction.closeAfterResponse = true

@@ -24,6 +24,9 @@ struct HTTPTransaction {
     var requestComplete = false
     /// `option http-buffer-request`: the server is chosen once the body is in.
     var waitingForBody = false
+    /// `http-request tarpit`: the answer held until `tarpitUntil` (loop seconds).
+    var tarpitAnswer: HTTPLocalResponse?
+    var tarpitUntil = 0.0
     var expectsContinue = false
     var upgradeRequested = false
     /// The request line, for the log only (empty when the frontend logs nothing).
