@@ -77,9 +77,51 @@ public enum TLSSampleFetch: String, Hashable, Sendable, CaseIterable {
 }
 
 /// `,lower`, `,upper` and the other converters applied to a fetched sample, in order.
-public enum SampleConverter: String, Hashable, Sendable {
+public enum SampleConverter: Hashable, Sendable {
     case lower
     case upper
+    /// `length`: the string's length (integer).
+    case length
+    /// `hex`: the bytes in upper-case hexadecimal.
+    case hex
+    /// `base64`, `ub64enc`; `b64dec`, `ub64dec` (the URL-safe alphabet without padding).
+    case base64(urlSafe: Bool)
+    case base64Decode(urlSafe: Bool)
+    /// `url_dec[(IN_FORM)]`: %XX decoded; `+` becomes a space when IN_FORM is not 0.
+    case urlDecode(form: Bool)
+    /// `word(N,DELIMS)`: the Nth non-empty word (from the end when N < 0).
+    case word(index: Int, delimiters: String)
+    /// `field(N,DELIMS[,COUNT])`: the Nth field (empty ones count), COUNT fields from it.
+    case field(index: Int, delimiters: String, count: Int)
+    /// `bytes(OFFSET[,LENGTH])`.
+    case bytes(offset: Int, length: Int?)
+    /// `regsub(REGEX,SUBST[,FLAGS])`: each match (the first without `g`) replaced, `\N` groups.
+    case regsub(regex: String, replacement: String, global: Bool, ignoreCase: Bool)
+    /// `json`: escaped for a JSON string (quotes, backslashes, control characters).
+    case json
+    /// `add|sub|mul|div|mod|and|or|xor(N)`: integer arithmetic with a constant.
+    case arithmetic(ArithmeticOperator, Int)
+    /// `neg`, `bool` (not zero), `not` (zero), `odd`, `even`.
+    case negate
+    case bool
+    case not
+    case odd
+    case even
+    /// `ipmask(MASK4[,MASK6])`: the address with only its network bits.
+    case ipmask(v4: Int, v6: Int?)
+    /// `sdbm`, `djb2`, `crc32`, `wt6` hashes of the bytes (integers).
+    case hash(HashFunction)
+
+    public enum ArithmeticOperator: String, Hashable, Sendable, CaseIterable {
+        case add, sub, mul, div, mod, and, or, xor
+    }
+
+    public enum HashFunction: String, Hashable, Sendable, CaseIterable {
+        case sdbm, djb2, crc32, wt6
+    }
+
+    /// Whether the converter only maps letters' case (what log lines can apply too).
+    public var isCaseMapping: Bool { self == .lower || self == .upper }
 }
 
 /// A fetch and its converters: `hdr(host),lower`.

@@ -56,6 +56,9 @@ extension KeywordReader {
     /// A `%[…]` of a log format: a fetch the log line has.
     static func loggedSample(_ text: String) throws(ConfigError) -> SampleExpression {
         let (expression, fetch) = try SampleParser.expression(text, acl: false)
+        if !expression.converters.allSatisfy(\.isCaseMapping) {
+            throw ConfigError(nil, "'\(text)': a log line applies lower and upper only (other converters work in rules)")
+        }
         switch expression.fetch {
         case .source, .sourcePort, .destination, .destinationPort, .method, .path, .url, .query, .requestVersion,
             .status, .constant, .sslFrontend, .tls:

@@ -46,6 +46,8 @@ struct HTTPCompiledSample {
 
     var fetch: Fetch
     var caseMapping: CaseMapping
+    /// Converters other than case mappings, applied in order (nil for most samples).
+    var chain: Unmanaged<HTTPConverterChain>?
 
     init(_ expression: SampleExpression, constants: HTTPRuleConstants) {
         switch expression.fetch {
@@ -74,10 +76,17 @@ struct HTTPCompiledSample {
         case .httpAuthGroup(let name): fetch = .httpAuthGroup(constants.userlist(name))
         case .variable(let name): fetch = .variable(HTTPVariableKey(name))
         }
-        switch expression.converters.last {
-        case .lower?: caseMapping = .lower
-        case .upper?: caseMapping = .upper
-        case nil: caseMapping = .none
+        if expression.converters.allSatisfy(\.isCaseMapping) {
+            // The common case stays a plain mapping: the last of lower/upper wins.
+            switch expression.converters.last {
+            case .lower?: caseMapping = .lower
+            case .upper?: caseMapping = .upper
+            default: caseMapping = .none
+            }
+            chain = nil
+        } else {
+            caseMapping = .none
+            chain = constants.keep(HTTPConverterChain(expression.converters, constants: constants))
         }
     }
 }

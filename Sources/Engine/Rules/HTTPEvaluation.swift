@@ -24,6 +24,12 @@ struct HTTPEvaluation {
     /// `url_param`). Returns true when `body` stopped the walk by returning false.
     @inline(__always)
     func forEachValue(_ sample: HTTPCompiledSample, all: Bool, _ body: (HTTPSample) -> Bool) -> Bool {
+        if let chain = sample.chain {
+            return !forEachFetched(sample.fetch, all: all) { value in
+                guard let converted = chain._withUnsafeGuaranteedRef({ $0.apply(value, self) }) else { return true }
+                return body(converted)
+            }
+        }
         if sample.caseMapping == .none {
             return !forEachFetched(sample.fetch, all: all, body)
         }

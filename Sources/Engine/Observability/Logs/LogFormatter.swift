@@ -484,6 +484,7 @@ final class LogFormatter {
                 switch c {
                 case .lower: v = v.lowercased()
                 case .upper: v = v.uppercased()
+                default: break  // the Loader lets only case mappings into a log format
                 }
             }
             value = v

@@ -1,0 +1,329 @@
+import ConfigModel
+import Glibc
+import HTTP1
+
+/// Converters beyond lower and upper (`,word(2,/)`, `,regsub(…)`, `,base64`, arithmetic …),
+/// compiled once per rule set and applied in order to each fetched value. A value goes through
+/// owned bytes while it is converted; the result is written to the rule's samples buffer (valid
+/// until the next rule), as other computed samples are.
+final class HTTPConverterChain: @unchecked Sendable {
+    private enum Step {
+        case plain(SampleConverter)
+        case regsub(HTTPRegex, [UInt8], global: Bool)
+    }
+    private let steps: [Step]
+
+    init(_ converters: [SampleConverter], constants: HTTPRuleConstants) {
+        steps = converters.map { c in
+            if case .regsub(let pattern, let replacement, let global, let ignoreCase) = c,
+               let regex = try? HTTPRegex(pattern, ignoreCase: ignoreCase) {
+                return .regsub(regex, Array(replacement.utf8), global: global)
+            }
+            return .plain(c)
+        }
+    }
+
+    /// A value while converters run.
+    enum Value {
+        case bytes([UInt8])
+        case integer(Int)
+        case boolean(Bool)
+        case address(HTTPAddressBits)
+    }
+
+    func apply(_ sample: HTTPSample, _ ev: HTTPEvaluation) -> HTTPSample? {
+        var value: Value
+        switch sample {
+        case .bytes(let b): value = .bytes(Array(b))
+        case .integer(let n): value = .integer(n)
+        case .boolean(let b): value = .boolean(b)
+        case .address(let a): value = .address(a)
+        }
+        for step in steps {
+            guard let next = convert(value, step) else { return nil }
+            value = next
+        }
+        switch value {
+        case .integer(let n): return .integer(n)
+        case .boolean(let b): return .boolean(b)
+        case .address(let a): return .address(a)
+        case .bytes(let b):
+            let out = ev.scratch.samples
+            let mark = out.count
+            let ok = b.withUnsafeBytes { out.append($0) }
+            return ok ? .bytes(out.bytes(from: mark)) : nil
+        }
+    }
+
+    // MARK: the converters
+
+    private static func text(_ v: Value) -> [UInt8] {
+        switch v {
+        case .bytes(let b): return b
+        case .integer(let n): return Array(String(n).utf8)
+        case .boolean(let b): return b ? [0x31] : [0x30]
+        case .address(let a):
+            if !a.isV6 { return Array("\(a.v4 >> 24).\(a.v4 >> 16 & 0xFF).\(a.v4 >> 8 & 0xFF).\(a.v4 & 0xFF)".utf8) }
+            var raw = (a.high.bigEndian, a.low.bigEndian)
+            var buffer = [CChar](repeating: 0, count: 46)
+            _ = withUnsafeBytes(of: &raw) { inet_ntop(AF_INET6, $0.baseAddress, &buffer, 46) }
+            return Array(String(cString: buffer).utf8)
+        }
+    }
+
+    /// HAProxy casts a string to an integer by its leading decimal number.
+    private static func integer(_ v: Value) -> Int? {
+        switch v {
+        case .integer(let n): return n
+        case .boolean(let b): return b ? 1 : 0
+        case .address: return nil
+        case .bytes(let b):
+            var i = 0
+            var negative = false
+            if i < b.count, b[i] == UInt8(ascii: "-") || b[i] == UInt8(ascii: "+") { negative = b[i] == UInt8(ascii: "-"); i += 1 }
+            var n = 0
+            var digits = 0
+            while i < b.count, HTTPByte.isDigit(b[i]) {
+                let (m, o1) = n.multipliedReportingOverflow(by: 10)
+                let (r, o2) = m.addingReportingOverflow(Int(b[i] - UInt8(ascii: "0")))
+                if o1 || o2 { return nil }
+                n = r
+                digits += 1
+                i += 1
+            }
+            return digits > 0 ? (negative ? -n : n) : nil
+        }
+    }
+
+    private func convert(_ v: Value, _ step: Step) -> Value? {
+        switch step {
+        case .regsub(let regex, let replacement, let global):
+            return .bytes(HTTPConverterChain.regsub(HTTPConverterChain.text(v), regex, replacement, global: global))
+        case .plain(let c):
+            return HTTPConverterChain.convert(v, c)
+        }
+    }
+
+    static func convert(_ v: Value, _ c: SampleConverter) -> Value? {
+        switch c {
+        case .lower: return .bytes(text(v).map(HTTPByte.lowercased))
+        case .upper: return .bytes(text(v).map(HTTPRuleBytes.upper))
+        case .length: return .integer(text(v).count)
+        case .hex:
+            let digits = Array("0123456789ABCDEF".utf8)
+            var out: [UInt8] = []
+            for b in text(v) { out.append(digits[Int(b >> 4)]); out.append(digits[Int(b & 0xF)]) }
+            return .bytes(out)
+        case .base64(let urlSafe): return .bytes(base64(text(v), urlSafe: urlSafe))
+        case .base64Decode(let urlSafe): return base64Decode(text(v), urlSafe: urlSafe).map { .bytes($0) }
+        case .urlDecode(let form): return urlDecode(text(v), form: form).map { .bytes($0) }
+        case .word(let index, let delimiters):
+            let words = split(text(v), Array(delimiters.utf8)).filter { !$0.isEmpty }
+            let i = index > 0 ? index - 1 : words.count + index
+            return words.indices.contains(i) ? .bytes(words[i]) : nil
+        case .field(let index, let delimiters, let count):
+            let delims = Array(delimiters.utf8)
+            let fields = split(text(v), delims)
+            let first = index > 0 ? index - 1 : fields.count + index
+            guard fields.indices.contains(first) else { return nil }
+            // COUNT fields from the first one (0: to the end), joined by the first delimiter.
+            let last = count == 0 ? fields.count : min(fields.count, first + count)
+            var out: [UInt8] = []
+            for i in first..<last {
+                if i > first { out.append(delims[0]) }
+                out += fields[i]
+            }
+            return .bytes(out)
+        case .bytes(let offset, let length):
+            let b = text(v)
+            guard offset < b.count else { return nil }
+            let end = length.map { min(b.count, offset + $0) } ?? b.count
+            return .bytes(Array(b[offset..<end]))
+        case .regsub:
+            return nil  // compiled into a step with its regex
+        case .json: return .bytes(json(text(v)))
+        case .arithmetic(let op, let operand):
+            guard let n = integer(v) else { return nil }
+            switch op {
+            case .add: return .integer(n &+ operand)
+            case .sub: return .integer(n &- operand)
+            case .mul: return .integer(n &* operand)
+            // HAProxy answers the largest integer for a division by zero.
+            case .div: return .integer(operand == 0 ? Int.max : n / operand)
+            case .mod: return .integer(operand == 0 ? 0 : n % operand)
+            case .and: return .integer(n & operand)
+            case .or: return .integer(n | operand)
+            case .xor: return .integer(n ^ operand)
+            }
+        case .negate: return integer(v).map { .integer(0 &- $0) }
+        case .bool: return integer(v).map { .boolean($0 != 0) }
+        case .not: return integer(v).map { .boolean($0 == 0) }
+        case .odd: return integer(v).map { .boolean($0 & 1 == 1) }
+        case .even: return integer(v).map { .boolean($0 & 1 == 0) }
+        case .ipmask(let m4, let m6):
+            guard case .address(var a) = v else { return nil }
+            if !a.isV6 {
+                a.v4 &= m4 == 0 ? 0 : UInt32.max << UInt32(32 - m4)
+            } else {
+                guard let m6 else { return nil }
+                let hi = m6 >= 64 ? UInt64.max : (m6 == 0 ? 0 : UInt64.max << UInt64(64 - m6))
+                let lo = m6 <= 64 ? 0 : (m6 == 128 ? UInt64.max : UInt64.max << UInt64(128 - m6))
+                a.high &= hi
+                a.low &= lo
+            }
+            return .address(a)
+        case .hash(let f):
+            let b = text(v)
+            switch f {
+            case .sdbm:
+                var h: UInt32 = 0
+                for c in b { h = UInt32(c) &+ (h << 6) &+ (h << 16) &- h }
+                return .integer(Int(h))
+            case .djb2:
+                var h: UInt32 = 5381
+                for c in b { h = (h << 5) &+ h &+ UInt32(c) }
+                return .integer(Int(h))
+            case .crc32:
+                var crc: UInt32 = 0xFFFF_FFFF
+                for c in b {
+                    crc ^= UInt32(c)
+                    for _ in 0..<8 { crc = crc & 1 == 1 ? (crc >> 1) ^ 0xEDB8_8320 : crc >> 1 }
+                }
+                return .integer(Int(crc ^ 0xFFFF_FFFF))
+            case .wt6:
+                var h0: UInt32 = 0xa53c_965a, h1: UInt32 = 0x5ca6_953a
+                for c in b {
+                    h0 = (h0 << 1) ^ UInt32(c)
+                    h1 = (h1 << 3) ^ h0
+                    h0 = (h0 >> 4) | (h0 << 28)
+                }
+                return .integer(Int(h0 ^ h1))
+            }
+        }
+    }
+
+    private static func split(_ b: [UInt8], _ delimiters: [UInt8]) -> [[UInt8]] {
+        var out: [[UInt8]] = []
+        var current: [UInt8] = []
+        for c in b {
+            if delimiters.contains(c) { out.append(current); current = [] } else { current.append(c) }
+        }
+        out.append(current)
+        return out
+    }
+
+    static func base64(_ b: [UInt8], urlSafe: Bool) -> [UInt8] {
+        let table = Array((urlSafe ? "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+                                   : "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/").utf8)
+        var out: [UInt8] = []
+        var i = 0
+        while i < b.count {
+            let n = min(3, b.count - i)
+            var chunk: UInt32 = 0
+            for k in 0..<3 { chunk = chunk << 8 | UInt32(k < n ? b[i + k] : 0) }
+            for k in 0..<4 {
+                if k <= n { out.append(table[Int(chunk >> UInt32(18 - 6 * k) & 0x3F)]) } else if !urlSafe { out.append(0x3D) }
+            }
+            i += 3
+        }
+        return out
+    }
+
+    static func base64Decode(_ b: [UInt8], urlSafe: Bool) -> [UInt8]? {
+        var out: [UInt8] = []
+        var buffer: UInt32 = 0
+        var bits = 0
+        for c in b {
+            let v: UInt32
+            switch c {
+            case UInt8(ascii: "A")...UInt8(ascii: "Z"): v = UInt32(c - UInt8(ascii: "A"))
+            case UInt8(ascii: "a")...UInt8(ascii: "z"): v = UInt32(c - UInt8(ascii: "a")) + 26
+            case UInt8(ascii: "0")...UInt8(ascii: "9"): v = UInt32(c - UInt8(ascii: "0")) + 52
+            case UInt8(ascii: "+") where !urlSafe, UInt8(ascii: "-") where urlSafe: v = 62
+            case UInt8(ascii: "/") where !urlSafe, UInt8(ascii: "_") where urlSafe: v = 63
+            case UInt8(ascii: "="): continue
+            default: return nil
+            }
+            buffer = buffer << 6 | v
+            bits += 6
+            if bits >= 8 {
+                bits -= 8
+                out.append(UInt8(truncatingIfNeeded: buffer >> UInt32(bits)))
+            }
+        }
+        return out
+    }
+
+    private static func urlDecode(_ b: [UInt8], form: Bool) -> [UInt8]? {
+        var out: [UInt8] = []
+        var i = 0
+        while i < b.count {
+            if b[i] == UInt8(ascii: "%") {
+                guard i + 2 < b.count, let h = HTTPByte.hexValue(b[i + 1]), let l = HTTPByte.hexValue(b[i + 2]) else { return nil }
+                out.append(h << 4 | l)
+                i += 3
+            } else {
+                out.append(form && b[i] == UInt8(ascii: "+") ? 0x20 : b[i])
+                i += 1
+            }
+        }
+        return out
+    }
+
+    private static func json(_ b: [UInt8]) -> [UInt8] {
+        var out: [UInt8] = []
+        let hex = Array("0123456789abcdef".utf8)
+        for c in b {
+            switch c {
+            case 0x22: out += [0x5C, 0x22]
+            case 0x5C: out += [0x5C, 0x5C]
+            case 0x0A: out += [0x5C, UInt8(ascii: "n")]
+            case 0x0D: out += [0x5C, UInt8(ascii: "r")]
+            case 0x09: out += [0x5C, UInt8(ascii: "t")]
+            case 0..<0x20, 0x7F:
+                out += Array("\\u00".utf8) + [hex[Int(c >> 4)], hex[Int(c & 0xF)]]
+            default: out.append(c)
+            }
+        }
+        return out
+    }
+
+    /// `regsub`: each match (the first only without `g`) replaced by the replacement with its
+    /// `\N` groups; an empty match moves one byte on, so that a pattern matching nothing ends.
+    static func regsub(_ b: [UInt8], _ regex: HTTPRegex, _ replacement: [UInt8], global: Bool) -> [UInt8] {
+        var out: [UInt8] = []
+        var start = 0
+        b.withUnsafeBytes { all in
+            withUnsafeTemporaryAllocation(of: regmatch_t.self, capacity: HTTPRegex.maxGroups) { groups in
+                while start <= b.count {
+                    let rest = UnsafeRawBufferPointer(rebasing: all[start...])
+                    guard regex.match(rest, into: groups) else { break }
+                    let from = Int(groups[0].rm_so), to = Int(groups[0].rm_eo)
+                    out += all[start..<(start + from)]
+                    var i = 0
+                    while i < replacement.count {
+                        if replacement[i] == 0x5C, i + 1 < replacement.count, HTTPByte.isDigit(replacement[i + 1]) {
+                            let g = Int(replacement[i + 1] - UInt8(ascii: "0"))
+                            if g < groups.count, groups[g].rm_so >= 0 {
+                                out += rest[Int(groups[g].rm_so)..<Int(groups[g].rm_eo)]
+                            }
+                            i += 2
+                        } else {
+                            out.append(replacement[i])
+                            i += 1
+                        }
+                    }
+                    if to == from {
+                        if start + to < b.count { out.append(b[start + to]) }
+                        start += to + 1
+                    } else {
+                        start += to
+                    }
+                    if !global { break }
+                }
+            }
+        }
+        if start < b.count { out += b[start...] }
+        return out
+    }
+}

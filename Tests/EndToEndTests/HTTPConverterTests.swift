@@ -1,0 +1,74 @@
+import Foundation
+import Glibc
+import StrataTestSupport
+import Testing
+
+/// Converters in rules, as real configurations chain them: each header the origin receives is a
+/// converter's output on a known input.
+@Suite(.serialized) struct HTTPConverterTests {
+    @Test func convertersTransformSamplesInOrder() throws {
+        let origin = try TestHTTPOrigin("app")
+        let port = TestSocket.freePort()
+        let strata = try StrataProcess(config: """
+            global
+                stats socket @ADMIN@ level admin
+            defaults
+                mode http
+                timeout connect 2s
+                timeout client 10s
+                timeout server 10s
+            frontend fe
+                bind 127.0.0.1:\(port)
+                http-request set-header X-Word %[path,word(2,/)]
+                http-request set-header X-Word-Last %[path,word(-1,/)]
+                http-request set-header X-Field %[req.hdr(x-in),field(2,:)]
+                http-request set-header X-Fields %[req.hdr(x-in),field(2,:,2)]
+                http-request set-header X-Regsub %[path,regsub(/+,_,g)]
+                http-request set-header X-Regsub-First %[path,regsub(^/api,/v2)]
+                http-request set-header X-Len %[path,length]
+                http-request set-header X-Add %[path,length,add(10),mul(2)]
+                http-request set-header X-Hex %[req.hdr(x-raw),hex]
+                http-request set-header X-B64 %[req.hdr(x-raw),base64]
+                http-request set-header X-B64-Back %[req.hdr(x-raw),base64,b64dec]
+                http-request set-header X-Url %[url_param(q),url_dec]
+                http-request set-header X-Json %[req.hdr(x-quote),json]
+                http-request set-header X-Bytes %[req.hdr(x-raw),bytes(1,3)]
+                http-request set-header X-Mask %[src,ipmask(24)]
+                http-request set-header X-Upper-Word %[path,word(1,/),upper]
+                http-request set-header X-Crc %[req.hdr(x-raw),crc32]
+                http-request deny if { path,length gt 40 }
+                acl odd_len path,length,odd
+                http-request set-header X-Odd yes if odd_len
+                default_backend app
+            backend app
+                server o 127.0.0.1:\(origin.port)
+            """)
+        #expect(strata.waitForAdmin(), "\(strata.output.joined(separator: "\n"))")
+        let client = try #require(TestHTTPClient(port: port))
+        let answer = try #require(client.get("/api//users/42?q=a%20b%2Bc", headers: [
+            "X-In: one:two:three:four", "X-Raw: hello", "X-Quote: say \"hi\"\\now",
+        ]))
+        #expect(answer.status == 200)
+        let b = answer.body
+        #expect(b.contains("h=X-Word: users"), "\(b)")
+        #expect(b.contains("h=X-Word-Last: 42"))
+        #expect(b.contains("h=X-Field: two"))
+        #expect(b.contains("h=X-Fields: two:three"))
+        #expect(b.contains("h=X-Regsub: _api_users_42"))
+        #expect(b.contains("h=X-Regsub-First: /v2//users/42"))
+        #expect(b.contains("h=X-Len: 14"))
+        #expect(b.contains("h=X-Add: 48"))
+        #expect(b.contains("h=X-Hex: 68656C6C6F"))
+        #expect(b.contains("h=X-B64: aGVsbG8="))
+        #expect(b.contains("h=X-B64-Back: hello"))
+        #expect(b.contains("h=X-Url: a b+c"))
+        #expect(b.contains("h=X-Json: say \\\"hi\\\"\\\\now"), "\(b)")
+        #expect(b.contains("h=X-Bytes: ell"))
+        #expect(b.contains("h=X-Mask: 127.0.0.0"))
+        #expect(b.contains("h=X-Upper-Word: API"))
+        #expect(b.contains("h=X-Crc: 907060870"))
+        #expect(!b.contains("h=X-Odd"))
+        #expect(try #require(client.get("/odd1")).body.contains("h=X-Odd: yes"))
+        #expect(try #require(client.get("/" + String(repeating: "x", count: 45))).status == 403)
+    }
+}
