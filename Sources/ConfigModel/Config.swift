@@ -56,8 +56,11 @@ public struct Proxy: Hashable, Sendable {
     public var timeouts = Timeouts()
     public var tcpKeepAlive = TCPKeepAlive()
     public var log = ProxyLog()
-    /// `mode http`: routing, rules and options (empty in TCP mode).
+    /// `mode http`: routing, rules and options (empty in TCP mode); in TCP mode its ACLs and
+    /// `use_backend` rules too.
     public var http = HTTPSettings()
+    /// `tcp-request` and `tcp-response` rules.
+    public var tcp = TCPRules()
     /// Health checks of the backend side.
     public var checks = BackendChecks()
     /// `load-server-state-from-file` in a backend (or from `defaults`).
@@ -151,6 +154,8 @@ public struct Bind: Hashable, Sendable {
     public var reusePort = true
     /// `ssl crt …`: the listener terminates TLS.
     public var tls: BindTLS?
+    /// `accept-proxy`: every connection starts with a PROXY protocol header (v1 or v2).
+    public var acceptProxy = false
 
     public init(location: SourceLocation, endpoint: SocketEndpoint) {
         self.location = location
@@ -170,6 +175,8 @@ public struct ServerOptions: Hashable, Sendable {
     public var check = ServerCheck()
     /// `ssl …`: connections to the server use TLS.
     public var tls: ServerTLS?
+    /// `send-proxy*`: each connection starts with a PROXY protocol header.
+    public var sendProxy: SendProxy?
     public init() {}
 }
 

@@ -19,6 +19,12 @@ extension ConfigParser {
                 httpInTCPMode(i, &errors)
             }
             if !drafts[i].checkRuleLines.isEmpty { checkRules(i, &errors) }
+            if drafts[i].proxy.mode == .tcp, !drafts[i].proxy.http.backendRules.isEmpty || !drafts[i].tcpContentLines.isEmpty {
+                tcpRuleFetches(i, &errors)
+            } else if drafts[i].proxy.mode == .http, let first = drafts[i].tcpContentLines.first {
+                errors.append(ConfigError(first,
+                    "'tcp-request content' and 'tcp-response content' rules in mode http are not supported yet (\(drafts[i].proxy.kind.rawValue) '\(drafts[i].proxy.name)' is in mode http)"))
+            }
             if case .tcpCheck = drafts[i].proxy.checks.kind, p < config.proxies.count {
                 config.proxies[p].checks.kind = .tcpCheck(drafts[i].tcpCheckSteps)
             }
@@ -108,6 +114,24 @@ extension ConfigParser {
         }
         // HAProxy ignores the no-* flags once a minimum or maximum version is set.
         if min == nil && max == nil { disabled.formUnion(flags) }
+    }
+
+    /// In mode tcp, `use_backend` and `tcp-request content` conditions see the connection and the
+    /// buffered payload: an HTTP fetch there never has a value (HAProxy warns), strata refuses it.
+    private func tcpRuleFetches(_ i: Int, _ errors: inout [ConfigError]) {
+        let proxy = drafts[i].proxy
+        var rules: [(SourceLocation, Condition?)] = proxy.http.backendRules.map { ($0.location, $0.condition) }
+        rules += proxy.tcp.content.map { ($0.location, $0.condition) }
+        for (location, condition) in rules {
+            guard let condition else { continue }
+            for term in condition.alternatives.joined() {
+                if let c = term.criteria.first(where: { !KeywordReader.isTCPFetch($0.sample.fetch, layer4Only: false) }) {
+                    errors.append(ConfigError(location,
+                        "'\(term.name)' uses '\(SampleParser.name(of: c.sample.fetch))', which needs mode http: in mode tcp a rule sees the connection's addresses, its TLS and the request's payload"))
+                    break
+                }
+            }
+        }
     }
 
     /// HAProxy ignores HTTP keywords in a TCP proxy with a warning; strata refuses them. Those a

@@ -53,6 +53,8 @@ struct ProxyDraft {
     /// HTTP-only keywords written in this section (not inherited): each is refused when the
     /// proxy ends up in `mode tcp` (HAProxy ignores them with a warning).
     var httpOnlyLines: [(keyword: String, location: SourceLocation)] = []
+    /// `tcp-request content` / `tcp-response content` lines, checked against the mode at the end.
+    var tcpContentLines: [SourceLocation] = []
     /// `proxy.http.acls` by name.
     var aclIndex: [String: Int] = [:]
     /// ACL names a condition has used: an `acl` line adding to one after that makes the rules
@@ -137,6 +139,8 @@ struct ProxyDraft {
         proxy.timeouts.httpRequest = sections[index].draft.proxy.timeouts.httpRequest
         proxy.timeouts.httpKeepAlive = sections[index].draft.proxy.timeouts.httpKeepAlive
         proxy.stats = sections[index].draft.proxy.stats
+        // A defaults section has no tcp-request rule, only the inspect delays.
+        proxy.tcp.inspectDelay = sections[index].draft.proxy.tcp.inspectDelay
         if proxy.kind != .backend {  // isFrontend, without copying the proxy to call it
             proxy.defaultBackend = sections[index].draft.proxy.defaultBackend
             proxy.defaultBackendLocation = sections[index].draft.proxy.defaultBackendLocation

@@ -66,6 +66,8 @@ extension KeywordReader {
         ("stats refresh", all),
         ("stats uri", all),
         ("tcp-check", backSide),
+        ("tcp-request", all),
+        ("tcp-response", backSide),
         ("timeout check", backSide),
         ("timeout client", frontSide),
         ("timeout client-fin", frontSide),
@@ -294,6 +296,7 @@ extension KeywordReader {
         default:
             // The rarer keywords, in their own files.
             if try httpKeyword(line, draft: &draft) { return }
+            if try tcpKeyword(line, draft: &draft) { return }
             if try checkKeyword(line, draft: &draft) { return }
             if try observabilityKeyword(line, draft: &draft) { return }
             throw unsupported(line, in: section, supported: names)
@@ -346,7 +349,7 @@ extension KeywordReader {
 
     // MARK: bind
 
-    static let bindOptions = ["backlog", "interface", "name", "v4v6", "v6only"] + bindTLSOptions.sorted()
+    static let bindOptions = ["accept-proxy", "backlog", "interface", "name", "v4v6", "v6only"] + bindTLSOptions.sorted()
     /// HAProxy's other `bind` options: "not supported yet" rather than "unknown".
     static let otherBindOptions: Set<String> = [
         "accept-netscaler-cip", "accept-proxy", "allow-0rtt", "alpn", "ca-file", "ca-ignore-err",
@@ -390,6 +393,7 @@ extension KeywordReader {
                 i += 1
             case "name": template.name = try value(); i += 1
             case "interface": template.interface = try value(); i += 1
+            case "accept-proxy": template.acceptProxy = true
             default:
                 if KeywordReader.bindTLSOptions.contains(option) {
                     var settings = tls ?? BindTLS()
@@ -421,7 +425,8 @@ extension KeywordReader {
 
     static let serverOptionNames = [
         "addr", "backup", "check", "cookie", "disabled", "downinter", "error-limit", "fall", "fastinter", "inter",
-        "maxconn", "no-check", "observe", "on-error", "on-marked-down", "port", "rise", "weight",
+        "maxconn", "no-check", "no-send-proxy", "no-send-proxy-v2", "observe", "on-error", "on-marked-down", "port",
+        "proxy-v2-options", "rise", "send-proxy", "send-proxy-v2", "send-proxy-v2-ssl", "send-proxy-v2-ssl-cn", "weight",
     ]
     /// HAProxy's other `server` options: "not supported yet" rather than "unknown".
     static let otherServerOptions: Set<String> = [
@@ -492,6 +497,9 @@ extension KeywordReader {
                 i += 1
             case "backup": options.backup = true
             case "disabled": options.disabled = true
+            case "send-proxy", "send-proxy-v2", "send-proxy-v2-ssl", "send-proxy-v2-ssl-cn", "no-send-proxy",
+                 "no-send-proxy-v2", "proxy-v2-options":
+                try sendProxyOption(option, line, at: &i, into: &options.sendProxy)
             case "cookie":
                 guard let value = line.optionalArgument(i + 1), !value.isEmpty else {
                     throw line.error("'cookie' on server expects a value")
@@ -516,6 +524,12 @@ extension KeywordReader {
                     + KeywordSuggestion.clause(for: option, among: KeywordReader.serverOptionNames))
             }
             i += 1
+        }
+        if options.sendProxy?.version == 0 && start > 0 {
+            if line.args.contains("proxy-v2-options") {
+                throw line.error("'proxy-v2-options' has no effect without 'send-proxy-v2' (on the line or its default-server)")
+            }
+            options.sendProxy = nil
         }
         if let tls {
             if tls.settings.checkSSL && !tls.enabled && start > 0 {

@@ -38,6 +38,10 @@ final class Worker: EventHandler, @unchecked Sendable {
         set { CLibEV_store(published + 1, newValue) }
     }
 
+    /// Where this loop's TCP-layer rules compute samples (`tcp-request`, `use_backend` in mode
+    /// tcp): a rule is evaluated whole within one event, so one per loop serves every session.
+    private(set) lazy var ruleScratch = HTTPRuleScratch(capacity: loop.buffers.size)
+
     init(engine: Engine, loop: EventLoop) {
         self.engine = engine
         self.loop = loop

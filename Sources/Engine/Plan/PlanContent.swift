@@ -12,7 +12,7 @@ enum PlanContent {
     static let proxyFields = [
         "name", "kind", "location", "id", "mode", "description", "disabled", "binds", "defaultBackend",
         "defaultBackendLocation", "maxconn", "servers", "balance", "fullconn", "retries", "redispatch", "timeouts",
-        "tcpKeepAlive", "log", "http", "checks", "serverStateFile", "serverStateFileName", "stats",
+        "tcpKeepAlive", "log", "http", "tcp", "checks", "serverStateFile", "serverStateFileName", "stats",
     ]
     static let logFields = [
         "format", "targets", "dontLogNull", "structuredDataFormat", "errorFormat", "separateErrors", "logAsap",
@@ -24,12 +24,14 @@ enum PlanContent {
         "hashType",
     ]
     static let serverFields = ["name", "location", "id", "host", "address", "port", "options"]
-    static let serverOptionFields = ["weight", "maxconn", "backup", "disabled", "cookie", "check", "tls"]
+    static let serverOptionFields = ["weight", "maxconn", "backup", "disabled", "cookie", "check", "tls", "sendProxy"]
     static let serverCheckFields = [
         "enabled", "interval", "fastInterval", "downInterval", "rise", "fall", "port", "address", "observe",
         "errorLimit", "onError", "shutdownSessionsOnDown",
     ]
-    static let bindFields = ["location", "endpoint", "v6only", "backlog", "name", "interface", "reusePort", "tls"]
+    static let bindFields = [
+        "location", "endpoint", "v6only", "backlog", "name", "interface", "reusePort", "tls", "acceptProxy",
+    ]
 
     /// The proxy's own settings: what `Proxy.planView` keeps. Its place and id, binds, servers and
     /// rule lines are compared elsewhere.
@@ -41,7 +43,8 @@ enum PlanContent {
               a.pointee.retries == b.pointee.retries, a.pointee.redispatch == b.pointee.redispatch,
               a.pointee.timeouts == b.pointee.timeouts, a.pointee.tcpKeepAlive == b.pointee.tcpKeepAlive,
               a.pointee.checks == b.pointee.checks, a.pointee.serverStateFile == b.pointee.serverStateFile,
-              a.pointee.serverStateFileName == b.pointee.serverStateFileName
+              a.pointee.serverStateFileName == b.pointee.serverStateFileName,
+              a.pointee.tcp.inspectDelay == b.pointee.tcp.inspectDelay
         else { return false }
         guard a.pointee.log.format == b.pointee.log.format, a.pointee.log.dontLogNull == b.pointee.log.dontLogNull,
               a.pointee.log.structuredDataFormat == b.pointee.log.structuredDataFormat,
@@ -76,6 +79,7 @@ enum PlanContent {
             && a.pointee.http.redirectRules == b.pointee.http.redirectRules
             && a.pointee.http.backendRules == b.pointee.http.backendRules
             && a.pointee.http.responseRules == b.pointee.http.responseRules
+            && a.pointee.tcp.connection == b.pointee.tcp.connection && a.pointee.tcp.content == b.pointee.tcp.content
     }
 
     /// What `Server.planView` keeps: all but its place and id (its position in the backend).
@@ -95,7 +99,8 @@ enum PlanContent {
               a.pointee.options.check.observe == b.pointee.options.check.observe,
               a.pointee.options.check.errorLimit == b.pointee.options.check.errorLimit,
               a.pointee.options.check.onError == b.pointee.options.check.onError,
-              a.pointee.options.check.shutdownSessionsOnDown == b.pointee.options.check.shutdownSessionsOnDown
+              a.pointee.options.check.shutdownSessionsOnDown == b.pointee.options.check.shutdownSessionsOnDown,
+              a.pointee.options.sendProxy == b.pointee.options.sendProxy
         else { return false }
         // The TLS options' tags are read in place (`== nil` would copy them out first).
         if case .none = a.pointee.options.tls, case .none = b.pointee.options.tls { return true }
@@ -106,7 +111,7 @@ enum PlanContent {
     /// What `Bind.planView` keeps. Binds are few and small: taken as values.
     static func same(_ a: Bind, _ b: Bind) -> Bool {
         guard a.endpoint == b.endpoint, a.v6only == b.v6only, a.backlog == b.backlog, a.name == b.name,
-              a.interface == b.interface, a.reusePort == b.reusePort
+              a.interface == b.interface, a.reusePort == b.reusePort, a.acceptProxy == b.acceptProxy
         else { return false }
         // Certificates carry their place.
         return a.tls == b.tls || a.planView.tls == b.planView.tls

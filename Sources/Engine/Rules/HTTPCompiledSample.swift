@@ -34,6 +34,10 @@ struct HTTPCompiledSample {
         case constant(Bool)
         case status
         case responseHeader(UnsafeRawBufferPointer, occurrence: Int?)
+        case requestLength
+        case requestPayload(offset: Int, length: Int)
+        case sslHello(SSLHelloFetch)
+        case protoHTTP
     }
 
     enum CaseMapping {
@@ -66,6 +70,10 @@ struct HTTPCompiledSample {
         case .status: fetch = .status
         case .responseHeader(let name, let occurrence):
             fetch = .responseHeader(constants.bytes(name, lowercased: true), occurrence: occurrence == 0 ? nil : occurrence)
+        case .requestLength: fetch = .requestLength
+        case .requestPayload(let offset, let length): fetch = .requestPayload(offset: offset, length: length)
+        case .sslHello(let f): fetch = .sslHello(f)
+        case .protoHTTP: fetch = .protoHTTP
         }
         switch expression.converters.last {
         case .lower?: caseMapping = .lower

@@ -33,6 +33,8 @@ final class HTTPRuleScratch {
     /// Whether the response may be cached, as far as the request says (HAProxy's TX_CACHEABLE
     /// after the request): a safe method.
     var requestCacheable = false
+    /// Mode tcp: a payload fetch of the rule being evaluated needed bytes not there yet.
+    var payloadMissing = false
 
     /// `capacity`: the size of each buffer; `tune.bufsize` (a rewritten head must fit in one
     /// anyway).

@@ -36,6 +36,10 @@ extension HTTPSession {
         // (a failure there could not be told apart from the server refusing this client).
         transaction.connector.mayReuse = backend.proxy.http.connectionMode == .keepAlive
             && (reuse == .always || reuse == .aggressive || (reuse == .safe && requests > 1))
+        if backend.sendsProxy {
+            transaction.connector.proxySource = ProxyHeaderSource(client: clientAddress,
+                                                                  local: localAddress ?? localEndpoint(clientFD), tls: clientTLS)
+        }
         perform(transaction.connector.start(for: self, backend: backend, worker: worker, clientFD: clientFD,
                                             source: clientAddress?.address, now: loop.now))
     }

@@ -100,8 +100,10 @@ final class HTTPSession: ListedSession {
     unowned(unsafe) var listenerPrev: HTTPSession?
     unowned(unsafe) var listenerNext: HTTPSession?
 
+    /// `localAddress`: the destination a PROXY protocol header carried (nil: the socket's own).
     init(worker: Worker, listener: Listener, frontend: Frontend, clientFD: Int32, clientAddress: SocketEndpoint?,
-         tls: TLSConnection? = nil) {
+         localAddress: SocketEndpoint? = nil, tls: TLSConnection? = nil) {
+        self.localAddress = localAddress
         self.worker = worker
         self.loop = worker.loop
         self.listener = listener
