@@ -590,7 +590,9 @@ final class TCPSession: ListedSession {
     private func log(early: Bool = false) {
         let ms = { (v: Double) -> Int in Int((v * 1000).rounded()) }
         var r = LogRecord(mode: .tcp, frontend: frontend, generation: generation.id, acceptDate: acceptedWall)
-        r.backend = backend
+        // A session that never reached a backend (rejected, or no route) logs its frontend's name
+        // there, as HAProxy does.
+        r.backend = backendCounted ? backend : nil
         r.server = server
         r.client = clientAddress
         r.local = localAddress
