@@ -464,6 +464,9 @@ public struct HTTPSettings: Hashable, Sendable {
     /// `cookie …` on the backend side; the servers' `cookie VALUE` is in `ServerOptions`.
     public var cookie: CookiePersistence?
     public var hashType: HashType = .mapBased
+    /// `option prefer-last-server`: a keep-alive client connection's next request tries the
+    /// server its previous one used first.
+    public var preferLastServer = false
 
     public init() {}
 }

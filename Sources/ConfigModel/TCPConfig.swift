@@ -57,6 +57,11 @@ public struct TCPRules: Hashable, Sendable {
     public var content: [TCPRule] = []
     /// `tcp-request inspect-delay T` (ms).
     public var inspectDelay: Int?
+    /// `option splice-auto` (nil: not said; strata splices adaptively by default), and
+    /// `option splice-request` / `option splice-response` (splice from the first byte).
+    public var spliceAuto: Bool?
+    public var spliceRequest = false
+    public var spliceResponse = false
 
     public init() {}
 }

@@ -10,6 +10,7 @@ struct Checker {
     func run() -> Int32 {
         switch ConfigLoader().load(paths: files) {
         case .success(let loaded):
+            for w in loaded.warnings { FileHandle.standardError.write(Data("\(w.location.map { "\($0): " } ?? "")warning: \(w.message)\n".utf8)) }
             // What only the engine checks (TLS contexts: certificates, ciphers, curves; the rules'
             // regular expressions) is checked too, as a start or a reload would: `-c` must not
             // pass a file that `-f` refuses.

@@ -49,6 +49,7 @@ final class Daemon: @unchecked Sendable {
         case .success(let l): loaded = l
         case .failure(let errors): return fail(errors.errors.map(\.description))
         }
+        for w in loaded.warnings { Daemon.say("WARNING", w.description) }
         let global = loaded.config.global
         // Before the engine exists: it derives its default maxconn from the limit.
         let limitErrors = FileDescriptorLimit.apply(loaded.config, atStart: true)

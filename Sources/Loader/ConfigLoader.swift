@@ -11,11 +11,14 @@ public struct LoadedConfig: Sendable {
     public var hash: String
     /// The files read, in the order they were read.
     public var files: [String]
+    /// Lines accepted and ignored as HAProxy 2.6 ignores them, each with HAProxy's warning (`file:line: message`).
+    public var warnings: [ConfigError]
 
-    public init(config: Config, hash: String, files: [String]) {
+    public init(config: Config, hash: String, files: [String], warnings: [ConfigError] = []) {
         self.config = config
         self.hash = hash
         self.files = files
+        self.warnings = warnings
     }
 }
 
@@ -76,7 +79,8 @@ public struct ConfigLoader: Sendable {
         var parser = ConfigParser(environment: environment, resolver: resolver, paths: files)
         for source in sources { parser.parse(text: source.text, file: source.file) }
         var (config, failed, dropped) = parser.build()
-        let late = parser.finishHTTP(&config)
+        var warnings = parser.warnings
+        let late = parser.finishHTTP(&config, warnings: &warnings)
         // The validator knows which lines failed, so that it does not repeat them as absences.
         var errors = parser.errors + late + ConfigValidator.validate(config, failedKeywords: failed, droppedNames: dropped)
         // As HAProxy, only a configuration without other errors is judged as a whole (it "has no
@@ -94,7 +98,11 @@ public struct ConfigLoader: Sendable {
             }
             return .failure(ConfigErrors(sorted.map(\.element)))
         }
-        return .success(LoadedConfig(config: config, hash: parser.hash.hex, files: sources.map(\.file)))
+        let order = Dictionary(sources.enumerated().map { ($1.file, $0) }, uniquingKeysWith: { first, _ in first })
+        warnings.sort {
+            (order[$0.location?.file ?? ""] ?? -1, $0.location?.line ?? 0) < (order[$1.location?.file ?? ""] ?? -1, $1.location?.line ?? 0)
+        }
+        return .success(LoadedConfig(config: config, hash: parser.hash.hex, files: sources.map(\.file), warnings: warnings))
     }
 
     /// The files a `-f` argument names: itself, or a directory's regular `*.cfg` files in byte order.

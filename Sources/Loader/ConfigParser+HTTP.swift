@@ -6,7 +6,7 @@ import ConfigModel
 extension ConfigParser {
     /// Errors for HTTP keywords in TCP proxies, and the final ACL definitions in the conditions of
     /// `config` (built by `build()`: the valid drafts, in order).
-    func finishHTTP(_ config: inout Config) -> [ConfigError] {
+    func finishHTTP(_ config: inout Config, warnings: inout [ConfigError]) -> [ConfigError] {
         // Drafts are read field by field through the array: passing `drafts[i]` to a function
         // copies the whole draft, which costs more than these checks on thousands of proxies.
         var errors: [ConfigError] = []
@@ -19,6 +19,23 @@ extension ConfigParser {
                 httpInTCPMode(i, &errors)
             }
             if !drafts[i].checkRuleLines.isEmpty { checkRules(i, &errors) }
+            if let location = drafts[i].preferLastServer, drafts[i].proxy.mode == .tcp, drafts[i].proxy.isBackend {
+                // HAProxy 2.6 ignores it in mode tcp with this warning.
+                warnings.append(ConfigError(location,
+                    "'option prefer-last-server' ignored for \(drafts[i].proxy.kind == .listen ? "proxy" : "backend") '\(drafts[i].proxy.name)' as it requires HTTP mode."))
+            }
+            warnings += drafts[i].warnings
+            if drafts[i].proxy.mode == .http {
+                // HAProxy splices bodies in mode http too; strata does not (yet): a proxy's own line
+                // is refused, one its defaults section gives it is said to do nothing there.
+                for (keyword, location) in drafts[i].spliceLines {
+                    errors.append(ConfigError(location, "'\(keyword)' is not supported yet in mode http (strata splices in mode tcp only)"))
+                }
+                if drafts[i].splicesInherited && drafts[i].spliceLines.isEmpty {
+                    warnings.append(ConfigError(drafts[i].proxy.location,
+                        "the 'option splice-*' of its defaults section have no effect on \(drafts[i].proxy.kind.rawValue) '\(drafts[i].proxy.name)': strata splices in mode tcp only"))
+                }
+            }
             if drafts[i].proxy.mode == .tcp, !drafts[i].proxy.http.backendRules.isEmpty || !drafts[i].tcpContentLines.isEmpty {
                 tcpRuleFetches(i, &errors)
             } else if drafts[i].proxy.mode == .http, let first = drafts[i].tcpContentLines.first {

@@ -17,6 +17,8 @@ struct ConfigParser {
     /// Lines with at least one word (not blank, not only a comment), in every file.
     private(set) var wordLines = 0
     var errors: [ConfigError] = []
+    /// What HAProxy 2.6 accepts and ignores with a warning (legacy process keywords), said the same way.
+    var warnings: [ConfigError] = []
     var global = GlobalSettings()
     var defaults: [DefaultsSection] = []
     var drafts: [ProxyDraft] = []
@@ -134,6 +136,10 @@ struct ConfigParser {
             if inSection, line.args.isEmpty, let example = KeywordLine.familyExamples[line.keyword] {
                 // `option`, `timeout` or `stats` alone: say what follows rather than guess a keyword.
                 throw line.error("'\(line.keyword)' expects a name after it (for example '\(example)')")
+            }
+            if inSection, let warning = try KeywordReader.legacyWarning(line, global: { if case .global = section { true } else { false } }()) {
+                warnings.append(warning)
+                return
             }
             switch section {
             case .none:

@@ -37,6 +37,7 @@ extension KeywordReader {
         ("mode", all),
         ("option allbackups", backSide),
         ("option clitcpka", frontSide),
+        ("option contstats", frontSide),
         ("option dontlog-normal", frontSide),
         ("option dontlognull", frontSide),
         ("option forwardfor", all),
@@ -49,7 +50,11 @@ extension KeywordReader {
         ("option log-separate-errors", frontSide),
         ("option logasap", frontSide),
         ("option originalto", all),
+        ("option prefer-last-server", backSide),
         ("option redispatch", backSide),
+        ("option splice-auto", all),
+        ("option splice-request", all),
+        ("option splice-response", all),
         ("option srvtcpka", backSide),
         ("option tcp-check", backSide),
         ("option tcpka", all),
@@ -91,6 +96,8 @@ extension KeywordReader {
         "log", "option clitcpka", "option dontlognull", "option redispatch", "option srvtcpka",
         "option http-buffer-request", "option http-keep-alive", "option http-server-close", "option httpclose",
         "option allbackups", "option dontlog-normal", "option log-separate-errors", "option logasap",
+        "option contstats", "option prefer-last-server", "option splice-auto", "option splice-request",
+        "option splice-response",
     ]
 
     static let balanceAlgorithms: [String: BalanceAlgorithm] = [
@@ -259,6 +266,26 @@ extension KeywordReader {
             try line.noArguments()
             draft.proxy.log.dontLogNull = !line.negated
 
+        case "option splice-auto", "option splice-request", "option splice-response":
+            // Mode tcp: strata splices adaptively by default (splice-auto); judged by the mode at the end.
+            try line.noArguments()
+            switch line.keyword {
+            case "option splice-auto": draft.proxy.tcp.spliceAuto = !line.negated
+            case "option splice-request": draft.proxy.tcp.spliceRequest = !line.negated
+            default: draft.proxy.tcp.spliceResponse = !line.negated
+            }
+            if !line.negated { draft.spliceLines.append((line.keyword, line.location)) }
+
+        case "option contstats":
+            // strata's traffic counters are updated as bytes move, never only when a stream
+            // ends: what this option asks HAProxy for is what strata always does.
+            try line.noArguments()
+
+        case "option prefer-last-server":
+            try line.noArguments()
+            draft.proxy.http.preferLastServer = !line.negated
+            draft.preferLastServer = line.negated ? nil : line.location
+
         case "timeout client": draft.proxy.timeouts.client = try timeout(line)
         case "timeout client-fin": draft.proxy.timeouts.clientFin = try timeout(line)
         case "timeout connect": draft.proxy.timeouts.connect = try timeout(line)
@@ -394,6 +421,15 @@ extension KeywordReader {
             case "name": template.name = try value(); i += 1
             case "interface": template.interface = try value(); i += 1
             case "accept-proxy": template.acceptProxy = true
+            case "process":
+                // HAProxy 2.6 accepts a process set on bind lines with a warning; strata is one
+                // process, so only the sets naming it mean what they say.
+                let set = try value()
+                guard ["1", "all", "odd", "1/all"].contains(set) else {
+                    throw line.error("'process \(set)' on bind is not supported yet (strata is one process; 'process 1' and 'process all' are accepted)")
+                }
+                draft.warnings.append(line.error("'bind \(list)' in section '\(draft.section.rawValue)' : 'process \(set)' on 'bind' lines is deprecated and will be removed in 2.7."))
+                i += 1
             default:
                 if KeywordReader.bindTLSOptions.contains(option) {
                     var settings = tls ?? BindTLS()

@@ -163,3 +163,22 @@ extension KeywordReader {
         }
     }
 }
+
+extension KeywordReader {
+    /// The legacy process keywords as HAProxy 2.6 takes them: `nbproc` is an error since 2.5
+    /// (HAProxy's message), `bind-process` is accepted and ignored with HAProxy's warning, and
+    /// `stats bind-process` (which HAProxy 2.6 accepts without a word) with strata's. Nil for any
+    /// other line.
+    static func legacyWarning(_ line: KeywordLine, global: Bool) throws(ConfigError) -> ConfigError? {
+        switch line.keyword {
+        case "nbproc" where global:
+            throw line.error("nbproc is not supported any more since HAProxy 2.5. Threads will automatically be used on multi-processor machines if available.")
+        case "stats bind-process" where global:
+            return line.error("'stats bind-process' has no effect: strata is one process (its loops are threads: see 'nbthread').")
+        case "bind-process" where !global:
+            return line.error("'bind-process' has no effect, is deprecated, and will be removed in version 2.7.")
+        default:
+            return nil
+        }
+    }
+}

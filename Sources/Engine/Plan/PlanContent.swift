@@ -21,7 +21,7 @@ enum PlanContent {
     static let httpFields = [
         "acls", "backendRules", "requestRules", "responseRules", "redirectRules", "forwardFor", "originalTo",
         "connectionMode", "reuse", "captures", "httpLog", "httpLogCLF", "bufferRequest", "errorFiles", "cookie",
-        "hashType",
+        "hashType", "preferLastServer",
     ]
     static let serverFields = ["name", "location", "id", "host", "address", "port", "options"]
     static let serverOptionFields = ["weight", "maxconn", "backup", "disabled", "cookie", "check", "tls", "sendProxy"]
@@ -44,7 +44,9 @@ enum PlanContent {
               a.pointee.timeouts == b.pointee.timeouts, a.pointee.tcpKeepAlive == b.pointee.tcpKeepAlive,
               a.pointee.checks == b.pointee.checks, a.pointee.serverStateFile == b.pointee.serverStateFile,
               a.pointee.serverStateFileName == b.pointee.serverStateFileName,
-              a.pointee.tcp.inspectDelay == b.pointee.tcp.inspectDelay
+              a.pointee.tcp.inspectDelay == b.pointee.tcp.inspectDelay, a.pointee.tcp.spliceAuto == b.pointee.tcp.spliceAuto,
+              a.pointee.tcp.spliceRequest == b.pointee.tcp.spliceRequest,
+              a.pointee.tcp.spliceResponse == b.pointee.tcp.spliceResponse
         else { return false }
         guard a.pointee.log.format == b.pointee.log.format, a.pointee.log.dontLogNull == b.pointee.log.dontLogNull,
               a.pointee.log.structuredDataFormat == b.pointee.log.structuredDataFormat,
@@ -58,7 +60,8 @@ enum PlanContent {
               a.pointee.http.httpLogCLF == b.pointee.http.httpLogCLF,
               a.pointee.http.bufferRequest == b.pointee.http.bufferRequest,
               a.pointee.http.errorFiles == b.pointee.http.errorFiles, a.pointee.http.cookie == b.pointee.http.cookie,
-              a.pointee.http.hashType == b.pointee.http.hashType
+              a.pointee.http.hashType == b.pointee.http.hashType,
+              a.pointee.http.preferLastServer == b.pointee.http.preferLastServer
         else { return false }
         // Items that carry their place: equal as they are, or once their places are set aside.
         if !(a.pointee.log.targets == b.pointee.log.targets)

@@ -61,6 +61,9 @@ final class TCPSession: ListedSession {
     /// The backend counted this session (it ended none it did not count: a failed handshake, a
     /// rejected or never-routed connection).
     @exclusivity(unchecked) private var backendCounted = false
+    /// `option splice-auto` (strata's default, `no option splice-auto` in the frontend or the
+    /// backend turns it off): a read that fills a buffer switches its direction to splice.
+    @exclusivity(unchecked) private var spliceAuto = true
     @exclusivity(unchecked) private var termination = TerminationState()
     /// `option logasap`: the line left when the server connection was established.
     @exclusivity(unchecked) private var loggedEarly = false
@@ -226,6 +229,9 @@ final class TCPSession: ListedSession {
         }
         backend.counters.sessionStarted(on: loop)
         backendCounted = true
+        // HAProxy's rule: an option set on the frontend or the backend applies.
+        let f = frontend.proxy.tcp.spliceAuto, b = backend.proxy.tcp.spliceAuto
+        spliceAuto = f == true || b == true || (f == nil && b == nil)
         phase = .connecting
         if backend.sendsProxy {
             connector.proxySource = ProxyHeaderSource(client: clientAddress, local: localAddress ?? localEndpoint(clientFD),
@@ -250,6 +256,12 @@ final class TCPSession: ListedSession {
             armTimer()
         case .connected, .reused:
             phase = .established
+            if clientTLS == nil && serverTLS == nil, let backend {
+                // `option splice-request|splice-response`: splice from the first byte.
+                let f = frontend.proxy.tcp, b = backend.proxy.tcp
+                if f.spliceRequest || b.spliceRequest { c2s.splice = true }
+                if f.spliceResponse || b.spliceResponse { s2c.splice = true }
+            }
             lastClientActivity = loop.now
             lastServerActivity = loop.now
             if frontend.logPlan.logAsap { log(early: true) }
@@ -400,7 +412,7 @@ final class TCPSession: ListedSession {
                     if case .processed(let n) = read, n > 0 {
                         flow.tail = n
                         // A full buffer means bulk data: splice from now on (both ends are plain sockets).
-                        if n == size && sourceTLS == nil && destinationTLS == nil { flow.splice = true }
+                        if n == size && spliceAuto && sourceTLS == nil && destinationTLS == nil { flow.splice = true }
                     } else {
                         loop.buffers.give(buffer)
                         flow.buffer = nil
