@@ -44,6 +44,8 @@ public struct Proxy: Hashable, Sendable {
     public var defaultBackend: String?
     public var defaultBackendLocation: SourceLocation?
     public var maxconn: Int?
+    /// `rate-limit sessions N`: new sessions per second this frontend accepts at most.
+    public var sessionRateLimit: Int?
 
     // Backend side.
     public var servers: [Server] = []
@@ -306,6 +308,9 @@ public struct StatsSocket: Hashable, Sendable {
 
 public struct GlobalSettings: Hashable, Sendable {
     public var maxconn: Int?
+    /// `maxconnrate N` and `maxsessrate N`: connections and sessions per second the process accepts at most.
+    public var maxConnectionRate: Int?
+    public var maxSessionRate: Int?
     /// `ulimit-n N`: the file descriptor limit strata raises its soft limit to (never lowers it).
     public var fileLimit: Int?
     public var daemon = false

@@ -158,6 +158,7 @@ struct ProxyDraft {
             proxy.defaultBackend = sections[index].draft.proxy.defaultBackend
             proxy.defaultBackendLocation = sections[index].draft.proxy.defaultBackendLocation
             proxy.maxconn = sections[index].draft.proxy.maxconn
+            proxy.sessionRateLimit = sections[index].draft.proxy.sessionRateLimit
             proxy.timeouts.client = sections[index].draft.proxy.timeouts.client
             proxy.timeouts.clientFin = sections[index].draft.proxy.timeouts.clientFin
         }

@@ -59,6 +59,7 @@ extension KeywordReader {
         ("option tcp-check", backSide),
         ("option tcpka", all),
         ("option tcplog", all),
+        ("rate-limit", frontSide),
         ("redirect", [.frontend, .listen, .backend]),
         ("retries", backSide),
         ("server", [.listen, .backend]),
@@ -224,6 +225,14 @@ extension KeywordReader {
         case "maxconn":
             draft.proxy.maxconn = try line.integer(0)
             try line.noArguments(after: 1)
+
+        case "rate-limit":
+            guard line.optionalArgument(0) == "sessions" else {
+                throw line.error("'rate-limit' expects 'sessions' and a number (rate-limit sessions N)")
+            }
+            draft.proxy.sessionRateLimit = try line.integer(1, range: 0...Int(Int32.max))
+            try line.noArguments(after: 2)
+            if draft.proxy.sessionRateLimit == 0 { draft.proxy.sessionRateLimit = nil }  // 0: no limit (HAProxy's)
 
         case "fullconn":
             draft.proxy.fullconn = try line.integer(0)

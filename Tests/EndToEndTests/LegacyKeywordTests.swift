@@ -102,3 +102,59 @@ import Testing
         #expect(answer.contains(":10: 'bind-process' has no effect"), "\(answer)")
     }
 }
+
+/// `maxconnrate`, `maxsessrate` (process) and `rate-limit sessions` (frontend): past the rate the
+/// listeners stop accepting, connections wait in the kernel's backlog, and are served as the
+/// sliding second lets them in.
+@Suite(.serialized) struct RateLimitTests {
+    /// Opens `count` connections at once, each reading the server's line; the seconds each took.
+    static func burst(_ port: UInt16, count: Int) -> [Double] {
+        let times = Guarded<[Double]>([])
+        let start = Date()
+        let threads = (0..<count).map { _ in
+            Thread {
+                guard let fd = TestSocket.connect(port) else { return }
+                defer { close(fd) }
+                if TestSocket.readLine(fd) != nil { times.withLock { $0.append(Date().timeIntervalSince(start)) } }
+            }
+        }
+        threads.forEach { $0.start() }
+        _ = eventually(seconds: 15) { times.withLock { $0.count } == count }
+        return times.withLock { $0.sorted() }
+    }
+
+    @Test(arguments: ["global:maxconnrate 4", "global:maxsessrate 4", "frontend:rate-limit sessions 4", "none"])
+    func aRateLimitSpreadsABurstOverSeconds(setting: String) throws {
+        let backend = try TestBackend(.name("s"))
+        let port = TestSocket.freePort()
+        let parts = setting.split(separator: ":", maxSplits: 1).map(String.init)
+        let strata = try StrataProcess(config: """
+            global
+                stats socket @ADMIN@ level admin
+                \(parts[0] == "global" ? parts[1] : "")
+            defaults
+                mode tcp
+                timeout connect 2s
+                timeout client 10s
+                timeout server 10s
+            listen l
+                bind 127.0.0.1:\(port)
+                \(parts[0] == "frontend" ? parts[1] : "")
+                server s 127.0.0.1:\(backend.port)
+            """)
+        #expect(strata.waitForAdmin())
+        usleep(1_100_000)  // the admin check's own connection is out of the window
+        let times = Self.burst(port, count: 12)
+        #expect(times.count == 12)
+        if setting == "none" {
+            #expect((times.last ?? 99) < 1, "\(times)")
+        } else {
+            // About 4 a second: 12 take more than 1.5 s, the first ones go at once.
+            #expect((times.first ?? 99) < 0.5, "\(times)")
+            #expect((times.last ?? 0) > 1.5, "\(times)")
+            // The window is whole seconds (HAProxy's freq_ctr): a second boundary may fall inside the
+            // burst and let in up to two seconds' worth early on, never more.
+            #expect(times.filter { $0 < 0.9 }.count <= 8, "\(times)")
+        }
+    }
+}

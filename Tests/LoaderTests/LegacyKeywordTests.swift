@@ -40,6 +40,31 @@ import Testing
         ])
     }
 
+    @Test func rateLimits() throws {
+        let config = try load("""
+            global
+                maxconnrate 100
+                maxsessrate 50
+            defaults
+                rate-limit sessions 10
+            frontend f
+                bind 127.0.0.1:8080
+                default_backend b
+            frontend g
+                bind 127.0.0.1:8081
+                rate-limit sessions 0
+                default_backend b
+            backend b
+                server s 127.0.0.1:1
+            """).config
+        #expect(config.global.maxConnectionRate == 100 && config.global.maxSessionRate == 50)
+        #expect(config.proxy(named: "f")?.sessionRateLimit == 10)
+        #expect(config.proxy(named: "g")?.sessionRateLimit == nil)
+        #expect(errors("frontend f\n    bind 127.0.0.1:8080\n    rate-limit connections 5\n    default_backend b\nbackend b\n    server s 127.0.0.1:1\n") == [
+            "test.cfg:3: 'rate-limit' expects 'sessions' and a number (rate-limit sessions N)",
+        ])
+    }
+
     @Test func preferLastServerInModeHTTP() throws {
         let config = try load("""
             defaults

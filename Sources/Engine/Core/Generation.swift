@@ -124,7 +124,11 @@ public final class Generation: @unchecked Sendable {
         self.unresolvedFrontends = unresolvedFrontends
         self.unresolvedBackends = unresolvedBackends
         self.unresolvedServers = unresolvedServers
-        for f in frontends.values { f.generation = self }
+        let globalRates = global.maxConnectionRate != nil || global.maxSessionRate != nil
+        for f in frontends.values {
+            f.generation = self
+            if globalRates { f.limitProcessRates() }
+        }
         for b in backends.values { b.generation = self }
     }
 

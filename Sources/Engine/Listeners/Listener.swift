@@ -100,6 +100,7 @@ final class Listener: EventHandler {
                 }
             }
             accepted += 1
+            worker.connectionAccepted(frontend)
             let peer = SocketEndpoint(storage)
             var expectProxy = acceptProxy
             if let rules = frontend.tcpRules, !rules.connection.isEmpty {
@@ -113,6 +114,7 @@ final class Listener: EventHandler {
                 }
                 if decision.expectProxy { expectProxy = true }
             }
+            worker.sessionAccepted(frontend)
             if expectProxy {
                 ProxyHeaderReader(worker: worker, listener: self, frontend: frontend, fd: client, peer: peer,
                                   tlsContext: tlsContext).start()

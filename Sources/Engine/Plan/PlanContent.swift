@@ -11,7 +11,7 @@ import ConfigModel
 enum PlanContent {
     static let proxyFields = [
         "name", "kind", "location", "id", "mode", "description", "disabled", "binds", "defaultBackend",
-        "defaultBackendLocation", "maxconn", "servers", "balance", "fullconn", "retries", "redispatch", "timeouts",
+        "defaultBackendLocation", "maxconn", "sessionRateLimit", "servers", "balance", "fullconn", "retries", "redispatch", "timeouts",
         "tcpKeepAlive", "log", "http", "tcp", "checks", "serverStateFile", "serverStateFileName", "stats",
     ]
     static let logFields = [
@@ -39,6 +39,7 @@ enum PlanContent {
         guard a.pointee.name == b.pointee.name, a.pointee.kind == b.pointee.kind, a.pointee.mode == b.pointee.mode,
               a.pointee.description == b.pointee.description, a.pointee.disabled == b.pointee.disabled,
               a.pointee.defaultBackend == b.pointee.defaultBackend, a.pointee.maxconn == b.pointee.maxconn,
+              a.pointee.sessionRateLimit == b.pointee.sessionRateLimit,
               a.pointee.balance == b.pointee.balance, a.pointee.fullconn == b.pointee.fullconn,
               a.pointee.retries == b.pointee.retries, a.pointee.redispatch == b.pointee.redispatch,
               a.pointee.timeouts == b.pointee.timeouts, a.pointee.tcpKeepAlive == b.pointee.tcpKeepAlive,

@@ -17,12 +17,15 @@ final class Frontend: @unchecked Sendable {
     let tcpRules: TCPRuleSet?
     /// The listener keys of this frontend's `bind … accept-proxy` lines.
     let acceptProxyKeys: Set<ListenerKey>
+    /// `maxconnrate`, `maxsessrate` or `rate-limit sessions` applies: accepting takes the rate locks.
+    private(set) var limitsRates = false
 
     init(proxy: Proxy, defaultBackend: Backend?, rules: HTTPRuleSet? = nil, tcpRules: TCPRuleSet? = nil,
          log: LogSinks? = nil, loops: Int = 1) {
         self.proxy = proxy
         self.tcpRules = tcpRules
         acceptProxyKeys = Set(proxy.binds.filter(\.acceptProxy).map { ListenerKey($0) })
+        limitsRates = proxy.sessionRateLimit != nil
         counters = CounterSet(loops: loops)
         self.defaultBackend = defaultBackend
         self.rules = rules
@@ -31,4 +34,7 @@ final class Frontend: @unchecked Sendable {
     }
 
     var name: String { proxy.name }
+
+    /// The global `maxconnrate` / `maxsessrate` apply to this frontend's listeners too.
+    func limitProcessRates() { limitsRates = true }
 }
