@@ -117,6 +117,23 @@ final class HeaderRecorder: @unchecked Sendable {
         #expect(server.verdictsSoFar.allSatisfy { $0 == .whole(count: 1) })
     }
 
+    /// `bind … ssl accept-proxy`: the header comes in clear before the TLS handshake, which must
+    /// find the ClientHello untouched after it.
+    @Test func acceptProxyBeforeTLS() throws {
+        let pki = TLSTestPKI.shared
+        let server = try RecordingServer()
+        let port = TestSocket.freePort()
+        let strata = try StrataProcess(config: Self.httpConfig(port: port, server: server.port,
+                                                               bindOptions: "ssl crt \(pki.path("a.pem")) accept-proxy"))
+        #expect(strata.waitForAdmin())
+        let header = Self.v2(family: 0x11, addresses: [198, 51, 100, 77, 127, 0, 0, 1, 0x30, 0x39, 1, 0xBB])
+        let client = try #require(TLSTestClient(port: port, serverName: "a.test", prefix: header))
+        #expect(client.get("/tls")?.contains("ok") == true)
+        #expect(client.peerSubject.contains("CN=a.test"))
+        #expect(strata.waitForOutput("src=198.51.100.77:12345 dst=127.0.0.1:443 fetch=198.51.100.77"))
+        #expect(server.allBytes.contains("X-Forwarded-For: 198.51.100.77\r\n"))
+    }
+
     @Test func malformedHeadersCloseAndAreCounted() throws {
         let server = try RecordingServer()
         let port = TestSocket.freePort()

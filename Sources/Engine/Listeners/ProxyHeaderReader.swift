@@ -62,7 +62,7 @@ final class ProxyHeaderReader: ListedSession {
         let buffer = loop.buffers.take()
         defer { loop.buffers.give(buffer) }
         let have = received.count
-        received.withUnsafeBytes { buffer.copyMemory(from: $0.baseAddress!, byteCount: have) }
+        if have > 0 { received.withUnsafeBytes { buffer.copyMemory(from: $0.baseAddress!, byteCount: have) } }
         let room = maxLength - have
         let peeked = Glibc.recv(fd, buffer + have, room, Int32(MSG_PEEK | MSG_DONTWAIT))
         if peeked < 0 {
