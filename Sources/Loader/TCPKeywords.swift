@@ -41,6 +41,10 @@ extension KeywordReader {
         let kind = try line.argument(0, expecting: "connection, content, session or inspect-delay")
         switch kind {
         case "inspect-delay":
+            // A backend's delay would serve its own content rules, which are not supported yet.
+            guard draft.section != .backend else {
+                throw line.error("'tcp-request inspect-delay' in a backend section is not supported yet (backends have no tcp-request content rules yet)")
+            }
             draft.proxy.tcp.inspectDelay = try line.time(1)
             try line.noArguments(after: 2)
         case "connection":

@@ -91,6 +91,7 @@ import Testing
             backend b
                 mode tcp
                 tcp-request content accept
+                tcp-request inspect-delay 1s
                 server s 127.0.0.1:1
             frontend h
                 mode http
@@ -111,8 +112,9 @@ import Testing
             "test.cfg:10: unknown action 'drop' for 'tcp-request connection' (expected accept, expect-proxy or reject)",
             "test.cfg:11: 'tcp-response' is not supported in section 'frontend' (only in defaults, listen, backend)",
             "test.cfg:15: 'tcp-request content' rules are supported in frontend and listen sections only (not yet in backend sections)",
-            "test.cfg:20: 'tcp-request content' and 'tcp-response content' rules in mode http are not supported yet (frontend 'h' is in mode http)",
-            "test.cfg:21: 'req_ssl_sni' needs the TCP payload (mode tcp, tcp-request content): it cannot be used in a 'use_backend' rule",
+            "test.cfg:16: 'tcp-request inspect-delay' in a backend section is not supported yet (backends have no tcp-request content rules yet)",
+            "test.cfg:21: 'tcp-request content' and 'tcp-response content' rules in mode http are not supported yet (frontend 'h' is in mode http)",
+            "test.cfg:22: 'req_ssl_sni' needs the TCP payload (mode tcp, tcp-request content): it cannot be used in a 'use_backend' rule",
         ])
     }
 }
