@@ -147,7 +147,8 @@ import Testing
         let times = Self.burst(port, count: 12)
         #expect(times.count == 12)
         if setting == "none" {
-            #expect((times.last ?? 99) < 1, "\(times)")
+            // All at once (the bound leaves room for a loaded machine; a limit of 4 needs > 1.5 s).
+            #expect((times.last ?? 99) < 1.2, "\(times)")
         } else {
             // About 4 a second: 12 take more than 1.5 s, the first ones go at once.
             #expect((times.first ?? 99) < 0.5, "\(times)")
