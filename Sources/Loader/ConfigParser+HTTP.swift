@@ -38,9 +38,8 @@ extension ConfigParser {
             }
             if drafts[i].proxy.mode == .tcp, !drafts[i].proxy.http.backendRules.isEmpty || !drafts[i].tcpContentLines.isEmpty {
                 tcpRuleFetches(i, &errors)
-            } else if drafts[i].proxy.mode == .http, let first = drafts[i].tcpContentLines.first {
-                errors.append(ConfigError(first,
-                    "'tcp-request content' and 'tcp-response content' rules in mode http are not supported yet (\(drafts[i].proxy.kind.rawValue) '\(drafts[i].proxy.name)' is in mode http)"))
+            } else if drafts[i].proxy.mode == .http, !drafts[i].tcpContentLines.isEmpty {
+                httpTCPContentFetches(i, &errors)
             }
             if case .tcpCheck = drafts[i].proxy.checks.kind, p < config.proxies.count {
                 config.proxies[p].checks.kind = .tcpCheck(drafts[i].tcpCheckSteps)
@@ -145,6 +144,21 @@ extension ConfigParser {
                 if let c = term.criteria.first(where: { !KeywordReader.isTCPFetch($0.sample.fetch, layer4Only: false) }) {
                     errors.append(ConfigError(location,
                         "'\(term.name)' uses '\(SampleParser.name(of: c.sample.fetch))', which needs mode http: in mode tcp a rule sees the connection's addresses, its TLS and the request's payload"))
+                    break
+                }
+            }
+        }
+    }
+
+    /// In mode http, `tcp-request content` rules are evaluated per request on the connection: the
+    /// payload fetches (which HAProxy would read from the raw request) are not supported there yet.
+    private func httpTCPContentFetches(_ i: Int, _ errors: inout [ConfigError]) {
+        for rule in drafts[i].proxy.tcp.content {
+            guard let condition = rule.condition else { continue }
+            for term in condition.alternatives.joined() {
+                if let c = term.criteria.first(where: { SampleParser.phase(of: $0.sample.fetch) == .payload }) {
+                    errors.append(ConfigError(rule.location,
+                        "'\(term.name)' uses '\(SampleParser.name(of: c.sample.fetch))', which is not supported yet in mode http: there a 'tcp-request content' rule sees the connection's addresses and its TLS"))
                     break
                 }
             }

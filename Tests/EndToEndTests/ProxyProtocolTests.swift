@@ -186,6 +186,7 @@ final class HeaderRecorder: @unchecked Sendable {
         let strata = try StrataProcess(config: Self.httpConfig(port: port, server: server.port, bindOptions: "", extra: """
                 tcp-request connection reject if { src 127.0.0.3 }
                 tcp-request connection expect-proxy layer4 if { src 127.0.0.2 }
+                tcp-request content reject if { src 127.0.0.4 } || { src 198.18.0.9 }
             """))
         #expect(strata.waitForAdmin())
         // 127.0.0.1: no header expected.
@@ -199,6 +200,14 @@ final class HeaderRecorder: @unchecked Sendable {
         #expect(Self.request(port, header: [], path: "/rejected", from: "127.0.0.3").isEmpty)
         #expect(eventually { (try? Self.stat(strata, proxy: "web", field: "dcon")) == "1" })
         #expect(!server.allBytes.contains("/rejected"))
+        // tcp-request content in mode http: per request, on the (carried) source; closed without
+        // an answer, counted as a denied request.
+        #expect(Self.request(port, header: [], path: "/content", from: "127.0.0.4").isEmpty)
+        #expect(Self.request(port, header: Array("PROXY TCP4 198.18.0.9 127.0.0.1 999 80\r\n".utf8),
+                             path: "/content-carried", from: "127.0.0.2").isEmpty)
+        #expect(eventually { (try? Self.stat(strata, proxy: "web", field: "dreq")) == "2" })
+        #expect(!server.allBytes.contains("/content"))
+        #expect(strata.waitForOutput("src=198.18.0.9:999"))  // logged, as HAProxy logs a rejected request
         let forwarded = server.streams.map { String(decoding: $0, as: UTF8.self) }
         #expect(forwarded.contains { $0.contains("/balanced") && $0.contains("X-Forwarded-For: 198.18.0.1\r\n") })
         #expect(forwarded.contains { $0.contains("/plain") && $0.contains("X-Forwarded-For: 127.0.0.1\r\n") })

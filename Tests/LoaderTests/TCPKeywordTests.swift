@@ -96,7 +96,7 @@ import Testing
             frontend h
                 mode http
                 bind 127.0.0.1:8080
-                tcp-request content accept
+                tcp-request content reject if { req.len gt 0 }
                 use_backend b2 if { req_ssl_sni x }
                 default_backend b2
             backend b2
@@ -113,7 +113,7 @@ import Testing
             "test.cfg:11: 'tcp-response' is not supported in section 'frontend' (only in defaults, listen, backend)",
             "test.cfg:15: 'tcp-request content' rules are supported in frontend and listen sections only (not yet in backend sections)",
             "test.cfg:16: 'tcp-request inspect-delay' in a backend section is not supported yet (backends have no tcp-request content rules yet)",
-            "test.cfg:21: 'tcp-request content' and 'tcp-response content' rules in mode http are not supported yet (frontend 'h' is in mode http)",
+            "test.cfg:21: '{ req.len gt 0 }' uses 'req.len', which is not supported yet in mode http: there a 'tcp-request content' rule sees the connection's addresses and its TLS",
             "test.cfg:22: 'req_ssl_sni' needs the TCP payload (mode tcp, tcp-request content): it cannot be used in a 'use_backend' rule",
         ])
     }
