@@ -56,7 +56,8 @@ struct RuleContext {
         case (.request, .response): "the HTTP response"
         case (.response, .request): "the HTTP request headers"
         case (.request, .payload), (.response, .payload): "the TCP payload (mode tcp, tcp-request content)"
-        case (.payload, .request), (.payload, .response): "HTTP (mode http)"
+        case (.payload, .request): "the HTTP request (an http-request rule)"
+        case (.payload, .response): "the HTTP response"
         default: nil
         }
     }
