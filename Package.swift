@@ -21,7 +21,10 @@ let package = Package(
         .target(name: "Loader", dependencies: ["ConfigModel"]),
         // The HTTP/1 parser and writer: pure values, no I/O (the fuzz target builds it alone).
         .target(name: "HTTP1"),
-        .target(name: "Engine", dependencies: ["ConfigModel", "HTTP1", "CLibEV"]),
+        // The TCP layer's wire formats (PROXY protocol header, TLS ClientHello): pure values, no
+        // I/O, built alone by the fuzz target like HTTP1.
+        .target(name: "TCPWire"),
+        .target(name: "Engine", dependencies: ["ConfigModel", "HTTP1", "TCPWire", "CLibEV"]),
         .executableTarget(
             name: "Daemon",
             dependencies: [
@@ -34,6 +37,7 @@ let package = Package(
         .target(name: "StrataTestSupport", dependencies: ["CLibEV"], path: "Tests/StrataTestSupport"),
         .testTarget(name: "LoaderTests", dependencies: ["Loader", "ConfigModel", "StrataTestSupport"]),
         .testTarget(name: "HTTP1Tests", dependencies: ["HTTP1", "StrataTestSupport"]),
+        .testTarget(name: "TCPWireTests", dependencies: ["TCPWire"]),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "HTTP1", "ConfigModel", "Loader", "StrataTestSupport"]),
         .testTarget(name: "EndToEndTests", dependencies: ["CLibEV", "StrataTestSupport"]),
     ]

@@ -49,6 +49,8 @@ public struct Proxy: Hashable, Sendable {
     public var defaultBackend: String?
     public var defaultBackendLocation: SourceLocation?
     public var maxconn: Int?
+    /// `rate-limit sessions N`: new sessions per second this frontend accepts at most.
+    public var sessionRateLimit: Int?
 
     // Backend side.
     public var servers: [Server] = []
@@ -61,8 +63,11 @@ public struct Proxy: Hashable, Sendable {
     public var timeouts = Timeouts()
     public var tcpKeepAlive = TCPKeepAlive()
     public var log = ProxyLog()
-    /// `mode http`: routing, rules and options (empty in TCP mode).
+    /// `mode http`: routing, rules and options (empty in TCP mode); in TCP mode its ACLs and
+    /// `use_backend` rules too.
     public var http = HTTPSettings()
+    /// `tcp-request` and `tcp-response` rules.
+    public var tcp = TCPRules()
     /// Health checks of the backend side.
     public var checks = BackendChecks()
     /// `load-server-state-from-file` in a backend (or from `defaults`).
@@ -160,6 +165,8 @@ public struct Bind: Hashable, Sendable {
     public var reusePort = true
     /// `ssl crt …`: the listener terminates TLS.
     public var tls: BindTLS?
+    /// `accept-proxy`: every connection starts with a PROXY protocol header (v1 or v2).
+    public var acceptProxy = false
 
     public init(location: SourceLocation, endpoint: SocketEndpoint) {
         self.location = location
@@ -189,6 +196,8 @@ public struct ServerOptions: Hashable, Sendable {
     private var resolutionStorage: [ServerResolution] = []
     /// `resolvers NAME`, read without making the default resolution (checks of every server).
     public var resolvers: String? { resolutionStorage.first?.resolvers }
+    /// `send-proxy*`: each connection starts with a PROXY protocol header.
+    public var sendProxy: SendProxy?
     public init() {}
 }
 
@@ -326,6 +335,9 @@ public struct StatsSocket: Hashable, Sendable {
 
 public struct GlobalSettings: Hashable, Sendable {
     public var maxconn: Int?
+    /// `maxconnrate N` and `maxsessrate N`: connections and sessions per second the process accepts at most.
+    public var maxConnectionRate: Int?
+    public var maxSessionRate: Int?
     /// `ulimit-n N`: the file descriptor limit strata raises its soft limit to (never lowers it).
     public var fileLimit: Int?
     public var daemon = false

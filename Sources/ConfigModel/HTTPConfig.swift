@@ -49,6 +49,38 @@ public enum SampleFetch: Hashable, Sendable {
     case httpAuthGroup(userlist: String)
     /// `var(SCOPE.NAME)`: a variable's value (`proc`, `sess`, `txn`, `req` or `res` scope).
     case variable(String)
+    /// `req.len`: the bytes of the request buffered so far (mode tcp, `tcp-request content`).
+    case requestLength
+    /// `req.payload(OFFSET,LENGTH)`: bytes of the buffered request (LENGTH 0: to its end).
+    case requestPayload(offset: Int, length: Int)
+    /// What the TLS ClientHello at the start of the buffered request says.
+    case sslHello(SSLHelloFetch)
+    /// `req.proto_http`: the buffered request starts like an HTTP/1 request (boolean).
+    case protoHTTP
+}
+
+/// The fetches of a buffered TLS ClientHello (TLS passthrough), by their HAProxy names.
+public enum SSLHelloFetch: String, Hashable, Sendable, CaseIterable {
+    /// `req.ssl_sni` / `req_ssl_sni`: the server name (string).
+    case serverName = "req.ssl_sni"
+    /// `req.ssl_hello_type` / `req_ssl_hello_type`: 1 for a ClientHello, 2 for a ServerHello (integer).
+    case helloType = "req.ssl_hello_type"
+    /// `req.ssl_ver` / `req_ssl_ver`: the version, `(major << 16) + minor` (integer, 0x30003 for TLS 1.2).
+    case version = "req.ssl_ver"
+    /// `req.ssl_alpn`: each protocol the client offers (string).
+    case alpn = "req.ssl_alpn"
+    /// `req.ssl_ec_ext`: the client sent the supported groups / EC point formats extension (boolean).
+    case ecExtension = "req.ssl_ec_ext"
+
+    /// The older spelling (`req_ssl_sni`); nil when there is none.
+    public var legacyName: String? {
+        switch self {
+        case .serverName: "req_ssl_sni"
+        case .helloType: "req_ssl_hello_type"
+        case .version: "req_ssl_ver"
+        case .alpn, .ecExtension: nil
+        }
+    }
 }
 
 /// The TLS fetches of the client connection, by their HAProxy names. On a plain connection the
@@ -160,6 +192,8 @@ public enum MatchMethod: Hashable, Sendable {
     case ip
     /// The sample is a boolean (`ssl_fc`, constants): true matches.
     case boolean
+    /// `-m bin`: the sample's bytes equal a pattern written in hexadecimal (`req.payload`).
+    case binary
 }
 
 /// An integer pattern: a value compared with an operator, or a range.
@@ -192,6 +226,8 @@ public enum ACLPatterns: Hashable, Sendable {
     case strings([String])
     case integers([IntegerPattern])
     case networks([IPNetwork])
+    /// `-m bin`: byte strings (written in hexadecimal).
+    case binary([[UInt8]])
     /// `found` and booleans take none.
     case none
 }
@@ -505,6 +541,9 @@ public struct HTTPSettings: Hashable, Sendable {
     /// The `userlist` sections `http_auth` fetches of this proxy name (by name; the Loader
     /// checks each exists).
     public var userlists: [String: Userlist] = [:]
+    /// `option prefer-last-server`: a keep-alive client connection's next request tries the
+    /// server its previous one used first.
+    public var preferLastServer = false
 
     public init() {}
 }

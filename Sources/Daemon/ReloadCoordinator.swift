@@ -183,7 +183,8 @@ final class ReloadCoordinator: @unchecked Sendable {
         switch result.built {
         case .success(let built):
             let generation = built.generation.value
-            var messages: [String] = []
+            var messages: [String] = built.warnings
+            for w in built.warnings { engine.report(w, level: .warning) }
             let engine = self.engine
             let dropped = engine.activate(generation, listenerFDs: built.listenerFDs) { closed in
                 let listeners = Set(built.listenerFDs.keys.map(\.bind)).count
@@ -231,6 +232,8 @@ struct ReloadJob: Sendable {
         var generation: Handoff<Generation>
         var listenerFDs: [ListenerSocketKey: Int32]
         var newListeners: Int
+        /// The candidate's warnings (lines HAProxy 2.6 ignores too), for the answer and the log.
+        var warnings: [String] = []
     }
     struct Result: Sendable {
         var id: Int
@@ -327,7 +330,8 @@ struct ReloadJob: Sendable {
                 return .failure(error)
             }
             let fresh = keys.filter { !before.contains($0) }.count
-            return .success(Built(generation: Handoff(value: generation), listenerFDs: fds, newListeners: fresh))
+            return .success(Built(generation: Handoff(value: generation), listenerFDs: fds, newListeners: fresh,
+                                  warnings: loaded.warnings.map { "warning: \($0)" }))
         }
     }
 }

@@ -11,7 +11,7 @@ package struct HTTPByteClass {
     }
 
     /// tchar (RFC 9110 §5.6.2): methods, field names, transfer codings, connection options.
-    @inline(__always) static var token: HTTPByteClass { HTTPByteClass(bit: 1 << 0) }
+    @inline(__always) package static var token: HTTPByteClass { HTTPByteClass(bit: 1 << 0) }
     /// Printable ASCII except `#`: the bytes a request target may hold (see `HTTPRequestTarget`).
     @inline(__always) static var target: HTTPByteClass { HTTPByteClass(bit: 1 << 1) }
     /// unreserved / sub-delims / `%` (RFC 3986 reg-name; `%` is checked for two hex digits apart).

@@ -11,7 +11,8 @@ public struct LoadedConfig: Sendable {
     public var hash: String
     /// The files read, in the order they were read.
     public var files: [String]
-    /// What did not stop the load, as `file:line: message` (`-dr`, `parse-resolv-conf`).
+    /// What did not stop the load, as `file:line: message` (`-dr`, `parse-resolv-conf`, lines
+    /// HAProxy 2.6 accepts and ignores with a warning).
     public var warnings: [ConfigError]
 
     public init(config: Config, hash: String, files: [String], warnings: [ConfigError] = []) {
@@ -85,7 +86,8 @@ public struct ConfigLoader: Sendable {
                                   resolutionFailuresWarn: resolutionFailuresWarn, resolvConfPath: resolvConfPath)
         for source in sources { parser.parse(text: source.text, file: source.file) }
         var (config, failed, dropped) = parser.build()
-        var late = parser.finishHTTP(&config)
+        var warnings = parser.warnings
+        var late = parser.finishHTTP(&config, warnings: &warnings)
         late += ConfigLoader.applyLastAddresses(parser.pendingLastAddresses(), to: &config)
         late += parser.applyUserlists(to: &config)
         late += parser.errorFileImportProblems()
@@ -106,7 +108,11 @@ public struct ConfigLoader: Sendable {
             }
             return .failure(ConfigErrors(sorted.map(\.element)))
         }
-        return .success(LoadedConfig(config: config, hash: parser.hash.hex, files: sources.map(\.file), warnings: parser.warnings))
+        let order = Dictionary(sources.enumerated().map { ($1.file, $0) }, uniquingKeysWith: { first, _ in first })
+        warnings.sort {
+            (order[$0.location?.file ?? ""] ?? -1, $0.location?.line ?? 0) < (order[$1.location?.file ?? ""] ?? -1, $1.location?.line ?? 0)
+        }
+        return .success(LoadedConfig(config: config, hash: parser.hash.hex, files: sources.map(\.file), warnings: warnings))
     }
 
     /// `init-addr last` for the servers no other method gave an address: the address the

@@ -6,7 +6,7 @@ import ConfigModel
 extension ConfigParser {
     /// Errors for HTTP keywords in TCP proxies, and the final ACL definitions in the conditions of
     /// `config` (built by `build()`: the valid drafts, in order).
-    func finishHTTP(_ config: inout Config) -> [ConfigError] {
+    func finishHTTP(_ config: inout Config, warnings: inout [ConfigError]) -> [ConfigError] {
         // Drafts are read field by field through the array: passing `drafts[i]` to a function
         // copies the whole draft, which costs more than these checks on thousands of proxies.
         var errors: [ConfigError] = []
@@ -19,6 +19,28 @@ extension ConfigParser {
                 httpInTCPMode(i, &errors)
             }
             if !drafts[i].checkRuleLines.isEmpty { checkRules(i, &errors) }
+            if let location = drafts[i].preferLastServer, drafts[i].proxy.mode == .tcp, drafts[i].proxy.isBackend {
+                // HAProxy 2.6 ignores it in mode tcp with this warning.
+                warnings.append(ConfigError(location,
+                    "'option prefer-last-server' ignored for \(drafts[i].proxy.kind == .listen ? "proxy" : "backend") '\(drafts[i].proxy.name)' as it requires HTTP mode."))
+            }
+            warnings += drafts[i].warnings
+            if drafts[i].proxy.mode == .http {
+                // HAProxy splices bodies in mode http too; strata does not (yet): a proxy's own line
+                // is refused, one its defaults section gives it is said to do nothing there.
+                for (keyword, location) in drafts[i].spliceLines {
+                    errors.append(ConfigError(location, "'\(keyword)' is not supported yet in mode http (strata splices in mode tcp only)"))
+                }
+                if drafts[i].splicesInherited && drafts[i].spliceLines.isEmpty {
+                    warnings.append(ConfigError(drafts[i].proxy.location,
+                        "the 'option splice-*' of its defaults section have no effect on \(drafts[i].proxy.kind.rawValue) '\(drafts[i].proxy.name)': strata splices in mode tcp only"))
+                }
+            }
+            if drafts[i].proxy.mode == .tcp, !drafts[i].proxy.http.backendRules.isEmpty || !drafts[i].tcpContentLines.isEmpty {
+                tcpRuleFetches(i, &errors)
+            } else if drafts[i].proxy.mode == .http, !drafts[i].tcpContentLines.isEmpty {
+                httpTCPContentFetches(i, &errors)
+            }
             if case .tcpCheck = drafts[i].proxy.checks.kind, p < config.proxies.count {
                 config.proxies[p].checks.kind = .tcpCheck(drafts[i].tcpCheckSteps)
             }
@@ -108,6 +130,39 @@ extension ConfigParser {
         }
         // HAProxy ignores the no-* flags once a minimum or maximum version is set.
         if min == nil && max == nil { disabled.formUnion(flags) }
+    }
+
+    /// In mode tcp, `use_backend` and `tcp-request content` conditions see the connection and the
+    /// buffered payload: an HTTP fetch there never has a value (HAProxy warns), strata refuses it.
+    private func tcpRuleFetches(_ i: Int, _ errors: inout [ConfigError]) {
+        let proxy = drafts[i].proxy
+        var rules: [(SourceLocation, Condition?)] = proxy.http.backendRules.map { ($0.location, $0.condition) }
+        rules += proxy.tcp.content.map { ($0.location, $0.condition) }
+        for (location, condition) in rules {
+            guard let condition else { continue }
+            for term in condition.alternatives.joined() {
+                if let c = term.criteria.first(where: { !KeywordReader.isTCPFetch($0.sample.fetch, layer4Only: false) }) {
+                    errors.append(ConfigError(location,
+                        "'\(term.name)' uses '\(SampleParser.name(of: c.sample.fetch))', which needs mode http: in mode tcp a rule sees the connection's addresses, its TLS and the request's payload"))
+                    break
+                }
+            }
+        }
+    }
+
+    /// In mode http, `tcp-request content` rules are evaluated per request on the connection: the
+    /// payload fetches (which HAProxy would read from the raw request) are not supported there yet.
+    private func httpTCPContentFetches(_ i: Int, _ errors: inout [ConfigError]) {
+        for rule in drafts[i].proxy.tcp.content {
+            guard let condition = rule.condition else { continue }
+            for term in condition.alternatives.joined() {
+                if let c = term.criteria.first(where: { SampleParser.phase(of: $0.sample.fetch) == .payload }) {
+                    errors.append(ConfigError(rule.location,
+                        "'\(term.name)' uses '\(SampleParser.name(of: c.sample.fetch))', which is not supported yet in mode http: there a 'tcp-request content' rule sees the connection's addresses and its TLS"))
+                    break
+                }
+            }
+        }
     }
 
     /// HAProxy ignores HTTP keywords in a TCP proxy with a warning; strata refuses them. Those a

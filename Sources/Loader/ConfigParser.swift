@@ -17,6 +17,9 @@ struct ConfigParser {
     /// Lines with at least one word (not blank, not only a comment), in every file.
     private(set) var wordLines = 0
     var errors: [ConfigError] = []
+    /// What does not stop the load, as `file:line: message`: `-dr`, `parse-resolv-conf`, and what
+    /// HAProxy 2.6 accepts and ignores with a warning (legacy process keywords), said the same way.
+    var warnings: [ConfigError] = []
     var global = GlobalSettings()
     var defaults: [DefaultsSection] = []
     var drafts: [ProxyDraft] = []
@@ -24,8 +27,6 @@ struct ConfigParser {
     var userlists: [UserlistDraft] = []
     /// `http-errors NAME` sections: their `errorfile` messages by status, where declared.
     var httpErrors: [(name: String, files: [Int: [UInt8]], location: SourceLocation)] = []
-    /// What does not stop the load (`-dr`, `parse-resolv-conf`), as `file:line: message`.
-    var warnings: [ConfigError] = []
     private var section = Section.none
 
     private enum Section {
@@ -147,6 +148,10 @@ struct ConfigParser {
             if inSection, line.args.isEmpty, let example = KeywordLine.familyExamples[line.keyword] {
                 // `option`, `timeout` or `stats` alone: say what follows rather than guess a keyword.
                 throw line.error("'\(line.keyword)' expects a name after it (for example '\(example)')")
+            }
+            if inSection, let warning = try KeywordReader.legacyWarning(line, global: { if case .global = section { true } else { false } }()) {
+                warnings.append(warning)
+                return
             }
             switch section {
             case .none:

@@ -132,7 +132,7 @@ enum ConfigValidator {
                     modes(config, index, Int(b.backend), as: "as its default backend", at: location, &errors)
                 }
             }
-            if proxies[index].mode == .http {
+            do {
                 for r in proxies[index].http.backendRules.indices {
                     let name = proxies[index].http.backendRules[r].backend
                     let location = proxies[index].http.backendRules[r].location
@@ -146,7 +146,7 @@ enum ConfigValidator {
             }
             if proxies[index].defaultBackend != nil {
                 // Routed.
-            } else if proxies[index].mode == .http && answersItself(proxies[index]) {
+            } else if answersItself(proxies[index]) {
                 // HTTP rules route or answer; a request none of them takes is answered 503.
             } else if failed.contains("default_backend") || failed.contains("use_backend")
                 || failed.contains("http-request") || failed.contains("redirect") || (proxies[index].kind == .listen && failed.contains("server")) {

@@ -4,7 +4,7 @@ import ConfigModel
 extension KeywordReader {
     static let globalKeywords = [
         "ca-base", "cpu-map", "crt-base", "daemon", "default-path", "description", "gid", "group", "hard-stop-after", "log",
-        "max-generations", "maxconn", "nbthread", "noreuseport", "pidfile", "server-state-base", "server-state-file", "spread-checks", "ssl-default-bind-ciphers", "ssl-dh-param-file", "strict-limits",
+        "max-generations", "maxconn", "maxconnrate", "maxsessrate", "nbthread", "noreuseport", "pidfile", "server-state-base", "server-state-file", "spread-checks", "ssl-default-bind-ciphers", "ssl-dh-param-file", "strict-limits",
         "ssl-default-bind-ciphersuites", "ssl-default-bind-options", "ssl-default-server-ciphers",
         "ssl-default-server-ciphersuites", "ssl-default-server-options", "ssl-server-verify", "stats socket",
         "stats timeout", "tune.bufsize", "tune.http.maxhdr", "tune.ssl.cachesize", "tune.ssl.default-dh-param",
@@ -35,6 +35,12 @@ extension KeywordReader {
         switch line.keyword {
         case "maxconn":
             global.maxconn = try line.integer(0, range: 1...Int(Int32.max))
+            try line.noArguments(after: 1)
+        case "maxconnrate":
+            global.maxConnectionRate = try line.integer(0, range: 1...Int(Int32.max))
+            try line.noArguments(after: 1)
+        case "maxsessrate":
+            global.maxSessionRate = try line.integer(0, range: 1...Int(Int32.max))
             try line.noArguments(after: 1)
         case "ulimit-n":
             global.fileLimit = try line.integer(0, range: 1...Int(Int32.max))

@@ -37,8 +37,13 @@ extension KeywordReader {
     /// The keywords of this file; false when `line` is none of them.
     func httpKeyword(_ line: KeywordLine, draft: inout ProxyDraft) throws(ConfigError) -> Bool {
         switch line.keyword {
-        case "acl": try acl(line, draft: &draft)
-        case "use_backend": try useBackend(line, draft: &draft)
+        case "acl":
+            // Mode tcp has ACLs and use_backend too (their fetches are checked at the end).
+            try acl(line, draft: &draft)
+            return true
+        case "use_backend":
+            try useBackend(line, draft: &draft)
+            return true
         case "redirect":
             var i = 0
             let redirect = try self.redirect(line, at: &i, context: .redirect)
@@ -237,7 +242,8 @@ extension KeywordReader {
         if name.contains("%") {
             throw line.error("'use_backend': dynamic backend names ('\(name)') are not supported yet")
         }
-        let condition = try finishRule(line, at: 1, draft: &draft, context: .useBackend)
+        let condition = try finishRule(line, at: 1, draft: &draft,
+                                       context: draft.proxy.mode == .tcp ? .tcpUseBackend : .useBackend)
         draft.proxy.http.backendRules.append(BackendSwitchRule(location: line.location, backend: name, condition: condition))
     }
 

@@ -53,6 +53,16 @@ struct ProxyDraft {
     /// HTTP-only keywords written in this section (not inherited): each is refused when the
     /// proxy ends up in `mode tcp` (HAProxy ignores them with a warning).
     var httpOnlyLines: [(keyword: String, location: SourceLocation)] = []
+    /// `tcp-request content` / `tcp-response content` lines, checked against the mode at the end.
+    var tcpContentLines: [SourceLocation] = []
+    /// `option prefer-last-server` (its line, or its defaults section's): judged by the mode at the end.
+    var preferLastServer: SourceLocation?
+    /// Lines accepted with HAProxy 2.6's warning (`bind … process 1`).
+    var warnings: [ConfigError] = []
+    /// `option splice-*` lines of this section, and whether its defaults section had some
+    /// (strata splices in mode tcp only).
+    var spliceLines: [(keyword: String, location: SourceLocation)] = []
+    var splicesInherited = false
     /// `proxy.http.acls` by name.
     var aclIndex: [String: Int] = [:]
     /// ACL names a condition has used: an `acl` line adding to one after that makes the rules
@@ -150,10 +160,18 @@ struct ProxyDraft {
         proxy.timeouts.httpKeepAlive = sections[index].draft.proxy.timeouts.httpKeepAlive
         proxy.timeouts.tarpit = sections[index].draft.proxy.timeouts.tarpit
         proxy.stats = sections[index].draft.proxy.stats
+        // A defaults section has no tcp-request rule, only the inspect delays.
+        proxy.tcp.inspectDelay = sections[index].draft.proxy.tcp.inspectDelay
+        preferLastServer = sections[index].draft.preferLastServer
+        proxy.tcp.spliceAuto = sections[index].draft.proxy.tcp.spliceAuto
+        proxy.tcp.spliceRequest = sections[index].draft.proxy.tcp.spliceRequest
+        proxy.tcp.spliceResponse = sections[index].draft.proxy.tcp.spliceResponse
+        splicesInherited = !sections[index].draft.spliceLines.isEmpty || sections[index].draft.splicesInherited
         if proxy.kind != .backend {  // isFrontend, without copying the proxy to call it
             proxy.defaultBackend = sections[index].draft.proxy.defaultBackend
             proxy.defaultBackendLocation = sections[index].draft.proxy.defaultBackendLocation
             proxy.maxconn = sections[index].draft.proxy.maxconn
+            proxy.sessionRateLimit = sections[index].draft.proxy.sessionRateLimit
             proxy.timeouts.client = sections[index].draft.proxy.timeouts.client
             proxy.timeouts.clientFin = sections[index].draft.proxy.timeouts.clientFin
         }

@@ -38,6 +38,7 @@ extension KeywordReader {
         ("mode", all),
         ("option allbackups", backSide),
         ("option clitcpka", frontSide),
+        ("option contstats", frontSide),
         ("option dontlog-normal", frontSide),
         ("option dontlognull", frontSide),
         ("option forwardfor", all),
@@ -50,11 +51,16 @@ extension KeywordReader {
         ("option log-separate-errors", frontSide),
         ("option logasap", frontSide),
         ("option originalto", all),
+        ("option prefer-last-server", backSide),
         ("option redispatch", backSide),
+        ("option splice-auto", all),
+        ("option splice-request", all),
+        ("option splice-response", all),
         ("option srvtcpka", backSide),
         ("option tcp-check", backSide),
         ("option tcpka", all),
         ("option tcplog", all),
+        ("rate-limit", frontSide),
         ("redirect", [.frontend, .listen, .backend]),
         ("retries", backSide),
         ("server", [.listen, .backend]),
@@ -68,6 +74,8 @@ extension KeywordReader {
         ("stats refresh", all),
         ("stats uri", all),
         ("tcp-check", backSide),
+        ("tcp-request", all),
+        ("tcp-response", backSide),
         ("timeout check", backSide),
         ("timeout client", frontSide),
         ("timeout client-fin", frontSide),
@@ -92,6 +100,8 @@ extension KeywordReader {
         "log", "option clitcpka", "option dontlognull", "option redispatch", "option srvtcpka",
         "option http-buffer-request", "option http-keep-alive", "option http-server-close", "option httpclose",
         "option allbackups", "option dontlog-normal", "option log-separate-errors", "option logasap",
+        "option contstats", "option prefer-last-server", "option splice-auto", "option splice-request",
+        "option splice-response",
     ]
 
     static let balanceAlgorithms: [String: BalanceAlgorithm] = [
@@ -173,6 +183,14 @@ extension KeywordReader {
             draft.proxy.maxconn = try line.integer(0)
             try line.noArguments(after: 1)
 
+        case "rate-limit":
+            guard line.optionalArgument(0) == "sessions" else {
+                throw line.error("'rate-limit' expects 'sessions' and a number (rate-limit sessions N)")
+            }
+            draft.proxy.sessionRateLimit = try line.integer(1, range: 0...Int(Int32.max))
+            try line.noArguments(after: 2)
+            if draft.proxy.sessionRateLimit == 0 { draft.proxy.sessionRateLimit = nil }  // 0: no limit (HAProxy's)
+
         case "fullconn":
             draft.proxy.fullconn = try line.integer(0)
             try line.noArguments(after: 1)
@@ -214,6 +232,26 @@ extension KeywordReader {
             try line.noArguments()
             draft.proxy.log.dontLogNull = !line.negated
 
+        case "option splice-auto", "option splice-request", "option splice-response":
+            // Mode tcp: strata splices adaptively by default (splice-auto); judged by the mode at the end.
+            try line.noArguments()
+            switch line.keyword {
+            case "option splice-auto": draft.proxy.tcp.spliceAuto = !line.negated
+            case "option splice-request": draft.proxy.tcp.spliceRequest = !line.negated
+            default: draft.proxy.tcp.spliceResponse = !line.negated
+            }
+            if !line.negated { draft.spliceLines.append((line.keyword, line.location)) }
+
+        case "option contstats":
+            // strata's traffic counters are updated as bytes move, never only when a stream
+            // ends: what this option asks HAProxy for is what strata always does.
+            try line.noArguments()
+
+        case "option prefer-last-server":
+            try line.noArguments()
+            draft.proxy.http.preferLastServer = !line.negated
+            draft.preferLastServer = line.negated ? nil : line.location
+
         case "timeout client": draft.proxy.timeouts.client = try timeout(line)
         case "timeout client-fin": draft.proxy.timeouts.clientFin = try timeout(line)
         case "timeout connect": draft.proxy.timeouts.connect = try timeout(line)
@@ -252,6 +290,7 @@ extension KeywordReader {
         default:
             // The rarer keywords, in their own files.
             if try httpKeyword(line, draft: &draft) { return }
+            if try tcpKeyword(line, draft: &draft) { return }
             if try checkKeyword(line, draft: &draft) { return }
             if try observabilityKeyword(line, draft: &draft) { return }
             throw unsupported(line, in: section, supported: names)
@@ -304,7 +343,7 @@ extension KeywordReader {
 
     // MARK: bind
 
-    static let bindOptions = ["backlog", "interface", "name", "v4v6", "v6only"] + bindTLSOptions.sorted()
+    static let bindOptions = ["accept-proxy", "backlog", "interface", "name", "v4v6", "v6only"] + bindTLSOptions.sorted()
     /// HAProxy's other `bind` options: "not supported yet" rather than "unknown".
     static let otherBindOptions: Set<String> = [
         "accept-netscaler-cip", "accept-proxy", "allow-0rtt", "alpn", "ca-file", "ca-ignore-err",
@@ -348,6 +387,16 @@ extension KeywordReader {
                 i += 1
             case "name": template.name = try value(); i += 1
             case "interface": template.interface = try value(); i += 1
+            case "accept-proxy": template.acceptProxy = true
+            case "process":
+                // HAProxy 2.6 accepts a process set on bind lines with a warning; strata is one
+                // process, so only the sets naming it mean what they say.
+                let set = try value()
+                guard ["1", "all", "odd", "1/all"].contains(set) else {
+                    throw line.error("'process \(set)' on bind is not supported yet (strata is one process; 'process 1' and 'process all' are accepted)")
+                }
+                draft.warnings.append(line.error("'bind \(list)' in section '\(draft.section.rawValue)' : 'process \(set)' on 'bind' lines is deprecated and will be removed in 2.7."))
+                i += 1
             default:
                 if KeywordReader.bindTLSOptions.contains(option) {
                     var settings = tls ?? BindTLS()
@@ -379,7 +428,8 @@ extension KeywordReader {
 
     static let serverOptionNames = [
         "addr", "backup", "check", "cookie", "disabled", "downinter", "error-limit", "fall", "fastinter", "inter",
-        "maxconn", "no-check", "observe", "on-error", "on-marked-down", "port", "rise", "weight",
+        "maxconn", "no-check", "no-send-proxy", "no-send-proxy-v2", "observe", "on-error", "on-marked-down", "port",
+        "proxy-v2-options", "rise", "send-proxy", "send-proxy-v2", "send-proxy-v2-ssl", "send-proxy-v2-ssl-cn", "weight",
     ] + resolutionOptionNames
     /// HAProxy's other `server` options: "not supported yet" rather than "unknown".
     static let otherServerOptions: Set<String> = [
@@ -424,6 +474,9 @@ extension KeywordReader {
                 i += 1
             case "backup": options.backup = true
             case "disabled": options.disabled = true
+            case "send-proxy", "send-proxy-v2", "send-proxy-v2-ssl", "send-proxy-v2-ssl-cn", "no-send-proxy",
+                 "no-send-proxy-v2", "proxy-v2-options":
+                try sendProxyOption(option, line, at: &i, into: &options.sendProxy)
             case "cookie":
                 guard let value = line.optionalArgument(i + 1), !value.isEmpty else {
                     throw line.error("'cookie' on server expects a value")
@@ -449,6 +502,12 @@ extension KeywordReader {
                     + KeywordSuggestion.clause(for: option, among: KeywordReader.serverOptionNames))
             }
             i += 1
+        }
+        if options.sendProxy?.version == 0 && start > 0 {
+            if line.args.contains("proxy-v2-options") {
+                throw line.error("'proxy-v2-options' has no effect without 'send-proxy-v2' (on the line or its default-server)")
+            }
+            options.sendProxy = nil
         }
         if let tls {
             if tls.settings.checkSSL && !tls.enabled && start > 0 {

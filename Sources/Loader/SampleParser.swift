@@ -30,6 +30,8 @@ enum SamplePhase {
     case connection
     case request
     case response
+    /// The buffered request payload: `tcp-request content` and `use_backend` in mode tcp.
+    case payload
 }
 
 /// Where a sample or a condition is evaluated, for the phase check and messages.
@@ -45,12 +47,17 @@ struct RuleContext {
     static let useBackend = RuleContext(phase: .request, rule: "a 'use_backend' rule")
     static let redirect = RuleContext(phase: .request, rule: "a 'redirect' rule")
     static let statsAdmin = RuleContext(phase: .request, rule: "a 'stats admin' rule")
+    static let tcpContent = RuleContext(phase: .payload, rule: "a 'tcp-request content' rule")
+    static let tcpUseBackend = RuleContext(phase: .payload, rule: "a 'use_backend' rule in mode tcp")
 
     /// Whether a fetch of `phase` has its value here; otherwise what it waits for.
     func refusal(of phase: SamplePhase) -> String? {
         switch (self.phase, phase) {
         case (.request, .response): "the HTTP response"
         case (.response, .request): "the HTTP request headers"
+        case (.request, .payload), (.response, .payload): "the TCP payload (mode tcp, tcp-request content)"
+        case (.payload, .request): "the HTTP request (an http-request rule)"
+        case (.payload, .response): "the HTTP response"
         default: nil
         }
     }
@@ -72,8 +79,9 @@ enum SampleParser {
     static let fetchNames = [
         "base", "dst", "dst_port", "hdr", "hdr_cnt", "method", "path", "query", "req.fhdr", "req.hdr",
         "req.hdr_cnt", "req.ver", "req_ver", "res.hdr", "shdr", "src", "src_port", "ssl_fc", "status", "url",
-        "url_param", "urlp", "always_true", "always_false", "http_auth", "http_auth_group", "var",
-    ] + TLSSampleFetch.allCases.map(\.rawValue)
+        "url_param", "urlp", "always_true", "always_false", "http_auth", "http_auth_group", "var", "req.len", "req.payload",
+        "req.proto_http", "req_ssl_sni", "req_ssl_ver", "req_ssl_hello_type",
+    ] + TLSSampleFetch.allCases.map(\.rawValue) + SSLHelloFetch.allCases.map(\.rawValue)
 
     /// ACL keywords derived from a fetch by a suffix that fixes the match method.
     static let derivedSuffixes: [(suffix: String, match: MatchMethod)] = [
@@ -84,7 +92,7 @@ enum SampleParser {
 
     static let matchMethods: [String: MatchMethod] = [
         "str": .exact, "beg": .prefix, "end": .suffix, "sub": .substring, "reg": .regex, "dom": .domain,
-        "dir": .directory, "found": .found, "len": .length, "int": .integer, "ip": .ip, "bool": .boolean,
+        "dir": .directory, "found": .found, "len": .length, "int": .integer, "ip": .ip, "bool": .boolean, "bin": .binary,
     ]
 
     // MARK: Sample expressions
@@ -199,6 +207,23 @@ enum SampleParser {
             return ParsedFetch(fetch: group ? .httpAuthGroup(userlist: arguments[0]) : .httpAuth(userlist: arguments[0]),
                                output: group ? .string : .boolean, phase: .request, name: name)
         case "always_true": return try none(.constant(true), .boolean, .connection)
+        case "req.len", "req_len": return try none(.requestLength, .integer, .payload)
+        case "req.proto_http", "req_proto_http": return try none(.protoHTTP, .boolean, .payload)
+        case _ where SSLHelloFetch(rawValue: name) != nil || SSLHelloFetch.allCases.contains(where: { $0.legacyName == name }):
+            let hello = SSLHelloFetch(rawValue: name) ?? SSLHelloFetch.allCases.first { $0.legacyName == name }!
+            let output: SampleOutput = switch hello {
+            case .serverName, .alpn: .string
+            case .helloType, .version: .integer
+            case .ecExtension: .boolean
+            }
+            return try none(.sslHello(hello), output, .payload)
+        case "req.payload", "payload":
+            guard let arguments, arguments.count == 2, let offset = KeywordLine.decimal(arguments[0]),
+                  let length = KeywordLine.decimal(arguments[1]), offset >= 0, length >= 0
+            else {
+                throw ConfigError(nil, "fetch '\(name)' expects an offset and a length: \(name)(OFFSET,LENGTH)")
+            }
+            return ParsedFetch(fetch: .requestPayload(offset: offset, length: length), output: .string, phase: .payload, name: name)
         case "always_false": return try none(.constant(false), .boolean, .connection)
         case "url_param", "urlp":
             guard let arguments, let first = arguments.first, !first.isEmpty else {
@@ -319,6 +344,19 @@ enum SampleParser {
             parsed = .none
         case .integer, .length:
             parsed = .integers(try integerPatterns(patterns, location: location, what: what))
+        case .binary:
+            var list: [[UInt8]] = []
+            for pattern in patterns {
+                let digits = Array(pattern.utf8)
+                guard digits.count % 2 == 0, !digits.isEmpty,
+                      let bytes = Optional(stride(from: 0, to: digits.count, by: 2).compactMap { UInt8(String(decoding: digits[$0..<($0 + 2)], as: UTF8.self), radix: 16) }),
+                      bytes.count == digits.count / 2
+                else {
+                    throw ConfigError(location, "\(what): '-m bin' expects hexadecimal bytes, got '\(pattern)'")
+                }
+                list.append(bytes)
+            }
+            parsed = .binary(list)
         case .ip:
             parsed = .networks(try networks(patterns, noDNS: noDNS, resolver: resolver, location: location, what: what))
         case .regex:
@@ -340,7 +378,7 @@ enum SampleParser {
         return (criterion, fetch)
     }
 
-    static let matchMethodNames = ["str", "beg", "end", "sub", "reg", "dom", "dir", "found", "len", "int", "ip", "bool"]
+    static let matchMethodNames = ["str", "beg", "end", "sub", "reg", "dom", "dir", "found", "len", "int", "ip", "bool", "bin"]
 
     /// `-f FILE`: one pattern per line, blank lines and `#` comments skipped, leading spaces trimmed.
     private static func patternFile(_ path: String, resolved: String, paths: LoadPaths, location: SourceLocation,
@@ -505,6 +543,7 @@ enum SampleParser {
              .httpAuthGroup: .request
         case .status, .responseHeader: .response
         case .method, .source, .sourcePort, .destination, .destinationPort, .sslFrontend, .tls, .constant, .variable: .connection
+        case .requestLength, .requestPayload, .sslHello, .protoHTTP: .payload
         }
     }
 
@@ -532,6 +571,10 @@ enum SampleParser {
         case .variable: "var"
         case .httpAuth: "http_auth"
         case .httpAuthGroup: "http_auth_group"
+        case .requestLength: "req.len"
+        case .requestPayload: "req.payload"
+        case .sslHello(let fetch): fetch.rawValue
+        case .protoHTTP: "req.proto_http"
         }
     }
 

@@ -11,8 +11,11 @@ public final class TLSTestClient {
 
     /// Connects and completes the handshake; nil when either fails. `caFile`: verify the server
     /// with it; `session`: resume it; `maxVersion`: the highest protocol to offer.
-    public init?(port: UInt16, serverName: String?, caFile: String? = nil, session: OpaquePointer? = nil, maxVersion: Int32? = nil) {
+    /// `prefix`: bytes sent in clear before the handshake (a PROXY protocol header).
+    public init?(port: UInt16, serverName: String?, caFile: String? = nil, session: OpaquePointer? = nil, maxVersion: Int32? = nil,
+                 prefix: [UInt8] = []) {
         guard let fd = TestSocket.connect(port) else { return nil }
+        if !prefix.isEmpty { TestSocket.sendAll(fd, prefix) }
         self.fd = fd
         ctx = SSL_CTX_new(TLS_client_method())
         if let maxVersion { _ = CLibEV_SSL_CTX_set_max_proto_version(ctx, maxVersion) }

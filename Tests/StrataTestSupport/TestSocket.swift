@@ -106,6 +106,27 @@ public enum TestSocket {
         return fd
     }
 
+    /// Connects to 127.0.0.1:port from `source` (another loopback address: 127.0.0.2, …, which
+    /// Linux routes without configuration); nil when refused.
+    public static func connect(_ port: UInt16, from source: String, timeout: Double = 10) -> Int32? {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        var local = sockaddr_in()
+        local.sin_family = sa_family_t(AF_INET)
+        local.sin_addr.s_addr = inet_addr(source)
+        let bound = withUnsafePointer(to: &local) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        if bound != 0 { close(fd); return nil }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        addr.sin_port = port.bigEndian
+        setTimeout(fd, seconds: timeout)
+        let r = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        if r != 0 { close(fd); return nil }
+        return fd
+    }
+
     /// Waits until something accepts on the port.
     public static func waitForListener(_ port: UInt16, seconds: Double = 20) -> Bool {
         let deadline = Date().addingTimeInterval(seconds)

@@ -21,10 +21,13 @@ final class ServerConnection: EventHandler {
     @exclusivity(unchecked) private(set) var isClosed = false
     /// `server … ssl`: the connection's TLS, set once the TCP connection is up.
     @exclusivity(unchecked) var tls: TLSConnection?
-    /// False when its TLS server name came from its request: it then serves that request only.
+    /// False when its TLS server name came from its request, or it began with a PROXY header
+    /// (`send-proxy*`: it speaks for one client): it then serves that stream only.
     @exclusivity(unchecked) var poolable = true
     /// The server's `addressEpoch` when the address this connection went to was read.
     @exclusivity(unchecked) var addressEpoch = 0
+    /// `send-proxy*`: the header to send as soon as the TCP connect is done, before any TLS.
+    @exclusivity(unchecked) var proxyHeader: [UInt8]?
 
     init(loop: EventLoop, fd: Int32, server: ServerState) {
         self.loop = loop
@@ -84,6 +87,13 @@ final class ServerConnection: EventHandler {
         if tls == nil {
             let err = connectError
             if err != 0 { return .failed(.socket(errno: err)) }
+            if let header = proxyHeader {
+                // The socket's send buffer is empty: a header (at most a few hundred bytes) goes
+                // whole, or the connection is unusable.
+                proxyHeader = nil
+                let n = header.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL | MSG_DONTWAIT)) }
+                if n != header.count { return .failed(.socket(errno: n < 0 ? errno : EIO)) }
+            }
             guard let context else { return .established }
             guard let t = TLSConnection(connected: fd, context: context, serverName: serverName) else {
                 return .failed(.tlsSetup)
@@ -128,7 +138,7 @@ final class ServerConnection: EventHandler {
     /// Parks the connection in its server's pool, watching for the server closing it.
     func park() {
         // TLS with a server name of its request's (`sni` from a fetch): not for another request.
-        if tls != nil && !poolable {
+        if !poolable {
             close()
             return
         }

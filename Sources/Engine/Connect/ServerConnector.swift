@@ -51,6 +51,8 @@ struct ServerConnector {
     var serverName: String?
     /// An idle pooled connection may carry the stream (`http-reuse`).
     var mayReuse = false
+    /// What a `send-proxy*` server's PROXY header says (the stream's addresses and TLS).
+    var proxySource: ProxyHeaderSource?
 
     private(set) var state = State.idle
     /// When the current wait ends (the session's timer): `timeout queue` (else `timeout connect`)
@@ -236,7 +238,8 @@ struct ServerConnector {
         guard let s = server else { return fail(serverUnavailable) }
         connectStartedAt = now
         guard let worker else { return fail(serverUnavailable) }
-        if mayReuse, let pooled = s.state.takeIdle(on: worker.loop, tls: s.tls?.fingerprint) {
+        let sendProxy = s.config.options.sendProxy
+        if mayReuse, sendProxy == nil, let pooled = s.state.takeIdle(on: worker.loop, tls: s.tls?.fingerprint) {
             adopt(pooled, reused: true)
             connectTime = 0
             enter(.established)
@@ -250,6 +253,10 @@ struct ServerConnector {
             c.addressEpoch = target.epoch
             // TLS named after this stream's request serves that request only.
             c.poolable = !ServerConnector.usesStreamName(s)
+            if let sendProxy {
+                c.proxyHeader = ProxyHeaderBuilder.header(sendProxy, source: proxySource)
+                c.poolable = false
+            }
             adopt(c, reused: false)
             enter(.connecting, until: ServerConnector.seconds(backend.proxy.timeouts.connect).map { now + $0 })
             return .connecting

@@ -89,6 +89,10 @@ public final class Engine: EventHandler, @unchecked Sendable {
     /// The process-wide `maxconn` (global), or what the fd limit allows.
     var globalMaxconn: Int { CLibEV_load(shared + 1) }
     func connectionStarted() { _ = CLibEV_fetch_add(shared, 1) }
+    /// `maxconnrate` / `maxsessrate`: the process's connections and sessions per second (every
+    /// loop, every generation: a reload does not reset them).
+    let connectionRate = RateLimiter()
+    let sessionRate = RateLimiter()
     func connectionEnded() { _ = CLibEV_fetch_add(shared, -1) }
     /// Connections now, every loop counted (the log's %ac, `show info`'s CurrConns).
     var currentSessions: Int { connections }

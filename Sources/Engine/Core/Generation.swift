@@ -62,6 +62,21 @@ public final class Generation: @unchecked Sendable {
         for i in proxies.indices where proxies[i].mode == .http {
             do { rules[proxies[i].name + (proxies[i].kind != .frontend ? "/b" : "/f")] = try HTTPRuleSet(proxies[i]) } catch { errors.append(error) }
         }
+        // The TCP layer's rules of each frontend that has some (any mode).
+        var tcpRules: [String: TCPRuleSet] = [:]
+        for i in proxies.indices where proxies[i].kind != .backend
+            && (!proxies[i].tcp.connection.isEmpty || !proxies[i].tcp.content.isEmpty
+                || (proxies[i].mode == .tcp && !proxies[i].http.backendRules.isEmpty))
+        {
+            do throws(ConfigError) {
+                let key = proxies[i].name + (proxies[i].kind != .frontend ? "/b" : "/f")
+                let evaluator: HTTPRuleSet
+                if let existing = rules[key] { evaluator = existing } else { evaluator = try HTTPRuleSet(proxies[i]) }
+                tcpRules[proxies[i].name] = try TCPRuleSet(proxies[i], evaluator: evaluator)
+            } catch {
+                errors.append(error)
+            }
+        }
         if !errors.isEmpty { throw ConfigErrors(errors) }
         var backends: [String: Backend] = [:]
         backends.reserveCapacity(proxies.count)
@@ -86,6 +101,7 @@ public final class Generation: @unchecked Sendable {
             let target = proxies[i].defaultBackend.flatMap { backends[$0] } ?? (listen ? backends[name] : nil)
             let frontend = Frontend(proxy: proxies[i], defaultBackend: target,
                                     rules: proxies[i].mode == .http ? rules[name + (listen ? "/b" : "/f")] : nil,
+                                    tcpRules: tcpRules[name],
                                     log: listen ? backends[name]?.log : nil, loops: n)
             if let old = previous?.frontends[name] { frontend.counters = old.counters } else { unresolvedFrontends.append(frontend) }
             frontends[name] = frontend
@@ -108,7 +124,11 @@ public final class Generation: @unchecked Sendable {
         self.unresolvedFrontends = unresolvedFrontends
         self.unresolvedBackends = unresolvedBackends
         self.unresolvedServers = unresolvedServers
-        for f in frontends.values { f.generation = self }
+        let globalRates = global.maxConnectionRate != nil || global.maxSessionRate != nil
+        for f in frontends.values {
+            f.generation = self
+            if globalRates { f.limitProcessRates() }
+        }
         for b in backends.values { b.generation = self }
     }
 

@@ -38,6 +38,10 @@ final class Worker: EventHandler, @unchecked Sendable {
         set { CLibEV_store(published + 1, newValue) }
     }
 
+    /// Where this loop's TCP-layer rules compute samples (`tcp-request`, `use_backend` in mode
+    /// tcp): a rule is evaluated whole within one event, so one per loop serves every session.
+    private(set) lazy var ruleScratch = HTTPRuleScratch(capacity: loop.buffers.size)
+
     init(engine: Engine, loop: EventLoop) {
         self.engine = engine
         self.loop = loop
@@ -176,7 +180,25 @@ final class Worker: EventHandler, @unchecked Sendable {
     func admissionBlock(for frontend: Frontend) -> Listener.Pause? {
         if engine.connections >= engine.globalMaxconn { return .limit }
         if let m = frontend.proxy.maxconn, m > 0, frontend.counters.currentSessions >= m { return .limit }
+        if frontend.limitsRates {
+            let global = frontend.generation.config.config.global
+            if let r = global.maxConnectionRate, !engine.connectionRate.allows(r) { return .limit }
+            if let r = global.maxSessionRate, !engine.sessionRate.allows(r) { return .limit }
+            if let r = frontend.proxy.sessionRateLimit, !frontend.counters.sessionRate.allows(r) { return .limit }
+        }
         return nil
+    }
+
+    /// A connection was accepted (`maxconnrate`).
+    func connectionAccepted(_ frontend: Frontend) {
+        if frontend.limitsRates, frontend.generation.config.config.global.maxConnectionRate != nil { engine.connectionRate.record() }
+    }
+
+    /// It passed the `tcp-request connection` rules: a session (`maxsessrate`, `rate-limit sessions`).
+    func sessionAccepted(_ frontend: Frontend) {
+        guard frontend.limitsRates else { return }
+        if frontend.generation.config.config.global.maxSessionRate != nil { engine.sessionRate.record() }
+        if frontend.proxy.sessionRateLimit != nil { frontend.counters.sessionRate.record() }
     }
 
     func listenerLimited(_ listener: Listener) {

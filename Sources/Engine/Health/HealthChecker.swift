@@ -207,6 +207,11 @@ final class HealthChecker: EventHandler {
             finish(probe?.connectFailed(errno: e) ?? HealthCheckOutcome(.layer4Connection))
         case .opened(let c):
             c.owner = self
+            // HAProxy: a server's PROXY header goes with its checks too unless they have their own
+            // `port` or `addr` (`check-send-proxy` is not supported yet): UNKNOWN / LOCAL.
+            if let send = server.config.options.sendProxy, check.port == nil, check.address == nil, port == nil {
+                c.proxyHeader = ProxyHeaderBuilder.header(send, source: nil)
+            }
             connection = c
             phase = .connecting
             c.watch(c.connectInterest)

@@ -24,6 +24,8 @@ final class Listener: EventHandler {
     /// `bind … ssl`: the TLS context of the frontend's generation; a connection takes the one
     /// current when it is accepted and keeps it.
     private(set) var tlsContext: TLSServerContext?
+    /// `bind … accept-proxy`: connections start with a PROXY protocol header.
+    private(set) var acceptProxy = false
     private(set) var paused: Pause = []
     /// HTTP client connections accepted here (they outlive generations, not their listener).
     private unowned(unsafe) var firstConnection: HTTPSession?
@@ -42,6 +44,7 @@ final class Listener: EventHandler {
         if let old = self.frontend { old.generation.shard(worker.loop).listenerRefs -= 1 }
         self.frontend = frontend
         tlsContext = frontend?.generation.tlsContexts[key]
+        acceptProxy = frontend?.acceptProxyKeys.contains(key) ?? false
         if let frontend { frontend.generation.shard(worker.loop).listenerRefs += 1 }
         updateWatch()
     }
@@ -97,6 +100,26 @@ final class Listener: EventHandler {
                 }
             }
             accepted += 1
+            worker.connectionAccepted(frontend)
+            let peer = SocketEndpoint(storage)
+            var expectProxy = acceptProxy
+            if let rules = frontend.tcpRules, !rules.connection.isEmpty {
+                // `tcp-request connection`: the real addresses, before anything is read.
+                let decision = rules.evaluateConnection(HTTPConnectionInfo(client: peer, local: nil, tls: nil, localFD: client),
+                                                        scratch: worker.ruleScratch)
+                if decision.reject {
+                    frontend.counters[worker.loop].deniedConnections += 1
+                    close(client)
+                    continue
+                }
+                if decision.expectProxy { expectProxy = true }
+            }
+            worker.sessionAccepted(frontend)
+            if expectProxy {
+                ProxyHeaderReader(worker: worker, listener: self, frontend: frontend, fd: client, peer: peer,
+                                  tlsContext: tlsContext).start()
+                continue
+            }
             var tls: TLSConnection?
             if let tlsContext {
                 guard let connection = TLSConnection(accepted: client, context: tlsContext) else {
@@ -107,10 +130,10 @@ final class Listener: EventHandler {
             }
             if frontend.proxy.mode == .http {
                 HTTPSession(worker: worker, listener: self, frontend: frontend, clientFD: client,
-                            clientAddress: SocketEndpoint(storage), tls: tls).start()
+                            clientAddress: peer, tls: tls).start()
             } else {
                 TCPSession(worker: worker, listener: frontend, clientFD: client,
-                           clientAddress: SocketEndpoint(storage), tls: tls).start()
+                           clientAddress: peer, tls: tls).start()
             }
         }
     }

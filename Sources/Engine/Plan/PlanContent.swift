@@ -11,8 +11,8 @@ import ConfigModel
 enum PlanContent {
     static let proxyFields = [
         "name", "kind", "location", "id", "mode", "description", "disabled", "binds", "defaultBackend",
-        "defaultBackendLocation", "maxconn", "servers", "balance", "fullconn", "retries", "redispatch", "timeouts",
-        "tcpKeepAlive", "log", "http", "checks", "serverStateFile", "serverStateFileName", "stats",
+        "defaultBackendLocation", "maxconn", "sessionRateLimit", "servers", "balance", "fullconn", "retries", "redispatch", "timeouts",
+        "tcpKeepAlive", "log", "http", "tcp", "checks", "serverStateFile", "serverStateFileName", "stats",
         // Left out: a template line's servers are in `servers`, compared one by one.
         "serverTemplates",
     ]
@@ -23,16 +23,18 @@ enum PlanContent {
     static let httpFields = [
         "acls", "backendRules", "requestRules", "responseRules", "redirectRules", "forwardFor", "originalTo",
         "connectionMode", "reuse", "captures", "httpLog", "httpLogCLF", "bufferRequest", "errorFiles", "cookie",
-        "hashType", "userlists",
+        "hashType", "userlists", "preferLastServer",
     ]
     static let serverFields = ["name", "location", "id", "host", "address", "port", "options", "fqdn", "hasAddress"]
     /// `resolutionStorage`: `resolution` (resolvers, resolve-*, init-addr), compared as a value.
-    static let serverOptionFields = ["weight", "maxconn", "backup", "disabled", "cookie", "check", "tls", "resolutionStorage"]
+    static let serverOptionFields = ["weight", "maxconn", "backup", "disabled", "cookie", "check", "tls", "resolutionStorage", "sendProxy"]
     static let serverCheckFields = [
         "enabled", "interval", "fastInterval", "downInterval", "rise", "fall", "port", "address", "observe",
         "errorLimit", "onError", "shutdownSessionsOnDown",
     ]
-    static let bindFields = ["location", "endpoint", "v6only", "backlog", "name", "interface", "reusePort", "tls"]
+    static let bindFields = [
+        "location", "endpoint", "v6only", "backlog", "name", "interface", "reusePort", "tls", "acceptProxy",
+    ]
 
     /// The proxy's own settings: what `Proxy.planView` keeps. Its place and id, binds, servers and
     /// rule lines are compared elsewhere.
@@ -40,11 +42,15 @@ enum PlanContent {
         guard a.pointee.name == b.pointee.name, a.pointee.kind == b.pointee.kind, a.pointee.mode == b.pointee.mode,
               a.pointee.description == b.pointee.description, a.pointee.disabled == b.pointee.disabled,
               a.pointee.defaultBackend == b.pointee.defaultBackend, a.pointee.maxconn == b.pointee.maxconn,
+              a.pointee.sessionRateLimit == b.pointee.sessionRateLimit,
               a.pointee.balance == b.pointee.balance, a.pointee.fullconn == b.pointee.fullconn,
               a.pointee.retries == b.pointee.retries, a.pointee.redispatch == b.pointee.redispatch,
               a.pointee.timeouts == b.pointee.timeouts, a.pointee.tcpKeepAlive == b.pointee.tcpKeepAlive,
               a.pointee.checks == b.pointee.checks, a.pointee.serverStateFile == b.pointee.serverStateFile,
-              a.pointee.serverStateFileName == b.pointee.serverStateFileName
+              a.pointee.serverStateFileName == b.pointee.serverStateFileName,
+              a.pointee.tcp.inspectDelay == b.pointee.tcp.inspectDelay, a.pointee.tcp.spliceAuto == b.pointee.tcp.spliceAuto,
+              a.pointee.tcp.spliceRequest == b.pointee.tcp.spliceRequest,
+              a.pointee.tcp.spliceResponse == b.pointee.tcp.spliceResponse
         else { return false }
         guard a.pointee.log.format == b.pointee.log.format, a.pointee.log.dontLogNull == b.pointee.log.dontLogNull,
               a.pointee.log.structuredDataFormat == b.pointee.log.structuredDataFormat,
@@ -58,7 +64,8 @@ enum PlanContent {
               a.pointee.http.httpLogCLF == b.pointee.http.httpLogCLF,
               a.pointee.http.bufferRequest == b.pointee.http.bufferRequest,
               a.pointee.http.errorFiles == b.pointee.http.errorFiles, a.pointee.http.cookie == b.pointee.http.cookie,
-              a.pointee.http.hashType == b.pointee.http.hashType
+              a.pointee.http.hashType == b.pointee.http.hashType,
+              a.pointee.http.preferLastServer == b.pointee.http.preferLastServer
         else { return false }
         // A userlist's users, passwords and groups; where its section is written is not a change.
         if !(a.pointee.http.userlists == b.pointee.http.userlists) {
@@ -86,6 +93,7 @@ enum PlanContent {
             && a.pointee.http.redirectRules == b.pointee.http.redirectRules
             && a.pointee.http.backendRules == b.pointee.http.backendRules
             && a.pointee.http.responseRules == b.pointee.http.responseRules
+            && a.pointee.tcp.connection == b.pointee.tcp.connection && a.pointee.tcp.content == b.pointee.tcp.content
     }
 
     /// What `Server.planView` keeps: all but its place and id (its position in the backend).
@@ -107,7 +115,8 @@ enum PlanContent {
               a.pointee.options.check.observe == b.pointee.options.check.observe,
               a.pointee.options.check.errorLimit == b.pointee.options.check.errorLimit,
               a.pointee.options.check.onError == b.pointee.options.check.onError,
-              a.pointee.options.check.shutdownSessionsOnDown == b.pointee.options.check.shutdownSessionsOnDown
+              a.pointee.options.check.shutdownSessionsOnDown == b.pointee.options.check.shutdownSessionsOnDown,
+              a.pointee.options.sendProxy == b.pointee.options.sendProxy
         else { return false }
         // The TLS options' tags are read in place (`== nil` would copy them out first).
         if case .none = a.pointee.options.tls, case .none = b.pointee.options.tls { return true }
@@ -118,7 +127,7 @@ enum PlanContent {
     /// What `Bind.planView` keeps. Binds are few and small: taken as values.
     static func same(_ a: Bind, _ b: Bind) -> Bool {
         guard a.endpoint == b.endpoint, a.v6only == b.v6only, a.backlog == b.backlog, a.name == b.name,
-              a.interface == b.interface, a.reusePort == b.reusePort
+              a.interface == b.interface, a.reusePort == b.reusePort, a.acceptProxy == b.acceptProxy
         else { return false }
         // Certificates carry their place.
         return a.tls == b.tls || a.planView.tls == b.planView.tls

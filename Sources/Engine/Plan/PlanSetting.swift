@@ -259,6 +259,8 @@ extension Proxy {
         p.http.requestRules = []
         p.http.responseRules = []
         p.http.redirectRules = []
+        p.tcp.connection = []
+        p.tcp.content = []
         p.log.targets = p.log.targets.map(\.planView)
         if var stats = p.stats {
             stats.location = .anywhere

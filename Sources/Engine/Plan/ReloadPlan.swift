@@ -313,7 +313,7 @@ struct ConfigDiffer {
     /// Rule lines that changed, or only moved (then nothing is said). Out of line, as above.
     @inline(never)
     private mutating func compareRules(_ old: Proxy, _ new: Proxy) {
-        if let rules = RuleLines.difference(from: RuleLines(old.http), to: RuleLines(new.http)) {
+        if let rules = RuleLines.difference(from: RuleLines(old.http, old.tcp), to: RuleLines(new.http, new.tcp)) {
             let lines = rules.changed.map(\.description), removed = rules.removed.map(\.description)
             let list = lines + removed.map { "removed \($0)" }
             proxyLines.append(.init(.changed, .rules, "rules \(new.kind.rawValue) \(new.name)" + ConfigDiffer.parenthesized(list),

@@ -11,12 +11,16 @@ struct RuleLines {
         case redirect(Redirect, Condition?)
         case useBackend(String, Condition?)
         case response(HTTPResponseAction, Condition?)
+        case tcpConnection(TCPRuleAction, Condition?)
+        case tcpContent(TCPRuleAction, Condition?)
     }
 
     private(set) var lines: [Line] = []
     private(set) var locations: [SourceLocation] = []
 
-    init(_ http: HTTPSettings) {
+    init(_ http: HTTPSettings, _ tcp: TCPRules = TCPRules()) {
+        for r in tcp.connection { add(.tcpConnection(r.action, r.condition?.planView), r.location) }
+        for r in tcp.content { add(.tcpContent(r.action, r.condition?.planView), r.location) }
         for acl in http.acls {
             for criterion in acl.criteria { add(.acl(name: acl.name, criterion.planView), criterion.location) }
         }

@@ -27,6 +27,8 @@ final class Backend: @unchecked Sendable {
     var serverName: HTTPServerName?
     /// A server line has `ssl` (its TLS context is made with the generation).
     let hasTLSServers: Bool
+    /// A server line has `send-proxy*`: sessions give their connector the stream's addresses.
+    let sendsProxy: Bool
 
     convenience init(proxy: Proxy, rules: HTTPRuleSet? = nil, loops: Int = 1) {
         var unresolved: [BackendServer] = []
@@ -74,6 +76,7 @@ final class Backend: @unchecked Sendable {
         self.servers = servers
         configuredServers = servers
         hasTLSServers = tls
+        sendsProxy = configured.contains { $0.options.sendProxy != nil }
         counters = CounterSet(loops: loops)
         shards = (0..<max(loops, 1)).map { _ in
             BackendShard(servers: servers, balancer: Balancer(algorithm: proxy.balance, hashType: proxy.http.hashType, servers: servers))

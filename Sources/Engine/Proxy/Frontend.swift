@@ -13,9 +13,19 @@ final class Frontend: @unchecked Sendable {
     let logPlan: LogFormatPlan
     /// HTTP mode: the compiled rules (shared with the backend half of a `listen`).
     let rules: HTTPRuleSet?
+    /// `tcp-request` rules and, in mode tcp, `use_backend` (nil: none).
+    let tcpRules: TCPRuleSet?
+    /// The listener keys of this frontend's `bind … accept-proxy` lines.
+    let acceptProxyKeys: Set<ListenerKey>
+    /// `maxconnrate`, `maxsessrate` or `rate-limit sessions` applies: accepting takes the rate locks.
+    private(set) var limitsRates = false
 
-    init(proxy: Proxy, defaultBackend: Backend?, rules: HTTPRuleSet? = nil, log: LogSinks? = nil, loops: Int = 1) {
+    init(proxy: Proxy, defaultBackend: Backend?, rules: HTTPRuleSet? = nil, tcpRules: TCPRuleSet? = nil,
+         log: LogSinks? = nil, loops: Int = 1) {
         self.proxy = proxy
+        self.tcpRules = tcpRules
+        acceptProxyKeys = Set(proxy.binds.filter(\.acceptProxy).map { ListenerKey($0) })
+        limitsRates = proxy.sessionRateLimit != nil
         counters = CounterSet(loops: loops)
         self.defaultBackend = defaultBackend
         self.rules = rules
@@ -24,4 +34,7 @@ final class Frontend: @unchecked Sendable {
     }
 
     var name: String { proxy.name }
+
+    /// The global `maxconnrate` / `maxsessrate` apply to this frontend's listeners too.
+    func limitProcessRates() { limitsRates = true }
 }

@@ -141,6 +141,9 @@ final class CounterSet: @unchecked Sendable {
     /// smax across loops: the most sessions at once, every loop counted (raised with a
     /// compare-and-swap when a session starts; a proxy's, not a server's).
     private let sharedMax = UnsafeMutablePointer<Int>.allocate(capacity: 1)
+    /// A frontend's `rate-limit sessions`: its sessions per second, every loop counted, carried
+    /// across reloads with the counters. Made with the set (not lazily: every loop reads it).
+    let sessionRate = RateLimiter()
 
     init(loops count: Int) {
         loops = (0..<max(count, 1)).map { _ in TrafficCounters() }

@@ -51,6 +51,8 @@ struct HTTPCompiledCriterion {
             patterns = .integers(constants.buffer(integers))
         case .networks(let networks):
             patterns = .networks(constants.buffer(networks.map(HTTPCompiledNetwork.init)))
+        case .binary(let list):
+            patterns = .strings(constants.buffer(list.map { constants.bytes($0) }))
         case .none:
             patterns = .none
         }
@@ -92,6 +94,10 @@ struct HTTPCompiledCriterion {
         case .exact, .prefix, .suffix, .substring, .domain, .directory:
             guard let text = ev.bytes(of: value), case .strings(let list) = patterns else { return false }
             return stringMatches(text, list)
+        case .binary:
+            guard let bytes = ev.bytes(of: value), case .strings(let list) = patterns else { return false }
+            for pattern in list where pattern.count == bytes.count && pattern.elementsEqual(bytes) { return true }
+            return false
         }
     }
 

@@ -38,6 +38,10 @@ struct HTTPCompiledSample {
         case httpAuth(Unmanaged<HTTPUserlist>)
         case httpAuthGroup(Unmanaged<HTTPUserlist>)
         case variable(HTTPVariableKey)
+        case requestLength
+        case requestPayload(offset: Int, length: Int)
+        case sslHello(SSLHelloFetch)
+        case protoHTTP
     }
 
     enum CaseMapping {
@@ -75,6 +79,10 @@ struct HTTPCompiledSample {
         case .httpAuth(let name): fetch = .httpAuth(constants.userlist(name))
         case .httpAuthGroup(let name): fetch = .httpAuthGroup(constants.userlist(name))
         case .variable(let name): fetch = .variable(HTTPVariableKey(name))
+        case .requestLength: fetch = .requestLength
+        case .requestPayload(let offset, let length): fetch = .requestPayload(offset: offset, length: length)
+        case .sslHello(let f): fetch = .sslHello(f)
+        case .protoHTTP: fetch = .protoHTTP
         }
         if expression.converters.allSatisfy(\.isCaseMapping) {
             // The common case stays a plain mapping: the last of lower/upper wins.

@@ -1,6 +1,7 @@
 import HTTP1
 import ConfigModel
 import Glibc
+import TCPWire
 
 /// Everything a fetch may read during one call: the request and/or the response as the rules see
 /// them, the connection, the proxies involved, and where computed values go. A plain value
@@ -16,6 +17,11 @@ struct HTTPEvaluation {
     /// The frontend (`%f`) and the backend once known (`%b`).
     unowned(unsafe) let frontend: HTTPRuleSet
     unowned(unsafe) var backend: HTTPRuleSet?
+    /// Mode tcp: the client's bytes buffered so far (`req.len`, `req.payload`, `req.ssl_*`), and
+    /// whether more may still come (`tcp-request inspect-delay`): a fetch that needs more then
+    /// notes it in `scratch.payloadMissing` (HAProxy's "may change").
+    var payload: UnsafeRawBufferPointer? = nil
+    var payloadMayGrow = false
 
     // MARK: Fetches
 
@@ -140,6 +146,64 @@ struct HTTPEvaluation {
             guard let request, let user = authenticatedUser(request, list) else { return true }
             for group in user.groups where !body(.bytes(group)) { return false }
             return true
+        case .requestLength:
+            guard let payload else { return true }
+            return body(.integer(payload.count))
+        case .requestPayload(let offset, let length):
+            guard let payload else { return true }
+            let end = length == 0 ? payload.count : offset + length
+            guard offset <= payload.count, end <= payload.count else {
+                if payloadMayGrow { scratch.payloadMissing = true }
+                return true
+            }
+            return body(.bytes(UnsafeRawBufferPointer(rebasing: payload[offset..<end])))
+        case .protoHTTP:
+            guard let payload else { return true }
+            switch HTTPRequestLine.looksLikeRequest(payload) {
+            case nil:
+                if payloadMayGrow { scratch.payloadMissing = true }
+                return true
+            case let answer?:
+                return body(.boolean(answer))
+            }
+        case .sslHello(let fetch):
+            guard let payload else { return true }
+            let hello: ClientHello
+            switch ClientHelloParser.parse(payload) {
+            case .needMore:
+                if payloadMayGrow { scratch.payloadMissing = true }
+                return true
+            case .notHello:
+                return true
+            case .complete(let h):
+                hello = h
+            }
+            switch fetch {
+            case .helloType:
+                return body(.integer(Int(hello.handshakeType)))
+            case .version:
+                return body(.integer(hello.handshakeType == 1 ? hello.helloVersion : hello.recordVersion))
+            case .ecExtension:
+                return hello.handshakeType == 1 ? body(.boolean(hello.hasECExtension)) : true
+            case .serverName:
+                guard let name = hello.serverName else { return true }
+                return name.withUnsafeBytes { raw in
+                    let mark = scratch.samples.count
+                    guard scratch.samples.append(raw) else { return true }
+                    return body(.bytes(scratch.samples.bytes(from: mark)))
+                }
+            case .alpn:
+                for p in hello.alpn {
+                    let stop = p.withUnsafeBytes { raw -> Bool in
+                        let mark = scratch.samples.count
+                        guard scratch.samples.append(raw) else { return false }
+                        return !body(.bytes(scratch.samples.bytes(from: mark)))
+                    }
+                    if stop { return false }
+                    if !all { break }
+                }
+                return true
+            }
         }
     }
 

@@ -35,6 +35,8 @@ final class HTTPRuleScratch {
     var requestCacheable = false
     /// `set-var` values of the connection (`sess`) and of the current transaction.
     var variables: [HTTPVariableKey: HTTPVariableValue] = [:]
+    /// Mode tcp: a payload fetch of the rule being evaluated needed bytes not there yet.
+    var payloadMissing = false
 
     /// `capacity`: the size of each buffer; `tune.bufsize` (a rewritten head must fit in one
     /// anyway).

@@ -155,6 +155,17 @@ extension HTTPSession {
         let scratch = self.scratch ?? HTTPRuleScratch(capacity: loop.buffers.size)
         self.scratch = scratch
         let info = connectionInfo
+        // `tcp-request content` in mode http: evaluated for each request, on the connection (its
+        // addresses, its TLS) before the HTTP rules; `reject` closes without an answer (HAProxy's).
+        if let tcp = frontend.tcpRules, !tcp.content.isEmpty,
+           tcp.evaluateContent(info, payload: UnsafeRawBufferPointer(start: nil, count: 0), mayGrow: false,
+                               scratch: scratch) == .reject
+        {
+            frontend.counters[loop].deniedRequests += 1
+            transaction.termination = TerminationState(cause: UInt8(ascii: "P"), phase: UInt8(ascii: "R"))
+            abortTransaction()
+            return
+        }
         var backend: Backend?
         if let rules = frontend.rules {
             let generation = frontend.generation!

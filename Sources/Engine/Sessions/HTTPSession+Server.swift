@@ -36,6 +36,15 @@ extension HTTPSession {
         // (a failure there could not be told apart from the server refusing this client).
         transaction.connector.mayReuse = backend.proxy.http.connectionMode == .keepAlive
             && (reuse == .always || reuse == .aggressive || (reuse == .safe && requests > 1))
+        if backend.proxy.http.preferLastServer, transaction.connector.persistentServer == nil, let last = lastServerState,
+           let s = backend.servers.first(where: { $0.state === last }), s.isUsable {
+            // Tried before balancing, as a persistence cookie's server is (HAProxy's prefer-last-server).
+            transaction.connector.persistentServer = s
+        }
+        if backend.sendsProxy {
+            transaction.connector.proxySource = ProxyHeaderSource(client: clientAddress,
+                                                                  local: localAddress ?? localEndpoint(clientFD), tls: clientTLS)
+        }
         perform(transaction.connector.start(for: self, backend: backend, worker: worker, clientFD: clientFD,
                                             source: clientAddress?.address, now: loop.now))
     }
@@ -51,8 +60,10 @@ extension HTTPSession {
         case .reused:
             serverConnectionAttached()
             phase = .exchange
+            lastServerState = server?.state
             flushToServer()
         case .connected:
+            lastServerState = server?.state
             phase = .exchange
             lastServerActivity = loop.now
             flushToServer()

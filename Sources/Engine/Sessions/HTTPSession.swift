@@ -78,6 +78,9 @@ final class HTTPSession: ListedSession {
     // The connection's life.
     /// Requests the connection has carried.
     @exclusivity(unchecked) var requests = 0
+    /// `option prefer-last-server`: the server the previous request used, by its carried state
+    /// (never a generation's object: an idle connection holds no generation).
+    @exclusivity(unchecked) var lastServerState: ServerState?
     /// The listener no longer serves: close at the end of the request in flight.
     @exclusivity(unchecked) var mustClose = false
     /// An idle connection whose listener stopped serving (a soft stop, or a reload that dropped
@@ -100,8 +103,10 @@ final class HTTPSession: ListedSession {
     unowned(unsafe) var listenerPrev: HTTPSession?
     unowned(unsafe) var listenerNext: HTTPSession?
 
+    /// `localAddress`: the destination a PROXY protocol header carried (nil: the socket's own).
     init(worker: Worker, listener: Listener, frontend: Frontend, clientFD: Int32, clientAddress: SocketEndpoint?,
-         tls: TLSConnection? = nil) {
+         localAddress: SocketEndpoint? = nil, tls: TLSConnection? = nil) {
+        self.localAddress = localAddress
         self.worker = worker
         self.loop = worker.loop
         self.listener = listener

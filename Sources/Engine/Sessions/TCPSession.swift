@@ -1,6 +1,7 @@
 import CLibEV
 import ConfigModel
 import Glibc
+import TCPWire
 
 /// One direction of a TCP session: bytes read from one socket and not yet written to the other,
 /// in a pooled buffer, or in a pooled pipe once the direction carries bulk data (splice).
@@ -28,13 +29,14 @@ struct Flow {
 /// With TLS on either side (`bind … ssl`, `server … ssl`) bytes go through OpenSSL and never
 /// through splice; `handshake` is the client's TLS handshake, the server's is part of `connecting`.
 final class TCPSession: ListedSession {
-    enum Phase { case waiting, handshake, connecting, established, closed }
+    enum Phase { case waiting, handshake, inspecting, connecting, established, closed }
 
     unowned(unsafe) let worker: Worker
     let loop: EventLoop
     let generation: Generation
     let frontend: Frontend
-    let backend: Backend?
+    /// The default backend, until `use_backend` rules choose (mode tcp).
+    private(set) var backend: Backend?
     // The session's state is touched by its own loop's thread only, one event at a time: its
     // stored properties skip the runtime's exclusivity bookkeeping (swift_beginAccess), as
     // HTTPSession's do (a few thousand instructions a connection).
@@ -54,6 +56,14 @@ final class TCPSession: ListedSession {
     let clientAddress: SocketEndpoint?
     private let acceptedWall: Double
     private let acceptedAt: Double
+    /// When `tcp-request content` inspection began (after the client's TLS handshake, if any).
+    @exclusivity(unchecked) private var inspectStart = 0.0
+    /// The backend counted this session (it ended none it did not count: a failed handshake, a
+    /// rejected or never-routed connection).
+    @exclusivity(unchecked) private var backendCounted = false
+    /// `option splice-auto` (strata's default, `no option splice-auto` in the frontend or the
+    /// backend turns it off): a read that fills a buffer switches its direction to splice.
+    @exclusivity(unchecked) private var spliceAuto = true
     @exclusivity(unchecked) private var termination = TerminationState()
     /// `option logasap`: the line left when the server connection was established.
     @exclusivity(unchecked) private var loggedEarly = false
@@ -61,8 +71,10 @@ final class TCPSession: ListedSession {
     @exclusivity(unchecked) private var lastServerActivity: Double
     @exclusivity(unchecked) private var selfRetain: Unmanaged<TCPSession>?
 
+    /// `localAddress`: the destination a PROXY protocol header carried (nil: the socket's own).
     init(worker: Worker, listener frontend: Frontend, clientFD: Int32, clientAddress: SocketEndpoint?,
-         tls: TLSConnection? = nil) {
+         localAddress: SocketEndpoint? = nil, tls: TLSConnection? = nil) {
+        self.localAddress = localAddress
         self.clientTLS = tls
         self.worker = worker
         self.loop = worker.loop
@@ -97,7 +109,7 @@ final class TCPSession: ListedSession {
         worker.sessionStarted()
         setTCPOptions(clientFD, keepAlive: frontend.proxy.tcpKeepAlive.client)
         if frontend.proxy.log.format == .connect, !frontend.log.isEmpty, let clientAddress {
-            frontend.log.send("Connect from \(clientAddress) to \(localEndpoint(clientFD).map(\.description) ?? "-") (\(frontend.name)/TCP)")
+            frontend.log.send("Connect from \(clientAddress) to \((localAddress ?? localEndpoint(clientFD)).map(\.description) ?? "-") (\(frontend.name)/TCP)")
         }
         if clientTLS != nil {
             // The client's TLS handshake comes first; the ClientHello is usually there already.
@@ -126,14 +138,105 @@ final class TCPSession: ListedSession {
         }
     }
 
+    /// The connection as the TCP rules see it.
+    private var connectionInfo: HTTPConnectionInfo {
+        HTTPConnectionInfo(client: clientAddress, local: localAddress, tls: clientTLS, localFD: clientFD)
+    }
+
+    /// `tcp-request content` rules first (reading the client's first bytes, up to the inspect
+    /// delay), then `use_backend` in mode tcp, then the server.
     private func route() {
+        if let rules = frontend.tcpRules, rules.inspectsContent {
+            if !rules.content.isEmpty {
+                phase = .inspecting
+                inspectStart = loop.now
+                clientIO.watch(clientTLS?.interest(EV_READ_MASK) ?? EV_READ_MASK, on: loop)
+                armTimer()
+                ev_feed_event(loop.raw, clientIO.raw, EV_READ_MASK)
+                return
+            }
+            chooseBackend(rules)
+        }
+        connectToServer()
+    }
+
+    /// Inspection: reads what the client sent (kept in `c2s` for the server) and evaluates the
+    /// content rules; `expired`: the inspect delay has passed.
+    private func inspect(expired: Bool) {
+        guard let rules = frontend.tcpRules else { return connectToServer() }
+        let size = loop.buffers.size
+        while !c2s.eof && c2s.tail < size {
+            let buffer = c2s.buffer ?? loop.buffers.take()
+            c2s.buffer = buffer
+            let read: IOResult
+            do {
+                if let tls = clientTLS {
+                    read = try syscall("SSL_read") { tls.read(buffer + c2s.tail, size - c2s.tail) }
+                } else {
+                    read = try syscall("recv") { Glibc.recv(clientFD, buffer + c2s.tail, size - c2s.tail, Int32(MSG_DONTWAIT)) }
+                }
+            } catch {
+                termination = TerminationState(cause: UInt8(ascii: "C"), phase: UInt8(ascii: "R"))
+                return finish()
+            }
+            guard case .processed(let n) = read else { break }
+            if n == 0 {
+                c2s.eof = true
+                break
+            }
+            c2s.tail += n
+            c2s.bytes += UInt64(n)
+            frontend.counters[loop].bytesIn += UInt64(n)
+            lastClientActivity = loop.now
+        }
+        if c2s.tail == 0, let b = c2s.buffer {
+            loop.buffers.give(b)
+            c2s.buffer = nil
+        }
+        let mayGrow = !expired && !c2s.eof && c2s.tail < size && rules.inspectDelay != nil
+        let payload = UnsafeRawBufferPointer(start: c2s.buffer, count: c2s.tail)
+        switch rules.evaluateContent(connectionInfo, payload: payload, mayGrow: mayGrow, scratch: worker.ruleScratch) {
+        case .wait:
+            clientIO.watch(clientTLS?.interest(EV_READ_MASK) ?? EV_READ_MASK, on: loop)
+            if let tls = clientTLS, tls.hasBufferedInput { ev_feed_event(loop.raw, clientIO.raw, EV_READ_MASK) }
+        case .reject:
+            frontend.counters[loop].deniedRequests += 1
+            termination = TerminationState(cause: UInt8(ascii: "P"), phase: UInt8(ascii: "R"))
+            finish()
+        case .accept:
+            clientIO.watch(0, on: loop)
+            chooseBackend(rules)
+            if let backend, c2s.bytes > 0 { backend.counters[loop].bytesIn += c2s.bytes }
+            connectToServer()
+        }
+    }
+
+    /// Mode tcp: the first `use_backend` rule that matches, else the default backend.
+    private func chooseBackend(_ rules: TCPRuleSet) {
+        guard !rules.backendRules.isEmpty else { return }
+        let payload = UnsafeRawBufferPointer(start: c2s.buffer, count: c2s.tail)
+        if let name = rules.backendName(connectionInfo, payload: payload, scratch: worker.ruleScratch),
+           let chosen = generation.backends[name] {
+            backend = chosen
+        }
+    }
+
+    private func connectToServer() {
         guard let backend else {
             termination = TerminationState(cause: UInt8(ascii: "P"), phase: UInt8(ascii: "R"))
             finish()
             return
         }
         backend.counters.sessionStarted(on: loop)
+        backendCounted = true
+        // HAProxy's rule: an option set on the frontend or the backend applies.
+        let f = frontend.proxy.tcp.spliceAuto, b = backend.proxy.tcp.spliceAuto
+        spliceAuto = f == true || b == true || (f == nil && b == nil)
         phase = .connecting
+        if backend.sendsProxy {
+            connector.proxySource = ProxyHeaderSource(client: clientAddress, local: localAddress ?? localEndpoint(clientFD),
+                                                      tls: clientTLS)
+        }
         perform(connector.start(for: self, backend: backend, worker: worker, clientFD: clientFD,
                                 source: clientAddress?.address, now: loop.now))
     }
@@ -153,6 +256,12 @@ final class TCPSession: ListedSession {
             armTimer()
         case .connected, .reused:
             phase = .established
+            if clientTLS == nil && serverTLS == nil, let backend {
+                // `option splice-request|splice-response`: splice from the first byte.
+                let f = frontend.proxy.tcp, b = backend.proxy.tcp
+                if f.spliceRequest || b.spliceRequest { c2s.splice = true }
+                if f.spliceResponse || b.spliceResponse { s2c.splice = true }
+            }
             lastClientActivity = loop.now
             lastServerActivity = loop.now
             if frontend.logPlan.logAsap { log(early: true) }
@@ -172,6 +281,7 @@ final class TCPSession: ListedSession {
             if phase == .handshake { return clientHandshake(tls) }
             revents = tls.events(revents)
         }
+        if phase == .inspecting { return inspect(expired: false) }
         if revents & EV_READ_MASK != 0 { pump(server: false) }
         if phase == .established, revents & EV_WRITE_MASK != 0 { pump(server: true) }
         afterPump()
@@ -302,7 +412,7 @@ final class TCPSession: ListedSession {
                     if case .processed(let n) = read, n > 0 {
                         flow.tail = n
                         // A full buffer means bulk data: splice from now on (both ends are plain sockets).
-                        if n == size && sourceTLS == nil && destinationTLS == nil { flow.splice = true }
+                        if n == size && spliceAuto && sourceTLS == nil && destinationTLS == nil { flow.splice = true }
                     } else {
                         loop.buffers.give(buffer)
                         flow.buffer = nil
@@ -375,6 +485,16 @@ final class TCPSession: ListedSession {
         switch phase {
         case .handshake:
             return seconds(frontend.proxy.timeouts.client).map { acceptedAt + $0 }
+        case .inspecting:
+            // The inspect delay; `timeout client` too when it is shorter (HAProxy's).
+            let delay = frontend.tcpRules?.inspectDelay.map { inspectStart + $0 }
+            let client = seconds(frontend.proxy.timeouts.client).map { lastClientActivity + $0 }
+            switch (delay, client) {
+            case let (d?, c?): return min(d, c)
+            case let (d?, nil): return d
+            case let (nil, c?): return c
+            default: return nil
+            }
         case .connecting:
             return connector.deadline
         case .established:
@@ -414,6 +534,13 @@ final class TCPSession: ListedSession {
         case .handshake:
             termination = TerminationState(cause: UInt8(ascii: "c"), phase: UInt8(ascii: "R"))
             finish()
+        case .inspecting:
+            if let delay = frontend.tcpRules?.inspectDelay, inspectStart + delay <= now + 0.0005 {
+                inspect(expired: true)
+            } else {
+                termination = TerminationState(cause: UInt8(ascii: "c"), phase: UInt8(ascii: "R"))
+                finish()
+            }
         case .connecting:
             perform(connector.timerExpired(now: now))
         case .established:
@@ -462,7 +589,7 @@ final class TCPSession: ListedSession {
         log()
         connector.release()
         frontend.counters.sessionEnded(on: loop)
-        backend?.counters.sessionEnded(on: loop)
+        if backendCounted { backend?.counters.sessionEnded(on: loop) }
         generation.shard(loop).end(self)
         worker.sessionEnded(in: generation)
         selfRetain?.release()
@@ -475,7 +602,9 @@ final class TCPSession: ListedSession {
     private func log(early: Bool = false) {
         let ms = { (v: Double) -> Int in Int((v * 1000).rounded()) }
         var r = LogRecord(mode: .tcp, frontend: frontend, generation: generation.id, acceptDate: acceptedWall)
-        r.backend = backend
+        // A session that never reached a backend (rejected, or no route) logs its frontend's name
+        // there, as HAProxy does.
+        r.backend = backendCounted ? backend : nil
         r.server = server
         r.client = clientAddress
         r.local = localAddress

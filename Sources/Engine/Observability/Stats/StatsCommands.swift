@@ -240,6 +240,10 @@ enum StatsCommands {
             client = h.clientAddress
             server = h.server
             mode = "http"
+        } else if let r = s as? ProxyHeaderReader {
+            // Waiting for its PROXY header: the connection's own peer, no backend yet.
+            client = r.peer
+            frontend = r.frontend
         }
         if let d = s as? StatsSessionDescribing {
             frontend = d.statsFrontend ?? frontend

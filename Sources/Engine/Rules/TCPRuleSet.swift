@@ -1,0 +1,155 @@
+import ConfigModel
+import HTTP1
+
+/// The TCP-layer rules of one proxy in one generation, compiled (HAProxy's `tcp-request
+/// connection`, `tcp-request content`, and in mode tcp `use_backend`):
+/// conditions compiled as HTTP rules' are, over a condition-only `HTTPRuleSet` of the same proxy
+/// (its ACL fetches, `src`, `dst`, the payload fetches). Immutable once built: every loop uses it.
+///
+/// Evaluation: one `HTTPRuleScratch` per loop (`Worker.ruleScratch`): a rule is evaluated from
+/// start to end in one event on one thread.
+final class TCPRuleSet: @unchecked Sendable {
+    struct Rule {
+        let action: TCPRuleAction
+        let condition: HTTPCompiledCondition?
+    }
+
+    /// What evaluates conditions (its own rules are the proxy's HTTP ones: empty in mode tcp).
+    let evaluator: HTTPRuleSet
+    let connection: [Rule]
+    let content: [Rule]
+    /// Mode tcp: `use_backend` rules.
+    let backendRules: [(backend: String, condition: HTTPCompiledCondition?)]
+    /// `tcp-request inspect-delay` in seconds (nil: no wait).
+    let inspectDelay: Double?
+    /// Whether a connection's first bytes are read before a backend is chosen.
+    var inspectsContent: Bool { !content.isEmpty || !backendRules.isEmpty }
+
+    init(_ proxy: Proxy, evaluator: HTTPRuleSet) throws(ConfigError) {
+        self.evaluator = evaluator
+        let constants = HTTPRuleConstants()
+        func compile(_ rules: [TCPRule]) throws(ConfigError) -> [Rule] {
+            var out: [Rule] = []
+            for r in rules {
+                out.append(Rule(action: r.action,
+                                condition: try r.condition.map { c throws(ConfigError) in try HTTPCompiledCondition(c, constants: constants) }))
+            }
+            return out
+        }
+        connection = try compile(proxy.tcp.connection)
+        content = proxy.kind == .backend ? [] : try compile(proxy.tcp.content)
+        if proxy.mode == .tcp {
+            backendRules = evaluator.backendRules
+        } else {
+            backendRules = []
+        }
+        inspectDelay = proxy.tcp.inspectDelay.map { Double($0) / 1000 }
+        self.constants = constants
+    }
+
+    private let constants: HTTPRuleConstants
+
+    /// What `tcp-request connection` decides for a connection just accepted.
+    struct ConnectionDecision {
+        var reject = false
+        var expectProxy = false
+    }
+
+    /// Evaluates `tcp-request connection` rules in order: `accept` and `reject` end the walk,
+    /// `expect-proxy layer4` notes the header and goes on (HAProxy's order).
+    func evaluateConnection(_ info: HTTPConnectionInfo, scratch: HTTPRuleScratch) -> ConnectionDecision {
+        var decision = ConnectionDecision()
+        withUnsafePointer(to: info) { connection in
+            let ev = HTTPEvaluation(request: nil, response: nil, connection: connection, scratch: scratch,
+                                    frontend: evaluator, backend: nil)
+            for rule in connection.pointee.client == nil ? [] : self.connection {
+                scratch.samples.reset()
+                guard rule.condition.evaluate(ev) else { continue }
+                switch rule.action {
+                case .accept: return
+                case .reject:
+                    decision.reject = true
+                    return
+                case .expectProxy: decision.expectProxy = true
+                }
+            }
+        }
+        return decision
+    }
+
+    enum ContentDecision: Equatable {
+        /// A rule needs bytes not there yet: wait for more (or for the inspect delay).
+        case wait
+        case accept
+        case reject
+    }
+
+    /// Evaluates `tcp-request content` rules over `payload`. `mayGrow`: the inspect delay has not
+    /// passed, the buffer is not full and the client has not closed.
+    func evaluateContent(_ info: HTTPConnectionInfo, payload: UnsafeRawBufferPointer, mayGrow: Bool,
+                         scratch: HTTPRuleScratch) -> ContentDecision {
+        withUnsafePointer(to: info) { connection in
+            var ev = HTTPEvaluation(request: nil, response: nil, connection: connection, scratch: scratch,
+                                    frontend: evaluator, backend: nil)
+            ev.payload = payload
+            ev.payloadMayGrow = mayGrow
+            for rule in content {
+                scratch.samples.reset()
+                scratch.payloadMissing = false
+                let matched = rule.condition.evaluate(ev)
+                if scratch.payloadMissing { return .wait }
+                guard matched else { continue }
+                switch rule.action {
+                case .reject: return .reject
+                default: return .accept
+                }
+            }
+            return .accept
+        }
+    }
+
+    /// The first `use_backend` rule that matches, by name; nil for the default backend.
+    func backendName(_ info: HTTPConnectionInfo, payload: UnsafeRawBufferPointer, scratch: HTTPRuleScratch) -> String? {
+        withUnsafePointer(to: info) { connection in
+            var ev = HTTPEvaluation(request: nil, response: nil, connection: connection, scratch: scratch,
+                                    frontend: evaluator, backend: nil)
+            ev.payload = payload
+            for rule in backendRules {
+                scratch.samples.reset()
+                if rule.condition.evaluate(ev) { return rule.backend }
+            }
+            return nil
+        }
+    }
+}
+
+/// `req.proto_http`: whether the buffered bytes start with an HTTP/1 request line
+/// (`METHOD SP TARGET SP HTTP/1.x CRLF`); nil while the line is not complete.
+enum HTTPRequestLine {
+    static func looksLikeRequest(_ b: UnsafeRawBufferPointer) -> Bool? {
+        var i = 0
+        while i < b.count, HTTPByteClass.token.contains(b[i]) { i += 1 }
+        if i == b.count { return b.count < 1024 ? nil : false }
+        guard i > 0, b[i] == UInt8(ascii: " ") else { return false }
+        i += 1
+        let targetStart = i
+        while i < b.count, b[i] > 0x20, b[i] != 0x7F { i += 1 }
+        if i == b.count { return b.count < 8192 ? nil : false }
+        guard i > targetStart, b[i] == UInt8(ascii: " ") else { return false }
+        i += 1
+        let version = Array("HTTP/1.".utf8)
+        for k in 0..<version.count {
+            guard i + k < b.count else { return nil }
+            guard b[i + k] == version[k] else { return false }
+        }
+        i += version.count
+        guard i < b.count else { return nil }
+        guard b[i] == UInt8(ascii: "0") || b[i] == UInt8(ascii: "1") else { return false }
+        i += 1
+        guard i < b.count else { return nil }
+        if b[i] == 0x0A { return true }
+        guard b[i] == 0x0D else { return false }
+        guard i + 1 < b.count else { return nil }
+        return b[i + 1] == 0x0A
+    }
+}

@@ -1,0 +1,188 @@
+import ConfigModel
+
+/// The TCP layer's keywords (issue 13): `tcp-request` and `tcp-response` rules and inspect delays,
+/// and the PROXY protocol options of `server` lines, with HAProxy's semantics
+/// (configuration.txt §4.2 "tcp-request", §5.2 "send-proxy"). `accept-proxy` is read with the
+/// other `bind` options.
+extension KeywordReader {
+    static let tcpConnectionActions = ["accept", "expect-proxy", "reject"]
+    static let otherTCPConnectionActions: Set<String> = [
+        "capture", "expect-netscaler-cip", "sc-inc-gpc", "sc-inc-gpc0", "sc-inc-gpc1", "sc-set-gpt0", "set-dst",
+        "set-dst-port", "set-mark", "set-src", "set-src-port", "set-tos", "set-var", "set-var-fmt", "silent-drop",
+        "track-sc0", "track-sc1", "track-sc2", "unset-var",
+    ]
+    static let tcpContentActions = ["accept", "reject"]
+    static let otherTCPContentActions: Set<String> = [
+        "capture", "do-resolve", "sc-inc-gpc", "sc-inc-gpc0", "sc-inc-gpc1", "sc-set-gpt0", "send-spoe-group",
+        "set-bandwidth-limit", "set-dst", "set-dst-port", "set-log-level", "set-mark", "set-nice", "set-priority-class",
+        "set-priority-offset", "set-src", "set-src-port", "set-tos", "set-var", "set-var-fmt", "silent-drop",
+        "switch-mode", "track-sc0", "track-sc1", "track-sc2", "unset-var", "use-service",
+    ]
+
+    /// The fetches a TCP rule can have: the connection's addresses, its TLS, the buffered payload.
+    static func isTCPFetch(_ fetch: SampleFetch, layer4Only: Bool) -> Bool {
+        switch fetch {
+        case .source, .sourcePort, .destination, .destinationPort, .constant: return true
+        case .sslFrontend, .tls, .requestLength, .requestPayload, .sslHello, .protoHTTP: return !layer4Only
+        default: return false
+        }
+    }
+
+    func tcpKeyword(_ line: KeywordLine, draft: inout ProxyDraft) throws(ConfigError) -> Bool {
+        switch line.keyword {
+        case "tcp-request": try tcpRequest(line, draft: &draft)
+        case "tcp-response": try tcpResponse(line, draft: &draft)
+        default: return false
+        }
+        return true
+    }
+
+    private func tcpRequest(_ line: KeywordLine, draft: inout ProxyDraft) throws(ConfigError) {
+        let kind = try line.argument(0, expecting: "connection, content, session or inspect-delay")
+        switch kind {
+        case "inspect-delay":
+            // A backend's delay would serve its own content rules, which are not supported yet.
+            guard draft.section != .backend else {
+                throw line.error("'tcp-request inspect-delay' in a backend section is not supported yet (backends have no tcp-request content rules yet)")
+            }
+            draft.proxy.tcp.inspectDelay = try line.time(1)
+            try line.noArguments(after: 2)
+        case "connection":
+            guard draft.section == .frontend || draft.section == .listen else {
+                throw line.error("'tcp-request connection' is only allowed in frontend and listen sections")
+            }
+            let action = try line.argument(1, expecting: "an action (accept, reject, expect-proxy layer4)")
+            var next = 2
+            let rule: TCPRuleAction
+            switch action {
+            case "accept": rule = .accept
+            case "reject": rule = .reject
+            case "expect-proxy":
+                guard line.optionalArgument(2) == "layer4" else {
+                    throw line.error("'tcp-request connection expect-proxy' expects 'layer4'")
+                }
+                rule = .expectProxy
+                next = 3
+            default:
+                throw actionError(line, action, kind: "tcp-request connection", supported: KeywordReader.tcpConnectionActions,
+                                  other: KeywordReader.otherTCPConnectionActions)
+            }
+            let condition = try finishRule(line, at: next, draft: &draft, context: .definition,
+                                           rule: "tcp-request connection \(action)")
+            try checkTCPCondition(condition, line: line, layer4Only: true, rule: "a 'tcp-request connection' rule")
+            draft.proxy.tcp.connection.append(TCPRule(location: line.location, action: rule, condition: condition))
+        case "content":
+            guard draft.section == .frontend || draft.section == .listen else {
+                throw line.error("'tcp-request content' rules are supported in frontend and listen sections only (not yet in \(draft.section.rawValue) sections)")
+            }
+            let action = try line.argument(1, expecting: "an action (accept, reject)")
+            let rule: TCPRuleAction
+            switch action {
+            case "accept": rule = .accept
+            case "reject": rule = .reject
+            default:
+                throw actionError(line, action, kind: "tcp-request content", supported: KeywordReader.tcpContentActions,
+                                  other: KeywordReader.otherTCPContentActions)
+            }
+            let condition = try finishRule(line, at: 2, draft: &draft, context: .tcpContent,
+                                           rule: "tcp-request content \(action)")
+            draft.proxy.tcp.content.append(TCPRule(location: line.location, action: rule, condition: condition))
+            draft.tcpContentLines.append(line.location)
+        case "session":
+            throw line.error("'tcp-request session' is not supported yet")
+        default:
+            throw line.error("'tcp-request' expects connection, content, session or inspect-delay, got '\(kind)'")
+        }
+    }
+
+    /// `tcp-response inspect-delay` and `tcp-response content` are refused: strata does not inspect
+    /// what servers send yet (HAProxy warns about a delay without rules, so neither alone helps).
+    private func tcpResponse(_ line: KeywordLine, draft: inout ProxyDraft) throws(ConfigError) {
+        let kind = try line.argument(0, expecting: "content or inspect-delay")
+        switch kind {
+        case "inspect-delay", "content":
+            throw line.error("'tcp-response \(kind)' is not supported yet")
+        default:
+            throw line.error("'tcp-response' expects content or inspect-delay, got '\(kind)'")
+        }
+    }
+
+    private func actionError(_ line: KeywordLine, _ action: String, kind: String, supported: [String],
+                             other: Set<String>) -> ConfigError {
+        if other.contains(action) { return line.error("'\(kind) \(action)' is not supported yet") }
+        return line.error("unknown action '\(action)' for '\(kind)' (expected \(KeywordLine.list(supported)))"
+            + KeywordSuggestion.clause(for: action, among: supported))
+    }
+
+    /// Refuses a fetch a TCP rule cannot have (HAProxy warns that such an ACL never matches).
+    func checkTCPCondition(_ condition: Condition?, line: KeywordLine, layer4Only: Bool, rule: String) throws(ConfigError) {
+        guard let condition else { return }
+        for group in condition.alternatives {
+            for term in group {
+                for c in term.criteria where !KeywordReader.isTCPFetch(c.sample.fetch, layer4Only: layer4Only) {
+                    let fetch = SampleParser.name(of: c.sample.fetch)
+                    let what = layer4Only ? "only the connection's addresses (src, dst, src_port, dst_port)"
+                        : "the connection's addresses, its TLS and the request's payload"
+                    throw line.error("'\(term.name)' uses '\(fetch)', which \(rule) cannot have: it sees \(what)")
+                }
+            }
+        }
+    }
+
+    /// `send-proxy`, `send-proxy-v2`, `send-proxy-v2-ssl`, `send-proxy-v2-ssl-cn`,
+    /// `no-send-proxy`, `no-send-proxy-v2`, `proxy-v2-options LIST`.
+    func sendProxyOption(_ option: String, _ line: KeywordLine, at i: inout Int, into send: inout SendProxy?)
+        throws(ConfigError)
+    {
+        var options = send?.options ?? []
+        switch option {
+        case "send-proxy": send = SendProxy(version: 1, options: options)
+        case "send-proxy-v2": send = SendProxy(version: 2, options: options)
+        case "send-proxy-v2-ssl":
+            options.insert(.ssl)
+            send = SendProxy(version: 2, options: options)
+        case "send-proxy-v2-ssl-cn":
+            options.formUnion([.ssl, .certCN])
+            send = SendProxy(version: 2, options: options)
+        case "no-send-proxy":
+            if send?.version == 1 { send = nil }
+        case "no-send-proxy-v2":
+            if send?.version == 2 { send = nil }
+        default:  // proxy-v2-options
+            guard let list = line.optionalArgument(i + 1) else {
+                throw line.error("'proxy-v2-options' expects a comma-separated list of options")
+            }
+            i += 1
+            for word in list.split(separator: ",", omittingEmptySubsequences: false) {
+                if let o = ProxyV2Option(rawValue: String(word)) {
+                    options.insert(o)
+                } else if ["cert-sig", "cert-key", "unique-id"].contains(word) {
+                    throw line.error("'proxy-v2-options \(word)' is not supported yet (strata has \(KeywordLine.list(ProxyV2Option.allCases.map(\.rawValue))))")
+                } else {
+                    throw line.error("'proxy-v2-options': unknown option '\(word)' (expected \(KeywordLine.list(ProxyV2Option.allCases.map(\.rawValue))))")
+                }
+            }
+            // Kept with version 0 until send-proxy-v2 (here or on the server line) turns it on.
+            send = SendProxy(version: send?.version ?? 0, options: options)
+        }
+    }
+}
+
+extension KeywordReader {
+    /// The legacy process keywords as HAProxy 2.6 takes them: `nbproc` is an error since 2.5
+    /// (HAProxy's message), `bind-process` is accepted and ignored with HAProxy's warning, and
+    /// `stats bind-process` (which HAProxy 2.6 accepts without a word) with strata's. Nil for any
+    /// other line.
+    static func legacyWarning(_ line: KeywordLine, global: Bool) throws(ConfigError) -> ConfigError? {
+        switch line.keyword {
+        case "nbproc" where global:
+            throw line.error("nbproc is not supported any more since HAProxy 2.5. Threads will automatically be used on multi-processor machines if available.")
+        case "stats bind-process" where global:
+            return line.error("'stats bind-process' has no effect: strata is one process (its loops are threads: see 'nbthread').")
+        case "bind-process" where !global:
+            return line.error("'bind-process' has no effect, is deprecated, and will be removed in version 2.7.")
+        default:
+            return nil
+        }
+    }
+}
