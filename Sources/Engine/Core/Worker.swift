@@ -25,9 +25,10 @@ final class Worker: EventHandler, @unchecked Sendable {
     /// Closes idle pooled server connections (HAProxy's pool-purge-delay, 5 s).
     private let poolPurge = TimerWatcher(handler: EventHandler())
     static let idleServerConnectionLifetime = 5.0
-    /// Connections on this loop now (its share of the process's `actconn`), and the kernel id of
-    /// its thread, published for `show threads` (the control loop reads them).
-    private let published = UnsafeMutablePointer<Int>.allocate(capacity: 2)
+    /// Connections on this loop now (its share of the process's `actconn`), the kernel id of its
+    /// thread and the connections it accepted since start, published for `show threads` and
+    /// `show activity` (the control loop reads them).
+    private let published = UnsafeMutablePointer<Int>.allocate(capacity: 3)
     var currentSessions: Int {
         get { CLibEV_load(published) }
         set { CLibEV_store(published, newValue) }
@@ -37,11 +38,12 @@ final class Worker: EventHandler, @unchecked Sendable {
         get { CLibEV_load(published + 1) }
         set { CLibEV_store(published + 1, newValue) }
     }
+    var accepted: Int { CLibEV_load(published + 2) }
 
     init(engine: Engine, loop: EventLoop) {
         self.engine = engine
         self.loop = loop
-        published.initialize(repeating: 0, count: 2)
+        published.initialize(repeating: 0, count: 3)
         super.init()
         starvedRetry.setHandler(self)
         limitRetry.setHandler(self)
@@ -150,6 +152,7 @@ final class Worker: EventHandler, @unchecked Sendable {
 
     func sessionStarted() {
         currentSessions += 1
+        CLibEV_store(published + 2, CLibEV_load(published + 2) &+ 1)
         engine.connectionStarted()
     }
 
