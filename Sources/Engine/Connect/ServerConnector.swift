@@ -237,11 +237,15 @@ struct ServerConnector {
         connectStartedAt = now
         guard let worker else { return fail(serverUnavailable) }
         if mayReuse, let pooled = s.state.takeIdle(on: worker.loop, tls: s.tls?.fingerprint) {
+            s.state.counters[worker.loop].reuses += 1
+            backend.counters[worker.loop].reuses += 1
             adopt(pooled, reused: true)
             connectTime = 0
             enter(.established)
             return .reused
         }
+        s.state.counters[worker.loop].connectAttempts += 1
+        backend.counters[worker.loop].connectAttempts += 1
         switch ServerConnection.open(on: worker.loop, to: ServerConnector.endpoint(of: s, clientFD: clientFD),
                                      server: s.state, keepAlive: backend.proxy.tcpKeepAlive.server) {
         case .opened(let c):

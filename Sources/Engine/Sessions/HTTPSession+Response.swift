@@ -124,6 +124,11 @@ extension HTTPSession {
                 break
             case .respond(let answer):
                 // The server's answer is dropped (http-response deny): the connection to it too.
+                if answer.isDenial {
+                    frontend?.counters[loop].deniedResponses += 1
+                    backend?.counters[loop].deniedResponses += 1
+                    server?.state.counters[loop].deniedResponses += 1
+                }
                 closeServerConnection()
                 serverIn.release(loop.buffers)
                 responseParsed = 0

@@ -35,7 +35,19 @@ final class StatsRates {
         var requests: RateMeter
     }
 
+    /// A backend's DOWN periods (no usable server), seen by the sampler: HAProxy's backend
+    /// `chkdown` (times it went DOWN) and `downtime`, to the second.
+    struct BackendDown {
+        var down = false
+        var transitions = 0
+        var downSeconds = 0.0
+        var since: Double?
+
+        func seconds(now: Double) -> Double { downSeconds + (since.map { max(0, now - $0) } ?? 0) }
+    }
+
     private(set) var counters: [ObjectIdentifier: Meters] = [:]
+    private(set) var backends: [ObjectIdentifier: BackendDown] = [:]
     private(set) var connections = RateMeter(0)
     private(set) var bytesOut = RateMeter(0)
     /// Percent of the last period the data loops spent waiting (not on a CPU), all loops averaged.
@@ -45,6 +57,8 @@ final class StatsRates {
 
     /// The meters of `c` (nil before the first sample that saw it).
     func meters(_ c: CounterSet) -> Meters? { counters[ObjectIdentifier(c)] }
+    /// A backend's DOWN periods, by its counters (nil before the first sample that saw it).
+    func backendDown(_ c: CounterSet) -> BackendDown? { backends[ObjectIdentifier(c)] }
 
     /// Reads every total now (loop thread of the engine, once a second).
     func sample(_ engine: Engine, now: Double) {
@@ -59,6 +73,7 @@ final class StatsRates {
             m.requests.update(c.requests, seconds: seconds)
             next[id] = m
         }
+        var nextBackends: [ObjectIdentifier: BackendDown] = [:]
         var connectionTotal = 0
         var bytesOutTotal: UInt64 = 0
         for view in engine.statsProxies() {
@@ -67,12 +82,27 @@ final class StatsRates {
                 connectionTotal += f.counters.totalSessions
                 bytesOutTotal &+= f.counters.bytesOut
             }
+            if let b = view.backend {
+                let id = ObjectIdentifier(b.counters)
+                var d = backends[id] ?? BackendDown()
+                let down = !b.servers.isEmpty && !b.servers.contains { $0.isUsable }
+                if down && !d.down {
+                    d.transitions += 1
+                    d.since = now
+                } else if !down, d.down, let since = d.since {
+                    d.downSeconds += max(0, now - since)
+                    d.since = nil
+                }
+                d.down = down
+                nextBackends[id] = d
+            }
             for b in view.backends {
                 update(b.counters)
                 for s in b.servers { update(s.state.counters) }
             }
         }
         counters = next
+        backends = nextBackends
         connections.update(connectionTotal, seconds: seconds)
         bytesOut.update(Int(truncatingIfNeeded: bytesOutTotal), seconds: seconds)
 
