@@ -156,4 +156,35 @@ import Testing
         #expect(String(decoding: answered, as: UTF8.self).contains("> "))
         #expect(Date().timeIntervalSince(started) < 4, "closed after \(Date().timeIntervalSince(started)) s")
     }
+
+    /// `show errors` after a refused request: HAProxy's report with the bytes received and the
+    /// position the HTTP parser stopped at; `show errors PROXY request`, an unknown proxy.
+    @Test func showErrorsCapturesTheLastInvalidRequest() throws {
+        let port = TestSocket.freePort()
+        let strata = try StrataProcess(config: Self.config(port: port, down: TestSocket.freePort(), other: TestSocket.freePort()))
+        defer { strata.stop() }
+        try #require(strata.waitForAdmin())
+        #expect(try strata.admin("show errors").hasPrefix("Total events captured on ["))
+        #expect(try strata.admin("show errors").hasSuffix(": 0"))
+        let fd = try #require(TestSocket.connect(port))
+        defer { close(fd) }
+        // A space inside the target: the request line is invalid at byte 7 (HAProxy 2.6 reports 7 too).
+        #expect(TestSocket.sendAll(fd, "GET /a b HTTP/1.1\r\nHost: x\r\n\r\n"))
+        TestSocket.setTimeout(fd, seconds: 5)
+        #expect(String(decoding: TestSocket.readToEnd(fd), as: UTF8.self).hasPrefix("HTTP/1.1 400"))
+        let report = try strata.admin("show errors")
+        let lines = report.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        #expect(lines.first?.hasSuffix("] : 1") == true, "\(report)")
+        #expect(lines.contains { $0.hasSuffix("] frontend web (#1): invalid request") }, "\(report)")
+        #expect(lines.contains { $0.hasPrefix("  backend <NONE> (#-1), server <NONE> (#-1), event #0, src 127.0.0.1:") })
+        #expect(lines.contains("  len 30, wraps at 16384, error at position 7"), "\(report)")
+        #expect(lines.contains("  00000  GET /a b HTTP/1.1\\r\\n"), "\(report)")
+        #expect(lines.contains("  00019  Host: x\\r\\n"))
+        // The same capture (the header line carries the time of the command).
+        #expect(try strata.admin("show errors web request").split(separator: "\n").dropFirst() == report.split(separator: "\n").dropFirst())
+        #expect(try strata.admin("show errors web response").hasSuffix(": 1"))
+        #expect(try strata.admin("show errors nosuch") == "No such proxy.")
+        #expect(try strata.admin("show sess all") == "")
+        #expect(try strata.admin("show sess 0x1") == "")
+    }
 }

@@ -127,11 +127,11 @@ final class Worker: EventHandler, @unchecked Sendable {
     }
 
     /// Describes this loop's sessions (`show sess`): the generation's id and the line.
-    func describeSessions() -> [(Int, String)] {
+    func describeSessions(detailed: Bool = false) -> [(Int, String)] {
         var lines: [(Int, String)] = []
         for g in held {
             for s in g.shard(loop).sessionList.members {
-                lines.append((g.id, StatsCommands.describe(s, generation: g.id, now: loop.now)))
+                lines.append((g.id, StatsCommands.describe(s, generation: g.id, now: loop.now, detailed: detailed)))
             }
         }
         return lines

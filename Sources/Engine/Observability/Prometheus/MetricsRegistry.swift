@@ -53,6 +53,8 @@ public final class MetricsRegistry: EventHandler {
     private(set) var history: [Sample] = []
     /// Session, request, connection and byte rates and the loops' idle time, measured by the sampler.
     let rates = StatsRates()
+    /// `show errors`: each proxy's last invalid request and response.
+    let errors = StatsErrorCaptures()
     private let sampler = TimerWatcher(handler: EventHandler())
     private var sampling = false
 

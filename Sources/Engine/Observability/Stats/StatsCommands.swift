@@ -31,9 +31,26 @@ enum StatsCommands {
             .text(showStat(c.engine, c.arguments, legends: c.level >= .operator_))
         },
         // Sessions show client addresses.
-        AdminCommand(["show", "sess"], usage: ("show sess", "report the list of current sessions (and their generation)"),
+        AdminCommand(["show", "sess"], usage: ("show sess [<id>|all]", "report the list of current sessions (and their generation)"),
                      level: .operator_) { c in
-            c.arguments.isEmpty ? .text(showSessions(c.engine)) : .unknown
+            let args = Array(c.arguments)
+            if args.isEmpty { return .text(showSessions(c.engine)) }
+            if args == ["all"] { return .text(showSessions(c.engine, detailed: true)) }
+            if args.count == 1, args[0].hasPrefix("0x") { return .text(showSessions(c.engine, detailed: true, only: args[0])) }
+            return .unknown
+        },
+        // Captures show client addresses and request bytes.
+        AdminCommand(["show", "errors"],
+                     usage: ("show errors [<px>] [request|response]", "report last request and/or response errors for each proxy"),
+                     level: .operator_) { c in
+            let args = Array(c.arguments)
+            let proxies = c.engine.statsProxies().map { ($0.name, $0.proxy.id) }
+            let proxy = args.first.flatMap { $0 == "-1" ? nil : $0 }
+            guard let report = c.engine.metrics.errors.report(proxy: proxy, only: args.count > 1 ? args[1] : nil,
+                                                              proxies: proxies, now: wallClock()) else {
+                return .text("No such proxy.")
+            }
+            return .text(report)
         },
         AdminCommand(["show", "threads"], usage: ("show threads", "show each event loop's thread, sessions and CPU time"),
                      level: .operator_) { c in
@@ -291,8 +308,11 @@ enum StatsCommands {
     /// `show sess`: one line per session of every live generation (HTTP: requests in flight),
     /// HAProxy's first fields, and the generation: `0x…: proto=tcpv4 src=IP:PORT fe=F be=B
     /// srv=S gen=N age=Ts`. Every data loop describes its own sessions.
-    static func showSessions(_ engine: Engine) -> String {
-        let described = engine.onEveryLoop { $0.describeSessions() }.joined()
+    /// `show sess all` adds each session's detail lines; `show sess 0xID` shows that session
+    /// alone with its details (nothing when there is none, as HAProxy).
+    static func showSessions(_ engine: Engine, detailed: Bool = false, only id: String? = nil) -> String {
+        var described = engine.onEveryLoop { $0.describeSessions(detailed: detailed) }.joined().map { $0 }
+        if let id { described = described.filter { $0.1.hasPrefix(id.lowercased() + ":") } }
         var lines: [String] = []
         for g in engine.liveGenerations.reversed() {
             for (generation, text) in described where generation == g.id {
@@ -303,7 +323,7 @@ enum StatsCommands {
     }
 
     /// A session's `show sess` line, on its loop (`state=?` is filled by the control loop).
-    static func describe(_ s: ListedSession, generation: Int, now: Double) -> String {
+    static func describe(_ s: ListedSession, generation: Int, now: Double, detailed: Bool = false) -> String {
         var client: SocketEndpoint?
         var frontend: Frontend?
         var backend: Backend?
@@ -327,7 +347,20 @@ enum StatsCommands {
         let proto = client.map { $0.address.isV6 ? "tcpv6" : "tcpv4" } ?? "unix_stream"
         let src = client.map(\.description) ?? "unix"
         let age = (s as? StatsSessionDescribing).map { "\(max(0, Int(now - $0.statsStartedAt)))s" } ?? "?"
-        return "\(id): proto=\(proto) src=\(src) fe=\(frontend?.name ?? "<NONE>") be=\(backend?.name ?? "<NONE>") srv=\(server?.name ?? "<none>") gen=\(generation) state=? mode=\(mode) age=\(age)"
+        let line = "\(id): proto=\(proto) src=\(src) fe=\(frontend?.name ?? "<NONE>") be=\(backend?.name ?? "<NONE>") srv=\(server?.name ?? "<none>") gen=\(generation) state=? mode=\(mode) age=\(age)"
+        guard detailed else { return line }
+        // HAProxy's detail lines, the part strata has: the objects with their ids and addresses.
+        var lines = [line]
+        lines.append("  frontend=" + (frontend.map { "\($0.name) (id=\($0.proxy.id) mode=\($0.proxy.mode.rawValue))" } ?? "<NONE>"))
+        lines.append("  backend=" + (backend.map { "\($0.name) (id=\($0.proxy.id) mode=\($0.proxy.mode.rawValue))" } ?? "<NONE>"))
+        if let server {
+            let a = server.address
+            lines.append("  server=\(server.name) (id=\(server.config.id)) addr=\(SocketEndpoint(address: a.address, port: a.port ?? 0))")
+        } else {
+            lines.append("  server=<NONE>")
+        }
+        lines.append("  generation=\(generation) age=\(age)")
+        return lines.joined(separator: "\n")
     }
 
     /// `show threads`: a line per data loop (HAProxy's `Thread N :` lines): its kernel thread id,
