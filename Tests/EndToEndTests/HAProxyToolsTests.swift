@@ -185,6 +185,14 @@ import Testing
         #expect(try strata.admin("show errors web response").hasSuffix(": 1"))
         #expect(try strata.admin("show errors nosuch") == "No such proxy.")
         #expect(try strata.admin("show sess all") == "")
+        // `show servers conn`, `show stat domain`.
+        let conns = try strata.admin("show servers conn").split(separator: "\n")
+        #expect(conns.first?.hasPrefix("# bkname/svname bkid/svid addr port - purge_delay used_cur used_max need_est unsafe_nb safe_nb idle_lim idle_cur idle_per_thr[") == true)
+        #expect(conns.dropFirst().map { String($0.prefix { $0 != " " }) } == ["app/s1", "app/s2"])
+        #expect(try strata.admin("show servers conn nosuch") == "Can't find backend.")
+        let plain = try strata.admin("show stat").split(separator: "\n").map { $0.split(separator: ",").prefix(2) }
+        #expect(try strata.admin("show stat domain proxy").split(separator: "\n").map { $0.split(separator: ",").prefix(2) } == plain)
+        #expect(try strata.admin("show stat domain dns") == "Invalid statistics domain.")
         #expect(try strata.admin("show sess 0x1") == "")
     }
 }
