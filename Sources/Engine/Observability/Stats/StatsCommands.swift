@@ -143,10 +143,10 @@ enum StatsCommands {
             InfoField(17, "CurrConns", "\(process.currentConnections)", "MGP", "u32"),
             InfoField(18, "CumConns", "\(process.cumulativeConnections)", "MCP", "u32"),
             InfoField(19, "CumReq", "\(process.cumulativeRequests)", "MCP", "u32"),
-            // No maxsslconn (0: unlimited); TLS endpoints are not counted apart yet: 0.
+            // No maxsslconn: 0, unlimited. TLS endpoints front and back, as HAProxy counts them.
             InfoField(20, "MaxSslConns", "0", "MMP", "u32"),
-            InfoField(21, "CurrSslConns", "0", "MGP", "u32"),
-            InfoField(22, "CumSslConns", "0", "MCP", "u32"),
+            InfoField(21, "CurrSslConns", "\(TLSConnection.figure(.current))", "MGP", "u32"),
+            InfoField(22, "CumSslConns", "\(TLSConnection.figure(.cumulative))", "MCP", "u32"),
             // No maxpipes: 0, unlimited (each loop keeps at most 256 idle pipes).
             InfoField(23, "Maxpipes", "0", "CLP", "u32"),
             InfoField(24, "PipesUsed", "\(pipesOpen - pipesFree)", "MGP", "u32"),
@@ -159,15 +159,16 @@ enum StatsCommands {
             InfoField(29, "SessRate", "\(rates.connections.rate)", "MRP", "u32"),
             InfoField(30, "SessRateLimit", "0", "CLP", "u32"),
             InfoField(31, "MaxSessRate", "\(rates.connections.max)", "MRP", "u32"),
-            // TLS rates, key rates and the session cache's lookups are not measured yet: 0.
-            InfoField(32, "SslRate", "0", "MRP", "u32"),
+            InfoField(32, "SslRate", "\(rates.tlsConnections.rate)", "MRP", "u32"),
             InfoField(33, "SslRateLimit", "0", "CLP", "u32"),
-            InfoField(34, "MaxSslRate", "0", "MMP", "u32"),
-            InfoField(35, "SslFrontendKeyRate", "0", "MGP", "u32"),
-            InfoField(36, "SslFrontendMaxKeyRate", "0", "MMP", "u32"),
-            InfoField(37, "SslFrontendSessionReuse_pct", "0", "MGP", "u32"),
-            InfoField(38, "SslBackendKeyRate", "0", "MRP", "u32"),
-            InfoField(39, "SslBackendMaxKeyRate", "0", "MMP", "u32"),
+            InfoField(34, "MaxSslRate", "\(rates.tlsConnections.max)", "MMP", "u32"),
+            // A key is made by each full (not resumed) handshake.
+            InfoField(35, "SslFrontendKeyRate", "\(rates.frontendKeys.rate)", "MGP", "u32"),
+            InfoField(36, "SslFrontendMaxKeyRate", "\(rates.frontendKeys.max)", "MMP", "u32"),
+            InfoField(37, "SslFrontendSessionReuse_pct", "\(rates.frontendReusePercent)", "MGP", "u32"),
+            InfoField(38, "SslBackendKeyRate", "\(rates.backendKeys.rate)", "MRP", "u32"),
+            InfoField(39, "SslBackendMaxKeyRate", "\(rates.backendKeys.max)", "MMP", "u32"),
+            // The session cache's lookups and misses are not counted yet: 0.
             InfoField(40, "SslCacheLookups", "0", "MCP", "u32"),
             InfoField(41, "SslCacheMisses", "0", "MCP", "u32"),
             // No HTTP compression: 0. ZlibMemUsage and MaxZlibMemUsage (45, 46) are left out, as

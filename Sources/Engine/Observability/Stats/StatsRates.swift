@@ -50,6 +50,14 @@ final class StatsRates {
     private(set) var backends: [ObjectIdentifier: BackendDown] = [:]
     private(set) var connections = RateMeter(0)
     private(set) var bytesOut = RateMeter(0)
+    /// TLS connections made (front and back), full handshakes on frontends and to servers (a new
+    /// key each), and the share of frontend handshakes that resumed a session, over the last period.
+    private(set) var tlsConnections = RateMeter(0)
+    private(set) var frontendKeys = RateMeter(0)
+    private(set) var backendKeys = RateMeter(0)
+    private(set) var frontendReusePercent = 0
+    private var lastFrontendHandshakes = 0
+    private var lastFrontendResumed = 0
     /// Percent of the last period the data loops spent waiting (not on a CPU), all loops averaged.
     private(set) var idlePercent = 100
     private var lastSample: Double?
@@ -105,6 +113,14 @@ final class StatsRates {
         backends = nextBackends
         connections.update(connectionTotal, seconds: seconds)
         bytesOut.update(Int(truncatingIfNeeded: bytesOutTotal), seconds: seconds)
+        let handshakes = TLSConnection.figure(.frontendHandshakes), resumed = TLSConnection.figure(.frontendResumed)
+        tlsConnections.update(TLSConnection.figure(.cumulative), seconds: seconds)
+        frontendKeys.update(handshakes - resumed, seconds: seconds)
+        backendKeys.update(TLSConnection.figure(.backendFullHandshakes), seconds: seconds)
+        let newHandshakes = handshakes - lastFrontendHandshakes
+        frontendReusePercent = newHandshakes > 0 ? (resumed - lastFrontendResumed) * 100 / newHandshakes : 0
+        lastFrontendHandshakes = handshakes
+        lastFrontendResumed = resumed
 
         // Idle: the wall time of the period on every loop, less the CPU time their threads used.
         let cpu = engine.workers.reduce(0.0) { $0 + (StatsRates.threadCPUSeconds($1.threadID) ?? 0) }
@@ -123,6 +139,9 @@ final class StatsRates {
         }
         connections.clearMax()
         bytesOut.clearMax()
+        tlsConnections.clearMax()
+        frontendKeys.clearMax()
+        backendKeys.clearMax()
     }
 
     /// The CPU time (user + system) a thread of this process used, from /proc (nil: unknown).
