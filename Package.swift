@@ -10,11 +10,12 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
     ],
     targets: [
-        // Real functions for libev's macros and the Linux calls Glibc's module does not export.
+        // Real functions for libev's macros and the Linux calls Glibc's module does not export;
+        // c-ares (the resolvers' DNS client) driven by the engine's loop.
         .target(
             name: "CLibEV",
             cSettings: [.define("_GNU_SOURCE")],
-            linkerSettings: [.linkedLibrary("ev"), .linkedLibrary("ssl"), .linkedLibrary("crypto")]
+            linkerSettings: [.linkedLibrary("ev"), .linkedLibrary("ssl"), .linkedLibrary("crypto"), .linkedLibrary("cares"), .linkedLibrary("crypt")]
         ),
         .target(name: "ConfigModel"),
         .target(name: "Loader", dependencies: ["ConfigModel"]),

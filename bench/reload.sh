@@ -158,8 +158,8 @@ fds() { ls "/proc/$1/fd" | wc -l; }
 BIG=$WORK/big.cfg
 SOCK=$WORK/admin.sock
 tool generate "$BIG" "$SOCK" 1000 10
+threads_cfg "$BIG"  # before the copy: the plan and failed-bind rounds rewrite the file from it
 cp "$BIG" "$WORK/big.orig.cfg"
-threads_cfg "$BIG"
 "$STRATA" -f "$BIG" 2>"$WORK/strata-big.log" &
 S_PID=$!; PIDS+=($S_PID)
 tool wait-socket "$SOCK"

@@ -2,6 +2,11 @@
 # Installs what strata's build and its tests need on Debian (12 or later), as root (a container
 # has no sudo) or through sudo. The README's quick start and .ci/run both start here.
 #   libev-dev, libssl-dev       the event loop and OpenSSL 3 strata links
+#   libc-ares-dev               c-ares, the DNS client of `resolvers` sections, which strata links
+#   libcrypt-dev                libcrypt, crypt(3) for the password hashes of `userlist` sections
+#   dnsmasq-base                the service discovery tests serve DNS records from a real server
+#                               (the binary alone: the dnsmasq package would also start a system
+#                               DNS service on port 53)
 #   openssl, curl               the TLS tests make certificates and talk HTTPS
 #   haproxy                     tests compare strata's files and log lines with HAProxy's
 #   chromium                    the stats page is tested in a real headless browser
@@ -14,4 +19,5 @@ SUDO=""
 [ "$(id -u)" = 0 ] || SUDO=sudo
 $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update
 $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y \
-    libev-dev libssl-dev openssl curl haproxy chromium python3-prometheus-client hatop tmux prometheus
+    libev-dev libssl-dev libc-ares-dev libcrypt-dev openssl curl haproxy chromium python3-prometheus-client dnsmasq-base \
+    hatop tmux prometheus

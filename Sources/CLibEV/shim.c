@@ -3,6 +3,7 @@
 #endif
 #include "CLibEV.h"
 
+#include <crypt.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -89,6 +90,45 @@ uint64_t CLibEV_effective_caps(void) {
     struct __user_cap_data_struct data[2] = {{0}};
     if (syscall(SYS_capget, &hdr, data) < 0) return 0;
     return ((uint64_t)data[1].effective << 32) | data[0].effective;
+}
+
+// MARK: c-ares
+
+int CLibEV_ares_library_init(void) { return ares_library_init(ARES_LIB_INIT_ALL); }
+
+int CLibEV_ares_channel_new(ares_channel *channel, int timeout_ms, int tries, int use_tcp, int payload_size,
+                            CLibEV_ares_sock_state_cb cb, void *data) {
+    struct ares_options options;
+    memset(&options, 0, sizeof(options));
+    // UDP keeps its socket between queries; a TCP connection closes once idle (HAProxy drops
+    // idle ones too), so a server that answers each connection from a snapshot is asked afresh.
+    options.flags = ARES_FLAG_NOCHECKRESP | ARES_FLAG_NOSEARCH
+        | (use_tcp ? ARES_FLAG_USEVC : ARES_FLAG_STAYOPEN) | (payload_size > 512 ? ARES_FLAG_EDNS : 0);
+    options.timeout = timeout_ms;
+    options.tries = tries;
+    options.ednspsz = payload_size;
+    options.sock_state_cb = cb;
+    options.sock_state_cb_data = data;
+    // No /etc/hosts for lookups: the resolver only ever asks its nameserver (ares_query).
+    options.lookups = (char *)"b";
+    int mask = ARES_OPT_FLAGS | ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES | ARES_OPT_SOCK_STATE_CB | ARES_OPT_LOOKUPS
+        | (payload_size > 512 ? ARES_OPT_EDNSPSZ : 0);
+    return ares_init_options(channel, &options, mask);
+}
+
+int CLibEV_ares_set_server(ares_channel channel, int family, const unsigned char *address, int port) {
+    struct ares_addr_port_node node;
+    memset(&node, 0, sizeof(node));
+    node.family = family;
+    memcpy(family == AF_INET6 ? (void *)&node.addr.addr6 : (void *)&node.addr.addr4, address, family == AF_INET6 ? 16 : 4);
+    node.udp_port = port;
+    node.tcp_port = port;
+    return ares_set_servers_ports(channel, &node);
+}
+
+double CLibEV_ares_timeout(ares_channel channel) {
+    struct timeval tv, *next = ares_timeout(channel, NULL, &tv);
+    return next ? (double)next->tv_sec + (double)next->tv_usec / 1e6 : -1;
 }
 
 // MARK: OpenSSL
@@ -221,3 +261,15 @@ const uint64_t CLibEV_SSL_OP_NO_RENEGOTIATION = SSL_OP_NO_RENEGOTIATION;
 const uint64_t CLibEV_SSL_OP_CIPHER_SERVER_PREFERENCE = SSL_OP_CIPHER_SERVER_PREFERENCE;
 const uint64_t CLibEV_SSL_OP_ALL = SSL_OP_ALL;
 const uint64_t CLibEV_SSL_OP_IGNORE_UNEXPECTED_EOF = SSL_OP_IGNORE_UNEXPECTED_EOF;
+
+// `userlist` passwords: crypt(3) of `password` with the salt and method of `hash` equals `hash`.
+// crypt_r's state is about 32 KiB: on the heap, not a data loop's stack.
+int CLibEV_password_matches(const char *password, const char *hash) {
+    struct crypt_data *data = calloc(1, sizeof *data);
+    if (!data) return 0;
+    const char *out = crypt_r(password, hash, data);
+    size_t n = strlen(hash);
+    int ok = out && out[0] != '*' && strlen(out) == n && CRYPTO_memcmp(out, hash, n) == 0;
+    free(data);
+    return ok;
+}

@@ -4,11 +4,16 @@ public struct Config: Hashable, Sendable {
     public var global: GlobalSettings
     /// Every `frontend`, `backend` and `listen` section, in file order.
     public var proxies: [Proxy]
+    /// Every `resolvers` section, in file order.
+    public var resolvers: [ResolversSection]
 
-    public init(global: GlobalSettings = GlobalSettings(), proxies: [Proxy] = []) {
+    public init(global: GlobalSettings = GlobalSettings(), proxies: [Proxy] = [], resolvers: [ResolversSection] = []) {
         self.global = global
         self.proxies = proxies
+        self.resolvers = resolvers
     }
+
+    public func resolvers(named name: String) -> ResolversSection? { resolvers.first { $0.name == name } }
 
     public var frontends: [Proxy] { proxies.filter(\.isFrontend) }
     public var backends: [Proxy] { proxies.filter(\.isBackend) }
@@ -66,6 +71,8 @@ public struct Proxy: Hashable, Sendable {
     public var serverStateFileName: String?
     /// `stats enable` and friends: the stats page this proxy serves.
     public var stats: StatsPage?
+    /// `server-template` lines, in order (their servers are in `servers`, at the line's location).
+    public var serverTemplates: [ServerTemplate] = []
 
     public init(name: String, kind: ProxyKind, location: SourceLocation, id: Int) {
         self.name = name
@@ -170,6 +177,16 @@ public struct ServerOptions: Hashable, Sendable {
     public var check = ServerCheck()
     /// `ssl …`: connections to the server use TLS.
     public var tls: ServerTLS?
+    /// `resolvers`, `resolve-*`, `init-addr`: how the server's name is resolved.
+    public var resolution: ServerResolution {
+        get { resolutionStorage.first ?? ServerResolution() }
+        set { resolutionStorage = newValue == ServerResolution() ? [] : [newValue] }
+    }
+    /// Zero or one element: 8 bytes in every server line (copied several times per server on
+    /// each reload) rather than the whole value, which most servers never set.
+    private var resolutionStorage: [ServerResolution] = []
+    /// `resolvers NAME`, read without making the default resolution (checks of every server).
+    public var resolvers: String? { resolutionStorage.first?.resolvers }
     public init() {}
 }
 
@@ -184,6 +201,14 @@ public struct Server: Hashable, Sendable {
     /// nil when the line gives no port: the connection goes to the client's destination port.
     public var port: UInt16?
     public var options: ServerOptions
+    /// The name the server follows when it is known by name rather than by address: it resolves
+    /// at runtime (`resolvers`), may start without an address (`init-addr`, `-dr`), or comes from
+    /// a template. An SRV label (`_http._tcp.app`) for a template filled from SRV records. nil
+    /// for a server given by address, or by a name resolved once at load.
+    public var fqdn: String?
+    /// False when no `init-addr` method found an address: the server starts in resolution
+    /// maintenance and `address` means nothing until the resolver or the admin socket gives one.
+    public var hasAddress = true
 
     public init(name: String, location: SourceLocation, id: Int, host: String, address: IPAddress, port: UInt16?,
                 options: ServerOptions) {
@@ -337,6 +362,17 @@ public struct GlobalSettings: Hashable, Sendable {
     public init() {}
 }
 
+public struct DHParamFile: Hashable, Sendable {
+    public var path: String
+    public var contents: [UInt8]
+    public var location: SourceLocation
+    public init(path: String, contents: [UInt8], location: SourceLocation) {
+        self.path = path
+        self.contents = contents
+        self.location = location
+    }
+}
+
 /// Global TLS defaults, parsed and validated now, used by the TLS issue.
 public struct GlobalTLS: Hashable, Sendable {
     public var bindCiphers: String?
@@ -347,6 +383,9 @@ public struct GlobalTLS: Hashable, Sendable {
     public var serverOptions: [String] = []
     public var serverVerify: String?
     public var defaultDHParam: Int?
+    /// `ssl-dh-param-file`: DH parameters for every bind whose certificate has none of its own
+    /// (read when the configuration loads: the bytes belong to the generation).
+    public var dhParamFile: DHParamFile?
     public var crtBase: String?
     public var caBase: String?
     public init() {}

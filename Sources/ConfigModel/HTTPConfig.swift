@@ -42,6 +42,13 @@ public enum SampleFetch: Hashable, Sendable {
     case status
     /// `res.hdr(NAME)`: a response header's values.
     case responseHeader(String, occurrence: Int?)
+    /// `http_auth(USERLIST)`: the request's Basic credentials are a user of the list (boolean).
+    case httpAuth(userlist: String)
+    /// `http_auth_group(USERLIST)`: the groups of the user the credentials name, when they are
+    /// valid (strings; an ACL matches a group name, as HAProxy's).
+    case httpAuthGroup(userlist: String)
+    /// `var(SCOPE.NAME)`: a variable's value (`proc`, `sess`, `txn`, `req` or `res` scope).
+    case variable(String)
 }
 
 /// The TLS fetches of the client connection, by their HAProxy names. On a plain connection the
@@ -267,6 +274,16 @@ public enum ResponseBody: Hashable, Sendable {
     case rawMessage(path: String, contents: [UInt8])
 }
 
+/// The part of a request target a rewrite works on.
+public enum RequestTargetPart: Hashable, Sendable {
+    /// The path (without the query).
+    case path
+    /// The path and the query.
+    case pathQuery
+    /// The whole target, as it came (an absolute-form with its scheme and authority).
+    case uri
+}
+
 public enum HTTPRequestAction: Hashable, Sendable {
     case setHeader(name: String, value: FormatString)
     case addHeader(name: String, value: FormatString)
@@ -279,6 +296,9 @@ public enum HTTPRequestAction: Hashable, Sendable {
     case setQuery(FormatString)
     case setURI(FormatString)
     case setMethod(FormatString)
+    /// `replace-path|replace-pathq|replace-uri REGEX REPLACEMENT`: when the regex matches the
+    /// part, the part becomes the replacement (`\1` back-references), as HAProxy.
+    case replaceTarget(part: RequestTargetPart, regex: String, replacement: FormatString)
     /// `deny [deny_status N]`.
     case deny(status: Int)
     /// `return [status N] [content-type T] [string S | lf-string S | file F] [hdr N V]…`.
@@ -288,6 +308,13 @@ public enum HTTPRequestAction: Hashable, Sendable {
     case allow
     /// `use-service prometheus-exporter`.
     case useService(String)
+    /// `auth [realm REALM]`: 401 with `WWW-Authenticate: Basic realm="REALM"` (the proxy's name
+    /// without one).
+    case auth(realm: String?)
+    /// `set-var(SCOPE.NAME) EXPR`, `set-var-fmt(SCOPE.NAME) FMT`, `unset-var(SCOPE.NAME)`.
+    case setVariable(name: String, value: SampleExpression)
+    case setVariableFormat(name: String, value: FormatString)
+    case unsetVariable(name: String)
 
     public struct Header: Hashable, Sendable {
         public var name: String
@@ -320,6 +347,9 @@ public enum HTTPResponseAction: Hashable, Sendable {
     case setStatus(Int, reason: String?)
     case deny(status: Int)
     case allow
+    case setVariable(name: String, value: SampleExpression)
+    case setVariableFormat(name: String, value: FormatString)
+    case unsetVariable(name: String)
 }
 
 public struct HTTPResponseRule: Hashable, Sendable {
@@ -428,6 +458,9 @@ public struct HTTPSettings: Hashable, Sendable {
     /// `cookie …` on the backend side; the servers' `cookie VALUE` is in `ServerOptions`.
     public var cookie: CookiePersistence?
     public var hashType: HashType = .mapBased
+    /// The `userlist` sections `http_auth` fetches of this proxy name (by name; the Loader
+    /// checks each exists).
+    public var userlists: [String: Userlist] = [:]
 
     public init() {}
 }

@@ -6,10 +6,15 @@ import Loader
 /// `strata -c`: every error as `file:line: message` on stderr; exit 0 valid, 1 invalid.
 struct Checker {
     var files: [String]
+    /// `-dr`.
+    var resolutionFailuresWarn = false
 
     func run() -> Int32 {
-        switch ConfigLoader().load(paths: files) {
+        var loader = ConfigLoader()
+        loader.resolutionFailuresWarn = resolutionFailuresWarn
+        switch loader.load(paths: files) {
         case .success(let loaded):
+            for w in loaded.warnings { FileHandle.standardError.write(Data("[WARNING] \(w)\n".utf8)) }
             // What only the engine checks (TLS contexts: certificates, ciphers, curves; the rules'
             // regular expressions) is checked too, as a start or a reload would: `-c` must not
             // pass a file that `-f` refuses.

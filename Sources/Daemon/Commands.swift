@@ -47,6 +47,9 @@ struct Run: ParsableCommand {
     @OptionGroup var config: ConfigFiles
     @Flag(name: .customShort("c"), help: "Check the configuration only, then exit (0 valid, 1 invalid).")
     var checkOnly = false
+    @Flag(name: .customLong("dr", withSingleDash: true),
+          help: "A server address that does not resolve is a warning: the server starts in maintenance (HAProxy's -dr).")
+    var resolutionFailuresWarn = false
     @Option(name: .customShort("p"), help: ArgumentHelp("Write the pid to this file.", valueName: "PIDFILE"))
     var pidfile: String?
     @Flag(name: .customLong("db", withSingleDash: true), help: "Stay in the foreground even with 'daemon' in global.")
@@ -73,11 +76,12 @@ struct Run: ParsableCommand {
             return
         }
         if checkOnly {
-            Foundation.exit(Checker(files: config.files).run())
+            Foundation.exit(Checker(files: config.files, resolutionFailuresWarn: resolutionFailuresWarn).run())
         }
         let options = DaemonOptions(files: config.files, pidfile: pidfile, foreground: foreground,
                                     replace: softFinish.isEmpty ? softTerminate : softFinish,
-                                    replaceSignal: softFinish.isEmpty ? SIGTERM : SIGUSR1)
+                                    replaceSignal: softFinish.isEmpty ? SIGTERM : SIGUSR1,
+                                    resolutionFailuresWarn: resolutionFailuresWarn)
         Foundation.exit(Daemon(options: options).run())
     }
 }
@@ -85,11 +89,14 @@ struct Run: ParsableCommand {
 struct Check: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Check the configuration: print every error as file:line: message.")
     @OptionGroup var config: ConfigFiles
+    @Flag(name: .customLong("dr", withSingleDash: true),
+          help: "A server address that does not resolve is a warning: the server starts in maintenance (HAProxy's -dr).")
+    var resolutionFailuresWarn = false
 
     func validate() throws { try config.requireFiles() }
 
     func run() throws {
-        Foundation.exit(Checker(files: config.files).run())
+        Foundation.exit(Checker(files: config.files, resolutionFailuresWarn: resolutionFailuresWarn).run())
     }
 }
 

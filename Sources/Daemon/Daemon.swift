@@ -12,6 +12,8 @@ struct DaemonOptions {
     /// `-sf`/`-st`: strata processes this one replaces.
     var replace: [Int32]
     var replaceSignal: Int32
+    /// `-dr`: an address that does not resolve is a warning, its server starts in maintenance.
+    var resolutionFailuresWarn = false
 }
 
 /// The running process: first load and bind, daemon and privileges, then the engine's loop with
@@ -20,13 +22,18 @@ final class Daemon: @unchecked Sendable {
     let options: DaemonOptions
     /// The listening sockets: made once the configuration says how many data loops there are.
     private(set) var cache = ListenerCache()
-    let loader = ConfigLoader()
+    let loader: ConfigLoader
     let systemd = SystemdNotifier()
     private var adminServers: [AdminServer] = []
     /// Unix admin socket paths bound by this process, with the file's identity then.
     private var adminPaths: [(path: String, identity: (device: UInt64, inode: UInt64))] = []
 
-    init(options: DaemonOptions) { self.options = options }
+    init(options: DaemonOptions) {
+        self.options = options
+        var loader = ConfigLoader()
+        loader.resolutionFailuresWarn = options.resolutionFailuresWarn
+        self.loader = loader
+    }
 
     static func say(_ level: String, _ message: String) {
         FileHandle.standardError.write(Data("[\(level)] (\(getpid())) : \(message)\n".utf8))
@@ -49,6 +56,7 @@ final class Daemon: @unchecked Sendable {
         case .success(let l): loaded = l
         case .failure(let errors): return fail(errors.errors.map(\.description))
         }
+        for w in loaded.warnings { Daemon.say("WARNING", w.description) }
         let global = loaded.config.global
         // Before the engine exists: it derives its default maxconn from the limit.
         let limitErrors = FileDescriptorLimit.apply(loaded.config, atStart: true)
@@ -154,11 +162,6 @@ final class Daemon: @unchecked Sendable {
         engine.notice = { message, level, logged in
             if !logged { Daemon.say(level.rawValue <= LogLevel.err.rawValue ? "ALERT" : level == .warning ? "WARNING" : "NOTICE", message) }
         }
-        engine.activate(generation, listenerFDs: fds) { _ in
-            engine.report("generation 1 active (hash \(loaded.hash)): \(Daemon.listening(loaded.config))")
-        }
-        engine.restoreServerStates(savedStates.states)
-
         let reloads = ReloadCoordinator(engine: engine, cache: cache, files: options.files, loader: loader, firstID: 2)
         let systemd = self.systemd
         reloads.started = {
@@ -168,22 +171,8 @@ final class Daemon: @unchecked Sendable {
             let status = outcome.success ? "generation \(outcome.generationID) active" : "reload to generation \(outcome.generationID) failed; generation \(engine.current?.id ?? 0) active"
             systemd.notify("READY=1\nSTATUS=\(status)")
         }
-        // The stats page's and `show info`'s version, event list and sessions chart (one sample a second).
-        let metrics = engine.metrics
-        metrics.productVersion = strataVersion
-        metrics.productReleaseDate = strataReleaseDate
-        let notice = engine.notice
-        engine.notice = { message, level, logged in
-            notice(message, level, logged)
-            metrics.recordEvent(message)
-        }
-        metrics.startSampling()
-        var commands = AdminCommandTable.engine
-        commands.register(reloads.adminCommands)
-        for (socket, fd) in adminFDs {
-            adminServers.append(AdminServer(engine: engine, fd: fd, level: socket.level, maxconn: socket.connectionLimit,
-                                            timeoutMilliseconds: global.statsTimeout, commands: commands))
-        }
+        // Before the first generation is announced: a SIGHUP sent on seeing "generation 1 active"
+        // must find its handler, not the default action (which ends the process).
         let cache = self.cache
         engine.onSignals([SIGHUP, SIGUSR2, SIGUSR1, SIGTERM, SIGINT, SIGTTOU, SIGTTIN]) { signal in
             switch signal {
@@ -202,6 +191,27 @@ final class Daemon: @unchecked Sendable {
             }
         }
 
+        engine.activate(generation, listenerFDs: fds) { _ in
+            engine.report("generation 1 active (hash \(loaded.hash)): \(Daemon.listening(loaded.config))")
+        }
+        engine.restoreServerStates(savedStates.states)
+
+        // The stats page's and `show info`'s version, event list and sessions chart (one sample a second).
+        let metrics = engine.metrics
+        metrics.productVersion = strataVersion
+        metrics.productReleaseDate = strataReleaseDate
+        let notice = engine.notice
+        engine.notice = { message, level, logged in
+            notice(message, level, logged)
+            metrics.recordEvent(message)
+        }
+        metrics.startSampling()
+        var commands = AdminCommandTable.engine
+        commands.register(reloads.adminCommands + [AddServerCommand.adminCommand(parser: RuntimeServerParser(environment: loader.environment), engine: engine)])
+        for (socket, fd) in adminFDs {
+            adminServers.append(AdminServer(engine: engine, fd: fd, level: socket.level, maxconn: socket.connectionLimit,
+                                            timeoutMilliseconds: global.statsTimeout, commands: commands))
+        }
         for pid in options.replace { kill(pid, options.replaceSignal) }
         systemd.notify("READY=1\nMAINPID=\(getpid())\nSTATUS=generation 1 active")
         engine.run()

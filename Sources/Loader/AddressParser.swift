@@ -198,6 +198,17 @@ struct AddressParser {
         }
     }
 
+    /// `host` as an address literal, nil for a host name (left to the caller's `init-addr`), or
+    /// why it is neither.
+    func literal(_ host: String, family: Family, in address: String) -> Result<IPAddress?, AddressProblem> {
+        if host.isEmpty || host == "*" { return .failure("missing address in '\(address)'") }
+        let isName = withBytes(host) { bytes in
+            bytes.allSatisfy { AddressParser.isNameByte($0) } && !bytes.allSatisfy { $0 == UInt8(ascii: ".") || AddressParser.isDigit($0) }
+        }
+        if isName { return .success(nil) }
+        return self.address(host, family: family, in: address, allowAny: false).map { $0 }
+    }
+
     /// `ADDR:PORT` with a mandatory port (`bind`, `stats socket`).
     func endpoint(_ text: String, allowAny: Bool) -> Result<SocketEndpoint, AddressProblem> {
         let text = expanded(text)

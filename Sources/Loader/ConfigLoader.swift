@@ -11,11 +11,14 @@ public struct LoadedConfig: Sendable {
     public var hash: String
     /// The files read, in the order they were read.
     public var files: [String]
+    /// What did not stop the load, as `file:line: message` (`-dr`, `parse-resolv-conf`).
+    public var warnings: [ConfigError]
 
-    public init(config: Config, hash: String, files: [String]) {
+    public init(config: Config, hash: String, files: [String], warnings: [ConfigError] = []) {
         self.config = config
         self.hash = hash
         self.files = files
+        self.warnings = warnings
     }
 }
 
@@ -27,6 +30,11 @@ public struct ConfigLoader: Sendable {
     /// A configuration that would listen nowhere is refused (`ConfigValidator.listenerProblem`);
     /// tests that load a fragment (a backend alone) turn this off.
     public var requiresListener = true
+    /// `-dr`: a server address no `init-addr` method finds is a warning (in `LoadedConfig.warnings`)
+    /// and the server starts in maintenance, instead of an error.
+    public var resolutionFailuresWarn = false
+    /// What `parse-resolv-conf` reads (tests point it elsewhere).
+    public var resolvConfPath = "/etc/resolv.conf"
 
     public init(environment: [String: String] = ProcessInfo.processInfo.environment) {
         self.init(environment: environment, resolver: .system)
@@ -73,10 +81,14 @@ public struct ConfigLoader: Sendable {
     private func load(_ sources: [(file: String, text: String)], arguments: [String], files: LoadPaths)
         -> Result<LoadedConfig, ConfigErrors>
     {
-        var parser = ConfigParser(environment: environment, resolver: resolver, paths: files)
+        var parser = ConfigParser(environment: environment, resolver: resolver, paths: files,
+                                  resolutionFailuresWarn: resolutionFailuresWarn, resolvConfPath: resolvConfPath)
         for source in sources { parser.parse(text: source.text, file: source.file) }
         var (config, failed, dropped) = parser.build()
-        let late = parser.finishHTTP(&config)
+        var late = parser.finishHTTP(&config)
+        late += ConfigLoader.applyLastAddresses(parser.pendingLastAddresses(), to: &config)
+        late += parser.applyUserlists(to: &config)
+        late += parser.errorFileImportProblems()
         // The validator knows which lines failed, so that it does not repeat them as absences.
         var errors = parser.errors + late + ConfigValidator.validate(config, failedKeywords: failed, droppedNames: dropped)
         // As HAProxy, only a configuration without other errors is judged as a whole (it "has no
@@ -94,7 +106,31 @@ public struct ConfigLoader: Sendable {
             }
             return .failure(ConfigErrors(sorted.map(\.element)))
         }
-        return .success(LoadedConfig(config: config, hash: parser.hash.hex, files: sources.map(\.file)))
+        return .success(LoadedConfig(config: config, hash: parser.hash.hex, files: sources.map(\.file), warnings: parser.warnings))
+    }
+
+    /// `init-addr last` for the servers no other method gave an address: the address the
+    /// server-state file saved for them (HAProxy reads the file before it walks the methods), or
+    /// the error their line deferred.
+    static func applyLastAddresses(_ pending: [(proxy: Int, server: Int, error: ConfigError)], to config: inout Config)
+        -> [ConfigError]
+    {
+        guard !pending.isEmpty else { return [] }
+        var saved: [String: IPAddress] = [:]
+        for state in ServerStateFile.restore(for: config).states {
+            if let address = state.address { saved[state.backend + "/" + state.server] = address }
+        }
+        var errors: [ConfigError] = []
+        for p in pending {
+            let key = config.proxies[p.proxy].name + "/" + config.proxies[p.proxy].servers[p.server].name
+            if let address = saved[key] {
+                config.proxies[p.proxy].servers[p.server].address = address
+                config.proxies[p.proxy].servers[p.server].hasAddress = true
+            } else {
+                errors.append(p.error)
+            }
+        }
+        return errors
     }
 
     /// The files a `-f` argument names: itself, or a directory's regular `*.cfg` files in byte order.

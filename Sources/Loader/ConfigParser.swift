@@ -20,6 +20,12 @@ struct ConfigParser {
     var global = GlobalSettings()
     var defaults: [DefaultsSection] = []
     var drafts: [ProxyDraft] = []
+    var resolvers: [ResolversSection] = []
+    var userlists: [UserlistDraft] = []
+    /// `http-errors NAME` sections: their `errorfile` messages by status, where declared.
+    var httpErrors: [(name: String, files: [Int: [UInt8]], location: SourceLocation)] = []
+    /// What does not stop the load (`-dr`, `parse-resolv-conf`), as `file:line: message`.
+    var warnings: [ConfigError] = []
     private var section = Section.none
 
     private enum Section {
@@ -27,6 +33,9 @@ struct ConfigParser {
         case global
         case defaults(Int)
         case proxy(Int)
+        case resolvers(Int)
+        case userlist(Int)
+        case httpErrors(Int)
         /// A section HAProxy has and strata does not: reported once at its header, its lines skipped.
         case unsupported
     }
@@ -38,11 +47,13 @@ struct ConfigParser {
     static func isSectionHeader(_ word: String) -> Bool {
         // The first byte rules out most keywords before any comparison.
         switch word.utf8.first {
-        case UInt8(ascii: "g"), UInt8(ascii: "d"), UInt8(ascii: "f"), UInt8(ascii: "b"), UInt8(ascii: "l"): break
+        case UInt8(ascii: "g"), UInt8(ascii: "d"), UInt8(ascii: "f"), UInt8(ascii: "b"), UInt8(ascii: "l"),
+            UInt8(ascii: "r"), UInt8(ascii: "u"), UInt8(ascii: "h"):
+            break
         default: return false
         }
         switch word {
-        case "global", "defaults", "frontend", "backend", "listen": return true
+        case "global", "defaults", "frontend", "backend", "listen", "resolvers", "userlist", "http-errors": return true
         default: return false
         }
     }
@@ -57,16 +68,18 @@ struct ConfigParser {
         default: return false
         }
         switch word {
-        case "resolvers", "peers", "userlist", "program", "http-errors", "ring", "mailers", "cache", "log-forward",
+        case "peers", "program", "ring", "mailers", "cache", "log-forward",
             "fcgi-app":
             return true
         default: return false
         }
     }
 
-    init(environment: [String: String], resolver: HostResolver, paths: LoadPaths = LoadPaths()) {
+    init(environment: [String: String], resolver: HostResolver, paths: LoadPaths = LoadPaths(),
+         resolutionFailuresWarn: Bool = false, resolvConfPath: String = "/etc/resolv.conf") {
         self.environment = environment
-        self.reader = KeywordReader(addresses: AddressParser(resolver: resolver, environment: environment), paths: paths)
+        self.reader = KeywordReader(addresses: AddressParser(resolver: resolver, environment: environment), paths: paths,
+                                    resolutionFailuresWarn: resolutionFailuresWarn, resolvConfPath: resolvConfPath)
     }
 
     /// Reads one file's text. `file` is the name errors carry.
@@ -142,6 +155,16 @@ struct ConfigParser {
                 return
             case .global:
                 try reader.globalKeyword(line, global: &global)
+            case .resolvers(let index):
+                try reader.resolversKeyword(line, section: &resolvers[index], warnings: &warnings)
+            case .userlist(let index):
+                try KeywordReader.userlistKeyword(line, draft: &userlists[index])
+            case .httpErrors(let index):
+                guard line.keyword == "errorfile" else {
+                    throw line.error("'\(line.keyword)' is not an http-errors keyword (the section has 'errorfile CODE FILE' lines)")
+                }
+                let (code, message) = try reader.errorFile(line)
+                httpErrors[index].files[code] = message
             case .defaults(let index):
                 do throws(ConfigError) {
                     try reader.proxyKeyword(line, draft: &defaults[index].draft)
@@ -158,6 +181,10 @@ struct ConfigParser {
                     drafts[index].lineErrors = []
                     throw error
                 }
+                if !drafts[index].lineWarnings.isEmpty {
+                    warnings += drafts[index].lineWarnings
+                    drafts[index].lineWarnings = []
+                }
             }
         } catch {
             errors.append(error)
@@ -171,6 +198,27 @@ struct ConfigParser {
         if kind == "global" {
             section = .global
             if words.count > 1 { errors.append(ConfigError(location, "unexpected argument '\(words[1])' to 'global'")) }
+            return
+        }
+        if kind == "resolvers" {
+            startResolvers(words, location: location)
+            return
+        }
+        if kind == "userlist" {
+            startUserlist(words, location: location)
+            return
+        }
+        if kind == "http-errors" {
+            if words.count != 2 {
+                errors.append(ConfigError(location, "'http-errors' expects a name"))
+                section = .unsupported
+            } else if let earlier = httpErrors.first(where: { $0.name == words[1] }) {
+                errors.append(ConfigError(location, "http-errors '\(words[1])' has the same name as another http-errors section declared at \(earlier.location)"))
+                section = .unsupported
+            } else {
+                httpErrors.append((words[1], [:], location))
+                section = .httpErrors(httpErrors.count - 1)
+            }
             return
         }
 
@@ -255,6 +303,73 @@ struct ConfigParser {
         }
     }
 
+    /// `resolvers NAME`: a name of proxy name characters, used once. A wrong header still opens
+    /// the section (its lines are checked) but leaves it out of the configuration.
+    private mutating func startResolvers(_ words: [String], location: SourceLocation) {
+        guard words.count > 1 else {
+            errors.append(ConfigError(location, "'resolvers' expects a name"))
+            section = .unsupported
+            return
+        }
+        let name = words[1]
+        var valid = true
+        if words.count > 2 {
+            errors.append(ConfigError(location, "unexpected argument '\(words[2])' to 'resolvers': expected NAME"))
+            valid = false
+        }
+        if !KeywordReader.isName(name), let bad = name.first(where: { !KeywordReader.isNameCharacter($0) }) {
+            errors.append(ConfigError(location,
+                "character '\(bad)' is not permitted in resolvers name '\(name)' (use letters, digits, '-', '_', '.' and ':')"))
+            valid = false
+        }
+        if let earlier = resolvers.first(where: { $0.name == name }) {
+            errors.append(ConfigError(location, "resolvers '\(name)' has the same name as another resolvers section declared at \(earlier.location)"))
+            valid = false
+        }
+        resolvers.append(ResolversSection(name: valid ? name : "", location: location))
+        section = .resolvers(resolvers.count - 1)
+    }
+
+    /// `userlist NAME`: checked as `resolvers NAME` is.
+    private mutating func startUserlist(_ words: [String], location: SourceLocation) {
+        guard words.count > 1 else {
+            errors.append(ConfigError(location, "'userlist' expects a name"))
+            section = .unsupported
+            return
+        }
+        let name = words[1]
+        var valid = true
+        if words.count > 2 {
+            errors.append(ConfigError(location, "unexpected argument '\(words[2])' to 'userlist': expected NAME"))
+            valid = false
+        }
+        if let earlier = userlists.first(where: { $0.userlist.name == name }) {
+            errors.append(ConfigError(location, "userlist '\(name)' has the same name as another userlist declared at \(earlier.userlist.location)"))
+            valid = false
+        }
+        userlists.append(UserlistDraft(userlist: Userlist(name: valid ? name : "", location: location)))
+        section = .userlist(userlists.count - 1)
+    }
+
+    /// `errorfiles` lines naming a section no `http-errors` has, or a code it does not define.
+    func errorFileImportProblems() -> [ConfigError] {
+        var problems: [ConfigError] = []
+        for d in (drafts.indices.map { drafts[$0].errorFileImports } + defaults.map(\.draft.errorFileImports)) {
+            for entry in d {
+                guard let section = httpErrors.first(where: { $0.name == entry.name }) else {
+                    problems.append(ConfigError(entry.location, "'errorfiles': unknown http-errors section '\(entry.name)'"))
+                    continue
+                }
+                for code in entry.codes ?? [] where section.files[code] == nil {
+                    problems.append(ConfigError(entry.location, "'errorfiles': http-errors '\(entry.name)' has no errorfile for \(code)"))
+                }
+            }
+        }
+        // A line inherited by several proxies is reported once.
+        var seen = Set<String>()
+        return problems.filter { seen.insert($0.description).inserted }
+    }
+
     // MARK: Result
 
     /// The configuration read so far, with `log global` expanded, proxy ids assigned and the global
@@ -263,11 +378,30 @@ struct ConfigParser {
         build().config
     }
 
+    /// Servers whose address only `init-addr last` may give, as indices into `build().config`'s
+    /// proxies and their servers.
+    func pendingLastAddresses() -> [(proxy: Int, server: Int, error: ConfigError)] {
+        var out: [(proxy: Int, server: Int, error: ConfigError)] = []
+        var p = 0
+        for i in drafts.indices where drafts[i].valid {
+            for pending in drafts[i].pendingLast { out.append((p, pending.server, pending.error)) }
+            p += 1
+        }
+        return out
+    }
+
     /// The configuration with, per proxy, the keywords whose line failed, and the names of the
     /// proxies left out: what the validator needs to report nothing twice.
     func build() -> (config: Config, failedKeywords: [Set<String>], droppedNames: Set<String>) {
         // Indexed access throughout: `for draft in drafts` would copy every draft and its proxy.
         var config = Config(global: global)
+        config.resolvers = resolvers.filter { !$0.name.isEmpty }
+        // HAProxy 2.6 has a `default` section from resolv.conf unless the file declares one.
+        if !config.resolvers.contains(where: { $0.name == "default" }),
+           drafts.contains(where: { $0.proxy.servers.contains { $0.options.resolvers == "default" } }),
+           let section = reader.defaultResolvers() {
+            config.resolvers.append(section)
+        }
         config.proxies.reserveCapacity(drafts.count)
         var failed: [Set<String>] = []
         failed.reserveCapacity(drafts.count)
@@ -282,6 +416,14 @@ struct ConfigParser {
             }
             config.proxies.append(drafts[i].proxy)
             let p = config.proxies.count - 1
+            // `errorfiles NAME [CODE…]`: the section's messages, under the proxy's own `errorfile` lines.
+            for entry in drafts[i].errorFileImports {
+                guard let section = httpErrors.first(where: { $0.name == entry.name }) else { continue }
+                for (code, message) in section.files where entry.codes?.contains(code) ?? true {
+                    if drafts[i].ownErrorFiles.contains(code) { continue }
+                    config.proxies[p].http.errorFiles[code] = message
+                }
+            }
             if let id = drafts[i].explicitID {
                 config.proxies[p].id = id
             } else {

@@ -14,6 +14,7 @@ enum ConfigValidator {
         proxyIDs(config, &errors)
         routes(config, backends: backends, failedKeywords: failedKeywords, droppedNames: droppedNames, &errors)
         serverNames(config, &errors)
+        resolvers(config, &errors)
         bindAddresses(config, &errors)
         cpuMaps(config.global, &errors)
         return errors
@@ -179,6 +180,29 @@ enum ConfigValidator {
         let upgrade = f == .tcp ? ": strata does not upgrade TCP connections to HTTP" : ""
         errors.append(ConfigError(location,
             "\(f.rawValue) \(describe(config.proxies[frontend])) cannot use \(backendText) \(use)\(upgrade) (see 'mode')"))
+    }
+
+    /// A `resolvers` section must have a nameserver (HAProxy would time every resolution out),
+    /// and a server's `resolvers` must name one. A template line is reported once.
+    private static func resolvers(_ config: Config, _ errors: inout [ConfigError]) {
+        for section in config.resolvers where section.nameservers.isEmpty {
+            errors.append(ConfigError(section.location,
+                "resolvers '\(section.name)' has no nameserver (add 'nameserver ID ADDR:PORT' or 'parse-resolv-conf')"))
+        }
+        let names = Set(config.resolvers.map(\.name))
+        let proxies = config.proxies
+        for index in proxies.indices where proxies[index].kind != .frontend {
+            var reported: SourceLocation?
+            for s in proxies[index].servers.indices {
+                guard let name = proxies[index].servers[s].options.resolvers, !names.contains(name) else { continue }
+                let server = proxies[index].servers[s]
+                guard reported != server.location else { continue }
+                reported = server.location
+                let template = proxies[index].serverTemplates.first { $0.location == server.location }
+                let what = template.map { "server-template '\($0.prefix)'" } ?? "server '\(server.name)'"
+                errors.append(ConfigError(server.location, "\(describe(proxies[index])), \(what): unable to find resolvers section '\(name)'"))
+            }
+        }
     }
 
     private static func serverNames(_ config: Config, _ errors: inout [ConfigError]) {

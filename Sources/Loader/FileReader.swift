@@ -19,6 +19,8 @@ public enum FileKind: Sendable {
     case ticketKeys
     /// `server-state-file`.
     case serverState
+    /// `parse-resolv-conf`: /etc/resolv.conf.
+    case resolvConf
 
     /// Configurations strata is measured with (bench/reload.sh: 1,000 frontends and 10,000
     /// servers) are about 1 MiB, and the largest HAProxy ones in use (100,000 servers) about
@@ -30,7 +32,7 @@ public enum FileKind: Sendable {
         case .configuration, .patterns, .serverState: 32 << 20
         case .httpMessage(let bufferSize): bufferSize
         case .tls: 16 << 20
-        case .ticketKeys: 64 << 10
+        case .ticketKeys, .resolvConf: 64 << 10
         }
     }
 
@@ -43,6 +45,7 @@ public enum FileKind: Sendable {
         case .httpMessage(let bufferSize): "tune.bufsize (\(bufferSize) bytes)"
         case .tls: "the 16 MiB limit for a TLS file"
         case .ticketKeys: "the 64 KiB limit for a ticket keys file"
+        case .resolvConf: "the 64 KiB limit for resolv.conf"
         }
     }
 }

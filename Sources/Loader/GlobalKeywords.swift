@@ -4,7 +4,7 @@ import ConfigModel
 extension KeywordReader {
     static let globalKeywords = [
         "ca-base", "cpu-map", "crt-base", "daemon", "default-path", "description", "gid", "group", "hard-stop-after", "log",
-        "max-generations", "maxconn", "nbthread", "noreuseport", "pidfile", "server-state-base", "server-state-file", "spread-checks", "ssl-default-bind-ciphers",
+        "max-generations", "maxconn", "nbthread", "noreuseport", "pidfile", "server-state-base", "server-state-file", "spread-checks", "ssl-default-bind-ciphers", "ssl-dh-param-file", "strict-limits",
         "ssl-default-bind-ciphersuites", "ssl-default-bind-options", "ssl-default-server-ciphers",
         "ssl-default-server-ciphersuites", "ssl-default-server-options", "ssl-server-verify", "stats socket",
         "stats timeout", "tune.bufsize", "tune.http.maxhdr", "tune.ssl.cachesize", "tune.ssl.default-dh-param",
@@ -26,6 +26,9 @@ extension KeywordReader {
                 throw unsupported(line, in: .global, supported: KeywordReader.globalKeywords, elsewhere: elsewhere)
             }
             throw unsupported(line, in: .global, supported: KeywordReader.globalKeywords)
+        }
+        if line.negated && line.keyword == "strict-limits" {
+            throw line.error("'no strict-limits' is not supported: strata does not start with fewer file descriptors than maxconn needs (lower maxconn or raise the hard limit)")
         }
         if line.negated { throw line.error("'no' cannot be used with '\(line.keyword)'") }
 
@@ -109,6 +112,23 @@ extension KeywordReader {
         case "tune.ssl.default-dh-param":
             global.tls.defaultDHParam = try line.integer(0, range: 1024...Int(Int32.max))
             try line.noArguments(after: 1)
+        case "strict-limits":
+            // HAProxy 2.6's default: a limit that cannot be set fails the start. strata always
+            // works so (maxconn above what the fd limit allows is refused with the numbers);
+            // `no strict-limits`, going on with lower limits, is refused above ('no' cannot be used).
+            try line.noArguments()
+        case "ssl-dh-param-file":
+            let path = try line.argument(0, expecting: "a PEM file of DH parameters")
+            try line.noArguments(after: 1)
+            switch paths.read(paths.resolve(path, from: line.location), .tls) {
+            case .success(let bytes):
+                guard KeywordReader.contains(bytes, "-----BEGIN DH PARAMETERS-----") else {
+                    throw line.error("'ssl-dh-param-file': '\(path)' has no DH parameters (expected a PEM '-----BEGIN DH PARAMETERS-----' block)")
+                }
+                global.tls.dhParamFile = DHParamFile(path: path, contents: bytes, location: line.location)
+            case .failure(let reason):
+                throw line.error("'ssl-dh-param-file': cannot read '\(path)': \(reason)")
+            }
         case "crt-base":
             global.tls.crtBase = try line.argument(0, expecting: "a directory")
             try line.noArguments(after: 1)

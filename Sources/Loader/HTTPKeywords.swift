@@ -10,13 +10,14 @@ extension KeywordReader {
     static let errorCodes = [200, 400, 401, 403, 404, 405, 407, 408, 410, 413, 425, 429, 500, 501, 502, 503, 504]
 
     static let httpRequestActions = [
-        "add-header", "allow", "del-header", "deny", "redirect", "replace-header", "replace-value", "return",
-        "set-header", "set-method", "set-path", "set-query", "set-uri", "use-service",
+        "add-header", "allow", "auth", "del-header", "deny", "redirect", "replace-header", "replace-path", "replace-pathq",
+        "replace-uri", "replace-value", "return", "set-header", "set-method", "set-path", "set-query", "set-uri",
+        "use-service",
     ]
     /// HAProxy's other http-request actions: "not supported yet" rather than unknown.
     static let otherHTTPRequestActions: Set<String> = [
-        "add-acl", "auth", "cache-use", "capture", "del-acl", "del-map", "disable-l7-retry", "do-resolve",
-        "early-hint", "normalize-uri", "reject", "replace-path", "replace-pathq", "replace-uri", "sc-inc-gpc",
+        "add-acl", "cache-use", "capture", "del-acl", "del-map", "disable-l7-retry", "do-resolve",
+        "early-hint", "normalize-uri", "reject", "sc-inc-gpc",
         "sc-inc-gpc0", "sc-inc-gpc1", "sc-set-gpt0", "send-spoe-group", "set-bandwidth-limit", "set-dst",
         "set-dst-port", "set-log-level", "set-map", "set-mark", "set-nice", "set-pathq", "set-priority-class",
         "set-priority-offset", "set-src", "set-src-port", "set-timeout", "set-tos", "set-var", "set-var-fmt",
@@ -76,13 +77,23 @@ extension KeywordReader {
             draft.proxy.timeouts.httpKeepAlive = try line.time(0)
             try line.noArguments(after: 1)
         case "errorfile":
-            let code = try line.integer(0, range: 0...999)
-            guard KeywordReader.errorCodes.contains(code) else {
-                throw line.error("'errorfile': status code \(code) is not one strata answers (\(KeywordLine.list(KeywordReader.errorCodes.map(String.init))))")
+            let (code, message) = try errorFile(line)
+            draft.proxy.http.errorFiles[code] = message
+            draft.ownErrorFiles.insert(code)
+        case "errorfiles":
+            let name = try line.argument(0, expecting: "an http-errors section name")
+            var codes: [Int]?
+            if line.args.count > 1 {
+                codes = []
+                for i in 1..<line.args.count {
+                    let code = try line.integer(i, range: 0...999)
+                    guard KeywordReader.errorCodes.contains(code) else {
+                        throw line.error("'errorfiles': status code \(code) is not one strata answers (\(KeywordLine.list(KeywordReader.errorCodes.map(String.init))))")
+                    }
+                    codes!.append(code)
+                }
             }
-            let path = try line.argument(1, expecting: "a status code and a file (errorfile CODE PATH)")
-            try line.noArguments(after: 2)
-            draft.proxy.http.errorFiles[code] = try httpMessageFile(path, line: line, what: "'errorfile'")
+            draft.errorFileImports.append((name, codes, line.location))
         case "capture":
             try capture(line, draft: &draft)
         case "hash-type":
@@ -99,6 +110,17 @@ extension KeywordReader {
         }
         draft.noteHTTPOnly(line.keyword, line.location)
         return true
+    }
+
+    /// `errorfile CODE PATH`, in a proxy or an `http-errors` section: the code and the message.
+    func errorFile(_ line: KeywordLine) throws(ConfigError) -> (Int, [UInt8]) {
+        let code = try line.integer(0, range: 0...999)
+        guard KeywordReader.errorCodes.contains(code) else {
+            throw line.error("'errorfile': status code \(code) is not one strata answers (\(KeywordLine.list(KeywordReader.errorCodes.map(String.init))))")
+        }
+        let path = try line.argument(1, expecting: "a status code and a file (errorfile CODE PATH)")
+        try line.noArguments(after: 2)
+        return (code, try httpMessageFile(path, line: line, what: "'errorfile'"))
     }
 
     // MARK: ACLs and conditions
@@ -299,11 +321,28 @@ extension KeywordReader {
             return text
         }
         let result: HTTPRequestAction
+        if let variable = try variableRule(action, line, what: what, context: context, next: &i) {
+            switch variable {
+            case .set(let name, let value): result = .setVariable(name: name, value: value)
+            case .setFormat(let name, let value): result = .setVariableFormat(name: name, value: value)
+            case .unset(let name): result = .unsetVariable(name: name)
+            }
+            let condition = try finishRule(line, at: i, draft: &draft, context: context, rule: rule)
+            draft.proxy.http.requestRules.append(HTTPRequestRule(location: line.location, action: result, condition: condition))
+            return
+        }
         switch action {
         case "set-header", "add-header", "del-header", "replace-header", "replace-value":
             let edit = try headerEdit(action, line, what: what, context: context, next: &i)
             result = HTTPRequestAction(edit)
         case "set-path": result = .setPath(try format(1, "a path")); i = 2
+        case "replace-path", "replace-pathq", "replace-uri":
+            let regex = try word(1, "a regex and a replacement")
+            let replacement = try format(2, "a replacement after the regex")
+            if let problem = SampleParser.regexProblem(regex) { throw line.error("invalid regex '\(regex)': \(problem)") }
+            let part: RequestTargetPart = action == "replace-uri" ? .uri : action == "replace-path" ? .path : .pathQuery
+            result = .replaceTarget(part: part, regex: regex, replacement: replacement)
+            i = 3
         case "set-query": result = .setQuery(try format(1, "a query")); i = 2
         case "set-uri": result = .setURI(try format(1, "a URI")); i = 2
         case "set-method": result = .setMethod(try format(1, "a method")); i = 2
@@ -315,6 +354,13 @@ extension KeywordReader {
             result = .redirect(try redirect(line, at: &i, context: context))
         case "allow":
             result = .allow
+        case "auth":
+            var realm: String?
+            if line.optionalArgument(1) == "realm" {
+                realm = try word(2, "a realm after 'realm'")
+                i = 3
+            }
+            result = .auth(realm: realm)
         case "use-service":
             let service = try word(1, "a service (prometheus-exporter)")
             guard service == "prometheus-exporter" else {
@@ -344,6 +390,16 @@ extension KeywordReader {
             return text
         }
         let result: HTTPResponseAction
+        if let variable = try variableRule(action, line, what: what, context: context, next: &i) {
+            switch variable {
+            case .set(let name, let value): result = .setVariable(name: name, value: value)
+            case .setFormat(let name, let value): result = .setVariableFormat(name: name, value: value)
+            case .unset(let name): result = .unsetVariable(name: name)
+            }
+            let condition = try finishRule(line, at: i, draft: &draft, context: context, rule: rule)
+            draft.proxy.http.responseRules.append(HTTPResponseRule(location: line.location, action: result, condition: condition))
+            return
+        }
         switch action {
         case "set-header", "add-header", "del-header", "replace-header", "replace-value":
             let edit = try headerEdit(action, line, what: what, context: context, next: &i)
@@ -374,6 +430,43 @@ extension KeywordReader {
     }
 
     /// The header actions http-request and http-response share, read alike for both.
+    enum VariableRule {
+        case set(String, SampleExpression)
+        case setFormat(String, FormatString)
+        case unset(String)
+    }
+
+    /// `set-var(SCOPE.NAME) EXPR`, `set-var-fmt(SCOPE.NAME) FMT` and `unset-var(SCOPE.NAME)`;
+    /// nil for another action.
+    private func variableRule(_ action: String, _ line: KeywordLine, what: String, context: RuleContext,
+                              next i: inout Int) throws(ConfigError) -> VariableRule? {
+        let kinds = ["set-var(", "set-var-fmt(", "unset-var("]
+        guard let kind = kinds.first(where: { action.hasPrefix($0) }) else { return nil }
+        guard action.hasSuffix(")") else { throw line.error("\(what): expected '\(kind)SCOPE.NAME)'") }
+        let inner = String(action.dropFirst(kind.count).dropLast())
+        if inner.contains(",") {
+            throw line.error("\(what): conditions after the variable name (ifexists, ifnotexists, …) are not supported yet")
+        }
+        let name = try SampleParser.variableName(inner).get(line)
+        switch kind {
+        case "unset-var(":
+            i = 1
+            return .unset(name)
+        case "set-var-fmt(":
+            guard let text = line.optionalArgument(1) else { throw line.error("\(what) expects a format string") }
+            i = 2
+            return .setFormat(name, try formatString(text, line: line, what: what, context: context))
+        default:
+            guard let text = line.optionalArgument(1) else { throw line.error("\(what) expects a sample expression") }
+            i = 2
+            do throws(ConfigError) {
+                return .set(name, try SampleParser.sampleForFormat(text, context: context))
+            } catch {
+                throw line.error("\(what): \(error.message)")
+            }
+        }
+    }
+
     private func headerEdit(_ action: String, _ line: KeywordLine, what: String, context: RuleContext,
                             next i: inout Int) throws(ConfigError) -> HeaderEdit {
         func word(_ index: Int, _ expecting: String) throws(ConfigError) -> String {

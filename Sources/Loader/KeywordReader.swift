@@ -6,6 +6,11 @@ struct KeywordReader {
     let addresses: AddressParser
     /// `default-path`, shared by every line of the load.
     var paths = LoadPaths()
+    /// `-dr`: a server address that no `init-addr` method finds is a warning, and the server
+    /// starts in resolution maintenance (HAProxy appends `none` to every server's methods).
+    var resolutionFailuresWarn = false
+    /// What `parse-resolv-conf` reads.
+    var resolvConfPath = "/etc/resolv.conf"
 
     /// HAProxy's proxy (and server) name characters.
     static func isNameCharacter(_ c: Character) -> Bool {

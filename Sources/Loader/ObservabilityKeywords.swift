@@ -91,7 +91,9 @@ extension KeywordReader {
         case "stats realm":
             let realm = try line.argument(0, expecting: "a realm (escape its spaces: My\\ Realm)")
             if line.args.count > 1 {
-                throw line.error("'stats realm' expects one argument: quote the realm or escape its spaces")
+                // HAProxy 2.6 takes the first word and drops the rest without a word; so does
+                // strata, saying so.
+                draft.lineWarnings.append(line.error("'stats realm': only '\(realm)' is the realm, as in HAProxy ('\(line.args.dropFirst().joined(separator: " "))' ignored): quote the realm or escape its spaces"))
             }
             page.realm = realm
         case "stats hide-version":

@@ -94,6 +94,15 @@ struct ProxyDraft {
     /// Errors of the line being read before the one it throws (a `server` line reports its
     /// address and its options): the parser takes them after each line.
     var lineErrors: [ConfigError] = []
+    /// Warnings of the line being read (`-dr`), taken by the parser after each line.
+    var lineWarnings: [ConfigError] = []
+    /// `errorfiles NAME [CODE…]` lines (applied once every `http-errors` section is read), and
+    /// the codes the proxy's own `errorfile` lines set (those win over an import).
+    var errorFileImports: [(name: String, codes: [Int]?, location: SourceLocation)] = []
+    var ownErrorFiles: Set<Int> = []
+    /// Servers (indices) whose address only `init-addr last` may still give: the server-state
+    /// file is read once the whole configuration is, and `error` is reported if it has none.
+    var pendingLast: [(server: Int, error: ConfigError)] = []
 
     init(name: String, section: SectionKind, location: SourceLocation) {
         let kind: ProxyKind =
@@ -134,6 +143,9 @@ struct ProxyDraft {
         proxy.tcpKeepAlive = sections[index].draft.proxy.tcpKeepAlive
         // HTTP options, errorfiles, cookie and hash type (a defaults section has no ACL or rule).
         proxy.http = sections[index].draft.proxy.http
+        // The section's imports come along; its own `errorfile` lines are in `proxy.http`, where
+        // the proxy's imports and lines may replace them (the proxy is the more specific).
+        errorFileImports = sections[index].draft.errorFileImports
         proxy.timeouts.httpRequest = sections[index].draft.proxy.timeouts.httpRequest
         proxy.timeouts.httpKeepAlive = sections[index].draft.proxy.timeouts.httpKeepAlive
         proxy.stats = sections[index].draft.proxy.stats

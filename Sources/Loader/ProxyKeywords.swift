@@ -22,6 +22,7 @@ extension KeywordReader {
         ("enabled", all),
         ("error-log-format", frontSide),
         ("errorfile", all),
+        ("errorfiles", all),
         ("fullconn", backSide),
         ("hash-type", backSide),
         ("http-check", backSide),
@@ -57,6 +58,7 @@ extension KeywordReader {
         ("redirect", [.frontend, .listen, .backend]),
         ("retries", backSide),
         ("server", [.listen, .backend]),
+        ("server-template", [.listen, .backend]),
         ("server-state-file-name", backSide),
         ("stats admin", [.frontend, .listen, .backend]),
         ("stats auth", all),
@@ -130,54 +132,8 @@ extension KeywordReader {
         case "bind":
             try bind(line, draft: &draft)
 
-        case "server":
-            let name = try line.argument(0, expecting: "a name and an address (server NAME ADDR[:PORT] [options])")
-            let address = try line.argument(1, expecting: "an address after the name (server NAME ADDR[:PORT])")
-            // A bad name or an address that does not resolve must not hide the line's other
-            // errors: the options are read anyway (into a copy), and every error is reported.
-            var lineErrors: [ConfigError] = []
-            if !KeywordReader.isName(name), let bad = name.first(where: { !KeywordReader.isNameCharacter($0) }) {
-                lineErrors.append(line.error("character '\(bad)' is not permitted in server name '\(name)'"))
-            }
-            var resolved: (host: String, address: IPAddress, port: UInt16?)?
-            do throws(ConfigError) {
-                resolved = try serverAddress(address, line: line, context: "'server \(name)'")
-            } catch {
-                lineErrors.append(error)
-            }
-            guard let resolved, lineErrors.isEmpty else {
-                var options = draft.defaultServer
-                do throws(ConfigError) {
-                    _ = try serverOptions(line, from: 2, into: &options, tlsDefaults: draft.defaultServerTLSStorage)
-                } catch {
-                    lineErrors.append(error)
-                }
-                let last = lineErrors.removeLast()
-                draft.lineErrors += lineErrors
-                throw last
-            }
-            let (host, ip, port) = resolved
-            // Built in place in the array (a Server is large); a refused line leaves no server.
-            draft.proxy.servers.append(
-                Server(name: name, location: line.location, id: draft.proxy.servers.count + 1, host: host,
-                       address: ip, port: port, options: draft.defaultServer))
-            let tlsDefaults = draft.defaultServerTLSStorage
-            let notes: ServerNotes
-            do throws(ConfigError) {
-                notes = try serverOptions(line, from: 2, into: &draft.proxy.servers[draft.proxy.servers.count - 1].options,
-                                          tlsDefaults: tlsDefaults)
-            } catch {
-                draft.proxy.servers.removeLast()
-                throw error
-            }
-            if !notes.isEmpty {
-                // What the end of the section checks, noted here so that it need not look at every server.
-                draft.serverNotes.formUnion(notes)
-                if notes.contains(.tls) && !notes.contains(.verifySet) {
-                    // `ssl-server-verify` decides, once the whole configuration is read.
-                    draft.serverVerifyDefaulted.append(draft.proxy.servers.count - 1)
-                }
-            }
+        case "server", "server-template":
+            try server(line, draft: &draft)
 
         case "default-server":
             // A refused line leaves the defaults as they were.
@@ -422,53 +378,27 @@ extension KeywordReader {
     static let serverOptionNames = [
         "addr", "backup", "check", "cookie", "disabled", "downinter", "error-limit", "fall", "fastinter", "inter",
         "maxconn", "no-check", "observe", "on-error", "on-marked-down", "port", "rise", "weight",
-    ]
+    ] + resolutionOptionNames
     /// HAProxy's other `server` options: "not supported yet" rather than "unknown".
     static let otherServerOptions: Set<String> = [
         "agent-addr", "agent-check", "agent-inter", "agent-port", "agent-send", "allow-0rtt", "alpn",
         "ca-file", "check-alpn", "check-proto", "check-send-proxy", "check-sni", "check-ssl",
         "check-via-socks4", "ciphers", "ciphersuites", "crl-file", "crt", "enabled",
         "force-sslv3", "force-tlsv10", "force-tlsv11", "force-tlsv12",
-        "force-tlsv13", "id", "init-addr", "log-proto", "max-reuse", "maxqueue", "minconn",
+        "force-tlsv13", "id", "log-proto", "max-reuse", "maxqueue", "minconn",
         "namespace", "no-agent-check", "no-backup", "no-check-ssl", "no-send-proxy",
         "no-send-proxy-v2", "no-ssl", "no-ssl-reuse", "no-sslv3", "no-tfo", "no-tls-tickets", "no-tlsv10",
         "no-tlsv11", "no-tlsv12", "no-tlsv13", "no-verifyhost", "non-stick", "npn",
         "on-marked-up", "pool-low-conn", "pool-max-conn", "pool-purge-delay",
-        "proto", "redir", "resolve-net", "resolve-opts", "resolve-prefer", "resolvers",
-        "send-proxy", "send-proxy-v2", "send-proxy-v2-ssl", "send-proxy-v2-ssl-cn", "set-proxy-v2-tlv-fmt",
+        "proto", "redir", "send-proxy", "send-proxy-v2", "send-proxy-v2-ssl", "send-proxy-v2-ssl-cn", "set-proxy-v2-tlv-fmt",
         "slowstart", "sni", "socks4", "source", "ssl", "ssl-max-ver", "ssl-min-ver", "ssl-reuse", "stick",
         "tcp-ut", "tfo", "track", "verify", "verifyhost", "ws",
     ]
 
-    /// `ADDR[:PORT]`: no port means the client's destination port. A host name is resolved now.
-    private func serverAddress(_ text: String, line: KeywordLine, context: @autoclosure () -> String)
-        throws(ConfigError)
-        -> (host: String, address: IPAddress, port: UInt16?)
-    {
-        let text = addresses.expanded(text)
-        if let plain = AddressParser.plainIPv4(text) { return plain }
-        let parts: AddressParser.Parts
-        switch AddressParser.split(text) {
-        case .success(let p): parts = p
-        case .failure(let message): throw line.error("\(context()): \(message)")
-        }
-        var port: UInt16?
-        if let portText = parts.port {
-            switch AddressParser.port(portText, in: text) {
-            case .success(let p): port = p
-            case .failure(let message): throw line.error("\(context()): \(message)")
-            }
-        }
-        switch addresses.address(parts.host, family: parts.family, in: text, allowAny: false) {
-        case .success(let address): return (parts.host, address, port)
-        case .failure(let message): throw line.error("\(context()): \(message)")
-        }
-    }
-
     /// The options of a `server` (from its third word) or `default-server` line, over those in
     /// `options` (the defaults), in place: ServerOptions is large enough for copies to show.
-    private func serverOptions(_ line: KeywordLine, from start: Int, into options: inout ServerOptions,
-                               tlsDefaults: [ServerTLSDraft]) throws(ConfigError) -> ServerNotes
+    func serverOptions(_ line: KeywordLine, from start: Int, into options: inout ServerOptions,
+                       tlsDefaults: [ServerTLSDraft]) throws(ConfigError) -> ServerNotes
     {
         var tls: ServerTLSDraft?
         return try serverOptions(line, from: start, into: &options, tlsDefaults: tlsDefaults, settings: &tls)
@@ -500,6 +430,7 @@ extension KeywordReader {
                 i += 1
             default:
                 if try serverCheckOption(option, line, at: &i, into: &options.check) { break }
+                if try serverResolutionOption(option, line, at: &i, into: &options.resolution) { break }
                 if KeywordReader.serverTLSOptions.contains(option) {
                     // Made at the first TLS option, from the default-server's TLS settings.
                     var draft = tls ?? tlsDefaults.first

@@ -72,7 +72,7 @@ enum SampleParser {
     static let fetchNames = [
         "base", "dst", "dst_port", "hdr", "hdr_cnt", "method", "path", "query", "req.fhdr", "req.hdr",
         "req.hdr_cnt", "req.ver", "req_ver", "res.hdr", "shdr", "src", "src_port", "ssl_fc", "status", "url",
-        "url_param", "urlp", "always_true", "always_false",
+        "url_param", "urlp", "always_true", "always_false", "http_auth", "http_auth_group", "var",
     ] + TLSSampleFetch.allCases.map(\.rawValue)
 
     /// ACL keywords derived from a fetch by a suffix that fixes the match method.
@@ -176,6 +176,23 @@ enum SampleParser {
             let tls = TLSSampleFetch(rawValue: name)!
             return try none(.tls(tls), tls.isBoolean ? .boolean : tls.isInteger ? .integer : .string, .connection)
         case "status": return try none(.status, .integer, .response)
+        case "var":
+            guard let arguments, arguments.count == 1 else {
+                throw ConfigError(nil, "fetch 'var' expects one variable name: var(SCOPE.NAME) (a default value is not supported yet)")
+            }
+            let variable: String
+            switch variableName(arguments[0]) {
+            case .success(let v): variable = v
+            case .failure(let message): throw ConfigError(nil, "fetch 'var': \(message.text)")
+            }
+            return ParsedFetch(fetch: .variable(variable), output: .string, phase: .connection, name: name)
+        case "http_auth", "http_auth_group":
+            guard let arguments, arguments.count == 1, !arguments[0].isEmpty else {
+                throw ConfigError(nil, "fetch '\(name)' expects a userlist: \(name)(USERLIST)")
+            }
+            let group = name == "http_auth_group"
+            return ParsedFetch(fetch: group ? .httpAuthGroup(userlist: arguments[0]) : .httpAuth(userlist: arguments[0]),
+                               output: group ? .string : .boolean, phase: .request, name: name)
         case "always_true": return try none(.constant(true), .boolean, .connection)
         case "always_false": return try none(.constant(false), .boolean, .connection)
         case "url_param", "urlp":
@@ -479,9 +496,10 @@ enum SampleParser {
     /// When a fetch has its value, and its HAProxy name, for checking criteria already built.
     static func phase(of fetch: SampleFetch) -> SamplePhase {
         switch fetch {
-        case .path, .url, .query, .urlParameter, .header, .fullHeader, .headerCount, .base, .requestVersion: .request
+        case .path, .url, .query, .urlParameter, .header, .fullHeader, .headerCount, .base, .requestVersion, .httpAuth,
+             .httpAuthGroup: .request
         case .status, .responseHeader: .response
-        case .method, .source, .sourcePort, .destination, .destinationPort, .sslFrontend, .tls, .constant: .connection
+        case .method, .source, .sourcePort, .destination, .destinationPort, .sslFrontend, .tls, .constant, .variable: .connection
         }
     }
 
@@ -506,6 +524,9 @@ enum SampleParser {
         case .constant(let value): value ? "always_true" : "always_false"
         case .status: "status"
         case .responseHeader: "res.hdr"
+        case .variable: "var"
+        case .httpAuth: "http_auth"
+        case .httpAuthGroup: "http_auth_group"
         }
     }
 
@@ -539,6 +560,23 @@ enum SampleParser {
         return FormatString(parts: parts, source: text)
     }
 
+    struct NameProblem: Error { var text: String }
+
+    /// The scopes of HAProxy's variables.
+    static let variableScopes = ["proc", "sess", "txn", "req", "res"]
+
+    /// `SCOPE.NAME` with a scope HAProxy has and a name of letters, digits, `_` and `.`.
+    static func variableName(_ text: String) -> Result<String, NameProblem> {
+        guard let dot = text.firstIndex(of: "."), variableScopes.contains(String(text[..<dot])) else {
+            return .failure(NameProblem(text: "'\(text)': a variable name starts with its scope (proc, sess, txn, req or res) and a dot"))
+        }
+        let name = text[text.index(after: dot)...]
+        guard !name.isEmpty, name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_" || $0 == ".") }) else {
+            return .failure(NameProblem(text: "'\(text)': a variable name is letters, digits, '_' and '.'"))
+        }
+        return .success(text)
+    }
+
     /// The text between `%[` and `]`, checked for the context.
     static func sampleForFormat(_ text: String, context: RuleContext) throws(ConfigError) -> SampleExpression {
         let (expression, fetch) = try expression(text, acl: false)
@@ -548,4 +586,14 @@ enum SampleParser {
 
     /// A literal format string (`string S`).
     static func literal(_ text: String) -> FormatString { FormatString(parts: [.literal(text)], source: text) }
+}
+
+extension Result where Success == String, Failure == SampleParser.NameProblem {
+    /// The name, or the problem as an error at `line`.
+    func get(_ line: KeywordLine) throws(ConfigError) -> String {
+        switch self {
+        case .success(let name): return name
+        case .failure(let problem): throw line.error(problem.text)
+        }
+    }
 }

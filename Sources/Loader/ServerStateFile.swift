@@ -215,8 +215,9 @@ public struct ServerStateFile: Hashable, Sendable {
         switch state(line, backend: proxy.name, server: server.name) {
         case .success(var state):
             // `init-addr last` (HAProxy's default) takes the saved address only for a server
-            // given by name; an address written in the configuration is the address.
-            if IPAddress(server.host) != nil { state.address = nil }
+            // given by name, and whose methods name `last`; an address written in the
+            // configuration is the address.
+            if IPAddress(server.host) != nil || !server.options.resolution.initAddrMethods.contains(.last) { state.address = nil }
             out.states.append(state)
         case .failure(let invalid):
             out.messages.append(.init(level: .warning, text: "server-state application failed for server '\(proxy.name)/\(server.name)'\(invalid)"))

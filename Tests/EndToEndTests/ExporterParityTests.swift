@@ -79,7 +79,7 @@ import Testing
         // strata's own series keep their prefix; every other family is HAProxy's.
         #expect(ours.keys.allSatisfy { $0.hasPrefix("haproxy_") || $0.hasPrefix("strata_") })
         #expect(ours.keys.filter { $0.hasPrefix("strata_") }.allSatisfy {
-            $0.hasPrefix("strata_generation") || $0.hasPrefix("strata_reload")
+            $0.hasPrefix("strata_generation") || $0.hasPrefix("strata_reload") || $0.hasPrefix("strata_resolver")
         })
         for family in ["haproxy_process_nbthread", "haproxy_process_build_info", "haproxy_frontend_max_session_rate",
                        "haproxy_backend_agg_server_status", "haproxy_backend_uweight", "haproxy_server_downtime_seconds_total",

@@ -64,3 +64,61 @@ import Testing
         #expect(web.split(separator: ",", omittingEmptySubsequences: false)[dreq] == "1")
     }
 }
+
+/// `http-errors` sections imported with `errorfiles`: the whole section or some codes, the
+/// proxy's own `errorfile` winning; a wrong name or code refused at its line.
+@Suite(.serialized) struct HTTPErrorsSectionTests {
+    @Test func errorfilesImportASectionsPagesUnderTheProxysOwn() throws {
+        let directory = StrataProcess.makeDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        func page(_ name: String, _ status: String, _ body: String) throws -> String {
+            let path = directory.appendingPathComponent(name).path
+            try Data("HTTP/1.1 \(status)\r\nContent-Type: text/plain\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)".utf8)
+                .write(to: URL(fileURLWithPath: path))
+            return path
+        }
+        let section503 = try page("503.http", "503 Service Unavailable", "section-503")
+        let section403 = try page("s403.http", "403 Forbidden", "section-403")
+        let own403 = try page("403.http", "403 Forbidden", "own-403")
+        let port = TestSocket.freePort(), other = TestSocket.freePort()
+        let strata = try StrataProcess(config: """
+            global
+                stats socket @ADMIN@ level admin
+            defaults
+                mode http
+                timeout connect 1s
+                timeout client 5s
+                timeout server 5s
+            http-errors site
+                errorfile 503 \(section503)
+                errorfile 403 \(section403)
+            frontend fe
+                bind 127.0.0.1:\(port)
+                errorfiles site
+                errorfile 403 \(own403)
+                http-request deny if { path /deny }
+                default_backend down
+            frontend fe2
+                bind 127.0.0.1:\(other)
+                errorfiles site 403
+                http-request deny if { path /deny }
+                default_backend down
+            backend down
+                server s 127.0.0.1:1 disabled
+            """)
+        #expect(strata.waitForAdmin(), "\(strata.output.joined(separator: "\n"))")
+        let client = try #require(TestHTTPClient(port: port))
+        let unavailable = try #require(client.get("/"))
+        #expect(unavailable.status == 503)
+        #expect(unavailable.body == "section-503")
+        let denied = try #require(TestHTTPClient(port: port)?.get("/deny"))
+        #expect(denied.status == 403)
+        #expect(denied.body == "own-403")
+        // Only 403 imported: the 503 is HAProxy's own page.
+        let second = try #require(TestHTTPClient(port: other))
+        let builtin = try #require(second.get("/"))
+        #expect(builtin.status == 503)
+        #expect(builtin.body.contains("No server is available"), "\(builtin.body)")
+        #expect(try #require(TestHTTPClient(port: other)?.get("/deny")).body == "section-403")
+    }
+}

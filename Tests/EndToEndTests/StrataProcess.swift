@@ -56,7 +56,11 @@ final class StrataProcess: @unchecked Sendable {
         let lines = stderrLines
         stderrPipe.fileHandleForReading.readabilityHandler = { handle in
             let data = handle.availableData
-            guard !data.isEmpty else { handle.readabilityHandler = nil; return }
+            guard !data.isEmpty else {
+                handle.readabilityHandler = nil
+                lines.end()
+                return
+            }
             let text = String(decoding: data, as: UTF8.self)
             lines.append(text)
         }
@@ -112,7 +116,10 @@ final class StrataProcess: @unchecked Sendable {
     func waitForExit(seconds: Double = 10) -> Int32? {
         let deadline = Date().addingTimeInterval(seconds)
         while process.isRunning && Date() < deadline { usleep(20_000) }
-        return process.isRunning ? nil : process.terminationStatus
+        guard !process.isRunning else { return nil }
+        // What the process printed last may still be in the pipe: read it to its end.
+        while !stderrLines.ended && Date() < deadline.addingTimeInterval(2) { usleep(5_000) }
+        return process.terminationStatus
     }
 
     /// Open fds of the process, and the socket inode behind each.
@@ -141,6 +148,11 @@ final class StrataProcess: @unchecked Sendable {
 /// Output lines collected from a pipe's reader thread.
 final class LineBuffer: Sendable {
     private let storage = Guarded<(lines: [String], partial: String)>(([], ""))
+    private let endOfFile = Guarded(false)
+
+    /// The pipe reached its end (every process holding it exited).
+    func end() { endOfFile.withLock { $0 = true } }
+    var ended: Bool { endOfFile.withLock { $0 } }
 
     func append(_ text: String) {
         storage.withLock { s in

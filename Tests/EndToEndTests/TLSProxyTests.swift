@@ -80,6 +80,54 @@ struct TLSProxyTests {
                 "\(s.strata.output.joined(separator: "\n"))")
     }
 
+    /// `ssl-dh-param-file` gives DHE the file's group (3072 bits here, where OpenSSL's automatic
+    /// choice for a 2048-bit RSA key is 2048); a certificate's own parameters would win.
+    @Test func sslDHParamFileSetsTheDHEGroup() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("strata-dh-\(getpid())").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        for args in [["genpkey", "-genparam", "-algorithm", "DH", "-pkeyopt", "group:ffdhe3072", "-out", "\(dir)/dh.pem"],
+                     ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=dh.test",
+                      "-keyout", "\(dir)/rsa.key", "-out", "\(dir)/rsa.crt"]] {
+            let made = runTool("openssl", args)
+            try #require(made.status == 0, "\(made.stderr)")
+        }
+        let pem = try Data(contentsOf: URL(fileURLWithPath: "\(dir)/rsa.crt")) + Data(contentsOf: URL(fileURLWithPath: "\(dir)/rsa.key"))
+        try pem.write(to: URL(fileURLWithPath: "\(dir)/rsa.pem"))
+        let dhe = ["-tls1_2", "-cipher", "DHE-RSA-AES128-GCM-SHA256"]
+        let options = "ssl-max-ver TLSv1.2 ciphers DHE-RSA-AES128-GCM-SHA256"
+
+        func serve(global: String) throws -> (StrataProcess, UInt16) {
+            let origin = try TestHTTPOrigin("dh")
+            let tls = TestSocket.freePort()
+            var config = self.config(plain: TestSocket.freePort(), tls: tls, originTLS: TestSocket.freePort(), origin: origin.port,
+                                     bindOptions: options, certificates: "crt \(dir)/rsa.pem")
+            config = config.replacingOccurrences(of: "global\n", with: "global\n" + global, options: .anchored)
+            let strata = try StrataProcess(config: config)
+            #expect(strata.waitForAdmin(), "\(strata.output.joined(separator: "\n"))")
+            return (strata, tls)
+        }
+        let (automatic, autoPort) = try serve(global: "")
+        let auto = sClient(port: autoPort, extra: dhe)
+        #expect(auto.output.contains("Server Temp Key: DH, 2048 bits"), "\(auto.output)")
+        automatic.stop()
+
+        let (withFile, filePort) = try serve(global: "    ssl-dh-param-file \(dir)/dh.pem\n")
+        let fromFile = sClient(port: filePort, extra: dhe)
+        #expect(fromFile.output.contains("Server Temp Key: DH, 3072 bits"), "\(fromFile.output)")
+        #expect(fromFile.output.contains("origin=dh"))
+        withFile.stop()
+
+        // A file without DH parameters is refused at its line.
+        try Data("not parameters\n".utf8).write(to: URL(fileURLWithPath: "\(dir)/bad.pem"))
+        try Data("global\n    ssl-dh-param-file \(dir)/bad.pem\nlisten l\n    bind 127.0.0.1:1\n    server s 127.0.0.1:2\n".utf8)
+            .write(to: URL(fileURLWithPath: "\(dir)/bad.cfg"))
+        let check = runTool(StrataProcess.binary, ["-c", "-f", "\(dir)/bad.cfg"])
+        #expect(check.status != 0)
+        #expect((check.stdout + check.stderr).contains("bad.cfg:2: 'ssl-dh-param-file': '\(dir)/bad.pem' has no DH parameters"),
+                "\(check.stdout + check.stderr)")
+    }
+
     @Test func strictSNIRefusesAnUnknownName() throws {
         let s = try start(bindOptions: "strict-sni")
         #expect(sClient(port: s.tls, serverName: "a.test").output.contains("origin=main"))

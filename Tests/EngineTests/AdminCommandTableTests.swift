@@ -62,7 +62,7 @@ extension Engine {
     @Test func theLevelIsCheckedBeforeTheArguments() throws {
         let (engine, _) = try StatsTestSupport.engine(StatsTestSupport.proxies())
         #expect(engine.admin("set server web/s1 bogus", level: .operator_) == "Permission denied")
-        #expect(engine.admin("set server web/s1 bogus") == "usage: set server <backend>/<server> addr | health | state | weight")
+        #expect(engine.admin("set server web/s1 bogus") == "usage: set server <backend>/<server> addr | fqdn | health | state | weight")
         #expect(engine.admin("clear counters all", level: .operator_) == "Permission denied")
         #expect(engine.admin("show sess now", level: .user) == "Permission denied")
         #expect(engine.admin("show sess now", level: .operator_).hasPrefix("Unknown command, but maybe"))
@@ -76,7 +76,7 @@ extension Engine {
         let (header, lines) = Self.listed(engine.admin("help", level: .user))
         #expect(header == "The following commands are valid at this level:")
         #expect(lines == lines.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) })
-        #expect(lines.count == 22)
+        #expect(lines.count == 24)
         #expect(lines.contains("  show stat [domain <dns|proxy>] [{<iid>|<proxy>} <type> <sid>] [typed|json] [up|no-maint] : report counters for each proxy and server"))
         #expect(lines.contains("  show generations                        : one row per live generation (id state age_s sessions listeners hash)"))
         #expect(lines.contains("  clear counters [all]                    : clear max statistics counters (or all counters)"))
@@ -84,7 +84,7 @@ extension Engine {
 
         let shown = Self.listed(engine.admin("help show ssl")).lines
         #expect(shown == ["  show ssl cert [<certfile>]              : display the SSL certificates used in memory, or the details of a file's"])
-        #expect(Self.listed(engine.admin("help show")).lines.count == 13)
+        #expect(Self.listed(engine.admin("help show")).lines.count == 14)
 
         // A command registered later is listed in its place.
         var table = AdminCommandTable.engine
@@ -92,7 +92,7 @@ extension Engine {
         var answer = ""
         table.run(["help"], level: .user, engine: engine) { answer = $0 }
         let withReload = Self.listed(answer).lines
-        #expect(withReload.count == 23)
+        #expect(withReload.count == 25)
         #expect(withReload.firstIndex(of: "  reload                                  : reload the configuration in place")
                 == withReload.firstIndex { $0.hasPrefix("  set server") }.map { $0 - 1 })
     }
@@ -114,7 +114,7 @@ extension Engine {
         // No word past the ones that matched: the commands that start with them.
         let show = Self.listed(engine.admin("show"))
         #expect(show.header == better)
-        #expect(show.lines.count == 13 && show.lines.allSatisfy { $0.hasPrefix("  show ") })
+        #expect(show.lines.count == 14 && show.lines.allSatisfy { $0.hasPrefix("  show ") })
 
         // Known words with arguments the command does not take: nothing is close to a word
         // compared with none, so the commands with those words.
@@ -124,7 +124,7 @@ extension Engine {
         // No word at all.
         let empty = Self.listed(engine.admin([]))
         #expect(empty.header == "Unknown command. Please enter one of the following commands only:")
-        #expect(empty.lines.count == 22)
+        #expect(empty.lines.count == 24)
 
         // At most five proposals, the closest first in the table, listed sorted.
         let far = Self.listed(engine.admin("frobnicate"))

@@ -131,6 +131,33 @@ import Testing
                 == "GET /a%20b HTTP/1.1\r\nHost: h\r\nX-P: a b\r\n\r\n")
     }
 
+    @Test func replacePathPathqAndURI() throws {
+        // The configurations in the wild: strip a prefix, keep the query.
+        #expect(try rewritten(.replaceTarget(part: .path, regex: "/_api(/)?(.*)", replacement: text("/\\2")),
+                              "GET /_api/db/doc?rev=1 HTTP/1.1", "Host: h")
+                == "GET /db/doc?rev=1 HTTP/1.1\r\nHost: h\r\n\r\n")
+        // The part becomes the expanded replacement (HAProxy's exp_replace), not a substitution in it.
+        #expect(try rewritten(.replaceTarget(part: .path, regex: "api", replacement: text("/v2")),
+                              "GET /x/api/y HTTP/1.1", "Host: h")
+                == "GET /v2 HTTP/1.1\r\nHost: h\r\n\r\n")
+        // No match: the target is forwarded as it came.
+        #expect(try rewritten(.replaceTarget(part: .path, regex: "^/nomatch", replacement: text("/z")),
+                              "GET /p?q HTTP/1.1", "Host: h")
+                == "GET /p?q HTTP/1.1\r\nHost: h\r\n\r\n")
+        // An absolute-form keeps its scheme and authority; the path alone is matched.
+        #expect(try rewritten(.replaceTarget(part: .path, regex: "^/old/(.*)$", replacement: text("/new/\\1")),
+                              "GET http://h/old/a?b HTTP/1.1", "Host: h")
+                == "GET http://h/new/a?b HTTP/1.1\r\nHost: h\r\n\r\n")
+        // replace-pathq sees the query too.
+        #expect(try rewritten(.replaceTarget(part: .pathQuery, regex: "^/p\\?id=([0-9]+)$", replacement: text("/item/\\1")),
+                              "GET /p?id=42 HTTP/1.1", "Host: h")
+                == "GET /item/42 HTTP/1.1\r\nHost: h\r\n\r\n")
+        // replace-uri sees the whole target, scheme and authority included.
+        #expect(try rewritten(.replaceTarget(part: .uri, regex: "^http://[^/]*(/.*)$", replacement: text("\\1")),
+                              "GET http://h/a?b HTTP/1.1", "Host: h")
+                == "GET /a?b HTTP/1.1\r\nHost: h\r\n\r\n")
+    }
+
     @Test func failedRewriteIs500() throws {
         let harness = try RulesHarness { settings in
             settings.requestRules = (0..<40).map { _ in requestRule(.addHeader(name: "X-Big", value: text(String(repeating: "x", count: 300)))) }

@@ -25,7 +25,11 @@ import Testing
         #expect(Self.parse("disable health be/s1") == .success(.setChecks(Self.t, enabled: false)))
         #expect(Self.parse("enable health be/s1") == .success(.setChecks(Self.t, enabled: true)))
         #expect(Self.parse("show info") == nil)
-        #expect(Self.parse("show servers conn") == nil)
+        #expect(Self.parse("show servers conn be") == .success(.showServersConnections(backend: "be")))
+        #expect(Self.parse("del server be/s1") == .success(.deleteServer(Self.t)))
+        #expect(Self.parse("set server be/s1 fqdn app.internal") == .success(.setFQDN(Self.t, "app.internal")))
+        #expect(Self.parse("set server be/s1 fqdn") == .failure(ServerAdminError("set server <b>/<s> fqdn requires a FQDN.")))
+        #expect(Self.parse("show servers bogus") == nil)
     }
 
     @Test func mistakesAnswerInHAProxysWords() {

@@ -130,6 +130,41 @@ import Testing
         #expect(seen.lines.dropFirst().first == "~ settings frontend web (t.cfg:9)")
     }
 
+    /// Service discovery in a plan: a `resolvers` section added, changed or removed, and a server
+    /// that follows another name (its state resets: a server known by name is its name). A
+    /// section or template line that only moved is no change.
+    @Test func resolversSectionsAndNamedServersShowInAPlan() throws {
+        let text = """
+            resolvers dns
+                nameserver ns1 127.0.0.1:53
+                hold valid 10s
+            resolvers old
+                nameserver ns1 127.0.0.1:54
+            defaults
+                mode http
+            frontend web
+                bind 127.0.0.1:80
+                default_backend app
+            backend app
+                server-template web 2 app.test:8080 resolvers dns init-addr none
+                server db db.test:5432 resolvers dns init-addr none
+            """
+        let moved = try Self.config("# moved\n" + text)
+        #expect(ReloadPlan(from: try Self.config(text), to: moved, candidateHash: "h1", facts: Self.facts(held: [80])).lines
+                == ["= listener 127.0.0.1:80 kept", "= no change", "= generation 1 (hash h1) -> candidate (hash h1)"])
+        let edited = try Self.config(text
+            .replacingOccurrences(of: "hold valid 10s", with: "hold valid 20s")
+            .replacingOccurrences(of: "resolvers old\n    nameserver ns1 127.0.0.1:54\n", with: "resolvers new\n    nameserver ns1 127.0.0.1:55\n")
+            .replacingOccurrences(of: "db.test:5432", with: "db2.test:5432"))
+        let lines = ReloadPlan(from: try Self.config(text), to: edited, candidateHash: "c", facts: Self.facts(held: [80])).lines
+        #expect(lines.contains("~ settings resolvers dns (t.cfg:1)"), "\(lines)")
+        #expect(lines.contains("+ resolvers new"), "\(lines)")
+        #expect(lines.contains("- resolvers old"), "\(lines)")
+        #expect(lines.contains("~ server app/db fqdn db.test -> db2.test"), "\(lines)")
+        #expect(lines.contains("! health state of app/db resets (name changed)"), "\(lines)")
+        #expect(!lines.contains { $0.contains("app/web") }, "\(lines)")
+    }
+
     /// The copy-free comparisons name every stored property of what they compare: a field added
     /// to the model fails here until a plan knows whether to compare it.
     @Test func planContentKnowsEveryFieldOfTheModel() throws {

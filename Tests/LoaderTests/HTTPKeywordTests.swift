@@ -161,6 +161,77 @@ import Testing
         #expect(metrics.last?.condition == nil)
     }
 
+    @Test func replacePathPathqAndURIRules() throws {
+        let config = try load("""
+            frontend f
+                mode http
+                bind 127.0.0.1:1
+                http-request replace-path /_api(/)?(.*) /\\2
+                http-request replace-pathq ^/p\\?id=(.*) /item/\\1 if { path_beg /p }
+                http-request replace-uri ^http://[^/]*(/.*) \\1
+                default_backend b
+            backend b
+                mode http
+                server s 127.0.0.1:2
+            """).config
+        let rules = try #require(config.proxies.first { $0.name == "f" }).http.requestRules
+        #expect(rules.map(\.action) == [
+            .replaceTarget(part: .path, regex: "/_api(/)?(.*)", replacement: FormatString(parts: [.literal("/\\2")], source: "/\\2")),
+            .replaceTarget(part: .pathQuery, regex: "^/p\\?id=(.*)", replacement: FormatString(parts: [.literal("/item/\\1")], source: "/item/\\1")),
+            .replaceTarget(part: .uri, regex: "^http://[^/]*(/.*)", replacement: FormatString(parts: [.literal("\\1")], source: "\\1")),
+        ])
+        #expect(rules[1].condition != nil)
+        #expect(errors("frontend f\n    mode http\n    bind 127.0.0.1:1\n    http-request replace-path (x /y\n    default_backend b\nbackend b\n    mode http\n    server s 127.0.0.1:2\n").first?
+            .hasPrefix("test.cfg:4: invalid regex '(x'") == true)
+        #expect(errors("frontend f\n    mode http\n    bind 127.0.0.1:1\n    http-request replace-uri ^/x\n    default_backend b\nbackend b\n    mode http\n    server s 127.0.0.1:2\n")
+            == ["test.cfg:4: 'http-request replace-uri' expects a replacement after the regex"])
+    }
+
+    @Test func aRealmOfSeveralWordsKeepsTheFirstWithAWarning() throws {
+        let loaded = try load("listen stats\n    mode http\n    bind 127.0.0.1:1\n    stats enable\n    stats realm HAProxy Statistics\n")
+        #expect(loaded.config.proxies.first?.stats?.realm == "HAProxy")
+        #expect(loaded.warnings.map(\.description) == [
+            "test.cfg:5: 'stats realm': only 'HAProxy' is the realm, as in HAProxy ('Statistics' ignored): quote the realm or escape its spaces",
+        ])
+    }
+
+    @Test func userlistsWithGroupsOnEitherSide() throws {
+        let text = """
+            frontend f
+                mode http
+                bind 127.0.0.1:1
+                acl ok http_auth(L1)
+                acl admins http_auth_group(L1) G1
+                http-request auth realm Zone if !ok
+                http-request auth if !admins
+                default_backend b
+            backend b
+                mode http
+                server s 127.0.0.1:2
+            userlist L1
+                group G1 users tiger,scott
+                group G2
+                user tiger password $6$k6y3o.eP$JlKBx9za9667qe4xHSwRv6J.C0/D7cV91
+                user scott insecure-password elgato groups G2
+            """
+        let config = try load(text).config
+        let http = try #require(config.proxies.first { $0.name == "f" }).http
+        let list = try #require(http.userlists["L1"])
+        #expect(list.users.map(\.name) == ["tiger", "scott"])
+        #expect(list.users[0].groups == ["G1"])
+        #expect(list.users[1].groups == ["G2", "G1"])
+        #expect(list.users[1].password == .clear("elgato"))
+        #expect(http.requestRules.map(\.action) == [.auth(realm: "Zone"), .auth(realm: nil)])
+        #expect(errors(text.replacingOccurrences(of: "http_auth(L1)", with: "http_auth(L2)"))
+            == ["test.cfg:4: unable to find userlist 'L2'"])
+        #expect(errors(text.replacingOccurrences(of: "groups G2", with: "groups G3"))
+            == ["test.cfg:16: user 'scott': no group 'G3' in userlist 'L1'"])
+        #expect(errors(text.replacingOccurrences(of: "users tiger,scott", with: "users tiger,lion"))
+            == ["test.cfg:13: group 'G1': no user 'lion' in userlist 'L1'"])
+        #expect(errors(text.replacingOccurrences(of: "insecure-password elgato", with: "password elgato"))
+            == ["test.cfg:16: 'user scott': 'elgato' is not a crypt(3) hash ($5$…, $6$…, $y$…)"])
+    }
+
     @Test func redirectRules() throws {
         let redirects = try proxy("www").http.redirectRules
         try #require(redirects.count == 3)

@@ -140,3 +140,46 @@ enum ConfigHashVectors {
         return String(repeating: "0", count: 16 - digits.count) + digits
     }()
 }
+
+@Suite struct StrictLimitsTests {
+    @Test func strictLimitsIsWhatStrataDoesAndItsNegationIsRefused() throws {
+        let ok = try load("global\n    strict-limits\n" + minimalListen)
+        #expect(ok.config.proxies.count == 1)
+        #expect(errors("global\n    no strict-limits\n" + minimalListen)
+            == ["test.cfg:2: 'no strict-limits' is not supported: strata does not start with fewer file descriptors than maxconn needs (lower maxconn or raise the hard limit)"])
+    }
+}
+
+@Suite struct HTTPErrorsSectionKeywordTests {
+    @Test func unknownSectionsCodesAndKeywordsAreRefusedAtTheirLine() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("strata-he-\(getpid())")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let page = directory.appendingPathComponent("503.http").path
+        try "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n".write(toFile: page, atomically: true, encoding: .utf8)
+        let text = """
+            http-errors site
+                errorfile 503 \(page)
+                errorloc 503 /x
+            frontend fe
+                mode http
+                bind 127.0.0.1:1
+                errorfiles site
+                errorfiles nope
+                errorfiles site 404
+                errorfiles site 999
+                default_backend b
+            backend b
+                mode http
+                server s 127.0.0.1:2
+            http-errors site
+            """
+        #expect(errors(text) == [
+            "test.cfg:3: 'errorloc' is not an http-errors keyword (the section has 'errorfile CODE FILE' lines)",
+            "test.cfg:8: 'errorfiles': unknown http-errors section 'nope'",
+            "test.cfg:9: 'errorfiles': http-errors 'site' has no errorfile for 404",
+            "test.cfg:10: 'errorfiles': status code 999 is not one strata answers (200, 400, 401, 403, 404, 405, 407, 408, 410, 413, 425, 429, 500, 501, 502, 503 or 504)",
+            "test.cfg:15: http-errors 'site' has the same name as another http-errors section declared at test.cfg:1",
+        ])
+    }
+}

@@ -30,7 +30,9 @@ import Testing
                     server a 127.0.0.1:9000
                 """)
         }
-        #expect(elapsed < 1, "took \(elapsed) s")
+        // Not a timing goal (those are in bench/): a bound that only a quadratic walk over the
+        // word (6 s before the fix, on a quiet machine) breaks, loose enough for a loaded one.
+        #expect(elapsed < 5, "took \(elapsed) s")
         #expect(found == [
             "test.cfg:2: \(Self.shown) is not supported in section 'global'",
             "test.cfg:5: \(Self.shown) is not supported in section 'frontend'",
@@ -49,7 +51,7 @@ import Testing
         var nearest: String?
         let elapsed = Self.seconds { nearest = KeywordSuggestion.nearest(to: "maxconn" + Self.huge, among: keywords) }
         #expect(nearest == "maxconn")
-        #expect(elapsed < 0.5, "took \(elapsed) s")
+        #expect(elapsed < 3, "took \(elapsed) s")  // a quadratic walk takes far longer; loose for a loaded machine
         #expect(KeywordSuggestion.nearest(to: Self.huge, among: keywords) == nil)
     }
 

@@ -9,6 +9,8 @@
 #include <sys/types.h>
 #include <sys/socket.h>
 
+#include <ares.h>
+
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
@@ -71,7 +73,25 @@ int CLibEV_drop_privileges(uid_t uid, gid_t gid, int keep_bind_cap, const char *
 uint64_t CLibEV_effective_caps(void);
 
 
-// MARK: OpenSSL: real functions for the macros the TLS transport uses.
+// MARK: c-ares: a DNS client driven by the engine's loop (its sockets reported through the
+// socket-state callback, its timeouts read with ares_timeout).
+
+typedef void (*CLibEV_ares_sock_state_cb)(void *data, int fd, int readable, int writable);
+
+/// ares_library_init(ARES_LIB_INIT_ALL): once a process, before the first channel.
+int CLibEV_ares_library_init(void);
+/// A channel that asks one nameserver (set with CLibEV_ares_set_server), each query once (`tries`
+/// 1: the resolver retries itself), waiting `timeout_ms`; over TCP when `use_tcp` (a connection
+/// closed once idle; a UDP socket is kept); announcing
+/// `payload_size` with EDNS0 when above 512; raw answers (NOCHECKRESP: a REFUSED or SERVFAIL is
+/// the query's answer, not a reason to try another server). Returns an ARES_ status.
+int CLibEV_ares_channel_new(ares_channel *channel, int timeout_ms, int tries, int use_tcp, int payload_size,
+                            CLibEV_ares_sock_state_cb cb, void *data);
+/// The channel's one nameserver: `address` is 4 or 16 bytes (by `family`), `port` host order.
+int CLibEV_ares_set_server(ares_channel channel, int family, const unsigned char *address, int port);
+/// Seconds until the channel needs ares_process_fd for a timeout, or -1 when no query is pending.
+double CLibEV_ares_timeout(ares_channel channel);
+
 
 typedef int (*CLibEV_servername_cb)(SSL *ssl, int *alert, void *arg);
 typedef int (*CLibEV_ticket_key_cb)(SSL *ssl, unsigned char *key_name, unsigned char *iv,
@@ -126,9 +146,17 @@ extern const uint64_t CLibEV_SSL_OP_IGNORE_UNEXPECTED_EOF;
 static inline long CLibEV_load(const long *p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
 static inline void CLibEV_store(long *p, long v) { __atomic_store_n(p, v, __ATOMIC_RELAXED); }
 static inline long CLibEV_fetch_add(long *p, long v) { return __atomic_fetch_add(p, v, __ATOMIC_RELAXED); }
+/// A version number published after the values it stands for (release) and read before them
+/// (acquire): a reader that sees the new version sees the new values.
+static inline long CLibEV_load_acquire(const long *p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
+static inline long CLibEV_fetch_add_release(long *p, long v) { return __atomic_fetch_add(p, v, __ATOMIC_RELEASE); }
 /// Stores `desired` if `*p` is still `expected`; true when it did.
 static inline int CLibEV_compare_exchange(long *p, long expected, long desired) {
     return __atomic_compare_exchange_n(p, &expected, desired, 0, __ATOMIC_RELAXED, __ATOMIC_RELAXED);
 }
+
+/// Whether crypt(3) of `password` with `hash`'s method and salt gives `hash` (compared in
+/// constant time); 0 for a hash crypt cannot use.
+int CLibEV_password_matches(const char *password, const char *hash);
 
 #endif

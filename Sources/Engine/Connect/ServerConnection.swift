@@ -23,6 +23,8 @@ final class ServerConnection: EventHandler {
     @exclusivity(unchecked) var tls: TLSConnection?
     /// False when its TLS server name came from its request: it then serves that request only.
     @exclusivity(unchecked) var poolable = true
+    /// The server's `addressEpoch` when the address this connection went to was read.
+    @exclusivity(unchecked) var addressEpoch = 0
 
     init(loop: EventLoop, fd: Int32, server: ServerState) {
         self.loop = loop
@@ -127,6 +129,12 @@ final class ServerConnection: EventHandler {
     func park() {
         // TLS with a server name of its request's (`sni` from a fetch): not for another request.
         if tls != nil && !poolable {
+            close()
+            return
+        }
+        // The server moved since (DNS, `set server … addr`): this session finished at the old
+        // address, the next one goes to the new one.
+        if addressEpoch != server.addressEpoch {
             close()
             return
         }

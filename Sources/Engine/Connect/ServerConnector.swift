@@ -246,10 +246,12 @@ struct ServerConnector {
         }
         s.state.counters[worker.loop].connectAttempts += 1
         backend.counters[worker.loop].connectAttempts += 1
-        switch ServerConnection.open(on: worker.loop, to: ServerConnector.endpoint(of: s, clientFD: clientFD),
+        let target = s.addressAndEpoch
+        switch ServerConnection.open(on: worker.loop, to: ServerConnector.endpoint(target.address, clientFD: clientFD),
                                      server: s.state, keepAlive: backend.proxy.tcpKeepAlive.server) {
         case .opened(let c):
             socketWait.end()
+            c.addressEpoch = target.epoch
             // TLS named after this stream's request serves that request only.
             c.poolable = !ServerConnector.usesStreamName(s)
             adopt(c, reused: false)
@@ -288,7 +290,7 @@ struct ServerConnector {
             retries += 1
             s.state.counters[loop].retries += 1
             backend.counters[loop].retries += 1
-            if backend.redispatchesAfterFailure(of: s, retry: retries, of: allowed, persistent: persistent) {
+            if backend.redispatchesAfterFailure(of: s, retry: retries, of: allowed, persistent: persistent, on: loop) {
                 redispatched = true
                 s.state.counters[loop].redispatches += 1
                 backend.counters[loop].redispatches += 1
@@ -344,12 +346,15 @@ struct ServerConnector {
 
     // MARK: rules
 
-    /// Where a stream connects to `server`: its address and port; without a port, the port the
-    /// client connected to (HAProxy's port mapping), and 0 when that cannot be read, as HAProxy
-    /// leaves it (the connect then fails like any refused one).
+    /// Where a stream connects to a server at `moved` (`BackendServer.address`): its address and
+    /// port; without a port, the port the client connected to (HAProxy's port mapping), and 0 when
+    /// that cannot be read, as HAProxy leaves it (the connect then fails like any refused one).
     static func endpoint(of server: BackendServer, clientFD: Int32) -> SocketEndpoint {
-        let moved = server.address
-        return SocketEndpoint(address: moved.address, port: moved.port ?? localEndpoint(clientFD)?.port ?? 0)
+        endpoint(server.address, clientFD: clientFD)
+    }
+
+    static func endpoint(_ moved: ServerAddress, clientFD: Int32) -> SocketEndpoint {
+        SocketEndpoint(address: moved.address, port: moved.port ?? localEndpoint(clientFD)?.port ?? 0)
     }
 
     private static func seconds(_ ms: Int?) -> Double? { ms.map { Double($0) / 1000 } }

@@ -24,7 +24,8 @@ public final class Engine: EventHandler, @unchecked Sendable {
     private var live: [Generation] = []
     private var frontendCounters: [String: CounterSet] = [:]
     private var backendCounters: [String: CounterSet] = [:]
-    private var serverStates: [ServerIdentity: ServerState] = [:]
+    /// Internal: a server added at runtime registers its state here (ServiceDiscovery).
+    var serverStates: [ServerIdentity: ServerState] = [:]
     /// TLS session ticket keys and session caches by listener, carried across generations.
     var tlsStores: [ListenerKey: TLSSessionStore] = [:]
     private var deadlines: [Int: DrainDeadline] = [:]
@@ -33,7 +34,7 @@ public final class Engine: EventHandler, @unchecked Sendable {
     private var stopping: (() -> Void)?
     /// Shared with the data loops: the connections of every loop (actconn, one read-modify-write
     /// per connection), then the process-wide `maxconn` (the control loop sets it per generation).
-    private let shared = UnsafeMutablePointer<Int>.allocate(capacity: 2)
+    private let shared = LoopLocalInts.allocate(2)
     /// What the fd limit allows: the process-wide limit of a generation without a global `maxconn`.
     private let defaultMaxconn: Int
     /// The CPUs each data loop may run on (`cpu-map`; empty: not pinned).
@@ -47,6 +48,8 @@ public final class Engine: EventHandler, @unchecked Sendable {
     public var notice: (_ message: String, _ level: LogLevel, _ logged: Bool) -> Void = { _, _, _ in }
     /// Health checks (owned by the current generation) and server state changes.
     lazy var healthMonitor = HealthMonitor(engine: self)
+    /// Servers that change at runtime: `resolvers`, templates, `add server` / `del server`.
+    lazy var serviceDiscovery = ServiceDiscovery(engine: self)
 
     /// `loops`: the data loops (`nbthread`); `cpuSets[i]`: the CPUs loop i+1 is pinned to.
     public init(bufferSize: Int = 16384, loops: Int = 1, cpuSets: [[Int]] = [], defaultLoop: Bool = true) {
@@ -57,7 +60,6 @@ public final class Engine: EventHandler, @unchecked Sendable {
         getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
         // Each session needs two fds; keep some for listeners, logs and the admin socket.
         defaultMaxconn = max(16, Int(min(limit.rlim_cur, 1 << 20)) / 2 - 32)
-        shared.initialize(repeating: 0, count: 2)
         super.init()
         CLibEV_store(shared + 1, defaultMaxconn)
         workers = workerLoops.map { Worker(engine: self, loop: $0) }
@@ -67,7 +69,7 @@ public final class Engine: EventHandler, @unchecked Sendable {
         for l in workerLoops { ev_ref(l.raw) }
     }
 
-    deinit { shared.deallocate() }
+    deinit { LoopLocalInts.deallocate(shared) }
 
     /// Builds the runtime objects of a generation for this engine's data loops. Pure: runs on the
     /// reload builder's thread. `previous` (the generation current when the reload started, kept
@@ -149,6 +151,7 @@ public final class Engine: EventHandler, @unchecked Sendable {
                          announce: (_ closed: [ListenerKey]) -> Void = { _ in }) -> [ListenerKey] {
         // Per generation: a reload may raise, lower or remove it (nothing is sized by it).
         CLibEV_store(shared + 1, generation.config.config.global.maxconn ?? defaultMaxconn)
+        serviceDiscovery.prepare(generation)
         adoptCounters(generation)
         adoptTLSStores(generation)
         let previous = current
@@ -166,6 +169,7 @@ public final class Engine: EventHandler, @unchecked Sendable {
         }
         // The new generation's checkers take over before the previous one drains without any.
         healthMonitor.activate(generation)
+        serviceDiscovery.activate(generation, previous: previous)
         // Between the swap and the drain: events read in order, the new generation's "active"
         // before the previous one's "draining".
         let closed = Array(Set(dropped.joined()))

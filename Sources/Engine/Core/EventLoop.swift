@@ -184,15 +184,14 @@ final class BufferPool {
     @exclusivity(unchecked) private var free: [UnsafeMutableRawPointer] = []
     /// Buffers allocated and not freed, and those of them in `free`: written by the loop (a relaxed
     /// store, a plain move), read by `show info` (PoolAlloc_bytes, PoolUsed_bytes).
-    private let figures = UnsafeMutablePointer<Int>.allocate(capacity: 2)
+    private let figures = LoopLocalInts.allocate(2)
 
     init(size: Int) {
         self.size = size
         free.reserveCapacity(1024)
-        figures.initialize(repeating: 0, count: 2)
     }
 
-    deinit { figures.deallocate() }
+    deinit { LoopLocalInts.deallocate(figures) }
 
     /// Buffers allocated (in use or pooled) and pooled, for readers on any thread.
     var allocated: Int { CLibEV_load(figures) }
@@ -230,10 +229,9 @@ final class PipePool {
     static let capacity = 65536
     /// Pipes open (in use or pooled), those pooled, and the bytes spliced to clients: written by
     /// the loop (relaxed stores), read by `show info` (PipesUsed, PipesFree, TotalSplicdedBytesOut).
-    private let figures = UnsafeMutablePointer<Int>.allocate(capacity: 3)
+    private let figures = LoopLocalInts.allocate(3)
 
-    init() { figures.initialize(repeating: 0, count: 3) }
-    deinit { figures.deallocate() }
+    deinit { LoopLocalInts.deallocate(figures) }
 
     var open: Int { CLibEV_load(figures) }
     var pooled: Int { CLibEV_load(figures + 1) }

@@ -131,10 +131,9 @@ public final class Generation: @unchecked Sendable {
 /// published for the control loop (`show generations`, the exporter).
 final class GenerationShard: @unchecked Sendable {
     @exclusivity(unchecked) var sessionList = SessionList()
-    private let counts = UnsafeMutablePointer<Int>.allocate(capacity: 4)
+    private let counts = LoopLocalInts.allocate(4)
 
-    init() { counts.initialize(repeating: 0, count: 4) }
-    deinit { counts.deallocate() }
+    deinit { LoopLocalInts.deallocate(counts) }
 
     var sessions: Int {
         get { CLibEV_load(counts) }

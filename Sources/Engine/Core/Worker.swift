@@ -28,7 +28,7 @@ final class Worker: EventHandler, @unchecked Sendable {
     /// Connections on this loop now (its share of the process's `actconn`), the kernel id of its
     /// thread and the connections it accepted since start, published for `show threads` and
     /// `show activity` (the control loop reads them).
-    private let published = UnsafeMutablePointer<Int>.allocate(capacity: 3)
+    private let published = LoopLocalInts.allocate(3)
     var currentSessions: Int {
         get { CLibEV_load(published) }
         set { CLibEV_store(published, newValue) }
@@ -43,7 +43,6 @@ final class Worker: EventHandler, @unchecked Sendable {
     init(engine: Engine, loop: EventLoop) {
         self.engine = engine
         self.loop = loop
-        published.initialize(repeating: 0, count: 3)
         super.init()
         starvedRetry.setHandler(self)
         limitRetry.setHandler(self)
@@ -232,7 +231,7 @@ final class Worker: EventHandler, @unchecked Sendable {
             var seen = Set<ObjectIdentifier>()
             for g in held {
                 for b in g.backends.values {
-                    for s in b.servers where seen.insert(ObjectIdentifier(s.state)).inserted {
+                    for s in b.servers(on: loop) where seen.insert(ObjectIdentifier(s.state)).inserted {
                         s.state.purgeIdle(on: loop, now: now, maxIdle: Worker.idleServerConnectionLifetime)
                     }
                 }

@@ -62,6 +62,20 @@ final class HealthMonitor: EventHandler {
         }
     }
 
+    /// `add server … check`: a checker for one more server of the current generation (it checks
+    /// once `enable health` turns checks on).
+    func startChecking(_ server: BackendServer, for generation: Generation) {
+        guard checkers[server.state.identity] == nil else { return }
+        let checker = HealthChecker(monitor: self, generation: generation, server: server)
+        checkers[server.state.identity] = checker
+        checker.start(after: 0)
+    }
+
+    /// `del server`: its checker stops.
+    func stopChecking(_ identity: ServerIdentity) {
+        checkers.removeValue(forKey: identity)?.stop()
+    }
+
     /// A reload kept `server`'s identity: the carried state meets the new configuration (a
     /// setting the configuration changed wins over the runtime one), and the address the admin
     /// socket set still applies.
@@ -119,7 +133,12 @@ final class HealthMonitor: EventHandler {
     func restore(_ server: BackendServer, _ saved: SavedServerState) {
         let current = server.address
         let wanted = ServerAddress(address: saved.address ?? current.address, port: saved.port)
-        if wanted != current { engine.move(server, to: wanted) }
+        if saved.address != nil && !server.state.hasAddress {
+            // `init-addr last`: the saved address ends the resolution maintenance of `none`.
+            engine.setAddress(of: server, to: wanted, by: "server-state file", resolved: server.config.fqdn)
+        } else if wanted != current {
+            engine.move(server, to: wanted)
+        }
         let backend = server.state.newestBackend ?? server.backend!
         let usableBefore = backend.servers.contains { $0.isUsable }
         for transition in server.state.health.restore(saved, now: now) {
@@ -242,9 +261,13 @@ final class HealthMonitor: EventHandler {
             return "\(who) is UP\(cause(c))\(online)"
         case .stopping(let c):
             return "\(who) is stopping\(cause(c))\(online)"
-        case .enteringMaintenance(let wasDown):
-            return wasDown ? "\(who) was DOWN and now enters maintenance." : "\(who) is going DOWN for maintenance\(left)"
-        case .leavingMaintenance(let drain):
+        case .enteringMaintenance(let wasDown, let reason):
+            let why = reason.map { " (\($0))" } ?? ""
+            return wasDown ? "\(who) was DOWN and now enters maintenance\(why)." : "\(who) is going DOWN for maintenance\(why)\(left)"
+        case .leavingMaintenance(let drain, let resolved?):
+            let name = resolved.isEmpty ? "" : " ('\(resolved)')"
+            return "\(who)\(name) is UP/\(drain ? "DRAIN" : "READY") (resolves again)."
+        case .leavingMaintenance(let drain, nil):
             return "\(who) is UP/\(drain ? "DRAIN" : "READY") (leaving forced maintenance)."
         case .enteringDrain:
             return "\(who) enters drain state\(server.state.health.operational == .stopped ? left : online)"

@@ -19,6 +19,12 @@ struct ServerAdminFlags: OptionSet, Hashable, Sendable {
     static let configMaintenance = ServerAdminFlags(rawValue: 0x04)
     /// Drain forced from the admin socket: no new traffic, persistence still allowed.
     static let forcedDrain = ServerAdminFlags(rawValue: 0x08)
+    /// No address for the server's name (HAProxy's RMAINT): `init-addr none`, a template's free
+    /// slot, an answer without an address for it, an error past its `hold`. Set and cleared by
+    /// the resolver (and cleared by `set server … addr`), independently of forced maintenance.
+    static let resolutionMaintenance = ServerAdminFlags(rawValue: 0x20)
+    /// Either kind of maintenance.
+    static let maintenance: ServerAdminFlags = [.forcedMaintenance, .resolutionMaintenance]
 }
 
 /// Why a server's operational state changed, for the transition log line.
@@ -35,8 +41,10 @@ enum HealthTransition: Equatable {
     case down(HealthCause)
     case up(HealthCause)
     case stopping(HealthCause)
-    case enteringMaintenance(wasDown: Bool)
-    case leavingMaintenance(drain: Bool)
+    /// `reason`: why the resolver put the server there (`DNS NX status`, `No IP for server`).
+    case enteringMaintenance(wasDown: Bool, reason: String? = nil)
+    /// `resolved`: the name that resolves again (leaving resolution maintenance).
+    case leavingMaintenance(drain: Bool, resolved: String? = nil)
     case enteringDrain
     case leavingDrain(down: Bool)
 
@@ -104,7 +112,9 @@ struct ServerHealth: Sendable {
         refresh()
     }
 
-    var inMaintenance: Bool { admin.contains(.forcedMaintenance) }
+    var inMaintenance: Bool { !admin.isDisjoint(with: .maintenance) }
+    /// In maintenance for want of an address.
+    var inResolutionMaintenance: Bool { admin.contains(.resolutionMaintenance) }
     var inDrain: Bool { admin.contains(.forcedDrain) }
     var fullHealth: Int { rise + fall - 1 }
     /// Checks run now: configured, not disabled from the socket, not paused by maintenance.
@@ -118,8 +128,10 @@ struct ServerHealth: Sendable {
     /// Persistence (a cookie naming the server) may still reach a draining or stopping server.
     var acceptsPersistentTraffic: Bool { !inMaintenance && operational != .stopped }
 
-    /// The stats page's status column: UP, DOWN, MAINT, DRAIN, NOLB, `UP 1/3`, `DOWN 1/2`, `no check`.
+    /// The stats page's status column: UP, DOWN, MAINT, `MAINT (resolution)`, DRAIN, NOLB,
+    /// `UP 1/3`, `DOWN 1/2`, `no check`.
     var statusText: String {
+        if inResolutionMaintenance { return "MAINT (resolution)" }
         if inMaintenance { return "MAINT" }
         if inDrain && operational != .stopped { return "DRAIN" }
         if !checkConfigured || !checkEnabled {
@@ -217,9 +229,33 @@ struct ServerHealth: Sendable {
 
     /// `disable server`, `set server … state maint`.
     mutating func enterMaintenance(now: Double) -> HealthTransition? {
-        guard !inMaintenance else { return nil }
+        enter(.forcedMaintenance, reason: nil, now: now)
+    }
+
+    /// `enable server`, `set server … state ready|drain`: UP again, with checks one failure away
+    /// from DOWN (HAProxy checks it at once), unless the server has no address.
+    mutating func leaveMaintenance(now: Double) -> HealthTransition? {
+        leave(.forcedMaintenance, resolved: nil, now: now)
+    }
+
+    /// The resolver found no address for the server (`reason`, HAProxy's words).
+    mutating func enterResolutionMaintenance(reason: String, now: Double) -> HealthTransition? {
+        enter(.resolutionMaintenance, reason: reason, now: now)
+    }
+
+    /// The server has an address again (`name`: what resolved; nil when the socket set it).
+    mutating func leaveResolutionMaintenance(name: String?, now: Double) -> HealthTransition? {
+        leave(.resolutionMaintenance, resolved: name ?? "", now: now)
+    }
+
+    /// Each kind of maintenance is a flag of its own; the server goes down with the first and
+    /// comes back with the last.
+    private mutating func enter(_ flag: ServerAdminFlags, reason: String?, now: Double) -> HealthTransition? {
+        guard !admin.contains(flag) else { return nil }
+        let already = inMaintenance
+        admin.insert(flag)
+        guard !already else { return nil }
         let wasDown = operational == .stopped
-        admin.insert(.forcedMaintenance)
         health = 0
         operational = .stopped
         if !wasDown {
@@ -227,17 +263,19 @@ struct ServerHealth: Sendable {
             downSince = now
         }
         refresh()
-        return .enteringMaintenance(wasDown: wasDown)
+        return .enteringMaintenance(wasDown: wasDown, reason: reason)
     }
 
-    /// `enable server`, `set server … state ready|drain`: UP again, with checks one failure away
-    /// from DOWN (HAProxy checks it at once).
-    mutating func leaveMaintenance(now: Double) -> HealthTransition? {
-        guard inMaintenance else { return nil }
-        admin.remove(.forcedMaintenance)
+    private mutating func leave(_ flag: ServerAdminFlags, resolved: String?, now: Double) -> HealthTransition? {
+        guard admin.contains(flag) else { return nil }
+        admin.remove(flag)
+        guard !inMaintenance else {
+            refresh()
+            return nil
+        }
         if checkConfigured && checkEnabled { health = rise }
         setOperational(.running, now: now)
-        return .leavingMaintenance(drain: inDrain)
+        return .leavingMaintenance(drain: inDrain, resolved: resolved)
     }
 
     mutating func enterDrain(now: Double) -> HealthTransition? {

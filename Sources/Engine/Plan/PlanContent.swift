@@ -13,6 +13,8 @@ enum PlanContent {
         "name", "kind", "location", "id", "mode", "description", "disabled", "binds", "defaultBackend",
         "defaultBackendLocation", "maxconn", "servers", "balance", "fullconn", "retries", "redispatch", "timeouts",
         "tcpKeepAlive", "log", "http", "checks", "serverStateFile", "serverStateFileName", "stats",
+        // Left out: a template line's servers are in `servers`, compared one by one.
+        "serverTemplates",
     ]
     static let logFields = [
         "format", "targets", "dontLogNull", "structuredDataFormat", "errorFormat", "separateErrors", "logAsap",
@@ -21,10 +23,11 @@ enum PlanContent {
     static let httpFields = [
         "acls", "backendRules", "requestRules", "responseRules", "redirectRules", "forwardFor", "originalTo",
         "connectionMode", "reuse", "captures", "httpLog", "httpLogCLF", "bufferRequest", "errorFiles", "cookie",
-        "hashType",
+        "hashType", "userlists",
     ]
-    static let serverFields = ["name", "location", "id", "host", "address", "port", "options"]
-    static let serverOptionFields = ["weight", "maxconn", "backup", "disabled", "cookie", "check", "tls"]
+    static let serverFields = ["name", "location", "id", "host", "address", "port", "options", "fqdn", "hasAddress"]
+    /// `resolutionStorage`: `resolution` (resolvers, resolve-*, init-addr), compared as a value.
+    static let serverOptionFields = ["weight", "maxconn", "backup", "disabled", "cookie", "check", "tls", "resolutionStorage"]
     static let serverCheckFields = [
         "enabled", "interval", "fastInterval", "downInterval", "rise", "fall", "port", "address", "observe",
         "errorLimit", "onError", "shutdownSessionsOnDown",
@@ -57,6 +60,13 @@ enum PlanContent {
               a.pointee.http.errorFiles == b.pointee.http.errorFiles, a.pointee.http.cookie == b.pointee.http.cookie,
               a.pointee.http.hashType == b.pointee.http.hashType
         else { return false }
+        // A userlist's users, passwords and groups; where its section is written is not a change.
+        if !(a.pointee.http.userlists == b.pointee.http.userlists) {
+            func placeless(_ lists: [String: Userlist]) -> [String: Userlist] {
+                lists.mapValues { var l = $0; l.location = .anywhere; return l }
+            }
+            if !(placeless(a.pointee.http.userlists) == placeless(b.pointee.http.userlists)) { return false }
+        }
         // Items that carry their place: equal as they are, or once their places are set aside.
         if !(a.pointee.log.targets == b.pointee.log.targets)
             && !(a.pointee.log.targets.map(\.planView) == b.pointee.log.targets.map(\.planView)) { return false }
@@ -81,7 +91,9 @@ enum PlanContent {
     /// What `Server.planView` keeps: all but its place and id (its position in the backend).
     static func same(_ a: UnsafePointer<Server>, _ b: UnsafePointer<Server>) -> Bool {
         guard a.pointee.name == b.pointee.name, a.pointee.host == b.pointee.host, a.pointee.address == b.pointee.address,
-              a.pointee.port == b.pointee.port, a.pointee.options.weight == b.pointee.options.weight,
+              a.pointee.port == b.pointee.port, a.pointee.fqdn == b.pointee.fqdn, a.pointee.hasAddress == b.pointee.hasAddress,
+              a.pointee.options.resolution == b.pointee.options.resolution,
+              a.pointee.options.weight == b.pointee.options.weight,
               a.pointee.options.maxconn == b.pointee.options.maxconn, a.pointee.options.backup == b.pointee.options.backup,
               a.pointee.options.disabled == b.pointee.options.disabled, a.pointee.options.cookie == b.pointee.options.cookie,
               a.pointee.options.check.enabled == b.pointee.options.check.enabled,

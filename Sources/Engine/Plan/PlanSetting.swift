@@ -167,6 +167,14 @@ extension PlanSetting where Root == Server {
                 old.address = new.address
                 old.port = new.port
             }),
+            // The name a server follows (`resolvers`, `init-addr`, a template's FQDN or SRV label).
+            PlanSetting("fqdn", \.fqdn, PlanText.word),
+            PlanSetting("resolvers", difference: { old, new in
+                old.options.resolvers == new.options.resolvers ? nil
+                    : (PlanText.word(old.options.resolvers), PlanText.word(new.options.resolvers))
+            }, align: { old, new in
+                if old.options.resolvers != new.options.resolvers { old.options.resolution.resolvers = new.options.resolvers }
+            }),
             PlanSetting("weight", \.options.weight) { String($0) },
             PlanSetting("maxconn", \.options.maxconn, PlanText.number),
             PlanSetting("backup", \.options.backup, PlanText.onOff),
@@ -235,8 +243,8 @@ extension LogTarget {
 }
 
 extension Proxy {
-    /// The proxy's own settings: without its place, id (its position), binds, servers and rule
-    /// lines, which the plan compares one by one.
+    /// The proxy's own settings: without its place, id (its position), binds, servers (and the
+    /// template lines that make some of them) and rule lines, which the plan compares one by one.
     var planView: Proxy {
         var p = self
         p.location = .anywhere
@@ -244,6 +252,7 @@ extension Proxy {
         p.binds = []
         p.servers = []
         p.defaultBackendLocation = nil
+        p.serverTemplates = []
         p.http.acls = []
         p.http.backendRules = []
         p.http.requestRules = []

@@ -183,6 +183,7 @@ struct ConfigDiffer {
 
     mutating func compare(_ old: Config, _ new: Config) {
         compareGlobal(old.global, new.global)
+        compareResolvers(old.resolvers, new.resolvers)
         candidateProxies = new.proxies
         // Proxies are read through buffer pointers: reading a field through an array's subscript
         // may copy the whole Proxy (dozens of references), and a plan reads every one.
@@ -232,6 +233,36 @@ struct ConfigDiffer {
             let locations = places.sorted { ($0.file, $0.line) < ($1.file, $1.line) }.map(\.description)
             proxyLines.append(.init(.changed, .settings, "settings global" + ConfigDiffer.parenthesized(locations),
                                     [Field("section", "global"), Field("locations", locations)]))
+        }
+    }
+
+    // MARK: resolvers
+
+    /// `resolvers` sections by name: added, removed, or changed (a line moved is no change). A
+    /// changed section applies at the swap: its nameservers and timers follow the new one.
+    private mutating func compareResolvers(_ olds: [ResolversSection], _ news: [ResolversSection]) {
+        guard olds != news else { return }
+        func placeless(_ section: ResolversSection) -> ResolversSection {
+            var s = section
+            s.location = .anywhere
+            s.nameservers = s.nameservers.map { var n = $0; n.location = .anywhere; return n }
+            return s
+        }
+        let before = Dictionary(olds.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+        let names = Set(news.map(\.name))
+        for section in news {
+            let fields = [Field("section", "resolvers \(section.name)")]
+            guard let old = before[section.name] else {
+                proxyLines.append(.init(.added, .settings, "resolvers \(section.name)", fields))
+                continue
+            }
+            if placeless(old) != placeless(section) {
+                proxyLines.append(.init(.changed, .settings, "settings resolvers \(section.name) (\(section.location))",
+                                        fields + [Field("locations", [section.location.description])]))
+            }
+        }
+        for section in olds where !names.contains(section.name) {
+            proxyLines.append(.init(.removed, .settings, "resolvers \(section.name)", [Field("section", "resolvers \(section.name)")]))
         }
     }
 
@@ -331,11 +362,13 @@ struct ConfigDiffer {
                                     fields + [Field("locations", [server.location.description])]))
         }
         // A server's state (health, admin state, runtime weight, counters) is carried by its
-        // identity: backend, name, address and port (`ServerIdentity`). "address" is both, as
-        // in the `address` line above.
-        if old.address != server.address || old.port != server.port {
-            notices.append(.init(.notice, .health, "health state of \(backend)/\(server.name) resets (address changed)",
-                                 fields + [Field("reason", "address changed")]))
+        // identity: backend, name, what it points at (its address, or the name it follows: the
+        // address DNS gives a named server is not part of it) and port (`ServerIdentity`).
+        // "address" is address and port, as in the `address` line above.
+        if !ServerIdentity(backend: backend, server: old).matches(server) {
+            let reason = old.fqdn != server.fqdn ? "name changed" : "address changed"
+            notices.append(.init(.notice, .health, "health state of \(backend)/\(server.name) resets (\(reason))",
+                                 fields + [Field("reason", reason)]))
         }
     }
 

@@ -3,9 +3,9 @@ import ConfigModel
 /// A `server` line in one generation, bound to the state its identity carries (shared by every
 /// generation and every loop that has the identity: see `ServerState`).
 final class BackendServer: @unchecked Sendable {
-    /// The server line; `set server … addr` rewrites its address and port (the identity keeps
-    /// the configured ones). Changed on the control loop only, with every loop's sessions
-    /// reading the address through `endpointAddress` (see `Engine.move`).
+    /// The server line, as the configuration (or `add server`) gave it, never changed once the
+    /// loops have it. Where the server is now is `address`: a runtime move (`set server … addr`,
+    /// DNS) goes to the state, never here, so every loop reads the line without a lock.
     var config: ConfigModel.Server
     unowned(unsafe) var backend: Backend!
     var state: ServerState
@@ -20,9 +20,13 @@ final class BackendServer: @unchecked Sendable {
         if let carried {
             state = carried
         } else {
-            state = ServerState(identity: ServerIdentity(backend: backendName, server: config.name,
-                                                         address: config.address, port: config.port), loops: loops)
+            state = ServerState(identity: ServerIdentity(backend: backendName, server: config), loops: loops)
             state.health = ServerHealth(options: config.options, now: MonotonicClock.now())
+            if !config.hasAddress {
+                // `init-addr none` (or no method found one): in maintenance until an address comes.
+                state.hasAddress = false
+                _ = state.health.enterResolutionMaintenance(reason: "no address", now: MonotonicClock.now())
+            }
         }
     }
 
@@ -31,6 +35,12 @@ final class BackendServer: @unchecked Sendable {
     /// Where the server is now: the address and port `set server … addr` (or a saved state) moved
     /// it to, else its line's. Read by any loop (one lock, per new connection).
     var address: ServerAddress { state.runtimeAddress ?? ServerAddress(address: config.address, port: config.port) }
+
+    /// `address` with the epoch of the runtime address it was read at (see `ServerState.addressEpoch`).
+    var addressAndEpoch: (address: ServerAddress, epoch: Int) {
+        let (moved, epoch) = state.runtimeAddressAndEpoch()
+        return (moved ?? ServerAddress(address: config.address, port: config.port), epoch)
+    }
 
     /// A session takes a slot on this server (HAProxy's scur, stot, smax): false when the server
     /// is at its maxconn (another loop took the last slot first).

@@ -24,6 +24,8 @@ enum ServerAdminCommand: Equatable {
     enum AdminState: Equatable { case ready, drain, maint }
 
     case showServersState(backend: String?)
+    /// `show servers conn [BACKEND]`: each server's connections, in use and idle.
+    case showServersConnections(backend: String?)
     case showBackends
     case getWeight(Target)
     case setState(Target, AdminState)
@@ -34,8 +36,12 @@ enum ServerAdminCommand: Equatable {
     case setWeight(Target, String)
     case setAddress(Target, address: String, port: String?)
     case setChecks(Target, enabled: Bool)
+    /// `set server … fqdn NAME`: the resolver follows another name.
+    case setFQDN(Target, String)
+    /// `del server B/S`.
+    case deleteServer(Target)
 
-    static let usage = "usage: set server <backend>/<server> addr | health | state | weight"
+    static let usage = "usage: set server <backend>/<server> addr | fqdn | health | state | weight"
 
     /// The command `words` name, or the answer explaining why they are wrong; nil when the words
     /// are not a server command at all.
@@ -55,8 +61,14 @@ enum ServerAdminCommand: Equatable {
         }
         switch (words.first, words.dropFirst().first) {
         case ("show", "servers"):
-            guard words.count >= 3, words[2] == "state" else { return nil }
-            return .success(.showServersState(backend: words.count > 3 ? words[3] : nil))
+            guard words.count >= 3 else { return nil }
+            switch words[2] {
+            case "state": return .success(.showServersState(backend: words.count > 3 ? words[3] : nil))
+            case "conn": return .success(.showServersConnections(backend: words.count > 3 ? words[3] : nil))
+            default: return nil
+            }
+        case ("del", "server"):
+            return with(2) { .success(.deleteServer($0)) }
         case ("show", "backend"):
             return .success(.showBackends)
         case ("get", "weight"):
@@ -95,6 +107,9 @@ enum ServerAdminCommand: Equatable {
                 case "weight":
                     guard let value else { return .failure(ServerAdminError("Require <weight> or <weight%>.")) }
                     return .success(.setWeight(t, value))
+                case "fqdn":
+                    guard let value, !value.isEmpty else { return .failure(ServerAdminError("set server <b>/<s> fqdn requires a FQDN.")) }
+                    return .success(.setFQDN(t, value))
                 case "addr":
                     guard let value else {
                         return .failure(ServerAdminError("set server <b>/<s> addr requires an address and optionally a port."))
@@ -150,14 +165,17 @@ extension ServerAdminCommand {
     static let adminCommands = [
         command(["show", "servers", "state"], "show servers state [<backend>]",
                 "dump volatile server information (all or for a single backend)", level: .user),
+        command(["show", "servers", "conn"], "show servers conn [<backend>]",
+                "dump server connections status (all or for a single backend)", level: .user),
         command(["show", "backend"], "show backend", "list backends in the current running config", level: .user),
+        command(["del", "server"], "del server <bk>/<srv>", "remove a dynamically added server"),
         command(["get", "weight"], "get weight <bk>/<srv>", "report a server's current weight", level: .user),
         command(["disable", "server"], "disable server <bk>/<srv>", "disable a server for maintenance (use 'set server' instead)"),
         command(["enable", "server"], "enable server <bk>/<srv>", "enable a disabled server (use 'set server' instead)"),
         command(["disable", "health"], "disable health <bk>/<srv>", "disable health checks"),
         command(["enable", "health"], "enable health <bk>/<srv>", "enable health checks"),
         command(["set", "server"], "set server <bk>/<srv> [opts]",
-                "change a server's state (ready|drain|maint), health (up|stopping|down), weight or addr"),
+                "change a server's state (ready|drain|maint), health (up|stopping|down), weight, addr or fqdn"),
         command(["set", "weight"], "set weight <bk>/<srv> <weight>[%]", "change a server's weight (use 'set server' instead)"),
     ]
 
@@ -181,6 +199,12 @@ extension ServerAdminCommand {
         switch self {
         case .showServersState(let name):
             return ServerAdminCommand.showServersState(engine, backend: name)
+        case .showServersConnections(let name):
+            return ServerAdminCommand.showServersConnections(engine, backend: name)
+        case .setFQDN(let t, let name):
+            return t.find(engine).flatMap { engine.serviceDiscovery.setFQDN($0, to: name) }
+        case .deleteServer(let t):
+            return t.find(engine).flatMap { engine.serviceDiscovery.deleteServer($0) }
         case .showBackends:
             return .success((["# name"] + ServerAdminCommand.backendsInOrder(engine).map(\.name)).joined(separator: "\n"))
         case .getWeight(let t):
@@ -249,16 +273,51 @@ extension ServerAdminCommand {
             for s in b.servers {
                 let h = s.state.health
                 let c = s.config
-                let fqdn = IPAddress(c.host) == nil && !c.host.isEmpty ? c.host : "-"
+                let moved = s.address
+                // The name it follows now (an SRV record's target, `set server … fqdn`), and the
+                // SRV label of a template's server.
+                let srv = c.fqdn?.hasPrefix("_") == true ? c.fqdn : nil
+                let name = srv != nil ? s.state.runtimeFQDN ?? "" : s.state.runtimeFQDN ?? c.fqdn ?? (IPAddress(c.host) == nil ? c.host : "")
+                let fqdn = name.isEmpty ? "-" : name
                 let fields: [String] = [
-                    "\(b.proxy.id)", b.name, "\(c.id)", c.name, "\(c.address)",
+                    "\(b.proxy.id)", b.name, "\(c.id)", c.name, s.state.hasAddress ? "\(moved.address)" : "-",
                     "\(h.operational.rawValue)", "\(h.admin.rawValue)", "\(h.weight)", "\(h.initialWeight)",
                     "\(max(0, Int(now - h.lastChange)))",
                     "\(h.lastCheck.status.rawValue)", "\(h.lastCheck.status.result.rawValue)", "\(h.health)", "\(h.checkStateFlags)",
-                    "0", "0", "0", fqdn, "\(c.port ?? 0)", "-", c.options.tls == nil ? "0" : "1",
+                    "0", "0", "0", fqdn, "\(moved.port ?? 0)", srv ?? "-", c.options.tls == nil ? "0" : "1",
                     "\(c.options.check.port ?? 0)", c.options.check.address.map { "\($0)" } ?? "-", "-", "0",
                 ]
                 lines.append(fields.joined(separator: " "))
+            }
+        }
+        return .success(lines.joined(separator: "\n"))
+    }
+
+    /// HAProxy's `show servers conn` columns: each server's sessions now and at most (`used_cur`,
+    /// `used_max`), its pooled idle connections, and how long one may idle
+    /// (`purge_delay`, ms), and each data loop's (`idle_per_thr[N]`: a column per loop, as
+    /// HAProxy has one per thread), from the counts each loop publishes of its pool.
+    private static func showServersConnections(_ engine: Engine, backend name: String?) -> Result<String, ServerAdminError> {
+        var backends = backendsInOrder(engine)
+        if let name {
+            guard let b = backends.first(where: { $0.name == name || "\($0.proxy.id)" == name }) else {
+                return .failure(ServerAdminError("Can't find backend."))
+            }
+            backends = [b]
+        }
+        var lines = ["# bkname/svname bkid/svid addr port - purge_delay used_cur used_max need_est unsafe_nb safe_nb idle_lim idle_cur idle_per_thr[\(engine.workerLoops.count)]"]
+        let purge = Int(Worker.idleServerConnectionLifetime * 1000)
+        for b in backends {
+            for s in b.servers {
+                let st = s.state
+                let moved = s.address
+                let perLoop = st.pools.map(\.count)
+                let idle = perLoop.reduce(0, +)
+                lines.append("\(b.name)/\(s.name) \(b.proxy.id)/\(s.config.id) \(st.hasAddress ? "\(moved.address)" : "-") \(moved.port ?? 0) - \(purge) \(st.currentSessions) \(st.maxSessions) "
+                             // HAProxy's need_est, unsafe_nb, safe_nb and idle_lim: strata estimates no need beyond what
+                             // is in use, every pooled connection has served a whole exchange ("safe"), and no
+                             // pool-max-conn limits the pool (-1).
+                             + "\(st.currentSessions) 0 \(idle) -1 \(idle) " + perLoop.map(String.init).joined(separator: " "))
             }
         }
         return .success(lines.joined(separator: "\n"))
@@ -283,7 +342,8 @@ extension ServerAdminCommand {
                 answer += ", problem converting port '\(portText)' to an int"
             }
         }
-        if new != old { engine.move(s, to: new) }
+        // HAProxy's: the address is set (and resolution maintenance ends) even when unchanged.
+        engine.setAddress(of: s, to: new, by: "stats socket command")
         return .success(answer + by)
     }
 }

@@ -2,13 +2,40 @@ import CLibEV
 import ConfigModel
 import Synchronization
 
-/// The server behind a name: backend name, server name, address and port. What a reload keeps
-/// for an unchanged identity: its counters, and (with health checks) its states.
+/// The server behind a name: backend name, server name, what it points at and port. What a
+/// reload keeps for an unchanged identity: its counters, and (with health checks) its states.
 struct ServerIdentity: Hashable, Sendable {
+    /// A server given by address is that address; a server known by name (`Server.fqdn`: it
+    /// resolves at runtime, may start without an address, or comes from a template) is its
+    /// name, so that the address DNS gives it at runtime is not part of what it is.
+    enum Target: Hashable, Sendable {
+        case address(IPAddress)
+        case name(String)
+    }
+
     var backend: String
     var server: String
-    var address: IPAddress
+    var target: Target
     var port: UInt16?
+
+    /// The one place an identity is derived from a server line.
+    init(backend: String, server: ConfigModel.Server) {
+        self.backend = backend
+        self.server = server.name
+        target = server.fqdn.map(Target.name) ?? .address(server.address)
+        port = server.port
+    }
+
+    /// Whether the line `server` of this identity's backend has this identity (the same as
+    /// comparing with `init(backend:server:)`'s, without making one: a reload asks it of every
+    /// server).
+    func matches(_ server: borrowing ConfigModel.Server) -> Bool {
+        guard port == server.port, self.server == server.name else { return false }
+        switch target {
+        case .address(let a): return server.fqdn == nil && a == server.address
+        case .name(let n): return server.fqdn == n
+        }
+    }
 }
 
 /// Per-server state shared by every generation that has the same server identity, and by every
@@ -29,8 +56,12 @@ final class ServerState: @unchecked Sendable {
     /// HTTP connections to this server waiting for a next request, one pool per loop (a
     /// connection belongs to the loop that opened it).
     let pools: [IdlePool]
-    /// currentSessions, maxSessions, then the published health: usable, weight, persistence.
+    /// currentSessions and maxSessions, written by every loop per session; on the next cache line
+    /// the published health (usable, weight, persistence), read by every loop per pick and written
+    /// only when health changes — apart, so that the slot writes do not evict what picks read.
     private let shared: UnsafeMutablePointer<Int>
+    private static let health = LoopLocalInts.perLine
+    private static let epoch = health + 3
 
     /// Operational and admin state (UP/DOWN with the rise/fall counter, MAINT, DRAIN), runtime
     /// weight and last check: owned by the control loop; what the balancer needs of it is
@@ -39,13 +70,42 @@ final class ServerState: @unchecked Sendable {
         didSet { publishHealth() }
     }
     var adminMaintenance: Bool { health.inMaintenance }
-    /// `set server … addr`: where the admin socket moved the server (the identity keeps the
-    /// configured address, so the move survives reloads that leave the server unchanged).
+    /// `set server … addr`, the resolver, an SRV record's port: where the server was moved at
+    /// runtime (the identity keeps the configured address or name, so the move survives reloads
+    /// that leave the server unchanged). Set by the control loop, read by every loop's new
+    /// connections (`BackendServer.address`), hence the lock.
     var runtimeAddress: ServerAddress? {
         get { address.withLock { $0 } }
-        set { address.withLock { $0 = newValue } }
+        set {
+            address.withLock {
+                guard $0 != newValue else { return }
+                $0 = newValue
+                CLibEV_store(shared + Self.epoch, CLibEV_load(shared + Self.epoch) + 1)
+            }
+        }
     }
     private let address = Locked<ServerAddress?>(nil)
+
+    /// The runtime address with its epoch, read together (a new connection's).
+    func runtimeAddressAndEpoch() -> (address: ServerAddress?, epoch: Int) {
+        address.withLock { ($0, CLibEV_load(shared + Self.epoch)) }
+    }
+
+    /// Counts the runtime address's changes: a connection made before the latest one goes to an
+    /// address the server no longer has, and is closed rather than pooled when its session ends
+    /// (`ServerConnection.park`). Closing the pools on every loop (`Engine.closeIdle(of:)`) is not
+    /// enough alone: a session in flight at the old address may end, and park its connection,
+    /// after its loop closed its pool. Written by the control loop inside the address's lock,
+    /// read with a relaxed load per park, on the health's line (written as rarely).
+    var addressEpoch: Int { CLibEV_load(shared + Self.epoch) }
+    /// False while the server has no address (resolution maintenance): what `show servers state`
+    /// and the stats show instead of an address. The data loops never read it: what keeps them
+    /// off a server without address is its health (resolution maintenance), published with it.
+    /// Owned by the control loop, as the resolvers, the admin commands and the stats are.
+    var hasAddress = true
+    /// `set server … fqdn`, an SRV record's target: the name the resolver follows instead of the
+    /// configured one (nil: the configured one). The control loop's, as `hasAddress`.
+    var runtimeFQDN: String?
     /// The one checker running for this identity, whatever generation it checks for.
     weak var checker: HealthChecker?
     /// The backend of the newest generation using this server (the control loop's: health and
@@ -56,12 +116,11 @@ final class ServerState: @unchecked Sendable {
         self.identity = identity
         counters = CounterSet(loops: loops)
         pools = (0..<max(loops, 1)).map { _ in IdlePool() }
-        shared = .allocate(capacity: 5)
-        shared.initialize(repeating: 0, count: 5)
+        shared = LoopLocalInts.allocate(Self.epoch + 1)
         publishHealth()
     }
 
-    deinit { shared.deallocate() }
+    deinit { LoopLocalInts.deallocate(shared) }
 
     /// scur: across every generation and loop, what the server sees.
     var currentSessions: Int { CLibEV_load(shared) }
@@ -101,15 +160,27 @@ final class ServerState: @unchecked Sendable {
     }
 
     /// What the balancer reads, from any loop.
-    var isUsable: Bool { CLibEV_load(shared + 2) != 0 }
-    var weight: Int { CLibEV_load(shared + 3) }
-    var acceptsPersistentTraffic: Bool { CLibEV_load(shared + 4) != 0 }
+    var isUsable: Bool { CLibEV_load(shared + Self.health) != 0 }
+    var weight: Int { CLibEV_load(shared + Self.health + 1) }
+    var acceptsPersistentTraffic: Bool { CLibEV_load(shared + Self.health + 2) != 0 }
 
     private func publishHealth() {
-        CLibEV_store(shared + 2, health.isUsable ? 1 : 0)
-        CLibEV_store(shared + 3, health.weight)
-        CLibEV_store(shared + 4, health.acceptsPersistentTraffic ? 1 : 0)
+        let usable = health.isUsable ? 1 : 0, weight = health.weight, persistent = health.acceptsPersistentTraffic ? 1 : 0
+        guard usable != CLibEV_load(shared + Self.health) || weight != CLibEV_load(shared + Self.health + 1)
+            || persistent != CLibEV_load(shared + Self.health + 2) else { return }
+        CLibEV_store(shared + Self.health, usable)
+        CLibEV_store(shared + Self.health + 1, weight)
+        CLibEV_store(shared + Self.health + 2, persistent)
+        ServerState.bumpHealthVersion()
     }
+
+    /// Bumped after any server's published health changed (release: a loop that reads the new
+    /// number reads the new health). A loop's balancing cache (`BackendShard.refresh`) is valid
+    /// while the number it was built at is current: the picks of a steady farm read one integer
+    /// instead of every server's health.
+    nonisolated(unsafe) private static let healthVersion = LoopLocalInts.allocate(1)
+    static func bumpHealthVersion() { _ = CLibEV_fetch_add_release(healthVersion, 1) }
+    @inline(__always) static var currentHealthVersion: Int { CLibEV_load_acquire(healthVersion) }
 
     // Every loop's traffic, for readers (the statistics, the exporter).
     var totalSessions: Int { counters.totalSessions }
@@ -147,10 +218,9 @@ final class IdlePool: @unchecked Sendable {
     @exclusivity(unchecked) var connections: [ServerConnection] = [] {
         didSet { CLibEV_store(published, connections.count) }
     }
-    private let published = UnsafeMutablePointer<Int>.allocate(capacity: 1)
+    private let published = LoopLocalInts.allocate(1)
 
-    init() { published.initialize(to: 0) }
-    deinit { published.deallocate() }
+    deinit { LoopLocalInts.deallocate(published) }
 
     /// The pool's size, from any thread.
     var count: Int { CLibEV_load(published) }

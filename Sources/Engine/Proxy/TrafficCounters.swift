@@ -14,11 +14,10 @@ final class TrafficCounters: @unchecked Sendable {
     private let slots: UnsafeMutablePointer<Int>
 
     init() {
-        slots = .allocate(capacity: Slot.allCases.count)
-        slots.initialize(repeating: 0, count: Slot.allCases.count)
+        slots = LoopLocalInts.allocate(Slot.allCases.count)
     }
 
-    deinit { slots.deallocate() }
+    deinit { LoopLocalInts.deallocate(slots) }
 
     @inline(__always) private func load(_ s: Slot) -> Int { CLibEV_load(slots + s.rawValue) }
     @inline(__always) private func store(_ s: Slot, _ v: Int) { CLibEV_store(slots + s.rawValue, v) }

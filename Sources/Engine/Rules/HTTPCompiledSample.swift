@@ -34,6 +34,10 @@ struct HTTPCompiledSample {
         case constant(Bool)
         case status
         case responseHeader(UnsafeRawBufferPointer, occurrence: Int?)
+        /// `http_auth(L)` and `http_auth_group(L)`: the list lives in the rule set's constants.
+        case httpAuth(Unmanaged<HTTPUserlist>)
+        case httpAuthGroup(Unmanaged<HTTPUserlist>)
+        case variable(HTTPVariableKey)
     }
 
     enum CaseMapping {
@@ -66,6 +70,9 @@ struct HTTPCompiledSample {
         case .status: fetch = .status
         case .responseHeader(let name, let occurrence):
             fetch = .responseHeader(constants.bytes(name, lowercased: true), occurrence: occurrence == 0 ? nil : occurrence)
+        case .httpAuth(let name): fetch = .httpAuth(constants.userlist(name))
+        case .httpAuthGroup(let name): fetch = .httpAuthGroup(constants.userlist(name))
+        case .variable(let name): fetch = .variable(HTTPVariableKey(name))
         }
         switch expression.converters.last {
         case .lower?: caseMapping = .lower

@@ -53,6 +53,8 @@ struct HTTPEvaluation {
         return ok ? .bytes(scratch.samples.bytes(from: mark)) : nil
     }
 
+    static var authorization: UnsafeRawBufferPointer { HTTPRuleBytes.literal("authorization") }
+
     /// Returns false when `body` stopped the walk.
     private func forEachFetched(_ fetch: HTTPCompiledSample.Fetch, all: Bool, _ body: (HTTPSample) -> Bool) -> Bool {
         switch fetch {
@@ -122,7 +124,23 @@ struct HTTPEvaluation {
         case .status:
             guard let response else { return true }
             return body(.integer(response.status))
+        case .variable(let key):
+            guard let value = variableSample(key) else { return true }
+            return body(value)
+        case .httpAuth(let list):
+            guard let request else { return true }
+            return body(.boolean(authenticatedUser(request, list) != nil))
+        case .httpAuthGroup(let list):
+            guard let request, let user = authenticatedUser(request, list) else { return true }
+            for group in user.groups where !body(.bytes(group)) { return false }
+            return true
         }
+    }
+
+    /// The user the request's `Authorization` names in `list`, if its password is right.
+    private func authenticatedUser(_ request: HTTPMessageView, _ list: Unmanaged<HTTPUserlist>) -> HTTPUserlist.User? {
+        guard let value = request.lastValue(of: HTTPEvaluation.authorization, split: false) else { return nil }
+        return list._withUnsafeGuaranteedRef { $0.authenticate(value) }
     }
 
     /// `ssl_fc_*`, `ssl_c_*`: strings OpenSSL keeps (static, or the connection's) and values

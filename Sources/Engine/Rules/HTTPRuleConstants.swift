@@ -1,4 +1,5 @@
 import HTTP1
+import ConfigModel
 /// Bytes that live as long as a rule set: header names, patterns, literals, bodies, error pages.
 /// Each is its own allocation at a stable address, freed with the set; never mutated after
 /// the set is built. Also the compiled conditions' tables (`buffer`), so that evaluating them
@@ -31,6 +32,20 @@ final class HTTPRuleConstants {
         p.initialize(from: elements, count: elements.count)
         tables.append(UnsafeMutableRawPointer(p))
         return UnsafeBufferPointer(start: p, count: elements.count)
+    }
+
+    /// The proxy's `userlist` sections by name, compiled on first use (the Loader checked each
+    /// name a fetch uses; an unknown one is an empty list, which authenticates nobody).
+    var userlists: [String: Userlist] = [:]
+    /// The proxy's name: `http-request auth`'s realm when it names none.
+    var proxyName = ""
+    private var compiledUserlists: [String: Unmanaged<HTTPUserlist>] = [:]
+
+    func userlist(_ name: String) -> Unmanaged<HTTPUserlist> {
+        if let done = compiledUserlists[name] { return done }
+        let list = keep(HTTPUserlist(userlists[name] ?? Userlist(name: name, location: SourceLocation(file: "")), constants: self))
+        compiledUserlists[name] = list
+        return list
     }
 
     /// `object`, kept alive as long as the set (a table points at it unretained).

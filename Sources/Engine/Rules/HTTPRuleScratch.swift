@@ -33,6 +33,8 @@ final class HTTPRuleScratch {
     /// Whether the response may be cached, as far as the request says (HAProxy's TX_CACHEABLE
     /// after the request): a safe method.
     var requestCacheable = false
+    /// `set-var` values of the connection (`sess`) and of the current transaction.
+    var variables: [HTTPVariableKey: HTTPVariableValue] = [:]
 
     /// `capacity`: the size of each buffer; `tune.bufsize` (a rewritten head must fit in one
     /// anyway).
@@ -61,6 +63,7 @@ final class HTTPRuleScratch {
         cookieLastDate = 0
         cookieFirstDate = 0
         requestCacheable = false
+        forgetTransactionVariables()
     }
 
     func beginResponse() {

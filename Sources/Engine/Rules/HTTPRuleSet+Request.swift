@@ -16,11 +16,17 @@ enum HTTPCompiledRequestAction {
     case setQuery(HTTPCompiledFormat)
     case setURI(HTTPCompiledFormat)
     case setMethod(HTTPCompiledFormat)
+    case replaceTarget(RequestTargetPart, HTTPRegex, HTTPCompiledFormat)
     case deny(status: Int)
     case returnResponse(HTTPCompiledReturn)
     case redirect(HTTPCompiledRedirect)
     case allow
     case useService(String)
+    /// `auth`: the 401 page with its `WWW-Authenticate` line, made when the set is built.
+    case auth(HTTPLocalResponse)
+    case setVariable(HTTPVariableKey, HTTPCompiledSample)
+    case setVariableFormat(HTTPVariableKey, HTTPCompiledFormat)
+    case unsetVariable(HTTPVariableKey)
 
     init(_ action: HTTPRequestAction, location: SourceLocation, constants: HTTPRuleConstants) throws(ConfigError) {
         func format(_ f: FormatString) -> HTTPCompiledFormat { HTTPCompiledFormat(f, constants: constants) }
@@ -39,6 +45,8 @@ enum HTTPCompiledRequestAction {
         case .setQuery(let f): self = .setQuery(format(f))
         case .setURI(let f): self = .setURI(format(f))
         case .setMethod(let f): self = .setMethod(format(f))
+        case .replaceTarget(let part, let regex, let replacement):
+            self = .replaceTarget(part, try HTTPCompiledRequestAction.regex(regex, location), format(replacement))
         case .deny(let status): self = .deny(status: status)
         case .returnResponse(let status, let contentType, let body, let headers):
             self = .returnResponse(HTTPCompiledReturn(status: status, contentType: contentType, body: body,
@@ -46,7 +54,22 @@ enum HTTPCompiledRequestAction {
         case .redirect(let redirect): self = .redirect(HTTPCompiledRedirect(redirect, constants: constants))
         case .allow: self = .allow
         case .useService(let service): self = .useService(service)
+        case .auth(let realm):
+            self = .auth(HTTPCompiledRequestAction.challenge(realm: realm, constants: constants))
+        case .setVariable(let name, let value): self = .setVariable(HTTPVariableKey(name), HTTPCompiledSample(value, constants: constants))
+        case .setVariableFormat(let name, let value): self = .setVariableFormat(HTTPVariableKey(name), format(value))
+        case .unsetVariable(let name): self = .unsetVariable(HTTPVariableKey(name))
         }
+    }
+
+    /// HAProxy's 401 page with `WWW-Authenticate: Basic realm="REALM"` (the proxy's name without
+    /// a realm is filled in by the rule set: `realm` is nil here only for that).
+    static func challenge(realm: String?, constants: HTTPRuleConstants) -> HTTPLocalResponse {
+        let page = HTTPErrorPages.page(401)!
+        let escaped = (realm ?? constants.proxyName).replacingAll("\\", with: "\\\\").replacingAll("\"", with: "\\\"")
+        var head = Array(UnsafeRawBufferPointer(start: page.head.utf8Start, count: page.head.utf8CodeUnitCount))
+        head += Array("www-authenticate: Basic realm=\"\(escaped)\"\r\n".utf8)
+        return HTTPLocalResponse(status: 401, head: constants.bytes(head), body: HTTPRuleBytes.literal(page.body))
     }
 
     /// `replace-header` and `replace-value` match case-sensitively, as HAProxy.
@@ -189,6 +212,14 @@ extension HTTPRuleSet {
                 return .respond(answer)
             case .useService(let service):
                 return .useService(service)
+            case .auth(let challenge):
+                return .respond(challenge)
+            case .setVariable(let key, let sample):
+                ev.setVariable(key, sample)
+            case .setVariableFormat(let key, let format):
+                ev.setVariable(key, format)
+            case .unsetVariable(let key):
+                ev.scratch.setVariable(key, nil)
             case .returnResponse(let r):
                 return .respond(localResponse(r, ev) ?? ev.frontend.errorResponse(500, backend: ev.backend))
             case .redirect(let r):
@@ -209,6 +240,8 @@ extension HTTPRuleSet {
                 ev.rewriteTarget(request, .uri, f)
             case .setMethod(let f):
                 ev.rewriteMethod(request, f)
+            case .replaceTarget(let part, let regex, let replacement):
+                ev.replaceTarget(request, part, regex, replacement)
             }
             if request.edits.failed { return .respond(ev.frontend.errorResponse(500, backend: ev.backend)) }
         }

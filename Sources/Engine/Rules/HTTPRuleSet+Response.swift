@@ -14,6 +14,9 @@ enum HTTPCompiledResponseAction {
     case setStatus(Int, reason: UnsafeRawBufferPointer?)
     case deny(status: Int)
     case allow
+    case setVariable(HTTPVariableKey, HTTPCompiledSample)
+    case setVariableFormat(HTTPVariableKey, HTTPCompiledFormat)
+    case unsetVariable(HTTPVariableKey)
 
     init(_ action: HTTPResponseAction, location: SourceLocation, constants: HTTPRuleConstants) throws(ConfigError) {
         func format(_ f: FormatString) -> HTTPCompiledFormat { HTTPCompiledFormat(f, constants: constants) }
@@ -31,6 +34,9 @@ enum HTTPCompiledResponseAction {
         case .setStatus(let status, let reason): self = .setStatus(status, reason: reason.map { constants.bytes($0) })
         case .deny(let status): self = .deny(status: status)
         case .allow: self = .allow
+        case .setVariable(let name, let value): self = .setVariable(HTTPVariableKey(name), HTTPCompiledSample(value, constants: constants))
+        case .setVariableFormat(let name, let value): self = .setVariableFormat(HTTPVariableKey(name), format(value))
+        case .unsetVariable(let name): self = .unsetVariable(HTTPVariableKey(name))
         }
     }
 }
@@ -83,6 +89,12 @@ extension HTTPRuleSet {
             case .setStatus(let status, let reason):
                 response.edits.status = status
                 response.edits.reason = reason.flatMap { response.edits.store($0) }
+            case .setVariable(let key, let sample):
+                ev.setVariable(key, sample)
+            case .setVariableFormat(let key, let format):
+                ev.setVariable(key, format)
+            case .unsetVariable(let key):
+                ev.scratch.setVariable(key, nil)
             }
             if response.edits.failed { return .respond(ev.frontend.errorResponse(500, backend: ev.backend)) }
         }

@@ -1,4 +1,5 @@
 import HTTP1
+import ConfigModel
 import Glibc
 
 /// The rewrites `http-request` and `http-response` rules make, recorded in the message's
@@ -185,6 +186,47 @@ extension HTTPEvaluation {
                 out.append(value)
             }
         }
+        guard !out.overflowed else {
+            edits.failed = true
+            return
+        }
+        edits.target = edits.store(out.bytes(from: mark))
+        out.rewind(to: mark)
+    }
+
+    /// `replace-path`, `replace-pathq` and `replace-uri`: when `regex` matches the part of the
+    /// target, the part is replaced by the expanded replacement (HAProxy's `exp_replace`: the
+    /// template with `\N` groups, not a substitution inside the part); the rest of the target stays.
+    func replaceTarget(_ message: HTTPMessageView, _ part: RequestTargetPart, _ regex: HTTPRegex,
+                       _ replacement: HTTPCompiledFormat) {
+        let edits = message.edits
+        guard let template = render(replacement, .requestLine) else {
+            edits.failed = true
+            return
+        }
+        let target = message.target
+        let parts = HTTPTargetParts(target)
+        let range: Range<Int>
+        switch part {
+        case .uri: range = 0..<target.count
+        case .path, .pathQuery:
+            let start = parts.pathStart ?? parts.afterAuthority
+            let end = part == .path ? (parts.queryMark ?? target.count) : target.count
+            range = start..<max(start, end)
+        }
+        let subject = HTTPRuleBytes.slice(target, range)
+        let out = scratch.text
+        let mark = out.count
+        let groupsUsed = HTTPEvaluation.hasBackReference(template) ? min(regex.groupCount + 1, HTTPRegex.maxGroups) : 1
+        let matched = withUnsafeTemporaryAllocation(of: regmatch_t.self, capacity: HTTPRegex.maxGroups) { all in
+            let groups = UnsafeMutableBufferPointer(rebasing: all[0..<groupsUsed])
+            guard regex.match(subject, into: groups) else { return false }
+            out.append(HTTPRuleBytes.slice(target, 0..<range.lowerBound))
+            expand(template, groups: groups, subject: subject)
+            out.append(HTTPRuleBytes.slice(target, range.upperBound..<target.count))
+            return true
+        }
+        guard matched else { return }
         guard !out.overflowed else {
             edits.failed = true
             return

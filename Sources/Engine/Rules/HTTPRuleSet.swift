@@ -89,6 +89,8 @@ final class HTTPRuleSet: @unchecked Sendable {
     /// invalid regular expression, with its location.
     init(_ proxy: Proxy) throws(ConfigError) {
         let constants = HTTPRuleConstants()
+        constants.userlists = proxy.http.userlists
+        constants.proxyName = proxy.name
         self.constants = constants
         name = proxy.name
         nameBytes = constants.bytes(proxy.name)

@@ -225,8 +225,9 @@ extension HTTPSession {
         backend.counters[loop].requests += 1
         if let rules = backend.rules {
             if let index = rules.persistentServer(requestParser.head, input: input, scratch: scratch,
-                                                  isUsable: { i in backend.servers[i].acceptsPersistentTraffic }) {
-                transaction.connector.persistentServer = backend.servers[index]
+                                                  isUsable: { i in backend.configuredServers[i].acceptsPersistentTraffic }) {
+                // The cookie's index is among the configuration's servers (never changed).
+                transaction.connector.persistentServer = backend.configuredServers[index]
             } else {
                 transaction.connector.hashKey = rules.balanceKey(for: backend.proxy.balance, requestParser.head, input: input, scratch: scratch)
             }

@@ -126,7 +126,9 @@ extension HTTPSession {
         if mustClose { transaction.closeAfterResponse = true }
         let connectionHeader: HTTPConnectionHeader = transaction.closeAfterResponse ? .close : .keepAlive
         if let rules = frontend?.rules, let scratch {
-            let serverIndex = server.flatMap { s in backend?.servers.firstIndex { $0 === s } }
+            // A cookie names a configuration server (a runtime one has none): the immutable list,
+            // read on this loop without a copy.
+            let serverIndex = server.flatMap { s in backend?.configuredServers.firstIndex { $0 === s } }
             switch rules.processResponse(responseParser.head, input: input, connection: connectionInfo, scratch: scratch,
                                          backend: backend?.rules, server: serverIndex) {
             case .forward:

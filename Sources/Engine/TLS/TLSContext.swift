@@ -179,7 +179,15 @@ final class TLSServerContext {
                 try proto.install(in: ctx, location: bind.location, context: context, defaultMin: .tlsv12)
                 try cert.install(in: ctx, context: context)
                 if cert.dhParameters == nil {
-                    if let bits = global.tls.defaultDHParam {
+                    if let file = global.tls.dhParamFile {
+                        // ssl-dh-param-file: for every certificate without parameters of its own.
+                        guard let dh = file.contents.withUnsafeBytes({ CLibEV_read_dh_params($0.baseAddress, Int32($0.count)) })
+                        else { throw ConfigError(file.location, "'ssl-dh-param-file': unable to load DH parameters from '\(file.path)'") }
+                        if CLibEV_SSL_CTX_set0_tmp_dh_pkey(ctx, dh) != 1 {
+                            EVP_PKEY_free(dh)
+                            throw ConfigError(file.location, "'ssl-dh-param-file': unable to use DH parameters from '\(file.path)' (\(TLSError.drain() ?? "rejected"))")
+                        }
+                    } else if let bits = global.tls.defaultDHParam {
                         if CLibEV_SSL_CTX_set_ffdhe(ctx, Int32(bits)) != 1 { _ = CLibEV_SSL_CTX_set_dh_auto(ctx, 1) }
                     } else {
                         _ = CLibEV_SSL_CTX_set_dh_auto(ctx, 1)

@@ -11,7 +11,9 @@ struct PrometheusScope: OptionSet, Sendable {
     static let backend = PrometheusScope(rawValue: 4)
     static let server = PrometheusScope(rawValue: 8)
     static let generation = PrometheusScope(rawValue: 16)
-    static let all: PrometheusScope = [.process, .frontend, .backend, .server, .generation]
+    /// Each `resolvers` section's nameservers (HAProxy's `resolver` module).
+    static let resolver = PrometheusScope(rawValue: 32)
+    static let all: PrometheusScope = [.process, .frontend, .backend, .server, .generation, .resolver]
 
     /// The scope a request's query asks for (`scope=frontend&scope=server`, `scope=*`,
     /// `scope=global` for the process, `no-maint`), HAProxy's parameters.
@@ -30,6 +32,7 @@ struct PrometheusScope: OptionSet, Sendable {
             case "backend": scope.insert(.backend)
             case "server": scope.insert(.server)
             case "generation", "strata": scope.insert(.generation)
+            case "resolver": scope.insert(.resolver)
             default: break
             }
         }
@@ -83,6 +86,7 @@ extension Engine {
         if scope.contains(.frontend) { writeFrontends(&w, views) }
         if scope.contains(.backend) { writeBackends(&w, views) }
         if scope.contains(.server) { writeServers(&w, views, noMaint: noMaint) }
+        if scope.contains(.resolver) { writeResolvers(&w) }
         return w
     }
 

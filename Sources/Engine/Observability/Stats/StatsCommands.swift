@@ -39,10 +39,6 @@ enum StatsCommands {
             if args.count == 1, args[0].hasPrefix("0x") { return .text(showSessions(c.engine, detailed: true, only: args[0])) }
             return .unknown
         },
-        AdminCommand(["show", "servers", "conn"], usage: ("show servers conn [<backend>]", "dump server connections status (all or for a single backend)"),
-                     level: .user) { c in
-            c.arguments.count > 1 ? .unknown : .text(showServersConnections(c.engine, backend: c.arguments.first))
-        },
         // Captures show client addresses and request bytes.
         AdminCommand(["show", "errors"],
                      usage: ("show errors [<px>] [request|response]", "report last request and/or response errors for each proxy"),
@@ -236,28 +232,6 @@ enum StatsCommands {
         infoFields(engine).map { "\($0.name): \($0.value)" }.joined(separator: "\n")
     }
 
-    /// `show servers conn [BACKEND]`: HAProxy's line per server of its connections: in use now
-    /// and at most, idle in the pools (every pooled connection has served a whole exchange:
-    /// HAProxy's "safe"), per loop, with HAProxy's purge delay (5 s) and no idle limit (-1).
-    static func showServersConnections(_ engine: Engine, backend: String?) -> String {
-        let views = engine.statsProxies().filter { $0.backend != nil && (backend == nil || $0.name == backend) }
-        if backend != nil && views.isEmpty { return "Can't find backend." }
-        var lines = ["# bkname/svname bkid/svid addr port - purge_delay used_cur used_max need_est unsafe_nb safe_nb idle_lim idle_cur idle_per_thr[\(engine.workers.count)]"]
-        let purge = Int(Worker.idleServerConnectionLifetime * 1000)
-        for view in views {
-            for s in view.backend!.servers {
-                let st = s.state
-                let a = s.address
-                let idle = st.idleConnections
-                let perLoop = st.pools.map { String($0.count) }.joined(separator: " ")
-                // strata estimates no need beyond what is in use: need_est is the connections used now.
-                lines.append("\(view.name)/\(s.name) \(view.proxy.id)/\(s.config.id) \(a.address) \(a.port.map(String.init) ?? "0") - \(purge) "
-                             + "\(st.currentSessions) \(st.maxSessions) \(st.currentSessions) 0 \(idle) -1 \(idle) \(perLoop)")
-            }
-        }
-        return lines.joined(separator: "\n")
-    }
-
     /// `show info typed`: `POS.NAME.1:TAGS:TYPE:VALUE`, HAProxy's.
     static func showInfoTyped(_ engine: Engine) -> String {
         infoFields(engine).map { f in "\(f.position).\(f.name).1:\(f.tags):\(f.type):\(f.value)" }.joined(separator: "\n")
@@ -326,7 +300,7 @@ enum StatsCommands {
             rows.removeAll { row in
                 guard row.type == .server else { return false }
                 let status = row.string(.status)
-                if noMaint && status == "MAINT" { return true }
+                if noMaint && status.hasPrefix("MAINT") { return true }
                 return onlyUp && !(status.hasPrefix("UP") || status == "no check")
             }
         }

@@ -201,7 +201,7 @@ extension Engine {
         let filtered = rows.filter { row in
             guard row.type == .server else { return true }
             let status = row.string(.status)
-            if request.noMaint && status == "MAINT" { return false }
+            if request.noMaint && status.hasPrefix("MAINT") { return false }
             return !request.onlyUp || status.hasPrefix("UP") || status == "no check"
         }
         let backendAdmin = admin && view.backend != nil
@@ -220,7 +220,7 @@ extension Engine {
             case .frontend: css = "frontend"
             case .backend: css = "backend"
             case .server:
-                if status == "MAINT" { css = "maint" } else if status == "DRAIN" { css = "drain" }
+                if status.hasPrefix("MAINT") { css = "maint" } else if status == "DRAIN" { css = "drain" }
                 else if status.hasPrefix("NOLB") { css = "nolb" } else if status.hasPrefix("DOWN ") || status.hasPrefix("UP ") { css = "going" }
                 else if status.hasPrefix("DOWN") { css = "down" } else { css = "up" }
             }

@@ -163,7 +163,7 @@ extension Engine {
             rows.removeAll { row in
                 guard row.type == .server else { return false }
                 let status = row.string(.status)
-                if request.noMaint && status == "MAINT" { return true }
+                if request.noMaint && status.hasPrefix("MAINT") { return true }
                 return request.onlyUp && !(status.hasPrefix("UP") || status == "no check")
             }
         }

@@ -290,7 +290,10 @@ extension Engine {
         Engine.times(&row, st.times)
         let moved = s.address
         let address = SocketEndpoint(address: moved.address, port: moved.port ?? 0)
-        row[.addr] = .string(moved.port == nil ? (address.address.isV6 ? "[\(address.address)]" : "\(address.address)") : address.description)
+        // A server without an address (resolution maintenance) has none to show.
+        if st.hasAddress {
+            row[.addr] = .string(moved.port == nil ? (address.address.isV6 ? "[\(address.address)]" : "\(address.address)") : address.description)
+        }
         if let cookie = s.config.options.cookie { row[.cookie] = .string(cookie) }
         row[.srv_icur] = .int(st.idleConnections)
         let m = metrics.rates.meters(st.counters)

@@ -1,0 +1,101 @@
+import ConfigModel
+
+/// `set-var` and `var()`: HAProxy's variables. A variable's name is interned once, when a rule
+/// set is compiled, into a key; the values live in the session's scratch (scopes `sess`, `txn`,
+/// `req`, `res`: one client connection's, read and written by its loop alone) or in the
+/// process's store (`proc`: shared by every loop, behind a lock; rare).
+struct HTTPVariableKey: Hashable {
+    enum Scope: UInt8 {
+        case proc, sess, txn, req, res
+    }
+    let scope: Scope
+    let id: Int
+
+    /// Interned names: the same name gives the same key in every rule set and generation.
+    private static let names = Locked<[String: Int]>([:])
+
+    init(_ name: String) {
+        let dot = name.firstIndex(of: ".")!
+        switch name[..<dot] {
+        case "proc": scope = .proc
+        case "sess": scope = .sess
+        case "req": scope = .req
+        case "res": scope = .res
+        default: scope = .txn
+        }
+        id = HTTPVariableKey.names.withLock { table in
+            if let id = table[name] { return id }
+            table[name] = table.count
+            return table.count - 1
+        }
+    }
+}
+
+/// A variable's value, owned (a sample's bytes point into a message that will be gone).
+enum HTTPVariableValue {
+    case bytes([UInt8])
+    case integer(Int)
+    case boolean(Bool)
+    case address(HTTPAddressBits)
+}
+
+/// The `proc` scope: one store for the process.
+enum HTTPProcessVariables {
+    static let store = Locked<[Int: HTTPVariableValue]>([:])
+}
+
+extension HTTPRuleScratch {
+    func variable(_ key: HTTPVariableKey) -> HTTPVariableValue? {
+        key.scope == .proc ? HTTPProcessVariables.store.withLock { $0[key.id] } : variables[key]
+    }
+
+    func setVariable(_ key: HTTPVariableKey, _ value: HTTPVariableValue?) {
+        if key.scope == .proc {
+            HTTPProcessVariables.store.withLock { $0[key.id] = value }
+        } else {
+            variables[key] = value
+        }
+    }
+
+    /// A new transaction: `txn`, `req` and `res` variables go; `sess` ones stay with the connection.
+    func forgetTransactionVariables() {
+        guard !variables.isEmpty else { return }
+        variables = variables.filter { $0.key.scope == .sess }
+    }
+}
+
+extension HTTPEvaluation {
+    /// `set-var(NAME) EXPR`: the expression's value, copied; no value unsets nothing (HAProxy
+    /// leaves the variable as it was).
+    func setVariable(_ key: HTTPVariableKey, _ sample: HTTPCompiledSample) {
+        guard let value = value(sample) else { return }
+        let stored: HTTPVariableValue
+        switch value {
+        case .bytes(let b): stored = .bytes(Array(b))
+        case .integer(let n): stored = .integer(n)
+        case .boolean(let b): stored = .boolean(b)
+        case .address(let a): stored = .address(a)
+        }
+        scratch.setVariable(key, stored)
+    }
+
+    /// `set-var-fmt(NAME) FMT`: the rendered string.
+    func setVariable(_ key: HTTPVariableKey, _ format: HTTPCompiledFormat) {
+        guard let text = render(format, .fieldValue) else { return }
+        scratch.setVariable(key, .bytes(Array(text)))
+    }
+
+    /// `var(NAME)`: bytes are copied into the rule's samples (valid until the next rule).
+    func variableSample(_ key: HTTPVariableKey) -> HTTPSample? {
+        switch scratch.variable(key) {
+        case nil: return nil
+        case .integer(let n)?: return .integer(n)
+        case .boolean(let b)?: return .boolean(b)
+        case .address(let a)?: return .address(a)
+        case .bytes(let b)?:
+            let mark = scratch.samples.count
+            let ok = b.withUnsafeBytes { scratch.samples.append($0) }
+            return ok ? .bytes(scratch.samples.bytes(from: mark)) : nil
+        }
+    }
+}
