@@ -271,6 +271,8 @@ enum StatsTestSupport {
         let generationsAt = try #require(body.range(of: "<section id=\"generations\">")).lowerBound
         #expect(proxyAt < generationsAt)
         #expect(body.contains("<details id=\"generations-detail\">"))
+        // Each generation's line has its own small chart.
+        #expect(body.contains("<svg class=\"sparkline\" data-generation=\"1\""))
         #expect(body.contains("<table id=\"legend\">"))
         #expect(body.contains("id=\"hide-down\" href=\"/stats;up\">Hide 'DOWN' servers</a>"))
         #expect(body.contains("id=\"refresh-now\""))

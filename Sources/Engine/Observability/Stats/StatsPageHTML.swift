@@ -101,12 +101,13 @@ extension Engine {
     func generationsPanel() -> String {
         let registry = metrics
         var h = "<section id=\"generations\"><h2>Generations</h2>\n"
-        h += "<table id=\"generations-table\"><tr><th>id</th><th class=\"n\">state</th><th>age</th><th>draining for</th><th>sessions</th><th>accepted</th><th>killed</th><th>listeners</th><th class=\"n\">hash</th></tr>\n"
+        h += "<table id=\"generations-table\"><tr><th>id</th><th class=\"n\">state</th><th>age</th><th>draining for</th><th>sessions</th><th>accepted</th><th>killed</th><th>listeners</th><th class=\"n\">hash</th><th class=\"n\">sessions, last minutes</th></tr>\n"
         let now = MonotonicClock.now()
+        let wall = wallClock()
         for g in liveGenerations.reversed() {
             let age = Engine.duration(now - g.builtAt)
             let draining = g.drainingSince.map { Engine.duration(now - $0) } ?? "-"
-            h += "<tr class=\"\(g.state.rawValue)\" data-generation=\"\(g.id)\"><td>\(g.id)</td><td class=\"n\">\(g.state.rawValue)</td><td>\(age)</td><td>\(draining)</td><td>\(g.sessions)</td><td>\(g.sessionsAccepted)</td><td>\(g.sessionsKilled)</td><td>\(g.listenerRefs)</td><td class=\"n\"><code>\(html(g.config.hash))</code></td></tr>\n"
+            h += "<tr class=\"\(g.state.rawValue)\" data-generation=\"\(g.id)\"><td>\(g.id)</td><td class=\"n\">\(g.state.rawValue)</td><td>\(age)</td><td>\(draining)</td><td>\(g.sessions)</td><td>\(g.sessionsAccepted)</td><td>\(g.sessionsKilled)</td><td>\(g.listenerRefs)</td><td class=\"n\"><code>\(html(g.config.hash))</code></td><td class=\"n\">\(sparkline(registry.history, generation: g.id, now: wall))</td></tr>\n"
         }
         h += "</table>\n<details id=\"generations-detail\"><summary>sessions chart, last reloads and events</summary>\n"
         h += sessionsChart(registry.history, now: wallClock())
@@ -125,6 +126,30 @@ extension Engine {
             h += "</table>\n"
         }
         return h + "</details></section>\n"
+    }
+
+    /// A generation's sessions over the chart's window as a small inline line (120x16), on the
+    /// same scale as the full chart: a drain reads at a glance on the generation's own line.
+    func sparkline(_ history: [MetricsRegistry.Sample], generation id: Int, now: Double) -> String {
+        let width = 120.0, height = 16.0
+        // The full chart's window: the last five minutes, or less while the history is shorter
+        // (at least one minute).
+        let span = history.first.map { now - $0.time } ?? 0
+        let window = min(Double(MetricsRegistry.historyLength), max(60, span.rounded(.up)))
+        var peak = 1
+        for s in history { for g in s.generations { peak = max(peak, g.sessions) } }
+        var points: [String] = []
+        for s in history {
+            guard let g = s.generations.first(where: { $0.id == id }) else { continue }
+            let x = width * (1 - min(max(now - s.time, 0), window) / window)
+            let y = (height - 1) * (1 - Double(g.sessions) / Double(peak)) + 0.5
+            points.append("\(Engine.oneDecimal(x)),\(Engine.oneDecimal(y))")
+        }
+        if points.count == 1 { points.append(points[0]) }
+        let color = Engine.palette[id % Engine.palette.count]
+        return "<svg class=\"sparkline\" data-generation=\"\(id)\" width=\"\(Int(width))\" height=\"\(Int(height))\" viewBox=\"0 0 \(Int(width)) \(Int(height))\" role=\"img\" aria-label=\"sessions of generation \(id)\">"
+            + (points.isEmpty ? "" : "<polyline fill=\"none\" stroke=\"\(color)\" stroke-width=\"1.5\" points=\"\(points.joined(separator: " "))\"/>")
+            + "</svg>"
     }
 
     static func duration(_ seconds: Double) -> String {
