@@ -11,10 +11,13 @@
 #   haproxy                     tests compare strata's files and log lines with HAProxy's
 #   chromium                    the stats page is tested in a real headless browser
 #   python3-prometheus-client   the exporter's output is read by a real Prometheus parser
+#   hatop, tmux                 HAProxy's curses client runs on strata's admin socket in a tmux window
+#   prometheus                  its promtool checks the exporter's output (`promtool check metrics`)
 # Without one of the test tools, `swift test` skips the tests that need it (and says so).
 set -eu
 SUDO=""
 [ "$(id -u)" = 0 ] || SUDO=sudo
 $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update
 $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y \
-    libev-dev libssl-dev libc-ares-dev libcrypt-dev openssl curl haproxy chromium python3-prometheus-client dnsmasq-base
+    libev-dev libssl-dev libc-ares-dev libcrypt-dev openssl curl haproxy chromium python3-prometheus-client dnsmasq-base \
+    hatop tmux prometheus

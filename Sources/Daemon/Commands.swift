@@ -2,6 +2,8 @@ import ArgumentParser
 import Foundation
 
 let strataVersion = "0.1.0"
+/// The date of the version's source (`show info`'s Release_date, HAProxy's format): changed with it.
+let strataReleaseDate = "2026/12/07"
 
 /// `strata [run] -f FILE…`, `strata -c -f FILE…`, `strata check`, `strata reload`, `strata cli`.
 struct StrataCommand: ParsableCommand {

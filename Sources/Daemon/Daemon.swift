@@ -199,6 +199,7 @@ final class Daemon: @unchecked Sendable {
         // The stats page's and `show info`'s version, event list and sessions chart (one sample a second).
         let metrics = engine.metrics
         metrics.productVersion = strataVersion
+        metrics.productReleaseDate = strataReleaseDate
         let notice = engine.notice
         engine.notice = { message, level, logged in
             notice(message, level, logged)

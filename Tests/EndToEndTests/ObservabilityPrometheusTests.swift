@@ -109,27 +109,27 @@ import Testing
         #expect(retired.value("strata_generations", ["state": "draining"]) == 0)
         Self.expectGenerationsMatch(retired, try Self.generations(strata))
         // The request that drained is counted where it ran, and stays counted.
-        #expect(retired.value("strata_backend_http_requests_total", ["proxy": "hold"]) == 1)
-        #expect(retired.value("strata_server_sessions_total", ["proxy": "hold", "server": "h"]) == 1)
+        #expect(retired.value("haproxy_backend_http_requests_total", ["proxy": "hold"]) == 1)
+        #expect(retired.value("haproxy_server_sessions_total", ["proxy": "hold", "server": "h"]) == 1)
     }
 
     /// The counters a test follows across reloads: frontend, backend and server totals.
     static let carried: [(String, [String: String])] = [
-        ("strata_frontend_sessions_total", ["proxy": "web"]),
-        ("strata_frontend_connections_total", ["proxy": "web"]),
-        ("strata_frontend_http_requests_total", ["proxy": "web"]),
-        ("strata_frontend_bytes_in_total", ["proxy": "web"]),
-        ("strata_frontend_bytes_out_total", ["proxy": "web"]),
-        ("strata_frontend_http_responses_total", ["proxy": "web", "code": "2xx"]),
-        ("strata_backend_sessions_total", ["proxy": "main"]),
-        ("strata_backend_http_requests_total", ["proxy": "main"]),
-        ("strata_backend_bytes_out_total", ["proxy": "main"]),
-        ("strata_backend_http_responses_total", ["proxy": "main", "code": "2xx"]),
-        ("strata_backend_loadbalanced_total", ["proxy": "main"]),
-        ("strata_server_sessions_total", ["proxy": "main", "server": "m"]),
-        ("strata_server_bytes_out_total", ["proxy": "main", "server": "m"]),
-        ("strata_server_http_responses_total", ["proxy": "main", "server": "m", "code": "2xx"]),
-        ("strata_server_loadbalanced_total", ["proxy": "main", "server": "m"]),
+        ("haproxy_frontend_sessions_total", ["proxy": "web"]),
+        ("haproxy_frontend_connections_total", ["proxy": "web"]),
+        ("haproxy_frontend_http_requests_total", ["proxy": "web"]),
+        ("haproxy_frontend_bytes_in_total", ["proxy": "web"]),
+        ("haproxy_frontend_bytes_out_total", ["proxy": "web"]),
+        ("haproxy_frontend_http_responses_total", ["proxy": "web", "code": "2xx"]),
+        ("haproxy_backend_sessions_total", ["proxy": "main"]),
+        ("haproxy_backend_http_requests_total", ["proxy": "main"]),
+        ("haproxy_backend_bytes_out_total", ["proxy": "main"]),
+        ("haproxy_backend_http_responses_total", ["proxy": "main", "code": "2xx"]),
+        ("haproxy_backend_loadbalanced_total", ["proxy": "main"]),
+        ("haproxy_server_sessions_total", ["proxy": "main", "server": "m"]),
+        ("haproxy_server_bytes_out_total", ["proxy": "main", "server": "m"]),
+        ("haproxy_server_http_responses_total", ["proxy": "main", "server": "m", "code": "2xx"]),
+        ("haproxy_server_loadbalanced_total", ["proxy": "main", "server": "m"]),
     ]
 
     static func counters(_ scrape: PrometheusScrape, sourceLocation: SourceLocation = #_sourceLocation) -> [String: Double] {
@@ -163,8 +163,8 @@ import Testing
 
         let s1 = try PrometheusScrape.scrape(port)
         let c1 = Self.counters(s1)
-        #expect(s1.value("strata_backend_http_requests_total", ["proxy": "main"]) == 5)
-        #expect(s1.value("strata_server_sessions_total", ["proxy": "main", "server": "m"]) == 5)
+        #expect(s1.value("haproxy_backend_http_requests_total", ["proxy": "main"]) == 5)
+        #expect(s1.value("haproxy_server_sessions_total", ["proxy": "main", "server": "m"]) == 5)
         #expect(s1.value("strata_reloads_total", ["result": "success"]) == 0)
         #expect(s1.value("strata_reloads_total", ["result": "failure"]) == 0)
 
@@ -176,9 +176,9 @@ import Testing
         let c2 = Self.counters(s2)
         Self.expectNoneWentBack(c1, c2)
         // Nothing reached `main` since: its figures are exactly what they were.
-        #expect(s2.value("strata_backend_http_requests_total", ["proxy": "main"]) == 5)
-        #expect(s2.value("strata_server_sessions_total", ["proxy": "main", "server": "m"]) == 5)
-        #expect(s2.value("strata_server_bytes_out_total", ["proxy": "main", "server": "m"]) == s1.value("strata_server_bytes_out_total", ["proxy": "main", "server": "m"]))
+        #expect(s2.value("haproxy_backend_http_requests_total", ["proxy": "main"]) == 5)
+        #expect(s2.value("haproxy_server_sessions_total", ["proxy": "main", "server": "m"]) == 5)
+        #expect(s2.value("haproxy_server_bytes_out_total", ["proxy": "main", "server": "m"]) == s1.value("haproxy_server_bytes_out_total", ["proxy": "main", "server": "m"]))
         #expect(s2.value("strata_reloads_total", ["result": "success"]) == 2)
         Self.expectGenerationsMatch(s2, try Self.generations(strata))
 
@@ -187,11 +187,11 @@ import Testing
         let s3 = try PrometheusScrape.scrape(port)
         let c3 = Self.counters(s3)
         Self.expectNoneWentBack(c2, c3)
-        #expect(s3.value("strata_backend_http_requests_total", ["proxy": "main"]) == 8)
-        #expect(s3.value("strata_server_sessions_total", ["proxy": "main", "server": "m"]) == 8)
-        #expect(s3.value("strata_server_http_responses_total", ["proxy": "main", "server": "m", "code": "2xx"]) == 8)
-        #expect((s3.value("strata_frontend_http_requests_total", ["proxy": "web"]) ?? 0)
-                >= (s2.value("strata_frontend_http_requests_total", ["proxy": "web"]) ?? 0) + 3)
+        #expect(s3.value("haproxy_backend_http_requests_total", ["proxy": "main"]) == 8)
+        #expect(s3.value("haproxy_server_sessions_total", ["proxy": "main", "server": "m"]) == 8)
+        #expect(s3.value("haproxy_server_http_responses_total", ["proxy": "main", "server": "m", "code": "2xx"]) == 8)
+        #expect((s3.value("haproxy_frontend_http_requests_total", ["proxy": "web"]) ?? 0)
+                >= (s2.value("haproxy_frontend_http_requests_total", ["proxy": "web"]) ?? 0) + 3)
 
         // A failed reload changes nothing, and is counted as one.
         let before = try Self.generations(strata)

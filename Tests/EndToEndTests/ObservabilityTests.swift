@@ -24,7 +24,8 @@ struct PrometheusScrape {
         for family in text_string_to_metric_families(sys.stdin.read()):
             out["types"][family.name] = family.type
             for s in family.samples:
-                out["samples"].append([s.name, s.labels, s.value])
+                # NaN (HAProxy's empty field) is not JSON: null.
+                out["samples"].append([s.name, s.labels, None if s.value != s.value else s.value])
         print(json.dumps(out))
         """
 

@@ -227,8 +227,9 @@ import Testing
         var out: [String: (address: String, idlePerLoop: [Int])] = [:]
         for line in try strata.admin("show servers conn app").split(separator: "\n").dropFirst() {
             let f = line.split(separator: " ").map(String.init)
-            guard f.count > 9, let slash = f[0].firstIndex(of: "/") else { continue }
-            out[String(f[0][f[0].index(after: slash)...])] = (f[2], f[9...].compactMap { Int($0) })
+            // HAProxy's columns: … used_cur used_max need_est unsafe_nb safe_nb idle_lim idle_cur idle_per_thr[N].
+            guard f.count > 13, let slash = f[0].firstIndex(of: "/") else { continue }
+            out[String(f[0][f[0].index(after: slash)...])] = (f[2], f[13...].compactMap { Int($0) })
         }
         return out
     }

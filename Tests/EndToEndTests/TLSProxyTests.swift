@@ -261,6 +261,12 @@ struct TLSProxyTests {
         #expect(sClient(port: s.tls, serverName: "a.test", extra: ["-tls1_2", "-sess_out", twelve]).output.contains("origin=main"))
         #expect(try s.strata.admin("reload").hasPrefix("Success=1"))
         #expect(sClient(port: s.tls, serverName: "a.test", extra: ["-tls1_2", "-sess_in", twelve]).output.contains("Reused, TLSv1.2"))
+        // `show info` counts the TLS endpoints (four connections, none open now) and, once the
+        // sampler has seen them, the full handshakes among them.
+        let info = try s.strata.admin("show info")
+        let cumulative = info.split(separator: "\n").first { $0.hasPrefix("CumSslConns: ") }.flatMap { Int($0.dropFirst(13)) }
+        #expect((cumulative ?? 0) >= 4, "\(info)")
+        #expect(eventually(seconds: 5) { ((try? s.strata.admin("show info")) ?? "").contains("\nCurrSslConns: 0\n") })
     }
 
     @Test func tcpModeTerminatesTLS() throws {

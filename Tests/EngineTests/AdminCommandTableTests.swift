@@ -43,10 +43,11 @@ extension Engine {
             AdminCommandTable.engine.command(for: line.split(separator: " ").map(String.init))?.level
         }
         for line in ["help", "show info", "show info json", "show stat", "show stat typed", "show servers state",
-                     "show servers state be", "show backend", "get weight be/s1", "show generations"] {
+                     "show servers state be", "show backend", "get weight be/s1", "show generations",
+                     "set timeout cli 5", "show version", "show activity", "show servers conn", "show servers conn be"] {
             #expect(level(line) == .user, "\(line)")
         }
-        for line in ["show sess", "show threads", "show ssl cert", "show ssl cert /x.pem", "clear counters"] {
+        for line in ["show env", "show env PATH", "show errors", "show errors web request", "show sess all", "show sess", "show threads", "show ssl cert", "show ssl cert /x.pem", "clear counters"] {
             #expect(level(line) == .operator_, "\(line)")
         }
         for line in ["clear counters all", "disable server be/s1", "enable server be/s1", "disable health be/s1",
@@ -75,15 +76,15 @@ extension Engine {
         let (header, lines) = Self.listed(engine.admin("help", level: .user))
         #expect(header == "The following commands are valid at this level:")
         #expect(lines == lines.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) })
-        #expect(lines.count == 19)
-        #expect(lines.contains("  show stat [{<iid>|<proxy>} <type> <sid>] [typed|json] [up|no-maint] : report counters for each proxy and server"))
+        #expect(lines.count == 24)
+        #expect(lines.contains("  show stat [domain <dns|proxy>] [{<iid>|<proxy>} <type> <sid>] [typed|json] [up|no-maint] : report counters for each proxy and server"))
         #expect(lines.contains("  show generations                        : one row per live generation (id state age_s sessions listeners hash)"))
         #expect(lines.contains("  clear counters [all]                    : clear max statistics counters (or all counters)"))
         #expect(!lines.contains { $0.hasPrefix("  clear counters all") })
 
         let shown = Self.listed(engine.admin("help show ssl")).lines
         #expect(shown == ["  show ssl cert [<certfile>]              : display the SSL certificates used in memory, or the details of a file's"])
-        #expect(Self.listed(engine.admin("help show")).lines.count == 10)
+        #expect(Self.listed(engine.admin("help show")).lines.count == 14)
 
         // A command registered later is listed in its place.
         var table = AdminCommandTable.engine
@@ -91,7 +92,7 @@ extension Engine {
         var answer = ""
         table.run(["help"], level: .user, engine: engine) { answer = $0 }
         let withReload = Self.listed(answer).lines
-        #expect(withReload.count == 20)
+        #expect(withReload.count == 25)
         #expect(withReload.firstIndex(of: "  reload                                  : reload the configuration in place")
                 == withReload.firstIndex { $0.hasPrefix("  set server") }.map { $0 - 1 })
     }
@@ -113,7 +114,7 @@ extension Engine {
         // No word past the ones that matched: the commands that start with them.
         let show = Self.listed(engine.admin("show"))
         #expect(show.header == better)
-        #expect(show.lines.count == 10 && show.lines.allSatisfy { $0.hasPrefix("  show ") })
+        #expect(show.lines.count == 14 && show.lines.allSatisfy { $0.hasPrefix("  show ") })
 
         // Known words with arguments the command does not take: nothing is close to a word
         // compared with none, so the commands with those words.
@@ -123,7 +124,7 @@ extension Engine {
         // No word at all.
         let empty = Self.listed(engine.admin([]))
         #expect(empty.header == "Unknown command. Please enter one of the following commands only:")
-        #expect(empty.lines.count == 19)
+        #expect(empty.lines.count == 24)
 
         // At most five proposals, the closest first in the table, listed sorted.
         let far = Self.listed(engine.admin("frobnicate"))

@@ -53,7 +53,8 @@ import Testing
             let series = String(line[..<line.lastIndex(of: " ")!])
             #expect(seen.insert(series).inserted, "duplicate series \(series)")
             #expect(series.hasPrefix(family), "\(series) outside its family \(family)")
-            #expect(series.hasPrefix("strata_"))
+            // HAProxy's families under its names, strata's own under its prefix.
+            #expect(series.hasPrefix("strata_") || series.hasPrefix("haproxy_"))
         }
         let s = Self.samples(text)
         #expect(s["strata_generation_info{generation=\"1\",state=\"active\",hash=\"hash1\"}"] == 1)
@@ -65,23 +66,23 @@ import Testing
         #expect(s["strata_reload_duration_seconds_bucket{le=\"0.025\"}"] == 1)
         #expect(s["strata_reload_duration_seconds_bucket{le=\"+Inf\"}"] == 2)
         #expect(s["strata_reload_duration_seconds_count"] == 2)
-        #expect(s["strata_frontend_http_responses_total{proxy=\"web\",code=\"2xx\"}"] == 1)
-        #expect(s["strata_frontend_http_responses_total{proxy=\"db\",code=\"2xx\"}"] == nil)  // TCP
-        #expect(s["strata_server_status{proxy=\"web\",server=\"s1\",state=\"UP\"}"] == 1)
-        #expect(s["strata_server_status{proxy=\"web\",server=\"s1\",state=\"DOWN\"}"] == 0)
-        #expect(s["strata_server_limit_sessions{proxy=\"web\",server=\"s2\"}"] == 10)
-        #expect(s["strata_backend_status{proxy=\"db\",state=\"UP\"}"] == 1)
-        #expect(s["strata_backend_active_servers{proxy=\"web\"}"] == 1)
-        #expect(s["strata_backend_backup_servers{proxy=\"web\"}"] == 1)
-        #expect(s["strata_server_connect_time_average_seconds{proxy=\"db\",server=\"pg,1\"}"] == 0)
-        #expect(s["strata_process_current_connections"] == 0)
+        #expect(s["haproxy_frontend_http_responses_total{proxy=\"web\",code=\"2xx\"}"] == 1)
+        #expect(s["haproxy_frontend_http_responses_total{proxy=\"db\",code=\"2xx\"}"] == nil)  // TCP
+        #expect(s["haproxy_server_status{proxy=\"web\",server=\"s1\",state=\"UP\"}"] == 1)
+        #expect(s["haproxy_server_status{proxy=\"web\",server=\"s1\",state=\"DOWN\"}"] == 0)
+        #expect(s["haproxy_server_limit_sessions{proxy=\"web\",server=\"s2\"}"] == 10)
+        #expect(s["haproxy_backend_status{proxy=\"db\",state=\"UP\"}"] == 1)
+        #expect(s["haproxy_backend_active_servers{proxy=\"web\"}"] == 1)
+        #expect(s["haproxy_backend_backup_servers{proxy=\"web\"}"] == 1)
+        #expect(s["haproxy_server_connect_time_average_seconds{proxy=\"db\",server=\"pg,1\"}"] == 0)
+        #expect(s["haproxy_process_current_connections"] == 0)
         // Scopes, HAProxy's query parameters.
         let (scope, noMaint) = PrometheusScope.parse(query: "scope=server&scope=generation&no-maint")
         #expect(scope == [.server, .generation])
         #expect(noMaint)
         let servers = String(decoding: engine.prometheusMetrics(scope: .server), as: UTF8.self)
-        #expect(!servers.contains("strata_frontend_"))
-        #expect(servers.contains("strata_server_current_sessions{proxy=\"web\",server=\"s1\"} 0\n"))
+        #expect(!servers.contains("haproxy_frontend_"))
+        #expect(servers.contains("haproxy_server_current_sessions{proxy=\"web\",server=\"s1\"} 0\n"))
     }
 
     @Test func useServiceAnswersWithTheExpositionOfTheScopeAsked() throws {
@@ -94,7 +95,7 @@ import Testing
         #expect(answer.text.contains("content-type: text/plain; version=0.0.4; charset=utf-8\r\n"))
         let body = String(decoding: answer.body, as: UTF8.self)
         #expect(body.contains("strata_generation_info{generation=\"1\",state=\"active\",hash=\"hash1\"} 1\n"))
-        #expect(!body.contains("strata_server_"))
+        #expect(!body.contains("haproxy_server_"))
         let head = try #require(StatsTestSupport.withHead("HEAD /metrics HTTP/1.1\r\nHost: x\r\n\r\n") { head, input in
             Engine.serviceCall("prometheus-exporter", head, input: input).map { engine.answer($0) }
         })
@@ -133,9 +134,9 @@ import Testing
             assert names["strata_generation_info"].type == "gauge"
             info = [s for s in names["strata_generation_info"].samples]
             assert info[0].labels == {"generation": "1", "state": "active", "hash": "hash1"}, info[0].labels
-            ct = [s for s in names["strata_server_connect_time_average_seconds"].samples if s.labels["server"] == "s1"][0]
+            ct = [s for s in names["haproxy_server_connect_time_average_seconds"].samples if s.labels["server"] == "s1"][0]
             assert abs(ct.value - 0.003) < 1e-9, ct.value
-            assert any(f.name.startswith("strata_server_sessions") and f.type == "counter" for f in families)
+            assert any(f.name.startswith("haproxy_server_sessions") and f.type == "counter" for f in families)
             print(len(families), sum(len(f.samples) for f in families))
             """
         let (status, output) = try TestTools.python(script, input: text)
@@ -193,7 +194,7 @@ import Testing
         #expect(s["strata_generation_sessions{generation=\"2\"}"] == 0)
         #expect(s["strata_generations{state=\"draining\"}"] == 1)
         #expect(s["strata_generation_draining_seconds{generation=\"1\"}"] != nil)
-        #expect(s["strata_frontend_current_sessions{proxy=\"web\"}"] == 1)
+        #expect(s["haproxy_frontend_current_sessions{proxy=\"web\"}"] == 1)
 
         close(fd)  // the client gives up: the request ends, generation 1 retires
         s = Self.eventually(proxy.engine) { $0["strata_generations{state=\"draining\"}"] == 0 }
@@ -214,13 +215,13 @@ import Testing
             TestSocket.sendAll(fd, "GET /c/\(i) HTTP/1.1\r\nHost: t\r\n\r\n")
             _ = try #require(reader.readResponse())
         }
-        let keys = ["strata_frontend_http_requests_total{proxy=\"web\"}", "strata_frontend_bytes_in_total{proxy=\"web\"}",
-                    "strata_frontend_bytes_out_total{proxy=\"web\"}", "strata_backend_http_requests_total{proxy=\"web\"}",
-                    "strata_backend_sessions_total{proxy=\"web\"}", "strata_server_sessions_total{proxy=\"web\",server=\"origin\"}",
-                    "strata_server_bytes_out_total{proxy=\"web\",server=\"origin\"}",
-                    "strata_frontend_http_responses_total{proxy=\"web\",code=\"2xx\"}"]
-        let before = Self.eventually(proxy.engine) { $0["strata_frontend_http_responses_total{proxy=\"web\",code=\"2xx\"}"] == 3 }
-        #expect(before["strata_frontend_http_requests_total{proxy=\"web\"}"] == 3)
+        let keys = ["haproxy_frontend_http_requests_total{proxy=\"web\"}", "haproxy_frontend_bytes_in_total{proxy=\"web\"}",
+                    "haproxy_frontend_bytes_out_total{proxy=\"web\"}", "haproxy_backend_http_requests_total{proxy=\"web\"}",
+                    "haproxy_backend_sessions_total{proxy=\"web\"}", "haproxy_server_sessions_total{proxy=\"web\",server=\"origin\"}",
+                    "haproxy_server_bytes_out_total{proxy=\"web\",server=\"origin\"}",
+                    "haproxy_frontend_http_responses_total{proxy=\"web\",code=\"2xx\"}"]
+        let before = Self.eventually(proxy.engine) { $0["haproxy_frontend_http_responses_total{proxy=\"web\",code=\"2xx\"}"] == 3 }
+        #expect(before["haproxy_frontend_http_requests_total{proxy=\"web\"}"] == 3)
         for reload in 0..<3 {
             try proxy.reload(origin: origin.port)
             let after = Self.samples(Self.scrape(proxy.engine))
@@ -233,8 +234,8 @@ import Testing
         // The same connection's next request counts on the same series.
         TestSocket.sendAll(fd, "GET /c/after HTTP/1.1\r\nHost: t\r\n\r\n")
         _ = try #require(reader.readResponse())
-        let later = Self.eventually(proxy.engine) { $0["strata_frontend_http_responses_total{proxy=\"web\",code=\"2xx\"}"] == 4 }
-        #expect(later["strata_frontend_http_requests_total{proxy=\"web\"}"] == 4)
-        #expect(later["strata_server_sessions_total{proxy=\"web\",server=\"origin\"}"] == 4)
+        let later = Self.eventually(proxy.engine) { $0["haproxy_frontend_http_responses_total{proxy=\"web\",code=\"2xx\"}"] == 4 }
+        #expect(later["haproxy_frontend_http_requests_total{proxy=\"web\"}"] == 4)
+        #expect(later["haproxy_server_sessions_total{proxy=\"web\",server=\"origin\"}"] == 4)
     }
 }

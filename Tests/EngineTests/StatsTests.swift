@@ -265,6 +265,23 @@ enum StatsTestSupport {
         #expect(body.contains("<table class=\"tbl\" id=\"proxy-web\">"))
         #expect(body.contains("name=\"action\""))  // `stats admin if TRUE`
         #expect(body.contains("pg,1"))
+        // HAProxy's proxy tables first, the generations after them (their detail folded); the
+        // legend, the display options, the session-rate and Dwntme/Thrtle columns.
+        let proxyAt = try #require(body.range(of: "id=\"proxy-web\"")).lowerBound
+        let generationsAt = try #require(body.range(of: "<section id=\"generations\">")).lowerBound
+        #expect(proxyAt < generationsAt)
+        #expect(body.contains("<details id=\"generations-detail\">"))
+        // Each generation's line has its own small chart.
+        #expect(body.contains("<svg class=\"sparkline\" data-generation=\"1\""))
+        #expect(body.contains("<table id=\"legend\">"))
+        #expect(body.contains("id=\"hide-down\" href=\"/stats;up\">Hide 'DOWN' servers</a>"))
+        #expect(body.contains("id=\"refresh-now\""))
+        #expect(body.contains("<th colspan=\"3\">Session rate</th>"))
+        #expect(body.contains("<th>Dwntme</th><th>Thrtle</th>"))
+        // `?scope=` keeps the proxies whose name contains it.
+        let scoped = try #require(Self.answer(engine, g, "GET /stats?scope=DB HTTP/1.1\r\nHost: x\r\n\(auth)\r\n"))
+        let scopedBody = String(decoding: scoped.body, as: UTF8.self)
+        #expect(scopedBody.contains("id=\"proxy-db\"") && !scopedBody.contains("id=\"proxy-web\""))
         let csv = try #require(Self.answer(engine, g, "GET /stats;csv HTTP/1.1\r\nHost: x\r\n\(auth)\r\n"))
         #expect(String(decoding: csv.body, as: UTF8.self).hasPrefix(StatsField.csvHeader + "\n"))
         let json = try #require(Self.answer(engine, g, "GET /stats;json HTTP/1.1\r\nHost: x\r\n\(auth)\r\n"))

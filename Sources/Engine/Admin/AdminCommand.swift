@@ -41,6 +41,17 @@ public struct AdminCommandContext: Sendable {
     let level: AccessLevel
     /// The table the command was found in (`help` lists it).
     let table: AdminCommandTable
+    /// The connection's own settings (`set timeout cli`); nil when run outside a connection.
+    let session: AdminSessionSettings?
+}
+
+/// What a command may change of the connection it came on (HAProxy's appctx settings): its idle
+/// timeout. Used on the control loop's thread only.
+public final class AdminSessionSettings: @unchecked Sendable {
+    /// Seconds without progress after which the connection closes (`stats timeout`, then `set timeout cli`).
+    var idleTimeout: Double
+
+    init(idleTimeout: Double) { self.idleTimeout = idleTimeout }
 }
 
 /// A command's answer.

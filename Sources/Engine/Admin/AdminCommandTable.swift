@@ -15,8 +15,8 @@ public struct AdminCommandTable: Sendable {
     /// Every command the engine has, each concern's list from its own file; the daemon adds the
     /// process's own (`reload`).
     public static let engine = AdminCommandTable(
-        [help] + GenerationInfo.adminCommands + StatsCommands.adminCommands + ServerAdminCommand.adminCommands
-            + TLSCertificateInfo.adminCommands + ResolverCommands.adminCommands)
+        [help] + AdminProcessCommands.adminCommands + GenerationInfo.adminCommands + StatsCommands.adminCommands
+            + ServerAdminCommand.adminCommands + TLSCertificateInfo.adminCommands + ResolverCommands.adminCommands)
 
     static let help = AdminCommand(["help"], usage: nil, level: .user) { context in
         .text(context.table.usage(for: Array(context.arguments), help: true))
@@ -40,11 +40,12 @@ public struct AdminCommandTable: Sendable {
 
     /// Runs `words` at `level` on `engine`'s loop thread; `reply` gets the whole answer (without
     /// the closing empty line), at once or, for a command that answers later, when it is done.
-    func run(_ words: [String], level: AccessLevel, engine: Engine, reply: @escaping (String) -> Void) {
+    func run(_ words: [String], level: AccessLevel, engine: Engine, session: AdminSessionSettings? = nil,
+             reply: @escaping (String) -> Void) {
         guard let command = command(for: words) else { return reply(usage(for: words, help: false)) }
         guard level >= command.level else { return reply(AdminCommandTable.denied) }
         let context = AdminCommandContext(engine: engine, words: words, arguments: words.dropFirst(command.words.count),
-                                          level: level, table: self)
+                                          level: level, table: self, session: session)
         switch command.handler(context) {
         case .text(let text): reply(text)
         case .later(let start): start(reply)

@@ -158,6 +158,8 @@ final class AdminConnection: EventHandler {
     private var io: IOWatcher
     private var timer: TimerWatcher
     private var input: AdminInput
+    /// The idle timeout, which `set timeout cli` changes for this connection.
+    private let settings: AdminSessionSettings
     private var scratch = [UInt8](repeating: 0, count: 4096)
     private var output: [UInt8] = []
     /// Bytes of `output` already sent.
@@ -179,12 +181,13 @@ final class AdminConnection: EventHandler {
         self.server = server
         self.fd = fd
         input = AdminInput(limit: server.outputLimit)
+        settings = AdminSessionSettings(idleTimeout: server.timeout)
         io = IOWatcher(fd: fd, handler: EventHandler())
         timer = TimerWatcher(handler: EventHandler())
         super.init()
         io.raw.pointee.data = Unmanaged.passUnretained(self).toOpaque()
         timer.raw.pointee.data = Unmanaged.passUnretained(self).toOpaque()
-        timer.arm(after: server.timeout, on: loop)
+        timer.arm(after: settings.idleTimeout, on: loop)
         advance()
     }
 
@@ -203,13 +206,13 @@ final class AdminConnection: EventHandler {
     /// client that does not take its answers) and nothing written. A reload being answered is
     /// not idleness.
     override func timerEvent(_ watcher: UnsafeMutablePointer<ev_timer>) {
-        if busy { timer.arm(after: server.timeout, on: loop) } else { shut() }
+        if busy { timer.arm(after: settings.idleTimeout, on: loop) } else { shut() }
     }
 
     private func readInput() {
         let n = scratch.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
         if n > 0 {
-            timer.arm(after: server.timeout, on: loop)
+            timer.arm(after: settings.idleTimeout, on: loop)
             scratch.withUnsafeBytes { input.append(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
         } else if n == 0 {
             inputClosed = true
@@ -253,13 +256,16 @@ final class AdminConnection: EventHandler {
             if interactive { write("> ") }
         default:
             busy = true
-            server.commands.run(words, level: server.level, engine: server.engine) { [weak self] answer in self?.answered(answer) }
+            server.commands.run(words, level: server.level, engine: server.engine, session: settings) { [weak self] answer in
+                self?.answered(answer)
+            }
         }
     }
 
     private func answered(_ answer: String) {
         guard !closed, busy else { return }
         busy = false
+        timer.arm(after: settings.idleTimeout, on: loop)
         var text = answer
         if !text.isEmpty && !text.hasSuffix("\n") { text += "\n" }
         write(text + "\n" + (interactive ? "> " : ""))
@@ -281,7 +287,7 @@ final class AdminConnection: EventHandler {
             let n = output[sent...].withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL | MSG_DONTWAIT)) }
             if n > 0 {
                 sent += n
-                timer.arm(after: server.timeout, on: loop)
+                timer.arm(after: settings.idleTimeout, on: loop)
             } else if n < 0 && errno == EINTR {
                 continue
             } else if n < 0 && errno == EAGAIN {

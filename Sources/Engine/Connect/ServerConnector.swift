@@ -240,11 +240,15 @@ struct ServerConnector {
         guard let worker else { return fail(serverUnavailable) }
         let sendProxy = s.config.options.sendProxy
         if mayReuse, sendProxy == nil, let pooled = s.state.takeIdle(on: worker.loop, tls: s.tls?.fingerprint) {
+            s.state.counters[worker.loop].reuses += 1
+            backend.counters[worker.loop].reuses += 1
             adopt(pooled, reused: true)
             connectTime = 0
             enter(.established)
             return .reused
         }
+        s.state.counters[worker.loop].connectAttempts += 1
+        backend.counters[worker.loop].connectAttempts += 1
         let target = s.addressAndEpoch
         switch ServerConnection.open(on: worker.loop, to: ServerConnector.endpoint(target.address, clientFD: clientFD),
                                      server: s.state, keepAlive: backend.proxy.tcpKeepAlive.server) {

@@ -182,19 +182,38 @@ final class BufferPool {
     let size: Int
     /// The loop's thread only: no runtime exclusivity checks (a take and a give per buffer use).
     @exclusivity(unchecked) private var free: [UnsafeMutableRawPointer] = []
+    /// Buffers allocated and not freed, and those of them in `free`: written by the loop (a relaxed
+    /// store, a plain move), read by `show info` (PoolAlloc_bytes, PoolUsed_bytes).
+    private let figures = LoopLocalInts.allocate(2)
 
     init(size: Int) {
         self.size = size
         free.reserveCapacity(1024)
     }
 
+    deinit { LoopLocalInts.deallocate(figures) }
+
+    /// Buffers allocated (in use or pooled) and pooled, for readers on any thread.
+    var allocated: Int { CLibEV_load(figures) }
+    var pooled: Int { CLibEV_load(figures + 1) }
+
     func take() -> UnsafeMutableRawPointer {
-        if let b = free.popLast() { return b }
+        if let b = free.popLast() {
+            CLibEV_store(figures + 1, free.count)
+            return b
+        }
+        CLibEV_store(figures, CLibEV_load(figures) + 1)
         return .allocate(byteCount: size, alignment: 16)
     }
 
     func give(_ buffer: UnsafeMutableRawPointer) {
-        if free.count < 4096 { free.append(buffer) } else { buffer.deallocate() }
+        if free.count < 4096 {
+            free.append(buffer)
+            CLibEV_store(figures + 1, free.count)
+        } else {
+            buffer.deallocate()
+            CLibEV_store(figures, CLibEV_load(figures) - 1)
+        }
     }
 }
 
@@ -208,12 +227,28 @@ struct PipePair {
 final class PipePool {
     private var free: [PipePair] = []
     static let capacity = 65536
+    /// Pipes open (in use or pooled), those pooled, and the bytes spliced to clients: written by
+    /// the loop (relaxed stores), read by `show info` (PipesUsed, PipesFree, TotalSplicdedBytesOut).
+    private let figures = LoopLocalInts.allocate(3)
+
+    deinit { LoopLocalInts.deallocate(figures) }
+
+    var open: Int { CLibEV_load(figures) }
+    var pooled: Int { CLibEV_load(figures + 1) }
+    var splicedBytesOut: Int { CLibEV_load(figures + 2) }
+
+    /// `n` bytes went from a pipe to a client.
+    @inline(__always) func countSplicedOut(_ n: Int) { CLibEV_store(figures + 2, CLibEV_load(figures + 2) &+ n) }
 
     func take() -> PipePair? {
-        if let p = free.popLast() { return p }
+        if let p = free.popLast() {
+            CLibEV_store(figures + 1, free.count)
+            return p
+        }
         var fds: [Int32] = [0, 0]
         guard CLibEV_pipe2(&fds, CLibEV_O_NONBLOCK | O_CLOEXEC) == 0 else { return nil }
         _ = CLibEV_pipe_set_size(fds[1], Int32(PipePool.capacity))
+        CLibEV_store(figures, CLibEV_load(figures) + 1)
         return PipePair(readFD: fds[0], writeFD: fds[1])
     }
 
@@ -221,15 +256,19 @@ final class PipePool {
     func give(_ pipe: PipePair, empty: Bool) {
         if empty && free.count < 256 {
             free.append(pipe)
+            CLibEV_store(figures + 1, free.count)
         } else {
             close(pipe.readFD)
             close(pipe.writeFD)
+            CLibEV_store(figures, CLibEV_load(figures) - 1)
         }
     }
 
     /// Closes pooled pipes (when fds run out, they are the first to give back).
     func drain() {
         for p in free { close(p.readFD); close(p.writeFD) }
+        CLibEV_store(figures, CLibEV_load(figures) - free.count)
         free.removeAll()
+        CLibEV_store(figures + 1, 0)
     }
 }

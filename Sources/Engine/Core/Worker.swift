@@ -25,9 +25,10 @@ final class Worker: EventHandler, @unchecked Sendable {
     /// Closes idle pooled server connections (HAProxy's pool-purge-delay, 5 s).
     private let poolPurge = TimerWatcher(handler: EventHandler())
     static let idleServerConnectionLifetime = 5.0
-    /// Connections on this loop now (its share of the process's `actconn`), and the kernel id of
-    /// its thread, published for `show threads` (the control loop reads them).
-    private let published = LoopLocalInts.allocate(2)
+    /// Connections on this loop now (its share of the process's `actconn`), the kernel id of its
+    /// thread and the connections it accepted since start, published for `show threads` and
+    /// `show activity` (the control loop reads them).
+    private let published = LoopLocalInts.allocate(3)
     var currentSessions: Int {
         get { CLibEV_load(published) }
         set { CLibEV_store(published, newValue) }
@@ -37,6 +38,7 @@ final class Worker: EventHandler, @unchecked Sendable {
         get { CLibEV_load(published + 1) }
         set { CLibEV_store(published + 1, newValue) }
     }
+    var accepted: Int { CLibEV_load(published + 2) }
 
     /// Where this loop's TCP-layer rules compute samples (`tcp-request`, `use_backend` in mode
     /// tcp): a rule is evaluated whole within one event, so one per loop serves every session.
@@ -128,11 +130,11 @@ final class Worker: EventHandler, @unchecked Sendable {
     }
 
     /// Describes this loop's sessions (`show sess`): the generation's id and the line.
-    func describeSessions() -> [(Int, String)] {
+    func describeSessions(detailed: Bool = false) -> [(Int, String)] {
         var lines: [(Int, String)] = []
         for g in held {
             for s in g.shard(loop).sessionList.members {
-                lines.append((g.id, StatsCommands.describe(s, generation: g.id, now: loop.now)))
+                lines.append((g.id, StatsCommands.describe(s, generation: g.id, now: loop.now, detailed: detailed)))
             }
         }
         return lines
@@ -153,6 +155,7 @@ final class Worker: EventHandler, @unchecked Sendable {
 
     func sessionStarted() {
         currentSessions += 1
+        CLibEV_store(published + 2, CLibEV_load(published + 2) &+ 1)
         engine.connectionStarted()
     }
 

@@ -83,6 +83,10 @@ struct ServerHealth: Sendable {
     var downTransitions = 0
     /// Monotonic seconds of the last operational or admin change.
     var lastChange: Double
+    /// HAProxy's `downtime`: seconds spent DOWN (maintenance included) in the periods that
+    /// ended, and the start of the one going on (nil: not DOWN now).
+    private(set) var downSeconds = 0.0
+    private(set) var downSince: Double?
     /// What the balancer reads (kept in step with every change: one load on the hot path).
     private(set) var isUsable = true
     /// The options this state was last reconciled with (a reload compares against them).
@@ -103,6 +107,7 @@ struct ServerHealth: Sendable {
             admin = [.forcedMaintenance, .configMaintenance]
             operational = .stopped
             health = 0
+            downSince = now
         }
         refresh()
     }
@@ -151,8 +156,17 @@ struct ServerHealth: Sendable {
         isUsable = weight > 0 && !inMaintenance && !inDrain && (operational == .running || operational == .starting)
     }
 
+    /// Seconds spent DOWN since start, the period going on included.
+    func downtime(now: Double) -> Double { downSeconds + (downSince.map { max(0, now - $0) } ?? 0) }
+
     private mutating func setOperational(_ state: ServerOperationalState, now: Double) {
-        if state == .stopped && operational != .stopped { downTransitions += 1 }
+        if state == .stopped && operational != .stopped {
+            downTransitions += 1
+            downSince = now
+        } else if state != .stopped, operational == .stopped, let since = downSince {
+            downSeconds += max(0, now - since)
+            downSince = nil
+        }
         operational = state
         lastChange = now
         refresh()
@@ -244,7 +258,10 @@ struct ServerHealth: Sendable {
         let wasDown = operational == .stopped
         health = 0
         operational = .stopped
-        if !wasDown { lastChange = now }
+        if !wasDown {
+            lastChange = now
+            downSince = now
+        }
         refresh()
         return .enteringMaintenance(wasDown: wasDown, reason: reason)
     }

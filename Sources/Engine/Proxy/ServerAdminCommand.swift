@@ -293,8 +293,8 @@ extension ServerAdminCommand {
         return .success(lines.joined(separator: "\n"))
     }
 
-    /// HAProxy's `show servers conn` columns that strata keeps: each server's sessions now and at
-    /// most (`used_cur`, `used_max`), its pooled idle connections, and how long one may idle
+    /// HAProxy's `show servers conn` columns: each server's sessions now and at most (`used_cur`,
+    /// `used_max`), its pooled idle connections, and how long one may idle
     /// (`purge_delay`, ms), and each data loop's (`idle_per_thr[N]`: a column per loop, as
     /// HAProxy has one per thread), from the counts each loop publishes of its pool.
     private static func showServersConnections(_ engine: Engine, backend name: String?) -> Result<String, ServerAdminError> {
@@ -305,7 +305,7 @@ extension ServerAdminCommand {
             }
             backends = [b]
         }
-        var lines = ["# bkname/svname bkid/svid addr port - purge_delay used_cur used_max idle_cur idle_per_thr[\(engine.workerLoops.count)]"]
+        var lines = ["# bkname/svname bkid/svid addr port - purge_delay used_cur used_max need_est unsafe_nb safe_nb idle_lim idle_cur idle_per_thr[\(engine.workerLoops.count)]"]
         let purge = Int(Worker.idleServerConnectionLifetime * 1000)
         for b in backends {
             for s in b.servers {
@@ -313,7 +313,11 @@ extension ServerAdminCommand {
                 let moved = s.address
                 let perLoop = st.pools.map(\.count)
                 let idle = perLoop.reduce(0, +)
-                lines.append("\(b.name)/\(s.name) \(b.proxy.id)/\(s.config.id) \(st.hasAddress ? "\(moved.address)" : "-") \(moved.port ?? 0) - \(purge) \(st.currentSessions) \(st.maxSessions) \(idle) " + perLoop.map(String.init).joined(separator: " "))
+                lines.append("\(b.name)/\(s.name) \(b.proxy.id)/\(s.config.id) \(st.hasAddress ? "\(moved.address)" : "-") \(moved.port ?? 0) - \(purge) \(st.currentSessions) \(st.maxSessions) "
+                             // HAProxy's need_est, unsafe_nb, safe_nb and idle_lim: strata estimates no need beyond what
+                             // is in use, every pooled connection has served a whole exchange ("safe"), and no
+                             // pool-max-conn limits the pool (-1).
+                             + "\(st.currentSessions) 0 \(idle) -1 \(idle) " + perLoop.map(String.init).joined(separator: " "))
             }
         }
         return .success(lines.joined(separator: "\n"))

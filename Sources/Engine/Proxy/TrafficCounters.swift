@@ -8,7 +8,7 @@ import ConfigModel
 /// reload resets nothing.
 final class TrafficCounters: @unchecked Sendable {
     private enum Slot: Int, CaseIterable {
-        case currentSessions, maxSessions, totalSessions, connectionErrors, responseErrors, retries, redispatches, requestErrors, deniedConnections, queueMax, requests, deniedRequests, intercepted, clientAborts, serverAborts, selected, bytesIn, bytesOut, response1xx, response2xx, response3xx, response4xx, response5xx, responseOther, queueSum, connectSum, responseSum, totalSum, timeSamples, queueTimeMax, connectTimeMax, responseTimeMax, totalTimeMax, lastSession
+        case currentSessions, maxSessions, totalSessions, connectionErrors, responseErrors, retries, redispatches, requestErrors, deniedConnections, queueMax, requests, deniedRequests, intercepted, clientAborts, serverAborts, selected, bytesIn, bytesOut, response1xx, response2xx, response3xx, response4xx, response5xx, responseOther, queueSum, connectSum, responseSum, totalSum, timeSamples, queueTimeMax, connectTimeMax, responseTimeMax, totalTimeMax, lastSession, connectAttempts, reuses, deniedResponses
     }
 
     private let slots: UnsafeMutablePointer<Int>
@@ -52,6 +52,12 @@ final class TrafficCounters: @unchecked Sendable {
     var clientAborts: Int { get { load(.clientAborts) } set { store(.clientAborts, newValue) } }
     /// srv_abrt
     var serverAborts: Int { get { load(.serverAborts) } set { store(.serverAborts, newValue) } }
+    /// dresp: responses refused by `http-response deny`
+    var deniedResponses: Int { get { load(.deniedResponses) } set { store(.deniedResponses, newValue) } }
+    /// connect: new connections to a server attempted (a backend's or a server's)
+    var connectAttempts: Int { get { load(.connectAttempts) } set { store(.connectAttempts, newValue) } }
+    /// reuse: idle pooled connections to a server used again
+    var reuses: Int { get { load(.reuses) } set { store(.reuses, newValue) } }
     /// lbtot: times the balancer chose this server
     var selected: Int { get { load(.selected) } set { store(.selected, newValue) } }
     /// bin: from clients
@@ -190,6 +196,9 @@ final class CounterSet: @unchecked Sendable {
     var clientAborts: Int { loops.reduce(0) { $0 &+ $1.clientAborts } }
     var serverAborts: Int { loops.reduce(0) { $0 &+ $1.serverAborts } }
     var selected: Int { loops.reduce(0) { $0 &+ $1.selected } }
+    var connectAttempts: Int { loops.reduce(0) { $0 &+ $1.connectAttempts } }
+    var deniedResponses: Int { loops.reduce(0) { $0 &+ $1.deniedResponses } }
+    var reuses: Int { loops.reduce(0) { $0 &+ $1.reuses } }
     var bytesIn: UInt64 { loops.reduce(0) { $0 &+ $1.bytesIn } }
     var bytesOut: UInt64 { loops.reduce(0) { $0 &+ $1.bytesOut } }
     var queueMax: Int { loops.reduce(0) { Swift.max($0, $1.queueMax) } }

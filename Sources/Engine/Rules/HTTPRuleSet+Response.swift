@@ -75,7 +75,9 @@ extension HTTPRuleSet {
             case .allow:
                 return nil
             case .deny(let status):
-                return .respond(ev.frontend.errorResponse(status, backend: ev.backend))
+                var answer = ev.frontend.errorResponse(status, backend: ev.backend)
+                answer.isDenial = true
+                return .respond(answer)
             case .setHeader(let name, let value):
                 ev.setHeader(response, name, value, replacing: true)
             case .addHeader(let name, let value):

@@ -98,7 +98,7 @@ extension HTTPSession {
         case .needMore:
             if clientIn.start > 0 && clientIn.end == loop.buffers.size { compactClientIn() }
         case .error(let error):
-            requestFailed(error)
+            requestFailed(error, input: input)
         case .headersComplete(let headLength):
             startTransaction(head: UnsafeRawBufferPointer(start: base + requestParsed, count: headLength))
         default:
@@ -107,12 +107,20 @@ extension HTTPSession {
         }
     }
 
-    private func requestFailed(_ error: HTTPParseError) {
+    private func requestFailed(_ error: HTTPParseError, input: UnsafeRawBufferPointer) {
         // The request could not be understood: answer and close, as HAProxy does.
         let frontend = servingFrontend
         if generation == nil, let frontend { begin(frontend) }
         transaction.termination = TerminationState(cause: UInt8(ascii: "P"), phase: UInt8(ascii: "R"))
         frontend?.counters[loop].requestErrors += 1
+        if let frontend {
+            // `show errors`: what was received, and where the parser stopped.
+            worker.engine.metrics.errors.record(StatsErrorCapture(
+                time: wallClock(), isResponse: false, proxy: frontend.name, proxyID: frontend.proxy.id,
+                frontend: (frontend.name, frontend.proxy.id), backend: nil, server: nil, event: 0,
+                source: clientAddress?.description ?? "unix", bytes: Array(input), position: error.offset,
+                bufferSize: loop.buffers.size))
+        }
         transaction.requestLine = "<BADREQ>"
         transaction.closeAfterResponse = true
         respondLocally(status: error.status)

@@ -70,9 +70,18 @@ extension HTTPSession {
             switch action {
             case .needMore:
                 return
-            case .error:
+            case .error(let error):
                 transaction.termination = TerminationState(cause: UInt8(ascii: "P"), phase: UInt8(ascii: transaction.responseStarted ? "D" : "H"))
                 backend?.counters[loop].responseErrors += 1
+                if let backend {
+                    // `show errors`: what the server sent, and where the parser stopped.
+                    worker.engine.metrics.errors.record(StatsErrorCapture(
+                        time: wallClock(), isResponse: true, proxy: backend.name, proxyID: backend.proxy.id,
+                        frontend: frontend.map { ($0.name, $0.proxy.id) }, backend: (backend.name, backend.proxy.id),
+                        server: server.map { ($0.name, $0.config.id) }, event: 0,
+                        source: clientAddress?.description ?? "unix", bytes: Array(input), position: error.offset,
+                        bufferSize: loop.buffers.size))
+                }
                 closeServerConnection()
                 if transaction.responseStarted { abortTransaction() } else { serverIn.release(loop.buffers); respondLocally(status: 502) }
                 return
@@ -126,6 +135,11 @@ extension HTTPSession {
                 break
             case .respond(let answer):
                 // The server's answer is dropped (http-response deny): the connection to it too.
+                if answer.isDenial {
+                    frontend?.counters[loop].deniedResponses += 1
+                    backend?.counters[loop].deniedResponses += 1
+                    server?.state.counters[loop].deniedResponses += 1
+                }
                 closeServerConnection()
                 serverIn.release(loop.buffers)
                 responseParsed = 0

@@ -374,6 +374,7 @@ final class TCPSession: ListedSession {
                     }
                 } else {
                     flow.inPipe -= n
+                    if fromServer { loop.pipes.countSplicedOut(n) }
                     if flow.inPipe == 0 {
                         loop.pipes.give(flow.pipe!, empty: true)
                         flow.pipe = nil

@@ -37,7 +37,26 @@ final class TLSConnection: @unchecked Sendable {
     private init(ssl: OpaquePointer, context: AnyObject, established: Bool = false) {
         self.ssl = ssl
         self.context = context
+        _ = CLibEV_fetch_add(TLSConnection.figures + Figure.current.rawValue, 1)
+        _ = CLibEV_fetch_add(TLSConnection.figures + Figure.cumulative.rawValue, 1)
     }
+
+    /// `show info`'s TLS figures, process-wide: one atomic add when a TLS connection is made,
+    /// ends or completes its handshake (never per byte or per request).
+    enum Figure: Int, CaseIterable {
+        /// CurrSslConns, CumSslConns (front and back).
+        case current, cumulative
+        /// Handshakes completed on frontends, of which resumed; full handshakes (new keys) to servers.
+        case frontendHandshakes, frontendResumed, backendFullHandshakes
+    }
+
+    nonisolated(unsafe) static let figures: UnsafeMutablePointer<Int> = {
+        let p = UnsafeMutablePointer<Int>.allocate(capacity: Figure.allCases.count)
+        p.initialize(repeating: 0, count: Figure.allCases.count)
+        return p
+    }()
+
+    static func figure(_ f: Figure) -> Int { CLibEV_load(figures + f.rawValue) }
 
     /// A server-side connection on an accepted socket; nil when OpenSSL cannot make one.
     convenience init?(accepted fd: Int32, context: TLSServerContext) {
@@ -54,6 +73,7 @@ final class TLSConnection: @unchecked Sendable {
     }
 
     deinit {
+        _ = CLibEV_fetch_add(TLSConnection.figures + Figure.current.rawValue, -1)
         SSL_free(ssl)
         nameStorage?.deallocate()
     }
@@ -69,6 +89,13 @@ final class TLSConnection: @unchecked Sendable {
         if r == 1 {
             isEstablished = true
             mayHaveInput = true
+            let reused = SSL_session_reused(ssl) == 1
+            if context is TLSServerContext {
+                _ = CLibEV_fetch_add(TLSConnection.figures + Figure.frontendHandshakes.rawValue, 1)
+                if reused { _ = CLibEV_fetch_add(TLSConnection.figures + Figure.frontendResumed.rawValue, 1) }
+            } else if !reused {
+                _ = CLibEV_fetch_add(TLSConnection.figures + Figure.backendFullHandshakes.rawValue, 1)
+            }
             return .done
         }
         switch SSL_get_error(ssl, r) {

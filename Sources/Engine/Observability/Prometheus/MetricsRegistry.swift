@@ -37,6 +37,8 @@ public final class MetricsRegistry: EventHandler {
     weak var engine: Engine?
     /// What the stats page names itself (set by the daemon; `stats hide-version` hides the version).
     public var productVersion = ""
+    /// `show info`'s Release_date (`YYYY/MM/DD`, HAProxy's format; set by the daemon).
+    public var productReleaseDate = ""
     /// Wall-clock seconds when the registry (the process's engine) started.
     let startedAt: Double
     private(set) var reloadsSucceeded = 0
@@ -49,6 +51,10 @@ public final class MetricsRegistry: EventHandler {
     private(set) var lastReloads: [ReloadRecord] = []
     private(set) var events: [Event] = []
     private(set) var history: [Sample] = []
+    /// Session, request, connection and byte rates and the loops' idle time, measured by the sampler.
+    let rates = StatsRates()
+    /// `show errors`: each proxy's last invalid request and response.
+    let errors = StatsErrorCaptures()
     private let sampler = TimerWatcher(handler: EventHandler())
     private var sampling = false
 
@@ -113,6 +119,7 @@ public final class MetricsRegistry: EventHandler {
     /// Records the sessions of every live generation now.
     func sample() {
         guard let engine else { return }
+        rates.sample(engine, now: MonotonicClock.now())
         let gens = engine.liveGenerations.map { ($0.id, $0.state, $0.sessions) }
         history.append(Sample(time: wallClock(), generations: gens))
         if history.count > MetricsRegistry.historyLength { history.removeFirst(history.count - MetricsRegistry.historyLength) }

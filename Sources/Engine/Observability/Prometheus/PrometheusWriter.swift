@@ -35,7 +35,9 @@ struct PrometheusWriter {
     var written: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: base, count: count) }
 
     enum Kind: String {
-        case counter, gauge, histogram
+        /// `untyped`: a name HAProxy gives a counter without `_total` (kept for its dashboards;
+        /// declared untyped so that the output passes `promtool check metrics`).
+        case counter, gauge, histogram, untyped
     }
 
     @inline(__always)

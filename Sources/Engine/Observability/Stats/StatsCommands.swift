@@ -25,15 +25,32 @@ enum StatsCommands {
         },
         // Every level reads it; the addresses, cookies and algorithms from operator on.
         AdminCommand(["show", "stat"],
-                     usage: ("show stat [{<iid>|<proxy>} <type> <sid>] [typed|json] [up|no-maint]",
+                     usage: ("show stat [domain <dns|proxy>] [{<iid>|<proxy>} <type> <sid>] [typed|json] [up|no-maint]",
                              "report counters for each proxy and server"),
                      level: .user) { c in
             .text(showStat(c.engine, c.arguments, legends: c.level >= .operator_))
         },
         // Sessions show client addresses.
-        AdminCommand(["show", "sess"], usage: ("show sess", "report the list of current sessions (and their generation)"),
+        AdminCommand(["show", "sess"], usage: ("show sess [<id>|all]", "report the list of current sessions (and their generation)"),
                      level: .operator_) { c in
-            c.arguments.isEmpty ? .text(showSessions(c.engine)) : .unknown
+            let args = Array(c.arguments)
+            if args.isEmpty { return .text(showSessions(c.engine)) }
+            if args == ["all"] { return .text(showSessions(c.engine, detailed: true)) }
+            if args.count == 1, args[0].hasPrefix("0x") { return .text(showSessions(c.engine, detailed: true, only: args[0])) }
+            return .unknown
+        },
+        // Captures show client addresses and request bytes.
+        AdminCommand(["show", "errors"],
+                     usage: ("show errors [<px>] [request|response]", "report last request and/or response errors for each proxy"),
+                     level: .operator_) { c in
+            let args = Array(c.arguments)
+            let proxies = c.engine.statsProxies().map { ($0.name, $0.proxy.id) }
+            let proxy = args.first.flatMap { $0 == "-1" ? nil : $0 }
+            guard let report = c.engine.metrics.errors.report(proxy: proxy, only: args.count > 1 ? args[1] : nil,
+                                                              proxies: proxies, now: wallClock()) else {
+                return .text("No such proxy.")
+            }
+            return .text(report)
         },
         AdminCommand(["show", "threads"], usage: ("show threads", "show each event loop's thread, sessions and CPU time"),
                      level: .operator_) { c in
@@ -43,6 +60,7 @@ enum StatsCommands {
                      level: .operator_) { c in
             guard c.arguments.isEmpty else { return .unknown }
             clearCounters(c.engine, all: false)
+            c.engine.metrics.rates.clearMaxima()
             return .text("")
         },
         AdminCommand(["clear", "counters", "all"], usage: nil, level: .admin) { c in
@@ -54,98 +72,176 @@ enum StatsCommands {
 
     // MARK: show info
 
-    /// One line of `show info`: HAProxy's name, tags (origin, nature, scope) and type.
+    /// One line of `show info`: its position (HAProxy 2.6's `INF_*` number; strata's own from
+    /// 200 on), HAProxy's name, tags (origin, nature, scope) and type.
     struct InfoField {
+        var position: Int
         var name: String
         var value: String
         var tags: String
         var type: String
+
+        init(_ position: Int, _ name: String, _ value: String, _ tags: String, _ type: String) {
+            self.position = position
+            self.name = name
+            self.value = value
+            self.tags = tags
+            self.type = type
+        }
     }
 
-    /// `show info`'s fields: HAProxy's names where they mean the same, then strata's own. The
-    /// product's version is the daemon's (`metrics.productVersion`); the reload figures are the
-    /// ones the exporter reports.
+    /// `show info`'s fields: every field HAProxy 2.6 prints, in its order, with its tags and
+    /// types (stats.c `info_fields`, `stats_fill_info`), then strata's own. A field that has no
+    /// meaning in strata carries HAProxy's neutral value and says why here. Tools parse these
+    /// lines by name (hatop needs Release_date, Maxpipes, PipesUsed, Tasks, Run_queue and node).
     static func infoFields(_ engine: Engine) -> [InfoField] {
         let metrics = engine.metrics
         let uptime = max(0, Int(wallClock() - metrics.startedAt))
         let gens = engine.generations
         let current = engine.current
         let process = engine.statsProcessInfo
+        let rates = metrics.rates
         var host = [CChar](repeating: 0, count: 256)
         gethostname(&host, 255)
         let node = String(decoding: host.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        // The loops' buffer pools stand for HAProxy's memory pools; their pipe pools for its pipes.
+        let loops = engine.workers.map(\.loop)
+        let bufferSize = loops.first?.buffers.size ?? 0
+        let poolAllocated = loops.reduce(0) { $0 + $1.buffers.allocated } * bufferSize
+        let poolUsed = loops.reduce(0) { $0 + $1.buffers.allocated - $1.buffers.pooled } * bufferSize
+        let pipesOpen = loops.reduce(0) { $0 + $1.pipes.open }
+        let pipesFree = loops.reduce(0) { $0 + $1.pipes.pooled }
+        let spliced = loops.reduce(0) { $0 + $1.pipes.splicedBytesOut }
+        let jobs = process.currentConnections + process.listeners
+        let version = metrics.productVersion
         var fields = [
-            InfoField(name: "Name", value: "strata", tags: "POS", type: "str"),
-            InfoField(name: "Version", value: metrics.productVersion, tags: "POS", type: "str"),
-            InfoField(name: "Nbthread", value: "\(engine.workers.count)", tags: "CGS", type: "u32"),
-            InfoField(name: "Nbproc", value: "1", tags: "CGS", type: "u32"),
-            InfoField(name: "Process_num", value: "1", tags: "KGP", type: "u32"),
-            InfoField(name: "Pid", value: "\(getpid())", tags: "SGP", type: "u32"),
-            InfoField(name: "Uptime", value: "\(uptime / 86400)d \(uptime / 3600 % 24)h\(uptime / 60 % 60)m\(uptime % 60)s",
-                      tags: "MDP", type: "str"),
-            InfoField(name: "Uptime_sec", value: "\(uptime)", tags: "MDP", type: "u32"),
-            InfoField(name: "Ulimit-n", value: "\(process.fdLimit)", tags: "CLP", type: "u32"),
-            InfoField(name: "Maxsock", value: "\(process.fdLimit)", tags: "CLP", type: "u32"),
-            InfoField(name: "Maxconn", value: "\(process.maxconn)", tags: "CLP", type: "u32"),
-            InfoField(name: "Hard_maxconn", value: "\(process.maxconn)", tags: "CLP", type: "u32"),
-            InfoField(name: "CurrConns", value: "\(process.currentConnections)", tags: "MGP", type: "u32"),
-            InfoField(name: "CumConns", value: "\(process.cumulativeConnections)", tags: "MCP", type: "u32"),
-            InfoField(name: "CumReq", value: "\(process.cumulativeRequests)", tags: "MCP", type: "u32"),
-            InfoField(name: "node", value: node, tags: "COS", type: "str"),
+            InfoField(0, "Name", "strata", "POS", "str"),
+            InfoField(1, "Version", version, "POS", "str"),
+            InfoField(2, "Release_date", metrics.productReleaseDate, "POS", "str"),
+            InfoField(3, "Nbthread", "\(engine.workers.count)", "CGS", "u32"),
+            // One process, as HAProxy since 2.5 (nbproc is gone).
+            InfoField(4, "Nbproc", "1", "CGS", "u32"),
+            InfoField(5, "Process_num", "1", "KGP", "u32"),
+            InfoField(6, "Pid", "\(getpid())", "SGP", "u32"),
+            InfoField(7, "Uptime", "\(uptime / 86400)d \(uptime / 3600 % 24)h\(twoDigits(uptime / 60 % 60))m\(twoDigits(uptime % 60))s",
+                      "MDP", "str"),
+            InfoField(8, "Uptime_sec", "\(uptime)", "MDP", "u32"),
+            // No memory limit (HAProxy's -m): 0, HAProxy's "none".
+            InfoField(9, "Memmax_MB", "0", "CLP", "u32"),
+            InfoField(10, "PoolAlloc_MB", "\(poolAllocated / 1_048_576)", "MGP", "u32"),
+            InfoField(11, "PoolUsed_MB", "\(poolUsed / 1_048_576)", "MGP", "u32"),
+            // A failed allocation stops strata (Swift traps): none is ever counted.
+            InfoField(12, "PoolFailed", "0", "MCP", "u32"),
+            InfoField(13, "Ulimit-n", "\(process.fdLimit)", "CLP", "u32"),
+            InfoField(14, "Maxsock", "\(process.fdLimit)", "CLP", "u32"),
+            InfoField(15, "Maxconn", "\(process.maxconn)", "CLP", "u32"),
+            InfoField(16, "Hard_maxconn", "\(process.maxconn)", "CLP", "u32"),
+            InfoField(17, "CurrConns", "\(process.currentConnections)", "MGP", "u32"),
+            InfoField(18, "CumConns", "\(process.cumulativeConnections)", "MCP", "u32"),
+            InfoField(19, "CumReq", "\(process.cumulativeRequests)", "MCP", "u32"),
+            // No maxsslconn: 0, unlimited. TLS endpoints front and back, as HAProxy counts them.
+            InfoField(20, "MaxSslConns", "0", "MMP", "u32"),
+            InfoField(21, "CurrSslConns", "\(TLSConnection.figure(.current))", "MGP", "u32"),
+            InfoField(22, "CumSslConns", "\(TLSConnection.figure(.cumulative))", "MCP", "u32"),
+            // No maxpipes: 0, unlimited (each loop keeps at most 256 idle pipes).
+            InfoField(23, "Maxpipes", "0", "CLP", "u32"),
+            InfoField(24, "PipesUsed", "\(pipesOpen - pipesFree)", "MGP", "u32"),
+            InfoField(25, "PipesFree", "\(pipesFree)", "MGP", "u32"),
+            InfoField(26, "ConnRate", "\(rates.connections.rate)", "MRP", "u32"),
+            // No maxconnrate, maxsessrate, maxsslrate: 0, no limit.
+            InfoField(27, "ConnRateLimit", "0", "CLP", "u32"),
+            InfoField(28, "MaxConnRate", "\(rates.connections.max)", "MMP", "u32"),
+            // A session is a connection in strata (no tcp-request connection rules drop one before).
+            InfoField(29, "SessRate", "\(rates.connections.rate)", "MRP", "u32"),
+            InfoField(30, "SessRateLimit", "0", "CLP", "u32"),
+            InfoField(31, "MaxSessRate", "\(rates.connections.max)", "MRP", "u32"),
+            InfoField(32, "SslRate", "\(rates.tlsConnections.rate)", "MRP", "u32"),
+            InfoField(33, "SslRateLimit", "0", "CLP", "u32"),
+            InfoField(34, "MaxSslRate", "\(rates.tlsConnections.max)", "MMP", "u32"),
+            // A key is made by each full (not resumed) handshake.
+            InfoField(35, "SslFrontendKeyRate", "\(rates.frontendKeys.rate)", "MGP", "u32"),
+            InfoField(36, "SslFrontendMaxKeyRate", "\(rates.frontendKeys.max)", "MMP", "u32"),
+            InfoField(37, "SslFrontendSessionReuse_pct", "\(rates.frontendReusePercent)", "MGP", "u32"),
+            InfoField(38, "SslBackendKeyRate", "\(rates.backendKeys.rate)", "MRP", "u32"),
+            InfoField(39, "SslBackendMaxKeyRate", "\(rates.backendKeys.max)", "MMP", "u32"),
+            // The session cache's lookups and misses are not counted yet: 0.
+            InfoField(40, "SslCacheLookups", "0", "MCP", "u32"),
+            InfoField(41, "SslCacheMisses", "0", "MCP", "u32"),
+            // No HTTP compression: 0. ZlibMemUsage and MaxZlibMemUsage (45, 46) are left out, as
+            // HAProxy leaves them out when built without zlib.
+            InfoField(42, "CompressBpsIn", "0", "MRP", "u32"),
+            InfoField(43, "CompressBpsOut", "0", "MRP", "u32"),
+            InfoField(44, "CompressBpsRateLim", "0", "CLP", "u32"),
+            // strata has no task scheduler: what it runs are the sessions, listeners and health
+            // checks (each a set of libev watchers); libev runs a ready event at once, so there is
+            // no run queue.
+            InfoField(47, "Tasks", "\(process.sessions + process.listeners + engine.healthMonitor.checkerCount)", "MGP", "u32"),
+            InfoField(48, "Run_queue", "0", "MGP", "u32"),
+            InfoField(49, "Idle_pct", "\(rates.idlePercent)", "MaP", "u32"),
+            InfoField(50, "node", node, "COS", "str"),
         ]
         if let description = current?.config.config.global.description {
-            fields.append(InfoField(name: "description", value: description, tags: "COS", type: "str"))
+            fields.append(InfoField(51, "description", description, "COS", "str"))
         }
         fields += [
-            InfoField(name: "Stopping", value: process.stopping ? "1" : "0", tags: "MGP", type: "u32"),
-            InfoField(name: "Jobs", value: "\(process.currentConnections + process.listeners)", tags: "MGP", type: "u32"),
-            InfoField(name: "Listeners", value: "\(process.listeners)", tags: "MGP", type: "u32"),
-            InfoField(name: "TotalBytesOut", value: "\(process.bytesOut)", tags: "MGP", type: "u64"),
-            InfoField(name: "Start_time_sec", value: "\(Int(metrics.startedAt))", tags: "MDP", type: "u32"),
+            InfoField(52, "Stopping", process.stopping ? "1" : "0", "MGP", "u32"),
+            InfoField(53, "Jobs", "\(jobs)", "MGP", "u32"),
+            // HAProxy's unstoppable jobs are the master's connections: strata has no master.
+            InfoField(54, "Unstoppable Jobs", "0", "MGP", "u32"),
+            InfoField(55, "Listeners", "\(process.listeners)", "MGP", "u32"),
+            // No peers section: 0.
+            InfoField(56, "ActivePeers", "0", "MGP", "u32"),
+            InfoField(57, "ConnectedPeers", "0", "MGP", "u32"),
+            // A log line is written at once or not formed: none is dropped in a ring.
+            InfoField(58, "DroppedLogs", "0", "MGP", "u32"),
+            InfoField(59, "BusyPolling", "0", "MGP", "u32"),
+            // Names are resolved when a configuration is loaded (a failure fails the load), never at run time.
+            InfoField(60, "FailedResolutions", "0", "MGP", "u32"),
+            InfoField(61, "TotalBytesOut", "\(process.bytesOut)", "MGP", "u64"),
+            // HAProxy's own spelling.
+            InfoField(62, "TotalSplicdedBytesOut", "\(spliced)", "MGP", "u64"),
+            InfoField(63, "BytesOutRate", "\(rates.bytesOut.rate)", "MRP", "u64"),
+            // No `expert-mode`/debug commands.
+            InfoField(64, "DebugCommandsIssued", "0", "MGP", "u32"),
+            // No log-forward sections.
+            InfoField(65, "CumRecvLogs", "0", "MCP", "u32"),
+            InfoField(66, "Build info", version, "POS", "str"),
+            InfoField(67, "Memmax_bytes", "0", "CLP", "u32"),
+            InfoField(68, "PoolAlloc_bytes", "\(poolAllocated)", "MGP", "u64"),
+            InfoField(69, "PoolUsed_bytes", "\(poolUsed)", "MGP", "u64"),
+            InfoField(70, "Start_time_sec", "\(Int(metrics.startedAt))", "MDP", "u32"),
+            // No experimental feature.
+            InfoField(71, "Tainted", "0", "SGP", "str"),
             // strata's own.
-            InfoField(name: "CurrSessions", value: "\(process.sessions)", tags: "MGP", type: "u32"),
-            InfoField(name: "Generation", value: "\(current?.id ?? 0)", tags: "SGP", type: "u32"),
-            InfoField(name: "GenerationHash", value: current?.config.hash ?? "", tags: "SGP", type: "str"),
-            InfoField(name: "Generations", value: "\(gens.count)", tags: "MGP", type: "u32"),
-            InfoField(name: "DrainingGenerations", value: "\(gens.filter { $0.state == .draining }.count)", tags: "MGP", type: "u32"),
-            InfoField(name: "Reloads", value: "\(metrics.reloadsSucceeded)", tags: "MCP", type: "u32"),
-            InfoField(name: "FailedReloads", value: "\(metrics.reloadsFailed)", tags: "MCP", type: "u32"),
-            InfoField(name: "LastReloadMs", value: metrics.lastSuccessfulReloadSeconds.map { "\(Int(($0 * 1000).rounded()))" } ?? "",
-                      tags: "MDP", type: "u32"),
+            InfoField(200, "CurrSessions", "\(process.sessions)", "MGP", "u32"),
+            InfoField(201, "Generation", "\(current?.id ?? 0)", "SGP", "u32"),
+            InfoField(202, "GenerationHash", current?.config.hash ?? "", "SGP", "str"),
+            InfoField(203, "Generations", "\(gens.count)", "MGP", "u32"),
+            InfoField(204, "DrainingGenerations", "\(gens.filter { $0.state == .draining }.count)", "MGP", "u32"),
+            InfoField(205, "Reloads", "\(metrics.reloadsSucceeded)", "MCP", "u32"),
+            InfoField(206, "FailedReloads", "\(metrics.reloadsFailed)", "MCP", "u32"),
+            InfoField(207, "LastReloadMs", metrics.lastSuccessfulReloadSeconds.map { "\(Int(($0 * 1000).rounded()))" } ?? "",
+                      "MDP", "u32"),
         ]
         return fields
     }
+
+    private static func twoDigits(_ n: Int) -> String { n < 10 ? "0\(n)" : "\(n)" }
 
     static func showInfo(_ engine: Engine) -> String {
         infoFields(engine).map { "\($0.name): \($0.value)" }.joined(separator: "\n")
     }
 
-    /// HAProxy 2.6's positions of the `show info` fields strata has; strata's own follow from 200.
-    static let infoPositions: [String: Int] = [
-        "Name": 0, "Version": 1, "Nbthread": 3, "Nbproc": 4, "Process_num": 5, "Pid": 6, "Uptime": 7, "Uptime_sec": 8,
-        "Ulimit-n": 13, "Maxsock": 14, "Maxconn": 15, "Hard_maxconn": 16, "CurrConns": 17, "CumConns": 18, "CumReq": 19,
-        "node": 50, "description": 51, "Stopping": 52, "Jobs": 53, "Listeners": 55, "TotalBytesOut": 61, "Start_time_sec": 70,
-    ]
-
-    /// Each field with its position: HAProxy's, else 200 and up in order.
-    static func positioned(_ fields: [InfoField]) -> [(position: Int, field: InfoField)] {
-        var next = 200
-        return fields.map { f in
-            if let p = infoPositions[f.name] { return (p, f) }
-            defer { next += 1 }
-            return (next, f)
-        }
-    }
-
     /// `show info typed`: `POS.NAME.1:TAGS:TYPE:VALUE`, HAProxy's.
     static func showInfoTyped(_ engine: Engine) -> String {
-        positioned(infoFields(engine)).map { p, f in "\(p).\(f.name).1:\(f.tags):\(f.type):\(f.value)" }.joined(separator: "\n")
+        infoFields(engine).map { f in "\(f.position).\(f.name).1:\(f.tags):\(f.type):\(f.value)" }.joined(separator: "\n")
     }
 
     /// `show info json`: HAProxy's array of fields. A number field without a value (LastReloadMs
     /// before any reload) is a string, as JSON has no empty number.
     static func showInfoJSON(_ engine: Engine) -> String {
-        let items = positioned(infoFields(engine)).map { p, f -> String in
+        let items = infoFields(engine).map { f -> String in
+            let p = f.position
             let isString = f.type == "str" || Int(f.value) == nil
             let value = isString ? f.value.jsonQuoted : f.value
             return "{\"field\":{\"pos\":\(p),\"name\":\"\(f.name)\"},\"processNum\":1,\"tags\":\(StatsFormat.tagsJSON(f.tags)),\"value\":{\"type\":\"\(isString ? "str" : f.type)\",\"value\":\(value)}}"
@@ -161,6 +257,11 @@ enum StatsCommands {
     /// operator.
     static func showStat(_ engine: Engine, _ arguments: ArraySlice<String>, legends: Bool) -> String {
         var words = arguments
+        // `show stat domain proxy …` is `show stat …`; strata has no other statistics domain.
+        if words.first == "domain" {
+            guard words.count >= 2, words[words.startIndex + 1] == "proxy" else { return "Invalid statistics domain." }
+            words = words.dropFirst(2)
+        }
         var proxyID = -1, types = -1, serverID = -1
         var format = "csv"
         var onlyUp = false, noMaint = false
@@ -213,8 +314,11 @@ enum StatsCommands {
     /// `show sess`: one line per session of every live generation (HTTP: requests in flight),
     /// HAProxy's first fields, and the generation: `0x…: proto=tcpv4 src=IP:PORT fe=F be=B
     /// srv=S gen=N age=Ts`. Every data loop describes its own sessions.
-    static func showSessions(_ engine: Engine) -> String {
-        let described = engine.onEveryLoop { $0.describeSessions() }.joined()
+    /// `show sess all` adds each session's detail lines; `show sess 0xID` shows that session
+    /// alone with its details (nothing when there is none, as HAProxy).
+    static func showSessions(_ engine: Engine, detailed: Bool = false, only id: String? = nil) -> String {
+        var described = engine.onEveryLoop { $0.describeSessions(detailed: detailed) }.joined().map { $0 }
+        if let id { described = described.filter { $0.1.hasPrefix(id.lowercased() + ":") } }
         var lines: [String] = []
         for g in engine.liveGenerations.reversed() {
             for (generation, text) in described where generation == g.id {
@@ -225,7 +329,7 @@ enum StatsCommands {
     }
 
     /// A session's `show sess` line, on its loop (`state=?` is filled by the control loop).
-    static func describe(_ s: ListedSession, generation: Int, now: Double) -> String {
+    static func describe(_ s: ListedSession, generation: Int, now: Double, detailed: Bool = false) -> String {
         var client: SocketEndpoint?
         var frontend: Frontend?
         var backend: Backend?
@@ -253,7 +357,20 @@ enum StatsCommands {
         let proto = client.map { $0.address.isV6 ? "tcpv6" : "tcpv4" } ?? "unix_stream"
         let src = client.map(\.description) ?? "unix"
         let age = (s as? StatsSessionDescribing).map { "\(max(0, Int(now - $0.statsStartedAt)))s" } ?? "?"
-        return "\(id): proto=\(proto) src=\(src) fe=\(frontend?.name ?? "<NONE>") be=\(backend?.name ?? "<NONE>") srv=\(server?.name ?? "<none>") gen=\(generation) state=? mode=\(mode) age=\(age)"
+        let line = "\(id): proto=\(proto) src=\(src) fe=\(frontend?.name ?? "<NONE>") be=\(backend?.name ?? "<NONE>") srv=\(server?.name ?? "<none>") gen=\(generation) state=? mode=\(mode) age=\(age)"
+        guard detailed else { return line }
+        // HAProxy's detail lines, the part strata has: the objects with their ids and addresses.
+        var lines = [line]
+        lines.append("  frontend=" + (frontend.map { "\($0.name) (id=\($0.proxy.id) mode=\($0.proxy.mode.rawValue))" } ?? "<NONE>"))
+        lines.append("  backend=" + (backend.map { "\($0.name) (id=\($0.proxy.id) mode=\($0.proxy.mode.rawValue))" } ?? "<NONE>"))
+        if let server {
+            let a = server.address
+            lines.append("  server=\(server.name) (id=\(server.config.id)) addr=\(SocketEndpoint(address: a.address, port: a.port ?? 0))")
+        } else {
+            lines.append("  server=<NONE>")
+        }
+        lines.append("  generation=\(generation) age=\(age)")
+        return lines.joined(separator: "\n")
     }
 
     /// `show threads`: a line per data loop (HAProxy's `Thread N :` lines): its kernel thread id,

@@ -31,6 +31,10 @@ extension Engine {
             tr.up td{background:#c0ffc0} tr.down td{background:#ff9090} tr.maint td{background:#c07820}
             tr.drain td{background:#b0d0ff} tr.nolb td{background:#ffffa0} tr.going td{background:#ffd020}
             tr.active td{background:#c0ffc0} tr.draining td{background:#ffe0a0}
+            td.legend{width:12px;border:1px solid #999} td.up{background:#c0ffc0} td.down{background:#ff9090}
+            td.maint{background:#c07820} td.drain{background:#b0d0ff} td.nolb{background:#ffffa0} td.going{background:#ffd020}
+            #legend td{border:none;font-size:11px} #display-options{margin:4px 0 8px 0}
+            details summary{cursor:pointer;margin:4px 0}
             .px{font-weight:bold;background:#ffffff;color:#000;text-align:left}
             .msg{padding:4px;margin:6px 0;border:1px solid #888;background:#e8ffe8}
             .err{background:#ffe0e0}
@@ -58,9 +62,37 @@ extension Engine {
             <tr><th class="n">reloads</th><td>\(registry.reloadsSucceeded)</td><th class="n">failed reloads</th><td>\(registry.reloadsFailed)</td></tr></table>
 
             """
+        h += legendAndOptions(request)
+        // HAProxy's proxy tables first (a small configuration fits the first screen), then
+        // strata's generations: one line each, the chart, reloads and events a click away.
+        for view in statsProxies() where request.scope.map({ view.name.lowercased().contains($0.lowercased()) }) ?? true {
+            h += proxyTable(view, request: request, admin: admin)
+        }
         h += generationsPanel()
-        for view in statsProxies() { h += proxyTable(view, request: request, admin: admin) }
         h += "<p>Also as <a href=\"\(html(page.uri));csv\">CSV</a> and <a href=\"\(html(page.uri));json\">JSON</a>.</p>\n</body></html>\n"
+        return h
+    }
+
+    /// HAProxy's legend of the row colours and its display options: Scope, Hide 'DOWN' servers
+    /// (`;up`), Refresh now, CSV export.
+    private func legendAndOptions(_ request: StatsPageRequest) -> String {
+        let uri = request.page.uri
+        let options = (request.onlyUp ? ";up" : "") + (request.noMaint ? ";no-maint" : "") + (request.refresh ? "" : ";norefresh")
+        let scope = request.scope.map { "?scope=" + $0 } ?? ""
+        var h = "<table id=\"legend\"><tr>"
+        for (css, text) in [("up", "active UP"), ("going", "active UP, going down / DOWN, going up"), ("down", "active or backup DOWN"),
+                            ("nolb", "active or backup NOLB"), ("drain", "active or backup DRAIN"),
+                            ("maint", "active or backup DOWN for maintenance (MAINT)")] {
+            h += "<td class=\"legend \(css)\">&nbsp;</td><td class=\"n\">\(html(text))</td>"
+        }
+        h += "</tr></table>\n"
+        h += "<form id=\"display-options\" method=\"get\" action=\"\(html(uri + options))\"><b>Display option:</b> Scope : "
+        h += "<input name=\"scope\" size=\"8\" maxlength=\"64\" value=\"\(html(request.scope ?? ""))\"> "
+        h += request.onlyUp
+            ? "<a href=\"\(html(uri + (request.noMaint ? ";no-maint" : "") + (request.refresh ? "" : ";norefresh") + scope))\">Show all servers</a> "
+            : "<a id=\"hide-down\" href=\"\(html(uri + ";up" + (request.noMaint ? ";no-maint" : "") + (request.refresh ? "" : ";norefresh") + scope))\">Hide 'DOWN' servers</a> "
+        h += "<a id=\"refresh-now\" href=\"\(html(uri + options + scope))\">Refresh now</a> "
+        h += "<a href=\"\(html(uri + ";csv"))\">CSV export</a></form>\n"
         return h
     }
 
@@ -69,14 +101,15 @@ extension Engine {
     func generationsPanel() -> String {
         let registry = metrics
         var h = "<section id=\"generations\"><h2>Generations</h2>\n"
-        h += "<table id=\"generations-table\"><tr><th>id</th><th class=\"n\">state</th><th>age</th><th>draining for</th><th>sessions</th><th>accepted</th><th>killed</th><th>listeners</th><th class=\"n\">hash</th></tr>\n"
+        h += "<table id=\"generations-table\"><tr><th>id</th><th class=\"n\">state</th><th>age</th><th>draining for</th><th>sessions</th><th>accepted</th><th>killed</th><th>listeners</th><th class=\"n\">hash</th><th class=\"n\">sessions, last minutes</th></tr>\n"
         let now = MonotonicClock.now()
+        let wall = wallClock()
         for g in liveGenerations.reversed() {
             let age = Engine.duration(now - g.builtAt)
             let draining = g.drainingSince.map { Engine.duration(now - $0) } ?? "-"
-            h += "<tr class=\"\(g.state.rawValue)\" data-generation=\"\(g.id)\"><td>\(g.id)</td><td class=\"n\">\(g.state.rawValue)</td><td>\(age)</td><td>\(draining)</td><td>\(g.sessions)</td><td>\(g.sessionsAccepted)</td><td>\(g.sessionsKilled)</td><td>\(g.listenerRefs)</td><td class=\"n\"><code>\(html(g.config.hash))</code></td></tr>\n"
+            h += "<tr class=\"\(g.state.rawValue)\" data-generation=\"\(g.id)\"><td>\(g.id)</td><td class=\"n\">\(g.state.rawValue)</td><td>\(age)</td><td>\(draining)</td><td>\(g.sessions)</td><td>\(g.sessionsAccepted)</td><td>\(g.sessionsKilled)</td><td>\(g.listenerRefs)</td><td class=\"n\"><code>\(html(g.config.hash))</code></td><td class=\"n\">\(sparkline(registry.history, generation: g.id, now: wall))</td></tr>\n"
         }
-        h += "</table>\n"
+        h += "</table>\n<details id=\"generations-detail\"><summary>sessions chart, last reloads and events</summary>\n"
         h += sessionsChart(registry.history, now: wallClock())
         if !registry.lastReloads.isEmpty {
             h += "<h2>Last reloads</h2><table id=\"reloads\"><tr><th class=\"n\">when</th><th class=\"n\">result</th><th>generation</th><th>ms</th><th class=\"n\">what it did</th></tr>\n"
@@ -92,7 +125,31 @@ extension Engine {
             }
             h += "</table>\n"
         }
-        return h + "</section>\n"
+        return h + "</details></section>\n"
+    }
+
+    /// A generation's sessions over the chart's window as a small inline line (120x16), on the
+    /// same scale as the full chart: a drain reads at a glance on the generation's own line.
+    func sparkline(_ history: [MetricsRegistry.Sample], generation id: Int, now: Double) -> String {
+        let width = 120.0, height = 16.0
+        // The full chart's window: the last five minutes, or less while the history is shorter
+        // (at least one minute).
+        let span = history.first.map { now - $0.time } ?? 0
+        let window = min(Double(MetricsRegistry.historyLength), max(60, span.rounded(.up)))
+        var peak = 1
+        for s in history { for g in s.generations { peak = max(peak, g.sessions) } }
+        var points: [String] = []
+        for s in history {
+            guard let g = s.generations.first(where: { $0.id == id }) else { continue }
+            let x = width * (1 - min(max(now - s.time, 0), window) / window)
+            let y = (height - 1) * (1 - Double(g.sessions) / Double(peak)) + 0.5
+            points.append("\(Engine.oneDecimal(x)),\(Engine.oneDecimal(y))")
+        }
+        if points.count == 1 { points.append(points[0]) }
+        let color = Engine.palette[id % Engine.palette.count]
+        return "<svg class=\"sparkline\" data-generation=\"\(id)\" width=\"\(Int(width))\" height=\"\(Int(height))\" viewBox=\"0 0 \(Int(width)) \(Int(height))\" role=\"img\" aria-label=\"sessions of generation \(id)\">"
+            + (points.isEmpty ? "" : "<polyline fill=\"none\" stroke=\"\(color)\" stroke-width=\"1.5\" points=\"\(points.joined(separator: " "))\"/>")
+            + "</svg>"
     }
 
     static func duration(_ seconds: Double) -> String {
@@ -178,9 +235,9 @@ extension Engine {
             h += "<form method=\"post\" action=\"\(html(request.page.uri))\"><input type=\"hidden\" name=\"b\" value=\"#\(view.proxy.id)\">\n"
         }
         h += "<table class=\"tbl\" id=\"proxy-\(html(view.name))\">\n"
-        h += "<tr><th class=\"px\" colspan=\"\(backendAdmin ? 31 : 30)\">\(html(view.name))</th></tr>\n"
-        h += "<tr>\(backendAdmin ? "<th rowspan=\"2\"></th>" : "")<th rowspan=\"2\" class=\"n\"></th><th colspan=\"3\">Queue</th><th colspan=\"6\">Sessions</th><th colspan=\"2\">Bytes</th><th colspan=\"2\">Denied</th><th colspan=\"3\">Errors</th><th colspan=\"2\">Warnings</th><th colspan=\"11\">Server</th></tr>\n"
-        h += "<tr><th>Cur</th><th>Max</th><th>Limit</th><th>Cur</th><th>Max</th><th>Limit</th><th>Total</th><th>LbTot</th><th>Last</th><th>In</th><th>Out</th><th>Req</th><th>Resp</th><th>Req</th><th>Conn</th><th>Resp</th><th>Retr</th><th>Redis</th><th>Status</th><th>LastChk</th><th>Wght</th><th>Act</th><th>Bck</th><th>Chk</th><th>Dwn</th><th>Addr</th><th>Qtime</th><th>Ctime</th><th>Rtime</th></tr>\n"
+        h += "<tr><th class=\"px\" colspan=\"\(backendAdmin ? 36 : 35)\">\(html(view.name))</th></tr>\n"
+        h += "<tr>\(backendAdmin ? "<th rowspan=\"2\"></th>" : "")<th rowspan=\"2\" class=\"n\"></th><th colspan=\"3\">Queue</th><th colspan=\"3\">Session rate</th><th colspan=\"6\">Sessions</th><th colspan=\"2\">Bytes</th><th colspan=\"2\">Denied</th><th colspan=\"3\">Errors</th><th colspan=\"2\">Warnings</th><th colspan=\"13\">Server</th></tr>\n"
+        h += "<tr><th>Cur</th><th>Max</th><th>Limit</th><th>Cur</th><th>Max</th><th>Limit</th><th>Cur</th><th>Max</th><th>Limit</th><th>Total</th><th>LbTot</th><th>Last</th><th>In</th><th>Out</th><th>Req</th><th>Resp</th><th>Req</th><th>Conn</th><th>Resp</th><th>Retr</th><th>Redis</th><th>Status</th><th>LastChk</th><th>Wght</th><th>Act</th><th>Bck</th><th>Chk</th><th>Dwn</th><th>Dwntme</th><th>Thrtle</th><th>Addr</th><th>Qtime</th><th>Ctime</th><th>Rtime</th></tr>\n"
         for row in filtered {
             let status = row.string(.status)
             let css: String
@@ -198,14 +255,19 @@ extension Engine {
                 tr += row.type == .server ? "<td><input type=\"checkbox\" name=\"s\" value=\"\(html(row.string(.svname)))\"></td>" : "<td></td>"
             }
             tr += "<td class=\"n\">\(html(row.type == .frontend ? "Frontend" : row.type == .backend ? "Backend" : row.string(.svname)))</td>"
-            tr += c(.qcur) + c(.qmax) + "<td></td>" + c(.scur) + c(.smax) + c(.slim) + c(.stot) + c(.lbtot)
+            tr += c(.qcur) + c(.qmax) + "<td></td>" + c(.rate) + c(.rate_max) + c(.rate_lim)
+            tr += c(.scur) + c(.smax) + c(.slim) + c(.stot) + c(.lbtot)
             let last = row[.lastsess].map { v -> String in if case .int(let s) = v, s >= 0 { return Engine.duration(Double(s)) } else { return "" } } ?? ""
             tr += "<td>\(last)</td>" + c(.bin) + c(.bout) + c(.dreq) + c(.dresp) + c(.ereq) + c(.econ) + c(.eresp) + c(.wretr) + c(.wredis)
             let check = row.string(.check_status)
+            // HAProxy's "L7OK/200 in 1ms".
             let lastCheck = check.isEmpty ? "" : check + (row.string(.check_code).isEmpty ? "" : "/" + row.string(.check_code))
+                + (row.string(.check_duration).isEmpty ? "" : " in " + row.string(.check_duration) + "ms")
             let lastChange = row[.lastchg].map { v -> String in if case .int(let s) = v { return Engine.duration(Double(s)) + " " } else { return "" } } ?? ""
             tr += "<td class=\"n\">\(html(row.type == .frontend ? status : lastChange + status))</td><td class=\"n\">\(html(lastCheck))</td>"
-            tr += c(.weight) + c(.act) + c(.bck) + c(.chkfail) + c(.chkdown) + "<td class=\"n\">\(html(row.string(.addr)))</td>"
+            let downtime = row[.downtime].map { v -> String in if case .int(let s) = v { return Engine.duration(Double(s)) } else { return "" } } ?? ""
+            tr += c(.weight) + c(.act) + c(.bck) + c(.chkfail) + c(.chkdown) + "<td>\(downtime)</td>" + c(.throttle)
+            tr += "<td class=\"n\">\(html(row.string(.addr)))</td>"
             tr += c(.qtime) + c(.ctime) + c(.rtime) + "</tr>\n"
             h += tr
         }

@@ -43,6 +43,8 @@ struct StatsPageRequest {
     let method: HTTPMethod
     /// The request body's length (a POST's form).
     let bodyLength: Int
+    /// `?scope=TEXT`: only the proxies whose name contains TEXT (case-insensitive), HAProxy's.
+    var scope: String? = nil
 }
 
 extension Engine {
@@ -97,9 +99,14 @@ extension Engine {
             if let r = rest.firstRange(of: ";st=") {
                 status = String(rest[r.upperBound...].prefix { $0.isLetter })
             }
+            var scope: String?
+            if let r = rest.firstRange(of: "scope=") {
+                let value = rest[r.upperBound...].prefix { $0 != "&" && $0 != ";" && $0 != "#" }
+                if !value.isEmpty { scope = String(value) }
+            }
             return StatsPageRequest(page: page, proxyName: proxy.name, format: format, refresh: !rest.contains(";norefresh"),
                                     onlyUp: rest.contains(";up"), noMaint: rest.contains(";no-maint"), actionStatus: status,
-                                    method: method, bodyLength: Int(head.contentLength ?? 0))
+                                    method: method, bodyLength: Int(head.contentLength ?? 0), scope: scope)
         }
         return nil
     }

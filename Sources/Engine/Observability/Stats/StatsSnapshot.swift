@@ -158,7 +158,7 @@ extension Engine {
         row[.bin] = .uint(c.bytesIn)
         row[.bout] = .uint(c.bytesOut)
         row[.dreq] = .int(c.deniedRequests)
-        row[.dresp] = .int(0)
+        row[.dresp] = .int(c.deniedResponses)
         row[.ereq] = .int(c.requestErrors)
         let full = view.proxy.maxconn.map { $0 > 0 && c.currentSessions >= $0 } ?? false
         row[.status] = .string(!view.current ? "STOP" : full ? "FULL" : "OPEN")
@@ -169,6 +169,18 @@ extension Engine {
         }
         row[.conn_tot] = .int(c.totalSessions)
         row[.dcon] = .int(c.deniedConnections)
+        // No tcp-request session rules: no session is denied after its connection.
+        row[.dses] = .int(0)
+        // Measured once a second by the registry's sampler; a connection is a session in strata.
+        let m = metrics.rates.meters(c)
+        row[.rate] = .int(m?.sessions.rate ?? 0)
+        row[.rate_max] = .int(m?.sessions.max ?? 0)
+        row[.conn_rate] = .int(m?.sessions.rate ?? 0)
+        row[.conn_rate_max] = .int(m?.sessions.max ?? 0)
+        if view.proxy.mode == .http {
+            row[.req_rate] = .int(m?.requests.rate ?? 0)
+            row[.req_rate_max] = .int(m?.requests.max ?? 0)
+        }
         return row
     }
 
@@ -185,7 +197,7 @@ extension Engine {
         row[.bin] = .uint(c.bytesIn)
         row[.bout] = .uint(c.bytesOut)
         row[.dreq] = .int(c.deniedRequests)
-        row[.dresp] = .int(0)
+        row[.dresp] = .int(c.deniedResponses)
         row[.econ] = .int(c.connectionErrors)
         row[.eresp] = .int(c.responseErrors)
         row[.wretr] = .int(c.retries)
@@ -210,6 +222,10 @@ extension Engine {
         row[.act] = .int(active)
         row[.bck] = .int(backup)
         if lastChange > -Double.infinity { row[.lastchg] = .int(max(0, Int(monotonic - lastChange))) }
+        if let down = metrics.rates.backendDown(c) {
+            row[.chkdown] = .int(down.transitions)
+            row[.downtime] = .int(Int(down.seconds(now: monotonic)))
+        }
         row[.lbtot] = .int(lbtot)
         row[.cli_abrt] = .int(c.clientAborts)
         row[.srv_abrt] = .int(c.serverAborts)
@@ -220,6 +236,11 @@ extension Engine {
             row[.req_tot] = .int(c.requests)
         }
         row[.algo] = .string(view.proxy.balance.description)
+        let m = metrics.rates.meters(c)
+        row[.rate] = .int(m?.sessions.rate ?? 0)
+        row[.rate_max] = .int(m?.sessions.max ?? 0)
+        row[.connect] = .int(c.connectAttempts)
+        row[.reuse] = .int(c.reuses)
         return row
     }
 
@@ -236,7 +257,7 @@ extension Engine {
         row[.stot] = .int(st.totalSessions)
         row[.bin] = .uint(st.bytesIn)
         row[.bout] = .uint(st.bytesOut)
-        row[.dresp] = .int(0)
+        row[.dresp] = .int(st.counters.deniedResponses)
         row[.econ] = .int(st.connectionErrors)
         row[.eresp] = .int(st.responseErrors)
         row[.wretr] = .int(st.retries)
@@ -258,6 +279,7 @@ extension Engine {
             row[.check_rise] = .int(h.rise)
             row[.check_fall] = .int(h.fall)
             row[.check_health] = .int(h.health)
+            row[.downtime] = .int(Int(h.downtime(now: monotonic)))
         }
         row[.lastchg] = .int(max(0, Int(monotonic - h.lastChange)))
         row[.lbtot] = .int(st.selected)
@@ -274,6 +296,14 @@ extension Engine {
         }
         if let cookie = s.config.options.cookie { row[.cookie] = .string(cookie) }
         row[.srv_icur] = .int(st.idleConnections)
+        let m = metrics.rates.meters(st.counters)
+        row[.rate] = .int(m?.sessions.rate ?? 0)
+        row[.rate_max] = .int(m?.sessions.max ?? 0)
+        row[.connect] = .int(st.counters.connectAttempts)
+        row[.reuse] = .int(st.counters.reuses)
+        row[.idle_conn_cur] = .int(st.idleConnections)
+        row[.safe_conn_cur] = .int(st.idleConnections)
+        row[.used_conn_cur] = .int(st.currentSessions)
         return row
     }
 }
