@@ -13,6 +13,16 @@ public struct StatsPage: Hashable, Sendable {
     public var hideVersion = false
     /// `stats admin if COND`: who may change server states from the page.
     public var admin: Condition?
+    /// `stats show-legends`: each proxy's and server's mode, id, address and cookie on the page.
+    public var showLegends = false
+    /// `stats show-node [NAME]`: the node's name on the page (the host name without NAME).
+    public var showNode = false
+    public var nodeName: String?
+    /// `stats show-desc [DESC]`: a description on the page (the global `description` without DESC).
+    public var showDescription = false
+    public var description: String?
+    /// `stats scope NAME` lines: the page reports only these proxies (`.` is the page's own).
+    public var scopes: [String] = []
     public var location: SourceLocation
 
     public struct Credential: Hashable, Sendable {

@@ -10,7 +10,8 @@ extension KeywordReader {
     /// The keywords of this file; false when `line` is none of them.
     func observabilityKeyword(_ line: KeywordLine, draft: inout ProxyDraft) throws(ConfigError) -> Bool {
         switch line.keyword {
-        case "stats enable", "stats uri", "stats refresh", "stats auth", "stats realm", "stats hide-version", "stats admin":
+        case "stats enable", "stats uri", "stats refresh", "stats auth", "stats realm", "stats hide-version", "stats admin",
+             "stats show-legends", "stats show-node", "stats show-desc", "stats scope":
             var page = draft.proxy.stats ?? StatsPage(location: line.location)
             try stats(line, page: &page, draft: &draft)
             draft.proxy.stats = page
@@ -102,6 +103,21 @@ extension KeywordReader {
         case "stats hide-version":
             try line.noArguments()
             page.hideVersion = true
+        case "stats show-legends":
+            try line.noArguments()
+            page.showLegends = true
+        case "stats show-node":
+            page.showNode = true
+            page.nodeName = line.optionalArgument(0)
+            try line.noArguments(after: 1)
+        case "stats show-desc":
+            page.showDescription = true
+            // HAProxy takes the rest of the line as the description.
+            page.description = line.args.isEmpty ? nil : line.args.joined(separator: " ")
+        case "stats scope":
+            let name = try line.argument(0, expecting: "a proxy name, or '.' for this one")
+            try line.noArguments(after: 1)
+            page.scopes.append(name == "." ? draft.proxy.name : name)
         default:  // stats admin
             guard let word = line.optionalArgument(0), word == "if" || word == "unless" else {
                 throw line.error("'stats admin' expects 'if' or 'unless' and a condition")

@@ -165,3 +165,43 @@ import Testing
         #expect(strata.waitForOutput(" PT-- "), "\(strata.output.joined(separator: "\n"))")
     }
 }
+
+/// `stats scope`, `stats show-node`, `stats show-desc` and `stats show-legends` on the page.
+@Suite(.serialized) struct StatsPageOptionTests {
+    @Test func scopeNodeDescriptionAndLegendsShapeThePage() throws {
+        let port = TestSocket.freePort()
+        let strata = try StrataProcess(config: """
+            global
+                stats socket @ADMIN@ level admin
+                description the global one
+            defaults
+                mode http
+                timeout connect 1s
+                timeout client 5s
+                timeout server 5s
+            listen stats
+                bind 127.0.0.1:\(port)
+                stats enable
+                stats uri /stats
+                stats scope .
+                stats scope shown
+                stats show-node edge-7
+                stats show-desc
+                stats show-legends
+            backend shown
+                server s1 127.0.0.1:1 cookie c1
+            backend hidden
+                server s2 127.0.0.1:2
+            """)
+        #expect(strata.waitForAdmin(), "\(strata.output.joined(separator: "\n"))")
+        let page = try #require(TestHTTPClient(port: port)?.get("/stats"))
+        #expect(page.status == 200)
+        #expect(page.body.contains("id=\"proxy-stats\""))
+        #expect(page.body.contains("id=\"proxy-shown\""))
+        #expect(!page.body.contains("id=\"proxy-hidden\""))
+        #expect(page.body.contains("<th class=\"n\">node</th><td class=\"n\" colspan=\"3\">edge-7</td>"))
+        #expect(page.body.contains("<td class=\"n\" colspan=\"3\">the global one</td>"))
+        #expect(page.body.contains("title=\"id: 1, addr: 127.0.0.1:1, cookie: c1\""), "\(page.body)")
+        #expect(page.body.contains("title=\"mode: http, id: "))
+    }
+}

@@ -59,17 +59,34 @@ extension Engine {
             <h2>General process information</h2>
             <table id="process"><tr><th class="n">pid</th><td>\(getpid())</td><th class="n">uptime</th><td>\(uptime / 86400)d \(uptime / 3600 % 24)h\(uptime / 60 % 60)m\(uptime % 60)s</td></tr>
             <tr><th class="n">maxconn</th><td>\(info.maxconn)</td><th class="n">current conns</th><td>\(info.currentConnections)</td></tr>
-            <tr><th class="n">reloads</th><td>\(registry.reloadsSucceeded)</td><th class="n">failed reloads</th><td>\(registry.reloadsFailed)</td></tr></table>
+            <tr><th class="n">reloads</th><td>\(registry.reloadsSucceeded)</td><th class="n">failed reloads</th><td>\(registry.reloadsFailed)</td></tr>\(nodeAndDescription(page))</table>
 
             """
         h += legendAndOptions(request)
         // HAProxy's proxy tables first (a small configuration fits the first screen), then
         // strata's generations: one line each, the chart, reloads and events a click away.
-        for view in statsProxies() where request.scope.map({ view.name.lowercased().contains($0.lowercased()) }) ?? true {
+        // `stats scope` lines name the proxies the page may show (`.`: the page's own).
+        let scopes = Set(page.scopes.map { $0 == "." ? request.proxyName : $0 })
+        for view in statsProxies() where (scopes.isEmpty || scopes.contains(view.name))
+            && (request.scope.map({ view.name.lowercased().contains($0.lowercased()) }) ?? true) {
             h += proxyTable(view, request: request, admin: admin)
         }
         h += generationsPanel()
         h += "<p>Also as <a href=\"\(html(page.uri));csv\">CSV</a> and <a href=\"\(html(page.uri));json\">JSON</a>.</p>\n</body></html>\n"
+        return h
+    }
+
+    /// `stats show-node` and `stats show-desc`: rows of the process information.
+    private func nodeAndDescription(_ page: StatsPage) -> String {
+        var h = ""
+        if page.showNode {
+            var name = [CChar](repeating: 0, count: 256)
+            let host = gethostname(&name, name.count) == 0 ? String(cString: name) : ""
+            h += "<tr id=\"node\"><th class=\"n\">node</th><td class=\"n\" colspan=\"3\">\(html(page.nodeName ?? host))</td></tr>"
+        }
+        if page.showDescription, let text = page.description ?? current?.config.config.global.description {
+            h += "<tr id=\"description\"><th class=\"n\">description</th><td class=\"n\" colspan=\"3\">\(html(text))</td></tr>"
+        }
         return h
     }
 
@@ -254,7 +271,15 @@ extension Engine {
             if backendAdmin {
                 tr += row.type == .server ? "<td><input type=\"checkbox\" name=\"s\" value=\"\(html(row.string(.svname)))\"></td>" : "<td></td>"
             }
-            tr += "<td class=\"n\">\(html(row.type == .frontend ? "Frontend" : row.type == .backend ? "Backend" : row.string(.svname)))</td>"
+            // `stats show-legends`: what HAProxy puts in each name's tooltip.
+            var legend = ""
+            if request.page.showLegends {
+                let text = row.type == .server
+                    ? "id: \(row.string(.sid)), addr: \(row.string(.addr))" + (row.string(.cookie).isEmpty ? "" : ", cookie: \(row.string(.cookie))")
+                    : "mode: \(row.string(.mode)), id: \(row.string(.iid))"
+                legend = " title=\"\(html(text))\""
+            }
+            tr += "<td class=\"n\"\(legend)>\(html(row.type == .frontend ? "Frontend" : row.type == .backend ? "Backend" : row.string(.svname)))</td>"
             tr += c(.qcur) + c(.qmax) + "<td></td>" + c(.rate) + c(.rate_max) + c(.rate_lim)
             tr += c(.scur) + c(.smax) + c(.slim) + c(.stot) + c(.lbtot)
             let last = row[.lastsess].map { v -> String in if case .int(let s) = v, s >= 0 { return Engine.duration(Double(s)) } else { return "" } } ?? ""
