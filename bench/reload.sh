@@ -7,6 +7,8 @@
 #      more or less on top than the one running (every item moved: the plan compares each one
 #      in full), beside `reload` of that file, alternating plan and reload (median of 20 each);
 #      target ratio <= 1
+#   1c. time from `rollback` to `Success=1` on the same configuration (the previous generation's
+#      configuration rebuilt from memory, its 1,000 listeners kept), median of 20; target <= 5 ms
 #   2. failed requests (wrk's socket errors + non-2xx responses) during 200 reloads at 10 per
 #      second under wrk -t1 -c50 through a MODE proxy to nginx, beside HAProxy master-worker
 #      (-W, SIGUSR2 to the master) under the same load; target 0 for strata
@@ -99,6 +101,15 @@ elif cmd == "reloads":  # reloads SOCKET COUNT [success|failure]: prints the med
             sys.exit("reload answered, expecting %s:\n%s" % (expected, answer))
         times.append(ms)
     print(f"{statistics.median(times):.1f} {min(times):.1f}")
+elif cmd == "rollbacks":  # rollbacks SOCKET COUNT: prints the median and the minimum ms of `rollback`
+    path, count = sys.argv[2], int(sys.argv[3])
+    times = []
+    for _ in range(count):
+        ms, answer = ask(path, "rollback")
+        if not answer.startswith("Success=1"):
+            sys.exit("rollback answered:\n%s" % answer)
+        times.append(ms)
+    print(f"{statistics.median(times):.1f} {min(times):.1f}")
 elif cmd == "plan-vs-reload":  # plan-vs-reload SOCKET COUNT FILE ORIGINAL: median ms of `reload plan`, then of `reload`
     # Each round writes FILE as ORIGINAL with one comment line more or less on top than the one
     # running: every item of the candidate moved, so the plan compares each in full.
@@ -170,9 +181,11 @@ sleep 0.5
 rss_first=$(rss_kib "$S_PID")
 read -r strata_ms strata_min < <(tool reloads "$SOCK" "$TIMED")
 haproxy_ms=$(tool check-time 5 haproxy -c -f "$BIG")
+# Figure 1c: each rollback restores the configuration of the generation before (the same file's).
+read -r rollback_ms rollback_min < <(tool rollbacks "$SOCK" "$TIMED")
 sleep 0.5
 rss_tenth=$(rss_kib "$S_PID")  # after 1 + TIMED reloads: where RSS settles (two generations at once)
-echo "# timed $TIMED reloads; $((RSS_RELOADS - 1 - TIMED)) more for the RSS figure" >&2
+echo "# timed $TIMED reloads and $TIMED rollbacks; $((RSS_RELOADS - 1 - TIMED)) more for the RSS figure" >&2
 tool reloads "$SOCK" $((RSS_RELOADS - 1 - TIMED)) > /dev/null
 sleep 0.5
 rss_last=$(rss_kib "$S_PID")
@@ -245,6 +258,8 @@ printf '%-48s strata %9s  haproxy -c %9s  ratio %s (targets <= 50 ms and <= 0.25
     "reload to Success=1, 1,000 fe/10,000 srv, ms" "$strata_ms" "$haproxy_ms" "$(ratio "$strata_ms" "$haproxy_ms")" "$strata_min"
 printf '%-48s plan   %9s  reload     %9s  ratio %s (target <= 1)\n' \
     "reload plan to Success=1, 1,000 fe/10,000 srv, ms" "$plan_ms" "$plan_reload_ms" "$(ratio "$plan_ms" "$plan_reload_ms")"
+printf '%-48s strata %9s  reload     %9s  ratio %s (target <= 5 ms; strata min %s)\n' \
+    "rollback to Success=1, 1,000 fe/10,000 srv, ms" "$rollback_ms" "$strata_ms" "$(ratio "$rollback_ms" "$strata_ms")" "$rollback_min"
 printf '%-48s strata %9s  haproxy    %9s  of %s and %s requests (target 0)\n' \
     "failed requests, $RELOADS reloads at 10/s, mode $MODE" "$s_failed" "$h_failed" "$s_total" "$h_total"
 mib() { python3 -c "print(f'{$1 / 1024:.1f}')"; }

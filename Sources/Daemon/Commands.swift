@@ -8,7 +8,7 @@ struct StrataCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "strata",
         abstract: "A TCP and HTTP/1.1 reverse proxy that reloads its configuration in place.",
-        subcommands: [Run.self, Check.self, Reload.self, Cli.self],
+        subcommands: [Run.self, Check.self, Reload.self, Rollback.self, Cli.self],
         defaultSubcommand: Run.self
     )
 
@@ -112,6 +112,19 @@ struct Reload: ParsableCommand {
         if json, let body = answer.range(of: "\n--\n"), answer.hasPrefix("Success=") { shown = answer[body.upperBound...] }
         print(shown, terminator: shown.hasSuffix("\n") ? "" : "\n")
         Foundation.exit(success ? 0 : 1)
+    }
+}
+
+struct Rollback: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Ask a running strata to make the previous generation's configuration current again, from memory (no file is read); print its answer (exit 0 on success, 1 on failure).")
+    @Option(name: .customShort("S"), help: ArgumentHelp("The admin socket ('stats socket' in global, level admin).", valueName: "SOCKET"))
+    var socket: String
+
+    func run() throws {
+        let answer = try AdminClient.send("rollback", to: socket)
+        print(answer, terminator: answer.hasSuffix("\n") ? "" : "\n")
+        Foundation.exit(answer.hasPrefix("Success=1") ? 0 : 1)
     }
 }
 

@@ -24,8 +24,16 @@ final class ReloadCoordinator: @unchecked Sendable {
     private enum Request {
         case reload(Reply)
         case plan(PlanReply)
+        case rollback(Reply)
 
-        var isReload: Bool { if case .reload = self { true } else { false } }
+        /// Requests of one kind asked together are served by one run.
+        var kind: Int {
+            switch self {
+            case .reload: 0
+            case .plan: 1
+            case .rollback: 2
+            }
+        }
     }
 
     let engine: Engine
@@ -68,6 +76,15 @@ final class ReloadCoordinator: @unchecked Sendable {
                     }
                 }
             },
+            AdminCommand(["rollback"], usage: ("rollback", "make the previous generation's configuration current again, from memory (admin level)"),
+                         level: .admin) { [weak self] c in
+                guard c.arguments.isEmpty, let self else { return .unknown }
+                return .later { answer in
+                    self.rollback { outcome in
+                        answer((outcome.success ? "Success=1" : "Success=0") + "\n--\n" + outcome.messages.joined(separator: "\n"))
+                    }
+                }
+            },
             AdminCommand(["reload", "plan"], usage: ("reload plan [json]", "what a reload would change; changes nothing (admin level)"),
                          level: .admin) { [weak self] c in
                 guard let self, c.arguments.isEmpty || c.arguments.elementsEqual(["json"]) else { return .unknown }
@@ -92,6 +109,13 @@ final class ReloadCoordinator: @unchecked Sendable {
         enqueue(.plan(reply))
     }
 
+    /// Makes the configuration of the generation current before the current one current again
+    /// (`Engine.rollbackPoint`), reading no file; `reply` is called on the loop when it is done.
+    /// In turn with reloads and plans; rollbacks asked together make one.
+    func rollback(_ reply: @escaping Reply) {
+        enqueue(.rollback(reply))
+    }
+
     private func enqueue(_ request: Request) {
         queued.append(request)
         guard !running && !startPosted else { return }
@@ -108,13 +132,13 @@ final class ReloadCoordinator: @unchecked Sendable {
     /// reloads asked together share one reload, plans asked together one plan.
     private func startQueued() {
         guard let head = queued.first else { return }
-        let count = queued.prefix { $0.isReload == head.isReload }.count
+        let count = queued.prefix { $0.kind == head.kind }.count
         let next = queued.prefix(count)
         queued.removeFirst(count)
-        if head.isReload {
-            start(next.compactMap { if case .reload(let r) = $0 { r } else { nil } })
-        } else {
-            startPlan(next.compactMap { if case .plan(let r) = $0 { r } else { nil } })
+        switch head {
+        case .reload: start(next.compactMap { if case .reload(let r) = $0 { r } else { nil } })
+        case .plan: startPlan(next.compactMap { if case .plan(let r) = $0 { r } else { nil } })
+        case .rollback: start(next.compactMap { if case .rollback(let r) = $0 { r } else { nil } }, restoring: engine.rollbackPoint, rollback: true)
         }
     }
 
@@ -153,8 +177,20 @@ final class ReloadCoordinator: @unchecked Sendable {
         if !queued.isEmpty { startQueued() }
     }
 
-    private func start(_ replies: [Reply]) {
+    /// A reload, or (`rollback`) a rollback to `restoring`: the same build from the configuration
+    /// kept in memory instead of the files (nothing is read), the same binds through the listener
+    /// cache, the same carry-over and swap.
+    private func start(_ replies: [Reply], restoring: RollbackPoint? = nil, rollback: Bool = false) {
         running = true
+        if rollback && restoring == nil {
+            let outcome = ReloadOutcome(success: false, generationID: engine.current?.id ?? 0,
+                                        messages: ["rollback: no previous generation to restore; nothing was changed"])
+            engine.report(outcome.messages[0], level: .warning)
+            for reply in replies { reply(outcome) }
+            running = false
+            if !queued.isEmpty { startQueued() }
+            return
+        }
         answering = replies
         let id = nextID
         nextID += 1
@@ -163,18 +199,20 @@ final class ReloadCoordinator: @unchecked Sendable {
         // owning it: this reference keeps it alive until `finish`, so it is never freed off the loop.
         carrying = engine.current
         let previous = engine.current?.config.config
-        let job = ReloadJob(id: id, files: files, loader: loader, cache: cache, engine: Handoff(value: engine), previous: previous,
+        var building = ReloadJob(id: id, files: files, loader: loader, cache: cache, engine: Handoff(value: engine), previous: previous,
                             carrying: Handoff(value: carrying.map { Unmanaged.passUnretained($0) }))
+        building.restoring = restoring
+        let job = building
         let loop = engine.loop
         let thread = Thread { [self] in
             let result = job.build()
-            loop.post { [self] in self.finish(result) }
+            loop.post { [self] in self.finish(result, restoring: restoring) }
         }
-        thread.name = "strata-reload-\(id)"
+        thread.name = restoring == nil ? "strata-reload-\(id)" : "strata-rollback-\(id)"
         thread.start()
     }
 
-    private func finish(_ result: ReloadJob.Result) {
+    private func finish(_ result: ReloadJob.Result, restoring: RollbackPoint? = nil) {
         // The generation this reload replaces is held until the callers have their answer: when
         // it retires at once (no session left), freeing its objects (milliseconds for 10,000
         // servers) then runs after the reply instead of before it.
@@ -188,7 +226,10 @@ final class ReloadCoordinator: @unchecked Sendable {
             let dropped = engine.activate(generation, listenerFDs: built.listenerFDs) { closed in
                 let listeners = Set(built.listenerFDs.keys.map(\.bind)).count
                 let kept = listeners - built.newListeners
-                let active = "generation \(generation.id) active (hash \(generation.config.hash)): \(listeners) listeners, \(kept) kept, \(built.newListeners) new, \(closed.count) closed; built in \(Int((result.seconds * 1000).rounded())) ms"
+                let from = restoring.map { "rollback from generation \(replaced?.id ?? 0): generation \($0.generation)'s configuration restored as " } ?? ""
+                let took = restoring == nil ? "built in \(Int((result.seconds * 1000).rounded())) ms"
+                    : "built from memory in \(String(format: "%.1f", result.seconds * 1000)) ms"
+                let active = "\(from)generation \(generation.id) active (hash \(generation.config.hash)): \(listeners) listeners, \(kept) kept, \(built.newListeners) new, \(closed.count) closed; \(took)"
                 messages.append(active)
                 engine.report(active)
             }
@@ -201,7 +242,8 @@ final class ReloadCoordinator: @unchecked Sendable {
             outcome = ReloadOutcome(success: true, generationID: result.id, messages: messages)
         case .failure(let errors):
             outcome = ReloadOutcome(success: false, generationID: result.id,
-                                    messages: errors.errors.map(\.description) + ["generation \(result.id) failed: nothing was changed"])
+                                    messages: errors.errors.map(\.description) + [restoring.map { "rollback to generation \($0.generation)'s configuration (generation \(result.id)) failed: nothing was changed" }
+                                        ?? "generation \(result.id) failed: nothing was changed"])
             for m in outcome.messages { engine.report(m, level: .alert) }
         }
         // The reload counts of `show info` and the exporter, the duration histogram, the stats
@@ -248,6 +290,8 @@ struct ReloadJob: Sendable {
     /// The generation serving when the reload started, owned by the coordinator until the
     /// result is back on the loop.
     var carrying: Handoff<Unmanaged<Generation>?>
+    /// A rollback: the configuration kept in memory, built instead of the files (nothing read).
+    var restoring: RollbackPoint?
 
     func build() -> Result {
         let start = MonotonicClock.now()
@@ -308,9 +352,17 @@ struct ReloadJob: Sendable {
 
     private func buildGeneration() -> Swift.Result<Built, ConfigErrors> {
         let loaded: LoadedConfig
-        switch candidate(changingLimits: true) {
-        case .success(let l): loaded = l
-        case .failure(let e): return .failure(e)
+        if let restoring {
+            // It ran in this process: what cannot change on reload is what runs now. The fd
+            // limit is raised again if the current configuration lowered what it needs.
+            loaded = LoadedConfig(config: restoring.config, hash: restoring.hash, files: restoring.files)
+            let limitErrors = FileDescriptorLimit.apply(loaded.config, atStart: false, changing: true)
+            if !limitErrors.isEmpty { return .failure(ConfigErrors(limitErrors)) }
+        } else {
+            switch candidate(changingLimits: true) {
+            case .success(let l): loaded = l
+            case .failure(let e): return .failure(e)
+            }
         }
         let keys = ListenerPlan.keys(of: loaded.config)
         let before = Set(cache.openKeys)

@@ -22,6 +22,11 @@ public final class Engine: EventHandler, @unchecked Sendable {
     public private(set) var current: Generation?
     /// Active and draining generations, oldest first. Dropped when retired.
     private var live: [Generation] = []
+    /// What `rollback` restores: the configuration of the generation that was current before the
+    /// current one, kept (as values: the parsed model with every file's bytes, certificates
+    /// included) after that generation retires, so that a rollback reads no file. One is kept,
+    /// none with `max-generations 1`.
+    public private(set) var rollbackPoint: RollbackPoint?
     private var frontendCounters: [String: CounterSet] = [:]
     private var backendCounters: [String: CounterSet] = [:]
     private var serverStates: [ServerIdentity: ServerState] = [:]
@@ -155,6 +160,10 @@ public final class Engine: EventHandler, @unchecked Sendable {
         current = generation
         generation.state = .active
         live.append(generation)
+        if let previous, previous !== generation {
+            let cap = generation.config.config.global.maxGenerations
+            rollbackPoint = cap > 1 ? RollbackPoint(previous.config) : nil
+        }
         let fds = UncheckedSendable(listenerFDs)
         let target = UncheckedSendable(generation)
         let dropped = onEveryLoop { worker -> [ListenerKey] in
