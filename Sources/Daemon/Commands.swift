@@ -100,12 +100,35 @@ struct Reload: ParsableCommand {
     @Flag(help: "With --plan: the plan as one JSON document, without the Success= lines.")
     var json = false
 
+    @Option(help: ArgumentHelp("Start the new generation as a canary taking this percentage (0 to 100) of new work: HTTP requests, TCP connections; then 'canary promote', 'canary abort' or 'canary set PERCENT'.", valueName: "PERCENT"))
+    var canary: Int?
+    @Option(name: .customLong("abort-on-errors"), help: ArgumentHelp("With --canary: abort it by itself when its error share is this many points above the active generation's.", valueName: "PERCENT"))
+    var abortOnErrors: Double?
+    @Option(help: ArgumentHelp("With --abort-on-errors: the seconds the error shares are compared over (30 by default).", valueName: "SECONDS"))
+    var window: Double?
+
     func validate() throws {
         if json && !plan { throw ValidationError("--json goes with --plan") }
+        if canary != nil && plan { throw ValidationError("--canary and --plan cannot be used together") }
+        if let canary, !(0...100).contains(canary) { throw ValidationError("--canary expects a percentage from 0 to 100") }
+        if abortOnErrors != nil && canary == nil { throw ValidationError("--abort-on-errors goes with --canary") }
+        if let p = abortOnErrors, !(p > 0 && p <= 100) { throw ValidationError("--abort-on-errors expects percentage points above 0, up to 100") }
+        if window != nil && abortOnErrors == nil { throw ValidationError("--window goes with --abort-on-errors") }
+        if let w = window, !(w > 0) { throw ValidationError("--window expects seconds above 0") }
+    }
+
+    /// The admin command this asks for.
+    var command: String {
+        if plan { return json ? "reload plan json" : "reload plan" }
+        guard let canary else { return "reload" }
+        var words = ["reload", "canary", String(canary)]
+        if let p = abortOnErrors { words += ["abort-on-errors", String(p)] }
+        if let w = window { words += ["window", String(w)] }
+        return words.joined(separator: " ")
     }
 
     func run() throws {
-        let answer = try AdminClient.send(plan ? (json ? "reload plan json" : "reload plan") : "reload", to: socket)
+        let answer = try AdminClient.send(command, to: socket)
         let success = answer.hasPrefix("Success=1")
         // A tool reading JSON gets JSON alone; the exit status says whether the reload would succeed.
         var shown = Substring(answer)

@@ -165,7 +165,7 @@ final class Daemon: @unchecked Sendable {
             systemd.notify("RELOADING=1\nMONOTONIC_USEC=\(SystemdNotifier.monotonicMicroseconds())\nSTATUS=reloading")
         }
         reloads.finished = { outcome in
-            let status = outcome.success ? "generation \(outcome.generationID) active" : "reload to generation \(outcome.generationID) failed; generation \(engine.current?.id ?? 0) active"
+            let status = outcome.status ?? (outcome.success ? "generation \(outcome.generationID) active" : "reload to generation \(outcome.generationID) failed; generation \(engine.current?.id ?? 0) active")
             systemd.notify("READY=1\nSTATUS=\(status)")
         }
         // The stats page's and `show info`'s version, event list and sessions chart (one sample a second).
@@ -184,6 +184,9 @@ final class Daemon: @unchecked Sendable {
                                             timeoutMilliseconds: global.statsTimeout, commands: commands))
         }
         let cache = self.cache
+        // A canary promoted or aborted closes listeners by itself; its changes go to systemd.
+        engine.listenersClosed = { keys in cache.release(keys) }
+        engine.statusChanged = { status in systemd.notify("STATUS=\(status)") }
         engine.onSignals([SIGHUP, SIGUSR2, SIGUSR1, SIGTERM, SIGINT, SIGTTOU, SIGTTIN]) { signal in
             switch signal {
             case SIGHUP, SIGUSR2:

@@ -9,6 +9,38 @@ struct ReloadOutcome: Sendable {
     var generationID: Int
     /// Success: what changed. Failure: every error as `file:line: message`.
     var messages: [String]
+    /// systemd's `STATUS=` after it, when not `generation N active` (a canary, a refusal).
+    var status: String? = nil
+}
+
+/// `reload canary PERCENT [abort-on-errors POINTS] [window SECONDS]`: how the new generation starts.
+struct CanaryOptions: Sendable {
+    var share: Int
+    var abortOnErrors: Double?
+    var window: Double = 30
+
+    /// The admin command's arguments after `reload canary`, or nil when they make no sense.
+    init?(arguments: ArraySlice<String>) {
+        var words = Array(arguments)
+        guard let first = words.first, let share = Int(first), (0...100).contains(share) else { return nil }
+        self.share = share
+        words.removeFirst()
+        while words.count >= 2 {
+            let value = words[1]
+            switch words[0] {
+            case "abort-on-errors":
+                guard let p = Double(value), p > 0, p <= 100 else { return nil }
+                abortOnErrors = p
+            case "window":
+                guard let w = Double(value), w > 0 else { return nil }
+                window = w
+            default:
+                return nil
+            }
+            words.removeFirst(2)
+        }
+        guard words.isEmpty else { return nil }
+    }
 }
 
 /// Serialises reloads and reload plans. One builds at a time, on a thread of its own (reading,
@@ -25,13 +57,15 @@ final class ReloadCoordinator: @unchecked Sendable {
         case reload(Reply)
         case plan(PlanReply)
         case rollback(Reply)
+        case canary(CanaryOptions, Reply)
 
-        /// Requests of one kind asked together are served by one run.
+        /// Requests of one kind asked together are served by one run (a canary by its own).
         var kind: Int {
             switch self {
             case .reload: 0
             case .plan: 1
             case .rollback: 2
+            case .canary: 3
             }
         }
     }
@@ -85,6 +119,19 @@ final class ReloadCoordinator: @unchecked Sendable {
                     }
                 }
             },
+            AdminCommand(["reload", "canary"], usage: ("reload canary <pct> [abort-on-errors <pts>] [window <s>]",
+                                                       "reload as a canary taking pct% of new work (admin level)"),
+                         level: .admin) { [weak self] c in
+                guard let self else { return .unknown }
+                guard let options = CanaryOptions(arguments: c.arguments) else {
+                    return .text("Success=0\n--\nusage: reload canary PERCENT (0 to 100) [abort-on-errors POINTS] [window SECONDS]")
+                }
+                return .later { answer in
+                    self.enqueue(.canary(options, { outcome in
+                        answer((outcome.success ? "Success=1" : "Success=0") + "\n--\n" + outcome.messages.joined(separator: "\n"))
+                    }))
+                }
+            },
             AdminCommand(["reload", "plan"], usage: ("reload plan [json]", "what a reload would change; changes nothing (admin level)"),
                          level: .admin) { [weak self] c in
                 guard let self, c.arguments.isEmpty || c.arguments.elementsEqual(["json"]) else { return .unknown }
@@ -132,13 +179,14 @@ final class ReloadCoordinator: @unchecked Sendable {
     /// reloads asked together share one reload, plans asked together one plan.
     private func startQueued() {
         guard let head = queued.first else { return }
-        let count = queued.prefix { $0.kind == head.kind }.count
+        let count = head.kind == 3 ? 1 : queued.prefix { $0.kind == head.kind }.count
         let next = queued.prefix(count)
         queued.removeFirst(count)
         switch head {
         case .reload: start(next.compactMap { if case .reload(let r) = $0 { r } else { nil } })
         case .plan: startPlan(next.compactMap { if case .plan(let r) = $0 { r } else { nil } })
         case .rollback: start(next.compactMap { if case .rollback(let r) = $0 { r } else { nil } }, restoring: engine.rollbackPoint, rollback: true)
+        case .canary(let options, let reply): start([reply], canary: options)
         }
     }
 
@@ -180,8 +228,21 @@ final class ReloadCoordinator: @unchecked Sendable {
     /// A reload, or (`rollback`) a rollback to `restoring`: the same build from the configuration
     /// kept in memory instead of the files (nothing is read), the same binds through the listener
     /// cache, the same carry-over and swap.
-    private func start(_ replies: [Reply], restoring: RollbackPoint? = nil, rollback: Bool = false) {
+    private func start(_ replies: [Reply], restoring: RollbackPoint? = nil, rollback: Bool = false, canary: CanaryOptions? = nil) {
         running = true
+        // While a canary runs there are two active generations: a reload, a rollback or a
+        // second canary would have to say which one it replaces. The operator decides first.
+        if let running = engine.canary {
+            let what = canary != nil ? "canary" : rollback ? "rollback" : "reload"
+            let outcome = ReloadOutcome(success: false, generationID: engine.current?.id ?? 0,
+                                        messages: ["\(what) refused: generation \(running.id) is a canary beside generation \(engine.current?.id ?? 0); 'canary promote' or 'canary abort' first; nothing was changed"],
+                                        status: engine.canaryStatusLine)
+            engine.report(outcome.messages[0], level: .warning)
+            for reply in replies { reply(outcome) }
+            self.running = false
+            if !queued.isEmpty { startQueued() }
+            return
+        }
         if rollback && restoring == nil {
             let outcome = ReloadOutcome(success: false, generationID: engine.current?.id ?? 0,
                                         messages: ["rollback: no previous generation to restore; nothing was changed"])
@@ -206,19 +267,30 @@ final class ReloadCoordinator: @unchecked Sendable {
         let loop = engine.loop
         let thread = Thread { [self] in
             let result = job.build()
-            loop.post { [self] in self.finish(result, restoring: restoring) }
+            loop.post { [self] in self.finish(result, restoring: restoring, canary: canary) }
         }
         thread.name = restoring == nil ? "strata-reload-\(id)" : "strata-rollback-\(id)"
         thread.start()
     }
 
-    private func finish(_ result: ReloadJob.Result, restoring: RollbackPoint? = nil) {
+    private func finish(_ result: ReloadJob.Result, restoring: RollbackPoint? = nil, canary: CanaryOptions? = nil) {
         // The generation this reload replaces is held until the callers have their answer: when
         // it retires at once (no session left), freeing its objects (milliseconds for 10,000
         // servers) then runs after the reply instead of before it.
         let replaced = engine.current
-        let outcome: ReloadOutcome
+        var outcome: ReloadOutcome
         switch result.built {
+        case .success(let built) where canary != nil:
+            let generation = built.generation.value, options = canary!
+            engine.startCanary(generation, share: options.share, listenerFDs: built.listenerFDs,
+                               abortOnErrors: options.abortOnErrors, window: options.window)
+            let listeners = Set(built.listenerFDs.keys.map(\.bind)).count
+            var messages = ["generation \(generation.id) canary (hash \(generation.config.hash)) at \(options.share)% of new work beside generation \(replaced?.id ?? 0): \(listeners) listeners, \(built.newListeners) new; built in \(Int((result.seconds * 1000).rounded())) ms"]
+            if let p = options.abortOnErrors {
+                messages.append("aborted by itself if its error share is \(Engine.formatNumber(p)) points above generation \(replaced?.id ?? 0)'s over \(Engine.formatNumber(options.window)) s")
+            }
+            messages.append("then: 'canary promote', 'canary abort' or 'canary set PERCENT'")
+            outcome = ReloadOutcome(success: true, generationID: result.id, messages: messages, status: engine.canaryStatusLine)
         case .success(let built):
             let generation = built.generation.value
             var messages: [String] = []

@@ -121,6 +121,8 @@ public final class Generation: @unchecked Sendable {
     var sessionsKilled: Int { shards.reduce(0) { $0 + $1.sessionsKilled } }
     /// Listeners still pointing at this generation, every loop counted.
     var listenerRefs: Int { shards.reduce(0) { $0 + $1.listenerRefs } }
+    /// Sessions that ended in an error of its making, every loop counted (`GenerationShard.errors`).
+    var errors: Int { shards.reduce(0) { $0 + $1.errors } }
 
     /// `loop`'s shard.
     @inline(__always) func shard(_ loop: EventLoop) -> GenerationShard { shards[loop.index] }
@@ -131,9 +133,9 @@ public final class Generation: @unchecked Sendable {
 /// published for the control loop (`show generations`, the exporter).
 final class GenerationShard: @unchecked Sendable {
     @exclusivity(unchecked) var sessionList = SessionList()
-    private let counts = UnsafeMutablePointer<Int>.allocate(capacity: 4)
+    private let counts = UnsafeMutablePointer<Int>.allocate(capacity: 5)
 
-    init() { counts.initialize(repeating: 0, count: 4) }
+    init() { counts.initialize(repeating: 0, count: 5) }
     deinit { counts.deallocate() }
 
     var sessions: Int {
@@ -151,6 +153,13 @@ final class GenerationShard: @unchecked Sendable {
     var listenerRefs: Int {
         get { CLibEV_load(counts + 3) }
         set { CLibEV_store(counts + 3, newValue) }
+    }
+    /// Sessions that ended in an error of the generation's making: an HTTP answer 5xx (its own
+    /// or its server's), a server that could not be reached or reset the connection. What a
+    /// canary's error share is measured with (`CanaryWatch`).
+    var errors: Int {
+        get { CLibEV_load(counts + 4) }
+        set { CLibEV_store(counts + 4, newValue) }
     }
 
     /// Nothing on this loop holds the generation any more.

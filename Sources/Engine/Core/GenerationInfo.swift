@@ -25,7 +25,8 @@ public struct GenerationInfo: Sendable {
                 lines.append("# rollback restores generation \(point.generation) (hash \(point.hash))")
             }
             for g in context.engine.generations {
-                let mark = g.id == point?.generation ? " rollback" : ""
+                var mark = g.id == point?.generation ? " rollback" : ""
+                if g.state == .canary { mark += " share=\(context.engine.canaryShare)%" }
                 lines.append("\(g.id) \(g.state.rawValue) \(Int(g.ageSeconds)) \(g.sessions) \(g.listeners) \(g.hash)\(mark)")
             }
             return .text(lines.joined(separator: "\n"))

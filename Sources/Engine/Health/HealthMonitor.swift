@@ -62,6 +62,25 @@ final class HealthMonitor: EventHandler {
         }
     }
 
+    /// A canary starts beside the current generation: servers only it has are checked for it
+    /// (the current generation keeps every checker it has; `activate` settles who checks what
+    /// when the canary is promoted or aborted).
+    func include(_ generation: Generation) {
+        var fresh: [BackendServer] = []
+        for proxy in generation.config.config.proxies where proxy.isBackend {
+            guard let backend = generation.backends[proxy.name] else { continue }
+            for s in backend.servers where s.config.options.check.enabled && checkers[s.state.identity] == nil {
+                fresh.append(s)
+            }
+        }
+        let minInter = fresh.map { Double(max($0.config.options.check.interval, 1)) / 1000 }.min() ?? 0
+        for (position, s) in fresh.enumerated() {
+            let checker = HealthChecker(monitor: self, generation: generation, server: s)
+            checkers[s.state.identity] = checker
+            checker.start(after: minInter * Double(position) / Double(max(fresh.count, 1)))
+        }
+    }
+
     /// A reload kept `server`'s identity: the carried state meets the new configuration (a
     /// setting the configuration changed wins over the runtime one), and the address the admin
     /// socket set still applies.
