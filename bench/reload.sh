@@ -169,8 +169,10 @@ fds() { ls "/proc/$1/fd" | wc -l; }
 BIG=$WORK/big.cfg
 SOCK=$WORK/admin.sock
 tool generate "$BIG" "$SOCK" 1000 10
-cp "$BIG" "$WORK/big.orig.cfg"
 threads_cfg "$BIG"
+# After threads_cfg: figure 1b rewrites the file from this copy, and a reload that dropped
+# `nbthread` would fail (it cannot change on reload).
+cp "$BIG" "$WORK/big.orig.cfg"
 "$STRATA" -f "$BIG" 2>"$WORK/strata-big.log" &
 S_PID=$!; PIDS+=($S_PID)
 tool wait-socket "$SOCK"

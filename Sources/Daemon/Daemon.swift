@@ -186,6 +186,7 @@ final class Daemon: @unchecked Sendable {
         let cache = self.cache
         // A canary promoted or aborted closes listeners by itself; its changes go to systemd.
         engine.listenersClosed = { keys in cache.release(keys) }
+        engine.generationActivated = { reloads.prepareStandby() }
         engine.statusChanged = { status in systemd.notify("STATUS=\(status)") }
         engine.onSignals([SIGHUP, SIGUSR2, SIGUSR1, SIGTERM, SIGINT, SIGTTOU, SIGTTIN]) { signal in
             switch signal {

@@ -58,6 +58,8 @@ final class ReloadCoordinator: @unchecked Sendable {
         case plan(PlanReply)
         case rollback(Reply)
         case canary(CanaryOptions, Reply)
+        /// Builds the next rollback's generation ahead (`Standby`); nobody waits for it.
+        case standby
 
         /// Requests of one kind asked together are served by one run (a canary by its own).
         var kind: Int {
@@ -66,6 +68,7 @@ final class ReloadCoordinator: @unchecked Sendable {
             case .plan: 1
             case .rollback: 2
             case .canary: 3
+            case .standby: 4
             }
         }
     }
@@ -82,6 +85,14 @@ final class ReloadCoordinator: @unchecked Sendable {
     /// The generation current when the running reload or plan started (see `start`).
     private var carrying: Generation?
     private var queued: [Request] = []
+    /// The next rollback's generation, built ahead from `Engine.rollbackPoint` on the reload
+    /// thread after each activation, carrying from the generation current then: a rollback
+    /// while both are unchanged only binds what is missing and swaps (no build). It counts as a
+    /// generation against `max-generations` (none is built when the live ones fill it); built on
+    /// the loop's owner thread's behalf and freed on the loop.
+    private var standby: (generation: Generation, point: Int)? {
+        didSet { engine.rollbackPrepared = standby != nil }
+    }
     /// Called on the loop after every reload attempt (systemd status, logs).
     var finished: (ReloadOutcome) -> Void = { _ in }
     var started: () -> Void = {}
@@ -163,6 +174,82 @@ final class ReloadCoordinator: @unchecked Sendable {
         enqueue(.rollback(reply))
     }
 
+    /// An activation happened: the standby (if any) is stale; build the next one.
+    func prepareStandby() {
+        standby = nil
+        enqueue(.standby)
+    }
+
+    /// The standby, when it is what a rollback now would build: from the rollback point, carrying
+    /// from the generation current now, no canary running.
+    private func usableStandby() -> (Generation, RollbackPoint)? {
+        guard let s = standby, let point = engine.rollbackPoint, s.point == point.generation, engine.canary == nil,
+              let current = engine.current, s.generation.carriedFrom == ObjectIdentifier(current) else { return nil }
+        return (s.generation, point)
+    }
+
+    private func startStandby() {
+        standby = nil
+        guard let point = engine.rollbackPoint, engine.canary == nil, let current = engine.current,
+              engine.liveCount < current.config.config.global.maxGenerations else {
+            if !queued.isEmpty { startQueued() }
+            return
+        }
+        running = true
+        carrying = current
+        let build = Handoff(value: (engine, point, Unmanaged.passUnretained(current)))
+        let loop = engine.loop
+        let thread = Thread { [self] in
+            let (engine, point, from) = build.value
+            // The id is the old one's until a rollback gives it the next (`Generation.assign`).
+            let built = try? engine.makeGeneration(point.configuration(id: point.generation), carryingFrom: from.takeUnretainedValue())
+            let handoff = Handoff(value: built)
+            loop.post { [self] in
+                if let generation = handoff.value, engine.current === carrying, engine.canary == nil,
+                   engine.rollbackPoint?.generation == point.generation {
+                    standby = (generation, point.generation)
+                }
+                carrying = nil
+                running = false
+                if !queued.isEmpty { startQueued() }
+            }
+        }
+        thread.name = "strata-standby"
+        thread.start()
+    }
+
+    /// A rollback with the standby: bind what is missing, swap. On the loop, nothing built.
+    private func rollbackNow(_ replies: [Reply], to ready: (Generation, RollbackPoint)) {
+        let (generation, point) = ready
+        standby = nil
+        running = true
+        answering = replies
+        let id = nextID
+        nextID += 1
+        started()
+        let start = MonotonicClock.now()
+        let keys = ListenerPlan.keys(of: point.config)
+        let before = Set(cache.openKeys)
+        let built: Swift.Result<ReloadJob.Built, ConfigErrors>
+        let limitErrors = FileDescriptorLimit.apply(point.config, atStart: false, changing: true)
+        if !limitErrors.isEmpty {
+            built = .failure(ConfigErrors(limitErrors))
+            standby = (generation, point.generation)
+        } else {
+            switch cache.acquire(keys) {
+            case .failure(let bindErrors):
+                built = .failure(ConfigErrors(bindErrors.errors.map { ListenerPlan.error(for: $0, in: point.config) }))
+                // Nothing changed: it is still the next rollback's generation.
+                standby = (generation, point.generation)
+            case .success(let fds):
+                generation.assign(id: id)
+                built = .success(ReloadJob.Built(generation: Handoff(value: generation), listenerFDs: fds,
+                                                 newListeners: keys.filter { !before.contains($0) }.count))
+            }
+        }
+        finish(ReloadJob.Result(id: id, built: built, seconds: MonotonicClock.now() - start), restoring: point, prepared: true)
+    }
+
     private func enqueue(_ request: Request) {
         queued.append(request)
         guard !running && !startPosted else { return }
@@ -182,10 +269,17 @@ final class ReloadCoordinator: @unchecked Sendable {
         let count = head.kind == 3 ? 1 : queued.prefix { $0.kind == head.kind }.count
         let next = queued.prefix(count)
         queued.removeFirst(count)
+        if case .standby = head, !queued.isEmpty {
+            // Something else waits: it changes what the standby would be built from, or goes first.
+            return startQueued()
+        }
         switch head {
         case .reload: start(next.compactMap { if case .reload(let r) = $0 { r } else { nil } })
         case .plan: startPlan(next.compactMap { if case .plan(let r) = $0 { r } else { nil } })
-        case .rollback: start(next.compactMap { if case .rollback(let r) = $0 { r } else { nil } }, restoring: engine.rollbackPoint, rollback: true)
+        case .rollback:
+            let replies = next.compactMap { if case .rollback(let r) = $0 { r } else { nil } }
+            if let ready = usableStandby() { rollbackNow(replies, to: ready) } else { start(replies, restoring: engine.rollbackPoint, rollback: true) }
+        case .standby: startStandby()
         case .canary(let options, let reply): start([reply], canary: options)
         }
     }
@@ -273,7 +367,7 @@ final class ReloadCoordinator: @unchecked Sendable {
         thread.start()
     }
 
-    private func finish(_ result: ReloadJob.Result, restoring: RollbackPoint? = nil, canary: CanaryOptions? = nil) {
+    private func finish(_ result: ReloadJob.Result, restoring: RollbackPoint? = nil, canary: CanaryOptions? = nil, prepared: Bool = false) {
         // The generation this reload replaces is held until the callers have their answer: when
         // it retires at once (no session left), freeing its objects (milliseconds for 10,000
         // servers) then runs after the reply instead of before it.
@@ -300,6 +394,7 @@ final class ReloadCoordinator: @unchecked Sendable {
                 let kept = listeners - built.newListeners
                 let from = restoring.map { "rollback from generation \(replaced?.id ?? 0): generation \($0.generation)'s configuration restored as " } ?? ""
                 let took = restoring == nil ? "built in \(Int((result.seconds * 1000).rounded())) ms"
+                    : prepared ? "built ahead from memory, bound and swapped in \(String(format: "%.1f", result.seconds * 1000)) ms"
                     : "built from memory in \(String(format: "%.1f", result.seconds * 1000)) ms"
                 let active = "\(from)generation \(generation.id) active (hash \(generation.config.hash)): \(listeners) listeners, \(kept) kept, \(built.newListeners) new, \(closed.count) closed; \(took)"
                 messages.append(active)

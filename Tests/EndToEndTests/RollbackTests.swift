@@ -47,9 +47,12 @@ import Testing
         // The file is gone: a reload fails, a rollback does not read it.
         try FileManager.default.removeItem(atPath: strata.configPath)
         #expect(try strata.admin("reload").hasPrefix("Success=0"))
+        // Generation 1's configuration is built ahead once generation 2 is active.
+        #expect(try eventually { try strata.admin("show generations").contains("# rollback restores generation 1 (hash ") && strata.admin("show generations").contains(", prepared") })
         let back = Self.rollback(strata)
         #expect(back.status == 0, "\(back.output)")
         #expect(back.output.hasPrefix("Success=1\n--\n"))
+        #expect(back.output.contains("built ahead from memory, bound and swapped in "))
         #expect(back.output.contains("rollback from generation 2: generation 1's configuration restored as generation 4 active"))
         #expect(back.output.contains("1 kept, 0 new, 1 closed"))
         #expect(GenerationTests.name(port) == "a")
@@ -119,6 +122,26 @@ import Testing
         let stat = try strata.admin("show stat").split(separator: "\n").first { $0.hasPrefix("app,FRONTEND,") }
         // stot (column 8) counts the connections of every generation.
         #expect(stat.map { Int($0.split(separator: ",", omittingEmptySubsequences: false)[7]) ?? 0 } == 4)
+    }
+
+    @Test func withoutRoomForAPreparedOneARollbackBuildsFromMemory() throws {
+        let a = try TestBackend(.nameThenEcho("a")), b = try TestBackend(.name("b"))
+        let port = TestSocket.freePort()
+        // Two generations at most: with generation 1 draining, none is built ahead.
+        let strata = try StrataProcess(config: GenerationTests.config(port: port, server: a.port, global: "    max-generations 2"))
+        #expect(strata.waitForAdmin())
+        let held = try #require(TestSocket.connect(port))
+        defer { close(held) }
+        #expect(TestSocket.readLine(held) == "a")
+        try strata.write(GenerationTests.config(port: port, server: b.port, global: "    max-generations 2"))
+        #expect(try strata.admin("reload").hasPrefix("Success=1"))
+        usleep(200_000)
+        #expect(try strata.admin("show generations").contains("# rollback restores generation 1 (hash ") )
+        #expect(try !strata.admin("show generations").contains(", prepared"))
+        let back = try strata.admin("rollback")
+        #expect(back.hasPrefix("Success=1"), "\(back)")
+        #expect(back.contains("built from memory in "))
+        #expect(GenerationTests.name(port) == "a")
     }
 
     @Test func rollbackNeedsTheAdminLevel() throws {

@@ -39,7 +39,7 @@ extension Engine {
             canaryWatch = CanaryWatch(engine: self, canary: generation, base: base, points: abortOnErrors, window: window)
         }
         report("generation \(generation.id) canary at \(share)% beside generation \(current?.id ?? 0)"
-               + (abortOnErrors.map { ", aborted if its error share is \(CanaryWatch.format($0)) points above over \(CanaryWatch.format(window)) s" } ?? ""))
+               + (abortOnErrors.map { ", aborted if its error share is \(CanaryWatch.format($0)) points above generation \(current?.id ?? 0)'s over \(CanaryWatch.format(window)) s" } ?? ""))
         statusChanged(canaryStatus)
     }
 

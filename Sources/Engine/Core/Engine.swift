@@ -38,6 +38,9 @@ public final class Engine: EventHandler, @unchecked Sendable {
     /// included) after that generation retires, so that a rollback reads no file. One is kept,
     /// none with `max-generations 1`.
     public private(set) var rollbackPoint: RollbackPoint?
+    /// The daemon built the rollback point's generation ahead (a rollback now only binds and
+    /// swaps): `show generations` says `prepared`.
+    public var rollbackPrepared = false
     private var frontendCounters: [String: CounterSet] = [:]
     private var backendCounters: [String: CounterSet] = [:]
     private var serverStates: [ServerIdentity: ServerState] = [:]
@@ -180,7 +183,7 @@ public final class Engine: EventHandler, @unchecked Sendable {
         }
         if let previous, previous !== generation {
             let cap = generation.config.config.global.maxGenerations
-            rollbackPoint = cap > 1 ? RollbackPoint(previous.config) : nil
+            rollbackPoint = cap > 1 ? RollbackPoint(previous) : nil
         }
         let fds = UncheckedSendable(listenerFDs)
         let target = UncheckedSendable(generation)
@@ -201,8 +204,16 @@ public final class Engine: EventHandler, @unchecked Sendable {
             startDraining(previous)
         }
         enforceMaxGenerations()
+        generationActivated()
         return closed
     }
+
+    /// Called after every activation (a reload, a rollback, a canary promoted): the daemon
+    /// prepares the next rollback's generation then.
+    public var generationActivated: () -> Void = {}
+
+    /// Generations alive now (active, canary and draining): what `max-generations` bounds.
+    public var liveCount: Int { live.count }
 
     func startDraining(_ generation: Generation) {
         guard generation.state == .active else { return }

@@ -7,7 +7,17 @@ import ConfigModel
 /// `Engine.makeGeneration`.
 public final class Generation: @unchecked Sendable {
     public let config: ConfigGeneration
-    public var id: Int { config.id }
+    /// Its configuration's id, or the one it was given when it was built ahead of its use (a
+    /// rollback's standby takes the next id only when the rollback happens).
+    public var id: Int { assignedID ?? config.id }
+    private var assignedID: Int?
+
+    /// Gives a generation built ahead (never activated yet) the id it serves under. Control loop,
+    /// before any data loop sees the generation.
+    public func assign(id: Int) {
+        precondition(state == .loading, "only a generation not yet activated takes an id")
+        assignedID = id
+    }
     /// CLOCK_MONOTONIC seconds when the engine took the loaded configuration: what its age counts from.
     let builtAt: Double
 
@@ -39,7 +49,7 @@ public final class Generation: @unchecked Sendable {
     var unresolvedServers: [BackendServer] = []
     /// The generation whose counters and server states this one took while it was built; nil
     /// when it took none (then activation looks every name and identity up).
-    let carriedFrom: ObjectIdentifier?
+    public let carriedFrom: ObjectIdentifier?
 
     /// Throws the errors of what only the engine can check (an HTTP rule's regular expression).
     /// `previous`: the generation serving now, read (never changed) off the loop so that every

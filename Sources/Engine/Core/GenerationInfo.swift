@@ -22,7 +22,7 @@ public struct GenerationInfo: Sendable {
             // its configuration kept), and the word `rollback` after its row while it is live.
             let point = context.engine.rollbackPoint
             if let point {
-                lines.append("# rollback restores generation \(point.generation) (hash \(point.hash))")
+                lines.append("# rollback restores generation \(point.generation) (hash \(point.hash))" + (context.engine.rollbackPrepared ? ", prepared" : ""))
             }
             for g in context.engine.generations {
                 var mark = g.id == point?.generation ? " rollback" : ""

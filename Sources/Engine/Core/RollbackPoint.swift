@@ -12,11 +12,11 @@ public struct RollbackPoint: Sendable {
     public let config: Config
     public let files: [String]
 
-    init(_ loaded: ConfigGeneration) {
-        generation = loaded.id
-        hash = loaded.hash
-        config = loaded.config
-        files = loaded.files
+    init(_ generation: Generation) {
+        self.generation = generation.id
+        hash = generation.config.hash
+        config = generation.config.config
+        files = generation.config.files
     }
 
     /// The configuration to build generation `id` from.
