@@ -394,7 +394,7 @@ final class ReloadCoordinator: @unchecked Sendable {
                 let kept = listeners - built.newListeners
                 let from = restoring.map { "rollback from generation \(replaced?.id ?? 0): generation \($0.generation)'s configuration restored as " } ?? ""
                 let took = restoring == nil ? "built in \(Int((result.seconds * 1000).rounded())) ms"
-                    : prepared ? "built ahead from memory, bound and swapped in \(String(format: "%.1f", result.seconds * 1000)) ms"
+                    : prepared ? "built ahead from memory, listeners acquired in \(String(format: "%.1f", result.seconds * 1000)) ms"
                     : "built from memory in \(String(format: "%.1f", result.seconds * 1000)) ms"
                 let active = "\(from)generation \(generation.id) active (hash \(generation.config.hash)): \(listeners) listeners, \(kept) kept, \(built.newListeners) new, \(closed.count) closed; \(took)"
                 messages.append(active)
