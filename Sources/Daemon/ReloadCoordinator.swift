@@ -247,7 +247,7 @@ final class ReloadCoordinator: @unchecked Sendable {
                                                  newListeners: keys.filter { !before.contains($0) }.count))
             }
         }
-        finish(ReloadJob.Result(id: id, built: built, seconds: MonotonicClock.now() - start), restoring: point, prepared: true)
+        finish(ReloadJob.Result(id: id, built: built, seconds: MonotonicClock.now() - start), restoring: point, preparedAt: start)
     }
 
     private func enqueue(_ request: Request) {
@@ -367,7 +367,9 @@ final class ReloadCoordinator: @unchecked Sendable {
         thread.start()
     }
 
-    private func finish(_ result: ReloadJob.Result, restoring: RollbackPoint? = nil, canary: CanaryOptions? = nil, prepared: Bool = false) {
+    /// `preparedAt`: a rollback with its generation built ahead, started then (its answer says how
+    /// long acquiring the listeners and swapping every loop took).
+    private func finish(_ result: ReloadJob.Result, restoring: RollbackPoint? = nil, canary: CanaryOptions? = nil, preparedAt: Double? = nil) {
         // The generation this reload replaces is held until the callers have their answer: when
         // it retires at once (no session left), freeing its objects (milliseconds for 10,000
         // servers) then runs after the reply instead of before it.
@@ -393,9 +395,14 @@ final class ReloadCoordinator: @unchecked Sendable {
                 let listeners = Set(built.listenerFDs.keys.map(\.bind)).count
                 let kept = listeners - built.newListeners
                 let from = restoring.map { "rollback from generation \(replaced?.id ?? 0): generation \($0.generation)'s configuration restored as " } ?? ""
-                let took = restoring == nil ? "built in \(Int((result.seconds * 1000).rounded())) ms"
-                    : prepared ? "built ahead from memory, listeners acquired in \(String(format: "%.1f", result.seconds * 1000)) ms"
-                    : "built from memory in \(String(format: "%.1f", result.seconds * 1000)) ms"
+                let took: String
+                if restoring == nil {
+                    took = "built in \(Int((result.seconds * 1000).rounded())) ms"
+                } else if let preparedAt {
+                    took = "built ahead from memory; listeners acquired and every loop swapped in \(String(format: "%.1f", (MonotonicClock.now() - preparedAt) * 1000)) ms"
+                } else {
+                    took = "built from memory in \(String(format: "%.1f", result.seconds * 1000)) ms"
+                }
                 let active = "\(from)generation \(generation.id) active (hash \(generation.config.hash)): \(listeners) listeners, \(kept) kept, \(built.newListeners) new, \(closed.count) closed; \(took)"
                 messages.append(active)
                 engine.report(active)

@@ -52,7 +52,7 @@ import Testing
         let back = Self.rollback(strata)
         #expect(back.status == 0, "\(back.output)")
         #expect(back.output.hasPrefix("Success=1\n--\n"))
-        #expect(back.output.contains("built ahead from memory, listeners acquired in "))
+        #expect(back.output.contains("built ahead from memory; listeners acquired and every loop swapped in "))
         #expect(back.output.contains("rollback from generation 2: generation 1's configuration restored as generation 4 active"))
         #expect(back.output.contains("1 kept, 0 new, 1 closed"))
         #expect(GenerationTests.name(port) == "a")
