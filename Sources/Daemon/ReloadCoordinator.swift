@@ -202,10 +202,14 @@ final class ReloadCoordinator: @unchecked Sendable {
         let thread = Thread { [self] in
             let (engine, point, from) = build.value
             // The id is the old one's until a rollback gives it the next (`Generation.assign`).
-            let built = try? engine.makeGeneration(point.configuration(id: point.generation), carryingFrom: from.takeUnretainedValue())
-            let handoff = Handoff(value: built)
+            // Handed over in a box the loop empties: whether kept or dropped, the generation (and
+            // the server states it shares) is released on the loop, never on this thread.
+            let box = StandbyBox()
+            box.generation = try? engine.makeGeneration(point.configuration(id: point.generation), carryingFrom: from.takeUnretainedValue())
             loop.post { [self] in
-                if let generation = handoff.value, engine.current === carrying, engine.canary == nil,
+                let built = box.generation
+                box.generation = nil
+                if let generation = built, engine.current === carrying, engine.canary == nil,
                    engine.rollbackPoint?.generation == point.generation {
                     standby = (generation, point.generation)
                 }
@@ -433,6 +437,12 @@ final class ReloadCoordinator: @unchecked Sendable {
         running = false
         if !queued.isEmpty { startQueued() }
     }
+}
+
+/// A generation built ahead, written by the standby thread before it posts and taken (emptied)
+/// by the loop.
+private final class StandbyBox: @unchecked Sendable {
+    var generation: Generation?
 }
 
 /// Lets a value built on the reload thread travel to the loop that takes it over.
