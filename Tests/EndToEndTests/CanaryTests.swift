@@ -93,6 +93,13 @@ import Testing
         let rows = try strata.generations()
         #expect(rows.map { "\($0.id) \($0.state)" } == ["1 active", "2 canary"])
         #expect(try strata.admin("show generations").split(separator: "\n").last?.hasSuffix(" share=20%") == true)
+        // Both generations have their series, so a dashboard compares them.
+        let scrape = try #require(TestHTTPClient(port: port)?.get("/metrics")).body
+        #expect(scrape.contains("strata_generation_info{generation=\"1\",state=\"active\""))
+        #expect(scrape.contains("strata_generation_info{generation=\"2\",state=\"canary\""))
+        #expect(scrape.contains("strata_generation_errors_total{generation=\"2\"} 0"))
+        #expect(scrape.contains("strata_canary_share 20"))
+        #expect(scrape.contains("strata_generations{state=\"canary\"} 1"))
 
         // 400 requests on 8 keep-alive connections spread over 2 loops: each request chooses.
         let seen = clients.count(400)
