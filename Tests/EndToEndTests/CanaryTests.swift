@@ -78,12 +78,14 @@ import Testing
     @Test func canaryAtTwentyPercentOfRequestsThenShareChangedThenPromoted() throws {
         let a = try TestHTTPOrigin("a"), b = try TestHTTPOrigin("b")
         let port = TestSocket.freePort()
-        let strata = try StrataProcess(config: Self.httpConfig(port: port, origin: a.port))
+        let strata = try StrataProcess(config: Self.httpConfig(port: port, origin: a.port, extra: "backend other\n    server o 127.0.0.1:\(a.port) weight 3"))
         #expect(strata.waitForAdmin())
         let clients = Clients(port: port, count: 8)
         #expect(clients.count(20) == ["origin=a": 20])
 
-        try strata.write(Self.httpConfig(port: port, origin: b.port))
+        // The canary also sets a weight on a server the active generation has: it applies when
+        // the canary is promoted, not before (the active generation's traffic is not its).
+        try strata.write(Self.httpConfig(port: port, origin: b.port, extra: "backend other\n    server o 127.0.0.1:\(a.port) weight 7"))
         #expect(Self.reload(strata, ["--abort-on-errors", "5"]).output.contains("--abort-on-errors goes with --canary"))
         #expect(Self.reload(strata, ["--canary", "20", "--plan"]).status == 1)
         let started = Self.reload(strata, ["--canary", "20"])
@@ -93,6 +95,7 @@ import Testing
         let rows = try strata.generations()
         #expect(rows.map { "\($0.id) \($0.state)" } == ["1 active", "2 canary"])
         #expect(try strata.admin("show generations").split(separator: "\n").last?.hasSuffix(" share=20%") == true)
+        #expect(try strata.admin("get weight other/o") == "3 (initial 3)")
         // Both generations have their series, so a dashboard compares them.
         let scrape = try #require(TestHTTPClient(port: port)?.get("/metrics")).body
         #expect(scrape.contains("strata_generation_info{generation=\"1\",state=\"active\""))
@@ -121,6 +124,7 @@ import Testing
         #expect(promoted.status == 0)
         #expect(promoted.output.hasPrefix("Success=1\n--\ngeneration 2 promoted: the only active generation; generation 1 draining"))
         #expect(clients.count(40) == ["origin=b": 40])
+        #expect(try strata.admin("get weight other/o") == "7 (initial 7)")
         #expect(clients.reopened == 0)
         #expect(try eventually { try strata.generations().map { "\($0.id) \($0.state)" } == ["2 active"] })
         // The generation before the canary is what a rollback restores.

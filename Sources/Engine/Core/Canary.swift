@@ -16,12 +16,12 @@ import ConfigModel
 extension Engine {
     /// Starts `generation` (built for this engine, its listeners acquired: `listenerFDs`) as a
     /// canary at `share` percent. Counters and server states carry over as in a reload (the same
-    /// identities share one state with the current generation); servers only it has are checked
-    /// for it. `abortOnErrors`: the points of error share above the current generation's that
+    /// identities share one state with the current generation, whose settings they keep until a
+    /// promotion); servers only it has are checked for it. `abortOnErrors`: the points of error share above the current generation's that
     /// abort it, measured over `window` seconds.
     public func startCanary(_ generation: Generation, share: Int, listenerFDs: [ListenerSocketKey: Int32],
                             abortOnErrors: Double?, window: Double) {
-        adoptCounters(generation)
+        adoptCounters(generation, beside: true)
         adoptTLSStores(generation)
         generation.state = .canary
         live.append(generation)

@@ -274,7 +274,11 @@ public final class Engine: EventHandler, @unchecked Sendable {
     /// already has, so a reload resets nothing. A generation built from the current one
     /// (`Generation(config:carryingFrom:)`, off the loop) took them already: only what it did not
     /// find there is looked up here.
-    func adoptCounters(_ generation: Generation) {
+    /// `beside`: a canary, started beside the current generation: a server whose identity the
+    /// current generation has keeps the current one's settings (weight, maintenance, check
+    /// parameters) and messages until the canary is promoted — its line is met then — so that a
+    /// canary changes nothing of the traffic it does not take, and an abort has nothing to undo.
+    func adoptCounters(_ generation: Generation, beside: Bool = false) {
         // Servers that start with a fresh state: the carried ones meet their new line below.
         var fresh = Set<ObjectIdentifier>()
         if let from = generation.carriedFrom, let current, ObjectIdentifier(current) == from {
@@ -293,8 +297,10 @@ public final class Engine: EventHandler, @unchecked Sendable {
         generation.unresolvedServers = []
         for b in generation.backends.values {
             for s in b.servers {
+                let carried = !fresh.contains(ObjectIdentifier(s))
+                if beside && carried { continue }
                 s.state.newestBackend = b
-                if !fresh.contains(ObjectIdentifier(s)) { healthMonitor.carry(s) }
+                if carried { healthMonitor.carry(s) }
             }
         }
     }
