@@ -224,4 +224,36 @@ import Testing
         strata.signal(SIGUSR1)
         #expect(strata.waitForExit(seconds: 10) == 0)
     }
+
+    @Test func systemdHearsTheCanaryAndItsAutomaticAbort() throws {
+        let a = try TestHTTPOrigin("a")
+        let port = TestSocket.freePort(), down = TestSocket.freePort()
+        let dir = StrataProcess.makeDirectory()
+        let notifyPath = dir.appendingPathComponent("notify").path
+        let notify = try #require(TestSocket.bindUnix(notifyPath, type: Int32(SOCK_DGRAM.rawValue)))
+        defer { close(notify) }
+        TestSocket.setTimeout(notify, seconds: 10)
+        let strata = try StrataProcess(config: Self.httpConfig(port: port, origin: a.port), environment: ["NOTIFY_SOCKET": notifyPath])
+        #expect(strata.waitForAdmin())
+        func next() -> String {
+            var buf = [UInt8](repeating: 0, count: 4096)
+            let n = buf.withUnsafeMutableBytes { recv(notify, $0.baseAddress, $0.count, 0) }
+            return n > 0 ? String(decoding: buf[0..<n], as: UTF8.self) : ""
+        }
+        #expect(next().contains("STATUS=generation 1 active"))
+        try strata.write(Self.httpConfig(port: port, origin: down))
+        #expect(try strata.admin("reload canary 50 abort-on-errors 20").hasPrefix("Success=1"))
+        // RELOADING=1, the canary's start, then READY=1 with its status.
+        var seen: [String] = []
+        while seen.count < 4, !(seen.last ?? "").contains("READY=1") { seen.append(next()) }
+        #expect(seen.last?.contains("STATUS=generation 1 active, generation 2 canary at 50%") == true, "\(seen)")
+        let clients = Clients(port: port, count: 2)
+        _ = clients.count(60)
+        var aborted = false
+        for _ in 0..<4 where !aborted {
+            let message = next()
+            aborted = message.contains("STATUS=generation 1 active; canary generation 2 aborted: error share 100%")
+        }
+        #expect(aborted)
+    }
 }
