@@ -7,6 +7,9 @@
 #      more or less on top than the one running (every item moved: the plan compares each one
 #      in full), beside `reload` of that file, alternating plan and reload (median of 20 each);
 #      target ratio <= 1
+#   1c. time from `rollback` to `Success=1` on the same configuration (the previous generation's
+#      configuration, built ahead from memory: each rollback waits for `prepared` in `show
+#      generations`; its 1,000 listeners kept), median of 20; target <= 5 ms
 #   2. failed requests (wrk's socket errors + non-2xx responses) during 200 reloads at 10 per
 #      second under wrk -t1 -c50 through a MODE proxy to nginx, beside HAProxy master-worker
 #      (-W, SIGUSR2 to the master) under the same load; target 0 for strata
@@ -23,6 +26,8 @@ RELOADS=${RELOADS:-200}
 TIMED=${TIMED:-20}
 RSS_RELOADS=${RSS_RELOADS:-1000}
 FAILED=${FAILED:-100}
+CANARY_SECONDS=${CANARY_SECONDS:-5}
+CANARY_ROUNDS=${CANARY_ROUNDS:-3}
 need haproxy nginx wrk
 ulimit -n 65536 2>/dev/null || true
 build_strata
@@ -81,6 +86,8 @@ if cmd == "generate":  # generate OUT SOCKET FRONTENDS SERVERS_EACH
                   for j in range(servers)]
         lines.append("")
     open(out, "w").write("\n".join(lines))
+elif cmd == "ask":  # ask SOCKET COMMAND: prints the answer
+    print(ask(sys.argv[2], sys.argv[3])[1])
 elif cmd == "wait-socket":  # wait-socket PATH
     for _ in range(600):
         try:
@@ -97,6 +104,21 @@ elif cmd == "reloads":  # reloads SOCKET COUNT [success|failure]: prints the med
         ms, answer = ask(path, "reload")
         if not answer.startswith(expected):
             sys.exit("reload answered, expecting %s:\n%s" % (expected, answer))
+        times.append(ms)
+    print(f"{statistics.median(times):.1f} {min(times):.1f}")
+elif cmd == "rollbacks":  # rollbacks SOCKET COUNT: prints the median and the minimum ms of `rollback`
+    # Each once the rollback's generation is built ahead (`prepared`), as it is when an operator
+    # rolls back: a rollback right after an activation waits for that build (about a reload's).
+    path, count = sys.argv[2], int(sys.argv[3])
+    times = []
+    for _ in range(count):
+        for _ in range(100):
+            if ", prepared" in ask(path, "show generations")[1]:
+                break
+            time.sleep(0.05)
+        ms, answer = ask(path, "rollback")
+        if not answer.startswith("Success=1"):
+            sys.exit("rollback answered:\n%s" % answer)
         times.append(ms)
     print(f"{statistics.median(times):.1f} {min(times):.1f}")
 elif cmd == "plan-vs-reload":  # plan-vs-reload SOCKET COUNT FILE ORIGINAL: median ms of `reload plan`, then of `reload`
@@ -142,6 +164,11 @@ elif cmd == "hold":  # hold PORT: listens on 127.0.0.1:PORT (no SO_REUSEPORT) un
     print("held", flush=True)
     while True:
         time.sleep(3600)
+elif cmd == "wrk-rate":  # wrk-rate FILE: requests/s from wrk's output
+    import re
+    print(re.search(r"Requests/sec:\s+([0-9.]+)", open(sys.argv[2]).read()).group(1))
+elif cmd == "median":  # median X...
+    print(f"{statistics.median(float(x) for x in sys.argv[2:]):.0f}")
 elif cmd == "wrk-failed":  # wrk-failed FILE: "failed total" from wrk's output
     import re
     out = open(sys.argv[2]).read()
@@ -170,9 +197,11 @@ sleep 0.5
 rss_first=$(rss_kib "$S_PID")
 read -r strata_ms strata_min < <(tool reloads "$SOCK" "$TIMED")
 haproxy_ms=$(tool check-time 5 haproxy -c -f "$BIG")
+# Figure 1c: each rollback restores the configuration of the generation before (the same file's).
+read -r rollback_ms rollback_min < <(tool rollbacks "$SOCK" "$TIMED")
 sleep 0.5
 rss_tenth=$(rss_kib "$S_PID")  # after 1 + TIMED reloads: where RSS settles (two generations at once)
-echo "# timed $TIMED reloads; $((RSS_RELOADS - 1 - TIMED)) more for the RSS figure" >&2
+echo "# timed $TIMED reloads and $TIMED rollbacks; $((RSS_RELOADS - 1 - TIMED)) more for the RSS figure" >&2
 tool reloads "$SOCK" $((RSS_RELOADS - 1 - TIMED)) > /dev/null
 sleep 0.5
 rss_last=$(rss_kib "$S_PID")
@@ -240,13 +269,43 @@ echo "# $RELOADS reloads at 10/s under wrk, strata then haproxy (about $((2 * (R
 read -r s_failed s_total < <(reload_failures strata)
 read -r h_failed h_total < <(reload_failures haproxy)
 
+# Figure 2b: a canary at 10% under keep-alive load beside none, alternating.
+canary_rates() {
+    local port pid answer steady=() canary=()
+    port=$(free_port)
+    proxy_config "$port" "$WORK/canary.sock" | sed 's/^    mode .*/    mode http/' > "$WORK/canary.cfg"
+    threads_cfg "$WORK/canary.cfg"
+    "$STRATA" -f "$WORK/canary.cfg" 2>>"$WORK/strata-canary.log" &
+    pid=$!; PIDS+=($pid)
+    wait_port "$port"
+    tool wait-socket "$WORK/canary.sock"
+    for _ in $(seq 1 "$CANARY_ROUNDS"); do
+        wrk -t1 -c50 -d"${CANARY_SECONDS}s" "http://127.0.0.1:$port/" > "$WORK/wrk-steady.out" 2>&1
+        steady+=("$(tool wrk-rate "$WORK/wrk-steady.out")")
+        answer=$(tool ask "$WORK/canary.sock" "reload canary 10")
+        [[ $answer == Success=1* ]] || { echo "canary refused: $answer" >&2; exit 1; }
+        wrk -t1 -c50 -d"${CANARY_SECONDS}s" "http://127.0.0.1:$port/" > "$WORK/wrk-canary.out" 2>&1
+        canary+=("$(tool wrk-rate "$WORK/wrk-canary.out")")
+        answer=$(tool ask "$WORK/canary.sock" "canary promote")
+        [[ $answer == Success=1* ]] || { echo "promote refused: $answer" >&2; exit 1; }
+    done
+    kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null || true
+    echo "$(tool median "${steady[@]}") $(tool median "${canary[@]}")"
+}
+echo "# HTTP keep-alive load with and without a canary at 10%, $CANARY_ROUNDS rounds of 2 x $CANARY_SECONDS s" >&2
+read -r steady_rps canary_rps < <(canary_rates)
+
 echo "reload.sh: $(nproc) cores, $(haproxy -v | head -1 | awk '{print "haproxy", $3}')"
 printf '%-48s strata %9s  haproxy -c %9s  ratio %s (targets <= 50 ms and <= 0.25; strata min %s)\n' \
     "reload to Success=1, 1,000 fe/10,000 srv, ms" "$strata_ms" "$haproxy_ms" "$(ratio "$strata_ms" "$haproxy_ms")" "$strata_min"
 printf '%-48s plan   %9s  reload     %9s  ratio %s (target <= 1)\n' \
     "reload plan to Success=1, 1,000 fe/10,000 srv, ms" "$plan_ms" "$plan_reload_ms" "$(ratio "$plan_ms" "$plan_reload_ms")"
+printf '%-48s strata %9s  reload     %9s  ratio %s (target <= 5 ms; strata min %s)\n' \
+    "rollback to Success=1, 1,000 fe/10,000 srv, ms" "$rollback_ms" "$strata_ms" "$(ratio "$rollback_ms" "$strata_ms")" "$rollback_min"
 printf '%-48s strata %9s  haproxy    %9s  of %s and %s requests (target 0)\n' \
     "failed requests, $RELOADS reloads at 10/s, mode $MODE" "$s_failed" "$h_failed" "$s_total" "$h_total"
+printf '%-48s steady %9s  canary 10%% %8s  ratio %s (target >= 0.98)\n' \
+    "HTTP keep-alive req/s, canary at 10%, wrk -c50" "$steady_rps" "$canary_rps" "$(ratio "$canary_rps" "$steady_rps")"
 mib() { python3 -c "print(f'{$1 / 1024:.1f}')"; }
 printf '%-48s after 1 %8s  after %-5s %8s  ratio %s (target within 10%%; after %s: %s)\n' \
     "strata RSS, 1,000 fe/10,000 srv, MiB" "$(mib "$rss_first")" "$RSS_RELOADS" "$(mib "$rss_last")" \

@@ -10,7 +10,7 @@ struct StrataCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "strata",
         abstract: "A TCP and HTTP/1.1 reverse proxy that reloads its configuration in place.",
-        subcommands: [Run.self, Check.self, Reload.self, Cli.self],
+        subcommands: [Run.self, Check.self, Reload.self, Rollback.self, Cli.self],
         defaultSubcommand: Run.self
     )
 
@@ -109,18 +109,54 @@ struct Reload: ParsableCommand {
     @Flag(help: "With --plan: the plan as one JSON document, without the Success= lines.")
     var json = false
 
+    @Option(help: ArgumentHelp("Start the new generation as a canary taking this percentage (0 to 100) of new work: HTTP requests, TCP connections; then 'canary promote', 'canary abort' or 'canary set PERCENT'.", valueName: "PERCENT"))
+    var canary: Int?
+    @Option(name: .customLong("abort-on-errors"), help: ArgumentHelp("With --canary: abort it by itself when its error share is this many points above the active generation's.", valueName: "PERCENT"))
+    var abortOnErrors: Double?
+    @Option(help: ArgumentHelp("With --abort-on-errors: the seconds the error shares are compared over (30 by default).", valueName: "SECONDS"))
+    var window: Double?
+
     func validate() throws {
         if json && !plan { throw ValidationError("--json goes with --plan") }
+        if canary != nil && plan { throw ValidationError("--canary and --plan cannot be used together") }
+        if let canary, !(0...100).contains(canary) { throw ValidationError("--canary expects a percentage from 0 to 100") }
+        if abortOnErrors != nil && canary == nil { throw ValidationError("--abort-on-errors goes with --canary") }
+        if let p = abortOnErrors, !(p > 0 && p <= 100) { throw ValidationError("--abort-on-errors expects percentage points above 0, up to 100") }
+        if window != nil && abortOnErrors == nil { throw ValidationError("--window goes with --abort-on-errors") }
+        if let w = window, !(w > 0) { throw ValidationError("--window expects seconds above 0") }
+    }
+
+    /// The admin command this asks for.
+    var command: String {
+        if plan { return json ? "reload plan json" : "reload plan" }
+        guard let canary else { return "reload" }
+        var words = ["reload", "canary", String(canary)]
+        if let p = abortOnErrors { words += ["abort-on-errors", String(p)] }
+        if let w = window { words += ["window", String(w)] }
+        return words.joined(separator: " ")
     }
 
     func run() throws {
-        let answer = try AdminClient.send(plan ? (json ? "reload plan json" : "reload plan") : "reload", to: socket)
+        let answer = try AdminClient.send(command, to: socket)
         let success = answer.hasPrefix("Success=1")
         // A tool reading JSON gets JSON alone; the exit status says whether the reload would succeed.
         var shown = Substring(answer)
         if json, let body = answer.range(of: "\n--\n"), answer.hasPrefix("Success=") { shown = answer[body.upperBound...] }
         print(shown, terminator: shown.hasSuffix("\n") ? "" : "\n")
         Foundation.exit(success ? 0 : 1)
+    }
+}
+
+struct Rollback: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Ask a running strata to make the previous generation's configuration current again, from memory (no file is read); print its answer (exit 0 on success, 1 on failure).")
+    @Option(name: .customShort("S"), help: ArgumentHelp("The admin socket ('stats socket' in global, level admin).", valueName: "SOCKET"))
+    var socket: String
+
+    func run() throws {
+        let answer = try AdminClient.send("rollback", to: socket)
+        print(answer, terminator: answer.hasSuffix("\n") ? "" : "\n")
+        Foundation.exit(answer.hasPrefix("Success=1") ? 0 : 1)
     }
 }
 

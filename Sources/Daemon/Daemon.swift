@@ -168,12 +168,16 @@ final class Daemon: @unchecked Sendable {
             systemd.notify("RELOADING=1\nMONOTONIC_USEC=\(SystemdNotifier.monotonicMicroseconds())\nSTATUS=reloading")
         }
         reloads.finished = { outcome in
-            let status = outcome.success ? "generation \(outcome.generationID) active" : "reload to generation \(outcome.generationID) failed; generation \(engine.current?.id ?? 0) active"
+            let status = outcome.status ?? (outcome.success ? "generation \(outcome.generationID) active" : "reload to generation \(outcome.generationID) failed; generation \(engine.current?.id ?? 0) active")
             systemd.notify("READY=1\nSTATUS=\(status)")
         }
         // Before the first generation is announced: a SIGHUP sent on seeing "generation 1 active"
         // must find its handler, not the default action (which ends the process).
         let cache = self.cache
+        // A canary promoted or aborted closes listeners by itself; its changes go to systemd.
+        engine.listenersClosed = { keys in cache.release(keys) }
+        engine.generationActivated = { reloads.prepareStandby() }
+        engine.statusChanged = { status in systemd.notify("STATUS=\(status)") }
         engine.onSignals([SIGHUP, SIGUSR2, SIGUSR1, SIGTERM, SIGINT, SIGTTOU, SIGTTIN]) { signal in
             switch signal {
             case SIGHUP, SIGUSR2:

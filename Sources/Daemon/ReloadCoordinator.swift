@@ -9,6 +9,38 @@ struct ReloadOutcome: Sendable {
     var generationID: Int
     /// Success: what changed. Failure: every error as `file:line: message`.
     var messages: [String]
+    /// systemd's `STATUS=` after it, when not `generation N active` (a canary, a refusal).
+    var status: String? = nil
+}
+
+/// `reload canary PERCENT [abort-on-errors POINTS] [window SECONDS]`: how the new generation starts.
+struct CanaryOptions: Sendable {
+    var share: Int
+    var abortOnErrors: Double?
+    var window: Double = 30
+
+    /// The admin command's arguments after `reload canary`, or nil when they make no sense.
+    init?(arguments: ArraySlice<String>) {
+        var words = Array(arguments)
+        guard let first = words.first, let share = Int(first), (0...100).contains(share) else { return nil }
+        self.share = share
+        words.removeFirst()
+        while words.count >= 2 {
+            let value = words[1]
+            switch words[0] {
+            case "abort-on-errors":
+                guard let p = Double(value), p > 0, p <= 100 else { return nil }
+                abortOnErrors = p
+            case "window":
+                guard let w = Double(value), w > 0 else { return nil }
+                window = w
+            default:
+                return nil
+            }
+            words.removeFirst(2)
+        }
+        guard words.isEmpty else { return nil }
+    }
 }
 
 /// Serialises reloads and reload plans. One builds at a time, on a thread of its own (reading,
@@ -24,8 +56,21 @@ final class ReloadCoordinator: @unchecked Sendable {
     private enum Request {
         case reload(Reply)
         case plan(PlanReply)
+        case rollback(Reply)
+        case canary(CanaryOptions, Reply)
+        /// Builds the next rollback's generation ahead (`Standby`); nobody waits for it.
+        case standby
 
-        var isReload: Bool { if case .reload = self { true } else { false } }
+        /// Requests of one kind asked together are served by one run (a canary by its own).
+        var kind: Int {
+            switch self {
+            case .reload: 0
+            case .plan: 1
+            case .rollback: 2
+            case .canary: 3
+            case .standby: 4
+            }
+        }
     }
 
     let engine: Engine
@@ -40,6 +85,14 @@ final class ReloadCoordinator: @unchecked Sendable {
     /// The generation current when the running reload or plan started (see `start`).
     private var carrying: Generation?
     private var queued: [Request] = []
+    /// The next rollback's generation, built ahead from `Engine.rollbackPoint` on the reload
+    /// thread after each activation, carrying from the generation current then: a rollback
+    /// while both are unchanged only binds what is missing and swaps (no build). It counts as a
+    /// generation against `max-generations` (none is built when the live ones fill it); built on
+    /// the loop's owner thread's behalf and freed on the loop.
+    private var standby: (generation: Generation, point: Int)? {
+        didSet { engine.rollbackPrepared = standby != nil }
+    }
     /// Called on the loop after every reload attempt (systemd status, logs).
     var finished: (ReloadOutcome) -> Void = { _ in }
     var started: () -> Void = {}
@@ -68,6 +121,28 @@ final class ReloadCoordinator: @unchecked Sendable {
                     }
                 }
             },
+            AdminCommand(["rollback"], usage: ("rollback", "make the previous generation's configuration current again, from memory (admin level)"),
+                         level: .admin) { [weak self] c in
+                guard c.arguments.isEmpty, let self else { return .unknown }
+                return .later { answer in
+                    self.rollback { outcome in
+                        answer((outcome.success ? "Success=1" : "Success=0") + "\n--\n" + outcome.messages.joined(separator: "\n"))
+                    }
+                }
+            },
+            AdminCommand(["reload", "canary"], usage: ("reload canary <pct> [abort-on-errors <pts>] [window <s>]",
+                                                       "reload as a canary taking pct% of new work (admin level)"),
+                         level: .admin) { [weak self] c in
+                guard let self else { return .unknown }
+                guard let options = CanaryOptions(arguments: c.arguments) else {
+                    return .text("Success=0\n--\nusage: reload canary PERCENT (0 to 100) [abort-on-errors POINTS] [window SECONDS]")
+                }
+                return .later { answer in
+                    self.enqueue(.canary(options, { outcome in
+                        answer((outcome.success ? "Success=1" : "Success=0") + "\n--\n" + outcome.messages.joined(separator: "\n"))
+                    }))
+                }
+            },
             AdminCommand(["reload", "plan"], usage: ("reload plan [json]", "what a reload would change; changes nothing (admin level)"),
                          level: .admin) { [weak self] c in
                 guard let self, c.arguments.isEmpty || c.arguments.elementsEqual(["json"]) else { return .unknown }
@@ -92,6 +167,93 @@ final class ReloadCoordinator: @unchecked Sendable {
         enqueue(.plan(reply))
     }
 
+    /// Makes the configuration of the generation current before the current one current again
+    /// (`Engine.rollbackPoint`), reading no file; `reply` is called on the loop when it is done.
+    /// In turn with reloads and plans; rollbacks asked together make one.
+    func rollback(_ reply: @escaping Reply) {
+        enqueue(.rollback(reply))
+    }
+
+    /// An activation happened: the standby (if any) is stale; build the next one.
+    func prepareStandby() {
+        standby = nil
+        enqueue(.standby)
+    }
+
+    /// The standby, when it is what a rollback now would build: from the rollback point, carrying
+    /// from the generation current now, no canary running.
+    private func usableStandby() -> (Generation, RollbackPoint)? {
+        guard let s = standby, let point = engine.rollbackPoint, s.point == point.generation, engine.canary == nil,
+              let current = engine.current, s.generation.carriedFrom == ObjectIdentifier(current) else { return nil }
+        return (s.generation, point)
+    }
+
+    private func startStandby() {
+        standby = nil
+        guard let point = engine.rollbackPoint, engine.canary == nil, let current = engine.current,
+              engine.liveCount < current.config.config.global.maxGenerations else {
+            if !queued.isEmpty { startQueued() }
+            return
+        }
+        running = true
+        carrying = current
+        let build = Handoff(value: (engine, point, Unmanaged.passUnretained(current)))
+        let loop = engine.loop
+        let thread = Thread { [self] in
+            let (engine, point, from) = build.value
+            // The id is the old one's until a rollback gives it the next (`Generation.assign`).
+            // Handed over in a box the loop empties: whether kept or dropped, the generation (and
+            // the server states it shares) is released on the loop, never on this thread.
+            let box = StandbyBox()
+            box.generation = try? engine.makeGeneration(point.configuration(id: point.generation), carryingFrom: from.takeUnretainedValue())
+            loop.post { [self] in
+                let built = box.generation
+                box.generation = nil
+                if let generation = built, engine.current === carrying, engine.canary == nil,
+                   engine.rollbackPoint?.generation == point.generation {
+                    standby = (generation, point.generation)
+                }
+                carrying = nil
+                running = false
+                if !queued.isEmpty { startQueued() }
+            }
+        }
+        thread.name = "strata-standby"
+        thread.start()
+    }
+
+    /// A rollback with the standby: bind what is missing, swap. On the loop, nothing built.
+    private func rollbackNow(_ replies: [Reply], to ready: (Generation, RollbackPoint)) {
+        let (generation, point) = ready
+        standby = nil
+        running = true
+        answering = replies
+        let id = nextID
+        nextID += 1
+        started()
+        let start = MonotonicClock.now()
+        let keys = ListenerPlan.keys(of: point.config)
+        let before = Set(cache.openKeys)
+        let built: Swift.Result<ReloadJob.Built, ConfigErrors>
+        let limitErrors = FileDescriptorLimit.apply(point.config, atStart: false, changing: true)
+        if !limitErrors.isEmpty {
+            built = .failure(ConfigErrors(limitErrors))
+            standby = (generation, point.generation)
+        } else {
+            switch cache.acquire(keys) {
+            case .failure(let bindErrors):
+                built = .failure(ConfigErrors(bindErrors.errors.map { ListenerPlan.error(for: $0, in: point.config) }))
+                // Nothing changed: it is still the next rollback's generation.
+                standby = (generation, point.generation)
+            case .success(let fds):
+                generation.assign(id: id)
+                built = .success(ReloadJob.Built(generation: Handoff(value: generation), listenerFDs: fds,
+                                                 newListeners: keys.filter { !before.contains($0) }.count))
+            }
+        }
+        finish(ReloadJob.Result(id: id, built: built, seconds: MonotonicClock.now() - start), restoring: point, preparedAt: start)
+    }
+
     private func enqueue(_ request: Request) {
         queued.append(request)
         guard !running && !startPosted else { return }
@@ -108,13 +270,21 @@ final class ReloadCoordinator: @unchecked Sendable {
     /// reloads asked together share one reload, plans asked together one plan.
     private func startQueued() {
         guard let head = queued.first else { return }
-        let count = queued.prefix { $0.isReload == head.isReload }.count
+        let count = head.kind == 3 ? 1 : queued.prefix { $0.kind == head.kind }.count
         let next = queued.prefix(count)
         queued.removeFirst(count)
-        if head.isReload {
-            start(next.compactMap { if case .reload(let r) = $0 { r } else { nil } })
-        } else {
-            startPlan(next.compactMap { if case .plan(let r) = $0 { r } else { nil } })
+        if case .standby = head, !queued.isEmpty {
+            // Something else waits: it changes what the standby would be built from, or goes first.
+            return startQueued()
+        }
+        switch head {
+        case .reload: start(next.compactMap { if case .reload(let r) = $0 { r } else { nil } })
+        case .plan: startPlan(next.compactMap { if case .plan(let r) = $0 { r } else { nil } })
+        case .rollback:
+            let replies = next.compactMap { if case .rollback(let r) = $0 { r } else { nil } }
+            if let ready = usableStandby() { rollbackNow(replies, to: ready) } else { start(replies, restoring: engine.rollbackPoint, rollback: true) }
+        case .standby: startStandby()
+        case .canary(let options, let reply): start([reply], canary: options)
         }
     }
 
@@ -153,8 +323,33 @@ final class ReloadCoordinator: @unchecked Sendable {
         if !queued.isEmpty { startQueued() }
     }
 
-    private func start(_ replies: [Reply]) {
+    /// A reload, or (`rollback`) a rollback to `restoring`: the same build from the configuration
+    /// kept in memory instead of the files (nothing is read), the same binds through the listener
+    /// cache, the same carry-over and swap.
+    private func start(_ replies: [Reply], restoring: RollbackPoint? = nil, rollback: Bool = false, canary: CanaryOptions? = nil) {
         running = true
+        // While a canary runs there are two active generations: a reload, a rollback or a
+        // second canary would have to say which one it replaces. The operator decides first.
+        if let running = engine.canary {
+            let what = canary != nil ? "canary" : rollback ? "rollback" : "reload"
+            let outcome = ReloadOutcome(success: false, generationID: engine.current?.id ?? 0,
+                                        messages: ["\(what) refused: generation \(running.id) is a canary beside generation \(engine.current?.id ?? 0); 'canary promote' or 'canary abort' first; nothing was changed"],
+                                        status: engine.canaryStatusLine)
+            engine.report(outcome.messages[0], level: .warning)
+            for reply in replies { reply(outcome) }
+            self.running = false
+            if !queued.isEmpty { startQueued() }
+            return
+        }
+        if rollback && restoring == nil {
+            let outcome = ReloadOutcome(success: false, generationID: engine.current?.id ?? 0,
+                                        messages: ["rollback: no previous generation to restore; nothing was changed"])
+            engine.report(outcome.messages[0], level: .warning)
+            for reply in replies { reply(outcome) }
+            running = false
+            if !queued.isEmpty { startQueued() }
+            return
+        }
         answering = replies
         let id = nextID
         nextID += 1
@@ -163,24 +358,39 @@ final class ReloadCoordinator: @unchecked Sendable {
         // owning it: this reference keeps it alive until `finish`, so it is never freed off the loop.
         carrying = engine.current
         let previous = engine.current?.config.config
-        let job = ReloadJob(id: id, files: files, loader: loader, cache: cache, engine: Handoff(value: engine), previous: previous,
+        var building = ReloadJob(id: id, files: files, loader: loader, cache: cache, engine: Handoff(value: engine), previous: previous,
                             carrying: Handoff(value: carrying.map { Unmanaged.passUnretained($0) }))
+        building.restoring = restoring
+        let job = building
         let loop = engine.loop
         let thread = Thread { [self] in
             let result = job.build()
-            loop.post { [self] in self.finish(result) }
+            loop.post { [self] in self.finish(result, restoring: restoring, canary: canary) }
         }
-        thread.name = "strata-reload-\(id)"
+        thread.name = restoring == nil ? "strata-reload-\(id)" : "strata-rollback-\(id)"
         thread.start()
     }
 
-    private func finish(_ result: ReloadJob.Result) {
+    /// `preparedAt`: a rollback with its generation built ahead, started then (its answer says how
+    /// long acquiring the listeners and swapping every loop took).
+    private func finish(_ result: ReloadJob.Result, restoring: RollbackPoint? = nil, canary: CanaryOptions? = nil, preparedAt: Double? = nil) {
         // The generation this reload replaces is held until the callers have their answer: when
         // it retires at once (no session left), freeing its objects (milliseconds for 10,000
         // servers) then runs after the reply instead of before it.
         let replaced = engine.current
-        let outcome: ReloadOutcome
+        var outcome: ReloadOutcome
         switch result.built {
+        case .success(let built) where canary != nil:
+            let generation = built.generation.value, options = canary!
+            engine.startCanary(generation, share: options.share, listenerFDs: built.listenerFDs,
+                               abortOnErrors: options.abortOnErrors, window: options.window)
+            let listeners = Set(built.listenerFDs.keys.map(\.bind)).count
+            var messages = ["generation \(generation.id) canary (hash \(generation.config.hash)) at \(options.share)% of new work beside generation \(replaced?.id ?? 0): \(listeners) listeners, \(built.newListeners) new; built in \(Int((result.seconds * 1000).rounded())) ms"]
+            if let p = options.abortOnErrors {
+                messages.append("aborted by itself if its error share is \(Engine.formatNumber(p)) points above generation \(replaced?.id ?? 0)'s over \(Engine.formatNumber(options.window)) s")
+            }
+            messages.append("then: 'canary promote', 'canary abort' or 'canary set PERCENT'")
+            outcome = ReloadOutcome(success: true, generationID: result.id, messages: messages, status: engine.canaryStatusLine)
         case .success(let built):
             let generation = built.generation.value
             var messages: [String] = built.warnings
@@ -189,7 +399,16 @@ final class ReloadCoordinator: @unchecked Sendable {
             let dropped = engine.activate(generation, listenerFDs: built.listenerFDs) { closed in
                 let listeners = Set(built.listenerFDs.keys.map(\.bind)).count
                 let kept = listeners - built.newListeners
-                let active = "generation \(generation.id) active (hash \(generation.config.hash)): \(listeners) listeners, \(kept) kept, \(built.newListeners) new, \(closed.count) closed; built in \(Int((result.seconds * 1000).rounded())) ms"
+                let from = restoring.map { "rollback from generation \(replaced?.id ?? 0): generation \($0.generation)'s configuration restored as " } ?? ""
+                let took: String
+                if restoring == nil {
+                    took = "built in \(Int((result.seconds * 1000).rounded())) ms"
+                } else if let preparedAt {
+                    took = "built ahead from memory; listeners acquired and every loop swapped in \(String(format: "%.1f", (MonotonicClock.now() - preparedAt) * 1000)) ms"
+                } else {
+                    took = "built from memory in \(String(format: "%.1f", result.seconds * 1000)) ms"
+                }
+                let active = "\(from)generation \(generation.id) active (hash \(generation.config.hash)): \(listeners) listeners, \(kept) kept, \(built.newListeners) new, \(closed.count) closed; \(took)"
                 messages.append(active)
                 engine.report(active)
             }
@@ -202,7 +421,8 @@ final class ReloadCoordinator: @unchecked Sendable {
             outcome = ReloadOutcome(success: true, generationID: result.id, messages: messages)
         case .failure(let errors):
             outcome = ReloadOutcome(success: false, generationID: result.id,
-                                    messages: errors.errors.map(\.description) + ["generation \(result.id) failed: nothing was changed"])
+                                    messages: errors.errors.map(\.description) + [restoring.map { "rollback to generation \($0.generation)'s configuration (generation \(result.id)) failed: nothing was changed" }
+                                        ?? "generation \(result.id) failed: nothing was changed"])
             for m in outcome.messages { engine.report(m, level: .alert) }
         }
         // The reload counts of `show info` and the exporter, the duration histogram, the stats
@@ -218,6 +438,12 @@ final class ReloadCoordinator: @unchecked Sendable {
         running = false
         if !queued.isEmpty { startQueued() }
     }
+}
+
+/// A generation built ahead, written by the standby thread before it posts and taken (emptied)
+/// by the loop.
+private final class StandbyBox: @unchecked Sendable {
+    var generation: Generation?
 }
 
 /// Lets a value built on the reload thread travel to the loop that takes it over.
@@ -251,6 +477,8 @@ struct ReloadJob: Sendable {
     /// The generation serving when the reload started, owned by the coordinator until the
     /// result is back on the loop.
     var carrying: Handoff<Unmanaged<Generation>?>
+    /// A rollback: the configuration kept in memory, built instead of the files (nothing read).
+    var restoring: RollbackPoint?
 
     func build() -> Result {
         let start = MonotonicClock.now()
@@ -311,9 +539,17 @@ struct ReloadJob: Sendable {
 
     private func buildGeneration() -> Swift.Result<Built, ConfigErrors> {
         let loaded: LoadedConfig
-        switch candidate(changingLimits: true) {
-        case .success(let l): loaded = l
-        case .failure(let e): return .failure(e)
+        if let restoring {
+            // It ran in this process: what cannot change on reload is what runs now. The fd
+            // limit is raised again if the current configuration lowered what it needs.
+            loaded = LoadedConfig(config: restoring.config, hash: restoring.hash, files: restoring.files)
+            let limitErrors = FileDescriptorLimit.apply(loaded.config, atStart: false, changing: true)
+            if !limitErrors.isEmpty { return .failure(ConfigErrors(limitErrors)) }
+        } else {
+            switch candidate(changingLimits: true) {
+            case .success(let l): loaded = l
+            case .failure(let e): return .failure(e)
+            }
         }
         let keys = ListenerPlan.keys(of: loaded.config)
         let before = Set(cache.openKeys)

@@ -12,7 +12,7 @@ import Testing
     /// answer says `Connection: close` (then it checks the close) or `stop()`. A request sent that
     /// gets no answer is a failure.
     final class KeepAliveClients: @unchecked Sendable {
-        private let counts = Guarded<(answered: Int, failed: Int, closedByAnswer: Int, finished: Int)>((0, 0, 0, 0))
+        private let counts = Guarded<(answered: Int, failed: Int, closedByAnswer: Int, finished: Int, ready: Int)>((0, 0, 0, 0, 0))
         private let stopping = Atomic<Bool>(false)
         let count: Int
 
@@ -29,12 +29,17 @@ import Testing
                 counts.withLock { $0.failed += 1 }
                 return
             }
+            var answeredOnce = false
             while !stopping.load(ordering: .relaxed) {
                 guard let r = client.get("/ka"), r.status == 200 else {
                     counts.withLock { $0.failed += 1 }
                     return
                 }
-                counts.withLock { $0.answered += 1 }
+                counts.withLock {
+                    if !answeredOnce { $0.ready += 1 }
+                    $0.answered += 1
+                }
+                answeredOnce = true
                 if r.head.lowercased().contains("connection: close") {
                     counts.withLock { $0.closedByAnswer += 1 }
                     return
@@ -43,6 +48,9 @@ import Testing
         }
 
         var answered: Int { counts.withLock { $0.answered } }
+        /// Clients connected with one answer at least: on a loaded machine the last threads may
+        /// start after the first clients answered hundreds of times.
+        var ready: Int { counts.withLock { $0.ready } }
 
         /// Waits until every client is done (or `seconds`), stops the rest, returns the counts.
         func finish(seconds: Double) -> (answered: Int, failed: Int, closedByAnswer: Int) {
@@ -79,7 +87,8 @@ import Testing
         let strata = try StrataProcess(config: Self.drainConfig(port: port, other: other, origin: origin.port))
         #expect(strata.waitForAdmin())
         let clients = KeepAliveClients(port: port, count: 50)
-        while clients.answered < 200 { usleep(10_000) }
+        let started = Date().addingTimeInterval(20)
+        while (clients.answered < 200 || clients.ready < 50) && Date() < started { usleep(10_000) }
         strata.signal(SIGUSR1)
         let result = clients.finish(seconds: 15)
         #expect(result.failed == 0, "\(result)")
@@ -93,7 +102,8 @@ import Testing
         let strata = try StrataProcess(config: Self.drainConfig(port: port, other: other, origin: origin.port))
         #expect(strata.waitForAdmin())
         let clients = KeepAliveClients(port: port, count: 50)
-        while clients.answered < 200 { usleep(10_000) }
+        let started = Date().addingTimeInterval(20)
+        while (clients.answered < 200 || clients.ready < 50) && Date() < started { usleep(10_000) }
         try strata.write(Self.drainConfig(port: port, other: other, origin: origin.port, withWeb: false))
         #expect(try strata.admin("reload").hasPrefix("Success=1"))
         let result = clients.finish(seconds: 15)

@@ -104,7 +104,8 @@ final class StrataProcess: @unchecked Sendable {
 
     /// `show generations` as rows of (id, state, sessions, listeners).
     func generations() throws -> [(id: Int, state: String, sessions: Int, listeners: Int)] {
-        try admin("show generations").split(separator: "\n").dropFirst().map { line in
+        // The header and the comments under it (`# rollback restores …`) are not rows.
+        try admin("show generations").split(separator: "\n").filter { !$0.hasPrefix("#") }.map { line in
             let f = line.split(separator: " ")
             return (Int(f[0])!, String(f[1]), Int(f[3])!, Int(f[4])!)
         }

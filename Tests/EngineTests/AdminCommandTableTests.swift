@@ -76,9 +76,10 @@ extension Engine {
         let (header, lines) = Self.listed(engine.admin("help", level: .user))
         #expect(header == "The following commands are valid at this level:")
         #expect(lines == lines.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) })
-        #expect(lines.count == 24)
+        #expect(lines.count == 27)
         #expect(lines.contains("  show stat [domain <dns|proxy>] [{<iid>|<proxy>} <type> <sid>] [typed|json] [up|no-maint] : report counters for each proxy and server"))
         #expect(lines.contains("  show generations                        : one row per live generation (id state age_s sessions listeners hash)"))
+        #expect(lines.contains("  canary set <percent>                    : the canary's share of new work, 0 to 100 (admin level)"))
         #expect(lines.contains("  clear counters [all]                    : clear max statistics counters (or all counters)"))
         #expect(!lines.contains { $0.hasPrefix("  clear counters all") })
 
@@ -92,7 +93,7 @@ extension Engine {
         var answer = ""
         table.run(["help"], level: .user, engine: engine) { answer = $0 }
         let withReload = Self.listed(answer).lines
-        #expect(withReload.count == 25)
+        #expect(withReload.count == 28)
         #expect(withReload.firstIndex(of: "  reload                                  : reload the configuration in place")
                 == withReload.firstIndex { $0.hasPrefix("  set server") }.map { $0 - 1 })
     }
@@ -124,7 +125,7 @@ extension Engine {
         // No word at all.
         let empty = Self.listed(engine.admin([]))
         #expect(empty.header == "Unknown command. Please enter one of the following commands only:")
-        #expect(empty.lines.count == 24)
+        #expect(empty.lines.count == 27)
 
         // At most five proposals, the closest first in the table, listed sorted.
         let far = Self.listed(engine.admin("frobnicate"))

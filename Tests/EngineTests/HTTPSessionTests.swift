@@ -64,9 +64,16 @@ final class HTTPTestProxy: @unchecked Sendable {
         let generation = try makeGeneration(origin: origin, port: port, configure: configure)
         engine.activate(generation, listenerFDs: try cache.acquire(keys).get())
         let engine = self.engine
-        thread = Thread { engine.run() }
+        let stopped = self.stopped
+        thread = Thread {
+            engine.run()
+            stopped.signal()
+        }
         thread?.start()
     }
+
+    /// Signalled once `run` returned: every data loop has stopped and been joined.
+    private let stopped = DispatchSemaphore(value: 0)
 
     /// A generation serving `port` with one server.
     func makeGeneration(origin: UInt16, port: UInt16, configure: (inout Proxy) -> Void = { _ in }) throws -> Generation {
@@ -106,6 +113,10 @@ final class HTTPTestProxy: @unchecked Sendable {
 
     func stop() {
         _ = GenerationLifetimeTests.onLoop(engine) { self.engine.stop() }
+        // The listening sockets close only once no data loop watches them: a loop still running
+        // would hand libev a closed fd (epoll_ctl EBADF, an assertion), or another test's socket
+        // that took the same number.
+        _ = stopped.wait(timeout: .now() + 10)
         cache.release(keys)
     }
 }

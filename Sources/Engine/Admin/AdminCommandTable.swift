@@ -15,7 +15,7 @@ public struct AdminCommandTable: Sendable {
     /// Every command the engine has, each concern's list from its own file; the daemon adds the
     /// process's own (`reload`).
     public static let engine = AdminCommandTable(
-        [help] + AdminProcessCommands.adminCommands + GenerationInfo.adminCommands + StatsCommands.adminCommands
+        [help] + AdminProcessCommands.adminCommands + GenerationInfo.adminCommands + Engine.canaryCommands + StatsCommands.adminCommands
             + ServerAdminCommand.adminCommands + TLSCertificateInfo.adminCommands + ResolverCommands.adminCommands)
 
     static let help = AdminCommand(["help"], usage: nil, level: .user) { context in

@@ -19,9 +19,28 @@ public final class Engine: EventHandler, @unchecked Sendable {
     /// Their event loops, in order (what generations and per-loop state are sharded by).
     let workerLoops: [EventLoop]
     /// The generation new sessions start under (each data loop holds its own reference to it).
-    public private(set) var current: Generation?
+    public internal(set) var current: Generation?
+    /// A canary beside `current` (`reload --canary`), with its share of new work in percent and
+    /// what watches its errors (`--abort-on-errors`). See Canary.swift.
+    public internal(set) var canary: Generation?
+    var canaryShare = 0
+    var canaryWatch: CanaryWatch?
+    /// Called with the bind keys whose sockets no generation serves any more when the engine
+    /// closes them by itself (a canary aborted or promoted): the daemon releases them from its
+    /// listener cache.
+    public var listenersClosed: ([ListenerKey]) -> Void = { _ in }
+    /// Called with a line for systemd's `STATUS=` when a canary starts, changes or ends.
+    public var statusChanged: (String) -> Void = { _ in }
     /// Active and draining generations, oldest first. Dropped when retired.
-    private var live: [Generation] = []
+    var live: [Generation] = []
+    /// What `rollback` restores: the configuration of the generation that was current before the
+    /// current one, kept (as values: the parsed model with every file's bytes, certificates
+    /// included) after that generation retires, so that a rollback reads no file. One is kept,
+    /// none with `max-generations 1`.
+    public private(set) var rollbackPoint: RollbackPoint?
+    /// The daemon built the rollback point's generation ahead (a rollback now only binds and
+    /// swaps): `show generations` says `prepared`.
+    public var rollbackPrepared = false
     private var frontendCounters: [String: CounterSet] = [:]
     private var backendCounters: [String: CounterSet] = [:]
     /// Internal: a server added at runtime registers its state here (ServiceDiscovery).
@@ -160,8 +179,19 @@ public final class Engine: EventHandler, @unchecked Sendable {
         adoptTLSStores(generation)
         let previous = current
         current = generation
+        // A canary promoted is live already.
+        if generation.state != .canary { live.append(generation) }
         generation.state = .active
-        live.append(generation)
+        if canary === generation {
+            canary = nil
+            canaryShare = 0
+            canaryWatch?.stop()
+            canaryWatch = nil
+        }
+        if let previous, previous !== generation {
+            let cap = generation.config.config.global.maxGenerations
+            rollbackPoint = cap > 1 ? RollbackPoint(previous) : nil
+        }
         let fds = UncheckedSendable(listenerFDs)
         let target = UncheckedSendable(generation)
         let dropped = onEveryLoop { worker -> [ListenerKey] in
@@ -182,10 +212,18 @@ public final class Engine: EventHandler, @unchecked Sendable {
             startDraining(previous)
         }
         enforceMaxGenerations()
+        generationActivated()
         return closed
     }
 
-    private func startDraining(_ generation: Generation) {
+    /// Called after every activation (a reload, a rollback, a canary promoted): the daemon
+    /// prepares the next rollback's generation then.
+    public var generationActivated: () -> Void = {}
+
+    /// Generations alive now (active, canary and draining): what `max-generations` bounds.
+    public var liveCount: Int { live.count }
+
+    func startDraining(_ generation: Generation) {
         guard generation.state == .active else { return }
         generation.state = .draining
         generation.drainingSince = MonotonicClock.now()
@@ -205,7 +243,7 @@ public final class Engine: EventHandler, @unchecked Sendable {
     }
 
     /// `max-generations`: the oldest draining generations are closed first.
-    private func enforceMaxGenerations() {
+    func enforceMaxGenerations() {
         let cap = current?.config.config.global.maxGenerations ?? 8
         while live.count > cap, let oldest = live.first(where: { $0.state == .draining }) {
             kill(oldest, reason: "max-generations \(cap) exceeded")
@@ -244,7 +282,11 @@ public final class Engine: EventHandler, @unchecked Sendable {
     /// already has, so a reload resets nothing. A generation built from the current one
     /// (`Generation(config:carryingFrom:)`, off the loop) took them already: only what it did not
     /// find there is looked up here.
-    private func adoptCounters(_ generation: Generation) {
+    /// `beside`: a canary, started beside the current generation: a server whose identity the
+    /// current generation has keeps the current one's settings (weight, maintenance, check
+    /// parameters) and messages until the canary is promoted — its line is met then — so that a
+    /// canary changes nothing of the traffic it does not take, and an abort has nothing to undo.
+    func adoptCounters(_ generation: Generation, beside: Bool = false) {
         // Servers that start with a fresh state: the carried ones meet their new line below.
         var fresh = Set<ObjectIdentifier>()
         if let from = generation.carriedFrom, let current, ObjectIdentifier(current) == from {
@@ -263,8 +305,10 @@ public final class Engine: EventHandler, @unchecked Sendable {
         generation.unresolvedServers = []
         for b in generation.backends.values {
             for s in b.servers {
+                let carried = !fresh.contains(ObjectIdentifier(s))
+                if beside && carried { continue }
                 s.state.newestBackend = b
-                if !fresh.contains(ObjectIdentifier(s)) { healthMonitor.carry(s) }
+                if carried { healthMonitor.carry(s) }
             }
         }
     }
@@ -398,6 +442,14 @@ public final class Engine: EventHandler, @unchecked Sendable {
         let keys = Array(Set(onEveryLoop { $0.stopListening() }.joined()))
         healthMonitor.stopAll()
         stopping = done
+        // A canary drains with the rest (every loop forgot it in `stopListening`).
+        if let c = canary {
+            canaryWatch?.stop()
+            canaryWatch = nil
+            canary = nil
+            canaryShare = 0
+            c.state = .active
+        }
         for g in live where g.state == .active { startDraining(g) }
         current = nil
         if live.isEmpty {

@@ -7,7 +7,17 @@ import ConfigModel
 /// `Engine.makeGeneration`.
 public final class Generation: @unchecked Sendable {
     public let config: ConfigGeneration
-    public var id: Int { config.id }
+    /// Its configuration's id, or the one it was given when it was built ahead of its use (a
+    /// rollback's standby takes the next id only when the rollback happens).
+    public var id: Int { assignedID ?? config.id }
+    private var assignedID: Int?
+
+    /// Gives a generation built ahead (never activated yet) the id it serves under. Control loop,
+    /// before any data loop sees the generation.
+    public func assign(id: Int) {
+        precondition(state == .loading, "only a generation not yet activated takes an id")
+        assignedID = id
+    }
     /// CLOCK_MONOTONIC seconds when the engine took the loaded configuration: what its age counts from.
     let builtAt: Double
 
@@ -39,7 +49,7 @@ public final class Generation: @unchecked Sendable {
     var unresolvedServers: [BackendServer] = []
     /// The generation whose counters and server states this one took while it was built; nil
     /// when it took none (then activation looks every name and identity up).
-    let carriedFrom: ObjectIdentifier?
+    public let carriedFrom: ObjectIdentifier?
 
     /// Throws the errors of what only the engine can check (an HTTP rule's regular expression).
     /// `previous`: the generation serving now, read (never changed) off the loop so that every
@@ -141,6 +151,8 @@ public final class Generation: @unchecked Sendable {
     var sessionsKilled: Int { shards.reduce(0) { $0 + $1.sessionsKilled } }
     /// Listeners still pointing at this generation, every loop counted.
     var listenerRefs: Int { shards.reduce(0) { $0 + $1.listenerRefs } }
+    /// Sessions that ended in an error of its making, every loop counted (`GenerationShard.errors`).
+    var errors: Int { shards.reduce(0) { $0 + $1.errors } }
 
     /// `loop`'s shard.
     @inline(__always) func shard(_ loop: EventLoop) -> GenerationShard { shards[loop.index] }
@@ -151,7 +163,7 @@ public final class Generation: @unchecked Sendable {
 /// published for the control loop (`show generations`, the exporter).
 final class GenerationShard: @unchecked Sendable {
     @exclusivity(unchecked) var sessionList = SessionList()
-    private let counts = LoopLocalInts.allocate(4)
+    private let counts = LoopLocalInts.allocate(5)
 
     deinit { LoopLocalInts.deallocate(counts) }
 
@@ -170,6 +182,13 @@ final class GenerationShard: @unchecked Sendable {
     var listenerRefs: Int {
         get { CLibEV_load(counts + 3) }
         set { CLibEV_store(counts + 3, newValue) }
+    }
+    /// Sessions that ended in an error of the generation's making: an HTTP answer 5xx (its own
+    /// or its server's), a server that could not be reached or reset the connection. What a
+    /// canary's error share is measured with (`CanaryWatch`).
+    var errors: Int {
+        get { CLibEV_load(counts + 4) }
+        set { CLibEV_store(counts + 4, newValue) }
     }
 
     /// Nothing on this loop holds the generation any more.

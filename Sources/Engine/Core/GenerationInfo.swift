@@ -18,8 +18,16 @@ public struct GenerationInfo: Sendable {
                      level: .user) { context in
             guard context.arguments.isEmpty else { return .unknown }
             var lines = ["# id state age_s sessions listeners hash"]
+            // The generation `rollback` restores: a comment under the header (it may be retired,
+            // its configuration kept), and the word `rollback` after its row while it is live.
+            let point = context.engine.rollbackPoint
+            if let point {
+                lines.append("# rollback restores generation \(point.generation) (hash \(point.hash))" + (context.engine.rollbackPrepared ? ", prepared" : ""))
+            }
             for g in context.engine.generations {
-                lines.append("\(g.id) \(g.state.rawValue) \(Int(g.ageSeconds)) \(g.sessions) \(g.listeners) \(g.hash)")
+                var mark = g.id == point?.generation ? " rollback" : ""
+                if g.state == .canary { mark += " share=\(context.engine.canaryShare)%" }
+                lines.append("\(g.id) \(g.state.rawValue) \(Int(g.ageSeconds)) \(g.sessions) \(g.listeners) \(g.hash)\(mark)")
             }
             return .text(lines.joined(separator: "\n"))
         },

@@ -12,6 +12,15 @@ final class Worker: EventHandler, @unchecked Sendable {
     unowned(unsafe) let engine: Engine
     /// The generation new sessions on this loop start under.
     @exclusivity(unchecked) private(set) var current: Generation?
+    /// A canary beside `current` (`reload --canary`): it takes `canaryShare` percent of this
+    /// loop's new work (TCP connections, HTTP requests), chosen by a credit counter of this loop
+    /// alone (no lock, no atomic): every `100 / share`-th pick on average, exactly the share over
+    /// any 100 picks. Set, changed and cleared by the control loop's posts, as `current` is.
+    @exclusivity(unchecked) private(set) var canary: Generation?
+    @exclusivity(unchecked) private var canaryShare = 0
+    @exclusivity(unchecked) private var canaryCredit = 0
+    /// Listener keys only the canary serves (bound for it): they close if it is aborted.
+    @exclusivity(unchecked) private var canaryOnly = Set<ListenerKey>()
     /// Generations this loop still has sessions or listeners of (`current` and draining ones): it
     /// tells the control loop when one of them has nothing left here.
     @exclusivity(unchecked) private var held: [Generation] = []
@@ -64,6 +73,8 @@ final class Worker: EventHandler, @unchecked Sendable {
     /// backlog included), new keys start listening on `sockets` (this loop's fds), keys it dropped
     /// accept what is queued and stop. Returns the dropped keys.
     func activate(_ generation: Generation, sockets: [ListenerKey: Int32]) -> [ListenerKey] {
+        // A canary promoted (or none): listeners serve the one generation from now on.
+        let wasCanary = clearCanary()
         let previous = current
         current = generation
         if !held.contains(where: { $0 === generation }) { held.append(generation) }
@@ -87,7 +98,65 @@ final class Worker: EventHandler, @unchecked Sendable {
             listener.serve(frontend)
         }
         if let previous { releaseIfIdle(previous) }
+        if let wasCanary, wasCanary !== generation { releaseIfIdle(wasCanary) }
         return dropped
+    }
+
+    // MARK: a canary (posted by the control loop)
+
+    /// The next piece of new work goes to the canary (`Listener.pick`).
+    @inline(__always)
+    func takesCanary() -> Bool {
+        canaryCredit += canaryShare
+        guard canaryCredit >= 100 else { return false }
+        canaryCredit -= 100
+        return true
+    }
+
+    /// Starts `generation` as a canary beside `current` at `share` percent: listeners it shares
+    /// with `current` (same key, same mode) give it its share; keys only it has listen on
+    /// `sockets` and serve it alone; keys only `current` has stay `current`'s.
+    func startCanary(_ generation: Generation, share: Int, sockets: [ListenerKey: Int32]) {
+        canary = generation
+        canaryShare = share
+        canaryCredit = 0
+        if !held.contains(where: { $0 === generation }) { held.append(generation) }
+        for (key, frontend) in generation.listenerFrontends {
+            if let existing = listeners[key] {
+                if existing.frontend?.proxy.mode == frontend.proxy.mode { existing.serveCanary(frontend) }
+            } else if let fd = sockets[key] {
+                let listener = Listener(key: key, fd: fd, worker: self)
+                listeners[key] = listener
+                canaryOnly.insert(key)
+                listener.serve(frontend)
+            }
+        }
+    }
+
+    func setCanaryShare(_ share: Int) { canaryShare = share }
+
+    /// Ends the canary (aborted): no new work goes to it, its listeners that `current` does not
+    /// have accept what is queued and close, its sessions drain. Returns those listeners' keys.
+    func abortCanary() -> [ListenerKey] {
+        var dropped: [ListenerKey] = []
+        for key in canaryOnly {
+            guard let listener = listeners.removeValue(forKey: key) else { continue }
+            listener.acceptPending(limit: nil)
+            listener.release()
+            dropped.append(key)
+        }
+        if let g = clearCanary() { releaseIfIdle(g) }
+        return dropped
+    }
+
+    /// Forgets the canary (its listeners' shares, its share); returns it.
+    private func clearCanary() -> Generation? {
+        guard let g = canary else { return nil }
+        for l in listeners.values { l.serveCanary(nil) }
+        canary = nil
+        canaryShare = 0
+        canaryOnly = []
+        return g
     }
 
     /// Soft stop: every listener accepts what is queued and stops; nothing is current any more.
@@ -99,9 +168,11 @@ final class Worker: EventHandler, @unchecked Sendable {
             keys.append(key)
         }
         listeners.removeAll()
+        let wasCanary = clearCanary()
         let previous = current
         current = nil
         if let previous { releaseIfIdle(previous) }
+        if let wasCanary { releaseIfIdle(wasCanary) }
         return keys
     }
 
@@ -113,7 +184,7 @@ final class Worker: EventHandler, @unchecked Sendable {
     func kill(_ generation: Generation) -> Bool {
         for s in generation.shard(loop).sessionList.members { s.kill() }
         releaseIfIdle(generation)
-        return generation !== current && generation.shard(loop).isIdle
+        return generation !== current && generation !== canary && generation.shard(loop).isIdle
     }
 
     /// Closes this loop's sessions that use `state`'s server (`on-marked-down shutdown-sessions`).
@@ -143,7 +214,7 @@ final class Worker: EventHandler, @unchecked Sendable {
     /// A generation that is not current here and has no session or listener left on this loop
     /// is let go, and the control loop told (it retires once every loop has let it go).
     private func releaseIfIdle(_ generation: Generation) {
-        guard generation !== current, generation.shard(loop).isIdle,
+        guard generation !== current, generation !== canary, generation.shard(loop).isIdle,
               let i = held.firstIndex(where: { $0 === generation }) else { return }
         held.remove(at: i)
         let engine = self.engine
@@ -169,13 +240,13 @@ final class Worker: EventHandler, @unchecked Sendable {
     /// A TCP session ended: its generation may be done on this loop.
     func sessionEnded(in generation: Generation) {
         connectionEnded()
-        if generation !== current { releaseIfIdle(generation) }
+        if generation !== current && generation !== canary { releaseIfIdle(generation) }
     }
 
     /// An HTTP request ended: its generation may be done on this loop.
     @inline(__always)
     func requestEnded(in generation: Generation) {
-        if generation !== current { releaseIfIdle(generation) }
+        if generation !== current && generation !== canary { releaseIfIdle(generation) }
     }
 
     /// Why a listener may not accept now, or nil: the process's `maxconn` (every loop's

@@ -21,6 +21,9 @@ final class Listener: EventHandler {
     unowned(unsafe) let worker: Worker
     private var io: IOWatcher
     private(set) var frontend: Frontend?
+    /// A canary's frontend for this listener's key (same mode as `frontend`): it takes the loop's
+    /// canary share of what `pick` chooses (TCP connections, HTTP requests).
+    private(set) var canaryFrontend: Frontend?
     /// `bind … ssl`: the TLS context of the frontend's generation; a connection takes the one
     /// current when it is accepted and keeps it.
     private(set) var tlsContext: TLSServerContext?
@@ -47,6 +50,22 @@ final class Listener: EventHandler {
         acceptProxy = frontend?.acceptProxyKeys.contains(key) ?? false
         if let frontend { frontend.generation.shard(worker.loop).listenerRefs += 1 }
         updateWatch()
+    }
+
+    /// Points the listener's canary share at `frontend` (nil: no canary), moving the canary
+    /// generation's listener reference.
+    func serveCanary(_ frontend: Frontend?) {
+        if let old = canaryFrontend { old.generation.shard(worker.loop).listenerRefs -= 1 }
+        canaryFrontend = frontend
+        if let frontend { frontend.generation.shard(worker.loop).listenerRefs += 1 }
+    }
+
+    /// The frontend the next piece of work starts under: the canary's for the loop's canary share
+    /// (a counter of this loop, no lock), else the active generation's.
+    @inline(__always)
+    func pick() -> Frontend? {
+        if let c = canaryFrontend, worker.takesCanary() { return c }
+        return frontend
     }
 
     func pause(_ reason: Pause) {
@@ -129,10 +148,12 @@ final class Listener: EventHandler {
                 tls = connection
             }
             if frontend.proxy.mode == .http {
+                // Each request picks its generation when its head is complete.
                 HTTPSession(worker: worker, listener: self, frontend: frontend, clientFD: client,
                             clientAddress: peer, tls: tls).start()
             } else {
-                TCPSession(worker: worker, listener: frontend, clientFD: client,
+                // A TCP connection picks its generation now, for its life.
+                TCPSession(worker: worker, listener: pick() ?? frontend, clientFD: client,
                            clientAddress: peer, tls: tls).start()
             }
         }
@@ -146,6 +167,7 @@ final class Listener: EventHandler {
             cursor = c.listenerNext
             c.listenerReleased(previous: previous)
         }
+        serveCanary(nil)
         serve(nil)
         io.release(on: worker.loop)
     }

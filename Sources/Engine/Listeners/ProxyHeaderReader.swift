@@ -170,8 +170,9 @@ final class ProxyHeaderReader: ListedSession {
             HTTPSession(worker: worker, listener: listener, frontend: frontend, clientFD: fd, clientAddress: client,
                         localAddress: local, tls: tls).start()
         } else {
-            TCPSession(worker: worker, listener: frontend, clientFD: fd, clientAddress: client, localAddress: local,
-                       tls: tls).start()
+            // A canary's share of TCP connections, as at accept without a PROXY header.
+            TCPSession(worker: worker, listener: listener.pick() ?? frontend, clientFD: fd, clientAddress: client,
+                       localAddress: local, tls: tls).start()
         }
         generation.shard(loop).sessionsAccepted -= 1
         finishHandOff()

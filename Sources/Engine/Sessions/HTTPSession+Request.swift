@@ -134,7 +134,11 @@ extension HTTPSession {
 
     private func startTransaction(head input: UnsafeRawBufferPointer) {
         if generation == nil {
-            guard let frontend = servingFrontend, frontend.proxy.mode == .http else {
+            // The request picks its generation now that its head is complete: the canary's for
+            // the loop's canary share, the active one's otherwise (a lingering connection's
+            // listener is gone: the frontend it was left with).
+            let picked = listener.frontend != nil ? listener.pick() : lingeringFrontend
+            guard let frontend = picked, frontend.proxy.mode == .http else {
                 // The listener now serves TCP: this connection's HTTP has nowhere to go.
                 close()
                 return

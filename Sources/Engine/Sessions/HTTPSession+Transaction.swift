@@ -68,6 +68,11 @@ extension HTTPSession {
             frontend?.counters[loop].countResponse(status: transaction.responseStatus)
             backend?.counters[loop].countResponse(status: transaction.responseStatus)
         }
+        // The generation's error share (a canary is compared with the active one by it): a 5xx
+        // answer, or a server that closed or reset before answering.
+        if transaction.responseStatus >= 500 || (transaction.responseStatus == 0 && transaction.termination.cause == UInt8(ascii: "S")) {
+            generation.shard(loop).errors += 1
+        }
         log()
         backend?.counters.sessionEnded(on: loop)
         transaction.end()

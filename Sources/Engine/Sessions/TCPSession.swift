@@ -591,6 +591,13 @@ final class TCPSession: ListedSession {
         connector.release()
         frontend.counters.sessionEnded(on: loop)
         if backendCounted { backend?.counters.sessionEnded(on: loop) }
+        // The generation's error share: a server that could not be reached (…C), that reset or
+        // closed on an error (S…), or timed out (s…).
+        let cause = termination.cause
+        if cause == UInt8(ascii: "S") || cause == UInt8(ascii: "s")
+            || (termination.phase == UInt8(ascii: "C") && cause != UInt8(ascii: "C") && cause != UInt8(ascii: "c") && cause != UInt8(ascii: "K")) {
+            generation.shard(loop).errors += 1
+        }
         generation.shard(loop).end(self)
         worker.sessionEnded(in: generation)
         selfRetain?.release()

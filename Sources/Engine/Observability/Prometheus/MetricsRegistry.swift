@@ -49,6 +49,9 @@ public final class MetricsRegistry: EventHandler {
     /// How long the last reload that succeeded took to build (`show info`'s LastReloadMs).
     private(set) var lastSuccessfulReloadSeconds: Double?
     private(set) var lastReloads: [ReloadRecord] = []
+    /// Canaries aborted by the error watch (`--abort-on-errors`) and by `canary abort`.
+    private(set) var canaryAbortsAutomatic = 0
+    private(set) var canaryAbortsAdmin = 0
     private(set) var events: [Event] = []
     private(set) var history: [Sample] = []
     /// Session, request, connection and byte rates and the loops' idle time, measured by the sampler.
@@ -93,6 +96,11 @@ public final class MetricsRegistry: EventHandler {
         reloadSecondsSum += seconds
         lastReloads.append(ReloadRecord(time: wallClock(), success: success, generation: generation, seconds: seconds, messages: messages))
         if lastReloads.count > 20 { lastReloads.removeFirst(lastReloads.count - 20) }
+    }
+
+    /// A canary was aborted (loop thread).
+    func recordCanaryAbort(automatic: Bool) {
+        if automatic { canaryAbortsAutomatic += 1 } else { canaryAbortsAdmin += 1 }
     }
 
     /// A lifecycle message (drain, kill, retire, reload): the stats page lists the last 50.

@@ -204,7 +204,7 @@ extension Engine {
             }
         }
         w.family("strata_generations", .gauge, "Live generations, per state")
-        for state in [GenerationState.active, .draining] {
+        for state in [GenerationState.active, .canary, .draining] {
             w.append("strata_generations{state=\""); w.append(state.rawValue); w.append("\"} ")
             w.int(gens.filter { $0.state == state }.count); w.end()
         }
@@ -217,12 +217,18 @@ extension Engine {
         perGeneration("strata_generation_sessions", .gauge, "Sessions the generation holds now (TCP connections, HTTP requests)") { g, w in w.int(g.sessions) }
         perGeneration("strata_generation_sessions_total", .counter, "Sessions started under the generation") { g, w in w.int(g.sessionsAccepted) }
         perGeneration("strata_generation_sessions_killed_total", .counter, "Sessions closed at the generation's drain deadline or by max-generations") { g, w in w.int(g.sessionsKilled) }
+        perGeneration("strata_generation_errors_total", .counter, "Sessions of the generation that ended in an error of its making (5xx answers, servers unreachable or resetting): what a canary is compared by") { g, w in w.int(g.errors) }
         perGeneration("strata_generation_listeners", .gauge, "Listeners serving the generation") { g, w in w.int(g.listenerRefs) }
         perGeneration("strata_generation_age_seconds", .gauge, "Seconds since the generation was built") { g, w in w.double(max(0, now - g.builtAt)) }
         perGeneration("strata_generation_draining_seconds", .gauge, "Seconds since the generation started draining",
                       where: { $0.state == .draining && $0.drainingSince != nil }) { g, w in
             w.double(max(0, now - (g.drainingSince ?? now)))
         }
+        w.family("strata_canary_share", .gauge, "The canary generation's share of new work in percent (0 without a canary)")
+        w.append("strata_canary_share "); w.int(canary == nil ? 0 : canaryShare); w.end()
+        w.family("strata_canary_aborts_total", .counter, "Canaries aborted, by the error watch (--abort-on-errors) or the admin socket")
+        w.append("strata_canary_aborts_total{reason=\"errors\"} "); w.int(registry.canaryAbortsAutomatic); w.end()
+        w.append("strata_canary_aborts_total{reason=\"admin\"} "); w.int(registry.canaryAbortsAdmin); w.end()
         w.family("strata_reloads_total", .counter, "Reloads, per result (a failed reload changed nothing)")
         w.append("strata_reloads_total{result=\"success\"} "); w.int(registry.reloadsSucceeded); w.end()
         w.append("strata_reloads_total{result=\"failure\"} "); w.int(registry.reloadsFailed); w.end()
