@@ -22,10 +22,12 @@ let package = Package(
         // The HTTP/1 parser and writer: pure values, no I/O (the fuzz target builds it alone).
         .target(name: "HTTP1"),
         .target(name: "Engine", dependencies: ["ConfigModel", "HTTP1", "CLibEV"]),
+        // The privilege broker: its protocol and policy (plain values) and the forked process.
+        .target(name: "Broker", dependencies: ["ConfigModel", "Loader", "Engine", "CLibEV"]),
         .executableTarget(
             name: "Daemon",
             dependencies: [
-                "Loader", "Engine", "ConfigModel",
+                "Loader", "Engine", "ConfigModel", "Broker",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -35,6 +37,7 @@ let package = Package(
         .testTarget(name: "LoaderTests", dependencies: ["Loader", "ConfigModel", "StrataTestSupport"]),
         .testTarget(name: "HTTP1Tests", dependencies: ["HTTP1", "StrataTestSupport"]),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "HTTP1", "ConfigModel", "Loader", "StrataTestSupport"]),
+        .testTarget(name: "BrokerTests", dependencies: ["Broker", "Engine", "Loader", "ConfigModel", "CLibEV", "StrataTestSupport"]),
         .testTarget(name: "EndToEndTests", dependencies: ["CLibEV", "StrataTestSupport"]),
     ]
 )

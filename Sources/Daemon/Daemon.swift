@@ -1,6 +1,7 @@
 import CLibEV
 import ConfigModel
 import Engine
+import Broker
 import Foundation
 import Glibc
 import Loader
@@ -22,7 +23,9 @@ final class Daemon: @unchecked Sendable {
     let options: DaemonOptions
     /// The listening sockets: made once the configuration says how many data loops there are.
     private(set) var cache = ListenerCache()
-    let loader: ConfigLoader
+    private(set) var loader: ConfigLoader
+    /// The privilege broker, when `user`/`group` or `chroot` drop this process's privileges.
+    private(set) var broker: BrokerClient?
     let systemd = SystemdNotifier()
     private var adminServers: [AdminServer] = []
     /// Unix admin socket paths bound by this process, with the file's identity then.
@@ -52,7 +55,12 @@ final class Daemon: @unchecked Sendable {
         sigprocmask(SIG_SETMASK, &none, nil)
         signal(SIGPIPE, SIG_IGN)
         let loaded: LoadedConfig
-        switch loader.load(paths: options.files) {
+        // The first load reads as this process (root, before any traffic): what it read is what
+        // the broker may read again at the first reload.
+        let firstFiles = RecordingFiles()
+        var firstLoader = loader
+        firstLoader.source = firstFiles
+        switch firstLoader.load(paths: options.files) {
         case .success(let l): loaded = l
         case .failure(let errors): return fail(errors.errors.map(\.description))
         }
@@ -128,6 +136,11 @@ final class Daemon: @unchecked Sendable {
             guard case .unix(let path) = socket.address else { continue }
             do {
                 adminFDs.append((socket, try AdminServer.bindUnix(path: path, mode: socket.mode, replacingLive: replacing)))
+                // `user`/`group` on the socket: its file's owner (HAProxy's bind options).
+                if socket.owner != nil || socket.group != nil,
+                   chown(path, socket.owner ?? UInt32.max, socket.group ?? UInt32.max) != 0 {
+                    throw AdminSocketOwnerError(errno: errno)
+                }
                 if let identity = UnixSocketFile.identity(path) { adminPaths.append((path, identity)) }
             } catch {
                 return abandon(["\(socket.location): cannot bind stats socket: \(error)"], listeners: keys)
@@ -147,7 +160,7 @@ final class Daemon: @unchecked Sendable {
                 return abandon(["cannot write pidfile \(path): \(error.localizedDescription)"], listeners: keys)
             }
         }
-        if let failure = dropPrivileges(global) { return abandon([failure], listeners: keys) }
+        if let failure = dropPrivileges(global, firstFiles: firstFiles.read) { return abandon([failure], listeners: keys) }
 
         // `tune.bufsize` sizes the loops' buffer pools: fixed for the process (a reload that changes
         // it fails, see GlobalInvariants), and so is `nbthread`.
@@ -162,12 +175,21 @@ final class Daemon: @unchecked Sendable {
         engine.notice = { message, level, logged in
             if !logged { Daemon.say(level.rawValue <= LogLevel.err.rawValue ? "ALERT" : level == .warning ? "WARNING" : "NOTICE", message) }
         }
+        if let broker {
+            engine.brokerStatus = { broker.status }
+            broker.watch { how in
+                engine.loop.post {
+                    engine.report("the privilege broker (pid \(broker.pid)) has exited (\(how)): traffic is served as before, reloads fail until strata is restarted", level: .alert)
+                }
+            }
+        }
         engine.activate(generation, listenerFDs: fds) { _ in
             engine.report("generation 1 active (hash \(loaded.hash)): \(Daemon.listening(loaded.config))")
         }
         engine.restoreServerStates(savedStates.states)
 
         let reloads = ReloadCoordinator(engine: engine, cache: cache, files: options.files, loader: loader, firstID: 2)
+        reloads.broker = broker
         let systemd = self.systemd
         reloads.started = {
             systemd.notify("RELOADING=1\nMONOTONIC_USEC=\(SystemdNotifier.monotonicMicroseconds())\nSTATUS=reloading")
@@ -240,22 +262,52 @@ final class Daemon: @unchecked Sendable {
         return "listening on " + addresses.prefix(shown).joined(separator: ", ") + more
     }
 
-    /// `user`/`group`/`uid`/`gid`: after the first binds, keeping CAP_NET_BIND_SERVICE so a
-    /// reload can still bind a port below 1024.
-    private func dropPrivileges(_ global: GlobalSettings) -> String? {
-        guard global.uid != nil || global.gid != nil else { return nil }
+    /// `user`/`group`/`uid`/`gid` and `chroot`, after the first binds. As root, the privilege
+    /// broker is forked first (it keeps binding below 1024 and reading the configuration's files
+    /// for reloads), then this process enters the chroot, takes the uid and gid, and drops every
+    /// capability, the bounding set with them, and sets no_new_privs: from here on, reloads read
+    /// and bind through the broker.
+    private func dropPrivileges(_ global: GlobalSettings, firstFiles: [String]) -> String? {
+        guard global.uid != nil || global.gid != nil || global.chroot != nil else { return nil }
         let uid = global.uid ?? getuid()
         let gid = global.gid ?? getgid()
-        if uid == getuid() && gid == getgid() { return nil }
+        if uid == getuid() && gid == getgid() && global.chroot == nil { return nil }
         guard geteuid() == 0 else {
-            let loc = (global.locations["user"] ?? global.locations["uid"]).map { "\($0): " } ?? ""
+            let keyword = global.chroot != nil ? "chroot" : global.locations["user"] != nil ? "user" : "uid"
+            let loc = global.locations[keyword].map { "\($0): " } ?? ""
+            if global.chroot != nil { return "\(loc)cannot enter chroot \(global.chroot!): strata is not running as root" }
             return "\(loc)cannot switch to uid \(uid) gid \(gid): strata is not running as root"
         }
+        let cwd = FileManager.default.currentDirectoryPath
+        let policy = BrokerPolicy(arguments: options.files, workingDirectory: cwd, firstLoadFiles: firstFiles)
+        let client: BrokerClient
+        switch Broker.start(policy: policy) {
+        case .success(let c): client = c
+        case .failure(let f): return "cannot start the privilege broker: \(f.text): \(String(cString: strerror(f.errno)))"
+        }
+        broker = client
+        cache.use(client)
+        loader.source = client
         var step: UnsafePointer<CChar>? = nil
-        let err = CLibEV_drop_privileges(uid, gid, 1, &step)
+        let err = global.chroot.withOptionalCString { root in CLibEV_drop_everything(uid, gid, root, &step) }
         if err != 0 {
             return "cannot drop privileges: \(step.map { String(cString: $0) } ?? "?"): \(String(cString: strerror(err)))"
         }
         return nil
+    }
+}
+
+/// `stats socket PATH user U group G`: the socket file could not be given to them.
+struct AdminSocketOwnerError: Error, CustomStringConvertible {
+    var errno: Int32
+    var description: String { "chown: \(String(cString: strerror(errno)))" }
+}
+
+extension Optional where Wrapped == String {
+    func withOptionalCString<T>(_ body: (UnsafePointer<CChar>?) -> T) -> T {
+        switch self {
+        case .some(let s): s.withCString { body($0) }
+        case .none: body(nil)
+        }
     }
 }

@@ -3,7 +3,7 @@ import ConfigModel
 /// The keywords of the `global` section that strata supports, and how each lands in GlobalSettings.
 extension KeywordReader {
     static let globalKeywords = [
-        "ca-base", "cpu-map", "crt-base", "daemon", "default-path", "description", "gid", "group", "hard-stop-after", "log",
+        "ca-base", "chroot", "cpu-map", "crt-base", "daemon", "default-path", "description", "gid", "group", "hard-stop-after", "log",
         "max-generations", "maxconn", "nbthread", "noreuseport", "pidfile", "server-state-base", "server-state-file", "spread-checks", "ssl-default-bind-ciphers", "ssl-dh-param-file",
         "ssl-default-bind-ciphersuites", "ssl-default-bind-options", "ssl-default-server-ciphers",
         "ssl-default-server-ciphersuites", "ssl-default-server-options", "ssl-server-verify", "stats socket",
@@ -17,9 +17,6 @@ extension KeywordReader {
     static let tlsBindFlags = tlsServerFlags + ["prefer-client-ciphers"]
 
     func globalKeyword(_ line: KeywordLine, global: inout GlobalSettings) throws(ConfigError) {
-        if line.keyword == "chroot" {
-            throw line.error("'chroot' is not supported (strata reads its configuration files again on every reload)")
-        }
         guard KeywordReader.globalKeywords.contains(line.keyword) else {
             if let entry = KeywordReader.proxyKeywords.first(where: { $0.name == line.keyword }) {
                 let elsewhere = SectionKind.allCases.filter { entry.sections.contains($0) }
@@ -36,6 +33,13 @@ extension KeywordReader {
         case "ulimit-n":
             global.fileLimit = try line.integer(0, range: 1...Int(Int32.max))
             try line.noArguments(after: 1)
+        case "chroot":
+            // Entered once privileges are dropped; the privilege broker reads every file of a
+            // reload outside it (see README, Privileges).
+            let directory = try line.argument(0, expecting: "a directory")
+            try line.noArguments(after: 1)
+            guard directory.hasPrefix("/") else { throw line.error("'chroot' expects an absolute directory, got '\(directory)'") }
+            global.chroot = directory
         case "daemon":
             try line.noArguments()
             global.daemon = true
@@ -62,12 +66,12 @@ extension KeywordReader {
         case "user":
             let name = try line.argument(0, expecting: "a user name")
             try line.noArguments(after: 1)
-            guard let uid = SystemAccounts.uid(ofUser: name) else { throw line.error("'user': unknown user '\(name)'") }
+            guard let uid = paths.source.userID(name) else { throw line.error("'user': unknown user '\(name)'") }
             global.uid = uid
         case "group":
             let name = try line.argument(0, expecting: "a group name")
             try line.noArguments(after: 1)
-            guard let gid = SystemAccounts.gid(ofGroup: name) else {
+            guard let gid = paths.source.groupID(name) else {
                 throw line.error("'group': unknown group '\(name)'")
             }
             global.gid = gid
@@ -229,7 +233,7 @@ extension KeywordReader {
         return options
     }
 
-    static let statsSocketOptions = ["level", "maxconn", "mode"]
+    static let statsSocketOptions = ["gid", "group", "level", "maxconn", "mode", "uid", "user"]
 
     /// `stats socket PATH|ipv4@ADDR:PORT|ipv6@ADDR:PORT [mode OCTAL] [level user|operator|admin] [maxconn N]`.
     private func statsSocket(_ line: KeywordLine) throws(ConfigError) -> StatsSocket {
@@ -271,6 +275,22 @@ extension KeywordReader {
                 case "admin": socket.level = .admin
                 default: throw line.error("'level' on stats socket expects user, operator or admin, got '\(text)'")
                 }
+                i += 2
+            case "user", "group":
+                guard let name = line.optionalArgument(i + 1) else {
+                    throw line.error("'\(option)' on stats socket expects a \(option) name")
+                }
+                if option == "user" {
+                    guard let id = paths.source.userID(name) else { throw line.error("'user' on stats socket: unknown user '\(name)'") }
+                    socket.owner = id
+                } else {
+                    guard let id = paths.source.groupID(name) else { throw line.error("'group' on stats socket: unknown group '\(name)'") }
+                    socket.group = id
+                }
+                i += 2
+            case "uid", "gid":
+                let id = UInt32(try line.integer(i + 1, range: 0...Int(UInt32.max - 1), name: option))
+                if option == "uid" { socket.owner = id } else { socket.group = id }
                 i += 2
             case "maxconn":
                 // HAProxy's bind option: 0 leaves the stats frontend's limit; a negative value is refused.

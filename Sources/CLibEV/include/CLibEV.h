@@ -72,6 +72,31 @@ int CLibEV_drop_privileges(uid_t uid, gid_t gid, int keep_bind_cap, const char *
 /// Effective capability set, low 64 bits.
 uint64_t CLibEV_effective_caps(void);
 
+// MARK: the privilege broker
+
+/// sendmsg of `len` bytes with `fd` attached as SCM_RIGHTS (fd < 0: none). Returns sendmsg's value.
+ssize_t CLibEV_send_with_fd(int sock, const void *buf, size_t len, int fd);
+/// recvmsg of at most `len` bytes; an fd passed with them is stored in `*fd` (close-on-exec),
+/// else `*fd` is left unchanged. Returns recvmsg's value.
+ssize_t CLibEV_recv_with_fd(int sock, void *buf, size_t len, int *fd);
+/// Closes every fd from 3 up, except `keep`.
+void CLibEV_close_fds_except(int keep);
+/// The broker's privileges: every capability but `keep` (a bit mask of CAP_* numbers) leaves the
+/// effective, permitted, inheritable and bounding sets; no_new_privs. 0 or an errno, `step` says where.
+int CLibEV_broker_restrict(uint64_t keep, const char **step);
+/// The serving process's privileges: the bounding set emptied, chroot (when `root` is not NULL)
+/// and chdir("/"), groups set to `gid` alone, gid, uid, every capability dropped, no_new_privs.
+int CLibEV_drop_everything(uid_t uid, gid_t gid, const char *root, const char **step);
+/// Names the process (prctl PR_SET_NAME), as ps and /proc/PID/comm show it.
+int CLibEV_name_process(const char *name);
+/// The CAP_* numbers the broker keeps.
+extern const int CLibEV_CAP_NET_BIND_SERVICE;
+extern const int CLibEV_CAP_DAC_READ_SEARCH;
+extern const int CLibEV_CAP_NET_RAW;
+extern const int CLibEV_CAP_NET_ADMIN;
+extern const int CLibEV_CAP_SETUID;
+
+
 
 // MARK: c-ares: a DNS client driven by the engine's loop (its sockets reported through the
 // socket-state callback, its timeouts read with ares_timeout).

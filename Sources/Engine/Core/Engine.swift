@@ -46,6 +46,8 @@ public final class Engine: EventHandler, @unchecked Sendable {
     /// page's event list): the message, its level, and whether a `log stdout|stderr` target
     /// already wrote it (then the terminal has it once already). Set by the daemon.
     public var notice: (_ message: String, _ level: LogLevel, _ logged: Bool) -> Void = { _, _, _ in }
+    /// `show info`'s `Broker` line: the privilege broker's state, when there is one.
+    public var brokerStatus: (() -> String)?
     /// Health checks (owned by the current generation) and server state changes.
     lazy var healthMonitor = HealthMonitor(engine: self)
     /// Servers that change at runtime: `resolvers`, templates, `add server` / `del server`.

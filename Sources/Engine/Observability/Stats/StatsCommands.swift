@@ -113,6 +113,9 @@ enum StatsCommands {
             InfoField(name: "LastReloadMs", value: metrics.lastSuccessfulReloadSeconds.map { "\(Int(($0 * 1000).rounded()))" } ?? "",
                       tags: "MDP", type: "u32"),
         ]
+        if let broker = engine.brokerStatus {
+            fields.append(InfoField(name: "Broker", value: broker(), tags: "MGP", type: "str"))
+        }
         return fields
     }
 
