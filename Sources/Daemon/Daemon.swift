@@ -15,6 +15,8 @@ struct DaemonOptions {
     var replaceSignal: Int32
     /// `-dr`: an address that does not resolve is a warning, its server starts in maintenance.
     var resolutionFailuresWarn = false
+    /// `-S PATH[,mode,OCTAL]`: one more admin socket, level admin (HAProxy's master socket).
+    var masterSocket: (path: String, mode: UInt32?)?
 }
 
 /// The running process: first load and bind, daemon and privileges, then the engine's loop with
@@ -66,6 +68,14 @@ final class Daemon: @unchecked Sendable {
         }
         for w in loaded.warnings { Daemon.say("WARNING", w.description) }
         let global = loaded.config.global
+        // The configuration's admin sockets, and `-S`'s (HAProxy's master socket) at level admin.
+        var adminSockets = global.statsSockets
+        if let master = options.masterSocket {
+            var socket = StatsSocket(location: SourceLocation(file: "-S"), address: .unix(path: master.path))
+            socket.mode = master.mode
+            socket.level = .admin
+            adminSockets.append(socket)
+        }
         // Before the engine exists: it derives its default maxconn from the limit.
         let limitErrors = FileDescriptorLimit.apply(loaded.config, atStart: true)
         if !limitErrors.isEmpty { return fail(limitErrors.map(\.description)) }
@@ -78,7 +88,7 @@ final class Daemon: @unchecked Sendable {
         // here, before binding anything, so that it keeps its socket file and its connections (a
         // listener bound with SO_REUSEPORT would share its port until this process exits).
         let replacing = !options.replace.isEmpty
-        for socket in global.statsSockets {
+        for socket in adminSockets {
             guard case .unix(let path) = socket.address, !replacing,
                   case .live(let pid) = UnixSocketFile.probe(path) else { continue }
             let who = pid.map { "process \($0)" } ?? "another process"
@@ -95,7 +105,7 @@ final class Daemon: @unchecked Sendable {
             return fail(lines)
         }
         // TCP admin sockets first: a port in use fails without touching anything.
-        for socket in global.statsSockets {
+        for socket in adminSockets {
             guard case .tcp(let endpoint) = socket.address else { continue }
             do {
                 adminFDs.append((socket, try AdminServer.bindTCP(endpoint)))
@@ -132,7 +142,7 @@ final class Daemon: @unchecked Sendable {
         }
         // Unix admin sockets last, once nothing else can refuse the configuration: a socket file
         // is replaced only when stale, or when it is the replaced process's (-sf/-st).
-        for socket in global.statsSockets {
+        for socket in adminSockets {
             guard case .unix(let path) = socket.address else { continue }
             do {
                 adminFDs.append((socket, try AdminServer.bindUnix(path: path, mode: socket.mode, replacingLive: replacing)))

@@ -4,7 +4,7 @@ import ConfigModel
 extension KeywordReader {
     static let globalKeywords = [
         "ca-base", "chroot", "cpu-map", "crt-base", "daemon", "default-path", "description", "gid", "group", "hard-stop-after", "log",
-        "max-generations", "maxconn", "nbthread", "noreuseport", "pidfile", "server-state-base", "server-state-file", "spread-checks", "ssl-default-bind-ciphers", "ssl-dh-param-file",
+        "master-worker", "max-generations", "maxconn", "nbthread", "noreuseport", "pidfile", "server-state-base", "server-state-file", "spread-checks", "ssl-default-bind-ciphers", "ssl-dh-param-file",
         "ssl-default-bind-ciphersuites", "ssl-default-bind-options", "ssl-default-server-ciphers",
         "ssl-default-server-ciphersuites", "ssl-default-server-options", "ssl-server-verify", "stats socket",
         "stats timeout", "tune.bufsize", "tune.http.maxhdr", "tune.ssl.cachesize", "tune.ssl.default-dh-param",
@@ -40,6 +40,14 @@ extension KeywordReader {
             try line.noArguments(after: 1)
             guard directory.hasPrefix("/") else { throw line.error("'chroot' expects an absolute directory, got '\(directory)'") }
             global.chroot = directory
+        case "master-worker":
+            // HAProxy's master process reloads by starting new workers; strata is one long-lived
+            // process that reloads in place, which is what master-worker gives HAProxy's users
+            // (a reload over a socket, a process that survives a bad configuration).
+            if let option = line.optionalArgument(0), option != "no-exit-on-failure" {
+                throw line.error("'master-worker' accepts only 'no-exit-on-failure', got '\(option)'")
+            }
+            try line.noArguments(after: line.optionalArgument(0) == nil ? 0 : 1)
         case "daemon":
             try line.noArguments()
             global.daemon = true
