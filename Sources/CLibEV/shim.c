@@ -49,6 +49,7 @@ int CLibEV_name_thread(const char *name) { return pthread_setname_np(pthread_sel
 int CLibEV_malloc_trim(size_t pad) { return malloc_trim(pad); }
 int CLibEV_pipe_set_size(int fd, int size) { return fcntl(fd, F_SETPIPE_SZ, size); }
 int CLibEV_fcntl_setfl_nonblock(int fd) { int f = fcntl(fd, F_GETFL); return f < 0 ? f : fcntl(fd, F_SETFL, f | O_NONBLOCK); }
+int CLibEV_fcntl_setfl_blocking(int fd) { int f = fcntl(fd, F_GETFL); return f < 0 ? f : fcntl(fd, F_SETFL, f & ~O_NONBLOCK); }
 int CLibEV_fcntl_setfd_cloexec(int fd) { int f = fcntl(fd, F_GETFD); return f < 0 ? f : fcntl(fd, F_SETFD, f | FD_CLOEXEC); }
 int CLibEV_fionread(int fd) { int n = 0; return ioctl(fd, FIONREAD, &n) < 0 ? -1 : n; }
 

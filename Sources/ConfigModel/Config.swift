@@ -313,6 +313,8 @@ public struct StatsSocket: Hashable, Sendable {
     /// `user`/`uid` and `group`/`gid`: the socket file's owner and group (a UNIX socket).
     public var owner: UInt32?
     public var group: UInt32?
+    /// `expose-fd listeners`: `_getsocks` hands every listening socket to a new strata (`-x`).
+    public var exposeListeners = false
 
     /// HAProxy's `maxconn` of the frontend that serves its stats sockets.
     public static let defaultMaxconn = 10

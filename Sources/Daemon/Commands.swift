@@ -67,6 +67,8 @@ struct Run: ParsableCommand {
     var masterWorkerSystemd = false
     @Option(name: .customShort("S"), help: ArgumentHelp("HAProxy's master socket: one more admin socket (level admin), PATH[,mode,OCTAL].", valueName: "SOCKET"))
     var masterSocket: String?
+    @Option(name: .customShort("x"), help: ArgumentHelp("Take the listening sockets of the strata answering on this admin socket ('expose-fd listeners'), with -sf or -st.", valueName: "SOCKET"))
+    var takeOver: String?
     @Option(name: .customLong("st", withSingleDash: true), parsing: .upToNextOption,
             help: ArgumentHelp("Replace these strata processes: they stop at once (SIGTERM) once this one listens.", valueName: "PID"))
     var softTerminate: [Int32] = []
@@ -90,7 +92,8 @@ struct Run: ParsableCommand {
                                     replace: softFinish.isEmpty ? softTerminate : softFinish,
                                     replaceSignal: softFinish.isEmpty ? SIGTERM : SIGUSR1,
                                     resolutionFailuresWarn: resolutionFailuresWarn,
-                                    masterSocket: masterSocket.flatMap { try? MasterSocket.parse($0).get() })
+                                    masterSocket: masterSocket.flatMap { try? MasterSocket.parse($0).get() },
+                                    takeOver: takeOver)
         Foundation.exit(Daemon(options: options).run())
     }
 }

@@ -17,6 +17,8 @@ struct DaemonOptions {
     var resolutionFailuresWarn = false
     /// `-S PATH[,mode,OCTAL]`: one more admin socket, level admin (HAProxy's master socket).
     var masterSocket: (path: String, mode: UInt32?)?
+    /// `-x SOCKET`: take the listening sockets of the strata answering there (`expose-fd listeners`).
+    var takeOver: String?
 }
 
 /// The running process: first load and bind, daemon and privileges, then the engine's loop with
@@ -123,6 +125,18 @@ final class Daemon: @unchecked Sendable {
         case .success(let sets): cpuSets = sets
         }
         cache = ListenerCache(loops: loops)
+        // `-x`: the old process's listening sockets, the same kernel sockets: what is queued in
+        // their backlogs is accepted here, and no connection meets a closed socket.
+        var adopted: Set<ListenerKey> = []
+        if let path = options.takeOver {
+            switch ListenerHandover.receive(from: path) {
+            case .failure(let why): return abandon(["-x: \(why.description)"])
+            case .success(let sockets):
+                adopted = Set(sockets.keys.map(\.bind))
+                cache.adopt(sockets)
+                Daemon.say("NOTICE", "took \(sockets.count) listening sockets (\(adopted.count) binds) over from \(path)")
+            }
+        }
         // HAProxy's soft-restart: the old process stops accepting while this one binds.
         for pid in options.replace { kill(pid, SIGTTOU) }
         let keys = ListenerPlan.keys(of: loaded.config)
@@ -130,8 +144,12 @@ final class Daemon: @unchecked Sendable {
         switch cache.acquire(keys) {
         case .success(let f): fds = f
         case .failure(let errors):
-            return abandon(errors.errors.map { ListenerPlan.error(for: $0, in: loaded.config).description })
+            return abandon(errors.errors.map { ListenerPlan.error(for: $0, in: loaded.config).description },
+                           listeners: Array(adopted))
         }
+        // Sockets handed over that this configuration does not bind: this process's copies close
+        // now; the old process closes its own after its drain.
+        cache.release(Array(adopted.subtracting(keys)))
         let first = ConfigGeneration(id: 1, hash: loaded.hash, config: loaded.config, files: loaded.files)
         // What only the engine checks (certificates, ciphers, regexes), before anything is
         // replaced or forked; the generation that serves is built once the loops exist.
@@ -220,8 +238,10 @@ final class Daemon: @unchecked Sendable {
         var commands = AdminCommandTable.engine
         commands.register(reloads.adminCommands + [AddServerCommand.adminCommand(parser: RuntimeServerParser(environment: loader.environment), engine: engine)])
         for (socket, fd) in adminFDs {
+            let listeners = self.cache
             adminServers.append(AdminServer(engine: engine, fd: fd, level: socket.level, maxconn: socket.connectionLimit,
-                                            timeoutMilliseconds: global.statsTimeout, commands: commands))
+                                            timeoutMilliseconds: global.statsTimeout, commands: commands,
+                                            exposedListeners: socket.exposeListeners ? { listeners.sockets } : nil))
         }
         let cache = self.cache
         engine.onSignals([SIGHUP, SIGUSR2, SIGUSR1, SIGTERM, SIGINT, SIGTTOU, SIGTTIN]) { signal in

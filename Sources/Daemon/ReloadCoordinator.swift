@@ -413,7 +413,8 @@ enum GlobalInvariants {
               || old.statsSockets.map(\.mode) != new.statsSockets.map(\.mode)
               || old.statsSockets.map(\.maxconn) != new.statsSockets.map(\.maxconn)
               || old.statsSockets.map(\.owner) != new.statsSockets.map(\.owner)
-              || old.statsSockets.map(\.group) != new.statsSockets.map(\.group))
+              || old.statsSockets.map(\.group) != new.statsSockets.map(\.group)
+              || old.statsSockets.map(\.exposeListeners) != new.statsSockets.map(\.exposeListeners))
         return errors.sorted { ($0.location?.line ?? 0) < ($1.location?.line ?? 0) }
     }
 }

@@ -241,7 +241,7 @@ extension KeywordReader {
         return options
     }
 
-    static let statsSocketOptions = ["gid", "group", "level", "maxconn", "mode", "uid", "user"]
+    static let statsSocketOptions = ["expose-fd", "gid", "group", "level", "maxconn", "mode", "uid", "user"]
 
     /// `stats socket PATH|ipv4@ADDR:PORT|ipv6@ADDR:PORT [mode OCTAL] [level user|operator|admin] [maxconn N]`.
     private func statsSocket(_ line: KeywordLine) throws(ConfigError) -> StatsSocket {
@@ -295,6 +295,13 @@ extension KeywordReader {
                     guard let id = paths.source.groupID(name) else { throw line.error("'group' on stats socket: unknown group '\(name)'") }
                     socket.group = id
                 }
+                i += 2
+            case "expose-fd":
+                let what = line.optionalArgument(i + 1) ?? ""
+                guard what == "listeners" else {
+                    throw line.error("'expose-fd' on stats socket accepts only 'listeners', got '\(what)'")
+                }
+                socket.exposeListeners = true
                 i += 2
             case "uid", "gid":
                 let id = UInt32(try line.integer(i + 1, range: 0...Int(UInt32.max - 1), name: option))

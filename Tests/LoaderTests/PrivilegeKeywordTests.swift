@@ -19,6 +19,9 @@ import Testing
         #expect(sockets.map(\.owner) == [0, 7])
         #expect(sockets.map(\.group) == [0, 8])
         #expect(sockets.first?.mode == 0o660)
+        #expect(sockets.map(\.exposeListeners) == [false, false])
+        let exposed = try load("global\n    stats socket /run/s.sock level admin expose-fd listeners\n    master-worker no-exit-on-failure\n" + Self.listen)
+        #expect(exposed.config.global.statsSockets.first?.exposeListeners == true)
         #expect(errors("global\n    stats socket /run/s.sock user no-such-user-here\n" + Self.listen)
             == ["test.cfg:2: 'user' on stats socket: unknown user 'no-such-user-here'"])
     }

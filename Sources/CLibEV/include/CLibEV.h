@@ -43,6 +43,7 @@ ssize_t CLibEV_splice(int fd_in, int fd_out, size_t len, unsigned int flags);
 int CLibEV_pipe2(int fds[2], int flags);
 int CLibEV_pipe_set_size(int fd, int size);
 int CLibEV_fcntl_setfl_nonblock(int fd);
+int CLibEV_fcntl_setfl_blocking(int fd);
 int CLibEV_fcntl_setfd_cloexec(int fd);
 int CLibEV_fionread(int fd);
 /// The calling thread may run only on `cpus[0..<count]` (pthread_setaffinity_np); 0 or an errno.

@@ -199,6 +199,23 @@ public final class ListenerCache: Sendable {
         }
     }
 
+    /// Takes sockets another strata process handed over (`-x`): a later acquire of their key
+    /// reuses them, the same kernel sockets. Those for a loop this process does not have are closed.
+    public func adopt(_ sockets: [ListenerSocketKey: Int32]) {
+        open.withLock { open in
+            for (key, fd) in sockets {
+                if key.loop < (key.bind.reusePort ? loops : 1), open[key] == nil {
+                    open[key] = fd
+                } else {
+                    close(fd)
+                }
+            }
+        }
+    }
+
+    /// Every open socket, by bind and loop (`_getsocks` hands them to a new process).
+    public var sockets: [ListenerSocketKey: Int32] { open.withLock { $0 } }
+
     /// The binds that have sockets open.
     public var openKeys: [ListenerKey] { open.withLock { Array(Set($0.keys.map(\.bind))) } }
 
