@@ -18,6 +18,11 @@ public final class BrokerClient: ListenerBinder, FileSource, @unchecked Sendable
         self.fd = fd
         self.pid = pid
         pthread_mutex_init(lock, nil)
+        // A broker that stops answering (stopped, wedged) fails the reload that waits on it,
+        // rather than holding reloads forever.
+        var timeout = timeval(tv_sec: 60, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
     }
 
     /// For tests: a client on one end of a socketpair whose other end an in-process server answers.
@@ -38,36 +43,12 @@ public final class BrokerClient: ListenerBinder, FileSource, @unchecked Sendable
         return "running (pid \(pid))"
     }
 
-    /// The broker ended (its process was reaped with `how`, or the socket failed).
-    public func markExited(_ how: String) {
-        locked { if exit == nil { exit = how } }
-    }
-
-    /// Waits for the broker's process on a thread of its own; `exited` is called there when it ends.
-    public func watch(_ exited: @escaping @Sendable (String) -> Void) {
-        let pid = self.pid
-        var thread = pthread_t()
-        let box = Unmanaged.passRetained(WatchBox { [self] in
-            var status: Int32 = 0
-            var r: Int32
-            repeat { r = waitpid(pid, &status, 0) } while r < 0 && errno == EINTR
-            let how: String
-            if r < 0 {
-                how = "waitpid: \(String(cString: strerror(errno)))"
-            } else if status & 0x7f == 0 {
-                how = "exit status \((status >> 8) & 0xff)"
-            } else {
-                how = "killed by signal \(status & 0x7f)"
-            }
-            markExited(how)
-            exited(how)
-        })
-        pthread_create(&thread, nil, { raw in
-            let box = Unmanaged<WatchBox>.fromOpaque(raw!).takeRetainedValue()
-            box.body()
-            return nil
-        }, box.toOpaque())
-        pthread_detach(thread)
+    /// The broker's process ended with wait status `status` (what its socket said before, if
+    /// anything, gives way to how the process ended).
+    public func markExited(status: Int32) -> String {
+        let how = status & 0x7f == 0 ? "exit status \((status >> 8) & 0xff)" : "killed by signal \(status & 0x7f)"
+        locked { exit = how }
+        return how
     }
 
     /// One request and its answer, with the fd passed with it; nil when the broker is gone.
@@ -168,7 +149,3 @@ public final class BrokerClient: ListenerBinder, FileSource, @unchecked Sendable
     public func loadSucceeded() { _ = call(.commit) }
 }
 
-private final class WatchBox {
-    let body: () -> Void
-    init(_ body: @escaping () -> Void) { self.body = body }
-}

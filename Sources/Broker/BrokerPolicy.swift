@@ -18,6 +18,7 @@ import ConfigModel
 /// - A bind is done when a `bind` line of the configuration read in this load (or the first one)
 ///   has its port, and its address when the line writes a literal one (a host name or a
 ///   `${VAR}` there is matched by the port alone).
+/// - `"${VAR}"` in a word is expanded with the environment strata started with.
 ///
 /// So an edited configuration that names a new certificate is read on the next reload (HAProxy's
 /// behaviour), while a compromised serving process can read only files the configuration
@@ -46,8 +47,13 @@ public struct BrokerPolicy: Sendable {
         var port: UInt16
     }
 
-    public init(arguments: [String], workingDirectory: String, firstLoadFiles: [String]) {
+    /// The environment strata started with: `"${VAR}"` in a word is expanded with it, as the
+    /// loader expands it.
+    let environment: [String: String]
+
+    public init(arguments: [String], workingDirectory: String, firstLoadFiles: [String], environment: [String: String] = [:]) {
         self.workingDirectory = workingDirectory
+        self.environment = environment
         self.arguments = arguments.map { BrokerPolicy.normalize($0, in: workingDirectory) }
         self.committed = Set(firstLoadFiles.map { BrokerPolicy.normalize($0, in: workingDirectory) })
     }
@@ -168,7 +174,8 @@ public struct BrokerPolicy: Sendable {
 
     private mutating func rebuildNamed() {
         named = []
-        for word in words where word.utf8.count <= 4096 && !word.contains("${") {
+        for raw in words where raw.utf8.count <= 4096 {
+            guard let word = expand(raw) else { continue }
             if word.hasPrefix("/") {
                 named.insert(BrokerPolicy.normalize(word, in: "/"))
                 continue
@@ -176,6 +183,21 @@ public struct BrokerPolicy: Sendable {
             named.insert(BrokerPolicy.normalize(word, in: workingDirectory))
             for base in bases { named.insert(BrokerPolicy.normalize(word, in: base)) }
         }
+    }
+
+    /// `word` with each `${NAME}` replaced by the variable's value; nil when one is not set.
+    func expand(_ word: String) -> String? {
+        guard word.contains("${") else { return word }
+        var out = ""
+        var rest = Substring(word)
+        while let open = rest.range(of: "${") {
+            out += rest[..<open.lowerBound]
+            guard let close = rest[open.upperBound...].firstIndex(of: "}"),
+                  let value = environment[String(rest[open.upperBound..<close])] else { return nil }
+            out += value
+            rest = rest[rest.index(after: close)...]
+        }
+        return out + rest
     }
 
     /// The words of one line: split on blanks, quotes removed, a `#` word ends the line.

@@ -205,10 +205,9 @@ final class Daemon: @unchecked Sendable {
         }
         if let broker {
             engine.brokerStatus = { broker.status }
-            broker.watch { how in
-                engine.loop.post {
-                    engine.report("the privilege broker (pid \(broker.pid)) has exited (\(how)): traffic is served as before, reloads fail until strata is restarted", level: .alert)
-                }
+            engine.onChildExit(broker.pid) { status in
+                let how = broker.markExited(status: status)
+                engine.report("the privilege broker (pid \(broker.pid)) has exited (\(how)): traffic is served as before, reloads fail until strata is restarted", level: .alert)
             }
         }
         engine.activate(generation, listenerFDs: fds) { _ in
@@ -309,7 +308,8 @@ final class Daemon: @unchecked Sendable {
             return "\(loc)cannot switch to uid \(uid) gid \(gid): strata is not running as root"
         }
         let cwd = FileManager.default.currentDirectoryPath
-        let policy = BrokerPolicy(arguments: options.files, workingDirectory: cwd, firstLoadFiles: firstFiles)
+        let policy = BrokerPolicy(arguments: options.files, workingDirectory: cwd, firstLoadFiles: firstFiles,
+                                  environment: loader.environment)
         let client: BrokerClient
         switch Broker.start(policy: policy) {
         case .success(let c): client = c

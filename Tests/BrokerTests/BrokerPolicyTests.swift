@@ -71,6 +71,17 @@ import Testing
         #expect(!p.mayRead("/srv/x.pem"))
     }
 
+    @Test func variablesInAWordAreExpandedWithStratasEnvironment() {
+        var p = BrokerPolicy(arguments: ["/etc/strata/strata.cfg"], workingDirectory: "/", firstLoadFiles: [],
+                             environment: ["CERTS": "/srv/tls"])
+        p.begin()
+        p.served("/etc/strata/strata.cfg", kind: .configuration,
+                 bytes: Array("frontend f\n bind :443 ssl crt \"${CERTS}/a.pem\" crt ${UNSET}/b.pem\n".utf8))
+        #expect(p.mayRead("/srv/tls/a.pem"))
+        #expect(!p.mayRead("/b.pem"))
+        #expect(!p.mayRead("/srv/tls/b.pem"))
+    }
+
     @Test func bindsOnlyWhatABindLineNames() {
         let p = Self.policy()
         func key(_ a: IPAddress, _ port: UInt16) -> ListenerKey {

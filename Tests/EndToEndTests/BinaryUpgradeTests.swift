@@ -25,7 +25,8 @@ import Testing
 
     /// The inodes of the listening sockets on `port` (/proc/net/tcp, state 0A).
     static func listeningInodes(_ port: UInt16) -> Set<String> {
-        let text = (try? String(contentsOfFile: "/proc/net/tcp", encoding: .utf8)) ?? ""
+        // Read to the end: /proc gives its table a page per read, and a loaded machine has many sockets.
+        let text = String(decoding: FileHandle(forReadingAtPath: "/proc/net/tcp")?.readDataToEndOfFile() ?? Data(), as: UTF8.self)
         let hex = String(port, radix: 16, uppercase: true)
         let local = ":" + String(repeating: "0", count: max(0, 4 - hex.count)) + hex
         var inodes: Set<String> = []
@@ -55,10 +56,13 @@ import Testing
 
         let stop = Atomic<Bool>(false)
         let done = Atomic<Int>(0), failed = Atomic<Int>(0)
+        // Steady, not flat out: each connection leaves a TIME_WAIT entry, and the other tests
+        // running beside this one need ephemeral ports too (about 600 connections a second).
         let clients = (0..<3).map { _ in
             Thread {
                 while !stop.load(ordering: .relaxed) {
                     if Self.request(port) { done.add(1, ordering: .relaxed) } else { failed.add(1, ordering: .relaxed) }
+                    usleep(5_000)
                 }
             }
         }
@@ -83,7 +87,7 @@ import Testing
         finished = clients
         print("5 takeovers: \(done.load(ordering: .relaxed)) requests answered, \(failed.load(ordering: .relaxed)) failed")
         #expect(failed.load(ordering: .relaxed) == 0, "\(failed.load(ordering: .relaxed)) failed of \(done.load(ordering: .relaxed))")
-        #expect(done.load(ordering: .relaxed) > 100)
+        #expect(done.load(ordering: .relaxed) > 50)
         #expect(Self.listeningInodes(port) == before)
         #expect(finished.count == 3)
         _ = old

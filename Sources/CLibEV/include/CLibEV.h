@@ -22,6 +22,7 @@ typedef void (*CLibEV_io_cb)(struct ev_loop *loop, ev_io *w, int revents);
 typedef void (*CLibEV_timer_cb)(struct ev_loop *loop, ev_timer *w, int revents);
 typedef void (*CLibEV_async_cb)(struct ev_loop *loop, ev_async *w, int revents);
 typedef void (*CLibEV_signal_cb)(struct ev_loop *loop, ev_signal *w, int revents);
+typedef void (*CLibEV_child_cb)(struct ev_loop *loop, ev_child *w, int revents);
 
 struct ev_loop *CLibEV_default_loop(unsigned int flags);
 struct ev_loop *CLibEV_loop_new(unsigned int flags);
@@ -32,6 +33,8 @@ void CLibEV_timer_init(ev_timer *w, CLibEV_timer_cb cb, double after, double rep
 void CLibEV_timer_set(ev_timer *w, double after, double repeat);
 void CLibEV_async_init(ev_async *w, CLibEV_async_cb cb);
 void CLibEV_signal_init(ev_signal *w, CLibEV_signal_cb cb, int signum);
+/// A child watcher (the default loop only: libev reaps every child there).
+void CLibEV_child_init(ev_child *w, CLibEV_child_cb cb, int pid);
 int CLibEV_is_active(const void *w);
 int CLibEV_is_pending(const void *w);
 void CLibEV_set_data(void *w, void *data);

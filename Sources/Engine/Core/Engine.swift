@@ -354,6 +354,12 @@ public final class Engine: EventHandler, @unchecked Sendable {
 
     override func signalEvent(_ signal: Int32) { signalHandler?(signal) }
 
+    /// Calls `body` on the control loop with the wait status once child process `pid` ends.
+    /// On the control loop's thread (or before the engine runs).
+    public func onChildExit(_ pid: Int32, _ body: @escaping (Int32) -> Void) {
+        loop.watchChild(pid, body)
+    }
+
     /// Reports an event once: to the current generation's global `log` targets, then to `notice`.
     public func report(_ message: String, level: LogLevel = .notice) {
         report(message, level: level, to: current?.globalLog)
