@@ -1,5 +1,8 @@
+// fuzz/build-broker.sh compiles this file with ConfigModel's and the Loader's file reading in one module.
+#if !BROKER_FUZZ
 import ConfigModel
 import Loader
+#endif
 
 /// The privilege broker's protocol: typed, length-prefixed messages over a UNIX socketpair.
 /// A frame is a 4-byte big-endian length (of what follows), a 1-byte type, then the payload.

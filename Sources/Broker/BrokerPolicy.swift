@@ -1,4 +1,6 @@
+#if !BROKER_FUZZ
 import ConfigModel
+#endif
 
 /// What the broker agrees to read and bind for the serving process, which it does not trust (it
 /// parses traffic). The rule, in HAProxy's terms: a reload reads what the configuration on disk
@@ -82,7 +84,9 @@ public struct BrokerPolicy: Sendable {
         let p = BrokerPolicy.normalize(path, in: workingDirectory)
         served.insert(p)
         switch kind {
-        case .configuration:
+        // Only the `-f` files' words are names: a file the configuration names, asked for as a
+        // configuration, must not widen what is readable with its own contents.
+        case .configuration where isArgument(p):
             let directory = BrokerPolicy.directory(of: p)
             bases.insert(directory)
             bases.insert(BrokerPolicy.directory(of: directory))
@@ -190,7 +194,7 @@ public struct BrokerPolicy: Sendable {
         guard word.contains("${") else { return word }
         var out = ""
         var rest = Substring(word)
-        while let open = rest.range(of: "${") {
+        while let open = rest.firstRange(of: "${") {
             out += rest[..<open.lowerBound]
             guard let close = rest[open.upperBound...].firstIndex(of: "}"),
                   let value = environment[String(rest[open.upperBound..<close])] else { return nil }

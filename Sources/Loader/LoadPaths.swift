@@ -1,4 +1,6 @@
+#if !BROKER_FUZZ
 import ConfigModel
+#endif
 
 /// How one load finds and reads the files the configuration names. Relative paths (errorfiles,
 /// certificates, pattern files) resolve by HAProxy's global `default-path current|config|parent|

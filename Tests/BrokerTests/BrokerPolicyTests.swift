@@ -52,6 +52,10 @@ import Testing
         #expect(!p.mayRead("/srv/certs/../../etc/shadow"))
         #expect(!p.mayRead("/etc/resolv.conf"))              // no parse-resolv-conf
         #expect(!p.mayList("/srv"))
+        // A named file read as if it were a configuration names nothing.
+        var chained = p
+        chained.served("/srv/certs/site.pem", kind: .configuration, bytes: Array("crt /etc/shadow\n".utf8))
+        #expect(!chained.mayRead("/etc/shadow"))
         #expect(p.mayList("/etc/strata/conf.d"))
         var listed = p
         listed.listed("/srv/certs")
