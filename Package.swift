@@ -25,10 +25,12 @@ let package = Package(
         // I/O, built alone by the fuzz target like HTTP1.
         .target(name: "TCPWire"),
         .target(name: "Engine", dependencies: ["ConfigModel", "HTTP1", "TCPWire", "CLibEV"]),
+        // The privilege broker: its protocol and policy (plain values) and the forked process.
+        .target(name: "Broker", dependencies: ["ConfigModel", "Loader", "Engine", "CLibEV"]),
         .executableTarget(
             name: "Daemon",
             dependencies: [
-                "Loader", "Engine", "ConfigModel",
+                "Loader", "Engine", "ConfigModel", "Broker",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -39,6 +41,7 @@ let package = Package(
         .testTarget(name: "HTTP1Tests", dependencies: ["HTTP1", "StrataTestSupport"]),
         .testTarget(name: "TCPWireTests", dependencies: ["TCPWire"]),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "HTTP1", "ConfigModel", "Loader", "StrataTestSupport"]),
+        .testTarget(name: "BrokerTests", dependencies: ["Broker", "Engine", "Loader", "ConfigModel", "CLibEV", "StrataTestSupport"]),
         .testTarget(name: "EndToEndTests", dependencies: ["CLibEV", "StrataTestSupport"]),
     ]
 )

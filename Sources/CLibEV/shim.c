@@ -29,6 +29,7 @@ void CLibEV_timer_init(ev_timer *w, CLibEV_timer_cb cb, double after, double rep
 void CLibEV_timer_set(ev_timer *w, double after, double repeat) { ev_timer_set(w, after, repeat); }
 void CLibEV_async_init(ev_async *w, CLibEV_async_cb cb) { ev_async_init(w, cb); }
 void CLibEV_signal_init(ev_signal *w, CLibEV_signal_cb cb, int signum) { ev_signal_init(w, cb, signum); }
+void CLibEV_child_init(ev_child *w, CLibEV_child_cb cb, int pid) { ev_child_init(w, cb, pid, 0); }
 int CLibEV_is_active(const void *w) { return ev_is_active((const ev_watcher *)w); }
 int CLibEV_is_pending(const void *w) { return ev_is_pending((const ev_watcher *)w); }
 void CLibEV_set_data(void *w, void *data) { ((ev_watcher *)w)->data = data; }
@@ -50,6 +51,7 @@ int CLibEV_name_thread(const char *name) { return pthread_setname_np(pthread_sel
 int CLibEV_malloc_trim(size_t pad) { return malloc_trim(pad); }
 int CLibEV_pipe_set_size(int fd, int size) { return fcntl(fd, F_SETPIPE_SZ, size); }
 int CLibEV_fcntl_setfl_nonblock(int fd) { int f = fcntl(fd, F_GETFL); return f < 0 ? f : fcntl(fd, F_SETFL, f | O_NONBLOCK); }
+int CLibEV_fcntl_setfl_blocking(int fd) { int f = fcntl(fd, F_GETFL); return f < 0 ? f : fcntl(fd, F_SETFL, f & ~O_NONBLOCK); }
 int CLibEV_fcntl_setfd_cloexec(int fd) { int f = fcntl(fd, F_GETFD); return f < 0 ? f : fcntl(fd, F_SETFD, f | FD_CLOEXEC); }
 int CLibEV_fionread(int fd) { int n = 0; return ioctl(fd, FIONREAD, &n) < 0 ? -1 : n; }
 
@@ -91,6 +93,99 @@ uint64_t CLibEV_effective_caps(void) {
     if (syscall(SYS_capget, &hdr, data) < 0) return 0;
     return ((uint64_t)data[1].effective << 32) | data[0].effective;
 }
+
+// MARK: the privilege broker
+
+ssize_t CLibEV_send_with_fd(int sock, const void *buf, size_t len, int fd) {
+    struct iovec iov = { (void *)buf, len };
+    union { struct cmsghdr h; char space[CMSG_SPACE(sizeof(int))]; } control;
+    memset(&control, 0, sizeof(control));
+    struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
+    if (fd >= 0) {
+        msg.msg_control = control.space;
+        msg.msg_controllen = sizeof(control.space);
+        struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+        c->cmsg_level = SOL_SOCKET; c->cmsg_type = SCM_RIGHTS; c->cmsg_len = CMSG_LEN(sizeof(int));
+        memcpy(CMSG_DATA(c), &fd, sizeof(int));
+    }
+    ssize_t n;
+    do { n = sendmsg(sock, &msg, MSG_NOSIGNAL); } while (n < 0 && errno == EINTR);
+    return n;
+}
+
+ssize_t CLibEV_recv_with_fd(int sock, void *buf, size_t len, int *fd) {
+    struct iovec iov = { buf, len };
+    union { struct cmsghdr h; char space[CMSG_SPACE(sizeof(int) * 4)]; } control;
+    struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.space, .msg_controllen = sizeof(control.space) };
+    ssize_t n;
+    do { n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC); } while (n < 0 && errno == EINTR);
+    if (n < 0) return n;
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+        int count = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+        int fds[4];
+        memcpy(fds, CMSG_DATA(c), sizeof(int) * (count > 4 ? 4 : count));
+        for (int i = 0; i < count && i < 4; i++) {
+            // One fd a message: any other is closed, never leaked.
+            if (i == 0 && *fd < 0) *fd = fds[i]; else close(fds[i]);
+        }
+    }
+    return n;
+}
+
+void CLibEV_close_fds_except(int keep) {
+    if (keep > 3) syscall(SYS_close_range, 3, keep - 1, 0);
+    syscall(SYS_close_range, keep < 3 ? 3 : keep + 1, ~0U, 0);
+}
+
+static int set_caps(uint64_t keep) {
+    struct __user_cap_header_struct hdr = { _LINUX_CAPABILITY_VERSION_3, 0 };
+    struct __user_cap_data_struct data[2] = {{0}};
+    data[0].effective = data[0].permitted = (uint32_t)keep;
+    data[1].effective = data[1].permitted = (uint32_t)(keep >> 32);
+    return (int)syscall(SYS_capset, &hdr, data);
+}
+
+static int drop_bounding(uint64_t keep, const char **step) {
+    for (int cap = 0; cap <= 63; cap++) {
+        if (keep & (1ull << cap)) continue;
+        if (prctl(PR_CAPBSET_READ, cap, 0, 0, 0) < 0) break;  // past the kernel's last capability
+        if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0) { *step = "prctl(PR_CAPBSET_DROP)"; return errno; }
+    }
+    if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL) { *step = "prctl(PR_CAP_AMBIENT_CLEAR_ALL)"; return errno; }
+    return 0;
+}
+
+int CLibEV_broker_restrict(uint64_t keep, const char **step) {
+    int e = drop_bounding(keep, step);
+    if (e) return e;
+    if (set_caps(keep) < 0) { *step = "capset"; return errno; }
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) { *step = "prctl(PR_SET_NO_NEW_PRIVS)"; return errno; }
+    return 0;
+}
+
+int CLibEV_drop_everything(uid_t uid, gid_t gid, const char *root, const char **step) {
+    int e = drop_bounding(0, step);
+    if (e) return e;
+    if (root) {
+        if (chroot(root) < 0) { *step = "chroot"; return errno; }
+        if (chdir("/") < 0) { *step = "chdir(\"/\")"; return errno; }
+    }
+    if (prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0) < 0) { *step = "prctl(PR_SET_KEEPCAPS)"; return errno; }
+    if (setgroups(1, &gid) < 0) { *step = "setgroups"; return errno; }
+    if (setgid(gid) < 0) { *step = "setgid"; return errno; }
+    if (setuid(uid) < 0) { *step = "setuid"; return errno; }
+    if (set_caps(0) < 0) { *step = "capset"; return errno; }
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) { *step = "prctl(PR_SET_NO_NEW_PRIVS)"; return errno; }
+    return 0;
+}
+
+int CLibEV_name_process(const char *name) { return prctl(PR_SET_NAME, name, 0, 0, 0); }
+const int CLibEV_CAP_NET_BIND_SERVICE = CAP_NET_BIND_SERVICE;
+const int CLibEV_CAP_DAC_READ_SEARCH = CAP_DAC_READ_SEARCH;
+const int CLibEV_CAP_NET_RAW = CAP_NET_RAW;
+const int CLibEV_CAP_NET_ADMIN = CAP_NET_ADMIN;
+const int CLibEV_CAP_SETUID = CAP_SETUID;
 
 // MARK: c-ares
 

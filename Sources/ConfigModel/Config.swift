@@ -321,6 +321,11 @@ public struct StatsSocket: Hashable, Sendable {
     /// `maxconn N`: connections served at once; 0 or unset is HAProxy's limit of its stats
     /// frontend, 10. Past it the socket stops accepting until one closes.
     public var maxconn = 0
+    /// `user`/`uid` and `group`/`gid`: the socket file's owner and group (a UNIX socket).
+    public var owner: UInt32?
+    public var group: UInt32?
+    /// `expose-fd listeners`: `_getsocks` hands every listening socket to a new strata (`-x`).
+    public var exposeListeners = false
 
     /// HAProxy's `maxconn` of the frontend that serves its stats sockets.
     public static let defaultMaxconn = 10
@@ -350,6 +355,8 @@ public struct GlobalSettings: Hashable, Sendable {
     public var description: String?
     public var uid: UInt32?
     public var gid: UInt32?
+    /// `chroot DIR`: the serving process's root once its privileges are dropped.
+    public var chroot: String?
     public var hardStopAfter: Int?
     /// strata's own: how many generations may be alive at once (default 8).
     public var maxGenerations = 8

@@ -60,6 +60,17 @@ struct Run: ParsableCommand {
     @Option(name: .customLong("sf", withSingleDash: true), parsing: .upToNextOption,
             help: ArgumentHelp("Replace these strata processes: they finish their sessions (SIGUSR1) once this one listens.", valueName: "PID"))
     var softFinish: [Int32] = []
+    /// HAProxy's master-worker mode: strata is one long-lived process that reloads in place, so
+    /// `-W` and `-Ws` (with systemd notifications, which strata always sends under systemd) start
+    /// it as it starts anyway.
+    @Flag(name: .customShort("W"), help: "HAProxy's master-worker mode: accepted (strata reloads in place, in one process).")
+    var masterWorker = false
+    @Flag(name: .customLong("Ws", withSingleDash: true), help: "HAProxy's master-worker mode with systemd notifications: accepted (strata notifies systemd when NOTIFY_SOCKET is set).")
+    var masterWorkerSystemd = false
+    @Option(name: .customShort("S"), help: ArgumentHelp("HAProxy's master socket: one more admin socket (level admin), PATH[,mode,OCTAL].", valueName: "SOCKET"))
+    var masterSocket: String?
+    @Option(name: .customShort("x"), help: ArgumentHelp("Take the listening sockets of the strata answering on this admin socket ('expose-fd listeners'), with -sf or -st.", valueName: "SOCKET"))
+    var takeOver: String?
     @Option(name: .customLong("st", withSingleDash: true), parsing: .upToNextOption,
             help: ArgumentHelp("Replace these strata processes: they stop at once (SIGTERM) once this one listens.", valueName: "PID"))
     var softTerminate: [Int32] = []
@@ -68,6 +79,7 @@ struct Run: ParsableCommand {
         if version > 0 { return }
         try config.requireFiles()
         if !softFinish.isEmpty && !softTerminate.isEmpty { throw ValidationError("-sf and -st cannot be used together") }
+        if let masterSocket, case .failure(let why) = MasterSocket.parse(masterSocket) { throw ValidationError(why.description) }
     }
 
     func run() throws {
@@ -81,7 +93,9 @@ struct Run: ParsableCommand {
         let options = DaemonOptions(files: config.files, pidfile: pidfile, foreground: foreground,
                                     replace: softFinish.isEmpty ? softTerminate : softFinish,
                                     replaceSignal: softFinish.isEmpty ? SIGTERM : SIGUSR1,
-                                    resolutionFailuresWarn: resolutionFailuresWarn)
+                                    resolutionFailuresWarn: resolutionFailuresWarn,
+                                    masterSocket: masterSocket.flatMap { try? MasterSocket.parse($0).get() },
+                                    takeOver: takeOver)
         Foundation.exit(Daemon(options: options).run())
     }
 }
@@ -176,4 +190,31 @@ struct Cli: ParsableCommand {
         print(answer, terminator: answer.hasSuffix("\n") ? "" : "\n")
         Foundation.exit(AdminAnswer.isError(answer) ? 1 : 0)
     }
+}
+
+/// `-S PATH[,mode,OCTAL]`: HAProxy's master CLI socket, which strata serves as one more admin
+/// socket at level admin (`reload`, `show info`, `show generations` for `show proc`).
+enum MasterSocket {
+    static func parse(_ text: String) -> Result<(path: String, mode: UInt32?), MasterSocketError> {
+        let parts = text.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
+        guard let path = parts.first, !path.isEmpty else { return .failure(MasterSocketError("-S expects a UNIX socket path")) }
+        if path.contains("@") && !path.hasPrefix("unix@") {
+            return .failure(MasterSocketError("-S '\(path)': only a UNIX socket path is supported (a TCP admin socket goes in 'stats socket')"))
+        }
+        var mode: UInt32?
+        var i = 1
+        while i < parts.count {
+            guard parts[i] == "mode", i + 1 < parts.count, let m = UInt32(parts[i + 1], radix: 8), m <= 0o7777 else {
+                return .failure(MasterSocketError("-S '\(text)': only ',mode,OCTAL' may follow the path"))
+            }
+            mode = m
+            i += 2
+        }
+        return .success((path.hasPrefix("unix@") ? String(path.dropFirst(5)) : path, mode))
+    }
+}
+
+struct MasterSocketError: Error, CustomStringConvertible {
+    var description: String
+    init(_ d: String) { description = d }
 }

@@ -1,6 +1,7 @@
 import CLibEV
 import ConfigModel
 import Engine
+import Broker
 import Foundation
 import Glibc
 import Loader
@@ -14,6 +15,10 @@ struct DaemonOptions {
     var replaceSignal: Int32
     /// `-dr`: an address that does not resolve is a warning, its server starts in maintenance.
     var resolutionFailuresWarn = false
+    /// `-S PATH[,mode,OCTAL]`: one more admin socket, level admin (HAProxy's master socket).
+    var masterSocket: (path: String, mode: UInt32?)?
+    /// `-x SOCKET`: take the listening sockets of the strata answering there (`expose-fd listeners`).
+    var takeOver: String?
 }
 
 /// The running process: first load and bind, daemon and privileges, then the engine's loop with
@@ -22,7 +27,9 @@ final class Daemon: @unchecked Sendable {
     let options: DaemonOptions
     /// The listening sockets: made once the configuration says how many data loops there are.
     private(set) var cache = ListenerCache()
-    let loader: ConfigLoader
+    private(set) var loader: ConfigLoader
+    /// The privilege broker, when `user`/`group` or `chroot` drop this process's privileges.
+    private(set) var broker: BrokerClient?
     let systemd = SystemdNotifier()
     private var adminServers: [AdminServer] = []
     /// Unix admin socket paths bound by this process, with the file's identity then.
@@ -52,12 +59,25 @@ final class Daemon: @unchecked Sendable {
         sigprocmask(SIG_SETMASK, &none, nil)
         signal(SIGPIPE, SIG_IGN)
         let loaded: LoadedConfig
-        switch loader.load(paths: options.files) {
+        // The first load reads as this process (root, before any traffic): what it read is what
+        // the broker may read again at the first reload.
+        let firstFiles = RecordingFiles()
+        var firstLoader = loader
+        firstLoader.source = firstFiles
+        switch firstLoader.load(paths: options.files) {
         case .success(let l): loaded = l
         case .failure(let errors): return fail(errors.errors.map(\.description))
         }
         for w in loaded.warnings { Daemon.say("WARNING", w.description) }
         let global = loaded.config.global
+        // The configuration's admin sockets, and `-S`'s (HAProxy's master socket) at level admin.
+        var adminSockets = global.statsSockets
+        if let master = options.masterSocket {
+            var socket = StatsSocket(location: SourceLocation(file: "-S"), address: .unix(path: master.path))
+            socket.mode = master.mode
+            socket.level = .admin
+            adminSockets.append(socket)
+        }
         // Before the engine exists: it derives its default maxconn from the limit.
         let limitErrors = FileDescriptorLimit.apply(loaded.config, atStart: true)
         if !limitErrors.isEmpty { return fail(limitErrors.map(\.description)) }
@@ -70,7 +90,7 @@ final class Daemon: @unchecked Sendable {
         // here, before binding anything, so that it keeps its socket file and its connections (a
         // listener bound with SO_REUSEPORT would share its port until this process exits).
         let replacing = !options.replace.isEmpty
-        for socket in global.statsSockets {
+        for socket in adminSockets {
             guard case .unix(let path) = socket.address, !replacing,
                   case .live(let pid) = UnixSocketFile.probe(path) else { continue }
             let who = pid.map { "process \($0)" } ?? "another process"
@@ -87,7 +107,7 @@ final class Daemon: @unchecked Sendable {
             return fail(lines)
         }
         // TCP admin sockets first: a port in use fails without touching anything.
-        for socket in global.statsSockets {
+        for socket in adminSockets {
             guard case .tcp(let endpoint) = socket.address else { continue }
             do {
                 adminFDs.append((socket, try AdminServer.bindTCP(endpoint)))
@@ -105,6 +125,18 @@ final class Daemon: @unchecked Sendable {
         case .success(let sets): cpuSets = sets
         }
         cache = ListenerCache(loops: loops)
+        // `-x`: the old process's listening sockets, the same kernel sockets: what is queued in
+        // their backlogs is accepted here, and no connection meets a closed socket.
+        var adopted: Set<ListenerKey> = []
+        if let path = options.takeOver {
+            switch ListenerHandover.receive(from: path) {
+            case .failure(let why): return abandon(["-x: \(why.description)"])
+            case .success(let sockets):
+                adopted = Set(sockets.keys.map(\.bind))
+                cache.adopt(sockets)
+                Daemon.say("NOTICE", "took \(sockets.count) listening sockets (\(adopted.count) binds) over from \(path)")
+            }
+        }
         // HAProxy's soft-restart: the old process stops accepting while this one binds.
         for pid in options.replace { kill(pid, SIGTTOU) }
         let keys = ListenerPlan.keys(of: loaded.config)
@@ -112,8 +144,12 @@ final class Daemon: @unchecked Sendable {
         switch cache.acquire(keys) {
         case .success(let f): fds = f
         case .failure(let errors):
-            return abandon(errors.errors.map { ListenerPlan.error(for: $0, in: loaded.config).description })
+            return abandon(errors.errors.map { ListenerPlan.error(for: $0, in: loaded.config).description },
+                           listeners: Array(adopted))
         }
+        // Sockets handed over that this configuration does not bind: this process's copies close
+        // now; the old process closes its own after its drain.
+        cache.release(Array(adopted.subtracting(keys)))
         let first = ConfigGeneration(id: 1, hash: loaded.hash, config: loaded.config, files: loaded.files)
         // What only the engine checks (certificates, ciphers, regexes), before anything is
         // replaced or forked; the generation that serves is built once the loops exist.
@@ -124,10 +160,15 @@ final class Daemon: @unchecked Sendable {
         }
         // Unix admin sockets last, once nothing else can refuse the configuration: a socket file
         // is replaced only when stale, or when it is the replaced process's (-sf/-st).
-        for socket in global.statsSockets {
+        for socket in adminSockets {
             guard case .unix(let path) = socket.address else { continue }
             do {
                 adminFDs.append((socket, try AdminServer.bindUnix(path: path, mode: socket.mode, replacingLive: replacing)))
+                // `user`/`group` on the socket: its file's owner (HAProxy's bind options).
+                if socket.owner != nil || socket.group != nil,
+                   chown(path, socket.owner ?? UInt32.max, socket.group ?? UInt32.max) != 0 {
+                    throw AdminSocketOwnerError(errno: errno)
+                }
                 if let identity = UnixSocketFile.identity(path) { adminPaths.append((path, identity)) }
             } catch {
                 return abandon(["\(socket.location): cannot bind stats socket: \(error)"], listeners: keys)
@@ -147,7 +188,7 @@ final class Daemon: @unchecked Sendable {
                 return abandon(["cannot write pidfile \(path): \(error.localizedDescription)"], listeners: keys)
             }
         }
-        if let failure = dropPrivileges(global) { return abandon([failure], listeners: keys) }
+        if let failure = dropPrivileges(global, firstFiles: firstFiles.read) { return abandon([failure], listeners: keys) }
 
         // `tune.bufsize` sizes the loops' buffer pools: fixed for the process (a reload that changes
         // it fails, see GlobalInvariants), and so is `nbthread`.
@@ -162,7 +203,15 @@ final class Daemon: @unchecked Sendable {
         engine.notice = { message, level, logged in
             if !logged { Daemon.say(level.rawValue <= LogLevel.err.rawValue ? "ALERT" : level == .warning ? "WARNING" : "NOTICE", message) }
         }
+        if let broker {
+            engine.brokerStatus = { broker.status }
+            engine.onChildExit(broker.pid) { status in
+                let how = broker.markExited(status: status)
+                engine.report("the privilege broker (pid \(broker.pid)) has exited (\(how)): traffic is served as before, reloads fail until strata is restarted", level: .alert)
+            }
+        }
         let reloads = ReloadCoordinator(engine: engine, cache: cache, files: options.files, loader: loader, firstID: 2)
+        reloads.broker = broker
         let systemd = self.systemd
         reloads.started = {
             systemd.notify("RELOADING=1\nMONOTONIC_USEC=\(SystemdNotifier.monotonicMicroseconds())\nSTATUS=reloading")
@@ -213,8 +262,10 @@ final class Daemon: @unchecked Sendable {
         var commands = AdminCommandTable.engine
         commands.register(reloads.adminCommands + [AddServerCommand.adminCommand(parser: RuntimeServerParser(environment: loader.environment), engine: engine)])
         for (socket, fd) in adminFDs {
+            let listeners = self.cache
             adminServers.append(AdminServer(engine: engine, fd: fd, level: socket.level, maxconn: socket.connectionLimit,
-                                            timeoutMilliseconds: global.statsTimeout, commands: commands))
+                                            timeoutMilliseconds: global.statsTimeout, commands: commands,
+                                            exposedListeners: socket.exposeListeners ? { listeners.sockets } : nil))
         }
         for pid in options.replace { kill(pid, options.replaceSignal) }
         systemd.notify("READY=1\nMAINPID=\(getpid())\nSTATUS=generation 1 active")
@@ -247,22 +298,53 @@ final class Daemon: @unchecked Sendable {
         return "listening on " + addresses.prefix(shown).joined(separator: ", ") + more
     }
 
-    /// `user`/`group`/`uid`/`gid`: after the first binds, keeping CAP_NET_BIND_SERVICE so a
-    /// reload can still bind a port below 1024.
-    private func dropPrivileges(_ global: GlobalSettings) -> String? {
-        guard global.uid != nil || global.gid != nil else { return nil }
+    /// `user`/`group`/`uid`/`gid` and `chroot`, after the first binds. As root, the privilege
+    /// broker is forked first (it keeps binding below 1024 and reading the configuration's files
+    /// for reloads), then this process enters the chroot, takes the uid and gid, and drops every
+    /// capability, the bounding set with them, and sets no_new_privs: from here on, reloads read
+    /// and bind through the broker.
+    private func dropPrivileges(_ global: GlobalSettings, firstFiles: [String]) -> String? {
+        guard global.uid != nil || global.gid != nil || global.chroot != nil else { return nil }
         let uid = global.uid ?? getuid()
         let gid = global.gid ?? getgid()
-        if uid == getuid() && gid == getgid() { return nil }
+        if uid == getuid() && gid == getgid() && global.chroot == nil { return nil }
         guard geteuid() == 0 else {
-            let loc = (global.locations["user"] ?? global.locations["uid"]).map { "\($0): " } ?? ""
+            let keyword = global.chroot != nil ? "chroot" : global.locations["user"] != nil ? "user" : "uid"
+            let loc = global.locations[keyword].map { "\($0): " } ?? ""
+            if global.chroot != nil { return "\(loc)cannot enter chroot \(global.chroot!): strata is not running as root" }
             return "\(loc)cannot switch to uid \(uid) gid \(gid): strata is not running as root"
         }
+        let cwd = FileManager.default.currentDirectoryPath
+        let policy = BrokerPolicy(arguments: options.files, workingDirectory: cwd, firstLoadFiles: firstFiles,
+                                  environment: loader.environment)
+        let client: BrokerClient
+        switch Broker.start(policy: policy) {
+        case .success(let c): client = c
+        case .failure(let f): return "cannot start the privilege broker: \(f.text): \(String(cString: strerror(f.errno)))"
+        }
+        broker = client
+        cache.use(client)
+        loader.source = client
         var step: UnsafePointer<CChar>? = nil
-        let err = CLibEV_drop_privileges(uid, gid, 1, &step)
+        let err = global.chroot.withOptionalCString { root in CLibEV_drop_everything(uid, gid, root, &step) }
         if err != 0 {
             return "cannot drop privileges: \(step.map { String(cString: $0) } ?? "?"): \(String(cString: strerror(err)))"
         }
         return nil
+    }
+}
+
+/// `stats socket PATH user U group G`: the socket file could not be given to them.
+struct AdminSocketOwnerError: Error, CustomStringConvertible {
+    var errno: Int32
+    var description: String { "chown: \(String(cString: strerror(errno)))" }
+}
+
+extension Optional where Wrapped == String {
+    func withOptionalCString<T>(_ body: (UnsafePointer<CChar>?) -> T) -> T {
+        switch self {
+        case .some(let s): s.withCString { body($0) }
+        case .none: body(nil)
+        }
     }
 }

@@ -1,3 +1,4 @@
+import Broker
 import ConfigModel
 import Engine
 import Foundation
@@ -95,6 +96,8 @@ final class ReloadCoordinator: @unchecked Sendable {
     }
     /// Called on the loop after every reload attempt (systemd status, logs).
     var finished: (ReloadOutcome) -> Void = { _ in }
+    /// The privilege broker every reload reads and binds through, when privileges were dropped.
+    var broker: BrokerClient?
     var started: () -> Void = {}
 
     init(engine: Engine, cache: ListenerCache, files: [String], loader: ConfigLoader, firstID: Int) {
@@ -297,7 +300,7 @@ final class ReloadCoordinator: @unchecked Sendable {
         // The candidate is built as a reload builds it, carrying from the generation serving
         // (held here, as `start` holds it).
         carrying = engine.current
-        let job = ReloadJob(id: nextID, files: files, loader: loader, cache: cache, engine: Handoff(value: engine),
+        let job = ReloadJob(id: nextID, files: files, loader: loader, broker: broker, cache: cache, engine: Handoff(value: engine),
                             previous: engine.current?.config.config, carrying: Handoff(value: carrying.map { Unmanaged.passUnretained($0) }))
         let loop = engine.loop
         let thread = Thread { [self] in
@@ -358,7 +361,7 @@ final class ReloadCoordinator: @unchecked Sendable {
         // owning it: this reference keeps it alive until `finish`, so it is never freed off the loop.
         carrying = engine.current
         let previous = engine.current?.config.config
-        var building = ReloadJob(id: id, files: files, loader: loader, cache: cache, engine: Handoff(value: engine), previous: previous,
+        var building = ReloadJob(id: id, files: files, loader: loader, broker: broker, cache: cache, engine: Handoff(value: engine), previous: previous,
                             carrying: Handoff(value: carrying.map { Unmanaged.passUnretained($0) }))
         building.restoring = restoring
         let job = building
@@ -470,6 +473,7 @@ struct ReloadJob: Sendable {
     var id: Int
     var files: [String]
     var loader: ConfigLoader
+    var broker: BrokerClient?
     var cache: ListenerCache
     /// Builds the generation for the engine's data loops (reads only immutable engine state).
     var engine: Handoff<Engine>
@@ -523,6 +527,9 @@ struct ReloadJob: Sendable {
     /// Reads and checks the files as a reload does before it binds: load, what cannot change in
     /// a running process, file descriptor limits (`changingLimits`: raised to what it needs).
     private func candidate(changingLimits: Bool) -> Swift.Result<LoadedConfig, ConfigErrors> {
+        if let broker, broker.exitText != nil {
+            return .failure(ConfigErrors([ConfigError(nil, "cannot reload: the privilege broker (pid \(broker.pid)) has exited (\(broker.exitText ?? "?")); strata keeps serving the running configuration, restart it to reload")]))
+        }
         let loaded: LoadedConfig
         switch loader.load(paths: files) {
         case .success(let l): loaded = l
@@ -636,6 +643,7 @@ enum GlobalInvariants {
         check(new.locations["user"] != nil || old.locations["user"] != nil ? "user" : "uid", old.uid != new.uid)
         check(new.locations["group"] != nil || old.locations["group"] != nil ? "group" : "gid", old.gid != new.gid)
         check("daemon", old.daemon != new.daemon)
+        check("chroot", old.chroot != new.chroot)
         check("pidfile", old.pidfile != new.pidfile)
         // The event loop's buffers are allocated at this size for the process's life (a head has
         // to fit in one). `tune.http.maxhdr` and `maxconn` are read per generation: they may change.
@@ -643,7 +651,10 @@ enum GlobalInvariants {
         check("stats socket", old.statsSockets.map(\.address) != new.statsSockets.map(\.address)
               || old.statsSockets.map(\.level) != new.statsSockets.map(\.level)
               || old.statsSockets.map(\.mode) != new.statsSockets.map(\.mode)
-              || old.statsSockets.map(\.maxconn) != new.statsSockets.map(\.maxconn))
+              || old.statsSockets.map(\.maxconn) != new.statsSockets.map(\.maxconn)
+              || old.statsSockets.map(\.owner) != new.statsSockets.map(\.owner)
+              || old.statsSockets.map(\.group) != new.statsSockets.map(\.group)
+              || old.statsSockets.map(\.exposeListeners) != new.statsSockets.map(\.exposeListeners))
         return errors.sorted { ($0.location?.line ?? 0) < ($1.location?.line ?? 0) }
     }
 }

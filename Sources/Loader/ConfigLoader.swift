@@ -36,6 +36,8 @@ public struct ConfigLoader: Sendable {
     public var resolutionFailuresWarn = false
     /// What `parse-resolv-conf` reads (tests point it elsewhere).
     public var resolvConfPath = "/etc/resolv.conf"
+    /// Where every file is read (the privilege broker once privileges are dropped).
+    public var source: any FileSource = LocalFiles()
 
     public init(environment: [String: String] = ProcessInfo.processInfo.environment) {
         self.init(environment: environment, resolver: .system)
@@ -52,9 +54,10 @@ public struct ConfigLoader: Sendable {
         var sources: [(file: String, text: String)] = []
         var readErrors: [ConfigError] = []
         if paths.isEmpty { readErrors.append(ConfigError(nil, "no configuration file given")) }
-        let files = LoadPaths()
+        source.loadBegins()
+        let files = LoadPaths(source: source)
         for path in paths {
-            switch ConfigLoader.files(at: path) {
+            switch ConfigLoader.files(at: path, source: source) {
             case .failure(let error):
                 readErrors.append(error)
             case .success(let names):
@@ -70,12 +73,14 @@ public struct ConfigLoader: Sendable {
         }
         // A file that cannot be read stops the load: the rest would be judged without part of it.
         guard readErrors.isEmpty else { return .failure(ConfigErrors(readErrors)) }
-        return load(sources, arguments: paths, files: files)
+        let result = load(sources, arguments: paths, files: files)
+        if case .success = result { source.loadSucceeded() }
+        return result
     }
 
     /// For tests: parse text as if read from `file`.
     public func load(text: String, file: String) -> Result<LoadedConfig, ConfigErrors> {
-        load([(file, text)], arguments: [file], files: LoadPaths())
+        load([(file, text)], arguments: [file], files: LoadPaths(source: source))
     }
 
     /// `arguments` are the `-f` paths, for an error about the configuration as a whole.
@@ -88,7 +93,7 @@ public struct ConfigLoader: Sendable {
         var (config, failed, dropped) = parser.build()
         var warnings = parser.warnings
         var late = parser.finishHTTP(&config, warnings: &warnings)
-        late += ConfigLoader.applyLastAddresses(parser.pendingLastAddresses(), to: &config)
+        late += applyLastAddresses(parser.pendingLastAddresses(), to: &config)
         late += parser.applyUserlists(to: &config)
         late += parser.errorFileImportProblems()
         // The validator knows which lines failed, so that it does not repeat them as absences.
@@ -118,12 +123,14 @@ public struct ConfigLoader: Sendable {
     /// `init-addr last` for the servers no other method gave an address: the address the
     /// server-state file saved for them (HAProxy reads the file before it walks the methods), or
     /// the error their line deferred.
-    static func applyLastAddresses(_ pending: [(proxy: Int, server: Int, error: ConfigError)], to config: inout Config)
+    func applyLastAddresses(_ pending: [(proxy: Int, server: Int, error: ConfigError)], to config: inout Config)
         -> [ConfigError]
     {
         guard !pending.isEmpty else { return [] }
         var saved: [String: IPAddress] = [:]
-        for state in ServerStateFile.restore(for: config).states {
+        let source = self.source
+        let read = { (path: String) in source.read(path, .serverState).mapError(ServerStateFile.ReadError.init) }
+        for state in ServerStateFile.restore(for: config, read: read).states {
             if let address = state.address { saved[state.backend + "/" + state.server] = address }
         }
         var errors: [ConfigError] = []
@@ -140,27 +147,21 @@ public struct ConfigLoader: Sendable {
     }
 
     /// The files a `-f` argument names: itself, or a directory's regular `*.cfg` files in byte order.
-    static func files(at path: String) -> Result<[String], ConfigError> {
-        var info = stat()
-        guard stat(path, &info) == 0 else {
-            return .failure(ConfigError(nil, "cannot read configuration file '\(path)': \(String(cString: strerror(errno)))"))
-        }
-        guard info.st_mode & S_IFMT == S_IFDIR else { return .success([path]) }
+    static func files(at path: String, source: any FileSource = LocalFiles()) -> Result<[String], ConfigError> {
         let names: [String]
-        do {
-            names = try FileManager.default.contentsOfDirectory(atPath: path)
-        } catch {
-            return .failure(ConfigError(nil, "cannot list configuration directory '\(path)'"))
+        switch source.listDirectory(path) {
+        case .failure(let problem):
+            return .failure(ConfigError(nil, "cannot read configuration file '\(path)': \(problem)"))
+        case .success(nil):
+            return .success([path])
+        case .success(let entries?):
+            names = entries
         }
         let directory = path.hasSuffix("/") ? String(path.dropLast()) : path
         let files = names
             .filter { $0.hasSuffix(".cfg") }
             .sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
             .map { directory + "/" + $0 }
-            .filter { file in
-                var entry = stat()
-                return stat(file, &entry) == 0 && entry.st_mode & S_IFMT == S_IFREG
-            }
         return .success(files)
     }
 }

@@ -5,7 +5,7 @@ import Glibc
 /// What a file the configuration names is for: it sets the most a load reads of it. A reload's
 /// build runs inside the serving process, so no file may make it allocate without bound: every
 /// file the configuration names is read through `FileReader.read` with its kind's limit.
-public enum FileKind: Sendable {
+public enum FileKind: Hashable, Sendable {
     /// A `-f` file or a `*.cfg` file of a `-f` directory.
     case configuration
     /// An ACL's `-f` file.
@@ -60,6 +60,9 @@ public enum FileProblem: Error, Hashable, Sendable, CustomStringConvertible {
     case tooLarge(size: Int?, limit: String)
     /// The files of one load together are over its budget (`LoadPaths.defaultBudget`).
     case overBudget(Int)
+    /// The privilege broker did not read it: not a file the configuration names, or the broker
+    /// is gone (the text says which).
+    case refused(String)
 
     public var errno: Int32? {
         if case .system(let e) = self { return e }
@@ -72,6 +75,7 @@ public enum FileProblem: Error, Hashable, Sendable, CustomStringConvertible {
         case .notRegular(let what): "not a regular file (\(what))"
         case .tooLarge(let size?, let limit): "it is \(size) bytes, over \(limit)"
         case .tooLarge(nil, let limit): "it is over \(limit)"
+        case .refused(let why): why
         case .overBudget(let budget): "the files this configuration names come to more than \(budget >= 1 << 20 ? "\(budget >> 20) MiB" : "\(budget) bytes") in all"
         }
     }

@@ -3,8 +3,8 @@ import ConfigModel
 /// The keywords of the `global` section that strata supports, and how each lands in GlobalSettings.
 extension KeywordReader {
     static let globalKeywords = [
-        "ca-base", "cpu-map", "crt-base", "daemon", "default-path", "description", "gid", "group", "hard-stop-after", "log",
-        "max-generations", "maxconn", "maxconnrate", "maxsessrate", "nbthread", "noreuseport", "pidfile", "server-state-base", "server-state-file", "spread-checks", "ssl-default-bind-ciphers", "ssl-dh-param-file", "strict-limits",
+        "ca-base", "chroot", "cpu-map", "crt-base", "daemon", "default-path", "description", "gid", "group", "hard-stop-after", "log",
+        "master-worker", "max-generations", "maxconn", "maxconnrate", "maxsessrate", "nbthread", "noreuseport", "pidfile", "server-state-base", "server-state-file", "spread-checks", "ssl-default-bind-ciphers", "ssl-dh-param-file", "strict-limits",
         "ssl-default-bind-ciphersuites", "ssl-default-bind-options", "ssl-default-server-ciphers",
         "ssl-default-server-ciphersuites", "ssl-default-server-options", "ssl-server-verify", "stats socket",
         "stats timeout", "tune.bufsize", "tune.http.maxhdr", "tune.ssl.cachesize", "tune.ssl.default-dh-param",
@@ -17,9 +17,6 @@ extension KeywordReader {
     static let tlsBindFlags = tlsServerFlags + ["prefer-client-ciphers"]
 
     func globalKeyword(_ line: KeywordLine, global: inout GlobalSettings) throws(ConfigError) {
-        if line.keyword == "chroot" {
-            throw line.error("'chroot' is not supported (strata reads its configuration files again on every reload)")
-        }
         guard KeywordReader.globalKeywords.contains(line.keyword) else {
             if let entry = KeywordReader.proxyKeywords.first(where: { $0.name == line.keyword }) {
                 let elsewhere = SectionKind.allCases.filter { entry.sections.contains($0) }
@@ -45,6 +42,21 @@ extension KeywordReader {
         case "ulimit-n":
             global.fileLimit = try line.integer(0, range: 1...Int(Int32.max))
             try line.noArguments(after: 1)
+        case "chroot":
+            // Entered once privileges are dropped; the privilege broker reads every file of a
+            // reload outside it (see README, Privileges).
+            let directory = try line.argument(0, expecting: "a directory")
+            try line.noArguments(after: 1)
+            guard directory.hasPrefix("/") else { throw line.error("'chroot' expects an absolute directory, got '\(directory)'") }
+            global.chroot = directory
+        case "master-worker":
+            // HAProxy's master process reloads by starting new workers; strata is one long-lived
+            // process that reloads in place, which is what master-worker gives HAProxy's users
+            // (a reload over a socket, a process that survives a bad configuration).
+            if let option = line.optionalArgument(0), option != "no-exit-on-failure" {
+                throw line.error("'master-worker' accepts only 'no-exit-on-failure', got '\(option)'")
+            }
+            try line.noArguments(after: line.optionalArgument(0) == nil ? 0 : 1)
         case "daemon":
             try line.noArguments()
             global.daemon = true
@@ -71,12 +83,12 @@ extension KeywordReader {
         case "user":
             let name = try line.argument(0, expecting: "a user name")
             try line.noArguments(after: 1)
-            guard let uid = SystemAccounts.uid(ofUser: name) else { throw line.error("'user': unknown user '\(name)'") }
+            guard let uid = paths.source.userID(name) else { throw line.error("'user': unknown user '\(name)'") }
             global.uid = uid
         case "group":
             let name = try line.argument(0, expecting: "a group name")
             try line.noArguments(after: 1)
-            guard let gid = SystemAccounts.gid(ofGroup: name) else {
+            guard let gid = paths.source.groupID(name) else {
                 throw line.error("'group': unknown group '\(name)'")
             }
             global.gid = gid
@@ -243,7 +255,7 @@ extension KeywordReader {
         return options
     }
 
-    static let statsSocketOptions = ["level", "maxconn", "mode"]
+    static let statsSocketOptions = ["expose-fd", "gid", "group", "level", "maxconn", "mode", "uid", "user"]
 
     /// `stats socket PATH|ipv4@ADDR:PORT|ipv6@ADDR:PORT [mode OCTAL] [level user|operator|admin] [maxconn N]`.
     private func statsSocket(_ line: KeywordLine) throws(ConfigError) -> StatsSocket {
@@ -285,6 +297,29 @@ extension KeywordReader {
                 case "admin": socket.level = .admin
                 default: throw line.error("'level' on stats socket expects user, operator or admin, got '\(text)'")
                 }
+                i += 2
+            case "user", "group":
+                guard let name = line.optionalArgument(i + 1) else {
+                    throw line.error("'\(option)' on stats socket expects a \(option) name")
+                }
+                if option == "user" {
+                    guard let id = paths.source.userID(name) else { throw line.error("'user' on stats socket: unknown user '\(name)'") }
+                    socket.owner = id
+                } else {
+                    guard let id = paths.source.groupID(name) else { throw line.error("'group' on stats socket: unknown group '\(name)'") }
+                    socket.group = id
+                }
+                i += 2
+            case "expose-fd":
+                let what = line.optionalArgument(i + 1) ?? ""
+                guard what == "listeners" else {
+                    throw line.error("'expose-fd' on stats socket accepts only 'listeners', got '\(what)'")
+                }
+                socket.exposeListeners = true
+                i += 2
+            case "uid", "gid":
+                let id = UInt32(try line.integer(i + 1, range: 0...Int(UInt32.max - 1), name: option))
+                if option == "uid" { socket.owner = id } else { socket.group = id }
                 i += 2
             case "maxconn":
                 // HAProxy's bind option: 0 leaves the stats frontend's limit; a negative value is refused.

@@ -1,4 +1,6 @@
+#if !BROKER_FUZZ
 import ConfigModel
+#endif
 
 /// How one load finds and reads the files the configuration names. Relative paths (errorfiles,
 /// certificates, pattern files) resolve by HAProxy's global `default-path current|config|parent|
@@ -32,13 +34,19 @@ final class LoadPaths {
     /// read, held and counted once.
     private var read: [String: [UInt8]] = [:]
 
-    init(budget: Int = LoadPaths.defaultBudget) { self.budget = budget }
+    /// Where the files are read.
+    let source: any FileSource
+
+    init(budget: Int = LoadPaths.defaultBudget, source: any FileSource = LocalFiles()) {
+        self.budget = budget
+        self.source = source
+    }
 
     /// The bytes of the file at `resolved` (a path as `resolve` gives it), within `kind`'s limit
     /// and the load's budget.
     func read(_ resolved: String, _ kind: FileKind) -> Result<[UInt8], FileProblem> {
         if let bytes = read[resolved], bytes.count <= kind.limit { return .success(bytes) }
-        switch FileReader.read(resolved, kind) {
+        switch source.read(resolved, kind) {
         case .failure(let problem): return .failure(problem)
         case .success(let bytes):
             spent += bytes.count

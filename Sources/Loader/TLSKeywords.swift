@@ -152,7 +152,7 @@ extension KeywordReader {
         throws(ConfigError) -> [CertificateFile]
     {
         let resolved = resolve(path, base: globalTLSBases.crt, line: line)
-        if allowDirectory, let names = FileReader.directoryEntries(resolved) {
+        if allowDirectory, case .success(let names?) = paths.source.listDirectory(resolved) {
             let reserved = [".key", ".issuer", ".ocsp", ".sctl"]
             let files = names
                 .filter { name in !name.hasPrefix(".") && !reserved.contains { name.hasSuffix($0) } }

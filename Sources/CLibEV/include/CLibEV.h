@@ -22,6 +22,7 @@ typedef void (*CLibEV_io_cb)(struct ev_loop *loop, ev_io *w, int revents);
 typedef void (*CLibEV_timer_cb)(struct ev_loop *loop, ev_timer *w, int revents);
 typedef void (*CLibEV_async_cb)(struct ev_loop *loop, ev_async *w, int revents);
 typedef void (*CLibEV_signal_cb)(struct ev_loop *loop, ev_signal *w, int revents);
+typedef void (*CLibEV_child_cb)(struct ev_loop *loop, ev_child *w, int revents);
 
 struct ev_loop *CLibEV_default_loop(unsigned int flags);
 struct ev_loop *CLibEV_loop_new(unsigned int flags);
@@ -32,6 +33,8 @@ void CLibEV_timer_init(ev_timer *w, CLibEV_timer_cb cb, double after, double rep
 void CLibEV_timer_set(ev_timer *w, double after, double repeat);
 void CLibEV_async_init(ev_async *w, CLibEV_async_cb cb);
 void CLibEV_signal_init(ev_signal *w, CLibEV_signal_cb cb, int signum);
+/// A child watcher (the default loop only: libev reaps every child there).
+void CLibEV_child_init(ev_child *w, CLibEV_child_cb cb, int pid);
 int CLibEV_is_active(const void *w);
 int CLibEV_is_pending(const void *w);
 void CLibEV_set_data(void *w, void *data);
@@ -43,6 +46,7 @@ ssize_t CLibEV_splice(int fd_in, int fd_out, size_t len, unsigned int flags);
 int CLibEV_pipe2(int fds[2], int flags);
 int CLibEV_pipe_set_size(int fd, int size);
 int CLibEV_fcntl_setfl_nonblock(int fd);
+int CLibEV_fcntl_setfl_blocking(int fd);
 int CLibEV_fcntl_setfd_cloexec(int fd);
 int CLibEV_fionread(int fd);
 /// The calling thread may run only on `cpus[0..<count]` (pthread_setaffinity_np); 0 or an errno.
@@ -71,6 +75,31 @@ int CLibEV_detach(void);
 int CLibEV_drop_privileges(uid_t uid, gid_t gid, int keep_bind_cap, const char **step);
 /// Effective capability set, low 64 bits.
 uint64_t CLibEV_effective_caps(void);
+
+// MARK: the privilege broker
+
+/// sendmsg of `len` bytes with `fd` attached as SCM_RIGHTS (fd < 0: none). Returns sendmsg's value.
+ssize_t CLibEV_send_with_fd(int sock, const void *buf, size_t len, int fd);
+/// recvmsg of at most `len` bytes; an fd passed with them is stored in `*fd` (close-on-exec),
+/// else `*fd` is left unchanged. Returns recvmsg's value.
+ssize_t CLibEV_recv_with_fd(int sock, void *buf, size_t len, int *fd);
+/// Closes every fd from 3 up, except `keep`.
+void CLibEV_close_fds_except(int keep);
+/// The broker's privileges: every capability but `keep` (a bit mask of CAP_* numbers) leaves the
+/// effective, permitted, inheritable and bounding sets; no_new_privs. 0 or an errno, `step` says where.
+int CLibEV_broker_restrict(uint64_t keep, const char **step);
+/// The serving process's privileges: the bounding set emptied, chroot (when `root` is not NULL)
+/// and chdir("/"), groups set to `gid` alone, gid, uid, every capability dropped, no_new_privs.
+int CLibEV_drop_everything(uid_t uid, gid_t gid, const char *root, const char **step);
+/// Names the process (prctl PR_SET_NAME), as ps and /proc/PID/comm show it.
+int CLibEV_name_process(const char *name);
+/// The CAP_* numbers the broker keeps.
+extern const int CLibEV_CAP_NET_BIND_SERVICE;
+extern const int CLibEV_CAP_DAC_READ_SEARCH;
+extern const int CLibEV_CAP_NET_RAW;
+extern const int CLibEV_CAP_NET_ADMIN;
+extern const int CLibEV_CAP_SETUID;
+
 
 
 // MARK: c-ares: a DNS client driven by the engine's loop (its sockets reported through the

@@ -26,9 +26,13 @@ public final class AdminServer: EventHandler {
     private var starved = false
     private var listening = true
     private var connections: [ObjectIdentifier: AdminConnection] = [:]
+    /// `expose-fd listeners`: the listening sockets `_getsocks` hands over.
+    let exposedListeners: (() -> [ListenerSocketKey: Int32])?
 
     public init(engine: Engine, fd: Int32, level: AccessLevel, maxconn: Int = StatsSocket.defaultMaxconn,
-                timeoutMilliseconds: Int, commands: AdminCommandTable) {
+                timeoutMilliseconds: Int, commands: AdminCommandTable,
+                exposedListeners: (() -> [ListenerSocketKey: Int32])? = nil) {
+        self.exposedListeners = exposedListeners
         self.engine = engine
         self.fd = fd
         self.level = level
@@ -254,12 +258,35 @@ final class AdminConnection: EventHandler {
             ending = true
         case []:
             if interactive { write("> ") }
+        case ["_getsocks"] where server.exposedListeners != nil && server.level == .admin:
+            handOverListeners()
         default:
             busy = true
             server.commands.run(words, level: server.level, engine: server.engine, session: settings) { [weak self] answer in
                 self?.answered(answer)
             }
         }
+    }
+
+    /// `_getsocks` (HAProxy's, on a socket with `expose-fd listeners`): every listening socket,
+    /// one message each: a line `LOOP ADDRESS PORT V6ONLY INTERFACE BACKLOG REUSEPORT` with the
+    /// fd as SCM_RIGHTS; then an empty line, and the connection closes. The sends block (with a
+    /// bound) so that a thousand sockets need no state here: a new process is reading them.
+    private func handOverListeners() {
+        flush()
+        let sockets = server.exposedListeners?() ?? [:]
+        var timeout = timeval(tv_sec: 5, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        _ = CLibEV_fcntl_setfl_blocking(fd)
+        var ok = true
+        for (key, listener) in sockets.sorted(by: { ($0.key.bind.description, $0.key.loop) < ($1.key.bind.description, $1.key.loop) }) where ok {
+            let line = ListenerHandover.line(key) + "\n"
+            ok = Array(line.utf8).withUnsafeBytes { CLibEV_send_with_fd(fd, $0.baseAddress!, $0.count, listener) == $0.count }
+        }
+        if ok { _ = CLibEV_send_with_fd(fd, "\n", 1, -1) }
+        _ = CLibEV_fcntl_setfl_nonblock(fd)
+        ending = true
+        server.engine.report("handed \(sockets.count) listening sockets over (_getsocks)\(ok ? "" : ", interrupted: the receiver stopped reading")")
     }
 
     private func answered(_ answer: String) {
@@ -324,4 +351,82 @@ extension Substring {
         while let l = s.last, l == " " || l == "\t" { s.removeLast() }
         return String(s)
     }
+}
+
+/// The text that names a listening socket in `_getsocks`: the bind's key and the loop.
+public enum ListenerHandover {
+    public static func line(_ key: ListenerSocketKey) -> String {
+        let b = key.bind
+        return "\(key.loop) \(b.endpoint.address) \(b.endpoint.port) \(b.v6only ? 1 : 0) \(b.interface ?? "-") \(b.backlog) \(b.reusePort ? 1 : 0)"
+    }
+
+    public static func key(_ line: Substring) -> ListenerSocketKey? {
+        let w = line.split(separator: " ")
+        guard w.count == 7, let loop = Int(w[0]), loop >= 0, loop < 4096, let address = IPAddress(w[1]), let port = UInt16(w[2]),
+              let backlog = Int(w[5]), backlog >= 0 else { return nil }
+        let bind = ListenerKey(endpoint: SocketEndpoint(address: address, port: port), v6only: w[3] == "1",
+                               interface: w[4] == "-" ? nil : String(w[4]), backlog: backlog, reusePort: w[6] == "1")
+        return ListenerSocketKey(bind: bind, loop: loop)
+    }
+
+    /// Connects to `path` (an admin socket with `expose-fd listeners`), asks `_getsocks`, and
+    /// returns every socket it hands over, or why not.
+    public static func receive(from path: String) -> Result<[ListenerSocketKey: Int32], HandoverError> {
+        guard let fd = connectUnix(path) else { return .failure(HandoverError("cannot connect to \(path): \(String(cString: strerror(errno)))")) }
+        defer { close(fd) }
+        var timeout = timeval(tv_sec: 10, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        let ask = Array("_getsocks\n".utf8)
+        guard ask.withUnsafeBytes({ send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }) == ask.count else {
+            return .failure(HandoverError("cannot ask \(path) for its sockets: \(String(cString: strerror(errno)))"))
+        }
+        var text: [UInt8] = []
+        var fds: [Int32] = []
+        var sockets: [ListenerSocketKey: Int32] = [:]
+        func fail(_ why: String) -> Result<[ListenerSocketKey: Int32], HandoverError> {
+            for f in fds { close(f) }
+            for f in sockets.values { close(f) }
+            return .failure(HandoverError(why))
+        }
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while true {
+            var passed: Int32 = -1
+            let n = buffer.withUnsafeMutableBytes { CLibEV_recv_with_fd(fd, $0.baseAddress!, $0.count, &passed) }
+            if passed >= 0 { fds.append(passed) }
+            if n < 0 { return fail("reading the sockets from \(path): \(String(cString: strerror(errno)))") }
+            if n == 0 { return fail("\(path) closed before the end of the sockets (is it a socket with 'expose-fd listeners' and level admin?)") }
+            text += buffer[..<n]
+            // Lines and fds arrive in order: each complete line takes the next fd.
+            while let newline = text.firstIndex(of: 0x0A) {
+                let line = String(decoding: text[..<newline], as: UTF8.self)
+                text.removeSubrange(...newline)
+                if line.isEmpty { return fds.isEmpty ? .success(sockets) : fail("more sockets than lines from \(path)") }
+                guard let key = ListenerHandover.key(Substring(line)) else {
+                    return fail("\(path) did not hand its sockets over (it answered '\(line)'): the old process's stats socket needs 'expose-fd listeners' and level admin")
+                }
+                guard !fds.isEmpty else { return fail("no socket came with '\(line)' from \(path)") }
+                sockets[key] = fds.removeFirst()
+            }
+        }
+    }
+
+    private static func connectUnix(_ path: String) -> Int32? {
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | CLibEV_SOCK_CLOEXEC, 0)
+        guard fd >= 0 else { return nil }
+        var addr = sockaddr_un()
+        addr.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8)
+        guard bytes.count < MemoryLayout.size(ofValue: addr.sun_path) else { close(fd); errno = ENAMETOOLONG; return nil }
+        withUnsafeMutableBytes(of: &addr.sun_path) { raw in
+            for (i, b) in bytes.enumerated() { raw[i] = b }
+        }
+        let r = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) } }
+        guard r == 0 else { let e = errno; close(fd); errno = e; return nil }
+        return fd
+    }
+}
+
+public struct HandoverError: Error, CustomStringConvertible {
+    public var description: String
+    init(_ d: String) { description = d }
 }

@@ -65,6 +65,8 @@ public final class Engine: EventHandler, @unchecked Sendable {
     /// page's event list): the message, its level, and whether a `log stdout|stderr` target
     /// already wrote it (then the terminal has it once already). Set by the daemon.
     public var notice: (_ message: String, _ level: LogLevel, _ logged: Bool) -> Void = { _, _, _ in }
+    /// `show info`'s `Broker` line: the privilege broker's state, when there is one.
+    public var brokerStatus: (() -> String)?
     /// Health checks (owned by the current generation) and server state changes.
     lazy var healthMonitor = HealthMonitor(engine: self)
     /// Servers that change at runtime: `resolvers`, templates, `add server` / `del server`.
@@ -399,6 +401,12 @@ public final class Engine: EventHandler, @unchecked Sendable {
     }
 
     override func signalEvent(_ signal: Int32) { signalHandler?(signal) }
+
+    /// Calls `body` on the control loop with the wait status once child process `pid` ends.
+    /// On the control loop's thread (or before the engine runs).
+    public func onChildExit(_ pid: Int32, _ body: @escaping (Int32) -> Void) {
+        loop.watchChild(pid, body)
+    }
 
     /// Reports an event once: to the current generation's global `log` targets, then to `notice`.
     public func report(_ message: String, level: LogLevel = .notice) {

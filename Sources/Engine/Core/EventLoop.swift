@@ -33,6 +33,21 @@ private let signalCallback: CLibEV_signal_cb = { _, watcher, _ in
     Unmanaged<EventHandler>.fromOpaque(data).takeUnretainedValue().signalEvent(watcher.pointee.signum)
 }
 
+/// A child process ended: the watcher's data is a retained `ChildExit`, released here.
+private let childCallback: CLibEV_child_cb = { loop, watcher, _ in
+    guard let loop, let watcher, let data = watcher.pointee.data else { return }
+    ev_child_stop(loop, watcher)
+    let exit = Unmanaged<ChildExit>.fromOpaque(data).takeRetainedValue()
+    let status = watcher.pointee.rstatus
+    watcher.deallocate()
+    exit.body(status)
+}
+
+final class ChildExit {
+    let body: (Int32) -> Void
+    init(_ body: @escaping (Int32) -> Void) { self.body = body }
+}
+
 let EV_READ_MASK: Int32 = 0x01
 let EV_WRITE_MASK: Int32 = 0x02
 
@@ -164,6 +179,16 @@ public final class EventLoop: EventHandler, @unchecked Sendable {
             return taken
         }
         for item in work { item() }
+    }
+
+    /// Calls `body` with the wait status once child `pid` ends (libev reaps the default loop's
+    /// children itself, so a `waitpid` elsewhere would find none).
+    func watchChild(_ pid: Int32, _ body: @escaping (Int32) -> Void) {
+        let w = UnsafeMutablePointer<ev_child>.allocate(capacity: 1)
+        CLibEV_child_init(w, childCallback, pid)
+        w.pointee.data = Unmanaged.passRetained(ChildExit(body)).toOpaque()
+        ev_child_start(raw, w)
+        ev_unref(raw)
     }
 
     func makeSignalWatcher(_ signal: Int32, handler: EventHandler) -> UnsafeMutablePointer<ev_signal> {

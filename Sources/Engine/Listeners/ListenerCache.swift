@@ -29,6 +29,12 @@ public struct ListenerBindError: Error, Sendable, CustomStringConvertible {
     public var call: String
     public var errno: Int32
 
+    public init(key: ListenerKey, call: String, errno: Int32) {
+        self.key = key
+        self.call = call
+        self.errno = errno
+    }
+
     public var description: String { "cannot bind \(key.endpoint): \(call): \(String(cString: strerror(errno)))" }
 }
 
@@ -117,14 +123,19 @@ public struct ListenerSocketKey: Hashable, Sendable, CustomStringConvertible {
 /// generation serves any more are released after their backlog was accepted. Safe to call from
 /// the reload thread and the loops.
 public final class ListenerCache: Sendable {
-    private let binder: any ListenerBinder
+    private let binder: Locked<any ListenerBinder>
     /// Data loops: how many sockets a bind with SO_REUSEPORT gets.
     public let loops: Int
     private let open = Locked<[ListenerSocketKey: Int32]>([:])
 
     public init(binder: any ListenerBinder = KernelBinder(), loops: Int = 1) {
-        self.binder = binder
+        self.binder = Locked(binder)
         self.loops = max(loops, 1)
+    }
+
+    /// Binds from now on through `binder` (the privilege broker once privileges are dropped).
+    public func use(_ binder: any ListenerBinder) {
+        self.binder.withLock { $0 = binder }
     }
 
     /// Returns an fd for every socket of every key, binding the missing ones; on failure closes
@@ -140,7 +151,7 @@ public final class ListenerCache: Sendable {
                         result[key] = fd
                         continue
                     }
-                    switch binder.bindListener(bind) {
+                    switch binder.withLock({ $0 }).bindListener(bind) {
                     case .success(let fd):
                         open[key] = fd
                         result[key] = fd
@@ -171,7 +182,7 @@ public final class ListenerCache: Sendable {
             var tried = Set<ListenerKey>()
             var errors: [ListenerBindError] = []
             for key in keys where !held.contains(key) && tried.insert(key).inserted {
-                if let error = binder.probeListener(key) { errors.append(error) }
+                if let error = binder.withLock({ $0 }).probeListener(key) { errors.append(error) }
             }
             return errors
         }
@@ -187,6 +198,23 @@ public final class ListenerCache: Sendable {
             }
         }
     }
+
+    /// Takes sockets another strata process handed over (`-x`): a later acquire of their key
+    /// reuses them, the same kernel sockets. Those for a loop this process does not have are closed.
+    public func adopt(_ sockets: [ListenerSocketKey: Int32]) {
+        open.withLock { open in
+            for (key, fd) in sockets {
+                if key.loop < (key.bind.reusePort ? loops : 1), open[key] == nil {
+                    open[key] = fd
+                } else {
+                    close(fd)
+                }
+            }
+        }
+    }
+
+    /// Every open socket, by bind and loop (`_getsocks` hands them to a new process).
+    public var sockets: [ListenerSocketKey: Int32] { open.withLock { $0 } }
 
     /// The binds that have sockets open.
     public var openKeys: [ListenerKey] { open.withLock { Array(Set($0.keys.map(\.bind))) } }

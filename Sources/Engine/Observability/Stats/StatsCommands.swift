@@ -223,6 +223,9 @@ enum StatsCommands {
             InfoField(207, "LastReloadMs", metrics.lastSuccessfulReloadSeconds.map { "\(Int(($0 * 1000).rounded()))" } ?? "",
                       "MDP", "u32"),
         ]
+        if let broker = engine.brokerStatus {
+            fields.append(InfoField(208, "Broker", broker(), "MGP", "str"))
+        }
         return fields
     }
 

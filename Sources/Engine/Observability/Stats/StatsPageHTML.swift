@@ -81,7 +81,8 @@ extension Engine {
         var h = ""
         if page.showNode {
             var name = [CChar](repeating: 0, count: 256)
-            let host = gethostname(&name, name.count) == 0 ? String(cString: name) : ""
+            let host = gethostname(&name, name.count) == 0
+                ? String(decoding: name.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self) : ""
             h += "<tr id=\"node\"><th class=\"n\">node</th><td class=\"n\" colspan=\"3\">\(html(page.nodeName ?? host))</td></tr>"
         }
         if page.showDescription, let text = page.description ?? current?.config.config.global.description {
