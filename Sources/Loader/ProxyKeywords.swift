@@ -125,6 +125,14 @@ extension KeywordReader {
             throw unsupported(line, in: section, supported: names)
         }
         guard sections & section.bit != 0 else {
+            // HAProxy ignores an `option` or a `timeout` its proxy has no use for (one of the
+            // other side, in a frontend or a backend) with a warning: so does strata.
+            if (section == .frontend || section == .backend) && sections & SectionKind.listen.bit != 0
+                && (line.keyword.hasPrefix("option ") || line.keyword.hasPrefix("timeout ")) {
+                let verb = line.keyword.hasPrefix("timeout ") ? "will be ignored" : "ignored"
+                draft.lineWarnings.append(line.error("'\(line.keyword)' \(verb) because \(section.rawValue) '\(draft.proxy.name)' has no \(section == .backend ? "frontend" : "backend") capability"))
+                return
+            }
             let elsewhere = SectionKind.allCases.filter { sections & $0.bit != 0 }
             throw unsupported(line, in: section, supported: names, elsewhere: elsewhere)
         }
