@@ -76,6 +76,9 @@ public struct HTTPCheck: Hashable, Sendable {
     public var body: String?
     /// Without an expectation, a 2xx or 3xx status passes (HAProxy's rule).
     public var expectations: [HTTPCheckExpectation] = []
+    /// `http-check disable-on-404`: a 404 from an UP server takes it out of balancing (NOLB) and
+    /// keeps it for persistent traffic; a 2xx or 3xx brings it back.
+    public var disableOn404 = false
 
     public struct HeaderLine: Hashable, Sendable {
         public var name: String

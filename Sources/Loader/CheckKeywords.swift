@@ -6,7 +6,7 @@ import ConfigModel
 extension KeywordReader {
     static let httpCheckDirectives = ["expect", "send"]
     static let otherHTTPCheckDirectives: Set<String> = [
-        "comment", "connect", "disable-on-404", "send-state", "set-var", "unset-var",
+        "comment", "connect", "send-state", "set-var", "unset-var",
     ]
     static let tcpCheckDirectives = ["connect", "expect", "send", "send-binary"]
     static let otherTCPCheckDirectives: Set<String> = [
@@ -146,6 +146,9 @@ extension KeywordReader {
                 }
                 i += 2
             }
+        case "disable-on-404":
+            try line.noArguments(after: 1)
+            check.disableOn404 = true
         case "expect":
             var i = 1
             var negated = false

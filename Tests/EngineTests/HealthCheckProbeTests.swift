@@ -58,6 +58,14 @@ import Testing
             == HealthCheckOutcome(.layer7Status, code: 503, info: "Service Unavailable"))
     }
 
+    @Test func disableOn404MakesA404AConditionalPass() {
+        let notFound = "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"
+        #expect(Self.http(notFound, configure: { $0.disableOn404 = true })
+            == HealthCheckOutcome(.layer7ConditionalOK, code: 404, info: "Not Found"))
+        #expect(Self.http(Self.ok, configure: { $0.disableOn404 = true }) == HealthCheckOutcome(.layer7OK, code: 200))
+        #expect(Self.http("HTTP/1.1 503 Service Unavailable\r\n\r\n", configure: { $0.disableOn404 = true })?.status == .layer7Status)
+    }
+
     @Test func httpStatusExpectations() {
         #expect(Self.http(Self.ok, configure: Self.expect(.status, "200"))?.status == .layer7OK)
         #expect(Self.http(Self.ok, configure: Self.expect(.status, "201"))

@@ -44,6 +44,23 @@ import Testing
         #expect(h.health == 4 && h.isUsable && h.lastChange == 9)
     }
 
+    /// `http-check disable-on-404`: a 404 (HAProxy's L7OKC) takes an UP server out of balancing
+    /// (NOLB, persistent traffic still welcome), a 2xx brings it back; a DOWN server stays DOWN.
+    @Test func aConditionalPassMakesAnUpServerNOLBAndADownOneStaysDown() {
+        let conditional = HealthCheckOutcome(.layer7ConditionalOK, code: 404, duration: 0)
+        let ok = HealthCheckOutcome(.layer7OK, code: 200, duration: 0)
+        var h = ServerHealth(options: Self.options(rise: 2, fall: 3))
+        #expect(h.record(conditional, now: 1) == .stopping(.check(conditional)))
+        #expect(h.statusText == "NOLB" && !h.isUsable && h.acceptsPersistentTraffic)
+        #expect(h.record(conditional, now: 2) == nil)
+        #expect(h.record(ok, now: 3) == .up(.check(ok)))
+        #expect(h.isUsable && h.statusText == "UP")
+        for t in 4...6 { _ = h.record(Self.fail, now: Double(t)) }
+        #expect(h.statusText == "DOWN")
+        #expect(h.record(conditional, now: 7) == nil)
+        #expect(h.statusText == "DOWN" && !h.isUsable)
+    }
+
     @Test func maintenanceAndDrain() {
         var h = ServerHealth(options: Self.options())
         #expect(h.enterMaintenance(now: 1) == .enteringMaintenance(wasDown: false))

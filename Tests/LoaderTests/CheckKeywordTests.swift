@@ -129,6 +129,15 @@ import Testing
         #expect(check.expectations == [HTTPCheckExpectation(kind: .status, pattern: "204", negated: false)])
     }
 
+    @Test func disableOn404IsAnHTTPCheckSetting() throws {
+        let loaded = try load("backend b\n    option httpchk GET /health\n    http-check disable-on-404\n    server s 127.0.0.1:2 check\n")
+        guard case .http(let check) = try #require(loaded.config.proxies.first).checks.kind else {
+            Issue.record("not an HTTP check"); return
+        }
+        #expect(check.disableOn404 && check.uri == "/health")
+        #expect(errors("backend b\n    option httpchk\n    http-check disable-on-404 now\n    server s 127.0.0.1:2 check\n").count == 1)
+    }
+
     @Test func checkKeywordsBelongToTheBackendSide() {
         // HAProxy ignores it in a frontend with a warning; so does strata.
         let loaded = try? load("frontend f\n    bind 127.0.0.1:1\n    option httpchk\n    default_backend b\nbackend b\n    server s 127.0.0.1:2\n")

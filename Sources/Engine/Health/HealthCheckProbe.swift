@@ -19,7 +19,7 @@ struct HealthCheckProbe {
 
     private enum Plan {
         case connect
-        case http(request: [UInt8], expectations: [CompiledHTTPExpectation], headRequest: Bool)
+        case http(request: [UInt8], expectations: [CompiledHTTPExpectation], headRequest: Bool, disableOn404: Bool)
         case tcpCheck([CompiledTCPStep], implicitConnect: Bool)
     }
 
@@ -41,7 +41,7 @@ struct HealthCheckProbe {
         case .http(let check):
             plan = .http(request: HealthCheckProbe.request(check),
                          expectations: check.expectations.map(CompiledHTTPExpectation.init),
-                         headRequest: check.method.uppercased() == "HEAD")
+                         headRequest: check.method.uppercased() == "HEAD", disableOn404: check.disableOn404)
         case .tcpCheck(let steps):
             var implicit = true
             if case .connect? = steps.first { implicit = false }
@@ -85,7 +85,7 @@ struct HealthCheckProbe {
         switch plan {
         case .connect:
             return .done(HealthCheckOutcome(.layer4OK))
-        case .http(let request, _, _):
+        case .http(let request, _, _, _):
             return .send(request)
         case .tcpCheck:
             mustRead = true
@@ -125,8 +125,8 @@ struct HealthCheckProbe {
         switch plan {
         case .connect:
             return .receive
-        case .http(_, let expectations, let head):
-            return evaluateHTTP(expectations, headRequest: head)
+        case .http(_, let expectations, let head, let disableOn404):
+            return evaluateHTTP(expectations, headRequest: head, disableOn404: disableOn404)
         case .tcpCheck:
             mustRead = false
             return runSteps(from: step)
@@ -169,7 +169,7 @@ struct HealthCheckProbe {
 
     // MARK: HTTP
 
-    private mutating func evaluateHTTP(_ expectations: [CompiledHTTPExpectation], headRequest: Bool) -> Action {
+    private mutating func evaluateHTTP(_ expectations: [CompiledHTTPExpectation], headRequest: Bool, disableOn404: Bool) -> Action {
         let response: HealthCheckHTTPResponse
         switch HealthCheckHTTPResponse.parse(input, headRequest: headRequest, ended: lastRead) {
         case .incomplete:
@@ -179,6 +179,11 @@ struct HealthCheckProbe {
             return .done(HealthCheckOutcome(.layer7Response))
         case .response(let r):
             response = r
+        }
+        // HAProxy's L7OKC: passed, on condition (the health state makes an UP server NOLB; a DOWN
+        // one stays DOWN).
+        if disableOn404 && response.status == 404 {
+            return .done(HealthCheckOutcome(.layer7ConditionalOK, code: 404, info: response.reason))
         }
         let needsBody = expectations.contains { $0.needsBody }
         if needsBody && !response.bodyComplete && !lastRead { return .receive }

@@ -178,6 +178,18 @@ struct ServerHealth: Sendable {
     /// below `rise`; a success counts up and jumps to full health at `rise`.
     mutating func record(_ outcome: HealthCheckOutcome, now: Double) -> HealthTransition? {
         lastCheck = outcome
+        if outcome.status == .layer7ConditionalOK {
+            // `disable-on-404`: a DOWN server is not brought back by a 404 (HAProxy counts it as
+            // a failed check then); an UP one goes NOLB, still checked, still persistent.
+            if operational == .stopped {
+                if health > 0 { failedChecks += 1; health = 0 }
+                return nil
+            }
+            if health < fullHealth { health = fullHealth }
+            guard operational != .stopping, !inMaintenance else { return nil }
+            setOperational(.stopping, now: now)
+            return .stopping(.check(outcome))
+        }
         if outcome.failed {
             if health > 0 {
                 failedChecks += 1
