@@ -177,6 +177,8 @@ public struct Bind: Hashable, Sendable {
 /// The options a `server` line (and `default-server`) may carry.
 public struct ServerOptions: Hashable, Sendable {
     public var weight = 1
+    /// `slowstart T` (ms): the weight grows back over T after the server comes UP again.
+    public var slowstart: Int?
     public var maxconn: Int?
     public var backup = false
     public var disabled = false

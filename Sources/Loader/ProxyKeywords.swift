@@ -441,7 +441,8 @@ extension KeywordReader {
     static let serverOptionNames = [
         "addr", "backup", "check", "cookie", "disabled", "downinter", "error-limit", "fall", "fastinter", "inter",
         "maxconn", "no-check", "no-send-proxy", "no-send-proxy-v2", "observe", "on-error", "on-marked-down", "port",
-        "proxy-v2-options", "rise", "send-proxy", "send-proxy-v2", "send-proxy-v2-ssl", "send-proxy-v2-ssl-cn", "weight",
+        "proxy-v2-options", "rise", "send-proxy", "send-proxy-v2", "send-proxy-v2-ssl", "send-proxy-v2-ssl-cn", "slowstart",
+        "weight",
     ] + resolutionOptionNames
     /// HAProxy's other `server` options: "not supported yet" rather than "unknown".
     static let otherServerOptions: Set<String> = [
@@ -455,7 +456,7 @@ extension KeywordReader {
         "no-tlsv11", "no-tlsv12", "no-tlsv13", "no-verifyhost", "non-stick", "npn",
         "on-marked-up", "pool-low-conn", "pool-max-conn", "pool-purge-delay",
         "proto", "redir", "send-proxy", "send-proxy-v2", "send-proxy-v2-ssl", "send-proxy-v2-ssl-cn", "set-proxy-v2-tlv-fmt",
-        "slowstart", "sni", "socks4", "source", "ssl", "ssl-max-ver", "ssl-min-ver", "ssl-reuse", "stick",
+        "sni", "socks4", "source", "ssl", "ssl-max-ver", "ssl-min-ver", "ssl-reuse", "stick",
         "tcp-ut", "tfo", "track", "verify", "verifyhost", "ws",
     ]
 
@@ -478,6 +479,9 @@ extension KeywordReader {
         var i = start
         while let option = line.optionalArgument(i) {
             switch option {
+            case "slowstart":
+                options.slowstart = try line.time(i + 1)
+                i += 1
             case "weight":
                 options.weight = try line.integer(i + 1, range: 0...256, name: "weight")
                 i += 1

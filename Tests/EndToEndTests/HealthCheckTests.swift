@@ -342,3 +342,43 @@ extension StrataProcess {
         #expect(n1 >= 3 && n2 >= 3, "checks stopped: \(n1) and \(n2) in \(seconds) s")
     }
 }
+
+/// `slowstart`: a server back from maintenance takes a small share first, its whole share once
+/// the slow start is over.
+@Suite(.serialized) struct SlowstartTests {
+    @Test func aServerBackFromMaintenanceWarmsUp() throws {
+        let a = try TestHTTPOrigin("a"), b = try TestHTTPOrigin("b")
+        let port = TestSocket.freePort()
+        let strata = try StrataProcess(config: """
+            global
+                nbthread 1
+                stats socket @ADMIN@ level admin
+            defaults
+                mode http
+                timeout connect 1s
+                timeout client 5s
+                timeout server 5s
+            listen web
+                bind 127.0.0.1:\(port)
+                balance roundrobin
+                server a 127.0.0.1:\(a.port) weight 100 slowstart 10s
+                server b 127.0.0.1:\(b.port) weight 100
+            """)
+        #expect(strata.waitForAdmin(), "\(strata.output.joined(separator: "\n"))")
+        func share(_ n: Int) throws -> Int {
+            let client = try #require(TestHTTPClient(port: port))
+            var toA = 0
+            for _ in 0..<n where client.get("/")?.body.contains("origin=a") == true { toA += 1 }
+            return toA
+        }
+        // At start there is no slow start: half each.
+        #expect((18...22).contains(try share(40)))
+        _ = try strata.admin("disable server web/a")
+        _ = try strata.admin("enable server web/a")
+        // Just back: a weight of a few against 100.
+        // (20 requests in 2.5 s would still see a weight of 25 at most: 4 of 20.)
+        let early = try share(20)
+        #expect(early <= 4, "a took \(early) of 20 right after coming back")
+        #expect(eventually(seconds: 20) { ((try? share(20)) ?? 0) >= 8 }, "a never took its share back")
+    }
+}

@@ -61,6 +61,27 @@ import Testing
         #expect(h.statusText == "DOWN" && !h.isUsable)
     }
 
+    /// `slowstart`: back UP from DOWN or maintenance, the weight in effect grows from 1 to the
+    /// weight over the slow start; not at start.
+    @Test func slowstartWarmsTheWeightUpAfterDown() {
+        var options = Self.options(rise: 1, fall: 1, weight: 100)
+        options.slowstart = 10_000
+        var h = ServerHealth(options: options, now: 0)
+        #expect(!h.isWarming && h.effectiveWeight == 100)
+        _ = h.record(Self.fail, now: 1)
+        _ = h.record(Self.pass, now: 2)
+        #expect(h.isWarming && h.effectiveWeight == 1 && h.isUsable)
+        h.warmup(now: 4.5)
+        #expect(h.effectiveWeight == 25)
+        h.warmup(now: 7)
+        #expect(h.effectiveWeight == 50)
+        h.warmup(now: 12)
+        #expect(!h.isWarming && h.effectiveWeight == 100)
+        _ = h.enterMaintenance(now: 13)
+        _ = h.leaveMaintenance(now: 14)
+        #expect(h.isWarming && h.effectiveWeight == 1)
+    }
+
     @Test func maintenanceAndDrain() {
         var h = ServerHealth(options: Self.options())
         #expect(h.enterMaintenance(now: 1) == .enteringMaintenance(wasDown: false))

@@ -147,7 +147,28 @@ final class HealthMonitor: EventHandler {
             }
         }
         if case .leavingMaintenance? = transition { server.state.checker?.checkSoon() }
+        if server.state.health.isWarming, warming.insert(ObjectIdentifier(server.state)).inserted {
+            warmingStates.append(server.state)
+            later { _ in }
+        }
         return transition
+    }
+
+    /// Servers warming up (`slowstart`): their weight is stepped by the deferred timer, 20 steps
+    /// over the slow start as HAProxy does, until it is whole.
+    private var warming = Set<ObjectIdentifier>()
+    private var warmingStates: [ServerState] = []
+
+    private func stepWarmup() {
+        guard !warmingStates.isEmpty else { return }
+        var next = Double.infinity
+        for state in warmingStates {
+            state.health.warmup(now: now)
+            if state.health.isWarming { next = min(next, max(0.05, Double(state.health.slowstart) / 20_000)) }
+        }
+        warmingStates.removeAll { !$0.health.isWarming }
+        warming = Set(warmingStates.map(ObjectIdentifier.init))
+        if next.isFinite && !deferred.isActive { deferred.arm(after: next, on: engine.loop) }
     }
 
     /// `load-server-state-from-file`: a saved state meets this server at start (before any
@@ -183,6 +204,7 @@ final class HealthMonitor: EventHandler {
         pendingShutdowns.removeAll()
         pendingQueues.removeAll()
         for state in shutdowns { engine.shutdownSessions(of: state) }
+        stepWarmup()
         // Each loop serves its own queue of the backend.
         for backend in queues {
             for loop in backend.generation.loops {

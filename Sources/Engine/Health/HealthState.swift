@@ -89,6 +89,27 @@ struct ServerHealth: Sendable {
     private(set) var downSince: Double?
     /// What the balancer reads (kept in step with every change: one load on the hot path).
     private(set) var isUsable = true
+    /// `slowstart` (ms, 0 without): after the server comes UP from DOWN or maintenance, the
+    /// weight in effect grows from 1 to `weight` over that time (HAProxy's warmup), in steps
+    /// the health monitor makes.
+    var slowstart = 0
+    private(set) var warmingSince: Double?
+    private(set) var warmupWeight: Int?
+    /// The weight the balancer uses: `weight`, or less while warming up.
+    var effectiveWeight: Int { warmupWeight.map { min($0, weight) } ?? weight }
+    var isWarming: Bool { warmingSince != nil }
+
+    /// One warmup step at `now`: the weight in proportion of the time since the server came UP.
+    mutating func warmup(now: Double) {
+        guard let since = warmingSince else { return }
+        let elapsed = (now - since) * 1000
+        if elapsed >= Double(slowstart) || weight == 0 || operational != .running {
+            warmingSince = nil
+            warmupWeight = nil
+        } else {
+            warmupWeight = max(1, Int(Double(weight) * elapsed / Double(slowstart)))
+        }
+    }
     /// The options this state was last reconciled with (a reload compares against them).
     var configured: ServerOptions
 
@@ -102,6 +123,7 @@ struct ServerHealth: Sendable {
         health = rise
         initialWeight = options.weight
         weight = options.weight
+        slowstart = options.slowstart ?? 0
         lastChange = now
         if options.disabled {
             admin = [.forcedMaintenance, .configMaintenance]
@@ -160,6 +182,10 @@ struct ServerHealth: Sendable {
     func downtime(now: Double) -> Double { downSeconds + (downSince.map { max(0, now - $0) } ?? 0) }
 
     private mutating func setOperational(_ state: ServerOperationalState, now: Double) {
+        if state == .running && operational == .stopped && slowstart > 0 {
+            warmingSince = now
+            warmupWeight = 1
+        }
         if state == .stopped && operational != .stopped {
             downTransitions += 1
             downSince = now
@@ -417,6 +443,7 @@ struct ServerHealth: Sendable {
     mutating func reconcile(with options: ServerOptions, now: Double) -> HealthTransition? {
         let previous = configured
         configured = options
+        slowstart = options.slowstart ?? 0
         var transition: HealthTransition?
         if options.weight != previous.weight {
             initialWeight = options.weight

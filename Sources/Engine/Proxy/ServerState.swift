@@ -165,7 +165,7 @@ final class ServerState: @unchecked Sendable {
     var acceptsPersistentTraffic: Bool { CLibEV_load(shared + Self.health + 2) != 0 }
 
     private func publishHealth() {
-        let usable = health.isUsable ? 1 : 0, weight = health.weight, persistent = health.acceptsPersistentTraffic ? 1 : 0
+        let usable = health.isUsable ? 1 : 0, weight = health.effectiveWeight, persistent = health.acceptsPersistentTraffic ? 1 : 0
         guard usable != CLibEV_load(shared + Self.health) || weight != CLibEV_load(shared + Self.health + 1)
             || persistent != CLibEV_load(shared + Self.health + 2) else { return }
         CLibEV_store(shared + Self.health, usable)
