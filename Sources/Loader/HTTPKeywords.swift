@@ -85,6 +85,9 @@ extension KeywordReader {
             let (code, message) = try errorFile(line)
             draft.proxy.http.errorFiles[code] = message
             draft.ownErrorFiles.insert(code)
+        case "monitor-uri":
+            draft.proxy.http.monitorURI = try line.argument(0, expecting: "a URI (for example /haproxy_test)")
+            try line.noArguments(after: 1)
         case "errorfiles":
             let name = try line.argument(0, expecting: "an http-errors section name")
             var codes: [Int]?

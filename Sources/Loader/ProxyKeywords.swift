@@ -23,6 +23,7 @@ extension KeywordReader {
         ("error-log-format", frontSide),
         ("errorfile", all),
         ("errorfiles", all),
+        ("monitor-uri", [.defaults, .frontend, .listen]),
         ("fullconn", backSide),
         ("hash-type", backSide),
         ("http-check", backSide),

@@ -205,3 +205,36 @@ import Testing
         #expect(page.body.contains("title=\"mode: http, id: "))
     }
 }
+
+/// `monitor-uri`: a load balancer's probe is answered 200 by the proxy, before any rule and
+/// without a server; other targets go on as usual.
+@Suite(.serialized) struct MonitorURITests {
+    @Test func theMonitorURIIsAnsweredByTheProxy() throws {
+        let origin = try TestHTTPOrigin("app")
+        let port = TestSocket.freePort()
+        let strata = try StrataProcess(config: """
+            global
+                stats socket @ADMIN@ level admin
+            defaults
+                mode http
+                timeout connect 1s
+                timeout client 5s
+                timeout server 5s
+            frontend fe
+                bind 127.0.0.1:\(port)
+                monitor-uri /haproxy_test
+                http-request deny
+                default_backend app
+            backend app
+                server o 127.0.0.1:\(origin.port)
+            """)
+        #expect(strata.waitForAdmin(), "\(strata.output.joined(separator: "\n"))")
+        let client = try #require(TestHTTPClient(port: port))
+        let probe = try #require(client.get("/haproxy_test"))
+        #expect(probe.status == 200)
+        #expect(probe.body.contains("Service ready."), "\(probe.body)")
+        // The connection stays usable, and anything else meets the rules.
+        #expect(try #require(client.get("/haproxy_test?x")).status == 403)
+        #expect(origin.heads.isEmpty)
+    }
+}

@@ -23,7 +23,7 @@ enum PlanContent {
     static let httpFields = [
         "acls", "backendRules", "requestRules", "responseRules", "redirectRules", "forwardFor", "originalTo",
         "connectionMode", "reuse", "captures", "httpLog", "httpLogCLF", "bufferRequest", "errorFiles", "cookie",
-        "hashType", "userlists", "preferLastServer",
+        "hashType", "userlists", "preferLastServer", "monitorURI",
     ]
     static let serverFields = ["name", "location", "id", "host", "address", "port", "options", "fqdn", "hasAddress"]
     /// `resolutionStorage`: `resolution` (resolvers, resolve-*, init-addr), compared as a value.
@@ -65,7 +65,8 @@ enum PlanContent {
               a.pointee.http.bufferRequest == b.pointee.http.bufferRequest,
               a.pointee.http.errorFiles == b.pointee.http.errorFiles, a.pointee.http.cookie == b.pointee.http.cookie,
               a.pointee.http.hashType == b.pointee.http.hashType,
-              a.pointee.http.preferLastServer == b.pointee.http.preferLastServer
+              a.pointee.http.preferLastServer == b.pointee.http.preferLastServer,
+              a.pointee.http.monitorURI == b.pointee.http.monitorURI
         else { return false }
         // A userlist's users, passwords and groups; where its section is written is not a change.
         if !(a.pointee.http.userlists == b.pointee.http.userlists) {

@@ -164,6 +164,15 @@ extension HTTPSession {
         transaction.closeAfterResponse = !transaction.keepAlive || mustClose || clientEOF
             || frontend.proxy.http.connectionMode == .close
 
+        // `monitor-uri`: HAProxy answers its probe before anything else (logged as intercepted).
+        if let uri = frontend.proxy.http.monitorURI,
+           Array(uri.utf8).withUnsafeBytes({ HTTPRuleBytes.equals(UnsafeRawBufferPointer(rebasing: input[requestParser.head.target]), $0) }) {
+            consumeHead(input)
+            frontend.counters[loop].intercepted += 1
+            transaction.termination = TerminationState(cause: UInt8(ascii: "L"), phase: UInt8(ascii: "R"))
+            sendLocal(HTTPLocalResponse.errorPage(200))
+            return
+        }
         let scratch = self.scratch ?? HTTPRuleScratch(capacity: loop.buffers.size)
         self.scratch = scratch
         let info = connectionInfo
