@@ -179,6 +179,10 @@ public struct ServerOptions: Hashable, Sendable {
     public var weight = 1
     /// `slowstart T` (ms): the weight grows back over T after the server comes UP again.
     public var slowstart: Int?
+    /// `maxqueue N`: HAProxy's bound on a server's own queue. strata keeps no queue per server (a
+    /// session waits in its backend's queue for any server, and one persistent to a full server is
+    /// balanced at once, as HAProxy does when the bound is reached): shown as `qlimit`.
+    public var maxqueue: Int?
     public var maxconn: Int?
     public var backup = false
     public var disabled = false

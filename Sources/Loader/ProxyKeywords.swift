@@ -442,7 +442,7 @@ extension KeywordReader {
     static let serverOptionNames = [
         "addr", "backup", "check", "cookie", "disabled", "downinter", "error-limit", "fall", "fastinter", "inter",
         "maxconn", "no-check", "no-send-proxy", "no-send-proxy-v2", "observe", "on-error", "on-marked-down", "port",
-        "proxy-v2-options", "rise", "send-proxy", "send-proxy-v2", "send-proxy-v2-ssl", "send-proxy-v2-ssl-cn", "slowstart",
+        "proxy-v2-options", "rise", "send-proxy", "send-proxy-v2", "send-proxy-v2-ssl", "send-proxy-v2-ssl-cn", "slowstart", "maxqueue",
         "weight",
     ] + resolutionOptionNames
     /// HAProxy's other `server` options: "not supported yet" rather than "unknown".
@@ -451,7 +451,7 @@ extension KeywordReader {
         "ca-file", "check-alpn", "check-proto", "check-send-proxy", "check-sni", "check-ssl",
         "check-via-socks4", "ciphers", "ciphersuites", "crl-file", "crt", "enabled",
         "force-sslv3", "force-tlsv10", "force-tlsv11", "force-tlsv12",
-        "force-tlsv13", "id", "log-proto", "max-reuse", "maxqueue", "minconn",
+        "force-tlsv13", "id", "log-proto", "max-reuse", "minconn",
         "namespace", "no-agent-check", "no-backup", "no-check-ssl", "no-send-proxy",
         "no-send-proxy-v2", "no-ssl", "no-ssl-reuse", "no-sslv3", "no-tfo", "no-tls-tickets", "no-tlsv10",
         "no-tlsv11", "no-tlsv12", "no-tlsv13", "no-verifyhost", "non-stick", "npn",
@@ -482,6 +482,9 @@ extension KeywordReader {
             switch option {
             case "slowstart":
                 options.slowstart = try line.time(i + 1)
+                i += 1
+            case "maxqueue":
+                options.maxqueue = try line.integer(i + 1, name: "maxqueue")
                 i += 1
             case "weight":
                 options.weight = try line.integer(i + 1, range: 0...256, name: "weight")

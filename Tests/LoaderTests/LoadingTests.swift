@@ -183,3 +183,12 @@ enum ConfigHashVectors {
         ])
     }
 }
+
+@Suite struct MaxqueueTests {
+    @Test func maxqueueIsReadAndShownAsQlimit() throws {
+        let loaded = try load("backend b\n    server s 127.0.0.1:2 maxconn 10 maxqueue 20\n    default-server maxqueue 5\n    server t 127.0.0.1:3\n")
+        let servers = try #require(loaded.config.proxies.first).servers
+        #expect(servers.map(\.options.maxqueue) == [20, 5])
+        #expect(errors("backend b\n    server s 127.0.0.1:2 maxqueue x\n") == ["test.cfg:2: 'maxqueue' expects an integer, got 'x'"])
+    }
+}

@@ -27,7 +27,7 @@ enum PlanContent {
     ]
     static let serverFields = ["name", "location", "id", "host", "address", "port", "options", "fqdn", "hasAddress"]
     /// `resolutionStorage`: `resolution` (resolvers, resolve-*, init-addr), compared as a value.
-    static let serverOptionFields = ["weight", "slowstart", "maxconn", "backup", "disabled", "cookie", "check", "tls", "resolutionStorage", "sendProxy"]
+    static let serverOptionFields = ["weight", "slowstart", "maxqueue", "maxconn", "backup", "disabled", "cookie", "check", "tls", "resolutionStorage", "sendProxy"]
     static let serverCheckFields = [
         "enabled", "interval", "fastInterval", "downInterval", "rise", "fall", "port", "address", "observe",
         "errorLimit", "onError", "shutdownSessionsOnDown",
@@ -118,7 +118,8 @@ enum PlanContent {
               a.pointee.options.check.onError == b.pointee.options.check.onError,
               a.pointee.options.check.shutdownSessionsOnDown == b.pointee.options.check.shutdownSessionsOnDown,
               a.pointee.options.sendProxy == b.pointee.options.sendProxy,
-              a.pointee.options.slowstart == b.pointee.options.slowstart
+              a.pointee.options.slowstart == b.pointee.options.slowstart,
+              a.pointee.options.maxqueue == b.pointee.options.maxqueue
         else { return false }
         // The TLS options' tags are read in place (`== nil` would copy them out first).
         if case .none = a.pointee.options.tls, case .none = b.pointee.options.tls { return true }

@@ -254,6 +254,7 @@ extension Engine {
         row[.scur] = .int(st.currentSessions)
         row[.smax] = .int(st.maxSessions)
         if let maxconn = s.config.options.maxconn { row[.slim] = .int(maxconn) }
+        if let maxqueue = s.config.options.maxqueue, maxqueue > 0 { row[.qlimit] = .int(maxqueue) }
         row[.stot] = .int(st.totalSessions)
         row[.bin] = .uint(st.bytesIn)
         row[.bout] = .uint(st.bytesOut)
