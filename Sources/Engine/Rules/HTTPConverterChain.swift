@@ -110,12 +110,11 @@ final class HTTPConverterChain: @unchecked Sendable {
         case .upper: return .bytes(text(v).map(HTTPRuleBytes.upper))
         case .length: return .integer(text(v).count)
         case .hex:
-            let digits = Array("0123456789ABCDEF".utf8)
             var out: [UInt8] = []
-            for b in text(v) { out.append(digits[Int(b >> 4)]); out.append(digits[Int(b & 0xF)]) }
+            for b in text(v) { out.append(HTTPRules.hexDigit(b >> 4)); out.append(HTTPRules.hexDigit(b & 0xF)) }
             return .bytes(out)
-        case .base64(let urlSafe): return .bytes(base64(text(v), urlSafe: urlSafe))
-        case .base64Decode(let urlSafe): return base64Decode(text(v), urlSafe: urlSafe).map { .bytes($0) }
+        case .base64(let urlSafe): return .bytes(Base64.encode(text(v), urlSafe: urlSafe))
+        case .base64Decode(let urlSafe): return Base64.decode(text(v), urlSafe ? .urlSafe : .standard).map { .bytes($0) }
         case .urlDecode(let form): return urlDecode(text(v), form: form).map { .bytes($0) }
         case .word(let index, let delimiters):
             let words = split(text(v), Array(delimiters.utf8)).filter { !$0.isEmpty }
@@ -141,7 +140,7 @@ final class HTTPConverterChain: @unchecked Sendable {
             return .bytes(Array(b[offset..<end]))
         case .regsub:
             return nil  // compiled into a step with its regex
-        case .json: return .bytes(json(text(v)))
+        case .json: return .bytes(String.jsonEscaped(text(v), escapingDelete: true))
         case .arithmetic(let op, let operand):
             guard let n = integer(v) else { return nil }
             switch op {
@@ -212,48 +211,6 @@ final class HTTPConverterChain: @unchecked Sendable {
         return out
     }
 
-    static func base64(_ b: [UInt8], urlSafe: Bool) -> [UInt8] {
-        let table = Array((urlSafe ? "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
-                                   : "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/").utf8)
-        var out: [UInt8] = []
-        var i = 0
-        while i < b.count {
-            let n = min(3, b.count - i)
-            var chunk: UInt32 = 0
-            for k in 0..<3 { chunk = chunk << 8 | UInt32(k < n ? b[i + k] : 0) }
-            for k in 0..<4 {
-                if k <= n { out.append(table[Int(chunk >> UInt32(18 - 6 * k) & 0x3F)]) } else if !urlSafe { out.append(0x3D) }
-            }
-            i += 3
-        }
-        return out
-    }
-
-    static func base64Decode(_ b: [UInt8], urlSafe: Bool) -> [UInt8]? {
-        var out: [UInt8] = []
-        var buffer: UInt32 = 0
-        var bits = 0
-        for c in b {
-            let v: UInt32
-            switch c {
-            case UInt8(ascii: "A")...UInt8(ascii: "Z"): v = UInt32(c - UInt8(ascii: "A"))
-            case UInt8(ascii: "a")...UInt8(ascii: "z"): v = UInt32(c - UInt8(ascii: "a")) + 26
-            case UInt8(ascii: "0")...UInt8(ascii: "9"): v = UInt32(c - UInt8(ascii: "0")) + 52
-            case UInt8(ascii: "+") where !urlSafe, UInt8(ascii: "-") where urlSafe: v = 62
-            case UInt8(ascii: "/") where !urlSafe, UInt8(ascii: "_") where urlSafe: v = 63
-            case UInt8(ascii: "="): continue
-            default: return nil
-            }
-            buffer = buffer << 6 | v
-            bits += 6
-            if bits >= 8 {
-                bits -= 8
-                out.append(UInt8(truncatingIfNeeded: buffer >> UInt32(bits)))
-            }
-        }
-        return out
-    }
-
     private static func urlDecode(_ b: [UInt8], form: Bool) -> [UInt8]? {
         var out: [UInt8] = []
         var i = 0
@@ -265,24 +222,6 @@ final class HTTPConverterChain: @unchecked Sendable {
             } else {
                 out.append(form && b[i] == UInt8(ascii: "+") ? 0x20 : b[i])
                 i += 1
-            }
-        }
-        return out
-    }
-
-    private static func json(_ b: [UInt8]) -> [UInt8] {
-        var out: [UInt8] = []
-        let hex = Array("0123456789abcdef".utf8)
-        for c in b {
-            switch c {
-            case 0x22: out += [0x5C, 0x22]
-            case 0x5C: out += [0x5C, 0x5C]
-            case 0x0A: out += [0x5C, UInt8(ascii: "n")]
-            case 0x0D: out += [0x5C, UInt8(ascii: "r")]
-            case 0x09: out += [0x5C, UInt8(ascii: "t")]
-            case 0..<0x20, 0x7F:
-                out += Array("\\u00".utf8) + [hex[Int(c >> 4)], hex[Int(c & 0xF)]]
-            default: out.append(c)
             }
         }
         return out

@@ -23,10 +23,7 @@ final class HTTPUserlist: @unchecked Sendable {
     /// A hashed password costs a crypt(3) per request, as in HAProxy (SHA-512 with 5,000 rounds:
     /// milliseconds); `insecure-password` is compared in constant time.
     func authenticate(_ value: UnsafeRawBufferPointer) -> User? {
-        let text = String(decoding: value, as: UTF8.self)
-        let words = text.split(separator: " ", omittingEmptySubsequences: true)
-        guard words.count == 2, words[0].lowercased() == "basic", let decoded = StatsAuth.base64Decode(words[1]),
-              let colon = decoded.firstIndex(of: UInt8(ascii: ":")) else { return nil }
+        guard let decoded = StatsAuth.basicCredentials(value), let colon = decoded.firstIndex(of: UInt8(ascii: ":")) else { return nil }
         let name = String(decoding: decoded[..<colon], as: UTF8.self)
         let password = Array(decoded[(colon + 1)...])
         guard let user = users[name], !password.contains(0) else { return nil }

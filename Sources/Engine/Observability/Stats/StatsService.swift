@@ -255,11 +255,17 @@ func memcmpEqual(_ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer) -> Bo
 enum StatsAuth {
     /// Whether an Authorization value (`Basic BASE64`) names one of the credentials.
     static func check(_ value: UnsafeRawBufferPointer, _ credentials: [StatsPage.Credential]) -> Bool {
-        let text = String(decoding: value, as: UTF8.self)
-        let words = text.split(separator: " ", omittingEmptySubsequences: true)
-        guard words.count == 2, words[0].lowercased() == "basic", let decoded = base64Decode(words[1]) else { return false }
+        guard let decoded = basicCredentials(value) else { return false }
         let pair = String(decoding: decoded, as: UTF8.self)
         return credentials.contains { "\($0.user):\($0.password)" == pair }
+    }
+
+    /// What an Authorization value `Basic BASE64` carries (`user:password`), nil for anything else.
+    static func basicCredentials(_ value: UnsafeRawBufferPointer) -> [UInt8]? {
+        let text = String(decoding: value, as: UTF8.self)
+        let words = text.split(separator: " ", omittingEmptySubsequences: true)
+        guard words.count == 2, words[0].lowercased() == "basic" else { return nil }
+        return Base64.decode(words[1].utf8, .either)
     }
 
     /// 401 with `WWW-Authenticate: Basic realm="…"` and HAProxy's page.
@@ -272,31 +278,6 @@ enum StatsAuth {
                                   body: body, headOnly: headOnly)
     }
 
-    static func base64Decode(_ text: Substring) -> [UInt8]? {
-        var out: [UInt8] = []
-        var buffer: UInt32 = 0
-        var bits = 0
-        for c in text.utf8 {
-            let v: UInt32
-            switch c {
-            case UInt8(ascii: "A")...UInt8(ascii: "Z"): v = UInt32(c - UInt8(ascii: "A"))
-            case UInt8(ascii: "a")...UInt8(ascii: "z"): v = UInt32(c - UInt8(ascii: "a")) + 26
-            case UInt8(ascii: "0")...UInt8(ascii: "9"): v = UInt32(c - UInt8(ascii: "0")) + 52
-            case UInt8(ascii: "+"), UInt8(ascii: "-"): v = 62
-            case UInt8(ascii: "/"), UInt8(ascii: "_"): v = 63
-            case UInt8(ascii: "="): continue
-            default: return nil
-            }
-            buffer = buffer << 6 | v
-            bits += 6
-            if bits >= 8 {
-                bits -= 8
-                out.append(UInt8(truncatingIfNeeded: buffer >> UInt32(bits)))
-            }
-        }
-        return out
-    }
-
     /// `application/x-www-form-urlencoded` value: `+` is a space, `%XX` a byte.
     static func formDecode(_ text: Substring) -> String {
         var out: [UInt8] = []
@@ -305,7 +286,7 @@ enum StatsAuth {
             if b == UInt8(ascii: "+") {
                 out.append(0x20)
             } else if b == UInt8(ascii: "%"), bytes.count >= 2,
-                      let hi = hexValue(bytes[bytes.startIndex]), let lo = hexValue(bytes[bytes.startIndex + 1]) {
+                      let hi = HTTPByte.hexValue(bytes[bytes.startIndex]), let lo = HTTPByte.hexValue(bytes[bytes.startIndex + 1]) {
                 out.append(hi << 4 | lo)
                 bytes = bytes.dropFirst(2)
             } else {
@@ -313,14 +294,5 @@ enum StatsAuth {
             }
         }
         return String(decoding: out, as: UTF8.self)
-    }
-
-    private static func hexValue(_ b: UInt8) -> UInt8? {
-        switch b {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): b - UInt8(ascii: "0")
-        case UInt8(ascii: "a")...UInt8(ascii: "f"): b - UInt8(ascii: "a") + 10
-        case UInt8(ascii: "A")...UInt8(ascii: "F"): b - UInt8(ascii: "A") + 10
-        default: nil
-        }
     }
 }
