@@ -311,49 +311,49 @@ struct ConfigParser {
     /// `resolvers NAME`: a name of proxy name characters, used once. A wrong header still opens
     /// the section (its lines are checked) but leaves it out of the configuration.
     private mutating func startResolvers(_ words: [String], location: SourceLocation) {
-        guard words.count > 1 else {
-            errors.append(ConfigError(location, "'resolvers' expects a name"))
-            section = .unsupported
-            return
-        }
-        let name = words[1]
-        var valid = true
-        if words.count > 2 {
-            errors.append(ConfigError(location, "unexpected argument '\(words[2])' to 'resolvers': expected NAME"))
-            valid = false
-        }
-        if !KeywordReader.isName(name), let bad = name.first(where: { !KeywordReader.isNameCharacter($0) }) {
-            errors.append(ConfigError(location,
-                "character '\(bad)' is not permitted in resolvers name '\(name)' (use letters, digits, '-', '_', '.' and ':')"))
-            valid = false
-        }
-        if let earlier = resolvers.first(where: { $0.name == name }) {
-            errors.append(ConfigError(location, "resolvers '\(name)' has the same name as another resolvers section declared at \(earlier.location)"))
-            valid = false
-        }
-        resolvers.append(ResolversSection(name: valid ? name : "", location: location))
+        let earlier = words.count > 1 ? resolvers.first { $0.name == words[1] }?.location : nil
+        guard let name = sectionName(words, location: location, kind: "resolvers", noun: "resolvers section",
+                                     nameCharacters: true, earlier: earlier)
+        else { return }
+        resolvers.append(ResolversSection(name: name, location: location))
         section = .resolvers(resolvers.count - 1)
     }
 
-    /// `userlist NAME`: checked as `resolvers NAME` is.
+    /// `userlist NAME`: checked as `resolvers NAME` is (any characters).
     private mutating func startUserlist(_ words: [String], location: SourceLocation) {
+        let earlier = words.count > 1 ? userlists.first { $0.userlist.name == words[1] }?.userlist.location : nil
+        guard let name = sectionName(words, location: location, kind: "userlist", noun: "userlist",
+                                     nameCharacters: false, earlier: earlier)
+        else { return }
+        userlists.append(UserlistDraft(userlist: Userlist(name: name, location: location)))
+        section = .userlist(userlists.count - 1)
+    }
+
+    /// The NAME of a `KIND NAME` header: "" when the header is wrong (reported; the section is
+    /// still read, then left out), nil without a name (reported; its lines are skipped).
+    private mutating func sectionName(_ words: [String], location: SourceLocation, kind: String, noun: String,
+                                      nameCharacters: Bool, earlier: SourceLocation?) -> String? {
         guard words.count > 1 else {
-            errors.append(ConfigError(location, "'userlist' expects a name"))
+            errors.append(ConfigError(location, "'\(kind)' expects a name"))
             section = .unsupported
-            return
+            return nil
         }
         let name = words[1]
         var valid = true
         if words.count > 2 {
-            errors.append(ConfigError(location, "unexpected argument '\(words[2])' to 'userlist': expected NAME"))
+            errors.append(ConfigError(location, "unexpected argument '\(words[2])' to '\(kind)': expected NAME"))
             valid = false
         }
-        if let earlier = userlists.first(where: { $0.userlist.name == name }) {
-            errors.append(ConfigError(location, "userlist '\(name)' has the same name as another userlist declared at \(earlier.userlist.location)"))
+        if nameCharacters, !KeywordReader.isName(name), let bad = name.first(where: { !KeywordReader.isNameCharacter($0) }) {
+            errors.append(ConfigError(location,
+                "character '\(bad)' is not permitted in \(kind) name '\(name)' (use letters, digits, '-', '_', '.' and ':')"))
             valid = false
         }
-        userlists.append(UserlistDraft(userlist: Userlist(name: valid ? name : "", location: location)))
-        section = .userlist(userlists.count - 1)
+        if let previous = earlier {
+            errors.append(ConfigError(location, "\(kind) '\(name)' has the same name as another \(noun) declared at \(previous)"))
+            valid = false
+        }
+        return valid ? name : ""
     }
 
     /// `errorfiles` lines naming a section no `http-errors` has, or a code it does not define.
