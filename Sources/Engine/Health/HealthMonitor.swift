@@ -147,7 +147,7 @@ final class HealthMonitor: EventHandler {
             }
         }
         if case .leavingMaintenance? = transition { server.state.checker?.checkSoon() }
-        if server.state.health.isWarming, warming.insert(ObjectIdentifier(server.state)).inserted {
+        if server.state.health.isWarming, !warmingStates.contains(where: { $0 === server.state }) {
             warmingStates.append(server.state)
             later { _ in }
         }
@@ -156,7 +156,6 @@ final class HealthMonitor: EventHandler {
 
     /// Servers warming up (`slowstart`): their weight is stepped by the deferred timer, 20 steps
     /// over the slow start as HAProxy does, until it is whole.
-    private var warming = Set<ObjectIdentifier>()
     private var warmingStates: [ServerState] = []
 
     private func stepWarmup() {
@@ -167,7 +166,6 @@ final class HealthMonitor: EventHandler {
             if state.health.isWarming { next = min(next, max(0.05, Double(state.health.slowstart) / 20_000)) }
         }
         warmingStates.removeAll { !$0.health.isWarming }
-        warming = Set(warmingStates.map(ObjectIdentifier.init))
         if next.isFinite && !deferred.isActive { deferred.arm(after: next, on: engine.loop) }
     }
 
