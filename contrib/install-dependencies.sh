@@ -19,5 +19,6 @@ SUDO=""
 [ "$(id -u)" = 0 ] || SUDO=sudo
 $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update
 $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y \
-    libev-dev libssl-dev libc-ares-dev libcrypt-dev openssl curl haproxy chromium python3-prometheus-client dnsmasq-base \
+    libev-dev libssl-dev libc-ares-dev libcrypt-dev libnghttp2-dev openssl curl nghttp2-client python3-h2 haproxy chromium \
+    python3-prometheus-client dnsmasq-base \
     hatop tmux prometheus

@@ -167,6 +167,9 @@ public struct Bind: Hashable, Sendable {
     public var tls: BindTLS?
     /// `accept-proxy`: every connection starts with a PROXY protocol header (v1 or v2).
     public var acceptProxy = false
+    /// `proto h2`: every connection speaks HTTP/2 from its first byte (h2c with prior knowledge,
+    /// or h2 over TLS whatever ALPN chose).
+    public var forcesH2 = false
 
     public init(location: SourceLocation, endpoint: SocketEndpoint) {
         self.location = location
@@ -375,6 +378,8 @@ public struct GlobalSettings: Hashable, Sendable {
     public var bufferSize = 16384
     /// `tune.http.maxhdr`: the most header lines a message may have.
     public var maxHeaders = 101
+    /// `tune.h2.*`: what strata's HTTP/2 listeners announce in their SETTINGS.
+    public var h2 = HTTP2Settings()
     /// `spread-checks N`: a random ±N% on check intervals (0-50).
     public var spreadChecks = 0
     /// `server-state-file PATH` and `server-state-base DIR` (global).
@@ -516,4 +521,18 @@ public struct CPUMapError: Error, Hashable, Sendable, CustomStringConvertible {
     public var description: String {
         "\(location): 'cpu-map auto:' pairs threads and CPUs one to one, but it names \(threads) thread\(threads == 1 ? "" : "s") and \(cpus) CPU\(cpus == 1 ? "" : "s")"
     }
+}
+
+/// HAProxy's `tune.h2.*` for the client side: the SETTINGS a listener announces, and the limits
+/// strata holds each HTTP/2 connection to.
+public struct HTTP2Settings: Hashable, Sendable {
+    /// `tune.h2.header-table-size` (HPACK dynamic table, bytes; at most 65536 as HAProxy).
+    public var headerTableSize = 4096
+    /// `tune.h2.initial-window-size` (bytes a client may send on a stream before a WINDOW_UPDATE).
+    public var initialWindowSize = 65535
+    /// `tune.h2.max-concurrent-streams`.
+    public var maxConcurrentStreams = 100
+    /// `tune.h2.max-frame-size` (16384 to 16777215).
+    public var maxFrameSize = 16384
+    public init() {}
 }

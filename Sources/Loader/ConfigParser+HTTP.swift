@@ -71,10 +71,6 @@ extension ConfigParser {
             tls.ciphersuites = tls.ciphersuites ?? g.bindCiphersuites
             ConfigParser.apply(g.bindOptions, min: &tls.minVersion, max: &tls.maxVersion, disabled: &tls.disabledVersions,
                                noTickets: &tls.noTickets)
-            if proxy.mode == .http, tls.alpn.contains("h2"), first {
-                errors.append(ConfigError(proxy.binds[b].location,
-                    "'alpn' offers h2, which strata does not speak: a client that picks it would fail (offer http/1.1)"))
-            }
             if let min = tls.minVersion, let max = tls.maxVersion, min > max, first {
                 errors.append(ConfigError(proxy.binds[b].location,
                     "'ssl-min-ver \(min.rawValue)' is above 'ssl-max-ver \(max.rawValue)' (with the global ssl-default-bind-options)"))

@@ -7,7 +7,9 @@ extension KeywordReader {
         "master-worker", "max-generations", "maxconn", "maxconnrate", "maxsessrate", "nbthread", "noreuseport", "pidfile", "server-state-base", "server-state-file", "spread-checks", "ssl-default-bind-ciphers", "ssl-dh-param-file", "strict-limits",
         "ssl-default-bind-ciphersuites", "ssl-default-bind-options", "ssl-default-server-ciphers",
         "ssl-default-server-ciphersuites", "ssl-default-server-options", "ssl-server-verify", "stats socket",
-        "stats timeout", "tune.bufsize", "tune.http.maxhdr", "tune.ssl.cachesize", "tune.ssl.default-dh-param",
+        "stats timeout", "tune.bufsize", "tune.h2.header-table-size", "tune.h2.initial-window-size",
+        "tune.h2.max-concurrent-streams", "tune.h2.max-frame-size", "tune.h2.fe.header-table-size",
+        "tune.h2.fe.initial-window-size", "tune.h2.fe.max-concurrent-streams", "tune.http.maxhdr", "tune.ssl.cachesize", "tune.ssl.default-dh-param",
         "thread-groups", "tune.ssl.lifetime", "uid", "ulimit-n", "user",
     ]
 
@@ -203,6 +205,18 @@ extension KeywordReader {
             try line.noArguments(after: 1)
         case "tune.http.maxhdr":
             global.maxHeaders = try line.integer(0, range: 1...32767)
+            try line.noArguments(after: 1)
+        case "tune.h2.header-table-size", "tune.h2.fe.header-table-size":
+            global.h2.headerTableSize = try line.integer(0, range: 0...65536)
+            try line.noArguments(after: 1)
+        case "tune.h2.initial-window-size", "tune.h2.fe.initial-window-size":
+            global.h2.initialWindowSize = try line.integer(0, range: 0...Int(Int32.max))
+            try line.noArguments(after: 1)
+        case "tune.h2.max-concurrent-streams", "tune.h2.fe.max-concurrent-streams":
+            global.h2.maxConcurrentStreams = try line.integer(0, range: 1...Int(Int32.max))
+            try line.noArguments(after: 1)
+        case "tune.h2.max-frame-size":
+            global.h2.maxFrameSize = try line.integer(0, range: 16384...16_777_215)
             try line.noArguments(after: 1)
         default:
             throw unsupported(line, in: .global, supported: KeywordReader.globalKeywords)

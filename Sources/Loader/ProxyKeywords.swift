@@ -356,7 +356,7 @@ extension KeywordReader {
 
     // MARK: bind
 
-    static let bindOptions = ["accept-proxy", "backlog", "interface", "name", "v4v6", "v6only"] + bindTLSOptions.sorted()
+    static let bindOptions = ["accept-proxy", "backlog", "interface", "name", "proto", "v4v6", "v6only"] + bindTLSOptions.sorted()
     /// HAProxy's other `bind` options: "not supported yet" rather than "unknown".
     static let otherBindOptions: Set<String> = [
         "accept-netscaler-cip", "accept-proxy", "allow-0rtt", "alpn", "ca-file", "ca-ignore-err",
@@ -401,6 +401,13 @@ extension KeywordReader {
             case "name": template.name = try value(); i += 1
             case "interface": template.interface = try value(); i += 1
             case "accept-proxy": template.acceptProxy = true
+            case "proto":
+                switch try value() {
+                case "h2": template.forcesH2 = true
+                case "h1": template.forcesH2 = false
+                case let other: throw line.error("'proto \(other)' on bind is not supported (strata's listeners speak h1 or h2)")
+                }
+                i += 1
             case "process":
                 // HAProxy 2.6 accepts a process set on bind lines with a warning; strata is one
                 // process, so only the sets naming it mean what they say.

@@ -11,6 +11,8 @@
 
 #include <ares.h>
 
+#include <nghttp2/nghttp2.h>
+
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>

@@ -50,6 +50,8 @@ final class ChildExit {
 
 let EV_READ_MASK: Int32 = 0x01
 let EV_WRITE_MASK: Int32 = 0x02
+/// libev's EV_CUSTOM: an event strata feeds a watcher itself (an HTTP/2 connection's flush).
+let EV_CUSTOM_MASK: Int32 = 0x0100_0000
 
 /// An `ev_io` at a stable heap address, with the event mask it is started with.
 struct IOWatcher: ~Copyable {
@@ -83,6 +85,8 @@ struct IOWatcher: ~Copyable {
 
     mutating func release(on loop: EventLoop) {
         watch(0, on: loop)
+        // An event fed to a watcher never started (an HTTP/2 stream's session) is still pending.
+        ev_clear_pending(loop.raw, raw)
         raw.deallocate()
     }
 }

@@ -10,6 +10,8 @@ import Glibc
 final class Worker: EventHandler, @unchecked Sendable {
     let loop: EventLoop
     unowned(unsafe) let engine: Engine
+    /// This loop's HTTP/2 counters (its client connections and streams).
+    let h2Counters = H2Counters()
     /// The generation new sessions on this loop start under.
     @exclusivity(unchecked) private(set) var current: Generation?
     /// A canary beside `current` (`reload --canary`): it takes `canaryShare` percent of this

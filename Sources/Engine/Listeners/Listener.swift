@@ -29,9 +29,13 @@ final class Listener: EventHandler {
     private(set) var tlsContext: TLSServerContext?
     /// `bind … accept-proxy`: connections start with a PROXY protocol header.
     private(set) var acceptProxy = false
+    /// `bind … proto h2`: connections speak HTTP/2 from their first byte.
+    private(set) var forcesH2 = false
     private(set) var paused: Pause = []
     /// HTTP client connections accepted here (they outlive generations, not their listener).
     private unowned(unsafe) var firstConnection: HTTPSession?
+    /// HTTP/2 client connections accepted here.
+    private unowned(unsafe) var firstH2Connection: H2Connection?
 
     init(key: ListenerKey, fd: Int32, worker: Worker) {
         self.key = key
@@ -48,6 +52,7 @@ final class Listener: EventHandler {
         self.frontend = frontend
         tlsContext = frontend?.generation.tlsContexts[key]
         acceptProxy = frontend?.acceptProxyKeys.contains(key) ?? false
+        forcesH2 = frontend?.h2Keys.contains(key) ?? false
         if let frontend { frontend.generation.shard(worker.loop).listenerRefs += 1 }
         updateWatch()
     }
@@ -147,7 +152,11 @@ final class Listener: EventHandler {
                 }
                 tls = connection
             }
-            if frontend.proxy.mode == .http {
+            if frontend.proxy.mode == .http && forcesH2 && tls == nil {
+                // h2c with prior knowledge: each stream picks its generation when its head is complete.
+                H2Connection(worker: worker, listener: self, frontend: frontend, fd: client, clientAddress: peer,
+                             localAddress: nil, tls: nil).start(counted: false)
+            } else if frontend.proxy.mode == .http {
                 // Each request picks its generation when its head is complete.
                 HTTPSession(worker: worker, listener: self, frontend: frontend, clientFD: client,
                             clientAddress: peer, tls: tls).start()
@@ -167,6 +176,11 @@ final class Listener: EventHandler {
             cursor = c.listenerNext
             c.listenerReleased(previous: previous)
         }
+        var h2 = firstH2Connection
+        while let c = h2 {
+            h2 = c.listenerNext
+            c.listenerReleased()
+        }
         serveCanary(nil)
         serve(nil)
         io.release(on: worker.loop)
@@ -177,6 +191,20 @@ final class Listener: EventHandler {
         c.listenerNext = firstConnection
         firstConnection?.listenerPrev = c
         firstConnection = c
+    }
+
+    func attach(_ c: H2Connection) {
+        c.listenerPrev = nil
+        c.listenerNext = firstH2Connection
+        firstH2Connection?.listenerPrev = c
+        firstH2Connection = c
+    }
+
+    func detach(_ c: H2Connection) {
+        if let p = c.listenerPrev { p.listenerNext = c.listenerNext } else if firstH2Connection === c { firstH2Connection = c.listenerNext }
+        c.listenerNext?.listenerPrev = c.listenerPrev
+        c.listenerPrev = nil
+        c.listenerNext = nil
     }
 
     func detach(_ c: HTTPSession) {

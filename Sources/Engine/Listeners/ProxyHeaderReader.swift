@@ -166,7 +166,10 @@ final class ProxyHeaderReader: ListedSession {
             tls = connection
         }
         // The session begins before this one ends: the generation is held throughout.
-        if frontend.proxy.mode == .http {
+        if frontend.proxy.mode == .http && listener.forcesH2 && tls == nil {
+            H2Connection(worker: worker, listener: listener, frontend: frontend, fd: fd, clientAddress: client,
+                         localAddress: local, tls: nil).start(counted: false)
+        } else if frontend.proxy.mode == .http {
             HTTPSession(worker: worker, listener: listener, frontend: frontend, clientFD: fd, clientAddress: client,
                         localAddress: local, tls: tls).start()
         } else {

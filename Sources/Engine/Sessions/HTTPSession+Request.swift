@@ -161,6 +161,10 @@ extension HTTPSession {
         // Only a log line prints it: no String per request when the frontend logs nothing.
         transaction.requestLine = frontend.log.isEmpty
             ? "" : String(decoding: UnsafeRawBufferPointer(rebasing: input[requestParser.head.startLine]), as: UTF8.self)
+        // The line an HTTP/2 stream was given says HTTP/1.1; its log says what the client spoke.
+        if stream != nil && transaction.requestLine.hasSuffix(" HTTP/1.1") {
+            transaction.requestLine = transaction.requestLine.dropLast(8) + "HTTP/2.0"
+        }
         transaction.closeAfterResponse = !transaction.keepAlive || mustClose || clientEOF
             || frontend.proxy.http.connectionMode == .close
 

@@ -81,7 +81,7 @@ extension HTTPSession {
     private func collectReadyEvents() -> Bool {
         var fds = (pollfd(fd: -1, events: 0, revents: 0), pollfd(fd: -1, events: 0, revents: 0))
         let clientOutPending = !clientOut.isEmpty || pendingBody != nil || responseParsed > serverIn.start
-        if phase != .closing {
+        if phase != .closing && stream == nil {
             fds.0 = pollfd(fd: clientFD, events: Int16(POLLIN) | (clientOutPending ? Int16(POLLOUT) : 0), revents: 0)
         }
         if let c = serverConnection { fds.1 = pollfd(fd: c.fd, events: Int16(POLLIN | POLLOUT), revents: 0) }

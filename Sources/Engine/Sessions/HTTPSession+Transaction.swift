@@ -42,7 +42,8 @@ extension HTTPSession {
         }
         serverIn.release(loop.buffers)
         responseParsed = 0
-        let closing = transaction.closeAfterResponse || mustClose || clientEOF
+        // An HTTP/2 stream carries one request: its session ends with the answer.
+        let closing = transaction.closeAfterResponse || mustClose || clientEOF || stream != nil
         endTransaction()
         if closing {
             close()

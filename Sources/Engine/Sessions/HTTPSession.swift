@@ -41,6 +41,9 @@ final class HTTPSession: ListedSession {
     /// `bind … ssl`: the client connection's TLS (nil: a plain socket), with the listener's
     /// context of the generation current at accept, kept for the connection's life.
     let clientTLS: TLSConnection?
+    /// An HTTP/2 stream's session: the stream takes the socket's place (reads, writes, events),
+    /// and the connection (`clientFD`, `clientTLS`) is its H2Connection's, never closed here.
+    let stream: H2Stream?
     // The session's state is touched by its own loop's thread only, one event at a time: its
     // stored properties skip the runtime's exclusivity bookkeeping (swift_beginAccess), which
     // cost about a hundred calls per request.
@@ -105,8 +108,9 @@ final class HTTPSession: ListedSession {
 
     /// `localAddress`: the destination a PROXY protocol header carried (nil: the socket's own).
     init(worker: Worker, listener: Listener, frontend: Frontend, clientFD: Int32, clientAddress: SocketEndpoint?,
-         localAddress: SocketEndpoint? = nil, tls: TLSConnection? = nil) {
+         localAddress: SocketEndpoint? = nil, tls: TLSConnection? = nil, stream: H2Stream? = nil) {
         self.localAddress = localAddress
+        self.stream = stream
         self.worker = worker
         self.loop = worker.loop
         self.listener = listener
@@ -142,6 +146,12 @@ final class HTTPSession: ListedSession {
 
     func start() {
         selfRetain = Unmanaged.passRetained(self)
+        if stream != nil {
+            // The connection is counted, attached and tuned by its H2Connection.
+            updateInterest()
+            armTimer()
+            return
+        }
         connectionCounters.sessionStarted(on: loop)
         worker.sessionStarted()
         listener.attach(self)
@@ -156,7 +166,7 @@ final class HTTPSession: ListedSession {
 
     override func ioEvent(_ watcher: UnsafeMutablePointer<ev_io>, _ revents: Int32) {
         var revents = revents
-        if let tls = clientTLS {
+        if stream == nil, let tls = clientTLS {
             guard tls.isEstablished else { return clientHandshake(tls) }
             revents = tls.events(revents)
         }
@@ -202,17 +212,20 @@ final class HTTPSession: ListedSession {
 
     @inline(__always)
     func clientRead(_ buffer: UnsafeMutableRawPointer, _ count: Int) -> Int {
+        if let stream { return stream.read(buffer, count) }
         if let tls = clientTLS { return tls.read(buffer, count) }
         return recv(clientFD, buffer, count, Int32(MSG_DONTWAIT))
     }
 
     @inline(__always)
     func clientWrite(_ bytes: UnsafeRawPointer, _ count: Int) -> Int {
+        if let stream { return stream.write(bytes, count) }
         if let tls = clientTLS { return tls.write(bytes, count) }
         return send(clientFD, bytes, count, Int32(MSG_NOSIGNAL | MSG_DONTWAIT))
     }
 
     func clientShutdownWrite() {
+        if let stream { return stream.shutdownWrite() }
         if let tls = clientTLS { return tls.shutdownWrite(fd: clientFD) }
         shutdown(clientFD, Int32(SHUT_WR))
     }
@@ -243,6 +256,7 @@ final class HTTPSession: ListedSession {
             }
             close()
         case .done:
+            if listener.forcesH2 || tls.selectedH2 { return becomeH2(tls) }
             lastClientActivity = loop.now
             clientReadable()
             afterEvent()
@@ -299,15 +313,36 @@ final class HTTPSession: ListedSession {
         transaction.connector.closeConnection()
         clientIO.release(on: loop)
         timer.release(on: loop)
-        clientTLS?.sendCloseNotify()
-        Glibc.close(clientFD)
         clientIn.release(loop.buffers)
         clientOut.release(loop.buffers)
         serverIn.release(loop.buffers)
         serverOut.release(loop.buffers)
+        if let stream {
+            stream.sessionClosed()
+        } else {
+            clientTLS?.sendCloseNotify()
+            Glibc.close(clientFD)
+            listener.detach(self)
+            connectionCounters.sessionEnded(on: loop)
+            worker.connectionEnded()
+        }
+        selfRetain?.release()
+        selfRetain = nil
+    }
+
+    /// ALPN chose h2 (or the bind says `proto h2`): the connection, counted and handshaken,
+    /// passes to an H2Connection; this session ends without closing it.
+    private func becomeH2(_ tls: TLSConnection) {
+        guard let frontend = listener.frontend, frontend.proxy.mode == .http else { return close() }
+        phase = .closed
+        clientIO.release(on: loop)
+        timer.release(on: loop)
+        clientIn.release(loop.buffers)
+        clientOut.release(loop.buffers)
         listener.detach(self)
-        connectionCounters.sessionEnded(on: loop)
-        worker.connectionEnded()
+        let connection = H2Connection(worker: worker, listener: listener, frontend: frontend, fd: clientFD,
+                                      clientAddress: clientAddress, localAddress: localAddress, tls: tls)
+        connection.start(counted: true, countedOn: connectionCounters)
         selfRetain?.release()
         selfRetain = nil
     }
@@ -333,7 +368,9 @@ final class HTTPSession: ListedSession {
             break
         }
         if !clientOut.isEmpty || pendingBody != nil || responseParsed > serverIn.start { client |= EV_WRITE_MASK }
-        if let tls = clientTLS {
+        if let stream {
+            stream.setInterest(client)
+        } else if let tls = clientTLS {
             client = tls.interest(client)
             clientIO.watch(client, on: loop)
             // Bytes OpenSSL already holds announce themselves through no socket event.

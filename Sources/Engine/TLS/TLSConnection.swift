@@ -235,6 +235,11 @@ final class TLSConnection: @unchecked Sendable {
     /// `ssl_fc_cipher`, `%sslc`.
     var cipherName: UnsafePointer<CChar>? { CLibEV_SSL_get_cipher_name(ssl) }
     var sessionReused: Bool { SSL_session_reused(ssl) == 1 }
+    /// ALPN chose HTTP/2.
+    var selectedH2: Bool {
+        guard let a = alpn else { return false }
+        return a.count == 2 && a[0] == UInt8(ascii: "h") && a[1] == UInt8(ascii: "2")
+    }
     /// `ssl_fc_alpn`.
     var alpn: UnsafeRawBufferPointer? {
         var data: UnsafePointer<UInt8>?
