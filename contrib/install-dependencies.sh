@@ -4,6 +4,8 @@
 #   libev-dev, libssl-dev       the event loop and OpenSSL 3 strata links
 #   libc-ares-dev               c-ares, the DNS client of `resolvers` sections, which strata links
 #   libcrypt-dev                libcrypt, crypt(3) for the password hashes of `userlist` sections
+#   libnghttp2-dev              libnghttp2, HTTP/2 framing, HPACK and flow control for h2 listeners
+#   nghttp2-client, python3-h2  the HTTP/2 tests drive strata with h2load and a frame-level python client
 #   dnsmasq-base                the service discovery tests serve DNS records from a real server
 #                               (the binary alone: the dnsmasq package would also start a system
 #                               DNS service on port 53)

@@ -10,6 +10,8 @@ import Synchronization
 ///   /slow             answers after 3 s
 ///   /ws               with `Upgrade: websocket`: 101, then echoes bytes both ways
 ///   /close            answers with `Connection: close` and closes
+///   /big              answers with 1 MiB of `x` after the description
+///   /trailers         answers chunked, with a trailer section (`grpc-status: 0`)
 /// A request with `Expect: 100-continue` gets `100 Continue` before its body is read.
 final class TestHTTPOrigin: @unchecked Sendable {
     let name: String
@@ -63,7 +65,14 @@ final class TestHTTPOrigin: @unchecked Sendable {
             }
             if path.contains("/slow") { sleep(3) }
             let text = "origin=\(name)\nline=\(requestLine)\nbody=\(body.count)\n" + lines.dropFirst().map { "h=\($0)\n" }.joined()
-            if path.hasPrefix("/chunked") {
+            if path.hasPrefix("/trailers") {
+                let response = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Type: application/grpc\r\nTrailer: grpc-status\r\n\r\n"
+                    + String(text.utf8.count, radix: 16) + "\r\n" + text + "\r\n0\r\ngrpc-status: 0\r\ngrpc-message: fine\r\n\r\n"
+                guard TestSocket.sendAll(c, response) else { return }
+            } else if path.hasPrefix("/big") {
+                let body = text + String(repeating: "x", count: 1 << 20)
+                guard TestSocket.sendAll(c, "HTTP/1.1 200 OK\r\nContent-Length: \(body.utf8.count)\r\n\r\n" + body) else { return }
+            } else if path.hasPrefix("/chunked") {
                 let half = text.utf8.count / 2
                 let a = String(text.utf8.prefix(half))!, b = String(text.utf8.dropFirst(half))!
                 let response = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-Origin: \(name)\r\n\r\n"

@@ -38,6 +38,10 @@ final class H2Connection: EventHandler {
     private var output: [UInt8] = []
     private var outputStart = 0
     private var closed = false
+    /// Closed after a GOAWAY: reading and dropping what the client still sends until it closes
+    /// or `lingerTime` passes.
+    private var lingering = false
+    static let lingerTime = 1.0
     /// GOAWAY was sent: the connection closes when its streams end.
     private(set) var goingAway = false
     private var flushQueued = false
@@ -96,6 +100,7 @@ final class H2Connection: EventHandler {
         if !counted {
             connectionCounters.sessionStarted(on: loop)
             worker.sessionStarted()
+            if let f = listener.frontend { setTCPOptions(fd, keepAlive: f.proxy.tcpKeepAlive.client) }
         }
         listener.attach(self)
         counters.connectionOpened()
@@ -146,6 +151,7 @@ final class H2Connection: EventHandler {
     // MARK: events
 
     override func ioEvent(_ watcher: UnsafeMutablePointer<ev_io>, _ revents: Int32) {
+        if lingering { return drainLingering() }
         guard !closed else { return }
         var revents = revents
         if revents & EV_CUSTOM_MASK != 0 {
@@ -159,7 +165,21 @@ final class H2Connection: EventHandler {
         afterEvent()
     }
 
+    private func drainLingering() {
+        var scratch = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let n = scratch.withUnsafeMutableBytes { raw -> Int in
+                if let tls { return tls.read(raw.baseAddress!, raw.count) }
+                return recv(fd, raw.baseAddress!, raw.count, Int32(MSG_DONTWAIT))
+            }
+            if n > 0 { continue }
+            if n < 0 && (errno == EAGAIN || errno == EINTR) { return }
+            return finish()
+        }
+    }
+
     override func timerEvent(_ watcher: UnsafeMutablePointer<ev_timer>) {
+        if lingering { return finish() }
         armedDeadline = .infinity
         guard !closed, let d = deadline() else { return }
         if d > loop.now + 0.0005 { return armTimer() }
@@ -175,7 +195,10 @@ final class H2Connection: EventHandler {
 
     private func afterEvent() {
         guard !closed else { return }
-        if let session, nghttp2_session_want_read(session) == 0, nghttp2_session_want_write(session) == 0, outputStart == output.count {
+        // (After a GOAWAY libnghttp2 wants no more input even while streams it counts as closed
+        // on the client's side wait for their answers: those are strata's to finish.)
+        if let session, streams.isEmpty, nghttp2_session_want_read(session) == 0, nghttp2_session_want_write(session) == 0,
+           outputStart == output.count {
             return close()
         }
         if goingAway && streams.isEmpty && outputStart == output.count {
@@ -353,9 +376,24 @@ final class H2Connection: EventHandler {
         for (_, stream) in open { stream.connectionClosed() }
         if let session { nghttp2_session_del(session) }
         session = nil
+        if goingAway && outputStart == output.count && !lingering {
+            // After a GOAWAY the client's frames already on their way are read and dropped for a
+            // moment before the close: closing on unread bytes sends a reset, which can destroy
+            // the GOAWAY before the client reads it.
+            lingering = true
+            tls?.sendCloseNotify()
+            shutdown(fd, Int32(SHUT_WR))
+            io.watch(EV_READ_MASK, on: loop)
+            timer.arm(after: H2Connection.lingerTime, on: loop)
+            return
+        }
+        finish()
+    }
+
+    private func finish() {
         io.release(on: loop)
         timer.release(on: loop)
-        tls?.sendCloseNotify()
+        if !lingering { tls?.sendCloseNotify() }
         Glibc.close(fd)
         listener.detach(self)
         counters.connectionClosed()

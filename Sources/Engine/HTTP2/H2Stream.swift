@@ -327,9 +327,9 @@ final class H2Stream {
         let statusName = storage.count
         storage.append(contentsOf: ":status".utf8)
         spans.append((statusName..<storage.count, 0..<statusName))
-        for f in head.fields where !f.knownName.isHopByHop && !head.isHopByHop(f, in: input) {
+        // RFC 9113 §8.2.2: no connection-specific field (and no chunked framing) on HTTP/2.
+        for f in head.fields where !f.knownName.isHopByHop && f.knownName != .transferEncoding && !head.isHopByHop(f, in: input) {
             let name = H2Stream.lowercased(input[f.name])
-            if H2Stream.equals(name, "keep-alive") || H2Stream.equals(name, "proxy-connection") { continue }
             let n = storage.count
             storage.append(contentsOf: name)
             let v = storage.count

@@ -223,6 +223,14 @@ enum StatsCommands {
             InfoField(207, "LastReloadMs", metrics.lastSuccessfulReloadSeconds.map { "\(Int(($0 * 1000).rounded()))" } ?? "",
                       "MDP", "u32"),
         ]
+        // HTTP/2 client connections (every loop's counters added up).
+        for (i, (name, field)) in [("H2Connections", H2Counters.Field.openConnections), ("H2ConnectionsTotal", .totalConnections),
+                                   ("H2Streams", .openStreams), ("H2StreamsTotal", .streamsOpened),
+                                   ("H2RapidResets", .rapidResets), ("H2Floods", .floods),
+                                   ("H2OversizedHeaders", .oversizedHeaders), ("H2ProtocolErrors", .protocolErrors)].enumerated() {
+            let gauge = field == .openConnections || field == .openStreams
+            fields.append(InfoField(210 + i, name, "\(engine.h2Total(field))", gauge ? "MGP" : "MCP", "u32"))
+        }
         if let broker = engine.brokerStatus {
             fields.append(InfoField(208, "Broker", broker(), "MGP", "str"))
         }
