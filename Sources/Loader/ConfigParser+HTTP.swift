@@ -25,6 +25,11 @@ extension ConfigParser {
                     "'option prefer-last-server' ignored for \(drafts[i].proxy.kind == .listen ? "proxy" : "backend") '\(drafts[i].proxy.name)' as it requires HTTP mode."))
             }
             warnings += drafts[i].warnings
+            if drafts[i].proxy.mode != .http {
+                for bind in drafts[i].proxy.binds where bind.forcesH2 {
+                    errors.append(ConfigError(bind.location, "'proto h2' needs mode http (\(drafts[i].proxy.kind.rawValue) '\(drafts[i].proxy.name)' is in mode tcp)"))
+                }
+            }
             if drafts[i].proxy.mode == .http {
                 // HAProxy splices bodies in mode http too; strata does not (yet): a proxy's own line
                 // is refused, one its defaults section gives it is said to do nothing there.

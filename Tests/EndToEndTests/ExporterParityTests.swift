@@ -80,7 +80,7 @@ import Testing
         #expect(ours.keys.allSatisfy { $0.hasPrefix("haproxy_") || $0.hasPrefix("strata_") })
         #expect(ours.keys.filter { $0.hasPrefix("strata_") }.allSatisfy {
             $0.hasPrefix("strata_generation") || $0.hasPrefix("strata_reload") || $0.hasPrefix("strata_resolver")
-                || $0.hasPrefix("strata_canary")
+                || $0.hasPrefix("strata_canary") || $0.hasPrefix("strata_h2_")
         })
         for family in ["haproxy_process_nbthread", "haproxy_process_build_info", "haproxy_frontend_max_session_rate",
                        "haproxy_backend_agg_server_status", "haproxy_backend_uweight", "haproxy_server_downtime_seconds_total",

@@ -117,6 +117,24 @@ struct HTTP2Tests {
         #expect(s.origin.heads.filter { $0.hasPrefix("GET /a ") || $0.hasPrefix("GET /b ") || $0.hasPrefix("GET /c ") }.count == 3)
     }
 
+    @Test func aClearListenerDetectsThePrefaceAndDropsAnH2CUpgrade() throws {
+        let s = try start()
+        // No `proto h2` on this bind: the preface itself says HTTP/2, as HAProxy detects it.
+        let h2 = curl(["--http2-prior-knowledge", "-w", "%{http_version}", "http://127.0.0.1:\(s.plain)/preface"])
+        #expect(h2.stdout.contains("line=GET /preface HTTP/1.1"), "\(h2.stdout) \(h2.stderr)")
+        #expect(h2.stdout.hasSuffix("2"), "\(h2.stdout)")
+        // `Upgrade: h2c` never reaches the server (h2c smuggling): the answer stays HTTP/1.1.
+        let upgrade = curl(["--http2", "-w", "%{http_version}", "http://127.0.0.1:\(s.plain)/upgrade"])
+        #expect(upgrade.stdout.contains("line=GET /upgrade HTTP/1.1"), "\(upgrade.stdout) \(upgrade.stderr)")
+        #expect(!upgrade.stdout.lowercased().contains("h=upgrade:"), "\(upgrade.stdout)")
+        #expect(!upgrade.stdout.lowercased().contains("http2-settings"), "\(upgrade.stdout)")
+        #expect(upgrade.stdout.hasSuffix("1.1"), "\(upgrade.stdout)")
+        // A websocket upgrade still passes.
+        let ws = runTool("curl", ["-sS", "--max-time", "3", "-o", "/dev/null", "-w", "%{http_code}", "-H", "Connection: Upgrade",
+                                  "-H", "Upgrade: websocket", "http://127.0.0.1:\(s.plain)/ws"])
+        #expect(ws.stdout == "101", "\(ws.stdout) \(ws.stderr)")
+    }
+
     @Test(.enabled(if: TestTools.available(HTTP2Tests.hasH2), "python3 h2 is not installed (pip install h2)"))
     func cookieCrumbsJoinTrailersPassAndSettingsAreAnnounced() throws {
         let s = try start(global: "    tune.h2.max-concurrent-streams 7\n    tune.h2.initial-window-size 131072")
@@ -170,12 +188,13 @@ struct HTTP2Tests {
     func pingFloodEndsTheConnection() throws {
         let s = try start()
         let out = try h2Client(s.h2c, """
+            # In one write: the budget refills with time, so a slow sender would stay within it.
             for i in range(3000):
                 conn.ping(b'%08d' % i)
-                try:
-                    sock.sendall(conn.data_to_send())
-                except OSError:
-                    break
+            try:
+                sock.sendall(conn.data_to_send())
+            except OSError:
+                pass
             print("goaway", int(wait_goaway()))
             """)
         #expect(out.contains("goaway 11"), "\(out)")

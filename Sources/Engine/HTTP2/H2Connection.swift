@@ -61,7 +61,9 @@ final class H2Connection: EventHandler {
     static let writeBatch = 16384
     /// Control frames (SETTINGS, PING, WINDOW_UPDATE on the connection, empty DATA) a client may send
     /// per second beyond a first burst of the same size.
-    static let controlFramesPerSecond = 1000.0
+    /// (Below libnghttp2's own bound on queued acknowledgements, 1000, which would end the
+    /// connection without a GOAWAY.)
+    static let controlFramesPerSecond = 500.0
 
     /// `counted`: the connection was already counted as a frontend session (it was an
     /// HTTPSession until ALPN chose h2).
@@ -249,7 +251,7 @@ final class H2Connection: EventHandler {
         guard let session, let base = bytes.baseAddress else { return !closed }
         let r = nghttp2_session_mem_recv(session, base.assumingMemoryBound(to: UInt8.self), bytes.count)
         if r < 0 {
-            counters.add(.protocolErrors)
+            counters.add(r == Int(NGHTTP2_ERR_FLOODED.rawValue) ? .floods : .protocolErrors)
             // libnghttp2 queued its GOAWAY for most errors: send it before closing.
             flush()
             close()

@@ -29,6 +29,12 @@ extension HTTPSession {
         }
         switch phase {
         case .idle, .head:
+            if requests == 0 && stream == nil && clientTLS == nil, let preface = h2Preface() {
+                // HTTP/2 with prior knowledge on a clear HTTP listener, detected as HAProxy does.
+                guard preface else { return }  // part of it: wait for the rest
+                let bytes = Array(UnsafeRawBufferPointer(start: clientIn.base! + clientIn.start, count: clientIn.count))
+                return becomeH2(nil, preface: bytes)
+            }
             parseRequestHead()
         case .exchange, .waitingServer:
             if !transaction.requestComplete { parseRequestBody() }
@@ -156,7 +162,10 @@ extension HTTPSession {
         transaction.version = requestParser.head.version
         transaction.keepAlive = requestParser.head.keepAlive
         transaction.hasBody = requestParser.head.framing != .noBody
+        // `Upgrade: h2c` (or h2) is dropped, as HAProxy does: a server switching the connection to
+        // HTTP/2 behind strata's back would smuggle requests past its rules.
         transaction.upgradeRequested = requestParser.head.isUpgradeRequest
+            && !HTTPSession.offersH2(UnsafeRawBufferPointer(rebasing: input[requestParser.head.upgrade!]))
         transaction.expectsContinue = requestParser.head.expectsContinue
         // Only a log line prints it: no String per request when the frontend logs nothing.
         transaction.requestLine = frontend.log.isEmpty
@@ -403,3 +412,28 @@ extension HTTPHeadWriter {
     }
 }
 
+extension HTTPSession {
+    /// Whether an Upgrade field's value lists `h2c` or `h2` among its protocols.
+    static func offersH2(_ value: UnsafeRawBufferPointer) -> Bool {
+        for token in value.split(separator: UInt8(ascii: ",")) {
+            // A protocol name, trimmed of spaces; a version after `/` would be part of the name.
+            let name = token.drop { $0 == 0x20 || $0 == 0x09 }.reversed().drop { $0 == 0x20 || $0 == 0x09 }.reversed()
+            let lower = name.map { $0 | 0x20 }
+            if lower == Array("h2c".utf8) || lower == Array("h2".utf8) { return true }
+        }
+        return false
+    }
+}
+
+extension HTTPSession {
+    static let h2Preface = Array("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".utf8)
+
+    /// The first bytes of a connection against HTTP/2's connection preface: true when they start
+    /// with it, false when they are a part of it, nil when they are something else.
+    func h2Preface() -> Bool? {
+        guard let base = clientIn.base else { return nil }
+        let n = min(clientIn.count, HTTPSession.h2Preface.count)
+        guard n > 0, memcmp(base + clientIn.start, HTTPSession.h2Preface, n) == 0 else { return nil }
+        return n == HTTPSession.h2Preface.count
+    }
+}

@@ -330,9 +330,10 @@ final class HTTPSession: ListedSession {
         selfRetain = nil
     }
 
-    /// ALPN chose h2 (or the bind says `proto h2`): the connection, counted and handshaken,
-    /// passes to an H2Connection; this session ends without closing it.
-    private func becomeH2(_ tls: TLSConnection) {
+    /// ALPN chose h2 (or the bind says `proto h2`, or a clear connection's first bytes are the
+    /// HTTP/2 preface): the connection, counted and handshaken, passes to an H2Connection with
+    /// what was read of it; this session ends without closing it.
+    func becomeH2(_ tls: TLSConnection?, preface: [UInt8] = []) {
         guard let frontend = listener.frontend, frontend.proxy.mode == .http else { return close() }
         phase = .closed
         clientIO.release(on: loop)
@@ -342,7 +343,7 @@ final class HTTPSession: ListedSession {
         listener.detach(self)
         let connection = H2Connection(worker: worker, listener: listener, frontend: frontend, fd: clientFD,
                                       clientAddress: clientAddress, localAddress: localAddress, tls: tls)
-        connection.start(counted: true, countedOn: connectionCounters)
+        connection.start(counted: true, countedOn: connectionCounters, preface: preface)
         selfRetain?.release()
         selfRetain = nil
     }

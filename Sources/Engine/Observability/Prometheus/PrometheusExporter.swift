@@ -81,10 +81,9 @@ extension Engine {
         let views = statsProxies()
         let serverCount = views.reduce(0) { $0 + ($1.backend?.servers.count ?? 0) }
         var w = PrometheusWriter(capacity: 16384 + serverCount * (scope.contains(.server) ? 4096 : 0) + views.count * 4096)
-        if scope.contains(.process) {
-            writeProcess(&w)
-            writeHTTP2(&w)
-        }
+        if scope.contains(.process) { writeProcess(&w) }
+        // strata's own process-wide series go with its generations (`scope=strata`).
+        if scope.contains(.generation) { writeHTTP2(&w) }
         if scope.contains(.generation) { writeGenerations(&w) }
         if scope.contains(.frontend) { writeFrontends(&w, views) }
         if scope.contains(.backend) { writeBackends(&w, views) }

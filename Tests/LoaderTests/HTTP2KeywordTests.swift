@@ -1,0 +1,45 @@
+import ConfigModel
+import Testing
+@testable import Loader
+
+/// `tune.h2.*`, `bind … proto` and `alpn h2` as HAProxy reads them.
+@Suite struct HTTP2KeywordTests {
+    @Test func tuneH2SettingsAndTheirBounds() throws {
+        let global = try load("""
+            global
+                tune.h2.header-table-size 8192
+                tune.h2.initial-window-size 1048576
+                tune.h2.fe.max-concurrent-streams 50
+                tune.h2.max-frame-size 32768
+            """).config.global
+        #expect(global.h2.headerTableSize == 8192)
+        #expect(global.h2.initialWindowSize == 1_048_576)
+        #expect(global.h2.maxConcurrentStreams == 50)
+        #expect(global.h2.maxFrameSize == 32768)
+        #expect(try load("global\n").config.global.h2 == HTTP2Settings())
+        #expect(errors("global\n    tune.h2.max-frame-size 1000\n").first?.hasPrefix("test.cfg:2:") == true)
+        #expect(errors("global\n    tune.h2.header-table-size 70000\n").first?.hasPrefix("test.cfg:2:") == true)
+        #expect(errors("global\n    tune.h2.max-concurrent-streams 0\n").first?.hasPrefix("test.cfg:2:") == true)
+    }
+
+    @Test func bindProtoAndALPN() throws {
+        let config = try load("""
+            frontend fe
+                mode http
+                bind 127.0.0.1:8080 proto h2
+                bind 127.0.0.1:8081 proto h1
+                bind 127.0.0.1:8443 ssl crt \(packageRoot)/fixtures/certs/site.pem alpn h2,http/1.1
+                default_backend be
+            backend be
+                mode http
+                server s 127.0.0.1:9000
+            """).config
+        let binds = config.proxies[0].binds
+        #expect(binds.map(\.forcesH2) == [true, false, false])
+        #expect(binds[2].tls?.alpn == ["h2", "http/1.1"])
+        #expect(errors("frontend fe\n    mode http\n    bind 127.0.0.1:8080 proto h3\n")
+            .contains("test.cfg:3: 'proto h3' on bind is not supported (strata's listeners speak h1 or h2)"))
+        #expect(errors("frontend fe\n    mode tcp\n    bind 127.0.0.1:8080 proto h2\n    default_backend be\nbackend be\n    mode tcp\n    server s 127.0.0.1:1\n")
+            == ["test.cfg:3: 'proto h2' needs mode http (frontend 'fe' is in mode tcp)"])
+    }
+}
