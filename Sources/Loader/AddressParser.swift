@@ -74,7 +74,8 @@ struct AddressParser {
                     return .failure("missing ']' in '\(text)'")
                 }
                 let host = string((start + 1)..<close)
-                let v6 = family == .unspecified ? Family.v6 : family
+                // Brackets say IPv6 unless what they hold is plainly not (HAProxy takes `[10.0.0.1]:80`).
+                let v6 = family != .unspecified ? family : host.isEmpty || host.contains(":") ? Family.v6 : .unspecified
                 if close + 1 == end { return .success(Parts(host: host, port: nil, family: v6)) }
                 guard bytes[close + 1] == UInt8(ascii: ":") else {
                     return .failure("unexpected '\(string((close + 1)..<end))' after ']' in '\(text)'")

@@ -32,6 +32,8 @@ struct HTTP2Tests {
             bind 127.0.0.1:\(plain)
             log-format "%ft %ST %{+Q}r %HV"
             http-request set-header X-Via-Proto %[ssl_fc]
+            http-request set-header X-Version %[req.ver]
+            http-request set-header X-Is-H2 yes if HTTP_2.0
             http-request deny deny_status 403 if { path_beg /denied }
             default_backend be
         backend be
@@ -71,6 +73,9 @@ struct HTTP2Tests {
         #expect(r.stdout.contains("line=GET /over-tls?q=1 HTTP/1.1"), "\(r.stdout)")
         #expect(r.stdout.contains("h=host: default.test:\(s.tls)"), "\(r.stdout)")
         #expect(r.stdout.contains("h=X-Via-Proto: 1"), "\(r.stdout)")
+        // req.ver and the HTTP_2.0 ACL say what the client spoke.
+        #expect(r.stdout.contains("h=X-Version: 2.0"), "\(r.stdout)")
+        #expect(r.stdout.contains("h=X-Is-H2: yes"), "\(r.stdout)")
         // Connection-specific fields never reach an h2 client (curl would refuse them).
         #expect(!r.stderr.lowercased().contains("< connection:"))
         #expect(s.strata.waitForOutput("fe~ 200 \"GET /over-tls?q=1 HTTP/2.0\" HTTP/2.0"), "\(s.strata.output.joined(separator: "\n"))")
@@ -78,6 +83,7 @@ struct HTTP2Tests {
         // The same listener still serves HTTP/1.1 clients.
         let h1 = curl(["--http1.1", "-v", "--resolve", "default.test:\(s.tls):127.0.0.1", "https://default.test:\(s.tls)/h1"])
         #expect(h1.stderr.contains("< HTTP/1.1 200"), "\(h1.stderr)")
+        #expect(h1.stdout.contains("h=X-Version: 1.1") && !h1.stdout.contains("X-Is-H2"), "\(h1.stdout)")
         #expect(s.strata.waitForOutput("fe~ 200 \"GET /h1 HTTP/1.1\" HTTP/1.1"))
 
         // A local answer (deny) goes out as HTTP/2 too.

@@ -261,6 +261,7 @@ import Testing
         ("*:80", SocketEndpoint(address: .anyV4, port: 80)),
         (":::80", SocketEndpoint(address: .anyV6, port: 80)),
         ("[::1]:80", SocketEndpoint(address: IPAddress("::1")!, port: 80)),
+        ("[127.0.0.1]:80", SocketEndpoint(address: .v4(0x7f00_0001), port: 80)),
         ("::1:80", SocketEndpoint(address: IPAddress("::1")!, port: 80)),
         ("ipv6@:80", SocketEndpoint(address: .anyV6, port: 80)),
         ("ipv4@127.0.0.1:80", SocketEndpoint(address: .v4(0x7f00_0001), port: 80)),

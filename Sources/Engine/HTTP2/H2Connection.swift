@@ -34,6 +34,9 @@ final class H2Connection: EventHandler {
     private var timer: TimerWatcher
     private(set) var session: OpaquePointer?
     var streams: [Int32: H2Stream] = [:]
+    /// The rules' storage of streams that ended, for the next ones (`HTTPRuleScratch`).
+    var scratches: [HTTPRuleScratch] = []
+    private var streamsStarted = 0
     /// What libnghttp2 produced that the socket has not taken yet.
     private var output: [UInt8] = []
     private var outputStart = 0
@@ -441,7 +444,8 @@ final class H2Connection: EventHandler {
 
     fileprivate func beginHeaders(_ id: Int32) -> Int32 {
         guard !goingAway else { return Int32(NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue) }
-        streams[id] = H2Stream(id: id, connection: self)
+        streamsStarted += 1
+        streams[id] = H2Stream(id: id, connection: self, ordinal: streamsStarted)
         counters.add(.streamsOpened)
         counters.add(.openStreams)
         return 0

@@ -14,6 +14,10 @@ import HTTP1
 /// socket, and the stream wakes it with events fed to its (never started) watcher.
 final class H2Stream {
     let id: Int32
+    /// 1 for the connection's first stream, 2 for the next…: `http-reuse safe` lets the streams
+    /// after the first ride idle server connections, as the requests after a keep-alive
+    /// connection's first do.
+    let ordinal: Int
     /// Nil once the connection closed: the session then sees a reset.
     private(set) var connection: H2Connection?
     private(set) var session: HTTPSession?
@@ -22,7 +26,6 @@ final class H2Stream {
     private var method: [UInt8] = []
     private var path: [UInt8] = []
     private var authority: [UInt8] = []
-    private var scheme: [UInt8] = []
     private var fields: [UInt8] = []
     private var cookies: [UInt8] = []
     private var hasContentLength = false
@@ -58,8 +61,9 @@ final class H2Stream {
     /// Response body bytes held for a stream before its session is told to wait.
     static let bodyLimit = 65536
 
-    init(id: Int32, connection: H2Connection) {
+    init(id: Int32, connection: H2Connection, ordinal: Int) {
         self.id = id
+        self.ordinal = ordinal
         self.connection = connection
         parser = HTTPResponseParser(limits: HTTPParserLimits(maxHeadSize: max(connection.headerListLimit, 16384),
                                                              maxFieldCount: connection.maxHeaders, maxChunkLineSize: 4096))
@@ -78,12 +82,12 @@ final class H2Stream {
             return Int32(NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue)
         }
         if name.first == UInt8(ascii: ":") {
-            switch String(decoding: name, as: UTF8.self) {
-            case ":method": method = Array(value)
-            case ":path": path = Array(value)
-            case ":authority": authority = Array(value)
-            case ":scheme": scheme = Array(value)
-            default: break
+            if H2Stream.equals(name, ":method") {
+                method = Array(value)
+            } else if H2Stream.equals(name, ":path") {
+                path = Array(value)
+            } else if H2Stream.equals(name, ":authority") {
+                authority = Array(value)
             }
             return 0
         }
@@ -156,6 +160,8 @@ final class H2Stream {
                             clientAddress: connection.clientAddress, localAddress: connection.localAddress, tls: connection.tls,
                             stream: self)
         self.session = s
+        // The rules' per-request storage (a few buffers) is the connection's, lent to its streams.
+        s.scratch = connection.scratches.popLast()
         s.start()
     }
 
@@ -288,6 +294,9 @@ final class H2Stream {
     /// The session closed: a response left incomplete ends the stream with a reset.
     func sessionClosed() {
         finishResponse()
+        if let scratch = session?.scratch, let connection, connection.scratches.count < connection.settings.maxConcurrentStreams {
+            connection.scratches.append(scratch)
+        }
         session = nil
         if let connection {
             if !bodyDone { resetStream(NGHTTP2_INTERNAL_ERROR) }

@@ -13,6 +13,8 @@ struct HTTPConnectionInfo: Hashable, Sendable {
     /// The client socket, read (getsockname) for `localEndpoint` when `local` is nil: only the
     /// few rules that print or test the local address pay for the system call.
     var localFD: Int32 = -1
+    /// The request came on an HTTP/2 stream (`req.ver` is 2.0, whatever head the stream made).
+    var isHTTP2 = false
 
     init(client: SocketEndpoint?, local: SocketEndpoint?, isTLS: Bool = false) {
         self.client = client

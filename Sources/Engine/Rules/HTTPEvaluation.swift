@@ -126,6 +126,7 @@ struct HTTPEvaluation {
             return body(.bytes(base))
         case .requestVersion:
             guard let request else { return true }
+            if connection.pointee.isHTTP2 { return body(.bytes(HTTPRuleBytes.literal("2.0"))) }
             return body(.bytes(HTTPRuleBytes.literal(request.version == .http11 ? "1.1" : "1.0")))
         case .sslFrontend:
             return body(.boolean(connection.pointee.isTLS))

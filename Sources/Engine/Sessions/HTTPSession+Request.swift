@@ -323,7 +323,9 @@ extension HTTPSession {
 
     /// The local address is read (getsockname) only by the rules that use it.
     var connectionInfo: HTTPConnectionInfo {
-        HTTPConnectionInfo(client: clientAddress, local: localAddress, tls: clientTLS, localFD: clientFD)
+        var info = HTTPConnectionInfo(client: clientAddress, local: localAddress, tls: clientTLS, localFD: clientFD)
+        info.isHTTP2 = stream != nil
+        return info
     }
 
     /// The request head as the server receives it: the rules' rewrites applied, hop-by-hop fields

@@ -33,9 +33,11 @@ extension HTTPSession {
         guard let backend else { return }
         let reuse = backend.proxy.http.reuse
         // safe: a client's first request never rides an idle connection another client used
-        // (a failure there could not be told apart from the server refusing this client).
+        // (a failure there could not be told apart from the server refusing this client). An
+        // HTTP/2 stream's session carries one request: the connection's first stream is its first.
+        let laterRequest = stream.map { $0.ordinal > 1 } ?? (requests > 1)
         transaction.connector.mayReuse = backend.proxy.http.connectionMode == .keepAlive
-            && (reuse == .always || reuse == .aggressive || (reuse == .safe && requests > 1))
+            && (reuse == .always || reuse == .aggressive || (reuse == .safe && laterRequest))
         if backend.proxy.http.preferLastServer, transaction.connector.persistentServer == nil, let last = lastServerState,
            let s = backend.servers.first(where: { $0.state === last }), s.isUsable {
             // Tried before balancing, as a persistence cookie's server is (HAProxy's prefer-last-server).
