@@ -28,6 +28,7 @@ void CLibEV_io_set(ev_io *w, int fd, int events) { ev_io_set(w, fd, events); }
 void CLibEV_timer_init(ev_timer *w, CLibEV_timer_cb cb, double after, double repeat) { ev_timer_init(w, cb, after, repeat); }
 void CLibEV_timer_set(ev_timer *w, double after, double repeat) { ev_timer_set(w, after, repeat); }
 void CLibEV_async_init(ev_async *w, CLibEV_async_cb cb) { ev_async_init(w, cb); }
+void CLibEV_prepare_init(ev_prepare *w, CLibEV_prepare_cb cb) { ev_prepare_init(w, cb); }
 void CLibEV_signal_init(ev_signal *w, CLibEV_signal_cb cb, int signum) { ev_signal_init(w, cb, signum); }
 void CLibEV_child_init(ev_child *w, CLibEV_child_cb cb, int pid) { ev_child_init(w, cb, pid, 0); }
 int CLibEV_is_active(const void *w) { return ev_is_active((const ev_watcher *)w); }

@@ -25,6 +25,7 @@ typedef void (*CLibEV_timer_cb)(struct ev_loop *loop, ev_timer *w, int revents);
 typedef void (*CLibEV_async_cb)(struct ev_loop *loop, ev_async *w, int revents);
 typedef void (*CLibEV_signal_cb)(struct ev_loop *loop, ev_signal *w, int revents);
 typedef void (*CLibEV_child_cb)(struct ev_loop *loop, ev_child *w, int revents);
+typedef void (*CLibEV_prepare_cb)(struct ev_loop *loop, ev_prepare *w, int revents);
 
 struct ev_loop *CLibEV_default_loop(unsigned int flags);
 struct ev_loop *CLibEV_loop_new(unsigned int flags);
@@ -34,6 +35,7 @@ void CLibEV_io_set(ev_io *w, int fd, int events);
 void CLibEV_timer_init(ev_timer *w, CLibEV_timer_cb cb, double after, double repeat);
 void CLibEV_timer_set(ev_timer *w, double after, double repeat);
 void CLibEV_async_init(ev_async *w, CLibEV_async_cb cb);
+void CLibEV_prepare_init(ev_prepare *w, CLibEV_prepare_cb cb);
 void CLibEV_signal_init(ev_signal *w, CLibEV_signal_cb cb, int signum);
 /// A child watcher (the default loop only: libev reaps every child there).
 void CLibEV_child_init(ev_child *w, CLibEV_child_cb cb, int pid);

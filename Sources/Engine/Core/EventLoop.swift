@@ -11,6 +11,8 @@ open class EventHandler {
     func timerEvent(_ watcher: UnsafeMutablePointer<ev_timer>) {}
     func asyncEvent() {}
     func signalEvent(_ signal: Int32) {}
+    /// The loop is about to wait for events (`EventLoop.beforePoll`).
+    func beforePoll() {}
     /// Events of a server connection this handler owns (`ServerConnection.owner`).
     func serverEvent(_ revents: Int32) {}
 }
@@ -19,6 +21,10 @@ open class EventHandler {
 private let ioCallback: CLibEV_io_cb = { _, watcher, revents in
     guard let watcher, let data = watcher.pointee.data else { return }
     Unmanaged<EventHandler>.fromOpaque(data).takeUnretainedValue().ioEvent(watcher, revents)
+}
+private let prepareCallback: CLibEV_prepare_cb = { _, watcher, _ in
+    guard let watcher, let data = watcher.pointee.data else { return }
+    Unmanaged<EventLoop>.fromOpaque(data).takeUnretainedValue().preparing()
 }
 private let timerCallback: CLibEV_timer_cb = { _, watcher, _ in
     guard let watcher, let data = watcher.pointee.data else { return }
@@ -50,8 +56,6 @@ final class ChildExit {
 
 let EV_READ_MASK: Int32 = 0x01
 let EV_WRITE_MASK: Int32 = 0x02
-/// libev's EV_CUSTOM: an event strata feeds a watcher itself (an HTTP/2 connection's flush).
-let EV_CUSTOM_MASK: Int32 = 0x0100_0000
 
 /// An `ev_io` at a stable heap address, with the event mask it is started with.
 struct IOWatcher: ~Copyable {
@@ -138,6 +142,11 @@ struct TimerWatcher: ~Copyable {
 public final class EventLoop: EventHandler, @unchecked Sendable {
     let raw: OpaquePointer
     private let wakeup: UnsafeMutablePointer<ev_async>
+    /// Handlers whose `beforePoll` runs once every pending event of this turn was handled, just
+    /// before the loop waits again: an HTTP/2 connection writes what all its streams produced in
+    /// one send there. The prepare watcher runs only while some handler waits for it.
+    private let prepare: UnsafeMutablePointer<ev_prepare>
+    @exclusivity(unchecked) private var beforePollQueue: [EventHandler] = []
     private let inbox = Locked<[@Sendable () -> Void]>([])
     let buffers: BufferPool
     let pipes = PipePool()
@@ -154,10 +163,13 @@ public final class EventLoop: EventHandler, @unchecked Sendable {
         raw = isDefault ? CLibEV_default_loop(0) : CLibEV_loop_new(0)
         wakeup = .allocate(capacity: 1)
         buffers = BufferPool(size: bufferSize)
+        prepare = .allocate(capacity: 1)
         super.init()
         CLibEV_async_init(wakeup, asyncCallback)
         wakeup.pointee.data = Unmanaged.passUnretained(self).toOpaque()
         ev_async_start(raw, wakeup)
+        CLibEV_prepare_init(prepare, prepareCallback)
+        prepare.pointee.data = Unmanaged.passUnretained(self).toOpaque()
         // The wakeup watcher alone must not keep ev_run from returning once everything else stops.
         ev_unref(raw)
     }
@@ -174,6 +186,21 @@ public final class EventLoop: EventHandler, @unchecked Sendable {
     public func post(_ work: @escaping @Sendable () -> Void) {
         inbox.withLock { $0.append(work) }
         ev_async_send(raw, wakeup)
+    }
+
+    /// Runs `handler.beforePoll()` once before the loop next waits (the handler is retained
+    /// until then). Call it once per turn: the caller keeps its own "queued" flag.
+    func runBeforePoll(_ handler: EventHandler) {
+        if beforePollQueue.isEmpty { ev_prepare_start(raw, prepare) }
+        beforePollQueue.append(handler)
+    }
+
+    fileprivate func preparing() {
+        // What a handler queues from here runs before the next wait, not in this one.
+        let queued = beforePollQueue
+        beforePollQueue.removeAll(keepingCapacity: true)
+        ev_prepare_stop(raw, prepare)
+        for handler in queued { handler.beforePoll() }
     }
 
     override func asyncEvent() {

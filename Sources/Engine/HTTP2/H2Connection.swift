@@ -159,11 +159,6 @@ final class H2Connection: EventHandler {
         if lingering { return drainLingering() }
         guard !closed else { return }
         var revents = revents
-        if revents & EV_CUSTOM_MASK != 0 {
-            flushQueued = false
-            revents &= ~EV_CUSTOM_MASK
-            flush()
-        }
         if let tls { revents = tls.events(revents) }
         if !closed, revents & EV_READ_MASK != 0 { readSocket() }
         if !closed, revents & EV_WRITE_MASK != 0 { flush() }
@@ -213,12 +208,19 @@ final class H2Connection: EventHandler {
         armTimer()
     }
 
-    /// A stream produced output (a response head, body, a reset): written in this loop turn,
-    /// once for every stream that did.
+    /// A stream produced output (a response head, body, a reset): written once this loop turn's
+    /// events are handled, in one send for every stream that did.
     func scheduleFlush() {
         guard !closed, !flushQueued else { return }
         flushQueued = true
-        ev_feed_event(loop.raw, io.raw, EV_CUSTOM_MASK)
+        loop.runBeforePoll(self)
+    }
+
+    override func beforePoll() {
+        flushQueued = false
+        guard !closed else { return }
+        flush()
+        afterEvent()
     }
 
     // MARK: input
