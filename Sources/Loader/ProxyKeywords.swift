@@ -78,6 +78,8 @@ extension KeywordReader {
         ("stats realm", all),
         ("stats refresh", all),
         ("stats uri", all),
+        ("stick", [.listen, .backend]),
+        ("stick-table", [.frontend, .listen, .backend]),
         ("tcp-check", backSide),
         ("tcp-request", all),
         ("tcp-response", backSide),
@@ -299,6 +301,13 @@ extension KeywordReader {
         case "id":
             draft.explicitID = try line.integer(0, range: 1...Int(Int32.max))
             try line.noArguments(after: 1)
+
+        case "stick-table":
+            try stickTable(line, draft: &draft)
+
+        case "stick":
+            let kind = line.optionalArgument(0) ?? ""
+            throw line.error("'stick \(kind)' is not supported yet (strata has stick tables for tracking and rate limits: track-sc0/1/2; persistence by 'stick on|match|store-request|store-response' is not done yet)")
 
         default:
             // The rarer keywords, in their own files.

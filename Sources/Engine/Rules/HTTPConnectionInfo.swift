@@ -13,6 +13,8 @@ struct HTTPConnectionInfo: Hashable, Sendable {
     /// The client socket, read (getsockname) for `localEndpoint` when `local` is nil: only the
     /// few rules that print or test the local address pay for the system call.
     var localFD: Int32 = -1
+    /// The connection's stick counters (nil: no stick table in its generation).
+    var tracker: StickTracker?
 
     init(client: SocketEndpoint?, local: SocketEndpoint?, isTLS: Bool = false) {
         self.client = client
@@ -20,10 +22,12 @@ struct HTTPConnectionInfo: Hashable, Sendable {
         self.isTLS = isTLS
     }
 
-    init(client: SocketEndpoint?, local: SocketEndpoint?, tls: TLSConnection?, localFD: Int32 = -1) {
+    init(client: SocketEndpoint?, local: SocketEndpoint?, tls: TLSConnection?, localFD: Int32 = -1,
+         tracker: StickTracker? = nil) {
         self.init(client: client, local: local, isTLS: tls != nil)
         self.tls = tls
         self.localFD = localFD
+        self.tracker = tracker
     }
 
     /// `local`, else the client socket's local address (`dst`, `%fi`, `option originalto`).

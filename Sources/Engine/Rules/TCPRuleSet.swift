@@ -12,6 +12,8 @@ final class TCPRuleSet: @unchecked Sendable {
     struct Rule {
         let action: TCPRuleAction
         let condition: HTTPCompiledCondition?
+        /// `.stickCounter` actions, compiled.
+        let stick: HTTPCompiledStickAction?
     }
 
     /// What evaluates conditions (its own rules are the proxy's HTTP ones: empty in mode tcp).
@@ -22,17 +24,24 @@ final class TCPRuleSet: @unchecked Sendable {
     let backendRules: [(backend: String, condition: HTTPCompiledCondition?)]
     /// `tcp-request inspect-delay` in seconds (nil: no wait).
     let inspectDelay: Double?
+    /// Whether a rule tracks or changes stick counters (a connection then gets a tracker).
+    var usesStickCounters: Bool { connection.contains { $0.stick != nil } || content.contains { $0.stick != nil } }
     /// Whether a connection's first bytes are read before a backend is chosen.
     var inspectsContent: Bool { !content.isEmpty || !backendRules.isEmpty }
 
-    init(_ proxy: Proxy, evaluator: HTTPRuleSet) throws(ConfigError) {
+    init(_ proxy: Proxy, evaluator: HTTPRuleSet, stickTables: [String: StickTable] = [:]) throws(ConfigError) {
         self.evaluator = evaluator
         let constants = HTTPRuleConstants()
+        constants.proxyName = proxy.name
+        constants.stickTables = stickTables
         func compile(_ rules: [TCPRule]) throws(ConfigError) -> [Rule] {
             var out: [Rule] = []
             for r in rules {
+                var stick: HTTPCompiledStickAction?
+                if case .stickCounter(let a) = r.action { stick = HTTPCompiledStickAction(a, constants: constants) }
                 out.append(Rule(action: r.action,
-                                condition: try r.condition.map { c throws(ConfigError) in try HTTPCompiledCondition(c, constants: constants) }))
+                                condition: try r.condition.map { c throws(ConfigError) in try HTTPCompiledCondition(c, constants: constants) },
+                                stick: stick))
             }
             return out
         }
@@ -71,6 +80,7 @@ final class TCPRuleSet: @unchecked Sendable {
                     decision.reject = true
                     return
                 case .expectProxy: decision.expectProxy = true
+                case .stickCounter: if let stick = rule.stick { ev.perform(stick, level: .connection) }
                 }
             }
         }
@@ -87,7 +97,7 @@ final class TCPRuleSet: @unchecked Sendable {
     /// Evaluates `tcp-request content` rules over `payload`. `mayGrow`: the inspect delay has not
     /// passed, the buffer is not full and the client has not closed.
     func evaluateContent(_ info: HTTPConnectionInfo, payload: UnsafeRawBufferPointer, mayGrow: Bool,
-                         scratch: HTTPRuleScratch) -> ContentDecision {
+                         scratch: HTTPRuleScratch, httpMode: Bool = false) -> ContentDecision {
         withUnsafePointer(to: info) { connection in
             var ev = HTTPEvaluation(request: nil, response: nil, connection: connection, scratch: scratch,
                                     frontend: evaluator, backend: nil)
@@ -101,6 +111,8 @@ final class TCPRuleSet: @unchecked Sendable {
                 guard matched else { continue }
                 switch rule.action {
                 case .reject: return .reject
+                case .stickCounter:
+                    if let stick = rule.stick { ev.perform(stick, level: httpMode ? .request : .tcpContent) }
                 default: return .accept
                 }
             }

@@ -175,12 +175,16 @@ extension HTTPSession {
         }
         let scratch = self.scratch ?? HTTPRuleScratch(capacity: loop.buffers.size)
         self.scratch = scratch
+        // Stick counters: a connection's first request under a generation with tables gets its
+        // tracker; counters tracked for the connection count each request.
+        if tracker == nil, frontend.generation.tracksStickCounters { tracker = StickTracker() }
+        if let tracker, !tracker.isEmpty { tracker.countHTTPRequest() }
         let info = connectionInfo
         // `tcp-request content` in mode http: evaluated for each request, on the connection (its
         // addresses, its TLS) before the HTTP rules; `reject` closes without an answer (HAProxy's).
         if let tcp = frontend.tcpRules, !tcp.content.isEmpty,
            tcp.evaluateContent(info, payload: UnsafeRawBufferPointer(start: nil, count: 0), mayGrow: false,
-                               scratch: scratch) == .reject
+                               scratch: scratch, httpMode: true) == .reject
         {
             frontend.counters[loop].deniedRequests += 1
             transaction.termination = TerminationState(cause: UInt8(ascii: "P"), phase: UInt8(ascii: "R"))
@@ -310,7 +314,7 @@ extension HTTPSession {
 
     /// The local address is read (getsockname) only by the rules that use it.
     var connectionInfo: HTTPConnectionInfo {
-        HTTPConnectionInfo(client: clientAddress, local: localAddress, tls: clientTLS, localFD: clientFD)
+        HTTPConnectionInfo(client: clientAddress, local: localAddress, tls: clientTLS, localFD: clientFD, tracker: tracker)
     }
 
     /// The request head as the server receives it: the rules' rewrites applied, hop-by-hop fields

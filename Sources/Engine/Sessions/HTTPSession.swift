@@ -100,13 +100,16 @@ final class HTTPSession: ListedSession {
     /// When the timer fires (infinity: stopped); a deadline that comes earlier re-arms it.
     @exclusivity(unchecked) var armedDeadline = Double.infinity
     @exclusivity(unchecked) var selfRetain: Unmanaged<HTTPSession>?
+    /// The connection's stick counters (nil until a generation with stick tables serves it).
+    @exclusivity(unchecked) var tracker: StickTracker?
     unowned(unsafe) var listenerPrev: HTTPSession?
     unowned(unsafe) var listenerNext: HTTPSession?
 
     /// `localAddress`: the destination a PROXY protocol header carried (nil: the socket's own).
     init(worker: Worker, listener: Listener, frontend: Frontend, clientFD: Int32, clientAddress: SocketEndpoint?,
-         localAddress: SocketEndpoint? = nil, tls: TLSConnection? = nil) {
+         localAddress: SocketEndpoint? = nil, tls: TLSConnection? = nil, tracker: StickTracker? = nil) {
         self.localAddress = localAddress
+        self.tracker = tracker
         self.worker = worker
         self.loop = worker.loop
         self.listener = listener
@@ -306,6 +309,8 @@ final class HTTPSession: ListedSession {
         serverIn.release(loop.buffers)
         serverOut.release(loop.buffers)
         listener.detach(self)
+        tracker?.end()
+        tracker = nil
         connectionCounters.sessionEnded(on: loop)
         worker.connectionEnded()
         selfRetain?.release()

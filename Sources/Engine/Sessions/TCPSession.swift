@@ -70,12 +70,15 @@ final class TCPSession: ListedSession {
     @exclusivity(unchecked) private var lastClientActivity: Double
     @exclusivity(unchecked) private var lastServerActivity: Double
     @exclusivity(unchecked) private var selfRetain: Unmanaged<TCPSession>?
+    /// The connection's stick counters (nil: no stick table in its generation).
+    @exclusivity(unchecked) private var tracker: StickTracker?
 
     /// `localAddress`: the destination a PROXY protocol header carried (nil: the socket's own).
     init(worker: Worker, listener frontend: Frontend, clientFD: Int32, clientAddress: SocketEndpoint?,
-         localAddress: SocketEndpoint? = nil, tls: TLSConnection? = nil) {
+         localAddress: SocketEndpoint? = nil, tls: TLSConnection? = nil, tracker: StickTracker? = nil) {
         self.localAddress = localAddress
         self.clientTLS = tls
+        self.tracker = tracker ?? (frontend.generation.tracksStickCounters ? StickTracker() : nil)
         self.worker = worker
         self.loop = worker.loop
         self.generation = frontend.generation
@@ -140,7 +143,7 @@ final class TCPSession: ListedSession {
 
     /// The connection as the TCP rules see it.
     private var connectionInfo: HTTPConnectionInfo {
-        HTTPConnectionInfo(client: clientAddress, local: localAddress, tls: clientTLS, localFD: clientFD)
+        HTTPConnectionInfo(client: clientAddress, local: localAddress, tls: clientTLS, localFD: clientFD, tracker: tracker)
     }
 
     /// `tcp-request content` rules first (reading the client's first bytes, up to the inspect
@@ -588,6 +591,12 @@ final class TCPSession: ListedSession {
         }
         c2s.buffer = nil; s2c.buffer = nil; c2s.pipe = nil; s2c.pipe = nil
         log()
+        if let tracker {
+            tracker.bytesIn += Int(truncatingIfNeeded: c2s.bytes)
+            tracker.bytesOut += Int(truncatingIfNeeded: s2c.bytes)
+            tracker.end()
+            self.tracker = nil
+        }
         connector.release()
         frontend.counters.sessionEnded(on: loop)
         if backendCounted { backend?.counters.sessionEnded(on: loop) }
