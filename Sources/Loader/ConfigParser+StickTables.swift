@@ -22,7 +22,7 @@ extension ConfigParser {
         case "peer", "server":
             let name = try line.argument(0, expecting: "a peer name")
             guard name == localPeerName else {
-                throw line.error("peers section '\(peers[index].name)': peer '\(name)' is a remote peer, which is not supported: strata does not synchronise stick tables between machines yet (only this host's peer, '\(localPeerName)', is accepted)")
+                throw line.error("peers section '\(peers[index].name)': peer '\(name)' is a remote peer, which is not supported: strata does not synchronise stick tables between machines yet (only this host's own peer is accepted: the one named after the host name, or after 'localpeer' in the global section)")
             }
             peers[index].hasLocalPeer = true
         case "bind", "default-bind", "default-server", "disabled", "enabled", "log", "shards":
