@@ -136,6 +136,7 @@ final class Listener: EventHandler {
                     continue
                 }
                 if decision.expectProxy { expectProxy = true }
+                if let tracker, !tracker.isEmpty { tracker.countSession() }
             }
             worker.sessionAccepted(frontend)
             if expectProxy {

@@ -67,7 +67,7 @@ extension HTTPEvaluation {
             guard tracker.slot(n) == nil, let table = table?.takeUnretainedValue(),
                   let sample = value(key), let k = stickKey(sample, table: table) else { return }
             tracker.track(n, table: table, key: k, request: level == .request, httpRequest: level == .request,
-                          session: level == .connection)
+                          session: false)
         case .incrementGPC(let gpc, let n):
             guard let slot = tracker.slot(n) else { return }
             _ = slot.table.incrementGPC(gpc, entry: slot.entry)

@@ -32,6 +32,14 @@ final class StickTracker: Hashable, @unchecked Sendable {
         slots[n] = Slot(table: table, entry: entry, request: request)
     }
 
+    /// The connection passed `tcp-request connection`: a session starts (HAProxy counts
+    /// `sess_cnt` then, so that a rejected connection is no session).
+    func countSession() {
+        for case let s? in slots {
+            s.table.count(s.entry, .sessionCount, 1, rate: .sessionRate)
+        }
+    }
+
     /// A new HTTP request on a connection whose counters were tracked before it.
     func countHTTPRequest() {
         for case let s? in slots {

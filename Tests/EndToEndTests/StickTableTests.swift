@@ -1,0 +1,225 @@
+import Foundation
+import Glibc
+import StrataTestSupport
+import Testing
+
+/// Stick tables with the real binary over real sockets (issue 13): the classic rate limit,
+/// concurrent connections in mode tcp, tables kept across reloads (and emptied when their
+/// definition changes), expiry, the admin socket's table commands and the exporter's families.
+@Suite(.serialized) struct StickTableTests {
+    static func config(port: UInt16, table: String = "type ip size 1m expire 30s store http_req_rate(30s),http_req_cnt,conn_cur,gpc0,gpt0,http_err_cnt",
+                       extra: String = "") -> String {
+        """
+        global
+            stats socket @ADMIN@ level admin
+        defaults
+            mode http
+            timeout connect 2s
+            timeout client 10s
+            timeout server 10s
+        frontend fe
+            bind 127.0.0.1:\(port)
+            stick-table \(table)
+            http-request track-sc0 src
+            http-request deny deny_status 429 if { sc_http_req_rate(0) gt 3 }
+            http-request sc-inc-gpc0(0) if { path /inc }
+            http-request sc-set-gpt0(0) 42 if { path /inc }
+            http-request use-service prometheus-exporter if { path /metrics }
+            \(extra)
+            http-request return status 200 content-type text/plain lf-string "gpc0=%[sc0_get_gpc0] src=%[src_http_req_cnt] conv=%[src,table_http_req_cnt(fe)] trackers=%[sc0_trackers] gpt0=%[sc_get_gpt0(0)] tracked=%[sc1_tracked]"
+        """
+    }
+
+    /// The entry lines of `show table NAME`.
+    static func entries(_ strata: StrataProcess, _ table: String) throws -> [String] {
+        try strata.admin("show table \(table)").split(separator: "\n").dropFirst().map(String.init)
+    }
+
+    static func status(_ port: UInt16, _ path: String = "/") -> Int? {
+        TestHTTPClient(port: port)?.get(path)?.status
+    }
+
+    @Test func trackSc0AndHTTPRequestRateAnswer429AfterNAndKeepLimitingAfterAReload() throws {
+        let port = TestSocket.freePort()
+        let strata = try StrataProcess(config: Self.config(port: port))
+        #expect(strata.waitForAdmin())
+        // The classic: 3 requests in the window pass, the 4th is refused, as in HAProxy (the
+        // request is counted when tracked, before the deny rule reads the rate).
+        #expect((0..<3).map { _ in Self.status(port) } == [200, 200, 200])
+        #expect(Self.status(port) == 429)
+        // The request's end (just after its answer) counts its error and lets the entry go.
+        #expect(eventually { (try? Self.entries(strata, "fe").first?.contains(" use=0 ")) == true })
+        let before = try Self.entries(strata, "fe")
+        #expect(before.count == 1)
+        #expect(before.first?.contains("key=127.0.0.1 use=0 ") == true, "\(before)")
+        #expect(before.first?.contains(" http_req_cnt=4 ") == true, "\(before)")
+        #expect(before.first?.contains(" http_req_rate(30000)=4") == true, "\(before)")
+        #expect(before.first?.contains(" http_err_cnt=1") == true, "\(before)")
+
+        // A reload that leaves the table as it is keeps its entries: still limited.
+        try strata.write(Self.config(port: port, extra: "http-request set-header X-Reloaded 1"))
+        #expect(try strata.admin("reload").hasPrefix("Success=1"))
+        #expect(strata.waitForOutput("stick-table 'fe' kept with its entries"))
+        let after = try Self.entries(strata, "fe")
+        #expect(after.first?.contains(" http_req_cnt=4 ") == true, "\(after)")
+        #expect(Self.status(port) == 429)
+        #expect(try Self.entries(strata, "fe").first?.contains(" http_req_cnt=5 ") == true)
+
+        // A table whose definition changes starts empty, and the reload says so.
+        try strata.write(Self.config(port: port, table: "type ip size 2m expire 30s store http_req_rate(30s),http_req_cnt,conn_cur,gpc0,gpt0,http_err_cnt"))
+        #expect(try strata.admin("reload").hasPrefix("Success=1"))
+        #expect(strata.waitForOutput("stick-table 'fe' changed (type, key length, size or stored data): it starts empty"))
+        #expect(try strata.admin("show table fe") == "# table: fe, type: ip, size:2097152, used:0")
+        #expect(Self.status(port) == 200)
+        #expect(try Self.entries(strata, "fe").first?.contains(" http_req_cnt=1 ") == true)
+    }
+
+    @Test func countersActionsFetchesAndConverters() throws {
+        let port = TestSocket.freePort()
+        let strata = try StrataProcess(config: Self.config(port: port))
+        #expect(strata.waitForAdmin())
+        let client = try #require(TestHTTPClient(port: port))
+        let first = try #require(client.get("/inc"))
+        // Tracked by this request (trackers 1), counted once; sc1 is not tracked.
+        #expect(first.body == "gpc0=1 src=1 conv=1 trackers=1 gpt0=42 tracked=0", "\(first.body)")
+        let second = try #require(client.get("/inc"))
+        #expect(second.body == "gpc0=2 src=2 conv=2 trackers=1 gpt0=42 tracked=0", "\(second.body)")
+        // Between requests nobody tracks the entry (the request ends just after its answer).
+        #expect(eventually { (try? Self.entries(strata, "fe").first?.contains(" use=0 ")) == true })
+        #expect(try Self.entries(strata, "fe").first?.contains(" gpt0=42 gpc0=2 ") == true)
+    }
+
+    @Test func connCurCountsConcurrentConnectionsInModeTCP() throws {
+        let backend = try TestBackend(.echo)
+        let port = TestSocket.freePort()
+        let strata = try StrataProcess(config: """
+            global
+                stats socket @ADMIN@ level admin
+            defaults
+                mode tcp
+                timeout connect 2s
+                timeout client 10s
+                timeout server 10s
+            listen l
+                bind 127.0.0.1:\(port)
+                stick-table type ip size 100 store conn_cur,conn_cnt,conn_rate(30s),sess_cnt,bytes_in_cnt,bytes_out_cnt
+                tcp-request connection track-sc0 src
+                tcp-request connection reject if { sc0_conn_cur gt 2 }
+                server s 127.0.0.1:\(backend.port)
+            """)
+        #expect(strata.waitForAdmin())
+        func echoed(_ fd: Int32) -> Bool {
+            _ = TestSocket.sendAll(fd, "ping\n")
+            return TestSocket.readLine(fd) == "ping"
+        }
+        let a = try #require(TestSocket.connect(port))
+        let b = try #require(TestSocket.connect(port))
+        #expect(echoed(a) && echoed(b))
+        #expect(try Self.entries(strata, "l").first?.contains(" use=2 ") == true)
+        #expect(try Self.entries(strata, "l").first?.contains(" conn_cnt=2 conn_rate(30000)=2 conn_cur=2 ") == true, "\((try? Self.entries(strata, "l")) ?? [])")
+        // A third at once is one too many: rejected at accept (closed, nothing echoed).
+        let c = try #require(TestSocket.connect(port))
+        #expect(!echoed(c))
+        close(c)
+        close(a)
+        close(b)
+        // Each session's end drops conn_cur; what they carried is counted.
+        #expect(eventually { (try? Self.entries(strata, "l").first?.contains(" conn_cnt=3 conn_rate(30000)=3 conn_cur=0 ")) == true },
+                "\((try? Self.entries(strata, "l")) ?? [])")
+        let line = try #require(try Self.entries(strata, "l").first)
+        #expect(line.contains(" use=0 ") && line.contains(" sess_cnt=2 ") && line.contains(" bytes_in_cnt=10 ")
+                && line.contains(" bytes_out_cnt=10"), "\(line)")
+    }
+
+    @Test func anEntryExpiresWhenUnusedAndNotWhileTracked() throws {
+        let backend = try TestBackend(.echo)
+        let port = TestSocket.freePort()
+        let strata = try StrataProcess(config: """
+            global
+                stats socket @ADMIN@ level admin
+            defaults
+                mode tcp
+                timeout connect 2s
+                timeout client 30s
+                timeout server 30s
+            listen l
+                bind 127.0.0.1:\(port)
+                stick-table type ip size 100 expire 1s store conn_cur
+                tcp-request connection track-sc1 src
+                server s 127.0.0.1:\(backend.port)
+            """)
+        #expect(strata.waitForAdmin())
+        let a = try #require(TestSocket.connect(port))
+        _ = TestSocket.sendAll(a, "x\n")
+        #expect(TestSocket.readLine(a) == "x")
+        // Tracked for longer than its expiry: it stays.
+        usleep(1_500_000)
+        #expect(try strata.admin("show table l").contains("used:1"))
+        #expect(try Self.entries(strata, "l").first?.contains(" use=1 ") == true)
+        close(a)
+        // Let go: it expires a second later (the timer or the next look removes it).
+        #expect(eventually { (try? strata.admin("show table l")) == "# table: l, type: ip, size:100, used:0" })
+    }
+
+    @Test func adminShowClearSetTableAndExporterFamilies() throws {
+        let port = TestSocket.freePort()
+        let strata = try StrataProcess(config: Self.config(port: port) + """
+
+            backend users
+                stick-table type string len 8 size 10 store gpc0,http_req_rate(10s)
+            """)
+        #expect(strata.waitForAdmin())
+        #expect(try strata.admin("show table") == """
+            # table: fe, type: ip, size:1048576, used:0
+            # table: users, type: string, size:10, used:0
+            """)
+        #expect(try strata.admin("set table users key alice data.gpc0 5 data.http_req_rate 3") == "")
+        #expect(try strata.admin("set table users key bob data.gpc0 1") == "")
+        // String keys are cut to the table's length.
+        #expect(try strata.admin("set table users key carolinexyz data.gpc0 9") == "")
+        let all = try Self.entries(strata, "users")
+        #expect(all.count == 3)
+        #expect(all.allSatisfy { $0.hasPrefix("0x") && $0.contains(" use=0 exp=0 ") })
+        #expect(all.contains { $0.hasSuffix(": key=alice use=0 exp=0 gpc0=5 http_req_rate(10000)=3") }, "\(all)")
+        #expect(all.contains { $0.contains("key=caroline ") })
+        let filtered = try Self.entries(strata, "users data.gpc0 gt 4")
+        #expect(filtered.count == 2 && !filtered.contains { $0.contains("key=bob") }, "\(filtered)")
+        #expect(try Self.entries(strata, "users key bob").map { $0.contains("key=bob") } == [true])
+        #expect(try strata.admin("show table users data.gpc1 gt 1") == "Filter entry #1: Data type not stored in this table")
+        #expect(try strata.admin("show table users data.nope gt 1") == "Filter entry #1: Unknown data type")
+        #expect(try strata.admin("show table nope") == "No such table")
+        #expect(try strata.admin("set table users key bob data.gpc0 x") == "Require a valid integer value to store")
+        #expect(try strata.admin("clear table users key bob") == "")
+        #expect(try Self.entries(strata, "users").count == 2)
+
+        // The exporter: each table's size and entries, HAProxy's families.
+        #expect(Self.status(port) == 200)
+        let metrics = try #require(TestHTTPClient(port: port)?.get("/metrics")).body
+        #expect(metrics.contains("# TYPE haproxy_sticktable_size gauge"))
+        #expect(metrics.contains("haproxy_sticktable_size{name=\"fe\"} 1048576"))
+        #expect(metrics.contains("haproxy_sticktable_size{name=\"users\"} 10"))
+        #expect(metrics.contains("haproxy_sticktable_used{name=\"fe\"} 1"), "\(metrics)")
+        #expect(metrics.contains("haproxy_sticktable_used{name=\"users\"} 2"))
+
+        #expect(try strata.admin("clear table users") == "")
+        #expect(try strata.admin("show table users") == "# table: users, type: string, size:10, used:0")
+    }
+
+    @Test func checkRefusesBadTablesWithFileAndLine() throws {
+        let dir = StrataProcess.makeDirectory()
+        let path = dir.appendingPathComponent("bad.cfg").path
+        try """
+            frontend fe
+                mode http
+                bind 127.0.0.1:1
+                stick-table type ip size 1 store http_req_rate
+                http-request track-sc0 src table nowhere
+                http-request return status 200
+            """.write(toFile: path, atomically: true, encoding: .utf8)
+        let result = runTool(StrataProcess.binary, ["-c", "-f", path])
+        let output = result.stdout + result.stderr
+        #expect(result.status == 1)
+        #expect(output.contains("\(path):4: stick-table: missing argument to store option 'http_req_rate' (a period: http_req_rate(10s))"), "\(output)")
+        #expect(output.contains("\(path):5: proxy 'fe': unable to find table 'nowhere' referenced by track-sc0"), "\(output)")
+    }
+}
