@@ -517,13 +517,12 @@ final class StickTable: @unchecked Sendable {
             let a = UInt32(truncatingIfNeeded: v)
             return "\(a >> 24).\((a >> 16) & 0xFF).\((a >> 8) & 0xFF).\(a & 0xFF)"
         case .ipv6:
+            // inet_ntop's text, as HAProxy prints it (`::ffff:10.1.2.3` for a mapped IPv4).
             guard case .small(let high, let low, _) = key else { return "" }
-            var bytes = [UInt8](repeating: 0, count: 16)
-            for i in 0..<8 {
-                bytes[i] = UInt8(truncatingIfNeeded: high >> (56 - 8 * UInt64(i)))
-                bytes[8 + i] = UInt8(truncatingIfNeeded: low >> (56 - 8 * UInt64(i)))
-            }
-            return IPAddress.v6(bytes).description
+            var raw = (high.bigEndian, low.bigEndian)
+            var buffer = [CChar](repeating: 0, count: 46)
+            _ = withUnsafeBytes(of: &raw) { inet_ntop(AF_INET6, $0.baseAddress, &buffer, 46) }
+            return String(cString: buffer)
         case .integer:
             guard case .small(let v, _, _) = key else { return "" }
             return String(Int64(bitPattern: v))
