@@ -61,7 +61,7 @@ import Testing
         // 10.0.0.1 is used again: 10.0.0.2 is the one to go.
         #expect(t.set(key: try #require(t.key(parsing: "10.0.0.1")), [(.gpc0, 7)]))
         #expect(t.set(key: try #require(t.key(parsing: "10.0.0.3")), [(.gpc0, 3)]))
-        #expect(t.rows().map { t.describe($0.key) } == ["10.0.0.1", "10.0.0.3"])
+        #expect(Set(t.rows().map { t.describe($0.key) }) == ["10.0.0.1", "10.0.0.3"])
         // An entry in use is never the one dropped.
         let key1 = try #require(t.key(parsing: "10.0.0.1"))
         let tracked = try #require(t.track(key1, httpRequest: false, session: false))

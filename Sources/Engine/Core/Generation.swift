@@ -46,7 +46,7 @@ public final class Generation: @unchecked Sendable {
     let stickTables: [String: (StickTable, StickTableConfig)]
     /// What the reload did to the tables the previous configuration had (one line each): a
     /// table kept with its entries, or started empty because its definition changed.
-    let stickTableChanges: [String]
+    public let stickTableChanges: [String]
     /// Whether a connection needs a `StickTracker` (some table exists).
     let tracksStickCounters: Bool
 

@@ -122,8 +122,9 @@ final class Listener: EventHandler {
             worker.connectionAccepted(frontend)
             let peer = SocketEndpoint(storage)
             var expectProxy = acceptProxy
-            // The connection's stick counters, when its generation has tables.
-            let tracker = frontend.generation.tracksStickCounters ? StickTracker() : nil
+            // The connection's stick counters, when its TCP rules track some (an HTTP
+            // connection gets one at its first request otherwise).
+            let tracker = frontend.tcpRules?.usesStickCounters == true ? StickTracker() : nil
             if let rules = frontend.tcpRules, !rules.connection.isEmpty {
                 // `tcp-request connection`: the real addresses, before anything is read.
                 let decision = rules.evaluateConnection(HTTPConnectionInfo(client: peer, local: nil, tls: nil, localFD: client,

@@ -25,7 +25,7 @@ final class TCPRuleSet: @unchecked Sendable {
     /// `tcp-request inspect-delay` in seconds (nil: no wait).
     let inspectDelay: Double?
     /// Whether a rule tracks or changes stick counters (a connection then gets a tracker).
-    var usesStickCounters: Bool { connection.contains { $0.stick != nil } || content.contains { $0.stick != nil } }
+    let usesStickCounters: Bool
     /// Whether a connection's first bytes are read before a backend is chosen.
     var inspectsContent: Bool { !content.isEmpty || !backendRules.isEmpty }
 
@@ -53,6 +53,7 @@ final class TCPRuleSet: @unchecked Sendable {
             backendRules = []
         }
         inspectDelay = proxy.tcp.inspectDelay.map { Double($0) / 1000 }
+        usesStickCounters = connection.contains { $0.stick != nil } || content.contains { $0.stick != nil }
         self.constants = constants
     }
 

@@ -78,7 +78,7 @@ final class TCPSession: ListedSession {
          localAddress: SocketEndpoint? = nil, tls: TLSConnection? = nil, tracker: StickTracker? = nil) {
         self.localAddress = localAddress
         self.clientTLS = tls
-        self.tracker = tracker ?? (frontend.generation.tracksStickCounters ? StickTracker() : nil)
+        self.tracker = tracker ?? (frontend.tcpRules?.usesStickCounters == true ? StickTracker() : nil)
         self.worker = worker
         self.loop = worker.loop
         self.generation = frontend.generation

@@ -275,28 +275,43 @@ final class StickTable: @unchecked Sendable {
         }
     }
 
+    /// The end of a request or a session on a tracked entry: its HTTP error and its bytes are
+    /// counted, and (`release`) the tracker lets the entry go.
+    func finish(_ e: StickEntry, error: Bool, bytesIn: Int, bytesOut: Int, release: Bool) {
+        let now = StickTable.nowMS()
+        lock.withLock {
+            if error {
+                add(e, .httpErrorCount, 1, now)
+                add(e, .httpErrorRate, 1, now)
+            }
+            if bytesIn > 0 {
+                add(e, .bytesInCount, bytesIn, now)
+                add(e, .bytesInRate, bytesIn, now)
+            }
+            if bytesOut > 0 {
+                add(e, .bytesOutCount, bytesOut, now)
+                add(e, .bytesOutRate, bytesOut, now)
+            }
+            if release { releaseLocked(e, now) } else { touch(e, now) }
+        }
+    }
+
     /// A tracker lets `e` go: `conn_cur` drops, and the entry expires `expire` from now.
     func release(_ e: StickEntry) {
         let now = StickTable.nowMS()
-        lock.withLock {
-            add(e, .connCurrent, -1, now)
-            let o = offsets[StickDataType.connCurrent.index]
-            if o >= 0, e.values[o] < 0 { e.values[o] = 0 }
-            e.trackers -= 1
-            e.touched = now
-            if e.trackers == 0, !e.removed { listAsNewest(e) }
-        }
+        lock.withLock { releaseLocked(e, now) }
     }
 
-    /// Counts events on a tracked entry (another HTTP request, an error, bytes).
-    func count(_ e: StickEntry, _ events: [(StickDataType, Int)]) {
-        let now = StickTable.nowMS()
-        lock.withLock {
-            for (type, n) in events { add(e, type, n, now) }
-            touch(e, now)
-        }
+    private func releaseLocked(_ e: StickEntry, _ now: Int) {
+        add(e, .connCurrent, -1, now)
+        let o = offsets[StickDataType.connCurrent.index]
+        if o >= 0, e.values[o] < 0 { e.values[o] = 0 }
+        e.trackers -= 1
+        e.touched = now
+        if e.trackers == 0, !e.removed { listAsNewest(e) }
     }
 
+    /// Counts an event on a tracked entry (a session, another HTTP request).
     func count(_ e: StickEntry, _ type: StickDataType, _ n: Int, rate: StickDataType) {
         let now = StickTable.nowMS()
         lock.withLock {

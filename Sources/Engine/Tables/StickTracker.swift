@@ -47,37 +47,23 @@ final class StickTracker: Hashable, @unchecked Sendable {
         }
     }
 
-    /// The end of a request: its error, its bytes, and the counters it tracked are let go.
-    func endRequest(status: Int) {
-        flush(status: status)
-        for i in 0..<3 where slots[i]?.request == true {
-            slots[i]!.table.release(slots[i]!.entry)
-            slots[i] = nil
-        }
-    }
+    /// The end of a request: its error (a 4xx answer) and its bytes are counted, and the
+    /// counters it tracked are let go (one lock per counter).
+    func endRequest(status: Int) { finish(status: status, all: false) }
 
     /// The end of the session: every counter is let go.
-    func end(status: Int = 0) {
-        flush(status: status)
-        for i in 0..<3 {
-            guard let s = slots[i] else { continue }
-            s.table.release(s.entry)
-            slots[i] = nil
-        }
-    }
+    func end(status: Int = 0) { finish(status: status, all: true) }
 
-    private func flush(status: Int) {
-        let isError = status >= 400 && status < 500
+    private func finish(status: Int, all: Bool) {
+        let error = status >= 400 && status < 500
         let bytesIn = self.bytesIn, bytesOut = self.bytesOut
         self.bytesIn = 0
         self.bytesOut = 0
-        guard isError || bytesIn > 0 || bytesOut > 0 else { return }
-        for case let s? in slots {
-            var events: [(StickDataType, Int)] = []
-            if isError { events += [(.httpErrorCount, 1), (.httpErrorRate, 1)] }
-            if bytesIn > 0 { events += [(.bytesInCount, bytesIn), (.bytesInRate, bytesIn)] }
-            if bytesOut > 0 { events += [(.bytesOutCount, bytesOut), (.bytesOutRate, bytesOut)] }
-            s.table.count(s.entry, events)
+        for i in 0..<3 {
+            guard let s = slots[i] else { continue }
+            let release = all || s.request
+            s.table.finish(s.entry, error: error, bytesIn: bytesIn, bytesOut: bytesOut, release: release)
+            if release { slots[i] = nil }
         }
     }
 }
