@@ -76,6 +76,47 @@ import Testing
         #expect(try Self.entries(strata, "fe").first?.contains(" http_req_cnt=1 ") == true)
     }
 
+    /// Every loop tracks into the same table: concurrent clients over two loops lose no count,
+    /// and every request's end lets the entry go (the ThreadSanitizer run checks the lock).
+    @Test func countsFromEveryLoopAddUp() throws {
+        let port = TestSocket.freePort()
+        let strata = try StrataProcess(config: """
+            global
+                stats socket @ADMIN@ level admin
+                nbthread 2
+            defaults
+                mode http
+                timeout connect 2s
+                timeout client 10s
+                timeout server 10s
+            frontend fe
+                bind 127.0.0.1:\(port)
+                stick-table type ip size 10 store http_req_cnt,http_req_rate(1m),conn_cur,conn_cnt,gpc0
+                http-request track-sc0 src
+                http-request track-sc1 src table other if { path /both }
+                http-request sc-inc-gpc0(0)
+                http-request return status 200 content-type text/plain lf-string "%[sc0_http_req_cnt]"
+            backend other
+                stick-table type ip size 10 store http_req_cnt
+            """)
+        #expect(strata.waitForAdmin())
+        let ok = Guarded(0)
+        let threads = (0..<4).map { _ in
+            Thread {
+                for i in 0..<10 {
+                    // A new connection each time: the kernel spreads them over both loops.
+                    if TestHTTPClient(port: port)?.get(i % 2 == 0 ? "/" : "/both")?.status == 200 { ok.withLock { $0 += 1 } }
+                }
+            }
+        }
+        threads.forEach { $0.start() }
+        #expect(eventually(seconds: 30) { ok.withLock { $0 } == 40 })
+        #expect(eventually { (try? Self.entries(strata, "fe").first?.contains(" use=0 ")) == true })
+        let line = try #require(try Self.entries(strata, "fe").first)
+        #expect(line.contains(" gpc0=40 conn_cnt=40 conn_cur=0 http_req_cnt=40 http_req_rate(60000)=40"), "\(line)")
+        #expect(try Self.entries(strata, "other").first?.contains(" http_req_cnt=20") == true)
+    }
+
     @Test func countersActionsFetchesAndConverters() throws {
         let port = TestSocket.freePort()
         let strata = try StrataProcess(config: Self.config(port: port))
