@@ -15,6 +15,7 @@ enum PlanContent {
         "tcpKeepAlive", "log", "http", "tcp", "checks", "serverStateFile", "serverStateFileName", "stats",
         // Left out: a template line's servers are in `servers`, compared one by one.
         "serverTemplates",
+        "stickTable",
     ]
     static let logFields = [
         "format", "targets", "dontLogNull", "structuredDataFormat", "errorFormat", "separateErrors", "logAsap",
@@ -78,6 +79,7 @@ enum PlanContent {
         // Items that carry their place: equal as they are, or once their places are set aside.
         if !(a.pointee.log.targets == b.pointee.log.targets)
             && !(a.pointee.log.targets.map(\.planView) == b.pointee.log.targets.map(\.planView)) { return false }
+        if !(a.pointee.stickTable?.planView == b.pointee.stickTable?.planView) { return false }
         if !(a.pointee.stats == b.pointee.stats) {
             guard let x = a.pointee.stats, let y = b.pointee.stats else { return false }
             var (p, q) = (x, y)
