@@ -80,6 +80,8 @@ public struct Proxy: Hashable, Sendable {
     public var serverTemplates: [ServerTemplate] = []
     /// `stick-table …`: the table this proxy declares (named after it).
     public var stickTable: StickTableConfig?
+    /// `stick on|match|store-request` rules, in order.
+    public var stickRules: [StickRule] = []
 
     public init(name: String, kind: ProxyKind, location: SourceLocation, id: Int) {
         self.name = name

@@ -161,3 +161,31 @@ public struct PeersSection: Hashable, Sendable {
         self.location = location
     }
 }
+
+/// `stick on|match|store-request KEY [table T] [if|unless COND]`: persistence by stick table.
+public struct StickRule: Hashable, Sendable {
+    public enum Kind: String, Hashable, Sendable {
+        case on
+        case match
+        case storeRequest = "store-request"
+    }
+
+    public var location: SourceLocation
+    public var kind: Kind
+    public var key: SampleExpression
+    public var table: String
+    public var condition: Condition?
+
+    public init(location: SourceLocation, kind: Kind, key: SampleExpression, table: String, condition: Condition?) {
+        self.location = location
+        self.kind = kind
+        self.key = key
+        self.table = table
+        self.condition = condition
+    }
+
+    /// Looks the key up to choose a server (`on`, `match`).
+    public var matches: Bool { kind != .storeRequest }
+    /// Stores the key with the server chosen (`on`, `store-request`).
+    public var stores: Bool { kind != .match }
+}

@@ -96,7 +96,7 @@ public struct ConfigLoader: Sendable {
         late += applyLastAddresses(parser.pendingLastAddresses(), to: &config)
         late += parser.applyUserlists(to: &config)
         late += parser.errorFileImportProblems()
-        late += parser.finishStickTables(config, warnings: &warnings)
+        late += parser.finishStickTables(&config, warnings: &warnings)
         // The validator knows which lines failed, so that it does not repeat them as absences.
         var errors = parser.errors + late + ConfigValidator.validate(config, failedKeywords: failed, droppedNames: dropped)
         // As HAProxy, only a configuration without other errors is judged as a whole (it "has no

@@ -35,7 +35,7 @@ extension ConfigParser {
     }
 
     /// After every file: peers warnings, and tables referenced by name.
-    func finishStickTables(_ config: Config, warnings: inout [ConfigError]) -> [ConfigError] {
+    func finishStickTables(_ config: inout Config, warnings: inout [ConfigError]) -> [ConfigError] {
         var errors: [ConfigError] = []
         for section in peers {
             warnings.append(ConfigError(section.location, "peers section '\(section.name)' is accepted and does nothing: strata keeps stick tables across reloads by itself, in its one process"
@@ -80,6 +80,18 @@ extension ConfigParser {
                     check(t.key, location, what: "track-sc\(t.counter)")
                 case .setGPT0(_, .sample(let s)): check(s, location, what: "sc-set-gpt0")
                 default: break
+                }
+            }
+            for rule in config.proxies[i].stickRules {
+                guard let j = config.proxies.firstIndex(where: { $0.name == rule.table && $0.stickTable != nil }) else {
+                    report(rule.location, "proxy '\(proxy)': unable to find table '\(rule.table)' referenced by a 'stick \(rule.kind.rawValue)' rule")
+                    continue
+                }
+                check(rule.key, rule.location, what: "a 'stick \(rule.kind.rawValue)' rule")
+                check(rule.condition)
+                // HAProxy stores the server's id in a table stick rules use, declared or not.
+                if !config.proxies[j].stickTable!.stores(.serverID) {
+                    config.proxies[j].stickTable!.store.insert(StickDataItem(.serverID), at: 0)
                 }
             }
             let http = config.proxies[i].http

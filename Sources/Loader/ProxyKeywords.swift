@@ -306,8 +306,7 @@ extension KeywordReader {
             try stickTable(line, draft: &draft)
 
         case "stick":
-            let kind = line.optionalArgument(0) ?? ""
-            throw line.error("'stick \(kind)' is not supported yet (strata has stick tables for tracking and rate limits: track-sc0/1/2; persistence by 'stick on|match|store-request|store-response' is not done yet)")
+            try stickRule(line, draft: &draft)
 
         default:
             // The rarer keywords, in their own files.

@@ -88,6 +88,34 @@ extension KeywordReader {
         draft.proxy.stickTable = table
     }
 
+    /// `stick on|match|store-request KEY [table T] [if|unless COND]`.
+    func stickRule(_ line: KeywordLine, draft: inout ProxyDraft) throws(ConfigError) {
+        let word = try line.argument(0, expecting: "on, match or store-request")
+        guard let kind = StickRule.Kind(rawValue: word) else {
+            if word == "store-response" {
+                throw line.error("'stick store-response' is not supported yet (strata has stick on, stick match and stick store-request)")
+            }
+            throw line.error("'stick' expects on, match or store-request, got '\(word)'")
+        }
+        let what = "'stick \(word)'"
+        guard let keyText = line.optionalArgument(1) else { throw line.error("\(what) expects a key (a sample expression: src)") }
+        let key: SampleExpression
+        do throws(ConfigError) {
+            (key, _) = try SampleParser.expression(keyText, acl: false)
+        } catch {
+            throw line.error("\(what): \(error.message)")
+        }
+        var next = 2
+        var table = draft.proxy.name
+        if line.optionalArgument(next) == "table" {
+            guard let name = line.optionalArgument(next + 1) else { throw line.error("\(what): 'table' expects a table name") }
+            table = name
+            next += 2
+        }
+        let condition = try finishRule(line, at: next, draft: &draft, context: .httpRequest, rule: "stick \(word)")
+        draft.proxy.stickRules.append(StickRule(location: line.location, kind: kind, key: key, table: table, condition: condition))
+    }
+
     /// `conn_cnt,conn_rate(10s),…`.
     static func storeItems(_ list: String, line: KeywordLine) throws(ConfigError) -> [StickDataItem] {
         var items: [StickDataItem] = []

@@ -248,6 +248,70 @@ import Testing
         #expect(try strata.admin("show table users") == "# table: users, type: string, size:10, used:0")
     }
 
+    /// `stick on src`: a client stays on the server it first got (round robin would alternate),
+    /// the table holds that server's id, and an entry set from the socket moves the client.
+    @Test func stickOnSourceKeepsAClientOnItsServerInModeTCPAndHTTP() throws {
+        let a = try TestBackend(.name("a")), b = try TestBackend(.name("b"))
+        let web1 = try TestHTTPOrigin("web1"), web2 = try TestHTTPOrigin("web2")
+        let tcpPort = TestSocket.freePort(), httpPort = TestSocket.freePort()
+        let strata = try StrataProcess(config: """
+            global
+                stats socket @ADMIN@ level admin
+            defaults
+                timeout connect 2s
+                timeout client 10s
+                timeout server 10s
+            listen l
+                mode tcp
+                bind 127.0.0.1:\(tcpPort)
+                balance roundrobin
+                stick-table type ip size 10 expire 1m
+                stick on src
+                server a 127.0.0.1:\(a.port)
+                server b 127.0.0.1:\(b.port)
+            frontend fe
+                mode http
+                bind 127.0.0.1:\(httpPort)
+                default_backend web
+            backend web
+                mode http
+                balance roundrobin
+                stick match req.hdr(x-user) table users
+                stick store-request req.hdr(x-user) table users
+                server web1 127.0.0.1:\(web1.port)
+                server web2 127.0.0.1:\(web2.port)
+            backend users
+                stick-table type string len 16 size 10 store gpc0
+            """)
+        #expect(strata.waitForAdmin())
+        func served() -> String? {
+            guard let fd = TestSocket.connect(tcpPort) else { return nil }
+            defer { close(fd) }
+            return TestSocket.readLine(fd)
+        }
+        let first = try #require(served())
+        #expect((0..<5).map { _ in served() } == Array(repeating: first, count: 5))
+        let id = first == "a" ? 1 : 2
+        #expect(try Self.entries(strata, "l").first?.hasSuffix(" server_id=\(id)") == true, "\((try? strata.admin("show table l")) ?? "")")
+        #expect(try strata.admin("set table l key 127.0.0.1 data.server_id \(3 - id)") == "")
+        #expect((0..<3).map { _ in served() } == Array(repeating: first == "a" ? "b" : "a", count: 3))
+
+        // HTTP: the user's first server, whatever round robin says for the others; a client
+        // without the header is balanced (no key, nothing stored).
+        func origin(_ user: String?) -> String? {
+            let body = TestHTTPClient(port: httpPort)?.get("/", headers: user.map { ["X-User: \($0)"] } ?? [])?.body
+            return body?.split(separator: "\n").first.map(String.init)
+        }
+        let alice = try #require(origin("alice"))
+        for _ in 0..<4 {
+            #expect(origin("alice") == alice)
+            _ = origin(nil)
+        }
+        // The table declared without server_id has it (HAProxy adds it for stick rules).
+        let users = try Self.entries(strata, "users")
+        #expect(users.count == 1 && users[0].contains("key=alice ") && users[0].contains(" server_id=\(alice.hasSuffix("web1") ? 1 : 2) gpc0=0"), "\(users)")
+    }
+
     @Test func checkRefusesBadTablesWithFileAndLine() throws {
         let dir = StrataProcess.makeDirectory()
         let path = dir.appendingPathComponent("bad.cfg").path

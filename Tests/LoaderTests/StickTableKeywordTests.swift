@@ -85,6 +85,8 @@ import Testing
                 stick-table type ip size 2
             backend j
                 stick on src
+                stick store-response src
+                stick off src
             """) == [
             "test.cfg:4: stick-table: unknown type 'foo' (expected ip, ipv6, integer, string or binary)",
             "test.cfg:8: stick-table: missing size",
@@ -94,7 +96,9 @@ import Testing
             "test.cfg:17: stick-table: store option 'conn_cur' appears twice",
             "test.cfg:19: stick-table: 'expire' expects a time, got 'soon' (not a number)",
             "test.cfg:22: stick-table: only one table per proxy is allowed (one was declared at test.cfg:21)",
-            "test.cfg:24: 'stick on' is not supported yet (strata has stick tables for tracking and rate limits: track-sc0/1/2; persistence by 'stick on|match|store-request|store-response' is not done yet)",
+            "test.cfg:24: proxy 'j': unable to find table 'j' referenced by a 'stick on' rule",
+            "test.cfg:25: 'stick store-response' is not supported yet (strata has stick on, stick match and stick store-request)",
+            "test.cfg:26: 'stick' expects on, match or store-request, got 'off'",
         ])
     }
 

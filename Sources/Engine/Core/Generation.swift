@@ -128,6 +128,15 @@ public final class Generation: @unchecked Sendable {
             let rules = proxies[i].mode == .http ? rules[name + "/b"] : nil
             let old = previous?.backends[name]
             let backend = Backend(proxy: proxies[i], rules: rules, previous: old, unresolved: &unresolvedServers, loops: n)
+            if !proxies[i].stickRules.isEmpty {
+                do throws(ConfigError) {
+                    let evaluator: HTTPRuleSet
+                    if let rules { evaluator = rules } else { evaluator = try HTTPRuleSet(proxies[i], stickTables: tableObjects) }
+                    backend.stickRules = try StickRuleSet(proxies[i], evaluator: evaluator, stickTables: tableObjects)
+                } catch {
+                    errors.append(error)
+                }
+            }
             if let old { backend.counters = old.counters } else { unresolvedBackends.append(backend) }
             backends[name] = backend
         }

@@ -270,6 +270,7 @@ extension Proxy {
         p.tcp.content = []
         p.log.targets = p.log.targets.map(\.planView)
         p.stickTable = p.stickTable?.planView
+        p.stickRules = p.stickRules.map(\.planView)
         if var stats = p.stats {
             stats.location = .anywhere
             stats.admin = stats.admin?.planView
@@ -299,6 +300,16 @@ extension Bind {
             b.tls = tls
         }
         return b
+    }
+}
+
+extension StickRule {
+    /// Without its place (its condition's ACL criteria keep theirs: a moved rule with an
+    /// anonymous ACL reads as changed).
+    var planView: StickRule {
+        var r = self
+        r.location = .anywhere
+        return r
     }
 }
 

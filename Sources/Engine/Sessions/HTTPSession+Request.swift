@@ -274,6 +274,14 @@ extension HTTPSession {
                 transaction.connector.hashKey = rules.balanceKey(for: backend.proxy.balance, requestParser.head, input: input, scratch: scratch)
             }
         }
+        // `stick match|on`: after the persistence cookie, which wins (HAProxy's SF_ASSIGNED).
+        if let stick = backend.stickRules {
+            let decision = stick.evaluate(requestParser.head, input: input, connection: info, scratch: scratch, backend: backend)
+            if transaction.connector.persistentServer == nil, let server = decision.server {
+                transaction.connector.persistentServer = server
+            }
+            stickStores = decision.stores
+        }
         writeRequestHead(input, backend: backend, scratch: scratch, info: info)
         // `server … ssl sni EXPR`: rendered now, while the head is at hand.
         if let name = backend.serverName, let rules = frontend.rules {

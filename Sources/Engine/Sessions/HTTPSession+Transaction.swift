@@ -75,6 +75,7 @@ extension HTTPSession {
         }
         log()
         tracker?.endRequest(status: transaction.responseStatus)
+        if !stickStores.isEmpty { stickStores = [] }
         backend?.counters.sessionEnded(on: loop)
         transaction.end()
         serverOut.release(loop.buffers)

@@ -102,6 +102,8 @@ final class HTTPSession: ListedSession {
     @exclusivity(unchecked) var selfRetain: Unmanaged<HTTPSession>?
     /// The connection's stick counters (nil until a generation with stick tables serves it).
     @exclusivity(unchecked) var tracker: StickTracker?
+    /// The request's `stick on|store-request` keys, given its server's id once it has one.
+    @exclusivity(unchecked) var stickStores: [(StickTable, StickKey)] = []
     unowned(unsafe) var listenerPrev: HTTPSession?
     unowned(unsafe) var listenerNext: HTTPSession?
 

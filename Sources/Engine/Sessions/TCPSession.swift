@@ -72,6 +72,8 @@ final class TCPSession: ListedSession {
     @exclusivity(unchecked) private var selfRetain: Unmanaged<TCPSession>?
     /// The connection's stick counters (nil: no stick table in its generation).
     @exclusivity(unchecked) private var tracker: StickTracker?
+    /// The `stick on|store-request` keys, given the server's id once there is one.
+    @exclusivity(unchecked) private var stickStores: [(StickTable, StickKey)] = []
 
     /// `localAddress`: the destination a PROXY protocol header carried (nil: the socket's own).
     init(worker: Worker, listener frontend: Frontend, clientFD: Int32, clientAddress: SocketEndpoint?,
@@ -240,6 +242,12 @@ final class TCPSession: ListedSession {
             connector.proxySource = ProxyHeaderSource(client: clientAddress, local: localAddress ?? localEndpoint(clientFD),
                                                       tls: clientTLS)
         }
+        if let stick = backend.stickRules {
+            let decision = stick.evaluate(connectionInfo, payload: UnsafeRawBufferPointer(start: c2s.buffer, count: c2s.tail),
+                                          scratch: worker.ruleScratch, backend: backend)
+            connector.persistentServer = decision.server
+            stickStores = decision.stores
+        }
         perform(connector.start(for: self, backend: backend, worker: worker, clientFD: clientFD,
                                 source: clientAddress?.address, now: loop.now))
     }
@@ -253,6 +261,10 @@ final class TCPSession: ListedSession {
 
     /// Carries out what the connector asks for.
     private func perform(_ action: ServerConnector.Action) {
+        if !stickStores.isEmpty, let s = connector.server {
+            StickRuleSet.store(stickStores, server: s)
+            stickStores = []
+        }
         switch action {
         case .connecting, .waiting:
             if let c = connector.connection { c.watch(c.connectInterest) }
