@@ -8,10 +8,11 @@ import Testing
 /// definition changes), expiry, the admin socket's table commands and the exporter's families.
 @Suite(.serialized) struct StickTableTests {
     static func config(port: UInt16, table: String = "type ip size 1m expire 30s store http_req_rate(30s),http_req_cnt,conn_cur,gpc0,gpt0,http_err_cnt",
-                       extra: String = "") -> String {
+                       extra: String = "", global: String = "") -> String {
         """
         global
             stats socket @ADMIN@ level admin
+            \(global)
         defaults
             mode http
             timeout connect 2s
@@ -206,7 +207,9 @@ import Testing
 
     @Test func adminShowClearSetTableAndExporterFamilies() throws {
         let port = TestSocket.freePort()
-        let strata = try StrataProcess(config: Self.config(port: port) + """
+        let user = "/tmp/strata-sticktable-\(port)-user.sock", operatorSocket = "/tmp/strata-sticktable-\(port)-operator.sock"
+        defer { unlink(user); unlink(operatorSocket) }
+        let strata = try StrataProcess(config: Self.config(port: port, global: "stats socket \(user) level user\n    stats socket \(operatorSocket) level operator") + """
 
             backend users
                 stick-table type string len 8 size 10 store gpc0,http_req_rate(10s)
@@ -244,6 +247,15 @@ import Testing
         #expect(metrics.contains("haproxy_sticktable_used{name=\"fe\"} 1"), "\(metrics)")
         #expect(metrics.contains("haproxy_sticktable_used{name=\"users\"} 2"))
 
+        // HAProxy 2.6's levels: entries from operator on, set and clear at operator.
+        #expect(try strata.admin("show table users", socket: user) == """
+            # table: users, type: string, size:10, used:2
+            # contents not dumped due to insufficient privileges
+            """)
+        #expect(try strata.admin("set table users key x data.gpc0 1", socket: user) == "Permission denied")
+        #expect(try strata.admin("set table users key x data.gpc0 1", socket: operatorSocket) == "")
+        #expect(try strata.admin("show table users key x", socket: operatorSocket).hasSuffix(": key=x use=0 exp=0 gpc0=1 http_req_rate(10000)=0"))
+        #expect(try strata.admin("clear table users", socket: user) == "Permission denied")
         #expect(try strata.admin("clear table users") == "")
         #expect(try strata.admin("show table users") == "# table: users, type: string, size:10, used:0")
     }

@@ -23,15 +23,15 @@ extension Engine {
 
     static let stickTableCommands = [
         AdminCommand(["show", "table"], usage: ("show table [<table>]", "report table usage stats or dump this table's contents"),
-                     level: .operator_) { c in
-            .text(c.engine.showTable(Array(c.arguments)))
+                     level: .user) { c in
+            .text(c.engine.showTable(Array(c.arguments), contents: c.level >= .operator_))
         },
         AdminCommand(["clear", "table"], usage: ("clear table <table> [<filter>]*", "remove an entry from a table (filter: data/key)"),
                      level: .operator_) { c in
             .text(c.engine.clearTable(Array(c.arguments)))
         },
         AdminCommand(["set", "table"], usage: ("set table <table> key <k> [data.* <v>]*", "update or create a table entry's data"),
-                     level: .admin) { c in
+                     level: .operator_) { c in
             .text(c.engine.setTable(Array(c.arguments)))
         },
     ]
@@ -103,8 +103,9 @@ extension Engine {
         init(_ text: String) { self.text = text }
     }
 
-    /// `show table`: a header per table; `show table NAME [filters]`: the header and the entries.
-    func showTable(_ args: [String]) -> String {
+    /// `show table`: a header per table; `show table NAME [filters]`: the header and the entries
+    /// (from operator level on: below it, HAProxy's line saying they are not shown).
+    func showTable(_ args: [String], contents: Bool = true) -> String {
         guard let name = args.first, !name.isEmpty else {
             return currentStickTables.map(Engine.header).joined(separator: "\n")
         }
@@ -115,6 +116,7 @@ extension Engine {
         case .success(let s): selection = s
         }
         var lines = [Engine.header(t)]
+        guard contents else { return (lines + ["# contents not dumped due to insufficient privileges"]).joined(separator: "\n") }
         // A key that matches nothing shows the header alone.
         let rows = selection.key.map { t.rows(key: $0) } ?? t.rows()
         for row in rows where selection.filters.allSatisfy({ $0.holds(row) }) {
