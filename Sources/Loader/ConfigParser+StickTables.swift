@@ -8,9 +8,9 @@ import ConfigModel
 /// only when its one peer is this host (HAProxy's way of keeping tables across its reloads,
 /// which strata does without it).
 extension ConfigParser {
-    /// This host's peer name: `localpeer` in `global`, else the host name (HAProxy's default).
+    /// This host's peer name: `-L`, else `localpeer` in `global`, else the host name (HAProxy's order).
     var localPeerName: String {
-        if let name = global.localPeer { return name }
+        if let name = localPeerOverride ?? global.localPeer { return name }
         var host = [CChar](repeating: 0, count: 256)
         gethostname(&host, 255)
         return String(cString: host)
@@ -22,7 +22,7 @@ extension ConfigParser {
         case "peer", "server":
             let name = try line.argument(0, expecting: "a peer name")
             guard name == localPeerName else {
-                throw line.error("peers section '\(peers[index].name)': peer '\(name)' is a remote peer, which is not supported: strata does not synchronise stick tables between machines yet (only this host's own peer is accepted: the one named after the host name, or after 'localpeer' in the global section)")
+                throw line.error("peers section '\(peers[index].name)': peer '\(name)' is a remote peer, which is not supported: strata does not synchronise stick tables between machines yet (only this host's own peer is accepted: the one named after the host name, or after 'localpeer' in the global section or -L)")
             }
             peers[index].hasLocalPeer = true
         case "bind", "default-bind", "default-server", "disabled", "enabled", "log", "shards":

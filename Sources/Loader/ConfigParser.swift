@@ -26,6 +26,8 @@ struct ConfigParser {
     var resolvers: [ResolversSection] = []
     var userlists: [UserlistDraft] = []
     var peers: [PeersDraft] = []
+    /// `-L NAME` on the command line.
+    var localPeerOverride: String?
     /// `http-errors NAME` sections: their `errorfile` messages by status, where declared.
     var httpErrors: [(name: String, files: [Int: [UInt8]], location: SourceLocation)] = []
     private var section = Section.none

@@ -340,5 +340,20 @@ import Testing
         #expect(result.status == 1)
         #expect(output.contains("\(path):4: stick-table: missing argument to store option 'http_req_rate' (a period: http_req_rate(10s))"), "\(output)")
         #expect(output.contains("\(path):5: proxy 'fe': unable to find table 'nowhere' referenced by track-sc0"), "\(output)")
+        // `-L NAME` names this host in peers sections, as HAProxy's -L.
+        let peers = dir.appendingPathComponent("peers.cfg").path
+        try """
+            peers mine
+                peer edge-1 127.0.0.1:10000
+            frontend fe
+                mode http
+                bind 127.0.0.1:1
+                stick-table type ip size 1 peers mine
+                http-request return status 200
+            """.write(toFile: peers, atomically: true, encoding: .utf8)
+        #expect(runTool(StrataProcess.binary, ["-c", "-f", peers]).status == 1)
+        let named = runTool(StrataProcess.binary, ["-c", "-L", "edge-1", "-f", peers])
+        #expect(named.status == 0, "\(named.stderr)")
+        #expect(named.stderr.contains("\(peers):1: peers section 'mine' is accepted and does nothing"), "\(named.stderr)")
     }
 }

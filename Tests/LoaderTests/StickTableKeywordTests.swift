@@ -153,7 +153,7 @@ import Testing
                 peer other 10.0.0.2:10000
                 table t type ip size 1
             """ + minimalListen) == [
-            "test.cfg:5: peers section 'mesh': peer 'other' is a remote peer, which is not supported: strata does not synchronise stick tables between machines yet (only this host's own peer is accepted: the one named after the host name, or after 'localpeer' in the global section)",
+            "test.cfg:5: peers section 'mesh': peer 'other' is a remote peer, which is not supported: strata does not synchronise stick tables between machines yet (only this host's own peer is accepted: the one named after the host name, or after 'localpeer' in the global section or -L)",
             "test.cfg:6: 'table' in a peers section is not supported yet (declare the table with 'stick-table' in a backend)",
         ])
     }
