@@ -175,6 +175,38 @@ import Testing
                 && line.contains(" bytes_out_cnt=10"), "\(line)")
     }
 
+    /// Content rules that wait for more bytes resume where they stopped: an action before the
+    /// waiting rule runs once, however many reads the inspection takes.
+    @Test func contentRulesWaitingForBytesRunTheirActionsOnce() throws {
+        let backend = try TestBackend(.echo)
+        let port = TestSocket.freePort()
+        let strata = try StrataProcess(config: """
+            global
+                stats socket @ADMIN@ level admin
+            defaults
+                mode tcp
+                timeout connect 2s
+                timeout client 10s
+                timeout server 10s
+            listen l
+                bind 127.0.0.1:\(port)
+                stick-table type ip size 10 store gpc0
+                tcp-request inspect-delay 5s
+                tcp-request connection track-sc0 src
+                tcp-request content sc-inc-gpc0(0)
+                tcp-request content accept if { req.payload(0,4) -m bin 61626364 }
+                server s 127.0.0.1:\(backend.port)
+            """)
+        #expect(strata.waitForAdmin())
+        let fd = try #require(TestSocket.connect(port))
+        defer { close(fd) }
+        _ = TestSocket.sendAll(fd, "ab")
+        usleep(300_000)
+        _ = TestSocket.sendAll(fd, "cd\n")
+        #expect(TestSocket.readLine(fd) == "abcd")
+        #expect(try Self.entries(strata, "l").first?.hasSuffix(" gpc0=1") == true, "\((try? strata.admin("show table l")) ?? "")")
+    }
+
     @Test func anEntryExpiresWhenUnusedAndNotWhileTracked() throws {
         let backend = try TestBackend(.echo)
         let port = TestSocket.freePort()

@@ -96,19 +96,28 @@ final class TCPRuleSet: @unchecked Sendable {
     }
 
     /// Evaluates `tcp-request content` rules over `payload`. `mayGrow`: the inspect delay has not
-    /// passed, the buffer is not full and the client has not closed.
+    /// passed, the buffer is not full and the client has not closed. `resume`: the rule a wait
+    /// stopped at, where the next evaluation starts (HAProxy resumes there: the rules before it,
+    /// their stick-counter actions included, are not run twice).
     func evaluateContent(_ info: HTTPConnectionInfo, payload: UnsafeRawBufferPointer, mayGrow: Bool,
-                         scratch: HTTPRuleScratch, httpMode: Bool = false) -> ContentDecision {
+                         scratch: HTTPRuleScratch, httpMode: Bool = false,
+                         resume: UnsafeMutablePointer<Int>? = nil) -> ContentDecision {
         withUnsafePointer(to: info) { connection in
             var ev = HTTPEvaluation(request: nil, response: nil, connection: connection, scratch: scratch,
                                     frontend: evaluator, backend: nil)
             ev.payload = payload
             ev.payloadMayGrow = mayGrow
-            for rule in content {
+            var i = min(resume?.pointee ?? 0, content.count)
+            while i < content.count {
+                let rule = content[i]
+                i += 1
                 scratch.samples.reset()
                 scratch.payloadMissing = false
                 let matched = rule.condition.evaluate(ev)
-                if scratch.payloadMissing { return .wait }
+                if scratch.payloadMissing {
+                    resume?.pointee = i - 1
+                    return .wait
+                }
                 guard matched else { continue }
                 switch rule.action {
                 case .reject: return .reject

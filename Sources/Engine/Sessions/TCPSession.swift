@@ -74,6 +74,8 @@ final class TCPSession: ListedSession {
     @exclusivity(unchecked) private var tracker: StickTracker?
     /// The `stick on|store-request` keys, given the server's id once there is one.
     @exclusivity(unchecked) private var stickStores: [(StickTable, StickKey)] = []
+    /// The `tcp-request content` rule the last wait stopped at.
+    @exclusivity(unchecked) private var contentResume = 0
 
     /// `localAddress`: the destination a PROXY protocol header carried (nil: the socket's own).
     init(worker: Worker, listener frontend: Frontend, clientFD: Int32, clientAddress: SocketEndpoint?,
@@ -200,7 +202,10 @@ final class TCPSession: ListedSession {
         }
         let mayGrow = !expired && !c2s.eof && c2s.tail < size && rules.inspectDelay != nil
         let payload = UnsafeRawBufferPointer(start: c2s.buffer, count: c2s.tail)
-        switch rules.evaluateContent(connectionInfo, payload: payload, mayGrow: mayGrow, scratch: worker.ruleScratch) {
+        let decision = withUnsafeMutablePointer(to: &contentResume) { resume in
+            rules.evaluateContent(connectionInfo, payload: payload, mayGrow: mayGrow, scratch: worker.ruleScratch, resume: resume)
+        }
+        switch decision {
         case .wait:
             clientIO.watch(clientTLS?.interest(EV_READ_MASK) ?? EV_READ_MASK, on: loop)
             if let tls = clientTLS, tls.hasBufferedInput { ev_feed_event(loop.raw, clientIO.raw, EV_READ_MASK) }
