@@ -307,7 +307,8 @@ extension SampleParser {
 
     /// A stick-counter fetch's name as written in HAProxy's usual form (`sc0_conn_cur`, `src_gpc0`).
     static func stickFetchName(_ f: StickFetch) -> String {
-        let data = stickDataNames.first { $0.value == f.kind }?.key ?? "?"
+        // The shortest name for it (`gpc0` rather than `get_gpc0`), the same every time.
+        let data = stickDataNames.filter { $0.value == f.kind }.map(\.key).min { ($0.count, $0) < ($1.count, $1) } ?? "?"
         switch f.source {
         case .tracked(let n, _): return "sc\(n)_" + data
         case .source: return "src_" + data
