@@ -78,6 +78,10 @@ public struct Proxy: Hashable, Sendable {
     public var stats: StatsPage?
     /// `server-template` lines, in order (their servers are in `servers`, at the line's location).
     public var serverTemplates: [ServerTemplate] = []
+    /// `stick-table …`: the table this proxy declares (named after it).
+    public var stickTable: StickTableConfig?
+    /// `stick on|match|store-request` rules, in order.
+    public var stickRules: [StickRule] = []
 
     public init(name: String, kind: ProxyKind, location: SourceLocation, id: Int) {
         self.name = name
@@ -349,6 +353,8 @@ public struct StatsSocket: Hashable, Sendable {
 
 public struct GlobalSettings: Hashable, Sendable {
     public var maxconn: Int?
+    /// `localpeer NAME`: this host's name in `peers` sections (default: the host name).
+    public var localPeer: String?
     /// `maxconnrate N` and `maxsessrate N`: connections and sessions per second the process accepts at most.
     public var maxConnectionRate: Int?
     public var maxSessionRate: Int?

@@ -57,6 +57,8 @@ public enum SampleFetch: Hashable, Sendable {
     case sslHello(SSLHelloFetch)
     /// `req.proto_http`: the buffered request starts like an HTTP/1 request (boolean).
     case protoHTTP
+    /// `sc*_*`, `sc_*`, `src_*`: a stick counter's value.
+    case stickCounter(StickFetch)
 }
 
 /// The fetches of a buffered TLS ClientHello (TLS passthrough), by their HAProxy names.
@@ -143,6 +145,8 @@ public enum SampleConverter: Hashable, Sendable {
     case ipmask(v4: Int, v6: Int?)
     /// `sdbm`, `djb2`, `crc32`, `wt6` hashes of the bytes (integers).
     case hash(HashFunction)
+    /// `table_*(TABLE)`: the value the table stores for the input key.
+    case table(StickTableConverterKind, table: String)
 
     public enum ArithmeticOperator: String, Hashable, Sendable, CaseIterable {
         case add, sub, mul, div, mod, and, or, xor
@@ -395,6 +399,8 @@ public enum HTTPRequestAction: Hashable, Sendable {
     case setVariable(name: String, value: SampleExpression)
     case setVariableFormat(name: String, value: FormatString)
     case unsetVariable(name: String)
+    /// `track-sc*`, `sc-inc-gpc0/1`, `sc-set-gpt0`.
+    case stickCounter(StickCounterAction)
 
     public struct Header: Hashable, Sendable {
         public var name: String

@@ -35,6 +35,8 @@ public enum TCPRuleAction: Hashable, Sendable {
     case reject
     /// `tcp-request connection expect-proxy layer4`: read a PROXY header first.
     case expectProxy
+    /// `track-sc*`, `sc-inc-gpc0/1`, `sc-set-gpt0`: the rule goes on to the next one.
+    case stickCounter(StickCounterAction)
 }
 
 public struct TCPRule: Hashable, Sendable {

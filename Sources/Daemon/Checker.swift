@@ -8,10 +8,13 @@ struct Checker {
     var files: [String]
     /// `-dr`.
     var resolutionFailuresWarn = false
+    /// `-L NAME`.
+    var localPeer: String? = nil
 
     func run() -> Int32 {
         var loader = ConfigLoader()
         loader.resolutionFailuresWarn = resolutionFailuresWarn
+        loader.localPeer = localPeer
         switch loader.load(paths: files) {
         case .success(let loaded):
             for w in loaded.warnings { FileHandle.standardError.write(Data("[WARNING] \(w)\n".utf8)) }

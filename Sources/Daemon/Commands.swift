@@ -50,6 +50,8 @@ struct Run: ParsableCommand {
     @Flag(name: .customLong("dr", withSingleDash: true),
           help: "A server address that does not resolve is a warning: the server starts in maintenance (HAProxy's -dr).")
     var resolutionFailuresWarn = false
+    @Option(name: .customShort("L"), help: ArgumentHelp("This host's name in 'peers' sections (HAProxy's -L; default: the host name).", valueName: "NAME"))
+    var localPeer: String?
     @Option(name: .customShort("p"), help: ArgumentHelp("Write the pid to this file.", valueName: "PIDFILE"))
     var pidfile: String?
     @Flag(name: .customLong("db", withSingleDash: true), help: "Stay in the foreground even with 'daemon' in global.")
@@ -88,12 +90,12 @@ struct Run: ParsableCommand {
             return
         }
         if checkOnly {
-            Foundation.exit(Checker(files: config.files, resolutionFailuresWarn: resolutionFailuresWarn).run())
+            Foundation.exit(Checker(files: config.files, resolutionFailuresWarn: resolutionFailuresWarn, localPeer: localPeer).run())
         }
         let options = DaemonOptions(files: config.files, pidfile: pidfile, foreground: foreground,
                                     replace: softFinish.isEmpty ? softTerminate : softFinish,
                                     replaceSignal: softFinish.isEmpty ? SIGTERM : SIGUSR1,
-                                    resolutionFailuresWarn: resolutionFailuresWarn,
+                                    resolutionFailuresWarn: resolutionFailuresWarn, localPeer: localPeer,
                                     masterSocket: masterSocket.flatMap { try? MasterSocket.parse($0).get() },
                                     takeOver: takeOver)
         Foundation.exit(Daemon(options: options).run())
@@ -106,11 +108,13 @@ struct Check: ParsableCommand {
     @Flag(name: .customLong("dr", withSingleDash: true),
           help: "A server address that does not resolve is a warning: the server starts in maintenance (HAProxy's -dr).")
     var resolutionFailuresWarn = false
+    @Option(name: .customShort("L"), help: ArgumentHelp("This host's name in 'peers' sections (HAProxy's -L; default: the host name).", valueName: "NAME"))
+    var localPeer: String?
 
     func validate() throws { try config.requireFiles() }
 
     func run() throws {
-        Foundation.exit(Checker(files: config.files, resolutionFailuresWarn: resolutionFailuresWarn).run())
+        Foundation.exit(Checker(files: config.files, resolutionFailuresWarn: resolutionFailuresWarn, localPeer: localPeer).run())
     }
 }
 

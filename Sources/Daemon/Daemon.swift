@@ -15,6 +15,8 @@ struct DaemonOptions {
     var replaceSignal: Int32
     /// `-dr`: an address that does not resolve is a warning, its server starts in maintenance.
     var resolutionFailuresWarn = false
+    /// `-L NAME`: this host's name in `peers` sections.
+    var localPeer: String? = nil
     /// `-S PATH[,mode,OCTAL]`: one more admin socket, level admin (HAProxy's master socket).
     var masterSocket: (path: String, mode: UInt32?)?
     /// `-x SOCKET`: take the listening sockets of the strata answering there (`expose-fd listeners`).
@@ -39,6 +41,7 @@ final class Daemon: @unchecked Sendable {
         self.options = options
         var loader = ConfigLoader()
         loader.resolutionFailuresWarn = options.resolutionFailuresWarn
+        loader.localPeer = options.localPeer
         self.loader = loader
     }
 

@@ -414,6 +414,8 @@ final class ReloadCoordinator: @unchecked Sendable {
                 let active = "\(from)generation \(generation.id) active (hash \(generation.config.hash)): \(listeners) listeners, \(kept) kept, \(built.newListeners) new, \(closed.count) closed; \(took)"
                 messages.append(active)
                 engine.report(active)
+                // The stick tables it kept with their entries, and those that start empty.
+                messages += generation.stickTableChanges
             }
             cache.release(dropped)
             // For the caller's answer: the drain itself was reported as it started.

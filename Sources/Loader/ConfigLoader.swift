@@ -34,6 +34,8 @@ public struct ConfigLoader: Sendable {
     /// `-dr`: a server address no `init-addr` method finds is a warning (in `LoadedConfig.warnings`)
     /// and the server starts in maintenance, instead of an error.
     public var resolutionFailuresWarn = false
+    /// `-L NAME`: this host's name in `peers` sections (before `localpeer` and the host name).
+    public var localPeer: String?
     /// What `parse-resolv-conf` reads (tests point it elsewhere).
     public var resolvConfPath = "/etc/resolv.conf"
     /// Where every file is read (the privilege broker once privileges are dropped).
@@ -89,6 +91,7 @@ public struct ConfigLoader: Sendable {
     {
         var parser = ConfigParser(environment: environment, resolver: resolver, paths: files,
                                   resolutionFailuresWarn: resolutionFailuresWarn, resolvConfPath: resolvConfPath)
+        parser.localPeerOverride = localPeer
         for source in sources { parser.parse(text: source.text, file: source.file) }
         var (config, failed, dropped) = parser.build()
         var warnings = parser.warnings
@@ -96,6 +99,7 @@ public struct ConfigLoader: Sendable {
         late += applyLastAddresses(parser.pendingLastAddresses(), to: &config)
         late += parser.applyUserlists(to: &config)
         late += parser.errorFileImportProblems()
+        late += parser.finishStickTables(&config, warnings: &warnings)
         // The validator knows which lines failed, so that it does not repeat them as absences.
         var errors = parser.errors + late + ConfigValidator.validate(config, failedKeywords: failed, droppedNames: dropped)
         // As HAProxy, only a configuration without other errors is judged as a whole (it "has no

@@ -25,6 +25,9 @@ struct ConfigParser {
     var drafts: [ProxyDraft] = []
     var resolvers: [ResolversSection] = []
     var userlists: [UserlistDraft] = []
+    var peers: [PeersDraft] = []
+    /// `-L NAME` on the command line.
+    var localPeerOverride: String?
     /// `http-errors NAME` sections: their `errorfile` messages by status, where declared.
     var httpErrors: [(name: String, files: [Int: [UInt8]], location: SourceLocation)] = []
     private var section = Section.none
@@ -36,6 +39,7 @@ struct ConfigParser {
         case proxy(Int)
         case resolvers(Int)
         case userlist(Int)
+        case peers(Int)
         case httpErrors(Int)
         /// A section HAProxy has and strata does not: reported once at its header, its lines skipped.
         case unsupported
@@ -49,12 +53,12 @@ struct ConfigParser {
         // The first byte rules out most keywords before any comparison.
         switch word.utf8.first {
         case UInt8(ascii: "g"), UInt8(ascii: "d"), UInt8(ascii: "f"), UInt8(ascii: "b"), UInt8(ascii: "l"),
-            UInt8(ascii: "r"), UInt8(ascii: "u"), UInt8(ascii: "h"):
+            UInt8(ascii: "r"), UInt8(ascii: "u"), UInt8(ascii: "h"), UInt8(ascii: "p"):
             break
         default: return false
         }
         switch word {
-        case "global", "defaults", "frontend", "backend", "listen", "resolvers", "userlist", "http-errors": return true
+        case "global", "defaults", "frontend", "backend", "listen", "resolvers", "userlist", "http-errors", "peers": return true
         default: return false
         }
     }
@@ -69,7 +73,7 @@ struct ConfigParser {
         default: return false
         }
         switch word {
-        case "peers", "program", "ring", "mailers", "cache", "log-forward",
+        case "program", "ring", "mailers", "cache", "log-forward",
             "fcgi-app":
             return true
         default: return false
@@ -164,6 +168,8 @@ struct ConfigParser {
                 try reader.resolversKeyword(line, section: &resolvers[index], warnings: &warnings)
             case .userlist(let index):
                 try KeywordReader.userlistKeyword(line, draft: &userlists[index])
+            case .peers(let index):
+                try peersKeyword(line, index: index)
             case .httpErrors(let index):
                 guard line.keyword == "errorfile" else {
                     throw line.error("'\(line.keyword)' is not an http-errors keyword (the section has 'errorfile CODE FILE' lines)")
@@ -211,6 +217,14 @@ struct ConfigParser {
         }
         if kind == "userlist" {
             startUserlist(words, location: location)
+            return
+        }
+        if kind == "peers" {
+            let earlier = words.count > 1 ? peers.first { $0.name == words[1] }?.location : nil
+            guard let name = sectionName(words, location: location, kind: "peers", noun: "peers section",
+                                         nameCharacters: true, earlier: earlier) else { return }
+            peers.append(PeersDraft(name: name, location: location))
+            section = .peers(peers.count - 1)
             return
         }
         if kind == "http-errors" {

@@ -3,7 +3,7 @@ import ConfigModel
 /// The keywords of the `global` section that strata supports, and how each lands in GlobalSettings.
 extension KeywordReader {
     static let globalKeywords = [
-        "ca-base", "chroot", "cpu-map", "crt-base", "daemon", "default-path", "description", "gid", "group", "hard-stop-after", "log",
+        "ca-base", "chroot", "cpu-map", "crt-base", "daemon", "default-path", "description", "gid", "group", "hard-stop-after", "localpeer", "log",
         "master-worker", "max-generations", "maxconn", "maxconnrate", "maxsessrate", "nbthread", "noreuseport", "pidfile", "server-state-base", "server-state-file", "spread-checks", "ssl-default-bind-ciphers", "ssl-dh-param-file", "strict-limits",
         "ssl-default-bind-ciphersuites", "ssl-default-bind-options", "ssl-default-server-ciphers",
         "ssl-default-server-ciphersuites", "ssl-default-server-options", "ssl-server-verify", "stats socket",
@@ -32,6 +32,9 @@ extension KeywordReader {
         if line.negated { throw line.error("'no' cannot be used with '\(line.keyword)'") }
 
         switch line.keyword {
+        case "localpeer":
+            global.localPeer = try line.argument(0, expecting: "a peer name")
+            try line.noArguments(after: 1)
         case "maxconn":
             global.maxconn = try line.integer(0, range: 1...Int(Int32.max))
             try line.noArguments(after: 1)

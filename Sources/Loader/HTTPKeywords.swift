@@ -12,7 +12,7 @@ extension KeywordReader {
     static let httpRequestActions = [
         "add-header", "allow", "auth", "del-header", "deny", "redirect", "tarpit", "replace-header", "replace-path", "replace-pathq",
         "replace-uri", "replace-value", "return", "set-header", "set-method", "set-path", "set-query", "set-uri",
-        "use-service",
+        "use-service", "track-sc0", "track-sc1", "track-sc2", "sc-inc-gpc0", "sc-inc-gpc1", "sc-set-gpt0",
     ]
     /// HAProxy's other http-request actions: "not supported yet" rather than unknown.
     static let otherHTTPRequestActions: Set<String> = [
@@ -372,6 +372,12 @@ extension KeywordReader {
                 i = 3
             }
             result = .auth(realm: realm)
+        case _ where KeywordReader.isStickCounterAction(action):
+            guard let stick = try stickCounterAction(line, at: 0, context: context, draft: draft, next: &i) else {
+                throw line.error("'\(action)' is not an http-request action"
+                    + KeywordSuggestion.clause(for: action, among: KeywordReader.httpRequestActions))
+            }
+            result = .stickCounter(stick)
         case "use-service":
             let service = try word(1, "a service (prometheus-exporter)")
             guard service == "prometheus-exporter" else {

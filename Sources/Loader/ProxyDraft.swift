@@ -71,6 +71,8 @@ struct ProxyDraft {
     /// ACL names whose `acl` line was refused (and reported).
     var failedACLs: Set<String> = []
     var rebindACLs = false
+    /// `stick-table … peers NAME`: checked against the `peers` sections at the end.
+    var stickTablePeers: (name: String, location: SourceLocation)?
     /// `http-check` lines read before `option httpchk` (or without it: refused at the end).
     /// Stored as zero or one element: 8 bytes in every draft rather than the whole value
     /// (a draft is moved as a whole; most never have one).

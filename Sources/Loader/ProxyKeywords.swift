@@ -78,6 +78,8 @@ extension KeywordReader {
         ("stats realm", all),
         ("stats refresh", all),
         ("stats uri", all),
+        ("stick", [.listen, .backend]),
+        ("stick-table", [.frontend, .listen, .backend]),
         ("tcp-check", backSide),
         ("tcp-request", all),
         ("tcp-response", backSide),
@@ -299,6 +301,12 @@ extension KeywordReader {
         case "id":
             draft.explicitID = try line.integer(0, range: 1...Int(Int32.max))
             try line.noArguments(after: 1)
+
+        case "stick-table":
+            try stickTable(line, draft: &draft)
+
+        case "stick":
+            try stickRule(line, draft: &draft)
 
         default:
             // The rarer keywords, in their own files.

@@ -139,7 +139,7 @@ enum SampleParser {
         for c in converters {
             switch c {
             case .lower, .upper: break
-            case .length, .arithmetic, .negate, .hash: parsed.output = .integer
+            case .length, .arithmetic, .negate, .hash, .table: parsed.output = .integer
             case .bool, .not, .odd, .even: parsed.output = .boolean
             case .ipmask: parsed.output = .address
             default: parsed.output = .string
@@ -254,7 +254,7 @@ enum SampleParser {
             return ParsedFetch(fetch: .responseHeader(header, occurrence: occ ?? (acl ? nil : -1)), output: .string,
                                phase: .response, name: name)
         default:
-            break
+            if let stick = try stickFetch(name, arguments: arguments) { return stick }
         }
         if acl {
             for (suffix, match) in derivedSuffixes where name.hasSuffix(suffix) {
@@ -542,7 +542,8 @@ enum SampleParser {
         case .path, .url, .query, .urlParameter, .header, .fullHeader, .headerCount, .base, .requestVersion, .httpAuth,
              .httpAuthGroup: .request
         case .status, .responseHeader: .response
-        case .method, .source, .sourcePort, .destination, .destinationPort, .sslFrontend, .tls, .constant, .variable: .connection
+        case .method, .source, .sourcePort, .destination, .destinationPort, .sslFrontend, .tls, .constant, .variable,
+             .stickCounter: .connection
         case .requestLength, .requestPayload, .sslHello, .protoHTTP: .payload
         }
     }
@@ -575,6 +576,7 @@ enum SampleParser {
         case .requestPayload: "req.payload"
         case .sslHello(let fetch): fetch.rawValue
         case .protoHTTP: "req.proto_http"
+        case .stickCounter(let f): stickFetchName(f)
         }
     }
 
@@ -696,6 +698,8 @@ enum SampleParser {
                 throw ConfigError(nil, "converter '\(name)': '\(args[0])' is not an integer (a variable as argument is not supported yet)")
             }
             return .arithmetic(SampleConverter.ArithmeticOperator(rawValue: name)!, n)
+        case _ where name.hasPrefix("table_"):
+            return try tableConverter(name, arguments: args)!
         case "neg": try none(); return .negate
         case "bool": try none(); return .bool
         case "not": try none(); return .not

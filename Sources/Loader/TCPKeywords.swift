@@ -5,13 +5,13 @@ import ConfigModel
 /// (configuration.txt §4.2 "tcp-request", §5.2 "send-proxy"). `accept-proxy` is read with the
 /// other `bind` options.
 extension KeywordReader {
-    static let tcpConnectionActions = ["accept", "expect-proxy", "reject"]
+    static let tcpConnectionActions = ["accept", "expect-proxy", "reject", "track-sc0", "track-sc1", "track-sc2", "sc-inc-gpc0", "sc-inc-gpc1", "sc-set-gpt0"]
     static let otherTCPConnectionActions: Set<String> = [
         "capture", "expect-netscaler-cip", "sc-inc-gpc", "sc-inc-gpc0", "sc-inc-gpc1", "sc-set-gpt0", "set-dst",
         "set-dst-port", "set-mark", "set-src", "set-src-port", "set-tos", "set-var", "set-var-fmt", "silent-drop",
         "track-sc0", "track-sc1", "track-sc2", "unset-var",
     ]
-    static let tcpContentActions = ["accept", "reject"]
+    static let tcpContentActions = ["accept", "reject", "track-sc0", "track-sc1", "track-sc2", "sc-inc-gpc0", "sc-inc-gpc1", "sc-set-gpt0"]
     static let otherTCPContentActions: Set<String> = [
         "capture", "do-resolve", "sc-inc-gpc", "sc-inc-gpc0", "sc-inc-gpc1", "sc-set-gpt0", "send-spoe-group",
         "set-bandwidth-limit", "set-dst", "set-dst-port", "set-log-level", "set-mark", "set-nice", "set-priority-class",
@@ -22,7 +22,7 @@ extension KeywordReader {
     /// The fetches a TCP rule can have: the connection's addresses, its TLS, the buffered payload.
     static func isTCPFetch(_ fetch: SampleFetch, layer4Only: Bool) -> Bool {
         switch fetch {
-        case .source, .sourcePort, .destination, .destinationPort, .constant: return true
+        case .source, .sourcePort, .destination, .destinationPort, .constant, .stickCounter: return true
         case .sslFrontend, .tls, .requestLength, .requestPayload, .sslHello, .protoHTTP: return !layer4Only
         default: return false
         }
@@ -63,6 +63,15 @@ extension KeywordReader {
                 }
                 rule = .expectProxy
                 next = 3
+            case _ where KeywordReader.isStickCounterAction(action):
+                guard let stick = try stickCounterAction(line, at: 1, context: .definition, draft: draft, next: &next) else {
+                    throw actionError(line, action, kind: "tcp-request connection", supported: KeywordReader.tcpConnectionActions,
+                                      other: KeywordReader.otherTCPConnectionActions)
+                }
+                if case .track(let t) = stick {
+                    try checkTCPSample(t.key, line: line, layer4Only: true, rule: "'tcp-request connection \(action)'")
+                }
+                rule = .stickCounter(stick)
             default:
                 throw actionError(line, action, kind: "tcp-request connection", supported: KeywordReader.tcpConnectionActions,
                                   other: KeywordReader.otherTCPConnectionActions)
@@ -77,14 +86,24 @@ extension KeywordReader {
             }
             let action = try line.argument(1, expecting: "an action (accept, reject)")
             let rule: TCPRuleAction
+            var next = 2
             switch action {
             case "accept": rule = .accept
             case "reject": rule = .reject
+            case _ where KeywordReader.isStickCounterAction(action):
+                guard let stick = try stickCounterAction(line, at: 1, context: .tcpContent, draft: draft, next: &next) else {
+                    throw actionError(line, action, kind: "tcp-request content", supported: KeywordReader.tcpContentActions,
+                                      other: KeywordReader.otherTCPContentActions)
+                }
+                if case .track(let t) = stick {
+                    try checkTCPSample(t.key, line: line, layer4Only: false, rule: "'tcp-request content \(action)'")
+                }
+                rule = .stickCounter(stick)
             default:
                 throw actionError(line, action, kind: "tcp-request content", supported: KeywordReader.tcpContentActions,
                                   other: KeywordReader.otherTCPContentActions)
             }
-            let condition = try finishRule(line, at: 2, draft: &draft, context: .tcpContent,
+            let condition = try finishRule(line, at: next, draft: &draft, context: .tcpContent,
                                            rule: "tcp-request content \(action)")
             draft.proxy.tcp.content.append(TCPRule(location: line.location, action: rule, condition: condition))
             draft.tcpContentLines.append(line.location)
@@ -126,6 +145,14 @@ extension KeywordReader {
                     throw line.error("'\(term.name)' uses '\(fetch)', which \(rule) cannot have: it sees \(what)")
                 }
             }
+        }
+    }
+
+    /// Refuses a key a TCP rule cannot fetch.
+    func checkTCPSample(_ sample: SampleExpression, line: KeywordLine, layer4Only: Bool, rule: String) throws(ConfigError) {
+        guard KeywordReader.isTCPFetch(sample.fetch, layer4Only: layer4Only) else {
+            throw line.error("\(rule) cannot use '\(SampleParser.name(of: sample.fetch))' as a key: it sees "
+                + (layer4Only ? "only the connection's addresses (src, dst, src_port, dst_port)" : "the connection's addresses, its TLS and the request's payload"))
         }
     }
 

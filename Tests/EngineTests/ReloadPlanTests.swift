@@ -180,6 +180,26 @@ import Testing
         #expect(fields(web.binds[0]) == PlanContent.bindFields)
     }
 
+    /// A stick table keeps its entries across a reload unless its identity changes: the plan
+    /// says which (expire may change and keep them).
+    @Test func aStickTableWhoseIdentityChangesStartsEmpty() throws {
+        let text = """
+            frontend f
+                mode http
+                bind 127.0.0.1:80
+                stick-table type ip size 10 expire 10s store conn_cur
+                http-request track-sc0 src
+                http-request return status 200
+            """
+        let expire = ReloadPlan(from: try Self.config(text), to: try Self.config(text.replacingOccurrences(of: "10s", with: "20s")),
+                                candidateHash: "c", facts: Self.facts(held: [80])).lines
+        #expect(expire.contains("~ proxy f: stick-table type ip len 4 size 10 expire 10s store conn_cur -> type ip len 4 size 10 expire 20s store conn_cur"), "\(expire)")
+        #expect(!expire.contains { $0.hasPrefix("! stick-table") }, "\(expire)")
+        let size = ReloadPlan(from: try Self.config(text), to: try Self.config(text.replacingOccurrences(of: "size 10", with: "size 11")),
+                              candidateHash: "c", facts: Self.facts(held: [80])).lines
+        #expect(size.contains("! stick-table f starts empty (its type, key length, size or stored data changed)"), "\(size)")
+    }
+
     @Test func identitiesMeetWhereverTheyMoved() {
         func match(_ old: [String], _ new: [String]) -> (counterpart: [Int], matched: [Bool]) {
             let m = IdentityMatch(old: old.count, new: new.count, oldKey: { old[$0] }, newKey: { new[$0] })

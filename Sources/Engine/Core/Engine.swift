@@ -97,8 +97,13 @@ public final class Engine: EventHandler, @unchecked Sendable {
     /// alive by the caller and only read) gives its counters and server states to what it has in
     /// common with the new one, so that activation looks up only what it does not have.
     public func makeGeneration(_ config: ConfigGeneration, carryingFrom previous: Generation? = nil) throws(ConfigErrors) -> Generation {
-        try Generation(config: config, carryingFrom: previous, loops: workerLoops)
+        try Generation(config: config, carryingFrom: previous, loops: workerLoops, stickTables: stickTables)
     }
+
+    /// The stick tables, outside every generation: a reload keeps a table whose definition is
+    /// unchanged, entries included (see StickTable).
+    let stickTables = StickTableRegistry()
+    lazy var stickTableExpiry = StickTableExpiry(registry: stickTables)
 
     /// A generation to check, not to serve (`strata -c`): what only the engine checks is checked.
     public static func checkGeneration(_ config: ConfigGeneration) throws(ConfigErrors) {
@@ -179,6 +184,7 @@ public final class Engine: EventHandler, @unchecked Sendable {
         serviceDiscovery.prepare(generation)
         adoptCounters(generation)
         adoptTLSStores(generation)
+        adoptStickTables(generation)
         let previous = current
         current = generation
         // A canary promoted is live already.

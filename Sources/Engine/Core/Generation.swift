@@ -40,6 +40,15 @@ public final class Generation: @unchecked Sendable {
     /// `bind … ssl`: the TLS context of each listener key that terminates TLS.
     let tlsContexts: [ListenerKey: TLSServerContext]
     let globalLog: LogSinks
+    /// The stick tables its proxies declare, by name, with their configuration. They live
+    /// outside the generation (`StickTableRegistry`): one kept by a reload is the same object
+    /// in both generations.
+    let stickTables: [String: (StickTable, StickTableConfig)]
+    /// What the reload did to the tables the previous configuration had (one line each): a
+    /// table kept with its entries, or started empty because its definition changed.
+    public let stickTableChanges: [String]
+    /// Whether a connection needs a `StickTracker` (some table exists).
+    let tracksStickCounters: Bool
 
     /// What activation still has to look up in the engine's tables (on the loop): frontends,
     /// backends and servers whose counters and state were not found in the generation this one
@@ -55,7 +64,8 @@ public final class Generation: @unchecked Sendable {
     /// `previous`: the generation serving now, read (never changed) off the loop so that every
     /// proxy and server whose name and identity it already has takes its counters and state now,
     /// and activation does no lookup for them. The caller keeps `previous` alive meanwhile.
-    init(config: ConfigGeneration, carryingFrom previous: Generation? = nil, loops: [EventLoop]) throws(ConfigErrors) {
+    init(config: ConfigGeneration, carryingFrom previous: Generation? = nil, loops: [EventLoop],
+         stickTables registry: StickTableRegistry? = nil) throws(ConfigErrors) {
         self.config = config
         self.loops = loops
         shards = loops.map { _ in GenerationShard() }
@@ -66,11 +76,32 @@ public final class Generation: @unchecked Sendable {
         globalLog = LogSinks(global.logTargets)
         // Indexed access throughout: `for proxy in proxies` copies every Proxy (dozens of references).
         let proxies = config.config.proxies
+        var stickTables: [String: (StickTable, StickTableConfig)] = [:]
+        var tableObjects: [String: StickTable] = [:]
+        var changes: [String] = []
+        for i in proxies.indices {
+            guard let t = proxies[i].stickTable else { continue }
+            if let registry {
+                let (table, carried, replaced) = registry.table(for: t)
+                stickTables[t.name] = (table, t)
+                if carried {
+                    changes.append("stick-table '\(t.name)' kept with its entries")
+                } else if replaced {
+                    changes.append("stick-table '\(t.name)' changed (type, key length, size or stored data): it starts empty")
+                }
+            } else {
+                stickTables[t.name] = (StickTable(t), t)
+            }
+            tableObjects[t.name] = stickTables[t.name]!.0
+        }
+        self.stickTables = stickTables
+        stickTableChanges = changes
+        tracksStickCounters = !stickTables.isEmpty
         // One rule set per HTTP proxy: a `listen`'s front and back halves share it.
         var rules: [String: HTTPRuleSet] = [:]
         var errors: [ConfigError] = []
         for i in proxies.indices where proxies[i].mode == .http {
-            do { rules[proxies[i].name + (proxies[i].kind != .frontend ? "/b" : "/f")] = try HTTPRuleSet(proxies[i]) } catch { errors.append(error) }
+            do { rules[proxies[i].name + (proxies[i].kind != .frontend ? "/b" : "/f")] = try HTTPRuleSet(proxies[i], stickTables: tableObjects) } catch { errors.append(error) }
         }
         // The TCP layer's rules of each frontend that has some (any mode).
         var tcpRules: [String: TCPRuleSet] = [:]
@@ -81,8 +112,8 @@ public final class Generation: @unchecked Sendable {
             do throws(ConfigError) {
                 let key = proxies[i].name + (proxies[i].kind != .frontend ? "/b" : "/f")
                 let evaluator: HTTPRuleSet
-                if let existing = rules[key] { evaluator = existing } else { evaluator = try HTTPRuleSet(proxies[i]) }
-                tcpRules[proxies[i].name] = try TCPRuleSet(proxies[i], evaluator: evaluator)
+                if let existing = rules[key] { evaluator = existing } else { evaluator = try HTTPRuleSet(proxies[i], stickTables: tableObjects) }
+                tcpRules[proxies[i].name] = try TCPRuleSet(proxies[i], evaluator: evaluator, stickTables: tableObjects)
             } catch {
                 errors.append(error)
             }
@@ -97,6 +128,15 @@ public final class Generation: @unchecked Sendable {
             let rules = proxies[i].mode == .http ? rules[name + "/b"] : nil
             let old = previous?.backends[name]
             let backend = Backend(proxy: proxies[i], rules: rules, previous: old, unresolved: &unresolvedServers, loops: n)
+            if !proxies[i].stickRules.isEmpty {
+                do throws(ConfigError) {
+                    let evaluator: HTTPRuleSet
+                    if let rules { evaluator = rules } else { evaluator = try HTTPRuleSet(proxies[i], stickTables: tableObjects) }
+                    backend.stickRules = try StickRuleSet(proxies[i], evaluator: evaluator, stickTables: tableObjects)
+                } catch {
+                    errors.append(error)
+                }
+            }
             if let old { backend.counters = old.counters } else { unresolvedBackends.append(backend) }
             backends[name] = backend
         }

@@ -36,6 +36,9 @@ final class H2Connection: EventHandler {
     var streams: [Int32: H2Stream] = [:]
     /// The rules' storage of streams that ended, for the next ones (`HTTPRuleScratch`).
     var scratches: [HTTPRuleScratch] = []
+    /// The connection's stick counters (`tcp-request connection track-sc*`, or made at the first
+    /// stream when the generation tracks any): every stream's session counts through them.
+    var tracker: StickTracker?
     private var streamsStarted = 0
     /// What libnghttp2 produced that the socket has not taken yet.
     private var output: [UInt8] = []
@@ -71,7 +74,8 @@ final class H2Connection: EventHandler {
     /// `counted`: the connection was already counted as a frontend session (it was an
     /// HTTPSession until ALPN chose h2).
     init(worker: Worker, listener: Listener, frontend: Frontend, fd: Int32, clientAddress: SocketEndpoint?,
-         localAddress: SocketEndpoint?, tls: TLSConnection?) {
+         localAddress: SocketEndpoint?, tls: TLSConnection?, tracker: StickTracker? = nil) {
+        self.tracker = tracker
         self.worker = worker
         self.loop = worker.loop
         self.listener = listener
@@ -403,6 +407,8 @@ final class H2Connection: EventHandler {
         if !lingering { tls?.sendCloseNotify() }
         Glibc.close(fd)
         listener.detach(self)
+        tracker?.end()
+        tracker = nil
         counters.connectionClosed()
         connectionCounters.sessionEnded(on: loop)
         worker.connectionEnded()

@@ -156,9 +156,10 @@ final class H2Stream {
         requestDone = endStream
         fields = []
         cookies = []
+        if connection.tracker == nil, frontend.generation.tracksStickCounters { connection.tracker = StickTracker() }
         let s = HTTPSession(worker: connection.worker, listener: connection.listener, frontend: frontend, clientFD: connection.fd,
                             clientAddress: connection.clientAddress, localAddress: connection.localAddress, tls: connection.tls,
-                            stream: self)
+                            tracker: connection.tracker, stream: self)
         self.session = s
         // The rules' per-request storage (a few buffers) is the connection's, lent to its streams.
         s.scratch = connection.scratches.popLast()

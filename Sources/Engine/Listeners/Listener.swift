@@ -127,26 +127,33 @@ final class Listener: EventHandler {
             worker.connectionAccepted(frontend)
             let peer = SocketEndpoint(storage)
             var expectProxy = acceptProxy
+            // The connection's stick counters, when its TCP rules track some (an HTTP
+            // connection gets one at its first request otherwise).
+            let tracker = frontend.tcpRules?.usesStickCounters == true ? StickTracker() : nil
             if let rules = frontend.tcpRules, !rules.connection.isEmpty {
                 // `tcp-request connection`: the real addresses, before anything is read.
-                let decision = rules.evaluateConnection(HTTPConnectionInfo(client: peer, local: nil, tls: nil, localFD: client),
+                let decision = rules.evaluateConnection(HTTPConnectionInfo(client: peer, local: nil, tls: nil, localFD: client,
+                                                                           tracker: tracker),
                                                         scratch: worker.ruleScratch)
                 if decision.reject {
                     frontend.counters[worker.loop].deniedConnections += 1
+                    tracker?.end()
                     close(client)
                     continue
                 }
                 if decision.expectProxy { expectProxy = true }
+                if let tracker, !tracker.isEmpty { tracker.countSession() }
             }
             worker.sessionAccepted(frontend)
             if expectProxy {
                 ProxyHeaderReader(worker: worker, listener: self, frontend: frontend, fd: client, peer: peer,
-                                  tlsContext: tlsContext).start()
+                                  tlsContext: tlsContext, tracker: tracker).start()
                 continue
             }
             var tls: TLSConnection?
             if let tlsContext {
                 guard let connection = TLSConnection(accepted: client, context: tlsContext) else {
+                    tracker?.end()
                     close(client)
                     continue
                 }
@@ -155,15 +162,15 @@ final class Listener: EventHandler {
             if frontend.proxy.mode == .http && forcesH2 && tls == nil {
                 // h2c with prior knowledge: each stream picks its generation when its head is complete.
                 H2Connection(worker: worker, listener: self, frontend: frontend, fd: client, clientAddress: peer,
-                             localAddress: nil, tls: nil).start(counted: false)
+                             localAddress: nil, tls: nil, tracker: tracker).start(counted: false)
             } else if frontend.proxy.mode == .http {
                 // Each request picks its generation when its head is complete.
                 HTTPSession(worker: worker, listener: self, frontend: frontend, clientFD: client,
-                            clientAddress: peer, tls: tls).start()
+                            clientAddress: peer, tls: tls, tracker: tracker).start()
             } else {
                 // A TCP connection picks its generation now, for its life.
                 TCPSession(worker: worker, listener: pick() ?? frontend, clientFD: client,
-                           clientAddress: peer, tls: tls).start()
+                           clientAddress: peer, tls: tls, tracker: tracker).start()
             }
         }
     }

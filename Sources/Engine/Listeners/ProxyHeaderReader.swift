@@ -28,9 +28,12 @@ final class ProxyHeaderReader: ListedSession {
     @exclusivity(unchecked) private var selfRetain: Unmanaged<ProxyHeaderReader>?
     @exclusivity(unchecked) private var done = false
     private let maxLength: Int
+    /// What `tcp-request connection` tracked, handed to the session (released here otherwise).
+    @exclusivity(unchecked) private var tracker: StickTracker?
 
     init(worker: Worker, listener: Listener, frontend: Frontend, fd: Int32, peer: SocketEndpoint?,
-         tlsContext: TLSServerContext?) {
+         tlsContext: TLSServerContext?, tracker: StickTracker? = nil) {
+        self.tracker = tracker
         self.worker = worker
         self.listener = listener
         self.frontend = frontend
@@ -45,6 +48,8 @@ final class ProxyHeaderReader: ListedSession {
         io.raw.pointee.data = Unmanaged.passUnretained(self).toOpaque()
         timer.raw.pointee.data = Unmanaged.passUnretained(self).toOpaque()
     }
+
+    deinit { tracker?.end() }
 
     func start() {
         selfRetain = Unmanaged.passRetained(self)
@@ -168,15 +173,16 @@ final class ProxyHeaderReader: ListedSession {
         // The session begins before this one ends: the generation is held throughout.
         if frontend.proxy.mode == .http && listener.forcesH2 && tls == nil {
             H2Connection(worker: worker, listener: listener, frontend: frontend, fd: fd, clientAddress: client,
-                         localAddress: local, tls: nil).start(counted: false)
+                         localAddress: local, tls: nil, tracker: tracker).start(counted: false)
         } else if frontend.proxy.mode == .http {
             HTTPSession(worker: worker, listener: listener, frontend: frontend, clientFD: fd, clientAddress: client,
-                        localAddress: local, tls: tls).start()
+                        localAddress: local, tls: tls, tracker: tracker).start()
         } else {
             // A canary's share of TCP connections, as at accept without a PROXY header.
             TCPSession(worker: worker, listener: listener.pick() ?? frontend, clientFD: fd, clientAddress: client,
-                       localAddress: local, tls: tls).start()
+                       localAddress: local, tls: tls, tracker: tracker).start()
         }
+        tracker = nil
         generation.shard(loop).sessionsAccepted -= 1
         finishHandOff()
     }

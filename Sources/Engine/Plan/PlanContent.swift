@@ -15,6 +15,7 @@ enum PlanContent {
         "tcpKeepAlive", "log", "http", "tcp", "checks", "serverStateFile", "serverStateFileName", "stats",
         // Left out: a template line's servers are in `servers`, compared one by one.
         "serverTemplates",
+        "stickTable", "stickRules",
     ]
     static let logFields = [
         "format", "targets", "dontLogNull", "structuredDataFormat", "errorFormat", "separateErrors", "logAsap",
@@ -79,6 +80,9 @@ enum PlanContent {
         // Items that carry their place: equal as they are, or once their places are set aside.
         if !(a.pointee.log.targets == b.pointee.log.targets)
             && !(a.pointee.log.targets.map(\.planView) == b.pointee.log.targets.map(\.planView)) { return false }
+        if !(a.pointee.stickTable?.planView == b.pointee.stickTable?.planView) { return false }
+        if !(a.pointee.stickRules == b.pointee.stickRules)
+            && !(a.pointee.stickRules.map(\.planView) == b.pointee.stickRules.map(\.planView)) { return false }
         if !(a.pointee.stats == b.pointee.stats) {
             guard let x = a.pointee.stats, let y = b.pointee.stats else { return false }
             var (p, q) = (x, y)

@@ -155,6 +155,12 @@ extension PlanSetting where Root == Proxy {
             PlanSetting("health check", \.checks.kind, PlanText.checks),
             PlanSetting("option allbackups", \.checks.allBackups, PlanText.onOff),
             PlanSetting("stats", \.stats, PlanText.stats),
+            // A table whose identity changes starts empty on reload (see StickTable).
+            PlanSetting("stick-table", \.stickTable) { t in
+                guard let t else { return "none" }
+                return "type \(t.type.rawValue) len \(t.keyLength) size \(t.size) expire \(t.expire.map { PlanText.time($0) } ?? "none")"
+                    + (t.noPurge ? " nopurge" : "") + " store " + (t.store.isEmpty ? "nothing" : t.store.map { $0.type.isRate ? "\($0.type.rawValue)(\($0.period))" : $0.type.rawValue }.joined(separator: ","))
+            },
         ]
     }
 }
@@ -212,6 +218,7 @@ extension PlanSetting where Root == GlobalSettings {
             PlanSetting("tune.ssl.lifetime", \.sslLifetime) { PlanText.time($0) },
             PlanSetting("server-state-file", \.serverStateFile, PlanText.word),
             PlanSetting("server-state-base", \.serverStateBase, PlanText.word),
+            PlanSetting("localpeer", \.localPeer, PlanText.word),
         ]
     }
 }
@@ -262,6 +269,8 @@ extension Proxy {
         p.tcp.connection = []
         p.tcp.content = []
         p.log.targets = p.log.targets.map(\.planView)
+        p.stickTable = p.stickTable?.planView
+        p.stickRules = p.stickRules.map(\.planView)
         if var stats = p.stats {
             stats.location = .anywhere
             stats.admin = stats.admin?.planView
@@ -291,5 +300,24 @@ extension Bind {
             b.tls = tls
         }
         return b
+    }
+}
+
+extension StickRule {
+    /// Without its place (its condition's ACL criteria keep theirs: a moved rule with an
+    /// anonymous ACL reads as changed).
+    var planView: StickRule {
+        var r = self
+        r.location = .anywhere
+        return r
+    }
+}
+
+extension StickTableConfig {
+    /// Without its place.
+    var planView: StickTableConfig {
+        var t = self
+        t.location = .anywhere
+        return t
     }
 }

@@ -308,6 +308,11 @@ struct ConfigDiffer {
             proxyLines.append(.init(.changed, .settings, "settings \(new.kind.rawValue) \(new.name) (\(new.location))",
                                     proxyFields(new) + [Field("locations", [new.location.description])]))
         }
+        // A table whose identity changed starts empty (StickTableRegistry keeps the others).
+        if let before = old.stickTable, let after = new.stickTable, before.identity != after.identity {
+            notices.append(.init(.notice, .settings, "stick-table \(after.name) starts empty (its type, key length, size or stored data changed)",
+                                 proxyFields(new)))
+        }
     }
 
     /// Rule lines that changed, or only moved (then nothing is said). Out of line, as above.

@@ -23,6 +23,8 @@ final class Backend: @unchecked Sendable {
 
     /// HTTP mode: the compiled rules.
     let rules: HTTPRuleSet?
+    /// `stick on|match|store-request` rules (set once while the generation is built).
+    var stickRules: StickRuleSet?
     /// `server … ssl sni EXPR` with a fetch: rendered per request.
     var serverName: HTTPServerName?
     /// A server line has `ssl` (its TLS context is made with the generation).

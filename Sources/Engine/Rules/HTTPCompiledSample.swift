@@ -42,6 +42,9 @@ struct HTTPCompiledSample {
         case requestPayload(offset: Int, length: Int)
         case sslHello(SSLHelloFetch)
         case protoHTTP
+        /// `sc*_*` (`source` false: counter `counter`, `table` an alternate table) and `src_*`
+        /// (`source` true: `table` is the table read).
+        case stick(StickFetchKind, counter: Int, table: Unmanaged<StickTable>?, source: Bool)
     }
 
     enum CaseMapping {
@@ -83,6 +86,13 @@ struct HTTPCompiledSample {
         case .requestPayload(let offset, let length): fetch = .requestPayload(offset: offset, length: length)
         case .sslHello(let f): fetch = .sslHello(f)
         case .protoHTTP: fetch = .protoHTTP
+        case .stickCounter(let f):
+            switch f.source {
+            case .tracked(let n, let table):
+                fetch = .stick(f.kind, counter: n, table: constants.stickTable(table), source: false)
+            case .source(let table):
+                fetch = .stick(f.kind, counter: 0, table: constants.stickTable(table), source: true)
+            }
         }
         if expression.converters.allSatisfy(\.isCaseMapping) {
             // The common case stays a plain mapping: the last of lower/upper wins.

@@ -15,6 +15,8 @@ struct HTTPConnectionInfo: Hashable, Sendable {
     var localFD: Int32 = -1
     /// The request came on an HTTP/2 stream (`req.ver` is 2.0, whatever head the stream made).
     var isHTTP2 = false
+    /// The connection's stick counters (nil: no stick table in its generation).
+    var tracker: StickTracker?
 
     init(client: SocketEndpoint?, local: SocketEndpoint?, isTLS: Bool = false) {
         self.client = client
@@ -22,10 +24,12 @@ struct HTTPConnectionInfo: Hashable, Sendable {
         self.isTLS = isTLS
     }
 
-    init(client: SocketEndpoint?, local: SocketEndpoint?, tls: TLSConnection?, localFD: Int32 = -1) {
+    init(client: SocketEndpoint?, local: SocketEndpoint?, tls: TLSConnection?, localFD: Int32 = -1,
+         tracker: StickTracker? = nil) {
         self.init(client: client, local: local, isTLS: tls != nil)
         self.tls = tls
         self.localFD = localFD
+        self.tracker = tracker
     }
 
     /// `local`, else the client socket's local address (`dst`, `%fi`, `option originalto`).

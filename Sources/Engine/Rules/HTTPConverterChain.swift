@@ -10,6 +10,7 @@ final class HTTPConverterChain: @unchecked Sendable {
     private enum Step {
         case plain(SampleConverter)
         case regsub(HTTPRegex, [UInt8], global: Bool)
+        case table(StickTableConverterKind, StickTable?)
     }
     private let steps: [Step]
 
@@ -18,6 +19,9 @@ final class HTTPConverterChain: @unchecked Sendable {
             if case .regsub(let pattern, let replacement, let global, let ignoreCase) = c,
                let regex = try? HTTPRegex(pattern, ignoreCase: ignoreCase) {
                 return .regsub(regex, Array(replacement.utf8), global: global)
+            }
+            if case .table(let kind, let name) = c {
+                return .table(kind, constants.stickTable(name)?.takeUnretainedValue())
             }
             return .plain(c)
         }
@@ -101,11 +105,36 @@ final class HTTPConverterChain: @unchecked Sendable {
             return .bytes(HTTPConverterChain.regsub(HTTPConverterChain.text(v), regex, replacement, global: global))
         case .plain(let c):
             return HTTPConverterChain.convert(v, c)
+        case .table(let kind, let table):
+            guard let table, let key = HTTPConverterChain.stickKey(v, table) else { return nil }
+            return StickCounters.tableValue(kind, table: table, key: key).map { .integer($0) }
+        }
+    }
+
+    /// A value as a key of `table` (HAProxy casts the sample to the table's type).
+    static func stickKey(_ v: Value, _ table: StickTable) -> StickKey? {
+        switch table.type {
+        case .ip, .ipv6:
+            switch v {
+            case .address(let a): return table.key(address: a)
+            case .bytes(let b): return b.withUnsafeBytes { HTTPAddressBits.parse($0) }.flatMap { table.key(address: $0) }
+            default: return nil
+            }
+        case .integer:
+            switch v {
+            case .integer(let n): return table.key(integer: n)
+            case .boolean(let b): return table.key(integer: b ? 1 : 0)
+            case .bytes(let b): return b.withUnsafeBytes { HTTPRuleBytes.integer($0) }.flatMap { table.key(integer: $0) }
+            case .address: return nil
+            }
+        case .string, .binary:
+            return table.key(bytes: text(v))
         }
     }
 
     static func convert(_ v: Value, _ c: SampleConverter) -> Value? {
         switch c {
+        case .table: return nil  // a step of its own (`Step.table`): it needs the table
         case .lower: return .bytes(text(v).map(HTTPByte.lowercased))
         case .upper: return .bytes(text(v).map(HTTPRuleBytes.upper))
         case .length: return .integer(text(v).count)

@@ -158,6 +158,9 @@ struct HTTPEvaluation {
                 return true
             }
             return body(.bytes(UnsafeRawBufferPointer(rebasing: payload[offset..<end])))
+        case .stick(let kind, let counter, let table, let source):
+            guard let value = stickValue(kind, counter: counter, table: table, source: source) else { return true }
+            return body(value)
         case .protoHTTP:
             guard let payload else { return true }
             switch HTTPRequestLine.looksLikeRequest(payload) {

@@ -37,8 +37,18 @@ final class HTTPRuleConstants {
     /// The proxy's `userlist` sections by name, compiled on first use (the Loader checked each
     /// name a fetch uses; an unknown one is an empty list, which authenticates nobody).
     var userlists: [String: Userlist] = [:]
-    /// The proxy's name: `http-request auth`'s realm when it names none.
+    /// The proxy's name: `http-request auth`'s realm when it names none, and the table an
+    /// `src_*` fetch reads when it names none.
     var proxyName = ""
+    /// The generation's stick tables by name (they outlive it: see StickTable).
+    var stickTables: [String: StickTable] = [:]
+
+    /// `name`'s table ("" is the proxy's own), kept alive as long as the set; nil when missing
+    /// (the Loader refuses that: only a test's configuration gets here).
+    func stickTable(_ name: String?) -> Unmanaged<StickTable>? {
+        guard let name else { return nil }
+        return stickTables[name.isEmpty ? proxyName : name].map { keep($0) }
+    }
     private var compiledUserlists: [String: Unmanaged<HTTPUserlist>] = [:]
 
     func userlist(_ name: String) -> Unmanaged<HTTPUserlist> {

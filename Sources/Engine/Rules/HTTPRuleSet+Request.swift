@@ -28,6 +28,7 @@ enum HTTPCompiledRequestAction {
     case setVariable(HTTPVariableKey, HTTPCompiledSample)
     case setVariableFormat(HTTPVariableKey, HTTPCompiledFormat)
     case unsetVariable(HTTPVariableKey)
+    case stick(HTTPCompiledStickAction)
 
     init(_ action: HTTPRequestAction, location: SourceLocation, constants: HTTPRuleConstants) throws(ConfigError) {
         func format(_ f: FormatString) -> HTTPCompiledFormat { HTTPCompiledFormat(f, constants: constants) }
@@ -61,6 +62,7 @@ enum HTTPCompiledRequestAction {
         case .setVariable(let name, let value): self = .setVariable(HTTPVariableKey(name), HTTPCompiledSample(value, constants: constants))
         case .setVariableFormat(let name, let value): self = .setVariableFormat(HTTPVariableKey(name), format(value))
         case .unsetVariable(let name): self = .unsetVariable(HTTPVariableKey(name))
+        case .stickCounter(let action): self = .stick(HTTPCompiledStickAction(action, constants: constants))
         }
     }
 
@@ -226,6 +228,8 @@ extension HTTPRuleSet {
                 ev.setVariable(key, format)
             case .unsetVariable(let key):
                 ev.scratch.setVariable(key, nil)
+            case .stick(let action):
+                ev.perform(action, level: .request)
             case .returnResponse(let r):
                 return .respond(localResponse(r, ev) ?? ev.frontend.errorResponse(500, backend: ev.backend))
             case .redirect(let r):

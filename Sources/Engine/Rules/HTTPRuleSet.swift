@@ -87,10 +87,11 @@ final class HTTPRuleSet: @unchecked Sendable {
 
     /// Compiles `proxy.http` (and the server cookies and balancing parameter). Throws the first
     /// invalid regular expression, with its location.
-    init(_ proxy: Proxy) throws(ConfigError) {
+    init(_ proxy: Proxy, stickTables: [String: StickTable] = [:]) throws(ConfigError) {
         let constants = HTTPRuleConstants()
         constants.userlists = proxy.http.userlists
         constants.proxyName = proxy.name
+        constants.stickTables = stickTables
         self.constants = constants
         name = proxy.name
         nameBytes = constants.bytes(proxy.name)

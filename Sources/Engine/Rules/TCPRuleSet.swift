@@ -12,6 +12,8 @@ final class TCPRuleSet: @unchecked Sendable {
     struct Rule {
         let action: TCPRuleAction
         let condition: HTTPCompiledCondition?
+        /// `.stickCounter` actions, compiled.
+        let stick: HTTPCompiledStickAction?
     }
 
     /// What evaluates conditions (its own rules are the proxy's HTTP ones: empty in mode tcp).
@@ -22,17 +24,24 @@ final class TCPRuleSet: @unchecked Sendable {
     let backendRules: [(backend: String, condition: HTTPCompiledCondition?)]
     /// `tcp-request inspect-delay` in seconds (nil: no wait).
     let inspectDelay: Double?
+    /// Whether a rule tracks or changes stick counters (a connection then gets a tracker).
+    let usesStickCounters: Bool
     /// Whether a connection's first bytes are read before a backend is chosen.
     var inspectsContent: Bool { !content.isEmpty || !backendRules.isEmpty }
 
-    init(_ proxy: Proxy, evaluator: HTTPRuleSet) throws(ConfigError) {
+    init(_ proxy: Proxy, evaluator: HTTPRuleSet, stickTables: [String: StickTable] = [:]) throws(ConfigError) {
         self.evaluator = evaluator
         let constants = HTTPRuleConstants()
+        constants.proxyName = proxy.name
+        constants.stickTables = stickTables
         func compile(_ rules: [TCPRule]) throws(ConfigError) -> [Rule] {
             var out: [Rule] = []
             for r in rules {
+                var stick: HTTPCompiledStickAction?
+                if case .stickCounter(let a) = r.action { stick = HTTPCompiledStickAction(a, constants: constants) }
                 out.append(Rule(action: r.action,
-                                condition: try r.condition.map { c throws(ConfigError) in try HTTPCompiledCondition(c, constants: constants) }))
+                                condition: try r.condition.map { c throws(ConfigError) in try HTTPCompiledCondition(c, constants: constants) },
+                                stick: stick))
             }
             return out
         }
@@ -44,6 +53,7 @@ final class TCPRuleSet: @unchecked Sendable {
             backendRules = []
         }
         inspectDelay = proxy.tcp.inspectDelay.map { Double($0) / 1000 }
+        usesStickCounters = connection.contains { $0.stick != nil } || content.contains { $0.stick != nil }
         self.constants = constants
     }
 
@@ -71,6 +81,7 @@ final class TCPRuleSet: @unchecked Sendable {
                     decision.reject = true
                     return
                 case .expectProxy: decision.expectProxy = true
+                case .stickCounter: if let stick = rule.stick { ev.perform(stick, level: .connection) }
                 }
             }
         }
@@ -85,22 +96,33 @@ final class TCPRuleSet: @unchecked Sendable {
     }
 
     /// Evaluates `tcp-request content` rules over `payload`. `mayGrow`: the inspect delay has not
-    /// passed, the buffer is not full and the client has not closed.
+    /// passed, the buffer is not full and the client has not closed. `resume`: the rule a wait
+    /// stopped at, where the next evaluation starts (HAProxy resumes there: the rules before it,
+    /// their stick-counter actions included, are not run twice).
     func evaluateContent(_ info: HTTPConnectionInfo, payload: UnsafeRawBufferPointer, mayGrow: Bool,
-                         scratch: HTTPRuleScratch) -> ContentDecision {
+                         scratch: HTTPRuleScratch, httpMode: Bool = false,
+                         resume: UnsafeMutablePointer<Int>? = nil) -> ContentDecision {
         withUnsafePointer(to: info) { connection in
             var ev = HTTPEvaluation(request: nil, response: nil, connection: connection, scratch: scratch,
                                     frontend: evaluator, backend: nil)
             ev.payload = payload
             ev.payloadMayGrow = mayGrow
-            for rule in content {
+            var i = min(resume?.pointee ?? 0, content.count)
+            while i < content.count {
+                let rule = content[i]
+                i += 1
                 scratch.samples.reset()
                 scratch.payloadMissing = false
                 let matched = rule.condition.evaluate(ev)
-                if scratch.payloadMissing { return .wait }
+                if scratch.payloadMissing {
+                    resume?.pointee = i - 1
+                    return .wait
+                }
                 guard matched else { continue }
                 switch rule.action {
                 case .reject: return .reject
+                case .stickCounter:
+                    if let stick = rule.stick { ev.perform(stick, level: httpMode ? .request : .tcpContent) }
                 default: return .accept
                 }
             }

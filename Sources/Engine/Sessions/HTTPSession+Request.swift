@@ -188,12 +188,16 @@ extension HTTPSession {
         }
         let scratch = self.scratch ?? HTTPRuleScratch(capacity: loop.buffers.size)
         self.scratch = scratch
+        // Stick counters: a connection's first request under a generation with tables gets its
+        // tracker; counters tracked for the connection count each request.
+        if tracker == nil, frontend.generation.tracksStickCounters { tracker = StickTracker() }
+        if let tracker, !tracker.isEmpty { tracker.countHTTPRequest() }
         let info = connectionInfo
         // `tcp-request content` in mode http: evaluated for each request, on the connection (its
         // addresses, its TLS) before the HTTP rules; `reject` closes without an answer (HAProxy's).
         if let tcp = frontend.tcpRules, !tcp.content.isEmpty,
            tcp.evaluateContent(info, payload: UnsafeRawBufferPointer(start: nil, count: 0), mayGrow: false,
-                               scratch: scratch) == .reject
+                               scratch: scratch, httpMode: true) == .reject
         {
             frontend.counters[loop].deniedRequests += 1
             transaction.termination = TerminationState(cause: UInt8(ascii: "P"), phase: UInt8(ascii: "R"))
@@ -283,6 +287,14 @@ extension HTTPSession {
                 transaction.connector.hashKey = rules.balanceKey(for: backend.proxy.balance, requestParser.head, input: input, scratch: scratch)
             }
         }
+        // `stick match|on`: after the persistence cookie, which wins (HAProxy's SF_ASSIGNED).
+        if let stick = backend.stickRules {
+            let decision = stick.evaluate(requestParser.head, input: input, connection: info, scratch: scratch, backend: backend)
+            if transaction.connector.persistentServer == nil, let server = decision.server {
+                transaction.connector.persistentServer = server
+            }
+            stickStores = decision.stores
+        }
         writeRequestHead(input, backend: backend, scratch: scratch, info: info)
         // `server … ssl sni EXPR`: rendered now, while the head is at hand.
         if let name = backend.serverName, let rules = frontend.rules {
@@ -323,7 +335,7 @@ extension HTTPSession {
 
     /// The local address is read (getsockname) only by the rules that use it.
     var connectionInfo: HTTPConnectionInfo {
-        var info = HTTPConnectionInfo(client: clientAddress, local: localAddress, tls: clientTLS, localFD: clientFD)
+        var info = HTTPConnectionInfo(client: clientAddress, local: localAddress, tls: clientTLS, localFD: clientFD, tracker: tracker)
         info.isHTTP2 = stream != nil
         return info
     }

@@ -53,6 +53,10 @@ extension HTTPSession {
 
     /// Carries out what the connector asks for.
     func perform(_ action: ServerConnector.Action) {
+        if !stickStores.isEmpty, let s = transaction.connector.server {
+            StickRuleSet.store(stickStores, server: s)
+            stickStores = []
+        }
         switch action {
         case .connecting:
             serverConnectionAttached()

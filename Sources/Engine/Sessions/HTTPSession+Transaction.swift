@@ -75,6 +75,8 @@ extension HTTPSession {
             generation.shard(loop).errors += 1
         }
         log()
+        tracker?.endRequest(status: transaction.responseStatus)
+        if !stickStores.isEmpty { stickStores = [] }
         backend?.counters.sessionEnded(on: loop)
         transaction.end()
         serverOut.release(loop.buffers)
@@ -92,12 +94,14 @@ extension HTTPSession {
     // MARK: counters and log
 
     func countIn(_ n: Int) {
+        if let tracker { tracker.bytesIn += n }
         frontend?.counters[loop].bytesIn += UInt64(n)
         backend?.counters[loop].bytesIn += UInt64(n)
         server?.state.counters[loop].bytesIn += UInt64(n)
     }
 
     func countOut(_ n: Int) {
+        if let tracker { tracker.bytesOut += n }
         frontend?.counters[loop].bytesOut += UInt64(n)
         backend?.counters[loop].bytesOut += UInt64(n)
         server?.state.counters[loop].bytesOut += UInt64(n)

@@ -103,13 +103,19 @@ final class HTTPSession: ListedSession {
     /// When the timer fires (infinity: stopped); a deadline that comes earlier re-arms it.
     @exclusivity(unchecked) var armedDeadline = Double.infinity
     @exclusivity(unchecked) var selfRetain: Unmanaged<HTTPSession>?
+    /// The connection's stick counters (nil until a generation with stick tables serves it).
+    @exclusivity(unchecked) var tracker: StickTracker?
+    /// The request's `stick on|store-request` keys, given its server's id once it has one.
+    @exclusivity(unchecked) var stickStores: [(StickTable, StickKey)] = []
     unowned(unsafe) var listenerPrev: HTTPSession?
     unowned(unsafe) var listenerNext: HTTPSession?
 
     /// `localAddress`: the destination a PROXY protocol header carried (nil: the socket's own).
     init(worker: Worker, listener: Listener, frontend: Frontend, clientFD: Int32, clientAddress: SocketEndpoint?,
-         localAddress: SocketEndpoint? = nil, tls: TLSConnection? = nil, stream: H2Stream? = nil) {
+         localAddress: SocketEndpoint? = nil, tls: TLSConnection? = nil, tracker: StickTracker? = nil,
+         stream: H2Stream? = nil) {
         self.localAddress = localAddress
+        self.tracker = tracker
         self.stream = stream
         self.worker = worker
         self.loop = worker.loop
@@ -318,11 +324,17 @@ final class HTTPSession: ListedSession {
         serverIn.release(loop.buffers)
         serverOut.release(loop.buffers)
         if let stream {
+            // The stick counters are the connection's: they end with it (counters this session
+            // made itself, under a generation that began tracking after the connection's start, end here).
+            if let tracker, tracker !== stream.connection?.tracker { tracker.end() }
+            tracker = nil
             stream.sessionClosed()
         } else {
             clientTLS?.sendCloseNotify()
             Glibc.close(clientFD)
             listener.detach(self)
+            tracker?.end()
+            tracker = nil
             connectionCounters.sessionEnded(on: loop)
             worker.connectionEnded()
         }
@@ -341,8 +353,10 @@ final class HTTPSession: ListedSession {
         clientIn.release(loop.buffers)
         clientOut.release(loop.buffers)
         listener.detach(self)
+        // The connection's stick counters go with it.
         let connection = H2Connection(worker: worker, listener: listener, frontend: frontend, fd: clientFD,
-                                      clientAddress: clientAddress, localAddress: localAddress, tls: tls)
+                                      clientAddress: clientAddress, localAddress: localAddress, tls: tls, tracker: tracker)
+        tracker = nil
         connection.start(counted: true, countedOn: connectionCounters, preface: preface)
         selfRetain?.release()
         selfRetain = nil

@@ -70,12 +70,19 @@ final class TCPSession: ListedSession {
     @exclusivity(unchecked) private var lastClientActivity: Double
     @exclusivity(unchecked) private var lastServerActivity: Double
     @exclusivity(unchecked) private var selfRetain: Unmanaged<TCPSession>?
+    /// The connection's stick counters (nil: no stick table in its generation).
+    @exclusivity(unchecked) private var tracker: StickTracker?
+    /// The `stick on|store-request` keys, given the server's id once there is one.
+    @exclusivity(unchecked) private var stickStores: [(StickTable, StickKey)] = []
+    /// The `tcp-request content` rule the last wait stopped at.
+    @exclusivity(unchecked) private var contentResume = 0
 
     /// `localAddress`: the destination a PROXY protocol header carried (nil: the socket's own).
     init(worker: Worker, listener frontend: Frontend, clientFD: Int32, clientAddress: SocketEndpoint?,
-         localAddress: SocketEndpoint? = nil, tls: TLSConnection? = nil) {
+         localAddress: SocketEndpoint? = nil, tls: TLSConnection? = nil, tracker: StickTracker? = nil) {
         self.localAddress = localAddress
         self.clientTLS = tls
+        self.tracker = tracker ?? (frontend.tcpRules?.usesStickCounters == true ? StickTracker() : nil)
         self.worker = worker
         self.loop = worker.loop
         self.generation = frontend.generation
@@ -140,7 +147,7 @@ final class TCPSession: ListedSession {
 
     /// The connection as the TCP rules see it.
     private var connectionInfo: HTTPConnectionInfo {
-        HTTPConnectionInfo(client: clientAddress, local: localAddress, tls: clientTLS, localFD: clientFD)
+        HTTPConnectionInfo(client: clientAddress, local: localAddress, tls: clientTLS, localFD: clientFD, tracker: tracker)
     }
 
     /// `tcp-request content` rules first (reading the client's first bytes, up to the inspect
@@ -195,7 +202,10 @@ final class TCPSession: ListedSession {
         }
         let mayGrow = !expired && !c2s.eof && c2s.tail < size && rules.inspectDelay != nil
         let payload = UnsafeRawBufferPointer(start: c2s.buffer, count: c2s.tail)
-        switch rules.evaluateContent(connectionInfo, payload: payload, mayGrow: mayGrow, scratch: worker.ruleScratch) {
+        let decision = withUnsafeMutablePointer(to: &contentResume) { resume in
+            rules.evaluateContent(connectionInfo, payload: payload, mayGrow: mayGrow, scratch: worker.ruleScratch, resume: resume)
+        }
+        switch decision {
         case .wait:
             clientIO.watch(clientTLS?.interest(EV_READ_MASK) ?? EV_READ_MASK, on: loop)
             if let tls = clientTLS, tls.hasBufferedInput { ev_feed_event(loop.raw, clientIO.raw, EV_READ_MASK) }
@@ -237,6 +247,12 @@ final class TCPSession: ListedSession {
             connector.proxySource = ProxyHeaderSource(client: clientAddress, local: localAddress ?? localEndpoint(clientFD),
                                                       tls: clientTLS)
         }
+        if let stick = backend.stickRules {
+            let decision = stick.evaluate(connectionInfo, payload: UnsafeRawBufferPointer(start: c2s.buffer, count: c2s.tail),
+                                          scratch: worker.ruleScratch, backend: backend)
+            connector.persistentServer = decision.server
+            stickStores = decision.stores
+        }
         perform(connector.start(for: self, backend: backend, worker: worker, clientFD: clientFD,
                                 source: clientAddress?.address, now: loop.now))
     }
@@ -250,6 +266,10 @@ final class TCPSession: ListedSession {
 
     /// Carries out what the connector asks for.
     private func perform(_ action: ServerConnector.Action) {
+        if !stickStores.isEmpty, let s = connector.server {
+            StickRuleSet.store(stickStores, server: s)
+            stickStores = []
+        }
         switch action {
         case .connecting, .waiting:
             if let c = connector.connection { c.watch(c.connectInterest) }
@@ -588,6 +608,12 @@ final class TCPSession: ListedSession {
         }
         c2s.buffer = nil; s2c.buffer = nil; c2s.pipe = nil; s2c.pipe = nil
         log()
+        if let tracker {
+            tracker.bytesIn += Int(truncatingIfNeeded: c2s.bytes)
+            tracker.bytesOut += Int(truncatingIfNeeded: s2c.bytes)
+            tracker.end()
+            self.tracker = nil
+        }
         connector.release()
         frontend.counters.sessionEnded(on: loop)
         if backendCounted { backend?.counters.sessionEnded(on: loop) }

@@ -13,7 +13,9 @@ struct PrometheusScope: OptionSet, Sendable {
     static let generation = PrometheusScope(rawValue: 16)
     /// Each `resolvers` section's nameservers (HAProxy's `resolver` module).
     static let resolver = PrometheusScope(rawValue: 32)
-    static let all: PrometheusScope = [.process, .frontend, .backend, .server, .generation, .resolver]
+    /// Each stick table's size and entries (HAProxy's `sticktable` module).
+    static let sticktable = PrometheusScope(rawValue: 64)
+    static let all: PrometheusScope = [.process, .frontend, .backend, .server, .generation, .resolver, .sticktable]
 
     /// The scope a request's query asks for (`scope=frontend&scope=server`, `scope=*`,
     /// `scope=global` for the process, `no-maint`), HAProxy's parameters.
@@ -33,6 +35,7 @@ struct PrometheusScope: OptionSet, Sendable {
             case "server": scope.insert(.server)
             case "generation", "strata": scope.insert(.generation)
             case "resolver": scope.insert(.resolver)
+            case "sticktable": scope.insert(.sticktable)
             default: break
             }
         }
@@ -89,6 +92,7 @@ extension Engine {
         if scope.contains(.backend) { writeBackends(&w, views) }
         if scope.contains(.server) { writeServers(&w, views, noMaint: noMaint) }
         if scope.contains(.resolver) { writeResolvers(&w) }
+        if scope.contains(.sticktable) { writeStickTables(&w) }
         return w
     }
 
