@@ -212,7 +212,7 @@ final class ServiceDiscovery {
                     if s.state.hasAddress && old != record.target { engine.clearAddress(of: s, reason: "entry removed from SRV record") }
                     s.state.runtimeFQDN = record.target
                     engine.report("\(s.backend.name)/\(s.name) changed its FQDN from \(old ?? "(null)") to \(record.target) by 'SRV record'",
-                                  level: .notice, to: (s.state.newestBackend ?? s.backend).log)
+                                  level: .notice, to: engine.newestBackend(of: s).log)
                     let now = s.address
                     if now.port != record.port {
                         engine.move(s, to: ServerAddress(address: now.address, port: record.port))
@@ -293,7 +293,7 @@ final class ServiceDiscovery {
         }
         s.state.runtimeFQDN = name
         let line = "\(s.backend.name)/\(s.name) changed its FQDN from \(current) to \(name)"
-        engine.report(line + by, level: .notice, to: (s.state.newestBackend ?? s.backend).log)
+        engine.report(line + by, level: .notice, to: engine.newestBackend(of: s).log)
         refreshRequesters()
         return .success(line + by)
     }
@@ -323,7 +323,6 @@ final class ServiceDiscovery {
         _ = server.state.health.enterMaintenance(now: MonotonicClock.now())
         server.state.health.setChecksEnabled(false)
         backend.add(server, engine: engine)
-        server.state.newestBackend = backend
         engine.serverStates[server.state.identity] = server.state
         runtimeServers.add(config, state: server.state, backend: name)
         if config.options.check.enabled, let current = engine.current { engine.healthMonitor.startChecking(server, for: current) }
