@@ -19,6 +19,8 @@ final class Worker: EventHandler, @unchecked Sendable {
     @exclusivity(unchecked) private(set) var canary: Generation?
     @exclusivity(unchecked) private var canaryShare = 0
     @exclusivity(unchecked) private var canaryCredit = 0
+    /// Persistence cookies that pin a request to one side while the canary runs (nil: none).
+    @exclusivity(unchecked) private(set) var canaryPins: CanaryPins?
     /// Listener keys only the canary serves (bound for it): they close if it is aborted.
     @exclusivity(unchecked) private var canaryOnly = Set<ListenerKey>()
     /// Generations this loop still has sessions or listeners of (`current` and draining ones): it
@@ -116,10 +118,11 @@ final class Worker: EventHandler, @unchecked Sendable {
     /// Starts `generation` as a canary beside `current` at `share` percent: listeners it shares
     /// with `current` (same key, same mode) give it its share; keys only it has listen on
     /// `sockets` and serve it alone; keys only `current` has stay `current`'s.
-    func startCanary(_ generation: Generation, share: Int, sockets: [ListenerKey: Int32]) {
+    func startCanary(_ generation: Generation, share: Int, sockets: [ListenerKey: Int32], pins: CanaryPins? = nil) {
         canary = generation
         canaryShare = share
         canaryCredit = 0
+        canaryPins = pins
         if !held.contains(where: { $0 === generation }) { held.append(generation) }
         for (key, frontend) in generation.listenerFrontends {
             if let existing = listeners[key] {
@@ -156,6 +159,7 @@ final class Worker: EventHandler, @unchecked Sendable {
         canary = nil
         canaryShare = 0
         canaryOnly = []
+        canaryPins = nil
         return g
     }
 
