@@ -91,7 +91,7 @@ final class ReloadCoordinator: @unchecked Sendable {
     /// while both are unchanged only binds what is missing and swaps (no build). It counts as a
     /// generation against `max-generations` (none is built when the live ones fill it); built on
     /// the loop's owner thread's behalf and freed on the loop.
-    private var standby: (generation: Generation, point: Int, needs: FileDescriptorNeeds?)? {
+    private var standby: (generation: Generation, point: Int, needs: FileDescriptorNeeds?, keys: [ListenerKey])? {
         didSet { engine.rollbackPrepared = standby != nil }
     }
     /// Called on the loop after every reload attempt (systemd status, logs).
@@ -185,10 +185,10 @@ final class ReloadCoordinator: @unchecked Sendable {
 
     /// The standby, when it is what a rollback now would build: from the rollback point, carrying
     /// from the generation current now, no canary running.
-    private func usableStandby() -> (Generation, RollbackPoint, FileDescriptorNeeds?)? {
+    private func usableStandby() -> (Generation, RollbackPoint, FileDescriptorNeeds?, [ListenerKey])? {
         guard let s = standby, let point = engine.rollbackPoint, s.point == point.generation, engine.canary == nil,
               let current = engine.current, s.generation.carriedFrom == ObjectIdentifier(current) else { return nil }
-        return (s.generation, point, s.needs)
+        return (s.generation, point, s.needs, s.keys)
     }
 
     private func startStandby() {
@@ -209,14 +209,16 @@ final class ReloadCoordinator: @unchecked Sendable {
             // the server states it shares) is released on the loop, never on this thread.
             let box = StandbyBox()
             box.generation = try? engine.makeGeneration(point.configuration(id: point.generation), carryingFrom: from.takeUnretainedValue())
-            // What the rollback's file descriptor limit needs, computed here rather than on the loop.
+            // What the rollback's file descriptor limit needs and the binds it acquires, computed
+            // here rather than on the loop.
             let needs = FileDescriptorNeeds(point.config)
+            let keys = ListenerPlan.keys(of: point.config)
             loop.post { [self] in
                 let built = box.generation
                 box.generation = nil
                 if let generation = built, engine.current === carrying, engine.canary == nil,
                    engine.rollbackPoint?.generation == point.generation {
-                    standby = (generation, point.generation, needs)
+                    standby = (generation, point.generation, needs, keys)
                 }
                 carrying = nil
                 running = false
@@ -228,8 +230,8 @@ final class ReloadCoordinator: @unchecked Sendable {
     }
 
     /// A rollback with the standby: bind what is missing, swap. On the loop, nothing built.
-    private func rollbackNow(_ replies: [Reply], to ready: (Generation, RollbackPoint, FileDescriptorNeeds?)) {
-        let (generation, point, needs) = ready
+    private func rollbackNow(_ replies: [Reply], to ready: (Generation, RollbackPoint, FileDescriptorNeeds?, [ListenerKey])) {
+        let (generation, point, needs, keys) = ready
         standby = nil
         running = true
         answering = replies
@@ -237,23 +239,21 @@ final class ReloadCoordinator: @unchecked Sendable {
         nextID += 1
         started()
         let start = MonotonicClock.now()
-        let keys = ListenerPlan.keys(of: point.config)
-        let before = Set(cache.openKeys)
         let built: Swift.Result<ReloadJob.Built, ConfigErrors>
         let limitErrors = FileDescriptorLimit.apply(point.config, atStart: false, changing: true, needs: .some(needs))
         if !limitErrors.isEmpty {
             built = .failure(ConfigErrors(limitErrors))
-            standby = (generation, point.generation, needs)
+            standby = (generation, point.generation, needs, keys)
         } else {
-            switch cache.acquire(keys) {
+            var newBinds = 0
+            switch cache.acquire(keys, newBinds: &newBinds) {
             case .failure(let bindErrors):
                 built = .failure(ConfigErrors(bindErrors.errors.map { ListenerPlan.error(for: $0, in: point.config) }))
                 // Nothing changed: it is still the next rollback's generation.
-                standby = (generation, point.generation, needs)
+                standby = (generation, point.generation, needs, keys)
             case .success(let fds):
                 generation.assign(id: id)
-                built = .success(ReloadJob.Built(generation: Handoff(value: generation), listenerFDs: fds,
-                                                 newListeners: keys.filter { !before.contains($0) }.count))
+                built = .success(ReloadJob.Built(generation: Handoff(value: generation), listenerFDs: fds, newListeners: newBinds))
             }
         }
         finish(ReloadJob.Result(id: id, built: built, seconds: MonotonicClock.now() - start), restoring: point, preparedAt: start)

@@ -198,10 +198,9 @@ public final class Engine: EventHandler, @unchecked Sendable {
         let target = UncheckedSendable(generation)
         let dropped = onEveryLoop { worker -> [ListenerKey] in
             // Each loop its own socket per bind; with `noreuseport`, loop 0's for every loop
-            // (libev cannot ask for EPOLLEXCLUSIVE: every loop wakes, one accept wins).
-            var sockets: [ListenerKey: Int32] = [:]
-            for (key, fd) in fds.value where key.loop == (key.bind.reusePort ? worker.index : 0) { sockets[key.bind] = fd }
-            return worker.activate(target.value, sockets: sockets)
+            // (libev cannot ask for EPOLLEXCLUSIVE: every loop wakes, one accept wins). Looked
+            // up for the keys the loop does not listen on yet only.
+            worker.activate(target.value) { key in fds.value[ListenerSocketKey(bind: key, loop: key.reusePort ? worker.index : 0)] }
         }
         // The new generation's checkers take over before the previous one drains without any.
         healthMonitor.activate(generation)

@@ -60,6 +60,9 @@ public final class Generation: @unchecked Sendable {
     /// backend's cookie name: what pins a request to a canary or to the active generation
     /// (`CanaryPins`).
     let persistenceCookies: Set<PersistenceCookie>
+    /// A server line follows a name (`Server.fqdn`): service discovery has work at activation.
+    /// Found when the generation is built, off the loop.
+    let hasNamedServers: Bool
     /// The generation whose counters and server states this one took while it was built; nil
     /// when it took none (then activation looks every name and identity up).
     public let carriedFrom: ObjectIdentifier?
@@ -108,6 +111,7 @@ public final class Generation: @unchecked Sendable {
         var changedServers: [BackendServer] = []
         var checkedServers: [BackendServer] = []
         var cookies = Set<PersistenceCookie>()
+        var named = false
         for i in proxies.indices where proxies[i].kind != .frontend {
             let name = proxies[i].name
             let rules = proxies[i].mode == .http ? rules[name + "/b"] : nil
@@ -117,6 +121,7 @@ public final class Generation: @unchecked Sendable {
             if let old { backend.counters = old.counters } else { unresolvedBackends.append(backend) }
             backends[name] = backend
             for s in backend.servers where s.config.options.check.enabled { checkedServers.append(s) }
+            if !named { named = proxies[i].servers.contains { $0.fqdn != nil } }
             if let cookie = proxies[i].http.cookie {
                 for s in proxies[i].servers.indices {
                     if let value = proxies[i].servers[s].options.cookie { cookies.insert(PersistenceCookie(name: cookie.name, value: value)) }
@@ -160,6 +165,7 @@ public final class Generation: @unchecked Sendable {
         self.changedServers = changedServers
         self.checkedServers = checkedServers
         persistenceCookies = cookies
+        hasNamedServers = named
         let globalRates = global.maxConnectionRate != nil || global.maxSessionRate != nil
         for f in frontends.values {
             f.generation = self

@@ -35,7 +35,7 @@ final class ServiceDiscovery {
     /// its section for the servers that follow it now.
     func activate(_ generation: Generation, previous: Generation?) {
         let config = generation.config.config
-        guard !config.resolvers.isEmpty || !sections.isEmpty || hasNamedServers(generation) else { return }
+        guard !config.resolvers.isEmpty || !sections.isEmpty || generation.hasNamedServers || !runtimeServers.isEmpty else { return }
         var wanted = Set<String>()
         for section in config.resolvers {
             wanted.insert(section.name)
@@ -54,15 +54,6 @@ final class ServiceDiscovery {
         refreshRequesters()
     }
 
-    /// Read from the configuration value by index: no server line is copied (a reload of 10,000
-    /// servers asks it).
-    private func hasNamedServers(_ generation: Generation) -> Bool {
-        let proxies = generation.config.config.proxies
-        for p in proxies.indices {
-            for s in proxies[p].servers.indices where proxies[p].servers[s].fqdn != nil { return true }
-        }
-        return !runtimeServers.isEmpty
-    }
 
     /// A reload kept these servers' identities. The address the runtime gave one (the resolver,
     /// the socket: `runtimeAddress`) was applied with its state; when nothing at runtime moved
