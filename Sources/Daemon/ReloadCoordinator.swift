@@ -389,7 +389,7 @@ final class ReloadCoordinator: @unchecked Sendable {
             let generation = built.generation.value, options = canary!
             engine.startCanary(generation, share: options.share, listenerFDs: built.listenerFDs,
                                abortOnErrors: options.abortOnErrors, window: options.window)
-            let listeners = Set(built.listenerFDs.keys.map(\.bind)).count
+            let listeners = generation.listenerCount
             var messages = ["generation \(generation.id) canary (hash \(generation.config.hash)) at \(options.share)% of new work beside generation \(replaced?.id ?? 0): \(listeners) listeners, \(built.newListeners) new; built in \(Int((result.seconds * 1000).rounded())) ms"]
             if let p = options.abortOnErrors {
                 messages.append("aborted by itself if its error share is \(Engine.formatNumber(p)) points above generation \(replaced?.id ?? 0)'s over \(Engine.formatNumber(options.window)) s")
@@ -402,7 +402,8 @@ final class ReloadCoordinator: @unchecked Sendable {
             for w in built.warnings { engine.report(w, level: .warning) }
             let engine = self.engine
             let dropped = engine.activate(generation, listenerFDs: built.listenerFDs) { closed in
-                let listeners = Set(built.listenerFDs.keys.map(\.bind)).count
+                // Its binds, every one acquired (not the sockets: one per loop for each).
+                let listeners = generation.listenerCount
                 let kept = listeners - built.newListeners
                 let from = restoring.map { "rollback from generation \(replaced?.id ?? 0): generation \($0.generation)'s configuration restored as " } ?? ""
                 let took: String

@@ -37,6 +37,8 @@ public final class Generation: @unchecked Sendable {
     let backends: [String: Backend]
     /// The listener keys this generation serves, with the frontend behind each.
     let listenerFrontends: [ListenerKey: Frontend]
+    /// How many binds it serves.
+    public var listenerCount: Int { listenerFrontends.count }
     /// `bind … ssl`: the TLS context of each listener key that terminates TLS.
     let tlsContexts: [ListenerKey: TLSServerContext]
     let globalLog: LogSinks

@@ -152,8 +152,11 @@ public final class ListenerCache: Sendable {
         result = open.withLock { open in
             var result: [ListenerSocketKey: Int32] = [:]
             var errors: [ListenerBindError] = []
+            result.reserveCapacity(keys.count)
             for bind in keys {
-                for key in ListenerSocketKey.all(bind, loops: loops) where result[key] == nil {
+                // Not `ListenerSocketKey.all`: no array per key (a rollback acquires a thousand).
+                for loop in 0..<(bind.reusePort ? loops : 1) {
+                    let key = ListenerSocketKey(bind: bind, loop: loop)
                     if let fd = open[key] {
                         result[key] = fd
                         continue
