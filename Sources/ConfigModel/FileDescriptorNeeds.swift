@@ -19,13 +19,17 @@ public struct FileDescriptorNeeds: Hashable, Sendable {
         guard let maxconn = config.global.maxconn else { return nil }
         var listeners = 0, checks = 0, tcp = false
         var logs = Set(config.global.logTargets.map(\.destination))
-        for proxy in config.proxies where !proxy.disabled {
-            if proxy.isFrontend {
-                listeners += proxy.binds.count
-                if proxy.mode == .tcp { tcp = true }
+        // Indexed: `for proxy in proxies` copies every Proxy (dozens of references).
+        let proxies = config.proxies
+        for p in proxies.indices where !proxies[p].disabled {
+            if proxies[p].isFrontend {
+                listeners += proxies[p].binds.count
+                if proxies[p].mode == .tcp { tcp = true }
             }
-            if proxy.isBackend { checks += proxy.servers.count(where: { $0.options.check.enabled }) }
-            for target in proxy.log.targets { logs.insert(target.destination) }
+            if proxies[p].isBackend {
+                for s in proxies[p].servers.indices where proxies[p].servers[s].options.check.enabled { checks += 1 }
+            }
+            for target in proxies[p].log.targets { logs.insert(target.destination) }
         }
         let fixed = listeners + checks + config.global.statsSockets.count + logs.count + FileDescriptorNeeds.margin
         self.maxconn = maxconn

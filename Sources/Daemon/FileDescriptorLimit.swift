@@ -11,12 +11,15 @@ enum FileDescriptorLimit {
     /// needs (at its `maxconn` or `ulimit-n` line). `atStart`: without a global maxconn, the
     /// soft limit goes up to the hard one, as HAProxy does, and the engine derives maxconn from it.
     /// `changing` false (a reload plan): the same answer, and the limits are left as they are.
-    static func apply(_ config: Config, atStart: Bool, changing: Bool = true) -> [ConfigError] {
+    /// `needs`: `FileDescriptorNeeds(config)` when it was computed ahead (a rollback's, with its
+    /// generation built ahead), so that the loop does not walk the configuration again.
+    static func apply(_ config: Config, atStart: Bool, changing: Bool = true,
+                      needs precomputed: FileDescriptorNeeds?? = nil) -> [ConfigError] {
         var limit = rlimit()
         guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return [] }
         let soft = Int(clamping: limit.rlim_cur), hard = Int(clamping: limit.rlim_max)
         let global = config.global
-        let needs = FileDescriptorNeeds(config)
+        let needs = precomputed ?? FileDescriptorNeeds(config)
         let target: Int
         if let asked = global.fileLimit {
             if let needs, asked < needs.required {

@@ -91,7 +91,7 @@ final class ReloadCoordinator: @unchecked Sendable {
     /// while both are unchanged only binds what is missing and swaps (no build). It counts as a
     /// generation against `max-generations` (none is built when the live ones fill it); built on
     /// the loop's owner thread's behalf and freed on the loop.
-    private var standby: (generation: Generation, point: Int)? {
+    private var standby: (generation: Generation, point: Int, needs: FileDescriptorNeeds?, keys: [ListenerKey])? {
         didSet { engine.rollbackPrepared = standby != nil }
     }
     /// Called on the loop after every reload attempt (systemd status, logs).
@@ -185,10 +185,10 @@ final class ReloadCoordinator: @unchecked Sendable {
 
     /// The standby, when it is what a rollback now would build: from the rollback point, carrying
     /// from the generation current now, no canary running.
-    private func usableStandby() -> (Generation, RollbackPoint)? {
+    private func usableStandby() -> (Generation, RollbackPoint, FileDescriptorNeeds?, [ListenerKey])? {
         guard let s = standby, let point = engine.rollbackPoint, s.point == point.generation, engine.canary == nil,
               let current = engine.current, s.generation.carriedFrom == ObjectIdentifier(current) else { return nil }
-        return (s.generation, point)
+        return (s.generation, point, s.needs, s.keys)
     }
 
     private func startStandby() {
@@ -209,12 +209,16 @@ final class ReloadCoordinator: @unchecked Sendable {
             // the server states it shares) is released on the loop, never on this thread.
             let box = StandbyBox()
             box.generation = try? engine.makeGeneration(point.configuration(id: point.generation), carryingFrom: from.takeUnretainedValue())
+            // What the rollback's file descriptor limit needs and the binds it acquires, computed
+            // here rather than on the loop.
+            let needs = FileDescriptorNeeds(point.config)
+            let keys = ListenerPlan.keys(of: point.config)
             loop.post { [self] in
                 let built = box.generation
                 box.generation = nil
                 if let generation = built, engine.current === carrying, engine.canary == nil,
                    engine.rollbackPoint?.generation == point.generation {
-                    standby = (generation, point.generation)
+                    standby = (generation, point.generation, needs, keys)
                 }
                 carrying = nil
                 running = false
@@ -226,8 +230,8 @@ final class ReloadCoordinator: @unchecked Sendable {
     }
 
     /// A rollback with the standby: bind what is missing, swap. On the loop, nothing built.
-    private func rollbackNow(_ replies: [Reply], to ready: (Generation, RollbackPoint)) {
-        let (generation, point) = ready
+    private func rollbackNow(_ replies: [Reply], to ready: (Generation, RollbackPoint, FileDescriptorNeeds?, [ListenerKey])) {
+        let (generation, point, needs, keys) = ready
         standby = nil
         running = true
         answering = replies
@@ -235,23 +239,21 @@ final class ReloadCoordinator: @unchecked Sendable {
         nextID += 1
         started()
         let start = MonotonicClock.now()
-        let keys = ListenerPlan.keys(of: point.config)
-        let before = Set(cache.openKeys)
         let built: Swift.Result<ReloadJob.Built, ConfigErrors>
-        let limitErrors = FileDescriptorLimit.apply(point.config, atStart: false, changing: true)
+        let limitErrors = FileDescriptorLimit.apply(point.config, atStart: false, changing: true, needs: .some(needs))
         if !limitErrors.isEmpty {
             built = .failure(ConfigErrors(limitErrors))
-            standby = (generation, point.generation)
+            standby = (generation, point.generation, needs, keys)
         } else {
-            switch cache.acquire(keys) {
+            var newBinds = 0
+            switch cache.acquire(keys, newBinds: &newBinds) {
             case .failure(let bindErrors):
                 built = .failure(ConfigErrors(bindErrors.errors.map { ListenerPlan.error(for: $0, in: point.config) }))
                 // Nothing changed: it is still the next rollback's generation.
-                standby = (generation, point.generation)
+                standby = (generation, point.generation, needs, keys)
             case .success(let fds):
                 generation.assign(id: id)
-                built = .success(ReloadJob.Built(generation: Handoff(value: generation), listenerFDs: fds,
-                                                 newListeners: keys.filter { !before.contains($0) }.count))
+                built = .success(ReloadJob.Built(generation: Handoff(value: generation), listenerFDs: fds, newListeners: newBinds))
             }
         }
         finish(ReloadJob.Result(id: id, built: built, seconds: MonotonicClock.now() - start), restoring: point, preparedAt: start)
@@ -387,7 +389,7 @@ final class ReloadCoordinator: @unchecked Sendable {
             let generation = built.generation.value, options = canary!
             engine.startCanary(generation, share: options.share, listenerFDs: built.listenerFDs,
                                abortOnErrors: options.abortOnErrors, window: options.window)
-            let listeners = Set(built.listenerFDs.keys.map(\.bind)).count
+            let listeners = generation.listenerCount
             var messages = ["generation \(generation.id) canary (hash \(generation.config.hash)) at \(options.share)% of new work beside generation \(replaced?.id ?? 0): \(listeners) listeners, \(built.newListeners) new; built in \(Int((result.seconds * 1000).rounded())) ms"]
             if let p = options.abortOnErrors {
                 messages.append("aborted by itself if its error share is \(Engine.formatNumber(p)) points above generation \(replaced?.id ?? 0)'s over \(Engine.formatNumber(options.window)) s")
@@ -400,7 +402,8 @@ final class ReloadCoordinator: @unchecked Sendable {
             for w in built.warnings { engine.report(w, level: .warning) }
             let engine = self.engine
             let dropped = engine.activate(generation, listenerFDs: built.listenerFDs) { closed in
-                let listeners = Set(built.listenerFDs.keys.map(\.bind)).count
+                // Its binds, every one acquired (not the sockets: one per loop for each).
+                let listeners = generation.listenerCount
                 let kept = listeners - built.newListeners
                 let from = restoring.map { "rollback from generation \(replaced?.id ?? 0): generation \($0.generation)'s configuration restored as " } ?? ""
                 let took: String
@@ -608,8 +611,10 @@ private final class BackgroundBuild: @unchecked Sendable {
 enum ListenerPlan {
     static func keys(of config: Config) -> [ListenerKey] {
         var keys: [ListenerKey] = []
-        for proxy in config.proxies where proxy.isFrontend && !proxy.disabled {
-            for bind in proxy.binds { keys.append(ListenerKey(bind)) }
+        // Indexed: `for proxy in proxies` copies every Proxy (a rollback asks it on the loop).
+        let proxies = config.proxies
+        for p in proxies.indices where proxies[p].isFrontend && !proxies[p].disabled {
+            for b in proxies[p].binds.indices { keys.append(ListenerKey(proxies[p].binds[b])) }
         }
         return keys
     }

@@ -136,6 +136,54 @@ import Testing
         GenerationTests.config(port: port, server: server, extraListen: extraListen)
     }
 
+    /// A persistence cookie pins its request to the generation whose server it names: the
+    /// canary's own server's cookie goes to the canary at a share of 0, the active generation's
+    /// own server's cookie stays on it at a share of 100, and a cookie the canary inserted brings
+    /// its client back to the canary. A request without one follows the share.
+    @Test func aPersistenceCookiePinsItsRequestToTheGenerationOfItsServer() throws {
+        let a = try TestHTTPOrigin("a"), b = try TestHTTPOrigin("b")
+        let port = TestSocket.freePort()
+        func config(server: String, origin: UInt16) -> String {
+            Self.httpConfig(port: port, origin: origin)
+                .replacingOccurrences(of: "    server s1 127.0.0.1:\(origin)",
+                                      with: "    cookie SRV insert\n    server \(server) 127.0.0.1:\(origin) cookie \(server)")
+        }
+        let strata = try StrataProcess(config: config(server: "old", origin: a.port))
+        #expect(strata.waitForAdmin())
+        let client = try #require(TestHTTPClient(port: port))
+        func origin(_ cookie: String?) -> String {
+            guard let answer = client.get("/", headers: cookie.map { ["Cookie: \($0)"] } ?? []), answer.status == 200 else { return "none" }
+            return answer.body.split(separator: "\n").first.map(String.init) ?? "?"
+        }
+        let first = try #require(client.get("/"))
+        #expect(first.head.contains("SRV=old"), "\(first.head)")
+
+        try strata.write(config(server: "new", origin: b.port))
+        #expect(Self.reload(strata, ["--canary", "0"]).status == 0)
+        // Share 0: only a cookie naming the canary's server reaches it.
+        #expect(origin(nil) == "origin=a")
+        #expect(origin("SRV=new") == "origin=b")
+        #expect(origin("other=1; SRV=new") == "origin=b")
+        #expect(origin("SRV=old") == "origin=a")
+        #expect(origin("SRV=unknown") == "origin=a")
+
+        #expect(Self.cli(strata, ["canary", "set", "100"]).status == 0)
+        // Share 100: a cookie naming the active generation's server stays on it.
+        #expect(origin("SRV=old") == "origin=a")
+        #expect(origin(nil) == "origin=b")
+        let inserted = try #require(client.get("/"))
+        #expect(inserted.head.contains("SRV=new"), "\(inserted.head)")
+
+        // Back to 0: the client the canary answered (its cookie) stays on the canary.
+        #expect(Self.cli(strata, ["canary", "set", "0"]).status == 0)
+        #expect((0..<10).map { _ in origin("SRV=new") } == Array(repeating: "origin=b", count: 10))
+        #expect((0..<10).map { _ in origin(nil) } == Array(repeating: "origin=a", count: 10))
+
+        // Once the canary ends, the cookie pins nothing: its server is gone with it.
+        #expect(Self.cli(strata, ["canary", "abort"]).status == 0)
+        #expect(origin("SRV=new") == "origin=a")
+    }
+
     @Test func tcpCanaryTakesItsShareOfConnectionsThenIsAbortedAndDrains() throws {
         let a = try TestBackend(.name("a")), b = try TestBackend(.nameThenEcho("b"))
         let port = TestSocket.freePort(), added = TestSocket.freePort()

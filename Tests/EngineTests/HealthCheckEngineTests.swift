@@ -136,7 +136,10 @@ final class HealthTestProxy: @unchecked Sendable {
         o.check.fall = fall
     }
 
-    func makeGeneration(mode: ProxyMode, servers: [ConfigModel.Server], configure: (inout Proxy) -> Void) -> Generation {
+    /// `carryingFrom`: the generation serving, read off the loop as the daemon's reload builder
+    /// reads it (the caller keeps it alive).
+    func makeGeneration(mode: ProxyMode, servers: [ConfigModel.Server], configure: (inout Proxy) -> Void,
+                        carryingFrom previous: Generation? = nil) -> Generation {
         let here = SourceLocation(file: "test", line: 1)
         var proxy = Proxy(name: "be", kind: .listen, location: here, id: 2)
         proxy.mode = mode
@@ -148,15 +151,19 @@ final class HealthTestProxy: @unchecked Sendable {
         configure(&proxy)
         defer { nextID += 1 }
         let config = Config(global: GlobalSettings(), proxies: [proxy])
-        return try! engine.makeGeneration(ConfigGeneration(id: nextID, hash: "h\(nextID)", config: config, files: []))
+        return try! engine.makeGeneration(ConfigGeneration(id: nextID, hash: "h\(nextID)", config: config, files: []),
+                                          carryingFrom: previous)
     }
 
     /// Activates a new generation on the loop (a reload); `inspect` runs right after, in the same
     /// loop callback (nothing else can happen in between).
     @discardableResult
+    /// `carrying`: built from the generation serving (off the loop, as the daemon builds a reload),
+    /// which then hands its counters and server states over while it is built.
     func reload<T: Sendable>(mode: ProxyMode = .tcp, servers: [ConfigModel.Server], configure: (inout Proxy) -> Void = { _ in },
-                             inspect: @escaping (Engine) -> T = { _ in () }) throws -> T {
-        let generation = UncheckedBox(makeGeneration(mode: mode, servers: servers, configure: configure))
+                             carrying: Bool = false, inspect: @escaping (Engine) -> T = { _ in () }) throws -> T {
+        let previous = carrying ? onLoop { UncheckedBox($0.current) }.value : nil
+        let generation = UncheckedBox(makeGeneration(mode: mode, servers: servers, configure: configure, carryingFrom: previous))
         let fds = try cache.acquire(keys).get()
         let box = UncheckedBox(inspect)
         return onLoop { engine in
@@ -430,6 +437,42 @@ final class HealthTestProxy: @unchecked Sendable {
         #expect(proxy.command("enable server be/s2") == "")
         #expect(proxy.notices.last == "Server be/s2 is UP/READY (leaving forced maintenance).")
         #expect(Set((0..<8).map { _ in proxy.pick() }) == ["s2", "s3"])
+    }
+
+    /// A reload built from the generation serving (the daemon's way) meets only the carried
+    /// states whose line changed: an unchanged line keeps what the admin socket set, a changed
+    /// one applies its setting, and `disabled` added or removed on a line moves the server.
+    @Test func aReloadBuiltFromTheServingGenerationMeetsOnlyTheLinesThatChanged() throws {
+        let target = try CheckTarget(.silent)
+        defer { target.stop() }
+        func servers(s1Disabled: Bool = false, s2Weight: Int = 1) -> [ConfigModel.Server] {
+            [P.server("s1", target.port, id: 1) { $0.disabled = s1Disabled },
+             P.server("s2", target.port, id: 2) { $0.weight = s2Weight },
+             P.server("s3", target.port, id: 3) { $0.weight = 2 }]
+        }
+        let proxy = try P(servers: servers())
+        defer { proxy.stop() }
+        #expect(proxy.command("disable server be/s2") == "")
+        #expect(proxy.command("set weight be/s3 5") == "")
+
+        // Nothing changed: nothing to meet, and the runtime settings stay.
+        let unchanged = try proxy.reload(servers: servers(), carrying: true) { engine in
+            engine.current!.changedServers.map(\.name)
+        }
+        #expect(unchanged.isEmpty)
+        #expect(proxy.health("s2").inMaintenance && proxy.health("s3").weight == 5)
+
+        // s1 becomes `disabled`, s2's weight changes: those two meet their line, s3 keeps 5.
+        try proxy.reload(servers: servers(s1Disabled: true, s2Weight: 3), carrying: true)
+        #expect(proxy.health("s1").inMaintenance)
+        #expect(proxy.health("s2").inMaintenance && proxy.health("s2").weight == 3)
+        #expect(proxy.health("s3").weight == 5)
+        #expect(proxy.notices.contains { $0.hasPrefix("Server be/s1 is going DOWN for maintenance") })
+
+        // `disabled` removed: s1 leaves the maintenance its line gave it.
+        try proxy.reload(servers: servers(s2Weight: 3), carrying: true)
+        #expect(!proxy.health("s1").inMaintenance)
+        #expect(Set((0..<8).map { _ in proxy.pick() }) == ["s1", "s3"])
     }
 
     @Test func oneCheckerPerIdentityAcrossReloads() throws {

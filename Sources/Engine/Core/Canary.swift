@@ -1,5 +1,6 @@
 import CLibEV
 import ConfigModel
+import HTTP1
 
 /// A canary generation (`strata reload --canary PERCENT`): built and bound exactly as a reload
 /// builds and binds, then started beside the current generation instead of replacing it. Each
@@ -29,10 +30,12 @@ extension Engine {
         canaryShare = share
         let fds = UncheckedSendable(listenerFDs)
         let target = UncheckedSendable(generation)
+        // Persistence cookies naming a server only one side has pin their requests to it.
+        let pins = UncheckedSendable(current.flatMap { CanaryPins(canary: generation, active: $0) })
         _ = onEveryLoop { worker in
             var sockets: [ListenerKey: Int32] = [:]
             for (key, fd) in fds.value where key.loop == (key.bind.reusePort ? worker.index : 0) { sockets[key.bind] = fd }
-            worker.startCanary(target.value, share: share, sockets: sockets)
+            worker.startCanary(target.value, share: share, sockets: sockets, pins: pins.value)
         }
         healthMonitor.include(generation)
         if let abortOnErrors, let base = current {
@@ -199,5 +202,88 @@ final class CanaryWatch: EventHandler {
         let reason = "error share \(CanaryWatch.format(share))% of \(done) sessions against \(CanaryWatch.format(baseShare))% of \(baseDone) on generation \(base.id) over the last \(span) s (abort at \(CanaryWatch.format(points)) points)"
         // Aborting releases this watch: it lives until the call returns.
         withExtendedLifetime(self) { _ = engine.abortCanary(reason: reason, automatic: true) }
+    }
+}
+
+/// A persistence cookie's server as a configuration gives it: `cookie NAME …` on a backend, `server
+/// … cookie VALUE` on one of its servers.
+struct PersistenceCookie: Hashable, Sendable {
+    let name: String
+    let value: String
+}
+
+/// Which generation a request's persistence cookie pins it to while a canary runs: a cookie
+/// (`cookie NAME insert|rewrite|prefix` on a backend) whose value names a server that only one of
+/// the two generations has — by the server's `cookie` value under that cookie name — sends its
+/// request to that generation, whatever the share; one that both have (the same server on both
+/// sides, or two servers given the same value) or that neither has leaves the request to the
+/// share. So a client a canary's new server answered (and gave its cookie) stays on the canary,
+/// and one an old server answered stays on the active generation, as long as the canary runs.
+/// Built on the control loop when the canary starts, then only read by the data loops.
+final class CanaryPins: @unchecked Sendable {
+    private struct Entry {
+        let value: [UInt8]
+        let canary: Bool
+    }
+    /// Per cookie name (lowercase is not applied: cookie names are case-sensitive), its values
+    /// by a hash of their bytes.
+    private let names: [(name: [UInt8], values: [Int: [Entry]])]
+
+    /// nil when no value names a server of one generation alone (nothing to pin).
+    init?(canary: Generation, active: Generation) {
+        let ours = canary.persistenceCookies, theirs = active.persistenceCookies
+        var byName: [String: [Int: [Entry]]] = [:]
+        for (cookies, other, toCanary) in [(ours, theirs, true), (theirs, ours, false)] {
+            for c in cookies where !other.contains(c) {
+                let bytes = Array(c.value.utf8)
+                let hash = bytes.withUnsafeBytes { CanaryPins.hash($0) }
+                byName[c.name, default: [:]][hash, default: []].append(Entry(value: bytes, canary: toCanary))
+            }
+        }
+        guard !byName.isEmpty else { return nil }
+        names = byName.map { (Array($0.key.utf8), $0.value) }
+    }
+
+    /// FNV-1a over the bytes (no allocation: a request's cookie value is read in place).
+    @inline(__always)
+    private static func hash(_ bytes: UnsafeRawBufferPointer) -> Int {
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325
+        for b in bytes { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
+        return Int(truncatingIfNeeded: h)
+    }
+
+    /// The side a value pins to: the whole value (rewrite mode, or insert without dates), else its
+    /// part before `|` (insert mode's dates) or `~` (prefix mode's separator).
+    private func side(_ value: UnsafeRawBufferPointer, among values: [Int: [Entry]]) -> Bool? {
+        func lookup(_ v: UnsafeRawBufferPointer) -> Bool? {
+            guard !v.isEmpty, let entries = values[CanaryPins.hash(v)] else { return nil }
+            for e in entries where e.value.withUnsafeBytes({ HTTPRuleBytes.equals($0, v) }) { return e.canary }
+            return nil
+        }
+        if let s = lookup(value) { return s }
+        guard let cut = value.firstIndex(where: { $0 == 0x7C || $0 == 0x7E }) else { return nil }
+        return lookup(HTTPRuleBytes.slice(value, 0..<cut))
+    }
+
+    /// True: the request goes to the canary; false: to the active generation; nil: its cookies
+    /// pin nothing (the share decides). The first cookie that pins decides.
+    func side(of fields: [HTTPField], input: UnsafeRawBufferPointer) -> Bool? {
+        let cookieName = HTTPRuleBytes.literal("cookie")
+        var result: Bool?
+        fields.withUnsafeBufferPointer { fields in
+            for field in fields where result == nil && field.name.count == 6 {
+                guard HTTPRuleBytes.equalsIgnoringCase(HTTPRuleBytes.slice(input, field.name), lowercase: cookieName) else { continue }
+                let value = HTTPRuleBytes.slice(input, field.value)
+                HTTPCookieItem.forEach(in: value) { item in
+                    guard result == nil else { return }
+                    let name = HTTPRuleBytes.slice(value, item.name)
+                    for entry in names where entry.name.withUnsafeBytes({ HTTPRuleBytes.equals($0, name) }) {
+                        result = side(HTTPRuleBytes.slice(value, item.value), among: entry.values)
+                        break
+                    }
+                }
+            }
+        }
+        return result
     }
 }

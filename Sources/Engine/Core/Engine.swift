@@ -204,10 +204,9 @@ public final class Engine: EventHandler, @unchecked Sendable {
         let target = UncheckedSendable(generation)
         let dropped = onEveryLoop { worker -> [ListenerKey] in
             // Each loop its own socket per bind; with `noreuseport`, loop 0's for every loop
-            // (libev cannot ask for EPOLLEXCLUSIVE: every loop wakes, one accept wins).
-            var sockets: [ListenerKey: Int32] = [:]
-            for (key, fd) in fds.value where key.loop == (key.bind.reusePort ? worker.index : 0) { sockets[key.bind] = fd }
-            return worker.activate(target.value, sockets: sockets)
+            // (libev cannot ask for EPOLLEXCLUSIVE: every loop wakes, one accept wins). Looked
+            // up for the keys the loop does not listen on yet only.
+            worker.activate(target.value) { key in fds.value[ListenerSocketKey(bind: key, loop: key.reusePort ? worker.index : 0)] }
         }
         // The new generation's checkers take over before the previous one drains without any.
         healthMonitor.activate(generation)
@@ -289,36 +288,41 @@ public final class Engine: EventHandler, @unchecked Sendable {
     /// Gives each proxy and server of the new generation the counters and state its identity
     /// already has, so a reload resets nothing. A generation built from the current one
     /// (`Generation(config:carryingFrom:)`, off the loop) took them already: only what it did not
-    /// find there is looked up here.
+    /// find there is looked up here, and only the carried states whose line changed
+    /// (`Generation.changedServers`, compared off the loop) meet their new line: an activation
+    /// costs what changed, not what the configuration holds.
     /// `beside`: a canary, started beside the current generation: a server whose identity the
     /// current generation has keeps the current one's settings (weight, maintenance, check
     /// parameters) and messages until the canary is promoted — its line is met then — so that a
     /// canary changes nothing of the traffic it does not take, and an abort has nothing to undo.
     func adoptCounters(_ generation: Generation, beside: Bool = false) {
-        // Servers that start with a fresh state: the carried ones meet their new line below.
-        var fresh = Set<ObjectIdentifier>()
+        // Carried states that must meet their line: those whose line changed, and those found
+        // here (carried from another generation than the one this was built from).
+        var reconcile = generation.changedServers
         if let from = generation.carriedFrom, let current, ObjectIdentifier(current) == from {
             for f in generation.unresolvedFrontends { adoptCounters(of: f) }
             for b in generation.unresolvedBackends { adoptCounters(of: b) }
-            for s in generation.unresolvedServers where !adoptState(of: s) { fresh.insert(ObjectIdentifier(s)) }
+            for s in generation.unresolvedServers where adoptState(of: s) { reconcile.append(s) }
         } else {
+            // Built from another generation (or none): every name and identity is looked up, and
+            // every carried state meets its line.
+            reconcile = []
             for f in generation.frontends.values { adoptCounters(of: f) }
             for b in generation.backends.values {
                 adoptCounters(of: b)
-                for s in b.servers where !adoptState(of: s) { fresh.insert(ObjectIdentifier(s)) }
+                for s in b.servers where adoptState(of: s) { reconcile.append(s) }
             }
         }
         generation.unresolvedFrontends = []
         generation.unresolvedBackends = []
         generation.unresolvedServers = []
-        for b in generation.backends.values {
-            for s in b.servers {
-                let carried = !fresh.contains(ObjectIdentifier(s))
-                if beside && carried { continue }
-                s.state.newestBackend = b
-                if carried { healthMonitor.carry(s) }
-            }
+        if beside {
+            // Met at promotion (an activation of the same generation, carried from the same one).
+            generation.changedServers = reconcile
+            return
         }
+        generation.changedServers = []
+        for s in reconcile { healthMonitor.carry(s) }
     }
 
     private func adoptCounters(of f: Frontend) {
@@ -378,6 +382,24 @@ public final class Engine: EventHandler, @unchecked Sendable {
             let target = UncheckedSendable(state)
             w.loop.post { target.value.closeIdle(on: w.loop) }
         }
+    }
+
+    /// The backend of the newest generation serving `server`'s state (health and address
+    /// messages go to its log; its servers tell whether the backend has one left): the current
+    /// generation's when it has the state (a canary's server the current one has keeps the
+    /// current one's until promotion), else the canary's, else `server`'s own. Looked up when
+    /// asked (on the control loop, a state change) rather than kept on every state: an
+    /// activation then writes nothing per server.
+    func newestBackend(of server: BackendServer) -> Backend {
+        let state = server.state, name = server.backend.name
+        func serving(_ g: Generation?) -> Backend? {
+            guard let b = g?.backends[name] else { return nil }
+            if b === server.backend { return b }
+            let i = server.index
+            if i < b.servers.count, b.servers[i].state === state { return b }
+            return b.servers.contains { $0.state === state } ? b : nil
+        }
+        return serving(current) ?? serving(canary) ?? server.backend
     }
 
     /// Active and draining generations, oldest first.

@@ -37,6 +37,8 @@ public final class Generation: @unchecked Sendable {
     let backends: [String: Backend]
     /// The listener keys this generation serves, with the frontend behind each.
     let listenerFrontends: [ListenerKey: Frontend]
+    /// How many binds it serves.
+    public var listenerCount: Int { listenerFrontends.count }
     /// `bind … ssl`: the TLS context of each listener key that terminates TLS.
     let tlsContexts: [ListenerKey: TLSServerContext]
     let globalLog: LogSinks
@@ -56,6 +58,22 @@ public final class Generation: @unchecked Sendable {
     var unresolvedFrontends: [Frontend] = []
     var unresolvedBackends: [Backend] = []
     var unresolvedServers: [BackendServer] = []
+    /// Servers that took their state from the generation this one was built from and whose line
+    /// changed (`Backend.init`): activation meets their state with the new line. A server whose
+    /// line did not change keeps its state untouched (its state was met with that same line when
+    /// the generation it came from was activated). A canary's stay listed until its promotion.
+    var changedServers: [BackendServer] = []
+    /// The servers with `check`, in the configuration's order (runtime servers joined before
+    /// activation after them): what the health monitor starts or takes over at activation,
+    /// listed off the loop.
+    var checkedServers: [BackendServer] = []
+    /// Every `cookie` value a server of a backend with cookie persistence has, under that
+    /// backend's cookie name: what pins a request to a canary or to the active generation
+    /// (`CanaryPins`).
+    let persistenceCookies: Set<PersistenceCookie>
+    /// A server line follows a name (`Server.fqdn`): service discovery has work at activation.
+    /// Found when the generation is built, off the loop.
+    let hasNamedServers: Bool
     /// The generation whose counters and server states this one took while it was built; nil
     /// when it took none (then activation looks every name and identity up).
     public let carriedFrom: ObjectIdentifier?
@@ -123,11 +141,16 @@ public final class Generation: @unchecked Sendable {
         backends.reserveCapacity(proxies.count)
         var unresolvedBackends: [Backend] = []
         var unresolvedServers: [BackendServer] = []
+        var changedServers: [BackendServer] = []
+        var checkedServers: [BackendServer] = []
+        var cookies = Set<PersistenceCookie>()
+        var named = false
         for i in proxies.indices where proxies[i].kind != .frontend {
             let name = proxies[i].name
             let rules = proxies[i].mode == .http ? rules[name + "/b"] : nil
             let old = previous?.backends[name]
-            let backend = Backend(proxy: proxies[i], rules: rules, previous: old, unresolved: &unresolvedServers, loops: n)
+            let backend = Backend(proxy: proxies[i], rules: rules, previous: old, unresolved: &unresolvedServers,
+                                  changed: &changedServers, loops: n)
             if !proxies[i].stickRules.isEmpty {
                 do throws(ConfigError) {
                     let evaluator: HTTPRuleSet
@@ -139,6 +162,13 @@ public final class Generation: @unchecked Sendable {
             }
             if let old { backend.counters = old.counters } else { unresolvedBackends.append(backend) }
             backends[name] = backend
+            for s in backend.servers where s.config.options.check.enabled { checkedServers.append(s) }
+            if !named { named = proxies[i].servers.contains { $0.fqdn != nil } }
+            if let cookie = proxies[i].http.cookie {
+                for s in proxies[i].servers.indices {
+                    if let value = proxies[i].servers[s].options.cookie { cookies.insert(PersistenceCookie(name: cookie.name, value: value)) }
+                }
+            }
         }
         var frontends: [String: Frontend] = [:]
         frontends.reserveCapacity(proxies.count)
@@ -174,6 +204,10 @@ public final class Generation: @unchecked Sendable {
         self.unresolvedFrontends = unresolvedFrontends
         self.unresolvedBackends = unresolvedBackends
         self.unresolvedServers = unresolvedServers
+        self.changedServers = changedServers
+        self.checkedServers = checkedServers
+        persistenceCookies = cookies
+        hasNamedServers = named
         let globalRates = global.maxConnectionRate != nil || global.maxSessionRate != nil
         for f in frontends.values {
             f.generation = self

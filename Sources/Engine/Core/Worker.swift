@@ -21,6 +21,8 @@ final class Worker: EventHandler, @unchecked Sendable {
     @exclusivity(unchecked) private(set) var canary: Generation?
     @exclusivity(unchecked) private var canaryShare = 0
     @exclusivity(unchecked) private var canaryCredit = 0
+    /// Persistence cookies that pin a request to one side while the canary runs (nil: none).
+    @exclusivity(unchecked) private(set) var canaryPins: CanaryPins?
     /// Listener keys only the canary serves (bound for it): they close if it is aborted.
     @exclusivity(unchecked) private var canaryOnly = Set<ListenerKey>()
     /// Generations this loop still has sessions or listeners of (`current` and draining ones): it
@@ -72,32 +74,37 @@ final class Worker: EventHandler, @unchecked Sendable {
     // MARK: generations (posted by the control loop)
 
     /// Makes `generation` current on this loop: listeners whose key it keeps point at it (their
-    /// backlog included), new keys start listening on `sockets` (this loop's fds), keys it dropped
-    /// accept what is queued and stop. Returns the dropped keys.
-    func activate(_ generation: Generation, sockets: [ListenerKey: Int32]) -> [ListenerKey] {
+    /// backlog included), new keys start listening on `socket(key)` (this loop's fd), keys it
+    /// dropped accept what is queued and stop. Returns the dropped keys.
+    func activate(_ generation: Generation, socket: (ListenerKey) -> Int32?) -> [ListenerKey] {
         // A canary promoted (or none): listeners serve the one generation from now on.
         let wasCanary = clearCanary()
         let previous = current
         current = generation
         if !held.contains(where: { $0 === generation }) { held.append(generation) }
         var dropped: [ListenerKey] = []
-        for (key, listener) in listeners where generation.listenerFrontends[key] == nil {
+        // One lookup per listener this loop has: kept ones are repointed in the same walk.
+        var kept = 0
+        for (key, listener) in listeners {
+            if let frontend = generation.listenerFrontends[key] {
+                listener.serve(frontend)
+                kept += 1
+                continue
+            }
             // Serve what is already queued on the old generation, then stop.
             listener.acceptPending(limit: nil)
             listener.release()
-            listeners[key] = nil
             dropped.append(key)
         }
-        for (key, frontend) in generation.listenerFrontends {
-            let listener: Listener
-            if let existing = listeners[key] {
-                listener = existing
-            } else {
-                guard let fd = sockets[key] else { continue }
-                listener = Listener(key: key, fd: fd, worker: self)
+        for key in dropped { listeners[key] = nil }
+        // New keys: only when the generation has more than this loop kept.
+        if kept < generation.listenerFrontends.count {
+            for (key, frontend) in generation.listenerFrontends where listeners[key] == nil {
+                guard let fd = socket(key) else { continue }
+                let listener = Listener(key: key, fd: fd, worker: self)
                 listeners[key] = listener
+                listener.serve(frontend)
             }
-            listener.serve(frontend)
         }
         if let previous { releaseIfIdle(previous) }
         if let wasCanary, wasCanary !== generation { releaseIfIdle(wasCanary) }
@@ -118,10 +125,11 @@ final class Worker: EventHandler, @unchecked Sendable {
     /// Starts `generation` as a canary beside `current` at `share` percent: listeners it shares
     /// with `current` (same key, same mode) give it its share; keys only it has listen on
     /// `sockets` and serve it alone; keys only `current` has stay `current`'s.
-    func startCanary(_ generation: Generation, share: Int, sockets: [ListenerKey: Int32]) {
+    func startCanary(_ generation: Generation, share: Int, sockets: [ListenerKey: Int32], pins: CanaryPins? = nil) {
         canary = generation
         canaryShare = share
         canaryCredit = 0
+        canaryPins = pins
         if !held.contains(where: { $0 === generation }) { held.append(generation) }
         for (key, frontend) in generation.listenerFrontends {
             if let existing = listeners[key] {
@@ -158,6 +166,7 @@ final class Worker: EventHandler, @unchecked Sendable {
         canary = nil
         canaryShare = 0
         canaryOnly = []
+        canaryPins = nil
         return g
     }
 

@@ -33,18 +33,12 @@ final class HealthMonitor: EventHandler {
     /// (same phase, same counters), new ones start spread over the smallest `inter`, the others
     /// stop. Called before the previous generation drains, so it holds no checker.
     func activate(_ generation: Generation) {
+        // Listed when the generation was built (off the loop): the loop does nothing for a
+        // server without `check`.
+        let order = generation.checkedServers
         var wanted: [ServerIdentity: BackendServer] = [:]
-        var order: [BackendServer] = []
-        // Indexed: `for proxy in proxies` copies every Proxy (dozens of references), 2,000 of
-        // them at 1,000 frontends, on the loop at every reload and rollback.
-        let proxies = generation.config.config.proxies
-        for i in proxies.indices where proxies[i].isBackend {
-            guard let backend = generation.backends[proxies[i].name] else { continue }
-            for s in backend.servers where s.config.options.check.enabled {
-                wanted[s.state.identity] = s
-                order.append(s)
-            }
-        }
+        wanted.reserveCapacity(order.count)
+        for s in order { wanted[s.state.identity] = s }
         for (identity, checker) in checkers where wanted[identity] == nil {
             checker.stop()
             checkers[identity] = nil
@@ -83,14 +77,7 @@ final class HealthMonitor: EventHandler {
     /// (the current generation keeps every checker it has; `activate` settles who checks what
     /// when the canary is promoted or aborted).
     func include(_ generation: Generation) {
-        var fresh: [BackendServer] = []
-        let proxies = generation.config.config.proxies
-        for i in proxies.indices where proxies[i].isBackend {
-            guard let backend = generation.backends[proxies[i].name] else { continue }
-            for s in backend.servers where s.config.options.check.enabled && checkers[s.state.identity] == nil {
-                fresh.append(s)
-            }
-        }
+        let fresh = generation.checkedServers.filter { checkers[$0.state.identity] == nil }
         let minInter = fresh.map { Double(max($0.config.options.check.interval, 1)) / 1000 }.min() ?? 0
         for (position, s) in fresh.enumerated() {
             let checker = HealthChecker(monitor: self, generation: generation, server: s)
@@ -127,7 +114,7 @@ final class HealthMonitor: EventHandler {
     /// sessions closed when it goes DOWN with `on-marked-down shutdown-sessions`.
     @discardableResult
     func change(_ server: BackendServer, _ body: (inout ServerHealth) -> HealthTransition?) -> HealthTransition? {
-        let backend = server.state.newestBackend ?? server.backend!
+        let backend = engine.newestBackend(of: server)
         let usableBefore = backend.servers.contains { $0.isUsable }
         let wasUsable = server.isUsable
         let transition = body(&server.state.health)
@@ -181,7 +168,7 @@ final class HealthMonitor: EventHandler {
         } else if wanted != current {
             engine.move(server, to: wanted)
         }
-        let backend = server.state.newestBackend ?? server.backend!
+        let backend = engine.newestBackend(of: server)
         let usableBefore = backend.servers.contains { $0.isUsable }
         for transition in server.state.health.restore(saved, now: now) {
             log(transition, server: server, in: backend)

@@ -50,9 +50,10 @@ final class Listener: EventHandler {
     func serve(_ frontend: Frontend?) {
         if let old = self.frontend { old.generation.shard(worker.loop).listenerRefs -= 1 }
         self.frontend = frontend
-        tlsContext = frontend?.generation.tlsContexts[key]
-        acceptProxy = frontend?.acceptProxyKeys.contains(key) ?? false
-        forcesH2 = frontend?.h2Keys.contains(key) ?? false
+        // Looked up only where there is something to find: a swap repoints every listener.
+        if let contexts = frontend?.generation.tlsContexts, !contexts.isEmpty { tlsContext = contexts[key] } else { tlsContext = nil }
+        if let keys = frontend?.acceptProxyKeys, !keys.isEmpty { acceptProxy = keys.contains(key) } else { acceptProxy = false }
+        if let keys = frontend?.h2Keys, !keys.isEmpty { forcesH2 = keys.contains(key) } else { forcesH2 = false }
         if let frontend { frontend.generation.shard(worker.loop).listenerRefs += 1 }
         updateWatch()
     }

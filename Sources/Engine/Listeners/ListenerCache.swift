@@ -141,12 +141,22 @@ public final class ListenerCache: Sendable {
     /// Returns an fd for every socket of every key, binding the missing ones; on failure closes
     /// what this call bound and returns every bind error (one per key).
     public func acquire(_ keys: [ListenerKey]) -> Result<[ListenerSocketKey: Int32], ListenerBindFailure> {
-        open.withLock { open in
+        var bound = 0
+        return acquire(keys, newBinds: &bound)
+    }
+
+    /// `acquire`, counting in `newBinds` the binds it had no socket for (bound now).
+    public func acquire(_ keys: [ListenerKey], newBinds: inout Int) -> Result<[ListenerSocketKey: Int32], ListenerBindFailure> {
+        let result: Result<[ListenerSocketKey: Int32], ListenerBindFailure>
+        var fresh: [ListenerSocketKey] = []
+        result = open.withLock { open in
             var result: [ListenerSocketKey: Int32] = [:]
-            var fresh: [ListenerSocketKey] = []
             var errors: [ListenerBindError] = []
+            result.reserveCapacity(keys.count)
             for bind in keys {
-                for key in ListenerSocketKey.all(bind, loops: loops) where result[key] == nil {
+                // Not `ListenerSocketKey.all`: no array per key (a rollback acquires a thousand).
+                for loop in 0..<(bind.reusePort ? loops : 1) {
+                    let key = ListenerSocketKey(bind: bind, loop: loop)
                     if let fd = open[key] {
                         result[key] = fd
                         continue
@@ -170,6 +180,8 @@ public final class ListenerCache: Sendable {
             }
             return .success(result)
         }
+        if case .success = result { newBinds = Set(fresh.map(\.bind)).count }
+        return result
     }
 
     /// Test-binds every key the cache does not hold and keeps none of them (a held key is reused

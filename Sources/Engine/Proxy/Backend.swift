@@ -33,15 +33,19 @@ final class Backend: @unchecked Sendable {
     let sendsProxy: Bool
 
     convenience init(proxy: Proxy, rules: HTTPRuleSet? = nil, loops: Int = 1) {
-        var unresolved: [BackendServer] = []
-        self.init(proxy: proxy, rules: rules, previous: nil, unresolved: &unresolved, loops: loops)
+        var unresolved: [BackendServer] = [], changed: [BackendServer] = []
+        self.init(proxy: proxy, rules: rules, previous: nil, unresolved: &unresolved, changed: &changed, loops: loops)
     }
 
     /// `previous`: the same-named backend of the generation serving now (read off the loop: its
     /// configuration's servers only, which nothing changes). A
     /// server whose identity it has takes its state; the others get a fresh one and are added to
-    /// `unresolved` (activation looks them up among every live generation's servers).
-    init(proxy: Proxy, rules: HTTPRuleSet?, previous: Backend?, unresolved: inout [BackendServer], loops: Int = 1) {
+    /// `unresolved` (activation looks them up among every live generation's servers). A server
+    /// that takes a state and whose line's options differ from the line it takes it from is added
+    /// to `changed`: activation meets that state with its new line (`ServerHealth.reconcile`);
+    /// the state of an unchanged line is left as it is, so an activation touches only what changed.
+    init(proxy: Proxy, rules: HTTPRuleSet?, previous: Backend?, unresolved: inout [BackendServer],
+         changed: inout [BackendServer], loops: Int = 1) {
         self.proxy = proxy
         self.rules = rules
         let configured = proxy.servers
@@ -55,6 +59,7 @@ final class Backend: @unchecked Sendable {
         for i in configured.indices {
             if case .some = configured[i].options.tls { tls = true }
             var carried: ServerState?
+            var lineChanged = false
             if !old.isEmpty {
                 var j = i
                 if j >= old.count || old[j].state.identity.server != configured[i].name {
@@ -68,11 +73,14 @@ final class Backend: @unchecked Sendable {
                 }
                 if j >= 0, old[j].state.identity.matches(configured[i]) {
                     carried = old[j].state
+                    // The line it was met with is the old one (an activation meets every
+                    // carried state with its line): compared here, off the loop.
+                    if old[j].config.options != configured[i].options { lineChanged = true }
                 }
             }
             let server = BackendServer(config: configured[i], backendName: proxy.name, carried: carried, loops: loops)
             server.index = i
-            if carried == nil { unresolved.append(server) }
+            if carried == nil { unresolved.append(server) } else if lineChanged { changed.append(server) }
             servers.append(server)
         }
         self.servers = servers
@@ -111,6 +119,7 @@ final class Backend: @unchecked Sendable {
         server.index = servers.count
         servers.append(server)
         for shard in shards { shard.serve(servers, proxy: proxy) }
+        if server.config.options.check.enabled { generation.checkedServers.append(server) }
     }
 
     /// `add server` on a backend the loops serve: a new list on every loop (the balancer starts

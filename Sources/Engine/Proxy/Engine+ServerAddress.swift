@@ -29,7 +29,7 @@ extension Engine {
                 var line = "\(s.backend.name)/\(s.name) changed its IP from \(state.hasAddress ? "\(old.address)" : "(none)") to \(new.address)"
                 if old.port != new.port { line += ", port from \(old.port.map(String.init) ?? "(none)") to \(new.port.map(String.init) ?? "(none)")" }
                 report("\(line) by \(updater) (generation \(current?.id ?? s.backend.generation.id)).", level: .notice,
-                       to: (state.newestBackend ?? s.backend).log)
+                       to: newestBackend(of: s).log)
                 // Published before the server becomes usable again below: a loop that picks it
                 // connects to `new`.
                 state.runtimeAddress = new

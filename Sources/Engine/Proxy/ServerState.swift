@@ -108,9 +108,6 @@ final class ServerState: @unchecked Sendable {
     var runtimeFQDN: String?
     /// The one checker running for this identity, whatever generation it checks for.
     weak var checker: HealthChecker?
-    /// The backend of the newest generation using this server (the control loop's: health and
-    /// saved-state messages name it).
-    weak var newestBackend: Backend?
 
     init(identity: ServerIdentity, loops: Int = 1) {
         self.identity = identity

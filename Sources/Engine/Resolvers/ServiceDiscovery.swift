@@ -35,7 +35,7 @@ final class ServiceDiscovery {
     /// its section for the servers that follow it now.
     func activate(_ generation: Generation, previous: Generation?) {
         let config = generation.config.config
-        guard !config.resolvers.isEmpty || !sections.isEmpty || hasNamedServers(generation) else { return }
+        guard !config.resolvers.isEmpty || !sections.isEmpty || generation.hasNamedServers || !runtimeServers.isEmpty else { return }
         var wanted = Set<String>()
         for section in config.resolvers {
             wanted.insert(section.name)
@@ -54,15 +54,6 @@ final class ServiceDiscovery {
         refreshRequesters()
     }
 
-    /// Read from the configuration value by index: no server line is copied (a reload of 10,000
-    /// servers asks it).
-    private func hasNamedServers(_ generation: Generation) -> Bool {
-        let proxies = generation.config.config.proxies
-        for p in proxies.indices {
-            for s in proxies[p].servers.indices where proxies[p].servers[s].fqdn != nil { return true }
-        }
-        return !runtimeServers.isEmpty
-    }
 
     /// A reload kept these servers' identities. The address the runtime gave one (the resolver,
     /// the socket: `runtimeAddress`) was applied with its state; when nothing at runtime moved
@@ -212,7 +203,7 @@ final class ServiceDiscovery {
                     if s.state.hasAddress && old != record.target { engine.clearAddress(of: s, reason: "entry removed from SRV record") }
                     s.state.runtimeFQDN = record.target
                     engine.report("\(s.backend.name)/\(s.name) changed its FQDN from \(old ?? "(null)") to \(record.target) by 'SRV record'",
-                                  level: .notice, to: (s.state.newestBackend ?? s.backend).log)
+                                  level: .notice, to: engine.newestBackend(of: s).log)
                     let now = s.address
                     if now.port != record.port {
                         engine.move(s, to: ServerAddress(address: now.address, port: record.port))
@@ -293,7 +284,7 @@ final class ServiceDiscovery {
         }
         s.state.runtimeFQDN = name
         let line = "\(s.backend.name)/\(s.name) changed its FQDN from \(current) to \(name)"
-        engine.report(line + by, level: .notice, to: (s.state.newestBackend ?? s.backend).log)
+        engine.report(line + by, level: .notice, to: engine.newestBackend(of: s).log)
         refreshRequesters()
         return .success(line + by)
     }
@@ -323,7 +314,6 @@ final class ServiceDiscovery {
         _ = server.state.health.enterMaintenance(now: MonotonicClock.now())
         server.state.health.setChecksEnabled(false)
         backend.add(server, engine: engine)
-        server.state.newestBackend = backend
         engine.serverStates[server.state.identity] = server.state
         runtimeServers.add(config, state: server.state, backend: name)
         if config.options.check.enabled, let current = engine.current { engine.healthMonitor.startChecking(server, for: current) }

@@ -142,8 +142,17 @@ extension HTTPSession {
         if generation == nil {
             // The request picks its generation now that its head is complete: the canary's for
             // the loop's canary share, the active one's otherwise (a lingering connection's
-            // listener is gone: the frontend it was left with).
-            let picked = listener.frontend != nil ? listener.pick() : lingeringFrontend
+            // listener is gone: the frontend it was left with). A persistence cookie naming a
+            // server only one of the two generations has pins the request to it (`CanaryPins`).
+            let picked: Frontend?
+            if listener.frontend == nil {
+                picked = lingeringFrontend
+            } else if let canary = listener.canaryFrontend, let pins = worker.canaryPins,
+                      let toCanary = pins.side(of: requestParser.head.fields, input: input) {
+                picked = toCanary ? canary : listener.frontend
+            } else {
+                picked = listener.pick()
+            }
             guard let frontend = picked, frontend.proxy.mode == .http else {
                 // The listener now serves TCP: this connection's HTTP has nowhere to go.
                 close()
