@@ -143,6 +143,8 @@ public enum SampleConverter: Hashable, Sendable {
     case ipmask(v4: Int, v6: Int?)
     /// `sdbm`, `djb2`, `crc32`, `wt6` hashes of the bytes (integers).
     case hash(HashFunction)
+    /// `map*(FILE[,DEFAULT])`: the value of the map's matching key.
+    case map(MapLookup)
 
     public enum ArithmeticOperator: String, Hashable, Sendable, CaseIterable {
         case add, sub, mul, div, mod, and, or, xor

@@ -89,7 +89,9 @@ public struct ConfigLoader: Sendable {
     {
         var parser = ConfigParser(environment: environment, resolver: resolver, paths: files,
                                   resolutionFailuresWarn: resolutionFailuresWarn, resolvConfPath: resolvConfPath)
-        for source in sources { parser.parse(text: source.text, file: source.file) }
+        LoadPaths.$current.withValue(files) {
+            for source in sources { parser.parse(text: source.text, file: source.file) }
+        }
         var (config, failed, dropped) = parser.build()
         var warnings = parser.warnings
         var late = parser.finishHTTP(&config, warnings: &warnings)

@@ -142,6 +142,7 @@ enum SampleParser {
             case .length, .arithmetic, .negate, .hash: parsed.output = .integer
             case .bool, .not, .odd, .even: parsed.output = .boolean
             case .ipmask: parsed.output = .address
+            case .map(let m): parsed.output = m.output == .int ? .integer : m.output == .ip ? .address : .string
             default: parsed.output = .string
             }
         }
@@ -609,7 +610,7 @@ enum SampleParser {
     }
 
     /// The converters strata has, for messages.
-    static let converterNames = "lower, upper, length, hex, base64, ub64enc, b64dec, ub64dec, url_dec, word, field, bytes, regsub, json, add, sub, mul, div, mod, and, or, xor, neg, bool, not, odd, even, ipmask, sdbm, djb2, crc32 and wt6"
+    static let converterNames = "lower, upper, length, hex, base64, ub64enc, b64dec, ub64dec, url_dec, word, field, bytes, regsub, json, add, sub, mul, div, mod, and, or, xor, neg, bool, not, odd, even, ipmask, sdbm, djb2, crc32, wt6 and map*"
 
     /// One converter: `NAME` or `NAME(ARG,…)` (HAProxy's syntax: commas separate the arguments,
     /// `\,` is a comma inside one, and an argument may be quoted).
@@ -717,9 +718,44 @@ enum SampleParser {
                 throw ConfigError(nil, "converter '\(name)': the avalanche argument is not supported yet")
             }
             return .hash(SampleConverter.HashFunction(rawValue: name)!)
+        case _ where name == "map" || name.hasPrefix("map_"):
+            return .map(try mapLookup(name, args))
         default:
             throw ConfigError(nil, "converter '\(name)' is not supported yet (strata has \(converterNames))")
         }
+    }
+
+    /// `map`, `map_MATCH` and `map_MATCH_OUTPUT` (`map_beg_int`): the match method and output
+    /// type the name says, nil for a name HAProxy does not have.
+    static func mapKind(_ name: String) -> (MapMatch, MapOutput)? {
+        if name == "map" { return (.str, .str) }
+        let parts = name.split(separator: "_", omittingEmptySubsequences: false)
+        guard parts.count == 2 || parts.count == 3, parts[0] == "map", let match = MapMatch(rawValue: String(parts[1])) else { return nil }
+        guard parts.count == 3 else { return (match, .str) }
+        guard let output = MapOutput(rawValue: String(parts[2])), output != .str else { return nil }
+        return (match, output)
+    }
+
+    /// `map*(FILE[,DEFAULT])`: the file is read now, through the load's paths.
+    static func mapLookup(_ name: String, _ args: [String]) throws(ConfigError) -> MapLookup {
+        if name == "map_regm" || name.hasPrefix("map_regm_") {
+            throw ConfigError(nil, "converter '\(name)' is not supported yet (map_reg is; regsub can rewrite with groups)")
+        }
+        guard let (match, output) = mapKind(name) else {
+            throw ConfigError(nil, "converter '\(name)' is not supported (maps are map, map_MATCH and map_MATCH_int|ip, MATCH one of \(MapMatch.allCases.map(\.rawValue).joined(separator: ", ")))")
+        }
+        guard args.count == 1 || args.count == 2, !args[0].isEmpty else {
+            throw ConfigError(nil, "converter '\(name)' expects a map file and an optional default value: \(name)(FILE[,DEFAULT])")
+        }
+        let defaultValue = args.count == 2 ? args[1] : nil
+        if let defaultValue, let problem = MapFileParser.valueProblem(defaultValue, output) {
+            throw ConfigError(nil, "converter '\(name)': default \(problem)")
+        }
+        guard let paths = LoadPaths.current else {
+            throw ConfigError(nil, "converter '\(name)' is not supported here (no configuration file is being loaded)")
+        }
+        let path = try paths.map(args[0], match: match, output: output)
+        return MapLookup(path: path, match: match, output: output, defaultValue: defaultValue)
     }
 
     struct NameProblem: Error { var text: String }

@@ -10,6 +10,9 @@ final class HTTPConverterChain: @unchecked Sendable {
     private enum Step {
         case plain(SampleConverter)
         case regsub(HTTPRegex, [UInt8], global: Bool)
+        /// The map (nil when the generation has none by that path: only the default answers),
+        /// the lookup, and the default value already in the output's type.
+        case map(SharedMap?, MapLookup, Value?)
     }
     private let steps: [Step]
 
@@ -19,7 +22,40 @@ final class HTTPConverterChain: @unchecked Sendable {
                let regex = try? HTTPRegex(pattern, ignoreCase: ignoreCase) {
                 return .regsub(regex, Array(replacement.utf8), global: global)
             }
+            if case .map(let lookup) = c {
+                let fallback = lookup.defaultValue.flatMap { HTTPConverterChain.mapValue(Array($0.utf8), lookup.output) }
+                return .map(constants.maps[lookup.path], lookup, fallback)
+            }
             return .plain(c)
+        }
+    }
+
+    /// A map's value as its output type says (nil: not an integer or an address).
+    static func mapValue(_ value: [UInt8], _ output: MapOutput) -> Value? {
+        switch output {
+        case .str: return .bytes(value)
+        case .int: return value.withUnsafeBytes { HTTPRuleBytes.integer($0) }.map { .integer($0) }
+        case .ip: return value.withUnsafeBytes { HTTPAddressBits.parse($0) }.map { .address($0) }
+        }
+    }
+
+    /// The value `v` maps to, looked up in the snapshot loop `slot` reads.
+    private static func lookUp(_ v: Value, _ map: SharedMap, _ lookup: MapLookup, slot: Int) -> Value? {
+        map.read(slot: slot) { snapshot -> Value? in
+            let index: Int?
+            switch lookup.match {
+            case .int:
+                index = integer(v).flatMap { snapshot.find(integer: $0) }
+            case .ip:
+                if case .address(let a) = v {
+                    index = snapshot.find(address: a)
+                } else {
+                    index = text(v).withUnsafeBytes { snapshot.find($0, .ip) }
+                }
+            default:
+                index = text(v).withUnsafeBytes { snapshot.find($0, lookup.match) }
+            }
+            return index.flatMap { mapValue(snapshot.entries[$0].value, lookup.output) }
         }
     }
 
@@ -40,7 +76,7 @@ final class HTTPConverterChain: @unchecked Sendable {
         case .address(let a): value = .address(a)
         }
         for step in steps {
-            guard let next = convert(value, step) else { return nil }
+            guard let next = convert(value, step, slot: ev.scratch.mapSlot) else { return nil }
             value = next
         }
         switch value {
@@ -95,8 +131,10 @@ final class HTTPConverterChain: @unchecked Sendable {
         }
     }
 
-    private func convert(_ v: Value, _ step: Step) -> Value? {
+    private func convert(_ v: Value, _ step: Step, slot: Int) -> Value? {
         switch step {
+        case .map(let map, let lookup, let fallback):
+            return map.flatMap { HTTPConverterChain.lookUp(v, $0, lookup, slot: slot) } ?? fallback
         case .regsub(let regex, let replacement, let global):
             return .bytes(HTTPConverterChain.regsub(HTTPConverterChain.text(v), regex, replacement, global: global))
         case .plain(let c):
@@ -138,8 +176,8 @@ final class HTTPConverterChain: @unchecked Sendable {
             guard offset < b.count else { return nil }
             let end = length.map { min(b.count, offset + $0) } ?? b.count
             return .bytes(Array(b[offset..<end]))
-        case .regsub:
-            return nil  // compiled into a step with its regex
+        case .regsub, .map:
+            return nil  // compiled into a step with its regex or its map
         case .json: return .bytes(String.jsonEscaped(text(v), escapingDelete: true))
         case .arithmetic(let op, let operand):
             guard let n = integer(v) else { return nil }

@@ -37,6 +37,9 @@ final class HTTPRuleScratch {
     var variables: [HTTPVariableKey: HTTPVariableValue] = [:]
     /// Mode tcp: a payload fetch of the rule being evaluated needed bytes not there yet.
     var payloadMissing = false
+    /// The index of the event loop the connection is on: the slot it reads maps through
+    /// (`SharedMap.read`). Past the data loops: the control loop's slot.
+    var mapSlot = Int.max
 
     /// `capacity`: the size of each buffer; `tune.bufsize` (a rewritten head must fit in one
     /// anyway).

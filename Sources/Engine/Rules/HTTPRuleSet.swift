@@ -87,9 +87,10 @@ final class HTTPRuleSet: @unchecked Sendable {
 
     /// Compiles `proxy.http` (and the server cookies and balancing parameter). Throws the first
     /// invalid regular expression, with its location.
-    init(_ proxy: Proxy) throws(ConfigError) {
+    init(_ proxy: Proxy, maps: [String: SharedMap] = [:]) throws(ConfigError) {
         let constants = HTTPRuleConstants()
         constants.userlists = proxy.http.userlists
+        constants.maps = maps
         constants.proxyName = proxy.name
         self.constants = constants
         name = proxy.name

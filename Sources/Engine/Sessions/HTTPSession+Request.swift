@@ -174,6 +174,7 @@ extension HTTPSession {
             return
         }
         let scratch = self.scratch ?? HTTPRuleScratch(capacity: loop.buffers.size)
+        scratch.mapSlot = loop.index
         self.scratch = scratch
         let info = connectionInfo
         // `tcp-request content` in mode http: evaluated for each request, on the connection (its
