@@ -313,16 +313,21 @@ public struct FormatString: Hashable, Sendable {
     public var isLiteral: Bool { parts.allSatisfy { if case .literal = $0 { true } else { false } } }
 }
 
-/// `use_backend NAME [if|unless COND]`.
+/// `use_backend NAME [if|unless COND]`, or `use_backend FORMAT` (`%[req.hdr(host),map(…)]`):
+/// the backend named by the formatted text, the default backend when no backend has that name.
 public struct BackendSwitchRule: Hashable, Sendable {
     public var location: SourceLocation
+    /// The name, or the format as written when `dynamic` is set.
     public var backend: String
     public var condition: Condition?
+    /// A log-format name, rendered for each request.
+    public var dynamic: FormatString?
 
-    public init(location: SourceLocation, backend: String, condition: Condition?) {
+    public init(location: SourceLocation, backend: String, condition: Condition?, dynamic: FormatString? = nil) {
         self.location = location
         self.backend = backend
         self.condition = condition
+        self.dynamic = dynamic
     }
 }
 

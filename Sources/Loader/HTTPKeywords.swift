@@ -242,12 +242,18 @@ extension KeywordReader {
 
     private func useBackend(_ line: KeywordLine, draft: inout ProxyDraft) throws(ConfigError) {
         let name = try line.argument(0, expecting: "a backend name (use_backend NAME [if|unless COND])")
+        var dynamic: FormatString?
         if name.contains("%") {
-            throw line.error("'use_backend': dynamic backend names ('\(name)') are not supported yet")
+            guard draft.proxy.mode == .http else {
+                throw line.error("'use_backend': a dynamic backend name ('\(name)') is supported in mode http only, not yet in mode tcp")
+            }
+            let format = try formatString(name, line: line, what: "'use_backend'", context: .useBackend)
+            if !format.isLiteral { dynamic = format }
         }
         let condition = try finishRule(line, at: 1, draft: &draft,
                                        context: draft.proxy.mode == .tcp ? .tcpUseBackend : .useBackend)
-        draft.proxy.http.backendRules.append(BackendSwitchRule(location: line.location, backend: name, condition: condition))
+        draft.proxy.http.backendRules.append(BackendSwitchRule(location: line.location, backend: name, condition: condition,
+                                                               dynamic: dynamic))
     }
 
     /// `location|prefix|scheme TARGET`, `code N`, `drop-query`, `append-slash`, `set-cookie C`,

@@ -170,8 +170,24 @@ extension HTTPRuleSet {
                 if let decision = runRequestRules(ev) { return decision }
                 if let decision = runRedirectRules(ev) { return decision }
                 var chosen: String?
-                if let index = firstBackendRule(ev) { chosen = backendRules[index].backend }
-                guard let backend = resolve(chosen) else { return .respond(errorResponse(503)) }
+                var resolved: HTTPRuleSet?
+                if let index = firstBackendRule(ev) {
+                    if dynamicBackends.isEmpty {
+                        chosen = backendRules[index].backend
+                    } else if let format = dynamicBackends[index] {
+                        // HAProxy: a name no backend has is the default backend.
+                        if let text = ev.render(format, .raw), !text.isEmpty {
+                            let name = String(decoding: text, as: UTF8.self)
+                            if let found = resolve(name) {
+                                chosen = name
+                                resolved = found
+                            }
+                        }
+                    } else {
+                        chosen = backendRules[index].backend
+                    }
+                }
+                guard let backend = resolved ?? resolve(chosen) else { return .respond(errorResponse(503)) }
                 ev.backend = backend
                 if backend !== self {
                     if let decision = backend.runRequestRules(ev) { return decision }

@@ -73,6 +73,8 @@ final class HTTPRuleSet: @unchecked Sendable {
     let requestRules: [HTTPCompiledRequestRule]
     let redirectRules: [(redirect: HTTPCompiledRedirect, condition: HTTPCompiledCondition?)]
     let backendRules: [(backend: String, condition: HTTPCompiledCondition?)]
+    /// The `use_backend` rules with a log-format name, by index in `backendRules`.
+    let dynamicBackends: [Int: HTTPCompiledFormat]
     let responseRules: [HTTPCompiledResponseRule]
     let forwardFor: HTTPCompiledForwardedHeader?
     let originalTo: HTTPCompiledForwardedHeader?
@@ -117,10 +119,13 @@ final class HTTPRuleSet: @unchecked Sendable {
         self.redirectRules = redirectRules
 
         var backendRules: [(backend: String, condition: HTTPCompiledCondition?)] = []
+        var dynamicBackends: [Int: HTTPCompiledFormat] = [:]
         for rule in http.backendRules {
+            if let format = rule.dynamic { dynamicBackends[backendRules.count] = HTTPCompiledFormat(format, constants: constants) }
             backendRules.append((rule.backend, try condition(rule.condition)))
         }
         self.backendRules = backendRules
+        self.dynamicBackends = dynamicBackends
 
         var responseRules: [HTTPCompiledResponseRule] = []
         for rule in http.responseRules {
