@@ -190,4 +190,95 @@ import Testing
         let client = try #require(TestHTTPClient(port: port))
         #expect(Self.header(try #require(client.get("/", host: "a.test")).body, "X-Be") == "be-a")
     }
+
+    @Test func useBackendByMapFallsBackToTheDefaultAndFollowsAdminChangesAcrossReloads() throws {
+        let dir = try Self.mapDirectory(["hosts.map": "a.test be_a\nb.test be_b\nghost.test be_missing\n"])
+        let a = try TestHTTPOrigin("a"), b = try TestHTTPOrigin("b"), d = try TestHTTPOrigin("d")
+        let port = TestSocket.freePort()
+        let config = """
+            global
+                stats socket @ADMIN@ level admin
+            \(Self.defaults)
+            frontend fe
+                bind 127.0.0.1:\(port)
+                use_backend %[req.hdr(host),lower,map(\(dir)/hosts.map,be_default)]
+                default_backend be_default
+            backend be_a
+                server o 127.0.0.1:\(a.port)
+            backend be_b
+                server o 127.0.0.1:\(b.port)
+            backend be_default
+                server o 127.0.0.1:\(d.port)
+            """
+        let strata = try StrataProcess(config: config)
+        #expect(strata.waitForAdmin(), "\(strata.output.joined(separator: "\n"))")
+        func origin(_ host: String) throws -> String {
+            let client = try #require(TestHTTPClient(port: port))
+            let answer = try #require(client.get("/", host: host))
+            return answer.body.split(separator: "\n").first.map { String($0.dropFirst("origin=".count)) } ?? ""
+        }
+        #expect(try origin("a.test") == "a")
+        #expect(try origin("B.Test") == "b")
+        #expect(try origin("ghost.test") == "d")  // a name no backend has: the default backend
+        #expect(try origin("other.test") == "d")
+
+        let map = "\(dir)/hosts.map"
+        let listing = try strata.admin("show map")
+        #expect(listing.contains("0 (\(map)) pattern loaded from file '\(map)'") && listing.contains("entry_cnt=3"), "\(listing)")
+        #expect(try strata.admin("add map \(map) c.test be_a") == "")
+        #expect(try strata.admin("set map \(map) a.test be_b") == "")
+        #expect(try strata.admin("del map \(map) b.test") == "")
+        #expect(try strata.admin("del map \(map) b.test") == "Key not found.")
+        #expect(try strata.admin("set map \(map) nope.test be_b") == "entry not found.")
+        #expect(try strata.admin("show map nope") == "Unknown map identifier. Please use #<id> or <file>.")
+        #expect(try origin("c.test") == "a")
+        #expect(try origin("a.test") == "b")
+        #expect(try origin("b.test") == "d")
+        let entries = try strata.admin("show map #0")
+        #expect(entries.contains(" a.test be_b") && entries.contains(" c.test be_a") && !entries.contains("b.test "), "\(entries)")
+        #expect(try strata.admin("get map \(map) c.test").contains("found=yes, idx=tree, key=\"c.test\", value=\"be_a\""))
+
+        // A reload with the file unchanged keeps the runtime changes.
+        #expect(try strata.admin("reload").hasPrefix("Success=1"))
+        #expect(try origin("c.test") == "a")
+        #expect(try origin("a.test") == "b")
+        #expect(try origin("b.test") == "d")
+
+        // A changed file starts the map again from the file.
+        try "a.test be_a\nb.test be_b\n".write(toFile: map, atomically: true, encoding: .utf8)
+        #expect(try strata.admin("reload").hasPrefix("Success=1"))
+        #expect(try origin("a.test") == "a")
+        #expect(try origin("b.test") == "b")
+        #expect(try origin("c.test") == "d")
+
+        #expect(try strata.admin("clear map #0") == "")
+        #expect(try origin("a.test") == "d")
+        #expect(try strata.admin("show map #0") == "")
+    }
+
+    @Test func runtimeMapChangesAreCheckedAgainstTheConvertersTypes() throws {
+        let dir = try Self.mapDirectory(["nets.map": "10.0.0.0/8 1\n"])
+        let origin = try TestHTTPOrigin("app")
+        let port = TestSocket.freePort()
+        let strata = try StrataProcess(config: """
+            global
+                stats socket @ADMIN@ level admin
+            \(Self.defaults)
+            frontend fe
+                bind 127.0.0.1:\(port)
+                http-request set-header X-N %[req.hdr(x-ip),map_ip_int(\(dir)/nets.map,0),add(100)]
+                default_backend app
+            backend app
+                server o 127.0.0.1:\(origin.port)
+            """)
+        #expect(strata.waitForAdmin(), "\(strata.output.joined(separator: "\n"))")
+        let map = "\(dir)/nets.map"
+        #expect(try strata.admin("add map \(map) not-a-network 5").hasPrefix("'add map' failed"))
+        #expect(try strata.admin("add map \(map) 10.1.0.0/16 notanumber").hasPrefix("'add map' failed"))
+        #expect(try strata.admin("add map \(map) 10.1.0.0/16 7") == "")
+        let client = try #require(TestHTTPClient(port: port))
+        #expect(Self.header(try #require(client.get("/", headers: ["X-IP: 10.1.2.3"])).body, "X-N") == "107")
+        #expect(Self.header(try #require(client.get("/", headers: ["X-IP: 10.2.0.1"])).body, "X-N") == "101")
+        #expect(Self.header(try #require(client.get("/", headers: ["X-IP: 192.0.2.1"])).body, "X-N") == "100")
+    }
 }

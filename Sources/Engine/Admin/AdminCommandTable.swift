@@ -16,7 +16,8 @@ public struct AdminCommandTable: Sendable {
     /// process's own (`reload`).
     public static let engine = AdminCommandTable(
         [help] + AdminProcessCommands.adminCommands + GenerationInfo.adminCommands + Engine.canaryCommands + StatsCommands.adminCommands
-            + ServerAdminCommand.adminCommands + TLSCertificateInfo.adminCommands + ResolverCommands.adminCommands)
+            + ServerAdminCommand.adminCommands + TLSCertificateInfo.adminCommands + ResolverCommands.adminCommands
+            + MapCommands.adminCommands)
 
     static let help = AdminCommand(["help"], usage: nil, level: .user) { context in
         .text(context.table.usage(for: Array(context.arguments), help: true))

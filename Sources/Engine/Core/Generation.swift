@@ -75,7 +75,7 @@ public final class Generation: @unchecked Sendable {
         for (path, file) in config.config.maps {
             if let old = previous?.maps[path], old.digest == file.digest {
                 if old.slotCount == n + 1 {
-                    old.require(file.matches)
+                    old.require(file.matches, file.outputs)
                     maps[path] = old
                 } else {
                     maps[path] = SharedMap(file, slots: n + 1, entriesOf: old)

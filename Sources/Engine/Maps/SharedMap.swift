@@ -27,6 +27,7 @@ final class SharedMap: @unchecked Sendable {
     private var current: MapSnapshot
     private var currentVersion = 1
     private var matches: Set<MapMatch>
+    private var outputs: Set<MapOutput>
     private var nextID: UInt64 = 1
     private let version = LoopLocalInts.allocate(1)
 
@@ -45,6 +46,7 @@ final class SharedMap: @unchecked Sendable {
         digest = file.digest
         match = file.match
         matches = file.matches
+        outputs = file.outputs
         var id: UInt64 = 1
         let entries = file.entries.map { e -> MapSnapshot.Entry in
             defer { id += 1 }
@@ -94,11 +96,14 @@ final class SharedMap: @unchecked Sendable {
 
     /// The snapshot now (control loop: `show map`, `get map`).
     var snapshot: MapSnapshot { lock.withLock { current } }
+    /// The match methods and outputs its converters use.
+    var uses: (matches: Set<MapMatch>, outputs: Set<MapOutput>) { lock.withLock { (matches, outputs) } }
 
     /// Makes lookups by `more` possible too (a reload that keeps the map and adds a converter
     /// with another match method).
-    func require(_ more: Set<MapMatch>) {
+    func require(_ more: Set<MapMatch>, _ moreOutputs: Set<MapOutput>) {
         lock.withLock {
+            outputs.formUnion(moreOutputs)
             guard !more.isSubset(of: matches) else { return }
             matches.formUnion(more)
             publish(MapSnapshot(entries: current.entries, matches: matches))
