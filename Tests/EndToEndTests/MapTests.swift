@@ -281,4 +281,47 @@ import Testing
         #expect(Self.header(try #require(client.get("/", headers: ["X-IP: 10.2.0.1"])).body, "X-N") == "101")
         #expect(Self.header(try #require(client.get("/", headers: ["X-IP: 192.0.2.1"])).body, "X-N") == "100")
     }
+
+    /// Two loops read the map while the admin socket changes it: every loop sees each change
+    /// (under ThreadSanitizer in CI, the sharing is checked too).
+    @Test func mapChangesReachEveryLoopWhileTheyServe() throws {
+        let dir = try Self.mapDirectory(["v.map": "k v0\n"])
+        let origin = try TestHTTPOrigin("app")
+        let port = TestSocket.freePort()
+        let strata = try StrataProcess(config: """
+            global
+                nbthread 2
+                stats socket @ADMIN@ level admin
+            \(Self.defaults)
+            frontend fe
+                bind 127.0.0.1:\(port)
+                http-request return status 200 content-type text/plain lf-string "%[req.hdr(x-k),map(\(dir)/v.map,none)]"
+            """)
+        #expect(strata.waitForAdmin(), "\(strata.output.joined(separator: "\n"))")
+        let map = "\(dir)/v.map"
+        let failures = Guarded<[String]>([])
+        let readers = (0..<4).map { _ in
+            Thread {
+                for _ in 0..<50 {
+                    guard let client = TestHTTPClient(port: port) else { failures.withLock { $0.append("connect") }; continue }
+                    guard let answer = client.get("/", headers: ["X-K: k"]) else { failures.withLock { $0.append("no answer") }; continue }
+                    if !answer.body.hasPrefix("v") && answer.body != "final" { failures.withLock { $0.append(answer.head + answer.body) } }
+                }
+            }
+        }
+        for t in readers { t.start() }
+        for i in 1...30 {
+            #expect(try strata.admin("set map \(map) k v\(i)") == "")
+            #expect(try strata.admin("add map \(map) k\(i) x") == "")
+        }
+        #expect(try strata.admin("set map \(map) k final") == "")
+        // Connections land on either loop: each one answers with the last value.
+        for _ in 0..<20 {
+            let client = try #require(TestHTTPClient(port: port))
+            #expect(try #require(client.get("/", headers: ["X-K: k"])).body == "final")
+        }
+        #expect(eventually(seconds: 30) { readers.allSatisfy(\.isFinished) })
+        let seen = failures.withLock { $0 }
+        #expect(seen.isEmpty, "\(seen.count): \(seen.prefix(3))")
+    }
 }
