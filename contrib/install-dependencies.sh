@@ -4,6 +4,7 @@
 #   libev-dev, libssl-dev       the event loop and OpenSSL 3 strata links
 #   libc-ares-dev               c-ares, the DNS client of `resolvers` sections, which strata links
 #   libcrypt-dev                libcrypt, crypt(3) for the password hashes of `userlist` sections
+#   libxxhash-dev               xxHash, for the `xxh3`, `xxh32` and `xxh64` converters
 #   dnsmasq-base                the service discovery tests serve DNS records from a real server
 #                               (the binary alone: the dnsmasq package would also start a system
 #                               DNS service on port 53)
@@ -19,5 +20,5 @@ SUDO=""
 [ "$(id -u)" = 0 ] || SUDO=sudo
 $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update
 $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y \
-    libev-dev libssl-dev libc-ares-dev libcrypt-dev openssl curl haproxy chromium python3-prometheus-client dnsmasq-base \
+    libev-dev libssl-dev libc-ares-dev libcrypt-dev libxxhash-dev openssl curl haproxy chromium python3-prometheus-client dnsmasq-base \
     hatop tmux prometheus

@@ -49,6 +49,8 @@ public enum SampleFetch: Hashable, Sendable {
     case httpAuthGroup(userlist: String)
     /// `var(SCOPE.NAME)`: a variable's value (`proc`, `sess`, `txn`, `req` or `res` scope).
     case variable(String)
+    /// `var(SCOPE.NAME,DEFAULT)`: the value, or DEFAULT as a string when the variable is not set.
+    case variableOrDefault(String, String)
     /// `req.len`: the bytes of the request buffered so far (mode tcp, `tcp-request content`).
     case requestLength
     /// `req.payload(OFFSET,LENGTH)`: bytes of the buffered request (LENGTH 0: to its end).
@@ -145,6 +147,14 @@ public enum SampleConverter: Hashable, Sendable {
     case hash(HashFunction)
     /// `map*(FILE[,DEFAULT])`: the value of the map's matching key.
     case map(MapLookup)
+    /// `concat([START][,VAR][,END])`: the sample as a string, then START, the variable's value
+    /// (nothing when it is not set), then END.
+    case concat(start: String, variable: String?, end: String)
+    /// `xxh3`, `xxh32`, `xxh64([SEED])`: xxHash of the bytes (xxh3 and xxh64 signed 64-bit,
+    /// xxh32 unsigned 32-bit integers, as HAProxy).
+    case xxHash(XXHashFunction, seed: UInt64)
+    /// `debug([PREFIX])`: the sample unchanged; its type and value are written to standard error.
+    case debug(prefix: String)
 
     public enum ArithmeticOperator: String, Hashable, Sendable, CaseIterable {
         case add, sub, mul, div, mod, and, or, xor
@@ -152,6 +162,10 @@ public enum SampleConverter: Hashable, Sendable {
 
     public enum HashFunction: String, Hashable, Sendable, CaseIterable {
         case sdbm, djb2, crc32, wt6
+    }
+
+    public enum XXHashFunction: String, Hashable, Sendable, CaseIterable {
+        case xxh3, xxh32, xxh64
     }
 
     /// Whether the converter only maps letters' case (what log lines can apply too).

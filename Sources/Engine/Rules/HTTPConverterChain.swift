@@ -1,3 +1,4 @@
+import CLibEV
 import ConfigModel
 import Glibc
 import HTTP1
@@ -13,6 +14,8 @@ final class HTTPConverterChain: @unchecked Sendable {
         /// The map (nil when the generation has none by that path: only the default answers),
         /// the lookup, and the default value already in the output's type.
         case map(SharedMap?, MapLookup, Value?)
+        /// `concat`: what comes before the variable, the variable, what comes after.
+        case concat([UInt8], HTTPVariableKey?, [UInt8])
     }
     private let steps: [Step]
 
@@ -21,6 +24,9 @@ final class HTTPConverterChain: @unchecked Sendable {
             if case .regsub(let pattern, let replacement, let global, let ignoreCase) = c,
                let regex = try? HTTPRegex(pattern, ignoreCase: ignoreCase) {
                 return .regsub(regex, Array(replacement.utf8), global: global)
+            }
+            if case .concat(let start, let variable, let end) = c {
+                return .concat(Array(start.utf8), variable.map(HTTPVariableKey.init), Array(end.utf8))
             }
             if case .map(let lookup) = c {
                 let fallback = lookup.defaultValue.flatMap { HTTPConverterChain.mapValue(Array($0.utf8), lookup.output) }
@@ -76,7 +82,7 @@ final class HTTPConverterChain: @unchecked Sendable {
         case .address(let a): value = .address(a)
         }
         for step in steps {
-            guard let next = convert(value, step, slot: ev.scratch.mapSlot) else { return nil }
+            guard let next = convert(value, step, ev) else { return nil }
             value = next
         }
         switch value {
@@ -131,10 +137,20 @@ final class HTTPConverterChain: @unchecked Sendable {
         }
     }
 
-    private func convert(_ v: Value, _ step: Step, slot: Int) -> Value? {
+    private func convert(_ v: Value, _ step: Step, _ ev: HTTPEvaluation) -> Value? {
         switch step {
         case .map(let map, let lookup, let fallback):
-            return map.flatMap { HTTPConverterChain.lookUp(v, $0, lookup, slot: slot) } ?? fallback
+            return map.flatMap { HTTPConverterChain.lookUp(v, $0, lookup, slot: ev.scratch.mapSlot) } ?? fallback
+        case .concat(let start, let variable, let end):
+            var out = HTTPConverterChain.text(v) + start
+            switch variable.flatMap({ ev.scratch.variable($0) }) {
+            case .bytes(let b)?: out += b
+            case .integer(let n)?: out += HTTPConverterChain.text(.integer(n))
+            case .boolean(let b)?: out += HTTPConverterChain.text(.boolean(b))
+            case .address(let a)?: out += HTTPConverterChain.text(.address(a))
+            case nil: break
+            }
+            return .bytes(out + end)
         case .regsub(let regex, let replacement, let global):
             return .bytes(HTTPConverterChain.regsub(HTTPConverterChain.text(v), regex, replacement, global: global))
         case .plain(let c):
@@ -176,8 +192,20 @@ final class HTTPConverterChain: @unchecked Sendable {
             guard offset < b.count else { return nil }
             let end = length.map { min(b.count, offset + $0) } ?? b.count
             return .bytes(Array(b[offset..<end]))
-        case .regsub, .map:
-            return nil  // compiled into a step with its regex or its map
+        case .regsub, .map, .concat:
+            return nil  // compiled into a step of its own
+        case .xxHash(let f, let seed):
+            let b = text(v)
+            return b.withUnsafeBytes { raw -> Value in
+                switch f {
+                case .xxh3: return .integer(Int(bitPattern: UInt(CLibEV_xxh3_64(raw.baseAddress, raw.count, seed))))
+                case .xxh64: return .integer(Int(bitPattern: UInt(CLibEV_xxh64(raw.baseAddress, raw.count, seed))))
+                case .xxh32: return .integer(Int(CLibEV_xxh32(raw.baseAddress, raw.count, UInt32(truncatingIfNeeded: seed))))
+                }
+            }
+        case .debug(let prefix):
+            debugLine(v, prefix: prefix)
+            return v
         case .json: return .bytes(String.jsonEscaped(text(v), escapingDelete: true))
         case .arithmetic(let op, let operand):
             guard let n = integer(v) else { return nil }
@@ -237,6 +265,28 @@ final class HTTPConverterChain: @unchecked Sendable {
                 return .integer(Int(h0 ^ h1))
             }
         }
+    }
+
+    /// `debug`: `[debug] PREFIX: type=TYPE VALUE` on standard error, in one write (HAProxy's
+    /// line, which it sends to a ring buffer; strata has none).
+    static func debugLine(_ v: Value, prefix: String) {
+        let type: String
+        switch v {
+        case .bytes: type = "str"
+        case .integer: type = "sint"
+        case .boolean: type = "bool"
+        case .address(let a): type = a.isV6 ? "ipv6" : "ipv4"
+        }
+        var line = Array("[debug] \(prefix): type=\(type) <".utf8)
+        for b in text(v) {
+            if b >= 0x20 && b < 0x7F {
+                line.append(b)
+            } else {
+                line += [0x5C, UInt8(ascii: "x"), HTTPRuleBytes.lowerHex(b >> 4), HTTPRuleBytes.lowerHex(b & 0xF)]
+            }
+        }
+        line += Array(">\n".utf8)
+        _ = line.withUnsafeBytes { Glibc.write(2, $0.baseAddress, $0.count) }
     }
 
     private static func split(_ b: [UInt8], _ delimiters: [UInt8]) -> [[UInt8]] {
