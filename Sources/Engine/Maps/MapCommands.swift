@@ -10,7 +10,7 @@ enum MapCommands {
     static let unknownMap = "Unknown map identifier. Please use #<id> or <file>."
 
     static let adminCommands = [
-        AdminCommand(["show", "map"], usage: ("show map [@<ver>] [map]", "report available maps or dump a map's contents"),
+        AdminCommand(["show", "map"], usage: ("show map [<map>]", "report available maps or dump a map's contents"),
                      level: .user) { c in
             .text(show(c.engine, c.arguments.first))
         },
@@ -18,7 +18,7 @@ enum MapCommands {
                      level: .user) { c in
             .text(get(c.engine, Array(c.arguments)))
         },
-        AdminCommand(["add", "map"], usage: ("add map [@<ver>] <map> <key> <val>", "add a map entry (payload supported instead of key/val)"),
+        AdminCommand(["add", "map"], usage: ("add map <map> <key> <val>", "add a map entry"),
                      level: .operator_) { c in
             .text(add(c.engine, Array(c.arguments)))
         },
@@ -30,7 +30,7 @@ enum MapCommands {
                      level: .operator_) { c in
             .text(del(c.engine, Array(c.arguments)))
         },
-        AdminCommand(["clear", "map"], usage: ("clear map [@<ver>] <map>", "clear the contents of a map"),
+        AdminCommand(["clear", "map"], usage: ("clear map <map>", "clear the contents of a map"),
                      level: .operator_) { c in
             .text(clear(c.engine, Array(c.arguments)))
         },
