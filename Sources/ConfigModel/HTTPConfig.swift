@@ -327,6 +327,14 @@ public struct FormatString: Hashable, Sendable {
     public var isLiteral: Bool { parts.allSatisfy { if case .literal = $0 { true } else { false } } }
 }
 
+/// What `set-src`, `set-src-port`, `set-dst` and `set-dst-port` change.
+public enum ConnectionAddressPart: String, Hashable, Sendable, CaseIterable {
+    case source = "set-src"
+    case sourcePort = "set-src-port"
+    case destination = "set-dst"
+    case destinationPort = "set-dst-port"
+}
+
 /// `use_backend NAME [if|unless COND]`, or `use_backend FORMAT` (`%[req.hdr(host),map(…)]`):
 /// the backend named by the formatted text, the default backend when no backend has that name.
 public struct BackendSwitchRule: Hashable, Sendable {
@@ -416,6 +424,9 @@ public enum HTTPRequestAction: Hashable, Sendable {
     case setVariable(name: String, value: SampleExpression)
     case setVariableFormat(name: String, value: FormatString)
     case unsetVariable(name: String)
+    /// `set-src`, `set-src-port`, `set-dst`, `set-dst-port EXPR`: the connection's address or
+    /// port as the rules, `option forwardfor`/`originalto` and the logs see it from then on.
+    case setAddress(ConnectionAddressPart, SampleExpression)
 
     public struct Header: Hashable, Sendable {
         public var name: String

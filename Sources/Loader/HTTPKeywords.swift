@@ -12,15 +12,15 @@ extension KeywordReader {
     static let httpRequestActions = [
         "add-header", "allow", "auth", "del-header", "deny", "redirect", "tarpit", "replace-header", "replace-path", "replace-pathq",
         "replace-uri", "replace-value", "return", "set-header", "set-method", "set-path", "set-query", "set-uri",
-        "use-service",
+        "use-service", "set-src", "set-src-port", "set-dst", "set-dst-port",
     ]
     /// HAProxy's other http-request actions: "not supported yet" rather than unknown.
     static let otherHTTPRequestActions: Set<String> = [
         "add-acl", "cache-use", "capture", "del-acl", "del-map", "disable-l7-retry", "do-resolve",
         "early-hint", "normalize-uri", "reject", "sc-inc-gpc",
-        "sc-inc-gpc0", "sc-inc-gpc1", "sc-set-gpt0", "send-spoe-group", "set-bandwidth-limit", "set-dst",
-        "set-dst-port", "set-log-level", "set-map", "set-mark", "set-nice", "set-pathq", "set-priority-class",
-        "set-priority-offset", "set-src", "set-src-port", "set-timeout", "set-tos", "set-var", "set-var-fmt",
+        "sc-inc-gpc0", "sc-inc-gpc1", "sc-set-gpt0", "send-spoe-group", "set-bandwidth-limit",
+        "set-log-level", "set-map", "set-mark", "set-nice", "set-pathq", "set-priority-class",
+        "set-priority-offset", "set-timeout", "set-tos", "set-var", "set-var-fmt",
         "silent-drop", "strict-mode", "track-sc0", "track-sc1", "track-sc2", "unset-var", "wait-for-body",
         "wait-for-handshake",
     ]
@@ -361,6 +361,14 @@ extension KeywordReader {
         case "set-query": result = .setQuery(try format(1, "a query")); i = 2
         case "set-uri": result = .setURI(try format(1, "a URI")); i = 2
         case "set-method": result = .setMethod(try format(1, "a method")); i = 2
+        case _ where ConnectionAddressPart(rawValue: action) != nil:
+            guard let text = line.optionalArgument(1) else { throw line.error("\(what) expects a sample expression") }
+            do throws(ConfigError) {
+                result = .setAddress(ConnectionAddressPart(rawValue: action)!, try SampleParser.sampleForFormat(text, context: context))
+            } catch {
+                throw line.error("\(what): \(error.message)")
+            }
+            i = 2
         case "deny":
             result = .deny(status: try denyStatus(line, at: &i, default: 403, what: what))
         case "tarpit":

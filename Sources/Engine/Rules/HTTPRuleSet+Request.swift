@@ -28,6 +28,7 @@ enum HTTPCompiledRequestAction {
     case setVariable(HTTPVariableKey, HTTPCompiledSample)
     case setVariableFormat(HTTPVariableKey, HTTPCompiledFormat)
     case unsetVariable(HTTPVariableKey)
+    case setAddress(ConnectionAddressPart, HTTPCompiledSample)
 
     init(_ action: HTTPRequestAction, location: SourceLocation, constants: HTTPRuleConstants) throws(ConfigError) {
         func format(_ f: FormatString) -> HTTPCompiledFormat { HTTPCompiledFormat(f, constants: constants) }
@@ -61,6 +62,7 @@ enum HTTPCompiledRequestAction {
         case .setVariable(let name, let value): self = .setVariable(HTTPVariableKey(name), HTTPCompiledSample(value, constants: constants))
         case .setVariableFormat(let name, let value): self = .setVariableFormat(HTTPVariableKey(name), format(value))
         case .unsetVariable(let name): self = .unsetVariable(HTTPVariableKey(name))
+        case .setAddress(let part, let value): self = .setAddress(part, HTTPCompiledSample(value, constants: constants))
         }
     }
 
@@ -161,10 +163,12 @@ extension HTTPRuleSet {
                                connection: HTTPConnectionInfo, scratch: HTTPRuleScratch,
                                backend resolve: (String?) -> HTTPRuleSet?) -> HTTPRequestDecision {
         scratch.beginRequest()
+        // A copy the rules may change (`set-src`, `set-dst`): the rules after them see the new value.
+        var connection = connection
         return withUnsafePointer(to: head) { head -> HTTPRequestDecision in
-            withUnsafePointer(to: connection) { connection -> HTTPRequestDecision in
+            withUnsafeMutablePointer(to: &connection) { connection -> HTTPRequestDecision in
                 var ev = HTTPEvaluation(request: HTTPMessageView(input: input, head: head, edits: scratch.request),
-                                        response: nil, connection: connection, scratch: scratch, frontend: self,
+                                        response: nil, connection: UnsafePointer(connection), scratch: scratch, frontend: self,
                                         backend: nil)
                 capture(ev)
                 if let decision = runRequestRules(ev) { return decision }
@@ -242,6 +246,8 @@ extension HTTPRuleSet {
                 ev.setVariable(key, format)
             case .unsetVariable(let key):
                 ev.scratch.setVariable(key, nil)
+            case .setAddress(let part, let sample):
+                ev.setAddress(part, sample)
             case .returnResponse(let r):
                 return .respond(localResponse(r, ev) ?? ev.frontend.errorResponse(500, backend: ev.backend))
             case .redirect(let r):
