@@ -300,9 +300,15 @@ import Testing
         #expect(strata.waitForAdmin(), "\(strata.output.joined(separator: "\n"))")
         let map = "\(dir)/v.map"
         let failures = Guarded<[String]>([])
+        let done = Guarded(false)
+        let served = Guarded(0)
+        // Readers on both loops for as long as the admin socket changes the map.
         let readers = (0..<4).map { _ in
             Thread {
-                for _ in 0..<50 {
+                var n = 0
+                while n < 20 || !done.withLock({ $0 }) {
+                    n += 1
+                    served.withLock { $0 += 1 }
                     guard let client = TestHTTPClient(port: port) else { failures.withLock { $0.append("connect") }; continue }
                     guard let answer = client.get("/", headers: ["X-K: k"]) else { failures.withLock { $0.append("no answer") }; continue }
                     if !answer.body.hasPrefix("v") && answer.body != "final" { failures.withLock { $0.append(answer.head + answer.body) } }
@@ -315,6 +321,7 @@ import Testing
             #expect(try strata.admin("add map \(map) k\(i) x") == "")
         }
         #expect(try strata.admin("set map \(map) k final") == "")
+        done.withLock { $0 = true }
         // Connections land on either loop: each one answers with the last value.
         for _ in 0..<20 {
             let client = try #require(TestHTTPClient(port: port))
@@ -323,5 +330,6 @@ import Testing
         #expect(eventually(seconds: 30) { readers.allSatisfy(\.isFinished) })
         let seen = failures.withLock { $0 }
         #expect(seen.isEmpty, "\(seen.count): \(seen.prefix(3))")
+        #expect(served.withLock { $0 } >= 80)
     }
 }
