@@ -117,5 +117,11 @@ struct MapFileTests {
         #expect(map.matches == [.str, .beg])
         #expect(map.outputs == [.str, .int])
         #expect(map.location.line == 6)
+
+        // The map's bytes are part of the configuration's hash.
+        let hash = try loader.load(paths: [dir + "/strata.cfg"]).get().hash
+        #expect(try loader.load(paths: [dir + "/strata.cfg"]).get().hash == hash)
+        try "/a 1\n/b 3\n".write(toFile: dir + "/hosts.map", atomically: true, encoding: .utf8)
+        #expect(try loader.load(paths: [dir + "/strata.cfg"]).get().hash != hash)
     }
 }
