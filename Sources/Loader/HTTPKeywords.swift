@@ -244,10 +244,8 @@ extension KeywordReader {
         let name = try line.argument(0, expecting: "a backend name (use_backend NAME [if|unless COND])")
         var dynamic: FormatString?
         if name.contains("%") {
-            guard draft.proxy.mode == .http else {
-                throw line.error("'use_backend': a dynamic backend name ('\(name)') is supported in mode http only, not yet in mode tcp")
-            }
-            let format = try formatString(name, line: line, what: "'use_backend'", context: .useBackend)
+            let format = try formatString(name, line: line, what: "'use_backend'",
+                                          context: draft.proxy.mode == .tcp ? .tcpUseBackend : .useBackend)
             if !format.isLiteral { dynamic = format }
         }
         let condition = try finishRule(line, at: 1, draft: &draft,

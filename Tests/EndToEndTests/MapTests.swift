@@ -332,4 +332,41 @@ import Testing
         #expect(seen.isEmpty, "\(seen.count): \(seen.prefix(3))")
         #expect(served.withLock { $0 } >= 80)
     }
+
+    /// Mode tcp: `use_backend %[src,map_ip(…)]`, each client address to its backend.
+    @Test func useBackendByMapInModeTCP() throws {
+        let dir = try Self.mapDirectory(["src.map": "127.0.0.2 be_a\n127.0.0.3/32 be_missing\n"])
+        let a = try TestBackend(.name("a")), b = try TestBackend(.name("b")), d = try TestBackend(.name("d"))
+        let port = TestSocket.freePort()
+        let strata = try StrataProcess(config: """
+            global
+                stats socket @ADMIN@ level admin
+            defaults
+                mode tcp
+                timeout connect 2s
+                timeout client 10s
+                timeout server 10s
+            frontend fe
+                bind 127.0.0.1:\(port)
+                use_backend %[src,map_ip(\(dir)/src.map,be_b)]
+                default_backend be_d
+            backend be_a
+                server o 127.0.0.1:\(a.port)
+            backend be_b
+                server o 127.0.0.1:\(b.port)
+            backend be_d
+                server o 127.0.0.1:\(d.port)
+            """)
+        #expect(strata.waitForAdmin(), "\(strata.output.joined(separator: "\n"))")
+        func name(from source: String) throws -> String? {
+            let fd = try #require(TestSocket.connect(port, from: source))
+            defer { close(fd) }
+            return TestSocket.readLine(fd)
+        }
+        #expect(try name(from: "127.0.0.2") == "a")
+        #expect(try name(from: "127.0.0.3") == "d")  // a name no backend has: the default backend
+        #expect(try name(from: "127.0.0.1") == "b")  // no key: the converter's default
+        #expect(try strata.admin("set map \(dir)/src.map 127.0.0.3/32 be_a") == "")
+        #expect(try name(from: "127.0.0.3") == "a")
+    }
 }
