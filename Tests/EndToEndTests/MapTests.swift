@@ -245,7 +245,10 @@ import Testing
         #expect(try origin("b.test") == "d")
 
         // A changed file starts the map again from the file.
+        #expect(try strata.admin("reload plan").contains("= no change"))
         try "a.test be_a\nb.test be_b\n".write(toFile: map, atomically: true, encoding: .utf8)
+        let plan = try strata.admin("reload plan")
+        #expect(plan.contains("~ map \(map): file changed (3 -> 2 entries; changes made at runtime are dropped)"), "\(plan)")
         #expect(try strata.admin("reload").hasPrefix("Success=1"))
         #expect(try origin("a.test") == "a")
         #expect(try origin("b.test") == "b")
