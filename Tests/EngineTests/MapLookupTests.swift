@@ -1,4 +1,5 @@
 import ConfigModel
+import Foundation
 import Testing
 @testable import Engine
 
@@ -106,5 +107,45 @@ import Testing
         #expect(ints.find(integer: 21) == nil)
         #expect(ints.find(integer: -4) == 3)
         #expect(ints.find(integer: 1_000) == 4)
+    }
+
+    /// Loops read through their own slots while the control loop publishes changes: each reader
+    /// sees the values in the order they were published (never an older snapshot after a newer
+    /// one) and ends on the last. Run under ThreadSanitizer in CI.
+    @Test func readersOnTheirSlotsSeePublishedChangesInOrder() throws {
+        let file = MapFile(name: "m", path: "/m", location: SourceLocation(file: "t.cfg", line: 1),
+                           entries: [MapEntry(key: "k", value: "0", line: 1)], match: .str, matches: [.str], outputs: [.int],
+                           digest: 1)
+        let map = SharedMap(file, slots: 3)
+        let key = Array("k".utf8)
+        let last = 300
+        let problems = Locked<[String]>([])
+        let readers = (0..<2).map { slot in
+            Thread {
+                var previous = -1
+                while previous < last {
+                    let value = map.read(slot: slot) { snapshot -> Int in
+                        guard let i = key.withUnsafeBytes({ snapshot.find($0, .str) }) else { return -2 }
+                        return Int(String(decoding: snapshot.entries[i].value, as: UTF8.self)) ?? -3
+                    }
+                    if value < previous { problems.withLock { $0.append("slot \(slot): \(value) after \(previous)") } ; break }
+                    previous = value
+                }
+            }
+        }
+        for r in readers { r.start() }
+        for n in 1...last {
+            map.update { entries, nextID in
+                if n % 2 == 0 { entries.append(MapSnapshot.Entry(id: nextID(), key: Array("other\(n)".utf8), value: [], line: 0)) }
+                for i in entries.indices where entries[i].key == key { entries[i].value = Array(String(n).utf8) }
+            }
+        }
+        let deadline = ContinuousClock.now + .seconds(30)
+        while readers.contains(where: { !$0.isFinished }) && ContinuousClock.now < deadline { usleep(1_000) }
+        let finished = readers.allSatisfy { $0.isFinished }
+        let seen = problems.withLock { $0 }
+        #expect(finished)
+        #expect(seen.isEmpty, "\(seen)")
+        #expect(map.snapshot.entries.count == 1 + last / 2)
     }
 }
