@@ -257,6 +257,14 @@ import Testing
         #expect(try strata.admin("clear map #0") == "")
         #expect(try origin("a.test") == "d")
         #expect(try strata.admin("show map #0") == "")
+
+        // A reload whose map file is gone fails with the line that names it; nothing changes.
+        #expect(try strata.admin("add map #0 a.test be_b") == "")
+        try FileManager.default.removeItem(atPath: map)
+        let failed = try strata.admin("reload")
+        #expect(failed.hasPrefix("Success=0") && failed.contains("\(strata.configPath):10: 'use_backend': ")
+                && failed.contains("cannot read map file '\(map)': No such file or directory"), "\(failed)")
+        #expect(try origin("a.test") == "b")
     }
 
     @Test func runtimeMapChangesAreCheckedAgainstTheConvertersTypes() throws {
