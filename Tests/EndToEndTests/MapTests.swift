@@ -287,10 +287,16 @@ import Testing
         #expect(try strata.admin("add map \(map) not-a-network 5").hasPrefix("'add map' failed"))
         #expect(try strata.admin("add map \(map) 10.1.0.0/16 notanumber").hasPrefix("'add map' failed"))
         #expect(try strata.admin("add map \(map) 10.1.0.0/16 7") == "")
+        // A payload: every line in one change, or none when one is wrong.
+        #expect(try strata.admin("add map \(map) <<\n10.3.0.0/16 30\nbad 1\n").hasPrefix("'add map' failed"))
+        #expect(try strata.admin("add map \(map) <<\n10.3.0.0/16 30\n10.4.0.0/16 40\n") == "")
         let client = try #require(TestHTTPClient(port: port))
         #expect(Self.header(try #require(client.get("/", headers: ["X-IP: 10.1.2.3"])).body, "X-N") == "107")
         #expect(Self.header(try #require(client.get("/", headers: ["X-IP: 10.2.0.1"])).body, "X-N") == "101")
         #expect(Self.header(try #require(client.get("/", headers: ["X-IP: 192.0.2.1"])).body, "X-N") == "100")
+        #expect(Self.header(try #require(client.get("/", headers: ["X-IP: 10.3.0.1"])).body, "X-N") == "130")
+        #expect(Self.header(try #require(client.get("/", headers: ["X-IP: 10.4.0.1"])).body, "X-N") == "140")
+        #expect(try strata.admin("show map #0").split(separator: "\n").count == 4)
     }
 
     /// Two loops read the map while the admin socket changes it: every loop sees each change

@@ -18,9 +18,9 @@ enum MapCommands {
                      level: .user) { c in
             .text(get(c.engine, Array(c.arguments)))
         },
-        AdminCommand(["add", "map"], usage: ("add map <map> <key> <val>", "add a map entry"),
+        AdminCommand(["add", "map"], usage: ("add map <map> <key> <val>", "add a map entry (payload supported instead of key/val)"),
                      level: .operator_) { c in
-            .text(add(c.engine, Array(c.arguments)))
+            .text(add(c.engine, Array(c.arguments), payload: c.payload))
         },
         AdminCommand(["set", "map"], usage: ("set map <map> [<key>|#<ref>] <value>", "modify a map entry"),
                      level: .operator_) { c in
@@ -113,15 +113,36 @@ enum MapCommands {
         return nil
     }
 
-    static func add(_ engine: Engine, _ args: [String]) -> String {
-        guard args.count == 3 else {
-            return "'add map' expects three parameters (map identifier, key and value) (a payload is not supported yet)"
+    static func add(_ engine: Engine, _ args: [String], payload: String? = nil) -> String {
+        let usage = "'add map' expects three parameters (map identifier, key and value) or one parameter (map identifier) and a payload"
+        var pairs: [(key: [UInt8], value: [UInt8])] = []
+        if let payload, args.count == 1 {
+            // `KEY VALUE` a line, as in a map file: all of them in one change, or none.
+            for line in payload.utf8.split(separator: UInt8(ascii: "\n")) {
+                var bytes = Array(line)
+                if bytes.last == 0x0D { bytes.removeLast() }
+                var i = 0
+                while i < bytes.count && (bytes[i] == 0x20 || bytes[i] == 0x09) { i += 1 }
+                let keyStart = i
+                while i < bytes.count && bytes[i] != 0x20 && bytes[i] != 0x09 { i += 1 }
+                guard i > keyStart else { continue }
+                let key = Array(bytes[keyStart..<i])
+                while i < bytes.count && (bytes[i] == 0x20 || bytes[i] == 0x09) { i += 1 }
+                pairs.append((key, Array(bytes[i...])))
+            }
+        } else if args.count == 3, payload == nil {
+            pairs = [(Array(args[1].utf8), Array(args[2].utf8))]
+        } else {
+            return usage
         }
         guard let map = find(engine, args[0]) else { return unknownMap }
-        let key = Array(args[1].utf8), value = Array(args[2].utf8)
-        if let problem = problem(map, key: key, value: value) { return "'add map' failed: \(problem)." }
+        for (n, pair) in pairs.enumerated() {
+            if let problem = problem(map, key: pair.key, value: pair.value) {
+                return "'add map' failed: \(problem)\(pairs.count > 1 ? " (entry \(n + 1) of the payload; nothing was added)" : "")."
+            }
+        }
         map.update { entries, nextID in
-            entries.append(MapSnapshot.Entry(id: nextID(), key: key, value: value, line: 0))
+            for pair in pairs { entries.append(MapSnapshot.Entry(id: nextID(), key: pair.key, value: pair.value, line: 0)) }
         }
         return ""
     }
