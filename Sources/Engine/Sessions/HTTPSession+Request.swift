@@ -179,7 +179,7 @@ extension HTTPSession {
         if addressesChanged {
             // The previous request's `set-src`/`set-dst` was its own.
             clientAddress = acceptedClientAddress
-            localAddress = nil
+            localAddress = acceptedLocalAddress
             addressesChanged = false
         }
         var info = connectionInfo

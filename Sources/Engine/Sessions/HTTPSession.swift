@@ -41,6 +41,9 @@ final class HTTPSession: ListedSession {
     /// transaction (HAProxy's stream), the next request starts from the accepted one.
     var clientAddress: SocketEndpoint?
     let acceptedClientAddress: SocketEndpoint?
+    /// The local address known at accept (a PROXY header's destination), what a request's
+    /// `set-dst` is undone to.
+    let acceptedLocalAddress: SocketEndpoint?
     /// `set-src`/`set-dst` changed the addresses of the current request.
     var addressesChanged = false
     /// `bind … ssl`: the client connection's TLS (nil: a plain socket), with the listener's
@@ -118,6 +121,7 @@ final class HTTPSession: ListedSession {
         self.clientFD = clientFD
         self.clientAddress = clientAddress
         acceptedClientAddress = clientAddress
+        acceptedLocalAddress = localAddress
         self.clientTLS = tls
         self.connectionCounters = frontend.counters
         let global = frontend.generation.config.config.global
