@@ -55,4 +55,28 @@ import Testing
         let addresses = try #require(header(plain.body, "X-Addresses"))
         #expect(addresses.hasPrefix("127.0.0.1:") && addresses.contains(" 127.0.0.1:\(port) "), "\(addresses)")
     }
+
+    /// Behind `accept-proxy`, the next request starts from the PROXY header's addresses again.
+    @Test func behindThePROXYProtocolTheHeadersAddressesComeBack() throws {
+        let port = TestSocket.freePort()
+        let strata = try StrataProcess(config: """
+            global
+                stats socket @ADMIN@ level admin
+            defaults
+                mode http
+                timeout connect 2s
+                timeout client 10s
+                timeout server 10s
+            frontend fe
+                bind 127.0.0.1:\(port) accept-proxy
+                http-request set-src req.hdr(x-ip) if { req.hdr(x-ip) -m found }
+                http-request set-dst req.hdr(x-dst) if { req.hdr(x-dst) -m found }
+                http-request return status 200 content-type text/plain lf-string "%[src]:%[src_port] %[dst]:%[dst_port]"
+            """)
+        #expect(strata.waitForAdmin(), "\(strata.output.joined(separator: "\n"))")
+        let client = try #require(TestHTTPClient(port: port))
+        client.send("PROXY TCP4 203.0.113.9 198.51.100.2 40000 8443\r\n")
+        #expect(try #require(client.get("/", headers: ["X-IP: 192.0.2.7", "X-Dst: 10.9.9.9"])).body == "192.0.2.7:40000 10.9.9.9:8443")
+        #expect(try #require(client.get("/")).body == "203.0.113.9:40000 198.51.100.2:8443")
+    }
 }
