@@ -16,7 +16,7 @@ let package = Package(
         .target(
             name: "CLibEV",
             cSettings: [.define("_GNU_SOURCE")],
-            linkerSettings: [.linkedLibrary("ev"), .linkedLibrary("ssl"), .linkedLibrary("crypto"), .linkedLibrary("cares"), .linkedLibrary("crypt"), .linkedLibrary("nghttp2")]
+            linkerSettings: [.linkedLibrary("ev"), .linkedLibrary("ssl"), .linkedLibrary("crypto"), .linkedLibrary("cares"), .linkedLibrary("crypt"), .linkedLibrary("nghttp2"), .linkedLibrary("xxhash")]
         ),
         .target(name: "ConfigModel"),
         .target(name: "Loader", dependencies: ["ConfigModel"]),

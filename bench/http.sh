@@ -3,6 +3,8 @@
 # run, alternating A B A B. One line per figure: strata, HAProxy, the ratio.
 #   keep-alive small requests to nginx (wrk -t1 -c50): requests/s, proxy CPU µs/request, p99 latency
 #   the same through a host/path ACL table of 100 rules (every request falls through all of them)
+#   the same with two lookups in maps of 10,000 entries per request: map_str on the Host (a hit)
+#   and map_beg on the path (found after the longer keys' lengths are probed)
 #   the same with Connection: close from the client
 #   failed requests (wrk's socket errors + non-2xx) during 200 reloads at 10/s under keep-alive load,
 #   beside HAProxy master-worker (-W, SIGUSR2 to the master)
@@ -18,7 +20,11 @@ build_strata
 NGINX_PORT=$(free_port)
 start_nginx "$NGINX_PORT"
 
-# config NAME PORT ACLS(0|1) SOCKET: the same configuration for both proxies.
+# Two maps of 10,000 entries: host names, and path prefixes of many lengths (and "/").
+for i in $(seq 1 10000); do echo "site$i.example be$i"; done > "$WORK/hosts.map"
+{ for i in $(seq 1 10000); do echo "/app$i/$(printf 'x%.0s' $(seq 1 $((i % 40))))/ v$i"; done; echo "/ root"; } > "$WORK/paths.map"
+
+# config NAME PORT RULES(0: none, 1: ACL table, 2: maps) SOCKET: the same configuration for both proxies.
 config() {
     local port=$2 acls=$3 sock=$4
     cat <<CFG
@@ -40,6 +46,9 @@ CFG
             echo "    acl path_$i path_beg /app$i/"
             echo "    use_backend be if host_$i path_$i"
         done
+    elif [ "$acls" = 2 ]; then
+        echo "    http-request set-header X-Site %[req.hdr(host),map_str($WORK/hosts.map,none)]"
+        echo "    http-request set-header X-Prefix %[path,map_beg($WORK/paths.map,none)]"
     fi
     cat <<CFG
     default_backend be
@@ -48,11 +57,13 @@ backend be
 CFG
 }
 
-S_PORT=$(free_port); H_PORT=$(free_port); SA_PORT=$(free_port); HA_PORT=$(free_port)
+S_PORT=$(free_port); H_PORT=$(free_port); SA_PORT=$(free_port); HA_PORT=$(free_port); SM_PORT=$(free_port); HM_PORT=$(free_port)
 config strata "$S_PORT" 0 "$WORK/s.sock" > "$WORK/strata.cfg"
 config haproxy "$H_PORT" 0 "$WORK/h.sock" | sed "s/^global/global\n    nbthread $THREADS/" > "$WORK/haproxy.cfg"
 config strata "$SA_PORT" 1 "$WORK/sa.sock" > "$WORK/strata-acl.cfg"
 config haproxy "$HA_PORT" 1 "$WORK/ha.sock" | sed "s/^global/global\n    nbthread $THREADS/" > "$WORK/haproxy-acl.cfg"
+config strata "$SM_PORT" 2 "$WORK/sm.sock" > "$WORK/strata-map.cfg"
+config haproxy "$HM_PORT" 2 "$WORK/hm.sock" | sed "s/^global/global\n    nbthread $THREADS/" > "$WORK/haproxy-map.cfg"
 
 # start strata|haproxy CFG: sets STARTED to the pid (no $(…): the proxy would hold its pipe open).
 start() {
@@ -70,7 +81,9 @@ start strata "$WORK/strata.cfg"; S_PID=$STARTED
 start haproxy "$WORK/haproxy.cfg"; H_PID=$STARTED
 start strata "$WORK/strata-acl.cfg"; SA_PID=$STARTED
 start haproxy "$WORK/haproxy-acl.cfg"; HA_PID=$STARTED
-for p in $S_PORT $H_PORT $SA_PORT $HA_PORT; do wait_port "$p"; done
+start strata "$WORK/strata-map.cfg"; SM_PID=$STARTED
+start haproxy "$WORK/haproxy-map.cfg"; HM_PID=$STARTED
+for p in $S_PORT $H_PORT $SA_PORT $HA_PORT $SM_PORT $HM_PORT; do wait_port "$p"; done
 
 # run_wrk PORT PID [wrk args]: "requests/s cpu_us/request p99_ms non2xx_plus_errors"
 run_wrk() {
@@ -94,11 +107,14 @@ declare -A sum
 add() { sum[$1]=$(python3 -c "print(${sum[$1]:-0} + $2)"); }
 for round in $(seq 1 "$ROUNDS"); do
     for who in strata haproxy; do
-        if [ $who = strata ]; then port=$S_PORT pid=$S_PID aport=$SA_PORT apid=$SA_PID; else port=$H_PORT pid=$H_PID aport=$HA_PORT apid=$HA_PID; fi
+        if [ $who = strata ]; then port=$S_PORT pid=$S_PID aport=$SA_PORT apid=$SA_PID mport=$SM_PORT mpid=$SM_PID
+        else port=$H_PORT pid=$H_PID aport=$HA_PORT apid=$HA_PID mport=$HM_PORT mpid=$HM_PID; fi
         read -r rps cpu p99 < <(run_wrk "$port" "$pid")
         add "$who.ka" "$rps"; add "$who.kacpu" "$cpu"; add "$who.kap99" "$p99"
         read -r rps cpu p99 < <(run_wrk "$aport" "$apid")
         add "$who.acl" "$rps"; add "$who.aclcpu" "$cpu"; add "$who.aclp99" "$p99"
+        read -r rps cpu p99 < <(run_wrk "$mport" "$mpid" -H "Host: site5000.example")
+        add "$who.map" "$rps"; add "$who.mapcpu" "$cpu"; add "$who.mapp99" "$p99"
         read -r rps cpu p99 < <(run_wrk "$port" "$pid" -H "Connection: close")
         add "$who.cc" "$rps"; add "$who.cccpu" "$cpu"; add "$who.ccp99" "$p99"
         echo "# round $round $who done" >&2
@@ -117,6 +133,9 @@ line "keep-alive p99 latency ms" "(lower is better)" kap99
 line "100-rule ACL table requests/s" "(higher is better)" acl
 line "100-rule ACL table proxy CPU us/request" "(lower is better)" aclcpu
 line "100-rule ACL table p99 latency ms" "(lower is better)" aclp99
+line "2 lookups in 10,000-entry maps requests/s" "(higher is better)" map
+line "2 lookups in 10,000-entry maps CPU us/request" "(lower is better)" mapcpu
+line "2 lookups in 10,000-entry maps p99 ms" "(lower is better)" mapp99
 line "Connection: close requests/s" "(higher is better)" cc
 line "Connection: close proxy CPU us/request" "(lower is better)" cccpu
 line "Connection: close p99 latency ms" "(lower is better)" ccp99

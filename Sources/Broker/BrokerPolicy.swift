@@ -139,6 +139,8 @@ public struct BrokerPolicy: Sendable {
             let line = BrokerPolicy.words(raw)
             guard let first = line.first else { continue }
             words.formUnion(line)
+            // A map file is named inside a sample expression: `%[req.hdr(host),map(FILE,DEFAULT)]`.
+            for word in line where word.contains("map") { words.formUnion(BrokerPolicy.mapFiles(in: word)) }
             // HAProxy 2.6's implicit `resolvers default` section is made from resolv.conf.
             if first == "server" || first == "server-template" || first == "default-server",
                zip(line, line.dropFirst()).contains(where: { $0 == "resolvers" && $1 == "default" }) {
@@ -157,6 +159,26 @@ public struct BrokerPolicy: Sendable {
                 break
             }
         }
+    }
+
+    /// The files the `map*(FILE[,DEFAULT])` converters of `word` name: the first argument after
+    /// each `map(` or `map_…(`.
+    static func mapFiles(in word: String) -> [String] {
+        var files: [String] = []
+        var rest = Substring(word)
+        while let start = rest.firstRange(of: "map") {
+            var after = rest[start.upperBound...]
+            // `map`, or `map_` and letters (`map_beg`, `map_str_int`), then `(`.
+            let atWordStart = start.lowerBound == rest.startIndex || !(rest[rest.index(before: start.lowerBound)].isLetter
+                || rest[rest.index(before: start.lowerBound)] == "_")
+            while let c = after.first, c == "_" || c.isLetter { after = after.dropFirst() }
+            if atWordStart, after.first == "(" {
+                let argument = after.dropFirst().prefix { $0 != "," && $0 != ")" }
+                if !argument.isEmpty { files.append(String(argument)) }
+            }
+            rest = rest[start.upperBound...]
+        }
+        return files
     }
 
     private mutating func learnWords(_ bytes: [UInt8]) {

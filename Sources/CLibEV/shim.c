@@ -4,6 +4,7 @@
 #include "CLibEV.h"
 
 #include <crypt.h>
+#include <xxhash.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -369,3 +370,7 @@ int CLibEV_password_matches(const char *password, const char *hash) {
     free(data);
     return ok;
 }
+
+uint64_t CLibEV_xxh3_64(const void *bytes, size_t count, uint64_t seed) { return XXH3_64bits_withSeed(bytes, count, seed); }
+uint32_t CLibEV_xxh32(const void *bytes, size_t count, uint32_t seed) { return XXH32(bytes, count, seed); }
+uint64_t CLibEV_xxh64(const void *bytes, size_t count, uint64_t seed) { return XXH64(bytes, count, seed); }

@@ -6,6 +6,8 @@ public struct Config: Hashable, Sendable {
     public var proxies: [Proxy]
     /// Every `resolvers` section, in file order.
     public var resolvers: [ResolversSection]
+    /// The map files the `map*` converters name, by the path they were read at.
+    public var maps: [String: MapFile] = [:]
 
     public init(global: GlobalSettings = GlobalSettings(), proxies: [Proxy] = [], resolvers: [ResolversSection] = []) {
         self.global = global

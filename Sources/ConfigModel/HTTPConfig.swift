@@ -49,6 +49,8 @@ public enum SampleFetch: Hashable, Sendable {
     case httpAuthGroup(userlist: String)
     /// `var(SCOPE.NAME)`: a variable's value (`proc`, `sess`, `txn`, `req` or `res` scope).
     case variable(String)
+    /// `var(SCOPE.NAME,DEFAULT)`: the value, or DEFAULT as a string when the variable is not set.
+    case variableOrDefault(String, String)
     /// `req.len`: the bytes of the request buffered so far (mode tcp, `tcp-request content`).
     case requestLength
     /// `req.payload(OFFSET,LENGTH)`: bytes of the buffered request (LENGTH 0: to its end).
@@ -147,6 +149,16 @@ public enum SampleConverter: Hashable, Sendable {
     case hash(HashFunction)
     /// `table_*(TABLE)`: the value the table stores for the input key.
     case table(StickTableConverterKind, table: String)
+    /// `map*(FILE[,DEFAULT])`: the value of the map's matching key.
+    case map(MapLookup)
+    /// `concat([START][,VAR][,END])`: the sample as a string, then START, the variable's value
+    /// (nothing when it is not set), then END.
+    case concat(start: String, variable: String?, end: String)
+    /// `xxh3`, `xxh32`, `xxh64([SEED])`: xxHash of the bytes (xxh3 and xxh64 signed 64-bit,
+    /// xxh32 unsigned 32-bit integers, as HAProxy).
+    case xxHash(XXHashFunction, seed: UInt64)
+    /// `debug([PREFIX])`: the sample unchanged; its type and value are written to standard error.
+    case debug(prefix: String)
 
     public enum ArithmeticOperator: String, Hashable, Sendable, CaseIterable {
         case add, sub, mul, div, mod, and, or, xor
@@ -154,6 +166,10 @@ public enum SampleConverter: Hashable, Sendable {
 
     public enum HashFunction: String, Hashable, Sendable, CaseIterable {
         case sdbm, djb2, crc32, wt6
+    }
+
+    public enum XXHashFunction: String, Hashable, Sendable, CaseIterable {
+        case xxh3, xxh32, xxh64
     }
 
     /// Whether the converter only maps letters' case (what log lines can apply too).
@@ -315,16 +331,29 @@ public struct FormatString: Hashable, Sendable {
     public var isLiteral: Bool { parts.allSatisfy { if case .literal = $0 { true } else { false } } }
 }
 
-/// `use_backend NAME [if|unless COND]`.
+/// What `set-src`, `set-src-port`, `set-dst` and `set-dst-port` change.
+public enum ConnectionAddressPart: String, Hashable, Sendable, CaseIterable {
+    case source = "set-src"
+    case sourcePort = "set-src-port"
+    case destination = "set-dst"
+    case destinationPort = "set-dst-port"
+}
+
+/// `use_backend NAME [if|unless COND]`, or `use_backend FORMAT` (`%[req.hdr(host),map(…)]`):
+/// the backend named by the formatted text, the default backend when no backend has that name.
 public struct BackendSwitchRule: Hashable, Sendable {
     public var location: SourceLocation
+    /// The name, or the format as written when `dynamic` is set.
     public var backend: String
     public var condition: Condition?
+    /// A log-format name, rendered for each request.
+    public var dynamic: FormatString?
 
-    public init(location: SourceLocation, backend: String, condition: Condition?) {
+    public init(location: SourceLocation, backend: String, condition: Condition?, dynamic: FormatString? = nil) {
         self.location = location
         self.backend = backend
         self.condition = condition
+        self.dynamic = dynamic
     }
 }
 
@@ -401,6 +430,9 @@ public enum HTTPRequestAction: Hashable, Sendable {
     case unsetVariable(name: String)
     /// `track-sc*`, `sc-inc-gpc0/1`, `sc-set-gpt0`.
     case stickCounter(StickCounterAction)
+    /// `set-src`, `set-src-port`, `set-dst`, `set-dst-port EXPR`: the connection's address or
+    /// port as the rules, `option forwardfor`/`originalto` and the logs see it from then on.
+    case setAddress(ConnectionAddressPart, SampleExpression)
 
     public struct Header: Hashable, Sendable {
         public var name: String

@@ -92,7 +92,9 @@ public struct ConfigLoader: Sendable {
         var parser = ConfigParser(environment: environment, resolver: resolver, paths: files,
                                   resolutionFailuresWarn: resolutionFailuresWarn, resolvConfPath: resolvConfPath)
         parser.localPeerOverride = localPeer
-        for source in sources { parser.parse(text: source.text, file: source.file) }
+        LoadPaths.$current.withValue(files) {
+            for source in sources { parser.parse(text: source.text, file: source.file) }
+        }
         var (config, failed, dropped) = parser.build()
         var warnings = parser.warnings
         var late = parser.finishHTTP(&config, warnings: &warnings)
@@ -121,7 +123,12 @@ public struct ConfigLoader: Sendable {
         warnings.sort {
             (order[$0.location?.file ?? ""] ?? -1, $0.location?.line ?? 0) < (order[$1.location?.file ?? ""] ?? -1, $1.location?.line ?? 0)
         }
-        return .success(LoadedConfig(config: config, hash: parser.hash.hex, files: sources.map(\.file), warnings: warnings))
+        // The maps' bytes are part of what the generation serves: a changed map file changes the hash.
+        var hash = parser.hash
+        for path in config.maps.keys.sorted() {
+            hash.add(line: ["map-file", path, String(config.maps[path]!.digest, radix: 16)])
+        }
+        return .success(LoadedConfig(config: config, hash: hash.hex, files: sources.map(\.file), warnings: warnings))
     }
 
     /// `init-addr last` for the servers no other method gave an address: the address the

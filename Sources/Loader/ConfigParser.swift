@@ -131,6 +131,7 @@ struct ConfigParser {
     }
 
     private mutating func parse(words: [String], location: SourceLocation) {
+        reader.paths.location = location
         let first = words[0]
         if ConfigParser.isSectionHeader(first) {
             startSection(words, location: location)
@@ -414,6 +415,7 @@ struct ConfigParser {
     func build() -> (config: Config, failedKeywords: [Set<String>], droppedNames: Set<String>) {
         // Indexed access throughout: `for draft in drafts` would copy every draft and its proxy.
         var config = Config(global: global)
+        config.maps = reader.paths.maps
         config.resolvers = resolvers.filter { !$0.name.isEmpty }
         // HAProxy 2.6 has a `default` section from resolv.conf unless the file declares one.
         if !config.resolvers.contains(where: { $0.name == "default" }),

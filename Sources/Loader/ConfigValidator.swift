@@ -133,7 +133,7 @@ enum ConfigValidator {
                 }
             }
             do {
-                for r in proxies[index].http.backendRules.indices {
+                for r in proxies[index].http.backendRules.indices where proxies[index].http.backendRules[r].dynamic == nil {
                     let name = proxies[index].http.backendRules[r].backend
                     let location = proxies[index].http.backendRules[r].location
                     if backends[name]?.anyBackend != true && !droppedNames.contains(name) {

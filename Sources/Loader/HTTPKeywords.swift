@@ -13,14 +13,15 @@ extension KeywordReader {
         "add-header", "allow", "auth", "del-header", "deny", "redirect", "tarpit", "replace-header", "replace-path", "replace-pathq",
         "replace-uri", "replace-value", "return", "set-header", "set-method", "set-path", "set-query", "set-uri",
         "use-service", "track-sc0", "track-sc1", "track-sc2", "sc-inc-gpc0", "sc-inc-gpc1", "sc-set-gpt0",
+        "set-src", "set-src-port", "set-dst", "set-dst-port",
     ]
     /// HAProxy's other http-request actions: "not supported yet" rather than unknown.
     static let otherHTTPRequestActions: Set<String> = [
         "add-acl", "cache-use", "capture", "del-acl", "del-map", "disable-l7-retry", "do-resolve",
         "early-hint", "normalize-uri", "reject", "sc-inc-gpc",
-        "sc-inc-gpc0", "sc-inc-gpc1", "sc-set-gpt0", "send-spoe-group", "set-bandwidth-limit", "set-dst",
-        "set-dst-port", "set-log-level", "set-map", "set-mark", "set-nice", "set-pathq", "set-priority-class",
-        "set-priority-offset", "set-src", "set-src-port", "set-timeout", "set-tos", "set-var", "set-var-fmt",
+        "sc-inc-gpc0", "sc-inc-gpc1", "sc-set-gpt0", "send-spoe-group", "set-bandwidth-limit",
+        "set-log-level", "set-map", "set-mark", "set-nice", "set-pathq", "set-priority-class",
+        "set-priority-offset", "set-timeout", "set-tos", "set-var", "set-var-fmt",
         "silent-drop", "strict-mode", "track-sc0", "track-sc1", "track-sc2", "unset-var", "wait-for-body",
         "wait-for-handshake",
     ]
@@ -242,12 +243,16 @@ extension KeywordReader {
 
     private func useBackend(_ line: KeywordLine, draft: inout ProxyDraft) throws(ConfigError) {
         let name = try line.argument(0, expecting: "a backend name (use_backend NAME [if|unless COND])")
+        var dynamic: FormatString?
         if name.contains("%") {
-            throw line.error("'use_backend': dynamic backend names ('\(name)') are not supported yet")
+            let format = try formatString(name, line: line, what: "'use_backend'",
+                                          context: draft.proxy.mode == .tcp ? .tcpUseBackend : .useBackend)
+            if !format.isLiteral { dynamic = format }
         }
         let condition = try finishRule(line, at: 1, draft: &draft,
                                        context: draft.proxy.mode == .tcp ? .tcpUseBackend : .useBackend)
-        draft.proxy.http.backendRules.append(BackendSwitchRule(location: line.location, backend: name, condition: condition))
+        draft.proxy.http.backendRules.append(BackendSwitchRule(location: line.location, backend: name, condition: condition,
+                                                               dynamic: dynamic))
     }
 
     /// `location|prefix|scheme TARGET`, `code N`, `drop-query`, `append-slash`, `set-cookie C`,
@@ -355,6 +360,14 @@ extension KeywordReader {
         case "set-query": result = .setQuery(try format(1, "a query")); i = 2
         case "set-uri": result = .setURI(try format(1, "a URI")); i = 2
         case "set-method": result = .setMethod(try format(1, "a method")); i = 2
+        case _ where ConnectionAddressPart(rawValue: action) != nil:
+            guard let text = line.optionalArgument(1) else { throw line.error("\(what) expects a sample expression") }
+            do throws(ConfigError) {
+                result = .setAddress(ConnectionAddressPart(rawValue: action)!, try SampleParser.sampleForFormat(text, context: context))
+            } catch {
+                throw line.error("\(what): \(error.message)")
+            }
+            i = 2
         case "deny":
             result = .deny(status: try denyStatus(line, at: &i, default: 403, what: what))
         case "tarpit":

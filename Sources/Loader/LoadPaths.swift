@@ -6,7 +6,7 @@ import ConfigModel
 /// certificates, pattern files) resolve by HAProxy's global `default-path current|config|parent|
 /// origin PATH`. A reference shared by the keyword readers of one load, changed by the
 /// `default-path` line and read by the lines after it.
-final class LoadPaths {
+final class LoadPaths: @unchecked Sendable {
     enum Base: Equatable {
         /// The process's working directory (HAProxy's default).
         case current
@@ -36,6 +36,10 @@ final class LoadPaths {
 
     /// Where the files are read.
     let source: any FileSource
+    /// The line being read (what a relative map path resolves from with `default-path config`).
+    var location: SourceLocation?
+    /// The map files read so far, by resolved path.
+    var maps: [String: MapFile] = [:]
 
     init(budget: Int = LoadPaths.defaultBudget, source: any FileSource = LocalFiles()) {
         self.budget = budget

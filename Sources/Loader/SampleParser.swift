@@ -138,10 +138,11 @@ enum SampleParser {
         // The sample's type is the last type-changing converter's (an ACL matches by it).
         for c in converters {
             switch c {
-            case .lower, .upper: break
-            case .length, .arithmetic, .negate, .hash, .table: parsed.output = .integer
+            case .lower, .upper, .debug: break
+            case .length, .arithmetic, .negate, .hash, .table, .xxHash: parsed.output = .integer
             case .bool, .not, .odd, .even: parsed.output = .boolean
             case .ipmask: parsed.output = .address
+            case .map(let m): parsed.output = m.output == .int ? .integer : m.output == .ip ? .address : .string
             default: parsed.output = .string
             }
         }
@@ -190,13 +191,16 @@ enum SampleParser {
             return try none(.tls(tls), tls.isBoolean ? .boolean : tls.isInteger ? .integer : .string, .connection)
         case "status": return try none(.status, .integer, .response)
         case "var":
-            guard let arguments, arguments.count == 1 else {
-                throw ConfigError(nil, "fetch 'var' expects one variable name: var(SCOPE.NAME) (a default value is not supported yet)")
+            guard let arguments, arguments.count == 1 || arguments.count == 2 else {
+                throw ConfigError(nil, "fetch 'var' expects a variable name and an optional default: var(SCOPE.NAME[,DEFAULT])")
             }
             let variable: String
             switch variableName(arguments[0]) {
             case .success(let v): variable = v
             case .failure(let message): throw ConfigError(nil, "fetch 'var': \(message.text)")
+            }
+            if arguments.count == 2 {
+                return ParsedFetch(fetch: .variableOrDefault(variable, arguments[1]), output: .string, phase: .connection, name: name)
             }
             return ParsedFetch(fetch: .variable(variable), output: .string, phase: .connection, name: name)
         case "http_auth", "http_auth_group":
@@ -543,7 +547,7 @@ enum SampleParser {
              .httpAuthGroup: .request
         case .status, .responseHeader: .response
         case .method, .source, .sourcePort, .destination, .destinationPort, .sslFrontend, .tls, .constant, .variable,
-             .stickCounter: .connection
+             .stickCounter, .variableOrDefault: .connection
         case .requestLength, .requestPayload, .sslHello, .protoHTTP: .payload
         }
     }
@@ -569,7 +573,7 @@ enum SampleParser {
         case .constant(let value): value ? "always_true" : "always_false"
         case .status: "status"
         case .responseHeader: "res.hdr"
-        case .variable: "var"
+        case .variable, .variableOrDefault: "var"
         case .httpAuth: "http_auth"
         case .httpAuthGroup: "http_auth_group"
         case .requestLength: "req.len"
@@ -611,7 +615,7 @@ enum SampleParser {
     }
 
     /// The converters strata has, for messages.
-    static let converterNames = "lower, upper, length, hex, base64, ub64enc, b64dec, ub64dec, url_dec, word, field, bytes, regsub, json, add, sub, mul, div, mod, and, or, xor, neg, bool, not, odd, even, ipmask, sdbm, djb2, crc32 and wt6"
+    static let converterNames = "lower, upper, length, hex, base64, ub64enc, b64dec, ub64dec, url_dec, word, field, bytes, regsub, json, add, sub, mul, div, mod, and, or, xor, neg, bool, not, odd, even, ipmask, sdbm, djb2, crc32, wt6, xxh3, xxh32, xxh64, concat, debug and map*"
 
     /// One converter: `NAME` or `NAME(ARG,…)` (HAProxy's syntax: commas separate the arguments,
     /// `\,` is a comma inside one, and an argument may be quoted).
@@ -721,9 +725,68 @@ enum SampleParser {
                 throw ConfigError(nil, "converter '\(name)': the avalanche argument is not supported yet")
             }
             return .hash(SampleConverter.HashFunction(rawValue: name)!)
+        case "concat":
+            guard args.count <= 3 else { throw ConfigError(nil, "converter 'concat' takes at most three arguments: concat([START][,VAR][,END])") }
+            var variable: String?
+            if args.count >= 2, !args[1].isEmpty {
+                switch variableName(args[1]) {
+                case .success(let v): variable = v
+                case .failure(let problem): throw ConfigError(nil, "converter 'concat': \(problem.text)")
+                }
+            }
+            return .concat(start: args.first ?? "", variable: variable, end: args.count == 3 ? args[2] : "")
+        case _ where SampleConverter.XXHashFunction(rawValue: name) != nil:
+            var seed: UInt64 = 0
+            if let first = args.first, !first.isEmpty {
+                guard let n = UInt64(first), args.count == 1, name != "xxh32" || n <= UInt64(UInt32.max) else {
+                    throw ConfigError(nil, "converter '\(name)' expects an optional unsigned integer seed: \(name)([SEED]), got '\(args.joined(separator: ","))'")
+                }
+                seed = n
+            }
+            return .xxHash(SampleConverter.XXHashFunction(rawValue: name)!, seed: seed)
+        case "debug":
+            guard args.count <= 1 else {
+                throw ConfigError(nil, "converter 'debug': an event sink ('\(args[1])') is not supported (strata has no ring buffers: debug writes to standard error)")
+            }
+            return .debug(prefix: args.first ?? "")
+        case _ where name == "map" || name.hasPrefix("map_"):
+            return .map(try mapLookup(name, args))
         default:
             throw ConfigError(nil, "converter '\(name)' is not supported yet (strata has \(converterNames))")
         }
+    }
+
+    /// `map`, `map_MATCH` and `map_MATCH_OUTPUT` (`map_beg_int`): the match method and output
+    /// type the name says, nil for a name HAProxy does not have.
+    static func mapKind(_ name: String) -> (MapMatch, MapOutput)? {
+        if name == "map" { return (.str, .str) }
+        let parts = name.split(separator: "_", omittingEmptySubsequences: false)
+        guard parts.count == 2 || parts.count == 3, parts[0] == "map", let match = MapMatch(rawValue: String(parts[1])) else { return nil }
+        guard parts.count == 3 else { return (match, .str) }
+        guard let output = MapOutput(rawValue: String(parts[2])), output != .str else { return nil }
+        return (match, output)
+    }
+
+    /// `map*(FILE[,DEFAULT])`: the file is read now, through the load's paths.
+    static func mapLookup(_ name: String, _ args: [String]) throws(ConfigError) -> MapLookup {
+        if name == "map_regm" || name.hasPrefix("map_regm_") {
+            throw ConfigError(nil, "converter '\(name)' is not supported yet (map_reg is; regsub can rewrite with groups)")
+        }
+        guard let (match, output) = mapKind(name) else {
+            throw ConfigError(nil, "converter '\(name)' is not supported (maps are map, map_MATCH and map_MATCH_int|ip, MATCH one of \(MapMatch.allCases.map(\.rawValue).joined(separator: ", ")))")
+        }
+        guard args.count == 1 || args.count == 2, !args[0].isEmpty else {
+            throw ConfigError(nil, "converter '\(name)' expects a map file and an optional default value: \(name)(FILE[,DEFAULT])")
+        }
+        let defaultValue = args.count == 2 ? args[1] : nil
+        if let defaultValue, let problem = MapFileParser.valueProblem(defaultValue, output) {
+            throw ConfigError(nil, "converter '\(name)': default \(problem)")
+        }
+        guard let paths = LoadPaths.current else {
+            throw ConfigError(nil, "converter '\(name)' is not supported here (no configuration file is being loaded)")
+        }
+        let path = try paths.map(args[0], match: match, output: output)
+        return MapLookup(path: path, match: match, output: output, defaultValue: defaultValue)
     }
 
     struct NameProblem: Error { var text: String }

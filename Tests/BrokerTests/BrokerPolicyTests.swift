@@ -19,6 +19,9 @@ import Testing
             bind :80
             bind ipv6@[::1]:8443,127.0.0.1:8444
             http-request return status 503 errorfile "errors/503.http"
+            use_backend %[req.hdr(host),lower,map(/etc/strata/hosts.map,app)]
+            http-request set-header X %[path,map_beg_int(maps/paths.map)] if { src,map_ip(nets.map) -m found }
+            http-request set-header Y %[path,bitmap(/etc/not-a-map)]
             default_backend app
         backend app
             server a 127.0.0.1:9000 # crt /etc/shadow
@@ -42,6 +45,10 @@ import Testing
         #expect(p.mayRead("/home/op/errors/503.http"))      // relative to the working directory
         #expect(p.mayRead("/home/op/./errors/../errors/503.http"))
         #expect(p.mayRead("/etc/strata/old.pem"))           // read by the first load
+        #expect(p.mayRead("/etc/strata/hosts.map"))         // a map converter's file
+        #expect(p.mayRead("/etc/strata/maps/paths.map"))
+        #expect(p.mayRead("/home/op/nets.map"))
+        #expect(!p.mayRead("/etc/not-a-map"))               // not a map converter
     }
 
     @Test func refusesWhatItDoesNotName() {

@@ -246,7 +246,7 @@ import Testing
         #expect(strata.waitForAdmin())
 
         let help = try strata.admin("help")
-        #expect(help.hasPrefix("The following commands are valid at this level:\n  add server <bk>/<srv>                   : create a new server\n  canary abort "))
+        #expect(help.hasPrefix("The following commands are valid at this level:\n  add map <map> <key> <val>               : add a map entry (payload supported instead of key/val)\n  add server <bk>/<srv>                   : create a new server\n  canary abort "))
         #expect(help.contains("\n  reload                                  : reload the configuration in place (admin level)\n"))
         #expect(help.hasSuffix("\n  quit                                    : disconnect"))
         #expect(try strata.admin("relaod") == """

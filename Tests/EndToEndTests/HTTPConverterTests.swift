@@ -71,4 +71,52 @@ import Testing
         #expect(try #require(client.get("/odd1")).body.contains("h=X-Odd: yes"))
         #expect(try #require(client.get("/" + String(repeating: "x", count: 45))).status == 403)
     }
+
+    /// The values are HAProxy 2.6's for the same line (`haproxy -f` with `return lf-string`).
+    @Test func hashesConcatDebugAndVariableDefaultsAnswerAsHAProxy() throws {
+        let port = TestSocket.freePort()
+        let strata = try StrataProcess(config: """
+            global
+                stats socket @ADMIN@ level admin
+            defaults
+                mode http
+                timeout connect 2s
+                timeout client 10s
+                timeout server 10s
+            frontend fe
+                bind 127.0.0.1:\(port)
+                http-request set-var(txn.v) path,bytes(1)
+                http-request return status 200 content-type text/plain lf-string "%[path,bytes(1),xxh3] %[path,bytes(1),xxh3(42)] %[path,bytes(1),xxh32] %[path,bytes(1),xxh32(7)] %[path,bytes(1),xxh64] %[path,bytes(1),xxh64(9)] %[path,bytes(1,1),concat(<,txn.v,>)] %[path,bytes(1,1),concat(,txn.none,)] %[var(txn.none,dflt)] %[var(txn.v,dflt)] %[path,bytes(1,1),debug(pfx)]"
+            """)
+        #expect(strata.waitForAdmin(), "\(strata.output.joined(separator: "\n"))")
+        let client = try #require(TestHTTPClient(port: port))
+        let answer = try #require(client.get("/hello"))
+        #expect(answer.body == "-7685981735718036227 -4973654939900610249 4211111929 2401278968 2794345569481354659 8283300412161402089 h<hello> h dflt hello h", "\(answer.body)")
+        #expect(strata.waitForOutput("[debug] pfx: type=str <h>"), "\(strata.output)")
+    }
+
+    @Test func converterArgumentsTheyCannotTakeAreRefusedAtTheirLine() throws {
+        let dir = StrataProcess.makeDirectory().path
+        let config = dir + "/strata.cfg"
+        try """
+            frontend fe
+                mode http
+                bind 127.0.0.1:1
+                http-request set-header X-A %[path,xxh3(abc)]
+                http-request set-header X-B %[path,debug(pfx,buf1)]
+                http-request set-header X-C %[path,concat(a,notascope,b)]
+                http-request set-header X-D %[path,xxh32(99999999999)]
+                default_backend b
+            backend b
+                mode http
+                server s 127.0.0.1:2
+            """.write(toFile: config, atomically: true, encoding: .utf8)
+        let check = runTool(StrataProcess.binary, ["-c", "-f", config])
+        let out = check.stderr + check.stdout
+        #expect(check.status == 1)
+        #expect(out.contains("\(config):4: ") && out.contains("converter 'xxh3' expects an optional unsigned integer seed"), "\(out)")
+        #expect(out.contains("\(config):5: ") && out.contains("an event sink ('buf1') is not supported"), "\(out)")
+        #expect(out.contains("\(config):6: ") && out.contains("converter 'concat': 'notascope'"), "\(out)")
+        #expect(out.contains("\(config):7: ") && out.contains("converter 'xxh32' expects"), "\(out)")
+    }
 }

@@ -67,4 +67,22 @@ import Testing
         // Complete commands before it still run.
         #expect(Self.items("help\n" + String(repeating: "y", count: 40), limit: 16) == [Self.command(["help"]), .tooLong])
     }
+
+    /// HAProxy's payload: a command line ending with `<<`, then lines up to an empty one.
+    @Test func aPayloadRunsToTheFirstEmptyLine() {
+        #expect(Self.items("add map m <<\nk1 v1\nk2 two words\n\nshow info\n") == [
+            .commandWithPayload(["add", "map", "m"], payload: "k1 v1\nk2 two words\n"), Self.command(["show", "info"]),
+        ])
+        #expect(Self.items("add map m <<\r\nk v\r\n\r\n") == [.commandWithPayload(["add", "map", "m"], payload: "k v\r\n")])
+        // Without its empty line, nothing is taken yet; then it is.
+        var input = AdminInput(limit: 16384)
+        input.append("add map m <<\nk v\n")
+        #expect(input.next() == nil)
+        input.append("\n")
+        #expect(input.next() == .commandWithPayload(["add", "map", "m"], payload: "k v\n"))
+        // `<<` elsewhere is a word; after a `;` it starts no payload.
+        #expect(Self.items("a << b\nc <<;d\n") == [Self.command(["a", "<<", "b"]), Self.command(["c", "<<"], endsLine: false), Self.command(["d"])])
+        // A payload that never ends is bounded as a command is.
+        #expect(Self.items("add map m <<\n" + String(repeating: "k v\n", count: 100), limit: 64) == [.tooLong])
+    }
 }

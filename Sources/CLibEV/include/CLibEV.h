@@ -192,4 +192,9 @@ static inline int CLibEV_compare_exchange(long *p, long expected, long desired) 
 /// constant time); 0 for a hash crypt cannot use.
 int CLibEV_password_matches(const char *password, const char *hash);
 
+/// libxxhash: the `xxh3`, `xxh32` and `xxh64` converters.
+uint64_t CLibEV_xxh3_64(const void *bytes, size_t count, uint64_t seed);
+uint32_t CLibEV_xxh32(const void *bytes, size_t count, uint32_t seed);
+uint64_t CLibEV_xxh64(const void *bytes, size_t count, uint64_t seed);
+
 #endif

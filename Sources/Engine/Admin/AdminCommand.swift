@@ -43,6 +43,8 @@ public struct AdminCommandContext: Sendable {
     let table: AdminCommandTable
     /// The connection's own settings (`set timeout cli`); nil when run outside a connection.
     let session: AdminSessionSettings?
+    /// The lines after a command ending with `<<`, up to an empty line (`add map MAP <<`).
+    var payload: String? = nil
 }
 
 /// What a command may change of the connection it came on (HAProxy's appctx settings): its idle

@@ -17,7 +17,8 @@ public struct AdminCommandTable: Sendable {
     public static let engine = AdminCommandTable(
         [help] + AdminProcessCommands.adminCommands + GenerationInfo.adminCommands + Engine.canaryCommands + StatsCommands.adminCommands
             + ServerAdminCommand.adminCommands + TLSCertificateInfo.adminCommands + ResolverCommands.adminCommands
-            + Engine.stickTableCommands)
+            + Engine.stickTableCommands
+            + MapCommands.adminCommands)
 
     static let help = AdminCommand(["help"], usage: nil, level: .user) { context in
         .text(context.table.usage(for: Array(context.arguments), help: true))
@@ -42,11 +43,11 @@ public struct AdminCommandTable: Sendable {
     /// Runs `words` at `level` on `engine`'s loop thread; `reply` gets the whole answer (without
     /// the closing empty line), at once or, for a command that answers later, when it is done.
     func run(_ words: [String], level: AccessLevel, engine: Engine, session: AdminSessionSettings? = nil,
-             reply: @escaping (String) -> Void) {
+             payload: String? = nil, reply: @escaping (String) -> Void) {
         guard let command = command(for: words) else { return reply(usage(for: words, help: false)) }
         guard level >= command.level else { return reply(AdminCommandTable.denied) }
         let context = AdminCommandContext(engine: engine, words: words, arguments: words.dropFirst(command.words.count),
-                                          level: level, table: self, session: session)
+                                          level: level, table: self, session: session, payload: payload)
         switch command.handler(context) {
         case .text(let text): reply(text)
         case .later(let start): start(reply)

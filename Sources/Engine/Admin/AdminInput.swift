@@ -10,6 +10,9 @@ struct AdminInput {
     enum Item: Equatable {
         /// The words of one command; `endsLine`: it was the last of its line.
         case command([String], endsLine: Bool)
+        /// A command line ending with the word `<<` (HAProxy's payload): its other words, and the
+        /// lines after it up to an empty line, each ending with a line feed.
+        case commandWithPayload([String], payload: String)
         /// No end of command in `limit` bytes (HAProxy closes such a connection).
         case tooLong
     }
@@ -50,6 +53,13 @@ struct AdminInput {
                 var end = i
                 if end > start && bytes[end - 1] == UInt8(ascii: "\r") { end -= 1 }
                 let words = AdminInput.words(bytes[start..<end])
+                if endsLine, words.last == "<<" {
+                    // The payload ends at the first empty line; until it has come, nothing is taken.
+                    guard let (payload, next) = payload(from: i + 1) else { return count > limit ? .tooLong : nil }
+                    start = next
+                    compact()
+                    return .commandWithPayload(Array(words.dropLast()), payload: payload)
+                }
                 start = i + 1
                 compact()
                 return .command(words, endsLine: endsLine)
@@ -58,6 +68,24 @@ struct AdminInput {
             }
         }
         return count > limit ? .tooLong : nil
+    }
+
+    /// The payload lines from `from` to the first empty line (`\n` or `\r\n` alone), and where
+    /// the input goes on after it; nil while that line has not come.
+    private func payload(from: Int) -> (String, Int)? {
+        var lineStart = from
+        var i = from
+        while i < bytes.count {
+            if bytes[i] == UInt8(ascii: "\n") {
+                let length = i - lineStart
+                if length == 0 || (length == 1 && bytes[lineStart] == UInt8(ascii: "\r")) {
+                    return (String(decoding: bytes[from..<lineStart], as: UTF8.self), i + 1)
+                }
+                lineStart = i + 1
+            }
+            i += 1
+        }
+        return nil
     }
 
     /// Drops taken bytes once they are most of the buffer (the rest moves to the front).

@@ -245,11 +245,20 @@ final class AdminConnection: EventHandler {
     }
 
     private func run(_ item: AdminInput.Item) {
-        guard case .command(let words, let endsLine) = item else {
+        let words: [String]
+        var payload: String?
+        switch item {
+        case .command(let w, let endsLine):
+            words = w
+            lineEnded = endsLine
+        case .commandWithPayload(let w, let p):
+            words = w
+            payload = p
+            lineEnded = true
+        case .tooLong:
             ending = true  // no end of command within the bound: HAProxy closes too
             return
         }
-        lineEnded = endsLine
         switch words {
         case ["prompt"]:
             interactive.toggle()
@@ -262,7 +271,7 @@ final class AdminConnection: EventHandler {
             handOverListeners()
         default:
             busy = true
-            server.commands.run(words, level: server.level, engine: server.engine, session: settings) { [weak self] answer in
+            server.commands.run(words, level: server.level, engine: server.engine, session: settings, payload: payload) { [weak self] answer in
                 self?.answered(answer)
             }
         }

@@ -51,6 +51,9 @@ public final class Generation: @unchecked Sendable {
     public let stickTableChanges: [String]
     /// Whether a connection needs a `StickTracker` (some table exists).
     let tracksStickCounters: Bool
+    /// The maps its converters read, by path; shared with the generation before it for each file
+    /// that did not change (see SharedMap).
+    let maps: [String: SharedMap]
 
     /// What activation still has to look up in the engine's tables (on the loop): frontends,
     /// backends and servers whose counters and state were not found in the generation this one
@@ -115,11 +118,27 @@ public final class Generation: @unchecked Sendable {
         self.stickTables = stickTables
         stickTableChanges = changes
         tracksStickCounters = !stickTables.isEmpty
+        // The maps: the previous generation's own object when the file is unchanged (its runtime
+        // changes carry on), else a new one from the file.
+        var maps: [String: SharedMap] = [:]
+        for (path, file) in config.config.maps {
+            if let old = previous?.maps[path], old.digest == file.digest {
+                if old.slotCount == n + 1 {
+                    old.require(file.matches, file.outputs)
+                    maps[path] = old
+                } else {
+                    maps[path] = SharedMap(file, slots: n + 1, entriesOf: old)
+                }
+            } else {
+                maps[path] = SharedMap(file, slots: n + 1)
+            }
+        }
+        self.maps = maps
         // One rule set per HTTP proxy: a `listen`'s front and back halves share it.
         var rules: [String: HTTPRuleSet] = [:]
         var errors: [ConfigError] = []
         for i in proxies.indices where proxies[i].mode == .http {
-            do { rules[proxies[i].name + (proxies[i].kind != .frontend ? "/b" : "/f")] = try HTTPRuleSet(proxies[i], stickTables: tableObjects) } catch { errors.append(error) }
+            do { rules[proxies[i].name + (proxies[i].kind != .frontend ? "/b" : "/f")] = try HTTPRuleSet(proxies[i], stickTables: tableObjects, maps: maps) } catch { errors.append(error) }
         }
         // The TCP layer's rules of each frontend that has some (any mode).
         var tcpRules: [String: TCPRuleSet] = [:]
@@ -130,7 +149,7 @@ public final class Generation: @unchecked Sendable {
             do throws(ConfigError) {
                 let key = proxies[i].name + (proxies[i].kind != .frontend ? "/b" : "/f")
                 let evaluator: HTTPRuleSet
-                if let existing = rules[key] { evaluator = existing } else { evaluator = try HTTPRuleSet(proxies[i], stickTables: tableObjects) }
+                if let existing = rules[key] { evaluator = existing } else { evaluator = try HTTPRuleSet(proxies[i], stickTables: tableObjects, maps: maps) }
                 tcpRules[proxies[i].name] = try TCPRuleSet(proxies[i], evaluator: evaluator, stickTables: tableObjects)
             } catch {
                 errors.append(error)

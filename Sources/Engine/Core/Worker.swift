@@ -55,7 +55,11 @@ final class Worker: EventHandler, @unchecked Sendable {
 
     /// Where this loop's TCP-layer rules compute samples (`tcp-request`, `use_backend` in mode
     /// tcp): a rule is evaluated whole within one event, so one per loop serves every session.
-    private(set) lazy var ruleScratch = HTTPRuleScratch(capacity: loop.buffers.size)
+    private(set) lazy var ruleScratch: HTTPRuleScratch = {
+        let scratch = HTTPRuleScratch(capacity: loop.buffers.size)
+        scratch.mapSlot = loop.index
+        return scratch
+    }()
 
     init(engine: Engine, loop: EventLoop) {
         self.engine = engine

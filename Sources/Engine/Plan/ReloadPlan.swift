@@ -184,6 +184,7 @@ struct ConfigDiffer {
     mutating func compare(_ old: Config, _ new: Config) {
         compareGlobal(old.global, new.global)
         compareResolvers(old.resolvers, new.resolvers)
+        compareMaps(old.maps, new.maps)
         candidateProxies = new.proxies
         // Proxies are read through buffer pointers: reading a field through an array's subscript
         // may copy the whole Proxy (dozens of references), and a plan reads every one.
@@ -233,6 +234,29 @@ struct ConfigDiffer {
             let locations = places.sorted { ($0.file, $0.line) < ($1.file, $1.line) }.map(\.description)
             proxyLines.append(.init(.changed, .settings, "settings global" + ConfigDiffer.parenthesized(locations),
                                     [Field("section", "global"), Field("locations", locations)]))
+        }
+    }
+
+    // MARK: maps
+
+    /// Map files by path: added, removed, or with other bytes (the map then starts from its file:
+    /// the admin socket's changes to it are not carried).
+    private mutating func compareMaps(_ olds: [String: MapFile], _ news: [String: MapFile]) {
+        for path in news.keys.sorted() {
+            let map = news[path]!
+            let fields = [Field("map", map.name), Field("entries", map.entries.count)]
+            guard let old = olds[path] else {
+                proxyLines.append(.init(.added, .settings, "map \(map.name) (\(map.entries.count) entries)", fields))
+                continue
+            }
+            if old.digest != map.digest {
+                proxyLines.append(.init(.changed, .settings,
+                                        "map \(map.name): file changed (\(old.entries.count) -> \(map.entries.count) entries; changes made at runtime are dropped)",
+                                        fields))
+            }
+        }
+        for path in olds.keys.sorted() where news[path] == nil {
+            proxyLines.append(.init(.removed, .settings, "map \(olds[path]!.name)", [Field("map", olds[path]!.name)]))
         }
     }
 

@@ -38,6 +38,7 @@ struct HTTPCompiledSample {
         case httpAuth(Unmanaged<HTTPUserlist>)
         case httpAuthGroup(Unmanaged<HTTPUserlist>)
         case variable(HTTPVariableKey)
+        case variableOrDefault(HTTPVariableKey, UnsafeRawBufferPointer)
         case requestLength
         case requestPayload(offset: Int, length: Int)
         case sslHello(SSLHelloFetch)
@@ -82,6 +83,7 @@ struct HTTPCompiledSample {
         case .httpAuth(let name): fetch = .httpAuth(constants.userlist(name))
         case .httpAuthGroup(let name): fetch = .httpAuthGroup(constants.userlist(name))
         case .variable(let name): fetch = .variable(HTTPVariableKey(name))
+        case .variableOrDefault(let name, let value): fetch = .variableOrDefault(HTTPVariableKey(name), constants.bytes(value))
         case .requestLength: fetch = .requestLength
         case .requestPayload(let offset, let length): fetch = .requestPayload(offset: offset, length: length)
         case .sslHello(let f): fetch = .sslHello(f)

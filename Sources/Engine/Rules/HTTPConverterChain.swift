@@ -1,3 +1,4 @@
+import CLibEV
 import ConfigModel
 import Glibc
 import HTTP1
@@ -11,6 +12,11 @@ final class HTTPConverterChain: @unchecked Sendable {
         case plain(SampleConverter)
         case regsub(HTTPRegex, [UInt8], global: Bool)
         case table(StickTableConverterKind, StickTable?)
+        /// The map (nil when the generation has none by that path: only the default answers),
+        /// the lookup, and the default value already in the output's type.
+        case map(SharedMap?, MapLookup, Value?)
+        /// `concat`: what comes before the variable, the variable, what comes after.
+        case concat([UInt8], HTTPVariableKey?, [UInt8])
     }
     private let steps: [Step]
 
@@ -23,7 +29,43 @@ final class HTTPConverterChain: @unchecked Sendable {
             if case .table(let kind, let name) = c {
                 return .table(kind, constants.stickTable(name)?.takeUnretainedValue())
             }
+            if case .concat(let start, let variable, let end) = c {
+                return .concat(Array(start.utf8), variable.map(HTTPVariableKey.init), Array(end.utf8))
+            }
+            if case .map(let lookup) = c {
+                let fallback = lookup.defaultValue.flatMap { HTTPConverterChain.mapValue(Array($0.utf8), lookup.output) }
+                return .map(constants.maps[lookup.path], lookup, fallback)
+            }
             return .plain(c)
+        }
+    }
+
+    /// A map's value as its output type says (nil: not an integer or an address).
+    static func mapValue(_ value: [UInt8], _ output: MapOutput) -> Value? {
+        switch output {
+        case .str: return .bytes(value)
+        case .int: return value.withUnsafeBytes { HTTPRuleBytes.integer($0) }.map { .integer($0) }
+        case .ip: return value.withUnsafeBytes { HTTPAddressBits.parse($0) }.map { .address($0) }
+        }
+    }
+
+    /// The value `v` maps to, looked up in the snapshot loop `slot` reads.
+    private static func lookUp(_ v: Value, _ map: SharedMap, _ lookup: MapLookup, slot: Int) -> Value? {
+        map.read(slot: slot) { snapshot -> Value? in
+            let index: Int?
+            switch lookup.match {
+            case .int:
+                index = integer(v).flatMap { snapshot.find(integer: $0) }
+            case .ip:
+                if case .address(let a) = v {
+                    index = snapshot.find(address: a)
+                } else {
+                    index = text(v).withUnsafeBytes { snapshot.find($0, .ip) }
+                }
+            default:
+                index = text(v).withUnsafeBytes { snapshot.find($0, lookup.match) }
+            }
+            return index.flatMap { mapValue(snapshot.entries[$0].value, lookup.output) }
         }
     }
 
@@ -44,7 +86,7 @@ final class HTTPConverterChain: @unchecked Sendable {
         case .address(let a): value = .address(a)
         }
         for step in steps {
-            guard let next = convert(value, step) else { return nil }
+            guard let next = convert(value, step, ev) else { return nil }
             value = next
         }
         switch value {
@@ -99,8 +141,20 @@ final class HTTPConverterChain: @unchecked Sendable {
         }
     }
 
-    private func convert(_ v: Value, _ step: Step) -> Value? {
+    private func convert(_ v: Value, _ step: Step, _ ev: HTTPEvaluation) -> Value? {
         switch step {
+        case .map(let map, let lookup, let fallback):
+            return map.flatMap { HTTPConverterChain.lookUp(v, $0, lookup, slot: ev.scratch.mapSlot) } ?? fallback
+        case .concat(let start, let variable, let end):
+            var out = HTTPConverterChain.text(v) + start
+            switch variable.flatMap({ ev.scratch.variable($0) }) {
+            case .bytes(let b)?: out += b
+            case .integer(let n)?: out += HTTPConverterChain.text(.integer(n))
+            case .boolean(let b)?: out += HTTPConverterChain.text(.boolean(b))
+            case .address(let a)?: out += HTTPConverterChain.text(.address(a))
+            case nil: break
+            }
+            return .bytes(out + end)
         case .regsub(let regex, let replacement, let global):
             return .bytes(HTTPConverterChain.regsub(HTTPConverterChain.text(v), regex, replacement, global: global))
         case .plain(let c):
@@ -167,8 +221,20 @@ final class HTTPConverterChain: @unchecked Sendable {
             guard offset < b.count else { return nil }
             let end = length.map { min(b.count, offset + $0) } ?? b.count
             return .bytes(Array(b[offset..<end]))
-        case .regsub:
-            return nil  // compiled into a step with its regex
+        case .regsub, .map, .concat:
+            return nil  // compiled into a step of its own
+        case .xxHash(let f, let seed):
+            let b = text(v)
+            return b.withUnsafeBytes { raw -> Value in
+                switch f {
+                case .xxh3: return .integer(Int(bitPattern: UInt(CLibEV_xxh3_64(raw.baseAddress, raw.count, seed))))
+                case .xxh64: return .integer(Int(bitPattern: UInt(CLibEV_xxh64(raw.baseAddress, raw.count, seed))))
+                case .xxh32: return .integer(Int(CLibEV_xxh32(raw.baseAddress, raw.count, UInt32(truncatingIfNeeded: seed))))
+                }
+            }
+        case .debug(let prefix):
+            debugLine(v, prefix: prefix)
+            return v
         case .json: return .bytes(String.jsonEscaped(text(v), escapingDelete: true))
         case .arithmetic(let op, let operand):
             guard let n = integer(v) else { return nil }
@@ -228,6 +294,28 @@ final class HTTPConverterChain: @unchecked Sendable {
                 return .integer(Int(h0 ^ h1))
             }
         }
+    }
+
+    /// `debug`: `[debug] PREFIX: type=TYPE VALUE` on standard error, in one write (HAProxy's
+    /// line, which it sends to a ring buffer; strata has none).
+    static func debugLine(_ v: Value, prefix: String) {
+        let type: String
+        switch v {
+        case .bytes: type = "str"
+        case .integer: type = "sint"
+        case .boolean: type = "bool"
+        case .address(let a): type = a.isV6 ? "ipv6" : "ipv4"
+        }
+        var line = Array("[debug] \(prefix): type=\(type) <".utf8)
+        for b in text(v) {
+            if b >= 0x20 && b < 0x7F {
+                line.append(b)
+            } else {
+                line += [0x5C, UInt8(ascii: "x"), HTTPRuleBytes.lowerHex(b >> 4), HTTPRuleBytes.lowerHex(b & 0xF)]
+            }
+        }
+        line += Array(">\n".utf8)
+        _ = line.withUnsafeBytes { Glibc.write(2, $0.baseAddress, $0.count) }
     }
 
     private static func split(_ b: [UInt8], _ delimiters: [UInt8]) -> [[UInt8]] {

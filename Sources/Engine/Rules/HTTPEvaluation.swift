@@ -140,6 +140,8 @@ struct HTTPEvaluation {
         case .variable(let key):
             guard let value = variableSample(key) else { return true }
             return body(value)
+        case .variableOrDefault(let key, let fallback):
+            return body(variableSample(key) ?? .bytes(fallback))
         case .httpAuth(let list):
             guard let request else { return true }
             return body(.boolean(authenticatedUser(request, list) != nil))

@@ -110,6 +110,10 @@ enum HTTPRuleBytes {
         return negative ? -value : value
     }
 
+    /// A nibble as a lower-case hexadecimal digit.
+    @inline(__always)
+    static func lowerHex(_ nibble: UInt8) -> UInt8 { nibble < 10 ? HTTPByte.zero &+ nibble : 0x61 &+ nibble &- 10 }
+
     /// `name` as bytes, for literals written in the code.
     @inline(__always)
     static func literal(_ s: StaticString) -> UnsafeRawBufferPointer {

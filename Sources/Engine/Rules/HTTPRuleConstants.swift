@@ -37,6 +37,8 @@ final class HTTPRuleConstants {
     /// The proxy's `userlist` sections by name, compiled on first use (the Loader checked each
     /// name a fetch uses; an unknown one is an empty list, which authenticates nobody).
     var userlists: [String: Userlist] = [:]
+    /// The generation's maps by path (what `map*` converters look up).
+    var maps: [String: SharedMap] = [:]
     /// The proxy's name: `http-request auth`'s realm when it names none, and the table an
     /// `src_*` fetch reads when it names none.
     var proxyName = ""

@@ -1,3 +1,4 @@
+import ConfigModel
 /// What one client connection's HTTP sessions need for the rules, kept from one request to the
 /// next so that steady-state requests allocate nothing: buffers for computed samples, rendered
 /// format strings, local responses and captures (each allocated once, on first use, with the
@@ -37,6 +38,13 @@ final class HTTPRuleScratch {
     var variables: [HTTPVariableKey: HTTPVariableValue] = [:]
     /// Mode tcp: a payload fetch of the rule being evaluated needed bytes not there yet.
     var payloadMissing = false
+    /// The index of the event loop the connection is on: the slot it reads maps through
+    /// (`SharedMap.read`). Past the data loops: the control loop's slot.
+    var mapSlot = Int.max
+    /// `set-src`/`set-src-port`, `set-dst`/`set-dst-port` of the current request: the addresses
+    /// the session takes for the rest of the request (it clears them once taken).
+    var clientOverride: SocketEndpoint?
+    var localOverride: SocketEndpoint?
 
     /// `capacity`: the size of each buffer; `tune.bufsize` (a rewritten head must fit in one
     /// anyway).

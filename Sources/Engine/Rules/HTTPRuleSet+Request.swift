@@ -29,6 +29,7 @@ enum HTTPCompiledRequestAction {
     case setVariableFormat(HTTPVariableKey, HTTPCompiledFormat)
     case unsetVariable(HTTPVariableKey)
     case stick(HTTPCompiledStickAction)
+    case setAddress(ConnectionAddressPart, HTTPCompiledSample)
 
     init(_ action: HTTPRequestAction, location: SourceLocation, constants: HTTPRuleConstants) throws(ConfigError) {
         func format(_ f: FormatString) -> HTTPCompiledFormat { HTTPCompiledFormat(f, constants: constants) }
@@ -63,6 +64,7 @@ enum HTTPCompiledRequestAction {
         case .setVariableFormat(let name, let value): self = .setVariableFormat(HTTPVariableKey(name), format(value))
         case .unsetVariable(let name): self = .unsetVariable(HTTPVariableKey(name))
         case .stickCounter(let action): self = .stick(HTTPCompiledStickAction(action, constants: constants))
+        case .setAddress(let part, let value): self = .setAddress(part, HTTPCompiledSample(value, constants: constants))
         }
     }
 
@@ -163,17 +165,35 @@ extension HTTPRuleSet {
                                connection: HTTPConnectionInfo, scratch: HTTPRuleScratch,
                                backend resolve: (String?) -> HTTPRuleSet?) -> HTTPRequestDecision {
         scratch.beginRequest()
+        // A copy the rules may change (`set-src`, `set-dst`): the rules after them see the new value.
+        var connection = connection
         return withUnsafePointer(to: head) { head -> HTTPRequestDecision in
-            withUnsafePointer(to: connection) { connection -> HTTPRequestDecision in
+            withUnsafeMutablePointer(to: &connection) { connection -> HTTPRequestDecision in
                 var ev = HTTPEvaluation(request: HTTPMessageView(input: input, head: head, edits: scratch.request),
-                                        response: nil, connection: connection, scratch: scratch, frontend: self,
+                                        response: nil, connection: UnsafePointer(connection), scratch: scratch, frontend: self,
                                         backend: nil)
                 capture(ev)
                 if let decision = runRequestRules(ev) { return decision }
                 if let decision = runRedirectRules(ev) { return decision }
                 var chosen: String?
-                if let index = firstBackendRule(ev) { chosen = backendRules[index].backend }
-                guard let backend = resolve(chosen) else { return .respond(errorResponse(503)) }
+                var resolved: HTTPRuleSet?
+                if let index = firstBackendRule(ev) {
+                    if dynamicBackends.isEmpty {
+                        chosen = backendRules[index].backend
+                    } else if let format = dynamicBackends[index] {
+                        // HAProxy: a name no backend has is the default backend.
+                        if let text = ev.render(format, .raw), !text.isEmpty {
+                            let name = String(decoding: text, as: UTF8.self)
+                            if let found = resolve(name) {
+                                chosen = name
+                                resolved = found
+                            }
+                        }
+                    } else {
+                        chosen = backendRules[index].backend
+                    }
+                }
+                guard let backend = resolved ?? resolve(chosen) else { return .respond(errorResponse(503)) }
                 ev.backend = backend
                 if backend !== self {
                     if let decision = backend.runRequestRules(ev) { return decision }
@@ -230,6 +250,8 @@ extension HTTPRuleSet {
                 ev.scratch.setVariable(key, nil)
             case .stick(let action):
                 ev.perform(action, level: .request)
+            case .setAddress(let part, let sample):
+                ev.setAddress(part, sample)
             case .returnResponse(let r):
                 return .respond(localResponse(r, ev) ?? ev.frontend.errorResponse(500, backend: ev.backend))
             case .redirect(let r):

@@ -73,6 +73,8 @@ final class HTTPRuleSet: @unchecked Sendable {
     let requestRules: [HTTPCompiledRequestRule]
     let redirectRules: [(redirect: HTTPCompiledRedirect, condition: HTTPCompiledCondition?)]
     let backendRules: [(backend: String, condition: HTTPCompiledCondition?)]
+    /// The `use_backend` rules with a log-format name, by index in `backendRules`.
+    let dynamicBackends: [Int: HTTPCompiledFormat]
     let responseRules: [HTTPCompiledResponseRule]
     let forwardFor: HTTPCompiledForwardedHeader?
     let originalTo: HTTPCompiledForwardedHeader?
@@ -87,9 +89,10 @@ final class HTTPRuleSet: @unchecked Sendable {
 
     /// Compiles `proxy.http` (and the server cookies and balancing parameter). Throws the first
     /// invalid regular expression, with its location.
-    init(_ proxy: Proxy, stickTables: [String: StickTable] = [:]) throws(ConfigError) {
+    init(_ proxy: Proxy, stickTables: [String: StickTable] = [:], maps: [String: SharedMap] = [:]) throws(ConfigError) {
         let constants = HTTPRuleConstants()
         constants.userlists = proxy.http.userlists
+        constants.maps = maps
         constants.proxyName = proxy.name
         constants.stickTables = stickTables
         self.constants = constants
@@ -117,10 +120,13 @@ final class HTTPRuleSet: @unchecked Sendable {
         self.redirectRules = redirectRules
 
         var backendRules: [(backend: String, condition: HTTPCompiledCondition?)] = []
+        var dynamicBackends: [Int: HTTPCompiledFormat] = [:]
         for rule in http.backendRules {
+            if let format = rule.dynamic { dynamicBackends[backendRules.count] = HTTPCompiledFormat(format, constants: constants) }
             backendRules.append((rule.backend, try condition(rule.condition)))
         }
         self.backendRules = backendRules
+        self.dynamicBackends = dynamicBackends
 
         var responseRules: [HTTPCompiledResponseRule] = []
         for rule in http.responseRules {

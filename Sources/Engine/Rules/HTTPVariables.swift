@@ -99,3 +99,63 @@ extension HTTPEvaluation {
         }
     }
 }
+
+extension HTTPEvaluation {
+    /// `set-src`, `set-src-port`, `set-dst`, `set-dst-port`: the connection's address or port as
+    /// the expression gives it (an address, or text that is one; an integer port), keeping the
+    /// other half, as HAProxy; a value of another kind changes nothing. Request rules only: their
+    /// evaluation's connection is `processRequest`'s own copy, and the session takes the change
+    /// from the scratch for the rest of the request (HAProxy's stream: the next request on the
+    /// connection starts from the accepted addresses).
+    func setAddress(_ part: ConnectionAddressPart, _ sample: HTTPCompiledSample) {
+        guard let value = value(sample) else { return }
+        let info = UnsafeMutablePointer(mutating: connection)
+        switch part {
+        case .source, .destination:
+            let bits: HTTPAddressBits
+            switch value {
+            case .address(let a): bits = a
+            case .bytes(let b):
+                guard let a = HTTPAddressBits.parse(b) else { return }
+                bits = a
+            default: return
+            }
+            let address = bits.ipAddress
+            if part == .source {
+                let new = SocketEndpoint(address: address, port: info.pointee.client?.port ?? 0)
+                info.pointee.client = new
+                scratch.clientOverride = new
+            } else {
+                let new = SocketEndpoint(address: address, port: info.pointee.localEndpoint?.port ?? 0)
+                info.pointee.local = new
+                scratch.localOverride = new
+            }
+        case .sourcePort, .destinationPort:
+            guard let n = integer(of: value), n >= 0, n <= 65535 else { return }
+            if part == .sourcePort {
+                guard var endpoint = info.pointee.client else { return }
+                endpoint.port = UInt16(n)
+                info.pointee.client = endpoint
+                scratch.clientOverride = endpoint
+            } else {
+                guard var endpoint = info.pointee.localEndpoint else { return }
+                endpoint.port = UInt16(n)
+                info.pointee.local = endpoint
+                scratch.localOverride = endpoint
+            }
+        }
+    }
+}
+
+extension HTTPAddressBits {
+    /// The model's address.
+    var ipAddress: IPAddress {
+        guard isV6 else { return .v4(v4) }
+        var bytes = [UInt8](repeating: 0, count: 16)
+        for i in 0..<8 {
+            bytes[i] = UInt8(truncatingIfNeeded: high >> UInt64(56 - 8 * i))
+            bytes[8 + i] = UInt8(truncatingIfNeeded: low >> UInt64(56 - 8 * i))
+        }
+        return .v6(bytes)
+    }
+}

@@ -136,9 +136,16 @@ final class TCPRuleSet: @unchecked Sendable {
             var ev = HTTPEvaluation(request: nil, response: nil, connection: connection, scratch: scratch,
                                     frontend: evaluator, backend: nil)
             ev.payload = payload
-            for rule in backendRules {
+            for (i, rule) in backendRules.enumerated() {
                 scratch.samples.reset()
-                if rule.condition.evaluate(ev) { return rule.backend }
+                scratch.text.reset()
+                guard rule.condition.evaluate(ev) else { continue }
+                // `use_backend %[…]`: the rendered name (one no backend has: the default backend).
+                if let format = evaluator.dynamicBackends[i] {
+                    guard let text = ev.render(format, .raw), !text.isEmpty else { return nil }
+                    return String(decoding: text, as: UTF8.self)
+                }
+                return rule.backend
             }
             return nil
         }

@@ -196,12 +196,19 @@ extension HTTPSession {
             return
         }
         let scratch = self.scratch ?? HTTPRuleScratch(capacity: loop.buffers.size)
+        scratch.mapSlot = loop.index
         self.scratch = scratch
         // Stick counters: a connection's first request under a generation with tables gets its
         // tracker; counters tracked for the connection count each request.
         if tracker == nil, frontend.generation.tracksStickCounters { tracker = StickTracker() }
         if let tracker, !tracker.isEmpty { tracker.countHTTPRequest() }
-        let info = connectionInfo
+        if addressesChanged {
+            // The previous request's `set-src`/`set-dst` was its own.
+            clientAddress = acceptedClientAddress
+            localAddress = acceptedLocalAddress
+            addressesChanged = false
+        }
+        var info = connectionInfo
         // `tcp-request content` in mode http: evaluated for each request, on the connection (its
         // addresses, its TLS) before the HTTP rules; `reject` closes without an answer (HAProxy's).
         if let tcp = frontend.tcpRules, !tcp.content.isEmpty,
@@ -223,6 +230,15 @@ extension HTTPSession {
                 // before switching): its own rules stand in, and a request the page does not take
                 // is answered 503 below.
                 return chosen?.rules ?? (frontend.proxy.stats != nil ? rules : nil)
+            }
+            // `set-src`, `set-dst`: the request's addresses from now on (logs, X-Forwarded-For).
+            if scratch.clientOverride != nil || scratch.localOverride != nil {
+                addressesChanged = true
+                if let client = scratch.clientOverride { clientAddress = client }
+                if let local = scratch.localOverride { localAddress = local }
+                scratch.clientOverride = nil
+                scratch.localOverride = nil
+                info = connectionInfo
             }
             switch decision {
             case .respond(let answer):

@@ -37,7 +37,15 @@ final class HTTPSession: ListedSession {
     /// The listener the connection came through: it says which frontend serves the next request.
     let listener: Listener
     let clientFD: Int32
-    let clientAddress: SocketEndpoint?
+    /// The request's client address: `http-request set-src` and `set-src-port` change it for the
+    /// transaction (HAProxy's stream), the next request starts from the accepted one.
+    var clientAddress: SocketEndpoint?
+    let acceptedClientAddress: SocketEndpoint?
+    /// The local address known at accept (a PROXY header's destination), what a request's
+    /// `set-dst` is undone to.
+    let acceptedLocalAddress: SocketEndpoint?
+    /// `set-src`/`set-dst` changed the addresses of the current request.
+    var addressesChanged = false
     /// `bind … ssl`: the client connection's TLS (nil: a plain socket), with the listener's
     /// context of the generation current at accept, kept for the connection's life.
     let clientTLS: TLSConnection?
@@ -122,6 +130,8 @@ final class HTTPSession: ListedSession {
         self.listener = listener
         self.clientFD = clientFD
         self.clientAddress = clientAddress
+        acceptedClientAddress = clientAddress
+        acceptedLocalAddress = localAddress
         self.clientTLS = tls
         self.connectionCounters = frontend.counters
         let global = frontend.generation.config.config.global

@@ -176,7 +176,7 @@ extension Engine {
         guard let condition = page.admin else { return false }
         let constants = HTTPRuleConstants()
         guard let compiled = try? HTTPCompiledCondition(condition, constants: constants),
-              let rules = frontend.rules ?? (try? HTTPRuleSet(frontend.proxy)) else { return false }
+              let rules = frontend.rules ?? (try? HTTPRuleSet(frontend.proxy, maps: frontend.generation?.maps ?? [:])) else { return false }
         scratch.beginRule()
         let result = withUnsafePointer(to: connection) { connection in
             compiled.evaluate(HTTPEvaluation(request: HTTPMessageView(input: input, head: head, edits: scratch.request),
