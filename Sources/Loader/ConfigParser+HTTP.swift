@@ -16,7 +16,7 @@ extension ConfigParser {
             if drafts[i].proxy.mode == .tcp
                 && (!drafts[i].httpOnlyLines.isEmpty || !drafts[i].serverNotes.isDisjoint(with: [.cookie, .observeLayer7]))
             {
-                httpInTCPMode(i, &errors)
+                httpInTCPMode(i, &errors, &warnings)
             }
             if !drafts[i].checkRuleLines.isEmpty { checkRules(i, &errors) }
             if let location = drafts[i].preferLastServer, drafts[i].proxy.mode == .tcp, drafts[i].proxy.isBackend {
@@ -166,12 +166,26 @@ extension ConfigParser {
         }
     }
 
-    /// HAProxy ignores HTTP keywords in a TCP proxy with a warning; strata refuses them. Those a
-    /// proxy inherits from a `defaults` section are not its lines: the engine ignores them in TCP.
-    private func httpInTCPMode(_ i: Int, _ errors: inout [ConfigError]) {
+    /// HAProxy ignores HTTP keywords in a TCP proxy with a warning. strata does the same for the
+    /// HTTP rules and `option forwardfor|originalto` (which a TCP session never applies: HAProxy's
+    /// warning, once per keyword and proxy) and refuses the others. Those a proxy inherits from a
+    /// `defaults` section are not its lines: the engine ignores them in TCP.
+    private func httpInTCPMode(_ i: Int, _ errors: inout [ConfigError], _ warnings: inout [ConfigError]) {
         let what = "\(drafts[i].proxy.kind.rawValue) '\(drafts[i].proxy.name)'"
+        var warned: Set<String> = []
         for (keyword, location) in drafts[i].httpOnlyLines {
-            errors.append(ConfigError(location, "'\(keyword)' needs 'mode http' (\(what) is in mode tcp)"))
+            switch keyword {
+            case "http-request", "http-response", "http-after-response":
+                if warned.insert(keyword).inserted {
+                    warnings.append(ConfigError(location, "'\(keyword)' rules ignored for \(what) as they require HTTP mode."))
+                }
+            case "option forwardfor", "option originalto":
+                if warned.insert(keyword).inserted {
+                    warnings.append(ConfigError(location, "'\(keyword)' ignored for \(what) as it requires HTTP mode."))
+                }
+            default:
+                errors.append(ConfigError(location, "'\(keyword)' needs 'mode http' (\(what) is in mode tcp)"))
+            }
         }
         guard !drafts[i].serverNotes.isDisjoint(with: [.cookie, .observeLayer7]) else { return }
         let servers = drafts[i].proxy.servers

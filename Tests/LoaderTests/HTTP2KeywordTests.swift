@@ -43,3 +43,28 @@ import Testing
             == ["test.cfg:3: 'proto h2' needs mode http (frontend 'fe' is in mode tcp)"])
     }
 }
+
+/// HTTP rules and `option forwardfor|originalto` in a TCP proxy: HAProxy 2.6 ignores them with a
+/// warning, and so does strata; other HTTP keywords stay refused.
+@Suite struct HTTPInTCPModeTests {
+    @Test func rulesAndForwardforAreIgnoredWithHAProxysWarning() throws {
+        let loaded = try load("""
+            frontend db
+                mode tcp
+                bind 127.0.0.1:5432
+                http-request deny if { src 10.0.0.0/8 }
+                http-request set-header X-A b
+                option forwardfor
+                default_backend pg
+            backend pg
+                mode tcp
+                server p 127.0.0.1:5433
+            """)
+        #expect(loaded.warnings.map(\.description) == [
+            "test.cfg:4: 'http-request' rules ignored for frontend 'db' as they require HTTP mode.",
+            "test.cfg:6: 'option forwardfor' ignored for frontend 'db' as it requires HTTP mode.",
+        ])
+        #expect(errors("frontend db\n    mode tcp\n    bind 127.0.0.1:5432\n    balance uri\n    default_backend pg\nbackend pg\n    mode tcp\n    server p 127.0.0.1:5433\n")
+            .contains { $0.contains("needs 'mode http'") || $0.contains("not supported in section 'frontend'") })
+    }
+}
