@@ -118,6 +118,9 @@ public final class AdminServer: EventHandler {
         }
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | CLibEV_SOCK_NONBLOCK | CLibEV_SOCK_CLOEXEC, 0)
         guard fd >= 0 else { throw SystemError("socket", errno: errno) }
+        // Linux creates the socket file with the socket's own mode (less the umask): set first,
+        // the file never exists with more permissions than `mode` (then chmod makes it exact).
+        if let mode { fchmod(fd, mode_t(mode)) }
         let r = withUnsafePointer(to: &addr) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
         }
