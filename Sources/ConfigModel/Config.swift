@@ -388,6 +388,9 @@ public struct GlobalSettings: Hashable, Sendable {
     public var maxHeaders = 101
     /// `tune.h2.*`: what strata's HTTP/2 listeners announce in their SETTINGS.
     public var h2 = HTTP2Settings()
+    /// `tune.rcvbuf.client|server`, `tune.sndbuf.client|server`: the kernel's socket buffer sizes
+    /// (bytes) forced on client and server connections (nil: the kernel's own sizing).
+    public var socketBuffers = SocketBufferSizes()
     /// `spread-checks N`: a random ±N% on check intervals (0-50).
     public var spreadChecks = 0
     /// `server-state-file PATH` and `server-state-base DIR` (global).
@@ -542,5 +545,14 @@ public struct HTTP2Settings: Hashable, Sendable {
     public var maxConcurrentStreams = 100
     /// `tune.h2.max-frame-size` (16384 to 16777215).
     public var maxFrameSize = 16384
+    public init() {}
+}
+
+/// `tune.rcvbuf.*` and `tune.sndbuf.*` (SO_RCVBUF, SO_SNDBUF).
+public struct SocketBufferSizes: Hashable, Sendable {
+    public var clientReceive: Int?
+    public var clientSend: Int?
+    public var serverReceive: Int?
+    public var serverSend: Int?
     public init() {}
 }

@@ -9,7 +9,7 @@ extension KeywordReader {
         "ssl-default-server-ciphersuites", "ssl-default-server-options", "ssl-server-verify", "stats socket",
         "stats timeout", "tune.bufsize", "tune.h2.header-table-size", "tune.h2.initial-window-size",
         "tune.h2.max-concurrent-streams", "tune.h2.max-frame-size", "tune.h2.fe.header-table-size",
-        "tune.h2.fe.initial-window-size", "tune.h2.fe.max-concurrent-streams", "tune.http.maxhdr", "tune.ssl.cachesize", "tune.ssl.default-dh-param",
+        "tune.h2.fe.initial-window-size", "tune.h2.fe.max-concurrent-streams", "tune.http.maxhdr", "tune.rcvbuf.client", "tune.rcvbuf.server", "tune.sndbuf.client", "tune.sndbuf.server", "tune.ssl.cachesize", "tune.ssl.default-dh-param",
         "thread-groups", "tune.ssl.lifetime", "uid", "ulimit-n", "user",
     ]
 
@@ -209,6 +209,15 @@ extension KeywordReader {
         case "tune.http.maxhdr":
             global.maxHeaders = try line.integer(0, range: 1...32767)
             try line.noArguments(after: 1)
+        case "tune.rcvbuf.client", "tune.rcvbuf.server", "tune.sndbuf.client", "tune.sndbuf.server":
+            let size = try line.integer(0, range: 1...Int(Int32.max))
+            try line.noArguments(after: 1)
+            switch line.keyword {
+            case "tune.rcvbuf.client": global.socketBuffers.clientReceive = size
+            case "tune.rcvbuf.server": global.socketBuffers.serverReceive = size
+            case "tune.sndbuf.client": global.socketBuffers.clientSend = size
+            default: global.socketBuffers.serverSend = size
+            }
         case "tune.h2.header-table-size", "tune.h2.fe.header-table-size":
             global.h2.headerTableSize = try line.integer(0, range: 0...65536)
             try line.noArguments(after: 1)

@@ -68,3 +68,21 @@ import Testing
             .contains { $0.contains("needs 'mode http'") || $0.contains("not supported in section 'frontend'") })
     }
 }
+
+/// `tune.rcvbuf.*` and `tune.sndbuf.*`: sizes in bytes for each side.
+@Suite struct SocketBufferKeywordTests {
+    @Test func sizesPerSide() throws {
+        let sizes = try load("""
+            global
+                tune.rcvbuf.client 65536
+                tune.sndbuf.client 131072
+                tune.rcvbuf.server 32768
+                tune.sndbuf.server 16384
+            """).config.global.socketBuffers
+        #expect(sizes.clientReceive == 65536 && sizes.clientSend == 131072)
+        #expect(sizes.serverReceive == 32768 && sizes.serverSend == 16384)
+        #expect(try load("global\n").config.global.socketBuffers == SocketBufferSizes())
+        #expect(errors("global\n    tune.rcvbuf.client 0\n").first?.hasPrefix("test.cfg:2:") == true)
+        #expect(errors("global\n    tune.sndbuf.server big\n").first?.hasPrefix("test.cfg:2:") == true)
+    }
+}

@@ -49,11 +49,13 @@ final class ServerConnection: EventHandler {
     }
 
     /// Opens a non-blocking TCP connection to `endpoint` (TCP_NODELAY, SO_KEEPALIVE when asked).
-    static func open(on loop: EventLoop, to endpoint: SocketEndpoint, server: ServerState, keepAlive: Bool) -> Opening {
+    /// `buffers`: the global `tune.rcvbuf.server`/`tune.sndbuf.server`.
+    static func open(on loop: EventLoop, to endpoint: SocketEndpoint, server: ServerState, keepAlive: Bool,
+                     buffers: SocketBufferSizes = SocketBufferSizes()) -> Opening {
         let family = endpoint.address.isV6 ? AF_INET6 : AF_INET
         let fd = socket(family, Int32(SOCK_STREAM.rawValue) | CLibEV_SOCK_NONBLOCK | CLibEV_SOCK_CLOEXEC, 0)
         guard fd >= 0 else { return .noSocket(errno: errno) }
-        setTCPOptions(fd, keepAlive: keepAlive)
+        setTCPOptions(fd, keepAlive: keepAlive, receive: buffers.serverReceive, send: buffers.serverSend)
         var (addr, len) = endpoint.sockaddr
         let r = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, len) } }
         if r != 0 && errno != EINPROGRESS {

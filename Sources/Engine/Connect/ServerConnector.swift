@@ -251,7 +251,8 @@ struct ServerConnector {
         backend.counters[worker.loop].connectAttempts += 1
         let target = s.addressAndEpoch
         switch ServerConnection.open(on: worker.loop, to: ServerConnector.endpoint(target.address, clientFD: clientFD),
-                                     server: s.state, keepAlive: backend.proxy.tcpKeepAlive.server) {
+                                     server: s.state, keepAlive: backend.proxy.tcpKeepAlive.server,
+                                     buffers: backend.generation?.config.config.global.socketBuffers ?? SocketBufferSizes()) {
         case .opened(let c):
             socketWait.end()
             c.addressEpoch = target.epoch

@@ -109,7 +109,7 @@ final class H2Connection: EventHandler {
         if !counted {
             connectionCounters.sessionStarted(on: loop)
             worker.sessionStarted()
-            if let f = listener.frontend { setTCPOptions(fd, keepAlive: f.proxy.tcpKeepAlive.client) }
+            listener.frontend?.setClientOptions(fd)
         }
         listener.attach(self)
         counters.connectionOpened()

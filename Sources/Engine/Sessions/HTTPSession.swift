@@ -171,7 +171,7 @@ final class HTTPSession: ListedSession {
         connectionCounters.sessionStarted(on: loop)
         worker.sessionStarted()
         listener.attach(self)
-        if let f = listener.frontend { setTCPOptions(clientFD, keepAlive: f.proxy.tcpKeepAlive.client) }
+        listener.frontend?.setClientOptions(clientFD)
         updateInterest()
         armTimer()
         // TLS: the ClientHello has usually arrived with the connection; try it in this loop turn.

@@ -114,7 +114,7 @@ final class TCPSession: ListedSession {
         generation.shard(loop).begin(self)
         frontend.counters.sessionStarted(on: loop)
         worker.sessionStarted()
-        setTCPOptions(clientFD, keepAlive: frontend.proxy.tcpKeepAlive.client)
+        frontend.setClientOptions(clientFD)
         if frontend.proxy.log.format == .connect, !frontend.log.isEmpty, let clientAddress {
             frontend.log.send("Connect from \(clientAddress) to \((localAddress ?? localEndpoint(clientFD)).map(\.description) ?? "-") (\(frontend.name)/TCP)")
         }
@@ -672,10 +672,21 @@ final class TCPSession: ListedSession {
 }
 
 /// TCP_NODELAY (a proxy must not add Nagle's delay to small exchanges) and SO_KEEPALIVE when asked.
-func setTCPOptions(_ fd: Int32, keepAlive: Bool) {
+/// `receive`/`send`: `tune.rcvbuf.*`/`tune.sndbuf.*` for this side (nil: the kernel's sizing).
+func setTCPOptions(_ fd: Int32, keepAlive: Bool, receive: Int? = nil, send: Int? = nil) {
     var one: Int32 = 1
     setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
     if keepAlive { setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, socklen_t(MemoryLayout<Int32>.size)) }
+    if var size = receive.map(Int32.init) { setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size)) }
+    if var size = send.map(Int32.init) { setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, socklen_t(MemoryLayout<Int32>.size)) }
+}
+
+extension Frontend {
+    /// Client connections' socket options: keep-alive and the global socket buffer sizes.
+    func setClientOptions(_ fd: Int32) {
+        let sizes = generation.config.config.global.socketBuffers
+        setTCPOptions(fd, keepAlive: proxy.tcpKeepAlive.client, receive: sizes.clientReceive, send: sizes.clientSend)
+    }
 }
 
 func localEndpoint(_ fd: Int32) -> SocketEndpoint? {
