@@ -126,7 +126,7 @@ public enum ProtocolCheck: Hashable, Sendable {
     /// `option redis-check`: `PING` as a RESP array, `+PONG` back.
     case redis
     /// `option smtpchk [HELO|EHLO domain]`: a 2xx banner, then the command (default
-    /// `HELO localhost`) and a 2xx answer.
+    /// `HELO localhost`) and a 2xx answer, then `QUIT` and a 2xx answer.
     case smtp(command: String)
     /// `option pgsql-check user U`: a StartupMessage, an authentication request back.
     case pgsql(user: String)

@@ -28,6 +28,11 @@ enum ProtocolCheckRules {
                 .expect(ProtocolExpect(.prefix { smtpReply($0, classes: [0x32], separators: [0x20, 0x0D]) }, minRecv: 4,
                                        error: .layer7Status, onError: .payload(from: 4, trim: true), statusCode: true)),
                 .send(Array("\(command)\r\n".utf8)),
+                // The whole reply, continuation lines included (HAProxy waits for it, no min-recv).
+                .expect(ProtocolExpect(.prefix(smtpMultilineReply), error: .layer7Status, onSuccess: .payload(from: 4, trim: true),
+                                       onError: .payload(from: 4, trim: true), statusCode: true)),
+                // A QUIT for a clean end of the session (HAProxy 2.6.9 on, its issue 1812).
+                .send(Array("QUIT\r\n".utf8)),
                 .expect(ProtocolExpect(.prefix { smtpReply($0, classes: [0x32], separators: [0x2D, 0x20, 0x0D]) }, minRecv: 4,
                                        error: .layer7Status, onSuccess: .payload(from: 4, trim: true),
                                        onError: .payload(from: 4, trim: true), statusCode: true)),
@@ -79,6 +84,19 @@ enum ProtocolCheckRules {
         guard b.count >= 4 else { return false }
         let digits = b[0..<3].allSatisfy { $0 >= 0x30 && $0 <= 0x39 }
         return digits && (classes.isEmpty || classes.contains(b[0])) && separators.contains(b[3])
+    }
+
+    /// `^(2[0-9]{2}-[^\r]*\r\n)*2[0-9]{2}[ \r]`: 2xx continuation lines, then a last 2xx line.
+    private static func smtpMultilineReply(_ b: [UInt8]) -> Bool {
+        var p = 0
+        while b.count >= p + 4, b[p] == 0x32, b[(p + 1)...(p + 2)].allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) {
+            if b[p + 3] == 0x20 || b[p + 3] == 0x0D { return true }
+            guard b[p + 3] == 0x2D, let cr = b[(p + 4)...].firstIndex(of: 0x0D), cr + 1 < b.count, b[cr + 1] == 0x0A else {
+                return false
+            }
+            p = cr + 2
+        }
+        return false
     }
 
     /// HAProxy's SSLv3 ClientHello: 39 common ciphers, the time, a fixed random.
