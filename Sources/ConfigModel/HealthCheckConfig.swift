@@ -26,6 +26,9 @@ public struct ServerCheck: Hashable, Sendable {
     public var onError: OnError = .failCheck
     /// `on-marked-down shutdown-sessions`: close the server's sessions when it goes DOWN.
     public var shutdownSessionsOnDown = false
+    /// `check-send-proxy`: a PROXY header (the server's version, v1 by default) starts every check,
+    /// even with its own `port` or `addr`.
+    public var sendProxy = false
     /// `agent-check` and others are not supported (the Loader refuses them).
 
     public enum ObserveMode: String, Hashable, Sendable {

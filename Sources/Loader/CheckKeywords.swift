@@ -367,6 +367,8 @@ extension KeywordReader {
         }
         switch option {
         case "check": check.enabled = true
+        case "check-send-proxy": check.sendProxy = true
+        case "no-check-send-proxy": check.sendProxy = false
         case "no-check": check.enabled = false
         case "inter": check.interval = try positiveTime()
         case "fastinter": check.fastInterval = try positiveTime()

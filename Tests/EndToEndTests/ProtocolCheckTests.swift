@@ -288,4 +288,53 @@ final class ProtocolOrigin: @unchecked Sendable {
         #expect(strata.waitForOutput("Server tls/quiet is DOWN, reason: Layer6 timeout"), "\(strata.output.joined(separator: "\n"))")
         #expect(strata.waitForOutput("Server redis/quiet is DOWN, reason: Layer7 timeout"), "\(strata.output.joined(separator: "\n"))")
     }
+
+    @Test func checkSendProxyPutsAPROXYHeaderBeforeTheCheck() throws {
+        // Reads up to the end of the redis PING; answers +PONG.
+        let talk: @Sendable (Int32, Bool) -> [UInt8] = { c, _ in
+            var read: [UInt8] = []
+            while !read.ends(with: Array("PING\r\n".utf8)) {
+                let more = TestSocket.read(c, count: 1)
+                if more.isEmpty { return read }
+                read += more
+            }
+            TestSocket.sendAll(c, "+PONG\r\n")
+            return read
+        }
+        let v1 = try ProtocolOrigin(healthy: true, talk), v2 = try ProtocolOrigin(healthy: true, talk)
+        let ownPort = try ProtocolOrigin(healthy: true, talk)
+        let ping = Array("*1\r\n$4\r\nPING\r\n".utf8)
+        let strata = try StrataProcess(config: """
+            global
+                stats socket @ADMIN@ level admin
+            defaults
+                mode tcp
+                timeout connect 1s
+                timeout client 10s
+                timeout server 10s
+            listen be
+                bind 127.0.0.1:\(TestSocket.freePort())
+                option redis-check
+                default-server check inter 100ms rise 1 fall 1
+                server v1 127.0.0.1:\(v1.port) check-send-proxy
+                server v2 127.0.0.1:\(v2.port) send-proxy-v2 check-send-proxy addr 127.0.0.1
+                server own 127.0.0.1:1 send-proxy port \(ownPort.port)
+            """)
+        #expect(strata.waitForAdmin())
+        #expect(try eventually { v1.checks >= 2 && v2.checks >= 2 && ownPort.checks >= 2 })
+        // Without send-proxy on the server: a v1 header for the checks only.
+        #expect(v1.received.first == Array("PROXY UNKNOWN\r\n".utf8) + ping)
+        // send-proxy-v2: a v2 LOCAL header, even with the check's own addr.
+        let signature: [UInt8] = [0x0D, 0x0A, 0x0D, 0x0A, 0x00, 0x0D, 0x0A, 0x51, 0x55, 0x49, 0x54, 0x0A]
+        let second = try #require(v2.received.first)
+        #expect(Array(second.prefix(14)) == signature + [0x20, 0x00])
+        #expect(second.ends(with: ping))
+        // A check with its own port and no check-send-proxy goes without the server's header.
+        #expect(ownPort.received.first == ping)
+        #expect(try strata.serversState("be").values.allSatisfy { $0.operational == 2 })
+    }
+}
+
+extension Array where Element == UInt8 {
+    fileprivate func ends(with suffix: [UInt8]) -> Bool { count >= suffix.count && Array(self[(count - suffix.count)...]) == suffix }
 }

@@ -215,4 +215,14 @@ import Testing
         #expect(loaded.config.proxies[0].checks.kind == .protocolCheck(.smtp(command: "HELO localhost")))
         #expect(loaded.warnings.map(\.description) == ["test.cfg:2: 'option smtpchk' expects HELO or EHLO and a domain: it sends 'HELO localhost' (as HAProxy)"])
     }
+
+    @Test func checkSendProxyIsACheckOption() throws {
+        let loaded = try load("""
+            backend b
+                default-server check-send-proxy
+                server s1 127.0.0.1:1 check
+                server s2 127.0.0.1:2 check no-check-send-proxy
+            """)
+        #expect(loaded.config.proxies[0].servers.map(\.options.check.sendProxy) == [true, false])
+    }
 }
