@@ -26,6 +26,9 @@ public struct ServerCheck: Hashable, Sendable {
     public var onError: OnError = .failCheck
     /// `on-marked-down shutdown-sessions`: close the server's sessions when it goes DOWN.
     public var shutdownSessionsOnDown = false
+    /// `check-send-proxy`: a PROXY header (the server's version, v1 by default) starts every check,
+    /// even with its own `port` or `addr`.
+    public var sendProxy = false
     /// `agent-check` and others are not supported (the Loader refuses them).
 
     public enum ObserveMode: String, Hashable, Sendable {
@@ -114,6 +117,39 @@ public enum HealthCheckKind: Hashable, Sendable {
     case http(HTTPCheck)
     /// `option tcp-check` with `tcp-check` rules.
     case tcpCheck([TCPCheckStep])
+    /// `option ssl-hello-chk`, `redis-check`, `smtpchk`, `pgsql-check`, `mysql-check`, `ldap-check`:
+    /// HAProxy's predefined tcp-check rule sets for these protocols.
+    case protocolCheck(ProtocolCheck)
+}
+
+/// A check speaking a server's protocol, as HAProxy's built-in rule sets (src/tcpcheck.c) do.
+public enum ProtocolCheck: Hashable, Sendable {
+    /// `option ssl-hello-chk`: an SSLv3 ClientHello, a handshake or alert record back (L6OK).
+    case sslHello
+    /// `option redis-check`: `PING` as a RESP array, `+PONG` back.
+    case redis
+    /// `option smtpchk [HELO|EHLO domain]`: a 2xx banner, then the command (default
+    /// `HELO localhost`) and a 2xx answer, then `QUIT` and a 2xx answer.
+    case smtp(command: String)
+    /// `option pgsql-check user U`: a StartupMessage, an authentication request back.
+    case pgsql(user: String)
+    /// `option mysql-check [user U [post-41|pre-41]]`: the server's initial handshake; with a user,
+    /// a handshake response and COM_QUIT, then an OK packet.
+    case mysql(user: String?, post41: Bool)
+    /// `option ldap-check`: an anonymous LDAPv3 bind, a successful bind response back.
+    case ldap
+
+    /// The option's name as written in a configuration.
+    public var keyword: String {
+        switch self {
+        case .sslHello: "option ssl-hello-chk"
+        case .redis: "option redis-check"
+        case .smtp: "option smtpchk"
+        case .pgsql: "option pgsql-check"
+        case .mysql: "option mysql-check"
+        case .ldap: "option ldap-check"
+        }
+    }
 }
 
 /// A backend's check settings.

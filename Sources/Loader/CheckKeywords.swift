@@ -57,6 +57,57 @@ extension KeywordReader {
             try line.noArguments()
             draft.proxy.checks.kind = .tcpCheck([])  // the steps are set once the section is read
 
+        case "option ssl-hello-chk", "option redis-check", "option ldap-check":
+            try line.noArguments()
+            draft.proxy.checks.kind = .protocolCheck(line.keyword == "option ssl-hello-chk" ? .sslHello
+                : line.keyword == "option redis-check" ? .redis : .ldap)
+
+        case "option smtpchk":
+            // HAProxy sends `HELO localhost` unless the arguments are HELO or EHLO and a domain.
+            var command = "HELO localhost"
+            if line.args.count > 2 {
+                throw line.error("unexpected argument '\(line.args[line.args.startIndex + 2])' to 'option smtpchk' (expected [HELO|EHLO DOMAIN])")
+            }
+            if let verb = line.optionalArgument(0) {
+                if let domain = line.optionalArgument(1), verb == "HELO" || verb == "EHLO" {
+                    command = "\(verb) \(domain)"
+                } else {
+                    draft.lineWarnings.append(line.error("'option smtpchk' expects HELO or EHLO and a domain: it sends 'HELO localhost' (as HAProxy)"))
+                }
+            }
+            draft.proxy.checks.kind = .protocolCheck(.smtp(command: command))
+
+        case "option pgsql-check":
+            guard line.optionalArgument(0) != nil, let user = line.optionalArgument(1) else {
+                throw line.error("'option pgsql-check' expects 'user <username>' as argument")
+            }
+            guard line.optionalArgument(0) == "user" else {
+                throw line.error("'option pgsql-check' only supports optional values: 'user' (got '\(line.optionalArgument(0)!)')")
+            }
+            try line.noArguments(after: 2)
+            draft.proxy.checks.kind = .protocolCheck(.pgsql(user: user))
+
+        case "option mysql-check":
+            var user: String?
+            var post41 = true
+            if let option = line.optionalArgument(0) {
+                guard option == "user" else {
+                    throw line.error("'option mysql-check' only supports optional values: 'user' (got '\(option)')")
+                }
+                guard let name = line.optionalArgument(1), !name.isEmpty else {
+                    throw line.error("'option mysql-check user' expects <username> as argument")
+                }
+                user = name
+                if let version = line.optionalArgument(2) {
+                    guard version == "post-41" || version == "pre-41" else {
+                        throw line.error("'option mysql-check user' only supports 'post-41' and 'pre-41' (got '\(version)')")
+                    }
+                    post41 = version == "post-41"
+                }
+                try line.noArguments(after: 3)
+            }
+            draft.proxy.checks.kind = .protocolCheck(.mysql(user: user, post41: post41))
+
         case "http-check":
             try httpCheck(line, draft: &draft)
 
@@ -316,6 +367,8 @@ extension KeywordReader {
         }
         switch option {
         case "check": check.enabled = true
+        case "check-send-proxy": check.sendProxy = true
+        case "no-check-send-proxy": check.sendProxy = false
         case "no-check": check.enabled = false
         case "inter": check.interval = try positiveTime()
         case "fastinter": check.fastInterval = try positiveTime()

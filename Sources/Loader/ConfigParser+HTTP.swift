@@ -207,7 +207,7 @@ extension ConfigParser {
         switch drafts[i].proxy.checks.kind {
         case .http: http = true
         case .tcpCheck: tcp = true
-        case .connect: break
+        case .connect, .protocolCheck: break
         }
         for (keyword, location) in drafts[i].checkRuleLines {
             if keyword == "http-check" && !http {

@@ -47,6 +47,12 @@ extension KeywordReader {
         ("option http-keep-alive", all),
         ("option http-server-close", all),
         ("option httpchk", backSide),
+        ("option ldap-check", backSide),
+        ("option mysql-check", backSide),
+        ("option pgsql-check", backSide),
+        ("option redis-check", backSide),
+        ("option smtpchk", backSide),
+        ("option ssl-hello-chk", backSide),
         ("option httpclose", all),
         ("option httplog", frontSide),
         ("option log-separate-errors", frontSide),
@@ -455,15 +461,15 @@ extension KeywordReader {
     // MARK: server
 
     static let serverOptionNames = [
-        "addr", "backup", "check", "cookie", "disabled", "downinter", "error-limit", "fall", "fastinter", "inter",
-        "maxconn", "no-check", "no-send-proxy", "no-send-proxy-v2", "observe", "on-error", "on-marked-down", "port",
+        "addr", "backup", "check", "check-send-proxy", "cookie", "disabled", "downinter", "error-limit", "fall", "fastinter", "inter",
+        "maxconn", "no-check", "no-check-send-proxy", "no-send-proxy", "no-send-proxy-v2", "observe", "on-error", "on-marked-down", "port",
         "proxy-v2-options", "rise", "send-proxy", "send-proxy-v2", "send-proxy-v2-ssl", "send-proxy-v2-ssl-cn", "slowstart", "maxqueue",
         "weight",
     ] + resolutionOptionNames
     /// HAProxy's other `server` options: "not supported yet" rather than "unknown".
     static let otherServerOptions: Set<String> = [
         "agent-addr", "agent-check", "agent-inter", "agent-port", "agent-send", "allow-0rtt", "alpn",
-        "ca-file", "check-alpn", "check-proto", "check-send-proxy", "check-sni", "check-ssl",
+        "ca-file", "check-alpn", "check-proto", "check-sni", "check-ssl",
         "check-via-socks4", "ciphers", "ciphersuites", "crl-file", "crt", "enabled",
         "force-sslv3", "force-tlsv10", "force-tlsv11", "force-tlsv12",
         "force-tlsv13", "id", "log-proto", "max-reuse", "minconn",

@@ -146,4 +146,83 @@ import Testing
             == ["test.cfg:3: 'balance' is not supported in section 'frontend' (only in defaults, listen, backend)"])
         #expect(errors("global\n    spread-checks 5x\n") == ["test.cfg:2: 'spread-checks' expects an integer, got '5x'"])
     }
+
+    @Test func protocolChecksAndTheirOptions() throws {
+        let loaded = try load("""
+            defaults
+                option redis-check
+            backend inherits
+                server s 127.0.0.1:1 check
+            backend tls
+                option ssl-hello-chk
+                server s 127.0.0.1:2 check
+            backend mail
+                option smtpchk EHLO mail.example.com
+                server s 127.0.0.1:3 check
+            backend mail-default
+                option smtpchk
+                server s 127.0.0.1:4 check
+            backend pg
+                option pgsql-check user haproxy
+                server s 127.0.0.1:5 check
+            backend my
+                option mysql-check user haproxy
+                server s 127.0.0.1:6 check
+            backend my-old
+                option mysql-check user check pre-41
+                server s 127.0.0.1:7 check
+            backend my-anonymous
+                option mysql-check
+                server s 127.0.0.1:8 check
+            backend directory
+                option ldap-check
+                server s 127.0.0.1:9 check
+            backend replaced
+                option ldap-check
+                option httpchk GET /
+                server s 127.0.0.1:10 check
+            """)
+        let kinds = loaded.config.proxies.map(\.checks.kind)
+        #expect(kinds[0] == .protocolCheck(.redis))
+        #expect(kinds[1] == .protocolCheck(.sslHello))
+        #expect(kinds[2] == .protocolCheck(.smtp(command: "EHLO mail.example.com")))
+        #expect(kinds[3] == .protocolCheck(.smtp(command: "HELO localhost")))
+        #expect(kinds[4] == .protocolCheck(.pgsql(user: "haproxy")))
+        #expect(kinds[5] == .protocolCheck(.mysql(user: "haproxy", post41: true)))
+        #expect(kinds[6] == .protocolCheck(.mysql(user: "check", post41: false)))
+        #expect(kinds[7] == .protocolCheck(.mysql(user: nil, post41: true)))
+        #expect(kinds[8] == .protocolCheck(.ldap))
+        guard case .http = kinds[9] else { Issue.record("\(kinds[9])"); return }
+        #expect(loaded.warnings.isEmpty)
+    }
+
+    @Test func protocolCheckErrorsCarryTheirLine() throws {
+        func first(_ option: String) -> [String] {
+            errors("backend b\n    \(option)\n    server s 127.0.0.1:1 check\n")
+        }
+        #expect(first("option pgsql-check") == ["test.cfg:2: 'option pgsql-check' expects 'user <username>' as argument"])
+        #expect(first("option pgsql-check login bob") == ["test.cfg:2: 'option pgsql-check' only supports optional values: 'user' (got 'login')"])
+        #expect(first("option mysql-check login bob") == ["test.cfg:2: 'option mysql-check' only supports optional values: 'user' (got 'login')"])
+        #expect(first("option mysql-check user") == ["test.cfg:2: 'option mysql-check user' expects <username> as argument"])
+        #expect(first("option mysql-check user bob post-50") == ["test.cfg:2: 'option mysql-check user' only supports 'post-41' and 'pre-41' (got 'post-50')"])
+        #expect(first("option redis-check now") == ["test.cfg:2: unexpected argument 'now' to 'option redis-check'"])
+        #expect(first("option smtpchk EHLO a.example b") == ["test.cfg:2: unexpected argument 'b' to 'option smtpchk' (expected [HELO|EHLO DOMAIN])"])
+        #expect(first("option spop-check").first?.hasPrefix("test.cfg:2: 'option spop-check' is not supported") == true)
+        #expect(first("option external-check").first?.hasPrefix("test.cfg:2: 'option external-check' is not supported") == true)
+        #expect(first("external-check command /bin/true").first?.hasPrefix("test.cfg:2: 'external-check' is not supported") == true)
+        // HAProxy sends `HELO localhost` for anything but HELO or EHLO with a domain: said, not refused.
+        let loaded = try load("backend b\n    option smtpchk QUIT\n    server s 127.0.0.1:1 check\n")
+        #expect(loaded.config.proxies[0].checks.kind == .protocolCheck(.smtp(command: "HELO localhost")))
+        #expect(loaded.warnings.map(\.description) == ["test.cfg:2: 'option smtpchk' expects HELO or EHLO and a domain: it sends 'HELO localhost' (as HAProxy)"])
+    }
+
+    @Test func checkSendProxyIsACheckOption() throws {
+        let loaded = try load("""
+            backend b
+                default-server check-send-proxy
+                server s1 127.0.0.1:1 check
+                server s2 127.0.0.1:2 check no-check-send-proxy
+            """)
+        #expect(loaded.config.proxies[0].servers.map(\.options.check.sendProxy) == [true, false])
+    }
 }

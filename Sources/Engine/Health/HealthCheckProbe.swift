@@ -24,6 +24,9 @@ struct HealthCheckProbe {
     }
 
     private let plan: Plan
+    /// A protocol check's rules (`option redis-check` …): HAProxy names no tcp-check step in their
+    /// failures.
+    private let protocolRules: Bool
     /// Bytes received since the last send or connect, at most `capacity`.
     private(set) var input: [UInt8] = []
     let capacity: Int
@@ -32,9 +35,12 @@ struct HealthCheckProbe {
     /// tcp-check: an expect right after a send or connect reads first (HAProxy's must_read).
     private var mustRead = true
     private var ended = false
+    /// A protocol check: what its last expect rule said when it passed.
+    private var protocolOutcome: HealthCheckOutcome?
 
     init(kind: HealthCheckKind, capacity: Int = 16384) {
         self.capacity = max(1024, capacity)
+        if case .protocolCheck = kind { protocolRules = true } else { protocolRules = false }
         switch kind {
         case .connect:
             plan = .connect
@@ -46,6 +52,11 @@ struct HealthCheckProbe {
             var implicit = true
             if case .connect? = steps.first { implicit = false }
             plan = .tcpCheck(steps.map(CompiledTCPStep.init), implicitConnect: implicit)
+        case .protocolCheck(let check):
+            let steps = ProtocolCheckRules.steps(check)
+            var implicit = true
+            if case .connect? = steps.first { implicit = false }
+            plan = .tcpCheck(steps, implicitConnect: implicit)
         }
     }
 
@@ -147,14 +158,17 @@ struct HealthCheckProbe {
 
     /// The check's time ran out, connecting (Layer4) or waiting for the answer (Layer7).
     func timedOut(connecting: Bool) -> HealthCheckOutcome {
-        HealthCheckOutcome(connecting ? .layer4Timeout : .layer7Timeout, info: stepSuffix)
+        if !connecting, case .tcpCheck(let steps, _) = plan, steps.indices.contains(step), case .expect(let e) = steps[step] {
+            return HealthCheckOutcome(e.timeout, info: stepSuffix)
+        }
+        return HealthCheckOutcome(connecting ? .layer4Timeout : .layer7Timeout, info: stepSuffix)
     }
 
     static func errorText(_ e: Int32) -> String { String(cString: strerror(e)) }
 
     /// tcp-check: where the check was when the connection failed, HAProxy's words.
     private var stepSuffix: String {
-        guard case .tcpCheck(let steps, _) = plan else { return "" }
+        guard case .tcpCheck(let steps, _) = plan, !protocolRules else { return "" }
         if step < 0 { return " at initial connection step of tcp-check" }
         var s = " at step \(step + 1) of tcp-check"
         switch steps[step] {
@@ -163,6 +177,7 @@ struct HealthCheckProbe {
         case .expectString(let text, _): s += " (expect string '\(text)')"
         case .expectBinary(let bytes, _): s += " (expect binary '\(CompiledTCPStep.hex(bytes))')"
         case .expectRegex: s += " (expect regex)"
+        case .expect: s += " (expect)"
         }
         return s
     }
@@ -216,6 +231,16 @@ struct HealthCheckProbe {
                 input.removeAll(keepingCapacity: true)
                 ended = false
                 return .send(bytes)
+            case .expect(let e):
+                if mustRead { return .receive }
+                if lastRead && input.isEmpty {
+                    return .done(HealthCheckOutcome(e.error, info: "TCPCHK got an empty response at step \(i + 1)"))
+                }
+                switch e.evaluate(input, lastRead: lastRead) {
+                case .wait: return .receive
+                case .failed(let outcome): return .done(outcome)
+                case .passed(let outcome): protocolOutcome = outcome
+                }
             case .expectString, .expectBinary, .expectRegex:
                 if mustRead { return .receive }
                 switch steps[i].match(input, lastRead: lastRead) {
@@ -235,7 +260,8 @@ struct HealthCheckProbe {
         // Every rule ran: the last one says what passed.
         switch steps.last {
         case nil: return .done(HealthCheckOutcome(.layer4OK))
-        case .connect?: return .done(HealthCheckOutcome(.layer4OK, info: "(tcp-check)"))
+        case .connect?: return .done(HealthCheckOutcome(.layer4OK, info: protocolRules ? "" : "(tcp-check)"))
+        case .expect?: return .done(protocolOutcome ?? HealthCheckOutcome(.layer7OK))
         default: return .done(HealthCheckOutcome(.layer7OK, code: 0, info: "(tcp-check)"))
         }
     }
@@ -311,6 +337,8 @@ enum CompiledTCPStep {
     case expectString(String, negated: Bool)
     case expectBinary([UInt8], negated: Bool)
     case expectRegex(Regex<AnyRegexOutput>?, negated: Bool)
+    /// A protocol check's expect rule.
+    case expect(ProtocolExpect)
 
     init(_ step: TCPCheckStep) {
         switch step {
@@ -342,7 +370,7 @@ enum CompiledTCPStep {
         case .expectRegex(let regex, let negated):
             matched = regex.map { String(decoding: input, as: UTF8.self).contains($0) } ?? false
             inverse = negated
-        case .connect, .send:
+        case .connect, .send, .expect:
             return .passed
         }
         if !matched && !lastRead { return .wait }
@@ -355,7 +383,7 @@ enum CompiledTCPStep {
         case .expectString(let s, _): return "\(head) '\(s)' at step \(step)"
         case .expectBinary: return "\(head) (binary) at step \(step)"
         case .expectRegex: return "\(head) (regex) at step \(step)"
-        case .connect, .send: return head
+        case .connect, .send, .expect: return head
         }
     }
 

@@ -208,9 +208,16 @@ final class HealthChecker: EventHandler {
         case .opened(let c):
             c.owner = self
             // HAProxy: a server's PROXY header goes with its checks too unless they have their own
-            // `port` or `addr` (`check-send-proxy` is not supported yet): UNKNOWN / LOCAL.
-            if let send = server.config.options.sendProxy, check.port == nil, check.address == nil, port == nil {
-                c.proxyHeader = ProxyHeaderBuilder.header(send, source: nil)
+            // `port` or `addr`; `check-send-proxy` sends one whatever their address, in the
+            // server's version (v1 without one): UNKNOWN / LOCAL. A `tcp-check connect port N`
+            // rule's connection has none.
+            if port == nil {
+                if check.sendProxy {
+                    let send = server.config.options.sendProxy ?? SendProxy(version: 1)
+                    c.proxyHeader = ProxyHeaderBuilder.header(send, source: nil)
+                } else if let send = server.config.options.sendProxy, check.port == nil, check.address == nil {
+                    c.proxyHeader = ProxyHeaderBuilder.header(send, source: nil)
+                }
             }
             connection = c
             phase = .connecting

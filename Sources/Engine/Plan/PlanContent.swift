@@ -31,7 +31,7 @@ enum PlanContent {
     static let serverOptionFields = ["weight", "slowstart", "maxqueue", "maxconn", "backup", "disabled", "cookie", "check", "tls", "resolutionStorage", "sendProxy"]
     static let serverCheckFields = [
         "enabled", "interval", "fastInterval", "downInterval", "rise", "fall", "port", "address", "observe",
-        "errorLimit", "onError", "shutdownSessionsOnDown",
+        "errorLimit", "onError", "shutdownSessionsOnDown", "sendProxy",
     ]
     static let bindFields = [
         "location", "endpoint", "v6only", "backlog", "name", "interface", "reusePort", "tls", "acceptProxy",
@@ -122,6 +122,7 @@ enum PlanContent {
               a.pointee.options.check.errorLimit == b.pointee.options.check.errorLimit,
               a.pointee.options.check.onError == b.pointee.options.check.onError,
               a.pointee.options.check.shutdownSessionsOnDown == b.pointee.options.check.shutdownSessionsOnDown,
+              a.pointee.options.check.sendProxy == b.pointee.options.check.sendProxy,
               a.pointee.options.sendProxy == b.pointee.options.sendProxy,
               a.pointee.options.slowstart == b.pointee.options.slowstart,
               a.pointee.options.maxqueue == b.pointee.options.maxqueue

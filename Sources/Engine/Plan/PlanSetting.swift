@@ -70,6 +70,7 @@ enum PlanText {
         case .connect: "tcp connect"
         case .http(let c): "httpchk \(c.method) \(c.uri) \(c.version)" + (c.expectations.isEmpty ? "" : " (\(c.expectations.count) expect)")
         case .tcpCheck(let steps): "tcp-check (\(steps.count) rules)"
+        case .protocolCheck(let check): check.keyword
         }
     }
 
