@@ -433,6 +433,9 @@ public enum HTTPRequestAction: Hashable, Sendable {
     /// `set-src`, `set-src-port`, `set-dst`, `set-dst-port EXPR`: the connection's address or
     /// port as the rules, `option forwardfor`/`originalto` and the logs see it from then on.
     case setAddress(ConnectionAddressPart, SampleExpression)
+    /// `silent-drop`: the connection is closed without an answer (strata resets it: SO_LINGER 0),
+    /// counted as a denied request.
+    case silentDrop
 
     public struct Header: Hashable, Sendable {
         public var name: String
@@ -468,6 +471,11 @@ public enum HTTPResponseAction: Hashable, Sendable {
     case setVariable(name: String, value: SampleExpression)
     case setVariableFormat(name: String, value: FormatString)
     case unsetVariable(name: String)
+    /// `return …` as http-request's: the server's answer is dropped and this one sent instead.
+    case returnResponse(status: Int, contentType: String?, body: ResponseBody, headers: [HTTPRequestAction.Header])
+    /// `silent-drop`: the client connection is closed without an answer (reset), counted as a
+    /// denied response.
+    case silentDrop
 }
 
 public struct HTTPResponseRule: Hashable, Sendable {

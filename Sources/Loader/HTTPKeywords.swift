@@ -13,7 +13,7 @@ extension KeywordReader {
         "add-header", "allow", "auth", "del-header", "deny", "redirect", "tarpit", "replace-header", "replace-path", "replace-pathq",
         "replace-uri", "replace-value", "return", "set-header", "set-method", "set-path", "set-query", "set-uri",
         "use-service", "track-sc0", "track-sc1", "track-sc2", "sc-inc-gpc0", "sc-inc-gpc1", "sc-set-gpt0",
-        "set-src", "set-src-port", "set-dst", "set-dst-port",
+        "set-src", "set-src-port", "set-dst", "set-dst-port", "silent-drop",
     ]
     /// HAProxy's other http-request actions: "not supported yet" rather than unknown.
     static let otherHTTPRequestActions: Set<String> = [
@@ -22,16 +22,17 @@ extension KeywordReader {
         "sc-inc-gpc0", "sc-inc-gpc1", "sc-set-gpt0", "send-spoe-group", "set-bandwidth-limit",
         "set-log-level", "set-map", "set-mark", "set-nice", "set-pathq", "set-priority-class",
         "set-priority-offset", "set-timeout", "set-tos", "set-var", "set-var-fmt",
-        "silent-drop", "strict-mode", "track-sc0", "track-sc1", "track-sc2", "unset-var", "wait-for-body",
+        "strict-mode", "track-sc0", "track-sc1", "track-sc2", "unset-var", "wait-for-body",
         "wait-for-handshake",
     ]
     static let httpResponseActions = [
-        "add-header", "allow", "del-header", "deny", "replace-header", "replace-value", "set-header", "set-status",
+        "add-header", "allow", "del-header", "deny", "replace-header", "replace-value", "return", "set-header",
+        "set-status", "silent-drop",
     ]
     static let otherHTTPResponseActions: Set<String> = [
-        "add-acl", "cache-store", "capture", "del-acl", "del-map", "redirect", "return", "sc-inc-gpc",
+        "add-acl", "cache-store", "capture", "del-acl", "del-map", "redirect", "sc-inc-gpc",
         "sc-inc-gpc0", "sc-inc-gpc1", "sc-set-gpt0", "send-spoe-group", "set-bandwidth-limit", "set-log-level",
-        "set-map", "set-mark", "set-nice", "set-timeout", "set-tos", "set-var", "set-var-fmt", "silent-drop",
+        "set-map", "set-mark", "set-nice", "set-timeout", "set-tos", "set-var", "set-var-fmt",
         "strict-mode", "track-sc0", "track-sc1", "track-sc2", "unset-var", "wait-for-body",
     ]
 
@@ -373,7 +374,9 @@ extension KeywordReader {
         case "tarpit":
             result = .tarpit(status: try denyStatus(line, at: &i, default: 500, what: what))
         case "return":
-            result = try returnAction(line, at: &i, what: what)
+            result = try returnAction(line, at: &i, what: what, context: context)
+        case "silent-drop":
+            result = .silentDrop
         case "redirect":
             result = .redirect(try redirect(line, at: &i, context: context))
         case "allow":
@@ -448,6 +451,12 @@ extension KeywordReader {
             result = .deny(status: try denyStatus(line, at: &i, default: 502, what: what))
         case "allow":
             result = .allow
+        case "return":
+            guard case .returnResponse(let status, let contentType, let body, let headers)
+                = try returnAction(line, at: &i, what: what, context: context) else { return }
+            result = .returnResponse(status: status, contentType: contentType, body: body, headers: headers)
+        case "silent-drop":
+            result = .silentDrop
         default:
             if KeywordReader.otherHTTPResponseActions.contains(action) || action.hasPrefix("lua.") {
                 throw line.error("\(what) is not supported yet")
@@ -552,7 +561,8 @@ extension KeywordReader {
     }
 
     /// `return [status N] [content-type T] [string S | lf-string S | file F | errorfile F] [hdr N V]…`.
-    private func returnAction(_ line: KeywordLine, at i: inout Int, what: String) throws(ConfigError) -> HTTPRequestAction {
+    private func returnAction(_ line: KeywordLine, at i: inout Int, what: String,
+                              context: RuleContext) throws(ConfigError) -> HTTPRequestAction {
         var status = 200
         var contentType: String?
         var body = ResponseBody.none
@@ -577,7 +587,7 @@ extension KeywordReader {
                 let text = try value()
                 switch option {
                 case "string": body = .string(SampleParser.literal(text))
-                case "lf-string": body = .string(try formatString(text, line: line, what: what, context: .httpRequest))
+                case "lf-string": body = .string(try formatString(text, line: line, what: what, context: context))
                 case "file":
                     let path = paths.resolve(text, from: line.location)
                     switch paths.read(path, .httpMessage(bufferSize: paths.bufferSize)) {
@@ -592,7 +602,7 @@ extension KeywordReader {
                 guard let text = line.optionalArgument(i + 2) else {
                     throw line.error("\(what): 'hdr' expects a name and a value")
                 }
-                headers.append(.init(name: name, value: try formatString(text, line: line, what: what, context: .httpRequest)))
+                headers.append(.init(name: name, value: try formatString(text, line: line, what: what, context: context)))
                 i += 1
             case "lf-file", "errorfiles", "default-errorfiles":
                 throw line.error("\(what): '\(option)' is not supported yet")

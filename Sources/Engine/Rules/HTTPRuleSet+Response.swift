@@ -17,6 +17,8 @@ enum HTTPCompiledResponseAction {
     case setVariable(HTTPVariableKey, HTTPCompiledSample)
     case setVariableFormat(HTTPVariableKey, HTTPCompiledFormat)
     case unsetVariable(HTTPVariableKey)
+    case returnResponse(HTTPCompiledReturn)
+    case silentDrop
 
     init(_ action: HTTPResponseAction, location: SourceLocation, constants: HTTPRuleConstants) throws(ConfigError) {
         func format(_ f: FormatString) -> HTTPCompiledFormat { HTTPCompiledFormat(f, constants: constants) }
@@ -37,6 +39,10 @@ enum HTTPCompiledResponseAction {
         case .setVariable(let name, let value): self = .setVariable(HTTPVariableKey(name), HTTPCompiledSample(value, constants: constants))
         case .setVariableFormat(let name, let value): self = .setVariableFormat(HTTPVariableKey(name), format(value))
         case .unsetVariable(let name): self = .unsetVariable(HTTPVariableKey(name))
+        case .returnResponse(let status, let contentType, let body, let headers):
+            self = .returnResponse(HTTPCompiledReturn(status: status, contentType: contentType, body: body,
+                                                      headers: headers, constants: constants))
+        case .silentDrop: self = .silentDrop
         }
     }
 }
@@ -74,6 +80,10 @@ extension HTTPRuleSet {
             switch rule.action {
             case .allow:
                 return nil
+            case .silentDrop:
+                return .silentDrop
+            case .returnResponse(let r):
+                return .respond(localResponse(r, ev) ?? ev.frontend.errorResponse(500, backend: ev.backend))
             case .deny(let status):
                 var answer = ev.frontend.errorResponse(status, backend: ev.backend)
                 answer.isDenial = true

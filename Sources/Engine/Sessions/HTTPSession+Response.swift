@@ -145,6 +145,14 @@ extension HTTPSession {
                 responseParsed = 0
                 sendLocal(answer)
                 return
+            case .silentDrop:
+                frontend?.counters[loop].deniedResponses += 1
+                backend?.counters[loop].deniedResponses += 1
+                server?.state.counters[loop].deniedResponses += 1
+                transaction.termination = TerminationState(cause: UInt8(ascii: "P"), phase: UInt8(ascii: "H"))
+                dropSilently()
+                abortTransaction()
+                return
             }
         }
         let pool = loop.buffers

@@ -1,0 +1,79 @@
+import ConfigModel
+import Testing
+@testable import Loader
+
+/// `http-response return`, the `silent-drop` actions of http-request, http-response and
+/// tcp-request: where they land, and what stays refused.
+@Suite struct ResponseReturnKeywordTests {
+    func proxy(_ text: String) throws -> Proxy {
+        try #require(try load(text).config.proxy(named: "fe"))
+    }
+
+    @Test func httpResponseReturnReadsAsHTTPRequestReturnDoes() throws {
+        let fe = try proxy("""
+            frontend fe
+                mode http
+                bind 127.0.0.1:8080
+                http-response return status 503 content-type text/plain lf-string "was %[status]" hdr X-Kind "%[res.hdr(x-origin)]" if { status 200 }
+                http-response return status 204
+                default_backend app
+            backend app
+                mode http
+            """)
+        let rules = fe.http.responseRules
+        try #require(rules.count == 2)
+        guard case .returnResponse(503, "text/plain", .string(let body), let headers) = rules[0].action else {
+            Issue.record("\(rules[0].action)")
+            return
+        }
+        #expect(body.source == "was %[status]")
+        #expect(body.parts.contains(.sample(SampleExpression(fetch: .status))))
+        #expect(headers.map(\.name) == ["X-Kind"])
+        #expect(rules[0].condition != nil)
+        guard case .returnResponse(204, nil, .none, []) = rules[1].action else {
+            Issue.record("\(rules[1].action)")
+            return
+        }
+    }
+
+    @Test func httpResponseReturnRefusesWhatHTTPRequestReturnRefuses() {
+        let base = "backend app\n    mode http\nfrontend fe\n    mode http\n    bind 127.0.0.1:8080\n    default_backend app\n"
+        #expect(errors(base + "    http-response return status 200 string hello\n")
+            == ["test.cfg:7: 'http-response return': a body needs 'content-type' (for example content-type text/plain)"])
+        #expect(errors(base + "    http-response return status 304 content-type text/plain string x\n")
+            == ["test.cfg:7: 'http-response return': a 304 answer has no body"])
+        // A request fetch has nothing to read in a response rule.
+        #expect(errors(base + "    http-response return status 200 content-type text/plain lf-string %[path]\n")
+            == ["test.cfg:7: 'http-response return': 'path' needs the HTTP request headers: it cannot be used in an 'http-response' rule"])
+        #expect(errors(base + "    http-response return status 200 lf-file /nonexistent\n")
+            == ["test.cfg:7: 'http-response return': 'lf-file' is not supported yet"])
+    }
+
+    @Test func silentDropIsAnActionOfEachRuleSet() throws {
+        let fe = try proxy("""
+            frontend fe
+                mode http
+                bind 127.0.0.1:8080
+                tcp-request connection silent-drop if { src 10.0.0.0/8 }
+                tcp-request content silent-drop if { src 10.1.0.0/16 }
+                http-request silent-drop if { path /drop }
+                http-response silent-drop if { status 500 }
+                default_backend app
+            backend app
+                mode http
+            """)
+        #expect(fe.tcp.connection.map(\.action) == [.silentDrop])
+        #expect(fe.tcp.content.map(\.action) == [.silentDrop])
+        #expect(fe.http.requestRules.map(\.action) == [.silentDrop])
+        #expect(fe.http.responseRules.map(\.action) == [.silentDrop])
+        #expect(fe.http.requestRules[0].condition != nil)
+    }
+
+    @Test func silentDropTakesNoArgument() {
+        let base = "backend app\n    mode http\nfrontend fe\n    mode http\n    bind 127.0.0.1:8080\n    default_backend app\n"
+        #expect(errors(base + "    http-request silent-drop now\n")
+            == ["test.cfg:7: unexpected argument 'now' to 'http-request silent-drop' (a condition starts with 'if' or 'unless')"])
+        #expect(errors(base + "    http-response silent-drop 1\n")
+            == ["test.cfg:7: unexpected argument '1' to 'http-response silent-drop' (a condition starts with 'if' or 'unless')"])
+    }
+}
