@@ -567,6 +567,10 @@ public struct HTTPSettings: Hashable, Sendable {
     public var backendRules: [BackendSwitchRule] = []
     public var requestRules: [HTTPRequestRule] = []
     public var responseRules: [HTTPResponseRule] = []
+    /// `http-after-response` rules: applied to every answer, the server's after `responseRules`
+    /// and strata's own (errors, deny pages, return, redirect). Header, status and variable
+    /// actions and `allow` only.
+    public var afterResponseRules: [HTTPResponseRule] = []
     /// `redirect …` lines (evaluated after http-request rules, before use_backend, HAProxy's order).
     public var redirectRules: [RedirectRule] = []
     public var forwardFor: ForwardedHeader?

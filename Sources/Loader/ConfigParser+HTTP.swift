@@ -234,6 +234,7 @@ extension ConfigParser {
         }
         for r in http.requestRules.indices { rebind(&http.requestRules[r].condition) }
         for r in http.responseRules.indices { rebind(&http.responseRules[r].condition) }
+        for r in http.afterResponseRules.indices { rebind(&http.afterResponseRules[r].condition) }
         for r in http.redirectRules.indices { rebind(&http.redirectRules[r].condition) }
         for r in http.backendRules.indices { rebind(&http.backendRules[r].condition) }
     }

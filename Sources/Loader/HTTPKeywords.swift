@@ -36,6 +36,14 @@ extension KeywordReader {
         "strict-mode", "track-sc0", "track-sc1", "track-sc2", "unset-var", "wait-for-body",
     ]
 
+    static let httpAfterResponseActions = [
+        "add-header", "allow", "del-header", "replace-header", "replace-value", "set-header", "set-status",
+    ]
+    static let otherHTTPAfterResponseActions: Set<String> = [
+        "capture", "del-acl", "del-map", "sc-add-gpc", "sc-inc-gpc", "sc-inc-gpc0", "sc-inc-gpc1", "sc-set-gpt",
+        "sc-set-gpt0", "set-log-level", "set-map", "strict-mode",
+    ]
+
     /// The keywords of this file; false when `line` is none of them.
     func httpKeyword(_ line: KeywordLine, draft: inout ProxyDraft) throws(ConfigError) -> Bool {
         switch line.keyword {
@@ -53,6 +61,7 @@ extension KeywordReader {
             draft.proxy.http.redirectRules.append(RedirectRule(location: line.location, redirect: redirect, condition: condition))
         case "http-request": try httpRequest(line, draft: &draft)
         case "http-response": try httpResponse(line, draft: &draft)
+        case "http-after-response": try httpResponse(line, draft: &draft, after: true)
 
         case "option forwardfor":
             draft.proxy.http.forwardFor = try forwardedHeader(line, defaultHeader: "X-Forwarded-For", ifNone: true)
@@ -412,9 +421,23 @@ extension KeywordReader {
         draft.proxy.http.requestRules.append(HTTPRequestRule(location: line.location, action: result, condition: condition))
     }
 
-    private func httpResponse(_ line: KeywordLine, draft: inout ProxyDraft) throws(ConfigError) {
-        let action = try line.argument(0, expecting: "an action (\(KeywordLine.list(KeywordReader.httpResponseActions)))")
-        let rule = "http-response \(action)"
+    /// `http-response` rules, and `http-after-response` ones (`after`: header, status and
+    /// variable actions and `allow`, as HAProxy 2.6).
+    private func httpResponse(_ line: KeywordLine, draft: inout ProxyDraft, after: Bool = false) throws(ConfigError) {
+        let actions = after ? KeywordReader.httpAfterResponseActions : KeywordReader.httpResponseActions
+        let action = try line.argument(0, expecting: "an action (\(KeywordLine.list(actions)))")
+        let rule = "\(line.keyword) \(action)"
+        func add(_ result: HTTPResponseAction, _ condition: Condition?) {
+            let r = HTTPResponseRule(location: line.location, action: result, condition: condition)
+            if after { draft.proxy.http.afterResponseRules.append(r) } else { draft.proxy.http.responseRules.append(r) }
+        }
+        if after, !actions.contains(action), !action.hasPrefix("set-var"), !action.hasPrefix("unset-var") {
+            if KeywordReader.otherHTTPAfterResponseActions.contains(action) || action.hasPrefix("lua.") {
+                throw line.error("'\(rule)' is not supported yet")
+            }
+            throw line.error("'\(action)' is not an http-after-response action"
+                + KeywordSuggestion.clause(for: action, among: actions))
+        }
         let what = "'\(rule)'"
         let context = RuleContext.httpResponse
         var i = 1
@@ -429,8 +452,7 @@ extension KeywordReader {
             case .setFormat(let name, let value): result = .setVariableFormat(name: name, value: value)
             case .unset(let name): result = .unsetVariable(name: name)
             }
-            let condition = try finishRule(line, at: i, draft: &draft, context: context, rule: rule)
-            draft.proxy.http.responseRules.append(HTTPResponseRule(location: line.location, action: result, condition: condition))
+            add(result, try finishRule(line, at: i, draft: &draft, context: context, rule: rule))
             return
         }
         switch action {
@@ -464,8 +486,7 @@ extension KeywordReader {
             throw line.error("'\(action)' is not an http-response action"
                 + KeywordSuggestion.clause(for: action, among: KeywordReader.httpResponseActions))
         }
-        let condition = try finishRule(line, at: i, draft: &draft, context: context, rule: rule)
-        draft.proxy.http.responseRules.append(HTTPResponseRule(location: line.location, action: result, condition: condition))
+        add(result, try finishRule(line, at: i, draft: &draft, context: context, rule: rule))
     }
 
     /// The header actions http-request and http-response share, read alike for both.

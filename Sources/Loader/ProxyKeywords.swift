@@ -29,6 +29,7 @@ extension KeywordReader {
         ("http-check", backSide),
         ("http-request", [.frontend, .listen, .backend]),
         ("http-response", [.frontend, .listen, .backend]),
+        ("http-after-response", [.frontend, .listen, .backend]),
         ("http-reuse", backSide),
         ("id", [.frontend, .listen, .backend]),
         ("load-server-state-from-file", backSide),

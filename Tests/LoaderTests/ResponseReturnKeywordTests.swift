@@ -77,3 +77,47 @@ import Testing
             == ["test.cfg:7: unexpected argument '1' to 'http-response silent-drop' (a condition starts with 'if' or 'unless')"])
     }
 }
+
+/// `http-after-response`: the header, status and variable actions land in their own list.
+@Suite struct AfterResponseKeywordTests {
+    @Test func afterResponseRulesAreKeptApartFromResponseRules() throws {
+        let loaded = try load("""
+            frontend fe
+                mode http
+                bind 127.0.0.1:8080
+                http-response set-header X-Response 1
+                http-after-response set-header X-After "%[status]"
+                http-after-response del-header Server
+                http-after-response set-status 429 if { status 403 }
+                http-after-response set-var(txn.code) status
+                http-after-response allow
+                default_backend app
+            backend app
+                mode http
+                http-after-response add-header X-Backend yes
+            """)
+        let fe = try #require(loaded.config.proxy(named: "fe"))
+        #expect(fe.http.responseRules.count == 1)
+        let actions = fe.http.afterResponseRules.map(\.action)
+        try #require(actions.count == 5)
+        guard case .setHeader("X-After", let value) = actions[0] else { Issue.record("\(actions[0])"); return }
+        #expect(value.parts == [.sample(SampleExpression(fetch: .status))])
+        #expect(actions[1] == .delHeader(name: "Server"))
+        #expect(actions[2] == .setStatus(429, reason: nil))
+        #expect(actions[3] == .setVariable(name: "txn.code", value: SampleExpression(fetch: .status)))
+        #expect(actions[4] == .allow)
+        #expect(fe.http.afterResponseRules[2].condition != nil)
+        let app = try #require(loaded.config.proxy(named: "app"))
+        #expect(app.http.afterResponseRules.map(\.action) == [.addHeader(name: "X-Backend", value: SampleParser.literal("yes"))])
+    }
+
+    @Test func actionsAfterTheAnswerIsChosenAreRefused() {
+        let base = "backend app\n    mode http\nfrontend fe\n    mode http\n    bind 127.0.0.1:8080\n    default_backend app\n"
+        #expect(errors(base + "    http-after-response deny\n")
+            == ["test.cfg:7: 'deny' is not an http-after-response action"])
+        #expect(errors(base + "    http-after-response set-log-level silent\n")
+            == ["test.cfg:7: 'http-after-response set-log-level' is not supported yet"])
+        #expect(errors(base + "    http-after-response set-header X %[path]\n")
+            == ["test.cfg:7: 'http-after-response set-header': 'path' needs the HTTP request headers: it cannot be used in an 'http-response' rule"])
+    }
+}

@@ -15,6 +15,10 @@ final class HTTPRuleScratch {
     let text: HTTPScratchBuffer
     /// The local response of the current request (redirect, return).
     let reply: HTTPScratchBuffer
+    /// A local answer as `http-after-response` rules rewrote it, and its head before (allocated
+    /// when a proxy has such rules).
+    let afterReply: HTTPScratchBuffer
+    let afterInput: HTTPScratchBuffer
     /// `%hr`: `{value|value}`.
     let captures: HTTPScratchBuffer
     /// The request's rewrites.
@@ -53,6 +57,8 @@ final class HTTPRuleScratch {
         text = HTTPScratchBuffer(capacity: capacity)
         reply = HTTPScratchBuffer(capacity: capacity)
         captures = HTTPScratchBuffer(capacity: capacity)
+        afterReply = HTTPScratchBuffer(capacity: capacity)
+        afterInput = HTTPScratchBuffer(capacity: capacity)
         request = HTTPHeadEdits(capacity: capacity)
         response = HTTPHeadEdits(capacity: capacity)
     }

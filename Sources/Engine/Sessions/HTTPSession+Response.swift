@@ -331,6 +331,12 @@ extension HTTPSession {
     /// anything from a server.
     func sendLocal(_ answer: HTTPLocalResponse) {
         if generation == nil, let frontend = frontend ?? servingFrontend { begin(frontend) }
+        var answer = answer
+        // `http-after-response` applies to strata's own answers too.
+        if let rules = (frontend ?? servingFrontend)?.rules, let scratch,
+           rules.hasAfterResponseRules(backend: backend?.rules) {
+            answer = rules.afterResponse(answer, connection: connectionInfo, scratch: scratch, backend: backend?.rules)
+        }
         transaction.connector.release()
         transaction.localResponse = true
         transaction.responseStarted = true
