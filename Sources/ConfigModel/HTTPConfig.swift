@@ -42,6 +42,11 @@ public enum SampleFetch: Hashable, Sendable {
     case status
     /// `res.hdr(NAME)`: a response header's values.
     case responseHeader(String, occurrence: Int?)
+    /// `hdr_val(NAME)` / `req.hdr_val(NAME)` and `res.hdr_val(NAME)`: the values of `hdr` and
+    /// `res.hdr` as integers (HAProxy's reading: an optional sign then the leading digits; 0
+    /// without any).
+    case headerValue(String, occurrence: Int?)
+    case responseHeaderValue(String, occurrence: Int?)
     /// `http_auth(USERLIST)`: the request's Basic credentials are a user of the list (boolean).
     case httpAuth(userlist: String)
     /// `http_auth_group(USERLIST)`: the groups of the user the credentials name, when they are
@@ -436,6 +441,9 @@ public enum HTTPRequestAction: Hashable, Sendable {
     /// `silent-drop`: the connection is closed without an answer (strata resets it: SO_LINGER 0),
     /// counted as a denied request.
     case silentDrop
+    /// `set-log-level LEVEL`: the syslog level (0 emerg … 7 debug) of the request's log line, or
+    /// -1 for `silent` (no line). The last matching rule wins.
+    case setLogLevel(Int)
 
     public struct Header: Hashable, Sendable {
         public var name: String
@@ -476,6 +484,8 @@ public enum HTTPResponseAction: Hashable, Sendable {
     /// `silent-drop`: the client connection is closed without an answer (reset), counted as a
     /// denied response.
     case silentDrop
+    /// `set-log-level LEVEL` (see `HTTPRequestAction.setLogLevel`).
+    case setLogLevel(Int)
 }
 
 public struct HTTPResponseRule: Hashable, Sendable {

@@ -13,25 +13,25 @@ extension KeywordReader {
         "add-header", "allow", "auth", "del-header", "deny", "redirect", "tarpit", "replace-header", "replace-path", "replace-pathq",
         "replace-uri", "replace-value", "return", "set-header", "set-method", "set-path", "set-query", "set-uri",
         "use-service", "track-sc0", "track-sc1", "track-sc2", "sc-inc-gpc0", "sc-inc-gpc1", "sc-set-gpt0",
-        "set-src", "set-src-port", "set-dst", "set-dst-port", "silent-drop",
+        "set-src", "set-src-port", "set-dst", "set-dst-port", "silent-drop", "set-log-level",
     ]
     /// HAProxy's other http-request actions: "not supported yet" rather than unknown.
     static let otherHTTPRequestActions: Set<String> = [
         "add-acl", "cache-use", "capture", "del-acl", "del-map", "disable-l7-retry", "do-resolve",
         "early-hint", "normalize-uri", "reject", "sc-inc-gpc",
         "sc-inc-gpc0", "sc-inc-gpc1", "sc-set-gpt0", "send-spoe-group", "set-bandwidth-limit",
-        "set-log-level", "set-map", "set-mark", "set-nice", "set-pathq", "set-priority-class",
+        "set-map", "set-mark", "set-nice", "set-pathq", "set-priority-class",
         "set-priority-offset", "set-timeout", "set-tos", "set-var", "set-var-fmt",
         "strict-mode", "track-sc0", "track-sc1", "track-sc2", "unset-var", "wait-for-body",
         "wait-for-handshake",
     ]
     static let httpResponseActions = [
         "add-header", "allow", "del-header", "deny", "replace-header", "replace-value", "return", "set-header",
-        "set-status", "silent-drop",
+        "set-status", "silent-drop", "set-log-level",
     ]
     static let otherHTTPResponseActions: Set<String> = [
         "add-acl", "cache-store", "capture", "del-acl", "del-map", "redirect", "sc-inc-gpc",
-        "sc-inc-gpc0", "sc-inc-gpc1", "sc-set-gpt0", "send-spoe-group", "set-bandwidth-limit", "set-log-level",
+        "sc-inc-gpc0", "sc-inc-gpc1", "sc-set-gpt0", "send-spoe-group", "set-bandwidth-limit",
         "set-map", "set-mark", "set-nice", "set-timeout", "set-tos", "set-var", "set-var-fmt",
         "strict-mode", "track-sc0", "track-sc1", "track-sc2", "unset-var", "wait-for-body",
     ]
@@ -386,6 +386,9 @@ extension KeywordReader {
             result = try returnAction(line, at: &i, what: what, context: context)
         case "silent-drop":
             result = .silentDrop
+        case "set-log-level":
+            result = .setLogLevel(try logLevel(line, what: what))
+            i = 2
         case "redirect":
             result = .redirect(try redirect(line, at: &i, context: context))
         case "allow":
@@ -479,6 +482,9 @@ extension KeywordReader {
             result = .returnResponse(status: status, contentType: contentType, body: body, headers: headers)
         case "silent-drop":
             result = .silentDrop
+        case "set-log-level":
+            result = .setLogLevel(try logLevel(line, what: what))
+            i = 2
         default:
             if KeywordReader.otherHTTPResponseActions.contains(action) || action.hasPrefix("lua.") {
                 throw line.error("\(what) is not supported yet")
@@ -487,6 +493,19 @@ extension KeywordReader {
                 + KeywordSuggestion.clause(for: action, among: KeywordReader.httpResponseActions))
         }
         add(result, try finishRule(line, at: i, draft: &draft, context: context, rule: rule))
+    }
+
+    /// `set-log-level LEVEL`: a syslog level's number, -1 for `silent`.
+    private func logLevel(_ line: KeywordLine, what: String) throws(ConfigError) -> Int {
+        let levels = ["emerg", "alert", "crit", "err", "warning", "notice", "info", "debug"]
+        guard let word = line.optionalArgument(1) else {
+            throw line.error("\(what) expects a level (\(KeywordLine.list(levels + ["silent"])))")
+        }
+        if word == "silent" { return -1 }
+        guard let level = levels.firstIndex(of: word) else {
+            throw line.error("\(what): unknown level '\(word)' (expected \(KeywordLine.list(levels + ["silent"])))")
+        }
+        return level
     }
 
     /// The header actions http-request and http-response share, read alike for both.

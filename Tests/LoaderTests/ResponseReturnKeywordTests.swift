@@ -121,3 +121,45 @@ import Testing
             == ["test.cfg:7: 'http-after-response set-header': 'path' needs the HTTP request headers: it cannot be used in an 'http-response' rule"])
     }
 }
+
+/// `hdr_val` fetches and `set-log-level`.
+@Suite struct HeaderValueAndLogLevelKeywordTests {
+    @Test func hdrValIsAnIntegerFetchOfEachSide() throws {
+        let loaded = try load("""
+            frontend fe
+                mode http
+                bind 127.0.0.1:8080
+                acl big hdr_val(x-n) gt 10
+                http-request set-header X "%[req.hdr_val(x-n,2)]"
+                http-response set-header Y "%[res.hdr_val(content-length)]"
+                http-request set-log-level silent if big
+                http-response set-log-level err
+                default_backend app
+            backend app
+                mode http
+            """)
+        let fe = try #require(loaded.config.proxy(named: "fe"))
+        let big = try #require(fe.http.acls.first { $0.name == "big" }).criteria[0]
+        #expect(big.sample.fetch == .headerValue("x-n", occurrence: nil))
+        #expect(big.match == .integer && big.patterns == .integers([.greater(10)]))
+        guard case .setHeader(_, let x) = fe.http.requestRules[0].action,
+              case .setHeader(_, let y) = fe.http.responseRules[0].action else {
+            Issue.record("\(fe.http.requestRules) \(fe.http.responseRules)")
+            return
+        }
+        #expect(x.parts == [.sample(SampleExpression(fetch: .headerValue("x-n", occurrence: 2)))])
+        #expect(y.parts == [.sample(SampleExpression(fetch: .responseHeaderValue("content-length", occurrence: -1)))])
+        #expect(fe.http.requestRules[1].action == .setLogLevel(-1))
+        #expect(fe.http.responseRules[1].action == .setLogLevel(3))
+    }
+
+    @Test func wrongUsesAreRefused() {
+        let base = "backend app\n    mode http\nfrontend fe\n    mode http\n    bind 127.0.0.1:8080\n    default_backend app\n"
+        #expect(errors(base + "    http-request set-log-level loud\n")
+            == ["test.cfg:7: 'http-request set-log-level': unknown level 'loud' (expected emerg, alert, crit, err, warning, notice, info, debug or silent)"])
+        #expect(errors(base + "    http-request set-log-level\n")
+            == ["test.cfg:7: 'http-request set-log-level' expects a level (emerg, alert, crit, err, warning, notice, info, debug or silent)"])
+        #expect(errors(base + "    http-request set-header X %[res.hdr_val(x)]\n")
+            == ["test.cfg:7: 'http-request set-header': 'res.hdr_val' needs the HTTP response: it cannot be used in an 'http-request' rule"])
+    }
+}

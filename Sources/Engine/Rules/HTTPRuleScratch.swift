@@ -48,6 +48,8 @@ final class HTTPRuleScratch {
     /// `set-src`/`set-src-port`, `set-dst`/`set-dst-port` of the current request: the addresses
     /// the session takes for the rest of the request (it clears them once taken).
     var clientOverride: SocketEndpoint?
+    /// `set-log-level` of the current request: a syslog level, -1 for `silent`.
+    var logLevel: Int?
     var localOverride: SocketEndpoint?
 
     /// `capacity`: the size of each buffer; `tune.bufsize` (a rewritten head must fit in one
@@ -79,6 +81,7 @@ final class HTTPRuleScratch {
         cookieLastDate = 0
         cookieFirstDate = 0
         requestCacheable = false
+        logLevel = nil
         forgetTransactionVariables()
     }
 

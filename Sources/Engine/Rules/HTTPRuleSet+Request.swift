@@ -31,6 +31,7 @@ enum HTTPCompiledRequestAction {
     case stick(HTTPCompiledStickAction)
     case setAddress(ConnectionAddressPart, HTTPCompiledSample)
     case silentDrop
+    case setLogLevel(Int)
 
     init(_ action: HTTPRequestAction, location: SourceLocation, constants: HTTPRuleConstants) throws(ConfigError) {
         func format(_ f: FormatString) -> HTTPCompiledFormat { HTTPCompiledFormat(f, constants: constants) }
@@ -67,6 +68,7 @@ enum HTTPCompiledRequestAction {
         case .stickCounter(let action): self = .stick(HTTPCompiledStickAction(action, constants: constants))
         case .setAddress(let part, let value): self = .setAddress(part, HTTPCompiledSample(value, constants: constants))
         case .silentDrop: self = .silentDrop
+        case .setLogLevel(let level): self = .setLogLevel(level)
         }
     }
 
@@ -240,6 +242,8 @@ extension HTTPRuleSet {
                 return .useService(service)
             case .silentDrop:
                 return .silentDrop
+            case .setLogLevel(let level):
+                ev.scratch.logLevel = level
             case .tarpit(let status):
                 var answer = ev.frontend.errorResponse(status, backend: ev.backend)
                 answer.isDenial = true

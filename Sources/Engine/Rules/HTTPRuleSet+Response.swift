@@ -19,6 +19,7 @@ enum HTTPCompiledResponseAction {
     case unsetVariable(HTTPVariableKey)
     case returnResponse(HTTPCompiledReturn)
     case silentDrop
+    case setLogLevel(Int)
 
     init(_ action: HTTPResponseAction, location: SourceLocation, constants: HTTPRuleConstants) throws(ConfigError) {
         func format(_ f: FormatString) -> HTTPCompiledFormat { HTTPCompiledFormat(f, constants: constants) }
@@ -43,6 +44,7 @@ enum HTTPCompiledResponseAction {
             self = .returnResponse(HTTPCompiledReturn(status: status, contentType: contentType, body: body,
                                                       headers: headers, constants: constants))
         case .silentDrop: self = .silentDrop
+        case .setLogLevel(let level): self = .setLogLevel(level)
         }
     }
 }
@@ -173,6 +175,8 @@ extension HTTPRuleSet {
                 return nil
             case .silentDrop:
                 return .silentDrop
+            case .setLogLevel(let level):
+                ev.scratch.logLevel = level
             case .returnResponse(let r):
                 return .respond(localResponse(r, ev) ?? ev.frontend.errorResponse(500, backend: ev.backend))
             case .deny(let status):
