@@ -604,6 +604,9 @@ public struct HTTPSettings: Hashable, Sendable {
     /// `option prefer-last-server`: a keep-alive client connection's next request tries the
     /// server its previous one used first.
     public var preferLastServer = false
+    /// `option abortonclose`: a request whose client closed its side while the request waits
+    /// for a server (queued, or its connection not yet established) is aborted rather than sent.
+    public var abortOnClose = false
     /// `monitor-uri URI`: a request for exactly this target is answered 200 by the proxy itself
     /// (a load balancer's or monitor's probe), before any rule.
     public var monitorURI: String?

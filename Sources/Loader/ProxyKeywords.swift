@@ -54,6 +54,7 @@ extension KeywordReader {
         ("option logasap", frontSide),
         ("option originalto", all),
         ("option prefer-last-server", backSide),
+        ("option abortonclose", backSide),
         ("option redispatch", backSide),
         ("option splice-auto", all),
         ("option splice-request", all),
@@ -108,7 +109,7 @@ extension KeywordReader {
         "log", "option clitcpka", "option dontlognull", "option redispatch", "option srvtcpka",
         "option http-buffer-request", "option http-keep-alive", "option http-server-close", "option httpclose",
         "option allbackups", "option dontlog-normal", "option log-separate-errors", "option logasap",
-        "option contstats", "option prefer-last-server", "option splice-auto", "option splice-request",
+        "option contstats", "option prefer-last-server", "option abortonclose", "option splice-auto", "option splice-request",
         "option splice-response",
     ]
 
@@ -262,6 +263,11 @@ extension KeywordReader {
             // strata's traffic counters are updated as bytes move, never only when a stream
             // ends: what this option asks HAProxy for is what strata always does.
             try line.noArguments()
+
+        case "option abortonclose":
+            try line.noArguments()
+            draft.proxy.http.abortOnClose = !line.negated
+            draft.abortOnClose = line.negated ? nil : (line.location, false)
 
         case "option prefer-last-server":
             try line.noArguments()

@@ -163,3 +163,40 @@ import Testing
             == ["test.cfg:7: 'http-request set-header': 'res.hdr_val' needs the HTTP response: it cannot be used in an 'http-request' rule"])
     }
 }
+
+/// `option abortonclose`: honored in mode http; refused on a TCP backend's own line; in a
+/// frontend, HAProxy's warning.
+@Suite struct AbortOnCloseKeywordTests {
+    @Test func abortOnCloseIsABackendSideOption() throws {
+        let loaded = try load("""
+            defaults
+                mode http
+                option abortonclose
+            backend inherits
+                server s 127.0.0.1:1
+            backend opts_out
+                no option abortonclose
+                server s 127.0.0.1:1
+            """)
+        #expect(try #require(loaded.config.proxy(named: "inherits")).http.abortOnClose)
+        #expect(try #require(loaded.config.proxy(named: "opts_out")).http.abortOnClose == false)
+    }
+
+    @Test func aTCPBackendsOwnLineIsRefused() {
+        #expect(errors("""
+            backend t
+                mode tcp
+                option abortonclose
+                server s 127.0.0.1:1
+            """) == ["test.cfg:3: 'option abortonclose' is not supported yet in mode tcp (backend 't'; strata honors it in mode http)"])
+        #expect(errors("""
+            frontend f
+                mode http
+                bind 127.0.0.1:8080
+                option abortonclose
+                default_backend b
+            backend b
+                mode http
+            """) == [])  // HAProxy's warning: ignored, a frontend has no backend capability
+    }
+}

@@ -24,7 +24,7 @@ enum PlanContent {
     static let httpFields = [
         "acls", "backendRules", "requestRules", "responseRules", "afterResponseRules", "redirectRules", "forwardFor", "originalTo",
         "connectionMode", "reuse", "captures", "httpLog", "httpLogCLF", "bufferRequest", "errorFiles", "cookie",
-        "hashType", "userlists", "preferLastServer", "monitorURI",
+        "hashType", "userlists", "preferLastServer", "abortOnClose", "monitorURI",
     ]
     static let serverFields = ["name", "location", "id", "host", "address", "port", "options", "fqdn", "hasAddress"]
     /// `resolutionStorage`: `resolution` (resolvers, resolve-*, init-addr), compared as a value.

@@ -59,6 +59,12 @@ extension HTTPSession {
             // A request cut short before its head ended: nothing to answer (HAProxy logs CR).
             transaction.termination = TerminationState(cause: UInt8(ascii: "C"), phase: UInt8(ascii: "R"))
             close()
+        case .waitingServer where transaction.tarpitAnswer == nil && backend?.proxy.http.abortOnClose == true:
+            // `option abortonclose`: still queued or connecting, so nothing reached the server:
+            // the request is dropped (HAProxy's CQ or CC).
+            let connecting = transaction.connector.server != nil
+            transaction.termination = TerminationState(cause: UInt8(ascii: "C"), phase: UInt8(ascii: connecting ? "C" : "Q"))
+            abortTransaction()
         case .waitingServer, .exchange:
             if !transaction.requestComplete {
                 transaction.termination = TerminationState(cause: UInt8(ascii: "C"), phase: UInt8(ascii: transaction.responseStarted ? "D" : "H"))
