@@ -621,18 +621,26 @@ extension KeywordReader {
                 }
             case "content-type":
                 contentType = try value()
-            case "string", "lf-string", "file", "errorfile":
+            case "string", "lf-string", "file", "lf-file", "errorfile":
                 if let bodyWord { throw line.error("\(what): '\(option)' and '\(bodyWord)' both give a body") }
                 bodyWord = option
                 let text = try value()
                 switch option {
                 case "string": body = .string(SampleParser.literal(text))
                 case "lf-string": body = .string(try formatString(text, line: line, what: what, context: context))
-                case "file":
+                case "file", "lf-file":
                     let path = paths.resolve(text, from: line.location)
+                    let bytes: [UInt8]
                     switch paths.read(path, .httpMessage(bufferSize: paths.bufferSize)) {
-                    case .success(let bytes): body = .file(path: text, contents: bytes)
+                    case .success(let b): bytes = b
                     case .failure(let reason): throw line.error("\(what): cannot read file '\(text)': \(reason)")
+                    }
+                    if option == "file" {
+                        body = .file(path: text, contents: bytes)
+                    } else {
+                        // The file's text is a log-format string, read when the configuration loads.
+                        body = .string(try formatString(String(decoding: bytes, as: UTF8.self), line: line,
+                                                        what: "\(what) ('\(text)')", context: context))
                     }
                 default:
                     body = .rawMessage(path: text, contents: try httpMessageFile(text, line: line, what: what))
@@ -644,11 +652,11 @@ extension KeywordReader {
                 }
                 headers.append(.init(name: name, value: try formatString(text, line: line, what: what, context: context)))
                 i += 1
-            case "lf-file", "errorfiles", "default-errorfiles":
+            case "errorfiles", "default-errorfiles":
                 throw line.error("\(what): '\(option)' is not supported yet")
             default:
                 throw line.error("unexpected argument '\(option)' to \(what)"
-                    + KeywordSuggestion.clause(for: option, among: ["status", "content-type", "string", "lf-string", "file", "errorfile", "hdr"]))
+                    + KeywordSuggestion.clause(for: option, among: ["status", "content-type", "string", "lf-string", "file", "lf-file", "errorfile", "hdr"]))
             }
             i += 2
         }

@@ -99,6 +99,37 @@ import Testing
         #expect(client.get("/again")?.status == 503)
     }
 
+    @Test func lfFileIsALogFormatReadAtLoad() throws {
+        let origin = try TestHTTPOrigin("lf")
+        let directory = StrataProcess.makeDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let request = directory.appendingPathComponent("request.txt").path
+        let response = directory.appendingPathComponent("response.txt").path
+        try Data("path=%[path]\nmethod=%[method]\n".utf8).write(to: URL(fileURLWithPath: request))
+        try Data("status=%[status] origin=%[res.hdr(x-origin)]".utf8).write(to: URL(fileURLWithPath: response))
+        let port = TestSocket.freePort()
+        let strata = try StrataProcess(config: """
+            global
+                stats socket @ADMIN@ level admin
+            defaults
+                mode http
+                timeout connect 1s
+                timeout client 5s
+                timeout server 5s
+            frontend fe
+                bind 127.0.0.1:\(port)
+                http-request return status 200 content-type text/plain lf-file \(request) if { path_beg /local }
+                http-response return status 200 content-type text/plain lf-file \(response)
+                default_backend app
+            backend app
+                server a 127.0.0.1:\(origin.port)
+            """)
+        #expect(strata.waitForAdmin(), "\(strata.output.joined(separator: "\n"))")
+        let client = try #require(TestHTTPClient(port: port))
+        #expect(client.get("/local/x")?.body == "path=/local/x\nmethod=GET\n")
+        #expect(client.get("/remote")?.body == "status=200 origin=lf")
+    }
+
     @Test func httpRequestSilentDropResetsTheConnectionWithoutAnAnswer() throws {
         let origin = try TestHTTPOrigin("c")
         let port = TestSocket.freePort()
