@@ -42,6 +42,11 @@ public enum SampleFetch: Hashable, Sendable {
     case status
     /// `res.hdr(NAME)`: a response header's values.
     case responseHeader(String, occurrence: Int?)
+    /// `hdr_val(NAME)` / `req.hdr_val(NAME)` and `res.hdr_val(NAME)`: the values of `hdr` and
+    /// `res.hdr` as integers (HAProxy's reading: an optional sign then the leading digits; 0
+    /// without any).
+    case headerValue(String, occurrence: Int?)
+    case responseHeaderValue(String, occurrence: Int?)
     /// `http_auth(USERLIST)`: the request's Basic credentials are a user of the list (boolean).
     case httpAuth(userlist: String)
     /// `http_auth_group(USERLIST)`: the groups of the user the credentials name, when they are
@@ -433,6 +438,12 @@ public enum HTTPRequestAction: Hashable, Sendable {
     /// `set-src`, `set-src-port`, `set-dst`, `set-dst-port EXPR`: the connection's address or
     /// port as the rules, `option forwardfor`/`originalto` and the logs see it from then on.
     case setAddress(ConnectionAddressPart, SampleExpression)
+    /// `silent-drop`: the connection is closed without an answer (strata resets it: SO_LINGER 0),
+    /// counted as a denied request.
+    case silentDrop
+    /// `set-log-level LEVEL`: the syslog level (0 emerg … 7 debug) of the request's log line, or
+    /// -1 for `silent` (no line). The last matching rule wins.
+    case setLogLevel(Int)
 
     public struct Header: Hashable, Sendable {
         public var name: String
@@ -468,6 +479,13 @@ public enum HTTPResponseAction: Hashable, Sendable {
     case setVariable(name: String, value: SampleExpression)
     case setVariableFormat(name: String, value: FormatString)
     case unsetVariable(name: String)
+    /// `return …` as http-request's: the server's answer is dropped and this one sent instead.
+    case returnResponse(status: Int, contentType: String?, body: ResponseBody, headers: [HTTPRequestAction.Header])
+    /// `silent-drop`: the client connection is closed without an answer (reset), counted as a
+    /// denied response.
+    case silentDrop
+    /// `set-log-level LEVEL` (see `HTTPRequestAction.setLogLevel`).
+    case setLogLevel(Int)
 }
 
 public struct HTTPResponseRule: Hashable, Sendable {
@@ -559,6 +577,10 @@ public struct HTTPSettings: Hashable, Sendable {
     public var backendRules: [BackendSwitchRule] = []
     public var requestRules: [HTTPRequestRule] = []
     public var responseRules: [HTTPResponseRule] = []
+    /// `http-after-response` rules: applied to every answer, the server's after `responseRules`
+    /// and strata's own (errors, deny pages, return, redirect). Header, status and variable
+    /// actions and `allow` only.
+    public var afterResponseRules: [HTTPResponseRule] = []
     /// `redirect …` lines (evaluated after http-request rules, before use_backend, HAProxy's order).
     public var redirectRules: [RedirectRule] = []
     public var forwardFor: ForwardedHeader?
@@ -582,6 +604,9 @@ public struct HTTPSettings: Hashable, Sendable {
     /// `option prefer-last-server`: a keep-alive client connection's next request tries the
     /// server its previous one used first.
     public var preferLastServer = false
+    /// `option abortonclose`: a request whose client closed its side while the request waits
+    /// for a server (queued, or its connection not yet established) is aborted rather than sent.
+    public var abortOnClose = false
     /// `monitor-uri URI`: a request for exactly this target is answered 200 by the proxy itself
     /// (a load balancer's or monitor's probe), before any rule.
     public var monitorURI: String?

@@ -33,6 +33,9 @@ public enum ProxyV2Option: String, Hashable, Sendable, CaseIterable {
 public enum TCPRuleAction: Hashable, Sendable {
     case accept
     case reject
+    /// `silent-drop`: like `reject`, but the connection is reset (SO_LINGER 0) rather than closed
+    /// with a FIN, so the client learns nothing more (HAProxy hides even the reset; strata does not).
+    case silentDrop
     /// `tcp-request connection expect-proxy layer4`: read a PROXY header first.
     case expectProxy
     /// `track-sc*`, `sc-inc-gpc0/1`, `sc-set-gpt0`: the rule goes on to the next one.

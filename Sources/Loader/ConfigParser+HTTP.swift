@@ -24,6 +24,14 @@ extension ConfigParser {
                 warnings.append(ConfigError(location,
                     "'option prefer-last-server' ignored for \(drafts[i].proxy.kind == .listen ? "proxy" : "backend") '\(drafts[i].proxy.name)' as it requires HTTP mode."))
             }
+            if let (location, inherited) = drafts[i].abortOnClose, drafts[i].proxy.mode == .tcp, drafts[i].proxy.isBackend {
+                let what = "\(drafts[i].proxy.kind == .listen ? "proxy" : "backend") '\(drafts[i].proxy.name)'"
+                if inherited {
+                    warnings.append(ConfigError(location, "'option abortonclose' does nothing for \(what) in mode tcp (strata honors it in mode http only)"))
+                } else {
+                    errors.append(ConfigError(location, "'option abortonclose' is not supported yet in mode tcp (\(what); strata honors it in mode http)"))
+                }
+            }
             warnings += drafts[i].warnings
             if drafts[i].proxy.mode != .http {
                 for bind in drafts[i].proxy.binds where bind.forcesH2 {
@@ -234,6 +242,7 @@ extension ConfigParser {
         }
         for r in http.requestRules.indices { rebind(&http.requestRules[r].condition) }
         for r in http.responseRules.indices { rebind(&http.responseRules[r].condition) }
+        for r in http.afterResponseRules.indices { rebind(&http.afterResponseRules[r].condition) }
         for r in http.redirectRules.indices { rebind(&http.redirectRules[r].condition) }
         for r in http.backendRules.indices { rebind(&http.backendRules[r].condition) }
     }

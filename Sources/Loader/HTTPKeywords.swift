@@ -13,26 +13,35 @@ extension KeywordReader {
         "add-header", "allow", "auth", "del-header", "deny", "redirect", "tarpit", "replace-header", "replace-path", "replace-pathq",
         "replace-uri", "replace-value", "return", "set-header", "set-method", "set-path", "set-query", "set-uri",
         "use-service", "track-sc0", "track-sc1", "track-sc2", "sc-inc-gpc0", "sc-inc-gpc1", "sc-set-gpt0",
-        "set-src", "set-src-port", "set-dst", "set-dst-port",
+        "set-src", "set-src-port", "set-dst", "set-dst-port", "silent-drop", "set-log-level",
     ]
     /// HAProxy's other http-request actions: "not supported yet" rather than unknown.
     static let otherHTTPRequestActions: Set<String> = [
         "add-acl", "cache-use", "capture", "del-acl", "del-map", "disable-l7-retry", "do-resolve",
         "early-hint", "normalize-uri", "reject", "sc-inc-gpc",
         "sc-inc-gpc0", "sc-inc-gpc1", "sc-set-gpt0", "send-spoe-group", "set-bandwidth-limit",
-        "set-log-level", "set-map", "set-mark", "set-nice", "set-pathq", "set-priority-class",
+        "set-map", "set-mark", "set-nice", "set-pathq", "set-priority-class",
         "set-priority-offset", "set-timeout", "set-tos", "set-var", "set-var-fmt",
-        "silent-drop", "strict-mode", "track-sc0", "track-sc1", "track-sc2", "unset-var", "wait-for-body",
+        "strict-mode", "track-sc0", "track-sc1", "track-sc2", "unset-var", "wait-for-body",
         "wait-for-handshake",
     ]
     static let httpResponseActions = [
-        "add-header", "allow", "del-header", "deny", "replace-header", "replace-value", "set-header", "set-status",
+        "add-header", "allow", "del-header", "deny", "replace-header", "replace-value", "return", "set-header",
+        "set-status", "silent-drop", "set-log-level",
     ]
     static let otherHTTPResponseActions: Set<String> = [
-        "add-acl", "cache-store", "capture", "del-acl", "del-map", "redirect", "return", "sc-inc-gpc",
-        "sc-inc-gpc0", "sc-inc-gpc1", "sc-set-gpt0", "send-spoe-group", "set-bandwidth-limit", "set-log-level",
-        "set-map", "set-mark", "set-nice", "set-timeout", "set-tos", "set-var", "set-var-fmt", "silent-drop",
+        "add-acl", "cache-store", "capture", "del-acl", "del-map", "redirect", "sc-inc-gpc",
+        "sc-inc-gpc0", "sc-inc-gpc1", "sc-set-gpt0", "send-spoe-group", "set-bandwidth-limit",
+        "set-map", "set-mark", "set-nice", "set-timeout", "set-tos", "set-var", "set-var-fmt",
         "strict-mode", "track-sc0", "track-sc1", "track-sc2", "unset-var", "wait-for-body",
+    ]
+
+    static let httpAfterResponseActions = [
+        "add-header", "allow", "del-header", "replace-header", "replace-value", "set-header", "set-status",
+    ]
+    static let otherHTTPAfterResponseActions: Set<String> = [
+        "capture", "del-acl", "del-map", "sc-add-gpc", "sc-inc-gpc", "sc-inc-gpc0", "sc-inc-gpc1", "sc-set-gpt",
+        "sc-set-gpt0", "set-log-level", "set-map", "strict-mode",
     ]
 
     /// The keywords of this file; false when `line` is none of them.
@@ -52,6 +61,7 @@ extension KeywordReader {
             draft.proxy.http.redirectRules.append(RedirectRule(location: line.location, redirect: redirect, condition: condition))
         case "http-request": try httpRequest(line, draft: &draft)
         case "http-response": try httpResponse(line, draft: &draft)
+        case "http-after-response": try httpResponse(line, draft: &draft, after: true)
 
         case "option forwardfor":
             draft.proxy.http.forwardFor = try forwardedHeader(line, defaultHeader: "X-Forwarded-For", ifNone: true)
@@ -373,7 +383,12 @@ extension KeywordReader {
         case "tarpit":
             result = .tarpit(status: try denyStatus(line, at: &i, default: 500, what: what))
         case "return":
-            result = try returnAction(line, at: &i, what: what)
+            result = try returnAction(line, at: &i, what: what, context: context)
+        case "silent-drop":
+            result = .silentDrop
+        case "set-log-level":
+            result = .setLogLevel(try logLevel(line, what: what))
+            i = 2
         case "redirect":
             result = .redirect(try redirect(line, at: &i, context: context))
         case "allow":
@@ -409,9 +424,23 @@ extension KeywordReader {
         draft.proxy.http.requestRules.append(HTTPRequestRule(location: line.location, action: result, condition: condition))
     }
 
-    private func httpResponse(_ line: KeywordLine, draft: inout ProxyDraft) throws(ConfigError) {
-        let action = try line.argument(0, expecting: "an action (\(KeywordLine.list(KeywordReader.httpResponseActions)))")
-        let rule = "http-response \(action)"
+    /// `http-response` rules, and `http-after-response` ones (`after`: header, status and
+    /// variable actions and `allow`, as HAProxy 2.6).
+    private func httpResponse(_ line: KeywordLine, draft: inout ProxyDraft, after: Bool = false) throws(ConfigError) {
+        let actions = after ? KeywordReader.httpAfterResponseActions : KeywordReader.httpResponseActions
+        let action = try line.argument(0, expecting: "an action (\(KeywordLine.list(actions)))")
+        let rule = "\(line.keyword) \(action)"
+        func add(_ result: HTTPResponseAction, _ condition: Condition?) {
+            let r = HTTPResponseRule(location: line.location, action: result, condition: condition)
+            if after { draft.proxy.http.afterResponseRules.append(r) } else { draft.proxy.http.responseRules.append(r) }
+        }
+        if after, !actions.contains(action), !action.hasPrefix("set-var"), !action.hasPrefix("unset-var") {
+            if KeywordReader.otherHTTPAfterResponseActions.contains(action) || action.hasPrefix("lua.") {
+                throw line.error("'\(rule)' is not supported yet")
+            }
+            throw line.error("'\(action)' is not an http-after-response action"
+                + KeywordSuggestion.clause(for: action, among: actions))
+        }
         let what = "'\(rule)'"
         let context = RuleContext.httpResponse
         var i = 1
@@ -426,8 +455,7 @@ extension KeywordReader {
             case .setFormat(let name, let value): result = .setVariableFormat(name: name, value: value)
             case .unset(let name): result = .unsetVariable(name: name)
             }
-            let condition = try finishRule(line, at: i, draft: &draft, context: context, rule: rule)
-            draft.proxy.http.responseRules.append(HTTPResponseRule(location: line.location, action: result, condition: condition))
+            add(result, try finishRule(line, at: i, draft: &draft, context: context, rule: rule))
             return
         }
         switch action {
@@ -448,6 +476,15 @@ extension KeywordReader {
             result = .deny(status: try denyStatus(line, at: &i, default: 502, what: what))
         case "allow":
             result = .allow
+        case "return":
+            guard case .returnResponse(let status, let contentType, let body, let headers)
+                = try returnAction(line, at: &i, what: what, context: context) else { return }
+            result = .returnResponse(status: status, contentType: contentType, body: body, headers: headers)
+        case "silent-drop":
+            result = .silentDrop
+        case "set-log-level":
+            result = .setLogLevel(try logLevel(line, what: what))
+            i = 2
         default:
             if KeywordReader.otherHTTPResponseActions.contains(action) || action.hasPrefix("lua.") {
                 throw line.error("\(what) is not supported yet")
@@ -455,8 +492,20 @@ extension KeywordReader {
             throw line.error("'\(action)' is not an http-response action"
                 + KeywordSuggestion.clause(for: action, among: KeywordReader.httpResponseActions))
         }
-        let condition = try finishRule(line, at: i, draft: &draft, context: context, rule: rule)
-        draft.proxy.http.responseRules.append(HTTPResponseRule(location: line.location, action: result, condition: condition))
+        add(result, try finishRule(line, at: i, draft: &draft, context: context, rule: rule))
+    }
+
+    /// `set-log-level LEVEL`: a syslog level's number, -1 for `silent`.
+    private func logLevel(_ line: KeywordLine, what: String) throws(ConfigError) -> Int {
+        let levels = ["emerg", "alert", "crit", "err", "warning", "notice", "info", "debug"]
+        guard let word = line.optionalArgument(1) else {
+            throw line.error("\(what) expects a level (\(KeywordLine.list(levels + ["silent"])))")
+        }
+        if word == "silent" { return -1 }
+        guard let level = levels.firstIndex(of: word) else {
+            throw line.error("\(what): unknown level '\(word)' (expected \(KeywordLine.list(levels + ["silent"])))")
+        }
+        return level
     }
 
     /// The header actions http-request and http-response share, read alike for both.
@@ -552,7 +601,8 @@ extension KeywordReader {
     }
 
     /// `return [status N] [content-type T] [string S | lf-string S | file F | errorfile F] [hdr N V]…`.
-    private func returnAction(_ line: KeywordLine, at i: inout Int, what: String) throws(ConfigError) -> HTTPRequestAction {
+    private func returnAction(_ line: KeywordLine, at i: inout Int, what: String,
+                              context: RuleContext) throws(ConfigError) -> HTTPRequestAction {
         var status = 200
         var contentType: String?
         var body = ResponseBody.none
@@ -571,18 +621,26 @@ extension KeywordReader {
                 }
             case "content-type":
                 contentType = try value()
-            case "string", "lf-string", "file", "errorfile":
+            case "string", "lf-string", "file", "lf-file", "errorfile":
                 if let bodyWord { throw line.error("\(what): '\(option)' and '\(bodyWord)' both give a body") }
                 bodyWord = option
                 let text = try value()
                 switch option {
                 case "string": body = .string(SampleParser.literal(text))
-                case "lf-string": body = .string(try formatString(text, line: line, what: what, context: .httpRequest))
-                case "file":
+                case "lf-string": body = .string(try formatString(text, line: line, what: what, context: context))
+                case "file", "lf-file":
                     let path = paths.resolve(text, from: line.location)
+                    let bytes: [UInt8]
                     switch paths.read(path, .httpMessage(bufferSize: paths.bufferSize)) {
-                    case .success(let bytes): body = .file(path: text, contents: bytes)
+                    case .success(let b): bytes = b
                     case .failure(let reason): throw line.error("\(what): cannot read file '\(text)': \(reason)")
+                    }
+                    if option == "file" {
+                        body = .file(path: text, contents: bytes)
+                    } else {
+                        // The file's text is a log-format string, read when the configuration loads.
+                        body = .string(try formatString(String(decoding: bytes, as: UTF8.self), line: line,
+                                                        what: "\(what) ('\(text)')", context: context))
                     }
                 default:
                     body = .rawMessage(path: text, contents: try httpMessageFile(text, line: line, what: what))
@@ -592,13 +650,13 @@ extension KeywordReader {
                 guard let text = line.optionalArgument(i + 2) else {
                     throw line.error("\(what): 'hdr' expects a name and a value")
                 }
-                headers.append(.init(name: name, value: try formatString(text, line: line, what: what, context: .httpRequest)))
+                headers.append(.init(name: name, value: try formatString(text, line: line, what: what, context: context)))
                 i += 1
-            case "lf-file", "errorfiles", "default-errorfiles":
+            case "errorfiles", "default-errorfiles":
                 throw line.error("\(what): '\(option)' is not supported yet")
             default:
                 throw line.error("unexpected argument '\(option)' to \(what)"
-                    + KeywordSuggestion.clause(for: option, among: ["status", "content-type", "string", "lf-string", "file", "errorfile", "hdr"]))
+                    + KeywordSuggestion.clause(for: option, among: ["status", "content-type", "string", "lf-string", "file", "lf-file", "errorfile", "hdr"]))
             }
             i += 2
         }

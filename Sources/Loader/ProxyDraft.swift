@@ -57,6 +57,9 @@ struct ProxyDraft {
     var tcpContentLines: [SourceLocation] = []
     /// `option prefer-last-server` (its line, or its defaults section's): judged by the mode at the end.
     var preferLastServer: SourceLocation?
+    /// `option abortonclose` (its line, or its defaults section's, then `inherited`): judged by the
+    /// mode at the end.
+    var abortOnClose: (location: SourceLocation, inherited: Bool)?
     /// Lines accepted with HAProxy 2.6's warning (`bind … process 1`).
     var warnings: [ConfigError] = []
     /// `option splice-*` lines of this section, and whether its defaults section had some
@@ -165,6 +168,7 @@ struct ProxyDraft {
         // A defaults section has no tcp-request rule, only the inspect delays.
         proxy.tcp.inspectDelay = sections[index].draft.proxy.tcp.inspectDelay
         preferLastServer = sections[index].draft.preferLastServer
+        abortOnClose = sections[index].draft.abortOnClose.map { ($0.location, true) }
         proxy.tcp.spliceAuto = sections[index].draft.proxy.tcp.spliceAuto
         proxy.tcp.spliceRequest = sections[index].draft.proxy.tcp.spliceRequest
         proxy.tcp.spliceResponse = sections[index].draft.proxy.tcp.spliceResponse

@@ -29,6 +29,7 @@ extension KeywordReader {
         ("http-check", backSide),
         ("http-request", [.frontend, .listen, .backend]),
         ("http-response", [.frontend, .listen, .backend]),
+        ("http-after-response", [.frontend, .listen, .backend]),
         ("http-reuse", backSide),
         ("id", [.frontend, .listen, .backend]),
         ("load-server-state-from-file", backSide),
@@ -59,6 +60,7 @@ extension KeywordReader {
         ("option logasap", frontSide),
         ("option originalto", all),
         ("option prefer-last-server", backSide),
+        ("option abortonclose", backSide),
         ("option redispatch", backSide),
         ("option splice-auto", all),
         ("option splice-request", all),
@@ -113,7 +115,7 @@ extension KeywordReader {
         "log", "option clitcpka", "option dontlognull", "option redispatch", "option srvtcpka",
         "option http-buffer-request", "option http-keep-alive", "option http-server-close", "option httpclose",
         "option allbackups", "option dontlog-normal", "option log-separate-errors", "option logasap",
-        "option contstats", "option prefer-last-server", "option splice-auto", "option splice-request",
+        "option contstats", "option prefer-last-server", "option abortonclose", "option splice-auto", "option splice-request",
         "option splice-response",
     ]
 
@@ -267,6 +269,11 @@ extension KeywordReader {
             // strata's traffic counters are updated as bytes move, never only when a stream
             // ends: what this option asks HAProxy for is what strata always does.
             try line.noArguments()
+
+        case "option abortonclose":
+            try line.noArguments()
+            draft.proxy.http.abortOnClose = !line.negated
+            draft.abortOnClose = line.negated ? nil : (line.location, false)
 
         case "option prefer-last-server":
             try line.noArguments()

@@ -78,7 +78,7 @@ enum SampleParser {
     /// The fetches strata has, for "did you mean".
     static let fetchNames = [
         "base", "dst", "dst_port", "hdr", "hdr_cnt", "method", "path", "query", "req.fhdr", "req.hdr",
-        "req.hdr_cnt", "req.ver", "req_ver", "res.hdr", "shdr", "src", "src_port", "ssl_fc", "status", "url",
+        "req.hdr_cnt", "hdr_val", "req.hdr_val", "res.hdr_val", "req.ver", "req_ver", "res.hdr", "shdr", "src", "src_port", "ssl_fc", "status", "url",
         "url_param", "urlp", "always_true", "always_false", "http_auth", "http_auth_group", "var", "req.len", "req.payload",
         "req.proto_http", "req_ssl_sni", "req_ssl_ver", "req_ssl_hello_type",
     ] + TLSSampleFetch.allCases.map(\.rawValue) + SSLHelloFetch.allCases.map(\.rawValue)
@@ -252,6 +252,16 @@ enum SampleParser {
             let header = try headerName()
             guard (arguments?.count ?? 0) <= 1 else { throw ConfigError(nil, "fetch '\(name)' takes one argument") }
             return ParsedFetch(fetch: .headerCount(header), output: .integer, phase: .request, name: name)
+        case "hdr_val", "req.hdr_val":
+            let header = try headerName()
+            let occ = try occurrence()
+            return ParsedFetch(fetch: .headerValue(header, occurrence: occ ?? (acl ? nil : -1)), output: .integer,
+                               phase: .request, name: name)
+        case "res.hdr_val", "shdr_val":
+            let header = try headerName()
+            let occ = try occurrence()
+            return ParsedFetch(fetch: .responseHeaderValue(header, occurrence: occ ?? (acl ? nil : -1)), output: .integer,
+                               phase: .response, name: name)
         case "res.hdr", "shdr":
             let header = try headerName()
             let occ = try occurrence()
@@ -544,8 +554,8 @@ enum SampleParser {
     static func phase(of fetch: SampleFetch) -> SamplePhase {
         switch fetch {
         case .path, .url, .query, .urlParameter, .header, .fullHeader, .headerCount, .base, .requestVersion, .httpAuth,
-             .httpAuthGroup: .request
-        case .status, .responseHeader: .response
+             .httpAuthGroup, .headerValue: .request
+        case .status, .responseHeader, .responseHeaderValue: .response
         case .method, .source, .sourcePort, .destination, .destinationPort, .sslFrontend, .tls, .constant, .variable,
              .stickCounter, .variableOrDefault: .connection
         case .requestLength, .requestPayload, .sslHello, .protoHTTP: .payload
@@ -561,6 +571,8 @@ enum SampleParser {
         case .header: "hdr"
         case .fullHeader: "req.fhdr"
         case .headerCount: "hdr_cnt"
+        case .headerValue: "hdr_val"
+        case .responseHeaderValue: "res.hdr_val"
         case .method: "method"
         case .source: "src"
         case .sourcePort: "src_port"

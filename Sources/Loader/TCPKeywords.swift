@@ -5,17 +5,17 @@ import ConfigModel
 /// (configuration.txt §4.2 "tcp-request", §5.2 "send-proxy"). `accept-proxy` is read with the
 /// other `bind` options.
 extension KeywordReader {
-    static let tcpConnectionActions = ["accept", "expect-proxy", "reject", "track-sc0", "track-sc1", "track-sc2", "sc-inc-gpc0", "sc-inc-gpc1", "sc-set-gpt0"]
+    static let tcpConnectionActions = ["accept", "expect-proxy", "reject", "silent-drop", "track-sc0", "track-sc1", "track-sc2", "sc-inc-gpc0", "sc-inc-gpc1", "sc-set-gpt0"]
     static let otherTCPConnectionActions: Set<String> = [
         "capture", "expect-netscaler-cip", "sc-inc-gpc", "sc-inc-gpc0", "sc-inc-gpc1", "sc-set-gpt0", "set-dst",
-        "set-dst-port", "set-mark", "set-src", "set-src-port", "set-tos", "set-var", "set-var-fmt", "silent-drop",
+        "set-dst-port", "set-mark", "set-src", "set-src-port", "set-tos", "set-var", "set-var-fmt",
         "track-sc0", "track-sc1", "track-sc2", "unset-var",
     ]
-    static let tcpContentActions = ["accept", "reject", "track-sc0", "track-sc1", "track-sc2", "sc-inc-gpc0", "sc-inc-gpc1", "sc-set-gpt0"]
+    static let tcpContentActions = ["accept", "reject", "silent-drop", "track-sc0", "track-sc1", "track-sc2", "sc-inc-gpc0", "sc-inc-gpc1", "sc-set-gpt0"]
     static let otherTCPContentActions: Set<String> = [
         "capture", "do-resolve", "sc-inc-gpc", "sc-inc-gpc0", "sc-inc-gpc1", "sc-set-gpt0", "send-spoe-group",
         "set-bandwidth-limit", "set-dst", "set-dst-port", "set-log-level", "set-mark", "set-nice", "set-priority-class",
-        "set-priority-offset", "set-src", "set-src-port", "set-tos", "set-var", "set-var-fmt", "silent-drop",
+        "set-priority-offset", "set-src", "set-src-port", "set-tos", "set-var", "set-var-fmt",
         "switch-mode", "track-sc0", "track-sc1", "track-sc2", "unset-var", "use-service",
     ]
 
@@ -57,6 +57,7 @@ extension KeywordReader {
             switch action {
             case "accept": rule = .accept
             case "reject": rule = .reject
+            case "silent-drop": rule = .silentDrop
             case "expect-proxy":
                 guard line.optionalArgument(2) == "layer4" else {
                     throw line.error("'tcp-request connection expect-proxy' expects 'layer4'")
@@ -90,6 +91,7 @@ extension KeywordReader {
             switch action {
             case "accept": rule = .accept
             case "reject": rule = .reject
+            case "silent-drop": rule = .silentDrop
             case _ where KeywordReader.isStickCounterAction(action):
                 guard let stick = try stickCounterAction(line, at: 1, context: .tcpContent, draft: draft, next: &next) else {
                     throw actionError(line, action, kind: "tcp-request content", supported: KeywordReader.tcpContentActions,

@@ -145,7 +145,7 @@ extension ConfigParser {
             let http = config.proxies[p].http
             for acl in http.acls { visit(acl.criteria) }
             for rule in http.requestRules { visit(rule.condition) }
-            for rule in http.responseRules { visit(rule.condition) }
+            for rule in http.responseRules + http.afterResponseRules { visit(rule.condition) }
             for rule in http.backendRules { visit(rule.condition) }
             for rule in http.redirectRules { visit(rule.condition) }
             for (name, location) in names {

@@ -139,6 +139,7 @@ final class Listener: EventHandler {
                 if decision.reject {
                     frontend.counters[worker.loop].deniedConnections += 1
                     tracker?.end()
+                    if decision.silentDrop { resetOnClose(client) }
                     close(client)
                     continue
                 }

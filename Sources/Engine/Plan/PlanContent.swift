@@ -22,9 +22,9 @@ enum PlanContent {
         "dontLogNormal",
     ]
     static let httpFields = [
-        "acls", "backendRules", "requestRules", "responseRules", "redirectRules", "forwardFor", "originalTo",
+        "acls", "backendRules", "requestRules", "responseRules", "afterResponseRules", "redirectRules", "forwardFor", "originalTo",
         "connectionMode", "reuse", "captures", "httpLog", "httpLogCLF", "bufferRequest", "errorFiles", "cookie",
-        "hashType", "userlists", "preferLastServer", "monitorURI",
+        "hashType", "userlists", "preferLastServer", "abortOnClose", "monitorURI",
     ]
     static let serverFields = ["name", "location", "id", "host", "address", "port", "options", "fqdn", "hasAddress"]
     /// `resolutionStorage`: `resolution` (resolvers, resolve-*, init-addr), compared as a value.
@@ -99,6 +99,7 @@ enum PlanContent {
             && a.pointee.http.redirectRules == b.pointee.http.redirectRules
             && a.pointee.http.backendRules == b.pointee.http.backendRules
             && a.pointee.http.responseRules == b.pointee.http.responseRules
+            && a.pointee.http.afterResponseRules == b.pointee.http.afterResponseRules
             && a.pointee.tcp.connection == b.pointee.tcp.connection && a.pointee.tcp.content == b.pointee.tcp.content
     }
 

@@ -266,6 +266,7 @@ extension Proxy {
         p.http.backendRules = []
         p.http.requestRules = []
         p.http.responseRules = []
+        p.http.afterResponseRules = []
         p.http.redirectRules = []
         p.tcp.connection = []
         p.tcp.content = []

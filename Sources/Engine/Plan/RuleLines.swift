@@ -11,6 +11,7 @@ struct RuleLines {
         case redirect(Redirect, Condition?)
         case useBackend(String, Condition?)
         case response(HTTPResponseAction, Condition?)
+        case afterResponse(HTTPResponseAction, Condition?)
         case tcpConnection(TCPRuleAction, Condition?)
         case tcpContent(TCPRuleAction, Condition?)
     }
@@ -28,6 +29,7 @@ struct RuleLines {
         for r in http.redirectRules { add(.redirect(r.redirect, r.condition?.planView), r.location) }
         for r in http.backendRules { add(.useBackend(r.backend, r.condition?.planView), r.location) }
         for r in http.responseRules { add(.response(r.action, r.condition?.planView), r.location) }
+        for r in http.afterResponseRules { add(.afterResponse(r.action, r.condition?.planView), r.location) }
     }
 
     private mutating func add(_ line: Line, _ location: SourceLocation) {

@@ -22,6 +22,9 @@ struct HTTPCompiledSample {
         case header(UnsafeRawBufferPointer, occurrence: Int?)
         case fullHeader(UnsafeRawBufferPointer)
         case headerCount(UnsafeRawBufferPointer)
+        /// `hdr_val`, `res.hdr_val`: as `header`, `responseHeader`, read as integers.
+        case headerValue(UnsafeRawBufferPointer, occurrence: Int?)
+        case responseHeaderValue(UnsafeRawBufferPointer, occurrence: Int?)
         case method
         case source
         case sourcePort
@@ -67,6 +70,10 @@ struct HTTPCompiledSample {
             fetch = .header(constants.bytes(name, lowercased: true), occurrence: occurrence == 0 ? nil : occurrence)
         case .fullHeader(let name): fetch = .fullHeader(constants.bytes(name, lowercased: true))
         case .headerCount(let name): fetch = .headerCount(constants.bytes(name, lowercased: true))
+        case .headerValue(let name, let occurrence):
+            fetch = .headerValue(constants.bytes(name, lowercased: true), occurrence: occurrence == 0 ? nil : occurrence)
+        case .responseHeaderValue(let name, let occurrence):
+            fetch = .responseHeaderValue(constants.bytes(name, lowercased: true), occurrence: occurrence == 0 ? nil : occurrence)
         case .method: fetch = .method
         case .source: fetch = .source
         case .sourcePort: fetch = .sourcePort

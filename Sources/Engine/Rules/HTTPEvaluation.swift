@@ -102,6 +102,18 @@ struct HTTPEvaluation {
         case .fullHeader(let name):
             guard let request else { return true }
             return forEachHeaderValue(request, name, occurrence: nil, split: false, all: all, body)
+        case .headerValue(let name, let occurrence):
+            guard let request else { return true }
+            return forEachHeaderValue(request, name, occurrence: occurrence, split: true, all: all) { sample in
+                guard case .bytes(let text) = sample else { return body(sample) }
+                return body(.integer(HTTPEvaluation.leadingInteger(text)))
+            }
+        case .responseHeaderValue(let name, let occurrence):
+            guard let response else { return true }
+            return forEachHeaderValue(response, name, occurrence: occurrence, split: true, all: all) { sample in
+                guard case .bytes(let text) = sample else { return body(sample) }
+                return body(.integer(HTTPEvaluation.leadingInteger(text)))
+            }
         case .headerCount(let name):
             guard let request else { return true }
             return body(.integer(request.valueCount(of: name, split: true)))
@@ -256,6 +268,26 @@ struct HTTPEvaluation {
         }
         guard let value = message.lastValue(of: name, split: split) else { return true }
         return body(.bytes(value))
+    }
+
+    /// HAProxy's `strl2ic`: an optional `-` or `+`, then the leading digits (0 without any;
+    /// saturating rather than wrapping on overflow).
+    static func leadingInteger(_ text: UnsafeRawBufferPointer) -> Int {
+        var i = 0
+        var negative = false
+        if i < text.count, text[i] == UInt8(ascii: "-") || text[i] == UInt8(ascii: "+") {
+            negative = text[i] == UInt8(ascii: "-")
+            i += 1
+        }
+        var value = 0
+        while i < text.count, text[i] &- UInt8(ascii: "0") < 10 {
+            let (m, o1) = value.multipliedReportingOverflow(by: 10)
+            let (a, o2) = m.addingReportingOverflow(Int(text[i] &- UInt8(ascii: "0")))
+            if o1 || o2 { return negative ? Int.min : Int.max }
+            value = a
+            i += 1
+        }
+        return negative ? -value : value
     }
 
     /// `base`: the first Host value followed by the path (only the path without Host).

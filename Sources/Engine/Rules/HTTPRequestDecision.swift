@@ -11,6 +11,8 @@ enum HTTPRequestDecision {
     /// `http-request use-service NAME`: hand the request to that service (e.g.
     /// `prometheus-exporter`).
     case useService(String)
+    /// `http-request silent-drop`: close the client connection without an answer (a reset).
+    case silentDrop
 }
 
 /// What `HTTPRuleSet.processResponse` decided.
@@ -18,6 +20,8 @@ enum HTTPResponseDecision {
     /// Forward the response, written with `writeResponseHead`.
     case forward
     /// Drop the server's response and answer this instead (`http-response deny`: 502; a failed
-    /// rewrite: 500).
+    /// rewrite: 500; `http-response return`).
     case respond(HTTPLocalResponse)
+    /// `http-response silent-drop`: close both connections, answer nothing (a reset).
+    case silentDrop
 }

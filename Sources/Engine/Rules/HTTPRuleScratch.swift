@@ -15,6 +15,10 @@ final class HTTPRuleScratch {
     let text: HTTPScratchBuffer
     /// The local response of the current request (redirect, return).
     let reply: HTTPScratchBuffer
+    /// A local answer as `http-after-response` rules rewrote it, and its head before (allocated
+    /// when a proxy has such rules).
+    let afterReply: HTTPScratchBuffer
+    let afterInput: HTTPScratchBuffer
     /// `%hr`: `{value|value}`.
     let captures: HTTPScratchBuffer
     /// The request's rewrites.
@@ -44,6 +48,8 @@ final class HTTPRuleScratch {
     /// `set-src`/`set-src-port`, `set-dst`/`set-dst-port` of the current request: the addresses
     /// the session takes for the rest of the request (it clears them once taken).
     var clientOverride: SocketEndpoint?
+    /// `set-log-level` of the current request: a syslog level, -1 for `silent`.
+    var logLevel: Int?
     var localOverride: SocketEndpoint?
 
     /// `capacity`: the size of each buffer; `tune.bufsize` (a rewritten head must fit in one
@@ -53,6 +59,8 @@ final class HTTPRuleScratch {
         text = HTTPScratchBuffer(capacity: capacity)
         reply = HTTPScratchBuffer(capacity: capacity)
         captures = HTTPScratchBuffer(capacity: capacity)
+        afterReply = HTTPScratchBuffer(capacity: capacity)
+        afterInput = HTTPScratchBuffer(capacity: capacity)
         request = HTTPHeadEdits(capacity: capacity)
         response = HTTPHeadEdits(capacity: capacity)
     }
@@ -73,6 +81,7 @@ final class HTTPRuleScratch {
         cookieLastDate = 0
         cookieFirstDate = 0
         requestCacheable = false
+        logLevel = nil
         forgetTransactionVariables()
     }
 

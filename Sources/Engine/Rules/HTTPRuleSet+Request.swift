@@ -30,6 +30,8 @@ enum HTTPCompiledRequestAction {
     case unsetVariable(HTTPVariableKey)
     case stick(HTTPCompiledStickAction)
     case setAddress(ConnectionAddressPart, HTTPCompiledSample)
+    case silentDrop
+    case setLogLevel(Int)
 
     init(_ action: HTTPRequestAction, location: SourceLocation, constants: HTTPRuleConstants) throws(ConfigError) {
         func format(_ f: FormatString) -> HTTPCompiledFormat { HTTPCompiledFormat(f, constants: constants) }
@@ -65,6 +67,8 @@ enum HTTPCompiledRequestAction {
         case .unsetVariable(let name): self = .unsetVariable(HTTPVariableKey(name))
         case .stickCounter(let action): self = .stick(HTTPCompiledStickAction(action, constants: constants))
         case .setAddress(let part, let value): self = .setAddress(part, HTTPCompiledSample(value, constants: constants))
+        case .silentDrop: self = .silentDrop
+        case .setLogLevel(let level): self = .setLogLevel(level)
         }
     }
 
@@ -236,6 +240,10 @@ extension HTTPRuleSet {
                 return .respond(answer)
             case .useService(let service):
                 return .useService(service)
+            case .silentDrop:
+                return .silentDrop
+            case .setLogLevel(let level):
+                ev.scratch.logLevel = level
             case .tarpit(let status):
                 var answer = ev.frontend.errorResponse(status, backend: ev.backend)
                 answer.isDenial = true
@@ -333,7 +341,7 @@ extension HTTPRuleSet {
 
     // MARK: Local responses
 
-    /// `http-request return`.
+    /// `http-request return`, `http-response return`.
     func localResponse(_ r: HTTPCompiledReturn, _ ev: HTTPEvaluation) -> HTTPLocalResponse? {
         if case .raw(let message) = r.body { return .raw(status: r.status, message) }
         let out = ev.scratch.reply

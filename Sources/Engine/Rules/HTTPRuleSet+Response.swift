@@ -17,6 +17,9 @@ enum HTTPCompiledResponseAction {
     case setVariable(HTTPVariableKey, HTTPCompiledSample)
     case setVariableFormat(HTTPVariableKey, HTTPCompiledFormat)
     case unsetVariable(HTTPVariableKey)
+    case returnResponse(HTTPCompiledReturn)
+    case silentDrop
+    case setLogLevel(Int)
 
     init(_ action: HTTPResponseAction, location: SourceLocation, constants: HTTPRuleConstants) throws(ConfigError) {
         func format(_ f: FormatString) -> HTTPCompiledFormat { HTTPCompiledFormat(f, constants: constants) }
@@ -37,6 +40,11 @@ enum HTTPCompiledResponseAction {
         case .setVariable(let name, let value): self = .setVariable(HTTPVariableKey(name), HTTPCompiledSample(value, constants: constants))
         case .setVariableFormat(let name, let value): self = .setVariableFormat(HTTPVariableKey(name), format(value))
         case .unsetVariable(let name): self = .unsetVariable(HTTPVariableKey(name))
+        case .returnResponse(let status, let contentType, let body, let headers):
+            self = .returnResponse(HTTPCompiledReturn(status: status, contentType: contentType, body: body,
+                                                      headers: headers, constants: constants))
+        case .silentDrop: self = .silentDrop
+        case .setLogLevel(let level): self = .setLogLevel(level)
         }
     }
 }
@@ -61,19 +69,116 @@ extension HTTPRuleSet {
                 scratch.beginRule()
                 backend.manageServerCookies(ev, server: server)
                 if scratch.response.failed { return .respond(errorResponse(500, backend: backend)) }
+                // `http-after-response`: the backend's, then the frontend's.
+                _ = backend.runResponseRules(ev, backend.afterResponseRules)
+                if backend !== self { _ = runResponseRules(ev, afterResponseRules) }
+                if scratch.response.failed { return .respond(errorResponse(500, backend: backend)) }
                 return .forward
             }
         }
     }
 
+    /// Whether a proxy (or its backend) has `http-after-response` rules for strata's own answers.
+    func hasAfterResponseRules(backend: HTTPRuleSet?) -> Bool {
+        !afterResponseRules.isEmpty || backend?.afterResponseRules.isEmpty == false
+    }
+
+    /// `http-after-response` on an answer strata makes itself (an error, a deny, a return, a
+    /// redirect, a raw errorfile): its head is parsed, the backend's then this proxy's rules run
+    /// on it, and the rewritten head is written to `scratch.afterReply` (valid until the next
+    /// answer). The answer unchanged when a rewrite does not fit or the head does not parse.
+    func afterResponse(_ answer: HTTPLocalResponse, connection: HTTPConnectionInfo, scratch: HTTPRuleScratch,
+                       backend: HTTPRuleSet?) -> HTTPLocalResponse {
+        let input = scratch.afterInput
+        input.reset()
+        var body = answer.body
+        if answer.isRawMessage {
+            // The raw message's head, up to its empty line; its body follows.
+            guard let end = HTTPRuleSet.endOfHead(answer.body) else { return answer }
+            input.append(HTTPRuleBytes.slice(answer.body, 0..<end))
+            body = HTTPRuleBytes.slice(answer.body, end..<answer.body.count)
+        } else {
+            input.append(answer.head)
+            input.append("\r\n")
+        }
+        guard !input.overflowed else { return answer }
+        let bytes = input.bytes(from: 0)
+        var parser = HTTPResponseParser()
+        guard case .headersComplete = parser.parse(bytes, requestMethod: .get) else { return answer }
+        scratch.beginResponse()
+        let edits = scratch.response
+        let status = withUnsafePointer(to: parser.head) { head -> Int? in
+            withUnsafePointer(to: connection) { connection -> Int? in
+                let ev = HTTPEvaluation(request: nil, response: HTTPMessageView(input: bytes, head: head, edits: edits),
+                                        connection: connection, scratch: scratch, frontend: self, backend: backend)
+                if let backend, backend !== self { _ = backend.runResponseRules(ev, backend.afterResponseRules) }
+                _ = runResponseRules(ev, afterResponseRules)
+                guard !edits.failed else { return nil }
+                return edits.status ?? head.pointee.status
+            }
+        }
+        guard let status else { return answer }
+        let out = scratch.afterReply
+        out.reset()
+        let space = out.remaining()
+        var writer = HTTPHeadWriter(into: space)
+        withUnsafePointer(to: parser.head) { head in
+            let response = HTTPMessageView(input: bytes, head: head, edits: edits)
+            if let s = edits.status {
+                writer.write("HTTP/1.1 ")
+                writer.writeDecimal(UInt64(max(s, 0)))
+                writer.write(byte: HTTPByte.space)
+                if let reason = edits.reason {
+                    writer.write(edits.resolve(reason, bytes))
+                } else {
+                    writer.write(HTTPErrorPages.reason(s))
+                }
+                writer.write("\r\n")
+            } else {
+                writer.writeStartLine(head.pointee, from: bytes)
+            }
+            // The connection's fields are the session's to write (writeHead).
+            HTTPRuleSet.writeFields(&writer, response, upgrade: false)
+        }
+        guard !writer.overflowed else { return answer }
+        out.commit(writer.count)
+        var rewritten = HTTPLocalResponse(status: status, head: out.bytes(from: 0), body: body,
+                                          closesConnection: answer.closesConnection)
+        rewritten.isDenial = answer.isDenial
+        return rewritten
+    }
+
+    /// The length of a raw message's head, its empty line included (CRLF CRLF or LF LF).
+    static func endOfHead(_ b: UnsafeRawBufferPointer) -> Int? {
+        var i = 0
+        while i < b.count {
+            if b[i] == 0x0A {
+                if i + 1 < b.count, b[i + 1] == 0x0A { return i + 2 }
+                if i + 2 < b.count, b[i + 1] == 0x0D, b[i + 2] == 0x0A { return i + 3 }
+            }
+            i += 1
+        }
+        return nil
+    }
+
     func runResponseRules(_ ev: HTTPEvaluation) -> HTTPResponseDecision? {
+        runResponseRules(ev, responseRules)
+    }
+
+    func runResponseRules(_ ev: HTTPEvaluation, _ rules: [HTTPCompiledResponseRule]) -> HTTPResponseDecision? {
         let response = ev.response!
-        for rule in responseRules {
+        for rule in rules {
             ev.scratch.beginRule()
             guard rule.condition.evaluate(ev) else { continue }
             switch rule.action {
             case .allow:
                 return nil
+            case .silentDrop:
+                return .silentDrop
+            case .setLogLevel(let level):
+                ev.scratch.logLevel = level
+            case .returnResponse(let r):
+                return .respond(localResponse(r, ev) ?? ev.frontend.errorResponse(500, backend: ev.backend))
             case .deny(let status):
                 var answer = ev.frontend.errorResponse(status, backend: ev.backend)
                 answer.isDenial = true

@@ -76,6 +76,8 @@ final class HTTPRuleSet: @unchecked Sendable {
     /// The `use_backend` rules with a log-format name, by index in `backendRules`.
     let dynamicBackends: [Int: HTTPCompiledFormat]
     let responseRules: [HTTPCompiledResponseRule]
+    /// `http-after-response`: every answer, the server's and strata's own.
+    let afterResponseRules: [HTTPCompiledResponseRule]
     let forwardFor: HTTPCompiledForwardedHeader?
     let originalTo: HTTPCompiledForwardedHeader?
     let captures: [(name: UnsafeRawBufferPointer, length: Int)]
@@ -135,6 +137,13 @@ final class HTTPRuleSet: @unchecked Sendable {
                 condition: try condition(rule.condition)))
         }
         self.responseRules = responseRules
+        var afterResponseRules: [HTTPCompiledResponseRule] = []
+        for rule in http.afterResponseRules {
+            afterResponseRules.append(HTTPCompiledResponseRule(
+                action: try HTTPCompiledResponseAction(rule.action, location: rule.location, constants: constants),
+                condition: try condition(rule.condition)))
+        }
+        self.afterResponseRules = afterResponseRules
 
         forwardFor = http.forwardFor.map { HTTPCompiledForwardedHeader($0, constants: constants) }
         originalTo = http.originalTo.map { HTTPCompiledForwardedHeader($0, constants: constants) }

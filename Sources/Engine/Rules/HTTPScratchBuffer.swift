@@ -39,6 +39,17 @@ final class HTTPScratchBuffer {
         return base! + count
     }
 
+    /// The free space after what was appended (allocating the buffer on first use); `commit`
+    /// what was written there.
+    func remaining() -> UnsafeMutableRawBufferPointer {
+        if base == nil { base = UnsafeMutableRawPointer.allocate(byteCount: capacity, alignment: 8) }
+        return UnsafeMutableRawBufferPointer(start: base! + count, count: capacity - count)
+    }
+
+    func commit(_ n: Int) {
+        count += n
+    }
+
     @discardableResult
     func append(_ bytes: UnsafeRawBufferPointer) -> Bool {
         guard let p = reserve(bytes.count) else { return false }

@@ -62,6 +62,8 @@ final class TCPRuleSet: @unchecked Sendable {
     /// What `tcp-request connection` decides for a connection just accepted.
     struct ConnectionDecision {
         var reject = false
+        /// `silent-drop` (with `reject`): reset the connection rather than close it.
+        var silentDrop = false
         var expectProxy = false
     }
 
@@ -80,6 +82,10 @@ final class TCPRuleSet: @unchecked Sendable {
                 case .reject:
                     decision.reject = true
                     return
+                case .silentDrop:
+                    decision.reject = true
+                    decision.silentDrop = true
+                    return
                 case .expectProxy: decision.expectProxy = true
                 case .stickCounter: if let stick = rule.stick { ev.perform(stick, level: .connection) }
                 }
@@ -93,6 +99,8 @@ final class TCPRuleSet: @unchecked Sendable {
         case wait
         case accept
         case reject
+        /// `silent-drop`: a reject whose connection is reset (SO_LINGER 0).
+        case silentDrop
     }
 
     /// Evaluates `tcp-request content` rules over `payload`. `mayGrow`: the inspect delay has not
@@ -121,6 +129,7 @@ final class TCPRuleSet: @unchecked Sendable {
                 guard matched else { continue }
                 switch rule.action {
                 case .reject: return .reject
+                case .silentDrop: return .silentDrop
                 case .stickCounter:
                     if let stick = rule.stick { ev.perform(stick, level: httpMode ? .request : .tcpContent) }
                 default: return .accept

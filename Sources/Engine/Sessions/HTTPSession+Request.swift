@@ -59,6 +59,12 @@ extension HTTPSession {
             // A request cut short before its head ended: nothing to answer (HAProxy logs CR).
             transaction.termination = TerminationState(cause: UInt8(ascii: "C"), phase: UInt8(ascii: "R"))
             close()
+        case .waitingServer where transaction.tarpitAnswer == nil && backend?.proxy.http.abortOnClose == true:
+            // `option abortonclose`: still queued or connecting, so nothing reached the server:
+            // the request is dropped (HAProxy's CQ or CC).
+            let connecting = transaction.connector.server != nil
+            transaction.termination = TerminationState(cause: UInt8(ascii: "C"), phase: UInt8(ascii: connecting ? "C" : "Q"))
+            abortTransaction()
         case .waitingServer, .exchange:
             if !transaction.requestComplete {
                 transaction.termination = TerminationState(cause: UInt8(ascii: "C"), phase: UInt8(ascii: transaction.responseStarted ? "D" : "H"))
@@ -211,14 +217,16 @@ extension HTTPSession {
         var info = connectionInfo
         // `tcp-request content` in mode http: evaluated for each request, on the connection (its
         // addresses, its TLS) before the HTTP rules; `reject` closes without an answer (HAProxy's).
-        if let tcp = frontend.tcpRules, !tcp.content.isEmpty,
-           tcp.evaluateContent(info, payload: UnsafeRawBufferPointer(start: nil, count: 0), mayGrow: false,
-                               scratch: scratch, httpMode: true) == .reject
-        {
-            frontend.counters[loop].deniedRequests += 1
-            transaction.termination = TerminationState(cause: UInt8(ascii: "P"), phase: UInt8(ascii: "R"))
-            abortTransaction()
-            return
+        if let tcp = frontend.tcpRules, !tcp.content.isEmpty {
+            let decision = tcp.evaluateContent(info, payload: UnsafeRawBufferPointer(start: nil, count: 0), mayGrow: false,
+                                               scratch: scratch, httpMode: true)
+            if decision == .reject || decision == .silentDrop {
+                frontend.counters[loop].deniedRequests += 1
+                transaction.termination = TerminationState(cause: UInt8(ascii: "P"), phase: UInt8(ascii: "R"))
+                if decision == .silentDrop { dropSilently() }
+                abortTransaction()
+                return
+            }
         }
         var backend: Backend?
         if let rules = frontend.rules {
@@ -272,6 +280,14 @@ extension HTTPSession {
                 } else {
                     respondLocally(status: 503)
                 }
+                return
+            case .silentDrop:
+                // HAProxy's silent-drop: nothing is answered; the client connection is reset.
+                consumeHead(input)
+                frontend.counters[loop].deniedRequests += 1
+                transaction.termination = TerminationState(cause: UInt8(ascii: "P"), phase: UInt8(ascii: "R"))
+                dropSilently()
+                abortTransaction()
                 return
             case .forward:
                 break

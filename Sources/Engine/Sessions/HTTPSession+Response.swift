@@ -145,6 +145,14 @@ extension HTTPSession {
                 responseParsed = 0
                 sendLocal(answer)
                 return
+            case .silentDrop:
+                frontend?.counters[loop].deniedResponses += 1
+                backend?.counters[loop].deniedResponses += 1
+                server?.state.counters[loop].deniedResponses += 1
+                transaction.termination = TerminationState(cause: UInt8(ascii: "P"), phase: UInt8(ascii: "H"))
+                dropSilently()
+                abortTransaction()
+                return
             }
         }
         let pool = loop.buffers
@@ -323,6 +331,12 @@ extension HTTPSession {
     /// anything from a server.
     func sendLocal(_ answer: HTTPLocalResponse) {
         if generation == nil, let frontend = frontend ?? servingFrontend { begin(frontend) }
+        var answer = answer
+        // `http-after-response` applies to strata's own answers too.
+        if let rules = (frontend ?? servingFrontend)?.rules, let scratch,
+           rules.hasAfterResponseRules(backend: backend?.rules) {
+            answer = rules.afterResponse(answer, connection: connectionInfo, scratch: scratch, backend: backend?.rules)
+        }
         transaction.connector.release()
         transaction.localResponse = true
         transaction.responseStarted = true

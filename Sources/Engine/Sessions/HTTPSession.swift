@@ -46,6 +46,8 @@ final class HTTPSession: ListedSession {
     let acceptedLocalAddress: SocketEndpoint?
     /// `set-src`/`set-dst` changed the addresses of the current request.
     var addressesChanged = false
+    /// `silent-drop`: the client connection closes with a reset and no TLS close_notify.
+    var droppedSilently = false
     /// `bind … ssl`: the client connection's TLS (nil: a plain socket), with the listener's
     /// context of the generation current at accept, kept for the connection's life.
     let clientTLS: TLSConnection?
@@ -321,6 +323,14 @@ final class HTTPSession: ListedSession {
         if notify { worker.requestEnded(in: g) }
     }
 
+    /// `silent-drop`: the next close() resets the client connection and says nothing more. An
+    /// HTTP/2 stream's connection is shared: only the stream ends (it is reset).
+    func dropSilently() {
+        guard stream == nil else { return }
+        droppedSilently = true
+        resetOnClose(clientFD)
+    }
+
     func close() {
         guard phase != .closed else { return }
         if generation != nil { endTransaction() }
@@ -340,7 +350,7 @@ final class HTTPSession: ListedSession {
             tracker = nil
             stream.sessionClosed()
         } else {
-            clientTLS?.sendCloseNotify()
+            if !droppedSilently { clientTLS?.sendCloseNotify() }
             Glibc.close(clientFD)
             listener.detach(self)
             tracker?.end()

@@ -209,9 +209,10 @@ final class TCPSession: ListedSession {
         case .wait:
             clientIO.watch(clientTLS?.interest(EV_READ_MASK) ?? EV_READ_MASK, on: loop)
             if let tls = clientTLS, tls.hasBufferedInput { ev_feed_event(loop.raw, clientIO.raw, EV_READ_MASK) }
-        case .reject:
+        case .reject, .silentDrop:
             frontend.counters[loop].deniedRequests += 1
             termination = TerminationState(cause: UInt8(ascii: "P"), phase: UInt8(ascii: "R"))
+            if decision == .silentDrop { resetOnClose(clientFD) }
             finish()
         case .accept:
             clientIO.watch(0, on: loop)
@@ -669,6 +670,14 @@ final class TCPSession: ListedSession {
     }
 
     private var lastServerSessions: Int { server?.state.currentSessions ?? 0 }
+}
+
+/// `silent-drop`: the next close() of `fd` sends a reset (SO_LINGER 0) instead of a FIN, and
+/// drops whatever is still unsent. HAProxy goes further (TCP_REPAIR, or a zero TTL so that even
+/// the reset never reaches the client); strata's client sees the connection reset.
+func resetOnClose(_ fd: Int32) {
+    var linger = Glibc.linger(l_onoff: 1, l_linger: 0)
+    setsockopt(fd, SOL_SOCKET, SO_LINGER, &linger, socklen_t(MemoryLayout<Glibc.linger>.size))
 }
 
 /// TCP_NODELAY (a proxy must not add Nagle's delay to small exchanges) and SO_KEEPALIVE when asked.

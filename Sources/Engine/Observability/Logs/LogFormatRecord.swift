@@ -109,6 +109,8 @@ struct LogRecord {
 
     /// `option logasap`: logged before the end; `%Tt`, `%Ta` and `%B` get a `+`.
     var early = false
+    /// `set-log-level`: the line's syslog level, -1 for none (`silent`); nil: the options decide.
+    var logLevel: Int?
 
     init(mode: ProxyMode, frontend: Frontend, generation: Int, acceptDate: Double) {
         self.mode = mode
@@ -169,11 +171,13 @@ final class LogFormatPlan {
     /// session with an error, `info` otherwise.
     func render(_ record: LogRecord) -> (line: String, level: LogLevel)? {
         guard let line else { return nil }
+        if let forced = record.logLevel, forced < 0 { return nil }
         let error = record.isError
         if dontLogNull && record.mode == .tcp && record.bytesIn == 0 && record.bytesOut == 0
             && record.termination.cause == UInt8(ascii: "-") { return nil }
         if dontLogNormal && !error { return nil }
         guard let text = line.format(record) else { return nil }
+        if let forced = record.logLevel.flatMap(LogLevel.init(rawValue:)) { return (text, forced) }
         return (text, separateErrors && error ? .err : .info)
     }
 
