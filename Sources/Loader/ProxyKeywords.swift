@@ -453,7 +453,12 @@ extension KeywordReader {
             }
             i += 1
         }
-        if let tls {
+        var alpnOnly = tls
+        alpnOnly?.alpn = []
+        if let tls, !tlsEnabled, !tls.alpn.isEmpty, alpnOnly == BindTLS() {
+            // HAProxy accepts `alpn` on a clear listener and does nothing with it.
+            draft.warnings.append(line.error("'alpn' on a bind without 'ssl' has no effect (clear-text HTTP/2 is recognised by its preface, or forced with 'proto h2')"))
+        } else if let tls {
             try finishBindTLS(tls, enabled: tlsEnabled, line: line)
             template.tls = tls
             draft.bindTLS = true

@@ -36,6 +36,10 @@ import Testing
             """).config
         let binds = config.proxies[0].binds
         #expect(binds.map(\.forcesH2) == [true, false, false])
+        // `alpn` without `ssl`: HAProxy ignores it; strata too, with a warning.
+        let clear = try load("frontend fe\n    mode http\n    bind 127.0.0.1:8080 alpn h2,http/1.1\n    default_backend be\nbackend be\n    mode http\n    server s 127.0.0.1:9000\n")
+        #expect(clear.config.proxies[0].binds[0].tls == nil)
+        #expect(clear.warnings.map(\.description) == ["test.cfg:3: 'alpn' on a bind without 'ssl' has no effect (clear-text HTTP/2 is recognised by its preface, or forced with 'proto h2')"])
         #expect(binds[2].tls?.alpn == ["h2", "http/1.1"])
         #expect(errors("frontend fe\n    mode http\n    bind 127.0.0.1:8080 proto h3\n")
             .contains("test.cfg:3: 'proto h3' on bind is not supported (strata's listeners speak h1 or h2)"))
