@@ -59,6 +59,10 @@ public struct BindTLS: Hashable, Sendable {
     public var verify: TLSVerify = .none
     public var caFile: [UInt8]?
     public var caFilePath: String?
+    /// `ca-verify-file`: CAs client certificates are also checked against, not named to clients
+    /// in the handshake's list of acceptable CAs (as `ca-file`'s are).
+    public var caVerifyFile: [UInt8]?
+    public var caVerifyFilePath: String?
     public var crlFile: [UInt8]?
     /// `no-tls-tickets`.
     public var noTickets = false

@@ -381,7 +381,7 @@ extension KeywordReader {
     /// HAProxy's other `bind` options: "not supported yet" rather than "unknown".
     static let otherBindOptions: Set<String> = [
         "accept-netscaler-cip", "accept-proxy", "allow-0rtt", "alpn", "ca-file", "ca-ignore-err",
-        "ca-sign-file", "ca-sign-pass", "ca-verify-file", "ciphers", "ciphersuites", "crl-file", "crt",
+        "ca-sign-file", "ca-sign-pass", "ciphers", "ciphersuites", "crl-file", "crt",
         "crt-ignore-err", "crt-list", "curves", "defer-accept", "ecdhe", "expose-fd", "force-sslv3",
         "force-tlsv10", "force-tlsv11", "force-tlsv12", "force-tlsv13", "generate-certificates", "gid",
         "group", "id", "level", "maxconn", "mode", "mss", "namespace", "nice", "no-ca-names", "no-sslv3",

@@ -12,7 +12,7 @@ extension KeywordReader {
     static let bindTLSOptions: Set<String> = [
         "ssl", "crt", "crt-list", "strict-sni", "alpn", "ciphers", "ciphersuites", "curves", "ssl-min-ver",
         "ssl-max-ver", "no-sslv3", "no-tlsv10", "no-tlsv11", "no-tlsv12", "no-tlsv13", "verify", "ca-file",
-        "crl-file", "no-tls-tickets", "tls-ticket-keys",
+        "ca-verify-file", "crl-file", "no-tls-tickets", "tls-ticket-keys",
     ]
 
     /// The options of `server` / `default-server` that belong to TLS.
@@ -63,6 +63,11 @@ extension KeywordReader {
             tls.caFile = try pemFile(path, base: globalTLSBases.ca, line: line, what: "'ca-file'", marker: "CERTIFICATE",
                                      missing: "no certificate")
             tls.caFilePath = path
+        case "ca-verify-file":
+            let path = try value()
+            tls.caVerifyFile = try pemFile(path, base: globalTLSBases.ca, line: line, what: "'ca-verify-file'",
+                                           marker: "CERTIFICATE", missing: "no certificate")
+            tls.caVerifyFilePath = path
         case "crl-file":
             tls.crlFile = try pemFile(try value(), base: globalTLSBases.ca, line: line, what: "'crl-file'",
                                       marker: "X509 CRL", missing: "no CRL")
@@ -82,7 +87,7 @@ extension KeywordReader {
         guard !tls.certificates.isEmpty else {
             throw line.error("'ssl' on bind needs a certificate ('crt PEM', 'crt DIR' or 'crt-list FILE')")
         }
-        if tls.verify != .none && tls.caFile == nil {
+        if tls.verify != .none && tls.caFile == nil && tls.caVerifyFile == nil {
             throw line.error("'verify \(tls.verify.rawValue)' on bind needs 'ca-file' (the CAs client certificates are checked against)")
         }
         if let min = tls.minVersion, let max = tls.maxVersion, min > max {

@@ -166,6 +166,27 @@ struct TLSProxyTests {
         #expect(!sClient(port: optional.tls, extra: stranger).output.contains("origin=main"))
     }
 
+    /// `ca-verify-file`: its CAs verify client certificates without being named to clients (the
+    /// handshake's list of acceptable CAs holds only `ca-file`'s).
+    @Test func caVerifyFileVerifiesWithoutNamingItsCAs() throws {
+        let s = try start(bindOptions: "verify required ca-verify-file ca.pem")
+        let withCert = ["-cert", pki.path("client.crt"), "-key", pki.path("client.key")]
+        let trusted = sClient(port: s.tls, extra: withCert)
+        #expect(trusted.output.contains("origin=main"), "\(trusted.output)")
+        #expect(trusted.output.contains("h=X-Client-DN: /CN=client one/O=strata"))
+        #expect(trusted.output.contains("No client certificate CA names sent"), "\(trusted.output)")
+        #expect(!sClient(port: s.tls).output.contains("origin=main"))
+        let stranger = ["-cert", pki.path("stranger.crt"), "-key", pki.path("stranger.key")]
+        #expect(!sClient(port: s.tls, extra: stranger).output.contains("origin=main"))
+        s.strata.stop()
+
+        // With `ca-file` beside it, the list names ca-file's CA.
+        let both = try start(bindOptions: "verify required ca-file ca.pem ca-verify-file ca.pem")
+        let named = sClient(port: both.tls, extra: withCert)
+        #expect(named.output.contains("origin=main"))
+        #expect(named.output.contains("Acceptable client certificate CA names"), "\(named.output)")
+    }
+
     @Test(.enabled(if: TestTools.available(TestTools.hasCurl), "curl is not installed"))
     func httpOverTLSToTheClientAndToAVerifiedServer() throws {
         let s = try start()

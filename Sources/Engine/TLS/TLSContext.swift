@@ -152,18 +152,29 @@ final class TLSServerContext {
 
         // The CA bundle and CRL for client certificates, decoded once and shared by every SSL_CTX.
         var caCerts: [OpaquePointer] = []
+        // `ca-verify-file`: trusted for verification, not named to clients.
+        var verifyCerts: [OpaquePointer] = []
         var crls: [OpaquePointer] = []
         defer {
             for c in caCerts { X509_free(c) }
+            for c in verifyCerts { X509_free(c) }
             for c in crls { X509_CRL_free(c) }
         }
         if tls.verify != .none {
-            guard let ca = tls.caFile else {
+            guard tls.caFile != nil || tls.caVerifyFile != nil else {
                 throw ConfigError(bind.location, "\(context): verify is enabled but no CA file specified ('ca-file')")
             }
-            caCerts = TLSServerContext.certificates(in: ca)
-            if caCerts.isEmpty {
-                throw ConfigError(bind.location, "\(context): unable to load CA file '\(tls.caFilePath ?? "")' (no certificate found)")
+            if let ca = tls.caFile {
+                caCerts = TLSServerContext.certificates(in: ca)
+                if caCerts.isEmpty {
+                    throw ConfigError(bind.location, "\(context): unable to load CA file '\(tls.caFilePath ?? "")' (no certificate found)")
+                }
+            }
+            if let ca = tls.caVerifyFile {
+                verifyCerts = TLSServerContext.certificates(in: ca)
+                if verifyCerts.isEmpty {
+                    throw ConfigError(bind.location, "\(context): unable to load CA file '\(tls.caVerifyFilePath ?? "")' (no certificate found)")
+                }
             }
             if let crl = tls.crlFile {
                 crls = TLSServerContext.crls(in: crl)
@@ -205,6 +216,7 @@ final class TLSServerContext {
                         _ = X509_STORE_add_cert(store, ca)
                         _ = SSL_CTX_add_client_CA(ctx, ca)
                     }
+                    for ca in verifyCerts { _ = X509_STORE_add_cert(store, ca) }
                     if !crls.isEmpty {
                         for crl in crls { _ = X509_STORE_add_crl(store, crl) }
                         _ = X509_STORE_set_flags(store, UInt(X509_V_FLAG_CRL_CHECK | X509_V_FLAG_CRL_CHECK_ALL))
