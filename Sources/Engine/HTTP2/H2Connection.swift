@@ -61,8 +61,6 @@ final class H2Connection: EventHandler {
     unowned(unsafe) var listenerPrev: H2Connection?
     unowned(unsafe) var listenerNext: H2Connection?
 
-    /// Bytes read from the socket at a time.
-    static let readSize = 16384
     /// Output gathered before a write (a few frames in one send, or one TLS record).
     static let writeBatch = 16384
     /// Control frames (SETTINGS, PING, WINDOW_UPDATE on the connection, empty DATA) a client may send
@@ -230,17 +228,18 @@ final class H2Connection: EventHandler {
     // MARK: input
 
     private func readSocket() {
-        var buffer = [UInt8](repeating: 0, count: H2Connection.readSize)
+        // A buffer of the loop's pool for the time of the reads (libnghttp2 copies what it keeps).
+        let pool = loop.buffers
+        let buffer = pool.take()
+        defer { pool.give(buffer) }
+        let size = pool.size
         while !closed {
-            let n = buffer.withUnsafeMutableBytes { raw -> Int in
-                if let tls { return tls.read(raw.baseAddress!, raw.count) }
-                return recv(fd, raw.baseAddress!, raw.count, Int32(MSG_DONTWAIT))
-            }
+            let n = tls?.read(buffer, size) ?? recv(fd, buffer, size, Int32(MSG_DONTWAIT))
             if n > 0 {
                 lastActivity = loop.now
                 counters.add(.bytesIn, n)
-                guard buffer.withUnsafeBytes({ receive(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }) else { return }
-                if n < buffer.count && tls?.hasBufferedInput != true { break }
+                guard receive(UnsafeRawBufferPointer(start: buffer, count: n)) else { return }
+                if n < size && tls?.hasBufferedInput != true { break }
             } else if n < 0 && (errno == EAGAIN || errno == EINTR) {
                 break
             } else {

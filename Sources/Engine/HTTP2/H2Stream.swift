@@ -332,34 +332,20 @@ final class H2Stream {
 
     private func submitHead(_ input: UnsafeRawBufferPointer, session: OpaquePointer) {
         let head = parser.head
-        var storage: [UInt8] = Array(String(head.status).utf8)
-        var spans: [(Range<Int>, Range<Int>)] = []
-        let statusName = storage.count
-        storage.append(contentsOf: ":status".utf8)
-        spans.append((statusName..<storage.count, 0..<statusName))
+        var headers: [(name: [UInt8], value: [UInt8])] = [(Array(":status".utf8), Array(String(head.status).utf8))]
         // RFC 9113 §8.2.2: no connection-specific field (and no chunked framing) on HTTP/2.
         for f in head.fields where !f.knownName.isHopByHop && f.knownName != .transferEncoding && !head.isHopByHop(f, in: input) {
-            let name = H2Stream.lowercased(input[f.name])
-            let n = storage.count
-            storage.append(contentsOf: name)
-            let v = storage.count
-            storage.append(contentsOf: input[f.value])
-            spans.append((n..<v, v..<storage.count))
+            headers.append((H2Stream.lowercased(input[f.name]), Array(input[f.value])))
         }
         let noBody = head.framing == .noBody || head.framing == .contentLength(0)
         responseStarted = true
         if noBody { bodyDone = true }
-        storage.withUnsafeMutableBufferPointer { bytes in
-            let base = bytes.baseAddress!
-            var nva = spans.map { name, value in
-                nghttp2_nv(name: base + name.lowerBound, value: base + value.lowerBound, namelen: name.count,
-                           valuelen: value.count, flags: UInt8(NGHTTP2_NV_FLAG_NONE.rawValue))
-            }
+        H2Stream.withNameValues(headers) { nva, count in
             if noBody {
-                _ = nghttp2_submit_response(session, id, &nva, nva.count, nil)
+                _ = nghttp2_submit_response(session, id, nva, count, nil)
             } else {
                 var provider = nghttp2_data_provider(source: nghttp2_data_source(ptr: nil), read_callback: h2ReadBody)
-                _ = nghttp2_submit_response(session, id, &nva, nva.count, &provider)
+                _ = nghttp2_submit_response(session, id, nva, count, &provider)
             }
         }
         connection?.scheduleFlush()
@@ -396,23 +382,29 @@ final class H2Stream {
     }
 
     private func submitTrailers(_ session: OpaquePointer) {
+        H2Stream.withNameValues(trailers) { nva, count in _ = nghttp2_submit_trailer(session, id, nva, count) }
+        trailers = []
+    }
+
+    /// `fields` as libnghttp2's name/value array, valid during `body` (libnghttp2 copies them).
+    private static func withNameValues(_ fields: [(name: [UInt8], value: [UInt8])],
+                                       _ body: (UnsafePointer<nghttp2_nv>, Int) -> Void) {
         var storage: [UInt8] = []
-        var spans: [(Range<Int>, Range<Int>)] = []
-        for (name, value) in trailers {
+        var spans: [(name: Range<Int>, value: Range<Int>)] = []
+        for (name, value) in fields {
             let n = storage.count
             storage.append(contentsOf: name)
             let v = storage.count
             storage.append(contentsOf: value)
             spans.append((n..<v, v..<storage.count))
         }
-        trailers = []
         storage.withUnsafeMutableBufferPointer { bytes in
             let base = bytes.baseAddress!
-            var nva = spans.map { name, value in
-                nghttp2_nv(name: base + name.lowerBound, value: base + value.lowerBound, namelen: name.count,
-                           valuelen: value.count, flags: UInt8(NGHTTP2_NV_FLAG_NONE.rawValue))
+            let nva = spans.map { span in
+                nghttp2_nv(name: base + span.name.lowerBound, value: base + span.value.lowerBound, namelen: span.name.count,
+                           valuelen: span.value.count, flags: UInt8(NGHTTP2_NV_FLAG_NONE.rawValue))
             }
-            _ = nghttp2_submit_trailer(session, id, &nva, nva.count)
+            nva.withUnsafeBufferPointer { body($0.baseAddress!, $0.count) }
         }
     }
 
@@ -433,13 +425,16 @@ final class H2Stream {
 
     // MARK: bytes
 
-    static func equals<C: Collection>(_ a: C, _ b: StaticString) -> Bool where C.Element == UInt8 {
-        guard a.count == b.utf8CodeUnitCount else { return false }
-        return zip(a, UnsafeBufferPointer(start: b.utf8Start, count: b.utf8CodeUnitCount)).allSatisfy { $0 == $1 }
+    static func equals(_ a: UnsafeBufferPointer<UInt8>, _ b: StaticString) -> Bool {
+        HTTPRuleBytes.equals(UnsafeRawBufferPointer(a), HTTPRuleBytes.literal(b))
+    }
+
+    static func equals(_ a: [UInt8], _ b: StaticString) -> Bool {
+        a.withUnsafeBufferPointer { equals($0, b) }
     }
 
     static func lowercased<C: Collection>(_ bytes: C) -> [UInt8] where C.Element == UInt8 {
-        bytes.map { $0 >= 65 && $0 <= 90 ? $0 | 0x20 : $0 }
+        bytes.map(HTTPByte.lowercased)
     }
 
     static func methodExpectsBody(_ method: [UInt8]) -> Bool {
@@ -454,7 +449,8 @@ final class H2Stream {
         while i + 1 < fields.count {
             if fields[i] == 13 && fields[i + 1] == 10 {
                 let line = fields[lineStart..<i + 2]
-                if !(line.count > 5 && equals(line.prefix(5), "host:")) { out.append(contentsOf: line) }
+                let isHost = line.count > 5 && line.withUnsafeBufferPointer { equals(UnsafeBufferPointer(rebasing: $0[..<5]), "host:") }
+                if !isHost { out.append(contentsOf: line) }
                 lineStart = i + 2
                 i += 2
             } else {
