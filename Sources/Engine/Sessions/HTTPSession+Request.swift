@@ -470,13 +470,13 @@ extension HTTPHeadWriter {
 extension HTTPSession {
     /// Whether an Upgrade field's value lists `h2c` or `h2` among its protocols.
     static func offersH2(_ value: UnsafeRawBufferPointer) -> Bool {
-        for token in value.split(separator: UInt8(ascii: ",")) {
-            // A protocol name, trimmed of spaces; a version after `/` would be part of the name.
-            let name = token.drop { $0 == 0x20 || $0 == 0x09 }.reversed().drop { $0 == 0x20 || $0 == 0x09 }.reversed()
-            let lower = name.map { $0 | 0x20 }
-            if lower == Array("h2c".utf8) || lower == Array("h2".utf8) { return true }
+        // The list walk stops (false) at the first element naming h2c or h2 (a version after `/`
+        // is part of a protocol's name).
+        !HTTPFieldValue.forEachElement(value, 0..<value.count) { element in
+            let name = UnsafeRawBufferPointer(rebasing: value[element])
+            return !HTTPRuleBytes.equalsIgnoringCase(name, lowercase: HTTPRuleBytes.literal("h2c"))
+                && !HTTPRuleBytes.equalsIgnoringCase(name, lowercase: HTTPRuleBytes.literal("h2"))
         }
-        return false
     }
 }
 
