@@ -213,6 +213,11 @@ public struct ServerOptions: Hashable, Sendable {
     public var resolvers: String? { resolutionStorage.first?.resolvers }
     /// `send-proxy*`: each connection starts with a PROXY protocol header.
     public var sendProxy: SendProxy?
+    /// `proto h2`: HTTP/2 to the server whatever ALPN says (h2c on a clear connection).
+    public var forcesH2 = false
+    /// HTTP/2 to the server: `proto h2`, or `ssl … alpn` offering h2 (strata then needs the server
+    /// to choose it).
+    public var speaksH2: Bool { forcesH2 || (tls?.alpn.contains("h2") ?? false) }
     public init() {}
 }
 

@@ -61,8 +61,32 @@ extension ConfigParser {
             if p < config.proxies.count && (drafts[i].bindTLS || drafts[i].serverNotes.contains(.tls)) {
                 applyTLSDefaults(&config.proxies[p], verifyDefaulted: drafts[i].serverVerifyDefaulted, &errors)
             }
+            if p < config.proxies.count { h2Servers(config.proxies[p], &errors) }
         }
         return errors
+    }
+
+    /// HTTP/2 servers (`proto h2`, `alpn h2`): an HTTP backend's, each connection shared by the
+    /// streams of many clients, so nothing may make a connection one client's.
+    private func h2Servers(_ proxy: Proxy, _ errors: inout [ConfigError]) {
+        for server in proxy.servers where server.options.speaksH2 {
+            let what = "server '\(proxy.name)/\(server.name)'"
+            if proxy.mode != .http {
+                // (A TCP backend forwards bytes: h2 is the client's business.)
+                if server.options.forcesH2 {
+                    errors.append(ConfigError(server.location, "\(what): 'proto h2' needs mode http"))
+                }
+                continue
+            }
+            if server.options.sendProxy != nil {
+                errors.append(ConfigError(server.location,
+                    "\(what): 'send-proxy' on an HTTP/2 server is not supported yet (its connections carry many clients' streams)"))
+            }
+            if let sni = server.options.tls?.sni, !sni.isLiteral {
+                errors.append(ConfigError(server.location,
+                    "\(what): 'sni' from a fetch on an HTTP/2 server is not supported yet (its connections carry many requests)"))
+            }
+        }
     }
 
     /// The global `ssl-default-bind-*`, `ssl-default-server-*` and `ssl-server-verify` as the
@@ -100,10 +124,6 @@ extension ConfigParser {
             ConfigParser.apply(g.serverOptions, min: &tls.minVersion, max: &tls.maxVersion, disabled: &disabled,
                                noTickets: &noTickets)
             let what = "server '\(proxy.name)/\(proxy.servers[s].name)'"
-            if proxy.mode == .http && tls.alpn.contains("h2") {
-                errors.append(ConfigError(proxy.servers[s].location,
-                    "\(what): 'alpn' offers h2, which strata does not speak to servers (offer http/1.1)"))
-            }
             if let min = tls.minVersion, let max = tls.maxVersion, min > max {
                 errors.append(ConfigError(proxy.servers[s].location,
                     "\(what): 'ssl-min-ver \(min.rawValue)' is above 'ssl-max-ver \(max.rawValue)'"))

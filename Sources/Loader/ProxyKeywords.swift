@@ -489,7 +489,7 @@ extension KeywordReader {
         "no-send-proxy-v2", "no-ssl", "no-ssl-reuse", "no-sslv3", "no-tfo", "no-tls-tickets", "no-tlsv10",
         "no-tlsv11", "no-tlsv12", "no-tlsv13", "no-verifyhost", "non-stick", "npn",
         "on-marked-up", "pool-low-conn", "pool-max-conn", "pool-purge-delay",
-        "proto", "redir", "send-proxy", "send-proxy-v2", "send-proxy-v2-ssl", "send-proxy-v2-ssl-cn", "set-proxy-v2-tlv-fmt",
+        "redir", "send-proxy", "send-proxy-v2", "send-proxy-v2-ssl", "send-proxy-v2-ssl-cn", "set-proxy-v2-tlv-fmt",
         "sni", "socks4", "source", "ssl", "ssl-max-ver", "ssl-min-ver", "ssl-reuse", "stick",
         "tcp-ut", "tfo", "track", "verify", "verifyhost", "ws",
     ]
@@ -527,6 +527,15 @@ extension KeywordReader {
                 i += 1
             case "backup": options.backup = true
             case "disabled": options.disabled = true
+            case "proto":
+                // HAProxy's mux names: h2 (HTTP/2 without ALPN, h2c in clear), h1; fcgi is not.
+                switch line.optionalArgument(i + 1) {
+                case "h2": options.forcesH2 = true
+                case "h1": options.forcesH2 = false
+                case let other?: throw line.error("'proto \(other)' on server is not supported (strata speaks 'h2' and 'h1')")
+                case nil: throw line.error("'proto' on server expects a protocol name ('h2' or 'h1')")
+                }
+                i += 1
             case "send-proxy", "send-proxy-v2", "send-proxy-v2-ssl", "send-proxy-v2-ssl-cn", "no-send-proxy",
                  "no-send-proxy-v2", "proxy-v2-options":
                 try sendProxyOption(option, line, at: &i, into: &options.sendProxy)

@@ -46,6 +46,29 @@ import Testing
         #expect(errors("frontend fe\n    mode tcp\n    bind 127.0.0.1:8080 proto h2\n    default_backend be\nbackend be\n    mode tcp\n    server s 127.0.0.1:1\n")
             == ["test.cfg:3: 'proto h2' needs mode http (frontend 'fe' is in mode tcp)"])
     }
+
+    @Test func serverProtoAndALPN() throws {
+        let config = try load("""
+            backend be
+                mode http
+                server a 127.0.0.1:9000 proto h2
+                server b 127.0.0.1:9001 ssl verify none alpn h2,http/1.1
+                server c 127.0.0.1:9002 ssl verify none alpn http/1.1
+                server d 127.0.0.1:9003 proto h1
+            """).config
+        #expect(config.proxies[0].servers.map(\.options.speaksH2) == [true, true, false, false])
+        #expect(config.proxies[0].servers.map(\.options.forcesH2) == [true, false, false, false])
+        #expect(errors("backend be\n    mode http\n    server a 127.0.0.1:9000 proto fcgi\n")
+            == ["test.cfg:3: 'proto fcgi' on server is not supported (strata speaks 'h2' and 'h1')"])
+        #expect(errors("backend be\n    mode tcp\n    server a 127.0.0.1:9000 proto h2\n")
+            == ["test.cfg:3: server 'be/a': 'proto h2' needs mode http"])
+        #expect(errors("backend be\n    mode http\n    server a 127.0.0.1:9000 proto h2 send-proxy\n")
+            == ["test.cfg:3: server 'be/a': 'send-proxy' on an HTTP/2 server is not supported yet (its connections carry many clients' streams)"])
+        #expect(errors("backend be\n    mode http\n    server a 127.0.0.1:9000 ssl verify none alpn h2 sni req.hdr(host)\n")
+            == ["test.cfg:3: server 'be/a': 'sni' from a fetch on an HTTP/2 server is not supported yet (its connections carry many requests)"])
+        // A TCP backend's `alpn h2` is its TLS's business: bytes pass as they are.
+        #expect(errors("backend be\n    mode tcp\n    server a 127.0.0.1:9000 ssl verify none alpn h2\n").isEmpty)
+    }
 }
 
 /// HTTP rules and `option forwardfor|originalto` in a TCP proxy: HAProxy 2.6 ignores them with a

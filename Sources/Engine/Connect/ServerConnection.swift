@@ -28,6 +28,9 @@ final class ServerConnection: EventHandler {
     @exclusivity(unchecked) var addressEpoch = 0
     /// `send-proxy*`: the header to send as soon as the TCP connect is done, before any TLS.
     @exclusivity(unchecked) var proxyHeader: [UInt8]?
+    /// A stream on a shared HTTP/2 connection to the server (no socket of its own: fd is -1). Its
+    /// session reads and writes HTTP/1.1 through it; it is never pooled.
+    @exclusivity(unchecked) var h2: H2ServerStream?
 
     init(loop: EventLoop, fd: Int32, server: ServerState) {
         self.loop = loop
@@ -72,6 +75,8 @@ final class ServerConnection: EventHandler {
         /// The TLS handshake goes on: watch for `connectInterest` again.
         case inProgress
         case failed(ConnectFailure)
+        /// A server offered h2 by ALPN chose HTTP/1.1 (or nothing): connect again, as HTTP/1.1.
+        case reopen
     }
 
     enum ConnectFailure {
@@ -86,6 +91,7 @@ final class ServerConnection: EventHandler {
     /// with `context` the TLS handshake (`serverName`: a name for this connection rather than the
     /// context's own).
     func advanceConnect(tls context: TLSClientContext?, serverName: String?) -> ConnectProgress {
+        if let h2 { return h2.connectProgress }
         if tls == nil {
             let err = connectError
             if err != 0 { return .failed(.socket(errno: err)) }
@@ -119,7 +125,10 @@ final class ServerConnection: EventHandler {
     var connectInterest: Int32 { tls?.interest(0) ?? EV_WRITE_MASK }
 
     @inline(__always)
-    func watch(_ events: Int32) { io.watch(events, on: loop) }
+    func watch(_ events: Int32) {
+        if let h2 { return h2.setInterest(events) }
+        io.watch(events, on: loop)
+    }
 
     /// Reports `events` to the owner in this loop turn (TLS bytes OpenSSL already holds).
     func feed(_ events: Int32) { ev_feed_event(loop.raw, io.raw, events) }
@@ -139,6 +148,7 @@ final class ServerConnection: EventHandler {
 
     /// Parks the connection in its server's pool, watching for the server closing it.
     func park() {
+        if h2 != nil { return close() }
         // TLS with a server name of its request's (`sni` from a fetch): not for another request.
         if !poolable {
             close()
@@ -162,6 +172,11 @@ final class ServerConnection: EventHandler {
         isClosed = true
         owner = nil
         io.release(on: loop)
+        if let h2 {
+            // The stream is cancelled if unfinished; the shared connection goes on.
+            self.h2 = nil
+            return h2.detach()
+        }
         if notify { tls?.sendCloseNotify() }
         Glibc.close(fd)
     }
@@ -171,7 +186,7 @@ final class ServerConnection: EventHandler {
     /// side, thousands a second when every client closes after its request.
     func abort() {
         guard !isClosed else { return }
-        if tls == nil {
+        if tls == nil && h2 == nil {
             var linger = Glibc.linger(l_onoff: 1, l_linger: 0)
             setsockopt(fd, SOL_SOCKET, SO_LINGER, &linger, socklen_t(MemoryLayout<Glibc.linger>.size))
         }
@@ -227,6 +242,7 @@ extension ServerState {
     /// Closes `loop`'s idle connections older than `maxIdle` seconds.
     func purgeIdle(on loop: EventLoop, now: Double, maxIdle: Double) {
         let pool = pools[loop.index]
+        if !pool.h2.isEmpty { pool.h2.removeAll { $0.purge(now: now, maxIdle: maxIdle) } }
         guard !pool.connections.isEmpty else { return }
         pool.connections.removeAll { c in
             if now - c.idleSince > maxIdle {
@@ -240,6 +256,8 @@ extension ServerState {
     /// Closes `loop`'s idle connections (on that loop's thread).
     func closeIdle(on loop: EventLoop) {
         let pool = pools[loop.index]
+        // HTTP/2 connections take no new stream; the streams in flight finish.
+        for c in pool.h2 { c.retire() }
         for c in pool.connections { c.close() }
         pool.connections.removeAll()
     }

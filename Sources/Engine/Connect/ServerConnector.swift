@@ -71,6 +71,8 @@ struct ServerConnector {
     private var persistent = false
 
     private(set) var retries = 0
+    /// `reconnect` was called: the next connection is a new one (an HTTP/2 stream too).
+    private var reconnecting = false
     private(set) var redispatched = false
     /// Loop seconds: when the stream entered the queue (-1: not queued).
     private(set) var queuedAt = -1.0
@@ -122,6 +124,10 @@ struct ServerConnector {
             return .waiting
         case .failed:
             return connectFailed(timedOut: false, now: now)
+        case .reopen:
+            closeConnection()
+            guard let backend else { return fail(serverUnavailable) }
+            return open(backend: backend, now: now)
         case .established:
             worker?.observe(s, .connected)
             connectTime = now - connectStartedAt
@@ -155,6 +161,7 @@ struct ServerConnector {
         closeConnection()
         reused = false
         mayReuse = false
+        reconnecting = true
         guard let backend else { return fail(serverUnavailable) }
         return open(backend: backend, now: now)
     }
@@ -247,9 +254,11 @@ struct ServerConnector {
             enter(.established)
             return .reused
         }
+        let target = s.addressAndEpoch
+        if s.config.options.speaksH2 && (s.config.options.forcesH2 || s.state.chosenHTTP1.load(ordering: .relaxed) != target.epoch) {
+            return openStream(on: s, target: target, backend: backend, worker: worker, now: now) }
         s.state.counters[worker.loop].connectAttempts += 1
         backend.counters[worker.loop].connectAttempts += 1
-        let target = s.addressAndEpoch
         switch ServerConnection.open(on: worker.loop, to: ServerConnector.endpoint(target.address, clientFD: clientFD),
                                      server: s.state, keepAlive: backend.proxy.tcpKeepAlive.server,
                                      buffers: backend.generation?.config.config.global.socketBuffers ?? SocketBufferSizes()) {
@@ -276,6 +285,34 @@ struct ServerConnector {
             }
             return fail(TerminationState(cause: UInt8(ascii: "R"), phase: UInt8(ascii: "C")))
         }
+    }
+
+    /// An HTTP/2 server: a stream on one of its connections with a free stream slot (unless
+    /// `http-reuse never`), else on a new connection; its connect is the connection's.
+    private mutating func openStream(on s: BackendServer, target: (address: ServerAddress, epoch: Int), backend: Backend,
+                                     worker: Worker, now: Double) -> Action {
+        let loop = worker.loop
+        let global = backend.generation?.config.config.global ?? GlobalSettings()
+        let connectTimeout = ServerConnector.seconds(backend.proxy.timeouts.connect) ?? 5
+        guard let (carrier, rides) = H2ServerConnection.stream(
+            to: s, endpoint: ServerConnector.endpoint(target.address, clientFD: clientFD), epoch: target.epoch, loop: loop,
+            share: backend.proxy.http.reuse != .never && !reconnecting, keepAlive: backend.proxy.tcpKeepAlive.server,
+            buffers: global.socketBuffers, connectTimeout: connectTimeout, global: global, counters: worker.h2Counters)
+        else {
+            s.state.counters[loop].connectAttempts += 1
+            backend.counters[loop].connectAttempts += 1
+            return connectFailed(timedOut: false, backend: backend, now: now)
+        }
+        if rides {
+            s.state.counters[loop].reuses += 1
+            backend.counters[loop].reuses += 1
+        } else {
+            s.state.counters[loop].connectAttempts += 1
+            backend.counters[loop].connectAttempts += 1
+        }
+        adopt(carrier, reused: rides)
+        enter(.connecting, until: now + connectTimeout)
+        return .connecting
     }
 
     /// A connect failed (refused, unreachable, TLS) or timed out: retry, redispatch or give up.

@@ -466,7 +466,10 @@ final class H2Counters {
     enum Field: Int, CaseIterable {
         case openConnections, totalConnections, streamsOpened, openStreams, headersReceived, dataReceived,
              settingsReceived, resetsReceived, goawaysReceived, resetsSent, goawaysSent, protocolErrors, streamErrors,
-             rapidResets, floods, oversizedHeaders, timeouts, bytesIn, bytesOut
+             rapidResets, floods, oversizedHeaders, timeouts, bytesIn, bytesOut,
+             // Towards servers (`proto h2`, `alpn h2`).
+             serverConnectionsOpened, serverOpenConnections, serverStreamsOpened, serverProtocolErrors,
+             serverGoawaysReceived, serverALPNChoseHTTP1
     }
 
     private let ints = LoopLocalInts.allocate(Field.allCases.count)

@@ -102,7 +102,8 @@ final class H2Stream {
             hasHost = true
         }
         if H2Stream.equals(name, "content-length") { hasContentLength = true }
-        if H2Stream.equals(name, "te") { return 0 }  // "trailers" only (checked by libnghttp2): hop-by-hop in HTTP/1.1
+        // `te` (only "trailers", checked by libnghttp2) goes into the head: hop-by-hop there, it
+        // is removed before an HTTP/1.1 server and said again to an HTTP/2 one.
         fields.append(contentsOf: name)
         fields.append(contentsOf: ": ".utf8)
         fields.append(contentsOf: value)
@@ -387,8 +388,8 @@ final class H2Stream {
     }
 
     /// `fields` as libnghttp2's name/value array, valid during `body` (libnghttp2 copies them).
-    private static func withNameValues(_ fields: [(name: [UInt8], value: [UInt8])],
-                                       _ body: (UnsafePointer<nghttp2_nv>, Int) -> Void) {
+    static func withNameValues<R>(_ fields: [(name: [UInt8], value: [UInt8])],
+                                  _ body: (UnsafePointer<nghttp2_nv>, Int) -> R) -> R {
         var storage: [UInt8] = []
         var spans: [(name: Range<Int>, value: Range<Int>)] = []
         for (name, value) in fields {
@@ -398,13 +399,13 @@ final class H2Stream {
             storage.append(contentsOf: value)
             spans.append((n..<v, v..<storage.count))
         }
-        storage.withUnsafeMutableBufferPointer { bytes in
+        return storage.withUnsafeMutableBufferPointer { bytes in
             let base = bytes.baseAddress!
             let nva = spans.map { span in
                 nghttp2_nv(name: base + span.name.lowerBound, value: base + span.value.lowerBound, namelen: span.name.count,
                            valuelen: span.value.count, flags: UInt8(NGHTTP2_NV_FLAG_NONE.rawValue))
             }
-            nva.withUnsafeBufferPointer { body($0.baseAddress!, $0.count) }
+            return nva.withUnsafeBufferPointer { body($0.baseAddress!, $0.count) }
         }
     }
 

@@ -244,6 +244,9 @@ final class HealthChecker: EventHandler {
                 return finish(HealthCheckOutcome(.socketError, info: "SSL allocation failure"))
             case .failed(.tlsHandshake):
                 return finish(HealthCheckOutcome(.layer6Response, info: "SSL handshake failure"))
+            case .reopen:
+                // (Only HTTP/2 streams are told so; a check has a connection of its own.)
+                return finish(HealthCheckOutcome(.layer4Connection))
             case .established:
                 break
             }

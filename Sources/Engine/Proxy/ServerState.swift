@@ -106,6 +106,9 @@ final class ServerState: @unchecked Sendable {
     /// `set server … fqdn`, an SRV record's target: the name the resolver follows instead of the
     /// configured one (nil: the configured one). The control loop's, as `hasAddress`.
     var runtimeFQDN: String?
+    /// The address epoch at which the server, offered h2 and HTTP/1.1 by ALPN, chose HTTP/1.1
+    /// (-1: never): its connections are HTTP/1.1 from then on, as HAProxy follows ALPN's choice.
+    let chosenHTTP1 = Atomic<Int>(-1)
     /// The one checker running for this identity, whatever generation it checks for.
     weak var checker: HealthChecker?
 
@@ -215,6 +218,8 @@ final class IdlePool: @unchecked Sendable {
     @exclusivity(unchecked) var connections: [ServerConnection] = [] {
         didSet { CLibEV_store(published, connections.count) }
     }
+    /// HTTP/2 connections to the server (idle or carrying streams), shared by this loop's streams.
+    @exclusivity(unchecked) var h2: [H2ServerConnection] = []
     private let published = LoopLocalInts.allocate(1)
 
     deinit { LoopLocalInts.deallocate(published) }

@@ -11,17 +11,20 @@ extension HTTPSession {
     @inline(__always)
     func serverRead(_ c: ServerConnection, _ buffer: UnsafeMutableRawPointer, _ count: Int) -> Int {
         if let tls = c.tls { return tls.read(buffer, count) }
+        if let h2 = c.h2 { return h2.read(buffer, count) }
         return recv(c.fd, buffer, count, Int32(MSG_DONTWAIT))
     }
 
     @inline(__always)
     private func serverWrite(_ c: ServerConnection, _ bytes: UnsafeRawPointer, _ count: Int) -> Int {
         if let tls = c.tls { return tls.write(bytes, count) }
+        if let h2 = c.h2 { return h2.write(bytes, count) }
         return send(c.fd, bytes, count, Int32(MSG_NOSIGNAL | MSG_DONTWAIT))
     }
 
     func serverShutdownWrite(_ c: ServerConnection) {
         if let tls = c.tls { return tls.shutdownWrite(fd: c.fd) }
+        if let h2 = c.h2 { return h2.shutdownWrite() }
         shutdown(c.fd, Int32(SHUT_WR))
     }
 

@@ -29,6 +29,9 @@ struct HTTPTransaction {
     var tarpitUntil = 0.0
     var expectsContinue = false
     var upgradeRequested = false
+    /// `TE: trailers`: the client takes trailers (gRPC's clients say so). TE is hop-by-hop and
+    /// removed from the head; an HTTP/2 server is told again (`H2ServerStream`).
+    var acceptsTrailers = false
     /// The request line, for the log only (empty when the frontend logs nothing).
     var requestLine = ""
 

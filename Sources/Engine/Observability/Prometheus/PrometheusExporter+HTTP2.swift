@@ -16,6 +16,12 @@ extension Engine {
         ("strata_h2_goaway_resp_total", .counter, "GOAWAY frames sent", .goawaysSent),
         ("strata_h2_detected_conn_protocol_errors_total", .counter, "Connection-level protocol errors detected", .protocolErrors),
         ("strata_h2_detected_strm_protocol_errors_total", .counter, "Invalid frames received on streams", .streamErrors),
+        ("strata_h2_server_open_connections", .gauge, "HTTP/2 connections to servers open now", .serverOpenConnections),
+        ("strata_h2_server_connections_total", .counter, "HTTP/2 connections to servers since start", .serverConnectionsOpened),
+        ("strata_h2_server_streams_total", .counter, "Streams sent to HTTP/2 servers since start", .serverStreamsOpened),
+        ("strata_h2_server_goaway_rcvd_total", .counter, "GOAWAY frames received from servers", .serverGoawaysReceived),
+        ("strata_h2_server_protocol_errors_total", .counter, "HTTP/2 connections to servers closed on a protocol error", .serverProtocolErrors),
+        ("strata_h2_server_alpn_http1_total", .counter, "Servers offered h2 by ALPN that chose HTTP/1.1", .serverALPNChoseHTTP1),
     ]
 
     static let h2Limits: [(label: StaticString, field: H2Counters.Field)] = [

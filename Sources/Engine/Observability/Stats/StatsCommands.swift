@@ -231,6 +231,14 @@ enum StatsCommands {
             let gauge = field == .openConnections || field == .openStreams
             fields.append(InfoField(210 + i, name, "\(engine.h2Total(field))", gauge ? "MGP" : "MCP", "u32"))
         }
+        // HTTP/2 connections to servers.
+        for (i, (name, field)) in [("H2ServerConnections", H2Counters.Field.serverOpenConnections),
+                                   ("H2ServerConnectionsTotal", .serverConnectionsOpened), ("H2ServerStreamsTotal", .serverStreamsOpened),
+                                   ("H2ServerGoawaysReceived", .serverGoawaysReceived), ("H2ServerProtocolErrors", .serverProtocolErrors),
+                                   ("H2ServerALPNChoseHTTP1", .serverALPNChoseHTTP1)].enumerated() {
+            let gauge = field == .serverOpenConnections
+            fields.append(InfoField(218 + i, name, "\(engine.h2Total(field))", gauge ? "MGP" : "MCP", "u32"))
+        }
         if let broker = engine.brokerStatus {
             fields.append(InfoField(208, "Broker", broker(), "MGP", "str"))
         }
