@@ -3,6 +3,8 @@
 # $THREADS for both), in one run, alternating A B A B, nginx (HTTP/1.1, keep-alive) behind both:
 #   h2load -c 10 -m 10 over TLS (ALPN h2) for DURATION seconds -> requests/s and proxy CPU µs per
 #   request (utime+stime from /proc), and the same over h2c (prior knowledge)
+#   HTTP/2 to the server: nginx with h2c (`server … proto h2`) behind an HTTP/1.1 listener
+#   (h2load --h1 -c 10) and an h2c one (h2load -c 10 -m 10) -> requests/s and CPU µs per request
 #   failed streams while RELOADS reloads happen at 10/s under h2load over TLS: strata's `reload`
 #   on its admin socket, HAProxy master-worker's SIGUSR2
 # One line per figure: strata, HAProxy, the ratio (medians over the rounds).
@@ -25,8 +27,31 @@ openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj /CN=bench.test \
 cat "$WORK/crt.pem" "$WORK/key.pem" > "$WORK/bench.pem"
 NGINX_PORT=$(free_port)
 start_nginx "$NGINX_PORT"
+# A second nginx speaking h2c (prior knowledge) for the HTTP/2-to-server figures.
+NGINX_H2_PORT=$(free_port)
+mkdir -p "$WORK/nginx-h2/logs"
+cat > "$WORK/nginx-h2/nginx.conf" <<NGINX
+worker_processes 1;
+pid $WORK/nginx-h2/nginx.pid;
+error_log $WORK/nginx-h2/logs/error.log;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    keepalive_requests 1000000;
+    keepalive_timeout 60s;
+    http2_max_requests 1000000;
+    http2_max_concurrent_streams 256;
+    server {
+        listen 127.0.0.1:$NGINX_H2_PORT http2;
+        location = / { return 200 "ok\n"; }
+    }
+}
+NGINX
+"$(command -v nginx || echo /usr/sbin/nginx)" -p "$WORK/nginx-h2" -c "$WORK/nginx-h2/nginx.conf" -g 'daemon off;' &
+PIDS+=($!)
+wait_port "$NGINX_H2_PORT"
 
-# config TLS_PORT H2C_PORT SOCKET: the same configuration for both proxies.
+# config TLS_PORT H2C_PORT SOCKET [H1_TO_H2 H2C_TO_H2]: the same configuration for both proxies.
 config() {
     cat <<CFG
 global
@@ -46,23 +71,37 @@ frontend fe
 backend be
     server nginx 127.0.0.1:$NGINX_PORT
 CFG
+    [ -n "${4:-}" ] && cat <<CFG
+frontend to_h2
+    bind 127.0.0.1:$4
+    bind 127.0.0.1:$5 proto h2
+    default_backend h2
+backend h2
+    server nginx 127.0.0.1:$NGINX_H2_PORT proto h2
+CFG
+    return 0
 }
 
 S_TLS=$(free_port); S_H2C=$(free_port); H_TLS=$(free_port); H_H2C=$(free_port)
-config "$S_TLS" "$S_H2C" "$WORK/s.sock" > "$WORK/strata.cfg"
-config "$H_TLS" "$H_H2C" "$WORK/h.sock" > "$WORK/haproxy.cfg"
+S_H1S=$(free_port); S_H2S=$(free_port); H_H1S=$(free_port); H_H2S=$(free_port)
+config "$S_TLS" "$S_H2C" "$WORK/s.sock" "$S_H1S" "$S_H2S" > "$WORK/strata.cfg"
+config "$H_TLS" "$H_H2C" "$WORK/h.sock" "$H_H1S" "$H_H2S" > "$WORK/haproxy.cfg"
 "$STRATA" -f "$WORK/strata.cfg" 2>>"$WORK/strata.log" & S_PID=$!; PIDS+=("$S_PID")
 haproxy -db -f "$WORK/haproxy.cfg" 2>>"$WORK/haproxy.log" & H_PID=$!; PIDS+=("$H_PID")
 wait_port "$S_TLS"; wait_port "$H_TLS"
 for url in "https://127.0.0.1:$S_TLS/" "https://127.0.0.1:$H_TLS/"; do
     [ "$(curl -sk --http2 -o /dev/null -w '%{http_version}' "$url")" = 2 ] || { echo "$url does not answer over h2" >&2; exit 1; }
 done
+for url in "http://127.0.0.1:$S_H1S/" "http://127.0.0.1:$H_H1S/"; do
+    [ "$(curl -s "$url")" = ok ] || { echo "$url does not answer from the h2c server" >&2; exit 1; }
+done
 
-# run_h2load URL PID: "requests/s cpu_us/request failed"
+# run_h2load URL PID [h2load options]: "requests/s cpu_us/request failed"
 run_h2load() {
     local url=$1 pid=$2 before after out
+    shift 2
     before=$(cpu_ticks "$pid")
-    out=$(h2load -c 10 -m 10 -D "$DURATION" "$url" 2>&1)
+    out=$(h2load -c 10 -m 10 -D "$DURATION" "$@" "$url" 2>&1)
     after=$(cpu_ticks "$pid")
     python3 - "$out" "$((after - before))" "$(clk_tck)" <<'PY'
 import re, sys
@@ -85,6 +124,11 @@ for round in $(seq 1 "$ROUNDS"); do
         add "$who.tls" "$rps"; add "$who.tlscpu" "$cpu"; add "$who.tlsfail" "$failed"
         read -r rps cpu failed < <(run_h2load "http://127.0.0.1:$h2c/" "$pid")
         add "$who.h2c" "$rps"; add "$who.h2ccpu" "$cpu"; add "$who.h2cfail" "$failed"
+        if [ $who = strata ]; then h1s=$S_H1S h2s=$S_H2S; else h1s=$H_H1S h2s=$H_H2S; fi
+        read -r rps cpu failed < <(run_h2load "http://127.0.0.1:$h1s/" "$pid" --h1)
+        add "$who.h1s" "$rps"; add "$who.h1scpu" "$cpu"; add "$who.h1sfail" "$failed"
+        read -r rps cpu failed < <(run_h2load "http://127.0.0.1:$h2s/" "$pid")
+        add "$who.h2s" "$rps"; add "$who.h2scpu" "$cpu"; add "$who.h2sfail" "$failed"
         echo "# round $round $who done" >&2
     done
 done
@@ -153,5 +197,11 @@ line "h2 over TLS proxy CPU us/request" "(target <= 1.0)" tlscpu
 line "h2 over TLS failed streams" "" tlsfail
 line "h2c requests/s" "(higher is better)" h2c
 line "h2c proxy CPU us/request" "(lower is better)" h2ccpu
+line "h1 client to h2c server requests/s" "(higher is better)" h1s
+line "h1 client to h2c server CPU us/request" "(lower is better)" h1scpu
+line "h1 client to h2c server failed" "" h1sfail
+line "h2c client to h2c server requests/s" "(higher is better)" h2s
+line "h2c client to h2c server CPU us/request" "(lower is better)" h2scpu
+line "h2c client to h2c server failed" "" h2sfail
 printf '%-44s strata %11s  haproxy %11s  (of %s and %s streams; target 0)\n' "failed streams during $RELOADS reloads" \
     "$s_failed" "$h_failed" "$s_total" "$h_total"

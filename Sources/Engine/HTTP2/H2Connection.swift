@@ -41,8 +41,7 @@ final class H2Connection: EventHandler {
     var tracker: StickTracker?
     private var streamsStarted = 0
     /// What libnghttp2 produced that the socket has not taken yet.
-    private var output: [UInt8] = []
-    private var outputStart = 0
+    private var output = H2Output()
     private var closed = false
     /// Closed after a GOAWAY: reading and dropping what the client still sends until it closes
     /// or `lingerTime` passes.
@@ -61,8 +60,6 @@ final class H2Connection: EventHandler {
     unowned(unsafe) var listenerPrev: H2Connection?
     unowned(unsafe) var listenerNext: H2Connection?
 
-    /// Output gathered before a write (a few frames in one send, or one TLS record).
-    static let writeBatch = 16384
     /// Control frames (SETTINGS, PING, WINDOW_UPDATE on the connection, empty DATA) a client may send
     /// per second beyond a first burst of the same size.
     /// (Below libnghttp2's own bound on queued acknowledgements, 1000, which would end the
@@ -200,10 +197,10 @@ final class H2Connection: EventHandler {
         // (After a GOAWAY libnghttp2 wants no more input even while streams it counts as closed
         // on the client's side wait for their answers: those are strata's to finish.)
         if let session, streams.isEmpty, nghttp2_session_want_read(session) == 0, nghttp2_session_want_write(session) == 0,
-           outputStart == output.count {
+           !output.pending {
             return close()
         }
-        if goingAway && streams.isEmpty && outputStart == output.count {
+        if goingAway && streams.isEmpty && !output.pending {
             if let session, nghttp2_session_want_write(session) == 0 { return close() }
         }
         updateInterest()
@@ -273,42 +270,21 @@ final class H2Connection: EventHandler {
     /// Writes what libnghttp2 has to send, gathered into batches, until the socket is full.
     func flush() {
         guard !closed, let session else { return }
-        while true {
-            if outputStart < output.count {
-                let n = output.withUnsafeBytes { raw -> Int in
-                    let p = raw.baseAddress! + outputStart
-                    if let tls { return tls.write(p, output.count - outputStart) }
-                    return send(fd, p, output.count - outputStart, Int32(MSG_NOSIGNAL | MSG_DONTWAIT))
-                }
-                if n > 0 {
-                    outputStart += n
-                    counters.add(.bytesOut, n)
-                    lastActivity = loop.now
-                    if outputStart < output.count { continue }
-                    output.removeAll(keepingCapacity: true)
-                    outputStart = 0
-                } else if n < 0 && (errno == EAGAIN || errno == EINTR) {
-                    return
-                } else {
-                    return close()
-                }
+        let result = output.flush(session) { p, count in
+            let n = tls?.write(p, count) ?? send(fd, p, count, Int32(MSG_NOSIGNAL | MSG_DONTWAIT))
+            if n > 0 {
+                counters.add(.bytesOut, n)
+                lastActivity = loop.now
             }
-            // Gather the next batch.
-            while output.count < H2Connection.writeBatch {
-                var data: UnsafePointer<UInt8>?
-                let n = nghttp2_session_mem_send(session, &data)
-                if n < 0 { return close() }
-                if n == 0 { break }
-                output.append(contentsOf: UnsafeBufferPointer(start: data, count: n))
-            }
-            if output.isEmpty { return }
+            return n
         }
+        if result == .failed { close() }
     }
 
     private func updateInterest() {
         guard !closed else { return }
         var events: Int32 = EV_READ_MASK
-        if outputStart < output.count { events |= EV_WRITE_MASK }
+        if output.pending { events |= EV_WRITE_MASK }
         if let tls {
             events = tls.interest(events)
             io.watch(events, on: loop)
@@ -330,7 +306,7 @@ final class H2Connection: EventHandler {
             if goingAway { return lastActivity + Double(t.client ?? 5000) / 1000 }
             return (t.httpKeepAlive ?? t.httpRequest ?? t.client).map { lastActivity + Double($0) / 1000 }
         }
-        if outputStart < output.count { return t.client.map { lastActivity + Double($0) / 1000 } }
+        if output.pending { return t.client.map { lastActivity + Double($0) / 1000 } }
         return nil
     }
 
@@ -386,7 +362,7 @@ final class H2Connection: EventHandler {
         for (_, stream) in open { stream.connectionClosed() }
         if let session { nghttp2_session_del(session) }
         session = nil
-        if goingAway && outputStart == output.count && !lingering {
+        if goingAway && !output.pending && !lingering {
             // After a GOAWAY the client's frames already on their way are read and dropped for a
             // moment before the close: closing on unread bytes sends a reset, which can destroy
             // the GOAWAY before the client reads it.
