@@ -98,8 +98,15 @@ struct HTTP2ServerTests {
 
     @Test func streamsOfManyClientsShareOneConnection() throws {
         let origin = try TestH2Origin()
-        let plain = TestSocket.freePort(), h2c = TestSocket.freePort()
-        let strata = try StrataProcess(config: config(plain: plain, h2c: h2c, server: "server o 127.0.0.1:\(origin.port) proto h2"))
+        let plain = TestSocket.freePort(), h2c = TestSocket.freePort(), quick = TestSocket.freePort()
+        let strata = try StrataProcess(config: config(plain: plain, h2c: h2c, server: "server o 127.0.0.1:\(origin.port) proto h2", extra: """
+            frontend quick
+                bind 127.0.0.1:\(quick)
+                default_backend quick
+            backend quick
+                timeout server 200ms
+                server o 127.0.0.1:\(origin.port) proto h2
+            """))
         #expect(strata.waitForAdmin())
         // 20 clients at once, each on its own connection, each answered 0.5 s later by the
         // origin: they overlap, as streams of one server connection.
@@ -111,7 +118,20 @@ struct HTTP2ServerTests {
         #expect(try info(strata, "H2ServerConnectionsTotal") == 1)
         #expect(try info(strata, "H2ServerStreamsTotal") == 20)
         let last = curl(["http://127.0.0.1:\(plain)/last"])
-        #expect(last.stdout.contains("conn=1"), "\(last.stdout)")
+        #expect(last.stdout.contains("conn=1") && last.stdout.contains("resets=0"), "\(last.stdout)")
+
+        // A server slower than `timeout server`: 504, its stream is cancelled (RST_STREAM), the
+        // late answer dropped, and the connection serves the next request.
+        let timedOut = curl(["-o", "/dev/null", "-w", "%{http_code}", "http://127.0.0.1:\(quick)/slow/late"])
+        #expect(timedOut.stdout == "504", "\(timedOut.stdout)")
+        var next = ""
+        #expect(eventually(seconds: 5, every: 0.1) {
+            next = curl(["http://127.0.0.1:\(quick)/next"]).stdout
+            return next.contains("resets=1")
+        }, "\(next)")
+        // (The second backend's server is a server of its own: a connection of its own.)
+        #expect(next.contains("conn=2"), "\(next)")
+        #expect(try info(strata, "H2ServerConnectionsTotal") == 2)
     }
 
     @Test func grpcTrailersPassEndToEnd() throws {

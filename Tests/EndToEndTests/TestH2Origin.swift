@@ -9,7 +9,8 @@ import StrataTestSupport
 /// `t=name: value` per trailer. Paths: `/grpc…` answers `content-type: application/grpc` without a
 /// length, then trailers `grpc-status: 0`, `grpc-message: fine`; `/nolength` has no
 /// content-length; `/big` adds 1 MiB; `/slow` is answered 0.5 s later (the other streams go on,
-/// and `maxopen=N` says how many of the connection's streams were open at once, at most);
+/// and `maxopen=N` says how many of the connection's streams were open at once, at most;
+/// `resets=N` counts the streams strata reset);
 /// `/reset` resets the stream; `/empty` is a 204. The process ends with the test process, or
 /// after 120 s.
 final class TestH2Origin: @unchecked Sendable {
@@ -88,7 +89,7 @@ def serve(sock, n):
         reqs = {}
         pending = {}
         slow = []
-        state = {'open': 0, 'max': 0}
+        state = {'open': 0, 'max': 0, 'resets': 0}
         def pump():
             for sid in list(pending):
                 data, trailers = pending[sid]
@@ -115,7 +116,7 @@ def serve(sock, n):
                 slow.append((sid, r))
                 return
             state['open'] -= 1
-            lines = ['conn=%d' % n, 'stream=%d' % sid, 'maxopen=%d' % state['max']]
+            lines = ['conn=%d' % n, 'stream=%d' % sid, 'maxopen=%d' % state['max'], 'resets=%d' % state['resets']]
             lines += ['h=%s: %s' % (k, v) for k, v in r['headers']]
             lines.append('body=%d' % len(r['body']))
             lines.append('bodytext=%s' % r['body'][:64].decode('latin-1'))
@@ -179,6 +180,13 @@ def serve(sock, n):
                 elif isinstance(ev, h2.events.StreamEnded):
                     if ev.stream_id in reqs:
                         respond(ev.stream_id, reqs.pop(ev.stream_id))
+                elif isinstance(ev, h2.events.StreamReset):
+                    state['resets'] += 1
+                    state['open'] -= 1
+                    reqs.pop(ev.stream_id, None)
+                    pending.pop(ev.stream_id, None)
+                    for item in [x for x in slow if x[0] == ev.stream_id]:
+                        slow.remove(item)
                 elif isinstance(ev, h2.events.ConnectionTerminated):
                     pass
     except (OSError, ssl.SSLError) as e:

@@ -419,8 +419,8 @@ private let h2sFrameReceived: nghttp2_on_frame_recv_callback = { _, frame, user 
 
 private let h2sDataChunk: nghttp2_on_data_chunk_recv_callback = { session, _, streamID, data, length, user in
     guard let data else { return 0 }
-    guard let stream = serverConnection(user).streams[streamID] else {
-        // A stream its session left: its window is given back all the same.
+    guard let stream = serverConnection(user).streams[streamID], stream.isAttached else {
+        // A stream its session left: the bytes are dropped, the window given back.
         if let session { nghttp2_session_consume(session, streamID, length) }
         return 0
     }

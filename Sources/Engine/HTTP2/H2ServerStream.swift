@@ -14,7 +14,9 @@ import HTTP1
 final class H2ServerStream {
     /// Nil once the session let go of the stream, or the connection closed.
     private(set) var connection: H2ServerConnection?
-    private unowned(unsafe) let carrier: ServerConnection
+    /// Weak: the stream outlives its carrier when its session leaves before the server's last
+    /// frame (libnghttp2 keeps the stream until it closes).
+    private weak var carrier: ServerConnection?
     private let scheme: StaticString
     private(set) var id: Int32 = 0
 
@@ -167,13 +169,16 @@ final class H2ServerStream {
         if events & EV_READ_MASK != 0 && (reset || response.count > responseRead) { ready |= EV_READ_MASK }
         if events & EV_WRITE_MASK != 0 && connection?.phase != .connecting
             && (reset || body.count - bodyStart < H2ServerStream.bodyLimit) { ready |= EV_WRITE_MASK }
-        if ready != 0 { carrier.feed(ready) }
+        if ready != 0 { carrier?.feed(ready) }
     }
 
     private func wake(_ events: Int32) {
         let ready = events & interest
-        if ready != 0 && carrier.owner != nil { carrier.feed(ready) }
+        if ready != 0, let carrier, carrier.owner != nil { carrier.feed(ready) }
     }
+
+    /// A session reads the stream (false once it let go).
+    var isAttached: Bool { connection != nil && carrier != nil }
 
     /// The session let go of the stream (answered, failed, timed out): an unfinished stream is
     /// cancelled, so the server stops working on it.
@@ -213,7 +218,7 @@ final class H2ServerStream {
             }
             headers.append((H2Stream.lowercased(input[f.name]), Array(input[f.value])))
         }
-        if let session = carrier.owner as? HTTPSession, session.transaction.acceptsTrailers {
+        if let session = carrier?.owner as? HTTPSession, session.transaction.acceptsTrailers {
             // The only TE HTTP/2 allows (RFC 9113 §8.2.2), which gRPC servers look for.
             headers.append((Array("te".utf8), Array("trailers".utf8)))
         }
