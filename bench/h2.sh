@@ -39,7 +39,6 @@ http {
     access_log off;
     keepalive_requests 1000000;
     keepalive_timeout 60s;
-    http2_max_requests 1000000;
     http2_max_concurrent_streams 256;
     server {
         listen 127.0.0.1:$NGINX_H2_PORT http2;

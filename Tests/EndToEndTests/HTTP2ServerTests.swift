@@ -93,6 +93,12 @@ struct HTTP2ServerTests {
         #expect(try info(strata, "H2ServerConnectionsTotal") == 2)
         let after = curl(["\(base)/after"])
         #expect(after.stdout.contains("conn=1"), "\(after.stdout)")
+        // Connections without streams close once idle for the pool's lifetime (5 s).
+        // (The retry's connection was its request's alone, and closed after it.)
+        #expect(try info(strata, "H2ServerConnections") == 1)
+        #expect(try eventually(seconds: 15, every: 0.5) { try info(strata, "H2ServerConnections") == 0 })
+        let fresh = curl(["\(base)/fresh"])
+        #expect(fresh.stdout.contains("conn=3"), "\(fresh.stdout)")
         #expect(try (info(strata, "H2ServerStreamsTotal") ?? 0) >= 10)
     }
 

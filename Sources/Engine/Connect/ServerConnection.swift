@@ -242,7 +242,8 @@ extension ServerState {
     /// Closes `loop`'s idle connections older than `maxIdle` seconds.
     func purgeIdle(on loop: EventLoop, now: Double, maxIdle: Double) {
         let pool = pools[loop.index]
-        if !pool.h2.isEmpty { pool.h2.removeAll { $0.purge(now: now, maxIdle: maxIdle) } }
+        // (Over a copy: a connection closing takes itself out of the pool.)
+        for c in pool.h2 where c.idleExpired(now: now, maxIdle: maxIdle) { c.close() }
         guard !pool.connections.isEmpty else { return }
         pool.connections.removeAll { c in
             if now - c.idleSince > maxIdle {

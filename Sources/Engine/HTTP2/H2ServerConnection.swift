@@ -309,12 +309,9 @@ final class H2ServerConnection: EventHandler {
 
     // MARK: the pool's end of it
 
-    /// Idle past `maxIdle`: closed. Returns true when the connection is gone.
-    func purge(now: Double, maxIdle: Double) -> Bool {
-        if phase == .failed || phase == .closed { return true }
-        guard streams.isEmpty, waiting.isEmpty, phase == .ready, now - idleSince > maxIdle else { return false }
-        close()
-        return true
+    /// Without streams for more than `maxIdle` seconds: for the pool to close.
+    func idleExpired(now: Double, maxIdle: Double) -> Bool {
+        phase == .ready && streams.isEmpty && waiting.isEmpty && now - idleSince > maxIdle
     }
 
     /// The pool lets go (the server left, or moved): idle now, closed; else after its streams.
