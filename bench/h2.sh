@@ -4,7 +4,8 @@
 #   h2load -c 10 -m 10 over TLS (ALPN h2) for DURATION seconds -> requests/s and proxy CPU µs per
 #   request (utime+stime from /proc), and the same over h2c (prior knowledge)
 #   HTTP/2 to the server: nginx with h2c (`server … proto h2`) behind an HTTP/1.1 listener
-#   (h2load --h1 -c 10) and an h2c one (h2load -c 10 -m 10) -> requests/s and CPU µs per request
+#   (wrk -t1 -c10: h2load's HTTP/1 parser refuses HAProxy's empty reason phrase) and an h2c one
+#   (h2load -c 10 -m 10) -> requests/s and CPU µs per request
 #   failed streams while RELOADS reloads happen at 10/s under h2load over TLS: strata's `reload`
 #   on its admin socket, HAProxy master-worker's SIGUSR2
 # One line per figure: strata, HAProxy, the ratio (medians over the rounds).
@@ -14,7 +15,7 @@ source "$(dirname "$0")/lib.sh"
 DURATION=${1:-10}
 ROUNDS=${2:-3}
 RELOADS=${3:-200}
-need haproxy nginx
+need haproxy nginx wrk
 command -v h2load >/dev/null || {
     echo "# installing nghttp2-client" >&2
     apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nghttp2-client >&2
@@ -95,12 +96,11 @@ for url in "http://127.0.0.1:$S_H1S/" "http://127.0.0.1:$H_H1S/"; do
     [ "$(curl -s "$url")" = ok ] || { echo "$url does not answer from the h2c server" >&2; exit 1; }
 done
 
-# run_h2load URL PID [h2load options]: "requests/s cpu_us/request failed"
+# run_h2load URL PID: "requests/s cpu_us/request failed"
 run_h2load() {
     local url=$1 pid=$2 before after out
-    shift 2
     before=$(cpu_ticks "$pid")
-    out=$(h2load -c 10 -m 10 -D "$DURATION" "$@" "$url" 2>&1)
+    out=$(h2load -c 10 -m 10 -D "$DURATION" "$url" 2>&1)
     after=$(cpu_ticks "$pid")
     python3 - "$out" "$((after - before))" "$(clk_tck)" <<'PY'
 import re, sys
@@ -110,6 +110,24 @@ done = re.search(r"requests: \d+ total, \d+ started, (\d+) done, (\d+) succeeded
 rps = float(m.group(3))
 succeeded, failed = int(done.group(2)), int(done.group(3))
 print(f"{rps:.0f} {ticks * 1e6 / hz / max(succeeded, 1):.2f} {failed}")
+PY
+}
+
+# run_wrk URL PID: "requests/s cpu_us/request non2xx_plus_errors"
+run_wrk() {
+    local url=$1 pid=$2 before after out
+    before=$(cpu_ticks "$pid")
+    out=$(wrk -t1 -c10 -d"${DURATION}s" "$url" 2>&1)
+    after=$(cpu_ticks "$pid")
+    python3 - "$out" "$((after - before))" "$(clk_tck)" <<'PY'
+import re, sys
+out, ticks, hz = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+total = int(re.search(r"(\d+) requests in", out).group(1))
+bad = sum(int(x) for x in re.findall(r"Non-2xx or 3xx responses: (\d+)", out))
+m = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+bad += sum(map(int, m.groups())) if m else 0
+print(f"{rps:.0f} {ticks * 1e6 / hz / max(total, 1):.2f} {bad}")
 PY
 }
 
@@ -124,7 +142,7 @@ for round in $(seq 1 "$ROUNDS"); do
         read -r rps cpu failed < <(run_h2load "http://127.0.0.1:$h2c/" "$pid")
         add "$who.h2c" "$rps"; add "$who.h2ccpu" "$cpu"; add "$who.h2cfail" "$failed"
         if [ $who = strata ]; then h1s=$S_H1S h2s=$S_H2S; else h1s=$H_H1S h2s=$H_H2S; fi
-        read -r rps cpu failed < <(run_h2load "http://127.0.0.1:$h1s/" "$pid" --h1)
+        read -r rps cpu failed < <(run_wrk "http://127.0.0.1:$h1s/" "$pid")
         add "$who.h1s" "$rps"; add "$who.h1scpu" "$cpu"; add "$who.h1sfail" "$failed"
         read -r rps cpu failed < <(run_h2load "http://127.0.0.1:$h2s/" "$pid")
         add "$who.h2s" "$rps"; add "$who.h2scpu" "$cpu"; add "$who.h2sfail" "$failed"
