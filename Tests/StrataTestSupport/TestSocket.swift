@@ -60,7 +60,6 @@ public enum TestSocket {
         }.start()
     }
 
-    /// A port free on 127.0.0.1 now (bound to port 0, read back, closed).
     /// A port free on 127.0.0.1 now, for a server a test starts later (strata, haproxy). Taken
     /// below the kernel's ephemeral range (32768 up), so no client connection of the suite can be
     /// given it meanwhile, and from a counter shared by every test of the process, so two tests
