@@ -181,7 +181,7 @@ public final class Generation: @unchecked Sendable {
             }
             if let old { backend.counters = old.counters } else { unresolvedBackends.append(backend) }
             backends[name] = backend
-            for s in backend.servers where s.config.options.check.enabled { checkedServers.append(s) }
+            for s in backend.servers where s.config.options.check.enabled || s.config.options.check.agent.enabled { checkedServers.append(s) }
             if !named { named = proxies[i].servers.contains { $0.fqdn != nil } }
             if let cookie = proxies[i].http.cookie {
                 for s in proxies[i].servers.indices {

@@ -119,7 +119,7 @@ final class Backend: @unchecked Sendable {
         server.index = servers.count
         servers.append(server)
         for shard in shards { shard.serve(servers, proxy: proxy) }
-        if server.config.options.check.enabled { generation.checkedServers.append(server) }
+        if server.config.options.check.enabled || server.config.options.check.agent.enabled { generation.checkedServers.append(server) }
     }
 
     /// `add server` on a backend the loops serve: a new list on every loop (the balancer starts

@@ -211,18 +211,7 @@ extension ServerAdminCommand {
             return t.find(engine).map { "\($0.state.health.weight) (initial \($0.state.health.initialWeight))" }
         case .setState(let t, let wanted):
             return t.find(engine).map { s in
-                let health = engine.healthMonitor
-                switch wanted {
-                case .ready:
-                    health.change(s) { $0.leaveDrain(now: MonotonicClock.now()) }
-                    health.change(s) { $0.leaveMaintenance(now: MonotonicClock.now()) }
-                case .drain:
-                    health.change(s) { $0.enterDrain(now: MonotonicClock.now()) }
-                    health.change(s) { $0.leaveMaintenance(now: MonotonicClock.now()) }
-                case .maint:
-                    health.change(s) { $0.enterMaintenance(now: MonotonicClock.now()) }
-                    health.change(s) { $0.leaveDrain(now: MonotonicClock.now()) }
-                }
+                engine.healthMonitor.setAdminState(s, wanted)
                 return ""
             }
         case .enableServer(let t):
@@ -273,6 +262,7 @@ extension ServerAdminCommand {
             for s in b.servers {
                 let h = s.state.health
                 let c = s.config
+                let agent = c.options.check.agent
                 let moved = s.address
                 // The name it follows now (an SRV record's target, `set server … fqdn`), and the
                 // SRV label of a template's server.
@@ -284,8 +274,10 @@ extension ServerAdminCommand {
                     "\(h.operational.rawValue)", "\(h.admin.rawValue)", "\(h.weight)", "\(h.initialWeight)",
                     "\(max(0, Int(now - h.lastChange)))",
                     "\(h.lastCheck.status.rawValue)", "\(h.lastCheck.status.result.rawValue)", "\(h.health)", "\(h.checkStateFlags)",
-                    "0", "0", "0", fqdn, "\(moved.port ?? 0)", srv ?? "-", c.options.tls == nil ? "0" : "1",
-                    "\(c.options.check.port ?? 0)", c.options.check.address.map { "\($0)" } ?? "-", "-", "0",
+                    "\(h.agentStateFlags)", "0", "0", fqdn, "\(moved.port ?? 0)", srv ?? "-", c.options.tls == nil ? "0" : "1",
+                    "\(c.options.check.port ?? 0)", c.options.check.address.map { "\($0)" } ?? "-",
+                    agent.enabled ? (agent.address ?? c.options.check.address).map { "\($0)" } ?? "-" : "-",
+                    "\(agent.enabled ? agent.port ?? c.options.check.port ?? 0 : 0)",
                 ]
                 lines.append(fields.joined(separator: " "))
             }

@@ -516,7 +516,7 @@ extension Engine {
         family("haproxy_server_max_queue", .gauge, "Highest value of queued connections encountered since process started") { $1.queueMax }
         family("haproxy_server_current_sessions", .gauge, "Number of current sessions on the frontend, backend or server") { $1.currentSessions }
         family("haproxy_server_max_sessions", .gauge, "Highest value of current sessions encountered since process started") { $1.maxSessions }
-        family("haproxy_server_limit_sessions", .gauge, "Frontend/listener/server's maxconn, backend's fullconn") { s, _ in s.config.options.maxconn }
+        family("haproxy_server_limit_sessions", .gauge, "Frontend/listener/server's maxconn, backend's fullconn") { s, _ in s.maxconn }
         family("haproxy_server_sessions_total", .counter, "Total number of sessions since process started") { $1.totalSessions }
         family("haproxy_server_bytes_in_total", .counter, "Total number of request bytes since process started") { Int(truncatingIfNeeded: $1.bytesIn) }
         family("haproxy_server_bytes_out_total", .counter, "Total number of response bytes since process started") { Int(truncatingIfNeeded: $1.bytesOut) }
