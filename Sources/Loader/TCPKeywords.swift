@@ -23,7 +23,8 @@ extension KeywordReader {
     static func isTCPFetch(_ fetch: SampleFetch, layer4Only: Bool) -> Bool {
         switch fetch {
         case .source, .sourcePort, .destination, .destinationPort, .constant, .stickCounter: return true
-        case .sslFrontend, .tls, .requestLength, .requestPayload, .sslHello, .protoHTTP: return !layer4Only
+        case .sslFrontend, .tls, .requestLength, .requestPayload, .sslHello, .protoHTTP, .responseLength, .responsePayload,
+             .responseHelloType: return !layer4Only
         default: return false
         }
     }
@@ -116,13 +117,44 @@ extension KeywordReader {
         }
     }
 
-    /// `tcp-response inspect-delay` and `tcp-response content` are refused: strata does not inspect
-    /// what servers send yet (HAProxy warns about a delay without rules, so neither alone helps).
+    static let tcpResponseActions = ["accept", "close", "reject"]
+    static let otherTCPResponseActions: Set<String> = [
+        "do-log", "sc-add-gpc", "sc-inc-gpc", "sc-inc-gpc0", "sc-inc-gpc1", "sc-set-gpt", "sc-set-gpt0", "send-spoe-group",
+        "set-bandwidth-limit", "set-fc-mark", "set-fc-tos", "set-log-level", "set-mark", "set-nice", "set-tos", "set-var",
+        "set-var-fmt", "silent-drop", "unset-var",
+    ]
+
+    /// `tcp-response inspect-delay T` and `tcp-response content accept|reject|close [if|unless
+    /// COND]`, on the backend side (HAProxy: backend and listen sections, the delay in a defaults
+    /// section too). Their conditions see the connection and the server's payload (`res.len`,
+    /// `res.payload`, `res.ssl_hello_type`).
     private func tcpResponse(_ line: KeywordLine, draft: inout ProxyDraft) throws(ConfigError) {
         let kind = try line.argument(0, expecting: "content or inspect-delay")
         switch kind {
-        case "inspect-delay", "content":
-            throw line.error("'tcp-response \(kind)' is not supported yet")
+        case "inspect-delay":
+            guard draft.section != .frontend else {
+                throw line.error("'tcp-response inspect-delay' is only allowed in defaults, listen and backend sections")
+            }
+            guard line.optionalArgument(1) != nil else { throw line.error("'tcp-response inspect-delay' expects a time (for example 5s)") }
+            draft.proxy.tcp.responseInspectDelay = try line.time(1)
+            try line.noArguments(after: 2)
+        case "content":
+            guard draft.section == .backend || draft.section == .listen else {
+                throw line.error("'tcp-response content' rules are supported in listen and backend sections only (not yet in \(draft.section.rawValue) sections)")
+            }
+            let action = try line.argument(1, expecting: "an action (accept, reject, close)")
+            let rule: TCPRuleAction
+            switch action {
+            case "accept": rule = .accept
+            case "reject": rule = .reject
+            case "close": rule = .close
+            default:
+                throw actionError(line, action, kind: "tcp-response content", supported: KeywordReader.tcpResponseActions,
+                                  other: KeywordReader.otherTCPResponseActions)
+            }
+            let condition = try finishRule(line, at: 2, draft: &draft, context: .tcpResponse, rule: "tcp-response content \(action)")
+            try checkTCPCondition(condition, line: line, layer4Only: false, rule: "a 'tcp-response content' rule")
+            draft.proxy.tcp.response.append(TCPRule(location: line.location, action: rule, condition: condition))
         default:
             throw line.error("'tcp-response' expects content or inspect-delay, got '\(kind)'")
         }

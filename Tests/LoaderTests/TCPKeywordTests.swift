@@ -117,4 +117,67 @@ import Testing
             "test.cfg:22: 'req_ssl_sni' needs the TCP payload (mode tcp, tcp-request content): it cannot be used in a 'use_backend' rule",
         ])
     }
+
+    @Test func tcpResponseRules() throws {
+        let config = try load("""
+            defaults
+                mode tcp
+                tcp-response inspect-delay 2s
+            listen l
+                bind 127.0.0.1:8080
+                tcp-response content reject if { res.payload(0,4) -m bin 2D455252 }
+                tcp-response content close if { res.len gt 100 }
+                tcp-response content accept if { res.ssl_hello_type 2 } || { src 10.0.0.1 }
+                server s 127.0.0.1:1
+            backend b
+                tcp-response inspect-delay 500ms
+                tcp-response content accept
+                server s 127.0.0.1:1
+            """).config
+        let l = try #require(config.proxy(named: "l"))
+        #expect(l.tcp.responseInspectDelay == 2000)
+        #expect(l.tcp.response.map(\.action) == [.reject, .close, .accept])
+        #expect(l.tcp.response[0].condition?.alternatives.first?.first?.criteria.first?.sample.fetch == .responsePayload(offset: 0, length: 4))
+        #expect(l.tcp.response[1].condition?.alternatives.first?.first?.criteria.first?.sample.fetch == .responseLength)
+        #expect(l.tcp.response[2].condition?.alternatives.first?.first?.criteria.first?.sample.fetch == .responseHelloType)
+        let b = try #require(config.proxy(named: "b"))
+        #expect(b.tcp.responseInspectDelay == 500)
+        #expect(b.tcp.response.map(\.action) == [.accept])
+    }
+
+    @Test func tcpResponseErrors() {
+        #expect(errors("""
+            defaults d
+                mode tcp
+                tcp-response content accept
+            backend b
+                mode tcp
+                tcp-response content silent-drop
+                tcp-response content drop
+                tcp-response content accept if { req.len gt 0 }
+                tcp-response content accept if { path /x }
+                tcp-response inspect-delay
+                server s 127.0.0.1:1
+            frontend f
+                mode tcp
+                bind 127.0.0.1:8443
+                tcp-request content accept if { res.len gt 0 }
+                use_backend b if { res.len gt 0 }
+                default_backend b
+            backend h
+                mode http
+                tcp-response content reject
+                server s 127.0.0.1:1
+            """) == [
+            "test.cfg:3: 'tcp-response content' rules are supported in listen and backend sections only (not yet in defaults sections)",
+            "test.cfg:6: 'tcp-response content silent-drop' is not supported yet",
+            "test.cfg:7: unknown action 'drop' for 'tcp-response content' (expected accept, close or reject)",
+            "test.cfg:8: 'req.len' needs the request's payload (a 'tcp-request content' rule): it cannot be used in a 'tcp-response content' rule",
+            "test.cfg:9: 'path' needs HTTP (strata's 'tcp-response content' rules see the connection and the server's payload): it cannot be used in a 'tcp-response content' rule",
+            "test.cfg:10: 'tcp-response inspect-delay' expects a time (for example 5s)",
+            "test.cfg:15: 'res.len' needs the server's payload (a 'tcp-response content' rule): it cannot be used in a 'tcp-request content' rule",
+            "test.cfg:16: 'res.len' needs the server's payload (a 'tcp-response content' rule): it cannot be used in a 'use_backend' rule in mode tcp",
+            "test.cfg:20: 'tcp-response content' is not supported yet in mode http (strata applies it in mode tcp)",
+        ])
+    }
 }

@@ -179,6 +179,15 @@ public final class Generation: @unchecked Sendable {
                     errors.append(error)
                 }
             }
+            if !proxies[i].tcp.response.isEmpty {
+                do throws(ConfigError) {
+                    let evaluator: HTTPRuleSet
+                    if let rules { evaluator = rules } else { evaluator = try HTTPRuleSet(proxies[i], stickTables: tableObjects, maps: maps) }
+                    backend.responseRules = try TCPResponseRuleSet(proxies[i], evaluator: evaluator, stickTables: tableObjects)
+                } catch {
+                    errors.append(error)
+                }
+            }
             if let old { backend.counters = old.counters } else { unresolvedBackends.append(backend) }
             backends[name] = backend
             for s in backend.servers where s.config.options.check.enabled || s.config.options.check.agent.enabled { checkedServers.append(s) }

@@ -25,6 +25,8 @@ final class Backend: @unchecked Sendable {
     let rules: HTTPRuleSet?
     /// `stick on|match|store-request` rules (set once while the generation is built).
     var stickRules: StickRuleSet?
+    /// `tcp-response content` rules (mode tcp).
+    var responseRules: TCPResponseRuleSet?
     /// `server … ssl sni EXPR` with a fetch: rendered per request.
     var serverName: HTTPServerName?
     /// A server line has `ssl` (its TLS context is made with the generation).

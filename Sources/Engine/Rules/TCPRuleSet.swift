@@ -78,7 +78,7 @@ final class TCPRuleSet: @unchecked Sendable {
                 scratch.samples.reset()
                 guard rule.condition.evaluate(ev) else { continue }
                 switch rule.action {
-                case .accept: return
+                case .accept, .close: return
                 case .reject:
                     decision.reject = true
                     return
