@@ -61,6 +61,9 @@ public struct TCPRule: Hashable, Sendable {
 public struct TCPRules: Hashable, Sendable {
     /// `tcp-request connection …`, evaluated when a connection is accepted (real addresses).
     public var connection: [TCPRule] = []
+    /// `tcp-request session …`, evaluated once the session is validated (after a PROXY header
+    /// and the TLS handshake), before anything is read.
+    public var session: [TCPRule] = []
     /// `tcp-request content …`, evaluated on the client's first bytes (up to `inspectDelay`).
     public var content: [TCPRule] = []
     /// `tcp-request inspect-delay T` (ms).

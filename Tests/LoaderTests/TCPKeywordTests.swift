@@ -106,7 +106,6 @@ import Testing
             "test.cfg:4: '{ req.len gt 0 }' uses 'req.len', which a 'tcp-request connection' rule cannot have: it sees only the connection's addresses (src, dst, src_port, dst_port)",
             "test.cfg:5: proxy 'f': unable to find table 'f' referenced by track-sc0",
             "test.cfg:6: unknown action 'set-var(txn.x)' for 'tcp-request content' (expected accept, reject, silent-drop, track-sc0, track-sc1, track-sc2, sc-inc-gpc0, sc-inc-gpc1 or sc-set-gpt0)",
-            "test.cfg:7: 'tcp-request session' is not supported yet",
             "test.cfg:8: 'path' needs the HTTP request (an http-request rule): it cannot be used in a 'tcp-request content' rule",
             "test.cfg:9: 'hdr' needs the HTTP request (an http-request rule): it cannot be used in a 'use_backend' rule in mode tcp",
             "test.cfg:10: unknown action 'drop' for 'tcp-request connection' (expected accept, expect-proxy, reject, silent-drop, track-sc0, track-sc1, track-sc2, sc-inc-gpc0, sc-inc-gpc1 or sc-set-gpt0)",
@@ -178,6 +177,58 @@ import Testing
             "test.cfg:15: 'res.len' needs the server's payload (a 'tcp-response content' rule): it cannot be used in a 'tcp-request content' rule",
             "test.cfg:16: 'res.len' needs the server's payload (a 'tcp-response content' rule): it cannot be used in a 'use_backend' rule in mode tcp",
             "test.cfg:20: 'tcp-response content' is not supported yet in mode http (strata applies it in mode tcp)",
+        ])
+    }
+
+    @Test func tcpRequestSessionRules() throws {
+        let config = try load("""
+            frontend f
+                mode tcp
+                bind 127.0.0.1:8443
+                stick-table type ip size 10 store sess_cnt
+                tcp-request session reject if { src 127.0.0.3 } || { ssl_fc_sni -i bad.example }
+                tcp-request session track-sc0 src
+                tcp-request session sc-inc-gpc0(0) if { sc0_sess_cnt gt 5 }
+                tcp-request session silent-drop if { src_sess_cnt gt 100 }
+                tcp-request session accept
+                default_backend b
+            backend b
+                mode tcp
+                server s 127.0.0.1:1
+            """).config
+        let f = try #require(config.proxy(named: "f"))
+        #expect(f.tcp.session.count == 5)
+        #expect(f.tcp.session.first?.action == .reject)
+        #expect(f.tcp.session.last?.action == .accept)
+        if case .stickCounter(.track(let t)) = f.tcp.session[1].action {
+            #expect(t.counter == 0 && t.key.fetch == .source)
+        } else {
+            Issue.record("track-sc0 not read: \(f.tcp.session[1].action)")
+        }
+    }
+
+    @Test func tcpRequestSessionErrors() {
+        #expect(errors("""
+            frontend f
+                mode tcp
+                bind 127.0.0.1:8443
+                tcp-request session reject if { req.len gt 0 }
+                tcp-request session set-var(sess.x) src
+                tcp-request session drop
+                tcp-request session track-sc0 req.payload(0,4)
+                tcp-request session accept if { path /x }
+                default_backend b
+            backend b
+                mode tcp
+                tcp-request session accept
+                server s 127.0.0.1:1
+            """) == [
+            "test.cfg:4: '{ req.len gt 0 }' uses 'req.len', which a 'tcp-request session' rule cannot have: it sees the connection's addresses and its TLS, nothing read yet",
+            "test.cfg:5: 'tcp-request session set-var' is not supported yet",
+            "test.cfg:6: unknown action 'drop' for 'tcp-request session' (expected accept, reject, silent-drop, track-sc0, track-sc1, track-sc2, sc-inc-gpc0, sc-inc-gpc1 or sc-set-gpt0)",
+            "test.cfg:7: 'tcp-request session track-sc0' cannot use 'req.payload' as a key: it sees the connection's addresses and its TLS, nothing read yet",
+            "test.cfg:8: '{ path /x }' uses 'path', which a 'tcp-request session' rule cannot have: it sees the connection's addresses and its TLS, nothing read yet",
+            "test.cfg:12: 'tcp-request session' rules are supported in frontend and listen sections only (not yet in backend sections)",
         ])
     }
 }

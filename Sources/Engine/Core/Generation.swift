@@ -143,7 +143,7 @@ public final class Generation: @unchecked Sendable {
         // The TCP layer's rules of each frontend that has some (any mode).
         var tcpRules: [String: TCPRuleSet] = [:]
         for i in proxies.indices where proxies[i].kind != .backend
-            && (!proxies[i].tcp.connection.isEmpty || !proxies[i].tcp.content.isEmpty
+            && (!proxies[i].tcp.connection.isEmpty || !proxies[i].tcp.content.isEmpty || !proxies[i].tcp.session.isEmpty
                 || (proxies[i].mode == .tcp && !proxies[i].http.backendRules.isEmpty))
         {
             do throws(ConfigError) {

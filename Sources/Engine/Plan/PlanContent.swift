@@ -102,7 +102,7 @@ enum PlanContent {
             && a.pointee.http.responseRules == b.pointee.http.responseRules
             && a.pointee.http.afterResponseRules == b.pointee.http.afterResponseRules
             && a.pointee.tcp.connection == b.pointee.tcp.connection && a.pointee.tcp.content == b.pointee.tcp.content
-            && a.pointee.tcp.response == b.pointee.tcp.response
+            && a.pointee.tcp.response == b.pointee.tcp.response && a.pointee.tcp.session == b.pointee.tcp.session
     }
 
     /// What `Server.planView` keeps: all but its place and id (its position in the backend).

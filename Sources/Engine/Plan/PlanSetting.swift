@@ -270,6 +270,7 @@ extension Proxy {
         p.http.redirectRules = []
         p.tcp.connection = []
         p.tcp.content = []
+        p.tcp.session = []
         p.tcp.response = []
         p.log.targets = p.log.targets.map(\.planView)
         p.stickTable = p.stickTable?.planView

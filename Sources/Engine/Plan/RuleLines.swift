@@ -13,6 +13,7 @@ struct RuleLines {
         case response(HTTPResponseAction, Condition?)
         case afterResponse(HTTPResponseAction, Condition?)
         case tcpConnection(TCPRuleAction, Condition?)
+        case tcpSession(TCPRuleAction, Condition?)
         case tcpContent(TCPRuleAction, Condition?)
         case tcpResponse(TCPRuleAction, Condition?)
     }
@@ -22,6 +23,7 @@ struct RuleLines {
 
     init(_ http: HTTPSettings, _ tcp: TCPRules = TCPRules()) {
         for r in tcp.connection { add(.tcpConnection(r.action, r.condition?.planView), r.location) }
+        for r in tcp.session { add(.tcpSession(r.action, r.condition?.planView), r.location) }
         for r in tcp.content { add(.tcpContent(r.action, r.condition?.planView), r.location) }
         for r in tcp.response { add(.tcpResponse(r.action, r.condition?.planView), r.location) }
         for acl in http.acls {

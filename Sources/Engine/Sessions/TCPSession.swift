@@ -81,6 +81,8 @@ final class TCPSession: ListedSession {
     /// from the server connection on.
     @exclusivity(unchecked) private var inspectingResponse = false
     @exclusivity(unchecked) private var responseInspectStart = 0.0
+    /// A session `tcp-request session` rejected: it leaves no log line.
+    @exclusivity(unchecked) private var unlogged = false
 
     /// `localAddress`: the destination a PROXY protocol header carried (nil: the socket's own).
     init(worker: Worker, listener frontend: Frontend, clientFD: Int32, clientAddress: SocketEndpoint?,
@@ -146,8 +148,23 @@ final class TCPSession: ListedSession {
             clientIO.watch(0, on: loop)
             lastClientActivity = loop.now
             phase = .waiting
+            if rejectedBySession() { return }
             route()
         }
+    }
+
+    /// `tcp-request session` once the TLS handshake is done (a plain connection's ran at accept):
+    /// true when the rules rejected it (closed, counted in `dses`, not logged, as HAProxy).
+    private func rejectedBySession() -> Bool {
+        guard let rules = frontend.tcpRules, !rules.session.isEmpty else { return false }
+        let decision = rules.evaluateSession(connectionInfo, scratch: worker.ruleScratch)
+        guard decision.reject else { return false }
+        frontend.counters[loop].deniedSessions += 1
+        if decision.silentDrop { resetOnClose(clientFD) }
+        unlogged = true
+        termination = TerminationState(cause: UInt8(ascii: "P"), phase: UInt8(ascii: "R"))
+        finish()
+        return true
     }
 
     /// The connection as the TCP rules see it.
@@ -699,7 +716,7 @@ final class TCPSession: ListedSession {
             if let p = flow.pipe { loop.pipes.give(p, empty: flow.inPipe == 0) }
         }
         c2s.buffer = nil; s2c.buffer = nil; c2s.pipe = nil; s2c.pipe = nil
-        log()
+        if !unlogged { log() }
         if let tracker {
             tracker.bytesIn += Int(truncatingIfNeeded: c2s.bytes)
             tracker.bytesOut += Int(truncatingIfNeeded: s2c.bytes)

@@ -325,8 +325,7 @@ extension Engine {
         family("haproxy_frontend_connections_total", .counter, "Total number of new connections accepted on this frontend since the worker process started") { $1.totalSessions }
         family("haproxy_frontend_intercepted_requests_total", .counter, "Total number of HTTP requests intercepted on the frontend (redirects/stats/services) since the worker process started", httpOnly: true) { $1.intercepted }
         family("haproxy_frontend_denied_connections_total", .counter, "Total number of incoming connections blocked on a listener/frontend since the worker process started") { $1.deniedConnections }
-        // No `tcp-request session` rules: nothing blocks a session after its connection.
-        family("haproxy_frontend_denied_sessions_total", .counter, "Total number of incoming sessions blocked on a listener/frontend by a tcp-request connection rule since the worker process started") { _, _ in 0 }
+        family("haproxy_frontend_denied_sessions_total", .counter, "Total number of incoming sessions blocked on a listener/frontend by a tcp-request connection rule since the worker process started") { $1.deniedSessions }
     }
 
     private func writeBackends(_ w: inout PrometheusWriter, _ views: [StatsProxyView]) {

@@ -170,7 +170,7 @@ extension Engine {
         row[.conn_tot] = .int(c.totalSessions)
         row[.dcon] = .int(c.deniedConnections)
         // No tcp-request session rules: no session is denied after its connection.
-        row[.dses] = .int(0)
+        row[.dses] = .int(c.deniedSessions)
         // Measured once a second by the registry's sampler; a connection is a session in strata.
         let m = metrics.rates.meters(c)
         row[.rate] = .int(m?.sessions.rate ?? 0)
