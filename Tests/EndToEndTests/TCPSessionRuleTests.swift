@@ -1,3 +1,4 @@
+import CLibEV
 import Foundation
 import Glibc
 import StrataTestSupport
@@ -88,5 +89,52 @@ import Testing
         #expect(ProxyProtocolTests.request(port, header: [], path: "/rejected", from: "127.0.0.3").isEmpty)
         #expect(eventually { (try? ProxyProtocolTests.stat(strata, proxy: "web", field: "dses")) == "1" })
         #expect(!server.allBytes.contains("/rejected"))
+    }
+
+    /// After the TLS handshake the rules see what it said (`ssl_fc_sni`): an HTTP and a TCP
+    /// frontend each reject a name, and let the others through.
+    @Test func afterTheTLSHandshakeTheRulesSeeTheServerName() throws {
+        let pki = TLSTestPKI.shared
+        let server = try RecordingServer()
+        let echo = try TestBackend(.echo)
+        let http = TestSocket.freePort(), tcp = TestSocket.freePort()
+        let strata = try StrataProcess(config: """
+            global
+                stats socket @ADMIN@ level admin
+                crt-base \(pki.directory)
+            defaults
+                timeout connect 2s
+                timeout client 10s
+                timeout server 10s
+            frontend web
+                mode http
+                bind 127.0.0.1:\(http) ssl crt default.pem
+                tcp-request session reject if { ssl_fc_sni -i blocked.test }
+                default_backend app
+            backend app
+                mode http
+                server s 127.0.0.1:\(server.port)
+            listen raw
+                mode tcp
+                bind 127.0.0.1:\(tcp) ssl crt default.pem
+                tcp-request session reject if { ssl_fc_sni -i blocked.test }
+                server s 127.0.0.1:\(echo.port)
+            """)
+        #expect(strata.waitForAdmin())
+        let allowed = try #require(TLSTestClient(port: http, serverName: "ok.test"))
+        #expect(allowed.get("/allowed") == "ok")
+        // The handshake completes; then the session is closed without an answer.
+        let blocked = try #require(TLSTestClient(port: http, serverName: "blocked.test"))
+        #expect(blocked.get("/blocked") == nil)
+        #expect(!server.allBytes.contains("/blocked"))
+        let through = try #require(TLSTestClient(port: tcp, serverName: "ok.test"))
+        through.send("ping\n")
+        var byte = [UInt8](repeating: 0, count: 5)
+        #expect(SSL_read(through.ssl, &byte, 5) == 5 && byte == Array("ping\n".utf8))
+        let stopped = try #require(TLSTestClient(port: tcp, serverName: "blocked.test"))
+        stopped.send("ping\n")
+        #expect(SSL_read(stopped.ssl, &byte, 5) <= 0)
+        #expect(eventually { (try? ProxyProtocolTests.stat(strata, proxy: "web", field: "dses")) == "1" })
+        #expect(eventually { (try? ProxyProtocolTests.stat(strata, proxy: "raw", field: "dses")) == "1" })
     }
 }
