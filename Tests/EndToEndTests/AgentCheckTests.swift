@@ -144,6 +144,21 @@ final class AgentOrigin: @unchecked Sendable {
         let row = try #require(try strata.serversState("be")["a"])
         #expect(row.fields[14] == "22" && row.fields[24] == "\(agent.port)")
         #expect(try strata.serversState("be")["b"]?.fields[14] == "0")
+
+        // The runtime API forces the agent's word, and turns the agent off and on.
+        #expect(try strata.admin("set server be/a agent down") == "")
+        #expect(try strata.serversState("be")["a"]?.operational == 0)
+        #expect(try strata.admin("disable agent be/a") == "")
+        #expect(try strata.serversState("be")["a"]?.fields[14] == "18")
+        #expect(try Self.stat(strata, "agent_status") == "")
+        let checks = agent.checks
+        usleep(400_000)
+        #expect(agent.checks == checks, "a disabled agent is not asked")
+        #expect(try strata.admin("enable agent be/b") == "Agent was not configured on this server, cannot enable.")
+        #expect(try strata.admin("set server be/b agent up") == "agent checks are not enabled on this server.")
+        #expect(try strata.admin("enable agent be/a") == "")
+        agent.reply = "up\n"
+        #expect(try eventually { try strata.serversState("be")["a"]?.operational == 2 })
     }
 
     @Test func agentMaintenanceEndsWithReady() throws {

@@ -98,6 +98,15 @@ import Testing
         #expect(h.isUsable && h.agentHealth == 1 && h.lastAgentCheck.status == .layer7Timeout)
     }
 
+    @Test func aSavedDisableAgentIsRestoredAsHAProxyDoes() {
+        var h = ServerHealth(options: Self.options(check: false))
+        _ = h.restore(SavedServerState(backend: "be", server: "s", agentState: 0x12), now: 1)
+        #expect(!h.agentEnabled && !h.agentRuns && h.agentStateFlags == 0x12)
+        var enabled = ServerHealth(options: Self.options(check: false))
+        _ = enabled.restore(SavedServerState(backend: "be", server: "s", agentState: 0x16), now: 1)
+        #expect(enabled.agentRuns)
+    }
+
     @Test func reloadKeepsAgentStateAndMaxconnUnlessTheLineChangesThem() {
         let options = Self.options(check: false)
         var h = ServerHealth(options: options)

@@ -290,6 +290,24 @@ struct ServerHealth: Sendable {
     /// An agent's `maxconn:N`.
     mutating func setMaxconn(_ n: Int) { runtimeMaxconn = n }
 
+    /// `enable agent`, `disable agent`.
+    mutating func setAgentEnabled(_ on: Bool) { agentEnabled = on }
+
+    /// `set server … agent up|down`: the agent's health forced, the server UP or DOWN with it
+    /// (HAProxy's srv_set_running and srv_set_stopped, whatever the health check says).
+    mutating func forceAgent(up: Bool, now: Double) -> HealthTransition? {
+        agentHealth = up ? 1 : 0
+        guard !inMaintenance else { return nil }
+        if up {
+            guard operational == .stopped else { return nil }
+            setOperational(.running, now: now)
+            return .up(.adminSocket)
+        }
+        guard operational != .stopped else { return nil }
+        setOperational(.stopped, now: now)
+        return .down(.adminSocket)
+    }
+
     /// `observe` … `on-error sudden-death`: one more failed check marks the server DOWN.
     mutating func prepareSuddenDeath() {
         if health > rise { health = rise + 1 }
@@ -480,6 +498,8 @@ struct ServerHealth: Sendable {
         lastCheck = HealthCheckOutcome(HealthCheckStatus(rawValue: saved.checkStatus) ?? .unknown)
         // Only `disable health` is taken from the saved check state.
         if checkConfigured, saved.checkState & 0x02 != 0, saved.checkState & 0x04 == 0 { checkEnabled = false }
+        // And `disable agent`, likewise.
+        if agentConfigured, saved.agentState & 0x02 != 0, saved.agentState & 0x04 == 0 { agentEnabled = false }
         if saved.initialWeight == initialWeight { weight = saved.userWeight }
         if inMaintenance { health = 0 }
         refresh()
