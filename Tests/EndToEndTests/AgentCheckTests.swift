@@ -209,4 +209,20 @@ final class AgentOrigin: @unchecked Sendable {
         #expect(try strata.admin("reload").hasPrefix("Success=1"))
         #expect(try strata.serversState("be")["a"]?.weight == 20)
     }
+
+    @Test func aServerAddedAtRuntimeGetsItsAgentOnceEnabled() throws {
+        let a = try TestBackend(.name("a")), b = try TestBackend(.name("b")), dyn = try TestBackend(.name("dyn"))
+        let agent = try AgentOrigin(reply: "25%\n")
+        let port = TestSocket.freePort()
+        let strata = try StrataProcess(config: Self.config(port: port, a: a, b: b, agentPort: agent.port))
+        #expect(strata.waitForAdmin())
+        #expect(try strata.admin("add server be/dyn 127.0.0.1:\(dyn.port) weight 8 agent-check agent-port \(agent.port) agent-inter 100ms")
+                == "New server registered.")
+        // As HAProxy: a dynamic server's agent is off until `enable agent`.
+        #expect(try strata.serversState("be")["dyn"]?.fields[14] == "18")
+        #expect(try strata.admin("enable agent be/dyn") == "")
+        #expect(try strata.admin("enable server be/dyn") == "")
+        #expect(try eventually { try strata.serversState("be")["dyn"]?.weight == 2 })
+        #expect(try strata.serversState("be")["dyn"]?.fields[14] == "22")
+    }
 }
