@@ -151,8 +151,9 @@ final class AgentOrigin: @unchecked Sendable {
         #expect(try strata.admin("disable agent be/a") == "")
         #expect(try strata.serversState("be")["a"]?.fields[14] == "18")
         #expect(try Self.stat(strata, "agent_status") == "")
+        usleep(300_000)  // a check already in flight ends
         let checks = agent.checks
-        usleep(400_000)
+        usleep(500_000)
         #expect(agent.checks == checks, "a disabled agent is not asked")
         #expect(try strata.admin("enable agent be/b") == "Agent was not configured on this server, cannot enable.")
         #expect(try strata.admin("set server be/b agent up") == "agent checks are not enabled on this server.")
