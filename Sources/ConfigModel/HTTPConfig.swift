@@ -64,6 +64,13 @@ public enum SampleFetch: Hashable, Sendable {
     case sslHello(SSLHelloFetch)
     /// `req.proto_http`: the buffered request starts like an HTTP/1 request (boolean).
     case protoHTTP
+    /// `res.len`: the bytes of the server's response buffered so far (`tcp-response content`).
+    case responseLength
+    /// `res.payload(OFFSET,LENGTH)`: bytes of the buffered response (LENGTH 0: to its end).
+    case responsePayload(offset: Int, length: Int)
+    /// `res.ssl_hello_type`: the TLS handshake type at the start of the buffered response (2 for
+    /// a ServerHello).
+    case responseHelloType
     /// `sc*_*`, `sc_*`, `src_*`: a stick counter's value.
     case stickCounter(StickFetch)
 }

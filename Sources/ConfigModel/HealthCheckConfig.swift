@@ -29,7 +29,8 @@ public struct ServerCheck: Hashable, Sendable {
     /// `check-send-proxy`: a PROXY header (the server's version, v1 by default) starts every check,
     /// even with its own `port` or `addr`.
     public var sendProxy = false
-    /// `agent-check` and others are not supported (the Loader refuses them).
+    /// `agent-check` and its `agent-*` settings.
+    public var agent = AgentCheck()
 
     public enum ObserveMode: String, Hashable, Sendable {
         case layer4
@@ -46,6 +47,25 @@ public struct ServerCheck: Hashable, Sendable {
         /// `mark-down`: the server goes DOWN at once.
         case markDown = "mark-down"
     }
+
+    public init() {}
+}
+
+/// HAProxy's auxiliary agent check: a TCP connection of its own every `agent-inter`, that sends
+/// `agent-send` and reads one line in which the server states its weight, maxconn, admin state
+/// (`ready`, `drain`, `maint`) or health (`up`, `down`, …).
+public struct AgentCheck: Hashable, Sendable {
+    /// `agent-check` (`no-agent-check` turns it off again).
+    public var enabled = false
+    /// `agent-port`; without it the check's `port` (HAProxy requires one of them).
+    public var port: UInt16?
+    /// `agent-addr`; without it the check's `addr`, then the server's address.
+    public var address: IPAddress?
+    /// `agent-inter` (ms, HAProxy's default 2 s): the delay between two agent checks, and their
+    /// timeout without `timeout check`.
+    public var interval = 2000
+    /// `agent-send`: bytes written once connected, verbatim.
+    public var send: [UInt8] = []
 
     public init() {}
 }

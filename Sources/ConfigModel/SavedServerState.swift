@@ -24,13 +24,15 @@ public struct SavedServerState: Hashable, Sendable {
     public var checkResult: Int
     public var checkHealth: Int
     public var checkState: Int
+    /// `srv_agent_state`: configured 0x02, enabled 0x04 (`disable agent` clears it).
+    public var agentState: Int
     /// `srv_port`: HAProxy applies it to the server whatever the configuration says (0: none).
     public var port: UInt16?
 
     public init(backend: String, server: String, address: IPAddress? = nil, operationalState: Int = 2,
                 adminState: Int = 0, userWeight: Int = 1, initialWeight: Int = 1, secondsSinceLastChange: Int = 0,
                 checkStatus: Int = 0, checkResult: Int = 0, checkHealth: Int = 0, checkState: Int = 0,
-                port: UInt16? = nil) {
+                agentState: Int = 0, port: UInt16? = nil) {
         self.backend = backend
         self.server = server
         self.address = address
@@ -43,6 +45,7 @@ public struct SavedServerState: Hashable, Sendable {
         self.checkResult = checkResult
         self.checkHealth = checkHealth
         self.checkState = checkState
+        self.agentState = agentState
         self.port = port
     }
 }

@@ -40,6 +40,9 @@ public enum TCPRuleAction: Hashable, Sendable {
     case expectProxy
     /// `track-sc*`, `sc-inc-gpc0/1`, `sc-set-gpt0`: the rule goes on to the next one.
     case stickCounter(StickCounterAction)
+    /// `tcp-response content close`: the server connection is closed at once; what it sent goes
+    /// to the client, which is then closed too.
+    case close
 }
 
 public struct TCPRule: Hashable, Sendable {
@@ -54,14 +57,22 @@ public struct TCPRule: Hashable, Sendable {
     }
 }
 
-/// A proxy's `tcp-request` settings (`tcp-response` is not supported yet).
+/// A proxy's `tcp-request` and `tcp-response` settings.
 public struct TCPRules: Hashable, Sendable {
     /// `tcp-request connection …`, evaluated when a connection is accepted (real addresses).
     public var connection: [TCPRule] = []
+    /// `tcp-request session …`, evaluated once the session is validated (after a PROXY header
+    /// and the TLS handshake), before anything is read.
+    public var session: [TCPRule] = []
     /// `tcp-request content …`, evaluated on the client's first bytes (up to `inspectDelay`).
     public var content: [TCPRule] = []
     /// `tcp-request inspect-delay T` (ms).
     public var inspectDelay: Int?
+    /// `tcp-response content …` (backend side), evaluated on the server's first bytes (up to
+    /// `responseInspectDelay`).
+    public var response: [TCPRule] = []
+    /// `tcp-response inspect-delay T` (ms).
+    public var responseInspectDelay: Int?
     /// `option splice-auto` (nil: not said; strata splices adaptively by default), and
     /// `option splice-request` / `option splice-response` (splice from the first byte).
     public var spliceAuto: Bool?

@@ -405,6 +405,23 @@ extension KeywordReader {
             }
             check.onError = mode
             i += 1
+        case "agent-check": check.agent.enabled = true
+        case "no-agent-check": check.agent.enabled = false
+        case "agent-inter": check.agent.interval = try positiveTime()
+        case "agent-port":
+            check.agent.port = UInt16(try line.integer(i + 1, range: 1...65535, name: "agent-port"))
+            i += 1
+        case "agent-addr":
+            guard let text = line.optionalArgument(i + 1) else { throw line.error("'agent-addr' expects an address") }
+            switch addresses.address(text, family: .unspecified, in: text, allowAny: false) {
+            case .success(let address): check.agent.address = address
+            case .failure(let problem): throw line.error("'agent-addr': \(problem)")
+            }
+            i += 1
+        case "agent-send":
+            guard let text = line.optionalArgument(i + 1) else { throw line.error("'agent-send' expects a string") }
+            check.agent.send = Array(text.utf8)
+            i += 1
         case "on-marked-down":
             guard let text = line.optionalArgument(i + 1), text == "shutdown-sessions" else {
                 throw line.error("'on-marked-down' expects shutdown-sessions\(line.optionalArgument(i + 1).map { ", got '\($0)'" } ?? "")")

@@ -54,6 +54,10 @@ extension ConfigParser {
             } else if drafts[i].proxy.mode == .http, !drafts[i].tcpContentLines.isEmpty {
                 httpTCPContentFetches(i, &errors)
             }
+            if drafts[i].proxy.mode == .http, let first = drafts[i].proxy.tcp.response.first {
+                // HAProxy runs them on the raw response before parsing it as HTTP.
+                errors.append(ConfigError(first.location, "'tcp-response content' is not supported yet in mode http (strata applies it in mode tcp)"))
+            }
             if case .tcpCheck = drafts[i].proxy.checks.kind, p < config.proxies.count {
                 config.proxies[p].checks.kind = .tcpCheck(drafts[i].tcpCheckSteps)
             }

@@ -103,7 +103,7 @@ extension ConfigParser {
             for rule in http.responseRules + http.afterResponseRules { check(rule.condition) }
             for rule in http.backendRules { check(rule.condition) }
             for rule in http.redirectRules { check(rule.condition) }
-            for rule in config.proxies[i].tcp.connection + config.proxies[i].tcp.content {
+            for rule in config.proxies[i].tcp.connection + config.proxies[i].tcp.session + config.proxies[i].tcp.content {
                 check(rule.condition)
                 if case .stickCounter(let a) = rule.action { check(a, rule.location) }
             }

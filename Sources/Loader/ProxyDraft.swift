@@ -167,6 +167,7 @@ struct ProxyDraft {
         proxy.stats = sections[index].draft.proxy.stats
         // A defaults section has no tcp-request rule, only the inspect delays.
         proxy.tcp.inspectDelay = sections[index].draft.proxy.tcp.inspectDelay
+        proxy.tcp.responseInspectDelay = sections[index].draft.proxy.tcp.responseInspectDelay
         preferLastServer = sections[index].draft.preferLastServer
         abortOnClose = sections[index].draft.abortOnClose.map { ($0.location, true) }
         proxy.tcp.spliceAuto = sections[index].draft.proxy.tcp.spliceAuto

@@ -473,19 +473,19 @@ extension KeywordReader {
     // MARK: server
 
     static let serverOptionNames = [
-        "addr", "backup", "check", "check-send-proxy", "cookie", "disabled", "downinter", "error-limit", "fall", "fastinter", "inter",
-        "maxconn", "no-check", "no-check-send-proxy", "no-send-proxy", "no-send-proxy-v2", "observe", "on-error", "on-marked-down", "port",
+        "addr", "agent-addr", "agent-check", "agent-inter", "agent-port", "agent-send", "backup", "check", "check-send-proxy", "cookie", "disabled", "downinter", "error-limit", "fall", "fastinter", "inter",
+        "maxconn", "no-agent-check", "no-check", "no-check-send-proxy", "no-send-proxy", "no-send-proxy-v2", "observe", "on-error", "on-marked-down", "port",
         "proxy-v2-options", "rise", "send-proxy", "send-proxy-v2", "send-proxy-v2-ssl", "send-proxy-v2-ssl-cn", "slowstart", "maxqueue",
         "weight",
     ] + resolutionOptionNames
     /// HAProxy's other `server` options: "not supported yet" rather than "unknown".
     static let otherServerOptions: Set<String> = [
-        "agent-addr", "agent-check", "agent-inter", "agent-port", "agent-send", "allow-0rtt", "alpn",
+        "allow-0rtt", "alpn",
         "ca-file", "check-alpn", "check-proto", "check-sni", "check-ssl",
         "check-via-socks4", "ciphers", "ciphersuites", "crl-file", "crt", "enabled",
         "force-sslv3", "force-tlsv10", "force-tlsv11", "force-tlsv12",
         "force-tlsv13", "id", "log-proto", "max-reuse", "minconn",
-        "namespace", "no-agent-check", "no-backup", "no-check-ssl", "no-send-proxy",
+        "namespace", "no-backup", "no-check-ssl", "no-send-proxy",
         "no-send-proxy-v2", "no-ssl", "no-ssl-reuse", "no-sslv3", "no-tfo", "no-tls-tickets", "no-tlsv10",
         "no-tlsv11", "no-tlsv12", "no-tlsv13", "no-verifyhost", "non-stick", "npn",
         "on-marked-up", "pool-low-conn", "pool-max-conn", "pool-purge-delay",
@@ -564,6 +564,10 @@ extension KeywordReader {
                     + KeywordSuggestion.clause(for: option, among: KeywordReader.serverOptionNames))
             }
             i += 1
+        }
+        // HAProxy refuses an agent without a port to connect to (the check's `port` serves).
+        if start > 0, options.check.agent.enabled, options.check.agent.port == nil, options.check.port == nil {
+            throw line.error("server '\(line.optionalArgument(0) ?? "")' has 'agent-check' but no agent port (set 'agent-port', or the check's 'port')")
         }
         if options.sendProxy?.version == 0 && start > 0 {
             if line.args.contains("proxy-v2-options") {

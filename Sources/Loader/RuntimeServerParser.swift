@@ -12,10 +12,10 @@ public struct RuntimeServerParser: Sendable {
 
     /// Options taking one argument, and options alone, that a server added at runtime may have.
     static let optionsWithArgument: Set<String> = [
-        "addr", "downinter", "error-limit", "fall", "fastinter", "inter", "maxconn", "observe", "on-error",
+        "addr", "agent-addr", "agent-inter", "agent-port", "agent-send", "downinter", "error-limit", "fall", "fastinter", "inter", "maxconn", "observe", "on-error",
         "on-marked-down", "port", "resolve-net", "resolve-opts", "resolve-prefer", "resolvers", "rise", "weight",
     ]
-    static let flags: Set<String> = ["backup", "check", "disabled", "no-check"]
+    static let flags: Set<String> = ["agent-check", "backup", "check", "disabled", "no-check"]
 
     /// The backend's name and the server, or HAProxy's answer when the words are wrong.
     public func parse(_ words: [String]) -> Result<(backend: String, server: Server), RuntimeServerError> {

@@ -32,6 +32,8 @@ enum SamplePhase {
     case response
     /// The buffered request payload: `tcp-request content` and `use_backend` in mode tcp.
     case payload
+    /// The buffered response payload: `tcp-response content`.
+    case responsePayload
 }
 
 /// Where a sample or a condition is evaluated, for the phase check and messages.
@@ -49,6 +51,7 @@ struct RuleContext {
     static let statsAdmin = RuleContext(phase: .request, rule: "a 'stats admin' rule")
     static let tcpContent = RuleContext(phase: .payload, rule: "a 'tcp-request content' rule")
     static let tcpUseBackend = RuleContext(phase: .payload, rule: "a 'use_backend' rule in mode tcp")
+    static let tcpResponse = RuleContext(phase: .responsePayload, rule: "a 'tcp-response content' rule")
 
     /// Whether a fetch of `phase` has its value here; otherwise what it waits for.
     func refusal(of phase: SamplePhase) -> String? {
@@ -58,6 +61,10 @@ struct RuleContext {
         case (.request, .payload), (.response, .payload): "the TCP payload (mode tcp, tcp-request content)"
         case (.payload, .request): "the HTTP request (an http-request rule)"
         case (.payload, .response): "the HTTP response"
+        case (.connection, _), (_, .connection), (.responsePayload, .responsePayload): nil
+        case (.responsePayload, .request), (.responsePayload, .response): "HTTP (strata's 'tcp-response content' rules see the connection and the server's payload)"
+        case (.responsePayload, .payload): "the request's payload (a 'tcp-request content' rule)"
+        case (_, .responsePayload): "the server's payload (a 'tcp-response content' rule)"
         default: nil
         }
     }
@@ -80,7 +87,7 @@ enum SampleParser {
         "base", "dst", "dst_port", "hdr", "hdr_cnt", "method", "path", "query", "req.fhdr", "req.hdr",
         "req.hdr_cnt", "hdr_val", "req.hdr_val", "res.hdr_val", "req.ver", "req_ver", "res.hdr", "shdr", "src", "src_port", "ssl_fc", "status", "url",
         "url_param", "urlp", "always_true", "always_false", "http_auth", "http_auth_group", "var", "req.len", "req.payload",
-        "req.proto_http", "req_ssl_sni", "req_ssl_ver", "req_ssl_hello_type",
+        "req.proto_http", "req_ssl_sni", "req_ssl_ver", "req_ssl_hello_type", "res.len", "res.payload", "res.ssl_hello_type",
     ] + TLSSampleFetch.allCases.map(\.rawValue) + SSLHelloFetch.allCases.map(\.rawValue)
 
     /// ACL keywords derived from a fetch by a suffix that fixes the match method.
@@ -212,6 +219,15 @@ enum SampleParser {
                                output: group ? .string : .boolean, phase: .request, name: name)
         case "always_true": return try none(.constant(true), .boolean, .connection)
         case "req.len", "req_len": return try none(.requestLength, .integer, .payload)
+        case "res.len": return try none(.responseLength, .integer, .responsePayload)
+        case "res.ssl_hello_type", "rep_ssl_hello_type": return try none(.responseHelloType, .integer, .responsePayload)
+        case "res.payload":
+            guard let arguments, arguments.count == 2, let offset = KeywordLine.decimal(arguments[0]),
+                  let length = KeywordLine.decimal(arguments[1]), offset >= 0, length >= 0
+            else {
+                throw ConfigError(nil, "fetch '\(name)' expects an offset and a length: \(name)(OFFSET,LENGTH)")
+            }
+            return ParsedFetch(fetch: .responsePayload(offset: offset, length: length), output: .string, phase: .responsePayload, name: name)
         case "req.proto_http", "req_proto_http": return try none(.protoHTTP, .boolean, .payload)
         case _ where SSLHelloFetch(rawValue: name) != nil || SSLHelloFetch.allCases.contains(where: { $0.legacyName == name }):
             let hello = SSLHelloFetch(rawValue: name) ?? SSLHelloFetch.allCases.first { $0.legacyName == name }!
@@ -559,6 +575,7 @@ enum SampleParser {
         case .method, .source, .sourcePort, .destination, .destinationPort, .sslFrontend, .tls, .constant, .variable,
              .stickCounter, .variableOrDefault: .connection
         case .requestLength, .requestPayload, .sslHello, .protoHTTP: .payload
+        case .responseLength, .responsePayload, .responseHelloType: .responsePayload
         }
     }
 
@@ -592,6 +609,9 @@ enum SampleParser {
         case .requestPayload: "req.payload"
         case .sslHello(let fetch): fetch.rawValue
         case .protoHTTP: "req.proto_http"
+        case .responseLength: "res.len"
+        case .responsePayload: "res.payload"
+        case .responseHelloType: "res.ssl_hello_type"
         case .stickCounter(let f): stickFetchName(f)
         }
     }

@@ -252,7 +252,7 @@ public struct ServerStateFile: Hashable, Sendable {
         let result = number(7, "srv_check_result") { (0...4).contains($0) }
         let health = number(8, "srv_check_health")
         let checkState = number(9, "srv_check_state") { $0 & ~checkFlags == 0 }
-        _ = number(10, "srv_agent_state") { $0 & ~checkFlags == 0 }
+        let agentState = number(10, "srv_agent_state") { $0 & ~checkFlags == 0 }
         _ = number(11, "bk_f_forced_id") { $0 == 0 || $0 == 1 }
         _ = number(12, "srv_f_forced_id") { $0 == 0 || $0 == 1 }
         let fqdn = f[13]
@@ -271,7 +271,7 @@ public struct ServerStateFile: Hashable, Sendable {
             backend: backend, server: server, address: f[0] == "-" ? nil : IPAddress(f[0]),
             operationalState: op, adminState: admin, userWeight: uweight, initialWeight: iweight,
             secondsSinceLastChange: since, checkStatus: status, checkResult: result, checkHealth: health,
-            checkState: checkState, port: port == 0 ? nil : UInt16(port)))
+            checkState: checkState, agentState: agentState, port: port == 0 ? nil : UInt16(port)))
     }
 
     struct InvalidValues: Error, CustomStringConvertible {

@@ -11,6 +11,11 @@ extension KeywordReader {
         "set-dst-port", "set-mark", "set-src", "set-src-port", "set-tos", "set-var", "set-var-fmt",
         "track-sc0", "track-sc1", "track-sc2", "unset-var",
     ]
+    static let tcpSessionActions = ["accept", "reject", "silent-drop", "track-sc0", "track-sc1", "track-sc2", "sc-inc-gpc0", "sc-inc-gpc1", "sc-set-gpt0"]
+    static let otherTCPSessionActions: Set<String> = [
+        "attach-srv", "do-log", "sc-add-gpc", "sc-inc-gpc", "sc-set-gpt", "set-dst", "set-dst-port", "set-fc-mark",
+        "set-fc-tos", "set-mark", "set-src", "set-src-port", "set-tos", "set-var", "set-var-fmt", "unset-var",
+    ]
     static let tcpContentActions = ["accept", "reject", "silent-drop", "track-sc0", "track-sc1", "track-sc2", "sc-inc-gpc0", "sc-inc-gpc1", "sc-set-gpt0"]
     static let otherTCPContentActions: Set<String> = [
         "capture", "do-resolve", "sc-inc-gpc", "sc-inc-gpc0", "sc-inc-gpc1", "sc-set-gpt0", "send-spoe-group",
@@ -20,10 +25,14 @@ extension KeywordReader {
     ]
 
     /// The fetches a TCP rule can have: the connection's addresses, its TLS, the buffered payload.
-    static func isTCPFetch(_ fetch: SampleFetch, layer4Only: Bool) -> Bool {
+    static func isTCPFetch(_ fetch: SampleFetch, layer4Only: Bool, session: Bool = false) -> Bool {
+        // `tcp-request session`: the connection and its TLS, nothing read yet.
+        if session, case .sslFrontend = fetch { return true }
+        if session, case .tls = fetch { return true }
         switch fetch {
         case .source, .sourcePort, .destination, .destinationPort, .constant, .stickCounter: return true
-        case .sslFrontend, .tls, .requestLength, .requestPayload, .sslHello, .protoHTTP: return !layer4Only
+        case .sslFrontend, .tls, .requestLength, .requestPayload, .sslHello, .protoHTTP, .responseLength, .responsePayload,
+             .responseHelloType: return !layer4Only
         default: return false
         }
     }
@@ -110,19 +119,79 @@ extension KeywordReader {
             draft.proxy.tcp.content.append(TCPRule(location: line.location, action: rule, condition: condition))
             draft.tcpContentLines.append(line.location)
         case "session":
-            throw line.error("'tcp-request session' is not supported yet")
+            guard draft.section == .frontend || draft.section == .listen else {
+                throw line.error("'tcp-request session' rules are supported in frontend and listen sections only (not yet in \(draft.section.rawValue) sections)")
+            }
+            let action = try line.argument(1, expecting: "an action (accept, reject, track-sc0 …)")
+            var next = 2
+            let rule: TCPRuleAction
+            switch action {
+            case "accept": rule = .accept
+            case "reject": rule = .reject
+            case "silent-drop": rule = .silentDrop
+            case _ where KeywordReader.isStickCounterAction(action):
+                guard let stick = try stickCounterAction(line, at: 1, context: .definition, draft: draft, next: &next) else {
+                    throw actionError(line, action, kind: "tcp-request session", supported: KeywordReader.tcpSessionActions,
+                                      other: KeywordReader.otherTCPSessionActions)
+                }
+                if case .track(let t) = stick {
+                    try checkTCPSample(t.key, line: line, layer4Only: true, session: true, rule: "'tcp-request session \(action)'")
+                }
+                rule = .stickCounter(stick)
+            default:
+                if action.hasPrefix("set-var(") || action.hasPrefix("set-var-fmt(") || action.hasPrefix("unset-var(") {
+                    throw line.error("'tcp-request session \(action.prefix { $0 != "(" })' is not supported yet")
+                }
+                throw actionError(line, action, kind: "tcp-request session", supported: KeywordReader.tcpSessionActions,
+                                  other: KeywordReader.otherTCPSessionActions)
+            }
+            let condition = try finishRule(line, at: next, draft: &draft, context: .definition,
+                                           rule: "tcp-request session \(action)")
+            try checkTCPCondition(condition, line: line, layer4Only: true, session: true, rule: "a 'tcp-request session' rule")
+            draft.proxy.tcp.session.append(TCPRule(location: line.location, action: rule, condition: condition))
         default:
             throw line.error("'tcp-request' expects connection, content, session or inspect-delay, got '\(kind)'")
         }
     }
 
-    /// `tcp-response inspect-delay` and `tcp-response content` are refused: strata does not inspect
-    /// what servers send yet (HAProxy warns about a delay without rules, so neither alone helps).
+    static let tcpResponseActions = ["accept", "close", "reject"]
+    static let otherTCPResponseActions: Set<String> = [
+        "do-log", "sc-add-gpc", "sc-inc-gpc", "sc-inc-gpc0", "sc-inc-gpc1", "sc-set-gpt", "sc-set-gpt0", "send-spoe-group",
+        "set-bandwidth-limit", "set-fc-mark", "set-fc-tos", "set-log-level", "set-mark", "set-nice", "set-tos", "set-var",
+        "set-var-fmt", "silent-drop", "unset-var",
+    ]
+
+    /// `tcp-response inspect-delay T` and `tcp-response content accept|reject|close [if|unless
+    /// COND]`, on the backend side (HAProxy: backend and listen sections, the delay in a defaults
+    /// section too). Their conditions see the connection and the server's payload (`res.len`,
+    /// `res.payload`, `res.ssl_hello_type`).
     private func tcpResponse(_ line: KeywordLine, draft: inout ProxyDraft) throws(ConfigError) {
         let kind = try line.argument(0, expecting: "content or inspect-delay")
         switch kind {
-        case "inspect-delay", "content":
-            throw line.error("'tcp-response \(kind)' is not supported yet")
+        case "inspect-delay":
+            guard draft.section != .frontend else {
+                throw line.error("'tcp-response inspect-delay' is only allowed in defaults, listen and backend sections")
+            }
+            guard line.optionalArgument(1) != nil else { throw line.error("'tcp-response inspect-delay' expects a time (for example 5s)") }
+            draft.proxy.tcp.responseInspectDelay = try line.time(1)
+            try line.noArguments(after: 2)
+        case "content":
+            guard draft.section == .backend || draft.section == .listen else {
+                throw line.error("'tcp-response content' rules are supported in listen and backend sections only (not yet in \(draft.section.rawValue) sections)")
+            }
+            let action = try line.argument(1, expecting: "an action (accept, reject, close)")
+            let rule: TCPRuleAction
+            switch action {
+            case "accept": rule = .accept
+            case "reject": rule = .reject
+            case "close": rule = .close
+            default:
+                throw actionError(line, action, kind: "tcp-response content", supported: KeywordReader.tcpResponseActions,
+                                  other: KeywordReader.otherTCPResponseActions)
+            }
+            let condition = try finishRule(line, at: 2, draft: &draft, context: .tcpResponse, rule: "tcp-response content \(action)")
+            try checkTCPCondition(condition, line: line, layer4Only: false, rule: "a 'tcp-response content' rule")
+            draft.proxy.tcp.response.append(TCPRule(location: line.location, action: rule, condition: condition))
         default:
             throw line.error("'tcp-response' expects content or inspect-delay, got '\(kind)'")
         }
@@ -136,13 +205,15 @@ extension KeywordReader {
     }
 
     /// Refuses a fetch a TCP rule cannot have (HAProxy warns that such an ACL never matches).
-    func checkTCPCondition(_ condition: Condition?, line: KeywordLine, layer4Only: Bool, rule: String) throws(ConfigError) {
+    func checkTCPCondition(_ condition: Condition?, line: KeywordLine, layer4Only: Bool, session: Bool = false,
+                           rule: String) throws(ConfigError) {
         guard let condition else { return }
         for group in condition.alternatives {
             for term in group {
-                for c in term.criteria where !KeywordReader.isTCPFetch(c.sample.fetch, layer4Only: layer4Only) {
+                for c in term.criteria where !KeywordReader.isTCPFetch(c.sample.fetch, layer4Only: layer4Only, session: session) {
                     let fetch = SampleParser.name(of: c.sample.fetch)
-                    let what = layer4Only ? "only the connection's addresses (src, dst, src_port, dst_port)"
+                    let what = session ? "the connection's addresses and its TLS, nothing read yet"
+                        : layer4Only ? "only the connection's addresses (src, dst, src_port, dst_port)"
                         : "the connection's addresses, its TLS and the request's payload"
                     throw line.error("'\(term.name)' uses '\(fetch)', which \(rule) cannot have: it sees \(what)")
                 }
@@ -151,10 +222,11 @@ extension KeywordReader {
     }
 
     /// Refuses a key a TCP rule cannot fetch.
-    func checkTCPSample(_ sample: SampleExpression, line: KeywordLine, layer4Only: Bool, rule: String) throws(ConfigError) {
-        guard KeywordReader.isTCPFetch(sample.fetch, layer4Only: layer4Only) else {
+    func checkTCPSample(_ sample: SampleExpression, line: KeywordLine, layer4Only: Bool, session: Bool = false,
+                        rule: String) throws(ConfigError) {
+        guard KeywordReader.isTCPFetch(sample.fetch, layer4Only: layer4Only, session: session) else {
             throw line.error("\(rule) cannot use '\(SampleParser.name(of: sample.fetch))' as a key: it sees "
-                + (layer4Only ? "only the connection's addresses (src, dst, src_port, dst_port)" : "the connection's addresses, its TLS and the request's payload"))
+                + (session ? "the connection's addresses and its TLS, nothing read yet" : layer4Only ? "only the connection's addresses (src, dst, src_port, dst_port)" : "the connection's addresses, its TLS and the request's payload"))
         }
     }
 

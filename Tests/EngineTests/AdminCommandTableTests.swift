@@ -62,7 +62,7 @@ extension Engine {
     @Test func theLevelIsCheckedBeforeTheArguments() throws {
         let (engine, _) = try StatsTestSupport.engine(StatsTestSupport.proxies())
         #expect(engine.admin("set server web/s1 bogus", level: .operator_) == "Permission denied")
-        #expect(engine.admin("set server web/s1 bogus") == "usage: set server <backend>/<server> addr | fqdn | health | state | weight")
+        #expect(engine.admin("set server web/s1 bogus") == "usage: set server <backend>/<server> addr | agent | fqdn | health | state | weight")
         #expect(engine.admin("clear counters all", level: .operator_) == "Permission denied")
         #expect(engine.admin("show sess now", level: .user) == "Permission denied")
         #expect(engine.admin("show sess now", level: .operator_).hasPrefix("Unknown command, but maybe"))
@@ -76,7 +76,7 @@ extension Engine {
         let (header, lines) = Self.listed(engine.admin("help", level: .user))
         #expect(header == "The following commands are valid at this level:")
         #expect(lines == lines.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) })
-        #expect(lines.count == 36)
+        #expect(lines.count == 38)
         #expect(lines.contains("  show stat [domain <dns|proxy>] [{<iid>|<proxy>} <type> <sid>] [typed|json] [up|no-maint] : report counters for each proxy and server"))
         #expect(lines.contains("  show generations                        : one row per live generation (id state age_s sessions listeners hash)"))
         #expect(lines.contains("  canary set <percent>                    : the canary's share of new work, 0 to 100 (admin level)"))
@@ -93,7 +93,7 @@ extension Engine {
         var answer = ""
         table.run(["help"], level: .user, engine: engine) { answer = $0 }
         let withReload = Self.listed(answer).lines
-        #expect(withReload.count == 37)
+        #expect(withReload.count == 39)
         #expect(withReload.firstIndex(of: "  reload                                  : reload the configuration in place")
                 == withReload.firstIndex { $0.hasPrefix("  set map") }.map { $0 - 1 })
     }
@@ -125,7 +125,7 @@ extension Engine {
         // No word at all.
         let empty = Self.listed(engine.admin([]))
         #expect(empty.header == "Unknown command. Please enter one of the following commands only:")
-        #expect(empty.lines.count == 36)
+        #expect(empty.lines.count == 38)
 
         // At most five proposals, the closest first in the table, listed sorted.
         let far = Self.listed(engine.admin("frobnicate"))

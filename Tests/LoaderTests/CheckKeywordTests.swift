@@ -225,4 +225,39 @@ import Testing
             """)
         #expect(loaded.config.proxies[0].servers.map(\.options.check.sendProxy) == [true, false])
     }
+
+    @Test func agentCheckOptions() throws {
+        let loaded = try load("""
+            backend b
+                default-server agent-check agent-port 9999 agent-inter 500ms
+                server s1 127.0.0.1:1
+                server s2 127.0.0.1:2 agent-addr 127.0.0.9 agent-port 7000 agent-send "backend b\\n"
+                server s3 127.0.0.1:3 no-agent-check
+                server s4 127.0.0.1:4 check port 8000 addr 127.0.0.4 agent-check no-agent-check
+            """)
+        let agents = loaded.config.proxies[0].servers.map(\.options.check.agent)
+        var first = AgentCheck()
+        first.enabled = true
+        first.port = 9999
+        first.interval = 500
+        #expect(agents[0] == first)
+        var second = first
+        second.address = .v4(0x7f00_0009)
+        second.port = 7000
+        second.send = Array("backend b\n".utf8)
+        #expect(agents[1] == second)
+        #expect(!agents[2].enabled)
+        #expect(loaded.config.proxies[0].servers.count == 4)
+    }
+
+    @Test func agentCheckErrors() throws {
+        func first(_ line: String) -> [String] { errors("backend b\n    \(line)\n") }
+        // HAProxy refuses an agent with no port to reach it at; the check's `port` serves as one.
+        #expect(first("server s 127.0.0.1:1 agent-check") == ["test.cfg:2: server 's' has 'agent-check' but no agent port (set 'agent-port', or the check's 'port')"])
+        #expect(try load("backend b\n    server s 127.0.0.1:1 check port 81 agent-check\n").config.proxies[0].servers[0].options.check.agent.enabled)
+        #expect(first("server s 127.0.0.1:1 agent-check agent-port 70000").first?.hasPrefix("test.cfg:2: 'agent-port'") == true)
+        #expect(first("server s 127.0.0.1:1 agent-check agent-port 1 agent-inter 0").first?.hasPrefix("test.cfg:2: 'agent-inter' expects a time greater than 0") == true)
+        #expect(first("server s 127.0.0.1:1 agent-check agent-port 1 agent-addr nowhere.invalid").first?.hasPrefix("test.cfg:2: 'agent-addr':") == true)
+        #expect(first("server s 127.0.0.1:1 agent-check agent-port 1 agent-send").first == "test.cfg:2: 'agent-send' expects a string")
+    }
 }

@@ -329,6 +329,13 @@ import Testing
         #expect(parser.parse(["app/dyn", "10.0.0.5:80", "wieght", "2"]).failureMessage == "'wieght' is not a server option (did you mean 'weight'?)")
         #expect(parser.parse(["app/dyn", "10.0.0.5:80", "weight", "999"]).failureMessage == "'weight' expects an integer from 0 to 256, got '999'")
         #expect(parser.parse(["app/d/x", "10.0.0.5:80"]).failureMessage == "character '/' is not permitted in server name 'd/x'")
+        // HAProxy 2.6 takes the agent options at runtime too (the agent starts off: `enable agent`).
+        let agent = try parser.parse(["app/dyn", "10.0.0.5:80", "agent-check", "agent-port", "9999", "agent-inter", "1s",
+                                      "agent-addr", "10.0.0.6", "agent-send", "hi"]).get().server.options.check.agent
+        #expect(agent.enabled && agent.port == 9999 && agent.interval == 1000 && agent.address == IPAddress("10.0.0.6")
+                && agent.send == Array("hi".utf8))
+        #expect(parser.parse(["app/dyn", "10.0.0.5:80", "agent-check"]).failureMessage
+            == "server 'dyn' has 'agent-check' but no agent port (set 'agent-port', or the check's 'port')")
     }
 }
 

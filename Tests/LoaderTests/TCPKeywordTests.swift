@@ -106,7 +106,6 @@ import Testing
             "test.cfg:4: '{ req.len gt 0 }' uses 'req.len', which a 'tcp-request connection' rule cannot have: it sees only the connection's addresses (src, dst, src_port, dst_port)",
             "test.cfg:5: proxy 'f': unable to find table 'f' referenced by track-sc0",
             "test.cfg:6: unknown action 'set-var(txn.x)' for 'tcp-request content' (expected accept, reject, silent-drop, track-sc0, track-sc1, track-sc2, sc-inc-gpc0, sc-inc-gpc1 or sc-set-gpt0)",
-            "test.cfg:7: 'tcp-request session' is not supported yet",
             "test.cfg:8: 'path' needs the HTTP request (an http-request rule): it cannot be used in a 'tcp-request content' rule",
             "test.cfg:9: 'hdr' needs the HTTP request (an http-request rule): it cannot be used in a 'use_backend' rule in mode tcp",
             "test.cfg:10: unknown action 'drop' for 'tcp-request connection' (expected accept, expect-proxy, reject, silent-drop, track-sc0, track-sc1, track-sc2, sc-inc-gpc0, sc-inc-gpc1 or sc-set-gpt0)",
@@ -115,6 +114,121 @@ import Testing
             "test.cfg:16: 'tcp-request inspect-delay' in a backend section is not supported yet (backends have no tcp-request content rules yet)",
             "test.cfg:21: '{ req.len gt 0 }' uses 'req.len', which is not supported yet in mode http: there a 'tcp-request content' rule sees the connection's addresses and its TLS",
             "test.cfg:22: 'req_ssl_sni' needs the TCP payload (mode tcp, tcp-request content): it cannot be used in a 'use_backend' rule",
+        ])
+    }
+
+    @Test func tcpResponseRules() throws {
+        let config = try load("""
+            defaults
+                mode tcp
+                tcp-response inspect-delay 2s
+            listen l
+                bind 127.0.0.1:8080
+                tcp-response content reject if { res.payload(0,4) -m bin 2D455252 }
+                tcp-response content close if { res.len gt 100 }
+                tcp-response content accept if { res.ssl_hello_type 2 } || { src 10.0.0.1 }
+                server s 127.0.0.1:1
+            backend b
+                tcp-response inspect-delay 500ms
+                tcp-response content accept
+                server s 127.0.0.1:1
+            """).config
+        let l = try #require(config.proxy(named: "l"))
+        #expect(l.tcp.responseInspectDelay == 2000)
+        #expect(l.tcp.response.map(\.action) == [.reject, .close, .accept])
+        #expect(l.tcp.response[0].condition?.alternatives.first?.first?.criteria.first?.sample.fetch == .responsePayload(offset: 0, length: 4))
+        #expect(l.tcp.response[1].condition?.alternatives.first?.first?.criteria.first?.sample.fetch == .responseLength)
+        #expect(l.tcp.response[2].condition?.alternatives.first?.first?.criteria.first?.sample.fetch == .responseHelloType)
+        let b = try #require(config.proxy(named: "b"))
+        #expect(b.tcp.responseInspectDelay == 500)
+        #expect(b.tcp.response.map(\.action) == [.accept])
+    }
+
+    @Test func tcpResponseErrors() {
+        #expect(errors("""
+            defaults d
+                mode tcp
+                tcp-response content accept
+            backend b
+                mode tcp
+                tcp-response content silent-drop
+                tcp-response content drop
+                tcp-response content accept if { req.len gt 0 }
+                tcp-response content accept if { path /x }
+                tcp-response inspect-delay
+                server s 127.0.0.1:1
+            frontend f
+                mode tcp
+                bind 127.0.0.1:8443
+                tcp-request content accept if { res.len gt 0 }
+                use_backend b if { res.len gt 0 }
+                default_backend b
+            backend h
+                mode http
+                tcp-response content reject
+                server s 127.0.0.1:1
+            """) == [
+            "test.cfg:3: 'tcp-response content' rules are supported in listen and backend sections only (not yet in defaults sections)",
+            "test.cfg:6: 'tcp-response content silent-drop' is not supported yet",
+            "test.cfg:7: unknown action 'drop' for 'tcp-response content' (expected accept, close or reject)",
+            "test.cfg:8: 'req.len' needs the request's payload (a 'tcp-request content' rule): it cannot be used in a 'tcp-response content' rule",
+            "test.cfg:9: 'path' needs HTTP (strata's 'tcp-response content' rules see the connection and the server's payload): it cannot be used in a 'tcp-response content' rule",
+            "test.cfg:10: 'tcp-response inspect-delay' expects a time (for example 5s)",
+            "test.cfg:15: 'res.len' needs the server's payload (a 'tcp-response content' rule): it cannot be used in a 'tcp-request content' rule",
+            "test.cfg:16: 'res.len' needs the server's payload (a 'tcp-response content' rule): it cannot be used in a 'use_backend' rule in mode tcp",
+            "test.cfg:20: 'tcp-response content' is not supported yet in mode http (strata applies it in mode tcp)",
+        ])
+    }
+
+    @Test func tcpRequestSessionRules() throws {
+        let config = try load("""
+            frontend f
+                mode tcp
+                bind 127.0.0.1:8443
+                stick-table type ip size 10 store sess_cnt
+                tcp-request session reject if { src 127.0.0.3 } || { ssl_fc_sni -i bad.example }
+                tcp-request session track-sc0 src
+                tcp-request session sc-inc-gpc0(0) if { sc0_sess_cnt gt 5 }
+                tcp-request session silent-drop if { src_sess_cnt gt 100 }
+                tcp-request session accept
+                default_backend b
+            backend b
+                mode tcp
+                server s 127.0.0.1:1
+            """).config
+        let f = try #require(config.proxy(named: "f"))
+        #expect(f.tcp.session.count == 5)
+        #expect(f.tcp.session.first?.action == .reject)
+        #expect(f.tcp.session.last?.action == .accept)
+        if case .stickCounter(.track(let t)) = f.tcp.session[1].action {
+            #expect(t.counter == 0 && t.key.fetch == .source)
+        } else {
+            Issue.record("track-sc0 not read: \(f.tcp.session[1].action)")
+        }
+    }
+
+    @Test func tcpRequestSessionErrors() {
+        #expect(errors("""
+            frontend f
+                mode tcp
+                bind 127.0.0.1:8443
+                tcp-request session reject if { req.len gt 0 }
+                tcp-request session set-var(sess.x) src
+                tcp-request session drop
+                tcp-request session track-sc0 req.payload(0,4)
+                tcp-request session accept if { path /x }
+                default_backend b
+            backend b
+                mode tcp
+                tcp-request session accept
+                server s 127.0.0.1:1
+            """) == [
+            "test.cfg:4: '{ req.len gt 0 }' uses 'req.len', which a 'tcp-request session' rule cannot have: it sees the connection's addresses and its TLS, nothing read yet",
+            "test.cfg:5: 'tcp-request session set-var' is not supported yet",
+            "test.cfg:6: unknown action 'drop' for 'tcp-request session' (expected accept, reject, silent-drop, track-sc0, track-sc1, track-sc2, sc-inc-gpc0, sc-inc-gpc1 or sc-set-gpt0)",
+            "test.cfg:7: 'tcp-request session track-sc0' cannot use 'req.payload' as a key: it sees the connection's addresses and its TLS, nothing read yet",
+            "test.cfg:8: '{ path /x }' uses 'path', which a 'tcp-request session' rule cannot have: it sees the connection's addresses and its TLS, nothing read yet",
+            "test.cfg:12: 'tcp-request session' rules are supported in frontend and listen sections only (not yet in backend sections)",
         ])
     }
 }

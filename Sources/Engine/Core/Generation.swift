@@ -143,7 +143,7 @@ public final class Generation: @unchecked Sendable {
         // The TCP layer's rules of each frontend that has some (any mode).
         var tcpRules: [String: TCPRuleSet] = [:]
         for i in proxies.indices where proxies[i].kind != .backend
-            && (!proxies[i].tcp.connection.isEmpty || !proxies[i].tcp.content.isEmpty
+            && (!proxies[i].tcp.connection.isEmpty || !proxies[i].tcp.content.isEmpty || !proxies[i].tcp.session.isEmpty
                 || (proxies[i].mode == .tcp && !proxies[i].http.backendRules.isEmpty))
         {
             do throws(ConfigError) {
@@ -179,9 +179,18 @@ public final class Generation: @unchecked Sendable {
                     errors.append(error)
                 }
             }
+            if !proxies[i].tcp.response.isEmpty {
+                do throws(ConfigError) {
+                    let evaluator: HTTPRuleSet
+                    if let rules { evaluator = rules } else { evaluator = try HTTPRuleSet(proxies[i], stickTables: tableObjects, maps: maps) }
+                    backend.responseRules = try TCPResponseRuleSet(proxies[i], evaluator: evaluator, stickTables: tableObjects)
+                } catch {
+                    errors.append(error)
+                }
+            }
             if let old { backend.counters = old.counters } else { unresolvedBackends.append(backend) }
             backends[name] = backend
-            for s in backend.servers where s.config.options.check.enabled { checkedServers.append(s) }
+            for s in backend.servers where s.config.options.check.enabled || s.config.options.check.agent.enabled { checkedServers.append(s) }
             if !named { named = proxies[i].servers.contains { $0.fqdn != nil } }
             if let cookie = proxies[i].http.cookie {
                 for s in proxies[i].servers.indices {

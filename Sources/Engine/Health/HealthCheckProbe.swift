@@ -21,6 +21,8 @@ struct HealthCheckProbe {
         case connect
         case http(request: [UInt8], expectations: [CompiledHTTPExpectation], headRequest: Bool, disableOn404: Bool)
         case tcpCheck([CompiledTCPStep], implicitConnect: Bool)
+        /// `agent-check`: `agent-send` if any, then one line.
+        case agent(send: [UInt8])
     }
 
     private let plan: Plan
@@ -37,6 +39,8 @@ struct HealthCheckProbe {
     private var ended = false
     /// A protocol check: what its last expect rule said when it passed.
     private var protocolOutcome: HealthCheckOutcome?
+    /// An agent check: the line the agent answered, without its end (nil until one is complete).
+    private(set) var agentLine: String?
 
     init(kind: HealthCheckKind, capacity: Int = 16384) {
         self.capacity = max(1024, capacity)
@@ -60,6 +64,13 @@ struct HealthCheckProbe {
         }
     }
 
+    /// An agent check (`agent-check`), sending `send` (`agent-send`) first when not empty.
+    init(agentSend send: [UInt8], capacity: Int = 16384) {
+        self.capacity = max(1024, capacity)
+        protocolRules = false
+        plan = .agent(send: send)
+    }
+
     /// The request `option httpchk` and `http-check send` describe (HAProxy lower-cases the header
     /// names and closes an HTTP/1.1 connection).
     static func request(_ check: HTTPCheck) -> [UInt8] {
@@ -77,7 +88,7 @@ struct HealthCheckProbe {
     /// The first action of a check.
     mutating func start() -> Action {
         switch plan {
-        case .connect, .http:
+        case .connect, .http, .agent:
             return .connect(port: nil)
         case .tcpCheck(let steps, let implicit):
             if implicit {
@@ -101,6 +112,8 @@ struct HealthCheckProbe {
         case .tcpCheck:
             mustRead = true
             return runSteps(from: step + 1)
+        case .agent(let send):
+            return send.isEmpty ? .receive : .send(send)
         }
     }
 
@@ -109,7 +122,7 @@ struct HealthCheckProbe {
         switch plan {
         case .connect:
             return .receive
-        case .http:
+        case .http, .agent:
             return .receive
         case .tcpCheck:
             mustRead = true
@@ -141,7 +154,23 @@ struct HealthCheckProbe {
         case .tcpCheck:
             mustRead = false
             return runSteps(from: step)
+        case .agent:
+            return evaluateAgent()
         }
+    }
+
+    /// HAProxy's agent reply: the line up to the first CR or LF. A NUL before it, or the end of
+    /// the input without one, is an incomplete line (the monitor keeps the last status).
+    private mutating func evaluateAgent() -> Action {
+        for (i, b) in input.enumerated() {
+            if b == 0 { break }
+            if b == 10 || b == 13 {
+                agentLine = String(decoding: input[..<i], as: UTF8.self)
+                return .done(HealthCheckOutcome(.checked))
+            }
+        }
+        if !lastRead { return .receive }
+        return .done(HealthCheckOutcome(.checked, info: "Ignoring incomplete line from agent"))
     }
 
     // MARK: failures the I/O layer reports

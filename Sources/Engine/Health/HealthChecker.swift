@@ -8,10 +8,16 @@ import Glibc
 /// `HealthCheckProbe`, each bounded by the check's timeouts. It holds the generation it checks for (always the newest one with this identity), as
 /// a session holds its own; on a reload the engine hands it the new generation's server, so the
 /// interval's phase and a check in flight carry over and no identity ever has two checkers.
+///
+/// The same machinery runs a server's agent check (`agent-check`), a second checker of its own
+/// with its own address, port, interval and result.
 final class HealthChecker: EventHandler {
     enum Phase { case waiting, connecting, exchanging, stopped }
+    /// The server's health check, or its agent check.
+    enum Role { case health, agent }
 
     unowned(unsafe) let monitor: HealthMonitor
+    let role: Role
     private(set) var generation: Generation?
     private(set) var server: BackendServer
     let state: ServerState
@@ -32,24 +38,29 @@ final class HealthChecker: EventHandler {
     /// Checks started (tests count them).
     private(set) var checksStarted = 0
 
-    init(monitor: HealthMonitor, generation: Generation, server: BackendServer) {
+    init(monitor: HealthMonitor, generation: Generation, server: BackendServer, role: Role = .health) {
         self.monitor = monitor
+        self.role = role
         self.generation = generation
         self.server = server
         self.state = server.state
         timer = TimerWatcher(handler: EventHandler())
         super.init()
         timer.raw.pointee.data = Unmanaged.passUnretained(self).toOpaque()
-        state.checker = self
+        switch role {
+        case .health: state.checker = self
+        case .agent: state.agent = self
+        }
     }
 
     private var loop: EventLoop { monitor.engine.loop }
     private var tls: TLSConnection? { connection?.tls }
     private var settings: ServerCheck { server.config.options.check }
+    private var agent: AgentCheck { settings.agent }
     /// The TLS context checks use: the server's, when it has `ssl` and the check goes to its own
-    /// address and port, or with `check-ssl`.
+    /// address and port, or with `check-ssl`. An agent speaks clear text.
     private var checkTLS: TLSClientContext? {
-        guard let context = server.tls else { return nil }
+        guard role == .health, let context = server.tls else { return nil }
         return context.settings.checkSSL || (settings.port == nil && settings.address == nil) ? context : nil
     }
 
@@ -79,6 +90,7 @@ final class HealthChecker: EventHandler {
         probe = nil
         generation = nil
         if state.checker === self { state.checker = nil }
+        if state.agent === self { state.agent = nil }
     }
 
     /// `observe` asked for `fastinter`: the next check comes no later than that.
@@ -98,11 +110,14 @@ final class HealthChecker: EventHandler {
 
     /// HAProxy's srv_getinter: `inter` at full health, `downinter` while DOWN, `fastinter` while
     /// going up or down; `spread-checks` adds up to ±N%.
+    /// An agent's is `agent-inter` (HAProxy gives it no fastinter or downinter).
     private func interval() -> Double {
         let h = state.health
         let c = settings
         var ms: Int
-        if h.checkConfigured && h.health == h.fullHealth {
+        if role == .agent {
+            ms = c.agent.interval
+        } else if h.checkConfigured && h.health == h.fullHealth {
             ms = c.interval
         } else if h.operational == .stopped && h.health == 0 {
             ms = c.downInterval ?? c.interval
@@ -141,18 +156,20 @@ final class HealthChecker: EventHandler {
     // MARK: a check
 
     private func runCheck() {
-        guard let generation, state.health.checksRun else {
+        guard let generation, role == .agent ? state.health.agentRuns : state.health.checksRun else {
             // Paused (maintenance, `disable health`): look again after an interval.
             schedule(at: loop.now + interval())
             return
         }
         checksStarted += 1
         let backend = server.backend.proxy
-        var p = HealthCheckProbe(kind: backend.checks.kind, capacity: generation.config.config.global.bufferSize)
+        let capacity = generation.config.config.global.bufferSize
+        var p = role == .agent ? HealthCheckProbe(agentSend: agent.send, capacity: capacity)
+            : HealthCheckProbe(kind: backend.checks.kind, capacity: capacity)
         startedAt = loop.now
         // HAProxy: without `timeout check`, the whole check must end within `inter`; with it, the
         // connect gets min(`timeout connect`, `inter`) and the answer `timeout check` after that.
-        let inter = Double(settings.interval) / 1000
+        let inter = Double(role == .agent ? agent.interval : settings.interval) / 1000
         if let check = backend.checks.timeout {
             readTimeout = Double(check) / 1000
             deadline = startedAt + min(backend.timeouts.connect.map { Double($0) / 1000 } ?? inter, inter)
@@ -193,9 +210,12 @@ final class HealthChecker: EventHandler {
         closeConnection()
         let check = settings
         let moved = server.address
-        let address = check.address ?? moved.address
+        // An agent: `agent-addr`, else the check's `addr`, else the server's; `agent-port`, else
+        // the check's `port` (the Loader requires one).
+        let address = role == .agent ? agent.address ?? check.address ?? moved.address : check.address ?? moved.address
+        let checkPort = role == .agent ? agent.port ?? check.port : check.port
         // A check has no client whose port a server without one could take.
-        guard let target = port ?? check.port ?? moved.port else {
+        guard let target = port ?? checkPort ?? moved.port else {
             finish(HealthCheckOutcome(.socketError, info: "No port available for the TCP connection"))
             return
         }
@@ -211,7 +231,7 @@ final class HealthChecker: EventHandler {
             // `port` or `addr`; `check-send-proxy` sends one whatever their address, in the
             // server's version (v1 without one): UNKNOWN / LOCAL. A `tcp-check connect port N`
             // rule's connection has none.
-            if port == nil {
+            if port == nil && role == .health {
                 if check.sendProxy {
                     let send = server.config.options.sendProxy ?? SendProxy(version: 1)
                     c.proxyHeader = ProxyHeaderBuilder.header(send, source: nil)
@@ -338,6 +358,7 @@ final class HealthChecker: EventHandler {
     private func finish(_ result: HealthCheckOutcome) {
         guard phase != .stopped else { return }
         closeConnection()
+        let agentLine = probe?.agentLine
         probe = nil
         output = []
         var outcome = result
@@ -345,7 +366,10 @@ final class HealthChecker: EventHandler {
         if outcome.status == .layer4OK && checkTLS != nil { outcome.status = .layer6OK }
         outcome.duration = max(0, Int(((loop.now - startedAt) * 1000).rounded()))
         phase = .waiting
-        monitor.record(outcome, for: self)
+        switch role {
+        case .health: monitor.record(outcome, for: self)
+        case .agent: monitor.recordAgent(outcome, line: agentLine, for: self)
+        }
         guard phase == .waiting else { return }
         schedule(at: loop.now + interval())
     }

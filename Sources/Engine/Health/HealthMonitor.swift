@@ -10,6 +10,8 @@ import Glibc
 final class HealthMonitor: EventHandler {
     unowned(unsafe) let engine: Engine
     private(set) var checkers: [ServerIdentity: HealthChecker] = [:]
+    /// The agent checkers (`agent-check`), one per identity too, beside the health checkers.
+    private(set) var agents: [ServerIdentity: HealthChecker] = [:]
     /// Work that must not run inside the caller (a session reporting an error must not be
     /// killed under its own feet): done on the next loop iteration.
     private let deferred = TimerWatcher(handler: EventHandler())
@@ -22,8 +24,9 @@ final class HealthMonitor: EventHandler {
         deferred.setHandler(self)
     }
 
-    var checkerCount: Int { checkers.count }
+    var checkerCount: Int { checkers.count + agents.count }
     func checker(for identity: ServerIdentity) -> HealthChecker? { checkers[identity] }
+    func agent(for identity: ServerIdentity) -> HealthChecker? { agents[identity] }
 
     private var now: Double { MonotonicClock.now() }
 
@@ -34,56 +37,86 @@ final class HealthMonitor: EventHandler {
     /// stop. Called before the previous generation drains, so it holds no checker.
     func activate(_ generation: Generation) {
         // Listed when the generation was built (off the loop): the loop does nothing for a
-        // server without `check`.
+        // server without `check` or `agent-check`.
         let order = generation.checkedServers
+        checkers = settle(checkers, order.filter { $0.config.options.check.enabled }, role: .health, for: generation)
+        agents = settle(agents, order.filter { $0.config.options.check.agent.enabled }, role: .agent, for: generation)
+    }
+
+    /// The checkers of one role once `generation` is current: kept identities rebound, new ones
+    /// started, the others stopped.
+    private func settle(_ running: [ServerIdentity: HealthChecker], _ order: [BackendServer], role: HealthChecker.Role,
+                        for generation: Generation) -> [ServerIdentity: HealthChecker] {
+        var table = running
         var wanted: [ServerIdentity: BackendServer] = [:]
         wanted.reserveCapacity(order.count)
         for s in order { wanted[s.state.identity] = s }
-        for (identity, checker) in checkers where wanted[identity] == nil {
+        for (identity, checker) in table where wanted[identity] == nil {
             checker.stop()
-            checkers[identity] = nil
+            table[identity] = nil
         }
-        let fresh = order.filter { checkers[$0.state.identity] == nil }
-        let minInter = fresh.map { Double(max($0.config.options.check.interval, 1)) / 1000 }.min() ?? 0
+        let fresh = order.filter { table[$0.state.identity] == nil }
+        let minInter = fresh.map { Double(max(Self.interval(of: $0, role), 1)) / 1000 }.min() ?? 0
         var position = 0
         for s in order {
-            if let existing = checkers[s.state.identity] {
+            if let existing = table[s.state.identity] {
                 existing.rebind(generation, server: s)
             } else {
-                let checker = HealthChecker(monitor: self, generation: generation, server: s)
-                checkers[s.state.identity] = checker
+                let checker = HealthChecker(monitor: self, generation: generation, server: s, role: role)
+                table[s.state.identity] = checker
                 // HAProxy spreads the first checks: server k of n starts after k/n of the smallest inter.
                 checker.start(after: minInter * Double(position) / Double(max(fresh.count, 1)))
                 position += 1
             }
         }
+        return table
+    }
+
+    private static func interval(of server: BackendServer, _ role: HealthChecker.Role) -> Int {
+        role == .agent ? server.config.options.check.agent.interval : server.config.options.check.interval
     }
 
     /// `add server … check`: a checker for one more server of the current generation (it checks
     /// once `enable health` turns checks on).
     func startChecking(_ server: BackendServer, for generation: Generation) {
-        guard checkers[server.state.identity] == nil else { return }
-        let checker = HealthChecker(monitor: self, generation: generation, server: server)
-        checkers[server.state.identity] = checker
-        checker.start(after: 0)
+        let identity = server.state.identity
+        if server.config.options.check.enabled && checkers[identity] == nil {
+            let checker = HealthChecker(monitor: self, generation: generation, server: server)
+            checkers[identity] = checker
+            checker.start(after: 0)
+        }
+        if server.config.options.check.agent.enabled && agents[identity] == nil {
+            let agent = HealthChecker(monitor: self, generation: generation, server: server, role: .agent)
+            agents[identity] = agent
+            agent.start(after: 0)
+        }
     }
 
-    /// `del server`: its checker stops.
+    /// `del server`: its checkers stop.
     func stopChecking(_ identity: ServerIdentity) {
         checkers.removeValue(forKey: identity)?.stop()
+        agents.removeValue(forKey: identity)?.stop()
     }
 
     /// A canary starts beside the current generation: servers only it has are checked for it
     /// (the current generation keeps every checker it has; `activate` settles who checks what
     /// when the canary is promoted or aborted).
     func include(_ generation: Generation) {
-        let fresh = generation.checkedServers.filter { checkers[$0.state.identity] == nil }
-        let minInter = fresh.map { Double(max($0.config.options.check.interval, 1)) / 1000 }.min() ?? 0
+        checkers = includeFresh(checkers, generation.checkedServers.filter { $0.config.options.check.enabled }, role: .health, for: generation)
+        agents = includeFresh(agents, generation.checkedServers.filter { $0.config.options.check.agent.enabled }, role: .agent, for: generation)
+    }
+
+    private func includeFresh(_ running: [ServerIdentity: HealthChecker], _ servers: [BackendServer], role: HealthChecker.Role,
+                              for generation: Generation) -> [ServerIdentity: HealthChecker] {
+        var table = running
+        let fresh = servers.filter { table[$0.state.identity] == nil }
+        let minInter = fresh.map { Double(max(Self.interval(of: $0, role), 1)) / 1000 }.min() ?? 0
         for (position, s) in fresh.enumerated() {
-            let checker = HealthChecker(monitor: self, generation: generation, server: s)
-            checkers[s.state.identity] = checker
+            let checker = HealthChecker(monitor: self, generation: generation, server: s, role: role)
+            table[s.state.identity] = checker
             checker.start(after: minInter * Double(position) / Double(max(fresh.count, 1)))
         }
+        return table
     }
 
     /// A reload kept `server`'s identity: the carried state meets the new configuration (a
@@ -98,7 +131,9 @@ final class HealthMonitor: EventHandler {
     /// Soft stop: no generation is current, no check runs.
     func stopAll() {
         for c in checkers.values { c.stop() }
+        for c in agents.values { c.stop() }
         checkers.removeAll()
+        agents.removeAll()
     }
 
     // MARK: changes
@@ -107,6 +142,84 @@ final class HealthMonitor: EventHandler {
     func record(_ outcome: HealthCheckOutcome, for checker: HealthChecker) {
         let server = checker.server
         change(server) { $0.record(outcome, now: now) }
+    }
+
+    /// An agent check ended, with the line the agent answered (nil: none came, or not a whole
+    /// one). HAProxy's order: the admin state first, then the weight and maxconn, then the health
+    /// word (`down`, `fail`, `stopped` with the `#` text as the reason; `up`), an unknown word or a
+    /// refused value in the check's text.
+    func recordAgent(_ result: HealthCheckOutcome, line: String?, for checker: HealthChecker) {
+        let server = checker.server
+        guard let line else {
+            if result.status == .checked {
+                // A line cut short: the last status stays, the text says why.
+                server.state.health.noteAgent(info: result.info, duration: result.duration)
+            } else {
+                // Not reaching the agent is no error: the health check tests connectivity.
+                change(server) { $0.recordAgent(result, now: now) }
+            }
+            return
+        }
+        let reply = AgentReply(line)
+        if let admin = reply.admin { setAdminState(server, admin) }
+        var warning: String?
+        if let text = reply.weight {
+            switch ServerAdminCommand.weight(text, initial: server.state.health.initialWeight, algorithm: server.backend.proxy.balance) {
+            case .success(let w):
+                change(server) { h in
+                    h.setWeight(w)
+                    return nil
+                }
+            case .failure(let e):
+                warning = e.message
+            }
+        }
+        if let text = reply.maxconn {
+            switch AgentReply.maxconn(text) {
+            case .success(let n):
+                server.state.health.setMaxconn(n)
+                // A higher maxconn may serve the sessions queued for the server at once.
+                later { $0.pendingQueues.append(engine.newestBackend(of: server)) }
+            case .failure(let e):
+                if warning == nil { warning = e.message }
+            }
+        }
+        var outcome = result
+        switch reply.health {
+        case let word?:
+            let (status, said): (HealthCheckStatus, String) = switch word {
+            case .up(let w): (.layer7OK, w)
+            case .down(let w): (.layer7Status, w)
+            }
+            // A DOWN's own text stays; otherwise an unknown word, then a warning, say more.
+            var text = reply.description
+            if text.isEmpty || status == .layer7OK { text = reply.firstUnknown ?? warning ?? text }
+            outcome.status = status
+            outcome.info = "via agent : \(said)" + (text.isEmpty ? "" : " (\(text))")
+        case nil:
+            if let unknown = reply.firstUnknown {
+                outcome.info = "agent reports an error : \(unknown)"
+            } else if let warning {
+                outcome.info = "agent warns : \(warning)"
+            }
+        }
+        change(server) { $0.recordAgent(outcome, now: now) }
+    }
+
+    /// `set server … state ready|drain|maint`, and an agent's `ready`, `drain`, `maint`: drain and
+    /// maintenance exclude each other, ready ends both (HAProxy's srv_adm_set_*).
+    func setAdminState(_ server: BackendServer, _ wanted: ServerAdminCommand.AdminState) {
+        switch wanted {
+        case .ready:
+            change(server) { $0.leaveDrain(now: now) }
+            change(server) { $0.leaveMaintenance(now: now) }
+        case .drain:
+            change(server) { $0.enterDrain(now: now) }
+            change(server) { $0.leaveMaintenance(now: now) }
+        case .maint:
+            change(server) { $0.enterMaintenance(now: now) }
+            change(server) { $0.leaveDrain(now: now) }
+        }
     }
 
     /// Applies a change to `server`'s state and does what follows from it: the log line, the

@@ -78,6 +78,15 @@ struct ServerHealth: Sendable {
     var weight: Int
     /// `observe`: errors in a row seen in live traffic.
     var consecutiveErrors = 0
+    /// `agent-check`: configured, not disabled from the socket (`disable agent`), the agent's own
+    /// health (HAProxy gives an agent a rise and a fall of 1: 1 up, 0 down) and its last result.
+    var agentConfigured: Bool
+    var agentEnabled = true
+    var agentHealth = 1
+    var lastAgentCheck = HealthCheckOutcome(.initializing)
+    /// An agent's `maxconn:N`: the server's maxconn from then on (nil: the configured one), until
+    /// the configuration changes it.
+    var runtimeMaxconn: Int?
     /// The stats page's `chkfail` (failed checks while not yet DOWN) and `chkdown` (UP to DOWN).
     var failedChecks = 0
     var downTransitions = 0
@@ -120,6 +129,7 @@ struct ServerHealth: Sendable {
         rise = max(1, options.check.rise)
         fall = max(1, options.check.fall)
         checkConfigured = options.check.enabled
+        agentConfigured = options.check.agent.enabled
         health = rise
         initialWeight = options.weight
         weight = options.weight
@@ -139,6 +149,14 @@ struct ServerHealth: Sendable {
     var inResolutionMaintenance: Bool { admin.contains(.resolutionMaintenance) }
     var inDrain: Bool { admin.contains(.forcedDrain) }
     var fullHealth: Int { rise + fall - 1 }
+    /// Agent checks run: configured and not disabled (maintenance does not pause them, as in
+    /// HAProxy: the agent's `ready` is what ends the maintenance its `maint` began).
+    var agentRuns: Bool { agentConfigured && agentEnabled }
+    /// HAProxy's check_notify_success: a server whose agent said `down` stays DOWN whatever its
+    /// health check says.
+    private var agentAllowsUp: Bool { !agentRuns || agentHealth > 0 }
+    /// `srv_agent_state`: configured 0x02, enabled 0x04, agent 0x10 (never paused).
+    var agentStateFlags: Int { agentConfigured ? 0x12 | (agentEnabled ? 0x04 : 0) : 0 }
     /// Checks run now: configured, not disabled from the socket, not paused by maintenance.
     var checksRun: Bool { checkConfigured && checkEnabled && !inMaintenance }
 
@@ -155,7 +173,9 @@ struct ServerHealth: Sendable {
     var statusText: String {
         if inResolutionMaintenance { return "MAINT (resolution)" }
         if inMaintenance { return "MAINT" }
-        if inDrain && operational != .stopped { return "DRAIN" }
+        if inDrain && operational != .stopped { return agentRuns ? "DRAIN (agent)" : "DRAIN" }
+        // HAProxy names the agent when it is what holds the server DOWN.
+        if operational == .stopped && agentRuns && agentHealth == 0 { return "DOWN (agent)" }
         if !checkConfigured || !checkEnabled {
             switch operational {
             case .stopped: return "DOWN"
@@ -212,7 +232,7 @@ struct ServerHealth: Sendable {
                 return nil
             }
             if health < fullHealth { health = fullHealth }
-            guard operational != .stopping, !inMaintenance else { return nil }
+            guard operational != .stopping, !inMaintenance, agentAllowsUp else { return nil }
             setOperational(.stopping, now: now)
             return .stopping(.check(outcome))
         }
@@ -231,12 +251,61 @@ struct ServerHealth: Sendable {
                 health += 1
                 if health >= rise { health = fullHealth }
             }
-            if health >= rise, operational != .running, !inMaintenance {
+            if health >= rise, operational != .running, !inMaintenance, agentAllowsUp {
                 setOperational(.running, now: now)
                 return .up(.check(outcome))
             }
         }
         return nil
+    }
+
+    /// Records an agent check's result, by HAProxy's rules for an agent: not reaching it, or no
+    /// health word in its line, changes nothing; its `down`, `fail` or `stopped` (L7STS) takes the
+    /// server DOWN; its `up` (L7OK) brings it back when the health check agrees, but not out of
+    /// NOLB (only health checks decide that).
+    mutating func recordAgent(_ outcome: HealthCheckOutcome, now: Double) -> HealthTransition? {
+        lastAgentCheck = outcome
+        switch outcome.status {
+        case .layer7Status:
+            agentHealth = 0
+            guard operational != .stopped, !inMaintenance else { return nil }
+            setOperational(.stopped, now: now)
+            return .down(.check(outcome))
+        case .layer7OK:
+            agentHealth = 1
+            guard operational == .stopped, !inMaintenance, !(checkConfigured && checkEnabled && health < rise) else { return nil }
+            setOperational(.running, now: now)
+            return .up(.check(outcome))
+        default:
+            return nil
+        }
+    }
+
+    /// An agent line without a complete line (closed early): the status stays, the text says why.
+    mutating func noteAgent(info: String, duration: Int) {
+        lastAgentCheck.info = info
+        lastAgentCheck.duration = duration
+    }
+
+    /// An agent's `maxconn:N`.
+    mutating func setMaxconn(_ n: Int) { runtimeMaxconn = n }
+
+    /// `enable agent`, `disable agent`.
+    mutating func setAgentEnabled(_ on: Bool) { agentEnabled = on }
+
+    /// `set server … agent up|down`: the agent's health forced, the server UP or DOWN with it
+    /// (HAProxy's srv_set_running and srv_set_stopped, whatever the health check says).
+    mutating func forceAgent(up: Bool, now: Double) -> HealthTransition? {
+        agentHealth = up ? 1 : 0
+        guard !inMaintenance else { return nil }
+        if up {
+            guard operational == .stopped else { return nil }
+            setOperational(.running, now: now)
+            return .up(.adminSocket)
+        }
+        guard operational != .stopped else { return nil }
+        setOperational(.stopped, now: now)
+        return .down(.adminSocket)
     }
 
     /// `observe` … `on-error sudden-death`: one more failed check marks the server DOWN.
@@ -429,6 +498,8 @@ struct ServerHealth: Sendable {
         lastCheck = HealthCheckOutcome(HealthCheckStatus(rawValue: saved.checkStatus) ?? .unknown)
         // Only `disable health` is taken from the saved check state.
         if checkConfigured, saved.checkState & 0x02 != 0, saved.checkState & 0x04 == 0 { checkEnabled = false }
+        // And `disable agent`, likewise.
+        if agentConfigured, saved.agentState & 0x02 != 0, saved.agentState & 0x04 == 0 { agentEnabled = false }
         if saved.initialWeight == initialWeight { weight = saved.userWeight }
         if inMaintenance { health = 0 }
         refresh()
@@ -448,6 +519,16 @@ struct ServerHealth: Sendable {
         if options.weight != previous.weight {
             initialWeight = options.weight
             weight = options.weight
+        }
+        if options.maxconn != previous.maxconn { runtimeMaxconn = nil }
+        let hadAgent = agentConfigured
+        agentConfigured = options.check.agent.enabled
+        if agentConfigured != hadAgent {
+            // An agent added starts up, as in a new process; one removed no longer holds the
+            // server DOWN (what remains decides below).
+            agentHealth = 1
+            agentEnabled = true
+            lastAgentCheck = HealthCheckOutcome(.initializing)
         }
         if options.disabled != previous.disabled {
             if options.disabled {
@@ -472,11 +553,19 @@ struct ServerHealth: Sendable {
             // Checks removed: nothing could bring a DOWN server back; it starts as an unchecked one.
             lastCheck = HealthCheckOutcome(.initializing)
             health = rise
-            if operational == .stopped && !inMaintenance { setOperational(.running, now: now) }
+            if operational == .stopped && !inMaintenance && agentAllowsUp { setOperational(.running, now: now) }
         } else if operational == .stopped {
             health = min(health, rise - 1)
         } else {
             health = max(rise, min(health, fullHealth))
+        }
+        if hadAgent && !agentConfigured && !checkConfigured && operational == .stopped && !inMaintenance {
+            // Only its agent held this unchecked server DOWN.
+            setOperational(.running, now: now)
+        }
+        if hadAgent && !agentConfigured && !checkConfigured && operational == .stopped && !inMaintenance {
+            // Only its agent held this unchecked server DOWN.
+            setOperational(.running, now: now)
         }
         if inMaintenance { health = 0 }
         refresh()

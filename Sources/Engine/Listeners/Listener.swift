@@ -144,7 +144,15 @@ final class Listener: EventHandler {
                     continue
                 }
                 if decision.expectProxy { expectProxy = true }
-                if let tracker, !tracker.isEmpty { tracker.countSession() }
+                // With `tcp-request session` rules, a session counts once they let it through.
+                if rules.session.isEmpty, let tracker, !tracker.isEmpty { tracker.countSession() }
+            }
+            // A plain connection without a PROXY header is a session now: `tcp-request session`
+            // (after a header or a TLS handshake, where those end).
+            if !expectProxy && tlsContext == nil,
+               frontend.rejectsSession(HTTPConnectionInfo(client: peer, local: nil, tls: nil, localFD: client, tracker: tracker),
+                                       fd: client, on: worker) {
+                continue
             }
             worker.sessionAccepted(frontend)
             if expectProxy {

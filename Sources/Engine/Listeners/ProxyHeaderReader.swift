@@ -161,6 +161,13 @@ final class ProxyHeaderReader: ListedSession {
         done = true
         io.release(on: loop)
         timer.release(on: loop)
+        if tlsContext == nil,
+           frontend.rejectsSession(HTTPConnectionInfo(client: client, local: local, tls: nil, localFD: fd, tracker: tracker),
+                                   fd: fd, on: worker) {
+            tracker = nil
+            finishHandOff()
+            return
+        }
         var tls: TLSConnection?
         if let tlsContext {
             guard let connection = TLSConnection(accepted: fd, context: tlsContext) else {

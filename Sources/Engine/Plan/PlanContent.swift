@@ -31,7 +31,7 @@ enum PlanContent {
     static let serverOptionFields = ["weight", "slowstart", "maxqueue", "maxconn", "backup", "disabled", "cookie", "check", "tls", "resolutionStorage", "sendProxy"]
     static let serverCheckFields = [
         "enabled", "interval", "fastInterval", "downInterval", "rise", "fall", "port", "address", "observe",
-        "errorLimit", "onError", "shutdownSessionsOnDown", "sendProxy",
+        "errorLimit", "onError", "shutdownSessionsOnDown", "sendProxy", "agent",
     ]
     static let bindFields = [
         "location", "endpoint", "v6only", "backlog", "name", "interface", "reusePort", "tls", "acceptProxy",
@@ -51,6 +51,7 @@ enum PlanContent {
               a.pointee.checks == b.pointee.checks, a.pointee.serverStateFile == b.pointee.serverStateFile,
               a.pointee.serverStateFileName == b.pointee.serverStateFileName,
               a.pointee.tcp.inspectDelay == b.pointee.tcp.inspectDelay, a.pointee.tcp.spliceAuto == b.pointee.tcp.spliceAuto,
+              a.pointee.tcp.responseInspectDelay == b.pointee.tcp.responseInspectDelay,
               a.pointee.tcp.spliceRequest == b.pointee.tcp.spliceRequest,
               a.pointee.tcp.spliceResponse == b.pointee.tcp.spliceResponse
         else { return false }
@@ -101,6 +102,7 @@ enum PlanContent {
             && a.pointee.http.responseRules == b.pointee.http.responseRules
             && a.pointee.http.afterResponseRules == b.pointee.http.afterResponseRules
             && a.pointee.tcp.connection == b.pointee.tcp.connection && a.pointee.tcp.content == b.pointee.tcp.content
+            && a.pointee.tcp.response == b.pointee.tcp.response && a.pointee.tcp.session == b.pointee.tcp.session
     }
 
     /// What `Server.planView` keeps: all but its place and id (its position in the backend).
@@ -124,6 +126,7 @@ enum PlanContent {
               a.pointee.options.check.onError == b.pointee.options.check.onError,
               a.pointee.options.check.shutdownSessionsOnDown == b.pointee.options.check.shutdownSessionsOnDown,
               a.pointee.options.check.sendProxy == b.pointee.options.check.sendProxy,
+              a.pointee.options.check.agent == b.pointee.options.check.agent,
               a.pointee.options.sendProxy == b.pointee.options.sendProxy,
               a.pointee.options.slowstart == b.pointee.options.slowstart,
               a.pointee.options.maxqueue == b.pointee.options.maxqueue

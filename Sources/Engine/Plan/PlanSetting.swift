@@ -270,6 +270,8 @@ extension Proxy {
         p.http.redirectRules = []
         p.tcp.connection = []
         p.tcp.content = []
+        p.tcp.session = []
+        p.tcp.response = []
         p.log.targets = p.log.targets.map(\.planView)
         p.stickTable = p.stickTable?.planView
         p.stickRules = p.stickRules.map(\.planView)

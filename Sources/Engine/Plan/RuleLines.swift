@@ -13,7 +13,9 @@ struct RuleLines {
         case response(HTTPResponseAction, Condition?)
         case afterResponse(HTTPResponseAction, Condition?)
         case tcpConnection(TCPRuleAction, Condition?)
+        case tcpSession(TCPRuleAction, Condition?)
         case tcpContent(TCPRuleAction, Condition?)
+        case tcpResponse(TCPRuleAction, Condition?)
     }
 
     private(set) var lines: [Line] = []
@@ -21,7 +23,9 @@ struct RuleLines {
 
     init(_ http: HTTPSettings, _ tcp: TCPRules = TCPRules()) {
         for r in tcp.connection { add(.tcpConnection(r.action, r.condition?.planView), r.location) }
+        for r in tcp.session { add(.tcpSession(r.action, r.condition?.planView), r.location) }
         for r in tcp.content { add(.tcpContent(r.action, r.condition?.planView), r.location) }
+        for r in tcp.response { add(.tcpResponse(r.action, r.condition?.planView), r.location) }
         for acl in http.acls {
             for criterion in acl.criteria { add(.acl(name: acl.name, criterion.planView), criterion.location) }
         }

@@ -25,6 +25,8 @@ final class Backend: @unchecked Sendable {
     let rules: HTTPRuleSet?
     /// `stick on|match|store-request` rules (set once while the generation is built).
     var stickRules: StickRuleSet?
+    /// `tcp-response content` rules (mode tcp).
+    var responseRules: TCPResponseRuleSet?
     /// `server … ssl sni EXPR` with a fetch: rendered per request.
     var serverName: HTTPServerName?
     /// A server line has `ssl` (its TLS context is made with the generation).
@@ -119,7 +121,7 @@ final class Backend: @unchecked Sendable {
         server.index = servers.count
         servers.append(server)
         for shard in shards { shard.serve(servers, proxy: proxy) }
-        if server.config.options.check.enabled { generation.checkedServers.append(server) }
+        if server.config.options.check.enabled || server.config.options.check.agent.enabled { generation.checkedServers.append(server) }
     }
 
     /// `add server` on a backend the loops serve: a new list on every loop (the balancer starts

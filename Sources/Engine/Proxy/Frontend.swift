@@ -1,4 +1,5 @@
 import ConfigModel
+import Glibc
 
 /// A frontend (or the front half of a `listen`) in one generation.
 final class Frontend: @unchecked Sendable {
@@ -40,4 +41,20 @@ final class Frontend: @unchecked Sendable {
 
     /// The global `maxconnrate` / `maxsessrate` apply to this frontend's listeners too.
     func limitProcessRates() { limitsRates = true }
+}
+
+extension Frontend {
+    /// `tcp-request session` on a connection not yet handed to a session (no TLS to wait for):
+    /// true when the rules rejected it. Then it is closed here (reset for `silent-drop`), counted
+    /// in `dses`, its stick counters let go, and not logged (HAProxy's).
+    func rejectsSession(_ info: HTTPConnectionInfo, fd: Int32, on worker: Worker) -> Bool {
+        guard let rules = tcpRules, !rules.session.isEmpty else { return false }
+        let decision = rules.evaluateSession(info, scratch: worker.ruleScratch)
+        guard decision.reject else { return false }
+        counters[worker.loop].deniedSessions += 1
+        info.tracker?.end()
+        if decision.silentDrop { resetOnClose(fd) }
+        close(fd)
+        return true
+    }
 }

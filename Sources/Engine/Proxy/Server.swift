@@ -46,7 +46,7 @@ final class BackendServer: @unchecked Sendable {
     /// is at its maxconn (another loop took the last slot first).
     @inline(__always)
     func takeSlot(on loop: EventLoop) -> Bool {
-        guard state.takeSlot(limit: config.options.maxconn) else { return false }
+        guard state.takeSlot(limit: maxconn) else { return false }
         state.counters[loop].totalSessions += 1
         return true
     }
@@ -67,5 +67,7 @@ final class BackendServer: @unchecked Sendable {
     @inline(__always) var isUsable: Bool { state.isUsable }
     /// A persistence cookie may still choose it (DRAIN and stopping servers included).
     @inline(__always) var acceptsPersistentTraffic: Bool { state.acceptsPersistentTraffic }
-    @inline(__always) var isFull: Bool { state.isFull(limit: config.options.maxconn) }
+    @inline(__always) var isFull: Bool { state.isFull(limit: maxconn) }
+    /// The server's maxconn now: its line's, or what its agent said since (`maxconn:N`).
+    @inline(__always) var maxconn: Int? { state.maxconn(configured: config.options.maxconn) }
 }

@@ -36,12 +36,16 @@ enum ServerAdminCommand: Equatable {
     case setWeight(Target, String)
     case setAddress(Target, address: String, port: String?)
     case setChecks(Target, enabled: Bool)
+    /// `enable agent`, `disable agent`.
+    case setAgent(Target, enabled: Bool)
+    /// `set server … agent up|down`.
+    case forceAgent(Target, up: Bool)
     /// `set server … fqdn NAME`: the resolver follows another name.
     case setFQDN(Target, String)
     /// `del server B/S`.
     case deleteServer(Target)
 
-    static let usage = "usage: set server <backend>/<server> addr | fqdn | health | state | weight"
+    static let usage = "usage: set server <backend>/<server> addr | agent | fqdn | health | state | weight"
 
     /// The command `words` name, or the answer explaining why they are wrong; nil when the words
     /// are not a server command at all.
@@ -81,6 +85,10 @@ enum ServerAdminCommand: Equatable {
             return with(2) { .success(.setChecks($0, enabled: false)) }
         case ("enable", "health"):
             return with(2) { .success(.setChecks($0, enabled: true)) }
+        case ("disable", "agent"):
+            return with(2) { .success(.setAgent($0, enabled: false)) }
+        case ("enable", "agent"):
+            return with(2) { .success(.setAgent($0, enabled: true)) }
         case ("set", "weight"):
             return with(2) { t in
                 guard words.count > 3 else { return .failure(ServerAdminError("Require <weight> or <weight%>.")) }
@@ -103,6 +111,12 @@ enum ServerAdminCommand: Equatable {
                     case "stopping": return .success(.setHealth(t, .stopping))
                     case "down": return .success(.setHealth(t, .stopped))
                     default: return .failure(ServerAdminError("'set server <srv> health' expects 'up', 'stopping', or 'down'."))
+                    }
+                case "agent":
+                    switch value {
+                    case "up": return .success(.forceAgent(t, up: true))
+                    case "down": return .success(.forceAgent(t, up: false))
+                    default: return .failure(ServerAdminError("'set server <srv> agent' expects 'up' or 'down'."))
                     }
                 case "weight":
                     guard let value else { return .failure(ServerAdminError("Require <weight> or <weight%>.")) }
@@ -174,8 +188,10 @@ extension ServerAdminCommand {
         command(["enable", "server"], "enable server <bk>/<srv>", "enable a disabled server (use 'set server' instead)"),
         command(["disable", "health"], "disable health <bk>/<srv>", "disable health checks"),
         command(["enable", "health"], "enable health <bk>/<srv>", "enable health checks"),
+        command(["disable", "agent"], "disable agent <bk>/<srv>", "disable agent checks"),
+        command(["enable", "agent"], "enable agent <bk>/<srv>", "enable agent checks"),
         command(["set", "server"], "set server <bk>/<srv> [opts]",
-                "change a server's state (ready|drain|maint), health (up|stopping|down), weight, addr or fqdn"),
+                "change a server's state (ready|drain|maint), health (up|stopping|down), agent (up|down), weight, addr or fqdn"),
         command(["set", "weight"], "set weight <bk>/<srv> <weight>[%]", "change a server's weight (use 'set server' instead)"),
     ]
 
@@ -211,18 +227,7 @@ extension ServerAdminCommand {
             return t.find(engine).map { "\($0.state.health.weight) (initial \($0.state.health.initialWeight))" }
         case .setState(let t, let wanted):
             return t.find(engine).map { s in
-                let health = engine.healthMonitor
-                switch wanted {
-                case .ready:
-                    health.change(s) { $0.leaveDrain(now: MonotonicClock.now()) }
-                    health.change(s) { $0.leaveMaintenance(now: MonotonicClock.now()) }
-                case .drain:
-                    health.change(s) { $0.enterDrain(now: MonotonicClock.now()) }
-                    health.change(s) { $0.leaveMaintenance(now: MonotonicClock.now()) }
-                case .maint:
-                    health.change(s) { $0.enterMaintenance(now: MonotonicClock.now()) }
-                    health.change(s) { $0.leaveDrain(now: MonotonicClock.now()) }
-                }
+                engine.healthMonitor.setAdminState(s, wanted)
                 return ""
             }
         case .enableServer(let t):
@@ -249,6 +254,20 @@ extension ServerAdminCommand {
                 s.state.health.setChecksEnabled(enabled)
                 return ""
             }
+        case .setAgent(let t, let enabled):
+            return t.find(engine).flatMap { s in
+                guard !enabled || s.state.health.agentConfigured else {
+                    return .failure(ServerAdminError("Agent was not configured on this server, cannot enable."))
+                }
+                s.state.health.setAgentEnabled(enabled)
+                return .success("")
+            }
+        case .forceAgent(let t, let up):
+            return t.find(engine).flatMap { s in
+                guard s.state.health.agentRuns else { return .failure(ServerAdminError("agent checks are not enabled on this server.")) }
+                engine.healthMonitor.change(s) { $0.forceAgent(up: up, now: MonotonicClock.now()) }
+                return .success("")
+            }
         }
     }
 
@@ -273,6 +292,7 @@ extension ServerAdminCommand {
             for s in b.servers {
                 let h = s.state.health
                 let c = s.config
+                let agent = c.options.check.agent
                 let moved = s.address
                 // The name it follows now (an SRV record's target, `set server … fqdn`), and the
                 // SRV label of a template's server.
@@ -284,8 +304,10 @@ extension ServerAdminCommand {
                     "\(h.operational.rawValue)", "\(h.admin.rawValue)", "\(h.weight)", "\(h.initialWeight)",
                     "\(max(0, Int(now - h.lastChange)))",
                     "\(h.lastCheck.status.rawValue)", "\(h.lastCheck.status.result.rawValue)", "\(h.health)", "\(h.checkStateFlags)",
-                    "0", "0", "0", fqdn, "\(moved.port ?? 0)", srv ?? "-", c.options.tls == nil ? "0" : "1",
-                    "\(c.options.check.port ?? 0)", c.options.check.address.map { "\($0)" } ?? "-", "-", "0",
+                    "\(h.agentStateFlags)", "0", "0", fqdn, "\(moved.port ?? 0)", srv ?? "-", c.options.tls == nil ? "0" : "1",
+                    "\(c.options.check.port ?? 0)", c.options.check.address.map { "\($0)" } ?? "-",
+                    agent.enabled ? (agent.address ?? c.options.check.address).map { "\($0)" } ?? "-" : "-",
+                    "\(agent.enabled ? agent.port ?? c.options.check.port ?? 0 : 0)",
                 ]
                 lines.append(fields.joined(separator: " "))
             }

@@ -61,7 +61,7 @@ final class ServerState: @unchecked Sendable {
     /// only when health changes — apart, so that the slot writes do not evict what picks read.
     private let shared: UnsafeMutablePointer<Int>
     private static let health = LoopLocalInts.perLine
-    private static let epoch = health + 3
+    private static let epoch = health + 4
 
     /// Operational and admin state (UP/DOWN with the rise/fall counter, MAINT, DRAIN), runtime
     /// weight and last check: owned by the control loop; what the balancer needs of it is
@@ -111,6 +111,8 @@ final class ServerState: @unchecked Sendable {
     let chosenHTTP1 = Atomic<Int>(-1)
     /// The one checker running for this identity, whatever generation it checks for.
     weak var checker: HealthChecker?
+    /// The one agent checker running for this identity (`agent-check`).
+    weak var agent: HealthChecker?
 
     init(identity: ServerIdentity, loops: Int = 1) {
         self.identity = identity
@@ -163,14 +165,23 @@ final class ServerState: @unchecked Sendable {
     var isUsable: Bool { CLibEV_load(shared + Self.health) != 0 }
     var weight: Int { CLibEV_load(shared + Self.health + 1) }
     var acceptsPersistentTraffic: Bool { CLibEV_load(shared + Self.health + 2) != 0 }
+    /// The maxconn an agent set (`maxconn:N`), else `configured`: published with the health
+    /// (stored plus one, 0 meaning none set).
+    @inline(__always)
+    func maxconn(configured: Int?) -> Int? {
+        let set = CLibEV_load(shared + Self.health + 3)
+        return set == 0 ? configured : set - 1
+    }
 
     private func publishHealth() {
         let usable = health.isUsable ? 1 : 0, weight = health.effectiveWeight, persistent = health.acceptsPersistentTraffic ? 1 : 0
+        let maxconn = health.runtimeMaxconn.map { max($0, 0) + 1 } ?? 0
         guard usable != CLibEV_load(shared + Self.health) || weight != CLibEV_load(shared + Self.health + 1)
-            || persistent != CLibEV_load(shared + Self.health + 2) else { return }
+            || persistent != CLibEV_load(shared + Self.health + 2) || maxconn != CLibEV_load(shared + Self.health + 3) else { return }
         CLibEV_store(shared + Self.health, usable)
         CLibEV_store(shared + Self.health + 1, weight)
         CLibEV_store(shared + Self.health + 2, persistent)
+        CLibEV_store(shared + Self.health + 3, maxconn)
         ServerState.bumpHealthVersion()
     }
 

@@ -8,7 +8,7 @@ import ConfigModel
 /// reload resets nothing.
 final class TrafficCounters: @unchecked Sendable {
     private enum Slot: Int, CaseIterable {
-        case currentSessions, maxSessions, totalSessions, connectionErrors, responseErrors, retries, redispatches, requestErrors, deniedConnections, queueMax, requests, deniedRequests, intercepted, clientAborts, serverAborts, selected, bytesIn, bytesOut, response1xx, response2xx, response3xx, response4xx, response5xx, responseOther, queueSum, connectSum, responseSum, totalSum, timeSamples, queueTimeMax, connectTimeMax, responseTimeMax, totalTimeMax, lastSession, connectAttempts, reuses, deniedResponses
+        case currentSessions, maxSessions, totalSessions, connectionErrors, responseErrors, retries, redispatches, requestErrors, deniedConnections, queueMax, requests, deniedRequests, intercepted, clientAborts, serverAborts, selected, bytesIn, bytesOut, response1xx, response2xx, response3xx, response4xx, response5xx, responseOther, queueSum, connectSum, responseSum, totalSum, timeSamples, queueTimeMax, connectTimeMax, responseTimeMax, totalTimeMax, lastSession, connectAttempts, reuses, deniedResponses, deniedSessions
     }
 
     private let slots: UnsafeMutablePointer<Int>
@@ -40,6 +40,8 @@ final class TrafficCounters: @unchecked Sendable {
     var requestErrors: Int { get { load(.requestErrors) } set { store(.requestErrors, newValue) } }
     /// dcon
     var deniedConnections: Int { get { load(.deniedConnections) } set { store(.deniedConnections, newValue) } }
+    /// dses: sessions `tcp-request session` rejected.
+    var deniedSessions: Int { get { load(.deniedSessions) } set { store(.deniedSessions, newValue) } }
     /// qmax
     var queueMax: Int { get { load(.queueMax) } set { store(.queueMax, newValue) } }
     /// req_tot
@@ -190,6 +192,7 @@ final class CounterSet: @unchecked Sendable {
     var redispatches: Int { loops.reduce(0) { $0 &+ $1.redispatches } }
     var requestErrors: Int { loops.reduce(0) { $0 &+ $1.requestErrors } }
     var deniedConnections: Int { loops.reduce(0) { $0 &+ $1.deniedConnections } }
+    var deniedSessions: Int { loops.reduce(0) { $0 &+ $1.deniedSessions } }
     var requests: Int { loops.reduce(0) { $0 &+ $1.requests } }
     var deniedRequests: Int { loops.reduce(0) { $0 &+ $1.deniedRequests } }
     var intercepted: Int { loops.reduce(0) { $0 &+ $1.intercepted } }

@@ -310,13 +310,17 @@ final class ServiceDiscovery {
         var config = config
         if config.id == 0 { config.id = RuntimeServers.freeID(in: backend) }
         let server = BackendServer(config: config, backendName: name, loops: engine.workerLoops.count)
-        // HAProxy starts a dynamic server in maintenance, its checks off until `enable health`.
+        // HAProxy starts a dynamic server in maintenance, its checks off until `enable health`,
+        // its agent off until `enable agent`.
         _ = server.state.health.enterMaintenance(now: MonotonicClock.now())
         server.state.health.setChecksEnabled(false)
+        server.state.health.setAgentEnabled(false)
         backend.add(server, engine: engine)
         engine.serverStates[server.state.identity] = server.state
         runtimeServers.add(config, state: server.state, backend: name)
-        if config.options.check.enabled, let current = engine.current { engine.healthMonitor.startChecking(server, for: current) }
+        if config.options.check.enabled || config.options.check.agent.enabled, let current = engine.current {
+            engine.healthMonitor.startChecking(server, for: current)
+        }
         engine.report("New server \(name)/\(config.name) registered.", level: .notice, to: backend.log)
         if config.fqdn != nil { refreshRequesters() }
         return .success("New server registered.")

@@ -95,6 +95,10 @@ struct HTTPCompiledSample {
         case .requestPayload(let offset, let length): fetch = .requestPayload(offset: offset, length: length)
         case .sslHello(let f): fetch = .sslHello(f)
         case .protoHTTP: fetch = .protoHTTP
+        // A `tcp-response content` rule set evaluates with the server's bytes as the payload.
+        case .responseLength: fetch = .requestLength
+        case .responsePayload(let offset, let length): fetch = .requestPayload(offset: offset, length: length)
+        case .responseHelloType: fetch = .sslHello(.helloType)
         case .stickCounter(let f):
             switch f.source {
             case .tracked(let n, let table):

@@ -19,6 +19,8 @@ final class TCPRuleSet: @unchecked Sendable {
     /// What evaluates conditions (its own rules are the proxy's HTTP ones: empty in mode tcp).
     let evaluator: HTTPRuleSet
     let connection: [Rule]
+    /// `tcp-request session` rules.
+    let session: [Rule]
     let content: [Rule]
     /// Mode tcp: `use_backend` rules.
     let backendRules: [(backend: String, condition: HTTPCompiledCondition?)]
@@ -46,6 +48,7 @@ final class TCPRuleSet: @unchecked Sendable {
             return out
         }
         connection = try compile(proxy.tcp.connection)
+        session = try compile(proxy.tcp.session)
         content = proxy.kind == .backend ? [] : try compile(proxy.tcp.content)
         if proxy.mode == .tcp {
             backendRules = evaluator.backendRules
@@ -54,6 +57,7 @@ final class TCPRuleSet: @unchecked Sendable {
         }
         inspectDelay = proxy.tcp.inspectDelay.map { Double($0) / 1000 }
         usesStickCounters = connection.contains { $0.stick != nil } || content.contains { $0.stick != nil }
+            || session.contains { $0.stick != nil }
         self.constants = constants
     }
 
@@ -78,7 +82,7 @@ final class TCPRuleSet: @unchecked Sendable {
                 scratch.samples.reset()
                 guard rule.condition.evaluate(ev) else { continue }
                 switch rule.action {
-                case .accept: return
+                case .accept, .close: return
                 case .reject:
                     decision.reject = true
                     return
@@ -91,6 +95,35 @@ final class TCPRuleSet: @unchecked Sendable {
                 }
             }
         }
+        return decision
+    }
+
+    /// Evaluates `tcp-request session` rules in order once the session is validated (its
+    /// addresses are the PROXY header's, its TLS handshake is done): `accept` and `reject` end the
+    /// walk, stick-counter actions go on. A session they let through starts counting as one in
+    /// the counters it tracks (HAProxy's session_count_new after its layer-5 rules).
+    func evaluateSession(_ info: HTTPConnectionInfo, scratch: HTTPRuleScratch) -> ConnectionDecision {
+        var decision = ConnectionDecision()
+        withUnsafePointer(to: info) { connection in
+            let ev = HTTPEvaluation(request: nil, response: nil, connection: connection, scratch: scratch,
+                                    frontend: evaluator, backend: nil)
+            for rule in session {
+                scratch.samples.reset()
+                guard rule.condition.evaluate(ev) else { continue }
+                switch rule.action {
+                case .reject:
+                    decision.reject = true
+                    return
+                case .silentDrop:
+                    decision.reject = true
+                    decision.silentDrop = true
+                    return
+                case .stickCounter: if let stick = rule.stick { ev.perform(stick, level: .connection) }
+                default: return
+                }
+            }
+        }
+        if !decision.reject, let tracker = info.tracker, !tracker.isEmpty { tracker.countSession() }
         return decision
     }
 

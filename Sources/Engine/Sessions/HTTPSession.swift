@@ -274,6 +274,18 @@ final class HTTPSession: ListedSession {
             }
             close()
         case .done:
+            // `tcp-request session`: the session is validated now (a plain one's ran at accept).
+            if let frontend = listener.frontend, let rules = frontend.tcpRules, !rules.session.isEmpty {
+                let decision = rules.evaluateSession(connectionInfo, scratch: worker.ruleScratch)
+                if decision.reject {
+                    frontend.counters[loop].deniedSessions += 1
+                    if decision.silentDrop {
+                        droppedSilently = true
+                        resetOnClose(clientFD)
+                    }
+                    return close()
+                }
+            }
             if listener.forcesH2 || tls.selectedH2 { return becomeH2(tls) }
             lastClientActivity = loop.now
             clientReadable()

@@ -76,6 +76,13 @@ final class TCPSession: ListedSession {
     @exclusivity(unchecked) private var stickStores: [(StickTable, StickKey)] = []
     /// The `tcp-request content` rule the last wait stopped at.
     @exclusivity(unchecked) private var contentResume = 0
+    /// `tcp-response content`: the server's first bytes wait in `s2c` (the client's keep flowing
+    /// to the server) until a rule decides, at most the backend's `tcp-response inspect-delay`
+    /// from the server connection on.
+    @exclusivity(unchecked) private var inspectingResponse = false
+    @exclusivity(unchecked) private var responseInspectStart = 0.0
+    /// A session `tcp-request session` rejected: it leaves no log line.
+    @exclusivity(unchecked) private var unlogged = false
 
     /// `localAddress`: the destination a PROXY protocol header carried (nil: the socket's own).
     init(worker: Worker, listener frontend: Frontend, clientFD: Int32, clientAddress: SocketEndpoint?,
@@ -141,8 +148,23 @@ final class TCPSession: ListedSession {
             clientIO.watch(0, on: loop)
             lastClientActivity = loop.now
             phase = .waiting
+            if rejectedBySession() { return }
             route()
         }
+    }
+
+    /// `tcp-request session` once the TLS handshake is done (a plain connection's ran at accept):
+    /// true when the rules rejected it (closed, counted in `dses`, not logged, as HAProxy).
+    private func rejectedBySession() -> Bool {
+        guard let rules = frontend.tcpRules, !rules.session.isEmpty else { return false }
+        let decision = rules.evaluateSession(connectionInfo, scratch: worker.ruleScratch)
+        guard decision.reject else { return false }
+        frontend.counters[loop].deniedSessions += 1
+        if decision.silentDrop { resetOnClose(clientFD) }
+        unlogged = true
+        termination = TerminationState(cause: UInt8(ascii: "P"), phase: UInt8(ascii: "R"))
+        finish()
+        return true
     }
 
     /// The connection as the TCP rules see it.
@@ -222,6 +244,74 @@ final class TCPSession: ListedSession {
         }
     }
 
+    /// `tcp-response content`: reads what the server sent (up to one buffer, kept in `s2c` for the
+    /// client) and evaluates the rules; `expired`: the inspect delay has passed. As HAProxy: the
+    /// rules run once bytes came (or the server closed, or the delay passed); `reject` aborts the
+    /// session (nothing reaches the client, counted in `dresp`, logged `PD`); `close` closes the
+    /// server connection at once, what it sent goes to the client, and the session ends there.
+    private func inspectResponse(expired: Bool) {
+        guard let rules = backend?.responseRules, let c = connector.connection else {
+            inspectingResponse = false
+            return
+        }
+        let size = loop.buffers.size
+        while !s2c.eof && s2c.tail < size {
+            let buffer = s2c.buffer ?? loop.buffers.take()
+            s2c.buffer = buffer
+            let read: IOResult
+            do {
+                if let tls = c.tls {
+                    read = try syscall("SSL_read") { tls.read(buffer + s2c.tail, size - s2c.tail) }
+                } else {
+                    read = try syscall("recv") { Glibc.recv(c.fd, buffer + s2c.tail, size - s2c.tail, Int32(MSG_DONTWAIT)) }
+                }
+            } catch {
+                termination = TerminationState(cause: UInt8(ascii: "S"), phase: UInt8(ascii: "D"))
+                return finish()
+            }
+            guard case .processed(let n) = read else { break }
+            if n == 0 {
+                s2c.eof = true
+                break
+            }
+            s2c.tail += n
+            s2c.bytes += UInt64(n)
+            countBytes(n, fromServer: true)
+            lastServerActivity = loop.now
+        }
+        if s2c.tail == 0, let b = s2c.buffer {
+            loop.buffers.give(b)
+            s2c.buffer = nil
+        }
+        if s2c.tail == 0 && !s2c.eof && !expired { return }
+        let mayGrow = !expired && !s2c.eof && s2c.tail < size && rules.inspectDelay != nil
+        let payload = UnsafeRawBufferPointer(start: s2c.buffer, count: s2c.tail)
+        switch rules.evaluate(connectionInfo, payload: payload, mayGrow: mayGrow, scratch: worker.ruleScratch) {
+        case .wait:
+            break
+        case .accept:
+            inspectingResponse = false
+            pump(server: true)
+        case .reject:
+            frontend.counters[loop].deniedResponses += 1
+            backend?.counters[loop].deniedResponses += 1
+            server?.state.counters[loop].deniedResponses += 1
+            termination = TerminationState(cause: UInt8(ascii: "P"), phase: UInt8(ascii: "D"))
+            finish()
+        case .close:
+            inspectingResponse = false
+            // HAProxy closes the server side without lingering; nothing more goes either way
+            // but what the server already sent.
+            resetOnClose(c.fd)
+            shutdown(c.fd, Int32(SHUT_RDWR))
+            s2c.eof = true
+            if let b = c2s.buffer { loop.buffers.give(b) }
+            if let p = c2s.pipe { loop.pipes.give(p, empty: false) }
+            c2s = Flow(buffer: nil, head: 0, tail: 0, pipe: nil, inPipe: 0, splice: false, eof: true, shutdownSent: true, bytes: c2s.bytes)
+            pump(server: true)
+        }
+    }
+
     /// Mode tcp: the first `use_backend` rule that matches, else the default backend.
     private func chooseBackend(_ rules: TCPRuleSet) {
         guard !rules.backendRules.isEmpty else { return }
@@ -277,6 +367,10 @@ final class TCPSession: ListedSession {
             armTimer()
         case .connected, .reused:
             phase = .established
+            if backend?.responseRules != nil {
+                inspectingResponse = true
+                responseInspectStart = loop.now
+            }
             if clientTLS == nil && serverTLS == nil, let backend {
                 // `option splice-request|splice-response`: splice from the first byte.
                 let f = frontend.proxy.tcp, b = backend.proxy.tcp
@@ -313,7 +407,9 @@ final class TCPSession: ListedSession {
         if phase == .connecting { return perform(connector.connectEvent(now: loop.now)) }
         var revents = revents
         if let tls = serverTLS { revents = tls.events(revents) }
-        if revents & EV_READ_MASK != 0 { pump(server: true) }
+        if revents & EV_READ_MASK != 0 {
+            if inspectingResponse { inspectResponse(expired: false) } else { pump(server: true) }
+        }
         if phase == .established, revents & EV_WRITE_MASK != 0 { pump(server: false) }
         afterPump()
     }
@@ -329,7 +425,8 @@ final class TCPSession: ListedSession {
 
     /// Moves one direction: `server` true moves server->client, false client->server.
     private func pump(server fromServer: Bool) {
-        guard let c = connector.connection else { return }
+        // What the server sent waits for the `tcp-response content` rules.
+        guard let c = connector.connection, !(fromServer && inspectingResponse) else { return }
         let outcome: PumpOutcome
         if fromServer {
             outcome = move(&s2c, from: c.fd, to: clientFD, fromServer: true, serverTLS: c.tls)
@@ -483,8 +580,8 @@ final class TCPSession: ListedSession {
         var clientEvents: Int32 = 0
         var serverEvents: Int32 = 0
         if !c2s.eof && c2s.pending == 0 { clientEvents |= EV_READ_MASK }
-        if s2c.pending > 0 { clientEvents |= EV_WRITE_MASK }
-        if !s2c.eof && s2c.pending == 0 { serverEvents |= EV_READ_MASK }
+        if s2c.pending > 0 && !inspectingResponse { clientEvents |= EV_WRITE_MASK }
+        if !s2c.eof && (inspectingResponse ? s2c.tail < loop.buffers.size : s2c.pending == 0) { serverEvents |= EV_READ_MASK }
         if c2s.pending > 0 { serverEvents |= EV_WRITE_MASK }
         let c = connector.connection
         if let tls = clientTLS { clientEvents = tls.interest(clientEvents) }
@@ -525,12 +622,17 @@ final class TCPSession: ListedSession {
             let serverLimit = seconds(s2c.eof ? (t.serverFin ?? t.tunnel ?? t.server) : (t.tunnel ?? t.server))
             let a = clientLimit.map { lastClientActivity + $0 }
             let b = serverLimit.map { lastServerActivity + $0 }
+            var limit: Double?
             switch (a, b) {
-            case let (x?, y?): return min(x, y)
-            case let (x?, nil): return x
-            case let (nil, y?): return y
-            default: return nil
+            case let (x?, y?): limit = min(x, y)
+            case let (x?, nil): limit = x
+            case let (nil, y?): limit = y
+            default: limit = nil
             }
+            if inspectingResponse, let delay = backend?.responseRules?.inspectDelay {
+                limit = min(limit ?? .infinity, responseInspectStart + delay)
+            }
+            return limit
         case .waiting, .closed:
             return nil
         }
@@ -566,6 +668,12 @@ final class TCPSession: ListedSession {
         case .connecting:
             perform(connector.timerExpired(now: now))
         case .established:
+            if inspectingResponse, let delay = backend?.responseRules?.inspectDelay, responseInspectStart + delay <= now + 0.0005 {
+                inspectResponse(expired: true)
+                afterPump()
+                armTimer()
+                return
+            }
             let f = frontend.proxy.timeouts
             let t = proxyTimeouts
             let clientMS = c2s.eof ? (f.clientFin ?? f.tunnel ?? f.client) : (t.tunnel ?? f.client)
@@ -608,7 +716,7 @@ final class TCPSession: ListedSession {
             if let p = flow.pipe { loop.pipes.give(p, empty: flow.inPipe == 0) }
         }
         c2s.buffer = nil; s2c.buffer = nil; c2s.pipe = nil; s2c.pipe = nil
-        log()
+        if !unlogged { log() }
         if let tracker {
             tracker.bytesIn += Int(truncatingIfNeeded: c2s.bytes)
             tracker.bytesOut += Int(truncatingIfNeeded: s2c.bytes)

@@ -325,8 +325,7 @@ extension Engine {
         family("haproxy_frontend_connections_total", .counter, "Total number of new connections accepted on this frontend since the worker process started") { $1.totalSessions }
         family("haproxy_frontend_intercepted_requests_total", .counter, "Total number of HTTP requests intercepted on the frontend (redirects/stats/services) since the worker process started", httpOnly: true) { $1.intercepted }
         family("haproxy_frontend_denied_connections_total", .counter, "Total number of incoming connections blocked on a listener/frontend since the worker process started") { $1.deniedConnections }
-        // No `tcp-request session` rules: nothing blocks a session after its connection.
-        family("haproxy_frontend_denied_sessions_total", .counter, "Total number of incoming sessions blocked on a listener/frontend by a tcp-request connection rule since the worker process started") { _, _ in 0 }
+        family("haproxy_frontend_denied_sessions_total", .counter, "Total number of incoming sessions blocked on a listener/frontend by a tcp-request connection rule since the worker process started") { $1.deniedSessions }
     }
 
     private func writeBackends(_ w: inout PrometheusWriter, _ views: [StatsProxyView]) {
@@ -516,7 +515,7 @@ extension Engine {
         family("haproxy_server_max_queue", .gauge, "Highest value of queued connections encountered since process started") { $1.queueMax }
         family("haproxy_server_current_sessions", .gauge, "Number of current sessions on the frontend, backend or server") { $1.currentSessions }
         family("haproxy_server_max_sessions", .gauge, "Highest value of current sessions encountered since process started") { $1.maxSessions }
-        family("haproxy_server_limit_sessions", .gauge, "Frontend/listener/server's maxconn, backend's fullconn") { s, _ in s.config.options.maxconn }
+        family("haproxy_server_limit_sessions", .gauge, "Frontend/listener/server's maxconn, backend's fullconn") { s, _ in s.maxconn }
         family("haproxy_server_sessions_total", .counter, "Total number of sessions since process started") { $1.totalSessions }
         family("haproxy_server_bytes_in_total", .counter, "Total number of request bytes since process started") { Int(truncatingIfNeeded: $1.bytesIn) }
         family("haproxy_server_bytes_out_total", .counter, "Total number of response bytes since process started") { Int(truncatingIfNeeded: $1.bytesOut) }

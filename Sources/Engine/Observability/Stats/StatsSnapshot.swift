@@ -170,7 +170,7 @@ extension Engine {
         row[.conn_tot] = .int(c.totalSessions)
         row[.dcon] = .int(c.deniedConnections)
         // No tcp-request session rules: no session is denied after its connection.
-        row[.dses] = .int(0)
+        row[.dses] = .int(c.deniedSessions)
         // Measured once a second by the registry's sampler; a connection is a session in strata.
         let m = metrics.rates.meters(c)
         row[.rate] = .int(m?.sessions.rate ?? 0)
@@ -253,7 +253,7 @@ extension Engine {
         row[.qmax] = .int(st.queueMax)
         row[.scur] = .int(st.currentSessions)
         row[.smax] = .int(st.maxSessions)
-        if let maxconn = s.config.options.maxconn { row[.slim] = .int(maxconn) }
+        if let maxconn = s.maxconn { row[.slim] = .int(maxconn) }
         if let maxqueue = s.config.options.maxqueue, maxqueue > 0 { row[.qlimit] = .int(maxqueue) }
         row[.stot] = .int(st.totalSessions)
         row[.bin] = .uint(st.bytesIn)
@@ -281,6 +281,19 @@ extension Engine {
             row[.check_fall] = .int(h.fall)
             row[.check_health] = .int(h.health)
             row[.downtime] = .int(Int(h.downtime(now: monotonic)))
+        }
+        if h.agentRuns {
+            let agent = h.lastAgentCheck
+            let running = st.agent.map { $0.phase == .connecting || $0.phase == .exchanging } ?? false
+            row[.agent_status] = .string((running ? "* " : "") + agent.status.name)
+            if agent.status.carriesCode { row[.agent_code] = .int(agent.code) }
+            if agent.duration >= 0 { row[.agent_duration] = .int(agent.duration) }
+            row[.agent_desc] = .string(agent.status.description)
+            row[.last_agt] = .string(agent.info)
+            // HAProxy's agent rise and fall are 1.
+            row[.agent_rise] = .int(1)
+            row[.agent_fall] = .int(1)
+            row[.agent_health] = .int(h.agentHealth)
         }
         row[.lastchg] = .int(max(0, Int(monotonic - h.lastChange)))
         row[.lbtot] = .int(st.selected)
