@@ -30,7 +30,7 @@ extension KeywordReader {
             try line.noArguments(after: 1)
             if draft.section == .defaults {
                 // HAProxy's warning: the option is ignored there.
-                draft.warnings.append(line.error("'compression offload' ignored in 'defaults' section."))
+                draft.lineWarnings.append(line.error("'compression offload' ignored in 'defaults' section."))
                 return
             }
             settings.offload = true
