@@ -189,6 +189,12 @@ final class CompressionOrigin: @unchecked Sendable {
         #expect(field("comp_in") == expectedIn)
         #expect(field("comp_out") > 0 && field("comp_out") < expectedIn / 4)
         #expect(field("comp_byp") == 0)
+        // `show info`: the bytes per second of the last second, once the sampler has seen them.
+        let rates = try eventually(seconds: 4, every: 0.1) {
+            let info = try strata.admin("show info")
+            return info.contains("\nCompressBpsIn: ") && !info.contains("\nCompressBpsIn: 0\n") && !info.contains("\nCompressBpsOut: 0\n")
+        }
+        #expect(rates, "\((try? strata.admin("show info")) ?? "")")
     }
 
     @Test func theAlgorithmFollowsAcceptEncodingAndOffloadHidesItFromTheServer() throws {

@@ -29,6 +29,10 @@ extension HTTPSession {
     /// as HAProxy does).
     func responseCompresses(_ input: UnsafeRawBufferPointer) -> Bool {
         guard transaction.compressionAlgorithm != nil else { return false }
+        // `maxcompcpuusage`: no new compression while the loops are busier than that (HAProxy's
+        // idle check; strata measures the loops' idle time once a second).
+        if let usage = generation?.config.config.global.maxCompressionCPUUsage, usage < 100,
+           worker.engine.metrics.rates.loopsIdlePercent < 100 - usage { return false }
         let front = frontend?.proxy.http.compression
         let back = backend?.proxy.http.compression
         let types = back.map(\.types).flatMap { $0.isEmpty ? nil : $0 } ?? front?.types ?? []
