@@ -41,11 +41,12 @@ extension HTTPSession {
                                                requestVersion: transaction.version, types: types, minimumSize: minimumSize)
     }
 
-    /// Starts compressing the answer whose head is being written: its edits and its compressor.
-    /// False when zlib cannot start or the head's rewrite does not fit (the answer then goes as it is).
+    /// Starts compressing the answer whose head is being written: its compressor and the head's
+    /// edits. An answer zlib cannot start for goes as it is (HAProxy's); false when the head's
+    /// rewrite does not fit (its edits are then half made).
     func startCompression(_ input: UnsafeRawBufferPointer, scratch: HTTPRuleScratch) -> Bool {
         guard let algorithm = transaction.compressionAlgorithm, let global = generation?.config.config.global,
-              let compressor = HTTPCompressor(algorithm, global: global) else { return false }
+              let compressor = HTTPCompressor(algorithm, global: global) else { return true }
         guard HTTPCompressionRules.editResponseHead(responseParser.head, input: input, edits: scratch.response, algorithm: algorithm) else {
             return false
         }
