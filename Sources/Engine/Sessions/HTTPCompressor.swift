@@ -142,12 +142,11 @@ enum HTTPCompressionRules {
             while p < end, value[p] != UInt8(ascii: ";") { p += 1 }
         }
         p += 2
-        guard p < end else { return 0 }
-        let first = value[p]
-        guard first == UInt8(ascii: "0") || first == UInt8(ascii: "1") else { return 0 }
-        var q = Int(first - UInt8(ascii: "0")) * 1000
+        // As HAProxy: no digit reads as 1, any digit before the point counts (capped at 1).
+        guard p < end, HTTPByte.isDigit(value[p]) else { return 1000 }
+        var q = Int(value[p] - UInt8(ascii: "0")) * 1000
         p += 1
-        guard p < end, value[p] == UInt8(ascii: ".") else { return q }
+        guard p < end, value[p] == UInt8(ascii: ".") else { return min(q, 1000) }
         p += 1
         var scale = 100
         while scale > 0, p < end, value[p] >= UInt8(ascii: "0"), value[p] <= UInt8(ascii: "9") {
