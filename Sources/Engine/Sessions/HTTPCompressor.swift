@@ -185,6 +185,18 @@ enum HTTPCompressionRules {
         var contentType: Range<Int>?
         for field in head.fields {
             let name = field.name
+            if field.knownName == .transferEncoding {
+                // A transfer coding besides chunked (`gzip, chunked`) stays the server's: the body
+                // strata would compress is still coded, and the field would outlive the re-chunking.
+                var onlyChunked = true
+                _ = HTTPFieldValue.forEachElement(input, field.value) { element in
+                    onlyChunked = element.isEmpty || HTTPRuleBytes.equalsIgnoringCase(HTTPRuleBytes.slice(input, element),
+                                                                                      lowercase: HTTPRuleBytes.literal("chunked"))
+                    return onlyChunked
+                }
+                if !onlyChunked { return false }
+                continue
+            }
             switch name.count {
             case 16 where HTTPRuleBytes.equalsIgnoringCase(HTTPRuleBytes.slice(input, name), lowercase: HTTPRuleBytes.literal("content-encoding")):
                 return false
