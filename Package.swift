@@ -12,11 +12,12 @@ let package = Package(
     targets: [
         // Real functions for libev's macros and the Linux calls Glibc's module does not export;
         // c-ares (the resolvers' DNS client) driven by the engine's loop; libnghttp2 (HTTP/2 framing,
-        // HPACK, flow control) driven by the same loop over strata's own buffers.
+        // HPACK, flow control) driven by the same loop over strata's own buffers; zlib (HTTP
+        // compression's deflate, gzip and raw deflate) over the same buffers.
         .target(
             name: "CLibEV",
             cSettings: [.define("_GNU_SOURCE")],
-            linkerSettings: [.linkedLibrary("ev"), .linkedLibrary("ssl"), .linkedLibrary("crypto"), .linkedLibrary("cares"), .linkedLibrary("crypt"), .linkedLibrary("nghttp2"), .linkedLibrary("xxhash")]
+            linkerSettings: [.linkedLibrary("ev"), .linkedLibrary("ssl"), .linkedLibrary("crypto"), .linkedLibrary("cares"), .linkedLibrary("crypt"), .linkedLibrary("nghttp2"), .linkedLibrary("xxhash"), .linkedLibrary("z")]
         ),
         .target(name: "ConfigModel"),
         .target(name: "Loader", dependencies: ["ConfigModel"]),

@@ -6,6 +6,8 @@
 #   the same with two lookups in maps of 10,000 entries per request: map_str on the Host (a hit)
 #   and map_beg on the path (found after the longer keys' lengths are probed)
 #   the same with Connection: close from the client
+#   gzip of a 100 KB text answer (`compression algo gzip`, the client sends Accept-Encoding: gzip;
+#   HAProxy and strata at their default level, tune.comp.maxlevel 1)
 #   failed requests (wrk's socket errors + non-2xx) during 200 reloads at 10/s under keep-alive load,
 #   beside HAProxy master-worker (-W, SIGUSR2 to the master)
 # Usage: bench/http.sh [seconds per run, default 10] [rounds, default 2] [reloads, default 200]
@@ -23,8 +25,19 @@ start_nginx "$NGINX_PORT"
 # Two maps of 10,000 entries: host names, and path prefixes of many lengths (and "/").
 for i in $(seq 1 10000); do echo "site$i.example be$i"; done > "$WORK/hosts.map"
 { for i in $(seq 1 10000); do echo "/app$i/$(printf 'x%.0s' $(seq 1 $((i % 40))))/ v$i"; done; echo "/ root"; } > "$WORK/paths.map"
+# 100 KB of text (words in a pseudo-random order: about 3:1 at level 1) for the gzip case.
+python3 -c '
+import random
+random.seed(7)
+words = "the of and to in is that for it as was with be by on not he this are or his from at which but have an they you were her she there".split()
+text, n = [], 0
+while n < 100000:
+    w = random.choice(words) + (" " if random.random() > 0.1 else ".\n")
+    text.append(w); n += len(w)
+open("'"$WORK"'/nginx/html/text100k.txt", "w").write("".join(text)[:100000])
+'
 
-# config NAME PORT RULES(0: none, 1: ACL table, 2: maps) SOCKET: the same configuration for both proxies.
+# config NAME PORT RULES(0: none, 1: ACL table, 2: maps, 3: gzip) SOCKET: the same configuration for both proxies.
 config() {
     local port=$2 acls=$3 sock=$4
     cat <<CFG
@@ -49,6 +62,8 @@ CFG
     elif [ "$acls" = 2 ]; then
         echo "    http-request set-header X-Site %[req.hdr(host),map_str($WORK/hosts.map,none)]"
         echo "    http-request set-header X-Prefix %[path,map_beg($WORK/paths.map,none)]"
+    elif [ "$acls" = 3 ]; then
+        echo "    compression algo gzip"
     fi
     cat <<CFG
     default_backend be
@@ -58,12 +73,15 @@ CFG
 }
 
 S_PORT=$(free_port); H_PORT=$(free_port); SA_PORT=$(free_port); HA_PORT=$(free_port); SM_PORT=$(free_port); HM_PORT=$(free_port)
+SZ_PORT=$(free_port); HZ_PORT=$(free_port)
 config strata "$S_PORT" 0 "$WORK/s.sock" > "$WORK/strata.cfg"
 config haproxy "$H_PORT" 0 "$WORK/h.sock" | sed "s/^global/global\n    nbthread $THREADS/" > "$WORK/haproxy.cfg"
 config strata "$SA_PORT" 1 "$WORK/sa.sock" > "$WORK/strata-acl.cfg"
 config haproxy "$HA_PORT" 1 "$WORK/ha.sock" | sed "s/^global/global\n    nbthread $THREADS/" > "$WORK/haproxy-acl.cfg"
 config strata "$SM_PORT" 2 "$WORK/sm.sock" > "$WORK/strata-map.cfg"
 config haproxy "$HM_PORT" 2 "$WORK/hm.sock" | sed "s/^global/global\n    nbthread $THREADS/" > "$WORK/haproxy-map.cfg"
+config strata "$SZ_PORT" 3 "$WORK/sz.sock" > "$WORK/strata-gzip.cfg"
+config haproxy "$HZ_PORT" 3 "$WORK/hz.sock" | sed "s/^global/global\n    nbthread $THREADS/" > "$WORK/haproxy-gzip.cfg"
 
 # start strata|haproxy CFG: sets STARTED to the pid (no $(…): the proxy would hold its pipe open).
 start() {
@@ -83,14 +101,23 @@ start strata "$WORK/strata-acl.cfg"; SA_PID=$STARTED
 start haproxy "$WORK/haproxy-acl.cfg"; HA_PID=$STARTED
 start strata "$WORK/strata-map.cfg"; SM_PID=$STARTED
 start haproxy "$WORK/haproxy-map.cfg"; HM_PID=$STARTED
-for p in $S_PORT $H_PORT $SA_PORT $HA_PORT $SM_PORT $HM_PORT; do wait_port "$p"; done
+start strata "$WORK/strata-gzip.cfg"; SZ_PID=$STARTED
+start haproxy "$WORK/haproxy-gzip.cfg"; HZ_PID=$STARTED
+for p in $S_PORT $H_PORT $SA_PORT $HA_PORT $SM_PORT $HM_PORT $SZ_PORT $HZ_PORT; do wait_port "$p"; done
+# Both must really compress (and answer the same bytes once inflated), or the gzip figures mean nothing.
+for p in $SZ_PORT $HZ_PORT; do
+    curl -s -D - -o /dev/null -H 'Accept-Encoding: gzip' "http://127.0.0.1:$p/text100k.txt" | grep -qi '^content-encoding: gzip' \
+        || { echo "# port $p does not gzip the 100 KB answer" >&2; exit 1; }
+    curl -s --compressed "http://127.0.0.1:$p/text100k.txt" | cmp -s - "$WORK/nginx/html/text100k.txt" \
+        || { echo "# port $p: the inflated answer differs from the file" >&2; exit 1; }
+done
 
-# run_wrk PORT PID [wrk args]: "requests/s cpu_us/request p99_ms non2xx_plus_errors"
+# run_wrk PORT PID [wrk args]: "requests/s cpu_us/request p99_ms" (the path: $WRK_PATH, / by default)
 run_wrk() {
     local port=$1 pid=$2; shift 2
     local before after out
     before=$(cpu_ticks "$pid")
-    out=$(wrk -t1 -c50 -d"${DURATION}s" --latency "$@" "http://127.0.0.1:$port/" 2>&1)
+    out=$(wrk -t1 -c50 -d"${DURATION}s" --latency "$@" "http://127.0.0.1:$port${WRK_PATH:-/}" 2>&1)
     after=$(cpu_ticks "$pid")
     python3 - "$out" "$((after - before))" "$(clk_tck)" <<'PY'
 import re, sys
@@ -107,8 +134,8 @@ declare -A sum
 add() { sum[$1]=$(python3 -c "print(${sum[$1]:-0} + $2)"); }
 for round in $(seq 1 "$ROUNDS"); do
     for who in strata haproxy; do
-        if [ $who = strata ]; then port=$S_PORT pid=$S_PID aport=$SA_PORT apid=$SA_PID mport=$SM_PORT mpid=$SM_PID
-        else port=$H_PORT pid=$H_PID aport=$HA_PORT apid=$HA_PID mport=$HM_PORT mpid=$HM_PID; fi
+        if [ $who = strata ]; then port=$S_PORT pid=$S_PID aport=$SA_PORT apid=$SA_PID mport=$SM_PORT mpid=$SM_PID zport=$SZ_PORT zpid=$SZ_PID
+        else port=$H_PORT pid=$H_PID aport=$HA_PORT apid=$HA_PID mport=$HM_PORT mpid=$HM_PID zport=$HZ_PORT zpid=$HZ_PID; fi
         read -r rps cpu p99 < <(run_wrk "$port" "$pid")
         add "$who.ka" "$rps"; add "$who.kacpu" "$cpu"; add "$who.kap99" "$p99"
         read -r rps cpu p99 < <(run_wrk "$aport" "$apid")
@@ -117,6 +144,8 @@ for round in $(seq 1 "$ROUNDS"); do
         add "$who.map" "$rps"; add "$who.mapcpu" "$cpu"; add "$who.mapp99" "$p99"
         read -r rps cpu p99 < <(run_wrk "$port" "$pid" -H "Connection: close")
         add "$who.cc" "$rps"; add "$who.cccpu" "$cpu"; add "$who.ccp99" "$p99"
+        read -r rps cpu p99 < <(WRK_PATH=/text100k.txt run_wrk "$zport" "$zpid" -H "Accept-Encoding: gzip")
+        add "$who.gz" "$rps"; add "$who.gzcpu" "$cpu"; add "$who.gzp99" "$p99"
         echo "# round $round $who done" >&2
     done
 done
@@ -139,6 +168,9 @@ line "2 lookups in 10,000-entry maps p99 ms" "(lower is better)" mapp99
 line "Connection: close requests/s" "(higher is better)" cc
 line "Connection: close proxy CPU us/request" "(lower is better)" cccpu
 line "Connection: close p99 latency ms" "(lower is better)" ccp99
+line "gzip of a 100 KB text answer requests/s" "(higher is better)" gz
+line "gzip of a 100 KB text answer CPU us/request" "(lower is better)" gzcpu
+line "gzip of a 100 KB text answer p99 ms" "(lower is better)" gzp99
 
 # Failed requests during reloads under keep-alive load.
 reload_failures() { # who -> "failed total"

@@ -374,3 +374,5 @@ int CLibEV_password_matches(const char *password, const char *hash) {
 uint64_t CLibEV_xxh3_64(const void *bytes, size_t count, uint64_t seed) { return XXH3_64bits_withSeed(bytes, count, seed); }
 uint32_t CLibEV_xxh32(const void *bytes, size_t count, uint32_t seed) { return XXH32(bytes, count, seed); }
 uint64_t CLibEV_xxh64(const void *bytes, size_t count, uint64_t seed) { return XXH64(bytes, count, seed); }
+
+int CLibEV_deflate_init(z_stream *stream, int level, int windowBits, int memLevel) { return deflateInit2(stream, level, Z_DEFLATED, windowBits, memLevel, Z_DEFAULT_STRATEGY); }

@@ -389,6 +389,12 @@ public struct GlobalSettings: Hashable, Sendable {
     public var tls = GlobalTLS()
     /// `tune.bufsize`: the size of an I/O buffer, and so the largest request or response head.
     public var bufferSize = 16384
+    /// HTTP compression: `tune.comp.maxlevel` (zlib's level, HAProxy's default 1),
+    /// `tune.zlib.memlevel`, `tune.zlib.windowsize`, `maxcompcpuusage` (percent, 100: no limit).
+    public var compressionLevel = 1
+    public var zlibMemLevel = 8
+    public var zlibWindowSize = 15
+    public var maxCompressionCPUUsage = 100
     /// `tune.http.maxhdr`: the most header lines a message may have.
     public var maxHeaders = 101
     /// `tune.h2.*`: what strata's HTTP/2 listeners announce in their SETTINGS.

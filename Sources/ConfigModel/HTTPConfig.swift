@@ -617,6 +617,43 @@ public struct HTTPSettings: Hashable, Sendable {
     /// `monitor-uri URI`: a request for exactly this target is answered 200 by the proxy itself
     /// (a load balancer's or monitor's probe), before any rule.
     public var monitorURI: String?
+    /// `compression …`: HAProxy's HTTP compression of responses (nil: no `compression` line).
+    public var compression: HTTPCompression?
+
+    public init() {}
+}
+
+/// `compression algo|type|offload|minsize-res …` of a proxy (HAProxy's `struct comp`). A stream
+/// takes the backend's algorithms and types when it has some, else the frontend's; `offload`
+/// on either side applies.
+public struct HTTPCompression: Hashable, Sendable {
+    public enum Algorithm: String, Hashable, Sendable, CaseIterable {
+        case identity
+        case gzip
+        /// The zlib format (RFC 1950).
+        case deflate
+        /// Deflate without the zlib wrapper, answered to the `deflate` token.
+        case rawDeflate = "raw-deflate"
+
+        /// The Accept-Encoding token it answers to, and its Content-Encoding.
+        public var token: String {
+            switch self {
+            case .identity: return "identity"
+            case .gzip: return "gzip"
+            case .deflate, .rawDeflate: return "deflate"
+            }
+        }
+    }
+
+    /// `algo`/`algo-res`, in HAProxy's order of preference: each name is put before those
+    /// already listed, so the last named wins a tie (and answers `*`).
+    public var algorithms: [Algorithm] = []
+    /// `type`/`type-res`: Content-Type prefixes to compress (empty: any type but multipart).
+    public var types: [String] = []
+    /// `offload`: Accept-Encoding is removed from requests the proxy compresses the answer of.
+    public var offload = false
+    /// `minsize-res`: a body of known length below this many bytes is not compressed.
+    public var minimumSize = 0
 
     public init() {}
 }

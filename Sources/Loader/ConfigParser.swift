@@ -184,6 +184,10 @@ struct ConfigParser {
                     defaults[index].draft.failedKeywords.insert(line.keyword)
                     throw error
                 }
+                if !defaults[index].draft.lineWarnings.isEmpty {
+                    warnings += defaults[index].draft.lineWarnings
+                    defaults[index].draft.lineWarnings = []
+                }
             case .proxy(let index):
                 do throws(ConfigError) {
                     try reader.proxyKeyword(line, draft: &drafts[index])

@@ -4,13 +4,13 @@ import ConfigModel
 extension KeywordReader {
     static let globalKeywords = [
         "ca-base", "chroot", "cpu-map", "crt-base", "daemon", "default-path", "description", "gid", "group", "hard-stop-after", "localpeer", "log",
-        "master-worker", "max-generations", "maxconn", "maxconnrate", "maxsessrate", "nbthread", "noreuseport", "pidfile", "server-state-base", "server-state-file", "spread-checks", "ssl-default-bind-ciphers", "ssl-dh-param-file", "strict-limits",
+        "master-worker", "max-generations", "maxcompcpuusage", "maxconn", "maxconnrate", "maxsessrate", "nbthread", "noreuseport", "pidfile", "server-state-base", "server-state-file", "spread-checks", "ssl-default-bind-ciphers", "ssl-dh-param-file", "strict-limits",
         "ssl-default-bind-ciphersuites", "ssl-default-bind-options", "ssl-default-server-ciphers",
         "ssl-default-server-ciphersuites", "ssl-default-server-options", "ssl-server-verify", "stats socket",
-        "stats timeout", "tune.bufsize", "tune.h2.header-table-size", "tune.h2.initial-window-size",
+        "stats timeout", "tune.bufsize", "tune.comp.maxlevel", "tune.h2.header-table-size", "tune.h2.initial-window-size",
         "tune.h2.max-concurrent-streams", "tune.h2.max-frame-size", "tune.h2.fe.header-table-size",
         "tune.h2.fe.initial-window-size", "tune.h2.fe.max-concurrent-streams", "tune.http.maxhdr", "tune.rcvbuf.client", "tune.rcvbuf.server", "tune.sndbuf.client", "tune.sndbuf.server", "tune.ssl.cachesize", "tune.ssl.default-dh-param",
-        "thread-groups", "tune.ssl.lifetime", "uid", "ulimit-n", "user",
+        "thread-groups", "tune.ssl.lifetime", "tune.zlib.memlevel", "tune.zlib.windowsize", "uid", "ulimit-n", "user",
     ]
 
     static let tlsVersions = ["SSLv3", "TLSv1.0", "TLSv1.1", "TLSv1.2", "TLSv1.3"]
@@ -229,6 +229,18 @@ extension KeywordReader {
             try line.noArguments(after: 1)
         case "tune.h2.max-frame-size":
             global.h2.maxFrameSize = try line.integer(0, range: 16384...16_777_215)
+            try line.noArguments(after: 1)
+        case "tune.comp.maxlevel":
+            global.compressionLevel = try line.integer(0, range: 1...9)
+            try line.noArguments(after: 1)
+        case "tune.zlib.memlevel":
+            global.zlibMemLevel = try line.integer(0, range: 1...9)
+            try line.noArguments(after: 1)
+        case "tune.zlib.windowsize":
+            global.zlibWindowSize = try line.integer(0, range: 8...15)
+            try line.noArguments(after: 1)
+        case "maxcompcpuusage":
+            global.maxCompressionCPUUsage = try line.integer(0, range: 0...100)
             try line.noArguments(after: 1)
         default:
             throw unsupported(line, in: .global, supported: KeywordReader.globalKeywords)

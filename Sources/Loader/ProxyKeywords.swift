@@ -14,6 +14,7 @@ extension KeywordReader {
         ("balance", backSide),
         ("bind", [.frontend, .listen]),
         ("capture", [.frontend, .listen]),
+        ("compression", all),
         ("cookie", backSide),
         ("default-server", backSide),
         ("default_backend", frontSide),
@@ -320,6 +321,9 @@ extension KeywordReader {
 
         case "stick":
             try stickRule(line, draft: &draft)
+
+        case "compression":
+            try compression(line, draft: &draft)
 
         default:
             // The rarer keywords, in their own files.

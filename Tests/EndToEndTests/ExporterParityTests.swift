@@ -11,14 +11,6 @@ import Testing
 @Suite(.serialized) struct ExporterParityTests {
     /// HAProxy 2.6 families strata does not export, and why.
     static let missing: [String: String] = [
-        "haproxy_frontend_http_comp_bytes_in_total": "no HTTP compression yet",
-        "haproxy_frontend_http_comp_bytes_out_total": "no HTTP compression yet",
-        "haproxy_frontend_http_comp_bytes_bypassed_total": "no HTTP compression yet",
-        "haproxy_frontend_http_comp_responses_total": "no HTTP compression yet",
-        "haproxy_backend_http_comp_bytes_in_total": "no HTTP compression yet",
-        "haproxy_backend_http_comp_bytes_out_total": "no HTTP compression yet",
-        "haproxy_backend_http_comp_bytes_bypassed_total": "no HTTP compression yet",
-        "haproxy_backend_http_comp_responses_total": "no HTTP compression yet",
         "haproxy_frontend_http_cache_lookups_total": "no HTTP cache yet",
         "haproxy_frontend_http_cache_hits_total": "no HTTP cache yet",
         "haproxy_backend_http_cache_lookups_total": "no HTTP cache yet",

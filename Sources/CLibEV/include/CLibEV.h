@@ -13,6 +13,8 @@
 
 #include <nghttp2/nghttp2.h>
 
+#include <zlib.h>
+
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
@@ -196,5 +198,9 @@ int CLibEV_password_matches(const char *password, const char *hash);
 uint64_t CLibEV_xxh3_64(const void *bytes, size_t count, uint64_t seed);
 uint32_t CLibEV_xxh32(const void *bytes, size_t count, uint32_t seed);
 uint64_t CLibEV_xxh64(const void *bytes, size_t count, uint64_t seed);
+
+/// zlib's deflateInit2 (a macro passing the library's version and the stream's size): `windowBits`
+/// 8...15 for the zlib format, +16 for gzip, negated for raw deflate.
+int CLibEV_deflate_init(z_stream *stream, int level, int windowBits, int memLevel);
 
 #endif

@@ -24,7 +24,7 @@ enum PlanContent {
     static let httpFields = [
         "acls", "backendRules", "requestRules", "responseRules", "afterResponseRules", "redirectRules", "forwardFor", "originalTo",
         "connectionMode", "reuse", "captures", "httpLog", "httpLogCLF", "bufferRequest", "errorFiles", "cookie",
-        "hashType", "userlists", "preferLastServer", "abortOnClose", "monitorURI",
+        "hashType", "userlists", "preferLastServer", "abortOnClose", "monitorURI", "compression",
     ]
     static let serverFields = ["name", "location", "id", "host", "address", "port", "options", "fqdn", "hasAddress"]
     /// `resolutionStorage`: `resolution` (resolvers, resolve-*, init-addr), compared as a value.
@@ -69,7 +69,8 @@ enum PlanContent {
               a.pointee.http.errorFiles == b.pointee.http.errorFiles, a.pointee.http.cookie == b.pointee.http.cookie,
               a.pointee.http.hashType == b.pointee.http.hashType,
               a.pointee.http.preferLastServer == b.pointee.http.preferLastServer,
-              a.pointee.http.monitorURI == b.pointee.http.monitorURI
+              a.pointee.http.monitorURI == b.pointee.http.monitorURI,
+              a.pointee.http.compression == b.pointee.http.compression
         else { return false }
         // A userlist's users, passwords and groups; where its section is written is not a change.
         if !(a.pointee.http.userlists == b.pointee.http.userlists) {

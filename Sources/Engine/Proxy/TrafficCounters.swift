@@ -8,7 +8,7 @@ import ConfigModel
 /// reload resets nothing.
 final class TrafficCounters: @unchecked Sendable {
     private enum Slot: Int, CaseIterable {
-        case currentSessions, maxSessions, totalSessions, connectionErrors, responseErrors, retries, redispatches, requestErrors, deniedConnections, queueMax, requests, deniedRequests, intercepted, clientAborts, serverAborts, selected, bytesIn, bytesOut, response1xx, response2xx, response3xx, response4xx, response5xx, responseOther, queueSum, connectSum, responseSum, totalSum, timeSamples, queueTimeMax, connectTimeMax, responseTimeMax, totalTimeMax, lastSession, connectAttempts, reuses, deniedResponses, deniedSessions
+        case currentSessions, maxSessions, totalSessions, connectionErrors, responseErrors, retries, redispatches, requestErrors, deniedConnections, queueMax, requests, deniedRequests, intercepted, clientAborts, serverAborts, selected, bytesIn, bytesOut, response1xx, response2xx, response3xx, response4xx, response5xx, responseOther, queueSum, connectSum, responseSum, totalSum, timeSamples, queueTimeMax, connectTimeMax, responseTimeMax, totalTimeMax, lastSession, connectAttempts, reuses, deniedResponses, deniedSessions, compressionIn, compressionOut, compressionBypassed, compressedResponses
     }
 
     private let slots: UnsafeMutablePointer<Int>
@@ -66,6 +66,12 @@ final class TrafficCounters: @unchecked Sendable {
     var bytesIn: UInt64 { get { UInt64(bitPattern: Int64(load(.bytesIn))) } set { store(.bytesIn, Int(Int64(bitPattern: newValue))) } }
     /// bout: to clients
     var bytesOut: UInt64 { get { UInt64(bitPattern: Int64(load(.bytesOut))) } set { store(.bytesOut, Int(Int64(bitPattern: newValue))) } }
+    /// HTTP compression (HAProxy's comp_in, comp_out, comp_byp, comp_rsp): bytes given to the
+    /// compressor, bytes it gave, bytes passed through it uncompressed (`identity`), answers compressed.
+    var compressionIn: Int { get { load(.compressionIn) } set { store(.compressionIn, newValue) } }
+    var compressionOut: Int { get { load(.compressionOut) } set { store(.compressionOut, newValue) } }
+    var compressionBypassed: Int { get { load(.compressionBypassed) } set { store(.compressionBypassed, newValue) } }
+    var compressedResponses: Int { get { load(.compressedResponses) } set { store(.compressedResponses, newValue) } }
     /// Loop seconds (`loop.now`) of the last session that ended here (lastsess); 0: none yet.
     var lastSession: Double {
         get { Double(bitPattern: UInt64(bitPattern: Int64(load(.lastSession)))) }
@@ -204,6 +210,10 @@ final class CounterSet: @unchecked Sendable {
     var reuses: Int { loops.reduce(0) { $0 &+ $1.reuses } }
     var bytesIn: UInt64 { loops.reduce(0) { $0 &+ $1.bytesIn } }
     var bytesOut: UInt64 { loops.reduce(0) { $0 &+ $1.bytesOut } }
+    var compressionIn: Int { loops.reduce(0) { $0 &+ $1.compressionIn } }
+    var compressionOut: Int { loops.reduce(0) { $0 &+ $1.compressionOut } }
+    var compressionBypassed: Int { loops.reduce(0) { $0 &+ $1.compressionBypassed } }
+    var compressedResponses: Int { loops.reduce(0) { $0 &+ $1.compressedResponses } }
     var queueMax: Int { loops.reduce(0) { Swift.max($0, $1.queueMax) } }
     var lastSession: Double { loops.reduce(0) { Swift.max($0, $1.lastSession) } }
     var maxSessions: Int { Swift.max(CLibEV_load(sharedMax), loops.reduce(0) { Swift.max($0, $1.maxSessions) }) }

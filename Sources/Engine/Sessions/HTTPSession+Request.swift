@@ -343,6 +343,9 @@ extension HTTPSession {
             }
             stickStores = decision.stores
         }
+        if frontend.proxy.http.compression != nil || backend.proxy.http.compression != nil {
+            chooseCompression(input, frontend: frontend, backend: backend, scratch: scratch)
+        }
         writeRequestHead(input, backend: backend, scratch: scratch, info: info)
         // `server … ssl sni EXPR`: rendered now, while the head is at hand.
         if let name = backend.serverName, let rules = frontend.rules {

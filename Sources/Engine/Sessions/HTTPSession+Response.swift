@@ -65,25 +65,15 @@ extension HTTPSession {
     private func parseResponse() {
         guard let base = serverIn.base else { return }
         while !transaction.responseComplete {
+            // A compressed answer's body goes through zlib (HTTPSession+Compression.swift).
+            if transaction.compressor != nil { return pumpCompression() }
             let input = UnsafeRawBufferPointer(start: base + responseParsed, count: serverIn.end - responseParsed)
             let action = responseParser.parse(input, requestMethod: transaction.method)
             switch action {
             case .needMore:
                 return
             case .error(let error):
-                transaction.termination = TerminationState(cause: UInt8(ascii: "P"), phase: UInt8(ascii: transaction.responseStarted ? "D" : "H"))
-                backend?.counters[loop].responseErrors += 1
-                if let backend {
-                    // `show errors`: what the server sent, and where the parser stopped.
-                    worker.engine.metrics.errors.record(StatsErrorCapture(
-                        time: wallClock(), isResponse: true, proxy: backend.name, proxyID: backend.proxy.id,
-                        frontend: frontend.map { ($0.name, $0.proxy.id) }, backend: (backend.name, backend.proxy.id),
-                        server: server.map { ($0.name, $0.config.id) }, event: 0,
-                        source: clientAddress?.description ?? "unix", bytes: Array(input), position: error.offset,
-                        bufferSize: loop.buffers.size))
-                }
-                closeServerConnection()
-                if transaction.responseStarted { abortTransaction() } else { serverIn.release(loop.buffers); respondLocally(status: 502) }
+                responseFailed(error, input: input)
                 return
             case .headersComplete(let headLength):
                 responseHead(UnsafeRawBufferPointer(start: base + responseParsed, count: headLength))
@@ -99,6 +89,24 @@ extension HTTPSession {
                 responseParsed += action.consumed
             }
         }
+    }
+
+    /// An invalid answer: a 502 before its head was forwarded, else the connection is cut.
+    func responseFailed(_ error: HTTPParseError, input: UnsafeRawBufferPointer) {
+        transaction.termination = TerminationState(cause: UInt8(ascii: "P"), phase: UInt8(ascii: transaction.responseStarted ? "D" : "H"))
+        backend?.counters[loop].responseErrors += 1
+        if let backend {
+            // `show errors`: what the server sent, and where the parser stopped.
+            worker.engine.metrics.errors.record(StatsErrorCapture(
+                time: wallClock(), isResponse: true, proxy: backend.name, proxyID: backend.proxy.id,
+                frontend: frontend.map { ($0.name, $0.proxy.id) }, backend: (backend.name, backend.proxy.id),
+                server: server.map { ($0.name, $0.config.id) }, event: 0,
+                source: clientAddress?.description ?? "unix", bytes: Array(input), position: error.offset,
+                bufferSize: loop.buffers.size))
+        }
+        transaction.compressor = nil
+        closeServerConnection()
+        if transaction.responseStarted { abortTransaction() } else { serverIn.release(loop.buffers); respondLocally(status: 502) }
     }
 
     func responseHead(_ input: UnsafeRawBufferPointer) {
@@ -125,6 +133,8 @@ extension HTTPSession {
         if responseParser.head.framing == .untilClose { transaction.closeAfterResponse = true }
         if mustClose { transaction.closeAfterResponse = true }
         let connectionHeader: HTTPConnectionHeader = transaction.closeAfterResponse ? .close : .keepAlive
+        // `compression`: decided on the server's head, before the http-response rules (HAProxy's order).
+        let compresses = transaction.compressionAlgorithm != nil && responseCompresses(input)
         if let rules = frontend?.rules, let scratch {
             // A cookie names a configuration server (a runtime one has none): the immutable list,
             // read on this loop without a copy.
@@ -154,6 +164,15 @@ extension HTTPSession {
                 abortTransaction()
                 return
             }
+        }
+        if compresses, let scratch, !startCompression(input, scratch: scratch) {
+            // HAProxy's failed rewrite: the head's edits are half made.
+            transaction.termination = TerminationState(cause: UInt8(ascii: "P"), phase: UInt8(ascii: "H"))
+            closeServerConnection()
+            serverIn.release(loop.buffers)
+            responseParsed = 0
+            respondLocally(status: 500)
+            return
         }
         let pool = loop.buffers
         let out = clientOut.take(pool)
@@ -194,19 +213,25 @@ extension HTTPSession {
         let serverInWasFull = serverIn.end == pool.size && serverIn.start == 0
         defer { if serverInWasFull && !(serverIn.end == pool.size && serverIn.start == 0) { lastServerActivity = loop.now } }
         coalesceOutput()
-        while !clientOut.isEmpty, let base = clientOut.base {
-            let n = clientWrite(base + clientOut.start, clientOut.count)
-            if n > 0 {
-                clientOut.start += n
-                lastClientActivity = loop.now
-            } else if n < 0 && (errno == EAGAIN || errno == EINTR) {
-                return
-            } else {
-                clientWriteFailed()
-                return
+        while true {
+            while !clientOut.isEmpty, let base = clientOut.base {
+                let n = clientWrite(base + clientOut.start, clientOut.count)
+                if n > 0 {
+                    clientOut.start += n
+                    lastClientActivity = loop.now
+                } else if n < 0 && (errno == EAGAIN || errno == EINTR) {
+                    return
+                } else {
+                    clientWriteFailed()
+                    return
+                }
             }
+            clientOut.releaseIfEmpty(pool)
+            // A compressed answer: the room made is filled with what zlib makes next.
+            guard transaction.compressor != nil else { break }
+            pumpCompression()
+            if clientOut.isEmpty || phase == .closed { break }
         }
-        clientOut.releaseIfEmpty(pool)
         while let body = pendingBody, body.count > 0 {
             let n = clientWrite(body.baseAddress!, body.count)
             if n > 0 {
@@ -220,7 +245,8 @@ extension HTTPSession {
             }
         }
         pendingBody = nil
-        while responseParsed > serverIn.start, let base = serverIn.base {
+        // (A compressed answer's waiting bytes are zlib's input, not the client's.)
+        while responseParsed > serverIn.start, transaction.compressor == nil, let base = serverIn.base {
             let n = clientWrite(base + serverIn.start, responseParsed - serverIn.start)
             if n > 0 {
                 serverIn.start += n
@@ -255,7 +281,7 @@ extension HTTPSession {
             room -= body.count
             pendingBody = nil
         }
-        guard room > 0, responseParsed > serverIn.start, let source = serverIn.base else { return }
+        guard room > 0, responseParsed > serverIn.start, transaction.compressor == nil, let source = serverIn.base else { return }
         let n = min(room, responseParsed - serverIn.start)
         (out + clientOut.end).copyMemory(from: source + serverIn.start, byteCount: n)
         clientOut.end += n

@@ -1,4 +1,5 @@
 import HTTP1
+import ConfigModel
 
 /// One request and its response on an HTTP connection (HAProxy's `struct http_txn` with the
 /// stream's per-request parts): everything that starts afresh with a request. Its session assigns
@@ -48,6 +49,10 @@ struct HTTPTransaction {
     /// The connection closes after this response.
     var closeAfterResponse = false
     var bytesToClient: UInt64 = 0
+    /// `compression`: the algorithm Accept-Encoding allows for the answer (chosen with the
+    /// request), and the answer's compressor once the response head says it is compressed.
+    var compressionAlgorithm: HTTPCompression.Algorithm?
+    var compressor: HTTPCompressor?
     /// An answer from strata's own services (stats page, exporter): its bytes, and the applet name
     /// the log shows (`<STATS>`, `<PROMEX>`).
     var serviceAnswer: StatsServiceAnswer?
@@ -78,5 +83,6 @@ struct HTTPTransaction {
         backend = nil
         connector.end()
         serviceAnswer = nil
+        compressor = nil
     }
 }

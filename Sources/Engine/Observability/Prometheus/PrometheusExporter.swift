@@ -323,6 +323,10 @@ extension Engine {
         // A connection is a session in strata: the same rate.
         family("haproxy_frontend_connections_rate_max", .gauge, "Highest value of connections per second observed since the worker process started") { _, c in rates.meters(c)?.sessions.max ?? 0 }
         family("haproxy_frontend_connections_total", .counter, "Total number of new connections accepted on this frontend since the worker process started") { $1.totalSessions }
+        family("haproxy_frontend_http_comp_bytes_in_total", .counter, "Total number of bytes submitted to the HTTP compressor for this object since the worker process started", httpOnly: true) { $1.compressionIn }
+        family("haproxy_frontend_http_comp_bytes_out_total", .counter, "Total number of bytes emitted by the HTTP compressor for this object since the worker process started", httpOnly: true) { $1.compressionOut }
+        family("haproxy_frontend_http_comp_bytes_bypassed_total", .counter, "Total number of bytes that bypassed HTTP compression for this object since the worker process started (CPU/memory/bandwidth limitation)", httpOnly: true) { $1.compressionBypassed }
+        family("haproxy_frontend_http_comp_responses_total", .counter, "Total number of HTTP responses that were compressed for this object since the worker process started", httpOnly: true) { $1.compressedResponses }
         family("haproxy_frontend_intercepted_requests_total", .counter, "Total number of HTTP requests intercepted on the frontend (redirects/stats/services) since the worker process started", httpOnly: true) { $1.intercepted }
         family("haproxy_frontend_denied_connections_total", .counter, "Total number of incoming connections blocked on a listener/frontend since the worker process started") { $1.deniedConnections }
         family("haproxy_frontend_denied_sessions_total", .counter, "Total number of incoming sessions blocked on a listener/frontend by a tcp-request connection rule since the worker process started") { $1.deniedSessions }
@@ -391,6 +395,10 @@ extension Engine {
         family("haproxy_backend_max_session_rate", .gauge, "Highest value of sessions per second observed since the worker process started") { _, c in rates.meters(c)?.sessions.max ?? 0 }
         family("haproxy_backend_http_requests_total", .counter, "Total number of HTTP requests processed by this object since the worker process started", httpOnly: true) { $1.requests }
         proxyResponses(&w, views, backend: true)
+        family("haproxy_backend_http_comp_bytes_in_total", .counter, "Total number of bytes submitted to the HTTP compressor for this object since the worker process started", httpOnly: true) { $1.compressionIn }
+        family("haproxy_backend_http_comp_bytes_out_total", .counter, "Total number of bytes emitted by the HTTP compressor for this object since the worker process started", httpOnly: true) { $1.compressionOut }
+        family("haproxy_backend_http_comp_bytes_bypassed_total", .counter, "Total number of bytes that bypassed HTTP compression for this object since the worker process started (CPU/memory/bandwidth limitation)", httpOnly: true) { $1.compressionBypassed }
+        family("haproxy_backend_http_comp_responses_total", .counter, "Total number of HTTP responses that were compressed for this object since the worker process started", httpOnly: true) { $1.compressedResponses }
         family("haproxy_backend_client_aborts_total", .counter, "Total number of requests or connections aborted by the client since the worker process started") { $1.clientAborts }
         family("haproxy_backend_server_aborts_total", .counter, "Total number of requests or connections aborted by the server since the worker process started") { $1.serverAborts }
         family("haproxy_backend_last_session_seconds", .gauge, "How long ago some traffic was seen on this object on this worker process, in seconds") { _, c in

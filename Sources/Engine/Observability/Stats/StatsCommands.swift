@@ -167,10 +167,11 @@ enum StatsCommands {
             // The session cache's lookups and misses are not counted yet: 0.
             InfoField(40, "SslCacheLookups", "0", "MCP", "u32"),
             InfoField(41, "SslCacheMisses", "0", "MCP", "u32"),
-            // No HTTP compression: 0. ZlibMemUsage and MaxZlibMemUsage (45, 46) are left out, as
-            // HAProxy leaves them out when built without zlib.
-            InfoField(42, "CompressBpsIn", "0", "MRP", "u32"),
-            InfoField(43, "CompressBpsOut", "0", "MRP", "u32"),
+            // HTTP compression's bytes per second over the last second. ZlibMemUsage and
+            // MaxZlibMemUsage (45, 46) are left out (HAProxy's build with libslz has none; strata
+            // has no zlib memory limit), as CompressBpsRateLim is 0 (no maxcomprate).
+            InfoField(42, "CompressBpsIn", "\(rates.compressionIn.rate)", "MRP", "u32"),
+            InfoField(43, "CompressBpsOut", "\(rates.compressionOut.rate)", "MRP", "u32"),
             InfoField(44, "CompressBpsRateLim", "0", "CLP", "u32"),
             // strata has no task scheduler: what it runs are the sessions, listeners and health
             // checks (each a set of libev watchers); libev runs a ready event at once, so there is

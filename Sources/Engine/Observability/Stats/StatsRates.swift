@@ -1,4 +1,5 @@
 import Glibc
+import CLibEV
 
 /// A per-second rate read from a total: HAProxy's `rate`/`rate_max` (its freq_ctr over the last
 /// second), here the difference between two readings of the total one sampling period apart,
@@ -50,6 +51,10 @@ final class StatsRates {
     private(set) var backends: [ObjectIdentifier: BackendDown] = [:]
     private(set) var connections = RateMeter(0)
     private(set) var bytesOut = RateMeter(0)
+    /// Bytes given to and made by HTTP compressors, every frontend counted (`show info`'s
+    /// CompressBpsIn and CompressBpsOut).
+    private(set) var compressionIn = RateMeter(0)
+    private(set) var compressionOut = RateMeter(0)
     /// TLS connections made (front and back), full handshakes on frontends and to servers (a new
     /// key each), and the share of frontend handshakes that resumed a session, over the last period.
     private(set) var tlsConnections = RateMeter(0)
@@ -60,6 +65,16 @@ final class StatsRates {
     private var lastFrontendResumed = 0
     /// Percent of the last period the data loops spent waiting (not on a CPU), all loops averaged.
     private(set) var idlePercent = 100
+    /// `idlePercent` for the data loops (`maxcompcpuusage` reads it when an answer could be
+    /// compressed): written here once a second, read by any loop, relaxed.
+    private let sharedIdlePercent: UnsafeMutablePointer<Int> = {
+        let p = UnsafeMutablePointer<Int>.allocate(capacity: 1)
+        p.initialize(to: 100)
+        return p
+    }()
+    var loopsIdlePercent: Int { CLibEV_load(sharedIdlePercent) }
+
+    deinit { sharedIdlePercent.deallocate() }
     private var lastSample: Double?
     private var lastCPU: Double?
 
@@ -84,11 +99,14 @@ final class StatsRates {
         var nextBackends: [ObjectIdentifier: BackendDown] = [:]
         var connectionTotal = 0
         var bytesOutTotal: UInt64 = 0
+        var compressionInTotal = 0, compressionOutTotal = 0
         for view in engine.statsProxies() {
             if let f = view.frontend {
                 update(f.counters)
                 connectionTotal += f.counters.totalSessions
                 bytesOutTotal &+= f.counters.bytesOut
+                compressionInTotal &+= f.counters.compressionIn
+                compressionOutTotal &+= f.counters.compressionOut
             }
             if let b = view.backend {
                 let id = ObjectIdentifier(b.counters)
@@ -113,6 +131,8 @@ final class StatsRates {
         backends = nextBackends
         connections.update(connectionTotal, seconds: seconds)
         bytesOut.update(Int(truncatingIfNeeded: bytesOutTotal), seconds: seconds)
+        compressionIn.update(compressionInTotal, seconds: seconds)
+        compressionOut.update(compressionOutTotal, seconds: seconds)
         let handshakes = TLSConnection.figure(.frontendHandshakes), resumed = TLSConnection.figure(.frontendResumed)
         tlsConnections.update(TLSConnection.figure(.cumulative), seconds: seconds)
         frontendKeys.update(handshakes - resumed, seconds: seconds)
@@ -127,6 +147,7 @@ final class StatsRates {
         if let lastCPU, seconds > 0, !engine.workers.isEmpty {
             let busy = (cpu - lastCPU) / (seconds * Double(engine.workers.count))
             idlePercent = Swift.max(0, Swift.min(100, Int(((1 - busy) * 100).rounded())))
+            CLibEV_store(sharedIdlePercent, idlePercent)
         }
         lastCPU = cpu
     }
@@ -139,6 +160,8 @@ final class StatsRates {
         }
         connections.clearMax()
         bytesOut.clearMax()
+        compressionIn.clearMax()
+        compressionOut.clearMax()
         tlsConnections.clearMax()
         frontendKeys.clearMax()
         backendKeys.clearMax()

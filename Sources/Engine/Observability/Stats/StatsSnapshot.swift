@@ -147,6 +147,15 @@ extension Engine {
         row[.ttime_max] = .int(t.totalMax)
     }
 
+    /// comp_in, comp_out, comp_byp, comp_rsp: HAProxy fills them on frontend and backend rows in
+    /// any mode.
+    static func compression(_ row: inout StatsRow, _ c: CounterSet) {
+        row[.comp_in] = .int(c.compressionIn)
+        row[.comp_out] = .int(c.compressionOut)
+        row[.comp_byp] = .int(c.compressionBypassed)
+        row[.comp_rsp] = .int(c.compressedResponses)
+    }
+
     private func frontendRow(_ view: StatsProxyView, _ f: Frontend, maxconn: Int) -> StatsRow {
         var row = StatsRow(type: .frontend, proxyID: view.proxy.id, serverID: 0)
         common(&row, view, "FRONTEND")
@@ -167,6 +176,7 @@ extension Engine {
             row[.req_tot] = .int(c.requests)
             row[.intercepted] = .int(c.intercepted)
         }
+        Engine.compression(&row, c)
         row[.conn_tot] = .int(c.totalSessions)
         row[.dcon] = .int(c.deniedConnections)
         // No tcp-request session rules: no session is denied after its connection.
@@ -229,6 +239,7 @@ extension Engine {
         row[.lbtot] = .int(lbtot)
         row[.cli_abrt] = .int(c.clientAborts)
         row[.srv_abrt] = .int(c.serverAborts)
+        Engine.compression(&row, c)
         row[.lastsess] = .int(c.lastSession > 0 ? Int(now - c.lastSession) : -1)
         Engine.times(&row, c.times)
         if view.proxy.mode == .http {
