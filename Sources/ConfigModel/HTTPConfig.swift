@@ -567,7 +567,7 @@ public struct CookiePersistence: Hashable, Sendable {
     }
 }
 
-/// `capture request header NAME len N`.
+/// `capture request header NAME len N`, `capture response header NAME len N`.
 public struct HeaderCapture: Hashable, Sendable {
     public var name: String
     public var length: Int
@@ -595,6 +595,8 @@ public struct HTTPSettings: Hashable, Sendable {
     public var connectionMode: HTTPConnectionMode = .keepAlive
     public var reuse: HTTPReuse = .safe
     public var captures: [HeaderCapture] = []
+    /// `capture response header` (a frontend's: the answers to its requests, logged by `%hs`).
+    public var responseCaptures: [HeaderCapture] = []
     /// `option httplog` (or `option httplog clf`).
     public var httpLog = false
     public var httpLogCLF = false

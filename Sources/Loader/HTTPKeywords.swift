@@ -752,25 +752,29 @@ extension KeywordReader {
         }
     }
 
-    /// `capture request header NAME len N`.
+    /// `capture request header NAME len N`, `capture response header NAME len N`.
     private func capture(_ line: KeywordLine, draft: inout ProxyDraft) throws(ConfigError) {
-        let kind = try line.argument(0, expecting: "'request header NAME len N'")
+        let kind = try line.argument(0, expecting: "'request header NAME len N' or 'response header NAME len N'")
         let second = line.optionalArgument(1)
-        if kind == "cookie" || (kind == "response" && second == "header") {
-            throw line.error("'capture \(kind)\(kind == "response" ? " header" : "")' is not supported yet")
+        if kind == "cookie" {
+            throw line.error("'capture cookie' is not supported yet")
         }
-        guard kind == "request", second == "header" else {
-            throw line.error("'capture' expects 'request header NAME len N'")
+        guard kind == "request" || kind == "response", second == "header" else {
+            throw line.error("'capture' expects 'request header NAME len N' or 'response header NAME len N'")
         }
         guard let name = line.optionalArgument(2), !name.isEmpty else {
-            throw line.error("'capture request header' expects a header name and 'len N'")
+            throw line.error("'capture \(kind) header' expects a header name and 'len N'")
         }
         guard line.optionalArgument(3) == "len" else {
-            throw line.error("'capture request header \(name)' expects 'len N' after the name")
+            throw line.error("'capture \(kind) header \(name)' expects 'len N' after the name")
         }
         let length = try line.integer(4, range: 0...Int(Int32.max), name: "len")
         try line.noArguments(after: 5)
-        draft.proxy.http.captures.append(HeaderCapture(name: name, length: length))
+        if kind == "request" {
+            draft.proxy.http.captures.append(HeaderCapture(name: name, length: length))
+        } else {
+            draft.proxy.http.responseCaptures.append(HeaderCapture(name: name, length: length))
+        }
     }
 
     /// `cookie NAME insert|rewrite|prefix [indirect] [nocache] [httponly] [secure] [maxidle T] [maxlife T]`.

@@ -470,6 +470,29 @@ import Testing
         #expect(loaded.config.proxies.first?.mode == .tcp)
     }
 
+    @Test func captures() throws {
+        let loaded = try load("""
+            frontend fe
+                mode http
+                bind 127.0.0.1:1
+                capture request header Host len 10
+                capture response header Content-Type len 20
+                capture response header Server len 5
+                default_backend be
+            backend be
+                mode http
+                server s 127.0.0.1:2
+            """)
+        let http = try #require(loaded.config.proxies.first).http
+        #expect(http.captures == [HeaderCapture(name: "Host", length: 10)])
+        #expect(http.responseCaptures == [HeaderCapture(name: "Content-Type", length: 20), HeaderCapture(name: "Server", length: 5)])
+        #expect(errors("frontend fe\n    mode http\n    capture response header Server\n")
+            .contains("test.cfg:3: 'capture response header Server' expects 'len N' after the name"))
+        #expect(errors("frontend fe\n    mode http\n    capture cookie SID len 10\n").contains("test.cfg:3: 'capture cookie' is not supported yet"))
+        #expect(errors("frontend fe\n    mode http\n    capture response trailer X len 1\n")
+            .contains("test.cfg:3: 'capture' expects 'request header NAME len N' or 'response header NAME len N'"))
+    }
+
     @Test func keywordsInTheWrongSection() {
         #expect(errors("defaults\n    acl a path /\n") == [
             "test.cfg:2: 'acl' is not supported in section 'defaults' (only in frontend, listen, backend)",

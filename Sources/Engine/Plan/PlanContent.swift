@@ -23,7 +23,7 @@ enum PlanContent {
     ]
     static let httpFields = [
         "acls", "backendRules", "requestRules", "responseRules", "afterResponseRules", "redirectRules", "forwardFor", "originalTo",
-        "connectionMode", "reuse", "captures", "httpLog", "httpLogCLF", "bufferRequest", "errorFiles", "cookie",
+        "connectionMode", "reuse", "captures", "responseCaptures", "httpLog", "httpLogCLF", "bufferRequest", "errorFiles", "cookie",
         "hashType", "userlists", "preferLastServer", "abortOnClose", "monitorURI", "compression",
     ]
     static let serverFields = ["name", "location", "id", "host", "address", "port", "options", "fqdn", "hasAddress"]
@@ -63,7 +63,8 @@ enum PlanContent {
         else { return false }
         guard a.pointee.http.forwardFor == b.pointee.http.forwardFor, a.pointee.http.originalTo == b.pointee.http.originalTo,
               a.pointee.http.connectionMode == b.pointee.http.connectionMode, a.pointee.http.reuse == b.pointee.http.reuse,
-              a.pointee.http.captures == b.pointee.http.captures, a.pointee.http.httpLog == b.pointee.http.httpLog,
+              a.pointee.http.captures == b.pointee.http.captures,
+              a.pointee.http.responseCaptures == b.pointee.http.responseCaptures, a.pointee.http.httpLog == b.pointee.http.httpLog,
               a.pointee.http.httpLogCLF == b.pointee.http.httpLogCLF,
               a.pointee.http.bufferRequest == b.pointee.http.bufferRequest,
               a.pointee.http.errorFiles == b.pointee.http.errorFiles, a.pointee.http.cookie == b.pointee.http.cookie,

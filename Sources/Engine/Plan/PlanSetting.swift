@@ -150,6 +150,9 @@ extension PlanSetting where Root == Proxy {
             PlanSetting("capture request header", \.http.captures) { c in
                 c.isEmpty ? "none" : c.map { "\($0.name) len \($0.length)" }.joined(separator: ", ")
             },
+            PlanSetting("capture response header", \.http.responseCaptures) { c in
+                c.isEmpty ? "none" : c.map { "\($0.name) len \($0.length)" }.joined(separator: ", ")
+            },
             PlanSetting("errorfile", \.http.errorFiles) { files in
                 files.isEmpty ? "none" : files.keys.sorted().map(String.init).joined(separator: " ")
             },

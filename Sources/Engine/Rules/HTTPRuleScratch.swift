@@ -21,6 +21,7 @@ final class HTTPRuleScratch {
     let afterInput: HTTPScratchBuffer
     /// `%hr`: `{value|value}`.
     let captures: HTTPScratchBuffer
+    let responseCaptures: HTTPScratchBuffer
     /// The request's rewrites.
     let request: HTTPHeadEdits
     /// The response's rewrites.
@@ -59,6 +60,7 @@ final class HTTPRuleScratch {
         text = HTTPScratchBuffer(capacity: capacity)
         reply = HTTPScratchBuffer(capacity: capacity)
         captures = HTTPScratchBuffer(capacity: capacity)
+        responseCaptures = HTTPScratchBuffer(capacity: capacity)
         afterReply = HTTPScratchBuffer(capacity: capacity)
         afterInput = HTTPScratchBuffer(capacity: capacity)
         request = HTTPHeadEdits(capacity: capacity)
@@ -69,12 +71,16 @@ final class HTTPRuleScratch {
     /// `{v1|v2}`, each truncated to its `len` and with `"#{|}` and non-printable bytes written
     /// `#XX`. Empty when the frontend captures nothing.
     var capturedRequestHeaders: UnsafeRawBufferPointer { captures.bytes(from: 0) }
+    /// `capture response header` values of the current request's answer, as `%hs` prints them
+    /// (empty when none was captured).
+    var capturedResponseHeaders: UnsafeRawBufferPointer { responseCaptures.bytes(from: 0) }
 
     func beginRequest() {
         samples.reset()
         text.reset()
         reply.reset()
         captures.reset()
+        responseCaptures.reset()
         request.reset()
         response.reset()
         cookieServer = nil

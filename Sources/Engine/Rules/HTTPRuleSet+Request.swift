@@ -301,11 +301,17 @@ extension HTTPRuleSet {
     /// `capture request header NAME len N`: the last occurrence's whole value, truncated.
     private func capture(_ ev: HTTPEvaluation) {
         guard !captures.isEmpty, let request = ev.request else { return }
-        let out = ev.scratch.captures
+        HTTPRuleSet.capture(captures, of: request, into: ev.scratch.captures)
+    }
+
+    /// `{v1|v2}` into `out`, for `%hr` and `%hs`: each header's last occurrence, truncated to its
+    /// length, `"#{|}` and non-printable bytes written `#XX`.
+    static func capture(_ captures: [(name: UnsafeRawBufferPointer, length: Int)], of message: HTTPMessageView,
+                        into out: HTTPScratchBuffer) {
         out.append(byte: 0x7B)
         for (i, capture) in captures.enumerated() {
             if i > 0 { out.append(byte: 0x7C) }
-            guard let value = request.lastValue(of: capture.name, split: false) else { continue }
+            guard let value = message.lastValue(of: capture.name, split: false) else { continue }
             let kept = HTTPRuleBytes.slice(value, 0..<min(value.count, max(capture.length, 0)))
             for b in kept {
                 if b < 0x20 || b >= 0x7F || b == 0x22 || b == 0x23 || b == 0x7B || b == 0x7C || b == 0x7D {

@@ -63,6 +63,11 @@ extension HTTPRuleSet {
                 if head.pointee.isInformational { return .forward }
                 let ev = HTTPEvaluation(request: nil, response: HTTPMessageView(input: input, head: head, edits: scratch.response),
                                         connection: connection, scratch: scratch, frontend: self, backend: backend)
+                // `capture response header`: the server's answer as it came, before the rules.
+                if !responseCaptures.isEmpty, let response = ev.response {
+                    scratch.responseCaptures.reset()
+                    HTTPRuleSet.capture(responseCaptures, of: response, into: scratch.responseCaptures)
+                }
                 let backend = backend ?? self
                 if let decision = backend.runResponseRules(ev) { return decision }
                 if backend !== self, let decision = runResponseRules(ev) { return decision }

@@ -81,6 +81,9 @@ final class HTTPRuleSet: @unchecked Sendable {
     let forwardFor: HTTPCompiledForwardedHeader?
     let originalTo: HTTPCompiledForwardedHeader?
     let captures: [(name: UnsafeRawBufferPointer, length: Int)]
+    let responseCaptures: [(name: UnsafeRawBufferPointer, length: Int)]
+    /// `%hs` of a request that got no answer from a server: the slots, empty (`{|}`).
+    let noResponseCaptures: UnsafeRawBufferPointer
     let errorFiles: [Int: UnsafeRawBufferPointer]
     let cookie: HTTPCompiledCookie?
     /// Each server's `cookie` value, in the order of the proxy's `servers`.
@@ -148,6 +151,9 @@ final class HTTPRuleSet: @unchecked Sendable {
         forwardFor = http.forwardFor.map { HTTPCompiledForwardedHeader($0, constants: constants) }
         originalTo = http.originalTo.map { HTTPCompiledForwardedHeader($0, constants: constants) }
         captures = http.captures.map { (constants.bytes($0.name, lowercased: true), $0.length) }
+        responseCaptures = http.responseCaptures.map { (constants.bytes($0.name, lowercased: true), $0.length) }
+        noResponseCaptures = http.responseCaptures.isEmpty
+            ? HTTPRuleBytes.empty : constants.bytes("{" + String(repeating: "|", count: http.responseCaptures.count - 1) + "}")
         var errorFiles: [Int: UnsafeRawBufferPointer] = [:]
         for (status, message) in http.errorFiles { errorFiles[status] = constants.bytes(message) }
         self.errorFiles = errorFiles

@@ -143,6 +143,10 @@ extension HTTPSession {
         r.backendQueue = backend?.queued ?? 0
         r.requestLine = transaction.requestLine
         r.requestCaptures = scratch?.capturedRequestHeaders
+        if let rules = frontend.rules, !rules.responseCaptures.isEmpty {
+            let captured = scratch?.capturedResponseHeaders ?? HTTPRuleBytes.empty
+            r.responseCaptures = captured.isEmpty ? rules.noResponseCaptures : captured
+        }
         r.logLevel = scratch?.logLevel
         if early {
             transaction.loggedEarly = frontend.logPlan.emitEarly(r, to: frontend.log)
