@@ -70,6 +70,7 @@ enum PlanContent {
               a.pointee.http.errorFiles == b.pointee.http.errorFiles, a.pointee.http.cookie == b.pointee.http.cookie,
               a.pointee.http.hashType == b.pointee.http.hashType,
               a.pointee.http.preferLastServer == b.pointee.http.preferLastServer,
+              a.pointee.http.abortOnClose == b.pointee.http.abortOnClose,
               a.pointee.http.monitorURI == b.pointee.http.monitorURI,
               a.pointee.http.compression == b.pointee.http.compression
         else { return false }
