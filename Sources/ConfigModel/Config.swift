@@ -61,6 +61,9 @@ public struct Proxy: Hashable, Sendable {
     public var retries = 3
     /// `option redispatch [interval]`: nil when off; -1 (HAProxy's default) redispatches on the last retry.
     public var redispatch: Int?
+    /// `option persist`: a cookie (or stick table) still sends to its server while it is DOWN
+    /// (not in maintenance); `option redispatch` takes over when the connect fails.
+    public var persist = false
 
     public var timeouts = Timeouts()
     public var tcpKeepAlive = TCPKeepAlive()

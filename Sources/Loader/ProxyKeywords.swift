@@ -63,6 +63,7 @@ extension KeywordReader {
         ("option prefer-last-server", backSide),
         ("option abortonclose", backSide),
         ("option redispatch", backSide),
+        ("option persist", backSide),
         ("option splice-auto", all),
         ("option splice-request", all),
         ("option splice-response", all),
@@ -113,7 +114,7 @@ extension KeywordReader {
 
     /// Keywords that take HAProxy's `no` prefix.
     static let negatableProxyKeywords: Set<String> = [
-        "log", "option clitcpka", "option dontlognull", "option redispatch", "option srvtcpka",
+        "log", "option clitcpka", "option dontlognull", "option redispatch", "option persist", "option srvtcpka",
         "option http-buffer-request", "option http-keep-alive", "option http-server-close", "option httpclose",
         "option allbackups", "option dontlog-normal", "option log-separate-errors", "option logasap",
         "option contstats", "option prefer-last-server", "option abortonclose", "option splice-auto", "option splice-request",
@@ -233,6 +234,10 @@ extension KeywordReader {
                 if !line.args.isEmpty { draft.proxy.redispatch = try line.integer(0, range: Int.min...Int.max) }
                 try line.noArguments(after: 1)
             }
+
+        case "option persist":
+            try line.noArguments()
+            draft.proxy.persist = !line.negated
 
         case "option tcpka":
             try line.noArguments()

@@ -278,6 +278,10 @@ extension KeywordReader {
         switch line.keyword {
         case "nbproc" where global:
             throw line.error("nbproc is not supported any more since HAProxy 2.5. Threads will automatically be used on multi-processor machines if available.")
+        case "mworker-max-reloads" where global:
+            _ = try line.integer(0, range: 0...Int(Int32.max), name: "mworker-max-reloads")
+            try line.noArguments(after: 1)
+            return line.error("'mworker-max-reloads' has no effect: strata reloads in place, leaving no old worker process to stop (an old generation drains inside the process; 'hard-stop-after' bounds it).")
         case "stats bind-process" where global:
             return line.error("'stats bind-process' has no effect: strata is one process (its loops are threads: see 'nbthread').")
         case "bind-process" where !global:

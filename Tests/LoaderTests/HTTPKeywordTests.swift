@@ -493,6 +493,28 @@ import Testing
             .contains("test.cfg:3: 'capture' expects 'request header NAME len N' or 'response header NAME len N'"))
     }
 
+    @Test func optionPersistAndMworkerMaxReloads() throws {
+        let loaded = try load("""
+            global
+                mworker-max-reloads 3
+            defaults
+                option persist
+            backend a
+                mode http
+                server s 127.0.0.1:2
+            backend b
+                mode http
+                no option persist
+                server s 127.0.0.1:2
+            """)
+        #expect(loaded.config.proxies.map(\.persist) == [true, false])
+        #expect(loaded.warnings.map(\.description).contains { $0.hasPrefix("test.cfg:2: 'mworker-max-reloads' has no effect") })
+        #expect(errors("global\n    mworker-max-reloads x\n").first?.hasPrefix("test.cfg:2:") == true)
+        // A frontend has no backend side: HAProxy's warning.
+        let frontend = try load("frontend f\n    mode http\n    bind 127.0.0.1:1\n    option persist\n    default_backend a\nbackend a\n    mode http\n    server s 127.0.0.1:2\n")
+        #expect(frontend.warnings.map(\.description) == ["test.cfg:4: 'option persist' ignored because frontend 'f' has no backend capability"])
+    }
+
     @Test func keywordsInTheWrongSection() {
         #expect(errors("defaults\n    acl a path /\n") == [
             "test.cfg:2: 'acl' is not supported in section 'defaults' (only in frontend, listen, backend)",

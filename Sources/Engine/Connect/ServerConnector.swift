@@ -215,7 +215,7 @@ struct ServerConnector {
                                  now: Double) -> Action {
         guard let worker else { return fail(serverUnavailable) }
         let loop = worker.loop
-        if let s = persistentServer, s !== excluding, s.acceptsPersistentTraffic, !s.isFull, takeSlot(s) {
+        if let s = persistentServer, s !== excluding, s.acceptsPersistentTraffic(forced: backend.proxy.persist), !s.isFull, takeSlot(s) {
             persistentServer = nil
             persistent = true
             return open(backend: backend, now: now)

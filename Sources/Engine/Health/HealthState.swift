@@ -167,6 +167,8 @@ struct ServerHealth: Sendable {
 
     /// Persistence (a cookie naming the server) may still reach a draining or stopping server.
     var acceptsPersistentTraffic: Bool { !inMaintenance && operational != .stopped }
+    /// ... and, with `option persist`, a DOWN one not in maintenance.
+    var acceptsForcedPersistence: Bool { !inMaintenance }
 
     /// The stats page's status column: UP, DOWN, MAINT, `MAINT (resolution)`, DRAIN, NOLB,
     /// `UP 1/3`, `DOWN 1/2`, `no check`.

@@ -11,7 +11,7 @@ import ConfigModel
 enum PlanContent {
     static let proxyFields = [
         "name", "kind", "location", "id", "mode", "description", "disabled", "binds", "defaultBackend",
-        "defaultBackendLocation", "maxconn", "sessionRateLimit", "servers", "balance", "fullconn", "retries", "redispatch", "timeouts",
+        "defaultBackendLocation", "maxconn", "sessionRateLimit", "servers", "balance", "fullconn", "retries", "redispatch", "persist", "timeouts",
         "tcpKeepAlive", "log", "http", "tcp", "checks", "serverStateFile", "serverStateFileName", "stats",
         // Left out: a template line's servers are in `servers`, compared one by one.
         "serverTemplates",
@@ -47,6 +47,7 @@ enum PlanContent {
               a.pointee.sessionRateLimit == b.pointee.sessionRateLimit,
               a.pointee.balance == b.pointee.balance, a.pointee.fullconn == b.pointee.fullconn,
               a.pointee.retries == b.pointee.retries, a.pointee.redispatch == b.pointee.redispatch,
+              a.pointee.persist == b.pointee.persist,
               a.pointee.timeouts == b.pointee.timeouts, a.pointee.tcpKeepAlive == b.pointee.tcpKeepAlive,
               a.pointee.checks == b.pointee.checks, a.pointee.serverStateFile == b.pointee.serverStateFile,
               a.pointee.serverStateFileName == b.pointee.serverStateFileName,

@@ -122,6 +122,7 @@ extension PlanSetting where Root == Proxy {
             PlanSetting("fullconn", \.fullconn, PlanText.number),
             PlanSetting("retries", \.retries) { String($0) },
             PlanSetting("option redispatch", \.redispatch, PlanText.redispatch),
+            PlanSetting("option persist", \.persist, PlanText.onOff),
             PlanSetting("timeout connect", \.timeouts.connect, PlanText.time),
             PlanSetting("timeout client", \.timeouts.client, PlanText.time),
             PlanSetting("timeout server", \.timeouts.server, PlanText.time),

@@ -67,6 +67,8 @@ final class BackendServer: @unchecked Sendable {
     @inline(__always) var isUsable: Bool { state.isUsable }
     /// A persistence cookie may still choose it (DRAIN and stopping servers included).
     @inline(__always) var acceptsPersistentTraffic: Bool { state.acceptsPersistentTraffic }
+    /// The same under the backend's `option persist` (a DOWN server too, not one in maintenance).
+    @inline(__always) func acceptsPersistentTraffic(forced: Bool) -> Bool { state.acceptsPersistentTraffic(forced: forced) }
     @inline(__always) var isFull: Bool { state.isFull(limit: maxconn) }
     /// The server's maxconn now: its line's, or what its agent said since (`maxconn:N`).
     @inline(__always) var maxconn: Int? { state.maxconn(configured: config.options.maxconn) }

@@ -164,7 +164,11 @@ final class ServerState: @unchecked Sendable {
     /// What the balancer reads, from any loop.
     var isUsable: Bool { CLibEV_load(shared + Self.health) != 0 }
     var weight: Int { CLibEV_load(shared + Self.health + 1) }
-    var acceptsPersistentTraffic: Bool { CLibEV_load(shared + Self.health + 2) != 0 }
+    var acceptsPersistentTraffic: Bool { CLibEV_load(shared + Self.health + 2) == 2 }
+    /// `option persist`: a DOWN server not in maintenance too.
+    func acceptsPersistentTraffic(forced: Bool) -> Bool {
+        CLibEV_load(shared + Self.health + 2) >= (forced ? 1 : 2)
+    }
     /// The maxconn an agent set (`maxconn:N`), else `configured`: published with the health
     /// (stored plus one, 0 meaning none set).
     @inline(__always)
@@ -174,7 +178,7 @@ final class ServerState: @unchecked Sendable {
     }
 
     private func publishHealth() {
-        let usable = health.isUsable ? 1 : 0, weight = health.effectiveWeight, persistent = health.acceptsPersistentTraffic ? 1 : 0
+        let usable = health.isUsable ? 1 : 0, weight = health.effectiveWeight, persistent = health.acceptsPersistentTraffic ? 2 : health.acceptsForcedPersistence ? 1 : 0
         let maxconn = health.runtimeMaxconn.map { max($0, 0) + 1 } ?? 0
         guard usable != CLibEV_load(shared + Self.health) || weight != CLibEV_load(shared + Self.health + 1)
             || persistent != CLibEV_load(shared + Self.health + 2) || maxconn != CLibEV_load(shared + Self.health + 3) else { return }

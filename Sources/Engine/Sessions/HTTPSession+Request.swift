@@ -328,7 +328,7 @@ extension HTTPSession {
         backend.counters[loop].requests += 1
         if let rules = backend.rules {
             if let index = rules.persistentServer(requestParser.head, input: input, scratch: scratch,
-                                                  isUsable: { i in backend.configuredServers[i].acceptsPersistentTraffic }) {
+                                                  isUsable: { i in backend.configuredServers[i].acceptsPersistentTraffic(forced: backend.proxy.persist) }) {
                 // The cookie's index is among the configuration's servers (never changed).
                 transaction.connector.persistentServer = backend.configuredServers[index]
             } else {

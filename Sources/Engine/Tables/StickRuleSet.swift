@@ -73,7 +73,8 @@ final class StickRuleSet: @unchecked Sendable {
             guard let table = rule.table, rule.condition.evaluate(ev), let sample = ev.value(rule.key),
                   let key = ev.stickKey(sample, table: table) else { continue }
             if rule.match, decision.server == nil, let id = table.value(of: key, .serverID),
-               let server = backend.configuredServers.first(where: { $0.config.id == id }), server.acceptsPersistentTraffic {
+               let server = backend.configuredServers.first(where: { $0.config.id == id }),
+               server.acceptsPersistentTraffic(forced: backend.proxy.persist) {
                 decision.server = server
             }
             // One store per table, as HAProxy (the first rule that names it).
