@@ -400,11 +400,33 @@ extension KeywordReader {
         "transparent", "uid", "user", "verify",
     ]
 
+    /// `ADDR:LOW-HIGH` on a bind: one address per port, as HAProxy listens on each port of the
+    /// range. Anything else as it is.
+    static func portRange(_ text: String, _ line: KeywordLine) throws(ConfigError) -> [String] {
+        guard let colon = text.lastIndex(of: ":") else { return [text] }
+        let port = text[text.index(after: colon)...]
+        guard let dash = port.firstIndex(of: "-"), dash != port.startIndex else { return [text] }
+        guard let low = Int(port[..<dash]), let high = Int(port[port.index(after: dash)...]),
+              (1...65535).contains(low), (1...65535).contains(high) else {
+            throw line.error("'bind': invalid port range '\(port)' in '\(text)' (expected LOW-HIGH, each from 1 to 65535)")
+        }
+        guard low <= high else {
+            throw line.error("'bind': port range '\(port)' in '\(text)' ends before it starts")
+        }
+        let host = text[..<colon]
+        return (low...high).map { "\(host):\($0)" }
+    }
+
     private func bind(_ line: KeywordLine, draft: inout ProxyDraft) throws(ConfigError) {
         let list = try line.argument(0, expecting: "an address (bind ADDR:PORT[,ADDR:PORT...] [options])")
         var endpoints: [SocketEndpoint] = []
-        let texts = list.utf8.contains(UInt8(ascii: ","))
+        var texts = list.utf8.contains(UInt8(ascii: ","))
             ? list.split(separator: ",", omittingEmptySubsequences: false).map(String.init) : [list]
+        if list.utf8.contains(UInt8(ascii: "-")) {
+            var expanded: [String] = []
+            for text in texts { expanded += try KeywordReader.portRange(text, line) }
+            texts = expanded
+        }
         for text in texts {
             switch addresses.endpoint(text, allowAny: true) {
             case .success(let endpoint): endpoints.append(endpoint)

@@ -84,6 +84,30 @@ public enum TestSocket {
         }
     }
 
+    /// `count` consecutive ports free now (for `bind ADDR:LOW-HIGH`), from the same counter.
+    public static func freePorts(count: Int) -> ClosedRange<UInt16> {
+        while true {
+            let first = nextPort.withLock { next -> UInt16 in
+                if Int(next) + count > 32000 { next = 20000 }
+                let p = next
+                next += UInt16(count)
+                return p
+            }
+            let range = first...(first + UInt16(count - 1))
+            if range.allSatisfy(isFree) { return range }
+        }
+    }
+
+    private static func isFree(_ port: UInt16) -> Bool {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        addr.sin_port = port.bigEndian
+        return withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } } == 0
+    }
+
     private static let nextPort = Guarded<UInt16>(UInt16(20000 + Int.random(in: 0..<12000)))
 
     public static func setTimeout(_ fd: Int32, seconds: Double) {

@@ -1,0 +1,27 @@
+import ConfigModel
+import Testing
+@testable import Loader
+
+/// `bind ADDR:LOW-HIGH`: a listener per port of the range, as HAProxy.
+@Suite struct BindPortRangeTests {
+    @Test func aRangeIsOneListenerPerPort() throws {
+        let config = try load("""
+            frontend fe
+                mode tcp
+                bind 127.0.0.1:8000-8003,127.0.0.1:9000
+                bind [::1]:7000-7001 accept-proxy
+                default_backend be
+            backend be
+                mode tcp
+                server s 127.0.0.1:1
+            """).config
+        let binds = config.proxies[0].binds
+        #expect(binds.map(\.endpoint.port) == [8000, 8001, 8002, 8003, 9000, 7000, 7001])
+        // The line's options are every port's.
+        #expect(binds.suffix(2).allSatisfy { $0.acceptProxy })
+        #expect(errors("frontend fe\n    mode tcp\n    bind 127.0.0.1:8003-8000\n    default_backend be\nbackend be\n    mode tcp\n    server s 127.0.0.1:1\n")
+            == ["test.cfg:3: 'bind': port range '8003-8000' in '127.0.0.1:8003-8000' ends before it starts"])
+        #expect(errors("frontend fe\n    mode tcp\n    bind 127.0.0.1:8000-70000\n    default_backend be\nbackend be\n    mode tcp\n    server s 127.0.0.1:1\n")
+            == ["test.cfg:3: 'bind': invalid port range '8000-70000' in '127.0.0.1:8000-70000' (expected LOW-HIGH, each from 1 to 65535)"])
+    }
+}
