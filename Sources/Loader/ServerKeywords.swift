@@ -171,6 +171,8 @@ extension KeywordReader {
             case .failure(let message): throw line.error("\(context()): \(message)")
             }
         }
+        // `*`: 0.0.0.0, the address the client connected to (HAProxy's transparent servers).
+        if parts.host == "*" { return ("0.0.0.0", .v4(0), port) }
         switch addresses.literal(parts.host, family: parts.family, in: text) {
         case .success(let literal): return (parts.host, literal, port)
         case .failure(let message): throw line.error("\(context()): \(message)")

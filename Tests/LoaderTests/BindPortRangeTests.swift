@@ -24,4 +24,10 @@ import Testing
         #expect(errors("frontend fe\n    mode tcp\n    bind 127.0.0.1:8000-70000\n    default_backend be\nbackend be\n    mode tcp\n    server s 127.0.0.1:1\n")
             == ["test.cfg:3: 'bind': invalid port range '8000-70000' in '127.0.0.1:8000-70000' (expected LOW-HIGH, each from 1 to 65535)"])
     }
+
+    @Test func aStarServerIsTheAnyAddress() throws {
+        let config = try load("listen l\n    mode tcp\n    bind 127.0.0.1:1\n    server a *:9900\n    server b 0.0.0.0\n").config
+        #expect(config.proxies[0].servers.map { $0.address.isAny } == [true, true])
+        #expect(config.proxies[0].servers.map(\.port) == [9900, nil])
+    }
 }

@@ -22,14 +22,15 @@ public enum TestSocket {
 
     /// A listening socket on 127.0.0.1 for a server the test process runs (`port` nil: one the
     /// kernel picks), and its port. `what` names the server in the error.
-    public static func listen(port: UInt16? = nil, backlog: Int32 = 512, what: String) throws -> (fd: Int32, port: UInt16) {
+    public static func listen(port: UInt16? = nil, backlog: Int32 = 512, address: String = "127.0.0.1",
+                              what: String) throws -> (fd: Int32, port: UInt16) {
         _ = fileLimitRaised
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         var one: Int32 = 1
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
         var addr = sockaddr_in()
         addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        addr.sin_addr.s_addr = inet_addr(address)
         addr.sin_port = (port ?? 0).bigEndian
         let r = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
         guard r == 0, Glibc.listen(fd, backlog) == 0 else {
@@ -117,11 +118,11 @@ public enum TestSocket {
     }
 
     /// Connects to 127.0.0.1:port; nil when refused.
-    public static func connect(_ port: UInt16, timeout: Double = 10) -> Int32? {
+    public static func connect(_ port: UInt16, host: String = "127.0.0.1", timeout: Double = 10) -> Int32? {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         var addr = sockaddr_in()
         addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        addr.sin_addr.s_addr = inet_addr(host)
         addr.sin_port = port.bigEndian
         setTimeout(fd, seconds: timeout)
         let r = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }

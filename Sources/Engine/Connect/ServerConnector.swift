@@ -398,8 +398,15 @@ struct ServerConnector {
         endpoint(server.address, clientFD: clientFD)
     }
 
+    /// A server at 0.0.0.0 or `::` (`*`) is reached at the address the client connected to, as
+    /// HAProxy forwards to the original destination (transparent proxying).
     static func endpoint(_ moved: ServerAddress, clientFD: Int32) -> SocketEndpoint {
-        SocketEndpoint(address: moved.address, port: moved.port ?? localEndpoint(clientFD)?.port ?? 0)
+        if moved.port == nil || moved.address.isAny {
+            let local = localEndpoint(clientFD)
+            return SocketEndpoint(address: moved.address.isAny ? local?.address ?? moved.address : moved.address,
+                                  port: moved.port ?? local?.port ?? 0)
+        }
+        return SocketEndpoint(address: moved.address, port: moved.port!)
     }
 
     private static func seconds(_ ms: Int?) -> Double? { ms.map { Double($0) / 1000 } }

@@ -1,0 +1,50 @@
+import Foundation
+import Glibc
+import StrataTestSupport
+import Testing
+
+/// `server NAME *:PORT` (or 0.0.0.0): the connection goes to the address the client connected
+/// to, as HAProxy forwards to the original destination.
+@Suite struct TransparentServerTests {
+    @Test func aStarServerIsReachedAtTheClientsDestination() throws {
+        // The origin listens on 127.0.0.2 only; strata on 127.0.0.2 and on 127.0.0.1.
+        let (fd, originPort) = try TestSocket.listen(address: "127.0.0.2", what: "origin")
+        defer { close(fd) }
+        let seen = Guarded<[String]>([])
+        TestSocket.acceptLoop(fd, timeout: 20) { c in
+            var buffer = [UInt8](repeating: 0, count: 256)
+            let n = recv(c, &buffer, buffer.count, 0)
+            seen.withLock { $0.append(String(decoding: buffer.prefix(max(n, 0)), as: UTF8.self)) }
+            _ = TestSocket.sendAll(c, "from-127.0.0.2\n")
+            close(c)
+            return true
+        }
+        let port = TestSocket.freePort()
+        let strata = try StrataProcess(config: """
+            global
+                stats socket @ADMIN@ level admin
+            defaults
+                mode tcp
+                timeout connect 2s
+                timeout client 10s
+                timeout server 10s
+            listen fe
+                bind 127.0.0.2:\(port)
+                bind 127.0.0.1:\(port)
+                server dest *:\(originPort)
+            """)
+        #expect(strata.waitForAdmin(), "\(strata.output.joined(separator: "\n"))")
+        // Connected to 127.0.0.2: forwarded to 127.0.0.2's origin.
+        let c = try #require(TestSocket.connect(port, host: "127.0.0.2"))
+        _ = TestSocket.sendAll(c, "hello\n")
+        #expect(String(decoding: TestSocket.readToEnd(c), as: UTF8.self) == "from-127.0.0.2\n")
+        close(c)
+        #expect(seen.withLock { $0 } == ["hello\n"])
+        // Connected to 127.0.0.1: 127.0.0.1 has no such origin, the connection is refused.
+        let other = try #require(TestSocket.connect(port, host: "127.0.0.1"))
+        _ = TestSocket.sendAll(other, "hello\n")
+        #expect(TestSocket.readToEnd(other).isEmpty)
+        close(other)
+        #expect(seen.withLock { $0.count } == 1)
+    }
+}
