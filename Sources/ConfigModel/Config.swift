@@ -176,6 +176,8 @@ public struct Bind: Hashable, Sendable {
     public var tls: BindTLS?
     /// `accept-proxy`: every connection starts with a PROXY protocol header (v1 or v2).
     public var acceptProxy = false
+    /// `tfo`: TCP Fast Open accepted on the listener (a queue of the bind's backlog).
+    public var fastOpen = false
     /// `proto h2`: every connection speaks HTTP/2 from its first byte (h2c with prior knowledge,
     /// or h2 over TLS whatever ALPN chose).
     public var forcesH2 = false

@@ -396,7 +396,7 @@ extension KeywordReader {
         "group", "id", "level", "maxconn", "mode", "mss", "namespace", "nice", "no-ca-names", "no-sslv3",
         "no-tls-tickets", "no-tlsv10", "no-tlsv11", "no-tlsv12", "no-tlsv13", "npn", "prefer-client-ciphers",
         "proto", "process", "quic-cc-algo", "quic-force-retry", "severity-output", "shards", "ssl",
-        "ssl-max-ver", "ssl-min-ver", "strict-sni", "tcp-ut", "tfo", "thread", "tls-ticket-keys",
+        "ssl-max-ver", "ssl-min-ver", "strict-sni", "tcp-ut", "thread", "tls-ticket-keys",
         "transparent", "uid", "user", "verify",
     ]
 
@@ -446,6 +446,7 @@ extension KeywordReader {
             switch option {
             case "v4v6": template.v6only = false
             case "v6only": template.v6only = true
+            case "tfo": template.fastOpen = true
             case "backlog":
                 template.backlog = try KeywordLine.integer(try value(), range: 1...Int(Int32.max), name: "backlog",
                                                            location: line.location)

@@ -30,4 +30,9 @@ import Testing
         #expect(config.proxies[0].servers.map { $0.address.isAny } == [true, true])
         #expect(config.proxies[0].servers.map(\.port) == [9900, nil])
     }
+
+    @Test func tfoOnBind() throws {
+        let config = try load("listen l\n    mode tcp\n    bind 127.0.0.1:1 tfo\n    bind 127.0.0.1:2\n    server a 127.0.0.1:3\n").config
+        #expect(config.proxies[0].binds.map(\.fastOpen) == [true, false])
+    }
 }

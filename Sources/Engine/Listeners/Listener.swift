@@ -37,6 +37,8 @@ final class Listener: EventHandler {
     /// HTTP/2 client connections accepted here.
     private unowned(unsafe) var firstH2Connection: H2Connection?
 
+    private var fastOpenSet = false
+
     init(key: ListenerKey, fd: Int32, worker: Worker) {
         self.key = key
         self.fd = fd
@@ -54,6 +56,12 @@ final class Listener: EventHandler {
         if let contexts = frontend?.generation.tlsContexts, !contexts.isEmpty { tlsContext = contexts[key] } else { tlsContext = nil }
         if let keys = frontend?.acceptProxyKeys, !keys.isEmpty { acceptProxy = keys.contains(key) } else { acceptProxy = false }
         if let keys = frontend?.h2Keys, !keys.isEmpty { forcesH2 = keys.contains(key) } else { forcesH2 = false }
+        // `tfo`: set (or, after a reload that dropped it, cleared) on the live socket.
+        let fastOpen = frontend?.fastOpenKeys.contains(key) ?? false
+        if fastOpen != fastOpenSet {
+            var queue: Int32 = fastOpen ? Int32(key.backlog) : 0
+            if setsockopt(fd, Int32(IPPROTO_TCP), TCP_FASTOPEN, &queue, socklen_t(MemoryLayout<Int32>.size)) == 0 { fastOpenSet = fastOpen }
+        }
         if let frontend { frontend.generation.shard(worker.loop).listenerRefs += 1 }
         updateWatch()
     }

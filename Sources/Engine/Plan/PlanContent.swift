@@ -35,7 +35,7 @@ enum PlanContent {
     ]
     static let bindFields = [
         "location", "endpoint", "v6only", "backlog", "name", "interface", "reusePort", "tls", "acceptProxy",
-        "forcesH2",
+        "fastOpen", "forcesH2",
     ]
 
     /// The proxy's own settings: what `Proxy.planView` keeps. Its place and id, binds, servers and
@@ -146,7 +146,7 @@ enum PlanContent {
     static func same(_ a: Bind, _ b: Bind) -> Bool {
         guard a.endpoint == b.endpoint, a.v6only == b.v6only, a.backlog == b.backlog, a.name == b.name,
               a.interface == b.interface, a.reusePort == b.reusePort, a.acceptProxy == b.acceptProxy,
-              a.forcesH2 == b.forcesH2
+              a.forcesH2 == b.forcesH2, a.fastOpen == b.fastOpen
         else { return false }
         // Certificates carry their place.
         return a.tls == b.tls || a.planView.tls == b.planView.tls

@@ -20,6 +20,8 @@ final class Frontend: @unchecked Sendable {
     let acceptProxyKeys: Set<ListenerKey>
     /// The listener keys of this frontend's `bind … proto h2` lines (HTTP/2 from the first byte).
     let h2Keys: Set<ListenerKey>
+    /// `bind … tfo`: the listeners that accept TCP Fast Open.
+    let fastOpenKeys: Set<ListenerKey>
     /// `maxconnrate`, `maxsessrate` or `rate-limit sessions` applies: accepting takes the rate locks.
     private(set) var limitsRates = false
 
@@ -29,6 +31,7 @@ final class Frontend: @unchecked Sendable {
         self.tcpRules = tcpRules
         acceptProxyKeys = Set(proxy.binds.filter(\.acceptProxy).map { ListenerKey($0) })
         h2Keys = proxy.mode == .http ? Set(proxy.binds.filter(\.forcesH2).map { ListenerKey($0) }) : []
+        fastOpenKeys = Set(proxy.binds.filter(\.fastOpen).map { ListenerKey($0) })
         limitsRates = proxy.sessionRateLimit != nil
         counters = CounterSet(loops: loops)
         self.defaultBackend = defaultBackend
