@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <pthread.h>
 #include <string.h>
@@ -163,6 +164,16 @@ int CLibEV_broker_restrict(uint64_t keep, const char **step) {
     if (e) return e;
     if (set_caps(keep) < 0) { *step = "capset"; return errno; }
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) { *step = "prctl(PR_SET_NO_NEW_PRIVS)"; return errno; }
+    return 0;
+}
+
+int CLibEV_set_dumpable(void) {
+    if (prctl(PR_SET_DUMPABLE, 1, 0, 0, 0) < 0) return errno;
+    struct rlimit limit;
+    if (getrlimit(RLIMIT_CORE, &limit) == 0 && limit.rlim_cur != limit.rlim_max) {
+        limit.rlim_cur = limit.rlim_max;
+        if (setrlimit(RLIMIT_CORE, &limit) < 0) return errno;
+    }
     return 0;
 }
 

@@ -384,6 +384,9 @@ public struct GlobalSettings: Hashable, Sendable {
     public var gid: UInt32?
     /// `chroot DIR`: the serving process's root once its privileges are dropped.
     public var chroot: String?
+    /// `set-dumpable`: the process may dump core after it changed uid (PR_SET_DUMPABLE), with
+    /// the core size raised to its hard limit.
+    public var setDumpable = false
     public var hardStopAfter: Int?
     /// strata's own: how many generations may be alive at once (default 8).
     public var maxGenerations = 8

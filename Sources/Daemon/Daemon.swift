@@ -192,6 +192,7 @@ final class Daemon: @unchecked Sendable {
             }
         }
         if let failure = dropPrivileges(global, firstFiles: firstFiles.read) { return abandon([failure], listeners: keys) }
+        if let failure = applyDumpable(global) { return abandon([failure], listeners: keys) }
 
         // `tune.bufsize` sizes the loops' buffer pools: fixed for the process (a reload that changes
         // it fails, see GlobalInvariants), and so is `nbthread`.
@@ -334,6 +335,13 @@ final class Daemon: @unchecked Sendable {
             return "cannot drop privileges: \(step.map { String(cString: $0) } ?? "?"): \(String(cString: strerror(err)))"
         }
         return nil
+    }
+
+    /// `set-dumpable` (after any change of uid, which clears the dumpable flag).
+    func applyDumpable(_ global: GlobalSettings) -> String? {
+        guard global.setDumpable else { return nil }
+        let err = CLibEV_set_dumpable()
+        return err == 0 ? nil : "set-dumpable: \(String(cString: strerror(err)))"
     }
 }
 

@@ -4,7 +4,7 @@ import ConfigModel
 extension KeywordReader {
     static let globalKeywords = [
         "ca-base", "chroot", "cpu-map", "crt-base", "daemon", "default-path", "description", "gid", "group", "hard-stop-after", "localpeer", "log",
-        "master-worker", "max-generations", "maxcompcpuusage", "maxconn", "maxconnrate", "maxsessrate", "nbthread", "noreuseport", "pidfile", "server-state-base", "server-state-file", "spread-checks", "ssl-default-bind-ciphers", "ssl-dh-param-file", "strict-limits",
+        "master-worker", "max-generations", "maxcompcpuusage", "maxconn", "maxconnrate", "maxsessrate", "nbthread", "noreuseport", "pidfile", "server-state-base", "server-state-file", "set-dumpable", "spread-checks", "ssl-default-bind-ciphers", "ssl-dh-param-file", "strict-limits",
         "ssl-default-bind-ciphersuites", "ssl-default-bind-options", "ssl-default-server-ciphers",
         "ssl-default-server-ciphersuites", "ssl-default-server-options", "ssl-server-verify", "stats socket",
         "stats timeout", "tune.bufsize", "tune.comp.maxlevel", "tune.h2.header-table-size", "tune.h2.initial-window-size",
@@ -47,6 +47,9 @@ extension KeywordReader {
         case "ulimit-n":
             global.fileLimit = try line.integer(0, range: 1...Int(Int32.max))
             try line.noArguments(after: 1)
+        case "set-dumpable":
+            try line.noArguments()
+            global.setDumpable = true
         case "chroot":
             // Entered once privileges are dropped; the privilege broker reads every file of a
             // reload outside it (see README, Privileges).

@@ -48,3 +48,35 @@ import Testing
         #expect(seen.withLock { $0.count } == 1)
     }
 }
+
+/// `set-dumpable`: the core size limit is raised to its hard limit (and PR_SET_DUMPABLE set, which
+/// only shows after a change of uid).
+@Suite struct SetDumpableTests {
+    @Test func theCoreLimitIsRaised() throws {
+        func coreLimit(_ pid: Int32) -> String? {
+            guard let text = try? String(contentsOfFile: "/proc/\(pid)/limits", encoding: .utf8) else { return nil }
+            return text.split(separator: "\n").first { $0.hasPrefix("Max core file size") }
+                .map { $0.split(separator: " ", omittingEmptySubsequences: true).dropFirst(4).prefix(2).joined(separator: " ") }
+        }
+        for dumpable in [false, true] {
+            let strata = try StrataProcess(config: """
+                global
+                    stats socket @ADMIN@ level admin
+                    \(dumpable ? "set-dumpable" : "")
+                defaults
+                    mode tcp
+                    timeout connect 1s
+                    timeout client 1s
+                    timeout server 1s
+                listen l
+                    bind 127.0.0.1:\(TestSocket.freePort())
+                    server s 127.0.0.1:1
+                """, limits: ["-Sc 0"])
+            #expect(strata.waitForAdmin(), "\(strata.output.joined(separator: "\n"))")
+            let limit = try #require(coreLimit(strata.pid))
+            let parts = limit.split(separator: " ")
+            // Soft and hard: equal with set-dumpable, the soft 0 of `ulimit -Sc 0` without.
+            #expect(parts.count == 2 && (dumpable ? parts[0] == parts[1] && parts[0] != "0" : parts[0] == "0"), "\(limit)")
+        }
+    }
+}

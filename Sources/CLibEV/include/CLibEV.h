@@ -97,6 +97,8 @@ int CLibEV_broker_restrict(uint64_t keep, const char **step);
 /// The serving process's privileges: the bounding set emptied, chroot (when `root` is not NULL)
 /// and chdir("/"), groups set to `gid` alone, gid, uid, every capability dropped, no_new_privs.
 int CLibEV_drop_everything(uid_t uid, gid_t gid, const char *root, const char **step);
+/// `set-dumpable`: PR_SET_DUMPABLE and RLIMIT_CORE raised to its hard limit; 0 or errno.
+int CLibEV_set_dumpable(void);
 /// Names the process (prctl PR_SET_NAME), as ps and /proc/PID/comm show it.
 int CLibEV_name_process(const char *name);
 /// The CAP_* numbers the broker keeps.
