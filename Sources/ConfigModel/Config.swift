@@ -137,13 +137,16 @@ public enum BalanceAlgorithm: Hashable, Sendable, CustomStringConvertible {
     case urlParameter(String)
     /// `balance hdr(NAME)`: a hash of a header's value; round robin without it.
     case header(String)
+    /// `balance random[(N)]`: N servers drawn at random by weight, the least loaded of them
+    /// taken (HAProxy's default N is 2, the "power of two choices").
+    case random(draws: Int)
 
     /// A hash of the request or the source chooses the server (HAProxy's "hash" kind): the same
     /// key always goes to the same server while the farm is unchanged.
     public var isHash: Bool {
         switch self {
         case .source, .uri, .urlParameter, .header: true
-        case .roundRobin, .staticRoundRobin, .leastConnections, .first: false
+        case .roundRobin, .staticRoundRobin, .leastConnections, .first, .random: false
         }
     }
 
@@ -157,6 +160,7 @@ public enum BalanceAlgorithm: Hashable, Sendable, CustomStringConvertible {
         case .uri(let whole): whole ? "uri whole" : "uri"
         case .urlParameter(let name): "url_param \(name)"
         case .header(let name): "hdr(\(name))"
+        case .random(let draws): draws == 2 ? "random" : "random(\(draws))"
         }
     }
 }

@@ -127,7 +127,7 @@ extension KeywordReader {
     ]
     /// HAProxy's other algorithms: named as not supported yet rather than unknown.
     static let otherBalanceAlgorithms: Set<String> = [
-        "random", "rdp-cookie", "hash",
+        "rdp-cookie", "hash",
     ]
 
     func proxyKeyword(_ line: KeywordLine, draft: inout ProxyDraft) throws(ConfigError) {
@@ -186,12 +186,24 @@ extension KeywordReader {
             draft.proxy.defaultBackendLocation = line.location
 
         case "balance":
-            let names = ["roundrobin", "static-rr", "leastconn", "first", "source", "uri", "url_param", "hdr(NAME)"]
+            let names = ["roundrobin", "static-rr", "leastconn", "first", "source", "random[(N)]", "uri", "url_param", "hdr(NAME)"]
             // A bare `balance` is roundrobin, as in HAProxy.
             let algorithm = line.optionalArgument(0) ?? "roundrobin"
             let base = algorithm.utf8.firstIndex(of: UInt8(ascii: "(")).map { String(algorithm[..<$0]) } ?? algorithm
             if KeywordReader.otherBalanceAlgorithms.contains(base) {
                 throw line.error("'balance \(base)' is not supported yet (strata has \(KeywordLine.list(names)))")
+            }
+            if base == "random" {
+                var draws = 2
+                if algorithm != "random" {
+                    guard algorithm.hasSuffix(")"), let n = Int(algorithm.dropFirst(7).dropLast()), n >= 1 else {
+                        throw line.error("'balance random' expects a number of draws from 1 up in parentheses, got '\(algorithm)'")
+                    }
+                    draws = n
+                }
+                try line.noArguments(after: 1)
+                draft.proxy.balance = .random(draws: draws)
+                return
             }
             if base == "uri" || base == "url_param" || base == "hdr" {
                 draft.proxy.balance = try hashBalance(line, base: base)

@@ -35,4 +35,14 @@ import Testing
         let config = try load("listen l\n    mode tcp\n    bind 127.0.0.1:1 tfo\n    bind 127.0.0.1:2\n    server a 127.0.0.1:3\n").config
         #expect(config.proxies[0].binds.map(\.fastOpen) == [true, false])
     }
+
+    @Test func balanceRandom() throws {
+        func balance(_ word: String) throws -> BalanceAlgorithm {
+            try load("backend b\n    mode http\n    balance \(word)\n    server s 127.0.0.1:1\n").config.proxies[0].balance
+        }
+        #expect(try balance("random") == .random(draws: 2))
+        #expect(try balance("random(5)") == .random(draws: 5))
+        #expect(errors("backend b\n    mode http\n    balance random(0)\n    server s 127.0.0.1:1\n")
+            == ["test.cfg:3: 'balance random' expects a number of draws from 1 up in parentheses, got 'random(0)'"])
+    }
 }

@@ -41,7 +41,34 @@ struct Balancer {
             return nil
         case .source:
             return hashed(servers, Balancer.hash(source), eligible)
+        case .random(let draws):
+            return randomDraws(servers, draws, eligible)
         }
+    }
+
+    /// `balance random(N)`: N draws weighted by the servers' weights, the one with the fewest
+    /// sessions per unit of weight kept (HAProxy's draws on its random-keyed ring, in effect).
+    private func randomDraws(_ servers: [BackendServer], _ draws: Int, _ eligible: (BackendServer) -> Bool) -> BackendServer? {
+        var total = 0
+        for s in servers where eligible(s) && !s.isFull { total += s.weight }
+        guard total > 0 else { return nil }
+        var best: BackendServer?
+        for _ in 0..<draws {
+            var point = Int.random(in: 0..<total)
+            for s in servers where eligible(s) && !s.isFull {
+                if point < s.weight {
+                    if let b = best {
+                        // HAProxy's comparison: load per weight, a tie keeps the earlier draw.
+                        if s.state.currentSessions * b.weight < b.state.currentSessions * s.weight { best = s }
+                    } else {
+                        best = s
+                    }
+                    break
+                }
+                point -= s.weight
+            }
+        }
+        return best
     }
 
     /// Points on the `hash-type consistent` ring (0 without one).

@@ -158,7 +158,7 @@ enum ServerAdminCommand: Equatable {
         }
         let dynamic: Bool
         switch algorithm {
-        case .roundRobin, .leastConnections, .first: dynamic = true
+        case .roundRobin, .leastConnections, .first, .random: dynamic = true
         default: dynamic = false
         }
         if w != 0 && w != initial && !dynamic {

@@ -299,7 +299,7 @@ final class ServiceDiscovery {
     func addServer(_ config: ConfigModel.Server, backend name: String) -> Result<String, ServerAdminError> {
         guard let backend = engine.current?.backends[name] else { return .failure(ServerAdminError("No such backend.")) }
         switch (backend.proxy.balance, backend.proxy.http.hashType) {
-        case (.roundRobin, _), (.leastConnections, _), (.first, _): break
+        case (.roundRobin, _), (.leastConnections, _), (.first, _), (.random, _): break
         case (let b, .consistent) where b.isHash: break
         default:
             return .failure(ServerAdminError("Backend must use a dynamic load balancing to support dynamic servers."))
