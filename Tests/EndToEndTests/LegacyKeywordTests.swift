@@ -155,7 +155,9 @@ import Testing
             #expect((times.last ?? 0) > 1.5, "\(times)")
             // The window is whole seconds (HAProxy's freq_ctr): a second boundary may fall inside the
             // burst and let in up to two seconds' worth early on, never more.
-            #expect(times.filter { $0 < 0.9 }.count <= 8, "\(times)")
+            // (Counted from the first answer: a loaded machine may start the clients late.)
+            let first = times.first ?? 0
+            #expect(times.filter { $0 - first < 0.9 }.count <= 8, "\(times)")
         }
     }
 }
