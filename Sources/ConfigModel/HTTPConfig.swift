@@ -73,6 +73,10 @@ public enum SampleFetch: Hashable, Sendable {
     case responseHelloType
     /// `sc*_*`, `sc_*`, `src_*`: a stick counter's value.
     case stickCounter(StickFetch)
+    /// `unique-id`: the request's unique ID (`unique-id-format`), made when first needed.
+    case uniqueID
+    /// `uuid` / `uuid(4)`: a random UUID, version 4, new at each call.
+    case uuid
 }
 
 /// The fetches of a buffered TLS ClientHello (TLS passthrough), by their HAProxy names.
@@ -520,6 +524,23 @@ public struct ForwardedHeader: Hashable, Sendable {
     }
 }
 
+/// `option forwarded [proto] [host] [by] [by_port] [for] [for_port]`: RFC 7239's `Forwarded`
+/// field, added by the backend (HAProxy 2.8+). Without parameters: `proto` and `for`.
+public struct ForwardedOption: Hashable, Sendable {
+    /// `proto=http|https`: whether the client connection is TLS.
+    public var proto = false
+    /// `host="…"`: the request's Host.
+    public var host = false
+    /// `by=`: the address the client reached, with its port for `byPort`.
+    public var by = false
+    public var byPort = false
+    /// `for=`: the client's address, with its port for `forPort`.
+    public var client = false
+    public var clientPort = false
+
+    public init() {}
+}
+
 /// How the proxy treats connections between requests (HAProxy's `option http-keep-alive`,
 /// `http-server-close`, `httpclose`).
 public enum HTTPConnectionMode: Hashable, Sendable {
@@ -592,6 +613,8 @@ public struct HTTPSettings: Hashable, Sendable {
     public var redirectRules: [RedirectRule] = []
     public var forwardFor: ForwardedHeader?
     public var originalTo: ForwardedHeader?
+    /// `option forwarded …` (a backend's).
+    public var forwarded: ForwardedOption?
     public var connectionMode: HTTPConnectionMode = .keepAlive
     public var reuse: HTTPReuse = .safe
     public var captures: [HeaderCapture] = []
@@ -617,6 +640,12 @@ public struct HTTPSettings: Hashable, Sendable {
     /// `monitor-uri URI`: a request for exactly this target is answered 200 by the proxy itself
     /// (a load balancer's or monitor's probe), before any rule.
     public var monitorURI: String?
+    /// `unique-id-format FMT`: each request's unique ID (`%ID`, the `unique-id` fetch), made
+    /// once per request when first needed. HAProxy's log-format syntax, flags included
+    /// (`%{+X}o %ci:%cp_%fi:%fp_%Ts_%rt:%pid`).
+    public var uniqueIDFormat: LogFormatSpec?
+    /// `unique-id-header NAME`: the ID goes to the server in this request header.
+    public var uniqueIDHeader: String?
 
     public init() {}
 }

@@ -45,7 +45,7 @@ public struct LogFormatSpec: Hashable, Sendable {
         "ST", "B", "U", "ts", "tsc", "CC", "CS",
         "ac", "fc", "bc", "sc", "rc", "sq", "bq",
         "hr", "hrl", "hs", "hsl", "r", "HM", "HU", "HP", "HQ", "HV", "ID",
-        "sslc", "sslv", "gen",
+        "sslc", "sslv", "gen", "rt",
     ]
 
     /// HAProxy's `option tcplog`.

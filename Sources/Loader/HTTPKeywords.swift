@@ -65,6 +65,8 @@ extension KeywordReader {
 
         case "option forwardfor":
             draft.proxy.http.forwardFor = try forwardedHeader(line, defaultHeader: "X-Forwarded-For", ifNone: true)
+        case "option forwarded":
+            draft.proxy.http.forwarded = line.negated ? nil : try forwardedOption(line)
         case "option originalto":
             draft.proxy.http.originalTo = try forwardedHeader(line, defaultHeader: "X-Original-To", ifNone: false)
         case "option http-keep-alive": try connectionMode(line, .keepAlive, draft: &draft)
@@ -96,6 +98,16 @@ extension KeywordReader {
             let (code, message) = try errorFile(line)
             draft.proxy.http.errorFiles[code] = message
             draft.ownErrorFiles.insert(code)
+        case "unique-id-format":
+            let text = try line.argument(0, expecting: "a log format (quote it, or escape its spaces)")
+            if line.args.count > 1 {
+                throw line.error("'unique-id-format' expects one argument: quote the format or escape its spaces")
+            }
+            draft.proxy.http.uniqueIDFormat = try uniqueIDFormat(text, line: line)
+        case "unique-id-header":
+            let name = try line.argument(0, expecting: "a header name (for example X-Unique-ID)")
+            try line.noArguments(after: 1)
+            draft.proxy.http.uniqueIDHeader = name
         case "monitor-uri":
             draft.proxy.http.monitorURI = try line.argument(0, expecting: "a URI (for example /haproxy_test)")
             try line.noArguments(after: 1)
@@ -711,6 +723,32 @@ extension KeywordReader {
         return bytes
     }
 
+    /// `unique-id-format FMT`: HAProxy's log-format syntax, flags included; the variables a
+    /// request has when its ID is made, samples as an `http-request` rule reads them.
+    private func uniqueIDFormat(_ text: String, line: KeywordLine) throws(ConfigError) -> LogFormatSpec {
+        let spec: LogFormatSpec
+        do throws(ConfigError) {
+            spec = try LogFormatSpec(parsing: text) { expression throws(ConfigError) in
+                try SampleParser.sampleForFormat(expression, context: .httpRequest)
+            }
+        } catch {
+            throw line.error("'unique-id-format': \(error.message)")
+        }
+        for case .variable(let name, _) in spec.nodes where !KeywordReader.uniqueIDVariables.contains(name) {
+            throw line.error("'unique-id-format': '%\(name)' is not known when the ID is made (it may use "
+                + KeywordLine.list(KeywordReader.uniqueIDVariables.sorted().map { "%" + $0 }) + ")")
+        }
+        for case .sample(let expression, _) in spec.nodes where expression.fetch == .uniqueID {
+            throw line.error("'unique-id-format': the format cannot use the ID it makes ('unique-id')")
+        }
+        return spec
+    }
+
+    /// The engine's `HTTPUniqueIDFormat.variables`.
+    static let uniqueIDVariables: Set<String> = [
+        "ci", "cp", "fi", "fp", "Ts", "ms", "rt", "pid", "H", "f", "ft", "b", "HM", "HU", "HP", "HQ", "HV", "r",
+    ]
+
     // MARK: Options
 
     /// `option forwardfor [except NET] [header NAME] [if-none]`, `option originalto [except NET] [header NAME]`.
@@ -741,6 +779,37 @@ extension KeywordReader {
             }
         }
         return result
+    }
+
+    /// `option forwarded [proto] [host] [by] [by_port] [for] [for_port]`, HAProxy 2.8's
+    /// parameters; the `*-expr` forms are not yet.
+    private func forwardedOption(_ line: KeywordLine) throws(ConfigError) -> ForwardedOption {
+        var option = ForwardedOption()
+        guard !line.args.isEmpty else {
+            // HAProxy's default: `for` (as X-Forwarded-For) and `proto`.
+            option.client = true
+            option.proto = true
+            return option
+        }
+        let known = ["proto", "host", "by", "by_port", "for", "for_port"]
+        for word in line.args {
+            switch word {
+            case "proto": option.proto = true
+            case "host": option.host = true
+            case "by": option.by = true
+            case "by_port": option.byPort = true
+            case "for": option.client = true
+            case "for_port": option.clientPort = true
+            case "host-expr", "by-expr", "by_port-expr", "for-expr", "for_port-expr":
+                throw line.error("'option forwarded \(word)' is not supported yet (use \(KeywordLine.list(known)))")
+            default:
+                throw line.error("unexpected argument '\(word)' to 'option forwarded' (expected \(KeywordLine.list(known)))")
+            }
+        }
+        // HAProxy ignores a port without its node, with a warning: refused here.
+        if option.byPort && !option.by { throw line.error("'option forwarded': 'by_port' needs 'by'") }
+        if option.clientPort && !option.client { throw line.error("'option forwarded': 'for_port' needs 'for'") }
+        return option
     }
 
     private func connectionMode(_ line: KeywordLine, _ mode: HTTPConnectionMode, draft: inout ProxyDraft) throws(ConfigError) {

@@ -5,7 +5,7 @@ import ConfigModel
 /// `log-format-sd`, `error-log-format`, `option log-separate-errors|logasap|dontlog-normal`).
 extension KeywordReader {
     /// The samples a log line can print (the logger has the connection and the request line).
-    static let loggedFetches = "src, src_port, dst, dst_port, method, path, url, query, req.ver and status"
+    static let loggedFetches = "src, src_port, dst, dst_port, method, path, url, query, req.ver, status and unique-id"
 
     /// The keywords of this file; false when `line` is none of them.
     func observabilityKeyword(_ line: KeywordLine, draft: inout ProxyDraft) throws(ConfigError) -> Bool {
@@ -29,6 +29,10 @@ extension KeywordReader {
                 }
             } catch {
                 throw line.error(line.keyword == "log-format" ? error.message : "'\(line.keyword)': \(error.message)")
+            }
+            // `%rt` counts requests for `unique-id-format`; a log line does not print it yet.
+            if spec.nodes.contains(where: { if case .variable("rt", _) = $0 { true } else { false } }) {
+                throw line.error("'\(line.keyword)': '%rt' is not supported yet in a log line (only in unique-id-format)")
             }
             switch line.keyword {
             case "log-format":
@@ -62,7 +66,7 @@ extension KeywordReader {
         }
         switch expression.fetch {
         case .source, .sourcePort, .destination, .destinationPort, .method, .path, .url, .query, .requestVersion,
-            .status, .constant, .sslFrontend, .tls:
+            .status, .constant, .sslFrontend, .tls, .uniqueID:
             return expression
         default:
             throw ConfigError(nil, "'\(fetch.name)' cannot be logged (a log line has \(loggedFetches))")

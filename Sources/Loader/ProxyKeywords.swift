@@ -24,6 +24,8 @@ extension KeywordReader {
         ("errorfile", all),
         ("errorfiles", all),
         ("monitor-uri", [.defaults, .frontend, .listen]),
+        ("unique-id-format", frontSide),
+        ("unique-id-header", frontSide),
         ("fullconn", backSide),
         ("hash-type", backSide),
         ("http-check", backSide),
@@ -44,6 +46,7 @@ extension KeywordReader {
         ("option dontlog-normal", frontSide),
         ("option dontlognull", frontSide),
         ("option forwardfor", all),
+        ("option forwarded", backSide),
         ("option http-buffer-request", all),
         ("option http-keep-alive", all),
         ("option http-server-close", all),
@@ -116,7 +119,7 @@ extension KeywordReader {
         "option http-buffer-request", "option http-keep-alive", "option http-server-close", "option httpclose",
         "option allbackups", "option dontlog-normal", "option log-separate-errors", "option logasap",
         "option contstats", "option prefer-last-server", "option abortonclose", "option splice-auto", "option splice-request",
-        "option splice-response",
+        "option splice-response", "option forwarded",
     ]
 
     static let balanceAlgorithms: [String: BalanceAlgorithm] = [

@@ -22,9 +22,10 @@ enum PlanContent {
         "dontLogNormal",
     ]
     static let httpFields = [
-        "acls", "backendRules", "requestRules", "responseRules", "afterResponseRules", "redirectRules", "forwardFor", "originalTo",
+        "acls", "backendRules", "requestRules", "responseRules", "afterResponseRules", "redirectRules", "forwardFor", "originalTo", "forwarded",
         "connectionMode", "reuse", "captures", "httpLog", "httpLogCLF", "bufferRequest", "errorFiles", "cookie",
         "hashType", "userlists", "preferLastServer", "abortOnClose", "monitorURI",
+        "uniqueIDFormat", "uniqueIDHeader",
     ]
     static let serverFields = ["name", "location", "id", "host", "address", "port", "options", "fqdn", "hasAddress"]
     /// `resolutionStorage`: `resolution` (resolvers, resolve-*, init-addr), compared as a value.
@@ -62,6 +63,7 @@ enum PlanContent {
               a.pointee.log.dontLogNormal == b.pointee.log.dontLogNormal
         else { return false }
         guard a.pointee.http.forwardFor == b.pointee.http.forwardFor, a.pointee.http.originalTo == b.pointee.http.originalTo,
+              a.pointee.http.forwarded == b.pointee.http.forwarded,
               a.pointee.http.connectionMode == b.pointee.http.connectionMode, a.pointee.http.reuse == b.pointee.http.reuse,
               a.pointee.http.captures == b.pointee.http.captures, a.pointee.http.httpLog == b.pointee.http.httpLog,
               a.pointee.http.httpLogCLF == b.pointee.http.httpLogCLF,
@@ -69,7 +71,9 @@ enum PlanContent {
               a.pointee.http.errorFiles == b.pointee.http.errorFiles, a.pointee.http.cookie == b.pointee.http.cookie,
               a.pointee.http.hashType == b.pointee.http.hashType,
               a.pointee.http.preferLastServer == b.pointee.http.preferLastServer,
-              a.pointee.http.monitorURI == b.pointee.http.monitorURI
+              a.pointee.http.monitorURI == b.pointee.http.monitorURI,
+              a.pointee.http.uniqueIDFormat == b.pointee.http.uniqueIDFormat,
+              a.pointee.http.uniqueIDHeader == b.pointee.http.uniqueIDHeader
         else { return false }
         // A userlist's users, passwords and groups; where its section is written is not a change.
         if !(a.pointee.http.userlists == b.pointee.http.userlists) {

@@ -142,7 +142,15 @@ extension PlanSetting where Root == Proxy {
             PlanSetting("http-reuse", \.http.reuse) { $0.rawValue },
             PlanSetting("option forwardfor", \.http.forwardFor, PlanText.forwarded),
             PlanSetting("option originalto", \.http.originalTo, PlanText.forwarded),
+            PlanSetting("option forwarded", \.http.forwarded) { o in
+                guard let o else { return "off" }
+                let words = [(o.proto, "proto"), (o.host, "host"), (o.by, "by"), (o.byPort, "by_port"),
+                             (o.client, "for"), (o.clientPort, "for_port")]
+                return words.filter(\.0).map(\.1).joined(separator: " ")
+            },
             PlanSetting("option httplog", \.http.httpLog, PlanText.onOff),
+            PlanSetting("unique-id-format", \.http.uniqueIDFormat) { $0?.source ?? "none" },
+            PlanSetting("unique-id-header", \.http.uniqueIDHeader) { $0 ?? "none" },
             PlanSetting("option httplog clf", \.http.httpLogCLF, PlanText.onOff),
             PlanSetting("option http-buffer-request", \.http.bufferRequest, PlanText.onOff),
             PlanSetting("cookie", \.http.cookie, PlanText.cookie),

@@ -49,6 +49,8 @@ struct HTTPCompiledSample {
         /// `sc*_*` (`source` false: counter `counter`, `table` an alternate table) and `src_*`
         /// (`source` true: `table` is the table read).
         case stick(StickFetchKind, counter: Int, table: Unmanaged<StickTable>?, source: Bool)
+        case uniqueID
+        case uuid
     }
 
     enum CaseMapping {
@@ -99,6 +101,8 @@ struct HTTPCompiledSample {
         case .responseLength: fetch = .requestLength
         case .responsePayload(let offset, let length): fetch = .requestPayload(offset: offset, length: length)
         case .responseHelloType: fetch = .sslHello(.helloType)
+        case .uniqueID: fetch = .uniqueID
+        case .uuid: fetch = .uuid
         case .stickCounter(let f):
             switch f.source {
             case .tracked(let n, let table):

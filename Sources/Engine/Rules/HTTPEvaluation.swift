@@ -172,6 +172,12 @@ struct HTTPEvaluation {
                 return true
             }
             return body(.bytes(UnsafeRawBufferPointer(rebasing: payload[offset..<end])))
+        case .uniqueID:
+            guard let id = uniqueID() else { return true }
+            return body(.bytes(id))
+        case .uuid:
+            guard let text = HTTPEvaluation.appendUUID(scratch.samples) else { return true }
+            return body(.bytes(text))
         case .stick(let kind, let counter, let table, let source):
             guard let value = stickValue(kind, counter: counter, table: table, source: source) else { return true }
             return body(value)

@@ -21,6 +21,10 @@ final class HTTPRuleScratch {
     let afterInput: HTTPScratchBuffer
     /// `%hr`: `{value|value}`.
     let captures: HTTPScratchBuffer
+    /// The request's unique ID (`unique-id-format`), once made (`uniqueIDMade`; the session
+    /// clears it when a request starts, before any rule).
+    let uniqueID = HTTPScratchBuffer(capacity: HTTPUniqueIDFormat.maximumLength)
+    var uniqueIDMade = false
     /// The request's rewrites.
     let request: HTTPHeadEdits
     /// The response's rewrites.

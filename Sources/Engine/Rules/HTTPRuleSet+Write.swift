@@ -50,8 +50,40 @@ extension HTTPRuleSet {
                     || (be?.originalTo?.except.map { address.isIn($0) } ?? false)
                 if !excluded { HTTPRuleSet.writeAddressField(&writer, header.name, address, scratch) }
             }
+            // `option forwarded`: the backend's only (HAProxy ignores a frontend's).
+            if let option = backend?.forwarded {
+                HTTPRuleSet.writeForwarded(&writer, option, request, connection, scratch)
+            }
+            // `unique-id-header`: the frontend's, after the rules (HAProxy adds it in
+            // http_process_request, once the backend's rules have run).
+            if let name = uniqueIDHeader {
+                withUnsafePointer(to: connection) { connection in
+                    let ev = HTTPEvaluation(request: request, response: nil, connection: connection, scratch: scratch,
+                                            frontend: self, backend: be)
+                    if let id = ev.uniqueID() {
+                        writer.write(name)
+                        writer.write(": ")
+                        writer.write(id)
+                        writer.write("\r\n")
+                    }
+                }
+            }
             HTTPRuleSet.writeConnection(&writer, connectionHeader, version: head.pointee.version)
             writer.writeEndOfHead()
+        }
+    }
+
+    /// The request's unique ID for its log line, made now (the head is still there) when the
+    /// frontend's log prints `%ID` and nothing asked for it yet; nil without a format.
+    func uniqueIDForLog(_ head: borrowing HTTPHead, input: UnsafeRawBufferPointer, connection: HTTPConnectionInfo,
+                        scratch: HTTPRuleScratch) -> UnsafeRawBufferPointer? {
+        guard uniqueIDFormat != nil else { return nil }
+        if scratch.uniqueIDMade { return scratch.uniqueID.bytes(from: 0) }
+        return withUnsafePointer(to: head) { head in
+            withUnsafePointer(to: connection) { connection in
+                HTTPEvaluation(request: HTTPMessageView(input: input, head: head, edits: scratch.request), response: nil,
+                               connection: connection, scratch: scratch, frontend: self, backend: nil).uniqueID()
+            }
         }
     }
 
@@ -92,6 +124,73 @@ extension HTTPRuleSet {
         case .close: writer.writeField(name: "Connection", value: "close")
         case .upgrade: writer.writeField(name: "Connection", value: "upgrade")
         }
+    }
+
+    /// RFC 7239's element as HAProxy builds it (`proto`, `host`, `by`, `for`, in that order; an
+    /// IPv6 node or one with a port quoted, `unknown` without an address). HAProxy appends it to
+    /// the last `Forwarded` field when every one the client sent is valid, else adds a field;
+    /// strata always adds its own field after the client's, the same list to a reader.
+    static func writeForwarded(_ writer: inout HTTPHeadWriter, _ option: ForwardedOption, _ request: HTTPMessageView,
+                               _ connection: HTTPConnectionInfo, _ scratch: HTTPRuleScratch) {
+        let out = scratch.samples
+        let mark = out.count
+        func separator() { if out.count > mark { out.append(byte: 0x3B) } }
+        if option.proto {
+            separator()
+            out.append(connection.isTLS ? "proto=https" : "proto=http")
+        }
+        if option.host {
+            separator()
+            out.append("host=\"")
+            if let host = request.firstValue(of: HTTPRuleBytes.literal("host"), split: false), isForwardedHost(host) { out.append(host) }
+            out.append(byte: 0x22)
+        }
+        func node(_ endpoint: SocketEndpoint?, port: Bool) {
+            guard let endpoint else {
+                out.append("unknown")
+                return
+            }
+            let address = HTTPAddressBits(endpoint.address)
+            let quoted = port || address.isV6
+            if quoted { out.append(byte: 0x22) }
+            if address.isV6 { out.append(byte: 0x5B) }
+            out.appendAddress(address)
+            if address.isV6 { out.append(byte: 0x5D) }
+            if port {
+                out.append(byte: 0x3A)
+                out.appendDecimal(Int(endpoint.port))
+            }
+            if quoted { out.append(byte: 0x22) }
+        }
+        if option.by {
+            separator()
+            out.append("by=")
+            node(connection.localEndpoint, port: option.byPort)
+        }
+        if option.client {
+            separator()
+            out.append("for=")
+            node(connection.client, port: option.clientPort)
+        }
+        guard !out.overflowed else { return }
+        writer.write("Forwarded: ")
+        writer.write(out.bytes(from: mark))
+        writer.write("\r\n")
+        out.rewind(to: mark)
+    }
+
+    /// A Host value that may go in `host="…"` unchanged: RFC 3986's reg-name or IP-literal and a
+    /// port (HAProxy leaves the value out otherwise).
+    static func isForwardedHost(_ host: UnsafeRawBufferPointer) -> Bool {
+        for b in host {
+            switch b {
+            case 0x30...0x39, 0x41...0x5A, 0x61...0x7A: continue
+            case 0x2D, 0x2E, 0x5F, 0x7E, 0x21, 0x24, 0x26, 0x27, 0x28, 0x29, 0x2A, 0x2B, 0x2C, 0x3B, 0x3D, 0x3A, 0x5B, 0x5D, 0x25:
+                continue
+            default: return false
+            }
+        }
+        return true
     }
 
     static func writeAddressField(_ writer: inout HTTPHeadWriter, _ name: UnsafeRawBufferPointer,

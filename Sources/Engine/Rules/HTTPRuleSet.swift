@@ -80,12 +80,18 @@ final class HTTPRuleSet: @unchecked Sendable {
     let afterResponseRules: [HTTPCompiledResponseRule]
     let forwardFor: HTTPCompiledForwardedHeader?
     let originalTo: HTTPCompiledForwardedHeader?
+    /// `option forwarded` (RFC 7239), a backend's.
+    let forwarded: ForwardedOption?
     let captures: [(name: UnsafeRawBufferPointer, length: Int)]
     let errorFiles: [Int: UnsafeRawBufferPointer]
     let cookie: HTTPCompiledCookie?
     /// Each server's `cookie` value, in the order of the proxy's `servers`.
     let serverCookies: [UnsafeRawBufferPointer?]
     let balanceName: UnsafeRawBufferPointer?
+    /// `unique-id-format` and `unique-id-header` (a frontend's: HAProxy reads them on the
+    /// frontend only).
+    let uniqueIDFormat: HTTPUniqueIDFormat?
+    let uniqueIDHeader: UnsafeRawBufferPointer?
 
     private let constants: HTTPRuleConstants
 
@@ -147,11 +153,14 @@ final class HTTPRuleSet: @unchecked Sendable {
 
         forwardFor = http.forwardFor.map { HTTPCompiledForwardedHeader($0, constants: constants) }
         originalTo = http.originalTo.map { HTTPCompiledForwardedHeader($0, constants: constants) }
+        forwarded = proxy.kind == .frontend ? nil : http.forwarded
         captures = http.captures.map { (constants.bytes($0.name, lowercased: true), $0.length) }
         var errorFiles: [Int: UnsafeRawBufferPointer] = [:]
         for (status, message) in http.errorFiles { errorFiles[status] = constants.bytes(message) }
         self.errorFiles = errorFiles
         cookie = http.cookie.map { HTTPCompiledCookie($0, constants: constants) }
+        uniqueIDFormat = http.uniqueIDFormat.map { HTTPUniqueIDFormat($0, constants: constants) }
+        uniqueIDHeader = uniqueIDFormat == nil ? nil : http.uniqueIDHeader.map { constants.bytes($0) }
         serverCookies = proxy.servers.map { server in server.options.cookie.map { constants.bytes($0) } }
         switch proxy.balance {
         case .urlParameter(let name): balanceName = constants.bytes(name)

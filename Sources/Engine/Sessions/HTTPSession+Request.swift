@@ -172,6 +172,7 @@ extension HTTPSession {
 
     private func startRequest(_ input: UnsafeRawBufferPointer, frontend: Frontend) {
         transaction.headReceived = true
+        scratch?.uniqueIDMade = false
         // The head's facts read in place (a copy of the head costs its arrays' reference counts).
         transaction.method = requestParser.head.method
         transaction.version = requestParser.head.version
@@ -377,6 +378,12 @@ extension HTTPSession {
     }
 
     func consumeHead(_ input: UnsafeRawBufferPointer) {
+        // The head goes now: a log line printing `%ID` gets the request's ID while it is here.
+        if let frontend, frontend.logPlan.printsUniqueID, let rules = frontend.rules {
+            let scratch = self.scratch ?? HTTPRuleScratch(capacity: loop.buffers.size)
+            self.scratch = scratch
+            _ = rules.uniqueIDForLog(requestParser.head, input: input, connection: connectionInfo, scratch: scratch)
+        }
         requestParsed += input.count
         clientIn.start = requestParsed
     }

@@ -143,6 +143,7 @@ extension HTTPSession {
         r.backendQueue = backend?.queued ?? 0
         r.requestLine = transaction.requestLine
         r.requestCaptures = scratch?.capturedRequestHeaders
+        if let scratch, scratch.uniqueIDMade { r.uniqueID = scratch.uniqueID.bytes(from: 0) }
         r.logLevel = scratch?.logLevel
         if early {
             transaction.loggedEarly = frontend.logPlan.emitEarly(r, to: frontend.log)

@@ -106,6 +106,8 @@ struct LogRecord {
     /// `%hr`: the captured request headers as the rules wrote them (`{v1|v2}`), and `%hs`.
     var requestCaptures: UnsafeRawBufferPointer?
     var responseCaptures: UnsafeRawBufferPointer?
+    /// `%ID`: the request's unique ID (`unique-id-format`), nil when none was made.
+    var uniqueID: UnsafeRawBufferPointer?
 
     /// `option logasap`: logged before the end; `%Tt`, `%Ta` and `%B` get a `+`.
     var early = false
@@ -145,6 +147,9 @@ final class LogFormatPlan {
     /// A format prints the local address (`%fi`, `%fp`, `%[dst]`…): the session must fill
     /// `LogRecord.local` (or log before closing the client's fd).
     let needsLocalAddress: Bool
+    /// A format prints `%ID` (or `%[unique-id]`) and the proxy has a `unique-id-format`: the
+    /// session makes the ID before the request's head goes.
+    let printsUniqueID: Bool
 
     init(_ proxy: Proxy) {
         line = LogFormatPlan.effectiveFormat(proxy).map(LogFormatter.init)
@@ -155,6 +160,7 @@ final class LogFormatPlan {
         dontLogNull = proxy.log.dontLogNull
         dontLogNormal = proxy.log.dontLogNormal
         needsLocalAddress = [line, structuredData, error].contains { $0?.needsLocalAddress ?? false }
+        printsUniqueID = proxy.http.uniqueIDFormat != nil && [line, structuredData, error].contains { $0?.printsUniqueID ?? false }
     }
 
     /// `log-format`, else `option httplog [clf]` in HTTP mode, else `option tcplog`, else none.
