@@ -77,6 +77,19 @@ public enum SampleFetch: Hashable, Sendable {
     case uniqueID
     /// `uuid` / `uuid(4)`: a random UUID, version 4, new at each call.
     case uuid
+    /// `fc_err`, `ssl_fc_err`, `ssl_c_err`, `ssl_c_ca_err` (integers).
+    case connectionError(ConnectionErrorFetch)
+}
+
+/// The error codes of the client connection, by their HAProxy names. A connection strata serves
+/// (a request, a TCP session) had none: a failed handshake is closed, and strata has no
+/// `crt-ignore-err`/`ca-ignore-err` to let a bad certificate through. So they are 0, and the
+/// TLS ones have no value on a plain connection.
+public enum ConnectionErrorFetch: String, Hashable, Sendable, CaseIterable {
+    case connection = "fc_err"
+    case tls = "ssl_fc_err"
+    case clientCertificate = "ssl_c_err"
+    case clientCertificateChain = "ssl_c_ca_err"
 }
 
 /// The fetches of a buffered TLS ClientHello (TLS passthrough), by their HAProxy names.
@@ -452,6 +465,9 @@ public enum HTTPRequestAction: Hashable, Sendable {
     /// `silent-drop`: the connection is closed without an answer (strata resets it: SO_LINGER 0),
     /// counted as a denied request.
     case silentDrop
+    /// `reject`: the connection is closed at once without an answer, counted as a denied request
+    /// (HAProxy's `tcp-request content reject` in HTTP).
+    case reject
     /// `set-log-level LEVEL`: the syslog level (0 emerg … 7 debug) of the request's log line, or
     /// -1 for `silent` (no line). The last matching rule wins.
     case setLogLevel(Int)
@@ -640,6 +656,8 @@ public struct HTTPSettings: Hashable, Sendable {
     /// `monitor-uri URI`: a request for exactly this target is answered 200 by the proxy itself
     /// (a load balancer's or monitor's probe), before any rule.
     public var monitorURI: String?
+    /// `monitor fail if|unless COND`: the `monitor-uri` answer is 503 while the condition holds.
+    public var monitorFail: Condition?
     /// `unique-id-format FMT`: each request's unique ID (`%ID`, the `unique-id` fetch), made
     /// once per request when first needed. HAProxy's log-format syntax, flags included
     /// (`%{+X}o %ci:%cp_%fi:%fp_%Ts_%rt:%pid`).

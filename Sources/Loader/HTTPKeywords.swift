@@ -13,14 +13,14 @@ extension KeywordReader {
         "add-header", "allow", "auth", "del-header", "deny", "redirect", "tarpit", "replace-header", "replace-path", "replace-pathq",
         "replace-uri", "replace-value", "return", "set-header", "set-method", "set-path", "set-query", "set-uri",
         "use-service", "track-sc0", "track-sc1", "track-sc2", "sc-inc-gpc0", "sc-inc-gpc1", "sc-set-gpt0",
-        "set-src", "set-src-port", "set-dst", "set-dst-port", "silent-drop", "set-log-level",
+        "set-src", "set-src-port", "set-dst", "set-dst-port", "silent-drop", "set-log-level", "reject", "set-nice",
     ]
     /// HAProxy's other http-request actions: "not supported yet" rather than unknown.
     static let otherHTTPRequestActions: Set<String> = [
         "add-acl", "cache-use", "capture", "del-acl", "del-map", "disable-l7-retry", "do-resolve",
-        "early-hint", "normalize-uri", "reject", "sc-inc-gpc",
+        "early-hint", "normalize-uri", "sc-inc-gpc",
         "sc-inc-gpc0", "sc-inc-gpc1", "sc-set-gpt0", "send-spoe-group", "set-bandwidth-limit",
-        "set-map", "set-mark", "set-nice", "set-pathq", "set-priority-class",
+        "set-map", "set-mark", "set-pathq", "set-priority-class",
         "set-priority-offset", "set-timeout", "set-tos", "set-var", "set-var-fmt",
         "strict-mode", "track-sc0", "track-sc1", "track-sc2", "unset-var", "wait-for-body",
         "wait-for-handshake",
@@ -72,6 +72,24 @@ extension KeywordReader {
         case "option http-keep-alive": try connectionMode(line, .keepAlive, draft: &draft)
         case "option http-server-close": try connectionMode(line, .serverClose, draft: &draft)
         case "option httpclose": try connectionMode(line, .close, draft: &draft)
+        // Accepted for what they ask and noted where strata does nothing different.
+        case "option http-ignore-probes":
+            try line.noArguments()
+            // What strata does for every connection: one that sends nothing is closed without a
+            // 408, a log line or an error counted.
+            if !line.negated {
+                draft.lineWarnings.append(line.error("'option http-ignore-probes' changes nothing: strata never answers, logs or counts a connection that sent nothing"))
+            }
+        case "option http-no-delay":
+            try line.noArguments()
+            if !line.negated {
+                draft.lineWarnings.append(line.error("'option http-no-delay' changes nothing: strata sends every message at once (TCP_NODELAY, no MSG_MORE) on every connection"))
+            }
+        case "option http-pretend-keepalive":
+            try line.noArguments()
+            if !line.negated {
+                draft.lineWarnings.append(line.error("'option http-pretend-keepalive' changes nothing: with 'option http-server-close' strata still sends 'Connection: close' to the server"))
+            }
         case "option http-buffer-request":
             try line.noArguments()
             draft.proxy.http.bufferRequest = !line.negated
@@ -84,6 +102,11 @@ extension KeywordReader {
             draft.proxy.http.httpLogCLF = line.optionalArgument(0) == "clf"
             // The last of log-format, option tcplog and option httplog wins.
             draft.proxy.log.format = .connect
+        case "option httpslog":
+            try line.noArguments()
+            // HAProxy's HTTPS format, as a log-format would say it (the last of log-format,
+            // option tcplog, httplog and httpslog wins).
+            draft.proxy.log.format = .custom(KeywordReader.httpsLog)
         case "http-reuse":
             let value = try line.choice(0, among: ["never", "safe", "aggressive", "always"])
             try line.noArguments(after: 1)
@@ -98,6 +121,11 @@ extension KeywordReader {
             let (code, message) = try errorFile(line)
             draft.proxy.http.errorFiles[code] = message
             draft.ownErrorFiles.insert(code)
+        case "monitor fail":
+            guard let word = line.optionalArgument(0), word == "if" || word == "unless" else {
+                throw line.error("'monitor fail' expects 'if' or 'unless' and a condition")
+            }
+            draft.proxy.http.monitorFail = try condition(line, from: 0, draft: &draft, context: .httpRequest)
         case "unique-id-format":
             let text = try line.argument(0, expecting: "a log format (quote it, or escape its spaces)")
             if line.args.count > 1 {
@@ -367,6 +395,13 @@ extension KeywordReader {
             draft.proxy.http.requestRules.append(HTTPRequestRule(location: line.location, action: result, condition: condition))
             return
         }
+        if action == "set-nice" {
+            // HAProxy's scheduler priority: strata's loops have none, so the rule does nothing.
+            _ = try line.integer(1, range: -1024...1024)
+            _ = try finishRule(line, at: 2, draft: &draft, context: context, rule: rule)
+            draft.lineWarnings.append(line.error("'http-request set-nice' changes nothing: strata runs every request at the same priority"))
+            return
+        }
         switch action {
         case "set-header", "add-header", "del-header", "replace-header", "replace-value":
             let edit = try headerEdit(action, line, what: what, context: context, next: &i)
@@ -398,6 +433,8 @@ extension KeywordReader {
             result = try returnAction(line, at: &i, what: what, context: context)
         case "silent-drop":
             result = .silentDrop
+        case "reject":
+            result = .reject
         case "set-log-level":
             result = .setLogLevel(try logLevel(line, what: what))
             i = 2
@@ -743,6 +780,18 @@ extension KeywordReader {
         }
         return spec
     }
+
+    /// `option httpslog`'s format (its `%[ssl_fc_err,hex]` takes a converter a log-format line
+    /// does not, hence parsed here).
+    static let httpsLog: LogFormatSpec = {
+        do {
+            return try LogFormatSpec(parsing: LogFormatSpec.httpsLogText) { expression throws(ConfigError) in
+                try SampleParser.expression(expression, acl: false).0
+            }
+        } catch {
+            fatalError("option httpslog's format: \(error)")
+        }
+    }()
 
     /// The engine's `HTTPUniqueIDFormat.variables`.
     static let uniqueIDVariables: Set<String> = [

@@ -58,6 +58,17 @@ extension KeywordReader {
         return true
     }
 
+    /// `log-tag TAG` (global or proxy): the syslog header's tag, a word of printable characters
+    /// (RFC 5424's APP-NAME: at most 48).
+    static func logTag(_ line: KeywordLine) throws(ConfigError) -> String {
+        let tag = try line.argument(0, expecting: "a tag (for example haproxy)")
+        try line.noArguments(after: 1)
+        guard !tag.isEmpty, tag.utf8.count <= 48, tag.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else {
+            throw line.error("'log-tag': '\(tag)' is not a syslog tag (1 to 48 printable characters, no space)")
+        }
+        return tag
+    }
+
     /// A `%[…]` of a log format: a fetch the log line has.
     static func loggedSample(_ text: String) throws(ConfigError) -> SampleExpression {
         let (expression, fetch) = try SampleParser.expression(text, acl: false)

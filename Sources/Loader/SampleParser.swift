@@ -194,6 +194,8 @@ enum SampleParser {
         case "req.ver", "req_ver": return try none(.requestVersion, .string, .request)
         case "ssl_fc": return try none(.sslFrontend, .boolean, .connection)
         // Made from the request when first asked for, then the same in the response's rules.
+        case _ where ConnectionErrorFetch(rawValue: name) != nil:
+            return try none(.connectionError(ConnectionErrorFetch(rawValue: name)!), .integer, .connection)
         case "unique-id": return try none(.uniqueID, .string, .connection)
         case "uuid":
             // HAProxy's default and only version before 3.1 is 4; 7 is not yet.
@@ -581,7 +583,7 @@ enum SampleParser {
              .httpAuthGroup, .headerValue: .request
         case .status, .responseHeader, .responseHeaderValue: .response
         case .method, .source, .sourcePort, .destination, .destinationPort, .sslFrontend, .tls, .constant, .variable,
-             .stickCounter, .variableOrDefault, .uuid, .uniqueID: .connection
+             .stickCounter, .variableOrDefault, .uuid, .uniqueID, .connectionError: .connection
         case .requestLength, .requestPayload, .sslHello, .protoHTTP: .payload
         case .responseLength, .responsePayload, .responseHelloType: .responsePayload
         }
@@ -623,6 +625,7 @@ enum SampleParser {
         case .stickCounter(let f): stickFetchName(f)
         case .uniqueID: "unique-id"
         case .uuid: "uuid"
+        case .connectionError(let f): f.rawValue
         }
     }
 

@@ -19,13 +19,13 @@ enum PlanContent {
     ]
     static let logFields = [
         "format", "targets", "dontLogNull", "structuredDataFormat", "errorFormat", "separateErrors", "logAsap",
-        "dontLogNormal",
+        "dontLogNormal", "tag",
     ]
     static let httpFields = [
         "acls", "backendRules", "requestRules", "responseRules", "afterResponseRules", "redirectRules", "forwardFor", "originalTo", "forwarded",
         "connectionMode", "reuse", "captures", "httpLog", "httpLogCLF", "bufferRequest", "errorFiles", "cookie",
         "hashType", "userlists", "preferLastServer", "abortOnClose", "monitorURI",
-        "uniqueIDFormat", "uniqueIDHeader",
+        "monitorFail", "uniqueIDFormat", "uniqueIDHeader",
     ]
     static let serverFields = ["name", "location", "id", "host", "address", "port", "options", "fqdn", "hasAddress"]
     /// `resolutionStorage`: `resolution` (resolvers, resolve-*, init-addr), compared as a value.
@@ -60,7 +60,7 @@ enum PlanContent {
               a.pointee.log.structuredDataFormat == b.pointee.log.structuredDataFormat,
               a.pointee.log.errorFormat == b.pointee.log.errorFormat,
               a.pointee.log.separateErrors == b.pointee.log.separateErrors, a.pointee.log.logAsap == b.pointee.log.logAsap,
-              a.pointee.log.dontLogNormal == b.pointee.log.dontLogNormal
+              a.pointee.log.dontLogNormal == b.pointee.log.dontLogNormal, a.pointee.log.tag == b.pointee.log.tag
         else { return false }
         guard a.pointee.http.forwardFor == b.pointee.http.forwardFor, a.pointee.http.originalTo == b.pointee.http.originalTo,
               a.pointee.http.forwarded == b.pointee.http.forwarded,
@@ -73,7 +73,8 @@ enum PlanContent {
               a.pointee.http.preferLastServer == b.pointee.http.preferLastServer,
               a.pointee.http.monitorURI == b.pointee.http.monitorURI,
               a.pointee.http.uniqueIDFormat == b.pointee.http.uniqueIDFormat,
-              a.pointee.http.uniqueIDHeader == b.pointee.http.uniqueIDHeader
+              a.pointee.http.uniqueIDHeader == b.pointee.http.uniqueIDHeader,
+              a.pointee.http.monitorFail?.planView == b.pointee.http.monitorFail?.planView
         else { return false }
         // A userlist's users, passwords and groups; where its section is written is not a change.
         if !(a.pointee.http.userlists == b.pointee.http.userlists) {

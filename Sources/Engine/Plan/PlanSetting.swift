@@ -149,7 +149,12 @@ extension PlanSetting where Root == Proxy {
                 return words.filter(\.0).map(\.1).joined(separator: " ")
             },
             PlanSetting("option httplog", \.http.httpLog, PlanText.onOff),
+            PlanSetting("log-tag", \.log.tag, PlanText.word),
             PlanSetting("unique-id-format", \.http.uniqueIDFormat) { $0?.source ?? "none" },
+            PlanSetting("monitor fail", \.http.monitorFail) { c in
+                guard let c else { return "none" }
+                return (c.inverted ? "unless " : "if ") + c.alternatives.map { $0.map { ($0.negated ? "!" : "") + $0.name }.joined(separator: " ") }.joined(separator: " || ")
+            },
             PlanSetting("unique-id-header", \.http.uniqueIDHeader) { $0 ?? "none" },
             PlanSetting("option httplog clf", \.http.httpLogCLF, PlanText.onOff),
             PlanSetting("option http-buffer-request", \.http.bufferRequest, PlanText.onOff),
@@ -228,6 +233,7 @@ extension PlanSetting where Root == GlobalSettings {
             PlanSetting("server-state-file", \.serverStateFile, PlanText.word),
             PlanSetting("server-state-base", \.serverStateBase, PlanText.word),
             PlanSetting("localpeer", \.localPeer, PlanText.word),
+            PlanSetting("log-tag", \.logTag, PlanText.word),
         ]
     }
 }

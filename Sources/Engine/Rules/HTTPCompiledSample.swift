@@ -51,6 +51,8 @@ struct HTTPCompiledSample {
         case stick(StickFetchKind, counter: Int, table: Unmanaged<StickTable>?, source: Bool)
         case uniqueID
         case uuid
+        /// `fc_err` and the TLS error codes: 0 (see `ConnectionErrorFetch`).
+        case connectionError(tlsOnly: Bool)
     }
 
     enum CaseMapping {
@@ -103,6 +105,7 @@ struct HTTPCompiledSample {
         case .responseHelloType: fetch = .sslHello(.helloType)
         case .uniqueID: fetch = .uniqueID
         case .uuid: fetch = .uuid
+        case .connectionError(let f): fetch = .connectionError(tlsOnly: f != .connection)
         case .stickCounter(let f):
             switch f.source {
             case .tracked(let n, let table):

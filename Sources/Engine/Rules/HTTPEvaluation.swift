@@ -175,6 +175,9 @@ struct HTTPEvaluation {
         case .uniqueID:
             guard let id = uniqueID() else { return true }
             return body(.bytes(id))
+        case .connectionError(let tlsOnly):
+            if tlsOnly && !connection.pointee.isTLS { return true }
+            return body(.integer(0))
         case .uuid:
             guard let text = HTTPEvaluation.appendUUID(scratch.samples) else { return true }
             return body(.bytes(text))

@@ -31,6 +31,7 @@ enum HTTPCompiledRequestAction {
     case stick(HTTPCompiledStickAction)
     case setAddress(ConnectionAddressPart, HTTPCompiledSample)
     case silentDrop
+    case reject
     case setLogLevel(Int)
 
     init(_ action: HTTPRequestAction, location: SourceLocation, constants: HTTPRuleConstants) throws(ConfigError) {
@@ -68,6 +69,7 @@ enum HTTPCompiledRequestAction {
         case .stickCounter(let action): self = .stick(HTTPCompiledStickAction(action, constants: constants))
         case .setAddress(let part, let value): self = .setAddress(part, HTTPCompiledSample(value, constants: constants))
         case .silentDrop: self = .silentDrop
+        case .reject: self = .reject
         case .setLogLevel(let level): self = .setLogLevel(level)
         }
     }
@@ -242,6 +244,8 @@ extension HTTPRuleSet {
                 return .useService(service)
             case .silentDrop:
                 return .silentDrop
+            case .reject:
+                return .reject
             case .setLogLevel(let level):
                 ev.scratch.logLevel = level
             case .tarpit(let status):

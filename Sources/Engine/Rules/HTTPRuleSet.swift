@@ -91,6 +91,8 @@ final class HTTPRuleSet: @unchecked Sendable {
     /// `unique-id-format` and `unique-id-header` (a frontend's: HAProxy reads them on the
     /// frontend only).
     let uniqueIDFormat: HTTPUniqueIDFormat?
+    /// `monitor fail if|unless COND`.
+    let monitorFail: HTTPCompiledCondition?
     let uniqueIDHeader: UnsafeRawBufferPointer?
 
     private let constants: HTTPRuleConstants
@@ -159,6 +161,7 @@ final class HTTPRuleSet: @unchecked Sendable {
         for (status, message) in http.errorFiles { errorFiles[status] = constants.bytes(message) }
         self.errorFiles = errorFiles
         cookie = http.cookie.map { HTTPCompiledCookie($0, constants: constants) }
+        monitorFail = try condition(http.monitorFail)
         uniqueIDFormat = http.uniqueIDFormat.map { HTTPUniqueIDFormat($0, constants: constants) }
         uniqueIDHeader = uniqueIDFormat == nil ? nil : http.uniqueIDHeader.map { constants.bytes($0) }
         serverCookies = proxy.servers.map { server in server.options.cookie.map { constants.bytes($0) } }
@@ -166,6 +169,20 @@ final class HTTPRuleSet: @unchecked Sendable {
         case .urlParameter(let name): balanceName = constants.bytes(name)
         case .header(let name): balanceName = constants.bytes(name, lowercased: true)
         default: balanceName = nil
+        }
+    }
+
+    /// Whether `monitor fail` holds for this request (the `monitor-uri` answer is then 503).
+    func monitorFails(_ head: borrowing HTTPHead, input: UnsafeRawBufferPointer, connection: HTTPConnectionInfo,
+                      scratch: HTTPRuleScratch) -> Bool {
+        guard let monitorFail else { return false }
+        scratch.beginRule()
+        return withUnsafePointer(to: head) { head in
+            withUnsafePointer(to: connection) { connection in
+                monitorFail.evaluate(HTTPEvaluation(request: HTTPMessageView(input: input, head: head, edits: scratch.request),
+                                                    response: nil, connection: connection, scratch: scratch, frontend: self,
+                                                    backend: nil))
+            }
         }
     }
 

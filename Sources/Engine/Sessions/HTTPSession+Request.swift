@@ -200,13 +200,21 @@ extension HTTPSession {
         transaction.closeAfterResponse = !transaction.keepAlive || mustClose || clientEOF
             || frontend.proxy.http.connectionMode == .close
 
-        // `monitor-uri`: HAProxy answers its probe before anything else (logged as intercepted).
+        // `monitor-uri`: HAProxy answers its probe before anything else (logged as intercepted),
+        // 503 while `monitor fail` holds.
         if let uri = frontend.proxy.http.monitorURI,
            Array(uri.utf8).withUnsafeBytes({ HTTPRuleBytes.equals(UnsafeRawBufferPointer(rebasing: input[requestParser.head.target]), $0) }) {
+            var failing = false
+            if let rules = frontend.rules, rules.monitorFail != nil {
+                let scratch = self.scratch ?? HTTPRuleScratch(capacity: loop.buffers.size)
+                self.scratch = scratch
+                scratch.request.reset()
+                failing = rules.monitorFails(requestParser.head, input: input, connection: connectionInfo, scratch: scratch)
+            }
             consumeHead(input)
             frontend.counters[loop].intercepted += 1
             transaction.termination = TerminationState(cause: UInt8(ascii: "L"), phase: UInt8(ascii: "R"))
-            sendLocal(HTTPLocalResponse.errorPage(200))
+            sendLocal(HTTPLocalResponse.errorPage(failing ? 503 : 200))
             return
         }
         let scratch = self.scratch ?? HTTPRuleScratch(capacity: loop.buffers.size)
@@ -295,6 +303,14 @@ extension HTTPSession {
                 frontend.counters[loop].deniedRequests += 1
                 transaction.termination = TerminationState(cause: UInt8(ascii: "P"), phase: UInt8(ascii: "R"))
                 dropSilently()
+                abortTransaction()
+                return
+            case .reject:
+                // HAProxy's reject: the connection closes with nothing sent (a FIN, no reset),
+                // counted and logged as the proxy's refusal (PR).
+                consumeHead(input)
+                frontend.counters[loop].deniedRequests += 1
+                transaction.termination = TerminationState(cause: UInt8(ascii: "P"), phase: UInt8(ascii: "R"))
                 abortTransaction()
                 return
             case .forward:

@@ -109,6 +109,8 @@ struct LogRecord {
     /// `%ID`: the request's unique ID (`unique-id-format`), nil when none was made.
     var uniqueID: UnsafeRawBufferPointer?
 
+    /// A connection that failed before any request (`error-log-format`).
+    var connectionFailed = false
     /// `option logasap`: logged before the end; `%Tt`, `%Ta` and `%B` get a `+`.
     var early = false
     /// `set-log-level`: the line's syslog level, -1 for none (`silent`); nil: the options decide.
@@ -210,6 +212,8 @@ final class LogFormatPlan {
     /// `error-log-format` (else the line format): a connection that failed before a request
     /// (a TLS handshake), logged at `err` with `log-separate-errors`.
     func emitConnectionError(_ record: LogRecord, to sinks: LogSinks) {
+        var record = record
+        record.connectionFailed = true
         guard !sinks.isEmpty, let formatter = error ?? line, let text = formatter.format(record) else { return }
         sinks.send(text, level: separateErrors ? .err : .info, structuredData: structuredData(record, sinks))
     }

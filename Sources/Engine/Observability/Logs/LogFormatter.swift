@@ -100,6 +100,7 @@ final class LogFormatter {
         case sslFrontend
         case tls(TLSSampleFetch)
         case uniqueID
+        case connectionError(tlsOnly: Bool)
         case unavailable
     }
 
@@ -161,6 +162,7 @@ final class LogFormatter {
         case .sslFrontend: .sslFrontend
         case .tls(let f): .tls(f)
         case .uniqueID: .uniqueID
+        case .connectionError(let f): .connectionError(tlsOnly: f != .connection)
         default: .unavailable
         }
     }
@@ -491,6 +493,12 @@ final class LogFormatter {
         case .sslFrontend: value = r.isTLS ? "1" : "0"
         case .tls(let f): value = LogFormatter.tlsValue(f, r)
         case .uniqueID: value = r.uniqueID.map { String(decoding: $0, as: UTF8.self) }
+        case .connectionError(let tlsOnly):
+            // A line for a connection that failed (error-log-format) does not know its code.
+            if r.connectionFailed || (tlsOnly && !r.isTLS) { return text(nil, flags) }
+            // `hex` on an integer: its 8 bytes, big-endian (HAProxy's int to binary cast).
+            value = converters.contains(.hex) ? "0000000000000000" : "0"
+            return text(value, flags)
         case .unavailable: value = nil
         }
         if var v = value {
