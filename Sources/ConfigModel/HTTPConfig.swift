@@ -468,6 +468,8 @@ public enum HTTPRequestAction: Hashable, Sendable {
     /// `reject`: the connection is closed at once without an answer, counted as a denied request
     /// (HAProxy's `tcp-request content reject` in HTTP).
     case reject
+    /// `normalize-uri NORMALIZER`: the request target rewritten in a canonical form.
+    case normalizeURI(URINormalizer)
     /// `set-log-level LEVEL`: the syslog level (0 emerg … 7 debug) of the request's log line, or
     /// -1 for `silent` (no line). The last matching rule wins.
     case setLogLevel(Int)
@@ -538,6 +540,27 @@ public struct ForwardedHeader: Hashable, Sendable {
         self.except = except
         self.ifNone = ifNone
     }
+}
+
+/// `http-request normalize-uri` normalizers (HAProxy 2.4+).
+public enum URINormalizer: Hashable, Sendable {
+    /// `path-merge-slashes`: `//` becomes `/` in the path.
+    case pathMergeSlashes
+    /// `path-strip-dot`: `.` segments go.
+    case pathStripDot
+    /// `path-strip-dotdot [full]`: a `..` segment takes the one before it away; `full` also drops
+    /// those with nothing before them.
+    case pathStripDotDot(full: Bool)
+    /// `percent-decode-unreserved [strict]`: `%XX` of an unreserved character becomes it;
+    /// `strict` answers 400 to an invalid `%` sequence.
+    case percentDecodeUnreserved(strict: Bool)
+    /// `percent-to-uppercase [strict]`: the hex digits of `%xx` in upper case.
+    case percentToUppercase(strict: Bool)
+    /// `query-sort-by-name`: the query's parameters sorted by name (stable).
+    case querySortByName
+    /// `fragment-strip`: the fragment goes; `fragment-encode`: each `#` becomes `%23`.
+    case fragmentStrip
+    case fragmentEncode
 }
 
 /// `option forwarded [proto] [host] [by] [by_port] [for] [for_port]`: RFC 7239's `Forwarded`

@@ -13,12 +13,16 @@ extension KeywordReader {
         "add-header", "allow", "auth", "del-header", "deny", "redirect", "tarpit", "replace-header", "replace-path", "replace-pathq",
         "replace-uri", "replace-value", "return", "set-header", "set-method", "set-path", "set-query", "set-uri",
         "use-service", "track-sc0", "track-sc1", "track-sc2", "sc-inc-gpc0", "sc-inc-gpc1", "sc-set-gpt0",
-        "set-src", "set-src-port", "set-dst", "set-dst-port", "silent-drop", "set-log-level", "reject", "set-nice",
+        "set-src", "set-src-port", "set-dst", "set-dst-port", "silent-drop", "set-log-level", "reject", "set-nice", "normalize-uri",
+    ]
+    static let uriNormalizers = [
+        "path-merge-slashes", "path-strip-dot", "path-strip-dotdot", "percent-decode-unreserved", "percent-to-uppercase",
+        "query-sort-by-name", "fragment-strip", "fragment-encode",
     ]
     /// HAProxy's other http-request actions: "not supported yet" rather than unknown.
     static let otherHTTPRequestActions: Set<String> = [
         "add-acl", "cache-use", "capture", "del-acl", "del-map", "disable-l7-retry", "do-resolve",
-        "early-hint", "normalize-uri", "sc-inc-gpc",
+        "early-hint", "sc-inc-gpc",
         "sc-inc-gpc0", "sc-inc-gpc1", "sc-set-gpt0", "send-spoe-group", "set-bandwidth-limit",
         "set-map", "set-mark", "set-pathq", "set-priority-class",
         "set-priority-offset", "set-timeout", "set-tos", "set-var", "set-var-fmt",
@@ -435,6 +439,27 @@ extension KeywordReader {
             result = .silentDrop
         case "reject":
             result = .reject
+        case "normalize-uri":
+            let name = try word(1, "a normalizer (\(KeywordLine.list(KeywordReader.uriNormalizers)))")
+            i = 2
+            let option = line.optionalArgument(2)
+            func flag(_ word: String) -> Bool {
+                guard option == word else { return false }
+                i = 3
+                return true
+            }
+            switch name {
+            case "path-merge-slashes": result = .normalizeURI(.pathMergeSlashes)
+            case "path-strip-dot": result = .normalizeURI(.pathStripDot)
+            case "path-strip-dotdot": result = .normalizeURI(.pathStripDotDot(full: flag("full")))
+            case "percent-decode-unreserved": result = .normalizeURI(.percentDecodeUnreserved(strict: flag("strict")))
+            case "percent-to-uppercase": result = .normalizeURI(.percentToUppercase(strict: flag("strict")))
+            case "query-sort-by-name": result = .normalizeURI(.querySortByName)
+            case "fragment-strip": result = .normalizeURI(.fragmentStrip)
+            case "fragment-encode": result = .normalizeURI(.fragmentEncode)
+            default:
+                throw line.error("\(what): unknown normalizer '\(name)' (expected \(KeywordLine.list(KeywordReader.uriNormalizers)))")
+            }
         case "set-log-level":
             result = .setLogLevel(try logLevel(line, what: what))
             i = 2

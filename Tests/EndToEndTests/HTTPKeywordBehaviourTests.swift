@@ -160,4 +160,27 @@ import Testing
         #expect(try #require(client.get("/x/down")).status == 200)
         #expect(origin.heads.count == 1)
     }
+
+    /// The common normalizers in a row, as configurations chain them, and `strict` refusing a
+    /// broken `%` sequence with 400.
+    @Test func normalizeURIRewritesTheTargetTheServerSees() throws {
+        let origin = try TestHTTPOrigin("o")
+        let port = TestSocket.freePort()
+        let strata = try StrataProcess(config: Self.config(port: port, origin: origin.port, frontend: """
+                http-request normalize-uri path-merge-slashes
+                http-request normalize-uri path-strip-dot
+                http-request normalize-uri path-strip-dotdot full
+                http-request normalize-uri percent-decode-unreserved strict
+                http-request normalize-uri percent-to-uppercase
+                http-request normalize-uri query-sort-by-name
+            """))
+        #expect(strata.waitForAdmin())
+        let client = try #require(TestHTTPClient(port: port))
+        let answer = try #require(client.get("//a/./b/../../../c//%7euser%2fx?z=1&a=2&m=3&a=1"))
+        #expect(answer.status == 200)
+        #expect(answer.body.contains("line=GET /c/~user%2Fx?a=2&a=1&m=3&z=1 HTTP/1.1\n"), "\(answer.body)")
+        let refused = try #require(TestHTTPClient(port: port)?.get("/bad%zz"))
+        #expect(refused.status == 400)
+        #expect(origin.heads.count == 1)
+    }
 }

@@ -80,4 +80,32 @@ import Testing
                 server s 127.0.0.1:9000
             """).contains { $0.hasPrefix("test.cfg:3: 'monitor fail' is not supported in section 'backend'") })
     }
+
+    @Test func normalizeURILines() throws {
+        let web = try #require(try load("""
+            frontend web
+                mode http
+                bind 127.0.0.1:8080
+                http-request normalize-uri path-strip-dotdot
+                http-request normalize-uri path-strip-dotdot full if { path_beg /api }
+                http-request normalize-uri percent-decode-unreserved strict
+                http-request normalize-uri fragment-encode
+                http-request deny
+            """).config.proxy(named: "web"))
+        #expect(web.http.requestRules.prefix(4).map(\.action) == [
+            .normalizeURI(.pathStripDotDot(full: false)), .normalizeURI(.pathStripDotDot(full: true)),
+            .normalizeURI(.percentDecodeUnreserved(strict: true)), .normalizeURI(.fragmentEncode),
+        ])
+        #expect(web.http.requestRules[1].condition != nil)
+        let bad = errors("""
+            frontend web
+                mode http
+                bind 127.0.0.1:8080
+                http-request normalize-uri path-sideways
+                http-request normalize-uri path-merge-slashes full
+                http-request deny
+            """)
+        #expect(bad.contains { $0.hasPrefix("test.cfg:4: 'http-request normalize-uri': unknown normalizer 'path-sideways'") }, "\(bad)")
+        #expect(bad.contains { $0.hasPrefix("test.cfg:5: unexpected argument 'full' to 'http-request normalize-uri'") }, "\(bad)")
+    }
 }

@@ -32,6 +32,7 @@ enum HTTPCompiledRequestAction {
     case setAddress(ConnectionAddressPart, HTTPCompiledSample)
     case silentDrop
     case reject
+    case normalizeURI(URINormalizer)
     case setLogLevel(Int)
 
     init(_ action: HTTPRequestAction, location: SourceLocation, constants: HTTPRuleConstants) throws(ConfigError) {
@@ -70,6 +71,7 @@ enum HTTPCompiledRequestAction {
         case .setAddress(let part, let value): self = .setAddress(part, HTTPCompiledSample(value, constants: constants))
         case .silentDrop: self = .silentDrop
         case .reject: self = .reject
+        case .normalizeURI(let n): self = .normalizeURI(n)
         case .setLogLevel(let level): self = .setLogLevel(level)
         }
     }
@@ -246,6 +248,9 @@ extension HTTPRuleSet {
                 return .silentDrop
             case .reject:
                 return .reject
+            case .normalizeURI(let normalizer):
+                // HAProxy answers 400 to what a `strict` normalizer refuses.
+                if !ev.normalizeURI(request, normalizer) { return .respond(ev.frontend.errorResponse(400, backend: ev.backend)) }
             case .setLogLevel(let level):
                 ev.scratch.logLevel = level
             case .tarpit(let status):
