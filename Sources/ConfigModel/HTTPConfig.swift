@@ -470,6 +470,9 @@ public enum HTTPRequestAction: Hashable, Sendable {
     case reject
     /// `normalize-uri NORMALIZER`: the request target rewritten in a canonical form.
     case normalizeURI(URINormalizer)
+    /// `wait-for-body time T [at-least N]`: the server is chosen once the body is in, N bytes of
+    /// it are, the buffer is full or T (milliseconds) has passed, whichever comes first.
+    case waitForBody(time: Int, atLeast: Int?)
     /// `set-log-level LEVEL`: the syslog level (0 emerg … 7 debug) of the request's log line, or
     /// -1 for `silent` (no line). The last matching rule wins.
     case setLogLevel(Int)

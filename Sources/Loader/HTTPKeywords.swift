@@ -13,7 +13,7 @@ extension KeywordReader {
         "add-header", "allow", "auth", "del-header", "deny", "redirect", "tarpit", "replace-header", "replace-path", "replace-pathq",
         "replace-uri", "replace-value", "return", "set-header", "set-method", "set-path", "set-query", "set-uri",
         "use-service", "track-sc0", "track-sc1", "track-sc2", "sc-inc-gpc0", "sc-inc-gpc1", "sc-set-gpt0",
-        "set-src", "set-src-port", "set-dst", "set-dst-port", "silent-drop", "set-log-level", "reject", "set-nice", "normalize-uri",
+        "set-src", "set-src-port", "set-dst", "set-dst-port", "silent-drop", "set-log-level", "reject", "set-nice", "normalize-uri", "wait-for-body",
     ]
     static let uriNormalizers = [
         "path-merge-slashes", "path-strip-dot", "path-strip-dotdot", "percent-decode-unreserved", "percent-to-uppercase",
@@ -26,7 +26,7 @@ extension KeywordReader {
         "sc-inc-gpc0", "sc-inc-gpc1", "sc-set-gpt0", "send-spoe-group", "set-bandwidth-limit",
         "set-map", "set-mark", "set-pathq", "set-priority-class",
         "set-priority-offset", "set-timeout", "set-tos", "set-var", "set-var-fmt",
-        "strict-mode", "track-sc0", "track-sc1", "track-sc2", "unset-var", "wait-for-body",
+        "strict-mode", "track-sc0", "track-sc1", "track-sc2", "unset-var",
         "wait-for-handshake",
     ]
     static let httpResponseActions = [
@@ -439,6 +439,22 @@ extension KeywordReader {
             result = .silentDrop
         case "reject":
             result = .reject
+        case "wait-for-body":
+            guard line.optionalArgument(1) == "time" else { throw line.error("\(what) expects 'time T' (for example time 1s)") }
+            let time = try line.time(2)
+            guard time > 0 else { throw line.error("\(what): the time must be above 0") }
+            var atLeast: Int?
+            i = 3
+            if line.optionalArgument(3) == "at-least" {
+                let text = try word(4, "a size after 'at-least'")
+                switch ConfigUnits.parseSize(text) {
+                case .success(let size) where size > 0: atLeast = size
+                case .success: throw line.error("\(what): 'at-least' must be above 0")
+                case .failure(let failure): throw line.error("\(what): 'at-least' expects a size, got '\(text)' (\(failure))")
+                }
+                i = 5
+            }
+            result = .waitForBody(time: time, atLeast: atLeast)
         case "normalize-uri":
             let name = try word(1, "a normalizer (\(KeywordLine.list(KeywordReader.uriNormalizers)))")
             i = 2

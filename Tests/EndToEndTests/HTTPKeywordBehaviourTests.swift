@@ -183,4 +183,35 @@ import Testing
         #expect(refused.status == 400)
         #expect(origin.heads.count == 1)
     }
+
+    /// `wait-for-body`: no server until `at-least` bytes of the body are in, or the time has
+    /// passed (then the request goes on, no 408).
+    @Test func waitForBodyHoldsTheServerBackUntilEnoughBodyOrItsTime() throws {
+        let origin = try TestHTTPOrigin("o")
+        let port = TestSocket.freePort()
+        let strata = try StrataProcess(config: Self.config(port: port, origin: origin.port, frontend: """
+                http-request wait-for-body time 600ms at-least 10
+            """))
+        #expect(strata.waitForAdmin())
+        let client = try #require(TestHTTPClient(port: port))
+        client.send("POST /enough HTTP/1.1\r\nHost: x\r\nContent-Length: 20\r\n\r\n12345")
+        usleep(300_000)
+        #expect(origin.heads.isEmpty)
+        client.send("67890")
+        #expect(eventually(seconds: 0.25) { origin.heads.count == 1 })
+        client.send("abcdefghij")
+        let enough = try #require(client.reader.readResponse())
+        #expect(enough.status == 200)
+        #expect(enough.body.contains("body=20\n"))
+
+        let started = Date()
+        client.send("POST /late HTTP/1.1\r\nHost: x\r\nContent-Length: 20\r\n\r\n12")
+        #expect(eventually(seconds: 2) { origin.heads.count == 2 })
+        let waited = Date().timeIntervalSince(started)
+        #expect(waited > 0.5 && waited < 1.5, "\(waited)")
+        client.send("345678901234567890")
+        let late = try #require(client.reader.readResponse())
+        #expect(late.status == 200)
+        #expect(late.body.contains("body=20\n"))
+    }
 }

@@ -108,4 +108,28 @@ import Testing
         #expect(bad.contains { $0.hasPrefix("test.cfg:4: 'http-request normalize-uri': unknown normalizer 'path-sideways'") }, "\(bad)")
         #expect(bad.contains { $0.hasPrefix("test.cfg:5: unexpected argument 'full' to 'http-request normalize-uri'") }, "\(bad)")
     }
+
+    @Test func waitForBodyLines() throws {
+        let web = try #require(try load("""
+            frontend web
+                mode http
+                bind 127.0.0.1:8080
+                http-request wait-for-body time 1s
+                http-request wait-for-body time 200ms at-least 16k if METH_POST
+                http-request deny
+            """).config.proxy(named: "web"))
+        #expect(web.http.requestRules.prefix(2).map(\.action) == [
+            .waitForBody(time: 1000, atLeast: nil), .waitForBody(time: 200, atLeast: 16384),
+        ])
+        let bad = errors("""
+            frontend web
+                mode http
+                bind 127.0.0.1:8080
+                http-request wait-for-body 1s
+                http-request wait-for-body time 1s at-least lots
+                http-request deny
+            """)
+        #expect(bad.contains("test.cfg:4: 'http-request wait-for-body' expects 'time T' (for example time 1s)"), "\(bad)")
+        #expect(bad.contains { $0.hasPrefix("test.cfg:5: 'http-request wait-for-body': 'at-least' expects a size, got 'lots'") }, "\(bad)")
+    }
 }

@@ -54,6 +54,8 @@ final class HTTPRuleScratch {
     var clientOverride: SocketEndpoint?
     /// `set-log-level` of the current request: a syslog level, -1 for `silent`.
     var logLevel: Int?
+    /// `wait-for-body` of the current request: how long, and how many body bytes are enough.
+    var waitForBody: (seconds: Double, atLeast: Int)?
     var localOverride: SocketEndpoint?
 
     /// `capacity`: the size of each buffer; `tune.bufsize` (a rewritten head must fit in one
@@ -86,6 +88,7 @@ final class HTTPRuleScratch {
         cookieFirstDate = 0
         requestCacheable = false
         logLevel = nil
+        waitForBody = nil
         forgetTransactionVariables()
     }
 

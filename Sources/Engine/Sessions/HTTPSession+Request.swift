@@ -374,7 +374,13 @@ extension HTTPSession {
         guard !transaction.localResponse, phase != .closed else { return }
         // `option http-buffer-request`: the body arrives (or fills the buffer) before a server is
         // chosen, within `timeout http-request`; an `Expect: 100-continue` is answered here.
-        if (frontend.proxy.http.bufferRequest || backend.proxy.http.bufferRequest) && !transaction.requestComplete {
+        let bufferRequest = frontend.proxy.http.bufferRequest || backend.proxy.http.bufferRequest
+        if (bufferRequest || scratch.waitForBody != nil) && !transaction.requestComplete {
+            if !bufferRequest, let wait = scratch.waitForBody {
+                guard clientIn.count < wait.atLeast else { return connectToServer() }
+                transaction.bodyWaitUntil = loop.now + wait.seconds
+                transaction.bodyAtLeast = wait.atLeast
+            }
             transaction.waitingForBody = true
             if transaction.expectsContinue { appendToClient(HTTPSession.continueResponse); flushToClient() }
             armTimer()
@@ -388,7 +394,8 @@ extension HTTPSession {
 
     /// The buffered body is complete, or fills the buffer: now the server is chosen.
     private func bodyBuffered() {
-        guard transaction.waitingForBody, !transaction.localResponse, transaction.requestComplete || clientIn.end == loop.buffers.size else { return }
+        guard transaction.waitingForBody, !transaction.localResponse,
+              transaction.requestComplete || clientIn.end == loop.buffers.size || clientIn.count >= transaction.bodyAtLeast else { return }
         transaction.waitingForBody = false
         connectToServer()
     }
