@@ -5,7 +5,7 @@ import ConfigModel
 /// `log-format-sd`, `error-log-format`, `option log-separate-errors|logasap|dontlog-normal`).
 extension KeywordReader {
     /// The samples a log line can print (the logger has the connection and the request line).
-    static let loggedFetches = "src, src_port, dst, dst_port, method, path, url, query, req.ver, status and unique-id"
+    static let loggedFetches = "src, src_port, dst, dst_port, method, path, url, query, req.ver, status, unique-id, fc_err and the ssl_* ones"
 
     /// The keywords of this file; false when `line` is none of them.
     func observabilityKeyword(_ line: KeywordLine, draft: inout ProxyDraft) throws(ConfigError) -> Bool {
@@ -72,12 +72,14 @@ extension KeywordReader {
     /// A `%[…]` of a log format: a fetch the log line has.
     static func loggedSample(_ text: String) throws(ConfigError) -> SampleExpression {
         let (expression, fetch) = try SampleParser.expression(text, acl: false)
-        if !expression.converters.allSatisfy(\.isCaseMapping) {
+        // `%[ssl_fc_err,hex]` as in HAProxy's HTTPS format.
+        let hexOfErrorCode = { if case .connectionError = expression.fetch { expression.converters == [.hex] } else { false } }()
+        if !expression.converters.allSatisfy(\.isCaseMapping) && !hexOfErrorCode {
             throw ConfigError(nil, "'\(text)': a log line applies lower and upper only (other converters work in rules)")
         }
         switch expression.fetch {
         case .source, .sourcePort, .destination, .destinationPort, .method, .path, .url, .query, .requestVersion,
-            .status, .constant, .sslFrontend, .tls, .uniqueID:
+            .status, .constant, .sslFrontend, .tls, .uniqueID, .connectionError:
             return expression
         default:
             throw ConfigError(nil, "'\(fetch.name)' cannot be logged (a log line has \(loggedFetches))")

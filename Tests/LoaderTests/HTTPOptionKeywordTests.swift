@@ -132,4 +132,27 @@ import Testing
         #expect(bad.contains("test.cfg:4: 'http-request wait-for-body' expects 'time T' (for example time 1s)"), "\(bad)")
         #expect(bad.contains { $0.hasPrefix("test.cfg:5: 'http-request wait-for-body': 'at-least' expects a size, got 'lots'") }, "\(bad)")
     }
+
+    /// HAProxy's HTTPS fields in a log-format of one's own, `,hex` included.
+    @Test func theHTTPSFieldsInALogFormat() throws {
+        let web = try #require(try load("""
+            frontend web
+                mode http
+                bind 127.0.0.1:8080
+                log-format "%ci %[fc_err]/%[ssl_fc_err,hex]/%[ssl_c_err]/%[ssl_c_ca_err]"
+                http-request deny
+            """).config.proxy(named: "web"))
+        guard case .custom(let format) = web.log.format else {
+            Issue.record("no log-format")
+            return
+        }
+        #expect(format.nodes.contains(.sample(SampleExpression(fetch: .connectionError(.tls), converters: [.hex]), [])))
+        #expect(errors("""
+            frontend web
+                mode http
+                bind 127.0.0.1:8080
+                log-format "%[src,hex]"
+                http-request deny
+            """) == ["test.cfg:4: 'src,hex': a log line applies lower and upper only (other converters work in rules)"])
+    }
 }
