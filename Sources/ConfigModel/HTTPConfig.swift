@@ -579,6 +579,13 @@ public struct ForwardedOption: Hashable, Sendable {
     /// `for=`: the client's address, with its port for `forPort`.
     public var client = false
     public var clientPort = false
+    /// `host-expr`, `by-expr`, `by_port-expr`, `for-expr`, `for_port-expr`: the value from a
+    /// sample of the request instead of the connection's (the matching flag above is set too).
+    public var hostExpression: SampleExpression?
+    public var byExpression: SampleExpression?
+    public var byPortExpression: SampleExpression?
+    public var clientExpression: SampleExpression?
+    public var clientPortExpression: SampleExpression?
 
     public init() {}
 }

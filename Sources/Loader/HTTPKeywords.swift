@@ -881,24 +881,36 @@ extension KeywordReader {
             option.proto = true
             return option
         }
-        let known = ["proto", "host", "by", "by_port", "for", "for_port"]
-        for word in line.args {
+        let known = ["proto", "host", "host-expr", "by", "by-expr", "by_port", "by_port-expr", "for", "for-expr", "for_port",
+                     "for_port-expr"]
+        var i = 0
+        while let word = line.optionalArgument(i) {
+            i += 1
+            var expression: SampleExpression?
+            if word.hasSuffix("-expr") {
+                guard let text = line.optionalArgument(i) else { throw line.error("'option forwarded \(word)' expects a sample expression") }
+                i += 1
+                do throws(ConfigError) {
+                    expression = try SampleParser.sampleForFormat(text, context: .httpRequest)
+                } catch {
+                    throw line.error("'option forwarded \(word)': \(error.message)")
+                }
+            }
+            // A plain parameter after its `-expr` form (or the reverse) wins, as in HAProxy.
             switch word {
             case "proto": option.proto = true
-            case "host": option.host = true
-            case "by": option.by = true
-            case "by_port": option.byPort = true
-            case "for": option.client = true
-            case "for_port": option.clientPort = true
-            case "host-expr", "by-expr", "by_port-expr", "for-expr", "for_port-expr":
-                throw line.error("'option forwarded \(word)' is not supported yet (use \(KeywordLine.list(known)))")
+            case "host", "host-expr": option.host = true; option.hostExpression = expression
+            case "by", "by-expr": option.by = true; option.byExpression = expression
+            case "by_port", "by_port-expr": option.byPort = true; option.byPortExpression = expression
+            case "for", "for-expr": option.client = true; option.clientExpression = expression
+            case "for_port", "for_port-expr": option.clientPort = true; option.clientPortExpression = expression
             default:
                 throw line.error("unexpected argument '\(word)' to 'option forwarded' (expected \(KeywordLine.list(known)))")
             }
         }
         // HAProxy ignores a port without its node, with a warning: refused here.
-        if option.byPort && !option.by { throw line.error("'option forwarded': 'by_port' needs 'by'") }
-        if option.clientPort && !option.client { throw line.error("'option forwarded': 'for_port' needs 'for'") }
+        if option.byPort && !option.by { throw line.error("'option forwarded': 'by_port' needs 'by' or 'by-expr'") }
+        if option.clientPort && !option.client { throw line.error("'option forwarded': 'for_port' needs 'for' or 'for-expr'") }
         return option
     }
 

@@ -105,4 +105,27 @@ import Testing
         let curl = runTool("curl", ["-s", "http://127.0.0.1:\(port)/"])
         #expect(curl.stdout.contains("h=Forwarded: proto=http;for=127.0.0.1\n"), "\(curl.stdout)")
     }
+
+    /// The `-expr` forms: a value from the request, written when RFC 7239 allows it, obfuscated
+    /// (`_…`) when it is a token, `unknown` (and no port) when it is neither.
+    @Test func optionForwardedExpressions() throws {
+        let origin = try TestHTTPOrigin("o")
+        let port = TestSocket.freePort()
+        let strata = try StrataProcess(config: Self.config(port: port, origin: origin.port, backend: """
+                option forwarded host-expr req.hdr(x-host) by-expr req.hdr(x-by) for-expr req.hdr(x-for) for_port-expr req.hdr(x-port)
+            """))
+        #expect(strata.waitForAdmin())
+        func forwarded(_ headers: [String]) throws -> String {
+            let answer = try #require(TestHTTPClient(port: port)?.get("/", headers: headers))
+            let field = answer.body.split(separator: "\n").first { $0.hasPrefix("h=Forwarded: ") }
+            return String(try #require(field).dropFirst("h=Forwarded: ".count))
+        }
+        #expect(try forwarded(["X-Host: example.org", "X-By: 10.0.0.1", "X-For: [2001:db8::1]", "X-Port: 8443"])
+                == #"host="example.org";by=10.0.0.1;for="[2001:db8::1]:8443""#)
+        #expect(try forwarded(["X-Host: bad host", "X-By: edge-1", "X-For: hidden", "X-Port: _p1"])
+                == #"host="";by=_edge-1;for="_hidden:_p1""#)
+        #expect(try forwarded(["X-For: a b", "X-Port: 8 0"]) == #"host="";by=unknown;for="unknown""#)
+        // Not a port (above 65535), but a token: obfuscated, as HAProxy writes it.
+        #expect(try forwarded(["X-For: 192.0.2.7", "X-Port: 99999"]) == #"host="";by=unknown;for="192.0.2.7:_99999""#)
+    }
 }

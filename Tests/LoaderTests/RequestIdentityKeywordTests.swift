@@ -103,27 +103,43 @@ import Testing
         let all = try #require(try proxy(text, "all").http.forwarded)
         #expect(all.proto && all.host && all.by && all.byPort && all.client && all.clientPort)
         #expect(try proxy(text, "off").http.forwarded == nil)
+        let exprs = try #require(try proxy("""
+            backend b
+                mode http
+                option forwarded host-expr req.hdr(x-host) for-expr req.hdr(x-client) for_port-expr req.hdr(x-port)
+                server s 127.0.0.1:9000
+            """, "b").http.forwarded)
+        #expect(exprs.host && exprs.client && exprs.clientPort && !exprs.proto)
+        #expect(exprs.hostExpression?.fetch == .header("x-host", occurrence: -1))
+        #expect(exprs.clientExpression?.fetch == .header("x-client", occurrence: -1))
+        #expect(exprs.clientPortExpression != nil)
     }
 
     @Test func badOptionForwardedLinesFailAtTheirLine() throws {
         #expect(errors("""
             backend b
                 mode http
-                option forwarded for-expr src
+                option forwarded for-expr nosuchfetch
                 server s 127.0.0.1:9000
-            """).contains("test.cfg:3: 'option forwarded for-expr' is not supported yet (use proto, host, by, by_port, for or for_port)"))
+            """).contains { $0.hasPrefix("test.cfg:3: 'option forwarded for-expr': ") })
+        #expect(errors("""
+            backend b
+                mode http
+                option forwarded host-expr
+                server s 127.0.0.1:9000
+            """).contains("test.cfg:3: 'option forwarded host-expr' expects a sample expression"))
         #expect(errors("""
             backend b
                 mode http
                 option forwarded for_port
                 server s 127.0.0.1:9000
-            """).contains("test.cfg:3: 'option forwarded': 'for_port' needs 'for'"))
+            """).contains("test.cfg:3: 'option forwarded': 'for_port' needs 'for' or 'for-expr'"))
         #expect(errors("""
             backend b
                 mode http
                 option forwarded sideways
                 server s 127.0.0.1:9000
-            """).contains("test.cfg:3: unexpected argument 'sideways' to 'option forwarded' (expected proto, host, by, by_port, for or for_port)"))
+            """).contains("test.cfg:3: unexpected argument 'sideways' to 'option forwarded' (expected proto, host, host-expr, by, by-expr, by_port, by_port-expr, for, for-expr, for_port or for_port-expr)"))
         // HAProxy's warning for a backend option in a frontend, and nothing applied.
         let frontend = """
             frontend f

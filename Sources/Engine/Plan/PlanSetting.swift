@@ -144,9 +144,13 @@ extension PlanSetting where Root == Proxy {
             PlanSetting("option originalto", \.http.originalTo, PlanText.forwarded),
             PlanSetting("option forwarded", \.http.forwarded) { o in
                 guard let o else { return "off" }
-                let words = [(o.proto, "proto"), (o.host, "host"), (o.by, "by"), (o.byPort, "by_port"),
-                             (o.client, "for"), (o.clientPort, "for_port")]
-                return words.filter(\.0).map(\.1).joined(separator: " ")
+                func word(_ on: Bool, _ name: String, _ e: SampleExpression?) -> String? {
+                    guard on else { return nil }
+                    return e.map { "\(name)-expr \($0)" } ?? name
+                }
+                return [word(o.proto, "proto", nil), word(o.host, "host", o.hostExpression), word(o.by, "by", o.byExpression),
+                        word(o.byPort, "by_port", o.byPortExpression), word(o.client, "for", o.clientExpression),
+                        word(o.clientPort, "for_port", o.clientPortExpression)].compactMap { $0 }.joined(separator: " ")
             },
             PlanSetting("option httplog", \.http.httpLog, PlanText.onOff),
             PlanSetting("log-tag", \.log.tag, PlanText.word),

@@ -81,7 +81,7 @@ final class HTTPRuleSet: @unchecked Sendable {
     let forwardFor: HTTPCompiledForwardedHeader?
     let originalTo: HTTPCompiledForwardedHeader?
     /// `option forwarded` (RFC 7239), a backend's.
-    let forwarded: ForwardedOption?
+    let forwarded: HTTPCompiledForwarded?
     let captures: [(name: UnsafeRawBufferPointer, length: Int)]
     let errorFiles: [Int: UnsafeRawBufferPointer]
     let cookie: HTTPCompiledCookie?
@@ -155,7 +155,7 @@ final class HTTPRuleSet: @unchecked Sendable {
 
         forwardFor = http.forwardFor.map { HTTPCompiledForwardedHeader($0, constants: constants) }
         originalTo = http.originalTo.map { HTTPCompiledForwardedHeader($0, constants: constants) }
-        forwarded = proxy.kind == .frontend ? nil : http.forwarded
+        forwarded = proxy.kind == .frontend ? nil : http.forwarded.map { HTTPCompiledForwarded($0, constants: constants) }
         captures = http.captures.map { (constants.bytes($0.name, lowercased: true), $0.length) }
         var errorFiles: [Int: UnsafeRawBufferPointer] = [:]
         for (status, message) in http.errorFiles { errorFiles[status] = constants.bytes(message) }
@@ -209,6 +209,25 @@ struct HTTPCompiledForwardedHeader {
         lowercaseName = constants.bytes(header.header, lowercased: true)
         except = header.except.map(HTTPCompiledNetwork.init)
         ifNone = header.ifNone
+    }
+}
+
+/// `option forwarded`, its `-expr` samples compiled.
+struct HTTPCompiledForwarded {
+    let option: ForwardedOption
+    let host: HTTPCompiledSample?
+    let by: HTTPCompiledSample?
+    let byPort: HTTPCompiledSample?
+    let client: HTTPCompiledSample?
+    let clientPort: HTTPCompiledSample?
+
+    init(_ option: ForwardedOption, constants: HTTPRuleConstants) {
+        self.option = option
+        host = option.hostExpression.map { HTTPCompiledSample($0, constants: constants) }
+        by = option.byExpression.map { HTTPCompiledSample($0, constants: constants) }
+        byPort = option.byPortExpression.map { HTTPCompiledSample($0, constants: constants) }
+        client = option.clientExpression.map { HTTPCompiledSample($0, constants: constants) }
+        clientPort = option.clientPortExpression.map { HTTPCompiledSample($0, constants: constants) }
     }
 }
 
