@@ -287,6 +287,9 @@ public struct ProxyLog: Hashable, Sendable {
     public var logAsap = false
     /// `option dontlog-normal`: only sessions with an error are logged.
     public var dontLogNormal = false
+    /// `log-tag TAG`: the syslog tag of the proxy's lines (the Loader fills in the global one
+    /// when the proxy has none); nil: strata's name.
+    public var tag: String?
     public init() {}
 }
 
@@ -379,6 +382,8 @@ public struct GlobalSettings: Hashable, Sendable {
     public var daemon = false
     public var pidfile: String?
     public var logTargets: [LogTarget] = []
+    /// `log-tag TAG`: the syslog tag of the process's lines and of every proxy without its own.
+    public var logTag: String?
     /// `nbthread N`: event loops (threads). Nil: one per CPU the process may run on.
     public var nbthread: Int?
     /// `cpu-map` lines, in order: which CPUs each loop may run on.

@@ -73,6 +73,23 @@ public enum SampleFetch: Hashable, Sendable {
     case responseHelloType
     /// `sc*_*`, `sc_*`, `src_*`: a stick counter's value.
     case stickCounter(StickFetch)
+    /// `unique-id`: the request's unique ID (`unique-id-format`), made when first needed.
+    case uniqueID
+    /// `uuid` / `uuid(4)`: a random UUID, version 4, new at each call.
+    case uuid
+    /// `fc_err`, `ssl_fc_err`, `ssl_c_err`, `ssl_c_ca_err` (integers).
+    case connectionError(ConnectionErrorFetch)
+}
+
+/// The error codes of the client connection, by their HAProxy names. A connection strata serves
+/// (a request, a TCP session) had none: a failed handshake is closed, and strata has no
+/// `crt-ignore-err`/`ca-ignore-err` to let a bad certificate through. So they are 0, and the
+/// TLS ones have no value on a plain connection.
+public enum ConnectionErrorFetch: String, Hashable, Sendable, CaseIterable {
+    case connection = "fc_err"
+    case tls = "ssl_fc_err"
+    case clientCertificate = "ssl_c_err"
+    case clientCertificateChain = "ssl_c_ca_err"
 }
 
 /// The fetches of a buffered TLS ClientHello (TLS passthrough), by their HAProxy names.
@@ -448,6 +465,14 @@ public enum HTTPRequestAction: Hashable, Sendable {
     /// `silent-drop`: the connection is closed without an answer (strata resets it: SO_LINGER 0),
     /// counted as a denied request.
     case silentDrop
+    /// `reject`: the connection is closed at once without an answer, counted as a denied request
+    /// (HAProxy's `tcp-request content reject` in HTTP).
+    case reject
+    /// `normalize-uri NORMALIZER`: the request target rewritten in a canonical form.
+    case normalizeURI(URINormalizer)
+    /// `wait-for-body time T [at-least N]`: the server is chosen once the body is in, N bytes of
+    /// it are, the buffer is full or T (milliseconds) has passed, whichever comes first.
+    case waitForBody(time: Int, atLeast: Int?)
     /// `set-log-level LEVEL`: the syslog level (0 emerg … 7 debug) of the request's log line, or
     /// -1 for `silent` (no line). The last matching rule wins.
     case setLogLevel(Int)
@@ -518,6 +543,51 @@ public struct ForwardedHeader: Hashable, Sendable {
         self.except = except
         self.ifNone = ifNone
     }
+}
+
+/// `http-request normalize-uri` normalizers (HAProxy 2.4+).
+public enum URINormalizer: Hashable, Sendable {
+    /// `path-merge-slashes`: `//` becomes `/` in the path.
+    case pathMergeSlashes
+    /// `path-strip-dot`: `.` segments go.
+    case pathStripDot
+    /// `path-strip-dotdot [full]`: a `..` segment takes the one before it away; `full` also drops
+    /// those with nothing before them.
+    case pathStripDotDot(full: Bool)
+    /// `percent-decode-unreserved [strict]`: `%XX` of an unreserved character becomes it;
+    /// `strict` answers 400 to an invalid `%` sequence.
+    case percentDecodeUnreserved(strict: Bool)
+    /// `percent-to-uppercase [strict]`: the hex digits of `%xx` in upper case.
+    case percentToUppercase(strict: Bool)
+    /// `query-sort-by-name`: the query's parameters sorted by name (stable).
+    case querySortByName
+    /// `fragment-strip`: the fragment goes; `fragment-encode`: each `#` becomes `%23`.
+    case fragmentStrip
+    case fragmentEncode
+}
+
+/// `option forwarded [proto] [host] [by] [by_port] [for] [for_port]`: RFC 7239's `Forwarded`
+/// field, added by the backend (HAProxy 2.8+). Without parameters: `proto` and `for`.
+public struct ForwardedOption: Hashable, Sendable {
+    /// `proto=http|https`: whether the client connection is TLS.
+    public var proto = false
+    /// `host="…"`: the request's Host.
+    public var host = false
+    /// `by=`: the address the client reached, with its port for `byPort`.
+    public var by = false
+    public var byPort = false
+    /// `for=`: the client's address, with its port for `forPort`.
+    public var client = false
+    public var clientPort = false
+    /// `host-expr`, `by-expr`, `by_port-expr`, `for-expr`, `for_port-expr`: the value from a
+    /// sample of the request instead of the connection's (the matching flag above is set too).
+    public var hostExpression: SampleExpression?
+    public var byExpression: SampleExpression?
+    public var byPortExpression: SampleExpression?
+    public var clientExpression: SampleExpression?
+    public var clientPortExpression: SampleExpression?
+
+    public init() {}
 }
 
 /// How the proxy treats connections between requests (HAProxy's `option http-keep-alive`,
@@ -592,6 +662,8 @@ public struct HTTPSettings: Hashable, Sendable {
     public var redirectRules: [RedirectRule] = []
     public var forwardFor: ForwardedHeader?
     public var originalTo: ForwardedHeader?
+    /// `option forwarded …` (a backend's).
+    public var forwarded: ForwardedOption?
     public var connectionMode: HTTPConnectionMode = .keepAlive
     public var reuse: HTTPReuse = .safe
     public var captures: [HeaderCapture] = []
@@ -619,6 +691,14 @@ public struct HTTPSettings: Hashable, Sendable {
     /// `monitor-uri URI`: a request for exactly this target is answered 200 by the proxy itself
     /// (a load balancer's or monitor's probe), before any rule.
     public var monitorURI: String?
+    /// `monitor fail if|unless COND`: the `monitor-uri` answer is 503 while the condition holds.
+    public var monitorFail: Condition?
+    /// `unique-id-format FMT`: each request's unique ID (`%ID`, the `unique-id` fetch), made
+    /// once per request when first needed. HAProxy's log-format syntax, flags included
+    /// (`%{+X}o %ci:%cp_%fi:%fp_%Ts_%rt:%pid`).
+    public var uniqueIDFormat: LogFormatSpec?
+    /// `unique-id-header NAME`: the ID goes to the server in this request header.
+    public var uniqueIDHeader: String?
     /// `compression …`: HAProxy's HTTP compression of responses (nil: no `compression` line).
     public var compression: HTTPCompression?
 

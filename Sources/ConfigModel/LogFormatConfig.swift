@@ -45,7 +45,7 @@ public struct LogFormatSpec: Hashable, Sendable {
         "ST", "B", "U", "ts", "tsc", "CC", "CS",
         "ac", "fc", "bc", "sc", "rc", "sq", "bq",
         "hr", "hrl", "hs", "hsl", "r", "HM", "HU", "HP", "HQ", "HV", "ID",
-        "sslc", "sslv", "gen",
+        "sslc", "sslv", "gen", "rt",
     ]
 
     /// HAProxy's `option tcplog`.
@@ -53,6 +53,9 @@ public struct LogFormatSpec: Hashable, Sendable {
     /// HAProxy's `option httplog`.
     public static let httpLogText = "%ci:%cp [%tr] %ft %b/%s %TR/%Tw/%Tc/%Tr/%Ta %ST %B %CC %CS %tsc %ac/%fc/%bc/%sc/%rc %sq/%bq %hr %hs %{+Q}r"
     /// HAProxy's `option httplog clf`.
+    /// HAProxy's `option httpslog` (its `default_https_log_format`): httplog and the TLS fields.
+    public static let httpsLogText = httpLogText
+        + " %[fc_err]/%[ssl_fc_err,hex]/%[ssl_c_err]/%[ssl_c_ca_err]/%[ssl_fc_is_resumed] %[ssl_fc_sni]/%sslv/%sslc"
     public static let httpLogCLFText = "%{+Q}o %{-Q}ci - - [%trg] %r %ST %B \"\" \"\" %cp %ms %ft %b %s %TR %Tw %Tc %Tr %Ta %tsc %ac %fc %bc %sc %rc %sq %bq %CC %CS %hrl %hsl"
 
     public static let tcpLog = try! LogFormatSpec(parsing: tcpLogText)

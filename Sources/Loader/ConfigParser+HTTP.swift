@@ -211,7 +211,7 @@ extension ConfigParser {
                 if warned.insert(keyword).inserted {
                     warnings.append(ConfigError(location, "'\(keyword)' rules ignored for \(what) as they require HTTP mode."))
                 }
-            case "option forwardfor", "option originalto", "compression":
+            case "option forwardfor", "option originalto", "option forwarded", "compression":
                 if warned.insert(keyword).inserted {
                     warnings.append(ConfigError(location, "'\(keyword)' ignored for \(what) as it requires HTTP mode."))
                 }

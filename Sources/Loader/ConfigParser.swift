@@ -184,6 +184,7 @@ struct ConfigParser {
                     defaults[index].draft.failedKeywords.insert(line.keyword)
                     throw error
                 }
+                // A defaults line's notes are its own (said once, not per proxy inheriting it).
                 if !defaults[index].draft.lineWarnings.isEmpty {
                     warnings += defaults[index].draft.lineWarnings
                     defaults[index].draft.lineWarnings = []
@@ -465,6 +466,7 @@ struct ConfigParser {
                     }
                 }
             }
+            if config.proxies[p].log.tag == nil { config.proxies[p].log.tag = global.logTag }
             if global.noReusePort {
                 for b in config.proxies[p].binds.indices { config.proxies[p].binds[b].reusePort = false }
             }

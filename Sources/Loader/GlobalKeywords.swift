@@ -3,7 +3,7 @@ import ConfigModel
 /// The keywords of the `global` section that strata supports, and how each lands in GlobalSettings.
 extension KeywordReader {
     static let globalKeywords = [
-        "ca-base", "chroot", "cpu-map", "crt-base", "daemon", "default-path", "description", "gid", "group", "hard-stop-after", "localpeer", "log",
+        "ca-base", "chroot", "cpu-map", "crt-base", "daemon", "default-path", "description", "gid", "group", "hard-stop-after", "localpeer", "log", "log-tag",
         "master-worker", "max-generations", "maxcompcpuusage", "maxconn", "maxconnrate", "maxsessrate", "nbthread", "noreuseport", "pidfile", "server-state-base", "server-state-file", "set-dumpable", "spread-checks", "ssl-default-bind-ciphers", "ssl-dh-param-file", "strict-limits",
         "ssl-default-bind-ciphersuites", "ssl-default-bind-options", "ssl-default-server-ciphers",
         "ssl-default-server-ciphersuites", "ssl-default-server-options", "ssl-server-verify", "stats socket",
@@ -76,6 +76,8 @@ extension KeywordReader {
                 throw line.error("'log global' belongs in a proxy or defaults section: it refers to the global 'log' lines")
             }
             global.logTargets.append(try logTarget(line))
+        case "log-tag":
+            global.logTag = try KeywordReader.logTag(line)
         case "nbthread":
             global.nbthread = try line.integer(0, range: 1...KeywordReader.maxThreads)
             try line.noArguments(after: 1)

@@ -13,16 +13,20 @@ extension KeywordReader {
         "add-header", "allow", "auth", "del-header", "deny", "redirect", "tarpit", "replace-header", "replace-path", "replace-pathq",
         "replace-uri", "replace-value", "return", "set-header", "set-method", "set-path", "set-query", "set-uri",
         "use-service", "track-sc0", "track-sc1", "track-sc2", "sc-inc-gpc0", "sc-inc-gpc1", "sc-set-gpt0",
-        "set-src", "set-src-port", "set-dst", "set-dst-port", "silent-drop", "set-log-level",
+        "set-src", "set-src-port", "set-dst", "set-dst-port", "silent-drop", "set-log-level", "reject", "set-nice", "normalize-uri", "wait-for-body",
+    ]
+    static let uriNormalizers = [
+        "path-merge-slashes", "path-strip-dot", "path-strip-dotdot", "percent-decode-unreserved", "percent-to-uppercase",
+        "query-sort-by-name", "fragment-strip", "fragment-encode",
     ]
     /// HAProxy's other http-request actions: "not supported yet" rather than unknown.
     static let otherHTTPRequestActions: Set<String> = [
         "add-acl", "cache-use", "capture", "del-acl", "del-map", "disable-l7-retry", "do-resolve",
-        "early-hint", "normalize-uri", "reject", "sc-inc-gpc",
+        "early-hint", "sc-inc-gpc",
         "sc-inc-gpc0", "sc-inc-gpc1", "sc-set-gpt0", "send-spoe-group", "set-bandwidth-limit",
-        "set-map", "set-mark", "set-nice", "set-pathq", "set-priority-class",
+        "set-map", "set-mark", "set-pathq", "set-priority-class",
         "set-priority-offset", "set-timeout", "set-tos", "set-var", "set-var-fmt",
-        "strict-mode", "track-sc0", "track-sc1", "track-sc2", "unset-var", "wait-for-body",
+        "strict-mode", "track-sc0", "track-sc1", "track-sc2", "unset-var",
         "wait-for-handshake",
     ]
     static let httpResponseActions = [
@@ -65,11 +69,31 @@ extension KeywordReader {
 
         case "option forwardfor":
             draft.proxy.http.forwardFor = try forwardedHeader(line, defaultHeader: "X-Forwarded-For", ifNone: true)
+        case "option forwarded":
+            draft.proxy.http.forwarded = line.negated ? nil : try forwardedOption(line)
         case "option originalto":
             draft.proxy.http.originalTo = try forwardedHeader(line, defaultHeader: "X-Original-To", ifNone: false)
         case "option http-keep-alive": try connectionMode(line, .keepAlive, draft: &draft)
         case "option http-server-close": try connectionMode(line, .serverClose, draft: &draft)
         case "option httpclose": try connectionMode(line, .close, draft: &draft)
+        // Accepted for what they ask and noted where strata does nothing different.
+        case "option http-ignore-probes":
+            try line.noArguments()
+            // What strata does for every connection: one that sends nothing is closed without a
+            // 408, a log line or an error counted.
+            if !line.negated {
+                draft.lineWarnings.append(line.error("'option http-ignore-probes' changes nothing: strata never answers, logs or counts a connection that sent nothing"))
+            }
+        case "option http-no-delay":
+            try line.noArguments()
+            if !line.negated {
+                draft.lineWarnings.append(line.error("'option http-no-delay' changes nothing: strata sends every message at once (TCP_NODELAY, no MSG_MORE) on every connection"))
+            }
+        case "option http-pretend-keepalive":
+            try line.noArguments()
+            if !line.negated {
+                draft.lineWarnings.append(line.error("'option http-pretend-keepalive' changes nothing: with 'option http-server-close' strata still sends 'Connection: close' to the server"))
+            }
         case "option http-buffer-request":
             try line.noArguments()
             draft.proxy.http.bufferRequest = !line.negated
@@ -82,6 +106,11 @@ extension KeywordReader {
             draft.proxy.http.httpLogCLF = line.optionalArgument(0) == "clf"
             // The last of log-format, option tcplog and option httplog wins.
             draft.proxy.log.format = .connect
+        case "option httpslog":
+            try line.noArguments()
+            // HAProxy's HTTPS format, as a log-format would say it (the last of log-format,
+            // option tcplog, httplog and httpslog wins).
+            draft.proxy.log.format = .custom(KeywordReader.httpsLog)
         case "http-reuse":
             let value = try line.choice(0, among: ["never", "safe", "aggressive", "always"])
             try line.noArguments(after: 1)
@@ -96,6 +125,21 @@ extension KeywordReader {
             let (code, message) = try errorFile(line)
             draft.proxy.http.errorFiles[code] = message
             draft.ownErrorFiles.insert(code)
+        case "monitor fail":
+            guard let word = line.optionalArgument(0), word == "if" || word == "unless" else {
+                throw line.error("'monitor fail' expects 'if' or 'unless' and a condition")
+            }
+            draft.proxy.http.monitorFail = try condition(line, from: 0, draft: &draft, context: .httpRequest)
+        case "unique-id-format":
+            let text = try line.argument(0, expecting: "a log format (quote it, or escape its spaces)")
+            if line.args.count > 1 {
+                throw line.error("'unique-id-format' expects one argument: quote the format or escape its spaces")
+            }
+            draft.proxy.http.uniqueIDFormat = try uniqueIDFormat(text, line: line)
+        case "unique-id-header":
+            let name = try line.argument(0, expecting: "a header name (for example X-Unique-ID)")
+            try line.noArguments(after: 1)
+            draft.proxy.http.uniqueIDHeader = name
         case "monitor-uri":
             draft.proxy.http.monitorURI = try line.argument(0, expecting: "a URI (for example /haproxy_test)")
             try line.noArguments(after: 1)
@@ -355,6 +399,13 @@ extension KeywordReader {
             draft.proxy.http.requestRules.append(HTTPRequestRule(location: line.location, action: result, condition: condition))
             return
         }
+        if action == "set-nice" {
+            // HAProxy's scheduler priority: strata's loops have none, so the rule does nothing.
+            _ = try line.integer(1, range: -1024...1024)
+            _ = try finishRule(line, at: 2, draft: &draft, context: context, rule: rule)
+            draft.lineWarnings.append(line.error("'http-request set-nice' changes nothing: strata runs every request at the same priority"))
+            return
+        }
         switch action {
         case "set-header", "add-header", "del-header", "replace-header", "replace-value":
             let edit = try headerEdit(action, line, what: what, context: context, next: &i)
@@ -386,6 +437,45 @@ extension KeywordReader {
             result = try returnAction(line, at: &i, what: what, context: context)
         case "silent-drop":
             result = .silentDrop
+        case "reject":
+            result = .reject
+        case "wait-for-body":
+            guard line.optionalArgument(1) == "time" else { throw line.error("\(what) expects 'time T' (for example time 1s)") }
+            let time = try line.time(2)
+            guard time > 0 else { throw line.error("\(what): the time must be above 0") }
+            var atLeast: Int?
+            i = 3
+            if line.optionalArgument(3) == "at-least" {
+                let text = try word(4, "a size after 'at-least'")
+                switch ConfigUnits.parseSize(text) {
+                case .success(let size) where size > 0: atLeast = size
+                case .success: throw line.error("\(what): 'at-least' must be above 0")
+                case .failure(let failure): throw line.error("\(what): 'at-least' expects a size, got '\(text)' (\(failure))")
+                }
+                i = 5
+            }
+            result = .waitForBody(time: time, atLeast: atLeast)
+        case "normalize-uri":
+            let name = try word(1, "a normalizer (\(KeywordLine.list(KeywordReader.uriNormalizers)))")
+            i = 2
+            let option = line.optionalArgument(2)
+            func flag(_ word: String) -> Bool {
+                guard option == word else { return false }
+                i = 3
+                return true
+            }
+            switch name {
+            case "path-merge-slashes": result = .normalizeURI(.pathMergeSlashes)
+            case "path-strip-dot": result = .normalizeURI(.pathStripDot)
+            case "path-strip-dotdot": result = .normalizeURI(.pathStripDotDot(full: flag("full")))
+            case "percent-decode-unreserved": result = .normalizeURI(.percentDecodeUnreserved(strict: flag("strict")))
+            case "percent-to-uppercase": result = .normalizeURI(.percentToUppercase(strict: flag("strict")))
+            case "query-sort-by-name": result = .normalizeURI(.querySortByName)
+            case "fragment-strip": result = .normalizeURI(.fragmentStrip)
+            case "fragment-encode": result = .normalizeURI(.fragmentEncode)
+            default:
+                throw line.error("\(what): unknown normalizer '\(name)' (expected \(KeywordLine.list(KeywordReader.uriNormalizers)))")
+            }
         case "set-log-level":
             result = .setLogLevel(try logLevel(line, what: what))
             i = 2
@@ -711,6 +801,44 @@ extension KeywordReader {
         return bytes
     }
 
+    /// `unique-id-format FMT`: HAProxy's log-format syntax, flags included; the variables a
+    /// request has when its ID is made, samples as an `http-request` rule reads them.
+    private func uniqueIDFormat(_ text: String, line: KeywordLine) throws(ConfigError) -> LogFormatSpec {
+        let spec: LogFormatSpec
+        do throws(ConfigError) {
+            spec = try LogFormatSpec(parsing: text) { expression throws(ConfigError) in
+                try SampleParser.sampleForFormat(expression, context: .httpRequest)
+            }
+        } catch {
+            throw line.error("'unique-id-format': \(error.message)")
+        }
+        for case .variable(let name, _) in spec.nodes where !KeywordReader.uniqueIDVariables.contains(name) {
+            throw line.error("'unique-id-format': '%\(name)' is not known when the ID is made (it may use "
+                + KeywordLine.list(KeywordReader.uniqueIDVariables.sorted().map { "%" + $0 }) + ")")
+        }
+        for case .sample(let expression, _) in spec.nodes where expression.fetch == .uniqueID {
+            throw line.error("'unique-id-format': the format cannot use the ID it makes ('unique-id')")
+        }
+        return spec
+    }
+
+    /// `option httpslog`'s format (its `%[ssl_fc_err,hex]` takes a converter a log-format line
+    /// does not, hence parsed here).
+    static let httpsLog: LogFormatSpec = {
+        do {
+            return try LogFormatSpec(parsing: LogFormatSpec.httpsLogText) { expression throws(ConfigError) in
+                try SampleParser.expression(expression, acl: false).0
+            }
+        } catch {
+            fatalError("option httpslog's format: \(error)")
+        }
+    }()
+
+    /// The engine's `HTTPUniqueIDFormat.variables`.
+    static let uniqueIDVariables: Set<String> = [
+        "ci", "cp", "fi", "fp", "Ts", "ms", "rt", "pid", "H", "f", "ft", "b", "HM", "HU", "HP", "HQ", "HV", "r",
+    ]
+
     // MARK: Options
 
     /// `option forwardfor [except NET] [header NAME] [if-none]`, `option originalto [except NET] [header NAME]`.
@@ -741,6 +869,49 @@ extension KeywordReader {
             }
         }
         return result
+    }
+
+    /// `option forwarded [proto] [host] [by] [by_port] [for] [for_port]`, HAProxy 2.8's
+    /// parameters; the `*-expr` forms are not yet.
+    private func forwardedOption(_ line: KeywordLine) throws(ConfigError) -> ForwardedOption {
+        var option = ForwardedOption()
+        guard !line.args.isEmpty else {
+            // HAProxy's default: `for` (as X-Forwarded-For) and `proto`.
+            option.client = true
+            option.proto = true
+            return option
+        }
+        let known = ["proto", "host", "host-expr", "by", "by-expr", "by_port", "by_port-expr", "for", "for-expr", "for_port",
+                     "for_port-expr"]
+        var i = 0
+        while let word = line.optionalArgument(i) {
+            i += 1
+            var expression: SampleExpression?
+            if word.hasSuffix("-expr") {
+                guard let text = line.optionalArgument(i) else { throw line.error("'option forwarded \(word)' expects a sample expression") }
+                i += 1
+                do throws(ConfigError) {
+                    expression = try SampleParser.sampleForFormat(text, context: .httpRequest)
+                } catch {
+                    throw line.error("'option forwarded \(word)': \(error.message)")
+                }
+            }
+            // A plain parameter after its `-expr` form (or the reverse) wins, as in HAProxy.
+            switch word {
+            case "proto": option.proto = true
+            case "host", "host-expr": option.host = true; option.hostExpression = expression
+            case "by", "by-expr": option.by = true; option.byExpression = expression
+            case "by_port", "by_port-expr": option.byPort = true; option.byPortExpression = expression
+            case "for", "for-expr": option.client = true; option.clientExpression = expression
+            case "for_port", "for_port-expr": option.clientPort = true; option.clientPortExpression = expression
+            default:
+                throw line.error("unexpected argument '\(word)' to 'option forwarded' (expected \(KeywordLine.list(known)))")
+            }
+        }
+        // HAProxy ignores a port without its node, with a warning: refused here.
+        if option.byPort && !option.by { throw line.error("'option forwarded': 'by_port' needs 'by' or 'by-expr'") }
+        if option.clientPort && !option.client { throw line.error("'option forwarded': 'for_port' needs 'for' or 'for-expr'") }
+        return option
     }
 
     private func connectionMode(_ line: KeywordLine, _ mode: HTTPConnectionMode, draft: inout ProxyDraft) throws(ConfigError) {

@@ -13,7 +13,7 @@ struct KeywordLine {
 
     static let familyExamples = [
         "option": "option tcplog", "timeout": "timeout connect 5s", "stats": "stats socket PATH",
-        "no": "no option redispatch",
+        "no": "no option redispatch", "monitor": "monitor fail if COND",
     ]
 
     init(words: [String], location: SourceLocation) {
@@ -35,7 +35,7 @@ struct KeywordLine {
     /// every line).
     static func isFamily(_ word: String) -> Bool {
         switch word {
-        case "option", "timeout", "stats": true
+        case "option", "timeout", "stats", "monitor": true
         default: false
         }
     }

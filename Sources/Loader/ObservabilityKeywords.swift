@@ -5,7 +5,7 @@ import ConfigModel
 /// `log-format-sd`, `error-log-format`, `option log-separate-errors|logasap|dontlog-normal`).
 extension KeywordReader {
     /// The samples a log line can print (the logger has the connection and the request line).
-    static let loggedFetches = "src, src_port, dst, dst_port, method, path, url, query, req.ver and status"
+    static let loggedFetches = "src, src_port, dst, dst_port, method, path, url, query, req.ver, status, unique-id, fc_err and the ssl_* ones"
 
     /// The keywords of this file; false when `line` is none of them.
     func observabilityKeyword(_ line: KeywordLine, draft: inout ProxyDraft) throws(ConfigError) -> Bool {
@@ -29,6 +29,10 @@ extension KeywordReader {
                 }
             } catch {
                 throw line.error(line.keyword == "log-format" ? error.message : "'\(line.keyword)': \(error.message)")
+            }
+            // `%rt` counts requests for `unique-id-format`; a log line does not print it yet.
+            if spec.nodes.contains(where: { if case .variable("rt", _) = $0 { true } else { false } }) {
+                throw line.error("'\(line.keyword)': '%rt' is not supported yet in a log line (only in unique-id-format)")
             }
             switch line.keyword {
             case "log-format":
@@ -54,15 +58,28 @@ extension KeywordReader {
         return true
     }
 
+    /// `log-tag TAG` (global or proxy): the syslog header's tag, a word of printable characters
+    /// (RFC 5424's APP-NAME: at most 48).
+    static func logTag(_ line: KeywordLine) throws(ConfigError) -> String {
+        let tag = try line.argument(0, expecting: "a tag (for example haproxy)")
+        try line.noArguments(after: 1)
+        guard !tag.isEmpty, tag.utf8.count <= 48, tag.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else {
+            throw line.error("'log-tag': '\(tag)' is not a syslog tag (1 to 48 printable characters, no space)")
+        }
+        return tag
+    }
+
     /// A `%[…]` of a log format: a fetch the log line has.
     static func loggedSample(_ text: String) throws(ConfigError) -> SampleExpression {
         let (expression, fetch) = try SampleParser.expression(text, acl: false)
-        if !expression.converters.allSatisfy(\.isCaseMapping) {
+        // `%[ssl_fc_err,hex]` as in HAProxy's HTTPS format.
+        let hexOfErrorCode = { if case .connectionError = expression.fetch { expression.converters == [.hex] } else { false } }()
+        if !expression.converters.allSatisfy(\.isCaseMapping) && !hexOfErrorCode {
             throw ConfigError(nil, "'\(text)': a log line applies lower and upper only (other converters work in rules)")
         }
         switch expression.fetch {
         case .source, .sourcePort, .destination, .destinationPort, .method, .path, .url, .query, .requestVersion,
-            .status, .constant, .sslFrontend, .tls:
+            .status, .constant, .sslFrontend, .tls, .uniqueID, .connectionError:
             return expression
         default:
             throw ConfigError(nil, "'\(fetch.name)' cannot be logged (a log line has \(loggedFetches))")

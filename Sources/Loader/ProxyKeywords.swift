@@ -25,6 +25,9 @@ extension KeywordReader {
         ("errorfile", all),
         ("errorfiles", all),
         ("monitor-uri", [.defaults, .frontend, .listen]),
+        ("monitor fail", [.frontend, .listen]),
+        ("unique-id-format", frontSide),
+        ("unique-id-header", frontSide),
         ("fullconn", backSide),
         ("hash-type", backSide),
         ("http-check", backSide),
@@ -37,6 +40,7 @@ extension KeywordReader {
         ("log", all),
         ("log-format", frontSide),
         ("log-format-sd", frontSide),
+        ("log-tag", all),
         ("maxconn", frontSide),
         ("mode", all),
         ("option allbackups", backSide),
@@ -45,7 +49,11 @@ extension KeywordReader {
         ("option dontlog-normal", frontSide),
         ("option dontlognull", frontSide),
         ("option forwardfor", all),
+        ("option forwarded", backSide),
         ("option http-buffer-request", all),
+        ("option http-ignore-probes", frontSide),
+        ("option http-no-delay", all),
+        ("option http-pretend-keepalive", backSide),
         ("option http-keep-alive", all),
         ("option http-server-close", all),
         ("option httpchk", backSide),
@@ -57,6 +65,7 @@ extension KeywordReader {
         ("option ssl-hello-chk", backSide),
         ("option httpclose", all),
         ("option httplog", frontSide),
+        ("option httpslog", frontSide),
         ("option log-separate-errors", frontSide),
         ("option logasap", frontSide),
         ("option originalto", all),
@@ -118,7 +127,8 @@ extension KeywordReader {
         "option http-buffer-request", "option http-keep-alive", "option http-server-close", "option httpclose",
         "option allbackups", "option dontlog-normal", "option log-separate-errors", "option logasap",
         "option contstats", "option prefer-last-server", "option abortonclose", "option splice-auto", "option splice-request",
-        "option splice-response",
+        "option splice-response", "option forwarded", "option http-ignore-probes", "option http-no-delay",
+        "option http-pretend-keepalive",
     ]
 
     static let balanceAlgorithms: [String: BalanceAlgorithm] = [
@@ -317,6 +327,9 @@ extension KeywordReader {
             } else {
                 draft.logs.append(.target(try logTarget(line)))
             }
+
+        case "log-tag":
+            draft.proxy.log.tag = try KeywordReader.logTag(line)
 
         case "description":
             draft.proxy.description = try line.text(expecting: "a text")

@@ -193,6 +193,16 @@ enum SampleParser {
         case "base": return try none(.base, .string, .request)
         case "req.ver", "req_ver": return try none(.requestVersion, .string, .request)
         case "ssl_fc": return try none(.sslFrontend, .boolean, .connection)
+        // Made from the request when first asked for, then the same in the response's rules.
+        case _ where ConnectionErrorFetch(rawValue: name) != nil:
+            return try none(.connectionError(ConnectionErrorFetch(rawValue: name)!), .integer, .connection)
+        case "unique-id": return try none(.uniqueID, .string, .connection)
+        case "uuid":
+            // HAProxy's default and only version before 3.1 is 4; 7 is not yet.
+            if let arguments, !(arguments.count == 1 && (arguments[0].isEmpty || arguments[0] == "4")) {
+                throw ConfigError(nil, "fetch 'uuid' makes version 4 UUIDs only: uuid or uuid(4), got 'uuid(\(arguments.joined(separator: ",")))'")
+            }
+            return ParsedFetch(fetch: .uuid, output: .string, phase: .connection, name: name)
         case _ where TLSSampleFetch(rawValue: name) != nil:
             let tls = TLSSampleFetch(rawValue: name)!
             return try none(.tls(tls), tls.isBoolean ? .boolean : tls.isInteger ? .integer : .string, .connection)
@@ -573,7 +583,7 @@ enum SampleParser {
              .httpAuthGroup, .headerValue: .request
         case .status, .responseHeader, .responseHeaderValue: .response
         case .method, .source, .sourcePort, .destination, .destinationPort, .sslFrontend, .tls, .constant, .variable,
-             .stickCounter, .variableOrDefault: .connection
+             .stickCounter, .variableOrDefault, .uuid, .uniqueID, .connectionError: .connection
         case .requestLength, .requestPayload, .sslHello, .protoHTTP: .payload
         case .responseLength, .responsePayload, .responseHelloType: .responsePayload
         }
@@ -613,6 +623,9 @@ enum SampleParser {
         case .responsePayload: "res.payload"
         case .responseHelloType: "res.ssl_hello_type"
         case .stickCounter(let f): stickFetchName(f)
+        case .uniqueID: "unique-id"
+        case .uuid: "uuid"
+        case .connectionError(let f): f.rawValue
         }
     }
 

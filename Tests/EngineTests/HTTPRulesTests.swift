@@ -138,7 +138,7 @@ final class RulesHarness {
             switch decision {
             case .respond(let r), .tarpit(let r):
                 return RulesOutcome(decision: decision, answer: r.rendered(close: r.closesConnection))
-            case .useService, .silentDrop:
+            case .useService, .silentDrop, .reject:
                 return RulesOutcome(decision: decision)
             case .forward:
                 beforeWrite?(chosen!, parser.head, input)

@@ -94,7 +94,7 @@ public final class Generation: @unchecked Sendable {
         builtAt = MonotonicClock.now()
         carriedFrom = previous.map(ObjectIdentifier.init)
         let global = config.config.global
-        globalLog = LogSinks(global.logTargets)
+        globalLog = LogSinks(global.logTargets, tag: global.logTag)
         // Indexed access throughout: `for proxy in proxies` copies every Proxy (dozens of references).
         let proxies = config.config.proxies
         var stickTables: [String: (StickTable, StickTableConfig)] = [:]

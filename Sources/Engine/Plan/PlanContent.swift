@@ -19,12 +19,13 @@ enum PlanContent {
     ]
     static let logFields = [
         "format", "targets", "dontLogNull", "structuredDataFormat", "errorFormat", "separateErrors", "logAsap",
-        "dontLogNormal",
+        "dontLogNormal", "tag",
     ]
     static let httpFields = [
-        "acls", "backendRules", "requestRules", "responseRules", "afterResponseRules", "redirectRules", "forwardFor", "originalTo",
+        "acls", "backendRules", "requestRules", "responseRules", "afterResponseRules", "redirectRules", "forwardFor", "originalTo", "forwarded",
         "connectionMode", "reuse", "captures", "responseCaptures", "httpLog", "httpLogCLF", "bufferRequest", "errorFiles", "cookie",
-        "hashType", "userlists", "preferLastServer", "abortOnClose", "monitorURI", "compression",
+        "hashType", "userlists", "preferLastServer", "abortOnClose", "monitorURI",
+        "monitorFail", "uniqueIDFormat", "uniqueIDHeader", "compression",
     ]
     static let serverFields = ["name", "location", "id", "host", "address", "port", "options", "fqdn", "hasAddress"]
     /// `resolutionStorage`: `resolution` (resolvers, resolve-*, init-addr), compared as a value.
@@ -60,9 +61,10 @@ enum PlanContent {
               a.pointee.log.structuredDataFormat == b.pointee.log.structuredDataFormat,
               a.pointee.log.errorFormat == b.pointee.log.errorFormat,
               a.pointee.log.separateErrors == b.pointee.log.separateErrors, a.pointee.log.logAsap == b.pointee.log.logAsap,
-              a.pointee.log.dontLogNormal == b.pointee.log.dontLogNormal
+              a.pointee.log.dontLogNormal == b.pointee.log.dontLogNormal, a.pointee.log.tag == b.pointee.log.tag
         else { return false }
         guard a.pointee.http.forwardFor == b.pointee.http.forwardFor, a.pointee.http.originalTo == b.pointee.http.originalTo,
+              a.pointee.http.forwarded == b.pointee.http.forwarded,
               a.pointee.http.connectionMode == b.pointee.http.connectionMode, a.pointee.http.reuse == b.pointee.http.reuse,
               a.pointee.http.captures == b.pointee.http.captures,
               a.pointee.http.responseCaptures == b.pointee.http.responseCaptures, a.pointee.http.httpLog == b.pointee.http.httpLog,
@@ -73,6 +75,9 @@ enum PlanContent {
               a.pointee.http.preferLastServer == b.pointee.http.preferLastServer,
               a.pointee.http.abortOnClose == b.pointee.http.abortOnClose,
               a.pointee.http.monitorURI == b.pointee.http.monitorURI,
+              a.pointee.http.uniqueIDFormat == b.pointee.http.uniqueIDFormat,
+              a.pointee.http.uniqueIDHeader == b.pointee.http.uniqueIDHeader,
+              a.pointee.http.monitorFail?.planView == b.pointee.http.monitorFail?.planView,
               a.pointee.http.compression == b.pointee.http.compression
         else { return false }
         // A userlist's users, passwords and groups; where its section is written is not a change.

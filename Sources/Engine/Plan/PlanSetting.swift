@@ -143,7 +143,24 @@ extension PlanSetting where Root == Proxy {
             PlanSetting("http-reuse", \.http.reuse) { $0.rawValue },
             PlanSetting("option forwardfor", \.http.forwardFor, PlanText.forwarded),
             PlanSetting("option originalto", \.http.originalTo, PlanText.forwarded),
+            PlanSetting("option forwarded", \.http.forwarded) { o in
+                guard let o else { return "off" }
+                func word(_ on: Bool, _ name: String, _ e: SampleExpression?) -> String? {
+                    guard on else { return nil }
+                    return e.map { "\(name)-expr \($0)" } ?? name
+                }
+                return [word(o.proto, "proto", nil), word(o.host, "host", o.hostExpression), word(o.by, "by", o.byExpression),
+                        word(o.byPort, "by_port", o.byPortExpression), word(o.client, "for", o.clientExpression),
+                        word(o.clientPort, "for_port", o.clientPortExpression)].compactMap { $0 }.joined(separator: " ")
+            },
             PlanSetting("option httplog", \.http.httpLog, PlanText.onOff),
+            PlanSetting("log-tag", \.log.tag, PlanText.word),
+            PlanSetting("unique-id-format", \.http.uniqueIDFormat) { $0?.source ?? "none" },
+            PlanSetting("monitor fail", \.http.monitorFail) { c in
+                guard let c else { return "none" }
+                return (c.inverted ? "unless " : "if ") + c.alternatives.map { $0.map { ($0.negated ? "!" : "") + $0.name }.joined(separator: " ") }.joined(separator: " || ")
+            },
+            PlanSetting("unique-id-header", \.http.uniqueIDHeader) { $0 ?? "none" },
             PlanSetting("option httplog clf", \.http.httpLogCLF, PlanText.onOff),
             PlanSetting("option http-buffer-request", \.http.bufferRequest, PlanText.onOff),
             PlanSetting("cookie", \.http.cookie, PlanText.cookie),
@@ -224,6 +241,7 @@ extension PlanSetting where Root == GlobalSettings {
             PlanSetting("server-state-file", \.serverStateFile, PlanText.word),
             PlanSetting("server-state-base", \.serverStateBase, PlanText.word),
             PlanSetting("localpeer", \.localPeer, PlanText.word),
+            PlanSetting("log-tag", \.logTag, PlanText.word),
         ]
     }
 }

@@ -93,7 +93,7 @@ final class Backend: @unchecked Sendable {
         shards = (0..<max(loops, 1)).map { _ in
             BackendShard(servers: servers, balancer: Balancer(algorithm: proxy.balance, hashType: proxy.http.hashType, servers: servers))
         }
-        log = LogSinks(proxy.log.targets)
+        log = LogSinks(proxy.log.targets, tag: proxy.log.tag)
         for s in servers { s.backend = self }
     }
 

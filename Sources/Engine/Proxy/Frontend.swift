@@ -36,7 +36,7 @@ final class Frontend: @unchecked Sendable {
         counters = CounterSet(loops: loops)
         self.defaultBackend = defaultBackend
         self.rules = rules
-        self.log = log ?? LogSinks(proxy.log.targets)
+        self.log = log ?? LogSinks(proxy.log.targets, tag: proxy.log.tag)
         logPlan = LogFormatPlan(proxy)
     }
 

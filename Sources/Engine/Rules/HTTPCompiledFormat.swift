@@ -125,7 +125,7 @@ extension HTTPEvaluation {
         out.append(HTTPRuleBytes.slice(text, run..<text.count))
     }
 
-    private func appendVariable(_ variable: HTTPCompiledFormat.Variable, _ context: HTTPCompiledFormat.Context) {
+    func appendVariable(_ variable: HTTPCompiledFormat.Variable, _ context: HTTPCompiledFormat.Context) {
         let out = scratch.text
         switch variable {
         case .clientIP:

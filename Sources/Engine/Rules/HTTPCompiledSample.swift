@@ -49,6 +49,10 @@ struct HTTPCompiledSample {
         /// `sc*_*` (`source` false: counter `counter`, `table` an alternate table) and `src_*`
         /// (`source` true: `table` is the table read).
         case stick(StickFetchKind, counter: Int, table: Unmanaged<StickTable>?, source: Bool)
+        case uniqueID
+        case uuid
+        /// `fc_err` and the TLS error codes: 0 (see `ConnectionErrorFetch`).
+        case connectionError(tlsOnly: Bool)
     }
 
     enum CaseMapping {
@@ -99,6 +103,9 @@ struct HTTPCompiledSample {
         case .responseLength: fetch = .requestLength
         case .responsePayload(let offset, let length): fetch = .requestPayload(offset: offset, length: length)
         case .responseHelloType: fetch = .sslHello(.helloType)
+        case .uniqueID: fetch = .uniqueID
+        case .uuid: fetch = .uuid
+        case .connectionError(let f): fetch = .connectionError(tlsOnly: f != .connection)
         case .stickCounter(let f):
             switch f.source {
             case .tracked(let n, let table):

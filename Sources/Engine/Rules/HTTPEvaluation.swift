@@ -172,6 +172,15 @@ struct HTTPEvaluation {
                 return true
             }
             return body(.bytes(UnsafeRawBufferPointer(rebasing: payload[offset..<end])))
+        case .uniqueID:
+            guard let id = uniqueID() else { return true }
+            return body(.bytes(id))
+        case .connectionError(let tlsOnly):
+            if tlsOnly && !connection.pointee.isTLS { return true }
+            return body(.integer(0))
+        case .uuid:
+            guard let text = HTTPEvaluation.appendUUID(scratch.samples) else { return true }
+            return body(.bytes(text))
         case .stick(let kind, let counter, let table, let source):
             guard let value = stickValue(kind, counter: counter, table: table, source: source) else { return true }
             return body(value)

@@ -13,6 +13,8 @@ enum HTTPRequestDecision {
     case useService(String)
     /// `http-request silent-drop`: close the client connection without an answer (a reset).
     case silentDrop
+    /// `http-request reject`: close the client connection at once, without an answer.
+    case reject
 }
 
 /// What `HTTPRuleSet.processResponse` decided.

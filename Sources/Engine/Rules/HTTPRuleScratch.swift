@@ -22,6 +22,10 @@ final class HTTPRuleScratch {
     /// `%hr`: `{value|value}`.
     let captures: HTTPScratchBuffer
     let responseCaptures: HTTPScratchBuffer
+    /// The request's unique ID (`unique-id-format`), once made (`uniqueIDMade`; the session
+    /// clears it when a request starts, before any rule).
+    let uniqueID = HTTPScratchBuffer(capacity: HTTPUniqueIDFormat.maximumLength)
+    var uniqueIDMade = false
     /// The request's rewrites.
     let request: HTTPHeadEdits
     /// The response's rewrites.
@@ -51,6 +55,8 @@ final class HTTPRuleScratch {
     var clientOverride: SocketEndpoint?
     /// `set-log-level` of the current request: a syslog level, -1 for `silent`.
     var logLevel: Int?
+    /// `wait-for-body` of the current request: how long, and how many body bytes are enough.
+    var waitForBody: (seconds: Double, atLeast: Int)?
     var localOverride: SocketEndpoint?
 
     /// `capacity`: the size of each buffer; `tune.bufsize` (a rewritten head must fit in one
@@ -88,6 +94,7 @@ final class HTTPRuleScratch {
         cookieFirstDate = 0
         requestCacheable = false
         logLevel = nil
+        waitForBody = nil
         forgetTransactionVariables()
     }
 

@@ -31,6 +31,9 @@ enum HTTPCompiledRequestAction {
     case stick(HTTPCompiledStickAction)
     case setAddress(ConnectionAddressPart, HTTPCompiledSample)
     case silentDrop
+    case reject
+    case normalizeURI(URINormalizer)
+    case waitForBody(seconds: Double, atLeast: Int)
     case setLogLevel(Int)
 
     init(_ action: HTTPRequestAction, location: SourceLocation, constants: HTTPRuleConstants) throws(ConfigError) {
@@ -68,6 +71,9 @@ enum HTTPCompiledRequestAction {
         case .stickCounter(let action): self = .stick(HTTPCompiledStickAction(action, constants: constants))
         case .setAddress(let part, let value): self = .setAddress(part, HTTPCompiledSample(value, constants: constants))
         case .silentDrop: self = .silentDrop
+        case .reject: self = .reject
+        case .normalizeURI(let n): self = .normalizeURI(n)
+        case .waitForBody(let time, let atLeast): self = .waitForBody(seconds: Double(time) / 1000, atLeast: atLeast ?? Int.max)
         case .setLogLevel(let level): self = .setLogLevel(level)
         }
     }
@@ -242,6 +248,14 @@ extension HTTPRuleSet {
                 return .useService(service)
             case .silentDrop:
                 return .silentDrop
+            case .reject:
+                return .reject
+            case .waitForBody(let seconds, let atLeast):
+                // The session waits once the rules are done (strata's rules read no body).
+                ev.scratch.waitForBody = (seconds, atLeast)
+            case .normalizeURI(let normalizer):
+                // HAProxy answers 400 to what a `strict` normalizer refuses.
+                if !ev.normalizeURI(request, normalizer) { return .respond(ev.frontend.errorResponse(400, backend: ev.backend)) }
             case .setLogLevel(let level):
                 ev.scratch.logLevel = level
             case .tarpit(let status):

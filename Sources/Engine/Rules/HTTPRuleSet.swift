@@ -80,6 +80,8 @@ final class HTTPRuleSet: @unchecked Sendable {
     let afterResponseRules: [HTTPCompiledResponseRule]
     let forwardFor: HTTPCompiledForwardedHeader?
     let originalTo: HTTPCompiledForwardedHeader?
+    /// `option forwarded` (RFC 7239), a backend's.
+    let forwarded: HTTPCompiledForwarded?
     let captures: [(name: UnsafeRawBufferPointer, length: Int)]
     let responseCaptures: [(name: UnsafeRawBufferPointer, length: Int)]
     /// `%hs` of a request that got no answer from a server: the slots, empty (`{|}`).
@@ -89,6 +91,12 @@ final class HTTPRuleSet: @unchecked Sendable {
     /// Each server's `cookie` value, in the order of the proxy's `servers`.
     let serverCookies: [UnsafeRawBufferPointer?]
     let balanceName: UnsafeRawBufferPointer?
+    /// `unique-id-format` and `unique-id-header` (a frontend's: HAProxy reads them on the
+    /// frontend only).
+    let uniqueIDFormat: HTTPUniqueIDFormat?
+    /// `monitor fail if|unless COND`.
+    let monitorFail: HTTPCompiledCondition?
+    let uniqueIDHeader: UnsafeRawBufferPointer?
 
     private let constants: HTTPRuleConstants
 
@@ -150,6 +158,7 @@ final class HTTPRuleSet: @unchecked Sendable {
 
         forwardFor = http.forwardFor.map { HTTPCompiledForwardedHeader($0, constants: constants) }
         originalTo = http.originalTo.map { HTTPCompiledForwardedHeader($0, constants: constants) }
+        forwarded = proxy.kind == .frontend ? nil : http.forwarded.map { HTTPCompiledForwarded($0, constants: constants) }
         captures = http.captures.map { (constants.bytes($0.name, lowercased: true), $0.length) }
         responseCaptures = http.responseCaptures.map { (constants.bytes($0.name, lowercased: true), $0.length) }
         noResponseCaptures = http.responseCaptures.isEmpty
@@ -158,11 +167,28 @@ final class HTTPRuleSet: @unchecked Sendable {
         for (status, message) in http.errorFiles { errorFiles[status] = constants.bytes(message) }
         self.errorFiles = errorFiles
         cookie = http.cookie.map { HTTPCompiledCookie($0, constants: constants) }
+        monitorFail = try condition(http.monitorFail)
+        uniqueIDFormat = http.uniqueIDFormat.map { HTTPUniqueIDFormat($0, constants: constants) }
+        uniqueIDHeader = uniqueIDFormat == nil ? nil : http.uniqueIDHeader.map { constants.bytes($0) }
         serverCookies = proxy.servers.map { server in server.options.cookie.map { constants.bytes($0) } }
         switch proxy.balance {
         case .urlParameter(let name): balanceName = constants.bytes(name)
         case .header(let name): balanceName = constants.bytes(name, lowercased: true)
         default: balanceName = nil
+        }
+    }
+
+    /// Whether `monitor fail` holds for this request (the `monitor-uri` answer is then 503).
+    func monitorFails(_ head: borrowing HTTPHead, input: UnsafeRawBufferPointer, connection: HTTPConnectionInfo,
+                      scratch: HTTPRuleScratch) -> Bool {
+        guard let monitorFail else { return false }
+        scratch.beginRule()
+        return withUnsafePointer(to: head) { head in
+            withUnsafePointer(to: connection) { connection in
+                monitorFail.evaluate(HTTPEvaluation(request: HTTPMessageView(input: input, head: head, edits: scratch.request),
+                                                    response: nil, connection: connection, scratch: scratch, frontend: self,
+                                                    backend: nil))
+            }
         }
     }
 
@@ -189,6 +215,25 @@ struct HTTPCompiledForwardedHeader {
         lowercaseName = constants.bytes(header.header, lowercased: true)
         except = header.except.map(HTTPCompiledNetwork.init)
         ifNone = header.ifNone
+    }
+}
+
+/// `option forwarded`, its `-expr` samples compiled.
+struct HTTPCompiledForwarded {
+    let option: ForwardedOption
+    let host: HTTPCompiledSample?
+    let by: HTTPCompiledSample?
+    let byPort: HTTPCompiledSample?
+    let client: HTTPCompiledSample?
+    let clientPort: HTTPCompiledSample?
+
+    init(_ option: ForwardedOption, constants: HTTPRuleConstants) {
+        self.option = option
+        host = option.hostExpression.map { HTTPCompiledSample($0, constants: constants) }
+        by = option.byExpression.map { HTTPCompiledSample($0, constants: constants) }
+        byPort = option.byPortExpression.map { HTTPCompiledSample($0, constants: constants) }
+        client = option.clientExpression.map { HTTPCompiledSample($0, constants: constants) }
+        clientPort = option.clientPortExpression.map { HTTPCompiledSample($0, constants: constants) }
     }
 }
 

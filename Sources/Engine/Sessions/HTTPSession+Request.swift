@@ -172,6 +172,7 @@ extension HTTPSession {
 
     private func startRequest(_ input: UnsafeRawBufferPointer, frontend: Frontend) {
         transaction.headReceived = true
+        scratch?.uniqueIDMade = false
         // The head's facts read in place (a copy of the head costs its arrays' reference counts).
         transaction.method = requestParser.head.method
         transaction.version = requestParser.head.version
@@ -199,13 +200,21 @@ extension HTTPSession {
         transaction.closeAfterResponse = !transaction.keepAlive || mustClose || clientEOF
             || frontend.proxy.http.connectionMode == .close
 
-        // `monitor-uri`: HAProxy answers its probe before anything else (logged as intercepted).
+        // `monitor-uri`: HAProxy answers its probe before anything else (logged as intercepted),
+        // 503 while `monitor fail` holds.
         if let uri = frontend.proxy.http.monitorURI,
            Array(uri.utf8).withUnsafeBytes({ HTTPRuleBytes.equals(UnsafeRawBufferPointer(rebasing: input[requestParser.head.target]), $0) }) {
+            var failing = false
+            if let rules = frontend.rules, rules.monitorFail != nil {
+                let scratch = self.scratch ?? HTTPRuleScratch(capacity: loop.buffers.size)
+                self.scratch = scratch
+                scratch.request.reset()
+                failing = rules.monitorFails(requestParser.head, input: input, connection: connectionInfo, scratch: scratch)
+            }
             consumeHead(input)
             frontend.counters[loop].intercepted += 1
             transaction.termination = TerminationState(cause: UInt8(ascii: "L"), phase: UInt8(ascii: "R"))
-            sendLocal(HTTPLocalResponse.errorPage(200))
+            sendLocal(HTTPLocalResponse.errorPage(failing ? 503 : 200))
             return
         }
         let scratch = self.scratch ?? HTTPRuleScratch(capacity: loop.buffers.size)
@@ -296,6 +305,14 @@ extension HTTPSession {
                 dropSilently()
                 abortTransaction()
                 return
+            case .reject:
+                // HAProxy's reject: the connection closes with nothing sent (a FIN, no reset),
+                // counted and logged as the proxy's refusal (PR).
+                consumeHead(input)
+                frontend.counters[loop].deniedRequests += 1
+                transaction.termination = TerminationState(cause: UInt8(ascii: "P"), phase: UInt8(ascii: "R"))
+                abortTransaction()
+                return
             case .forward:
                 break
             }
@@ -360,7 +377,13 @@ extension HTTPSession {
         guard !transaction.localResponse, phase != .closed else { return }
         // `option http-buffer-request`: the body arrives (or fills the buffer) before a server is
         // chosen, within `timeout http-request`; an `Expect: 100-continue` is answered here.
-        if (frontend.proxy.http.bufferRequest || backend.proxy.http.bufferRequest) && !transaction.requestComplete {
+        let bufferRequest = frontend.proxy.http.bufferRequest || backend.proxy.http.bufferRequest
+        if (bufferRequest || scratch.waitForBody != nil) && !transaction.requestComplete {
+            if !bufferRequest, let wait = scratch.waitForBody {
+                guard clientIn.count < wait.atLeast else { return connectToServer() }
+                transaction.bodyWaitUntil = loop.now + wait.seconds
+                transaction.bodyAtLeast = wait.atLeast
+            }
             transaction.waitingForBody = true
             if transaction.expectsContinue { appendToClient(HTTPSession.continueResponse); flushToClient() }
             armTimer()
@@ -374,12 +397,19 @@ extension HTTPSession {
 
     /// The buffered body is complete, or fills the buffer: now the server is chosen.
     private func bodyBuffered() {
-        guard transaction.waitingForBody, !transaction.localResponse, transaction.requestComplete || clientIn.end == loop.buffers.size else { return }
+        guard transaction.waitingForBody, !transaction.localResponse,
+              transaction.requestComplete || clientIn.end == loop.buffers.size || clientIn.count >= transaction.bodyAtLeast else { return }
         transaction.waitingForBody = false
         connectToServer()
     }
 
     func consumeHead(_ input: UnsafeRawBufferPointer) {
+        // The head goes now: a log line printing `%ID` gets the request's ID while it is here.
+        if let frontend, frontend.logPlan.printsUniqueID, let rules = frontend.rules {
+            let scratch = self.scratch ?? HTTPRuleScratch(capacity: loop.buffers.size)
+            self.scratch = scratch
+            _ = rules.uniqueIDForLog(requestParser.head, input: input, connection: connectionInfo, scratch: scratch)
+        }
         requestParsed += input.count
         clientIn.start = requestParsed
     }

@@ -20,7 +20,10 @@ extension HTTPSession {
             return s(f.httpRequest ?? f.client).map { transaction.headStartedAt + $0 }
         case .waitingServer:
             if transaction.tarpitAnswer != nil { return transaction.tarpitUntil }
-            if transaction.waitingForBody { return s(f.httpRequest ?? f.client).map { transaction.headStartedAt + $0 } }
+            if transaction.waitingForBody {
+                if let until = transaction.bodyWaitUntil { return until }
+                return s(f.httpRequest ?? f.client).map { transaction.headStartedAt + $0 }
+            }
             return transaction.connector.deadline
         case .exchange:
             // Each side's timeout runs while strata waits for that side: the client's while its
@@ -128,6 +131,10 @@ extension HTTPSession {
             if let answer = transaction.tarpitAnswer {
                 transaction.tarpitAnswer = nil
                 sendLocal(answer)
+            } else if transaction.waitingForBody, transaction.bodyWaitUntil != nil {
+                // `wait-for-body`: its time is up; the request goes on with what came.
+                transaction.waitingForBody = false
+                connectToServer()
             } else if transaction.waitingForBody {
                 transaction.waitingForBody = false
                 transaction.termination = TerminationState(cause: UInt8(ascii: "c"), phase: UInt8(ascii: "R"))

@@ -147,6 +147,7 @@ extension HTTPSession {
             let captured = scratch?.capturedResponseHeaders ?? HTTPRuleBytes.empty
             r.responseCaptures = captured.isEmpty ? rules.noResponseCaptures : captured
         }
+        if let scratch, scratch.uniqueIDMade { r.uniqueID = scratch.uniqueID.bytes(from: 0) }
         r.logLevel = scratch?.logLevel
         if early {
             transaction.loggedEarly = frontend.logPlan.emitEarly(r, to: frontend.log)

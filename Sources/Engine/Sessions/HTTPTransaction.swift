@@ -25,6 +25,11 @@ struct HTTPTransaction {
     var requestComplete = false
     /// `option http-buffer-request`: the server is chosen once the body is in.
     var waitingForBody = false
+    /// `http-request wait-for-body`: the wait ends at `bodyWaitUntil` (loop seconds) without an
+    /// error, or once `bodyAtLeast` bytes of the body are in; nil: `option http-buffer-request`
+    /// (408 after `timeout http-request`).
+    var bodyWaitUntil: Double?
+    var bodyAtLeast = Int.max
     /// `http-request tarpit`: the answer held until `tarpitUntil` (loop seconds).
     var tarpitAnswer: HTTPLocalResponse?
     var tarpitUntil = 0.0

@@ -106,7 +106,11 @@ struct LogRecord {
     /// `%hr`: the captured request headers as the rules wrote them (`{v1|v2}`), and `%hs`.
     var requestCaptures: UnsafeRawBufferPointer?
     var responseCaptures: UnsafeRawBufferPointer?
+    /// `%ID`: the request's unique ID (`unique-id-format`), nil when none was made.
+    var uniqueID: UnsafeRawBufferPointer?
 
+    /// A connection that failed before any request (`error-log-format`).
+    var connectionFailed = false
     /// `option logasap`: logged before the end; `%Tt`, `%Ta` and `%B` get a `+`.
     var early = false
     /// `set-log-level`: the line's syslog level, -1 for none (`silent`); nil: the options decide.
@@ -145,6 +149,9 @@ final class LogFormatPlan {
     /// A format prints the local address (`%fi`, `%fp`, `%[dst]`…): the session must fill
     /// `LogRecord.local` (or log before closing the client's fd).
     let needsLocalAddress: Bool
+    /// A format prints `%ID` (or `%[unique-id]`) and the proxy has a `unique-id-format`: the
+    /// session makes the ID before the request's head goes.
+    let printsUniqueID: Bool
 
     init(_ proxy: Proxy) {
         line = LogFormatPlan.effectiveFormat(proxy).map(LogFormatter.init)
@@ -155,6 +162,7 @@ final class LogFormatPlan {
         dontLogNull = proxy.log.dontLogNull
         dontLogNormal = proxy.log.dontLogNormal
         needsLocalAddress = [line, structuredData, error].contains { $0?.needsLocalAddress ?? false }
+        printsUniqueID = proxy.http.uniqueIDFormat != nil && [line, structuredData, error].contains { $0?.printsUniqueID ?? false }
     }
 
     /// `log-format`, else `option httplog [clf]` in HTTP mode, else `option tcplog`, else none.
@@ -204,6 +212,8 @@ final class LogFormatPlan {
     /// `error-log-format` (else the line format): a connection that failed before a request
     /// (a TLS handshake), logged at `err` with `log-separate-errors`.
     func emitConnectionError(_ record: LogRecord, to sinks: LogSinks) {
+        var record = record
+        record.connectionFailed = true
         guard !sinks.isEmpty, let formatter = error ?? line, let text = formatter.format(record) else { return }
         sinks.send(text, level: separateErrors ? .err : .info, structuredData: structuredData(record, sinks))
     }

@@ -99,6 +99,8 @@ final class LogFormatter {
         case constant(Bool)
         case sslFrontend
         case tls(TLSSampleFetch)
+        case uniqueID
+        case connectionError(tlsOnly: Bool)
         case unavailable
     }
 
@@ -114,6 +116,8 @@ final class LogFormatter {
     /// The format prints the address the client reached (`%fi`, `%fp`, `%[dst]`, `%[dst_port]`,
     /// or `%sp` of a server without a port).
     let needsLocalAddress: Bool
+    /// `%ID` or `%[unique-id]`.
+    let printsUniqueID: Bool
     private var out: [UInt8] = []
 
     init(_ spec: LogFormatSpec) {
@@ -130,6 +134,12 @@ final class LogFormatter {
             switch op {
             case .variable(.frontendIP, _), .variable(.frontendPort, _), .variable(.serverPort, _),
                  .sample(.destination, _, _), .sample(.destinationPort, _, _): true
+            default: false
+            }
+        }
+        printsUniqueID = ops.contains { op in
+            switch op {
+            case .variable(.uniqueID, _), .sample(.uniqueID, _, _): true
             default: false
             }
         }
@@ -151,6 +161,8 @@ final class LogFormatter {
         case .constant(let b): .constant(b)
         case .sslFrontend: .sslFrontend
         case .tls(let f): .tls(f)
+        case .uniqueID: .uniqueID
+        case .connectionError(let f): .connectionError(tlsOnly: f != .connection)
         default: .unavailable
         }
     }
@@ -430,7 +442,10 @@ final class LogFormatter {
             printed()
         case .sslCipher: return cText(r.tls?.cipherName, flags)
         case .sslVersion: return cText(r.tls?.protocolName, flags)
-        case .requestCookie, .responseCookie, .uniqueID:
+        case .uniqueID:
+            guard let id = r.uniqueID else { return text(nil, flags) }
+            textBytes(id, flags)
+        case .requestCookie, .responseCookie:
             return text(nil, flags)
         case .activeConnections: integer(r.activeConnections)
         case .frontendConnections: integer(r.frontendConnections)
@@ -477,6 +492,13 @@ final class LogFormatter {
         case .constant(let b): value = b ? "1" : "0"
         case .sslFrontend: value = r.isTLS ? "1" : "0"
         case .tls(let f): value = LogFormatter.tlsValue(f, r)
+        case .uniqueID: value = r.uniqueID.map { String(decoding: $0, as: UTF8.self) }
+        case .connectionError(let tlsOnly):
+            // A line for a connection that failed (error-log-format) does not know its code.
+            if r.connectionFailed || (tlsOnly && !r.isTLS) { return text(nil, flags) }
+            // `hex` on an integer: its 8 bytes, big-endian (HAProxy's int to binary cast).
+            value = converters.contains(.hex) ? "0000000000000000" : "0"
+            return text(value, flags)
         case .unavailable: value = nil
         }
         if var v = value {

@@ -16,13 +16,16 @@ final class LogSinks {
         let ownsFD: Bool
     }
     private let sinks: [Sink]
-    static let tag = "strata"
+    static let defaultTag = "strata"
+    /// The syslog header's tag (`log-tag`).
+    let tag: String
 
     var isEmpty: Bool { sinks.isEmpty }
     /// A target writes RFC 5424 (the only format with a place for `log-format-sd`).
     private(set) var wantsStructuredData = false
 
-    init(_ targets: [LogTarget]) {
+    init(_ targets: [LogTarget], tag: String? = nil) {
+        self.tag = tag ?? LogSinks.defaultTag
         var sinks: [Sink] = []
         for target in targets {
             switch target.destination {
@@ -75,7 +78,7 @@ final class LogSinks {
     func send(_ message: String, level: LogLevel = .info, structuredData: String? = nil) -> Bool {
         var onStandardStream = false
         for sink in sinks where level.rawValue <= sink.target.level && level.rawValue >= sink.target.minLevel {
-            var line = LogSinks.header(sink.target, level: level, structuredData: structuredData) + message
+            var line = LogSinks.header(sink.target, level: level, structuredData: structuredData, tag: tag) + message
             if line.utf8.count > sink.target.maxLength {
                 line = String(decoding: line.utf8.prefix(sink.target.maxLength), as: UTF8.self)
             }
@@ -95,7 +98,7 @@ final class LogSinks {
 
     /// The syslog header HAProxy writes for each format (`raw` has none). RFC 5424's ends with
     /// the message id (`-`) and the structured data (`-` when there is none).
-    static func header(_ target: LogTarget, level: LogLevel, structuredData: String? = nil) -> String {
+    static func header(_ target: LogTarget, level: LogLevel, structuredData: String? = nil, tag: String = defaultTag) -> String {
         let pri = target.facility * 8 + level.rawValue
         var now = timespec()
         clock_gettime(CLOCK_REALTIME, &now)
