@@ -64,6 +64,9 @@ public struct Proxy: Hashable, Sendable {
     /// `option persist`: a cookie (or stick table) still sends to its server while it is DOWN
     /// (not in maintenance); `option redispatch` takes over when the connect fails.
     public var persist = false
+    /// `source ADDR[:PORT]`: the address the backend's connections to its servers leave from
+    /// (a server's own `source` wins).
+    public var source: SocketEndpoint?
 
     public var timeouts = Timeouts()
     public var tcpKeepAlive = TCPKeepAlive()
@@ -224,6 +227,8 @@ public struct ServerOptions: Hashable, Sendable {
     public var sendProxy: SendProxy?
     /// `proto h2`: HTTP/2 to the server whatever ALPN says (h2c on a clear connection).
     public var forcesH2 = false
+    /// `source ADDR[:PORT]` on the server line: where its connections leave from (port 0: any).
+    public var source: SocketEndpoint?
     /// HTTP/2 to the server: `proto h2`, or `ssl … alpn` offering h2 (strata then needs the server
     /// to choose it).
     public var speaksH2: Bool { forcesH2 || (tls?.alpn.contains("h2") ?? false) }

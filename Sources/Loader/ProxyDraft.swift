@@ -188,6 +188,7 @@ struct ProxyDraft {
             proxy.retries = sections[index].draft.proxy.retries
             proxy.redispatch = sections[index].draft.proxy.redispatch
             proxy.persist = sections[index].draft.proxy.persist
+            proxy.source = sections[index].draft.proxy.source
             proxy.timeouts.connect = sections[index].draft.proxy.timeouts.connect
             proxy.timeouts.server = sections[index].draft.proxy.timeouts.server
             proxy.timeouts.queue = sections[index].draft.proxy.timeouts.queue

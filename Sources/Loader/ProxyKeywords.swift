@@ -1,4 +1,5 @@
 import ConfigModel
+import Glibc
 
 /// The keywords of `defaults`, `frontend`, `backend` and `listen` sections that strata supports,
 /// where each is allowed (HAProxy's keyword matrix, configuration.txt §4.1), and how each lands in
@@ -83,6 +84,7 @@ extension KeywordReader {
         ("rate-limit", frontSide),
         ("redirect", [.frontend, .listen, .backend]),
         ("retries", backSide),
+        ("source", backSide),
         ("server", [.listen, .backend]),
         ("server-template", [.listen, .backend]),
         ("server-state-file-name", backSide),
@@ -257,6 +259,10 @@ extension KeywordReader {
                 try line.noArguments(after: 1)
             }
 
+        case "source":
+            draft.proxy.source = try sourceAddress(line, at: 0)
+            try line.noArguments(after: 1)
+
         case "option persist":
             try line.noArguments()
             draft.proxy.persist = !line.negated
@@ -425,6 +431,36 @@ extension KeywordReader {
         "transparent", "uid", "user", "verify",
     ]
 
+    /// `source ADDR[:PORT]` (a backend's or a server's): an address literal, port 0 when none
+    /// (the kernel's choice). `usesrc` (transparent proxying), `interface` and port ranges are
+    /// refused; a port below 1024 needs root, which strata keeps only with no `user`/`uid`.
+    func sourceAddress(_ line: KeywordLine, at index: Int) throws(ConfigError) -> SocketEndpoint {
+        guard let text = line.optionalArgument(index) else { throw line.error("'source' expects an address (source ADDR[:PORT])") }
+        if let next = line.optionalArgument(index + 1), next == "usesrc" || next == "interface" {
+            throw line.error("'source … \(next)' is not supported yet (strata binds the source address only)")
+        }
+        let parts: AddressParser.Parts
+        switch AddressParser.split(addresses.expanded(text)) {
+        case .success(let p): parts = p
+        case .failure(let message): throw line.error("'source': \(message)")
+        }
+        var port: UInt16 = 0
+        if let portText = parts.port, portText != "0" {
+            switch AddressParser.port(portText, in: text) {
+            case .success(let p): port = p
+            case .failure(let message): throw line.error("'source': \(message)")
+            }
+        }
+        let host = parts.host == "*" ? "0.0.0.0" : parts.host
+        guard let address = IPAddress(host) else {
+            throw line.error("'source' expects an address literal, got '\(parts.host)'")
+        }
+        if port != 0 && port < 1024 && geteuid() != 0 {
+            throw line.error("'source \(text)': a source port below 1024 needs strata to run as root")
+        }
+        return SocketEndpoint(address: address, port: port)
+    }
+
     /// `ADDR:LOW-HIGH` on a bind: one address per port, as HAProxy listens on each port of the
     /// range. Anything else as it is.
     static func portRange(_ text: String, _ line: KeywordLine) throws(ConfigError) -> [String] {
@@ -547,7 +583,7 @@ extension KeywordReader {
         "no-tlsv11", "no-tlsv12", "no-tlsv13", "no-verifyhost", "non-stick", "npn",
         "on-marked-up", "pool-low-conn", "pool-max-conn", "pool-purge-delay",
         "redir", "send-proxy", "send-proxy-v2", "send-proxy-v2-ssl", "send-proxy-v2-ssl-cn", "set-proxy-v2-tlv-fmt",
-        "sni", "socks4", "source", "ssl", "ssl-max-ver", "ssl-min-ver", "ssl-reuse", "stick",
+        "sni", "socks4", "ssl", "ssl-max-ver", "ssl-min-ver", "ssl-reuse", "stick",
         "tcp-ut", "tfo", "track", "verify", "verifyhost", "ws",
     ]
 
@@ -596,6 +632,9 @@ extension KeywordReader {
             case "send-proxy", "send-proxy-v2", "send-proxy-v2-ssl", "send-proxy-v2-ssl-cn", "no-send-proxy",
                  "no-send-proxy-v2", "proxy-v2-options":
                 try sendProxyOption(option, line, at: &i, into: &options.sendProxy)
+            case "source":
+                options.source = try sourceAddress(line, at: i + 1)
+                i += 1
             case "cookie":
                 guard let value = line.optionalArgument(i + 1), !value.isEmpty else {
                     throw line.error("'cookie' on server expects a value")

@@ -80,3 +80,47 @@ import Testing
         }
     }
 }
+
+/// `source ADDR[:PORT]` on a backend and on a server: the connection to the server leaves from
+/// that address (the origin sees it as the peer).
+@Suite struct SourceAddressTests {
+    @Test func connectionsLeaveFromTheSourceAddress() throws {
+        let (fd, originPort) = try TestSocket.listen(what: "origin")
+        defer { close(fd) }
+        let peers = Guarded<[String]>([])
+        TestSocket.acceptLoop(fd, timeout: 20) { c in
+            var addr = sockaddr_in()
+            var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+            _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getpeername(c, $0, &len) } }
+            peers.withLock { $0.append(String(cString: inet_ntoa(addr.sin_addr))) }
+            _ = TestSocket.sendAll(c, "hi\n")
+            close(c)
+            return true
+        }
+        let viaBackend = TestSocket.freePort(), viaServer = TestSocket.freePort()
+        let strata = try StrataProcess(config: """
+            global
+                stats socket @ADMIN@ level admin
+            defaults
+                mode tcp
+                timeout connect 2s
+                timeout client 10s
+                timeout server 10s
+            listen backendwide
+                bind 127.0.0.1:\(viaBackend)
+                source 127.0.0.2
+                server o 127.0.0.1:\(originPort)
+            listen perserver
+                bind 127.0.0.1:\(viaServer)
+                source 127.0.0.2
+                server o 127.0.0.1:\(originPort) source 127.0.0.3
+            """)
+        #expect(strata.waitForAdmin(), "\(strata.output.joined(separator: "\n"))")
+        for port in [viaBackend, viaServer] {
+            let c = try #require(TestSocket.connect(port))
+            #expect(String(decoding: TestSocket.readToEnd(c), as: UTF8.self) == "hi\n")
+            close(c)
+        }
+        #expect(peers.withLock { $0 } == ["127.0.0.2", "127.0.0.3"])
+    }
+}

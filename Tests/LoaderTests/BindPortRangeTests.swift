@@ -45,4 +45,21 @@ import Testing
         #expect(errors("backend b\n    mode http\n    balance random(0)\n    server s 127.0.0.1:1\n")
             == ["test.cfg:3: 'balance random' expects a number of draws from 1 up in parentheses, got 'random(0)'"])
     }
+
+    @Test func sourceAddresses() throws {
+        let config = try load("""
+            defaults
+                source 127.0.0.2
+            backend b
+                mode tcp
+                server a 127.0.0.1:1 source 127.0.0.3:2000
+                server c 127.0.0.1:1
+            """).config
+        #expect(config.proxies[0].source == SocketEndpoint(address: .v4(0x7F00_0002), port: 0))
+        #expect(config.proxies[0].servers.map(\.options.source) == [SocketEndpoint(address: .v4(0x7F00_0003), port: 2000), nil])
+        #expect(errors("backend b\n    mode tcp\n    source 127.0.0.2 usesrc clientip\n    server a 127.0.0.1:1\n")
+            == ["test.cfg:3: 'source … usesrc' is not supported yet (strata binds the source address only)"])
+        #expect(errors("backend b\n    mode tcp\n    server a 127.0.0.1:1 source name.example\n")
+            == ["test.cfg:3: 'source' expects an address literal, got 'name.example'"])
+    }
 }

@@ -53,12 +53,25 @@ final class ServerConnection: EventHandler {
 
     /// Opens a non-blocking TCP connection to `endpoint` (TCP_NODELAY, SO_KEEPALIVE when asked).
     /// `buffers`: the global `tune.rcvbuf.server`/`tune.sndbuf.server`.
+    /// `source`: the address (and port, 0 for any) to leave from (`source` on the backend or server).
     static func open(on loop: EventLoop, to endpoint: SocketEndpoint, server: ServerState, keepAlive: Bool,
-                     buffers: SocketBufferSizes = SocketBufferSizes()) -> Opening {
+                     buffers: SocketBufferSizes = SocketBufferSizes(), source: SocketEndpoint? = nil) -> Opening {
         let family = endpoint.address.isV6 ? AF_INET6 : AF_INET
         let fd = socket(family, Int32(SOCK_STREAM.rawValue) | CLibEV_SOCK_NONBLOCK | CLibEV_SOCK_CLOEXEC, 0)
         guard fd >= 0 else { return .noSocket(errno: errno) }
         setTCPOptions(fd, keepAlive: keepAlive, receive: buffers.serverReceive, send: buffers.serverSend)
+        if let source {
+            // A fixed source port serves connections to several servers at once.
+            var one: Int32 = 1
+            if source.port != 0 { setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size)) }
+            var (local, localLength) = source.sockaddr
+            let bound = withUnsafePointer(to: &local) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.bind(fd, $0, localLength) } }
+            if bound != 0 {
+                let e = errno
+                Glibc.close(fd)
+                return .refused(errno: e)
+            }
+        }
         var (addr, len) = endpoint.sockaddr
         let r = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, len) } }
         if r != 0 && errno != EINPROGRESS {

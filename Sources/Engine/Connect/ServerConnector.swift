@@ -261,7 +261,8 @@ struct ServerConnector {
         backend.counters[worker.loop].connectAttempts += 1
         switch ServerConnection.open(on: worker.loop, to: ServerConnector.endpoint(target.address, clientFD: clientFD),
                                      server: s.state, keepAlive: backend.proxy.tcpKeepAlive.server,
-                                     buffers: backend.generation?.config.config.global.socketBuffers ?? SocketBufferSizes()) {
+                                     buffers: backend.generation?.config.config.global.socketBuffers ?? SocketBufferSizes(),
+                                     source: s.config.options.source ?? backend.proxy.source) {
         case .opened(let c):
             socketWait.end()
             c.addressEpoch = target.epoch
@@ -297,7 +298,8 @@ struct ServerConnector {
         guard let (carrier, rides) = H2ServerConnection.stream(
             to: s, endpoint: ServerConnector.endpoint(target.address, clientFD: clientFD), epoch: target.epoch, loop: loop,
             share: backend.proxy.http.reuse != .never && !reconnecting, keepAlive: backend.proxy.tcpKeepAlive.server,
-            buffers: global.socketBuffers, connectTimeout: connectTimeout, global: global, counters: worker.h2Counters)
+            buffers: global.socketBuffers, source: s.config.options.source ?? backend.proxy.source, connectTimeout: connectTimeout,
+            global: global, counters: worker.h2Counters)
         else {
             s.state.counters[loop].connectAttempts += 1
             backend.counters[loop].connectAttempts += 1

@@ -64,8 +64,8 @@ final class H2ServerConnection: EventHandler {
     /// slot when `share` allows, else on a new connection. Nil when no socket could be had
     /// (`errno` says why). `rides`: the stream uses a connection that was already there.
     static func stream(to server: BackendServer, endpoint: SocketEndpoint, epoch: Int, loop: EventLoop, share: Bool,
-                       keepAlive: Bool, buffers: SocketBufferSizes, connectTimeout: Double, global: GlobalSettings,
-                       counters: H2Counters) -> (carrier: ServerConnection, rides: Bool)? {
+                       keepAlive: Bool, buffers: SocketBufferSizes, source: SocketEndpoint?, connectTimeout: Double,
+                       global: GlobalSettings, counters: H2Counters) -> (carrier: ServerConnection, rides: Bool)? {
         let pool = server.state.pools[loop.index]
         let fingerprint = server.tls?.fingerprint
         if share {
@@ -74,7 +74,8 @@ final class H2ServerConnection: EventHandler {
                 return (c.open(), true)
             }
         }
-        switch ServerConnection.open(on: loop, to: endpoint, server: server.state, keepAlive: keepAlive, buffers: buffers) {
+        switch ServerConnection.open(on: loop, to: endpoint, server: server.state, keepAlive: keepAlive, buffers: buffers,
+                                     source: source) {
         case .opened(let transport):
             transport.addressEpoch = epoch
             let c = H2ServerConnection(loop: loop, transport: transport, state: server.state, tls: server.tls,

@@ -219,8 +219,10 @@ final class HealthChecker: EventHandler {
             finish(HealthCheckOutcome(.socketError, info: "No port available for the TCP connection"))
             return
         }
+        // Checks leave from the server's `source` too, as HAProxy's.
         switch ServerConnection.open(on: loop, to: SocketEndpoint(address: address, port: target),
-                                     server: state, keepAlive: false) {
+                                     server: state, keepAlive: false,
+                                     source: server.config.options.source ?? server.backend?.proxy.source) {
         case .noSocket(let e):
             finish(HealthCheckOutcome(.socketError, info: HealthCheckProbe.errorText(e)))
         case .refused(let e):

@@ -11,7 +11,7 @@ import ConfigModel
 enum PlanContent {
     static let proxyFields = [
         "name", "kind", "location", "id", "mode", "description", "disabled", "binds", "defaultBackend",
-        "defaultBackendLocation", "maxconn", "sessionRateLimit", "servers", "balance", "fullconn", "retries", "redispatch", "persist", "timeouts",
+        "defaultBackendLocation", "maxconn", "sessionRateLimit", "servers", "balance", "fullconn", "retries", "redispatch", "persist", "source", "timeouts",
         "tcpKeepAlive", "log", "http", "tcp", "checks", "serverStateFile", "serverStateFileName", "stats",
         // Left out: a template line's servers are in `servers`, compared one by one.
         "serverTemplates",
@@ -29,7 +29,7 @@ enum PlanContent {
     ]
     static let serverFields = ["name", "location", "id", "host", "address", "port", "options", "fqdn", "hasAddress"]
     /// `resolutionStorage`: `resolution` (resolvers, resolve-*, init-addr), compared as a value.
-    static let serverOptionFields = ["weight", "slowstart", "maxqueue", "maxconn", "backup", "disabled", "cookie", "check", "tls", "resolutionStorage", "sendProxy", "forcesH2"]
+    static let serverOptionFields = ["weight", "slowstart", "maxqueue", "maxconn", "backup", "disabled", "cookie", "check", "tls", "resolutionStorage", "sendProxy", "forcesH2", "source"]
     static let serverCheckFields = [
         "enabled", "interval", "fastInterval", "downInterval", "rise", "fall", "port", "address", "observe",
         "errorLimit", "onError", "shutdownSessionsOnDown", "sendProxy", "agent",
@@ -48,7 +48,7 @@ enum PlanContent {
               a.pointee.sessionRateLimit == b.pointee.sessionRateLimit,
               a.pointee.balance == b.pointee.balance, a.pointee.fullconn == b.pointee.fullconn,
               a.pointee.retries == b.pointee.retries, a.pointee.redispatch == b.pointee.redispatch,
-              a.pointee.persist == b.pointee.persist,
+              a.pointee.persist == b.pointee.persist, a.pointee.source == b.pointee.source,
               a.pointee.timeouts == b.pointee.timeouts, a.pointee.tcpKeepAlive == b.pointee.tcpKeepAlive,
               a.pointee.checks == b.pointee.checks, a.pointee.serverStateFile == b.pointee.serverStateFile,
               a.pointee.serverStateFileName == b.pointee.serverStateFileName,
@@ -138,6 +138,7 @@ enum PlanContent {
               a.pointee.options.check.agent == b.pointee.options.check.agent,
               a.pointee.options.sendProxy == b.pointee.options.sendProxy,
               a.pointee.options.forcesH2 == b.pointee.options.forcesH2,
+              a.pointee.options.source == b.pointee.options.source,
               a.pointee.options.slowstart == b.pointee.options.slowstart,
               a.pointee.options.maxqueue == b.pointee.options.maxqueue
         else { return false }
