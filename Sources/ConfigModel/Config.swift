@@ -411,6 +411,11 @@ public struct GlobalSettings: Hashable, Sendable {
     public var tls = GlobalTLS()
     /// `tune.bufsize`: the size of an I/O buffer, and so the largest request or response head.
     public var bufferSize = 16384
+    /// `tune.maxrewrite N`: room kept in a buffer for rewrites, so a request head may take
+    /// `bufferSize` minus this (HAProxy caps it at half the buffer). nil: no room kept.
+    public var maxRewrite: Int?
+    /// The largest request head a client may send.
+    public var requestHeadLimit: Int { bufferSize - min(maxRewrite ?? 0, bufferSize / 2) }
     /// HTTP compression: `tune.comp.maxlevel` (zlib's level, HAProxy's default 1),
     /// `tune.zlib.memlevel`, `tune.zlib.windowsize`, `maxcompcpuusage` (percent, 100: no limit).
     public var compressionLevel = 1

@@ -7,7 +7,7 @@ extension KeywordReader {
         "master-worker", "max-generations", "maxcompcpuusage", "maxconn", "maxconnrate", "maxsessrate", "nbthread", "noreuseport", "pidfile", "server-state-base", "server-state-file", "set-dumpable", "spread-checks", "ssl-default-bind-ciphers", "ssl-dh-param-file", "strict-limits",
         "ssl-default-bind-ciphersuites", "ssl-default-bind-options", "ssl-default-server-ciphers",
         "ssl-default-server-ciphersuites", "ssl-default-server-options", "ssl-server-verify", "stats socket",
-        "stats timeout", "tune.bufsize", "tune.comp.maxlevel", "tune.h2.header-table-size", "tune.h2.initial-window-size",
+        "stats timeout", "tune.bufsize", "tune.comp.maxlevel", "tune.maxrewrite", "tune.h2.header-table-size", "tune.h2.initial-window-size",
         "tune.h2.max-concurrent-streams", "tune.h2.max-frame-size", "tune.h2.fe.header-table-size",
         "tune.h2.fe.initial-window-size", "tune.h2.fe.max-concurrent-streams", "tune.http.maxhdr", "tune.rcvbuf.client", "tune.rcvbuf.server", "tune.sndbuf.client", "tune.sndbuf.server", "tune.ssl.cachesize", "tune.ssl.default-dh-param",
         "thread-groups", "tune.ssl.lifetime", "tune.zlib.memlevel", "tune.zlib.windowsize", "uid", "ulimit-n", "user",
@@ -189,6 +189,13 @@ extension KeywordReader {
             default:
                 try line.noArguments(after: 1)
                 paths.base = kind == "config" ? .config : kind == "parent" ? .parent : .current
+            }
+        case "tune.maxrewrite":
+            let text = try line.argument(0, expecting: "a size in bytes (for example 1024)")
+            try line.noArguments(after: 1)
+            switch ConfigUnits.parseSize(text) {
+            case .success(let size) where size >= 0 && size <= 1 << 30: global.maxRewrite = size
+            default: throw line.error("'tune.maxrewrite' expects a size in bytes, got '\(text)'")
             }
         case "tune.bufsize":
             let text = try line.argument(0, expecting: "a size in bytes (for example 16384)")

@@ -6,11 +6,12 @@ import Testing
 /// `tune.bufsize` sizes the process's I/O buffers: a head larger than the default 16 KB passes with
 /// a larger setting, and a reload that changes it fails (restart to apply it).
 @Suite(.serialized) struct TuneBufsizeTests {
-    static func config(port: UInt16, bufsize: String) -> String {
+    static func config(port: UInt16, bufsize: String, extra: String = "") -> String {
         """
         global
             stats socket @ADMIN@ level admin
             tune.bufsize \(bufsize)
+            \(extra)
         defaults
             mode http
             timeout connect 2s
@@ -45,5 +46,17 @@ import Testing
         try strata.write(Self.config(port: port, bufsize: "32768"))
         #expect(try strata.admin("reload").hasPrefix("Success=1"))
         #expect(Self.status(port, headerBytes: 20_000) == 200)
+    }
+
+    /// `tune.maxrewrite`: room kept for rewrites, so a request head may take the buffer minus it.
+    @Test func maxrewriteKeepsRoomForRewrites() throws {
+        let kept = TestSocket.freePort(), plain = TestSocket.freePort()
+        let withRoom = try StrataProcess(config: Self.config(port: kept, bufsize: "16384", extra: "tune.maxrewrite 4096"))
+        let without = try StrataProcess(config: Self.config(port: plain, bufsize: "16384"))
+        #expect(withRoom.waitForAdmin() && without.waitForAdmin())
+        // 14 KB of head: within 16 KB, past 16 KB - 4 KB.
+        #expect(Self.status(kept, headerBytes: 14_000) == 431)
+        #expect(Self.status(plain, headerBytes: 14_000) == 200)
+        #expect(Self.status(kept, headerBytes: 10_000) == 200)
     }
 }

@@ -137,7 +137,7 @@ final class HTTPSession: ListedSession {
         self.clientTLS = tls
         self.connectionCounters = frontend.counters
         let global = frontend.generation.config.config.global
-        let limits = HTTPParserLimits(maxHeadSize: min(global.bufferSize, worker.loop.buffers.size),
+        let limits = HTTPParserLimits(maxHeadSize: min(global.requestHeadLimit, worker.loop.buffers.size),
                                       maxFieldCount: global.maxHeaders, maxChunkLineSize: 4096)
         requestParser = HTTPRequestParser(limits: limits)
         responseParser = HTTPResponseParser(limits: HTTPParserLimits(maxHeadSize: worker.loop.buffers.size,
