@@ -280,7 +280,9 @@ struct HTTP2Tests {
         let strata = s.strata
         let origin = s.origin
         let reloader = Thread {
-            Thread.sleep(forTimeInterval: 1)
+            // Once the stream is at the origin (it answers /slow after 3 s): a fixed delay raced
+            // a python client slow to start on a loaded machine.
+            _ = eventually(seconds: 15, every: 0.05) { origin.heads.contains { $0.contains("/slow") } }
             let cfg = self.config(tls: s.tls, h2c: TestSocket.freePort(), plain: s.plain, origin: origin.port)
             try? strata.write(cfg)
             strata.signal(SIGHUP)
