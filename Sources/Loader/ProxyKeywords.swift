@@ -56,6 +56,7 @@ extension KeywordReader {
         ("option ssl-hello-chk", backSide),
         ("option httpclose", all),
         ("option httplog", frontSide),
+        ("option log-health-checks", backSide),
         ("option log-separate-errors", frontSide),
         ("option logasap", frontSide),
         ("option originalto", all),
@@ -114,7 +115,7 @@ extension KeywordReader {
     static let negatableProxyKeywords: Set<String> = [
         "log", "option clitcpka", "option dontlognull", "option redispatch", "option srvtcpka",
         "option http-buffer-request", "option http-keep-alive", "option http-server-close", "option httpclose",
-        "option allbackups", "option dontlog-normal", "option log-separate-errors", "option logasap",
+        "option allbackups", "option dontlog-normal", "option log-health-checks", "option log-separate-errors", "option logasap",
         "option contstats", "option prefer-last-server", "option abortonclose", "option splice-auto", "option splice-request",
         "option splice-response",
     ]
