@@ -133,6 +133,39 @@ import Testing
         ])
     }
 
+    @Test func tableConvertersInActionValuesNameTheirTable() {
+        // HAProxy resolves a converter's table wherever the expression is: a log-format string's
+        // `%[…]` and a set-var expression as much as an ACL.
+        #expect(errors("""
+            frontend f
+                mode http
+                bind 127.0.0.1:8080
+                http-request set-header X-Rate %[src,table_http_req_rate(missing)]
+                http-request set-var(txn.n) src,table_conn_cnt(missing2)
+                http-request return status 200 content-type text/plain lf-string "%[src,table_gpc0(missing3)]"
+                http-request redirect location /%[src,table_gpc0(missing4)]
+                http-response add-header X-Rate %[src,table_http_req_rate(missing5)]
+                http-after-response set-header X-Rate %[src,table_http_req_rate(missing6)]
+                use_backend %[src,table_gpc0(missing7)]
+                redirect prefix /%[src,table_gpc0(missing8)]
+                http-request set-header X-Known %[src,table_http_req_rate(b)]
+                default_backend b
+            backend b
+                mode http
+                stick-table type ip size 1 store http_req_rate(10s),gpc0
+                server s 127.0.0.1:1
+            """) == [
+            "test.cfg:4: proxy 'f': unable to find table 'missing' referenced by an 'http-request' rule",
+            "test.cfg:5: proxy 'f': unable to find table 'missing2' referenced by an 'http-request' rule",
+            "test.cfg:6: proxy 'f': unable to find table 'missing3' referenced by an 'http-request' rule",
+            "test.cfg:7: proxy 'f': unable to find table 'missing4' referenced by an 'http-request' rule",
+            "test.cfg:8: proxy 'f': unable to find table 'missing5' referenced by an 'http-response' rule",
+            "test.cfg:9: proxy 'f': unable to find table 'missing6' referenced by an 'http-after-response' rule",
+            "test.cfg:10: proxy 'f': unable to find table 'missing7' referenced by 'use_backend'",
+            "test.cfg:11: proxy 'f': unable to find table 'missing8' referenced by 'redirect'",
+        ])
+    }
+
     @Test func peersOfThisHostAreAcceptedWithAWarningRemoteOnesRefused() throws {
         let loaded = try load("""
             global
