@@ -85,7 +85,7 @@ import Testing
                 stick-table type ip size 2
             backend j
                 stick on src
-                stick store-response src
+                stick store-response req.hdr(x-user)
                 stick off src
             """) == [
             "test.cfg:4: stick-table: unknown type 'foo' (expected ip, ipv6, integer, string or binary)",
@@ -97,9 +97,33 @@ import Testing
             "test.cfg:19: stick-table: 'expire' expects a time, got 'soon' (not a number)",
             "test.cfg:22: stick-table: only one table per proxy is allowed (one was declared at test.cfg:21)",
             "test.cfg:24: proxy 'j': unable to find table 'j' referenced by a 'stick on' rule",
-            "test.cfg:25: 'stick store-response' is not supported yet (strata has stick on, stick match and stick store-request)",
-            "test.cfg:26: 'stick' expects on, match or store-request, got 'off'",
+            "test.cfg:25: 'stick store-response': 'req.hdr' needs the HTTP request headers: it cannot be used in a 'stick store-response' rule",
+            "test.cfg:26: 'stick' expects on, match, store-request or store-response, got 'off'",
         ])
+    }
+
+    @Test func stickStoreResponseReadsTheAnswerInModeHTTP() throws {
+        let loaded = try load("""
+            backend web
+                mode http
+                stick-table type string len 16 size 10
+                stick match req.hdr(x-session)
+                stick store-response res.hdr(x-session) if { status 200 }
+                server s 127.0.0.1:1
+            """)
+        let web = loaded.config.proxies[0]
+        #expect(web.stickRules.map(\.kind) == [.match, .storeResponse])
+        #expect(web.stickRules[1].storesResponse && !web.stickRules[1].stores && !web.stickRules[1].matches)
+        // A table stick rules use stores server_id (HAProxy adds it).
+        #expect(web.stickTable?.stores(.serverID) == true)
+        #expect(errors("""
+            listen t
+                mode tcp
+                bind 127.0.0.1:8081
+                stick-table type ip size 1
+                stick store-response src
+                server s 127.0.0.1:1
+            """) == ["test.cfg:5: 'stick store-response' is not supported yet in mode tcp (strata reads the key from HTTP answers only)"])
     }
 
     @Test func trackingErrorsNameTheLine() {

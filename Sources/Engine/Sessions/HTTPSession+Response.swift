@@ -125,6 +125,9 @@ extension HTTPSession {
         if responseParser.head.framing == .untilClose { transaction.closeAfterResponse = true }
         if mustClose { transaction.closeAfterResponse = true }
         let connectionHeader: HTTPConnectionHeader = transaction.closeAfterResponse ? .close : .keepAlive
+        if let stick = backend?.stickRules, stick.storesResponses, let server, let scratch, !responseParser.head.isInformational {
+            stick.storeResponse(responseParser.head, input: input, connection: connectionInfo, scratch: scratch, server: server)
+        }
         if let rules = frontend?.rules, let scratch {
             // A cookie names a configuration server (a runtime one has none): the immutable list,
             // read on this loop without a copy.
