@@ -28,7 +28,7 @@ enum PlanContent {
     ]
     static let serverFields = ["name", "location", "id", "host", "address", "port", "options", "fqdn", "hasAddress"]
     /// `resolutionStorage`: `resolution` (resolvers, resolve-*, init-addr), compared as a value.
-    static let serverOptionFields = ["weight", "slowstart", "maxqueue", "maxconn", "backup", "disabled", "cookie", "check", "tls", "resolutionStorage", "sendProxy"]
+    static let serverOptionFields = ["weight", "slowstart", "maxqueue", "maxconn", "backup", "disabled", "cookie", "check", "tls", "resolutionStorage", "sendProxy", "forcesH2"]
     static let serverCheckFields = [
         "enabled", "interval", "fastInterval", "downInterval", "rise", "fall", "port", "address", "observe",
         "errorLimit", "onError", "shutdownSessionsOnDown", "sendProxy", "agent",
@@ -128,6 +128,7 @@ enum PlanContent {
               a.pointee.options.check.sendProxy == b.pointee.options.check.sendProxy,
               a.pointee.options.check.agent == b.pointee.options.check.agent,
               a.pointee.options.sendProxy == b.pointee.options.sendProxy,
+              a.pointee.options.forcesH2 == b.pointee.options.forcesH2,
               a.pointee.options.slowstart == b.pointee.options.slowstart,
               a.pointee.options.maxqueue == b.pointee.options.maxqueue
         else { return false }
