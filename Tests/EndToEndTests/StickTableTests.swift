@@ -364,6 +364,7 @@ import Testing
         let port = TestSocket.freePort()
         let strata = try StrataProcess(config: """
             global
+                nbthread 1
                 stats socket @ADMIN@ level admin
             defaults
                 mode http
@@ -386,7 +387,7 @@ import Testing
             return body?.split(separator: "\n").first.map(String.init)
         }
         #expect(try Self.entries(strata, "web").isEmpty)
-        // Nothing stored yet: a pin is no match, round robin decides.
+        // Nothing stored yet: a pin is no match, round robin decides (one loop: one rotation).
         let first = try #require(origin("web2"))
         let second = try #require(origin(nil))
         #expect(first != second)
@@ -403,6 +404,36 @@ import Testing
         #expect(try strata.admin("set table web key web2 data.server_id 1") == "")
         #expect(origin("web2")?.hasSuffix("web1") == true)
         #expect(try Self.entries(strata, "web").filter { $0.contains("key=web2 ") }.first?.hasSuffix(" server_id=1") == true)
+    }
+
+    /// One key per table and request, as HAProxy: a table the request's `store-request` rule
+    /// stored into gets nothing from the answer.
+    @Test func stickStoreResponseSkipsATableTheRequestStoredInto() throws {
+        let web1 = try TestHTTPOrigin("web1"), web2 = try TestHTTPOrigin("web2")
+        let port = TestSocket.freePort()
+        let strata = try StrataProcess(config: """
+            global
+                nbthread 1
+                stats socket @ADMIN@ level admin
+            defaults
+                mode http
+                timeout connect 2s
+                timeout client 10s
+                timeout server 10s
+            listen web
+                bind 127.0.0.1:\(port)
+                balance roundrobin
+                stick-table type string len 16 size 10
+                stick store-request req.hdr(x-user)
+                stick store-response res.hdr(x-origin)
+                server web1 127.0.0.1:\(web1.port)
+                server web2 127.0.0.1:\(web2.port)
+            """)
+        #expect(strata.waitForAdmin())
+        #expect(TestHTTPClient(port: port)?.get("/", headers: ["X-User: alice"])?.status == 200)
+        #expect(TestHTTPClient(port: port)?.get("/")?.status == 200)
+        let keys = try Self.entries(strata, "web").compactMap { $0.split(separator: " ").first { $0.hasPrefix("key=") } }.sorted()
+        #expect(keys == ["key=alice", "key=web2"])
     }
 
     @Test func checkRefusesBadTablesWithFileAndLine() throws {
