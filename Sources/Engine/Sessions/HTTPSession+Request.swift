@@ -342,7 +342,6 @@ extension HTTPSession {
                 transaction.connector.persistentServer = server
             }
             stickStores = decision.stores
-            if stick.storesResponses { stickRequestTables = decision.stores.map { ObjectIdentifier($0.0) } }
         }
         writeRequestHead(input, backend: backend, scratch: scratch, info: info)
         // `server … ssl sni EXPR`: rendered now, while the head is at hand.

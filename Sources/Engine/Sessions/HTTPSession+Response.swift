@@ -126,8 +126,7 @@ extension HTTPSession {
         if mustClose { transaction.closeAfterResponse = true }
         let connectionHeader: HTTPConnectionHeader = transaction.closeAfterResponse ? .close : .keepAlive
         if let stick = backend?.stickRules, stick.storesResponses, let server, let scratch, !responseParser.head.isInformational {
-            stick.storeResponse(responseParser.head, input: input, connection: connectionInfo, scratch: scratch, server: server,
-                                skipping: stickRequestTables)
+            stick.storeResponse(responseParser.head, input: input, connection: connectionInfo, scratch: scratch, server: server)
         }
         if let rules = frontend?.rules, let scratch {
             // A cookie names a configuration server (a runtime one has none): the immutable list,

@@ -77,7 +77,6 @@ extension HTTPSession {
         log()
         tracker?.endRequest(status: transaction.responseStatus)
         if !stickStores.isEmpty { stickStores = [] }
-        if !stickRequestTables.isEmpty { stickRequestTables = [] }
         backend?.counters.sessionEnded(on: loop)
         transaction.end()
         serverOut.release(loop.buffers)

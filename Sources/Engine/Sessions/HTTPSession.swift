@@ -117,9 +117,6 @@ final class HTTPSession: ListedSession {
     @exclusivity(unchecked) var tracker: StickTracker?
     /// The request's `stick on|store-request` keys, given its server's id once it has one.
     @exclusivity(unchecked) var stickStores: [(StickTable, StickKey)] = []
-    /// The tables those keys went to, kept to the answer when the backend has `stick
-    /// store-response` rules: HAProxy stores one key per table and request, the request's first.
-    @exclusivity(unchecked) var stickRequestTables: [ObjectIdentifier] = []
     unowned(unsafe) var listenerPrev: HTTPSession?
     unowned(unsafe) var listenerNext: HTTPSession?
 

@@ -88,16 +88,16 @@ final class StickRuleSet: @unchecked Sendable {
 
     /// `stick store-response`, over the server's answer as it came (HAProxy runs these rules before
     /// the `http-response` ones): each matching rule's key gets the id of the server that
-    /// answered, one key per table and request as HAProxy: not a table the request's `on` or
-    /// `store-request` rules stored into (`skipping`), then the first rule naming it.
+    /// answered, one key per table among these rules (the first rule naming it), beside what the
+    /// request's `on`/`store-request` rules stored there: HAProxy lets one of each coexist.
     func storeResponse(_ head: borrowing HTTPHead, input: UnsafeRawBufferPointer, connection: HTTPConnectionInfo,
-                       scratch: HTTPRuleScratch, server: BackendServer, skipping: [ObjectIdentifier]) {
+                       scratch: HTTPRuleScratch, server: BackendServer) {
         scratch.beginResponse()
         withUnsafePointer(to: head) { head in
             withUnsafePointer(to: connection) { connection in
                 let ev = HTTPEvaluation(request: nil, response: HTTPMessageView(input: input, head: head, edits: scratch.response),
                                         connection: connection, scratch: scratch, frontend: evaluator, backend: evaluator)
-                var stored = skipping
+                var stored: [ObjectIdentifier] = []
                 for rule in rules where rule.onResponse {
                     ev.scratch.beginRule()
                     guard let table = rule.table, !stored.contains(ObjectIdentifier(table)), rule.condition.evaluate(ev),
