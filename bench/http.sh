@@ -10,11 +10,22 @@
 #   HAProxy and strata at their default level, tune.comp.maxlevel 1)
 #   failed requests (wrk's socket errors + non-2xx) during 200 reloads at 10/s under keep-alive load,
 #   beside HAProxy master-worker (-W, SIGUSR2 to the master)
+#   case sticktable: `http-request track-sc0 src` and a deny on `sc_http_req_rate(0)` that never
+#   matches, with SOURCES (100,000) client addresses in the table: keep-alive requests/s and CPU
+#   µs/request from those addresses (bench/srcload.c: REQUESTS (4) requests per connection, a
+#   connection per address, 50 at a time), and the table's memory per entry (RSS before and after
+#   filling it, over the entries `show table` counts), and the rate of that filling (one request
+#   per connection, each from an address the table does not have yet)
 # Usage: bench/http.sh [seconds per run, default 10] [rounds, default 2] [reloads, default 200]
+# CASES=http,sticktable (both by default) picks the cases: CASES=sticktable bench/http.sh 5 1
 source "$(dirname "$0")/lib.sh"
 DURATION=${1:-10}
 ROUNDS=${2:-2}
 RELOADS=${3:-200}
+CASES=${CASES:-http,sticktable}
+SOURCES=${SOURCES:-100000}
+REQUESTS=${REQUESTS:-4}
+want() { [[ ",$CASES," == *",$1,"* ]]; }
 need haproxy nginx wrk curl
 ulimit -n 65536 2>/dev/null || true
 build_strata
@@ -22,22 +33,8 @@ build_strata
 NGINX_PORT=$(free_port)
 start_nginx "$NGINX_PORT"
 
-# Two maps of 10,000 entries: host names, and path prefixes of many lengths (and "/").
-for i in $(seq 1 10000); do echo "site$i.example be$i"; done > "$WORK/hosts.map"
-{ for i in $(seq 1 10000); do echo "/app$i/$(printf 'x%.0s' $(seq 1 $((i % 40))))/ v$i"; done; echo "/ root"; } > "$WORK/paths.map"
-# 100 KB of text (words in a pseudo-random order: about 3:1 at level 1) for the gzip case.
-python3 -c '
-import random
-random.seed(7)
-words = "the of and to in is that for it as was with be by on not he this are or his from at which but have an they you were her she there".split()
-text, n = [], 0
-while n < 100000:
-    w = random.choice(words) + (" " if random.random() > 0.1 else ".\n")
-    text.append(w); n += len(w)
-open("'"$WORK"'/nginx/html/text100k.txt", "w").write("".join(text)[:100000])
-'
-
-# config NAME PORT RULES(0: none, 1: ACL table, 2: maps, 3: gzip) SOCKET: the same configuration for both proxies.
+# config NAME PORT RULES(0: none, 1: ACL table, 2: maps, 3: track-sc0 src, 4: gzip) SOCKET: the
+# same configuration for both proxies.
 config() {
     local port=$2 acls=$3 sock=$4
     cat <<CFG
@@ -63,6 +60,11 @@ CFG
         echo "    http-request set-header X-Site %[req.hdr(host),map_str($WORK/hosts.map,none)]"
         echo "    http-request set-header X-Prefix %[path,map_beg($WORK/paths.map,none)]"
     elif [ "$acls" = 3 ]; then
+        # Room for every source, and no entry expiring during the run: a limit never reached.
+        echo "    stick-table type ip size $((SOURCES * 2)) expire 30m store http_req_rate(10s)"
+        echo "    http-request track-sc0 src"
+        echo "    http-request deny deny_status 429 if { sc_http_req_rate(0) gt 100000000 }"
+    elif [ "$acls" = 4 ]; then
         echo "    compression algo gzip"
     fi
     cat <<CFG
@@ -71,17 +73,6 @@ backend be
     server nginx 127.0.0.1:$NGINX_PORT
 CFG
 }
-
-S_PORT=$(free_port); H_PORT=$(free_port); SA_PORT=$(free_port); HA_PORT=$(free_port); SM_PORT=$(free_port); HM_PORT=$(free_port)
-SZ_PORT=$(free_port); HZ_PORT=$(free_port)
-config strata "$S_PORT" 0 "$WORK/s.sock" > "$WORK/strata.cfg"
-config haproxy "$H_PORT" 0 "$WORK/h.sock" | sed "s/^global/global\n    nbthread $THREADS/" > "$WORK/haproxy.cfg"
-config strata "$SA_PORT" 1 "$WORK/sa.sock" > "$WORK/strata-acl.cfg"
-config haproxy "$HA_PORT" 1 "$WORK/ha.sock" | sed "s/^global/global\n    nbthread $THREADS/" > "$WORK/haproxy-acl.cfg"
-config strata "$SM_PORT" 2 "$WORK/sm.sock" > "$WORK/strata-map.cfg"
-config haproxy "$HM_PORT" 2 "$WORK/hm.sock" | sed "s/^global/global\n    nbthread $THREADS/" > "$WORK/haproxy-map.cfg"
-config strata "$SZ_PORT" 3 "$WORK/sz.sock" > "$WORK/strata-gzip.cfg"
-config haproxy "$HZ_PORT" 3 "$WORK/hz.sock" | sed "s/^global/global\n    nbthread $THREADS/" > "$WORK/haproxy-gzip.cfg"
 
 # start strata|haproxy CFG: sets STARTED to the pid (no $(…): the proxy would hold its pipe open).
 start() {
@@ -94,23 +85,6 @@ start() {
     STARTED=$!
     PIDS+=("$STARTED")
 }
-
-start strata "$WORK/strata.cfg"; S_PID=$STARTED
-start haproxy "$WORK/haproxy.cfg"; H_PID=$STARTED
-start strata "$WORK/strata-acl.cfg"; SA_PID=$STARTED
-start haproxy "$WORK/haproxy-acl.cfg"; HA_PID=$STARTED
-start strata "$WORK/strata-map.cfg"; SM_PID=$STARTED
-start haproxy "$WORK/haproxy-map.cfg"; HM_PID=$STARTED
-start strata "$WORK/strata-gzip.cfg"; SZ_PID=$STARTED
-start haproxy "$WORK/haproxy-gzip.cfg"; HZ_PID=$STARTED
-for p in $S_PORT $H_PORT $SA_PORT $HA_PORT $SM_PORT $HM_PORT $SZ_PORT $HZ_PORT; do wait_port "$p"; done
-# Both must really compress (and answer the same bytes once inflated), or the gzip figures mean nothing.
-for p in $SZ_PORT $HZ_PORT; do
-    curl -s -D - -o /dev/null -H 'Accept-Encoding: gzip' "http://127.0.0.1:$p/text100k.txt" | grep -qi '^content-encoding: gzip' \
-        || { echo "# port $p does not gzip the 100 KB answer" >&2; exit 1; }
-    curl -s --compressed "http://127.0.0.1:$p/text100k.txt" | cmp -s - "$WORK/nginx/html/text100k.txt" \
-        || { echo "# port $p: the inflated answer differs from the file" >&2; exit 1; }
-done
 
 # run_wrk PORT PID [wrk args]: "requests/s cpu_us/request p99_ms" (the path: $WRK_PATH, / by default)
 run_wrk() {
@@ -132,6 +106,134 @@ PY
 
 declare -A sum
 add() { sum[$1]=$(python3 -c "print(${sum[$1]:-0} + $2)"); }
+avg() { python3 -c "print(f'{${sum[$1]} / $ROUNDS:.2f}')"; }
+line() {
+    local s h; s=$(avg "strata.$3"); h=$(avg "haproxy.$3")
+    printf '%-44s strata %11s  haproxy %11s  ratio %s %s\n' "$1" "$s" "$h" "$(ratio "$s" "$h")" "$2"
+}
+
+if want sticktable; then
+    cc -O2 -o "$WORK/srcload" "$ROOT/bench/srcload.c"
+    ST_PORT=$(free_port); HT_PORT=$(free_port)
+    config strata "$ST_PORT" 3 "$WORK/st.sock" > "$WORK/strata-track.cfg"
+    config haproxy "$HT_PORT" 3 "$WORK/ht.sock" | sed "s/^global/global\n    nbthread $THREADS/" > "$WORK/haproxy-track.cfg"
+    start strata "$WORK/strata-track.cfg"; ST_PID=$STARTED
+    start haproxy "$WORK/haproxy-track.cfg"; HT_PID=$STARTED
+    wait_port "$ST_PORT"; wait_port "$HT_PORT"
+
+    # table_used SOCKET: the entries in `show table`'s header (`# table: fe, type: ip, size:N,
+    # used:N`, HAProxy's line, which strata writes too).
+    table_used() {
+        python3 - "$1" <<'PY'
+import re, socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[1])
+s.settimeout(5)
+s.sendall(b"show table\n")
+out = b""
+while not out.endswith(b"\n\n"):
+    chunk = s.recv(65536)
+    if not chunk:
+        break
+    out += chunk
+m = re.search(rb"used:(\d+)", out)
+print(m.group(1).decode() if m else "nan")
+PY
+    }
+    rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
+
+    # run_sources PORT PID SOURCES SECONDS: "requests/s cpu_us/request failed" (srcload's errors + non-2xx)
+    run_sources() {
+        local port=$1 pid=$2 before after out
+        before=$(cpu_ticks "$pid")
+        out=$("$WORK/srcload" "$port" "$3" "$REQUESTS" 50 "$4")
+        after=$(cpu_ticks "$pid")
+        python3 - "$out" "$((after - before))" "$(clk_tck)" <<'PY'
+import re, sys
+out, ticks, hz = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+f = dict(re.findall(r"(\w+) ([\d.]+)", out))
+print(f"{float(f['rate']):.0f} {ticks * 1e6 / hz / max(int(f['requests']), 1):.2f} {int(f['errors']) + int(f['non2xx'])}")
+PY
+    }
+
+    # Memory: pools warmed by a second of the same load from 64 addresses, then the RSS growth
+    # while SOURCES new addresses connect once each, over the entries the table gained.
+    declare -A mem
+    for who in strata haproxy; do
+        if [ $who = strata ]; then port=$ST_PORT pid=$ST_PID sock=$WORK/st.sock; else port=$HT_PORT pid=$HT_PID sock=$WORK/ht.sock; fi
+        "$WORK/srcload" "$port" 64 "$REQUESTS" 50 1 > /dev/null
+        rss=$(rss_kb "$pid"); used=$(table_used "$sock")
+        "$WORK/srcload" "$port" "$SOURCES" 1 50 0 > "$WORK/fill-$who.out"
+        sleep 0.5
+        mem[$who.entries]=$(table_used "$sock")
+        mem[$who.fill]=$(sed -n 's/.* rate \([0-9]*\)\/s.*/\1/p' "$WORK/fill-$who.out")
+        mem[$who.bytes]=$(python3 -c "print(round(($(rss_kb "$pid") - $rss) * 1024 / max(${mem[$who.entries]} - $used, 1)))")
+        echo "# $who filled: $(cat "$WORK/fill-$who.out")" >&2
+    done
+    for round in $(seq 1 "$ROUNDS"); do
+        for who in strata haproxy; do
+            if [ $who = strata ]; then port=$ST_PORT pid=$ST_PID; else port=$HT_PORT pid=$HT_PID; fi
+            read -r rps cpu failed < <(run_sources "$port" "$pid" "$SOURCES" "$DURATION")
+            add "$who.st" "$rps"; add "$who.stcpu" "$cpu"; add "$who.stfailed" "$failed"
+            echo "# round $round $who done" >&2
+        done
+    done
+    echo "http.sh sticktable: ${ROUNDS} rounds x ${DURATION}s, srcload: $REQUESTS requests per connection, 50 at a time, $SOURCES sources, $(nproc) cores"
+    line "track-sc0 src, $SOURCES sources requests/s" "(higher is better)" st
+    line "track-sc0 src, $SOURCES sources CPU us/request" "(lower is better)" stcpu
+    printf '%-44s strata %11s  haproxy %11s  ratio %s %s\n' "filling: requests/s, each a new address" "${mem[strata.fill]}" \
+        "${mem[haproxy.fill]}" "$(ratio "${mem[strata.fill]}" "${mem[haproxy.fill]}")" "(higher is better; one pass, a connection each)"
+    printf '%-44s strata %11s  haproxy %11s  ratio %s %s\n' "stick-table bytes per entry (RSS growth)" "${mem[strata.bytes]}" \
+        "${mem[haproxy.bytes]}" "$(ratio "${mem[strata.bytes]}" "${mem[haproxy.bytes]}")" "(lower is better)"
+    printf '%-44s strata %11s  haproxy %11s  (failed requests: %s and %s; target 0)\n' "stick-table entries (show table used)" \
+        "$(table_used "$WORK/st.sock")" "$(table_used "$WORK/ht.sock")" "${sum[strata.stfailed]}" "${sum[haproxy.stfailed]}"
+fi
+
+want http || exit 0
+
+# Two maps of 10,000 entries: host names, and path prefixes of many lengths (and "/").
+for i in $(seq 1 10000); do echo "site$i.example be$i"; done > "$WORK/hosts.map"
+{ for i in $(seq 1 10000); do echo "/app$i/$(printf 'x%.0s' $(seq 1 $((i % 40))))/ v$i"; done; echo "/ root"; } > "$WORK/paths.map"
+# 100 KB of text (words in a pseudo-random order: about 3:1 at level 1) for the gzip case.
+python3 -c '
+import random
+random.seed(7)
+words = "the of and to in is that for it as was with be by on not he this are or his from at which but have an they you were her she there".split()
+text, n = [], 0
+while n < 100000:
+    w = random.choice(words) + (" " if random.random() > 0.1 else ".\n")
+    text.append(w); n += len(w)
+open("'"$WORK"'/nginx/html/text100k.txt", "w").write("".join(text)[:100000])
+'
+
+S_PORT=$(free_port); H_PORT=$(free_port); SA_PORT=$(free_port); HA_PORT=$(free_port); SM_PORT=$(free_port); HM_PORT=$(free_port)
+config strata "$S_PORT" 0 "$WORK/s.sock" > "$WORK/strata.cfg"
+config haproxy "$H_PORT" 0 "$WORK/h.sock" | sed "s/^global/global\n    nbthread $THREADS/" > "$WORK/haproxy.cfg"
+config strata "$SA_PORT" 1 "$WORK/sa.sock" > "$WORK/strata-acl.cfg"
+config haproxy "$HA_PORT" 1 "$WORK/ha.sock" | sed "s/^global/global\n    nbthread $THREADS/" > "$WORK/haproxy-acl.cfg"
+config strata "$SM_PORT" 2 "$WORK/sm.sock" > "$WORK/strata-map.cfg"
+config haproxy "$HM_PORT" 2 "$WORK/hm.sock" | sed "s/^global/global\n    nbthread $THREADS/" > "$WORK/haproxy-map.cfg"
+SZ_PORT=$(free_port); HZ_PORT=$(free_port)
+config strata "$SZ_PORT" 4 "$WORK/sz.sock" > "$WORK/strata-gzip.cfg"
+config haproxy "$HZ_PORT" 4 "$WORK/hz.sock" | sed "s/^global/global\n    nbthread $THREADS/" > "$WORK/haproxy-gzip.cfg"
+
+start strata "$WORK/strata.cfg"; S_PID=$STARTED
+start haproxy "$WORK/haproxy.cfg"; H_PID=$STARTED
+start strata "$WORK/strata-acl.cfg"; SA_PID=$STARTED
+start haproxy "$WORK/haproxy-acl.cfg"; HA_PID=$STARTED
+start strata "$WORK/strata-map.cfg"; SM_PID=$STARTED
+start haproxy "$WORK/haproxy-map.cfg"; HM_PID=$STARTED
+start strata "$WORK/strata-gzip.cfg"; SZ_PID=$STARTED
+start haproxy "$WORK/haproxy-gzip.cfg"; HZ_PID=$STARTED
+for p in $S_PORT $H_PORT $SA_PORT $HA_PORT $SM_PORT $HM_PORT $SZ_PORT $HZ_PORT; do wait_port "$p"; done
+# Both must really compress (and answer the same bytes once inflated), or the gzip figures mean nothing.
+for p in $SZ_PORT $HZ_PORT; do
+    curl -s -D - -o /dev/null -H 'Accept-Encoding: gzip' "http://127.0.0.1:$p/text100k.txt" | grep -qi '^content-encoding: gzip' \
+        || { echo "# port $p does not gzip the 100 KB answer" >&2; exit 1; }
+    curl -s --compressed "http://127.0.0.1:$p/text100k.txt" | cmp -s - "$WORK/nginx/html/text100k.txt" \
+        || { echo "# port $p: the inflated answer differs from the file" >&2; exit 1; }
+done
+
 for round in $(seq 1 "$ROUNDS"); do
     for who in strata haproxy; do
         if [ $who = strata ]; then port=$S_PORT pid=$S_PID aport=$SA_PORT apid=$SA_PID mport=$SM_PORT mpid=$SM_PID zport=$SZ_PORT zpid=$SZ_PID
@@ -150,11 +252,6 @@ for round in $(seq 1 "$ROUNDS"); do
     done
 done
 
-avg() { python3 -c "print(f'{${sum[$1]} / $ROUNDS:.2f}')"; }
-line() {
-    local s h; s=$(avg "strata.$3"); h=$(avg "haproxy.$3")
-    printf '%-44s strata %11s  haproxy %11s  ratio %s %s\n' "$1" "$s" "$h" "$(ratio "$s" "$h")" "$2"
-}
 echo "http.sh: ${ROUNDS} rounds x ${DURATION}s, wrk -t1 -c50, nginx backend, $(nproc) cores"
 line "keep-alive requests/s" "(higher is better)" ka
 line "keep-alive proxy CPU us/request" "(lower is better)" kacpu

@@ -177,6 +177,9 @@ public struct BackendChecks: Hashable, Sendable {
     public var kind: HealthCheckKind = .connect
     /// `option allbackups`: every usable backup takes traffic, not only the first.
     public var allBackups = false
+    /// `option log-health-checks`: every change of a check's status and of a server's check
+    /// health is logged (HAProxy's "Health check for server … failed"), not only UP and DOWN.
+    public var logHealthChecks = false
     /// `timeout check`: the read timeout of a check once connected (HAProxy uses `inter` when unset;
     /// the connect itself is bounded by `timeout connect`).
     public var timeout: Int?

@@ -162,12 +162,15 @@ public struct PeersSection: Hashable, Sendable {
     }
 }
 
-/// `stick on|match|store-request KEY [table T] [if|unless COND]`: persistence by stick table.
+/// `stick on|match|store-request|store-response KEY [table T] [if|unless COND]`: persistence by
+/// stick table.
 public struct StickRule: Hashable, Sendable {
     public enum Kind: String, Hashable, Sendable {
         case on
         case match
         case storeRequest = "store-request"
+        /// The key is read from the server's answer (`res.hdr(…)`), stored with the server that gave it.
+        case storeResponse = "store-response"
     }
 
     public var location: SourceLocation
@@ -185,7 +188,9 @@ public struct StickRule: Hashable, Sendable {
     }
 
     /// Looks the key up to choose a server (`on`, `match`).
-    public var matches: Bool { kind != .storeRequest }
+    public var matches: Bool { kind == .on || kind == .match }
     /// Stores the key with the server chosen (`on`, `store-request`).
-    public var stores: Bool { kind != .match }
+    public var stores: Bool { kind == .on || kind == .storeRequest }
+    /// Stores the key the server's answer gives, with that server (`store-response`).
+    public var storesResponse: Bool { kind == .storeResponse }
 }

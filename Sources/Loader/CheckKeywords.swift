@@ -2,7 +2,7 @@ import ConfigModel
 
 /// Health checks (issue 5): the check options of `server` and `default-server`, `option httpchk`
 /// with `http-check send|expect`, `option tcp-check` with `tcp-check` rules, `timeout check`,
-/// `option allbackups` and the server-state file settings (HAProxy's semantics, §5.2 and §4.2).
+/// `option allbackups`, `option log-health-checks` and the server-state file settings (HAProxy's semantics, §5.2 and §4.2).
 extension KeywordReader {
     static let httpCheckDirectives = ["expect", "send"]
     static let otherHTTPCheckDirectives: Set<String> = [
@@ -127,6 +127,10 @@ extension KeywordReader {
         case "option allbackups":
             try line.noArguments()
             draft.proxy.checks.allBackups = !line.negated
+
+        case "option log-health-checks":
+            try line.noArguments()
+            draft.proxy.checks.logHealthChecks = !line.negated
 
         case "load-server-state-from-file":
             let mode = try line.choice(0, among: ["global", "local", "none"])

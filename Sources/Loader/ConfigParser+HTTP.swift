@@ -215,6 +215,8 @@ extension ConfigParser {
                 if warned.insert(keyword).inserted {
                     warnings.append(ConfigError(location, "'\(keyword)' ignored for \(what) as it requires HTTP mode."))
                 }
+            case "stick store-response":
+                errors.append(ConfigError(location, "'stick store-response' is not supported yet in mode tcp (strata reads the key from HTTP answers only)"))
             default:
                 errors.append(ConfigError(location, "'\(keyword)' needs 'mode http' (\(what) is in mode tcp)"))
             }

@@ -96,13 +96,29 @@ extension ConfigParser {
             }
             let http = config.proxies[i].http
             for acl in http.acls { for c in acl.criteria { check(c.sample, c.location, what: "ACL '\(acl.name)'") } }
+            // The values actions compute (`set-var` expressions, log-format strings' `%[…]`) as
+            // HAProxy resolves them: a missing table is an error there too.
             for rule in http.requestRules {
                 check(rule.condition)
                 if case .stickCounter(let a) = rule.action { check(a, rule.location) }
+                for sample in rule.action.samples { check(sample, rule.location, what: "an 'http-request' rule") }
             }
-            for rule in http.responseRules + http.afterResponseRules { check(rule.condition) }
-            for rule in http.backendRules { check(rule.condition) }
-            for rule in http.redirectRules { check(rule.condition) }
+            for rule in http.responseRules {
+                check(rule.condition)
+                for sample in rule.action.samples { check(sample, rule.location, what: "an 'http-response' rule") }
+            }
+            for rule in http.afterResponseRules {
+                check(rule.condition)
+                for sample in rule.action.samples { check(sample, rule.location, what: "an 'http-after-response' rule") }
+            }
+            for rule in http.backendRules {
+                check(rule.condition)
+                for sample in rule.dynamic?.samples ?? [] { check(sample, rule.location, what: "'use_backend'") }
+            }
+            for rule in http.redirectRules {
+                check(rule.condition)
+                for sample in rule.redirect.kind.format.samples { check(sample, rule.location, what: "'redirect'") }
+            }
             for rule in config.proxies[i].tcp.connection + config.proxies[i].tcp.session + config.proxies[i].tcp.content {
                 check(rule.condition)
                 if case .stickCounter(let a) = rule.action { check(a, rule.location) }
@@ -117,4 +133,52 @@ struct PeersDraft {
     var name: String
     var location: SourceLocation
     var hasLocalPeer = false
+}
+
+extension FormatString {
+    /// The `%[…]` expressions.
+    var samples: [SampleExpression] { parts.compactMap { if case .sample(let s) = $0 { s } else { nil } } }
+}
+
+extension Redirect.Kind {
+    var format: FormatString {
+        switch self {
+        case .location(let f), .prefix(let f), .scheme(let f): f
+        }
+    }
+}
+
+extension ResponseBody {
+    var samples: [SampleExpression] { if case .string(let f) = self { f.samples } else { [] } }
+}
+
+extension HTTPRequestAction {
+    /// The expressions the action evaluates, its log-format strings' `%[…]` included (not a
+    /// `track-sc*` key: stick counter actions are checked with their table).
+    var samples: [SampleExpression] {
+        switch self {
+        case .setHeader(_, let f), .addHeader(_, let f), .replaceHeader(_, _, let f), .replaceValue(_, _, let f),
+             .setPath(let f), .setQuery(let f), .setURI(let f), .setMethod(let f), .replaceTarget(_, _, let f),
+             .setVariableFormat(_, let f):
+            f.samples
+        case .returnResponse(_, _, let body, let headers): body.samples + headers.flatMap(\.value.samples)
+        case .redirect(let r): r.kind.format.samples
+        case .setVariable(_, let s), .setAddress(_, let s): [s]
+        default: []
+        }
+    }
+}
+
+extension HTTPResponseAction {
+    /// The expressions the action evaluates, its log-format strings' `%[…]` included.
+    var samples: [SampleExpression] {
+        switch self {
+        case .setHeader(_, let f), .addHeader(_, let f), .replaceHeader(_, _, let f), .replaceValue(_, _, let f),
+             .setVariableFormat(_, let f):
+            f.samples
+        case .returnResponse(_, _, let body, let headers): body.samples + headers.flatMap(\.value.samples)
+        case .setVariable(_, let s): [s]
+        default: []
+        }
+    }
 }

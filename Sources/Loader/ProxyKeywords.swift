@@ -67,6 +67,7 @@ extension KeywordReader {
         ("option httpclose", all),
         ("option httplog", frontSide),
         ("option httpslog", frontSide),
+        ("option log-health-checks", backSide),
         ("option log-separate-errors", frontSide),
         ("option logasap", frontSide),
         ("option originalto", all),
@@ -127,7 +128,7 @@ extension KeywordReader {
     static let negatableProxyKeywords: Set<String> = [
         "log", "option clitcpka", "option dontlognull", "option redispatch", "option persist", "option srvtcpka",
         "option http-buffer-request", "option http-keep-alive", "option http-server-close", "option httpclose",
-        "option allbackups", "option dontlog-normal", "option log-separate-errors", "option logasap",
+        "option allbackups", "option dontlog-normal", "option log-health-checks", "option log-separate-errors", "option logasap",
         "option contstats", "option prefer-last-server", "option abortonclose", "option splice-auto", "option splice-request",
         "option splice-response", "option forwarded", "option http-ignore-probes", "option http-no-delay",
         "option http-pretend-keepalive",

@@ -88,20 +88,21 @@ extension KeywordReader {
         draft.proxy.stickTable = table
     }
 
-    /// `stick on|match|store-request KEY [table T] [if|unless COND]`.
+    /// `stick on|match|store-request|store-response KEY [table T] [if|unless COND]`.
     func stickRule(_ line: KeywordLine, draft: inout ProxyDraft) throws(ConfigError) {
-        let word = try line.argument(0, expecting: "on, match or store-request")
+        let word = try line.argument(0, expecting: "on, match, store-request or store-response")
         guard let kind = StickRule.Kind(rawValue: word) else {
-            if word == "store-response" {
-                throw line.error("'stick store-response' is not supported yet (strata has stick on, stick match and stick store-request)")
-            }
-            throw line.error("'stick' expects on, match or store-request, got '\(word)'")
+            throw line.error("'stick' expects on, match, store-request or store-response, got '\(word)'")
         }
         let what = "'stick \(word)'"
         guard let keyText = line.optionalArgument(1) else { throw line.error("\(what) expects a key (a sample expression: src)") }
+        // store-response reads the server's answer (and the connection), the others the request.
+        let context = kind == .storeResponse ? RuleContext(phase: .response, rule: "a 'stick store-response' rule") : .httpRequest
         let key: SampleExpression
         do throws(ConfigError) {
-            (key, _) = try SampleParser.expression(keyText, acl: false)
+            let fetch: ParsedFetch
+            (key, fetch) = try SampleParser.expression(keyText, acl: false)
+            if kind == .storeResponse { try SampleParser.check(fetch, in: context) }
         } catch {
             throw line.error("\(what): \(error.message)")
         }
@@ -112,7 +113,9 @@ extension KeywordReader {
             table = name
             next += 2
         }
-        let condition = try finishRule(line, at: next, draft: &draft, context: .httpRequest, rule: "stick \(word)")
+        let condition = try finishRule(line, at: next, draft: &draft, context: context, rule: "stick \(word)")
+        // Mode tcp would read the response's payload: not yet (judged by the mode at the end).
+        if kind == .storeResponse { draft.noteHTTPOnly("stick store-response", line.location) }
         draft.proxy.stickRules.append(StickRule(location: line.location, kind: kind, key: key, table: table, condition: condition))
     }
 

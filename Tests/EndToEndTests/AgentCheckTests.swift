@@ -57,7 +57,7 @@ final class AgentOrigin: @unchecked Sendable {
 /// changes nothing.
 @Suite(.serialized) struct AgentCheckTests {
     static func config(port: UInt16, a: TestBackend, b: TestBackend, agentPort: UInt16, extra: String = "",
-                       weight: Int = 10, comment: String = "") -> String {
+                       weight: Int = 10, comment: String = "", proxy: String = "") -> String {
         """
         global
             stats socket @ADMIN@ level admin
@@ -70,6 +70,7 @@ final class AgentOrigin: @unchecked Sendable {
             # \(comment)
             bind 127.0.0.1:\(port)
             balance roundrobin
+        \(proxy)
             server a 127.0.0.1:\(a.port) weight \(weight) agent-check agent-port \(agentPort) agent-inter 100ms \(extra)
             server b 127.0.0.1:\(b.port) weight 10
         """
@@ -160,6 +161,41 @@ final class AgentOrigin: @unchecked Sendable {
         #expect(try strata.admin("enable agent be/a") == "")
         agent.reply = "up\n"
         #expect(try eventually { try strata.serversState("be")["a"]?.operational == 2 })
+    }
+
+    @Test func logHealthChecksLogsTheAgentsResults() throws {
+        let a = try TestBackend(.name("a")), b = try TestBackend(.name("b"))
+        let agent = try AgentOrigin(reply: "up\n")
+        let port = TestSocket.freePort()
+        let strata = try StrataProcess(config: Self.config(port: port, a: a, b: b, agentPort: agent.port,
+                                                           proxy: "    option log-health-checks"))
+        #expect(strata.waitForAdmin())
+        func line(_ start: String, _ end: String) -> Int? {
+            HealthCheckTests.messages(strata.output).firstIndex { $0.hasPrefix("Agent check for server be/a \(start)") && $0.hasSuffix(end) }
+        }
+        // The first result changes the status (from INI): logged though the health stays 1.
+        let up = "succeeded, reason: Layer7 check passed, code: 0, info: \"via agent : up\", check duration: "
+        #expect(try eventually { line(up, "status: 1/1 UP.") != nil }, "\(strata.output)")
+        agent.reply = "down #broken\n"
+        #expect(try eventually { try strata.serversState("be")["a"]?.operational == 0 })
+        let down = try #require(line("failed, reason: Layer7 wrong status, code: 0, info: \"via agent : down (broken)\", check duration: ",
+                                     "status: 0/1 DOWN."), "\(strata.output)")
+        #expect(HealthCheckTests.messages(strata.output)[down + 1] == "Server be/a is DOWN. 1 active and 0 backup servers left. 0 sessions active, 0 requeued, 0 remaining in queue.")
+        agent.reply = "up\n"
+        #expect(try eventually { try strata.serversState("be")["a"]?.operational == 2 })
+        #expect(strata.waitForOutput("Server be/a is UP. 2 active and 0 backup servers online. 0 sessions requeued, 0 total in queue."))
+        // A line without a health word is neutral: never logged, whatever it changed.
+        agent.reply = "50%\n"
+        #expect(try eventually { try strata.serversState("be")["a"]?.weight == 5 })
+        // An agent that cannot be reached: once, when the status changes; the server stays UP.
+        agent.stop()
+        let refused = "failed, reason: Layer4 connection problem, info: \"Connection refused\", check duration: "
+        #expect(try eventually { line(refused, "status: 1/1 UP.") != nil }, "\(strata.output)")
+        usleep(600_000)
+        let lines = HealthCheckTests.messages(strata.output).filter { $0.hasPrefix("Agent check for server be/a ") }
+        #expect(lines.count == 4, "\(lines)")
+        #expect(lines.last?.hasPrefix("Agent check for server be/a \(refused)") == true)
+        #expect(try strata.serversState("be")["a"]?.operational == 2)
     }
 
     @Test func agentMaintenanceEndsWithReady() throws {

@@ -205,6 +205,66 @@ extension StrataProcess {
         #expect(Self.request(port) == "s1")
     }
 
+    /// Takes s1 (rise 2, fall 3) through three failures, DOWN, two passes, UP and one more pass,
+    /// a check at a time; the output then.
+    static func flap(defaults: String = "", backend: String = "") throws -> [String] {
+        let s1 = try HealthOrigin("s1")
+        s1.gated = true
+        let port = TestSocket.freePort()
+        let strata = try StrataProcess(config: Self.config(port: port, servers: [("s1", s1, "")], backend: backend + "\n    timeout check 10s",
+                                                           defaults: defaults, check: "check inter 100ms rise 2 fall 3"))
+        #expect(strata.waitForAdmin())
+        // The check's health after each answer: from `rise` (2) to full (4) at once, down by one
+        // per failure, to 0 under `rise`, up to full again at `rise`.
+        for (i, (status, health)) in [(200, 4), (503, 3), (503, 2), (503, 0), (200, 1), (200, 4), (200, 4)].enumerated() {
+            s1.release(status: status)
+            #expect(try eventually { try s1.checkAnswers.count == i + 1 && strata.serversState()["s1"]?.checkHealth == health }, "check \(i + 1)")
+        }
+        #expect(s1.checkAnswers == [200, 503, 503, 503, 200, 200, 200])
+        // The seventh result was recorded before the eighth check began.
+        s1.release(status: 200)
+        #expect(try eventually { s1.checkAnswers.count == 8 })
+        #expect(strata.waitForOutput("Server be/s1 is UP"))
+        usleep(300_000)
+        return Self.messages(strata.output)
+    }
+
+    /// The output's messages without their `[LEVEL] (pid) : ` prefix.
+    static func messages(_ output: [String]) -> [String] {
+        output.map { line in line.range(of: ") : ").map { String(line[$0.upperBound...]) } ?? line }
+    }
+
+    @Test func logHealthChecksLogsEveryResultThatMovesTheCheck() throws {
+        let output = try Self.flap(defaults: "    option log-health-checks")
+        let checks = output.filter { $0.contains("Health check for server be/s1 ") }
+        let wanted = [
+            ("succeeded, reason: Layer7 check passed, code: 200", "status: 3/3 UP."),
+            ("failed, reason: Layer7 wrong status, code: 503", "status: 2/3 UP."),
+            ("failed, reason: Layer7 wrong status, code: 503", "status: 1/3 UP."),
+            ("failed, reason: Layer7 wrong status, code: 503", "status: 0/2 DOWN."),
+            ("succeeded, reason: Layer7 check passed, code: 200", "status: 1/2 DOWN."),
+            ("succeeded, reason: Layer7 check passed, code: 200", "status: 3/3 UP."),
+        ]
+        // The last pass changed neither the status nor the health: no line.
+        #expect(checks.count == wanted.count, "\(checks)")
+        for (line, (start, end)) in zip(checks, wanted) {
+            #expect(line.contains("Health check for server be/s1 \(start)") && line.contains("check duration: ") && line.hasSuffix(end), "\(line)")
+        }
+        // The transitions follow their check line without a reason (HAProxy's: the check line gave it).
+        let down = try #require(output.firstIndex { $0.hasSuffix("status: 0/2 DOWN.") })
+        #expect(output[down + 1] == "Server be/s1 is DOWN. 0 active and 0 backup servers left. 0 sessions active, 0 requeued, 0 remaining in queue.")
+        let up = try #require(output.lastIndex { $0.hasSuffix("status: 3/3 UP.") })
+        #expect(output[up + 1] == "Server be/s1 is UP. 1 active and 0 backup servers online. 0 sessions requeued, 0 total in queue.")
+    }
+
+    @Test func withoutLogHealthChecksOnlyTransitionsAreLogged() throws {
+        // The defaults' option, turned off by the backend.
+        let output = try Self.flap(defaults: "    option log-health-checks", backend: "    no option log-health-checks")
+        #expect(!output.contains { $0.contains("Health check for") }, "\(output)")
+        #expect(output.filter { $0.hasPrefix("Server be/s1 is DOWN, reason: Layer7 wrong status, code: 503") }.count == 1)
+        #expect(output.filter { $0.hasPrefix("Server be/s1 is UP, reason: Layer7 check passed, code: 200") }.count == 1)
+    }
+
     @Test func httpCheckExpectsAStringInTheBody() throws {
         let s1 = try HealthOrigin("s1"), s2 = try HealthOrigin("s2")
         s1.body = "state: READY"

@@ -356,6 +356,86 @@ import Testing
         #expect(users.count == 1 && users[0].contains("key=alice ") && users[0].contains(" server_id=\(alice.hasSuffix("web1") ? 1 : 2) gpc0=0"), "\(users)")
     }
 
+    /// `stick store-response`: the key comes from the server's answer as it came (before the
+    /// http-response rules rewrite it), stored with the server that gave it; `stick match` on the
+    /// request then sends a client naming that key to that server.
+    @Test func stickStoreResponseKeepsWhatTheServerAnswered() throws {
+        let web1 = try TestHTTPOrigin("web1"), web2 = try TestHTTPOrigin("web2")
+        let port = TestSocket.freePort()
+        let strata = try StrataProcess(config: """
+            global
+                nbthread 1
+                stats socket @ADMIN@ level admin
+            defaults
+                mode http
+                timeout connect 2s
+                timeout client 10s
+                timeout server 10s
+            listen web
+                bind 127.0.0.1:\(port)
+                balance roundrobin
+                stick-table type string len 16 size 10
+                stick match req.hdr(x-pin)
+                stick store-response res.hdr(x-origin) if { status 200 }
+                http-response set-header X-Origin rewritten
+                server web1 127.0.0.1:\(web1.port)
+                server web2 127.0.0.1:\(web2.port)
+            """)
+        #expect(strata.waitForAdmin())
+        func origin(_ pin: String?) -> String? {
+            let body = TestHTTPClient(port: port)?.get("/", headers: pin.map { ["X-Pin: \($0)"] } ?? [])?.body
+            return body?.split(separator: "\n").first.map(String.init)
+        }
+        #expect(try Self.entries(strata, "web").isEmpty)
+        // Nothing stored yet: a pin is no match, round robin decides (one loop: one rotation).
+        let first = try #require(origin("web2"))
+        let second = try #require(origin(nil))
+        #expect(first != second)
+        let entries = try Self.entries(strata, "web").sorted()
+        #expect(entries.count == 2 && entries[0].contains("key=web1 ") && entries[0].hasSuffix(" server_id=1")
+                && entries[1].contains("key=web2 ") && entries[1].hasSuffix(" server_id=2"), "\(entries)")
+        // Round robin would alternate: the pinned client stays.
+        for _ in 0..<4 {
+            #expect(origin("web2")?.hasSuffix("web2") == true)
+            _ = origin(nil)
+        }
+        // The entry decides, not the name: moved from the socket, the pin follows it, and web1's
+        // answers store only their own key.
+        #expect(try strata.admin("set table web key web2 data.server_id 1") == "")
+        #expect(origin("web2")?.hasSuffix("web1") == true)
+        #expect(try Self.entries(strata, "web").filter { $0.contains("key=web2 ") }.first?.hasSuffix(" server_id=1") == true)
+    }
+
+    /// A request's `store-request` key and its answer's `store-response` key go to the same table
+    /// side by side (HAProxy 2.6.12 keeps both: one of each per table and request).
+    @Test func stickStoreResponseStoresBesideTheRequestsKey() throws {
+        let web1 = try TestHTTPOrigin("web1"), web2 = try TestHTTPOrigin("web2")
+        let port = TestSocket.freePort()
+        let strata = try StrataProcess(config: """
+            global
+                nbthread 1
+                stats socket @ADMIN@ level admin
+            defaults
+                mode http
+                timeout connect 2s
+                timeout client 10s
+                timeout server 10s
+            listen web
+                bind 127.0.0.1:\(port)
+                balance roundrobin
+                stick-table type string len 16 size 10
+                stick store-request req.hdr(x-user)
+                stick store-response res.hdr(x-origin)
+                server web1 127.0.0.1:\(web1.port)
+                server web2 127.0.0.1:\(web2.port)
+            """)
+        #expect(strata.waitForAdmin())
+        #expect(TestHTTPClient(port: port)?.get("/", headers: ["X-User: alice"])?.status == 200)
+        #expect(TestHTTPClient(port: port)?.get("/")?.status == 200)
+        let keys = try Self.entries(strata, "web").compactMap { $0.split(separator: " ").first { $0.hasPrefix("key=") } }.sorted()
+        #expect(keys == ["key=alice", "key=web1", "key=web2"])
+    }
+
     @Test func checkRefusesBadTablesWithFileAndLine() throws {
         let dir = StrataProcess.makeDirectory()
         let path = dir.appendingPathComponent("bad.cfg").path

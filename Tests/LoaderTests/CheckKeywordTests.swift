@@ -147,6 +147,32 @@ import Testing
         #expect(errors("global\n    spread-checks 5x\n") == ["test.cfg:2: 'spread-checks' expects an integer, got '5x'"])
     }
 
+    @Test func logHealthChecksFromDefaultsAndTurnedOff() throws {
+        let loaded = try load("""
+            defaults
+                option log-health-checks
+            backend inherits
+                server s 127.0.0.1:1 check
+            listen off
+                bind 127.0.0.1:2
+                no option log-health-checks
+                server s 127.0.0.1:1 check
+            backend own
+                no option log-health-checks
+                option log-health-checks
+            frontend f
+                bind 127.0.0.1:3
+                option log-health-checks
+                default_backend own
+            """)
+        // (A frontend takes no check settings from its defaults.)
+        #expect(loaded.config.proxies.map(\.checks.logHealthChecks) == [true, false, true, false])
+        // A frontend has no server to check: HAProxy ignores the option there with a warning.
+        #expect(loaded.warnings.map(\.description) == ["test.cfg:14: 'option log-health-checks' ignored because frontend 'f' has no backend capability"])
+        #expect(errors("backend b\n    option log-health-checks now\n").count == 1)
+        #expect(!(try load("backend b\n    server s 127.0.0.1:1 check\n").config.proxies[0].checks.logHealthChecks))
+    }
+
     @Test func protocolChecksAndTheirOptions() throws {
         let loaded = try load("""
             defaults

@@ -85,7 +85,7 @@ import Testing
                 stick-table type ip size 2
             backend j
                 stick on src
-                stick store-response src
+                stick store-response req.hdr(x-user)
                 stick off src
             """) == [
             "test.cfg:4: stick-table: unknown type 'foo' (expected ip, ipv6, integer, string or binary)",
@@ -97,9 +97,33 @@ import Testing
             "test.cfg:19: stick-table: 'expire' expects a time, got 'soon' (not a number)",
             "test.cfg:22: stick-table: only one table per proxy is allowed (one was declared at test.cfg:21)",
             "test.cfg:24: proxy 'j': unable to find table 'j' referenced by a 'stick on' rule",
-            "test.cfg:25: 'stick store-response' is not supported yet (strata has stick on, stick match and stick store-request)",
-            "test.cfg:26: 'stick' expects on, match or store-request, got 'off'",
+            "test.cfg:25: 'stick store-response': 'req.hdr' needs the HTTP request headers: it cannot be used in a 'stick store-response' rule",
+            "test.cfg:26: 'stick' expects on, match, store-request or store-response, got 'off'",
         ])
+    }
+
+    @Test func stickStoreResponseReadsTheAnswerInModeHTTP() throws {
+        let loaded = try load("""
+            backend web
+                mode http
+                stick-table type string len 16 size 10
+                stick match req.hdr(x-session)
+                stick store-response res.hdr(x-session) if { status 200 }
+                server s 127.0.0.1:1
+            """)
+        let web = loaded.config.proxies[0]
+        #expect(web.stickRules.map(\.kind) == [.match, .storeResponse])
+        #expect(web.stickRules[1].storesResponse && !web.stickRules[1].stores && !web.stickRules[1].matches)
+        // A table stick rules use stores server_id (HAProxy adds it).
+        #expect(web.stickTable?.stores(.serverID) == true)
+        #expect(errors("""
+            listen t
+                mode tcp
+                bind 127.0.0.1:8081
+                stick-table type ip size 1
+                stick store-response src
+                server s 127.0.0.1:1
+            """) == ["test.cfg:5: 'stick store-response' is not supported yet in mode tcp (strata reads the key from HTTP answers only)"])
     }
 
     @Test func trackingErrorsNameTheLine() {
@@ -130,6 +154,39 @@ import Testing
             "test.cfg:10: 'tcp-request connection track-sc0' cannot use 'hdr' as a key: it sees only the connection's addresses (src, dst, src_port, dst_port)",
             "test.cfg:11: 'http-request sc-inc-gpc(0,1)' is not supported yet (strata has sc-inc-gpc0, sc-inc-gpc1 and sc-set-gpt0)",
             "test.cfg:15: stick-table: unknown peers section 'nowhere'",
+        ])
+    }
+
+    @Test func tableConvertersInActionValuesNameTheirTable() {
+        // HAProxy resolves a converter's table wherever the expression is: a log-format string's
+        // `%[…]` and a set-var expression as much as an ACL.
+        #expect(errors("""
+            frontend f
+                mode http
+                bind 127.0.0.1:8080
+                http-request set-header X-Rate %[src,table_http_req_rate(missing)]
+                http-request set-var(txn.n) src,table_conn_cnt(missing2)
+                http-request return status 200 content-type text/plain lf-string "%[src,table_gpc0(missing3)]"
+                http-request redirect location /%[src,table_gpc0(missing4)]
+                http-response add-header X-Rate %[src,table_http_req_rate(missing5)]
+                http-after-response set-header X-Rate %[src,table_http_req_rate(missing6)]
+                use_backend %[src,table_gpc0(missing7)]
+                redirect prefix /%[src,table_gpc0(missing8)]
+                http-request set-header X-Known %[src,table_http_req_rate(b)]
+                default_backend b
+            backend b
+                mode http
+                stick-table type ip size 1 store http_req_rate(10s),gpc0
+                server s 127.0.0.1:1
+            """) == [
+            "test.cfg:4: proxy 'f': unable to find table 'missing' referenced by an 'http-request' rule",
+            "test.cfg:5: proxy 'f': unable to find table 'missing2' referenced by an 'http-request' rule",
+            "test.cfg:6: proxy 'f': unable to find table 'missing3' referenced by an 'http-request' rule",
+            "test.cfg:7: proxy 'f': unable to find table 'missing4' referenced by an 'http-request' rule",
+            "test.cfg:8: proxy 'f': unable to find table 'missing5' referenced by an 'http-response' rule",
+            "test.cfg:9: proxy 'f': unable to find table 'missing6' referenced by an 'http-after-response' rule",
+            "test.cfg:10: proxy 'f': unable to find table 'missing7' referenced by 'use_backend'",
+            "test.cfg:11: proxy 'f': unable to find table 'missing8' referenced by 'redirect'",
         ])
     }
 

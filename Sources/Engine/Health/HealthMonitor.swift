@@ -140,8 +140,32 @@ final class HealthMonitor: EventHandler {
 
     /// A check ended.
     func record(_ outcome: HealthCheckOutcome, for checker: HealthChecker) {
-        let server = checker.server
-        change(server) { $0.record(outcome, now: now) }
+        checked(checker.server, outcome)
+    }
+
+    /// Records a check's result (`prepare` first adjusts the health, for `observe`), with HAProxy's
+    /// check line before any transition under `option log-health-checks` (set_server_check_status):
+    /// a result that changes the check's status or moves its health is logged, a neutral one (an
+    /// agent line without a health word) never.
+    private func checked(_ server: BackendServer, _ outcome: HealthCheckOutcome, agent: Bool = false,
+                         prepare: (inout ServerHealth) -> Void = { _ in }) {
+        let backend = engine.newestBackend(of: server)
+        let logged = backend.proxy.checks.logHealthChecks
+        change(server) { h in
+            prepare(&h)
+            let previous = agent ? h.lastAgentCheck.status : h.lastCheck.status
+            let before = agent ? h.agentHealth : h.health
+            let transition = agent ? h.recordAgent(outcome, now: now) : h.record(outcome, now: now)
+            let after = agent ? h.agentHealth : h.health
+            let result = outcome.status.result
+            if logged, result != .neutral, result != .unknown, outcome.status != previous || after != before {
+                // Only the value `h` here: the server's state is being changed.
+                let message = HealthMonitor.checkMessage(outcome, agent: agent, health: after, rise: agent ? 1 : h.rise,
+                                                         fall: agent ? 1 : h.fall, weight: h.weight, server: server, in: backend)
+                engine.report(message, level: .notice, to: backend.log)
+            }
+            return transition
+        }
     }
 
     /// An agent check ended, with the line the agent answered (nil: none came, or not a whole
@@ -156,7 +180,7 @@ final class HealthMonitor: EventHandler {
                 server.state.health.noteAgent(info: result.info, duration: result.duration)
             } else {
                 // Not reaching the agent is no error: the health check tests connectivity.
-                change(server) { $0.recordAgent(result, now: now) }
+                checked(server, result, agent: true)
             }
             return
         }
@@ -203,7 +227,7 @@ final class HealthMonitor: EventHandler {
                 outcome.info = "agent warns : \(warning)"
             }
         }
-        change(server) { $0.recordAgent(outcome, now: now) }
+        checked(server, outcome, agent: true)
     }
 
     /// `set server … state ready|drain|maint`, and an agent's `ready`, `drain`, `maint`: drain and
@@ -355,17 +379,11 @@ final class HealthMonitor: EventHandler {
         case .fastInterval:
             break
         case .failCheck:
-            change(server) { $0.record(outcome, now: now) }
+            checked(server, outcome)
         case .suddenDeath:
-            change(server) { h in
-                h.prepareSuddenDeath()
-                return h.record(outcome, now: now)
-            }
+            checked(server, outcome) { $0.prepareSuddenDeath() }
         case .markDown:
-            change(server) { h in
-                h.prepareMarkDown()
-                return h.record(outcome, now: now)
-            }
+            checked(server, outcome) { $0.prepareMarkDown() }
         }
         server.state.checker?.hurry()
     }
@@ -381,6 +399,17 @@ final class HealthMonitor: EventHandler {
         engine.report(HealthMonitor.message(transition, server: server, in: backend), level: level, to: backend.log)
     }
 
+    /// HAProxy's check line (`Health check for server be/s1 failed, reason: …, status: 0/2 DOWN`):
+    /// the check's health after the result, counted towards `fall` while UP (UP, or DRAIN at weight
+    /// 0) and towards `rise` while DOWN; an agent's rise and fall are 1.
+    static func checkMessage(_ outcome: HealthCheckOutcome, agent: Bool, health: Int, rise: Int, fall: Int, weight: Int,
+                             server: BackendServer, in backend: Backend) -> String {
+        let who = "\(agent ? "Agent" : "Health") check for \(server.config.options.backup ? "backup " : "")server \(backend.name)/\(server.name)"
+        let verdict = outcome.status.result == .conditionalPass ? "conditionally succeeded" : outcome.passed ? "succeeded" : "failed"
+        let status = health >= rise ? "\(health - rise + 1)/\(fall) \(weight > 0 ? "UP" : "DRAIN")" : "\(health)/\(rise) DOWN"
+        return "\(who) \(verdict)\(outcome.logText), status: \(status)."
+    }
+
     static func message(_ transition: HealthTransition, server: BackendServer, in backend: Backend) -> String {
         let who = (server.config.options.backup ? "Backup " : "") + "Server \(backend.name)/\(server.name)"
         var active = 0, backup = 0
@@ -392,7 +421,8 @@ final class HealthMonitor: EventHandler {
         let online = ". \(active) active and \(backup) backup servers online.\(onBackup) 0 sessions requeued, 0 total in queue."
         func cause(_ c: HealthCause) -> String {
             switch c {
-            case .check(let outcome): outcome.logText
+            // Under `option log-health-checks` the check line said why: HAProxy gives no reason.
+            case .check(let outcome): backend.proxy.checks.logHealthChecks ? "" : outcome.logText
             case .adminSocket: ", changed from CLI"
             case .stateFile: ", changed from server-state after a reload"
             }

@@ -176,6 +176,7 @@ extension PlanSetting where Root == Proxy {
             },
             PlanSetting("health check", \.checks.kind, PlanText.checks),
             PlanSetting("option allbackups", \.checks.allBackups, PlanText.onOff),
+            PlanSetting("option log-health-checks", \.checks.logHealthChecks, PlanText.onOff),
             PlanSetting("stats", \.stats, PlanText.stats),
             // A table whose identity changes starts empty on reload (see StickTable).
             PlanSetting("stick-table", \.stickTable) { t in

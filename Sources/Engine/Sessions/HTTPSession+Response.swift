@@ -133,6 +133,9 @@ extension HTTPSession {
         if responseParser.head.framing == .untilClose { transaction.closeAfterResponse = true }
         if mustClose { transaction.closeAfterResponse = true }
         let connectionHeader: HTTPConnectionHeader = transaction.closeAfterResponse ? .close : .keepAlive
+        if let stick = backend?.stickRules, stick.storesResponses, let server, let scratch, !responseParser.head.isInformational {
+            stick.storeResponse(responseParser.head, input: input, connection: connectionInfo, scratch: scratch, server: server)
+        }
         // `compression`: decided on the server's head, before the http-response rules (HAProxy's order).
         let compresses = transaction.compressionAlgorithm != nil && responseCompresses(input)
         if let rules = frontend?.rules, let scratch {
