@@ -153,7 +153,7 @@ final class HAProxyProcess: @unchecked Sendable {
 
     /// Sends one command on the stats socket, returns the answer.
     func command(_ text: String) throws -> String {
-        guard eventually(seconds: 10, { FileManager.default.fileExists(atPath: socket) }),
+        guard eventually(seconds: 30, { FileManager.default.fileExists(atPath: socket) }),
               let answer = TestSocket.command(text, unixSocket: socket) else {
             throw TestSocket.Failure(description: "haproxy stats socket: \(output.joined(separator: "\n"))")
         }
