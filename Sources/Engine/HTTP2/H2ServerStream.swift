@@ -25,33 +25,24 @@ final class H2ServerStream {
     private var requestIn: [UInt8] = []
     private var submitted = false
     private var isHead = false
-    private var body: [UInt8] = []
-    private var bodyStart = 0
+    /// The request's body as DATA frames (its trailers after).
+    private var body = H2OutboundBody()
+    /// The session wrote the whole request.
     private var requestDone = false
-    private var trailers: [(name: [UInt8], value: [UInt8])] = []
-    /// libnghttp2 asked for body bytes there were none of: resume when some come.
-    private var deferred = false
-    private var writerWaiting = false
 
     // The answer, as HTTP/1.1 bytes for the session.
-    private var response: [UInt8] = []
-    private var responseRead = 0
+    private var response = H2InboundMessage()
     private var status = 0
     private var fields: [UInt8] = []
     private var hasContentLength = false
     private var headerBytes = 0
     private var headerCount = 0
     private var finalHeadSeen = false
-    private var chunked = false
     private var ended = false
     /// The server reset the stream, or the connection ended: the session reads EOF.
     private(set) var reset = false
-    /// DATA bytes given to the session but not yet acknowledged with WINDOW_UPDATE.
-    private var unacknowledged = 0
     private var interest: Int32 = 0
 
-    /// Request body bytes held before the session is told to wait.
-    static let bodyLimit = 65536
     /// The stream window announced to servers: what one stream's answer may hold in memory
     /// before its client reads it. (The connection's window is `connectionWindowSize`.)
     static let windowSize = 256 * 1024
@@ -86,8 +77,8 @@ final class H2ServerStream {
             errno = EPIPE
             return -1
         }
-        if body.count - bodyStart >= H2ServerStream.bodyLimit {
-            writerWaiting = true
+        if body.isFull {
+            body.writerWaiting = true
             errno = EAGAIN
             return -1
         }
@@ -107,15 +98,16 @@ final class H2ServerStream {
                     guard submitHead(input, connection: connection) else { return true }
                     consumed += length
                 case .body(let range):
-                    body.append(contentsOf: UnsafeRawBufferPointer(rebasing: input[range]))
+                    body.append(UnsafeRawBufferPointer(rebasing: input[range]))
                     consumed += range.upperBound
                 case .chunkHeader, .chunkDataEnd:
                     consumed += action.consumed
                 case .messageComplete(let framing):
                     for f in parser.trailerFields where !f.knownName.isHopByHop {
-                        trailers.append((H2Stream.lowercased(input[f.name]), Array(input[f.value])))
+                        body.trailers.append((H2Stream.lowercased(input[f.name]), Array(input[f.value])))
                     }
                     requestDone = true
+                    body.done = true
                     consumed += framing
                 }
             }
@@ -133,23 +125,14 @@ final class H2ServerStream {
 
     /// Answer bytes for the session: a count, -1 with EAGAIN (more to come), 0 once reset.
     func read(_ buffer: UnsafeMutableRawPointer, _ count: Int) -> Int {
-        let available = response.count - responseRead
-        guard available > 0 else {
+        guard response.available > 0 else {
             if reset { return 0 }
             errno = EAGAIN
             return -1
         }
-        let n = min(count, available)
-        response.withUnsafeBytes { buffer.copyMemory(from: $0.baseAddress! + responseRead, byteCount: n) }
-        responseRead += n
-        if responseRead == response.count {
-            response.removeAll(keepingCapacity: response.count <= 65536)
-            responseRead = 0
-        }
-        if unacknowledged > 0, let connection, let session = connection.session {
-            let given = min(unacknowledged, n)
-            unacknowledged -= given
-            nghttp2_session_consume(session, id, given)
+        let (n, acknowledge) = response.take(buffer, count)
+        if acknowledge > 0, let connection, let session = connection.session {
+            nghttp2_session_consume(session, id, acknowledge)
             connection.scheduleFlush()
         }
         return n
@@ -159,6 +142,7 @@ final class H2ServerStream {
     func shutdownWrite() {
         guard !requestDone else { return }
         requestDone = true
+        body.done = true
         resume()
     }
 
@@ -166,9 +150,8 @@ final class H2ServerStream {
     func setInterest(_ events: Int32) {
         interest = events
         var ready: Int32 = 0
-        if events & EV_READ_MASK != 0 && (reset || response.count > responseRead) { ready |= EV_READ_MASK }
-        if events & EV_WRITE_MASK != 0 && connection?.phase != .connecting
-            && (reset || body.count - bodyStart < H2ServerStream.bodyLimit) { ready |= EV_WRITE_MASK }
+        if events & EV_READ_MASK != 0 && (reset || response.available > 0) { ready |= EV_READ_MASK }
+        if events & EV_WRITE_MASK != 0 && connection?.phase != .connecting && (reset || !body.isFull) { ready |= EV_WRITE_MASK }
         if ready != 0 { carrier?.feed(ready) }
     }
 
@@ -223,7 +206,10 @@ final class H2ServerStream {
             headers.append((Array("te".utf8), Array("trailers".utf8)))
         }
         let hasBody = !(head.framing == .noBody || head.framing == .contentLength(0))
-        if !hasBody { requestDone = true }
+        if !hasBody {
+            requestDone = true
+            body.done = true
+        }
         let id = H2Stream.withNameValues(headers) { nva, count in connection.submit(self, nva, count, hasBody: hasBody) }
         guard let id else { return false }
         self.id = id
@@ -233,38 +219,18 @@ final class H2ServerStream {
 
     /// libnghttp2 wants up to `length` request body bytes for a DATA frame.
     func readBody(_ buffer: UnsafeMutablePointer<UInt8>, _ length: Int, _ flags: UnsafeMutablePointer<UInt32>) -> Int {
-        let n = min(length, body.count - bodyStart)
-        if n > 0 {
-            body.withUnsafeBytes { UnsafeMutableRawPointer(buffer).copyMemory(from: $0.baseAddress! + bodyStart, byteCount: n) }
-            bodyStart += n
-            if bodyStart == body.count {
-                body.removeAll(keepingCapacity: true)
-                bodyStart = 0
-            }
-            if writerWaiting && body.count - bodyStart < H2ServerStream.bodyLimit {
-                writerWaiting = false
-                wake(EV_WRITE_MASK)
-            }
+        let (result, wakeWriter, submitTrailers) = body.read(buffer, length, flags)
+        if wakeWriter { wake(EV_WRITE_MASK) }
+        if submitTrailers, let session = connection?.session {
+            H2Stream.withNameValues(body.trailers) { nva, count in _ = nghttp2_submit_trailer(session, id, nva, count) }
+            body.trailers = []
         }
-        if requestDone && bodyStart == body.count {
-            flags.pointee |= NGHTTP2_DATA_FLAG_EOF.rawValue
-            if !trailers.isEmpty, let session = connection?.session {
-                flags.pointee |= NGHTTP2_DATA_FLAG_NO_END_STREAM.rawValue
-                H2Stream.withNameValues(trailers) { nva, count in _ = nghttp2_submit_trailer(session, id, nva, count) }
-                trailers = []
-            }
-            return n
-        }
-        if n == 0 {
-            deferred = true
-            return Int(NGHTTP2_ERR_DEFERRED.rawValue)
-        }
-        return n
+        return result
     }
 
     private func resume() {
-        guard deferred, submitted, let connection, let session = connection.session else { return }
-        deferred = false
+        guard body.deferred, submitted, let connection, let session = connection.session else { return }
+        body.deferred = false
         nghttp2_session_resume_data(session, id)
         connection.scheduleFlush()
     }
@@ -313,24 +279,24 @@ final class H2ServerStream {
         }
         if finalHeadSeen {
             // Trailers: the chunked body's trailer section (dropped after a counted body).
-            if chunked {
-                response.append(contentsOf: "0\r\n".utf8)
-                response.append(contentsOf: fields)
-                response.append(contentsOf: "\r\n".utf8)
+            if response.chunked {
+                response.append(text: "0\r\n".utf8)
+                response.append(text: fields)
+                response.append(text: "\r\n".utf8)
             }
             ended = true
             wake(EV_READ_MASK)
             return
         }
-        response.append(contentsOf: "HTTP/1.1 ".utf8)
-        response.append(contentsOf: String(status).utf8)
-        response.append(UInt8(ascii: " "))
-        response.append(contentsOf: H2ServerStream.bytes(HTTPErrorPages.reason(status)))
-        response.append(contentsOf: "\r\n".utf8)
-        response.append(contentsOf: fields)
+        response.append(text: "HTTP/1.1 ".utf8)
+        response.append(text: String(status).utf8)
+        response.append(text: " ".utf8)
+        response.append(text: H2ServerStream.bytes(HTTPErrorPages.reason(status)))
+        response.append(text: "\r\n".utf8)
+        response.append(text: fields)
         if status >= 100 && status < 200 {
             // An interim answer (100 Continue, 103): the final one follows.
-            response.append(contentsOf: "\r\n".utf8)
+            response.append(text: "\r\n".utf8)
             hasContentLength = false
             wake(EV_READ_MASK)
             return
@@ -339,28 +305,20 @@ final class H2ServerStream {
         let bodiless = isHead || status == 204 || status == 304
         if !hasContentLength && !bodiless {
             if endStream {
-                response.append(contentsOf: "content-length: 0\r\n".utf8)
+                response.append(text: "content-length: 0\r\n".utf8)
             } else {
-                chunked = true
-                response.append(contentsOf: "transfer-encoding: chunked\r\n".utf8)
+                response.chunked = true
+                response.append(text: "transfer-encoding: chunked\r\n".utf8)
             }
         }
-        response.append(contentsOf: "\r\n".utf8)
+        response.append(text: "\r\n".utf8)
         if endStream { responseEnded() }
         wake(EV_READ_MASK)
     }
 
     func body(_ bytes: UnsafeBufferPointer<UInt8>) {
         guard !bytes.isEmpty else { return }
-        if chunked {
-            response.append(contentsOf: String(bytes.count, radix: 16).utf8)
-            response.append(contentsOf: "\r\n".utf8)
-            response.append(contentsOf: bytes)
-            response.append(contentsOf: "\r\n".utf8)
-        } else {
-            response.append(contentsOf: bytes)
-        }
-        unacknowledged += bytes.count
+        response.append(data: bytes)
         wake(EV_READ_MASK)
     }
 
@@ -368,7 +326,7 @@ final class H2ServerStream {
     func responseEnded() {
         guard !ended else { return }
         ended = true
-        if chunked { response.append(contentsOf: "0\r\n\r\n".utf8) }
+        response.endChunks()
         wake(EV_READ_MASK)
     }
 
@@ -376,6 +334,7 @@ final class H2ServerStream {
     func closed(errorCode: UInt32) {
         if !ended || errorCode != NGHTTP2_NO_ERROR.rawValue { reset = true }
         requestDone = true
+        body.done = true
         wake(EV_READ_MASK | EV_WRITE_MASK)
     }
 

@@ -32,14 +32,9 @@ final class H2Stream {
     private var hasHost = false
     private var headerBytes = 0
     private var headerCount = 0
-    private var chunked = false
     /// The HTTP/1.1 bytes for the session, and how far it has read them.
-    private var request: [UInt8] = []
-    private var requestRead = 0
+    private var request = H2InboundMessage()
     private var requestDone = false
-    /// DATA payload bytes received but not yet handed to the session (acknowledged with
-    /// WINDOW_UPDATE as it takes them).
-    private var unacknowledged = 0
     /// The client reset the stream, or the connection ended.
     private(set) var reset = false
 
@@ -47,19 +42,11 @@ final class H2Stream {
     private var parser: HTTPResponseParser
     private var responseIn: [UInt8] = []
     private(set) var responseStarted = false
-    private var body: [UInt8] = []
-    private var bodyStart = 0
-    private var bodyDone = false
-    private var trailers: [(name: [UInt8], value: [UInt8])] = []
-    /// libnghttp2 asked for body bytes there were none of: resume when some come.
-    private var deferred = false
-    /// The session's last write was refused for lack of room: wake it when the body drains.
-    private var writerWaiting = false
+    /// The answer's body as DATA frames (its trailers after).
+    private var body = H2OutboundBody()
     /// What the session waits for (EV_READ: request bytes, EV_WRITE: room for its answer).
     private var interest: Int32 = 0
 
-    /// Response body bytes held for a stream before its session is told to wait.
-    static let bodyLimit = 65536
 
     init(id: Int32, connection: H2Connection, ordinal: Int) {
         self.id = id
@@ -147,13 +134,13 @@ final class H2Stream {
         }
         if !endStream && !hasContentLength {
             // A body of unknown length: HTTP/1.1 carries it chunked.
-            chunked = true
+            request.chunked = true
             head.append(contentsOf: "transfer-encoding: chunked\r\n".utf8)
         } else if endStream && !hasContentLength && H2Stream.methodExpectsBody(method) {
             head.append(contentsOf: "content-length: 0\r\n".utf8)
         }
         head.append(contentsOf: "\r\n".utf8)
-        request = head
+        request.append(head: head)
         requestDone = endStream
         fields = []
         cookies = []
@@ -172,15 +159,7 @@ final class H2Stream {
             if let s = connection?.session { nghttp2_session_consume(s, id, bytes.count) }
             return
         }
-        if chunked {
-            request.append(contentsOf: String(bytes.count, radix: 16).utf8)
-            request.append(contentsOf: "\r\n".utf8)
-            request.append(contentsOf: bytes)
-            request.append(contentsOf: "\r\n".utf8)
-        } else {
-            request.append(contentsOf: bytes)
-        }
-        unacknowledged += bytes.count
+        request.append(data: bytes)
         wake(EV_READ_MASK)
     }
 
@@ -188,13 +167,13 @@ final class H2Stream {
     func requestEnded() {
         guard !requestDone else { return }
         requestDone = true
-        if chunked { request.append(contentsOf: "0\r\n\r\n".utf8) }
+        request.endChunks()
         wake(EV_READ_MASK)
     }
 
     /// libnghttp2 closed the stream: answered, or reset by the client.
     func closed(errorCode: UInt32) {
-        if !(bodyDone && bodyStart == body.count && responseStarted) || errorCode != NGHTTP2_NO_ERROR.rawValue {
+        if !(body.done && body.isDrained && responseStarted) || errorCode != NGHTTP2_NO_ERROR.rawValue {
             reset = true
         }
         connection = nil
@@ -212,22 +191,13 @@ final class H2Stream {
     /// Request bytes for the session: a count, or -1 with EAGAIN (more to come); 0 once reset.
     func read(_ buffer: UnsafeMutableRawPointer, _ count: Int) -> Int {
         if reset { return 0 }
-        let available = request.count - requestRead
-        guard available > 0 else {
+        guard request.available > 0 else {
             errno = EAGAIN
             return -1
         }
-        let n = min(count, available)
-        request.withUnsafeBytes { buffer.copyMemory(from: $0.baseAddress! + requestRead, byteCount: n) }
-        requestRead += n
-        if requestRead == request.count {
-            request.removeAll(keepingCapacity: requestRead <= 65536)
-            requestRead = 0
-        }
-        if unacknowledged > 0, let connection, let s = connection.session {
-            let given = min(unacknowledged, n)
-            unacknowledged -= given
-            nghttp2_session_consume(s, id, given)
+        let (n, acknowledge) = request.take(buffer, count)
+        if acknowledge > 0, let connection, let s = connection.session {
+            nghttp2_session_consume(s, id, acknowledge)
             connection.scheduleFlush()
         }
         return n
@@ -239,8 +209,8 @@ final class H2Stream {
             errno = EPIPE
             return -1
         }
-        if body.count - bodyStart >= H2Stream.bodyLimit {
-            writerWaiting = true
+        if body.isFull {
+            body.writerWaiting = true
             errno = EAGAIN
             return -1
         }
@@ -260,16 +230,16 @@ final class H2Stream {
                     if !parser.head.isInformational { submitHead(input, session: session) }
                     consumedTotal += length
                 case .body(let range):
-                    body.append(contentsOf: UnsafeRawBufferPointer(rebasing: input[range]))
+                    body.append(UnsafeRawBufferPointer(rebasing: input[range]))
                     consumedTotal += range.upperBound
                 case .chunkHeader, .chunkDataEnd:
                     consumedTotal += action.consumed
                 case .messageComplete(let framing):
                     if responseStarted {
                         for f in parser.trailerFields {
-                            trailers.append((H2Stream.lowercased(input[f.name]), Array(input[f.value])))
+                            body.trailers.append((H2Stream.lowercased(input[f.name]), Array(input[f.value])))
                         }
-                        bodyDone = true
+                        body.done = true
                         consumedTotal += framing
                         return false
                     }
@@ -301,15 +271,15 @@ final class H2Stream {
         }
         session = nil
         if let connection {
-            if !bodyDone { resetStream(NGHTTP2_INTERNAL_ERROR) }
+            if !body.done { resetStream(NGHTTP2_INTERNAL_ERROR) }
             connection.streamSessionEnded()
         }
     }
 
     private func finishResponse() {
-        guard !bodyDone, responseStarted else { return }
+        guard !body.done, responseStarted else { return }
         if case .messageComplete? = parser.inputEnded() {
-            bodyDone = true
+            body.done = true
             resume()
         }
     }
@@ -318,8 +288,8 @@ final class H2Stream {
     func setInterest(_ events: Int32) {
         interest = events
         var ready: Int32 = 0
-        if events & EV_READ_MASK != 0 && (reset || request.count > requestRead) { ready |= EV_READ_MASK }
-        if events & EV_WRITE_MASK != 0 && (reset || body.count - bodyStart < H2Stream.bodyLimit) { ready |= EV_WRITE_MASK }
+        if events & EV_READ_MASK != 0 && (reset || request.available > 0) { ready |= EV_READ_MASK }
+        if events & EV_WRITE_MASK != 0 && (reset || !body.isFull) { ready |= EV_WRITE_MASK }
         if ready != 0, let s = session { ev_feed_event(s.loop.raw, s.clientIO.raw, ready) }
     }
 
@@ -340,7 +310,7 @@ final class H2Stream {
         }
         let noBody = head.framing == .noBody || head.framing == .contentLength(0)
         responseStarted = true
-        if noBody { bodyDone = true }
+        if noBody { body.done = true }
         H2Stream.withNameValues(headers) { nva, count in
             if noBody {
                 _ = nghttp2_submit_response(session, id, nva, count, nil)
@@ -354,37 +324,13 @@ final class H2Stream {
 
     /// libnghttp2 wants up to `length` body bytes for a DATA frame.
     fileprivate func readBody(_ buffer: UnsafeMutablePointer<UInt8>, _ length: Int, _ flags: UnsafeMutablePointer<UInt32>) -> Int {
-        let n = min(length, body.count - bodyStart)
-        if n > 0 {
-            body.withUnsafeBytes { UnsafeMutableRawPointer(buffer).copyMemory(from: $0.baseAddress! + bodyStart, byteCount: n) }
-            bodyStart += n
-            if bodyStart == body.count {
-                body.removeAll(keepingCapacity: true)
-                bodyStart = 0
-            }
-            if writerWaiting && body.count - bodyStart < H2Stream.bodyLimit {
-                writerWaiting = false
-                wake(EV_WRITE_MASK)
-            }
+        let (result, wakeWriter, submitTrailers) = body.read(buffer, length, flags)
+        if wakeWriter { wake(EV_WRITE_MASK) }
+        if submitTrailers, let connection, let session = connection.session {
+            H2Stream.withNameValues(body.trailers) { nva, count in _ = nghttp2_submit_trailer(session, id, nva, count) }
+            body.trailers = []
         }
-        if bodyDone && bodyStart == body.count {
-            flags.pointee |= NGHTTP2_DATA_FLAG_EOF.rawValue
-            if !trailers.isEmpty, let connection, let session = connection.session {
-                flags.pointee |= NGHTTP2_DATA_FLAG_NO_END_STREAM.rawValue
-                submitTrailers(session)
-            }
-            return n
-        }
-        if n == 0 {
-            deferred = true
-            return Int(NGHTTP2_ERR_DEFERRED.rawValue)
-        }
-        return n
-    }
-
-    private func submitTrailers(_ session: OpaquePointer) {
-        H2Stream.withNameValues(trailers) { nva, count in _ = nghttp2_submit_trailer(session, id, nva, count) }
-        trailers = []
+        return result
     }
 
     /// `fields` as libnghttp2's name/value array, valid during `body` (libnghttp2 copies them).
@@ -410,8 +356,8 @@ final class H2Stream {
     }
 
     private func resume() {
-        guard deferred, let connection, let session = connection.session else { return }
-        deferred = false
+        guard body.deferred, let connection, let session = connection.session else { return }
+        body.deferred = false
         nghttp2_session_resume_data(session, id)
         connection.scheduleFlush()
     }
