@@ -135,7 +135,10 @@ final class HAProxyProcess: @unchecked Sendable {
         process.standardOutput = pipe
         process.standardError = pipe
         let lines = self.lines
+        // Held by the handler until its end (see StrataProcess).
+        let pipe = self.pipe
         pipe.fileHandleForReading.readabilityHandler = { handle in
+            withExtendedLifetime(pipe) {}
             let data = handle.availableData
             guard !data.isEmpty else { handle.readabilityHandler = nil; return }
             lines.append(String(decoding: data, as: UTF8.self))

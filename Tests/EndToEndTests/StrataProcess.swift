@@ -54,7 +54,11 @@ final class StrataProcess: @unchecked Sendable {
         process.standardError = stderrPipe
         process.standardOutput = stderrPipe
         let lines = stderrLines
+        // The handler holds the pipe until its end: a process object freed while a read is
+        // pending would otherwise close the descriptor under it (availableData then traps).
+        let pipe = stderrPipe
         stderrPipe.fileHandleForReading.readabilityHandler = { handle in
+            withExtendedLifetime(pipe) {}
             let data = handle.availableData
             guard !data.isEmpty else {
                 handle.readabilityHandler = nil
