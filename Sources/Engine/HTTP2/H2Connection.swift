@@ -117,39 +117,25 @@ final class H2Connection: EventHandler {
     }
 
     private func makeSession() -> Bool {
-        var callbacks: OpaquePointer?
-        guard nghttp2_session_callbacks_new(&callbacks) == 0, let callbacks else { return false }
-        defer { nghttp2_session_callbacks_del(callbacks) }
-        nghttp2_session_callbacks_set_on_begin_headers_callback(callbacks, h2BeginHeaders)
-        nghttp2_session_callbacks_set_on_header_callback(callbacks, h2Header)
-        nghttp2_session_callbacks_set_on_frame_recv_callback(callbacks, h2FrameReceived)
-        nghttp2_session_callbacks_set_on_data_chunk_recv_callback(callbacks, h2DataChunk)
-        nghttp2_session_callbacks_set_on_stream_close_callback(callbacks, h2StreamClosed)
-        nghttp2_session_callbacks_set_on_invalid_frame_recv_callback(callbacks, h2InvalidFrame)
-        var option: OpaquePointer?
-        guard nghttp2_option_new(&option) == 0, let option else { return false }
-        defer { nghttp2_option_del(option) }
-        // Request bodies are acknowledged (WINDOW_UPDATE) as the stream's session takes them, so a
-        // server slower than its client holds the client back instead of filling memory.
-        nghttp2_option_set_no_auto_window_update(option, 1)
-        nghttp2_option_set_max_continuations(option, 8)
-        nghttp2_option_set_max_settings(option, 32)
-        nghttp2_option_set_max_outbound_ack(option, 1000)
-        nghttp2_option_set_max_deflate_dynamic_table_size(option, 4096)
-        var s: OpaquePointer?
-        guard nghttp2_session_server_new2(&s, callbacks, Unmanaged.passUnretained(self).toOpaque(), option) == 0, let s else {
-            return false
-        }
-        session = s
-        var entries = [
-            nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS.rawValue), value: UInt32(settings.maxConcurrentStreams)),
-            nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE.rawValue), value: UInt32(settings.initialWindowSize)),
-            nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_HEADER_TABLE_SIZE.rawValue), value: UInt32(settings.headerTableSize)),
-            nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_MAX_FRAME_SIZE.rawValue), value: UInt32(settings.maxFrameSize)),
-            nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE.rawValue), value: UInt32(headerListLimit)),
-        ]
-        guard nghttp2_submit_settings(s, UInt8(NGHTTP2_FLAG_NONE.rawValue), &entries, entries.count) == 0 else { return false }
-        return true
+        session = H2Session.make(.server, user: self, callbacks: { callbacks in
+            nghttp2_session_callbacks_set_on_begin_headers_callback(callbacks, h2BeginHeaders)
+            nghttp2_session_callbacks_set_on_header_callback(callbacks, h2Header)
+            nghttp2_session_callbacks_set_on_frame_recv_callback(callbacks, h2FrameReceived)
+            nghttp2_session_callbacks_set_on_data_chunk_recv_callback(callbacks, h2DataChunk)
+            nghttp2_session_callbacks_set_on_stream_close_callback(callbacks, h2StreamClosed)
+            nghttp2_session_callbacks_set_on_invalid_frame_recv_callback(callbacks, h2InvalidFrame)
+        }, tune: { option in
+            // (libnghttp2's bound on queued acknowledgements stays above strata's flood limit.)
+            nghttp2_option_set_max_outbound_ack(option, 1000)
+            nghttp2_option_set_max_deflate_dynamic_table_size(option, 4096)
+        }, settings: [
+            H2Session.setting(NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, settings.maxConcurrentStreams),
+            H2Session.setting(NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, settings.initialWindowSize),
+            H2Session.setting(NGHTTP2_SETTINGS_HEADER_TABLE_SIZE, settings.headerTableSize),
+            H2Session.setting(NGHTTP2_SETTINGS_MAX_FRAME_SIZE, settings.maxFrameSize),
+            H2Session.setting(NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, headerListLimit),
+        ])
+        return session != nil
     }
 
     // MARK: events

@@ -163,34 +163,19 @@ final class H2ServerConnection: EventHandler {
     }
 
     private func makeSession() -> Bool {
-        var callbacks: OpaquePointer?
-        guard nghttp2_session_callbacks_new(&callbacks) == 0, let callbacks else { return false }
-        defer { nghttp2_session_callbacks_del(callbacks) }
-        nghttp2_session_callbacks_set_on_header_callback(callbacks, h2sHeader)
-        nghttp2_session_callbacks_set_on_frame_recv_callback(callbacks, h2sFrameReceived)
-        nghttp2_session_callbacks_set_on_data_chunk_recv_callback(callbacks, h2sDataChunk)
-        nghttp2_session_callbacks_set_on_stream_close_callback(callbacks, h2sStreamClosed)
-        var option: OpaquePointer?
-        guard nghttp2_option_new(&option) == 0, let option else { return false }
-        defer { nghttp2_option_del(option) }
-        // Answer bytes are acknowledged as the stream's session takes them: a slow client holds
-        // its server back instead of filling memory.
-        nghttp2_option_set_no_auto_window_update(option, 1)
-        nghttp2_option_set_max_continuations(option, 8)
-        nghttp2_option_set_max_settings(option, 32)
-        var s: OpaquePointer?
-        guard nghttp2_session_client_new2(&s, callbacks, Unmanaged.passUnretained(self).toOpaque(), option) == 0, let s else {
-            return false
-        }
-        session = s
-        var entries = [
-            nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_ENABLE_PUSH.rawValue), value: 0),
-            nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE.rawValue), value: UInt32(H2ServerStream.windowSize)),
-            nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE.rawValue), value: UInt32(headerListLimit)),
-        ]
-        guard nghttp2_submit_settings(s, UInt8(NGHTTP2_FLAG_NONE.rawValue), &entries, entries.count) == 0 else { return false }
+        session = H2Session.make(.client, user: self, callbacks: { callbacks in
+            nghttp2_session_callbacks_set_on_header_callback(callbacks, h2sHeader)
+            nghttp2_session_callbacks_set_on_frame_recv_callback(callbacks, h2sFrameReceived)
+            nghttp2_session_callbacks_set_on_data_chunk_recv_callback(callbacks, h2sDataChunk)
+            nghttp2_session_callbacks_set_on_stream_close_callback(callbacks, h2sStreamClosed)
+        }, settings: [
+            H2Session.setting(NGHTTP2_SETTINGS_ENABLE_PUSH, 0),
+            H2Session.setting(NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, H2ServerStream.windowSize),
+            H2Session.setting(NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, headerListLimit),
+        ])
         // The connection's window beyond the 64 KiB default, so that streams do not wait on each other.
-        return nghttp2_session_set_local_window_size(s, UInt8(NGHTTP2_FLAG_NONE.rawValue), 0, H2ServerStream.connectionWindowSize) == 0
+        guard let session else { return false }
+        return nghttp2_session_set_local_window_size(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), 0, H2ServerStream.connectionWindowSize) == 0
     }
 
     override func timerEvent(_ watcher: UnsafeMutablePointer<ev_timer>) {
