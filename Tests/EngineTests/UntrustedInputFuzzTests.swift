@@ -1,0 +1,82 @@
+import Testing
+@testable import Engine
+
+/// Randomized cases for the parsers of untrusted bytes this turn added beside the fuzz targets in
+/// fuzz/: an agent's line (a server's own process writes it), a client's request target for
+/// `normalize-uri`, a client's Accept-Encoding q-values. Each run is seeded, so a failure repeats.
+@Suite struct UntrustedInputFuzzTests {
+    /// A small deterministic generator (xorshift), so the cases are the same on every run.
+    struct Random {
+        var state: UInt64
+        mutating func next() -> UInt64 {
+            state ^= state << 13
+            state ^= state >> 7
+            state ^= state << 17
+            return state
+        }
+        mutating func below(_ n: Int) -> Int { Int(next() % UInt64(n)) }
+        mutating func bytes(_ alphabet: [UInt8], count: Int) -> [UInt8] { (0..<count).map { _ in alphabet[below(alphabet.count)] } }
+    }
+
+    @Test func agentLinesOfKnownWordsAndNoise() {
+        var random = Random(state: 0x9E37_79B9_7F4A_7C15)
+        let words = ["up", "DOWN", "fail", "stopped", "ready", "drain", "maint", "50%", "weight:7", "maxconn:3", "junk", "%", "#x"]
+        let separators = [" ", "\t", ",", ", "]
+        for _ in 0..<5000 {
+            // Known words in any order: the last health word wins, as HAProxy reads the line.
+            var line = ""
+            var lastHealth: String?
+            var sawHash = false
+            for _ in 0..<random.below(8) {
+                let w = words[random.below(words.count)]
+                line += w + separators[random.below(separators.count)]
+                if w.hasPrefix("#") { sawHash = true }
+                if !sawHash, ["up", "down", "fail", "stopped"].contains(w.lowercased()) { lastHealth = w }
+            }
+            let reply = AgentReply(line)
+            switch reply.health {
+            case .up(let w)?, .down(let w)?: #expect(w == lastHealth, "\(line)")
+            case nil: #expect(lastHealth == nil, "\(line)")
+            }
+            // Any bytes at all: a reply, never a trap.
+            let noise = String(decoding: random.bytes(Array(0...255), count: random.below(64)), as: UTF8.self)
+            _ = AgentReply(noise)
+        }
+    }
+
+    func run(_ input: [UInt8], _ body: (UnsafeRawBufferPointer, HTTPScratchBuffer) -> Void) -> [UInt8] {
+        let out = HTTPScratchBuffer(capacity: 4096)
+        input.withUnsafeBytes { body($0, out) }
+        return Array(out.bytes(from: 0))
+    }
+
+    @Test func normalizersOnRandomTargets() {
+        var random = Random(state: 0xD1B5_4A32_D192_ED03)
+        let alphabet = Array("/./..%2eE4fzZ?&=a".utf8)
+        for _ in 0..<5000 {
+            let path = random.bytes(alphabet, count: random.below(40))
+            let merged = run(path) { HTTPURINormalizer.mergeSlashes($0, $1) }
+            // Slashes merged, nothing else changed: the path with its runs of slashes made one.
+            var model: [UInt8] = []
+            for b in path where !(b == UInt8(ascii: "/") && model.last == UInt8(ascii: "/")) { model.append(b) }
+            #expect(merged == model, "\(path)")
+            // The others only ever shorten a target, or keep it.
+            #expect(run(path) { HTTPURINormalizer.stripDot($0, $1) }.count <= path.count)
+            #expect(run(path) { HTTPURINormalizer.stripDotDot($0, $1, full: false) }.count <= path.count)
+            #expect(run(path) { HTTPURINormalizer.stripDotDot($0, $1, full: true) }.count <= path.count)
+            #expect(run(path) { _ = HTTPURINormalizer.percent($0, $1, decode: true) }.count <= path.count)
+            #expect(run(path) { _ = HTTPURINormalizer.percent($0, $1, decode: false) }.count == path.count)
+            #expect(run(path) { HTTPURINormalizer.sortQuery($0, $1) }.count == path.count)
+        }
+    }
+
+    @Test func qValuesOnRandomParameters() {
+        var random = Random(state: 0x2545_F491_4F6C_DD1D)
+        let alphabet = Array("q=0.123456789;, QX\t1".utf8)
+        for _ in 0..<5000 {
+            let value = random.bytes(alphabet, count: random.below(24))
+            let q = value.withUnsafeBytes { HTTPCompressionRules.qValue($0, 0..<$0.count) }
+            #expect((0...1000).contains(q), "\(String(decoding: value, as: UTF8.self)) → \(q)")
+        }
+    }
+}
