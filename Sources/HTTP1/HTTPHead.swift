@@ -59,6 +59,8 @@ public struct HTTPHead: Sendable {
     public internal(set) var isUpgradeRequest = false
     /// `Expect: 100-continue` in an HTTP/1.1 request (ignored in HTTP/1.0, RFC 9110 §10.1.1).
     public internal(set) var expectsContinue = false
+    /// `TE: trailers`: the client takes trailers (a request's; TE itself is hop-by-hop).
+    public internal(set) var acceptsTrailers = false
     /// The Host field's value (requests; possibly empty, which RFC 9112 §3.2 allows).
     public internal(set) var host: Range<Int>?
 
@@ -92,6 +94,7 @@ public struct HTTPHead: Sendable {
         upgrade = nil
         isUpgradeRequest = false
         expectsContinue = false
+        acceptsTrailers = false
         host = nil
     }
 

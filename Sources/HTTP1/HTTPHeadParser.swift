@@ -335,6 +335,15 @@ package struct HTTPHeadParser {
             }
             head.expectsContinue = expects
 
+        case .te:
+            guard head.isRequest else { return nil }
+            var trailers = head.acceptsTrailers
+            _ = HTTPFieldValue.forEachElement(input, value) { element in
+                if input.httpEqualsLowercase(element, "trailers") { trailers = true }
+                return true
+            }
+            head.acceptsTrailers = trailers
+
         default:
             break
         }

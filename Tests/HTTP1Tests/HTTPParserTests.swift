@@ -52,6 +52,7 @@ struct H1Head: Equatable {
     var isUpgradeRequest = false
     var upgrade: String?
     var expectsContinue = false
+    var acceptsTrailers = false
     var host: String?
     var length = 0
 
@@ -78,6 +79,7 @@ struct H1Head: Equatable {
         isUpgradeRequest = head.isUpgradeRequest
         upgrade = head.upgrade.map(s)
         expectsContinue = head.expectsContinue
+        acceptsTrailers = head.acceptsTrailers
         length = head.length
     }
 }
@@ -243,6 +245,13 @@ func h1RequestError(_ bytes: [UInt8], limits: HTTPParserLimits = .default,
         #expect(head.framing == .noBody)
         #expect(head.keepAlive)
         #expect(!head.isUpgradeRequest && !head.expectsContinue)
+    }
+
+    @Test func teTrailersIsNoted() throws {
+        #expect(try #require(h1RequestHead(h1Message("POST /g HTTP/1.1", "Host: a", "TE: Trailers", "Content-Length: 0"))).acceptsTrailers)
+        #expect(try #require(h1RequestHead(h1Message("GET / HTTP/1.1", "Host: a", "TE: gzip, trailers"))).acceptsTrailers)
+        #expect(try #require(h1RequestHead(h1Message("GET / HTTP/1.1", "Host: a", "TE: gzip"))).acceptsTrailers == false)
+        #expect(try #require(h1RequestHead(h1Message("GET / HTTP/1.1", "Host: a"))).acceptsTrailers == false)
     }
 
     @Test func wholeTranscriptOfAGet() {

@@ -183,13 +183,7 @@ extension HTTPSession {
         transaction.upgradeRequested = requestParser.head.isUpgradeRequest
             && !HTTPSession.offersH2(UnsafeRawBufferPointer(rebasing: input[requestParser.head.upgrade!]))
         transaction.expectsContinue = requestParser.head.expectsContinue
-        transaction.acceptsTrailers = false
-        for f in requestParser.head.fields where f.knownName == .te {
-            let said = !HTTPFieldValue.forEachElement(input, f.value) { element in
-                !HTTPRuleBytes.equalsIgnoringCase(UnsafeRawBufferPointer(rebasing: input[element]), lowercase: HTTPRuleBytes.literal("trailers"))
-            }
-            if said { transaction.acceptsTrailers = true }
-        }
+        transaction.acceptsTrailers = requestParser.head.acceptsTrailers
         // Only a log line prints it: no String per request when the frontend logs nothing.
         transaction.requestLine = frontend.log.isEmpty
             ? "" : String(decoding: UnsafeRawBufferPointer(rebasing: input[requestParser.head.startLine]), as: UTF8.self)
