@@ -15,6 +15,7 @@ import Testing
         defaults
             mode http
             timeout connect 1s
+            timeout check 5s
             timeout client 10s
             timeout server 10s
             load-server-state-from-file global

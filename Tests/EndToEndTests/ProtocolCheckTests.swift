@@ -56,6 +56,7 @@ final class ProtocolOrigin: @unchecked Sendable {
         defaults
             mode tcp
             timeout connect 1s
+            timeout check 5s
             timeout client 10s
             timeout server 10s
         listen be
@@ -314,6 +315,7 @@ final class ProtocolOrigin: @unchecked Sendable {
             defaults
                 mode tcp
                 timeout connect 1s
+                timeout check 5s
                 timeout client 10s
                 timeout server 10s
             listen be
