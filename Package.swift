@@ -17,7 +17,7 @@ let package = Package(
         .target(
             name: "CLibEV",
             cSettings: [.define("_GNU_SOURCE")],
-            linkerSettings: [.linkedLibrary("ev"), .linkedLibrary("ssl"), .linkedLibrary("crypto"), .linkedLibrary("cares"), .linkedLibrary("crypt"), .linkedLibrary("nghttp2"), .linkedLibrary("xxhash"), .linkedLibrary("z")]
+            linkerSettings: [.linkedLibrary("ev"), .linkedLibrary("ssl"), .linkedLibrary("crypto"), .linkedLibrary("cares"), .linkedLibrary("crypt"), .linkedLibrary("nghttp2"), .linkedLibrary("xxhash"), .linkedLibrary("z"), .linkedLibrary("deflate")]
         ),
         .target(name: "ConfigModel"),
         .target(name: "Loader", dependencies: ["ConfigModel"]),

@@ -14,6 +14,7 @@
 #include <nghttp2/nghttp2.h>
 
 #include <zlib.h>
+#include <libdeflate.h>
 
 #include <openssl/err.h>
 #include <openssl/evp.h>

@@ -61,6 +61,9 @@ final class Worker: EventHandler, @unchecked Sendable {
         return scratch
     }()
 
+    /// This loop's libdeflate compressors, for the answers compressed whole.
+    private(set) lazy var wholeMessageDeflater = WholeMessageDeflater()
+
     init(engine: Engine, loop: EventLoop) {
         self.engine = engine
         self.loop = loop

@@ -2,13 +2,22 @@ import CLibEV
 import ConfigModel
 import HTTP1
 
-/// One answer's compression through zlib (HAProxy's comp_ctx): made when a response is chosen for
-/// compression, freed (deflateEnd) as soon as its last byte is written, so a session holds zlib's
-/// state (about 256 KiB at the default memlevel and window) only while it compresses.
-/// `identity` has no zlib state: its bytes pass through (counted as bypassing the compressor).
+/// One answer's compression (HAProxy's comp_ctx): made when a response is chosen for
+/// compression, freed as soon as its last byte is written. An answer of known length up to
+/// `WholeMessageDeflater.maximumLength` is gathered and deflated in one call by its loop's
+/// libdeflate compressor; others stream through a zlib state of their own (about 256 KiB at the
+/// default memlevel and window). `identity` has neither: its bytes pass through (counted as
+/// bypassing the compressor).
 final class HTTPCompressor {
     let algorithm: HTTPCompression.Algorithm
     private let stream: UnsafeMutablePointer<z_stream>?
+    /// A whole-answer compression: the loop's compressor, the level, the body gathered so far,
+    /// then the compressed bytes and how many of them are written.
+    private let whole: WholeMessageDeflater?
+    private let level: Int
+    private var gathered: [UInt8] = []
+    private var compressed: [UInt8]?
+    private var compressedSent = 0
     /// Where the answer's body is.
     enum State {
         /// Body bytes are compressed as they come.
@@ -29,8 +38,17 @@ final class HTTPCompressor {
 
     enum Flush { case none, sync, finish }
 
-    init?(_ algorithm: HTTPCompression.Algorithm, global: GlobalSettings) {
+    /// `wholeLength`: the answer's Content-Length, when it has one.
+    init?(_ algorithm: HTTPCompression.Algorithm, global: GlobalSettings, wholeLength: UInt64?, deflater: WholeMessageDeflater) {
         self.algorithm = algorithm
+        level = global.compressionLevel
+        if algorithm != .identity, let wholeLength, wholeLength <= UInt64(WholeMessageDeflater.maximumLength) {
+            stream = nil
+            whole = deflater
+            gathered.reserveCapacity(Int(wholeLength))
+            return
+        }
+        whole = nil
         let windowBits: Int32
         switch algorithm {
         case .identity:
@@ -61,6 +79,7 @@ final class HTTPCompressor {
     func run(_ input: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer, _ flush: Flush)
         -> (consumed: Int, produced: Int, done: Bool)
     {
+        if let whole { return runWhole(whole, input, into: output, flush) }
         guard let stream else {
             let n = min(input.count, output.count)
             if n > 0 { output.baseAddress!.copyMemory(from: input.baseAddress!, byteCount: n) }
@@ -81,6 +100,33 @@ final class HTTPCompressor {
         // A flush is complete when zlib had output room to spare (zlib's documented contract).
         case .sync: return (consumed, produced, result == Z_OK && stream.pointee.avail_out > 0)
         case .finish: return (consumed, produced, result == Z_STREAM_END)
+        }
+    }
+
+    /// A whole answer: input is gathered (a flush has nothing to write); the finish compresses it
+    /// once and writes the result as `output` has room.
+    private func runWhole(_ deflater: WholeMessageDeflater, _ input: UnsafeRawBufferPointer,
+                          into output: UnsafeMutableRawBufferPointer, _ flush: Flush) -> (consumed: Int, produced: Int, done: Bool) {
+        switch flush {
+        case .none:
+            gathered.append(contentsOf: input)
+            return (input.count, 0, true)
+        case .sync:
+            return (0, 0, true)
+        case .finish:
+            if compressed == nil {
+                compressed = gathered.withUnsafeBytes { deflater.compress($0, algorithm: algorithm, level: level) } ?? []
+                gathered = []
+            }
+            let bytes = compressed!
+            let n = min(bytes.count - compressedSent, output.count)
+            if n > 0 {
+                bytes.withUnsafeBytes { output.baseAddress!.copyMemory(from: $0.baseAddress! + compressedSent, byteCount: n) }
+                compressedSent += n
+            }
+            // Nothing compressed (out of memory for the compressor) ends the body empty: the
+            // client sees a truncated gzip stream rather than bytes that are not gzip.
+            return (0, n, compressedSent == bytes.count)
         }
     }
 }

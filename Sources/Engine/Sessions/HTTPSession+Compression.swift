@@ -45,8 +45,11 @@ extension HTTPSession {
     /// edits. An answer zlib cannot start for goes as it is (HAProxy's); false when the head's
     /// rewrite does not fit (its edits are then half made).
     func startCompression(_ input: UnsafeRawBufferPointer, scratch: HTTPRuleScratch) -> Bool {
+        var length: UInt64?
+        if case .contentLength(let n) = responseParser.head.framing { length = n }
         guard let algorithm = transaction.compressionAlgorithm, let global = generation?.config.config.global,
-              let compressor = HTTPCompressor(algorithm, global: global) else { return true }
+              let compressor = HTTPCompressor(algorithm, global: global, wholeLength: length, deflater: worker.wholeMessageDeflater)
+        else { return true }
         guard HTTPCompressionRules.editResponseHead(responseParser.head, input: input, edits: scratch.response, algorithm: algorithm) else {
             return false
         }
