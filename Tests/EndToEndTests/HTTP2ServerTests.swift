@@ -123,6 +123,12 @@ struct HTTP2ServerTests {
         #expect((overlap ?? 0) > 1, "streams were open side by side: \(run.stdout)")
         #expect(try info(strata, "H2ServerConnectionsTotal") == 1)
         #expect(try info(strata, "H2ServerStreamsTotal") == 20)
+        // The same per backend, in `show stat`'s h2 columns: `be` made the connection, not `quick`.
+        let (_, rows) = try ObservabilityStatsTests.parseCSV(strata.admin("show stat"))
+        let be = try #require(rows.first { $0["pxname"] == "be" && $0["svname"] == "BACKEND" })
+        #expect(be["h2_total_connections"] == "1" && be["h2_backend_total_streams"] == "20", "\(be)")
+        let quickRow = try #require(rows.first { $0["pxname"] == "quick" && $0["svname"] == "BACKEND" })
+        #expect(quickRow["h2_total_connections"] == "0", "\(quickRow)")
         let last = curl(["http://127.0.0.1:\(plain)/last"])
         #expect(last.stdout.contains("conn=1") && last.stdout.contains("resets=0"), "\(last.stdout)")
 

@@ -123,6 +123,58 @@ struct HTTP2Tests {
         #expect(s.origin.heads.filter { $0.hasPrefix("GET /a ") || $0.hasPrefix("GET /b ") || $0.hasPrefix("GET /c ") }.count == 3)
     }
 
+    @Test func countersArePerFrontendInShowStatAndTheExporter() throws {
+        let origin = try TestHTTPOrigin("h2")
+        let one = TestSocket.freePort(), two = TestSocket.freePort(), metrics = TestSocket.freePort()
+        let strata = try StrataProcess(config: """
+            global
+                stats socket @ADMIN@ level admin
+            defaults
+                mode http
+                timeout connect 2s
+                timeout client 10s
+                timeout server 10s
+            frontend one
+                bind 127.0.0.1:\(one) proto h2
+                default_backend be
+            frontend two
+                bind 127.0.0.1:\(two) proto h2
+                default_backend be
+            frontend metrics
+                bind 127.0.0.1:\(metrics)
+                http-request use-service prometheus-exporter
+            backend be
+                server o 127.0.0.1:\(origin.port)
+            """)
+        #expect(strata.waitForAdmin(), "\(strata.output.joined(separator: "\n"))")
+        // Three connections (a stream each) to `one`, one to `two`.
+        for _ in 0..<3 { #expect(curl(["--http2-prior-knowledge", "http://127.0.0.1:\(one)/a"]).stdout.contains("origin=h2")) }
+        #expect(curl(["--http2-prior-knowledge", "http://127.0.0.1:\(two)/b"]).stdout.contains("origin=h2"))
+        let text = try strata.admin("show stat")
+        // HAProxy 2.6's columns: the per-module counters after a `-` column that every row fills with `-`.
+        #expect(text.contains(",agg_check_status,-,ssl_sess,ssl_reused_sess,ssl_failed_handshake,h2_headers_rcvd,"), "\(text.prefix(2000))")
+        let (_, rows) = try ObservabilityStatsTests.parseCSV(text)
+        func frontend(_ name: String) throws -> [String: String] {
+            try #require(rows.first { $0["pxname"] == name && $0["svname"] == "FRONTEND" })
+        }
+        let (first, second) = (try frontend("one"), try frontend("two"))
+        #expect(rows.allSatisfy { $0["-"] == "-" })
+        // Closed connections: counted in total, none open (a connection's end is counted as it closes).
+        #expect(try eventually { try ObservabilityStatsTests.parseCSV(strata.admin("show stat")).rows.first { $0["pxname"] == "one" && $0["svname"] == "FRONTEND" }?["h2_open_connections"] == "0" })
+        #expect(first["h2_total_connections"] == "3" && first["h2_backend_total_streams"] == "3" && first["h2_headers_rcvd"] == "3", "\(first)")
+        #expect(Int(first["h2_settings_rcvd"] ?? "") ?? 0 >= 3)
+        #expect(second["h2_total_connections"] == "1" && second["h2_backend_total_streams"] == "1", "\(second)")
+        #expect(try frontend("metrics")["h2_total_connections"] == "0")
+        // The exporter: one series per frontend.
+        let scrape = curl(["http://127.0.0.1:\(metrics)/metrics"]).stdout
+        #expect(scrape.contains("haproxy_frontend_h2_total_connections{proxy=\"one\"} 3"), "\(scrape.split(separator: "\n").filter { $0.contains("_h2_") })")
+        #expect(scrape.contains("haproxy_frontend_h2_backend_total_streams{proxy=\"two\"} 1"))
+        #expect(scrape.contains("haproxy_frontend_h2_headers_rcvd{proxy=\"one\"} 3"))
+        #expect(scrape.contains("haproxy_backend_h2_total_connections{proxy=\"be\"} 0"))
+        // The process-wide figure is the sum.
+        #expect(scrape.contains("strata_h2_connections_total 4"))
+    }
+
     @Test func aClearListenerDetectsThePrefaceAndDropsAnH2CUpgrade() throws {
         let s = try start()
         // No `proto h2` on this bind: the preface itself says HTTP/2, as HAProxy detects it.

@@ -299,7 +299,7 @@ struct ServerConnector {
             to: s, endpoint: ServerConnector.endpoint(target.address, clientFD: clientFD), epoch: target.epoch, loop: loop,
             share: backend.proxy.http.reuse != .never && !reconnecting, keepAlive: backend.proxy.tcpKeepAlive.server,
             buffers: global.socketBuffers, source: s.config.options.source ?? backend.proxy.source, connectTimeout: connectTimeout,
-            global: global, counters: worker.h2Counters)
+            global: global, counters: H2CounterSink(loop: worker.h2Counters, proxy: backend.counters.h2?[loop.index]))
         else {
             s.state.counters[loop].connectAttempts += 1
             backend.counters[loop].connectAttempts += 1

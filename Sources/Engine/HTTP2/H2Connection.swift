@@ -94,7 +94,8 @@ final class H2Connection: EventHandler {
         timer.raw.pointee.data = Unmanaged.passUnretained(self).toOpaque()
     }
 
-    var counters: H2Counters { worker.h2Counters }
+    /// Counted for the process (the loop's block) and for the frontend.
+    var counters: H2CounterSink { H2CounterSink(loop: worker.h2Counters, proxy: connectionCounters.h2?[loop.index]) }
 
     /// Starts serving: SETTINGS go out first, then `preface` (bytes an HTTP/1 connection had
     /// already read) is taken as the client's first bytes.
@@ -451,6 +452,28 @@ final class H2Counters {
     }
 
     func connectionClosed() { add(.openConnections, -1) }
+}
+
+/// Where an HTTP/2 connection's events are counted: its loop's process-wide block (`show info`,
+/// `strata_h2_*`) and its proxy's (`show stat`'s h2 columns, `haproxy_frontend_h2_*`).
+struct H2CounterSink {
+    let loop: H2Counters
+    let proxy: H2Counters?
+
+    func add(_ f: H2Counters.Field, _ n: Int = 1) {
+        loop.add(f, n)
+        proxy?.add(f, n)
+    }
+
+    func connectionOpened() {
+        loop.connectionOpened()
+        proxy?.connectionOpened()
+    }
+
+    func connectionClosed() {
+        loop.connectionClosed()
+        proxy?.connectionClosed()
+    }
 }
 
 // MARK: libnghttp2's callbacks (user data: the connection)

@@ -38,10 +38,10 @@ final class H2ServerConnection: EventHandler {
     private let connectTimeout: Double
     let headerListLimit: Int
     let maxHeaders: Int
-    var counters: H2Counters
+    var counters: H2CounterSink
 
     init(loop: EventLoop, transport: ServerConnection, state: ServerState, tls: TLSClientContext?, needsALPN: Bool,
-         connectTimeout: Double, headerListLimit: Int, maxHeaders: Int, counters: H2Counters) {
+         connectTimeout: Double, headerListLimit: Int, maxHeaders: Int, counters: H2CounterSink) {
         self.loop = loop
         self.transport = transport
         self.state = state
@@ -65,7 +65,7 @@ final class H2ServerConnection: EventHandler {
     /// (`errno` says why). `rides`: the stream uses a connection that was already there.
     static func stream(to server: BackendServer, endpoint: SocketEndpoint, epoch: Int, loop: EventLoop, share: Bool,
                        keepAlive: Bool, buffers: SocketBufferSizes, source: SocketEndpoint?, connectTimeout: Double,
-                       global: GlobalSettings, counters: H2Counters) -> (carrier: ServerConnection, rides: Bool)? {
+                       global: GlobalSettings, counters: H2CounterSink) -> (carrier: ServerConnection, rides: Bool)? {
         let pool = server.state.pools[loop.index]
         let fingerprint = server.tls?.fingerprint
         if share {

@@ -89,7 +89,7 @@ final class Backend: @unchecked Sendable {
         configuredServers = servers
         hasTLSServers = tls
         sendsProxy = configured.contains { $0.options.sendProxy != nil }
-        counters = CounterSet(loops: loops)
+        counters = CounterSet(loops: loops, h2: true)
         shards = (0..<max(loops, 1)).map { _ in
             BackendShard(servers: servers, balancer: Balancer(algorithm: proxy.balance, hashType: proxy.http.hashType, servers: servers))
         }

@@ -33,7 +33,7 @@ final class Frontend: @unchecked Sendable {
         h2Keys = proxy.mode == .http ? Set(proxy.binds.filter(\.forcesH2).map { ListenerKey($0) }) : []
         fastOpenKeys = Set(proxy.binds.filter(\.fastOpen).map { ListenerKey($0) })
         limitsRates = proxy.sessionRateLimit != nil
-        counters = CounterSet(loops: loops)
+        counters = CounterSet(loops: loops, h2: true)
         self.defaultBackend = defaultBackend
         self.rules = rules
         self.log = log ?? LogSinks(proxy.log.targets, tag: proxy.log.tag)

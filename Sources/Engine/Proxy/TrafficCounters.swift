@@ -159,9 +159,20 @@ final class CounterSet: @unchecked Sendable {
     /// across reloads with the counters. Made with the set (not lazily: every loop reads it).
     let sessionRate = RateLimiter()
 
-    init(loops count: Int) {
+    /// A frontend's or a backend's HTTP/2 counters per loop (HAProxy's h2 module counters of the
+    /// proxy: streams from clients for a frontend, connections to servers for a backend); nil for
+    /// a server.
+    let h2: [H2Counters]?
+
+    init(loops count: Int, h2: Bool = false) {
         loops = (0..<max(count, 1)).map { _ in TrafficCounters() }
+        self.h2 = h2 ? (0..<max(count, 1)).map { _ in H2Counters() } : nil
         sharedMax.initialize(to: 0)
+    }
+
+    /// Every loop's value of an HTTP/2 counter, added up (0 for a server).
+    func h2Total(_ field: H2Counters.Field) -> Int {
+        h2?.reduce(0) { $0 &+ $1[field] } ?? 0
     }
 
     deinit { sharedMax.deallocate() }

@@ -1,7 +1,7 @@
 /// HAProxy's stat fields (`show stat`, the stats page's CSV and JSON), in HAProxy's order: the
-/// position is the raw value. Every field is listed, so the CSV header is HAProxy's (2.6, without
-/// the per-module counters after `-`); strata fills the fields it has and leaves the others empty,
-/// as HAProxy does for a field that does not apply to a row.
+/// position is the raw value. Every field is listed, so the CSV header is HAProxy's 2.6 (the
+/// per-module counters too); strata fills the fields it has and leaves the others empty, as
+/// HAProxy does for a field that does not apply to a row.
 enum StatsField: Int, CaseIterable {
     case pxname, svname, qcur, qmax, scur, smax, slim, stot, bin, bout, dreq, dresp, ereq, econ, eresp, wretr
     case wredis, status, weight, act, bck, chkfail, chkdown, lastchg, downtime, qlimit, pid, iid, sid, throttle
@@ -13,6 +13,12 @@ enum StatsField: Int, CaseIterable {
     case intercepted, dcon, dses, wrew, connect, reuse, cache_lookups, cache_hits, srv_icur, src_ilim, qtime_max
     case ctime_max, rtime_max, ttime_max, eint, idle_conn_cur, safe_conn_cur, used_conn_cur, need_conn_est, uweight
     case agg_server_status, agg_server_check_status, agg_check_status
+    // The per-module counters (SSL, HTTP/2, HTTP/1), after the CSV's `-` column.
+    case ssl_sess, ssl_reused_sess, ssl_failed_handshake, h2_headers_rcvd, h2_data_rcvd, h2_settings_rcvd
+    case h2_rst_stream_rcvd, h2_goaway_rcvd, h2_detected_conn_protocol_errors, h2_detected_strm_protocol_errors
+    case h2_rst_stream_resp, h2_goaway_resp, h2_open_connections, h2_backend_open_streams, h2_total_connections
+    case h2_backend_total_streams, h1_open_connections, h1_open_streams, h1_total_connections, h1_total_streams
+    case h1_bytes_in, h1_bytes_out, h1_spliced_bytes_in, h1_spliced_bytes_out
 
     /// Name, tags (origin, nature, scope letters of `show stat typed`) and value type, per field,
     /// as HAProxy 2.6 prints them.
@@ -34,6 +40,13 @@ enum StatsField: Int, CaseIterable {
         srv_icur:MGP:u32 src_ilim:MGP:u32 qtime_max:MMP:u32 ctime_max:MMP:u32 rtime_max:MMP:u32 ttime_max:MMP:u32
         eint:MCP:u64 idle_conn_cur:MGP:u32 safe_conn_cur:MGP:u32 used_conn_cur:MGP:u32 need_conn_est:MGP:u32
         uweight:MaP:u32 agg_server_status:MGP:u32 agg_server_check_status:MGP:u32 agg_check_status:MGP:u32
+        ssl_sess:MCP:u64 ssl_reused_sess:MCP:u64 ssl_failed_handshake:MCP:u64 h2_headers_rcvd:MCP:u64
+        h2_data_rcvd:MCP:u64 h2_settings_rcvd:MCP:u64 h2_rst_stream_rcvd:MCP:u64 h2_goaway_rcvd:MCP:u64
+        h2_detected_conn_protocol_errors:MCP:u64 h2_detected_strm_protocol_errors:MCP:u64 h2_rst_stream_resp:MCP:u64
+        h2_goaway_resp:MCP:u64 h2_open_connections:MGP:u64 h2_backend_open_streams:MGP:u64
+        h2_total_connections:MCP:u64 h2_backend_total_streams:MCP:u64 h1_open_connections:MGP:u64
+        h1_open_streams:MGP:u64 h1_total_connections:MCP:u64 h1_total_streams:MCP:u64 h1_bytes_in:MCP:u64
+        h1_bytes_out:MCP:u64 h1_spliced_bytes_in:MCP:u64 h1_spliced_bytes_out:MCP:u64
         """
 
     struct Description {
@@ -60,8 +73,17 @@ enum StatsField: Int, CaseIterable {
         return StatsField.descriptions[rawValue].tags
     }
 
-    /// `# pxname,svname,…,agg_check_status,` (HAProxy ends every CSV line with a comma).
-    static let csvHeader = "# " + descriptions.map(\.name).joined(separator: ",") + ","
+    /// The first per-module field: the CSV has a `-` column before it (`-` on every row), which
+    /// the positions of `typed` and `json` do not count.
+    static let firstModuleField = StatsField.ssl_sess
+
+    /// `# pxname,svname,…,agg_check_status,-,ssl_sess,…,h1_spliced_bytes_out,` (HAProxy ends
+    /// every CSV line with a comma).
+    static let csvHeader: String = {
+        var names = descriptions.map(\.name)
+        names.insert("-", at: firstModuleField.rawValue)
+        return "# " + names.joined(separator: ",") + ","
+    }()
 }
 
 /// HAProxy's object types (`type` column; the letter of `show stat typed`).

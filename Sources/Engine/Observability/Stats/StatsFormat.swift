@@ -4,8 +4,10 @@ enum StatsFormat {
     /// HAProxy's CSV: the header, a line per row, every line ending with a comma.
     static func csv(_ rows: [StatsRow]) -> String {
         var out = StatsField.csvHeader + "\n"
+        let separator = StatsField.firstModuleField.rawValue
         for row in rows {
-            for value in row.values {
+            for (i, value) in row.values.enumerated() {
+                if i == separator { out += "-," }
                 if let value { out += csvField(value.text) }
                 out += ","
             }

@@ -156,6 +156,30 @@ extension Engine {
         row[.comp_rsp] = .int(c.compressedResponses)
     }
 
+    /// HAProxy's h2 module counters. A frontend's count its clients' connections and frames; a
+    /// backend's its connections and streams to HTTP/2 servers (strata does not count the frames
+    /// servers send: those columns stay empty there).
+    static func http2(_ row: inout StatsRow, _ c: CounterSet, backend: Bool) {
+        guard c.h2 != nil else { return }
+        if backend {
+            row[.h2_goaway_rcvd] = .int(c.h2Total(.serverGoawaysReceived))
+            row[.h2_detected_conn_protocol_errors] = .int(c.h2Total(.serverProtocolErrors))
+            row[.h2_open_connections] = .int(c.h2Total(.serverOpenConnections))
+            row[.h2_total_connections] = .int(c.h2Total(.serverConnectionsOpened))
+            row[.h2_backend_total_streams] = .int(c.h2Total(.serverStreamsOpened))
+            return
+        }
+        let fields: [(StatsField, H2Counters.Field)] = [
+            (.h2_headers_rcvd, .headersReceived), (.h2_data_rcvd, .dataReceived), (.h2_settings_rcvd, .settingsReceived),
+            (.h2_rst_stream_rcvd, .resetsReceived), (.h2_goaway_rcvd, .goawaysReceived),
+            (.h2_detected_conn_protocol_errors, .protocolErrors), (.h2_detected_strm_protocol_errors, .streamErrors),
+            (.h2_rst_stream_resp, .resetsSent), (.h2_goaway_resp, .goawaysSent), (.h2_open_connections, .openConnections),
+            (.h2_backend_open_streams, .openStreams), (.h2_total_connections, .totalConnections),
+            (.h2_backend_total_streams, .streamsOpened),
+        ]
+        for (stat, field) in fields { row[stat] = .int(c.h2Total(field)) }
+    }
+
     private func frontendRow(_ view: StatsProxyView, _ f: Frontend, maxconn: Int) -> StatsRow {
         var row = StatsRow(type: .frontend, proxyID: view.proxy.id, serverID: 0)
         common(&row, view, "FRONTEND")
@@ -177,6 +201,7 @@ extension Engine {
             row[.intercepted] = .int(c.intercepted)
         }
         Engine.compression(&row, c)
+        Engine.http2(&row, c, backend: false)
         row[.conn_tot] = .int(c.totalSessions)
         row[.dcon] = .int(c.deniedConnections)
         // No tcp-request session rules: no session is denied after its connection.
@@ -240,6 +265,7 @@ extension Engine {
         row[.cli_abrt] = .int(c.clientAborts)
         row[.srv_abrt] = .int(c.serverAborts)
         Engine.compression(&row, c)
+        Engine.http2(&row, c, backend: true)
         row[.lastsess] = .int(c.lastSession > 0 ? Int(now - c.lastSession) : -1)
         Engine.times(&row, c.times)
         if view.proxy.mode == .http {
