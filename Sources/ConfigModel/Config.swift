@@ -401,6 +401,10 @@ public struct GlobalSettings: Hashable, Sendable {
     /// `set-dumpable`: the process may dump core after it changed uid (PR_SET_DUMPABLE), with
     /// the core size raised to its hard limit.
     public var setDumpable = false
+    /// `quiet`: no warning printed at start or by `-c` (HAProxy's `-q`).
+    public var quiet = false
+    /// `zero-warning`: a configuration that gives a warning is refused, at start and at reloads.
+    public var zeroWarning = false
     public var hardStopAfter: Int?
     /// strata's own: how many generations may be alive at once (default 8).
     public var maxGenerations = 8

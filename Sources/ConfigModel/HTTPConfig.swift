@@ -36,8 +36,14 @@ public enum SampleFetch: Hashable, Sendable {
     case sslFrontend
     /// `ssl_fc_sni`, `ssl_c_used`, …: what the client connection's TLS negotiated.
     case tls(TLSSampleFetch)
-    /// A constant boolean (the predefined `TRUE` and `FALSE`).
+    /// A constant boolean (the predefined `TRUE` and `FALSE`, `always_true`, `bool(B)`).
     case constant(Bool)
+    /// `str(S)`, `int(N)`: a constant string or integer.
+    case literalString(String)
+    case literalInteger(Int)
+    /// `env(NAME)`: the process environment's variable, read when the generation is built (no
+    /// sample when it is not set).
+    case environment(String)
     /// `status` (response rules): the response status (integer).
     case status
     /// `res.hdr(NAME)`: a response header's values.
@@ -172,6 +178,8 @@ public enum SampleConverter: Hashable, Sendable {
     case not
     case odd
     case even
+    /// `iif(TRUE,FALSE)`: one of two strings, by the boolean sample.
+    case iif(whenTrue: String, whenFalse: String)
     /// `ipmask(MASK4[,MASK6])`: the address with only its network bits.
     case ipmask(v4: Int, v6: Int?)
     /// `sdbm`, `djb2`, `crc32`, `wt6` hashes of the bytes (integers).

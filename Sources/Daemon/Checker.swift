@@ -17,7 +17,9 @@ struct Checker {
         loader.localPeer = localPeer
         switch loader.load(paths: files) {
         case .success(let loaded):
-            for w in loaded.warnings { FileHandle.standardError.write(Data("[WARNING] \(w)\n".utf8)) }
+            if !loaded.config.global.quiet {
+                for w in loaded.warnings { FileHandle.standardError.write(Data("[WARNING] \(w)\n".utf8)) }
+            }
             // What only the engine checks (TLS contexts: certificates, ciphers, curves; the rules'
             // regular expressions) is checked too, as a start or a reload would: `-c` must not
             // pass a file that `-f` refuses.

@@ -71,7 +71,9 @@ final class Daemon: @unchecked Sendable {
         case .success(let l): loaded = l
         case .failure(let errors): return fail(errors.errors.map(\.description))
         }
-        for w in loaded.warnings { Daemon.say("WARNING", w.description) }
+        if !loaded.config.global.quiet {
+            for w in loaded.warnings { Daemon.say("WARNING", w.description) }
+        }
         let global = loaded.config.global
         // The configuration's admin sockets, and `-S`'s (HAProxy's master socket) at level admin.
         var adminSockets = global.statsSockets

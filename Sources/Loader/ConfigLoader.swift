@@ -110,6 +110,10 @@ public struct ConfigLoader: Sendable {
             // About the whole configuration: its `-f` arguments (one, usually) without a line.
             errors.append(ConfigError(SourceLocation(file: arguments.joined(separator: ", ")), problem))
         }
+        // `zero-warning`: every warning is an error (HAProxy refuses to start, a reload rolls back).
+        if config.global.zeroWarning && !warnings.isEmpty {
+            errors += warnings.map { ConfigError($0.location, "\($0.message) (an error: 'zero-warning' is set)") }
+        }
         guard errors.isEmpty else {
             let order = Dictionary(sources.enumerated().map { ($1.file, $0) }, uniquingKeysWith: { first, _ in first })
             let sorted = errors.enumerated().sorted { a, b in

@@ -4,13 +4,13 @@ import ConfigModel
 extension KeywordReader {
     static let globalKeywords = [
         "ca-base", "chroot", "cpu-map", "crt-base", "daemon", "default-path", "description", "gid", "group", "hard-stop-after", "localpeer", "log", "log-tag",
-        "master-worker", "max-generations", "maxcompcpuusage", "maxconn", "maxconnrate", "maxsessrate", "nbthread", "noreuseport", "pidfile", "server-state-base", "server-state-file", "set-dumpable", "spread-checks", "ssl-default-bind-ciphers", "ssl-dh-param-file", "strict-limits",
+        "master-worker", "max-generations", "maxcompcpuusage", "maxconn", "maxconnrate", "maxsessrate", "nbthread", "noreuseport", "pidfile", "quiet", "server-state-base", "server-state-file", "set-dumpable", "spread-checks", "ssl-default-bind-ciphers", "ssl-dh-param-file", "strict-limits",
         "ssl-default-bind-ciphersuites", "ssl-default-bind-options", "ssl-default-server-ciphers",
         "ssl-default-server-ciphersuites", "ssl-default-server-options", "ssl-server-verify", "stats socket",
         "stats timeout", "tune.bufsize", "tune.comp.maxlevel", "tune.maxrewrite", "tune.h2.header-table-size", "tune.h2.initial-window-size",
         "tune.h2.max-concurrent-streams", "tune.h2.max-frame-size", "tune.h2.fe.header-table-size",
         "tune.h2.fe.initial-window-size", "tune.h2.fe.max-concurrent-streams", "tune.http.maxhdr", "tune.rcvbuf.client", "tune.rcvbuf.server", "tune.sndbuf.client", "tune.sndbuf.server", "tune.ssl.cachesize", "tune.ssl.default-dh-param",
-        "thread-groups", "tune.ssl.lifetime", "tune.zlib.memlevel", "tune.zlib.windowsize", "uid", "ulimit-n", "user",
+        "thread-groups", "tune.ssl.lifetime", "tune.zlib.memlevel", "tune.zlib.windowsize", "uid", "ulimit-n", "user", "zero-warning",
     ]
 
     static let tlsVersions = ["SSLv3", "TLSv1.0", "TLSv1.1", "TLSv1.2", "TLSv1.3"]
@@ -50,6 +50,12 @@ extension KeywordReader {
         case "set-dumpable":
             try line.noArguments()
             global.setDumpable = true
+        case "quiet":
+            try line.noArguments()
+            global.quiet = true
+        case "zero-warning":
+            try line.noArguments()
+            global.zeroWarning = true
         case "chroot":
             // Entered once privileges are dropped; the privilege broker reads every file of a
             // reload outside it (see README, Privileges).

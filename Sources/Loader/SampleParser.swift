@@ -86,7 +86,7 @@ enum SampleParser {
     static let fetchNames = [
         "base", "dst", "dst_port", "hdr", "hdr_cnt", "method", "path", "query", "req.fhdr", "req.hdr",
         "req.hdr_cnt", "hdr_val", "req.hdr_val", "res.hdr_val", "req.ver", "req_ver", "res.hdr", "shdr", "src", "src_port", "ssl_fc", "status", "url",
-        "url_param", "urlp", "always_true", "always_false", "http_auth", "http_auth_group", "var", "req.len", "req.payload",
+        "url_param", "urlp", "always_true", "always_false", "str", "int", "bool", "env", "http_auth", "http_auth_group", "var", "req.len", "req.payload",
         "req.proto_http", "req_ssl_sni", "req_ssl_ver", "req_ssl_hello_type", "res.len", "res.payload", "res.ssl_hello_type",
     ] + TLSSampleFetch.allCases.map(\.rawValue) + SSLHelloFetch.allCases.map(\.rawValue)
 
@@ -228,6 +228,24 @@ enum SampleParser {
             return ParsedFetch(fetch: group ? .httpAuthGroup(userlist: arguments[0]) : .httpAuth(userlist: arguments[0]),
                                output: group ? .string : .boolean, phase: .request, name: name)
         case "always_true": return try none(.constant(true), .boolean, .connection)
+        case "str", "int", "bool", "env":
+            guard let arguments, arguments.count == 1 else {
+                throw ConfigError(nil, "fetch '\(name)' expects one argument: \(name)(\(name == "env" ? "NAME" : "VALUE"))")
+            }
+            let value = arguments[0]
+            switch name {
+            case "str": return ParsedFetch(fetch: .literalString(value), output: .string, phase: .connection, name: name)
+            case "env":
+                guard !value.isEmpty else { throw ConfigError(nil, "fetch 'env' expects a variable name") }
+                return ParsedFetch(fetch: .environment(value), output: .string, phase: .connection, name: name)
+            case "int":
+                guard let n = Int(value) else { throw ConfigError(nil, "fetch 'int' expects an integer, got '\(value)'") }
+                return ParsedFetch(fetch: .literalInteger(n), output: .integer, phase: .connection, name: name)
+            default:
+                // HAProxy's bool(): a number, true when not 0.
+                guard let n = Int(value) else { throw ConfigError(nil, "fetch 'bool' expects 0 or 1, got '\(value)'") }
+                return ParsedFetch(fetch: .constant(n != 0), output: .boolean, phase: .connection, name: name)
+            }
         case "req.len", "req_len": return try none(.requestLength, .integer, .payload)
         case "res.len": return try none(.responseLength, .integer, .responsePayload)
         case "res.ssl_hello_type", "rep_ssl_hello_type": return try none(.responseHelloType, .integer, .responsePayload)
@@ -342,6 +360,8 @@ enum SampleParser {
         var noDNS = false
         var endOfFlags = false
         var patterns: [String] = []
+        // A `-f` file counts as patterns given, even empty: HAProxy takes it (the ACL matches nothing).
+        var fromFile = false
         var i = words.startIndex + 1
         while i < words.endIndex {
             let word = words[i]
@@ -364,6 +384,7 @@ enum SampleParser {
                 guard i + 1 < words.endIndex else { throw ConfigError(location, "\(what): '-f' expects a file of patterns") }
                 patterns += try patternFile(words[i + 1], resolved: paths.resolve(words[i + 1], from: location),
                                             paths: paths, location: location, what: what)
+                fromFile = true
                 i += 1
             case "-u", "-M":
                 throw ConfigError(location, "\(what): flag '\(word)' is not supported yet")
@@ -409,7 +430,7 @@ enum SampleParser {
         case .exact, .prefix, .suffix, .substring, .domain, .directory:
             parsed = .strings(patterns)
         }
-        if patterns.isEmpty && !endOfFlags && method != .found && method != .boolean {
+        if patterns.isEmpty && !endOfFlags && !fromFile && method != .found && method != .boolean {
             throw ConfigError(location,
                 "\(what): no pattern after '\(first)' (add '-m found' to test presence, or '--' for an ACL that never matches)")
         }
@@ -582,7 +603,7 @@ enum SampleParser {
         case .path, .url, .query, .urlParameter, .header, .fullHeader, .headerCount, .base, .requestVersion, .httpAuth,
              .httpAuthGroup, .headerValue: .request
         case .status, .responseHeader, .responseHeaderValue: .response
-        case .method, .source, .sourcePort, .destination, .destinationPort, .sslFrontend, .tls, .constant, .variable,
+        case .method, .source, .sourcePort, .destination, .destinationPort, .sslFrontend, .tls, .constant, .literalString, .literalInteger, .environment, .variable,
              .stickCounter, .variableOrDefault, .uuid, .uniqueID, .connectionError: .connection
         case .requestLength, .requestPayload, .sslHello, .protoHTTP: .payload
         case .responseLength, .responsePayload, .responseHelloType: .responsePayload
@@ -610,6 +631,9 @@ enum SampleParser {
         case .sslFrontend: "ssl_fc"
         case .tls(let fetch): fetch.rawValue
         case .constant(let value): value ? "always_true" : "always_false"
+        case .literalString: "str"
+        case .literalInteger: "int"
+        case .environment: "env"
         case .status: "status"
         case .responseHeader: "res.hdr"
         case .variable, .variableOrDefault: "var"
@@ -660,7 +684,7 @@ enum SampleParser {
     }
 
     /// The converters strata has, for messages.
-    static let converterNames = "lower, upper, length, hex, base64, ub64enc, b64dec, ub64dec, url_dec, word, field, bytes, regsub, json, add, sub, mul, div, mod, and, or, xor, neg, bool, not, odd, even, ipmask, sdbm, djb2, crc32, wt6, xxh3, xxh32, xxh64, concat, debug and map*"
+    static let converterNames = "lower, upper, length, hex, base64, ub64enc, b64dec, ub64dec, url_dec, word, field, bytes, regsub, json, add, sub, mul, div, mod, and, or, xor, neg, bool, not, odd, even, iif, ipmask, sdbm, djb2, crc32, wt6, xxh3, xxh32, xxh64, concat, debug and map*"
 
     /// One converter: `NAME` or `NAME(ARG,…)` (HAProxy's syntax: commas separate the arguments,
     /// `\,` is a comma inside one, and an argument may be quoted).
@@ -754,6 +778,9 @@ enum SampleParser {
         case "not": try none(); return .not
         case "odd": try none(); return .odd
         case "even": try none(); return .even
+        case "iif":
+            guard args.count == 2 else { throw ConfigError(nil, "converter 'iif' expects two strings: iif(TRUE,FALSE)") }
+            return .iif(whenTrue: args[0], whenFalse: args[1])
         case "ipmask":
             guard args.count == 1 || args.count == 2 else { throw ConfigError(nil, "converter 'ipmask' expects a prefix length: ipmask(MASK4[,MASK6])") }
             guard let v4 = Int(args[0]), (0...32).contains(v4) else {

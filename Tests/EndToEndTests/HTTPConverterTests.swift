@@ -95,6 +95,33 @@ import Testing
         #expect(strata.waitForOutput("[debug] pfx: type=str <h>"), "\(strata.output)")
     }
 
+    @Test func constantFetchesIifAndAnEmptyPatternFile() throws {
+        let port = TestSocket.freePort()
+        let dir = StrataProcess.makeDirectory().path
+        // A pattern file of comments only: HAProxy takes it, and its ACL matches nothing.
+        try "# no address listed yet\n\n".write(toFile: dir + "/blocked.lst", atomically: true, encoding: .utf8)
+        let strata = try StrataProcess(config: """
+            global
+                stats socket @ADMIN@ level admin
+            defaults
+                mode http
+                timeout connect 2s
+                timeout client 10s
+                timeout server 10s
+            frontend fe
+                bind 127.0.0.1:\(port)
+                acl blocked src -f \(dir)/blocked.lst
+                http-request deny if blocked
+                http-request return status 200 content-type text/plain lf-string "%[str(abc)] %[int(41),add(1)] %[bool(1),iif(yes,no)] %[bool(0),iif(yes,no)] %[path,length,odd,iif(odd,even)] [%[env(PATH)]] [%[env(STRATA_TEST_SURELY_UNSET)]]" if { str(on) -m str on }
+            """)
+        #expect(strata.waitForAdmin(), "\(strata.output.joined(separator: "\n"))")
+        let client = try #require(TestHTTPClient(port: port))
+        let answer = try #require(client.get("/abc"))
+        #expect(answer.status == 200)
+        let path = ProcessInfo.processInfo.environment["PATH"] ?? ""
+        #expect(answer.body == "abc 42 yes no even [\(path)] []", "\(answer.body)")
+    }
+
     @Test func converterArgumentsTheyCannotTakeAreRefusedAtTheirLine() throws {
         let dir = StrataProcess.makeDirectory().path
         let config = dir + "/strata.cfg"

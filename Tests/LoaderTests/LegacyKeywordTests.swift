@@ -40,6 +40,26 @@ import Testing
         ])
     }
 
+    @Test func zeroWarningMakesEveryWarningAnErrorAndQuietIsTaken() throws {
+        let warned = """
+            global
+                zero-warning
+                quiet
+            defaults
+                mode tcp
+                option prefer-last-server
+            listen l
+                bind 127.0.0.1:8080
+                server s 127.0.0.1:1
+            """
+        #expect(errors(warned) == [
+            "test.cfg:6: 'option prefer-last-server' ignored for proxy 'l' as it requires HTTP mode. (an error: 'zero-warning' is set)",
+        ])
+        let clean = try load("global\n    zero-warning\n    quiet\n" + minimalListen)
+        #expect(clean.config.global.zeroWarning && clean.config.global.quiet && clean.warnings.isEmpty)
+        #expect(errors("global\n    quiet now\n" + minimalListen).first?.hasPrefix("test.cfg:2:") == true)
+    }
+
     @Test func rateLimits() throws {
         let config = try load("""
             global

@@ -1,3 +1,4 @@
+import Glibc
 import HTTP1
 import ConfigModel
 
@@ -35,6 +36,9 @@ struct HTTPCompiledSample {
         case sslFrontend
         case tls(TLSSampleFetch)
         case constant(Bool)
+        /// `str`, `env` (nil: the variable was not set), `int`.
+        case literalBytes(UnsafeRawBufferPointer?)
+        case literalInteger(Int)
         case status
         case responseHeader(UnsafeRawBufferPointer, occurrence: Int?)
         /// `http_auth(L)` and `http_auth_group(L)`: the list lives in the rule set's constants.
@@ -88,6 +92,9 @@ struct HTTPCompiledSample {
         case .sslFrontend: fetch = .sslFrontend
         case .tls(let f): fetch = .tls(f)
         case .constant(let value): fetch = .constant(value)
+        case .literalString(let text): fetch = .literalBytes(constants.bytes(text))
+        case .literalInteger(let n): fetch = .literalInteger(n)
+        case .environment(let name): fetch = .literalBytes(getenv(name).map { constants.bytes(String(cString: $0)) })
         case .status: fetch = .status
         case .responseHeader(let name, let occurrence):
             fetch = .responseHeader(constants.bytes(name, lowercased: true), occurrence: occurrence == 0 ? nil : occurrence)

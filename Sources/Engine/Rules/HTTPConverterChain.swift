@@ -254,6 +254,7 @@ final class HTTPConverterChain: @unchecked Sendable {
         case .not: return integer(v).map { .boolean($0 == 0) }
         case .odd: return integer(v).map { .boolean($0 & 1 == 1) }
         case .even: return integer(v).map { .boolean($0 & 1 == 0) }
+        case .iif(let whenTrue, let whenFalse): return integer(v).map { .bytes(Array(($0 != 0 ? whenTrue : whenFalse).utf8)) }
         case .ipmask(let m4, let m6):
             guard case .address(var a) = v else { return nil }
             if !a.isV6 {

@@ -146,6 +146,11 @@ struct HTTPEvaluation {
             return forEachTLSValue(fetch, body)
         case .constant(let value):
             return body(.boolean(value))
+        case .literalBytes(let bytes):
+            guard let bytes else { return true }
+            return body(.bytes(bytes))
+        case .literalInteger(let n):
+            return body(.integer(n))
         case .status:
             guard let response else { return true }
             return body(.integer(response.status))

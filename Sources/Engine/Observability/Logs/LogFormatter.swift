@@ -97,6 +97,8 @@ final class LogFormatter {
         case source, sourcePort, destination, destinationPort
         case method, path, url, query, version, status
         case constant(Bool)
+        /// `str`, `int`, `env` (nil: not set).
+        case literal(String?)
         case sslFrontend
         case tls(TLSSampleFetch)
         case uniqueID
@@ -159,6 +161,9 @@ final class LogFormatter {
         case .requestVersion: .version
         case .status: .status
         case .constant(let b): .constant(b)
+        case .literalString(let text): .literal(text)
+        case .literalInteger(let n): .literal(String(n))
+        case .environment(let name): .literal(getenv(name).map { String(cString: $0) })
         case .sslFrontend: .sslFrontend
         case .tls(let f): .tls(f)
         case .uniqueID: .uniqueID
@@ -490,6 +495,7 @@ final class LogFormatter {
         case .version: value = requestWord(r, 2).map { $0.hasPrefix("HTTP/") ? String($0.dropFirst(5)) : String($0) }
         case .status: value = r.mode == .http && r.status > 0 ? String(r.status) : nil
         case .constant(let b): value = b ? "1" : "0"
+        case .literal(let text): value = text
         case .sslFrontend: value = r.isTLS ? "1" : "0"
         case .tls(let f): value = LogFormatter.tlsValue(f, r)
         case .uniqueID: value = r.uniqueID.map { String(decoding: $0, as: UTF8.self) }
