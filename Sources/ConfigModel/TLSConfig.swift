@@ -88,6 +88,9 @@ public struct ServerTLS: Hashable, Sendable {
     public var maxVersion: TLSVersion?
     /// `check-ssl`: health checks use TLS too.
     public var checkSSL = false
+    /// `check-sni NAME`: the server name health checks send over TLS (the `sni` expression is
+    /// for traffic only, as HAProxy: without it a check sends none).
+    public var checkSNI: String?
     /// `no-ssl-reuse`: no session resumption towards the server.
     public var noSessionReuse = false
 

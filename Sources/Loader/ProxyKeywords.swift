@@ -575,7 +575,7 @@ extension KeywordReader {
     /// HAProxy's other `server` options: "not supported yet" rather than "unknown".
     static let otherServerOptions: Set<String> = [
         "allow-0rtt", "alpn",
-        "ca-file", "check-alpn", "check-proto", "check-sni", "check-ssl",
+        "ca-file", "check-alpn", "check-proto", "check-ssl",
         "check-via-socks4", "ciphers", "ciphersuites", "crl-file", "crt", "enabled",
         "force-sslv3", "force-tlsv10", "force-tlsv11", "force-tlsv12",
         "force-tlsv13", "id", "log-proto", "max-reuse", "minconn",

@@ -17,7 +17,7 @@ extension KeywordReader {
 
     /// The options of `server` / `default-server` that belong to TLS.
     static let serverTLSOptions: Set<String> = [
-        "ssl", "no-ssl", "verify", "ca-file", "sni", "alpn", "check-ssl", "no-check-ssl", "crt", "no-ssl-reuse",
+        "ssl", "no-ssl", "verify", "ca-file", "sni", "alpn", "check-ssl", "no-check-ssl", "check-sni", "crt", "no-ssl-reuse",
         "ssl-reuse", "ciphers", "ciphersuites", "ssl-min-ver", "ssl-max-ver",
     ]
 
@@ -124,6 +124,12 @@ extension KeywordReader {
         case "alpn": tls.alpn = try alpn(try value(), line: line)
         case "check-ssl": tls.checkSSL = true
         case "no-check-ssl": tls.checkSSL = false
+        case "check-sni":
+            let name = try value()
+            guard !name.isEmpty, name.utf8.count <= 255, !name.utf8.contains(where: { $0 <= 0x20 || $0 >= 0x7F }) else {
+                throw line.error("'check-sni' expects a host name, got '\(name)'")
+            }
+            tls.checkSNI = name
         case "crt":
             let path = try value()
             let files = try certificates(path, line: line, what: "'crt'", allowDirectory: false)

@@ -497,6 +497,18 @@ struct TLSSessionTests {
         defer { refused.stop() }
         #expect(refused.wait { $0.health("s1").lastCheck.status == .layer6Response })
         #expect(refused.health("s1").operational == .stopped)
+        // `check-sni`: the check's name, verified against the certificate (origin.test's), in place
+        // of the traffic's `sni`.
+        for (name, expected) in [("origin.test", HealthCheckStatus.layer6OK), ("elsewhere.test", .layer6Response)] {
+            var named = serverTLS(sni: nil)
+            named.checkSNI = name
+            let p = try HealthTestProxy(mode: .http, servers: [HealthTestProxy.server("s1", b.port) {
+                HealthTestProxy.checked(&$0)
+                $0.tls = named
+            }])
+            defer { p.stop() }
+            #expect(p.wait { $0.health("s1").lastCheck.status == expected }, "\(name): \(p.health("s1").lastCheck)")
+        }
     }
 
     @Test func aSlowHandshakeNeverBlocksTheLoopAndTimesOut() throws {

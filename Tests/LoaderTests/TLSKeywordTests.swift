@@ -74,7 +74,7 @@ import Testing
         #expect(a1.sni == FormatString(parts: [.literal("app.internal")], source: "str(app.internal)"))
         let client = try file("client.pem")
         #expect(a1.certificate?.path == "client.pem" && a1.certificate?.pem == client)
-        #expect(a1.noSessionReuse && a1.checkSSL)
+        #expect(a1.noSessionReuse && a1.checkSSL && a1.checkSNI == "health.app.internal")
         #expect(a1.ciphersuites == "TLS_AES_128_GCM_SHA256")  // ssl-default-server-ciphersuites
         #expect(app.servers[0].options.check.enabled)
 

@@ -256,7 +256,7 @@ final class HealthChecker: EventHandler {
         guard let c = connection else { return }
         switch phase {
         case .connecting:
-            switch c.advanceConnect(tls: checkTLS, serverName: nil) {
+            switch c.advanceConnect(tls: checkTLS, serverName: checkTLS?.settings.checkSNI) {
             case .inProgress:
                 c.watch(c.connectInterest)
                 return
