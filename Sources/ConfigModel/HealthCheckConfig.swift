@@ -97,6 +97,9 @@ public struct HTTPCheck: Hashable, Sendable {
     public var version = "HTTP/1.0"
     public var headerList: [HeaderLine] = []
     public var body: String?
+    /// `http-check connect [default] port N` before the other rules: the check's port (over the
+    /// server's `port` option, as HAProxy's connect rule).
+    public var connectPort: UInt16?
     /// Without an expectation, a 2xx or 3xx status passes (HAProxy's rule).
     public var expectations: [HTTPCheckExpectation] = []
     /// `http-check disable-on-404`: a 404 from an UP server takes it out of balancing (NOLB) and

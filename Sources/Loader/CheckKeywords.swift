@@ -4,9 +4,9 @@ import ConfigModel
 /// with `http-check send|expect`, `option tcp-check` with `tcp-check` rules, `timeout check`,
 /// `option allbackups`, `option log-health-checks` and the server-state file settings (HAProxy's semantics, §5.2 and §4.2).
 extension KeywordReader {
-    static let httpCheckDirectives = ["expect", "send"]
+    static let httpCheckDirectives = ["connect", "disable-on-404", "expect", "send"]
     static let otherHTTPCheckDirectives: Set<String> = [
-        "comment", "connect", "send-state", "set-var", "unset-var",
+        "comment", "send-state", "set-var", "unset-var",
     ]
     static let tcpCheckDirectives = ["connect", "expect", "send", "send-binary"]
     static let otherTCPCheckDirectives: Set<String> = [
@@ -177,6 +177,7 @@ extension KeywordReader {
         }
         switch directive {
         case "send":
+            draft.httpCheckRules += 1
             var i = 1
             while let option = line.optionalArgument(i) {
                 guard let value = line.optionalArgument(i + 1) else { throw line.error("\(what): '\(option)' expects a value") }
@@ -204,7 +205,30 @@ extension KeywordReader {
         case "disable-on-404":
             try line.noArguments(after: 1)
             check.disableOn404 = true
+        case "connect":
+            // The common use: one connect first, naming the port the check goes to. A connect
+            // between the other rules (a second connection within one check) is not supported.
+            guard draft.httpCheckRules == 0, check.connectPort == nil else {
+                throw line.error("\(what) after other http-check rules is not supported yet (strata has one connect, first)")
+            }
+            var port: UInt16?
+            var i = 1
+            while let option = line.optionalArgument(i) {
+                switch option {
+                case "default":
+                    i += 1
+                case "port":
+                    port = UInt16(try line.integer(i + 1, range: 1...65535, name: "port"))
+                    i += 2
+                case "addr", "send-proxy", "via-socks4", "ssl", "sni", "alpn", "proto", "linger", "comment":
+                    throw line.error("\(what): '\(option)' is not supported yet (strata has 'default' and 'port')")
+                default:
+                    throw line.error("unexpected argument '\(option)' to \(what) (expected 'default' or 'port N')")
+                }
+            }
+            check.connectPort = port
         case "expect":
+            draft.httpCheckRules += 1
             var i = 1
             var negated = false
             if line.optionalArgument(i) == "!" {

@@ -87,6 +87,8 @@ struct ProxyDraft {
     /// The proxy has `http-check` / `tcp-check` lines of its own: those of its defaults section
     /// were dropped at the first one (HAProxy's rule).
     var ownHTTPCheck = false
+    /// This proxy's `http-check send|expect` lines so far (`http-check connect` must come first).
+    var httpCheckRules = 0
     var ownTCPCheck = false
     /// `tcp-check` rules, in order; they become the check once the section is read when
     /// `option tcp-check` is on.

@@ -284,6 +284,36 @@ extension StrataProcess {
         #expect(try eventually { try strata.serversState()["s1"]?.operational == 0 })
     }
 
+    @Test func httpCheckConnectPortSendsTheCheckElsewhere() throws {
+        // The server's own port is closed; `http-check connect port` takes the check to the origin.
+        let s1 = try HealthOrigin("s1")
+        let port = TestSocket.freePort(), closed = TestSocket.freePort()
+        let strata = try StrataProcess(config: """
+            global
+                stats socket @ADMIN@ level admin
+            defaults
+                mode http
+                timeout connect 1s
+                timeout check 5s
+                timeout client 10s
+                timeout server 10s
+            frontend fe
+                bind 127.0.0.1:\(port)
+                default_backend be
+            backend be
+                option httpchk
+                http-check connect port \(s1.port)
+                http-check send meth GET uri /health
+                http-check expect status 200
+                server s1 127.0.0.1:\(closed) check inter 100ms rise 1 fall 1
+            """)
+        #expect(strata.waitForAdmin())
+        #expect(try eventually { s1.checks >= 2 }, "\(strata.output.joined(separator: "\n"))")
+        #expect(try eventually { try strata.serversState()["s1"]?.operational == 2 })
+        s1.healthy = false
+        #expect(try eventually { try strata.serversState()["s1"]?.operational == 0 })
+    }
+
     @Test func tcpCheckSendsAndExpectsAndAConnectCheckSeesARefusal() throws {
         // `timeout check`: on a loaded machine an origin's answer can come later than `inter`.
         let r1 = try HealthOrigin("r1")

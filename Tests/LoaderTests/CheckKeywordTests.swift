@@ -129,6 +129,20 @@ import Testing
         #expect(check.expectations == [HTTPCheckExpectation(kind: .status, pattern: "204", negated: false)])
     }
 
+    @Test func httpCheckConnectFirstNamesThePort() throws {
+        let loaded = try load("backend b\n    option httpchk\n    http-check connect default port 9200\n    http-check send meth GET uri /\n    server s 127.0.0.1:2 check\n")
+        guard case .http(let check) = try #require(loaded.config.proxies.first).checks.kind else {
+            Issue.record("not an HTTP check"); return
+        }
+        #expect(check.connectPort == 9200 && check.method == "GET")
+        #expect(errors("backend b\n    option httpchk\n    http-check send meth GET\n    http-check connect port 1\n    server s 127.0.0.1:2 check\n") == [
+            "test.cfg:4: 'http-check connect' after other http-check rules is not supported yet (strata has one connect, first)",
+        ])
+        #expect(errors("backend b\n    option httpchk\n    http-check connect ssl\n    server s 127.0.0.1:2 check\n") == [
+            "test.cfg:3: 'http-check connect': 'ssl' is not supported yet (strata has 'default' and 'port')",
+        ])
+    }
+
     @Test func disableOn404IsAnHTTPCheckSetting() throws {
         let loaded = try load("backend b\n    option httpchk GET /health\n    http-check disable-on-404\n    server s 127.0.0.1:2 check\n")
         guard case .http(let check) = try #require(loaded.config.proxies.first).checks.kind else {

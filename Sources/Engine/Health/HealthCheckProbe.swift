@@ -19,7 +19,7 @@ struct HealthCheckProbe {
 
     private enum Plan {
         case connect
-        case http(request: [UInt8], expectations: [CompiledHTTPExpectation], headRequest: Bool, disableOn404: Bool)
+        case http(request: [UInt8], expectations: [CompiledHTTPExpectation], headRequest: Bool, disableOn404: Bool, port: UInt16?)
         case tcpCheck([CompiledTCPStep], implicitConnect: Bool)
         /// `agent-check`: `agent-send` if any, then one line.
         case agent(send: [UInt8])
@@ -51,7 +51,8 @@ struct HealthCheckProbe {
         case .http(let check):
             plan = .http(request: HealthCheckProbe.request(check),
                          expectations: check.expectations.map(CompiledHTTPExpectation.init),
-                         headRequest: check.method.uppercased() == "HEAD", disableOn404: check.disableOn404)
+                         headRequest: check.method.uppercased() == "HEAD", disableOn404: check.disableOn404,
+                         port: check.connectPort)
         case .tcpCheck(let steps):
             var implicit = true
             if case .connect? = steps.first { implicit = false }
@@ -88,7 +89,9 @@ struct HealthCheckProbe {
     /// The first action of a check.
     mutating func start() -> Action {
         switch plan {
-        case .connect, .http, .agent:
+        case .http(_, _, _, _, let port):
+            return .connect(port: port)
+        case .connect, .agent:
             return .connect(port: nil)
         case .tcpCheck(let steps, let implicit):
             if implicit {
@@ -107,7 +110,7 @@ struct HealthCheckProbe {
         switch plan {
         case .connect:
             return .done(HealthCheckOutcome(.layer4OK))
-        case .http(let request, _, _, _):
+        case .http(let request, _, _, _, _):
             return .send(request)
         case .tcpCheck:
             mustRead = true
@@ -149,7 +152,7 @@ struct HealthCheckProbe {
         switch plan {
         case .connect:
             return .receive
-        case .http(_, let expectations, let head, let disableOn404):
+        case .http(_, let expectations, let head, let disableOn404, _):
             return evaluateHTTP(expectations, headRequest: head, disableOn404: disableOn404)
         case .tcpCheck:
             mustRead = false
