@@ -270,6 +270,28 @@ extension KeywordReader {
 }
 
 extension KeywordReader {
+    /// HAProxy 2.6's `httpclient.*` settings, checked as HAProxy checks them (an unknown one or a
+    /// bad value is an error).
+    private static func httpClientSetting(_ line: KeywordLine) throws(ConfigError) {
+        switch line.keyword {
+        case "httpclient.ssl.verify":
+            _ = try line.choice(0, among: ["none", "required"])
+        case "httpclient.resolvers.disabled":
+            _ = try line.choice(0, among: ["on", "off"])
+        case "httpclient.resolvers.prefer":
+            _ = try line.choice(0, among: ["ipv4", "ipv6"])
+        case "httpclient.ssl.ca-file", "httpclient.resolvers.id":
+            _ = try line.argument(0, expecting: line.keyword == "httpclient.resolvers.id" ? "a resolvers section name" : "a file")
+        case "httpclient.retries":
+            _ = try line.integer(0, range: 0...Int(Int32.max), name: line.keyword)
+        case "httpclient.timeout.connect":
+            _ = try line.time(0)
+        default:
+            throw line.error("unknown keyword '\(line.keyword)' in 'global' section (HAProxy's httpclient settings: ssl.verify, ssl.ca-file, resolvers.disabled, resolvers.id, resolvers.prefer, retries, timeout.connect)")
+        }
+        try line.noArguments(after: 1)
+    }
+
     /// The legacy process keywords as HAProxy 2.6 takes them: `nbproc` is an error since 2.5
     /// (HAProxy's message), `bind-process` is accepted and ignored with HAProxy's warning, and
     /// `stats bind-process` (which HAProxy 2.6 accepts without a word) with strata's. Nil for any
@@ -282,6 +304,9 @@ extension KeywordReader {
             _ = try line.integer(0, range: 0...Int(Int32.max), name: "mworker-max-reloads")
             try line.noArguments(after: 1)
             return line.error("'mworker-max-reloads' has no effect: strata reloads in place, leaving no old worker process to stop (an old generation drains inside the process; 'hard-stop-after' bounds it).")
+        case _ where global && line.keyword.hasPrefix("httpclient."):
+            try httpClientSetting(line)
+            return line.error("'\(line.keyword)' has no effect: it configures HAProxy's internal HTTP client (used by Lua scripts and the CLI's httpclient command), which strata does not have.")
         case "stats bind-process" where global:
             return line.error("'stats bind-process' has no effect: strata is one process (its loops are threads: see 'nbthread').")
         case "bind-process" where !global:

@@ -60,6 +60,16 @@ import Testing
         #expect(errors("global\n    quiet now\n" + minimalListen).first?.hasPrefix("test.cfg:2:") == true)
     }
 
+    @Test func httpClientSettingsAreCheckedAndSaidToHaveNoEffect() throws {
+        let loaded = try load("global\n    httpclient.ssl.verify none\n    httpclient.timeout.connect 2s\n" + minimalListen)
+        #expect(loaded.warnings.map(\.description) == [
+            "test.cfg:2: 'httpclient.ssl.verify' has no effect: it configures HAProxy's internal HTTP client (used by Lua scripts and the CLI's httpclient command), which strata does not have.",
+            "test.cfg:3: 'httpclient.timeout.connect' has no effect: it configures HAProxy's internal HTTP client (used by Lua scripts and the CLI's httpclient command), which strata does not have.",
+        ])
+        #expect(errors("global\n    httpclient.ssl.verify maybe\n" + minimalListen).count == 1)
+        #expect(errors("global\n    httpclient.nothing 1\n" + minimalListen).count == 1)
+    }
+
     @Test func rateLimits() throws {
         let config = try load("""
             global
