@@ -44,6 +44,9 @@ public enum SampleFetch: Hashable, Sendable {
     /// `env(NAME)`: the process environment's variable, read when the generation is built (no
     /// sample when it is not set).
     case environment(String)
+    /// `fc_rcvd_proxy`, `fc_pp_authority`, `fc_pp_unique_id`, `fc_pp_tlv(ID)`: what the
+    /// connection's PROXY protocol header said.
+    case proxyProtocol(ProxyProtocolFetch)
     /// `status` (response rules): the response status (integer).
     case status
     /// `res.hdr(NAME)`: a response header's values.
@@ -757,5 +760,25 @@ public struct RedirectRule: Hashable, Sendable {
         self.location = location
         self.redirect = redirect
         self.condition = condition
+    }
+}
+
+/// What a fetch reads of the PROXY protocol header a connection began with (`accept-proxy`).
+public enum ProxyProtocolFetch: Hashable, Sendable {
+    /// `fc_rcvd_proxy`: the connection began with one (boolean).
+    case received
+    /// `fc_pp_authority`, `fc_pp_unique_id`: v2's AUTHORITY and UNIQUE_ID TLVs.
+    case authority
+    case uniqueID
+    /// `fc_pp_tlv(ID)`: the first TLV of that type.
+    case tlv(UInt8)
+
+    public var name: String {
+        switch self {
+        case .received: "fc_rcvd_proxy"
+        case .authority: "fc_pp_authority"
+        case .uniqueID: "fc_pp_unique_id"
+        case .tlv: "fc_pp_tlv"
+        }
     }
 }

@@ -86,7 +86,7 @@ enum SampleParser {
     static let fetchNames = [
         "base", "dst", "dst_port", "hdr", "hdr_cnt", "method", "path", "query", "req.fhdr", "req.hdr",
         "req.hdr_cnt", "hdr_val", "req.hdr_val", "res.hdr_val", "req.ver", "req_ver", "res.hdr", "shdr", "src", "src_port", "ssl_fc", "status", "url",
-        "url_param", "urlp", "always_true", "always_false", "str", "int", "bool", "env", "http_auth", "http_auth_group", "var", "req.len", "req.payload",
+        "url_param", "urlp", "always_true", "always_false", "str", "int", "bool", "env", "fc_rcvd_proxy", "fc_pp_authority", "fc_pp_unique_id", "fc_pp_tlv", "http_auth", "http_auth_group", "var", "req.len", "req.payload",
         "req.proto_http", "req_ssl_sni", "req_ssl_ver", "req_ssl_hello_type", "res.len", "res.payload", "res.ssl_hello_type",
     ] + TLSSampleFetch.allCases.map(\.rawValue) + SSLHelloFetch.allCases.map(\.rawValue)
 
@@ -228,6 +228,20 @@ enum SampleParser {
             return ParsedFetch(fetch: group ? .httpAuthGroup(userlist: arguments[0]) : .httpAuth(userlist: arguments[0]),
                                output: group ? .string : .boolean, phase: .request, name: name)
         case "always_true": return try none(.constant(true), .boolean, .connection)
+        case "fc_rcvd_proxy", "fc_pp_authority", "fc_pp_unique_id":
+            let f: ProxyProtocolFetch = name == "fc_rcvd_proxy" ? .received : name == "fc_pp_authority" ? .authority : .uniqueID
+            return try none(.proxyProtocol(f), f == .received ? .boolean : .string, .connection)
+        case "fc_pp_tlv":
+            // HAProxy's names of the PP2_TYPE_* values, or a number.
+            let names: [String: UInt8] = ["ALPN": 0x01, "AUTHORITY": 0x02, "CRC32C": 0x03, "NOOP": 0x04, "UNIQUE_ID": 0x05,
+                                          "SSL": 0x20, "SSL_VERSION": 0x21, "SSL_CN": 0x22, "SSL_CIPHER": 0x23,
+                                          "SSL_SIG_ALG": 0x24, "SSL_KEY_ALG": 0x25, "NETNS": 0x30]
+            guard let arguments, arguments.count == 1,
+                  let type = names[arguments[0].uppercased()] ?? UInt8(arguments[0]) ?? arguments[0].lowercased().hexByte
+            else {
+                throw ConfigError(nil, "fetch 'fc_pp_tlv' expects a TLV type: a number from 0 to 255 (0xNN too) or one of \(KeywordLine.list(names.keys.sorted()))")
+            }
+            return ParsedFetch(fetch: .proxyProtocol(.tlv(type)), output: .string, phase: .connection, name: name)
         case "str", "int", "bool", "env":
             guard let arguments, arguments.count == 1 else {
                 throw ConfigError(nil, "fetch '\(name)' expects one argument: \(name)(\(name == "env" ? "NAME" : "VALUE"))")
@@ -603,7 +617,7 @@ enum SampleParser {
         case .path, .url, .query, .urlParameter, .header, .fullHeader, .headerCount, .base, .requestVersion, .httpAuth,
              .httpAuthGroup, .headerValue: .request
         case .status, .responseHeader, .responseHeaderValue: .response
-        case .method, .source, .sourcePort, .destination, .destinationPort, .sslFrontend, .tls, .constant, .literalString, .literalInteger, .environment, .variable,
+        case .method, .source, .sourcePort, .destination, .destinationPort, .sslFrontend, .tls, .constant, .literalString, .literalInteger, .environment, .proxyProtocol, .variable,
              .stickCounter, .variableOrDefault, .uuid, .uniqueID, .connectionError: .connection
         case .requestLength, .requestPayload, .sslHello, .protoHTTP: .payload
         case .responseLength, .responsePayload, .responseHelloType: .responsePayload
@@ -634,6 +648,7 @@ enum SampleParser {
         case .literalString: "str"
         case .literalInteger: "int"
         case .environment: "env"
+        case .proxyProtocol(let f): f.name
         case .status: "status"
         case .responseHeader: "res.hdr"
         case .variable, .variableOrDefault: "var"
@@ -896,5 +911,12 @@ extension Result where Success == String, Failure == SampleParser.NameProblem {
         case .success(let name): return name
         case .failure(let problem): throw line.error(problem.text)
         }
+    }
+}
+
+extension String {
+    /// `0xNN` read as a byte.
+    fileprivate var hexByte: UInt8? {
+        hasPrefix("0x") ? UInt8(dropFirst(2), radix: 16) : nil
     }
 }

@@ -38,13 +38,22 @@ public struct ProxyHeader: Hashable, Sendable {
     public var length: Int
     /// v2's PP2_TYPE_AUTHORITY (the host name the client used), when present.
     public var authority: [UInt8]?
+    /// v2's TLVs in the order they came (`fc_pp_tlv`; the CRC32C one too).
+    public var tlvs: [ProxyHeaderWriter.TLV]
 
-    public init(version: Int, source: ProxyAddress?, destination: ProxyAddress?, length: Int, authority: [UInt8]? = nil) {
+    public init(version: Int, source: ProxyAddress?, destination: ProxyAddress?, length: Int, authority: [UInt8]? = nil,
+                tlvs: [ProxyHeaderWriter.TLV] = []) {
         self.version = version
         self.source = source
         self.destination = destination
         self.length = length
         self.authority = authority
+        self.tlvs = tlvs
+    }
+
+    /// The value of the first TLV of `type` (v2), nil without one.
+    public func tlv(_ type: UInt8) -> [UInt8]? {
+        tlvs.first { $0.type == type }?.value
     }
 }
 
@@ -202,6 +211,7 @@ public enum ProxyHeaderParser {
             return .complete(ProxyHeader(version: 2, source: nil, destination: nil, length: length))
         }
         var authority: [UInt8]?
+        var tlvs: [ProxyHeaderWriter.TLV] = []
         while tlvStart < length {
             guard tlvStart + 3 <= length else { return .invalid(.malformedV2) }
             let type = header[tlvStart]
@@ -223,10 +233,11 @@ public enum ProxyHeaderParser {
             default:
                 break
             }
+            tlvs.append(ProxyHeaderWriter.TLV(type: type, value: Array(header[value..<(value + valueLength)])))
             tlvStart = value + valueLength
         }
         return .complete(ProxyHeader(version: 2, source: source, destination: destination, length: length,
-                                     authority: authority))
+                                     authority: authority, tlvs: tlvs))
     }
 
     private static func be16(_ b: UnsafeRawBufferPointer, _ at: Int) -> UInt16 {

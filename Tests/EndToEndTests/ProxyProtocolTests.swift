@@ -117,6 +117,37 @@ final class HeaderRecorder: @unchecked Sendable {
         #expect(server.verdictsSoFar.allSatisfy { $0 == .whole(count: 1) })
     }
 
+    @Test func theHeadersTLVsAreFetches() throws {
+        let server = try RecordingServer()
+        let port = TestSocket.freePort()
+        let strata = try StrataProcess(config: Self.httpConfig(port: port, server: server.port, extra: """
+                http-request set-header X-PP %[fc_rcvd_proxy]
+                http-request set-header X-PP-ID %[fc_pp_unique_id]
+                http-request set-header X-PP-Authority %[fc_pp_authority]
+                http-request set-header X-PP-TLV %[fc_pp_tlv(0xE0)]
+                http-request set-header X-PP-Named %[fc_pp_tlv(UNIQUE_ID)]
+                http-request deny deny_status 403 if { path /needs-id } !{ fc_pp_unique_id -m found }
+            """))
+        #expect(strata.waitForAdmin(), "\(strata.output.joined(separator: "\n"))")
+        func tlv(_ type: UInt8, _ value: String) -> [UInt8] { [type, 0, UInt8(value.utf8.count)] + Array(value.utf8) }
+        let addresses: [UInt8] = [192, 0, 2, 44, 10, 1, 1, 1, 0x15, 0xB3, 0, 80]
+        let header = Self.v2(family: 0x11, addresses: addresses,
+                             tlvs: tlv(0x02, "shop.example") + tlv(0x05, "circuit-42") + tlv(0xE0, "custom"))
+        #expect(Self.request(port, header: header, path: "/with").hasPrefix("HTTP/1.1 200"))
+        #expect(eventually { server.allBytes.contains("GET /with HTTP/1.1") })
+        let with = server.streams.map { String(decoding: $0, as: UTF8.self) }.first { $0.contains("GET /with ") } ?? ""
+        #expect(with.contains("X-PP: 1\r\n") && with.contains("X-PP-ID: circuit-42\r\n"), "\(with)")
+        #expect(with.contains("X-PP-Authority: shop.example\r\n") && with.contains("X-PP-TLV: custom\r\n"))
+        #expect(with.contains("X-PP-Named: circuit-42\r\n"))
+        // A header without those TLVs: no ID, and the rule that needs one refuses.
+        let bare = Self.v2(family: 0x11, addresses: addresses)
+        #expect(Self.request(port, header: bare, path: "/needs-id").hasPrefix("HTTP/1.1 403"))
+        #expect(Self.request(port, header: bare, path: "/bare").hasPrefix("HTTP/1.1 200"))
+        #expect(eventually { server.allBytes.contains("GET /bare HTTP/1.1") })
+        let without = server.streams.map { String(decoding: $0, as: UTF8.self) }.first { $0.contains("GET /bare ") } ?? ""
+        #expect(without.contains("X-PP: 1\r\n") && !without.contains("X-PP-ID: c"), "\(without)")
+    }
+
     /// `bind … ssl accept-proxy`: the header comes in clear before the TLS handshake, which must
     /// find the ClientHello untouched after it.
     @Test func acceptProxyBeforeTLS() throws {

@@ -1,6 +1,7 @@
 import CLibEV
 import ConfigModel
 import Glibc
+import TCPWire
 
 /// An HTTP/2 client connection. libnghttp2 does the framing, HPACK and flow control over strata's
 /// socket (or its TLS); strata feeds it the bytes it reads and writes what it produces. Each
@@ -24,6 +25,8 @@ final class H2Connection: EventHandler {
     let localAddress: SocketEndpoint?
     let tls: TLSConnection?
     let settings: HTTP2Settings
+    /// The PROXY protocol header the connection began with, for its streams' fetches.
+    var receivedProxyHeader: ProxyHeader?
     /// The frontend's connection counters at accept (they carry across reloads).
     private var connectionCounters: CounterSet
     /// `tune.bufsize`: the most header bytes (HPACK-decoded, 32 per field as RFC 9113 counts) a

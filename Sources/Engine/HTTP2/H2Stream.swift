@@ -149,6 +149,7 @@ final class H2Stream {
                             clientAddress: connection.clientAddress, localAddress: connection.localAddress, tls: connection.tls,
                             tracker: connection.tracker, stream: self)
         self.session = s
+        s.receivedProxyHeader = connection.receivedProxyHeader
         // The rules' per-request storage (a few buffers) is the connection's, lent to its streams.
         s.scratch = connection.scratches.popLast()
         s.start()

@@ -162,7 +162,9 @@ final class ProxyHeaderReader: ListedSession {
         io.release(on: loop)
         timer.release(on: loop)
         if tlsContext == nil,
-           frontend.rejectsSession(HTTPConnectionInfo(client: client, local: local, tls: nil, localFD: fd, tracker: tracker),
+           frontend.rejectsSession({ var info = HTTPConnectionInfo(client: client, local: local, tls: nil, localFD: fd, tracker: tracker)
+                                     info.proxyHeader = header
+                                     return info }(),
                                    fd: fd, on: worker) {
             tracker = nil
             finishHandOff()
@@ -179,15 +181,21 @@ final class ProxyHeaderReader: ListedSession {
         }
         // The session begins before this one ends: the generation is held throughout.
         if frontend.proxy.mode == .http && listener.forcesH2 && tls == nil {
-            H2Connection(worker: worker, listener: listener, frontend: frontend, fd: fd, clientAddress: client,
-                         localAddress: local, tls: nil, tracker: tracker).start(counted: false)
+            let connection = H2Connection(worker: worker, listener: listener, frontend: frontend, fd: fd, clientAddress: client,
+                                          localAddress: local, tls: nil, tracker: tracker)
+            connection.receivedProxyHeader = header
+            connection.start(counted: false)
         } else if frontend.proxy.mode == .http {
-            HTTPSession(worker: worker, listener: listener, frontend: frontend, clientFD: fd, clientAddress: client,
-                        localAddress: local, tls: tls, tracker: tracker).start()
+            let session = HTTPSession(worker: worker, listener: listener, frontend: frontend, clientFD: fd, clientAddress: client,
+                                      localAddress: local, tls: tls, tracker: tracker)
+            session.receivedProxyHeader = header
+            session.start()
         } else {
             // A canary's share of TCP connections, as at accept without a PROXY header.
-            TCPSession(worker: worker, listener: listener.pick() ?? frontend, clientFD: fd, clientAddress: client,
-                       localAddress: local, tls: tls, tracker: tracker).start()
+            let session = TCPSession(worker: worker, listener: listener.pick() ?? frontend, clientFD: fd, clientAddress: client,
+                                     localAddress: local, tls: tls, tracker: tracker)
+            session.receivedProxyHeader = header
+            session.start()
         }
         tracker = nil
         generation.shard(loop).sessionsAccepted -= 1

@@ -39,6 +39,7 @@ struct HTTPCompiledSample {
         /// `str`, `env` (nil: the variable was not set), `int`.
         case literalBytes(UnsafeRawBufferPointer?)
         case literalInteger(Int)
+        case proxyProtocol(ProxyProtocolFetch)
         case status
         case responseHeader(UnsafeRawBufferPointer, occurrence: Int?)
         /// `http_auth(L)` and `http_auth_group(L)`: the list lives in the rule set's constants.
@@ -95,6 +96,7 @@ struct HTTPCompiledSample {
         case .literalString(let text): fetch = .literalBytes(constants.bytes(text))
         case .literalInteger(let n): fetch = .literalInteger(n)
         case .environment(let name): fetch = .literalBytes(getenv(name).map { constants.bytes(String(cString: $0)) })
+        case .proxyProtocol(let f): fetch = .proxyProtocol(f)
         case .status: fetch = .status
         case .responseHeader(let name, let occurrence):
             fetch = .responseHeader(constants.bytes(name, lowercased: true), occurrence: occurrence == 0 ? nil : occurrence)

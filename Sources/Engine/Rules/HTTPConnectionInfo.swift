@@ -1,4 +1,5 @@
 import ConfigModel
+import TCPWire
 
 /// The client connection a request came on, as fetches see it (`src`, `dst`, `ssl_fc`, `%ci`).
 struct HTTPConnectionInfo: Hashable, Sendable {
@@ -17,6 +18,8 @@ struct HTTPConnectionInfo: Hashable, Sendable {
     var isHTTP2 = false
     /// The connection's stick counters (nil: no stick table in its generation).
     var tracker: StickTracker?
+    /// The PROXY protocol header the connection began with (`fc_rcvd_proxy`, `fc_pp_*`).
+    var proxyHeader: ProxyHeader?
 
     init(client: SocketEndpoint?, local: SocketEndpoint?, isTLS: Bool = false) {
         self.client = client

@@ -151,6 +151,17 @@ struct HTTPEvaluation {
             return body(.bytes(bytes))
         case .literalInteger(let n):
             return body(.integer(n))
+        case .proxyProtocol(let f):
+            let header = connection.pointee.proxyHeader
+            let value: [UInt8]?
+            switch f {
+            case .received: return body(.boolean(header != nil))
+            case .authority: value = header?.authority
+            case .uniqueID: value = header?.tlv(ProxyHeaderWriter.TLV.uniqueID)
+            case .tlv(let type): value = header?.tlv(type)
+            }
+            guard let value else { return true }
+            return value.withUnsafeBytes { body(.bytes($0)) }
         case .status:
             guard let response else { return true }
             return body(.integer(response.status))

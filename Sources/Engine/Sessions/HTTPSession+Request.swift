@@ -412,6 +412,7 @@ extension HTTPSession {
     var connectionInfo: HTTPConnectionInfo {
         var info = HTTPConnectionInfo(client: clientAddress, local: localAddress, tls: clientTLS, localFD: clientFD, tracker: tracker)
         info.isHTTP2 = stream != nil
+        info.proxyHeader = receivedProxyHeader
         return info
     }
 

@@ -2,6 +2,7 @@ import HTTP1
 import CLibEV
 import ConfigModel
 import Glibc
+import TCPWire
 
 /// An HTTP client connection and the requests it carries, one at a time (pipelined requests wait
 /// in the buffer). The connection belongs to its listener, not to a generation: each request is a
@@ -105,6 +106,8 @@ final class HTTPSession: ListedSession {
     /// The rules' per-request storage, kept for the connection's life (allocated at its first request).
     @exclusivity(unchecked) var scratch: HTTPRuleScratch?
     @exclusivity(unchecked) var localAddress: SocketEndpoint?
+    /// The PROXY protocol header the connection began with (`accept-proxy`).
+    @exclusivity(unchecked) var receivedProxyHeader: ProxyHeader?
 
     // Timing (loop seconds) for the timeouts.
     @exclusivity(unchecked) var idleSince: Double
@@ -389,6 +392,7 @@ final class HTTPSession: ListedSession {
         let connection = H2Connection(worker: worker, listener: listener, frontend: frontend, fd: clientFD,
                                       clientAddress: clientAddress, localAddress: localAddress, tls: tls, tracker: tracker)
         tracker = nil
+        connection.receivedProxyHeader = receivedProxyHeader
         connection.start(counted: true, countedOn: connectionCounters, preface: preface)
         selfRetain?.release()
         selfRetain = nil

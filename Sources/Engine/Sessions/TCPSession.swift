@@ -81,6 +81,8 @@ final class TCPSession: ListedSession {
     /// from the server connection on.
     @exclusivity(unchecked) private var inspectingResponse = false
     @exclusivity(unchecked) private var responseInspectStart = 0.0
+    /// The PROXY protocol header the connection began with (`accept-proxy`).
+    @exclusivity(unchecked) var receivedProxyHeader: ProxyHeader?
     /// A session `tcp-request session` rejected: it leaves no log line.
     @exclusivity(unchecked) private var unlogged = false
 
@@ -169,7 +171,9 @@ final class TCPSession: ListedSession {
 
     /// The connection as the TCP rules see it.
     private var connectionInfo: HTTPConnectionInfo {
-        HTTPConnectionInfo(client: clientAddress, local: localAddress, tls: clientTLS, localFD: clientFD, tracker: tracker)
+        var info = HTTPConnectionInfo(client: clientAddress, local: localAddress, tls: clientTLS, localFD: clientFD, tracker: tracker)
+        info.proxyHeader = receivedProxyHeader
+        return info
     }
 
     /// `tcp-request content` rules first (reading the client's first bytes, up to the inspect
