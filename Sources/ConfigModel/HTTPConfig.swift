@@ -55,6 +55,9 @@ public enum SampleFetch: Hashable, Sendable {
     /// `res.hdr` as integers (HAProxy's reading: an optional sign then the leading digits; 0
     /// without any).
     case headerValue(String, occurrence: Int?)
+    /// `hdr_ip(NAME[,OCC])` / `req.hdr_ip`: a header's values read as IPv4 or IPv6 addresses (a
+    /// value that is not one gives no sample).
+    case headerIP(String, occurrence: Int?)
     case responseHeaderValue(String, occurrence: Int?)
     /// `http_auth(USERLIST)`: the request's Basic credentials are a user of the list (boolean).
     case httpAuth(userlist: String)

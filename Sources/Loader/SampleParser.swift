@@ -85,7 +85,7 @@ enum SampleParser {
     /// The fetches strata has, for "did you mean".
     static let fetchNames = [
         "base", "dst", "dst_port", "hdr", "hdr_cnt", "method", "path", "query", "req.fhdr", "req.hdr",
-        "req.hdr_cnt", "hdr_val", "req.hdr_val", "res.hdr_val", "req.ver", "req_ver", "res.hdr", "shdr", "src", "src_port", "ssl_fc", "status", "url",
+        "req.hdr_cnt", "hdr_val", "req.hdr_val", "hdr_ip", "req.hdr_ip", "res.hdr_val", "req.ver", "req_ver", "res.hdr", "shdr", "src", "src_port", "ssl_fc", "status", "url",
         "url_param", "urlp", "always_true", "always_false", "str", "int", "bool", "env", "fc_rcvd_proxy", "fc_pp_authority", "fc_pp_unique_id", "fc_pp_tlv", "http_auth", "http_auth_group", "var", "req.len", "req.payload",
         "req.proto_http", "req_ssl_sni", "req_ssl_ver", "req_ssl_hello_type", "res.len", "res.payload", "res.ssl_hello_type",
     ] + TLSSampleFetch.allCases.map(\.rawValue) + SSLHelloFetch.allCases.map(\.rawValue)
@@ -314,6 +314,11 @@ enum SampleParser {
             let header = try headerName()
             let occ = try occurrence()
             return ParsedFetch(fetch: .headerValue(header, occurrence: occ ?? (acl ? nil : -1)), output: .integer,
+                               phase: .request, name: name)
+        case "hdr_ip", "req.hdr_ip":
+            let header = try headerName()
+            let occ = try occurrence()
+            return ParsedFetch(fetch: .headerIP(header, occurrence: occ ?? (acl ? nil : -1)), output: .address,
                                phase: .request, name: name)
         case "res.hdr_val", "shdr_val":
             let header = try headerName()
@@ -615,7 +620,7 @@ enum SampleParser {
     static func phase(of fetch: SampleFetch) -> SamplePhase {
         switch fetch {
         case .path, .url, .query, .urlParameter, .header, .fullHeader, .headerCount, .base, .requestVersion, .httpAuth,
-             .httpAuthGroup, .headerValue: .request
+             .httpAuthGroup, .headerValue, .headerIP: .request
         case .status, .responseHeader, .responseHeaderValue: .response
         case .method, .source, .sourcePort, .destination, .destinationPort, .sslFrontend, .tls, .constant, .literalString, .literalInteger, .environment, .proxyProtocol, .variable,
              .stickCounter, .variableOrDefault, .uuid, .uniqueID, .connectionError: .connection
@@ -634,6 +639,7 @@ enum SampleParser {
         case .fullHeader: "req.fhdr"
         case .headerCount: "hdr_cnt"
         case .headerValue: "hdr_val"
+        case .headerIP: "hdr_ip"
         case .responseHeaderValue: "res.hdr_val"
         case .method: "method"
         case .source: "src"

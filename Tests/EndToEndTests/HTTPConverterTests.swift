@@ -112,6 +112,7 @@ import Testing
                 bind 127.0.0.1:\(port)
                 acl blocked src -f \(dir)/blocked.lst
                 http-request deny if blocked
+                http-request return status 403 content-type text/plain string lan if { hdr_ip(x-ip) 10.0.0.0/8 }
                 http-request return status 200 content-type text/plain lf-string "%[str(abc)] %[int(41),add(1)] %[bool(1),iif(yes,no)] %[bool(0),iif(yes,no)] %[path,length,odd,iif(odd,even)] [%[env(PATH)]] [%[env(STRATA_TEST_SURELY_UNSET)]]" if { str(on) -m str on }
             """)
         #expect(strata.waitForAdmin(), "\(strata.output.joined(separator: "\n"))")
@@ -120,6 +121,10 @@ import Testing
         #expect(answer.status == 200)
         let path = ProcessInfo.processInfo.environment["PATH"] ?? ""
         #expect(answer.body == "abc 42 yes no even [\(path)] []", "\(answer.body)")
+        // hdr_ip: the header's value as an address; a value that is not one matches nothing.
+        #expect(client.get("/abc", headers: ["X-IP:  10.1.2.3 "])?.status == 403)
+        #expect(client.get("/abc", headers: ["X-IP: 192.0.2.1"])?.status == 200)
+        #expect(client.get("/abc", headers: ["X-IP: 10.1.2.3.4"])?.status == 200)
     }
 
     @Test func converterArgumentsTheyCannotTakeAreRefusedAtTheirLine() throws {

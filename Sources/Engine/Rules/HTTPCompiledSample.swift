@@ -25,6 +25,7 @@ struct HTTPCompiledSample {
         case headerCount(UnsafeRawBufferPointer)
         /// `hdr_val`, `res.hdr_val`: as `header`, `responseHeader`, read as integers.
         case headerValue(UnsafeRawBufferPointer, occurrence: Int?)
+        case headerIP(UnsafeRawBufferPointer, occurrence: Int?)
         case responseHeaderValue(UnsafeRawBufferPointer, occurrence: Int?)
         case method
         case source
@@ -79,6 +80,8 @@ struct HTTPCompiledSample {
             fetch = .header(constants.bytes(name, lowercased: true), occurrence: occurrence == 0 ? nil : occurrence)
         case .fullHeader(let name): fetch = .fullHeader(constants.bytes(name, lowercased: true))
         case .headerCount(let name): fetch = .headerCount(constants.bytes(name, lowercased: true))
+        case .headerIP(let name, let occurrence):
+            fetch = .headerIP(constants.bytes(name, lowercased: true), occurrence: occurrence == 0 ? nil : occurrence)
         case .headerValue(let name, let occurrence):
             fetch = .headerValue(constants.bytes(name, lowercased: true), occurrence: occurrence == 0 ? nil : occurrence)
         case .responseHeaderValue(let name, let occurrence):

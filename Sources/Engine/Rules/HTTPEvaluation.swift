@@ -108,6 +108,16 @@ struct HTTPEvaluation {
                 guard case .bytes(let text) = sample else { return body(sample) }
                 return body(.integer(HTTPEvaluation.leadingInteger(text)))
             }
+        case .headerIP(let name, let occurrence):
+            guard let request else { return true }
+            return forEachHeaderValue(request, name, occurrence: occurrence, split: true, all: all) { sample in
+                guard case .bytes(let text) = sample else { return body(sample) }
+                var start = 0, end = text.count
+                while start < end, HTTPByte.isWhitespace(text[start]) { start += 1 }
+                while end > start, HTTPByte.isWhitespace(text[end - 1]) { end -= 1 }
+                guard let address = HTTPAddressBits.parse(UnsafeRawBufferPointer(rebasing: text[start..<end])) else { return true }
+                return body(.address(address))
+            }
         case .responseHeaderValue(let name, let occurrence):
             guard let response else { return true }
             return forEachHeaderValue(response, name, occurrence: occurrence, split: true, all: all) { sample in
