@@ -151,6 +151,7 @@ final class H2Stream {
         self.session = s
         // The rules' per-request storage (a few buffers) is the connection's, lent to its streams.
         s.scratch = connection.scratches.popLast()
+        if s.scratch == nil { s.startVariables(connection.sessionVariables) }
         s.start()
     }
 

@@ -161,9 +161,10 @@ final class ProxyHeaderReader: ListedSession {
         done = true
         io.release(on: loop)
         timer.release(on: loop)
+        var variables: HTTPVariables = [:]
         if tlsContext == nil,
            frontend.rejectsSession(HTTPConnectionInfo(client: client, local: local, tls: nil, localFD: fd, tracker: tracker),
-                                   fd: fd, on: worker) {
+                                   fd: fd, on: worker, variables: &variables) {
             tracker = nil
             finishHandOff()
             return
@@ -180,14 +181,14 @@ final class ProxyHeaderReader: ListedSession {
         // The session begins before this one ends: the generation is held throughout.
         if frontend.proxy.mode == .http && listener.forcesH2 && tls == nil {
             H2Connection(worker: worker, listener: listener, frontend: frontend, fd: fd, clientAddress: client,
-                         localAddress: local, tls: nil, tracker: tracker).start(counted: false)
+                         localAddress: local, tls: nil, tracker: tracker, variables: variables).start(counted: false)
         } else if frontend.proxy.mode == .http {
             HTTPSession(worker: worker, listener: listener, frontend: frontend, clientFD: fd, clientAddress: client,
-                        localAddress: local, tls: tls, tracker: tracker).start()
+                        localAddress: local, tls: tls, tracker: tracker, variables: variables).start()
         } else {
             // A canary's share of TCP connections, as at accept without a PROXY header.
             TCPSession(worker: worker, listener: listener.pick() ?? frontend, clientFD: fd, clientAddress: client,
-                       localAddress: local, tls: tls, tracker: tracker).start()
+                       localAddress: local, tls: tls, tracker: tracker, variables: variables).start()
         }
         tracker = nil
         generation.shard(loop).sessionsAccepted -= 1
