@@ -113,4 +113,54 @@ import Testing
         #expect(ProxyProtocolTests.request(port, header: [], path: "/deny").hasPrefix("HTTP/1.1 403"))
         #expect(!server.allBytes.contains("/deny"))
     }
+
+    /// HTTP/2 (prior knowledge): each stream of the connection starts with the variables its
+    /// `tcp-request session` rules set, and gets its own from `tcp-request content`.
+    @Test func everyHTTP2StreamSeesTheSessionsVariables() throws {
+        let server = try RecordingServer()
+        let port = TestSocket.freePort()
+        let strata = try StrataProcess(config: """
+            global
+                stats socket @ADMIN@ level admin
+            defaults
+                mode http
+                timeout connect 2s
+                timeout client 10s
+                timeout server 10s
+            frontend web
+                bind 127.0.0.1:\(port) proto h2
+                tcp-request session set-var(sess.client) src
+                tcp-request content set-var(txn.port) dst_port
+                http-request set-header X-Client %[var(sess.client)]
+                http-request set-header X-Port %[var(txn.port)]
+                default_backend app
+            backend app
+                server s1 127.0.0.1:\(server.port)
+            """)
+        #expect(strata.waitForAdmin(), "\(strata.output.joined(separator: "\n"))")
+        // Two streams on one connection (python's h2: curl 7.88 fails a second prior-knowledge
+        // request on a reused connection before sending it).
+        let client = """
+            import socket, h2.connection, h2.config, h2.events
+            s = socket.create_connection(("127.0.0.1", \(port))); s.settimeout(10)
+            c = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+            c.initiate_connection(); s.sendall(c.data_to_send())
+            for sid, path in ((1, "/one"), (3, "/two")):
+                c.send_headers(sid, [(":method", "GET"), (":path", path), (":scheme", "http"), (":authority", "x")], end_stream=True)
+                s.sendall(c.data_to_send())
+                ended = False
+                while not ended:
+                    data = s.recv(65536)
+                    if not data: raise SystemExit("closed")
+                    for e in c.receive_data(data):
+                        if isinstance(e, (h2.events.ConnectionTerminated, h2.events.StreamReset)): raise SystemExit(str(e))
+                        ended = ended or isinstance(e, h2.events.StreamEnded)
+                    s.sendall(c.data_to_send())
+            print("done")
+            """
+        let result = runTool("python3", ["-c", client])
+        #expect(result.stdout.contains("done"), "\(result.stderr)")
+        #expect(eventually { server.allBytes.components(separatedBy: "X-Client: 127.0.0.1\r\n").count == 3 }, "\(server.allBytes)")
+        #expect(server.allBytes.components(separatedBy: "X-Port: \(port)\r\n").count == 3)
+    }
 }
