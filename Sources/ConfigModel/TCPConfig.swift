@@ -43,6 +43,15 @@ public enum TCPRuleAction: Hashable, Sendable {
     /// `tcp-response content close`: the server connection is closed at once; what it sent goes
     /// to the client, which is then closed too.
     case close
+    /// `set-var(SCOPE.NAME) EXPR`, `set-var-fmt(SCOPE.NAME) FMT`, `unset-var(SCOPE.NAME)`: as
+    /// http-request's; the rule goes on to the next one.
+    case setVariable(name: String, value: SampleExpression)
+    case setVariableFormat(name: String, value: FormatString)
+    case unsetVariable(name: String)
+    /// `tcp-request content capture SAMPLE len N`: the sample as text, cut to `length`, in the
+    /// frontend's request capture `slot` (its place among the `capture request header` lines and
+    /// these rules, in the order they are written: HAProxy's `%hr` order).
+    case capture(SampleExpression, length: Int, slot: Int)
 }
 
 public struct TCPRule: Hashable, Sendable {

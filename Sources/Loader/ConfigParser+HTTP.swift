@@ -187,6 +187,11 @@ extension ConfigParser {
     /// payload fetches (which HAProxy would read from the raw request) are not supported there yet.
     private func httpTCPContentFetches(_ i: Int, _ errors: inout [ConfigError]) {
         for rule in drafts[i].proxy.tcp.content {
+            if let s = rule.action.samples.first(where: { SampleParser.phase(of: $0.fetch) == .payload }) {
+                errors.append(ConfigError(rule.location,
+                    "'\(SampleParser.name(of: s.fetch))' is not supported yet in mode http: there a 'tcp-request content' rule sees the connection's addresses and its TLS"))
+                continue
+            }
             guard let condition = rule.condition else { continue }
             for term in condition.alternatives.joined() {
                 if let c = term.criteria.first(where: { SampleParser.phase(of: $0.sample.fetch) == .payload }) {

@@ -235,9 +235,9 @@ extension KeywordReader {
     }
 
     /// `set-var(SCOPE.NAME) EXPR`, `set-var-fmt(SCOPE.NAME) FMT` and `unset-var(SCOPE.NAME)`;
-    /// nil for another action.
-    private func variableRule(_ action: String, _ line: KeywordLine, what: String, context: RuleContext,
-                              next i: inout Int) throws(ConfigError) -> VariableRule? {
+    /// nil for another action. `at`: the action's argument (tcp-request content's is 1).
+    func variableRule(_ action: String, _ line: KeywordLine, what: String, context: RuleContext, at a: Int = 0,
+                      next i: inout Int) throws(ConfigError) -> VariableRule? {
         let kinds = ["set-var(", "set-var-fmt(", "unset-var("]
         guard let kind = kinds.first(where: { action.hasPrefix($0) }) else { return nil }
         guard action.hasSuffix(")") else { throw line.error("\(what): expected '\(kind)SCOPE.NAME)'") }
@@ -248,15 +248,15 @@ extension KeywordReader {
         let name = try SampleParser.variableName(inner).get(line)
         switch kind {
         case "unset-var(":
-            i = 1
+            i = a + 1
             return .unset(name)
         case "set-var-fmt(":
-            guard let text = line.optionalArgument(1) else { throw line.error("\(what) expects a format string") }
-            i = 2
+            guard let text = line.optionalArgument(a + 1) else { throw line.error("\(what) expects a format string") }
+            i = a + 2
             return .setFormat(name, try formatString(text, line: line, what: what, context: context))
         default:
-            guard let text = line.optionalArgument(1) else { throw line.error("\(what) expects a sample expression") }
-            i = 2
+            guard let text = line.optionalArgument(a + 1) else { throw line.error("\(what) expects a sample expression") }
+            i = a + 2
             do throws(ConfigError) {
                 return .set(name, try SampleParser.sampleForFormat(text, context: context))
             } catch {

@@ -11,17 +11,19 @@ extension KeywordReader {
         "set-dst-port", "set-mark", "set-src", "set-src-port", "set-tos", "set-var", "set-var-fmt",
         "track-sc0", "track-sc1", "track-sc2", "unset-var",
     ]
-    static let tcpSessionActions = ["accept", "reject", "silent-drop", "track-sc0", "track-sc1", "track-sc2", "sc-inc-gpc0", "sc-inc-gpc1", "sc-set-gpt0"]
+    static let tcpSessionActions = ["accept", "reject", "silent-drop", "track-sc0", "track-sc1", "track-sc2", "sc-inc-gpc0", "sc-inc-gpc1", "sc-set-gpt0",
+                                    "set-var(NAME)", "set-var-fmt(NAME)", "unset-var(NAME)"]
     static let otherTCPSessionActions: Set<String> = [
         "attach-srv", "do-log", "sc-add-gpc", "sc-inc-gpc", "sc-set-gpt", "set-dst", "set-dst-port", "set-fc-mark",
-        "set-fc-tos", "set-mark", "set-src", "set-src-port", "set-tos", "set-var", "set-var-fmt", "unset-var",
+        "set-fc-tos", "set-mark", "set-src", "set-src-port", "set-tos",
     ]
-    static let tcpContentActions = ["accept", "reject", "silent-drop", "track-sc0", "track-sc1", "track-sc2", "sc-inc-gpc0", "sc-inc-gpc1", "sc-set-gpt0"]
+    static let tcpContentActions = ["accept", "reject", "silent-drop", "track-sc0", "track-sc1", "track-sc2", "sc-inc-gpc0", "sc-inc-gpc1", "sc-set-gpt0",
+                                    "capture", "set-var(NAME)", "set-var-fmt(NAME)", "unset-var(NAME)"]
     static let otherTCPContentActions: Set<String> = [
-        "capture", "do-resolve", "sc-inc-gpc", "sc-inc-gpc0", "sc-inc-gpc1", "sc-set-gpt0", "send-spoe-group",
+        "do-resolve", "sc-inc-gpc", "sc-inc-gpc0", "sc-inc-gpc1", "sc-set-gpt0", "send-spoe-group",
         "set-bandwidth-limit", "set-dst", "set-dst-port", "set-log-level", "set-mark", "set-nice", "set-priority-class",
-        "set-priority-offset", "set-src", "set-src-port", "set-tos", "set-var", "set-var-fmt",
-        "switch-mode", "track-sc0", "track-sc1", "track-sc2", "unset-var", "use-service",
+        "set-priority-offset", "set-src", "set-src-port", "set-tos",
+        "switch-mode", "track-sc0", "track-sc1", "track-sc2", "use-service",
     ]
 
     /// The fetches a TCP rule can have: the connection's addresses, its TLS, the buffered payload.
@@ -30,7 +32,7 @@ extension KeywordReader {
         if session, case .sslFrontend = fetch { return true }
         if session, case .tls = fetch { return true }
         switch fetch {
-        case .source, .sourcePort, .destination, .destinationPort, .constant, .stickCounter: return true
+        case .source, .sourcePort, .destination, .destinationPort, .constant, .stickCounter, .variable, .variableOrDefault: return true
         case .sslFrontend, .tls, .requestLength, .requestPayload, .sslHello, .protoHTTP, .responseLength, .responsePayload,
              .responseHelloType: return !layer4Only
         default: return false
@@ -110,9 +112,16 @@ extension KeywordReader {
                     try checkTCPSample(t.key, line: line, layer4Only: false, rule: "'tcp-request content \(action)'")
                 }
                 rule = .stickCounter(stick)
+            case "capture":
+                rule = try contentCapture(line, draft: draft)
+                next = 5
             default:
-                throw actionError(line, action, kind: "tcp-request content", supported: KeywordReader.tcpContentActions,
-                                  other: KeywordReader.otherTCPContentActions)
+                guard let variable = try tcpVariableAction(action, line, kind: "tcp-request content", context: .tcpContent,
+                                                           layer4Only: false, next: &next) else {
+                    throw actionError(line, action, kind: "tcp-request content", supported: KeywordReader.tcpContentActions,
+                                      other: KeywordReader.otherTCPContentActions)
+                }
+                rule = variable
             }
             let condition = try finishRule(line, at: next, draft: &draft, context: .tcpContent,
                                            rule: "tcp-request content \(action)")
@@ -139,11 +148,16 @@ extension KeywordReader {
                 }
                 rule = .stickCounter(stick)
             default:
-                if action.hasPrefix("set-var(") || action.hasPrefix("set-var-fmt(") || action.hasPrefix("unset-var(") {
-                    throw line.error("'tcp-request session \(action.prefix { $0 != "(" })' is not supported yet")
+                guard let variable = try tcpVariableAction(action, line, kind: "tcp-request session", context: .definition,
+                                                           layer4Only: true, session: true, next: &next) else {
+                    throw actionError(line, action, kind: "tcp-request session", supported: KeywordReader.tcpSessionActions,
+                                      other: KeywordReader.otherTCPSessionActions)
                 }
-                throw actionError(line, action, kind: "tcp-request session", supported: KeywordReader.tcpSessionActions,
-                                  other: KeywordReader.otherTCPSessionActions)
+                // No stream exists yet: HAProxy sets such a variable nowhere.
+                if let name = variable.variableName, !name.hasPrefix("sess."), !name.hasPrefix("proc.") {
+                    draft.lineWarnings.append(line.error("'tcp-request session \(action)' has no effect: a session rule runs before any transaction, so only 'sess' and 'proc' variables can be set there"))
+                }
+                rule = variable
             }
             let condition = try finishRule(line, at: next, draft: &draft, context: .definition,
                                            rule: "tcp-request session \(action)")
@@ -154,11 +168,11 @@ extension KeywordReader {
         }
     }
 
-    static let tcpResponseActions = ["accept", "close", "reject"]
+    static let tcpResponseActions = ["accept", "close", "reject", "set-var(NAME)", "set-var-fmt(NAME)", "unset-var(NAME)"]
     static let otherTCPResponseActions: Set<String> = [
         "do-log", "sc-add-gpc", "sc-inc-gpc", "sc-inc-gpc0", "sc-inc-gpc1", "sc-set-gpt", "sc-set-gpt0", "send-spoe-group",
-        "set-bandwidth-limit", "set-fc-mark", "set-fc-tos", "set-log-level", "set-mark", "set-nice", "set-tos", "set-var",
-        "set-var-fmt", "silent-drop", "unset-var",
+        "set-bandwidth-limit", "set-fc-mark", "set-fc-tos", "set-log-level", "set-mark", "set-nice", "set-tos",
+        "silent-drop",
     ]
 
     /// `tcp-response inspect-delay T` and `tcp-response content accept|reject|close [if|unless
@@ -181,15 +195,20 @@ extension KeywordReader {
             }
             let action = try line.argument(1, expecting: "an action (accept, reject, close)")
             let rule: TCPRuleAction
+            var next = 2
             switch action {
             case "accept": rule = .accept
             case "reject": rule = .reject
             case "close": rule = .close
             default:
-                throw actionError(line, action, kind: "tcp-response content", supported: KeywordReader.tcpResponseActions,
-                                  other: KeywordReader.otherTCPResponseActions)
+                guard let variable = try tcpVariableAction(action, line, kind: "tcp-response content", context: .tcpResponse,
+                                                           layer4Only: false, next: &next) else {
+                    throw actionError(line, action, kind: "tcp-response content", supported: KeywordReader.tcpResponseActions,
+                                      other: KeywordReader.otherTCPResponseActions)
+                }
+                rule = variable
             }
-            let condition = try finishRule(line, at: 2, draft: &draft, context: .tcpResponse, rule: "tcp-response content \(action)")
+            let condition = try finishRule(line, at: next, draft: &draft, context: .tcpResponse, rule: "tcp-response content \(action)")
             try checkTCPCondition(condition, line: line, layer4Only: false, rule: "a 'tcp-response content' rule")
             draft.proxy.tcp.response.append(TCPRule(location: line.location, action: rule, condition: condition))
         default:
@@ -197,9 +216,51 @@ extension KeywordReader {
         }
     }
 
+    /// `set-var(NAME) EXPR`, `set-var-fmt(NAME) FMT`, `unset-var(NAME)` of a TCP rule (the action
+    /// is argument 1), their samples limited to what the rule sees; nil for another action.
+    private func tcpVariableAction(_ action: String, _ line: KeywordLine, kind: String, context: RuleContext,
+                                   layer4Only: Bool, session: Bool = false, next: inout Int) throws(ConfigError) -> TCPRuleAction? {
+        let what = "'\(kind) \(action)'"
+        guard let variable = try variableRule(action, line, what: what, context: context, at: 1, next: &next) else { return nil }
+        switch variable {
+        case .set(let name, let value):
+            try checkTCPSample(value, line: line, layer4Only: layer4Only, session: session, rule: what, role: "a value")
+            return .setVariable(name: name, value: value)
+        case .setFormat(let name, let value):
+            for sample in value.samples {
+                try checkTCPSample(sample, line: line, layer4Only: layer4Only, session: session, rule: what, role: "a value")
+            }
+            return .setVariableFormat(name: name, value: value)
+        case .unset(let name):
+            return .unsetVariable(name: name)
+        }
+    }
+
+    /// `tcp-request content capture SAMPLE len N`: the slot after every request capture written
+    /// before it (`capture request header` lines and these rules).
+    private func contentCapture(_ line: KeywordLine, draft: ProxyDraft) throws(ConfigError) -> TCPRuleAction {
+        guard let text = line.optionalArgument(2) else {
+            throw line.error("'tcp-request content capture' expects a sample expression and 'len N'")
+        }
+        let sample: SampleExpression
+        do throws(ConfigError) {
+            sample = try SampleParser.sampleForFormat(text, context: .tcpContent)
+        } catch {
+            throw line.error("'tcp-request content capture': \(error.message)")
+        }
+        try checkTCPSample(sample, line: line, layer4Only: false, rule: "'tcp-request content capture'", role: "a value")
+        guard line.optionalArgument(3) == "len" else {
+            throw line.error("'tcp-request content capture \(text)' expects 'len N' after the sample")
+        }
+        let length = try line.integer(4, range: 1...Int(Int32.max), name: "len")
+        let earlier = draft.proxy.tcp.content.count { if case .capture = $0.action { true } else { false } }
+        return .capture(sample, length: length, slot: draft.proxy.http.captures.count + earlier)
+    }
+
     private func actionError(_ line: KeywordLine, _ action: String, kind: String, supported: [String],
                              other: Set<String>) -> ConfigError {
-        if other.contains(action) { return line.error("'\(kind) \(action)' is not supported yet") }
+        let name = String(action.prefix { $0 != "(" })
+        if other.contains(name) { return line.error("'\(kind) \(name)' is not supported yet") }
         return line.error("unknown action '\(action)' for '\(kind)' (expected \(KeywordLine.list(supported)))"
             + KeywordSuggestion.clause(for: action, among: supported))
     }
@@ -223,9 +284,9 @@ extension KeywordReader {
 
     /// Refuses a key a TCP rule cannot fetch.
     func checkTCPSample(_ sample: SampleExpression, line: KeywordLine, layer4Only: Bool, session: Bool = false,
-                        rule: String) throws(ConfigError) {
+                        rule: String, role: String = "a key") throws(ConfigError) {
         guard KeywordReader.isTCPFetch(sample.fetch, layer4Only: layer4Only, session: session) else {
-            throw line.error("\(rule) cannot use '\(SampleParser.name(of: sample.fetch))' as a key: it sees "
+            throw line.error("\(rule) cannot use '\(SampleParser.name(of: sample.fetch))' as \(role): it sees "
                 + (session ? "the connection's addresses and its TLS, nothing read yet" : layer4Only ? "only the connection's addresses (src, dst, src_port, dst_port)" : "the connection's addresses, its TLS and the request's payload"))
         }
     }
@@ -265,6 +326,25 @@ extension KeywordReader {
             }
             // Kept with version 0 until send-proxy-v2 (here or on the server line) turns it on.
             send = SendProxy(version: send?.version ?? 0, options: options)
+        }
+    }
+}
+
+extension TCPRuleAction {
+    /// The variable a `set-var`, `set-var-fmt` or `unset-var` action names.
+    var variableName: String? {
+        switch self {
+        case .setVariable(let name, _), .setVariableFormat(let name, _), .unsetVariable(let name): name
+        default: nil
+        }
+    }
+
+    /// The expressions the action evaluates (not a `track-sc*` key).
+    var samples: [SampleExpression] {
+        switch self {
+        case .setVariable(_, let s), .capture(let s, _, _): [s]
+        case .setVariableFormat(_, let f): f.samples
+        default: []
         }
     }
 }

@@ -53,6 +53,34 @@ import Testing
         #expect(long.key(parsing: text).map(long.describe) == text)
     }
 
+    /// Each entry keeps its own values (in its own allocation), found again by its key, long
+    /// string keys included; a cleared entry's key makes a fresh one.
+    @Test func entriesKeepTheirOwnValuesUnderTheirKeys() throws {
+        let t = StickTable(Self.table(.string, size: 100, len: 40,
+                                      store: [StickDataItem(.gpc0), StickDataItem(.httpRequestRate, period: 10_000), StickDataItem(.gpt0)]))
+        let keys = (0..<50).map { "client-\($0)-" + String(repeating: "k", count: $0 % 2 == 0 ? 3 : 25) }
+        for (i, text) in keys.enumerated() {
+            #expect(t.set(key: try #require(t.key(parsing: text)), [(.gpc0, i), (.gpt0, 1000 + i)]))
+        }
+        for (i, text) in keys.enumerated() {
+            let key = try #require(t.key(parsing: text))
+            #expect(t.value(of: key, .gpc0) == i)
+            #expect(t.value(of: key, .gpt0) == 1000 + i)
+            #expect(t.value(of: key, .httpRequestRate) == 0)
+            #expect(t.value(of: key, .gpc1) == nil)
+        }
+        let key3 = try #require(t.key(parsing: keys[3]))
+        let tracked = try #require(t.track(key3, httpRequest: true, session: false))
+        #expect(t.value(tracked, .httpRequestRate) == 1)
+        #expect(t.value(of: try #require(t.key(parsing: keys[4])), .httpRequestRate) == 0)
+        t.release(tracked)
+        t.clear(key: try #require(t.key(parsing: keys[5])))
+        #expect(t.used == 49)
+        #expect(t.value(of: try #require(t.key(parsing: keys[5])), .gpc0) == nil)
+        #expect(t.set(key: try #require(t.key(parsing: keys[5])), []))
+        #expect(t.value(of: try #require(t.key(parsing: keys[5])), .gpc0) == 0)
+    }
+
     @Test func aFullTableDropsItsLeastRecentlyUsedEntryUnlessNoPurge() throws {
         let t = StickTable(Self.table(size: 2))
         for (i, ip) in ["10.0.0.1", "10.0.0.2"].enumerated() {

@@ -74,6 +74,88 @@ import Testing
         #expect(hello.patterns == .integers([.equal(1)]))
     } 
 
+    /// `set-var`, `set-var-fmt`, `unset-var` in the three TCP rule sets, and `tcp-request content
+    /// capture` in the slot after the request captures written before it.
+    @Test func tcpVariableAndCaptureRules() throws {
+        let loaded = try load("""
+            frontend f
+                mode http
+                bind 127.0.0.1:8080
+                capture request header Host len 10
+                tcp-request session set-var(sess.client) src
+                tcp-request session set-var(txn.lost) src
+                tcp-request content set-var-fmt(txn.tag) "c=%[var(sess.client)]" if { src 127.0.0.1 }
+                tcp-request content capture src len 15
+                capture request header User-Agent len 5
+                tcp-request content capture dst len 3
+                tcp-request content unset-var(sess.client)
+                default_backend b
+            backend b
+                mode http
+                server s 127.0.0.1:1
+            listen l
+                mode tcp
+                bind 127.0.0.1:8443
+                tcp-response content set-var(res.first) res.payload(0,2)
+                server s 127.0.0.1:1
+            """)
+        let f = try #require(loaded.config.proxy(named: "f"))
+        #expect(f.tcp.session.map(\.action.variableName) == ["sess.client", "txn.lost"])
+        guard case .setVariableFormat("txn.tag", let format) = f.tcp.content[0].action else {
+            Issue.record("set-var-fmt not read: \(f.tcp.content[0].action)")
+            return
+        }
+        #expect(format.source == "c=%[var(sess.client)]")
+        #expect(f.tcp.content[0].condition != nil)
+        guard case .capture(_, 15, 1) = f.tcp.content[1].action, case .capture(_, 3, 3) = f.tcp.content[2].action else {
+            Issue.record("captures not read: \(f.tcp.content.map(\.action))")
+            return
+        }
+        #expect(f.tcp.content[3].action == .unsetVariable(name: "sess.client"))
+        #expect(loaded.config.proxy(named: "l")?.tcp.response.first?.action.variableName == "res.first")
+        #expect(loaded.warnings.map(\.description) == [
+            "test.cfg:6: 'tcp-request session set-var(txn.lost)' has no effect: a session rule runs before any transaction, so only 'sess' and 'proc' variables can be set there",
+        ])
+    }
+
+    @Test func tcpVariableAndCaptureErrors() {
+        #expect(errors("""
+            frontend f
+                mode tcp
+                bind 127.0.0.1:8443
+                tcp-request connection set-var(sess.x) src
+                tcp-request content set-var(txn.x,ifexists) src
+                tcp-request content set-var(x) src
+                tcp-request content capture req.payload(0,4)
+                tcp-request content capture path len 4
+                tcp-request content set-var-fmt(txn.x) "%[hdr(host)]"
+                tcp-request content set-var(txn.x)
+                default_backend b
+            backend b
+                mode tcp
+                tcp-response content set-var(res.x) req.len
+                server s 127.0.0.1:1
+            frontend h
+                mode http
+                bind 127.0.0.1:8080
+                tcp-request content set-var(txn.x) req.payload(0,4)
+                default_backend b2
+            backend b2
+                mode http
+                server s 127.0.0.1:1
+            """) == [
+            "test.cfg:4: 'tcp-request connection set-var' is not supported yet",
+            "test.cfg:5: 'tcp-request content set-var(txn.x,ifexists)': conditions after the variable name (ifexists, ifnotexists, …) are not supported yet",
+            "test.cfg:6: 'x': a variable name starts with its scope (proc, sess, txn, req or res) and a dot",
+            "test.cfg:7: 'tcp-request content capture req.payload(0,4)' expects 'len N' after the sample",
+            "test.cfg:8: 'tcp-request content capture': 'path' needs the HTTP request (an http-request rule): it cannot be used in a 'tcp-request content' rule",
+            "test.cfg:9: 'tcp-request content set-var-fmt(txn.x)': 'hdr' needs the HTTP request (an http-request rule): it cannot be used in a 'tcp-request content' rule",
+            "test.cfg:10: 'tcp-request content set-var(txn.x)' expects a sample expression",
+            "test.cfg:14: 'tcp-response content set-var(res.x)': 'req.len' needs the request's payload (a 'tcp-request content' rule): it cannot be used in a 'tcp-response content' rule",
+            "test.cfg:19: 'req.payload' is not supported yet in mode http: there a 'tcp-request content' rule sees the connection's addresses and its TLS",
+        ])
+    }
+
     @Test func tcpRequestErrors() {
         #expect(errors("""
             frontend f
@@ -105,7 +187,7 @@ import Testing
             """) == [
             "test.cfg:4: '{ req.len gt 0 }' uses 'req.len', which a 'tcp-request connection' rule cannot have: it sees only the connection's addresses (src, dst, src_port, dst_port)",
             "test.cfg:5: proxy 'f': unable to find table 'f' referenced by track-sc0",
-            "test.cfg:6: unknown action 'set-var(txn.x)' for 'tcp-request content' (expected accept, reject, silent-drop, track-sc0, track-sc1, track-sc2, sc-inc-gpc0, sc-inc-gpc1 or sc-set-gpt0)",
+            "test.cfg:6: 'tcp-request content set-var(txn.x)': fetch 'str' is not supported (did you mean 'dst'?)",
             "test.cfg:8: 'path' needs the HTTP request (an http-request rule): it cannot be used in a 'tcp-request content' rule",
             "test.cfg:9: 'hdr' needs the HTTP request (an http-request rule): it cannot be used in a 'use_backend' rule in mode tcp",
             "test.cfg:10: unknown action 'drop' for 'tcp-request connection' (expected accept, expect-proxy, reject, silent-drop, track-sc0, track-sc1, track-sc2, sc-inc-gpc0, sc-inc-gpc1 or sc-set-gpt0)",
@@ -170,7 +252,7 @@ import Testing
             """) == [
             "test.cfg:3: 'tcp-response content' rules are supported in listen and backend sections only (not yet in defaults sections)",
             "test.cfg:6: 'tcp-response content silent-drop' is not supported yet",
-            "test.cfg:7: unknown action 'drop' for 'tcp-response content' (expected accept, close or reject)",
+            "test.cfg:7: unknown action 'drop' for 'tcp-response content' (expected accept, close, reject, set-var(NAME), set-var-fmt(NAME) or unset-var(NAME))",
             "test.cfg:8: 'req.len' needs the request's payload (a 'tcp-request content' rule): it cannot be used in a 'tcp-response content' rule",
             "test.cfg:9: 'path' needs HTTP (strata's 'tcp-response content' rules see the connection and the server's payload): it cannot be used in a 'tcp-response content' rule",
             "test.cfg:10: 'tcp-response inspect-delay' expects a time (for example 5s)",
@@ -213,7 +295,7 @@ import Testing
                 mode tcp
                 bind 127.0.0.1:8443
                 tcp-request session reject if { req.len gt 0 }
-                tcp-request session set-var(sess.x) src
+                tcp-request session set-var(sess.x) req.len
                 tcp-request session drop
                 tcp-request session track-sc0 req.payload(0,4)
                 tcp-request session accept if { path /x }
@@ -224,8 +306,8 @@ import Testing
                 server s 127.0.0.1:1
             """) == [
             "test.cfg:4: '{ req.len gt 0 }' uses 'req.len', which a 'tcp-request session' rule cannot have: it sees the connection's addresses and its TLS, nothing read yet",
-            "test.cfg:5: 'tcp-request session set-var' is not supported yet",
-            "test.cfg:6: unknown action 'drop' for 'tcp-request session' (expected accept, reject, silent-drop, track-sc0, track-sc1, track-sc2, sc-inc-gpc0, sc-inc-gpc1 or sc-set-gpt0)",
+            "test.cfg:5: 'tcp-request session set-var(sess.x)' cannot use 'req.len' as a value: it sees the connection's addresses and its TLS, nothing read yet",
+            "test.cfg:6: unknown action 'drop' for 'tcp-request session' (expected accept, reject, silent-drop, track-sc0, track-sc1, track-sc2, sc-inc-gpc0, sc-inc-gpc1, sc-set-gpt0, set-var(NAME), set-var-fmt(NAME) or unset-var(NAME))",
             "test.cfg:7: 'tcp-request session track-sc0' cannot use 'req.payload' as a key: it sees the connection's addresses and its TLS, nothing read yet",
             "test.cfg:8: '{ path /x }' uses 'path', which a 'tcp-request session' rule cannot have: it sees the connection's addresses and its TLS, nothing read yet",
             "test.cfg:12: 'tcp-request session' rules are supported in frontend and listen sections only (not yet in backend sections)",

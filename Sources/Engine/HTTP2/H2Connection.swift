@@ -42,6 +42,8 @@ final class H2Connection: EventHandler {
     /// The connection's stick counters (`tcp-request connection track-sc*`, or made at the first
     /// stream when the generation tracks any): every stream's session counts through them.
     var tracker: StickTracker?
+    /// `tcp-request session set-var`: the variables each stream starts with.
+    let sessionVariables: HTTPVariables
     private var streamsStarted = 0
     /// What libnghttp2 produced that the socket has not taken yet.
     private var output = H2Output()
@@ -72,8 +74,9 @@ final class H2Connection: EventHandler {
     /// `counted`: the connection was already counted as a frontend session (it was an
     /// HTTPSession until ALPN chose h2).
     init(worker: Worker, listener: Listener, frontend: Frontend, fd: Int32, clientAddress: SocketEndpoint?,
-         localAddress: SocketEndpoint?, tls: TLSConnection?, tracker: StickTracker? = nil) {
+         localAddress: SocketEndpoint?, tls: TLSConnection?, tracker: StickTracker? = nil, variables: HTTPVariables = [:]) {
         self.tracker = tracker
+        sessionVariables = variables
         self.worker = worker
         self.loop = worker.loop
         self.listener = listener

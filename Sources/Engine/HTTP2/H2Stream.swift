@@ -152,6 +152,7 @@ final class H2Stream {
         s.receivedProxyHeader = connection.receivedProxyHeader
         // The rules' per-request storage (a few buffers) is the connection's, lent to its streams.
         s.scratch = connection.scratches.popLast()
+        if s.scratch == nil { s.startVariables(connection.sessionVariables) }
         s.start()
     }
 

@@ -157,9 +157,10 @@ final class Listener: EventHandler {
             }
             // A plain connection without a PROXY header is a session now: `tcp-request session`
             // (after a header or a TLS handshake, where those end).
+            var variables: HTTPVariables = [:]
             if !expectProxy && tlsContext == nil,
                frontend.rejectsSession(HTTPConnectionInfo(client: peer, local: nil, tls: nil, localFD: client, tracker: tracker),
-                                       fd: client, on: worker) {
+                                       fd: client, on: worker, variables: &variables) {
                 continue
             }
             worker.sessionAccepted(frontend)
@@ -180,15 +181,15 @@ final class Listener: EventHandler {
             if frontend.proxy.mode == .http && forcesH2 && tls == nil {
                 // h2c with prior knowledge: each stream picks its generation when its head is complete.
                 H2Connection(worker: worker, listener: self, frontend: frontend, fd: client, clientAddress: peer,
-                             localAddress: nil, tls: nil, tracker: tracker).start(counted: false)
+                             localAddress: nil, tls: nil, tracker: tracker, variables: variables).start(counted: false)
             } else if frontend.proxy.mode == .http {
                 // Each request picks its generation when its head is complete.
                 HTTPSession(worker: worker, listener: self, frontend: frontend, clientFD: client,
-                            clientAddress: peer, tls: tls, tracker: tracker).start()
+                            clientAddress: peer, tls: tls, tracker: tracker, variables: variables).start()
             } else {
                 // A TCP connection picks its generation now, for its life.
                 TCPSession(worker: worker, listener: pick() ?? frontend, clientFD: client,
-                           clientAddress: peer, tls: tls, tracker: tracker).start()
+                           clientAddress: peer, tls: tls, tracker: tracker, variables: variables).start()
             }
         }
     }

@@ -161,11 +161,12 @@ final class ProxyHeaderReader: ListedSession {
         done = true
         io.release(on: loop)
         timer.release(on: loop)
+        var variables: HTTPVariables = [:]
         if tlsContext == nil,
            frontend.rejectsSession({ var info = HTTPConnectionInfo(client: client, local: local, tls: nil, localFD: fd, tracker: tracker)
                                      info.proxyHeader = header
                                      return info }(),
-                                   fd: fd, on: worker) {
+                                   fd: fd, on: worker, variables: &variables) {
             tracker = nil
             finishHandOff()
             return
@@ -182,18 +183,18 @@ final class ProxyHeaderReader: ListedSession {
         // The session begins before this one ends: the generation is held throughout.
         if frontend.proxy.mode == .http && listener.forcesH2 && tls == nil {
             let connection = H2Connection(worker: worker, listener: listener, frontend: frontend, fd: fd, clientAddress: client,
-                                          localAddress: local, tls: nil, tracker: tracker)
+                                          localAddress: local, tls: nil, tracker: tracker, variables: variables)
             connection.receivedProxyHeader = header
             connection.start(counted: false)
         } else if frontend.proxy.mode == .http {
             let session = HTTPSession(worker: worker, listener: listener, frontend: frontend, clientFD: fd, clientAddress: client,
-                                      localAddress: local, tls: tls, tracker: tracker)
+                                      localAddress: local, tls: tls, tracker: tracker, variables: variables)
             session.receivedProxyHeader = header
             session.start()
         } else {
             // A canary's share of TCP connections, as at accept without a PROXY header.
             let session = TCPSession(worker: worker, listener: listener.pick() ?? frontend, clientFD: fd, clientAddress: client,
-                                     localAddress: local, tls: tls, tracker: tracker)
+                                     localAddress: local, tls: tls, tracker: tracker, variables: variables)
             session.receivedProxyHeader = header
             session.start()
         }

@@ -49,10 +49,12 @@ final class Frontend: @unchecked Sendable {
 extension Frontend {
     /// `tcp-request session` on a connection not yet handed to a session (no TLS to wait for):
     /// true when the rules rejected it. Then it is closed here (reset for `silent-drop`), counted
-    /// in `dses`, its stick counters let go, and not logged (HAProxy's).
-    func rejectsSession(_ info: HTTPConnectionInfo, fd: Int32, on worker: Worker) -> Bool {
+    /// in `dses`, its stick counters let go, and not logged (HAProxy's). `variables`: those the
+    /// rules set, for the session.
+    func rejectsSession(_ info: HTTPConnectionInfo, fd: Int32, on worker: Worker, variables: inout HTTPVariables) -> Bool {
         guard let rules = tcpRules, !rules.session.isEmpty else { return false }
         let decision = rules.evaluateSession(info, scratch: worker.ruleScratch)
+        variables = decision.variables
         guard decision.reject else { return false }
         counters[worker.loop].deniedSessions += 1
         info.tracker?.end()

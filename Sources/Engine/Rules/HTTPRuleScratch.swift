@@ -44,7 +44,10 @@ final class HTTPRuleScratch {
     /// after the request): a safe method.
     var requestCacheable = false
     /// `set-var` values of the connection (`sess`) and of the current transaction.
-    var variables: [HTTPVariableKey: HTTPVariableValue] = [:]
+    var variables: HTTPVariables = [:]
+    /// `tcp-request content capture` values of the current request (or TCP session): its slot
+    /// among the frontend's request captures, and the text.
+    var contentCaptures: [(slot: Int, value: [UInt8])] = []
     /// Mode tcp: a payload fetch of the rule being evaluated needed bytes not there yet.
     var payloadMissing = false
     /// The index of the event loop the connection is on: the slot it reads maps through
@@ -95,6 +98,7 @@ final class HTTPRuleScratch {
         requestCacheable = false
         logLevel = nil
         waitForBody = nil
+        if !contentCaptures.isEmpty { contentCaptures.removeAll(keepingCapacity: true) }
         forgetTransactionVariables()
     }
 

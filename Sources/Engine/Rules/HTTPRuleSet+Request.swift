@@ -172,9 +172,11 @@ extension HTTPRuleSet {
     /// default) to its rule set, or nil when there is no such backend (answered with 503).
     /// Starts a new request on `scratch`.
     func processRequest(_ head: borrowing HTTPHead, input: UnsafeRawBufferPointer,
-                               connection: HTTPConnectionInfo, scratch: HTTPRuleScratch,
+                               connection: HTTPConnectionInfo, scratch: HTTPRuleScratch, begun: Bool = false,
                                backend resolve: (String?) -> HTTPRuleSet?) -> HTTPRequestDecision {
-        scratch.beginRequest()
+        // `begun`: the session started the request on `scratch` itself (its `tcp-request content`
+        // rules ran on it already).
+        if !begun { scratch.beginRequest() }
         // A copy the rules may change (`set-src`, `set-dst`): the rules after them see the new value.
         var connection = connection
         return withUnsafePointer(to: head) { head -> HTTPRequestDecision in
@@ -313,31 +315,47 @@ extension HTTPRuleSet {
     }
 
     /// `capture request header NAME len N`: the last occurrence's whole value, truncated.
+    /// With `tcp-request content capture` rules, their values take their slots among the headers'.
     private func capture(_ ev: HTTPEvaluation) {
-        guard !captures.isEmpty, let request = ev.request else { return }
-        HTTPRuleSet.capture(captures, of: request, into: ev.scratch.captures)
+        guard !captures.isEmpty || !contentCaptureSlots.isEmpty, let request = ev.request else { return }
+        HTTPRuleSet.capture(captures, of: request, into: ev.scratch.captures,
+                            contentSlots: contentCaptureSlots, contentValues: ev.scratch.contentCaptures)
     }
 
     /// `{v1|v2}` into `out`, for `%hr` and `%hs`: each header's last occurrence, truncated to its
-    /// length, `"#{|}` and non-printable bytes written `#XX`.
+    /// length, `"#{|}` and non-printable bytes written `#XX`. `contentSlots`: the slots that
+    /// `tcp-request content capture` values fill instead (`contentValues`, by slot).
     static func capture(_ captures: [(name: UnsafeRawBufferPointer, length: Int)], of message: HTTPMessageView,
-                        into out: HTTPScratchBuffer) {
+                        into out: HTTPScratchBuffer, contentSlots: [Int] = [],
+                        contentValues: [(slot: Int, value: [UInt8])] = []) {
         out.append(byte: 0x7B)
-        for (i, capture) in captures.enumerated() {
-            if i > 0 { out.append(byte: 0x7C) }
-            guard let value = message.lastValue(of: capture.name, split: false) else { continue }
-            let kept = HTTPRuleBytes.slice(value, 0..<min(value.count, max(capture.length, 0)))
-            for b in kept {
-                if b < 0x20 || b >= 0x7F || b == 0x22 || b == 0x23 || b == 0x7B || b == 0x7C || b == 0x7D {
-                    out.append(byte: 0x23)
-                    out.append(byte: HTTPRules.hexDigit(b >> 4))
-                    out.append(byte: HTTPRules.hexDigit(b & 0xF))
-                } else {
-                    out.append(byte: b)
-                }
+        var header = 0
+        for slot in 0..<(captures.count + contentSlots.count) {
+            if slot > 0 { out.append(byte: 0x7C) }
+            if contentSlots.contains(slot) {
+                guard let value = contentValues.first(where: { $0.slot == slot })?.value else { continue }
+                value.withUnsafeBytes { v in appendCaptured(v) { out.append(byte: $0) } }
+                continue
             }
+            let capture = captures[header]
+            header += 1
+            guard let value = message.lastValue(of: capture.name, split: false) else { continue }
+            appendCaptured(HTTPRuleBytes.slice(value, 0..<min(value.count, max(capture.length, 0)))) { out.append(byte: $0) }
         }
         out.append(byte: 0x7D)
+    }
+
+    /// A captured value as `%hr` prints it: `"#{|}` and non-printable bytes written `#XX`.
+    static func appendCaptured(_ value: UnsafeRawBufferPointer, _ append: (UInt8) -> Void) {
+        for b in value {
+            if b < 0x20 || b >= 0x7F || b == 0x22 || b == 0x23 || b == 0x7B || b == 0x7C || b == 0x7D {
+                append(0x23)
+                append(HTTPRules.hexDigit(b >> 4))
+                append(HTTPRules.hexDigit(b & 0xF))
+            } else {
+                append(b)
+            }
+        }
     }
 
     /// HAProxy's request side of cacheability (for `cookie … nocache`): a safe method, no

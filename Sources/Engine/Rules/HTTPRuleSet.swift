@@ -83,6 +83,8 @@ final class HTTPRuleSet: @unchecked Sendable {
     /// `option forwarded` (RFC 7239), a backend's.
     let forwarded: HTTPCompiledForwarded?
     let captures: [(name: UnsafeRawBufferPointer, length: Int)]
+    /// The request capture slots `tcp-request content capture` rules fill (a frontend's).
+    let contentCaptureSlots: [Int]
     let responseCaptures: [(name: UnsafeRawBufferPointer, length: Int)]
     /// `%hs` of a request that got no answer from a server: the slots, empty (`{|}`).
     let noResponseCaptures: UnsafeRawBufferPointer
@@ -160,6 +162,7 @@ final class HTTPRuleSet: @unchecked Sendable {
         originalTo = http.originalTo.map { HTTPCompiledForwardedHeader($0, constants: constants) }
         forwarded = proxy.kind == .frontend ? nil : http.forwarded.map { HTTPCompiledForwarded($0, constants: constants) }
         captures = http.captures.map { (constants.bytes($0.name, lowercased: true), $0.length) }
+        contentCaptureSlots = proxy.tcp.content.compactMap { if case .capture(_, _, let slot) = $0.action { slot } else { nil } }
         responseCaptures = http.responseCaptures.map { (constants.bytes($0.name, lowercased: true), $0.length) }
         noResponseCaptures = http.responseCaptures.isEmpty
             ? HTTPRuleBytes.empty : constants.bytes("{" + String(repeating: "|", count: http.responseCaptures.count - 1) + "}")

@@ -39,6 +39,28 @@ enum HTTPVariableValue {
     case address(HTTPAddressBits)
 }
 
+/// A connection's or a transaction's variables.
+typealias HTTPVariables = [HTTPVariableKey: HTTPVariableValue]
+
+extension HTTPVariableValue {
+    /// The value as a log line prints it (HAProxy's cast to string).
+    var text: String {
+        switch self {
+        case .bytes(let b): String(decoding: b, as: UTF8.self)
+        case .integer(let n): String(n)
+        case .boolean(let b): b ? "1" : "0"
+        case .address(let a): a.ipAddress.description
+        }
+    }
+}
+
+extension HTTPVariables {
+    /// `var(NAME)` as a log line reads it: `proc` from the process's store.
+    func value(_ key: HTTPVariableKey) -> HTTPVariableValue? {
+        key.scope == .proc ? HTTPProcessVariables.store.withLock { $0[key.id] } : self[key]
+    }
+}
+
 /// The `proc` scope: one store for the process.
 enum HTTPProcessVariables {
     static let store = Locked<[Int: HTTPVariableValue]>([:])

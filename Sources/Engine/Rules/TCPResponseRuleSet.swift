@@ -6,7 +6,7 @@ import ConfigModel
 /// `res.ssl_hello_type` read them as the payload). Immutable once built: every loop uses it.
 final class TCPResponseRuleSet: @unchecked Sendable {
     private let evaluator: HTTPRuleSet
-    private let rules: [(action: TCPRuleAction, condition: HTTPCompiledCondition?)]
+    private let rules: [(action: TCPRuleAction, condition: HTTPCompiledCondition?, effect: TCPRuleEffect?)]
     /// `tcp-response inspect-delay` in seconds (nil: no wait, the rules see the first bytes).
     let inspectDelay: Double?
     /// Owns what the compiled conditions point into.
@@ -17,9 +17,10 @@ final class TCPResponseRuleSet: @unchecked Sendable {
         let constants = HTTPRuleConstants()
         constants.proxyName = proxy.name
         constants.stickTables = stickTables
-        var rules: [(TCPRuleAction, HTTPCompiledCondition?)] = []
+        var rules: [(TCPRuleAction, HTTPCompiledCondition?, TCPRuleEffect?)] = []
         for r in proxy.tcp.response {
-            rules.append((r.action, try r.condition.map { c throws(ConfigError) in try HTTPCompiledCondition(c, constants: constants) }))
+            rules.append((r.action, try r.condition.map { c throws(ConfigError) in try HTTPCompiledCondition(c, constants: constants) },
+                          TCPRuleEffect(r.action, constants: constants)))
         }
         self.rules = rules
         inspectDelay = proxy.tcp.responseInspectDelay.map { Double($0) / 1000 }
@@ -51,6 +52,10 @@ final class TCPResponseRuleSet: @unchecked Sendable {
                 // HAProxy's MISS: wait while the delay runs, a non-match once it is over.
                 if scratch.payloadMissing { return .wait }
                 guard matched else { continue }
+                if let effect = rule.effect {
+                    effect.perform(ev)
+                    continue
+                }
                 switch rule.action {
                 case .reject, .silentDrop: return .reject
                 case .close: return .close

@@ -14,6 +14,8 @@ final class TCPRuleSet: @unchecked Sendable {
         let condition: HTTPCompiledCondition?
         /// `.stickCounter` actions, compiled.
         let stick: HTTPCompiledStickAction?
+        /// Variable and capture actions, compiled.
+        let effect: TCPRuleEffect?
     }
 
     /// What evaluates conditions (its own rules are the proxy's HTTP ones: empty in mode tcp).
@@ -28,6 +30,8 @@ final class TCPRuleSet: @unchecked Sendable {
     let inspectDelay: Double?
     /// Whether a rule tracks or changes stick counters (a connection then gets a tracker).
     let usesStickCounters: Bool
+    /// Mode tcp: the request capture slots (`tcp-request content capture`; `%hr` prints them).
+    let captureSlots: Int
     /// Whether a connection's first bytes are read before a backend is chosen.
     var inspectsContent: Bool { !content.isEmpty || !backendRules.isEmpty }
 
@@ -43,7 +47,7 @@ final class TCPRuleSet: @unchecked Sendable {
                 if case .stickCounter(let a) = r.action { stick = HTTPCompiledStickAction(a, constants: constants) }
                 out.append(Rule(action: r.action,
                                 condition: try r.condition.map { c throws(ConfigError) in try HTTPCompiledCondition(c, constants: constants) },
-                                stick: stick))
+                                stick: stick, effect: TCPRuleEffect(r.action, constants: constants)))
             }
             return out
         }
@@ -56,6 +60,9 @@ final class TCPRuleSet: @unchecked Sendable {
             backendRules = []
         }
         inspectDelay = proxy.tcp.inspectDelay.map { Double($0) / 1000 }
+        let captures = content.count { if case .capture = $0.action { true } else { false } }
+        // A `capture request header` slot is never filled in mode tcp (HAProxy prints it empty).
+        captureSlots = proxy.mode == .tcp && captures > 0 ? captures + proxy.http.captures.count : 0
         usesStickCounters = connection.contains { $0.stick != nil } || content.contains { $0.stick != nil }
             || session.contains { $0.stick != nil }
         self.constants = constants
@@ -69,6 +76,8 @@ final class TCPRuleSet: @unchecked Sendable {
         /// `silent-drop` (with `reject`): reset the connection rather than close it.
         var silentDrop = false
         var expectProxy = false
+        /// `tcp-request session set-var`: the variables the session starts with.
+        var variables: HTTPVariables = [:]
     }
 
     /// Evaluates `tcp-request connection` rules in order: `accept` and `reject` end the walk,
@@ -92,6 +101,7 @@ final class TCPRuleSet: @unchecked Sendable {
                     return
                 case .expectProxy: decision.expectProxy = true
                 case .stickCounter: if let stick = rule.stick { ev.perform(stick, level: .connection) }
+                case .setVariable, .setVariableFormat, .unsetVariable, .capture: rule.effect?.perform(ev)
                 }
             }
         }
@@ -101,7 +111,8 @@ final class TCPRuleSet: @unchecked Sendable {
     /// Evaluates `tcp-request session` rules in order once the session is validated (its
     /// addresses are the PROXY header's, its TLS handshake is done): `accept` and `reject` end the
     /// walk, stick-counter actions go on. A session they let through starts counting as one in
-    /// the counters it tracks (HAProxy's session_count_new after its layer-5 rules).
+    /// the counters it tracks (HAProxy's session_count_new after its layer-5 rules). The
+    /// variables the rules set are the session's (`decision.variables`); `scratch` keeps none.
     func evaluateSession(_ info: HTTPConnectionInfo, scratch: HTTPRuleScratch) -> ConnectionDecision {
         var decision = ConnectionDecision()
         withUnsafePointer(to: info) { connection in
@@ -119,11 +130,16 @@ final class TCPRuleSet: @unchecked Sendable {
                     decision.silentDrop = true
                     return
                 case .stickCounter: if let stick = rule.stick { ev.perform(stick, level: .connection) }
+                case .setVariable, .setVariableFormat, .unsetVariable, .capture: rule.effect?.perform(ev)
                 default: return
                 }
             }
         }
         if !decision.reject, let tracker = info.tracker, !tracker.isEmpty { tracker.countSession() }
+        if !scratch.variables.isEmpty {
+            if !decision.reject { decision.variables = scratch.variables }
+            scratch.variables = [:]
+        }
         return decision
     }
 
@@ -165,6 +181,7 @@ final class TCPRuleSet: @unchecked Sendable {
                 case .silentDrop: return .silentDrop
                 case .stickCounter:
                     if let stick = rule.stick { ev.perform(stick, level: httpMode ? .request : .tcpContent) }
+                case .setVariable, .setVariableFormat, .unsetVariable, .capture: rule.effect?.perform(ev)
                 default: return .accept
                 }
             }
@@ -190,6 +207,39 @@ final class TCPRuleSet: @unchecked Sendable {
                 return rule.backend
             }
             return nil
+        }
+    }
+}
+
+/// A TCP rule's variable or capture action, compiled; the rule goes on to the next one.
+enum TCPRuleEffect {
+    case setVariable(HTTPVariableKey, HTTPCompiledSample)
+    case setVariableFormat(HTTPVariableKey, HTTPCompiledFormat)
+    case unsetVariable(HTTPVariableKey)
+    case capture(HTTPCompiledSample, length: Int, slot: Int)
+
+    init?(_ action: TCPRuleAction, constants: HTTPRuleConstants) {
+        switch action {
+        case .setVariable(let name, let value): self = .setVariable(HTTPVariableKey(name), HTTPCompiledSample(value, constants: constants))
+        case .setVariableFormat(let name, let value):
+            self = .setVariableFormat(HTTPVariableKey(name), HTTPCompiledFormat(value, constants: constants))
+        case .unsetVariable(let name): self = .unsetVariable(HTTPVariableKey(name))
+        case .capture(let sample, let length, let slot):
+            self = .capture(HTTPCompiledSample(sample, constants: constants), length: length, slot: slot)
+        default: return nil
+        }
+    }
+
+    func perform(_ ev: HTTPEvaluation) {
+        switch self {
+        case .setVariable(let key, let sample): ev.setVariable(key, sample)
+        case .setVariableFormat(let key, let format): ev.setVariable(key, format)
+        case .unsetVariable(let key): ev.scratch.setVariable(key, nil)
+        case .capture(let sample, let length, let slot):
+            // HAProxy's: the sample as text, cut to `len`; no value leaves the slot as it was.
+            guard let value = ev.value(sample), let text = ev.bytes(of: value) else { return }
+            ev.scratch.contentCaptures.removeAll { $0.slot == slot }
+            ev.scratch.contentCaptures.append((slot, Array(text.prefix(length))))
         }
     }
 }

@@ -225,9 +225,13 @@ extension HTTPSession {
             addressesChanged = false
         }
         var info = connectionInfo
+        var contentRulesBegan = false
         // `tcp-request content` in mode http: evaluated for each request, on the connection (its
         // addresses, its TLS) before the HTTP rules; `reject` closes without an answer (HAProxy's).
         if let tcp = frontend.tcpRules, !tcp.content.isEmpty {
+            // The request starts before them: what they set (txn variables, captures) is its own.
+            scratch.beginRequest()
+            contentRulesBegan = true
             let decision = tcp.evaluateContent(info, payload: UnsafeRawBufferPointer(start: nil, count: 0), mayGrow: false,
                                                scratch: scratch, httpMode: true)
             if decision == .reject || decision == .silentDrop {
@@ -241,7 +245,8 @@ extension HTTPSession {
         var backend: Backend?
         if let rules = frontend.rules {
             let generation = frontend.generation!
-            let decision = rules.processRequest(requestParser.head, input: input, connection: info, scratch: scratch) { name in
+            let decision = rules.processRequest(requestParser.head, input: input, connection: info, scratch: scratch,
+                                                begun: contentRulesBegan) { name in
                 let chosen = name.map { generation.backends[$0] } ?? frontend.defaultBackend
                 backend = chosen
                 // A frontend that serves the stats page needs no backend (HAProxy checks `stats uri`

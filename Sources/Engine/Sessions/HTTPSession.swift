@@ -126,7 +126,7 @@ final class HTTPSession: ListedSession {
     /// `localAddress`: the destination a PROXY protocol header carried (nil: the socket's own).
     init(worker: Worker, listener: Listener, frontend: Frontend, clientFD: Int32, clientAddress: SocketEndpoint?,
          localAddress: SocketEndpoint? = nil, tls: TLSConnection? = nil, tracker: StickTracker? = nil,
-         stream: H2Stream? = nil) {
+         stream: H2Stream? = nil, variables: HTTPVariables = [:]) {
         self.localAddress = localAddress
         self.tracker = tracker
         self.stream = stream
@@ -153,6 +153,15 @@ final class HTTPSession: ListedSession {
         super.init()
         clientIO.raw.pointee.data = Unmanaged.passUnretained(self).toOpaque()
         timer.raw.pointee.data = Unmanaged.passUnretained(self).toOpaque()
+        startVariables(variables)
+    }
+
+    /// `tcp-request session set-var`: the connection's variables, which every request sees.
+    func startVariables(_ variables: HTTPVariables) {
+        guard !variables.isEmpty else { return }
+        let scratch = self.scratch ?? HTTPRuleScratch(capacity: loop.buffers.size)
+        self.scratch = scratch
+        scratch.variables.merge(variables) { _, new in new }
     }
 
     // The request in flight's generation, proxies, server and server connection.
@@ -288,6 +297,7 @@ final class HTTPSession: ListedSession {
                     }
                     return close()
                 }
+                startVariables(decision.variables)
             }
             if listener.forcesH2 || tls.selectedH2 { return becomeH2(tls) }
             lastClientActivity = loop.now
@@ -390,7 +400,8 @@ final class HTTPSession: ListedSession {
         listener.detach(self)
         // The connection's stick counters go with it.
         let connection = H2Connection(worker: worker, listener: listener, frontend: frontend, fd: clientFD,
-                                      clientAddress: clientAddress, localAddress: localAddress, tls: tls, tracker: tracker)
+                                      clientAddress: clientAddress, localAddress: localAddress, tls: tls, tracker: tracker,
+                                      variables: scratch?.variables ?? [:])
         tracker = nil
         connection.receivedProxyHeader = receivedProxyHeader
         connection.start(counted: true, countedOn: connectionCounters, preface: preface)

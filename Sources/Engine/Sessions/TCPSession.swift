@@ -85,11 +85,18 @@ final class TCPSession: ListedSession {
     @exclusivity(unchecked) var receivedProxyHeader: ProxyHeader?
     /// A session `tcp-request session` rejected: it leaves no log line.
     @exclusivity(unchecked) private var unlogged = false
+    /// `set-var` values of the session (every scope: a TCP session is one transaction), lent to
+    /// the loop's rule scratch while a rule runs (`withRuleScratch`).
+    @exclusivity(unchecked) private var variables: HTTPVariables
+    /// `tcp-request content capture` values, by slot.
+    @exclusivity(unchecked) private var contentCaptures: [(slot: Int, value: [UInt8])] = []
 
     /// `localAddress`: the destination a PROXY protocol header carried (nil: the socket's own).
     init(worker: Worker, listener frontend: Frontend, clientFD: Int32, clientAddress: SocketEndpoint?,
-         localAddress: SocketEndpoint? = nil, tls: TLSConnection? = nil, tracker: StickTracker? = nil) {
+         localAddress: SocketEndpoint? = nil, tls: TLSConnection? = nil, tracker: StickTracker? = nil,
+         variables: HTTPVariables = [:]) {
         self.localAddress = localAddress
+        self.variables = variables
         self.clientTLS = tls
         self.tracker = tracker ?? (frontend.tcpRules?.usesStickCounters == true ? StickTracker() : nil)
         self.worker = worker
@@ -160,13 +167,29 @@ final class TCPSession: ListedSession {
     private func rejectedBySession() -> Bool {
         guard let rules = frontend.tcpRules, !rules.session.isEmpty else { return false }
         let decision = rules.evaluateSession(connectionInfo, scratch: worker.ruleScratch)
-        guard decision.reject else { return false }
+        guard decision.reject else {
+            variables.merge(decision.variables) { _, new in new }
+            return false
+        }
         frontend.counters[loop].deniedSessions += 1
         if decision.silentDrop { resetOnClose(clientFD) }
         unlogged = true
         termination = TerminationState(cause: UInt8(ascii: "P"), phase: UInt8(ascii: "R"))
         finish()
         return true
+    }
+
+    /// The loop's rule scratch with this session's variables and captures in it, for one
+    /// evaluation (the scratch is every session's of the loop: it keeps none of them after).
+    private func withRuleScratch<T>(_ body: (HTTPRuleScratch) -> T) -> T {
+        let scratch = worker.ruleScratch
+        swap(&scratch.variables, &variables)
+        swap(&scratch.contentCaptures, &contentCaptures)
+        defer {
+            swap(&scratch.variables, &variables)
+            swap(&scratch.contentCaptures, &contentCaptures)
+        }
+        return body(scratch)
     }
 
     /// The connection as the TCP rules see it.
@@ -228,8 +251,11 @@ final class TCPSession: ListedSession {
         }
         let mayGrow = !expired && !c2s.eof && c2s.tail < size && rules.inspectDelay != nil
         let payload = UnsafeRawBufferPointer(start: c2s.buffer, count: c2s.tail)
-        let decision = withUnsafeMutablePointer(to: &contentResume) { resume in
-            rules.evaluateContent(connectionInfo, payload: payload, mayGrow: mayGrow, scratch: worker.ruleScratch, resume: resume)
+        let info = connectionInfo
+        let decision = withRuleScratch { scratch in
+            withUnsafeMutablePointer(to: &contentResume) { resume in
+                rules.evaluateContent(info, payload: payload, mayGrow: mayGrow, scratch: scratch, resume: resume)
+            }
         }
         switch decision {
         case .wait:
@@ -290,7 +316,8 @@ final class TCPSession: ListedSession {
         if s2c.tail == 0 && !s2c.eof && !expired { return }
         let mayGrow = !expired && !s2c.eof && s2c.tail < size && rules.inspectDelay != nil
         let payload = UnsafeRawBufferPointer(start: s2c.buffer, count: s2c.tail)
-        switch rules.evaluate(connectionInfo, payload: payload, mayGrow: mayGrow, scratch: worker.ruleScratch) {
+        let info = connectionInfo
+        switch withRuleScratch({ rules.evaluate(info, payload: payload, mayGrow: mayGrow, scratch: $0) }) {
         case .wait:
             break
         case .accept:
@@ -320,7 +347,8 @@ final class TCPSession: ListedSession {
     private func chooseBackend(_ rules: TCPRuleSet) {
         guard !rules.backendRules.isEmpty else { return }
         let payload = UnsafeRawBufferPointer(start: c2s.buffer, count: c2s.tail)
-        if let name = rules.backendName(connectionInfo, payload: payload, scratch: worker.ruleScratch),
+        let info = connectionInfo
+        if let name = withRuleScratch({ rules.backendName(info, payload: payload, scratch: $0) }),
            let chosen = generation.backends[name] {
             backend = chosen
         }
@@ -343,8 +371,9 @@ final class TCPSession: ListedSession {
                                                       tls: clientTLS)
         }
         if let stick = backend.stickRules {
-            let decision = stick.evaluate(connectionInfo, payload: UnsafeRawBufferPointer(start: c2s.buffer, count: c2s.tail),
-                                          scratch: worker.ruleScratch, backend: backend)
+            let info = connectionInfo
+            let payload = UnsafeRawBufferPointer(start: c2s.buffer, count: c2s.tail)
+            let decision = withRuleScratch { stick.evaluate(info, payload: payload, scratch: $0, backend: backend) }
             connector.persistentServer = decision.server
             stickStores = decision.stores
         }
@@ -772,13 +801,29 @@ final class TCPSession: ListedSession {
         r.retries = connector.retries
         r.redispatched = connector.redispatched
         r.backendQueue = backend?.queued ?? 0
-        if early {
-            r.clientFD = clientFD  // open still: `%fi`/`%fp` read it
-            loggedEarly = frontend.logPlan.emitEarly(r, to: frontend.log)
-            return
+        r.variables = variables
+        // `%hr`: the `tcp-request content capture` slots (HAProxy's request captures).
+        let slots = frontend.tcpRules?.captureSlots ?? 0
+        var captured: [UInt8] = []
+        if slots > 0 {
+            captured.append(0x7B)
+            for slot in 0..<slots {
+                if slot > 0 { captured.append(0x7C) }
+                guard let value = contentCaptures.first(where: { $0.slot == slot })?.value else { continue }
+                value.withUnsafeBytes { v in HTTPRuleSet.appendCaptured(v) { captured.append($0) } }
+            }
+            captured.append(0x7D)
         }
-        worker.account(r)
-        if !loggedEarly { frontend.logPlan.emit(r, to: frontend.log) }
+        captured.withUnsafeBytes { bytes in
+            if slots > 0 { r.requestCaptures = bytes }
+            if early {
+                r.clientFD = clientFD  // open still: `%fi`/`%fp` read it
+                loggedEarly = frontend.logPlan.emitEarly(r, to: frontend.log)
+                return
+            }
+            worker.account(r)
+            if !loggedEarly { frontend.logPlan.emit(r, to: frontend.log) }
+        }
     }
 
     private var lastServerSessions: Int { server?.state.currentSessions ?? 0 }

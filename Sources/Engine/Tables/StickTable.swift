@@ -32,27 +32,69 @@ enum StickKey: Hashable {
     }
 }
 
-/// One entry: its key, its stored values (`StickTable.layout`), who tracks it and when it was
-/// last touched. Every field is read and written under its table's lock only.
-final class StickEntry {
-    let key: StickKey
-    var values: [Int]
-    /// Sessions tracking the entry now (`use=`): an entry in use never expires nor is evicted.
-    var trackers = 0
-    /// Monotonic milliseconds of its last use: it expires at `touched + expire`.
-    var touched = 0
-    /// The table's list of entries not in use, least recently used first.
-    var older: StickEntry?
-    var newer: StickEntry?
-    var listed = false
-    /// Removed from its table (cleared, expired or evicted): trackers still holding it count into
-    /// nothing the table shows.
-    var removed = false
-
-    init(key: StickKey, values: [Int]) {
-        self.key = key
-        self.values = values
+/// One entry: its key, who tracks it and when it was last touched, and after them, in the same
+/// allocation, its stored values (`StickTable.offsets`: as many as the table's data types take),
+/// so that an entry costs one allocation, as HAProxy's stksess with its data. Every field is
+/// read and written under its table's lock only.
+final class StickEntry: ManagedBuffer<StickEntry.Fields, Int> {
+    struct Fields {
+        var key: StickKey
+        /// Sessions tracking the entry now (`use=`): an entry in use never expires nor is evicted.
+        var trackers: Int32 = 0
+        var listed = false
+        /// Removed from its table (cleared, expired or evicted): trackers still holding it count
+        /// into nothing the table shows.
+        var removed = false
+        /// Monotonic milliseconds of its last use: it expires at `touched + expire`.
+        var touched = 0
+        /// The table's list of entries not in use, least recently used first.
+        var older: StickEntry?
+        var newer: StickEntry?
     }
+
+    /// An entry of `key` with `width` values, all 0.
+    static func make(key: StickKey, width: Int) -> StickEntry {
+        let e = unsafeDowncast(create(minimumCapacity: width) { _ in Fields(key: key) }, to: StickEntry.self)
+        e.withUnsafeMutablePointerToElements { $0.initialize(repeating: 0, count: width) }
+        return e
+    }
+
+    var key: StickKey {
+        get { header.key }
+        set { header.key = newValue }
+    }
+    var trackers: Int {
+        get { Int(header.trackers) }
+        set { header.trackers = Int32(truncatingIfNeeded: newValue) }
+    }
+    var touched: Int {
+        get { header.touched }
+        set { header.touched = newValue }
+    }
+    var older: StickEntry? {
+        get { header.older }
+        set { header.older = newValue }
+    }
+    var newer: StickEntry? {
+        get { header.newer }
+        set { header.newer = newValue }
+    }
+    var listed: Bool {
+        get { header.listed }
+        set { header.listed = newValue }
+    }
+    var removed: Bool {
+        get { header.removed }
+        set { header.removed = newValue }
+    }
+    /// The stored values (valid while the entry is alive: the caller holds it).
+    var values: UnsafeMutablePointer<Int> { withUnsafeMutablePointerToElements { $0 } }
+}
+
+/// The table's index holds the entries themselves (8 bytes a slot), found by their key.
+extension StickEntry: Hashable {
+    static func == (a: StickEntry, b: StickEntry) -> Bool { a.header.key == b.header.key }
+    func hash(into hasher: inout Hasher) { hasher.combine(header.key) }
 }
 
 /// A stick table (HAProxy's `stick-table`): keys to counters, shared by every event loop.
@@ -88,7 +130,11 @@ final class StickTable: @unchecked Sendable {
     let width: Int
 
     private let lock = Lock()
-    private var entries: [StickKey: StickEntry] = [:]
+    /// The entries by key: a set of the entries (not a key-to-entry dictionary, which would
+    /// keep every key twice and a slot three times as large), looked up through `probe`.
+    private var entries: Set<StickEntry> = []
+    /// An entry made once, given the key a lookup looks for (lock held).
+    private let probe = StickEntry.make(key: .small(0, 0, 0), width: 0)
     private var oldest: StickEntry?
     private var newest: StickEntry?
     /// Milliseconds an entry lives after its last use (0: until evicted). Changed by a reload
@@ -151,8 +197,15 @@ final class StickTable: @unchecked Sendable {
 
     private func remove(_ e: StickEntry) {
         unlist(e)
-        entries[e.key] = nil
+        entries.remove(e)
         e.removed = true
+    }
+
+    /// `key`'s entry. Lock held.
+    private func lookup(_ key: StickKey) -> StickEntry? {
+        probe.key = key
+        guard let i = entries.firstIndex(of: probe) else { return nil }
+        return entries[i]
     }
 
     /// Removes the entries whose time is up. Lock held.
@@ -164,16 +217,16 @@ final class StickTable: @unchecked Sendable {
     /// The entry of `key`, made when missing (nil: the table is full and `nopurge`). Lock held.
     private func entry(_ key: StickKey, now: Int) -> StickEntry? {
         purgeExpired(now)
-        if let e = entries[key] { return e }
+        if let e = lookup(key) { return e }
         if entries.count >= size {
             // Full: the least recently used entry not in use makes room (HAProxy purges the
             // oldest unused entries), unless `nopurge`.
             guard !noPurge, let victim = oldest else { return nil }
             remove(victim)
         }
-        let e = StickEntry(key: key, values: [Int](repeating: 0, count: width))
+        let e = StickEntry.make(key: key, width: width)
         e.touched = now
-        entries[key] = e
+        entries.insert(e)
         listAsNewest(e)
         return e
     }
@@ -192,7 +245,7 @@ final class StickTable: @unchecked Sendable {
         let o = offsets[type.index]
         guard o >= 0 else { return }
         if type.isRate {
-            StickTable.rateAdd(&e.values, o, period: periods[type.index], n, now)
+            StickTable.rateAdd(e.values, o, period: periods[type.index], n, now)
         } else {
             e.values[o] &+= n
         }
@@ -219,7 +272,7 @@ final class StickTable: @unchecked Sendable {
     /// HAProxy's `update_freq_ctr_period`: the period starts at the first event; an event more
     /// than a period after it starts the next period (the previous count is kept), more than
     /// two periods after, a fresh one.
-    static func rateAdd(_ v: inout [Int], _ o: Int, period: Int, _ n: Int, _ now: Int) {
+    static func rateAdd(_ v: UnsafeMutablePointer<Int>, _ o: Int, period: Int, _ n: Int, _ now: Int) {
         if now - v[o] >= period {
             v[o + 2] = v[o + 1]
             v[o + 1] = 0
@@ -234,7 +287,7 @@ final class StickTable: @unchecked Sendable {
 
     /// HAProxy's `read_freq_ctr_period`: the current count plus the previous one weighted by the
     /// part of the sliding window it still covers.
-    static func rate(_ v: [Int], _ o: Int, period: Int, _ now: Int) -> Int {
+    static func rate(_ v: UnsafePointer<Int>, _ o: Int, period: Int, _ now: Int) -> Int {
         var current = v[o + 1]
         var past = v[o + 2]
         var remain = v[o] + period - now
@@ -332,14 +385,14 @@ final class StickTable: @unchecked Sendable {
         let now = StickTable.nowMS()
         return lock.withLock {
             purgeExpired(now)
-            guard let e = entries[key] else { return nil }
+            guard let e = lookup(key) else { return nil }
             return read(e, type, now)
         }
     }
 
     /// `use=` of `key`'s entry (0 without one).
     func trackers(of key: StickKey) -> Int {
-        lock.withLock { entries[key]?.trackers ?? 0 }
+        lock.withLock { lookup(key)?.trackers ?? 0 }
     }
 
     func trackers(_ e: StickEntry) -> Int { lock.withLock { e.trackers } }
@@ -410,9 +463,9 @@ final class StickTable: @unchecked Sendable {
             purgeExpired(now)
             var list: [StickEntry]
             if let key {
-                list = entries[key].map { [$0] } ?? []
+                list = lookup(key).map { [$0] } ?? []
             } else {
-                list = Array(entries.values)
+                list = Array(entries)
                 list.sort { $0.touched < $1.touched }
             }
             return list.map { e in
@@ -427,10 +480,10 @@ final class StickTable: @unchecked Sendable {
     func clear(key: StickKey? = nil) {
         lock.withLock {
             if let key {
-                if let e = entries[key], e.trackers == 0 { remove(e) }
+                if let e = lookup(key), e.trackers == 0 { remove(e) }
                 return
             }
-            for e in Array(entries.values) where e.trackers == 0 { remove(e) }
+            for e in Array(entries) where e.trackers == 0 { remove(e) }
         }
     }
 

@@ -106,6 +106,8 @@ struct LogRecord {
     /// `%hr`: the captured request headers as the rules wrote them (`{v1|v2}`), and `%hs`.
     var requestCaptures: UnsafeRawBufferPointer?
     var responseCaptures: UnsafeRawBufferPointer?
+    /// `%[var(NAME)]`: the session's (TCP) or the request's (HTTP) variables.
+    var variables: HTTPVariables?
     /// `%ID`: the request's unique ID (`unique-id-format`), nil when none was made.
     var uniqueID: UnsafeRawBufferPointer?
 

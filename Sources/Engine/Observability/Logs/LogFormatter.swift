@@ -103,6 +103,8 @@ final class LogFormatter {
         case tls(TLSSampleFetch)
         case uniqueID
         case connectionError(tlsOnly: Bool)
+        /// `var(NAME)`, `var(NAME,DEFAULT)`.
+        case variable(HTTPVariableKey, default: String?)
         case unavailable
     }
 
@@ -168,6 +170,8 @@ final class LogFormatter {
         case .tls(let f): .tls(f)
         case .uniqueID: .uniqueID
         case .connectionError(let f): .connectionError(tlsOnly: f != .connection)
+        case .variable(let name): .variable(HTTPVariableKey(name), default: nil)
+        case .variableOrDefault(let name, let fallback): .variable(HTTPVariableKey(name), default: fallback)
         default: .unavailable
         }
     }
@@ -505,6 +509,8 @@ final class LogFormatter {
             // `hex` on an integer: its 8 bytes, big-endian (HAProxy's int to binary cast).
             value = converters.contains(.hex) ? "0000000000000000" : "0"
             return text(value, flags)
+        case .variable(let key, let fallback):
+            value = (r.variables ?? [:]).value(key)?.text ?? fallback
         case .unavailable: value = nil
         }
         if var v = value {
