@@ -31,8 +31,12 @@ extension KeywordReader {
         // `tcp-request session`: the connection and its TLS, nothing read yet.
         if session, case .sslFrontend = fetch { return true }
         if session, case .tls = fetch { return true }
+        // The PROXY header is read before the session rules, after the connection rules.
+        if session, case .proxyProtocol = fetch { return true }
         switch fetch {
-        case .source, .sourcePort, .destination, .destinationPort, .constant, .stickCounter, .variable, .variableOrDefault: return true
+        case .source, .sourcePort, .destination, .destinationPort, .constant, .stickCounter, .variable, .variableOrDefault,
+             .literalString, .literalInteger, .environment: return true
+        case .proxyProtocol: return !layer4Only
         case .sslFrontend, .tls, .requestLength, .requestPayload, .sslHello, .protoHTTP, .responseLength, .responsePayload,
              .responseHelloType: return !layer4Only
         default: return false

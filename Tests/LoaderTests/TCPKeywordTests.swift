@@ -187,7 +187,6 @@ import Testing
             """) == [
             "test.cfg:4: '{ req.len gt 0 }' uses 'req.len', which a 'tcp-request connection' rule cannot have: it sees only the connection's addresses (src, dst, src_port, dst_port)",
             "test.cfg:5: proxy 'f': unable to find table 'f' referenced by track-sc0",
-            "test.cfg:6: 'tcp-request content set-var(txn.x)': fetch 'str' is not supported (did you mean 'dst'?)",
             "test.cfg:8: 'path' needs the HTTP request (an http-request rule): it cannot be used in a 'tcp-request content' rule",
             "test.cfg:9: 'hdr' needs the HTTP request (an http-request rule): it cannot be used in a 'use_backend' rule in mode tcp",
             "test.cfg:10: unknown action 'drop' for 'tcp-request connection' (expected accept, expect-proxy, reject, silent-drop, track-sc0, track-sc1, track-sc2, sc-inc-gpc0, sc-inc-gpc1 or sc-set-gpt0)",
