@@ -52,6 +52,9 @@ public enum TCPRuleAction: Hashable, Sendable {
     /// frontend's request capture `slot` (its place among the `capture request header` lines and
     /// these rules, in the order they are written: HAProxy's `%hr` order).
     case capture(SampleExpression, length: Int, slot: Int)
+    /// `tcp-request connection set-src|set-src-port|set-dst|set-dst-port EXPR`: the connection's
+    /// address from now on (logs, balancing, X-Forwarded-For, the rules after).
+    case setAddress(ConnectionAddressPart, SampleExpression)
 }
 
 public struct TCPRule: Hashable, Sendable {

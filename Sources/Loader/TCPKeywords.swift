@@ -5,10 +5,11 @@ import ConfigModel
 /// (configuration.txt §4.2 "tcp-request", §5.2 "send-proxy"). `accept-proxy` is read with the
 /// other `bind` options.
 extension KeywordReader {
-    static let tcpConnectionActions = ["accept", "expect-proxy", "reject", "silent-drop", "track-sc0", "track-sc1", "track-sc2", "sc-inc-gpc0", "sc-inc-gpc1", "sc-set-gpt0"]
+    static let tcpConnectionActions = ["accept", "expect-proxy", "reject", "silent-drop", "track-sc0", "track-sc1", "track-sc2", "sc-inc-gpc0", "sc-inc-gpc1", "sc-set-gpt0",
+                                       "set-src", "set-src-port", "set-dst", "set-dst-port"]
     static let otherTCPConnectionActions: Set<String> = [
-        "capture", "expect-netscaler-cip", "sc-inc-gpc", "sc-inc-gpc0", "sc-inc-gpc1", "sc-set-gpt0", "set-dst",
-        "set-dst-port", "set-mark", "set-src", "set-src-port", "set-tos", "set-var", "set-var-fmt",
+        "capture", "expect-netscaler-cip", "sc-inc-gpc", "sc-inc-gpc0", "sc-inc-gpc1", "sc-set-gpt0",
+        "set-mark", "set-tos", "set-var", "set-var-fmt",
         "track-sc0", "track-sc1", "track-sc2", "unset-var",
     ]
     static let tcpSessionActions = ["accept", "reject", "silent-drop", "track-sc0", "track-sc1", "track-sc2", "sc-inc-gpc0", "sc-inc-gpc1", "sc-set-gpt0",
@@ -78,6 +79,17 @@ extension KeywordReader {
                     throw line.error("'tcp-request connection expect-proxy' expects 'layer4'")
                 }
                 rule = .expectProxy
+                next = 3
+            case _ where ConnectionAddressPart(rawValue: action) != nil:
+                let text = try line.argument(2, expecting: "an expression")
+                let sample: SampleExpression
+                do throws(ConfigError) {
+                    sample = try SampleParser.sampleForFormat(text, context: .definition)
+                } catch {
+                    throw line.error("'tcp-request connection \(action)': \(error.message)")
+                }
+                try checkTCPSample(sample, line: line, layer4Only: true, rule: "'tcp-request connection \(action)'", role: "a value")
+                rule = .setAddress(ConnectionAddressPart(rawValue: action)!, sample)
                 next = 3
             case _ where KeywordReader.isStickCounterAction(action):
                 guard let stick = try stickCounterAction(line, at: 1, context: .definition, draft: draft, next: &next) else {

@@ -117,6 +117,23 @@ final class HeaderRecorder: @unchecked Sendable {
         #expect(server.verdictsSoFar.allSatisfy { $0 == .whole(count: 1) })
     }
 
+    @Test func tcpRequestConnectionSetSrcAndSetDstPortAreTheConnectionsFromThen() throws {
+        let server = try RecordingServer()
+        let port = TestSocket.freePort()
+        let strata = try StrataProcess(config: Self.httpConfig(port: port, server: server.port, bindOptions: "", extra: """
+                tcp-request connection set-src src,ipmask(24)
+                tcp-request connection set-dst-port int(8443)
+                tcp-request connection reject if { src 10.0.0.0/8 }
+            """))
+        #expect(strata.waitForAdmin(), "\(strata.output.joined(separator: "\n"))")
+        #expect(Self.request(port, header: [], path: "/masked", from: "127.0.0.9").hasPrefix("HTTP/1.1 200"))
+        #expect(eventually { server.allBytes.contains("GET /masked HTTP/1.1") })
+        let forwarded = server.streams.map { String(decoding: $0, as: UTF8.self) }.first { $0.contains("GET /masked ") } ?? ""
+        #expect(forwarded.contains("X-Forwarded-For: 127.0.0.0\r\n"), "\(forwarded)")
+        #expect(eventually { strata.output.contains { $0.contains("src=127.0.0.0:") && $0.contains(":8443 fetch=127.0.0.0 GET /masked ") } },
+                "\(strata.output.suffix(3))")
+    }
+
     @Test func theHeadersTLVsAreFetches() throws {
         let server = try RecordingServer()
         let port = TestSocket.freePort()

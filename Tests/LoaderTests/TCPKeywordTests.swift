@@ -189,7 +189,7 @@ import Testing
             "test.cfg:5: proxy 'f': unable to find table 'f' referenced by track-sc0",
             "test.cfg:8: 'path' needs the HTTP request (an http-request rule): it cannot be used in a 'tcp-request content' rule",
             "test.cfg:9: 'hdr' needs the HTTP request (an http-request rule): it cannot be used in a 'use_backend' rule in mode tcp",
-            "test.cfg:10: unknown action 'drop' for 'tcp-request connection' (expected accept, expect-proxy, reject, silent-drop, track-sc0, track-sc1, track-sc2, sc-inc-gpc0, sc-inc-gpc1 or sc-set-gpt0)",
+            "test.cfg:10: unknown action 'drop' for 'tcp-request connection' (expected accept, expect-proxy, reject, silent-drop, track-sc0, track-sc1, track-sc2, sc-inc-gpc0, sc-inc-gpc1, sc-set-gpt0, set-src, set-src-port, set-dst or set-dst-port)",
             "test.cfg:11: 'tcp-response' is not supported in section 'frontend' (only in defaults, listen, backend)",
             "test.cfg:15: 'tcp-request content' rules are supported in frontend and listen sections only (not yet in backend sections)",
             "test.cfg:16: 'tcp-request inspect-delay' in a backend section is not supported yet (backends have no tcp-request content rules yet)",

@@ -134,7 +134,9 @@ final class Listener: EventHandler {
             }
             accepted += 1
             worker.connectionAccepted(frontend)
-            let peer = SocketEndpoint(storage)
+            var peer = SocketEndpoint(storage)
+            // `tcp-request connection set-dst`: the destination from then on (nil: the socket's).
+            var local: SocketEndpoint?
             var expectProxy = acceptProxy
             // The connection's stick counters, when its TCP rules track some (an HTTP
             // connection gets one at its first request otherwise).
@@ -152,6 +154,8 @@ final class Listener: EventHandler {
                     continue
                 }
                 if decision.expectProxy { expectProxy = true }
+                if let client = decision.client { peer = client }
+                if let destination = decision.local { local = destination }
                 // With `tcp-request session` rules, a session counts once they let it through.
                 if rules.session.isEmpty, let tracker, !tracker.isEmpty { tracker.countSession() }
             }
@@ -159,7 +163,7 @@ final class Listener: EventHandler {
             // (after a header or a TLS handshake, where those end).
             var variables: HTTPVariables = [:]
             if !expectProxy && tlsContext == nil,
-               frontend.rejectsSession(HTTPConnectionInfo(client: peer, local: nil, tls: nil, localFD: client, tracker: tracker),
+               frontend.rejectsSession(HTTPConnectionInfo(client: peer, local: local, tls: nil, localFD: client, tracker: tracker),
                                        fd: client, on: worker, variables: &variables) {
                 continue
             }
@@ -181,15 +185,15 @@ final class Listener: EventHandler {
             if frontend.proxy.mode == .http && forcesH2 && tls == nil {
                 // h2c with prior knowledge: each stream picks its generation when its head is complete.
                 H2Connection(worker: worker, listener: self, frontend: frontend, fd: client, clientAddress: peer,
-                             localAddress: nil, tls: nil, tracker: tracker, variables: variables).start(counted: false)
+                             localAddress: local, tls: nil, tracker: tracker, variables: variables).start(counted: false)
             } else if frontend.proxy.mode == .http {
                 // Each request picks its generation when its head is complete.
                 HTTPSession(worker: worker, listener: self, frontend: frontend, clientFD: client,
-                            clientAddress: peer, tls: tls, tracker: tracker, variables: variables).start()
+                            clientAddress: peer, localAddress: local, tls: tls, tracker: tracker, variables: variables).start()
             } else {
                 // A TCP connection picks its generation now, for its life.
                 TCPSession(worker: worker, listener: pick() ?? frontend, clientFD: client,
-                           clientAddress: peer, tls: tls, tracker: tracker, variables: variables).start()
+                           clientAddress: peer, localAddress: local, tls: tls, tracker: tracker, variables: variables).start()
             }
         }
     }

@@ -76,6 +76,9 @@ final class TCPRuleSet: @unchecked Sendable {
         /// `silent-drop` (with `reject`): reset the connection rather than close it.
         var silentDrop = false
         var expectProxy = false
+        /// `tcp-request connection set-src|set-dst…`: the connection's addresses from now on.
+        var client: SocketEndpoint?
+        var local: SocketEndpoint?
         /// `tcp-request session set-var`: the variables the session starts with.
         var variables: HTTPVariables = [:]
     }
@@ -84,7 +87,9 @@ final class TCPRuleSet: @unchecked Sendable {
     /// `expect-proxy layer4` notes the header and goes on (HAProxy's order).
     func evaluateConnection(_ info: HTTPConnectionInfo, scratch: HTTPRuleScratch) -> ConnectionDecision {
         var decision = ConnectionDecision()
-        withUnsafePointer(to: info) { connection in
+        // `set-src` and the like change this copy for the rules after them, and the decision.
+        var info = info
+        withUnsafePointer(to: &info) { connection in
             let ev = HTTPEvaluation(request: nil, response: nil, connection: connection, scratch: scratch,
                                     frontend: evaluator, backend: nil)
             for rule in connection.pointee.client == nil ? [] : self.connection {
@@ -101,10 +106,14 @@ final class TCPRuleSet: @unchecked Sendable {
                     return
                 case .expectProxy: decision.expectProxy = true
                 case .stickCounter: if let stick = rule.stick { ev.perform(stick, level: .connection) }
-                case .setVariable, .setVariableFormat, .unsetVariable, .capture: rule.effect?.perform(ev)
+                case .setVariable, .setVariableFormat, .unsetVariable, .capture, .setAddress: rule.effect?.perform(ev)
                 }
             }
         }
+        decision.client = scratch.clientOverride
+        decision.local = scratch.localOverride
+        scratch.clientOverride = nil
+        scratch.localOverride = nil
         return decision
     }
 
@@ -130,7 +139,7 @@ final class TCPRuleSet: @unchecked Sendable {
                     decision.silentDrop = true
                     return
                 case .stickCounter: if let stick = rule.stick { ev.perform(stick, level: .connection) }
-                case .setVariable, .setVariableFormat, .unsetVariable, .capture: rule.effect?.perform(ev)
+                case .setVariable, .setVariableFormat, .unsetVariable, .capture, .setAddress: rule.effect?.perform(ev)
                 default: return
                 }
             }
@@ -181,7 +190,7 @@ final class TCPRuleSet: @unchecked Sendable {
                 case .silentDrop: return .silentDrop
                 case .stickCounter:
                     if let stick = rule.stick { ev.perform(stick, level: httpMode ? .request : .tcpContent) }
-                case .setVariable, .setVariableFormat, .unsetVariable, .capture: rule.effect?.perform(ev)
+                case .setVariable, .setVariableFormat, .unsetVariable, .capture, .setAddress: rule.effect?.perform(ev)
                 default: return .accept
                 }
             }
@@ -217,6 +226,7 @@ enum TCPRuleEffect {
     case setVariableFormat(HTTPVariableKey, HTTPCompiledFormat)
     case unsetVariable(HTTPVariableKey)
     case capture(HTTPCompiledSample, length: Int, slot: Int)
+    case setAddress(ConnectionAddressPart, HTTPCompiledSample)
 
     init?(_ action: TCPRuleAction, constants: HTTPRuleConstants) {
         switch action {
@@ -226,6 +236,7 @@ enum TCPRuleEffect {
         case .unsetVariable(let name): self = .unsetVariable(HTTPVariableKey(name))
         case .capture(let sample, let length, let slot):
             self = .capture(HTTPCompiledSample(sample, constants: constants), length: length, slot: slot)
+        case .setAddress(let part, let sample): self = .setAddress(part, HTTPCompiledSample(sample, constants: constants))
         default: return nil
         }
     }
@@ -240,6 +251,8 @@ enum TCPRuleEffect {
             guard let value = ev.value(sample), let text = ev.bytes(of: value) else { return }
             ev.scratch.contentCaptures.removeAll { $0.slot == slot }
             ev.scratch.contentCaptures.append((slot, Array(text.prefix(length))))
+        case .setAddress(let part, let sample):
+            ev.setAddress(part, sample)
         }
     }
 }
