@@ -169,17 +169,17 @@ enum ConfigValidator {
             || proxy.stats != nil
     }
 
-    /// An HTTP frontend cannot hand its requests to a TCP backend (HAProxy refuses it), and strata
-    /// does not upgrade a TCP connection to HTTP when a TCP frontend names an HTTP backend.
+    /// An HTTP frontend cannot hand its requests to a TCP backend (HAProxy refuses it); a TCP
+    /// frontend's connection to an HTTP backend becomes an HTTP one.
     private static func modes(_ config: Config, _ frontend: Int, _ backend: Int, as use: String, at location: SourceLocation,
                               _ errors: inout [ConfigError])
     {
         let f = config.proxies[frontend].mode, b = config.proxies[backend].mode
-        guard f != b else { return }
+        // A TCP frontend's connection going to an HTTP backend becomes an HTTP one (HAProxy's).
+        guard f != b, f != .tcp else { return }
         let backendText = "\(b.rawValue) backend '\(config.proxies[backend].name)' (declared at \(config.proxies[backend].location))"
-        let upgrade = f == .tcp ? ": strata does not upgrade TCP connections to HTTP" : ""
         errors.append(ConfigError(location,
-            "\(f.rawValue) \(describe(config.proxies[frontend])) cannot use \(backendText) \(use)\(upgrade) (see 'mode')"))
+            "\(f.rawValue) \(describe(config.proxies[frontend])) cannot use \(backendText) \(use) (see 'mode')"))
     }
 
     /// A `resolvers` section must have a nameserver (HAProxy would time every resolution out),

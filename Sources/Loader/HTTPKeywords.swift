@@ -268,7 +268,7 @@ extension KeywordReader {
             if let index = draft.aclIndex[word] {
                 criteria = draft.proxy.http.acls[index].criteria
                 draft.usedACLs.insert(word)
-            } else if let predefined = try SampleParser.predefined(word, location: line.location) {
+            } else if let predefined = try SampleParser.predefined(word, location: line.location, tcp: draft.proxy.mode == .tcp) {
                 criteria = predefined
             } else if draft.failedACLs.contains(word) {
                 criteria = []  // its line was refused and reported; the load fails anyway

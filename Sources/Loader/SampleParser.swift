@@ -583,12 +583,15 @@ enum SampleParser {
 
     /// HAProxy's predefined ACLs strata can express with its fetches; nil for another name.
     /// Throws for the ones it cannot (`REQ_CONTENT`, `WAIT_END`, `RDP_COOKIE`).
-    static func predefined(_ name: String, location: SourceLocation) throws(ConfigError) -> [ACLCriterion]? {
+    /// `tcp`: in a mode tcp proxy, `HTTP` reads the payload (`req.proto_http`); in mode http every
+    /// request is HTTP.
+    static func predefined(_ name: String, location: SourceLocation, tcp: Bool = false) throws(ConfigError) -> [ACLCriterion]? {
         func c(_ fetch: SampleFetch, _ match: MatchMethod, _ patterns: ACLPatterns) -> ACLCriterion {
             ACLCriterion(location: location, sample: SampleExpression(fetch: fetch), match: match, ignoreCase: false,
                          patterns: patterns)
         }
         switch name {
+        case "HTTP" where tcp: return [c(.protoHTTP, .boolean, .none)]
         case "TRUE", "HTTP": return [c(.constant(true), .boolean, .none)]
         case "FALSE": return [c(.constant(false), .boolean, .none)]
         case "HTTP_1.0": return [c(.requestVersion, .exact, .strings(["1.0"]))]

@@ -192,8 +192,10 @@ final class Listener: EventHandler {
                             clientAddress: peer, localAddress: local, tls: tls, tracker: tracker, variables: variables).start()
             } else {
                 // A TCP connection picks its generation now, for its life.
-                TCPSession(worker: worker, listener: pick() ?? frontend, clientFD: client,
-                           clientAddress: peer, localAddress: local, tls: tls, tracker: tracker, variables: variables).start()
+                let session = TCPSession(worker: worker, listener: pick() ?? frontend, clientFD: client,
+                                         clientAddress: peer, localAddress: local, tls: tls, tracker: tracker, variables: variables)
+                session.listener = self
+                session.start()
             }
         }
     }

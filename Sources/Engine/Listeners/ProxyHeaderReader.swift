@@ -196,6 +196,7 @@ final class ProxyHeaderReader: ListedSession {
             let session = TCPSession(worker: worker, listener: listener.pick() ?? frontend, clientFD: fd, clientAddress: client,
                                      localAddress: local, tls: tls, tracker: tracker, variables: variables)
             session.receivedProxyHeader = header
+            session.listener = listener
             session.start()
         }
         tracker = nil

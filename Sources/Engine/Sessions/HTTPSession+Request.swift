@@ -159,7 +159,7 @@ extension HTTPSession {
             } else {
                 picked = listener.pick()
             }
-            guard let frontend = picked, frontend.proxy.mode == .http else {
+            guard let frontend = picked, frontend.proxy.mode == .http || upgradedBackend != nil else {
                 // The listener now serves TCP: this connection's HTTP has nowhere to go.
                 close()
                 return
@@ -228,7 +228,7 @@ extension HTTPSession {
         var contentRulesBegan = false
         // `tcp-request content` in mode http: evaluated for each request, on the connection (its
         // addresses, its TLS) before the HTTP rules; `reject` closes without an answer (HAProxy's).
-        if let tcp = frontend.tcpRules, !tcp.content.isEmpty {
+        if let tcp = frontend.tcpRules, !tcp.content.isEmpty, upgradedBackend == nil {
             // The request starts before them: what they set (txn variables, captures) is its own.
             scratch.beginRequest()
             contentRulesBegan = true
@@ -242,11 +242,18 @@ extension HTTPSession {
                 return
             }
         }
-        var backend: Backend?
-        if let rules = frontend.rules {
+        // A mode tcp frontend upgraded to HTTP: its backend's rules are the request's only ones.
+        let upgraded = upgradedBackend.map { frontend.generation.backends[$0] ?? frontend.defaultBackend }
+        var backend: Backend? = upgraded ?? nil
+        if let rules = frontend.rules ?? upgraded??.rules {
             let generation = frontend.generation!
             let decision = rules.processRequest(requestParser.head, input: input, connection: info, scratch: scratch,
                                                 begun: contentRulesBegan) { name in
+                if let upgraded {
+                    // The backend's rules, unless they ran as the first stage (no frontend rules).
+                    backend = upgraded
+                    return upgraded?.rules ?? rules
+                }
                 let chosen = name.map { generation.backends[$0] } ?? frontend.defaultBackend
                 backend = chosen
                 // A frontend that serves the stats page needs no backend (HAProxy checks `stats uri`
@@ -316,7 +323,7 @@ extension HTTPSession {
                 break
             }
         } else {
-            backend = frontend.defaultBackend
+            backend = upgraded ?? frontend.defaultBackend
         }
         // The stats page (`stats uri` on the frontend or the chosen backend) answers here.
         if frontend.proxy.stats != nil || backend?.proxy.stats != nil,
@@ -364,7 +371,7 @@ extension HTTPSession {
         }
         writeRequestHead(input, backend: backend, scratch: scratch, info: info)
         // `server … ssl sni EXPR`: rendered now, while the head is at hand.
-        if let name = backend.serverName, let rules = frontend.rules {
+        if let name = backend.serverName, let rules = frontendRules {
             transaction.connector.serverName = rules.render(name, requestParser.head, input: input, connection: info, scratch: scratch)
         }
         // The head was replaced by its rewritten copy; the body follows it verbatim.
@@ -404,7 +411,7 @@ extension HTTPSession {
 
     func consumeHead(_ input: UnsafeRawBufferPointer) {
         // The head goes now: a log line printing `%ID` gets the request's ID while it is here.
-        if let frontend, frontend.logPlan.printsUniqueID, let rules = frontend.rules {
+        if let frontend, frontend.logPlan.printsUniqueID, let rules = frontendRules {
             let scratch = self.scratch ?? HTTPRuleScratch(capacity: loop.buffers.size)
             self.scratch = scratch
             _ = rules.uniqueIDForLog(requestParser.head, input: input, connection: connectionInfo, scratch: scratch)
@@ -437,9 +444,9 @@ extension HTTPSession {
         } else {
             connectionHeader = .keepAlive
         }
-        if let rules = frontend?.rules {
+        if let rules = frontendRules {
             rules.writeRequestHead(into: &writer, requestParser.head, input: input, connection: info, scratch: scratch,
-                                   backend: backend.rules, connectionHeader: connectionHeader)
+                                   backend: backendStageRules, connectionHeader: connectionHeader)
         } else {
             writer.writeStartLine(requestParser.head, from: input)
             writer.writeFields(requestParser.head, from: input, removing: transaction.upgradeRequested ? .connectionOptions : .hopByHop)

@@ -138,12 +138,12 @@ extension HTTPSession {
         }
         // `compression`: decided on the server's head, before the http-response rules (HAProxy's order).
         let compresses = transaction.compressionAlgorithm != nil && responseCompresses(input)
-        if let rules = frontend?.rules, let scratch {
+        if let rules = frontendRules, let scratch {
             // A cookie names a configuration server (a runtime one has none): the immutable list,
             // read on this loop without a copy.
             let serverIndex = server.flatMap { s in backend?.configuredServers.firstIndex { $0 === s } }
             switch rules.processResponse(responseParser.head, input: input, connection: connectionInfo, scratch: scratch,
-                                         backend: backend?.rules, server: serverIndex) {
+                                         backend: backendStageRules, server: serverIndex) {
             case .forward:
                 break
             case .respond(let answer):
@@ -180,7 +180,7 @@ extension HTTPSession {
         let pool = loop.buffers
         let out = clientOut.take(pool)
         var writer = HTTPHeadWriter(into: UnsafeMutableRawBufferPointer(start: out + clientOut.end, count: pool.size - clientOut.end))
-        if let rules = frontend?.rules, let scratch {
+        if let rules = frontendRules, let scratch {
             rules.writeResponseHead(into: &writer, responseParser.head, input: input, scratch: scratch,
                                     connectionHeader: connectionHeader, clientVersion: transaction.version)
         } else {
@@ -323,7 +323,7 @@ extension HTTPSession {
     /// read, so the connection closes after it when one was coming.
     func respondLocally(status: Int) {
         let frontend = self.frontend ?? servingFrontend
-        let answer = frontend?.rules?.errorResponse(status, backend: backend?.rules) ?? HTTPLocalResponse.errorPage(status)
+        let answer = frontendRules?.errorResponse(status, backend: backendStageRules) ?? HTTPLocalResponse.errorPage(status)
         sendLocal(answer)
     }
 

@@ -144,7 +144,7 @@ extension HTTPSession {
         r.requestLine = transaction.requestLine
         r.requestCaptures = scratch?.capturedRequestHeaders
         if let scratch, !scratch.variables.isEmpty { r.variables = scratch.variables }
-        if let rules = frontend.rules, !rules.responseCaptures.isEmpty {
+        if let rules = frontendRules, !rules.responseCaptures.isEmpty {
             let captured = scratch?.capturedResponseHeaders ?? HTTPRuleBytes.empty
             r.responseCaptures = captured.isEmpty ? rules.noResponseCaptures : captured
         }

@@ -108,6 +108,10 @@ final class HTTPSession: ListedSession {
     @exclusivity(unchecked) var localAddress: SocketEndpoint?
     /// The PROXY protocol header the connection began with (`accept-proxy`).
     @exclusivity(unchecked) var receivedProxyHeader: ProxyHeader?
+    /// A mode tcp frontend's connection whose backend is in mode http (HAProxy's implicit
+    /// upgrade): each request goes to the backend of this name in its generation (the frontend's
+    /// default without one), through the backend's rules only.
+    @exclusivity(unchecked) var upgradedBackend: String?
 
     // Timing (loop seconds) for the timeouts.
     @exclusivity(unchecked) var idleSince: Double
@@ -171,10 +175,18 @@ final class HTTPSession: ListedSession {
     var server: BackendServer? { transaction.connector.server }
     var serverConnection: ServerConnection? { transaction.connector.connection }
 
+    /// The rules that stand first for the request: the frontend's, or for an upgraded mode tcp
+    /// frontend (which has none) the backend's, which then serve as both stages.
+    var frontendRules: HTTPRuleSet? { frontend?.rules ?? (upgradedBackend != nil ? backend?.rules : nil) }
+    /// The backend's rules as a second stage (none when they already stand first).
+    var backendStageRules: HTTPRuleSet? { frontend?.rules == nil ? nil : backend?.rules }
+
     override var balanceSource: IPAddress? { clientAddress?.address }
     override var balanceKey: UInt64? { transaction.connector.hashKey }
 
-    func start() {
+    /// `counted`: the connection is already counted and tuned (a TCP session upgraded to HTTP),
+    /// and `preface` is what it read of the client's bytes.
+    func start(counted: Bool = false, preface: [UInt8] = []) {
         selfRetain = Unmanaged.passRetained(self)
         if stream != nil {
             // The connection is counted, attached and tuned by its H2Connection.
@@ -182,10 +194,22 @@ final class HTTPSession: ListedSession {
             armTimer()
             return
         }
-        connectionCounters.sessionStarted(on: loop)
-        worker.sessionStarted()
+        if !counted {
+            connectionCounters.sessionStarted(on: loop)
+            worker.sessionStarted()
+            listener.frontend?.setClientOptions(clientFD)
+        }
         listener.attach(self)
-        listener.frontend?.setClientOptions(clientFD)
+        if !preface.isEmpty {
+            let buffer = clientIn.take(loop.buffers)
+            let n = min(preface.count, loop.buffers.size - clientIn.end)
+            preface.withUnsafeBytes { (buffer + clientIn.end).copyMemory(from: $0.baseAddress!, byteCount: n) }
+            clientIn.end += n
+            lastClientActivity = loop.now
+            parseRequestHead()
+            afterEvent()
+            if phase == .closed { return }
+        }
         updateInterest()
         armTimer()
         // TLS: the ClientHello has usually arrived with the connection; try it in this loop turn.
@@ -321,7 +345,7 @@ final class HTTPSession: ListedSession {
         if phase == .idle {
             // A request may be on its way: the connection lingers, held by the frontend that
             // served it, and closes when idle past its keep-alive timeout.
-            guard let previous, previous.proxy.mode == .http, let g = previous.generation, lingeringFrontend == nil else {
+            guard let previous, previous.proxy.mode == .http || upgradedBackend != nil, let g = previous.generation, lingeringFrontend == nil else {
                 return close()
             }
             lingeringFrontend = previous
@@ -330,7 +354,7 @@ final class HTTPSession: ListedSession {
             shard.sessions += 1
             shard.sessionList.insert(self)
             armTimer()
-        } else if phase == .head && generation == nil, let previous, previous.proxy.mode == .http {
+        } else if phase == .head && generation == nil, let previous, previous.proxy.mode == .http || upgradedBackend != nil {
             // A head already arriving is served by the generation it started under, which
             // therefore holds on until the answer is sent.
             begin(previous)

@@ -83,6 +83,9 @@ final class TCPSession: ListedSession {
     @exclusivity(unchecked) private var responseInspectStart = 0.0
     /// The PROXY protocol header the connection began with (`accept-proxy`).
     @exclusivity(unchecked) var receivedProxyHeader: ProxyHeader?
+    /// The listener it came from: a backend in mode http takes the connection there as an HTTP
+    /// one (HAProxy's implicit upgrade of a TCP stream).
+    weak var listener: Listener?
     /// A session `tcp-request session` rejected: it leaves no log line.
     @exclusivity(unchecked) private var unlogged = false
     /// `set-var` values of the session (every scope: a TCP session is one transaction), lent to
@@ -360,6 +363,7 @@ final class TCPSession: ListedSession {
             finish()
             return
         }
+        if backend.proxy.mode == .http, let listener { return upgradeToHTTP(backend, on: listener) }
         backend.counters.sessionStarted(on: loop)
         backendCounted = true
         // HAProxy's rule: an option set on the frontend or the backend applies.
@@ -731,6 +735,33 @@ final class TCPSession: ListedSession {
         generation.shard(loop).sessionsKilled += 1
         termination = TerminationState(cause: UInt8(ascii: "K"), phase: phaseCode)
         finish()
+    }
+
+    /// A backend in mode http (HAProxy upgrades the stream): the connection, counted and tuned,
+    /// with its TLS, stick counters, variables and the bytes read so far, goes on as an HTTP
+    /// session on the same listener; this session ends without closing it or logging.
+    private func upgradeToHTTP(_ backend: Backend, on listener: Listener) {
+        phase = .closed
+        clientIO.release(on: loop)
+        timer.release(on: loop)
+        var preface: [UInt8] = []
+        if let b = c2s.buffer {
+            preface = Array(UnsafeRawBufferPointer(start: b + c2s.head, count: c2s.tail - c2s.head))
+            loop.buffers.give(b)
+            c2s.buffer = nil
+        }
+        let session = HTTPSession(worker: worker, listener: listener, frontend: frontend, clientFD: clientFD,
+                                  clientAddress: clientAddress, localAddress: localAddress, tls: clientTLS, tracker: tracker,
+                                  variables: variables)
+        session.receivedProxyHeader = receivedProxyHeader
+        session.upgradedBackend = backend.proxy.name
+        tracker = nil
+        // The frontend's and the loop's session counts pass to the HTTP session, which ends them.
+        generation.shard(loop).end(self)
+        worker.requestEnded(in: generation)
+        session.start(counted: true, preface: preface)
+        selfRetain?.release()
+        selfRetain = nil
     }
 
     /// Closes both sides, gives back pooled resources, logs and releases the generation.
