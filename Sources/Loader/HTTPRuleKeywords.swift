@@ -125,6 +125,9 @@ extension KeywordReader {
                     + KeywordSuggestion.clause(for: action, among: KeywordReader.httpRequestActions))
             }
             result = .stickCounter(stick)
+        case "cache-use":
+            result = .cacheUse(try word(1, "a cache name"))
+            i = 2
         case "use-service":
             let service = try word(1, "a service (prometheus-exporter)")
             guard service == "prometheus-exporter" else {
@@ -203,6 +206,9 @@ extension KeywordReader {
             result = .silentDrop
         case "set-log-level":
             result = .setLogLevel(try logLevel(line, what: what))
+            i = 2
+        case "cache-store":
+            result = .cacheStore(try word(1, "a cache name"))
             i = 2
         default:
             if KeywordReader.otherHTTPResponseActions.contains(action) || action.hasPrefix("lua.") {

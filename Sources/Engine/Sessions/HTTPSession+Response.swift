@@ -79,13 +79,16 @@ extension HTTPSession {
                 responseHead(UnsafeRawBufferPointer(start: base + responseParsed, count: headLength))
                 if phase == .closed || transaction.localResponse { return }
             case .messageComplete(let framing):
+                if transaction.cacheCapture != nil { captureForCache(UnsafeRawBufferPointer(rebasing: input[0..<framing])) }
                 responseParsed += framing
                 if transaction.interimResponse {
                     transaction.interimResponse = false
                 } else {
                     transaction.responseComplete = true
+                    if transaction.cacheCapture != nil { finishCacheStore() }
                 }
             default:
+                if transaction.cacheCapture != nil { captureForCache(UnsafeRawBufferPointer(rebasing: input[0..<action.consumed])) }
                 responseParsed += action.consumed
             }
         }
@@ -194,6 +197,9 @@ extension HTTPSession {
             closeServerConnection()
             respondLocally(status: 502)
             return
+        }
+        if scratch?.cache?.plan != nil {
+            beginCacheStore(writtenHead: UnsafeRawBufferPointer(start: out + clientOut.end, count: writer.count))
         }
         clientOut.end += writer.count
         transaction.bytesToClient += UInt64(writer.count)
