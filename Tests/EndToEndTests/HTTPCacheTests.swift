@@ -51,6 +51,9 @@ final class CacheOrigin: @unchecked Sendable {
             case "/nofreshness": extra = ""
             case "/etag": extra += "ETag: \"v1\"\r\nLast-Modified: Sun, 06 Nov 1994 08:49:37 GMT\r\n"
             case "/vary": extra += "Vary: Origin\r\n"; body = "\(target) #\(n) for \(fields["origin"] ?? "-")\n"
+            case "/ae":
+                extra += "Vary: Accept-Encoding\r\n"
+                if fields["accept-encoding"]?.contains("gzip") == true { extra += "Content-Encoding: gzip\r\n"; body = "gzip #\(n)\n" }
             case "/short": extra = "Cache-Control: max-age=1\r\n"
             case "/big": body = String(repeating: "x", count: 3000) + " #\(n)\n"
             case "/chunked": chunked = true
@@ -237,6 +240,15 @@ final class CacheOrigin: @unchecked Sendable {
         #expect(origin.count("/vary") == 2)
         let listed = try strata.admin("show cache")
         #expect(listed.split(separator: "\n").filter { $0.contains(" hash:") }.count == 2, "\(listed)")
+
+        // Accept-Encoding: the stored answer serves the requests that accept its coding.
+        _ = try HTTPCacheTests.get(port, "/ae", headers: ["Accept-Encoding: gzip, br"])
+        #expect(try HTTPCacheTests.get(port, "/ae", headers: ["Accept-Encoding: br, gzip"]).body == "gzip #1\n")
+        #expect(try HTTPCacheTests.get(port, "/ae").body == "gzip #1\n")
+        #expect(origin.count("/ae") == 1)
+        #expect(try HTTPCacheTests.get(port, "/ae", headers: ["Accept-Encoding: identity"]).body == "/ae #2\n")
+        #expect(try HTTPCacheTests.get(port, "/ae", headers: ["Accept-Encoding: gzip;q=0"]).body == "/ae #2\n")
+        #expect(origin.count("/ae") == 2)
 
         _ = try HTTPCacheTests.get(noVary, "/vary?off", headers: ["Origin: https://a.example"])
         let again = try HTTPCacheTests.get(noVary, "/vary?off", headers: ["Origin: https://a.example"])

@@ -261,20 +261,19 @@ enum HTTPCacheEncoding {
     static let star: UInt32 = 1 << 9
     static let other: UInt32 = 1 << 10
 
-    /// The bit of a coding's name (lowercase, without parameters); nil for one HAProxy does not know.
+    /// The bit of a coding's name (without parameters, any case); nil for one HAProxy does not know.
     static func bit(_ name: UnsafeRawBufferPointer) -> UInt32? {
-        switch String(decoding: name, as: UTF8.self).lowercased() {
-        case "gzip", "x-gzip": gzip
-        case "deflate": deflate
-        case "br": br
-        case "compress", "x-compress": compress
-        case "aes128gcm": aes128gcm
-        case "exi": exi
-        case "pack200-gzip": pack200gzip
-        case "zstd": zstd
-        case "identity": identity
-        case "*": star
-        default: nil
-        }
+        func named(_ s: StaticString) -> Bool { HTTPRuleBytes.equalsIgnoringCase(name, lowercase: HTTPRuleBytes.literal(s)) }
+        if named("gzip") || named("x-gzip") { return gzip }
+        if named("br") { return br }
+        if named("deflate") { return deflate }
+        if named("identity") { return identity }
+        if named("zstd") { return zstd }
+        if named("*") { return star }
+        if named("compress") || named("x-compress") { return compress }
+        if named("aes128gcm") { return aes128gcm }
+        if named("exi") { return exi }
+        if named("pack200-gzip") { return pack200gzip }
+        return nil
     }
 }
