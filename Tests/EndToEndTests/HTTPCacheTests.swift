@@ -104,7 +104,8 @@ final class CacheOrigin: @unchecked Sendable {
             bind 127.0.0.1:\(noVary)
             default_backend app2
         backend app
-            server s 127.0.0.1:\(origin)
+            cookie SRV insert
+            server s 127.0.0.1:\(origin) cookie s1
         backend app2
             http-request cache-use plain
             http-response cache-store plain
@@ -138,6 +139,10 @@ final class CacheOrigin: @unchecked Sendable {
         #expect(second.status == 200 && second.body == "/plain #1\n", "\(second)")
         #expect(second.head.contains("\r\nage: "), "\(second.head)")
         #expect(second.head.contains("cache-control: max-age=60"))
+        // The persistence cookie is inserted after cache-store ran: the first answer has it, the
+        // stored one does not (as HAProxy).
+        #expect(first.head.contains("set-cookie: srv=s1"), "\(first.head)")
+        #expect(!second.head.contains("srv=s1"), "\(second.head)")
         #expect(origin.count("/plain") == 1)
         // Keep-alive: hits on one connection, the connection stays usable.
         let client = try #require(TestHTTPClient(port: port))

@@ -23,8 +23,11 @@ final class HTTPCacheRequest {
     var variantFailed = false
     /// `http-response cache-store`: the cache the answer goes to.
     var storeIn: HTTPCache?
-    /// What the answer's head said about storing it (`HTTPCachePolicy.storePlan`).
+    /// What the answer's head said about storing it (`HTTPCachePolicy.storePlan`), and the head
+    /// to store as it stood then, with the ETag's place in it.
     var plan: HTTPCacheStorePlan?
+    var head: [UInt8] = []
+    var etag: Range<Int>?
 
     func reset() {
         cache = nil
@@ -338,6 +341,54 @@ enum HTTPCachePolicy {
 
     /// The wall clock in seconds: what entries' dates and ages are counted in (HAProxy's `date`).
     static func wallSeconds() -> Int { Int(time(nil)) }
+
+    /// The head `cache-store` keeps: the answer as the http-response rules left it (before the
+    /// persistence cookie and http-after-response, as HAProxy stores it when its action runs),
+    /// without its hop-by-hop fields and Age (a hit says its own); nil when it does not fit
+    /// `capacity` bytes or `max-object-size`.
+    static func storedHead(_ response: HTTPMessageView, capacity: Int, limit: Int) -> (head: [UInt8], etag: Range<Int>?)? {
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: capacity, alignment: 1)
+        defer { buffer.deallocate() }
+        var writer = HTTPHeadWriter(into: buffer)
+        let edits = response.edits
+        if let status = edits.status {
+            writer.write("HTTP/1.1 ")
+            writer.writeDecimal(UInt64(max(status, 0)))
+            writer.write(byte: HTTPByte.space)
+            if let reason = edits.reason { writer.write(edits.resolve(reason, response.input)) } else { writer.write(HTTPErrorPages.reason(status)) }
+            writer.write("\r\n")
+        } else {
+            writer.writeStartLine(response.head.pointee, from: response.input)
+        }
+        HTTPRuleSet.writeFields(&writer, response, upgrade: false)
+        guard !writer.overflowed else { return nil }
+        let written = UnsafeRawBufferPointer(rebasing: buffer[0..<writer.count])
+        var head: [UInt8] = []
+        head.reserveCapacity(written.count)
+        var etag: Range<Int>?
+        var start = 0
+        var first = true
+        while start < written.count {
+            guard let nl = HTTPRuleBytes.firstIndex(of: UInt8(ascii: "\n"), in: written, from: start) else { break }
+            let line = UnsafeRawBufferPointer(rebasing: written[start..<(nl + 1)])
+            start = nl + 1
+            if !first {
+                func named(_ s: StaticString) -> Bool { HTTPRuleBytes.hasPrefix(line, HTTPRuleBytes.literal(s), ignoreCase: true) }
+                if named("age:") { continue }
+                if named("etag:") {
+                    var v = 5
+                    var end = line.count
+                    while v < end, line[v] == UInt8(ascii: " ") || line[v] == UInt8(ascii: "\t") { v += 1 }
+                    while end > v, line[end - 1] <= UInt8(ascii: " ") { end -= 1 }
+                    etag = (head.count + v)..<(head.count + end)
+                }
+            }
+            first = false
+            head.append(contentsOf: line)
+        }
+        guard head.count <= limit else { return nil }
+        return (head, etag)
+    }
 
     /// FNV-1a, 64 bits: the key's hash (the key itself is compared on a lookup).
     static func fnv1a(_ bytes: UnsafeRawBufferPointer) -> UInt64 {

@@ -76,6 +76,15 @@ extension HTTPRuleSet {
                 if let facts = scratch.cache, let cache = facts.storeIn, let response = ev.response {
                     facts.plan = HTTPCachePolicy.storePlan(response, request: facts, cache: cache,
                                                            contentLength: head.pointee.contentLength, now: HTTPCachePolicy.wallSeconds())
+                    if facts.plan != nil {
+                        if let stored = HTTPCachePolicy.storedHead(response, capacity: scratch.reply.capacity,
+                                                                   limit: cache.section.maxObjectSize) {
+                            facts.head = stored.head
+                            facts.etag = stored.etag
+                        } else {
+                            facts.plan = nil
+                        }
+                    }
                 }
                 scratch.beginRule()
                 backend.manageServerCookies(ev, server: server)

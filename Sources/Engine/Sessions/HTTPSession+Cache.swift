@@ -70,38 +70,13 @@ extension HTTPSession {
 
     // MARK: cache-store
 
-    /// After the answer's head was written to `clientOut` (its last `count` bytes): starts copying
-    /// it when `cache-store` allowed it. The stored head leaves out what belongs to this
-    /// connection (Connection, Keep-Alive) and the Age (a hit says its own).
-    func beginCacheStore(writtenHead: UnsafeRawBufferPointer) {
+    /// After the answer's head went to the client: starts copying the answer when `cache-store`
+    /// allowed it (its head is the one the rules left, `HTTPCacheRequest.head`).
+    func beginCacheStore() {
         guard let facts = scratch?.cache, let cache = facts.storeIn, let plan = facts.plan,
               transaction.compressor == nil, responseParser.head.framing != .untilClose else { return }
-        var head: [UInt8] = []
-        head.reserveCapacity(writtenHead.count)
-        var etag: Range<Int>?
-        var start = 0
-        var first = true
-        while start < writtenHead.count {
-            guard let nl = HTTPRuleBytes.firstIndex(of: UInt8(ascii: "\n"), in: writtenHead, from: start) else { break }
-            let line = UnsafeRawBufferPointer(rebasing: writtenHead[start..<(nl + 1)])
-            start = nl + 1
-            if line.count <= 2 { break }  // the empty line ending the head
-            if !first {
-                func named(_ s: StaticString) -> Bool { HTTPRuleBytes.hasPrefix(line, HTTPRuleBytes.literal(s), ignoreCase: true) }
-                if named("connection:") || named("keep-alive:") || named("age:") || named("proxy-connection:") { continue }
-                if named("etag:") {
-                    var v = 5
-                    var end = line.count
-                    while v < end, line[v] == UInt8(ascii: " ") || line[v] == UInt8(ascii: "\t") { v += 1 }
-                    while end > v, line[end - 1] <= UInt8(ascii: " ") { end -= 1 }
-                    etag = (head.count + v)..<(head.count + end)
-                }
-            }
-            first = false
-            head.append(contentsOf: line)
-        }
-        guard head.count <= cache.section.maxObjectSize else { return }
-        transaction.cacheCapture = HTTPCacheCapture(cache: cache, plan: plan, hash: facts.hash, key: facts.key, head: head, etag: etag)
+        transaction.cacheCapture = HTTPCacheCapture(cache: cache, plan: plan, hash: facts.hash, key: facts.key,
+                                                    head: facts.head, etag: facts.etag)
     }
 
     /// Body bytes of the answer being stored, as the parser consumed them.

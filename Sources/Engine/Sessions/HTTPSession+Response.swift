@@ -198,9 +198,7 @@ extension HTTPSession {
             respondLocally(status: 502)
             return
         }
-        if scratch?.cache?.plan != nil {
-            beginCacheStore(writtenHead: UnsafeRawBufferPointer(start: out + clientOut.end, count: writer.count))
-        }
+        if scratch?.cache?.plan != nil { beginCacheStore() }
         clientOut.end += writer.count
         transaction.bytesToClient += UInt64(writer.count)
         responseParsed += input.count
