@@ -126,7 +126,9 @@ extension KeywordReader {
             }
             result = .stickCounter(stick)
         case "cache-use":
-            result = .cacheUse(try word(1, "a cache name"))
+            let name = try word(1, "a cache name")
+            if name == "if" || name == "unless" { throw line.error("\(what) expects a cache name") }
+            result = .cacheUse(name)
             i = 2
         case "use-service":
             let service = try word(1, "a service (prometheus-exporter)")
@@ -208,7 +210,9 @@ extension KeywordReader {
             result = .setLogLevel(try logLevel(line, what: what))
             i = 2
         case "cache-store":
-            result = .cacheStore(try word(1, "a cache name"))
+            let name = try word(1, "a cache name")
+            if name == "if" || name == "unless" { throw line.error("\(what) expects a cache name") }
+            result = .cacheStore(name)
             i = 2
         default:
             if KeywordReader.otherHTTPResponseActions.contains(action) || action.hasPrefix("lua.") {

@@ -334,6 +334,7 @@ final class CacheOrigin: @unchecked Sendable {
                 http-request cache-use missing
                 http-response cache-store d
                 filter cache elsewhere
+                http-request cache-use if TRUE
                 default_backend b
             backend b
                 mode http
@@ -351,6 +352,7 @@ final class CacheOrigin: @unchecked Sendable {
             "strata.cfg:12: 'max-size' is not a cache keyword",
             "strata.cfg:16: 'http-request cache-use': unable to find cache 'missing'",
             "strata.cfg:18: 'filter cache': unable to find cache 'elsewhere'",
+            "strata.cfg:19: 'http-request cache-use' expects a cache name",
         ] {
             #expect(check.stderr.contains(expected), "\(expected)\n\(check.stderr)")
         }
