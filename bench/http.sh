@@ -16,7 +16,7 @@
 #   connection per address, 50 at a time), and the table's memory per entry (RSS before and after
 #   filling it, over the entries `show table` counts), and the rate of that filling (one request
 #   per connection, each from an address the table does not have yet)
-#   case cache: `http-request cache-use` / `http-response cache-store` on nginx's index page (its
+#   case cache: `http-request cache-use` / `http-response cache-store` on a 1 KB file of nginx (its
 #   ETag and Last-Modified make it storable), every request a hit: requests/s, CPU µs/request
 # Usage: bench/http.sh [seconds per run, default 10] [rounds, default 2] [reloads, default 200]
 # CASES=http,sticktable (both by default) picks the cases: CASES=sticktable bench/http.sh 5 1;
@@ -205,15 +205,16 @@ if want cache; then
     start strata "$WORK/strata-cache.cfg"; SC_PID=$STARTED
     start haproxy "$WORK/haproxy-cache.cfg"; HC_PID=$STARTED
     wait_port "$SC_PORT"; wait_port "$HC_PORT"
+    head -c 1024 /dev/zero | tr '\0' 'x' > "$WORK/nginx/html/cached.txt"
     # Both must answer from their cache (an Age field), or the figures measure nginx.
     for p in $SC_PORT $HC_PORT; do
-        curl -s -o /dev/null "http://127.0.0.1:$p/"
-        curl -s -D - -o /dev/null "http://127.0.0.1:$p/" | grep -qi '^age:' || { echo "# port $p does not answer from its cache" >&2; exit 1; }
+        curl -s -o /dev/null "http://127.0.0.1:$p/cached.txt"
+        curl -s -D - -o /dev/null "http://127.0.0.1:$p/cached.txt" | grep -qi '^age:' || { echo "# port $p does not answer from its cache" >&2; exit 1; }
     done
     for round in $(seq 1 "$ROUNDS"); do
         for who in strata haproxy; do
             if [ $who = strata ]; then port=$SC_PORT pid=$SC_PID; else port=$HC_PORT pid=$HC_PID; fi
-            read -r rps cpu p99 < <(run_wrk "$port" "$pid")
+            read -r rps cpu p99 < <(WRK_PATH=/cached.txt run_wrk "$port" "$pid")
             add "$who.cache" "$rps"; add "$who.cachecpu" "$cpu"; add "$who.cachep99" "$p99"
             echo "# round $round $who done" >&2
         done
