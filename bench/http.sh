@@ -16,8 +16,11 @@
 #   connection per address, 50 at a time), and the table's memory per entry (RSS before and after
 #   filling it, over the entries `show table` counts), and the rate of that filling (one request
 #   per connection, each from an address the table does not have yet)
+#   case cache: `http-request cache-use` / `http-response cache-store` on a 1 KB file of nginx (its
+#   ETag and Last-Modified make it storable), every request a hit: requests/s, CPU µs/request
 # Usage: bench/http.sh [seconds per run, default 10] [rounds, default 2] [reloads, default 200]
-# CASES=http,sticktable (both by default) picks the cases: CASES=sticktable bench/http.sh 5 1
+# CASES=http,sticktable (both by default) picks the cases: CASES=sticktable bench/http.sh 5 1;
+# CASES=cache runs the cache case
 source "$(dirname "$0")/lib.sh"
 DURATION=${1:-10}
 ROUNDS=${2:-2}
@@ -66,12 +69,18 @@ CFG
         echo "    http-request deny deny_status 429 if { sc_http_req_rate(0) gt 100000000 }"
     elif [ "$acls" = 4 ]; then
         echo "    compression algo gzip"
+    elif [ "$acls" = 5 ]; then
+        echo "    http-request cache-use small"
+        echo "    http-response cache-store small"
     fi
     cat <<CFG
     default_backend be
 backend be
     server nginx 127.0.0.1:$NGINX_PORT
 CFG
+    if [ "$acls" = 5 ]; then
+        printf 'cache small\n    total-max-size 16\n    max-age 3600\n'
+    fi
 }
 
 # start strata|haproxy CFG: sets STARTED to the pid (no $(…): the proxy would hold its pipe open).
@@ -187,6 +196,33 @@ PY
         "${mem[haproxy.bytes]}" "$(ratio "${mem[strata.bytes]}" "${mem[haproxy.bytes]}")" "(lower is better)"
     printf '%-44s strata %11s  haproxy %11s  (failed requests: %s and %s; target 0)\n' "stick-table entries (show table used)" \
         "$(table_used "$WORK/st.sock")" "$(table_used "$WORK/ht.sock")" "${sum[strata.stfailed]}" "${sum[haproxy.stfailed]}"
+fi
+
+if want cache; then
+    SC_PORT=$(free_port); HC_PORT=$(free_port)
+    config strata "$SC_PORT" 5 "$WORK/sc.sock" > "$WORK/strata-cache.cfg"
+    config haproxy "$HC_PORT" 5 "$WORK/hc.sock" | sed "s/^global/global\n    nbthread $THREADS/" > "$WORK/haproxy-cache.cfg"
+    start strata "$WORK/strata-cache.cfg"; SC_PID=$STARTED
+    start haproxy "$WORK/haproxy-cache.cfg"; HC_PID=$STARTED
+    wait_port "$SC_PORT"; wait_port "$HC_PORT"
+    head -c 1024 /dev/zero | tr '\0' 'x' > "$WORK/nginx/html/cached.txt"
+    # Both must answer from their cache (an Age field), or the figures measure nginx.
+    for p in $SC_PORT $HC_PORT; do
+        curl -s -o /dev/null "http://127.0.0.1:$p/cached.txt"
+        curl -s -D - -o /dev/null "http://127.0.0.1:$p/cached.txt" | grep -qi '^age:' || { echo "# port $p does not answer from its cache" >&2; exit 1; }
+    done
+    for round in $(seq 1 "$ROUNDS"); do
+        for who in strata haproxy; do
+            if [ $who = strata ]; then port=$SC_PORT pid=$SC_PID; else port=$HC_PORT pid=$HC_PID; fi
+            read -r rps cpu p99 < <(WRK_PATH=/cached.txt run_wrk "$port" "$pid")
+            add "$who.cache" "$rps"; add "$who.cachecpu" "$cpu"; add "$who.cachep99" "$p99"
+            echo "# round $round $who done" >&2
+        done
+    done
+    echo "http.sh cache: ${ROUNDS} rounds x ${DURATION}s, wrk -t1 -c50, every request a cache hit, $(nproc) cores"
+    line "cache hits requests/s" "(higher is better)" cache
+    line "cache hits proxy CPU us/request" "(lower is better)" cachecpu
+    line "cache hits p99 latency ms" "(lower is better)" cachep99
 fi
 
 want http || exit 0

@@ -8,6 +8,8 @@ public struct Config: Hashable, Sendable {
     public var resolvers: [ResolversSection]
     /// The map files the `map*` converters name, by the path they were read at.
     public var maps: [String: MapFile] = [:]
+    /// Every `cache` section, in file order.
+    public var caches: [CacheSection] = []
 
     public init(global: GlobalSettings = GlobalSettings(), proxies: [Proxy] = [], resolvers: [ResolversSection] = []) {
         self.global = global
@@ -16,6 +18,7 @@ public struct Config: Hashable, Sendable {
     }
 
     public func resolvers(named name: String) -> ResolversSection? { resolvers.first { $0.name == name } }
+    public func cache(named name: String) -> CacheSection? { caches.first { $0.name == name } }
 
     public var frontends: [Proxy] { proxies.filter(\.isFrontend) }
     public var backends: [Proxy] { proxies.filter(\.isBackend) }

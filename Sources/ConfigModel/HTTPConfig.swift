@@ -490,6 +490,9 @@ public enum HTTPRequestAction: Hashable, Sendable {
     /// `set-log-level LEVEL`: the syslog level (0 emerg … 7 debug) of the request's log line, or
     /// -1 for `silent` (no line). The last matching rule wins.
     case setLogLevel(Int)
+    /// `cache-use NAME`: a fresh answer the cache holds for the request is sent from it, and
+    /// nothing goes to a server.
+    case cacheUse(String)
 
     public struct Header: Hashable, Sendable {
         public var name: String
@@ -532,6 +535,8 @@ public enum HTTPResponseAction: Hashable, Sendable {
     case silentDrop
     /// `set-log-level LEVEL` (see `HTTPRequestAction.setLogLevel`).
     case setLogLevel(Int)
+    /// `cache-store NAME`: the answer is stored in the cache when HAProxy's rules allow it.
+    case cacheStore(String)
 }
 
 public struct HTTPResponseRule: Hashable, Sendable {

@@ -101,6 +101,7 @@ public struct ConfigLoader: Sendable {
         late += applyLastAddresses(parser.pendingLastAddresses(), to: &config)
         late += parser.applyUserlists(to: &config)
         late += parser.errorFileImportProblems()
+        late += parser.cacheProblems(config)
         late += parser.finishStickTables(&config, warnings: &warnings)
         // The validator knows which lines failed, so that it does not repeat them as absences.
         var errors = parser.errors + late + ConfigValidator.validate(config, failedKeywords: failed, droppedNames: dropped)

@@ -30,6 +30,8 @@ struct ConfigParser {
     var localPeerOverride: String?
     /// `http-errors NAME` sections: their `errorfile` messages by status, where declared.
     var httpErrors: [(name: String, files: [Int: [UInt8]], location: SourceLocation)] = []
+    /// `cache NAME` sections in file order ("" as the name of one whose header was wrong).
+    var caches: [CacheDraft] = []
     private var section = Section.none
 
     private enum Section {
@@ -41,6 +43,7 @@ struct ConfigParser {
         case userlist(Int)
         case peers(Int)
         case httpErrors(Int)
+        case cache(Int)
         /// A section HAProxy has and strata does not: reported once at its header, its lines skipped.
         case unsupported
     }
@@ -53,12 +56,12 @@ struct ConfigParser {
         // The first byte rules out most keywords before any comparison.
         switch word.utf8.first {
         case UInt8(ascii: "g"), UInt8(ascii: "d"), UInt8(ascii: "f"), UInt8(ascii: "b"), UInt8(ascii: "l"),
-            UInt8(ascii: "r"), UInt8(ascii: "u"), UInt8(ascii: "h"), UInt8(ascii: "p"):
+            UInt8(ascii: "r"), UInt8(ascii: "u"), UInt8(ascii: "h"), UInt8(ascii: "p"), UInt8(ascii: "c"):
             break
         default: return false
         }
         switch word {
-        case "global", "defaults", "frontend", "backend", "listen", "resolvers", "userlist", "http-errors", "peers": return true
+        case "global", "defaults", "frontend", "backend", "listen", "resolvers", "userlist", "http-errors", "peers", "cache": return true
         default: return false
         }
     }
@@ -73,7 +76,7 @@ struct ConfigParser {
         default: return false
         }
         switch word {
-        case "program", "ring", "mailers", "cache", "log-forward",
+        case "program", "ring", "mailers", "log-forward",
             "fcgi-app":
             return true
         default: return false
@@ -177,6 +180,8 @@ struct ConfigParser {
                 }
                 let (code, message) = try reader.errorFile(line)
                 httpErrors[index].files[code] = message
+            case .cache(let index):
+                try KeywordReader.cacheKeyword(line, draft: &caches[index])
             case .defaults(let index):
                 do throws(ConfigError) {
                     try reader.proxyKeyword(line, draft: &defaults[index].draft)
@@ -231,6 +236,14 @@ struct ConfigParser {
                                          nameCharacters: true, earlier: earlier) else { return }
             peers.append(PeersDraft(name: name, location: location))
             section = .peers(peers.count - 1)
+            return
+        }
+        if kind == "cache" {
+            let earlier = words.count > 1 ? caches.first { $0.section.name == words[1] }?.section.location : nil
+            guard let name = sectionName(words, location: location, kind: "cache", noun: "cache section",
+                                         nameCharacters: false, earlier: earlier) else { return }
+            caches.append(CacheDraft(section: CacheSection(name: name, location: location)))
+            section = .cache(caches.count - 1)
             return
         }
         if kind == "http-errors" {
@@ -421,6 +434,7 @@ struct ConfigParser {
         // Indexed access throughout: `for draft in drafts` would copy every draft and its proxy.
         var config = Config(global: global)
         config.maps = reader.paths.maps
+        config.caches = caches.compactMap(\.complete)
         config.resolvers = resolvers.filter { !$0.name.isEmpty }
         // HAProxy 2.6 has a `default` section from resolv.conf unless the file declares one.
         if !config.resolvers.contains(where: { $0.name == "default" }),

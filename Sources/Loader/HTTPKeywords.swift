@@ -14,6 +14,7 @@ extension KeywordReader {
         "replace-uri", "replace-value", "return", "set-header", "set-method", "set-path", "set-query", "set-uri",
         "use-service", "track-sc0", "track-sc1", "track-sc2", "sc-inc-gpc0", "sc-inc-gpc1", "sc-set-gpt0",
         "set-src", "set-src-port", "set-dst", "set-dst-port", "silent-drop", "set-log-level", "reject", "set-nice", "normalize-uri", "wait-for-body",
+        "cache-use",
     ]
     static let uriNormalizers = [
         "path-merge-slashes", "path-strip-dot", "path-strip-dotdot", "percent-decode-unreserved", "percent-to-uppercase",
@@ -21,7 +22,7 @@ extension KeywordReader {
     ]
     /// HAProxy's other http-request actions: "not supported yet" rather than unknown.
     static let otherHTTPRequestActions: Set<String> = [
-        "add-acl", "cache-use", "capture", "del-acl", "del-map", "disable-l7-retry", "do-resolve",
+        "add-acl", "capture", "del-acl", "del-map", "disable-l7-retry", "do-resolve",
         "early-hint", "sc-inc-gpc",
         "sc-inc-gpc0", "sc-inc-gpc1", "sc-set-gpt0", "send-spoe-group", "set-bandwidth-limit",
         "set-map", "set-mark", "set-pathq", "set-priority-class",
@@ -31,10 +32,10 @@ extension KeywordReader {
     ]
     static let httpResponseActions = [
         "add-header", "allow", "del-header", "deny", "replace-header", "replace-value", "return", "set-header",
-        "set-status", "silent-drop", "set-log-level",
+        "set-status", "silent-drop", "set-log-level", "cache-store",
     ]
     static let otherHTTPResponseActions: Set<String> = [
-        "add-acl", "cache-store", "capture", "del-acl", "del-map", "redirect", "sc-inc-gpc",
+        "add-acl", "capture", "del-acl", "del-map", "redirect", "sc-inc-gpc",
         "sc-inc-gpc0", "sc-inc-gpc1", "sc-set-gpt0", "send-spoe-group", "set-bandwidth-limit",
         "set-map", "set-mark", "set-nice", "set-timeout", "set-tos", "set-var", "set-var-fmt",
         "strict-mode", "track-sc0", "track-sc1", "track-sc2", "unset-var", "wait-for-body",

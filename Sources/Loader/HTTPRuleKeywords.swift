@@ -125,6 +125,11 @@ extension KeywordReader {
                     + KeywordSuggestion.clause(for: action, among: KeywordReader.httpRequestActions))
             }
             result = .stickCounter(stick)
+        case "cache-use":
+            let name = try word(1, "a cache name")
+            if name == "if" || name == "unless" { throw line.error("\(what) expects a cache name") }
+            result = .cacheUse(name)
+            i = 2
         case "use-service":
             let service = try word(1, "a service (prometheus-exporter)")
             guard service == "prometheus-exporter" else {
@@ -203,6 +208,11 @@ extension KeywordReader {
             result = .silentDrop
         case "set-log-level":
             result = .setLogLevel(try logLevel(line, what: what))
+            i = 2
+        case "cache-store":
+            let name = try word(1, "a cache name")
+            if name == "if" || name == "unless" { throw line.error("\(what) expects a cache name") }
+            result = .cacheStore(name)
             i = 2
         default:
             if KeywordReader.otherHTTPResponseActions.contains(action) || action.hasPrefix("lua.") {

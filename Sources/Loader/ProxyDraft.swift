@@ -117,6 +117,9 @@ struct ProxyDraft {
     /// the codes the proxy's own `errorfile` lines set (those win over an import).
     var errorFileImports: [(name: String, codes: [Int]?, location: SourceLocation)] = []
     var ownErrorFiles: Set<Int> = []
+    /// `filter cache NAME` lines: the explicit declaration of a cache's filter (checked against
+    /// the `cache` sections once all are read).
+    var cacheFilters: [(name: String, location: SourceLocation)] = []
     /// Servers (indices) whose address only `init-addr last` may still give: the server-state
     /// file is read once the whole configuration is, and `error` is reported if it has none.
     var pendingLast: [(server: Int, error: ConfigError)] = []

@@ -29,6 +29,7 @@ extension KeywordReader {
         ("monitor fail", [.frontend, .listen]),
         ("unique-id-format", frontSide),
         ("unique-id-header", frontSide),
+        ("filter", [.frontend, .listen, .backend]),
         ("fullconn", backSide),
         ("hash-type", backSide),
         ("http-check", backSide),
@@ -191,6 +192,23 @@ extension KeywordReader {
             _ = try serverOptions(line, from: 0, into: &options, tlsDefaults: draft.defaultServerTLSStorage, settings: &tls)
             draft.defaultServer = options
             if let tls { draft.defaultServerTLS = tls }
+
+        case "filter":
+            // `filter cache NAME`: the cache's filter declared explicitly, as HAProxy asks when a
+            // proxy declares other filters; strata's cache needs no declaration, so the line
+            // only names a cache.
+            let kind = try line.argument(0, expecting: "a filter (cache)")
+            guard kind == "cache" else {
+                let known = ["compression", "trace", "spoe", "bwlim-in", "bwlim-out", "fcgi-app", "cache"]
+                if known.contains(kind) { throw line.error("'filter \(kind)' is not supported yet") }
+                throw line.error("'\(kind)' is not a filter" + KeywordSuggestion.clause(for: kind, among: known))
+            }
+            let name = try line.argument(1, expecting: "a cache name after 'cache'")
+            try line.noArguments(after: 2)
+            if draft.cacheFilters.contains(where: { $0.name == name }) {
+                throw line.error("\(draft.proxy.name): multiple explicit declarations of the cache filter '\(name)'")
+            }
+            draft.cacheFilters.append((name, line.location))
 
         case "default_backend":
             let name = try line.argument(0, expecting: "a backend name")

@@ -76,16 +76,17 @@ extension Engine {
         let (header, lines) = Self.listed(engine.admin("help", level: .user))
         #expect(header == "The following commands are valid at this level:")
         #expect(lines == lines.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) })
-        #expect(lines.count == 38)
+        #expect(lines.count == 39)
         #expect(lines.contains("  show stat [domain <dns|proxy>] [{<iid>|<proxy>} <type> <sid>] [typed|json] [up|no-maint] : report counters for each proxy and server"))
         #expect(lines.contains("  show generations                        : one row per live generation (id state age_s sessions listeners hash)"))
         #expect(lines.contains("  canary set <percent>                    : the canary's share of new work, 0 to 100 (admin level)"))
         #expect(lines.contains("  clear counters [all]                    : clear max statistics counters (or all counters)"))
         #expect(!lines.contains { $0.hasPrefix("  clear counters all") })
+        #expect(lines.contains("  show cache                              : show cache status"))
 
         let shown = Self.listed(engine.admin("help show ssl")).lines
         #expect(shown == ["  show ssl cert [<certfile>]              : display the SSL certificates used in memory, or the details of a file's"])
-        #expect(Self.listed(engine.admin("help show")).lines.count == 16)
+        #expect(Self.listed(engine.admin("help show")).lines.count == 17)
 
         // A command registered later is listed in its place.
         var table = AdminCommandTable.engine
@@ -93,7 +94,7 @@ extension Engine {
         var answer = ""
         table.run(["help"], level: .user, engine: engine) { answer = $0 }
         let withReload = Self.listed(answer).lines
-        #expect(withReload.count == 39)
+        #expect(withReload.count == 40)
         #expect(withReload.firstIndex(of: "  reload                                  : reload the configuration in place")
                 == withReload.firstIndex { $0.hasPrefix("  set map") }.map { $0 - 1 })
     }
@@ -115,7 +116,7 @@ extension Engine {
         // No word past the ones that matched: the commands that start with them.
         let show = Self.listed(engine.admin("show"))
         #expect(show.header == better)
-        #expect(show.lines.count == 16 && show.lines.allSatisfy { $0.hasPrefix("  show ") })
+        #expect(show.lines.count == 17 && show.lines.allSatisfy { $0.hasPrefix("  show ") })
 
         // Known words with arguments the command does not take: nothing is close to a word
         // compared with none, so the commands with those words.
@@ -125,7 +126,7 @@ extension Engine {
         // No word at all.
         let empty = Self.listed(engine.admin([]))
         #expect(empty.header == "Unknown command. Please enter one of the following commands only:")
-        #expect(empty.lines.count == 38)
+        #expect(empty.lines.count == 39)
 
         // At most five proposals, the closest first in the table, listed sorted.
         let far = Self.listed(engine.admin("frobnicate"))

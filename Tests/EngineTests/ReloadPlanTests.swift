@@ -200,6 +200,34 @@ import Testing
         #expect(size.contains("! stick-table f starts empty (its type, key length, size or stored data changed)"), "\(size)")
     }
 
+    /// A `cache` section changed drops its entries, one that moved keeps them: the plan says
+    /// which; added and removed sections are listed.
+    @Test func aChangedCacheSectionIsListedAsStartingEmpty() throws {
+        let text = """
+            cache c
+                total-max-size 4
+                max-age 10
+            cache gone
+                total-max-size 1
+            frontend f
+                mode http
+                bind 127.0.0.1:80
+                http-request cache-use c
+                http-response cache-store c
+                http-request return status 200
+            """
+        let moved = ReloadPlan(from: try Self.config(text), to: try Self.config("\n" + text), candidateHash: "c",
+                               facts: Self.facts(held: [80])).lines
+        #expect(!moved.contains { $0.contains("cache") }, "\(moved)")
+        let changed = text.replacingOccurrences(of: "max-age 10", with: "max-age 20")
+            .replacingOccurrences(of: "cache gone\n    total-max-size 1", with: "cache new\n    total-max-size 1")
+        let lines = ReloadPlan(from: try Self.config(text), to: try Self.config(changed), candidateHash: "c",
+                               facts: Self.facts(held: [80])).lines
+        #expect(lines.contains { $0.contains("settings cache c (t.cfg:1): its entries are dropped") }, "\(lines)")
+        #expect(lines.contains { $0.contains("+ cache new") }, "\(lines)")
+        #expect(lines.contains { $0.contains("- cache gone") }, "\(lines)")
+    }
+
     @Test func identitiesMeetWhereverTheyMoved() {
         func match(_ old: [String], _ new: [String]) -> (counterpart: [Int], matched: [Bool]) {
             let m = IdentityMatch(old: old.count, new: new.count, oldKey: { old[$0] }, newKey: { new[$0] })

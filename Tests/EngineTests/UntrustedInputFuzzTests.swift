@@ -1,3 +1,4 @@
+import Glibc
 import Testing
 @testable import Engine
 
@@ -78,5 +79,36 @@ import Testing
             let q = value.withUnsafeBytes { HTTPCompressionRules.qValue($0, 0..<$0.count) }
             #expect((0...1000).contains(q), "\(String(decoding: value, as: UTF8.self)) → \(q)")
         }
+    }
+    /// A server's dates (Expires, Last-Modified, Date) and a client's If-Modified-Since: every
+    /// IMF-fixdate made from a random time parses back to it, and noise or a cut date never traps
+    /// (it parses to nil or to some time).
+    @Test func httpDatesRoundTripAndNoiseIsSafe() {
+        var random = Random(state: 0xD1B5_4A32_D192_ED03)
+        let days = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"]
+        let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+        func two(_ n: Int) -> String { n < 10 ? "0\(n)" : "\(n)" }
+        for _ in 0..<3000 {
+            let t = random.below(4_102_444_800)  // up to 2100
+            var tm = tm()
+            var time = time_t(t)
+            gmtime_r(&time, &tm)
+            let text = "\(days[Int(tm.tm_wday)]), \(two(Int(tm.tm_mday))) \(months[Int(tm.tm_mon)]) \(tm.tm_year + 1900) \(two(Int(tm.tm_hour))):\(two(Int(tm.tm_min))):\(two(Int(tm.tm_sec))) GMT"
+            let parsed = Array(text.utf8).withUnsafeBytes { HTTPDate.parse($0) }
+            #expect(parsed == t, "\(text)")
+            // Cut anywhere, or with a byte changed: no trap.
+            var bytes = Array(text.utf8)
+            bytes = Array(bytes.prefix(random.below(bytes.count + 1)))
+            if !bytes.isEmpty { bytes[random.below(bytes.count)] = UInt8(random.below(256)) }
+            _ = bytes.withUnsafeBytes { HTTPDate.parse($0) }
+        }
+        let alphabet = Array("SunMoNov, 0123456789:-GMT \t".utf8)
+        for _ in 0..<3000 {
+            let noise = random.bytes(alphabet, count: random.below(40))
+            _ = noise.withUnsafeBytes { HTTPDate.parse($0) }
+        }
+        // RFC 850 and asctime, as HAProxy reads them.
+        #expect(Array("Sunday, 06-Nov-94 08:49:37 GMT".utf8).withUnsafeBytes { HTTPDate.parse($0) } == 784_111_777)
+        #expect(Array("Sun Nov  6 08:49:37 1994".utf8).withUnsafeBytes { HTTPDate.parse($0) } == 784_111_777)
     }
 }

@@ -17,7 +17,7 @@ public struct AdminCommandTable: Sendable {
     public static let engine = AdminCommandTable(
         [help] + AdminProcessCommands.adminCommands + GenerationInfo.adminCommands + Engine.canaryCommands + StatsCommands.adminCommands
             + ServerAdminCommand.adminCommands + TLSCertificateInfo.adminCommands + ResolverCommands.adminCommands
-            + Engine.stickTableCommands
+            + Engine.stickTableCommands + Engine.cacheCommands
             + MapCommands.adminCommands)
 
     static let help = AdminCommand(["help"], usage: nil, level: .user) { context in

@@ -54,6 +54,9 @@ public final class Generation: @unchecked Sendable {
     /// The maps its converters read, by path; shared with the generation before it for each file
     /// that did not change (see SharedMap).
     let maps: [String: SharedMap]
+    /// Its `cache` sections' stores, by name: the previous generation's own object when the
+    /// section is unchanged (its entries carry on), else a new, empty one.
+    let caches: [String: HTTPCache]
 
     /// What activation still has to look up in the engine's tables (on the loop): frontends,
     /// backends and servers whose counters and state were not found in the generation this one
@@ -116,7 +119,6 @@ public final class Generation: @unchecked Sendable {
             tableObjects[t.name] = stickTables[t.name]!.0
         }
         self.stickTables = stickTables
-        stickTableChanges = changes
         tracksStickCounters = !stickTables.isEmpty
         // The maps: the previous generation's own object when the file is unchanged (its runtime
         // changes carry on), else a new one from the file.
@@ -134,11 +136,25 @@ public final class Generation: @unchecked Sendable {
             }
         }
         self.maps = maps
+        var caches: [String: HTTPCache] = [:]
+        for section in config.config.caches {
+            if let old = previous?.caches[section.name], old.section.settings == section.settings {
+                caches[section.name] = old
+                changes.append("cache '\(section.name)' kept with its entries")
+            } else {
+                if previous?.caches[section.name] != nil {
+                    changes.append("cache '\(section.name)' changed: it starts empty")
+                }
+                caches[section.name] = HTTPCache(section)
+            }
+        }
+        self.caches = caches
+        stickTableChanges = changes
         // One rule set per HTTP proxy: a `listen`'s front and back halves share it.
         var rules: [String: HTTPRuleSet] = [:]
         var errors: [ConfigError] = []
         for i in proxies.indices where proxies[i].mode == .http {
-            do { rules[proxies[i].name + (proxies[i].kind != .frontend ? "/b" : "/f")] = try HTTPRuleSet(proxies[i], stickTables: tableObjects, maps: maps) } catch { errors.append(error) }
+            do { rules[proxies[i].name + (proxies[i].kind != .frontend ? "/b" : "/f")] = try HTTPRuleSet(proxies[i], stickTables: tableObjects, maps: maps, caches: caches) } catch { errors.append(error) }
         }
         // The TCP layer's rules of each frontend that has some (any mode).
         var tcpRules: [String: TCPRuleSet] = [:]
@@ -149,7 +165,7 @@ public final class Generation: @unchecked Sendable {
             do throws(ConfigError) {
                 let key = proxies[i].name + (proxies[i].kind != .frontend ? "/b" : "/f")
                 let evaluator: HTTPRuleSet
-                if let existing = rules[key] { evaluator = existing } else { evaluator = try HTTPRuleSet(proxies[i], stickTables: tableObjects, maps: maps) }
+                if let existing = rules[key] { evaluator = existing } else { evaluator = try HTTPRuleSet(proxies[i], stickTables: tableObjects, maps: maps, caches: caches) }
                 tcpRules[proxies[i].name] = try TCPRuleSet(proxies[i], evaluator: evaluator, stickTables: tableObjects)
             } catch {
                 errors.append(error)
@@ -173,7 +189,7 @@ public final class Generation: @unchecked Sendable {
             if !proxies[i].stickRules.isEmpty {
                 do throws(ConfigError) {
                     let evaluator: HTTPRuleSet
-                    if let rules { evaluator = rules } else { evaluator = try HTTPRuleSet(proxies[i], stickTables: tableObjects) }
+                    if let rules { evaluator = rules } else { evaluator = try HTTPRuleSet(proxies[i], stickTables: tableObjects, caches: caches) }
                     backend.stickRules = try StickRuleSet(proxies[i], evaluator: evaluator, stickTables: tableObjects)
                 } catch {
                     errors.append(error)
@@ -182,7 +198,7 @@ public final class Generation: @unchecked Sendable {
             if !proxies[i].tcp.response.isEmpty {
                 do throws(ConfigError) {
                     let evaluator: HTTPRuleSet
-                    if let rules { evaluator = rules } else { evaluator = try HTTPRuleSet(proxies[i], stickTables: tableObjects, maps: maps) }
+                    if let rules { evaluator = rules } else { evaluator = try HTTPRuleSet(proxies[i], stickTables: tableObjects, maps: maps, caches: caches) }
                     backend.responseRules = try TCPResponseRuleSet(proxies[i], evaluator: evaluator, stickTables: tableObjects)
                 } catch {
                     errors.append(error)

@@ -185,6 +185,7 @@ struct ConfigDiffer {
         compareGlobal(old.global, new.global)
         compareResolvers(old.resolvers, new.resolvers)
         compareMaps(old.maps, new.maps)
+        compareCaches(old.caches, new.caches)
         candidateProxies = new.proxies
         // Proxies are read through buffer pointers: reading a field through an array's subscript
         // may copy the whole Proxy (dozens of references), and a plan reads every one.
@@ -257,6 +258,30 @@ struct ConfigDiffer {
         }
         for path in olds.keys.sorted() where news[path] == nil {
             proxyLines.append(.init(.removed, .settings, "map \(olds[path]!.name)", [Field("map", olds[path]!.name)]))
+        }
+    }
+
+    // MARK: caches
+
+    /// `cache` sections by name: added, removed, or changed (a line moved is no change); a
+    /// changed section's store starts empty, an unchanged one keeps its entries.
+    private mutating func compareCaches(_ olds: [CacheSection], _ news: [CacheSection]) {
+        guard olds != news else { return }
+        let before = Dictionary(olds.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+        let names = Set(news.map(\.name))
+        for section in news {
+            let fields = [Field("section", "cache \(section.name)")]
+            guard let old = before[section.name] else {
+                proxyLines.append(.init(.added, .settings, "cache \(section.name)", fields))
+                continue
+            }
+            if old.settings != section.settings {
+                proxyLines.append(.init(.changed, .settings, "settings cache \(section.name) (\(section.location)): its entries are dropped",
+                                        fields + [Field("locations", [section.location.description])]))
+            }
+        }
+        for section in olds where !names.contains(section.name) {
+            proxyLines.append(.init(.removed, .settings, "cache \(section.name)", [Field("section", "cache \(section.name)")]))
         }
     }
 

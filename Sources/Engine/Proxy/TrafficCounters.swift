@@ -8,7 +8,7 @@ import ConfigModel
 /// reload resets nothing.
 final class TrafficCounters: @unchecked Sendable {
     private enum Slot: Int, CaseIterable {
-        case currentSessions, maxSessions, totalSessions, connectionErrors, responseErrors, retries, redispatches, requestErrors, deniedConnections, queueMax, requests, deniedRequests, intercepted, clientAborts, serverAborts, selected, bytesIn, bytesOut, response1xx, response2xx, response3xx, response4xx, response5xx, responseOther, queueSum, connectSum, responseSum, totalSum, timeSamples, queueTimeMax, connectTimeMax, responseTimeMax, totalTimeMax, lastSession, connectAttempts, reuses, deniedResponses, deniedSessions, compressionIn, compressionOut, compressionBypassed, compressedResponses
+        case currentSessions, maxSessions, totalSessions, connectionErrors, responseErrors, retries, redispatches, requestErrors, deniedConnections, queueMax, requests, deniedRequests, intercepted, clientAborts, serverAborts, selected, bytesIn, bytesOut, response1xx, response2xx, response3xx, response4xx, response5xx, responseOther, queueSum, connectSum, responseSum, totalSum, timeSamples, queueTimeMax, connectTimeMax, responseTimeMax, totalTimeMax, lastSession, connectAttempts, reuses, deniedResponses, deniedSessions, compressionIn, compressionOut, compressionBypassed, compressedResponses, cacheLookups, cacheHits
     }
 
     private let slots: UnsafeMutablePointer<Int>
@@ -72,6 +72,10 @@ final class TrafficCounters: @unchecked Sendable {
     var compressionOut: Int { get { load(.compressionOut) } set { store(.compressionOut, newValue) } }
     var compressionBypassed: Int { get { load(.compressionBypassed) } set { store(.compressionBypassed, newValue) } }
     var compressedResponses: Int { get { load(.compressedResponses) } set { store(.compressedResponses, newValue) } }
+    /// cache_lookups, cache_hits: `http-request cache-use` rules of this proxy that looked a
+    /// request up, and those that found its answer.
+    var cacheLookups: Int { get { load(.cacheLookups) } set { store(.cacheLookups, newValue) } }
+    var cacheHits: Int { get { load(.cacheHits) } set { store(.cacheHits, newValue) } }
     /// Loop seconds (`loop.now`) of the last session that ended here (lastsess); 0: none yet.
     var lastSession: Double {
         get { Double(bitPattern: UInt64(bitPattern: Int64(load(.lastSession)))) }
@@ -225,6 +229,8 @@ final class CounterSet: @unchecked Sendable {
     var compressionOut: Int { loops.reduce(0) { $0 &+ $1.compressionOut } }
     var compressionBypassed: Int { loops.reduce(0) { $0 &+ $1.compressionBypassed } }
     var compressedResponses: Int { loops.reduce(0) { $0 &+ $1.compressedResponses } }
+    var cacheLookups: Int { loops.reduce(0) { $0 &+ $1.cacheLookups } }
+    var cacheHits: Int { loops.reduce(0) { $0 &+ $1.cacheHits } }
     var queueMax: Int { loops.reduce(0) { Swift.max($0, $1.queueMax) } }
     var lastSession: Double { loops.reduce(0) { Swift.max($0, $1.lastSession) } }
     var maxSessions: Int { Swift.max(CLibEV_load(sharedMax), loops.reduce(0) { Swift.max($0, $1.maxSessions) }) }

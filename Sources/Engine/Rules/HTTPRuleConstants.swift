@@ -44,6 +44,13 @@ final class HTTPRuleConstants {
     var proxyName = ""
     /// The generation's stick tables by name (they outlive it: see StickTable).
     var stickTables: [String: StickTable] = [:]
+    /// The generation's caches, by section name.
+    var caches: [String: HTTPCache] = [:]
+
+    func cache(_ name: String, _ location: SourceLocation) throws(ConfigError) -> HTTPCache {
+        guard let cache = caches[name] else { throw ConfigError(location, "unable to find cache '\(name)'") }
+        return cache
+    }
 
     /// `name`'s table ("" is the proxy's own), kept alive as long as the set; nil when missing
     /// (the Loader refuses that: only a test's configuration gets here).

@@ -61,6 +61,8 @@ final class HTTPRuleScratch {
     /// `wait-for-body` of the current request: how long, and how many body bytes are enough.
     var waitForBody: (seconds: Double, atLeast: Int)?
     var localOverride: SocketEndpoint?
+    /// `cache-use` and `cache-store` of the current request (allocated at the first `cache-use`).
+    var cache: HTTPCacheRequest?
 
     /// `capacity`: the size of each buffer; `tune.bufsize` (a rewritten head must fit in one
     /// anyway).
@@ -99,6 +101,7 @@ final class HTTPRuleScratch {
         logLevel = nil
         waitForBody = nil
         if !contentCaptures.isEmpty { contentCaptures.removeAll(keepingCapacity: true) }
+        cache?.reset()
         forgetTransactionVariables()
     }
 

@@ -35,6 +35,7 @@ enum HTTPCompiledRequestAction {
     case normalizeURI(URINormalizer)
     case waitForBody(seconds: Double, atLeast: Int)
     case setLogLevel(Int)
+    case cacheUse(HTTPCache)
 
     init(_ action: HTTPRequestAction, location: SourceLocation, constants: HTTPRuleConstants) throws(ConfigError) {
         func format(_ f: FormatString) -> HTTPCompiledFormat { HTTPCompiledFormat(f, constants: constants) }
@@ -75,6 +76,7 @@ enum HTTPCompiledRequestAction {
         case .normalizeURI(let n): self = .normalizeURI(n)
         case .waitForBody(let time, let atLeast): self = .waitForBody(seconds: Double(time) / 1000, atLeast: atLeast ?? Int.max)
         case .setLogLevel(let level): self = .setLogLevel(level)
+        case .cacheUse(let name): self = .cacheUse(try constants.cache(name, location))
         }
     }
 
@@ -260,6 +262,11 @@ extension HTTPRuleSet {
                 if !ev.normalizeURI(request, normalizer) { return .respond(ev.frontend.errorResponse(400, backend: ev.backend)) }
             case .setLogLevel(let level):
                 ev.scratch.logLevel = level
+            case .cacheUse(let cache):
+                // The lookup happens once the rules have chosen to forward (HTTPSession+Cache.swift).
+                let facts = ev.scratch.cache ?? HTTPCacheRequest()
+                ev.scratch.cache = facts
+                HTTPCachePolicy.prepare(request, cache: cache, byBackend: self !== ev.frontend, into: facts)
             case .tarpit(let status):
                 var answer = ev.frontend.errorResponse(status, backend: ev.backend)
                 answer.isDenial = true

@@ -20,6 +20,7 @@ enum HTTPCompiledResponseAction {
     case returnResponse(HTTPCompiledReturn)
     case silentDrop
     case setLogLevel(Int)
+    case cacheStore(HTTPCache)
 
     init(_ action: HTTPResponseAction, location: SourceLocation, constants: HTTPRuleConstants) throws(ConfigError) {
         func format(_ f: FormatString) -> HTTPCompiledFormat { HTTPCompiledFormat(f, constants: constants) }
@@ -45,6 +46,7 @@ enum HTTPCompiledResponseAction {
                                                       headers: headers, constants: constants))
         case .silentDrop: self = .silentDrop
         case .setLogLevel(let level): self = .setLogLevel(level)
+        case .cacheStore(let name): self = .cacheStore(try constants.cache(name, location))
         }
     }
 }
@@ -71,6 +73,19 @@ extension HTTPRuleSet {
                 let backend = backend ?? self
                 if let decision = backend.runResponseRules(ev) { return decision }
                 if backend !== self, let decision = runResponseRules(ev) { return decision }
+                if let facts = scratch.cache, let cache = facts.storeIn, let response = ev.response {
+                    facts.plan = HTTPCachePolicy.storePlan(response, request: facts, cache: cache,
+                                                           contentLength: head.pointee.contentLength, now: HTTPCachePolicy.wallSeconds())
+                    if facts.plan != nil {
+                        if let stored = HTTPCachePolicy.storedHead(response, capacity: scratch.reply.capacity,
+                                                                   limit: cache.section.maxObjectSize) {
+                            facts.head = stored.head
+                            facts.etag = stored.etag
+                        } else {
+                            facts.plan = nil
+                        }
+                    }
+                }
                 scratch.beginRule()
                 backend.manageServerCookies(ev, server: server)
                 if scratch.response.failed { return .respond(errorResponse(500, backend: backend)) }
@@ -182,6 +197,9 @@ extension HTTPRuleSet {
                 return .silentDrop
             case .setLogLevel(let level):
                 ev.scratch.logLevel = level
+            case .cacheStore(let cache):
+                // Decided once the rules are done (`HTTPRuleSet.processResponse`).
+                if let facts = ev.scratch.cache, facts.storeIn == nil { facts.storeIn = cache }
             case .returnResponse(let r):
                 return .respond(localResponse(r, ev) ?? ev.frontend.errorResponse(500, backend: ev.backend))
             case .deny(let status):

@@ -104,8 +104,10 @@ final class HTTPRuleSet: @unchecked Sendable {
 
     /// Compiles `proxy.http` (and the server cookies and balancing parameter). Throws the first
     /// invalid regular expression, with its location.
-    init(_ proxy: Proxy, stickTables: [String: StickTable] = [:], maps: [String: SharedMap] = [:]) throws(ConfigError) {
+    init(_ proxy: Proxy, stickTables: [String: StickTable] = [:], maps: [String: SharedMap] = [:],
+         caches: [String: HTTPCache] = [:]) throws(ConfigError) {
         let constants = HTTPRuleConstants()
+        constants.caches = caches
         constants.userlists = proxy.http.userlists
         constants.maps = maps
         constants.proxyName = proxy.name

@@ -349,6 +349,8 @@ extension HTTPSession {
         transaction.backend = backend
         backend.counters.sessionStarted(on: loop)
         backend.counters[loop].requests += 1
+        // `http-request cache-use`: a fresh stored answer is sent, nothing goes to a server.
+        if scratch.cache?.cache != nil, serveFromCache(input, frontend: frontend, backend: backend, scratch: scratch) { return }
         if let rules = backend.rules {
             if let index = rules.persistentServer(requestParser.head, input: input, scratch: scratch,
                                                   isUsable: { i in backend.configuredServers[i].acceptsPersistentTraffic(forced: backend.proxy.persist) }) {

@@ -79,13 +79,16 @@ extension HTTPSession {
                 responseHead(UnsafeRawBufferPointer(start: base + responseParsed, count: headLength))
                 if phase == .closed || transaction.localResponse { return }
             case .messageComplete(let framing):
+                if transaction.cacheCapture != nil { captureForCache(UnsafeRawBufferPointer(rebasing: input[0..<framing])) }
                 responseParsed += framing
                 if transaction.interimResponse {
                     transaction.interimResponse = false
                 } else {
                     transaction.responseComplete = true
+                    if transaction.cacheCapture != nil { finishCacheStore() }
                 }
             default:
+                if transaction.cacheCapture != nil { captureForCache(UnsafeRawBufferPointer(rebasing: input[0..<action.consumed])) }
                 responseParsed += action.consumed
             }
         }
@@ -195,6 +198,7 @@ extension HTTPSession {
             respondLocally(status: 502)
             return
         }
+        if scratch?.cache?.plan != nil { beginCacheStore() }
         clientOut.end += writer.count
         transaction.bytesToClient += UInt64(writer.count)
         responseParsed += input.count

@@ -62,6 +62,10 @@ struct HTTPTransaction {
     /// the log shows (`<STATS>`, `<PROMEX>`).
     var serviceAnswer: StatsServiceAnswer?
     var applet: StaticString?
+    /// A cache hit: the entry whose bytes are being sent (kept alive until they are).
+    var cacheEntry: HTTPCacheEntry?
+    /// `cache-store`: the answer being copied into the cache.
+    var cacheCapture: HTTPCacheCapture?
 
     // The log.
     var termination = TerminationState()
@@ -89,5 +93,8 @@ struct HTTPTransaction {
         connector.end()
         serviceAnswer = nil
         compressor = nil
+        cacheEntry?.endSending()
+        cacheEntry = nil
+        cacheCapture = nil
     }
 }

@@ -327,6 +327,8 @@ extension Engine {
         family("haproxy_frontend_http_comp_bytes_out_total", .counter, "Total number of bytes emitted by the HTTP compressor for this object since the worker process started", httpOnly: true) { $1.compressionOut }
         family("haproxy_frontend_http_comp_bytes_bypassed_total", .counter, "Total number of bytes that bypassed HTTP compression for this object since the worker process started (CPU/memory/bandwidth limitation)", httpOnly: true) { $1.compressionBypassed }
         family("haproxy_frontend_http_comp_responses_total", .counter, "Total number of HTTP responses that were compressed for this object since the worker process started", httpOnly: true) { $1.compressedResponses }
+        family("haproxy_frontend_http_cache_lookups_total", .counter, "Total number of HTTP requests looked up in the cache on this frontend/backend since the worker process started", httpOnly: true) { $1.cacheLookups }
+        family("haproxy_frontend_http_cache_hits_total", .counter, "Total number of HTTP requests not found in the cache on this frontend/backend since the worker process started", httpOnly: true) { $1.cacheHits }
         family("haproxy_frontend_intercepted_requests_total", .counter, "Total number of HTTP requests intercepted on the frontend (redirects/stats/services) since the worker process started", httpOnly: true) { $1.intercepted }
         family("haproxy_frontend_denied_connections_total", .counter, "Total number of incoming connections blocked on a listener/frontend since the worker process started") { $1.deniedConnections }
         family("haproxy_frontend_denied_sessions_total", .counter, "Total number of incoming sessions blocked on a listener/frontend by a tcp-request connection rule since the worker process started") { $1.deniedSessions }
@@ -419,6 +421,8 @@ extension Engine {
         family("haproxy_backend_h2_open_connections", .gauge, "Count of currently open connections", httpOnly: true) { $1.h2Total(.serverOpenConnections) }
         family("haproxy_backend_h2_total_connections", .counter, "Total number of connections", httpOnly: true) { $1.h2Total(.serverConnectionsOpened) }
         family("haproxy_backend_h2_backend_total_streams", .counter, "Total number of streams", httpOnly: true) { $1.h2Total(.serverStreamsOpened) }
+        family("haproxy_backend_http_cache_lookups_total", .counter, "Total number of HTTP requests looked up in the cache on this frontend/backend since the worker process started", httpOnly: true) { $1.cacheLookups }
+        family("haproxy_backend_http_cache_hits_total", .counter, "Total number of HTTP requests not found in the cache on this frontend/backend since the worker process started", httpOnly: true) { $1.cacheHits }
         family("haproxy_backend_client_aborts_total", .counter, "Total number of requests or connections aborted by the client since the worker process started") { $1.clientAborts }
         family("haproxy_backend_server_aborts_total", .counter, "Total number of requests or connections aborted by the server since the worker process started") { $1.serverAborts }
         family("haproxy_backend_last_session_seconds", .gauge, "How long ago some traffic was seen on this object on this worker process, in seconds") { _, c in

@@ -199,6 +199,8 @@ extension Engine {
             Engine.responses(&row, c.responsesByClass)
             row[.req_tot] = .int(c.requests)
             row[.intercepted] = .int(c.intercepted)
+            row[.cache_lookups] = .int(c.cacheLookups)
+            row[.cache_hits] = .int(c.cacheHits)
         }
         Engine.compression(&row, c)
         Engine.http2(&row, c, backend: false)
@@ -271,6 +273,8 @@ extension Engine {
         if view.proxy.mode == .http {
             Engine.responses(&row, c.responsesByClass)
             row[.req_tot] = .int(c.requests)
+            row[.cache_lookups] = .int(c.cacheLookups)
+            row[.cache_hits] = .int(c.cacheHits)
         }
         row[.algo] = .string(view.proxy.balance.description)
         let m = metrics.rates.meters(c)
