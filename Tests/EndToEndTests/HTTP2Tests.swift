@@ -167,10 +167,10 @@ struct HTTP2Tests {
         #expect(try frontend("metrics")["h2_total_connections"] == "0")
         // The exporter: one series per frontend.
         let scrape = curl(["http://127.0.0.1:\(metrics)/metrics"]).stdout
-        #expect(scrape.contains("haproxy_frontend_h2_total_connections{proxy=\"one\"} 3"), "\(scrape.split(separator: "\n").filter { $0.contains("_h2_") })")
-        #expect(scrape.contains("haproxy_frontend_h2_backend_total_streams{proxy=\"two\"} 1"))
-        #expect(scrape.contains("haproxy_frontend_h2_headers_rcvd{proxy=\"one\"} 3"))
-        #expect(scrape.contains("haproxy_backend_h2_total_connections{proxy=\"be\"} 0"))
+        #expect(scrape.contains("strata_h2_frontend_total_connections_total{proxy=\"one\"} 3"), "\(scrape.split(separator: "\n").filter { $0.contains("_h2_") })")
+        #expect(scrape.contains("strata_h2_frontend_backend_total_streams_total{proxy=\"two\"} 1"))
+        #expect(scrape.contains("strata_h2_frontend_headers_rcvd_total{proxy=\"one\"} 3"))
+        #expect(scrape.contains("strata_h2_backend_total_connections_total{proxy=\"be\"} 0"))
         // The process-wide figure is the sum.
         #expect(scrape.contains("strata_h2_connections_total 4"))
     }

@@ -461,7 +461,7 @@ final class H2Counters {
 }
 
 /// Where an HTTP/2 connection's events are counted: its loop's process-wide block (`show info`,
-/// `strata_h2_*`) and its proxy's (`show stat`'s h2 columns, `haproxy_frontend_h2_*`).
+/// `strata_h2_*`) and its proxy's (`show stat`'s h2 columns, `strata_h2_frontend_*`).
 struct H2CounterSink {
     let loop: H2Counters
     let proxy: H2Counters?

@@ -332,20 +332,20 @@ extension Engine {
         family("haproxy_frontend_intercepted_requests_total", .counter, "Total number of HTTP requests intercepted on the frontend (redirects/stats/services) since the worker process started", httpOnly: true) { $1.intercepted }
         family("haproxy_frontend_denied_connections_total", .counter, "Total number of incoming connections blocked on a listener/frontend since the worker process started") { $1.deniedConnections }
         family("haproxy_frontend_denied_sessions_total", .counter, "Total number of incoming sessions blocked on a listener/frontend by a tcp-request connection rule since the worker process started") { $1.deniedSessions }
-        // HAProxy's h2 module counters of the frontend, named after their `show stat` fields.
-        family("haproxy_frontend_h2_headers_rcvd", .counter, "Total number of received HEADERS frames", httpOnly: true) { $1.h2Total(.headersReceived) }
-        family("haproxy_frontend_h2_data_rcvd", .counter, "Total number of received DATA frames", httpOnly: true) { $1.h2Total(.dataReceived) }
-        family("haproxy_frontend_h2_settings_rcvd", .counter, "Total number of received SETTINGS frames", httpOnly: true) { $1.h2Total(.settingsReceived) }
-        family("haproxy_frontend_h2_rst_stream_rcvd", .counter, "Total number of received RST_STREAM frames", httpOnly: true) { $1.h2Total(.resetsReceived) }
-        family("haproxy_frontend_h2_goaway_rcvd", .counter, "Total number of received GOAWAY frames", httpOnly: true) { $1.h2Total(.goawaysReceived) }
-        family("haproxy_frontend_h2_detected_conn_protocol_errors", .counter, "Total number of connection protocol errors", httpOnly: true) { $1.h2Total(.protocolErrors) }
-        family("haproxy_frontend_h2_detected_strm_protocol_errors", .counter, "Total number of stream protocol errors", httpOnly: true) { $1.h2Total(.streamErrors) }
-        family("haproxy_frontend_h2_rst_stream_resp", .counter, "Total number of RST_STREAM sent on detected error", httpOnly: true) { $1.h2Total(.resetsSent) }
-        family("haproxy_frontend_h2_goaway_resp", .counter, "Total number of GOAWAY sent on detected error", httpOnly: true) { $1.h2Total(.goawaysSent) }
-        family("haproxy_frontend_h2_open_connections", .gauge, "Count of currently open connections", httpOnly: true) { $1.h2Total(.openConnections) }
-        family("haproxy_frontend_h2_backend_open_streams", .gauge, "Count of currently open streams", httpOnly: true) { $1.h2Total(.openStreams) }
-        family("haproxy_frontend_h2_total_connections", .counter, "Total number of connections", httpOnly: true) { $1.h2Total(.totalConnections) }
-        family("haproxy_frontend_h2_backend_total_streams", .counter, "Total number of streams", httpOnly: true) { $1.h2Total(.streamsOpened) }
+        // HAProxy's h2 module counters of the frontend (HAProxy 2.6's exporter has none: strata's names).
+        family("strata_h2_frontend_headers_rcvd_total", .counter, "Total number of received HEADERS frames", httpOnly: true) { $1.h2Total(.headersReceived) }
+        family("strata_h2_frontend_data_rcvd_total", .counter, "Total number of received DATA frames", httpOnly: true) { $1.h2Total(.dataReceived) }
+        family("strata_h2_frontend_settings_rcvd_total", .counter, "Total number of received SETTINGS frames", httpOnly: true) { $1.h2Total(.settingsReceived) }
+        family("strata_h2_frontend_rst_stream_rcvd_total", .counter, "Total number of received RST_STREAM frames", httpOnly: true) { $1.h2Total(.resetsReceived) }
+        family("strata_h2_frontend_goaway_rcvd_total", .counter, "Total number of received GOAWAY frames", httpOnly: true) { $1.h2Total(.goawaysReceived) }
+        family("strata_h2_frontend_detected_conn_protocol_errors_total", .counter, "Total number of connection protocol errors", httpOnly: true) { $1.h2Total(.protocolErrors) }
+        family("strata_h2_frontend_detected_strm_protocol_errors_total", .counter, "Total number of stream protocol errors", httpOnly: true) { $1.h2Total(.streamErrors) }
+        family("strata_h2_frontend_rst_stream_resp_total", .counter, "Total number of RST_STREAM sent on detected error", httpOnly: true) { $1.h2Total(.resetsSent) }
+        family("strata_h2_frontend_goaway_resp_total", .counter, "Total number of GOAWAY sent on detected error", httpOnly: true) { $1.h2Total(.goawaysSent) }
+        family("strata_h2_frontend_open_connections", .gauge, "Count of currently open connections", httpOnly: true) { $1.h2Total(.openConnections) }
+        family("strata_h2_frontend_backend_open_streams", .gauge, "Count of currently open streams", httpOnly: true) { $1.h2Total(.openStreams) }
+        family("strata_h2_frontend_total_connections_total", .counter, "Total number of connections", httpOnly: true) { $1.h2Total(.totalConnections) }
+        family("strata_h2_frontend_backend_total_streams_total", .counter, "Total number of streams", httpOnly: true) { $1.h2Total(.streamsOpened) }
     }
 
     private func writeBackends(_ w: inout PrometheusWriter, _ views: [StatsProxyView]) {
@@ -415,12 +415,12 @@ extension Engine {
         family("haproxy_backend_http_comp_bytes_out_total", .counter, "Total number of bytes emitted by the HTTP compressor for this object since the worker process started", httpOnly: true) { $1.compressionOut }
         family("haproxy_backend_http_comp_bytes_bypassed_total", .counter, "Total number of bytes that bypassed HTTP compression for this object since the worker process started (CPU/memory/bandwidth limitation)", httpOnly: true) { $1.compressionBypassed }
         family("haproxy_backend_http_comp_responses_total", .counter, "Total number of HTTP responses that were compressed for this object since the worker process started", httpOnly: true) { $1.compressedResponses }
-        // HAProxy's h2 module counters of the backend (its connections to HTTP/2 servers).
-        family("haproxy_backend_h2_goaway_rcvd", .counter, "Total number of received GOAWAY frames", httpOnly: true) { $1.h2Total(.serverGoawaysReceived) }
-        family("haproxy_backend_h2_detected_conn_protocol_errors", .counter, "Total number of connection protocol errors", httpOnly: true) { $1.h2Total(.serverProtocolErrors) }
-        family("haproxy_backend_h2_open_connections", .gauge, "Count of currently open connections", httpOnly: true) { $1.h2Total(.serverOpenConnections) }
-        family("haproxy_backend_h2_total_connections", .counter, "Total number of connections", httpOnly: true) { $1.h2Total(.serverConnectionsOpened) }
-        family("haproxy_backend_h2_backend_total_streams", .counter, "Total number of streams", httpOnly: true) { $1.h2Total(.serverStreamsOpened) }
+        // The h2 module counters of the backend (its connections to HTTP/2 servers).
+        family("strata_h2_backend_goaway_rcvd_total", .counter, "Total number of received GOAWAY frames", httpOnly: true) { $1.h2Total(.serverGoawaysReceived) }
+        family("strata_h2_backend_detected_conn_protocol_errors_total", .counter, "Total number of connection protocol errors", httpOnly: true) { $1.h2Total(.serverProtocolErrors) }
+        family("strata_h2_backend_open_connections", .gauge, "Count of currently open connections", httpOnly: true) { $1.h2Total(.serverOpenConnections) }
+        family("strata_h2_backend_total_connections_total", .counter, "Total number of connections", httpOnly: true) { $1.h2Total(.serverConnectionsOpened) }
+        family("strata_h2_backend_backend_total_streams_total", .counter, "Total number of streams", httpOnly: true) { $1.h2Total(.serverStreamsOpened) }
         family("haproxy_backend_http_cache_lookups_total", .counter, "Total number of HTTP requests looked up in the cache on this frontend/backend since the worker process started", httpOnly: true) { $1.cacheLookups }
         family("haproxy_backend_http_cache_hits_total", .counter, "Total number of HTTP requests not found in the cache on this frontend/backend since the worker process started", httpOnly: true) { $1.cacheHits }
         family("haproxy_backend_client_aborts_total", .counter, "Total number of requests or connections aborted by the client since the worker process started") { $1.clientAborts }
