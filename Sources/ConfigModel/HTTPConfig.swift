@@ -79,6 +79,10 @@ public enum SampleFetch: Hashable, Sendable {
     case uuid
     /// `fc_err`, `ssl_fc_err`, `ssl_c_err`, `ssl_c_ca_err` (integers).
     case connectionError(ConnectionErrorFetch)
+    /// `capture.req.hdr(N)`, `capture.res.hdr(N)`: what the frontend's request or response
+    /// capture slot N holds (a header capture's value or a capture action's).
+    case capturedRequest(Int)
+    case capturedResponse(Int)
 }
 
 /// The error codes of the client connection, by their HAProxy names. A connection strata serves
@@ -476,6 +480,9 @@ public enum HTTPRequestAction: Hashable, Sendable {
     /// `set-log-level LEVEL`: the syslog level (0 emerg … 7 debug) of the request's log line, or
     /// -1 for `silent` (no line). The last matching rule wins.
     case setLogLevel(Int)
+    /// `capture SAMPLE len N | id N`: the sample as text, truncated to the slot's length, into
+    /// request capture slot `slot` of the frontend (`len` declared that slot).
+    case capture(SampleExpression, slot: Int)
 
     public struct Header: Hashable, Sendable {
         public var name: String
@@ -518,6 +525,8 @@ public enum HTTPResponseAction: Hashable, Sendable {
     case silentDrop
     /// `set-log-level LEVEL` (see `HTTPRequestAction.setLogLevel`).
     case setLogLevel(Int)
+    /// `capture SAMPLE id N`: into response capture slot N of the frontend.
+    case capture(SampleExpression, slot: Int)
 }
 
 public struct HTTPResponseRule: Hashable, Sendable {
@@ -637,8 +646,22 @@ public struct CookiePersistence: Hashable, Sendable {
     }
 }
 
-/// `capture request header NAME len N`, `capture response header NAME len N`.
+/// A capture slot of a frontend: `capture request|response header NAME len N`, or (no name) one
+/// `declare capture request|response len N` or `http-request capture SAMPLE len N` made. A slot's
+/// number is its place among the frontend's slots of its direction, in the order of their lines.
 public struct HeaderCapture: Hashable, Sendable {
+    /// The header captured before the rules; nil for a slot the capture actions fill.
+    public var name: String?
+    public var length: Int
+
+    public init(name: String?, length: Int) {
+        self.name = name
+        self.length = length
+    }
+}
+
+/// `capture cookie NAME len N`.
+public struct CookieCapture: Hashable, Sendable {
     public var name: String
     public var length: Int
 
@@ -667,6 +690,9 @@ public struct HTTPSettings: Hashable, Sendable {
     public var connectionMode: HTTPConnectionMode = .keepAlive
     public var reuse: HTTPReuse = .safe
     public var captures: [HeaderCapture] = []
+    /// `capture cookie NAME len N`: the first request cookie and the first response cookie whose
+    /// `name=value` starts with NAME, truncated to N (`%CC`, `%CS`).
+    public var cookieCapture: CookieCapture?
     /// `capture response header` (a frontend's: the answers to its requests, logged by `%hs`).
     public var responseCaptures: [HeaderCapture] = []
     /// `option httplog` (or `option httplog clf`).

@@ -19,6 +19,7 @@ extension ConfigParser {
                 httpInTCPMode(i, &errors, &warnings)
             }
             if !drafts[i].checkRuleLines.isEmpty { checkRules(i, &errors) }
+            if drafts[i].proxy.isFrontend { captureSlots(i, &errors) }
             if let location = drafts[i].preferLastServer, drafts[i].proxy.mode == .tcp, drafts[i].proxy.isBackend {
                 // HAProxy 2.6 ignores it in mode tcp with this warning.
                 warnings.append(ConfigError(location,
@@ -68,6 +69,24 @@ extension ConfigParser {
             if p < config.proxies.count { h2Servers(config.proxies[p], &errors) }
         }
         return errors
+    }
+
+    /// The capture actions' `id N` of a frontend name one of its slots (HAProxy's check; a
+    /// backend's are looked up in the frontend of each request, and skipped where it has none).
+    private func captureSlots(_ i: Int, _ errors: inout [ConfigError]) {
+        let http = drafts[i].proxy.http
+        for rule in http.requestRules {
+            if case .capture(_, let slot) = rule.action, slot >= http.captures.count {
+                errors.append(ConfigError(rule.location, "unable to find capture id '\(slot)' referenced by http-request capture rule"))
+            }
+        }
+        for (keyword, rules) in [("http-response", http.responseRules), ("http-after-response", http.afterResponseRules)] {
+            for rule in rules {
+                if case .capture(_, let slot) = rule.action, slot >= http.responseCaptures.count {
+                    errors.append(ConfigError(rule.location, "unable to find capture id '\(slot)' referenced by \(keyword) capture rule"))
+                }
+            }
+        }
     }
 
     /// HTTP/2 servers (`proto h2`, `alpn h2`): an HTTP backend's, each connection shared by the

@@ -14,6 +14,7 @@ extension KeywordReader {
         "replace-uri", "replace-value", "return", "set-header", "set-method", "set-path", "set-query", "set-uri",
         "use-service", "track-sc0", "track-sc1", "track-sc2", "sc-inc-gpc0", "sc-inc-gpc1", "sc-set-gpt0",
         "set-src", "set-src-port", "set-dst", "set-dst-port", "silent-drop", "set-log-level", "reject", "set-nice", "normalize-uri", "wait-for-body",
+        "capture",
     ]
     static let uriNormalizers = [
         "path-merge-slashes", "path-strip-dot", "path-strip-dotdot", "percent-decode-unreserved", "percent-to-uppercase",
@@ -21,7 +22,7 @@ extension KeywordReader {
     ]
     /// HAProxy's other http-request actions: "not supported yet" rather than unknown.
     static let otherHTTPRequestActions: Set<String> = [
-        "add-acl", "cache-use", "capture", "del-acl", "del-map", "disable-l7-retry", "do-resolve",
+        "add-acl", "cache-use", "del-acl", "del-map", "disable-l7-retry", "do-resolve",
         "early-hint", "sc-inc-gpc",
         "sc-inc-gpc0", "sc-inc-gpc1", "sc-set-gpt0", "send-spoe-group", "set-bandwidth-limit",
         "set-map", "set-mark", "set-pathq", "set-priority-class",
@@ -31,20 +32,20 @@ extension KeywordReader {
     ]
     static let httpResponseActions = [
         "add-header", "allow", "del-header", "deny", "replace-header", "replace-value", "return", "set-header",
-        "set-status", "silent-drop", "set-log-level",
+        "set-status", "silent-drop", "set-log-level", "capture",
     ]
     static let otherHTTPResponseActions: Set<String> = [
-        "add-acl", "cache-store", "capture", "del-acl", "del-map", "redirect", "sc-inc-gpc",
+        "add-acl", "cache-store", "del-acl", "del-map", "redirect", "sc-inc-gpc",
         "sc-inc-gpc0", "sc-inc-gpc1", "sc-set-gpt0", "send-spoe-group", "set-bandwidth-limit",
         "set-map", "set-mark", "set-nice", "set-timeout", "set-tos", "set-var", "set-var-fmt",
         "strict-mode", "track-sc0", "track-sc1", "track-sc2", "unset-var", "wait-for-body",
     ]
 
     static let httpAfterResponseActions = [
-        "add-header", "allow", "del-header", "replace-header", "replace-value", "set-header", "set-status",
+        "add-header", "allow", "del-header", "replace-header", "replace-value", "set-header", "set-status", "capture",
     ]
     static let otherHTTPAfterResponseActions: Set<String> = [
-        "capture", "del-acl", "del-map", "sc-add-gpc", "sc-inc-gpc", "sc-inc-gpc0", "sc-inc-gpc1", "sc-set-gpt",
+        "del-acl", "del-map", "sc-add-gpc", "sc-inc-gpc", "sc-inc-gpc0", "sc-inc-gpc1", "sc-set-gpt",
         "sc-set-gpt0", "set-log-level", "set-map", "strict-mode",
     ]
 
@@ -159,6 +160,10 @@ extension KeywordReader {
             draft.errorFileImports.append((name, codes, line.location))
         case "capture":
             try capture(line, draft: &draft)
+        case "declare":
+            // Slots serve `tcp-request content capture` too: not HTTP-only.
+            try declareCapture(line, draft: &draft)
+            return true
         case "hash-type":
             let value = try line.choice(0, among: ["map-based", "consistent"])
             if let function = line.optionalArgument(1) {
@@ -494,15 +499,27 @@ extension KeywordReader {
         }
     }
 
-    /// `capture request header NAME len N`, `capture response header NAME len N`.
+    /// `capture request header NAME len N`, `capture response header NAME len N`, `capture cookie
+    /// NAME len N`. A header capture takes the next slot of its direction (`capture.req.hdr(N)`).
     private func capture(_ line: KeywordLine, draft: inout ProxyDraft) throws(ConfigError) {
-        let kind = try line.argument(0, expecting: "'request header NAME len N' or 'response header NAME len N'")
-        let second = line.optionalArgument(1)
+        let kind = try line.argument(0, expecting: "'request header NAME len N', 'response header NAME len N' or 'cookie NAME len N'")
         if kind == "cookie" {
-            throw line.error("'capture cookie' is not supported yet")
+            guard let name = line.optionalArgument(1), !name.isEmpty, line.optionalArgument(2) == "len", line.optionalArgument(3) != nil else {
+                throw line.error("'capture' expects 'cookie' <cookie_name> 'len' <len>")
+            }
+            var length = try line.integer(3, range: 0...Int(Int32.max), name: "len")
+            try line.noArguments(after: 4)
+            // HAProxy's tune.http.cookielen (64 by default) bounds it, with a warning.
+            if length >= 64 {
+                length = 63
+                draft.lineWarnings.append(line.error("truncating capture length to 63 bytes for \(draft.proxy.kind.rawValue) '\(draft.proxy.name)'"))
+            }
+            draft.proxy.http.cookieCapture = CookieCapture(name: name, length: length)
+            return
         }
+        let second = line.optionalArgument(1)
         guard kind == "request" || kind == "response", second == "header" else {
-            throw line.error("'capture' expects 'request header NAME len N' or 'response header NAME len N'")
+            throw line.error("'capture' expects 'request header NAME len N', 'response header NAME len N' or 'cookie NAME len N'")
         }
         guard let name = line.optionalArgument(2), !name.isEmpty else {
             throw line.error("'capture \(kind) header' expects a header name and 'len N'")
@@ -517,6 +534,25 @@ extension KeywordReader {
         } else {
             draft.proxy.http.responseCaptures.append(HeaderCapture(name: name, length: length))
         }
+    }
+
+    /// `declare capture request|response len N`: a slot for the capture actions (a frontend's).
+    func declareCapture(_ line: KeywordLine, draft: inout ProxyDraft) throws(ConfigError) {
+        guard line.optionalArgument(0) == "capture" else {
+            throw line.error("'declare' needs a second keyword that specify the type of declaration ('capture')")
+        }
+        guard let direction = line.optionalArgument(1), direction == "request" || direction == "response" else {
+            throw line.error("'declare capture' requires a direction ('request' or 'response')")
+        }
+        guard line.optionalArgument(2) == "len" else { throw line.error("'declare capture' requires a capture length ('len')") }
+        guard let text = line.optionalArgument(3) else {
+            throw line.error("'declare capture': 'len' requires a numeric value that represents the capture length")
+        }
+        guard let length = KeywordLine.decimal(text) else { throw line.error("'declare capture': cannot parse the length '\(text)'.") }
+        guard length > 0, length <= Int(Int32.max) else { throw line.error("'declare capture': length must be > 0") }
+        try line.noArguments(after: 4)
+        let slot = HeaderCapture(name: nil, length: length)
+        if direction == "request" { draft.proxy.http.captures.append(slot) } else { draft.proxy.http.responseCaptures.append(slot) }
     }
 
     /// `cookie NAME insert|rewrite|prefix [indirect] [nocache] [httponly] [secure] [maxidle T] [maxlife T]`.

@@ -125,6 +125,10 @@ extension KeywordReader {
                     + KeywordSuggestion.clause(for: action, among: KeywordReader.httpRequestActions))
             }
             result = .stickCounter(stick)
+        case "capture":
+            let (sample, slot) = try captureAction(line, what: what, context: context, declares: true, draft: &draft)
+            result = .capture(sample, slot: slot)
+            i = 4
         case "use-service":
             let service = try word(1, "a service (prometheus-exporter)")
             guard service == "prometheus-exporter" else {
@@ -193,6 +197,10 @@ extension KeywordReader {
             result = .setStatus(status, reason: reason)
         case "deny":
             result = .deny(status: try denyStatus(line, at: &i, default: 502, what: what))
+        case "capture":
+            let (sample, slot) = try captureAction(line, what: what, context: context, declares: false, draft: &draft)
+            result = .capture(sample, slot: slot)
+            i = 4
         case "allow":
             result = .allow
         case "return":
@@ -460,6 +468,41 @@ extension HTTPResponseAction {
         case .delete(let name): self = .delHeader(name: name)
         case .replaceHeader(let name, let regex, let replacement): self = .replaceHeader(name: name, regex: regex, replacement: replacement)
         case .replaceValue(let name, let regex, let replacement): self = .replaceValue(name: name, regex: regex, replacement: replacement)
+        }
+    }
+}
+
+extension KeywordReader {
+    /// `capture SAMPLE len N | id N` (HAProxy's forms): `len` (http-request, a frontend's only)
+    /// declares the next request slot for this rule; `id` names a slot, which a frontend must
+    /// have (checked once the proxy is read: `declare capture` may come after).
+    func captureAction(_ line: KeywordLine, what: String, context: RuleContext, declares: Bool,
+                       draft: inout ProxyDraft) throws(ConfigError) -> (SampleExpression, Int) {
+        let expecting = declares ? "<expression> [ 'len' <length> | id <idx> ]" : "<expression> id <idx>"
+        let words = (1...3).map { line.optionalArgument($0) }
+        guard let text = words[0], let keyword = words[1], let value = words[2],
+              !words.contains(where: { $0 == "if" || $0 == "unless" }) else {
+            throw line.error("\(what) expects \(expecting)")
+        }
+        let sample: SampleExpression
+        do throws(ConfigError) {
+            sample = try SampleParser.sampleForFormat(text, context: context)
+        } catch {
+            throw line.error("\(what): \(error.message)")
+        }
+        switch keyword {
+        case "len" where declares:
+            guard draft.proxy.isFrontend else { throw line.error("\(what): proxy '\(draft.proxy.name)' has no frontend capability") }
+            guard let length = KeywordLine.decimal(value), length > 0, length <= Int(Int32.max) else {
+                throw line.error("\(what): length must be > 0")
+            }
+            draft.proxy.http.captures.append(HeaderCapture(name: nil, length: length))
+            return (sample, draft.proxy.http.captures.count - 1)
+        case "id":
+            guard let id = KeywordLine.decimal(value), id >= 0, id <= Int(Int32.max) else { throw line.error("\(what): cannot parse id '\(value)'") }
+            return (sample, id)
+        default:
+            throw line.error("\(what): expects \(declares ? "'len' or 'id'" : "'id'"), found '\(keyword)'")
         }
     }
 }

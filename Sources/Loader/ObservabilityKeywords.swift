@@ -5,7 +5,7 @@ import ConfigModel
 /// `log-format-sd`, `error-log-format`, `option log-separate-errors|logasap|dontlog-normal`).
 extension KeywordReader {
     /// The samples a log line can print (the logger has the connection and the request line).
-    static let loggedFetches = "src, src_port, dst, dst_port, method, path, url, query, req.ver, status, unique-id, fc_err and the ssl_* ones"
+    static let loggedFetches = "src, src_port, dst, dst_port, method, path, url, query, req.ver, status, unique-id, capture.req.hdr, capture.res.hdr, fc_err and the ssl_* ones"
 
     /// The keywords of this file; false when `line` is none of them.
     func observabilityKeyword(_ line: KeywordLine, draft: inout ProxyDraft) throws(ConfigError) -> Bool {
@@ -79,7 +79,7 @@ extension KeywordReader {
         }
         switch expression.fetch {
         case .source, .sourcePort, .destination, .destinationPort, .method, .path, .url, .query, .requestVersion,
-            .status, .constant, .sslFrontend, .tls, .uniqueID, .connectionError:
+            .status, .constant, .sslFrontend, .tls, .uniqueID, .connectionError, .capturedRequest, .capturedResponse:
             return expression
         default:
             throw ConfigError(nil, "'\(fetch.name)' cannot be logged (a log line has \(loggedFetches))")

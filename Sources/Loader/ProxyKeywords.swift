@@ -17,6 +17,7 @@ extension KeywordReader {
         ("capture", [.frontend, .listen]),
         ("compression", all),
         ("cookie", backSide),
+        ("declare", [.frontend, .listen]),
         ("default-server", backSide),
         ("default_backend", frontSide),
         ("description", [.frontend, .listen, .backend]),

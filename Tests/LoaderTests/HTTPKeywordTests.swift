@@ -488,9 +488,64 @@ import Testing
         #expect(http.responseCaptures == [HeaderCapture(name: "Content-Type", length: 20), HeaderCapture(name: "Server", length: 5)])
         #expect(errors("frontend fe\n    mode http\n    capture response header Server\n")
             .contains("test.cfg:3: 'capture response header Server' expects 'len N' after the name"))
-        #expect(errors("frontend fe\n    mode http\n    capture cookie SID len 10\n").contains("test.cfg:3: 'capture cookie' is not supported yet"))
         #expect(errors("frontend fe\n    mode http\n    capture response trailer X len 1\n")
-            .contains("test.cfg:3: 'capture' expects 'request header NAME len N' or 'response header NAME len N'"))
+            .contains("test.cfg:3: 'capture' expects 'request header NAME len N', 'response header NAME len N' or 'cookie NAME len N'"))
+    }
+
+    /// Slots are numbered per direction in the order of their lines, whichever line made them
+    /// (HAProxy's `nb_req_cap`/`nb_rsp_cap`); `id N` must name one in a frontend.
+    @Test func captureSlotsAndActions() throws {
+        let loaded = try load("""
+            frontend fe
+                mode http
+                bind 127.0.0.1:1
+                capture request header Host len 10
+                http-request capture path len 5
+                declare capture request len 7
+                declare capture response len 3
+                capture response header Server len 4
+                http-request capture req.hdr(x-a) id 2 if { path /a }
+                http-response capture status id 0
+                http-after-response capture res.hdr(server) id 1
+                capture cookie SID len 100
+                default_backend be
+            backend be
+                mode http
+                http-request capture src id 9
+                server s 127.0.0.1:2
+            """)
+        let http = try #require(loaded.config.proxies.first).http
+        #expect(http.captures == [HeaderCapture(name: "Host", length: 10), HeaderCapture(name: nil, length: 5), HeaderCapture(name: nil, length: 7)])
+        #expect(http.responseCaptures == [HeaderCapture(name: nil, length: 3), HeaderCapture(name: "Server", length: 4)])
+        #expect(http.requestRules.map(\.action) == [.capture(SampleExpression(fetch: .path), slot: 1),
+                                                    .capture(SampleExpression(fetch: .header("x-a", occurrence: -1)), slot: 2)])
+        #expect(http.responseRules.map(\.action) == [.capture(SampleExpression(fetch: .status), slot: 0)])
+        #expect(http.afterResponseRules.map(\.action) == [.capture(SampleExpression(fetch: .responseHeader("server", occurrence: -1)), slot: 1)])
+        // tune.http.cookielen (64) bounds it, with HAProxy's warning.
+        #expect(http.cookieCapture == CookieCapture(name: "SID", length: 63))
+        #expect(loaded.warnings.map(\.description).contains("test.cfg:12: truncating capture length to 63 bytes for frontend 'fe'"))
+        // A backend's `id` is looked up in each request's frontend.
+        #expect(loaded.config.proxies[1].http.requestRules.map(\.action) == [.capture(SampleExpression(fetch: .source), slot: 9)])
+
+        let pre = "frontend fe\n    mode http\n    bind 127.0.0.1:1\n"
+        #expect(errors(pre + "    declare capture request len 2\n    http-request capture path id 1\n")
+            .contains("test.cfg:5: unable to find capture id '1' referenced by http-request capture rule"))
+        #expect(errors(pre + "    http-response capture status id 0\n")
+            .contains("test.cfg:4: unable to find capture id '0' referenced by http-response capture rule"))
+        #expect(errors(pre + "    http-response capture status len 4\n")
+            .contains("test.cfg:4: 'http-response capture': expects 'id', found 'len'"))
+        #expect(errors(pre + "    http-request capture path len 0\n").contains("test.cfg:4: 'http-request capture': length must be > 0"))
+        #expect(errors(pre + "    http-request capture path\n")
+            .contains("test.cfg:4: 'http-request capture' expects <expression> [ 'len' <length> | id <idx> ]"))
+        #expect(errors(pre + "    http-request capture status len 4\n").contains { $0.hasPrefix("test.cfg:4: 'http-request capture': ") })
+        #expect(errors(pre + "    declare capture both len 4\n")
+            .contains("test.cfg:4: 'declare capture' requires a direction ('request' or 'response')"))
+        #expect(errors(pre + "    declare capture request len x\n").contains("test.cfg:4: 'declare capture': cannot parse the length 'x'."))
+        #expect(errors(pre + "    capture cookie SID\n").contains("test.cfg:4: 'capture' expects 'cookie' <cookie_name> 'len' <len>"))
+        #expect(errors("backend be\n    mode http\n    http-request capture path len 4\n")
+            .contains("test.cfg:3: 'http-request capture': proxy 'be' has no frontend capability"))
+        #expect(errors("backend be\n    mode http\n    declare capture request len 4\n")
+            .contains { $0.hasPrefix("test.cfg:3: 'declare' is not supported in section 'backend'") })
     }
 
     @Test func optionPersistAndMworkerMaxReloads() throws {

@@ -23,7 +23,7 @@ enum PlanContent {
     ]
     static let httpFields = [
         "acls", "backendRules", "requestRules", "responseRules", "afterResponseRules", "redirectRules", "forwardFor", "originalTo", "forwarded",
-        "connectionMode", "reuse", "captures", "responseCaptures", "httpLog", "httpLogCLF", "bufferRequest", "errorFiles", "cookie",
+        "connectionMode", "reuse", "captures", "cookieCapture", "responseCaptures", "httpLog", "httpLogCLF", "bufferRequest", "errorFiles", "cookie",
         "hashType", "userlists", "preferLastServer", "abortOnClose", "monitorURI",
         "monitorFail", "uniqueIDFormat", "uniqueIDHeader", "compression",
     ]
@@ -66,7 +66,7 @@ enum PlanContent {
         guard a.pointee.http.forwardFor == b.pointee.http.forwardFor, a.pointee.http.originalTo == b.pointee.http.originalTo,
               a.pointee.http.forwarded == b.pointee.http.forwarded,
               a.pointee.http.connectionMode == b.pointee.http.connectionMode, a.pointee.http.reuse == b.pointee.http.reuse,
-              a.pointee.http.captures == b.pointee.http.captures,
+              a.pointee.http.captures == b.pointee.http.captures, a.pointee.http.cookieCapture == b.pointee.http.cookieCapture,
               a.pointee.http.responseCaptures == b.pointee.http.responseCaptures, a.pointee.http.httpLog == b.pointee.http.httpLog,
               a.pointee.http.httpLogCLF == b.pointee.http.httpLogCLF,
               a.pointee.http.bufferRequest == b.pointee.http.bufferRequest,

@@ -166,11 +166,12 @@ extension PlanSetting where Root == Proxy {
             PlanSetting("cookie", \.http.cookie, PlanText.cookie),
             PlanSetting("hash-type", \.http.hashType) { $0.rawValue },
             PlanSetting("capture request header", \.http.captures) { c in
-                c.isEmpty ? "none" : c.map { "\($0.name) len \($0.length)" }.joined(separator: ", ")
+                c.isEmpty ? "none" : c.map { "\($0.name ?? "(slot)") len \($0.length)" }.joined(separator: ", ")
             },
             PlanSetting("capture response header", \.http.responseCaptures) { c in
-                c.isEmpty ? "none" : c.map { "\($0.name) len \($0.length)" }.joined(separator: ", ")
+                c.isEmpty ? "none" : c.map { "\($0.name ?? "(slot)") len \($0.length)" }.joined(separator: ", ")
             },
+            PlanSetting("capture cookie", \.http.cookieCapture) { c in c.map { "\($0.name) len \($0.length)" } ?? "none" },
             PlanSetting("errorfile", \.http.errorFiles) { files in
                 files.isEmpty ? "none" : files.keys.sorted().map(String.init).joined(separator: " ")
             },

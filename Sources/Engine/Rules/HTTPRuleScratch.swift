@@ -19,9 +19,14 @@ final class HTTPRuleScratch {
     /// when a proxy has such rules).
     let afterReply: HTTPScratchBuffer
     let afterInput: HTTPScratchBuffer
-    /// `%hr`: `{value|value}`.
+    /// `%hr` and `%hs` as the log prints them (`{value|value}`), made from the slots.
     let captures: HTTPScratchBuffer
     let responseCaptures: HTTPScratchBuffer
+    /// The frontend's request and response capture slots.
+    let requestSlots = HTTPCaptureSlots()
+    let responseSlots = HTTPCaptureSlots()
+    /// `capture cookie`: slot 0 the request's cookie (`%CC`), slot 1 the response's (`%CS`).
+    let cookieSlots = HTTPCaptureSlots()
     /// The request's unique ID (`unique-id-format`), once made (`uniqueIDMade`; the session
     /// clears it when a request starts, before any rule).
     let uniqueID = HTTPScratchBuffer(capacity: HTTPUniqueIDFormat.maximumLength)
@@ -73,20 +78,28 @@ final class HTTPRuleScratch {
         response = HTTPHeadEdits(capacity: capacity)
     }
 
-    /// `capture request header` values of the current request, formatted for the log's `%hr`:
+    /// The request capture slots of the current request, formatted for the log's `%hr`:
     /// `{v1|v2}`, each truncated to its `len` and with `"#{|}` and non-printable bytes written
-    /// `#XX`. Empty when the frontend captures nothing.
-    var capturedRequestHeaders: UnsafeRawBufferPointer { captures.bytes(from: 0) }
-    /// `capture response header` values of the current request's answer, as `%hs` prints them
-    /// (empty when none was captured).
-    var capturedResponseHeaders: UnsafeRawBufferPointer { responseCaptures.bytes(from: 0) }
+    /// `#XX`. Empty when the frontend has no slot.
+    var capturedRequestHeaders: UnsafeRawBufferPointer {
+        captures.reset()
+        requestSlots.format(into: captures)
+        return captures.bytes(from: 0)
+    }
+    /// The response capture slots of the current request's answer, as `%hs` prints them.
+    var capturedResponseHeaders: UnsafeRawBufferPointer {
+        responseCaptures.reset()
+        responseSlots.format(into: responseCaptures)
+        return responseCaptures.bytes(from: 0)
+    }
 
     func beginRequest() {
         samples.reset()
         text.reset()
         reply.reset()
-        captures.reset()
-        responseCaptures.reset()
+        requestSlots.clear()
+        responseSlots.clear()
+        cookieSlots.clear()
         request.reset()
         response.reset()
         cookieServer = nil

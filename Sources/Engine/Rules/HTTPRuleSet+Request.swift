@@ -35,6 +35,8 @@ enum HTTPCompiledRequestAction {
     case normalizeURI(URINormalizer)
     case waitForBody(seconds: Double, atLeast: Int)
     case setLogLevel(Int)
+    /// `capture SAMPLE len N | id N`: into the frontend's request slot.
+    case capture(HTTPCompiledSample, slot: Int)
 
     init(_ action: HTTPRequestAction, location: SourceLocation, constants: HTTPRuleConstants) throws(ConfigError) {
         func format(_ f: FormatString) -> HTTPCompiledFormat { HTTPCompiledFormat(f, constants: constants) }
@@ -57,6 +59,7 @@ enum HTTPCompiledRequestAction {
             self = .replaceTarget(part, try HTTPCompiledRequestAction.regex(regex, location), format(replacement))
         case .deny(let status): self = .deny(status: status)
         case .tarpit(let status): self = .tarpit(status: status)
+        case .capture(let sample, let slot): self = .capture(HTTPCompiledSample(sample, constants: constants), slot: slot)
         case .returnResponse(let status, let contentType, let body, let headers):
             self = .returnResponse(HTTPCompiledReturn(status: status, contentType: contentType, body: body,
                                                       headers: headers, constants: constants))
@@ -175,6 +178,9 @@ extension HTTPRuleSet {
                                connection: HTTPConnectionInfo, scratch: HTTPRuleScratch,
                                backend resolve: (String?) -> HTTPRuleSet?) -> HTTPRequestDecision {
         scratch.beginRequest()
+        scratch.requestSlots.begin(captureLayout)
+        scratch.responseSlots.begin(responseCaptureLayout)
+        scratch.cookieSlots.begin(cookieCaptureLayout)
         // A copy the rules may change (`set-src`, `set-dst`): the rules after them see the new value.
         var connection = connection
         return withUnsafePointer(to: head) { head -> HTTPRequestDecision in
@@ -212,6 +218,8 @@ extension HTTPRuleSet {
                 if backend.cookie?.nocache == true {
                     scratch.requestCacheable = HTTPRuleSet.isCacheable(request: ev.request!)
                 }
+                // `capture cookie`: the request as the rules left it (HAProxy's order).
+                if let name = cookieCapture { captureCookie(name, of: ev.request!, setCookie: false, into: 0, scratch) }
                 return .forward(backend: chosen)
             }
         }
@@ -258,6 +266,8 @@ extension HTTPRuleSet {
                 if !ev.normalizeURI(request, normalizer) { return .respond(ev.frontend.errorResponse(400, backend: ev.backend)) }
             case .setLogLevel(let level):
                 ev.scratch.logLevel = level
+            case .capture(let sample, let slot):
+                ev.capture(sample, into: ev.scratch.requestSlots, slot: slot)
             case .tarpit(let status):
                 var answer = ev.frontend.errorResponse(status, backend: ev.backend)
                 answer.isDenial = true
@@ -315,29 +325,46 @@ extension HTTPRuleSet {
     /// `capture request header NAME len N`: the last occurrence's whole value, truncated.
     private func capture(_ ev: HTTPEvaluation) {
         guard !captures.isEmpty, let request = ev.request else { return }
-        HTTPRuleSet.capture(captures, of: request, into: ev.scratch.captures)
+        HTTPRuleSet.capture(captures, of: request, into: ev.scratch.requestSlots)
     }
 
-    /// `{v1|v2}` into `out`, for `%hr` and `%hs`: each header's last occurrence, truncated to its
-    /// length, `"#{|}` and non-printable bytes written `#XX`.
-    static func capture(_ captures: [(name: UnsafeRawBufferPointer, length: Int)], of message: HTTPMessageView,
-                        into out: HTTPScratchBuffer) {
-        out.append(byte: 0x7B)
-        for (i, capture) in captures.enumerated() {
-            if i > 0 { out.append(byte: 0x7C) }
+    /// Each header's last occurrence into its slot (truncated there); a header the message lacks
+    /// leaves its slot empty.
+    static func capture(_ captures: [(slot: Int, name: UnsafeRawBufferPointer)], of message: HTTPMessageView,
+                        into slots: HTTPCaptureSlots) {
+        for capture in captures {
             guard let value = message.lastValue(of: capture.name, split: false) else { continue }
-            let kept = HTTPRuleBytes.slice(value, 0..<min(value.count, max(capture.length, 0)))
-            for b in kept {
-                if b < 0x20 || b >= 0x7F || b == 0x22 || b == 0x23 || b == 0x7B || b == 0x7C || b == 0x7D {
-                    out.append(byte: 0x23)
-                    out.append(byte: HTTPRules.hexDigit(b >> 4))
-                    out.append(byte: HTTPRules.hexDigit(b & 0xF))
-                } else {
-                    out.append(byte: b)
-                }
-            }
+            slots.store(capture.slot, value)
         }
-        out.append(byte: 0x7D)
+    }
+
+    /// `capture cookie NAME len N`: the first cookie of the request's `Cookie` fields (`setCookie`
+    /// false) or the first of the answer's `Set-Cookie` fields (one cookie each) whose
+    /// `name=value` starts with NAME, as `name=value` (blanks around `=` dropped), into cookie
+    /// slot `slot`, as HAProxy captures it.
+    func captureCookie(_ name: UnsafeRawBufferPointer, of message: HTTPMessageView, setCookie: Bool, into slot: Int,
+                       _ scratch: HTTPRuleScratch) {
+        guard scratch.cookieSlots.value(slot) == nil else { return }
+        let field = setCookie ? HTTPRuleBytes.literal("set-cookie") : HTTPRuleBytes.literal("cookie")
+        _ = message.forEachValue(of: field, split: false) { value in
+            var p = 0
+            while p < value.count {
+                let (item, next) = HTTPCookieItem.parse(value, from: p)
+                p = setCookie ? value.count : next
+                guard let item, item.item.count >= name.count,
+                      HTTPRuleBytes.slice(value, item.item.lowerBound..<item.item.lowerBound + name.count).elementsEqual(name)
+                else { continue }
+                let out = scratch.text
+                let mark = out.count
+                out.append(HTTPRuleBytes.slice(value, item.name))
+                out.append(byte: 0x3D)
+                out.append(HTTPRuleBytes.slice(value, item.value))
+                scratch.cookieSlots.store(slot, out.bytes(from: mark))
+                out.rewind(to: mark)
+                return false
+            }
+            return true
+        }
     }
 
     /// HAProxy's request side of cacheability (for `cookie … nocache`): a safe method, no

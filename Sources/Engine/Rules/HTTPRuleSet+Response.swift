@@ -20,6 +20,8 @@ enum HTTPCompiledResponseAction {
     case returnResponse(HTTPCompiledReturn)
     case silentDrop
     case setLogLevel(Int)
+    /// `capture SAMPLE id N`: into the frontend's response slot.
+    case capture(HTTPCompiledSample, slot: Int)
 
     init(_ action: HTTPResponseAction, location: SourceLocation, constants: HTTPRuleConstants) throws(ConfigError) {
         func format(_ f: FormatString) -> HTTPCompiledFormat { HTTPCompiledFormat(f, constants: constants) }
@@ -45,6 +47,7 @@ enum HTTPCompiledResponseAction {
                                                       headers: headers, constants: constants))
         case .silentDrop: self = .silentDrop
         case .setLogLevel(let level): self = .setLogLevel(level)
+        case .capture(let sample, let slot): self = .capture(HTTPCompiledSample(sample, constants: constants), slot: slot)
         }
     }
 }
@@ -64,14 +67,18 @@ extension HTTPRuleSet {
                 let ev = HTTPEvaluation(request: nil, response: HTTPMessageView(input: input, head: head, edits: scratch.response),
                                         connection: connection, scratch: scratch, frontend: self, backend: backend)
                 // `capture response header`: the server's answer as it came, before the rules.
-                if !responseCaptures.isEmpty, let response = ev.response {
-                    scratch.responseCaptures.reset()
-                    HTTPRuleSet.capture(responseCaptures, of: response, into: scratch.responseCaptures)
+                if scratch.responseSlots.count > 0, let response = ev.response {
+                    scratch.responseSlots.clear()
+                    HTTPRuleSet.capture(responseCaptures, of: response, into: scratch.responseSlots)
                 }
                 let backend = backend ?? self
                 if let decision = backend.runResponseRules(ev) { return decision }
                 if backend !== self, let decision = runResponseRules(ev) { return decision }
                 scratch.beginRule()
+                // `capture cookie`: the server's Set-Cookie after the rules, before persistence's own.
+                if let name = cookieCapture, let response = ev.response {
+                    captureCookie(name, of: response, setCookie: true, into: 1, scratch)
+                }
                 backend.manageServerCookies(ev, server: server)
                 if scratch.response.failed { return .respond(errorResponse(500, backend: backend)) }
                 // `http-after-response`: the backend's, then the frontend's.
@@ -182,6 +189,8 @@ extension HTTPRuleSet {
                 return .silentDrop
             case .setLogLevel(let level):
                 ev.scratch.logLevel = level
+            case .capture(let sample, let slot):
+                ev.capture(sample, into: ev.scratch.responseSlots, slot: slot)
             case .returnResponse(let r):
                 return .respond(localResponse(r, ev) ?? ev.frontend.errorResponse(500, backend: ev.backend))
             case .deny(let status):

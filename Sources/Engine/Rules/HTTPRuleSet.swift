@@ -82,8 +82,16 @@ final class HTTPRuleSet: @unchecked Sendable {
     let originalTo: HTTPCompiledForwardedHeader?
     /// `option forwarded` (RFC 7239), a backend's.
     let forwarded: HTTPCompiledForwarded?
-    let captures: [(name: UnsafeRawBufferPointer, length: Int)]
-    let responseCaptures: [(name: UnsafeRawBufferPointer, length: Int)]
+    /// `capture request|response header`: each header's lowercase name and its slot.
+    let captures: [(slot: Int, name: UnsafeRawBufferPointer)]
+    let responseCaptures: [(slot: Int, name: UnsafeRawBufferPointer)]
+    /// The frontend's request and response slots (header captures, `declare capture`,
+    /// `http-request capture … len`).
+    let captureLayout: HTTPCaptureSlots.Layout
+    let responseCaptureLayout: HTTPCaptureSlots.Layout
+    /// `capture cookie NAME len N`: NAME, and its two slots of N bytes (request, response).
+    let cookieCapture: UnsafeRawBufferPointer?
+    let cookieCaptureLayout: HTTPCaptureSlots.Layout
     /// `%hs` of a request that got no answer from a server: the slots, empty (`{|}`).
     let noResponseCaptures: UnsafeRawBufferPointer
     let errorFiles: [Int: UnsafeRawBufferPointer]
@@ -159,8 +167,14 @@ final class HTTPRuleSet: @unchecked Sendable {
         forwardFor = http.forwardFor.map { HTTPCompiledForwardedHeader($0, constants: constants) }
         originalTo = http.originalTo.map { HTTPCompiledForwardedHeader($0, constants: constants) }
         forwarded = proxy.kind == .frontend ? nil : http.forwarded.map { HTTPCompiledForwarded($0, constants: constants) }
-        captures = http.captures.map { (constants.bytes($0.name, lowercased: true), $0.length) }
-        responseCaptures = http.responseCaptures.map { (constants.bytes($0.name, lowercased: true), $0.length) }
+        captures = http.captures.enumerated().compactMap { i, c in c.name.map { (i, constants.bytes($0, lowercased: true)) } }
+        responseCaptures = http.responseCaptures.enumerated().compactMap { i, c in
+            c.name.map { (i, constants.bytes($0, lowercased: true)) }
+        }
+        captureLayout = HTTPCaptureSlots.Layout(http.captures.map(\.length))
+        responseCaptureLayout = HTTPCaptureSlots.Layout(http.responseCaptures.map(\.length))
+        cookieCapture = http.cookieCapture.map { constants.bytes($0.name) }
+        cookieCaptureLayout = HTTPCaptureSlots.Layout(http.cookieCapture.map { [$0.length, $0.length] } ?? [])
         noResponseCaptures = http.responseCaptures.isEmpty
             ? HTTPRuleBytes.empty : constants.bytes("{" + String(repeating: "|", count: http.responseCaptures.count - 1) + "}")
         var errorFiles: [Int: UnsafeRawBufferPointer] = [:]

@@ -79,6 +79,14 @@ extension HTTPEvaluation {
         scratch.setVariable(key, stored)
     }
 
+    /// `capture SAMPLE len N | id N`: the sample as text into a capture slot (truncated there);
+    /// no value leaves the slot as it was, as HAProxy.
+    func capture(_ sample: HTTPCompiledSample, into slots: HTTPCaptureSlots, slot: Int) {
+        let mark = scratch.samples.count
+        if let value = value(sample), let text = bytes(of: value) { slots.store(slot, text) }
+        scratch.samples.rewind(to: mark)
+    }
+
     /// `set-var-fmt(NAME) FMT`: the rendered string.
     func setVariable(_ key: HTTPVariableKey, _ format: HTTPCompiledFormat) {
         guard let text = render(format, .fieldValue) else { return }

@@ -106,6 +106,12 @@ struct LogRecord {
     /// `%hr`: the captured request headers as the rules wrote them (`{v1|v2}`), and `%hs`.
     var requestCaptures: UnsafeRawBufferPointer?
     var responseCaptures: UnsafeRawBufferPointer?
+    /// The request's capture slots, for `%[capture.req.hdr(N)]` and `%[capture.res.hdr(N)]`.
+    var requestSlots: HTTPCaptureSlots?
+    var responseSlots: HTTPCaptureSlots?
+    /// `%CC`, `%CS`: the cookies `capture cookie` took (nil prints `-`).
+    var requestCookie: UnsafeRawBufferPointer?
+    var responseCookie: UnsafeRawBufferPointer?
     /// `%ID`: the request's unique ID (`unique-id-format`), nil when none was made.
     var uniqueID: UnsafeRawBufferPointer?
 

@@ -101,6 +101,7 @@ final class LogFormatter {
         case tls(TLSSampleFetch)
         case uniqueID
         case connectionError(tlsOnly: Bool)
+        case capturedRequest(Int), capturedResponse(Int)
         case unavailable
     }
 
@@ -163,6 +164,8 @@ final class LogFormatter {
         case .tls(let f): .tls(f)
         case .uniqueID: .uniqueID
         case .connectionError(let f): .connectionError(tlsOnly: f != .connection)
+        case .capturedRequest(let slot): .capturedRequest(slot)
+        case .capturedResponse(let slot): .capturedResponse(slot)
         default: .unavailable
         }
     }
@@ -446,7 +449,10 @@ final class LogFormatter {
             guard let id = r.uniqueID else { return text(nil, flags) }
             textBytes(id, flags)
         case .requestCookie, .responseCookie:
-            return text(nil, flags)
+            guard let cookie = v == .requestCookie ? r.requestCookie : r.responseCookie, cookie.count > 0 else {
+                return text(nil, flags)
+            }
+            textBytes(cookie, flags)
         case .activeConnections: integer(r.activeConnections)
         case .frontendConnections: integer(r.frontendConnections)
         case .backendConnections: integer(r.backendConnections)
@@ -499,6 +505,8 @@ final class LogFormatter {
             // `hex` on an integer: its 8 bytes, big-endian (HAProxy's int to binary cast).
             value = converters.contains(.hex) ? "0000000000000000" : "0"
             return text(value, flags)
+        case .capturedRequest(let slot): value = r.requestSlots?.value(slot).map { String(decoding: $0, as: UTF8.self) }
+        case .capturedResponse(let slot): value = r.responseSlots?.value(slot).map { String(decoding: $0, as: UTF8.self) }
         case .unavailable: value = nil
         }
         if var v = value {
