@@ -483,6 +483,11 @@ public enum HTTPRequestAction: Hashable, Sendable {
     /// `capture SAMPLE len N | id N`: the sample as text, truncated to the slot's length, into
     /// request capture slot `slot` of the frontend (`len` declared that slot).
     case capture(SampleExpression, slot: Int)
+    /// `set-map(FILE) KEY VALUE`, `del-map(FILE) KEY`: an entry of a map the configuration loads
+    /// (`file`: its path as `Config.maps` keys it) set or added, or deleted, as the admin socket's
+    /// `set map`/`add map` and `del map` do.
+    case setMap(file: String, key: FormatString, value: FormatString)
+    case deleteMapEntry(file: String, key: FormatString)
 
     public struct Header: Hashable, Sendable {
         public var name: String
@@ -527,6 +532,9 @@ public enum HTTPResponseAction: Hashable, Sendable {
     case setLogLevel(Int)
     /// `capture SAMPLE id N`: into response capture slot N of the frontend.
     case capture(SampleExpression, slot: Int)
+    /// `set-map(FILE) KEY VALUE`, `del-map(FILE) KEY` (see `HTTPRequestAction.setMap`).
+    case setMap(file: String, key: FormatString, value: FormatString)
+    case deleteMapEntry(file: String, key: FormatString)
 }
 
 public struct HTTPResponseRule: Hashable, Sendable {

@@ -20,6 +20,10 @@ extension ConfigParser {
             }
             if !drafts[i].checkRuleLines.isEmpty { checkRules(i, &errors) }
             if drafts[i].proxy.isFrontend { captureSlots(i, &errors) }
+            for (written, file, location) in drafts[i].mapActions where config.maps[file] == nil {
+                errors.append(ConfigError(location,
+                    "unable to find map '\(written)': set-map and del-map change a map a map converter of the configuration loads"))
+            }
             if let location = drafts[i].preferLastServer, drafts[i].proxy.mode == .tcp, drafts[i].proxy.isBackend {
                 // HAProxy 2.6 ignores it in mode tcp with this warning.
                 warnings.append(ConfigError(location,

@@ -22,10 +22,10 @@ extension KeywordReader {
     ]
     /// HAProxy's other http-request actions: "not supported yet" rather than unknown.
     static let otherHTTPRequestActions: Set<String> = [
-        "add-acl", "cache-use", "del-acl", "del-map", "disable-l7-retry", "do-resolve",
+        "cache-use", "disable-l7-retry", "do-resolve",
         "early-hint", "sc-inc-gpc",
         "sc-inc-gpc0", "sc-inc-gpc1", "sc-set-gpt0", "send-spoe-group", "set-bandwidth-limit",
-        "set-map", "set-mark", "set-pathq", "set-priority-class",
+        "set-mark", "set-pathq", "set-priority-class",
         "set-priority-offset", "set-timeout", "set-tos", "set-var", "set-var-fmt",
         "strict-mode", "track-sc0", "track-sc1", "track-sc2", "unset-var",
         "wait-for-handshake",
@@ -35,9 +35,9 @@ extension KeywordReader {
         "set-status", "silent-drop", "set-log-level", "capture",
     ]
     static let otherHTTPResponseActions: Set<String> = [
-        "add-acl", "cache-store", "del-acl", "del-map", "redirect", "sc-inc-gpc",
+        "cache-store", "redirect", "sc-inc-gpc",
         "sc-inc-gpc0", "sc-inc-gpc1", "sc-set-gpt0", "send-spoe-group", "set-bandwidth-limit",
-        "set-map", "set-mark", "set-nice", "set-timeout", "set-tos", "set-var", "set-var-fmt",
+        "set-mark", "set-nice", "set-timeout", "set-tos", "set-var", "set-var-fmt",
         "strict-mode", "track-sc0", "track-sc1", "track-sc2", "unset-var", "wait-for-body",
     ]
 
@@ -45,8 +45,8 @@ extension KeywordReader {
         "add-header", "allow", "del-header", "replace-header", "replace-value", "set-header", "set-status", "capture",
     ]
     static let otherHTTPAfterResponseActions: Set<String> = [
-        "del-acl", "del-map", "sc-add-gpc", "sc-inc-gpc", "sc-inc-gpc0", "sc-inc-gpc1", "sc-set-gpt",
-        "sc-set-gpt0", "set-log-level", "set-map", "strict-mode",
+        "sc-add-gpc", "sc-inc-gpc", "sc-inc-gpc0", "sc-inc-gpc1", "sc-set-gpt",
+        "sc-set-gpt0", "set-log-level", "strict-mode",
     ]
 
     /// The keywords of this file; false when `line` is none of them.

@@ -129,6 +129,11 @@ extension KeywordReader {
             let (sample, slot) = try captureAction(line, what: what, context: context, declares: true, draft: &draft)
             result = .capture(sample, slot: slot)
             i = 4
+        case _ where KeywordReader.isMapAction(action):
+            switch try mapAction(action, line, what: what, context: context, draft: &draft) {
+            case .set(let file, let key, let value): result = .setMap(file: file, key: key, value: value); i = 3
+            case .delete(let file, let key): result = .deleteMapEntry(file: file, key: key); i = 2
+            }
         case "use-service":
             let service = try word(1, "a service (prometheus-exporter)")
             guard service == "prometheus-exporter" else {
@@ -157,7 +162,7 @@ extension KeywordReader {
             let r = HTTPResponseRule(location: line.location, action: result, condition: condition)
             if after { draft.proxy.http.afterResponseRules.append(r) } else { draft.proxy.http.responseRules.append(r) }
         }
-        if after, !actions.contains(action), !action.hasPrefix("set-var"), !action.hasPrefix("unset-var") {
+        if after, !actions.contains(action), !action.hasPrefix("set-var"), !action.hasPrefix("unset-var"), !KeywordReader.isMapAction(action) {
             if KeywordReader.otherHTTPAfterResponseActions.contains(action) || action.hasPrefix("lua.") {
                 throw line.error("'\(rule)' is not supported yet")
             }
@@ -201,6 +206,11 @@ extension KeywordReader {
             let (sample, slot) = try captureAction(line, what: what, context: context, declares: false, draft: &draft)
             result = .capture(sample, slot: slot)
             i = 4
+        case _ where KeywordReader.isMapAction(action):
+            switch try mapAction(action, line, what: what, context: context, draft: &draft) {
+            case .set(let file, let key, let value): result = .setMap(file: file, key: key, value: value); i = 3
+            case .delete(let file, let key): result = .deleteMapEntry(file: file, key: key); i = 2
+            }
         case "allow":
             result = .allow
         case "return":
@@ -504,5 +514,39 @@ extension KeywordReader {
         default:
             throw line.error("\(what): expects \(declares ? "'len' or 'id'" : "'id'"), found '\(keyword)'")
         }
+    }
+
+    enum MapAction {
+        case set(String, FormatString, FormatString)
+        case delete(String, FormatString)
+    }
+
+    /// `set-map(FILE)`, `del-map(FILE)`, and the ACL ones (refused): the action word with its file.
+    static func isMapAction(_ action: String) -> Bool {
+        ["set-map", "del-map", "add-acl", "del-acl"].contains { action.hasPrefix($0) }
+    }
+
+    /// `set-map(FILE) KEYFMT VALUEFMT`, `del-map(FILE) KEYFMT`. FILE must be a map a `map*`
+    /// converter of the configuration loads (checked once everything is read).
+    func mapAction(_ action: String, _ line: KeywordLine, what: String, context: RuleContext,
+                   draft: inout ProxyDraft) throws(ConfigError) -> MapAction {
+        let kind = String(action.prefix(7))
+        let rule = "'\(line.keyword) \(kind)'"
+        if kind == "add-acl" || kind == "del-acl" {
+            throw line.error("\(rule) is not supported yet (strata's ACL pattern files do not change at run time)")
+        }
+        guard action.hasPrefix(kind + "("), action.hasSuffix(")"), action.count > 9 else { throw line.error("\(rule) expects the map file in parentheses: \(kind)(FILE)") }
+        let written = String(action.dropFirst(8).dropLast())
+        let needed = kind == "set-map" ? 2 : 1
+        var formats: [FormatString] = []
+        for index in 1...needed {
+            guard let text = line.optionalArgument(index), text != "if", text != "unless" else {
+                throw line.error("\(rule) expects exactly \(needed) argument\(needed == 1 ? "" : "s")")
+            }
+            formats.append(try formatString(text, line: line, what: rule, context: context))
+        }
+        let file = paths.resolve(written, from: line.location)
+        draft.mapActions.append((written, file, line.location))
+        return kind == "set-map" ? .set(file, formats[0], formats[1]) : .delete(file, formats[0])
     }
 }

@@ -57,6 +57,9 @@ struct ProxyDraft {
     var tcpContentLines: [SourceLocation] = []
     /// `option prefer-last-server` (its line, or its defaults section's): judged by the mode at the end.
     var preferLastServer: SourceLocation?
+    /// `set-map(FILE)`/`del-map(FILE)` rules: the file as written, resolved, and the line; each
+    /// must be a map the configuration loads.
+    var mapActions: [(written: String, file: String, location: SourceLocation)] = []
     /// `option abortonclose` (its line, or its defaults section's, then `inherited`): judged by the
     /// mode at the end.
     var abortOnClose: (location: SourceLocation, inherited: Bool)?

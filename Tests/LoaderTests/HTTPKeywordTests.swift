@@ -1,3 +1,4 @@
+import Foundation
 import ConfigModel
 import Testing
 @testable import Loader
@@ -546,6 +547,40 @@ import Testing
             .contains("test.cfg:3: 'http-request capture': proxy 'be' has no frontend capability"))
         #expect(errors("backend be\n    mode http\n    declare capture request len 4\n")
             .contains { $0.hasPrefix("test.cfg:3: 'declare' is not supported in section 'backend'") })
+    }
+
+    /// `set-map(FILE)`/`del-map(FILE)` need a map the configuration loads; the ACL ones are refused.
+    @Test func mapActions() throws {
+        let dir = NSTemporaryDirectory() + "strata-maps-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try "a 1\n".write(toFile: dir + "/m.map", atomically: true, encoding: .utf8)
+        let loaded = try load("""
+            frontend fe
+                mode http
+                bind 127.0.0.1:1
+                http-request set-header X-M %[path,map(\(dir)/m.map)]
+                http-request set-map(\(dir)/m.map) %[path] %[src] if { path /x }
+                http-response del-map(\(dir)/m.map) %[res.hdr(x-k)]
+                http-after-response set-map(\(dir)/m.map) k v
+                default_backend be
+            backend be
+                mode http
+                server s 127.0.0.1:2
+            """)
+        let http = try #require(loaded.config.proxies.first).http
+        guard case .setMap(let file, let key, let value) = http.requestRules[1].action else { Issue.record("\(http.requestRules)"); return }
+        #expect(file == dir + "/m.map" && key.source == "%[path]" && value.source == "%[src]")
+        guard case .deleteMapEntry(dir + "/m.map", _) = http.responseRules[0].action else { Issue.record("\(http.responseRules)"); return }
+        let pre = "frontend fe\n    mode http\n    bind 127.0.0.1:1\n"
+        #expect(errors(pre + "    http-request set-map(\(dir)/other.map) %[path] x\n")
+            .contains { $0.hasPrefix("test.cfg:4: unable to find map '\(dir)/other.map'") })
+        #expect(errors(pre + "    http-request set-map(\(dir)/m.map) %[path]\n    http-request set-header X %[path,map(\(dir)/m.map)]\n")
+            .contains("test.cfg:4: 'http-request set-map' expects exactly 2 arguments"))
+        #expect(errors(pre + "    http-request del-map %[path]\n")
+            .contains("test.cfg:4: 'http-request del-map' expects the map file in parentheses: del-map(FILE)"))
+        #expect(errors(pre + "    http-request add-acl(\(dir)/m.map) %[path]\n")
+            .contains("test.cfg:4: 'http-request add-acl' is not supported yet (strata's ACL pattern files do not change at run time)"))
     }
 
     @Test func optionPersistAndMworkerMaxReloads() throws {

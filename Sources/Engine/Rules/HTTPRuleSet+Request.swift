@@ -37,6 +37,10 @@ enum HTTPCompiledRequestAction {
     case setLogLevel(Int)
     /// `capture SAMPLE len N | id N`: into the frontend's request slot.
     case capture(HTTPCompiledSample, slot: Int)
+    /// `set-map(FILE)`, `del-map(FILE)`: the shared map itself (every loop and generation that
+    /// has the file unchanged sees the change).
+    case setMap(SharedMap, key: HTTPCompiledFormat, value: HTTPCompiledFormat)
+    case deleteMapEntry(SharedMap, key: HTTPCompiledFormat)
 
     init(_ action: HTTPRequestAction, location: SourceLocation, constants: HTTPRuleConstants) throws(ConfigError) {
         func format(_ f: FormatString) -> HTTPCompiledFormat { HTTPCompiledFormat(f, constants: constants) }
@@ -60,6 +64,10 @@ enum HTTPCompiledRequestAction {
         case .deny(let status): self = .deny(status: status)
         case .tarpit(let status): self = .tarpit(status: status)
         case .capture(let sample, let slot): self = .capture(HTTPCompiledSample(sample, constants: constants), slot: slot)
+        case .setMap(let file, let key, let value):
+            self = .setMap(try constants.map(file, location), key: format(key), value: format(value))
+        case .deleteMapEntry(let file, let key):
+            self = .deleteMapEntry(try constants.map(file, location), key: format(key))
         case .returnResponse(let status, let contentType, let body, let headers):
             self = .returnResponse(HTTPCompiledReturn(status: status, contentType: contentType, body: body,
                                                       headers: headers, constants: constants))
@@ -268,6 +276,10 @@ extension HTTPRuleSet {
                 ev.scratch.logLevel = level
             case .capture(let sample, let slot):
                 ev.capture(sample, into: ev.scratch.requestSlots, slot: slot)
+            case .setMap(let map, let key, let value):
+                ev.setMapEntry(map, key, value)
+            case .deleteMapEntry(let map, let key):
+                ev.deleteMapEntry(map, key)
             case .tarpit(let status):
                 var answer = ev.frontend.errorResponse(status, backend: ev.backend)
                 answer.isDenial = true

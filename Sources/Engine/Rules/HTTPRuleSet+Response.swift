@@ -22,6 +22,8 @@ enum HTTPCompiledResponseAction {
     case setLogLevel(Int)
     /// `capture SAMPLE id N`: into the frontend's response slot.
     case capture(HTTPCompiledSample, slot: Int)
+    case setMap(SharedMap, key: HTTPCompiledFormat, value: HTTPCompiledFormat)
+    case deleteMapEntry(SharedMap, key: HTTPCompiledFormat)
 
     init(_ action: HTTPResponseAction, location: SourceLocation, constants: HTTPRuleConstants) throws(ConfigError) {
         func format(_ f: FormatString) -> HTTPCompiledFormat { HTTPCompiledFormat(f, constants: constants) }
@@ -48,6 +50,10 @@ enum HTTPCompiledResponseAction {
         case .silentDrop: self = .silentDrop
         case .setLogLevel(let level): self = .setLogLevel(level)
         case .capture(let sample, let slot): self = .capture(HTTPCompiledSample(sample, constants: constants), slot: slot)
+        case .setMap(let file, let key, let value):
+            self = .setMap(try constants.map(file, location), key: format(key), value: format(value))
+        case .deleteMapEntry(let file, let key):
+            self = .deleteMapEntry(try constants.map(file, location), key: format(key))
         }
     }
 }
@@ -191,6 +197,10 @@ extension HTTPRuleSet {
                 ev.scratch.logLevel = level
             case .capture(let sample, let slot):
                 ev.capture(sample, into: ev.scratch.responseSlots, slot: slot)
+            case .setMap(let map, let key, let value):
+                ev.setMapEntry(map, key, value)
+            case .deleteMapEntry(let map, let key):
+                ev.deleteMapEntry(map, key)
             case .returnResponse(let r):
                 return .respond(localResponse(r, ev) ?? ev.frontend.errorResponse(500, backend: ev.backend))
             case .deny(let status):
