@@ -126,6 +126,23 @@ extension KeywordReader {
             let (code, message) = try errorFile(line)
             draft.proxy.http.errorFiles[code] = message
             draft.ownErrorFiles.insert(code)
+        case "errorloc", "errorloc302", "errorloc303":
+            // HAProxy's message for the code: a redirect to URL, kept as an errorfile is.
+            guard let codeText = line.optionalArgument(0), let url = line.optionalArgument(1), !url.isEmpty else {
+                throw line.error("\(line.keyword) : expects <status_code> and <url> as arguments.")
+            }
+            guard line.args.count == 2 else { throw line.error("\(line.keyword) : expects exactly two arguments.") }
+            let code = KeywordLine.decimal(codeText) ?? 0
+            guard KeywordReader.errorCodes.contains(code) else {
+                throw line.error("\(line.keyword) : status code '\(code)' not handled (\(KeywordLine.list(KeywordReader.errorCodes.map(String.init))))")
+            }
+            guard !url.utf8.contains(where: { $0 < 0x20 || $0 == 0x7F }) else {
+                throw line.error("\(line.keyword) : the URL has a control character")
+            }
+            let status = line.keyword == "errorloc303" ? "303 See Other" : "302 Found"
+            let message = "HTTP/1.1 \(status)\r\nCache-Control: no-cache\r\nContent-length: 0\r\nLocation: \(url)\r\n\r\n"
+            draft.proxy.http.errorFiles[code] = Array(message.utf8)
+            draft.ownErrorFiles.insert(code)
         case "monitor fail":
             guard let word = line.optionalArgument(0), word == "if" || word == "unless" else {
                 throw line.error("'monitor fail' expects 'if' or 'unless' and a condition")

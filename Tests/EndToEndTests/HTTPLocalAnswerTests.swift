@@ -123,6 +123,39 @@ import Testing
     }
 }
 
+/// `errorloc`, `errorloc302`, `errorloc303`: HAProxy's redirect in place of an error page.
+@Suite(.serialized) struct HTTPErrorLocationTests {
+    @Test func errorlocAnswersARedirectInsteadOfTheErrorPage() throws {
+        let port = TestSocket.freePort()
+        let strata = try StrataProcess(config: """
+            global
+                stats socket @ADMIN@ level admin
+            defaults
+                mode http
+                timeout connect 1s
+                timeout client 5s
+                timeout server 5s
+                errorloc 503 http://maintenance.example/down
+            frontend fe
+                bind 127.0.0.1:\(port)
+                errorloc303 403 /denied?from=strata
+                http-request deny if { path /deny }
+                default_backend down
+            backend down
+                server s 127.0.0.1:1 disabled
+            """)
+        #expect(strata.waitForAdmin(), "\(strata.output.joined(separator: "\n"))")
+        // HAProxy's message: a status line, Cache-Control, an empty body and the Location.
+        let unavailable = runTool("curl", ["-sS", "-i", "http://127.0.0.1:\(port)/"])
+        #expect(unavailable.stdout.hasPrefix("HTTP/1.1 302 Found\r\n"), "\(unavailable.stdout)")
+        #expect(unavailable.stdout.contains("Location: http://maintenance.example/down\r\n"), "\(unavailable.stdout)")
+        #expect(unavailable.stdout.contains("Cache-Control: no-cache\r\n"))
+        let denied = runTool("curl", ["-sS", "-i", "http://127.0.0.1:\(port)/deny"])
+        #expect(denied.stdout.hasPrefix("HTTP/1.1 303 See Other\r\n"), "\(denied.stdout)")
+        #expect(denied.stdout.contains("Location: /denied?from=strata\r\n"), "\(denied.stdout)")
+    }
+}
+
 /// `http-request tarpit`: the refusal comes after `timeout tarpit`, nothing reaches a server, the
 /// connection closes, the log says PT.
 @Suite(.serialized) struct HTTPTarpitTests {

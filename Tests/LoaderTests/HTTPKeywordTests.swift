@@ -549,6 +549,17 @@ import Testing
             .contains { $0.hasPrefix("test.cfg:3: 'declare' is not supported in section 'backend'") })
     }
 
+    @Test func errorlocIsAnErrorfileOfARedirect() throws {
+        let loaded = try load("frontend fe\n    mode http\n    bind 127.0.0.1:1\n    errorloc 503 /m\n    errorloc303 403 https://x/y\n    http-request deny\n")
+        let files = try #require(loaded.config.proxies.first).http.errorFiles
+        #expect(files[503] == Array("HTTP/1.1 302 Found\r\nCache-Control: no-cache\r\nContent-length: 0\r\nLocation: /m\r\n\r\n".utf8))
+        #expect(files[403].map { String(decoding: $0, as: UTF8.self) }?.hasPrefix("HTTP/1.1 303 See Other\r\n") == true)
+        let pre = "frontend fe\n    mode http\n    bind 127.0.0.1:1\n"
+        #expect(errors(pre + "    errorloc302 302 /x\n").contains { $0.hasPrefix("test.cfg:4: errorloc302 : status code '302' not handled") })
+        #expect(errors(pre + "    errorloc 503\n").contains("test.cfg:4: errorloc : expects <status_code> and <url> as arguments."))
+        #expect(errors(pre + "    errorloc 503 /a /b\n").contains("test.cfg:4: errorloc : expects exactly two arguments."))
+    }
+
     /// `set-map(FILE)`/`del-map(FILE)` need a map the configuration loads; the ACL ones are refused.
     @Test func mapActions() throws {
         let dir = NSTemporaryDirectory() + "strata-maps-\(UUID().uuidString.prefix(8))"
