@@ -488,6 +488,9 @@ public enum HTTPRequestAction: Hashable, Sendable {
     /// `set map`/`add map` and `del map` do.
     case setMap(file: String, key: FormatString, value: FormatString)
     case deleteMapEntry(file: String, key: FormatString)
+    /// `early-hint NAME FMT`: a field of a `103 Early Hints` answer sent to an HTTP/1.1 client
+    /// before the final one (consecutive unconditional rules make one 103).
+    case earlyHint(name: String, value: FormatString)
 
     public struct Header: Hashable, Sendable {
         public var name: String

@@ -14,7 +14,7 @@ extension KeywordReader {
         "replace-uri", "replace-value", "return", "set-header", "set-method", "set-path", "set-query", "set-uri",
         "use-service", "track-sc0", "track-sc1", "track-sc2", "sc-inc-gpc0", "sc-inc-gpc1", "sc-set-gpt0",
         "set-src", "set-src-port", "set-dst", "set-dst-port", "silent-drop", "set-log-level", "reject", "set-nice", "normalize-uri", "wait-for-body",
-        "capture",
+        "capture", "early-hint",
     ]
     static let uriNormalizers = [
         "path-merge-slashes", "path-strip-dot", "path-strip-dotdot", "percent-decode-unreserved", "percent-to-uppercase",
@@ -23,7 +23,7 @@ extension KeywordReader {
     /// HAProxy's other http-request actions: "not supported yet" rather than unknown.
     static let otherHTTPRequestActions: Set<String> = [
         "cache-use", "disable-l7-retry", "do-resolve",
-        "early-hint", "sc-inc-gpc",
+        "sc-inc-gpc",
         "sc-inc-gpc0", "sc-inc-gpc1", "sc-set-gpt0", "send-spoe-group", "set-bandwidth-limit",
         "set-mark", "set-pathq", "set-priority-class",
         "set-priority-offset", "set-timeout", "set-tos", "set-var", "set-var-fmt",

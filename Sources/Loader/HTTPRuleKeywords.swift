@@ -134,6 +134,11 @@ extension KeywordReader {
             case .set(let file, let key, let value): result = .setMap(file: file, key: key, value: value); i = 3
             case .delete(let file, let key): result = .deleteMapEntry(file: file, key: key); i = 2
             }
+        case "early-hint":
+            let name = try word(1, "a header name and a value")
+            guard !name.isEmpty, name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "!#$%&'*+-.^_`|~".contains($0)) }) else { throw line.error("\(what): '\(name)' is not a header name") }
+            result = .earlyHint(name: name, value: try format(2, "a header name and a value"))
+            i = 3
         case "use-service":
             let service = try word(1, "a service (prometheus-exporter)")
             guard service == "prometheus-exporter" else {

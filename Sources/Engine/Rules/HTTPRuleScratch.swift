@@ -22,6 +22,10 @@ final class HTTPRuleScratch {
     /// `%hr` and `%hs` as the log prints them (`{value|value}`), made from the slots.
     let captures: HTTPScratchBuffer
     let responseCaptures: HTTPScratchBuffer
+    /// `early-hint`: the `103 Early Hints` answers made by the rules, for the session to send
+    /// before anything else; `earlyHintOpen`: the last one still takes fields.
+    let earlyHints: HTTPScratchBuffer
+    var earlyHintOpen = false
     /// The frontend's request and response capture slots.
     let requestSlots = HTTPCaptureSlots()
     let responseSlots = HTTPCaptureSlots()
@@ -71,6 +75,7 @@ final class HTTPRuleScratch {
         text = HTTPScratchBuffer(capacity: capacity)
         reply = HTTPScratchBuffer(capacity: capacity)
         captures = HTTPScratchBuffer(capacity: capacity)
+        earlyHints = HTTPScratchBuffer(capacity: capacity)
         responseCaptures = HTTPScratchBuffer(capacity: capacity)
         afterReply = HTTPScratchBuffer(capacity: capacity)
         afterInput = HTTPScratchBuffer(capacity: capacity)
@@ -97,6 +102,8 @@ final class HTTPRuleScratch {
         samples.reset()
         text.reset()
         reply.reset()
+        earlyHints.reset()
+        earlyHintOpen = false
         requestSlots.clear()
         responseSlots.clear()
         cookieSlots.clear()

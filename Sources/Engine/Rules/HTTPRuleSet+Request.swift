@@ -41,6 +41,9 @@ enum HTTPCompiledRequestAction {
     /// has the file unchanged sees the change).
     case setMap(SharedMap, key: HTTPCompiledFormat, value: HTTPCompiledFormat)
     case deleteMapEntry(SharedMap, key: HTTPCompiledFormat)
+    /// `early-hint NAME FMT`; `closes`: the 103 ends after this field (the next rule is not an
+    /// unconditional early-hint, as HAProxy groups them).
+    case earlyHint(UnsafeRawBufferPointer, HTTPCompiledFormat, closes: Bool)
 
     init(_ action: HTTPRequestAction, location: SourceLocation, constants: HTTPRuleConstants) throws(ConfigError) {
         func format(_ f: FormatString) -> HTTPCompiledFormat { HTTPCompiledFormat(f, constants: constants) }
@@ -68,6 +71,7 @@ enum HTTPCompiledRequestAction {
             self = .setMap(try constants.map(file, location), key: format(key), value: format(value))
         case .deleteMapEntry(let file, let key):
             self = .deleteMapEntry(try constants.map(file, location), key: format(key))
+        case .earlyHint(let n, let value): self = .earlyHint(constants.bytes(n), format(value), closes: true)
         case .returnResponse(let status, let contentType, let body, let headers):
             self = .returnResponse(HTTPCompiledReturn(status: status, contentType: contentType, body: body,
                                                       headers: headers, constants: constants))
@@ -280,6 +284,8 @@ extension HTTPRuleSet {
                 ev.setMapEntry(map, key, value)
             case .deleteMapEntry(let map, let key):
                 ev.deleteMapEntry(map, key)
+            case .earlyHint(let name, let value, let closes):
+                ev.earlyHint(request, name, value, closes: closes)
             case .tarpit(let status):
                 var answer = ev.frontend.errorResponse(status, backend: ev.backend)
                 answer.isDenial = true

@@ -127,10 +127,13 @@ final class HTTPRuleSet: @unchecked Sendable {
         }
 
         var requestRules: [HTTPCompiledRequestRule] = []
-        for rule in http.requestRules {
-            requestRules.append(HTTPCompiledRequestRule(
-                action: try HTTPCompiledRequestAction(rule.action, location: rule.location, constants: constants),
-                condition: try condition(rule.condition)))
+        for (i, rule) in http.requestRules.enumerated() {
+            var action = try HTTPCompiledRequestAction(rule.action, location: rule.location, constants: constants)
+            if case .earlyHint(let name, let value, _) = action, i + 1 < http.requestRules.count,
+               case .earlyHint = http.requestRules[i + 1].action, http.requestRules[i + 1].condition == nil {
+                action = .earlyHint(name, value, closes: false)
+            }
+            requestRules.append(HTTPCompiledRequestRule(action: action, condition: try condition(rule.condition)))
         }
         self.requestRules = requestRules
 

@@ -249,6 +249,15 @@ extension HTTPSession {
                 // is answered 503 below.
                 return chosen?.rules ?? (frontend.proxy.stats != nil ? rules : nil)
             }
+            // `early-hint`: the 103 answers go first (HTTP/2 streams get none yet). One that did not
+            // fit the buffer is dropped whole.
+            if scratch.earlyHints.count > 0 {
+                if stream == nil, !scratch.earlyHints.overflowed, !scratch.earlyHintOpen {
+                    appendToClient(scratch.earlyHints.bytes(from: 0))
+                    flushToClient()
+                }
+                scratch.earlyHints.reset()
+            }
             // `set-src`, `set-dst`: the request's addresses from now on (logs, X-Forwarded-For).
             if scratch.clientOverride != nil || scratch.localOverride != nil {
                 addressesChanged = true
