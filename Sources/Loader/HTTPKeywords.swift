@@ -126,6 +126,8 @@ extension KeywordReader {
             let (code, message) = try errorFile(line)
             draft.proxy.http.errorFiles[code] = message
             draft.ownErrorFiles.insert(code)
+        case "http-error":
+            try httpError(line, draft: &draft)
         case "errorloc", "errorloc302", "errorloc303":
             // HAProxy's message for the code: a redirect to URL, kept as an errorfile is.
             guard let codeText = line.optionalArgument(0), let url = line.optionalArgument(1), !url.isEmpty else {
@@ -174,7 +176,7 @@ extension KeywordReader {
                     codes!.append(code)
                 }
             }
-            draft.errorFileImports.append((name, codes, line.location))
+            draft.errorFileImports.append((name, codes, line.location, optional: false))
         case "capture":
             try capture(line, draft: &draft)
         case "declare":
@@ -206,6 +208,87 @@ extension KeywordReader {
         let path = try line.argument(1, expecting: "a status code and a file (errorfile CODE PATH)")
         try line.noArguments(after: 2)
         return (code, try httpMessageFile(path, line: line, what: "'errorfile'"))
+    }
+
+    /// `http-error status N [content-type T] [default-errorfiles | errorfile F | errorfiles NAME |
+    /// file F | string S] [hdr NAME VALUE]…`: the error answer for N, made when the configuration
+    /// loads as an `errorfile` line's (the `lf-` forms and a `hdr` value with samples would be
+    /// made per request: not yet).
+    private func httpError(_ line: KeywordLine, draft: inout ProxyDraft) throws(ConfigError) {
+        let what = "'http-error'"
+        guard line.optionalArgument(0) == "status" else { throw line.error("\(what) expects 'status <code>' first") }
+        let code = try line.integer(1, range: 0...999, name: "status")
+        guard KeywordReader.errorCodes.contains(code) else {
+            throw line.error("\(what): status code \(code) is not one strata answers (\(KeywordLine.list(KeywordReader.errorCodes.map(String.init))))")
+        }
+        enum Source { case none, reset, message([UInt8]), section(String), body([UInt8]) }
+        var source = Source.none
+        var sourceWord: String?
+        var contentType: String?
+        var headers: [(String, String)] = []
+        var i = 2
+        while let option = line.optionalArgument(i) {
+            func value(_ offset: Int = 1) throws(ConfigError) -> String {
+                guard let v = line.optionalArgument(i + offset) else { throw line.error("\(what): '\(option)' expects a value") }
+                return v
+            }
+            if ["default-errorfiles", "errorfile", "errorfiles", "file", "string", "lf-file", "lf-string"].contains(option) {
+                if let sourceWord { throw line.error("\(what): '\(option)' and '\(sourceWord)' both give the answer") }
+                sourceWord = option
+            }
+            switch option {
+            case "content-type": contentType = try value()
+            case "default-errorfiles": source = .reset; i -= 1
+            case "errorfile": source = .message(try httpMessageFile(try value(), line: line, what: what))
+            case "errorfiles": source = .section(try value())
+            case "string": source = .body(Array(try value().utf8))
+            case "file":
+                let text = try value()
+                switch paths.read(paths.resolve(text, from: line.location), .httpMessage(bufferSize: paths.bufferSize)) {
+                case .success(let bytes): source = .body(bytes)
+                case .failure(let reason): throw line.error("\(what): cannot read file '\(text)': \(reason)")
+                }
+            case "lf-file", "lf-string":
+                throw line.error("\(what): '\(option)' is not supported yet (strata makes error answers when the configuration loads; 'string' and 'file' are)")
+            case "hdr":
+                let name = try value(), text = try value(2)
+                let format = try formatString(text, line: line, what: what, context: .httpRequest)
+                guard format.isLiteral else {
+                    throw line.error("\(what): 'hdr \(name)' with samples is not supported yet (strata makes error answers when the configuration loads)")
+                }
+                headers.append((name, format.parts.map { if case .literal(let t) = $0 { t } else { "" } }.joined()))
+                i += 1
+            default:
+                throw line.error("unexpected argument '\(option)' to \(what)"
+                    + KeywordSuggestion.clause(for: option, among: ["content-type", "default-errorfiles", "errorfile", "errorfiles", "file", "string", "hdr"]))
+            }
+            i += 2
+        }
+        switch source {
+        case .reset:
+            // HAProxy's own page for the code, over this proxy's earlier lines and `errorfiles`.
+            draft.proxy.http.errorFiles.removeValue(forKey: code)
+            draft.ownErrorFiles.insert(code)
+        case .section(let name):
+            // The section's message when it has one (checked once sections are known).
+            draft.errorFileImports.append((name, [code], line.location, optional: true))
+        case .message(let bytes):
+            if contentType != nil || !headers.isEmpty {
+                throw line.error("\(what): 'content-type' and 'hdr' cannot go with 'errorfile' (the file is the whole answer)")
+            }
+            draft.proxy.http.errorFiles[code] = bytes
+            draft.ownErrorFiles.insert(code)
+        case .none, .body:
+            var body: [UInt8] = []
+            if case .body(let b) = source { body = b }
+            if !body.isEmpty && contentType == nil { throw line.error("\(what): a body needs 'content-type' (for example content-type text/html)") }
+            var head = "HTTP/1.1 \(code) \(HTTPStatusReason.phrase(code))\r\n"
+            if !body.isEmpty, let contentType { head += "content-type: \(contentType)\r\n" }
+            head += "content-length: \(body.count)\r\n"
+            for (name, value) in headers { head += "\(name): \(value)\r\n" }
+            draft.proxy.http.errorFiles[code] = Array((head + "\r\n").utf8) + body
+            draft.ownErrorFiles.insert(code)
+        }
     }
 
     // MARK: ACLs and conditions

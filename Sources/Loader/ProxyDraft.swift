@@ -116,7 +116,9 @@ struct ProxyDraft {
     var lineWarnings: [ConfigError] = []
     /// `errorfiles NAME [CODE…]` lines (applied once every `http-errors` section is read), and
     /// the codes the proxy's own `errorfile` lines set (those win over an import).
-    var errorFileImports: [(name: String, codes: [Int]?, location: SourceLocation)] = []
+    /// `errorfiles NAME [CODE…]` lines, and `http-error … errorfiles NAME` (`optional`: a code the
+    /// section lacks is no error).
+    var errorFileImports: [(name: String, codes: [Int]?, location: SourceLocation, optional: Bool)] = []
     var ownErrorFiles: Set<Int> = []
     /// Servers (indices) whose address only `init-addr last` may still give: the server-state
     /// file is read once the whole configuration is, and `error` is reported if it has none.

@@ -29,6 +29,7 @@ extension KeywordReader {
         ("errorloc", all),
         ("errorloc302", all),
         ("errorloc303", all),
+        ("http-error", all),
         ("monitor-uri", [.defaults, .frontend, .listen]),
         ("monitor fail", [.frontend, .listen]),
         ("unique-id-format", frontSide),

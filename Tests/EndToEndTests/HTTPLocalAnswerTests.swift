@@ -156,6 +156,60 @@ import Testing
     }
 }
 
+/// `http-error status N …`: the error answers a proxy (or its defaults) defines in place.
+@Suite(.serialized) struct HTTPErrorDirectiveTests {
+    @Test func httpErrorDefinesTheAnswerForItsStatus() throws {
+        let directory = StrataProcess.makeDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let json = directory.appendingPathComponent("denied.json").path
+        try Data(#"{"denied":true}"#.utf8).write(to: URL(fileURLWithPath: json))
+        let section = directory.appendingPathComponent("503.http").path
+        try Data("HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: 11\r\n\r\nsection-503".utf8)
+            .write(to: URL(fileURLWithPath: section))
+        let own = directory.appendingPathComponent("own.http").path
+        try Data("HTTP/1.1 503 Service Unavailable\r\nContent-Length: 3\r\n\r\nown".utf8).write(to: URL(fileURLWithPath: own))
+        let port = TestSocket.freePort(), other = TestSocket.freePort()
+        let strata = try StrataProcess(config: """
+            global
+                stats socket @ADMIN@ level admin
+            http-errors site
+                errorfile 503 \(section)
+            defaults
+                mode http
+                timeout connect 1s
+                timeout client 5s
+                timeout server 5s
+                http-error status 429 content-type text/plain string "slow down" hdr Retry-After 10
+            frontend fe
+                bind 127.0.0.1:\(port)
+                http-error status 403 content-type application/json file \(json)
+                http-error status 503 errorfiles site
+                http-request deny deny_status 429 if { path /rate }
+                http-request deny if { path /deny }
+                default_backend down
+            frontend fe2
+                bind 127.0.0.1:\(other)
+                errorfile 503 \(own)
+                http-error status 503 default-errorfiles
+                default_backend down
+            backend down
+                server s 127.0.0.1:1 disabled
+            """)
+        #expect(strata.waitForAdmin(), "\(strata.output.joined(separator: "\n"))")
+        let rate = runTool("curl", ["-sS", "-i", "http://127.0.0.1:\(port)/rate"])
+        #expect(rate.stdout.hasPrefix("HTTP/1.1 429 Too Many Requests\r\n"), "\(rate.stdout)")
+        #expect(rate.stdout.lowercased().contains("retry-after: 10\r\n") && rate.stdout.hasSuffix("\r\n\r\nslow down"), "\(rate.stdout)")
+        let denied = runTool("curl", ["-sS", "-i", "http://127.0.0.1:\(port)/deny"])
+        #expect(denied.stdout.hasPrefix("HTTP/1.1 403 Forbidden\r\n"), "\(denied.stdout)")
+        #expect(denied.stdout.contains("content-type: application/json\r\n") && denied.stdout.hasSuffix(#"{"denied":true}"#), "\(denied.stdout)")
+        let unavailable = runTool("curl", ["-sS", "http://127.0.0.1:\(port)/"])
+        #expect(unavailable.stdout == "section-503")
+        // `default-errorfiles`: HAProxy's own page again, over the proxy's errorfile.
+        let builtin = runTool("curl", ["-sS", "http://127.0.0.1:\(other)/"])
+        #expect(builtin.stdout.contains("No server is available"), "\(builtin.stdout)")
+    }
+}
+
 /// `http-request tarpit`: the refusal comes after `timeout tarpit`, nothing reaches a server, the
 /// connection closes, the log says PT.
 @Suite(.serialized) struct HTTPTarpitTests {

@@ -560,6 +560,21 @@ import Testing
         #expect(errors(pre + "    errorloc 503 /a /b\n").contains("test.cfg:4: errorloc : expects exactly two arguments."))
     }
 
+    @Test func httpErrorRefusesWhatItCannotMakeAtLoad() throws {
+        let pre = "frontend fe\n    mode http\n    bind 127.0.0.1:1\n    http-request deny\n"
+        #expect(errors(pre + "    http-error status 403 content-type text/plain lf-string %[path]\n")
+            .contains("test.cfg:5: 'http-error': 'lf-string' is not supported yet (strata makes error answers when the configuration loads; 'string' and 'file' are)"))
+        #expect(errors(pre + "    http-error status 403 hdr X %[path]\n")
+            .contains("test.cfg:5: 'http-error': 'hdr X' with samples is not supported yet (strata makes error answers when the configuration loads)"))
+        #expect(errors(pre + "    http-error status 302 string x\n").contains { $0.hasPrefix("test.cfg:5: 'http-error': status code 302 is not one strata answers") })
+        #expect(errors(pre + "    http-error string x\n").contains("test.cfg:5: 'http-error' expects 'status <code>' first"))
+        #expect(errors(pre + "    http-error status 403 string x\n")
+            .contains("test.cfg:5: 'http-error': a body needs 'content-type' (for example content-type text/html)"))
+        let loaded = try load(pre + "    http-error status 403 content-type text/plain string no hdr X-A b\n")
+        #expect(loaded.config.proxies[0].http.errorFiles[403]
+            == Array("HTTP/1.1 403 Forbidden\r\ncontent-type: text/plain\r\ncontent-length: 2\r\nX-A: b\r\n\r\nno".utf8))
+    }
+
     /// `set-map(FILE)`/`del-map(FILE)` need a map the configuration loads; the ACL ones are refused.
     @Test func mapActions() throws {
         let dir = NSTemporaryDirectory() + "strata-maps-\(UUID().uuidString.prefix(8))"
