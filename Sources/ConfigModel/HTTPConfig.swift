@@ -416,6 +416,12 @@ public enum ResponseBody: Hashable, Sendable {
     case file(path: String, contents: [UInt8])
     /// `errorfile`-style raw HTTP message read from a file.
     case rawMessage(path: String, contents: [UInt8])
+    /// `default-errorfiles`: the proxy's error answer for the status (its `errorfile`, else
+    /// HAProxy's page).
+    case errorPage
+    /// `errorfiles NAME`: the http-errors section's message for the status; the Loader replaces
+    /// it once the sections are known (`rawMessage`, or `errorPage` when the section lacks it).
+    case errorFilesSection(String)
 }
 
 /// The part of a request target a rewrite works on.

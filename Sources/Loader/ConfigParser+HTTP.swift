@@ -20,6 +20,7 @@ extension ConfigParser {
             }
             if !drafts[i].checkRuleLines.isEmpty { checkRules(i, &errors) }
             if drafts[i].proxy.isFrontend { captureSlots(i, &errors) }
+            if p < config.proxies.count { resolveErrorFilesReplies(&config.proxies[p].http, &errors) }
             for (written, file, location) in drafts[i].mapActions where config.maps[file] == nil {
                 errors.append(ConfigError(location,
                     "unable to find map '\(written)': set-map and del-map change a map a map converter of the configuration loads"))
@@ -73,6 +74,33 @@ extension ConfigParser {
             if p < config.proxies.count { h2Servers(config.proxies[p], &errors) }
         }
         return errors
+    }
+
+    /// `return … errorfiles NAME`: the section's message for the status, or the proxy's error
+    /// answer when the section has none (HAProxy's fallback); an unknown section is an error.
+    private func resolveErrorFilesReplies(_ http: inout HTTPSettings, _ errors: inout [ConfigError]) {
+        func resolved(_ status: Int, _ body: ResponseBody, _ location: SourceLocation) -> ResponseBody {
+            guard case .errorFilesSection(let name) = body else { return body }
+            guard let section = httpErrors.first(where: { $0.name == name }) else {
+                errors.append(ConfigError(location, "'errorfiles': unknown http-errors section '\(name)'"))
+                return .errorPage
+            }
+            guard let message = section.files[status] else { return .errorPage }
+            return .rawMessage(path: "errorfiles \(name)", contents: message)
+        }
+        for r in http.requestRules.indices {
+            if case .returnResponse(let status, let type, let body, let headers) = http.requestRules[r].action,
+               case .errorFilesSection = body {
+                http.requestRules[r].action = .returnResponse(status: status, contentType: type, body: resolved(status, body, http.requestRules[r].location), headers: headers)
+            }
+        }
+        for r in http.responseRules.indices {
+            if case .returnResponse(let status, let type, let body, let headers) = http.responseRules[r].action,
+               case .errorFilesSection = body {
+                http.responseRules[r].action = .returnResponse(status: status, contentType: type,
+                                                              body: resolved(status, body, http.responseRules[r].location), headers: headers)
+            }
+        }
     }
 
     /// The capture actions' `id N` of a frontend name one of its slots (HAProxy's check; a

@@ -395,7 +395,14 @@ extension KeywordReader {
                 headers.append(.init(name: name, value: try formatString(text, line: line, what: what, context: context)))
                 i += 1
             case "errorfiles", "default-errorfiles":
-                throw line.error("\(what): '\(option)' is not supported yet")
+                if let bodyWord { throw line.error("\(what): '\(option)' and '\(bodyWord)' both give a body") }
+                bodyWord = option
+                if option == "errorfiles" {
+                    body = .errorFilesSection(try value())
+                } else {
+                    body = .errorPage
+                    i -= 1
+                }
             default:
                 throw line.error("unexpected argument '\(option)' to \(what)"
                     + KeywordSuggestion.clause(for: option, among: ["status", "content-type", "string", "lf-string", "file", "lf-file", "errorfile", "hdr"]))
@@ -407,9 +414,13 @@ extension KeywordReader {
         case .none: hasBody = false
         case .string(let format): hasBody = !(format.isLiteral && format.source.isEmpty)
         case .file(_, let contents): hasBody = !contents.isEmpty
-        case .rawMessage:
-            if let contentType { throw line.error("\(what): 'content-type \(contentType)' cannot go with 'errorfile' (the file is the whole answer)") }
-            if !headers.isEmpty { throw line.error("\(what): 'hdr' cannot go with 'errorfile' (the file is the whole answer)") }
+        case .rawMessage, .errorPage, .errorFilesSection:
+            let word = bodyWord ?? "errorfile"
+            if let contentType { throw line.error("\(what): 'content-type \(contentType)' cannot go with '\(word)' (the file is the whole answer)") }
+            if !headers.isEmpty { throw line.error("\(what): 'hdr' cannot go with '\(word)' (the file is the whole answer)") }
+            if word != "errorfile", !KeywordReader.errorCodes.contains(status) {
+                throw line.error("\(what): '\(word)' needs a status strata has error answers for (\(KeywordLine.list(KeywordReader.errorCodes.map(String.init)))), got \(status)")
+            }
             hasBody = false
         }
         if hasBody && contentType == nil {

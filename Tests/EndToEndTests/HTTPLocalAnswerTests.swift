@@ -210,6 +210,57 @@ import Testing
     }
 }
 
+/// `http-request return … default-errorfiles | errorfiles NAME`: the proxy's error answer, or a
+/// section's, as the returned answer.
+@Suite(.serialized) struct HTTPReturnErrorFilesTests {
+    @Test func returnTakesTheProxysOrASectionsErrorAnswer() throws {
+        let directory = StrataProcess.makeDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        func page(_ name: String, _ status: String, _ body: String) throws -> String {
+            let path = directory.appendingPathComponent(name).path
+            try Data("HTTP/1.1 \(status)\r\nContent-Type: text/plain\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)".utf8)
+                .write(to: URL(fileURLWithPath: path))
+            return path
+        }
+        let section503 = try page("503.http", "503 Service Unavailable", "section-503")
+        let own403 = try page("403.http", "403 Forbidden", "own-403")
+        let origin = try TestHTTPOrigin("app")
+        let port = TestSocket.freePort()
+        let strata = try StrataProcess(config: """
+            global
+                stats socket @ADMIN@ level admin
+            http-errors site
+                errorfile 503 \(section503)
+            defaults
+                mode http
+                timeout connect 1s
+                timeout client 5s
+                timeout server 5s
+            frontend fe
+                bind 127.0.0.1:\(port)
+                errorfile 403 \(own403)
+                http-request return status 403 default-errorfiles if { path /own }
+                http-request return status 503 errorfiles site if { path /section }
+                http-request return status 404 errorfiles site if { path /fallback }
+                http-response return status 503 errorfiles site if { res.hdr(x-origin) app }
+                default_backend app
+            backend app
+                server o 127.0.0.1:\(origin.port)
+            """)
+        #expect(strata.waitForAdmin(), "\(strata.output.joined(separator: "\n"))")
+        let own = runTool("curl", ["-sS", "-i", "http://127.0.0.1:\(port)/own"])
+        #expect(own.stdout.hasPrefix("HTTP/1.1 403") && own.stdout.hasSuffix("own-403"), "\(own.stdout)")
+        let section = runTool("curl", ["-sS", "-i", "http://127.0.0.1:\(port)/section"])
+        #expect(section.stdout.hasPrefix("HTTP/1.1 503") && section.stdout.hasSuffix("section-503"), "\(section.stdout)")
+        // The section has no 404: the proxy's own answer (HAProxy's page) stands in.
+        let fallback = runTool("curl", ["-sS", "-i", "http://127.0.0.1:\(port)/fallback"])
+        #expect(fallback.stdout.hasPrefix("HTTP/1.1 404"), "\(fallback.stdout)")
+        // In place of the server's answer.
+        let late = runTool("curl", ["-sS", "-i", "http://127.0.0.1:\(port)/late"])
+        #expect(late.stdout.hasPrefix("HTTP/1.1 503") && late.stdout.hasSuffix("section-503"), "\(late.stdout)")
+    }
+}
+
 /// `http-request tarpit`: the refusal comes after `timeout tarpit`, nothing reaches a server, the
 /// connection closes, the log says PT.
 @Suite(.serialized) struct HTTPTarpitTests {

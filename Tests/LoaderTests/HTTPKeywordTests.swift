@@ -575,6 +575,16 @@ import Testing
             == Array("HTTP/1.1 403 Forbidden\r\ncontent-type: text/plain\r\ncontent-length: 2\r\nX-A: b\r\n\r\nno".utf8))
     }
 
+    @Test func returnWithErrorFiles() throws {
+        let pre = "frontend fe\n    mode http\n    bind 127.0.0.1:1\n"
+        #expect(errors(pre + "    http-request return status 302 default-errorfiles\n")
+            .contains { $0.hasPrefix("test.cfg:4: 'http-request return': 'default-errorfiles' needs a status strata has error answers for") })
+        #expect(errors(pre + "    http-request return status 503 errorfiles nowhere\n")
+            .contains("test.cfg:4: 'errorfiles': unknown http-errors section 'nowhere'"))
+        #expect(errors(pre + "    http-request return status 503 content-type text/plain default-errorfiles\n")
+            .contains("test.cfg:4: 'http-request return': 'content-type text/plain' cannot go with 'default-errorfiles' (the file is the whole answer)"))
+    }
+
     /// `set-map(FILE)`/`del-map(FILE)` need a map the configuration loads; the ACL ones are refused.
     @Test func mapActions() throws {
         let dir = NSTemporaryDirectory() + "strata-maps-\(UUID().uuidString.prefix(8))"

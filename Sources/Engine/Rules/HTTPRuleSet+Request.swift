@@ -120,6 +120,8 @@ struct HTTPCompiledReturn {
         case format(HTTPCompiledFormat)
         case bytes(UnsafeRawBufferPointer)
         case raw(UnsafeRawBufferPointer)
+        /// `default-errorfiles`: the proxy's error answer for the status.
+        case errorPage
     }
 
     let status: Int
@@ -137,6 +139,8 @@ struct HTTPCompiledReturn {
         case .string(let f): self.body = .format(HTTPCompiledFormat(f, constants: constants))
         case .file(_, let contents): self.body = .bytes(constants.bytes(contents))
         case .rawMessage(_, let contents): self.body = .raw(constants.bytes(contents))
+        // The Loader resolves a section it knows: one left here has no message for the status.
+        case .errorPage, .errorFilesSection: self.body = .errorPage
         }
         self.headers = headers.map { (constants.bytes($0.name, lowercased: true), HTTPCompiledFormat($0.value, constants: constants)) }
     }
@@ -409,6 +413,7 @@ extension HTTPRuleSet {
     /// `http-request return`, `http-response return`.
     func localResponse(_ r: HTTPCompiledReturn, _ ev: HTTPEvaluation) -> HTTPLocalResponse? {
         if case .raw(let message) = r.body { return .raw(status: r.status, message) }
+        if case .errorPage = r.body { return ev.frontend.errorResponse(r.status, backend: ev.backend) }
         let out = ev.scratch.reply
         out.reset()
         out.append("HTTP/1.1 ")
@@ -425,7 +430,7 @@ extension HTTPRuleSet {
         }
         var body = HTTPRuleBytes.empty
         switch r.body {
-        case .none, .raw: break
+        case .none, .raw, .errorPage: break
         case .bytes(let bytes): body = bytes
         case .format(let f):
             guard let text = ev.render(f, .raw) else { return nil }
