@@ -145,7 +145,7 @@ extension KeywordReader {
     ]
     /// HAProxy's other algorithms: named as not supported yet rather than unknown.
     static let otherBalanceAlgorithms: Set<String> = [
-        "rdp-cookie", "hash",
+        "rdp-cookie",
     ]
 
     func proxyKeyword(_ line: KeywordLine, draft: inout ProxyDraft) throws(ConfigError) {
@@ -204,7 +204,7 @@ extension KeywordReader {
             draft.proxy.defaultBackendLocation = line.location
 
         case "balance":
-            let names = ["roundrobin", "static-rr", "leastconn", "first", "source", "random[(N)]", "uri", "url_param", "hdr(NAME)"]
+            let names = ["roundrobin", "static-rr", "leastconn", "first", "source", "random[(N)]", "uri", "url_param", "hdr(NAME)", "hash EXPR"]
             // A bare `balance` is roundrobin, as in HAProxy.
             let algorithm = line.optionalArgument(0) ?? "roundrobin"
             let base = algorithm.utf8.firstIndex(of: UInt8(ascii: "(")).map { String(algorithm[..<$0]) } ?? algorithm
@@ -221,6 +221,18 @@ extension KeywordReader {
                 }
                 try line.noArguments(after: 1)
                 draft.proxy.balance = .random(draws: draws)
+                return
+            }
+            if base == "hash" {
+                // The sample is read from the request, as an http-request rule reads it.
+                let text = try line.argument(1, expecting: "a sample expression after 'hash' (for example hash req.cook(sid))")
+                try line.noArguments(after: 2)
+                do throws(ConfigError) {
+                    draft.proxy.balance = .hash(try SampleParser.sampleForFormat(text, context: .httpRequest), source: text)
+                } catch {
+                    throw line.error("'balance hash': \(error.message)")
+                }
+                draft.noteHTTPOnly("balance hash", line.location)
                 return
             }
             if base == "uri" || base == "url_param" || base == "hdr" {

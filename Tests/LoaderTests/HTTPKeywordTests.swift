@@ -585,6 +585,17 @@ import Testing
             .contains("test.cfg:4: 'http-request return': 'content-type text/plain' cannot go with 'default-errorfiles' (the file is the whole answer)"))
     }
 
+    @Test func balanceHash() throws {
+        let loaded = try load("backend be\n    mode http\n    balance hash req.hdr(x-user),lower\n    server s 127.0.0.1:2\n")
+        #expect(loaded.config.proxies[0].balance
+            == .hash(SampleExpression(fetch: .header("x-user", occurrence: -1), converters: [.lower]), source: "req.hdr(x-user),lower"))
+        #expect(errors("backend be\n    mode http\n    balance hash\n")
+            .contains("test.cfg:3: 'balance' expects a sample expression after 'hash' (for example hash req.cook(sid))"))
+        #expect(errors("backend be\n    mode http\n    balance hash status\n").contains { $0.hasPrefix("test.cfg:3: 'balance hash': ") })
+        #expect(errors("backend be\n    mode tcp\n    balance hash src\n    server s 127.0.0.1:2\n")
+            .contains { $0.hasPrefix("test.cfg:3: 'balance hash' needs 'mode http'") })
+    }
+
     /// `set-map(FILE)`/`del-map(FILE)` need a map the configuration loads; the ACL ones are refused.
     @Test func mapActions() throws {
         let dir = NSTemporaryDirectory() + "strata-maps-\(UUID().uuidString.prefix(8))"

@@ -17,7 +17,7 @@ struct Balancer {
     init(algorithm: BalanceAlgorithm, hashType: HashType = .mapBased, servers: [BackendServer] = []) {
         self.algorithm = algorithm
         switch algorithm {
-        case .source, .uri, .urlParameter, .header:
+        case .source, .uri, .urlParameter, .header, .hash:
             if hashType == .consistent { ring = ConsistentHashRing(servers) }
         default:
             break
@@ -29,7 +29,7 @@ struct Balancer {
     mutating func pick(_ servers: [BackendServer], source: IPAddress?, hashKey: UInt64? = nil,
                        eligible: (BackendServer) -> Bool) -> BackendServer? {
         switch algorithm {
-        case .uri, .urlParameter, .header:
+        case .uri, .urlParameter, .header, .hash:
             guard let hashKey else { return smoothWeighted(servers, eligible) }
             return hashed(servers, hashKey, eligible)
         case .roundRobin, .staticRoundRobin:

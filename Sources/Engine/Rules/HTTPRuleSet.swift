@@ -99,6 +99,8 @@ final class HTTPRuleSet: @unchecked Sendable {
     /// Each server's `cookie` value, in the order of the proxy's `servers`.
     let serverCookies: [UnsafeRawBufferPointer?]
     let balanceName: UnsafeRawBufferPointer?
+    /// `balance hash EXPR`: the expression.
+    let balanceSample: HTTPCompiledSample?
     /// `unique-id-format` and `unique-id-header` (a frontend's: HAProxy reads them on the
     /// frontend only).
     let uniqueIDFormat: HTTPUniqueIDFormat?
@@ -192,6 +194,11 @@ final class HTTPRuleSet: @unchecked Sendable {
         case .urlParameter(let name): balanceName = constants.bytes(name)
         case .header(let name): balanceName = constants.bytes(name, lowercased: true)
         default: balanceName = nil
+        }
+        if case .hash(let expression, _) = proxy.balance {
+            balanceSample = HTTPCompiledSample(expression, constants: constants)
+        } else {
+            balanceSample = nil
         }
     }
 

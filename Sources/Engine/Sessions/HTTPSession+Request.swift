@@ -352,7 +352,8 @@ extension HTTPSession {
                 // The cookie's index is among the configuration's servers (never changed).
                 transaction.connector.persistentServer = backend.configuredServers[index]
             } else {
-                transaction.connector.hashKey = rules.balanceKey(for: backend.proxy.balance, requestParser.head, input: input, scratch: scratch)
+                transaction.connector.hashKey = rules.balanceKey(for: backend.proxy.balance, requestParser.head, input: input,
+                                                                     connection: info, scratch: scratch)
             }
         }
         // `stick match|on`: after the persistence cookie, which wins (HAProxy's SF_ASSIGNED).
