@@ -98,6 +98,7 @@ extension KeywordReader {
         ("stats auth", all),
         ("stats enable", all),
         ("stats hide-version", all),
+        ("stats http-request", [.frontend, .listen, .backend]),
         ("stats scope", all),
         ("stats show-desc", all),
         ("stats show-legends", all),

@@ -596,6 +596,21 @@ import Testing
             .contains { $0.hasPrefix("test.cfg:3: 'balance hash' needs 'mode http'") })
     }
 
+    @Test func statsHTTPRequestRules() throws {
+        let pre = "frontend fe\n    mode http\n    bind 127.0.0.1:1\n    stats enable\n"
+        let loaded = try load(pre + "    stats http-request deny deny_status 429 if { src 10.0.0.0/8 }\n    stats http-request auth realm R\n    stats http-request allow\n")
+        let rules = try #require(loaded.config.proxies[0].stats).rules
+        #expect(rules.map(\.action) == [.deny(status: 429), .auth(realm: "R"), .allow])
+        #expect(rules[0].condition != nil && rules[1].condition == nil)
+        #expect(loaded.warnings.map(\.description).contains("test.cfg:7: previous 'stats http-request' action has no condition attached, further entries are NOOP"))
+        #expect(errors(pre + "    stats auth a:b\n    stats http-request allow\n")
+            .contains("test.cfg:6: stats 'auth'/'realm' and 'http-request' can't be used at the same time (frontend 'fe')"))
+        #expect(errors(pre + "    stats http-request allow\n    stats realm X\n")
+            .contains("test.cfg:6: stats 'auth'/'realm' and 'http-request' can't be used at the same time (frontend 'fe')"))
+        #expect(errors(pre + "    stats http-request tarpit\n").contains("test.cfg:5: 'stats http-request' expects allow, deny or auth, got 'tarpit'"))
+        #expect(errors("defaults\n    stats http-request allow\n").contains { $0.hasPrefix("test.cfg:2: 'stats http-request' is not supported in section 'defaults'") })
+    }
+
     /// `set-map(FILE)`/`del-map(FILE)` need a map the configuration loads; the ACL ones are refused.
     @Test func mapActions() throws {
         let dir = NSTemporaryDirectory() + "strata-maps-\(UUID().uuidString.prefix(8))"
