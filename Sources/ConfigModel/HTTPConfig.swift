@@ -544,6 +544,9 @@ public enum HTTPResponseAction: Hashable, Sendable {
     /// `set-map(FILE) KEY VALUE`, `del-map(FILE) KEY` (see `HTTPRequestAction.setMap`).
     case setMap(file: String, key: FormatString, value: FormatString)
     case deleteMapEntry(file: String, key: FormatString)
+    /// `redirect location|prefix|scheme …`: the server's answer is dropped and this redirect sent
+    /// (`prefix` and `scheme` read the request's path and Host as the request rules left them).
+    case redirect(Redirect)
 }
 
 public struct HTTPResponseRule: Hashable, Sendable {

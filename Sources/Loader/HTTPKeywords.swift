@@ -32,10 +32,10 @@ extension KeywordReader {
     ]
     static let httpResponseActions = [
         "add-header", "allow", "del-header", "deny", "replace-header", "replace-value", "return", "set-header",
-        "set-status", "silent-drop", "set-log-level", "capture",
+        "set-status", "silent-drop", "set-log-level", "capture", "redirect",
     ]
     static let otherHTTPResponseActions: Set<String> = [
-        "cache-store", "redirect", "sc-inc-gpc",
+        "cache-store", "sc-inc-gpc",
         "sc-inc-gpc0", "sc-inc-gpc1", "sc-set-gpt0", "send-spoe-group", "set-bandwidth-limit",
         "set-mark", "set-nice", "set-timeout", "set-tos", "set-var", "set-var-fmt",
         "strict-mode", "track-sc0", "track-sc1", "track-sc2", "unset-var", "wait-for-body",

@@ -211,6 +211,8 @@ extension KeywordReader {
             let (sample, slot) = try captureAction(line, what: what, context: context, declares: false, draft: &draft)
             result = .capture(sample, slot: slot)
             i = 4
+        case "redirect" where !after:
+            result = .redirect(try redirect(line, at: &i, context: context))
         case _ where KeywordReader.isMapAction(action):
             switch try mapAction(action, line, what: what, context: context, draft: &draft) {
             case .set(let file, let key, let value): result = .setMap(file: file, key: key, value: value); i = 3

@@ -611,6 +611,17 @@ import Testing
         #expect(errors("defaults\n    stats http-request allow\n").contains { $0.hasPrefix("test.cfg:2: 'stats http-request' is not supported in section 'defaults'") })
     }
 
+    @Test func httpResponseRedirect() throws {
+        let pre = "frontend fe\n    mode http\n    bind 127.0.0.1:1\n    http-request deny\n"
+        let loaded = try load(pre + "    http-response redirect scheme https code 301 if { status 200 }\n")
+        guard case .redirect(let r) = loaded.config.proxies[0].http.responseRules[0].action else { Issue.record("not a redirect"); return }
+        #expect(r.code == 301)
+        #expect(errors(pre + "    http-after-response redirect location /x\n")
+            .contains { $0.hasPrefix("test.cfg:5: 'redirect' is not an http-after-response action") })
+        #expect(errors(pre + "    http-response redirect location %[path]\n")
+            .contains { $0.hasPrefix("test.cfg:5: 'http-response redirect'") })
+    }
+
     /// `set-map(FILE)`/`del-map(FILE)` need a map the configuration loads; the ACL ones are refused.
     @Test func mapActions() throws {
         let dir = NSTemporaryDirectory() + "strata-maps-\(UUID().uuidString.prefix(8))"

@@ -26,6 +26,12 @@ final class HTTPRuleScratch {
     /// before anything else; `earlyHintOpen`: the last one still takes fields.
     let earlyHints: HTTPScratchBuffer
     var earlyHintOpen = false
+    /// The request's target then its Host, kept for `http-response redirect prefix|scheme`
+    /// (`keptHostStart`: where the Host begins, nil without one).
+    let kept: HTTPScratchBuffer
+    var keptTargetCount = 0
+    var keptHostStart: Int?
+    var hasKeptRequest = false
     /// The frontend's request and response capture slots.
     let requestSlots = HTTPCaptureSlots()
     let responseSlots = HTTPCaptureSlots()
@@ -76,6 +82,7 @@ final class HTTPRuleScratch {
         reply = HTTPScratchBuffer(capacity: capacity)
         captures = HTTPScratchBuffer(capacity: capacity)
         earlyHints = HTTPScratchBuffer(capacity: capacity)
+        kept = HTTPScratchBuffer(capacity: capacity)
         responseCaptures = HTTPScratchBuffer(capacity: capacity)
         afterReply = HTTPScratchBuffer(capacity: capacity)
         afterInput = HTTPScratchBuffer(capacity: capacity)
@@ -104,6 +111,7 @@ final class HTTPRuleScratch {
         reply.reset()
         earlyHints.reset()
         earlyHintOpen = false
+        hasKeptRequest = false
         requestSlots.clear()
         responseSlots.clear()
         cookieSlots.clear()
@@ -129,5 +137,27 @@ final class HTTPRuleScratch {
     func beginRule() {
         samples.reset()
         text.reset()
+    }
+}
+
+extension HTTPRuleScratch {
+    /// Keeps the request's target and Host (a head fits the buffer, so they do).
+    func keepRequest(_ request: HTTPMessageView) {
+        kept.reset()
+        kept.append(request.target)
+        keptTargetCount = kept.count
+        keptHostStart = nil
+        if let host = request.firstValue(of: HTTPRuleBytes.literal("host"), split: true) {
+            keptHostStart = kept.count
+            kept.append(host)
+        }
+        hasKeptRequest = !kept.overflowed
+    }
+
+    /// The kept target and Host (valid until the next request), nil when none was kept.
+    var keptRequest: (target: UnsafeRawBufferPointer, host: UnsafeRawBufferPointer?)? {
+        guard hasKeptRequest else { return nil }
+        let all = kept.bytes(from: 0)
+        return (HTTPRuleBytes.slice(all, 0..<keptTargetCount), keptHostStart.map { HTTPRuleBytes.slice(all, $0..<all.count) })
     }
 }

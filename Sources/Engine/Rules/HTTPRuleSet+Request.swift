@@ -234,6 +234,8 @@ extension HTTPRuleSet {
                 if backend.cookie?.nocache == true {
                     scratch.requestCacheable = HTTPRuleSet.isCacheable(request: ev.request!)
                 }
+                // `http-response redirect prefix|scheme` reads the path and Host of the request.
+                if keepsRequestTarget || backend.keepsRequestTarget { scratch.keepRequest(ev.request!) }
                 // `capture cookie`: the request as the rules left it (HAProxy's order).
                 if let name = cookieCapture { captureCookie(name, of: ev.request!, setCookie: false, into: 0, scratch) }
                 return .forward(backend: chosen)
@@ -454,7 +456,19 @@ extension HTTPRuleSet {
 
     /// `redirect` / `http-request redirect`: the Location built as HAProxy builds it.
     func redirectResponse(_ r: HTTPCompiledRedirect, _ ev: HTTPEvaluation) -> HTTPLocalResponse? {
-        guard let request = ev.request else { return nil }
+        // A response rule's redirect reads the request as the scratch kept it.
+        let requestTarget: UnsafeRawBufferPointer
+        let requestHost: UnsafeRawBufferPointer?
+        if let request = ev.request {
+            requestTarget = request.target
+            requestHost = r.kind == .scheme ? request.firstValue(of: HTTPRuleBytes.literal("host"), split: true) : nil
+        } else if r.kind == .location {
+            requestTarget = HTTPRuleBytes.empty
+            requestHost = nil
+        } else {
+            guard let kept = ev.scratch.keptRequest else { return nil }
+            (requestTarget, requestHost) = kept
+        }
         let out = ev.scratch.reply
         out.reset()
         let code: Int
@@ -476,12 +490,12 @@ extension HTTPRuleSet {
                 guard let scheme = ev.render(r.target, .fieldValue) else { return nil }
                 out.append(scheme)
                 out.append("://")
-                if let host = request.firstValue(of: HTTPRuleBytes.literal("host"), split: true) { out.append(host) }
+                if let host = requestHost { out.append(host) }
             } else if !r.prefixIsSlash {
                 guard let prefix = ev.render(r.target, .fieldValue) else { return nil }
                 out.append(prefix)
             }
-            let target = request.target
+            let target = requestTarget
             let parts = HTTPTargetParts(target)
             if let range = parts.pathAndQuery {
                 var path = HTTPRuleBytes.slice(target, range)

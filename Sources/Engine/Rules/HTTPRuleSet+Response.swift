@@ -24,6 +24,7 @@ enum HTTPCompiledResponseAction {
     case capture(HTTPCompiledSample, slot: Int)
     case setMap(SharedMap, key: HTTPCompiledFormat, value: HTTPCompiledFormat)
     case deleteMapEntry(SharedMap, key: HTTPCompiledFormat)
+    case redirect(HTTPCompiledRedirect)
 
     init(_ action: HTTPResponseAction, location: SourceLocation, constants: HTTPRuleConstants) throws(ConfigError) {
         func format(_ f: FormatString) -> HTTPCompiledFormat { HTTPCompiledFormat(f, constants: constants) }
@@ -54,6 +55,7 @@ enum HTTPCompiledResponseAction {
             self = .setMap(try constants.map(file, location), key: format(key), value: format(value))
         case .deleteMapEntry(let file, let key):
             self = .deleteMapEntry(try constants.map(file, location), key: format(key))
+        case .redirect(let r): self = .redirect(HTTPCompiledRedirect(r, constants: constants))
         }
     }
 }
@@ -203,6 +205,8 @@ extension HTTPRuleSet {
                 ev.deleteMapEntry(map, key)
             case .returnResponse(let r):
                 return .respond(localResponse(r, ev) ?? ev.frontend.errorResponse(500, backend: ev.backend))
+            case .redirect(let r):
+                return .respond(redirectResponse(r, ev) ?? ev.frontend.errorResponse(500, backend: ev.backend))
             case .deny(let status):
                 var answer = ev.frontend.errorResponse(status, backend: ev.backend)
                 answer.isDenial = true

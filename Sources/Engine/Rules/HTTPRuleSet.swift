@@ -99,6 +99,8 @@ final class HTTPRuleSet: @unchecked Sendable {
     /// Each server's `cookie` value, in the order of the proxy's `servers`.
     let serverCookies: [UnsafeRawBufferPointer?]
     let balanceName: UnsafeRawBufferPointer?
+    /// An `http-response redirect prefix|scheme` rule reads the request's target and Host.
+    let keepsRequestTarget: Bool
     /// `balance hash EXPR`: the expression.
     let balanceSample: HTTPCompiledSample?
     /// `unique-id-format` and `unique-id-header` (a frontend's: HAProxy reads them on the
@@ -161,6 +163,10 @@ final class HTTPRuleSet: @unchecked Sendable {
                 condition: try condition(rule.condition)))
         }
         self.responseRules = responseRules
+        keepsRequestTarget = http.responseRules.contains { rule in
+            if case .redirect(let r) = rule.action, !{ if case .location = r.kind { true } else { false } }() { return true }
+            return false
+        }
         var afterResponseRules: [HTTPCompiledResponseRule] = []
         for rule in http.afterResponseRules {
             afterResponseRules.append(HTTPCompiledResponseRule(
