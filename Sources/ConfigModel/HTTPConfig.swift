@@ -725,6 +725,9 @@ public struct HTTPSettings: Hashable, Sendable {
     /// `cookie …` on the backend side; the servers' `cookie VALUE` is in `ServerOptions`.
     public var cookie: CookiePersistence?
     public var hashType: HashType = .mapBased
+    /// `hash-balance-factor N` (0: off; else above 100): with `hash-type consistent`, no server
+    /// takes more than N% of the average load per unit of weight (bounded-load hashing).
+    public var hashBalanceFactor = 0
     /// The `userlist` sections `http_auth` fetches of this proxy name (by name; the Loader
     /// checks each exists).
     public var userlists: [String: Userlist] = [:]

@@ -183,6 +183,13 @@ extension KeywordReader {
             // Slots serve `tcp-request content capture` too: not HTTP-only.
             try declareCapture(line, draft: &draft)
             return true
+        case "hash-balance-factor":
+            guard line.optionalArgument(0) != nil else { throw line.error("'hash-balance-factor' expects an integer argument.") }
+            let factor = try line.integer(0, range: 0...Int(Int32.max), name: "hash-balance-factor")
+            try line.noArguments(after: 1)
+            guard factor == 0 || factor > 100 else { throw line.error("'hash-balance-factor' must be 0 or greater than 100.") }
+            draft.proxy.http.hashBalanceFactor = factor
+            return true  // hash balancing in mode tcp (`balance source`) too
         case "hash-type":
             let value = try line.choice(0, among: ["map-based", "consistent"])
             if let function = line.optionalArgument(1) {

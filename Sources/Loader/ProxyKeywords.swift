@@ -36,6 +36,7 @@ extension KeywordReader {
         ("unique-id-header", frontSide),
         ("fullconn", backSide),
         ("hash-type", backSide),
+        ("hash-balance-factor", [.defaults, .backend, .listen]),
         ("http-check", backSide),
         ("http-request", [.frontend, .listen, .backend]),
         ("http-response", [.frontend, .listen, .backend]),

@@ -622,6 +622,14 @@ import Testing
             .contains { $0.hasPrefix("test.cfg:5: 'http-response redirect'") })
     }
 
+    @Test func hashBalanceFactor() throws {
+        let loaded = try load("defaults\n    hash-balance-factor 150\nbackend be\n    mode tcp\n    balance source\n    hash-type consistent\n    server s 127.0.0.1:2\n")
+        #expect(loaded.config.proxies[0].http.hashBalanceFactor == 150)
+        #expect(errors("backend be\n    hash-balance-factor 100\n").contains("test.cfg:2: 'hash-balance-factor' must be 0 or greater than 100."))
+        #expect(errors("backend be\n    hash-balance-factor\n").contains("test.cfg:2: 'hash-balance-factor' expects an integer argument."))
+        #expect(errors("frontend fe\n    hash-balance-factor 150\n").contains { $0.hasPrefix("test.cfg:2: 'hash-balance-factor' is not supported in section 'frontend'") })
+    }
+
     /// `set-map(FILE)`/`del-map(FILE)` need a map the configuration loads; the ACL ones are refused.
     @Test func mapActions() throws {
         let dir = NSTemporaryDirectory() + "strata-maps-\(UUID().uuidString.prefix(8))"

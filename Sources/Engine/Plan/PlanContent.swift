@@ -24,7 +24,7 @@ enum PlanContent {
     static let httpFields = [
         "acls", "backendRules", "requestRules", "responseRules", "afterResponseRules", "redirectRules", "forwardFor", "originalTo", "forwarded",
         "connectionMode", "reuse", "captures", "cookieCapture", "responseCaptures", "httpLog", "httpLogCLF", "bufferRequest", "errorFiles", "cookie",
-        "hashType", "userlists", "preferLastServer", "abortOnClose", "monitorURI",
+        "hashType", "hashBalanceFactor", "userlists", "preferLastServer", "abortOnClose", "monitorURI",
         "monitorFail", "uniqueIDFormat", "uniqueIDHeader", "compression",
     ]
     static let serverFields = ["name", "location", "id", "host", "address", "port", "options", "fqdn", "hasAddress"]
@@ -72,6 +72,7 @@ enum PlanContent {
               a.pointee.http.bufferRequest == b.pointee.http.bufferRequest,
               a.pointee.http.errorFiles == b.pointee.http.errorFiles, a.pointee.http.cookie == b.pointee.http.cookie,
               a.pointee.http.hashType == b.pointee.http.hashType,
+              a.pointee.http.hashBalanceFactor == b.pointee.http.hashBalanceFactor,
               a.pointee.http.preferLastServer == b.pointee.http.preferLastServer,
               a.pointee.http.abortOnClose == b.pointee.http.abortOnClose,
               a.pointee.http.monitorURI == b.pointee.http.monitorURI,

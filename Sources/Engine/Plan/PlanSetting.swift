@@ -165,6 +165,7 @@ extension PlanSetting where Root == Proxy {
             PlanSetting("option http-buffer-request", \.http.bufferRequest, PlanText.onOff),
             PlanSetting("cookie", \.http.cookie, PlanText.cookie),
             PlanSetting("hash-type", \.http.hashType) { $0.rawValue },
+            PlanSetting("hash-balance-factor", \.http.hashBalanceFactor) { String($0) },
             PlanSetting("capture request header", \.http.captures) { c in
                 c.isEmpty ? "none" : c.map { "\($0.name ?? "(slot)") len \($0.length)" }.joined(separator: ", ")
             },
