@@ -98,6 +98,7 @@ enum PlanContent {
             guard let x = a.pointee.stats, let y = b.pointee.stats else { return false }
             var (p, q) = (x, y)
             (p.location, p.admin, q.location, q.admin) = (.anywhere, p.admin?.planView, .anywhere, q.admin?.planView)
+            (p.rules, q.rules) = (p.rules.map(\.planView), q.rules.map(\.planView))
             if !(p == q) { return false }
         }
         return true

@@ -303,6 +303,7 @@ extension Proxy {
         if var stats = p.stats {
             stats.location = .anywhere
             stats.admin = stats.admin?.planView
+            stats.rules = stats.rules.map(\.planView)
             p.stats = stats
         }
         return p
@@ -348,5 +349,12 @@ extension StickTableConfig {
         var t = self
         t.location = .anywhere
         return t
+    }
+}
+
+extension StatsRule {
+    /// The rule without its place (a line moved changes nothing).
+    var planView: StatsRule {
+        StatsRule(location: .anywhere, action: action, condition: condition?.planView)
     }
 }
