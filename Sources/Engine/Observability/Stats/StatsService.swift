@@ -214,6 +214,9 @@ extension Engine {
                                    connection: HTTPConnectionInfo, scratch: HTTPRuleScratch, frontend: Frontend) -> Bool {
         guard let condition = page.admin else { return false }
         let constants = HTTPRuleConstants()
+        constants.userlists = frontend.proxy.http.userlists
+        constants.maps = frontend.generation?.maps ?? [:]
+        constants.proxyName = frontend.proxy.name
         guard let compiled = try? HTTPCompiledCondition(condition, constants: constants),
               let rules = frontend.rules ?? (try? HTTPRuleSet(frontend.proxy, maps: frontend.generation?.maps ?? [:])) else { return false }
         scratch.beginRule()
