@@ -146,12 +146,14 @@ public enum BalanceAlgorithm: Hashable, Sendable, CustomStringConvertible {
     /// `balance random[(N)]`: N servers drawn at random by weight, the least loaded of them
     /// taken (HAProxy's default N is 2, the "power of two choices").
     case random(draws: Int)
+    /// `balance hash EXPR`: a hash of the sample's value (mode http; round robin when it has none).
+    case hash(SampleExpression, source: String)
 
     /// A hash of the request or the source chooses the server (HAProxy's "hash" kind): the same
     /// key always goes to the same server while the farm is unchanged.
     public var isHash: Bool {
         switch self {
-        case .source, .uri, .urlParameter, .header: true
+        case .source, .uri, .urlParameter, .header, .hash: true
         case .roundRobin, .staticRoundRobin, .leastConnections, .first, .random: false
         }
     }
@@ -167,6 +169,7 @@ public enum BalanceAlgorithm: Hashable, Sendable, CustomStringConvertible {
         case .urlParameter(let name): "url_param \(name)"
         case .header(let name): "hdr(\(name))"
         case .random(let draws): draws == 2 ? "random" : "random(\(draws))"
+        case .hash(_, let source): "hash \(source)"
         }
     }
 }

@@ -91,6 +91,10 @@ public enum SampleFetch: Hashable, Sendable {
     case uuid
     /// `fc_err`, `ssl_fc_err`, `ssl_c_err`, `ssl_c_ca_err` (integers).
     case connectionError(ConnectionErrorFetch)
+    /// `capture.req.hdr(N)`, `capture.res.hdr(N)`: what the frontend's request or response
+    /// capture slot N holds (a header capture's value or a capture action's).
+    case capturedRequest(Int)
+    case capturedResponse(Int)
 }
 
 /// The error codes of the client connection, by their HAProxy names. A connection strata serves
@@ -426,6 +430,12 @@ public enum ResponseBody: Hashable, Sendable {
     case file(path: String, contents: [UInt8])
     /// `errorfile`-style raw HTTP message read from a file.
     case rawMessage(path: String, contents: [UInt8])
+    /// `default-errorfiles`: the proxy's error answer for the status (its `errorfile`, else
+    /// HAProxy's page).
+    case errorPage
+    /// `errorfiles NAME`: the http-errors section's message for the status; the Loader replaces
+    /// it once the sections are known (`rawMessage`, or `errorPage` when the section lacks it).
+    case errorFilesSection(String)
 }
 
 /// The part of a request target a rewrite works on.
@@ -493,6 +503,17 @@ public enum HTTPRequestAction: Hashable, Sendable {
     /// `cache-use NAME`: a fresh answer the cache holds for the request is sent from it, and
     /// nothing goes to a server.
     case cacheUse(String)
+    /// `capture SAMPLE len N | id N`: the sample as text, truncated to the slot's length, into
+    /// request capture slot `slot` of the frontend (`len` declared that slot).
+    case capture(SampleExpression, slot: Int)
+    /// `set-map(FILE) KEY VALUE`, `del-map(FILE) KEY`: an entry of a map the configuration loads
+    /// (`file`: its path as `Config.maps` keys it) set or added, or deleted, as the admin socket's
+    /// `set map`/`add map` and `del map` do.
+    case setMap(file: String, key: FormatString, value: FormatString)
+    case deleteMapEntry(file: String, key: FormatString)
+    /// `early-hint NAME FMT`: a field of a `103 Early Hints` answer sent to an HTTP/1.1 client
+    /// before the final one (consecutive unconditional rules make one 103).
+    case earlyHint(name: String, value: FormatString)
 
     public struct Header: Hashable, Sendable {
         public var name: String
@@ -537,6 +558,14 @@ public enum HTTPResponseAction: Hashable, Sendable {
     case setLogLevel(Int)
     /// `cache-store NAME`: the answer is stored in the cache when HAProxy's rules allow it.
     case cacheStore(String)
+    /// `capture SAMPLE id N`: into response capture slot N of the frontend.
+    case capture(SampleExpression, slot: Int)
+    /// `set-map(FILE) KEY VALUE`, `del-map(FILE) KEY` (see `HTTPRequestAction.setMap`).
+    case setMap(file: String, key: FormatString, value: FormatString)
+    case deleteMapEntry(file: String, key: FormatString)
+    /// `redirect location|prefix|scheme …`: the server's answer is dropped and this redirect sent
+    /// (`prefix` and `scheme` read the request's path and Host as the request rules left them).
+    case redirect(Redirect)
 }
 
 public struct HTTPResponseRule: Hashable, Sendable {
@@ -656,8 +685,22 @@ public struct CookiePersistence: Hashable, Sendable {
     }
 }
 
-/// `capture request header NAME len N`, `capture response header NAME len N`.
+/// A capture slot of a frontend: `capture request|response header NAME len N`, or (no name) one
+/// `declare capture request|response len N` or `http-request capture SAMPLE len N` made. A slot's
+/// number is its place among the frontend's slots of its direction, in the order of their lines.
 public struct HeaderCapture: Hashable, Sendable {
+    /// The header captured before the rules; nil for a slot the capture actions fill.
+    public var name: String?
+    public var length: Int
+
+    public init(name: String?, length: Int) {
+        self.name = name
+        self.length = length
+    }
+}
+
+/// `capture cookie NAME len N`.
+public struct CookieCapture: Hashable, Sendable {
     public var name: String
     public var length: Int
 
@@ -686,6 +729,9 @@ public struct HTTPSettings: Hashable, Sendable {
     public var connectionMode: HTTPConnectionMode = .keepAlive
     public var reuse: HTTPReuse = .safe
     public var captures: [HeaderCapture] = []
+    /// `capture cookie NAME len N`: the first request cookie and the first response cookie whose
+    /// `name=value` starts with NAME, truncated to N (`%CC`, `%CS`).
+    public var cookieCapture: CookieCapture?
     /// `capture response header` (a frontend's: the answers to its requests, logged by `%hs`).
     public var responseCaptures: [HeaderCapture] = []
     /// `option httplog` (or `option httplog clf`).
@@ -698,6 +744,9 @@ public struct HTTPSettings: Hashable, Sendable {
     /// `cookie …` on the backend side; the servers' `cookie VALUE` is in `ServerOptions`.
     public var cookie: CookiePersistence?
     public var hashType: HashType = .mapBased
+    /// `hash-balance-factor N` (0: off; else above 100): with `hash-type consistent`, no server
+    /// takes more than N% of the average load per unit of weight (bounded-load hashing).
+    public var hashBalanceFactor = 0
     /// The `userlist` sections `http_auth` fetches of this proxy name (by name; the Loader
     /// checks each exists).
     public var userlists: [String: Userlist] = [:]

@@ -23,6 +23,9 @@ public struct StatsPage: Hashable, Sendable {
     public var description: String?
     /// `stats scope NAME` lines: the page reports only these proxies (`.` is the page's own).
     public var scopes: [String] = []
+    /// `stats http-request allow|deny|auth … [if|unless COND]`: the first rule that applies
+    /// decides who gets the page (none applies: the page is served).
+    public var rules: [StatsRule] = []
     public var location: SourceLocation
 
     public struct Credential: Hashable, Sendable {
@@ -35,4 +38,24 @@ public struct StatsPage: Hashable, Sendable {
     }
 
     public init(location: SourceLocation) { self.location = location }
+}
+
+/// One `stats http-request` line.
+public struct StatsRule: Hashable, Sendable {
+    public enum Action: Hashable, Sendable {
+        case allow
+        /// `deny [deny_status N]`: HAProxy's page for N (403).
+        case deny(status: Int)
+        /// `auth [realm R]`: 401 asking for Basic credentials ("HAProxy Statistics" without R).
+        case auth(realm: String?)
+    }
+    public var location: SourceLocation
+    public var action: Action
+    public var condition: Condition?
+
+    public init(location: SourceLocation, action: Action, condition: Condition?) {
+        self.location = location
+        self.action = action
+        self.condition = condition
+    }
 }

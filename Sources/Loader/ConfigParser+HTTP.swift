@@ -19,6 +19,12 @@ extension ConfigParser {
                 httpInTCPMode(i, &errors, &warnings)
             }
             if !drafts[i].checkRuleLines.isEmpty { checkRules(i, &errors) }
+            if drafts[i].proxy.isFrontend { captureSlots(i, &errors) }
+            if p < config.proxies.count { resolveErrorFilesReplies(&config.proxies[p].http, &errors) }
+            for (written, file, location) in drafts[i].mapActions where config.maps[file] == nil {
+                errors.append(ConfigError(location,
+                    "unable to find map '\(written)': set-map and del-map change a map a map converter of the configuration loads"))
+            }
             if let location = drafts[i].preferLastServer, drafts[i].proxy.mode == .tcp, drafts[i].proxy.isBackend {
                 // HAProxy 2.6 ignores it in mode tcp with this warning.
                 warnings.append(ConfigError(location,
@@ -68,6 +74,51 @@ extension ConfigParser {
             if p < config.proxies.count { h2Servers(config.proxies[p], &errors) }
         }
         return errors
+    }
+
+    /// `return … errorfiles NAME`: the section's message for the status, or the proxy's error
+    /// answer when the section has none (HAProxy's fallback); an unknown section is an error.
+    private func resolveErrorFilesReplies(_ http: inout HTTPSettings, _ errors: inout [ConfigError]) {
+        func resolved(_ status: Int, _ body: ResponseBody, _ location: SourceLocation) -> ResponseBody {
+            guard case .errorFilesSection(let name) = body else { return body }
+            guard let section = httpErrors.first(where: { $0.name == name }) else {
+                errors.append(ConfigError(location, "'errorfiles': unknown http-errors section '\(name)'"))
+                return .errorPage
+            }
+            guard let message = section.files[status] else { return .errorPage }
+            return .rawMessage(path: "errorfiles \(name)", contents: message)
+        }
+        for r in http.requestRules.indices {
+            if case .returnResponse(let status, let type, let body, let headers) = http.requestRules[r].action,
+               case .errorFilesSection = body {
+                http.requestRules[r].action = .returnResponse(status: status, contentType: type, body: resolved(status, body, http.requestRules[r].location), headers: headers)
+            }
+        }
+        for r in http.responseRules.indices {
+            if case .returnResponse(let status, let type, let body, let headers) = http.responseRules[r].action,
+               case .errorFilesSection = body {
+                http.responseRules[r].action = .returnResponse(status: status, contentType: type,
+                                                              body: resolved(status, body, http.responseRules[r].location), headers: headers)
+            }
+        }
+    }
+
+    /// The capture actions' `id N` of a frontend name one of its slots (HAProxy's check; a
+    /// backend's are looked up in the frontend of each request, and skipped where it has none).
+    private func captureSlots(_ i: Int, _ errors: inout [ConfigError]) {
+        let http = drafts[i].proxy.http
+        for rule in http.requestRules {
+            if case .capture(_, let slot) = rule.action, slot >= http.captures.count {
+                errors.append(ConfigError(rule.location, "unable to find capture id '\(slot)' referenced by http-request capture rule"))
+            }
+        }
+        for (keyword, rules) in [("http-response", http.responseRules), ("http-after-response", http.afterResponseRules)] {
+            for rule in rules {
+                if case .capture(_, let slot) = rule.action, slot >= http.responseCaptures.count {
+                    errors.append(ConfigError(rule.location, "unable to find capture id '\(slot)' referenced by \(keyword) capture rule"))
+                }
+            }
+        }
     }
 
     /// HTTP/2 servers (`proto h2`, `alpn h2`): an HTTP backend's, each connection shared by the

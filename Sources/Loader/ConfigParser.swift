@@ -398,7 +398,7 @@ struct ConfigParser {
                     problems.append(ConfigError(entry.location, "'errorfiles': unknown http-errors section '\(entry.name)'"))
                     continue
                 }
-                for code in entry.codes ?? [] where section.files[code] == nil {
+                for code in entry.codes ?? [] where section.files[code] == nil && !entry.optional {
                     problems.append(ConfigError(entry.location, "'errorfiles': http-errors '\(entry.name)' has no errorfile for \(code)"))
                 }
             }

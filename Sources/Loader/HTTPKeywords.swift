@@ -14,7 +14,7 @@ extension KeywordReader {
         "replace-uri", "replace-value", "return", "set-header", "set-method", "set-path", "set-query", "set-uri",
         "use-service", "track-sc0", "track-sc1", "track-sc2", "sc-inc-gpc0", "sc-inc-gpc1", "sc-set-gpt0",
         "set-src", "set-src-port", "set-dst", "set-dst-port", "silent-drop", "set-log-level", "reject", "set-nice", "normalize-uri", "wait-for-body",
-        "cache-use",
+        "cache-use", "capture", "early-hint",
     ]
     static let uriNormalizers = [
         "path-merge-slashes", "path-strip-dot", "path-strip-dotdot", "percent-decode-unreserved", "percent-to-uppercase",
@@ -22,31 +22,31 @@ extension KeywordReader {
     ]
     /// HAProxy's other http-request actions: "not supported yet" rather than unknown.
     static let otherHTTPRequestActions: Set<String> = [
-        "add-acl", "capture", "del-acl", "del-map", "disable-l7-retry", "do-resolve",
-        "early-hint", "sc-inc-gpc",
+        "disable-l7-retry", "do-resolve",
+        "sc-inc-gpc",
         "sc-inc-gpc0", "sc-inc-gpc1", "sc-set-gpt0", "send-spoe-group", "set-bandwidth-limit",
-        "set-map", "set-mark", "set-pathq", "set-priority-class",
+        "set-mark", "set-pathq", "set-priority-class",
         "set-priority-offset", "set-timeout", "set-tos", "set-var", "set-var-fmt",
         "strict-mode", "track-sc0", "track-sc1", "track-sc2", "unset-var",
         "wait-for-handshake",
     ]
     static let httpResponseActions = [
         "add-header", "allow", "del-header", "deny", "replace-header", "replace-value", "return", "set-header",
-        "set-status", "silent-drop", "set-log-level", "cache-store",
+        "set-status", "silent-drop", "set-log-level", "cache-store", "capture", "redirect",
     ]
     static let otherHTTPResponseActions: Set<String> = [
-        "add-acl", "capture", "del-acl", "del-map", "redirect", "sc-inc-gpc",
+        "sc-inc-gpc",
         "sc-inc-gpc0", "sc-inc-gpc1", "sc-set-gpt0", "send-spoe-group", "set-bandwidth-limit",
-        "set-map", "set-mark", "set-nice", "set-timeout", "set-tos", "set-var", "set-var-fmt",
+        "set-mark", "set-nice", "set-timeout", "set-tos", "set-var", "set-var-fmt",
         "strict-mode", "track-sc0", "track-sc1", "track-sc2", "unset-var", "wait-for-body",
     ]
 
     static let httpAfterResponseActions = [
-        "add-header", "allow", "del-header", "replace-header", "replace-value", "set-header", "set-status",
+        "add-header", "allow", "del-header", "replace-header", "replace-value", "set-header", "set-status", "capture",
     ]
     static let otherHTTPAfterResponseActions: Set<String> = [
-        "capture", "del-acl", "del-map", "sc-add-gpc", "sc-inc-gpc", "sc-inc-gpc0", "sc-inc-gpc1", "sc-set-gpt",
-        "sc-set-gpt0", "set-log-level", "set-map", "strict-mode",
+        "sc-add-gpc", "sc-inc-gpc", "sc-inc-gpc0", "sc-inc-gpc1", "sc-set-gpt",
+        "sc-set-gpt0", "set-log-level", "strict-mode",
     ]
 
     /// The keywords of this file; false when `line` is none of them.
@@ -126,6 +126,25 @@ extension KeywordReader {
             let (code, message) = try errorFile(line)
             draft.proxy.http.errorFiles[code] = message
             draft.ownErrorFiles.insert(code)
+        case "http-error":
+            try httpError(line, draft: &draft)
+        case "errorloc", "errorloc302", "errorloc303":
+            // HAProxy's message for the code: a redirect to URL, kept as an errorfile is.
+            guard let codeText = line.optionalArgument(0), let url = line.optionalArgument(1), !url.isEmpty else {
+                throw line.error("\(line.keyword) : expects <status_code> and <url> as arguments.")
+            }
+            guard line.args.count == 2 else { throw line.error("\(line.keyword) : expects exactly two arguments.") }
+            let code = KeywordLine.decimal(codeText) ?? 0
+            guard KeywordReader.errorCodes.contains(code) else {
+                throw line.error("\(line.keyword) : status code '\(code)' not handled (\(KeywordLine.list(KeywordReader.errorCodes.map(String.init))))")
+            }
+            guard !url.utf8.contains(where: { $0 < 0x20 || $0 == 0x7F }) else {
+                throw line.error("\(line.keyword) : the URL has a control character")
+            }
+            let status = line.keyword == "errorloc303" ? "303 See Other" : "302 Found"
+            let message = "HTTP/1.1 \(status)\r\nCache-Control: no-cache\r\nContent-length: 0\r\nLocation: \(url)\r\n\r\n"
+            draft.proxy.http.errorFiles[code] = Array(message.utf8)
+            draft.ownErrorFiles.insert(code)
         case "monitor fail":
             guard let word = line.optionalArgument(0), word == "if" || word == "unless" else {
                 throw line.error("'monitor fail' expects 'if' or 'unless' and a condition")
@@ -157,9 +176,20 @@ extension KeywordReader {
                     codes!.append(code)
                 }
             }
-            draft.errorFileImports.append((name, codes, line.location))
+            draft.errorFileImports.append((name, codes, line.location, optional: false))
         case "capture":
             try capture(line, draft: &draft)
+        case "declare":
+            // Slots serve `tcp-request content capture` too: not HTTP-only.
+            try declareCapture(line, draft: &draft)
+            return true
+        case "hash-balance-factor":
+            guard line.optionalArgument(0) != nil else { throw line.error("'hash-balance-factor' expects an integer argument.") }
+            let factor = try line.integer(0, range: 0...Int(Int32.max), name: "hash-balance-factor")
+            try line.noArguments(after: 1)
+            guard factor == 0 || factor > 100 else { throw line.error("'hash-balance-factor' must be 0 or greater than 100.") }
+            draft.proxy.http.hashBalanceFactor = factor
+            return true  // hash balancing in mode tcp (`balance source`) too
         case "hash-type":
             let value = try line.choice(0, among: ["map-based", "consistent"])
             if let function = line.optionalArgument(1) {
@@ -185,6 +215,87 @@ extension KeywordReader {
         let path = try line.argument(1, expecting: "a status code and a file (errorfile CODE PATH)")
         try line.noArguments(after: 2)
         return (code, try httpMessageFile(path, line: line, what: "'errorfile'"))
+    }
+
+    /// `http-error status N [content-type T] [default-errorfiles | errorfile F | errorfiles NAME |
+    /// file F | string S] [hdr NAME VALUE]…`: the error answer for N, made when the configuration
+    /// loads as an `errorfile` line's (the `lf-` forms and a `hdr` value with samples would be
+    /// made per request: not yet).
+    private func httpError(_ line: KeywordLine, draft: inout ProxyDraft) throws(ConfigError) {
+        let what = "'http-error'"
+        guard line.optionalArgument(0) == "status" else { throw line.error("\(what) expects 'status <code>' first") }
+        let code = try line.integer(1, range: 0...999, name: "status")
+        guard KeywordReader.errorCodes.contains(code) else {
+            throw line.error("\(what): status code \(code) is not one strata answers (\(KeywordLine.list(KeywordReader.errorCodes.map(String.init))))")
+        }
+        enum Source { case none, reset, message([UInt8]), section(String), body([UInt8]) }
+        var source = Source.none
+        var sourceWord: String?
+        var contentType: String?
+        var headers: [(String, String)] = []
+        var i = 2
+        while let option = line.optionalArgument(i) {
+            func value(_ offset: Int = 1) throws(ConfigError) -> String {
+                guard let v = line.optionalArgument(i + offset) else { throw line.error("\(what): '\(option)' expects a value") }
+                return v
+            }
+            if ["default-errorfiles", "errorfile", "errorfiles", "file", "string", "lf-file", "lf-string"].contains(option) {
+                if let sourceWord { throw line.error("\(what): '\(option)' and '\(sourceWord)' both give the answer") }
+                sourceWord = option
+            }
+            switch option {
+            case "content-type": contentType = try value()
+            case "default-errorfiles": source = .reset; i -= 1
+            case "errorfile": source = .message(try httpMessageFile(try value(), line: line, what: what))
+            case "errorfiles": source = .section(try value())
+            case "string": source = .body(Array(try value().utf8))
+            case "file":
+                let text = try value()
+                switch paths.read(paths.resolve(text, from: line.location), .httpMessage(bufferSize: paths.bufferSize)) {
+                case .success(let bytes): source = .body(bytes)
+                case .failure(let reason): throw line.error("\(what): cannot read file '\(text)': \(reason)")
+                }
+            case "lf-file", "lf-string":
+                throw line.error("\(what): '\(option)' is not supported yet (strata makes error answers when the configuration loads; 'string' and 'file' are)")
+            case "hdr":
+                let name = try value(), text = try value(2)
+                let format = try formatString(text, line: line, what: what, context: .httpRequest)
+                guard format.isLiteral else {
+                    throw line.error("\(what): 'hdr \(name)' with samples is not supported yet (strata makes error answers when the configuration loads)")
+                }
+                headers.append((name, format.parts.map { if case .literal(let t) = $0 { t } else { "" } }.joined()))
+                i += 1
+            default:
+                throw line.error("unexpected argument '\(option)' to \(what)"
+                    + KeywordSuggestion.clause(for: option, among: ["content-type", "default-errorfiles", "errorfile", "errorfiles", "file", "string", "hdr"]))
+            }
+            i += 2
+        }
+        switch source {
+        case .reset:
+            // HAProxy's own page for the code, over this proxy's earlier lines and `errorfiles`.
+            draft.proxy.http.errorFiles.removeValue(forKey: code)
+            draft.ownErrorFiles.insert(code)
+        case .section(let name):
+            // The section's message when it has one (checked once sections are known).
+            draft.errorFileImports.append((name, [code], line.location, optional: true))
+        case .message(let bytes):
+            if contentType != nil || !headers.isEmpty {
+                throw line.error("\(what): 'content-type' and 'hdr' cannot go with 'errorfile' (the file is the whole answer)")
+            }
+            draft.proxy.http.errorFiles[code] = bytes
+            draft.ownErrorFiles.insert(code)
+        case .none, .body:
+            var body: [UInt8] = []
+            if case .body(let b) = source { body = b }
+            if !body.isEmpty && contentType == nil { throw line.error("\(what): a body needs 'content-type' (for example content-type text/html)") }
+            var head = "HTTP/1.1 \(code) \(HTTPStatusReason.phrase(code))\r\n"
+            if !body.isEmpty, let contentType { head += "content-type: \(contentType)\r\n" }
+            head += "content-length: \(body.count)\r\n"
+            for (name, value) in headers { head += "\(name): \(value)\r\n" }
+            draft.proxy.http.errorFiles[code] = Array((head + "\r\n").utf8) + body
+            draft.ownErrorFiles.insert(code)
+        }
     }
 
     // MARK: ACLs and conditions
@@ -495,15 +606,27 @@ extension KeywordReader {
         }
     }
 
-    /// `capture request header NAME len N`, `capture response header NAME len N`.
+    /// `capture request header NAME len N`, `capture response header NAME len N`, `capture cookie
+    /// NAME len N`. A header capture takes the next slot of its direction (`capture.req.hdr(N)`).
     private func capture(_ line: KeywordLine, draft: inout ProxyDraft) throws(ConfigError) {
-        let kind = try line.argument(0, expecting: "'request header NAME len N' or 'response header NAME len N'")
-        let second = line.optionalArgument(1)
+        let kind = try line.argument(0, expecting: "'request header NAME len N', 'response header NAME len N' or 'cookie NAME len N'")
         if kind == "cookie" {
-            throw line.error("'capture cookie' is not supported yet")
+            guard let name = line.optionalArgument(1), !name.isEmpty, line.optionalArgument(2) == "len", line.optionalArgument(3) != nil else {
+                throw line.error("'capture' expects 'cookie' <cookie_name> 'len' <len>")
+            }
+            var length = try line.integer(3, range: 0...Int(Int32.max), name: "len")
+            try line.noArguments(after: 4)
+            // HAProxy's tune.http.cookielen (64 by default) bounds it, with a warning.
+            if length >= 64 {
+                length = 63
+                draft.lineWarnings.append(line.error("truncating capture length to 63 bytes for \(draft.proxy.kind.rawValue) '\(draft.proxy.name)'"))
+            }
+            draft.proxy.http.cookieCapture = CookieCapture(name: name, length: length)
+            return
         }
+        let second = line.optionalArgument(1)
         guard kind == "request" || kind == "response", second == "header" else {
-            throw line.error("'capture' expects 'request header NAME len N' or 'response header NAME len N'")
+            throw line.error("'capture' expects 'request header NAME len N', 'response header NAME len N' or 'cookie NAME len N'")
         }
         guard let name = line.optionalArgument(2), !name.isEmpty else {
             throw line.error("'capture \(kind) header' expects a header name and 'len N'")
@@ -518,6 +641,25 @@ extension KeywordReader {
         } else {
             draft.proxy.http.responseCaptures.append(HeaderCapture(name: name, length: length))
         }
+    }
+
+    /// `declare capture request|response len N`: a slot for the capture actions (a frontend's).
+    func declareCapture(_ line: KeywordLine, draft: inout ProxyDraft) throws(ConfigError) {
+        guard line.optionalArgument(0) == "capture" else {
+            throw line.error("'declare' needs a second keyword that specify the type of declaration ('capture')")
+        }
+        guard let direction = line.optionalArgument(1), direction == "request" || direction == "response" else {
+            throw line.error("'declare capture' requires a direction ('request' or 'response')")
+        }
+        guard line.optionalArgument(2) == "len" else { throw line.error("'declare capture' requires a capture length ('len')") }
+        guard let text = line.optionalArgument(3) else {
+            throw line.error("'declare capture': 'len' requires a numeric value that represents the capture length")
+        }
+        guard let length = KeywordLine.decimal(text) else { throw line.error("'declare capture': cannot parse the length '\(text)'.") }
+        guard length > 0, length <= Int(Int32.max) else { throw line.error("'declare capture': length must be > 0") }
+        try line.noArguments(after: 4)
+        let slot = HeaderCapture(name: nil, length: length)
+        if direction == "request" { draft.proxy.http.captures.append(slot) } else { draft.proxy.http.responseCaptures.append(slot) }
     }
 
     /// `cookie NAME insert|rewrite|prefix [indirect] [nocache] [httponly] [secure] [maxidle T] [maxlife T]`.

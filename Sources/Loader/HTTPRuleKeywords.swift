@@ -130,6 +130,20 @@ extension KeywordReader {
             if name == "if" || name == "unless" { throw line.error("\(what) expects a cache name") }
             result = .cacheUse(name)
             i = 2
+        case "capture":
+            let (sample, slot) = try captureAction(line, what: what, context: context, declares: true, draft: &draft)
+            result = .capture(sample, slot: slot)
+            i = 4
+        case _ where KeywordReader.isMapAction(action):
+            switch try mapAction(action, line, what: what, context: context, draft: &draft) {
+            case .set(let file, let key, let value): result = .setMap(file: file, key: key, value: value); i = 3
+            case .delete(let file, let key): result = .deleteMapEntry(file: file, key: key); i = 2
+            }
+        case "early-hint":
+            let name = try word(1, "a header name and a value")
+            guard !name.isEmpty, name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "!#$%&'*+-.^_`|~".contains($0)) }) else { throw line.error("\(what): '\(name)' is not a header name") }
+            result = .earlyHint(name: name, value: try format(2, "a header name and a value"))
+            i = 3
         case "use-service":
             let service = try word(1, "a service (prometheus-exporter)")
             guard service == "prometheus-exporter" else {
@@ -158,7 +172,7 @@ extension KeywordReader {
             let r = HTTPResponseRule(location: line.location, action: result, condition: condition)
             if after { draft.proxy.http.afterResponseRules.append(r) } else { draft.proxy.http.responseRules.append(r) }
         }
-        if after, !actions.contains(action), !action.hasPrefix("set-var"), !action.hasPrefix("unset-var") {
+        if after, !actions.contains(action), !action.hasPrefix("set-var"), !action.hasPrefix("unset-var"), !KeywordReader.isMapAction(action) {
             if KeywordReader.otherHTTPAfterResponseActions.contains(action) || action.hasPrefix("lua.") {
                 throw line.error("'\(rule)' is not supported yet")
             }
@@ -198,6 +212,17 @@ extension KeywordReader {
             result = .setStatus(status, reason: reason)
         case "deny":
             result = .deny(status: try denyStatus(line, at: &i, default: 502, what: what))
+        case "capture":
+            let (sample, slot) = try captureAction(line, what: what, context: context, declares: false, draft: &draft)
+            result = .capture(sample, slot: slot)
+            i = 4
+        case "redirect" where !after:
+            result = .redirect(try redirect(line, at: &i, context: context))
+        case _ where KeywordReader.isMapAction(action):
+            switch try mapAction(action, line, what: what, context: context, draft: &draft) {
+            case .set(let file, let key, let value): result = .setMap(file: file, key: key, value: value); i = 3
+            case .delete(let file, let key): result = .deleteMapEntry(file: file, key: key); i = 2
+            }
         case "allow":
             result = .allow
         case "return":
@@ -382,7 +407,14 @@ extension KeywordReader {
                 headers.append(.init(name: name, value: try formatString(text, line: line, what: what, context: context)))
                 i += 1
             case "errorfiles", "default-errorfiles":
-                throw line.error("\(what): '\(option)' is not supported yet")
+                if let bodyWord { throw line.error("\(what): '\(option)' and '\(bodyWord)' both give a body") }
+                bodyWord = option
+                if option == "errorfiles" {
+                    body = .errorFilesSection(try value())
+                } else {
+                    body = .errorPage
+                    i -= 1
+                }
             default:
                 throw line.error("unexpected argument '\(option)' to \(what)"
                     + KeywordSuggestion.clause(for: option, among: ["status", "content-type", "string", "lf-string", "file", "lf-file", "errorfile", "hdr"]))
@@ -394,9 +426,13 @@ extension KeywordReader {
         case .none: hasBody = false
         case .string(let format): hasBody = !(format.isLiteral && format.source.isEmpty)
         case .file(_, let contents): hasBody = !contents.isEmpty
-        case .rawMessage:
-            if let contentType { throw line.error("\(what): 'content-type \(contentType)' cannot go with 'errorfile' (the file is the whole answer)") }
-            if !headers.isEmpty { throw line.error("\(what): 'hdr' cannot go with 'errorfile' (the file is the whole answer)") }
+        case .rawMessage, .errorPage, .errorFilesSection:
+            let word = bodyWord ?? "errorfile"
+            if let contentType { throw line.error("\(what): 'content-type \(contentType)' cannot go with '\(word)' (the file is the whole answer)") }
+            if !headers.isEmpty { throw line.error("\(what): 'hdr' cannot go with '\(word)' (the file is the whole answer)") }
+            if word != "errorfile", !KeywordReader.errorCodes.contains(status) {
+                throw line.error("\(what): '\(word)' needs a status strata has error answers for (\(KeywordLine.list(KeywordReader.errorCodes.map(String.init)))), got \(status)")
+            }
             hasBody = false
         }
         if hasBody && contentType == nil {
@@ -471,5 +507,74 @@ extension HTTPResponseAction {
         case .replaceHeader(let name, let regex, let replacement): self = .replaceHeader(name: name, regex: regex, replacement: replacement)
         case .replaceValue(let name, let regex, let replacement): self = .replaceValue(name: name, regex: regex, replacement: replacement)
         }
+    }
+}
+
+extension KeywordReader {
+    /// `capture SAMPLE len N | id N` (HAProxy's forms): `len` (http-request, a frontend's only)
+    /// declares the next request slot for this rule; `id` names a slot, which a frontend must
+    /// have (checked once the proxy is read: `declare capture` may come after).
+    func captureAction(_ line: KeywordLine, what: String, context: RuleContext, declares: Bool,
+                       draft: inout ProxyDraft) throws(ConfigError) -> (SampleExpression, Int) {
+        let expecting = declares ? "<expression> [ 'len' <length> | id <idx> ]" : "<expression> id <idx>"
+        let words = (1...3).map { line.optionalArgument($0) }
+        guard let text = words[0], let keyword = words[1], let value = words[2],
+              !words.contains(where: { $0 == "if" || $0 == "unless" }) else {
+            throw line.error("\(what) expects \(expecting)")
+        }
+        let sample: SampleExpression
+        do throws(ConfigError) {
+            sample = try SampleParser.sampleForFormat(text, context: context)
+        } catch {
+            throw line.error("\(what): \(error.message)")
+        }
+        switch keyword {
+        case "len" where declares:
+            guard draft.proxy.isFrontend else { throw line.error("\(what): proxy '\(draft.proxy.name)' has no frontend capability") }
+            guard let length = KeywordLine.decimal(value), length > 0, length <= Int(Int32.max) else {
+                throw line.error("\(what): length must be > 0")
+            }
+            draft.proxy.http.captures.append(HeaderCapture(name: nil, length: length))
+            return (sample, draft.proxy.http.captures.count - 1)
+        case "id":
+            guard let id = KeywordLine.decimal(value), id >= 0, id <= Int(Int32.max) else { throw line.error("\(what): cannot parse id '\(value)'") }
+            return (sample, id)
+        default:
+            throw line.error("\(what): expects \(declares ? "'len' or 'id'" : "'id'"), found '\(keyword)'")
+        }
+    }
+
+    enum MapAction {
+        case set(String, FormatString, FormatString)
+        case delete(String, FormatString)
+    }
+
+    /// `set-map(FILE)`, `del-map(FILE)`, and the ACL ones (refused): the action word with its file.
+    static func isMapAction(_ action: String) -> Bool {
+        ["set-map", "del-map", "add-acl", "del-acl"].contains { action.hasPrefix($0) }
+    }
+
+    /// `set-map(FILE) KEYFMT VALUEFMT`, `del-map(FILE) KEYFMT`. FILE must be a map a `map*`
+    /// converter of the configuration loads (checked once everything is read).
+    func mapAction(_ action: String, _ line: KeywordLine, what: String, context: RuleContext,
+                   draft: inout ProxyDraft) throws(ConfigError) -> MapAction {
+        let kind = String(action.prefix(7))
+        let rule = "'\(line.keyword) \(kind)'"
+        if kind == "add-acl" || kind == "del-acl" {
+            throw line.error("\(rule) is not supported yet (strata's ACL pattern files do not change at run time)")
+        }
+        guard action.hasPrefix(kind + "("), action.hasSuffix(")"), action.count > 9 else { throw line.error("\(rule) expects the map file in parentheses: \(kind)(FILE)") }
+        let written = String(action.dropFirst(8).dropLast())
+        let needed = kind == "set-map" ? 2 : 1
+        var formats: [FormatString] = []
+        for index in 1...needed {
+            guard let text = line.optionalArgument(index), text != "if", text != "unless" else {
+                throw line.error("\(rule) expects exactly \(needed) argument\(needed == 1 ? "" : "s")")
+            }
+            formats.append(try formatString(text, line: line, what: rule, context: context))
+        }
+        let file = paths.resolve(written, from: line.location)
+        draft.mapActions.append((written, file, line.location))
+        return kind == "set-map" ? .set(file, formats[0], formats[1]) : .delete(file, formats[0])
     }
 }

@@ -5,12 +5,12 @@ import ConfigModel
 /// `log-format-sd`, `error-log-format`, `option log-separate-errors|logasap|dontlog-normal`).
 extension KeywordReader {
     /// The samples a log line can print (the logger has the connection and the request line).
-    static let loggedFetches = "src, src_port, dst, dst_port, method, path, url, query, req.ver, status, unique-id, fc_err, var and the ssl_* ones"
+    static let loggedFetches = "src, src_port, dst, dst_port, method, path, url, query, req.ver, status, unique-id, capture.req.hdr, capture.res.hdr, fc_err, var and the ssl_* ones"
 
     /// The keywords of this file; false when `line` is none of them.
     func observabilityKeyword(_ line: KeywordLine, draft: inout ProxyDraft) throws(ConfigError) -> Bool {
         switch line.keyword {
-        case "stats enable", "stats uri", "stats refresh", "stats auth", "stats realm", "stats hide-version", "stats admin",
+        case "stats enable", "stats uri", "stats refresh", "stats auth", "stats realm", "stats hide-version", "stats admin", "stats http-request",
              "stats show-legends", "stats show-node", "stats show-desc", "stats scope":
             var page = draft.proxy.stats ?? StatsPage(location: line.location)
             try stats(line, page: &page, draft: &draft)
@@ -79,7 +79,7 @@ extension KeywordReader {
         }
         switch expression.fetch {
         case .source, .sourcePort, .destination, .destinationPort, .method, .path, .url, .query, .requestVersion,
-            .status, .constant, .sslFrontend, .tls, .uniqueID, .connectionError, .variable, .variableOrDefault:
+            .status, .constant, .sslFrontend, .tls, .uniqueID, .connectionError, .variable, .variableOrDefault, .capturedRequest, .capturedResponse:
             return expression
         default:
             throw ConfigError(nil, "'\(fetch.name)' cannot be logged (a log line has \(loggedFetches))")
@@ -102,6 +102,8 @@ extension KeywordReader {
             case .success(let ms): page.refresh = ms
             case .failure(let failure): throw line.error("'stats refresh' expects a delay, got '\(text)' (\(failure))")
             }
+        case "stats auth" where !page.rules.isEmpty, "stats realm" where !page.rules.isEmpty:
+            throw line.error("stats 'auth'/'realm' and 'http-request' can't be used at the same time (\(draft.proxy.kind.rawValue) '\(draft.proxy.name)')")
         case "stats auth":
             let text = try line.argument(0, expecting: "USER:PASSWORD")
             try line.noArguments(after: 1)
@@ -135,6 +137,45 @@ extension KeywordReader {
             let name = try line.argument(0, expecting: "a proxy name, or '.' for this one")
             try line.noArguments(after: 1)
             page.scopes.append(name == "." ? draft.proxy.name : name)
+        case "stats http-request":
+            // HAProxy refuses them beside `stats auth`/`stats realm` (which make such a rule).
+            if !page.credentials.isEmpty || page.realm != StatsPage(location: line.location).realm {
+                throw line.error("stats 'auth'/'realm' and 'http-request' can't be used at the same time (\(draft.proxy.kind.rawValue) '\(draft.proxy.name)')")
+            }
+            let action = try line.argument(0, expecting: "allow, deny or auth")
+            var i = 1
+            let ruleAction: StatsRule.Action
+            switch action {
+            case "allow": ruleAction = .allow
+            case "deny":
+                var status = 403
+                if line.optionalArgument(1) == "deny_status" {
+                    status = try line.integer(2, range: 0...999, name: "deny_status")
+                    guard KeywordReader.errorCodes.contains(status) else {
+                        throw line.error("'stats http-request deny': status code \(status) is not one strata answers (\(KeywordLine.list(KeywordReader.errorCodes.map(String.init))))")
+                    }
+                    i = 3
+                }
+                ruleAction = .deny(status: status)
+            case "auth":
+                var realm: String?
+                if line.optionalArgument(1) == "realm" {
+                    realm = try line.argument(2, expecting: "a realm after 'realm'")
+                    i = 3
+                }
+                ruleAction = .auth(realm: realm)
+            default:
+                throw line.error("'stats http-request' expects allow, deny or auth, got '\(action)'")
+            }
+            if let last = page.rules.last, last.condition == nil {
+                draft.lineWarnings.append(line.error("previous 'stats http-request' action has no condition attached, further entries are NOOP"))
+            }
+            var condition: Condition?
+            if let word = line.optionalArgument(i) {
+                guard word == "if" || word == "unless" else { throw line.error("unexpected argument '\(word)' to 'stats http-request \(action)'") }
+                condition = try self.condition(line, from: i, draft: &draft, context: .statsAdmin)
+            }
+            page.rules.append(StatsRule(location: line.location, action: ruleAction, condition: condition))
         default:  // stats admin
             guard let word = line.optionalArgument(0), word == "if" || word == "unless" else {
                 throw line.error("'stats admin' expects 'if' or 'unless' and a condition")

@@ -57,6 +57,9 @@ struct ProxyDraft {
     var tcpContentLines: [SourceLocation] = []
     /// `option prefer-last-server` (its line, or its defaults section's): judged by the mode at the end.
     var preferLastServer: SourceLocation?
+    /// `set-map(FILE)`/`del-map(FILE)` rules: the file as written, resolved, and the line; each
+    /// must be a map the configuration loads.
+    var mapActions: [(written: String, file: String, location: SourceLocation)] = []
     /// `option abortonclose` (its line, or its defaults section's, then `inherited`): judged by the
     /// mode at the end.
     var abortOnClose: (location: SourceLocation, inherited: Bool)?
@@ -115,7 +118,9 @@ struct ProxyDraft {
     var lineWarnings: [ConfigError] = []
     /// `errorfiles NAME [CODE…]` lines (applied once every `http-errors` section is read), and
     /// the codes the proxy's own `errorfile` lines set (those win over an import).
-    var errorFileImports: [(name: String, codes: [Int]?, location: SourceLocation)] = []
+    /// `errorfiles NAME [CODE…]` lines, and `http-error … errorfiles NAME` (`optional`: a code the
+    /// section lacks is no error).
+    var errorFileImports: [(name: String, codes: [Int]?, location: SourceLocation, optional: Bool)] = []
     var ownErrorFiles: Set<Int> = []
     /// `filter cache NAME` lines: the explicit declaration of a cache's filter (checked against
     /// the `cache` sections once all are read).

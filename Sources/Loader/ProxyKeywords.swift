@@ -17,6 +17,7 @@ extension KeywordReader {
         ("capture", [.frontend, .listen]),
         ("compression", all),
         ("cookie", backSide),
+        ("declare", [.frontend, .listen]),
         ("default-server", backSide),
         ("default_backend", frontSide),
         ("description", [.frontend, .listen, .backend]),
@@ -25,6 +26,10 @@ extension KeywordReader {
         ("error-log-format", frontSide),
         ("errorfile", all),
         ("errorfiles", all),
+        ("errorloc", all),
+        ("errorloc302", all),
+        ("errorloc303", all),
+        ("http-error", all),
         ("monitor-uri", [.defaults, .frontend, .listen]),
         ("monitor fail", [.frontend, .listen]),
         ("unique-id-format", frontSide),
@@ -32,6 +37,7 @@ extension KeywordReader {
         ("filter", [.frontend, .listen, .backend]),
         ("fullconn", backSide),
         ("hash-type", backSide),
+        ("hash-balance-factor", [.defaults, .backend, .listen]),
         ("http-check", backSide),
         ("http-request", [.frontend, .listen, .backend]),
         ("http-response", [.frontend, .listen, .backend]),
@@ -94,6 +100,7 @@ extension KeywordReader {
         ("stats auth", all),
         ("stats enable", all),
         ("stats hide-version", all),
+        ("stats http-request", [.frontend, .listen, .backend]),
         ("stats scope", all),
         ("stats show-desc", all),
         ("stats show-legends", all),
@@ -141,7 +148,7 @@ extension KeywordReader {
     ]
     /// HAProxy's other algorithms: named as not supported yet rather than unknown.
     static let otherBalanceAlgorithms: Set<String> = [
-        "rdp-cookie", "hash",
+        "rdp-cookie",
     ]
 
     func proxyKeyword(_ line: KeywordLine, draft: inout ProxyDraft) throws(ConfigError) {
@@ -217,7 +224,7 @@ extension KeywordReader {
             draft.proxy.defaultBackendLocation = line.location
 
         case "balance":
-            let names = ["roundrobin", "static-rr", "leastconn", "first", "source", "random[(N)]", "uri", "url_param", "hdr(NAME)"]
+            let names = ["roundrobin", "static-rr", "leastconn", "first", "source", "random[(N)]", "uri", "url_param", "hdr(NAME)", "hash EXPR"]
             // A bare `balance` is roundrobin, as in HAProxy.
             let algorithm = line.optionalArgument(0) ?? "roundrobin"
             let base = algorithm.utf8.firstIndex(of: UInt8(ascii: "(")).map { String(algorithm[..<$0]) } ?? algorithm
@@ -234,6 +241,18 @@ extension KeywordReader {
                 }
                 try line.noArguments(after: 1)
                 draft.proxy.balance = .random(draws: draws)
+                return
+            }
+            if base == "hash" {
+                // The sample is read from the request, as an http-request rule reads it.
+                let text = try line.argument(1, expecting: "a sample expression after 'hash' (for example hash req.cook(sid))")
+                try line.noArguments(after: 2)
+                do throws(ConfigError) {
+                    draft.proxy.balance = .hash(try SampleParser.sampleForFormat(text, context: .httpRequest), source: text)
+                } catch {
+                    throw line.error("'balance hash': \(error.message)")
+                }
+                draft.noteHTTPOnly("balance hash", line.location)
                 return
             }
             if base == "uri" || base == "url_param" || base == "hdr" {

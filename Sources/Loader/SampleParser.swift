@@ -197,6 +197,12 @@ enum SampleParser {
         case _ where ConnectionErrorFetch(rawValue: name) != nil:
             return try none(.connectionError(ConnectionErrorFetch(rawValue: name)!), .integer, .connection)
         case "unique-id": return try none(.uniqueID, .string, .connection)
+        case "capture.req.hdr", "capture.res.hdr":
+            guard let arguments, arguments.count == 1, let slot = KeywordLine.decimal(arguments[0]), slot >= 0 else {
+                throw ConfigError(nil, "fetch '\(name)' expects a capture slot number: \(name)(N)")
+            }
+            return ParsedFetch(fetch: name == "capture.req.hdr" ? .capturedRequest(slot) : .capturedResponse(slot),
+                               output: .string, phase: .connection, name: name)
         case "uuid":
             // HAProxy's default and only version before 3.1 is 4; 7 is not yet.
             if let arguments, !(arguments.count == 1 && (arguments[0].isEmpty || arguments[0] == "4")) {
@@ -626,7 +632,7 @@ enum SampleParser {
              .httpAuthGroup, .headerValue, .headerIP: .request
         case .status, .responseHeader, .responseHeaderValue: .response
         case .method, .source, .sourcePort, .destination, .destinationPort, .sslFrontend, .tls, .constant, .literalString, .literalInteger, .environment, .proxyProtocol, .variable,
-             .stickCounter, .variableOrDefault, .uuid, .uniqueID, .connectionError: .connection
+             .stickCounter, .variableOrDefault, .uuid, .uniqueID, .connectionError, .capturedRequest, .capturedResponse: .connection
         case .requestLength, .requestPayload, .sslHello, .protoHTTP: .payload
         case .responseLength, .responsePayload, .responseHelloType: .responsePayload
         }
@@ -674,6 +680,8 @@ enum SampleParser {
         case .uniqueID: "unique-id"
         case .uuid: "uuid"
         case .connectionError(let f): f.rawValue
+        case .capturedRequest: "capture.req.hdr"
+        case .capturedResponse: "capture.res.hdr"
         }
     }
 

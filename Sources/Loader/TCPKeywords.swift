@@ -129,7 +129,7 @@ extension KeywordReader {
                 }
                 rule = .stickCounter(stick)
             case "capture":
-                rule = try contentCapture(line, draft: draft)
+                rule = try contentCapture(line, draft: &draft)
                 next = 5
             default:
                 guard let variable = try tcpVariableAction(action, line, kind: "tcp-request content", context: .tcpContent,
@@ -254,7 +254,7 @@ extension KeywordReader {
 
     /// `tcp-request content capture SAMPLE len N`: the slot after every request capture written
     /// before it (`capture request header` lines and these rules).
-    private func contentCapture(_ line: KeywordLine, draft: ProxyDraft) throws(ConfigError) -> TCPRuleAction {
+    private func contentCapture(_ line: KeywordLine, draft: inout ProxyDraft) throws(ConfigError) -> TCPRuleAction {
         guard let text = line.optionalArgument(2) else {
             throw line.error("'tcp-request content capture' expects a sample expression and 'len N'")
         }
@@ -269,8 +269,9 @@ extension KeywordReader {
             throw line.error("'tcp-request content capture \(text)' expects 'len N' after the sample")
         }
         let length = try line.integer(4, range: 1...Int(Int32.max), name: "len")
-        let earlier = draft.proxy.tcp.content.count { if case .capture = $0.action { true } else { false } }
-        return .capture(sample, length: length, slot: draft.proxy.http.captures.count + earlier)
+        // A request capture slot of its own, after those declared before it (HAProxy's order).
+        draft.proxy.http.captures.append(HeaderCapture(name: nil, length: length))
+        return .capture(sample, length: length, slot: draft.proxy.http.captures.count - 1)
     }
 
     private func actionError(_ line: KeywordLine, _ action: String, kind: String, supported: [String],

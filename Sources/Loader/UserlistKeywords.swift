@@ -148,6 +148,9 @@ extension ConfigParser {
             for rule in http.responseRules + http.afterResponseRules { visit(rule.condition) }
             for rule in http.backendRules { visit(rule.condition) }
             for rule in http.redirectRules { visit(rule.condition) }
+            // The stats page's conditions (`stats admin if`, `stats http-request … unless { http_auth(L) }`).
+            visit(config.proxies[p].stats?.admin)
+            for rule in config.proxies[p].stats?.rules ?? [] { visit(rule.condition) }
             for (name, location) in names {
                 if let list = lists[name] {
                     config.proxies[p].http.userlists[name] = list

@@ -123,6 +123,144 @@ import Testing
     }
 }
 
+/// `errorloc`, `errorloc302`, `errorloc303`: HAProxy's redirect in place of an error page.
+@Suite(.serialized) struct HTTPErrorLocationTests {
+    @Test func errorlocAnswersARedirectInsteadOfTheErrorPage() throws {
+        let port = TestSocket.freePort()
+        let strata = try StrataProcess(config: """
+            global
+                stats socket @ADMIN@ level admin
+            defaults
+                mode http
+                timeout connect 1s
+                timeout client 5s
+                timeout server 5s
+                errorloc 503 http://maintenance.example/down
+            frontend fe
+                bind 127.0.0.1:\(port)
+                errorloc303 403 /denied?from=strata
+                http-request deny if { path /deny }
+                default_backend down
+            backend down
+                server s 127.0.0.1:1 disabled
+            """)
+        #expect(strata.waitForAdmin(), "\(strata.output.joined(separator: "\n"))")
+        // HAProxy's message: a status line, Cache-Control, an empty body and the Location.
+        let unavailable = runTool("curl", ["-sS", "-i", "http://127.0.0.1:\(port)/"])
+        #expect(unavailable.stdout.hasPrefix("HTTP/1.1 302 Found\r\n"), "\(unavailable.stdout)")
+        #expect(unavailable.stdout.contains("Location: http://maintenance.example/down\r\n"), "\(unavailable.stdout)")
+        #expect(unavailable.stdout.contains("Cache-Control: no-cache\r\n"))
+        let denied = runTool("curl", ["-sS", "-i", "http://127.0.0.1:\(port)/deny"])
+        #expect(denied.stdout.hasPrefix("HTTP/1.1 303 See Other\r\n"), "\(denied.stdout)")
+        #expect(denied.stdout.contains("Location: /denied?from=strata\r\n"), "\(denied.stdout)")
+    }
+}
+
+/// `http-error status N …`: the error answers a proxy (or its defaults) defines in place.
+@Suite(.serialized) struct HTTPErrorDirectiveTests {
+    @Test func httpErrorDefinesTheAnswerForItsStatus() throws {
+        let directory = StrataProcess.makeDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let json = directory.appendingPathComponent("denied.json").path
+        try Data(#"{"denied":true}"#.utf8).write(to: URL(fileURLWithPath: json))
+        let section = directory.appendingPathComponent("503.http").path
+        try Data("HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: 11\r\n\r\nsection-503".utf8)
+            .write(to: URL(fileURLWithPath: section))
+        let own = directory.appendingPathComponent("own.http").path
+        try Data("HTTP/1.1 503 Service Unavailable\r\nContent-Length: 3\r\n\r\nown".utf8).write(to: URL(fileURLWithPath: own))
+        let port = TestSocket.freePort(), other = TestSocket.freePort()
+        let strata = try StrataProcess(config: """
+            global
+                stats socket @ADMIN@ level admin
+            http-errors site
+                errorfile 503 \(section)
+            defaults
+                mode http
+                timeout connect 1s
+                timeout client 5s
+                timeout server 5s
+                http-error status 429 content-type text/plain string "slow down" hdr Retry-After 10
+            frontend fe
+                bind 127.0.0.1:\(port)
+                http-error status 403 content-type application/json file \(json)
+                http-error status 503 errorfiles site
+                http-request deny deny_status 429 if { path /rate }
+                http-request deny if { path /deny }
+                default_backend down
+            frontend fe2
+                bind 127.0.0.1:\(other)
+                errorfile 503 \(own)
+                http-error status 503 default-errorfiles
+                default_backend down
+            backend down
+                server s 127.0.0.1:1 disabled
+            """)
+        #expect(strata.waitForAdmin(), "\(strata.output.joined(separator: "\n"))")
+        let rate = runTool("curl", ["-sS", "-i", "http://127.0.0.1:\(port)/rate"])
+        #expect(rate.stdout.hasPrefix("HTTP/1.1 429 Too Many Requests\r\n"), "\(rate.stdout)")
+        #expect(rate.stdout.lowercased().contains("retry-after: 10\r\n") && rate.stdout.hasSuffix("\r\n\r\nslow down"), "\(rate.stdout)")
+        let denied = runTool("curl", ["-sS", "-i", "http://127.0.0.1:\(port)/deny"])
+        #expect(denied.stdout.hasPrefix("HTTP/1.1 403 Forbidden\r\n"), "\(denied.stdout)")
+        #expect(denied.stdout.contains("content-type: application/json\r\n") && denied.stdout.hasSuffix(#"{"denied":true}"#), "\(denied.stdout)")
+        let unavailable = runTool("curl", ["-sS", "http://127.0.0.1:\(port)/"])
+        #expect(unavailable.stdout == "section-503")
+        // `default-errorfiles`: HAProxy's own page again, over the proxy's errorfile.
+        let builtin = runTool("curl", ["-sS", "http://127.0.0.1:\(other)/"])
+        #expect(builtin.stdout.contains("No server is available"), "\(builtin.stdout)")
+    }
+}
+
+/// `http-request return … default-errorfiles | errorfiles NAME`: the proxy's error answer, or a
+/// section's, as the returned answer.
+@Suite(.serialized) struct HTTPReturnErrorFilesTests {
+    @Test func returnTakesTheProxysOrASectionsErrorAnswer() throws {
+        let directory = StrataProcess.makeDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        func page(_ name: String, _ status: String, _ body: String) throws -> String {
+            let path = directory.appendingPathComponent(name).path
+            try Data("HTTP/1.1 \(status)\r\nContent-Type: text/plain\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)".utf8)
+                .write(to: URL(fileURLWithPath: path))
+            return path
+        }
+        let section503 = try page("503.http", "503 Service Unavailable", "section-503")
+        let own403 = try page("403.http", "403 Forbidden", "own-403")
+        let origin = try TestHTTPOrigin("app")
+        let port = TestSocket.freePort()
+        let strata = try StrataProcess(config: """
+            global
+                stats socket @ADMIN@ level admin
+            http-errors site
+                errorfile 503 \(section503)
+            defaults
+                mode http
+                timeout connect 1s
+                timeout client 5s
+                timeout server 5s
+            frontend fe
+                bind 127.0.0.1:\(port)
+                errorfile 403 \(own403)
+                http-request return status 403 default-errorfiles if { path /own }
+                http-request return status 503 errorfiles site if { path /section }
+                http-request return status 404 errorfiles site if { path /fallback }
+                http-response return status 503 errorfiles site if { res.hdr(x-origin) app }
+                default_backend app
+            backend app
+                server o 127.0.0.1:\(origin.port)
+            """)
+        #expect(strata.waitForAdmin(), "\(strata.output.joined(separator: "\n"))")
+        let own = runTool("curl", ["-sS", "-i", "http://127.0.0.1:\(port)/own"])
+        #expect(own.stdout.hasPrefix("HTTP/1.1 403") && own.stdout.hasSuffix("own-403"), "\(own.stdout)")
+        let section = runTool("curl", ["-sS", "-i", "http://127.0.0.1:\(port)/section"])
+        #expect(section.stdout.hasPrefix("HTTP/1.1 503") && section.stdout.hasSuffix("section-503"), "\(section.stdout)")
+        // The section has no 404: the proxy's own answer (HAProxy's page) stands in.
+        let fallback = runTool("curl", ["-sS", "-i", "http://127.0.0.1:\(port)/fallback"])
+        #expect(fallback.stdout.hasPrefix("HTTP/1.1 404"), "\(fallback.stdout)")
+        // In place of the server's answer.
+        let late = runTool("curl", ["-sS", "-i", "http://127.0.0.1:\(port)/late"])
+        #expect(late.stdout.hasPrefix("HTTP/1.1 503") && late.stdout.hasSuffix("section-503"), "\(late.stdout)")
+    }
+}
+
 /// `http-request tarpit`: the refusal comes after `timeout tarpit`, nothing reaches a server, the
 /// connection closes, the log says PT.
 @Suite(.serialized) struct HTTPTarpitTests {

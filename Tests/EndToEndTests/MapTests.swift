@@ -386,4 +386,58 @@ import Testing
         #expect(try strata.admin("set map \(dir)/src.map 127.0.0.3/32 be_a") == "")
         #expect(try name(from: "127.0.0.3") == "a")
     }
+
+    /// `set-map(FILE)` and `del-map(FILE)` in `http-request` and `http-response` rules change the
+    /// map the converters read, the same one the admin socket's `set map` changes, and a reload
+    /// with the file unchanged keeps what they did.
+    @Test func setMapAndDelMapRulesChangeTheSharedMap() throws {
+        let dir = try Self.mapDirectory(["users.map": "alice bronze\n"])
+        let origin = try TestHTTPOrigin("app")
+        let port = TestSocket.freePort()
+        let strata = try StrataProcess(config: """
+            global
+                stats socket @ADMIN@ level admin
+            \(Self.defaults)
+            frontend fe
+                bind 127.0.0.1:\(port)
+                http-request set-map(\(dir)/users.map) %[url_param(user)] %[url_param(tier)] if { path /learn }
+                http-request del-map(\(dir)/users.map) %[url_param(user)] if { path /forget }
+                http-request return status 200 content-type text/plain string done if { path /learn } || { path /forget }
+                http-request set-header X-Tier %[url_param(user),map(\(dir)/users.map,unknown)]
+                default_backend app
+            backend app
+                http-response set-map(\(dir)/users.map) origin-%[res.hdr(x-origin)] seen-%[status]
+                server o 127.0.0.1:\(origin.port)
+            """)
+        #expect(strata.waitForAdmin(), "\(strata.output.joined(separator: "\n"))")
+        let client = try #require(TestHTTPClient(port: port))
+        func tier(_ user: String) throws -> String? {
+            let answer = try #require(client.get("/?user=\(user)", host: "test.local"))
+            #expect(answer.status == 200)
+            return Self.header(answer.body, "X-Tier")
+        }
+        func ask(_ path: String) throws {
+            let answer = try #require(client.get(path, host: "test.local"))
+            #expect(answer.status == 200 && answer.body == "done", "\(answer.body)")
+        }
+        #expect(try tier("bob") == "unknown")
+        #expect(try tier("alice") == "bronze")
+        try ask("/learn?user=bob&tier=gold")
+        try ask("/learn?user=alice&tier=silver")
+        #expect(try tier("bob") == "gold")
+        // An existing key's value is replaced where it is, as `set map` does.
+        #expect(try tier("alice") == "silver")
+        let shown = try strata.admin("show map \(dir)/users.map")
+        let entries = shown.split(separator: "\n").map { $0.split(separator: " ").dropFirst().joined(separator: " ") }
+        #expect(entries == ["alice silver", "origin-app seen-200", "bob gold"], "\(shown)")
+
+        // The admin socket and the rules change one map; a reload keeps it while the file is unchanged.
+        #expect(try strata.admin("set map \(dir)/users.map bob platinum").isEmpty)
+        #expect(try tier("bob") == "platinum")
+        #expect(try strata.admin("reload").hasPrefix("Success=1"))
+        #expect(try tier("bob") == "platinum")
+        try ask("/forget?user=bob")
+        #expect(try tier("bob") == "unknown")
+        #expect(try !strata.admin("show map \(dir)/users.map").contains(" bob "))
+    }
 }

@@ -174,7 +174,7 @@ import Testing
             let bytes = h1Message(lines.joined(separator: "\r\n"))
             return bytes.withUnsafeBytes { input -> UInt64? in
                 guard case .headersComplete = parser.parse(input) else { return nil }
-                return harness.frontend.balanceKey(for: algorithm, parser.head, input: input, scratch: harness.scratch)
+                return harness.frontend.balanceKey(for: algorithm, parser.head, input: input, connection: harness.connection, scratch: harness.scratch)
             }
         }
         let sdbm = { (s: String) -> UInt64 in

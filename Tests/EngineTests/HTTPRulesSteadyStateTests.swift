@@ -59,7 +59,7 @@ import Testing
                 let decision = frontend.processRequest(requestParser.head, input: input, connection: connection, scratch: scratch) { _ in backend }
                 guard case .forward = decision else { return }
                 chosen = backend.persistentServer(requestParser.head, input: input, scratch: scratch) { _ in true }
-                key = backend.balanceKey(for: .uri(whole: false), requestParser.head, input: input, scratch: scratch) ?? 0
+                key = backend.balanceKey(for: .uri(whole: false), requestParser.head, input: input, connection: connection, scratch: scratch) ?? 0
                 var writer = HTTPHeadWriter(into: out)
                 frontend.writeRequestHead(into: &writer, requestParser.head, input: input, connection: connection,
                                           scratch: scratch, backend: backend, connectionHeader: .keepAlive)

@@ -111,4 +111,46 @@ import Testing
         #expect(Array("Sunday, 06-Nov-94 08:49:37 GMT".utf8).withUnsafeBytes { HTTPDate.parse($0) } == 784_111_777)
         #expect(Array("Sun Nov  6 08:49:37 1994".utf8).withUnsafeBytes { HTTPDate.parse($0) } == 784_111_777)
     }
+
+    /// Capture slots take a client's or a server's bytes: whatever they are, `%hr`/`%hs` has one
+    /// field per slot, none of `"#{|}` or a control byte raw, and each field decodes to the value
+    /// truncated to its slot's length; a later layout (another generation) starts empty.
+    @Test func captureSlotsOfAnyBytes() {
+        var random = Random(state: 0xC0FF_EE12_3456_789B)
+        let slots = HTTPCaptureSlots()
+        let out = HTTPScratchBuffer(capacity: 1 << 16)
+        for _ in 0..<3000 {
+            let lengths = (0..<(1 + random.below(5))).map { _ in random.below(40) }
+            slots.begin(HTTPCaptureSlots.Layout(lengths))
+            var expected: [[UInt8]] = lengths.map { _ in [] }
+            for _ in 0..<random.below(8) {
+                let slot = random.below(lengths.count + 2) - 1
+                let value = random.bytes(Array(0...255), count: random.below(60))
+                value.withUnsafeBytes { slots.store(slot, $0) }
+                if slot >= 0 && slot < lengths.count { expected[slot] = Array(value.prefix(lengths[slot])) }
+            }
+            out.reset()
+            slots.format(into: out)
+            let text = Array(out.bytes(from: 0))
+            #expect(text.first == 0x7B && text.last == 0x7D)
+            let fields = text.dropFirst().dropLast().split(separator: 0x7C, omittingEmptySubsequences: false)
+            #expect(fields.count == lengths.count)
+            for (i, field) in fields.enumerated() where i < expected.count {
+                #expect(!field.contains { $0 < 0x20 || $0 >= 0x7F || $0 == 0x22 || $0 == 0x7B || $0 == 0x7D })
+                var decoded: [UInt8] = []
+                var j = field.startIndex
+                while j < field.endIndex {
+                    if field[j] == 0x23 {  // `#` only ever starts an escape
+                        let hex = String(decoding: field[(j + 1)...(j + 2)], as: UTF8.self)
+                        decoded.append(UInt8(hex, radix: 16)!)
+                        j += 3
+                    } else {
+                        decoded.append(field[j])
+                        j += 1
+                    }
+                }
+                #expect(decoded == expected[i], "slot \(i)")
+            }
+        }
+    }
 }

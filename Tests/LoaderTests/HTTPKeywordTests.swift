@@ -1,3 +1,4 @@
+import Foundation
 import ConfigModel
 import Testing
 @testable import Loader
@@ -488,9 +489,179 @@ import Testing
         #expect(http.responseCaptures == [HeaderCapture(name: "Content-Type", length: 20), HeaderCapture(name: "Server", length: 5)])
         #expect(errors("frontend fe\n    mode http\n    capture response header Server\n")
             .contains("test.cfg:3: 'capture response header Server' expects 'len N' after the name"))
-        #expect(errors("frontend fe\n    mode http\n    capture cookie SID len 10\n").contains("test.cfg:3: 'capture cookie' is not supported yet"))
         #expect(errors("frontend fe\n    mode http\n    capture response trailer X len 1\n")
-            .contains("test.cfg:3: 'capture' expects 'request header NAME len N' or 'response header NAME len N'"))
+            .contains("test.cfg:3: 'capture' expects 'request header NAME len N', 'response header NAME len N' or 'cookie NAME len N'"))
+    }
+
+    /// Slots are numbered per direction in the order of their lines, whichever line made them
+    /// (HAProxy's `nb_req_cap`/`nb_rsp_cap`); `id N` must name one in a frontend.
+    @Test func captureSlotsAndActions() throws {
+        let loaded = try load("""
+            frontend fe
+                mode http
+                bind 127.0.0.1:1
+                capture request header Host len 10
+                http-request capture path len 5
+                declare capture request len 7
+                declare capture response len 3
+                capture response header Server len 4
+                http-request capture req.hdr(x-a) id 2 if { path /a }
+                http-response capture status id 0
+                http-after-response capture res.hdr(server) id 1
+                capture cookie SID len 100
+                default_backend be
+            backend be
+                mode http
+                http-request capture src id 9
+                server s 127.0.0.1:2
+            """)
+        let http = try #require(loaded.config.proxies.first).http
+        #expect(http.captures == [HeaderCapture(name: "Host", length: 10), HeaderCapture(name: nil, length: 5), HeaderCapture(name: nil, length: 7)])
+        #expect(http.responseCaptures == [HeaderCapture(name: nil, length: 3), HeaderCapture(name: "Server", length: 4)])
+        #expect(http.requestRules.map(\.action) == [.capture(SampleExpression(fetch: .path), slot: 1),
+                                                    .capture(SampleExpression(fetch: .header("x-a", occurrence: -1)), slot: 2)])
+        #expect(http.responseRules.map(\.action) == [.capture(SampleExpression(fetch: .status), slot: 0)])
+        #expect(http.afterResponseRules.map(\.action) == [.capture(SampleExpression(fetch: .responseHeader("server", occurrence: -1)), slot: 1)])
+        // tune.http.cookielen (64) bounds it, with HAProxy's warning.
+        #expect(http.cookieCapture == CookieCapture(name: "SID", length: 63))
+        #expect(loaded.warnings.map(\.description).contains("test.cfg:12: truncating capture length to 63 bytes for frontend 'fe'"))
+        // A backend's `id` is looked up in each request's frontend.
+        #expect(loaded.config.proxies[1].http.requestRules.map(\.action) == [.capture(SampleExpression(fetch: .source), slot: 9)])
+
+        let pre = "frontend fe\n    mode http\n    bind 127.0.0.1:1\n"
+        #expect(errors(pre + "    declare capture request len 2\n    http-request capture path id 1\n")
+            .contains("test.cfg:5: unable to find capture id '1' referenced by http-request capture rule"))
+        #expect(errors(pre + "    http-response capture status id 0\n")
+            .contains("test.cfg:4: unable to find capture id '0' referenced by http-response capture rule"))
+        #expect(errors(pre + "    http-response capture status len 4\n")
+            .contains("test.cfg:4: 'http-response capture': expects 'id', found 'len'"))
+        #expect(errors(pre + "    http-request capture path len 0\n").contains("test.cfg:4: 'http-request capture': length must be > 0"))
+        #expect(errors(pre + "    http-request capture path\n")
+            .contains("test.cfg:4: 'http-request capture' expects <expression> [ 'len' <length> | id <idx> ]"))
+        #expect(errors(pre + "    http-request capture status len 4\n").contains { $0.hasPrefix("test.cfg:4: 'http-request capture': ") })
+        #expect(errors(pre + "    declare capture both len 4\n")
+            .contains("test.cfg:4: 'declare capture' requires a direction ('request' or 'response')"))
+        #expect(errors(pre + "    declare capture request len x\n").contains("test.cfg:4: 'declare capture': cannot parse the length 'x'."))
+        #expect(errors(pre + "    capture cookie SID\n").contains("test.cfg:4: 'capture' expects 'cookie' <cookie_name> 'len' <len>"))
+        #expect(errors("backend be\n    mode http\n    http-request capture path len 4\n")
+            .contains("test.cfg:3: 'http-request capture': proxy 'be' has no frontend capability"))
+        #expect(errors("backend be\n    mode http\n    declare capture request len 4\n")
+            .contains { $0.hasPrefix("test.cfg:3: 'declare' is not supported in section 'backend'") })
+    }
+
+    @Test func errorlocIsAnErrorfileOfARedirect() throws {
+        let loaded = try load("frontend fe\n    mode http\n    bind 127.0.0.1:1\n    errorloc 503 /m\n    errorloc303 403 https://x/y\n    http-request deny\n")
+        let files = try #require(loaded.config.proxies.first).http.errorFiles
+        #expect(files[503] == Array("HTTP/1.1 302 Found\r\nCache-Control: no-cache\r\nContent-length: 0\r\nLocation: /m\r\n\r\n".utf8))
+        #expect(files[403].map { String(decoding: $0, as: UTF8.self) }?.hasPrefix("HTTP/1.1 303 See Other\r\n") == true)
+        let pre = "frontend fe\n    mode http\n    bind 127.0.0.1:1\n"
+        #expect(errors(pre + "    errorloc302 302 /x\n").contains { $0.hasPrefix("test.cfg:4: errorloc302 : status code '302' not handled") })
+        #expect(errors(pre + "    errorloc 503\n").contains("test.cfg:4: errorloc : expects <status_code> and <url> as arguments."))
+        #expect(errors(pre + "    errorloc 503 /a /b\n").contains("test.cfg:4: errorloc : expects exactly two arguments."))
+    }
+
+    @Test func httpErrorRefusesWhatItCannotMakeAtLoad() throws {
+        let pre = "frontend fe\n    mode http\n    bind 127.0.0.1:1\n    http-request deny\n"
+        #expect(errors(pre + "    http-error status 403 content-type text/plain lf-string %[path]\n")
+            .contains("test.cfg:5: 'http-error': 'lf-string' is not supported yet (strata makes error answers when the configuration loads; 'string' and 'file' are)"))
+        #expect(errors(pre + "    http-error status 403 hdr X %[path]\n")
+            .contains("test.cfg:5: 'http-error': 'hdr X' with samples is not supported yet (strata makes error answers when the configuration loads)"))
+        #expect(errors(pre + "    http-error status 302 string x\n").contains { $0.hasPrefix("test.cfg:5: 'http-error': status code 302 is not one strata answers") })
+        #expect(errors(pre + "    http-error string x\n").contains("test.cfg:5: 'http-error' expects 'status <code>' first"))
+        #expect(errors(pre + "    http-error status 403 string x\n")
+            .contains("test.cfg:5: 'http-error': a body needs 'content-type' (for example content-type text/html)"))
+        let loaded = try load(pre + "    http-error status 403 content-type text/plain string no hdr X-A b\n")
+        #expect(loaded.config.proxies[0].http.errorFiles[403]
+            == Array("HTTP/1.1 403 Forbidden\r\ncontent-type: text/plain\r\ncontent-length: 2\r\nX-A: b\r\n\r\nno".utf8))
+    }
+
+    @Test func returnWithErrorFiles() throws {
+        let pre = "frontend fe\n    mode http\n    bind 127.0.0.1:1\n"
+        #expect(errors(pre + "    http-request return status 302 default-errorfiles\n")
+            .contains { $0.hasPrefix("test.cfg:4: 'http-request return': 'default-errorfiles' needs a status strata has error answers for") })
+        #expect(errors(pre + "    http-request return status 503 errorfiles nowhere\n")
+            .contains("test.cfg:4: 'errorfiles': unknown http-errors section 'nowhere'"))
+        #expect(errors(pre + "    http-request return status 503 content-type text/plain default-errorfiles\n")
+            .contains("test.cfg:4: 'http-request return': 'content-type text/plain' cannot go with 'default-errorfiles' (the file is the whole answer)"))
+    }
+
+    @Test func balanceHash() throws {
+        let loaded = try load("backend be\n    mode http\n    balance hash req.hdr(x-user),lower\n    server s 127.0.0.1:2\n")
+        #expect(loaded.config.proxies[0].balance
+            == .hash(SampleExpression(fetch: .header("x-user", occurrence: -1), converters: [.lower]), source: "req.hdr(x-user),lower"))
+        #expect(errors("backend be\n    mode http\n    balance hash\n")
+            .contains("test.cfg:3: 'balance' expects a sample expression after 'hash' (for example hash req.cook(sid))"))
+        #expect(errors("backend be\n    mode http\n    balance hash status\n").contains { $0.hasPrefix("test.cfg:3: 'balance hash': ") })
+        #expect(errors("backend be\n    mode tcp\n    balance hash src\n    server s 127.0.0.1:2\n")
+            .contains { $0.hasPrefix("test.cfg:3: 'balance hash' needs 'mode http'") })
+    }
+
+    @Test func statsHTTPRequestRules() throws {
+        let pre = "frontend fe\n    mode http\n    bind 127.0.0.1:1\n    stats enable\n"
+        let loaded = try load(pre + "    stats http-request deny deny_status 429 if { src 10.0.0.0/8 }\n    stats http-request auth realm R\n    stats http-request allow\n")
+        let rules = try #require(loaded.config.proxies[0].stats).rules
+        #expect(rules.map(\.action) == [.deny(status: 429), .auth(realm: "R"), .allow])
+        #expect(rules[0].condition != nil && rules[1].condition == nil)
+        #expect(loaded.warnings.map(\.description).contains("test.cfg:7: previous 'stats http-request' action has no condition attached, further entries are NOOP"))
+        #expect(errors(pre + "    stats auth a:b\n    stats http-request allow\n")
+            .contains("test.cfg:6: stats 'auth'/'realm' and 'http-request' can't be used at the same time (frontend 'fe')"))
+        #expect(errors(pre + "    stats http-request allow\n    stats realm X\n")
+            .contains("test.cfg:6: stats 'auth'/'realm' and 'http-request' can't be used at the same time (frontend 'fe')"))
+        #expect(errors(pre + "    stats http-request tarpit\n").contains("test.cfg:5: 'stats http-request' expects allow, deny or auth, got 'tarpit'"))
+        #expect(errors("defaults\n    stats http-request allow\n").contains { $0.hasPrefix("test.cfg:2: 'stats http-request' is not supported in section 'defaults'") })
+    }
+
+    @Test func httpResponseRedirect() throws {
+        let pre = "frontend fe\n    mode http\n    bind 127.0.0.1:1\n    http-request deny\n"
+        let loaded = try load(pre + "    http-response redirect scheme https code 301 if { status 200 }\n")
+        guard case .redirect(let r) = loaded.config.proxies[0].http.responseRules[0].action else { Issue.record("not a redirect"); return }
+        #expect(r.code == 301)
+        #expect(errors(pre + "    http-after-response redirect location /x\n")
+            .contains { $0.hasPrefix("test.cfg:5: 'redirect' is not an http-after-response action") })
+        #expect(errors(pre + "    http-response redirect location %[path]\n")
+            .contains { $0.hasPrefix("test.cfg:5: 'http-response redirect'") })
+    }
+
+    @Test func hashBalanceFactor() throws {
+        let loaded = try load("defaults\n    hash-balance-factor 150\nbackend be\n    mode tcp\n    balance source\n    hash-type consistent\n    server s 127.0.0.1:2\n")
+        #expect(loaded.config.proxies[0].http.hashBalanceFactor == 150)
+        #expect(errors("backend be\n    hash-balance-factor 100\n").contains("test.cfg:2: 'hash-balance-factor' must be 0 or greater than 100."))
+        #expect(errors("backend be\n    hash-balance-factor\n").contains("test.cfg:2: 'hash-balance-factor' expects an integer argument."))
+        #expect(errors("frontend fe\n    hash-balance-factor 150\n").contains { $0.hasPrefix("test.cfg:2: 'hash-balance-factor' is not supported in section 'frontend'") })
+    }
+
+    /// `set-map(FILE)`/`del-map(FILE)` need a map the configuration loads; the ACL ones are refused.
+    @Test func mapActions() throws {
+        let dir = NSTemporaryDirectory() + "strata-maps-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try "a 1\n".write(toFile: dir + "/m.map", atomically: true, encoding: .utf8)
+        let loaded = try load("""
+            frontend fe
+                mode http
+                bind 127.0.0.1:1
+                http-request set-header X-M %[path,map(\(dir)/m.map)]
+                http-request set-map(\(dir)/m.map) %[path] %[src] if { path /x }
+                http-response del-map(\(dir)/m.map) %[res.hdr(x-k)]
+                http-after-response set-map(\(dir)/m.map) k v
+                default_backend be
+            backend be
+                mode http
+                server s 127.0.0.1:2
+            """)
+        let http = try #require(loaded.config.proxies.first).http
+        guard case .setMap(let file, let key, let value) = http.requestRules[1].action else { Issue.record("\(http.requestRules)"); return }
+        #expect(file == dir + "/m.map" && key.source == "%[path]" && value.source == "%[src]")
+        guard case .deleteMapEntry(dir + "/m.map", _) = http.responseRules[0].action else { Issue.record("\(http.responseRules)"); return }
+        let pre = "frontend fe\n    mode http\n    bind 127.0.0.1:1\n"
+        #expect(errors(pre + "    http-request set-map(\(dir)/other.map) %[path] x\n")
+            .contains { $0.hasPrefix("test.cfg:4: unable to find map '\(dir)/other.map'") })
+        #expect(errors(pre + "    http-request set-map(\(dir)/m.map) %[path]\n    http-request set-header X %[path,map(\(dir)/m.map)]\n")
+            .contains("test.cfg:4: 'http-request set-map' expects exactly 2 arguments"))
+        #expect(errors(pre + "    http-request del-map %[path]\n")
+            .contains("test.cfg:4: 'http-request del-map' expects the map file in parentheses: del-map(FILE)"))
+        #expect(errors(pre + "    http-request add-acl(\(dir)/m.map) %[path]\n")
+            .contains("test.cfg:4: 'http-request add-acl' is not supported yet (strata's ACL pattern files do not change at run time)"))
     }
 
     @Test func optionPersistAndMworkerMaxReloads() throws {

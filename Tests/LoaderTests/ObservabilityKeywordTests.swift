@@ -65,7 +65,7 @@ import Testing
 
     @Test func logFormatSamplesAreTheOnesALineHas() {
         #expect(errors("frontend f\n    bind 127.0.0.1:1\n    log-format \"%[req.hdr(host)]\"\n    default_backend b\nbackend b\n    server s 127.0.0.1:2\n")
-            == ["test.cfg:3: 'req.hdr' cannot be logged (a log line has src, src_port, dst, dst_port, method, path, url, query, req.ver, status, unique-id, fc_err, var and the ssl_* ones)"])
+            == ["test.cfg:3: 'req.hdr' cannot be logged (a log line has src, src_port, dst, dst_port, method, path, url, query, req.ver, status, unique-id, capture.req.hdr, capture.res.hdr, fc_err, var and the ssl_* ones)"])
         #expect(errors("listen l\n    bind 127.0.0.1:1\n    no option logasap\n    option dontlog-normal\n    server s 127.0.0.1:2\n").isEmpty)
     }
 }

@@ -46,7 +46,7 @@ import Testing
         #expect(errors(base + "    http-response return status 200 content-type text/plain lf-string %[path]\n")
             == ["test.cfg:7: 'http-response return': 'path' needs the HTTP request headers: it cannot be used in an 'http-response' rule"])
         #expect(errors(base + "    http-response return status 200 errorfiles site\n")
-            == ["test.cfg:7: 'http-response return': 'errorfiles' is not supported yet"])
+            == ["test.cfg:7: 'errorfiles': unknown http-errors section 'site'"])
         let missing = errors(base + "    http-response return status 200 content-type text/plain lf-file /nonexistent/x\n")
         #expect(missing.count == 1 && missing[0].hasPrefix("test.cfg:7: 'http-response return': cannot read file '/nonexistent/x'"), "\(missing)")
     }

@@ -126,6 +126,22 @@ final class SharedMap: @unchecked Sendable {
         }
     }
 
+    /// As `update`, publishing a new snapshot only when `change` returns true (it changed the
+    /// entries): a rule that sets what is already there costs a scan, not a new snapshot.
+    func updateIfChanged(_ change: (inout [MapSnapshot.Entry], () -> UInt64) -> Bool) {
+        lock.withLock {
+            var entries = current.entries
+            var next = nextID
+            let changed = change(&entries) {
+                defer { next += 1 }
+                return next
+            }
+            guard changed else { return }
+            nextID = next
+            publish(MapSnapshot(entries: entries, matches: matches))
+        }
+    }
+
     /// Under `lock`.
     private func publish(_ snapshot: MapSnapshot) {
         current = snapshot

@@ -23,8 +23,8 @@ enum PlanContent {
     ]
     static let httpFields = [
         "acls", "backendRules", "requestRules", "responseRules", "afterResponseRules", "redirectRules", "forwardFor", "originalTo", "forwarded",
-        "connectionMode", "reuse", "captures", "responseCaptures", "httpLog", "httpLogCLF", "bufferRequest", "errorFiles", "cookie",
-        "hashType", "userlists", "preferLastServer", "abortOnClose", "monitorURI",
+        "connectionMode", "reuse", "captures", "cookieCapture", "responseCaptures", "httpLog", "httpLogCLF", "bufferRequest", "errorFiles", "cookie",
+        "hashType", "hashBalanceFactor", "userlists", "preferLastServer", "abortOnClose", "monitorURI",
         "monitorFail", "uniqueIDFormat", "uniqueIDHeader", "compression",
     ]
     static let serverFields = ["name", "location", "id", "host", "address", "port", "options", "fqdn", "hasAddress"]
@@ -66,12 +66,13 @@ enum PlanContent {
         guard a.pointee.http.forwardFor == b.pointee.http.forwardFor, a.pointee.http.originalTo == b.pointee.http.originalTo,
               a.pointee.http.forwarded == b.pointee.http.forwarded,
               a.pointee.http.connectionMode == b.pointee.http.connectionMode, a.pointee.http.reuse == b.pointee.http.reuse,
-              a.pointee.http.captures == b.pointee.http.captures,
+              a.pointee.http.captures == b.pointee.http.captures, a.pointee.http.cookieCapture == b.pointee.http.cookieCapture,
               a.pointee.http.responseCaptures == b.pointee.http.responseCaptures, a.pointee.http.httpLog == b.pointee.http.httpLog,
               a.pointee.http.httpLogCLF == b.pointee.http.httpLogCLF,
               a.pointee.http.bufferRequest == b.pointee.http.bufferRequest,
               a.pointee.http.errorFiles == b.pointee.http.errorFiles, a.pointee.http.cookie == b.pointee.http.cookie,
               a.pointee.http.hashType == b.pointee.http.hashType,
+              a.pointee.http.hashBalanceFactor == b.pointee.http.hashBalanceFactor,
               a.pointee.http.preferLastServer == b.pointee.http.preferLastServer,
               a.pointee.http.abortOnClose == b.pointee.http.abortOnClose,
               a.pointee.http.monitorURI == b.pointee.http.monitorURI,
@@ -97,6 +98,7 @@ enum PlanContent {
             guard let x = a.pointee.stats, let y = b.pointee.stats else { return false }
             var (p, q) = (x, y)
             (p.location, p.admin, q.location, q.admin) = (.anywhere, p.admin?.planView, .anywhere, q.admin?.planView)
+            (p.rules, q.rules) = (p.rules.map(\.planView), q.rules.map(\.planView))
             if !(p == q) { return false }
         }
         return true

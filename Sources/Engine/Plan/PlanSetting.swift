@@ -165,12 +165,14 @@ extension PlanSetting where Root == Proxy {
             PlanSetting("option http-buffer-request", \.http.bufferRequest, PlanText.onOff),
             PlanSetting("cookie", \.http.cookie, PlanText.cookie),
             PlanSetting("hash-type", \.http.hashType) { $0.rawValue },
+            PlanSetting("hash-balance-factor", \.http.hashBalanceFactor) { String($0) },
             PlanSetting("capture request header", \.http.captures) { c in
-                c.isEmpty ? "none" : c.map { "\($0.name) len \($0.length)" }.joined(separator: ", ")
+                c.isEmpty ? "none" : c.map { "\($0.name ?? "(slot)") len \($0.length)" }.joined(separator: ", ")
             },
             PlanSetting("capture response header", \.http.responseCaptures) { c in
-                c.isEmpty ? "none" : c.map { "\($0.name) len \($0.length)" }.joined(separator: ", ")
+                c.isEmpty ? "none" : c.map { "\($0.name ?? "(slot)") len \($0.length)" }.joined(separator: ", ")
             },
+            PlanSetting("capture cookie", \.http.cookieCapture) { c in c.map { "\($0.name) len \($0.length)" } ?? "none" },
             PlanSetting("errorfile", \.http.errorFiles) { files in
                 files.isEmpty ? "none" : files.keys.sorted().map(String.init).joined(separator: " ")
             },
@@ -301,6 +303,7 @@ extension Proxy {
         if var stats = p.stats {
             stats.location = .anywhere
             stats.admin = stats.admin?.planView
+            stats.rules = stats.rules.map(\.planView)
             p.stats = stats
         }
         return p
@@ -346,5 +349,12 @@ extension StickTableConfig {
         var t = self
         t.location = .anywhere
         return t
+    }
+}
+
+extension StatsRule {
+    /// The rule without its place (a line moved changes nothing).
+    var planView: StatsRule {
+        StatsRule(location: .anywhere, action: action, condition: condition?.planView)
     }
 }

@@ -91,7 +91,8 @@ final class Backend: @unchecked Sendable {
         sendsProxy = configured.contains { $0.options.sendProxy != nil }
         counters = CounterSet(loops: loops, h2: true)
         shards = (0..<max(loops, 1)).map { _ in
-            BackendShard(servers: servers, balancer: Balancer(algorithm: proxy.balance, hashType: proxy.http.hashType, servers: servers))
+            BackendShard(servers: servers, balancer: Balancer(algorithm: proxy.balance, hashType: proxy.http.hashType,
+                                                                                   balanceFactor: proxy.http.hashBalanceFactor, servers: servers))
         }
         log = LogSinks(proxy.log.targets, tag: proxy.log.tag)
         for s in servers { s.backend = self }
@@ -255,7 +256,8 @@ final class BackendShard: @unchecked Sendable {
     /// Takes a new list of servers and a balancer made over it (on this shard's loop).
     func serve(_ servers: [BackendServer], proxy: Proxy) {
         self.servers = servers
-        balancer = Balancer(algorithm: proxy.balance, hashType: proxy.http.hashType, servers: servers)
+        balancer = Balancer(algorithm: proxy.balance, hashType: proxy.http.hashType, balanceFactor: proxy.http.hashBalanceFactor,
+                            servers: servers)
         cachedVersion = -1
     }
 

@@ -11,13 +11,18 @@ struct Balancer {
     private var currentWeights: [Int] = []
     /// `hash-type consistent` with a hashing algorithm (`source`, `uri`, `url_param`, `hdr`).
     private var ring: ConsistentHashRing?
+    /// `hash-balance-factor` (0: off), and each server's weight before it (by index), kept
+    /// between picks so that a pick allocates nothing.
+    private let balanceFactor: Int
+    private var weightBefore: [Int] = []
 
     /// `servers`: the backend's servers, in the order `pick` receives them (the ring of
     /// `hash-type consistent` is built from them).
-    init(algorithm: BalanceAlgorithm, hashType: HashType = .mapBased, servers: [BackendServer] = []) {
+    init(algorithm: BalanceAlgorithm, hashType: HashType = .mapBased, balanceFactor: Int = 0, servers: [BackendServer] = []) {
         self.algorithm = algorithm
+        self.balanceFactor = hashType == .consistent ? balanceFactor : 0
         switch algorithm {
-        case .source, .uri, .urlParameter, .header:
+        case .source, .uri, .urlParameter, .header, .hash:
             if hashType == .consistent { ring = ConsistentHashRing(servers) }
         default:
             break
@@ -29,7 +34,7 @@ struct Balancer {
     mutating func pick(_ servers: [BackendServer], source: IPAddress?, hashKey: UInt64? = nil,
                        eligible: (BackendServer) -> Bool) -> BackendServer? {
         switch algorithm {
-        case .uri, .urlParameter, .header:
+        case .uri, .urlParameter, .header, .hash:
             guard let hashKey else { return smoothWeighted(servers, eligible) }
             return hashed(servers, hashKey, eligible)
         case .roundRobin, .staticRoundRobin:
@@ -78,6 +83,31 @@ struct Balancer {
     private mutating func hashed(_ servers: [BackendServer], _ key: UInt64, _ eligible: (BackendServer) -> Bool) -> BackendServer? {
         guard ring != nil else { return mapBased(servers, key, eligible) }
         ring!.refresh(servers)
+        if balanceFactor > 0 {
+            // HAProxy's bounded load: (served + 1) × factor% slots shared by weight, a server
+            // past its share skipped on the ring (never fewer than one slot).
+            var served = 0, total = 0
+            weightBefore.removeAll(keepingCapacity: true)
+            for s in servers {
+                weightBefore.append(total)
+                if eligible(s) {
+                    served += s.state.currentSessions
+                    total += s.weight
+                }
+            }
+            if total > 0 {
+                let slots = ((served + 1) * balanceFactor + 99) / 100
+                let perWeight = slots / total, remainder = slots % total
+                let before = weightBefore
+                let bounded = { (s: BackendServer) -> Bool in
+                    guard eligible(s), let i = servers.firstIndex(where: { $0 === s }) else { return false }
+                    var own = s.weight * perWeight + ((before[i] + s.weight) * remainder) / total - (before[i] * remainder) / total
+                    if own == 0 { own = 1 }
+                    return s.state.currentSessions < own
+                }
+                if let s = ring!.server(for: key, servers, bounded) { return s.isFull ? nil : s }
+            }
+        }
         guard let s = ring!.server(for: key, servers, eligible) else { return nil }
         return s.isFull ? nil : s
     }

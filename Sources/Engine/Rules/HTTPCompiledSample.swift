@@ -59,6 +59,9 @@ struct HTTPCompiledSample {
         case uuid
         /// `fc_err` and the TLS error codes: 0 (see `ConnectionErrorFetch`).
         case connectionError(tlsOnly: Bool)
+        /// `capture.req.hdr(N)`, `capture.res.hdr(N)`: the frontend's capture slot N.
+        case capturedRequest(Int)
+        case capturedResponse(Int)
     }
 
     enum CaseMapping {
@@ -118,6 +121,8 @@ struct HTTPCompiledSample {
         case .uniqueID: fetch = .uniqueID
         case .uuid: fetch = .uuid
         case .connectionError(let f): fetch = .connectionError(tlsOnly: f != .connection)
+        case .capturedRequest(let slot): fetch = .capturedRequest(slot)
+        case .capturedResponse(let slot): fetch = .capturedResponse(slot)
         case .stickCounter(let f):
             switch f.source {
             case .tracked(let n, let table):

@@ -201,6 +201,12 @@ struct HTTPEvaluation {
         case .uniqueID:
             guard let id = uniqueID() else { return true }
             return body(.bytes(id))
+        case .capturedRequest(let slot):
+            guard let value = scratch.requestSlots.value(slot) else { return true }
+            return body(.bytes(value))
+        case .capturedResponse(let slot):
+            guard let value = scratch.responseSlots.value(slot) else { return true }
+            return body(.bytes(value))
         case .connectionError(let tlsOnly):
             if tlsOnly && !connection.pointee.isTLS { return true }
             return body(.integer(0))

@@ -39,6 +39,12 @@ final class HTTPRuleConstants {
     var userlists: [String: Userlist] = [:]
     /// The generation's maps by path (what `map*` converters look up).
     var maps: [String: SharedMap] = [:]
+
+    /// The map at `path` for a `set-map`/`del-map` rule (the Loader checked that one is loaded).
+    func map(_ path: String, _ location: SourceLocation) throws(ConfigError) -> SharedMap {
+        guard let map = maps[path] else { throw ConfigError(location, "unable to find map '\(path)'") }
+        return map
+    }
     /// The proxy's name: `http-request auth`'s realm when it names none, and the table an
     /// `src_*` fetch reads when it names none.
     var proxyName = ""

@@ -19,9 +19,24 @@ final class HTTPRuleScratch {
     /// when a proxy has such rules).
     let afterReply: HTTPScratchBuffer
     let afterInput: HTTPScratchBuffer
-    /// `%hr`: `{value|value}`.
+    /// `%hr` and `%hs` as the log prints them (`{value|value}`), made from the slots.
     let captures: HTTPScratchBuffer
     let responseCaptures: HTTPScratchBuffer
+    /// `early-hint`: the `103 Early Hints` answers made by the rules, for the session to send
+    /// before anything else; `earlyHintOpen`: the last one still takes fields.
+    let earlyHints: HTTPScratchBuffer
+    var earlyHintOpen = false
+    /// The request's target then its Host, kept for `http-response redirect prefix|scheme`
+    /// (`keptHostStart`: where the Host begins, nil without one).
+    let kept: HTTPScratchBuffer
+    var keptTargetCount = 0
+    var keptHostStart: Int?
+    var hasKeptRequest = false
+    /// The frontend's request and response capture slots.
+    let requestSlots = HTTPCaptureSlots()
+    let responseSlots = HTTPCaptureSlots()
+    /// `capture cookie`: slot 0 the request's cookie (`%CC`), slot 1 the response's (`%CS`).
+    let cookieSlots = HTTPCaptureSlots()
     /// The request's unique ID (`unique-id-format`), once made (`uniqueIDMade`; the session
     /// clears it when a request starts, before any rule).
     let uniqueID = HTTPScratchBuffer(capacity: HTTPUniqueIDFormat.maximumLength)
@@ -71,6 +86,8 @@ final class HTTPRuleScratch {
         text = HTTPScratchBuffer(capacity: capacity)
         reply = HTTPScratchBuffer(capacity: capacity)
         captures = HTTPScratchBuffer(capacity: capacity)
+        earlyHints = HTTPScratchBuffer(capacity: capacity)
+        kept = HTTPScratchBuffer(capacity: capacity)
         responseCaptures = HTTPScratchBuffer(capacity: capacity)
         afterReply = HTTPScratchBuffer(capacity: capacity)
         afterInput = HTTPScratchBuffer(capacity: capacity)
@@ -78,20 +95,31 @@ final class HTTPRuleScratch {
         response = HTTPHeadEdits(capacity: capacity)
     }
 
-    /// `capture request header` values of the current request, formatted for the log's `%hr`:
+    /// The request capture slots of the current request, formatted for the log's `%hr`:
     /// `{v1|v2}`, each truncated to its `len` and with `"#{|}` and non-printable bytes written
-    /// `#XX`. Empty when the frontend captures nothing.
-    var capturedRequestHeaders: UnsafeRawBufferPointer { captures.bytes(from: 0) }
-    /// `capture response header` values of the current request's answer, as `%hs` prints them
-    /// (empty when none was captured).
-    var capturedResponseHeaders: UnsafeRawBufferPointer { responseCaptures.bytes(from: 0) }
+    /// `#XX`. Empty when the frontend has no slot.
+    var capturedRequestHeaders: UnsafeRawBufferPointer {
+        captures.reset()
+        requestSlots.format(into: captures)
+        return captures.bytes(from: 0)
+    }
+    /// The response capture slots of the current request's answer, as `%hs` prints them.
+    var capturedResponseHeaders: UnsafeRawBufferPointer {
+        responseCaptures.reset()
+        responseSlots.format(into: responseCaptures)
+        return responseCaptures.bytes(from: 0)
+    }
 
     func beginRequest() {
         samples.reset()
         text.reset()
         reply.reset()
-        captures.reset()
-        responseCaptures.reset()
+        earlyHints.reset()
+        earlyHintOpen = false
+        hasKeptRequest = false
+        requestSlots.clear()
+        responseSlots.clear()
+        cookieSlots.clear()
         request.reset()
         response.reset()
         cookieServer = nil
@@ -116,5 +144,27 @@ final class HTTPRuleScratch {
     func beginRule() {
         samples.reset()
         text.reset()
+    }
+}
+
+extension HTTPRuleScratch {
+    /// Keeps the request's target and Host (a head fits the buffer, so they do).
+    func keepRequest(_ request: HTTPMessageView) {
+        kept.reset()
+        kept.append(request.target)
+        keptTargetCount = kept.count
+        keptHostStart = nil
+        if let host = request.firstValue(of: HTTPRuleBytes.literal("host"), split: true) {
+            keptHostStart = kept.count
+            kept.append(host)
+        }
+        hasKeptRequest = !kept.overflowed
+    }
+
+    /// The kept target and Host (valid until the next request), nil when none was kept.
+    var keptRequest: (target: UnsafeRawBufferPointer, host: UnsafeRawBufferPointer?)? {
+        guard hasKeptRequest else { return nil }
+        let all = kept.bytes(from: 0)
+        return (HTTPRuleBytes.slice(all, 0..<keptTargetCount), keptHostStart.map { HTTPRuleBytes.slice(all, $0..<all.count) })
     }
 }

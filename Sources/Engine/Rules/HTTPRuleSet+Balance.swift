@@ -13,11 +13,28 @@ extension HTTPRuleSet {
     ///
     /// The hash is HAProxy's default, SDBM, on 32 bits.
     func balanceKey(for algorithm: BalanceAlgorithm, _ head: borrowing HTTPHead, input: UnsafeRawBufferPointer,
-                           scratch: HTTPRuleScratch) -> UInt64? {
+                           connection: HTTPConnectionInfo, scratch: HTTPRuleScratch) -> UInt64? {
         scratch.beginRule()
         return withUnsafePointer(to: head) { head -> UInt64? in
             let request = HTTPMessageView(input: input, head: head, edits: scratch.request)
             switch algorithm {
+            case .hash:
+                // HAProxy hashes the sample cast to binary: text as it is, an integer as 8 bytes
+                // big-endian, an address as its 4 or 16 bytes; no value: round robin.
+                guard let sample = balanceSample else { return nil }
+                return withUnsafePointer(to: connection) { connection -> UInt64? in
+                    let ev = HTTPEvaluation(request: request, response: nil, connection: connection, scratch: scratch,
+                                            frontend: self, backend: self)
+                    switch ev.value(sample) {
+                    case nil: return nil
+                    case .bytes(let bytes)?: return HTTPRuleSet.sdbm(bytes)
+                    case .integer(let n)?: return withUnsafeBytes(of: Int64(n).bigEndian) { HTTPRuleSet.sdbm($0) }
+                    case .boolean(let b)?: return withUnsafeBytes(of: Int64(b ? 1 : 0).bigEndian) { HTTPRuleSet.sdbm($0) }
+                    case .address(let a)?:
+                        if !a.isV6 { return withUnsafeBytes(of: a.v4.bigEndian) { HTTPRuleSet.sdbm($0) } }
+                        return withUnsafeBytes(of: (a.high.bigEndian, a.low.bigEndian)) { HTTPRuleSet.sdbm($0) }
+                    }
+                }
             case .uri(let whole):
                 let target = request.target
                 let end = whole ? target.count : (HTTPTargetParts(target).queryMark ?? target.count)

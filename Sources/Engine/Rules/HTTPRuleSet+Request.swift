@@ -36,6 +36,15 @@ enum HTTPCompiledRequestAction {
     case waitForBody(seconds: Double, atLeast: Int)
     case setLogLevel(Int)
     case cacheUse(HTTPCache)
+    /// `capture SAMPLE len N | id N`: into the frontend's request slot.
+    case capture(HTTPCompiledSample, slot: Int)
+    /// `set-map(FILE)`, `del-map(FILE)`: the shared map itself (every loop and generation that
+    /// has the file unchanged sees the change).
+    case setMap(SharedMap, key: HTTPCompiledFormat, value: HTTPCompiledFormat)
+    case deleteMapEntry(SharedMap, key: HTTPCompiledFormat)
+    /// `early-hint NAME FMT`; `closes`: the 103 ends after this field (the next rule is not an
+    /// unconditional early-hint, as HAProxy groups them).
+    case earlyHint(UnsafeRawBufferPointer, HTTPCompiledFormat, closes: Bool)
 
     init(_ action: HTTPRequestAction, location: SourceLocation, constants: HTTPRuleConstants) throws(ConfigError) {
         func format(_ f: FormatString) -> HTTPCompiledFormat { HTTPCompiledFormat(f, constants: constants) }
@@ -58,6 +67,12 @@ enum HTTPCompiledRequestAction {
             self = .replaceTarget(part, try HTTPCompiledRequestAction.regex(regex, location), format(replacement))
         case .deny(let status): self = .deny(status: status)
         case .tarpit(let status): self = .tarpit(status: status)
+        case .capture(let sample, let slot): self = .capture(HTTPCompiledSample(sample, constants: constants), slot: slot)
+        case .setMap(let file, let key, let value):
+            self = .setMap(try constants.map(file, location), key: format(key), value: format(value))
+        case .deleteMapEntry(let file, let key):
+            self = .deleteMapEntry(try constants.map(file, location), key: format(key))
+        case .earlyHint(let n, let value): self = .earlyHint(constants.bytes(n), format(value), closes: true)
         case .returnResponse(let status, let contentType, let body, let headers):
             self = .returnResponse(HTTPCompiledReturn(status: status, contentType: contentType, body: body,
                                                       headers: headers, constants: constants))
@@ -107,6 +122,8 @@ struct HTTPCompiledReturn {
         case format(HTTPCompiledFormat)
         case bytes(UnsafeRawBufferPointer)
         case raw(UnsafeRawBufferPointer)
+        /// `default-errorfiles`: the proxy's error answer for the status.
+        case errorPage
     }
 
     let status: Int
@@ -124,6 +141,8 @@ struct HTTPCompiledReturn {
         case .string(let f): self.body = .format(HTTPCompiledFormat(f, constants: constants))
         case .file(_, let contents): self.body = .bytes(constants.bytes(contents))
         case .rawMessage(_, let contents): self.body = .raw(constants.bytes(contents))
+        // The Loader resolves a section it knows: one left here has no message for the status.
+        case .errorPage, .errorFilesSection: self.body = .errorPage
         }
         self.headers = headers.map { (constants.bytes($0.name, lowercased: true), HTTPCompiledFormat($0.value, constants: constants)) }
     }
@@ -173,12 +192,22 @@ extension HTTPRuleSet {
     /// `http-request` and `redirect` rules. `backend` maps the `use_backend` name (nil: the
     /// default) to its rule set, or nil when there is no such backend (answered with 503).
     /// Starts a new request on `scratch`.
+    /// The request's capture slots start empty, laid out as this (frontend's) rule set says.
+    func beginCaptures(_ scratch: HTTPRuleScratch) {
+        scratch.requestSlots.begin(captureLayout)
+        scratch.responseSlots.begin(responseCaptureLayout)
+        scratch.cookieSlots.begin(cookieCaptureLayout)
+    }
+
     func processRequest(_ head: borrowing HTTPHead, input: UnsafeRawBufferPointer,
                                connection: HTTPConnectionInfo, scratch: HTTPRuleScratch, begun: Bool = false,
                                backend resolve: (String?) -> HTTPRuleSet?) -> HTTPRequestDecision {
-        // `begun`: the session started the request on `scratch` itself (its `tcp-request content`
-        // rules ran on it already).
-        if !begun { scratch.beginRequest() }
+        // `begun`: the session started the request on `scratch` itself, its capture slots too
+        // (its `tcp-request content` rules ran on it already).
+        if !begun {
+            scratch.beginRequest()
+            beginCaptures(scratch)
+        }
         // A copy the rules may change (`set-src`, `set-dst`): the rules after them see the new value.
         var connection = connection
         return withUnsafePointer(to: head) { head -> HTTPRequestDecision in
@@ -216,6 +245,10 @@ extension HTTPRuleSet {
                 if backend.cookie?.nocache == true {
                     scratch.requestCacheable = HTTPRuleSet.isCacheable(request: ev.request!)
                 }
+                // `http-response redirect prefix|scheme` reads the path and Host of the request.
+                if keepsRequestTarget || backend.keepsRequestTarget { scratch.keepRequest(ev.request!) }
+                // `capture cookie`: the request as the rules left it (HAProxy's order).
+                if let name = cookieCapture { captureCookie(name, of: ev.request!, setCookie: false, into: 0, scratch) }
                 return .forward(backend: chosen)
             }
         }
@@ -267,6 +300,14 @@ extension HTTPRuleSet {
                 let facts = ev.scratch.cache ?? HTTPCacheRequest()
                 ev.scratch.cache = facts
                 HTTPCachePolicy.prepare(request, cache: cache, byBackend: self !== ev.frontend, into: facts)
+            case .capture(let sample, let slot):
+                ev.capture(sample, into: ev.scratch.requestSlots, slot: slot)
+            case .setMap(let map, let key, let value):
+                ev.setMapEntry(map, key, value)
+            case .deleteMapEntry(let map, let key):
+                ev.deleteMapEntry(map, key)
+            case .earlyHint(let name, let value, let closes):
+                ev.earlyHint(request, name, value, closes: closes)
             case .tarpit(let status):
                 var answer = ev.frontend.errorResponse(status, backend: ev.backend)
                 answer.isDenial = true
@@ -324,32 +365,47 @@ extension HTTPRuleSet {
     /// `capture request header NAME len N`: the last occurrence's whole value, truncated.
     /// With `tcp-request content capture` rules, their values take their slots among the headers'.
     private func capture(_ ev: HTTPEvaluation) {
-        guard !captures.isEmpty || !contentCaptureSlots.isEmpty, let request = ev.request else { return }
-        HTTPRuleSet.capture(captures, of: request, into: ev.scratch.captures,
-                            contentSlots: contentCaptureSlots, contentValues: ev.scratch.contentCaptures)
+        guard !captures.isEmpty, let request = ev.request else { return }
+        HTTPRuleSet.capture(captures, of: request, into: ev.scratch.requestSlots)
     }
 
-    /// `{v1|v2}` into `out`, for `%hr` and `%hs`: each header's last occurrence, truncated to its
-    /// length, `"#{|}` and non-printable bytes written `#XX`. `contentSlots`: the slots that
-    /// `tcp-request content capture` values fill instead (`contentValues`, by slot).
-    static func capture(_ captures: [(name: UnsafeRawBufferPointer, length: Int)], of message: HTTPMessageView,
-                        into out: HTTPScratchBuffer, contentSlots: [Int] = [],
-                        contentValues: [(slot: Int, value: [UInt8])] = []) {
-        out.append(byte: 0x7B)
-        var header = 0
-        for slot in 0..<(captures.count + contentSlots.count) {
-            if slot > 0 { out.append(byte: 0x7C) }
-            if contentSlots.contains(slot) {
-                guard let value = contentValues.first(where: { $0.slot == slot })?.value else { continue }
-                value.withUnsafeBytes { v in appendCaptured(v) { out.append(byte: $0) } }
-                continue
-            }
-            let capture = captures[header]
-            header += 1
+    /// Each header's last occurrence into its slot (truncated there); a header the message lacks
+    /// leaves its slot empty.
+    static func capture(_ captures: [(slot: Int, name: UnsafeRawBufferPointer)], of message: HTTPMessageView,
+                        into slots: HTTPCaptureSlots) {
+        for capture in captures {
             guard let value = message.lastValue(of: capture.name, split: false) else { continue }
-            appendCaptured(HTTPRuleBytes.slice(value, 0..<min(value.count, max(capture.length, 0)))) { out.append(byte: $0) }
+            slots.store(capture.slot, value)
         }
-        out.append(byte: 0x7D)
+    }
+
+    /// `capture cookie NAME len N`: the first cookie of the request's `Cookie` fields (`setCookie`
+    /// false) or the first of the answer's `Set-Cookie` fields (one cookie each) whose
+    /// `name=value` starts with NAME, as `name=value` (blanks around `=` dropped), into cookie
+    /// slot `slot`, as HAProxy captures it.
+    func captureCookie(_ name: UnsafeRawBufferPointer, of message: HTTPMessageView, setCookie: Bool, into slot: Int,
+                       _ scratch: HTTPRuleScratch) {
+        guard scratch.cookieSlots.value(slot) == nil else { return }
+        let field = setCookie ? HTTPRuleBytes.literal("set-cookie") : HTTPRuleBytes.literal("cookie")
+        _ = message.forEachValue(of: field, split: false) { value in
+            var p = 0
+            while p < value.count {
+                let (item, next) = HTTPCookieItem.parse(value, from: p)
+                p = setCookie ? value.count : next
+                guard let item, item.item.count >= name.count,
+                      HTTPRuleBytes.slice(value, item.item.lowerBound..<item.item.lowerBound + name.count).elementsEqual(name)
+                else { continue }
+                let out = scratch.text
+                let mark = out.count
+                out.append(HTTPRuleBytes.slice(value, item.name))
+                out.append(byte: 0x3D)
+                out.append(HTTPRuleBytes.slice(value, item.value))
+                scratch.cookieSlots.store(slot, out.bytes(from: mark))
+                out.rewind(to: mark)
+                return false
+            }
+            return true
+        }
     }
 
     /// A captured value as `%hr` prints it: `"#{|}` and non-printable bytes written `#XX`.
@@ -389,6 +445,7 @@ extension HTTPRuleSet {
     /// `http-request return`, `http-response return`.
     func localResponse(_ r: HTTPCompiledReturn, _ ev: HTTPEvaluation) -> HTTPLocalResponse? {
         if case .raw(let message) = r.body { return .raw(status: r.status, message) }
+        if case .errorPage = r.body { return ev.frontend.errorResponse(r.status, backend: ev.backend) }
         let out = ev.scratch.reply
         out.reset()
         out.append("HTTP/1.1 ")
@@ -405,7 +462,7 @@ extension HTTPRuleSet {
         }
         var body = HTTPRuleBytes.empty
         switch r.body {
-        case .none, .raw: break
+        case .none, .raw, .errorPage: break
         case .bytes(let bytes): body = bytes
         case .format(let f):
             guard let text = ev.render(f, .raw) else { return nil }
@@ -429,7 +486,19 @@ extension HTTPRuleSet {
 
     /// `redirect` / `http-request redirect`: the Location built as HAProxy builds it.
     func redirectResponse(_ r: HTTPCompiledRedirect, _ ev: HTTPEvaluation) -> HTTPLocalResponse? {
-        guard let request = ev.request else { return nil }
+        // A response rule's redirect reads the request as the scratch kept it.
+        let requestTarget: UnsafeRawBufferPointer
+        let requestHost: UnsafeRawBufferPointer?
+        if let request = ev.request {
+            requestTarget = request.target
+            requestHost = r.kind == .scheme ? request.firstValue(of: HTTPRuleBytes.literal("host"), split: true) : nil
+        } else if r.kind == .location {
+            requestTarget = HTTPRuleBytes.empty
+            requestHost = nil
+        } else {
+            guard let kept = ev.scratch.keptRequest else { return nil }
+            (requestTarget, requestHost) = kept
+        }
         let out = ev.scratch.reply
         out.reset()
         let code: Int
@@ -451,12 +520,12 @@ extension HTTPRuleSet {
                 guard let scheme = ev.render(r.target, .fieldValue) else { return nil }
                 out.append(scheme)
                 out.append("://")
-                if let host = request.firstValue(of: HTTPRuleBytes.literal("host"), split: true) { out.append(host) }
+                if let host = requestHost { out.append(host) }
             } else if !r.prefixIsSlash {
                 guard let prefix = ev.render(r.target, .fieldValue) else { return nil }
                 out.append(prefix)
             }
-            let target = request.target
+            let target = requestTarget
             let parts = HTTPTargetParts(target)
             if let range = parts.pathAndQuery {
                 var path = HTTPRuleBytes.slice(target, range)

@@ -21,6 +21,11 @@ enum HTTPCompiledResponseAction {
     case silentDrop
     case setLogLevel(Int)
     case cacheStore(HTTPCache)
+    /// `capture SAMPLE id N`: into the frontend's response slot.
+    case capture(HTTPCompiledSample, slot: Int)
+    case setMap(SharedMap, key: HTTPCompiledFormat, value: HTTPCompiledFormat)
+    case deleteMapEntry(SharedMap, key: HTTPCompiledFormat)
+    case redirect(HTTPCompiledRedirect)
 
     init(_ action: HTTPResponseAction, location: SourceLocation, constants: HTTPRuleConstants) throws(ConfigError) {
         func format(_ f: FormatString) -> HTTPCompiledFormat { HTTPCompiledFormat(f, constants: constants) }
@@ -47,6 +52,12 @@ enum HTTPCompiledResponseAction {
         case .silentDrop: self = .silentDrop
         case .setLogLevel(let level): self = .setLogLevel(level)
         case .cacheStore(let name): self = .cacheStore(try constants.cache(name, location))
+        case .capture(let sample, let slot): self = .capture(HTTPCompiledSample(sample, constants: constants), slot: slot)
+        case .setMap(let file, let key, let value):
+            self = .setMap(try constants.map(file, location), key: format(key), value: format(value))
+        case .deleteMapEntry(let file, let key):
+            self = .deleteMapEntry(try constants.map(file, location), key: format(key))
+        case .redirect(let r): self = .redirect(HTTPCompiledRedirect(r, constants: constants))
         }
     }
 }
@@ -66,9 +77,9 @@ extension HTTPRuleSet {
                 let ev = HTTPEvaluation(request: nil, response: HTTPMessageView(input: input, head: head, edits: scratch.response),
                                         connection: connection, scratch: scratch, frontend: self, backend: backend)
                 // `capture response header`: the server's answer as it came, before the rules.
-                if !responseCaptures.isEmpty, let response = ev.response {
-                    scratch.responseCaptures.reset()
-                    HTTPRuleSet.capture(responseCaptures, of: response, into: scratch.responseCaptures)
+                if scratch.responseSlots.count > 0, let response = ev.response {
+                    scratch.responseSlots.clear()
+                    HTTPRuleSet.capture(responseCaptures, of: response, into: scratch.responseSlots)
                 }
                 let backend = backend ?? self
                 if let decision = backend.runResponseRules(ev) { return decision }
@@ -87,6 +98,10 @@ extension HTTPRuleSet {
                     }
                 }
                 scratch.beginRule()
+                // `capture cookie`: the server's Set-Cookie after the rules, before persistence's own.
+                if let name = cookieCapture, let response = ev.response {
+                    captureCookie(name, of: response, setCookie: true, into: 1, scratch)
+                }
                 backend.manageServerCookies(ev, server: server)
                 if scratch.response.failed { return .respond(errorResponse(500, backend: backend)) }
                 // `http-after-response`: the backend's, then the frontend's.
@@ -200,8 +215,16 @@ extension HTTPRuleSet {
             case .cacheStore(let cache):
                 // Decided once the rules are done (`HTTPRuleSet.processResponse`).
                 if let facts = ev.scratch.cache, facts.storeIn == nil { facts.storeIn = cache }
+            case .capture(let sample, let slot):
+                ev.capture(sample, into: ev.scratch.responseSlots, slot: slot)
+            case .setMap(let map, let key, let value):
+                ev.setMapEntry(map, key, value)
+            case .deleteMapEntry(let map, let key):
+                ev.deleteMapEntry(map, key)
             case .returnResponse(let r):
                 return .respond(localResponse(r, ev) ?? ev.frontend.errorResponse(500, backend: ev.backend))
+            case .redirect(let r):
+                return .respond(redirectResponse(r, ev) ?? ev.frontend.errorResponse(500, backend: ev.backend))
             case .deny(let status):
                 var answer = ev.frontend.errorResponse(status, backend: ev.backend)
                 answer.isDenial = true

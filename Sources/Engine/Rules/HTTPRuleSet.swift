@@ -82,10 +82,16 @@ final class HTTPRuleSet: @unchecked Sendable {
     let originalTo: HTTPCompiledForwardedHeader?
     /// `option forwarded` (RFC 7239), a backend's.
     let forwarded: HTTPCompiledForwarded?
-    let captures: [(name: UnsafeRawBufferPointer, length: Int)]
-    /// The request capture slots `tcp-request content capture` rules fill (a frontend's).
-    let contentCaptureSlots: [Int]
-    let responseCaptures: [(name: UnsafeRawBufferPointer, length: Int)]
+    /// `capture request|response header`: each header's lowercase name and its slot.
+    let captures: [(slot: Int, name: UnsafeRawBufferPointer)]
+    let responseCaptures: [(slot: Int, name: UnsafeRawBufferPointer)]
+    /// The frontend's request and response slots (header captures, `declare capture`,
+    /// `http-request capture … len`).
+    let captureLayout: HTTPCaptureSlots.Layout
+    let responseCaptureLayout: HTTPCaptureSlots.Layout
+    /// `capture cookie NAME len N`: NAME, and its two slots of N bytes (request, response).
+    let cookieCapture: UnsafeRawBufferPointer?
+    let cookieCaptureLayout: HTTPCaptureSlots.Layout
     /// `%hs` of a request that got no answer from a server: the slots, empty (`{|}`).
     let noResponseCaptures: UnsafeRawBufferPointer
     let errorFiles: [Int: UnsafeRawBufferPointer]
@@ -93,6 +99,10 @@ final class HTTPRuleSet: @unchecked Sendable {
     /// Each server's `cookie` value, in the order of the proxy's `servers`.
     let serverCookies: [UnsafeRawBufferPointer?]
     let balanceName: UnsafeRawBufferPointer?
+    /// An `http-response redirect prefix|scheme` rule reads the request's target and Host.
+    let keepsRequestTarget: Bool
+    /// `balance hash EXPR`: the expression.
+    let balanceSample: HTTPCompiledSample?
     /// `unique-id-format` and `unique-id-header` (a frontend's: HAProxy reads them on the
     /// frontend only).
     let uniqueIDFormat: HTTPUniqueIDFormat?
@@ -123,10 +133,13 @@ final class HTTPRuleSet: @unchecked Sendable {
         }
 
         var requestRules: [HTTPCompiledRequestRule] = []
-        for rule in http.requestRules {
-            requestRules.append(HTTPCompiledRequestRule(
-                action: try HTTPCompiledRequestAction(rule.action, location: rule.location, constants: constants),
-                condition: try condition(rule.condition)))
+        for (i, rule) in http.requestRules.enumerated() {
+            var action = try HTTPCompiledRequestAction(rule.action, location: rule.location, constants: constants)
+            if case .earlyHint(let name, let value, _) = action, i + 1 < http.requestRules.count,
+               case .earlyHint = http.requestRules[i + 1].action, http.requestRules[i + 1].condition == nil {
+                action = .earlyHint(name, value, closes: false)
+            }
+            requestRules.append(HTTPCompiledRequestRule(action: action, condition: try condition(rule.condition)))
         }
         self.requestRules = requestRules
 
@@ -152,6 +165,10 @@ final class HTTPRuleSet: @unchecked Sendable {
                 condition: try condition(rule.condition)))
         }
         self.responseRules = responseRules
+        keepsRequestTarget = http.responseRules.contains { rule in
+            if case .redirect(let r) = rule.action, !{ if case .location = r.kind { true } else { false } }() { return true }
+            return false
+        }
         var afterResponseRules: [HTTPCompiledResponseRule] = []
         for rule in http.afterResponseRules {
             afterResponseRules.append(HTTPCompiledResponseRule(
@@ -163,9 +180,14 @@ final class HTTPRuleSet: @unchecked Sendable {
         forwardFor = http.forwardFor.map { HTTPCompiledForwardedHeader($0, constants: constants) }
         originalTo = http.originalTo.map { HTTPCompiledForwardedHeader($0, constants: constants) }
         forwarded = proxy.kind == .frontend ? nil : http.forwarded.map { HTTPCompiledForwarded($0, constants: constants) }
-        captures = http.captures.map { (constants.bytes($0.name, lowercased: true), $0.length) }
-        contentCaptureSlots = proxy.tcp.content.compactMap { if case .capture(_, _, let slot) = $0.action { slot } else { nil } }
-        responseCaptures = http.responseCaptures.map { (constants.bytes($0.name, lowercased: true), $0.length) }
+        captures = http.captures.enumerated().compactMap { i, c in c.name.map { (i, constants.bytes($0, lowercased: true)) } }
+        responseCaptures = http.responseCaptures.enumerated().compactMap { i, c in
+            c.name.map { (i, constants.bytes($0, lowercased: true)) }
+        }
+        captureLayout = HTTPCaptureSlots.Layout(http.captures.map(\.length))
+        responseCaptureLayout = HTTPCaptureSlots.Layout(http.responseCaptures.map(\.length))
+        cookieCapture = http.cookieCapture.map { constants.bytes($0.name) }
+        cookieCaptureLayout = HTTPCaptureSlots.Layout(http.cookieCapture.map { [$0.length, $0.length] } ?? [])
         noResponseCaptures = http.responseCaptures.isEmpty
             ? HTTPRuleBytes.empty : constants.bytes("{" + String(repeating: "|", count: http.responseCaptures.count - 1) + "}")
         var errorFiles: [Int: UnsafeRawBufferPointer] = [:]
@@ -180,6 +202,11 @@ final class HTTPRuleSet: @unchecked Sendable {
         case .urlParameter(let name): balanceName = constants.bytes(name)
         case .header(let name): balanceName = constants.bytes(name, lowercased: true)
         default: balanceName = nil
+        }
+        if case .hash(let expression, _) = proxy.balance {
+            balanceSample = HTTPCompiledSample(expression, constants: constants)
+        } else {
+            balanceSample = nil
         }
     }
 

@@ -101,6 +101,35 @@ extension HTTPEvaluation {
         scratch.setVariable(key, stored)
     }
 
+    /// `capture SAMPLE len N | id N`: the sample as text into a capture slot (truncated there);
+    /// no value leaves the slot as it was, as HAProxy.
+    func capture(_ sample: HTTPCompiledSample, into slots: HTTPCaptureSlots, slot: Int) {
+        let mark = scratch.samples.count
+        if let value = value(sample), let text = bytes(of: value) { slots.store(slot, text) }
+        scratch.samples.rewind(to: mark)
+    }
+
+    /// `early-hint NAME FMT`: a field of the open `103 Early Hints` (opened here if none is),
+    /// closed when `closes`. HTTP/1.1 requests only, as HAProxy.
+    func earlyHint(_ request: HTTPMessageView, _ name: UnsafeRawBufferPointer, _ value: HTTPCompiledFormat, closes: Bool) {
+        guard request.version == .http11 else { return }
+        let out = scratch.earlyHints
+        if !scratch.earlyHintOpen {
+            out.append("HTTP/1.1 103 Early Hints\r\n")
+            scratch.earlyHintOpen = true
+        }
+        if let text = render(value, .fieldValue) {
+            out.append(name)
+            out.append(": ")
+            out.append(text)
+            out.append("\r\n")
+        }
+        if closes {
+            out.append("\r\n")
+            scratch.earlyHintOpen = false
+        }
+    }
+
     /// `set-var-fmt(NAME) FMT`: the rendered string.
     func setVariable(_ key: HTTPVariableKey, _ format: HTTPCompiledFormat) {
         guard let text = render(format, .fieldValue) else { return }

@@ -62,7 +62,7 @@ final class TCPRuleSet: @unchecked Sendable {
         inspectDelay = proxy.tcp.inspectDelay.map { Double($0) / 1000 }
         let captures = content.count { if case .capture = $0.action { true } else { false } }
         // A `capture request header` slot is never filled in mode tcp (HAProxy prints it empty).
-        captureSlots = proxy.mode == .tcp && captures > 0 ? captures + proxy.http.captures.count : 0
+        captureSlots = proxy.mode == .tcp && captures > 0 ? proxy.http.captures.count : 0
         usesStickCounters = connection.contains { $0.stick != nil } || content.contains { $0.stick != nil }
             || session.contains { $0.stick != nil }
         self.constants = constants
@@ -249,6 +249,8 @@ enum TCPRuleEffect {
         case .capture(let sample, let length, let slot):
             // HAProxy's: the sample as text, cut to `len`; no value leaves the slot as it was.
             guard let value = ev.value(sample), let text = ev.bytes(of: value) else { return }
+            // Mode http: the request's slot; mode tcp: the session's list.
+            ev.scratch.requestSlots.store(slot, text)
             ev.scratch.contentCaptures.removeAll { $0.slot == slot }
             ev.scratch.contentCaptures.append((slot, Array(text.prefix(length))))
         case .setAddress(let part, let sample):

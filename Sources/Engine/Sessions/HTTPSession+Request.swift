@@ -231,6 +231,7 @@ extension HTTPSession {
         if let tcp = frontend.tcpRules, !tcp.content.isEmpty, upgradedBackend == nil {
             // The request starts before them: what they set (txn variables, captures) is its own.
             scratch.beginRequest()
+            frontend.rules?.beginCaptures(scratch)
             contentRulesBegan = true
             let decision = tcp.evaluateContent(info, payload: UnsafeRawBufferPointer(start: nil, count: 0), mayGrow: false,
                                                scratch: scratch, httpMode: true)
@@ -260,6 +261,15 @@ extension HTTPSession {
                 // before switching): its own rules stand in, and a request the page does not take
                 // is answered 503 below.
                 return chosen?.rules ?? (frontend.proxy.stats != nil ? rules : nil)
+            }
+            // `early-hint`: the 103 answers go first (HTTP/2 streams get none yet). One that did not
+            // fit the buffer is dropped whole.
+            if scratch.earlyHints.count > 0 {
+                if stream == nil, !scratch.earlyHints.overflowed, !scratch.earlyHintOpen {
+                    appendToClient(scratch.earlyHints.bytes(from: 0))
+                    flushToClient()
+                }
+                scratch.earlyHints.reset()
             }
             // `set-src`, `set-dst`: the request's addresses from now on (logs, X-Forwarded-For).
             if scratch.clientOverride != nil || scratch.localOverride != nil {
@@ -357,7 +367,8 @@ extension HTTPSession {
                 // The cookie's index is among the configuration's servers (never changed).
                 transaction.connector.persistentServer = backend.configuredServers[index]
             } else {
-                transaction.connector.hashKey = rules.balanceKey(for: backend.proxy.balance, requestParser.head, input: input, scratch: scratch)
+                transaction.connector.hashKey = rules.balanceKey(for: backend.proxy.balance, requestParser.head, input: input,
+                                                                     connection: info, scratch: scratch)
             }
         }
         // `stick match|on`: after the persistence cookie, which wins (HAProxy's SF_ASSIGNED).

@@ -144,10 +144,14 @@ extension HTTPSession {
         r.requestLine = transaction.requestLine
         r.requestCaptures = scratch?.capturedRequestHeaders
         if let scratch, !scratch.variables.isEmpty { r.variables = scratch.variables }
-        if let rules = frontendRules, !rules.responseCaptures.isEmpty {
+        if let rules = frontendRules, !rules.responseCaptureLayout.limits.isEmpty {
             let captured = scratch?.capturedResponseHeaders ?? HTTPRuleBytes.empty
             r.responseCaptures = captured.isEmpty ? rules.noResponseCaptures : captured
         }
+        r.requestSlots = scratch?.requestSlots
+        r.responseSlots = scratch?.responseSlots
+        r.requestCookie = scratch?.cookieSlots.value(0)
+        r.responseCookie = scratch?.cookieSlots.value(1)
         if let scratch, scratch.uniqueIDMade { r.uniqueID = scratch.uniqueID.bytes(from: 0) }
         r.logLevel = scratch?.logLevel
         if early {

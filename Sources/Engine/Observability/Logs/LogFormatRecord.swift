@@ -108,6 +108,12 @@ struct LogRecord {
     var responseCaptures: UnsafeRawBufferPointer?
     /// `%[var(NAME)]`: the session's (TCP) or the request's (HTTP) variables.
     var variables: HTTPVariables?
+    /// The request's capture slots, for `%[capture.req.hdr(N)]` and `%[capture.res.hdr(N)]`.
+    var requestSlots: HTTPCaptureSlots?
+    var responseSlots: HTTPCaptureSlots?
+    /// `%CC`, `%CS`: the cookies `capture cookie` took (nil prints `-`).
+    var requestCookie: UnsafeRawBufferPointer?
+    var responseCookie: UnsafeRawBufferPointer?
     /// `%ID`: the request's unique ID (`unique-id-format`), nil when none was made.
     var uniqueID: UnsafeRawBufferPointer?
 

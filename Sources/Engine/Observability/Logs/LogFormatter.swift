@@ -105,6 +105,7 @@ final class LogFormatter {
         case connectionError(tlsOnly: Bool)
         /// `var(NAME)`, `var(NAME,DEFAULT)`.
         case variable(HTTPVariableKey, default: String?)
+        case capturedRequest(Int), capturedResponse(Int)
         case unavailable
     }
 
@@ -172,6 +173,8 @@ final class LogFormatter {
         case .connectionError(let f): .connectionError(tlsOnly: f != .connection)
         case .variable(let name): .variable(HTTPVariableKey(name), default: nil)
         case .variableOrDefault(let name, let fallback): .variable(HTTPVariableKey(name), default: fallback)
+        case .capturedRequest(let slot): .capturedRequest(slot)
+        case .capturedResponse(let slot): .capturedResponse(slot)
         default: .unavailable
         }
     }
@@ -455,7 +458,10 @@ final class LogFormatter {
             guard let id = r.uniqueID else { return text(nil, flags) }
             textBytes(id, flags)
         case .requestCookie, .responseCookie:
-            return text(nil, flags)
+            guard let cookie = v == .requestCookie ? r.requestCookie : r.responseCookie, cookie.count > 0 else {
+                return text(nil, flags)
+            }
+            textBytes(cookie, flags)
         case .activeConnections: integer(r.activeConnections)
         case .frontendConnections: integer(r.frontendConnections)
         case .backendConnections: integer(r.backendConnections)
@@ -511,6 +517,8 @@ final class LogFormatter {
             return text(value, flags)
         case .variable(let key, let fallback):
             value = (r.variables ?? [:]).value(key)?.text ?? fallback
+        case .capturedRequest(let slot): value = r.requestSlots?.value(slot).map { String(decoding: $0, as: UTF8.self) }
+        case .capturedResponse(let slot): value = r.responseSlots?.value(slot).map { String(decoding: $0, as: UTF8.self) }
         case .unavailable: value = nil
         }
         if var v = value {

@@ -23,6 +23,8 @@ enum StatsServiceCall: @unchecked Sendable {
     /// `authorized`: `stats auth` passed (else the 401); `admin`: `stats admin if` holds; `form`: a
     /// POST's body.
     case statsPage(StatsPageRequest, authorized: Bool, admin: Bool, form: String?)
+    /// A `stats http-request deny|auth` answer.
+    case refused(StatsServiceAnswer)
 }
 
 /// What a request for the stats page asks: which page (the proxy's `stats` settings), which
@@ -70,6 +72,8 @@ extension Engine {
                                       taking: writer.takeBuffer(), headOnly: headOnly)
         case .statsPage(let request, let authorized, let admin, let form):
             return statsPageAnswer(request, authorized: authorized, admin: admin, form: form)
+        case .refused(let answer):
+            return answer
         }
     }
 
@@ -121,6 +125,17 @@ extension Engine {
         if !authorized, let i = head.firstIndex(ofField: "authorization", in: input) {
             authorized = StatsAuth.check(HTTPRuleBytes.slice(input, head.fields[i].value), page.credentials)
         }
+        // `stats http-request`: the first rule that applies decides.
+        if !page.rules.isEmpty, let rule = withUnsafePointer(to: head, { pointer in
+            firstStatsRule(page, head: pointer, input: input, connection: connection, scratch: scratch, frontend: frontend)
+        }) {
+            let headOnly = request.method == .head
+            switch rule.action {
+            case .allow: break
+            case .deny(let status): return .refused(StatsServiceAnswer.errorPage(status, headOnly: headOnly))
+            case .auth(let realm): return .refused(StatsAuth.challenge(realm: realm ?? "HAProxy Statistics", headOnly: headOnly))
+            }
+        }
         let admin = authorized && withUnsafePointer(to: head) { pointer in
             statsAdminAllowed(page, head: pointer, input: input, connection: connection, scratch: scratch, frontend: frontend)
         }
@@ -171,10 +186,37 @@ extension Engine {
     }
 
     /// `stats admin if COND`, evaluated on this request.
+    /// The first `stats http-request` rule whose condition holds (compiled for this request,
+    /// as `stats admin`'s condition is: the page is rarely asked for).
+    private static func firstStatsRule(_ page: StatsPage, head: UnsafePointer<HTTPHead>, input: UnsafeRawBufferPointer,
+                                       connection: HTTPConnectionInfo, scratch: HTTPRuleScratch, frontend: Frontend) -> StatsRule? {
+        // What the conditions name (`http_auth(LIST)`, maps) as the proxy's rules see it.
+        let constants = HTTPRuleConstants()
+        constants.userlists = frontend.proxy.http.userlists
+        constants.maps = frontend.generation?.maps ?? [:]
+        constants.proxyName = frontend.proxy.name
+        defer { withExtendedLifetime(constants) {} }
+        guard let rules = frontend.rules ?? (try? HTTPRuleSet(frontend.proxy, maps: frontend.generation?.maps ?? [:])) else { return nil }
+        return withUnsafePointer(to: connection) { connection -> StatsRule? in
+            let ev = HTTPEvaluation(request: HTTPMessageView(input: input, head: head, edits: scratch.request),
+                                    response: nil, connection: connection, scratch: scratch, frontend: rules, backend: nil)
+            for rule in page.rules {
+                scratch.beginRule()
+                guard let condition = rule.condition else { return rule }
+                guard let compiled = try? HTTPCompiledCondition(condition, constants: constants) else { continue }
+                if compiled.evaluate(ev) { return rule }
+            }
+            return nil
+        }
+    }
+
     private static func statsAdminAllowed(_ page: StatsPage, head: UnsafePointer<HTTPHead>, input: UnsafeRawBufferPointer,
                                    connection: HTTPConnectionInfo, scratch: HTTPRuleScratch, frontend: Frontend) -> Bool {
         guard let condition = page.admin else { return false }
         let constants = HTTPRuleConstants()
+        constants.userlists = frontend.proxy.http.userlists
+        constants.maps = frontend.generation?.maps ?? [:]
+        constants.proxyName = frontend.proxy.name
         guard let compiled = try? HTTPCompiledCondition(condition, constants: constants),
               let rules = frontend.rules ?? (try? HTTPRuleSet(frontend.proxy, maps: frontend.generation?.maps ?? [:])) else { return false }
         scratch.beginRule()

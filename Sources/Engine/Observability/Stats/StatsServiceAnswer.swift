@@ -48,6 +48,12 @@ final class StatsServiceAnswer {
                                      body: headOnly ? UnsafeRawBufferPointer(start: nil, count: 0) : UnsafeRawBufferPointer(body))
     }
 
+    /// HAProxy's error page for `status` (`stats http-request deny`).
+    static func errorPage(_ status: Int, headOnly: Bool) -> StatsServiceAnswer {
+        let body = HTTPErrorPages.page(status).map { page in page.body.withUTF8Buffer { Array($0) } } ?? []
+        return StatsServiceAnswer(status: status, headers: [("content-type", "text/html")], body: body, headOnly: headOnly)
+    }
+
     deinit {
         storage.deallocate()
         if let b = ownedBody?.baseAddress { b.deallocate() }
