@@ -35,8 +35,15 @@ final class AgentOrigin: @unchecked Sendable {
     }
 
     /// Stops listening: the next agent checks are refused.
+    /// Closes the listening socket, once: `deinit` calls it again, and a second close would
+    /// close whatever descriptor took the number since (another test's socket: the whole suite
+    /// shares one process).
     func stop() {
-        state.withLock { $0.stopped = true }
+        let first = state.withLock { s -> Bool in
+            defer { s.stopped = true }
+            return !s.stopped
+        }
+        guard first else { return }
         shutdown(fd, Int32(SHUT_RDWR))
         close(fd)
     }

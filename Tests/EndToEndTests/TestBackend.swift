@@ -38,8 +38,15 @@ final class TestBackend: @unchecked Sendable {
     /// Connections accepted so far.
     var connections: Int { state.withLock { $0.connections } }
 
+    /// Closes the listening socket, once: `deinit` calls it again, and a second close would
+    /// close whatever descriptor took the number since (another test's socket: the whole suite
+    /// shares one process).
     func stop() {
-        state.withLock { $0.stopped = true }
+        let first = state.withLock { s -> Bool in
+            defer { s.stopped = true }
+            return !s.stopped
+        }
+        guard first else { return }
         shutdown(fd, Int32(SHUT_RDWR))
         close(fd)
     }

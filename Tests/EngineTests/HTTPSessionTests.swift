@@ -16,6 +16,7 @@ final class TinyOrigin: @unchecked Sendable {
     let port: UInt16
     private let heads = Guarded<[String]>([])
     private let accepted = Guarded<Int>(0)
+    private let stopped = Guarded(false)
 
     init() throws {
         (fd, port) = try TestSocket.listen(what: "origin")
@@ -29,7 +30,12 @@ final class TinyOrigin: @unchecked Sendable {
     var receivedHeads: [String] { heads.withLock { $0 } }
     var connections: Int { accepted.withLock { $0 } }
 
-    func stop() { shutdown(fd, Int32(SHUT_RDWR)); close(fd) }
+    /// Closes the listening socket, once (a second close could take another test's descriptor).
+    func stop() {
+        guard stopped.withLock({ s -> Bool in defer { s = true }; return !s }) else { return }
+        shutdown(fd, Int32(SHUT_RDWR))
+        close(fd)
+    }
 
     private func serve(_ c: Int32) {
         defer { close(c) }

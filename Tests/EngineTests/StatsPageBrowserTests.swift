@@ -25,7 +25,13 @@ import Testing
                 return true
             }
         }
-        func stop() { shutdown(fd, Int32(SHUT_RDWR)); close(fd) }
+        private let stopped = Guarded(false)
+        /// Closes the listening socket, once (a second close could take another test's descriptor).
+        func stop() {
+            guard stopped.withLock({ s -> Bool in defer { s = true }; return !s }) else { return }
+            shutdown(fd, Int32(SHUT_RDWR))
+            close(fd)
+        }
     }
 
     @Test(.enabled(if: TestTools.available(TestTools.chromium != nil), "chromium is not installed"),
