@@ -95,6 +95,13 @@ public enum SampleFetch: Hashable, Sendable {
     /// capture slot N holds (a header capture's value or a capture action's).
     case capturedRequest(Int)
     case capturedResponse(Int)
+    /// `capture.req.method`, `capture.req.uri`, `capture.req.ver`: the request line as the client
+    /// sent it (before any rewrite), as HAProxy keeps it for the log.
+    case receivedRequestLine(RequestLinePart)
+    /// `srv_id`, `srv_name`: the server that answers (response rules; no sample before one is
+    /// chosen).
+    case serverID
+    case serverName
 }
 
 /// The error codes of the client connection, by their HAProxy names. A connection strata serves
@@ -838,4 +845,11 @@ public enum ProxyProtocolFetch: Hashable, Sendable {
         case .tlv: "fc_pp_tlv"
         }
     }
+}
+
+/// A part of the request line as received (`capture.req.*`).
+public enum RequestLinePart: String, Hashable, Sendable {
+    case method = "capture.req.method"
+    case uri = "capture.req.uri"
+    case version = "capture.req.ver"
 }

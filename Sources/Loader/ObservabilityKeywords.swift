@@ -79,7 +79,7 @@ extension KeywordReader {
         }
         switch expression.fetch {
         case .source, .sourcePort, .destination, .destinationPort, .method, .path, .url, .query, .requestVersion,
-            .status, .constant, .sslFrontend, .tls, .uniqueID, .connectionError, .variable, .variableOrDefault, .capturedRequest, .capturedResponse:
+            .status, .constant, .sslFrontend, .tls, .uniqueID, .connectionError, .variable, .variableOrDefault, .capturedRequest, .capturedResponse, .receivedRequestLine:
             return expression
         default:
             throw ConfigError(nil, "'\(fetch.name)' cannot be logged (a log line has \(loggedFetches))")

@@ -86,7 +86,7 @@ enum SampleParser {
     static let fetchNames = [
         "base", "dst", "dst_port", "hdr", "hdr_cnt", "method", "path", "query", "req.fhdr", "req.hdr",
         "req.hdr_cnt", "hdr_val", "req.hdr_val", "hdr_ip", "req.hdr_ip", "res.hdr_val", "req.ver", "req_ver", "res.hdr", "shdr", "src", "src_port", "ssl_fc", "status", "url",
-        "url_param", "urlp", "always_true", "always_false", "str", "int", "bool", "env", "fc_rcvd_proxy", "fc_pp_authority", "fc_pp_unique_id", "fc_pp_tlv", "http_auth", "http_auth_group", "var", "req.len", "req.payload",
+        "url_param", "urlp", "always_true", "always_false", "str", "int", "bool", "env", "capture.req.method", "capture.req.uri", "capture.req.ver", "srv_id", "srv_name", "fc_rcvd_proxy", "fc_pp_authority", "fc_pp_unique_id", "fc_pp_tlv", "http_auth", "http_auth_group", "var", "req.len", "req.payload",
         "req.proto_http", "req_ssl_sni", "req_ssl_ver", "req_ssl_hello_type", "res.len", "res.payload", "res.ssl_hello_type",
     ] + TLSSampleFetch.allCases.map(\.rawValue) + SSLHelloFetch.allCases.map(\.rawValue)
 
@@ -197,6 +197,10 @@ enum SampleParser {
         case _ where ConnectionErrorFetch(rawValue: name) != nil:
             return try none(.connectionError(ConnectionErrorFetch(rawValue: name)!), .integer, .connection)
         case "unique-id": return try none(.uniqueID, .string, .connection)
+        case "srv_id": return try none(.serverID, .integer, .response)
+        case "srv_name": return try none(.serverName, .string, .response)
+        case _ where RequestLinePart(rawValue: name) != nil:
+            return try none(.receivedRequestLine(RequestLinePart(rawValue: name)!), .string, .request)
         case "capture.req.hdr", "capture.res.hdr":
             guard let arguments, arguments.count == 1, let slot = KeywordLine.decimal(arguments[0]), slot >= 0 else {
                 throw ConfigError(nil, "fetch '\(name)' expects a capture slot number: \(name)(N)")
@@ -629,8 +633,8 @@ enum SampleParser {
     static func phase(of fetch: SampleFetch) -> SamplePhase {
         switch fetch {
         case .path, .url, .query, .urlParameter, .header, .fullHeader, .headerCount, .base, .requestVersion, .httpAuth,
-             .httpAuthGroup, .headerValue, .headerIP: .request
-        case .status, .responseHeader, .responseHeaderValue: .response
+             .httpAuthGroup, .headerValue, .headerIP, .receivedRequestLine: .request
+        case .status, .responseHeader, .responseHeaderValue, .serverID, .serverName: .response
         case .method, .source, .sourcePort, .destination, .destinationPort, .sslFrontend, .tls, .constant, .literalString, .literalInteger, .environment, .proxyProtocol, .variable,
              .stickCounter, .variableOrDefault, .uuid, .uniqueID, .connectionError, .capturedRequest, .capturedResponse: .connection
         case .requestLength, .requestPayload, .sslHello, .protoHTTP: .payload
@@ -680,6 +684,9 @@ enum SampleParser {
         case .uniqueID: "unique-id"
         case .uuid: "uuid"
         case .connectionError(let f): f.rawValue
+        case .receivedRequestLine(let part): part.rawValue
+        case .serverID: "srv_id"
+        case .serverName: "srv_name"
         case .capturedRequest: "capture.req.hdr"
         case .capturedResponse: "capture.res.hdr"
         }

@@ -113,18 +113,47 @@ import Testing
                 acl blocked src -f \(dir)/blocked.lst
                 http-request deny if blocked
                 http-request return status 403 content-type text/plain string lan if { hdr_ip(x-ip) 10.0.0.0/8 }
-                http-request return status 200 content-type text/plain lf-string "%[str(abc)] %[int(41),add(1)] %[bool(1),iif(yes,no)] %[bool(0),iif(yes,no)] %[path,length,odd,iif(odd,even)] [%[env(PATH)]] [%[env(STRATA_TEST_SURELY_UNSET)]]" if { str(on) -m str on }
+                http-request set-path /changed
+                http-request return status 200 content-type text/plain lf-string "%[capture.req.method] %[capture.req.uri] %[capture.req.ver] %[path] %[str(abc)] %[int(41),add(1)] %[bool(1),iif(yes,no)] %[bool(0),iif(yes,no)] %[path,length,odd,iif(odd,even)] [%[env(PATH)]] [%[env(STRATA_TEST_SURELY_UNSET)]]" if { str(on) -m str on }
             """)
         #expect(strata.waitForAdmin(), "\(strata.output.joined(separator: "\n"))")
         let client = try #require(TestHTTPClient(port: port))
         let answer = try #require(client.get("/abc"))
         #expect(answer.status == 200)
         let path = ProcessInfo.processInfo.environment["PATH"] ?? ""
-        #expect(answer.body == "abc 42 yes no even [\(path)] []", "\(answer.body)")
+        // capture.req.*: the request line as sent, before set-path.
+        #expect(answer.body == "GET /abc HTTP/1.1 /changed abc 42 yes no even [\(path)] []", "\(answer.body)")
         // hdr_ip: the header's value as an address; a value that is not one matches nothing.
         #expect(client.get("/abc", headers: ["X-IP:  10.1.2.3 "])?.status == 403)
         #expect(client.get("/abc", headers: ["X-IP: 192.0.2.1"])?.status == 200)
         #expect(client.get("/abc", headers: ["X-IP: 10.1.2.3.4"])?.status == 200)
+    }
+
+    @Test func theAnsweringServerIsAFetchOfTheResponseRules() throws {
+        let origin = try TestHTTPOrigin("app")
+        let port = TestSocket.freePort()
+        let strata = try StrataProcess(config: """
+            global
+                stats socket @ADMIN@ level admin
+            defaults
+                mode http
+                timeout connect 2s
+                timeout client 10s
+                timeout server 10s
+            frontend fe
+                bind 127.0.0.1:\(port)
+                http-response set-header X-Server %[srv_name]/%[srv_id]
+                http-response set-header X-Served yes if { srv_id 2 }
+                default_backend app
+            backend app
+                server down 127.0.0.1:1 disabled
+                server first 127.0.0.1:\(origin.port)
+            """)
+        #expect(strata.waitForAdmin(), "\(strata.output.joined(separator: "\n"))")
+        let client = try #require(TestHTTPClient(port: port))
+        let answer = try #require(client.get("/x"))
+        // The second server line: id 2 (HAProxy numbers servers from 1 in their order).
+        #expect(answer.head.lowercased().contains("x-server: first/2") && answer.head.lowercased().contains("x-served: yes"), "\(answer.head)")
     }
 
     @Test func converterArgumentsTheyCannotTakeAreRefusedAtTheirLine() throws {

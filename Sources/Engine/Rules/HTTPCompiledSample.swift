@@ -40,6 +40,8 @@ struct HTTPCompiledSample {
         /// `str`, `env` (nil: the variable was not set), `int`.
         case literalBytes(UnsafeRawBufferPointer?)
         case literalInteger(Int)
+        case receivedRequestLine(RequestLinePart)
+        case serverID, serverName
         case proxyProtocol(ProxyProtocolFetch)
         case status
         case responseHeader(UnsafeRawBufferPointer, occurrence: Int?)
@@ -101,6 +103,9 @@ struct HTTPCompiledSample {
         case .constant(let value): fetch = .constant(value)
         case .literalString(let text): fetch = .literalBytes(constants.bytes(text))
         case .literalInteger(let n): fetch = .literalInteger(n)
+        case .receivedRequestLine(let part): fetch = .receivedRequestLine(part)
+        case .serverID: fetch = .serverID
+        case .serverName: fetch = .serverName
         case .environment(let name): fetch = .literalBytes(getenv(name).map { constants.bytes(String(cString: $0)) })
         case .proxyProtocol(let f): fetch = .proxyProtocol(f)
         case .status: fetch = .status

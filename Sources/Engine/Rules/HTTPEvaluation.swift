@@ -161,6 +161,20 @@ struct HTTPEvaluation {
             return body(.bytes(bytes))
         case .literalInteger(let n):
             return body(.integer(n))
+        case .serverID:
+            guard let server = scratch.answeringServer else { return true }
+            return body(.integer(server.id))
+        case .serverName:
+            guard let server = scratch.answeringServer else { return true }
+            return Array(server.name.utf8).withUnsafeBytes { body(.bytes($0)) }
+        case .receivedRequestLine(let part):
+            guard let request else { return true }
+            let head = request.head.pointee
+            switch part {
+            case .method: return body(.bytes(HTTPRuleBytes.slice(request.input, head.methodRange)))
+            case .uri: return body(.bytes(HTTPRuleBytes.slice(request.input, head.target)))
+            case .version: return body(.bytes(HTTPRuleBytes.literal(head.version == .http11 ? "HTTP/1.1" : "HTTP/1.0")))
+            }
         case .proxyProtocol(let f):
             let header = connection.pointee.proxyHeader
             let value: [UInt8]?

@@ -110,7 +110,11 @@ final class HTTPRuleScratch {
         return responseCaptures.bytes(from: 0)
     }
 
+    /// The server answering the request (`srv_id`, `srv_name`), set before the response rules.
+    var answeringServer: (id: Int, name: String)?
+
     func beginRequest() {
+        answeringServer = nil
         samples.reset()
         text.reset()
         reply.reset()

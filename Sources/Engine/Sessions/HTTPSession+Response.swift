@@ -145,6 +145,7 @@ extension HTTPSession {
             // A cookie names a configuration server (a runtime one has none): the immutable list,
             // read on this loop without a copy.
             let serverIndex = server.flatMap { s in backend?.configuredServers.firstIndex { $0 === s } }
+            scratch.answeringServer = server.map { ($0.config.id, $0.config.name) }
             switch rules.processResponse(responseParser.head, input: input, connection: connectionInfo, scratch: scratch,
                                          backend: backendStageRules, server: serverIndex) {
             case .forward:

@@ -96,6 +96,8 @@ final class LogFormatter {
     enum Sample {
         case source, sourcePort, destination, destinationPort
         case method, path, url, query, version, status
+        /// `capture.req.ver`: the request line's last word whole (`HTTP/1.1`).
+        case capturedVersion
         case constant(Bool)
         /// `str`, `int`, `env` (nil: not set).
         case literal(String?)
@@ -164,6 +166,9 @@ final class LogFormatter {
         case .requestVersion: .version
         case .status: .status
         case .constant(let b): .constant(b)
+        case .receivedRequestLine(.method): .method
+        case .receivedRequestLine(.uri): .url
+        case .receivedRequestLine(.version): .capturedVersion
         case .literalString(let text): .literal(text)
         case .literalInteger(let n): .literal(String(n))
         case .environment(let name): .literal(getenv(name).map { String(cString: $0) })
@@ -503,6 +508,7 @@ final class LogFormatter {
         case .path: value = requestWord(r, 1).map { String(LogFormatter.pathPart($0)) }
         case .query: value = requestWord(r, 1).flatMap { LogFormatter.queryPart($0).map { String($0.dropFirst()) } }
         case .version: value = requestWord(r, 2).map { $0.hasPrefix("HTTP/") ? String($0.dropFirst(5)) : String($0) }
+        case .capturedVersion: value = requestWord(r, 2).map(String.init)
         case .status: value = r.mode == .http && r.status > 0 ? String(r.status) : nil
         case .constant(let b): value = b ? "1" : "0"
         case .literal(let text): value = text
