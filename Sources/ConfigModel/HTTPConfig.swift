@@ -185,8 +185,8 @@ public enum SampleConverter: Hashable, Sendable {
     case bytes(offset: Int, length: Int?)
     /// `regsub(REGEX,SUBST[,FLAGS])`: each match (the first without `g`) replaced, `\N` groups.
     case regsub(regex: String, replacement: String, global: Bool, ignoreCase: Bool)
-    /// `json`: escaped for a JSON string (quotes, backslashes, control characters).
-    case json
+    /// `json([INPUT-CODE])`: escaped for a JSON string as HAProxy escapes it (`HTTPJSONEscape`).
+    case json(JSONInputCode)
     /// `add|sub|mul|div|mod|and|or|xor(N)`: integer arithmetic with a constant.
     case arithmetic(ArithmeticOperator, Int)
     /// `neg`, `bool` (not zero), `not` (zero), `odd`, `even`.
@@ -852,4 +852,14 @@ public enum RequestLinePart: String, Hashable, Sendable {
     case method = "capture.req.method"
     case uri = "capture.req.uri"
     case version = "capture.req.ver"
+}
+
+/// `json`'s input code: how bytes from 0x80 are read (HAProxy's names).
+public enum JSONInputCode: String, Hashable, Sendable, CaseIterable {
+    case ascii, utf8, utf8s, utf8p, utf8ps
+
+    /// `s`: a sequence that is not UTF-8 is dropped rather than failing the converter.
+    public var skipsErrors: Bool { self == .utf8s || self == .utf8ps }
+    /// `p`: overlong forms are taken.
+    public var permissive: Bool { self == .utf8p || self == .utf8ps }
 }

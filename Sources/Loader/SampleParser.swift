@@ -800,10 +800,10 @@ enum SampleParser {
             if let problem = regexProblem(args[0]) { throw ConfigError(nil, "converter 'regsub': invalid regex '\(args[0])': \(problem)") }
             return .regsub(regex: args[0], replacement: args[1], global: flags.contains("g"), ignoreCase: flags.contains("i"))
         case "json":
-            guard args.isEmpty || args == [""] || args == ["ascii"] || args == ["utf8"] else {
-                throw ConfigError(nil, "converter 'json': input code '\(args.joined(separator: ","))' is not supported yet (strata has ascii and utf8)")
+            guard args.count <= 1, let code = args.first.map({ $0.isEmpty ? .ascii : JSONInputCode(rawValue: $0) }) ?? .ascii else {
+                throw ConfigError(nil, "converter 'json': unknown input code '\(args.joined(separator: ","))' (expected \(KeywordLine.list(JSONInputCode.allCases.map(\.rawValue))))")
             }
-            return .json
+            return .json(code)
         case _ where SampleConverter.ArithmeticOperator(rawValue: name) != nil:
             guard args.count == 1 else { throw ConfigError(nil, "converter '\(name)' expects an integer: \(name)(N)") }
             guard let n = Int(args[0]) else {

@@ -1,4 +1,5 @@
 import Glibc
+import ConfigModel
 import Testing
 @testable import Engine
 
@@ -151,6 +152,42 @@ import Testing
                 }
                 #expect(decoded == expected[i], "slot \(i)")
             }
+        }
+    }
+
+    /// `json([INPUT-CODE])` escapes a client's bytes for a log or a header: HAProxy 2.6.12's own
+    /// answers on the same inputs, then random bytes: `ascii`, `utf8s` and `utf8ps` never fail and
+    /// always give printable ASCII with no bare quote.
+    @Test func jsonEscapesAsHAProxyAndAnyBytesStayPrintable() {
+        func run(_ bytes: [UInt8], _ code: JSONInputCode) -> String? {
+            HTTPJSONEscape.escape(bytes, code).map { String(decoding: $0, as: UTF8.self) }
+        }
+        let quote = Array("foo 1/2 \"q\" \\b <t>".utf8)
+        #expect(run(quote, .ascii) == "foo 1\\/2 \\\"q\\\" \\\\b <t>")
+        // A surrogate, a code point past U+10FFFF, a cut sequence, an overlong '/', a 4-byte one.
+        let cases: [([UInt8], [JSONInputCode: String?])] = [
+            ([0x78, 0xED, 0xA0, 0x80, 0x79], [.ascii: "x\\u00ed\\u00a0\\u0080y", .utf8: nil, .utf8s: "xy", .utf8p: nil, .utf8ps: "xy"]),
+            ([0x7A, 0xF4, 0x90, 0x80, 0x80, 0x77], [.utf8: nil, .utf8s: "zw", .utf8ps: "zw"]),
+            ([0x63, 0xC3, 0x64], [.utf8: nil, .utf8s: "cd"]),
+            ([0x65, 0xC0, 0xAF, 0x7A], [.utf8: nil, .utf8s: "ez", .utf8p: "e\\/z", .utf8ps: "e\\/z"]),
+            ([0x61, 0xF0, 0x9F, 0x98, 0x80, 0x62], [.utf8: nil, .utf8s: "ab"]),
+            ([0x6B, 0xE2, 0x82, 0xAC, 0x6D], [.ascii: "k\\u00e2\\u0082\\u00acm", .utf8: "k\\u20acm", .utf8ps: "k\\u20acm"]),
+            ([0x7F], [.ascii: "\\u007f", .utf8: "\\u007f"]),
+        ]
+        for (input, expected) in cases {
+            for (code, answer) in expected { #expect(run(input, code) == answer, "\(input) \(code)") }
+        }
+        var random = Random(state: 0x4A53_4F4E_0000_0001)
+        for _ in 0..<3000 {
+            let bytes = random.bytes(Array(0...255), count: random.below(64))
+            for code in [JSONInputCode.ascii, .utf8s, .utf8ps] {
+                guard let out = HTTPJSONEscape.escape(bytes, code) else { Issue.record("\(code) failed on \(bytes)"); continue }
+                #expect(out.allSatisfy { $0 >= 0x20 && $0 < 0x7F }, "\(code) \(bytes)")
+                // Every quote is escaped.
+                for (k, b) in out.enumerated() where b == 0x22 { #expect(k > 0 && out[k - 1] == 0x5C) }
+            }
+            _ = HTTPJSONEscape.escape(bytes, .utf8)
+            _ = HTTPJSONEscape.escape(bytes, .utf8p)
         }
     }
 }

@@ -235,7 +235,7 @@ final class HTTPConverterChain: @unchecked Sendable {
         case .debug(let prefix):
             debugLine(v, prefix: prefix)
             return v
-        case .json: return .bytes(String.jsonEscaped(text(v), escapingDelete: true))
+        case .json(let code): return HTTPJSONEscape.escape(text(v), code).map { .bytes($0) }
         case .arithmetic(let op, let operand):
             guard let n = integer(v) else { return nil }
             switch op {
