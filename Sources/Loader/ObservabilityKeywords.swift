@@ -74,8 +74,12 @@ extension KeywordReader {
         let (expression, fetch) = try SampleParser.expression(text, acl: false)
         // `%[ssl_fc_err,hex]` as in HAProxy's HTTPS format.
         let hexOfErrorCode = { if case .connectionError = expression.fetch { expression.converters == [.hex] } else { false } }()
-        if !expression.converters.allSatisfy(\.isCaseMapping) && !hexOfErrorCode {
-            throw ConfigError(nil, "'\(text)': a log line applies lower and upper only (other converters work in rules)")
+        let logConverters = expression.converters.allSatisfy { c in
+            if case .json = c { return true }
+            return c.isCaseMapping
+        }
+        if !logConverters && !hexOfErrorCode {
+            throw ConfigError(nil, "'\(text)': a log line applies lower, upper and json only (other converters work in rules)")
         }
         switch expression.fetch {
         case .source, .sourcePort, .destination, .destinationPort, .method, .path, .url, .query, .requestVersion,

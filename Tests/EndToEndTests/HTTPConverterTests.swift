@@ -142,6 +142,8 @@ import Testing
                 timeout server 10s
             frontend fe
                 bind 127.0.0.1:\(port)
+                log stdout format raw local0
+                log-format "jsonlog %[capture.req.uri,json(utf8s)] %[capture.req.method,lower,json]"
                 http-response set-header X-Server %[srv_name]/%[srv_id]
                 http-response set-header X-Served yes if { srv_id 2 }
                 default_backend app
@@ -154,6 +156,8 @@ import Testing
         let answer = try #require(client.get("/x"))
         // The second server line: id 2 (HAProxy numbers servers from 1 in their order).
         #expect(answer.head.lowercased().contains("x-server: first/2") && answer.head.lowercased().contains("x-served: yes"), "\(answer.head)")
+        // json in a log line: HAProxy's escaping (`/` too).
+        #expect(strata.waitForOutput("jsonlog \\/x get"), "\(strata.output.suffix(3))")
     }
 
     @Test func converterArgumentsTheyCannotTakeAreRefusedAtTheirLine() throws {

@@ -153,6 +153,6 @@ import Testing
                 bind 127.0.0.1:8080
                 log-format "%[src,hex]"
                 http-request deny
-            """) == ["test.cfg:4: 'src,hex': a log line applies lower and upper only (other converters work in rules)"])
+            """) == ["test.cfg:4: 'src,hex': a log line applies lower, upper and json only (other converters work in rules)"])
     }
 }

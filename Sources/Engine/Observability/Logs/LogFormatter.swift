@@ -532,7 +532,11 @@ final class LogFormatter {
                 switch c {
                 case .lower: v = v.lowercased()
                 case .upper: v = v.uppercased()
-                default: break  // the Loader lets only case mappings into a log format
+                case .json(let code):
+                    // JSON log lines: what cannot be escaped (not UTF-8, with `utf8`) prints as absent.
+                    guard let escaped = HTTPJSONEscape.escape(Array(v.utf8), code) else { return text(nil, flags) }
+                    v = String(decoding: escaped, as: UTF8.self)
+                default: break  // the Loader lets only case mappings and json into a log format
                 }
             }
             value = v
