@@ -113,6 +113,17 @@ final class SharedMap: @unchecked Sendable {
     /// Changes the entries: `change` gets them and a maker of new entry ids; the new snapshot is
     /// published before this returns. Returns what `change` returned.
     func update<R>(_ change: (inout [MapSnapshot.Entry], () -> UInt64) -> R) -> R {
+        rewrite(publishing: { _ in true }, change)
+    }
+
+    /// As `update`, publishing a new snapshot only when `change` returns true (it changed the
+    /// entries): a rule that sets what is already there costs a scan, not a new snapshot.
+    func updateIfChanged(_ change: (inout [MapSnapshot.Entry], () -> UInt64) -> Bool) {
+        _ = rewrite(publishing: { $0 }, change)
+    }
+
+    /// `change` on a copy of the entries under the lock, published when `publishing` says so.
+    private func rewrite<R>(publishing: (R) -> Bool, _ change: (inout [MapSnapshot.Entry], () -> UInt64) -> R) -> R {
         lock.withLock {
             var entries = current.entries
             var next = nextID
@@ -120,25 +131,11 @@ final class SharedMap: @unchecked Sendable {
                 defer { next += 1 }
                 return next
             }
-            nextID = next
-            publish(MapSnapshot(entries: entries, matches: matches))
-            return result
-        }
-    }
-
-    /// As `update`, publishing a new snapshot only when `change` returns true (it changed the
-    /// entries): a rule that sets what is already there costs a scan, not a new snapshot.
-    func updateIfChanged(_ change: (inout [MapSnapshot.Entry], () -> UInt64) -> Bool) {
-        lock.withLock {
-            var entries = current.entries
-            var next = nextID
-            let changed = change(&entries) {
-                defer { next += 1 }
-                return next
+            if publishing(result) {
+                nextID = next
+                publish(MapSnapshot(entries: entries, matches: matches))
             }
-            guard changed else { return }
-            nextID = next
-            publish(MapSnapshot(entries: entries, matches: matches))
+            return result
         }
     }
 
