@@ -154,10 +154,12 @@ import Testing
             #expect((times.first ?? 99) < 0.5, "\(times)")
             #expect((times.last ?? 0) > 1.5, "\(times)")
             // The window is whole seconds (HAProxy's freq_ctr): a second boundary may fall inside the
-            // burst and let in up to two seconds' worth early on, never more.
+            // burst and let in up to two seconds' worth early on, and one more whose answer the
+            // client read just before the boundary it was let in after (seen under ThreadSanitizer
+            // in CI: 9 within 0.86 s); without a limit all 12 come at once.
             // (Counted from the first answer: a loaded machine may start the clients late.)
             let first = times.first ?? 0
-            #expect(times.filter { $0 - first < 0.9 }.count <= 8, "\(times)")
+            #expect(times.filter { $0 - first < 0.9 }.count <= 9, "\(times)")
         }
     }
 }
