@@ -87,6 +87,7 @@ final class H2Connection: EventHandler {
         let global = frontend.generation.config.config.global
         settings = global.h2
         connectionCounters = frontend.counters
+        counters = H2CounterSink(loop: worker.h2Counters, proxy: frontend.counters.h2?[worker.loop.index])
         headerListLimit = global.bufferSize
         maxHeaders = global.maxHeaders
         lastActivity = worker.loop.now
@@ -100,14 +101,18 @@ final class H2Connection: EventHandler {
         timer.raw.pointee.data = Unmanaged.passUnretained(self).toOpaque()
     }
 
-    /// Counted for the process (the loop's block) and for the frontend.
-    var counters: H2CounterSink { H2CounterSink(loop: worker.h2Counters, proxy: connectionCounters.h2?[loop.index]) }
+    /// Counted for the process (the loop's block) and for the frontend (made once, not at
+    /// every frame).
+    private(set) var counters: H2CounterSink
 
     /// Starts serving: SETTINGS go out first, then `preface` (bytes an HTTP/1 connection had
     /// already read) is taken as the client's first bytes.
     func start(counted: Bool, countedOn: CounterSet? = nil, preface: [UInt8] = []) {
         selfRetain = Unmanaged.passRetained(self)
-        if let countedOn { connectionCounters = countedOn }
+        if let countedOn {
+            connectionCounters = countedOn
+            counters = H2CounterSink(loop: worker.h2Counters, proxy: countedOn.h2?[loop.index])
+        }
         if !counted {
             connectionCounters.sessionStarted(on: loop)
             worker.sessionStarted()
